@@ -12,7 +12,7 @@ import sys
 import time
 
 from gpu_catalog.offers import cloud_offers
-from orchestrator.cli.simulate import _owned_offer
+from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.simulate.engine import SimSettings, local_cards, simulate
 from orchestrator.simulate.trace import generate
 
@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = generate(args.jobs, seed=0)
-    cards, clouds = local_cards(args.local, _owned_offer), list(cloud_offers()[0])
+    cards, clouds = local_cards(args.local, simulated_owned_offer), list(cloud_offers()[0])
     start = time.perf_counter()
     summary, decisions = simulate(rows, cards, clouds, SimSettings(policy=args.policy, seed=0))
     seconds = time.perf_counter() - start

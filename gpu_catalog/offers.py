@@ -8,37 +8,16 @@ import csv
 import functools
 import os
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
-from gpu_catalog.gpus import DATA_DIR, GPU, get_gpu
+from gpu_catalog.gpus import DATA_DIR, get_gpu
+from gpu_catalog.offer import Offer
+from gpu_catalog.skypilot_catalog import read_catalog_dir
 
-LOCAL_PROVIDER = "local"
-SSH_POOL_PROVIDER = "ssh"  # the user's own cards on other machines, launched through SkyPilot's SSH node pools
-MIN_PLAUSIBLE_PRICE_PER_HOUR = 0.05  # below this a row is a placeholder (mithril lists an A100 at $0.01/h)
-MAX_PLAUSIBLE_PRICE_PER_HOUR = 100.0  # no single GPU rents for more
+MIN_PLAUSIBLE_USD_PER_HOUR = 0.05  # below this a row is a placeholder (mithril lists an A100 at $0.01/h)
+MAX_PLAUSIBLE_USD_PER_HOUR = 100.0  # no single GPU rents for more
 PLACEHOLDER_FRACTION_OF_MEDIAN = 0.1  # a price under a tenth of the GPU's on-demand median is a placeholder
 MIN_OFFERS_FOR_MEDIAN_RULE = 3
-
-
-@dataclass(frozen=True)
-class Offer:
-    """One way to get one GPU for an hour. Local cards are offers too, priced by the owned-hardware cost model."""
-
-    gpu: GPU
-    provider: str
-    region: str
-    spot: bool
-    price_per_hour: float
-    source: str
-    instance_type: str = ""
-    accelerator: str = ""  # the provider's own name for the GPU, as SkyPilot requests it (A100-80GB, RTX6000-Ada)
-    free_vram_gib: float | None = None  # local cards NVML sees: memory other processes leave free
-    device_index: int | None = None  # local cards NVML sees: the CUDA device index
-
-    @property
-    def is_local(self) -> bool:
-        return self.provider == LOCAL_PROVIDER
 
 
 def reference_offers(path: Path = DATA_DIR / "reference_offers.csv") -> list[Offer]:
@@ -50,10 +29,10 @@ def reference_offers(path: Path = DATA_DIR / "reference_offers.csv") -> list[Off
             source = f"{row['source']} (as of {row['as_of']})"
             common = dict(gpu=gpu, provider=row["provider"], region=row["region"], instance_type=row["instance_type"],
                           accelerator=row["accelerator"])
-            offers.append(Offer(**common, spot=False, price_per_hour=float(row["price_per_hour"]), source=source))
-            if row["spot_price_per_hour"]:
-                spot_price = float(row["spot_price_per_hour"])
-                offers.append(Offer(**common, spot=True, price_per_hour=spot_price, source=source))
+            offers.append(Offer(**common, spot=False, usd_per_hour=float(row["usd_per_hour"]), source=source))
+            if row["spot_usd_per_hour"]:
+                spot_price = float(row["spot_usd_per_hour"])
+                offers.append(Offer(**common, spot=True, usd_per_hour=spot_price, source=source))
     return offers
 
 
@@ -74,14 +53,14 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
     on_demand: dict[str, list[float]] = {}
     for offer in offers:
         if not offer.spot:
-            on_demand.setdefault(offer.gpu.name, []).append(offer.price_per_hour)
+            on_demand.setdefault(offer.gpu.name, []).append(offer.usd_per_hour)
     kept, dropped = [], []
     for offer in offers:
         prices = on_demand.get(offer.gpu.name, [])
-        floor = MIN_PLAUSIBLE_PRICE_PER_HOUR
+        floor = MIN_PLAUSIBLE_USD_PER_HOUR
         if len(prices) >= MIN_OFFERS_FOR_MEDIAN_RULE:
             floor = max(floor, PLACEHOLDER_FRACTION_OF_MEDIAN * statistics.median(prices))
-        plausible = floor <= offer.price_per_hour <= MAX_PLAUSIBLE_PRICE_PER_HOUR
+        plausible = floor <= offer.usd_per_hour <= MAX_PLAUSIBLE_USD_PER_HOUR
         (kept if plausible or offer.is_local else dropped).append(offer)
     return kept, dropped
 
@@ -89,8 +68,6 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
 @functools.cache
 def cloud_offers() -> tuple[tuple[Offer, ...], tuple[Offer, ...]]:
     """(kept, dropped) cloud offers. A provider found in a SkyPilot catalog replaces its reference rows."""
-    from gpu_catalog.skypilot_catalog import read_catalog_dir
-
     catalog_offers = [offer for d in skypilot_catalog_dirs() for offer in read_catalog_dir(d)]
     catalog_providers = {o.provider for o in catalog_offers}
     curated = [o for o in reference_offers() if o.provider not in catalog_providers]
@@ -103,6 +80,6 @@ def cheapest_offers(offers: list[Offer]) -> list[Offer]:
     best: dict[tuple, Offer] = {}
     for offer in offers:
         key = (offer.gpu.name, offer.spot)
-        if key not in best or offer.price_per_hour < best[key].price_per_hour:
+        if key not in best or offer.usd_per_hour < best[key].usd_per_hour:
             best[key] = offer
     return list(best.values())

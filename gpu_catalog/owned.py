@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, get_gpu
+from gpu_catalog.offer import LOCAL_PROVIDER, Offer
 
 HOURS_PER_YEAR = 24 * 365
 COST_POLICIES = ("amortized", "marginal")
@@ -51,7 +52,7 @@ class OwnedCard:
     ssh_pool: str | None = None  # on another machine, through SkyPilot's SSH node pools; None: this machine
     accelerator: str | None = None
 
-    def price_per_hour(self, policy: str, electricity_usd_per_kwh: float, pue: float) -> float:
+    def usd_per_hour(self, policy: str, electricity_usd_per_kwh: float, pue: float) -> float:
         """$ per hour of training: electricity always; with `amortized`, also the purchase over the busy hours."""
         power_kw = (self.power_w + self.host_power_w) / 1000 * pue
         energy_usd = power_kw * electricity_usd_per_kwh
@@ -69,8 +70,22 @@ class OwnedHardware:
     cost_policy: str = "amortized"
     source: str = "defaults (no hardware file)"
 
-    def price_per_hour(self, card: OwnedCard, policy: str | None = None) -> float:
-        return card.price_per_hour(policy or self.cost_policy, self.electricity_usd_per_kwh, self.pue)
+    def usd_per_hour(self, card: OwnedCard, policy: str | None = None) -> float:
+        return card.usd_per_hour(policy or self.cost_policy, self.electricity_usd_per_kwh, self.pue)
+
+
+def owned_offer(card: OwnedCard, hardware: OwnedHardware, policy: str | None, source: str,
+                provider: str = LOCAL_PROVIDER, region: str = "local", **details) -> Offer:
+    """The one place an owned card becomes an Offer: priced by the cost model, under the chosen policy."""
+    return Offer(gpu=card.gpu, provider=provider, region=region, spot=False,
+                 usd_per_hour=hardware.usd_per_hour(card, policy), source=source, **details)
+
+
+def simulated_owned_offer(gpu: GPU) -> Offer:
+    """An owned card for a simulation: the hardware file's card when declared, else the street price."""
+    hardware = load_owned_hardware()
+    card = next((c for c in hardware.cards if c.gpu.name == gpu.name), None) or default_card(gpu)
+    return owned_offer(card, hardware, None, "simulated owned card")
 
 
 def hardware_file() -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 
 MIB_PER_GIB = 1024
 REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region"}
@@ -75,5 +75,5 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
                 for spot, column in ((False, "Price"), (True, "SpotPrice")):
                     price = _price(row.get(column))
                     if price is not None:
-                        offers.append(Offer(**common, spot=spot, price_per_hour=price))
+                        offers.append(Offer(**common, spot=spot, usd_per_hour=price))
     return offers

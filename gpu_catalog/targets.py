@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from gpu_catalog.local import LocalGPU, detect_gpus, local_offers
-from gpu_catalog.offers import Offer, cloud_offers
+from gpu_catalog.offer import Offer
+from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import OwnedHardware, load_owned_hardware
 
 

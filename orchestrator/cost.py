@@ -9,7 +9,8 @@ Face Hub at ~150 MB/s; a local run starts in ~30 s and reads the cached checkpoi
 from dataclasses import dataclass
 
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
+from gpu_catalog.units import usd_per_million_tokens
 from orchestrator.estimator.fit import Fit
 
 CLOUD_PROVISION_S = {False: 300.0, True: 420.0}  # keyed by spot
@@ -57,8 +58,8 @@ def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: i
         tokens_per_s=tokens_per_s,
         hours=hours,
         startup_hours=startup,
-        cost_usd=hours * offer.price_per_hour,
-        usd_per_million_tokens=offer.price_per_hour / (tokens_per_s * 3600) * 1e6,
+        cost_usd=hours * offer.usd_per_hour,
+        usd_per_million_tokens=usd_per_million_tokens(offer.usd_per_hour, tokens_per_s),
         basis=fit.speed.basis,
         micro_batch=fit.settings.micro_batch,
         grad_accum=fit.settings.grad_accum,

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate, estimate_on_offer
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
 from orchestrator.estimator.settings import settings_from_job
-from orchestrator.jobspec import JobSpec
+from trainer.config import JobConfig
 
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
@@ -57,7 +57,7 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Plan:
-    spec: JobSpec
+    spec: JobConfig
     policy: PlanPolicy
     train_tokens: int
     options: tuple[Option, ...]
@@ -87,7 +87,7 @@ def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy
     return None
 
 
-def job_fit(spec: JobSpec, model: ModelShape, gpu, calibration: Calibration, cache: dict[str, Fit]) -> Fit:
+def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, cache: dict[str, Fit]) -> Fit:
     """Auto-fit of one job on one GPU model, kept in `cache` by GPU name: the planner and the scheduling policy ask
     for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
     if gpu.name not in cache:
@@ -96,7 +96,7 @@ def job_fit(spec: JobSpec, model: ModelShape, gpu, calibration: Calibration, cac
     return cache[gpu.name]
 
 
-def plan(spec: JobSpec, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
+def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
          calibration: Calibration = NO_CALIBRATION, fit_cache: dict[str, Fit] | None = None) -> Plan:
     """Rank every offer for the job. Auto-fit runs once per GPU model (`fit_cache`, when given, keeps the fits of
     one job shape across calls: the simulator plans the same shapes again and again); each offer then only adds its

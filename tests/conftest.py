@@ -7,7 +7,8 @@ import pytest
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer, cloud_offers
+from gpu_catalog.offer import Offer
+from gpu_catalog.offers import cloud_offers
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CATALOG = REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8"
@@ -42,6 +43,6 @@ def make_model(n_layers=32, hidden=4096, n_heads=32, n_kv_heads=8, intermediate=
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
 
 
-def make_offer(gpu=None, provider="testcloud", price_per_hour=1.0, spot=False, region="r1", **overrides) -> Offer:
-    return Offer(gpu=gpu or make_gpu(), provider=provider, region=region, spot=spot, price_per_hour=price_per_hour,
+def make_offer(gpu=None, provider="testcloud", usd_per_hour=1.0, spot=False, region="r1", **overrides) -> Offer:
+    return Offer(gpu=gpu or make_gpu(), provider=provider, region=region, spot=spot, usd_per_hour=usd_per_hour,
                  source="test", **overrides)

@@ -5,7 +5,7 @@ import json
 import yaml
 from typer.testing import CliRunner
 
-from benchmarks.results import ResultStore
+from orchestrator.bench.results import ResultStore
 from orchestrator.cli.main import app
 from tests.trainer_helpers import TINY_DATA
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks.calibrate import calibrate, errors, fit
+from orchestrator.bench.calibrate import calibrate, errors, fit
 from orchestrator.estimator.calibration import NO_CALIBRATION, load_calibration
 from tests.bench_fixtures import TRUTH, synthetic_rows
 

@@ -31,7 +31,7 @@ def test_catalog_gpus_json():
 def test_catalog_offers_filters_by_gpu_and_spot():
     offers = json_of("catalog", "offers", "--gpu", "a100-80gb", "--spot")
     assert offers and all(o["gpu"] == "A100 80GB" and o["spot"] for o in offers)
-    assert [o["price_per_hour"] for o in offers] == sorted(o["price_per_hour"] for o in offers)
+    assert [o["usd_per_hour"] for o in offers] == sorted(o["usd_per_hour"] for o in offers)
 
 
 def test_catalog_local_lists_the_cpu_without_a_gpu():
@@ -57,11 +57,11 @@ def test_estimate_auto_fit_reports_a_choice():
 def test_plan_json_contract():
     plan = json_of("plan", QLORA_JOB, "--budget", "20")
     assert plan["chosen"] == plan["options"][0]
-    option_keys = {"gpu", "provider", "region", "spot", "price_per_hour", "vram_gib", "tokens_per_s", "est_hours",
+    option_keys = {"gpu", "provider", "region", "spot", "usd_per_hour", "vram_gib", "tokens_per_s", "est_hours",
                    "est_cost_usd"}
     assert option_keys <= set(plan["chosen"])
     assert all(option_keys | {"reason"} <= set(r) for r in plan["rejected"] if r["kind"] != "memory")
-    assert all({"gpu", "provider", "price_per_hour", "vram_gib", "reason"} <= set(r) for r in plan["rejected"])
+    assert all({"gpu", "provider", "usd_per_hour", "vram_gib", "reason"} <= set(r) for r in plan["rejected"])
     assert all(o["est_cost_usd"] <= 20 for o in plan["options"])
 
 

@@ -12,15 +12,15 @@ def test_reference_rows_have_positive_prices_dates_and_sources():
         rows = list(csv.DictReader(f))
     assert {"aws", "gcp", "azure", "runpod"} <= {r["provider"] for r in rows}
     for row in rows:
-        assert float(row["price_per_hour"]) > 0 and row["as_of"] and row["source"], row
-        if row["spot_price_per_hour"]:
-            assert 0 < float(row["spot_price_per_hour"]) < float(row["price_per_hour"]), row
+        assert float(row["usd_per_hour"]) > 0 and row["as_of"] and row["source"], row
+        if row["spot_usd_per_hour"]:
+            assert 0 < float(row["spot_usd_per_hour"]) < float(row["usd_per_hour"]), row
     assert len(reference_offers()) >= len(rows)  # every row resolves to a catalog GPU
 
 
 def test_skypilot_catalog_single_gpu_rows_only():
     offers = read_catalog_dir(SHARED_CATALOG)
-    assert offers and all(o.price_per_hour > 0 for o in offers)
+    assert offers and all(o.usd_per_hour > 0 for o in offers)
     # mithril sells H100 and H200 only as 8-GPU nodes, and A100 also as one GPU
     mithril = {o.gpu.family for o in offers if o.provider == "mithril"}
     assert mithril == {"A100"}
@@ -40,15 +40,15 @@ def test_a_zero_spot_price_means_no_spot_offer():
 
 def test_placeholder_prices_are_dropped():
     gpu = make_gpu()
-    offers = [make_offer(gpu, price_per_hour=p) for p in (2.0, 2.2, 1.8, 0.01, 0.15)]
+    offers = [make_offer(gpu, usd_per_hour=p) for p in (2.0, 2.2, 1.8, 0.01, 0.15)]
     kept, dropped = split_plausible(offers)
-    assert sorted(o.price_per_hour for o in dropped) == [0.01, 0.15]
+    assert sorted(o.usd_per_hour for o in dropped) == [0.01, 0.15]
     assert len(kept) == 3
 
 
 def test_without_enough_offers_only_the_absolute_floor_applies():
     gpu = make_gpu()
-    kept, dropped = split_plausible([make_offer(gpu, price_per_hour=0.14), make_offer(gpu, price_per_hour=3.0)])
+    kept, dropped = split_plausible([make_offer(gpu, usd_per_hour=0.14), make_offer(gpu, usd_per_hour=3.0)])
     assert len(kept) == 2 and not dropped
 
 
@@ -56,7 +56,7 @@ def test_cloud_offers_merge_catalog_and_reference_table():
     kept, dropped = cloud_offers()
     providers = Counter(o.provider for o in kept)
     assert {"lambda", "vast", "aws", "gcp", "azure", "runpod"} <= set(providers)
-    assert all(o.price_per_hour >= 0.05 for o in kept)
+    assert all(o.usd_per_hour >= 0.05 for o in kept)
     assert any(o.provider == "mithril" for o in dropped)  # the $0.01/h A100 placeholder rows are reported
 
 
@@ -69,5 +69,5 @@ def test_a_provider_in_the_skypilot_catalog_replaces_its_reference_rows(tmp_path
     monkeypatch.setenv("ORCH_SKY_CATALOGS", str(tmp_path / "v8"))
     cloud_offers.cache_clear()
     aws = [o for o in cloud_offers()[0] if o.provider == "aws"]
-    assert {(o.gpu.name, o.price_per_hour, o.region) for o in aws} == {("A10G", 0.999, "us-west-2"),
+    assert {(o.gpu.name, o.usd_per_hour, o.region) for o in aws} == {("A10G", 0.999, "us-west-2"),
                                                                        ("A10G", 0.3, "us-west-2")}

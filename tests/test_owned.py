@@ -1,8 +1,8 @@
 import pytest
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import get_gpu
-from gpu_catalog.local import LocalGPU, cpu_gpu, gpu_from_device_name, local_offers
+from gpu_catalog.gpus import cpu_gpu, get_gpu, gpu_from_device_name
+from gpu_catalog.local import LocalGPU, local_offers
 from gpu_catalog.owned import HOURS_PER_YEAR, OwnedCard, load_owned_hardware
 
 HARDWARE = """
@@ -32,20 +32,20 @@ def test_amortized_and_marginal_prices(tmp_path, monkeypatch):
     card = hardware.cards[0]
     electricity = 0.5 * 0.20  # (400 + 100) W at $0.20/kWh
     purchase = 1752 / (2 * HOURS_PER_YEAR * 0.5)  # $0.20 per busy hour
-    assert hardware.price_per_hour(card, "marginal") == pytest.approx(electricity)
-    assert hardware.price_per_hour(card, "amortized") == pytest.approx(electricity + purchase)
+    assert hardware.usd_per_hour(card, "marginal") == pytest.approx(electricity)
+    assert hardware.usd_per_hour(card, "amortized") == pytest.approx(electricity + purchase)
 
 
 def test_lower_utilization_makes_each_hour_dearer():
     gpu = get_gpu("RTX 3090")
-    busy = OwnedCard(gpu, 1, 1500, 4, 0.6, 350, 100).price_per_hour("amortized", 0.15, 1.0)
-    idle = OwnedCard(gpu, 1, 1500, 4, 0.1, 350, 100).price_per_hour("amortized", 0.15, 1.0)
+    busy = OwnedCard(gpu, 1, 1500, 4, 0.6, 350, 100).usd_per_hour("amortized", 0.15, 1.0)
+    idle = OwnedCard(gpu, 1, 1500, 4, 0.1, 350, 100).usd_per_hour("amortized", 0.15, 1.0)
     assert idle > busy
 
 
 def test_pue_scales_electricity():
     card = OwnedCard(get_gpu("RTX 3090"), 1, 0, 4, 0.5, 400, 100)
-    assert card.price_per_hour("marginal", 0.1, 1.5) == pytest.approx(1.5 * card.price_per_hour("marginal", 0.1, 1))
+    assert card.usd_per_hour("marginal", 0.1, 1.5) == pytest.approx(1.5 * card.usd_per_hour("marginal", 0.1, 1))
 
 
 def test_no_file_means_defaults(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_declared_cards_and_the_cpu_are_local_offers(tmp_path, monkeypatch):
     write_hardware(tmp_path, monkeypatch)
     offers = local_offers(load_owned_hardware(), detected=[])
     assert [o.gpu.name for o in offers] == ["RTX 4090", "CPU"]
-    assert all(o.is_local and o.price_per_hour > 0 for o in offers)
+    assert all(o.is_local and o.usd_per_hour > 0 for o in offers)
 
 
 def test_a_detected_card_carries_its_free_memory_and_uses_the_declared_price(tmp_path, monkeypatch):
@@ -80,7 +80,7 @@ def test_a_detected_card_carries_its_free_memory_and_uses_the_declared_price(tmp
     cards = [o for o in offers if o.gpu.name == "RTX 4090"]
     assert len(cards) == 2  # two cards seen, no third for the declaration
     assert all(o.free_vram_gib == pytest.approx(3.99) for o in cards)
-    assert cards[0].price_per_hour == pytest.approx(hardware.price_per_hour(hardware.cards[0]))
+    assert cards[0].usd_per_hour == pytest.approx(hardware.usd_per_hour(hardware.cards[0]))
 
 
 @pytest.mark.parametrize("device_name, vram_gib, expected", [

@@ -5,12 +5,12 @@ import pytest
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import get_gpu
 from gpu_catalog.models import get_model
-from orchestrator.jobspec import jobspec_from_dict
+from orchestrator.job import job_from_dict
 from orchestrator.planner import PlanPolicy, plan
 from tests.conftest import make_offer
 
 MODEL = get_model("Llama-3.1-8B")
-JOB = jobspec_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000,
+JOB = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000,
                          "micro_batch": 4, "grad_accum": 4})
 A100, H100, T4 = get_gpu("A100 80GB"), get_gpu("H100 SXM"), get_gpu("T4")
 
@@ -33,11 +33,11 @@ def test_estimates_add_start_up_to_training_time():
     option = run([make_offer(A100)]).chosen
     e = option.estimate
     assert e.hours == pytest.approx(20_000_000 / e.tokens_per_s / 3600 + e.startup_hours)
-    assert e.cost_usd == pytest.approx(e.hours * option.offer.price_per_hour)
+    assert e.cost_usd == pytest.approx(e.hours * option.offer.usd_per_hour)
 
 
 def test_over_budget_is_rejected_with_the_amount():
-    result = run([make_offer(A100, price_per_hour=50.0)], budget_usd=5.0)
+    result = run([make_offer(A100, usd_per_hour=50.0)], budget_usd=5.0)
     assert result.chosen is None
     (rejected,) = result.rejected
     assert rejected.kind == "budget" and rejected.reason.startswith("over budget: $") and "> $5.00" in rejected.reason
@@ -70,18 +70,18 @@ def test_providers_and_spot_filters():
 
 
 def test_cpu_is_only_for_tiny_jobs():
-    from gpu_catalog.local import cpu_gpu
+    from gpu_catalog.gpus import cpu_gpu
 
     result = run([make_offer(cpu_gpu(), "local", 0.01)], spec=dataclasses.replace(JOB, model="x", method="lora"),
                  budget_usd=1e9)
     assert result.rejected[0].kind in ("cpu", "memory")
-    tiny = jobspec_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000})
+    tiny = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000})
     small = plan(tiny, get_model("orch/tiny-llama"), [make_offer(cpu_gpu(), "local", 0.01)], PlanPolicy(1.0))
     assert small.chosen is not None and small.chosen.estimate.hours < 1
 
 
 def test_the_plan_leaves_its_inputs_unchanged():
-    offers = [make_offer(A100), make_offer(T4, price_per_hour=0.2)]
+    offers = [make_offer(A100), make_offer(T4, usd_per_hour=0.2)]
     before = list(offers)
     run(offers)
     assert offers == before

@@ -5,7 +5,7 @@ import math
 
 from gpu_catalog.gpus import get_gpu
 from gpu_catalog.models import get_model
-from orchestrator.jobspec import jobspec_from_dict
+from orchestrator.job import job_from_dict
 from orchestrator.schedule.policy import (
     DEADLINE_SAFETY_FACTOR,
     MAX_WAIT_WITHOUT_DEADLINE_H,
@@ -16,8 +16,8 @@ from orchestrator.schedule.policy import (
 from tests.conftest import make_offer
 
 MODEL = get_model("Llama-3.1-8B")
-SPEC = jobspec_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000})
-RTX4090 = make_offer(get_gpu("RTX 4090"), provider="local", price_per_hour=0.25)
+SPEC = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000})
+RTX4090 = make_offer(get_gpu("RTX 4090"), provider="local", usd_per_hour=0.25)
 CLOUD = [make_offer(get_gpu("A100 80GB"), "lambda", 1.5), make_offer(get_gpu("A100 80GB"), "vast", 0.6, spot=True),
          make_offer(get_gpu("H100 SXM"), "lambda", 3.0)]
 

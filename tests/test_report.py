@@ -2,7 +2,7 @@
 
 import base64
 
-from benchmarks.report import write_report
+from orchestrator.bench.report import write_report
 from tests.bench_fixtures import synthetic_rows
 from tests.conftest import REPO
 

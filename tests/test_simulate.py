@@ -6,8 +6,8 @@ import json
 from typer.testing import CliRunner
 
 from gpu_catalog.offers import cloud_offers
+from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli.main import app
-from orchestrator.cli.simulate import _owned_offer
 from orchestrator.simulate.engine import POLICIES, SimSettings, local_cards, simulate
 from orchestrator.simulate.trace import COLUMNS, generate
 
@@ -16,7 +16,8 @@ TRACE = generate(300, seed=7, rate_per_h=3.0)
 
 
 def run(policy="hybrid", seed=0, local="2x RTX4090, 1x A6000"):
-    return simulate(TRACE, local_cards(local, _owned_offer), list(cloud_offers()[0]), SimSettings(policy, seed))
+    cards = local_cards(local, simulated_owned_offer)
+    return simulate(TRACE, cards, list(cloud_offers()[0]), SimSettings(policy, seed))
 
 
 def test_the_same_seed_gives_the_same_simulation():

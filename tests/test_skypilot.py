@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gpu_catalog.models import get_model
 from gpu_catalog.offers import cloud_offers
 from orchestrator.cli.main import app
-from orchestrator.jobspec import load_jobspec
+from orchestrator.job import load_job
 from orchestrator.planner import PlanPolicy, plan
 from tests.conftest import REPO, SHARED_CATALOG
 
@@ -48,7 +48,7 @@ def sky(tmp_path_factory):
 
 def planned(allow_spot=True, budget=20.0):
     cloud_offers.cache_clear()
-    spec = load_jobspec(QLORA_JOB)
+    spec = load_job(QLORA_JOB)
     model = get_model(spec.model)
     offers = [o for o in cloud_offers()[0] if o.provider in OFFLINE_CLOUDS]
     result = plan(spec, model, offers, PlanPolicy(budget_usd=budget, allow_spot=allow_spot))
@@ -73,7 +73,7 @@ def test_skypilots_optimizer_picks_the_gpu_orch_planned(sky, allow_spot):
     sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=True)
     best = task.best_resources
     assert str(best.cloud).lower() == offer.provider
-    assert best.get_cost(3600) == pytest.approx(offer.price_per_hour)
+    assert best.get_cost(3600) == pytest.approx(offer.usd_per_hour)
     assert best.use_spot == offer.spot
 
 
@@ -123,10 +123,10 @@ def test_an_ssh_node_pool_card_becomes_an_ssh_infra_task(sky, tmp_path, monkeypa
     hardware = tmp_path / "hardware.yaml"
     hardware.write_text("cards:\n  - gpu: RTX 4090\n    ssh_pool: lab\n")
     monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
-    spec = load_jobspec(QLORA_JOB)
+    spec = load_job(QLORA_JOB)
     offers = [o for o in local_offers(load_owned_hardware(), []) if o.provider == "ssh"]
     chosen = plan(spec, get_model(spec.model), offers, PlanPolicy(budget_usd=100)).chosen
-    assert chosen.offer.price_per_hour > 0  # priced by orch's owned-hardware model, not SkyPilot's $0
+    assert chosen.offer.usd_per_hour > 0  # priced by orch's owned-hardware model, not SkyPilot's $0
     task = build_task(spec, QLORA_JOB, chosen, 100.0, "r-ssh", get_model(spec.model).params, tmp_path)
     config = task.to_yaml_config()
     assert config["resources"]["infra"] == "ssh/lab" and config["resources"]["accelerators"] == {"RTX4090": 1}

@@ -32,7 +32,7 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"dataset": "missing.jsonl"}, "dataset file 'missing.jsonl' not found"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
-    ({"price_per_hour": 1.0}, "needs both `price_per_hour` and `budget_usd`"),
+    ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
 ])
 def test_unrunnable_configs_fail_before_any_work(tmp_path, capsys, changes, message):

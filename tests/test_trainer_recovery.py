@@ -66,7 +66,7 @@ def test_sigterm_saves_a_usable_checkpoint_and_says_preempted(tmp_path):
 
 def test_budget_stop_saves_and_stops_before_the_cap(tmp_path):
     # at $36/h a cent buys one second of training: some steps run, then the next would pass the cap
-    job, output = write_job(tmp_path, max_steps=10_000, price_per_hour=36.0, budget_usd=0.01), tmp_path / "out"
+    job, output = write_job(tmp_path, max_steps=10_000, usd_per_hour=36.0, budget_usd=0.01), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 4
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "budget_stopped" and 0 < metrics["steps"] < 10_000

@@ -1,7 +1,7 @@
 """The job YAML: one schema for the trainer and for `orch plan`, with every key's default.
 
 It lives with the trainer because the trainer must stand alone (a config in, metrics.json out, nothing imported from
-orchestrator/); orchestrator.jobspec reads jobs through it, so the two can never disagree on a key. Validated before
+orchestrator/); orchestrator.job reads jobs through it, so the two can never disagree on a key. Validated before
 any work starts, with every problem reported at once. Plain Python: importing it loads no torch.
 """
 
@@ -29,7 +29,7 @@ class ConfigError(UserError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class JobConfig:
     model: str
     method: str
     seq_len: int
@@ -67,7 +67,7 @@ class TrainConfig:
     timing_warmup_steps: int = 1  # steps left out of tokens/s and step time: allocation, kernel selection, compile
     num_workers: int = 0
     merge_adapter: bool = False
-    price_per_hour: float | None = None  # with budget_usd: stop, with a checkpoint, before the spend passes the cap
+    usd_per_hour: float | None = None  # with budget_usd: stop, with a checkpoint, before the spend passes the cap
     budget_usd: float | None = None
     seed: int = 0
 
@@ -88,14 +88,14 @@ class TrainConfig:
                           "Add `dataset_tokens: N` (tokens in one epoch) or `train_tokens: N` to the job.")
 
 
-_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+_TYPES = {f.name: f.type for f in fields(JobConfig)}
 _INT_KEYS = {k for k, t in _TYPES.items() if t in (int, int | None)} - set(CHOICES)
 _FLOAT_KEYS = {k for k, t in _TYPES.items() if t in (float, float | None)}
 _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "price_per_hour"}
+             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour"}
 
 
 def _problems(raw: dict) -> list[str]:
@@ -136,7 +136,7 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
-def config_from_dict(raw: dict, name: str = "job") -> TrainConfig:
+def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
     problems = _problems(raw)
@@ -148,7 +148,7 @@ def config_from_dict(raw: dict, name: str = "job") -> TrainConfig:
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(target_modules=targets)
     values.setdefault("name", name)
-    return TrainConfig(**values)
+    return JobConfig(**values)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -159,7 +159,7 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), yaml.safe_load(value)
 
 
-def dataset_path(config: TrainConfig, base_dir: Path) -> Path | None:
+def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
     """The dataset as a local file (relative to the job file's folder), or None for a hub id."""
     if config.dataset is None:
         return None
@@ -167,7 +167,7 @@ def dataset_path(config: TrainConfig, base_dir: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[TrainConfig, Path]:
+def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:
     """(config, the folder the file is in, against which relative dataset paths resolve)."""
     path = Path(path)
     if not path.is_file():

@@ -25,9 +25,10 @@ import torch
 
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
+from gpu_catalog.units import usd_for
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, split_eval, step_loader
-from trainer.config import ConfigError, TrainConfig, dataset_path
+from trainer.config import ConfigError, JobConfig, dataset_path
 from trainer.model import check_quantizable, load_model, resolve_precision
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.progress import Progress
@@ -52,7 +53,7 @@ class Prepared:
 
 
 class FineTune:
-    def __init__(self, config: TrainConfig, output_dir: Path, base_dir: Path = Path("."), resume: str = "never",
+    def __init__(self, config: JobConfig, output_dir: Path, base_dir: Path = Path("."), resume: str = "never",
                  auto_fit: bool = False, device: torch.device | None = None):
         self.config, self.output_dir, self.base_dir = config, Path(output_dir), base_dir
         self.auto_fit = auto_fit
@@ -80,8 +81,8 @@ class FineTune:
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
             problems.append(f"{self.output_dir} holds checkpoints of an earlier run: pass --resume auto to continue "
                             "it, or choose another --output")
-        if (config.budget_usd is None) != (config.price_per_hour is None):
-            problems.append("a budget stop needs both `price_per_hour` and `budget_usd`")
+        if (config.budget_usd is None) != (config.usd_per_hour is None):
+            problems.append("a budget stop needs both `usd_per_hour` and `budget_usd`")
         if config.attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             problems.append("attention flash_attention_2 needs the flash-attn package (and a GPU): pip install "
                             "flash-attn, or use attention: sdpa")
@@ -163,13 +164,13 @@ class FineTune:
         metrics.write_json_atomic(self.output_dir / "metrics.json", result)
         return result
 
-    def _oom_attempt(self, config: TrainConfig) -> dict:
+    def _oom_attempt(self, config: JobConfig) -> dict:
         peak = metrics.peak_memory(self.device)
         return {"micro_batch": config.micro_batch, "grad_accum": config.grad_accum, "seq_len": config.seq_len,
                 "grad_ckpt": config.grad_ckpt is True, "peak_vram_gib": peak}
 
     @staticmethod
-    def _smaller(config: TrainConfig) -> TrainConfig | None:
+    def _smaller(config: JobConfig) -> JobConfig | None:
         """Half the micro-batch with twice the accumulation; at micro-batch 1, checkpointing; then nothing."""
         if config.micro_batch > 1:
             return dataclasses.replace(config, micro_batch=config.micro_batch // 2, grad_accum=config.grad_accum * 2)
@@ -180,7 +181,7 @@ class FineTune:
     def _on_sigterm(self, signum, frame) -> None:
         self.stop_reason = "preempted"
 
-    def _train(self, config: TrainConfig, prepared: Prepared, attempts: list[dict]) -> dict:
+    def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
@@ -264,7 +265,7 @@ class FineTune:
         return self._metrics(status, state, config, prepared, model, step_times, timed_tokens, sampler_result,
                              total_steps)
 
-    def _over_budget(self, config: TrainConfig, state: dict, session_start: float) -> bool:
+    def _over_budget(self, config: JobConfig, state: dict, session_start: float) -> bool:
         """Stop before the step that would carry the spend past the cap, keeping room for the checkpoint the stop
         saves: the longest step so far plus a quarter (steps vary), and the last save (before any, one more step)."""
         if config.budget_usd is None:
@@ -272,7 +273,7 @@ class FineTune:
         elapsed_s = state["wall_s"] + time.time() - session_start
         next_step_s = BUDGET_STEP_MARGIN * self._longest_step_s
         save_s = self._last_save_s if self._last_save_s is not None else next_step_s
-        return (elapsed_s + next_step_s + save_s) * config.price_per_hour / 3600 > config.budget_usd
+        return usd_for(elapsed_s + next_step_s + save_s, config.usd_per_hour) > config.budget_usd
 
     def _save(self, model, optimizer, scheduler, scaler, state, session_start, config) -> None:
         started = time.time()
@@ -284,7 +285,7 @@ class FineTune:
         print(f"checkpoint: {path}", flush=True)
 
     @torch.no_grad()
-    def _evaluate(self, model, sequences: list[data.Sequence], config: TrainConfig, autocast) -> float:
+    def _evaluate(self, model, sequences: list[data.Sequence], config: JobConfig, autocast) -> float:
         model.eval()
         total_loss, total_items = 0.0, 0
         batches = [sequences[i:i + config.micro_batch] for i in range(0, len(sequences), config.micro_batch)]
@@ -342,7 +343,7 @@ class FineTune:
             "eval_loss": eval_loss,
             "eval_perplexity": math.exp(eval_loss) if eval_loss is not None else None,
             "train_wall_s": state["wall_s"],
-            "cost_usd": state["wall_s"] * config.price_per_hour / 3600 if config.price_per_hour else None,
+            "cost_usd": usd_for(state["wall_s"], config.usd_per_hour) if config.usd_per_hour else None,
             "model_path": prepared.model_path,
             "train_sequences": len(prepared.train),
             "eval_sequences": len(prepared.eval),

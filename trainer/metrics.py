@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from gpu_catalog.local import cpu_gpu, gpu_from_device_name
+from gpu_catalog.gpus import cpu_gpu, gpu_from_device_name
+from gpu_catalog.units import BYTES_PER_GIB
 
-BYTES_PER_GIB = 1024**3
 SAMPLE_INTERVAL_S = 0.5
 
 

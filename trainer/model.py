@@ -4,12 +4,12 @@ peft's LoRA adapters, gradient checkpointing, and frozen lower layers for full f
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from trainer.config import LINEAR_MODULES, TrainConfig
+from trainer.config import LINEAR_MODULES, JobConfig
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def resolve_precision(config: TrainConfig, device: torch.device) -> str:
+def resolve_precision(config: JobConfig, device: torch.device) -> str:
     """bf16 where the GPU has it, else fp16 mixed precision; fp32 on the CPU."""
     if config.precision != "auto":
         return config.precision
@@ -41,7 +41,7 @@ def _disable_cpu_weight_repacking(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _quantization_config(config: TrainConfig, compute_dtype: torch.dtype):
+def _quantization_config(config: JobConfig, compute_dtype: torch.dtype):
     from transformers import BitsAndBytesConfig
 
     if config.quant_bits == 8:
@@ -56,7 +56,7 @@ def _freeze_lower_layers(model, n_layers: int) -> None:
         layer.requires_grad_(False)
 
 
-def load_model(config: TrainConfig, model_path: str, device: torch.device, precision: str, grad_ckpt: bool):
+def load_model(config: JobConfig, model_path: str, device: torch.device, precision: str, grad_ckpt: bool):
     """The model ready to train, on `device`."""
     dtype = DTYPES[precision]
     # fp16 cannot hold trainable weights (the grad scaler needs fp32 masters): full fine-tuning then loads fp32

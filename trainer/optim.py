@@ -5,12 +5,12 @@ import math
 
 import torch
 
-from trainer.config import TrainConfig
+from trainer.config import JobConfig
 
 MIN_LR_FRACTION = 0.1  # cosine decay ends at a tenth of the peak learning rate
 
 
-def build_optimizer(config: TrainConfig, model, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(config: JobConfig, model, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
     if config.optimizer == "adamw":

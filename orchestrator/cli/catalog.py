@@ -51,7 +51,7 @@ def offers(
         rows = [o for o in rows if o.spot]
     if provider:
         rows = [o for o in rows if o.provider == provider.lower()]
-    rows.sort(key=lambda o: o.price_per_hour)
+    rows.sort(key=lambda o: o.usd_per_hour)
     if as_json:
         display.print_json([offer_dict(o) for o in rows])
     else:

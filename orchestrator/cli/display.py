@@ -9,7 +9,7 @@ from rich.table import Table
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.store import RunRecord
@@ -65,7 +65,7 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
         table.add_column(column, justify="right" if column == "$/h" else "left")
     for o in offers:
         table.add_row(o.gpu.name, o.provider, o.region, o.instance_type, "spot" if o.spot else "",
-                      _money(o.price_per_hour), o.source)
+                      _money(o.usd_per_hour), o.source)
     console.print(table)
     if dropped_count:
         console.print(f"{dropped_count} offers with implausible prices dropped (see `--json` of `orch catalog "
@@ -87,7 +87,7 @@ def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: 
     for column in ("target", "$/h", "source"):
         table.add_column(column)
     for o in local_offers:
-        table.add_row(o.gpu.name, _money(o.price_per_hour), o.source)
+        table.add_row(o.gpu.name, _money(o.usd_per_hour), o.source)
     console.print(table)
 
 
@@ -127,7 +127,7 @@ def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
     rows: dict[tuple, list] = {}
     for option in plan.options:
         o = option.offer
-        key = (o.gpu.name, o.provider, o.spot, round(o.price_per_hour, 4))
+        key = (o.gpu.name, o.provider, o.spot, round(o.usd_per_hour, 4))
         rows.setdefault(key, [option, 0])[1] += 1
     return [(option, count) for option, count in rows.values()]
 
@@ -144,7 +144,7 @@ def show_plan(plan: Plan, top: int) -> None:
     for rank, (option, region_count) in enumerate(distinct[:top], start=1):
         o, e = option.offer, option.estimate
         batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
-        table.add_row(str(rank), o.gpu.name, _where(o, region_count), _money(o.price_per_hour), f"{e.vram_gib:.1f}",
+        table.add_row(str(rank), o.gpu.name, _where(o, region_count), _money(o.usd_per_hour), f"{e.vram_gib:.1f}",
                       batch, _number(e.tokens_per_s), f"{e.hours:.2f}", _money(e.cost_usd),
                       _money(e.usd_per_million_tokens))
     console.print(table)

@@ -15,7 +15,7 @@ from orchestrator.estimator.fit import auto_fit
 from orchestrator.estimator.memory import estimate_memory
 from orchestrator.estimator.settings import TrainSettings
 from orchestrator.estimator.speed import estimate_speed
-from orchestrator.jobspec import ATTENTION_KERNELS, METHODS, OPTIMIZERS, jobspec_from_dict
+from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
 
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
 
@@ -23,7 +23,7 @@ REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gp
 def _settings(method, seq_len, micro_batch, grad_ckpt, optimizer, lora_r, quant_bits, target_modules, attention):
     """Validate through the job schema, so estimate and plan accept and reject exactly the same values."""
     modules = "all-linear" if target_modules == "all-linear" else target_modules.split(",")
-    spec = jobspec_from_dict({"model": "-", "method": method, "seq_len": seq_len, "micro_batch": micro_batch,
+    spec = job_from_dict({"model": "-", "method": method, "seq_len": seq_len, "micro_batch": micro_batch,
                               "optimizer": optimizer, "lora_r": lora_r, "quant_bits": quant_bits,
                               "target_modules": modules, "attention": attention, "train_tokens": 1})
     return TrainSettings(method=spec.method, seq_len=spec.seq_len, micro_batch=spec.micro_batch, grad_ckpt=grad_ckpt,

@@ -2,8 +2,8 @@
 
 import typer
 
-from benchmarks.cli import bench_command, calibrate_command, report_command
 from orchestrator.cli import catalog
+from orchestrator.cli.bench import bench_command, calibrate_command, report_command
 from orchestrator.cli.estimate import estimate
 from orchestrator.cli.launch import launch_command
 from orchestrator.cli.plan import plan_command

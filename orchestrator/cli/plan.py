@@ -21,7 +21,7 @@ from orchestrator.cli.options import (
 )
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.jobspec import load_jobspec
+from orchestrator.job import load_job
 from orchestrator.planner import Plan, PlanPolicy, no_option_message, plan
 
 TARGETS = ("auto", "local", "cloud")
@@ -46,7 +46,7 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
              target: str = "auto", local_cost: str | None = None) -> tuple[ModelShape, Targets, Plan]:
     """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
-    spec = load_jobspec(job)
+    spec = load_job(job)
     targets = gather_targets(local_cost)
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
                         providers=allowed_providers(target, providers, targets.offers))

@@ -13,9 +13,10 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.runs import stop_run
-from orchestrator.jobspec import load_jobspec
+from orchestrator.home import orch_home
+from orchestrator.job import load_job
 from orchestrator.launch import local
-from orchestrator.runs.store import ACTIVE_STATUSES, RunStore, orch_home
+from orchestrator.runs.store import ACTIVE_STATUSES, RunStore
 from orchestrator.schedule.queue import OPEN_STATUSES, JobQueue
 from orchestrator.schedule.scheduler import Scheduler
 
@@ -35,7 +36,7 @@ def submit_command(
         raise UserError(f"--budget must be 0 or more USD, got {budget}.")
     if deadline is not None and deadline <= 0:
         raise UserError(f"--deadline must be above 0 hours, got {deadline}.")
-    spec = load_jobspec(job)
+    spec = load_job(job)
     get_model(spec.model)  # an unknown model fails now, not at the scheduler
     spec.resolved_train_tokens()
     queue = JobQueue()

@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate
 from orchestrator.planner import Plan
 
@@ -21,7 +21,7 @@ def model_dict(model: ModelShape) -> dict:
 
 def offer_dict(offer: Offer) -> dict:
     return {"gpu": offer.gpu.name, "provider": offer.provider, "region": offer.region, "spot": offer.spot,
-            "price_per_hour": round(offer.price_per_hour, 4), "instance_type": offer.instance_type,
+            "usd_per_hour": round(offer.usd_per_hour, 4), "instance_type": offer.instance_type,
             "free_vram_gib": offer.free_vram_gib, "source": offer.source}
 
 

@@ -7,23 +7,14 @@ from typing import Annotated
 import typer
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import GPU
-from gpu_catalog.offers import LOCAL_PROVIDER, Offer, cloud_offers
-from gpu_catalog.owned import default_card, load_owned_hardware
+from gpu_catalog.offers import cloud_offers
+from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.simulate.engine import POLICIES, SimSettings, local_cards, simulate
 from orchestrator.simulate.trace import generate, read_trace, write_trace
-
-
-def _owned_offer(gpu: GPU) -> Offer:
-    """A simulated owned card, priced like a real one: the hardware file's card if declared, else street price."""
-    hardware = load_owned_hardware()
-    card = next((c for c in hardware.cards if c.gpu.name == gpu.name), None) or default_card(gpu)
-    return Offer(gpu=gpu, provider=LOCAL_PROVIDER, region="local", spot=False,
-                 price_per_hour=hardware.price_per_hour(card), source="simulated owned card")
 
 
 @user_errors
@@ -53,7 +44,7 @@ def simulate_command(
     if policy != "all" and policy not in POLICIES:
         raise UserError(f"--policy must be one of {', '.join(POLICIES)} or all, got {policy!r}.")
     rows = read_trace(trace)
-    cards = local_cards(local, _owned_offer)
+    cards = local_cards(local, simulated_owned_offer)
     if not cards and any(p == "local-only" for p in policies):
         raise UserError('--policy local-only needs owned cards: --local "2x RTX4090".')
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
@@ -71,7 +62,7 @@ def simulate_command(
 
 
 def _write_outputs(folder: Path, decisions: tuple[str, list[dict]], summaries: dict) -> None:
-    from benchmarks.plots import spend_over_time
+    from orchestrator.bench.plots import spend_over_time
 
     folder.mkdir(parents=True, exist_ok=True)
     name, rows = decisions

@@ -1,5 +1,6 @@
 """Training efficiency (achieved / dense peak FLOPs) per GPU and method: measured where benchmarks/ has calibrated
-it, else documented defaults. The data file is written by `orch calibrate`; the estimator only reads it.
+it, else documented defaults. The data file is written by `orch calibrate` into ORCH_HOME (user state, never into
+the installed package); the estimator only reads it.
 
 Defaults: HF transformers + peft training loops commonly reach 35-45% of dense peak on Ampere/Ada for 7-8B LoRA and
 full fine-tuning, less for bitsandbytes 4-bit (its dequantization is modelled separately as memory traffic), and a
@@ -12,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import DATA_DIR, GPU
+from gpu_catalog.gpus import GPU
+from orchestrator.home import orch_home
 
 DEFAULT_EFFICIENCY = {"full": 0.40, "lora": 0.35, "qlora": 0.30}
 HOPPER_AND_LATER_FACTOR = 0.8  # compute capability 9.0+: same loop, bigger peak, smaller share of it
-CALIBRATION_FILE = DATA_DIR / "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,14 @@ def device_kind(gpu: GPU) -> str:
 NO_CALIBRATION = Calibration()  # every GPU and method at its documented default
 
 
+def calibration_file() -> Path:
+    """Where `orch calibrate` writes and the estimator reads: ORCH_CALIBRATION, else ORCH_HOME/calibration.json."""
+    return Path(os.environ.get("ORCH_CALIBRATION") or orch_home() / "calibration.json")
+
+
 def load_calibration(path: Path | None = None) -> Calibration:
-    """The calibration file (ORCH_CALIBRATION overrides its path); an empty Calibration when there is none yet."""
-    path = path or Path(os.environ.get("ORCH_CALIBRATION", CALIBRATION_FILE))
+    """The calibration file; an empty Calibration when there is none yet."""
+    path = path or calibration_file()
     if not path.is_file():
         return NO_CALIBRATION
     try:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
+from gpu_catalog.units import BYTES_PER_GIB
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.settings import TrainSettings
 
-BYTES_PER_GIB = 1024**3
 FP32_BYTES = 4
 HALF_BYTES = 2
 NF4_BYTES_PER_PARAM = 0.5

@@ -1,9 +1,9 @@
-"""The training settings memory and speed depend on: a JobSpec narrowed to one concrete configuration."""
+"""The training settings memory and speed depend on: a JobConfig narrowed to one concrete configuration."""
 
 from dataclasses import dataclass, replace
 
 from gpu_catalog.models import LINEAR_MODULES
-from orchestrator.jobspec import JobSpec
+from trainer.config import JobConfig
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class TrainSettings:
         return replace(self, micro_batch=micro_batch, grad_accum=max(1, effective // micro_batch), grad_ckpt=grad_ckpt)
 
 
-def settings_from_job(spec: JobSpec) -> TrainSettings:
+def settings_from_job(spec: JobConfig) -> TrainSettings:
     """The job's settings as written; `grad_ckpt: auto` starts off, and auto-fit turns it on where needed."""
     return TrainSettings(
         method=spec.method, seq_len=spec.seq_len, micro_batch=spec.micro_batch, grad_accum=spec.grad_accum,

@@ -34,10 +34,10 @@ def run_job_file(job_path: Path, run_dir: Path) -> Path:
     return target
 
 
-def trainer_command(run_dir: Path, price_per_hour: float, budget_usd: float) -> list[str]:
+def trainer_command(run_dir: Path, usd_per_hour: float, budget_usd: float) -> list[str]:
     """The trainer with its budget stop armed: it checkpoints and stops before the spend passes the budget."""
     return [sys.executable, "-m", "trainer", str(run_dir / "job.yaml"), "--output", str(run_dir / "output"),
-            "--resume", "auto", "--set", f"price_per_hour={price_per_hour}", "--set", f"budget_usd={budget_usd}"]
+            "--resume", "auto", "--set", f"usd_per_hour={usd_per_hour}", "--set", f"budget_usd={budget_usd}"]
 
 
 def pick_device(gpu_name: str, need_vram_gib: float, detected: list[LocalGPU]) -> str:
@@ -57,7 +57,7 @@ def start(record: RunRecord, cuda_visible_devices: str) -> subprocess.Popen:
     run_dir = Path(record.run_dir)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": cuda_visible_devices, "PYTHONUNBUFFERED": "1"}
     log = open(run_dir / LOG_NAME, "ab")  # noqa: SIM115 - the child owns it from here
-    return subprocess.Popen(trainer_command(run_dir, record.price_per_hour, record.budget_usd), env=env, stdout=log,
+    return subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, record.budget_usd), env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 

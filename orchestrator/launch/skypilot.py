@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.jobspec import JobSpec
 from orchestrator.launch.local import read_job
 from orchestrator.planner import Option
+from trainer.config import JobConfig
 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE_JOB = "/orch/job.yaml"
@@ -61,7 +61,7 @@ def remote_job_mounts(job_path: Path, workdir: Path) -> dict[str, str]:
 
 
 def run_script(option: Option, budget_usd: float) -> str:
-    price = option.offer.price_per_hour
+    price = option.offer.usd_per_hour
     # provisioning, setup and the model download are paid from the same budget
     train_budget = max(0.0, budget_usd - option.estimate.startup_hours * price)
     wall_limit_s = int(train_budget / price * 3600) if price > 0 else 0
@@ -69,14 +69,14 @@ def run_script(option: Option, budget_usd: float) -> str:
     return "\n".join([
         "set -o pipefail",
         f"{timeout}python -m trainer {REMOTE_JOB} --output {REMOTE_OUTPUT} --resume auto "
-        f"--set price_per_hour={price} --set budget_usd={train_budget:.4f}",
+        f"--set usd_per_hour={price} --set budget_usd={train_budget:.4f}",
         "status=$?",
         f"echo {METRICS_BEGIN}; cat {REMOTE_OUTPUT}/metrics.json; echo; echo {METRICS_END}",
         "exit $status",
     ])
 
 
-def build_task(spec: JobSpec, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
+def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
                workdir: Path):
     """The sky.Task for one run: setup installs orch on the VM, run starts the trainer with the job's config."""
     sky = _sky()
@@ -140,14 +140,14 @@ class _Tee(io.TextIOBase):
         return len(text)
 
 
-def dry_run(spec: JobSpec, job_path: Path, chosen: Option, budget_usd: float, model_params: int) -> str:
+def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int) -> str:
     """The task YAML (secrets redacted) and SkyPilot's optimizer view of it; nothing is launched."""
     task = build_task(spec, job_path, chosen, budget_usd, "dry-run", model_params,
                       Path(tempfile.mkdtemp(prefix="orch-task-")))
     return task_yaml(task) + "\n" + optimizer_view(task)
 
 
-def launch_cloud(store, record, spec: JobSpec, job_path: Path, chosen: Option, model_params: int, detach: bool,
+def launch_cloud(store, record, spec: JobConfig, job_path: Path, chosen: Option, model_params: int, detach: bool,
                  quiet: bool):
     """Launch the recorded run on a cloud or SSH node pool, then follow it unless detached; returns the record."""
     task = build_task(spec, job_path, chosen, record.budget_usd, record.run_id, model_params,

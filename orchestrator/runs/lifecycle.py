@@ -8,13 +8,15 @@ import time
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
-from orchestrator.jobspec import JobSpec
+from gpu_catalog.units import usd_for
+from orchestrator.home import orch_home
 from orchestrator.launch import local
 from orchestrator.planner import Option
-from orchestrator.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, new_run_id, orch_home
+from orchestrator.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, new_run_id
+from trainer.config import JobConfig
 
 
-def create_run(store: RunStore, spec: JobSpec, job_path: Path, option: Option, budget_usd: float,
+def create_run(store: RunStore, spec: JobConfig, job_path: Path, option: Option, budget_usd: float,
                run_id: str | None = None) -> RunRecord:
     run_id = run_id or new_run_id()
     run_dir = orch_home() / "runs" / run_id
@@ -25,7 +27,7 @@ def create_run(store: RunStore, spec: JobSpec, job_path: Path, option: Option, b
         run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),
         job_json=json.dumps(dataclasses.asdict(spec)), target="local" if offer.is_local else "cloud",
         gpu=offer.gpu.name, provider=offer.provider, region=offer.region, spot=int(offer.spot),
-        price_per_hour=offer.price_per_hour, budget_usd=budget_usd, est_vram_gib=estimate.vram_gib,
+        usd_per_hour=offer.usd_per_hour, budget_usd=budget_usd, est_vram_gib=estimate.vram_gib,
         est_tokens_per_s=estimate.tokens_per_s, est_hours=estimate.hours, est_cost_usd=estimate.cost_usd,
         est_basis=estimate.basis, status="launching", run_dir=str(run_dir), pid=None, cluster=None,
         stop_requested=0, created_at=time.time(), started_at=None, ended_at=None, train_tokens=None,
@@ -65,7 +67,7 @@ def finish(store: RunStore, record: RunRecord, metrics: dict | None = None) -> R
             status = "stopped"
     peak = (metrics or {}).get("peak_vram_gib") or {}
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=wall_s * record.price_per_hour / 3600,
+                 cost_usd=usd_for(wall_s, record.usd_per_hour),
                  train_tokens=(metrics or {}).get("train_tokens"), tokens_per_s=(metrics or {}).get("tokens_per_s"),
                  peak_vram_gib=peak.get("reserved") or peak.get("process_rss"),
                  metrics_json=json.dumps(metrics) if metrics else None)

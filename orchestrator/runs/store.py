@@ -4,15 +4,14 @@ ORCH_HOME moves the data folder (default ~/.local/share/orch); it holds runs.db 
 """
 
 import json
-import os
 import secrets
-import sqlite3
 import time
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-BUSY_TIMEOUT_S = 30.0
+from orchestrator.db import open_database, transaction
+from orchestrator.home import orch_home
+
 ACTIVE_STATUSES = ("launching", "running")
 
 _SCHEMA = """
@@ -26,7 +25,7 @@ CREATE TABLE IF NOT EXISTS runs (
     provider TEXT NOT NULL,
     region TEXT NOT NULL,
     spot INTEGER NOT NULL,
-    price_per_hour REAL NOT NULL,
+    usd_per_hour REAL NOT NULL,
     budget_usd REAL NOT NULL,
     est_vram_gib REAL,
     est_tokens_per_s REAL,
@@ -65,7 +64,7 @@ class RunRecord:
     provider: str
     region: str
     spot: int
-    price_per_hour: float
+    usd_per_hour: float
     budget_usd: float
     est_vram_gib: float | None
     est_tokens_per_s: float | None
@@ -100,42 +99,6 @@ class RunRecord:
 _COLUMNS = [f.name for f in fields(RunRecord)]
 
 
-def orch_home() -> Path:
-    return Path(os.environ.get("ORCH_HOME", "~/.local/share/orch")).expanduser()
-
-
-@contextmanager
-def transaction(path: Path):
-    """One connection per operation, in one write transaction taken up front (BEGIN IMMEDIATE): nothing half-written
-    and no lost update, however many processes write the same file (WAL, and a busy timeout instead of errors)."""
-    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-
-def open_database(path: Path, schema: str) -> None:
-    """Create the file in WAL mode (kept in the file: later connections need not ask) and its table. Switching the
-    journal mode takes no busy timeout, so two processes creating the file at once retry rather than fail."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    with transaction(path) as db:
-        db.execute(schema)
-
-
 def new_run_id() -> str:
     """Sortable by time, unique across processes: r-YYYYmmdd-HHMMSS-<6 hex>."""
     return time.strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -145,6 +108,14 @@ class RunStore:
     def __init__(self, path: Path | None = None):
         self.path = path or orch_home() / "runs.db"
         open_database(self.path, _SCHEMA)
+        self._rename_old_columns()
+
+    def _rename_old_columns(self) -> None:
+        """Databases written before money was `*_usd` everywhere keep working: price_per_hour -> usd_per_hour."""
+        with self._connect() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "price_per_hour" in columns:
+                db.execute("ALTER TABLE runs RENAME COLUMN price_per_hour TO usd_per_hour")
 
     def _connect(self):
         return transaction(self.path)

@@ -14,12 +14,12 @@ import math
 from dataclasses import dataclass
 
 from gpu_catalog.models import ModelShape
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 from orchestrator.cost import estimate_on_offer
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
-from orchestrator.jobspec import JobSpec
 from orchestrator.planner import Option, PlanPolicy, job_fit, no_option_message, plan
+from trainer.config import JobConfig
 
 MAX_SPOT_PREEMPTIONS = 2
 SPOT_SLACK_FACTOR = 1.5  # spot only if 1.5x its estimated hours still meets the deadline
@@ -40,7 +40,7 @@ class LocalSlot:
 @dataclass(frozen=True)
 class JobAsk:
     job_id: str
-    spec: JobSpec
+    spec: JobConfig
     budget_usd: float
     deadline_h: float | None  # hours from now; None: no deadline
     preemptions: int = 0

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from orchestrator.runs.store import open_database, orch_home, transaction
+from orchestrator.db import open_database, transaction
+from orchestrator.home import orch_home
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from gpu_catalog.offers import Offer
+from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.runs.lifecycle import create_run, refresh, start_local

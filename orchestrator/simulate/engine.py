@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import get_model
-from gpu_catalog.offers import Offer, cheapest_offers
+from gpu_catalog.offer import Offer
+from gpu_catalog.offers import cheapest_offers
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.schedule.policy import JobAsk, LocalSlot, decide
 from trainer.config import config_from_dict
@@ -125,7 +126,7 @@ class Simulation:
         job.placement = f"local {slot.offer.gpu.name}"
         slot.free_at = now + hours
         slot.busy_h += hours
-        job.cost_usd += hours * slot.offer.price_per_hour
+        job.cost_usd += hours * slot.offer.usd_per_hour
         self._push(now + hours, "local_done", slot, job)
 
     def _start_cloud(self, job: _Job, option, now: float) -> None:
@@ -135,10 +136,10 @@ class Simulation:
         hours = self._actual(option.estimate.hours)
         preempt_after = self.rng.expovariate(self.settings.spot_preemptions_per_h) if offer.spot else math.inf
         if preempt_after < hours:
-            job.cost_usd += preempt_after * offer.price_per_hour
+            job.cost_usd += preempt_after * offer.usd_per_hour
             self._push(now + preempt_after, "preempted", job, preempt_after, hours)
         else:
-            job.cost_usd += hours * offer.price_per_hour
+            job.cost_usd += hours * offer.usd_per_hour
             self._push(now + hours, "cloud_done", job)
 
     # -- events ---------------------------------------------------------------------------------------------------

@@ -12,14 +12,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import plots
-from benchmarks.calibrate import errors, measured_vram_gib, observations
-from benchmarks.economics import break_even, owned_cards, price_table
+from orchestrator.bench import plots
+from orchestrator.bench.calibrate import errors, measured_vram_gib, observations
+from orchestrator.bench.economics import break_even, owned_cards, price_table
 from orchestrator.cli.display import optional
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit
 from orchestrator.estimator.settings import TrainSettings
-from orchestrator.jobspec import load_jobspec
+from orchestrator.job import load_job
 
 FIT_MODELS = ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-14B",
               "Qwen/Qwen2.5-32B", "meta-llama/Llama-3.1-70B")
@@ -57,7 +57,7 @@ def speed_section(rows: list[dict], out: Path) -> Section:
 
 def cost_section(prices: list[dict], out: Path, job_name: str) -> Section:
     image = plots.usd_per_million_tokens(prices, out / "usd_per_mtok.png")
-    table = [[p["gpu"], p["target"], p["where"], optional(p["price_per_hour"], ".3f"),
+    table = [[p["gpu"], p["target"], p["where"], optional(p["usd_per_hour"], ".3f"),
               optional(p["tokens_per_s"], ",.0f"), p["basis"], optional(p["usd_per_million_tokens"], ".3f")]
              for p in prices]
     return Section("$ per million training tokens by target",
@@ -161,7 +161,7 @@ def _html(sections: list[Section], header: list[str]) -> str:
 def write_report(rows: list[dict], out: Path, job_path: Path, html: bool = False,
                  sources: list[str] = ()) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    job = load_jobspec(job_path)
+    job = load_job(job_path)
     prices = price_table(job)
     sections = [results_section(rows), speed_section(rows, out), cost_section(prices, out, job.name),
                 vram_section(rows, out), ownership_section(prices, out), fit_section(job), error_section(rows)]

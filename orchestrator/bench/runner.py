@@ -11,9 +11,9 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from benchmarks.results import ResultStore
-from benchmarks.sweep import Point, Sweep
-from orchestrator.runs.store import orch_home
+from orchestrator.bench.results import ResultStore
+from orchestrator.bench.sweep import Point, Sweep
+from orchestrator.home import orch_home
 from trainer.random_model import is_built_offline
 
 POINT_TIMEOUT_S = 3600

@@ -16,10 +16,9 @@ import math
 import time
 from pathlib import Path
 
-from gpu_catalog.gpus import GPU
-from gpu_catalog.local import cpu_gpu, gpu_from_device_name
+from gpu_catalog.gpus import GPU, cpu_gpu, gpu_from_device_name
 from gpu_catalog.models import get_model
-from orchestrator.estimator.calibration import CALIBRATION_FILE, NO_CALIBRATION, Calibration, device_kind
+from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration, device_kind
 from orchestrator.estimator.memory import estimate_memory
 from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
@@ -139,7 +138,7 @@ def errors(rows: list[dict], calibration: Calibration) -> list[dict]:
     return table
 
 
-def calibrate(rows: list[dict], out: Path = CALIBRATION_FILE, sources: list[str] = ()) -> dict:
+def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     """Fit, write the data file, and return the before/after error of every point."""
     calibration = fit(rows)
     out.write_text(json.dumps({"fitted_at": time.strftime("%Y-%m-%d %H:%M"), "points": len(observations(rows)),

@@ -5,13 +5,14 @@ from typing import Annotated
 
 import typer
 
-from benchmarks.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from gpu_catalog.errors import UserError
+from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
-from orchestrator.estimator.calibration import CALIBRATION_FILE
+from orchestrator.estimator.calibration import calibration_file
 
+DEFAULT_REPORT_JOB = Path("examples/llama31-8b-qlora.yaml")  # in a source checkout; elsewhere pass --job
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
 ResultsOption = Annotated[list[Path] | None, typer.Option(
     "--results", help="Result files (JSONL) to use; default: the database plus benchmarks/results/*.jsonl.")]
@@ -40,8 +41,8 @@ def bench_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a sweep's points that are not done yet; out-of-memory points are recorded too."""
-    from benchmarks.runner import run_sweep
-    from benchmarks.sweep import load_sweep
+    from orchestrator.bench.runner import run_sweep
+    from orchestrator.bench.sweep import load_sweep
 
     if target != "local":
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
@@ -67,16 +68,17 @@ def bench_command(
 def calibrate_command(
     db: DbOption = None,
     results: ResultsOption = None,
-    out: Annotated[Path, typer.Option(help="Calibration file the estimator reads.")] = CALIBRATION_FILE,
+    out: Annotated[Path | None, typer.Option(help="Calibration file to write (default: the one the estimator "
+                                                  "reads, $ORCH_HOME/calibration.json).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the estimator's efficiency (per GPU and method) and memory overheads to measured results."""
-    from benchmarks.calibrate import calibrate
+    from orchestrator.bench.calibrate import calibrate
 
     rows, sources = gather_rows(db, results)
     if not any(row.get("status") == "ok" for row in rows):
         raise UserError("no successful benchmark results to calibrate from: run `orch bench` first.")
-    result = calibrate(rows, out, sources)
+    result = calibrate(rows, out or calibration_file(), sources)
     display.print_json(result) if as_json else display.show_calibration(result)
 
 
@@ -90,12 +92,14 @@ def report_command(
                                                   "(default: examples/llama31-8b-qlora.yaml).")] = None,
 ) -> None:
     """Markdown (and HTML) report with plots: speed, $ per million tokens, VRAM, owning against renting, fit, error."""
-    from benchmarks.report import write_report
+    from orchestrator.bench.report import write_report
 
     rows, sources = gather_rows(db, results)
     if not rows:
         raise UserError("no benchmark results yet: run `orch bench benchmarks/sweeps/tiny-cpu.yaml` first.")
-    job = job or Path(__file__).resolve().parent.parent / "examples" / "llama31-8b-qlora.yaml"
+    job = job or DEFAULT_REPORT_JOB
+    if not job.is_file():
+        raise UserError(f"job file '{job}' does not exist: pass the job to price with --job JOB.yaml.")
     written = write_report(rows, out, job, html=html, sources=sources)
     for path in written:
         display.console.print(f"wrote {path}")

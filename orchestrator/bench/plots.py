@@ -66,7 +66,7 @@ def vram_measured_vs_estimate(points: list[dict], path: Path) -> Path:
 
 def owning_vs_renting(curves: list, hardware, clouds: list[dict], path: Path) -> Path:
     """curves: (OwnedCard, its local-amortized price entry); clouds: price entries drawn as horizontal lines."""
-    from benchmarks.economics import owned_usd_per_million_tokens
+    from orchestrator.bench.economics import owned_usd_per_million_tokens
 
     utilizations = [u / 100 for u in range(3, 101)]
     fig, ax = plt.subplots(figsize=(9, 5))

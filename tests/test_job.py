@@ -2,14 +2,14 @@ import pytest
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
-from orchestrator.jobspec import jobspec_from_dict, load_jobspec
+from orchestrator.job import job_from_dict, load_job
 from tests.conftest import REPO
 
 BASE = {"model": "Llama-3.1-8B", "method": "lora", "seq_len": 2048, "train_tokens": 1_000_000}
 
 
 def test_defaults_fill_everything_else():
-    spec = jobspec_from_dict(BASE, name="x")
+    spec = job_from_dict(BASE, name="x")
     assert spec.name == "x" and spec.grad_ckpt == "auto" and spec.target_modules == LINEAR_MODULES
     assert spec.resolved_train_tokens() == 1_000_000
 
@@ -27,12 +27,12 @@ def test_defaults_fill_everything_else():
 ])
 def test_bad_values_are_named(change, message):
     with pytest.raises(UserError, match=message):
-        jobspec_from_dict({**BASE, **change})
+        job_from_dict({**BASE, **change})
 
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(UserError) as caught:
-        jobspec_from_dict({"method": "dora", "seq_len": 0, "typo": 1})
+        job_from_dict({"method": "dora", "seq_len": 0, "typo": 1})
     text = str(caught.value)
     for part in ("missing required key `model`", "`method` must be", "`seq_len` must be above 0", "unknown key `typo`",
                  "say how much to train"):
@@ -40,7 +40,7 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_max_steps_sets_the_token_count():
-    spec = jobspec_from_dict({**BASE, "train_tokens": None, "max_steps": 10, "micro_batch": 2, "grad_accum": 3})
+    spec = job_from_dict({**BASE, "train_tokens": None, "max_steps": 10, "micro_batch": 2, "grad_accum": 3})
     assert spec.resolved_train_tokens() == 10 * 2 * 3 * 2048
 
 
@@ -48,24 +48,24 @@ def test_a_local_dataset_is_sized_from_its_bytes(tmp_path):
     (tmp_path / "data.jsonl").write_text("x" * 4000)
     job = tmp_path / "job.yaml"
     job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: 512\ndataset: data.jsonl\nepochs: 3\n")
-    assert load_jobspec(job).resolved_train_tokens() == 3000  # 4000 bytes / 4 bytes per token x 3 epochs
+    assert load_job(job).resolved_train_tokens() == 3000  # 4000 bytes / 4 bytes per token x 3 epochs
 
 
 def test_a_hub_dataset_needs_its_token_count():
-    spec = jobspec_from_dict({**BASE, "train_tokens": None, "dataset": "tatsu-lab/alpaca"})
+    spec = job_from_dict({**BASE, "train_tokens": None, "dataset": "tatsu-lab/alpaca"})
     with pytest.raises(UserError, match="dataset_tokens"):
         spec.resolved_train_tokens()
 
 
 def test_missing_file_and_malformed_yaml(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        load_jobspec(tmp_path / "nope.yaml")
+        load_job(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML at line"):
-        load_jobspec(bad)
+        load_job(bad)
 
 
 @pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_are_valid_jobs(example):
-    assert load_jobspec(example).resolved_train_tokens() > 0
+    assert load_job(example).resolved_train_tokens() > 0

@@ -1,0 +1,32 @@
+"""The Offer type: one way to get one GPU for an hour, in the cloud or on the user's own card.
+
+It stands alone, so the readers of every price source (SkyPilot's catalog, orch's reference table, the owned-card cost
+model) import it without importing each other.
+"""
+
+from dataclasses import dataclass
+
+from gpu_catalog.gpus import GPU
+
+LOCAL_PROVIDER = "local"
+SSH_POOL_PROVIDER = "ssh"  # the user's own cards on other machines, launched through SkyPilot's SSH node pools
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One way to get one GPU for an hour. Local cards are offers too, priced by the owned-hardware cost model."""
+
+    gpu: GPU
+    provider: str
+    region: str
+    spot: bool
+    usd_per_hour: float
+    source: str
+    instance_type: str = ""
+    accelerator: str = ""  # the provider's own name for the GPU, as SkyPilot requests it (A100-80GB, RTX6000-Ada)
+    free_vram_gib: float | None = None  # local cards NVML sees: memory other processes leave free
+    device_index: int | None = None  # local cards NVML sees: the CUDA device index
+
+    @property
+    def is_local(self) -> bool:
+        return self.provider == LOCAL_PROVIDER

@@ -1,0 +1,10 @@
+"""Where orch keeps the user's state: ORCH_HOME (default ~/.local/share/orch) holds runs.db, bench.db, the
+calibration that `orch calibrate` writes, and a folder per run and per queued job. Package data stays read-only, so
+a wheel install works as a source checkout does."""
+
+import os
+from pathlib import Path
+
+
+def orch_home() -> Path:
+    return Path(os.environ.get("ORCH_HOME", "~/.local/share/orch")).expanduser()
