@@ -54,9 +54,9 @@ def launch_command(
         if chosen.offer.is_local:
             display.console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
         else:
-            from orchestrator.launch import skypilot  # imports sky: only for a cloud target
+            from orchestrator.launch import sky_task  # imports sky: only for a cloud target
 
-            display.console.print(skypilot.dry_run(spec, job, chosen, budget, model.params), markup=False,
+            display.console.print(sky_task.dry_run(spec, job, chosen, budget, model.params), markup=False,
                                   highlight=False)
         display.console.print("dry run: nothing launched.")
         return
