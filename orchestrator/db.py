@@ -1,12 +1,34 @@
 """SQLite as orch uses it for runs, the job queue and bench results: one file, WAL, a busy timeout, and every write
-in one transaction taken up front, so several processes can share it."""
+in one transaction taken up front, so several processes can share it.
+
+A database file is versioned (PRAGMA user_version) and migrated forward when opened. A file orch cannot use (not
+SQLite, another program's tables, a newer orch's schema, a folder it cannot write) is refused with a message that
+says how to fix it, and is never overwritten.
+"""
 
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpu_catalog.errors import UserError
+
 BUSY_TIMEOUT_S = 30.0
+_RETRYABLE = ("locked", "busy")  # another process holds the file: wait; anything else is the user's to fix
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What one database file holds: its tables, the columns orch relies on, and how to bring older files forward.
+    `migrations[v]` turns a version-v file into version v+1."""
+
+    version: int
+    tables: dict[str, str]  # table name -> CREATE TABLE IF NOT EXISTS ...
+    required_columns: dict[str, set[str]]  # what this version reads
+    identity_columns: dict[str, set[str]]  # what every version of orch's table has: without them it is not orch's
+    migrations: dict[int, Callable[[sqlite3.Connection], None]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -23,19 +45,88 @@ def transaction(path: Path):
             raise
 
 
-def open_database(path: Path, schema: str) -> None:
-    """Create the file in WAL mode (kept in the file: later connections need not ask) and its table. Switching the
-    journal mode takes no busy timeout, so two processes creating the file at once retry rather than fail."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _move_away(path: Path) -> str:
+    return f"move it away, or set ORCH_HOME to another folder (now {path.parent})"
+
+
+def _with_retries(path: Path, action: Callable[[], None]) -> None:
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
         try:
-            with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    with transaction(path) as db:
-        db.execute(schema)
+            return action()
+        except sqlite3.DatabaseError as exc:
+            text = str(exc)
+            if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            if "not a database" in text or "malformed" in text:
+                raise UserError(f"{path} is not a usable SQLite database ({text}); orch never overwrites it: "
+                                f"{_move_away(path)}.") from None
+            raise UserError(f"cannot use the database {path}: {text}. Check that the folder is writable, or set "
+                            "ORCH_HOME to a writable folder.") from None
+
+
+def _ensure_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create orch's data folder {folder}: {exc.strerror or exc}. Set ORCH_HOME to a "
+                        "writable folder.") from None
+    if not folder.is_dir():
+        raise UserError(f"orch's data folder {folder} is not a folder. Set ORCH_HOME to a writable folder.")
+
+
+def columns_of(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _check_is_ours(path: Path, schema: Schema) -> None:
+    """Before anything is written (even the journal mode): a newer orch's file, or another program's table of the
+    same name, is refused."""
+    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > schema.version:
+            raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
+                            f"{schema.version}): upgrade orch, or {_move_away(path)}.")
+        for table, identity in schema.identity_columns.items():
+            have = columns_of(db, table)
+            if have and not identity <= have:
+                raise UserError(f"{path} holds a `{table}` table of another schema (no "
+                                f"{', '.join(sorted(identity - have))}); orch never overwrites it: {_move_away(path)}.")
+
+
+def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
+    """Inside one transaction, so nothing is half-migrated."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables & set(schema.tables):
+        for step in range(max(version, 1), schema.version):  # version 0 with our tables: written before versions
+            schema.migrations[step](db)
+    for create in schema.tables.values():
+        db.execute(create)
+    for table, required in schema.required_columns.items():
+        missing = required - columns_of(db, table)
+        if missing:
+            raise UserError(f"{path} holds a `{table}` table of another schema (no {', '.join(sorted(missing))}); "
+                            f"orch never overwrites it: {_move_away(path)}.")
+    db.execute(f"PRAGMA user_version = {schema.version}")
+
+
+def open_database(path: Path, schema: Schema) -> None:
+    """Create or upgrade the file: WAL mode (kept in the file), its tables, its version. Switching the journal mode
+    takes no busy timeout, so two processes creating the file at once retry rather than fail."""
+    _ensure_folder(path.parent)
+
+    def wal() -> None:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def upgrade() -> None:
+        with transaction(path) as db:
+            _upgrade(path, schema, db)
+
+    if path.exists():
+        _with_retries(path, lambda: _check_is_ours(path, schema))
+    _with_retries(path, wal)
+    _with_retries(path, upgrade)

@@ -73,7 +73,7 @@ def test_stop_then_resume(tmp_path):
     run_id = json.loads(result.stdout)["run"]["run_id"]
     run_dir = RunStore().get(run_id).run_dir
     wait_for(lambda: os.path.exists(os.path.join(run_dir, "output", "checkpoints", "latest")))
-    assert orch("stop", run_id[-6:]).exit_code == 0
+    assert orch("stop", run_id[:6]).exit_code == 0
     wait_for(lambda: runs_json()[0]["status"] == "stopped")
     stopped = runs_json()[0]
     assert 0 < stopped["metrics"]["steps"] < 200

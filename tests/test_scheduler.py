@@ -92,7 +92,7 @@ def test_a_run_that_survives_its_scheduler_is_reattached(tmp_path):
 
 def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     job_id = submit_tiny(tmp_path, "cancel-me")
-    orch("cancel", job_id[-6:])
+    orch("cancel", job_id[:6])
     assert jobs()[job_id]["status"] == "cancelled"
     huge = tmp_path / "huge.yaml"
     huge.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")

@@ -1,6 +1,7 @@
 """python -m trainer CONFIG [--output DIR] [--set KEY=VALUE ...] [--resume auto] [--auto-fit]
 
-Exit codes: 0 ok, 1 error, 2 bad config, 3 out of memory, 4 budget stopped, 5 preempted (SIGTERM).
+Exit codes (trainer/status.py): 0 ok, 1 error, 2 bad config, 3 out of memory, 4 budget stopped, 5 preempted
+(SIGTERM).
 metrics.json in the output folder says the same, and more.
 """
 
@@ -9,9 +10,12 @@ import sys
 from pathlib import Path
 
 from trainer.config import ConfigError, load_config
+from trainer.meter import process_start_time
+from trainer.status import TrainStatus
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
+    """`started_at`: when the budget starts counting (the process's start when run as `python -m trainer`)."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Fine-tune one model on one GPU (or CPU).")
     parser.add_argument("config", help="job YAML (the same file `orch plan` reads)")
     parser.add_argument("--output", help="output folder (default: outputs/<job name>)")
@@ -24,18 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, base_dir = load_config(args.config, args.set)
         output = Path(args.output or Path("outputs") / config.name)
-        from trainer.loop import EXIT_CODES, FineTune  # torch and friends load only once the config is good
+        from trainer.loop import FineTune  # torch and friends load only once the config is good
 
-        result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit).run()
+        result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
+                          started_at=started_at).run()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if result["status"] != "ok":
-        print(f"{result['status']}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
+        return TrainStatus.BAD_CONFIG.exit_code
+    if result["status"] != TrainStatus.OK:
+        print(f"{TrainStatus(result['status']).value}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
     summary = {k: result.get(k) for k in ("status", "steps", "train_tokens", "tokens_per_s", "eval_perplexity")}
     print(f"metrics: {output / 'metrics.json'} {summary}", flush=True)
-    return EXIT_CODES[result["status"]]
+    return TrainStatus(result["status"]).exit_code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(started_at=process_start_time()))

@@ -13,6 +13,7 @@ import yaml
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
 
+AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
 CHOICES = {
     "method": ("full", "lora", "qlora"),
@@ -61,8 +62,8 @@ class JobConfig:
     eval_fraction: float = 0.05
     eval_batches: int = 20
     eval_every: int | None = None
-    save_every: int | None = None
-    save_every_minutes: float = 30.0
+    save_every: int | None = None  # steps between checkpoints; default: AUTO_SAVE_FRACTION of the run's steps
+    save_every_minutes: float = 30.0  # and at least this often, so a kill never loses more
     log_every: int = 10
     timing_warmup_steps: int = 1  # steps left out of tokens/s and step time: allocation, kernel selection, compile
     num_workers: int = 0

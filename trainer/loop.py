@@ -25,17 +25,17 @@ import torch
 
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
-from gpu_catalog.units import usd_for
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, split_eval, step_loader
-from trainer.config import ConfigError, JobConfig, dataset_path
+from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path
+from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import check_quantizable, load_model, resolve_precision
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.progress import Progress
 from trainer.random_model import build_random_model, is_built_offline
+from trainer.status import TrainStatus
 
 BUDGET_STEP_MARGIN = 1.25
-EXIT_CODES = {"ok": 0, "error": 1, "oom": 3, "budget_stopped": 4, "preempted": 5}
 
 
 def _count_labels(batch: dict) -> int:
@@ -54,12 +54,14 @@ class Prepared:
 
 class FineTune:
     def __init__(self, config: JobConfig, output_dir: Path, base_dir: Path = Path("."), resume: str = "never",
-                 auto_fit: bool = False, device: torch.device | None = None):
+                 auto_fit: bool = False, device: torch.device | None = None, started_at: float | None = None):
         self.config, self.output_dir, self.base_dir = config, Path(output_dir), base_dir
         self.auto_fit = auto_fit
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(config, self.device)
-        self.stop_reason: str | None = None
+        self.stop_reason: TrainStatus | None = None
+        # the budget counts from `started_at` (`python -m trainer`: the process's start), else from now
+        self.meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         self._last_save_s: float | None = None
         self._longest_step_s = 0.0
         self._validate(resume)
@@ -135,13 +137,25 @@ class FineTune:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         attempts: list[dict] = []
+        self.meter.arm_alarm()
+        try:
+            result, config = self._attempts(attempts)
+        except BudgetSpent as exc:  # the alarm, wherever it struck: before training, or in a handler below
+            result, config = {"status": TrainStatus.BUDGET_STOPPED, "message": str(exc)}, self.config
+        finally:
+            self.meter.disarm_alarm()
+        result.update(auto_fit_attempts=attempts, wall_s=time.time() - started, cost_usd=self.meter.spent_usd(),
+                      config=dataclasses.asdict(config or self.config), versions=metrics.versions())
+        metrics.write_json_atomic(self.output_dir / "metrics.json", result)
+        return result
+
+    def _attempts(self, attempts: list[dict]) -> tuple[dict, JobConfig | None]:
         config = self.config
         try:
             prepared = self._prepare()
             while True:
                 try:
-                    result = self._train(config, prepared, attempts)
-                    break
+                    return self._train(config, prepared, attempts), config
                 except torch.OutOfMemoryError:
                     attempts.append(self._oom_attempt(config))
                     gc.collect()
@@ -149,20 +163,18 @@ class FineTune:
                         torch.cuda.empty_cache()
                     config = self._smaller(config) if self.auto_fit else None
                     if config is None:
-                        result = {"status": "oom", "message": "out of memory; tried " + "; ".join(
+                        return {"status": TrainStatus.OOM, "message": "out of memory; tried " + "; ".join(
                             f"micro-batch {a['micro_batch']} x {a['grad_accum']}, seq_len {a['seq_len']}, "
-                            f"checkpointing {'on' if a['grad_ckpt'] else 'off'}" for a in attempts)}
-                        break
+                            f"checkpointing {'on' if a['grad_ckpt'] else 'off'}" for a in attempts)}, None
                     self.resume = True  # a checkpoint of the failed attempt (same data order) is still good
         except (ConfigError, data.DataError, ValueError) as exc:
-            result = {"status": "error", "message": str(exc)}
+            return {"status": TrainStatus.ERROR, "message": str(exc)}, config
+        except BudgetSpent:
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded, not lost: the traceback goes to error.log
             (self.output_dir / "error.log").write_text(traceback.format_exc())
-            result = {"status": "error", "message": f"{type(exc).__name__}: {exc} (traceback in error.log)"}
-        result.update(auto_fit_attempts=attempts, wall_s=time.time() - started, config=dataclasses.asdict(config)
-                      if config else dataclasses.asdict(self.config), versions=metrics.versions())
-        metrics.write_json_atomic(self.output_dir / "metrics.json", result)
-        return result
+            return {"status": TrainStatus.ERROR, "message": f"{type(exc).__name__}: {exc} (traceback in error.log)"}, \
+                config
 
     def _oom_attempt(self, config: JobConfig) -> dict:
         peak = metrics.peak_memory(self.device)
@@ -179,7 +191,7 @@ class FineTune:
         return None
 
     def _on_sigterm(self, signum, frame) -> None:
-        self.stop_reason = "preempted"
+        self.stop_reason = TrainStatus.PREEMPTED
 
     def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
@@ -188,6 +200,7 @@ class FineTune:
         model.train()
         optimizer = build_optimizer(config, model, device)
         total_steps = self.planned_steps(len(prepared.train))
+        save_every = config.save_every or max(1, math.ceil(total_steps * AUTO_SAVE_FRACTION))
         scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps)
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
@@ -209,14 +222,14 @@ class FineTune:
         step_times: list[float] = []  # timed steps, after the warm-up
         self._longest_step_s = 0.0
         timed_tokens = 0
-        status = "ok"
+        status = TrainStatus.OK
         progress = Progress(total_steps, state["step"])
         try:
             if state["step"] == 0 and prepared.eval:
                 state["eval_curve"].append([0, self._evaluate(model, prepared.eval, config, autocast)])
             for step, indices, micro_batches in loader:
-                if self._over_budget(config, state, session_start):
-                    status = "budget_stopped"
+                if self._over_budget():
+                    status = TrainStatus.BUDGET_STOPPED
                     break
                 start = time.perf_counter()
                 n_items = sum(_count_labels(b) for b in micro_batches)
@@ -243,7 +256,7 @@ class FineTune:
                                 log=(step + 1) % config.log_every == 0)
                 if config.eval_every and (step + 1) % config.eval_every == 0 and prepared.eval:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
-                due = (config.save_every and (step + 1) % config.save_every == 0) or \
+                due = (step + 1) % save_every == 0 or \
                     time.time() - last_save >= config.save_every_minutes * 60
                 if due or self.stop_reason:
                     self._save(model, optimizer, scheduler, scaler, state, session_start, config)
@@ -255,25 +268,22 @@ class FineTune:
             signal.signal(signal.SIGTERM, previous_handler)
             sampler_result = sampler.stop()
             progress.close()
-        if status == "budget_stopped":
+        if status is TrainStatus.BUDGET_STOPPED:
             self._save(model, optimizer, scheduler, scaler, state, session_start, config)
         state["wall_s"] += time.time() - session_start
-        if status == "ok":
+        if status is TrainStatus.OK:
             if prepared.eval and (not state["eval_curve"] or state["eval_curve"][-1][0] != state["step"]):
                 state["eval_curve"].append([state["step"], self._evaluate(model, prepared.eval, config, autocast)])
             self._save_final(model, prepared)
         return self._metrics(status, state, config, prepared, model, step_times, timed_tokens, sampler_result,
                              total_steps)
 
-    def _over_budget(self, config: JobConfig, state: dict, session_start: float) -> bool:
+    def _over_budget(self) -> bool:
         """Stop before the step that would carry the spend past the cap, keeping room for the checkpoint the stop
         saves: the longest step so far plus a quarter (steps vary), and the last save (before any, one more step)."""
-        if config.budget_usd is None:
-            return False
-        elapsed_s = state["wall_s"] + time.time() - session_start
         next_step_s = BUDGET_STEP_MARGIN * self._longest_step_s
         save_s = self._last_save_s if self._last_save_s is not None else next_step_s
-        return usd_for(elapsed_s + next_step_s + save_s, config.usd_per_hour) > config.budget_usd
+        return self.meter.would_pass(next_step_s + save_s + EXIT_MARGIN_S)
 
     def _save(self, model, optimizer, scheduler, scaler, state, session_start, config) -> None:
         started = time.time()
@@ -343,7 +353,6 @@ class FineTune:
             "eval_loss": eval_loss,
             "eval_perplexity": math.exp(eval_loss) if eval_loss is not None else None,
             "train_wall_s": state["wall_s"],
-            "cost_usd": usd_for(state["wall_s"], config.usd_per_hour) if config.usd_per_hour else None,
             "model_path": prepared.model_path,
             "train_sequences": len(prepared.train),
             "eval_sequences": len(prepared.eval),

@@ -4,10 +4,17 @@ run (a rerun skips what is done) and written as JSONL files under benchmarks/res
 import json
 from pathlib import Path
 
-from orchestrator.db import open_database, transaction
+from orchestrator.db import Schema, open_database, transaction
 from orchestrator.home import orch_home
 
 FINAL_STATUSES = ("ok", "oom")  # a point that ended so is a result; an error is retried on the next run
+BENCH_DB = Schema(
+    version=1,
+    tables={"results": "CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, sweep TEXT NOT NULL, "
+                       "status TEXT NOT NULL, created_at REAL NOT NULL, row_json TEXT NOT NULL)"},
+    required_columns={"results": {"point_id", "sweep", "status", "created_at", "row_json"}},
+    identity_columns={"results": {"point_id", "sweep", "row_json"}},
+)
 RESULTS_DIR = Path("benchmarks/results")  # committed GPU results, read when orch runs in a source checkout
 
 
@@ -18,8 +25,7 @@ def default_db() -> Path:
 class ResultStore:
     def __init__(self, path: Path | None = None):
         self.path = path or default_db()
-        open_database(self.path, "CREATE TABLE IF NOT EXISTS results (point_id TEXT PRIMARY KEY, sweep TEXT NOT "
-                                 "NULL, status TEXT NOT NULL, created_at REAL NOT NULL, row_json TEXT NOT NULL)")
+        open_database(self.path, BENCH_DB)
 
     def _connect(self):
         return transaction(self.path)

@@ -12,6 +12,7 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
 from orchestrator.planner import Option, Plan
+from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import JobRecord
 
@@ -184,7 +185,7 @@ def show_runs(records: list[RunRecord]) -> None:
         table.add_column(column, justify="left" if column in ("run", "job", "target", "status") else "right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
-        table.add_row(r.run_id, r.job_name, f"{r.gpu} ({r.provider}{' spot' if r.spot else ''})", r.status,
+        table.add_row(r.run_id, r.job_name, f"{r.gpu} ({r.provider}{' spot' if r.spot else ''})", r.status.value,
                       f"{optional(r.est_tokens_per_s, ',.0f')} / {optional(r.tokens_per_s, ',.0f')}",
                       f"{optional(r.est_vram_gib, '.1f')} / {optional(r.peak_vram_gib, '.1f')}",
                       f"{optional(r.est_hours, '.2f')} / {optional(hours, '.2f')}",
@@ -193,8 +194,8 @@ def show_runs(records: list[RunRecord]) -> None:
 
 
 def show_run(record: RunRecord) -> None:
-    colour = "green" if record.status == "ok" else "red"
-    console.print(f"[bold {colour}]{record.status}[/]: run {record.run_id} on {record.gpu} ({record.provider})"
+    colour = "green" if record.status is RunStatus.OK else "red"
+    console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {record.gpu} ({record.provider})"
                   + (f": {record.message}" if record.message else ""))
     show_runs([record])
 
@@ -238,7 +239,7 @@ def show_queue(jobs: list[JobRecord], explain: bool) -> None:
     for column in ("job", "name", "priority", "status", "decision", "run") + (("why",) if explain else ()):
         table.add_column(column)
     for j in jobs:
-        row = [j.job_id, j.name, str(j.priority), j.status, j.decision or "-", j.run_id or "-"]
+        row = [j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", j.run_id or "-"]
         table.add_row(*row, *((j.reason or "-",) if explain else ()))
     console.print(table)
 

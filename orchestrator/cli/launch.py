@@ -17,10 +17,11 @@ from orchestrator.cli.options import (
     SpotOption,
 )
 from orchestrator.cli.plan import plan_job
-from orchestrator.cli.runs import follow_local
+from orchestrator.cli.runs import follow_run
 from orchestrator.cli.serialize import plan_dict
+from orchestrator.launch import lifecycle
 from orchestrator.planner import no_option_message
-from orchestrator.runs.lifecycle import create_run, start_local
+from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunStore
 
 
@@ -66,18 +67,18 @@ def launch_command(
         typer.confirm(f"Launch on {chosen.offer.gpu.name} ({where}{', spot' if chosen.offer.spot else ''}), about "
                       f"{chosen.estimate.hours:.2f} h and ${chosen.estimate.cost_usd:.2f}?", abort=True)
     store = RunStore()
-    record = create_run(store, spec, job, chosen, budget)
+    record = lifecycle.create_run(store, spec, job, chosen, budget)
     display.err_console.print(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}")
-    if not chosen.offer.is_local:
-        from orchestrator.launch import skypilot
-
-        record = skypilot.launch_cloud(store, record, spec, job, chosen, model.params, detach, quiet=as_json)
-    else:
-        process = start_local(store, record, targets.detected)
-        record = store.get(record.run_id) if detach else follow_local(store, record, process, quiet=as_json)
-    if detach and record.status == "running":
-        if not as_json:
-            display.console.print(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+    try:
+        record = lifecycle.start(store, record, chosen)
+    except KeyboardInterrupt:
+        display.err_console.print(f"\ninterrupted while launching: `orch stop {record.run_id}` cancels what was "
+                                  "started, `orch runs` shows it")
+        raise typer.Exit(130) from None
+    if not detach and record.status is RunStatus.RUNNING:
+        record = follow_run(store, record, quiet=as_json)
+    if detach and record.status is RunStatus.RUNNING and not as_json:
+        display.console.print(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
 
 
@@ -86,5 +87,5 @@ def _report(result, record, as_json: bool, quiet: bool = False) -> None:
         display.print_json({"plan": plan_dict(result), "run": record.as_dict()})
     elif not quiet:
         display.show_run(record)
-    if record.status not in ("ok", "running"):
+    if record.status not in (RunStatus.OK, RunStatus.RUNNING):
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from orchestrator.cli.estimate import estimate
 from orchestrator.cli.launch import launch_command
 from orchestrator.cli.plan import plan_command
 from orchestrator.cli.queue import cancel_command, queue_command, scheduler_app, submit_command
-from orchestrator.cli.runs import logs_command, resume_command, runs_command, stop_command
+from orchestrator.cli.runs import logs_command, pull_command, resume_command, runs_command, stop_command
 from orchestrator.cli.simulate import simulate_command
 from orchestrator.cli.train import train_command
 
@@ -23,6 +23,7 @@ app.command("runs")(runs_command)
 app.command("logs")(logs_command)
 app.command("stop")(stop_command)
 app.command("resume")(resume_command)
+app.command("pull")(pull_command)
 app.command("submit")(submit_command)
 app.command("queue")(queue_command)
 app.command("cancel")(cancel_command)

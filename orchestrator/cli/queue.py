@@ -12,12 +12,11 @@ from gpu_catalog.models import get_model
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.options import JsonFlag
-from orchestrator.cli.runs import stop_run
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
-from orchestrator.launch import local
-from orchestrator.runs.store import ACTIVE_STATUSES, RunStore
-from orchestrator.schedule.queue import OPEN_STATUSES, JobQueue
+from orchestrator.launch import lifecycle, local
+from orchestrator.runs.store import RunStore
+from orchestrator.schedule.queue import JobQueue, JobStatus
 from orchestrator.schedule.scheduler import Scheduler
 
 scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True)
@@ -64,13 +63,13 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id (or its un
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
-    if job.status not in OPEN_STATUSES:
-        raise UserError(f"job {job.job_id} is already {job.status}.")
-    queue.update(job.job_id, status="cancelled", reason="cancelled by the user")
+    if not job.status.is_open():
+        raise UserError(f"job {job.job_id} is already {job.status.value}.")
+    queue.update(job.job_id, status=JobStatus.CANCELLED, reason="cancelled by the user")
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
-    if run is not None and run.status in ACTIVE_STATUSES:
-        display.console.print(stop_run(store, run))
+    if run is not None and run.status.is_active():
+        display.console.print(lifecycle.request_stop(store, run), markup=False)
     display.console.print(f"cancelled {job.job_id}")
 
 

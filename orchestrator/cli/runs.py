@@ -7,31 +7,31 @@ from typing import Annotated
 import typer
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.local import detect_gpus
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.options import JsonFlag
-from orchestrator.launch import local
-from orchestrator.runs.lifecycle import finish, refresh, start_local
-from orchestrator.runs.store import ACTIVE_STATUSES, RunRecord, RunStore
+from orchestrator.launch import lifecycle
+from orchestrator.launch.local import LOG_NAME
+from orchestrator.runs.status import RunStatus
+from orchestrator.runs.store import RunRecord, RunStore
 
 EXPORT_FORMATS = (".csv", ".parquet")
+
+
+RunArgument = Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")]
 
 
 def find_run(store: RunStore, run_id: str) -> RunRecord:
     return only_match(store.find(run_id), "run", run_id, "orch runs")
 
 
-def follow_local(store: RunStore, record: RunRecord, process, quiet: bool = False) -> RunRecord:
-    """Stream the log until the trainer exits, then record how it ended. Ctrl-C leaves the run going."""
+def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
+    """Stream the log until the run ends, then record how it ended. Ctrl-C leaves the run going."""
     try:
-        local.follow(record, process, sys.stderr if quiet else sys.stdout)
+        return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
     except KeyboardInterrupt:
         display.err_console.print(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
         raise typer.Exit(130) from None
-    if process is not None:
-        process.wait()
-    return finish(store, store.get(record.run_id))
 
 
 @user_errors
@@ -42,7 +42,7 @@ def runs_command(
     """Every run: target, status, and the estimate beside what was measured."""
     if export is not None and export.suffix not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
-    records = refresh(RunStore())
+    records = lifecycle.refresh(RunStore())
     if export is not None:
         import pandas as pd
 
@@ -56,66 +56,52 @@ def runs_command(
 
 @user_errors
 def logs_command(
-    run_id: Annotated[str, typer.Argument(help="Run id (or its unique end).")],
+    run_id: RunArgument,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
 ) -> None:
     """A run's training log."""
     store = RunStore()
     record = find_run(store, run_id)
-    log = Path(record.run_dir) / local.LOG_NAME
-    if follow and record.status in ACTIVE_STATUSES and record.target == "cloud":
-        from orchestrator.launch.skypilot import follow_cloud
-
-        display.show_run(follow_cloud(store, record))
-    elif follow and record.status in ACTIVE_STATUSES:
-        follow_local(store, record, None)
+    log = Path(record.run_dir) / LOG_NAME
+    if follow and record.status is RunStatus.RUNNING:
+        display.show_run(follow_run(store, record))
     elif log.is_file():
-        sys.stdout.write(log.read_text(errors="replace"))
+        sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
     else:
         raise UserError(f"run {record.run_id} has no log yet.")
 
 
-def stop_run(store: RunStore, record: RunRecord) -> str:
-    """Stop a running run (SIGTERM locally, so it checkpoints; SkyPilot in the cloud); returns what happened."""
-    if record.status in ACTIVE_STATUSES and record.target == "cloud":
-        from orchestrator.launch.skypilot import stop_cloud
-
-        store.update(record.run_id, stop_requested=1)
-        stop_cloud(record)
-        return f"stopped {record.run_id} in the cloud; a spot run's checkpoints stay in its bucket"
-    if record.status not in ACTIVE_STATUSES or not local.is_running(record):
-        raise UserError(f"run {record.run_id} is not running (status {record.status}).")
-    store.update(record.run_id, stop_requested=1)
-    local.stop(record)
-    return f"stopping {record.run_id}: it checkpoints, then exits; `orch resume {record.run_id}` continues it"
-
-
 @user_errors
-def stop_command(run_id: Annotated[str, typer.Argument(help="Run id (or its unique end).")]) -> None:
+def stop_command(run_id: RunArgument) -> None:
     """Stop a run with SIGTERM: it saves a checkpoint first, so `orch resume` continues it."""
     store = RunStore()
-    display.console.print(stop_run(store, find_run(store, run_id)))
+    display.console.print(lifecycle.request_stop(store, find_run(store, run_id)), markup=False)
 
 
 @user_errors
 def resume_command(
-    run_id: Annotated[str, typer.Argument(help="Run id (or its unique end).")],
+    run_id: RunArgument,
     detach: Annotated[bool, typer.Option("--detach", help="Start and return.")] = False,
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
     store = RunStore()
-    record = find_run(store, run_id)
-    if record.status in ACTIVE_STATUSES and local.is_running(record):
-        raise UserError(f"run {record.run_id} is still running.")
-    if record.status == "ok":
-        raise UserError(f"run {record.run_id} already finished.")
-    if record.target != "local":
-        raise UserError("cloud runs recover on their own: managed spot jobs resume from their checkpoint bucket.")
-    process = start_local(store, record, detect_gpus())
-    if detach:
-        display.console.print(f"resumed {record.run_id} in the background")
+    record = lifecycle.resume(store, find_run(store, run_id))
+    if detach or record.status is not RunStatus.RUNNING:
+        display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
+                              RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")
+        if record.status is not RunStatus.RUNNING:
+            raise typer.Exit(1)
         return
-    record = follow_local(store, store.get(record.run_id), process)
+    record = follow_run(store, record)
     display.show_run(record)
-    if record.status != "ok":
+    if record.status is not RunStatus.OK:
         raise typer.Exit(1)
+
+
+@user_errors
+def pull_command(run_id: RunArgument) -> None:
+    """Bring a run's output (metrics.json, steps.jsonl, final/) into its run folder."""
+    store = RunStore()
+    record = find_run(store, run_id)
+    lifecycle.pull(record)
+    display.console.print(f"{record.run_id}: output in {record.output_dir}", markup=False)

@@ -6,19 +6,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import yaml
 
-from gpu_catalog.local import LocalGPU
+from gpu_catalog.errors import UserError
+from gpu_catalog.local import LocalGPU, detect_gpus
+from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
 
 LOG_NAME = "train.log"
+CPU_DEVICE = "cpu"  # the device column of a run on the CPU; its CUDA_VISIBLE_DEVICES is ""
 
 
 def read_job(job_path: Path) -> tuple[dict, Path | None]:
     """The job file's mapping, and its dataset as a local path when it is one (relative to the job file)."""
-    raw = yaml.safe_load(job_path.read_text())
+    raw = yaml.safe_load(job_path.read_text(encoding="utf-8"))
     dataset = raw.get("dataset")
     local = (job_path.parent / dataset).resolve() if dataset and (job_path.parent / dataset).exists() else None
     return raw, local
@@ -30,64 +35,99 @@ def run_job_file(job_path: Path, run_dir: Path) -> Path:
     if dataset is not None:
         raw["dataset"] = str(dataset)
     target = run_dir / "job.yaml"
-    target.write_text(yaml.safe_dump(raw, sort_keys=False))
+    target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return target
 
 
-def trainer_command(run_dir: Path, usd_per_hour: float, budget_usd: float) -> list[str]:
-    """The trainer with its budget stop armed: it checkpoints and stops before the spend passes the budget."""
+def trainer_command(run_dir: Path, usd_per_hour: float, budget_left_usd: float) -> list[str]:
+    """The trainer with its budget stop armed with what is left of the budget: it checkpoints and stops before the
+    spend passes it, counting from the second the process starts."""
     return [sys.executable, "-m", "trainer", str(run_dir / "job.yaml"), "--output", str(run_dir / "output"),
-            "--resume", "auto", "--set", f"usd_per_hour={usd_per_hour}", "--set", f"budget_usd={budget_usd}"]
+            "--resume", "auto", "--set", f"usd_per_hour={usd_per_hour}", "--set", f"budget_usd={budget_left_usd}"]
 
 
 def pick_device(gpu_name: str, need_vram_gib: float, detected: list[LocalGPU]) -> str:
-    """CUDA_VISIBLE_DEVICES for the run: the CPU target hides every GPU; a GPU target takes the card with most free
-    memory among those of the planned model."""
+    """The run's device: the CPU target takes the CPU; a GPU target takes the card with most free memory among
+    those of the planned model."""
     if gpu_name == "CPU":
-        return ""
+        return CPU_DEVICE
     cards = [d for d in detected if d.gpu is not None and d.gpu.name == gpu_name and d.free_vram_gib >= need_vram_gib]
     if not cards:
-        raise RuntimeError(f"no {gpu_name} on this machine has {need_vram_gib:.1f} GiB free now. A card in another "
-                           "machine needs `ssh_pool:` in the hardware file (SkyPilot SSH node pool), or run orch "
-                           "there.")
+        raise UserError(f"no {gpu_name} on this machine has {need_vram_gib:.1f} GiB free now. A card in another "
+                        "machine needs `ssh_pool:` in the hardware file (SkyPilot SSH node pool), or run orch there.")
     return str(max(cards, key=lambda d: d.free_vram_gib).index)
 
 
-def start(record: RunRecord, cuda_visible_devices: str) -> subprocess.Popen:
-    run_dir = Path(record.run_dir)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": cuda_visible_devices, "PYTHONUNBUFFERED": "1"}
-    log = open(run_dir / LOG_NAME, "ab")  # noqa: SIM115 - the child owns it from here
-    return subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, record.budget_usd), env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+def find_trainer_pid(run_dir: str) -> int | None:
+    """The live trainer of a run folder, from the process table: how a run is found again when whoever started it
+    died before recording its pid."""
+    needle = f"-m\0trainer\0{run_dir}/job.yaml".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
 
 
-def is_running(record: RunRecord) -> bool:
-    """True while the run's trainer process lives (a reused pid running something else does not count)."""
-    if not record.pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return record.run_dir in cmdline
+class LocalLauncher:
+    def __init__(self):
+        self._processes: dict[str, subprocess.Popen] = {}
 
+    def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
+        device = device or record.device or pick_device(record.gpu, record.est_vram_gib or 0.0, detect_gpus())
+        run_dir = Path(record.run_dir)
+        budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device == CPU_DEVICE else device, "PYTHONUNBUFFERED": "1"}
+        with open(run_dir / LOG_NAME, "ab") as log:
+            process = subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, budget_left_usd), env=env,
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        self._processes[record.run_id] = process
+        return Started(pid=process.pid, device=device)
 
-def stop(record: RunRecord) -> None:
-    """SIGTERM, as a spot preemption sends: the trainer checkpoints and exits."""
-    if is_running(record):
+    def is_running(self, record: RunRecord) -> bool:
+        """True while the run's trainer process lives (a reused pid running something else does not count)."""
+        process = self._processes.get(record.run_id)
+        if process is not None:
+            return process.poll() is None
+        if not record.pid:
+            return False
+        try:
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return record.run_dir in cmdline
+
+    def stop(self, record: RunRecord) -> str:
+        """SIGTERM, as a spot preemption sends: the trainer checkpoints and exits."""
+        if not self.is_running(record):
+            return f"run {record.run_id} is not running"
         os.killpg(record.pid, signal.SIGTERM)
+        return f"stopping {record.run_id}: it checkpoints, then exits; `orch resume {record.run_id}` continues it"
 
+    def follow(self, record: RunRecord, out: IO[str], poll_s: float = 0.2) -> None:
+        """Copy the run's log to `out` until the trainer exits."""
+        with open(Path(record.run_dir) / LOG_NAME, "rb") as log:
+            while True:
+                chunk = log.read()
+                if chunk:
+                    out.write(chunk.decode(errors="replace"))
+                    out.flush()
+                if not self.is_running(record):
+                    out.write(log.read().decode(errors="replace"))
+                    break
+                time.sleep(poll_s)
+        process = self._processes.get(record.run_id)
+        if process is not None:
+            process.wait()
 
-def follow(record: RunRecord, process: subprocess.Popen | None, out, poll_s: float = 0.2) -> None:
-    """Copy the run's log to `out` until the trainer exits."""
-    with open(Path(record.run_dir) / LOG_NAME, "rb") as log:
-        while True:
-            chunk = log.read()
-            if chunk:
-                out.write(chunk.decode(errors="replace"))
-                out.flush()
-            finished = process.poll() is not None if process is not None else not is_running(record)
-            if finished:
-                out.write(log.read().decode(errors="replace"))
-                return
-            time.sleep(poll_s)
+    def pull(self, record: RunRecord) -> None:
+        """A local run writes straight into its run folder: nothing to bring home."""
+
+    def recover(self, record: RunRecord) -> Started | None:
+        """The run's trainer, found in the process table by its run folder."""
+        pid = find_trainer_pid(record.run_dir)
+        return Started(pid=pid, device=record.device or CPU_DEVICE) if pid is not None else None

@@ -1,17 +1,23 @@
 """The SkyPilot launcher: a recorded run launched on-demand (`sky.launch`, autostop and down) or as a managed spot job
 (`sky.jobs.launch`), followed through SkyPilot's log, and stopped. The task itself is built in sky_task.py. The only
 modules that import sky, and only when a cloud (or SSH node pool) target is launched.
+
+Every call that reaches SkyPilot's API server is in this class, so tests record exactly those and run the rest.
 """
 
 import io
 import json
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-from orchestrator.launch.sky_task import AUTOSTOP_IDLE_MINUTES, METRICS_BEGIN, METRICS_END, _sky, build_task
-from orchestrator.planner import Option
-from trainer.config import JobConfig
+from gpu_catalog.models import get_model
+from orchestrator.launch.base import Started
+from orchestrator.launch.local import LOG_NAME
+from orchestrator.launch.sky_server import api_server
+from orchestrator.launch.sky_task import AUTOSTOP_IDLE_MINUTES, METRICS_BEGIN, METRICS_END, build_task
+from orchestrator.runs.store import RunRecord
+from trainer.config import config_from_dict
 
 
 def parse_metrics(log_text: str) -> dict | None:
@@ -22,6 +28,12 @@ def parse_metrics(log_text: str) -> dict | None:
         return json.loads(body)
     except json.JSONDecodeError:
         return None
+
+
+def cluster_name(run_id: str) -> str:
+    """The cluster (or managed job) name of a run: known before SkyPilot answers, so an interrupted launch can be
+    found and taken down."""
+    return f"orch-{run_id.removeprefix('r-')[-8:]}"
 
 
 class _Tee(io.TextIOBase):
@@ -35,57 +47,82 @@ class _Tee(io.TextIOBase):
         return len(text)
 
 
-def launch_cloud(store, record, spec: JobConfig, job_path: Path, chosen: Option, model_params: int, detach: bool,
-                 quiet: bool):
-    """Launch the recorded run on a cloud or SSH node pool, then follow it unless detached; returns the record."""
-    task = build_task(spec, job_path, chosen, record.budget_usd, record.run_id, model_params,
-                      Path(record.run_dir))
-    sky = _sky()
-    name = f"orch-{record.run_id[-6:]}"
-    try:
-        if chosen.offer.spot:
-            job_ids, _ = sky.stream_and_get(sky.jobs.launch(task, name=name))
-            job_id = job_ids[0] if job_ids else None
-        else:
-            job_id, _ = sky.stream_and_get(sky.launch(task, cluster_name=name, down=True,
-                                                      idle_minutes_to_autostop=AUTOSTOP_IDLE_MINUTES))
-    except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity: recorded, then reported
-        message = f"SkyPilot could not launch: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        store.update(record.run_id, status="failed", message=message, ended_at=time.time())
-        return store.get(record.run_id)
-    store.update(record.run_id, status="running", cluster=f"{name}:{job_id}", started_at=time.time())
-    record = store.get(record.run_id)
-    return record if detach else follow_cloud(store, record, quiet)
+class SkyPilotLauncher:
+    def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
+        """Submit the launch, report its request id at once, then wait for SkyPilot's job id. SkyPilot's refusals
+        (credentials, quota, capacity) propagate for the state machine to record."""
+        spec = config_from_dict(json.loads(record.job_json))
+        task_dir = Path(record.run_dir) / "task"  # the VM's copy of the job; the run folder's job.yaml stays as is
+        task_dir.mkdir(exist_ok=True)
+        task = build_task(spec, Path(record.run_dir) / "job.yaml", option, record.budget_usd, record.run_id,
+                          get_model(spec.model).params, task_dir)
+        name = cluster_name(record.run_id)
+        with api_server() as sky:
+            if record.spot:
+                request_id = sky.jobs.launch(task, name=name)
+            else:
+                request_id = sky.launch(task, cluster_name=name, down=True,
+                                        idle_minutes_to_autostop=AUTOSTOP_IDLE_MINUTES)
+            on_fact(Started(cluster=name, request_id=str(request_id)))
+            result = sky.stream_and_get(request_id)
+        job_id = (result[0][0] if result[0] else None) if record.spot else result[0]
+        return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id)
 
+    def is_running(self, record: RunRecord) -> bool:
+        """What the state machine last saw (SkyPilot is asked only while following), unless a stop was asked: `stop`
+        cancels synchronously."""
+        return record.status.is_active() and not record.stop_requested
 
-def _cluster_and_job(record) -> tuple[str, int | None]:
-    name, _, job_id = (record.cluster or ":").partition(":")
-    return name, int(job_id) if job_id not in ("", "None") else None
+    def follow(self, record: RunRecord, out: IO[str]) -> None:
+        """Stream the run's log from SkyPilot into the run folder, bring the output home, then take an on-demand
+        cluster down (stop paying now, not after the autostop)."""
+        with api_server() as sky, open(Path(record.run_dir) / LOG_NAME, "w", encoding="utf-8") as log:
+            tee = _Tee(log, out)
+            if record.spot:
+                sky.jobs.tail_logs(job_id=record.sky_job_id, follow=True, output_stream=tee)
+            else:
+                sky.tail_logs(record.cluster, record.sky_job_id, follow=True, output_stream=tee)
+            self.pull(record)
+            if not record.spot:
+                sky.get(sky.down(record.cluster))
 
+    def pull(self, record: RunRecord) -> None:
+        """metrics.json comes home through the log the run printed it into."""
+        metrics = parse_metrics((Path(record.run_dir) / LOG_NAME).read_text(encoding="utf-8", errors="replace"))
+        if metrics is not None:
+            record.output_dir.mkdir(parents=True, exist_ok=True)
+            (record.output_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
 
-def follow_cloud(store, record, quiet: bool = False):
-    """Stream the run's log from SkyPilot into the run folder, then record how it ended (metrics from the log).
-    An on-demand cluster is torn down as soon as the metrics are in."""
-    from orchestrator.runs.lifecycle import finish
+    def recover(self, record: RunRecord) -> Started | None:
+        """Nothing to find: a cloud run's cluster name and request id are recorded before SkyPilot is waited on."""
+        return None
 
-    sky = _sky()
-    name, job_id = _cluster_and_job(record)
-    with open(Path(record.run_dir) / "train.log", "w") as log:
-        captured = io.StringIO()
-        tee = _Tee(captured, log, sys.stderr if quiet else sys.stdout)
+    def stop(self, record: RunRecord) -> str:
+        """Cancel the launch request if it is still going, then the managed job or the cluster. Each step that
+        finds nothing to stop says so instead of failing."""
+        with api_server() as sky:
+            return f"{record.run_id}: " + "; ".join(self._stop_steps(sky, record))
+
+    @staticmethod
+    def _stop_steps(sky, record: RunRecord) -> list[str]:
+        done = []
+        if record.request_id and record.sky_job_id is None:
+            done.append(_attempt(f"cancel launch request {record.request_id}",
+                                 lambda: sky.get(sky.api_cancel(record.request_id))))
         if record.spot:
-            sky.jobs.tail_logs(job_id=job_id, follow=True, output_stream=tee)
-        else:
-            sky.tail_logs(name, job_id, follow=True, output_stream=tee)
-            sky.get(sky.down(name))  # stop paying now, not after the autostop
-    return finish(store, record, parse_metrics(captured.getvalue()))
+            cancel = (lambda: sky.get(sky.jobs.cancel(job_ids=[record.sky_job_id]))) if record.sky_job_id is not None \
+                else (lambda: sky.get(sky.jobs.cancel(name=record.cluster)))
+            done.append(_attempt(f"cancel managed job {record.sky_job_id or record.cluster}", cancel))
+        elif record.cluster:
+            done.append(_attempt(f"take cluster {record.cluster} down", lambda: sky.get(sky.down(record.cluster))))
+        return done
 
 
-def stop_cloud(record) -> None:
-    """Cancel a managed spot job, or take an on-demand cluster down."""
-    sky = _sky()
-    name, job_id = _cluster_and_job(record)
-    if record.spot:
-        sky.get(sky.jobs.cancel(job_ids=[job_id]))
-    else:
-        sky.get(sky.down(name))
+def _attempt(what: str, action: Callable[[], object]) -> str:
+    """`what: done`, or why not: a stop goes on through every step even when one finds nothing to stop."""
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - already gone, never started, unreachable: said, not raised
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return f"{what}: not done ({type(exc).__name__}: {first_line})"
+    return f"{what}: done"

@@ -1,54 +1,17 @@
-"""The runs store: one SQLite file (WAL, busy timeout) in orch's data folder, safe for several processes at once.
+"""The runs store: one row per run in runs.db (orchestrator/runs/schema.py), safe for several processes at once.
 
-ORCH_HOME moves the data folder (default ~/.local/share/orch); it holds runs.db and a folder per run.
+Only the run state machine (orchestrator/launch/lifecycle.py) writes a run's status; everyone else reads.
 """
 
 import json
 import secrets
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from orchestrator.db import open_database, transaction
 from orchestrator.home import orch_home
-
-ACTIVE_STATUSES = ("launching", "running")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    job_name TEXT NOT NULL,
-    job_path TEXT NOT NULL,
-    job_json TEXT NOT NULL,
-    target TEXT NOT NULL,
-    gpu TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    region TEXT NOT NULL,
-    spot INTEGER NOT NULL,
-    usd_per_hour REAL NOT NULL,
-    budget_usd REAL NOT NULL,
-    est_vram_gib REAL,
-    est_tokens_per_s REAL,
-    est_hours REAL,
-    est_cost_usd REAL,
-    est_basis TEXT,
-    status TEXT NOT NULL,
-    run_dir TEXT NOT NULL,
-    pid INTEGER,
-    cluster TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    train_tokens INTEGER,
-    tokens_per_s REAL,
-    peak_vram_gib REAL,
-    wall_s REAL,
-    cost_usd REAL,
-    message TEXT,
-    metrics_json TEXT
-)
-"""
+from orchestrator.runs.schema import RUNS_DB
+from orchestrator.runs.status import RunStatus, Target
 
 
 @dataclass(frozen=True)
@@ -59,7 +22,7 @@ class RunRecord:
     job_name: str
     job_path: str
     job_json: str
-    target: str  # local or cloud
+    target: Target
     gpu: str
     provider: str
     region: str
@@ -71,10 +34,10 @@ class RunRecord:
     est_hours: float | None
     est_cost_usd: float | None
     est_basis: str | None
-    status: str
+    status: RunStatus
     run_dir: str
     pid: int | None
-    cluster: str | None
+    cluster: str | None  # SkyPilot cluster name (cloud)
     stop_requested: int
     created_at: float
     started_at: float | None
@@ -86,6 +49,14 @@ class RunRecord:
     cost_usd: float | None
     message: str | None
     metrics_json: str | None
+    device: str | None = None  # CUDA_VISIBLE_DEVICES of a local run ("cpu" for the CPU)
+    sky_job_id: int | None = None  # SkyPilot's job id (managed job, or the job on the cluster)
+    request_id: str | None = None  # SkyPilot's request id: known before the job id, so an interrupted launch is found
+    output_uri: str | None = None  # where the trained output lives until pulled (a bucket), else None: the run folder
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.run_dir) / "output"
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -93,59 +64,72 @@ class RunRecord:
         data["metrics"] = json.loads(data.pop("metrics_json")) if self.metrics_json else None
         data["spot"] = bool(self.spot)
         data["stop_requested"] = bool(self.stop_requested)
+        data["status"], data["target"] = self.status.value, self.target.value
         return data
 
 
-_COLUMNS = [f.name for f in fields(RunRecord)]
+COLUMNS = [f.name for f in fields(RunRecord)]
+
+
+def record_from_row(row) -> RunRecord:
+    values = dict(zip(COLUMNS, row, strict=True))
+    return RunRecord(**{**values, "status": RunStatus(values["status"]), "target": Target(values["target"])})
 
 
 def new_run_id() -> str:
-    """Sortable by time, unique across processes: r-YYYYmmdd-HHMMSS-<6 hex>."""
-    return time.strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """r- and 8 hex digits: unique across processes, and short enough that a few characters pick one run."""
+    return "r-" + secrets.token_hex(4)
+
+
+def insert_run(db, record: RunRecord) -> None:
+    """Insert inside a caller's transaction (the scheduler claims a job and records its run in one)."""
+    values = [getattr(record, c) for c in COLUMNS]
+    values = [v.value if isinstance(v, (RunStatus, Target)) else v for v in values]
+    db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
+
+
+def matching(ids: list[str], text: str) -> list[str]:
+    """The ids `text` names: an exact id, else every id it is a prefix of (with or without the `r-`/`j-`). A plain
+    string comparison: `%` and `_` are characters, not patterns."""
+    if text in ids:
+        return [text]
+    return [i for i in ids if text and (i.startswith(text) or i.partition("-")[2].startswith(text))]
 
 
 class RunStore:
     def __init__(self, path: Path | None = None):
         self.path = path or orch_home() / "runs.db"
-        open_database(self.path, _SCHEMA)
-        self._rename_old_columns()
-
-    def _rename_old_columns(self) -> None:
-        """Databases written before money was `*_usd` everywhere keep working: price_per_hour -> usd_per_hour."""
-        with self._connect() as db:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            if "price_per_hour" in columns:
-                db.execute("ALTER TABLE runs RENAME COLUMN price_per_hour TO usd_per_hour")
+        open_database(self.path, RUNS_DB)
 
     def _connect(self):
         return transaction(self.path)
 
     def insert(self, record: RunRecord) -> None:
         with self._connect() as db:
-            db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                       [getattr(record, c) for c in _COLUMNS])
+            insert_run(db, record)
 
     def update(self, run_id: str, **values) -> None:
-        unknown = set(values) - set(_COLUMNS)
+        """For the run state machine alone (orchestrator/launch/lifecycle.py)."""
+        unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
-        assignments = ", ".join(f"{k} = ?" for k in values)
+        values = {k: v.value if isinstance(v, (RunStatus, Target)) else v for k, v in values.items()}
         with self._connect() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+            db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?",
+                       [*values.values(), run_id])
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._connect() as db:
-            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        return RunRecord(*row) if row else None
+            row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return record_from_row(row) if row else None
 
-    def find(self, prefix: str) -> list[RunRecord]:
-        """Runs whose id starts with prefix (users type the unique tail of a long id)."""
-        with self._connect() as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? OR run_id LIKE ? "
-                              "ORDER BY created_at", [prefix + "%", "%" + prefix]).fetchall()
-        return [RunRecord(*row) for row in rows]
+    def find(self, text: str) -> list[RunRecord]:
+        """Runs an id or a unique prefix of one names (see `matching`)."""
+        records = self.all()
+        names = set(matching([r.run_id for r in records], text))
+        return [r for r in records if r.run_id in names]
 
     def all(self) -> list[RunRecord]:
         with self._connect() as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs ORDER BY created_at").fetchall()
-        return [RunRecord(*row) for row in rows]
+            rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at").fetchall()
+        return [record_from_row(row) for row in rows]

@@ -1,37 +1,38 @@
-"""The job queue: SQLite (WAL) beside the runs store. A job is claimed by one UPDATE that only succeeds while it is
-still queued, so two schedulers never start the same job; its state survives any scheduler being killed."""
+"""The job queue: a table in runs.db beside the runs. A job is claimed, its run recorded and its slot checked in one
+transaction that only succeeds while the job is still queued and the slot free, so two schedulers never start the
+same job, nor two jobs on one slot; its state survives any scheduler being killed."""
 
 import json
 import secrets
 import time
 from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 
 from orchestrator.db import open_database, transaction
 from orchestrator.home import orch_home
+from orchestrator.runs.schema import RUNS_DB
+from orchestrator.runs.status import ACTIVE, Target
+from orchestrator.runs.store import RunRecord, insert_run, matching
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    job_path TEXT NOT NULL,
-    job_json TEXT NOT NULL,
-    budget_usd REAL,
-    deadline_at REAL,
-    priority INTEGER NOT NULL,
-    submitted_at REAL NOT NULL,
-    status TEXT NOT NULL,
-    run_id TEXT,
-    owner TEXT,
-    claimed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    preemptions INTEGER NOT NULL DEFAULT 0,
-    decision TEXT,
-    reason TEXT,
-    updated_at REAL NOT NULL
-)
-"""
-OPEN_STATUSES = ("queued", "running")
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"  # claimed by a scheduler, which recorded its run in the same transaction
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+    def is_open(self) -> bool:
+        return self in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+OPEN_STATUSES = tuple(s for s in JobStatus if s.is_open())
+
+
+class _SlotTaken(Exception):
+    """Rolls a claim back: the slot filled between the decision and the claim."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class JobRecord:
     deadline_at: float | None
     priority: int
     submitted_at: float
-    status: str  # queued, running, done, failed, cancelled, rejected
+    status: JobStatus
     run_id: str | None
     owner: str | None
     claimed_at: float | None
@@ -57,6 +58,7 @@ class JobRecord:
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["job"] = json.loads(data.pop("job_json"))
+        data["status"] = self.status.value
         return data
 
 
@@ -66,55 +68,74 @@ _COLUMNS = [f.name for f in fields(JobRecord)]
 class JobQueue:
     def __init__(self, path: Path | None = None):
         self.path = path or orch_home() / "runs.db"
-        open_database(self.path, _SCHEMA)
+        open_database(self.path, RUNS_DB)
 
     def submit(self, name: str, job_path: str, job_json: str, budget_usd: float | None, deadline_h: float | None,
                priority: int) -> JobRecord:
         now = time.time()
-        job_id = time.strftime("j-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        job_id = "j-" + secrets.token_hex(4)
         deadline_at = now + deadline_h * 3600 if deadline_h is not None else None
         values = dict(job_id=job_id, name=name, job_path=job_path, job_json=job_json, budget_usd=budget_usd,
-                      deadline_at=deadline_at, priority=priority, submitted_at=now, status="queued", run_id=None,
-                      owner=None, claimed_at=None, attempts=0, preemptions=0, decision=None, reason=None,
-                      updated_at=now)
+                      deadline_at=deadline_at, priority=priority, submitted_at=now, status=JobStatus.QUEUED.value,
+                      run_id=None, owner=None, claimed_at=None, attempts=0, preemptions=0, decision=None,
+                      reason=None, updated_at=now)
         with transaction(self.path) as db:
             db.execute(f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                        list(values.values()))
-        return JobRecord(**values)
+        return JobRecord(**{**values, "status": JobStatus.QUEUED})
 
     def get(self, job_id: str) -> JobRecord | None:
         with transaction(self.path) as db:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
-        return JobRecord(*row) if row else None
+        return _job(row) if row else None
 
-    def find(self, prefix: str) -> list[JobRecord]:
-        with transaction(self.path) as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id LIKE ? OR job_id LIKE ?",
-                              [prefix + "%", "%" + prefix]).fetchall()
-        return [JobRecord(*row) for row in rows]
+    def find(self, text: str) -> list[JobRecord]:
+        """Jobs an id or a unique prefix of one names (a plain comparison, never a pattern)."""
+        jobs = self.all()
+        names = set(matching([j.job_id for j in jobs], text))
+        return [j for j in jobs if j.job_id in names]
 
-    def all(self, statuses: tuple[str, ...] | None = None) -> list[JobRecord]:
+    def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
         """Jobs in scheduling order: highest priority first, then first submitted."""
         where = f" WHERE status IN ({', '.join('?' * len(statuses))})" if statuses else ""
         with transaction(self.path) as db:
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_at",
-                              list(statuses or ())).fetchall()
-        return [JobRecord(*row) for row in rows]
+                              [s.value for s in statuses or ()]).fetchall()
+        return [_job(row) for row in rows]
 
-    def claim(self, job_id: str, owner: str, run_id: str) -> bool:
-        """Queued -> running for exactly one caller; False when another scheduler got there first."""
+    def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1) -> bool:
+        """Queued -> running with its run recorded, for exactly one caller, and only while the run's device has
+        room (fewer than `slot_capacity` active local runs on it); False when another scheduler got there first."""
         now = time.time()
-        with transaction(self.path) as db:
-            cursor = db.execute("UPDATE jobs SET status = 'running', owner = ?, run_id = ?, claimed_at = ?, "
-                                "updated_at = ? WHERE job_id = ? AND status = 'queued'",
-                                [owner, run_id, now, now, job_id])
-            return cursor.rowcount == 1
+        try:
+            with transaction(self.path) as db:
+                cursor = db.execute("UPDATE jobs SET status = 'running', owner = ?, run_id = ?, claimed_at = ?, "
+                                    "updated_at = ? WHERE job_id = ? AND status = 'queued'",
+                                    [owner, record.run_id, now, now, job_id])
+                if cursor.rowcount != 1:
+                    return False
+                if record.device is not None:
+                    busy = db.execute(f"SELECT COUNT(*) FROM runs WHERE target = ? AND device = ? AND status IN "
+                                      f"({', '.join('?' * len(ACTIVE))})",
+                                      [Target.LOCAL.value, record.device, *(s.value for s in ACTIVE)]).fetchone()[0]
+                    if busy >= slot_capacity:
+                        raise _SlotTaken
+                insert_run(db, record)
+        except _SlotTaken:
+            return False
+        return True
 
     def update(self, job_id: str, **values) -> None:
         unknown = set(values) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
+        values = {k: v.value if isinstance(v, JobStatus) else v for k, v in values.items()}
         values["updated_at"] = time.time()
         with transaction(self.path) as db:
             db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE job_id = ?",
                        [*values.values(), job_id])
+
+
+def _job(row) -> JobRecord:
+    job = JobRecord(*row)
+    return JobRecord(**{**{f.name: getattr(job, f.name) for f in fields(job)}, "status": JobStatus(job.status)})

@@ -1,13 +1,17 @@
 """The scheduler: one pass reconciles the jobs in flight with their runs, then places queued jobs by the policy.
 
-Nothing lives only in memory: the queue and the runs are in SQLite, so a killed scheduler loses no job. On the next
-pass (of any scheduler), a run still training is re-attached simply by being left alone; a local run whose trainer
-died is resumed from its checkpoint in the same run folder; a finished run finishes its job. A preempted cloud run
-goes back to the queue with its preemption counted (after MAX_SPOT_PREEMPTIONS the policy picks on-demand).
+Nothing lives only in memory: the queue and the runs are in one SQLite file, and a job's claim, its run record and
+its slot are one transaction, so a killed scheduler loses no job and two never share a slot. On the next pass (of
+any scheduler), a run still training is re-attached simply by being left alone; a run left `launching` is found
+again through its trainer in the process table, or fails after a grace period and its job goes back to the queue; a
+local run whose trainer died is resumed from its checkpoint in the same run folder; a finished run finishes its job.
+A preempted cloud run goes back to the queue with its preemption counted (after MAX_SPOT_PREEMPTIONS the policy
+picks on-demand).
 """
 
 import datetime
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -17,14 +21,15 @@ from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.runs.lifecycle import create_run, refresh, start_local
-from orchestrator.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, new_run_id
+from orchestrator.launch import lifecycle
+from orchestrator.launch.local import CPU_DEVICE
+from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
-from orchestrator.schedule.queue import JobQueue, JobRecord
+from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus
 from trainer.config import config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
-UNCLAIMED_GRACE_S = 60  # a claimed job with no run after this was claimed by a scheduler that died
 MIN_REMAINING_H = 0.05  # a busy card whose run is over its estimate is still busy
 
 
@@ -46,15 +51,15 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
     """Each card on this machine (NVML) and `cpu_slots` CPU slots, with how long until the run on it ends."""
     busy: dict[str, list[float]] = {}
     for run in runs:
-        if run.target == "local" and run.status in ACTIVE_STATUSES and run.cluster:
+        if run.target is Target.LOCAL and run.status.is_active() and run.device:
             remaining_h = (run.started_at or now) / 3600 + (run.est_hours or 0) - now / 3600
-            busy.setdefault(run.cluster.removeprefix("local:"), []).append(max(MIN_REMAINING_H, remaining_h))
+            busy.setdefault(run.device, []).append(max(MIN_REMAINING_H, remaining_h))
     slots = []
     for offer in offers:
         if offer.gpu.kind == "cpu":
-            taken = sorted(busy.get("cpu", []))
+            taken = sorted(busy.get(CPU_DEVICE, []))
             for i in range(cpu_slots):
-                slots.append(LocalSlot(f"cpu:{i}", offer, taken[i] if i < len(taken) else 0.0))
+                slots.append(LocalSlot(f"{CPU_DEVICE}:{i}", offer, taken[i] if i < len(taken) else 0.0))
         elif offer.device_index is not None:  # seen by NVML on this machine
             index = str(offer.device_index)
             slots.append(LocalSlot(index, offer, max(busy.get(index, [0.0]))))
@@ -70,24 +75,24 @@ class Scheduler:
     # -- reconcile ------------------------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        runs = {r.run_id: r for r in refresh(self.store)}
-        for job in self.queue.all(("running",)):
+        runs = {r.run_id: r for r in lifecycle.refresh(self.store)}
+        for job in self.queue.all((JobStatus.RUNNING,)):
             run = runs.get(job.run_id)
-            if run is None:
-                if time.time() - (job.claimed_at or 0) > UNCLAIMED_GRACE_S:
-                    self.queue.update(job.job_id, status="queued", owner=None, run_id=None,
-                                      reason="its scheduler died before launching: back in the queue")
-            elif run.status in ACTIVE_STATUSES:
+            if run is None:  # claimed before runs were recorded in the claim's transaction
+                self.queue.update(job.job_id, status=JobStatus.QUEUED, owner=None, run_id=None,
+                                  reason="its scheduler died before launching: back in the queue")
+            elif run.status.is_active():
                 continue  # still training: re-attached by being left alone
-            elif run.status == "ok":
-                self.queue.update(job.job_id, status="done", reason=f"run {run.run_id} finished")
-            elif run.status == "preempted" and run.target == "cloud":
-                self.queue.update(job.job_id, status="queued", preemptions=job.preemptions + 1, run_id=None,
+            elif run.status is RunStatus.OK:
+                self.queue.update(job.job_id, status=JobStatus.DONE, reason=f"run {run.run_id} finished")
+            elif run.status is RunStatus.PREEMPTED and run.target is Target.CLOUD:
+                self.queue.update(job.job_id, status=JobStatus.QUEUED, preemptions=job.preemptions + 1, run_id=None,
                                   reason=f"run {run.run_id} was preempted: back in the queue")
-            elif run.status == "stopped":
-                self.queue.update(job.job_id, status="cancelled", reason=f"run {run.run_id} was stopped")
-            elif run.status == "budget_stopped":
-                self.queue.update(job.job_id, status="failed", reason=f"run {run.run_id} spent its budget")
+            elif run.status is RunStatus.STOPPED:
+                self.queue.update(job.job_id, status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
+            elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG):
+                self.queue.update(job.job_id, status=JobStatus.FAILED,
+                                  reason=f"run {run.run_id} ended {run.status.value} ({run.message})")
             else:
                 self._retry(job, run)
 
@@ -95,17 +100,16 @@ class Scheduler:
         """A failed or killed run: resume it from its checkpoint (local), else try the job again, up to a limit."""
         attempts = job.attempts + 1
         if attempts >= MAX_ATTEMPTS:
-            self.queue.update(job.job_id, status="failed", attempts=attempts,
-                              reason=f"run {run.run_id} ended {run.status} ({run.message}); {attempts} attempts")
+            self.queue.update(job.job_id, status=JobStatus.FAILED, attempts=attempts,
+                              reason=f"run {run.run_id} ended {run.status.value} ({run.message}); {attempts} attempts")
             return
-        checkpoint = Path(run.run_dir) / "output" / "checkpoints" / "latest"
-        if run.target == "local" and checkpoint.is_file() and run.status in ("failed", "preempted", "error"):
-            device = (run.cluster or "local:cpu").removeprefix("local:")
-            start_local(self.store, run, [], "" if device == "cpu" else device)
+        checkpoint = run.output_dir / "checkpoints" / "latest"
+        if run.target is Target.LOCAL and checkpoint.is_file() and run.status.is_resumable():
+            lifecycle.start(self.store, run, device=run.device)
             self.queue.update(job.job_id, attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
             return
-        self.queue.update(job.job_id, status="queued", attempts=attempts, run_id=None,
-                          reason=f"run {run.run_id} ended {run.status}: trying again")
+        self.queue.update(job.job_id, status=JobStatus.QUEUED, attempts=attempts, run_id=None,
+                          reason=f"run {run.run_id} ended {run.status.value}: trying again")
 
     # -- place ----------------------------------------------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class Scheduler:
             else float("inf")
         calibration = load_calibration()
         decided = []
-        for job in self.queue.all(("queued",)):
+        for job in self.queue.all((JobStatus.QUEUED,)):
             spec = config_from_dict(job.as_dict()["job"])
             deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
             ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
@@ -132,7 +136,7 @@ class Scheduler:
             decided.append((job, decision))
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
-                self.queue.update(job.job_id, status="rejected")
+                self.queue.update(job.job_id, status=JobStatus.REJECTED)
             elif decision.action in ("start_local", "start_cloud") and self._start(job, spec, decision):
                 if decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
@@ -142,21 +146,18 @@ class Scheduler:
         return decided
 
     def _start(self, job: JobRecord, spec, decision: Decision) -> bool:
-        """Claim the job (exactly one scheduler wins), record the run, then start it. A job without its own budget
-        gets twice its estimate as its budget stop."""
+        """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
+        holds no more runs than it can), then start it. A job without its own budget gets twice its estimate as its
+        budget stop."""
         budget = job.budget_usd if job.budget_usd is not None else decision.option.estimate.cost_usd * 2
-        run_id = new_run_id()
-        if not self.queue.claim(job.job_id, self.owner, run_id):
-            return False  # another scheduler started it
-        record = create_run(self.store, spec, Path(job.job_path), decision.option, budget, run_id)
-        if decision.slot is not None:
-            device = "" if decision.slot.slot_id.startswith("cpu") else decision.slot.slot_id
-            start_local(self.store, record, [], device)
-        else:
-            from orchestrator.launch import skypilot  # imports sky: only when a job goes to the cloud
-
-            record = skypilot.launch_cloud(self.store, record, spec, Path(job.job_path), decision.option,
-                                           get_model(spec.model).params, detach=True, quiet=True)
+        slot = decision.slot
+        device = None if slot is None else slot.slot_id.split(":")[0]
+        record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device)
+        capacity = self.cpu_slots if device == CPU_DEVICE else 1
+        if not self.queue.claim(job.job_id, self.owner, record, capacity):
+            shutil.rmtree(record.run_dir, ignore_errors=True)
+            return False  # another scheduler started it, or took the slot
+        lifecycle.start(self.store, record, decision.option, device)
         return True
 
     def run_forever(self, interval_s: float) -> None:

@@ -1,0 +1,46 @@
+"""One interface for every place a run can train: this machine (local.py) or SkyPilot (skypilot.py). Callers ask
+`launcher_for(target)` (registry.py) and never branch on where a run is. Launchers report facts (a pid, a device, a
+cluster, a job id); the run state machine (lifecycle.py) alone turns facts into a run's status."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import IO, Protocol
+
+from orchestrator.runs.store import RunRecord
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a launcher learned while starting a run; None means not known (yet)."""
+
+    pid: int | None = None
+    device: str | None = None
+    cluster: str | None = None
+    sky_job_id: int | None = None
+    request_id: str | None = None
+    output_uri: str | None = None
+
+    def known(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+class Launcher(Protocol):
+    def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
+        """Start (or start again, for a resume) the recorded run. `on_fact` hears each fact as soon as it is known,
+        so an interrupted start leaves a record that `orch stop` can act on."""
+
+    def stop(self, record: RunRecord) -> str:
+        """Ask the run to stop (it checkpoints where it can); returns what was done, never raises for a run that is
+        already gone."""
+
+    def follow(self, record: RunRecord, out: IO[str]) -> None:
+        """Copy the run's log to `out` (and the run folder) until the run ends."""
+
+    def is_running(self, record: RunRecord) -> bool:
+        """True while the run trains (or is being launched)."""
+
+    def pull(self, record: RunRecord) -> None:
+        """Bring the run's output (metrics.json, steps.jsonl, final/) into its run folder."""
+
+    def recover(self, record: RunRecord) -> Started | None:
+        """Facts about a run whose launcher died before recording them; None when there are none to find."""

@@ -1,0 +1,193 @@
+"""The run state machine, and the only writer of a run's status:
+
+    launching -> running -> ok | error | bad_config | oom | budget_stopped | preempted   (the trainer's own end)
+                         -> stopped (the user stopped it) | failed (died without a word, or never started)
+
+A resume takes an ended run back to running. Launchers (orchestrator/launch/base.py) report facts; this module
+records them, so every caller (the CLI, the scheduler) moves a run the same way and never branches on its target.
+Money is metered from the second the launch starts until the trainer ends, whenever anyone looks.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import IO
+
+from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_for
+from orchestrator.home import orch_home
+from orchestrator.launch.local import LOG_NAME, run_job_file
+from orchestrator.launch.registry import launcher_for
+from orchestrator.planner import Option
+from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.store import RunRecord, RunStore, new_run_id
+from trainer.config import JobConfig
+
+UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
+
+
+def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str | None = None,
+               device: str | None = None) -> RunRecord:
+    """A run about to launch, with its folder and its copy of the job; not yet in the store (the scheduler inserts
+    it in the same transaction as its claim of the job)."""
+    run_id = run_id or new_run_id()
+    run_dir = orch_home() / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    run_job_file(job_path, run_dir)
+    offer, estimate = option.offer, option.estimate
+    return RunRecord(
+        run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),
+        job_json=json.dumps(dataclasses.asdict(spec)), target=Target.LOCAL if offer.is_local else Target.CLOUD,
+        gpu=offer.gpu.name, provider=offer.provider, region=offer.region, spot=int(offer.spot),
+        usd_per_hour=offer.usd_per_hour, budget_usd=budget_usd, est_vram_gib=estimate.vram_gib,
+        est_tokens_per_s=estimate.tokens_per_s, est_hours=estimate.hours, est_cost_usd=estimate.cost_usd,
+        est_basis=estimate.basis, status=RunStatus.LAUNCHING, run_dir=str(run_dir), pid=None, cluster=None,
+        stop_requested=0, created_at=time.time(), started_at=None, ended_at=None, train_tokens=None,
+        tokens_per_s=None, peak_vram_gib=None, wall_s=None, cost_usd=None, message=None, metrics_json=None,
+        device=device)
+
+
+def create_run(store: RunStore, spec: JobConfig, job_path: Path, option: Option, budget_usd: float) -> RunRecord:
+    record = new_record(spec, job_path, option, budget_usd)
+    store.insert(record)
+    return record
+
+
+def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None) -> RunRecord:
+    """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
+    interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on."""
+    launcher = launcher_for(record.target)
+    store.update(record.run_id, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None, stop_requested=0,
+                 pid=None, message=None)
+    record = store.get(record.run_id)
+    try:
+        facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
+    except UserError as exc:
+        _end(store, record, RunStatus.FAILED, str(exc))
+        raise
+    except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
+        who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
+        _end(store, record, RunStatus.FAILED, f"{who}: {type(exc).__name__}: {_first_line(exc)}")
+        return store.get(record.run_id)
+    store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
+    return store.get(record.run_id)
+
+
+def follow(store: RunStore, record: RunRecord, out: IO[str]) -> RunRecord:
+    """Stream the run's log until it ends, then record how it ended."""
+    launcher_for(record.target).follow(record, out)
+    return finish(store, store.get(record.run_id))
+
+
+def request_stop(store: RunStore, record: RunRecord) -> str:
+    """Stop an active run: the trainer checkpoints, then the run ends `stopped`. A run whose trainer never started
+    (an interrupted launch, a dead scheduler) ends `stopped` at once."""
+    if not record.status.is_active():
+        raise UserError(f"run {record.run_id} is not running (status {record.status.value}).")
+    store.update(record.run_id, stop_requested=1)
+    launcher = launcher_for(record.target)
+    record = store.get(record.run_id)
+    said = launcher.stop(record)
+    if not launcher.is_running(record):
+        finish(store, record)
+    return said
+
+
+def pull(record: RunRecord) -> None:
+    """Bring the run's output home; a run whose folder is gone has nowhere to put it."""
+    if not Path(record.run_dir).is_dir():
+        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone.")
+    launcher_for(record.target).pull(record)
+
+
+def resume(store: RunStore, record: RunRecord) -> RunRecord:
+    if record.status.is_active():
+        raise UserError(f"run {record.run_id} is still {record.status.value}: `orch stop {record.run_id}` first.")
+    if not record.status.is_resumable():
+        raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
+    if not Path(record.run_dir).is_dir():
+        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
+    if record.target is Target.CLOUD:
+        raise UserError("cloud runs recover on their own: managed spot jobs resume from their checkpoint bucket.")
+    return start(store, record, device=record.device)
+
+
+def finish(store: RunStore, record: RunRecord) -> RunRecord:
+    """Record the end of a run from its metrics.json. The spend runs from the launch to the moment the trainer
+    ended (its last write), not to the moment somebody looked."""
+    metrics, problem = _read_metrics(record)
+    ended_at = _ended_at(record)
+    if metrics is None:
+        status, message = RunStatus.FAILED, problem
+    else:
+        status, message = RunStatus.of_trainer(metrics["status"]), metrics.get("message")
+    if record.stop_requested and status in (RunStatus.PREEMPTED, RunStatus.FAILED):
+        status = RunStatus.STOPPED
+    return _end(store, record, status, message, ended_at, metrics)
+
+
+def refresh(store: RunStore) -> list[RunRecord]:
+    """Every run, with runs whose trainer has ended since anyone looked finished from their metrics, and runs left
+    `launching` by a launcher that died found again (a local trainer in the process table), else failed once a
+    grace period has passed without a trainer or a launch request."""
+    for record in store.all():
+        if not record.status.is_active():
+            continue
+        launcher = launcher_for(record.target)
+        if record.status is RunStatus.LAUNCHING and record.pid is None:
+            _recover(store, record, launcher)
+        elif not launcher.is_running(record):
+            finish(store, record)
+    return store.all()
+
+
+def _recover(store: RunStore, record: RunRecord, launcher) -> None:
+    facts = launcher.recover(record)
+    if facts is not None:
+        store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
+    elif (record.output_dir / "metrics.json").is_file():
+        finish(store, record)
+    elif record.request_id is None and time.time() - (record.started_at or record.created_at) > UNSTARTED_GRACE_S:
+        _end(store, record, RunStatus.FAILED, "its launcher died before the trainer started")
+
+
+def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
+    if not Path(record.run_dir).is_dir():
+        return None, f"its run folder {record.run_dir} is gone"
+    path = record.output_dir / "metrics.json"
+    if not path.is_file():
+        return None, f"the trainer exited without metrics.json: see `orch logs {record.run_id}`"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        RunStatus.of_trainer(metrics["status"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return None, f"its metrics.json is unreadable ({type(exc).__name__}: {_first_line(exc)})"
+    return metrics, None
+
+
+def _ended_at(record: RunRecord) -> float:
+    """When the trainer last wrote anything: the end of what the target charged for."""
+    times = [p.stat().st_mtime for p in (record.output_dir / "metrics.json", Path(record.run_dir) / LOG_NAME)
+             if p.is_file()]
+    return max(times) if times else time.time()
+
+
+def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | None, ended_at: float | None = None,
+         metrics: dict | None = None) -> RunRecord:
+    ended_at = ended_at if ended_at is not None else time.time()
+    started_at = record.started_at if record.started_at is not None else ended_at
+    wall_s = (record.wall_s or 0.0) + max(0.0, ended_at - started_at)  # a resumed run adds up its sessions
+    metrics = metrics or {}
+    peak = metrics.get("peak_vram_gib") or {}
+    store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
+                 cost_usd=usd_for(wall_s, record.usd_per_hour), train_tokens=metrics.get("train_tokens"),
+                 tokens_per_s=metrics.get("tokens_per_s"),
+                 peak_vram_gib=peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None,
+                 metrics_json=json.dumps(metrics) if metrics else None)
+    return store.get(record.run_id)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
+

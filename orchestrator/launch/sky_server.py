@@ -1,0 +1,43 @@
+"""SkyPilot's local API server, as orch uses it: every SDK call goes through one, and SkyPilot starts it on demand
+(about 1 GB, on a fixed port that every HOME on the machine would share). orch gives each HOME its own port, unless
+the user points SkyPilot at a server of their own, and stops a server it started as soon as its calls are done."""
+
+import contextlib
+import os
+import zlib
+from pathlib import Path
+
+from orchestrator.launch.sky_task import _sky
+
+PORT_BASE, PORT_SPAN = 47000, 2000  # away from SkyPilot's default 46580, which a user's own server may hold
+_PORT_VAR, _ENDPOINT_VAR = "SKYPILOT_API_SERVER_LOCAL_PORT", "SKYPILOT_API_SERVER_ENDPOINT"
+
+
+def home_port(home: Path | None = None) -> int:
+    """One port per HOME, the same every time: two users (or two test HOMEs) never share a server."""
+    home = home or Path.home()
+    return PORT_BASE + zlib.crc32(str(home.resolve()).encode()) % PORT_SPAN
+
+
+def _healthy(common) -> bool:
+    try:
+        return common.get_api_server_status().status == common.ApiServerStatus.HEALTHY
+    except Exception:  # noqa: BLE001 - unreachable, refused, disabled: not up
+        return False
+
+
+@contextlib.contextmanager
+def api_server():
+    """The sky module, with a server of this HOME's own; a server this block started is stopped when it ends."""
+    if not os.environ.get(_ENDPOINT_VAR) and not os.environ.get(_PORT_VAR):
+        os.environ[_PORT_VAR] = str(home_port())
+    sky = _sky()
+    from sky.server import common
+
+    was_up = _healthy(common)
+    try:
+        yield sky
+    finally:
+        if not was_up and common.is_api_server_local() and _healthy(common):
+            with contextlib.suppress(Exception):
+                sky.api_stop()

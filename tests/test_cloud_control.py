@@ -1,0 +1,129 @@
+"""The cloud run's control flow, with only the calls that would reach SkyPilot's API server recorded (sky.launch,
+sky.jobs.launch, sky.stream_and_get, sky.tail_logs, sky.down, sky.api_cancel, sky.jobs.cancel); SkyPilot's Task,
+Resources and catalog, and everything of orch above those calls, run for real."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.runs.status import RunStatus
+from orchestrator.runs.store import RunStore
+from tests.conftest import OFFLINE_CLOUDS, REPO
+
+QLORA_JOB = REPO / "examples" / "llama31-8b-qlora.yaml"
+runner = CliRunner()
+
+
+class RecordedSky:
+    """Stands in for the API server: each call is written down and answered the way the server would."""
+
+    def __init__(self, sky, monkeypatch, log_text=""):
+        self.calls, self.log_text, self.interrupt_wait = [], log_text, False
+        for name in ("launch", "stream_and_get", "tail_logs", "down", "api_cancel", "get"):
+            monkeypatch.setattr(sky, name, getattr(self, name))
+        monkeypatch.setattr(sky.jobs, "launch", self.jobs_launch)
+        monkeypatch.setattr(sky.jobs, "cancel", self.jobs_cancel)
+        monkeypatch.setattr(sky.jobs, "tail_logs", self.jobs_tail_logs)
+
+    def _note(self, *call):
+        self.calls.append(call)
+        return f"request-{len(self.calls)}"
+
+    def launch(self, task, cluster_name, **kwargs):
+        return self._note("launch", cluster_name, kwargs.get("down"))
+
+    def jobs_launch(self, task, name):
+        return self._note("jobs.launch", name)
+
+    def stream_and_get(self, request_id):
+        self.calls.append(("stream_and_get", request_id))
+        if self.interrupt_wait:
+            raise KeyboardInterrupt
+        return ([7], None) if self.calls[0][0] == "jobs.launch" else (3, None)
+
+    def tail_logs(self, cluster, job_id, follow, output_stream):
+        self.calls.append(("tail_logs", cluster, job_id))
+        output_stream.write(self.log_text)
+
+    def jobs_tail_logs(self, job_id, follow, output_stream):
+        self.calls.append(("jobs.tail_logs", job_id))
+        output_stream.write(self.log_text)
+
+    def down(self, cluster):
+        return self._note("down", cluster)
+
+    def api_cancel(self, request_id):
+        return self._note("api_cancel", request_id)
+
+    def jobs_cancel(self, job_ids=None, name=None):
+        return self._note("jobs.cancel", job_ids, name)
+
+    def get(self, request_id):
+        return None
+
+
+def launch(*extra):
+    return runner.invoke(app, ["launch", str(QLORA_JOB), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                               "--yes", "--json", *extra])
+
+
+def metrics_log(status="ok"):
+    from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END
+
+    metrics = {"status": status, "train_tokens": 1000, "tokens_per_s": 50.0, "peak_vram_gib": {"reserved": 9.0}}
+    return f"step 1: loss 2.0\n{METRICS_BEGIN}\n{json.dumps(metrics)}\n{METRICS_END}\n"
+
+
+def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch):
+    recorded = RecordedSky(sky, monkeypatch)
+    recorded.interrupt_wait = True
+    result = launch()
+    assert result.exit_code == 130 and "orch stop" in result.stderr
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.LAUNCHING and run.request_id == "request-1" and run.cluster
+    listed = runner.invoke(app, ["runs", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["status"] == "launching"
+    stopped = runner.invoke(app, ["stop", run.run_id])
+    assert stopped.exit_code == 0, stopped.output
+    assert ("api_cancel", "request-1") in recorded.calls
+    assert any(call[0] in ("down", "jobs.cancel") for call in recorded.calls)
+    assert RunStore().get(run.run_id).status is RunStatus.STOPPED
+
+
+def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypatch):
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
+    result = launch("--no-spot")
+    assert result.exit_code == 0, result.output
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.OK and run.sky_job_id == 3 and run.tokens_per_s == 50.0
+    assert json.loads((run.output_dir / "metrics.json").read_text())["train_tokens"] == 1000
+    names = [call[0] for call in recorded.calls]
+    assert names.index("tail_logs") < names.index("down")  # the output is home before the VM goes
+
+
+@pytest.mark.parametrize("status", ["oom", "bad_config", "budget_stopped"])
+def test_the_trainers_own_end_is_the_runs_status(sky, monkeypatch, status):
+    RecordedSky(sky, monkeypatch, log_text=metrics_log(status))
+    result = launch("--no-spot")
+    assert result.exit_code == 1
+    (run,) = RunStore().all()
+    assert run.status is RunStatus(status)
+
+
+def test_stop_never_crashes_when_skypilot_finds_nothing(sky, monkeypatch):
+    recorded = RecordedSky(sky, monkeypatch)
+    recorded.interrupt_wait = True
+    launch()
+    (run,) = RunStore().all()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("ClusterDoesNotExist: no such cluster")
+
+    monkeypatch.setattr(sky, "down", refuse)
+    monkeypatch.setattr(sky, "api_cancel", refuse)
+    monkeypatch.setattr(sky.jobs, "cancel", refuse)
+    stopped = runner.invoke(app, ["stop", run.run_id])
+    assert stopped.exit_code == 0 and "not done" in stopped.stdout
+    assert RunStore().get(run.run_id).status is RunStatus.STOPPED

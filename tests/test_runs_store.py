@@ -1,0 +1,136 @@
+"""State that survives: runs.db is versioned and migrated, a file orch cannot use is refused with the fix and left
+untouched, ids match exactly or by a unique prefix, and a run whose evidence is broken ends with the reason."""
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from gpu_catalog.errors import UserError
+from orchestrator.launch import lifecycle
+from orchestrator.runs.schema import RUNS_DB
+from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.store import RunRecord, RunStore, matching
+from trainer.status import TrainStatus
+
+V1_RUNS = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, job_name TEXT NOT NULL, job_path TEXT NOT NULL,
+job_json TEXT NOT NULL, target TEXT NOT NULL, gpu TEXT NOT NULL, provider TEXT NOT NULL, region TEXT NOT NULL,
+spot INTEGER NOT NULL, price_per_hour REAL NOT NULL, budget_usd REAL NOT NULL, est_vram_gib REAL,
+est_tokens_per_s REAL, est_hours REAL, est_cost_usd REAL, est_basis TEXT, status TEXT NOT NULL, run_dir TEXT NOT NULL,
+pid INTEGER, cluster TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL,
+ended_at REAL, train_tokens INTEGER, tokens_per_s REAL, peak_vram_gib REAL, wall_s REAL, cost_usd REAL, message TEXT,
+metrics_json TEXT)"""
+
+
+def make_record(run_dir, run_id="r-0a1b2c3d", **changes) -> RunRecord:
+    values = dict(run_id=run_id, job_name="tiny", job_path="/x/job.yaml", job_json="{}", target=Target.LOCAL,
+                  gpu="CPU", provider="local", region="local", spot=0, usd_per_hour=3.6, budget_usd=1.0,
+                  est_vram_gib=None, est_tokens_per_s=None, est_hours=None, est_cost_usd=None, est_basis=None,
+                  status=RunStatus.RUNNING, run_dir=str(run_dir), pid=None, cluster=None, stop_requested=0,
+                  created_at=time.time(), started_at=time.time() - 10, ended_at=None, train_tokens=None,
+                  tokens_per_s=None, peak_vram_gib=None, wall_s=None, cost_usd=None, message=None, metrics_json=None)
+    return RunRecord(**{**values, **changes})
+
+
+def test_a_version_1_database_is_migrated_and_keeps_every_run(tmp_path):
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as db:
+        db.execute(V1_RUNS)
+        row = ["r-20261122-112849-76524c", "tiny", "/j", "{}", "local", "CPU", "local", "local", 0, 0.5, 1.0,
+               None, None, None, None, None, "ok", str(tmp_path), 11, "local:cpu", 0, 1.0, 2.0, 3.0, None, None,
+               None, 1.0, 0.1, None, None]
+        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row)
+        cloud = [*row[:4], "cloud", "A100", "aws", "us-east-1", 1, *row[9:17], str(tmp_path), None, "orch-76524c:7",
+                 *row[20:]]
+        cloud[0] = "r-20261122-112849-aaaaaa"
+        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(cloud))})", cloud)
+    local_run, cloud_run = RunStore(path).all()
+    assert (local_run.usd_per_hour, local_run.device, local_run.cluster) == (0.5, "cpu", None)
+    assert (cloud_run.cluster, cloud_run.sky_job_id) == ("orch-76524c", 7)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == RUNS_DB.version
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"this is not a database at all, just text" * 100, "not a usable SQLite database"),
+    (None, "newer orch"),
+    ("foreign", "another schema"),
+])
+def test_a_database_orch_cannot_use_is_refused_and_left_as_it_was(tmp_path, content, expected):
+    path = tmp_path / "runs.db"
+    if content is None:
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA user_version = 99")
+    elif content == "foreign":
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE runs (id INTEGER, payload TEXT)")
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(UserError, match=expected) as error:
+        RunStore(path)
+    assert "move it away" in str(error.value) or "upgrade orch" in str(error.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("make_home", ["file", "read-only parent"])
+def test_an_unusable_orch_home_fails_at_once_with_its_path(tmp_path, monkeypatch, make_home):
+    if make_home == "file":
+        home = tmp_path / "home-file"
+        home.write_text("x")
+    else:
+        home = tmp_path / "blocked" / "orch"
+        (tmp_path / "blocked").write_text("a file where a folder should be")
+    started = time.monotonic()
+    with pytest.raises(UserError, match="ORCH_HOME") as error:
+        RunStore(home / "runs.db")
+    assert str(home) in str(error.value) and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("r-0a1b2c3d", ["r-0a1b2c3d"]), ("r-0a", ["r-0a1b2c3d", "r-0a9f0000"]), ("0a1", ["r-0a1b2c3d"]),
+    ("%", []), ("_", []), ("", []), ("r-0a1b2c3d-x", []),
+])
+def test_ids_match_exactly_or_by_prefix_never_as_patterns(text, expected):
+    assert matching(["r-0a1b2c3d", "r-0a9f0000", "r-ffff0000"], text) == expected
+
+
+def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    (tmp_path / "run" / "output").mkdir(parents=True)
+    (tmp_path / "run" / "output" / "metrics.json").write_bytes(b"\xff\xfe{not json")
+    store.insert(make_record(tmp_path / "run"))
+    ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
+    assert ended.status is RunStatus.FAILED and "metrics.json is unreadable" in ended.message
+
+
+def test_a_deleted_run_folder_ends_the_run_with_the_reason(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    store.insert(make_record(tmp_path / "gone"))
+    ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
+    assert ended.status is RunStatus.FAILED and "is gone" in ended.message
+    with pytest.raises(UserError, match="is gone"):
+        lifecycle.resume(store, ended)
+
+
+def test_a_detached_runs_cost_stops_when_its_trainer_ended_not_when_someone_looks(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    output = tmp_path / "run" / "output"
+    output.mkdir(parents=True)
+    metrics = output / "metrics.json"
+    metrics.write_text(json.dumps({"status": "ok", "train_tokens": 10}))
+    started = time.time() - 3600
+    ended = started + 60
+    import os
+
+    os.utime(metrics, (ended, ended))
+    store.insert(make_record(tmp_path / "run", started_at=started, pid=999999))
+    record = lifecycle.finish(store, store.get("r-0a1b2c3d"))
+    assert record.wall_s == pytest.approx(60, abs=1) and record.cost_usd == pytest.approx(0.06, abs=0.002)
+
+
+def test_every_trainer_status_is_a_run_status_with_its_exit_code():
+    assert {s.value for s in TrainStatus} <= {s.value for s in RunStatus}
+    assert [TrainStatus.from_exit_code(s.exit_code) for s in TrainStatus] == list(TrainStatus)
+    assert TrainStatus.from_exit_code(137) is None

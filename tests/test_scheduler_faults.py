@@ -1,0 +1,112 @@
+"""Exactly once, for real: a scheduler killed at each step of a start leaves a job that ends exactly once, with its
+result, and two schedulers never put two jobs on one slot. The kill is an exception raised at that step, in
+process, with the launcher's memory of its children wiped as a dead scheduler's would be."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.launch import lifecycle
+from orchestrator.launch.registry import launcher_for
+from orchestrator.runs.status import RunStatus
+from orchestrator.runs.store import RunStore
+from orchestrator.schedule.queue import JobQueue, JobStatus
+from orchestrator.schedule.scheduler import Scheduler
+from tests.trainer_helpers import write_job
+
+runner = CliRunner()
+
+
+class SchedulerKilled(BaseException):
+    """Not an Exception: nothing in orch may catch it, as nothing catches a SIGKILL."""
+
+
+def submit(tmp_path, name, **changes) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    result = runner.invoke(app, ["submit", str(write_job(folder, name=name, **changes)), "--budget", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["job_id"]
+
+
+def run_until_done(job_ids, timeout_s=300, cpu_slots=1) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        Scheduler(cpu_slots=cpu_slots).run_once()
+        if all(JobQueue().get(j).status is JobStatus.DONE for j in job_ids):
+            return
+        time.sleep(0.3)
+    raise AssertionError({j: JobQueue().get(j).reason for j in job_ids})
+
+
+def kill_after_claim(monkeypatch):
+    monkeypatch.setattr(lifecycle, "start", lambda *a, **k: (_ for _ in ()).throw(SchedulerKilled()))
+
+
+def kill_after_spawn(monkeypatch):
+    real_update = RunStore.update
+
+    def update(self, run_id, **values):
+        if values.get("status") is RunStatus.RUNNING:
+            raise SchedulerKilled  # the trainer runs; its pid was never recorded
+        real_update(self, run_id, **values)
+
+    monkeypatch.setattr(RunStore, "update", update)
+
+
+def kill_after_running(monkeypatch):
+    real_start = lifecycle.start
+
+    def start(*args, **kwargs):
+        real_start(*args, **kwargs)
+        raise SchedulerKilled
+
+    monkeypatch.setattr(lifecycle, "start", start)
+
+
+@pytest.mark.parametrize("kill", [kill_after_claim, kill_after_spawn, kill_after_running])
+def test_a_scheduler_killed_at_each_step_of_a_start_loses_and_doubles_nothing(tmp_path, monkeypatch, kill):
+    monkeypatch.setattr(lifecycle, "UNSTARTED_GRACE_S", 0.0)
+    job_id = submit(tmp_path, "once", max_steps=3)
+    with monkeypatch.context() as patch:
+        kill(patch)
+        with pytest.raises(SchedulerKilled):
+            Scheduler().run_once()
+    launcher_for.cache_clear()  # the dead scheduler's handles on its children die with it
+    run_until_done([job_id])
+    runs = RunStore().all()
+    trained = [r for r in runs if r.status is RunStatus.OK]
+    assert len(trained) == 1 and trained[0].run_id == JobQueue().get(job_id).run_id
+    assert all(r.status is RunStatus.FAILED for r in runs if r is not trained[0])  # never started, never twice
+    if kill is not kill_after_claim:
+        assert len(runs) == 1  # the trainer that was started is the one that finished
+
+
+def test_two_schedulers_never_put_two_jobs_on_one_cpu_slot(tmp_path):
+    ids = [submit(tmp_path, f"slot{i}", max_steps=3) for i in range(3)]
+    first, second = Scheduler(cpu_slots=1), Scheduler(cpu_slots=1)
+    first.run_once()
+    second.run_once()  # sees the first's run only through the database
+    active = [r for r in RunStore().all() if r.status.is_active()]
+    assert len(active) == 1
+    run_until_done(ids)
+    spans = sorted((r.started_at, r.ended_at) for r in RunStore().all() if r.status is RunStatus.OK)
+    assert len(spans) == 3
+    assert all(earlier[1] <= later[0] + 0.5 for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+def test_a_claim_fails_when_the_slot_filled_since_the_decision(tmp_path):
+    """The race itself: both schedulers decided the CPU was free; the second claim finds it taken, in the same
+    transaction that would have recorded its run, and leaves its job queued."""
+    from tests.test_runs_store import make_record
+
+    first, second = submit(tmp_path, "a", max_steps=3), submit(tmp_path, "b", max_steps=3)
+    queue = JobQueue()
+    assert queue.claim(first, "one", make_record(tmp_path / "ra", run_id="r-aaaaaaaa", device="cpu",
+                                                 status=RunStatus.LAUNCHING))
+    assert not queue.claim(second, "two", make_record(tmp_path / "rb", run_id="r-bbbbbbbb", device="cpu",
+                                                      status=RunStatus.LAUNCHING))
+    assert queue.get(second).status is JobStatus.QUEUED and RunStore().get("r-bbbbbbbb") is None

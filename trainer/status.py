@@ -1,0 +1,32 @@
+"""How a training process ends: one enum the trainer writes into metrics.json and exits with, and the orchestrator
+reads back (orchestrator/runs/status.py builds the run's status on it), so no status is a bare string compared in
+many modules and no exit code is remembered in two places. Plain Python: no torch."""
+
+from enum import Enum
+
+
+class TrainStatus(str, Enum):
+    OK = "ok"
+    ERROR = "error"
+    BAD_CONFIG = "bad_config"
+    OOM = "oom"
+    BUDGET_STOPPED = "budget_stopped"
+    PREEMPTED = "preempted"  # SIGTERM, as a spot preemption or `orch stop` sends: a checkpoint was saved
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self]
+
+    @classmethod
+    def from_exit_code(cls, code: int) -> "TrainStatus | None":
+        """The status an exit code stands for; None for a code the trainer never uses (killed, crashed)."""
+        return next((status for status, c in _EXIT_CODES.items() if c == code), None)
+
+    @property
+    def deserves_restart(self) -> bool:
+        """Only a preemption is worth another start: bad config, OOM and a spent budget would fail the same way."""
+        return self is TrainStatus.PREEMPTED
+
+
+_EXIT_CODES = {TrainStatus.OK: 0, TrainStatus.ERROR: 1, TrainStatus.BAD_CONFIG: 2, TrainStatus.OOM: 3,
+               TrainStatus.BUDGET_STOPPED: 4, TrainStatus.PREEMPTED: 5}
