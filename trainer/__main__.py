@@ -7,10 +7,12 @@ metrics.json in the output folder says the same, and more.
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from trainer.config import ConfigError, load_config
-from trainer.meter import process_start_time
+from trainer.jsonio import write_json_atomic
+from trainer.meter import EXIT_MARGIN_S, BudgetMeter, process_start_time
 from trainer.status import TrainStatus
 
 
@@ -28,10 +30,18 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     try:
         config, base_dir = load_config(args.config, args.set)
         output = Path(args.output or Path("outputs") / config.name)
+        meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
+        if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
+            output.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(output / "metrics.json", {
+                "status": TrainStatus.BUDGET_STOPPED, "steps": 0, "cost_usd": meter.spent_usd(),
+                "message": f"the budget of ${config.budget_usd:g} was spent before training could start"})
+            print(f"budget_stopped: nothing left of ${config.budget_usd:g}", file=sys.stderr)
+            return TrainStatus.BUDGET_STOPPED.exit_code
         from trainer.loop import FineTune  # torch and friends load only once the config is good
 
         result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
-                          started_at=started_at).run()
+                          started_at=meter.started_at).run()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code

@@ -28,6 +28,7 @@ from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, split_eval, step_loader
 from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path
+from trainer.jsonio import write_json_atomic
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import check_quantizable, load_model, resolve_precision
 from trainer.optim import build_optimizer, build_scheduler
@@ -146,7 +147,7 @@ class FineTune:
             self.meter.disarm_alarm()
         result.update(auto_fit_attempts=attempts, wall_s=time.time() - started, cost_usd=self.meter.spent_usd(),
                       config=dataclasses.asdict(config or self.config), versions=metrics.versions())
-        metrics.write_json_atomic(self.output_dir / "metrics.json", result)
+        write_json_atomic(self.output_dir / "metrics.json", result)
         return result
 
     def _attempts(self, attempts: list[dict]) -> tuple[dict, JobConfig | None]:

@@ -1,13 +1,11 @@
 """What the trainer measures about itself: GPU memory, utilization and power sampled through NVML in a background
 thread; torch's peak allocated/reserved memory; the GPU's dense peak (from gpu_catalog) for MFU; library versions."""
 
-import json
 import os
 import platform
 import resource
 import threading
 from importlib import metadata
-from pathlib import Path
 
 import torch
 
@@ -115,9 +113,3 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             found[package] = None
     return found
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)

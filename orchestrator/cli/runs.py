@@ -82,10 +82,12 @@ def stop_command(run_id: RunArgument) -> None:
 def resume_command(
     run_id: RunArgument,
     detach: Annotated[bool, typer.Option("--detach", help="Start and return.")] = False,
+    budget: Annotated[float | None, typer.Option(help="A new total budget for the run, USD (default: what is "
+                                                      "left of its budget).")] = None,
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
     store = RunStore()
-    record = lifecycle.resume(store, find_run(store, run_id))
+    record = lifecycle.resume(store, find_run(store, run_id), budget)
     if detach or record.status is not RunStatus.RUNNING:
         display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
                               RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")

@@ -1,0 +1,62 @@
+"""The budget from the first second, across launch, resume and detach: whatever the machine's load, a run's
+recorded cost (its whole wall time, set-up and model build included, at the target's price) never passes its budget
+by more than one meter interval. The CPU is priced at $32.50/h here (65 W at $500/kWh), so seconds cost cents."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from gpu_catalog.units import usd_for
+from orchestrator.cli.main import app
+from tests.trainer_helpers import write_job
+from trainer.meter import METER_INTERVAL_S
+
+runner = CliRunner()
+USD_PER_HOUR = 0.065 * 500
+
+
+@pytest.fixture(autouse=True)
+def expensive_cpu(tmp_path, monkeypatch):
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("electricity_usd_per_kwh: 500\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+
+
+def runs():
+    return json.loads(runner.invoke(app, ["runs", "--json"]).stdout)
+
+
+def within_budget(run) -> bool:
+    return run["cost_usd"] <= run["budget_usd"] + usd_for(METER_INTERVAL_S, USD_PER_HOUR)
+
+
+def test_launch_then_resume_stay_within_the_budget(tmp_path):
+    """An eval after every step (which the estimate does not price) makes the run outlast its budget for sure."""
+    job = write_job(tmp_path, max_steps=300, save_every=2, eval_every=1, eval_fraction=0.3, eval_batches=50)
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.45", "--target", "local", "--yes", "--json"])
+    assert launched.exit_code == 1, launched.output
+    (run,) = runs()
+    assert run["usd_per_hour"] == pytest.approx(USD_PER_HOUR)
+    assert run["status"] == "budget_stopped" and within_budget(run)
+    refused = runner.invoke(app, ["resume", run["run_id"][:5]])
+    if run["cost_usd"] >= run["budget_usd"]:
+        assert refused.exit_code == 2 and "--budget" in refused.stderr
+    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.6"])
+    assert resumed.exit_code == 1, resumed.output
+    (run,) = runs()
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.6 and within_budget(run)
+
+
+def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):
+    job = write_job(tmp_path, max_steps=6)
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.3", "--target", "local", "--yes", "--detach",
+                                   "--json"])
+    assert launched.exit_code == 0, launched.output
+    deadline = time.time() + 300
+    while runs()[0]["status"] in ("launching", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    first = runs()[0]
+    time.sleep(3)  # nobody looked for a while: the bill does not grow
+    assert runs()[0]["cost_usd"] == first["cost_usd"] and within_budget(first)
