@@ -2,13 +2,17 @@
 when there is one) and its CPU; cards declared in the hardware file but not seen here; and declared cards in other
 machines reached through a SkyPilot SSH node pool (provider `ssh`, region = the pool)."""
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import CPU_POWER_W, GPU, cpu_gpu, gpu_from_device_name
 from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
 from gpu_catalog.owned import COST_POLICIES, OwnedCard, OwnedHardware, default_card, owned_offer
 from gpu_catalog.units import BYTES_PER_GIB
+
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/dxg")  # the Linux driver, and WSL's GPU bridge
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,10 @@ class LocalGPU:
 
 
 def detect_gpus() -> list[LocalGPU]:
-    """Cards on this machine with their memory in use; [] without NVML or a driver (as on a CPU-only box)."""
+    """Cards on this machine with their memory in use; [] without NVML or a driver (as on a CPU-only box). On Linux
+    without an NVIDIA driver (neither /proc/driver/nvidia nor WSL's /dev/dxg) NVML is not even imported."""
+    if sys.platform == "linux" and not any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
+        return []
     try:
         import pynvml
     except ImportError:

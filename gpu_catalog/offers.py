@@ -10,6 +10,7 @@ import os
 import statistics
 from pathlib import Path
 
+from gpu_catalog.cache import cached
 from gpu_catalog.gpus import DATA_DIR, get_gpu
 from gpu_catalog.offer import Offer
 from gpu_catalog.skypilot_catalog import read_catalog_dir
@@ -68,7 +69,9 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
 @functools.cache
 def cloud_offers() -> tuple[tuple[Offer, ...], tuple[Offer, ...]]:
     """(kept, dropped) cloud offers. A provider found in a SkyPilot catalog replaces its reference rows."""
-    catalog_offers = [offer for d in skypilot_catalog_dirs() for offer in read_catalog_dir(d)]
+    dirs = skypilot_catalog_dirs()
+    sources = [DATA_DIR / "gpus.csv", *(f for d in dirs for f in d.glob("*/vms.csv"))]
+    catalog_offers = cached(sources, lambda: [offer for d in dirs for offer in read_catalog_dir(d)])
     catalog_providers = {o.provider for o in catalog_offers}
     curated = [o for o in reference_offers() if o.provider not in catalog_providers]
     kept, dropped = split_plausible(catalog_offers + curated)

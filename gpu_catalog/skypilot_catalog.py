@@ -4,6 +4,7 @@ or sky import slows planning. Only single-GPU instances count: orch trains on on
 
 import ast
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ MIB_PER_GIB = 1024
 REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _gpu_memory_gib(gpu_info: str) -> float | None:
     """Per-GPU memory from the GpuInfo column (a Python-literal dict in most clouds, JSON in some)."""
     if not gpu_info:

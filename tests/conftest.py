@@ -17,14 +17,21 @@ SHARED_CATALOG = REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8"
 OFFLINE_CLOUDS = ("lambda", "vast", "verda", "nebius", "seeweb", "hyperbolic")  # the clouds that copy holds
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One ORCH_CACHE for the session: tests only read what it holds (built tiny models, the parsed catalog)."""
+    return tmp_path_factory.mktemp("orch-cache")
+
+
 @pytest.fixture(autouse=True)
-def offline_env(monkeypatch, tmp_path):
+def offline_env(monkeypatch, tmp_path, shared_cache):
     monkeypatch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
     monkeypatch.setenv("ORCH_HARDWARE", str(tmp_path / "no-hardware.yaml"))
     monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / "no-calibration.json"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a SkyPilot client call fails, starts no server
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ORCH_CACHE", str(shared_cache))
     cloud_offers.cache_clear()
     yield
     cloud_offers.cache_clear()

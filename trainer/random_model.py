@@ -14,6 +14,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from gpu_catalog.cache import cache_dir
 from gpu_catalog.models import RANDOM_PREFIX, get_model
 
 TINY_PREFIX = "orch/tiny"
@@ -42,11 +43,6 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
 
 
 MIN_POSITIONS = 8192  # one built model serves every usual seq_len
-
-
-def cache_dir() -> Path:
-    """ORCH_CACHE, else ~/.cache/orch: built models are reused by later runs, resumes and benchmark points."""
-    return Path(os.environ.get("ORCH_CACHE", "~/.cache/orch")).expanduser()
 
 
 def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: int) -> Path:

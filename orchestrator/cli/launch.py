@@ -16,7 +16,7 @@ from orchestrator.cli.options import (
     ProvidersOption,
     SpotOption,
 )
-from orchestrator.cli.plan import plan_job
+from orchestrator.cli.planning import plan_job
 from orchestrator.cli.runs import follow_run
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.launch import lifecycle

@@ -2,11 +2,10 @@
 
 import typer
 
-from orchestrator.cli import catalog
+from orchestrator.cli import catalog, plan
 from orchestrator.cli.bench import bench_command, calibrate_command, report_command
 from orchestrator.cli.estimate import estimate
 from orchestrator.cli.launch import launch_command
-from orchestrator.cli.plan import plan_command
 from orchestrator.cli.queue import cancel_command, queue_command, scheduler_app, submit_command
 from orchestrator.cli.runs import logs_command, pull_command, resume_command, runs_command, stop_command
 from orchestrator.cli.simulate import simulate_command
@@ -16,7 +15,16 @@ app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(catalog.app, name="catalog")
 app.command("estimate")(estimate)
-app.command("plan")(plan_command)
+
+
+@app.command("plan", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def plan_command(ctx: typer.Context) -> None:
+    """Rank every local and cloud target for a job under a budget and an optional deadline (`orch plan --help`)."""
+    raise typer.Exit(plan.run(ctx.args))
+
+
+
 app.command("train")(train_command)
 app.command("launch")(launch_command)
 app.command("runs")(runs_command)

@@ -13,7 +13,3 @@ ObjectiveOption = Annotated[str, typer.Option(help=f"Rank by {' or '.join(OBJECT
 ProvidersOption = Annotated[str | None, typer.Option(help="Comma list of allowed providers (e.g. local,lambda).")]
 SpotOption = Annotated[bool, typer.Option("--spot/--no-spot", help="Allow spot (interruptible) offers.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
-
-
-def parse_providers(text: str | None) -> set[str] | None:
-    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None

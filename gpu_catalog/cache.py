@@ -1,0 +1,39 @@
+"""orch's cache folder (ORCH_CACHE, else ~/.cache/orch): things that are slow to make and safe to lose. Built random
+models live here, and the parsed cloud catalog in a compact form, so a plan reads SkyPilot's CSVs (tens of thousands
+of rows for the large clouds) only when one of them changed."""
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+FORMAT = "offers-1"  # bump when the Offer type changes, so old caches are never read into the new type
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ORCH_CACHE", "~/.cache/orch")).expanduser()
+
+
+def _key(sources: list[Path]) -> str:
+    stamp = [FORMAT] + [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(sources) if p.is_file()]
+    return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+
+
+def cached(sources: list[Path], build: Callable[[], list]) -> list:
+    """`build()`, or what it returned last time none of `sources` changed. A cache that cannot be read or written
+    is simply rebuilt: it never makes a plan fail."""
+    path = cache_dir() / "catalog" / f"{_key(sources)}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
+        pass
+    value = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(value))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return value

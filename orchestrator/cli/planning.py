@@ -1,0 +1,44 @@
+"""Read a job, gather every target and plan: what `orch plan` shows and `orch launch` acts on. No CLI framework and
+no terminal formatting here, so `orch plan` loads only what planning needs."""
+
+from pathlib import Path
+
+from gpu_catalog.errors import UserError
+from gpu_catalog.models import ModelShape, get_model
+from gpu_catalog.targets import Targets, gather_targets
+from orchestrator.estimator.calibration import load_calibration
+from orchestrator.job import load_job
+from orchestrator.planner import Plan, PlanPolicy, plan
+
+TARGETS = ("auto", "local", "cloud")
+
+
+def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str] | None:
+    """The providers a plan may use: --target narrows to local or cloud, --providers to a list; None: any."""
+    if target not in TARGETS:
+        raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}.")
+    if target == "auto" and not allowed:
+        return None
+    providers = {o.provider for o in offers}
+    if allowed:
+        providers &= parse_providers(allowed)
+    if target == "local":
+        providers &= {"local"}
+    elif target == "cloud":
+        providers -= {"local"}
+    return frozenset(providers)
+
+
+def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
+             target: str = "auto", local_cost: str | None = None) -> tuple[ModelShape, Targets, Plan]:
+    """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
+    spec = load_job(job)
+    targets = gather_targets(local_cost)
+    policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
+                        providers=allowed_providers(target, providers, targets.offers))
+    model = get_model(spec.model)
+    return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration())
+
+
+def parse_providers(text: str | None) -> set[str] | None:
+    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None
