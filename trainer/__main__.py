@@ -6,6 +6,7 @@ metrics.json in the output folder says the same, and more.
 """
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
                 "message": f"the budget of ${config.budget_usd:g} was spent before training could start"})
             print(f"budget_stopped: nothing left of ${config.budget_usd:g}", file=sys.stderr)
             return TrainStatus.BUDGET_STOPPED.exit_code
+        # bitsandbytes warns on CPUs with AVX512-BF16 that the optional `kernels` package is missing; its fallback is
+        # the path orch tests (known-issues.md), so the note is only noise in a run's log
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
         from trainer.loop import FineTune  # torch and friends load only once the config is good
 
         result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
@@ -47,9 +51,24 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         return TrainStatus.BAD_CONFIG.exit_code
     if result["status"] != TrainStatus.OK:
         print(f"{TrainStatus(result['status']).value}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
-    summary = {k: result.get(k) for k in ("status", "steps", "train_tokens", "tokens_per_s", "eval_perplexity")}
-    print(f"metrics: {output / 'metrics.json'} {summary}", flush=True)
+    print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
+
+
+def summary_line(result: dict, output: Path) -> str:
+    """One readable line for the end of a run: what it did, how fast, what it cost, where its output is."""
+    parts = [TrainStatus(result["status"]).value]
+    if result.get("steps") is not None:
+        parts.append(f"{result['steps']} steps")
+    if result.get("train_tokens"):
+        parts.append(f"{result['train_tokens']:,} tokens")
+    if result.get("tokens_per_s"):
+        parts.append(f"{result['tokens_per_s']:,.0f} tok/s")
+    if result.get("eval_perplexity"):
+        parts.append(f"eval perplexity {result['eval_perplexity']:.2f}")
+    if result.get("cost_usd") is not None:
+        parts.append(f"${result['cost_usd']:.4f}")
+    return ", ".join(parts) + f"; metrics in {output / 'metrics.json'}"
 
 
 if __name__ == "__main__":

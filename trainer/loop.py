@@ -224,7 +224,7 @@ class FineTune:
         self._longest_step_s = 0.0
         timed_tokens = 0
         status = TrainStatus.OK
-        progress = Progress(total_steps, state["step"])
+        progress = Progress(total_steps, state["step"], self.output_dir)
         try:
             if state["step"] == 0 and prepared.eval:
                 state["eval_curve"].append([0, self._evaluate(model, prepared.eval, config, autocast)])
@@ -254,7 +254,7 @@ class FineTune:
                 with open(steps_log, "a") as log:
                     log.write(json.dumps(line) + "\n")
                 progress.update(step + 1, loss, lr, step_tokens / step_time, metrics.peak_memory(device),
-                                log=(step + 1) % config.log_every == 0)
+                                log=(step + 1) % config.log_every == 0, spent_usd=self.meter.spent_usd())
                 if config.eval_every and (step + 1) % config.eval_every == 0 and prepared.eval:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
                 due = (step + 1) % save_every == 0 or \

@@ -1,15 +1,34 @@
-"""What a person watches while the trainer runs: a progress bar (on a terminal) and periodic log lines."""
+"""What a person watches while the trainer runs: a progress bar (on a terminal), periodic log lines, and
+progress.json in the output folder, from which `orch launch` and `orch logs -f` draw their own bar (step, tokens/s,
+ETA, spend so far) when the trainer runs in the background."""
+
+import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from trainer.jsonio import write_json_atomic
+
+PROGRESS_FILE = "progress.json"
+
 
 class Progress:
-    def __init__(self, total_steps: int, first_step: int):
+    def __init__(self, total_steps: int, first_step: int, output_dir: Path):
         self.bar = tqdm(total=total_steps, initial=first_step, unit="step", disable=None, dynamic_ncols=True)
+        self.total_steps, self.first_step, self.started = total_steps, first_step, time.time()
+        self.path = output_dir / PROGRESS_FILE
 
-    def update(self, step: int, loss: float, lr: float, tokens_per_s: float, peak: dict, log: bool) -> None:
+    def update(self, step: int, loss: float, lr: float, tokens_per_s: float, peak: dict, log: bool,
+               spent_usd: float | None = None) -> None:
         self.bar.update(step - self.bar.n)
-        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        postfix = {"loss": f"{loss:.3f}", "tok_s": f"{tokens_per_s:,.0f}"}
+        if spent_usd is not None:
+            postfix["spent"] = f"${spent_usd:.4f}"
+        self.bar.set_postfix(postfix)
+        done = step - self.first_step
+        eta_s = (time.time() - self.started) / done * (self.total_steps - step) if done > 0 else None
+        write_json_atomic(self.path, {"step": step, "planned_steps": self.total_steps, "loss": loss,
+                                      "tokens_per_s": tokens_per_s, "eta_s": eta_s, "spent_usd": spent_usd})
         if log:
             memory = peak["reserved"] if peak["reserved"] is not None else peak["process_rss"]
             where = "reserved" if peak["reserved"] is not None else "process RSS"

@@ -3,8 +3,10 @@
 import json
 import sys
 
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Table as RichTable
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
@@ -20,6 +22,19 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class Table(RichTable):
+    """Tables that fit an 80-column terminal: light rules, one space between columns, numbers (right-aligned
+    columns) never wrapped or cut, text folded onto more lines instead."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, **kwargs)
+
+    def add_column(self, header: str = "", *args, justify: str = "left", **kwargs) -> None:
+        no_wrap = kwargs.pop("no_wrap", justify == "right")
+        super().add_column(header, *args, justify=justify, no_wrap=no_wrap, overflow="ellipsis" if no_wrap else "fold",
+                           **kwargs)
+
+
 def print_json(data) -> None:
     """Plain JSON on stdout, unwrapped, for scripts."""
     json.dump(data, sys.stdout, indent=2)
@@ -31,7 +46,10 @@ def print_error(message: str) -> None:
 
 
 def _money(value: float) -> str:
-    return f"${value:,.2f}" if value >= 0.995 else f"${value:.3f}"
+    """Cents where they matter, and two significant digits below a cent (a tiny job's $/Mtok is not $0.000)."""
+    if value >= 0.995:
+        return f"${value:,.2f}"
+    return f"${value:.3f}" if value >= 0.01 or value == 0 else f"${value:.2g}"
 
 
 def _number(value: float) -> str:
@@ -180,24 +198,45 @@ def optional(value, fmt: str) -> str:
 
 
 def show_runs(records: list[RunRecord]) -> None:
-    table = Table(title=f"{len(records)} runs (estimate / measured)")
-    for column in ("run", "job", "target", "status", "tok/s", "VRAM GiB", "hours", "cost"):
-        table.add_column(column, justify="left" if column in ("run", "job", "target", "status") else "right")
+    """Two lines a run: what was measured, and under it (dim) what was estimated."""
+    table = Table(title=f"{len(records)} runs: measured, and (dim) estimated")
+    table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
+    for column in ("job", "target"):
+        table.add_column(column)
+    table.add_column("status", no_wrap=True)
+    for column in ("tok/s", "GiB", "hours", "cost"):
+        table.add_column(column, justify="right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
-        table.add_row(r.run_id, r.job_name, f"{r.gpu} ({r.provider}{' spot' if r.spot else ''})", r.status.value,
-                      f"{optional(r.est_tokens_per_s, ',.0f')} / {optional(r.tokens_per_s, ',.0f')}",
-                      f"{optional(r.est_vram_gib, '.1f')} / {optional(r.peak_vram_gib, '.1f')}",
-                      f"{optional(r.est_hours, '.2f')} / {optional(hours, '.2f')}",
-                      f"{optional(r.est_cost_usd, '.3f')} / {optional(r.cost_usd, '.3f')}")
+        table.add_row(r.run_id, r.job_name, r.gpu, r.status.value, optional(r.tokens_per_s, ",.0f"),
+                      optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), _optional_money(r.cost_usd))
+        table.add_row("", "", f"{r.provider}{' spot' if r.spot else ''}", "estimate",
+                      optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
+                      optional(r.est_hours, ".2f"), _optional_money(r.est_cost_usd), style="dim")
     console.print(table)
 
 
+def _optional_money(value: float | None) -> str:
+    return "-" if value is None else _money(value)
+
+
 def show_run(record: RunRecord) -> None:
+    """The end of a run in a few lines: how it ended, what it did, what it cost, where its output is."""
+    metrics = json.loads(record.metrics_json) if record.metrics_json else {}
     colour = "green" if record.status is RunStatus.OK else "red"
-    console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {record.gpu} ({record.provider})"
-                  + (f": {record.message}" if record.message else ""))
-    show_runs([record])
+    did = [f"{metrics['steps']} steps" if metrics.get("steps") is not None else None,
+           f"{record.train_tokens:,} tokens" if record.train_tokens else None,
+           f"{record.wall_s / 3600:,.2f} h" if record.wall_s is not None else None]
+    console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {escape(record.gpu)} "
+                  f"({escape(record.provider)}{' spot' if record.spot else ''})"
+                  + "".join(f", {part}" for part in did if part))
+    measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
+                f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
+                f"cost {_optional_money(record.cost_usd)} of {_money(record.budget_usd)}"]
+    console.print("  " + ", ".join(measured), highlight=False)
+    console.print(f"  output: {escape(str(record.output_dir))}", highlight=False)
+    if record.message:
+        console.print(f"  {escape(record.message)}", highlight=False)
 
 
 def _percent(value) -> str:

@@ -1,5 +1,8 @@
 """`orch`: plan fine-tunes across your own GPUs and the clouds. Run `orch --help`."""
 
+from importlib import metadata
+from typing import Annotated
+
 import typer
 
 from orchestrator.cli import catalog, plan
@@ -12,7 +15,19 @@ from orchestrator.cli.simulate import simulate_command
 from orchestrator.cli.train import train_command
 
 app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what will it cost here versus there.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"orch {metadata.version('orch')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                               help="Show orch's version and exit.")] = False) -> None:
+    """orch: does a fine-tune fit, how long will it take, what will it cost here versus there."""
 app.add_typer(catalog.app, name="catalog")
 app.command("estimate")(estimate)
 

@@ -21,13 +21,25 @@ EXPORT_FORMATS = (".csv", ".parquet")
 RunArgument = Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")]
 
 
-def find_run(store: RunStore, run_id: str) -> RunRecord:
+def find_run(store: RunStore, run_id: str | None) -> RunRecord:
+    """The run an id (or a unique prefix) names; with none, the latest run."""
+    if run_id is None:
+        runs = store.all()
+        if not runs:
+            raise UserError("no runs yet: start one with `orch launch JOB.yaml --budget USD`.")
+        return runs[-1]
     return only_match(store.find(run_id), "run", run_id, "orch runs")
 
 
 def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
-    """Stream the log until the run ends, then record how it ended. Ctrl-C leaves the run going."""
+    """Stream the log until the run ends (with a progress bar on a terminal), then record how it ended. Ctrl-C
+    leaves the run going."""
     try:
+        if not quiet and display.console.is_terminal:
+            from orchestrator.cli.live import RunProgress
+
+            with RunProgress(record, display.console) as view:
+                return lifecycle.follow(store, record, view)
         return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
     except KeyboardInterrupt:
         display.err_console.print(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
@@ -56,7 +68,8 @@ def runs_command(
 
 @user_errors
 def logs_command(
-    run_id: RunArgument,
+    run_id: Annotated[str | None, typer.Argument(help="Run id, or a unique prefix of one (default: the latest "
+                                                      "run).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
 ) -> None:
     """A run's training log."""

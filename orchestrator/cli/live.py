@@ -1,0 +1,74 @@
+"""The live view of a run being followed: the trainer's log lines, and under them a bar drawn from the progress.json
+the trainer keeps in its output folder (step of steps, tokens/s, time left, spend so far). On a terminal only;
+elsewhere the log is copied as it is."""
+
+import json
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from orchestrator.runs.store import RunRecord
+
+POLL_S = 0.5
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class RunProgress:
+    """A file-like `out` for a launcher's follow(): whole log lines print above the bar."""
+
+    def __init__(self, record: RunRecord, console: Console):
+        self.path = Path(record.run_dir) / "output" / "progress.json"
+        self.console, self.pending = console, ""
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[tok_s]} tok/s"),
+                                 TextColumn("ETA {task.fields[eta]}"), TextColumn("{task.fields[spent]}"),
+                                 console=console)
+        self.task = self.progress.add_task(record.run_id, total=None, tok_s="-", eta="-", spent="", visible=False)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "RunProgress":
+        self.progress.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._refresh()
+        if self.pending:
+            self.progress.console.print(self.pending, markup=False, highlight=False)
+        self.progress.stop()
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.progress.console.print(line.rsplit("\r", 1)[-1], markup=False, highlight=False)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def _poll(self) -> None:
+        while not self.stopped.wait(POLL_S):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        spent = state.get("spent_usd")
+        self.progress.update(self.task, total=state["planned_steps"], completed=state["step"], visible=True,
+                             tok_s=f"{state['tokens_per_s']:,.0f}", eta=_eta(state.get("eta_s")),
+                             spent="" if spent is None else f"${spent:.4f}")
