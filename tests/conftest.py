@@ -11,7 +11,10 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cloud_offers
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_CATALOG = REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8"
+# the shared data folder beside the checkout (/work/main -> /work/shared), or beside the worktrees' parent
+SHARED_CATALOG = next((p / "shared" / "data" / "skypilot-catalog" / "v8" for p in REPO.parents
+                       if (p / "shared" / "data" / "skypilot-catalog" / "v8").is_dir()),
+                      REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8")
 
 
 @pytest.fixture(autouse=True)
