@@ -16,6 +16,7 @@ from trainer.config import JobConfig
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
 FAILOVER_PRICE_BAND = 1.25  # failover offers cost at most this much more per hour than the chosen one
+FILTER_KINDS = ("provider", "spot", "absent", "launch", "price")  # out before the job's fit is looked at
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 
 
@@ -186,7 +187,7 @@ def no_option_message(result: Plan) -> str:
         o, e = fastest.offer, fastest.estimate
         return (f"no target meets the {result.policy.deadline_hours:g} h deadline within budget: the fastest is "
                 f"{o.gpu.name} on {o.provider} at {e.hours:.1f} h (${e.cost_usd:.2f}). Extend --deadline.")
-    if "memory" in by_kind and len(by_kind) == 1:
+    if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
         return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "
                 "seq_len, or a smaller model.")
