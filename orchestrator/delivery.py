@@ -41,8 +41,10 @@ class Delivery:
 
 @dataclass(frozen=True)
 class NoDelivery:
-    """The cloud cannot run orch's task; `reason` names the missing feature and SkyPilot's own words."""
+    """The cloud cannot run orch's task: `feature` is the SkyPilot feature it lacks, `reason` says so with
+    SkyPilot's own words."""
 
+    feature: str
     reason: str
 
 
@@ -54,7 +56,7 @@ def bucket_name(run_id: str) -> str:
 
 def _missing(offer: Offer, feature: str, why: str) -> NoDelivery:
     said = unsupported(offer.provider, offer.spot)[feature]
-    return NoDelivery(f"{offer.provider} {why} (SkyPilot {feature}: {said.rstrip('.')})")
+    return NoDelivery(feature, f"{offer.provider} {why} (SkyPilot {feature}: {said.rstrip('.')})")
 
 
 def delivery_for(offer: Offer) -> Delivery | NoDelivery:

@@ -1,6 +1,8 @@
 """Every test runs offline and isolated: SkyPilot's offline catalog copy from ../shared, no hardware file, no
 calibration file, no hub. Factories build small inputs, one behaviour per test (dstack's style)."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,34 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_CATALOG = next((p / "shared" / "data" / "skypilot-catalog" / "v8" for p in REPO.parents
                        if (p / "shared" / "data" / "skypilot-catalog" / "v8").is_dir()),
                       REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8")
+
+
+OFFLINE_CLOUDS = ("lambda", "vast", "verda", "nebius", "seeweb", "hyperbolic")
+
+
+@pytest.fixture(scope="session")
+def sky(tmp_path_factory):
+    """sky imported with its catalog in a temporary HOME, and only the offline catalog's clouds enabled."""
+    home = tmp_path_factory.mktemp("skyhome")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a stray client call fails instead of starting one
+        patch.setenv("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+        patch.delenv("SKY_RUNTIME_DIR", raising=False)
+        import sky
+        from sky.catalog import common
+
+        catalog_dir = Path(common.get_catalog_path("x")).parent
+        assert str(catalog_dir).startswith(str(home)), "sky was imported earlier with another HOME"
+        shutil.copytree(SHARED_CATALOG, catalog_dir, dirs_exist_ok=True)
+        from sky.utils import registry
+
+        enabled = [registry.CLOUD_REGISTRY.from_str(name) for name in OFFLINE_CLOUDS]
+        patch.setattr("sky.check.get_cached_enabled_clouds_or_refresh", lambda *a, **k: list(enabled))
+        patch.setattr("sky.check.check_capability", lambda *a, **k: None)
+        yield sky
+    servers = subprocess.run(["ps", "aux"], capture_output=True, text=True).stdout
+    assert "sky.server.server" not in servers, "a SkyPilot API server was left running"
 
 
 @pytest.fixture(autouse=True)

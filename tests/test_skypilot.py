@@ -3,8 +3,6 @@ no API server. Enabled clouds are patched the way SkyPilot's own dry-run tests d
 `enable_all_clouds`), limited to the clouds the offline catalog copy holds."""
 
 import json
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,35 +15,9 @@ from gpu_catalog.offers import cloud_offers
 from orchestrator.cli.main import app
 from orchestrator.job import load_job
 from orchestrator.planner import PlanPolicy, plan
-from tests.conftest import REPO, SHARED_CATALOG
+from tests.conftest import OFFLINE_CLOUDS, REPO
 
-OFFLINE_CLOUDS = ("lambda", "vast", "verda", "nebius", "seeweb", "hyperbolic")
 QLORA_JOB = REPO / "examples" / "llama31-8b-qlora.yaml"
-
-
-@pytest.fixture(scope="module")
-def sky(tmp_path_factory):
-    """sky imported with its catalog in a temporary HOME, and only the offline catalog's clouds enabled."""
-    home = tmp_path_factory.mktemp("skyhome")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a stray client call fails instead of starting one
-        patch.setenv("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
-        patch.delenv("SKY_RUNTIME_DIR", raising=False)
-        import sky
-        from sky.catalog import common
-
-        catalog_dir = Path(common.get_catalog_path("x")).parent
-        assert str(catalog_dir).startswith(str(home)), "sky was imported earlier with another HOME"
-        shutil.copytree(SHARED_CATALOG, catalog_dir, dirs_exist_ok=True)
-        from sky.utils import registry
-
-        enabled = [registry.CLOUD_REGISTRY.from_str(name) for name in OFFLINE_CLOUDS]
-        patch.setattr("sky.check.get_cached_enabled_clouds_or_refresh", lambda *a, **k: list(enabled))
-        patch.setattr("sky.check.check_capability", lambda *a, **k: None)
-        yield sky
-    servers = subprocess.run(["ps", "aux"], capture_output=True, text=True).stdout
-    assert "sky.server.server" not in servers, "a SkyPilot API server was left running"
 
 
 def planned(allow_spot=True, budget=20.0):
