@@ -5,6 +5,7 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
@@ -191,6 +192,17 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
     for r in rows[:top]:
         table.add_row(r.offer.gpu.name, _where(r.offer), r.reason)
     out.print(table)
+
+
+def show_spend_rows(by: str, rows) -> None:
+    """`orch spend`: one row per group, the total below; active runs count their spend so far."""
+    table = Table(title=f"spend by {by}")
+    for column in (by, "runs", "active", "spend"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in rows:
+        table.add_row(Text(row.key), str(row.runs), str(row.active_runs), _money(row.usd))  # a name, never markup
+    console.print(table, highlight=False)
+    console.print(f"total: {_money(sum(r.usd for r in rows))}", highlight=False)
 
 
 def optional(value, fmt: str) -> str:
