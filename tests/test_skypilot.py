@@ -97,6 +97,7 @@ def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp
     assert "python -m trainer /orch/job.yaml" in config["run"] and "SkyPilot's choice:" in result.stderr
     assert "\x1b[" not in result.stdout and "hf_not_a_real_token_123" not in result.output
     assert not any(key.startswith("_") for key in config) and str(tmp_path) not in result.stdout
+    assert config["secrets"] == {"HF_TOKEN": None}  # `sky launch --secret HF_TOKEN` supplies it; no placeholder
     assert set(Path(tempfile.gettempdir()).glob("orch-task-*")) == before  # nothing left behind
     out = tmp_path / "task.yaml"
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",

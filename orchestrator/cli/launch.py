@@ -104,8 +104,9 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
     else:
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
-        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `sky launch {out}` from "
-                                  "this folder runs it", markup=False, highlight=False)
+        secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
+        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `sky launch {out}{secrets}` "
+                                  "from this folder runs it", markup=False, highlight=False)
     display.err_console.print("dry run: nothing launched.")
 
 

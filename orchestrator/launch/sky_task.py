@@ -146,12 +146,12 @@ def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> li
 
 
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
-               workdir: Path):
-    """The sky.Task for one run; its files are staged under `workdir`/remote (the run folder: it outlives the
-    launch request, and nothing is left in /tmp)."""
+               workdir: Path, files_dir: Path | None = None):
+    """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
+    it outlives the launch request, and nothing is left in /tmp)."""
     sky = _sky()
     delivery = option.delivery or delivery_for(option.offer)
-    files = stage_files(job_path, Path(workdir) / "remote")
+    files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     if files.dataset is not None:
         mounts[f"{REMOTE_DATA_DIR}/{files.dataset.name}"] = str(files.dataset)
@@ -170,10 +170,12 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
 
 
 def task_config(task, files: TaskFiles | None = None, files_as: str | None = None) -> dict:
-    """The task as SkyPilot's YAML mapping, secrets redacted, private keys dropped; with `files_as`, the staged
+    """The task as SkyPilot's YAML mapping, secret values left out, private keys dropped; with `files_as`, the staged
     folder's paths are written relative to it (a task file that names no folder of this machine)."""
     config = task.to_yaml_config(use_user_specified_yaml=True)
     config = {k: v for k, v in config.items() if not k.startswith("_")}
+    if config.get("secrets"):  # no value, so `sky launch` asks for `--secret NAME` instead of sending a placeholder
+        config["secrets"] = {name: None for name in config["secrets"]}
     if files is not None and files_as is not None:
         root = str(files.code_dir.parent)
         config["file_mounts"] = {dst: src.replace(root, files_as, 1) if src.startswith(root) else src
@@ -198,7 +200,7 @@ def optimizer_view(task) -> str:
         with contextlib.redirect_stdout(buffer):
             sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=False)
     except (sky.exceptions.NoCloudAccessError, sky.exceptions.ResourcesUnavailableError) as exc:
-        return _plain(buffer.getvalue()) + f"SkyPilot cannot place this task here: {str(exc).splitlines()[0]}\n"
+        return _plain(buffer.getvalue() + f"SkyPilot cannot place this task here: {str(exc).splitlines()[0]}\n")
     best = task.best_resources
     return _plain(buffer.getvalue()) + (f"SkyPilot's choice: {best.cloud} {best.region} {best.instance_type} "
                                         f"${best.get_cost(3600):.2f}/h\n")
@@ -226,8 +228,8 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
     if out is not None:
         files_dir = out.parent / f"{out.stem}-files"
         shutil.rmtree(files_dir / "src", ignore_errors=True)
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, files_dir)
-        staged = files_dir / "remote"
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir)
+        staged = files_dir
         files = TaskFiles(staged / "src", staged / "job.yaml", None)
         try:
             files_as = str(staged.resolve().relative_to(Path.cwd().resolve()))
