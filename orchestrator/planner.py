@@ -34,7 +34,7 @@ class PlanPolicy:
         problems = []
         if self.max_usd_per_hour is not None and not 0 < self.max_usd_per_hour < float("inf"):
             problems.append(f"--max-usd-per-hour must be above 0, got {self.max_usd_per_hour}")
-        if self.budget_usd < 0:
+        if self.budget_usd != self.budget_usd or self.budget_usd < 0:  # NaN, or below 0
             problems.append(f"--budget must be 0 or more USD, got {self.budget_usd}")
         if self.deadline_hours is not None and self.deadline_hours <= 0:
             problems.append(f"--deadline must be above 0 hours, got {self.deadline_hours}")
