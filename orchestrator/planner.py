@@ -123,22 +123,29 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     return cache[gpu.name]
 
 
-def _with_failover(option: Option, valid: list[Option]) -> Option:
-    """The option with the cheapest equivalent offers SkyPilot may fail over to, the dearer the later."""
+def _with_failover(option: Option, peers: list[Option]) -> Option:
+    """The option with the cheapest equivalent offers SkyPilot may fail over to, the dearer the later. `peers`: the
+    valid options of the same GPU and spot, cheapest first."""
     if option.offer.is_local or option.offer.provider == "ssh":
         return option
-    same = [o for o in valid if o.offer != option.offer and o.offer.gpu == option.offer.gpu
-            and o.offer.spot == option.offer.spot and o.delivery == option.delivery
-            and o.offer.usd_per_hour <= option.offer.usd_per_hour * FAILOVER_PRICE_BAND
-            and (o.offer.provider, o.offer.region) != (option.offer.provider, option.offer.region)]
-    same.sort(key=lambda o: o.offer.usd_per_hour)
+    ceiling = option.offer.usd_per_hour * FAILOVER_PRICE_BAND
     picked, seen = [], {(option.offer.provider, option.offer.region)}
-    for other in same:
-        if (other.offer.provider, other.offer.region) not in seen and len(picked) < MAX_FAILOVER_OFFERS:
-            seen.add((other.offer.provider, other.offer.region))
+    for other in peers:
+        if len(picked) == MAX_FAILOVER_OFFERS or other.offer.usd_per_hour > ceiling:
+            break
+        where = (other.offer.provider, other.offer.region)
+        if where not in seen and other.delivery == option.delivery:
+            seen.add(where)
             picked.append(other)
     worst = max([option.estimate.cost_usd, *(o.estimate.cost_usd for o in picked)])
     return Option(option.offer, option.estimate, option.delivery, tuple(o.offer for o in picked), worst)
+
+
+def _failover_peers(options: list[Option]) -> dict[tuple, list[Option]]:
+    peers: dict[tuple, list[Option]] = {}
+    for option in sorted(options, key=lambda o: o.offer.usd_per_hour):
+        peers.setdefault((option.offer.gpu.name, option.offer.spot), []).append(option)
+    return peers
 
 
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
@@ -161,7 +168,8 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
             options.append(Option(offer, estimate, delivery))
         else:
             rejected.append(Rejected(offer, *verdict, vram_gib=fit.memory.vram_gib, estimate=estimate))
-    options = [_with_failover(o, options) for o in options]
+    peers = _failover_peers(options)
+    options = [_with_failover(o, peers[(o.offer.gpu.name, o.offer.spot)]) for o in options]
     if policy.objective == "cost":
         options.sort(key=lambda o: (o.estimate.cost_usd, o.estimate.hours))
     else:
