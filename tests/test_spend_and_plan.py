@@ -5,6 +5,7 @@ import dataclasses
 import json
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from gpu_catalog.gpus import get_gpu
@@ -94,3 +95,18 @@ def test_spot_counts_expected_preemptions_and_the_controller():
     e = spot.estimate
     assert e.expected_preemptions > 0 and e.parts_usd["recovery"] > 0 and e.parts_usd["controller"] > 0
     assert e.cost_usd == sum(e.parts_usd.values())
+
+
+def test_plan_shows_where_the_money_goes_and_how_the_output_comes_home():
+    from tests.conftest import REPO
+
+    job = str(REPO / "examples" / "llama31-8b-qlora.yaml")
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "50", "--providers", "nebius", "--no-spot"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "spend: train $" in text and "output: a bucket orch-<run id> (MOUNT_CACHED)" in text
+    data = json.loads(CliRunner().invoke(app, ["plan", job, "--budget", "50", "--providers", "nebius",
+                                               "--max-usd-per-hour", "2", "--json"]).stdout)
+    chosen = data["chosen"]
+    assert chosen["output"] == "bucket" and chosen["usd_per_hour"] <= 2 and data["max_usd_per_hour"] == 2
+    assert chosen["est_cost_usd"] == pytest.approx(sum(chosen["parts_usd"].values()), abs=0.01)
