@@ -79,7 +79,7 @@ def local_offers(hardware: OwnedHardware, detected: list[LocalGPU], policy: str 
     seen = {local.gpu.name for local in detected if local.gpu is not None}
     for card in declared.values():
         if card.gpu.name not in seen:
-            offers.append(owned_offer(card, hardware, policy, f"declared in {hardware.source}"))
+            offers.append(owned_offer(card, hardware, policy, f"declared in {hardware.source}", present=False))
     cpu_card = OwnedCard(gpu=cpu_gpu(), count=1, purchase_price_usd=0.0, life_years=1.0, utilization=1.0,
                          power_w=CPU_POWER_W, host_power_w=0.0)
     offers.append(owned_offer(cpu_card, hardware, policy, cpu_card.gpu.source))

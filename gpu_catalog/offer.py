@@ -6,6 +6,7 @@ model) import it without importing each other.
 
 from dataclasses import dataclass
 
+from gpu_catalog.cloud_features import unsupported
 from gpu_catalog.gpus import GPU
 
 LOCAL_PROVIDER = "local"
@@ -26,6 +27,12 @@ class Offer:
     accelerator: str = ""  # the provider's own name for the GPU, as SkyPilot requests it (A100-80GB, RTX6000-Ada)
     free_vram_gib: float | None = None  # local cards NVML sees: memory other processes leave free
     device_index: int | None = None  # local cards NVML sees: the CUDA device index
+    present: bool = True  # False: a card declared in the hardware file that this machine does not have
+
+    @property
+    def unsupported_features(self) -> dict[str, str]:
+        """What this offer's cloud cannot do ({SkyPilot feature: reason}), from SkyPilot's own cloud classes."""
+        return {} if self.is_local else unsupported(self.provider, self.spot)
 
     @property
     def is_local(self) -> bool:

@@ -1,38 +1,83 @@
-"""Time and money of a fine-tune on one offer: training hours from the estimated throughput plus start-up, cost from
-the offer's price, and $ per million training tokens so every target compares on one scale.
+"""Time and money of a fine-tune on one offer: training hours from the estimated throughput plus everything else a
+cloud run pays for, cost from the offer's price, and $ per million training tokens so every target compares on one
+scale. The parts are kept apart (`Estimate.parts_usd`) so `orch plan` can show where the money goes.
 
-Start-up, documented guesses until launches record real ones: a cloud VM takes ~5 min to provision (spot ~7, as
-capacity is searched), ~5 min to install orch and its stack, then downloads the 16-bit checkpoint from the Hugging
-Face Hub at ~150 MB/s; a local run starts in ~30 s and reads the cached checkpoint from disk at ~1 GB/s.
+A cloud run pays for, besides training:
+- start-up on every start: provisioning (~5 min; spot ~7, as capacity is searched), installing the stack (~5 min)
+  and downloading the 16-bit checkpoint from the Hugging Face Hub at ~150 MB/s. Documented guesses until a real run
+  reports its own: `StartupTimes` measured per provider (orchestrator/startup_times.py) replace them;
+- for spot, the expected preemptions, each one a new start plus the work since the last checkpoint (half the
+  checkpoint interval on average);
+- the idle window after the job, before the VM downs itself (orchestrator/delivery.py), when no launcher downs it
+  sooner;
+- for a managed (spot) job, SkyPilot's jobs controller: an extra on-demand VM (4+ vCPUs, 4x memory per SkyPilot's
+  sky/jobs/constants.py CONTROLLER_RESOURCES) up for the whole run and its 10-minute idle autostop.
+A local run starts in ~30 s and reads the cached checkpoint from disk at ~1 GB/s.
 """
 
+import math
 from dataclasses import dataclass
 
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.units import usd_per_million_tokens
+from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.fit import Fit
 
-CLOUD_PROVISION_S = {False: 300.0, True: 420.0}  # keyed by spot
-CLOUD_SETUP_S = 300.0
 HUB_DOWNLOAD_BYTES_PER_S = 150e6
 LOCAL_START_S = 30.0
 DISK_READ_BYTES_PER_S = 1e9
 CHECKPOINT_BYTES_PER_PARAM = 2  # checkpoints on the hub are bf16
+HOURS_PER_MONTH = 730.0
+
+# The jobs controller's price: AWS m6i.xlarge (4 vCPU, 16 GiB), us-east-1 on-demand list price, 2026-11; SkyPilot
+# picks the cheapest VM of CONTROLLER_RESOURCES across the user's clouds, so this is a typical, not a worst, case.
+CONTROLLER_USD_PER_HOUR = 0.192
+CONTROLLER_IDLE_HOURS = 10 / 60  # sky/jobs/constants.py CONTROLLER_AUTOSTOP idle_minutes
+
+# Share of spot instances interrupted within a month, the upper edge of the band AWS's Spot Instance Advisor shows
+# for the GPU's instance family (https://aws.amazon.com/ec2/spot/instance-advisor/, as quoted for p4d/A100 5-10%,
+# g6/L4 <5%, p5/H100 10-20% by thundercompute.com/blog/cloud-gpu-spot-instance-availability, 2026-02-24). GPUs not
+# listed take the worst band, 20%. Read as a Poisson rate: preemptions per hour = -ln(1 - share) / 730 h.
+SPOT_INTERRUPTED_SHARE_PER_MONTH = {"A100": 0.10, "L4": 0.05, "H100": 0.20, "H200": 0.20}
+DEFAULT_SPOT_INTERRUPTED_SHARE = 0.20
 
 
-def startup_hours(offer: Offer, model_params: int) -> float:
+@dataclass(frozen=True)
+class StartupTimes:
+    """Seconds one cloud start spends before training: provisioning and setup. `measured` when a real run reported
+    them (orchestrator/startup_times.py), else orch's documented guesses."""
+
+    provision_s: float
+    setup_s: float
+    measured: bool = False
+
+
+GUESSED_STARTUP = {False: StartupTimes(provision_s=300.0, setup_s=300.0),
+                   True: StartupTimes(provision_s=420.0, setup_s=300.0)}  # keyed by spot
+
+
+def startup_hours(offer: Offer, model_params: int, times: StartupTimes | None = None) -> float:
+    """One start, before the first training step."""
     checkpoint_bytes = model_params * CHECKPOINT_BYTES_PER_PARAM
     if offer.is_local:
-        seconds = LOCAL_START_S + checkpoint_bytes / DISK_READ_BYTES_PER_S
-    else:
-        seconds = CLOUD_PROVISION_S[offer.spot] + CLOUD_SETUP_S + checkpoint_bytes / HUB_DOWNLOAD_BYTES_PER_S
-    return seconds / 3600
+        return (LOCAL_START_S + checkpoint_bytes / DISK_READ_BYTES_PER_S) / 3600
+    times = times or GUESSED_STARTUP[offer.spot]
+    return (times.provision_s + times.setup_s + checkpoint_bytes / HUB_DOWNLOAD_BYTES_PER_S) / 3600
+
+
+def preemptions_per_hour(offer: Offer) -> float:
+    """Expected preemptions per hour of a spot VM (0 on-demand), from the monthly interrupted share."""
+    if not offer.spot:
+        return 0.0
+    share = SPOT_INTERRUPTED_SHARE_PER_MONTH.get(offer.gpu.family, DEFAULT_SPOT_INTERRUPTED_SHARE)
+    return -math.log(1 - share) / HOURS_PER_MONTH
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Everything the planner ranks on, for one job on one offer, with the settings auto-fit chose."""
+    """Everything the planner ranks on, for one job on one offer, with the settings auto-fit chose. `hours` is the
+    wall-clock from launch to the end of training; `cost_usd` the whole spend, its parts in `parts_usd`."""
 
     vram_gib: float
     breakdown: dict[str, float]
@@ -45,23 +90,46 @@ class Estimate:
     micro_batch: int
     grad_accum: int
     grad_ckpt: bool
+    parts_usd: dict[str, float]
+    expected_preemptions: float = 0.0
+    startup_measured: bool = False
 
 
-def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int) -> Estimate:
-    """Hours and cost of a fitting configuration on one offer."""
+def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: float, recovery_h: float) -> dict:
+    price = offer.usd_per_hour
+    parts = {"train": train_h * price, "startup": startup_h * price, "recovery": recovery_h * price}
+    if delivery is not None:
+        parts["idle"] = delivery.idle_hours() * price
+        if delivery.managed:
+            controller_h = train_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
+            parts["controller"] = controller_h * CONTROLLER_USD_PER_HOUR
+    return parts
+
+
+def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
+                      times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> Estimate:
+    """Hours and the whole spend of a fitting configuration on one offer. `times`: measured start-up for this
+    provider, when a run has reported one; `checkpoint_minutes`: how much work a preemption loses at most."""
     tokens_per_s = fit.speed.tokens_per_s
-    startup = startup_hours(offer, model.params)
-    hours = train_tokens / tokens_per_s / 3600 + startup
+    startup = startup_hours(offer, model.params, times)
+    train_h = train_tokens / tokens_per_s / 3600
+    preemptions = preemptions_per_hour(offer) * train_h
+    recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
+    delivery = None if offer.is_local else delivery_for(offer)
+    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
     return Estimate(
         vram_gib=fit.memory.vram_gib,
         breakdown=fit.memory.breakdown_gib,
         tokens_per_s=tokens_per_s,
-        hours=hours,
+        hours=train_h + startup + recovery_h,
         startup_hours=startup,
-        cost_usd=hours * offer.usd_per_hour,
+        cost_usd=sum(parts.values()),
         usd_per_million_tokens=usd_per_million_tokens(offer.usd_per_hour, tokens_per_s),
         basis=fit.speed.basis,
         micro_batch=fit.settings.micro_batch,
         grad_accum=fit.settings.grad_accum,
         grad_ckpt=fit.settings.grad_ckpt,
+        parts_usd=parts,
+        expected_preemptions=preemptions,
+        startup_measured=bool(times and times.measured),
     )

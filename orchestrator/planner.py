@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from orchestrator.cost import Estimate, estimate_on_offer
+from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
+from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
 from orchestrator.estimator.settings import settings_from_job
@@ -14,6 +15,9 @@ from trainer.config import JobConfig
 
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
+FAILOVER_PRICE_BAND = 1.25  # failover offers cost at most this much more per hour than the chosen one
+FILTER_KINDS = ("provider", "spot", "absent", "launch", "price")  # out before the job's fit is looked at
+MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,13 @@ class PlanPolicy:
     providers: frozenset[str] | None = None  # None: every provider
     allow_spot: bool = True
     cpu_max_hours: float = CPU_MAX_HOURS
+    max_usd_per_hour: float | None = None  # caps the hourly price on top of the budget
 
     def __post_init__(self):
         problems = []
-        if self.budget_usd < 0:
+        if self.max_usd_per_hour is not None and not 0 < self.max_usd_per_hour < float("inf"):
+            problems.append(f"--max-usd-per-hour must be above 0, got {self.max_usd_per_hour}")
+        if self.budget_usd != self.budget_usd or self.budget_usd < 0:  # NaN, or below 0
             problems.append(f"--budget must be 0 or more USD, got {self.budget_usd}")
         if self.deadline_hours is not None and self.deadline_hours <= 0:
             problems.append(f"--deadline must be above 0 hours, got {self.deadline_hours}")
@@ -39,13 +46,26 @@ class PlanPolicy:
 
 @dataclass(frozen=True)
 class Option:
+    """A target that can take the job. Cloud options carry how the output comes home (`delivery`) and the cheapest
+    equivalent offers SkyPilot may fail over to (`failover`: same GPU, spot and delivery, other regions or clouds,
+    within the price band and the budget); `worst_cost_usd` is the spend at the dearest of them."""
+
     offer: Offer
     estimate: Estimate
+    delivery: Delivery | None = None
+    failover: tuple[Offer, ...] = ()
+    worst_cost_usd: float | None = None
+
+    @property
+    def offers(self) -> tuple[Offer, ...]:
+        """The chosen offer first, then its failover offers: SkyPilot's ordered resources."""
+        return (self.offer, *self.failover)
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """A target that cannot take the job. `kind`: provider, spot, memory, busy, cpu, budget or deadline.
+    """A target that cannot take the job. `kind`: provider, spot, absent, launch (the cloud lacks a feature orch's
+    task needs), price (over --max-usd-per-hour), memory, busy, cpu, budget or deadline.
     `vram_gib` is what the job needs there: the chosen configuration's, or the smallest tried when nothing fits."""
 
     offer: Offer
@@ -74,6 +94,13 @@ def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy
         return "provider", f"provider {offer.provider} not allowed (allowed: {', '.join(sorted(policy.providers))})"
     if offer.spot and not policy.allow_spot:
         return "spot", "spot not allowed"
+    if offer.is_local and not offer.present:
+        return "absent", (f"{offer.gpu.name} is declared in the hardware file but not on this machine: add "
+                          "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
+    if not offer.is_local and isinstance(delivery := delivery_for(offer), NoDelivery):
+        return "launch", delivery.reason
+    if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
+        return "price", f"over --max-usd-per-hour: ${offer.usd_per_hour:.2f}/h > ${policy.max_usd_per_hour:.2f}/h"
     if not fit.fits:
         return "memory", fit.reason
     if offer.free_vram_gib is not None and fit.memory.vram_gib > offer.free_vram_gib:
@@ -96,22 +123,53 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     return cache[gpu.name]
 
 
+def _with_failover(option: Option, peers: list[Option]) -> Option:
+    """The option with the cheapest equivalent offers SkyPilot may fail over to, the dearer the later. `peers`: the
+    valid options of the same GPU and spot, cheapest first."""
+    if option.offer.is_local or option.offer.provider == "ssh":
+        return option
+    ceiling = option.offer.usd_per_hour * FAILOVER_PRICE_BAND
+    picked, seen = [], {(option.offer.provider, option.offer.region)}
+    for other in peers:
+        if len(picked) == MAX_FAILOVER_OFFERS or other.offer.usd_per_hour > ceiling:
+            break
+        where = (other.offer.provider, other.offer.region)
+        if where not in seen and other.delivery == option.delivery:
+            seen.add(where)
+            picked.append(other)
+    worst = max([option.estimate.cost_usd, *(o.estimate.cost_usd for o in picked)])
+    return Option(option.offer, option.estimate, option.delivery, tuple(o.offer for o in picked), worst)
+
+
+def _failover_peers(options: list[Option]) -> dict[tuple, list[Option]]:
+    peers: dict[tuple, list[Option]] = {}
+    for option in sorted(options, key=lambda o: o.offer.usd_per_hour):
+        peers.setdefault((option.offer.gpu.name, option.offer.spot), []).append(option)
+    return peers
+
+
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
-         calibration: Calibration = NO_CALIBRATION, fit_cache: dict[str, Fit] | None = None) -> Plan:
+         calibration: Calibration = NO_CALIBRATION, fit_cache: dict[str, Fit] | None = None,
+         startup_times: dict[str, StartupTimes] | None = None) -> Plan:
     """Rank every offer for the job. Auto-fit runs once per GPU model (`fit_cache`, when given, keeps the fits of
     one job shape across calls: the simulator plans the same shapes again and again); each offer then only adds its
-    price."""
+    price. `startup_times`: start-up measured by earlier runs, by provider (orchestrator/startup_times.py)."""
     train_tokens = spec.resolved_train_tokens()  # pure: a local dataset was sized when the job was loaded
     fits: dict[str, Fit] = {} if fit_cache is None else fit_cache
+    times = startup_times or {}
     options, rejected = [], []
     for offer in offers:
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
-        estimate = estimate_on_offer(fit, offer, model, train_tokens) if fit.fits else None
+        estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),
+                                      spec.save_every_minutes) if fit.fits else None)
         verdict = _judge(offer, fit, estimate, policy)
         if verdict is None:
-            options.append(Option(offer, estimate))
+            delivery = None if offer.is_local else delivery_for(offer)
+            options.append(Option(offer, estimate, delivery))
         else:
             rejected.append(Rejected(offer, *verdict, vram_gib=fit.memory.vram_gib, estimate=estimate))
+    peers = _failover_peers(options)
+    options = [_with_failover(o, peers[(o.offer.gpu.name, o.offer.spot)]) for o in options]
     if policy.objective == "cost":
         options.sort(key=lambda o: (o.estimate.cost_usd, o.estimate.hours))
     else:
@@ -137,7 +195,7 @@ def no_option_message(result: Plan) -> str:
         o, e = fastest.offer, fastest.estimate
         return (f"no target meets the {result.policy.deadline_hours:g} h deadline within budget: the fastest is "
                 f"{o.gpu.name} on {o.provider} at {e.hours:.1f} h (${e.cost_usd:.2f}). Extend --deadline.")
-    if "memory" in by_kind and len(by_kind) == 1:
+    if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
         return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "
                 "seq_len, or a smaller model.")

@@ -13,8 +13,7 @@ from tests.conftest import REPO
 LAYERS = ("gpu_catalog", "trainer", "orchestrator", "benchmarks")
 PACKAGES = set(LAYERS)
 TORCH_ALLOWED = ("trainer", "benchmarks")
-SKY_ALLOWED = {"orchestrator/launch/skypilot.py", "orchestrator/launch/sky_task.py",
-               "orchestrator/launch/sky_server.py", "gpu_catalog/refresh.py"}
+SKY_ALLOWED = ("orchestrator/launch/skypilot", "orchestrator/launch/sky_", "gpu_catalog/refresh.py")  # prefixes
 
 
 def module_name(path: Path) -> str:
@@ -83,7 +82,7 @@ def test_heavy_imports_stay_where_they_belong(module):
     if "torch" in roots:
         assert module.split(".")[0] in TORCH_ALLOWED, f"{where} imports torch"
     if "sky" in roots:
-        assert where in SKY_ALLOWED, f"{where} imports sky"
+        assert where.startswith(SKY_ALLOWED), f"{where} imports sky"
 
 
 def test_the_trainer_imports_only_pure_lookups_from_the_catalog():

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 from orchestrator.cli.main import app
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunStore
-from tests.conftest import OFFLINE_CLOUDS, REPO
+from tests.conftest import OFFLINE_CLOUDS
+from tests.test_skypilot import trainable_job
 
-QLORA_JOB = REPO / "examples" / "llama31-8b-qlora.yaml"
 runner = CliRunner()
 
 
@@ -26,6 +26,9 @@ class RecordedSky:
         monkeypatch.setattr(sky.jobs, "launch", self.jobs_launch)
         monkeypatch.setattr(sky.jobs, "cancel", self.jobs_cancel)
         monkeypatch.setattr(sky.jobs, "tail_logs", self.jobs_tail_logs)
+        from orchestrator.launch import sky_storage
+
+        monkeypatch.setattr(sky_storage, "_run", self.copy_home)  # rsync / the bucket's CLI
 
     def _note(self, *call):
         self.calls.append(call)
@@ -51,6 +54,10 @@ class RecordedSky:
         self.calls.append(("jobs.tail_logs", job_id))
         output_stream.write(self.log_text)
 
+    def copy_home(self, command):
+        self.calls.append(("copy", command[0]))
+        return True
+
     def down(self, cluster):
         return self._note("down", cluster)
 
@@ -64,8 +71,14 @@ class RecordedSky:
         return None
 
 
-def launch(*extra):
-    return runner.invoke(app, ["launch", str(QLORA_JOB), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+@pytest.fixture(autouse=True)
+def job(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # the Llama model is gated: pre-flight asks for a token
+    return trainable_job(tmp_path)
+
+
+def launch(job, *extra):
+    return runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
                                "--yes", "--json", *extra])
 
 
@@ -76,10 +89,10 @@ def metrics_log(status="ok"):
     return f"step 1: loss 2.0\n{METRICS_BEGIN}\n{json.dumps(metrics)}\n{METRICS_END}\n"
 
 
-def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch):
+def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch, job):
     recorded = RecordedSky(sky, monkeypatch)
     recorded.interrupt_wait = True
-    result = launch()
+    result = launch(job)
     assert result.exit_code == 130 and "orch stop" in result.stderr
     (run,) = RunStore().all()
     assert run.status is RunStatus.LAUNCHING and run.request_id == "request-1" and run.cluster
@@ -92,30 +105,30 @@ def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch)
     assert RunStore().get(run.run_id).status is RunStatus.STOPPED
 
 
-def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypatch):
+def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypatch, job):
     recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
-    result = launch("--no-spot")
+    result = launch(job, "--no-spot")
     assert result.exit_code == 0, result.output
     (run,) = RunStore().all()
     assert run.status is RunStatus.OK and run.sky_job_id == 3 and run.tokens_per_s == 50.0
     assert json.loads((run.output_dir / "metrics.json").read_text())["train_tokens"] == 1000
     names = [call[0] for call in recorded.calls]
-    assert names.index("tail_logs") < names.index("down")  # the output is home before the VM goes
+    assert names.index("tail_logs") < names.index("copy") < names.index("down")  # the output is home first
 
 
 @pytest.mark.parametrize("status", ["oom", "bad_config", "budget_stopped"])
-def test_the_trainers_own_end_is_the_runs_status(sky, monkeypatch, status):
+def test_the_trainers_own_end_is_the_runs_status(sky, monkeypatch, status, job):
     RecordedSky(sky, monkeypatch, log_text=metrics_log(status))
-    result = launch("--no-spot")
+    result = launch(job, "--no-spot")
     assert result.exit_code == 1
     (run,) = RunStore().all()
     assert run.status is RunStatus(status)
 
 
-def test_stop_never_crashes_when_skypilot_finds_nothing(sky, monkeypatch):
+def test_stop_never_crashes_when_skypilot_finds_nothing(sky, monkeypatch, job):
     recorded = RecordedSky(sky, monkeypatch)
     recorded.interrupt_wait = True
-    launch()
+    launch(job)
     (run,) = RunStore().all()
 
     def refuse(*args, **kwargs):

@@ -53,7 +53,7 @@ def test_launching_without_a_terminal_needs_yes(tmp_path):
 
 def test_dry_run_launches_nothing(tmp_path):
     result = orch("launch", write_job(tmp_path), "--budget", "1", "--target", "local", "--dry-run")
-    assert result.exit_code == 0 and "nothing launched" in result.stdout
+    assert result.exit_code == 0 and "nothing launched" in result.stderr  # stdout is kept for the task file
     assert runs_json() == []
 
 

@@ -33,7 +33,10 @@ def test_estimates_add_start_up_to_training_time():
     option = run([make_offer(A100)]).chosen
     e = option.estimate
     assert e.hours == pytest.approx(20_000_000 / e.tokens_per_s / 3600 + e.startup_hours)
-    assert e.cost_usd == pytest.approx(e.hours * option.offer.usd_per_hour)
+    # the spend is training and start-up at the offer's price, plus the idle window before the VM downs itself
+    assert e.cost_usd == pytest.approx(sum(e.parts_usd.values()))
+    assert e.parts_usd["train"] + e.parts_usd["startup"] == pytest.approx(e.hours * option.offer.usd_per_hour)
+    assert e.parts_usd["idle"] > 0
 
 
 def test_over_budget_is_rejected_with_the_amount():
@@ -62,10 +65,10 @@ def test_busy_local_card_is_rejected():
 
 
 def test_providers_and_spot_filters():
-    offers = [make_offer(A100, "lambda"), make_offer(A100, "vast", 0.5, spot=True)]
-    result = run(offers, providers=frozenset({"lambda", "vast"}), allow_spot=False)
+    offers = [make_offer(A100, "lambda"), make_offer(A100, "nebius", 0.5, spot=True)]
+    result = run(offers, providers=frozenset({"lambda", "nebius"}), allow_spot=False)
     assert {r.kind for r in result.rejected} == {"spot"}
-    result = run(offers, providers=frozenset({"vast"}))
+    result = run(offers, providers=frozenset({"nebius"}))
     assert {r.kind for r in result.rejected} == {"provider"}
 
 

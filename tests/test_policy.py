@@ -18,7 +18,7 @@ from tests.conftest import make_offer
 MODEL = get_model("Llama-3.1-8B")
 SPEC = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000})
 RTX4090 = make_offer(get_gpu("RTX 4090"), provider="local", usd_per_hour=0.25)
-CLOUD = [make_offer(get_gpu("A100 80GB"), "lambda", 1.5), make_offer(get_gpu("A100 80GB"), "vast", 0.6, spot=True),
+CLOUD = [make_offer(get_gpu("A100 80GB"), "lambda", 1.5), make_offer(get_gpu("A100 80GB"), "nebius", 0.6, spot=True),
          make_offer(get_gpu("H100 SXM"), "lambda", 3.0)]
 
 
@@ -61,7 +61,7 @@ def test_a_busy_card_that_would_miss_the_deadline_sends_the_job_to_the_cloud():
 def test_a_job_no_local_card_fits_goes_to_the_cheapest_cloud_offer():
     big = dataclasses.replace(SPEC, model="Qwen2.5-14B", method="lora")  # ~35 GiB: not a 24 GB card
     decision = decide(ask(spec=big), get_model("Qwen2.5-14B"), [LocalSlot("0", RTX4090)], CLOUD)
-    assert decision.action == "start_cloud" and decision.option.offer.provider == "vast"  # the $0.60 spot A100
+    assert decision.action == "start_cloud" and decision.option.offer.provider == "nebius"  # the $0.60 spot A100
     assert decision.reason.startswith("no local card fits")
 
 

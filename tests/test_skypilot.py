@@ -3,8 +3,11 @@ no API server. Enabled clouds are patched the way SkyPilot's own dry-run tests d
 `enable_all_clouds`), limited to the clouds the offline catalog copy holds."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from gpu_catalog.models import get_model
@@ -75,15 +78,53 @@ def test_secrets_travel_as_secrets_and_never_print(sky, tmp_path, monkeypatch):
     assert "HF_TOKEN" not in task.envs
 
 
-def test_dry_run_shows_the_task_and_skypilots_view_and_launches_nothing(sky, monkeypatch):
+def trainable_job(tmp_path) -> Path:
+    """The QLoRA example with a dataset, so pre-flight lets it through."""
+    job = tmp_path / "qlora.yaml"
+    data = REPO / "examples" / "data" / "tiny_instruct.jsonl"
+    job.write_text(QLORA_JOB.read_text() + f"dataset: {data}\n", encoding="utf-8")
+    return job
+
+
+def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    before = set(Path(tempfile.gettempdir()).glob("orch-task-*"))
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      ",".join(OFFLINE_CLOUDS), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.stdout)  # stdout is the task file alone: the table went to stderr
+    assert "python -m trainer /orch/job.yaml" in config["run"] and "SkyPilot's choice:" in result.stderr
+    assert "\x1b[" not in result.stdout and "hf_not_a_real_token_123" not in result.output
+    assert not any(key.startswith("_") for key in config) and str(tmp_path) not in result.stdout
+    assert config["secrets"] == {"HF_TOKEN": None}  # `sky launch --secret HF_TOKEN` supplies it; no placeholder
+    assert set(Path(tempfile.gettempdir()).glob("orch-task-*")) == before  # nothing left behind
+    out = tmp_path / "task.yaml"
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      ",".join(OFFLINE_CLOUDS), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert str(tmp_path) not in text and "/tmp/" not in text  # mounts are relative to the folder it ran in
+    task = sky.Task.from_yaml(str(out))  # what `sky launch task.yaml` reads, as it is
+    assert "/orch/src" in task.file_mounts and "/orch/job.yaml" in task.file_mounts
+    assert CliRunner().invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
+
+
+def test_dry_run_json_is_json(sky, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      ",".join(OFFLINE_CLOUDS), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["launched"] is False and "accelerators" in data["task_yaml"]
+    assert data["plan"]["chosen"]["parts_usd"]["train"] > 0
+
+
+def test_a_job_without_a_dataset_stops_before_any_vm(sky, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
     result = CliRunner().invoke(app, ["launch", str(QLORA_JOB), "--budget", "20", "--providers",
                                       ",".join(OFFLINE_CLOUDS), "--dry-run"])
-    assert result.exit_code == 0, result.output
-    assert "accelerators" in result.stdout and "python -m trainer /orch/job.yaml" in result.stdout
-    assert "SkyPilot's choice:" in result.stdout and "dry run: nothing launched." in result.stdout
-    assert "hf_not_a_real_token_123" not in result.output
-    assert CliRunner().invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
+    assert result.exit_code == 2 and "names no dataset" in result.output and "Nothing was launched" in result.output
 
 
 def test_an_ssh_node_pool_card_becomes_an_ssh_infra_task(sky, tmp_path, monkeypatch):
@@ -112,9 +153,10 @@ def test_metrics_come_back_from_the_log():
     assert parse_metrics("crashed before the end") is None
 
 
-def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky):
+def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky, tmp_path, monkeypatch):
     """Here SkyPilot cannot launch (no API server may start, no credentials): the run is recorded, not lost."""
-    result = CliRunner().invoke(app, ["launch", str(QLORA_JOB), "--budget", "20", "--providers",
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
                                       ",".join(OFFLINE_CLOUDS), "--yes", "--json"])
     assert result.exit_code == 1
     run = json.loads(result.stdout)["run"]

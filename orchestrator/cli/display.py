@@ -7,6 +7,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
@@ -151,11 +152,14 @@ def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
     return [(option, count) for option, count in rows.values()]
 
 
-def show_plan(plan: Plan, top: int) -> None:
+def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
+    """The ranked options, the rejected kinds and the chosen one with where its money goes; on stderr for a dry
+    run, whose stdout is the task file."""
+    out = err_console if to_stderr else console
     spec = plan.spec
     deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
-    console.print(f"[bold]{spec.name}[/]: {spec.model} {spec.method}, {plan.train_tokens:,} tokens at seq "
-                  f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
+    out.print(f"[bold]{spec.name}[/]: {spec.model} {spec.method}, {plan.train_tokens:,} tokens at seq "
+              f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     table = Table(title=f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)")
     for column in ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok"):
@@ -166,15 +170,32 @@ def show_plan(plan: Plan, top: int) -> None:
         table.add_row(str(rank), o.gpu.name, _where(o, region_count), _money(o.usd_per_hour), f"{e.vram_gib:.1f}",
                       batch, _number(e.tokens_per_s), f"{e.hours:.2f}", _money(e.cost_usd),
                       _money(e.usd_per_million_tokens))
-    console.print(table)
-    _show_rejected(plan, top)
+    out.print(table)
+    _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
-        console.print(f"[bold green]chosen:[/] {o.gpu.name} on {_where(o)}: {e.hours:.2f} h, {_money(e.cost_usd)}, "
-                      f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
+        out.print(f"[bold green]chosen:[/] {o.gpu.name} on {_where(o)}: {e.hours:.2f} h, {_money(e.cost_usd)}, "
+                  f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
+        _show_spend(plan.chosen, out)
 
 
-def _show_rejected(plan: Plan, top: int) -> None:
+def _show_spend(option, out: Console) -> None:
+    """Where the chosen option's money goes, how its output comes home, and where SkyPilot may fail over."""
+    e = option.estimate
+    parts = ", ".join(f"{name} {_money(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
+    startup = "measured" if e.startup_measured else "guessed"
+    preempt = f", {e.expected_preemptions:.2f} expected preemptions" if option.offer.spot else ""
+    out.print(f"  spend: {parts} [dim](start-up {startup}{preempt})[/]", highlight=False)
+    if option.delivery is not None:
+        output = {"bucket": "a bucket orch-<run id> (MOUNT_CACHED)",
+                  "cluster": "the VM's disk, pulled home before teardown"}[option.delivery.output]
+        out.print(f"  output: {output}", highlight=False)
+    if option.failover:
+        where = ", ".join(f"{_where(o)} {_money(o.usd_per_hour)}/h" for o in option.failover)
+        out.print(f"  failover: {where}; at the dearest {_money(option.worst_cost_usd)}", highlight=False)
+
+
+def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
     """One row per distinct (GPU, provider, spot, reason kind): regions repeat the same story."""
     seen, rows = set(), []
     for r in plan.rejected:
@@ -189,7 +210,18 @@ def _show_rejected(plan: Plan, top: int) -> None:
         table.add_column(column)
     for r in rows[:top]:
         table.add_row(r.offer.gpu.name, _where(r.offer), r.reason)
-    console.print(table)
+    out.print(table)
+
+
+def show_spend_rows(by: str, rows) -> None:
+    """`orch spend`: one row per group, the total below; active runs count their spend so far."""
+    table = Table(title=f"spend by {by}")
+    for column in (by, "runs", "active", "spend"):
+        table.add_column(column, justify="left" if column == by else "right")
+    for row in rows:
+        table.add_row(Text(row.key), str(row.runs), str(row.active_runs), _money(row.usd))  # a name, never markup
+    console.print(table, highlight=False)
+    console.print(f"total: {_money(sum(r.usd for r in rows))}", highlight=False)
 
 
 def optional(value, fmt: str) -> str:
@@ -235,6 +267,9 @@ def show_run(record: RunRecord) -> None:
                 f"cost {_optional_money(record.cost_usd)} of {_money(record.budget_usd)}"]
     console.print("  " + ", ".join(measured), highlight=False)
     console.print(f"  output: {escape(str(record.output_dir))}", highlight=False)
+    if record.output_uri:
+        console.print(f"  kept in: {escape(record.output_uri)} (`orch pull {record.run_id}` brings it here)",
+                      highlight=False)
     if record.message:
         console.print(f"  {escape(record.message)}", highlight=False)
 

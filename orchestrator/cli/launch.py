@@ -1,17 +1,20 @@
 """`orch launch JOB.yaml --budget USD`: plan, confirm, train on the chosen target, follow it, and record the run."""
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gpu_catalog.errors import UserError
+from orchestrator import preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import (
     DeadlineOption,
     JobArgument,
     JsonFlag,
+    MaxUsdPerHourOption,
     ObjectiveOption,
     ProvidersOption,
     SpotOption,
@@ -38,13 +41,19 @@ def launch_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Launch without asking.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Start and return; follow with `orch logs RUN -f`.")]
     = False,
+    max_usd_per_hour: MaxUsdPerHourOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="With --dry-run: write the task file here (and the "
+                                                            "files it mounts beside it).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train on the cheapest suitable GPU (local or cloud) within the budget, and record the run."""
-    model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target)
+    if out is not None and not dry_run:
+        raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
+    model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
+                                      max_usd_per_hour=max_usd_per_hour)
     spec = result.spec
     if not as_json:
-        display.show_plan(result, top=5)
+        display.show_plan(result, top=5, to_stderr=dry_run)
     if result.chosen is None:
         if as_json:
             display.print_json({"plan": plan_dict(result), "run": None})
@@ -52,20 +61,14 @@ def launch_command(
     chosen = result.chosen
     where = "local" if chosen.offer.is_local else f"{chosen.offer.provider} {chosen.offer.region}"
     if dry_run:
-        if chosen.offer.is_local:
-            display.console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
-        else:
-            from orchestrator.launch import sky_task  # imports sky: only for a cloud target
-
-            display.console.print(sky_task.dry_run(spec, job, chosen, budget, model.params), markup=False,
-                                  highlight=False)
-        display.console.print("dry run: nothing launched.")
+        _dry_run(result, job, budget, model.params, out, as_json)
         return
     if not yes:
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
         typer.confirm(f"Launch on {chosen.offer.gpu.name} ({where}{', spot' if chosen.offer.spot else ''}), about "
                       f"{chosen.estimate.hours:.2f} h and ${chosen.estimate.cost_usd:.2f}?", abort=True)
+    preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     store = RunStore()
     record = lifecycle.create_run(store, spec, job, chosen, budget)
     display.err_console.print(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}")
@@ -80,6 +83,33 @@ def launch_command(
     if detach and record.status is RunStatus.RUNNING and not as_json:
         display.console.print(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
+
+
+def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:
+    """The task file on stdout (or in --out), everything for people on stderr; --json: one JSON document."""
+    chosen, spec = result.chosen, result.spec
+    preflight.check(spec, job, chosen)
+    task = None
+    if not chosen.offer.is_local:
+        from orchestrator.launch import sky_task  # imports sky: only for a cloud target
+
+        task = sky_task.dry_run(spec, job, chosen, budget, model_params, out)
+    if as_json:
+        display.print_json({"plan": plan_dict(result), "task_yaml": task.yaml_text if task else None,
+                            "task_file": str(out) if out and task else None,
+                            "skypilot_optimizer": task.optimizer_text if task else None, "launched": False})
+        return
+    if task is None:
+        display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
+    elif out is None:
+        sys.stdout.write(task.yaml_text)
+        display.err_console.print(task.optimizer_text, markup=False, highlight=False)
+    else:
+        display.err_console.print(task.optimizer_text, markup=False, highlight=False)
+        secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
+        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `sky launch {out}{secrets}` "
+                                  "from this folder runs it", markup=False, highlight=False)
+    display.err_console.print("dry run: nothing launched.")
 
 
 def _report(result, record, as_json: bool, quiet: bool = False) -> None:

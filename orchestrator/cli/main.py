@@ -12,6 +12,7 @@ from orchestrator.cli.launch import launch_command
 from orchestrator.cli.queue import cancel_command, queue_command, scheduler_app, submit_command
 from orchestrator.cli.runs import logs_command, pull_command, resume_command, runs_command, stop_command
 from orchestrator.cli.simulate import simulate_command
+from orchestrator.cli.spend import spend_command
 from orchestrator.cli.train import train_command
 
 app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what will it cost here versus there.",
@@ -52,6 +53,7 @@ app.command("queue")(queue_command)
 app.command("cancel")(cancel_command)
 app.add_typer(scheduler_app, name="scheduler")
 app.command("simulate")(simulate_command)
+app.command("spend")(spend_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
 app.command("report")(report_command)

@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
                        help="Allow spot (interruptible) offers.")
     parse.add_argument("--local-cost", help="Price local cards amortized or marginal (default: the hardware file's).")
     parse.add_argument("--top", type=int, default=10, help="Rows to show in each table.")
+    parse.add_argument("--max-usd-per-hour", type=float, help="Most to pay per GPU-hour, on top of the budget.")
     parse.add_argument("--json", dest="as_json", action="store_true", help="Print JSON for scripts instead of tables.")
     return parse
 
@@ -37,7 +38,7 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # a malformed flag: argparse's usage message and exit 2
     try:
         _, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
-                                local_cost=args.local_cost)
+                                local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         if args.as_json:
             from orchestrator.cli.serialize import plan_dict
 

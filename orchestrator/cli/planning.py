@@ -1,14 +1,17 @@
 """Read a job, gather every target and plan: what `orch plan` shows and `orch launch` acts on. No CLI framework and
 no terminal formatting here, so `orch plan` loads only what planning needs."""
 
+import difflib
 from pathlib import Path
 
+from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape, get_model
 from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.job import load_job
 from orchestrator.planner import Plan, PlanPolicy, plan
+from orchestrator.startup_times import load_startup_times
 
 TARGETS = ("auto", "local", "cloud")
 
@@ -21,7 +24,14 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
         return None
     providers = {o.provider for o in offers}
     if allowed:
-        providers &= parse_providers(allowed)
+        asked = parse_providers(allowed)
+        unknown = sorted(p for p in asked if p not in providers and not known_cloud(p) and p != "local")
+        if unknown:
+            hints = [f"{p!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+                p, sorted(providers), n=1)) else "") for p in unknown]
+            raise UserError(f"--providers: no cloud named {', '.join(hints)}; known here: "
+                            f"{', '.join(sorted(providers))}.")
+        providers &= asked
     if target == "local":
         providers &= {"local"}
     elif target == "cloud":
@@ -30,14 +40,17 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 
 
 def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
-             target: str = "auto", local_cost: str | None = None) -> tuple[ModelShape, Targets, Plan]:
+             target: str = "auto", local_cost: str | None = None,
+             max_usd_per_hour: float | None = None) -> tuple[ModelShape, Targets, Plan]:
     """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
     spec = load_job(job)
     targets = gather_targets(local_cost)
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
-                        providers=allowed_providers(target, providers, targets.offers))
+                        providers=allowed_providers(target, providers, targets.offers),
+                        max_usd_per_hour=max_usd_per_hour)
     model = get_model(spec.model)
-    return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration())
+    return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
+                                startup_times=load_startup_times())
 
 
 def parse_providers(text: str | None) -> set[str] | None:

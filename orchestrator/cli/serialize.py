@@ -6,7 +6,7 @@ from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate
-from orchestrator.planner import Plan
+from orchestrator.planner import Option, Plan
 
 
 def gpu_dict(gpu: GPU) -> dict:
@@ -34,15 +34,28 @@ def estimate_dict(estimate: Estimate) -> dict:
             "tokens_per_s": round(estimate.tokens_per_s, 1), "est_hours": round(estimate.hours, 4),
             "startup_hours": round(estimate.startup_hours, 4), "est_cost_usd": round(estimate.cost_usd, 4),
             "usd_per_million_tokens": round(estimate.usd_per_million_tokens, 4), "basis": estimate.basis,
-            "micro_batch": estimate.micro_batch, "grad_accum": estimate.grad_accum, "grad_ckpt": estimate.grad_ckpt}
+            "micro_batch": estimate.micro_batch, "grad_accum": estimate.grad_accum, "grad_ckpt": estimate.grad_ckpt,
+            "parts_usd": _rounded(estimate.parts_usd), "expected_preemptions": round(estimate.expected_preemptions, 4),
+            "startup_measured": estimate.startup_measured}
+
+
+def option_dict(option: Option) -> dict:
+    """An option with how its output comes home and the offers SkyPilot may fail over to."""
+    delivery = option.delivery
+    return {**offer_dict(option.offer), **estimate_dict(option.estimate),
+            "output": delivery.output if delivery else "local",
+            "managed_job": bool(delivery and delivery.managed),
+            "failover": [offer_dict(o) for o in option.failover],
+            "worst_cost_usd": round(option.worst_cost_usd, 4) if option.worst_cost_usd is not None else None}
 
 
 def plan_dict(plan: Plan) -> dict:
-    options = [{**offer_dict(o.offer), **estimate_dict(o.estimate)} for o in plan.options]
+    options = [option_dict(o) for o in plan.options]
     rejected = [{**offer_dict(r.offer), "vram_gib": round(r.vram_gib, 3),
                  **(estimate_dict(r.estimate) if r.estimate else {}), "kind": r.kind, "reason": r.reason}
                 for r in plan.rejected]
     return {"job": plan.spec.name, "model": plan.spec.model, "method": plan.spec.method,
             "train_tokens": plan.train_tokens, "budget_usd": plan.policy.budget_usd,
             "deadline_hours": plan.policy.deadline_hours, "objective": plan.policy.objective,
+            "max_usd_per_hour": plan.policy.max_usd_per_hour,
             "chosen": options[0] if options else None, "options": options, "rejected": rejected}

@@ -23,6 +23,7 @@ from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
+from orchestrator.spend import billed_usd_per_hour
 from trainer.config import JobConfig
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
@@ -193,7 +194,7 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     metrics = metrics or {}
     peak = metrics.get("peak_vram_gib") or {}
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=usd_for(wall_s, record.usd_per_hour), train_tokens=metrics.get("train_tokens"),
+                 cost_usd=usd_for(wall_s, billed_usd_per_hour(record)), train_tokens=metrics.get("train_tokens"),
                  tokens_per_s=metrics.get("tokens_per_s"),
                  peak_vram_gib=peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None,
                  metrics_json=json.dumps(metrics) if metrics else None)

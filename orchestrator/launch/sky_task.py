@@ -1,28 +1,46 @@
-"""The sky.Task orch builds for one run: setup installs orch on the VM, run starts the trainer with the job's config
-under two budget guards (the trainer's own budget stop, and a wall-clock `timeout` that sends SIGTERM so the trainer
-checkpoints), and ends by printing metrics.json between markers for the launcher to read back from the log. Also the
-dry run: the task as YAML and SkyPilot's own optimizer view of it. Imports sky only when a task is built.
+"""The sky.Task orch builds for one run, shaped by what the cloud supports (orchestrator/delivery.py):
+
+- setup installs the pinned stack (orchestrator/launch/remote_env.py) with progress, and is skipped when a marker
+  says this VM already has it; orch's own code (trainer, gpu_catalog) travels as a staged copy of the installed
+  packages, so a checkout, a wheel or a PyPI install all work, and nothing is synced from site-packages;
+- run starts the trainer under a wall-clock guard that counts from the first start across recoveries (a start time
+  kept in the output folder) and under the trainer's own budget stop, tees the log into the output folder, maps a
+  wall-clock stop to exit 4, and prints metrics.json between markers for the launcher to read from the log;
+- the output folder is a bucket `orch-<run id>` in MOUNT_CACHED mode where the cloud mounts storage, else the VM's
+  disk (pulled home before teardown); spot runs recover only from preemptions (`recover_on_exit_codes: [5]`, no
+  restarts on errors: exits 2, 3 and 4 end the job at once);
+- resources list the chosen offer then its failover offers (SkyPilot's `ordered`).
+
+Also the dry run: the task as a file `sky launch` accepts. Imports sky only when a task is built.
 """
 
 import contextlib
 import io
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
+from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import read_job
+from orchestrator.launch.remote_env import setup_script, stage_code
 from orchestrator.planner import Option
+from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
 
-REPO = Path(__file__).resolve().parents[2]
-REMOTE_JOB = "/orch/job.yaml"
-REMOTE_DATA_DIR = "/orch/data"
-REMOTE_OUTPUT = "/orch/output"
+REMOTE_ROOT = "/orch"
+REMOTE_JOB = f"{REMOTE_ROOT}/job.yaml"
+REMOTE_DATA_DIR = f"{REMOTE_ROOT}/data"
+REMOTE_SRC = f"{REMOTE_ROOT}/src"
 METRICS_BEGIN, METRICS_END = "ORCH_METRICS_BEGIN", "ORCH_METRICS_END"
+EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
-AUTOSTOP_IDLE_MINUTES = 10
+PREEMPTED_EXIT_CODE = 5  # the trainer checkpointed on SIGTERM: the one exit worth a restart
+WALL_LIMIT_EXIT_CODE = 4  # the wall-clock guard stopped it: a budget stop
 MIN_DISK_GIB = 100
 
 
@@ -40,65 +58,139 @@ def disk_gib(model_params: int) -> int:
     return max(MIN_DISK_GIB, int(3 * model_params * 2 / 1e9) + 50)
 
 
-def remote_job_mounts(job_path: Path, workdir: Path) -> dict[str, str]:
-    """File mounts that carry the job to the VM: its file (written to workdir, the dataset at its mounted path) and
-    its local dataset."""
-    raw, dataset = read_job(job_path)
-    mounts = {}
-    if dataset is not None:
-        raw["dataset"] = f"{REMOTE_DATA_DIR}/{dataset.name}"
-        mounts[raw["dataset"]] = str(dataset)
-    remote = workdir / "job.yaml"
-    remote.write_text(yaml.safe_dump(raw, sort_keys=False))
-    mounts[REMOTE_JOB] = str(remote)
-    return mounts
+@dataclass(frozen=True)
+class Guard:
+    """What one run may spend on the VM: `usd_per_hour` is the dearest failover price plus the jobs controller;
+    `wall_limit_s` runs from the first start, recoveries included; `train_budget_usd` is what the trainer's own
+    budget stop gets over that window."""
+
+    usd_per_hour: float
+    wall_limit_s: int
+    train_budget_usd: float
 
 
-def run_script(option: Option, budget_usd: float) -> str:
-    price = option.offer.usd_per_hour
-    # provisioning, setup and the model download are paid from the same budget
-    train_budget = max(0.0, budget_usd - option.estimate.startup_hours * price)
-    wall_limit_s = int(train_budget / price * 3600) if price > 0 else 0
-    timeout = f"timeout --signal=TERM --kill-after=300 {wall_limit_s} " if wall_limit_s else ""
+def guard_for(option: Option, delivery: Delivery, budget_usd: float) -> Guard:
+    """The budget less what is paid outside the wall-clock window (the first start-up, the idle window, the
+    controller's idle autostop), spread over the window at the dearest hourly rate the run can pay."""
+    gpu_per_hour = max(o.usd_per_hour for o in option.offers)
+    controller = CONTROLLER_USD_PER_HOUR if delivery.managed else 0.0
+    rate = gpu_per_hour + controller
+    fixed = (option.estimate.startup_hours * rate + delivery.idle_hours() * gpu_per_hour
+             + (CONTROLLER_IDLE_HOURS * controller))
+    train_budget = max(0.0, budget_usd - fixed)
+    wall_limit_s = int(train_budget / rate * 3600) if rate > 0 else 0
+    return Guard(usd_per_hour=rate, wall_limit_s=wall_limit_s, train_budget_usd=round(train_budget, 4))
+
+
+def run_script() -> str:
+    """The run command: reads the guard from the task's env so the file stays readable and the same across starts."""
+    out = REMOTE_OUTPUT
     return "\n".join([
         "set -o pipefail",
-        f"{timeout}python -m trainer {REMOTE_JOB} --output {REMOTE_OUTPUT} --resume auto "
-        f"--set usd_per_hour={price} --set budget_usd={train_budget:.4f}",
-        "status=$?",
-        f"echo {METRICS_BEGIN}; cat {REMOTE_OUTPUT}/metrics.json; echo; echo {METRICS_END}",
+        f"export PYTHONPATH={REMOTE_SRC}${{PYTHONPATH:+:$PYTHONPATH}}",
+        f"mkdir -p {out}",
+        f"[ -s {out}/.orch_started_at ] || date +%s > {out}/.orch_started_at  # first start: kept across recoveries",
+        f"elapsed=$(( $(date +%s) - $(cat {out}/.orch_started_at) ))",
+        "remaining=$(( ORCH_WALL_LIMIT_S - elapsed ))",
+        'if [ "$ORCH_WALL_LIMIT_S" -gt 0 ] && [ "$remaining" -le 0 ]; then',
+        '  echo "orch: the wall-clock budget is spent"; status=4',
+        "else",
+        '  [ "$ORCH_WALL_LIMIT_S" -gt 0 ] || remaining=0',
+        "  budget=$(awk -v b=\"$ORCH_TRAIN_BUDGET_USD\" -v r=\"$remaining\" -v l=\"$ORCH_WALL_LIMIT_S\" "
+        "'BEGIN { printf \"%.4f\", (l > 0 ? b * r / l : b) }')",
+        f"  timeout --signal=TERM --kill-after=300 \"$remaining\" python -m trainer {REMOTE_JOB} --output {out} "
+        "--resume auto --set usd_per_hour=$ORCH_USD_PER_HOUR --set budget_usd=$budget "
+        f"2>&1 | tee -a {out}/train.log",
+        "  status=$?",
+        f"  [ \"$status\" -eq 124 ] && status={WALL_LIMIT_EXIT_CODE}  # timeout's code: the guard stopped it",
+        "fi",
+        f"echo {EXIT_MARKER}$status",
+        f"echo {METRICS_BEGIN}; cat {out}/metrics.json 2>/dev/null; echo; echo {METRICS_END}",
         "exit $status",
     ])
 
 
+@dataclass(frozen=True)
+class TaskFiles:
+    """What the task mounts from the launching machine: the staged code, the job file, the dataset (if local)."""
+
+    code_dir: Path
+    job_file: Path
+    dataset: Path | None
+
+
+def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
+    """Copy what the VM needs into `files_dir`: orch's code and the job, its dataset path rewritten to the mount."""
+    raw, dataset = read_job(job_path)
+    if dataset is not None:
+        raw["dataset"] = f"{REMOTE_DATA_DIR}/{dataset.name}"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    job_file = files_dir / "job.yaml"
+    job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, dataset=dataset)
+
+
+def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
+    common = {"accelerators": None, "use_spot": option.offer.spot, "disk_size": disk_gib(model_params)}
+    if delivery.managed:
+        common["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 0,
+                                  "recover_on_exit_codes": [PREEMPTED_EXIT_CODE]}
+    elif delivery.idle_minutes is not None:
+        common["autostop"] = {"idle_minutes": delivery.idle_minutes, "down": True}
+    resources = []
+    for offer in option.offers:
+        infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
+        resources.append(sky.Resources(**{**common, "infra": infra, "accelerators": {offer.accelerator: 1}}))
+    return resources
+
+
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
-               workdir: Path):
-    """The sky.Task for one run: setup installs orch on the VM, run starts the trainer with the job's config."""
+               workdir: Path, files_dir: Path | None = None):
+    """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
+    it outlives the launch request, and nothing is left in /tmp)."""
     sky = _sky()
-    offer = option.offer
-    mounts = remote_job_mounts(job_path, workdir)
+    delivery = option.delivery or delivery_for(option.offer)
+    files = stage_files(job_path, files_dir or Path(workdir) / "remote")
+    mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
+    if files.dataset is not None:
+        mounts[f"{REMOTE_DATA_DIR}/{files.dataset.name}"] = str(files.dataset)
+    guard = guard_for(option, delivery, budget_usd)
     secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)}
-    task = sky.Task(name=f"orch-{spec.name}", setup="pip install --quiet -e .", workdir=str(REPO),
-                    run=run_script(option, budget_usd),
-                    envs={"ORCH_RUN_ID": run_id}, secrets=secrets or None, file_mounts=mounts)
-    infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
-    resources = {"infra": infra, "accelerators": {offer.accelerator: 1}, "use_spot": offer.spot,
-                 "disk_size": disk_gib(model_params)}
-    if offer.spot:
-        resources["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 3}
-        task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=f"orch-{run_id}", mode=sky.StorageMode.MOUNT)})
-    task.set_resources(sky.Resources(**resources))
+    envs = {"ORCH_RUN_ID": run_id, "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
+            "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}"}
+    task = sky.Task(name=f"orch-{spec.name}", setup=setup_script(), run=run_script(), envs=envs,
+                    secrets=secrets or None, file_mounts=mounts)
+    if delivery.output == "bucket":
+        mode = sky.StorageMode.MOUNT_CACHED  # appends (steps.jsonl, the log) and renames (checkpoints) work
+        task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=bucket_name(run_id), mode=mode, persistent=True)})
+    resources = _resources(sky, option, delivery, model_params)
+    task.set_resources(resources if len(resources) > 1 else resources[0])
     return task
 
 
-def task_yaml(task) -> str:
-    """The task as YAML with secrets redacted: what --dry-run prints."""
+def task_config(task, files: TaskFiles | None = None, files_as: str | None = None) -> dict:
+    """The task as SkyPilot's YAML mapping, secret values left out, private keys dropped; with `files_as`, the staged
+    folder's paths are written relative to it (a task file that names no folder of this machine)."""
+    config = task.to_yaml_config(use_user_specified_yaml=True)
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    if config.get("secrets"):  # no value, so `sky launch` asks for `--secret NAME` instead of sending a placeholder
+        config["secrets"] = {name: None for name in config["secrets"]}
+    if files is not None and files_as is not None:
+        root = str(files.code_dir.parent)
+        config["file_mounts"] = {dst: src.replace(root, files_as, 1) if src.startswith(root) else src
+                                 for dst, src in (config.get("file_mounts") or {}).items()}
+    return config
+
+
+def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None) -> str:
+    """The task as YAML (secrets redacted): what --dry-run writes."""
     from sky.utils import yaml_utils
 
-    return yaml_utils.dump_yaml_str(task.to_yaml_config(use_user_specified_yaml=True))
+    return yaml_utils.dump_yaml_str(task_config(task, files, files_as))
 
 
 def optimizer_view(task) -> str:
-    """SkyPilot's own optimizer, run in process on this machine's enabled clouds, as text."""
+    """SkyPilot's own optimizer, run in process on this machine's enabled clouds, as plain text."""
     sky = _sky()
     buffer = io.StringIO()
     try:
@@ -107,16 +199,46 @@ def optimizer_view(task) -> str:
         with contextlib.redirect_stdout(buffer):
             sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=False)
     except (sky.exceptions.NoCloudAccessError, sky.exceptions.ResourcesUnavailableError) as exc:
-        return buffer.getvalue() + f"SkyPilot cannot place this task here: {str(exc).splitlines()[0]}\n"
+        return _plain(buffer.getvalue() + f"SkyPilot cannot place this task here: {str(exc).splitlines()[0]}\n")
     best = task.best_resources
-    return buffer.getvalue() + f"SkyPilot's choice: {best.cloud} {best.region} {best.instance_type} " \
-                               f"${best.get_cost(3600):.2f}/h\n"
+    return _plain(buffer.getvalue()) + (f"SkyPilot's choice: {best.cloud} {best.region} {best.instance_type} "
+                                        f"${best.get_cost(3600):.2f}/h\n")
 
 
-def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int) -> str:
-    """The task YAML (secrets redacted) and SkyPilot's optimizer view of it; nothing is launched."""
-    task = build_task(spec, job_path, chosen, budget_usd, "dry-run", model_params,
-                      Path(tempfile.mkdtemp(prefix="orch-task-")))
-    return task_yaml(task) + "\n" + optimizer_view(task)
+def _plain(text: str) -> str:
+    """SkyPilot's optimizer table without terminal colour codes."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
+@dataclass(frozen=True)
+class DryRun:
+    yaml_text: str
+    optimizer_text: str
+    files_dir: Path | None  # where the task's files were written (with --out), else None
+
+
+def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
+            out: Path | None = None) -> DryRun:
+    """The task file and SkyPilot's optimizer view of it; nothing is launched. With `out`, the YAML is written
+    there and the files it mounts beside it (`<stem>-files/`), named relative to the current folder when they are
+    under it; without, the YAML names `<job>-task-files/` and nothing is kept (the staging folder is removed)."""
+    if out is not None:
+        files_dir = out.parent / f"{out.stem}-files"
+        shutil.rmtree(files_dir / "src", ignore_errors=True)
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir)
+        staged = files_dir
+        files = TaskFiles(staged / "src", staged / "job.yaml", None)
+        try:
+            files_as = str(staged.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            files_as = str(staged.resolve())
+        text = task_yaml(task, files, files_as)
+        out.write_text(text, encoding="utf-8")
+        return DryRun(text, optimizer_view(task), files_dir)
+    with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp))
+        staged = Path(tmp) / "remote"
+        text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", None), f"{spec.name}-task-files")
+        return DryRun(text, optimizer_view(task), None)

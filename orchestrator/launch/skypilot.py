@@ -7,16 +7,20 @@ Every call that reaches SkyPilot's API server is in this class, so tests record 
 
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME
 from orchestrator.launch.sky_server import api_server
-from orchestrator.launch.sky_task import AUTOSTOP_IDLE_MINUTES, METRICS_BEGIN, METRICS_END, build_task
+from orchestrator.launch.sky_storage import output_location, pull_output
+from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END, build_task
 from orchestrator.runs.store import RunRecord
+from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
 
 
@@ -57,16 +61,16 @@ class SkyPilotLauncher:
         task = build_task(spec, Path(record.run_dir) / "job.yaml", option, record.budget_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
-        with api_server() as sky:
-            if record.spot:
-                request_id = sky.jobs.launch(task, name=name)
-            else:
-                request_id = sky.launch(task, cluster_name=name, down=True,
-                                        idle_minutes_to_autostop=AUTOSTOP_IDLE_MINUTES)
-            on_fact(Started(cluster=name, request_id=str(request_id)))
+        output_uri = output_location(record).describe()
+        requested = time.monotonic()
+        with api_server() as sky:  # the task carries its own autostop (and down): see delivery.py
+            request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
+            on_fact(Started(cluster=name, request_id=str(request_id), output_uri=output_uri))
             result = sky.stream_and_get(request_id)
+        if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up
+            record_startup(record.provider, time.monotonic() - requested, 0.0)
         job_id = (result[0][0] if result[0] else None) if record.spot else result[0]
-        return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id)
+        return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id, output_uri=output_uri)
 
     def is_running(self, record: RunRecord) -> bool:
         """What the state machine last saw (SkyPilot is asked only while following), unless a stop was asked: `stop`
@@ -82,16 +86,23 @@ class SkyPilotLauncher:
                 sky.jobs.tail_logs(job_id=record.sky_job_id, follow=True, output_stream=tee)
             else:
                 sky.tail_logs(record.cluster, record.sky_job_id, follow=True, output_stream=tee)
-            self.pull(record)
+            try:
+                self.pull(record)
+            except UserError as exc:  # the output is not home: the cluster stays until its autostop takes it down
+                out.write(f"\n{exc} It stays on {record.cluster} until its autostop: `orch pull {record.run_id}`.\n")
+                return
             if not record.spot:
                 sky.get(sky.down(record.cluster))
 
     def pull(self, record: RunRecord) -> None:
-        """metrics.json comes home through the log the run printed it into."""
-        metrics = parse_metrics((Path(record.run_dir) / LOG_NAME).read_text(encoding="utf-8", errors="replace"))
+        """metrics.json comes home through the log the run printed it into; final/, steps.jsonl and the rest from
+        the cluster or the bucket (sky_storage.py)."""
+        log = Path(record.run_dir) / LOG_NAME
+        metrics = parse_metrics(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
         if metrics is not None:
             record.output_dir.mkdir(parents=True, exist_ok=True)
             (record.output_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+        pull_output(record)
 
     def recover(self, record: RunRecord) -> Started | None:
         """Nothing to find: a cloud run's cluster name and request id are recorded before SkyPilot is waited on."""

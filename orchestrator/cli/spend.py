@@ -1,0 +1,30 @@
+"""`orch spend [--by month|provider|job] [--json]`: what every recorded run has cost, recoveries included, and what
+the cloud runs still going have cost so far."""
+
+from typing import Annotated
+
+import typer
+
+from gpu_catalog.errors import UserError
+from orchestrator.cli import display
+from orchestrator.cli.errors import user_errors
+from orchestrator.cli.options import JsonFlag
+from orchestrator.runs.store import RunStore
+from orchestrator.spend import GROUPS, spend_by
+
+
+@user_errors
+def spend_command(
+    by: Annotated[str, typer.Option(help=f"Group by {', '.join(GROUPS)}.")] = "month",
+    as_json: JsonFlag = False,
+) -> None:
+    """Sum the spend of every run by month, provider or job."""
+    if by not in GROUPS:
+        raise UserError(f"--by must be one of {', '.join(GROUPS)}, got {by!r}.")
+    rows = spend_by(RunStore().all(), by)
+    if as_json:
+        display.print_json({"by": by, "total_usd": round(sum(r.usd for r in rows), 4),
+                            "rows": [{by: r.key, "runs": r.runs, "usd": round(r.usd, 4), "active_runs": r.active_runs}
+                                     for r in rows]})
+    else:
+        display.show_spend_rows(by, rows)

@@ -1,0 +1,81 @@
+"""How a cloud run keeps what it trained and how its VM ends, decided from what the cloud supports (SkyPilot's own
+feature table, gpu_catalog/cloud_features.py), or why the cloud cannot take the run. Pure: the planner judges offers
+with it and the task builder follows it, so every task orch builds passes SkyPilot's feature check.
+
+- A bucket `orch-<run id>` mounted at the output folder in MOUNT_CACHED mode (SkyPilot's storage docs: MOUNT does
+  not support appends or renames; steps.jsonl is appended every step and checkpoints are written by renaming a
+  folder) where the cloud can mount storage. Spot runs need it: their checkpoints must outlive a preemption.
+- Elsewhere the output stays on the VM's disk and comes home by rsync from the cluster before teardown.
+- Spot runs are SkyPilot managed jobs: the jobs controller relaunches them with `down=True`, so the cloud must
+  support spot instances, autodown and bucket mounting.
+- On-demand VMs end themselves after the job (`down` after an idle window): a cloud that cannot down an idle VM
+  would keep billing once the client that launched it is gone, so it is rejected.
+A provider SkyPilot does not know is judged capable here; pre-flight refuses it by name before a launch.
+"""
+
+from dataclasses import dataclass
+
+from gpu_catalog.cloud_features import AUTODOWN, SPOT_INSTANCE, STORAGE_MOUNTING, unsupported
+from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
+
+BUCKET_PREFIX = "orch-"
+REMOTE_OUTPUT = "/orch/output"
+BUCKET_IDLE_MINUTES = 5  # the output is in the bucket: the VM may go as soon as the job ends
+CLUSTER_IDLE_MINUTES = 60  # the output is on the VM: leave an hour for `orch pull` when the launcher was detached
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """`output`: "bucket" or "cluster"; `managed`: a managed job with recovery (spot); `idle_minutes`: the VM downs
+    itself after this long idle (None: the machine is the user's own, nothing to down); `features`: what the task
+    asks of the cloud (SkyPilot's feature names), each supported there."""
+
+    output: str
+    managed: bool
+    idle_minutes: int | None
+    features: frozenset[str]
+
+    def idle_hours(self) -> float:
+        return (self.idle_minutes or 0) / 60
+
+
+@dataclass(frozen=True)
+class NoDelivery:
+    """The cloud cannot run orch's task: `feature` is the SkyPilot feature it lacks, `reason` says so with
+    SkyPilot's own words."""
+
+    feature: str
+    reason: str
+
+
+def bucket_name(run_id: str) -> str:
+    """The bucket a run's output lives in: lowercase letters, digits and hyphens, as every object store allows."""
+    name = (BUCKET_PREFIX + run_id).lower()
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:63]
+
+
+def _missing(offer: Offer, feature: str, why: str) -> NoDelivery:
+    said = unsupported(offer.provider, offer.spot)[feature]
+    return NoDelivery(feature, f"{offer.provider} {why} (SkyPilot {feature}: {said.rstrip('.')})")
+
+
+def delivery_for(offer: Offer) -> Delivery | NoDelivery:
+    """How a run on this cloud offer brings its output home, or why it cannot run there."""
+    if offer.provider == SSH_POOL_PROVIDER:
+        return Delivery(output="cluster", managed=False, idle_minutes=None, features=frozenset())
+    lacks = unsupported(offer.provider, offer.spot)
+    if offer.spot:
+        for feature, why in ((SPOT_INSTANCE, "has no spot instances in SkyPilot"),
+                             (STORAGE_MOUNTING, "cannot mount a bucket, and spot checkpoints must outlive the VM"),
+                             (AUTODOWN, "cannot down a VM itself, as SkyPilot's managed jobs need")):
+            if feature in lacks:
+                return _missing(offer, feature, why)
+        return Delivery(output="bucket", managed=True, idle_minutes=BUCKET_IDLE_MINUTES,
+                        features=frozenset({SPOT_INSTANCE, STORAGE_MOUNTING, AUTODOWN}))
+    if AUTODOWN in lacks:
+        return _missing(offer, AUTODOWN, "cannot down an idle VM, which would bill on once the launcher is gone")
+    if STORAGE_MOUNTING in lacks:
+        return Delivery(output="cluster", managed=False, idle_minutes=CLUSTER_IDLE_MINUTES,
+                        features=frozenset({AUTODOWN}))
+    return Delivery(output="bucket", managed=False, idle_minutes=BUCKET_IDLE_MINUTES,
+                    features=frozenset({STORAGE_MOUNTING, AUTODOWN}))

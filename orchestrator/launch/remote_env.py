@@ -1,0 +1,61 @@
+"""What the VM runs orch's trainer with, in one place: the pinned packages (the versions orch's tests ran with;
+torch from PyPI's default index is its CUDA build), the setup script that installs them with progress and skips the
+work on a VM that already has them, and a staged copy of orch's own code.
+
+The code travels as a copy of the installed `trainer` and `gpu_catalog` packages (the trainer imports nothing from
+orchestrator/), found through their import, so a source checkout, a wheel and a PyPI install all ship the same
+files, and SkyPilot never syncs a site-packages folder.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import gpu_catalog
+import trainer
+
+# Tested together (tests on CPU with torch 2.13.0; 2026-12). Change them here only.
+PINNED_PACKAGES = (
+    "torch==2.13.0",
+    "transformers==5.17.0",
+    "peft==0.21.2",
+    "bitsandbytes==0.50.2",
+    "accelerate==1.15.0",
+    "datasets==5.0.1",
+    "safetensors==0.8.0",
+    "pyyaml==6.0.4",
+    "nvidia-ml-py==13.615.71",
+)
+SHIPPED_PACKAGES = (trainer, gpu_catalog)
+SETUP_MARKER = "~/.orch_setup_done"
+
+
+def pins_digest() -> str:
+    """Names the installed stack: a VM whose marker holds it skips setup."""
+    return hashlib.sha256("\n".join(PINNED_PACKAGES).encode()).hexdigest()[:16]
+
+
+def setup_script() -> str:
+    """Installs the pinned stack with pip's progress, once per VM (a recovery on the same VM skips it)."""
+    digest = pins_digest()
+    packages = " ".join(f"'{p}'" for p in PINNED_PACKAGES)
+    return "\n".join([
+        "set -e",
+        f'if [ "$(cat {SETUP_MARKER} 2>/dev/null)" = "{digest}" ]; then echo "orch: setup already done"; exit 0; fi',
+        f'echo "orch: installing {len(PINNED_PACKAGES)} pinned packages (torch with CUDA: a few minutes)"',
+        f"python -m pip install --progress-bar on {packages}",
+        'echo "orch: checking the GPU"',
+        "python -c 'import torch; print(\"orch: torch\", torch.__version__, \"CUDA\", torch.cuda.is_available())'",
+        f"echo {digest} > {SETUP_MARKER}",
+        'echo "orch: setup done"',
+    ])
+
+
+def stage_code(dest: Path) -> Path:
+    """Copy the installed trainer and gpu_catalog packages (code and package data, no caches) into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for package in SHIPPED_PACKAGES:
+        source = Path(package.__file__).parent
+        shutil.copytree(source, dest / source.name, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest

@@ -1,0 +1,118 @@
+"""Where a cloud run's output lives, and bringing it home into the run folder.
+
+The output folder (final/, metrics.json, steps.jsonl, checkpoints, train.log) is a bucket `orch-<run id>` where the
+cloud mounts storage (orchestrator/delivery.py), else the VM's own disk. `pull_output` copies it into
+`<run folder>/output`: from the cluster while it is up (rsync over the SSH alias SkyPilot writes for every cluster,
+as SkyPilot's docs show: `rsync -Pavz CLUSTER:/path .`), else from the bucket with its store's own CLI. The
+launcher calls it before it tears a cluster down, so teardown comes only after the output is safe. The only calls
+that reach a cloud are `sky.storage_ls`, `sky.storage_delete` and the `rsync`/`aws`/`gsutil` subprocesses.
+"""
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpu_catalog.errors import UserError
+from gpu_catalog.offer import Offer
+from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
+from orchestrator.launch.sky_task import _sky
+
+PULL_TIMEOUT_S = 3600  # a merged 8B model is ~16 GB
+
+
+@dataclass(frozen=True)
+class OutputLocation:
+    """`kind`: bucket or cluster; `name`: the bucket or the cluster; `remote_path`: the folder there."""
+
+    kind: str
+    name: str
+    remote_path: str
+
+    def describe(self) -> str:
+        return f"bucket {self.name}" if self.kind == "bucket" else f"{self.name}:{self.remote_path} (until teardown)"
+
+
+def _offer_of(record) -> Offer:
+    """Enough of the record's offer for delivery_for: the cloud and whether it is spot."""
+    from gpu_catalog.gpus import get_gpu
+
+    return Offer(gpu=get_gpu(record.gpu), provider=record.provider, region=record.region, spot=bool(record.spot),
+                 usd_per_hour=record.usd_per_hour, source="run record")
+
+
+def _cluster_name(record) -> str | None:
+    name = (record.cluster or "").partition(":")[0]
+    return name or None
+
+
+def output_location(record) -> OutputLocation:
+    """Where this run's output is: the same decision the task was built from (delivery_for the record's cloud)."""
+    delivery = delivery_for(_offer_of(record))
+    if isinstance(delivery, Delivery) and delivery.output == "bucket":
+        return OutputLocation("bucket", bucket_name(record.run_id), "")
+    return OutputLocation("cluster", _cluster_name(record) or "", REMOTE_OUTPUT)
+
+
+def _run(command: list[str]) -> bool:
+    if shutil.which(command[0]) is None:
+        raise UserError(f"pulling the output needs `{command[0]}` on this machine: install it (apt install "
+                        f"{'rsync' if command[0] == 'rsync' else 'awscli'}), then run `orch pull` again.")
+    return subprocess.run(command, timeout=PULL_TIMEOUT_S).returncode == 0
+
+
+def _from_cluster(cluster: str, dest: Path) -> bool:
+    return _run(["rsync", "-a", "--partial", f"{cluster}:{REMOTE_OUTPUT}/", f"{dest}/"])
+
+
+def _bucket_command(store: str, bucket: str, dest: Path) -> list[str] | None:
+    """The store's own CLI, as SkyPilot itself uses it to sync buckets (sky/data/storage.py)."""
+    if store == "S3":
+        return ["aws", "s3", "sync", f"s3://{bucket}", str(dest)]
+    if store == "GCS":
+        return ["gsutil", "-m", "rsync", "-r", f"gs://{bucket}", str(dest)]
+    if store == "NEBIUS":
+        return ["aws", "s3", "sync", f"s3://{bucket}", str(dest), "--profile", "nebius"]
+    return None
+
+
+def _bucket_stores(bucket: str) -> list[str]:
+    sky = _sky()
+    for storage in sky.get(sky.storage_ls()):
+        if storage.name == bucket:
+            return [getattr(store, "value", str(store)) for store in storage.store]
+    return []
+
+
+def _from_bucket(bucket: str, dest: Path) -> bool:
+    stores = _bucket_stores(bucket)
+    if not stores:
+        raise UserError(f"bucket {bucket} is not among SkyPilot's storage (`sky storage ls`): it was never created "
+                        "or was deleted.")
+    for store in stores:
+        command = _bucket_command(store, bucket, dest)
+        if command is not None:
+            return _run(command)
+    raise UserError(f"bucket {bucket} lives in {', '.join(stores)}: copy it with that store's CLI into {dest}.")
+
+
+def pull_output(record) -> Path:
+    """Copy the run's output into `<run folder>/output` and return that folder. Raises UserError when it cannot."""
+    dest = Path(record.run_dir) / "output"
+    dest.mkdir(parents=True, exist_ok=True)
+    location = output_location(record)
+    cluster = _cluster_name(record)
+    if cluster and not record.spot and _from_cluster(cluster, dest):
+        return dest
+    if location.kind == "bucket" and _from_bucket(location.name, dest):
+        return dest
+    raise UserError(f"could not bring the output of {record.run_id} home from {location.describe()}.")
+
+
+def delete_bucket(record) -> None:
+    """Remove the run's bucket once its output is home (`orch pull --delete-bucket`, or `sky storage delete`)."""
+    location = output_location(record)
+    if location.kind != "bucket":
+        return
+    sky = _sky()
+    sky.get(sky.storage_delete(location.name))

@@ -1,0 +1,79 @@
+"""Pre-flight: the trainer's own checks (trainer/loop.py `_validate`, trainer/model.py `check_quantizable`), run on
+the user's machine without torch before any VM is bought, plus what only a cloud launch needs (a cloud SkyPilot
+knows, a budget that covers the fixed costs). Every problem is collected and raised at once as a UserError, so the
+CLI prints one line and exits 2 with nothing provisioned."""
+
+import os
+from pathlib import Path
+
+from gpu_catalog.cloud_features import known_cloud, skypilot_version
+from gpu_catalog.errors import UserError
+from gpu_catalog.models import get_model
+from gpu_catalog.offer import SSH_POOL_PROVIDER
+from orchestrator.planner import Option
+from trainer.config import JobConfig
+
+DATASET_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+# Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
+# their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
+GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
+READ_PROBE_BYTES = 4096
+
+
+def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
+    """The dataset is named, and a path is a readable UTF-8 file here (a cloud run mounts it from this machine)."""
+    if spec.dataset is None:
+        return [f"{job_path.name} names no dataset: add `dataset: PATH` (JSONL, Parquet or CSV, relative to the job "
+                "file) or a Hugging Face dataset id (org/name)"]
+    path = (job_path.parent / Path(spec.dataset).expanduser())
+    looks_like_path = Path(spec.dataset).suffix in DATASET_SUFFIXES or spec.dataset.startswith(("/", ".", "~"))
+    if not path.exists():
+        if looks_like_path:
+            return [f"dataset '{spec.dataset}' is not on this machine (looked at {path}): a cloud run takes its "
+                    "dataset from here, so copy the file here or name a Hugging Face dataset id"]
+        return []  # a hub id: the VM downloads it
+    if path.suffix not in DATASET_SUFFIXES:
+        return [f"dataset {path.name}: use .jsonl, .json, .parquet or .csv"]
+    try:
+        with open(path, "rb") as f:
+            head = f.read(READ_PROBE_BYTES)
+    except OSError as exc:
+        return [f"dataset {path} cannot be read: {exc.strerror}"]
+    if not head:
+        return [f"dataset {path} is empty"]
+    if path.suffix != ".parquet":
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # a character cut at the probe's end is fine
+                return [f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"]
+    return []
+
+
+def model_problems(spec: JobConfig) -> list[str]:
+    """qlora needs nn.Linear layers (every model orch describes has them); gated models need HF_TOKEN."""
+    model = get_model(spec.model)  # raises a UserError for a model orch does not describe
+    problems = []
+    if model.name.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
+        problems.append(f"{model.name} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
+                        "(passed to the VM as a SkyPilot secret)")
+    return problems
+
+
+def launch_problems(option: Option) -> list[str]:
+    """Every cloud in the task is one SkyPilot knows."""
+    offer = option.offer
+    if offer.is_local:
+        return []
+    problems = []
+    for other in option.offers:
+        if other.provider != SSH_POOL_PROVIDER and not known_cloud(other.provider):
+            problems.append(f"SkyPilot {skypilot_version()} has no cloud named {other.provider!r}")
+    return problems
+
+
+def check(spec: JobConfig, job_path: Path, option: Option) -> None:
+    """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail."""
+    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec) + launch_problems(option)
+    if problems:
+        raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")

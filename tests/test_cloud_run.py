@@ -1,0 +1,158 @@
+"""The cloud run's own behaviour, on this machine: the run script under a stand-in trainer (exit codes, the
+wall-clock guard across restarts), the recovery settings SkyPilot reads, pre-flight, and bringing the output home
+with only the calls that reach a cloud recorded."""
+
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gpu_catalog.gpus import get_gpu
+from orchestrator.cli.main import app
+from orchestrator.delivery import REMOTE_OUTPUT
+from orchestrator.job import job_from_dict
+from orchestrator.preflight import dataset_problems, model_problems
+from tests.conftest import REPO, make_offer
+
+FAKE_TRAINER = """#!/bin/sh
+# stands in for `python -m trainer ...`: writes metrics.json, sleeps if asked, exits with $FAKE_EXIT
+out=$(echo "$@" | sed 's/.*--output \\([^ ]*\\).*/\\1/')
+echo "{\\"status\\": \\"fake\\", \\"args\\": \\"$*\\"}" > "$out/metrics.json"
+sleep "${FAKE_SLEEP:-0}"
+exit "${FAKE_EXIT:-0}"
+"""
+
+
+def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0) -> tuple:
+    from orchestrator.launch.sky_task import run_script
+
+    out = tmp_path / "output"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    python = bin_dir / "python"
+    python.write_text(FAKE_TRAINER)
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    script = run_script().replace(REMOTE_OUTPUT, str(out))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": str(wall_limit_s),
+           "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "FAKE_EXIT": str(exit_code),
+           "FAKE_SLEEP": str(sleep_s)}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, out
+
+
+@pytest.mark.parametrize("code", [0, 2, 3, 4, 5])
+def test_the_run_ends_with_the_trainers_exit_and_prints_its_metrics(tmp_path, code):
+    returncode, stdout, out = run_script_here(tmp_path, code)
+    assert returncode == code and f"ORCH_TRAINER_EXIT={code}" in stdout
+    assert "ORCH_METRICS_BEGIN" in stdout and '"status": "fake"' in stdout
+    assert (out / "train.log").exists() and (out / ".orch_started_at").exists()
+
+
+def test_the_wall_clock_guard_counts_from_the_first_start_across_recoveries(tmp_path):
+    returncode, stdout, out = run_script_here(tmp_path, 5, wall_limit_s=3600)
+    assert returncode == 5  # preempted: SkyPilot recovers it
+    first = int((out / ".orch_started_at").read_text())
+    (out / ".orch_started_at").write_text(str(first - 3700))  # the recovery comes after the hour is spent
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600)
+    assert returncode == 4 and "wall-clock budget is spent" in stdout
+
+
+def test_the_trainer_gets_the_share_of_budget_left_in_the_window(tmp_path):
+    _, stdout, out = run_script_here(tmp_path, 0, wall_limit_s=3600)
+    (out / ".orch_started_at").write_text(str(int(time.time()) - 1800))  # half the window gone
+    _, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600)
+    budget = float(stdout.split("budget_usd=")[1].split()[0].rstrip('"}'))
+    assert 4.9 < budget < 5.1
+
+
+def test_hitting_the_wall_clock_limit_is_a_budget_stop(tmp_path):
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=1, sleep_s=30)
+    assert returncode == 4 and "ORCH_TRAINER_EXIT=4" in stdout
+
+
+def test_spot_recovers_only_from_preemption(sky, tmp_path):
+    from gpu_catalog.models import get_model
+    from orchestrator.launch.sky_task import build_task
+    from orchestrator.planner import PlanPolicy, plan
+
+    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "train_tokens": 10_000,
+                          "dataset": str(REPO / "examples" / "data" / "tiny_instruct.jsonl")})
+    offer = make_offer(get_gpu("A100 80GB"), "nebius", 1.0, spot=True, region="eu-north1", accelerator="A100-80GB")
+    chosen = plan(spec, get_model(spec.model), [offer], PlanPolicy(budget_usd=50)).chosen
+    job = tmp_path / "job.yaml"
+    job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 128\ndataset: {spec.dataset}\n")
+    task = build_task(spec, job, chosen, 50.0, "r-spot", 1_000_000, tmp_path)
+    (resources,) = task.resources
+    assert resources.job_recovery["max_restarts_on_errors"] == 0
+    assert resources.job_recovery["recover_on_exit_codes"] == [5]
+    (storage,) = task.storage_mounts.values()
+    assert storage.name == "orch-r-spot" and storage.mode.value == "MOUNT_CACHED"
+
+
+def test_preflight_names_every_problem_with_the_dataset(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("x")
+    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128,
+                          "dataset": "/elsewhere/d.jsonl"})
+    assert "not on this machine" in dataset_problems(spec, job)[0]
+    (tmp_path / "bad.jsonl").write_bytes(b"\xff\xfe\x00 not utf-8 text at all, and more of it")
+    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "bad.jsonl"})
+    assert "not UTF-8" in dataset_problems(spec, job)[0]
+    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "org/hub-set"})
+    assert dataset_problems(spec, job) == []
+
+
+def test_a_gated_model_needs_hf_token(monkeypatch):
+    spec = job_from_dict({"model": "meta-llama/Llama-3.1-8B", "method": "qlora", "seq_len": 128, "max_steps": 1})
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert "HF_TOKEN" in model_problems(spec)[0]
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    assert model_problems(spec) == []
+
+
+def test_an_unknown_cloud_name_stops_the_plan_with_a_suggestion():
+    result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "5",
+                                      "--providers", "lamda"])
+    assert result.exit_code == 2 and "no cloud named 'lamda'" in result.stderr and "lambda" in result.stderr
+
+
+class Record:
+    def __init__(self, tmp_path, spot, provider, cluster="orch-abc123:7"):
+        self.run_id, self.run_dir, self.spot, self.provider = "r-20261201-120000-abc123", str(tmp_path), spot, provider
+        self.gpu, self.region, self.usd_per_hour, self.cluster = "A100 80GB", "r1", 1.0, cluster
+
+
+def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeypatch):
+    from orchestrator.launch import sky_storage
+
+    calls = []
+    monkeypatch.setattr(sky_storage.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(sky_storage.subprocess, "run",
+                        lambda command, timeout: calls.append(command) or subprocess.CompletedProcess(command, 0))
+    dest = sky_storage.pull_output(Record(tmp_path, spot=0, provider="vast"))
+    assert dest == tmp_path / "output" and dest.is_dir()
+    assert calls == [["rsync", "-a", "--partial", "orch-abc123:/orch/output/", f"{dest}/"]]
+    assert sky_storage.output_location(Record(tmp_path, 0, "vast")).kind == "cluster"
+
+
+def test_pull_brings_a_spot_runs_output_from_its_bucket(sky, tmp_path, monkeypatch):
+    from sky.data import StoreType
+
+    from orchestrator.launch import sky_storage
+
+    calls = []
+
+    class Storage:
+        name, store = "orch-r-20261201-120000-abc123", [StoreType.S3]
+
+    monkeypatch.setattr(sky, "storage_ls", lambda: calls.append("storage_ls") or "request-1")
+    monkeypatch.setattr(sky, "get", lambda request: [Storage()])
+    monkeypatch.setattr(sky_storage.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(sky_storage.subprocess, "run",
+                        lambda command, timeout: calls.append(command) or subprocess.CompletedProcess(command, 0))
+    dest = sky_storage.pull_output(Record(tmp_path, spot=1, provider="nebius"))
+    assert calls == ["storage_ls", ["aws", "s3", "sync", "s3://orch-r-20261201-120000-abc123", str(dest)]]

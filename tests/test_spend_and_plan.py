@@ -1,0 +1,114 @@
+"""`orch spend` over the runs store, and the planner's cloud rules: --max-usd-per-hour, failover offers within the
+budget, a declared card absent from this machine, start-up measured by earlier runs."""
+
+import dataclasses
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from gpu_catalog.gpus import get_gpu
+from gpu_catalog.local import local_offers
+from gpu_catalog.models import get_model
+from gpu_catalog.owned import load_owned_hardware
+from orchestrator.cli.main import app
+from orchestrator.job import job_from_dict
+from orchestrator.planner import FAILOVER_PRICE_BAND, PlanPolicy, plan
+from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.store import RunRecord, RunStore
+from orchestrator.spend import spend_by, spend_usd
+from orchestrator.startup_times import load_startup_times, record_startup
+from tests.conftest import make_offer
+
+SPEC = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 2_000_000})
+MODEL = get_model(SPEC.model)
+A100 = get_gpu("A100 80GB")
+
+
+def record(run_id, provider="nebius", cost=None, status="ok", spot=0, created=1_764_590_400.0, job="a", **more):
+    fields = {f.name: None for f in dataclasses.fields(RunRecord)}
+    fields.update(run_id=run_id, job_name=job, job_path="/j.yaml", job_json="{}", target=Target.CLOUD,
+                  gpu="A100 80GB", provider=provider, region="r1", spot=spot, usd_per_hour=2.0, budget_usd=50.0,
+                  status=RunStatus(status),
+                  run_dir="/x", stop_requested=0, created_at=created, cost_usd=cost, **more)
+    return RunRecord(**fields)
+
+
+def test_spend_sums_recorded_costs_and_the_spend_so_far_of_active_cloud_runs(monkeypatch, tmp_path):
+    now = 1_764_600_000.0
+    running = record("r3", status="running", spot=1, created=now - 3600)
+    assert spend_usd(running, now) > 2.0  # an hour of GPU plus the jobs controller
+    rows = spend_by([record("r1", cost=3.0), record("r2", provider="lambda", cost=1.0), running], "provider", now)
+    assert [(r.key, r.runs) for r in rows] == [("nebius", 2), ("lambda", 1)]
+    assert rows[0].usd == 3.0 + spend_usd(running, now) and rows[0].active_runs == 1
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    store = RunStore()
+    for r in (record("r1", cost=3.0), record("r2", cost=1.5, job="b", created=time.time())):
+        store.insert(r)
+    result = CliRunner().invoke(app, ["spend", "--by", "job", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["total_usd"] == 4.5 and {r["job"]: r["usd"] for r in data["rows"]} == {"a": 3.0, "b": 1.5}
+    assert CliRunner().invoke(app, ["spend", "--by", "colour"]).exit_code == 2
+
+
+def test_max_usd_per_hour_rejects_dearer_offers():
+    offers = [make_offer(A100, "nebius", 1.0), make_offer(A100, "lambda", 3.0)]
+    result = plan(SPEC, MODEL, offers, PlanPolicy(budget_usd=100, max_usd_per_hour=2.0))
+    assert [o.offer.provider for o in result.options] == ["nebius"]
+    assert result.rejected[0].kind == "price" and "$3.00/h > $2.00/h" in result.rejected[0].reason
+
+
+def test_failover_lists_the_same_gpu_elsewhere_within_the_band_and_the_budget():
+    offers = [make_offer(A100, "nebius", 1.0, region="a"), make_offer(A100, "nebius", 1.1, region="b"),
+              make_offer(A100, "lambda", 1.2, region="c"), make_offer(A100, "lambda", 5.0, region="d"),
+              make_offer(get_gpu("H100 SXM"), "lambda", 3.0, region="e")]
+    chosen = plan(SPEC, MODEL, offers, PlanPolicy(budget_usd=100)).chosen
+    assert chosen.offer.region == "a"
+    assert [o.region for o in chosen.failover] == ["b", "c"]  # not the $5 one, not another GPU
+    assert all(o.usd_per_hour <= 1.0 * FAILOVER_PRICE_BAND for o in chosen.failover)
+    assert chosen.worst_cost_usd > chosen.estimate.cost_usd
+
+
+def test_a_declared_card_absent_here_is_rejected_with_the_reason(tmp_path, monkeypatch):
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("cards:\n  - gpu: RTX 4090\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+    offers = [o for o in local_offers(load_owned_hardware(), []) if o.gpu.name == "RTX 4090"]
+    result = plan(SPEC, MODEL, offers, PlanPolicy(budget_usd=100))
+    assert not result.options and result.rejected[0].kind == "absent" and "ssh_pool" in result.rejected[0].reason
+
+
+def test_measured_start_up_replaces_the_guess(tmp_path):
+    path = tmp_path / "startup.json"
+    for provision_s in (100.0, 120.0, 900.0):
+        record_startup("nebius", provision_s, 60.0, path)
+    times = load_startup_times(path)
+    assert times["nebius"].provision_s == 120.0 and times["nebius"].measured
+    offer = make_offer(A100, "nebius", 1.0)
+    guessed = plan(SPEC, MODEL, [offer], PlanPolicy(budget_usd=100)).chosen.estimate
+    measured = plan(SPEC, MODEL, [offer], PlanPolicy(budget_usd=100), startup_times=times).chosen.estimate
+    assert measured.startup_measured and measured.startup_hours < guessed.startup_hours
+
+
+def test_spot_counts_expected_preemptions_and_the_controller():
+    spot = plan(SPEC, MODEL, [make_offer(A100, "nebius", 1.0, spot=True)], PlanPolicy(budget_usd=100)).chosen
+    e = spot.estimate
+    assert e.expected_preemptions > 0 and e.parts_usd["recovery"] > 0 and e.parts_usd["controller"] > 0
+    assert e.cost_usd == sum(e.parts_usd.values())
+
+
+def test_plan_shows_where_the_money_goes_and_how_the_output_comes_home():
+    from tests.conftest import REPO
+
+    job = str(REPO / "examples" / "llama31-8b-qlora.yaml")
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "50", "--providers", "nebius", "--no-spot"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "spend: train $" in text and "output: a bucket orch-<run id> (MOUNT_CACHED)" in text
+    data = json.loads(CliRunner().invoke(app, ["plan", job, "--budget", "50", "--providers", "nebius",
+                                               "--max-usd-per-hour", "2", "--json"]).stdout)
+    chosen = data["chosen"]
+    assert chosen["output"] == "bucket" and chosen["usd_per_hour"] <= 2 and data["max_usd_per_hour"] == 2
+    assert chosen["est_cost_usd"] == pytest.approx(sum(chosen["parts_usd"].values()), abs=0.01)
