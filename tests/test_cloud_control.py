@@ -3,6 +3,7 @@ sky.jobs.launch, sky.stream_and_get, sky.tail_logs, sky.down, sky.api_cancel, sk
 Resources and catalog, and everything of orch above those calls, run for real."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -21,7 +22,7 @@ class RecordedSky:
 
     def __init__(self, sky, monkeypatch, log_text=""):
         self.calls, self.log_text, self.interrupt_wait = [], log_text, False
-        for name in ("launch", "stream_and_get", "tail_logs", "down", "api_cancel", "get"):
+        for name in ("launch", "stream_and_get", "tail_logs", "down", "api_cancel", "get", "storage_ls"):
             monkeypatch.setattr(sky, name, getattr(self, name))
         monkeypatch.setattr(sky.jobs, "launch", self.jobs_launch)
         monkeypatch.setattr(sky.jobs, "cancel", self.jobs_cancel)
@@ -67,7 +68,14 @@ class RecordedSky:
     def jobs_cancel(self, job_ids=None, name=None):
         return self._note("jobs.cancel", job_ids, name)
 
+    def storage_ls(self):
+        return self._note("storage_ls")
+
     def get(self, request_id):
+        """What the server answers: for `storage_ls`, the bucket of every cloud run recorded so far."""
+        if any(call == ("storage_ls",) and f"request-{i + 1}" == request_id for i, call in enumerate(self.calls)):
+            return [SimpleNamespace(name=r.output_uri.split()[1], store=["S3"]) for r in RunStore().all()
+                    if (r.output_uri or "").startswith("bucket ")]
         return None
 
 
@@ -140,3 +148,16 @@ def test_stop_never_crashes_when_skypilot_finds_nothing(sky, monkeypatch, job):
     stopped = runner.invoke(app, ["stop", run.run_id])
     assert stopped.exit_code == 0 and "not done" in stopped.stdout
     assert RunStore().get(run.run_id).status is RunStatus.STOPPED
+
+
+def test_a_stopped_spot_run_resumes_from_its_bucket(sky, monkeypatch, job):
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log("preempted"))
+    runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius", "--yes", "--json"])
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.PREEMPTED and run.output_uri.startswith("bucket orch-")
+    recorded.log_text = metrics_log("ok")
+    resumed = runner.invoke(app, ["resume", run.run_id])
+    assert resumed.exit_code == 0, resumed.output
+    launches = [call for call in recorded.calls if call[0] == "jobs.launch"]
+    assert len(launches) == 2 and launches[0][1] == launches[1][1]  # the same job name, the same bucket
+    assert RunStore().get(run.run_id).status is RunStatus.OK

@@ -10,8 +10,10 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.planning import plan_job
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME
+from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord, RunStore
 
@@ -91,6 +93,18 @@ def stop_command(run_id: RunArgument) -> None:
     display.console.print(lifecycle.request_stop(store, find_run(store, run_id)), markup=False)
 
 
+def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
+    """The run's own target, planned again now (prices move) for what is left of its budget; None when the target
+    no longer fits that budget (a local run starts on its recorded device all the same)."""
+    left_usd = (budget_usd or record.budget_usd) - (record.cost_usd or 0.0)
+    job = Path(record.run_dir) / "job.yaml"
+    if left_usd <= 0 or not job.is_file():
+        return None
+    _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider)
+    same = [o for o in result.options if o.offer.gpu.name == record.gpu and o.offer.spot == bool(record.spot)]
+    return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
+
+
 @user_errors
 def resume_command(
     run_id: RunArgument,
@@ -100,7 +114,8 @@ def resume_command(
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
     store = RunStore()
-    record = lifecycle.resume(store, find_run(store, run_id), budget)
+    record = find_run(store, run_id)
+    record = lifecycle.resume(store, record, budget, same_target(record, budget))
     if detach or record.status is not RunStatus.RUNNING:
         display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
                               RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")

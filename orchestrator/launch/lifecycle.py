@@ -103,17 +103,16 @@ def pull(record: RunRecord) -> None:
     launcher_for(record.target).pull(record)
 
 
-def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None) -> RunRecord:
+def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, option: Option | None = None
+           ) -> RunRecord:
     """Continue an ended run from its checkpoint, with what is left of its budget (`budget_usd` raises the run's
-    total budget)."""
+    total budget), on the same target (`option`: that target as planned again now)."""
     if record.status.is_active():
         raise UserError(f"run {record.run_id} is still {record.status.value}: `orch stop {record.run_id}` first.")
     if not record.status.is_resumable():
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
-    if record.target is Target.CLOUD:
-        raise UserError("cloud runs recover on their own: managed spot jobs resume from their checkpoint bucket.")
     if budget_usd is not None:
         if not (math.isfinite(budget_usd) and budget_usd > 0):
             raise UserError(f"--budget must be a number of USD above 0, got {budget_usd}.")
@@ -123,7 +122,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None) 
     if spent_usd >= record.budget_usd:
         raise UserError(f"run {record.run_id} has spent ${spent_usd:.4f} of its ${record.budget_usd:g} budget: "
                         f"`orch resume {record.run_id} --budget USD` gives it a larger total.")
-    return start(store, record, device=record.device)
+    return start(store, record, option, device=record.device)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:

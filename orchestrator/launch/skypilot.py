@@ -5,6 +5,7 @@ modules that import sky, and only when a cloud (or SSH node pool) target is laun
 Every call that reaches SkyPilot's API server is in this class, so tests record exactly those and run the rest.
 """
 
+import dataclasses
 import io
 import json
 import time
@@ -55,13 +56,20 @@ class SkyPilotLauncher:
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         """Submit the launch, report its request id at once, then wait for SkyPilot's job id. SkyPilot's refusals
         (credentials, quota, capacity) propagate for the state machine to record."""
+        if option is None:
+            raise UserError(f"no {record.gpu} offer on {record.provider} fits what is left of run {record.run_id}'s "
+                            f"budget: `orch resume {record.run_id} --budget USD` gives it a larger total.")
+        if record.wall_s and output_location(record).kind != "bucket":
+            raise UserError(f"run {record.run_id} kept its checkpoints on its VM, which is gone: nothing to resume "
+                            "from. Launch the job again.")
         spec = config_from_dict(json.loads(record.job_json))
         task_dir = Path(record.run_dir) / "task"  # the VM's copy of the job; the run folder's job.yaml stays as is
         task_dir.mkdir(exist_ok=True)
-        task = build_task(spec, Path(record.run_dir) / "job.yaml", option, record.budget_usd, record.run_id,
+        budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
+        task = build_task(spec, Path(record.run_dir) / "job.yaml", option, budget_left_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
-        output_uri = output_location(record).describe()
+        output_uri = output_location(dataclasses.replace(record, cluster=name)).describe()
         requested = time.monotonic()
         with api_server() as sky:  # the task carries its own autostop (and down): see delivery.py
             request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
@@ -88,8 +96,9 @@ class SkyPilotLauncher:
                 sky.tail_logs(record.cluster, record.sky_job_id, follow=True, output_stream=tee)
             try:
                 self.pull(record)
-            except UserError as exc:  # the output is not home: the cluster stays until its autostop takes it down
-                out.write(f"\n{exc} It stays on {record.cluster} until its autostop: `orch pull {record.run_id}`.\n")
+            except Exception as exc:  # noqa: BLE001 - not home: the cluster stays until its autostop takes it down
+                out.write(f"\n{_first_line(exc)} The output stays on {record.cluster} until its autostop: "
+                          f"`orch pull {record.run_id}`.\n")
                 return
             if not record.spot:
                 sky.get(sky.down(record.cluster))
@@ -129,11 +138,14 @@ class SkyPilotLauncher:
         return done
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _attempt(what: str, action: Callable[[], object]) -> str:
     """`what: done`, or why not: a stop goes on through every step even when one finds nothing to stop."""
     try:
         action()
     except Exception as exc:  # noqa: BLE001 - already gone, never started, unreachable: said, not raised
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        return f"{what}: not done ({type(exc).__name__}: {first_line})"
+        return f"{what}: not done ({type(exc).__name__}: {_first_line(exc)})"
     return f"{what}: done"
