@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import get_model
+from gpu_catalog.models import RANDOM_PREFIX, get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.planner import Option
 from trainer.config import JobConfig
@@ -50,11 +50,14 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
     return []
 
 
-def model_problems(spec: JobConfig) -> list[str]:
-    """qlora needs nn.Linear layers (every model orch describes has them); gated models need HF_TOKEN."""
+def model_problems(spec: JobConfig, cloud: bool = True) -> list[str]:
+    """qlora needs nn.Linear layers (every model orch describes has them); a gated model needs HF_TOKEN on a cloud VM
+    (here, a `huggingface-cli login` serves too, and the trainer says so if the download is refused). Random
+    weights in a real shape (`random:`) download nothing."""
     model = get_model(spec.model)  # raises a UserError for a model orch does not describe
     problems = []
-    if model.name.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
+    downloads = not spec.model.startswith(RANDOM_PREFIX)
+    if cloud and downloads and model.name.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
         problems.append(f"{model.name} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
                         "(passed to the VM as a SkyPilot secret)")
     return problems
@@ -74,6 +77,7 @@ def launch_problems(option: Option) -> list[str]:
 
 def check(spec: JobConfig, job_path: Path, option: Option) -> None:
     """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail."""
-    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec) + launch_problems(option)
+    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud=not option.offer.is_local) + \
+        launch_problems(option)
     if problems:
         raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")
