@@ -8,7 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainer.config import ConfigError, load_config
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+from trainer.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config, base_dir = load_config(args.config, args.set)
-        output = Path(args.output or Path("outputs") / config.name)
+        output = checks.output_folder(args.output or Path("outputs") / config.name, "--output")
         from trainer.loop import EXIT_CODES, FineTune  # torch and friends load only once the config is good
 
         result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit).run()
-    except ConfigError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result["status"] != "ok":

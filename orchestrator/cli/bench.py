@@ -102,4 +102,4 @@ def report_command(
         raise UserError(f"job file '{job}' does not exist: pass the job to price with --job JOB.yaml.")
     written = write_report(rows, out, job, html=html, sources=sources)
     for path in written:
-        display.console.print(f"wrote {path}")
+        display.say(f"wrote {path}")

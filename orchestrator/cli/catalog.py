@@ -90,4 +90,4 @@ def refresh(
     from gpu_catalog.refresh import refresh_catalog
 
     for line in refresh_catalog(from_dir):
-        display.console.print(line)
+        display.say(line)

@@ -52,13 +52,13 @@ def launch_command(
     where = "local" if chosen.offer.is_local else f"{chosen.offer.provider} {chosen.offer.region}"
     if dry_run:
         if chosen.offer.is_local:
-            display.console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
+            display.say(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
         else:
             from orchestrator.launch import sky_task  # imports sky: only for a cloud target
 
             display.console.print(sky_task.dry_run(spec, job, chosen, budget, model.params), markup=False,
                                   highlight=False)
-        display.console.print("dry run: nothing launched.")
+        display.say("dry run: nothing launched.")
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -67,7 +67,7 @@ def launch_command(
                       f"{chosen.estimate.hours:.2f} h and ${chosen.estimate.cost_usd:.2f}?", abort=True)
     store = RunStore()
     record = create_run(store, spec, job, chosen, budget)
-    display.err_console.print(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}")
+    display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}", err=True)
     if not chosen.offer.is_local:
         from orchestrator.launch import skypilot
 
@@ -77,7 +77,7 @@ def launch_command(
         record = store.get(record.run_id) if detach else follow_local(store, record, process, quiet=as_json)
     if detach and record.status == "running":
         if not as_json:
-            display.console.print(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+            display.say(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape, get_model
 from gpu_catalog.targets import Targets, gather_targets
@@ -17,7 +18,9 @@ from orchestrator.cli.options import (
     ObjectiveOption,
     ProvidersOption,
     SpotOption,
-    parse_providers,
+    check_budget,
+    check_deadline,
+    check_providers,
 )
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.estimator.calibration import load_calibration
@@ -31,11 +34,11 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
     """The providers a plan may use: --target narrows to local or cloud, --providers to a list; None: any."""
     if target not in TARGETS:
         raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}.")
-    if target == "auto" and not allowed:
+    if target == "auto" and allowed is None:
         return None
     providers = {o.provider for o in offers}
     if allowed:
-        providers &= parse_providers(allowed)
+        providers &= check_providers(allowed, providers | {"local"})
     if target == "local":
         providers &= {"local"}
     elif target == "cloud":
@@ -46,6 +49,8 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
              target: str = "auto", local_cost: str | None = None) -> tuple[ModelShape, Targets, Plan]:
     """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
+    check_budget(budget)
+    check_deadline(deadline)
     spec = load_job(job)
     targets = gather_targets(local_cost)
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
@@ -68,6 +73,7 @@ def plan_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Rank every local and cloud target for a job under a budget and an optional deadline."""
+    checks.number(top, "--top", 1, whole=True)
     _, _, result = plan_job(job, budget, deadline, objective, spot, providers, local_cost=local_cost)
     if as_json:
         display.print_json(plan_dict(result))

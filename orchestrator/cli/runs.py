@@ -27,7 +27,7 @@ def follow_local(store: RunStore, record: RunRecord, process, quiet: bool = Fals
     try:
         local.follow(record, process, sys.stderr if quiet else sys.stdout)
     except KeyboardInterrupt:
-        display.err_console.print(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+        display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`", err=True)
         raise typer.Exit(130) from None
     if process is not None:
         process.wait()
@@ -94,7 +94,7 @@ def stop_run(store: RunStore, record: RunRecord) -> str:
 def stop_command(run_id: Annotated[str, typer.Argument(help="Run id (or its unique end).")]) -> None:
     """Stop a run with SIGTERM: it saves a checkpoint first, so `orch resume` continues it."""
     store = RunStore()
-    display.console.print(stop_run(store, find_run(store, run_id)))
+    display.say(stop_run(store, find_run(store, run_id)))
 
 
 @user_errors
@@ -113,7 +113,7 @@ def resume_command(
         raise UserError("cloud runs recover on their own: managed spot jobs resume from their checkpoint bucket.")
     process = start_local(store, record, detect_gpus())
     if detach:
-        display.console.print(f"resumed {record.run_id} in the background")
+        display.say(f"resumed {record.run_id} in the background")
         return
     record = follow_local(store, store.get(record.run_id), process)
     display.show_run(record)

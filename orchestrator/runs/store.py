@@ -138,12 +138,13 @@ class RunStore:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
         return RunRecord(*row) if row else None
 
-    def find(self, prefix: str) -> list[RunRecord]:
-        """Runs whose id starts with prefix (users type the unique tail of a long id)."""
-        with self._connect() as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? OR run_id LIKE ? "
-                              "ORDER BY created_at", [prefix + "%", "%" + prefix]).fetchall()
-        return [RunRecord(*row) for row in rows]
+    def find(self, text: str) -> list[RunRecord]:
+        """The run whose id is `text`, else those whose id starts or ends with it (users type the unique tail of a
+        long id). Plain string comparison, never a pattern: `%` or `_` match only ids holding those characters."""
+        exact = self.get(text)
+        if exact is not None:
+            return [exact]
+        return [r for r in self.all() if text and (r.run_id.startswith(text) or r.run_id.endswith(text))]
 
     def all(self) -> list[RunRecord]:
         with self._connect() as db:

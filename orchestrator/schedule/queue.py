@@ -87,11 +87,12 @@ class JobQueue:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
         return JobRecord(*row) if row else None
 
-    def find(self, prefix: str) -> list[JobRecord]:
-        with transaction(self.path) as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id LIKE ? OR job_id LIKE ?",
-                              [prefix + "%", "%" + prefix]).fetchall()
-        return [JobRecord(*row) for row in rows]
+    def find(self, text: str) -> list[JobRecord]:
+        """The job whose id is `text`, else those whose id starts or ends with it; plain comparison, never a pattern."""
+        exact = self.get(text)
+        if exact is not None:
+            return [exact]
+        return [j for j in self.all() if text and (j.job_id.startswith(text) or j.job_id.endswith(text))]
 
     def all(self, statuses: tuple[str, ...] | None = None) -> list[JobRecord]:
         """Jobs in scheduling order: highest priority first, then first submitted."""
