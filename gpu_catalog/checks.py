@@ -32,10 +32,15 @@ def number(value, what: str, low: float | None = None, high: float | None = None
         raise UserError(f"{what} must be a finite number, got {value!r}.")
     too_low = low is not None and (value <= low if above else value < low)
     if too_low or (high is not None and value > high):
-        bounds = [f"{'above' if above else 'at least'} {low:g}" if low is not None else "",
-                  f"at most {high:g}" if high is not None else ""]
-        raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {value:g}.")
+        bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
+                  f"at most {_shown(high)}" if high is not None else ""]
+        raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {_shown(value)}.")
     return int(value) if whole else value
+
+
+def _shown(value: float) -> str:
+    """A bound or value as people write it: 16777216 and 1000000 in full, 0.05 and 1e+30 short."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
 
 
 def _is_whole(value) -> bool:

@@ -10,7 +10,7 @@ from gpu_catalog.models import load_models
 from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, check_providers
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
 app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True)
@@ -49,8 +49,9 @@ def offers(
         rows = [o for o in rows if o.gpu.name == wanted]
     if spot:
         rows = [o for o in rows if o.spot]
-    if provider:
-        rows = [o for o in rows if o.provider == provider.lower()]
+    if provider is not None:
+        wanted_providers = check_providers(provider, {o.provider for o in (*targets.offers, *targets.dropped)})
+        rows = [o for o in rows if o.provider in wanted_providers]
     rows.sort(key=lambda o: o.usd_per_hour)
     if as_json:
         display.print_json([offer_dict(o) for o in rows])

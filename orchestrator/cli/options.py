@@ -41,7 +41,7 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
     """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
     wanted = parse_providers(text)
     if text is not None and not wanted:
-        raise UserError("--providers needs at least one name, e.g. local,lambda.")
+        raise UserError(f"give at least one provider name (e.g. local,lambda), got {text!r}.")
     for name in sorted(wanted or ()):
         if name not in known:
             raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))

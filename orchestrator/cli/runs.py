@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.local import detect_gpus
 from orchestrator.cli import display
@@ -42,6 +43,8 @@ def runs_command(
     """Every run: target, status, and the estimate beside what was measured."""
     if export is not None and export.suffix not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
+    if export is not None:
+        checks.output_file(export, "--export")
     records = refresh(RunStore())
     if export is not None:
         import pandas as pd

@@ -68,7 +68,7 @@ def load_calibration(path: Path | None = None) -> Calibration:
         memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MAX_MEMORY_VALUE) for k, v in values.items()}
                   for kind, values in raw.get("memory", {}).items()}
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
-        reason = " ".join(str(exc).split()).rstrip(".")
+        reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
         raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
             from None
     return Calibration(efficiency=efficiency, memory=memory, source=str(path))
