@@ -91,7 +91,8 @@ class Inputs:
 
     def run_record(self) -> None:
         """One recorded run, so a pattern that matched anything would find it."""
-        values = {f.name: 0 if f.type in (int, float, "int", "float") else "x" for f in dataclasses.fields(RunRecord)}
+        values = {f.name: None if "None" in str(f.type) else 0 if f.type in (int, float) else "x"
+                  for f in dataclasses.fields(RunRecord)}
         values.update(run_id=RUN_ID, status="ok", run_dir=str(self.home / "runs" / RUN_ID), target="local")
         RunStore().insert(RunRecord(**values))
 
@@ -421,3 +422,44 @@ def test_an_id_is_matched_exactly_or_by_its_start_or_end(inputs):
     for text in (RUN_ID, RUN_ID[:12], RUN_ID[-6:]):
         result = CliRunner().invoke(app, ["logs", text])
         assert "has no log yet" in result.stderr, (text, result.stderr)
+
+
+def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):
+    """Names are checked now, but a runs.db from before may hold one: the table shows it, and styles nothing."""
+    inputs.run_record()
+    RunStore().update(RUN_ID, job_name="[red]x[/]", message="[bold]boom")
+    monkeypatch.setenv("COLUMNS", "300")
+    result = CliRunner().invoke(app, ["runs"])
+    assert result.exit_code == 0 and "[red]x[/]" in result.stdout
+
+
+# The trainer reads jobs itself (`python -m trainer`): the same loader refuses the same files, before torch loads.
+@pytest.mark.parametrize("changes", [
+    {"learning_rate": math.inf}, {"epochs": math.nan, "train_tokens": DROP, "dataset": DATA}, {"name": "../../x"},
+    {"name": str(ESCAPE_TARGET)}, {"name": ""}, {"seq_len": 0}, {"max_steps": -1}, {"budget_usd": math.nan},
+])
+def test_the_trainer_refuses_a_bad_job_before_any_work(inputs, capsys, changes):
+    from trainer.__main__ import main
+
+    job = inputs.job(model="orch/tiny-llama", **changes)
+    before = _snapshot(inputs.root)
+    assert main([job]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert _snapshot(inputs.root) == before and not ESCAPE_TARGET.exists()
+
+
+@pytest.mark.parametrize("override", ["max_steps=[", "learning_rate=.nan", "name=../x", "nokey"])
+def test_the_trainer_refuses_a_bad_override(inputs, capsys, override):
+    from trainer.__main__ import main
+
+    assert main([inputs.job(model="orch/tiny-llama"), "--set", override]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (inputs.work / "outputs").exists()
+
+
+def test_the_trainer_refuses_an_output_that_is_a_file(inputs, capsys):
+    from trainer.__main__ import main
+
+    assert main([inputs.job(model="orch/tiny-llama"), "--output", inputs.file("taken", "x")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
