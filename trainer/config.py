@@ -161,7 +161,8 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(target_modules=targets)
-    values.setdefault("name", checks.name_from_stem(name))
+    if "name" not in values:
+        values["name"] = checks.name_from_stem(name)  # from the file name: made safe, not refused
     return JobConfig(**values)
 
 
