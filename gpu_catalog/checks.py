@@ -75,6 +75,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden, by design
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
