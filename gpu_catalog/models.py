@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR
 from gpu_catalog.names import normalize, unknown_name_message
@@ -70,27 +71,37 @@ class ModelShape:
         return self.block_linear_params + self.embedding_params + self.head_params + norms
 
 
+MAX_DIMENSION = 2**24  # no layer count, width, head count or vocabulary comes near this; above it is a broken file
+
+
 def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
-    """A ModelShape from a Hugging Face config dict (config.json or AutoConfig.to_dict())."""
-    config = config.get("text_config") or config
-    try:
-        hidden = int(config["hidden_size"])
-        n_heads = int(config["num_attention_heads"])
-        shape = ModelShape(
-            name=name,
-            params=0,
-            n_layers=int(config["num_hidden_layers"]),
-            hidden=hidden,
-            n_heads=n_heads,
-            n_kv_heads=int(config.get("num_key_value_heads") or n_heads),
-            head_dim=int(config.get("head_dim") or hidden // n_heads),
-            intermediate=int(config["intermediate_size"]),
-            vocab=int(config["vocab_size"]),
-            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
-            source=source,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{source} is not a decoder-only transformer config: missing or bad {exc}.") from None
+    """A ModelShape from a Hugging Face config dict (config.json or AutoConfig.to_dict()); every size a whole number
+    of at least 1 (zero heads would divide by zero, a list is no size)."""
+    config = config.get("text_config") or config if isinstance(config, dict) else config
+    if not isinstance(config, dict):
+        raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
+
+    def size(key: str, default=None) -> int:
+        value = config.get(key) if config.get(key) is not None else default
+        if value is None:
+            raise UserError(f"{source} is not a decoder-only transformer config: missing `{key}`.")
+        return checks.number(value, f"{source}: `{key}`", 1, MAX_DIMENSION, whole=True)
+
+    hidden = size("hidden_size")
+    n_heads = size("num_attention_heads")
+    shape = ModelShape(
+        name=name,
+        params=0,
+        n_layers=size("num_hidden_layers"),
+        hidden=hidden,
+        n_heads=n_heads,
+        n_kv_heads=size("num_key_value_heads", n_heads),
+        head_dim=size("head_dim", hidden // n_heads),
+        intermediate=size("intermediate_size"),
+        vocab=size("vocab_size"),
+        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        source=source,
+    )
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
 
 
@@ -133,7 +144,7 @@ def _from_local_folder(path: Path) -> ModelShape:
     if not config_file.is_file():
         raise UserError(f"{path} has no config.json: point at a Hugging Face model folder.")
     try:
-        config = json.loads(config_file.read_text())
+        config = json.loads(checks.read_text(config_file, "model config"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{config_file} is not valid JSON: {exc}.") from None
     return shape_from_config(str(path), config, source=str(config_file))

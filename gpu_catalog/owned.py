@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, get_gpu
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
@@ -98,11 +99,21 @@ def default_card(gpu: GPU) -> OwnedCard:
                      utilization=DEFAULT_UTILIZATION, power_w=gpu.tdp_w, host_power_w=DEFAULT_HOST_POWER_W)
 
 
-def _positive(value, what: str, path: Path, upper: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (upper and value > upper):
-        bound = f" and at most {upper}" if upper else ""
-        raise UserError(f"{path}: {what} must be a number above 0{bound}, got {value!r}.")
-    return float(value)
+# Ranges for the hardware file's numbers: beyond them a value is a typo (a price in cents, power in kW)
+MAX_PURCHASE_USD = 1e7
+MAX_POWER_W = 1e5
+MAX_LIFE_YEARS = 50.0
+MAX_PUE = 5.0
+MAX_USD_PER_KWH = 10.0
+MAX_COUNT = 1024
+
+
+def _positive(value, what: str, path: Path, upper: float, whole: bool = False) -> float:
+    return float(checks.number(value, f"{path}: {what}", 0, upper, above=True, whole=whole))
+
+
+def _at_least_zero(value, what: str, path: Path, upper: float) -> float:
+    return float(checks.number(value, f"{path}: {what}", 0, upper))
 
 
 def _parse_card(raw, path: Path) -> OwnedCard:
@@ -114,28 +125,24 @@ def _parse_card(raw, path: Path) -> OwnedCard:
     base = default_card(get_gpu(str(raw["gpu"])))
     return OwnedCard(
         gpu=base.gpu,
-        count=int(_positive(raw.get("count", 1), "count", path)),
-        purchase_price_usd=float(raw.get("purchase_price_usd", base.purchase_price_usd)),
-        life_years=_positive(raw.get("life_years", base.life_years), "life_years", path),
-        utilization=_positive(raw.get("utilization", base.utilization), "utilization", path, upper=1.0),
-        power_w=_positive(raw.get("power_w", base.power_w), "power_w", path),
-        host_power_w=float(raw.get("host_power_w", base.host_power_w)),
-        ssh_pool=str(raw["ssh_pool"]) if raw.get("ssh_pool") else None,
+        count=int(_positive(raw.get("count", 1), "count", path, MAX_COUNT, whole=True)),
+        purchase_price_usd=_at_least_zero(raw.get("purchase_price_usd", base.purchase_price_usd),
+                                          "purchase_price_usd", path, MAX_PURCHASE_USD),
+        life_years=_positive(raw.get("life_years", base.life_years), "life_years", path, MAX_LIFE_YEARS),
+        utilization=_positive(raw.get("utilization", base.utilization), "utilization", path, 1.0),
+        power_w=_positive(raw.get("power_w", base.power_w), "power_w", path, MAX_POWER_W),
+        host_power_w=_at_least_zero(raw.get("host_power_w", base.host_power_w), "host_power_w", path, MAX_POWER_W),
+        ssh_pool=checks.safe_name(raw["ssh_pool"], f"{path}: ssh_pool") if raw.get("ssh_pool") else None,
         accelerator=str(raw.get("accelerator") or base.gpu.name.replace(" ", "")),
     )
 
 
 def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     """The user's hardware file, validated; defaults when there is none."""
-    import yaml
-
     path = path or hardware_file()
-    if not path.is_file():
+    if not path.exists():
         return OwnedHardware()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}") from None
+    raw = checks.load_yaml(path, "hardware file") or {}
     if not isinstance(raw, dict) or set(raw) - _TOP_KEYS:
         raise UserError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}.")
     policy = raw.get("cost_policy", "amortized")
@@ -144,8 +151,8 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     return OwnedHardware(
         cards=tuple(_parse_card(card, path) for card in raw.get("cards") or []),
         electricity_usd_per_kwh=_positive(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
-                                          "electricity_usd_per_kwh", path),
-        pue=_positive(raw.get("pue", 1.0), "pue", path),
+                                          "electricity_usd_per_kwh", path, MAX_USD_PER_KWH),
+        pue=float(checks.number(raw.get("pue", 1.0), f"{path}: pue", 1.0, MAX_PUE)),
         cost_policy=policy,
         source=str(path),
     )

@@ -5,9 +5,12 @@ or sky import slows planning. Only single-GPU instances count: orch trains on on
 import ast
 import csv
 import functools
+import io
 import json
+import math
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
 from gpu_catalog.offer import Offer
@@ -28,10 +31,13 @@ def _gpu_memory_gib(gpu_info: str) -> float | None:
             info = ast.literal_eval(gpu_info)
         except (ValueError, SyntaxError):
             return None
-    gpus = info.get("Gpus") or [{}]
-    size_mib = gpus[0].get("MemoryInfo", {}).get("SizeInMiB")
-    count = float(gpus[0].get("Count") or 1)
-    return float(size_mib) / count / MIB_PER_GIB if size_mib else None
+    try:
+        gpus = info.get("Gpus") or [{}]
+        size_mib = gpus[0].get("MemoryInfo", {}).get("SizeInMiB")
+        gib = float(size_mib) / float(gpus[0].get("Count") or 1) / MIB_PER_GIB if size_mib else None
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None  # an optional column of another shape: the GPU name alone then picks the variant
+    return gib if gib and math.isfinite(gib) and gib > 0 else None
 
 
 def resolve_gpu(accelerator: str, instance_type: str, memory_gib: float | None) -> GPU | None:
@@ -51,7 +57,25 @@ def _price(text: str | None) -> float | None:
         price = float(text) if text else None
     except ValueError:
         return None
-    return price if price and price > 0 else None
+    return price if price and math.isfinite(price) and price > 0 else None
+
+
+def _rows(vms_csv: Path) -> list[dict[str, str]]:
+    """The rows of one catalog file, read as UTF-8; a file of another shape is refused with the fix."""
+    fix = "rerun `orch catalog refresh`, or remove it."
+    reader = csv.DictReader(io.StringIO(checks.read_text(vms_csv, "SkyPilot catalog"), newline=""))
+    try:
+        missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): {fix}")
+        rows = list(reader)
+    except csv.Error as exc:
+        raise UserError(f"{vms_csv} line {reader.line_num} is not CSV ({exc}): {fix}") from None
+    for number, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise UserError(f"{vms_csv} line {number} has {len(reader.fieldnames)} columns in its header but not in "
+                            f"this row: {fix}")
+    return rows
 
 
 def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
@@ -59,23 +83,17 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
     offers = []
     for vms_csv in sorted(catalog_dir.glob("*/vms.csv")):
         provider = vms_csv.parent.name
-        with open(vms_csv, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
-            if missing:
-                raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): "
-                                "rerun `orch catalog refresh`, or remove it.")
-            for row in reader:
-                if not row.get("AcceleratorName") or _price(row.get("AcceleratorCount")) != 1:
-                    continue
-                gpu = resolve_gpu(row["AcceleratorName"], row["InstanceType"], _gpu_memory_gib(row.get("GpuInfo", "")))
-                if gpu is None:
-                    continue
-                common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
-                              instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
-                              source=f"SkyPilot catalog {vms_csv}")
-                for spot, column in ((False, "Price"), (True, "SpotPrice")):
-                    price = _price(row.get(column))
-                    if price is not None:
-                        offers.append(Offer(**common, spot=spot, usd_per_hour=price))
+        for row in _rows(vms_csv):
+            if not row.get("AcceleratorName") or _price(row.get("AcceleratorCount")) != 1:
+                continue
+            gpu = resolve_gpu(row["AcceleratorName"], row["InstanceType"], _gpu_memory_gib(row.get("GpuInfo", "")))
+            if gpu is None:
+                continue
+            common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
+                          instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
+                          source=f"SkyPilot catalog {vms_csv}")
+            for spot, column in ((False, "Price"), (True, "SpotPrice")):
+                price = _price(row.get(column))
+                if price is not None:
+                    offers.append(Offer(**common, spot=spot, usd_per_hour=price))
     return offers

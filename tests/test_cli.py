@@ -81,7 +81,7 @@ def test_plan_respects_providers():
     (["estimate", "Lama-3.1-8B"], "unknown model 'Lama-3.1-8B'. Did you mean"),
     (["estimate", "Llama-3.1-8B", "--seq-len", "0"], "`seq_len` must be above 0"),
     (["estimate", "Llama-3.1-8B", "--method", "dora"], "`method` must be one of"),
-    (["plan", QLORA_JOB, "--budget", "-5"], "--budget must be 0 or more"),
+    (["plan", QLORA_JOB, "--budget", "-5"], "--budget must be at least 0"),
     (["plan", "missing.yaml", "--budget", "5"], "job file 'missing.yaml' does not exist"),
     (["catalog", "offers", "--gpu", "A100-90"], "unknown GPU"),
     (["plan", QLORA_JOB, "--budget", "5", "--local-cost", "free"], "--local-cost must be one of amortized, marginal"),

@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
@@ -77,8 +79,9 @@ def test_stop_then_resume(tmp_path):
     wait_for(lambda: runs_json()[0]["status"] == "stopped")
     stopped = runs_json()[0]
     assert 0 < stopped["metrics"]["steps"] < 200
-    with open(os.path.join(run_dir, "job.yaml"), "a") as job_file:  # shorten the rest of the run for the test
-        job_file.write(f"max_steps: {stopped['metrics']['steps'] + 3}\n")
+    job_file = Path(run_dir) / "job.yaml"  # shorten the rest of the run for the test (a key once: no duplicates)
+    job_file.write_text(yaml.safe_dump({**yaml.safe_load(job_file.read_text()),
+                                        "max_steps": stopped["metrics"]["steps"] + 3}))
     result = orch("resume", run_id)
     assert result.exit_code == 0, result.output
     (finished,) = runs_json()

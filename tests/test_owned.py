@@ -53,7 +53,7 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be a number above 0 and at most 1"),
+    ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be above 0 and at most 1"),
     ("cards: [{gpu: RTX 4080}]", "unknown GPU 'RTX 4080'"),
     ("cards: [{gpu: RTX 4090, colour: red}]", "unknown card keys"),
     ("cost_policy: free", "cost_policy must be one of"),

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.config import ConfigError, load_config
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+from trainer.config import load_config
 from trainer.jsonio import write_json_atomic
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, process_start_time
 from trainer.status import TrainStatus
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config, base_dir = load_config(args.config, args.set)
-        output = Path(args.output or Path("outputs") / config.name)
+        output = checks.output_folder(args.output or Path("outputs") / config.name, "--output")
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
             output.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
 
         result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
                           started_at=meter.started_at).run()
-    except ConfigError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
     if result["status"] != TrainStatus.OK:

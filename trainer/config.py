@@ -5,11 +5,11 @@ orchestrator/); orchestrator.job reads jobs through it, so the two can never dis
 any work starts, with every problem reported at once. Plain Python: importing it loads no torch.
 """
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import yaml
-
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
 
@@ -84,7 +84,11 @@ class JobConfig:
         if self.max_steps is not None:
             return self.max_steps * self.effective_batch * self.seq_len
         if self.dataset_tokens is not None:
-            return int(self.dataset_tokens * self.epochs)
+            tokens = int(self.dataset_tokens * self.epochs)
+            if tokens < 1:
+                raise ConfigError(f"job '{self.name}' trains on 0 tokens ({self.dataset_tokens} tokens x "
+                                  f"{self.epochs:g} epochs): give a dataset with data in it, or more epochs.")
+            return tokens
         raise ConfigError(f"cannot size dataset '{self.dataset}': it is not a local file. "
                           "Add `dataset_tokens: N` (tokens in one epoch) or `train_tokens: N` to the job.")
 
@@ -97,6 +101,8 @@ _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOIC
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
              "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour"}
+_MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
+LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
 def _problems(raw: dict) -> list[str]:
@@ -113,6 +119,14 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be true or false, got {value!r}")
         elif key in _STR_KEYS and not isinstance(value, str):
             problems.append(f"`{key}` must be a string, got {value!r}")
+        elif key in _FLOAT_KEYS and not math.isfinite(value):
+            problems.append(f"`{key}` must be a finite number, got {value!r}")
+        elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
+            problems.append(f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}")
+        elif key in _MAXIMUM and value > _MAXIMUM[key]:
+            problems.append(f"`{key}` must be at most {_MAXIMUM[key]:g}, got {value}")
+        elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
+            problems.append(f"`name` {value!r} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and value not in CHOICES[key]:
             problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got {value!r}")
         elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
@@ -148,7 +162,8 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(target_modules=targets)
-    values.setdefault("name", name)
+    if "name" not in values:
+        values["name"] = checks.name_from_stem(name)  # from the file name: made safe, not refused
     return JobConfig(**values)
 
 
@@ -157,7 +172,7 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set takes KEY=VALUE, got {text!r}.")
-    return key.strip(), yaml.safe_load(value)
+    return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
 
 
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
@@ -173,12 +188,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"job file '{path}' does not exist. Copy one from examples/ to start.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"job file '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}.") from None
+    raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
         raw.update(parse_override(o) for o in overrides)
     return config_from_dict(raw, name=path.stem), path.parent

@@ -4,8 +4,11 @@ run (a rerun skips what is done) and written as JSONL files under benchmarks/res
 import json
 from pathlib import Path
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 from orchestrator.db import Schema, open_database, transaction
 from orchestrator.home import orch_home
+from trainer.config import config_from_dict
 
 FINAL_STATUSES = ("ok", "oom")  # a point that ended so is a result; an error is retried on the next run
 BENCH_DB = Schema(
@@ -70,5 +73,44 @@ def export(rows: list[dict], path: Path) -> None:
 
 
 def read_jsonl(paths: list[Path]) -> list[dict]:
-    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    """Every row of the result files, each checked: a broken line names its file and line, not a traceback later."""
+    rows = []
+    for path in paths:
+        for number, line in enumerate(checks.read_text(path, "results file").splitlines(), start=1):
+            if line.strip():
+                rows.append(_checked_row(line, f"results file '{path}' line {number}"))
+    return rows
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+_OPTIONAL_NUMBERS = ("tokens_per_s", "mfu", "nvml_peak_used_gib", "gpu_vram_gib", "created_at")
+
+
+def _checked_row(line: str, where: str) -> dict:
+    """One result row: a JSON object with the fields calibrate and report read, of the right types, numbers finite."""
+    try:
+        row = json.loads(line, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise UserError(f"{where} is not valid JSON: {' '.join(str(exc).split())}.") from None
+    if not isinstance(row, dict) or not isinstance(row.get("point_id"), str) or not isinstance(row.get("status"), str) \
+            or not isinstance(row.get("config"), dict) or not isinstance(row.get("gpu") or "", str):
+        raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
+                        "(write it with `orch bench --out`).")
+    for key in _OPTIONAL_NUMBERS:
+        checks.optional_number(row.get(key), f"{where}: `{key}`", 0)
+    peak = row.get("peak_vram_gib") or {}
+    if not isinstance(peak, dict):
+        raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")
+    for key, value in peak.items():
+        checks.optional_number(value, f"{where}: `peak_vram_gib.{key}`", 0)
+    if row["status"] == "ok" and not row.get("tokens_per_s") and row.get("tokens_per_s") is not None:
+        raise UserError(f"{where}: an ok row needs `tokens_per_s` above 0.")
+    try:
+        config_from_dict(row["config"])
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return row
 

@@ -19,11 +19,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from trainer.config import config_from_dict
 
+MAX_STEPS = 10_000
+MAX_POINTS = 10_000
 _SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
@@ -56,18 +57,21 @@ def point_id(config: dict, target: str) -> str:
 
 
 def load_sweep(path: Path, target: str = "local") -> Sweep:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read sweep {path}: {exc}") from None
-    if not isinstance(raw, dict) or set(raw) - _SWEEP_KEYS or not raw.get("grids") or not raw.get("dataset"):
+    raw = checks.load_yaml(path, "sweep")
+    if not isinstance(raw, dict) or set(raw) - _SWEEP_KEYS or not isinstance(raw.get("grids"), list) \
+            or not isinstance(raw.get("dataset"), str) or not isinstance(raw.get("settings") or {}, dict):
         raise UserError(f"sweep {path}: expected keys {sorted(_SWEEP_KEYS)}, with `dataset` and a list of `grids`.")
-    warmup, measured = int(raw.get("warmup_steps", 2)), int(raw.get("measured_steps", 5))
-    if warmup < 1 or measured < 1:
-        raise UserError(f"sweep {path}: warmup_steps and measured_steps must be at least 1.")
-    dataset = str((Path(path).parent / raw["dataset"]).resolve())
+    warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
+    measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
+    name = checks.safe_name(raw.get("name", checks.name_from_stem(Path(path).stem)), f"sweep {path}: name")
+    dataset = (Path(path).parent / raw["dataset"]).resolve()
+    if not dataset.is_file():
+        raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")
+    dataset = str(dataset)
     points, seen = [], set()
     for grid in raw["grids"]:
+        if not isinstance(grid, dict) or not grid:
+            raise UserError(f"sweep {path}: each entry under `grids` is a mapping of keys to value lists.")
         keys = list(grid)
         for values in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)):
             config = {**(raw.get("settings") or {}), **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
@@ -77,5 +81,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
             if pid not in seen:
                 seen.add(pid)
                 points.append(Point(pid, config))
-    return Sweep(name=raw.get("name", Path(path).stem), points=tuple(points), warmup_steps=warmup,
+    if len(points) > MAX_POINTS:
+        raise UserError(f"sweep {path} has {len(points)} points; at most {MAX_POINTS}: split it.")
+    return Sweep(name=name, points=tuple(points), warmup_steps=warmup,
                  measured_steps=measured)

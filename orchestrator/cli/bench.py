@@ -5,17 +5,25 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import calibration_file
+from orchestrator.job import load_job
 
 DEFAULT_REPORT_JOB = Path("examples/llama31-8b-qlora.yaml")  # in a source checkout; elsewhere pass --job
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
 ResultsOption = Annotated[list[Path] | None, typer.Option(
     "--results", help="Result files (JSONL) to use; default: the database plus benchmarks/results/*.jsonl.")]
+
+
+def check_db(db: Path | None) -> None:
+    """--db names a results database: an existing file, or one to create in a writable folder."""
+    if db is not None and not db.is_file():
+        checks.output_file(db, "--db")
 
 
 def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
@@ -51,6 +59,9 @@ def bench_command(
         raise UserError(f"sweep file '{sweep}' does not exist; see benchmarks/sweeps/.")
     if out is not None and out.suffix not in EXPORT_SUFFIXES:
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
+    if out is not None:
+        checks.output_file(out)
+    check_db(db)
     plan = load_sweep(sweep, target)
     store = ResultStore(db)
     run_sweep(plan, store, target)
@@ -75,6 +86,9 @@ def calibrate_command(
     """Fit the estimator's efficiency (per GPU and method) and memory overheads to measured results."""
     from orchestrator.bench.calibrate import calibrate
 
+    if out is not None:
+        checks.output_file(out)
+    check_db(db)
     rows, sources = gather_rows(db, results)
     if not any(row.get("status") == "ok" for row in rows):
         raise UserError("no successful benchmark results to calibrate from: run `orch bench` first.")
@@ -92,14 +106,18 @@ def report_command(
                                                   "(default: examples/llama31-8b-qlora.yaml).")] = None,
 ) -> None:
     """Markdown (and HTML) report with plots: speed, $ per million tokens, VRAM, owning against renting, fit, error."""
-    from orchestrator.bench.report import write_report
-
+    checks.output_folder(out)
+    if job is not None:
+        load_job(job)  # a bad job fails before the report folder is made
+    check_db(db)
     rows, sources = gather_rows(db, results)
     if not rows:
         raise UserError("no benchmark results yet: run `orch bench benchmarks/sweeps/tiny-cpu.yaml` first.")
     job = job or DEFAULT_REPORT_JOB
     if not job.is_file():
         raise UserError(f"job file '{job}' does not exist: pass the job to price with --job JOB.yaml.")
+    from orchestrator.bench.report import write_report  # matplotlib: only once the inputs are good
+
     written = write_report(rows, out, job, html=html, sources=sources)
     for path in written:
-        display.console.print(f"wrote {path}")
+        display.say(f"wrote {path}")

@@ -10,6 +10,7 @@ from gpu_catalog.models import load_models
 from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
+from orchestrator.cli.limits import check_providers
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
@@ -49,8 +50,9 @@ def offers(
         rows = [o for o in rows if o.gpu.name == wanted]
     if spot:
         rows = [o for o in rows if o.spot]
-    if provider:
-        rows = [o for o in rows if o.provider == provider.lower()]
+    if provider is not None:
+        wanted_providers = check_providers(provider, {o.provider for o in (*targets.offers, *targets.dropped)})
+        rows = [o for o in rows if o.provider in wanted_providers]
     rows.sort(key=lambda o: o.usd_per_hour)
     if as_json:
         display.print_json([offer_dict(o) for o in rows])
@@ -90,4 +92,4 @@ def refresh(
     from gpu_catalog.refresh import refresh_catalog
 
     for line in refresh_catalog(from_dir):
-        display.console.print(line)
+        display.say(line)

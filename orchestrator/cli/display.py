@@ -5,7 +5,7 @@ import sys
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape_markup
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -42,8 +42,20 @@ def print_json(data) -> None:
     sys.stdout.write("\n")
 
 
+def esc(value) -> str:
+    """Text from a user (a job or model name, a path, a message) as written: `[red]x[/]` stays those characters
+    instead of turning the rest of the line red. Every user-provided value printed through rich goes through here."""
+    return _escape_markup(str(value))
+
+
+def say(text: str, err: bool = False) -> None:
+    """A plain line for people (stderr with `err`), printed as written: no markup, no highlighting."""
+    (err_console if err else console).print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """`error: ...` on one line: a multi-line message (a YAML parser's, an exception's) is folded."""
+    err_console.print(f"[bold red]error:[/] {esc(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
 
 
 def _money(value: float) -> str:
@@ -63,8 +75,8 @@ def show_gpus(gpus: list[GPU]) -> None:
         table.add_column(column, justify="left" if column in ("GPU", "source") else "right")
     for g in gpus:
         price = f"{g.street_price_usd:,.0f}" if g.street_price_usd else "-"
-        table.add_row(g.name, f"{g.vram_gib:g}", f"{g.mem_bw_gbps:,.0f}", f"{g.bf16_tflops:g}", f"{g.fp16_tflops:g}",
-                      g.compute_capability, f"{g.tdp_w:.0f}", price, g.source)
+        table.add_row(esc(g.name), f"{g.vram_gib:g}", f"{g.mem_bw_gbps:,.0f}", f"{g.bf16_tflops:g}",
+                      f"{g.fp16_tflops:g}", esc(g.compute_capability), f"{g.tdp_w:.0f}", price, esc(g.source))
     console.print(table)
 
 
@@ -73,7 +85,7 @@ def show_models(models: list[ModelShape]) -> None:
     for column in ("model", "params B", "layers", "hidden", "heads", "kv", "head_dim", "inter", "vocab", "tied"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for m in models:
-        table.add_row(m.name, f"{m.params / 1e9:.2f}", str(m.n_layers), str(m.hidden), str(m.n_heads),
+        table.add_row(esc(m.name), f"{m.params / 1e9:.2f}", str(m.n_layers), str(m.hidden), str(m.n_heads),
                       str(m.n_kv_heads), str(m.head_dim), str(m.intermediate), str(m.vocab),
                       "yes" if m.tied_embeddings else "no")
     console.print(table)
@@ -84,8 +96,8 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
     for column in ("GPU", "provider", "region", "instance", "spot", "$/h", "source"):
         table.add_column(column, justify="right" if column == "$/h" else "left")
     for o in offers:
-        table.add_row(o.gpu.name, o.provider, o.region, o.instance_type, "spot" if o.spot else "",
-                      _money(o.usd_per_hour), o.source)
+        table.add_row(esc(o.gpu.name), esc(o.provider), esc(o.region), esc(o.instance_type), "spot" if o.spot else "",
+                      _money(o.usd_per_hour), esc(o.source))
     console.print(table)
     if dropped_count:
         console.print(f"{dropped_count} offers with implausible prices dropped (see `--json` of `orch catalog "
@@ -98,26 +110,26 @@ def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: 
         for column in ("index", "device", "matched", "VRAM GiB", "used GiB", "util %"):
             table.add_column(column)
         for d in detected:
-            table.add_row(str(d.index), d.device_name, d.gpu.name if d.gpu else "unknown: not plannable",
+            table.add_row(str(d.index), esc(d.device_name), esc(d.gpu.name) if d.gpu else "unknown: not plannable",
                           f"{d.vram_gib:.1f}", f"{d.used_vram_gib:.1f}", f"{d.utilization_pct:.0f}")
         console.print(table)
     else:
         console.print("No NVIDIA GPU visible through NVML on this machine.")
-    table = Table(title=f"Local targets, priced {hardware.cost_policy} (hardware file: {hardware.source})")
+    table = Table(title=f"Local targets, priced {hardware.cost_policy} (hardware file: {esc(hardware.source)})")
     for column in ("target", "$/h", "source"):
         table.add_column(column)
     for o in local_offers:
-        table.add_row(o.gpu.name, _money(o.usd_per_hour), o.source)
+        table.add_row(esc(o.gpu.name), _money(o.usd_per_hour), esc(o.source))
     console.print(table)
 
 
 def show_estimate(result: dict) -> None:
     """`result` is the estimate command's JSON dict: one formatting of one structure."""
-    console.print(f"[bold]{result['model']}[/] {result['method']}: {result['params'] / 1e9:.2f} B params, "
+    console.print(f"[bold]{esc(result['model'])}[/] {result['method']}: {result['params'] / 1e9:.2f} B params, "
                   f"{result['trainable_params'] / 1e6:,.1f} M trainable; seq {result['seq_len']} x micro-batch "
                   f"{result['micro_batch']}, checkpointing {'on' if result['grad_ckpt'] else 'off'}, "
                   f"{result['optimizer']}")
-    table = Table(title=f"Peak memory on {result['memory_device']}")
+    table = Table(title=f"Peak memory on {esc(result['memory_device'])}")
     table.add_column("component")
     table.add_column("GiB", justify="right")
     for part, gib in result["breakdown"].items():
@@ -126,20 +138,20 @@ def show_estimate(result: dict) -> None:
     console.print(table)
     if "gpu" in result:
         verdict = "fits" if result["fits"] else f"does not fit ({result['vram_gib']:.1f} > {result['gpu_vram_gib']:g})"
-        console.print(f"{result['gpu']}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
+        console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
                       f"(efficiency {result['efficiency']:.2f}, {result['basis']})")
     elif result.get("smallest_gpu_that_fits"):
-        console.print(f"Smallest catalog GPU that fits: {result['smallest_gpu_that_fits']}")
+        console.print(f"Smallest catalog GPU that fits: {esc(result['smallest_gpu_that_fits'])}")
     else:
         console.print("No catalog GPU fits these settings.")
     if result.get("auto_fit"):
-        console.print(f"auto-fit: {result['auto_fit']}")
+        console.print(f"auto-fit: {esc(result['auto_fit'])}")
 
 
 def _where(offer: Offer, region_count: int = 1) -> str:
     region = offer.region if region_count == 1 else f"{region_count} regions"
     where = offer.provider if offer.is_local else f"{offer.provider} {region}"
-    return f"{where} spot" if offer.spot else where
+    return esc(f"{where} spot" if offer.spot else where)
 
 
 def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
@@ -158,7 +170,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     out = err_console if to_stderr else console
     spec = plan.spec
     deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
-    out.print(f"[bold]{spec.name}[/]: {spec.model} {spec.method}, {plan.train_tokens:,} tokens at seq "
+    out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
               f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     table = Table(title=f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)")
@@ -167,14 +179,14 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     for rank, (option, region_count) in enumerate(distinct[:top], start=1):
         o, e = option.offer, option.estimate
         batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
-        table.add_row(str(rank), o.gpu.name, _where(o, region_count), _money(o.usd_per_hour), f"{e.vram_gib:.1f}",
+        table.add_row(str(rank), esc(o.gpu.name), _where(o, region_count), _money(o.usd_per_hour), f"{e.vram_gib:.1f}",
                       batch, _number(e.tokens_per_s), f"{e.hours:.2f}", _money(e.cost_usd),
                       _money(e.usd_per_million_tokens))
     out.print(table)
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
-        out.print(f"[bold green]chosen:[/] {o.gpu.name} on {_where(o)}: {e.hours:.2f} h, {_money(e.cost_usd)}, "
+        out.print(f"[bold green]chosen:[/] {esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, {_money(e.cost_usd)}, "
                   f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
         _show_spend(plan.chosen, out)
 
@@ -209,7 +221,7 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
     for column in ("GPU", "where", "why"):
         table.add_column(column)
     for r in rows[:top]:
-        table.add_row(r.offer.gpu.name, _where(r.offer), r.reason)
+        table.add_row(esc(r.offer.gpu.name), _where(r.offer), esc(r.reason))
     out.print(table)
 
 
@@ -240,9 +252,9 @@ def show_runs(records: list[RunRecord]) -> None:
         table.add_column(column, justify="right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
-        table.add_row(r.run_id, r.job_name, r.gpu, r.status.value, optional(r.tokens_per_s, ",.0f"),
+        table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
                       optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), _optional_money(r.cost_usd))
-        table.add_row("", "", f"{r.provider}{' spot' if r.spot else ''}", "estimate",
+        table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
                       optional(r.est_hours, ".2f"), _optional_money(r.est_cost_usd), style="dim")
     console.print(table)
@@ -259,19 +271,19 @@ def show_run(record: RunRecord) -> None:
     did = [f"{metrics['steps']} steps" if metrics.get("steps") is not None else None,
            f"{record.train_tokens:,} tokens" if record.train_tokens else None,
            f"{record.wall_s / 3600:,.2f} h" if record.wall_s is not None else None]
-    console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {escape(record.gpu)} "
-                  f"({escape(record.provider)}{' spot' if record.spot else ''})"
+    console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "
+                  f"({esc(record.provider)}{' spot' if record.spot else ''})"
                   + "".join(f", {part}" for part in did if part))
     measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
                 f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
                 f"cost {_optional_money(record.cost_usd)} of {_money(record.budget_usd)}"]
     console.print("  " + ", ".join(measured), highlight=False)
-    console.print(f"  output: {escape(str(record.output_dir))}", highlight=False)
+    console.print(f"  output: {esc(str(record.output_dir))}", highlight=False)
     if record.output_uri:
-        console.print(f"  kept in: {escape(record.output_uri)} (`orch pull {record.run_id}` brings it here)",
+        console.print(f"  kept in: {esc(record.output_uri)} (`orch pull {record.run_id}` brings it here)",
                       highlight=False)
     if record.message:
-        console.print(f"  {escape(record.message)}", highlight=False)
+        console.print(f"  {esc(record.message)}", highlight=False)
 
 
 def _percent(value) -> str:
@@ -286,21 +298,22 @@ def show_bench(rows: list[dict]) -> None:
         c = row["config"]
         peak = row.get("nvml_peak_used_gib") or (row.get("peak_vram_gib") or {}).get("reserved") or \
             (row.get("peak_vram_gib") or {}).get("process_rss")
-        table.add_row(c["model"], c["method"], str(c["seq_len"]), str(c.get("micro_batch", 4)),
-                      "on" if c.get("grad_ckpt") is True else "off", row["status"],
+        table.add_row(esc(c["model"]), esc(c["method"]), str(c["seq_len"]), str(c.get("micro_batch", 4)),
+                      "on" if c.get("grad_ckpt") is True else "off", esc(row["status"]),
                       optional(row.get("tokens_per_s"), ",.0f"), optional(peak, ".2f"),
-                      optional(row.get("mfu"), ".1%"), row.get("gpu") or "-")
+                      optional(row.get("mfu"), ".1%"), esc(row.get("gpu") or "-"))
     console.print(table)
 
 
 def show_calibration(result: dict) -> None:
-    console.print(f"wrote {result['calibration']}: efficiency {result['efficiency']}, memory {result['memory']}")
+    console.print(f"wrote {esc(result['calibration'])}: efficiency {esc(result['efficiency'])}, "
+                  f"memory {esc(result['memory'])}")
     table = Table(title="estimator error per point, before -> after calibration")
     for column in ("point", "tok/s", "est before", "err", "est after", "err", "GiB", "est before", "err",
                    "est after", "err"):
         table.add_column(column, justify="left" if column == "point" else "right")
     for p in result["points"]:
-        table.add_row(p["point"], optional(p["tokens_per_s"], ",.0f"), optional(p["est_tokens_per_s"], ",.0f"),
+        table.add_row(esc(p["point"]), optional(p["tokens_per_s"], ",.0f"), optional(p["est_tokens_per_s"], ",.0f"),
                       _percent(p["tokens_per_s_error"]), optional(p["est_tokens_per_s_after"], ",.0f"),
                       _percent(p["tokens_per_s_error_after"]), optional(p["vram_gib"], ".2f"),
                       optional(p["est_vram_gib"], ".2f"), _percent(p["vram_error"]),
@@ -314,7 +327,7 @@ def show_queue(jobs: list[JobRecord], explain: bool) -> None:
         table.add_column(column)
     for j in jobs:
         row = [j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", j.run_id or "-"]
-        table.add_row(*row, *((j.reason or "-",) if explain else ()))
+        table.add_row(*map(esc, row), *((esc(j.reason or "-"),) if explain else ()))
     console.print(table)
 
 
@@ -324,7 +337,7 @@ def show_simulation(summaries: dict[str, dict]) -> None:
                    "local util", "preemptions"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, s in summaries.items():
-        table.add_row(name, str(s["jobs"]), str(s["rejected"]), f"{s['total_cost_usd']:,.0f}",
+        table.add_row(esc(name), str(s["jobs"]), str(s["rejected"]), f"{s['total_cost_usd']:,.0f}",
                       f"{s['local_cost_usd']:,.0f}", f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]),
                       f"{s['mean_wait_h']:.2f}", f"{s['local_utilization']:.0%}", str(s["preemptions"]))
     console.print(table)

@@ -24,6 +24,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except UserError as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:  # a path the user named that cannot be read or written: say which, no traceback
+            where = f"'{exc.filename}': " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}.") from None
 
     return wrapper
 

@@ -71,17 +71,17 @@ def launch_command(
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     store = RunStore()
     record = lifecycle.create_run(store, spec, job, chosen, budget)
-    display.err_console.print(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}")
+    display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}", err=True)
     try:
         record = lifecycle.start(store, record, chosen)
     except KeyboardInterrupt:
-        display.err_console.print(f"\ninterrupted while launching: `orch stop {record.run_id}` cancels what was "
-                                  "started, `orch runs` shows it")
+        display.say(f"\ninterrupted while launching: `orch stop {record.run_id}` cancels what was started, "
+                    "`orch runs` shows it", err=True)
         raise typer.Exit(130) from None
     if not detach and record.status is RunStatus.RUNNING:
         record = follow_run(store, record, quiet=as_json)
     if detach and record.status is RunStatus.RUNNING and not as_json:
-        display.console.print(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+        display.say(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
 
 

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.planning import plan_job
 from orchestrator.planner import OBJECTIVES, no_option_message
@@ -17,8 +18,15 @@ from orchestrator.planner import OBJECTIVES, no_option_message
 USAGE_ERROR_EXIT_CODE = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line and exit 2, as every orch command answers a malformed flag."""
+        print(f"error: {message}; see `orch plan --help`.", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR_EXIT_CODE)
+
+
 def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(prog="orch plan", description="Rank every local and cloud target for a job under "
+    parse = _Parser(prog="orch plan", description="Rank every local and cloud target for a job under "
                                     "a budget and an optional deadline.")
     parse.add_argument("job", type=Path, help="Job YAML (see examples/).")
     parse.add_argument("--budget", type=float, required=True, help="Most you will spend, in USD.")
@@ -37,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # a malformed flag: argparse's usage message and exit 2
     try:
+        checks.number(args.top, "--top", 1, whole=True)
         _, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                 local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         if args.as_json:

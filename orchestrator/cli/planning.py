@@ -4,10 +4,12 @@ no terminal formatting here, so `orch plan` loads only what planning needs."""
 import difflib
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape, get_model
 from gpu_catalog.targets import Targets, gather_targets
+from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.job import load_job
 from orchestrator.planner import Plan, PlanPolicy, plan
@@ -43,6 +45,9 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
              target: str = "auto", local_cost: str | None = None,
              max_usd_per_hour: float | None = None) -> tuple[ModelShape, Targets, Plan]:
     """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
+    check_budget(budget)
+    check_deadline(deadline)
+    checks.optional_number(max_usd_per_hour, "--max-usd-per-hour", 0, MAX_BUDGET_USD, above=True)
     spec = load_job(job)
     targets = gather_targets(local_cost)
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
@@ -51,7 +56,3 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     model = get_model(spec.model)
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
                                 startup_times=load_startup_times())
-
-
-def parse_providers(text: str | None) -> set[str] | None:
-    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None

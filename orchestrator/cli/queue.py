@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
+from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
 from orchestrator.cli.options import JsonFlag
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
@@ -19,6 +21,8 @@ from orchestrator.runs.store import RunStore
 from orchestrator.schedule.queue import JobQueue, JobStatus
 from orchestrator.schedule.scheduler import Scheduler
 
+MAX_INTERVAL_S = 24 * 3600.0
+MAX_CPU_SLOTS = 1024
 scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True)
 
 
@@ -31,10 +35,9 @@ def submit_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a job; `orch scheduler run` places it on a local GPU or in the cloud."""
-    if budget is not None and budget < 0:
-        raise UserError(f"--budget must be 0 or more USD, got {budget}.")
-    if deadline is not None and deadline <= 0:
-        raise UserError(f"--deadline must be above 0 hours, got {deadline}.")
+    check_budget(budget)
+    check_deadline(deadline)
+    checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     spec = load_job(job)
     get_model(spec.model)  # an unknown model fails now, not at the scheduler
     spec.resolved_train_tokens()
@@ -45,7 +48,7 @@ def submit_command(
     folder.mkdir(parents=True)
     queue.update(record.job_id, job_path=str(local.run_job_file(job, folder)))  # the job as submitted, kept
     record = queue.get(record.job_id)
-    display.print_json(record.as_dict()) if as_json else display.console.print(f"queued {record.job_id}")
+    display.print_json(record.as_dict()) if as_json else display.say(f"queued {record.job_id}")
 
 
 @user_errors
@@ -69,8 +72,8 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id (or its un
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
     if run is not None and run.status.is_active():
-        display.console.print(lifecycle.request_stop(store, run), markup=False)
-    display.console.print(f"cancelled {job.job_id}")
+        display.say(lifecycle.request_stop(store, run))
+    display.say(f"cancelled {job.job_id}")
 
 
 @scheduler_app.command("run")
@@ -83,12 +86,15 @@ def scheduler_run_command(
     cpu_slots: Annotated[int, typer.Option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
+    checks.number(interval, "--interval", 0, MAX_INTERVAL_S, above=True)
+    check_budget(monthly_cap, "--monthly-cap")
+    checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:
         for job, decision in scheduler.run_once():
-            display.console.print(f"{job.job_id}: {decision.action}: {decision.reason}")
+            display.say(f"{job.job_id}: {decision.action}: {decision.reason}")
         return
-    display.console.print(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
+    display.say(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
     try:
         scheduler.run_forever(interval)
     except KeyboardInterrupt:

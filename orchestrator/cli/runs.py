@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
@@ -44,7 +45,7 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
                 return lifecycle.follow(store, record, view)
         return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
     except KeyboardInterrupt:
-        display.err_console.print(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+        display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`", err=True)
         raise typer.Exit(130) from None
 
 
@@ -56,6 +57,8 @@ def runs_command(
     """Every run: target, status, and the estimate beside what was measured."""
     if export is not None and export.suffix not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
+    if export is not None:
+        checks.output_file(export, "--export")
     records = lifecycle.refresh(RunStore())
     if export is not None:
         import pandas as pd
@@ -90,7 +93,7 @@ def logs_command(
 def stop_command(run_id: RunArgument) -> None:
     """Stop a run with SIGTERM: it saves a checkpoint first, so `orch resume` continues it."""
     store = RunStore()
-    display.console.print(lifecycle.request_stop(store, find_run(store, run_id)), markup=False)
+    display.say(lifecycle.request_stop(store, find_run(store, run_id)))
 
 
 def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:

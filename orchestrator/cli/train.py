@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+from orchestrator.cli.errors import user_errors
+from trainer.config import load_config
 
+
+@user_errors
 def train_command(
     config: Annotated[Path, typer.Argument(help="Job YAML (the same file `orch plan` reads).")],
     output: Annotated[Path | None, typer.Option(help="Output folder (default: outputs/<job name>).")] = None,
@@ -18,6 +24,10 @@ def train_command(
                                                               "then with checkpointing.")] = False,
 ) -> None:
     """Fine-tune on this machine's GPU (or CPU); writes metrics.json, checkpoints and the adapter or model."""
+    config_values, _ = load_config(config, set_values or [])  # a bad job fails here, before a process starts
+    checks.output_folder(output or Path("outputs") / config_values.name, "--output")
+    if resume not in ("auto", "never"):
+        raise UserError(f"--resume must be auto or never, got {resume!r}.")
     command = [sys.executable, "-m", "trainer", str(config), "--resume", resume]
     if output is not None:
         command += ["--output", str(output)]

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from orchestrator.home import orch_home
@@ -59,10 +60,23 @@ def load_calibration(path: Path | None = None) -> Calibration:
     path = path or calibration_file()
     if not path.is_file():
         return NO_CALIBRATION
+    text = checks.read_text(path, "calibration file")
     try:
-        raw = json.loads(path.read_text())
-        efficiency = {gpu: {m: float(v) for m, v in methods.items()} for gpu, methods in raw["efficiency"].items()}
-        memory = {kind: {k: float(v) for k, v in values.items()} for kind, values in raw.get("memory", {}).items()}
+        raw = json.loads(text)
+        efficiency = {gpu: {m: _efficiency(v, f"{gpu} {m}") for m, v in methods.items()}
+                      for gpu, methods in raw["efficiency"].items()}
+        memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MAX_MEMORY_VALUE) for k, v in values.items()}
+                  for kind, values in raw.get("memory", {}).items()}
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
-        raise UserError(f"calibration file {path} is malformed ({exc}); rerun `orch calibrate` or delete it.") from None
+        reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
+        raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
+            from None
     return Calibration(efficiency=efficiency, memory=memory, source=str(path))
+
+
+MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
+
+
+def _efficiency(value, what: str) -> float:
+    """A share of peak FLOPs: above 0 (0 would mean an infinite run time) and at most 1."""
+    return float(checks.number(value, f"efficiency of {what}", 0, 1, above=True))

@@ -1,0 +1,156 @@
+"""Validation every file and flag goes through, in one place, so all of orch refuses bad input the same way.
+
+Pure Python (yaml only), so the trainer uses it too. Each check raises UserError with a message naming the value,
+what was wrong and the allowed range; the CLI turns that into `error: ...` and exit 2.
+"""
+
+import math
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from gpu_catalog.errors import UserError
+
+# A name becomes a folder (outputs/<name>, a run folder), a table cell and a database value: letters, digits and
+# `._-+`, starting with a letter or digit, so it cannot be `..`, a path, hidden, an option or terminal markup.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or digit"
+
+
+def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,
+           whole: bool = False) -> float | int:
+    """`value` as a finite number in [low, high] (`above`: strictly above low); NaN, inf, text and booleans fail.
+
+    Range checks alone let NaN through (every comparison with NaN is False), which is how `learning_rate: inf`
+    trained a NaN loss and reported ok: finiteness is checked first, always."""
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not _is_whole(value)):
+        raise UserError(f"{what} must be {kind}, got {value!r}.")
+    if not math.isfinite(value):
+        raise UserError(f"{what} must be a finite number, got {value!r}.")
+    too_low = low is not None and (value <= low if above else value < low)
+    if too_low or (high is not None and value > high):
+        bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
+                  f"at most {_shown(high)}" if high is not None else ""]
+        raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {_shown(value)}.")
+    return int(value) if whole else value
+
+
+def _shown(value: float) -> str:
+    """A bound or value as people write it: 16777216 and 1000000 in full, 0.05 and 1e+30 short."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+
+
+def optional_number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,
+                    whole: bool = False):
+    """`number`, with None passed through (an option left unset)."""
+    return None if value is None else number(value, what, low, high, above=above, whole=whole)
+
+
+def read_text(path: Path | str, what: str = "file") -> str:
+    """A text file's contents as UTF-8; a missing, unreadable or non-UTF-8 file is the user's to fix."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
+    except FileNotFoundError:
+        raise UserError(f"{what} '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} '{path}' is a folder, not a file.") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} '{path}': {exc.strerror or exc}.") from None
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's safe loader, except that a key given twice in one mapping is an error: PyYAML silently keeps the last,
+    so `learning_rate: 1e-4` ten lines above `learning_rate: 1` would train at 1."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden, by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """`at line L, column C: problem`, one line: PyYAML's own messages span several."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"{where}: {' '.join(str(problem).split())}"
+
+
+def parse_yaml(text: str, what: str):
+    """YAML text (a file's or a flag's) through the duplicate-refusing safe loader."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what} is not valid YAML{yaml_error_text(exc)}.") from None
+
+
+def load_yaml(path: Path | str, what: str = "file"):
+    """A YAML file, read as UTF-8, duplicate keys refused."""
+    return parse_yaml(read_text(path, what), f"{what} '{path}'")
+
+
+def safe_name(name, what: str = "name") -> str:
+    """A name that can become a folder or a table cell as it is: nothing like `../x`, `/etc`, `-x` or `[red]`."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise UserError(f"{what} {name!r} is not allowed: use {SAFE_NAME_RULE}.")
+    return name
+
+
+def name_from_stem(stem: str) -> str:
+    """A safe name made from a file's stem (a job called by its file name): unsafe characters become `-`."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "-", stem).strip("._+-")[:100]
+    return cleaned or "job"
+
+
+def output_file(path: Path | str, what: str = "--out") -> Path:
+    """An output file orch is about to write: its folder must exist and be writable, and it must not be a folder.
+    Checked before any work, so an hour of benchmarking never ends in 'no such directory'."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} '{path}' is a folder: give a file name.")
+    _writable_folder(path.parent if str(path.parent) else Path("."), what, path)
+    return path
+
+
+def output_folder(path: Path | str, what: str = "--out") -> Path:
+    """An output folder orch will create or fill: it must be a folder (or not exist yet, under a writable folder)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} '{path}' is a file, not a folder: give a folder.")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UserError(f"{what} '{path}' is not writable: choose another folder.")
+        return path
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    _writable_folder(parent, what, path)
+    return path
+
+
+def _writable_folder(folder: Path, what: str, path: Path) -> None:
+    if not folder.exists():
+        raise UserError(f"{what} '{path}': folder '{folder}' does not exist; create it first.")
+    if not folder.is_dir():
+        raise UserError(f"{what} '{path}': '{folder}' is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{what} '{path}': folder '{folder}' is not writable.")

@@ -1,0 +1,36 @@
+"""The numeric flags' ranges and the provider list, checked (finite, in range) before any work. No CLI framework here:
+`orch plan`'s lean parser uses them as the typer commands do."""
+
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+from gpu_catalog.names import unknown_name_message
+
+
+def parse_providers(text: str | None) -> set[str] | None:
+    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None
+
+
+# Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
+# range alone would let `--budget nan` through to SQLite.
+MAX_BUDGET_USD = 1e7
+MAX_DEADLINE_H = 24 * 365 * 10
+MAX_PRIORITY = 10**6
+
+
+def check_budget(budget: float | None, flag: str = "--budget") -> float | None:
+    return checks.optional_number(budget, flag, 0, MAX_BUDGET_USD)
+
+
+def check_deadline(deadline: float | None) -> float | None:
+    return checks.optional_number(deadline, "--deadline", 0, MAX_DEADLINE_H, above=True)
+
+
+def check_providers(text: str | None, known: set[str]) -> set[str] | None:
+    """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
+    wanted = parse_providers(text)
+    if text is not None and not wanted:
+        raise UserError(f"give at least one provider name (e.g. local,lambda), got {text!r}.")
+    for name in sorted(wanted or ()):
+        if name not in known:
+            raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
+    return wanted

@@ -1,0 +1,466 @@
+"""Bad input, as a new user gives it: every case exits 2 with one `error: ...` line (or typer's own usage error), no
+traceback, and no file anywhere but ORCH_HOME's databases. In process through typer's CliRunner; nothing trains.
+
+Each case builds its inputs in a temporary folder (job, hardware, calibration, sweep, results, catalog and model
+files) and returns the command line. A few good inputs run beside them, so a case fails for its own reason only.
+"""
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.runs.store import RunRecord, RunStore
+from orchestrator.schedule.queue import JobQueue
+from tests.conftest import REPO
+
+DATA = str(REPO / "examples" / "data" / "tiny_instruct.jsonl")
+BASE_JOB = {"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 512, "train_tokens": 100_000}
+DROP = object()  # a key to leave out of the job
+DB_FILES = (".db", ".db-wal", ".db-shm", ".db-journal")
+ESCAPE_TARGET = Path("/tmp/orch-bad-input-escape")
+RUN_ID = "r-20261201-101010-abc123"
+JOB_ID = "j-20261201-101010-def456"
+
+
+class Inputs:
+    """The temporary world one case runs in: ORCH_HOME, a working folder, and writers for every kind of file."""
+
+    def __init__(self, root: Path, monkeypatch):
+        self.root, self.monkeypatch = root, monkeypatch
+        self.home = root / "orch-home"
+        self.work = root / "work"
+        self.files = root / "in"
+        for folder in (self.work, self.files):
+            folder.mkdir()
+
+    def file(self, name: str, content: str | bytes) -> str:
+        path = self.files / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return str(path)
+
+    def job(self, **changes) -> str:
+        raw = {k: v for k, v in {**BASE_JOB, **changes}.items() if v is not DROP}
+        return self.file("job.yaml", yaml.safe_dump(raw))
+
+    def folder(self, name: str) -> str:
+        (self.files / name).mkdir()
+        return str(self.files / name)
+
+    def env(self, name: str, value: str) -> None:
+        self.monkeypatch.setenv(name, value)
+
+    def hardware_path(self, path: str) -> list[str]:
+        self.env("ORCH_HARDWARE", path)
+        return ["catalog", "local"]
+
+    def hardware(self, text: str | bytes) -> list[str]:
+        return self.hardware_path(self.file("hardware.yaml", text))
+
+    def calibration(self, text: str | bytes) -> list[str]:
+        self.env("ORCH_CALIBRATION", self.file("calibration.json", text))
+        return ["estimate", "Llama-3.1-8B", "--gpu", "H100 SXM"]
+
+    def catalog(self, text: str | bytes) -> list[str]:
+        self.file("catalog/lambda/vms.csv", text)
+        self.env("ORCH_SKY_CATALOGS", str(self.files / "catalog"))
+        return ["catalog", "offers"]
+
+    def model(self, config: dict | str | bytes) -> list[str]:
+        text = json.dumps(config) if isinstance(config, dict) else config
+        self.file("model/config.json", text)
+        return ["estimate", str(self.files / "model")]
+
+    def sweep(self, **changes) -> list[str]:
+        raw = {"name": "s", "dataset": DATA, "warmup_steps": 1, "measured_steps": 1,
+               "grids": [{"model": ["orch/tiny-llama"], "method": ["lora"], "seq_len": [64], "max_steps": [2]}],
+               **changes}
+        return ["bench", self.file("sweep.yaml", yaml.safe_dump(raw))]
+
+    def results(self, *lines: str | bytes, command: str = "calibrate") -> list[str]:
+        parts = [line if isinstance(line, bytes) else line.encode() for line in lines]
+        return [command, "--results", self.file("results.jsonl", b"\n".join(parts) + b"\n")]
+
+    def run_record(self) -> None:
+        """One recorded run, so a pattern that matched anything would find it."""
+        values = {f.name: None if "None" in str(f.type) else 0 if f.type in (int, float) else "x"
+                  for f in dataclasses.fields(RunRecord)}
+        values.update(run_id=RUN_ID, status="ok", run_dir=str(self.home / "runs" / RUN_ID), target="local")
+        RunStore().insert(RunRecord(**values))
+
+    def queued_job(self) -> None:
+        JobQueue().submit("j", "x.yaml", "{}", None, None, 0)
+
+
+GOOD_ROW = {"point_id": "p1", "status": "ok", "sweep": "s", "created_at": 1.0, "gpu": "CPU", "tokens_per_s": 100.0,
+            "config": {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2}}
+CATALOG_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,GpuInfo\n"
+CATALOG_ROW = "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,\n"
+GOOD_MODEL = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
+              "vocab_size": 100}
+
+
+def plan(i: Inputs, **changes) -> list[str]:
+    return ["plan", i.job(**changes), "--budget", "10"]
+
+
+def row(**changes) -> str:
+    return json.dumps({**GOOD_ROW, **changes})
+
+
+# (id, command line from the inputs, how it is refused: "user" = our one-line error, "typer" = typer's usage error)
+Case = tuple[str, Callable[[Inputs], list[str]], str]
+CASES: list[Case] = []
+
+
+def case(name: str, build: Callable[[Inputs], list[str]], kind: str = "user") -> None:
+    CASES.append((name, build, kind))
+
+
+# --- job file values, through `orch plan` -------------------------------------------------------------------------
+BAD_JOB_VALUES = {
+    "learning_rate": [math.nan, math.inf, -math.inf, 0, -1e-4, 5.0, "fast", True],
+    "epochs": [math.nan, math.inf, 0, -1, 1e9],
+    "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60],
+    "micro_batch": [0, -2, 2.5],
+    "grad_accum": [0, math.inf],
+    "lora_r": [0, -8],
+    "lora_alpha": [0],
+    "lora_dropout": [1.0, -0.1, math.nan],
+    "eval_fraction": [0.9, math.nan],
+    "max_steps": [0, -5, "ten", math.inf],
+    "train_tokens": [0, -100, math.nan, [1, 2]],
+    "dataset_tokens": [0],
+    "warmup_steps": [-1],
+    "weight_decay": [-0.1, math.nan],
+    "max_grad_norm": [0, math.inf],
+    "save_every_minutes": [0, math.nan, -math.inf],
+    "usd_per_hour": [math.nan, -1],
+    "budget_usd": [math.nan, -5, math.inf],
+    "quant_bits": [3],
+    "method": ["dora", ["lora"], ""],
+    "optimizer": ["sgd"],
+    "precision": ["fp8"],
+    "attention": ["flash3"],
+    "packing": ["yes"],
+    "target_modules": [["foo"], "mlp"],
+}
+for key, values in BAD_JOB_VALUES.items():
+    for value in values:
+        case(f"job-{key}={value!r}", lambda i, key=key, value=value: plan(i, **{key: value}))
+
+BAD_NAMES = ["", "../../x", str(ESCAPE_TARGET), "a/b", "[red]x[/]", ".hidden", "-x", "x y", "é", 123, "a" * 101]
+for name in BAD_NAMES:
+    case(f"job-name={name!r}", lambda i, name=name: plan(i, name=name))
+    case(f"train-name={name!r}", lambda i, name=name: ["train", i.job(name=name)])
+for key in ("model", "method", "seq_len"):
+    case(f"job-missing-{key}", lambda i, key=key: plan(i, **{key: DROP}))
+case("job-unknown-key", lambda i: plan(i, learning_rte=1e-4))
+case("job-no-amount-to-train", lambda i: plan(i, train_tokens=DROP))
+case("job-dataset-missing", lambda i: plan(i, dataset="data/missing.jsonl", train_tokens=DROP, epochs=1))
+case("job-dataset-missing-with-tokens", lambda i: plan(i, dataset="./nowhere.jsonl"))
+case("job-dataset-empty", lambda i: plan(i, dataset=i.file("empty.jsonl", ""), train_tokens=DROP))
+case("job-zero-tokens", lambda i: plan(i, dataset=i.file("one.jsonl", "{}\n"), train_tokens=DROP, epochs=0.01))
+case("job-model-unknown", lambda i: plan(i, model="Lama-3.1-8B"))
+
+# --- job files as files ----------------------------------------------------------------------------------------------
+case("jobfile-not-utf8", lambda i: ["plan", i.file("j.yaml", b"model: Llama\xff\xfe\nmethod: lora\n"), "--budget", "1"])
+case("jobfile-latin1", lambda i: ["plan", i.file("j.yaml", "name: caf\u00e9\n".encode("latin-1")), "--budget", "1"])
+case("jobfile-duplicate-key", lambda i: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + "seq_len: 4096\n"),
+                                         "--budget", "1"])
+case("jobfile-nested-duplicate", lambda i: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + "method: lora\n"),
+                                            "--budget", "1"])
+case("jobfile-a-list", lambda i: ["plan", i.file("j.yaml", "- model: x\n"), "--budget", "1"])
+case("jobfile-empty", lambda i: ["plan", i.file("j.yaml", ""), "--budget", "1"])
+case("jobfile-bad-yaml", lambda i: ["plan", i.file("j.yaml", "model: [x\n"), "--budget", "1"])
+case("jobfile-tabs", lambda i: ["plan", i.file("j.yaml", "model: x\n\tmethod: lora\n"), "--budget", "1"])
+case("jobfile-binary", lambda i: ["plan", i.file("j.yaml", bytes(range(256))), "--budget", "1"])
+case("jobfile-a-folder", lambda i: ["plan", str(i.files), "--budget", "1"])
+case("jobfile-missing", lambda i: ["plan", str(i.files / "nope.yaml"), "--budget", "1"])
+case("jobfile-markup-in-path", lambda i: ["plan", str(i.files / "[red]x[/].yaml"), "--budget", "1"])
+case("jobfile-python-tag", lambda i: ["plan", i.file("j.yaml", "model: !!python/object:os.system x\n"),
+                                      "--budget", "1"])
+
+# --- --set -----------------------------------------------------------------------------------------------------------
+for override in ("max_steps=[", "nokey", "=5", "learning_rate=.nan", "name=../x", "epochs=.inf", "max_steps={a: 1",
+                 "seq_len=0", "lora_r=-1", "name=[bold]x"):
+    case(f"train-set-{override}", lambda i, o=override: ["train", i.job(), "--set", o])
+
+# --- train output ----------------------------------------------------------------------------------------------------
+case("train-output-is-a-file", lambda i: ["train", i.job(), "--output", i.file("taken", "x")])
+case("train-output-under-a-file", lambda i: ["train", i.job(), "--output", i.file("taken", "x") + "/sub"])
+case("train-resume-bogus", lambda i: ["train", i.job(), "--resume", "always"])
+case("train-job-missing", lambda i: ["train", str(i.files / "nope.yaml")])
+
+# --- plan and launch flags -------------------------------------------------------------------------------------------
+for flag, value in (("--budget", "nan"), ("--budget", "inf"), ("--budget", "-inf"), ("--budget", "-1"),
+                    ("--budget", "1e30"), ("--deadline", "nan"), ("--deadline", "inf"), ("--deadline", "0"),
+                    ("--deadline", "-1"), ("--deadline", "1e9"), ("--providers", "awz"), ("--providers", ","),
+                    ("--providers", "lambdaa,local"), ("--objective", "speed")):
+    case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
+    case(f"launch{flag}={value}", lambda i, f=flag, v=value: ["launch", i.job(), "--budget", "10", "--yes", f, v])
+for flag, value in (("--top", "0"), ("--top", "-1"), ("--local-cost", "free")):
+    case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
+for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon")):
+    case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v], "typer")
+case("launch-target-moon", lambda i: ["launch", i.job(), "--budget", "10", "--target", "moon", "--yes"])
+case("launch-bad-job", lambda i: ["launch", i.job(learning_rate=math.nan), "--budget", "10", "--yes"])
+
+# --- submit ----------------------------------------------------------------------------------------------------------
+for flag, value in (("--budget", "nan"), ("--budget", "-1"), ("--budget", "inf"), ("--deadline", "0"),
+                    ("--deadline", "nan"), ("--deadline", "-inf"), ("--priority", str(10**20)),
+                    ("--priority", str(-10**20)), ("--priority", "9223372036854775808")):
+    case(f"submit{flag}={value}", lambda i, f=flag, v=value: ["submit", i.job(), f, v])
+case("submit-priority-float", lambda i: ["submit", i.job(), "--priority", "1.5"], "typer")
+case("submit-dataset-missing", lambda i: ["submit", i.job(dataset="data/none.jsonl")])
+case("submit-dataset-empty", lambda i: ["submit", i.job(dataset=i.file("e.jsonl", ""), train_tokens=DROP)])
+case("submit-name-escapes", lambda i: ["submit", i.job(name="../../jobs/x")])
+case("submit-bad-job", lambda i: ["submit", i.job(epochs=math.inf, train_tokens=DROP, dataset=DATA)])
+
+# --- scheduler -------------------------------------------------------------------------------------------------------
+for flag, value in (("--interval", "-1"), ("--interval", "nan"), ("--interval", "inf"), ("--interval", "0"),
+                    ("--cpu-slots", "-1"), ("--cpu-slots", "100000"), ("--monthly-cap", "-5"),
+                    ("--monthly-cap", "nan"), ("--monthly-cap", "inf")):
+    case(f"scheduler{flag}={value}", lambda i, f=flag, v=value: ["scheduler", "run", "--once", f, v])
+
+# --- run and job ids: never patterns ---------------------------------------------------------------------------------
+for command in ("logs", "stop", "resume"):
+    for text in ("%", "_", "", "r-%", "%abc%", "[bold]x"):
+        def build(i, command=command, text=text):
+            i.run_record()
+            return [command, text]
+        case(f"{command}-id={text!r}", build)
+for text in ("%", "_", "", "j-%"):
+    def build_cancel(i, text=text):
+        i.queued_job()
+        return ["cancel", text]
+    case(f"cancel-id={text!r}", build_cancel)
+
+# --- exports and report folders --------------------------------------------------------------------------------------
+case("runs-export-missing-folder", lambda i: ["runs", "--export", str(i.files / "no" / "runs.csv")])
+case("runs-export-under-a-file", lambda i: ["runs", "--export", i.file("f", "x") + "/runs.csv"])
+case("runs-export-a-folder", lambda i: ["runs", "--export", i.folder("dir.csv")])
+case("runs-export-bad-suffix", lambda i: ["runs", "--export", str(i.files / "runs.txt")])
+case("report-out-is-a-file", lambda i: ["report", "--out", i.file("report", "x"), "--results",
+                                        i.file("r.jsonl", row() + "\n")])
+case("report-job-missing", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",
+                                      str(i.files / "nope.yaml"), "--out", str(i.work / "rep")])
+case("report-job-bad", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",
+                                  i.job(learning_rate=math.inf), "--out", str(i.work / "rep")])
+case("calibrate-out-missing-folder", lambda i: ["calibrate", "--results", i.file("r.jsonl", row() + "\n"),
+                                                "--out", str(i.files / "no" / "c.json")])
+case("calibrate-out-a-folder", lambda i: ["calibrate", "--results", i.file("r.jsonl", row() + "\n"),
+                                          "--out", str(i.files)])
+case("calibrate-db-under-a-file", lambda i: ["calibrate", "--db", i.file("f", "x") + "/bench.db"])
+
+# --- sweeps ----------------------------------------------------------------------------------------------------------
+case("sweep-missing", lambda i: ["bench", str(i.files / "nope.yaml")])
+case("sweep-not-utf8", lambda i: ["bench", i.file("s.yaml", b"name: \xff\n")])
+case("sweep-duplicate-key", lambda i: ["bench", i.file("s.yaml", f"name: a\nname: b\ndataset: {DATA}\ngrids: []\n")])
+case("sweep-bad-yaml", lambda i: ["bench", i.file("s.yaml", "grids: [\n")])
+case("sweep-grids-not-a-list", lambda i: i.sweep(grids={"model": ["x"]}))
+case("sweep-grid-not-a-mapping", lambda i: i.sweep(grids=["x"]))
+case("sweep-seq-len-0", lambda i: i.sweep(grids=[{"model": ["orch/tiny-llama"], "method": ["lora"], "seq_len": [0]}]))
+case("sweep-unknown-key", lambda i: i.sweep(colour="red"))
+case("sweep-warmup-nan", lambda i: i.sweep(warmup_steps=math.nan))
+case("sweep-warmup-0", lambda i: i.sweep(warmup_steps=0))
+case("sweep-measured-text", lambda i: i.sweep(measured_steps="five"))
+case("sweep-dataset-missing", lambda i: i.sweep(dataset="none.jsonl"))
+case("sweep-dataset-a-number", lambda i: i.sweep(dataset=5))
+case("sweep-name-escapes", lambda i: i.sweep(name="../x"))
+case("sweep-settings-a-list", lambda i: i.sweep(settings=[1]))
+case("bench-target-cloud", lambda i: i.sweep() + ["--target", "cloud"])
+case("bench-out-bad-suffix", lambda i: i.sweep() + ["--out", str(i.files / "o.txt")])
+case("bench-out-missing-folder", lambda i: i.sweep() + ["--out", str(i.files / "no" / "o.jsonl")])
+case("bench-out-a-folder", lambda i: i.sweep() + ["--out", i.folder("x.jsonl")])
+
+# --- results files ---------------------------------------------------------------------------------------------------
+for command in ("calibrate", "report"):
+    case(f"{command}-results-broken-json", lambda i, c=command: i.results(row(), '{"point_id": "p2", ', command=c))
+    case(f"{command}-results-not-utf8", lambda i, c=command: i.results(b'{"point_id": "\xff"}', command=c))
+    case(f"{command}-results-a-list", lambda i, c=command: i.results("[1, 2]", command=c))
+    case(f"{command}-results-no-config", lambda i, c=command: i.results(json.dumps({"point_id": "p", "status": "ok"}),
+                                                                         command=c))
+    case(f"{command}-results-nan", lambda i, c=command: i.results(row().replace("100.0", "NaN"), command=c))
+    case(f"{command}-results-missing-file", lambda i, c=command: [c, "--results", str(i.files / "nope.jsonl")])
+case("calibrate-results-bad-config", lambda i: i.results(row(config={"model": "x", "method": "dora", "seq_len": 1})))
+case("calibrate-results-negative-speed", lambda i: i.results(row(tokens_per_s=-5)))
+case("calibrate-results-text-speed", lambda i: i.results(row(tokens_per_s="fast")))
+case("calibrate-results-peak-a-list", lambda i: i.results(row(peak_vram_gib=[1])))
+case("calibrate-results-infinity", lambda i: i.results(row().replace("100.0", "Infinity")))
+
+# --- hardware file ---------------------------------------------------------------------------------------------------
+CARD = "cards: [{gpu: RTX 4090, %s}]"
+for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
+             CARD % "life_years: .nan", CARD % "life_years: 0", CARD % "utilization: 2", CARD % "utilization: .nan",
+             CARD % "count: 0", CARD % "count: 1.5", CARD % "power_w: .inf", CARD % "ssh_pool: ../x",
+             CARD % "colour: red", "pue: .nan", "pue: .inf", "pue: 0.5", "electricity_usd_per_kwh: -1",
+             "cost_policy: free", "cards: [gpu: x", "cards: [{gpu: RTX 4080}]", "cards: [{count: 1}]",
+             "pue: 1.2\npue: 1.5", "- a list", "cards: {gpu: RTX 4090}"):
+    case(f"hardware-{text}", lambda i, t=text: i.hardware(t))
+case("hardware-not-utf8", lambda i: i.hardware(b"pue: 1.0 # \xff\n"))
+case("hardware-a-folder", lambda i: i.hardware_path(i.folder("hardware.yaml")))
+
+# --- calibration file ------------------------------------------------------------------------------------------------
+for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}'),
+                   ("efficiency-nan", '{"efficiency": {"H100 SXM": {"lora": NaN}}}'),
+                   ("efficiency-negative", '{"efficiency": {"H100 SXM": {"lora": -0.1}}}'),
+                   ("efficiency-2", '{"efficiency": {"H100 SXM": {"lora": 2}}}'),
+                   ("efficiency-text", '{"efficiency": {"H100 SXM": {"lora": "x"}}}'),
+                   ("efficiency-inf", '{"efficiency": {"A100 80GB": {"qlora": Infinity}}}'),
+                   ("memory-nan", '{"efficiency": {}, "memory": {"cuda": {"context_gib": NaN}}}'),
+                   ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
+    case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
+case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))
+
+# --- SkyPilot catalogs -----------------------------------------------------------------------------------------------
+case("catalog-row-too-long", lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW + "a,A100,1,2,3,4,5,6,7,8,9\n"))
+case("catalog-row-too-short", lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW + "a,A100,1\n"))
+case("catalog-not-utf8", lambda i: i.catalog(CATALOG_HEADER.encode() + b"\xff\xfe,A100,1,2,3,4,5,6,7\n"))
+case("catalog-no-columns", lambda i: i.catalog("a,b,c\n1,2,3\n"))
+case("catalog-bad-quote", lambda i: i.catalog(CATALOG_HEADER + 'a,"A100,1,30,200,1.29,,r,\n'))
+case("catalog-plan", lambda i: [i.catalog(CATALOG_HEADER + "x,A100\n"), plan(i)][1])
+
+# --- model configs ---------------------------------------------------------------------------------------------------
+for key, value in (("num_attention_heads", 0), ("num_attention_heads", [32]), ("hidden_size", "big"),
+                   ("num_hidden_layers", -2), ("vocab_size", 1.5), ("intermediate_size", None),
+                   ("num_key_value_heads", 0), ("head_dim", 2**40), ("num_attention_heads", 1000)):
+    case(f"model-{key}={value!r}", lambda i, k=key, v=value: i.model({**GOOD_MODEL, k: v}))
+case("model-not-utf8", lambda i: i.model(b'{"hidden_size": 64, "x": "\xff"}'))
+case("model-not-json", lambda i: i.model("hidden_size: 64"))
+case("model-a-list", lambda i: i.model("[1, 2]"))
+case("model-nan", lambda i: i.model(json.dumps(GOOD_MODEL).replace("128", "NaN")))
+case("model-text-config-a-list", lambda i: i.model({"text_config": [1]}))
+case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
+
+# --- estimate and catalog flags --------------------------------------------------------------------------------------
+for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
+              ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4080"], ["--target-modules", "foo"],
+              ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"]):
+    case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
+case("estimate-seq-len-text", lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "long"], "typer")
+case("estimate-model-unknown", lambda i: ["estimate", "Lama-3.1-8B"])
+case("offers-provider-unknown", lambda i: ["catalog", "offers", "--provider", "lamda"])
+case("offers-provider-empty", lambda i: ["catalog", "offers", "--provider", ""])
+case("offers-gpu-unknown", lambda i: ["catalog", "offers", "--gpu", "A100-90"])
+case("local-cost-free", lambda i: ["catalog", "local", "--local-cost", "free"])
+case("no-such-command", lambda i: ["plna"], "typer")
+
+
+def _snapshot(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")}
+
+
+def _outside_snapshot(root: Path) -> set[str]:
+    """Names beside this test's folder: where a name like `../../x` would land."""
+    return set(os.listdir(root.parent))
+
+
+@pytest.fixture
+def inputs(tmp_path, monkeypatch):
+    world = Inputs(tmp_path, monkeypatch)
+    monkeypatch.setenv("ORCH_HOME", str(world.home))
+    monkeypatch.chdir(world.work)
+    return world
+
+
+@pytest.mark.parametrize("name, build, kind", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_cleanly(inputs, name, build, kind):
+    args = build(inputs)
+    assert args, "the case built no command"
+    before, outside_before = _snapshot(inputs.root), _outside_snapshot(inputs.root)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if kind == "user":
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    else:
+        assert any("Error" in line or "error" in line for line in lines), result.stderr
+    new = _snapshot(inputs.root) - before
+    assert {p for p in new if inputs.home not in p.parents and p != inputs.home} == set(), new
+    assert all(p.is_dir() and p == inputs.home or p.name.endswith(DB_FILES) for p in new), new
+    assert _outside_snapshot(inputs.root) == outside_before
+    assert not ESCAPE_TARGET.exists()
+
+
+def test_there_are_at_least_150_cases():
+    assert len(CASES) >= 150
+
+
+# Good inputs beside the bad ones: each fixture and writer works, so a bad case fails for the reason it names.
+@pytest.mark.parametrize("build", [
+    lambda i: plan(i),
+    lambda i: ["submit", i.job(dataset=DATA, train_tokens=DROP)],
+    lambda i: i.hardware(CARD % "purchase_price_usd: 1800, host_power_w: 0"),
+    lambda i: i.calibration('{"efficiency": {"H100 SXM": {"lora": 0.4}}}'),
+    lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW),
+    lambda i: i.model(GOOD_MODEL),
+    lambda i: ["scheduler", "run", "--once", "--interval", "5", "--cpu-slots", "0", "--monthly-cap", "0"],
+])
+def test_good_inputs_beside_them_pass(inputs, build):
+    result = CliRunner().invoke(app, build(inputs))
+    assert result.exit_code == 0, result.output
+
+
+def test_markup_in_an_error_is_shown_as_written(inputs):
+    result = CliRunner().invoke(app, ["logs", "[red]x[/]"])
+    assert result.exit_code == 2 and "'[red]x[/]'" in result.stderr
+
+
+def test_an_id_is_matched_exactly_or_by_its_start(inputs):
+    inputs.run_record()
+    for text in (RUN_ID, RUN_ID[:12]):
+        result = CliRunner().invoke(app, ["logs", text])
+        assert "has no log yet" in result.stderr, (text, result.stderr)
+    assert "no run matching" in CliRunner().invoke(app, ["logs", RUN_ID[-6:]]).stderr  # an end is not a prefix
+
+
+def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):
+    """Names are checked now, but a runs.db from before may hold one: the table shows it, and styles nothing."""
+    inputs.run_record()
+    RunStore().update(RUN_ID, job_name="[red]x[/]", message="[bold]boom")
+    monkeypatch.setenv("COLUMNS", "300")
+    result = CliRunner().invoke(app, ["runs"])
+    assert result.exit_code == 0 and "[red]x[/]" in result.stdout
+
+
+# The trainer reads jobs itself (`python -m trainer`): the same loader refuses the same files, before torch loads.
+@pytest.mark.parametrize("changes", [
+    {"learning_rate": math.inf}, {"epochs": math.nan, "train_tokens": DROP, "dataset": DATA}, {"name": "../../x"},
+    {"name": str(ESCAPE_TARGET)}, {"name": ""}, {"seq_len": 0}, {"max_steps": -1}, {"budget_usd": math.nan},
+])
+def test_the_trainer_refuses_a_bad_job_before_any_work(inputs, capsys, changes):
+    from trainer.__main__ import main
+
+    job = inputs.job(model="orch/tiny-llama", **changes)
+    before = _snapshot(inputs.root)
+    assert main([job]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert _snapshot(inputs.root) == before and not ESCAPE_TARGET.exists()
+
+
+@pytest.mark.parametrize("override", ["max_steps=[", "learning_rate=.nan", "name=../x", "nokey"])
+def test_the_trainer_refuses_a_bad_override(inputs, capsys, override):
+    from trainer.__main__ import main
+
+    assert main([inputs.job(model="orch/tiny-llama"), "--set", override]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (inputs.work / "outputs").exists()
+
+
+def test_the_trainer_refuses_an_output_that_is_a_file(inputs, capsys):
+    from trainer.__main__ import main
+
+    assert main([inputs.job(model="orch/tiny-llama"), "--output", inputs.file("taken", "x")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""The shared checks themselves: what they accept matters as much as what they refuse."""
+
+import math
+
+import pytest
+
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+
+
+@pytest.mark.parametrize("value, kwargs", [
+    (math.nan, {}), (math.inf, {}), (-math.inf, {"low": 0}), (True, {}), ("1", {}), (None, {}),
+    (0, {"low": 0, "above": True}), (2, {"high": 1}), (1.5, {"whole": True}), (-1, {"low": 0}),
+])
+def test_number_refuses(value, kwargs):
+    with pytest.raises(UserError):
+        checks.number(value, "x", **kwargs)
+
+
+def test_number_accepts_the_edges_and_whole_floats():
+    assert checks.number(0, "x", 0) == 0 and checks.number(1, "x", 0, 1) == 1
+    assert checks.number(3.0, "x", whole=True) == 3 and isinstance(checks.number(3.0, "x", whole=True), int)
+    assert checks.optional_number(None, "x", 0) is None
+
+
+def test_range_message_names_both_bounds():
+    with pytest.raises(UserError, match=r"x must be above 0 and at most 16777216, got 0\."):
+        checks.number(0, "x", 0, 2**24, above=True)
+
+
+def test_yaml_refuses_duplicates_but_keeps_merge_keys():
+    with pytest.raises(UserError, match="duplicate key 'a'"):
+        checks.parse_yaml("a: 1\nb: 2\na: 3\n", "t")
+    merged = checks.parse_yaml("base: &b {lr: 1, r: 8}\njob:\n  <<: *b\n  lr: 2\n", "t")
+    assert merged["job"] == {"lr": 2, "r": 8}
+
+
+def test_yaml_is_safe():
+    with pytest.raises(UserError, match="could not determine a constructor"):
+        checks.parse_yaml("x: !!python/object/apply:os.system [echo]\n", "t")
+
+
+@pytest.mark.parametrize("name", ["tiny", "llama-3.1_8b+lora", "A" * 100, "0x"])
+def test_safe_names_pass(name):
+    assert checks.safe_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "..", "../x", "/x", "a/b", "a\\b", ".x", "-x", "[red]", "a b", "a\nb", None])
+def test_unsafe_names_fail(name):
+    with pytest.raises(UserError):
+        checks.safe_name(name)
+
+
+@pytest.mark.parametrize("stem, name", [("my job", "my-job"), ("..", "job"), ("[red]x[/]", "red-x"),
+                                        ("llama31-8b-qlora", "llama31-8b-qlora")])
+def test_a_file_stem_becomes_a_safe_name(stem, name):
+    assert checks.name_from_stem(stem) == name and checks.safe_name(name)
+
+
+def test_read_text_names_the_file(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_bytes(b"a: \xff")
+    with pytest.raises(UserError, match=f"'{path}' is not UTF-8"):
+        checks.read_text(path)
+
+
+def test_output_paths(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert checks.output_file(tmp_path / "out.csv") == tmp_path / "out.csv"
+    assert checks.output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    for bad in (lambda: checks.output_file(tmp_path / "missing" / "out.csv"),
+                lambda: checks.output_file(tmp_path),
+                lambda: checks.output_folder(tmp_path / "file"),
+                lambda: checks.output_folder(tmp_path / "file" / "sub")):
+        with pytest.raises(UserError):
+            bad()
+    assert not (tmp_path / "new").exists()  # checking creates nothing
