@@ -78,8 +78,11 @@ def main() -> int:
         results.append(result)
     ok = all(r.get("within_target") for r in results)
     if args.json:
-        print(json.dumps({"targets": {"cpu_s": TARGET_CPU_S, "peak_mib": TARGET_PEAK_MIB}, "local": args.local,
-                          "results": results, "within_target": ok}, indent=2))
+        print(json.dumps({"jobs": args.jobs, "local": args.local,
+                          "targets": {"cpu_s": TARGET_CPU_S, "peak_mib": TARGET_PEAK_MIB},
+                          "ended_once": all(r.get("ended_once") for r in results),
+                          "seconds": sum(r.get("cpu_s", 0.0) for r in results),  # CPU, all policies together
+                          "within_target": ok, "results": results}, indent=2))
     else:
         print(f"{args.jobs:,} jobs, local {args.local}; targets < {TARGET_CPU_S:g} s CPU, < {TARGET_PEAK_MIB:g} MiB")
         print(f"{'policy':<11} {'CPU s':>7} {'wall s':>7} {'peak MiB':>9} {'jobs/s':>8} {'total $':>12} "

@@ -28,7 +28,9 @@ from orchestrator.simulate.summary import REJECTED, RunningSummary
 POLICIES = ("hybrid", "local-only", "cloud-only", "cloud-spot")
 SPOT_MODE = {"hybrid": "auto", "local-only": "never", "cloud-only": "never", "cloud-spot": "always"}
 MAX_LOCAL_CARDS = 1024
-FIRST_OFFERS = 1  # the cheapest offers (of each kind, where spot is preferred) the policy is asked with first
+# The policy is asked with the 1, then 4 cheapest offers (of each kind, where spot is preferred) before the shape's
+# winnable ones: most jobs take the cheapest; a deadline that rules it out leaves one of the next few.
+FIRST_OFFERS = (1, 4)
 MAX_PREEMPTIONS = 100  # a spot rate so high that runs never reach a checkpoint must still end every job
 RUNTIME_SPREAD = 0.15  # sigma of log(actual / estimated run time)
 
@@ -53,10 +55,10 @@ class SimSettings:
 
 
 class _Slot:
-    __slots__ = ("slot_id", "offer", "placement", "free_at", "backlog_h", "waiting", "busy_h")
+    __slots__ = ("slot_id", "offer", "index", "placement", "free_at", "backlog_h", "waiting", "busy_h")
 
-    def __init__(self, slot_id: str, offer: Offer):
-        self.slot_id, self.offer, self.placement = slot_id, offer, f"local {offer.gpu.name}"
+    def __init__(self, slot_id: str, offer: Offer, index: int):
+        self.slot_id, self.offer, self.index, self.placement = slot_id, offer, index, f"local {offer.gpu.name}"
         self.free_at = 0.0
         self.backlog_h = 0.0  # estimated hours of the jobs waiting for it
         self.waiting: deque[_Job] = deque()  # first come, first served
@@ -77,6 +79,18 @@ class _Job:
 
 
 DecisionSink = Callable[[dict], None]
+
+
+def _frozen(cls, **fields):
+    """An instance of a frozen dataclass without validation in its __init__ (JobAsk, LocalSlot), built from fields
+    the simulator already holds: half the cost of the generated __init__, on a path taken a million times."""
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", fields)
+    return instance
+
+
+def _first(pair: tuple):
+    return pair[0]
 
 
 class _Watched(list):
@@ -100,8 +114,12 @@ class Simulation:
         self.spot_mode = SPOT_MODE[settings.policy]
         self.rng = random.Random(settings.seed)
         self.slots = [] if settings.policy in ("cloud-only", "cloud-spot") else \
-            [_Slot(f"{o.gpu.name}#{i}", o) for i, o in enumerate(local)]
+            [_Slot(f"{o.gpu.name}#{i}", o, i) for i, o in enumerate(local)]
         self.slot_by_id = {s.slot_id: s for s in self.slots}
+        kinds: dict[int, list[_Slot]] = {}
+        for slot in self.slots:
+            kinds.setdefault(id(slot.offer), []).append(slot)
+        self.slot_kinds = list(kinds.values())
         self.cloud = [] if settings.policy == "local-only" else cheapest_offers(cloud)
         self.shapes = ShapeCache(self.cloud, calibration)
         self.events: list = []  # (time_h, sequence, handler, *args)
@@ -137,8 +155,10 @@ class Simulation:
         if job.deadline_h is not None:
             left_h = job.deadline_h - (now - job.arrival_h)
             deadline = left_h if left_h > 0 else None
-        spec = job.shape.spec(max(1, job.remaining_tokens))
-        return JobAsk(job.job_id, spec, max(0.0, job.budget_usd - job.cost_usd), deadline, job.preemptions)
+        budget_usd = job.budget_usd - job.cost_usd
+        return _frozen(JobAsk, job_id=job.job_id, spec=job.shape.spec(max(1, job.remaining_tokens)),
+                       budget_usd=budget_usd if budget_usd > 0 else 0.0, deadline_h=deadline,
+                       preemptions=job.preemptions)
 
     def _dispatch(self, job: _Job, now: float) -> None:
         ask, shape = self._ask(job, now), job.shape
@@ -166,22 +186,28 @@ class Simulation:
     def _local_slots(self, now: float) -> list[LocalSlot]:
         """The least busy card of each kind (the first of equals), in card order: the policy ranks a card by when it
         would finish the job, so another card of the same kind that is busier can never be its choice."""
-        best: dict[int, tuple[int, float, _Slot]] = {}
-        for index, slot in enumerate(self.slots):
-            busy_for_h = max(0.0, slot.free_at - now) + slot.backlog_h
-            seen = best.get(id(slot.offer))
-            if seen is None or busy_for_h < seen[1]:
-                best[id(slot.offer)] = (index, busy_for_h, slot)
-        return [LocalSlot(slot.slot_id, slot.offer, busy_for_h) for _, busy_for_h, slot in sorted(best.values())]
+        chosen = []
+        for kind in self.slot_kinds:
+            best, best_busy_h = None, 0.0
+            for slot in kind:
+                busy_for_h = slot.free_at - now
+                busy_for_h = (busy_for_h if busy_for_h > 0 else 0.0) + slot.backlog_h
+                if best is None or busy_for_h < best_busy_h:
+                    best, best_busy_h = slot, busy_for_h
+            chosen.append((best.index, _frozen(LocalSlot, slot_id=best.slot_id, offer=best.offer,
+                                               busy_for_h=best_busy_h)))
+        if len(chosen) > 1:
+            chosen.sort(key=_first)
+        return [slot for _, slot in chosen]
 
     def _decide(self, ask: JobAsk, shape: Shape, slots: list[LocalSlot]):
-        """The policy's decision, asked first with the few cheapest offers, then the shape's winnable ones, then all
+        """The policy's decision, asked first with the cheapest offers, then the shape's winnable ones, then all
         (shapes.py says why each answer equals the policy's over all offers). A decision stands when the policy did
         not look at the cloud offers (a local card in time), or chose one from them, except a spot-always on-demand
         choice while some spot offer was left out."""
         always = self.spot_mode == "always"
         tried: list = []
-        for offers in (shape.cheapest(ask.spec.train_tokens, FIRST_OFFERS, self.spot_mode), shape.cloud, self.cloud):
+        for offers in self._offer_lists(shape, ask.spec.train_tokens):
             if (tried and len(offers) == len(tried)) or (not offers and offers is not self.cloud):
                 continue  # the same list again; or an empty one, which the policy reads as "no cloud allowed"
             tried = _Watched(offers)
@@ -193,6 +219,13 @@ class Simulation:
                     not always or decision.option.offer.spot or sum(o.spot for o in offers) == shape.spot_count):
                 return decision
         return decision
+
+    def _offer_lists(self, shape: Shape, train_tokens: int):
+        """Ever larger lists of cloud offers, each holding the one before (FIRST_OFFERS says why)."""
+        for count in FIRST_OFFERS:
+            yield shape.cheapest(train_tokens, count, self.spot_mode)
+        yield shape.cloud
+        yield self.cloud
 
     def _actual(self, estimated_h: float) -> float:
         return estimated_h * math.exp(self.rng.gauss(0.0, RUNTIME_SPREAD))

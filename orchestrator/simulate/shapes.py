@@ -12,6 +12,8 @@ only those (`Shape.cheapest`): every offer left out costs more, so a cloud optio
 policy would choose from them all. When none is found there, it asks again with more.
 """
 
+import bisect
+import math
 from dataclasses import dataclass
 
 from gpu_catalog.models import ModelShape, get_model
@@ -39,8 +41,7 @@ class Shape:
         """The shape's config for `train_tokens`. The config was validated once; this copies its fields rather than
         validate and build a 40-field frozen dataclass again on every dispatch (8 us each, a tenth of the run)."""
         spec = object.__new__(JobConfig)
-        spec.__dict__.update(self.base.__dict__)
-        spec.__dict__["train_tokens"] = train_tokens
+        object.__setattr__(spec, "__dict__", {**self.base.__dict__, "train_tokens": train_tokens})
         return spec
 
     def __post_init__(self):
@@ -48,20 +49,51 @@ class Shape:
         spot = [t for t in terms if self.cloud[t[2]].spot]
         on_demand = [t for t in terms if not self.cloud[t[2]].spot]
         self._groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,)}
+        self._sole = {mode: [_sole_cheapest(group) for group in groups] for mode, groups in self._groups.items()}
 
     def cheapest(self, train_tokens: int, count: int, spot_mode: str) -> list[Offer]:
         """The `count` offers that cost least for `train_tokens` (and any within rounding of the last), in catalog
         order: of on-demand offers only when spot is never allowed; `count` of each kind when spot is preferred."""
         kept = []
-        for group in self._groups[spot_mode]:
+        for group, (starts, sole) in zip(self._groups[spot_mode], self._sole[spot_mode], strict=True):
             if len(group) <= count:
                 kept += [index for _, _, index in group]
                 continue
+            if count == 1:  # most token counts fall where one offer is the sole cheapest (see _sole_cheapest)
+                at = bisect.bisect_right(starts, train_tokens) - 1
+                if at >= 0 and sole[at][0] < train_tokens < sole[at][1]:
+                    kept.append(sole[at][2])
+                    continue
             costs = [train_tokens * per_token + startup for per_token, startup, _ in group]
             cutoff = (min(costs) if count == 1 else sorted(costs)[count - 1]) * (1 + COST_ROUNDING)
             kept += [group[i][2] for i, cost in enumerate(costs) if cost <= cutoff]
         kept.sort()
         return [self.cloud[index] for index in kept]
+
+
+def _sole_cheapest(group: list[tuple[float, float, int]]) -> tuple[list[float], list[tuple[float, float, int]]]:
+    """For offers whose cost is per_token x T + startup: the open token ranges (start, end, index) where one offer
+    costs less than every other by more than COST_ROUNDING, sorted, with their starts for bisection. Each other offer
+    j is that much dearer than i on a half-line of T (both costs are linear), so i's range is an intersection of
+    half-lines; the ranges of different offers cannot overlap."""
+    ranges = []
+    margin = 1 + COST_ROUNDING
+    for per_token, startup, index in group:
+        start, end = 0.0, math.inf
+        for other_per_token, other_startup, other_index in group:
+            if other_index == index:
+                continue
+            slope, offset = other_per_token - margin * per_token, margin * startup - other_startup
+            if slope > 0:
+                start = max(start, offset / slope)
+            elif slope < 0:
+                end = min(end, offset / slope)
+            elif offset >= 0:  # as dear per token, and not dearer at start-up by the margin: never sole
+                end = start
+        if start < end:
+            ranges.append((start, end, index))
+    ranges.sort()
+    return [r[0] for r in ranges], ranges
 
 
 def _dominates(a: tuple, b: tuple) -> bool:

@@ -10,37 +10,40 @@ REJECTED = "rejected"
 SERIES_MAX_POINTS = 2000  # per placement; a plot 9 inches wide shows no more
 
 
-@dataclass
+class _Series:
+    __slots__ = ("points", "total", "last", "count", "stride")
+
+    def __init__(self):
+        self.points: list[tuple[float, float]] = []
+        self.total, self.last, self.count, self.stride = 0.0, None, 0, 1
+
+
 class SpendSeries:
     """Cumulative spend by the hour jobs end, one series per kind of placement (local, cloud). Jobs end in time order;
-    when a series holds 2 x SERIES_MAX_POINTS points, every other one is dropped and later ones are kept at half the
-    rate, so the series stays evenly spread and bounded. The last point is always the total."""
+    when a series holds 2 x max_points points, every other one is dropped and later ones are kept at half the rate,
+    so the series stays evenly spread and bounded. The last point is always the total."""
 
-    max_points: int = SERIES_MAX_POINTS
-    points: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: {"local": [], "cloud": []})
-    totals: dict[str, float] = field(default_factory=lambda: {"local": 0.0, "cloud": 0.0})
-    last: dict[str, tuple[float, float]] = field(default_factory=dict)
-    _count: dict[str, int] = field(default_factory=lambda: {"local": 0, "cloud": 0})
-    _stride: dict[str, int] = field(default_factory=lambda: {"local": 1, "cloud": 1})
+    def __init__(self, max_points: int = SERIES_MAX_POINTS):
+        self.max_points = max_points
+        self.by_placement = {"local": _Series(), "cloud": _Series()}
 
     def add(self, where: str, end_h: float, cost_usd: float) -> None:
-        total = self.totals[where] = self.totals[where] + cost_usd
-        self.last[where] = (end_h, total)
-        count = self._count[where]
-        self._count[where] = count + 1
-        if count % self._stride[where]:
+        series = self.by_placement[where]
+        series.total += cost_usd
+        series.last = (end_h, series.total)
+        series.count += 1
+        if (series.count - 1) % series.stride:
             return
-        points = self.points[where]
-        points.append((end_h, total))
-        if len(points) >= 2 * self.max_points:
-            self.points[where] = points[::2]
-            self._stride[where] *= 2
+        series.points.append(series.last)
+        if len(series.points) >= 2 * self.max_points:
+            series.points = series.points[::2]
+            series.stride *= 2
 
     def series(self) -> dict[str, tuple[list[float], list[float]]]:
         """(hours, cumulative USD) per placement, ending at the total."""
         out = {}
-        for where, points in self.points.items():
-            points = points + ([self.last[where]] if where in self.last and points[-1] != self.last[where] else [])
+        for where, series in self.by_placement.items():
+            points = series.points + ([series.last] if series.points and series.points[-1] != series.last else [])
             out[where] = ([p[0] for p in points], [p[1] for p in points])
         return out
 
@@ -76,10 +79,11 @@ class RunningSummary:
         if placement == REJECTED:
             return
         self.completed += 1
-        where = "local" if placement.startswith("local") else "cloud"
-        if where == "local":
+        if placement.startswith("local"):
             self.local_cost_usd += cost_usd
-        self.spend.add(where, end_h, cost_usd)
+            self.spend.add("local", end_h, cost_usd)
+        else:
+            self.spend.add("cloud", end_h, cost_usd)
         if start_h is not None:
             self.wait_sum_h += start_h - arrival_h
             self.waits += 1

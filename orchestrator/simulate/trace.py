@@ -9,6 +9,7 @@ The generator draws: Poisson arrivals (`rate_per_h`); models weighted toward 7-8
 around 20M (1M to 1B); a deadline of 4-72 h for 60% of jobs; budgets log-normal around $50; 10% high priority.
 """
 
+import bisect
 import csv
 import itertools
 import math
@@ -29,11 +30,11 @@ MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
 
 
-def _cumulative(weighted) -> tuple[tuple, list[float]]:
-    """(values, cumulative weights): random.choices with these draws what it draws with the weights, without
-    summing them again for every row."""
+def _cumulative(weighted) -> tuple[tuple, list[float], float]:
+    """(values, cumulative weights, total) for `_pick`."""
     values, weights = zip(*weighted, strict=True)
-    return values, list(itertools.accumulate(weights))
+    cumulative = list(itertools.accumulate(weights))
+    return values, cumulative, cumulative[-1] + 0.0
 
 
 MODEL_PICK, SEQ_LEN_PICK = _cumulative(MODEL_MIX), _cumulative(SEQ_LENS)
@@ -41,9 +42,11 @@ METHOD_PICK = {True: _cumulative((("full", 0.3), ("lora", 0.4), ("qlora", 0.3)))
                False: _cumulative((("lora", 0.4), ("qlora", 0.6)))}  # keyed by "is a small model"
 
 
-def _pick(rng: random.Random, pick: tuple[tuple, list[float]]) -> object:
-    values, cumulative = pick
-    return rng.choices(values, cum_weights=cumulative)[0]
+def _pick(rng: random.Random, pick: tuple[tuple, list[float], float]) -> object:
+    """One weighted draw, as random.choices(values, weights) draws it (the same single random() per pick, so a seed
+    gives the trace it always gave), without rebuilding the cumulative weights for every row."""
+    values, cumulative, total = pick
+    return values[bisect.bisect(cumulative, rng.random() * total, 0, len(values) - 1)]
 
 
 def check_rate(rate_per_h: float) -> None:
