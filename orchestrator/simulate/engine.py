@@ -205,19 +205,22 @@ class Simulation:
         (shapes.py says why each answer equals the policy's over all offers). A decision stands when the policy did
         not look at the cloud offers (a local card in time), or chose one from them, except a spot-always on-demand
         choice while some spot offer was left out."""
-        always = self.spot_mode == "always"
-        tried: list = []
-        for offers in self._offer_lists(shape, ask.spec.train_tokens):
-            if (tried and len(offers) == len(tried)) or (not offers and offers is not self.cloud):
+        always, tokens = self.spot_mode == "always", ask.spec.train_tokens
+        tried = 0
+        for offers in self._offer_lists(shape, tokens):
+            if (tried and len(offers) == tried) or (not offers and offers is not self.cloud):
                 continue  # the same list again; or an empty one, which the policy reads as "no cloud allowed"
-            tried = _Watched(offers)
-            decision = decide(ask, shape.model, slots, tried, self.calibration, spot_mode=self.spot_mode,
+            watched, tried = _Watched(offers), len(offers)
+            decision = decide(ask, shape.model, slots, watched, self.calibration, spot_mode=self.spot_mode,
                               fit_cache=shape.fits)
-            if not tried.read:
+            if not watched.read:
                 return decision
             if decision.action == "start_cloud" and (
                     not always or decision.option.offer.spot or sum(o.spot for o in offers) == shape.spot_count):
                 return decision
+            if offers is not self.cloud and shape.beyond_reach(tokens, ask.budget_usd, ask.deadline_h):
+                return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
+                              fit_cache=shape.fits)  # no option anywhere: every offer, for the policy's reason
         return decision
 
     def _offer_lists(self, shape: Shape, train_tokens: int):

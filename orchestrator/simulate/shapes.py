@@ -35,6 +35,7 @@ class Shape:
     fits: dict[str, Fit]  # by GPU name, shared with the policy
     cloud: list[Offer]  # the offers that can win for this shape, in catalog order
     cost_terms: list[tuple[float, float]]  # per offer in `cloud`: USD per token and USD of start-up
+    hour_terms: list[tuple[float, float]]  # per offer in `cloud`: hours per token and hours of start-up
     spot_count: int = 0
 
     def spec(self, train_tokens: int) -> JobConfig:
@@ -50,6 +51,14 @@ class Shape:
         on_demand = [t for t in terms if not self.cloud[t[2]].spot]
         self._groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,)}
         self._sole = {mode: [_sole_cheapest(group) for group in groups] for mode, groups in self._groups.items()}
+
+    def beyond_reach(self, train_tokens: int, budget_usd: float, deadline_h: float | None) -> bool:
+        """No offer can take the job: even the cheapest is over the budget, or even the fastest misses the deadline
+        (by more than rounding). The engine then asks the policy with every offer at once, for its reason."""
+        margin = 1 + COST_ROUNDING
+        if not self.cloud or min(train_tokens * a + b for a, b in self.cost_terms) > budget_usd * margin:
+            return True
+        return deadline_h is not None and min(train_tokens * a + b for a, b in self.hour_terms) > deadline_h * margin
 
     def cheapest(self, train_tokens: int, count: int, spot_mode: str) -> list[Offer]:
         """The `count` offers that cost least for `train_tokens` (and any within rounding of the last), in catalog
@@ -103,10 +112,10 @@ def _dominates(a: tuple, b: tuple) -> bool:
 
 
 def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibration: Calibration,
-             fits: dict[str, Fit]) -> tuple[list[Offer], list[tuple[float, float]]]:
-    """The offers (and their cost terms) the job shape fits on that no other offer of the same kind beats on speed,
-    start-up and price together (of equals, the first in catalog order stays, as the planner's stable sort would
-    pick it)."""
+             fits: dict[str, Fit]) -> tuple[list[Offer], list[tuple[float, float]], list[tuple[float, float]]]:
+    """The offers (and their cost and hour terms) the job shape fits on that no other offer of the same kind beats
+    on speed, start-up and price together (of equals, the first in catalog order stays, as the planner's stable sort
+    would pick it)."""
     scored = []
     for index, offer in enumerate(offers):
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
@@ -115,7 +124,7 @@ def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibratio
             hours_per_token = 1 / (estimate.tokens_per_s * 3600)
             scored.append((index, offer, (hours_per_token, estimate.startup_hours, hours_per_token * offer.usd_per_hour,
                                           estimate.startup_hours * offer.usd_per_hour)))
-    kept, cost_terms = [], []
+    kept, cost_terms, hour_terms = [], [], []
     for index, offer, score in scored:
         beaten = any(other.spot == offer.spot and _dominates(other_score, score)
                      and (other_score != score or other_index < index)
@@ -123,7 +132,8 @@ def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibratio
         if not beaten:
             kept.append(offer)
             cost_terms.append(score[2:])
-    return kept, cost_terms
+            hour_terms.append(score[:2])
+    return kept, cost_terms, hour_terms
 
 
 class ShapeCache:
@@ -141,6 +151,7 @@ class ShapeCache:
             if model_name not in self.models:
                 self.models[model_name] = get_model(model_name)
             model, fits = self.models[model_name], {}
-            cloud, cost_terms = winnable(self.all_offers, base, model, self.calibration, fits)
-            shape = self.shapes[key] = Shape(base, model, fits, cloud, cost_terms, sum(o.spot for o in cloud))
+            cloud, cost_terms, hour_terms = winnable(self.all_offers, base, model, self.calibration, fits)
+            shape = self.shapes[key] = Shape(base, model, fits, cloud, cost_terms, hour_terms,
+                                             sum(o.spot for o in cloud))
         return shape
