@@ -223,6 +223,7 @@ BAD_ROWS = [
     ({"budget_usd": "nan"}, "column budget_usd"), ({"arrival_h": "nan"}, "column arrival_h"),
     ({"arrival_h": "0.1"}, "sort the trace by arrival_h"), ({"model": "no-such-model"}, "column model"),
     ({"method": "dora"}, "column method"), ({"seq_len": "0"}, "column seq_len"), ({"seq_len": "abc"}, "column seq_len"),
+    ({"seq_len": "99999999"}, "column seq_len"),
     ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
 ]
 

@@ -28,6 +28,7 @@ SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
+MAX_SEQ_LEN = 2**20
 
 
 def _cumulative(weighted) -> tuple[tuple, list[float], float]:
@@ -102,6 +103,13 @@ def _token_count(text: str) -> int:
     return int(value)
 
 
+def _seq_len(text: str) -> int:
+    value = _number(text, int, 0, False, "give tokens per sequence, e.g. 2048")
+    if value > MAX_SEQ_LEN:
+        raise ValueError(f"{text!r} must be at most {MAX_SEQ_LEN} tokens per sequence")
+    return value
+
+
 def _priority(text: str) -> int:
     value = _number(text, int, -MAX_PRIORITY, True, "give a whole number, higher first")
     if value > MAX_PRIORITY:
@@ -156,7 +164,7 @@ class _Checker:
         ("arrival_h", lambda self, t: _number(t, float, 0, True, "give hours since the trace began")),
         ("model", _model),
         ("method", _method),
-        ("seq_len", lambda self, t: _number(t, int, 0, False, "give tokens per sequence, e.g. 2048")),
+        ("seq_len", lambda self, t: _seq_len(t)),
         ("train_tokens", lambda self, t: _token_count(t)),
         ("deadline_h", lambda self, t: _number(t, float, 0, False, "give hours after arrival, or leave it empty")
          if t else None),
