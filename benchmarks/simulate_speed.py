@@ -35,14 +35,14 @@ def _one(policy: str, jobs: int, local: str, seed: int) -> dict:
     start_wall_s, start_cpu_s = time.perf_counter(), time.process_time()
     cards, clouds = local_cards(local, simulated_owned_offer), list(cloud_offers()[0])
     with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "decisions.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=DECISION_COLUMNS)
-        writer.writeheader()
+        writer = csv.writer(f)
+        writer.writerow(DECISION_COLUMNS)
         decisions = 0
 
-        def write(row: dict) -> None:
+        def write(row: dict) -> None:  # as orch simulate --out writes them
             nonlocal decisions
             decisions += 1
-            writer.writerow(row)
+            writer.writerow(row.values())
 
         summary = simulate(generate(jobs, seed=seed), cards, clouds, SimSettings(policy=policy, seed=seed),
                            on_decision=write)
