@@ -1,23 +1,71 @@
-"""The simulator: deterministic with a seed, every job ends exactly once, and the CLI contract."""
+"""The simulator: deterministic with a seed, every job ends exactly once, summaries kept online equal the ones computed
+from the decisions it wrote, the shortcuts it takes give the policy's own decisions, memory does not grow with the
+trace, and the CLI refuses bad input with one line."""
 
 import csv
+import gc
 import json
+import math
+import os
 
+import pytest
 from typer.testing import CliRunner
 
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli.main import app
-from orchestrator.simulate.engine import POLICIES, SimSettings, local_cards, simulate
-from orchestrator.simulate.trace import COLUMNS, generate
+from orchestrator.schedule.policy import LocalSlot, decide
+from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, _Job, local_cards, simulate
+from orchestrator.simulate.summary import DECISION_COLUMNS, SpendSeries
+from orchestrator.simulate.trace import COLUMNS, generate, write_trace
 
 runner = CliRunner()
-TRACE = generate(300, seed=7, rate_per_h=3.0)
+TRACE = list(generate(300, seed=7, rate_per_h=3.0))
+CARDS = "2x RTX4090, 1x A6000"
+CLOUDS = list(cloud_offers()[0])
 
 
-def run(policy="hybrid", seed=0, local="2x RTX4090, 1x A6000"):
-    cards = local_cards(local, simulated_owned_offer)
-    return simulate(TRACE, cards, list(cloud_offers()[0]), SimSettings(policy, seed))
+def run(policy="hybrid", seed=0, local=CARDS, rows=TRACE, preemptions_per_h=0.05):
+    """(summary, decision rows in the order jobs ended)."""
+    decisions = []
+    summary = simulate(iter(rows), local_cards(local, simulated_owned_offer), CLOUDS,
+                       SimSettings(policy, seed, preemptions_per_h), on_decision=decisions.append)
+    return summary, decisions
+
+
+def reference_summary(decisions: list[dict], slots_count: int) -> dict:
+    """The summary computed the simple way, from every decision held in memory (what the engine did before it
+    streamed). Local busy hours are end - start of local jobs never preempted (the others started in the cloud)."""
+    done = [d for d in decisions if d["placement"] != "rejected"]
+    waits = [d["start_h"] - d["arrival_h"] for d in done if d["start_h"] is not None]
+    span = max(d["end_h"] for d in decisions) - min(d["arrival_h"] for d in decisions)
+    local = [d for d in done if d["placement"].startswith("local")]
+    busy_h = sum(d["end_h"] - d["start_h"] for d in local)
+    return {
+        "jobs": len(decisions), "completed": len(done), "rejected": len(decisions) - len(done),
+        "total_cost_usd": sum(d["cost_usd"] for d in decisions), "local_cost_usd": sum(d["cost_usd"] for d in local),
+        "deadline_misses": sum(d["deadline_h"] is not None and (
+            d["placement"] == "rejected" or d["end_h"] - d["arrival_h"] > d["deadline_h"]) for d in decisions),
+        "mean_wait_h": sum(waits) / len(waits) if waits else 0.0,
+        "local_utilization": busy_h / (slots_count * span) if slots_count and span > 0 else 0.0,
+        "preemptions": sum(d["preemptions"] for d in decisions), "makespan_h": span,
+        "local_preempted": any(d["preemptions"] for d in local),
+    }
+
+
+def assert_matches_reference(summary: dict, decisions: list[dict], slots_count: int) -> None:
+    expected = reference_summary(decisions, slots_count)
+    for key in ("jobs", "completed", "rejected", "deadline_misses", "preemptions"):
+        assert summary[key] == expected[key], key
+    rounding_usd = 0.0001 * len(decisions)  # decision rows carry costs rounded to 4 decimals
+    for key in ("total_cost_usd", "local_cost_usd"):
+        assert summary[key] == pytest.approx(expected[key], abs=rounding_usd), key
+    assert summary["cloud_cost_usd"] == pytest.approx(expected["total_cost_usd"] - expected["local_cost_usd"],
+                                                      abs=2 * rounding_usd)
+    for key in ("mean_wait_h", "makespan_h"):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9), key
+    if not expected["local_preempted"]:
+        assert summary["local_utilization"] == pytest.approx(expected["local_utilization"], rel=1e-9, abs=1e-12)
 
 
 def test_the_same_seed_gives_the_same_simulation():
@@ -31,7 +79,61 @@ def test_every_job_ends_exactly_once_under_every_policy():
         assert sorted(d["job_id"] for d in decisions) == sorted(r["job_id"] for r in TRACE), policy
         assert summary["completed"] + summary["rejected"] == len(TRACE)
         assert all(d["end_h"] is not None and d["end_h"] >= d["arrival_h"] for d in decisions), policy
-        assert abs(summary["total_cost_usd"] - sum(d["cost_usd"] for d in decisions)) < 0.001 * len(decisions)
+        assert [d["end_h"] for d in decisions] == sorted(d["end_h"] for d in decisions)  # written as jobs end
+        assert all(tuple(d) == DECISION_COLUMNS for d in decisions)
+
+
+def test_streamed_summaries_equal_the_in_memory_reference_under_every_policy():
+    for policy in POLICIES:
+        summary, decisions = run(policy, preemptions_per_h=0.5)
+        slots = 0 if policy in ("cloud-only", "cloud-spot") else 3
+        assert_matches_reference(summary, decisions, slots)
+    assert run("cloud-spot", preemptions_per_h=0.5)[0]["preemptions"] > 0  # the reference covered preemptions
+
+
+def test_the_shortcuts_give_the_policys_own_decisions():
+    """The engine asks the policy with the cheapest offers first and one card of each kind (shapes.py); asking with
+    every offer and every card must give the same decision for every job."""
+
+    class Plain(Simulation):
+        def _local_slots(self, now):
+            return [LocalSlot(s.slot_id, s.offer, max(0.0, s.free_at - now) + s.backlog_h) for s in self.slots]
+
+        def _decide(self, ask, shape, slots):
+            return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
+                          fit_cache=shape.fits)
+
+    for policy in POLICIES:
+        results = []
+        for engine in (Simulation, Plain):
+            decisions = []
+            sim = engine(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings(policy, 1, 0.5),
+                         on_decision=decisions.append)
+            results.append((sim.run(iter(TRACE)), decisions))
+        assert results[0] == results[1], policy
+
+
+def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():
+    """A spot run preempted after its deadline has passed goes back to the policy with no deadline left (before, a
+    negative deadline reached the planner and raised), and the job ends, counted as a miss."""
+    for policy, cards in (("cloud-spot", ""), ("hybrid", CARDS), ("local-only", CARDS)):
+        decisions = []
+        sim = Simulation(local_cards(cards, simulated_owned_offer), CLOUDS, SimSettings(policy, 0, 0.0),
+                         on_decision=decisions.append)
+        row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": 2.0}
+        job = _Job(row, sim.shapes.get(row["model"], row["method"], row["seq_len"]))
+        job.preemptions = 1  # sent back by a preemption, 3 h after its deadline
+        sim.summary.arrived(0.0)
+        sim._dispatch(job, 5.0)
+        summary = sim.run(iter(()))
+        assert len(decisions) == 1 and decisions[0]["missed_deadline"], policy
+        assert summary["deadline_misses"] == 1 and summary["jobs"] == 1
+
+
+def test_a_spot_rate_that_never_lets_a_run_finish_still_ends_every_job():
+    summary, decisions = run("cloud-spot", rows=TRACE[:20], preemptions_per_h=500.0)
+    assert len(decisions) == 20 and summary["rejected"] > 0
+    assert any("gave up after" in d["reason"] for d in decisions)
 
 
 def test_policies_behave_as_named():
@@ -44,31 +146,155 @@ def test_policies_behave_as_named():
     assert hybrid["deadline_misses"] < local_only["deadline_misses"]  # bursting to the cloud is the point
 
 
+def test_memory_does_not_grow_with_the_trace():
+    """Rows stream in and decisions stream out: a trace four times longer holds about as many objects at its peak.
+    (Objects the garbage collector tracks, sampled every 250 decisions: a kept row, job or decision per job would
+    add thousands.)"""
+
+    def peak_objects(jobs: int) -> int:
+        peak, ended = 0, 0
+
+        def sample(row: dict) -> None:
+            nonlocal peak, ended
+            ended += 1
+            if ended % 250 == 0:
+                peak = max(peak, len(gc.get_objects()))
+
+        simulate(generate(jobs, seed=5), local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings("hybrid"),
+                 on_decision=sample)
+        return peak
+
+    small, large = peak_objects(1000), peak_objects(4000)
+    assert large < small + 1500, (small, large)
+
+
+def test_the_spend_series_stays_bounded_and_ends_at_the_total():
+    series = SpendSeries(max_points=10)
+    for index in range(1000):
+        series.add("cloud", float(index), 1.0)
+    hours, usd = series.series()["cloud"]
+    assert len(hours) <= 21 and (hours[-1], usd[-1]) == (999.0, 1000.0)
+    assert hours == sorted(hours) and usd == sorted(usd)
+
+
 def test_generate_then_simulate_from_the_cli(tmp_path):
     trace = tmp_path / "trace.csv"
     assert runner.invoke(app, ["simulate", "--generate", "120", "--seed", "2", "--out", str(trace)]).exit_code == 0
     with open(trace, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 120 and tuple(rows[0]) == COLUMNS
-    result = runner.invoke(app, ["simulate", "--trace", str(trace), "--local", "2x RTX4090, 1x A6000", "--seed",
-                                 "1", "--json", "--out", str(tmp_path / "sim")])
+    result = runner.invoke(app, ["simulate", "--trace", str(trace), "--local", CARDS, "--seed", "1", "--json",
+                                 "--out", str(tmp_path / "sim")])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert {"total_cost_usd", "deadline_misses", "mean_wait_h", "local_utilization"} <= set(summary)
     with open(tmp_path / "sim" / "decisions.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 120
+        written = [_typed(d) for d in csv.DictReader(f)]
+    assert len(written) == 120
+    assert_matches_reference(summary, written, 3)
     assert (tmp_path / "sim" / "simulation.png").read_bytes().startswith(b"\x89PNG")
+    assert not list((tmp_path / "sim").glob("*.partial"))
     compared = json.loads(runner.invoke(app, ["simulate", "--trace", str(trace), "--local", "1x RTX4090",
                                               "--policy", "all", "--json"]).stdout)
     assert set(compared) == set(POLICIES)
 
 
-def test_bad_simulator_input(tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("job_id,arrival_h\nx,1\n")
-    for args, message in ((["--trace", str(bad)], "lacks columns"), (["--trace", str(tmp_path / "no.csv")],
-                                                                      "does not exist"),
-                          (["--trace", str(bad), "--policy", "fifo"], "--policy must be one of"),
-                          (["--generate", "5"], "--generate needs")):
+def _typed(row: dict) -> dict:
+    number = lambda text: float(text) if text else None  # noqa: E731
+    return {**row, "arrival_h": float(row["arrival_h"]), "start_h": number(row["start_h"]),
+            "end_h": float(row["end_h"]), "cost_usd": float(row["cost_usd"]), "deadline_h": number(row["deadline_h"]),
+            "preemptions": int(row["preemptions"])}
+
+
+GOOD_ROW = {"job_id": "j1", "arrival_h": "0.5", "model": "meta-llama/Llama-3.1-8B", "method": "lora",
+            "seq_len": "2048", "train_tokens": "20000000", "deadline_h": "12", "budget_usd": "50", "priority": "0"}
+
+
+def _trace_with(tmp_path, **changes) -> str:
+    path = tmp_path / "t.csv"
+    write_trace([GOOD_ROW, {**GOOD_ROW, "job_id": "j2", "arrival_h": "1.0", **changes}], path)
+    return str(path)
+
+
+BAD_ROWS = [
+    ({"train_tokens": "-5"}, "column train_tokens"), ({"train_tokens": "nan"}, "column train_tokens"),
+    ({"train_tokens": "1e30"}, "column train_tokens"), ({"train_tokens": "12.5"}, "column train_tokens"),
+    ({"deadline_h": "inf"}, "column deadline_h"), ({"deadline_h": "-3"}, "column deadline_h"),
+    ({"deadline_h": "0"}, "column deadline_h"), ({"budget_usd": "-1"}, "column budget_usd"),
+    ({"budget_usd": "nan"}, "column budget_usd"), ({"arrival_h": "nan"}, "column arrival_h"),
+    ({"arrival_h": "0.1"}, "sort the trace by arrival_h"), ({"model": "no-such-model"}, "column model"),
+    ({"method": "dora"}, "column method"), ({"seq_len": "0"}, "column seq_len"), ({"seq_len": "abc"}, "column seq_len"),
+    ({"seq_len": "99999999"}, "column seq_len"),
+    ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_ROWS)
+def test_a_bad_trace_row_is_one_line_naming_file_line_and_column(tmp_path, changes, message):
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, **changes), "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "line 3" in result.stderr, result.stderr
+    assert message in " ".join(result.stderr.split()) and "t.csv" in result.stderr
+    assert not (tmp_path / "out" / "decisions.csv").exists()  # a failed run leaves no half-written decisions
+
+
+def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
+    def file(name: str, data: bytes) -> str:
+        (tmp_path / name).write_bytes(data)
+        return str(tmp_path / name)
+
+    header = ",".join(COLUMNS).encode()
+    good = ",".join(GOOD_ROW.values()).encode()
+    a_file = file("plain.txt", b"x")
+    return [
+        (["--trace", file("latin1.csv", header + b"\n" + good.replace(b"j1", b"j\xe91") + b"\n")], "UTF-8"),
+        (["--trace", file("bom.csv", b"\xff\xfe" + header)], "UTF-8"),
+        (["--trace", file("cols.csv", b"job_id,arrival_h\nx,1\n")], "lacks columns"),
+        (["--trace", file("long.csv", header + b"\n" + good + b",extra\n")], "10 fields"),
+        (["--trace", file("short.csv", header + b"\n" + good.rsplit(b",", 2)[0] + b"\n")], "7 fields"),
+        (["--trace", file("nul.csv", header + b"\n" + good.replace(b"j1", b"j\x001") + b"\n")], "control"),
+        (["--trace", str(tmp_path / "no.csv")], "does not exist"),
+        (["--trace", file("ok.csv", header + b"\n" + good + b"\n"), "--policy", "fifo"], "--policy must be one of"),
+        (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "-1"], "--spot-preemptions-per-h"),
+        (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "nan"], "--spot-preemptions-per-h"),
+        (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "inf"], "--spot-preemptions-per-h"),
+        (["--trace", str(tmp_path / "ok.csv"), "--out", a_file], "is a file"),
+        (["--trace", str(tmp_path / "ok.csv"), "--out", a_file + "/sub"], "cannot create folder"),
+        (["--trace", str(tmp_path / "ok.csv"), "--local", "5000x RTX4090"], "--local"),
+        (["--generate", "5"], "--generate needs"),
+        (["--generate", "0", "--out", str(tmp_path / "g.csv")], "--generate needs"),
+        (["--generate", "5", "--rate", "0", "--out", str(tmp_path / "g.csv")], "--rate"),
+        (["--generate", "5", "--rate", "-2", "--out", str(tmp_path / "g.csv")], "--rate"),
+        (["--generate", "5", "--rate", "nan", "--out", str(tmp_path / "g.csv")], "--rate"),
+        (["--generate", "5", "--rate", "inf", "--out", str(tmp_path / "g.csv")], "--rate"),
+        (["--generate", "5", "--out", str(tmp_path / "missing" / "g.csv")], "does not exist"),
+        (["--generate", "5", "--out", str(tmp_path)], "is a folder"),
+    ]
+
+
+def test_bad_simulator_input_is_one_line_and_exit_2(tmp_path):
+    for args, message in _bad_files(tmp_path):
         result = runner.invoke(app, ["simulate", *args])
-        assert result.exit_code == 2 and message in " ".join(result.stderr.split()), (args, result.output)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert message in " ".join(result.stderr.split()), (args, result.stderr)
+    assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = runner.invoke(app, ["simulate", "--generate", "5", "--out", str(folder / "g.csv")])
+        assert result.exit_code == 2 and "not writable" in result.stderr
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_trace_with_no_deadlines_or_a_preemption_rate_of_zero_runs():
+    rows = [{**row, "deadline_h": None} for row in TRACE[:50]]
+    summary, decisions = run("cloud-spot", rows=rows, preemptions_per_h=0.0)
+    assert summary["preemptions"] == 0 and summary["deadline_misses"] == 0 and len(decisions) == 50
+    assert not math.isnan(summary["mean_wait_h"])

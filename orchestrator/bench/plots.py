@@ -85,19 +85,15 @@ def owning_vs_renting(curves: list, hardware, clouds: list[dict], path: Path) ->
     return _save(fig, path)
 
 
-def spend_over_time(decisions: list[dict], policy: str, path: Path) -> Path:
-    """A simulation's cumulative spend, owned cards against the cloud."""
+def spend_over_time(series: dict[str, tuple[list[float], list[float]]], deadline_misses: int, policy: str,
+                    path: Path) -> Path:
+    """A simulation's cumulative spend, owned cards against the cloud: (hours, cumulative USD) per placement, a
+    bounded sample the simulator keeps as jobs end (orchestrator/simulate/summary.py)."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for where in ("local", "cloud"):
-        done = sorted((d["end_h"], d["cost_usd"]) for d in decisions if d["placement"].startswith(where))
-        total, xs, ys = 0.0, [], []
-        for end_h, cost in done:
-            total += cost
-            xs.append(end_h)
-            ys.append(total)
-        ax.step(xs, ys, where="post", label=f"{where} (${total:,.0f})")
+    for where, (hours, usd) in series.items():
+        ax.step(hours, usd, where="post", label=f"{where} (${usd[-1] if usd else 0.0:,.0f})")
     ax.set_xlabel("hours")
     ax.set_ylabel("cumulative spend, $")
-    ax.set_title(f"policy {policy}: {sum(d['missed_deadline'] for d in decisions)} deadline misses")
+    ax.set_title(f"policy {policy}: {deadline_misses} deadline misses")
     ax.legend()
     return _save(fig, path)

@@ -1,6 +1,11 @@
-"""`orch simulate`: compare scheduling policies over a trace of jobs, or generate a synthetic trace."""
+"""`orch simulate`: compare scheduling policies over a trace of jobs, or generate a synthetic trace.
+
+The trace streams through the simulator: rows are read as simulated time reaches them and the first policy's decisions
+are written to --out's decisions.csv as jobs end, so a million-job trace needs no more memory than a small one.
+"""
 
 import csv
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +18,11 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.simulate.engine import POLICIES, SimSettings, local_cards, simulate
-from orchestrator.simulate.trace import generate, read_trace, write_trace
+from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, local_cards
+from orchestrator.simulate.summary import DECISION_COLUMNS
+from orchestrator.simulate.trace import check_rate, check_trace, generate, read_trace, write_trace
+
+MAX_GENERATED_JOBS = 100_000_000
 
 
 @user_errors
@@ -23,7 +31,7 @@ def simulate_command(
     local: Annotated[str, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000".')] = "",
     policy: Annotated[str, typer.Option(help=f"{', '.join(POLICIES)}, or all to compare them.")] = "hybrid",
     seed: Annotated[int, typer.Option(help="Seed for run-time scatter and preemptions.")] = 0,
-    spot_preemptions_per_h: Annotated[float, typer.Option(help="Spot preemption rate per hour.")] = 0.05,
+    spot_preemptions_per_h: Annotated[float, typer.Option(help="Spot preemption rate per hour (0: never).")] = 0.05,
     generate_jobs: Annotated[int | None, typer.Option("--generate", help="Write a synthetic trace of N jobs.")]
     = None,
     rate: Annotated[float, typer.Option(help="With --generate: arrivals per hour.")] = 4.0,
@@ -33,42 +41,93 @@ def simulate_command(
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
     if generate_jobs is not None:
-        if generate_jobs <= 0 or out is None:
-            raise UserError("--generate needs a job count above 0 and --out TRACE.csv.")
-        write_trace(generate(generate_jobs, seed, rate), out)
-        display.console.print(f"wrote {generate_jobs} jobs to {out}")
+        if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
+            raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
+        check_rate(rate)
+        _check_trace_target(out)
+        count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
+        display.console.print(f"wrote {count} jobs to {out}", markup=False, highlight=False)
         return
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
-    policies = POLICIES if policy == "all" else (policy,)
     if policy != "all" and policy not in POLICIES:
         raise UserError(f"--policy must be one of {', '.join(POLICIES)} or all, got {policy!r}.")
-    rows = read_trace(trace)
+    policies = POLICIES if policy == "all" else (policy,)
+    settings = [SimSettings(policy=name, seed=seed, spot_preemptions_per_h=spot_preemptions_per_h)
+                for name in policies]
     cards = local_cards(local, simulated_owned_offer)
-    if not cards and any(p == "local-only" for p in policies):
+    if not cards and "local-only" in policies:
         raise UserError('--policy local-only needs owned cards: --local "2x RTX4090".')
-    clouds, calibration = list(cloud_offers()[0]), load_calibration()
-    summaries, first_decisions = {}, None
-    for name in policies:
-        settings = SimSettings(policy=name, seed=seed, spot_preemptions_per_h=spot_preemptions_per_h)
-        summaries[name], decisions = simulate(rows, cards, clouds, settings, calibration)
-        first_decisions = first_decisions or (name, decisions)
+    check_trace(trace)
     if out is not None:
-        _write_outputs(out, first_decisions, summaries)
+        _check_folder(out)
+    clouds, calibration = list(cloud_offers()[0]), load_calibration()
+    summaries = {}
+    for index, policy_settings in enumerate(settings):
+        sim = Simulation(cards, clouds, policy_settings, calibration)
+        if index == 0 and out is not None:
+            summaries[policy_settings.policy] = _run_writing(sim, trace, out)
+        else:
+            summaries[policy_settings.policy] = sim.run(read_trace(trace))
     if as_json:
         display.print_json(summaries[policies[0]] if len(policies) == 1 else summaries)
     else:
         display.show_simulation(summaries)
 
 
-def _write_outputs(folder: Path, decisions: tuple[str, list[dict]], summaries: dict) -> None:
+def _check_trace_target(path: Path) -> None:
+    """The trace's folder must exist and take a new file; checked before any work."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder; give a file name for the trace, e.g. {path / 'trace.csv'}.")
+    if not folder.is_dir():
+        raise UserError(f"--out: folder {folder} does not exist; create it or choose another path.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out: folder {folder} is not writable; choose another path.")
+
+
+def _check_folder(folder: Path) -> None:
+    """The output folder exists (made if missing) and takes new files; checked before any work."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder} is a file; give a folder for decisions.csv and simulation.png.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out: cannot create folder {folder} ({exc.strerror}); choose another path.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out: folder {folder} is not writable; choose another path.")
+
+
+def _write_atomically(path: Path, write) -> object:
+    """write(partial path), then rename it to `path`: a failure midway leaves no half-written file under the name."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        result = write(partial)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path} ({exc.strerror}); check the disk and the folder's permissions.") \
+            from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
+    """Runs the simulation with each decision written to decisions.csv as its job ends, then plots the spend."""
     from orchestrator.bench.plots import spend_over_time
 
-    folder.mkdir(parents=True, exist_ok=True)
-    name, rows = decisions
-    with open(folder / "decisions.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    spend_over_time(rows, name, folder / "simulation.png")
-    display.err_console.print(f"wrote {folder / 'decisions.csv'} ({name}) and {folder / 'simulation.png'}")
+    def run(path: Path) -> dict:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(DECISION_COLUMNS)
+            sim.on_decision = lambda row: writer.writerow(row.values())  # rows are built in DECISION_COLUMNS order
+            return sim.run(read_trace(trace))
+
+    summary = _write_atomically(folder / "decisions.csv", run)
+    spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy,
+                    folder / "simulation.png")
+    display.err_console.print(f"wrote {folder / 'decisions.csv'} ({sim.settings.policy}) and "
+                              f"{folder / 'simulation.png'}", markup=False, highlight=False)
+    return summary

@@ -5,26 +5,33 @@ checkpoint. Every job ends exactly once: done or rejected.
 
 Policies: hybrid (the scheduler's), local-only (wait for an owned card), cloud-only (on-demand), cloud-spot
 (spot wherever offered). Real run times scatter around the estimate (log-normal), seeded. A card's queue is first
-come, first served, so the wait the policy is told is the wait the job gets; priority orders jobs arriving at once.
+come, first served, so the wait the policy is told is the wait the job gets; jobs arriving at once keep trace
+order. The trace streams through: see Simulation.
 """
 
 import heapq
-import itertools
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
-from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cheapest_offers
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.schedule.policy import JobAsk, LocalSlot, decide
-from trainer.config import config_from_dict
+from orchestrator.simulate.shapes import Shape, ShapeCache
+from orchestrator.simulate.summary import REJECTED, RunningSummary
 
 POLICIES = ("hybrid", "local-only", "cloud-only", "cloud-spot")
 SPOT_MODE = {"hybrid": "auto", "local-only": "never", "cloud-only": "never", "cloud-spot": "always"}
+MAX_LOCAL_CARDS = 1024
+# The policy is asked with the 1, then 4 cheapest offers (of each kind, where spot is preferred) before the shape's
+# winnable ones: most jobs take the cheapest; a deadline that rules it out leaves one of the next few.
+FIRST_OFFERS = (1, 4)
+MAX_PREEMPTIONS = 100  # a spot rate so high that runs never reach a checkpoint must still end every job
 RUNTIME_SPREAD = 0.15  # sigma of log(actual / estimated run time)
 
 
@@ -32,130 +39,242 @@ RUNTIME_SPREAD = 0.15  # sigma of log(actual / estimated run time)
 class SimSettings:
     policy: str = "hybrid"
     seed: int = 0
-    spot_preemptions_per_h: float = 0.05  # one preemption per 20 h of spot time on average
+    spot_preemptions_per_h: float = 0.05  # one preemption per 20 h of spot time on average; 0: never
     checkpoint_interval_h: float = 0.5  # the work a preemption loses is uniform in [0, interval]
 
+    def __post_init__(self):
+        problems = []
+        if self.policy not in POLICIES:
+            problems.append(f"--policy must be one of {', '.join(POLICIES)} or all, got {self.policy!r}")
+        if not (math.isfinite(self.spot_preemptions_per_h) and self.spot_preemptions_per_h >= 0):
+            problems.append(f"--spot-preemptions-per-h must be 0 or more and finite, got {self.spot_preemptions_per_h}")
+        if not (math.isfinite(self.checkpoint_interval_h) and self.checkpoint_interval_h >= 0):
+            problems.append(f"the checkpoint interval must be 0 or more hours, got {self.checkpoint_interval_h}")
+        if problems:
+            raise UserError("; ".join(problems) + ".")
 
-@dataclass
+
 class _Slot:
-    slot_id: str
-    offer: Offer
-    free_at: float = 0.0
-    backlog_h: float = 0.0  # estimated hours of the jobs waiting for it
-    waiting: deque = field(default_factory=deque)  # (job, actual hours, estimated hours), first come first served
-    busy_h: float = 0.0
+    __slots__ = ("slot_id", "offer", "index", "placement", "free_at", "backlog_h", "waiting", "busy_h")
+
+    def __init__(self, slot_id: str, offer: Offer, index: int):
+        self.slot_id, self.offer, self.index, self.placement = slot_id, offer, index, f"local {offer.gpu.name}"
+        self.free_at = 0.0
+        self.backlog_h = 0.0  # estimated hours of the jobs waiting for it
+        self.waiting: deque[_Job] = deque()  # first come, first served
+        self.busy_h = 0.0
 
 
-@dataclass
 class _Job:
-    row: dict
-    remaining_tokens: int
-    preemptions: int = 0
-    start_h: float | None = None
-    end_h: float | None = None
-    cost_usd: float = 0.0
-    placement: str = ""
-    reason: str = ""
+    """One job while it is in the simulation; slots, not a dict, as a long local queue holds most of a trace."""
+
+    __slots__ = ("job_id", "arrival_h", "deadline_h", "budget_usd", "shape", "remaining_tokens", "preemptions",
+                 "start_h", "cost_usd", "reason", "run_h", "estimated_h")
+
+    def __init__(self, row: dict, shape: Shape):
+        self.job_id, self.arrival_h, self.deadline_h = row["job_id"], row["arrival_h"], row["deadline_h"]
+        self.budget_usd, self.shape, self.remaining_tokens = row["budget_usd"], shape, row["train_tokens"]
+        self.preemptions, self.start_h, self.cost_usd, self.reason = 0, None, 0.0, ""
+        self.run_h = self.estimated_h = 0.0  # while waiting for a card: its actual and estimated hours
+
+
+DecisionSink = Callable[[dict], None]
+
+
+def _frozen(cls, **fields):
+    """An instance of a frozen dataclass without validation in its __init__ (JobAsk, LocalSlot), built from fields
+    the simulator already holds: half the cost of the generated __init__, on a path taken a million times."""
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", fields)
+    return instance
+
+
+def _first(pair: tuple):
+    return pair[0]
+
+
+class _Watched(list):
+    """A list of offers that records whether anyone went through it: the policy reads its cloud offers only when no
+    local card takes the job in time, and a decision made without them would be the same with any list."""
+
+    read = False
+
+    def __iter__(self):
+        self.read = True
+        return super().__iter__()
 
 
 class Simulation:
-    def __init__(self, rows: list[dict], local: list[Offer], cloud: list[Offer], settings: SimSettings,
-                 calibration: Calibration = NO_CALIBRATION):
-        self.settings, self.calibration = settings, calibration
+    """One pass over a trace. Rows are taken as simulated time reaches them; each job's decision row goes to
+    `on_decision` when the job ends (in order of end time) and into the running summary; nothing per job is kept."""
+
+    def __init__(self, local: list[Offer], cloud: list[Offer], settings: SimSettings,
+                 calibration: Calibration = NO_CALIBRATION, on_decision: DecisionSink | None = None):
+        self.settings, self.calibration, self.on_decision = settings, calibration, on_decision
+        self.spot_mode = SPOT_MODE[settings.policy]
         self.rng = random.Random(settings.seed)
         self.slots = [] if settings.policy in ("cloud-only", "cloud-spot") else \
-            [_Slot(f"{o.gpu.name}#{i}", o) for i, o in enumerate(local)]
+            [_Slot(f"{o.gpu.name}#{i}", o, i) for i, o in enumerate(local)]
+        self.slot_by_id = {s.slot_id: s for s in self.slots}
+        kinds: dict[int, list[_Slot]] = {}
+        for slot in self.slots:
+            kinds.setdefault(id(slot.offer), []).append(slot)
+        self.slot_kinds = list(kinds.values())
         self.cloud = [] if settings.policy == "local-only" else cheapest_offers(cloud)
-        self.jobs = [_Job(row, row["train_tokens"]) for row in rows]
-        self.events: list = []
-        self.sequence = itertools.count()
-        self.fit_caches: dict[tuple, dict] = {}
-        self.models: dict[str, object] = {}
+        self.shapes = ShapeCache(self.cloud, calibration)
+        self.events: list = []  # (time_h, sequence, handler, *args)
+        self.sequence = 0
+        self.summary = RunningSummary(len(self.slots))
 
-    def _push(self, time_h: float, kind: str, *payload) -> None:
-        heapq.heappush(self.events, (time_h, next(self.sequence), kind, payload))
+    def _push(self, time_h: float, handler, *args) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (time_h, self.sequence, handler, *args))
 
-    def run(self) -> list[_Job]:
-        for job in self.jobs:
-            self._push(job.row["arrival_h"], "arrive", job)
-        while self.events:
-            now, _, kind, payload = heapq.heappop(self.events)
-            getattr(self, f"_on_{kind}")(now, *payload)
-        return self.jobs
+    def run(self, rows: Iterable[dict]) -> dict:
+        """Arrivals come before other events at the same hour, in trace order (the trace is sorted by arrival)."""
+        events, rows = self.events, iter(rows)
+        row = next(rows, None)
+        while row is not None or events:
+            if row is not None and (not events or row["arrival_h"] <= events[0][0]):
+                job = _Job(row, self.shapes.get(row["model"], row["method"], row["seq_len"]))
+                self.summary.arrived(job.arrival_h)
+                self._dispatch(job, job.arrival_h)
+                row = next(rows, None)
+            else:
+                now, _, handler, *args = heapq.heappop(events)
+                handler(now, *args)
+        self.summary.local_busy_h = sum(s.busy_h for s in self.slots)
+        return self.summary.result()
 
     # -- decisions ------------------------------------------------------------------------------------------------
 
-    def _ask(self, job: _Job, now: float) -> tuple[JobAsk, object, dict]:
-        row = job.row
-        spec = config_from_dict({"model": row["model"], "method": row["method"], "seq_len": row["seq_len"],
-                                 "train_tokens": max(1, job.remaining_tokens), "micro_batch": 4, "grad_accum": 4})
-        deadline = row["deadline_h"] - (now - row["arrival_h"]) if row["deadline_h"] is not None else None
-        spent = job.cost_usd
-        ask = JobAsk(row["job_id"], spec, max(0.0, row["budget_usd"] - spent), deadline, job.preemptions)
-        if row["model"] not in self.models:
-            self.models[row["model"]] = get_model(row["model"])
-        cache = self.fit_caches.setdefault((row["model"], row["method"], row["seq_len"]), {})
-        return ask, self.models[row["model"]], cache
+    def _ask(self, job: _Job, now: float) -> JobAsk:
+        """A deadline that has already passed (a preempted job sent back late) leaves the policy no deadline to meet:
+        the job is finished as it would be without one, and counts as a miss when it ends."""
+        deadline = None
+        if job.deadline_h is not None:
+            left_h = job.deadline_h - (now - job.arrival_h)
+            deadline = left_h if left_h > 0 else None
+        budget_usd = job.budget_usd - job.cost_usd
+        return _frozen(JobAsk, job_id=job.job_id, spec=job.shape.spec(max(1, job.remaining_tokens)),
+                       budget_usd=budget_usd if budget_usd > 0 else 0.0, deadline_h=deadline,
+                       preemptions=job.preemptions)
 
     def _dispatch(self, job: _Job, now: float) -> None:
-        ask, model, cache = self._ask(job, now)
-        slots = [LocalSlot(s.slot_id, s.offer, max(0.0, s.free_at - now) + s.backlog_h) for s in self.slots]
-        decision = decide(ask, model, slots, self.cloud, self.calibration,
-                          spot_mode=SPOT_MODE[self.settings.policy], fit_cache=cache)
+        ask, shape = self._ask(job, now), job.shape
+        slots = self._local_slots(now)
+        decision = self._decide(ask, shape, slots)
         job.reason = decision.reason
         if decision.action == "reject":
-            job.end_h, job.placement = now, "rejected"
+            self._end(job, now, REJECTED)
         elif decision.slot is not None:
-            slot = next(s for s in self.slots if s.slot_id == decision.slot.slot_id)
-            hours = self._actual(decision.option.estimate.hours)
+            slot = self.slot_by_id[decision.slot.slot_id]
+            estimated_h = decision.option.estimate.hours
+            hours = self._actual(estimated_h)
             if slot.free_at <= now and not slot.waiting:
                 self._start_local(slot, job, hours, now)
             else:
-                slot.waiting.append((job, hours, decision.option.estimate.hours))
-                slot.backlog_h += decision.option.estimate.hours
+                job.run_h, job.estimated_h = hours, estimated_h
+                job.budget_usd = job.remaining_tokens = None  # a local run is never sent back: free them for the wait
+                slot.waiting.append(job)
+                slot.backlog_h += estimated_h
         elif decision.action == "start_cloud":
             self._start_cloud(job, decision.option, now)
         else:  # waiting with no card to wait for: only a spend cap does that, and the simulation has none
-            job.end_h, job.placement = now, "rejected"
+            self._end(job, now, REJECTED)
+
+    def _local_slots(self, now: float) -> list[LocalSlot]:
+        """The least busy card of each kind (the first of equals), in card order: the policy ranks a card by when it
+        would finish the job, so another card of the same kind that is busier can never be its choice."""
+        chosen = []
+        for kind in self.slot_kinds:
+            best, best_busy_h = None, 0.0
+            for slot in kind:
+                busy_for_h = slot.free_at - now
+                busy_for_h = (busy_for_h if busy_for_h > 0 else 0.0) + slot.backlog_h
+                if best is None or busy_for_h < best_busy_h:
+                    best, best_busy_h = slot, busy_for_h
+            chosen.append((best.index, _frozen(LocalSlot, slot_id=best.slot_id, offer=best.offer,
+                                               busy_for_h=best_busy_h)))
+        if len(chosen) > 1:
+            chosen.sort(key=_first)
+        return [slot for _, slot in chosen]
+
+    def _decide(self, ask: JobAsk, shape: Shape, slots: list[LocalSlot]):
+        """The policy's decision, asked first with the cheapest offers, then the shape's winnable ones, then all
+        (shapes.py says why each answer equals the policy's over all offers). A decision stands when the policy did
+        not look at the cloud offers (a local card in time), or chose one from them, except a spot-always on-demand
+        choice while some spot offer was left out."""
+        always, tokens = self.spot_mode == "always", ask.spec.train_tokens
+        tried = 0
+        for offers in self._offer_lists(shape, tokens):
+            if (tried and len(offers) == tried) or (not offers and offers is not self.cloud):
+                continue  # the same list again; or an empty one, which the policy reads as "no cloud allowed"
+            watched, tried = _Watched(offers), len(offers)
+            decision = decide(ask, shape.model, slots, watched, self.calibration, spot_mode=self.spot_mode,
+                              fit_cache=shape.fits)
+            if not watched.read:
+                return decision
+            if decision.action == "start_cloud" and (
+                    not always or decision.option.offer.spot or sum(o.spot for o in offers) == shape.spot_count):
+                return decision
+            if offers is not self.cloud and shape.beyond_reach(tokens, ask.budget_usd, ask.deadline_h):
+                return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
+                              fit_cache=shape.fits)  # no option anywhere: every offer, for the policy's reason
+        return decision
+
+    def _offer_lists(self, shape: Shape, train_tokens: int):
+        """Ever larger lists of cloud offers, each holding the one before (FIRST_OFFERS says why)."""
+        for count in FIRST_OFFERS:
+            yield shape.cheapest(train_tokens, count, self.spot_mode)
+        yield shape.cloud
+        yield self.cloud
 
     def _actual(self, estimated_h: float) -> float:
         return estimated_h * math.exp(self.rng.gauss(0.0, RUNTIME_SPREAD))
 
     def _start_local(self, slot: _Slot, job: _Job, hours: float, now: float) -> None:
         job.start_h = now if job.start_h is None else job.start_h
-        job.placement = f"local {slot.offer.gpu.name}"
         slot.free_at = now + hours
         slot.busy_h += hours
         job.cost_usd += hours * slot.offer.usd_per_hour
-        self._push(now + hours, "local_done", slot, job)
+        self._push(now + hours, self._on_local_done, slot, job)
 
     def _start_cloud(self, job: _Job, option, now: float) -> None:
         offer = option.offer
         job.start_h = now if job.start_h is None else job.start_h
-        job.placement = f"cloud {offer.gpu.name} {offer.provider}{' spot' if offer.spot else ''}"
         hours = self._actual(option.estimate.hours)
-        preempt_after = self.rng.expovariate(self.settings.spot_preemptions_per_h) if offer.spot else math.inf
+        rate = self.settings.spot_preemptions_per_h
+        preempt_after = self.rng.expovariate(rate) if offer.spot and rate > 0 else math.inf
         if preempt_after < hours:
             job.cost_usd += preempt_after * offer.usd_per_hour
-            self._push(now + preempt_after, "preempted", job, preempt_after, hours)
+            self._push(now + preempt_after, self._on_preempted, job, preempt_after, hours)
         else:
             job.cost_usd += hours * offer.usd_per_hour
-            self._push(now + hours, "cloud_done", job)
+            self._push(now + hours, self._on_cloud_done, job,
+                       f"cloud {offer.gpu.name} {offer.provider}{' spot' if offer.spot else ''}")
+
+    def _end(self, job: _Job, now: float, placement: str) -> None:
+        missed = job.deadline_h is not None and (placement == REJECTED or now - job.arrival_h > job.deadline_h)
+        self.summary.ended(placement, job.arrival_h, job.start_h, now, job.cost_usd, missed, job.preemptions)
+        if self.on_decision is not None:
+            self.on_decision({
+                "job_id": job.job_id, "arrival_h": job.arrival_h, "placement": placement, "start_h": job.start_h,
+                "end_h": now, "wait_h": None if job.start_h is None else job.start_h - job.arrival_h,
+                "cost_usd": round(job.cost_usd, 4), "deadline_h": job.deadline_h, "missed_deadline": missed,
+                "preemptions": job.preemptions, "reason": job.reason})
 
     # -- events ---------------------------------------------------------------------------------------------------
 
-    def _on_arrive(self, now: float, job: _Job) -> None:
-        self._dispatch(job, now)
-
     def _on_local_done(self, now: float, slot: _Slot, job: _Job) -> None:
-        job.end_h = now
+        self._end(job, now, slot.placement)
         if slot.waiting:
-            waiter, hours, estimated_h = slot.waiting.popleft()
-            slot.backlog_h = max(0.0, slot.backlog_h - estimated_h)
-            self._start_local(slot, waiter, hours, now)
+            waiter = slot.waiting.popleft()
+            slot.backlog_h = max(0.0, slot.backlog_h - waiter.estimated_h)
+            self._start_local(slot, waiter, waiter.run_h, now)
 
-    def _on_cloud_done(self, now: float, job: _Job) -> None:
-        job.end_h = now
+    def _on_cloud_done(self, now: float, job: _Job, placement: str) -> None:
+        self._end(job, now, placement)
 
     def _on_preempted(self, now: float, job: _Job, ran_h: float, run_h: float) -> None:
         """The run loses its work since the last checkpoint; the job goes back to the policy with one more
@@ -163,45 +282,21 @@ class Simulation:
         kept_h = max(0.0, ran_h - self.rng.uniform(0, self.settings.checkpoint_interval_h))
         job.remaining_tokens = int(job.remaining_tokens * (1 - kept_h / run_h))
         job.preemptions += 1
-        self._dispatch(job, now)
+        if job.preemptions >= MAX_PREEMPTIONS:
+            job.reason = f"gave up after {job.preemptions} preemptions"
+            self._end(job, now, REJECTED)
+        else:
+            self._dispatch(job, now)
 
 
-def summarize(jobs: list[_Job], slots_count: int, busy_h: float) -> dict:
-    done = [j for j in jobs if j.placement != "rejected"]
-    waits = [j.start_h - j.row["arrival_h"] for j in done if j.start_h is not None]
-    missed = [j for j in jobs if j.row["deadline_h"] is not None and
-              (j.placement == "rejected" or j.end_h - j.row["arrival_h"] > j.row["deadline_h"])]
-    span = max((j.end_h for j in jobs), default=0.0) - min((j.row["arrival_h"] for j in jobs), default=0.0)
-    local_cost = sum(j.cost_usd for j in done if j.placement.startswith("local"))
-    return {
-        "jobs": len(jobs), "completed": len(done), "rejected": len(jobs) - len(done),
-        "total_cost_usd": sum(j.cost_usd for j in jobs), "local_cost_usd": local_cost,
-        "cloud_cost_usd": sum(j.cost_usd for j in jobs) - local_cost,
-        "deadline_misses": len(missed), "mean_wait_h": sum(waits) / len(waits) if waits else 0.0,
-        "local_utilization": busy_h / (slots_count * span) if slots_count and span > 0 else 0.0,
-        "preemptions": sum(j.preemptions for j in jobs), "makespan_h": span,
-    }
-
-
-def simulate(rows: list[dict], local: list[Offer], cloud: list[Offer], settings: SimSettings,
-             calibration: Calibration = NO_CALIBRATION) -> tuple[dict, list[dict]]:
-    """(summary, one decision row per job)."""
-    sim = Simulation(rows, local, cloud, settings, calibration)
-    jobs = sim.run()
-    summary = summarize(jobs, len(sim.slots), sum(s.busy_h for s in sim.slots))
-    decisions = [{"job_id": j.row["job_id"], "arrival_h": j.row["arrival_h"], "placement": j.placement,
-                  "start_h": j.start_h, "end_h": j.end_h,
-                  "wait_h": None if j.start_h is None else j.start_h - j.row["arrival_h"],
-                  "cost_usd": round(j.cost_usd, 4), "deadline_h": j.row["deadline_h"],
-                  "missed_deadline": j.row["deadline_h"] is not None and (
-                      j.placement == "rejected" or j.end_h - j.row["arrival_h"] > j.row["deadline_h"]),
-                  "preemptions": j.preemptions, "reason": j.reason} for j in jobs]
-    return summary, decisions
+def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], settings: SimSettings,
+             calibration: Calibration = NO_CALIBRATION, on_decision: DecisionSink | None = None) -> dict:
+    """The summary of one policy over the trace; each job's decision row goes to `on_decision` as the job ends."""
+    return Simulation(local, cloud, settings, calibration, on_decision).run(rows)
 
 
 def local_cards(text: str, offer_for) -> list[Offer]:
     """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it)."""
-    from gpu_catalog.errors import UserError
     from gpu_catalog.gpus import get_gpu
 
     cards: list[Offer] = []
@@ -209,6 +304,9 @@ def local_cards(text: str, offer_for) -> list[Offer]:
         count, _, name = part.partition("x ") if "x " in part else ("1", "", part)
         if not count.strip().isdigit():
             raise UserError(f"--local: '{part}' is not 'N x GPU' (e.g. '2x RTX4090').")
+        if int(count) > MAX_LOCAL_CARDS:
+            raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
+                            "simulator models; give fewer.")
         gpu: GPU = get_gpu(name.strip())
         cards += [offer_for(gpu)] * int(count)
     return cards

@@ -1,75 +1,244 @@
-"""Job traces for the simulator: read and validate a CSV, or generate a realistic synthetic one.
+"""Job traces for the simulator: read and validate a CSV, or generate a realistic synthetic one, one row at a time
+(both are iterators, so a million-job trace never sits in memory).
 
 Columns: job_id, arrival_h, model, method, seq_len, train_tokens, deadline_h (hours after arrival; empty for none),
-budget_usd, priority.
+budget_usd, priority. Rows come in order of arrival (the simulator reads them as time passes).
 
 The generator draws: Poisson arrivals (`rate_per_h`); models weighted toward 7-8B (1B 20%, 3B 20%, 8B 35%, 14B 15%,
 32B 7%, 70B 3%); full fine-tuning only up to 3B, else LoRA or QLoRA; seq_len 512-4096; training tokens log-normal
 around 20M (1M to 1B); a deadline of 4-72 h for 60% of jobs; budgets log-normal around $50; 10% high priority.
 """
 
+import bisect
 import csv
+import itertools
 import math
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import get_model
+from trainer.config import CHOICES
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
 MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20), ("meta-llama/Llama-3.1-8B", 0.35),
              ("Qwen/Qwen2.5-14B", 0.15), ("Qwen/Qwen2.5-32B", 0.07), ("meta-llama/Llama-3.1-70B", 0.03))
 SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
+MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
+MAX_PRIORITY = 10**6
+MAX_SEQ_LEN = 2**20
 
 
-def _pick(rng: random.Random, weighted) -> object:
+def _cumulative(weighted) -> tuple[tuple, list[float], float]:
+    """(values, cumulative weights, total) for `_pick`."""
     values, weights = zip(*weighted, strict=True)
-    return rng.choices(values, weights)[0]
+    cumulative = list(itertools.accumulate(weights))
+    return values, cumulative, cumulative[-1] + 0.0
 
 
-def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> list[dict]:
+MODEL_PICK, SEQ_LEN_PICK = _cumulative(MODEL_MIX), _cumulative(SEQ_LENS)
+METHOD_PICK = {True: _cumulative((("full", 0.3), ("lora", 0.4), ("qlora", 0.3))),
+               False: _cumulative((("lora", 0.4), ("qlora", 0.6)))}  # keyed by "is a small model"
+
+
+def _pick(rng: random.Random, pick: tuple[tuple, list[float], float]) -> object:
+    """One weighted draw, as random.choices(values, weights) draws it (the same single random() per pick, so a seed
+    gives the trace it always gave), without rebuilding the cumulative weights for every row."""
+    values, cumulative, total = pick
+    return values[bisect.bisect(cumulative, rng.random() * total, 0, len(values) - 1)]
+
+
+def check_rate(rate_per_h: float) -> None:
+    if not (math.isfinite(rate_per_h) and rate_per_h > 0):
+        raise UserError(f"--rate must be a number of arrivals per hour above 0, got {rate_per_h}.")
+
+
+def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> Iterator[dict]:
+    """Rows one at a time, in order of arrival; the same seed gives the same trace."""
+    check_rate(rate_per_h)
     rng = random.Random(seed)
-    arrival_h, rows = 0.0, []
+    arrival_h = 0.0
     for index in range(n_jobs):
         arrival_h += rng.expovariate(rate_per_h)
-        model = _pick(rng, MODEL_MIX)
-        methods = (("full", 0.3), ("lora", 0.4), ("qlora", 0.3)) if model in SMALL_MODELS else \
-            (("lora", 0.4), ("qlora", 0.6))
-        rows.append({
+        model = _pick(rng, MODEL_PICK)
+        yield {
             "job_id": f"job-{index:06d}", "arrival_h": round(arrival_h, 4), "model": model,
-            "method": _pick(rng, methods), "seq_len": _pick(rng, SEQ_LENS),
+            "method": _pick(rng, METHOD_PICK[model in SMALL_MODELS]), "seq_len": _pick(rng, SEQ_LEN_PICK),
             "train_tokens": int(min(1e9, max(1e6, rng.lognormvariate(math.log(20e6), 1.0)))),
             "deadline_h": round(rng.uniform(4, 72), 2) if rng.random() < 0.6 else None,
             "budget_usd": round(rng.lognormvariate(math.log(50), 0.8), 2),
             "priority": 1 if rng.random() < 0.1 else 0,
-        })
-    return rows
+        }
 
 
-def write_trace(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+def write_trace(rows: Iterable[dict], path: Path) -> int:
+    """Writes the rows as they come; returns how many."""
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
 
 
-def read_trace(path: Path) -> list[dict]:
-    """Rows with typed values; a malformed trace is a UserError naming the line."""
+def _number(text: str, kind, low: float, low_ok: bool, fix: str):
+    """`text` as `kind`, finite and above `low` (or at it, with `low_ok`); ValueError with a short message else."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}; {fix}") from None
+    if not math.isfinite(value) or value < low or (value == low and not low_ok):
+        raise ValueError(f"{text!r} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
+    return value
+
+
+def _token_count(text: str) -> int:
+    value = _number(text, float, 1, True, "give the tokens to train on, e.g. 20000000")
+    if value > MAX_TRAIN_TOKENS or value != int(value):
+        raise ValueError(f"{text!r} must be a whole number of tokens up to {MAX_TRAIN_TOKENS:.0e}")
+    return int(value)
+
+
+def _seq_len(text: str) -> int:
+    value = _number(text, int, 0, False, "give tokens per sequence, e.g. 2048")
+    if value > MAX_SEQ_LEN:
+        raise ValueError(f"{text!r} must be at most {MAX_SEQ_LEN} tokens per sequence")
+    return value
+
+
+def _priority(text: str) -> int:
+    value = _number(text, int, -MAX_PRIORITY, True, "give a whole number, higher first")
+    if value > MAX_PRIORITY:
+        raise ValueError(f"{text!r} must be at most {MAX_PRIORITY}")
+    return value
+
+
+class _Checker:
+    """Validates one row at a time and remembers what it has checked once (a model name, the previous arrival)."""
+
+    def __init__(self):
+        self.models_seen: set[str] = set()
+        self.previous_arrival_h = -math.inf
+
+    def row(self, raw: dict) -> dict:
+        """A typed row; ValueError(column, message) for the first bad column."""
+        row: dict = {}
+        for column, parse in self.PARSERS:
+            try:
+                row[column] = parse(self, raw[column])
+            except ValueError as exc:
+                raise ValueError(column, str(exc)) from None
+        if row["arrival_h"] < self.previous_arrival_h:
+            raise ValueError("arrival_h", f"{row['arrival_h']:g} comes before the previous row's "
+                                          f"{self.previous_arrival_h:g}; sort the trace by arrival_h")
+        self.previous_arrival_h = row["arrival_h"]
+        return row
+
+    def _job_id(self, text: str) -> str:
+        if not text.strip():
+            raise ValueError("is empty; give every job an id")
+        if not text.isprintable():
+            raise ValueError(f"{text!r} holds a control character; use letters, digits and punctuation")
+        return text
+
+    def _model(self, text: str) -> str:
+        if text not in self.models_seen:
+            try:
+                get_model(text)
+            except UserError as exc:
+                raise ValueError(str(exc).rstrip(".")) from None
+            self.models_seen.add(text)
+        return text
+
+    def _method(self, text: str) -> str:
+        if text not in CHOICES["method"]:
+            raise ValueError(f"{text!r} is not one of {', '.join(CHOICES['method'])}")
+        return text
+
+    PARSERS = (
+        ("job_id", _job_id),
+        ("arrival_h", lambda self, t: _number(t, float, 0, True, "give hours since the trace began")),
+        ("model", _model),
+        ("method", _method),
+        ("seq_len", lambda self, t: _seq_len(t)),
+        ("train_tokens", lambda self, t: _token_count(t)),
+        ("deadline_h", lambda self, t: _number(t, float, 0, False, "give hours after arrival, or leave it empty")
+         if t else None),
+        ("budget_usd", lambda self, t: _number(t, float, 0, True, "give the most the job may cost, in USD")),
+        ("priority", lambda self, t: _priority(t) if t else 0),
+    )
+
+
+def _utf8_lines(f) -> Iterator[str]:
+    """The file's lines decoded one at a time, so a byte that is not UTF-8 is reported on its own line (a UTF-8
+    byte-order mark at the start is dropped)."""
+    for number, line in enumerate(f):
+        yield line.decode("utf-8-sig" if number == 0 else "utf-8")
+
+
+def _open(path: Path) -> tuple:
+    """The open file and its CSV reader, the header checked; a UserError naming the file otherwise."""
     if not path.is_file():
         raise UserError(f"trace '{path}' does not exist; make one with `orch simulate --generate N --out {path}`.")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"trace {path} lacks columns {sorted(missing)}; expected {', '.join(COLUMNS)}.")
-        rows = []
-        for line, row in enumerate(reader, start=2):
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"cannot open trace {path} ({exc.strerror}).") from None
+    try:
+        reader = csv.DictReader(_utf8_lines(f))
+        header = reader.fieldnames or ()
+    except (UnicodeDecodeError, csv.Error) as exc:
+        f.close()
+        raise UserError(f"trace {path}, line 1: cannot read the header ({_short(exc)}); save it as UTF-8 CSV.") \
+            from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        f.close()
+        raise UserError(f"trace {path} lacks columns {missing}; expected {', '.join(COLUMNS)}.")
+    return f, reader
+
+
+def check_trace(path: Path) -> None:
+    """The file exists, reads as UTF-8 and has every column: what can be checked before a simulation starts."""
+    f, _ = _open(path)
+    f.close()
+
+
+def read_trace(path: Path) -> Iterator[dict]:
+    """Typed rows, read lazily in file order. The file is opened and its header checked at the call; a bad row is a
+    UserError naming the file, line and column when the reader reaches it."""
+    f, reader = _open(path)
+    return _rows(path, f, reader)
+
+
+def _rows(path: Path, f, reader: csv.DictReader) -> Iterator[dict]:
+    checker = _Checker()
+    with f:
+        while True:
             try:
-                rows.append({"job_id": row["job_id"], "arrival_h": float(row["arrival_h"]), "model": row["model"],
-                             "method": row["method"], "seq_len": int(row["seq_len"]),
-                             "train_tokens": int(float(row["train_tokens"])),
-                             "deadline_h": float(row["deadline_h"]) if row["deadline_h"] else None,
-                             "budget_usd": float(row["budget_usd"]), "priority": int(row["priority"] or 0)})
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"trace {path}, line {line}: {exc}.") from None
-    return sorted(rows, key=lambda r: r["arrival_h"])
+                raw = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise UserError(f"trace {path}, line {reader.line_num + 1}: not UTF-8 ({_short(exc)}); save the "
+                                "trace as UTF-8.") from None
+            except csv.Error as exc:
+                raise UserError(f"trace {path}, line {reader.line_num}: not CSV ({_short(exc)}).") from None
+            if None in raw or None in raw.values():
+                fields = len(reader.fieldnames) + len(raw[None]) if None in raw else \
+                    sum(v is not None for v in raw.values())
+                raise UserError(f"trace {path}, line {reader.line_num}: {fields} fields, but the header has "
+                                f"{len(reader.fieldnames)}; give every row one value per column.")
+            try:
+                yield checker.row(raw)
+            except ValueError as exc:
+                column, message = exc.args
+                raise UserError(f"trace {path}, line {reader.line_num}, column {column}: {message}.") from None
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]
