@@ -40,14 +40,13 @@ class BenchSpec:
     warmup: int
     grad_ckpt: bool
     attention: str
-    precision: str  # bf16 on a GPU, fp32 on a CPU: what orch's `precision: auto` picks
     workdir: str
 
     def job(self) -> dict:
         """orch's job config; the baselines read their LoRA, optimizer and schedule settings from the same object."""
         return {"model": self.model, "method": self.method, "dataset": self.data, "seq_len": self.seq_len,
                 "micro_batch": self.micro_batch, "grad_accum": self.grad_accum, "max_steps": self.steps,
-                "grad_ckpt": self.grad_ckpt, "attention": self.attention, "precision": self.precision,
+                "grad_ckpt": self.grad_ckpt, "attention": self.attention,
                 "eval_fraction": 0.0, "log_every": 10**9, "save_every": 10**9, "timing_warmup_steps": self.warmup}
 
 
@@ -59,6 +58,14 @@ def _config(spec: BenchSpec):
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _precision(spec: BenchSpec) -> str:
+    """orch's own choice (`precision: auto`): bf16 where the GPU has it, else fp16; fp32 on a CPU. Resolved in each
+    run's process, so the parent never opens a CUDA context that would sit in the card's memory meanwhile."""
+    from trainer.model import resolve_precision
+
+    return resolve_precision(_config(spec), _device())
 
 
 def _samples(spec: BenchSpec, tokenizer) -> list:
@@ -88,7 +95,7 @@ def load_peft_model(spec: BenchSpec, device: torch.device):
     from trainer.model import DTYPES
 
     config = _config(spec)
-    dtype = DTYPES[spec.precision]
+    dtype = DTYPES[_precision(spec)]
     kwargs = {"dtype": dtype, "attn_implementation": config.attention}
     if config.method == "qlora":
         kwargs.update(quantization_config=BitsAndBytesConfig(
@@ -114,15 +121,15 @@ def _training_arguments(spec: BenchSpec, arguments_class, **extra):
     """The same optimizer (torch AdamW, fused on CUDA), schedule (cosine to a tenth), clipping and precision as orch."""
     from trainer.optim import MIN_LR_FRACTION
 
-    config = _config(spec)
+    config, precision = _config(spec), _precision(spec)
     cuda = torch.cuda.is_available()
     return arguments_class(
         output_dir=str(Path(spec.workdir) / "out"), max_steps=spec.steps, per_device_train_batch_size=spec.micro_batch,
         gradient_accumulation_steps=spec.grad_accum, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, warmup_steps=config.warmup_steps,
         lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": MIN_LR_FRACTION},
-        optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=spec.precision == "bf16",
-        fp16=spec.precision == "fp16", use_cpu=not cuda, gradient_checkpointing=False,  # set on the model, as orch
+        optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=precision == "bf16",
+        fp16=precision == "fp16", use_cpu=not cuda, gradient_checkpointing=False,  # set on the model, as orch
         report_to=[], save_strategy="no", logging_steps=10**9, disable_tqdm=True, dataloader_num_workers=0,
         seed=config.seed, **extra)
 
@@ -230,17 +237,23 @@ def run_trainer(spec: BenchSpec, clock: StepClock) -> dict:
     return {"trainable_params": _trainable(model)}
 
 
-def run_trl(spec: BenchSpec, clock: StepClock) -> dict:
+def trl_dataset(spec: BenchSpec, tokenizer):
+    """One row per sample as orch renders it (prompt and each sample's first token masked), unpadded, for TRL to
+    tokenize no further and pack itself."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
     from trainer import data
 
-    tokenizer = _tokenizer(spec)
-    # one row per sample, as orch renders it (prompt and each sample's first token masked), unpadded
     pieces = data.pack(_samples(spec, tokenizer), spec.seq_len, tokenizer.pad_token_id, packing=False)
-    dataset = Dataset.from_list([{"input_ids": p.input_ids[:p.real_tokens], "labels": p.labels[:p.real_tokens]}
-                                 for p in pieces])
+    return Dataset.from_list([{"input_ids": p.input_ids[:p.real_tokens], "labels": p.labels[:p.real_tokens]}
+                              for p in pieces])
+
+
+def run_trl(spec: BenchSpec, clock: StepClock) -> dict:
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = _tokenizer(spec)
+    dataset = trl_dataset(spec, tokenizer)
     model = load_peft_model(spec, _device())
     clocked, callback = _clocked(SFTTrainer, clock)
     args = _training_arguments(spec, SFTConfig, packing=True, max_length=spec.seq_len)
@@ -275,7 +288,7 @@ def run(runner: str, spec: BenchSpec) -> dict:
         extra, status, message = {}, "error", f"{type(exc).__name__}: {exc}"
     return {"runner": runner, "status": status, "message": message, "steps": clock.steps,
             "peak_memory_gib": peak_memory(_device()), "device": device_description(_device())[0],
-            "wall_s": time.time() - started, **extra}
+            "precision": _precision(spec), "wall_s": time.time() - started, **extra}
 
 
 def main(argv: list[str]) -> int:

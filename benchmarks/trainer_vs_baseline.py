@@ -15,6 +15,7 @@ to a baseline is below --min-ratio, 2 on bad arguments.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -66,6 +67,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown or not baselines:
         problems.append(f"--baselines takes names from {', '.join(BASELINES)}, got {args.baselines!r}")
+    if "trl" in baselines and importlib.util.find_spec("trl") is None:
+        problems.append("the trl baseline needs TRL: pip install 'orch[bench]', or pass --baselines trainer")
     if problems:
         raise UserError("; ".join(problems) + ".")
     return baselines
@@ -74,17 +77,13 @@ def check_args(args: argparse.Namespace) -> list[str]:
 def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
     """Build the random model once, before any timed process (orch would build it in its first run, inflating that
     run's memory): the same folder, by orch's own cache key, that orch's trainer then finds."""
-    import torch
-
     from trainer import data
     from trainer.config import config_from_dict
     from trainer.random_model import build_random_model, is_built_offline
 
-    precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else \
-        "fp16" if torch.cuda.is_available() else "fp32"
     spec = BenchSpec(model=args.model, model_path=args.model, method=args.method, data=str(args.data.resolve()),
                      seq_len=args.seq_len, micro_batch=args.micro_batch, grad_accum=args.grad_accum, steps=args.steps,
-                     warmup=args.warmup, grad_ckpt=args.grad_ckpt, attention=args.attention, precision=precision,
+                     warmup=args.warmup, grad_ckpt=args.grad_ckpt, attention=args.attention,
                      workdir=str(workdir))
     config = config_from_dict(spec.job())
     if is_built_offline(args.model):
@@ -134,7 +133,7 @@ def summarize(runs: list[dict]) -> dict:
         "trainable_params": ok[0].get("trainable_params") if ok else None,
         "statuses": [run["status"] for run in runs],
         "messages": [run.get("message") for run in runs if run.get("message")],
-        **{k: ok[0][k] for k in ("trl_padding_free", "trl_packing_strategy") if ok and k in ok[0]},
+        **{k: ok[0][k] for k in ("precision", "trl_padding_free", "trl_packing_strategy") if ok and k in ok[0]},
     }
 
 
