@@ -1,147 +1,224 @@
-"""orch's trainer against a plain baseline: transformers' Trainer + peft with default settings, each sample padded
-(dynamically, to the longest in its batch), no packing. Same model, data, micro-batch, method and hardware; the
-ratio of real (non-padding) training tokens per second is the result.
+"""orch's trainer against what a user would pick instead: transformers' Trainer + peft, and TRL's SFTTrainer with
+packing. Same model folder, data, LoRA settings (rank, alpha, dropout, target modules), optimizer, schedule, precision,
+micro-batch and sequence length; each run in its own process; repeats interleaved (orch, trainer, trl, orch, ...).
 
-    .venv/bin/python benchmarks/trainer_vs_baseline.py                      # tiny model on this CPU
-    .venv/bin/python benchmarks/trainer_vs_baseline.py --model random:meta-llama/Llama-3.1-8B --method lora \
-        --seq-len 2048 --micro-batch 4 --steps 30 --out benchmarks/results/trainer_vs_baseline_h100.json  # a GPU
+    python -m benchmarks.trainer_vs_baseline                                     # tiny model on this CPU
+    python -m benchmarks.trainer_vs_baseline --model random:meta-llama/Llama-3.1-8B --method qlora --seq-len 2048 \
+        --micro-batch 4 --steps 12 --warmup 2 --repeats 3 --out benchmarks/results/trainer_vs_baseline-8b-qlora.json
 
-Exits 1 when the ratio is below --min-ratio (1.0 by default). Both runs skip their first --warmup steps.
+Tokens per second count real (non-padding) input tokens over the timed steps of a run (steps after --warmup); each
+contender's median over the repeats is reported with min and max, and the ratio of orch's median to each baseline's.
+Each contender's real and loss tokens per timed step are reported beside it: `trainer` trains on orch's own packed
+rows (equal by construction), `trl` on its own packing of the same samples (equal to within a few percent). With
+--out, the file is rewritten after every run, so a run cut short keeps what it measured. Exits 1 when orch's ratio
+to a baseline is below --min-ratio, 2 on bad arguments.
 """
 
 import argparse
+import importlib.util
 import json
-import shutil
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.baselines import RUNNERS, BenchSpec
+from gpu_catalog.errors import UserError
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "examples" / "data" / "tiny_instruct.jsonl"
+BASELINES = RUNNERS[1:]
 
 
-def run_orch(args, workdir: Path) -> dict:
-    from trainer.config import config_from_dict
-    from trainer.loop import FineTune
-
-    config = config_from_dict({"model": args.model, "method": args.method, "dataset": str(args.data),
-                               "seq_len": args.seq_len, "micro_batch": args.micro_batch, "max_steps": args.steps,
-                               "eval_fraction": 0.0, "log_every": 10**9, "lora_r": 16, "grad_ckpt": args.grad_ckpt,
-                               "learning_rate": 2e-4})
-    result = FineTune(config, workdir / "orch").run()
-    if result["status"] != "ok":
-        raise SystemExit(f"orch trainer: {result['status']}: {result.get('message')}")
-    return {"tokens_per_s": result["tokens_per_s"], "mfu": result["mfu"], "peak_vram_gib": result["peak_vram_gib"],
-            "padding_fraction": result["padding_fraction"], "steps": result["steps"], "gpu": result["gpu"],
-            "model_path": result["model_path"]}
-
-
-def _timed_trainer(warmup: int):
-    """transformers' Trainer, counting real tokens and step time after the warm-up steps, and changing nothing else."""
-    import torch
-    from transformers import Trainer, TrainerCallback
-
-    class Clock(TrainerCallback):
-        seconds, tokens = 0.0, 0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.started = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            if state.global_step > warmup:
-                self.seconds += time.perf_counter() - self.started
-
-    clock = Clock()
-
-    class TimedTrainer(Trainer):
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            if self.state.global_step >= warmup:  # global_step counts finished steps: this is step global_step + 1
-                clock.tokens += int(inputs["attention_mask"].sum())
-            return super().training_step(model, inputs, num_items_in_batch)
-
-    return TimedTrainer, clock
-
-
-def run_baseline(args, model_path: str, workdir: Path) -> dict:
-    """The tutorial recipe: tokenize prompt + response, pad per batch, Trainer(model=get_peft_model(...))."""
-    import torch
-    from datasets import load_dataset
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        BitsAndBytesConfig,
-        DataCollatorForLanguageModeling,
-        TrainingArguments,
-    )
-
-    from trainer.data import PROMPT_TEMPLATE, PROMPT_WITH_INPUT_TEMPLATE
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda else torch.float32
-    kwargs = {"dtype": dtype}
-    if args.method == "qlora":
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if args.method == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.grad_ckpt)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                                             task_type="CAUSAL_LM"))
-
-    def tokenize(row):
-        template = PROMPT_WITH_INPUT_TEMPLATE if row.get("input") else PROMPT_TEMPLATE
-        text = template.format(instruction=row["instruction"], input=row.get("input", "")) + row["output"]
-        return tokenizer(text + tokenizer.eos_token, truncation=True, max_length=args.seq_len)
-
-    dataset = load_dataset("json", data_files=str(args.data), split="train")
-    dataset = dataset.map(tokenize, remove_columns=dataset.column_names)
-    timed_trainer, clock = _timed_trainer(args.warmup)
-    training_args = TrainingArguments(output_dir=str(workdir / "baseline"), max_steps=args.steps,
-                                      per_device_train_batch_size=args.micro_batch, learning_rate=2e-4, bf16=cuda,
-                                      use_cpu=not cuda, gradient_checkpointing=args.grad_ckpt, report_to=[],
-                                      save_strategy="no",
-                                      logging_steps=10**9, dataloader_num_workers=0)
-    timed_trainer(model=model, args=training_args, train_dataset=dataset,
-                  data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), callbacks=[clock]).train()
-    return {"tokens_per_s": clock.tokens / clock.seconds, "timed_steps": args.steps - args.warmup}
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="orch/tiny-llama")
     parser.add_argument("--method", default="lora", choices=["lora", "qlora"])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=1, help="the orch trainer always skips its first step")
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run, warm-up included")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps of each run left out of the timing")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grad-ckpt", action="store_true")
-    parser.add_argument("--min-ratio", type=float, default=1.0)
+    parser.add_argument("--attention", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    parser.add_argument("--baselines", default=",".join(BASELINES), help=f"comma-separated, from {BASELINES}")
+    parser.add_argument("--min-ratio", type=float, default=1.0, help="exit 1 when orch is slower than this")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--out", type=Path, help="write the result as JSON here (benchmarks/results/ for GPU runs)")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="orch-vs-baseline-"))
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> list[str]:
+    """Every bad argument at once; the names of the baselines to run."""
+    problems = [f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
+                for name in ("seq_len", "micro_batch", "grad_accum", "steps", "repeats") if getattr(args, name) < 1]
+    if not 0 <= args.warmup < args.steps:
+        problems.append(f"--warmup must be 0 or more and below --steps ({args.steps}), got {args.warmup}")
+    if not (args.min_ratio >= 0 and args.min_ratio < float("inf")):
+        problems.append(f"--min-ratio must be a finite number, 0 or more, got {args.min_ratio}")
+    if not args.data.is_file():
+        problems.append(f"--data {args.data} is not a file")
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = sorted(set(baselines) - set(BASELINES))
+    if unknown or not baselines:
+        problems.append(f"--baselines takes names from {', '.join(BASELINES)}, got {args.baselines!r}")
+    if "trl" in baselines and importlib.util.find_spec("trl") is None:
+        problems.append("the trl baseline needs TRL: pip install 'orch[bench]', or pass --baselines trainer")
+    if problems:
+        raise UserError("; ".join(problems) + ".")
+    return baselines
+
+
+def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
+    """Build the random model once, before any timed process (orch would build it in its first run, inflating that
+    run's memory): the same folder, by orch's own cache key, that orch's trainer then finds."""
+    from trainer import data
+    from trainer.config import config_from_dict
+    from trainer.random_model import build_random_model, is_built_offline
+
+    spec = BenchSpec(model=args.model, model_path=args.model, method=args.method, data=str(args.data.resolve()),
+                     seq_len=args.seq_len, micro_batch=args.micro_batch, grad_accum=args.grad_accum, steps=args.steps,
+                     warmup=args.warmup, grad_ckpt=args.grad_ckpt, attention=args.attention,
+                     workdir=str(workdir))
+    config = config_from_dict(spec.job())
+    if is_built_offline(args.model):
+        records = data.load_records(spec.data, Path(spec.data))
+        path = build_random_model(args.model, data.record_texts(records), config.seq_len, config.seed)
+        spec = BenchSpec(**{**spec.__dict__, "model_path": str(path)})
+    return spec
+
+
+def run_one(runner: str, spec: BenchSpec, repeat: int) -> dict:
+    """One contender's run in a fresh process."""
+    workdir = Path(spec.workdir) / f"{runner}-{repeat}"
+    workdir.mkdir(parents=True)
+    spec_path, out_path = workdir / "spec.json", workdir / "result.json"
+    spec_path.write_text(json.dumps({**spec.__dict__, "workdir": str(workdir)}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.baselines", runner, str(spec_path), str(out_path)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    if out_path.is_file():
+        return json.loads(out_path.read_text())
+    return {"runner": runner, "status": "error", "steps": [], "peak_memory_gib": {},
+            "message": f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-500:]}"}
+
+
+def tokens_per_s(run: dict) -> float | None:
+    seconds = sum(s[2] for s in run["steps"])
+    return sum(s[0] for s in run["steps"]) / seconds if run["status"] == "ok" and seconds > 0 else None
+
+
+def summarize(runs: list[dict]) -> dict:
+    """One contender's repeats: tokens/s (median, min, max, each repeat), tokens per timed step, peak memory."""
+    rates = [r for r in (tokens_per_s(run) for run in runs) if r is not None]
+    steps = [s for run in runs if run["status"] == "ok" for s in run["steps"]]
+    peaks = [run["peak_memory_gib"] for run in runs if run["status"] == "ok"]
+    peak = {k: max(p[k] for p in peaks) for k in (peaks[0] if peaks else {}) if all(p.get(k) is not None
+                                                                                       for p in peaks)}
+    ok = [run for run in runs if run["status"] == "ok"]
+    return {
+        "tokens_per_s_median": statistics.median(rates) if rates else None,
+        "tokens_per_s_min": min(rates, default=None),
+        "tokens_per_s_max": max(rates, default=None),
+        "tokens_per_s_repeats": [tokens_per_s(run) for run in runs],
+        "real_tokens_per_step": statistics.fmean(s[0] for s in steps) if steps else None,
+        "label_tokens_per_step": statistics.fmean(s[1] for s in steps) if steps else None,
+        "timed_steps_per_repeat": [len(run["steps"]) for run in runs],
+        "peak_memory_gib": peak,
+        "trainable_params": ok[0].get("trainable_params") if ok else None,
+        "statuses": [run["status"] for run in runs],
+        "messages": [run.get("message") for run in runs if run.get("message")],
+        **{k: ok[0][k] for k in ("precision", "trl_padding_free", "trl_packing_strategy") if ok and k in ok[0]},
+    }
+
+
+def ratios(summaries: dict) -> dict:
+    """orch's median tokens/s over each baseline's; None where either side has no successful run."""
+    orch = summaries["orch"]["tokens_per_s_median"]
+    return {name: orch / s["tokens_per_s_median"] if orch and s["tokens_per_s_median"] else None
+            for name, s in summaries.items() if name != "orch"}
+
+
+def report(args, spec: BenchSpec, order: list[str], runs: dict[str, list[dict]]) -> dict:
+    from trainer.metrics import versions
+
+    summaries = {name: summarize(r) for name, r in runs.items()}
+    device = next((run["device"] for rs in runs.values() for run in rs if run.get("device")), None)
+    return {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "device": device,
+            "load_average_1m": os.getloadavg()[0], "cpu_count": os.cpu_count(),
+            "versions": {**versions(), "trl": _version("trl"), "datasets": _version("datasets")},
+            "settings": {k: v for k, v in spec.__dict__.items() if k not in ("workdir", "model_path")},
+            "repeats": args.repeats, "order": order, "complete": len(order) == args.repeats * len(runs),
+            "contenders": summaries, "ratio": ratios(summaries)}
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
     try:
-        orch = run_orch(args, workdir)
-        baseline = run_baseline(args, orch["model_path"], workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    ratio = orch["tokens_per_s"] / baseline["tokens_per_s"]
-    result = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "model": args.model,
-              "method": args.method, "seq_len": args.seq_len, "micro_batch": args.micro_batch, "steps": args.steps,
-              "grad_ckpt": args.grad_ckpt, "orch": orch, "baseline": baseline, "ratio": ratio}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
-    print(f"{args.model} {args.method} seq {args.seq_len} x {args.micro_batch} on {orch['gpu']}: orch "
-          f"{orch['tokens_per_s']:,.0f} tok/s (padding {orch['padding_fraction']:.1%}, MFU {orch['mfu'] or 0:.1%}) "
-          f"vs baseline {baseline['tokens_per_s']:,.0f} tok/s: ratio {ratio:.2f}")
-    return 0 if ratio >= args.min_ratio else 1
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def measure(args: argparse.Namespace, baselines: list[str], workdir: Path) -> dict:
+    spec = prepare(args, workdir)
+    runs: dict[str, list[dict]] = {name: [] for name in ("orch", *baselines)}
+    order: list[str] = []
+    result: dict = {}
+    for repeat in range(args.repeats):
+        for name in runs:
+            runs[name].append(run_one(name, spec, repeat))
+            order.append(name)
+            result = report(args, spec, order, runs)
+            if args.out:  # after every run: a run cut short keeps what it measured
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(result, indent=2) + "\n")
+            if not args.json:
+                last = runs[name][-1]
+                rate = tokens_per_s(last)
+                print(f"repeat {repeat + 1}/{args.repeats} {name}: "
+                      + (f"{rate:,.0f} tokens/s" if rate else f"{last['status']}: {last.get('message')}"),
+                      file=sys.stderr, flush=True)
+    return result
+
+
+def print_table(result: dict) -> None:
+    settings = result["settings"]
+    print(f"{settings['model']} {settings['method']} seq {settings['seq_len']} x {settings['micro_batch']} "
+          f"on {result['device']} (load average {result['load_average_1m']:.1f}, {result['repeats']} repeats)")
+    print(f"{'contender':<10}{'tokens/s median':>16}{'min':>10}{'max':>10}{'real tok/step':>15}{'loss tok/step':>15}"
+          f"{'peak GiB':>10}{'orch ×':>8}")
+    for name, s in result["contenders"].items():
+        peak = max((v for v in s["peak_memory_gib"].values() if v is not None), default=None)
+        ratio = result["ratio"].get(name)
+        cells = [s["tokens_per_s_median"], s["tokens_per_s_min"], s["tokens_per_s_max"], s["real_tokens_per_step"],
+                 s["label_tokens_per_step"]]
+        text = [f"{c:,.0f}" if c is not None else "-" for c in cells]
+        print(f"{name:<10}{text[0]:>16}{text[1]:>10}{text[2]:>10}{text[3]:>15}{text[4]:>15}"
+              f"{f'{peak:.2f}' if peak is not None else '-':>10}{f'{ratio:.2f}' if ratio else '':>8}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        baselines = check_args(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="orch-vs-baseline-") as tmp:
+        result = measure(args, baselines, Path(tmp))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+    slowest = [r for r in result["ratio"].values()]
+    return 0 if all(r is not None and r >= args.min_ratio for r in slowest) else 1
 
 
 if __name__ == "__main__":
