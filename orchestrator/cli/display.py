@@ -1,6 +1,7 @@
 """The one place that formats output for people: rich tables and short summaries. Everything else returns data."""
 
 import json
+import math
 import sys
 
 from rich import box
@@ -62,7 +63,9 @@ def _money(value: float) -> str:
     """Cents where they matter, and two significant digits below a cent (a tiny job's $/Mtok is not $0.000)."""
     if value >= 0.995:
         return f"${value:,.2f}"
-    return f"${value:.3f}" if value >= 0.01 or value == 0 else f"${value:.2g}"
+    if value >= 0.01 or value <= 0:
+        return f"${value:.3f}"
+    return f"${value:.{1 - math.floor(math.log10(value))}f}"  # two significant digits, never in e-notation
 
 
 def _number(value: float) -> str:
