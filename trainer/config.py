@@ -12,6 +12,7 @@ import yaml
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
+from trainer.foreign_keys import unknown_key_message
 
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
 CHOICES = {
@@ -21,6 +22,8 @@ CHOICES = {
     "grad_ckpt": ("auto", True, False),
     "quant_bits": (4, 8),
     "precision": ("auto", "bf16", "fp16", "fp32"),
+    "lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup"),
+    "report_to": ("none", "tensorboard", "wandb"),
 }
 
 
@@ -35,8 +38,22 @@ class JobConfig:
     seq_len: int
     name: str = "job"
     tokenizer: str | None = None  # default: the model's own
-    dataset: str | None = None  # JSONL, Parquet or CSV path, or a Hugging Face dataset id
-    dataset_tokens: int | None = None
+    dataset: str | None = None  # JSON(L), Parquet or CSV file, a folder of them, or a Hugging Face dataset id
+    dataset_tokens: int | None = None  # override: `orch plan` otherwise counts (local) or looks up (hub) the size
+    # -- data and settings users bring from other trainers (README "Your data") --
+    dataset_config: str | None = None  # a hub dataset's config (subset) name
+    dataset_split: str = "train"
+    dataset_columns: tuple[tuple[str, str], ...] = ()  # from {orch_name: dataset_column}, e.g. {output: answer}
+    eval_dataset: str | None = None  # a separate eval file or dataset (else eval_fraction is held out)
+    eval_split: str | None = None  # eval split of eval_dataset (default train), or of dataset when no eval_dataset
+    completion_only_loss: bool = True  # false: loss on every token, prompts and user turns included
+    lr_scheduler: str = "cosine"  # transformers' get_scheduler names
+    warmup_ratio: float = 0.0  # of the planned steps; warmup_steps wins when set
+    neftune_noise_alpha: float | None = None  # NEFTune: uniform noise on embeddings in training, e.g. 5
+    use_dora: bool = False
+    use_rslora: bool = False  # LoRA scale alpha/sqrt(r) instead of alpha/r
+    modules_to_save: tuple[str, ...] = ()  # trained in full next to the adapter: embed_tokens, lm_head for new tokens
+    report_to: str = "none"  # tensorboard (output/tensorboard) or wandb (WANDB_PROJECT, WANDB_MODE=offline)
     epochs: float = 1.0
     train_tokens: int | None = None
     max_steps: int | None = None
@@ -99,7 +116,7 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
 
 
 def _problems(raw: dict) -> list[str]:
-    problems = [f"unknown key `{k}`" for k in raw if k not in _TYPES]
+    problems = [unknown_key_message(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     for key, value in raw.items():
         if value is None or key not in _TYPES:
@@ -127,6 +144,19 @@ def _problems(raw: dict) -> list[str]:
     return problems
 
 
+def _columns(value) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return ()
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return tuple(sorted(value.items()))
+    return None
+
+
+def _names(value) -> tuple[str, ...] | None:
+    names = [value] if isinstance(value, str) else value if value is not None else []
+    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+
 def _target_modules(value) -> tuple[str, ...] | None:
     if value in (None, "all-linear"):
         return LINEAR_MODULES
@@ -143,10 +173,15 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
         problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}")
+    columns, to_save = _columns(raw.get("dataset_columns")), _names(raw.get("modules_to_save"))
+    if columns is None:
+        problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
+    if to_save is None:
+        problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
     if problems:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
-    values.update(target_modules=targets)
+    values.update(target_modules=targets, dataset_columns=columns, modules_to_save=to_save)
     values.setdefault("name", name)
     return JobConfig(**values)
 
@@ -159,12 +194,16 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), yaml.safe_load(value)
 
 
-def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
-    """The dataset as a local file (relative to the job file's folder), or None for a hub id."""
-    if config.dataset is None:
+def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
+    """A dataset as a local file or folder (relative to the job file's folder), or None for a hub id."""
+    if name is None:
         return None
-    path = (base_dir / Path(config.dataset).expanduser()).resolve()
+    path = (base_dir / Path(name).expanduser()).resolve()
     return path if path.exists() else None
+
+
+def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
+    return resolve_dataset(config.dataset, base_dir)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:

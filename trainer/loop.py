@@ -27,12 +27,13 @@ from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from gpu_catalog.units import usd_for
 from trainer import checkpoint, data, metrics
-from trainer.batches import StepOrder, collate, split_eval, step_loader
-from trainer.config import ConfigError, JobConfig, dataset_path
+from trainer.batches import StepOrder, collate, step_loader
+from trainer.config import ConfigError, JobConfig, dataset_path, resolve_dataset
 from trainer.model import check_quantizable, load_model, resolve_precision
 from trainer.optim import build_optimizer, build_scheduler
+from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
-from trainer.random_model import build_random_model, is_built_offline
+from trainer.random_model import is_built_offline
 
 BUDGET_STEP_MARGIN = 1.25
 EXIT_CODES = {"ok": 0, "error": 1, "oom": 3, "budget_stopped": 4, "preempted": 5}
@@ -40,16 +41,6 @@ EXIT_CODES = {"ok": 0, "error": 1, "oom": 3, "budget_stopped": 4, "preempted": 5
 
 def _count_labels(batch: dict) -> int:
     return int((batch["labels"] != data.IGNORE_INDEX).sum())
-
-
-@dataclasses.dataclass
-class Prepared:
-    """What every attempt shares: the model folder, tokenizer and tokenized data."""
-
-    model_path: str
-    tokenizer: object
-    train: list[data.Sequence]
-    eval: list[data.Sequence]
 
 
 class FineTune:
@@ -71,6 +62,10 @@ class FineTune:
             problems.append("the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id")
         elif dataset_path(config, self.base_dir) is None and Path(config.dataset).suffix:
             problems.append(f"dataset file '{config.dataset}' not found (relative paths start at the job file)")
+        if config.eval_dataset and resolve_dataset(config.eval_dataset, self.base_dir) is None \
+                and Path(config.eval_dataset).suffix:
+            problems.append(f"eval_dataset file '{config.eval_dataset}' not found (relative paths start at the job "
+                            "file)")
         if config.method == "qlora" or config.optimizer != "adamw":
             try:
                 import bitsandbytes  # noqa: F401
@@ -99,26 +94,7 @@ class FineTune:
     # -- preparation, shared by every attempt -------------------------------------------------------------------
 
     def _prepare(self) -> Prepared:
-        import datasets
-        import transformers
-        from transformers import AutoTokenizer
-
-        datasets.disable_progress_bars()  # the trainer's own bar and log lines are the ones to watch
-        transformers.utils.logging.disable_progress_bar()
-        config = self.config
-        records = data.load_records(config.dataset, dataset_path(config, self.base_dir))
-        if is_built_offline(config.model):
-            texts = data.record_texts(records)
-            model_path = str(build_random_model(config.model, texts, config.seq_len, config.seed))
-        else:
-            model_path = config.model
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or model_path)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        samples = [data.render(record, tokenizer) for record in records]
-        sequences = data.pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
-        train, held_out = split_eval(sequences, config.eval_fraction, config.seed)
-        return Prepared(model_path, tokenizer, train, held_out)
+        return prepare(self.config, self.base_dir)
 
     def planned_steps(self, n_train: int) -> int:
         config = self.config
