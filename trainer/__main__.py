@@ -1,14 +1,21 @@
 """python -m trainer CONFIG [--output DIR] [--set KEY=VALUE ...] [--resume auto] [--auto-fit]
 
-Exit codes: 0 ok, 1 error, 2 bad config, 3 out of memory, 4 budget stopped, 5 preempted (SIGTERM).
+Exit codes: 0 ok, 1 error, 2 bad config, 3 out of memory, 4 budget stopped, 5 preempted (SIGTERM), 130 stopped by
+Ctrl-C (the first writes a checkpoint; a second stops at once).
 metrics.json in the output folder says the same, and more.
 """
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from trainer.config import ConfigError, load_config
+
+
+def _resume_command(args, output: Path) -> str:
+    overrides = "".join(f" --set {shlex.quote(v)}" for v in args.set)
+    return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
+        print(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}", file=sys.stderr)
+        return 130
+    if result["status"] == "interrupted":
+        print(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: {_resume_command(args, output)}",
+              file=sys.stderr)
+        return 130
     if result["status"] != "ok":
         print(f"{result['status']}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
     summary = {k: result.get(k) for k in ("status", "steps", "train_tokens", "tokens_per_s", "eval_perplexity")}

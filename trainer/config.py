@@ -17,7 +17,7 @@ from trainer.foreign_keys import unknown_key_message
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
 CHOICES = {
     "method": ("full", "lora", "qlora"),
-    "optimizer": ("adamw", "adamw_8bit", "paged_adamw_8bit", "lion_8bit"),
+    "optimizer": ("adamw", "adamw_8bit", "paged_adamw_8bit", "lion_8bit", "adamw_cpu_offload"),
     "attention": ("sdpa", "flash_attention_2", "eager"),
     "grad_ckpt": ("auto", True, False),
     "quant_bits": (4, 8),
@@ -112,7 +112,7 @@ _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour"}
+             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha"}
 
 
 def _problems(raw: dict) -> list[str]:
@@ -135,7 +135,7 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be above 0, got {value}")
         elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
             problems.append(f"`{key}` must be 0 or more, got {value}")
-    for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5)):
+    for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5), ("warmup_ratio", 0, 1)):
         value = raw.get(key)
         if isinstance(value, (int, float)) and not low <= value < high:
             problems.append(f"`{key}` must be in [{low}, {high}), got {value}")

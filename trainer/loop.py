@@ -15,13 +15,13 @@ import gc
 import importlib.util
 import json
 import math
-import signal
 import statistics
 import time
 import traceback
 from pathlib import Path
 
 import torch
+from transformers.integrations.neftune import activate_neftune
 
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
@@ -34,9 +34,11 @@ from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
 from trainer.random_model import is_built_offline
+from trainer.signals import StopRequests
+from trainer.trackers import missing_package, open_tracker
 
 BUDGET_STEP_MARGIN = 1.25
-EXIT_CODES = {"ok": 0, "error": 1, "oom": 3, "budget_stopped": 4, "preempted": 5}
+EXIT_CODES = {"ok": 0, "error": 1, "oom": 3, "budget_stopped": 4, "preempted": 5, "interrupted": 130}
 
 
 def _count_labels(batch: dict) -> int:
@@ -50,7 +52,7 @@ class FineTune:
         self.auto_fit = auto_fit
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(config, self.device)
-        self.stop_reason: str | None = None
+        self.stops = StopRequests()
         self._last_save_s: float | None = None
         self._longest_step_s = 0.0
         self._validate(resume)
@@ -66,11 +68,16 @@ class FineTune:
                 and Path(config.eval_dataset).suffix:
             problems.append(f"eval_dataset file '{config.eval_dataset}' not found (relative paths start at the job "
                             "file)")
-        if config.method == "qlora" or config.optimizer != "adamw":
-            try:
-                import bitsandbytes  # noqa: F401
-            except ImportError:
-                problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")
+        if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
+                "bitsandbytes"):
+            problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")
+        if config.optimizer == "adamw_cpu_offload" and self.device.type == "cuda" and not importlib.util.find_spec(
+                "torchao"):
+            problems.append("optimizer adamw_cpu_offload needs torchao: pip install \"orch[offload]\"")
+        if tracker_problem := missing_package(config.report_to):
+            problems.append(tracker_problem)
+        if config.method == "full" and (config.use_dora or config.use_rslora or config.modules_to_save):
+            problems.append("`use_dora`, `use_rslora` and `modules_to_save` apply to methods lora and qlora")
         if resume not in ("auto", "never"):
             problems.append(f"--resume must be auto or never, got {resume!r}")
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
@@ -154,17 +161,16 @@ class FineTune:
             return dataclasses.replace(config, grad_ckpt=True)
         return None
 
-    def _on_sigterm(self, signum, frame) -> None:
-        self.stop_reason = "preempted"
-
     def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         model.train()
+        if config.neftune_noise_alpha:
+            activate_neftune(model, config.neftune_noise_alpha)  # noise in training forwards only
         optimizer = build_optimizer(config, model, device)
         total_steps = self.planned_steps(len(prepared.train))
-        scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps)
+        scheduler = build_scheduler(optimizer, config, total_steps)
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
                     if device.type == "cuda" and self.precision != "fp32" else contextlib.nullcontext())
@@ -179,7 +185,8 @@ class FineTune:
             torch.cuda.reset_peak_memory_stats(device)
         order = StepOrder(len(prepared.train), config.effective_batch, config.seed)
         loader = step_loader(prepared.train, order, config.micro_batch, state["step"], total_steps, config.num_workers)
-        previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.stops.install()
+        tracker = open_tracker(config, self.output_dir, resume=state["step"] > 0)
         sampler = metrics.NvmlSampler(device).start()
         session_start, last_save, first_step = time.time(), time.time(), state["step"]
         step_times: list[float] = []  # timed steps, after the warm-up
@@ -221,14 +228,20 @@ class FineTune:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
                 due = (config.save_every and (step + 1) % config.save_every == 0) or \
                     time.time() - last_save >= config.save_every_minutes * 60
-                if due or self.stop_reason:
+                tracker.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/grad_norm": grad_norm,
+                                       "train/tokens_per_s": step_tokens / step_time, "train/step_time_s": step_time,
+                                       "train/peak_vram_gib": metrics.peak_memory(device),
+                                       "eval/loss": state["eval_curve"][-1][1] if state["eval_curve"] and
+                                       state["eval_curve"][-1][0] == step + 1 else None})
+                if due or self.stops.reason:
                     self._save(model, optimizer, scheduler, scaler, state, session_start, config)
                     last_save = time.time()
-                if self.stop_reason:
-                    status = self.stop_reason
+                if self.stops.reason:
+                    status = self.stops.reason
                     break
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            self.stops.restore()
+            tracker.close()
             sampler_result = sampler.stop()
             progress.close()
         if status == "budget_stopped":

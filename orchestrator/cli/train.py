@@ -1,5 +1,6 @@
 """`orch train CONFIG`: run the trainer here, in its own process, so orch itself never imports torch."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,4 +26,15 @@ def train_command(
         command += ["--set", value]
     if auto_fit:
         command.append("--auto-fit")
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(_run_forwarding_ctrl_c(command))
+
+
+def _run_forwarding_ctrl_c(command: list[str]) -> int:
+    """Run the trainer in its own session and pass each Ctrl-C on to it: the first makes it checkpoint and exit 130,
+    a second stops it at once. (subprocess.call would kill the trainer on the first, before its checkpoint.)"""
+    process = subprocess.Popen(command, start_new_session=True)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: process.send_signal(signal.SIGINT))
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
