@@ -30,7 +30,8 @@ def test_openai_messages_with_a_system_turn_train_on_every_assistant_turn(tokeni
 
 @pytest.mark.parametrize("turns", [
     [{"from": "system", "value": SYSTEM}, {"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
-    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"},
+     {"role": "assistant", "content": "hello"}],
 ], ids=["from-value", "role-content"])
 def test_sharegpt_conversations_train_on_gpt_turns(tokenizer, turns):
     sharegpt = trained_text(tokenizer, {"conversations": turns})
