@@ -78,7 +78,7 @@ def run_baseline(args, model_path: str, workdir: Path) -> dict:
         TrainingArguments,
     )
 
-    from trainer.data import PROMPT_TEMPLATE, PROMPT_WITH_INPUT_TEMPLATE
+    from trainer.data_formats import PROMPT_TEMPLATE, PROMPT_WITH_INPUT_TEMPLATE
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token

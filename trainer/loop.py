@@ -205,6 +205,7 @@ class FineTune:
                 n_items = sum(_count_labels(b) for b in micro_batches)
                 loss = sum(_forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
                                              scaler) for b in micro_batches)
+                lr = scheduler.get_last_lr()[0]  # the rate this step trains at
                 grad_norm = _optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -217,7 +218,6 @@ class FineTune:
                 state["step"] = step + 1
                 state["train_tokens"] += step_tokens
                 state["loss_curve"].append([step + 1, loss])
-                lr = scheduler.get_last_lr()[0]
                 line = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": step_tokens,
                         "step_time_s": step_time, "sequences": indices}
                 with open(steps_log, "a") as log:
