@@ -13,8 +13,8 @@ from tests.trainer_helpers import BASE_JOB, read_steps, write_job
 from trainer.__main__ import main
 from trainer.config import config_from_dict
 from trainer.data import IGNORE_INDEX
-from trainer.prepared import prepare
 from trainer.optim import build_scheduler
+from trainer.prepared import prepare
 
 
 def lrs(name, total=8, **keys):
