@@ -164,6 +164,7 @@ class FineTune:
     def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
+        torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         model.train()
         if config.neftune_noise_alpha:

@@ -63,7 +63,7 @@ def finish(store: RunStore, record: RunRecord, metrics: dict | None = None) -> R
         status, message = "failed", f"the trainer exited without metrics.json: see `orch logs {record.run_id}`"
     else:
         status, message = metrics["status"], metrics.get("message")
-        if status == "preempted" and record.stop_requested:
+        if status == "interrupted" or (status == "preempted" and record.stop_requested):  # Ctrl-C is a stop
             status = "stopped"
     peak = (metrics or {}).get("peak_vram_gib") or {}
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
