@@ -29,9 +29,8 @@ class TensorBoard:
         self.writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
 
     def log(self, step: int, values: dict) -> None:
-        for key, value in values.items():
-            if value is not None:
-                self.writer.add_scalar(key, value, step)
+        for key, value in flat(values).items():
+            self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
         self.writer.close()
@@ -51,10 +50,21 @@ class WandB:
                               else None, id=_run_id(output_dir))
 
     def log(self, step: int, values: dict) -> None:
-        self.run.log({k: v for k, v in values.items() if v is not None}, step=step)
+        self.run.log(flat(values), step=step)
 
     def close(self) -> None:
         self.run.finish()
+
+
+def flat(values: dict) -> dict[str, float]:
+    """Scalars only: a nested dict (peak memory: allocated, reserved, process_rss) becomes key/sub; None is left out."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat({f"{key}/{sub}": v for sub, v in value.items()}))
+        elif value is not None:
+            out[key] = value
+    return out
 
 
 def _run_id(output_dir: Path) -> str:
