@@ -34,7 +34,7 @@ def _same(key: str) -> Callable[[object], dict]:
 
 def _choice(key: str, table: dict) -> Callable[[object], dict]:
     def convert(value):
-        if value not in table:
+        if not isinstance(value, str | None) or value not in table:
             raise Carried(f"orch has no {key} {value!r} (choices: {', '.join(sorted(set(table.values())))})")
         return {key: table[value]}
     return convert
@@ -71,6 +71,13 @@ def _axolotl_datasets(value) -> dict:
     if isinstance(value, list) and len(value) > 1:
         raise Carried("datasets: orch reads one dataset (merge them into one file or folder)")
     out = {"dataset": first["path"]}
+    kind = first.get("type")
+    if isinstance(kind, dict):  # axolotl's custom format: which columns hold the parts
+        fields = {"instruction": "field_instruction", "input": "field_input", "output": "field_output"}
+        out["dataset_columns"] = {name: kind[field] for name, field in fields.items() if kind.get(field)}
+    elif isinstance(kind, str) and kind.startswith("chat_template") and first.get("field_messages") not in (
+            None, "messages", "conversations"):
+        out["dataset_columns"] = {"conversations": first["field_messages"]}
     if first.get("name"):
         out["dataset_config"] = first["name"]
     if first.get("split"):
@@ -168,6 +175,23 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "dataloader_num_workers": _entry(ALL, "num_workers"),
     "wandb_project": _entry([AXOLOTL], "report_to: wandb` (and WANDB_PROJECT",
                             lambda v: {"report_to": "wandb"} if v else {}),
+}
+
+
+# Keys other trainers have that orch deliberately does not take, with what to do instead (for `orch import`).
+LEFT_BEHIND = {
+    "output_dir": "orch chooses the output folder: `orch train JOB --output DIR`",
+    "chat_template": "orch renders chats with the tokenizer's own chat template",
+    "template": "orch renders chats with the tokenizer's own chat template",
+    "evals_per_epoch": "use `eval_every` (steps)",
+    "saves_per_epoch": "use `save_every` (steps) or `save_every_minutes`",
+    "save_strategy": "use `save_every` (steps) or `save_every_minutes`",
+    "pad_to_sequence_len": "orch packs sequences (`packing: true`) or pads each to seq_len",
+    "special_tokens": "orch keeps the tokenizer's special tokens",
+    "resume_from_checkpoint": "use `orch train JOB --resume auto`",
+    "deepspeed": "orch trains on one GPU",
+    "fsdp": "orch trains on one GPU",
+    "overwrite_output_dir": "orch refuses an output folder with another run's checkpoints: pick another --output",
 }
 
 

@@ -4,6 +4,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gpu_catalog.gpus import GPU
@@ -253,3 +254,15 @@ def show_simulation(summaries: dict[str, dict]) -> None:
                       f"{s['local_cost_usd']:,.0f}", f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]),
                       f"{s['mean_wait_h']:.2f}", f"{s['local_utilization']:.0%}", str(s["preemptions"]))
     console.print(table)
+
+
+def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -> None:
+    """The imported job (printed, or where it was written), then every key left behind on stderr."""
+    if job_text is not None:
+        sys.stdout.write(job_text)
+    else:
+        console.print(f"wrote {escape(str(out))}", highlight=False)
+    if not_carried:
+        err_console.print(f"[bold]{len(not_carried)} key(s) not carried over:[/]", highlight=False)
+        for key, why in not_carried:
+            err_console.print(f"  {escape(key)}: {escape(why)}", highlight=False, soft_wrap=True)

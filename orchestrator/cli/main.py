@@ -5,6 +5,7 @@ import typer
 from orchestrator.cli import catalog
 from orchestrator.cli.bench import bench_command, calibrate_command, report_command
 from orchestrator.cli.estimate import estimate
+from orchestrator.cli.import_config import import_command
 from orchestrator.cli.launch import launch_command
 from orchestrator.cli.plan import plan_command
 from orchestrator.cli.queue import cancel_command, queue_command, scheduler_app, submit_command
@@ -17,6 +18,7 @@ app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what 
 app.add_typer(catalog.app, name="catalog")
 app.command("estimate")(estimate)
 app.command("plan")(plan_command)
+app.command("import")(import_command)
 app.command("train")(train_command)
 app.command("launch")(launch_command)
 app.command("runs")(runs_command)
