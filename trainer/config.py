@@ -101,7 +101,7 @@ class JobConfig:
             return self.max_steps * self.effective_batch * self.seq_len
         if self.dataset_tokens is not None:
             return int(self.dataset_tokens * self.epochs)
-        raise ConfigError(f"cannot size dataset '{self.dataset}': it is not a local file. "
+        raise ConfigError(f"cannot size dataset '{self.dataset}' here. "
                           "Add `dataset_tokens: N` (tokens in one epoch) or `train_tokens: N` to the job.")
 
 

@@ -30,10 +30,10 @@ from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
 from trainer.config import ConfigError, JobConfig, dataset_path, resolve_dataset
 from trainer.model import check_quantizable, load_model, resolve_precision
+from trainer.offline_names import is_built_offline
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
-from trainer.random_model import is_built_offline
 from trainer.signals import StopRequests
 from trainer.trackers import missing_package, open_tracker
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from trainer import data
 from trainer.batches import split_eval
 from trainer.config import JobConfig
-from trainer.random_model import MAX_TOKENIZER_VOCAB, build_random_model, is_built_offline, train_tokenizer
+from trainer.offline_names import is_built_offline
+from trainer.random_model import MAX_TOKENIZER_VOCAB, build_random_model, train_tokenizer
 
 
 @dataclasses.dataclass
@@ -43,8 +44,12 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
 
     datasets.disable_progress_bars()  # the trainer's own bar and log lines are the ones to watch
     transformers.utils.logging.disable_progress_bar()
-    records = data.load_records(config, base_dir)
-    model_path, tokenizer = _tokenizer(config, records, build_model, local_only)
+    if is_built_offline(config.model):  # its tokenizer is trained on the data
+        records = data.load_records(config, base_dir)
+        model_path, tokenizer = _tokenizer(config, records, build_model, local_only)
+    else:  # the tokenizer first: without it there is no point reading the data
+        model_path, tokenizer = _tokenizer(config, data.Records([], None), build_model, local_only)
+        records = data.load_records(config, base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     sequences = data.sequences_for(records.train, config, tokenizer)

@@ -266,3 +266,13 @@ def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -
         err_console.print(f"[bold]{len(not_carried)} key(s) not carried over:[/]", highlight=False)
         for key, why in not_carried:
             err_console.print(f"  {escape(key)}: {escape(why)}", highlight=False, soft_wrap=True)
+
+
+def show_data_size(data: dict | None) -> None:
+    """One line: the dataset's tokens, where the number came from, and the epochs the plan trains."""
+    if data is None:
+        return
+    tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
+    epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
+    console.print(f"data: {tokens}{epochs} [dim]({escape(data['source'])}: {escape(data['detail'])})[/]",
+                  highlight=False)

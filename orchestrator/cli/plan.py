@@ -19,9 +19,9 @@ from orchestrator.cli.options import (
     SpotOption,
     parse_providers,
 )
-from orchestrator.cli.serialize import plan_dict
+from orchestrator.cli.serialize import data_dict, plan_dict
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.job import load_job
+from orchestrator.job import load_job, load_sized_job
 from orchestrator.planner import Plan, PlanPolicy, no_option_message, plan
 
 TARGETS = ("auto", "local", "cloud")
@@ -69,9 +69,11 @@ def plan_command(
 ) -> None:
     """Rank every local and cloud target for a job under a budget and an optional deadline."""
     _, _, result = plan_job(job, budget, deadline, objective, spot, providers, local_cost=local_cost)
+    data = data_dict(load_sized_job(job)[1], result.train_tokens)  # sized once: load_sized_job caches
     if as_json:
-        display.print_json(plan_dict(result))
+        display.print_json({**plan_dict(result), "data": data})
     else:
         display.show_plan(result, top)
+        display.show_data_size(data)
     if result.chosen is None:
         raise UserError(no_option_message(result))
