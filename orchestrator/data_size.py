@@ -23,6 +23,7 @@ from trainer.offline_names import is_built_offline
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
              "eval_split", "eval_fraction", "completion_only_loss", "seq_len", "packing", "seed", "method")
 COUNT_TIMEOUT_S = 600
+TOKENIZE_MAX_BYTES = 64 * 10**6  # above this, tokenizing (chat templates turn by turn) would make planning slow
 
 
 class DataSize(NamedTuple):
@@ -56,15 +57,22 @@ def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
     raw = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
     raw["dataset_columns"] = dict(spec.dataset_columns)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "trainer.count_tokens", str(base_dir)], input=json.dumps(raw),
-                          capture_output=True, text=True, env=env, timeout=COUNT_TIMEOUT_S)
+    try:
+        done = subprocess.run([sys.executable, "-m", "trainer.count_tokens", str(base_dir)], input=json.dumps(raw),
+                              capture_output=True, text=True, env=env, timeout=COUNT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"took over {COUNT_TIMEOUT_S} s"}
     lines = done.stdout.strip().splitlines()
-    return json.loads(lines[-1]) if lines else {"error": done.stderr.strip().splitlines()[-1:] or "no output"}
+    return json.loads(lines[-1]) if lines else {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     files = _files(path)
-    estimate = int(sum(f.stat().st_size for f in files) / BYTES_PER_TOKEN_ESTIMATE)
+    total_bytes = sum(f.stat().st_size for f in files)
+    estimate = int(total_bytes / BYTES_PER_TOKEN_ESTIMATE)
+    if total_bytes > TOKENIZE_MAX_BYTES:
+        return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (over "
+                                              f"{TOKENIZE_MAX_BYTES // 10**6} MB: not tokenized at plan time)")
     if not _tokenizer_here(spec):
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (the tokenizer of "
                                               f"{spec.tokenizer or spec.model} is not on this machine)")

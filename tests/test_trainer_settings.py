@@ -63,3 +63,13 @@ def test_whole_sequence_loss_labels_prompts_too(tmp_path):
         return sum(sum(label != IGNORE_INDEX for label in s.labels) for s in prepare(config, tmp_path, False).train)
 
     assert labelled(completion_only_loss=False) > 1.5 * labelled(completion_only_loss=True)
+
+
+def test_adapter_settings_are_refused_for_full_fine_tuning(tmp_path):
+    job = write_job(tmp_path, method="full", use_dora=True)
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 2
+
+
+def test_a_column_mapping_must_be_a_mapping():
+    with pytest.raises(ValueError, match="dataset_columns"):
+        config_from_dict({**BASE_JOB, "dataset_columns": ["question"]})

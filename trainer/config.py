@@ -147,6 +147,8 @@ def _problems(raw: dict) -> list[str]:
 def _columns(value) -> tuple[tuple[str, str], ...] | None:
     if value is None:
         return ()
+    if isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+        value = dict(value)  # the pairs metrics.json records
     if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return tuple(sorted(value.items()))
     return None
