@@ -47,13 +47,13 @@ def disk_gib(model_params: int) -> int:
 
 
 def remote_job_mounts(job_path: Path, workdir: Path) -> dict[str, str]:
-    """File mounts that carry the job to the VM: its file (written to workdir, the dataset at its mounted path) and
-    its local dataset."""
-    raw, dataset = read_job(job_path)
+    """File mounts that carry the job to the VM: its file (written to workdir, the datasets at their mounted paths)
+    and its local datasets."""
+    raw, local = read_job(job_path)
     mounts = {}
-    if dataset is not None:
-        raw["dataset"] = f"{REMOTE_DATA_DIR}/{dataset.name}"
-        mounts[raw["dataset"]] = str(dataset)
+    for key, path in local.items():  # the eval set gets its own folder: the two may share a file name
+        raw[key] = f"{REMOTE_DATA_DIR}/{path.name}" if key == "dataset" else f"{REMOTE_DATA_DIR}/{key}/{path.name}"
+        mounts[raw[key]] = str(path)
     remote = workdir / "job.yaml"
     remote.write_text(yaml.safe_dump(raw, sort_keys=False))
     mounts[REMOTE_JOB] = str(remote)
