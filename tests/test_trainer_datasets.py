@@ -99,6 +99,12 @@ def test_a_bounded_run_streams_only_what_it_needs(tmp_path):
     assert 0 < len(records.train) < 250  # 64 tokens of training: a few records read, not the whole split
 
 
+def test_an_eval_split_of_a_single_file_is_refused(tmp_path):
+    path = write_records(tmp_path / "data.jsonl", ROWS[:5])
+    with pytest.raises(DataError, match="eval_dataset: PATH"):
+        load_records(job(dataset=str(path), eval_split="test"), tmp_path)
+
+
 def test_a_missing_split_is_a_data_error_naming_it(tmp_path):
     repo = hub_repo(tmp_path / "repo")
     with pytest.raises(DataError, match="split 'validation'"):

@@ -37,7 +37,11 @@ def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
     if config.eval_dataset is None and config.eval_split is None:
         return None
     if config.eval_dataset is None:
-        return train_source(config, base_dir)._replace(split=config.eval_split)
+        source = train_source(config, base_dir)
+        if source.local is not None and source.local.is_file():
+            raise DataError(f"`eval_split` picks a split of a dataset repository, and {config.dataset} is one file: "
+                            "name the eval file with `eval_dataset: PATH`.")
+        return source._replace(split=config.eval_split)
     return Source(config.eval_dataset, resolve_dataset(config.eval_dataset, base_dir), config.dataset_config,
                   config.eval_split or "train")
 
