@@ -1,34 +1,33 @@
 """A job file as `orch plan` reads it: the YAML through the one job schema (trainer/config.py's JobConfig, plain
-Python), so planner and trainer accept exactly the same keys. This module adds what planning needs on top:
-a local dataset sized in tokens when the file is read, so the planner itself does no I/O."""
+Python), so planner and trainer accept exactly the same keys. This module adds what planning needs on top: the
+dataset checked and sized in tokens (orchestrator/data_size.py), so the planner itself does no I/O."""
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
-from trainer.config import BYTES_PER_TOKEN_ESTIMATE, CHOICES, JobConfig, config_from_dict, dataset_path, load_config
-from trainer.data import FILE_KINDS
+from orchestrator.data_size import DataSize, dataset_size
+from trainer.config import CHOICES, JobConfig, config_from_dict, dataset_path, load_config
+from trainer.data_sources import FILE_KINDS
 
 METHODS = CHOICES["method"]
 OPTIMIZERS = CHOICES["optimizer"]
 ATTENTION_KERNELS = CHOICES["attention"]
 
-__all__ = ["METHODS", "OPTIMIZERS", "ATTENTION_KERNELS", "job_from_dict", "load_job"]
+__all__ = ["METHODS", "OPTIMIZERS", "ATTENTION_KERNELS", "DataSize", "job_from_dict", "load_job", "load_sized_job"]
 
 
-def _with_dataset_size(spec: JobConfig, base_dir: Path) -> JobConfig:
-    """A local dataset without `dataset_tokens` gets a size estimated from its bytes. A dataset written as a file
-    (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo is caught at plan or submit, not hours later."""
+def _check_dataset(spec: JobConfig, base_dir: Path) -> None:
+    """A dataset written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo is caught at
+    plan or submit, not hours later."""
     path = dataset_path(spec, base_dir)
     if spec.dataset is not None and path is None and _looks_like_a_file(spec.dataset):
         raise UserError(f"dataset '{spec.dataset}' does not exist (relative paths start at the job file's folder, "
                         f"{base_dir}).")
     if path is not None and path.is_file() and path.stat().st_size == 0:
         raise UserError(f"dataset '{path}' is empty: a job needs data to train on.")
-    if spec.dataset_tokens is not None or path is None or not path.is_file():
-        return spec
-    return dataclasses.replace(spec, dataset_tokens=int(path.stat().st_size / BYTES_PER_TOKEN_ESTIMATE))
 
 
 def _looks_like_a_file(dataset: str) -> bool:
@@ -36,10 +35,34 @@ def _looks_like_a_file(dataset: str) -> bool:
     return Path(dataset).suffix.lower() in FILE_KINDS or dataset.startswith(("/", ".", "~"))
 
 
+def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, DataSize | None]:
+    _check_dataset(spec, base_dir)
+    size = dataset_size(spec, base_dir)
+    if size is not None and size.tokens is None and spec.train_tokens is None and spec.max_steps is None:
+        raise UserError(f"cannot size dataset '{spec.dataset}': {size.detail}. Add `dataset_tokens: N` (tokens in "
+                        "one epoch) or `train_tokens: N` to the job.")
+    if size is None or size.tokens is None or spec.dataset_tokens is not None:
+        return spec, size
+    return dataclasses.replace(spec, dataset_tokens=size.tokens), size
+
+
 def job_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
-    return _with_dataset_size(config_from_dict(raw, name=name), base_dir)
+    return _with_dataset_size(config_from_dict(raw, name=name), base_dir)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _sized(path: str, mtime_ns: int) -> tuple[JobConfig, DataSize | None]:
+    spec, base_dir = load_config(path)
+    return _with_dataset_size(spec, base_dir)
+
+
+def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]:
+    """The job with `dataset_tokens` filled in where its data could be sized, and how it was sized."""
+    path = Path(path)
+    if not path.is_file():
+        return load_config(path)  # raises the one "does not exist" error
+    return _sized(str(path.resolve()), path.stat().st_mtime_ns)
 
 
 def load_job(path: str | os.PathLike) -> JobConfig:
-    spec, base_dir = load_config(path)
-    return _with_dataset_size(spec, base_dir)
+    return load_sized_job(path)[0]

@@ -1,6 +1,7 @@
 """The budget from the first second, across launch, resume and detach: whatever the machine's load, a run's
 recorded cost (its whole wall time, set-up and model build included, at the target's price) never passes its budget
-by more than one meter interval. The CPU is priced at $32.50/h here (65 W at $500/kWh), so seconds cost cents."""
+by more than one meter interval. The CPU is priced at $3.25/h here (65 W at $10/kWh in a PUE-5 room, the dearest a
+hardware file allows), so a minute costs five cents."""
 
 import json
 import time
@@ -14,13 +15,13 @@ from tests.trainer_helpers import write_job
 from trainer.meter import METER_INTERVAL_S
 
 runner = CliRunner()
-USD_PER_HOUR = 0.065 * 500
+USD_PER_HOUR = 0.065 * 10 * 5
 
 
 @pytest.fixture(autouse=True)
 def expensive_cpu(tmp_path, monkeypatch):
     hardware = tmp_path / "hardware.yaml"
-    hardware.write_text("electricity_usd_per_kwh: 500\n")
+    hardware.write_text("electricity_usd_per_kwh: 10\npue: 5\n")
     monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
 
 
@@ -35,7 +36,7 @@ def within_budget(run) -> bool:
 def test_launch_then_resume_stay_within_the_budget(tmp_path):
     """An eval after every step (which the estimate does not price) makes the run outlast its budget for sure."""
     job = write_job(tmp_path, max_steps=300, save_every=2, eval_every=1, eval_fraction=0.3, eval_batches=50)
-    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.45", "--target", "local", "--yes", "--json"])
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.06", "--target", "local", "--yes", "--json"])
     assert launched.exit_code == 1, launched.output
     (run,) = runs()
     assert run["usd_per_hour"] == pytest.approx(USD_PER_HOUR)
@@ -43,15 +44,15 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path):
     refused = runner.invoke(app, ["resume", run["run_id"][:5]])
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
-    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.6"])
+    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.075"])
     assert resumed.exit_code == 1, resumed.output
     (run,) = runs()
-    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.6 and within_budget(run)
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.075 and within_budget(run)
 
 
 def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):
     job = write_job(tmp_path, max_steps=6)
-    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.3", "--target", "local", "--yes", "--detach",
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.1", "--target", "local", "--yes", "--detach",
                                    "--json"])
     assert launched.exit_code == 0, launched.output
     deadline = time.time() + 300

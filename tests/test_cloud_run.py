@@ -17,6 +17,7 @@ from orchestrator.delivery import REMOTE_OUTPUT
 from orchestrator.job import job_from_dict
 from orchestrator.preflight import dataset_problems, model_problems
 from tests.conftest import REPO, make_offer
+from trainer.config import config_from_dict
 
 FAKE_TRAINER = """#!/bin/sh
 # stands in for `python -m trainer ...`: writes metrics.json, sleeps if asked, exits with $FAKE_EXIT
@@ -96,8 +97,8 @@ def test_spot_recovers_only_from_preemption(sky, tmp_path):
 def test_preflight_names_every_problem_with_the_dataset(tmp_path):
     job = tmp_path / "job.yaml"
     job.write_text("x")
-    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128,
-                          "dataset": "/elsewhere/d.jsonl"})
+    spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128,
+                             "dataset": "/elsewhere/d.jsonl"})  # the job loader refuses it too; pre-flight says why
     assert "not on this machine" in dataset_problems(spec, job)[0]
     (tmp_path / "bad.jsonl").write_bytes(b"\xff\xfe\x00 not utf-8 text at all, and more of it")
     spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "bad.jsonl"})

@@ -12,7 +12,8 @@ from trainer.random_model import build_random_model
 
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
-    texts = record_texts(load_records(str(TINY_DATA), TINY_DATA))
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": str(TINY_DATA)})
+    texts = record_texts(load_records(config, TINY_DATA.parent).train)
     return str(build_random_model("orch/tiny-llama", texts, 128, seed=0))
 
 

@@ -1,12 +1,13 @@
 """python -m trainer CONFIG [--output DIR] [--set KEY=VALUE ...] [--resume auto] [--auto-fit]
 
 Exit codes (trainer/status.py): 0 ok, 1 error, 2 bad config, 3 out of memory, 4 budget stopped, 5 preempted
-(SIGTERM).
+(SIGTERM), 130 stopped by Ctrl-C (the first writes a checkpoint; a second stops at once).
 metrics.json in the output folder says the same, and more.
 """
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,11 @@ from trainer.config import load_config
 from trainer.jsonio import write_json_atomic
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, process_start_time
 from trainer.status import TrainStatus
+
+
+def _resume_command(args, output: Path) -> str:
+    overrides = "".join(f" --set {shlex.quote(v)}" for v in args.set)
+    return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
 
 
 def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
@@ -51,7 +57,13 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
-    if result["status"] != TrainStatus.OK:
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
+        print(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}", file=sys.stderr)
+        return TrainStatus.INTERRUPTED.exit_code
+    if result["status"] == TrainStatus.INTERRUPTED:
+        print(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: {_resume_command(args, output)}",
+              file=sys.stderr)
+    elif result["status"] != TrainStatus.OK:
         print(f"{TrainStatus(result['status']).value}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code

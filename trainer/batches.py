@@ -74,7 +74,10 @@ class _StepDataset(Dataset):
 def step_loader(sequences: list[Sequence], order: StepOrder, micro_batch: int, first_step: int, total_steps: int,
                 num_workers: int) -> DataLoader:
     dataset = _StepDataset(sequences, order, micro_batch, first_step, total_steps)
-    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_as_is)
+    # its own generator: starting an iterator draws a seed, which from the global RNG would shift the dropout (and
+    # NEFTune) draws of a resumed run against the uninterrupted one
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_as_is,
+                      generator=torch.Generator().manual_seed(order.seed))
 
 
 def _as_is(item):

@@ -12,16 +12,19 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
+from trainer.foreign_keys import unknown_key_message
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
 CHOICES = {
     "method": ("full", "lora", "qlora"),
-    "optimizer": ("adamw", "adamw_8bit", "paged_adamw_8bit", "lion_8bit"),
+    "optimizer": ("adamw", "adamw_8bit", "paged_adamw_8bit", "lion_8bit", "adamw_cpu_offload"),
     "attention": ("sdpa", "flash_attention_2", "eager"),
     "grad_ckpt": ("auto", True, False),
     "quant_bits": (4, 8),
     "precision": ("auto", "bf16", "fp16", "fp32"),
+    "lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup"),
+    "report_to": ("none", "tensorboard", "wandb"),
 }
 
 
@@ -36,8 +39,22 @@ class JobConfig:
     seq_len: int
     name: str = "job"
     tokenizer: str | None = None  # default: the model's own
-    dataset: str | None = None  # JSONL, Parquet or CSV path, or a Hugging Face dataset id
-    dataset_tokens: int | None = None
+    dataset: str | None = None  # JSON(L), Parquet or CSV file, a folder of them, or a Hugging Face dataset id
+    dataset_tokens: int | None = None  # override: `orch plan` otherwise counts (local) or looks up (hub) the size
+    # -- data and settings users bring from other trainers (README "Your data") --
+    dataset_config: str | None = None  # a hub dataset's config (subset) name
+    dataset_split: str = "train"
+    dataset_columns: tuple[tuple[str, str], ...] = ()  # from {orch_name: dataset_column}, e.g. {output: answer}
+    eval_dataset: str | None = None  # a separate eval file or dataset (else eval_fraction is held out)
+    eval_split: str | None = None  # eval split of eval_dataset (default train), or of dataset when no eval_dataset
+    completion_only_loss: bool = True  # false: loss on every token, prompts and user turns included
+    lr_scheduler: str = "cosine"  # transformers' get_scheduler names
+    warmup_ratio: float = 0.0  # of the planned steps; warmup_steps wins when set
+    neftune_noise_alpha: float | None = None  # NEFTune: uniform noise on embeddings in training, e.g. 5
+    use_dora: bool = False
+    use_rslora: bool = False  # LoRA scale alpha/sqrt(r) instead of alpha/r
+    modules_to_save: tuple[str, ...] = ()  # trained in full next to the adapter: embed_tokens, lm_head for new tokens
+    report_to: str = "none"  # tensorboard (output/tensorboard) or wandb (WANDB_PROJECT, WANDB_MODE=offline)
     epochs: float = 1.0
     train_tokens: int | None = None
     max_steps: int | None = None
@@ -89,7 +106,7 @@ class JobConfig:
                 raise ConfigError(f"job '{self.name}' trains on 0 tokens ({self.dataset_tokens} tokens x "
                                   f"{self.epochs:g} epochs): give a dataset with data in it, or more epochs.")
             return tokens
-        raise ConfigError(f"cannot size dataset '{self.dataset}': it is not a local file. "
+        raise ConfigError(f"cannot size dataset '{self.dataset}' here. "
                           "Add `dataset_tokens: N` (tokens in one epoch) or `train_tokens: N` to the job.")
 
 
@@ -100,13 +117,13 @@ _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour"}
+             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha"}
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
 def _problems(raw: dict) -> list[str]:
-    problems = [f"unknown key `{k}`" for k in raw if k not in _TYPES]
+    problems = [unknown_key_message(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     for key, value in raw.items():
         if value is None or key not in _TYPES:
@@ -133,13 +150,28 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be above 0, got {value}")
         elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
             problems.append(f"`{key}` must be 0 or more, got {value}")
-    for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5)):
+    for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5), ("warmup_ratio", 0, 1)):
         value = raw.get(key)
         if isinstance(value, (int, float)) and not low <= value < high:
             problems.append(f"`{key}` must be in [{low}, {high}), got {value}")
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
     return problems
+
+
+def _columns(value) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+        value = dict(value)  # the pairs metrics.json records
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return tuple(sorted(value.items()))
+    return None
+
+
+def _names(value) -> tuple[str, ...] | None:
+    names = [value] if isinstance(value, str) else value if value is not None else []
+    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
 def _target_modules(value) -> tuple[str, ...] | None:
@@ -158,10 +190,15 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
         problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}")
+    columns, to_save = _columns(raw.get("dataset_columns")), _names(raw.get("modules_to_save"))
+    if columns is None:
+        problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
+    if to_save is None:
+        problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
     if problems:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
-    values.update(target_modules=targets)
+    values.update(target_modules=targets, dataset_columns=columns, modules_to_save=to_save)
     if "name" not in values:
         values["name"] = checks.name_from_stem(name)  # from the file name: made safe, not refused
     return JobConfig(**values)
@@ -175,12 +212,16 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
 
 
-def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
-    """The dataset as a local file (relative to the job file's folder), or None for a hub id."""
-    if config.dataset is None:
+def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
+    """A dataset as a local file or folder (relative to the job file's folder), or None for a hub id."""
+    if name is None:
         return None
-    path = (base_dir / Path(config.dataset).expanduser()).resolve()
+    path = (base_dir / Path(name).expanduser()).resolve()
     return path if path.exists() else None
+
+
+def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
+    return resolve_dataset(config.dataset, base_dir)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:

@@ -1,8 +1,5 @@
-"""Data: read records (JSONL, Parquet, CSV, or a Hugging Face dataset id), render each to tokens with a loss mask,
-and pack them into full sequences.
-
-Shapes understood, in this order: chat `messages` (rendered with the tokenizer's chat template, loss on assistant
-turns), `instruction` [+ `input`] + `output` and `prompt` + `completion` (loss on the response), plain `text`.
+"""Data: records from a file, folder or hub dataset (trainer/data_sources.py), rendered to tokens with a loss mask
+(trainer/data_formats.py), and packed into full sequences.
 
 Packing puts several samples in one sequence so no compute goes to padding. Position ids restart at each sample;
 transformers turns restarts into a block-diagonal causal mask (sdpa, eager) or variable-length attention (flash), so
@@ -11,15 +8,14 @@ no sample attends to another. The first token of each sample gets no label: it i
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-IGNORE_INDEX = -100
-PROMPT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
-PROMPT_WITH_INPUT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+from trainer.config import JobConfig
+from trainer.data_formats import IGNORE_INDEX, DataError, map_columns, record_texts, render
+from trainer.data_sources import eval_source, read_records, train_source
 
-
-class DataError(ValueError):
-    pass
+__all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "load_records", "pack", "record_texts", "render",
+           "sequences_for"]
 
 
 @dataclass(frozen=True)
@@ -30,67 +26,38 @@ class Sequence:
     real_tokens: int  # tokens that are data, not padding
 
 
-def load_records(dataset: str, local_path: Path | None) -> list[dict]:
-    """All records of a local file, or of a hub dataset's train split (needs the network)."""
-    from datasets import load_dataset  # heavy, and only the trainer needs it
-
-    if local_path is not None:
-        kind = FILE_KINDS.get(local_path.suffix.lower())
-        if kind is None:
-            raise DataError(f"dataset {local_path}: use .jsonl, .json, .parquet or .csv.")
-        return list(load_dataset(kind, data_files=str(local_path), split="train"))
-    try:
-        return list(load_dataset(dataset, split="train"))
-    except Exception as exc:  # noqa: BLE001 - offline, private or missing: all mean "cannot read it here"
-        raise DataError(f"dataset '{dataset}' is neither a local file nor readable from the Hugging Face Hub "
-                        f"({type(exc).__name__}). Give a local path, or run where the hub is reachable.") from None
+class Records(NamedTuple):
+    train: list[dict]
+    eval: list[dict] | None  # None: hold out eval_fraction of the training sequences
 
 
-def record_texts(records: list[dict]) -> list[str]:
-    """Every string in the records: what the tiny model's tokenizer learns from."""
-    texts = []
-    for record in records:
-        for value in record.values():
-            if isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, list):
-                texts.extend(m.get("content", "") for m in value if isinstance(m, dict))
-    return texts
+def needed_tokens(config: JobConfig) -> int | None:
+    """Tokens a bounded run trains on (train_tokens or max_steps), with room for a held-out eval; None: all."""
+    if config.train_tokens is not None:
+        tokens = config.train_tokens
+    elif config.max_steps is not None:
+        tokens = config.max_steps * config.effective_batch * config.seq_len
+    else:
+        return None
+    return int(tokens * (1 + config.eval_fraction))
 
 
-def _prompt_response(tokenizer, prompt: str, response: str) -> tuple[list[int], list[bool]]:
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
+def load_records(config: JobConfig, base_dir: Path) -> Records:
+    """Training records (streamed up to what a bounded run needs) and, where one is named, the eval records."""
+    train = read_records(train_source(config, base_dir), needed_tokens(config))
+    source = eval_source(config, base_dir)
+    eval_tokens = config.eval_batches * config.micro_batch * config.seq_len
+    evaluation = read_records(source, eval_tokens) if source is not None else None
+    return Records(train, evaluation)
 
 
-def _chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
-    """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
-    ids: list[int] = []
-    mask: list[bool] = []
-    for end, message in enumerate(messages, start=1):
-        rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
-        turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
-        ids += turn_ids
-        mask += [message.get("role") == "assistant"] * len(turn_ids)
-    return ids, mask
-
-
-def render(record: dict, tokenizer) -> tuple[list[int], list[bool]]:
-    """Token ids and, per token, whether the loss counts it."""
-    if record.get("messages"):
-        return _chat(tokenizer, record["messages"])
-    if record.get("instruction") is not None and record.get("output") is not None:
-        template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
-        prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
-        return _prompt_response(tokenizer, prompt, record["output"])
-    if record.get("prompt") is not None and record.get("completion") is not None:
-        return _prompt_response(tokenizer, record["prompt"], record["completion"])
-    if record.get("text") is not None:
-        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
-        return ids, [True] * len(ids)
-    raise DataError(f"a record has none of the known shapes (messages; instruction+output; prompt+completion; text): "
-                    f"keys {sorted(record)}.")
+def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Sequence]:
+    """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts."""
+    samples = [render(map_columns(record, config.dataset_columns, i), tokenizer, i, config.completion_only_loss)
+               for i, record in enumerate(records)]
+    if not samples:
+        raise DataError(f"dataset '{config.dataset}' has no records.")
+    return pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
 
 
 def _chunks(ids: list[int], mask: list[bool], seq_len: int):

@@ -15,42 +15,35 @@ import gc
 import importlib.util
 import json
 import math
-import signal
 import statistics
 import time
 import traceback
 from pathlib import Path
 
 import torch
+from transformers.integrations.neftune import activate_neftune
 
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
-from trainer.batches import StepOrder, collate, split_eval, step_loader
-from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path
+from trainer.batches import StepOrder, collate, step_loader
+from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path, resolve_dataset
 from trainer.jsonio import write_json_atomic
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import check_quantizable, load_model, resolve_precision
+from trainer.offline_names import is_built_offline
 from trainer.optim import build_optimizer, build_scheduler
+from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
-from trainer.random_model import build_random_model, is_built_offline
+from trainer.signals import StopRequests
 from trainer.status import TrainStatus
+from trainer.trackers import missing_package, open_tracker
 
 BUDGET_STEP_MARGIN = 1.25
 
 
 def _count_labels(batch: dict) -> int:
     return int((batch["labels"] != data.IGNORE_INDEX).sum())
-
-
-@dataclasses.dataclass
-class Prepared:
-    """What every attempt shares: the model folder, tokenizer and tokenized data."""
-
-    model_path: str
-    tokenizer: object
-    train: list[data.Sequence]
-    eval: list[data.Sequence]
 
 
 class FineTune:
@@ -60,7 +53,7 @@ class FineTune:
         self.auto_fit = auto_fit
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = resolve_precision(config, self.device)
-        self.stop_reason: TrainStatus | None = None
+        self.stops = StopRequests()
         # the budget counts from `started_at` (`python -m trainer`: the process's start), else from now
         self.meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         self._last_save_s: float | None = None
@@ -74,11 +67,20 @@ class FineTune:
             problems.append("the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id")
         elif dataset_path(config, self.base_dir) is None and Path(config.dataset).suffix:
             problems.append(f"dataset file '{config.dataset}' not found (relative paths start at the job file)")
-        if config.method == "qlora" or config.optimizer != "adamw":
-            try:
-                import bitsandbytes  # noqa: F401
-            except ImportError:
-                problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")
+        if config.eval_dataset and resolve_dataset(config.eval_dataset, self.base_dir) is None \
+                and Path(config.eval_dataset).suffix:
+            problems.append(f"eval_dataset file '{config.eval_dataset}' not found (relative paths start at the job "
+                            "file)")
+        if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
+                "bitsandbytes"):
+            problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")
+        if config.optimizer == "adamw_cpu_offload" and self.device.type == "cuda" and not importlib.util.find_spec(
+                "torchao"):
+            problems.append("optimizer adamw_cpu_offload needs torchao: pip install \"orch[offload]\"")
+        if tracker_problem := missing_package(config.report_to):
+            problems.append(tracker_problem)
+        if config.method == "full" and (config.use_dora or config.use_rslora or config.modules_to_save):
+            problems.append("`use_dora`, `use_rslora` and `modules_to_save` apply to methods lora and qlora")
         if resume not in ("auto", "never"):
             problems.append(f"--resume must be auto or never, got {resume!r}")
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
@@ -102,26 +104,7 @@ class FineTune:
     # -- preparation, shared by every attempt -------------------------------------------------------------------
 
     def _prepare(self) -> Prepared:
-        import datasets
-        import transformers
-        from transformers import AutoTokenizer
-
-        datasets.disable_progress_bars()  # the trainer's own bar and log lines are the ones to watch
-        transformers.utils.logging.disable_progress_bar()
-        config = self.config
-        records = data.load_records(config.dataset, dataset_path(config, self.base_dir))
-        if is_built_offline(config.model):
-            texts = data.record_texts(records)
-            model_path = str(build_random_model(config.model, texts, config.seq_len, config.seed))
-        else:
-            model_path = config.model
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or model_path)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        samples = [data.render(record, tokenizer) for record in records]
-        sequences = data.pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
-        train, held_out = split_eval(sequences, config.eval_fraction, config.seed)
-        return Prepared(model_path, tokenizer, train, held_out)
+        return prepare(self.config, self.base_dir)
 
     def planned_steps(self, n_train: int) -> int:
         config = self.config
@@ -191,18 +174,18 @@ class FineTune:
             return dataclasses.replace(config, grad_ckpt=True)
         return None
 
-    def _on_sigterm(self, signum, frame) -> None:
-        self.stop_reason = TrainStatus.PREEMPTED
-
     def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
+        torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         model.train()
+        if config.neftune_noise_alpha:
+            activate_neftune(model, config.neftune_noise_alpha)  # noise in training forwards only
         optimizer = build_optimizer(config, model, device)
         total_steps = self.planned_steps(len(prepared.train))
         save_every = config.save_every or max(1, math.ceil(total_steps * AUTO_SAVE_FRACTION))
-        scheduler = build_scheduler(optimizer, config.warmup_steps, total_steps)
+        scheduler = build_scheduler(optimizer, config, total_steps)
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
                     if device.type == "cuda" and self.precision != "fp32" else contextlib.nullcontext())
@@ -217,7 +200,8 @@ class FineTune:
             torch.cuda.reset_peak_memory_stats(device)
         order = StepOrder(len(prepared.train), config.effective_batch, config.seed)
         loader = step_loader(prepared.train, order, config.micro_batch, state["step"], total_steps, config.num_workers)
-        previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.stops.install()
+        tracker = open_tracker(config, self.output_dir, resume=state["step"] > 0)
         sampler = metrics.NvmlSampler(device).start()
         session_start, last_save, first_step = time.time(), time.time(), state["step"]
         step_times: list[float] = []  # timed steps, after the warm-up
@@ -236,6 +220,7 @@ class FineTune:
                 n_items = sum(_count_labels(b) for b in micro_batches)
                 loss = sum(_forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
                                              scaler) for b in micro_batches)
+                lr = scheduler.get_last_lr()[0]  # the rate this step trains at
                 grad_norm = _optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -248,7 +233,6 @@ class FineTune:
                 state["step"] = step + 1
                 state["train_tokens"] += step_tokens
                 state["loss_curve"].append([step + 1, loss])
-                lr = scheduler.get_last_lr()[0]
                 line = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": step_tokens,
                         "step_time_s": step_time, "sequences": indices}
                 with open(steps_log, "a") as log:
@@ -259,14 +243,20 @@ class FineTune:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
                 due = (step + 1) % save_every == 0 or \
                     time.time() - last_save >= config.save_every_minutes * 60
-                if due or self.stop_reason:
+                tracker.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/grad_norm": grad_norm,
+                                       "train/tokens_per_s": step_tokens / step_time, "train/step_time_s": step_time,
+                                       "train/peak_vram_gib": metrics.peak_memory(device),
+                                       "eval/loss": state["eval_curve"][-1][1] if state["eval_curve"] and
+                                       state["eval_curve"][-1][0] == step + 1 else None})
+                if due or self.stops.reason:
                     self._save(model, optimizer, scheduler, scaler, state, session_start, config)
                     last_save = time.time()
-                if self.stop_reason:
-                    status = self.stop_reason
+                if self.stops.reason:
+                    status = self.stops.reason
                     break
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            self.stops.restore()
+            tracker.close()
             sampler_result = sampler.stop()
             progress.close()
         if status is TrainStatus.BUDGET_STOPPED:

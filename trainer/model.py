@@ -1,5 +1,6 @@
 """Load the model for a method: 16-bit for full and LoRA, 4-bit NF4 or 8-bit through bitsandbytes for QLoRA; then
-peft's LoRA adapters, gradient checkpointing, and frozen lower layers for full fine-tuning."""
+peft's LoRA adapters (optionally DoRA, rsLoRA scaling, and modules trained in full beside them), gradient
+checkpointing, and frozen lower layers for full fine-tuning."""
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
@@ -87,5 +88,6 @@ def load_model(config: JobConfig, model_path: str, device: torch.device, precisi
     # every linear layer: peft's own "all-linear", which also covers fused layouts (Phi-3's qkv_proj, gate_up_proj)
     targets = "all-linear" if set(config.target_modules) == set(LINEAR_MODULES) else list(config.target_modules)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM", use_dora=config.use_dora,
+                      use_rslora=config.use_rslora, modules_to_save=list(config.modules_to_save) or None)
     return get_peft_model(model, lora)

@@ -1,5 +1,7 @@
 """Optimizers and the learning-rate schedule. 8-bit and paged optimizers come from bitsandbytes; the paged ones move
-their state to CPU memory under GPU memory pressure (the stack's form of optimizer offload)."""
+their state to CPU memory under GPU memory pressure. `adamw_cpu_offload` is torchao's CPUOffloadOptimizer: AdamW
+whose fp32 moments live in (pinned) CPU memory and step on the CPU, trading a host transfer per step for 8 bytes per
+trainable parameter of GPU memory. Schedules are transformers' get_scheduler, under the names users know."""
 
 import math
 
@@ -7,13 +9,15 @@ import torch
 
 from trainer.config import JobConfig
 
-MIN_LR_FRACTION = 0.1  # cosine decay ends at a tenth of the peak learning rate
-
 
 def build_optimizer(config: JobConfig, model, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
-    if config.optimizer == "adamw":
+    if config.optimizer == "adamw_cpu_offload" and device.type == "cuda":
+        from torchao.optim import CPUOffloadOptimizer
+
+        return CPUOffloadOptimizer(params, torch.optim.AdamW, fused=True, **kwargs)
+    if config.optimizer in ("adamw", "adamw_cpu_offload"):  # on the CPU the state is in CPU memory already
         return torch.optim.AdamW(params, fused=device.type == "cuda", **kwargs)
     import bitsandbytes as bnb
 
@@ -22,13 +26,13 @@ def build_optimizer(config: JobConfig, model, device: torch.device) -> torch.opt
     return optimizer_class(params, **kwargs)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    """Linear warm-up, then cosine decay to MIN_LR_FRACTION of the peak."""
+def warmup_steps(config: JobConfig, total_steps: int) -> int:
+    """warmup_steps when set, else warmup_ratio of the planned steps (rounded up, as transformers does)."""
+    return config.warmup_steps or math.ceil(config.warmup_ratio * total_steps)
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def build_scheduler(optimizer: torch.optim.Optimizer, config: JobConfig, total_steps: int):
+    from transformers import get_scheduler
+
+    return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=warmup_steps(config, total_steps),
+                         num_training_steps=total_steps)

@@ -12,6 +12,7 @@ class TrainStatus(str, Enum):
     OOM = "oom"
     BUDGET_STOPPED = "budget_stopped"
     PREEMPTED = "preempted"  # SIGTERM, as a spot preemption or `orch stop` sends: a checkpoint was saved
+    INTERRUPTED = "interrupted"  # Ctrl-C: a checkpoint was saved, the resume command printed
 
     @property
     def exit_code(self) -> int:
@@ -29,4 +30,4 @@ class TrainStatus(str, Enum):
 
 
 _EXIT_CODES = {TrainStatus.OK: 0, TrainStatus.ERROR: 1, TrainStatus.BAD_CONFIG: 2, TrainStatus.OOM: 3,
-               TrainStatus.BUDGET_STOPPED: 4, TrainStatus.PREEMPTED: 5}
+               TrainStatus.BUDGET_STOPPED: 4, TrainStatus.PREEMPTED: 5, TrainStatus.INTERRUPTED: 130}

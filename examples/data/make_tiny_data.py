@@ -1,4 +1,5 @@
-"""Writes tiny_instruct.jsonl: small, learnable instruction/response pairs for the tiny CPU job and the tests.
+"""Writes tiny_instruct.jsonl (alpaca rows) and tiny_chat.jsonl (ShareGPT conversations with a system turn, two
+exchanges each): small, learnable pairs for the tiny CPU jobs and the tests. Generated here; licence: the project's.
 
     python examples/data/make_tiny_data.py
 
@@ -47,6 +48,22 @@ def main(rows_per_pattern: int = 500, seed: int = 0) -> None:
     path = Path(__file__).with_name("tiny_instruct.jsonl")
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(f"wrote {len(rows)} rows to {path}")
+    chats = [sharegpt(rows[i], rows[i + 1]) for i in range(0, len(rows) // 2, 2)]
+    chat_path = path.with_name("tiny_chat.jsonl")
+    chat_path.write_text("".join(json.dumps(chat) + "\n" for chat in chats))
+    print(f"wrote {len(chats)} conversations to {chat_path}")
+
+
+def _question(row: dict) -> str:
+    return f"{row['instruction']} {row['input']}".strip()
+
+
+def sharegpt(first: dict, second: dict) -> dict:
+    """Two exchanges in ShareGPT's from/value form, after a system turn."""
+    return {"conversations": [{"from": "system", "value": "You answer in one short sentence."},
+                              {"from": "human", "value": _question(first)}, {"from": "gpt", "value": first["output"]},
+                              {"from": "human", "value": _question(second)},
+                              {"from": "gpt", "value": second["output"]}]}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.sweep import Point, Sweep
 from orchestrator.home import orch_home
-from trainer.random_model import is_built_offline
+from trainer.offline_names import is_built_offline
 
 POINT_TIMEOUT_S = 3600
 RESULT_METRICS = ("status", "message", "tokens_per_s", "step_time_s", "peak_vram_gib", "nvml_peak_used_gib",

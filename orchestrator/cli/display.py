@@ -344,3 +344,25 @@ def show_simulation(summaries: dict[str, dict]) -> None:
                       f"{s['local_cost_usd']:,.0f}", f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]),
                       f"{s['mean_wait_h']:.2f}", f"{s['local_utilization']:.0%}", str(s["preemptions"]))
     console.print(table)
+
+
+def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -> None:
+    """The imported job (printed, or where it was written), then every key left behind on stderr."""
+    if job_text is not None:
+        sys.stdout.write(job_text)
+    else:
+        console.print(f"wrote {esc(str(out))}", highlight=False)
+    if not_carried:
+        err_console.print(f"[bold]{len(not_carried)} key(s) not carried over:[/]", highlight=False)
+        for key, why in not_carried:
+            err_console.print(f"  {esc(key)}: {esc(why)}", highlight=False, soft_wrap=True)
+
+
+def show_data_size(data: dict | None) -> None:
+    """One line: the dataset's tokens, where the number came from, and the epochs the plan trains."""
+    if data is None:
+        return
+    tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
+    epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
+    console.print(f"data: {tokens}{epochs} [dim]({esc(data['source'])}: {esc(data['detail'])})[/]",
+                  highlight=False)

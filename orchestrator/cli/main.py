@@ -8,6 +8,7 @@ import typer
 from orchestrator.cli import catalog, plan
 from orchestrator.cli.bench import bench_command, calibrate_command, report_command
 from orchestrator.cli.estimate import estimate
+from orchestrator.cli.import_config import import_command
 from orchestrator.cli.launch import launch_command
 from orchestrator.cli.queue import cancel_command, queue_command, scheduler_app, submit_command
 from orchestrator.cli.runs import logs_command, pull_command, resume_command, runs_command, stop_command
@@ -40,7 +41,7 @@ def plan_command(ctx: typer.Context) -> None:
     raise typer.Exit(plan.run(ctx.args))
 
 
-
+app.command("import")(import_command)
 app.command("train")(train_command)
 app.command("launch")(launch_command)
 app.command("runs")(runs_command)

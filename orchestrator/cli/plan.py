@@ -13,6 +13,8 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.planning import plan_job
+from orchestrator.cli.serialize import data_dict, plan_dict
+from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
 USAGE_ERROR_EXIT_CODE = 2
@@ -43,19 +45,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)  # a malformed flag: argparse's usage message and exit 2
+    args = parser().parse_args(argv)  # a malformed flag: one line, exit 2
     try:
         checks.number(args.top, "--top", 1, whole=True)
         _, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                 local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
+        data = data_dict(load_sized_job(args.job)[1], result.train_tokens)  # sized once: load_sized_job caches
         if args.as_json:
-            from orchestrator.cli.serialize import plan_dict
-
-            print(json.dumps(plan_dict(result)))  # one line: the C encoder, 10x faster than an indented dump
+            print(json.dumps({**plan_dict(result), "data": data}))  # one line: the C encoder, 10x an indented dump
         else:
             from orchestrator.cli import display
 
             display.show_plan(result, args.top)
+            display.show_data_size(data)
         if result.chosen is None:
             raise UserError(no_option_message(result))
     except UserError as exc:

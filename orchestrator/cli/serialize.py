@@ -6,6 +6,7 @@ from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate
+from orchestrator.data_size import DataSize
 from orchestrator.planner import Option, Plan
 
 
@@ -59,3 +60,11 @@ def plan_dict(plan: Plan) -> dict:
             "deadline_hours": plan.policy.deadline_hours, "objective": plan.policy.objective,
             "max_usd_per_hour": plan.policy.max_usd_per_hour,
             "chosen": options[0] if options else None, "options": options, "rejected": rejected}
+
+
+def data_dict(size: DataSize | None, train_tokens: int) -> dict | None:
+    """The dataset's tokens per epoch, where the count came from, and the epochs the run's tokens make of it."""
+    if size is None:
+        return None
+    epochs = train_tokens / size.tokens if size.tokens else None
+    return {"tokens": size.tokens, "source": size.source, "detail": size.detail, "epochs": epochs}

@@ -1,5 +1,6 @@
 """`orch train CONFIG`: run the trainer here, in its own process, so orch itself never imports torch."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,4 +36,20 @@ def train_command(
         command += ["--set", value]
     if auto_fit:
         command.append("--auto-fit")
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(_run_forwarding_signals(command))
+
+
+def _run_forwarding_signals(command: list[str]) -> int:
+    """Run the trainer in its own session and pass each Ctrl-C on to it: the first makes it checkpoint and exit 130,
+    a second stops it at once. (subprocess.call would kill the trainer on the first, before its checkpoint.)"""
+    process = subprocess.Popen(command, start_new_session=True)
+    # its own session keeps the terminal's Ctrl-C from reaching it twice; a hang-up or SIGTERM here is passed on as
+    # SIGTERM (checkpoint, then exit), so closing the terminal leaves no trainer running on its own
+    forwarded = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
+    previous = {mine: signal.signal(mine, lambda signum, frame: process.send_signal(forwarded[signum]))
+                for mine in forwarded}
+    try:
+        return process.wait()
+    finally:
+        for mine, handler in previous.items():
+            signal.signal(mine, handler)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.units import BYTES_PER_GIB
+from orchestrator.estimator import adapters
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.settings import TrainSettings
 
@@ -51,7 +52,8 @@ class MemoryEstimate:
 
 def adapter_params(model: ModelShape, settings: TrainSettings) -> int:
     shapes = model.linear_shapes()
-    return model.n_layers * sum(settings.lora_r * (shapes[m][0] + shapes[m][1]) for m in settings.target_modules)
+    lora = model.n_layers * sum(settings.lora_r * (shapes[m][0] + shapes[m][1]) for m in settings.target_modules)
+    return lora + adapters.extra_adapter_params(model, settings)
 
 
 def trainable_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
@@ -60,6 +62,8 @@ def trainable_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
 
 
 def optimizer_state_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
+    if adapters.offloads_optimizer(settings):
+        return 0
     if settings.optimizer in EIGHT_BIT_STATE_BYTES:
         return EIGHT_BIT_STATE_BYTES[settings.optimizer]
     return 2 * trainable_bytes_per_param(settings, gpu)

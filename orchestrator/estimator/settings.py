@@ -20,6 +20,8 @@ class TrainSettings:
     target_modules: tuple[str, ...] = LINEAR_MODULES
     attention: str = "sdpa"
     grad_accum: int = 1
+    use_dora: bool = False
+    modules_to_save: tuple[str, ...] = ()
 
     @property
     def tokens_per_micro_batch(self) -> int:
@@ -37,5 +39,6 @@ def settings_from_job(spec: JobConfig) -> TrainSettings:
         method=spec.method, seq_len=spec.seq_len, micro_batch=spec.micro_batch, grad_accum=spec.grad_accum,
         grad_ckpt=spec.grad_ckpt is True, optimizer=spec.optimizer, quant_bits=spec.quant_bits,
         double_quant=spec.double_quant, lora_r=spec.lora_r, lora_dropout=spec.lora_dropout,
-        target_modules=spec.target_modules, attention=spec.attention,
+        target_modules=spec.target_modules, attention=spec.attention, use_dora=spec.use_dora,
+        modules_to_save=spec.modules_to_save,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
+from orchestrator.estimator import adapters
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.memory import (
     HALF_BYTES,
@@ -67,6 +68,7 @@ def estimate_speed(model: ModelShape, settings: TrainSettings, gpu: GPU, calibra
         dequant_bytes = quantized_bytes_per_param(settings) + 2 * HALF_BYTES
         step_s += passes * model.block_linear_params * dequant_bytes / bandwidth
     step_s += _optimizer_traffic_bytes(model, settings, gpu) / bandwidth / settings.grad_accum
+    step_s += adapters.offload_step_s(trainable_params(model, settings), settings) / settings.grad_accum
     step_s += STEP_OVERHEAD_S + STEP_OVERHEAD_S_PER_LAYER * model.n_layers
     return SpeedEstimate(tokens_per_s=tokens / step_s, step_time_s=step_s, flops_per_token=hardware_flops,
                          model_flops_per_token=model_flops, efficiency=efficiency, basis=basis)

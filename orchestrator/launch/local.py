@@ -21,19 +21,21 @@ LOG_NAME = "train.log"
 CPU_DEVICE = "cpu"  # the device column of a run on the CPU; its CUDA_VISIBLE_DEVICES is ""
 
 
-def read_job(job_path: Path) -> tuple[dict, Path | None]:
-    """The job file's mapping, and its dataset as a local path when it is one (relative to the job file)."""
+DATA_KEYS = ("dataset", "eval_dataset")
+
+
+def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
+    """The job file's mapping, and its datasets (training, eval) that are local paths (relative to the job file)."""
     raw = yaml.safe_load(job_path.read_text(encoding="utf-8"))
-    dataset = raw.get("dataset")
-    local = (job_path.parent / dataset).resolve() if dataset and (job_path.parent / dataset).exists() else None
+    local = {key: (job_path.parent / raw[key]).resolve() for key in DATA_KEYS
+             if isinstance(raw.get(key), str) and (job_path.parent / raw[key]).exists()}
     return raw, local
 
 
 def run_job_file(job_path: Path, run_dir: Path) -> Path:
-    """The job as the run trains it: the user's file, with a relative dataset path made absolute."""
-    raw, dataset = read_job(job_path)
-    if dataset is not None:
-        raw["dataset"] = str(dataset)
+    """The job as the run trains it: the user's file, with relative dataset paths made absolute."""
+    raw, local = read_job(job_path)
+    raw.update((key, str(path)) for key, path in local.items())
     target = run_dir / "job.yaml"
     target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return target

@@ -112,22 +112,26 @@ def run_script() -> str:
 
 @dataclass(frozen=True)
 class TaskFiles:
-    """What the task mounts from the launching machine: the staged code, the job file, the dataset (if local)."""
+    """What the task mounts from the launching machine: the staged code, the job file, and each local dataset (the
+    training set, an eval set) by the path it has on the VM."""
 
     code_dir: Path
     job_file: Path
-    dataset: Path | None
+    datasets: dict[str, Path]  # remote path -> local file or folder
 
 
 def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
-    """Copy what the VM needs into `files_dir`: orch's code and the job, its dataset path rewritten to the mount."""
-    raw, dataset = read_job(job_path)
-    if dataset is not None:
-        raw["dataset"] = f"{REMOTE_DATA_DIR}/{dataset.name}"
+    """Copy what the VM needs into `files_dir`: orch's code and the job, its dataset paths rewritten to the mounts
+    (the eval set in a folder of its own: the two may share a file name)."""
+    raw, local = read_job(job_path)
+    datasets = {}
+    for key, path in local.items():
+        raw[key] = f"{REMOTE_DATA_DIR}/{path.name}" if key == "dataset" else f"{REMOTE_DATA_DIR}/{key}/{path.name}"
+        datasets[raw[key]] = path
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
     job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, dataset=dataset)
+    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, datasets=datasets)
 
 
 def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
@@ -152,8 +156,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     delivery = option.delivery or delivery_for(option.offer)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
-    if files.dataset is not None:
-        mounts[f"{REMOTE_DATA_DIR}/{files.dataset.name}"] = str(files.dataset)
+    mounts.update((remote, str(path)) for remote, path in files.datasets.items())
     guard = guard_for(option, delivery, budget_usd)
     secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)}
     envs = {"ORCH_RUN_ID": run_id, "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
@@ -229,7 +232,7 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
         shutil.rmtree(files_dir / "src", ignore_errors=True)
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir)
         staged = files_dir
-        files = TaskFiles(staged / "src", staged / "job.yaml", None)
+        files = TaskFiles(staged / "src", staged / "job.yaml", {})
         try:
             files_as = str(staged.resolve().relative_to(Path.cwd().resolve()))
         except ValueError:
@@ -240,5 +243,5 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp))
         staged = Path(tmp) / "remote"
-        text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", None), f"{spec.name}-task-files")
+        text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
         return DryRun(text, optimizer_view(task), None)

@@ -28,7 +28,9 @@ class RunStatus(str, Enum):
 
     @classmethod
     def of_trainer(cls, status: str) -> "RunStatus":
-        return cls(TrainStatus(status).value)
+        """The run's status for the trainer's end: its own, but a Ctrl-C is the user stopping the run."""
+        train_status = TrainStatus(status)
+        return cls.STOPPED if train_status is TrainStatus.INTERRUPTED else cls(train_status.value)
 
 
 ACTIVE = tuple(s for s in RunStatus if s.is_active())

@@ -1,0 +1,52 @@
+"""`orch import CONFIG.yaml [--out JOB.yaml]`: an orch job from an axolotl, LLaMA-Factory, TRL or torchtune config,
+with every key that was not carried over listed, and why."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from gpu_catalog.errors import UserError
+from orchestrator.cli import display
+from orchestrator.cli.errors import user_errors
+from orchestrator.cli.options import JsonFlag
+from orchestrator.foreign_config import translate
+from trainer.config import ConfigError, config_from_dict, parse_override
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file '{path}' does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file '{path}' is not valid YAML: {getattr(exc, 'problem', exc)}.") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config file '{path}' must be a YAML mapping of keys to values.")
+    return raw
+
+
+@user_errors
+def import_command(
+    config: Annotated[Path, typer.Argument(help="A config written for axolotl, LLaMA-Factory, TRL or torchtune.")],
+    out: Annotated[Path | None, typer.Option(help="Write the orch job here (default: print it).")] = None,
+    set_values: Annotated[list[str] | None, typer.Option("--set", help="Set or override a key: KEY=VALUE "
+                                                                       "(repeatable).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write an orch job from another trainer's config; every key not carried over is listed with the reason."""
+    translation = translate(_read_yaml(config))
+    job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
+    try:
+        config_from_dict(job, name=config.stem)
+    except ConfigError as exc:
+        raise UserError(f"the imported job is not complete: {exc} Add what is missing with --set KEY=VALUE.") from None
+    text = f"# imported from {config.name} by `orch import`\n" + yaml.safe_dump(job, sort_keys=False)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    if as_json:
+        display.print_json({"job": job, "out": str(out) if out else None,
+                            "not_carried": [{"key": k, "why": why} for k, why in translation.not_carried]})
+        return
+    display.show_import(text if out is None else None, out, translation.not_carried)

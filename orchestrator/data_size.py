@@ -1,0 +1,129 @@
+"""How many tokens one epoch of a job's dataset is, and where that number came from, for `orch plan`.
+
+In order: `dataset_tokens` in the job (an override); a local file or folder tokenized exactly as the trainer will
+(trainer/count_tokens.py in its own process, so planning imports no torch), when the model's tokenizer is on this
+machine; a hub dataset's published size (rows and bytes in its card, through huggingface_hub, without downloading
+it) where the network allows; otherwise an estimate from bytes, marked as one. Counts are cached under ORCH_HOME,
+keyed by the settings that shape the data and the files' sizes and times.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from orchestrator.home import orch_home
+from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
+from trainer.offline_names import is_built_offline
+
+DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
+             "eval_split", "eval_fraction", "completion_only_loss", "seq_len", "packing", "seed", "method")
+COUNT_TIMEOUT_S = 600
+TOKENIZE_MAX_BYTES = 64 * 10**6  # above this, tokenizing (chat templates turn by turn) would make planning slow
+
+
+class DataSize(NamedTuple):
+    tokens: int | None
+    source: str  # job | tokenized | hub metadata | estimate | unknown
+    detail: str
+
+
+def _files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
+    keys = {k: getattr(spec, k) for k in DATA_KEYS}
+    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    digest = hashlib.sha1(json.dumps([keys, stamp], default=str).encode()).hexdigest()[:16]
+    return orch_home() / "cache" / "data-sizes" / f"{digest}.json"
+
+
+def _tokenizer_here(spec: JobConfig) -> bool:
+    """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data)."""
+    name = spec.tokenizer or spec.model
+    if is_built_offline(spec.model) or Path(name).expanduser().is_dir():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "tokenizer_config.json"), str)
+
+
+def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
+    raw = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+    raw["dataset_columns"] = dict(spec.dataset_columns)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "trainer.count_tokens", str(base_dir)], input=json.dumps(raw),
+                              capture_output=True, text=True, env=env, timeout=COUNT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"took over {COUNT_TIMEOUT_S} s"}
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
+    files = _files(path)
+    total_bytes = sum(f.stat().st_size for f in files)
+    estimate = int(total_bytes / BYTES_PER_TOKEN_ESTIMATE)
+    if total_bytes > TOKENIZE_MAX_BYTES:
+        return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (over "
+                                              f"{TOKENIZE_MAX_BYTES // 10**6} MB: not tokenized at plan time)")
+    if not _tokenizer_here(spec):
+        return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (the tokenizer of "
+                                              f"{spec.tokenizer or spec.model} is not on this machine)")
+    cache = _cache_path(spec, files)
+    if cache.is_file():
+        counted = json.loads(cache.read_text())
+    else:
+        counted = _count_tokens(spec, base_dir)
+        if "tokens" in counted:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(counted))
+    if "tokens" not in counted:
+        return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
+                                              f"{counted.get('error')})")
+    return DataSize(counted["tokens"], "tokenized", f"{counted['train_sequences']:,} training sequences of "
+                                                    f"{spec.seq_len} after the chat template, truncation and packing")
+
+
+def _split_bytes(card_info, config_name: str | None, split: str) -> tuple[int, int] | None:
+    """(bytes, rows) of a split from a dataset card's `dataset_info` (one dict, or one per config)."""
+    infos = card_info if isinstance(card_info, list) else [card_info]
+    for info in infos:
+        if not isinstance(info, dict) or info.get("config_name", "default") != (config_name or "default"):
+            continue
+        for entry in info.get("splits") or []:
+            if entry.get("name") == split and entry.get("num_bytes"):
+                return int(entry["num_bytes"]), int(entry.get("num_examples") or 0)
+    return None
+
+
+def _hub_size(spec: JobConfig) -> DataSize:
+    from huggingface_hub import HfApi
+
+    try:
+        card = HfApi().dataset_info(spec.dataset).card_data
+    except Exception as exc:  # noqa: BLE001 - offline, private or missing: the plan says so and asks for a size
+        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here ({type(exc).__name__})")
+    found = _split_bytes(card.to_dict().get("dataset_info") if card else None, spec.dataset_config,
+                         spec.dataset_split)
+    if found is None:
+        return DataSize(None, "unknown", f"{spec.dataset}'s card gives no size for split {spec.dataset_split}")
+    num_bytes, rows = found
+    return DataSize(int(num_bytes / BYTES_PER_TOKEN_ESTIMATE), "hub metadata",
+                    f"{rows:,} rows, {num_bytes / 1e6:,.1f} MB / {BYTES_PER_TOKEN_ESTIMATE} bytes per token")
+
+
+def dataset_size(spec: JobConfig, base_dir: Path) -> DataSize | None:
+    """Tokens in one epoch of the job's dataset and where the number came from; None without a dataset."""
+    if spec.dataset_tokens is not None:
+        return DataSize(spec.dataset_tokens, "job", "dataset_tokens in the job")
+    if spec.dataset is None:
+        return None
+    path = resolve_dataset(spec.dataset, base_dir)
+    return _local_size(spec, path, base_dir) if path is not None else _hub_size(spec)

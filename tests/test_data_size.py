@@ -1,0 +1,56 @@
+"""`orch plan` sizes the data itself: a local file tokenized as the trainer will see it (checked against a real
+epoch of training), an estimate that says so where the tokenizer is absent, a hub card's published size, and
+`dataset_tokens` as an override."""
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.data_size import _split_bytes
+from orchestrator.job import load_sized_job
+from tests.trainer_helpers import REPO
+from trainer.__main__ import main
+
+CHATS = (REPO / "examples" / "data" / "tiny_chat.jsonl").read_text().splitlines()[:80]
+
+
+def chat_job(tmp_path, **changes):
+    (tmp_path / "chat.jsonl").write_text("\n".join(CHATS) + "\n")
+    job = {"model": "orch/tiny-llama", "method": "lora", "dataset": "chat.jsonl", "seq_len": 128, "micro_batch": 1,
+           "epochs": 1, "eval_fraction": 0.05, "log_every": 1000, "save_every_minutes": 60, **changes}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return path
+
+
+def test_planned_tokens_match_what_an_epoch_trains_on_within_1_percent(tmp_path):
+    job = chat_job(tmp_path)
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["data"]
+    assert data["source"] == "tokenized" and data["epochs"] == 1
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 0
+    trained = json.loads((tmp_path / "out" / "metrics.json").read_text())["train_tokens"]
+    assert abs(data["tokens"] - trained) <= 0.01 * trained
+
+
+def test_without_the_tokenizer_the_size_is_an_estimate_that_says_so(tmp_path):
+    spec, size = load_sized_job(chat_job(tmp_path, model="meta-llama/Llama-3.1-8B"))
+    assert size.source == "estimate" and "not on this machine" in size.detail
+    assert spec.dataset_tokens == size.tokens == (tmp_path / "chat.jsonl").stat().st_size // 4
+
+
+def test_dataset_tokens_overrides_the_count(tmp_path):
+    spec, size = load_sized_job(chat_job(tmp_path, dataset_tokens=12345))
+    assert (spec.dataset_tokens, size.source) == (12345, "job")
+
+
+def test_a_hub_card_gives_the_split_size_of_the_config_asked_for():
+    card = [{"config_name": "default", "splits": [{"name": "train", "num_bytes": 4_000_000, "num_examples": 10}]},
+            {"config_name": "sft", "splits": [{"name": "train_sft", "num_bytes": 8_000_000, "num_examples": 20},
+                                              {"name": "test_sft", "num_bytes": 800, "num_examples": 2}]}]
+    assert _split_bytes(card, "sft", "train_sft") == (8_000_000, 20)
+    assert _split_bytes(card, None, "train") == (4_000_000, 10)
+    assert _split_bytes(card[0], None, "test") is None

@@ -1,0 +1,110 @@
+"""Configs from other trainers: their key names get orch's in the error, and `orch import` carries them over (or
+says why not); an imported axolotl and LLaMA-Factory config train."""
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.foreign_config import translate
+from tests.trainer_helpers import TINY_DATA
+from trainer.__main__ import main
+from trainer.config import ConfigError, config_from_dict
+
+BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1}
+AXOLOTL = {
+    "base_model": "orch/tiny-llama", "model_type": "LlamaForCausalLM", "load_in_4bit": False, "adapter": "lora",
+    "datasets": [{"path": str(TINY_DATA), "type": "alpaca"}], "val_set_size": 0.05, "output_dir": "./out",
+    "sequence_len": 64, "sample_packing": True, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05,
+    "lora_target_linear": True, "gradient_accumulation_steps": 1, "micro_batch_size": 2, "num_epochs": 1,
+    "max_steps": 3, "optimizer": "adamw_torch", "lr_scheduler": "cosine", "learning_rate": 0.003,
+    "train_on_inputs": False, "bf16": "auto", "gradient_checkpointing": False, "warmup_steps": 1,
+    "special_tokens": {"pad_token": "<|pad|>"}, "wandb_entity": None,
+}
+LLAMA_FACTORY = {
+    "model_name_or_path": "orch/tiny-llama", "stage": "sft", "do_train": True, "finetuning_type": "lora",
+    "lora_rank": 8, "lora_target": "all", "dataset": "alpaca_en_demo", "template": "llama3", "cutoff_len": 64,
+    "max_samples": 1000, "output_dir": "saves/tiny", "logging_steps": 1, "save_steps": 500, "plot_loss": True,
+    "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "learning_rate": 3.0e-3,
+    "num_train_epochs": 1.0, "max_steps": 3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "bf16": False,
+    "val_size": 0.05,
+}
+
+
+@pytest.mark.parametrize("key, message", [
+    ("sequence_len", "`sequence_len` is axolotl's name: use `seq_len`"),
+    ("cutoff_len", "`cutoff_len` is LLaMA-Factory's name: use `seq_len`"),
+    ("max_length", "`max_length` is TRL's name: use `seq_len`"),
+    ("gradient_accumulation_steps", "is the name in axolotl, LLaMA-Factory, TRL and torchtune: use `grad_accum`"),
+    ("lora_rank", "`lora_rank` is LLaMA-Factory's name: use `lora_r`"),
+    ("per_device_train_batch_size", "use `micro_batch`"),
+    ("load_in_4bit", "use `method: qlora`"),
+    ("enable_activation_checkpointing", "`enable_activation_checkpointing` is torchtune's name: use `grad_ckpt`"),
+])
+def test_another_trainers_key_names_orchs(key, message):
+    with pytest.raises(ConfigError, match=message.replace("`", ".")):
+        config_from_dict({**BASE, key: 1})
+
+
+def test_an_unknown_key_of_no_trainer_stays_unknown():
+    with pytest.raises(ConfigError, match="unknown key `colour`"):
+        config_from_dict({**BASE, "colour": "blue"})
+
+
+def test_llama_factory_quantization_makes_qlora_whatever_the_key_order():
+    job = translate({"quantization_bit": 4, "finetuning_type": "lora", "stage": "sft"}).job
+    assert (job["method"], job["quant_bits"]) == ("qlora", 4)
+
+
+def test_torchtune_nested_keys_are_carried():
+    raw = {"model": {"_component_": "torchtune.models.llama3_1.lora_llama3_1_8b", "lora_rank": 16, "lora_alpha": 32,
+                     "lora_attn_modules": ["q_proj", "v_proj"]},
+           "tokenizer": {"max_seq_len": 2048}, "batch_size": 2, "optimizer": {"lr": 3e-4}, "epochs": 1,
+           "enable_activation_checkpointing": True, "dtype": "bf16"}
+    translation = translate(raw)
+    assert translation.job == {"lora_r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"],
+                               "seq_len": 2048, "micro_batch": 2, "learning_rate": 3e-4, "epochs": 1,
+                               "grad_ckpt": True, "precision": "bf16", "method": "lora"}
+    assert [key for key, _ in translation.not_carried] == ["model._component_"]
+
+
+def test_trl_sft_config_names():
+    job = translate({"model_name_or_path": "m", "dataset_name": "trl-lib/Capybara", "dataset_train_split": "train",
+                     "max_length": 1024, "completion_only_loss": False, "use_peft": True, "lora_r": 16,
+                     "optim": "adamw_8bit", "report_to": "tensorboard", "neftune_noise_alpha": 5}).job
+    assert job == {"model": "m", "dataset": "trl-lib/Capybara", "dataset_split": "train", "seq_len": 1024,
+                   "completion_only_loss": False, "method": "lora", "lora_r": 16, "optimizer": "adamw_8bit",
+                   "report_to": "tensorboard", "neftune_noise_alpha": 5}
+
+
+def import_and_train(tmp_path, raw, *extra):
+    source, job = tmp_path / "foreign.yaml", tmp_path / "job.yaml"
+    source.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["import", str(source), "--out", str(job), *extra, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 0
+    return report, json.loads((tmp_path / "out" / "metrics.json").read_text())
+
+
+def test_an_axolotl_config_is_imported_and_trains(tmp_path):
+    report, metrics = import_and_train(tmp_path, AXOLOTL)
+    assert metrics["status"] == "ok" and metrics["steps"] == 3
+    assert report["job"]["seq_len"] == 64 and report["job"]["micro_batch"] == 2
+    assert {"model_type", "output_dir", "special_tokens.pad_token"} <= {k["key"] for k in report["not_carried"]}
+
+
+def test_a_llama_factory_config_is_imported_with_its_dataset_given_and_trains(tmp_path):
+    report, metrics = import_and_train(tmp_path, LLAMA_FACTORY, "--set", f"dataset={TINY_DATA}")
+    assert metrics["status"] == "ok" and metrics["steps"] == 3 and metrics["config"]["lora_r"] == 8
+    reasons = {k["key"]: k["why"] for k in report["not_carried"]}
+    assert "dataset_info.json" in reasons["dataset"] and "template" in reasons
+
+
+def test_an_import_missing_required_keys_says_what_to_add(tmp_path):
+    source = tmp_path / "foreign.yaml"
+    source.write_text(yaml.safe_dump({"lora_rank": 8, "finetuning_type": "lora"}))
+    result = CliRunner().invoke(app, ["import", str(source)])
+    assert result.exit_code == 2 and "missing required key `model`" in result.output and "--set" in result.output

@@ -1,0 +1,31 @@
+"""A job's local datasets (training and eval) reach the trainer wherever it runs: made absolute for a local run,
+mounted for a cloud one."""
+
+import yaml
+
+from orchestrator.launch.local import run_job_file
+from orchestrator.launch.skypilot import REMOTE_DATA_DIR, remote_job_mounts
+
+
+def job_with_two_files(tmp_path):
+    (tmp_path / "data").mkdir()
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / "data" / name).write_text('{"text": "x"}\n')
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "m", "method": "lora", "seq_len": 8, "dataset": "data/train.jsonl",
+                                   "eval_dataset": "data/eval.jsonl"}))
+    return job
+
+
+def test_a_local_run_gets_absolute_paths_for_both_datasets(tmp_path):
+    (tmp_path / "run").mkdir()
+    written = yaml.safe_load(run_job_file(job_with_two_files(tmp_path), tmp_path / "run").read_text())
+    assert written["dataset"] == str(tmp_path / "data" / "train.jsonl")
+    assert written["eval_dataset"] == str(tmp_path / "data" / "eval.jsonl")
+
+
+def test_a_cloud_run_mounts_both_datasets(tmp_path):
+    (tmp_path / "work").mkdir()
+    mounts = remote_job_mounts(job_with_two_files(tmp_path), tmp_path / "work")
+    assert mounts[f"{REMOTE_DATA_DIR}/train.jsonl"] == str(tmp_path / "data" / "train.jsonl")
+    assert mounts[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == str(tmp_path / "data" / "eval.jsonl")

@@ -1,0 +1,141 @@
+"""Datasets as people have them: each record shape in each file kind, a folder, a dataset repository (the Hub's
+layout, read by the same datasets.load_dataset call a hub id gets) with a config, a split and a column mapping, and
+a separate eval set; the tiny model trains a few steps on each."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.trainer_helpers import TINY_DATA, write_job
+from trainer.__main__ import main
+from trainer.config import config_from_dict
+from trainer.data import DataError, load_records
+
+ROWS = [json.loads(line) for line in TINY_DATA.read_text().splitlines()[:300]]
+HUB_README = """---
+configs:
+- config_name: qa
+  data_files:
+  - split: train
+    path: qa/train-*.jsonl
+  - split: test
+    path: qa/test.jsonl
+- config_name: plain
+  data_files:
+  - split: train
+    path: plain/train.jsonl
+---
+A dataset laid out as on the Hub.
+"""
+
+
+def question(row):
+    return f"{row['instruction']} {row['input']}".strip()
+
+
+SHAPES = {
+    "sharegpt": lambda r: {"conversations": [{"from": "system", "value": "Be brief."},
+                                             {"from": "human", "value": question(r)},
+                                             {"from": "gpt", "value": r["output"]}]},
+    "messages": lambda r: {"messages": [{"role": "user", "content": question(r)},
+                                        {"role": "assistant", "content": r["output"]}]},
+    "alpaca": lambda r: r,
+    "prompt_completion": lambda r: {"prompt": question(r) + "\n", "completion": r["output"]},
+    "text": lambda r: {"text": f"{question(r)} {r['output']}"},
+}
+
+
+def write_records(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(records))
+    elif path.suffix == ".parquet":
+        pd.DataFrame(records).to_parquet(path)
+    else:
+        pd.DataFrame(records).to_csv(path, index=False)
+    return path
+
+
+def hub_repo(root):
+    """A dataset repository: two configs, a train split in two files, a test split, columns named its own way."""
+    qa = [{"question": question(r), "answer": r["output"]} for r in ROWS]
+    write_records(root / "qa" / "train-00000.jsonl", qa[:120])
+    write_records(root / "qa" / "train-00001.jsonl", qa[120:250])
+    write_records(root / "qa" / "test.jsonl", qa[250:])
+    write_records(root / "plain" / "train.jsonl", [{"text": "unused"}])
+    (root / "README.md").write_text(HUB_README)
+    return root
+
+
+def job(**keys):
+    return config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, **keys})
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])
+def test_each_file_kind_reads_the_same_records(tmp_path, suffix):
+    path = write_records(tmp_path / f"data{suffix}", ROWS[:20])
+    records = load_records(job(dataset=str(path)), tmp_path)
+    assert [r["output"] for r in records.train] == [r["output"] for r in ROWS[:20]] and records.eval is None
+
+
+def test_a_folder_of_files_reads_them_all(tmp_path):
+    write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
+    write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])
+    assert len(load_records(job(dataset="data"), tmp_path).train) == 25
+
+
+def test_a_dataset_repository_reads_the_config_and_split_asked_for(tmp_path):
+    repo = hub_repo(tmp_path / "repo")
+    records = load_records(job(dataset=str(repo), dataset_config="qa", eval_split="test"), tmp_path)
+    assert len(records.train) == 250 and len(records.eval) == 50 and set(records.train[0]) == {"question", "answer"}
+
+
+def test_a_bounded_run_streams_only_what_it_needs(tmp_path):
+    repo = hub_repo(tmp_path / "repo")
+    records = load_records(job(dataset=str(repo), dataset_config="qa", max_steps=1, micro_batch=1), tmp_path)
+    assert 0 < len(records.train) < 250  # 64 tokens of training: a few records read, not the whole split
+
+
+def test_an_eval_split_of_a_single_file_is_refused(tmp_path):
+    path = write_records(tmp_path / "data.jsonl", ROWS[:5])
+    with pytest.raises(DataError, match="eval_dataset: PATH"):
+        load_records(job(dataset=str(path), eval_split="test"), tmp_path)
+
+
+def test_a_missing_split_is_a_data_error_naming_it(tmp_path):
+    repo = hub_repo(tmp_path / "repo")
+    with pytest.raises(DataError, match="split 'validation'"):
+        load_records(job(dataset=str(repo), dataset_config="qa", dataset_split="validation"), tmp_path)
+
+
+def train(tmp_path, **changes):
+    output = tmp_path / "out"
+    code = main([str(write_job(tmp_path, seq_len=64, micro_batch=2, max_steps=3, eval_batches=2, **changes)),
+                 "--output", str(output)])
+    return code, json.loads((output / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("shape, suffix", [("sharegpt", ".jsonl"), ("messages", ".json"), ("alpaca", ".parquet"),
+                                           ("prompt_completion", ".csv"), ("text", ".jsonl")])
+def test_the_tiny_model_trains_on_each_shape(tmp_path, shape, suffix):
+    write_records(tmp_path / f"{shape}{suffix}", [SHAPES[shape](r) for r in ROWS[:120]])
+    code, metrics = train(tmp_path, dataset=f"{shape}{suffix}")
+    assert code == 0 and metrics["steps"] == 3 and metrics["train_tokens"] > 0 and metrics["eval_sequences"] > 0
+
+
+def test_the_tiny_model_trains_on_a_repository_with_a_column_mapping_and_an_eval_file(tmp_path):
+    hub_repo(tmp_path / "repo")
+    write_records(tmp_path / "eval.csv", [{"question": question(r), "answer": r["output"]} for r in ROWS[:16]])
+    code, metrics = train(tmp_path, dataset="repo", dataset_config="qa", eval_dataset="eval.csv",
+                          dataset_columns={"instruction": "question", "output": "answer"})
+    assert code == 0 and metrics["steps"] == 3 and metrics["eval_loss"] is not None
+    assert metrics["config"]["dataset_columns"] == [["instruction", "question"], ["output", "answer"]]
+
+
+def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
+    write_records(tmp_path / "bad.jsonl", [*ROWS[:5], {"question": "?"}])
+    code, metrics = train(tmp_path, dataset="bad.jsonl")
+    assert code == 1 and "record 5 has none of the known shapes" in metrics["message"]

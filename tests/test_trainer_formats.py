@@ -1,0 +1,75 @@
+"""Every record shape renders to tokens with the loss on what the model should learn to write."""
+
+import pytest
+
+from trainer.data_formats import DataError, map_columns, render
+from trainer.random_model import train_tokenizer
+
+TEXTS = ["hello world", "the opposite of hot is cold", "### Instruction:", "### Response:", "user assistant"] * 20
+SYSTEM = "You are terse."
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS, vocab_size=300)
+
+
+def trained_text(tokenizer, record, **kwargs):
+    ids, mask = render(record, tokenizer, **kwargs)
+    return tokenizer.decode([t for t, keep in zip(ids, mask, strict=True) if keep])
+
+
+def test_openai_messages_with_a_system_turn_train_on_every_assistant_turn(tokenizer):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"},
+                {"role": "assistant", "content": "world"}]
+    trained = trained_text(tokenizer, {"messages": messages})
+    assert "hello" in trained and "world" in trained
+    assert not any(text in trained for text in ("hi", "again", SYSTEM))
+
+
+@pytest.mark.parametrize("turns", [
+    [{"from": "system", "value": SYSTEM}, {"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
+    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"},
+     {"role": "assistant", "content": "hello"}],
+], ids=["from-value", "role-content"])
+def test_sharegpt_conversations_train_on_gpt_turns(tokenizer, turns):
+    sharegpt = trained_text(tokenizer, {"conversations": turns})
+    messages = trained_text(tokenizer, {"messages": [{"role": "system", "content": SYSTEM},
+                                                     {"role": "user", "content": "hi"},
+                                                     {"role": "assistant", "content": "hello"}]})
+    assert sharegpt == messages and "hello" in sharegpt and "hi" not in sharegpt
+
+
+def test_conversational_prompt_completion_trains_on_the_completion(tokenizer):
+    record = {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "hello"}]}
+    trained = trained_text(tokenizer, record)
+    assert "hello" in trained and "hi" not in trained
+
+
+def test_alpaca_and_prompt_completion_train_on_the_response(tokenizer):
+    assert trained_text(tokenizer, {"instruction": "Opposite?", "input": "hot", "output": "cold"}) == "cold<|eos|>"
+    assert trained_text(tokenizer, {"prompt": "say hi", "completion": " hello"}) == " hello<|eos|>"
+
+
+def test_whole_sequence_loss_counts_every_token(tokenizer):
+    ids, mask = render({"instruction": "Opposite?", "output": "cold"}, tokenizer, completion_only_loss=False)
+    assert all(mask) and "Opposite?" in tokenizer.decode(ids)
+
+
+def test_a_record_of_no_shape_names_its_index_and_keys(tokenizer):
+    with pytest.raises(DataError, match=r"record 7 has none of the known shapes.*\['answer', 'question'\]"):
+        render({"question": "?", "answer": "!"}, tokenizer, index=7)
+
+
+def test_a_bad_sharegpt_role_is_named(tokenizer):
+    with pytest.raises(DataError, match="record 3: a ShareGPT turn needs `from`.*from='bot'"):
+        render({"conversations": [{"from": "bot", "value": "x"}]}, tokenizer, index=3)
+
+
+def test_column_mapping_renames_columns_to_a_known_shape(tokenizer):
+    record = map_columns({"question": "Opposite?", "answer": "cold"}, (("instruction", "question"),
+                                                                       ("output", "answer")), 0)
+    assert trained_text(tokenizer, record) == "cold<|eos|>"
+    with pytest.raises(DataError, match=r"record 4: `dataset_columns` names column\(s\) \['reply'\]"):
+        map_columns({"question": "?"}, (("output", "reply"),), 4)

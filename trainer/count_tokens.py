@@ -1,0 +1,36 @@
+"""python -m trainer.count_tokens BASE_DIR < config.json: the tokens one epoch trains on, as JSON on stdout.
+
+`orch plan` runs this in its own process (planning imports no torch): the job's data is read, rendered and packed
+exactly as the trainer does (chat template, loss mask, truncation, packing, eval split), with the model's tokenizer
+from the local cache only (a model built offline trains its tokenizer on the data, as the trainer does). Exit 3 with
+{"error": ...} when the tokenizer or the data is not available here.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from trainer.config import config_from_dict
+
+
+def count(raw: dict, base_dir: Path) -> dict:
+    from trainer.prepared import prepare
+
+    prepared = prepare(config_from_dict(raw), base_dir, build_model=False, local_only=True)
+    return {"tokens": sum(s.real_tokens for s in prepared.train), "train_sequences": len(prepared.train),
+            "eval_sequences": len(prepared.eval)}
+
+
+def main() -> int:
+    raw = json.loads(sys.stdin.read())
+    try:
+        result = count(raw, Path(sys.argv[1]))
+    except Exception as exc:  # noqa: BLE001 - any failure means "estimate instead", and the reason is reported
+        print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}))
+        return 3
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

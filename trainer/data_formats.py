@@ -1,0 +1,118 @@
+"""Record shapes: each record becomes token ids and, per token, whether the loss counts it.
+
+Shapes, in the order they are tried (TRL's dataset conventions where they apply):
+- OpenAI chat: `messages: [{role, content}, ...]` (system, user, assistant; any number of turns).
+- ShareGPT: `conversations: [{from, value}, ...]` with from human/gpt/system (also user/assistant), or role/content.
+- prompt + completion: strings, or TRL's conversational form (lists of messages).
+- alpaca: `instruction` [+ `input`] + `output`.
+- plain `text`.
+Chat turns are rendered with the tokenizer's chat template; the loss is on assistant turns and on responses
+(`completion_only_loss: true`, TRL's default), or on every token (`completion_only_loss: false`).
+A column mapping (`dataset_columns: {instruction: question, output: answer}`) renames a dataset's columns first.
+"""
+
+IGNORE_INDEX = -100
+PROMPT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
+PROMPT_WITH_INPUT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+                  "system": "system", "tool": "tool", "function_call": "assistant", "observation": "tool"}
+SHAPES = "messages; conversations; prompt+completion; instruction+output; text"
+
+
+class DataError(ValueError):
+    pass
+
+
+def map_columns(record: dict, columns: tuple[tuple[str, str], ...], index: int) -> dict:
+    """The record with its columns renamed to orch's names (orch name <- dataset column)."""
+    if not columns:
+        return record
+    missing = [source for _, source in columns if source not in record]
+    if missing:
+        raise DataError(f"record {index}: `dataset_columns` names column(s) {missing} that the dataset lacks; "
+                        f"its columns are {sorted(record)}.")
+    mapped = {k: v for k, v in record.items() if k not in {source for _, source in columns}}
+    mapped.update((name, record[source]) for name, source in columns)
+    return mapped
+
+
+def _messages_from_sharegpt(turns: list, index: int) -> list[dict]:
+    messages = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
+        role = turn.get("from", turn.get("role"))
+        content = turn.get("value", turn.get("content"))
+        if role not in SHAREGPT_ROLES or not isinstance(content, str):
+            raise DataError(f"record {index}: a ShareGPT turn needs `from` (one of {', '.join(SHAREGPT_ROLES)}) "
+                            f"and a string `value`; got keys {sorted(turn)} and from={role!r}.")
+        messages.append({"role": SHAREGPT_ROLES[role], "content": content})
+    return messages
+
+
+def _check_messages(messages, index: int) -> list[dict]:
+    if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages):
+        raise DataError(f"record {index}: `messages` must be a list of {{role, content}} turns with string values.")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def record_texts(records: list[dict]) -> list[str]:
+    """Every string in the records: what the tiny model's tokenizer learns from."""
+    texts = []
+    for record in records:
+        for value in record.values():
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, list):
+                texts.extend(m.get("content", m.get("value", "")) for m in value if isinstance(m, dict))
+    return texts
+
+
+def _prompt_response(tokenizer, prompt: str, response: str) -> tuple[list[int], list[bool]]:
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
+
+
+def _chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
+    """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
+    ids: list[int] = []
+    mask: list[bool] = []
+    for end, message in enumerate(messages, start=1):
+        rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
+        ids += turn_ids
+        mask += [message["role"] == "assistant"] * len(turn_ids)
+    return ids, mask
+
+
+def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[bool]]:
+    if record.get("messages"):
+        return _chat(tokenizer, _check_messages(record["messages"], index))
+    if record.get("conversations"):
+        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], index))
+    prompt, completion = record.get("prompt"), record.get("completion")
+    if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
+        prompt_part = _check_messages(prompt, index)
+        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, index))
+        prompt_len = len(_chat(tokenizer, prompt_part)[0])
+        return ids, [False] * prompt_len + mask[prompt_len:]
+    if isinstance(prompt, str) and isinstance(completion, str):
+        return _prompt_response(tokenizer, prompt, completion)
+    if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
+        template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
+        prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
+        return _prompt_response(tokenizer, prompt, record["output"])
+    if isinstance(record.get("text"), str):
+        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
+        return ids, [True] * len(ids)
+    raise DataError(f"record {index} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
+                    "Rename columns with `dataset_columns: {orch_name: your_column}`.")
+
+
+def render(record: dict, tokenizer, index: int = 0, completion_only_loss: bool = True) -> tuple[list[int], list[bool]]:
+    """Token ids and, per token, whether the loss counts it."""
+    ids, mask = _render_shape(record, tokenizer, index)
+    return ids, mask if completion_only_loss else [True] * len(ids)

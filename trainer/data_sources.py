@@ -1,0 +1,91 @@
+"""Where records come from: a local JSON, JSONL, Parquet or CSV file, a folder of them, or a dataset repository
+(a Hugging Face dataset id, or a local folder laid out like one) with a config, a split and streaming.
+
+All of it goes through `datasets.load_dataset` with the arguments a user would pass by hand, so a local folder in the
+hub layout (README.md with `configs:`) reads exactly as the same repository would from the Hub. A dataset that is
+not one local file streams when the run is bounded (`train_tokens` or `max_steps`): only the records the run needs
+are read, and a large hub dataset is never downloaded whole.
+"""
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
+from trainer.data_formats import DataError
+
+FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+READ_MARGIN = 2  # a streamed dataset is read to twice the text the run needs: tokens per byte vary by tokenizer
+
+
+class Source(NamedTuple):
+    """One dataset to read: a hub id or a local path, with the config and split to take."""
+
+    name: str
+    local: Path | None
+    config_name: str | None
+    split: str
+
+
+def train_source(config: JobConfig, base_dir: Path) -> Source:
+    return Source(config.dataset, resolve_dataset(config.dataset, base_dir), config.dataset_config,
+                  config.dataset_split)
+
+
+def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
+    """A separate eval set (`eval_dataset` and/or `eval_split`); None: hold out `eval_fraction` of the training data."""
+    if config.eval_dataset is None and config.eval_split is None:
+        return None
+    if config.eval_dataset is None:
+        source = train_source(config, base_dir)
+        if source.local is not None and source.local.is_file():
+            raise DataError(f"`eval_split` picks a split of a dataset repository, and {config.dataset} is one file: "
+                            "name the eval file with `eval_dataset: PATH`.")
+        return source._replace(split=config.eval_split)
+    return Source(config.eval_dataset, resolve_dataset(config.eval_dataset, base_dir), config.dataset_config,
+                  config.eval_split or "train")
+
+
+def _load(source: Source, streaming: bool):
+    from datasets import load_dataset  # heavy, and only the trainer needs it
+
+    local = source.local
+    if local is not None and local.is_file():
+        kind = FILE_KINDS.get(local.suffix.lower())
+        if kind is None:
+            raise DataError(f"dataset {local}: use .jsonl, .json, .parquet or .csv (or a folder of them).")
+        return load_dataset(kind, data_files=str(local), split="train", streaming=streaming)
+    path = str(local) if local is not None else source.name
+    return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
+
+
+def _text_chars(record: dict) -> int:
+    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in record.values() if v is not None)
+
+
+def _until_chars(records: Iterable[dict], max_chars: int) -> Iterator[dict]:
+    total = 0
+    for record in records:
+        yield record
+        total += _text_chars(record)
+        if total >= max_chars:
+            return
+
+
+def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
+    """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
+    streaming = needed_tokens is not None and not (source.local is not None and source.local.is_file())
+    try:
+        dataset = _load(source, streaming)
+        records = iter(dataset)
+        if streaming:
+            records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
+        return [dict(r) for r in records]
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - offline, private, a bad split or a bad file: all mean "cannot read it"
+        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        where = "" if source.local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
+        raise DataError(f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
+                        f"'{source.split}'{where}: {detail}") from None
+

@@ -1,0 +1,209 @@
+"""Keys other trainers use for orch's settings: the config check names orch's key for a foreign one ("`sequence_len`
+is axolotl's name: use `seq_len`"), and `orch import` carries values over with the same table.
+
+Key names from the projects' own configs and docs (checked 2026-12): axolotl's config reference and examples
+(sequence_len, micro_batch_size, adapter, load_in_4bit, lora_target_linear, datasets: [{path, type}]),
+LLaMA-Factory's examples/train_lora/*.yaml (cutoff_len, finetuning_type, lora_rank, lora_target, quantization_bit),
+TRL's SFTConfig and ScriptArguments (max_length, per_device_train_batch_size, optim, lr_scheduler_type,
+dataset_name, dataset_train_split) and torchtune's recipes/configs (batch_size, enable_activation_checkpointing,
+model.lora_rank, tokenizer.max_seq_len, optimizer.lr; nested keys are written with dots).
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
+OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
+              "adamw_bnb_8bit": "adamw_8bit", "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
+              "lion_8bit": "lion_8bit", "paged_lion_8bit": "lion_8bit", "torch.optim.AdamW": "adamw",
+              "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit", "bitsandbytes.optim.AdamW8bit": "adamw_8bit"}
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
+              "constant_with_warmup": "constant_with_warmup",
+              "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": "cosine"}
+METHODS = {"lora": "lora", "qlora": "qlora", "full": "full", None: "full", "": "full"}
+PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
+
+
+class Carried(ValueError):
+    """A value orch cannot take over (the key itself is known)."""
+
+
+def _same(key: str) -> Callable[[object], dict]:
+    return lambda value: {key: value}
+
+
+def _choice(key: str, table: dict) -> Callable[[object], dict]:
+    def convert(value):
+        if not isinstance(value, str | None) or value not in table:
+            raise Carried(f"orch has no {key} {value!r} (choices: {', '.join(sorted(set(table.values())))})")
+        return {key: table[value]}
+    return convert
+
+
+def _quantize(value) -> dict:
+    if value in (4, 8, "4", "8"):
+        return {"method": "qlora", "quant_bits": int(value)}
+    raise Carried(f"quantization {value!r}: orch quantizes to 4 or 8 bits")
+
+
+def _when_true(values: dict) -> Callable[[object], dict]:
+    return lambda value: values if value is True else {}
+
+
+def _negated(key: str) -> Callable[[object], dict]:
+    return lambda value: {key: not value}
+
+
+def _precision(flag: str) -> Callable[[object], dict]:
+    return lambda value: {"precision": flag} if value is True else {}
+
+
+def _targets(value) -> dict:
+    if value in ("all", "all-linear", True):
+        return {"target_modules": "all-linear"}
+    return {"target_modules": value.split(",") if isinstance(value, str) else value}
+
+
+def _axolotl_datasets(value) -> dict:
+    first = value[0] if isinstance(value, list) and value else value
+    if not isinstance(first, dict) or "path" not in first:
+        raise Carried("datasets: orch reads one dataset; give `dataset: PATH_OR_HUB_ID`")
+    if isinstance(value, list) and len(value) > 1:
+        raise Carried("datasets: orch reads one dataset (merge them into one file or folder)")
+    out = {"dataset": first["path"]}
+    kind = first.get("type")
+    if isinstance(kind, dict):  # axolotl's custom format: which columns hold the parts
+        fields = {"instruction": "field_instruction", "input": "field_input", "output": "field_output"}
+        out["dataset_columns"] = {name: kind[field] for name, field in fields.items() if kind.get(field)}
+    elif isinstance(kind, str) and kind.startswith("chat_template") and first.get("field_messages") not in (
+            None, "messages", "conversations"):
+        out["dataset_columns"] = {"conversations": first["field_messages"]}
+    if first.get("name"):
+        out["dataset_config"] = first["name"]
+    if first.get("split"):
+        out["dataset_split"] = first["split"]
+    return out
+
+
+class ForeignKey(NamedTuple):
+    trainers: tuple[str, ...]
+    orch: str  # what the message tells the user to write
+    convert: Callable[[object], dict]
+
+
+def _entry(trainers, orch, convert=None) -> ForeignKey:
+    return ForeignKey(tuple(trainers), orch, convert or _same(orch))
+
+
+ALL = (AXOLOTL, LLAMA_FACTORY, TRL)
+FOREIGN_KEYS: dict[str, ForeignKey] = {
+    # model and method
+    "base_model": _entry([AXOLOTL], "model"),
+    "model_name_or_path": _entry([LLAMA_FACTORY, TRL], "model"),
+    "adapter": _entry([AXOLOTL], "method", _choice("method", METHODS)),
+    "finetuning_type": _entry([LLAMA_FACTORY], "method", _choice("method", METHODS)),
+    "use_peft": _entry([TRL], "method: lora", _when_true({"method": "lora"})),
+    "load_in_4bit": _entry([AXOLOTL, TRL], "method: qlora", _when_true({"method": "qlora", "quant_bits": 4})),
+    "load_in_8bit": _entry([AXOLOTL, TRL], "method: qlora` with `quant_bits: 8",
+                           _when_true({"method": "qlora", "quant_bits": 8})),
+    "quantization_bit": _entry([LLAMA_FACTORY], "method: qlora` with `quant_bits", _quantize),
+    # sequence and batch
+    "sequence_len": _entry([AXOLOTL], "seq_len"),
+    "cutoff_len": _entry([LLAMA_FACTORY], "seq_len"),
+    "max_length": _entry([TRL], "seq_len"),
+    "max_seq_length": _entry([TRL], "seq_len"),
+    "tokenizer.max_seq_len": _entry([TORCHTUNE], "seq_len"),
+    "micro_batch_size": _entry([AXOLOTL], "micro_batch"),
+    "per_device_train_batch_size": _entry([LLAMA_FACTORY, TRL], "micro_batch"),
+    "batch_size": _entry([TORCHTUNE], "micro_batch"),
+    "gradient_accumulation_steps": _entry([*ALL, TORCHTUNE], "grad_accum"),
+    "num_epochs": _entry([AXOLOTL], "epochs"),
+    "num_train_epochs": _entry([LLAMA_FACTORY, TRL], "epochs"),
+    "max_steps_per_epoch": _entry([TORCHTUNE], "max_steps"),
+    "sample_packing": _entry([AXOLOTL], "packing"),
+    # optimisation
+    "optimizer.lr": _entry([TORCHTUNE], "learning_rate"),
+    "optimizer": _entry([AXOLOTL], "optimizer", _choice("optimizer", OPTIMIZERS)),
+    "optim": _entry([LLAMA_FACTORY, TRL], "optimizer", _choice("optimizer", OPTIMIZERS)),
+    "optimizer._component_": _entry([TORCHTUNE], "optimizer", _choice("optimizer", OPTIMIZERS)),
+    "optimizer.weight_decay": _entry([TORCHTUNE], "weight_decay"),
+    "lr_scheduler_type": _entry([LLAMA_FACTORY, TRL], "lr_scheduler", _choice("lr_scheduler", SCHEDULERS)),
+    "lr_scheduler._component_": _entry([TORCHTUNE], "lr_scheduler", _choice("lr_scheduler", SCHEDULERS)),
+    "lr_scheduler.num_warmup_steps": _entry([TORCHTUNE], "warmup_steps"),
+    "gradient_clipping": _entry([AXOLOTL], "max_grad_norm"),
+    "clip_grad_norm": _entry([TORCHTUNE], "max_grad_norm"),
+    "gradient_checkpointing": _entry(ALL, "grad_ckpt"),
+    "enable_activation_checkpointing": _entry([TORCHTUNE], "grad_ckpt"),
+    "bf16": _entry(ALL, "precision: bf16", _precision("bf16")),
+    "fp16": _entry(ALL, "precision: fp16", _precision("fp16")),
+    "dtype": _entry([TORCHTUNE], "precision", _choice("precision", PRECISIONS)),
+    "flash_attention": _entry([AXOLOTL], "attention: flash_attention_2",
+                              _when_true({"attention": "flash_attention_2"})),
+    "flash_attn": _entry([LLAMA_FACTORY], "attention: flash_attention_2",
+                         lambda v: {"attention": "flash_attention_2"} if v == "fa2" else {}),
+    # LoRA
+    "lora_rank": _entry([LLAMA_FACTORY], "lora_r"),
+    "model.lora_rank": _entry([TORCHTUNE], "lora_r"),
+    "model.lora_alpha": _entry([TORCHTUNE], "lora_alpha"),
+    "model.lora_dropout": _entry([TORCHTUNE], "lora_dropout"),
+    "lora_target_modules": _entry([AXOLOTL, TRL], "target_modules", _targets),
+    "lora_target_linear": _entry([AXOLOTL], "target_modules: all-linear", _when_true({"target_modules": "all-linear"})),
+    "lora_target": _entry([LLAMA_FACTORY], "target_modules", _targets),
+    "model.lora_attn_modules": _entry([TORCHTUNE], "target_modules", _targets),
+    "peft_use_dora": _entry([AXOLOTL], "use_dora"),
+    "peft_use_rslora": _entry([AXOLOTL], "use_rslora"),
+    "lora_modules_to_save": _entry([AXOLOTL, TRL], "modules_to_save"),
+    "additional_target": _entry([LLAMA_FACTORY], "modules_to_save", lambda v: {"modules_to_save": v.split(",")}),
+    # data
+    "datasets": _entry([AXOLOTL], "dataset", _axolotl_datasets),
+    "dataset_name": _entry([TRL], "dataset"),
+    "dataset_train_split": _entry([TRL], "dataset_split"),
+    "dataset_test_split": _entry([TRL], "eval_split"),
+    "test_datasets": _entry([AXOLOTL], "eval_dataset",
+                            lambda v: {"eval_dataset": _axolotl_datasets(v)["dataset"]}),
+    "val_set_size": _entry([AXOLOTL], "eval_fraction"),
+    "val_size": _entry([LLAMA_FACTORY], "eval_fraction"),
+    "train_on_inputs": _entry([AXOLOTL], "completion_only_loss: false", _negated("completion_only_loss")),
+    "train_on_prompt": _entry([LLAMA_FACTORY], "completion_only_loss: false", _negated("completion_only_loss")),
+    "assistant_only_loss": _entry([TRL], "completion_only_loss"),
+    "dataset_text_field": _entry([TRL], "dataset_columns: {text: FIELD}",
+                                 lambda v: {"dataset_columns": {"text": v}} if v != "text" else {}),
+    # logging and saving
+    "logging_steps": _entry(ALL, "log_every"),
+    "save_steps": _entry(ALL, "save_every"),
+    "eval_steps": _entry(ALL, "eval_every"),
+    "dataloader_num_workers": _entry(ALL, "num_workers"),
+    "wandb_project": _entry([AXOLOTL], "report_to: wandb` (and WANDB_PROJECT",
+                            lambda v: {"report_to": "wandb"} if v else {}),
+}
+
+
+# Keys other trainers have that orch deliberately does not take, with what to do instead (for `orch import`).
+LEFT_BEHIND = {
+    "output_dir": "orch chooses the output folder: `orch train JOB --output DIR`",
+    "chat_template": "orch renders chats with the tokenizer's own chat template",
+    "template": "orch renders chats with the tokenizer's own chat template",
+    "evals_per_epoch": "use `eval_every` (steps)",
+    "saves_per_epoch": "use `save_every` (steps) or `save_every_minutes`",
+    "save_strategy": "use `save_every` (steps) or `save_every_minutes`",
+    "pad_to_sequence_len": "orch packs sequences (`packing: true`) or pads each to seq_len",
+    "special_tokens": "orch keeps the tokenizer's special tokens",
+    "resume_from_checkpoint": "use `orch train JOB --resume auto`",
+    "deepspeed": "orch trains on one GPU",
+    "fsdp": "orch trains on one GPU",
+    "overwrite_output_dir": "orch refuses an output folder with another run's checkpoints: pick another --output",
+}
+
+
+def _trainer_names(trainers: tuple[str, ...]) -> str:
+    if len(trainers) == 1:
+        return f"{trainers[0]}'s name"
+    return "the name in " + ", ".join(trainers[:-1]) + " and " + trainers[-1]
+
+
+def unknown_key_message(key: str) -> str:
+    """What the config check says about a key orch does not have."""
+    known = FOREIGN_KEYS.get(key)
+    if known is None:
+        return f"unknown key `{key}`"
+    return f"`{key}` is {_trainer_names(known.trainers)}: use `{known.orch}`"
