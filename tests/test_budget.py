@@ -40,14 +40,14 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path):
     assert launched.exit_code == 1, launched.output
     (run,) = runs()
     assert run["usd_per_hour"] == pytest.approx(USD_PER_HOUR)
-    assert run["status"] == "budget_stopped" and within_budget(run)
+    assert run["status"] == "budget_stopped" and within_budget(run), run["message"]
     refused = runner.invoke(app, ["resume", run["run_id"][:5]])
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
     resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.075"])
     assert resumed.exit_code == 1, resumed.output
     (run,) = runs()
-    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.075 and within_budget(run)
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.075 and within_budget(run), run["message"]
 
 
 def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):

@@ -101,9 +101,9 @@ def test_preflight_names_every_problem_with_the_dataset(tmp_path):
                              "dataset": "/elsewhere/d.jsonl"})  # the job loader refuses it too; pre-flight says why
     assert "not on this machine" in dataset_problems(spec, job)[0]
     (tmp_path / "bad.jsonl").write_bytes(b"\xff\xfe\x00 not utf-8 text at all, and more of it")
-    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "bad.jsonl"})
+    spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "bad.jsonl"})
     assert "not UTF-8" in dataset_problems(spec, job)[0]
-    spec = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "org/hub-set"})
+    spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "org/hub-set"})
     assert dataset_problems(spec, job) == []
 
 

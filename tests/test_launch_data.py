@@ -4,7 +4,7 @@ mounted for a cloud one."""
 import yaml
 
 from orchestrator.launch.local import run_job_file
-from orchestrator.launch.skypilot import REMOTE_DATA_DIR, remote_job_mounts
+from orchestrator.launch.sky_task import REMOTE_DATA_DIR, stage_files
 
 
 def job_with_two_files(tmp_path):
@@ -25,7 +25,8 @@ def test_a_local_run_gets_absolute_paths_for_both_datasets(tmp_path):
 
 
 def test_a_cloud_run_mounts_both_datasets(tmp_path):
-    (tmp_path / "work").mkdir()
-    mounts = remote_job_mounts(job_with_two_files(tmp_path), tmp_path / "work")
-    assert mounts[f"{REMOTE_DATA_DIR}/train.jsonl"] == str(tmp_path / "data" / "train.jsonl")
-    assert mounts[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == str(tmp_path / "data" / "eval.jsonl")
+    files = stage_files(job_with_two_files(tmp_path), tmp_path / "work")
+    assert files.datasets[f"{REMOTE_DATA_DIR}/train.jsonl"] == tmp_path / "data" / "train.jsonl"
+    assert files.datasets[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == tmp_path / "data" / "eval.jsonl"
+    staged = yaml.safe_load(files.job_file.read_text())
+    assert (staged["dataset"], staged["eval_dataset"]) == tuple(files.datasets)
