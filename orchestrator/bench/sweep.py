@@ -2,8 +2,10 @@
 
     name: tiny-cpu
     dataset: ../../examples/data/tiny_instruct.jsonl   # relative to the sweep file
-    warmup_steps: 2       # run, not timed
-    measured_steps: 4     # timed
+    warmup_steps: 2       # run, not timed (each round is a fresh process, so each has its warm-up)
+    measured_steps: 20    # timed steps per round
+    max_measured_steps: 80  # rounds repeat until tokens/s is stable or this many steps were timed
+    stable_within: 0.05   # stable: the median's 95% interval is within 5% of it
     settings: {lora_r: 16}          # fixed for every point
     grids:                          # each grid is a cartesian product; points of all grids are run
       - model: [orch/tiny-llama]
@@ -24,7 +26,8 @@ import yaml
 from gpu_catalog.errors import UserError
 from trainer.config import config_from_dict
 
-_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "settings", "grids"}
+_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measured_steps", "stable_within", "settings",
+               "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
 
@@ -47,6 +50,8 @@ class Sweep:
     points: tuple[Point, ...]
     warmup_steps: int
     measured_steps: int
+    max_measured_steps: int
+    stable_within: float
 
 
 def point_id(config: dict, target: str) -> str:
@@ -65,6 +70,13 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     warmup, measured = int(raw.get("warmup_steps", 2)), int(raw.get("measured_steps", 5))
     if warmup < 1 or measured < 1:
         raise UserError(f"sweep {path}: warmup_steps and measured_steps must be at least 1.")
+    max_measured = int(raw.get("max_measured_steps", measured))
+    within = raw.get("stable_within", 0.05)
+    if max_measured < measured:
+        raise UserError(f"sweep {path}: max_measured_steps ({max_measured}) must be at least measured_steps "
+                        f"({measured}).")
+    if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < 1:
+        raise UserError(f"sweep {path}: stable_within must be a fraction between 0 and 1, got {within!r}.")
     dataset = str((Path(path).parent / raw["dataset"]).resolve())
     points, seen = [], set()
     for grid in raw["grids"]:
@@ -78,4 +90,4 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 seen.add(pid)
                 points.append(Point(pid, config))
     return Sweep(name=raw.get("name", Path(path).stem), points=tuple(points), warmup_steps=warmup,
-                 measured_steps=measured)
+                 measured_steps=measured, max_measured_steps=max_measured, stable_within=float(within))

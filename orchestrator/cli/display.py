@@ -4,6 +4,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gpu_catalog.gpus import GPU
@@ -253,3 +254,9 @@ def show_simulation(summaries: dict[str, dict]) -> None:
                       f"{s['local_cost_usd']:,.0f}", f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]),
                       f"{s['mean_wait_h']:.2f}", f"{s['local_utilization']:.0%}", str(s["preemptions"]))
     console.print(table)
+
+
+def show_lines(lines: list[str]) -> None:
+    """Plain sentences (a report's summary), with any markup in them shown as text."""
+    for line in lines:
+        console.print(escape(line), highlight=False)
