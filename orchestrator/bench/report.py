@@ -58,8 +58,9 @@ def _hours(h: float | None) -> str:
 def _target_line(kind: str, t: dict | None) -> str:
     if t is None:
         return f"{kind}: none can run this job."
+    limit = "" if t["verdict"] == "ok" else f"; but {t['reason']}"
     return (f"{kind}: {t['target']}: {_hours(t['hours'])}, {_money(t['usd_per_job'])} per job, "
-            f"{_money(t['usd_per_million_tokens'])} per million tokens ({t['basis']} speed).")
+            f"{_money(t['usd_per_million_tokens'])} per million tokens ({t['basis']} speed{limit}).")
 
 
 def summary_lines(s: dict) -> list[str]:

@@ -27,9 +27,10 @@ def _header(data: dict, sources: list[str]) -> list[str]:
 
 
 def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
-    lines = ["# orch benchmark report", "", *_header(data, sources), ""]
+    lines = ["# orch benchmark report", ""] + [part for line in _header(data, sources) for part in (line, "")]
     for s in sections:
-        lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", "", *s.text, ""]
+        lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", ""]
+        lines += [part for line in s.text for part in (line, "")]  # one paragraph each
         if s.image:
             lines += [f"![{s.title}]({s.image.name})", "", f"*{s.caption}*", ""]
         if s.headers:
