@@ -73,7 +73,10 @@ def summary_lines(s: dict) -> list[str]:
             "Recommended: no target meets the budget and deadline; see the targets below.",
             _target_line("Fastest", s["fastest"]), _target_line("Cheapest", s["cheapest"])]
     for e in s["break_even"]:
-        text.append(f"Owning a {e['card']} beats renting {e['cloud'] or 'the cloud'}: {e['verdict']}.")
+        u, cloud = e["utilization"], e["cloud"] or "the cloud"
+        never = e["verdict"].split(": ")[-1]
+        text.append(f"{e['card']}: owning beats renting ({cloud}) above {u:.0%} yearly utilization."
+                    if u is not None and u <= 1 else f"{e['card']}: owning never beats renting ({cloud}): {never}.")
     return text
 
 
@@ -139,7 +142,8 @@ def sweep_section(rows: list[dict]) -> Section:
                       optional(row.get("timed_steps"), "d"), "-" if stable is None else "yes" if stable else
                       "NO: " + (row.get("message") or ""), optional(measured_vram_gib(row), ".2f"),
                       f"{row.get('gpu') or '-'}, driver {row.get('driver_version') or '-'}",
-                      datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC).strftime("%Y-%m-%d")])
+                      datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC).strftime("%Y-%m-%d")
+                      if row.get("created_at") else "-"])
         origins.append("measured")
     return Section("Measured sweep points", "measured",
                    [f"{len(rows)} points from `orch bench`; out-of-memory points are kept. tok/s is the median of "

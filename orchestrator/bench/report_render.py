@@ -5,6 +5,7 @@ no network: it opens offline and can be mailed). Data in, text out; the numbers 
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from orchestrator.bench.report import Section, build_report
@@ -15,9 +16,9 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em au
          ".summary p{margin:.35em 0}.origin{display:inline-block;font-size:12px;padding:1px 7px;border-radius:9px;"
          "background:#eee;margin-left:.5em;vertical-align:middle}.o-measured{background:#d3f0eb}"
          ".o-analytic{background:#e8e8f6}.o-published{background:#fbe1d8}"
+         "code{background:#eef;padding:0 3px;border-radius:3px}"
          "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 7px;"
-         "font-size:13px;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-         ".caption{font-size:12px;color:#555;margin-top:0}")
+         "font-size:13px;text-align:left}th{background:#f3f3f3}img{max-width:100%}")
 
 
 def _header(data: dict, sources: list[str]) -> list[str]:
@@ -32,11 +33,17 @@ def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
         lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", ""]
         lines += [part for line in s.text for part in (line, "")]  # one paragraph each
         if s.image:
-            lines += [f"![{s.title}]({s.image.name})", "", f"*{s.caption}*", ""]
-        if s.headers:
+            lines += [f"![{s.title}]({s.image.name})", ""]  # the caption (origin, date) is in the image
+        if s.rows:
             lines += ["| " + " | ".join(s.headers) + " |", "|" + "---|" * len(s.headers)]
             lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in s.rows] + [""]
     return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Escaped text with markdown's `code` as <code> and a leading "Recommended...:" style label in bold."""
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"^((?:Recommended|Fastest|Cheapest)[^:]*:)", r"<strong>\1</strong>", escaped)
 
 
 def _origin_badges(origin: str) -> str:
@@ -46,19 +53,19 @@ def _origin_badges(origin: str) -> str:
 def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>orch benchmark report</title>"
              f"<style>{STYLE}</style></head><body><h1>orch benchmark report</h1>"]
-    parts += [f"<p class='meta'>{html.escape(line)}</p>" for line in _header(data, sources)]
+    parts += [f"<p class='meta'>{_inline(line)}</p>" for line in _header(data, sources)]
     for s in sections:
         summary = s.title.startswith("Summary")
         parts.append(f"<h2>{html.escape(s.title)}{_origin_badges(s.origin)}</h2>")
-        text = "".join(f"<p>{html.escape(t)}</p>" for t in s.text)
+        text = "".join(f"<p>{_inline(t)}</p>" for t in s.text)
         parts.append(f"<div class='summary'>{text}</div>" if summary else text)
         if s.image:
             encoded = base64.b64encode(s.image.read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(s.title)}' src='data:image/png;base64,{encoded}'>"
-                         f"<p class='caption'>{html.escape(s.caption)}</p>")
-        if s.headers:
+            parts.append(f"<img alt='{html.escape(s.title + '. ' + s.caption)}' "
+                         f"src='data:image/png;base64,{encoded}'>")
+        if s.rows:
             head = "".join(f"<th>{html.escape(h)}</th>" for h in s.headers)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in s.rows)
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in s.rows)
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
     return "".join(parts) + "</body></html>"
 
