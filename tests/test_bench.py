@@ -82,3 +82,5 @@ def test_sweep_stability_settings_are_checked(tmp_path):
     assert "max_measured_steps" in runner.invoke(app, ["bench", str(path)]).stderr
     path.write_text(yaml.safe_dump({**raw, "stable_within": 2}))
     assert "stable_within" in runner.invoke(app, ["bench", str(path)]).stderr
+    path.write_text(yaml.safe_dump({**raw, "cpu_threads": 0}))
+    assert "cpu_threads" in runner.invoke(app, ["bench", str(path)]).stderr

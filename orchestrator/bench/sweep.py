@@ -6,6 +6,7 @@
     measured_steps: 20    # timed steps per round
     max_measured_steps: 80  # rounds repeat until tokens/s is stable or this many steps were timed
     stable_within: 0.05   # stable: the median's 95% interval is within 5% of it
+    cpu_threads: 1        # optional: torch threads on a CPU (OMP_NUM_THREADS); default: torch's own choice
     settings: {lora_r: 16}          # fixed for every point
     grids:                          # each grid is a cartesian product; points of all grids are run
       - model: [orch/tiny-llama]
@@ -26,8 +27,8 @@ import yaml
 from gpu_catalog.errors import UserError
 from trainer.config import config_from_dict
 
-_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measured_steps", "stable_within", "settings",
-               "grids"}
+_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measured_steps", "stable_within",
+               "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
 
@@ -52,6 +53,7 @@ class Sweep:
     measured_steps: int
     max_measured_steps: int
     stable_within: float
+    cpu_threads: int | None = None
 
 
 def point_id(config: dict, target: str) -> str:
@@ -77,6 +79,9 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                         f"({measured}).")
     if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < 1:
         raise UserError(f"sweep {path}: stable_within must be a fraction between 0 and 1, got {within!r}.")
+    threads = raw.get("cpu_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"sweep {path}: cpu_threads must be a whole number of at least 1, got {threads!r}.")
     dataset = str((Path(path).parent / raw["dataset"]).resolve())
     points, seen = [], set()
     for grid in raw["grids"]:
@@ -90,4 +95,5 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 seen.add(pid)
                 points.append(Point(pid, config))
     return Sweep(name=raw.get("name", Path(path).stem), points=tuple(points), warmup_steps=warmup,
-                 measured_steps=measured, max_measured_steps=max_measured, stable_within=float(within))
+                 measured_steps=measured, max_measured_steps=max_measured, stable_within=float(within),
+                 cpu_threads=threads)
