@@ -129,3 +129,19 @@ def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_
     assert data["jobs"][0]["recommended"]["usd_per_job"] <= 50
     assert runner.invoke(app, ["report", "--job", "nope.yaml", "--results", str(results)]).exit_code == 2
     assert runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--budget", "-1"]).exit_code == 2
+
+
+def test_published_measurements_join_when_the_file_exists_and_are_skipped_when_not(tmp_path, monkeypatch):
+    from orchestrator.bench import report_points
+    from orchestrator.estimator.calibration import NO_CALIBRATION
+
+    monkeypatch.setattr(report_points, "PUBLISHED_CSV", tmp_path / "absent.csv")
+    assert report_points.estimate_points([], [], NO_CALIBRATION) == []
+    published = tmp_path / "published.csv"
+    published.write_text("gpu,model,method,seq_len,micro_batch,tokens_per_s,vram_gib,citation\n"
+                         "H100 SXM,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,Example et al. 2025\n"
+                         "Nonexistent GPU,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,skipped\n")
+    monkeypatch.setattr(report_points, "PUBLISHED_CSV", published)
+    points = report_points.estimate_points([], [], NO_CALIBRATION)
+    assert [(p.origin, p.source, p.gpu, p.metric, p.measured) for p in points] == [
+        ("published", "Example et al. 2025", "H100 SXM", "tokens_per_s", 3100.0)]

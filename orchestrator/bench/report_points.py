@@ -68,8 +68,8 @@ def _published(calibration: Calibration) -> list[EstimatePoint]:
             if gpu is None or model is None:
                 continue
             try:
-                config = config_from_dict({k: _number(v) for k, v in row.items() if k in (
-                    "model", "method", "seq_len", "micro_batch", "grad_ckpt", "lora_r") and v not in ("", None)})
+                config = config_from_dict({"max_steps": 1, **{k: _number(v) for k, v in row.items() if k in (
+                    "model", "method", "seq_len", "micro_batch", "grad_ckpt", "lora_r") and v not in ("", None)}})
             except ConfigError:
                 continue
             source = row.get("citation") or row.get("source") or "published"
