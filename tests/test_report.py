@@ -145,3 +145,32 @@ def test_published_measurements_join_when_the_file_exists_and_are_skipped_when_n
     points = report_points.estimate_points([], [], NO_CALIBRATION)
     assert [(p.origin, p.source, p.gpu, p.metric, p.measured) for p in points] == [
         ("published", "Example et al. 2025", "H100 SXM", "tokens_per_s", 3100.0)]
+
+
+def test_launched_runs_sit_beside_the_sweep_points_with_estimate_measurement_and_spend():
+    import dataclasses
+
+    from orchestrator.bench.report import runs_section
+    from orchestrator.bench.report_points import estimate_points
+    from orchestrator.cli.bench import launched_runs
+    from orchestrator.estimator.calibration import NO_CALIBRATION
+    from orchestrator.job import load_job
+    from orchestrator.runs.store import RunRecord, RunStore
+
+    assert launched_runs() == []  # no runs.db: nothing, and none created
+    spec = load_job(REPO / "examples" / "tiny.yaml")
+    RunStore().insert(RunRecord(
+        run_id="r-1", job_name="tiny", job_path="tiny.yaml", job_json=json.dumps(dataclasses.asdict(spec)),
+        target="local", gpu="CPU", provider="local", region="local", spot=0, usd_per_hour=0.01, budget_usd=1.0,
+        est_vram_gib=0.8, est_tokens_per_s=9000.0, est_hours=0.01, est_cost_usd=0.0001, est_basis="analytic",
+        status="ok", run_dir="/tmp/r-1", pid=None, cluster=None, stop_requested=0, created_at=1.7e9, started_at=None,
+        ended_at=None, train_tokens=100000, tokens_per_s=4500.0, peak_vram_gib=0.9, wall_s=22.0, cost_usd=0.00006,
+        message=None, metrics_json=None))
+    runs = launched_runs()
+    points = estimate_points(synthetic_rows(), runs, NO_CALIBRATION)
+    mine = [p for p in points if p.source.startswith("run r-1")]
+    assert {(p.metric, p.measured) for p in mine} == {("tokens_per_s", 4500.0), ("vram_gib", 0.9)}
+    assert any(p.source.startswith("sweep synthetic") for p in points)  # beside the sweep points
+    section = runs_section(runs)
+    assert section.rows[0][4:] == ["9,000", "4,500", "0.8", "0.9", "$0.00010", "$0.000060"]
+    assert section.origin == "measured"

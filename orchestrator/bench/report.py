@@ -9,6 +9,7 @@ report.md, report.html (images inline) and the --json output.
 """
 
 import datetime
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,12 @@ def _price_dates(targets: list[dict]) -> str:
 
 
 def _money(usd: float | None) -> str:
-    return "-" if usd is None else f"${usd:,.2f}" if usd >= 0.995 else f"${usd:.4f}" if usd >= 1e-4 else f"${usd:.2e}"
+    """Dollars with cents, or two significant digits below a dollar ($0.0042): tiny jobs cost fractions of a cent."""
+    if usd is None:
+        return "-"
+    if usd >= 0.995 or usd <= 0:
+        return f"${usd:,.2f}"
+    return f"${usd:.{max(2, 1 - math.floor(math.log10(usd)))}f}"
 
 
 def _hours(h: float | None) -> str:
