@@ -145,8 +145,9 @@ def sweep_section(rows: list[dict]) -> Section:
         stable = row.get("stable")
         table.append([c["model"], c["method"], str(c["seq_len"]), str(c.get("micro_batch", 4)), row["status"],
                       optional(row.get("tokens_per_s"), ",.0f"), optional(spread, ".0%"),
-                      optional(row.get("timed_steps"), "d"), "-" if stable is None else "yes" if stable else
-                      "NO: " + (row.get("message") or ""), optional(measured_vram_gib(row), ".2f"),
+                      optional(row.get("timed_steps"), "d"), "-" if stable is None else
+                      f"{'yes' if stable else 'NO'} (median ±{row['tokens_per_s_interval']:.0%})",
+                      optional(measured_vram_gib(row), ".2f"),
                       f"{row.get('gpu') or '-'}, driver {row.get('driver_version') or '-'}",
                       datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC).strftime("%Y-%m-%d")
                       if row.get("created_at") else "-"])
@@ -190,7 +191,8 @@ def error_section(points: list, out: Path) -> Section:
                    ["Median |estimate / measured - 1| per GPU and method. `today`: the estimate with the current "
                     "calibration file. `in sample`: one correction per GPU and method fitted on these very points. "
                     "`leave GPU out`: the correction from the other GPUs only (a card never measured). `leave source "
-                    "out`: from the other sources only. Cross-validated errors are what to expect on a new card."],
+                    "out`: from the other sources only. Cross-validated errors are what to expect on a new card; a "
+                    "dash means there is no other GPU or source to learn from yet."],
                    ["metric", "GPU", "method", "points", "origin", "today", "in sample", "leave GPU out",
                     "leave source out"], table, row_origins, image, caption)
 
