@@ -41,6 +41,10 @@ def _log_scale(ax, *axes: str) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.2g}"
+
+
 def _kind(target: dict) -> str:
     return "local" if target["where"] == "local" else "cloud spot" if target["spot"] else "cloud on-demand"
 
@@ -122,7 +126,7 @@ def own_vs_rent(entries: list[dict], title: str, caption: str, path: Path) -> Pa
     utilizations = [u / 100 for u in range(2, 101)]
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = iter(plt.cm.tab10.colors)
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if entry["hours"] is None:
             continue
         colour = next(colours)
@@ -133,12 +137,14 @@ def own_vs_rent(entries: list[dict], title: str, caption: str, path: Path) -> Pa
         u = entry["utilization"]
         if u is not None and u <= 1:
             ax.scatter([u * 100], [entry["cloud_usd_per_job"]], color=colour, zorder=5, s=40)
-            ax.annotate(f"{u:.0%}", (u * 100, entry["cloud_usd_per_job"]), textcoords="offset points",
-                        xytext=(4, 6), fontsize=8, color=colour)
+            ax.annotate(f"{entry['card']}: {u:.0%}", (u * 100, entry["cloud_usd_per_job"]), fontsize=8, color=colour,
+                        textcoords="offset points", xytext=(30, -16 - 13 * index),  # stacked: crossings sit close
+                        arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.6},
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     cloud = next((e for e in entries if e["cloud_usd_per_job"] is not None), None)
     if cloud:
         ax.axhline(cloud["cloud_usd_per_job"], color="#333333", linestyle="--",
-                   label=f"rent: {cloud['cloud']} (${cloud['cloud_usd_per_job']:,.2f} per job)")
+                   label=f"rent: {cloud['cloud']} ({_usd(cloud['cloud_usd_per_job'])} per job)")
     _log_scale(ax, "y")
     ax.set_xlim(0, 100)
     ax.set_xlabel("yearly utilization of the owned card (% of hours)")
@@ -164,7 +170,7 @@ def estimate_vs_measured(points: list, title: str, caption: str, path: Path) -> 
             low, high = min(values) / 1.5, max(values) * 1.5
             ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="estimate = measured")
             _log_scale(ax, "x", "y")
-            ax.legend(fontsize=8, loc="upper left")
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # below: never on data
         else:
             ax.text(0.5, 0.5, "no measured or published points", ha="center", transform=ax.transAxes)
         ax.set_xlabel(f"measured {unit} (log scale)")

@@ -48,6 +48,12 @@ def _price_dates(targets: list[dict]) -> str:
         "prices from the catalog"
 
 
+def _date_range(dates: list[str]) -> str:
+    if not dates:
+        return "no dates"
+    return f"data of {dates[0]}" if dates[0] == dates[-1] else f"data from {dates[0]} to {dates[-1]}"
+
+
 def _money(usd: float | None) -> str:
     """Dollars with cents, or two significant digits below a dollar ($0.0042): tiny jobs cost fractions of a cent."""
     if usd is None:
@@ -177,7 +183,7 @@ def error_section(points: list, out: Path) -> Section:
     origins = sorted({p.origin for p in points}) or ["measured"]
     dates = sorted(set(re.findall(r"\d{4}-\d{2}-\d{2}", " ".join(p.source for p in points))))
     caption = (f"Origin: {' + '.join(origins)} ({len(points)} points; "
-               f"{'data from ' + dates[0] + ' to ' + dates[-1] if dates else 'no dates'}). Generated {_today()}.")
+               f"{_date_range(dates)}). Generated {_today()}.")
     image = plots.estimate_vs_measured(points, "Estimate against measurement", caption,
                                        out / "estimate_vs_measured.png")
     table, row_origins = [], []
