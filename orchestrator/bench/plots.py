@@ -105,7 +105,12 @@ def capacity(rows: list[dict], title: str, caption: str, path: Path) -> Path:
         mem.plot([capacity_gib[name]] * 2, [g - height / 2, g + 0.8 - height / 2], color="black", linewidth=2)
     mem.set_yticks([g + 0.4 - height / 2 for g in range(len(gpus))], gpus)
     mem.invert_yaxis()
-    mem.set_xlabel("memory the job needs (GiB)")
+    needs = [r["vram_gib"] for r in rows if r["vram_gib"]]
+    if needs and max(capacity_gib.values()) / min(needs) > 100:  # a tiny job: linear bars would be invisible
+        _log_scale(mem, "x")
+        mem.set_xlabel("memory the job needs (GiB, log scale)")
+    else:
+        mem.set_xlabel("memory the job needs (GiB)")
     _log_scale(speed, "x")
     speed.set_xlabel("training tokens / s, where it fits (log scale)")
     for ax in (mem, speed):
