@@ -6,6 +6,7 @@ import yaml
 from typer.testing import CliRunner
 
 from orchestrator.bench.results import ResultStore
+from orchestrator.bench.stability import step_rates, summarize_rates
 from orchestrator.cli.main import app
 from tests.trainer_helpers import TINY_DATA
 
@@ -29,6 +30,9 @@ def test_a_tiny_sweep_runs_records_and_resumes(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"] and {r["config"]["method"] for r in rows} == {"lora", "full"}
     assert all(r["tokens_per_s"] > 0 and r["random_weights"] and r["versions"]["torch"] for r in rows)
     assert all(r["config"]["timing_warmup_steps"] == 1 and r["steps"] == 3 for r in rows)
+    # two timed steps cannot pin a median down: the point says so instead of passing as a measurement
+    assert all(r["timed_steps"] == 2 and r["rounds"] == 1 and r["stable"] is False for r in rows)
+    assert all(r["message"].startswith("unstable:") and r["tokens_per_s_spread"] >= 0 for r in rows)
     assert len(out.read_text().splitlines()) == 2
     stamps = {r["point_id"]: r["created_at"] for r in ResultStore().rows()}
     again = runner.invoke(app, ["bench", str(sweep), "--json", "--out", str(tmp_path / "results.parquet")])
@@ -55,3 +59,28 @@ def test_a_bad_sweep_fails_before_running(tmp_path):
 
 def test_calibrate_and_report_need_results():
     assert runner.invoke(app, ["calibrate", "--results", "missing.jsonl"]).exit_code == 2
+
+
+def test_step_rates_leave_out_the_warm_up_and_the_median_ignores_one_slow_step(tmp_path):
+    steps = tmp_path / "steps.jsonl"
+    times = [5.0, 1.0] + [0.10, 0.11, 0.09, 0.10, 0.10, 2.0, 0.10, 0.11, 0.09, 0.10]  # warm-up, then one stall
+    steps.write_text("".join(json.dumps({"step": i + 1, "tokens": 1000, "step_time_s": t}) + "\n"
+                             for i, t in enumerate(times)))
+    rates = step_rates(steps, warmup_steps=2)
+    assert len(rates) == 10 and min(rates) == 500.0
+    stability = summarize_rates(rates)
+    assert stability.tokens_per_s == 10000.0  # the stalled step moves the mean, not the median
+    assert stability.timed_steps == 10 and 0 < stability.spread < 0.2
+    assert stability.is_stable(0.10) and not stability.is_stable(0.001)
+    assert step_rates(tmp_path / "missing.jsonl", 2) == []
+
+
+def test_sweep_stability_settings_are_checked(tmp_path):
+    path = write_sweep(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "max_measured_steps": 1}))
+    assert "max_measured_steps" in runner.invoke(app, ["bench", str(path)]).stderr
+    path.write_text(yaml.safe_dump({**raw, "stable_within": 2}))
+    assert "stable_within" in runner.invoke(app, ["bench", str(path)]).stderr
+    path.write_text(yaml.safe_dump({**raw, "cpu_threads": 0}))
+    assert "cpu_threads" in runner.invoke(app, ["bench", str(path)]).stderr

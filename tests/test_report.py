@@ -1,27 +1,176 @@
-"""The report from a fixture results set: plots exist and are real PNGs, the HTML embeds them, OOM rows stay."""
+"""The report: its summary against the planner and the cost model, the Pareto set against a brute force, the
+break-even against the formula, the cross-validated error, and that every figure and section says its origin."""
 
 import base64
+import json
+import random
+import re
 
-from orchestrator.bench.report import write_report
+import pytest
+from typer.testing import CliRunner
+
+from gpu_catalog.owned import HOURS_PER_YEAR
+from gpu_catalog.units import usd_per_million_tokens
+from orchestrator.bench.economics import Point, break_even_utilization, owned_usd_per_job, pareto_front
+from orchestrator.bench.report import ORIGINS
+from orchestrator.bench.report_errors import error_rows
+from orchestrator.bench.report_points import EstimatePoint
+from orchestrator.bench.report_render import write_report
+from orchestrator.bench.report_summary import job_summary
+from orchestrator.cli.limits import MAX_BUDGET_USD
+from orchestrator.cli.main import app
+from orchestrator.cli.planning import plan_job
 from tests.bench_fixtures import synthetic_rows
 from tests.conftest import REPO
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JOB = REPO / "examples" / "llama31-8b-qlora.yaml"
+TRACE = REPO / "benchmarks" / "traces" / "team-week.csv"
 
 
-def test_report_writes_markdown_html_and_plots(tmp_path):
-    written = write_report(synthetic_rows(), tmp_path, REPO / "examples" / "llama31-8b-qlora.yaml", html=True,
-                           sources=["fixture"])
+def test_the_recommendation_is_the_planners_and_its_numbers_the_cost_models():
+    summary = job_summary(JOB, 20.0, 24.0)
+    _, _, plan = plan_job(JOB, 20.0, 24.0, "cost", True, None)
+    recommended, chosen = summary["recommended"], plan.chosen
+    assert recommended["gpu"] == chosen.offer.gpu.name and recommended["usd_per_hour"] == chosen.offer.usd_per_hour
+    assert recommended["hours"] == pytest.approx(chosen.estimate.hours)
+    assert recommended["usd_per_job"] == pytest.approx(chosen.estimate.cost_usd)  # the whole spend, start-up in
+    assert recommended["usd_per_million_tokens"] == pytest.approx(
+        usd_per_million_tokens(chosen.offer.usd_per_hour, chosen.estimate.tokens_per_s))
+    assert recommended["usd_per_job"] <= 20.0 and recommended["hours"] <= 24.0
+
+
+def test_fastest_and_cheapest_are_the_extremes_of_every_runnable_target():
+    summary = job_summary(JOB, None, None)
+    _, _, plan = plan_job(JOB, MAX_BUDGET_USD, None, "cost", True, None)
+    estimates = [o.estimate for o in plan.options]
+    assert summary["fastest"]["hours"] == pytest.approx(min(e.hours for e in estimates))
+    assert summary["cheapest"]["usd_per_job"] == pytest.approx(min(e.cost_usd for e in estimates))
+    assert summary["recommended"]["usd_per_job"] == pytest.approx(summary["cheapest"]["usd_per_job"])
+
+
+def test_the_pareto_front_matches_a_brute_force():
+    rng = random.Random(4)
+    for _ in range(50):
+        points = [Point(rng.choice([1, 2, 3, 4]) * rng.random() + 0.1, rng.random() * 10) for _ in range(15)]
+        brute = {i for i, p in enumerate(points) if not any(
+            q.hours <= p.hours and q.usd <= p.usd and (q.hours < p.hours or q.usd < p.usd) for q in points)}
+        assert set(pareto_front(points)) == brute
+
+
+def test_break_even_is_where_owning_costs_what_renting_does():
+    hours, energy, purchase, life, cloud = 10.0, 0.08, 1600.0, 4.0, 9.0
+    utilization = break_even_utilization(hours, energy, purchase, life, cloud)
+    assert utilization == pytest.approx(purchase / (life * HOURS_PER_YEAR * (cloud / hours - energy)))
+    assert owned_usd_per_job(hours, energy, purchase, life, utilization) == pytest.approx(cloud)
+    assert owned_usd_per_job(hours, energy, purchase, life, utilization * 1.1) < cloud
+    assert break_even_utilization(hours, 1.0, purchase, life, 5.0) is None  # electricity alone costs more
+
+
+def test_every_owned_card_has_a_break_even_against_the_cheapest_cloud_offer():
+    summary = job_summary(JOB, None, None)
+    for entry in summary["break_even"]:
+        assert entry["cloud_usd_per_job"] == pytest.approx(summary["cheapest"]["usd_per_job"])
+        if entry["utilization"] is not None:
+            assert owned_usd_per_job(entry["hours"], entry["energy_usd_per_hour"], entry["purchase_usd"],
+                                     entry["life_years"], entry["utilization"]) == pytest.approx(
+                entry["cloud_usd_per_job"])
+
+
+def _point(gpu, source, measured, analytic, metric="tokens_per_s"):
+    return EstimatePoint("measured", source, gpu, "lora", metric, analytic, measured, analytic)
+
+
+def test_cross_validation_is_honest_where_in_sample_is_flattering():
+    # each GPU runs at its own share of the analytic speed: in sample fits it exactly, leaving the GPU out cannot
+    points = [_point("A", "s1", 50.0, 100.0), _point("A", "s2", 50.0, 100.0), _point("B", "s1", 100.0, 100.0)]
+    rows = {r["gpu"]: r for r in error_rows(points)}
+    assert rows["A"]["in_sample"] == pytest.approx(0.0) and rows["A"]["current"] == pytest.approx(1.0)
+    assert rows["A"]["leave_gpu_out"] == pytest.approx(1.0)  # B's factor (1.0) on A: estimates 100 for 50
+    assert rows["A"]["leave_source_out"] == pytest.approx(0.0)  # the other source of A agrees
+    assert rows["B"]["leave_source_out"] is not None and rows["B"]["points"] == 1
+
+
+def test_the_report_says_where_every_figure_comes_from(tmp_path):
+    data, written = write_report(synthetic_rows(), [], [JOB], tmp_path, html_page=True, sources=["fixture"],
+                                 budget_usd=20.0, trace=TRACE)
     pngs = [p for p in written if p.suffix == ".png"]
-    assert {p.name for p in pngs} == {"tokens_per_s.png", "usd_per_mtok.png", "vram.png", "own_vs_rent.png"}
-    assert all(p.read_bytes().startswith(PNG_MAGIC) and p.stat().st_size > 5000 for p in pngs)
-    markdown = (tmp_path / "report.md").read_text()
-    assert all(f"]({p.name})" in markdown for p in pngs)
-    assert "| meta-llama/Llama-3.1-8B | full | 4096 | 8 | off | oom |" in markdown  # out-of-memory rows stay
-    for section in ("$ per million training tokens by target", "Owning against renting", "Estimator error",
-                    "Which GPUs each model and method fits on", "Peak VRAM: measured against estimated"):
-        assert f"## {section}" in markdown
+    assert len(pngs) == 4 and all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
+    assert len(data["figures"]) == 4
+    for figure in data["figures"]:
+        assert set(figure["origin"].split(" + ")) <= set(ORIGINS) and figure["origin"]
+        assert figure["caption"].startswith("Origin: ") and "Generated" in figure["caption"]
     page = (tmp_path / "report.html").read_text()
-    for png in pngs:  # self-contained: every plot inline, byte for byte
+    for png in pngs:  # one file: every plot inline, byte for byte
         assert f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" in page
-    assert "local amortized" in markdown and "local marginal" in markdown and "cloud spot" in markdown
+    assert "http://" not in page and "https://" not in page  # opens offline
+    markdown = (tmp_path / "report.md").read_text()
+    sections = re.findall(r"^## .*$", markdown, re.M)
+    assert len(re.findall(r"^## .*\n\n\*Origin: (measured|published|analytic)", markdown, re.M)) == len(sections)
+    assert 0 < data["measured_share"] < 1 and f"{data['measured_share']:.0%} of the table rows" in markdown
+    assert set(data["hybrid"]["policies"]) == {"local-only", "cloud-only", "hybrid"}
+    assert json.loads((tmp_path / "report.json").read_text())["jobs"][0]["recommended"] == \
+        json.loads(json.dumps(data["jobs"][0]["recommended"]))
+
+
+def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_path):
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
+    out = tmp_path / "report"
+    runner = CliRunner()
+    shown = runner.invoke(app, ["report", "--job", str(REPO / "examples" / "tiny.yaml"), "--results", str(results),
+                                "--out", str(out), "--trace", str(TRACE)])
+    assert shown.exit_code == 0, shown.output
+    assert "Recommended (as `orch plan` chooses): local CPU" in shown.stdout and "per job" in shown.stdout
+    as_json = runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--out", str(out),
+                                  "--json", "--budget", "50"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.stdout)
+    assert data["jobs"][0]["recommended"]["usd_per_job"] <= 50
+    assert runner.invoke(app, ["report", "--job", "nope.yaml", "--results", str(results)]).exit_code == 2
+    assert runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--budget", "-1"]).exit_code == 2
+
+
+def test_published_measurements_join_when_the_file_exists_and_are_skipped_when_not(tmp_path, monkeypatch):
+    from orchestrator.bench import report_points
+    from orchestrator.estimator.calibration import NO_CALIBRATION
+
+    monkeypatch.setattr(report_points, "PUBLISHED_CSV", tmp_path / "absent.csv")
+    assert report_points.estimate_points([], [], NO_CALIBRATION) == []
+    published = tmp_path / "published.csv"
+    published.write_text("gpu,model,method,seq_len,micro_batch,tokens_per_s,vram_gib,citation\n"
+                         "H100 SXM,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,Example et al. 2025\n"
+                         "Nonexistent GPU,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,skipped\n")
+    monkeypatch.setattr(report_points, "PUBLISHED_CSV", published)
+    points = report_points.estimate_points([], [], NO_CALIBRATION)
+    assert [(p.origin, p.source, p.gpu, p.metric, p.measured) for p in points] == [
+        ("published", "Example et al. 2025", "H100 SXM", "tokens_per_s", 3100.0)]
+
+
+def test_launched_runs_sit_beside_the_sweep_points_with_estimate_measurement_and_spend():
+    import dataclasses
+
+    from orchestrator.bench.report import runs_section
+    from orchestrator.bench.report_points import estimate_points
+    from orchestrator.cli.bench import launched_runs
+    from orchestrator.estimator.calibration import NO_CALIBRATION
+    from orchestrator.job import load_job
+    from orchestrator.runs.store import RunRecord, RunStore
+
+    assert launched_runs() == []  # no runs.db: nothing, and none created
+    spec = load_job(REPO / "examples" / "tiny.yaml")
+    RunStore().insert(RunRecord(
+        run_id="r-1", job_name="tiny", job_path="tiny.yaml", job_json=json.dumps(dataclasses.asdict(spec)),
+        target="local", gpu="CPU", provider="local", region="local", spot=0, usd_per_hour=0.01, budget_usd=1.0,
+        est_vram_gib=0.8, est_tokens_per_s=9000.0, est_hours=0.01, est_cost_usd=0.0001, est_basis="analytic",
+        status="ok", run_dir="/tmp/r-1", pid=None, cluster=None, stop_requested=0, created_at=1.7e9, started_at=None,
+        ended_at=None, train_tokens=100000, tokens_per_s=4500.0, peak_vram_gib=0.9, wall_s=22.0, cost_usd=0.00006,
+        message=None, metrics_json=None))
+    runs = launched_runs()
+    points = estimate_points(synthetic_rows(), runs, NO_CALIBRATION)
+    mine = [p for p in points if p.source.startswith("run r-1")]
+    assert {(p.metric, p.measured) for p in mine} == {("tokens_per_s", 4500.0), ("vram_gib", 0.9)}
+    assert any(p.source.startswith("sweep synthetic") for p in points)  # beside the sweep points
+    section = runs_section(runs)
+    assert section.rows[0][4:] == ["9,000", "4,500", "0.8", "0.9", "$0.00010", "$0.000060"]
+    assert section.origin == "measured"

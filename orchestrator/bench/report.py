@@ -1,177 +1,243 @@
-"""The benchmark report: report.md with PNG plots, and with --html a self-contained report.html (plots embedded).
+"""The benchmark report: for each job the user names, a summary first (the planner's recommendation under the budget
+and deadline, the fastest and the cheapest target with hours, $ per job and $ per million tokens, and when each owned
+card beats renting), then the pictures behind it, the measured points beside the estimates, the estimator's error
+in sample and cross-validated, and the hybrid question on a trace.
 
-Sections: measured speed by GPU and method; $ per million training tokens by target (local amortized and marginal,
-cloud on-demand and spot); measured peak VRAM against the estimate; owning against renting (the yearly utilization
-at which each owned card beats each cloud offer); which GPUs each model and method fits on; the estimator's error.
-Out-of-memory points stay in the tables. Each section is data first (title, text, table, plot), then rendered twice.
+Every section says its origin: `measured` (orch's sweeps and runs), `published` (public measurements, cited) or
+`analytic` (the estimator and the price catalogs). The data is built once (`build_report`) and rendered three ways:
+report.md, report.html (images inline) and the --json output.
 """
 
-import base64
-import html
-import time
+import datetime
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.bench import plots
-from orchestrator.bench.calibrate import errors, measured_vram_gib, observations
-from orchestrator.bench.economics import break_even, owned_cards, price_table
+from orchestrator.bench.calibrate import measured_vram_gib
+from orchestrator.bench.report_errors import error_rows
+from orchestrator.bench.report_hybrid import compare_policies
+from orchestrator.bench.report_points import estimate_points
+from orchestrator.bench.report_summary import job_summary
 from orchestrator.cli.display import optional
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.estimator.fit import auto_fit
-from orchestrator.estimator.settings import TrainSettings
-from orchestrator.job import load_job
 
-FIT_MODELS = ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-14B",
-              "Qwen/Qwen2.5-32B", "meta-llama/Llama-3.1-70B")
+ORIGINS = ("measured", "published", "analytic")
 
 
 @dataclass
 class Section:
     title: str
+    origin: str  # measured, published, analytic, or several joined by " + "
     text: list[str] = field(default_factory=list)
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    row_origins: list[str] = field(default_factory=list)  # one per row: what the measured share counts
     image: Path | None = None
+    caption: str = ""
 
 
-def results_section(rows: list[dict]) -> Section:
-    table = []
+def _today() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+
+
+def _price_dates(targets: list[dict]) -> str:
+    dates = sorted({d for t in targets for d in re.findall(r"as of ([0-9-]+)", t["price_source"])})
+    return f"prices as of {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") if dates else \
+        "prices from the catalog"
+
+
+def _date_range(dates: list[str]) -> str:
+    if not dates:
+        return "no dates"
+    return f"data of {dates[0]}" if dates[0] == dates[-1] else f"data from {dates[0]} to {dates[-1]}"
+
+
+def _money(usd: float | None) -> str:
+    """Dollars with cents, or two significant digits below a dollar ($0.0042): tiny jobs cost fractions of a cent."""
+    if usd is None:
+        return "-"
+    if usd >= 0.995 or usd <= 0:
+        return f"${usd:,.2f}"
+    return f"${usd:.{max(2, 1 - math.floor(math.log10(usd)))}f}"
+
+
+def _hours(h: float | None) -> str:
+    return "-" if h is None else f"{h:,.1f} h" if h >= 1 else f"{h * 60:.1f} min"
+
+
+def _target_line(kind: str, t: dict | None) -> str:
+    if t is None:
+        return f"{kind}: none can run this job."
+    limit = "" if t["verdict"] == "ok" else f"; but {t['reason']}"
+    return (f"{kind}: {t['target']}: {_hours(t['hours'])}, {_money(t['usd_per_job'])} per job, "
+            f"{_money(t['usd_per_million_tokens'])} per million tokens ({t['basis']} speed{limit}).")
+
+
+def summary_lines(s: dict) -> list[str]:
+    """The summary in words: the job, then the recommended, fastest and cheapest targets."""
+    limits = f"budget {_money(s['budget_usd']) if s['budget_usd'] is not None else 'none'}, deadline " + \
+        (f"{s['deadline_h']:g} h" if s["deadline_h"] is not None else "none")
+    rec = s["recommended"]
+    text = [f"Job `{s['name']}` ({s['model']}, {s['method']}, {s['train_tokens']:,} training tokens; {limits}).",
+            _target_line("Recommended (as `orch plan` chooses)", rec) if rec else
+            "Recommended: no target meets the budget and deadline; see the targets below.",
+            _target_line("Fastest", s["fastest"]), _target_line("Cheapest", s["cheapest"])]
+    for e in s["break_even"]:
+        u, cloud = e["utilization"], e["cloud"] or "the cloud"
+        never = e["verdict"].split(": ")[-1]
+        text.append(f"{e['card']}: owning beats renting ({cloud}) above {u:.0%} yearly utilization."
+                    if u is not None and u <= 1 else f"{e['card']}: owning never beats renting ({cloud}): {never}.")
+    return text
+
+
+def summary_section(s: dict) -> Section:
+    text = summary_lines(s)[:4]
+    declared = all(e["declared"] for e in s["break_even"])
+    text.append("Owning against renting, per job, against the cheapest suitable cloud offer"
+                + ("" if declared else " (no hardware file: common desktop cards at street price over 4 years)")
+                + ":")
+    table = [[e["card"], f"${e['purchase_usd']:,.0f} over {e['life_years']:g} y", _hours(e["hours"]),
+              e["cloud"] or "-", _money(e["cloud_usd_per_job"]), e["verdict"], "analytic"] for e in s["break_even"]]
+    return Section(f"Summary: {s['name']}", "analytic", text,
+                   ["owned card", "purchase", "hours per job", "cheapest cloud offer", "cloud $ per job",
+                    "owning wins at utilization", "origin"], table, ["analytic"] * len(table))
+
+
+def targets_section(s: dict, out: Path, index: int) -> Section:
+    origin = "analytic"
+    caption = (f"Origin: {origin} (orch's estimator and planner; {_price_dates(s['targets'])}). "
+               f"Generated {_today()}.")
+    image = plots.hours_vs_usd(s["targets"], s["pareto"], f"{s['name']}: hours and dollars per job on every target",
+                               caption, out / f"hours_vs_usd_{index}.png")
+    by_name = {t["target"]: t for t in s["targets"]}
+    table = [[str(n), name, _hours(by_name[name]["hours"]), _money(by_name[name]["usd_per_job"]),
+              _money(by_name[name]["usd_per_million_tokens"]), by_name[name]["verdict"], by_name[name]["basis"]]
+             for n, name in enumerate(s["pareto"], start=1)]
+    return Section(f"Hours against dollars: {s['name']}", origin,
+                   ["Each point is one target that can run the job; the numbered ones are the Pareto frontier "
+                    "(no other target is both faster and cheaper). Hollow points break the budget or deadline."],
+                   ["#", "target", "hours", "$ per job", "$/M tokens", "verdict", "speed basis"], table,
+                   [by_name[name]["basis"] for name in s["pareto"]], image, caption)
+
+
+def capacity_section(s: dict, out: Path, index: int) -> Section:
+    caption = f"Origin: analytic (orch's estimator, auto-fit as the planner does it). Generated {_today()}."
+    image = plots.capacity(s["capacity"], f"{s['model']}: memory and speed per GPU and method", caption,
+                           out / f"capacity_{index}.png")
+    return Section(f"Memory and speed per GPU and method: {s['name']}", "analytic",
+                   ["The job's memory on each GPU for full fine-tuning, LoRA and QLoRA (after auto-fit), against the "
+                    "card's memory (black line), and its training speed where it fits."], image=image,
+                   caption=caption)
+
+
+def ownership_section(s: dict, out: Path, index: int) -> Section:
+    caption = (f"Origin: analytic (purchase price over its life plus electricity; the cloud's "
+               f"{_price_dates(s['targets'])}). Generated {_today()}.")
+    image = plots.own_vs_rent(s["break_even"], f"{s['name']}: owning a card against renting, $ per job", caption,
+                              out / f"own_vs_rent_{index}.png")
+    return Section(f"Owning against renting: {s['name']}", "analytic",
+                   ["The cost of one job on an owned card falls as the card is used more of the year (its purchase "
+                    "spread over more busy hours); where it crosses the cheapest cloud offer, owning wins."],
+                   image=image, caption=caption)
+
+
+def sweep_section(rows: list[dict]) -> Section:
+    table, origins = [], []
     for row in rows:
         c = row["config"]
-        table.append([c["model"], c["method"], str(c["seq_len"]), str(c.get("micro_batch", 4)),
-                      "on" if c.get("grad_ckpt") is True else "off", row["status"],
-                      optional(row.get("tokens_per_s"), ",.0f"),
-                      optional(measured_vram_gib(row), ".2f"), optional(row.get("mfu"), ".1%"), row.get("gpu") or "-",
-                      "yes" if row.get("random_weights") else "no"])
-    return Section("Measured points", [f"{len(rows)} points; out-of-memory points are kept."],
-                   ["model", "method", "seq", "batch", "ckpt", "status", "tok/s", "peak GiB", "MFU", "device",
-                    "random weights"], table)
+        spread = row.get("tokens_per_s_spread")
+        stable = row.get("stable")
+        table.append([c["model"], c["method"], str(c["seq_len"]), str(c.get("micro_batch", 4)), row["status"],
+                      optional(row.get("tokens_per_s"), ",.0f"), optional(spread, ".0%"),
+                      optional(row.get("timed_steps"), "d"), "-" if stable is None else
+                      f"{'yes' if stable else 'NO'} (median ±{row['tokens_per_s_interval']:.0%})",
+                      optional(measured_vram_gib(row), ".2f"),
+                      f"{row.get('gpu') or '-'}, driver {row.get('driver_version') or '-'}",
+                      datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC).strftime("%Y-%m-%d")
+                      if row.get("created_at") else "-"])
+        origins.append("measured")
+    return Section("Measured sweep points", "measured",
+                   [f"{len(rows)} points from `orch bench`; out-of-memory points are kept. tok/s is the median of "
+                    "the timed steps (warm-up left out), spread the interquartile range over the median; a point "
+                    "is stable when its median is known within the sweep's `stable_within` (95%)."],
+                   ["model", "method", "seq", "batch", "status", "tok/s", "spread", "timed steps", "stable",
+                    "peak GiB", "device", "date"], table, origins)
 
 
-def speed_section(rows: list[dict], out: Path) -> Section:
-    ok = [r for r in rows if r["status"] == "ok" and r.get("tokens_per_s")]
-    image = plots.tokens_per_s_by_gpu(ok, out / "tokens_per_s.png")
-    return Section("Tokens per second by GPU and method", ["Real (non-padding) training tokens per second."],
-                   image=image)
+def runs_section(runs: list[dict]) -> Section:
+    table = [[r["run_id"], r["job_name"], f"{r['gpu']} {r['provider']}{' spot' if r['spot'] else ''}", r["status"],
+              optional(r["est_tokens_per_s"], ",.0f"), optional(r["tokens_per_s"], ",.0f"),
+              optional(r["est_vram_gib"], ".1f"), optional(r["peak_vram_gib"], ".1f"),
+              _money(r["est_cost_usd"]), _money(r["cost_usd"])] for r in runs]
+    return Section("Launched runs: estimate against measurement", "measured",
+                   [f"{len(runs)} runs from `orch runs` (read-only)." if runs else
+                    "No launched runs yet (`orch launch JOB.yaml`); they appear here with their estimate, "
+                    "measurement and spend."],
+                   ["run", "job", "target", "status", "est tok/s", "tok/s", "est GiB", "peak GiB", "est $", "spent $"],
+                   table, ["measured"] * len(table))
 
 
-def cost_section(prices: list[dict], out: Path, job_name: str) -> Section:
-    image = plots.usd_per_million_tokens(prices, out / "usd_per_mtok.png")
-    table = [[p["gpu"], p["target"], p["where"], optional(p["usd_per_hour"], ".3f"),
-              optional(p["tokens_per_s"], ",.0f"), p["basis"], optional(p["usd_per_million_tokens"], ".3f")]
-             for p in prices]
-    return Section("$ per million training tokens by target",
-                   [f"For the job `{job_name}`, with the estimator's tokens/s for each GPU (`measured` where "
-                    "calibrated). Owned cards: amortized (purchase over life + power) and marginal (power only)."],
-                   ["GPU", "target", "where", "$/h", "tok/s", "basis", "$/Mtok"], table, image)
+def error_section(points: list, out: Path) -> Section:
+    origins = sorted({p.origin for p in points}) or ["measured"]
+    dates = sorted(set(re.findall(r"\d{4}-\d{2}-\d{2}", " ".join(p.source for p in points))))
+    caption = (f"Origin: {' + '.join(origins)} ({len(points)} points; "
+               f"{_date_range(dates)}). Generated {_today()}.")
+    image = plots.estimate_vs_measured(points, "Estimate against measurement", caption,
+                                       out / "estimate_vs_measured.png")
+    table, row_origins = [], []
+    for e in error_rows(points):
+        table.append([e["metric"].replace("tokens_per_s", "tokens/s").replace("vram_gib", "memory"), e["gpu"],
+                      e["method"], str(e["points"]), ", ".join(e["origins"]), optional(e["current"], ".0%"),
+                      optional(e["in_sample"], ".0%"), optional(e["leave_gpu_out"], ".0%"),
+                      optional(e["leave_source_out"], ".0%")])
+        row_origins.append(e["origins"][0] if len(e["origins"]) == 1 else "measured")
+    return Section("Estimator error, in sample and cross-validated", " + ".join(origins),
+                   ["Median |estimate / measured - 1| per GPU and method. `today`: the estimate with the current "
+                    "calibration file. `in sample`: one correction per GPU and method fitted on these very points. "
+                    "`leave GPU out`: the correction from the other GPUs only (a card never measured). `leave source "
+                    "out`: from the other sources only. Cross-validated errors are what to expect on a new card; a "
+                    "dash means there is no other GPU or source to learn from yet."],
+                   ["metric", "GPU", "method", "points", "origin", "today", "in sample", "leave GPU out",
+                    "leave source out"], table, row_origins, image, caption)
 
 
-def vram_section(rows: list[dict], out: Path) -> Section:
-    points = errors(rows, load_calibration())
-    ooms = [r for r in rows if r["status"] == "oom"]
-    image = plots.vram_measured_vs_estimate(points, out / "vram.png")
-    text = ["Measured peak (NVML's used memory where sampled, else torch's reserved memory; on the CPU the process "
-            f"RSS) against the estimate. {len(ooms)} point(s) ran out of memory and have no measured peak."]
-    return Section("Peak VRAM: measured against estimated", text, image=image)
+def hybrid_section(hybrid: dict) -> Section:
+    table = [[name, str(s["completed"]), str(s["rejected"]), _money(s["total_cost_usd"]), str(s["deadline_misses"]),
+              _hours(s["mean_wait_h"]), f"{s['local_utilization']:.0%}"] for name, s in hybrid["policies"].items()]
+    return Section("Local, cloud or both: the hybrid question", "analytic",
+                   [f"The simulator (`orch simulate`) on {hybrid['jobs']} jobs of {hybrid['trace']}, with owned cards "
+                    f"{', '.join(hybrid['cards'])}"
+                    + ("" if hybrid["cards_declared"] else " (no hardware file: default desktop cards)")
+                    + f" priced {hybrid['cost_policy']}, and every cloud offer. Run times scatter around the "
+                    "estimate."],
+                   ["policy", "completed", "rejected", "total cost", "deadline misses", "mean wait",
+                    "local utilization"], table, ["analytic"] * len(table))
 
 
-def ownership_section(prices: list[dict], out: Path) -> Section:
-    hardware, cards = owned_cards()
-    clouds = [p for target in ("cloud on-demand", "cloud spot")
-              for p in [q for q in prices if q["target"] == target][:3]]  # prices come sorted, cheapest first
-    table, curves = [], []
-    for card in cards:
-        mine = next((p for p in prices if p["gpu"] == card.gpu.name and p["target"] == "local amortized"), None)
-        if mine is None:
-            continue
-        curves.append((card, mine))
-        for cloud in clouds:
-            utilization = break_even(card, hardware, mine["tokens_per_s"], cloud)
-            verdict = "never (power alone costs more)" if utilization is None else \
-                "never (needs > 100%)" if utilization > 1 else f"{utilization:.0%}"
-            table.append([card.gpu.name, f"{cloud['gpu']} {cloud['where']} ({cloud['target']})",
-                          optional(cloud["usd_per_million_tokens"], ".3f"), verdict])
-    image = plots.owning_vs_renting(curves, hardware, clouds, out / "own_vs_rent.png") if curves else None
-    source = hardware.source if hardware.cards else \
-        f"no hardware file: {', '.join(c.gpu.name for c in cards)} at street price over 4 years"
-    return Section("Owning against renting",
-                   [f"Owned cards: {source}.",
-                    "The yearly utilization above which an owned card costs less per training token than each of the "
-                    "three cheapest on-demand and spot cloud offers (purchase over its life, spread over the busy "
-                    "hours, plus electricity)."],
-                   ["owned card", "cloud offer", "cloud $/Mtok", "owning wins above"], table, image)
+def measured_share(sections: list[Section]) -> float:
+    """The share of the report's table rows whose numbers were measured (orch's sweeps and runs)."""
+    origins = [o for s in sections for o in s.row_origins]
+    return sum(o == "measured" for o in origins) / len(origins) if origins else 0.0
 
 
-def fit_section(job) -> Section:
-    from gpu_catalog.gpus import load_gpus
-    from gpu_catalog.models import get_model
-
-    calibration = load_calibration()
-    table = []
-    for name in FIT_MODELS:
-        model = get_model(name)
-        for method in ("full", "lora", "qlora"):
-            settings = TrainSettings(method=method, seq_len=2048, micro_batch=1, grad_ckpt=True)
-            fits = [g.name for g in load_gpus()
-                    if auto_fit(model, settings, g, calibration, g.vram_gib, (True,)).fits]
-            table.append([name, method, ", ".join(fits) or "none"])
-    return Section("Which GPUs each model and method fits on",
-                   ["Estimated at seq 2048, micro-batch 1, checkpointing on, AdamW, LoRA r=16 on all linear layers."],
-                   ["model", "method", "fits on"], table)
-
-
-def error_section(rows: list[dict]) -> Section:
-    table = [[p["point"], optional(p["tokens_per_s"], ",.0f"), optional(p["est_tokens_per_s"], ",.0f"),
-              optional(p["tokens_per_s_error"], "+.0%"), optional(p["vram_gib"], ".2f"),
-              optional(p["est_vram_gib"], ".2f"), optional(p["vram_error"], "+.0%")]
-             for p in errors(rows, load_calibration())]
-    return Section("Estimator error", ["Estimates with the current calibration file, against each measured point."],
-                   ["point", "tok/s", "estimated", "error", "peak GiB", "estimated", "error"], table)
-
-
-def _markdown(sections: list[Section], header: list[str]) -> str:
-    lines = [*header, ""]
-    for s in sections:
-        lines += [f"## {s.title}", "", *s.text, ""]
-        if s.image:
-            lines += [f"![{s.title}]({s.image.name})", ""]
-        if s.headers:
-            lines += ["| " + " | ".join(s.headers) + " |", "|" + "---|" * len(s.headers)]
-            lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in s.rows] + [""]
-    return "\n".join(lines)
-
-
-def _html(sections: list[Section], header: list[str]) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>orch benchmark report</title><style>"
-             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}</style></head><body>"]
-    parts += [f"<p>{html.escape(line.lstrip('# '))}</p>" for line in header]
-    for s in sections:
-        parts.append(f"<h2>{html.escape(s.title)}</h2>" + "".join(f"<p>{html.escape(t)}</p>" for t in s.text))
-        if s.image:
-            data = base64.b64encode(s.image.read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(s.title)}' src='data:image/png;base64,{data}'>")
-        if s.headers:
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in s.headers)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in s.rows)
-            parts.append(f"<table><tr>{head}</tr>{body}</table>")
-    return "".join(parts) + "</body></html>"
-
-
-def write_report(rows: list[dict], out: Path, job_path: Path, html: bool = False,
-                 sources: list[str] = ()) -> list[Path]:
+def build_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path, budget_usd: float | None = None,
+                 deadline_h: float | None = None, trace: Path | None = None) -> tuple[dict, list[Section]]:
+    """(the numbers, for --json; the sections, for report.md and report.html). Writes the PNGs into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    job = load_job(job_path)
-    prices = price_table(job)
-    sections = [results_section(rows), speed_section(rows, out), cost_section(prices, out, job.name),
-                vram_section(rows, out), ownership_section(prices, out), fit_section(job), error_section(rows)]
-    measured_on = sorted({r.get("gpu") or "-" for r in rows})
-    header = ["# orch benchmark report", f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {len(rows)} points "
-              f"({len(observations(rows))} usable by the estimator), measured on: {', '.join(measured_on)}. "
-              f"Sources: {', '.join(sources) or '-'}."]
-    written = [out / "report.md"]
-    written[0].write_text(_markdown(sections, header))
-    if html:
-        written.append(out / "report.html")
-        written[1].write_text(_html(sections, header))
-    return written + [s.image for s in sections if s.image]
+    summaries = [job_summary(job, budget_usd, deadline_h) for job in jobs]
+    sections = [summary_section(s) for s in summaries]
+    for index, s in enumerate(summaries):
+        sections += [targets_section(s, out, index), capacity_section(s, out, index), ownership_section(s, out, index)]
+    points = estimate_points(rows, runs, load_calibration())
+    hybrid = compare_policies(trace) if trace is not None else None
+    sections += [sweep_section(rows), runs_section(runs), error_section(points, out)]
+    if hybrid:
+        sections.append(hybrid_section(hybrid))
+    data = {"generated": _today(), "measured_share": measured_share(sections), "jobs": summaries,
+            "sweep_points": [{k: v for k, v in r.items() if k != "metrics"} for r in rows], "runs": runs,
+            "estimate_points": [p.__dict__ for p in points], "errors": error_rows(points), "hybrid": hybrid,
+            "figures": [{"title": s.title, "file": s.image.name, "origin": s.origin, "caption": s.caption}
+                        for s in sections if s.image]}
+    return data, sections

@@ -1,7 +1,14 @@
 """Run a sweep's points on this machine, each in its own trainer process (an out-of-memory point cannot poison the
-next), skipping points already done. Out-of-memory points are results too."""
+next), skipping points already done. Out-of-memory points are results too.
+
+A point runs in rounds of `measured_steps` timed steps until its tokens/s is stable (orchestrator/bench/stability.py)
+or `max_measured_steps` were timed; the row's tokens/s is the median of every timed step, with its spread, and a
+point that never settled says so in `message`. Each round is a fresh process (the trainer has no "stop when
+stable"), so each leaves out its own warm-up.
+"""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from orchestrator.bench.results import ResultStore
+from orchestrator.bench.stability import step_rates, summarize_rates
 from orchestrator.bench.sweep import Point, Sweep
 from orchestrator.home import orch_home
 from trainer.offline_names import is_built_offline
@@ -23,26 +31,59 @@ RESULT_METRICS = ("status", "message", "tokens_per_s", "step_time_s", "peak_vram
                   "versions", "precision", "padding_fraction", "auto_fit_attempts")
 
 
-def run_point(point: Point, sweep: str, target: str, work_dir: Path) -> dict:
-    """Train one point and return its result row (never raises for a failed point: the row says how it failed)."""
+def _train(config: dict, work_dir: Path, cpu_threads: int | None = None) -> tuple[dict, Path]:
+    """One trainer process; (its metrics, its output folder). Never raises for a failed run. `cpu_threads` fixes
+    torch's CPU threads: on a shared CPU, threads that spin-wait against other processes made one tiny point
+    swing tenfold between steps (measured here: 2 threads 15-160 tok/s, 1 thread 200-340 tok/s, same load)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(cpu_threads), "MKL_NUM_THREADS": str(cpu_threads)} \
+        if cpu_threads else None
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "config.yaml"
-    config_file.write_text(yaml.safe_dump({**point.config, "name": point.point_id}))
+    config_file.write_text(yaml.safe_dump(config))
     output = work_dir / "output"
-    started = time.time()
     try:
         done = subprocess.run([sys.executable, "-m", "trainer", str(config_file), "--output", str(output), "--resume",
-                               "auto"], capture_output=True, text=True, timeout=POINT_TIMEOUT_S)
+                               "auto"], capture_output=True, text=True, timeout=POINT_TIMEOUT_S, env=env)
         tail = (done.stdout + done.stderr)[-2000:]
     except subprocess.TimeoutExpired:
         tail = f"timed out after {POINT_TIMEOUT_S} s"
     metrics_file = output / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {
         "status": "error", "message": f"no metrics.json: {tail}"}
+    return metrics, output
+
+
+def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_steps: int = 1,
+              measured_steps: int | None = None, max_measured_steps: int | None = None,
+              stable_within: float = 0.05, cpu_threads: int | None = None) -> dict:
+    """Train one point until its tokens/s is stable and return its result row (never raises for a failed point:
+    the row says how it failed)."""
+    measured_steps = measured_steps or max(1, point.config.get("max_steps", 2) - warmup_steps)
+    max_measured_steps = max(max_measured_steps or measured_steps, measured_steps)
+    started, rates, rounds = time.time(), [], 0
+    while True:
+        config = {**point.config, "name": point.point_id, "max_steps": warmup_steps + measured_steps,
+                  "timing_warmup_steps": warmup_steps}
+        metrics, output = _train(config, work_dir / f"round-{rounds}", cpu_threads)
+        rounds += 1
+        if metrics.get("status") != "ok":
+            break
+        rates += step_rates(output / "steps.jsonl", warmup_steps)
+        stability = summarize_rates(rates)
+        if stability is None or stability.is_stable(stable_within) or len(rates) >= max_measured_steps:
+            break
     row = {"point_id": point.point_id, "sweep": sweep, "target": target, "created_at": time.time(),
            "wall_s": time.time() - started, "config": point.config,
-           "random_weights": is_built_offline(point.config["model"]),
+           "random_weights": is_built_offline(point.config["model"]), "cpu_threads": cpu_threads,
            **{key: metrics.get(key) for key in RESULT_METRICS}}
+    stability = summarize_rates(rates) if metrics.get("status") == "ok" else None
+    if stability is not None:
+        row.update(tokens_per_s=stability.tokens_per_s, tokens_per_s_last_round=metrics.get("tokens_per_s"),
+                   tokens_per_s_spread=stability.spread, tokens_per_s_interval=stability.interval,
+                   timed_steps=stability.timed_steps, rounds=rounds, stable=stability.is_stable(stable_within))
+        if not row["stable"]:
+            row["message"] = (f"unstable: tokens/s median +-{stability.interval:.0%} (95%) after "
+                              f"{stability.timed_steps} timed steps, wider than {stable_within:.0%}")
     row["metrics"] = metrics
     return row
 
@@ -60,7 +101,8 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
                                 total=len(todo))
         for point in todo:
             progress.update(bar, description=point.label)
-            row = run_point(point, sweep.name, target, work_root / point.point_id)
+            row = run_point(point, sweep.name, target, work_root / point.point_id, sweep.warmup_steps,
+                            sweep.measured_steps, sweep.max_measured_steps, sweep.stable_within, sweep.cpu_threads)
             store.save(row)
             rows.append(row)
             progress.advance(bar)

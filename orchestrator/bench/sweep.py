@@ -2,8 +2,11 @@
 
     name: tiny-cpu
     dataset: ../../examples/data/tiny_instruct.jsonl   # relative to the sweep file
-    warmup_steps: 2       # run, not timed
-    measured_steps: 4     # timed
+    warmup_steps: 2       # run, not timed (each round is a fresh process, so each has its warm-up)
+    measured_steps: 20    # timed steps per round
+    max_measured_steps: 80  # rounds repeat until tokens/s is stable or this many steps were timed
+    stable_within: 0.05   # stable: the median's 95% interval is within 5% of it
+    cpu_threads: 1        # optional: torch threads on a CPU (OMP_NUM_THREADS); default: torch's own choice
     settings: {lora_r: 16}          # fixed for every point
     grids:                          # each grid is a cartesian product; points of all grids are run
       - model: [orch/tiny-llama]
@@ -25,7 +28,8 @@ from trainer.config import config_from_dict
 
 MAX_STEPS = 10_000
 MAX_POINTS = 10_000
-_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "settings", "grids"}
+_SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measured_steps", "stable_within",
+               "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
 
@@ -48,6 +52,9 @@ class Sweep:
     points: tuple[Point, ...]
     warmup_steps: int
     measured_steps: int
+    max_measured_steps: int
+    stable_within: float
+    cpu_threads: int | None = None
 
 
 def point_id(config: dict, target: str) -> str:
@@ -63,6 +70,12 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
         raise UserError(f"sweep {path}: expected keys {sorted(_SWEEP_KEYS)}, with `dataset` and a list of `grids`.")
     warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
     measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
+    max_measured = checks.number(raw.get("max_measured_steps", measured), f"sweep {path}: max_measured_steps",
+                                 measured, MAX_STEPS, whole=True)
+    within = checks.number(raw.get("stable_within", 0.05), f"sweep {path}: stable_within", 0, 1, above=True)
+    threads = raw.get("cpu_threads")
+    if threads is not None:
+        threads = checks.number(threads, f"sweep {path}: cpu_threads", 1, 1024, whole=True)
     name = checks.safe_name(raw.get("name", checks.name_from_stem(Path(path).stem)), f"sweep {path}: name")
     dataset = (Path(path).parent / raw["dataset"]).resolve()
     if not dataset.is_file():
@@ -83,5 +96,5 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 points.append(Point(pid, config))
     if len(points) > MAX_POINTS:
         raise UserError(f"sweep {path} has {len(points)} points; at most {MAX_POINTS}: split it.")
-    return Sweep(name=name, points=tuple(points), warmup_steps=warmup,
-                 measured_steps=measured)
+    return Sweep(name=name, points=tuple(points), warmup_steps=warmup, measured_steps=measured,
+                 max_measured_steps=max_measured, stable_within=float(within), cpu_threads=threads)

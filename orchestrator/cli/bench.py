@@ -10,7 +10,8 @@ from gpu_catalog.errors import UserError
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
+from orchestrator.cli.options import DeadlineOption, JsonFlag
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.job import load_job
 
@@ -96,28 +97,55 @@ def calibrate_command(
     display.print_json(result) if as_json else display.show_calibration(result)
 
 
+def launched_runs() -> list[dict]:
+    """The runs store's records, read only: a report never creates runs.db where there is none."""
+    from orchestrator.home import orch_home
+    from orchestrator.runs.store import RunStore
+
+    path = orch_home() / "runs.db"
+    return [record.as_dict() for record in RunStore(path).all()] if path.is_file() else []
+
+
 @user_errors
 def report_command(
+    job: Annotated[list[Path] | None, typer.Option(help="A job to summarise (repeat for several; default: "
+                                                        "examples/llama31-8b-qlora.yaml).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Most you will spend per job, in USD (default: no limit).")]
+    = None,
+    deadline: DeadlineOption = None,
+    trace: Annotated[Path | None, typer.Option(help="Job trace (CSV) for the hybrid section (default: "
+                                                    "benchmarks/traces/team-week.csv when present).")] = None,
     db: DbOption = None,
     results: ResultsOption = None,
-    out: Annotated[Path, typer.Option(help="Folder for report.md, report.html and the PNG plots.")] = Path("report"),
-    html: Annotated[bool, typer.Option("--html", help="Also write a self-contained report.html.")] = False,
-    job: Annotated[Path | None, typer.Option(help="The job that prices targets and owning against renting "
-                                                  "(default: examples/llama31-8b-qlora.yaml).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json, report.html and the PNG plots.")]
+    = Path("report"),
+    html: Annotated[bool, typer.Option("--html", help="Also write report.html: one file, images inline.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Markdown (and HTML) report with plots: speed, $ per million tokens, VRAM, owning against renting, fit, error."""
+    """The report a team decides from: per job, the recommended, fastest and cheapest target with hours and dollars,
+    when owning beats renting, the estimator's error, measured points and runs, and local against cloud on a trace."""
     checks.output_folder(out)
-    if job is not None:
-        load_job(job)  # a bad job fails before the report folder is made
+    jobs = job or [DEFAULT_REPORT_JOB]
+    missing = [str(p) for p in jobs if not p.is_file()]
+    if missing:
+        raise UserError(f"job file {', '.join(missing)} does not exist: pass the job to price with --job JOB.yaml.")
+    for path in jobs:
+        load_job(path)  # a bad job fails before the report folder is made
+    checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)
+    check_deadline(deadline)
+    if trace is not None and not trace.is_file():
+        raise UserError(f"trace '{trace}' does not exist; make one with `orch simulate --generate N --out {trace}`.")
     check_db(db)
-    rows, sources = gather_rows(db, results)
-    if not rows:
-        raise UserError("no benchmark results yet: run `orch bench benchmarks/sweeps/tiny-cpu.yaml` first.")
-    job = job or DEFAULT_REPORT_JOB
-    if not job.is_file():
-        raise UserError(f"job file '{job}' does not exist: pass the job to price with --job JOB.yaml.")
-    from orchestrator.bench.report import write_report  # matplotlib: only once the inputs are good
+    from orchestrator.bench.report_hybrid import DEFAULT_TRACE  # matplotlib: only once the inputs are good
+    from orchestrator.bench.report_render import write_report
 
-    written = write_report(rows, out, job, html=html, sources=sources)
-    for path in written:
-        display.say(f"wrote {path}")
+    rows, sources = gather_rows(db, results)
+    data, written = write_report(rows, launched_runs(), jobs, out, html, sources, budget, deadline,
+                                 trace or (DEFAULT_TRACE if DEFAULT_TRACE.is_file() else None))
+    if as_json:
+        display.print_json(data)
+    else:
+        from orchestrator.bench.report import summary_lines
+
+        display.show_lines([line for summary in data["jobs"] for line in summary_lines(summary)])
+    display.say(f"wrote {', '.join(str(p) for p in written[:3])} and {len(written) - 3} plots", err=True)

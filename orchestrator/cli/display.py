@@ -366,3 +366,9 @@ def show_data_size(data: dict | None) -> None:
     epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
     console.print(f"data: {tokens}{epochs} [dim]({esc(data['source'])}: {esc(data['detail'])})[/]",
                   highlight=False)
+
+
+def show_lines(lines: list[str]) -> None:
+    """Plain sentences (a report's summary), printed as written."""
+    for line in lines:
+        say(line)

@@ -1,0 +1,30 @@
+"""The hybrid question: on a trace of jobs, what do local-only, cloud-only and hybrid scheduling cost, how many
+deadlines do they miss, how long do jobs wait, and how busy are the owned cards? The simulator answers
+(orchestrator/simulate), called here in one place only."""
+
+from pathlib import Path
+
+from gpu_catalog.offers import cloud_offers
+from gpu_catalog.owned import owned_offer
+from orchestrator.bench.economics import owned_cards
+from orchestrator.estimator.calibration import load_calibration
+from orchestrator.simulate.engine import SimSettings, simulate
+from orchestrator.simulate.trace import read_trace
+
+DEFAULT_TRACE = Path("benchmarks/traces/team-week.csv")  # in a source checkout; elsewhere pass --trace
+POLICIES = ("local-only", "cloud-only", "hybrid")
+SUMMARY_KEYS = ("jobs", "completed", "rejected", "total_cost_usd", "deadline_misses", "mean_wait_h",
+                "local_utilization", "makespan_h")
+
+
+def compare_policies(trace: Path, seed: int = 0) -> dict:
+    """{"trace", "cards", "policies": {policy: the simulator's summary}}; the owned cards are the report's."""
+    hardware, cards, declared = owned_cards()
+    local = [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
+    clouds, calibration = list(cloud_offers()[0]), load_calibration()
+    summaries = {}
+    for policy in POLICIES:
+        summary = simulate(read_trace(trace), local, clouds, SimSettings(policy=policy, seed=seed), calibration)
+        summaries[policy] = {k: summary[k] for k in SUMMARY_KEYS}
+    return {"trace": str(trace), "jobs": summaries[POLICIES[0]]["jobs"], "cards": [o.gpu.name for o in local],
+            "cards_declared": declared, "cost_policy": hardware.cost_policy, "policies": summaries}
