@@ -21,6 +21,7 @@ CHOICES = {
     "grad_ckpt": ("auto", True, False),
     "quant_bits": (4, 8),
     "precision": ("auto", "bf16", "fp16", "fp32"),
+    "loss": ("full", "chunked", "fused"),
 }
 
 
@@ -70,6 +71,9 @@ class JobConfig:
     usd_per_hour: float | None = None  # with budget_usd: stop, with a checkpoint, before the spend passes the cap
     budget_usd: float | None = None
     seed: int = 0
+    loss: str = "chunked"  # full: transformers' loss; chunked: logits a chunk at a time; fused: liger-kernel (CUDA)
+    loss_chunk_tokens: int = 1024  # tokens per chunk of the chunked loss
+    qlora_fp32_upcast: bool = False  # true: peft's prepare_model_for_kbit_training (embeddings, head, norms in fp32)
 
     @property
     def effective_batch(self) -> int:
@@ -95,7 +99,7 @@ _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour"}
+             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "loss_chunk_tokens"}
 
 
 def _problems(raw: dict) -> list[str]:
