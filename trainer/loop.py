@@ -30,7 +30,7 @@ from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, split_eval, step_loader
 from trainer.config import ConfigError, JobConfig, dataset_path
 from trainer.loss import loss_function
-from trainer.model import check_quantizable, load_model, resolve_precision
+from trainer.model import check_quantizable, compile_blocks, load_model, resolve_precision
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.progress import Progress
 from trainer.random_model import build_random_model, is_built_offline
@@ -186,6 +186,8 @@ class FineTune:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
+        if config.compile:
+            compile_blocks(model)
         model.train()
         loss_fn = self._loss_fn = loss_function(config.loss, config.loss_chunk_tokens, model, device)
         optimizer = build_optimizer(config, model, device)

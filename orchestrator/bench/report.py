@@ -18,8 +18,8 @@ from orchestrator.bench.economics import break_even, owned_cards, price_table
 from orchestrator.cli.display import optional
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit
-from orchestrator.estimator.settings import TrainSettings
 from orchestrator.job import load_job
+from trainer.config import JobConfig
 
 FIT_MODELS = ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-14B",
               "Qwen/Qwen2.5-32B", "meta-llama/Llama-3.1-70B")
@@ -111,7 +111,7 @@ def fit_section(job) -> Section:
     for name in FIT_MODELS:
         model = get_model(name)
         for method in ("full", "lora", "qlora"):
-            settings = TrainSettings(method=method, seq_len=2048, micro_batch=1, grad_ckpt=True)
+            settings = JobConfig(model=name, method=method, seq_len=2048, micro_batch=1, grad_ckpt=True)
             fits = [g.name for g in load_gpus()
                     if auto_fit(model, settings, g, calibration, g.vram_gib, (True,)).fits]
             table.append([name, method, ", ".join(fits) or "none"])
