@@ -12,6 +12,7 @@ benchmarks/results/cpu-loss-memory.json with the machine's description.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -31,7 +32,12 @@ LOSSES = ("full", "chunked")
 TINY_DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "tiny_instruct.jsonl"
 # glibc serves blocks above this straight from the OS and returns them on free, so RSS follows the tensors' life
 # (its default threshold grows with use and would hide a step's tensors in memory kept from the step before)
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+MMAP_THRESHOLD_BYTES = 128 * 1024
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def fix_mmap_threshold() -> None:
+    ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def _rss_kib(field: str) -> int:
@@ -63,6 +69,7 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
                                  "micro_batch": micro_batch, "loss": loss, "loss_chunk_tokens": chunk,
                                  "lora_dropout": 0.0, "qlora_fp32_upcast": upcast})
 
+    fix_mmap_threshold()
     path = build_random_model(model_name, record_texts(load_records(str(TINY_DATA), TINY_DATA)), seq_len, seed=0)
     torch.manual_seed(0)
     device = torch.device("cpu")
@@ -99,7 +106,7 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
 
 def run_in_subprocess(config: tuple) -> list[dict]:
     """Each configuration in a fresh process, so one's peak never hides another's."""
-    env = {**os.environ, **MALLOC_ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     code = f"import json; from benchmarks.cpu_loss_memory import measure; print(json.dumps(measure(*{config!r})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:

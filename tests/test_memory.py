@@ -130,3 +130,46 @@ def test_auto_fit_says_why_nothing_fits():
     fit = auto_fit(get_model("Llama-3.1-70B"), settings, get_gpu("RTX 4090"), Calibration(), 24)
     assert not fit.fits
     assert fit.reason.startswith("does not fit: needs") and "has 24.0 GiB" in fit.reason
+
+
+SMALL = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=1000)
+
+
+@pytest.mark.parametrize("loss, logit_tokens", [("full", 512), ("chunked", 100)])
+def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
+    """Every static term counted by hand for a 2-layer shape, and the loss term per loss mode."""
+    settings = job("lora", 256, 2, True, lora_r=4, loss=loss, loss_chunk_tokens=100)
+    parts = estimate_memory(SMALL, settings, GPU).breakdown_gib
+    gib = 2 ** 30
+    # per layer: q (64->64), k and v (64->32 each: 2 kv heads of 16), o (64->64), gate/up (64->128), down (128->64)
+    in_plus_out = (64 + 64) + 2 * (64 + 32) + (64 + 64) + 2 * (64 + 128) + (128 + 64)
+    adapters = 2 * 4 * in_plus_out
+    assert parts["weights"] * gib == pytest.approx(SMALL.params * 2 + adapters * 4)  # bf16 base, fp32 adapters
+    assert parts["gradients"] * gib == pytest.approx(adapters * 4)
+    assert parts["optimizer_state"] * gib == pytest.approx(adapters * 8)  # AdamW: two fp32 moments
+    assert parts["logits"] * gib == pytest.approx(logit_tokens * 1000 * (2 + 12))  # bf16 logits + fp32 loss tensors
+    assert parts["cuda_context"] == pytest.approx(0.75)
+
+
+def test_dropout_copies_the_targeted_inputs_only_when_on():
+    on = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.1), GPU).breakdown_gib["activations"]
+    off = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.0), GPU).breakdown_gib["activations"]
+    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read the 64-wide input, down the 128-wide one
+    assert (on - off) * 2 ** 30 == pytest.approx(2 * 256 * inputs * (2 + 1))  # bf16 copy + 1-byte mask, 2 layers
+
+
+def test_fused_loss_holds_less_than_chunked_and_falls_back_on_the_cpu():
+    from gpu_catalog.gpus import cpu_gpu
+
+    def logits(loss, gpu=GPU):
+        return estimate_memory(MODEL, job("lora", 4096, 2, True, loss=loss), gpu).breakdown_gib["logits"]
+
+    assert logits("fused") < logits("chunked") < logits("full")
+    assert logits("fused", cpu_gpu()) == logits("chunked", cpu_gpu())
+
+
+def test_fits_keeps_headroom():
+    from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION, usable_vram_gib
+
+    assert usable_vram_gib(make_gpu(vram_gib=24)) == pytest.approx(24 * (1 - FIT_HEADROOM_FRACTION))
+    assert 0 < FIT_HEADROOM_FRACTION < 0.1
