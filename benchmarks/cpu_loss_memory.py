@@ -99,7 +99,7 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
             "loss_chunk_tokens": chunk, "qlora_fp32_upcast": upcast, "loss_value": loss_value,
             "rss_before_step_gib": before_kib * 1024 / BYTES_PER_GIB,
             "step_peak_above_before_gib": (peak_kib - before_kib) * 1024 / BYTES_PER_GIB,
-            "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_overhead")),
+            "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
             "estimated_weights_gib": parts["weights"], "estimated_breakdown_gib": parts})
     return results
 

@@ -9,7 +9,9 @@ Three scorings:
 Reports, per scoring: VRAM median |error| and share within 10%/20%; tokens/s median |error|, median signed error and
 share within 20%; out-of-memory cases agreed.
 
-    python benchmarks/score_estimator.py [--json] [--points]
+    python benchmarks/score_estimator.py [--json] [--points] [--write-calibration gpu_catalog/data/calibration.json]
+
+--write-calibration writes the in-sample calibration: the one orch ships as package data.
 """
 
 import argparse
@@ -25,8 +27,9 @@ from typer.testing import CliRunner
 
 from orchestrator.bench.calibrate import calibration_json, fit, published_observations
 from orchestrator.bench.published import (
-    ALLOCATOR_MEASURES,
+    PUBLISHED_CSV,
     PublishedPoint,
+    comparable_vram_gib,
     estimate_flags,
     load_points,
     model_argument,
@@ -36,6 +39,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION
 
 RUNNER = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -68,8 +72,7 @@ def score_point(point: PublishedPoint, folder: Path) -> dict:
     if point.metric == "tokens_per_s":
         row["estimated"] = est["tokens_per_s"]
     elif point.metric == "vram":
-        context = est["breakdown"].get("cuda_context", 0.0)
-        row["estimated"] = est["vram_gib"] - (context if point.measures in ALLOCATOR_MEASURES else 0.0)
+        row["estimated"] = comparable_vram_gib(est["breakdown"], point.measures)
     else:  # oom: the card is given by its capacity
         fits = est["vram_gib"] <= point.capacity_gib * (1 - FIT_HEADROOM_FRACTION)
         row.update(estimated=est["vram_gib"], agreed=not fits)
@@ -115,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--points", action="store_true", help="list every point's error too")
+    parser.add_argument("--write-calibration", type=Path, help="write the calibration fitted from every point here")
     args = parser.parse_args(argv)
     points = load_points()
+    if args.write_calibration:
+        observed = published_observations(points)
+        data = calibration_json(fit(observed), len(observed), [str(PUBLISHED_CSV.relative_to(REPO))])
+        args.write_calibration.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         scorings = {"defaults": score(points, NO_CALIBRATION, folder),

@@ -73,3 +73,8 @@ def test_fits_keeps_headroom_below_the_card():
 def test_bad_values_are_one_line_errors(flags, message):
     result = runner.invoke(app, [*BASE, *flags])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_other_trainers_spellings_are_understood():
+    settings = estimate("--attention", "fa2", "--optimizer", "adamw_torch")["settings"]
+    assert settings["attention"] == "flash_attention_2" and settings["optimizer"] == "adamw"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.models import ModelShape, get_model, shape_from_config
-from orchestrator.bench.published import ALLOCATOR_MEASURES, PUBLISHED_SHAPES, PublishedPoint, load_points
+from orchestrator.bench.published import PUBLISHED_SHAPES, PublishedPoint, comparable_vram_gib, load_points
 from orchestrator.estimator.calibration import DEFAULT_EFFICIENCY, NO_CALIBRATION, Calibration, device_kind
 from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory
 from orchestrator.estimator.settings import settings_from_job
@@ -118,10 +118,9 @@ def published_observations(points: list[PublishedPoint] | None = None) -> list[O
 
 
 def estimated_vram(o: Observation, calibration: Calibration) -> float:
-    """The estimate of what this point measured: without the CUDA context for torch-allocator peaks."""
-    parts = estimate_memory(o.model, o.settings, o.gpu, calibration).breakdown_gib
-    total = sum(parts.values())
-    return total - parts["cuda_context"] if o.vram_measures in ALLOCATOR_MEASURES else total
+    """The estimate of what this point measured (see comparable_vram_gib)."""
+    return comparable_vram_gib(estimate_memory(o.model, o.settings, o.gpu, calibration).breakdown_gib,
+                               o.vram_measures)
 
 
 def _log_error(obs: list[Observation], calibration: Calibration) -> float:

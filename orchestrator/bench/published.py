@@ -3,7 +3,8 @@
 Each row keeps its source, date and every setting; `usable: no` rows (settings orch cannot express, or not stated)
 stay in the file for the record and are skipped here. The value is compared with what it measured:
 - `nvidia-smi` and `card` (the card's capacity at the longest context that fit): the whole estimate;
-- `allocated` / `reserved` (torch's allocator peaks): the estimate without the CUDA context, which torch never sees;
+- `reserved` (torch's allocator peak): the estimate without the CUDA context, which torch never sees;
+- `allocated`: without the context and without the allocator's slack (live tensors only);
 - `oom`: the estimate must not fit the card (capacity less orch's headroom).
 """
 
@@ -17,7 +18,6 @@ from trainer.config import JobConfig, config_from_dict
 
 PUBLISHED_CSV = DATA_DIR / "published_measurements.csv"
 PUBLISHED_SHAPES = DATA_DIR / "published_model_shapes.json"
-ALLOCATOR_MEASURES = ("allocated", "reserved")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,12 @@ class PublishedPoint:
     @property
     def origin(self) -> str:
         return "published"
+
+
+def comparable_vram_gib(breakdown_gib: dict[str, float], measures: str) -> float:
+    """The part of an estimate's breakdown that a measurement of this kind sees (see the header)."""
+    left_out = {"allocated": ("cuda_context", "allocator_slack"), "reserved": ("cuda_context",)}.get(measures, ())
+    return sum(v for k, v in breakdown_gib.items() if k not in left_out)
 
 
 def _flag_values(row: dict) -> dict:

@@ -28,9 +28,16 @@ SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt",
                   "loss", "loss_chunk_tokens", "compile")
 
 
+# other trainers' spellings of the same choice (transformers' `optim` and `attn_implementation` names)
+ALIASES = {"attention": {"fa2": "flash_attention_2", "flash": "flash_attention_2", "flash_attn": "flash_attention_2",
+                         "flash-attention-2": "flash_attention_2"},
+           "optimizer": {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw",
+                         "adamw_bnb_8bit": "adamw_8bit", "paged_adamw_32bit": "adamw"}}
+
+
 def _settings(flags: dict):
     """Validate through the job schema, so estimate and plan accept and reject exactly the same values."""
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = {k: ALIASES.get(k, {}).get(v, v) for k, v in flags.items() if v is not None}
     if "target_modules" in given and given["target_modules"] != "all-linear":
         given["target_modules"] = [m.strip() for m in given["target_modules"].split(",")]
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))

@@ -12,7 +12,8 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
   vocabularies this rivals the activations); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
   `fused` (liger-kernel) one chunk of N / ceil(vocab / hidden) tokens (its own rule) plus the input gradient.
-- CUDA context, and allocator slack on the tensors that come and go every step.
+- CUDA context, and allocator slack on the tensors that come and go every step. Torch's allocator peaks
+  (max_memory_allocated / reserved) see neither the context nor (allocated) the slack; NVML / nvidia-smi see both.
 The constants are first principles; `orch calibrate` replaces the context and slack with fitted ones.
 """
 
@@ -42,8 +43,7 @@ ALLOCATOR_SLACK_FRACTION = 0.10  # caching-allocator fragmentation of the per-st
 # come and go. PyTorch's caching allocator commonly strands 3-8% of a card under varying shapes.
 FIT_HEADROOM_FRACTION = 0.05
 
-COMPONENTS = ("weights", "gradients", "optimizer_state", "activations", "logits", "allocator_overhead",
-              "cuda_context")
+COMPONENTS = ("weights", "gradients", "optimizer_state", "activations", "logits", "allocator_slack", "cuda_context")
 
 
 @dataclass(frozen=True)
@@ -192,11 +192,10 @@ def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
         "activations": activation_bytes_total(model, settings, gpu),
         "logits": loss_bytes(model, settings, gpu),
     }
-    slack, context = memory_overheads(gpu, calibration)
-    overhead = slack * (parts["activations"] + parts["logits"])
     if settings.method == "qlora":  # bitsandbytes dequantizes one weight at a time into a 16-bit buffer
-        overhead += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
-    parts["allocator_overhead"] = overhead
+        parts["activations"] += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
+    slack, context = memory_overheads(gpu, calibration)
+    parts["allocator_slack"] = slack * (parts["activations"] + parts["logits"])
     parts["cuda_context"] = context * BYTES_PER_GIB
     return MemoryEstimate(breakdown_gib={k: v / BYTES_PER_GIB for k, v in parts.items()},
                           params=model.params, trainable_params=trainable)
