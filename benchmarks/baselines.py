@@ -72,7 +72,7 @@ def _samples(spec: BenchSpec, tokenizer) -> list:
     """orch's rendering of every record: (token ids, loss mask), the prompt masked."""
     from trainer import data
 
-    records = data.load_records(spec.data, Path(spec.data))
+    records = data.file_records(spec.data)
     return [data.render(record, tokenizer) for record in records]
 
 

@@ -87,7 +87,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
                      workdir=str(workdir))
     config = config_from_dict(spec.job())
     if is_built_offline(args.model):
-        records = data.load_records(spec.data, Path(spec.data))
+        records = data.file_records(spec.data)
         path = build_random_model(args.model, data.record_texts(records), config.seq_len, config.seed)
         spec = BenchSpec(**{**spec.__dict__, "model_path": str(path)})
     return spec

@@ -10,6 +10,7 @@ from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
+from orchestrator.estimator.memory import usable_vram_gib
 from orchestrator.estimator.settings import settings_from_job
 from trainer.config import JobConfig
 
@@ -119,7 +120,8 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
     if gpu.name not in cache:
         ckpt_choices = (False, True) if spec.grad_ckpt == "auto" else (spec.grad_ckpt,)
-        cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, gpu.vram_gib, ckpt_choices)
+        cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
+                                  ckpt_choices)
     return cache[gpu.name]
 
 

@@ -1,18 +1,30 @@
-"""Calibration finds a known truth and lowers the estimator's error."""
+"""Calibration finds a known truth, lowers the estimator's error, prefers the user's own runs to published points,
+and cross-validates honestly: a held-out source's estimates never depend on its own values."""
 
+import dataclasses
 import json
 
 import pytest
 
-from orchestrator.bench.calibrate import calibrate, errors, fit
-from orchestrator.estimator.calibration import NO_CALIBRATION, load_calibration
+from orchestrator.bench.calibrate import (
+    calibrate,
+    cross_validated_errors,
+    errors,
+    fit,
+    observations,
+    point_errors,
+    published_observations,
+)
+from orchestrator.bench.published import load_points
+from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
 from tests.bench_fixtures import TRUTH, synthetic_rows
 
 
 def test_fit_recovers_the_efficiency_and_memory_overheads_that_made_the_data():
-    fitted = fit(synthetic_rows())
+    fitted = fit(observations(synthetic_rows()))
     for method, efficiency in TRUTH.efficiency["H100 SXM"].items():
         assert fitted.efficiency["H100 SXM"][method] == pytest.approx(efficiency, rel=0.02)
+        assert fitted.efficiency_basis["H100 SXM"][method] == "measured"
     assert fitted.memory["cuda"]["context_gib"] == pytest.approx(1.4, abs=0.05)
     assert fitted.memory["cuda"]["slack_fraction"] == pytest.approx(0.25, abs=0.02)
 
@@ -26,9 +38,51 @@ def test_calibration_lowers_the_error_and_the_estimator_reads_the_file(tmp_path,
     assert worst_after < 0.02 < worst_before
     assert max(abs(p["vram_error_after"]) for p in result["points"]) < 0.02
     assert all(p["point"] for p in result["points"]) and len(result["points"]) == 8  # the oom row has no speed
+    assert {"measured tokens_per_s", "published tokens_per_s", "published vram"} <= set(result["in_sample"])
+    assert set(result["leave_one_source_out"]) == set(result["in_sample"])
     monkeypatch.setenv("ORCH_CALIBRATION", str(out))
     loaded = load_calibration()
     assert loaded.efficiency == json.loads(out.read_text())["efficiency"]
+    assert loaded.efficiency_for(rows_gpu(), "lora")[1] == "measured"
     after = errors(rows, loaded)
     assert max(abs(p["tokens_per_s_error"]) for p in after) < 0.02
     assert errors(rows, NO_CALIBRATION)[0]["tokens_per_s_error"] == result["points"][0]["tokens_per_s_error"]
+
+
+def rows_gpu():
+    return observations(synthetic_rows())[0].gpu
+
+
+def test_published_points_calibrate_gpus_without_runs_of_their_own():
+    fitted = fit(observations(synthetic_rows()) + published_observations())
+    assert fitted.efficiency_basis["A100 80GB"]["lora"] == "published"
+    assert fitted.efficiency_basis["H100 SXM"]["lora"] == "measured"
+    assert fitted.efficiency["H100 SXM"]["lora"] == pytest.approx(TRUTH.efficiency["H100 SXM"]["lora"], rel=0.02)
+
+
+def test_a_held_out_source_is_estimated_without_its_own_values():
+    obs = published_observations()
+    source = "qwen-readme"
+    skewed = [dataclasses.replace(o, tokens_per_s=o.tokens_per_s * 3) if o.source == source and o.tokens_per_s
+              else o for o in obs]
+    held_out = [r for r in cross_validated_errors(obs) if r["source"] == source and r["est_tokens_per_s"]]
+    held_out_skewed = [r for r in cross_validated_errors(skewed) if r["source"] == source and r["est_tokens_per_s"]]
+    assert held_out and [r["est_tokens_per_s"] for r in held_out] == [r["est_tokens_per_s"] for r in held_out_skewed]
+    in_sample = [r for r in point_errors(skewed, fit(skewed)) if r["source"] == source and r["est_tokens_per_s"]]
+    assert [r["est_tokens_per_s"] for r in in_sample] != [r["est_tokens_per_s"] for r in held_out_skewed]
+
+
+def test_every_published_point_keeps_its_source_and_settings():
+    points = load_points(usable_only=False)
+    assert len(points) >= 100 and len({p.source for p in points}) >= 4
+    assert {p.metric for p in points} == {"vram", "tokens_per_s", "oom"}
+    assert all(p.value > 0 for p in points)
+
+
+def test_orch_ships_a_calibration_fitted_from_the_published_points(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))  # no user calibration there
+    monkeypatch.delenv("ORCH_CALIBRATION", raising=False)
+    shipped = load_calibration()
+    assert shipped.source == str(PACKAGED_CALIBRATION)
+    assert shipped.efficiency_basis["A100 80GB"]["lora"] == "published"
+    assert shipped.memory == {}  # memory overheads come from the user's own runs only

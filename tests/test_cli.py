@@ -44,8 +44,9 @@ def test_estimate_json_contract():
     assert {"vram_gib", "breakdown", "params", "trainable_params", "smallest_gpu_that_fits"} <= set(result)
     assert result["vram_gib"] == pytest.approx(sum(result["breakdown"].values()), abs=0.01)
     with_gpu = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "2048", "--micro-batch", "1",
-                       "--gpu", "RTX4090")
-    assert with_gpu["fits"] is True and with_gpu["tokens_per_s"] > 0 and with_gpu["basis"] == "analytic"
+                       "--grad-ckpt", "--gpu", "RTX4090")
+    assert with_gpu["fits"] is True and with_gpu["tokens_per_s"] > 0
+    assert with_gpu["basis"] in ("analytic", "published", "measured")
 
 
 def test_estimate_auto_fit_reports_a_choice():

@@ -5,16 +5,22 @@ from gpu_catalog.models import get_model
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.fit import auto_fit
 from orchestrator.estimator.memory import COMPONENTS, estimate_memory
-from orchestrator.estimator.settings import TrainSettings
 from tests.conftest import make_gpu, make_model
+from trainer.config import JobConfig
 
 GPU = make_gpu(vram_gib=80)
 MODEL = make_model()
 
 
+def job(method, seq_len, micro_batch, grad_ckpt, **settings) -> JobConfig:
+    """A job as the estimator reads it: every other key at the job's own default."""
+    return JobConfig(model="-", method=method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
+                     **settings)
+
+
 def vram(model=MODEL, gpu=GPU, **settings) -> float:
     values = dict(method="lora", seq_len=2048, micro_batch=1, grad_ckpt=True) | settings
-    return estimate_memory(model, TrainSettings(**values), gpu).vram_gib
+    return estimate_memory(model, job(**values), gpu).vram_gib
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])
@@ -35,35 +41,40 @@ def test_qlora_below_lora_below_full(grad_ckpt):
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])
 def test_checkpointing_lowers_activations_only(method):
-    on = estimate_memory(MODEL, TrainSettings(method, 2048, 2, grad_ckpt=True), GPU).breakdown_gib
-    off = estimate_memory(MODEL, TrainSettings(method, 2048, 2, grad_ckpt=False), GPU).breakdown_gib
+    on = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=True), GPU).breakdown_gib
+    off = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=False), GPU).breakdown_gib
     assert on["activations"] < off["activations"] / 5
     assert on["weights"] == off["weights"] and on["logits"] == off["logits"]
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])
 def test_breakdown_sums_to_the_total(method):
-    memory = estimate_memory(MODEL, TrainSettings(method, 1024, 2, grad_ckpt=False), GPU)
+    memory = estimate_memory(MODEL, job(method, 1024, 2, grad_ckpt=False), GPU)
     assert tuple(memory.breakdown_gib) == COMPONENTS
     assert sum(memory.breakdown_gib.values()) == pytest.approx(memory.vram_gib)
 
 
 def test_quantization_choices_order_the_weights():
     def weights(**kw):
-        return estimate_memory(MODEL, TrainSettings("qlora", 512, 1, True, **kw), GPU).breakdown_gib["weights"]
+        return estimate_memory(MODEL, job("qlora", 512, 1, True, **kw), GPU).breakdown_gib["weights"]
 
     assert weights(quant_bits=4, double_quant=True) < weights(quant_bits=4, double_quant=False) < weights(quant_bits=8)
 
 
 def test_nf4_weights_of_an_8b_model():
-    # 6.98 B block weights at 4.127 bits + 1.05 B embedding and head at 16 bits = 5.6 GB, i.e. about 5.2 GiB
-    memory = estimate_memory(get_model("Llama-3.1-8B"), TrainSettings("qlora", 512, 1, True), GPU)
-    assert memory.breakdown_gib["weights"] == pytest.approx(5.2, abs=0.3)
+    # 6.98 B block weights at 4.127 bits + 1.05 B embedding and head at 16 bits = 5.6 GB, i.e. about 5.2 GiB;
+    # peft's fp32 upcast of embedding, head and norms adds 2 bytes each: 1.96 GiB
+    def weights(upcast):
+        settings = job("qlora", 512, 1, True, qlora_fp32_upcast=upcast)
+        return estimate_memory(get_model("Llama-3.1-8B"), settings, GPU).breakdown_gib["weights"]
+
+    assert weights(False) == pytest.approx(5.2, abs=0.3)
+    assert weights(True) - weights(False) == pytest.approx(1.96, abs=0.02)
 
 
 def test_8bit_optimizers_shrink_optimizer_state():
     def state(optimizer):
-        settings = TrainSettings("full", 512, 1, True, optimizer=optimizer)
+        settings = job("full", 512, 1, True, optimizer=optimizer)
         return estimate_memory(MODEL, settings, GPU).breakdown_gib["optimizer_state"]
 
     assert state("lion_8bit") < state("adamw_8bit") == state("paged_adamw_8bit") < state("adamw")
@@ -71,7 +82,7 @@ def test_8bit_optimizers_shrink_optimizer_state():
 
 
 def test_lora_adapters_keep_fp32_optimizer_moments():
-    memory = estimate_memory(MODEL, TrainSettings("lora", 512, 1, True), GPU)
+    memory = estimate_memory(MODEL, job("lora", 512, 1, True), GPU)
     assert memory.breakdown_gib["optimizer_state"] == pytest.approx(2 * memory.breakdown_gib["gradients"])
 
 
@@ -86,7 +97,7 @@ def test_full_fine_tuning_without_bf16_keeps_fp32_master_weights():
 
 
 def test_large_vocabulary_logits_dominate_a_small_model():
-    memory = estimate_memory(get_model("Qwen2.5-0.5B"), TrainSettings("lora", 4096, 4, True), GPU)
+    memory = estimate_memory(get_model("Qwen2.5-0.5B"), job("lora", 4096, 4, True), GPU)
     assert memory.breakdown_gib["logits"] > memory.breakdown_gib["activations"]
 
 
@@ -95,12 +106,13 @@ def test_qlora_max_context_matches_published_measurements(vram_gib, published_ma
     """Unsloth README: Llama-3.1-8B QLoRA, r=32, batch 1, HF + FlashAttention-2, longest sequence that fits."""
     model, gpu = get_model("Llama-3.1-8B"), make_gpu(vram_gib=vram_gib)
     fits = [s for s in range(1024, 40000, 256)
-            if estimate_memory(model, TrainSettings("qlora", s, 1, True, lora_r=32), gpu).vram_gib <= vram_gib]
-    assert max(fits) == pytest.approx(published_max_seq, rel=0.25)
+            if estimate_memory(model, job("qlora", s, 1, True, lora_r=32, lora_dropout=0.0, loss="full"),
+                               gpu).vram_gib <= vram_gib]
+    assert max(fits) == pytest.approx(published_max_seq, rel=0.1)
 
 
 def test_auto_fit_keeps_effective_batch_and_prefers_no_checkpointing():
-    settings = TrainSettings("lora", 2048, micro_batch=8, grad_ckpt=False, grad_accum=2)
+    settings = job("lora", 2048, micro_batch=8, grad_ckpt=False, grad_accum=2)
     fit = auto_fit(get_model("Llama-3.1-8B"), settings, get_gpu("H100"), Calibration(), 80)
     assert fit.fits and not fit.settings.grad_ckpt
     assert fit.settings.micro_batch * fit.settings.grad_accum == 16
@@ -108,13 +120,56 @@ def test_auto_fit_keeps_effective_batch_and_prefers_no_checkpointing():
 
 
 def test_auto_fit_turns_checkpointing_on_when_needed():
-    settings = TrainSettings("qlora", 2048, micro_batch=4, grad_ckpt=False, grad_accum=4)
+    settings = job("qlora", 2048, micro_batch=4, grad_ckpt=False, grad_accum=4)
     fit = auto_fit(get_model("Llama-3.1-8B"), settings, get_gpu("T4"), Calibration(), 16)
     assert fit.fits and fit.settings.grad_ckpt and fit.settings.micro_batch * fit.settings.grad_accum == 16
 
 
 def test_auto_fit_says_why_nothing_fits():
-    settings = TrainSettings("full", 2048, micro_batch=4, grad_ckpt=False)
+    settings = job("full", 2048, micro_batch=4, grad_ckpt=False)
     fit = auto_fit(get_model("Llama-3.1-70B"), settings, get_gpu("RTX 4090"), Calibration(), 24)
     assert not fit.fits
     assert fit.reason.startswith("does not fit: needs") and "has 24.0 GiB" in fit.reason
+
+
+SMALL = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=1000)
+
+
+@pytest.mark.parametrize("loss, logit_tokens", [("full", 512), ("chunked", 100)])
+def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
+    """Every static term counted by hand for a 2-layer shape, and the loss term per loss mode."""
+    settings = job("lora", 256, 2, True, lora_r=4, loss=loss, loss_chunk_tokens=100)
+    parts = estimate_memory(SMALL, settings, GPU).breakdown_gib
+    gib = 2 ** 30
+    # per layer: q (64->64), k and v (64->32 each: 2 kv heads of 16), o (64->64), gate/up (64->128), down (128->64)
+    in_plus_out = (64 + 64) + 2 * (64 + 32) + (64 + 64) + 2 * (64 + 128) + (128 + 64)
+    adapters = 2 * 4 * in_plus_out
+    assert parts["weights"] * gib == pytest.approx(SMALL.params * 2 + adapters * 4)  # bf16 base, fp32 adapters
+    assert parts["gradients"] * gib == pytest.approx(adapters * 4)
+    assert parts["optimizer_state"] * gib == pytest.approx(adapters * 8)  # AdamW: two fp32 moments
+    assert parts["logits"] * gib == pytest.approx(logit_tokens * 1000 * (2 + 12))  # bf16 logits + fp32 loss tensors
+    assert parts["cuda_context"] == pytest.approx(0.75)
+
+
+def test_dropout_copies_the_targeted_inputs_only_when_on():
+    on = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.1), GPU).breakdown_gib["activations"]
+    off = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.0), GPU).breakdown_gib["activations"]
+    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read the 64-wide input, down the 128-wide one
+    assert (on - off) * 2 ** 30 == pytest.approx(2 * 256 * inputs * (2 + 1))  # bf16 copy + 1-byte mask, 2 layers
+
+
+def test_fused_loss_holds_less_than_chunked_and_falls_back_on_the_cpu():
+    from gpu_catalog.gpus import cpu_gpu
+
+    def logits(loss, gpu=GPU):
+        return estimate_memory(MODEL, job("lora", 4096, 2, True, loss=loss), gpu).breakdown_gib["logits"]
+
+    assert logits("fused") < logits("chunked") < logits("full")
+    assert logits("fused", cpu_gpu()) == logits("chunked", cpu_gpu())
+
+
+def test_fits_keeps_headroom():
+    from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION, usable_vram_gib
+
+    assert usable_vram_gib(make_gpu(vram_gib=24)) == pytest.approx(24 * (1 - FIT_HEADROOM_FRACTION))
+    assert 0 < FIT_HEADROOM_FRACTION < 0.1

@@ -82,7 +82,7 @@ def test_trl_packs_the_same_tokens_as_orch(run_dir):
                      data=str(run_dir / "data.jsonl"), seq_len=128, micro_batch=4, grad_accum=1, steps=3, warmup=1,
                      grad_ckpt=False, attention="sdpa", workdir=str(run_dir))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    records = data.load_records(spec.data, run_dir / "data.jsonl")
+    records = data.file_records(spec.data)
     orch_rows = data.pack([data.render(r, tokenizer) for r in records], spec.seq_len, tokenizer.pad_token_id)
     trl_rows = pack_dataset(trl_dataset(spec, tokenizer), spec.seq_len, "bfd")
     assert sum(len(ids) for ids in trl_rows["input_ids"]) == sum(row.real_tokens for row in orch_rows)

@@ -25,6 +25,7 @@ CHOICES = {
     "precision": ("auto", "bf16", "fp16", "fp32"),
     "lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup"),
     "report_to": ("none", "tensorboard", "wandb"),
+    "loss": ("full", "chunked", "fused"),
 }
 
 
@@ -88,6 +89,12 @@ class JobConfig:
     usd_per_hour: float | None = None  # with budget_usd: stop, with a checkpoint, before the spend passes the cap
     budget_usd: float | None = None
     seed: int = 0
+    loss: str = "chunked"  # full: transformers' loss; chunked: logits a chunk at a time; fused: liger-kernel (CUDA)
+    loss_chunk_tokens: int = 1024  # tokens per chunk of the chunked loss
+    compile: bool = False  # torch.compile each decoder block (fewer kernel launches; the first steps compile)
+    # QLoRA: peft's prepare_model_for_kbit_training casts embeddings, head and norms to fp32 (what HF + peft stacks
+    # run, and safer under fp16); false keeps them in the compute dtype: 2 bytes a parameter less (1.96 GiB at 8B)
+    qlora_fp32_upcast: bool = True
 
     @property
     def effective_batch(self) -> int:
@@ -117,7 +124,8 @@ _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha"}
+             "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha",
+             "loss_chunk_tokens"}
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 

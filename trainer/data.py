@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 from trainer.config import JobConfig
 from trainer.data_formats import IGNORE_INDEX, DataError, map_columns, record_texts, render
-from trainer.data_sources import eval_source, read_records, train_source
+from trainer.data_sources import Source, eval_source, read_records, train_source
 
-__all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "load_records", "pack", "record_texts", "render",
-           "sequences_for"]
+__all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "file_records", "load_records", "pack", "record_texts",
+           "render", "sequences_for"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ def needed_tokens(config: JobConfig) -> int | None:
     else:
         return None
     return int(tokens * (1 + config.eval_fraction))
+
+
+def file_records(path: str | Path) -> list[dict]:
+    """Every record of one local data file or folder, as a job naming it would read them (benchmarks and tests)."""
+    return read_records(Source(str(path), Path(path).resolve(), None, "train"), None)
 
 
 def load_records(config: JobConfig, base_dir: Path) -> Records:

@@ -29,8 +29,9 @@ from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
 from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path, resolve_dataset
 from trainer.jsonio import write_json_atomic
+from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
-from trainer.model import check_quantizable, load_model, resolve_precision
+from trainer.model import check_quantizable, compile_blocks, load_model, resolve_precision
 from trainer.offline_names import is_built_offline
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
@@ -179,9 +180,12 @@ class FineTune:
         grad_ckpt = config.grad_ckpt is True
         torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
+        if config.compile:
+            compile_blocks(model)
         model.train()
         if config.neftune_noise_alpha:
             activate_neftune(model, config.neftune_noise_alpha)  # noise in training forwards only
+        loss_fn = self._loss_fn = loss_function(config.loss, config.loss_chunk_tokens, model, device)
         optimizer = build_optimizer(config, model, device)
         total_steps = self.planned_steps(len(prepared.train))
         save_every = config.save_every or max(1, math.ceil(total_steps * AUTO_SAVE_FRACTION))
@@ -219,7 +223,7 @@ class FineTune:
                 start = time.perf_counter()
                 n_items = sum(_count_labels(b) for b in micro_batches)
                 loss = sum(_forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
-                                             scaler) for b in micro_batches)
+                                             scaler, loss_fn) for b in micro_batches)
                 lr = scheduler.get_last_lr()[0]  # the rate this step trains at
                 grad_norm = _optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 if device.type == "cuda":
@@ -294,7 +298,7 @@ class FineTune:
             batch = {k: v.to(self.device) for k, v in collate(chunk).items()}
             items = _count_labels(batch)
             with autocast:
-                loss = model(**batch, use_cache=False, num_items_in_batch=items).loss
+                loss = self._loss_fn(model, batch, items)
             total_loss += loss.item() * items
             total_items += items
         model.train()
@@ -351,11 +355,11 @@ class FineTune:
         }
 
 
-def _forward_backward(model, batch: dict, n_items: int, autocast, scaler) -> float:
+def _forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_fn) -> float:
     """One micro-batch. The loss is summed over tokens and divided by the whole step's token count, so accumulated
     gradients equal those of one big batch however the step is split."""
     with autocast:
-        loss = model(**batch, use_cache=False, num_items_in_batch=n_items).loss
+        loss = loss_fn(model, batch, n_items)
     (scaler.scale(loss) if scaler is not None else loss).backward()
     return loss.item()
 

@@ -57,6 +57,30 @@ def _freeze_lower_layers(model, n_layers: int) -> None:
         layer.requires_grad_(False)
 
 
+def _prepare_quantized(model, fp32_upcast: bool, grad_ckpt: bool, ckpt_kwargs: dict) -> None:
+    """Freeze the quantized model for adapter training. peft's prepare_model_for_kbit_training also casts every
+    16-bit weight left outside the quantized linears (embeddings, LM head, norms) to fp32: +2 bytes a parameter,
+    1.96 GiB on Llama-3.1-8B, of little use with bf16 compute. `qlora_fp32_upcast: false` skips the cast."""
+    if fp32_upcast:
+        from peft import prepare_model_for_kbit_training
+
+        prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_ckpt,
+                                        gradient_checkpointing_kwargs=ckpt_kwargs)
+        return
+    model.requires_grad_(False)
+    if grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+        model.enable_input_require_grads()
+
+
+def compile_blocks(model) -> None:
+    """torch.compile each decoder block in place (as torchtune does): the module tree, its state dict and the
+    chunked loss's direct call into the decoder all stay as they are, and every block shares one compiled graph."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for block in lm.get_decoder().layers:
+        block.compile()
+
+
 def load_model(config: JobConfig, model_path: str, device: torch.device, precision: str, grad_ckpt: bool):
     """The model ready to train, on `device`."""
     dtype = DTYPES[precision]
@@ -71,10 +95,7 @@ def load_model(config: JobConfig, model_path: str, device: torch.device, precisi
     model.config.use_cache = False
     ckpt_kwargs = {"use_reentrant": False}
     if config.method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_ckpt,
-                                                gradient_checkpointing_kwargs=ckpt_kwargs)
+        _prepare_quantized(model, config.qlora_fp32_upcast, grad_ckpt, ckpt_kwargs)
         if device.type == "cpu":
             _disable_cpu_weight_repacking(model)
     elif grad_ckpt:

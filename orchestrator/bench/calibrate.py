@@ -1,44 +1,61 @@
-"""Calibration: fit the estimator to measured benchmark results, and say how wrong it was before and after.
+"""Calibration: fit the estimator to measured points, and say how wrong it is before and after, in sample and
+cross-validated.
 
-- Speed: one efficiency per (GPU, method), the value that minimises the squared log error of the estimated tokens/s
-  over that GPU's and method's points (a bounded 1-D search through the estimator itself, so every other term of the
-  speed model stays as it is).
-- Memory: the CUDA context (GiB) and the allocator slack (fraction of activations and logits) per device kind, by
-  least squares on measured peak minus the estimate's static parts. The measured peak is NVML's used memory where
-  sampled (what the card really had to hold), else torch's reserved memory; on the CPU, the process RSS.
+Points come from two origins, kept apart in every output:
+- `measured`: orch's own benchmark runs (the user's GPUs, the user's stack);
+- `published`: gpu_catalog/data/published_measurements.csv (framework tables and model READMEs, with sources).
+Where a GPU and method (or a device kind, for memory) has measured points, they alone are fitted: the user's own
+stack wins over anyone else's. Otherwise the published points are.
 
-The result is a data file (gpu_catalog/data/calibration.json) that the estimator reads: no import, no code change.
+What is fitted, keeping every other term of the physics as it is:
+- speed: the share of dense peak a long, wide micro-batch reaches, per (GPU, method) and per method across GPUs
+  (for GPUs without points of their own); the value that minimises the squared log error of tokens/s, by a bounded
+  1-D search through the estimator itself.
+- memory: the CUDA context (GiB) and the allocator slack (share of activations and logits) per device kind, by least
+  squares on measured peak minus the estimate's other parts, from points that measured the whole process (NVML /
+  nvidia-smi, or on the CPU the process RSS); torch-allocator peaks never see the context.
+
+The cross-validated error leaves one source out at a time, fits on the rest and scores the held-out source.
 """
 
 import dataclasses
 import json
 import math
+import statistics
 import time
 from pathlib import Path
 
-from gpu_catalog.gpus import GPU, cpu_gpu, gpu_from_device_name
-from gpu_catalog.models import get_model
-from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration, device_kind
-from orchestrator.estimator.memory import estimate_memory
+from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
+from gpu_catalog.models import ModelShape, get_model, shape_from_config
+from orchestrator.bench.published import PUBLISHED_SHAPES, PublishedPoint, comparable_vram_gib, load_points
+from orchestrator.estimator.calibration import DEFAULT_EFFICIENCY, NO_CALIBRATION, Calibration, device_kind
+from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory
 from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
-from trainer.config import config_from_dict
+from trainer.config import JobConfig, config_from_dict
 
-EFFICIENCY_BOUNDS = (0.01, 1.0)
-SEARCH_STEPS = 60
+EFFICIENCY_BOUNDS = (0.05, 1.0)
+CONTEXT_BOUNDS_GIB = (0.3, 2.5)  # what a CUDA process holds before any tensor, across drivers and cards
+SLACK_BOUNDS = (0.0, 0.5)
+SEARCH_STEPS = 50
+PRIOR_POINTS = 8
+WHOLE_PROCESS_MEASURES = ("nvidia-smi", "card", "nvml", "process_rss")
 
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
-    """One measured point, ready for the estimator: its inputs and what was measured."""
+    """One measured point, ready for the estimator: its inputs, what was measured, and where it comes from."""
 
     label: str
     gpu: GPU
     method: str
-    model: object
-    settings: object
+    model: ModelShape
+    settings: JobConfig
     tokens_per_s: float | None
     vram_gib: float | None
+    source: str = "orch runs"
+    origin: str = "measured"  # measured (orch's own runs) or published
+    vram_measures: str = "nvml"  # nvml / nvidia-smi / card / process_rss (whole process) or allocated / reserved
 
 
 def row_gpu(row: dict) -> GPU | None:
@@ -48,13 +65,22 @@ def row_gpu(row: dict) -> GPU | None:
     return gpu_from_device_name(name, row.get("gpu_vram_gib") or 80.0)
 
 
-def measured_vram_gib(row: dict) -> float | None:
+def measured_vram(row: dict) -> tuple[float | None, str]:
+    """(peak GiB, what it measured): NVML's used memory where sampled, else torch's reserved, else the RSS."""
     peak = row.get("peak_vram_gib") or {}
-    return row.get("nvml_peak_used_gib") or peak.get("reserved") or peak.get("process_rss")
+    for value, kind in ((row.get("nvml_peak_used_gib"), "nvml"), (peak.get("reserved"), "reserved"),
+                        (peak.get("process_rss"), "process_rss")):
+        if value:
+            return value, kind
+    return None, "nvml"
+
+
+def measured_vram_gib(row: dict) -> float | None:
+    return measured_vram(row)[0]
 
 
 def observations(rows: list[dict]) -> list[Observation]:
-    """The ok rows the estimator can describe (a known GPU and model shape)."""
+    """orch's own ok runs that the estimator can describe (a known GPU and model shape)."""
     found = []
     for row in rows:
         gpu = row_gpu(row)
@@ -62,11 +88,39 @@ def observations(rows: list[dict]) -> list[Observation]:
             continue
         config = config_from_dict(row["config"])
         settings = settings_from_job(config)
+        vram, kind = measured_vram(row)
         found.append(Observation(label=f"{config.model} {config.method} seq {config.seq_len} x{config.micro_batch}"
                                        f"{' ckpt' if settings.grad_ckpt else ''} on {gpu.name}",
                                  gpu=gpu, method=config.method, model=get_model(config.model), settings=settings,
-                                 tokens_per_s=row.get("tokens_per_s"), vram_gib=measured_vram_gib(row)))
+                                 tokens_per_s=row.get("tokens_per_s"), vram_gib=vram, vram_measures=kind))
     return found
+
+
+def published_shape(name: str) -> ModelShape:
+    shapes = json.loads(PUBLISHED_SHAPES.read_text(encoding="utf-8"))["models"]
+    if name in shapes:
+        return shape_from_config(name, shapes[name], source=shapes[name]["source"])
+    return get_model(name)
+
+
+def published_observations(points: list[PublishedPoint] | None = None) -> list[Observation]:
+    """The published vram and tokens/s points on a catalog GPU (out-of-memory cases fit nothing)."""
+    found = []
+    for p in load_points() if points is None else points:
+        if p.metric == "oom" or not p.gpu:
+            continue
+        found.append(Observation(
+            label=p.label, gpu=get_gpu(p.gpu), method=p.settings.method, model=published_shape(p.model),
+            settings=settings_from_job(p.settings), tokens_per_s=p.value if p.metric == "tokens_per_s" else None,
+            vram_gib=p.value if p.metric == "vram" else None, source=p.source, origin="published",
+            vram_measures=p.measures))
+    return found
+
+
+def estimated_vram(o: Observation, calibration: Calibration) -> float:
+    """The estimate of what this point measured (see comparable_vram_gib)."""
+    return comparable_vram_gib(estimate_memory(o.model, o.settings, o.gpu, calibration).breakdown_gib,
+                               o.vram_measures)
 
 
 def _log_error(obs: list[Observation], calibration: Calibration) -> float:
@@ -74,14 +128,9 @@ def _log_error(obs: list[Observation], calibration: Calibration) -> float:
                for o in obs)
 
 
-def fit_efficiency(obs: list[Observation], gpu_name: str, method: str) -> float:
-    """Golden-section search on log error (unimodal in the efficiency: faster with every increase)."""
-    low, high = EFFICIENCY_BOUNDS
+def _golden_section(error, low: float, high: float) -> float:
+    """The minimum of a unimodal function on [low, high]."""
     ratio = (math.sqrt(5) - 1) / 2
-
-    def error(efficiency: float) -> float:
-        return _log_error(obs, Calibration(efficiency={gpu_name: {method: efficiency}}))
-
     for _ in range(SEARCH_STEPS):
         a, b = high - ratio * (high - low), low + ratio * (high - low)
         if error(a) < error(b):
@@ -91,61 +140,145 @@ def fit_efficiency(obs: list[Observation], gpu_name: str, method: str) -> float:
     return (low + high) / 2
 
 
+def fit_efficiency(obs: list[Observation], gpu_name: str, method: str) -> float:
+    return _golden_section(lambda e: _log_error(obs, Calibration(efficiency={gpu_name: {method: e}})),
+                           *EFFICIENCY_BOUNDS)
+
+
+def fit_method_efficiency(obs: list[Observation], method: str) -> float:
+    """One peak share for a method across GPUs (Hopper and later scaled as in calibration.py)."""
+    return _golden_section(lambda e: _log_error(obs, Calibration(method_efficiency={method: e})), *EFFICIENCY_BOUNDS)
+
+
 def fit_memory(obs: list[Observation]) -> dict[str, float] | None:
-    """Least squares for measured = static + context + slack * dynamic; None with fewer than two points."""
+    """Least squares for measured = rest + context + slack * (activations + logits), over whole-process peaks;
+    None with fewer than two points."""
     pairs = []
     for o in obs:
-        if o.vram_gib is None:
+        if o.vram_gib is None or o.vram_measures not in WHOLE_PROCESS_MEASURES:
             continue
         parts = estimate_memory(o.model, o.settings, o.gpu).breakdown_gib
         dynamic = parts["activations"] + parts["logits"]
-        static = sum(v for k, v in parts.items() if k != "cuda_overhead")
-        pairs.append((dynamic, o.vram_gib - static))
+        rest = sum(parts.values()) - parts["cuda_context"] - ALLOCATOR_SLACK_FRACTION * dynamic
+        pairs.append((dynamic, o.vram_gib - rest))
     if len(pairs) < 2:
         return None
     n = len(pairs)
     mean_x, mean_y = sum(x for x, _ in pairs) / n, sum(y for _, y in pairs) / n
     var_x = sum((x - mean_x) ** 2 for x, _ in pairs)
-    slack = max(0.0, sum((x - mean_x) * (y - mean_y) for x, y in pairs) / var_x) if var_x > 0 else 0.0
-    return {"context_gib": max(0.0, mean_y - slack * mean_x), "slack_fraction": slack}
+    slack = sum((x - mean_x) * (y - mean_y) for x, y in pairs) / var_x if var_x > 0 else ALLOCATOR_SLACK_FRACTION
+    slack = min(max(slack, SLACK_BOUNDS[0]), SLACK_BOUNDS[1])
+    context = min(max(mean_y - slack * mean_x, CONTEXT_BOUNDS_GIB[0]), CONTEXT_BOUNDS_GIB[1])
+    return {"context_gib": context, "slack_fraction": slack}
 
 
-def fit(rows: list[dict]) -> Calibration:
-    obs = observations(rows)
+def _shrunk(fitted: float, group: list[Observation], prior: float) -> float:
+    """A fit from published points only, pulled toward the documented default as if the default were PRIOR_POINTS
+    points of its own: two points from one stack do not move a GPU's estimate far, forty do. The user's own runs are
+    taken as they are."""
+    if any(o.origin == "measured" for o in group):
+        return fitted
+    return (len(group) * fitted + PRIOR_POINTS * prior) / (len(group) + PRIOR_POINTS)
+
+
+def _preferred(group: list[Observation]) -> list[Observation]:
+    """The user's own runs where there are any, else the published points."""
+    measured = [o for o in group if o.origin == "measured"]
+    return measured or group
+
+
+def _basis(group: list[Observation]) -> str:
+    return "measured" if any(o.origin == "measured" for o in group) else "published"
+
+
+def fit(obs: list[Observation]) -> Calibration:
+    timed = [o for o in obs if o.tokens_per_s]
     efficiency: dict[str, dict[str, float]] = {}
-    for gpu_name, method in sorted({(o.gpu.name, o.method) for o in obs}):
-        group = [o for o in obs if o.gpu.name == gpu_name and o.method == method and o.tokens_per_s]
-        if group:
-            efficiency.setdefault(gpu_name, {})[method] = round(fit_efficiency(group, gpu_name, method), 4)
+    efficiency_basis: dict[str, dict[str, str]] = {}
+    for gpu_name, method in sorted({(o.gpu.name, o.method) for o in timed}):
+        group = _preferred([o for o in timed if o.gpu.name == gpu_name and o.method == method])
+        prior = NO_CALIBRATION.efficiency_for(group[0].gpu, method)[0]
+        fitted = _shrunk(fit_efficiency(group, gpu_name, method), group, prior)
+        efficiency.setdefault(gpu_name, {})[method] = round(fitted, 4)
+        efficiency_basis.setdefault(gpu_name, {})[method] = _basis(group)
+    method_efficiency = {}
+    for method in sorted({o.method for o in timed}):
+        group = _preferred([o for o in timed if o.method == method])
+        fitted = _shrunk(fit_method_efficiency(group, method), group, DEFAULT_EFFICIENCY[method])
+        method_efficiency[method] = round(fitted, 4)
     memory = {}
     for kind in sorted({device_kind(o.gpu) for o in obs}):
-        fitted = fit_memory([o for o in obs if device_kind(o.gpu) == kind])
+        # the context and slack belong to the user's own driver and stack: fitted from orch's runs only
+        fitted = fit_memory([o for o in obs if device_kind(o.gpu) == kind and o.vram_gib and o.origin == "measured"])
         if fitted:
             memory[kind] = {k: round(v, 4) for k, v in fitted.items()}
-    return Calibration(efficiency=efficiency, memory=memory)
+    return Calibration(efficiency=efficiency, memory=memory, efficiency_basis=efficiency_basis,
+                       method_efficiency=method_efficiency, method_basis=_basis(timed) if timed else "analytic")
 
 
-def errors(rows: list[dict], calibration: Calibration) -> list[dict]:
+def calibration_json(calibration: Calibration, points: int, sources: list[str]) -> dict:
+    """The calibration file's content (calibration.py reads it)."""
+    return {"fitted_at": time.strftime("%Y-%m-%d %H:%M"), "points": points, "sources": list(sources),
+            "efficiency": calibration.efficiency, "efficiency_basis": calibration.efficiency_basis,
+            "method_efficiency": calibration.method_efficiency, "method_basis": calibration.method_basis,
+            "memory": calibration.memory}
+
+
+def point_errors(obs: list[Observation], calibration: Calibration) -> list[dict]:
     """Per point: measured and estimated tokens/s and VRAM, and the relative error of each."""
     table = []
-    for o in observations(rows):
-        speed = estimate_speed(o.model, o.settings, o.gpu, calibration).tokens_per_s
-        vram = estimate_memory(o.model, o.settings, o.gpu, calibration).vram_gib
-        table.append({"point": o.label, "tokens_per_s": o.tokens_per_s, "est_tokens_per_s": speed,
-                      "tokens_per_s_error": speed / o.tokens_per_s - 1 if o.tokens_per_s else None,
+    for o in obs:
+        speed = estimate_speed(o.model, o.settings, o.gpu, calibration).tokens_per_s if o.tokens_per_s else None
+        vram = estimated_vram(o, calibration) if o.vram_gib else None
+        table.append({"point": o.label, "source": o.source, "origin": o.origin, "tokens_per_s": o.tokens_per_s,
+                      "est_tokens_per_s": speed, "tokens_per_s_error": speed / o.tokens_per_s - 1 if speed else None,
                       "vram_gib": o.vram_gib, "est_vram_gib": vram,
-                      "vram_error": vram / o.vram_gib - 1 if o.vram_gib else None})
+                      "vram_error": vram / o.vram_gib - 1 if vram else None})
     return table
 
 
-def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
-    """Fit, write the data file, and return the before/after error of every point."""
-    calibration = fit(rows)
-    out.write_text(json.dumps({"fitted_at": time.strftime("%Y-%m-%d %H:%M"), "points": len(observations(rows)),
-                               "sources": list(sources), "efficiency": calibration.efficiency,
-                               "memory": calibration.memory}, indent=2) + "\n")
-    before, after = errors(rows, NO_CALIBRATION), errors(rows, calibration)
+def errors(rows: list[dict], calibration: Calibration) -> list[dict]:
+    """point_errors of orch's own benchmark rows."""
+    return point_errors(observations(rows), calibration)
+
+
+def cross_validated_errors(obs: list[Observation]) -> list[dict]:
+    """Each source's points scored by a calibration fitted without that source."""
+    table = []
+    for source in sorted({o.source for o in obs}):
+        held_out = [o for o in obs if o.source == source]
+        table += point_errors(held_out, fit([o for o in obs if o.source != source]))
+    return table
+
+
+def error_summary(table: list[dict]) -> dict:
+    """Median |error| and share within 10% / 20%, for VRAM and tokens/s, per origin."""
+    summary = {}
+    for origin in sorted({r["origin"] for r in table}):
+        for metric in ("vram", "tokens_per_s"):
+            errs = [abs(r[f"{metric}_error"]) for r in table
+                    if r["origin"] == origin and r[f"{metric}_error"] is not None]
+            if errs:
+                summary[f"{origin} {metric}"] = {"points": len(errs), "median_abs_error": statistics.median(errs),
+                                                 "within_10": sum(e <= 0.10 for e in errs) / len(errs),
+                                                 "within_20": sum(e <= 0.20 for e in errs) / len(errs)}
+    return summary
+
+
+def calibrate(rows: list[dict], out: Path, sources: list[str] = (), published: bool = True) -> dict:
+    """Fit from orch's own runs and the published points, write the data file, and return the error of every
+    measured point before and after, with the in-sample and leave-one-source-out error of all points."""
+    measured = observations(rows)
+    obs = measured + (published_observations() if published else [])
+    calibration = fit(obs)
+    sources = list(sources) + (["gpu_catalog/data/published_measurements.csv"] if published else [])
+    out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
+    before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "efficiency": calibration.efficiency, "memory": calibration.memory,
+            "method_efficiency": calibration.method_efficiency,
+            "in_sample": error_summary(point_errors(obs, calibration)),
+            "leave_one_source_out": error_summary(cross_validated_errors(obs)),
             "points": [{**b, "est_tokens_per_s_after": a["est_tokens_per_s"], "tokens_per_s_error_after":
                         a["tokens_per_s_error"], "est_vram_gib_after": a["est_vram_gib"],
                         "vram_error_after": a["vram_error"]} for b, a in zip(before, after, strict=True)]}
+

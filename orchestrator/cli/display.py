@@ -140,7 +140,8 @@ def show_estimate(result: dict) -> None:
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
     if "gpu" in result:
-        verdict = "fits" if result["fits"] else f"does not fit ({result['vram_gib']:.1f} > {result['gpu_vram_gib']:g})"
+        verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free)" if result["fits"]
+                   else f"does not fit ({result['usage']}, {result['usable_vram_gib']:g} usable)")
         console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
                       f"(efficiency {result['efficiency']:.2f}, {result['basis']})")
     elif result.get("smallest_gpu_that_fits"):
@@ -322,6 +323,10 @@ def show_calibration(result: dict) -> None:
                       optional(p["est_vram_gib"], ".2f"), _percent(p["vram_error"]),
                       optional(p["est_vram_gib_after"], ".2f"), _percent(p["vram_error_after"]))
     console.print(table)
+    for name in ("in_sample", "leave_one_source_out"):
+        for group, e in result.get(name, {}).items():
+            console.print(f"{name.replace('_', ' ')}, {group}: median |error| {e['median_abs_error']:.1%} over "
+                          f"{e['points']} points, {e['within_10']:.0%} within 10%, {e['within_20']:.0%} within 20%")
 
 
 def show_queue(jobs: list[JobRecord], explain: bool) -> None:

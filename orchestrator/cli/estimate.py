@@ -1,4 +1,7 @@
-"""`orch estimate MODEL ...`: memory (as a breakdown) and, for a GPU, fit and tokens/s of one configuration."""
+"""`orch estimate MODEL ...`: memory (as a breakdown) and, for a GPU, fit and tokens/s of one configuration.
+
+Every flag is a job key (trainer/config.py), validated through the job schema; a flag left out takes the job's own
+default, so `orch estimate` describes exactly what the trainer would run."""
 
 from typing import Annotated
 
@@ -12,38 +15,71 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit
-from orchestrator.estimator.memory import estimate_memory
-from orchestrator.estimator.settings import TrainSettings
+from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION, estimate_memory, loss_mode, usable_vram_gib
+from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
+from trainer.config import CHOICES
 
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
+DEFAULT_SEQ_LEN = 2048  # the job schema has no default for seq_len (every job says it)
+SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt", "optimizer", "quant_bits",
+                  "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "attention",
+                  "loss", "loss_chunk_tokens", "compile")
 
 
-def _settings(method, seq_len, micro_batch, grad_ckpt, optimizer, lora_r, quant_bits, target_modules, attention):
+# other trainers' spellings of the same choice (transformers' `optim` and `attn_implementation` names)
+ALIASES = {"attention": {"fa2": "flash_attention_2", "flash": "flash_attention_2", "flash_attn": "flash_attention_2",
+                         "flash-attention-2": "flash_attention_2"},
+           "optimizer": {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw",
+                         "adamw_bnb_8bit": "adamw_8bit", "paged_adamw_32bit": "adamw"}}
+
+
+def _settings(flags: dict):
     """Validate through the job schema, so estimate and plan accept and reject exactly the same values."""
-    modules = "all-linear" if target_modules == "all-linear" else target_modules.split(",")
-    spec = job_from_dict({"model": "-", "method": method, "seq_len": seq_len, "micro_batch": micro_batch,
-                              "optimizer": optimizer, "lora_r": lora_r, "quant_bits": quant_bits,
-                              "target_modules": modules, "attention": attention, "train_tokens": 1})
-    return TrainSettings(method=spec.method, seq_len=spec.seq_len, micro_batch=spec.micro_batch, grad_ckpt=grad_ckpt,
-                         optimizer=spec.optimizer, quant_bits=spec.quant_bits, lora_r=spec.lora_r,
-                         target_modules=spec.target_modules, attention=spec.attention)
+    given = {k: ALIASES.get(k, {}).get(v, v) for k, v in flags.items() if v is not None}
+    if "target_modules" in given and given["target_modules"] != "all-linear":
+        given["target_modules"] = [m.strip() for m in given["target_modules"].split(",")]
+    return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+
+
+def _shown(settings, gpu) -> dict:
+    values = {k: getattr(settings, k) for k in SETTINGS_SHOWN}
+    values["target_modules"] = list(values["target_modules"])
+    values["loss"] = loss_mode(settings, gpu)  # what really runs there (fused falls back on the CPU)
+    return values
 
 
 @user_errors
 def estimate(
     model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder.")],
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = "lora",
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 2048,
-    micro_batch: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 1,
-    grad_ckpt: Annotated[bool, typer.Option("--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing.")] = True,
-    optimizer: Annotated[str, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = "adamw",
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    quant_bits: Annotated[int, typer.Option(help="QLoRA weight bits: 4 (NF4) or 8.")] = 4,
-    target_modules: Annotated[str, typer.Option(help=f"all-linear or a comma list of {','.join(LINEAR_MODULES)}.")]
-    = "all-linear",
-    attention: Annotated[str, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = "sdpa",
+    method: Annotated[str | None, typer.Option(help=f"One of {', '.join(METHODS)}.")] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", "--max-seq-length", help="Tokens per sequence.")]
+    = DEFAULT_SEQ_LEN,
+    micro_batch: Annotated[int | None, typer.Option("--micro-batch", "--batch-size", "--micro-batch-size",
+                                                    help="Sequences per forward pass.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step.")] = None,
+    grad_ckpt: Annotated[bool | None, typer.Option(
+        "--grad-ckpt/--no-grad-ckpt", "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Gradient checkpointing (default: the job's `auto`, off until auto-fit needs it).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = None,
+    lora_r: Annotated[int | None, typer.Option("--lora-r", "--lora-rank", "--rank", help="LoRA rank.")] = None,
+    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout; 0 skips peft's dropped-out copy of "
+                                                            "each targeted module's input.")] = None,
+    quant_bits: Annotated[int | None, typer.Option("--quant-bits", "--bits", help="QLoRA weight bits: 4 (NF4) or 8.")]
+    = None,
+    double_quant: Annotated[bool | None, typer.Option("--double-quant/--no-double-quant",
+                                                      help="QLoRA: quantize the NF4 constants too.")] = None,
+    qlora_fp32_upcast: Annotated[bool | None, typer.Option(
+        "--qlora-fp32-upcast/--no-qlora-fp32-upcast",
+        help="QLoRA: keep embeddings, head and norms in fp32 (peft's prepare_model_for_kbit_training).")] = None,
+    target_modules: Annotated[str | None, typer.Option(
+        help=f"all-linear or a comma list of {','.join(LINEAR_MODULES)}.")] = None,
+    attention: Annotated[str | None, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = None,
+    loss: Annotated[str | None, typer.Option(help=f"One of {', '.join(CHOICES['loss'])}.")] = None,
+    loss_chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk of the chunked loss.")] = None,
+    compile_blocks: Annotated[bool | None, typer.Option("--compile/--no-compile",
+                                                        help="torch.compile the decoder blocks.")] = None,
     gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU.")]
     = None,
     fit: Annotated[bool, typer.Option("--auto-fit", help="With --gpu: find the fastest micro-batch and "
@@ -52,34 +88,45 @@ def estimate(
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate peak VRAM (with its breakdown) and, with --gpu, fit and training tokens/s."""
-    settings = _settings(method, seq_len, micro_batch, grad_ckpt, optimizer, lora_r, quant_bits, target_modules,
-                         attention)
+    settings = _settings({
+        "method": method or "lora", "seq_len": seq_len, "micro_batch": micro_batch, "grad_accum": grad_accum,
+        "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r, "lora_dropout": lora_dropout,
+        "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
+        "target_modules": target_modules, "attention": attention, "loss": loss,
+        "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks})
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     shape = get_model(model)
     target = get_gpu(gpu) if gpu else get_gpu(REFERENCE_GPU)
     calibration = load_calibration()
     memory = estimate_memory(shape, settings, target, calibration)
-    result = {"model": shape.name, "method": settings.method, "seq_len": settings.seq_len,
-              "micro_batch": settings.micro_batch, "grad_ckpt": settings.grad_ckpt, "optimizer": settings.optimizer,
-              "lora_r": settings.lora_r, "params": shape.params, "trainable_params": memory.trainable_params,
+    shown = _shown(settings, target)
+    result = {"model": shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",
+                                                            "optimizer", "lora_r")}, "settings": shown,
+              "params": shape.params, "trainable_params": memory.trainable_params,
               "vram_gib": round(memory.vram_gib, 3),
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()},
-              "memory_device": target.name if gpu else "any bf16 GPU"}
+              "memory_device": target.name if gpu else "any bf16 GPU",
+              "calibration": calibration.source or "defaults"}
     if gpu:
         speed = estimate_speed(shape, settings, target, calibration)
-        result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, fits=memory.vram_gib <= target.vram_gib,
+        usable = usable_vram_gib(target)
+        result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
+                      headroom_fraction=FIT_HEADROOM_FRACTION, fits=memory.vram_gib <= usable,
+                      usage=f"{memory.vram_gib:.1f} of {target.vram_gib:g} GiB",
                       tokens_per_s=round(speed.tokens_per_s, 1), efficiency=round(speed.efficiency, 3),
-                      basis=speed.basis, flops_per_token=speed.flops_per_token)
+                      basis=speed.basis, flops_per_token=speed.flops_per_token,
+                      step_time_s=round(speed.step_time_s, 4),
+                      step_terms_s={k: round(v, 4) for k, v in speed.terms_s.items()})
         if fit:
-            chosen = auto_fit(shape, settings, target, calibration, target.vram_gib)
+            chosen = auto_fit(shape, settings, target, calibration, usable)
             result["auto_fit"] = chosen.reason or (
                 f"micro-batch {chosen.settings.micro_batch} x accumulation {chosen.settings.grad_accum}, "
                 f"checkpointing {'on' if chosen.settings.grad_ckpt else 'off'}: {chosen.memory.vram_gib:.1f} GiB, "
                 f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
     else:
         fitting = sorted((g for g in load_gpus()
-                          if estimate_memory(shape, settings, g, calibration).vram_gib <= g.vram_gib),
+                          if estimate_memory(shape, settings, g, calibration).vram_gib <= usable_vram_gib(g)),
                          key=lambda g: (g.vram_gib, g.name))
         result["fits_on"] = [g.name for g in fitting]
         result["smallest_gpu_that_fits"] = fitting[0].name if fitting else None

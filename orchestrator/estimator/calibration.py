@@ -1,10 +1,13 @@
-"""Training efficiency (achieved / dense peak FLOPs) per GPU and method: measured where benchmarks/ has calibrated
-it, else documented defaults. The data file is written by `orch calibrate` into ORCH_HOME (user state, never into
-the installed package); the estimator only reads it.
+"""The fitted constants of the estimator: the share of dense peak a long, wide micro-batch reaches per GPU and
+method (speed.py), and the memory overheads per device kind (memory.py).
 
-Defaults: HF transformers + peft training loops commonly reach 35-45% of dense peak on Ampere/Ada for 7-8B LoRA and
-full fine-tuning, less for bitsandbytes 4-bit (its dequantization is modelled separately as memory traffic), and a
-smaller share of Hopper/Blackwell's much larger peak. They are starting points, flagged `analytic` in every output.
+Where they come from, in order: ORCH_CALIBRATION or ORCH_HOME/calibration.json (written by `orch calibrate` from the
+user's own runs and the published measurements), else the calibration shipped with orch
+(gpu_catalog/data/calibration.json, fitted from gpu_catalog/data/published_measurements.csv; read-only package data),
+else the documented defaults below. Every estimate says which: `measured`, `published` or `analytic`.
+
+Defaults: what HF transformers + peft loops reach on Ampere/Ada at long micro-batches (speed.py scales it down for
+short or narrow ones); a smaller share of Hopper/Blackwell's much larger peak.
 """
 
 import json
@@ -14,32 +17,39 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import GPU
+from gpu_catalog.gpus import DATA_DIR, GPU
 from orchestrator.home import orch_home
 
-DEFAULT_EFFICIENCY = {"full": 0.40, "lora": 0.35, "qlora": 0.30}
+DEFAULT_EFFICIENCY = {"full": 0.62, "lora": 0.60, "qlora": 0.55}
 HOPPER_AND_LATER_FACTOR = 0.8  # compute capability 9.0+: same loop, bigger peak, smaller share of it
+PACKAGED_CALIBRATION = DATA_DIR / "calibration.json"
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Measured efficiencies by GPU name then method, e.g. {"H100 SXM": {"lora": 0.41}}, and memory overheads by
-    device kind, e.g. {"cuda": {"context_gib": 0.9, "slack_fraction": 0.12}}."""
+    """Fitted peak shares by GPU name then method, e.g. {"H100 SXM": {"lora": 0.41}}, with the origin of each
+    (`measured` or `published`), per-method fallbacks for GPUs without points of their own, and memory overheads
+    by device kind, e.g. {"cuda": {"context_gib": 0.9, "slack_fraction": 0.12}}."""
 
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = ""
+    efficiency_basis: dict[str, dict[str, str]] = field(default_factory=dict)
+    method_efficiency: dict[str, float] = field(default_factory=dict)
+    method_basis: str = "analytic"
 
     def memory_overheads(self, gpu: GPU) -> dict[str, float] | None:
-        """{"context_gib", "slack_fraction"} measured for this kind of device, or None (use the defaults)."""
+        """{"context_gib", "slack_fraction"} fitted for this kind of device, or None (use the defaults)."""
         return self.memory.get(device_kind(gpu))
 
     def efficiency_for(self, gpu: GPU, method: str) -> tuple[float, str]:
-        """(efficiency, basis): basis is `measured` when calibrated for this GPU and method, else `analytic`."""
-        measured = self.efficiency.get(gpu.name, {}).get(method)
-        if measured is not None:
-            return measured, "measured"
+        """(peak share, basis): fitted for this GPU and method, else the per-method fit, else the default."""
+        fitted = self.efficiency.get(gpu.name, {}).get(method)
+        if fitted is not None:
+            return fitted, self.efficiency_basis.get(gpu.name, {}).get(method, "measured")
         factor = HOPPER_AND_LATER_FACTOR if gpu.compute_capability and float(gpu.compute_capability) >= 9 else 1.0
+        if method in self.method_efficiency:
+            return self.method_efficiency[method] * factor, self.method_basis
         return DEFAULT_EFFICIENCY[method] * factor, "analytic"
 
 
@@ -56,22 +66,27 @@ def calibration_file() -> Path:
 
 
 def load_calibration(path: Path | None = None) -> Calibration:
-    """The calibration file; an empty Calibration when there is none yet."""
+    """The user's calibration file, else the one shipped with orch, else the documented defaults."""
     path = path or calibration_file()
     if not path.is_file():
-        return NO_CALIBRATION
+        path = PACKAGED_CALIBRATION
+        if not path.is_file():
+            return NO_CALIBRATION
     text = checks.read_text(path, "calibration file")
     try:
         raw = json.loads(text)
         efficiency = {gpu: {m: _efficiency(v, f"{gpu} {m}") for m, v in methods.items()}
                       for gpu, methods in raw["efficiency"].items()}
+        method_efficiency = {m: _efficiency(v, m) for m, v in raw.get("method_efficiency", {}).items()}
         memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MAX_MEMORY_VALUE) for k, v in values.items()}
                   for kind, values in raw.get("memory", {}).items()}
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
         reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
         raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
             from None
-    return Calibration(efficiency=efficiency, memory=memory, source=str(path))
+    return Calibration(efficiency=efficiency, memory=memory, source=str(path),
+                       efficiency_basis=raw.get("efficiency_basis", {}), method_efficiency=method_efficiency,
+                       method_basis=raw.get("method_basis", "measured"))
 
 
 MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value

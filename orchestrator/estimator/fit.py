@@ -7,15 +7,16 @@ from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.memory import MemoryEstimate, estimate_memory
-from orchestrator.estimator.settings import TrainSettings
+from orchestrator.estimator.settings import with_batch
 from orchestrator.estimator.speed import SpeedEstimate, estimate_speed
+from trainer.config import JobConfig
 
 
 @dataclass(frozen=True)
 class Fit:
     """The chosen settings with their memory and speed, or (settings None) the smallest tried and why it fails."""
 
-    settings: TrainSettings | None
+    settings: JobConfig | None
     memory: MemoryEstimate
     speed: SpeedEstimate | None
     reason: str = ""
@@ -25,19 +26,19 @@ class Fit:
         return self.settings is not None
 
 
-def micro_batch_candidates(settings: TrainSettings) -> list[int]:
+def micro_batch_candidates(settings: JobConfig) -> list[int]:
     """Divisors of the effective batch, largest first, so accumulation makes up exactly the same batch."""
-    effective = settings.micro_batch * settings.grad_accum
+    effective = settings.effective_batch
     return [m for m in range(effective, 0, -1) if effective % m == 0]
 
 
-def auto_fit(model: ModelShape, settings: TrainSettings, gpu: GPU, calibration: Calibration,
+def auto_fit(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration,
              vram_limit_gib: float, ckpt_choices: tuple[bool, ...] = (False, True)) -> Fit:
     best: Fit | None = None
     smallest: MemoryEstimate | None = None
     for grad_ckpt in ckpt_choices:
         for micro_batch in micro_batch_candidates(settings):
-            candidate = settings.with_batch(micro_batch, grad_ckpt)
+            candidate = with_batch(settings, micro_batch, grad_ckpt)
             memory = estimate_memory(model, candidate, gpu, calibration)
             if smallest is None or memory.vram_gib < smallest.vram_gib:
                 smallest = memory

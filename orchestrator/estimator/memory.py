@@ -2,14 +2,18 @@
 
 The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the peak of a training step:
 - weights: 16-bit (fp32 on the CPU, and fp32 master weights for full fine-tuning where the GPU lacks bf16); QLoRA
-  stores block linears in NF4 (0.5 byte/param plus absmax constants, Dettmers et al. 2023) or int8, embeddings and
-  head in 16 bits; peft keeps LoRA adapters in fp32.
+  stores block linears in NF4 (0.5 byte/param plus absmax constants, Dettmers et al. 2023) or int8, and the rest
+  (embeddings, head, norms) in 16 bits, or fp32 with `qlora_fp32_upcast` (peft's prepare_model_for_kbit_training);
+  peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
   attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them.
-- logits: micro_batch x seq x vocab, 14 bytes each at the loss backward (bf16 logits 2 + fp32 log-probs 4 + their
-  gradient 4 + the fp32 logits gradient 4); at 128k-256k vocabularies this rivals the activations.
-- CUDA context, and allocator slack on the tensors that come and go every step.
+- logits, per `loss` (trainer/loss.py): `full` holds micro_batch x seq x vocab logits, 14 bytes each at the loss
+  backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
+  vocabularies this rivals the activations); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
+  `fused` (liger-kernel) one chunk of N / ceil(vocab / hidden) tokens (its own rule) plus the input gradient.
+- CUDA context, and allocator slack on the tensors that come and go every step. Torch's allocator peaks
+  (max_memory_allocated / reserved) see neither the context nor (allocated) the slack; NVML / nvidia-smi see both.
 The constants are first principles; `orch calibrate` replaces the context and slack with fitted ones.
 """
 
@@ -20,7 +24,8 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.units import BYTES_PER_GIB
 from orchestrator.estimator import adapters
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
-from orchestrator.estimator.settings import TrainSettings
+from orchestrator.estimator.settings import tokens_per_micro_batch
+from trainer.config import JobConfig
 
 FP32_BYTES = 4
 HALF_BYTES = 2
@@ -30,13 +35,16 @@ INT8_BYTES_PER_PARAM = 1.0
 # Optimizer state per trainable parameter: torch's AdamW keeps two moments in the parameter's own dtype (fp32 for
 # peft's adapters, bf16 for full fine-tuning in bf16); bitsandbytes' 8-bit states are 1 byte per moment.
 EIGHT_BIT_STATE_BYTES = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "lion_8bit": 1}
-LOGITS_BYTES_PER_ELEMENT = 14
+LOSS_FP32_BYTES_PER_LOGIT = 12  # fp32 log-probs + their gradient + the fp32 logits gradient, beside the logits
 EAGER_ATTENTION_BYTES_PER_SCORE = 6  # fp32 softmax output + bf16 probabilities, per head per key
 CUDA_CONTEXT_GIB = 0.75  # CUDA context, cuBLAS and kernel workspaces: what a process holds before any tensor
 CPU_RUNTIME_GIB = 0.5  # the Python process with torch loaded, on the CPU target
 ALLOCATOR_SLACK_FRACTION = 0.10  # caching-allocator fragmentation of the per-step tensors (activations, logits)
+# `fits` leaves this share of the card free: allocator fragmentation peaks, the display, NCCL/cuDNN workspaces that
+# come and go. PyTorch's caching allocator commonly strands 3-8% of a card under varying shapes.
+FIT_HEADROOM_FRACTION = 0.05
 
-COMPONENTS = ("weights", "gradients", "optimizer_state", "activations", "logits", "cuda_overhead")
+COMPONENTS = ("weights", "gradients", "optimizer_state", "activations", "logits", "allocator_slack", "cuda_context")
 
 
 @dataclass(frozen=True)
@@ -50,18 +58,18 @@ class MemoryEstimate:
         return sum(self.breakdown_gib.values())
 
 
-def adapter_params(model: ModelShape, settings: TrainSettings) -> int:
+def adapter_params(model: ModelShape, settings: JobConfig) -> int:
     shapes = model.linear_shapes()
     lora = model.n_layers * sum(settings.lora_r * (shapes[m][0] + shapes[m][1]) for m in settings.target_modules)
     return lora + adapters.extra_adapter_params(model, settings)
 
 
-def trainable_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
+def trainable_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
     """Bytes of one trainable parameter, and of its gradient: fp32 for peft's adapters."""
     return full_weight_bytes(gpu) if settings.method == "full" else FP32_BYTES
 
 
-def optimizer_state_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
+def optimizer_state_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
     if adapters.offloads_optimizer(settings):
         return 0
     if settings.optimizer in EIGHT_BIT_STATE_BYTES:
@@ -69,7 +77,7 @@ def optimizer_state_bytes_per_param(settings: TrainSettings, gpu: GPU) -> int:
     return 2 * trainable_bytes_per_param(settings, gpu)
 
 
-def trainable_params(model: ModelShape, settings: TrainSettings) -> int:
+def trainable_params(model: ModelShape, settings: JobConfig) -> int:
     return model.params if settings.method == "full" else adapter_params(model, settings)
 
 
@@ -82,24 +90,26 @@ def full_weight_bytes(gpu: GPU) -> int:
     return HALF_BYTES if gpu.supports_bf16 else FP32_BYTES
 
 
-def quantized_bytes_per_param(settings: TrainSettings) -> float:
+def quantized_bytes_per_param(settings: JobConfig) -> float:
     if settings.quant_bits == 8:
         return INT8_BYTES_PER_PARAM
     return NF4_BYTES_PER_PARAM + NF4_CONSTANT_BITS[settings.double_quant] / 8
 
 
-def weight_bytes(model: ModelShape, settings: TrainSettings, gpu: GPU) -> float:
+def weight_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Bytes of all weights on the device: the base model (quantized or not) plus the LoRA adapters."""
     if settings.method == "full":
         return model.params * full_weight_bytes(gpu)
     adapters = adapter_params(model, settings) * FP32_BYTES
     if settings.method == "qlora":
         unquantized = model.params - model.block_linear_params
-        return model.block_linear_params * quantized_bytes_per_param(settings) + unquantized * HALF_BYTES + adapters
+        unquantized_bytes = FP32_BYTES if settings.qlora_fp32_upcast else activation_bytes(gpu)
+        quantized = model.block_linear_params * quantized_bytes_per_param(settings)
+        return quantized + unquantized * unquantized_bytes + adapters
     return model.params * activation_bytes(gpu) + adapters
 
 
-def _layer_bytes_per_token(model: ModelShape, settings: TrainSettings, act_bytes: int) -> float:
+def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int) -> float:
     """What autograd keeps for one decoder layer per token, in bytes, without checkpointing."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
@@ -127,7 +137,7 @@ def _layer_bytes_per_token(model: ModelShape, settings: TrainSettings, act_bytes
     return total
 
 
-def activation_bytes_total(model: ModelShape, settings: TrainSettings, gpu: GPU) -> float:
+def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass."""
     act = activation_bytes(gpu)
     per_layer = _layer_bytes_per_token(model, settings, act)
@@ -136,10 +146,47 @@ def activation_bytes_total(model: ModelShape, settings: TrainSettings, gpu: GPU)
         per_token = model.n_layers * model.hidden * act + per_layer + head_inputs
     else:
         per_token = model.n_layers * per_layer + head_inputs
-    return per_token * settings.tokens_per_micro_batch
+    return per_token * tokens_per_micro_batch(settings)
 
 
-def estimate_memory(model: ModelShape, settings: TrainSettings, gpu: GPU,
+def loss_mode(settings: JobConfig, gpu: GPU) -> str:
+    """The loss the trainer really runs: `fused` needs a CUDA GPU, and falls back to `chunked` elsewhere."""
+    return "chunked" if settings.loss == "fused" and gpu.kind == "cpu" else settings.loss
+
+
+def fused_chunk_tokens(model: ModelShape, tokens: int) -> int:
+    """liger-kernel's fused linear cross-entropy chunk: the next power of two above N / ceil(vocab / hidden)."""
+    ratio = -(-model.vocab // model.hidden)
+    return 1 << max(0, (-(-tokens // ratio) - 1).bit_length())
+
+
+def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
+    """What the loss holds at its peak, beyond the activations: the logits and their gradients (see the header)."""
+    act, tokens, mode = activation_bytes(gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
+    per_logit = act + LOSS_FP32_BYTES_PER_LOGIT
+    if mode == "full":
+        return tokens * model.vocab * per_logit
+    if mode == "chunked":
+        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit
+    head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0
+    return fused_chunk_tokens(model, tokens) * model.vocab * (act + FP32_BYTES) + tokens * model.hidden * act \
+        + head_gradient
+
+
+def usable_vram_gib(gpu: GPU) -> float:
+    """What a job may plan to use on this card: all of it but FIT_HEADROOM_FRACTION."""
+    return gpu.vram_gib * (1 - FIT_HEADROOM_FRACTION)
+
+
+def memory_overheads(gpu: GPU, calibration: Calibration) -> tuple[float, float]:
+    """(allocator slack as a share of the per-step tensors, CUDA context GiB): fitted where calibrated."""
+    fitted = calibration.memory_overheads(gpu)
+    if fitted:
+        return fitted["slack_fraction"], fitted["context_gib"]
+    return ALLOCATOR_SLACK_FRACTION, CPU_RUNTIME_GIB if gpu.kind == "cpu" else CUDA_CONTEXT_GIB
+
+
+def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
                     calibration: Calibration = NO_CALIBRATION) -> MemoryEstimate:
     trainable = trainable_params(model, settings)
     parts = {
@@ -147,14 +194,12 @@ def estimate_memory(model: ModelShape, settings: TrainSettings, gpu: GPU,
         "gradients": trainable * trainable_bytes_per_param(settings, gpu),
         "optimizer_state": trainable * optimizer_state_bytes_per_param(settings, gpu),
         "activations": activation_bytes_total(model, settings, gpu),
-        "logits": settings.tokens_per_micro_batch * model.vocab * LOGITS_BYTES_PER_ELEMENT,
+        "logits": loss_bytes(model, settings, gpu),
     }
-    measured = calibration.memory_overheads(gpu)
-    slack = measured["slack_fraction"] if measured else ALLOCATOR_SLACK_FRACTION
-    context_gib = measured["context_gib"] if measured else CPU_RUNTIME_GIB if gpu.kind == "cpu" else CUDA_CONTEXT_GIB
-    overhead = slack * (parts["activations"] + parts["logits"]) + context_gib * BYTES_PER_GIB
     if settings.method == "qlora":  # bitsandbytes dequantizes one weight at a time into a 16-bit buffer
-        overhead += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
-    parts["cuda_overhead"] = overhead
+        parts["activations"] += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
+    slack, context = memory_overheads(gpu, calibration)
+    parts["allocator_slack"] = slack * (parts["activations"] + parts["logits"])
+    parts["cuda_context"] = context * BYTES_PER_GIB
     return MemoryEstimate(breakdown_gib={k: v / BYTES_PER_GIB for k, v in parts.items()},
                           params=model.params, trainable_params=trainable)

@@ -1,8 +1,26 @@
 """Training throughput (tokens/s) of a fine-tune on a GPU.
 
-A step takes the longer of its matmul time (FLOPs / (dense peak x efficiency)) and the time to stream the weights
-from memory once per pass, plus the memory-bound extras: QLoRA's dequantization of every weight in every pass, and
-the optimizer's update spread over the accumulation steps, and a fixed launch overhead.
+One optimizer step is `grad_accum` micro-steps plus the optimizer update. A micro-step's time is the longer of
+what the CPU spends issuing it and what the GPU spends running it, as CUDA runs asynchronously:
+- launch (CPU): eager PyTorch issues one kernel per op, each costing CPU time (Python dispatch and the launch),
+  KERNEL_S per kernel, counted from the model's layers, adapters and quantized linears. With few tokens per
+  micro-batch the GPU finishes each kernel sooner than the next arrives, and this floor is the step time (the
+  published 7-8B LoRA loops spend 120-200 ms a micro-step at 256-512 tokens). torch.compile fuses elementwise ops:
+  COMPILED_KERNEL_SHARE of the launches remain.
+- compute (GPU): FLOPs / (dense peak x efficiency), or the time to stream the weights once per pass if longer.
+  The efficiency grows with the work per micro-batch: a matmul with few rows (tokens) or a narrow model cannot
+  fill the GPU, so efficiency = peak_share(GPU, method) x tokens / (tokens + TOKENS_HALF) x hidden / (hidden +
+  HIDDEN_HALF). peak_share is what long, wide micro-batches reach (published 7-14B runs at 4-8k tokens:
+  0.45-0.64 of dense peak); `orch calibrate` fits it per GPU and method from measured and published points.
+  torch.compile also fuses the elementwise work between matmuls: COMPILE_EFFICIENCY_GAIN.
+- dequantize (GPU, QLoRA): every pass unpacks each 4-bit weight to 16 bits before its matmul. The kernels of
+  bitsandbytes, torchao and GPTQ reach a fraction of the memory bandwidth: DEQUANT_BYTES_PER_PARAM effective
+  bytes per weight per pass (0.5 read + 2 written + 2 read back is 4.5 at full bandwidth; the published QLoRA runs
+  spend 35-46 ps per weight per micro-step beyond LoRA, on A100 and RTX 4090 alike).
+- the optimizer update is memory-bound: torch's foreach AdamW makes about ADAMW_TENSOR_PASSES reads and writes of
+  parameter-sized tensors (moments, the bias-corrected denominator, the update, weight decay); bitsandbytes' 8-bit
+  optimizers run one fused kernel. Gradient clipping reads and scales the gradients. Plus a fixed STEP_S of Python
+  (zeroing, clipping, the scheduler) per optimizer step.
 
 FLOPs per token come from gpu_catalog/flops.py, the definition the trainer reports MFU with.
 """
@@ -15,21 +33,32 @@ from gpu_catalog.models import ModelShape
 from orchestrator.estimator import adapters
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.memory import (
-    HALF_BYTES,
     adapter_params,
     optimizer_state_bytes_per_param,
-    quantized_bytes_per_param,
     trainable_bytes_per_param,
     trainable_params,
     weight_bytes,
 )
-from orchestrator.estimator.settings import TrainSettings
+from orchestrator.estimator.settings import tokens_per_micro_batch
+from trainer.config import JobConfig
 
 GB = 1e9
-# Python, the optimizer call and kernel launches cost time however small the model: ~10 ms a step plus ~1 ms a layer
-# (dozens of launches each, forward and backward). Negligible at 8B, dominant for the tiny CPU example on a GPU.
-STEP_OVERHEAD_S = 0.010
-STEP_OVERHEAD_S_PER_LAYER = 0.001
+# eager PyTorch costs ~5-20 us of CPU per op (dispatch + launch); HF + peft modules, with Python around every op, sit
+# at the high end: the published HF LoRA loops floor at ~5 ms per checkpointed decoder layer per micro-step
+KERNEL_S = 20e-6
+BLOCK_FORWARD_KERNELS = 25  # two norms, rotary, 4 attention projections + attention, 3 MLP matmuls + act, residuals
+ADAPTER_FORWARD_KERNELS = 4  # lora_A, lora_B, scale, add (plus dropout's own where it is on)
+QUANTIZED_LINEAR_KERNELS = 4  # per quantized linear per forward: the dequantize, its buffer, the autograd wrapper
+BACKWARD_KERNEL_FACTOR = 2  # a backward runs about two kernels per forward one
+COMPILED_KERNEL_SHARE = 0.5
+COMPILE_EFFICIENCY_GAIN = 1.25  # torchtune's compiled LoRA/QLoRA recipes: ~1.2-1.5x over eager at the same memory
+TOKENS_HALF = 200  # tokens per micro-batch at which matmuls reach half of their peak share
+HIDDEN_HALF = 1024  # model width at which they do
+DEQUANT_BYTES_PER_PARAM = 16
+ADAMW_TENSOR_PASSES = 16
+EIGHT_BIT_OPTIMIZER_PASSES = 3  # read weight and gradient, write weight; the 1-byte states come on top
+CLIP_GRADIENT_PASSES = 3  # the norm reads the gradients, the scaling reads and writes them
+STEP_S = 0.010
 
 
 @dataclass(frozen=True)
@@ -38,37 +67,66 @@ class SpeedEstimate:
     step_time_s: float
     flops_per_token: float
     model_flops_per_token: float
-    efficiency: float
-    basis: str  # "measured" (calibrated efficiency) or "analytic" (documented default)
+    efficiency: float  # the achieved share of dense peak at this micro-batch
+    basis: str  # "measured" (calibrated peak share), "published", or "analytic" (documented default)
+    terms_s: dict[str, float]  # seconds per optimizer step by term
 
 
-def flops_per_token(model: ModelShape, settings: TrainSettings) -> tuple[float, float]:
+def flops_per_token(model: ModelShape, settings: JobConfig) -> tuple[float, float]:
     """(hardware FLOPs with recompute, model FLOPs without) per training token, for these settings."""
     adapters = 0 if settings.method == "full" else adapter_params(model, settings)
     return training_flops_per_token(model, settings.method, settings.seq_len, adapters, settings.grad_ckpt,
                                     eager_attention=settings.attention == "eager")
 
 
-def _optimizer_traffic_bytes(model: ModelShape, settings: TrainSettings, gpu: GPU) -> float:
-    """Bytes the optimizer step reads and writes: weights and states both ways, gradients once."""
-    per_param = 3 * trainable_bytes_per_param(settings, gpu) + 2 * optimizer_state_bytes_per_param(settings, gpu)
-    return trainable_params(model, settings) * per_param
+def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
+    """Kernel launches of one forward and backward, counted per decoder block."""
+    forward = BLOCK_FORWARD_KERNELS
+    if settings.method != "full":
+        forward += len(settings.target_modules) * (ADAPTER_FORWARD_KERNELS + (settings.lora_dropout > 0))
+    if settings.method == "qlora":
+        forward += len(model.linear_shapes()) * QUANTIZED_LINEAR_KERNELS
+    per_block = forward * (1 + BACKWARD_KERNEL_FACTOR + settings.grad_ckpt)  # checkpointing reruns the forward
+    share = COMPILED_KERNEL_SHARE if settings.compile else 1.0
+    return model.n_layers * per_block * share
 
 
-def estimate_speed(model: ModelShape, settings: TrainSettings, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
+def efficiency(model: ModelShape, settings: JobConfig, peak_share: float) -> float:
+    """The share of dense peak this micro-batch's matmuls reach (at most 1)."""
+    tokens = tokens_per_micro_batch(settings)
+    share = peak_share * (COMPILE_EFFICIENCY_GAIN if settings.compile else 1.0)
+    return min(1.0, share * tokens / (tokens + TOKENS_HALF) * model.hidden / (model.hidden + HIDDEN_HALF))
+
+
+def optimizer_traffic_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
+    """Bytes one optimizer update (with gradient clipping) reads and writes."""
+    param_bytes = trainable_bytes_per_param(settings, gpu)
+    if settings.optimizer == "adamw":
+        per_param = ADAMW_TENSOR_PASSES * param_bytes
+    else:
+        per_param = EIGHT_BIT_OPTIMIZER_PASSES * param_bytes + 2 * optimizer_state_bytes_per_param(settings, gpu)
+    return trainable_params(model, settings) * (per_param + CLIP_GRADIENT_PASSES * param_bytes)
+
+
+def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
     hardware_flops, model_flops = flops_per_token(model, settings)
-    efficiency, basis = calibration.efficiency_for(gpu, settings.method)
+    peak_share, basis = calibration.efficiency_for(gpu, settings.method)
+    achieved = efficiency(model, settings, peak_share)
     bandwidth = gpu.mem_bw_gbps * GB
-    tokens = settings.tokens_per_micro_batch
+    tokens = tokens_per_micro_batch(settings)
     passes = 3 if settings.grad_ckpt else 2
-    compute_s = tokens * hardware_flops / (gpu.train_tflops * 1e12 * efficiency)
-    weight_stream_s = passes * weight_bytes(model, settings, gpu) / bandwidth
-    step_s = max(compute_s, weight_stream_s)
-    if settings.method == "qlora":  # read the packed weight, write and re-read a 16-bit copy, every pass
-        dequant_bytes = quantized_bytes_per_param(settings) + 2 * HALF_BYTES
-        step_s += passes * model.block_linear_params * dequant_bytes / bandwidth
-    step_s += _optimizer_traffic_bytes(model, settings, gpu) / bandwidth / settings.grad_accum
-    step_s += adapters.offload_step_s(trainable_params(model, settings), settings) / settings.grad_accum
-    step_s += STEP_OVERHEAD_S + STEP_OVERHEAD_S_PER_LAYER * model.n_layers
-    return SpeedEstimate(tokens_per_s=tokens / step_s, step_time_s=step_s, flops_per_token=hardware_flops,
-                         model_flops_per_token=model_flops, efficiency=efficiency, basis=basis)
+    compute_s = tokens * hardware_flops / (gpu.train_tflops * 1e12 * achieved)
+    dequantize_s = 0.0
+    if settings.method == "qlora":
+        dequantize_s = passes * model.block_linear_params * DEQUANT_BYTES_PER_PARAM / bandwidth
+    gpu_s = max(compute_s, passes * weight_bytes(model, settings, gpu) / bandwidth)
+    launch_s = kernels_per_micro_step(model, settings) * KERNEL_S
+    micro = {"compute": gpu_s, "dequantize": dequantize_s,
+             "launch_beyond_gpu": max(0.0, launch_s - gpu_s - dequantize_s)}
+    terms = {k: v * settings.grad_accum for k, v in micro.items()}
+    terms["optimizer"] = optimizer_traffic_bytes(model, settings, gpu) / bandwidth + STEP_S
+    terms["offload"] = adapters.offload_step_s(trainable_params(model, settings), settings)  # CPU-offloaded states
+    step_s = sum(terms.values())
+    return SpeedEstimate(tokens_per_s=tokens * settings.grad_accum / step_s, step_time_s=step_s,
+                         flops_per_token=hardware_flops, model_flops_per_token=model_flops, efficiency=achieved,
+                         basis=basis, terms_s=terms)

@@ -1,0 +1,80 @@
+"""`orch estimate` exposes every setting that changes memory or speed, names the settings it used, takes the job's
+own defaults for flags left out, and says how much of the card a job uses."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from trainer.config import JobConfig
+
+runner = CliRunner()
+BASE = ["estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "2048", "--micro-batch", "1", "--grad-ckpt"]
+
+
+def estimate(*flags, gpu="RTX 4090"):
+    result = runner.invoke(app, [*BASE, *flags, *(["--gpu", gpu] if gpu else []), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_flags_left_out_take_the_jobs_defaults():
+    settings = estimate()["settings"]
+    defaults = JobConfig(model="-", method="qlora", seq_len=2048)
+    for key in ("lora_r", "lora_dropout", "optimizer", "attention", "loss", "loss_chunk_tokens", "quant_bits",
+                "double_quant", "qlora_fp32_upcast", "compile"):
+        assert settings[key] == getattr(defaults, key), key
+
+
+def test_every_memory_setting_is_a_flag_and_is_named_in_the_json():
+    result = estimate("--lora-dropout", "0", "--loss", "full", "--target-modules", "q_proj,v_proj",
+                      "--attention", "flash_attention_2", "--compile", "--optimizer", "adamw_8bit", "--lora-r", "32",
+                      "--quant-bits", "4", "--no-qlora-fp32-upcast")
+    assert result["settings"] | {"lora_dropout": 0.0, "loss": "full", "target_modules": ["q_proj", "v_proj"],
+                                 "attention": "flash_attention_2", "compile": True, "optimizer": "adamw_8bit",
+                                 "lora_r": 32, "qlora_fp32_upcast": False} == result["settings"]
+    assert result["usage"] == f"{result['vram_gib']:.1f} of 24 GiB"
+    assert {"tokens_per_s", "fits", "breakdown", "vram_gib", "step_terms_s"} <= set(result)
+
+
+@pytest.mark.parametrize("flag, low, high, part", [
+    ("--lora-dropout", "0", "0.1", "activations"),
+    ("--loss", "chunked", "full", "logits"),
+])
+def test_flags_change_the_part_they_should(flag, low, high, part):
+    assert estimate(flag, low)["breakdown"][part] < estimate(flag, high)["breakdown"][part]
+
+
+def test_qlora_upcast_adds_two_bytes_per_unquantized_weight():
+    on = estimate("--qlora-fp32-upcast")["breakdown"]["weights"]
+    off = estimate("--no-qlora-fp32-upcast")["breakdown"]["weights"]
+    assert on - off == pytest.approx(1.96, abs=0.02)
+
+
+def test_compile_is_faster():
+    assert estimate("--compile")["tokens_per_s"] > estimate("--no-compile")["tokens_per_s"]
+
+
+def test_fits_keeps_headroom_below_the_card():
+    """A job between the usable share and the whole card does not fit."""
+    for seq_len in range(12000, 14000, 128):
+        result = estimate("--seq-len", str(seq_len), "--loss", "full", gpu="A100 40GB")
+        if result["usable_vram_gib"] < result["vram_gib"] <= result["gpu_vram_gib"]:
+            assert result["fits"] is False
+            return
+    pytest.fail("no sequence length landed in the headroom band")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--loss", "flash"], "`loss` must be one of"),
+    (["--lora-dropout", "1.5"], "`lora_dropout` must be in"),
+])
+def test_bad_values_are_one_line_errors(flags, message):
+    result = runner.invoke(app, [*BASE, *flags])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_other_trainers_spellings_are_understood():
+    settings = estimate("--attention", "fa2", "--optimizer", "adamw_torch")["settings"]
+    assert settings["attention"] == "flash_attention_2" and settings["optimizer"] == "adamw"
