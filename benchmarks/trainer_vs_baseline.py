@@ -79,7 +79,8 @@ def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
     run's memory): the same folder, by orch's own cache key, that orch's trainer then finds."""
     from trainer import data
     from trainer.config import config_from_dict
-    from trainer.random_model import build_random_model, is_built_offline
+    from trainer.offline_names import is_built_offline
+    from trainer.random_model import build_random_model
 
     spec = BenchSpec(model=args.model, model_path=args.model, method=args.method, data=str(args.data.resolve()),
                      seq_len=args.seq_len, micro_batch=args.micro_batch, grad_accum=args.grad_accum, steps=args.steps,

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from trainer.offline_names import is_built_offline
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
              "eval_split", "eval_fraction", "completion_only_loss", "seq_len", "packing", "seed", "method")
 COUNT_TIMEOUT_S = 600
+HUB_CACHE_S = 24 * 3600  # a dataset card's size, kept for a day
 TOKENIZE_MAX_BYTES = 64 * 10**6  # above this, tokenizing (chat templates turn by turn) would make planning slow
 
 
@@ -48,9 +50,11 @@ def _tokenizer_here(spec: JobConfig) -> bool:
     name = spec.tokenizer or spec.model
     if is_built_offline(spec.model) or Path(name).expanduser().is_dir():
         return True
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(name, "tokenizer_config.json"), str)
+    # the hub cache's own layout (huggingface_hub's try_to_load_from_cache reads the same files), looked at directly:
+    # importing huggingface_hub would cost a plan a third of a second
+    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+    snapshots = Path(hub).expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
+    return any(snapshots.glob("*/tokenizer_config.json"))
 
 
 def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
@@ -104,6 +108,23 @@ def _split_bytes(card_info, config_name: str | None, split: str) -> tuple[int, i
 
 
 def _hub_size(spec: JobConfig) -> DataSize:
+    """From the dataset card, asked once a day at most (a plan is run again and again while settings change)."""
+    key = hashlib.sha1(json.dumps([spec.dataset, spec.dataset_config, spec.dataset_split]).encode()).hexdigest()[:16]
+    cache = orch_home() / "cache" / "data-sizes" / f"hub-{key}.json"
+    if cache.is_file() and time.time() - cache.stat().st_mtime < HUB_CACHE_S:
+        return DataSize(*json.loads(cache.read_text(encoding="utf-8")))
+    size = _ask_hub(spec)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(list(size)), encoding="utf-8")
+    except OSError:
+        pass  # a read-only home only costs the next plan another look
+    return size
+
+
+def _ask_hub(spec: JobConfig) -> DataSize:
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
+        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here (HF_HUB_OFFLINE is set)")
     from huggingface_hub import HfApi
 
     try:

@@ -1,5 +1,5 @@
 """What runs have cost, summed by month, provider and job: `orch spend`. A finished run counts what the runs store
-recorded for it; a cloud run still going counts its spend so far (GPU price since its launch, plus the jobs
+recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs
 controller for a managed spot job), so recoveries and start-up are in. Reads the runs store, writes nothing."""
 
 import time
@@ -20,11 +20,8 @@ def billed_usd_per_hour(record: RunRecord) -> float:
 
 
 def spend_usd(record: RunRecord, now: float | None = None) -> float:
-    """The run's spend: recorded when it ended, else so far for an active cloud run; a local run that has not ended
-    has no recorded cost yet."""
-    if record.cost_usd is not None and not record.status.is_active():
-        return record.cost_usd
-    if record.target is not Target.CLOUD or not record.status.is_active():
+    """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included)."""
+    if not record.status.is_active():
         return record.cost_usd or 0.0
     started = record.started_at or record.created_at  # billing starts with the launch request
     seconds = (record.wall_s or 0.0) + max(0.0, (now or time.time()) - started)

@@ -51,8 +51,10 @@ def required_features(task, managed: bool) -> set:
 
 
 def trainable(example: Path, tmp_path: Path) -> Path:
-    """The example as a job that trains (the tiny dataset where it names none)."""
+    """The example as a job that trains here (the tiny local dataset instead of a hub one)."""
     raw = yaml.safe_load(example.read_text())
+    for key in ("dataset_config", "dataset_split", "dataset_columns", "eval_dataset", "eval_split"):
+        raw.pop(key, None)
     raw["dataset"] = str(TINY_DATA)
     job = tmp_path / example.name
     job.write_text(yaml.safe_dump(raw))
@@ -95,7 +97,7 @@ def test_each_cloud_gets_a_task_skypilot_accepts_or_a_rejection_skypilot_agrees_
     option = result.chosen
     assert option is not None and option.delivery == delivery
     for example in EXAMPLES:
-        spec = job_from_dict(yaml.safe_load(example.read_text()))
+        spec = job_from_dict(yaml.safe_load(example.read_text()), base_dir=example.parent)
         model = get_model(spec.model)
         task = build_task(spec, trainable(example, tmp_path), option, 1e6, "r-features", model.params,
                           tmp_path / example.stem)
@@ -109,7 +111,8 @@ def test_the_planned_task_of_every_example_passes_with_its_failover_offers(sky, 
 
     offers = list(cloud_offers()[0])
     for example in EXAMPLES:
-        spec = job_from_dict({**yaml.safe_load(example.read_text()), "train_tokens": 5_000_000})
+        raw = {**yaml.safe_load(example.read_text()), "train_tokens": 5_000_000}
+        spec = job_from_dict(raw, base_dir=example.parent)
         model = get_model(spec.model)
         for allow_spot in (True, False):
             result = plan(spec, model, offers, PlanPolicy(budget_usd=500, allow_spot=allow_spot))

@@ -39,11 +39,21 @@ def task_for(sky, tmp_path, allow_spot=True):
 
 @pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
 def test_skypilots_optimizer_picks_the_gpu_orch_planned(sky, allow_spot):
+    """Among the clouds that can take orch's task (a spot run needs bucket mounting and autodown), SkyPilot's own
+    optimizer picks the cloud and price orch planned."""
+    from sky.utils import registry
+
+    from orchestrator.delivery import Delivery, delivery_for
+
     _, _, chosen = planned(allow_spot)
     offer = chosen.offer
+    launchable = sorted({o.provider for o in cloud_offers()[0] if o.provider in OFFLINE_CLOUDS
+                         and o.spot == offer.spot and isinstance(delivery_for(o), Delivery)})
     with sky.Dag() as dag:
         task = sky.Task(name="probe", run="true")
-        task.set_resources(sky.Resources(accelerators={offer.accelerator: 1}, use_spot=offer.spot))
+        task.set_resources({sky.Resources(cloud=registry.CLOUD_REGISTRY.from_str(p),
+                                          accelerators={offer.accelerator: 1}, use_spot=offer.spot)
+                            for p in launchable})
     sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=True)
     best = task.best_resources
     assert str(best.cloud).lower() == offer.provider
@@ -79,10 +89,13 @@ def test_secrets_travel_as_secrets_and_never_print(sky, tmp_path, monkeypatch):
 
 
 def trainable_job(tmp_path) -> Path:
-    """The QLoRA example with a dataset, so pre-flight lets it through."""
+    """The QLoRA example on the tiny local dataset instead of its hub dataset, so nothing needs the network."""
+    raw = yaml.safe_load(QLORA_JOB.read_text(encoding="utf-8"))
+    for key in ("dataset_config", "dataset_split", "dataset_columns", "eval_dataset", "eval_split"):
+        raw.pop(key, None)
+    raw["dataset"] = str(REPO / "examples" / "data" / "tiny_instruct.jsonl")
     job = tmp_path / "qlora.yaml"
-    data = REPO / "examples" / "data" / "tiny_instruct.jsonl"
-    job.write_text(QLORA_JOB.read_text() + f"dataset: {data}\n", encoding="utf-8")
+    job.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return job
 
 
@@ -120,9 +133,12 @@ def test_dry_run_json_is_json(sky, tmp_path, monkeypatch):
     assert data["plan"]["chosen"]["parts_usd"]["train"] > 0
 
 
-def test_a_job_without_a_dataset_stops_before_any_vm(sky, monkeypatch):
+def test_a_job_without_a_dataset_stops_before_any_vm(sky, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
-    result = CliRunner().invoke(app, ["launch", str(QLORA_JOB), "--budget", "20", "--providers",
+    raw = yaml.safe_load(QLORA_JOB.read_text(encoding="utf-8"))
+    job = tmp_path / "no-data.yaml"
+    job.write_text(yaml.safe_dump({k: v for k, v in raw.items() if not k.startswith(("dataset", "eval_"))}))
+    result = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers",
                                       ",".join(OFFLINE_CLOUDS), "--dry-run"])
     assert result.exit_code == 2 and "names no dataset" in result.output and "Nothing was launched" in result.output
 

@@ -1,4 +1,4 @@
-"""The single-GPU trainer (LoRA, QLoRA, full): a job config in, metrics.json out. It imports nothing from orchestrator/.
-
-Not built yet: see the trainer issue. The package exists so the distribution's layout is final.
+"""The single-GPU trainer (LoRA, QLoRA, full): a job config in, metrics.json and an exit code out
+(`python -m trainer JOB.yaml`). It imports nothing from orchestrator/, only gpu_catalog's pure lookups, so it runs
+the same on this machine and on a cloud VM.
 """

@@ -19,6 +19,7 @@ from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import JobRecord
+from orchestrator.spend import spend_usd
 
 console = Console()
 err_console = Console(stderr=True)
@@ -246,7 +247,8 @@ def optional(value, fmt: str) -> str:
 
 
 def show_runs(records: list[RunRecord]) -> None:
-    """Two lines a run: what was measured, and under it (dim) what was estimated."""
+    """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its spend so
+    far (`~`)."""
     table = Table(title=f"{len(records)} runs: measured, and (dim) estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
     for column in ("job", "target"):
@@ -256,8 +258,9 @@ def show_runs(records: list[RunRecord]) -> None:
         table.add_column(column, justify="right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
+        cost = f"~{_money(spend_usd(r))}" if r.status.is_active() else _optional_money(r.cost_usd)
         table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
-                      optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), _optional_money(r.cost_usd))
+                      optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), cost)
         table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
                       optional(r.est_hours, ".2f"), _optional_money(r.est_cost_usd), style="dim")

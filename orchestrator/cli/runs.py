@@ -17,6 +17,7 @@ from orchestrator.launch.local import LOG_NAME
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord, RunStore
+from orchestrator.spend import spend_usd
 
 EXPORT_FORMATS = (".csv", ".parquet")
 
@@ -66,7 +67,7 @@ def runs_command(
         frame = pd.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("job", "metrics")} for r in records])
         frame.to_csv(export, index=False) if export.suffix == ".csv" else frame.to_parquet(export, index=False)
     if as_json:
-        display.print_json([r.as_dict() for r in records])
+        display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
     else:
         display.show_runs(records)
 

@@ -180,8 +180,9 @@ def task_config(task, files: TaskFiles | None = None, files_as: str | None = Non
         config["secrets"] = {name: None for name in config["secrets"]}
     if files is not None and files_as is not None:
         root = str(files.code_dir.parent)
-        config["file_mounts"] = {dst: src.replace(root, files_as, 1) if src.startswith(root) else src
-                                 for dst, src in (config.get("file_mounts") or {}).items()}
+        mounts = config.get("file_mounts") or {}  # a bucket mount is a mapping, a file mount a path
+        config["file_mounts"] = {dst: src.replace(root, files_as, 1) if isinstance(src, str) and src.startswith(root)
+                                 else src for dst, src in mounts.items()}
     return config
 
 
