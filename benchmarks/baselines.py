@@ -118,16 +118,17 @@ def load_peft_model(spec: BenchSpec, device: torch.device):
 
 
 def _training_arguments(spec: BenchSpec, arguments_class, **extra):
-    """The same optimizer (torch AdamW, fused on CUDA), schedule (cosine to a tenth), clipping and precision as orch."""
-    from trainer.optim import MIN_LR_FRACTION
+    """The same optimizer (torch AdamW, fused on CUDA), schedule (the job's lr_scheduler and warm-up, through the same
+    transformers schedules orch uses), clipping and precision as orch."""
+    from trainer.optim import warmup_steps
 
     config, precision = _config(spec), _precision(spec)
     cuda = torch.cuda.is_available()
     return arguments_class(
         output_dir=str(Path(spec.workdir) / "out"), max_steps=spec.steps, per_device_train_batch_size=spec.micro_batch,
         gradient_accumulation_steps=spec.grad_accum, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, warmup_steps=config.warmup_steps,
-        lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": MIN_LR_FRACTION},
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        warmup_steps=warmup_steps(config, spec.steps), lr_scheduler_type=config.lr_scheduler,
         optim="adamw_torch_fused" if cuda else "adamw_torch", bf16=precision == "bf16",
         fp16=precision == "fp16", use_cpu=not cuda, gradient_checkpointing=False,  # set on the model, as orch
         report_to=[], save_strategy="no", logging_steps=10**9, disable_tqdm=True, dataloader_num_workers=0,
