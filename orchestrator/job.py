@@ -23,14 +23,14 @@ def _check_dataset(spec: JobConfig, base_dir: Path) -> None:
     """A dataset written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo is caught at
     plan or submit, not hours later."""
     path = dataset_path(spec, base_dir)
-    if spec.dataset is not None and path is None and _looks_like_a_file(spec.dataset):
+    if spec.dataset is not None and path is None and looks_like_a_file(spec.dataset):
         raise UserError(f"dataset '{spec.dataset}' does not exist (relative paths start at the job file's folder, "
                         f"{base_dir}).")
     if path is not None and path.is_file() and path.stat().st_size == 0:
         raise UserError(f"dataset '{path}' is empty: a job needs data to train on.")
 
 
-def _looks_like_a_file(dataset: str) -> bool:
+def looks_like_a_file(dataset: str) -> bool:
     """A path rather than a Hugging Face id (`owner/name`): a data file suffix, or a start only paths have."""
     return Path(dataset).suffix.lower() in FILE_KINDS or dataset.startswith(("/", ".", "~"))
 

@@ -10,10 +10,11 @@ from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import RANDOM_PREFIX, get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
+from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
+from trainer.data_sources import FILE_KINDS
 
-DATASET_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
 GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
@@ -26,13 +27,13 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
         return [f"{job_path.name} names no dataset: add `dataset: PATH` (JSONL, Parquet or CSV, relative to the job "
                 "file) or a Hugging Face dataset id (org/name)"]
     path = (job_path.parent / Path(spec.dataset).expanduser())
-    looks_like_path = Path(spec.dataset).suffix in DATASET_SUFFIXES or spec.dataset.startswith(("/", ".", "~"))
+    looks_like_path = looks_like_a_file(spec.dataset)
     if not path.exists():
         if looks_like_path:
             return [f"dataset '{spec.dataset}' is not on this machine (looked at {path}): a cloud run takes its "
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
-    if path.suffix not in DATASET_SUFFIXES:
+    if path.suffix not in FILE_KINDS:
         return [f"dataset {path.name}: use .jsonl, .json, .parquet or .csv"]
     try:
         with open(path, "rb") as f:
