@@ -3,8 +3,9 @@
 In order: `dataset_tokens` in the job (an override); a local file or folder tokenized exactly as the trainer will
 (trainer/count_tokens.py in its own process, so planning imports no torch), when the model's tokenizer is on this
 machine; a hub dataset's published size (rows and bytes in its card, through huggingface_hub, without downloading
-it) where the network allows; otherwise an estimate from bytes, marked as one. Counts are cached under ORCH_HOME,
-keyed by the settings that shape the data and the files' sizes and times.
+it) where the network allows; otherwise an estimate from bytes, marked as one. Counts are kept in orch's cache folder
+(ORCH_CACHE: slow to make, safe to lose), keyed by the settings that shape the data and the files' paths, sizes and
+times.
 """
 
 import dataclasses
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from orchestrator.home import orch_home
+from gpu_catalog.cache import cache_dir
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.offline_names import is_built_offline
 
@@ -42,7 +43,7 @@ def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
     keys = {k: getattr(spec, k) for k in DATA_KEYS}
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     digest = hashlib.sha1(json.dumps([keys, stamp], default=str).encode()).hexdigest()[:16]
-    return orch_home() / "cache" / "data-sizes" / f"{digest}.json"
+    return cache_dir() / "data-sizes" / f"{digest}.json"
 
 
 def _tokenizer_here(spec: JobConfig) -> bool:
@@ -55,6 +56,18 @@ def _tokenizer_here(spec: JobConfig) -> bool:
     hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
     snapshots = Path(hub).expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
     return any(snapshots.glob("*/tokenizer_config.json"))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Through a temporary file and a rename, so a plan running beside this one never reads half a count. A cache
+    that cannot be written only costs the next plan another count."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
@@ -82,12 +95,11 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
                                               f"{spec.tokenizer or spec.model} is not on this machine)")
     cache = _cache_path(spec, files)
     if cache.is_file():
-        counted = json.loads(cache.read_text())
+        counted = json.loads(cache.read_text(encoding="utf-8"))
     else:
         counted = _count_tokens(spec, base_dir)
         if "tokens" in counted:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(counted))
+            _write_whole(cache, json.dumps(counted))
     if "tokens" not in counted:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
                                               f"{counted.get('error')})")
@@ -110,15 +122,11 @@ def _split_bytes(card_info, config_name: str | None, split: str) -> tuple[int, i
 def _hub_size(spec: JobConfig) -> DataSize:
     """From the dataset card, asked once a day at most (a plan is run again and again while settings change)."""
     key = hashlib.sha1(json.dumps([spec.dataset, spec.dataset_config, spec.dataset_split]).encode()).hexdigest()[:16]
-    cache = orch_home() / "cache" / "data-sizes" / f"hub-{key}.json"
+    cache = cache_dir() / "data-sizes" / f"hub-{key}.json"
     if cache.is_file() and time.time() - cache.stat().st_mtime < HUB_CACHE_S:
         return DataSize(*json.loads(cache.read_text(encoding="utf-8")))
     size = _ask_hub(spec)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(list(size)), encoding="utf-8")
-    except OSError:
-        pass  # a read-only home only costs the next plan another look
+    _write_whole(cache, json.dumps(list(size)))
     return size
 
 

@@ -1,6 +1,7 @@
 """Every test runs offline and isolated: SkyPilot's offline catalog copy from ../shared, no hardware file, no
 calibration file, no hub. Factories build small inputs, one behaviour per test (dstack's style)."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,8 +20,15 @@ OFFLINE_CLOUDS = ("lambda", "vast", "verda", "nebius", "seeweb", "hyperbolic")  
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """One ORCH_CACHE for the session: tests only read what it holds (built tiny models, the parsed catalog)."""
-    return tmp_path_factory.mktemp("orch-cache")
+    """One ORCH_CACHE for the session, and for every pytest-xdist worker of it: tests only read what it holds (built
+    tiny models, the parsed catalog, token counts), and orch writes each entry whole (a temporary file, then a
+    rename), so workers that build the same entry at once leave one good copy."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    path = root / "orch-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -35,8 +35,8 @@ def within_budget(run) -> bool:
 
 def test_launch_then_resume_stay_within_the_budget(tmp_path):
     """An eval after every step (which the estimate does not price) makes the run outlast its budget for sure."""
-    job = write_job(tmp_path, max_steps=300, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=50)
-    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.12", "--target", "local", "--yes", "--json"])
+    job = write_job(tmp_path, max_steps=60, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=50)
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local", "--yes", "--json"])
     assert launched.exit_code == 1, launched.output
     (run,) = runs()
     assert run["usd_per_hour"] == pytest.approx(USD_PER_HOUR)
@@ -44,10 +44,10 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path):
     refused = runner.invoke(app, ["resume", run["run_id"][:5]])
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
-    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.135"])
+    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.06"])
     assert resumed.exit_code == 1, resumed.output
     (run,) = runs()
-    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.135 and within_budget(run), run["message"]
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.06 and within_budget(run), run["message"]
 
 
 def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):

@@ -16,13 +16,22 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from trainer.config import load_config
 from trainer.jsonio import write_json_atomic
-from trainer.meter import EXIT_MARGIN_S, BudgetMeter, process_start_time
+from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent, process_start_time
 from trainer.status import TrainStatus
 
 
 def _resume_command(args, output: Path) -> str:
     overrides = "".join(f" --set {shlex.quote(v)}" for v in args.set)
     return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
+
+
+def _stopped_before_training(output: Path, meter: BudgetMeter, message: str) -> int:
+    BudgetMeter.disarm_alarm()
+    output.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output / "metrics.json", {"status": TrainStatus.BUDGET_STOPPED, "steps": 0,
+                                                "cost_usd": meter.spent_usd(), "message": message})
+    print(f"budget_stopped: {message}", file=sys.stderr)
+    return TrainStatus.BUDGET_STOPPED.exit_code
 
 
 def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
@@ -41,19 +50,19 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output")
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
-            output.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(output / "metrics.json", {
-                "status": TrainStatus.BUDGET_STOPPED, "steps": 0, "cost_usd": meter.spent_usd(),
-                "message": f"the budget of ${config.budget_usd:g} was spent before training could start"})
-            print(f"budget_stopped: nothing left of ${config.budget_usd:g}", file=sys.stderr)
-            return TrainStatus.BUDGET_STOPPED.exit_code
+            return _stopped_before_training(output, meter, f"the budget of ${config.budget_usd:g} was spent before "
+                                                           "training could start")
         # bitsandbytes warns on CPUs with AVX512-BF16 that the optional `kernels` package is missing; its fallback is
         # the path orch tests (known-issues.md), so the note is only noise in a run's log
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-        from trainer.loop import FineTune  # torch and friends load only once the config is good
+        meter.arm_alarm()  # importing torch and friends takes seconds, and far longer on a loaded machine
+        try:
+            from trainer.loop import FineTune  # torch and friends load only once the config is good
 
-        result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
-                          started_at=meter.started_at).run()
+            result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
+                              started_at=meter.started_at).run()
+        except BudgetSpent as exc:  # the alarm struck before the training loop took the meter over
+            return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
