@@ -173,3 +173,36 @@ def test_fits_keeps_headroom():
 
     assert usable_vram_gib(make_gpu(vram_gib=24)) == pytest.approx(24 * (1 - FIT_HEADROOM_FRACTION))
     assert 0 < FIT_HEADROOM_FRACTION < 0.1
+
+
+def test_fp32_upcast_makes_the_residual_stream_and_the_head_copy_count_on_a_gpu():
+    """prepare_model_for_kbit_training leaves embeddings, norms and lm_head in fp32: under autocast the checkpointed
+    layer inputs and the final-norm input are fp32 (+2 bytes each), and the lm_head matmul saves autocast's bf16
+    copy of the fp32 head weight (vocab x hidden x 2 bytes). The 2-layer shape's loss outweighs one layer's
+    recompute, so nothing else moves."""
+    def parts(upcast, gpu=GPU):
+        settings = job("qlora", 256, 2, True, lora_r=4, lora_dropout=0.0, loss="full", qlora_fp32_upcast=upcast)
+        return estimate_memory(SMALL, settings, gpu).breakdown_gib
+
+    gib, tokens = 2 ** 30, 512
+    on, off = parts(True), parts(False)
+    assert (on["activations"] - off["activations"]) * gib == pytest.approx((2 + 1) * 64 * 2 * tokens)
+    assert (on["logits"] - off["logits"]) * gib == pytest.approx(1000 * 64 * 2)
+    from gpu_catalog.gpus import cpu_gpu
+
+    cpu_on, cpu_off = parts(True, cpu_gpu()), parts(False, cpu_gpu())  # fp32 everywhere already: no difference
+    assert cpu_on["activations"] == pytest.approx(cpu_off["activations"])
+    assert cpu_on["logits"] == pytest.approx(cpu_off["logits"])
+
+
+def test_a_checkpointed_layer_recompute_counts_only_beyond_the_loss_peak():
+    """With checkpointing the one-layer recompute starts after the loss's backward has freed the logits: a tiny
+    vocabulary lets the layer dominate (its excess over the loss counts), a large one hides it entirely."""
+    def activations(vocab):
+        model = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=vocab)
+        return estimate_memory(model, job("lora", 256, 1, True, lora_r=4, loss="full"), GPU).breakdown_gib[
+            "activations"] * 2 ** 30
+
+    kept = (2 * 64 * 2 + 64 * 4) * 256  # two checkpointed layer inputs and the two head inputs, bf16
+    assert activations(100_000) == pytest.approx(kept)
+    assert activations(2) > kept

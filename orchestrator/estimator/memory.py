@@ -7,7 +7,16 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
-  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them.
+  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. A frozen linear saves
+  no input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
+  theirs. With checkpointing each layer's input stays, and one layer is recomputed at a time in the backward: that
+  starts after the loss's backward has freed the logits, so the recompute counts only beyond the loss's peak.
+- QLoRA with `qlora_fp32_upcast` on a GPU (peft's prepare_model_for_kbit_training casts embeddings, norms and
+  lm_head to fp32): autocast leaves an embedding lookup alone, so the embeddings come out fp32 and every residual add
+  promotes to fp32 (transformers' RMSNorm returns `weight * x.to(input_dtype)`, an fp32 weight times fp32); the
+  checkpointed layer inputs, the norm inputs and, because bitsandbytes' Linear4bit returns its output in its input's
+  dtype, the MLP's gate/up/silu are 4 bytes; each adapter saves autocast's own 16-bit copy of its fp32 input; and the
+  lm_head matmul saves autocast's 16-bit copy of the fp32 head weight for the input's gradient (vocab x hidden x 2).
 - logits, per `loss` (trainer/loss.py): `full` holds micro_batch x seq x vocab logits, 14 bytes each at the loss
   backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
   vocabularies this rivals the activations); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
@@ -109,28 +118,39 @@ def weight_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     return model.params * activation_bytes(gpu) + adapters
 
 
-def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int) -> float:
+def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
+    """QLoRA with `qlora_fp32_upcast` on a GPU: peft's prepare_model_for_kbit_training leaves the embeddings and norms
+    in fp32, autocast does not touch an embedding lookup, and every residual add then promotes to fp32 (see header)."""
+    return settings.method == "qlora" and settings.qlora_fp32_upcast and gpu.kind != "cpu"
+
+
+def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int, residual_bytes: int) -> float:
     """What autograd keeps for one decoder layer per token, in bytes, without checkpointing."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
     trainable = set(model.linear_shapes()) if settings.method == "full" else set(settings.target_modules)
-    kept = (h  # attention-norm input
-            + q_width + 2 * kv_width  # q, k, v for the attention backward
-            + q_width  # attention output, also o_proj's input
-            + h  # mlp-norm input
-            + 3 * i)  # gate and up outputs and silu(gate), for the gated product's backward
-    if trainable & {"q_proj", "k_proj", "v_proj"}:
-        kept += h  # the attention-norm output: the input q, k and v need for their weight gradients
-    if trainable & {"gate_proj", "up_proj"}:
-        kept += h
-    if "down_proj" in trainable:
-        kept += i
-    total = kept * act_bytes
+    upcast = residual_bytes > act_bytes
+    # the two norm inputs (residual stream) and the gated MLP's gate, up and silu(gate): bitsandbytes returns a
+    # 4-bit linear's output in its input's dtype, so under the fp32 residual these are fp32 too
+    total = (2 * h + 3 * i) * residual_bytes
+    total += (q_width + 2 * kv_width + q_width) * act_bytes  # q, k, v and the attention output (o_proj's input)
+    if not upcast:  # the 16-bit norm outputs, shared by every adapter that reads them
+        if trainable & {"q_proj", "k_proj", "v_proj"}:
+            total += h * act_bytes
+        if trainable & {"gate_proj", "up_proj"}:
+            total += h * act_bytes
+        if "down_proj" in trainable:
+            total += i * act_bytes
+    elif settings.method == "full":
+        total += (2 * h + i) * act_bytes
     if settings.method != "full":
         shapes = model.linear_shapes()
         for module in settings.target_modules:
             total += settings.lora_r * act_bytes  # the low-rank intermediate x @ A
-            if settings.lora_dropout > 0:
+            fp32_input = upcast and module != "o_proj"  # o_proj reads the 16-bit attention output
+            if fp32_input:  # autocast's own 16-bit copy of the fp32 input for each adapter, plus dropout's mask
+                total += shapes[module][0] * (act_bytes + (1 if settings.lora_dropout > 0 else 0))
+            elif settings.lora_dropout > 0:
                 total += shapes[module][0] * (act_bytes + 1)  # peft's dropped-out copy of the input and its mask
     if settings.attention == "eager":
         total += model.n_heads * settings.seq_len * EAGER_ATTENTION_BYTES_PER_SCORE
@@ -138,15 +158,18 @@ def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: in
 
 
 def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
-    """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass."""
+    """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass; that
+    recompute starts after the loss's backward has freed the logits, so only what it holds beyond the loss's peak
+    adds to the step's peak. Without checkpointing every layer's tensors are alive at the loss."""
     act = activation_bytes(gpu)
-    per_layer = _layer_bytes_per_token(model, settings, act)
-    head_inputs = 2 * model.hidden * act  # final-norm input and lm_head input
+    residual = FP32_BYTES if fp32_residual(settings, gpu) else act
+    tokens = tokens_per_micro_batch(settings)
+    per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
+    head_inputs = model.hidden * (residual + act) * tokens  # final-norm input and the lm_head's (16-bit) input
     if settings.grad_ckpt:
-        per_token = model.n_layers * model.hidden * act + per_layer + head_inputs
-    else:
-        per_token = model.n_layers * per_layer + head_inputs
-    return per_token * tokens_per_micro_batch(settings)
+        recompute = max(0.0, per_layer - loss_bytes(model, settings, gpu))
+        return model.n_layers * model.hidden * residual * tokens + head_inputs + recompute
+    return model.n_layers * per_layer + head_inputs
 
 
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
@@ -164,10 +187,12 @@ def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What the loss holds at its peak, beyond the activations: the logits and their gradients (see the header)."""
     act, tokens, mode = activation_bytes(gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
     per_logit = act + LOSS_FP32_BYTES_PER_LOGIT
+    # an fp32 lm_head under autocast: the matmul saves autocast's 16-bit copy of the weight for the input's gradient
+    head_copy = model.vocab * model.hidden * act if fp32_residual(settings, gpu) else 0
     if mode == "full":
-        return tokens * model.vocab * per_logit
+        return tokens * model.vocab * per_logit + head_copy
     if mode == "chunked":
-        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit
+        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit + head_copy
     head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0
     return fused_chunk_tokens(model, tokens) * model.vocab * (act + FP32_BYTES) + tokens * model.hidden * act \
         + head_gradient
