@@ -206,3 +206,37 @@ def test_a_checkpointed_layer_recompute_counts_only_beyond_the_loss_peak():
     kept = (2 * 64 * 2 + 64 * 4) * 256  # two checkpointed layer inputs and the two head inputs, bf16
     assert activations(100_000) == pytest.approx(kept)
     assert activations(2) > kept
+
+
+def test_the_fp32_residual_and_head_copy_premises_hold_in_transformers():
+    """The premises of the fp32-upcast terms, on a tiny random Llama under bf16 autocast (CPU autocast has CUDA's cast
+    policy for linears): with embeddings, norms and lm_head in fp32 (what prepare_model_for_kbit_training leaves)
+    every decoder layer's input is fp32, and the lm_head matmul saves a bf16 vocab x hidden copy of its weight."""
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+
+    def run(upcast: bool) -> tuple[set, bool]:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        for p in model.parameters():
+            p.requires_grad_(False)
+            if upcast and (p.ndim == 1 or p.shape[0] == config.vocab_size):  # norms, embeddings, lm_head
+                p.data = p.data.float()
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        dtypes, saved = set(), []
+        for layer in model.model.layers:
+            layer.register_forward_pre_hook(lambda m, a, k: dtypes.add((a or (k["hidden_states"],))[0].dtype),
+                                            with_kwargs=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(
+                lambda t: saved.append(t) or t, lambda t: t):
+            model(torch.randint(0, 64, (1, 8)))
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        head_copy = any(t.numel() == config.vocab_size * config.hidden_size and t.dtype == torch.bfloat16
+                        and t.untyped_storage().data_ptr() not in weights for t in saved)
+        return dtypes, head_copy
+
+    assert run(upcast=True) == ({torch.float32}, True)
+    assert run(upcast=False) == ({torch.bfloat16}, False)
