@@ -166,10 +166,13 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     tokens = tokens_per_micro_batch(settings)
     per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
     head_inputs = model.hidden * (residual + act) * tokens  # final-norm input and the lm_head's (16-bit) input
+    # QLoRA: bitsandbytes dequantizes one weight at a time into a 16-bit buffer, in the layers' forward and backward
+    largest_linear = max(i * o for i, o in model.linear_shapes().values())
+    dequantized = largest_linear * HALF_BYTES if settings.method == "qlora" else 0
     if settings.grad_ckpt:
-        recompute = max(0.0, per_layer - loss_bytes(model, settings, gpu))
+        recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu))
         return model.n_layers * model.hidden * residual * tokens + head_inputs + recompute
-    return model.n_layers * per_layer + head_inputs
+    return model.n_layers * per_layer + head_inputs + dequantized
 
 
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
@@ -221,8 +224,6 @@ def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
         "activations": activation_bytes_total(model, settings, gpu),
         "logits": loss_bytes(model, settings, gpu),
     }
-    if settings.method == "qlora":  # bitsandbytes dequantizes one weight at a time into a 16-bit buffer
-        parts["activations"] += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
     slack, context = memory_overheads(gpu, calibration)
     parts["allocator_slack"] = slack * (parts["activations"] + parts["logits"])
     parts["cuda_context"] = context * BYTES_PER_GIB
