@@ -151,11 +151,21 @@ def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
     assert parts["cuda_context"] == pytest.approx(0.75)
 
 
-def test_dropout_copies_the_targeted_inputs_only_when_on():
-    on = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.1), GPU).breakdown_gib["activations"]
-    off = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.0), GPU).breakdown_gib["activations"]
-    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read the 64-wide input, down the 128-wide one
-    assert (on - off) * 2 ** 30 == pytest.approx(2 * 256 * inputs * (2 + 1))  # bf16 copy + 1-byte mask, 2 layers
+def test_dropout_adds_a_mask_per_targeted_input_on_a_gpu_and_a_copy_on_the_cpu():
+    """On a GPU every adapted module keeps its own bf16 copy of its input either way (peft's fp32 adapters under
+    autocast), so dropout adds CUDA's 1-byte mask; in the CPU's fp32 run the adapters share their inputs until
+    dropout gives each its own dropped-out copy and a float noise mask."""
+    from gpu_catalog.gpus import cpu_gpu
+
+    def activations(dropout, gpu=GPU):
+        return estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=dropout), gpu).breakdown_gib[
+            "activations"] * 2 ** 30
+
+    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read a 64-wide input, down the 128-wide one
+    assert activations(0.1) - activations(0.0) == pytest.approx(2 * 256 * inputs * 1)  # 2 layers
+    shared = 64 + 64 + 64 + 128  # without dropout: the attention norm's output, o's, the MLP norm's, down's input
+    cpu_gap = activations(0.1, cpu_gpu()) - activations(0.0, cpu_gpu())
+    assert cpu_gap == pytest.approx(2 * 256 * (inputs * (4 + 4) - shared * 4))
 
 
 def test_fused_loss_holds_less_than_chunked_and_falls_back_on_the_cpu():
@@ -177,7 +187,8 @@ def test_fits_keeps_headroom():
 
 def test_fp32_upcast_makes_the_residual_stream_and_the_head_copy_count_on_a_gpu():
     """prepare_model_for_kbit_training leaves embeddings, norms and lm_head in fp32: under autocast the checkpointed
-    layer inputs and the final-norm input are fp32 (+2 bytes each), and the lm_head matmul saves autocast's bf16
+    layer inputs are fp32 (+2 bytes each; the final norm keeps an fp32 upcast either way), and the lm_head matmul
+    saves autocast's bf16
     copy of the fp32 head weight (vocab x hidden x 2 bytes). The 2-layer shape's loss outweighs one layer's
     recompute, so nothing else moves."""
     def parts(upcast, gpu=GPU):
@@ -186,7 +197,7 @@ def test_fp32_upcast_makes_the_residual_stream_and_the_head_copy_count_on_a_gpu(
 
     gib, tokens = 2 ** 30, 512
     on, off = parts(True), parts(False)
-    assert (on["activations"] - off["activations"]) * gib == pytest.approx((2 + 1) * 64 * 2 * tokens)
+    assert (on["activations"] - off["activations"]) * gib == pytest.approx(2 * 64 * 2 * tokens)  # 2 layer inputs
     assert (on["logits"] - off["logits"]) * gib == pytest.approx(1000 * 64 * 2)
     from gpu_catalog.gpus import cpu_gpu
 
@@ -203,7 +214,7 @@ def test_a_checkpointed_layer_recompute_counts_only_beyond_the_loss_peak():
         return estimate_memory(model, job("lora", 256, 1, True, lora_r=4, loss="full"), GPU).breakdown_gib[
             "activations"] * 2 ** 30
 
-    kept = (2 * 64 * 2 + 64 * 4) * 256  # two checkpointed layer inputs and the two head inputs, bf16
+    kept = (2 * 64 * 2 + 64 * (4 + 2)) * 256  # two bf16 layer inputs, the final norm's fp32 upcast, the head's input
     assert activations(100_000) == pytest.approx(kept)
     assert activations(2) > kept
 
@@ -240,3 +251,50 @@ def test_the_fp32_residual_and_head_copy_premises_hold_in_transformers():
 
     assert run(upcast=True) == ({torch.float32}, True)
     assert run(upcast=False) == ({torch.bfloat16}, False)
+
+
+@pytest.mark.parametrize("autocast, targets, dropout", [
+    (False, ("q_proj", "v_proj"), 0.05),
+    (False, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
+    (True, ("q_proj", "v_proj"), 0.0),
+    (True, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
+])
+def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, targets, dropout):
+    """The per-layer count against the bytes autograd really saves for one decoder layer of a tiny transformers Llama
+    with peft's LoRA: an fp32 run (the CPU trainer), and a bf16-autocast run with fp32 adapters (a GPU run's
+    semantics; dropout off, as the CPU's dropout keeps a float mask where CUDA keeps a bool one). 256 tokens, so the
+    per-layer constants (autocast's bf16 copies of the fp32 adapter weights, the attention's log-sum-exp) stay small."""
+    torch = pytest.importorskip("torch")
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.estimator.memory import _layer_bytes_per_token
+
+    hidden, intermediate, tokens = 256, 688, 256
+
+    def saved_bytes(layers: int) -> int:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                             attn_implementation="sdpa")
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if autocast else torch.float32).requires_grad_(False)
+        model = get_peft_model(model, LoraConfig(r=8, lora_dropout=dropout, target_modules=list(targets)))
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        saved = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in weights:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+        return sum(saved.values())
+
+    measured = (saved_bytes(3) - saved_bytes(2)) / tokens
+    shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
+    act = 2 if autocast else 4
+    settings = job("lora", tokens, 1, False, lora_r=8, lora_dropout=dropout, target_modules=targets)
+    assert _layer_bytes_per_token(shape, settings, act, act) == pytest.approx(measured, rel=0.08)

@@ -7,10 +7,15 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
-  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. A frozen linear saves
-  no input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
-  theirs. With checkpointing each layer's input stays, and one layer is recomputed at a time in the backward: that
-  starts after the loss's backward has freed the logits, so the recompute counts only beyond the loss's peak.
+  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. Each RMSNorm keeps
+  the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves no
+  input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
+  theirs: on a GPU peft casts each adapter's input to the adapters' fp32 and autocast casts it back for x @ A, so
+  every adapted module keeps its own 16-bit copy (plus dropout's 1-byte mask); in an fp32 run without autocast they
+  share the input, or each keeps its dropped-out copy and mask. Checked against the bytes autograd saves for a tiny
+  transformers Llama with peft (tests/test_memory.py). With checkpointing each layer's input stays, and one layer
+  is recomputed at a time in the backward: that starts after the loss's backward has freed the logits, so the
+  recompute counts only beyond the loss's peak.
 - QLoRA with `qlora_fp32_upcast` on a GPU (peft's prepare_model_for_kbit_training casts embeddings, norms and
   lm_head to fp32): autocast leaves an embedding lookup alone, so the embeddings come out fp32 and every residual add
   promotes to fp32 (transformers' RMSNorm returns `weight * x.to(input_dtype)`, an fp32 weight times fp32); the
@@ -125,36 +130,37 @@ def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
 
 
 def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int, residual_bytes: int) -> float:
-    """What autograd keeps for one decoder layer per token, in bytes, without checkpointing."""
+    """What autograd keeps for one decoder layer per token, in bytes, without checkpointing (see the header)."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
-    trainable = set(model.linear_shapes()) if settings.method == "full" else set(settings.target_modules)
-    upcast = residual_bytes > act_bytes
-    # the two norm inputs (residual stream) and the gated MLP's gate, up and silu(gate): bitsandbytes returns a
-    # 4-bit linear's output in its input's dtype, so under the fp32 residual these are fp32 too
-    total = (2 * h + 3 * i) * residual_bytes
-    total += (q_width + 2 * kv_width + q_width) * act_bytes  # q, k, v and the attention output (o_proj's input)
-    if not upcast:  # the 16-bit norm outputs, shared by every adapter that reads them
-        if trainable & {"q_proj", "k_proj", "v_proj"}:
-            total += h * act_bytes
-        if trainable & {"gate_proj", "up_proj"}:
-            total += h * act_bytes
-        if "down_proj" in trainable:
-            total += i * act_bytes
-    elif settings.method == "full":
-        total += (2 * h + i) * act_bytes
-    if settings.method != "full":
-        shapes = model.linear_shapes()
-        for module in settings.target_modules:
-            total += settings.lora_r * act_bytes  # the low-rank intermediate x @ A
-            fp32_input = upcast and module != "o_proj"  # o_proj reads the 16-bit attention output
-            if fp32_input:  # autocast's own 16-bit copy of the fp32 input for each adapter, plus dropout's mask
-                total += shapes[module][0] * (act_bytes + (1 if settings.lora_dropout > 0 else 0))
-            elif settings.lora_dropout > 0:
-                total += shapes[module][0] * (act_bytes + 1)  # peft's dropped-out copy of the input and its mask
-    if settings.attention == "eager":
-        total += model.n_heads * settings.seq_len * EAGER_ATTENTION_BYTES_PER_SCORE
-    return total
+    autocast = act_bytes < FP32_BYTES  # a GPU run: 16-bit activations under autocast, fp32 adapters
+    total = 2 * h * FP32_BYTES  # each RMSNorm saves the fp32 upcast of its input
+    # the gated MLP's gate, up and silu(gate): bitsandbytes returns a 4-bit linear's output in its input's dtype, so
+    # under the fp32 residual these are fp32 too
+    total += 3 * i * residual_bytes
+    total += (q_width + 2 * kv_width + q_width) * act_bytes  # q, k, v and the attention kernel's output
+    if settings.method == "full":  # every weight needs its input: both norm outputs, o_proj's and down_proj's
+        return total + (2 * h + q_width + i) * act_bytes + _eager_bytes(model, settings)
+    shapes = model.linear_shapes()
+    mask_bytes = (1 if autocast else act_bytes) if settings.lora_dropout > 0 else 0  # CUDA's bool mask; CPU's noise
+    if autocast:
+        # peft casts each adapter's input to the adapter's fp32 and autocast casts it back for x @ A: every adapted
+        # module keeps its own 16-bit copy (and dropout's mask), none of them shares the norm's output
+        inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
+    else:  # fp32 throughout: the adapters read the same input, or each its own dropped-out copy
+        read = {"q_proj": ("norm1", h), "k_proj": ("norm1", h), "v_proj": ("norm1", h), "o_proj": ("attn", q_width),
+                "gate_proj": ("norm2", h), "up_proj": ("norm2", h), "down_proj": ("product", i)}
+        if settings.lora_dropout > 0:
+            inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
+        else:
+            inputs = sum(dict(read[m] for m in settings.target_modules).values()) * act_bytes
+    lowrank = len(settings.target_modules) * settings.lora_r * act_bytes  # each x @ A
+    return total + inputs + lowrank + _eager_bytes(model, settings)
+
+
+def _eager_bytes(model: ModelShape, settings: JobConfig) -> float:
+    """Eager attention materialises the scores: fp32 softmax and 16-bit probabilities per head per key."""
+    return model.n_heads * settings.seq_len * EAGER_ATTENTION_BYTES_PER_SCORE if settings.attention == "eager" else 0
 
 
 def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
@@ -165,7 +171,7 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     residual = FP32_BYTES if fp32_residual(settings, gpu) else act
     tokens = tokens_per_micro_batch(settings)
     per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
-    head_inputs = model.hidden * (residual + act) * tokens  # final-norm input and the lm_head's (16-bit) input
+    head_inputs = model.hidden * (FP32_BYTES + act) * tokens  # final norm's fp32 upcast and the lm_head's input
     # QLoRA: bitsandbytes dequantizes one weight at a time into a 16-bit buffer, in the layers' forward and backward
     largest_linear = max(i * o for i, o in model.linear_shapes().values())
     dequantized = largest_linear * HALF_BYTES if settings.method == "qlora" else 0
