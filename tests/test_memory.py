@@ -298,3 +298,55 @@ def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, ta
     act = 2 if autocast else 4
     settings = job("lora", tokens, 1, False, lora_r=8, lora_dropout=dropout, target_modules=targets)
     assert _layer_bytes_per_token(shape, settings, act, act) == pytest.approx(measured, rel=0.08)
+
+
+@pytest.mark.parametrize("upcast", [True, False])
+def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_path, upcast):
+    """The same check for QLoRA: a tiny Llama loaded in 4-bit NF4 by transformers + bitsandbytes (CPU), with and
+    without prepare_model_for_kbit_training's fp32 upcast, every linear adapted, bf16 autocast. With the upcast the
+    norms and MLP run in fp32 (bitsandbytes returns a 4-bit linear's output in its input's dtype)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.estimator.memory import _layer_bytes_per_token
+
+    hidden, intermediate, tokens, targets = 256, 688, 256, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                             "up_proj", "down_proj")
+
+    def saved_bytes(layers: int) -> int:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                             attn_implementation="sdpa")
+        LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(tmp_path / str(layers))
+        nf4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+        model = LlamaForCausalLM.from_pretrained(tmp_path / str(layers), quantization_config=nf4, dtype=torch.bfloat16,
+                                                 device_map={"": "cpu"})
+        for module in model.modules():  # known-issues.md: keep the autograd path on CPUs with AVX512-BF16
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+        if upcast:
+            prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        else:
+            model.requires_grad_(False)
+        model = get_peft_model(model, LoraConfig(r=8, lora_dropout=0.0, target_modules=list(targets)))
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        saved = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in weights:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+        return sum(saved.values())
+
+    measured = (saved_bytes(3) - saved_bytes(2)) / tokens
+    shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
+    settings = job("qlora", tokens, 1, False, lora_r=8, lora_dropout=0.0, target_modules=targets,
+                   qlora_fp32_upcast=upcast)
+    assert _layer_bytes_per_token(shape, settings, 2, 4 if upcast else 2) == pytest.approx(measured, rel=0.05)
