@@ -24,7 +24,9 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   lm_head matmul saves autocast's 16-bit copy of the fp32 head weight for the input's gradient (vocab x hidden x 2).
 - logits, per `loss` (trainer/loss.py): `full` holds micro_batch x seq x vocab logits, 14 bytes each at the loss
   backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
-  vocabularies this rivals the activations); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
+  vocabularies this rivals the activations; transformers up to 4.47 peaks at 14 in the forward too, with an fp32 copy
+  of the shifted logits; 4.48+ shifts the labels instead and peaks at 12: 14 is kept, the published HF points being
+  the former); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
   `fused` (liger-kernel) one chunk of N / ceil(vocab / hidden) tokens (its own rule) plus the input gradient.
 - CUDA context, and allocator slack on the tensors that come and go every step. Torch's allocator peaks
   (max_memory_allocated / reserved) see neither the context nor (allocated) the slack; NVML / nvidia-smi see both.
