@@ -151,11 +151,21 @@ def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
     assert parts["cuda_context"] == pytest.approx(0.75)
 
 
-def test_dropout_copies_the_targeted_inputs_only_when_on():
-    on = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.1), GPU).breakdown_gib["activations"]
-    off = estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=0.0), GPU).breakdown_gib["activations"]
-    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read the 64-wide input, down the 128-wide one
-    assert (on - off) * 2 ** 30 == pytest.approx(2 * 256 * inputs * (2 + 1))  # bf16 copy + 1-byte mask, 2 layers
+def test_dropout_adds_a_mask_per_targeted_input_on_a_gpu_and_a_copy_on_the_cpu():
+    """On a GPU every adapted module keeps its own bf16 copy of its input either way (peft's fp32 adapters under
+    autocast), so dropout adds CUDA's 1-byte mask; in the CPU's fp32 run the adapters share their inputs until
+    dropout gives each its own dropped-out copy and a float noise mask."""
+    from gpu_catalog.gpus import cpu_gpu
+
+    def activations(dropout, gpu=GPU):
+        return estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=dropout), gpu).breakdown_gib[
+            "activations"] * 2 ** 30
+
+    inputs = 64 * 6 + 128  # q, k, v, o, gate, up read a 64-wide input, down the 128-wide one
+    assert activations(0.1) - activations(0.0) == pytest.approx(2 * 256 * inputs * 1)  # 2 layers
+    shared = 64 + 64 + 64 + 128  # without dropout: the attention norm's output, o's, the MLP norm's, down's input
+    cpu_gap = activations(0.1, cpu_gpu()) - activations(0.0, cpu_gpu())
+    assert cpu_gap == pytest.approx(2 * 256 * (inputs * (4 + 4) - shared * 4))
 
 
 def test_fused_loss_holds_less_than_chunked_and_falls_back_on_the_cpu():
@@ -173,3 +183,170 @@ def test_fits_keeps_headroom():
 
     assert usable_vram_gib(make_gpu(vram_gib=24)) == pytest.approx(24 * (1 - FIT_HEADROOM_FRACTION))
     assert 0 < FIT_HEADROOM_FRACTION < 0.1
+
+
+def test_fp32_upcast_makes_the_residual_stream_and_the_head_copy_count_on_a_gpu():
+    """prepare_model_for_kbit_training leaves embeddings, norms and lm_head in fp32: under autocast the checkpointed
+    layer inputs are fp32 (+2 bytes each; the final norm keeps an fp32 upcast either way), and the lm_head matmul
+    saves autocast's bf16
+    copy of the fp32 head weight (vocab x hidden x 2 bytes). The 2-layer shape's loss outweighs one layer's
+    recompute, so nothing else moves."""
+    def parts(upcast, gpu=GPU):
+        settings = job("qlora", 256, 2, True, lora_r=4, lora_dropout=0.0, loss="full", qlora_fp32_upcast=upcast)
+        return estimate_memory(SMALL, settings, gpu).breakdown_gib
+
+    gib, tokens = 2 ** 30, 512
+    on, off = parts(True), parts(False)
+    assert (on["activations"] - off["activations"]) * gib == pytest.approx(2 * 64 * 2 * tokens)  # 2 layer inputs
+    assert (on["logits"] - off["logits"]) * gib == pytest.approx(1000 * 64 * 2)
+    from gpu_catalog.gpus import cpu_gpu
+
+    cpu_on, cpu_off = parts(True, cpu_gpu()), parts(False, cpu_gpu())  # fp32 everywhere already: no difference
+    assert cpu_on["activations"] == pytest.approx(cpu_off["activations"])
+    assert cpu_on["logits"] == pytest.approx(cpu_off["logits"])
+
+
+def test_a_checkpointed_layer_recompute_counts_only_beyond_the_loss_peak():
+    """With checkpointing the one-layer recompute starts after the loss's backward has freed the logits: a tiny
+    vocabulary lets the layer dominate (its excess over the loss counts), a large one hides it entirely."""
+    def activations(vocab):
+        model = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=vocab)
+        return estimate_memory(model, job("lora", 256, 1, True, lora_r=4, loss="full"), GPU).breakdown_gib[
+            "activations"] * 2 ** 30
+
+    kept = (2 * 64 * 2 + 64 * (4 + 2)) * 256  # two bf16 layer inputs, the final norm's fp32 upcast, the head's input
+    assert activations(100_000) == pytest.approx(kept)
+    assert activations(2) > kept
+
+
+def test_the_fp32_residual_and_head_copy_premises_hold_in_transformers():
+    """The premises of the fp32-upcast terms, on a tiny random Llama under bf16 autocast (CPU autocast has CUDA's cast
+    policy for linears): with embeddings, norms and lm_head in fp32 (what prepare_model_for_kbit_training leaves)
+    every decoder layer's input is fp32, and the lm_head matmul saves a bf16 vocab x hidden copy of its weight."""
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+
+    def run(upcast: bool) -> tuple[set, bool]:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        for p in model.parameters():
+            p.requires_grad_(False)
+            if upcast and (p.ndim == 1 or p.shape[0] == config.vocab_size):  # norms, embeddings, lm_head
+                p.data = p.data.float()
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        dtypes, saved = set(), []
+        for layer in model.model.layers:
+            layer.register_forward_pre_hook(lambda m, a, k: dtypes.add((a or (k["hidden_states"],))[0].dtype),
+                                            with_kwargs=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(
+                lambda t: saved.append(t) or t, lambda t: t):
+            model(torch.randint(0, 64, (1, 8)))
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        head_copy = any(t.numel() == config.vocab_size * config.hidden_size and t.dtype == torch.bfloat16
+                        and t.untyped_storage().data_ptr() not in weights for t in saved)
+        return dtypes, head_copy
+
+    assert run(upcast=True) == ({torch.float32}, True)
+    assert run(upcast=False) == ({torch.bfloat16}, False)
+
+
+@pytest.mark.parametrize("autocast, targets, dropout", [
+    (False, ("q_proj", "v_proj"), 0.05),
+    (False, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
+    (True, ("q_proj", "v_proj"), 0.0),
+    (True, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
+])
+def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, targets, dropout):
+    """The per-layer count against the bytes autograd really saves for one decoder layer of a tiny transformers Llama
+    with peft's LoRA: an fp32 run (the CPU trainer), and a bf16-autocast run with fp32 adapters (a GPU run's
+    semantics; dropout off, as the CPU's dropout keeps a float mask where CUDA keeps a bool one). 256 tokens, so the
+    per-layer constants (autocast's bf16 copies of the fp32 adapter weights, the attention's log-sum-exp) stay small."""
+    torch = pytest.importorskip("torch")
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.estimator.memory import _layer_bytes_per_token
+
+    hidden, intermediate, tokens = 256, 688, 256
+
+    def saved_bytes(layers: int) -> int:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                             attn_implementation="sdpa")
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if autocast else torch.float32).requires_grad_(False)
+        model = get_peft_model(model, LoraConfig(r=8, lora_dropout=dropout, target_modules=list(targets)))
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        saved = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in weights:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+        return sum(saved.values())
+
+    measured = (saved_bytes(3) - saved_bytes(2)) / tokens
+    shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
+    act = 2 if autocast else 4
+    settings = job("lora", tokens, 1, False, lora_r=8, lora_dropout=dropout, target_modules=targets)
+    assert _layer_bytes_per_token(shape, settings, act, act) == pytest.approx(measured, rel=0.08)
+
+
+@pytest.mark.parametrize("upcast", [True, False])
+def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_path, upcast):
+    """The same check for QLoRA: a tiny Llama loaded in 4-bit NF4 by transformers + bitsandbytes (CPU), with and
+    without prepare_model_for_kbit_training's fp32 upcast, every linear adapted, bf16 autocast. With the upcast the
+    norms and MLP run in fp32 (bitsandbytes returns a 4-bit linear's output in its input's dtype)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.estimator.memory import _layer_bytes_per_token
+
+    hidden, intermediate, tokens, targets = 256, 688, 256, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                             "up_proj", "down_proj")
+
+    def saved_bytes(layers: int) -> int:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                             attn_implementation="sdpa")
+        LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(tmp_path / str(layers))
+        nf4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+        model = LlamaForCausalLM.from_pretrained(tmp_path / str(layers), quantization_config=nf4, dtype=torch.bfloat16,
+                                                 device_map={"": "cpu"})
+        for module in model.modules():  # known-issues.md: keep the autograd path on CPUs with AVX512-BF16
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+        if upcast:
+            prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        else:
+            model.requires_grad_(False)
+        model = get_peft_model(model, LoraConfig(r=8, lora_dropout=0.0, target_modules=list(targets)))
+        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        saved = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in weights:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+        return sum(saved.values())
+
+    measured = (saved_bytes(3) - saved_bytes(2)) / tokens
+    shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
+    settings = job("qlora", tokens, 1, False, lora_r=8, lora_dropout=0.0, target_modules=targets,
+                   qlora_fp32_upcast=upcast)
+    assert _layer_bytes_per_token(shape, settings, 2, 4 if upcast else 2) == pytest.approx(measured, rel=0.05)

@@ -7,10 +7,26 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
-  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them.
+  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. Each RMSNorm keeps
+  the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves no
+  input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
+  theirs: on a GPU peft casts each adapter's input to the adapters' fp32 and autocast casts it back for x @ A, so
+  every adapted module keeps its own 16-bit copy (plus dropout's 1-byte mask); in an fp32 run without autocast they
+  share the input, or each keeps its dropped-out copy and mask. Checked against the bytes autograd saves for a tiny
+  transformers Llama with peft (tests/test_memory.py). With checkpointing each layer's input stays, and one layer
+  is recomputed at a time in the backward: that starts after the loss's backward has freed the logits, so the
+  recompute counts only beyond the loss's peak.
+- QLoRA with `qlora_fp32_upcast` on a GPU (peft's prepare_model_for_kbit_training casts embeddings, norms and
+  lm_head to fp32): autocast leaves an embedding lookup alone, so the embeddings come out fp32 and every residual add
+  promotes to fp32 (transformers' RMSNorm returns `weight * x.to(input_dtype)`, an fp32 weight times fp32); the
+  checkpointed layer inputs, the norm inputs and, because bitsandbytes' Linear4bit returns its output in its input's
+  dtype, the MLP's gate/up/silu are 4 bytes; each adapter saves autocast's own 16-bit copy of its fp32 input; and the
+  lm_head matmul saves autocast's 16-bit copy of the fp32 head weight for the input's gradient (vocab x hidden x 2).
 - logits, per `loss` (trainer/loss.py): `full` holds micro_batch x seq x vocab logits, 14 bytes each at the loss
   backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
-  vocabularies this rivals the activations); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
+  vocabularies this rivals the activations; transformers up to 4.47 peaks at 14 in the forward too, with an fp32 copy
+  of the shifted logits; 4.48+ shifts the labels instead and peaks at 12: 14 is kept, the published HF points being
+  the former); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
   `fused` (liger-kernel) one chunk of N / ceil(vocab / hidden) tokens (its own rule) plus the input gradient.
 - CUDA context, and allocator slack on the tensors that come and go every step. Torch's allocator peaks
   (max_memory_allocated / reserved) see neither the context nor (allocated) the slack; NVML / nvidia-smi see both.
@@ -109,44 +125,62 @@ def weight_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     return model.params * activation_bytes(gpu) + adapters
 
 
-def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int) -> float:
-    """What autograd keeps for one decoder layer per token, in bytes, without checkpointing."""
+def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
+    """QLoRA with `qlora_fp32_upcast` on a GPU: peft's prepare_model_for_kbit_training leaves the embeddings and norms
+    in fp32, autocast does not touch an embedding lookup, and every residual add then promotes to fp32 (see header)."""
+    return settings.method == "qlora" and settings.qlora_fp32_upcast and gpu.kind != "cpu"
+
+
+def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int, residual_bytes: int) -> float:
+    """What autograd keeps for one decoder layer per token, in bytes, without checkpointing (see the header)."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
-    trainable = set(model.linear_shapes()) if settings.method == "full" else set(settings.target_modules)
-    kept = (h  # attention-norm input
-            + q_width + 2 * kv_width  # q, k, v for the attention backward
-            + q_width  # attention output, also o_proj's input
-            + h  # mlp-norm input
-            + 3 * i)  # gate and up outputs and silu(gate), for the gated product's backward
-    if trainable & {"q_proj", "k_proj", "v_proj"}:
-        kept += h  # the attention-norm output: the input q, k and v need for their weight gradients
-    if trainable & {"gate_proj", "up_proj"}:
-        kept += h
-    if "down_proj" in trainable:
-        kept += i
-    total = kept * act_bytes
-    if settings.method != "full":
-        shapes = model.linear_shapes()
-        for module in settings.target_modules:
-            total += settings.lora_r * act_bytes  # the low-rank intermediate x @ A
-            if settings.lora_dropout > 0:
-                total += shapes[module][0] * (act_bytes + 1)  # peft's dropped-out copy of the input and its mask
-    if settings.attention == "eager":
-        total += model.n_heads * settings.seq_len * EAGER_ATTENTION_BYTES_PER_SCORE
-    return total
+    autocast = act_bytes < FP32_BYTES  # a GPU run: 16-bit activations under autocast, fp32 adapters
+    total = 2 * h * FP32_BYTES  # each RMSNorm saves the fp32 upcast of its input
+    # the gated MLP's gate, up and silu(gate): bitsandbytes returns a 4-bit linear's output in its input's dtype, so
+    # under the fp32 residual these are fp32 too
+    total += 3 * i * residual_bytes
+    total += (q_width + 2 * kv_width + q_width) * act_bytes  # q, k, v and the attention kernel's output
+    if settings.method == "full":  # every weight needs its input: both norm outputs, o_proj's and down_proj's
+        return total + (2 * h + q_width + i) * act_bytes + _eager_bytes(model, settings)
+    shapes = model.linear_shapes()
+    mask_bytes = (1 if autocast else act_bytes) if settings.lora_dropout > 0 else 0  # CUDA's bool mask; CPU's noise
+    if autocast:
+        # peft casts each adapter's input to the adapter's fp32 and autocast casts it back for x @ A: every adapted
+        # module keeps its own 16-bit copy (and dropout's mask), none of them shares the norm's output
+        inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
+    else:  # fp32 throughout: the adapters read the same input, or each its own dropped-out copy
+        read = {"q_proj": ("norm1", h), "k_proj": ("norm1", h), "v_proj": ("norm1", h), "o_proj": ("attn", q_width),
+                "gate_proj": ("norm2", h), "up_proj": ("norm2", h), "down_proj": ("product", i)}
+        if settings.lora_dropout > 0:
+            inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
+        else:
+            inputs = sum(dict(read[m] for m in settings.target_modules).values()) * act_bytes
+    lowrank = len(settings.target_modules) * settings.lora_r * act_bytes  # each x @ A
+    return total + inputs + lowrank + _eager_bytes(model, settings)
+
+
+def _eager_bytes(model: ModelShape, settings: JobConfig) -> float:
+    """Eager attention materialises the scores: fp32 softmax and 16-bit probabilities per head per key."""
+    return model.n_heads * settings.seq_len * EAGER_ATTENTION_BYTES_PER_SCORE if settings.attention == "eager" else 0
 
 
 def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
-    """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass."""
+    """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass; that
+    recompute starts after the loss's backward has freed the logits, so only what it holds beyond the loss's peak
+    adds to the step's peak. Without checkpointing every layer's tensors are alive at the loss."""
     act = activation_bytes(gpu)
-    per_layer = _layer_bytes_per_token(model, settings, act)
-    head_inputs = 2 * model.hidden * act  # final-norm input and lm_head input
+    residual = FP32_BYTES if fp32_residual(settings, gpu) else act
+    tokens = tokens_per_micro_batch(settings)
+    per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
+    head_inputs = model.hidden * (FP32_BYTES + act) * tokens  # final norm's fp32 upcast and the lm_head's input
+    # QLoRA: bitsandbytes dequantizes one weight at a time into a 16-bit buffer, in the layers' forward and backward
+    largest_linear = max(i * o for i, o in model.linear_shapes().values())
+    dequantized = largest_linear * HALF_BYTES if settings.method == "qlora" else 0
     if settings.grad_ckpt:
-        per_token = model.n_layers * model.hidden * act + per_layer + head_inputs
-    else:
-        per_token = model.n_layers * per_layer + head_inputs
-    return per_token * tokens_per_micro_batch(settings)
+        recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu))
+        return model.n_layers * model.hidden * residual * tokens + head_inputs + recompute
+    return model.n_layers * per_layer + head_inputs + dequantized
 
 
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
@@ -164,10 +198,12 @@ def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What the loss holds at its peak, beyond the activations: the logits and their gradients (see the header)."""
     act, tokens, mode = activation_bytes(gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
     per_logit = act + LOSS_FP32_BYTES_PER_LOGIT
+    # an fp32 lm_head under autocast: the matmul saves autocast's 16-bit copy of the weight for the input's gradient
+    head_copy = model.vocab * model.hidden * act if fp32_residual(settings, gpu) else 0
     if mode == "full":
-        return tokens * model.vocab * per_logit
+        return tokens * model.vocab * per_logit + head_copy
     if mode == "chunked":
-        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit
+        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit + head_copy
     head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0
     return fused_chunk_tokens(model, tokens) * model.vocab * (act + FP32_BYTES) + tokens * model.hidden * act \
         + head_gradient
@@ -196,8 +232,6 @@ def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
         "activations": activation_bytes_total(model, settings, gpu),
         "logits": loss_bytes(model, settings, gpu),
     }
-    if settings.method == "qlora":  # bitsandbytes dequantizes one weight at a time into a 16-bit buffer
-        parts["activations"] += max(i * o for i, o in model.linear_shapes().values()) * HALF_BYTES
     slack, context = memory_overheads(gpu, calibration)
     parts["allocator_slack"] = slack * (parts["activations"] + parts["logits"])
     parts["cuda_context"] = context * BYTES_PER_GIB
