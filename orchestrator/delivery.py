@@ -14,6 +14,7 @@ A provider SkyPilot does not know is judged capable here; pre-flight refuses it 
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from gpu_catalog.cloud_features import AUTODOWN, SPOT_INSTANCE, STORAGE_MOUNTING, unsupported
 from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
@@ -54,26 +55,33 @@ def bucket_name(run_id: str) -> str:
     return "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:63]
 
 
-def _missing(offer: Offer, feature: str, why: str) -> NoDelivery:
-    said = unsupported(offer.provider, offer.spot)[feature]
-    return NoDelivery(feature, f"{offer.provider} {why} (SkyPilot {feature}: {said.rstrip('.')})")
+def _missing(provider: str, spot: bool, feature: str, why: str) -> NoDelivery:
+    said = unsupported(provider, spot)[feature]
+    return NoDelivery(feature, f"{provider} {why} (SkyPilot {feature}: {said.rstrip('.')})")
 
 
 def delivery_for(offer: Offer) -> Delivery | NoDelivery:
     """How a run on this cloud offer brings its output home, or why it cannot run there."""
-    if offer.provider == SSH_POOL_PROVIDER:
+    return _delivery(offer.provider, offer.spot)
+
+
+@lru_cache(maxsize=None)
+def _delivery(provider: str, spot: bool) -> Delivery | NoDelivery:
+    """Decided by the provider and the kind of instance alone, so each pair is decided once: a simulated million
+    jobs ask again and again."""
+    if provider == SSH_POOL_PROVIDER:
         return Delivery(output="cluster", managed=False, idle_minutes=None, features=frozenset())
-    lacks = unsupported(offer.provider, offer.spot)
-    if offer.spot:
+    lacks = unsupported(provider, spot)
+    if spot:
         for feature, why in ((SPOT_INSTANCE, "has no spot instances in SkyPilot"),
                              (STORAGE_MOUNTING, "cannot mount a bucket, and spot checkpoints must outlive the VM"),
                              (AUTODOWN, "cannot down a VM itself, as SkyPilot's managed jobs need")):
             if feature in lacks:
-                return _missing(offer, feature, why)
+                return _missing(provider, spot, feature, why)
         return Delivery(output="bucket", managed=True, idle_minutes=BUCKET_IDLE_MINUTES,
                         features=frozenset({SPOT_INSTANCE, STORAGE_MOUNTING, AUTODOWN}))
     if AUTODOWN in lacks:
-        return _missing(offer, AUTODOWN, "cannot down an idle VM, which would bill on once the launcher is gone")
+        return _missing(provider, spot, AUTODOWN, "cannot down an idle VM, which would bill on once the launcher is gone")
     if STORAGE_MOUNTING in lacks:
         return Delivery(output="cluster", managed=False, idle_minutes=CLUSTER_IDLE_MINUTES,
                         features=frozenset({AUTODOWN}))
