@@ -1,6 +1,5 @@
 """Name matching shared by GPUs and models: one normalisation, and 'did you mean' suggestions on a miss."""
 
-import difflib
 import re
 
 _NOISE_WORDS = ("nvidia", "geforce", "tesla", "quadro")
@@ -17,6 +16,8 @@ def normalize(name: str) -> str:
 
 def suggest(name: str, candidates: list[str], limit: int = 3) -> list[str]:
     """The candidates closest to `name`, best first; compares normalised keys so spacing and case do not matter."""
+    import difflib  # only on a miss: a plan that finds its names never pays for it
+
     by_key = {normalize(c): c for c in candidates}
     keys = difflib.get_close_matches(normalize(name), list(by_key), n=limit, cutoff=0.5)
     substring_hits = [c for c in candidates if normalize(name) and normalize(name) in normalize(c)]

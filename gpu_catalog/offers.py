@@ -7,7 +7,6 @@ and from orch's curated reference table for clouds those lack. Implausible price
 import csv
 import functools
 import os
-import statistics
 from pathlib import Path
 
 from gpu_catalog.cache import cached
@@ -49,18 +48,23 @@ def skypilot_catalog_dirs() -> list[Path]:
     return [sky_catalog_dir()] if sky_catalog_dir().is_dir() else []
 
 
+def _median(values: list[float]) -> float:
+    """statistics.median, without the 3 ms its import (fractions, decimal, random) adds to every plan."""
+    ordered = sorted(values)
+    return (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
+
+
 def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
     """(kept, dropped): drop placeholder and absurd prices so the planner never picks a $0.01/h A100."""
     on_demand: dict[str, list[float]] = {}
     for offer in offers:
         if not offer.spot:
             on_demand.setdefault(offer.gpu.name, []).append(offer.usd_per_hour)
+    floors = {gpu: max(MIN_PLAUSIBLE_USD_PER_HOUR, PLACEHOLDER_FRACTION_OF_MEDIAN * _median(prices))
+              for gpu, prices in on_demand.items() if len(prices) >= MIN_OFFERS_FOR_MEDIAN_RULE}
     kept, dropped = [], []
     for offer in offers:
-        prices = on_demand.get(offer.gpu.name, [])
-        floor = MIN_PLAUSIBLE_USD_PER_HOUR
-        if len(prices) >= MIN_OFFERS_FOR_MEDIAN_RULE:
-            floor = max(floor, PLACEHOLDER_FRACTION_OF_MEDIAN * statistics.median(prices))
+        floor = floors.get(offer.gpu.name, MIN_PLAUSIBLE_USD_PER_HOUR)
         plausible = floor <= offer.usd_per_hour <= MAX_PLAUSIBLE_USD_PER_HOUR
         (kept if plausible or offer.is_local else dropped).append(offer)
     return kept, dropped

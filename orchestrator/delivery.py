@@ -81,7 +81,8 @@ def _delivery(provider: str, spot: bool) -> Delivery | NoDelivery:
         return Delivery(output="bucket", managed=True, idle_minutes=BUCKET_IDLE_MINUTES,
                         features=frozenset({SPOT_INSTANCE, STORAGE_MOUNTING, AUTODOWN}))
     if AUTODOWN in lacks:
-        return _missing(provider, spot, AUTODOWN, "cannot down an idle VM, which would bill on once the launcher is gone")
+        return _missing(provider, spot, AUTODOWN,
+                        "cannot down an idle VM, which would bill on once the launcher is gone")
     if STORAGE_MOUNTING in lacks:
         return Delivery(output="cluster", managed=False, idle_minutes=CLUSTER_IDLE_MINUTES,
                         features=frozenset({AUTODOWN}))

@@ -1,7 +1,6 @@
 """Read a job, gather every target and plan: what `orch plan` shows and `orch launch` acts on. No CLI framework and
 no terminal formatting here, so `orch plan` loads only what planning needs."""
 
-import difflib
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -29,6 +28,8 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
         asked = parse_providers(allowed)
         unknown = sorted(p for p in asked if p not in providers and not known_cloud(p) and p != "local")
         if unknown:
+            import difflib  # only on a miss
+
             hints = [f"{p!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
                 p, sorted(providers), n=1)) else "") for p in unknown]
             raise UserError(f"--providers: no cloud named {', '.join(hints)}; known here: "
