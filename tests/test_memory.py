@@ -253,6 +253,24 @@ def test_the_fp32_residual_and_head_copy_premises_hold_in_transformers():
     assert run(upcast=False) == ({torch.bfloat16}, False)
 
 
+
+def saved_activation_bytes(torch, model, tokens: int, autocast: bool) -> int:
+    """Bytes of every tensor autograd saves in one forward of `tokens` tokens (weights left out): what the backward
+    will need, the quantity the estimator's activation term counts."""
+    model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in weights:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+    return sum(saved.values())
+
 @pytest.mark.parametrize("autocast, targets, dropout", [
     (False, ("q_proj", "v_proj"), 0.05),
     (False, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
@@ -279,19 +297,7 @@ def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, ta
                              attn_implementation="sdpa")
         model = LlamaForCausalLM(config).to(torch.bfloat16 if autocast else torch.float32).requires_grad_(False)
         model = get_peft_model(model, LoraConfig(r=8, lora_dropout=dropout, target_modules=list(targets)))
-        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
-        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        saved = {}
-
-        def pack(t):
-            if t.untyped_storage().data_ptr() not in weights:
-                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
-                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
-        return sum(saved.values())
+        return saved_activation_bytes(torch, model, tokens, autocast)
 
     measured = (saved_bytes(3) - saved_bytes(2)) / tokens
     shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
@@ -332,18 +338,7 @@ def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_pa
         else:
             model.requires_grad_(False)
         model = get_peft_model(model, LoraConfig(r=8, lora_dropout=0.0, target_modules=list(targets)))
-        model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
-        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        saved = {}
-
-        def pack(t):
-            if t.untyped_storage().data_ptr() not in weights:
-                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
-        return sum(saved.values())
+        return saved_activation_bytes(torch, model, tokens, autocast=True)
 
     measured = (saved_bytes(3) - saved_bytes(2)) / tokens
     shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
