@@ -1,5 +1,6 @@
-"""Whether a sweep measures the same tokens/s twice: the sweep runs N times (default 2) from scratch, each into its
-own results database, on this machine, and every point's tokens/s is compared across the runs (target: within 15%).
+"""Whether a sweep measures the same tokens/s twice: the sweep runs N times (default 2) from scratch, each in its
+own ORCH_HOME (results database and work folders), on this machine, and every point's tokens/s is compared across
+the runs (target: within 15%).
 
     .venv/bin/python benchmarks/sweep_repeatability.py [benchmarks/sweeps/tiny-cpu.yaml] [--runs 2] [--json]
                                                        [--out benchmarks/results/tiny-cpu-repeatability.json]
@@ -11,6 +12,7 @@ over TARGET_SPREAD or did not end `ok` in every run. Each sweep is the CLI a use
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,10 +25,11 @@ TARGET_SPREAD = 0.15
 
 def run_sweep(sweep: Path, folder: Path, index: int) -> dict[str, dict]:
     """One fresh sweep; its rows by point id."""
-    rows_file = folder / f"run-{index}.jsonl"
-    command = [sys.executable, "-m", "orchestrator.cli.main", "bench", str(sweep), "--db", str(folder / f"{index}.db"),
+    rows_file, home = folder / f"run-{index}.jsonl", folder / f"home-{index}"
+    command = [sys.executable, "-m", "orchestrator.cli.main", "bench", str(sweep), "--db", str(home / "bench.db"),
                "--out", str(rows_file), "--json"]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True,
+                   env={**os.environ, "ORCH_HOME": str(home)})  # its own work folders too
     rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {row["point_id"]: row for row in rows}
 

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import step_rates, summarize_rates
 from orchestrator.cli.main import app
+from orchestrator.home import orch_home
 from tests.trainer_helpers import TINY_DATA
 
 runner = CliRunner()
@@ -42,6 +43,15 @@ def test_a_tiny_sweep_runs_records_and_resumes(tmp_path):
 
     frame = pd.read_parquet(tmp_path / "results.parquet")
     assert len(frame) == 2 and {"config.method", "tokens_per_s", "status"} <= set(frame.columns)
+    # into another database the points run again, as fresh processes: nothing the first run left is read as theirs
+    first_steps = sorted((orch_home() / "bench").rglob("steps.jsonl"))
+    assert len(first_steps) == 2
+    for steps in first_steps:  # the first run's steps, as if each had taken a nanosecond
+        lines = [{**json.loads(line), "step_time_s": 1e-9} for line in steps.read_text().splitlines()]
+        steps.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    fresh = runner.invoke(app, ["bench", str(sweep), "--db", str(tmp_path / "other.db"), "--json"])
+    assert fresh.exit_code == 0, fresh.output
+    assert all(r["timed_steps"] == 2 and r["tokens_per_s"] < 1e8 for r in json.loads(fresh.stdout))
 
 
 def test_out_of_memory_points_count_as_done(tmp_path):

@@ -9,6 +9,7 @@ stable"), so each leaves out its own warm-up.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,8 +43,8 @@ def _train(config: dict, work_dir: Path, cpu_threads: int | None = None) -> tupl
     config_file.write_text(yaml.safe_dump(config))
     output = work_dir / "output"
     try:
-        done = subprocess.run([sys.executable, "-m", "trainer", str(config_file), "--output", str(output), "--resume",
-                               "auto"], capture_output=True, text=True, timeout=POINT_TIMEOUT_S, env=env)
+        done = subprocess.run([sys.executable, "-m", "trainer", str(config_file), "--output", str(output)],
+                              capture_output=True, text=True, timeout=POINT_TIMEOUT_S, env=env)
         tail = (done.stdout + done.stderr)[-2000:]
     except subprocess.TimeoutExpired:
         tail = f"timed out after {POINT_TIMEOUT_S} s"
@@ -58,6 +59,9 @@ def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_step
               stable_within: float = 0.05, cpu_threads: int | None = None) -> dict:
     """Train one point until its tokens/s is stable and return its result row (never raises for a failed point:
     the row says how it failed)."""
+    # a measurement is of fresh processes only: what an earlier, killed or other-database run of this point left
+    # behind would otherwise be resumed (no step trained) and its steps read as this run's
+    shutil.rmtree(work_dir, ignore_errors=True)
     measured_steps = measured_steps or max(1, point.config.get("max_steps", 2) - warmup_steps)
     max_measured_steps = max(max_measured_steps or measured_steps, measured_steps)
     started, rates, rounds = time.time(), [], 0
