@@ -28,8 +28,11 @@ def run_sweep(sweep: Path, folder: Path, index: int) -> dict[str, dict]:
     rows_file, home = folder / f"run-{index}.jsonl", folder / f"home-{index}"
     command = [sys.executable, "-m", "orchestrator.cli.main", "bench", str(sweep), "--db", str(home / "bench.db"),
                "--out", str(rows_file), "--json"]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True,
-                   env={**os.environ, "ORCH_HOME": str(home)})  # its own work folders too
+    home.mkdir()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "ORCH_HOME": str(home)})  # its own work folders too
+    if done.returncode != 0:
+        raise SystemExit(f"orch bench failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {row["point_id"]: row for row in rows}
 
