@@ -13,6 +13,7 @@ over TARGET_SPREAD or did not end `ok` in every run. Each sweep is the CLI a use
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def main() -> int:
     spreads = [p["spread"] for p in points if p["spread"] is not None]
     result = {"sweep": str(args.sweep), "runs": args.runs, "date": time.strftime("%Y-%m-%d", time.gmtime(started)),
               "command": " ".join(["python", "benchmarks/sweep_repeatability.py", *sys.argv[1:]]),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
               "wall_s": round(time.time() - started, 1), "target_spread": TARGET_SPREAD,
               "largest_spread": max(spreads) if spreads else None, "points": points}
     if args.out:
