@@ -4,7 +4,6 @@ training step is logged (provisioning = launch request to VM up; setup = VM up t
 planner reads the median of the last runs per provider. Kept under ORCH_HOME, never in package data."""
 
 import json
-import statistics
 from pathlib import Path
 
 from orchestrator.cost import StartupTimes
@@ -39,8 +38,10 @@ def record_startup(provider: str, provision_s: float, setup_s: float, path: Path
 
 def load_startup_times(path: Path | None = None) -> dict[str, StartupTimes]:
     """The median measured start-up per provider; providers never measured are absent (the guesses apply)."""
-    times = {}
-    for provider, runs in _read(path or startup_file()).items():
+    times, measured = {}, _read(path or startup_file())
+    if measured:
+        import statistics  # 3 ms of imports (fractions, decimal, random) a plan without measured runs skips
+    for provider, runs in measured.items():
         try:
             provision = statistics.median(float(r["provision_s"]) for r in runs)
             setup = statistics.median(float(r["setup_s"]) for r in runs)

@@ -12,7 +12,6 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
-from trainer.foreign_keys import unknown_key_message
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -131,7 +130,11 @@ LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and ove
 
 
 def _problems(raw: dict) -> list[str]:
-    problems = [unknown_key_message(k) for k in raw if k not in _TYPES]
+    problems = []
+    if unknown := [k for k in raw if k not in _TYPES]:
+        from trainer.foreign_keys import unknown_key_message  # other tools' key names: needed only on a miss
+
+        problems = [unknown_key_message(k) for k in unknown]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     for key, value in raw.items():
         if value is None or key not in _TYPES:
