@@ -32,7 +32,6 @@ from orchestrator.bench.published import (
     comparable_vram_gib,
     estimate_flags,
     load_points,
-    model_argument,
 )
 from orchestrator.cli.main import app
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
@@ -58,16 +57,16 @@ def calibration_in_use(calibration: Calibration, folder: Path):
             os.environ["ORCH_CALIBRATION"] = previous
 
 
-def estimate_json(point: PublishedPoint, folder: Path) -> dict:
-    args = ["estimate", model_argument(point.model, folder), *estimate_flags(point), "--json"]
+def estimate_json(point: PublishedPoint) -> dict:
+    args = ["estimate", point.model, *estimate_flags(point), "--json"]
     result = RUNNER.invoke(app, args)
     if result.exit_code != 0:
         raise SystemExit(f"orch {' '.join(args)} failed: {result.output.strip()}")
     return json.loads(result.output)
 
 
-def score_point(point: PublishedPoint, folder: Path) -> dict:
-    est = estimate_json(point, folder)
+def score_point(point: PublishedPoint) -> dict:
+    est = estimate_json(point)
     row = {"point": point.label, "source": point.source, "metric": point.metric, "measured": point.value}
     if point.metric == "tokens_per_s":
         row["estimated"] = est["tokens_per_s"]
@@ -102,7 +101,7 @@ def summary(rows: list[dict]) -> dict:
 
 def score(points: list[PublishedPoint], calibration: Calibration, folder: Path) -> list[dict]:
     with calibration_in_use(calibration, folder):
-        return [score_point(p, folder) for p in points]
+        return [score_point(p) for p in points]
 
 
 def leave_one_source_out(points: list[PublishedPoint], folder: Path) -> list[dict]:

@@ -150,9 +150,38 @@ def _from_local_folder(path: Path) -> ModelShape:
     return shape_from_config(str(path), config, source=str(config_file))
 
 
+# fine-tuned, chat and quantized releases share their base model's shape: `Qwen/Qwen-7B-Chat-Int4` is `Qwen/Qwen-7B`
+VARIANT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-instruct", "-chat", "-it", "-hf", "-base")
+HUB_CONNECT_TIMEOUT_S = 3.0
+
+
+def _base_names(name: str):
+    """`name` with variant suffixes taken off one at a time, longest name first."""
+    while suffix := next((s for s in VARIANT_SUFFIXES if name.lower().endswith(s)), None):
+        name = name[: -len(suffix)]
+        yield name
+
+
+@functools.cache
+def _hub_reachable() -> bool:
+    """One quick connection, once a process: offline, transformers' hub client retries every file of every model
+    for seconds, and a report or a scoring run asks for dozens."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_CONNECT_TIMEOUT_S).close()
+    except (OSError, TypeError):
+        return False
+    return True
+
+
 def _from_hub(name: str) -> ModelShape | None:
     """Ask the hub through transformers' AutoConfig; None when offline, not installed, or the id does not exist."""
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if not _hub_reachable():
         return None
     try:
         from transformers import AutoConfig  # heavy: imported only for a model the table lacks
@@ -169,11 +198,13 @@ RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with rando
 
 
 def get_model(name: str) -> ModelShape:
-    """A model by local folder, known Hugging Face id or alias, or (network allowing) any hub id."""
+    """A model by local folder, known Hugging Face id or alias (or a chat, instruct or quantized release of one), or
+    (network allowing) any hub id."""
     name = name.removeprefix(RANDOM_PREFIX)
     if Path(name).expanduser().exists():
         return _from_local_folder(Path(name).expanduser())
-    model = _index().get(normalize(name))
+    spellings = [spelling for n in (name, *_base_names(name)) for spelling in (n, n.split("/")[-1])]  # any org
+    model = next((_index()[key] for key in map(normalize, spellings) if key in _index()), None)
     if model is None and "/" in name:
         model = _from_hub(name)
     if model is None:

@@ -57,3 +57,30 @@ def test_local_folder_without_transformer_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "resnet"}))
     with pytest.raises(UserError, match="not a decoder-only transformer config"):
         get_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, base", [
+    ("Qwen/Qwen-7B-Chat-Int4", "Qwen/Qwen-7B"),
+    ("meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B"),
+    ("unsloth/Llama-3.2-1B-Instruct-bnb-4bit", "meta-llama/Llama-3.2-1B"),
+    ("google/gemma-2-9b-it", "google/gemma-2-9b"),
+])
+def test_a_chat_instruct_or_quantized_release_has_its_base_models_shape(name, base):
+    assert get_model(name) == get_model(base)
+
+
+def test_an_unreachable_hub_is_asked_once_and_the_miss_is_a_clear_error(monkeypatch):
+    from gpu_catalog import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
+    models._hub_reachable.cache_clear()
+    try:
+        with pytest.raises(UserError, match="unknown model 'someone/not-a-model'"):
+            get_model("someone/not-a-model")
+        assert models._hub_reachable.cache_info().misses == 1
+        with pytest.raises(UserError):
+            get_model("someone/another-model")
+        assert models._hub_reachable.cache_info().hits >= 1  # not asked again
+    finally:
+        models._hub_reachable.cache_clear()

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
-from gpu_catalog.models import ModelShape, get_model, shape_from_config
-from orchestrator.bench.published import PUBLISHED_SHAPES, PublishedPoint, comparable_vram_gib, load_points
+from gpu_catalog.models import ModelShape, get_model
+from orchestrator.bench.published import PublishedPoint, comparable_vram_gib, load_points
 from orchestrator.estimator.calibration import DEFAULT_EFFICIENCY, NO_CALIBRATION, Calibration, device_kind
 from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory
 from orchestrator.estimator.settings import settings_from_job
@@ -96,13 +96,6 @@ def observations(rows: list[dict]) -> list[Observation]:
     return found
 
 
-def published_shape(name: str) -> ModelShape:
-    shapes = json.loads(PUBLISHED_SHAPES.read_text(encoding="utf-8"))["models"]
-    if name in shapes:
-        return shape_from_config(name, shapes[name], source=shapes[name]["source"])
-    return get_model(name)
-
-
 def published_observations(points: list[PublishedPoint] | None = None) -> list[Observation]:
     """The published vram and tokens/s points on a catalog GPU (out-of-memory cases fit nothing)."""
     found = []
@@ -110,7 +103,7 @@ def published_observations(points: list[PublishedPoint] | None = None) -> list[O
         if p.metric == "oom" or not p.gpu:
             continue
         found.append(Observation(
-            label=p.label, gpu=get_gpu(p.gpu), method=p.settings.method, model=published_shape(p.model),
+            label=p.label, gpu=get_gpu(p.gpu), method=p.settings.method, model=get_model(p.model),
             settings=settings_from_job(p.settings), tokens_per_s=p.value if p.metric == "tokens_per_s" else None,
             vram_gib=p.value if p.metric == "vram" else None, source=p.source, origin="published",
             vram_measures=p.measures))

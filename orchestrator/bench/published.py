@@ -9,7 +9,6 @@ stay in the file for the record and are skipped here. The value is compared with
 """
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,13 @@ from gpu_catalog.gpus import DATA_DIR, get_gpu
 from trainer.config import JobConfig, config_from_dict
 
 PUBLISHED_CSV = DATA_DIR / "published_measurements.csv"
-PUBLISHED_SHAPES = DATA_DIR / "published_model_shapes.json"
 
 
 @dataclass(frozen=True)
 class PublishedPoint:
     label: str
     source: str
-    model: str  # a catalog name, or a key of published_model_shapes.json
+    model: str  # a Hugging Face id, as get_model knows it
     settings: JobConfig
     gpu: str  # a catalog GPU name, or "" where the card is only known by its size
     capacity_gib: float
@@ -74,18 +72,6 @@ def load_points(path: Path = PUBLISHED_CSV, usable_only: bool = True) -> list[Pu
                                          gpu=gpu, capacity_gib=capacity, metric=row["metric"],
                                          value=float(row["value_converted"]), measures=row["measures"]))
     return points
-
-
-def model_argument(model: str, folder: Path) -> str:
-    """What `orch estimate` takes for this model: its catalog name, or a folder with the published shape's
-    config.json written into `folder` (for models the catalog lacks)."""
-    shapes = json.loads(PUBLISHED_SHAPES.read_text(encoding="utf-8"))["models"]
-    if model not in shapes:
-        return model
-    target = folder / model.replace("/", "--")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(shapes[model]), encoding="utf-8")
-    return str(target)
 
 
 def estimate_flags(point: PublishedPoint) -> list[str]:
