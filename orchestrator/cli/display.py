@@ -298,17 +298,25 @@ def _percent(value) -> str:
 
 
 def show_bench(rows: list[dict]) -> None:
-    table = Table(title=f"{len(rows)} benchmark points")
-    for column in ("model", "method", "seq", "batch", "ckpt", "status", "tok/s", "peak GiB", "MFU", "device"):
+    """One row per point; what every row shares (the model, the device) goes in the title, leaving 80 columns to the
+    numbers."""
+    models, devices = ({row["config"]["model"] for row in rows}, {row.get("gpu") or "-" for row in rows})
+    title = f"{len(rows)} points" + (f" of {esc(next(iter(models)))}" if len(models) == 1 else "") + \
+        (f" on {esc(next(iter(devices)))}" if len(devices) == 1 else "")
+    table = Table(title=title)
+    columns = (["model"] if len(models) > 1 else []) + ["method", "seq", "batch", "ckpt", "status", "tok/s",
+                                                        "peak GiB", "MFU"] + (["device"] if len(devices) > 1 else [])
+    for column in columns:
         table.add_column(column, justify="right" if column in ("seq", "tok/s", "peak GiB", "MFU") else "left")
     for row in rows:
         c = row["config"]
         peak = row.get("nvml_peak_used_gib") or (row.get("peak_vram_gib") or {}).get("reserved") or \
             (row.get("peak_vram_gib") or {}).get("process_rss")
-        table.add_row(esc(c["model"]), esc(c["method"]), str(c["seq_len"]), str(c.get("micro_batch", 4)),
-                      "on" if c.get("grad_ckpt") is True else "off", esc(row["status"]),
-                      optional(row.get("tokens_per_s"), ",.0f"), optional(peak, ".2f"),
-                      optional(row.get("mfu"), ".1%"), esc(row.get("gpu") or "-"))
+        cells = [esc(c["method"]), str(c["seq_len"]), str(c.get("micro_batch", 4)),
+                 "on" if c.get("grad_ckpt") is True else "off", esc(row["status"]),
+                 optional(row.get("tokens_per_s"), ",.0f"), optional(peak, ".2f"), optional(row.get("mfu"), ".1%")]
+        table.add_row(*([esc(c["model"])] if len(models) > 1 else []), *cells,
+                      *([esc(row.get("gpu") or "-")] if len(devices) > 1 else []))
     console.print(table)
 
 
