@@ -18,6 +18,7 @@ from gpu_catalog.offer import Offer
 from orchestrator.cost import estimate_on_offer
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
+from orchestrator.frozen import quick_init
 from orchestrator.planner import Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
 
@@ -28,6 +29,7 @@ MAX_WAIT_WITHOUT_DEADLINE_H = 24.0
 DEADLINE_SAFETY_FACTOR = 1.2  # local waits are judged at 1.2x their estimate: run times scatter, queues reorder
 
 
+@quick_init
 @dataclass(frozen=True)
 class LocalSlot:
     """One owned card (or the CPU), and how long until it is free."""
@@ -37,6 +39,7 @@ class LocalSlot:
     busy_for_h: float = 0.0
 
 
+@quick_init
 @dataclass(frozen=True)
 class JobAsk:
     job_id: str
@@ -46,6 +49,7 @@ class JobAsk:
     preemptions: int = 0
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     action: str  # start_local, start_cloud, wait, reject
@@ -61,12 +65,18 @@ def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
     found = []
     for slot in slots:
         fit = job_fit(ask.spec, model, slot.offer.gpu, calibration, fit_cache)
-        if not fit.fits:
+        if fit.settings is None:  # does not fit
             continue
         estimate = estimate_on_offer(fit, slot.offer, model, tokens)
         if estimate.cost_usd <= ask.budget_usd:
             found.append((slot.busy_for_h + estimate.hours, slot, Option(slot.offer, estimate)))
-    return sorted(found, key=lambda f: (f[0], f[2].estimate.cost_usd))
+    if len(found) > 1:
+        found.sort(key=_finish_then_cost)
+    return found
+
+
+def _finish_then_cost(entry: tuple[float, LocalSlot, Option]) -> tuple[float, float]:
+    return entry[0], entry[2].estimate.cost_usd
 
 
 def _start_or_wait(slot: LocalSlot, option: Option, why: str) -> Decision:

@@ -43,16 +43,18 @@ class Shape:
     def spec(self, train_tokens: int) -> JobConfig:
         """The shape's config for `train_tokens`. The config was validated once; this copies its fields rather than
         validate and build a 40-field frozen dataclass again on every dispatch (8 us each, a tenth of the run)."""
+        fields = self.base.__dict__.copy()  # a plain copy of a dict is one memcpy, faster than {**fields, ...}
+        fields["train_tokens"] = train_tokens
         spec = object.__new__(JobConfig)
-        object.__setattr__(spec, "__dict__", {**self.base.__dict__, "train_tokens": train_tokens})
+        object.__setattr__(spec, "__dict__", fields)
         return spec
 
     def __post_init__(self):
         terms = [(per_token, startup, index) for index, (per_token, startup) in enumerate(self.cost_terms)]
         spot = [t for t in terms if self.cloud[t[2]].spot]
         on_demand = [t for t in terms if not self.cloud[t[2]].spot]
-        self._groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,)}
-        self._sole = {mode: [_sole_cheapest(group) for group in groups] for mode, groups in self._groups.items()}
+        groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,), "spot": (spot,)}
+        self._groups = {mode: [(group, *_sole_cheapest(group)) for group in kinds] for mode, kinds in groups.items()}
 
     def beyond_reach(self, train_tokens: int, budget_usd: float, deadline_h: float | None) -> bool:
         """No offer can take the job: even the cheapest is over the budget, or even the fastest misses the deadline
@@ -64,9 +66,10 @@ class Shape:
 
     def cheapest(self, train_tokens: int, count: int, spot_mode: str) -> list[Offer]:
         """The `count` offers that cost least for `train_tokens` (and any within rounding of the last), in catalog
-        order: of on-demand offers only when spot is never allowed; `count` of each kind when spot is preferred."""
+        order: of on-demand offers only when spot is never allowed; `count` of each kind when spot is preferred
+        ("always"); spot offers only ("spot")."""
         kept = []
-        for group, (starts, sole) in zip(self._groups[spot_mode], self._sole[spot_mode], strict=True):
+        for group, starts, sole in self._groups[spot_mode]:
             if len(group) <= count:
                 kept += [index for _, _, index in group]
                 continue
