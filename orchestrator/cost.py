@@ -116,22 +116,38 @@ def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: f
     return parts
 
 
+def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: StartupTimes | None,
+         checkpoint_minutes: float) -> tuple[float, float, float, dict[str, float]]:
+    """(hours, start-up hours, expected preemptions, the spend's parts): the arithmetic that estimate_on_offer and
+    hours_and_cost share, so the two agree to the last bit."""
+    startup = startup_hours(offer, model.params, times)
+    train_h = train_tokens / fit.speed.tokens_per_s / 3600
+    preemptions = preemptions_per_hour(offer) * train_h
+    recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
+    delivery = None if offer.is_local else delivery_for(offer)
+    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
+    return train_h + startup + recovery_h, startup, preemptions, parts
+
+
+def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
+                   times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> tuple[float, float]:
+    """estimate_on_offer's hours and cost_usd alone, for a caller that ranks several offers and keeps one (the
+    scheduling policy's local cards, for every job the simulator places): the Estimate is not built."""
+    hours, _, _, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
+    return hours, sum(parts.values())
+
+
 def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
                       times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> Estimate:
     """Hours and the whole spend of a fitting configuration on one offer. `times`: measured start-up for this
     provider, when a run has reported one; `checkpoint_minutes`: how much work a preemption loses at most."""
     tokens_per_s, settings, memory = fit.speed.tokens_per_s, fit.settings, fit.memory
-    startup = startup_hours(offer, model.params, times)
-    train_h = train_tokens / tokens_per_s / 3600
-    preemptions = preemptions_per_hour(offer) * train_h
-    recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
-    delivery = None if offer.is_local else delivery_for(offer)
-    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
+    hours, startup, preemptions, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
     return Estimate(
         vram_gib=memory.vram_gib,
         breakdown=memory.breakdown_gib,
         tokens_per_s=tokens_per_s,
-        hours=train_h + startup + recovery_h,
+        hours=hours,
         startup_hours=startup,
         cost_usd=sum(parts.values()),
         usd_per_million_tokens=usd_per_million_tokens(offer.usd_per_hour, tokens_per_s),

@@ -114,13 +114,13 @@ class Simulation:
         self.slot_kinds = list(kinds.values())
         self.cloud = [] if settings.policy == "local-only" else cheapest_offers(cloud)
         self.shapes = ShapeCache(self.cloud, calibration)
-        self.events: list = []  # (time_h, sequence, handler, *args)
+        self.events: list = []  # (time_h, sequence, handler, args)
         self.sequence = 0
         self.summary = RunningSummary(len(self.slots))
 
     def _push(self, time_h: float, handler, *args) -> None:
         self.sequence += 1
-        heapq.heappush(self.events, (time_h, self.sequence, handler, *args))
+        heapq.heappush(self.events, (time_h, self.sequence, handler, args))
 
     def run(self, rows: Iterable[dict]) -> dict:
         """Arrivals come before other events at the same hour, in trace order (the trace is sorted by arrival)."""
@@ -133,7 +133,7 @@ class Simulation:
                 self._dispatch(job, job.arrival_h)
                 row = next(rows, None)
             else:
-                now, _, handler, *args = heapq.heappop(events)
+                now, _, handler, args = heapq.heappop(events)
                 handler(now, *args)
         self.summary.local_busy_h = sum(s.busy_h for s in self.slots)
         return self.summary.result()
