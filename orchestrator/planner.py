@@ -200,7 +200,8 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
         else:
             rejected.append(Rejected(offer, *verdict, vram_gib=fit.memory.vram_gib, estimate=estimate))
     options = _failover_options(valid)
-    options.sort(key=_by_cost if policy.objective == "cost" else _by_time)
+    if len(options) > 1:
+        options.sort(key=_by_cost if policy.objective == "cost" else _by_time)
     return Plan(spec=spec, policy=policy, train_tokens=train_tokens, options=tuple(options),
                 rejected=tuple(rejected))
 

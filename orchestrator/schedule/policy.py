@@ -107,7 +107,7 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     allow_spot = spot_mode == "always" or (spot_mode == "auto" and ask.preemptions < MAX_SPOT_PREEMPTIONS)
     result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, budget), deadline_hours=ask.deadline_h,
                                                       allow_spot=allow_spot), calibration, fit_cache)
-    options = list(result.options)
+    options = result.options
     if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
     if spot_mode == "always" and any(o.offer.spot for o in options):
