@@ -123,11 +123,12 @@ def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy
 def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, cache: dict[str, Fit]) -> Fit:
     """Auto-fit of one job on one GPU model, kept in `cache` by GPU name: the planner and the scheduling policy ask
     for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
-    if gpu.name not in cache:
+    fit = cache.get(gpu.name)
+    if fit is None:
         ckpt_choices = (False, True) if spec.grad_ckpt == "auto" else (spec.grad_ckpt,)
-        cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
-                                  ckpt_choices)
-    return cache[gpu.name]
+        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
+                                        ckpt_choices)
+    return fit
 
 
 def _failover_options(valid: list[tuple[Offer, Estimate, Delivery | None]]) -> list[Option]:

@@ -81,7 +81,8 @@ class Shape:
             costs = [train_tokens * per_token + startup for per_token, startup, _ in group]
             cutoff = (min(costs) if count == 1 else sorted(costs)[count - 1]) * (1 + COST_ROUNDING)
             kept += [group[i][2] for i, cost in enumerate(costs) if cost <= cutoff]
-        kept.sort()
+        if len(kept) > 1:
+            kept.sort()
         return [self.cloud[index] for index in kept]
 
 
