@@ -195,8 +195,8 @@ class Simulation:
         (shapes.py says why each answer equals the policy's over all offers). A decision stands when the policy did
         not look at the cloud offers (a local card in time), or chose one from them, except a spot-always on-demand
         choice while some spot offer was left out."""
-        if not shape.cloud:  # every shorter list is empty too: only the policy's answer with all offers counts
-            return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
+        if not shape.cloud:  # no offer can take the job: the few that give the policy's reason (shapes.py)
+            return decide(ask, shape.model, slots, shape.reason_offers, self.calibration, spot_mode=self.spot_mode,
                           fit_cache=shape.fits)
         always, tokens = self.spot_mode == "always", ask.spec.train_tokens
         tried = 0

@@ -10,6 +10,9 @@ again with every offer (`ShapeCache.all_offers`).
 Most jobs take one of the few offers that cost least for their token count, so the engine first asks the policy with
 only those (`Shape.cheapest`): every offer left out costs more, so a cloud option found among them is the one the
 policy would choose from them all. When none is found there, it asks again with more.
+
+A shape no offer can take (none both fits and launches) gets the same reason from the planner whatever the job's
+tokens, budget and deadline; the engine asks with the few offers that give it (`Shape.reason_offers`).
 """
 
 import bisect
@@ -22,7 +25,7 @@ from orchestrator.cost import estimate_on_offer
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.fit import Fit
-from orchestrator.planner import job_fit
+from orchestrator.planner import FILTER_KINDS, PlanPolicy, job_fit, plan
 from trainer.config import JobConfig, config_from_dict
 
 SIM_MICRO_BATCH, SIM_GRAD_ACCUM = 4, 4  # the job config every simulated job asks with; auto-fit adjusts it
@@ -39,6 +42,7 @@ class Shape:
     cost_terms: list[tuple[float, float]]  # per offer in `cloud`: USD per token and USD of start-up
     hour_terms: list[tuple[float, float]]  # per offer in `cloud`: hours per token and hours of start-up
     spot_count: int = 0
+    reason_offers: list[Offer] | None = None  # where `cloud` is empty: the offers to ask with (see _reason_offers)
 
     def spec(self, train_tokens: int) -> JobConfig:
         """The shape's config for `train_tokens`. The config was validated once; this copies its fields rather than
@@ -152,6 +156,24 @@ def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibratio
     return kept, cost_terms, hour_terms
 
 
+def _reason_offers(offers: list[Offer], spec: JobConfig, model: ModelShape, calibration: Calibration,
+                   fits: dict[str, Fit]) -> list[Offer]:
+    """For a shape no offer can take: the offers whose rejections give the planner's own reason. Every offer is out
+    for spot, launch or memory, none of which depends on the tokens, budget or deadline; where some are out for
+    memory, the reason names the smallest GPU the job does not fit (no_option_message), and that GPU alone (with spot
+    allowed, and not) gives the same reason, in catalog order so ties fall the same way. Otherwise the reason counts
+    every rejection: every offer."""
+    picked = set()
+    for allow_spot in (True, False):
+        result = plan(spec, model, offers, PlanPolicy(budget_usd=math.inf, allow_spot=allow_spot), calibration, fits)
+        kinds = {r.kind for r in result.rejected}
+        if result.options or "memory" not in kinds or kinds - {"memory", *FILTER_KINDS}:
+            return offers
+        smallest = min((r for r in result.rejected if r.kind == "memory"), key=lambda r: r.offer.gpu.vram_gib)
+        picked.add(id(smallest.offer))
+    return [offer for offer in offers if id(offer) in picked]
+
+
 class ShapeCache:
     def __init__(self, cloud: list[Offer], calibration: Calibration):
         self.all_offers, self.calibration = cloud, calibration
@@ -168,6 +190,7 @@ class ShapeCache:
                 self.models[model_name] = get_model(model_name)
             model, fits = self.models[model_name], {}
             cloud, cost_terms, hour_terms = winnable(self.all_offers, base, model, self.calibration, fits)
+            reasons = None if cloud else _reason_offers(self.all_offers, base, model, self.calibration, fits)
             shape = self.shapes[key] = Shape(base, model, fits, cloud, cost_terms, hour_terms,
-                                             sum(o.spot for o in cloud))
+                                             sum(o.spot for o in cloud), reasons)
         return shape
