@@ -5,6 +5,7 @@ model) import it without importing each other.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from gpu_catalog.cloud_features import unsupported
 from gpu_catalog.gpus import GPU
@@ -34,6 +35,7 @@ class Offer:
         """What this offer's cloud cannot do ({SkyPilot feature: reason}), from SkyPilot's own cloud classes."""
         return {} if self.is_local else unsupported(self.provider, self.spot)
 
-    @property
+    @cached_property
     def is_local(self) -> bool:
+        """Asked for every offer of every plan (the simulator: millions of times), so answered once per offer."""
         return self.provider == LOCAL_PROVIDER

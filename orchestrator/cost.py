@@ -23,6 +23,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.units import usd_per_million_tokens
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.fit import Fit
+from orchestrator.frozen import quick_init
 
 HUB_DOWNLOAD_BYTES_PER_S = 150e6
 LOCAL_START_S = 30.0
@@ -66,14 +67,23 @@ def startup_hours(offer: Offer, model_params: int, times: StartupTimes | None = 
     return (times.provision_s + times.setup_s + checkpoint_bytes / HUB_DOWNLOAD_BYTES_PER_S) / 3600
 
 
+def _poisson_rate_per_hour(share_per_month: float) -> float:
+    return -math.log(1 - share_per_month) / HOURS_PER_MONTH
+
+
+SPOT_PREEMPTIONS_PER_HOUR = {family: _poisson_rate_per_hour(share)
+                             for family, share in SPOT_INTERRUPTED_SHARE_PER_MONTH.items()}
+DEFAULT_SPOT_PREEMPTIONS_PER_HOUR = _poisson_rate_per_hour(DEFAULT_SPOT_INTERRUPTED_SHARE)
+
+
 def preemptions_per_hour(offer: Offer) -> float:
     """Expected preemptions per hour of a spot VM (0 on-demand), from the monthly interrupted share."""
     if not offer.spot:
         return 0.0
-    share = SPOT_INTERRUPTED_SHARE_PER_MONTH.get(offer.gpu.family, DEFAULT_SPOT_INTERRUPTED_SHARE)
-    return -math.log(1 - share) / HOURS_PER_MONTH
+    return SPOT_PREEMPTIONS_PER_HOUR.get(offer.gpu.family, DEFAULT_SPOT_PREEMPTIONS_PER_HOUR)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Estimate:
     """Everything the planner ranks on, for one job on one offer, with the settings auto-fit chose. `hours` is the
@@ -106,29 +116,45 @@ def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: f
     return parts
 
 
-def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
-                      times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> Estimate:
-    """Hours and the whole spend of a fitting configuration on one offer. `times`: measured start-up for this
-    provider, when a run has reported one; `checkpoint_minutes`: how much work a preemption loses at most."""
-    tokens_per_s = fit.speed.tokens_per_s
+def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: StartupTimes | None,
+         checkpoint_minutes: float) -> tuple[float, float, float, dict[str, float]]:
+    """(hours, start-up hours, expected preemptions, the spend's parts): the arithmetic that estimate_on_offer and
+    hours_and_cost share, so the two agree to the last bit."""
     startup = startup_hours(offer, model.params, times)
-    train_h = train_tokens / tokens_per_s / 3600
+    train_h = train_tokens / fit.speed.tokens_per_s / 3600
     preemptions = preemptions_per_hour(offer) * train_h
     recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
     delivery = None if offer.is_local else delivery_for(offer)
     parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
+    return train_h + startup + recovery_h, startup, preemptions, parts
+
+
+def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
+                   times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> tuple[float, float]:
+    """estimate_on_offer's hours and cost_usd alone, for a caller that ranks several offers and keeps one (the
+    scheduling policy's local cards, for every job the simulator places): the Estimate is not built."""
+    hours, _, _, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
+    return hours, sum(parts.values())
+
+
+def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
+                      times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> Estimate:
+    """Hours and the whole spend of a fitting configuration on one offer. `times`: measured start-up for this
+    provider, when a run has reported one; `checkpoint_minutes`: how much work a preemption loses at most."""
+    tokens_per_s, settings, memory = fit.speed.tokens_per_s, fit.settings, fit.memory
+    hours, startup, preemptions, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
     return Estimate(
-        vram_gib=fit.memory.vram_gib,
-        breakdown=fit.memory.breakdown_gib,
+        vram_gib=memory.vram_gib,
+        breakdown=memory.breakdown_gib,
         tokens_per_s=tokens_per_s,
-        hours=train_h + startup + recovery_h,
+        hours=hours,
         startup_hours=startup,
         cost_usd=sum(parts.values()),
         usd_per_million_tokens=usd_per_million_tokens(offer.usd_per_hour, tokens_per_s),
         basis=fit.speed.basis,
-        micro_batch=fit.settings.micro_batch,
-        grad_accum=fit.settings.grad_accum,
-        grad_ckpt=fit.settings.grad_ckpt,
+        micro_batch=settings.micro_batch,
+        grad_accum=settings.grad_accum,
+        grad_ckpt=settings.grad_ckpt,
         parts_usd=parts,
         expected_preemptions=preemptions,
         startup_measured=bool(times and times.measured),

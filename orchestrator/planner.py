@@ -12,6 +12,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
 from orchestrator.estimator.memory import usable_vram_gib
 from orchestrator.estimator.settings import settings_from_job
+from orchestrator.frozen import quick_init
 from trainer.config import JobConfig
 
 OBJECTIVES = ("cost", "time")
@@ -21,6 +22,7 @@ FILTER_KINDS = ("provider", "spot", "absent", "launch", "price")  # out before t
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 
 
+@quick_init
 @dataclass(frozen=True)
 class PlanPolicy:
     budget_usd: float
@@ -45,6 +47,7 @@ class PlanPolicy:
             raise UserError("; ".join(problems) + ".")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Option:
     """A target that can take the job. Cloud options carry how the output comes home (`delivery`) and the cheapest
@@ -63,6 +66,7 @@ class Option:
         return (self.offer, *self.failover)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Rejected:
     """A target that cannot take the job. `kind`: provider, spot, absent, launch (the cloud lacks a feature orch's
@@ -76,6 +80,7 @@ class Rejected:
     estimate: Estimate | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Plan:
     spec: JobConfig
@@ -118,36 +123,61 @@ def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy
 def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, cache: dict[str, Fit]) -> Fit:
     """Auto-fit of one job on one GPU model, kept in `cache` by GPU name: the planner and the scheduling policy ask
     for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
-    if gpu.name not in cache:
+    fit = cache.get(gpu.name)
+    if fit is None:
         ckpt_choices = (False, True) if spec.grad_ckpt == "auto" else (spec.grad_ckpt,)
-        cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
-                                  ckpt_choices)
-    return cache[gpu.name]
+        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
+                                        ckpt_choices)
+    return fit
 
 
-def _with_failover(option: Option, peers: list[Option]) -> Option:
-    """The option with the cheapest equivalent offers SkyPilot may fail over to, the dearer the later. `peers`: the
-    valid options of the same GPU and spot, cheapest first."""
-    if option.offer.is_local or option.offer.provider == "ssh":
-        return option
-    ceiling = option.offer.usd_per_hour * FAILOVER_PRICE_BAND
-    picked, seen = [], {(option.offer.provider, option.offer.region)}
-    for other in peers:
-        if len(picked) == MAX_FAILOVER_OFFERS or other.offer.usd_per_hour > ceiling:
+def _failover_options(valid: list[tuple[Offer, Estimate, Delivery | None]]) -> list[Option]:
+    """Each valid (offer, estimate, delivery) as an Option, with the cheapest equivalent offers SkyPilot may fail over
+    to (the dearer the later): valid ones of the same GPU, spot and delivery in other regions or clouds, within the
+    price band. Each Option is built once: the simulator plans millions of jobs."""
+    peers: dict[tuple, list[tuple]] = {}
+    if len(valid) > 1:
+        for entry in sorted(valid, key=_usd_per_hour):
+            peers.setdefault((entry[0].gpu.name, entry[0].spot), []).append(entry)
+    options = []
+    for offer, estimate, delivery in valid:
+        if offer.is_local or offer.provider == "ssh":
+            failover, worst_usd = (), None
+        elif len(valid) == 1:  # no other offer to fail over to
+            failover, worst_usd = (), estimate.cost_usd
+        else:
+            failover, worst_usd = _failover(offer, estimate, delivery, peers[(offer.gpu.name, offer.spot)])
+        options.append(Option(offer, estimate, delivery, failover, worst_usd))
+    return options
+
+
+def _usd_per_hour(entry: tuple) -> float:
+    return entry[0].usd_per_hour
+
+
+def _failover(offer: Offer, estimate: Estimate, delivery: Delivery | None, peers: list[tuple]
+              ) -> tuple[tuple[Offer, ...], float]:
+    """(the failover offers, the spend at the dearest of them and the chosen one). `peers`: the valid entries of the
+    same GPU and spot, cheapest first."""
+    ceiling = offer.usd_per_hour * FAILOVER_PRICE_BAND
+    picked, worst_usd, seen = [], estimate.cost_usd, {(offer.provider, offer.region)}
+    for other, other_estimate, other_delivery in peers:
+        if len(picked) == MAX_FAILOVER_OFFERS or other.usd_per_hour > ceiling:
             break
-        where = (other.offer.provider, other.offer.region)
-        if where not in seen and other.delivery == option.delivery:
+        where = (other.provider, other.region)
+        if where not in seen and other_delivery == delivery:
             seen.add(where)
             picked.append(other)
-    worst = max([option.estimate.cost_usd, *(o.estimate.cost_usd for o in picked)])
-    return Option(option.offer, option.estimate, option.delivery, tuple(o.offer for o in picked), worst)
+            worst_usd = max(worst_usd, other_estimate.cost_usd)
+    return tuple(picked), worst_usd
 
 
-def _failover_peers(options: list[Option]) -> dict[tuple, list[Option]]:
-    peers: dict[tuple, list[Option]] = {}
-    for option in sorted(options, key=lambda o: o.offer.usd_per_hour):
-        peers.setdefault((option.offer.gpu.name, option.offer.spot), []).append(option)
-    return peers
+def _by_cost(option: Option) -> tuple[float, float]:
+    return option.estimate.cost_usd, option.estimate.hours
+
+
+def _by_time(option: Option) -> tuple[float, float]:
+    return option.estimate.hours, option.estimate.cost_usd
 
 
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
@@ -159,24 +189,22 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
     train_tokens = spec.resolved_train_tokens()  # pure: a local dataset was sized when the job was loaded
     fits: dict[str, Fit] = {} if fit_cache is None else fit_cache
     times = startup_times or {}
-    options, rejected = [], []
+    checkpoint_minutes = spec.save_every_minutes
+    valid, rejected = [], []
     for offer in offers:
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
         estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),
-                                      spec.save_every_minutes) if fit.fits else None)
+                                      checkpoint_minutes) if fit.settings is not None else None)
         verdict = _judge(offer, fit, estimate, policy)
         if verdict is None:
-            delivery = None if offer.is_local else delivery_for(offer)
-            options.append(Option(offer, estimate, delivery))
+            valid.append((offer, estimate, None if offer.is_local else delivery_for(offer)))
         else:
             rejected.append(Rejected(offer, *verdict, vram_gib=fit.memory.vram_gib, estimate=estimate))
-    peers = _failover_peers(options)
-    options = [_with_failover(o, peers[(o.offer.gpu.name, o.offer.spot)]) for o in options]
-    if policy.objective == "cost":
-        options.sort(key=lambda o: (o.estimate.cost_usd, o.estimate.hours))
-    else:
-        options.sort(key=lambda o: (o.estimate.hours, o.estimate.cost_usd))
-    return Plan(spec=spec, policy=policy, train_tokens=train_tokens, options=tuple(options), rejected=tuple(rejected))
+    options = _failover_options(valid)
+    if len(options) > 1:
+        options.sort(key=_by_cost if policy.objective == "cost" else _by_time)
+    return Plan(spec=spec, policy=policy, train_tokens=train_tokens, options=tuple(options),
+                rejected=tuple(rejected))
 
 
 def no_option_message(result: Plan) -> str:

@@ -5,8 +5,10 @@ import pytest
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import get_gpu
 from gpu_catalog.models import get_model
+from orchestrator.cost import estimate_on_offer, hours_and_cost
+from orchestrator.estimator.calibration import NO_CALIBRATION
 from orchestrator.job import job_from_dict
-from orchestrator.planner import PlanPolicy, plan
+from orchestrator.planner import PlanPolicy, job_fit, plan
 from tests.conftest import make_offer
 
 MODEL = get_model("Llama-3.1-8B")
@@ -97,3 +99,13 @@ def test_the_plan_leaves_its_inputs_unchanged():
 def test_bad_policy(policy, message):
     with pytest.raises(UserError, match=message):
         PlanPolicy(**policy)
+
+
+def test_hours_and_cost_are_the_estimates_own_to_the_bit():
+    fits = {}
+    for offer in [make_offer(A100, "cloud", 1.5), make_offer(H100, "cloud", 4.0, spot=True),
+                  make_offer(T4, "local", 0.1)]:
+        fit = job_fit(JOB, MODEL, offer.gpu, NO_CALIBRATION, fits)
+        for tokens in (1, 12_345_679, 10**9):
+            estimate = estimate_on_offer(fit, offer, MODEL, tokens, None, 17.0)
+            assert hours_and_cost(fit, offer, MODEL, tokens, None, 17.0) == (estimate.hours, estimate.cost_usd)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli.main import app
-from orchestrator.schedule.policy import LocalSlot, decide
+from orchestrator.schedule.policy import SPOT_MODES, JobAsk, LocalSlot, decide
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, _Job, local_cards, simulate
 from orchestrator.simulate.summary import DECISION_COLUMNS, SpendSeries
 from orchestrator.simulate.trace import COLUMNS, generate, write_trace
@@ -91,26 +91,58 @@ def test_streamed_summaries_equal_the_in_memory_reference_under_every_policy():
     assert run("cloud-spot", preemptions_per_h=0.5)[0]["preemptions"] > 0  # the reference covered preemptions
 
 
+class Plain(Simulation):
+    """The engine without its shortcuts: every card and every offer, for every decision."""
+
+    def _local_slots(self, now):
+        return [LocalSlot(s.slot_id, s.offer, max(0.0, s.free_at - now) + s.backlog_h) for s in self.slots]
+
+    def _decide(self, ask, shape, slots):
+        return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
+                      fit_cache=shape.fits)
+
+
+def run_both(policy: str, rows: list[dict]) -> list[tuple[dict, list[dict]]]:
+    results = []
+    for engine in (Simulation, Plain):
+        decisions = []
+        sim = engine(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings(policy, 1, 0.5),
+                     on_decision=decisions.append)
+        results.append((sim.run(iter(rows)), decisions))
+    return results
+
+
 def test_the_shortcuts_give_the_policys_own_decisions():
     """The engine asks the policy with the cheapest offers first and one card of each kind (shapes.py); asking with
     every offer and every card must give the same decision for every job."""
-
-    class Plain(Simulation):
-        def _local_slots(self, now):
-            return [LocalSlot(s.slot_id, s.offer, max(0.0, s.free_at - now) + s.backlog_h) for s in self.slots]
-
-        def _decide(self, ask, shape, slots):
-            return decide(ask, shape.model, slots, self.cloud, self.calibration, spot_mode=self.spot_mode,
-                          fit_cache=shape.fits)
-
     for policy in POLICIES:
-        results = []
-        for engine in (Simulation, Plain):
-            decisions = []
-            sim = engine(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings(policy, 1, 0.5),
-                         on_decision=decisions.append)
-            results.append((sim.run(iter(TRACE)), decisions))
+        results = run_both(policy, TRACE)
         assert results[0] == results[1], policy
+
+
+def test_spot_first_falls_back_to_the_policys_own_choice_when_spot_is_out():
+    """Where spot is preferred the engine asks with the cheapest spot offer alone first; on tight budgets and
+    deadlines it is often out, and the decision must still be the one the policy makes with every offer."""
+    tight = [{**row, "budget_usd": round(row["budget_usd"] * 0.2, 2),
+              "deadline_h": None if row["deadline_h"] is None else row["deadline_h"] / 4} for row in TRACE]
+    results = run_both("cloud-spot", tight)
+    assert results[0] == results[1]
+    placements = [d["placement"] for d in results[0][1]]
+    assert any(p.startswith("cloud") and not p.endswith("spot") for p in placements)  # the fallback was taken
+    assert "rejected" in placements and any(p.endswith("spot") for p in placements)
+
+
+def test_a_shape_no_offer_can_take_gets_the_policys_own_reason_from_a_few_offers():
+    sim = Simulation(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings("hybrid"))
+    shape = sim.shapes.get("meta-llama/Llama-3.1-70B", "lora", 2048)
+    assert not shape.cloud and 0 < len(shape.reason_offers) < len(sim.cloud)
+    for spot_mode in SPOT_MODES:
+        for preemptions in (0, 5):  # spot allowed, then not
+            for tokens, budget_usd, deadline_h in ((1, 0.0, None), (20_000_000, 50.0, 10.0), (10**9, 1e6, 1.0)):
+                ask = JobAsk("j", shape.spec(tokens), budget_usd, deadline_h, preemptions)
+                few, every = (decide(ask, shape.model, [], offers, spot_mode=spot_mode, fit_cache=shape.fits)
+                              for offers in (shape.reason_offers, sim.cloud))
+                assert few == every and few.action == "reject"
 
 
 def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():

@@ -34,6 +34,7 @@ The constants are first principles; `orch calibrate` replaces the context and sl
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
@@ -69,8 +70,9 @@ class MemoryEstimate:
     params: int
     trainable_params: int
 
-    @property
+    @cached_property
     def vram_gib(self) -> float:
+        """The total, summed once: the planner and the policy read it for every offer of every job."""
         return sum(self.breakdown_gib.values())
 
 

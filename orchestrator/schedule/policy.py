@@ -12,12 +12,14 @@ Every decision carries its reason, which `orch queue --explain` shows.
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from orchestrator.cost import estimate_on_offer
+from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
+from orchestrator.frozen import quick_init
 from orchestrator.planner import Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
 
@@ -28,6 +30,7 @@ MAX_WAIT_WITHOUT_DEADLINE_H = 24.0
 DEADLINE_SAFETY_FACTOR = 1.2  # local waits are judged at 1.2x their estimate: run times scatter, queues reorder
 
 
+@quick_init
 @dataclass(frozen=True)
 class LocalSlot:
     """One owned card (or the CPU), and how long until it is free."""
@@ -37,6 +40,7 @@ class LocalSlot:
     busy_for_h: float = 0.0
 
 
+@quick_init
 @dataclass(frozen=True)
 class JobAsk:
     job_id: str
@@ -46,6 +50,7 @@ class JobAsk:
     preemptions: int = 0
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     action: str  # start_local, start_cloud, wait, reject
@@ -54,23 +59,41 @@ class Decision:
     option: Option | None = None
 
 
+class _Local(NamedTuple):
+    """A local card the job fits within budget, and when it would finish the job. The Estimate is built only for the
+    card the policy picks."""
+
+    finish_h: float  # hours from now
+    cost_usd: float
+    slot: LocalSlot
+    fit: Fit
+
+
 def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
-                   fit_cache: dict[str, Fit]) -> list[tuple[float, LocalSlot, Option]]:
-    """(finish hours from now, slot, option) for every slot the job fits, within budget."""
+                   fit_cache: dict[str, Fit]) -> list[_Local]:
+    """Every slot the job fits, within budget, soonest finished first (then cheapest)."""
     tokens = ask.spec.resolved_train_tokens()
     found = []
     for slot in slots:
         fit = job_fit(ask.spec, model, slot.offer.gpu, calibration, fit_cache)
-        if not fit.fits:
+        if fit.settings is None:  # does not fit
             continue
-        estimate = estimate_on_offer(fit, slot.offer, model, tokens)
-        if estimate.cost_usd <= ask.budget_usd:
-            found.append((slot.busy_for_h + estimate.hours, slot, Option(slot.offer, estimate)))
-    return sorted(found, key=lambda f: (f[0], f[2].estimate.cost_usd))
+        hours, cost_usd = hours_and_cost(fit, slot.offer, model, tokens)
+        if cost_usd <= ask.budget_usd:
+            found.append(_Local(slot.busy_for_h + hours, cost_usd, slot, fit))
+    if len(found) > 1:
+        found.sort(key=_finish_then_cost)
+    return found
 
 
-def _start_or_wait(slot: LocalSlot, option: Option, why: str) -> Decision:
-    e = option.estimate
+def _finish_then_cost(local: _Local) -> tuple[float, float]:
+    return local.finish_h, local.cost_usd
+
+
+def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> Decision:
+    slot = local.slot
+    e = estimate_on_offer(local.fit, slot.offer, model, ask.spec.resolved_train_tokens())
+    option = Option(slot.offer, e)
     if slot.busy_for_h <= 0:
         return Decision("start_local", f"{why}: free local {slot.offer.gpu.name} ({e.vram_gib:.1f} GiB), "
                                        f"{e.hours:.2f} h, ${e.cost_usd:.2f}", slot, option)
@@ -84,7 +107,7 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     allow_spot = spot_mode == "always" or (spot_mode == "auto" and ask.preemptions < MAX_SPOT_PREEMPTIONS)
     result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, budget), deadline_hours=ask.deadline_h,
                                                       allow_spot=allow_spot), calibration, fit_cache)
-    options = list(result.options)
+    options = result.options
     if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
     if spot_mode == "always" and any(o.offer.spot for o in options):
@@ -110,12 +133,11 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     fit_cache = {} if fit_cache is None else fit_cache
     local = _local_options(ask, model, slots, calibration, fit_cache)
     if ask.deadline_h is None:
-        in_time = [entry for entry in local if entry[1].busy_for_h <= MAX_WAIT_WITHOUT_DEADLINE_H]
+        in_time = [entry for entry in local if entry.slot.busy_for_h <= MAX_WAIT_WITHOUT_DEADLINE_H]
     else:
-        in_time = [entry for entry in local if entry[0] * DEADLINE_SAFETY_FACTOR <= ask.deadline_h]
+        in_time = [entry for entry in local if entry.finish_h * DEADLINE_SAFETY_FACTOR <= ask.deadline_h]
     if in_time:
-        _, slot, option = in_time[0]
-        return _start_or_wait(slot, option, "fits locally and meets the deadline" if ask.deadline_h else
+        return _start_or_wait(ask, model, in_time[0], "fits locally and meets the deadline" if ask.deadline_h else
                               "fits locally")
     option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache) \
         if cloud_offers else (None, "no cloud allowed")
@@ -126,9 +148,8 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
         return Decision("start_cloud", f"{local_why}; {why}: {o.gpu.name} on {o.provider} {o.region}, "
                                        f"{e.hours:.2f} h, ${e.cost_usd:.2f}", option=option)
     if local:
-        finish, slot, option = local[0]
-        late = f", {finish - ask.deadline_h:.1f} h late" if ask.deadline_h is not None else ""
-        return _start_or_wait(slot, option, f"{why.rstrip('.')}; late is better than never{late}")
+        late = f", {local[0].finish_h - ask.deadline_h:.1f} h late" if ask.deadline_h is not None else ""
+        return _start_or_wait(ask, model, local[0], f"{why.rstrip('.')}; late is better than never{late}")
     if why.startswith("the monthly spend cap"):
         return Decision("wait", f"{local_why}; {why}: waiting for next month")
     return Decision("reject", f"{local_why}; {why.rstrip('.')}")

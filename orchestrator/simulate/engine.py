@@ -81,14 +81,6 @@ class _Job:
 DecisionSink = Callable[[dict], None]
 
 
-def _frozen(cls, **fields):
-    """An instance of a frozen dataclass without validation in its __init__ (JobAsk, LocalSlot), built from fields
-    the simulator already holds: half the cost of the generated __init__, on a path taken a million times."""
-    instance = object.__new__(cls)
-    object.__setattr__(instance, "__dict__", fields)
-    return instance
-
-
 def _first(pair: tuple):
     return pair[0]
 
@@ -122,13 +114,13 @@ class Simulation:
         self.slot_kinds = list(kinds.values())
         self.cloud = [] if settings.policy == "local-only" else cheapest_offers(cloud)
         self.shapes = ShapeCache(self.cloud, calibration)
-        self.events: list = []  # (time_h, sequence, handler, *args)
+        self.events: list = []  # (time_h, sequence, handler, args)
         self.sequence = 0
         self.summary = RunningSummary(len(self.slots))
 
     def _push(self, time_h: float, handler, *args) -> None:
         self.sequence += 1
-        heapq.heappush(self.events, (time_h, self.sequence, handler, *args))
+        heapq.heappush(self.events, (time_h, self.sequence, handler, args))
 
     def run(self, rows: Iterable[dict]) -> dict:
         """Arrivals come before other events at the same hour, in trace order (the trace is sorted by arrival)."""
@@ -141,7 +133,7 @@ class Simulation:
                 self._dispatch(job, job.arrival_h)
                 row = next(rows, None)
             else:
-                now, _, handler, *args = heapq.heappop(events)
+                now, _, handler, args = heapq.heappop(events)
                 handler(now, *args)
         self.summary.local_busy_h = sum(s.busy_h for s in self.slots)
         return self.summary.result()
@@ -156,9 +148,8 @@ class Simulation:
             left_h = job.deadline_h - (now - job.arrival_h)
             deadline = left_h if left_h > 0 else None
         budget_usd = job.budget_usd - job.cost_usd
-        return _frozen(JobAsk, job_id=job.job_id, spec=job.shape.spec(max(1, job.remaining_tokens)),
-                       budget_usd=budget_usd if budget_usd > 0 else 0.0, deadline_h=deadline,
-                       preemptions=job.preemptions)
+        return JobAsk(job.job_id, job.shape.spec(max(1, job.remaining_tokens)),
+                      budget_usd if budget_usd > 0 else 0.0, deadline, job.preemptions)
 
     def _dispatch(self, job: _Job, now: float) -> None:
         ask, shape = self._ask(job, now), job.shape
@@ -194,8 +185,7 @@ class Simulation:
                 busy_for_h = (busy_for_h if busy_for_h > 0 else 0.0) + slot.backlog_h
                 if best is None or busy_for_h < best_busy_h:
                     best, best_busy_h = slot, busy_for_h
-            chosen.append((best.index, _frozen(LocalSlot, slot_id=best.slot_id, offer=best.offer,
-                                               busy_for_h=best_busy_h)))
+            chosen.append((best.index, LocalSlot(best.slot_id, best.offer, best_busy_h)))
         if len(chosen) > 1:
             chosen.sort(key=_first)
         return [slot for _, slot in chosen]
@@ -205,6 +195,9 @@ class Simulation:
         (shapes.py says why each answer equals the policy's over all offers). A decision stands when the policy did
         not look at the cloud offers (a local card in time), or chose one from them, except a spot-always on-demand
         choice while some spot offer was left out."""
+        if not shape.cloud:  # no offer can take the job: the few that give the policy's reason (shapes.py)
+            return decide(ask, shape.model, slots, shape.reason_offers, self.calibration, spot_mode=self.spot_mode,
+                          fit_cache=shape.fits)
         always, tokens = self.spot_mode == "always", ask.spec.train_tokens
         tried = 0
         for offers in self._offer_lists(shape, tokens):
@@ -224,7 +217,11 @@ class Simulation:
         return decision
 
     def _offer_lists(self, shape: Shape, train_tokens: int):
-        """Ever larger lists of cloud offers, each holding the one before (FIRST_OFFERS says why)."""
+        """Ever larger lists of cloud offers, each holding the one before (FIRST_OFFERS says why). Where spot is
+        preferred, the cheapest spot offer alone comes first: when it takes the job, the policy would choose it from
+        any list (it keeps spot options only, where there are any, and takes the cheapest)."""
+        if self.spot_mode == "always":
+            yield shape.cheapest(train_tokens, 1, "spot")
         for count in FIRST_OFFERS:
             yield shape.cheapest(train_tokens, count, self.spot_mode)
         yield shape.cloud

@@ -10,6 +10,9 @@ again with every offer (`ShapeCache.all_offers`).
 Most jobs take one of the few offers that cost least for their token count, so the engine first asks the policy with
 only those (`Shape.cheapest`): every offer left out costs more, so a cloud option found among them is the one the
 policy would choose from them all. When none is found there, it asks again with more.
+
+A shape no offer can take (none both fits and launches) gets the same reason from the planner whatever the job's
+tokens, budget and deadline; the engine asks with the few offers that give it (`Shape.reason_offers`).
 """
 
 import bisect
@@ -22,7 +25,7 @@ from orchestrator.cost import estimate_on_offer
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.fit import Fit
-from orchestrator.planner import job_fit
+from orchestrator.planner import FILTER_KINDS, PlanPolicy, job_fit, plan
 from trainer.config import JobConfig, config_from_dict
 
 SIM_MICRO_BATCH, SIM_GRAD_ACCUM = 4, 4  # the job config every simulated job asks with; auto-fit adjusts it
@@ -39,20 +42,23 @@ class Shape:
     cost_terms: list[tuple[float, float]]  # per offer in `cloud`: USD per token and USD of start-up
     hour_terms: list[tuple[float, float]]  # per offer in `cloud`: hours per token and hours of start-up
     spot_count: int = 0
+    reason_offers: list[Offer] | None = None  # where `cloud` is empty: the offers to ask with (see _reason_offers)
 
     def spec(self, train_tokens: int) -> JobConfig:
         """The shape's config for `train_tokens`. The config was validated once; this copies its fields rather than
         validate and build a 40-field frozen dataclass again on every dispatch (8 us each, a tenth of the run)."""
+        fields = self.base.__dict__.copy()  # a plain copy of a dict is one memcpy, faster than {**fields, ...}
+        fields["train_tokens"] = train_tokens
         spec = object.__new__(JobConfig)
-        object.__setattr__(spec, "__dict__", {**self.base.__dict__, "train_tokens": train_tokens})
+        object.__setattr__(spec, "__dict__", fields)
         return spec
 
     def __post_init__(self):
         terms = [(per_token, startup, index) for index, (per_token, startup) in enumerate(self.cost_terms)]
         spot = [t for t in terms if self.cloud[t[2]].spot]
         on_demand = [t for t in terms if not self.cloud[t[2]].spot]
-        self._groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,)}
-        self._sole = {mode: [_sole_cheapest(group) for group in groups] for mode, groups in self._groups.items()}
+        groups = {"never": (on_demand,), "always": (spot, on_demand), "auto": (terms,), "spot": (spot,)}
+        self._groups = {mode: [(group, *_sole_cheapest(group)) for group in kinds] for mode, kinds in groups.items()}
 
     def beyond_reach(self, train_tokens: int, budget_usd: float, deadline_h: float | None) -> bool:
         """No offer can take the job: even the cheapest is over the budget, or even the fastest misses the deadline
@@ -64,9 +70,10 @@ class Shape:
 
     def cheapest(self, train_tokens: int, count: int, spot_mode: str) -> list[Offer]:
         """The `count` offers that cost least for `train_tokens` (and any within rounding of the last), in catalog
-        order: of on-demand offers only when spot is never allowed; `count` of each kind when spot is preferred."""
+        order: of on-demand offers only when spot is never allowed; `count` of each kind when spot is preferred
+        ("always"); spot offers only ("spot")."""
         kept = []
-        for group, (starts, sole) in zip(self._groups[spot_mode], self._sole[spot_mode], strict=True):
+        for group, starts, sole in self._groups[spot_mode]:
             if len(group) <= count:
                 kept += [index for _, _, index in group]
                 continue
@@ -78,7 +85,8 @@ class Shape:
             costs = [train_tokens * per_token + startup for per_token, startup, _ in group]
             cutoff = (min(costs) if count == 1 else sorted(costs)[count - 1]) * (1 + COST_ROUNDING)
             kept += [group[i][2] for i, cost in enumerate(costs) if cost <= cutoff]
-        kept.sort()
+        if len(kept) > 1:
+            kept.sort()
         return [self.cloud[index] for index in kept]
 
 
@@ -148,6 +156,24 @@ def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibratio
     return kept, cost_terms, hour_terms
 
 
+def _reason_offers(offers: list[Offer], spec: JobConfig, model: ModelShape, calibration: Calibration,
+                   fits: dict[str, Fit]) -> list[Offer]:
+    """For a shape no offer can take: the offers whose rejections give the planner's own reason. Every offer is out
+    for spot, launch or memory, none of which depends on the tokens, budget or deadline; where some are out for
+    memory, the reason names the smallest GPU the job does not fit (no_option_message), and that GPU alone (with spot
+    allowed, and not) gives the same reason, in catalog order so ties fall the same way. Otherwise the reason counts
+    every rejection: every offer."""
+    picked = set()
+    for allow_spot in (True, False):
+        result = plan(spec, model, offers, PlanPolicy(budget_usd=math.inf, allow_spot=allow_spot), calibration, fits)
+        kinds = {r.kind for r in result.rejected}
+        if result.options or "memory" not in kinds or kinds - {"memory", *FILTER_KINDS}:
+            return offers
+        smallest = min((r for r in result.rejected if r.kind == "memory"), key=lambda r: r.offer.gpu.vram_gib)
+        picked.add(id(smallest.offer))
+    return [offer for offer in offers if id(offer) in picked]
+
+
 class ShapeCache:
     def __init__(self, cloud: list[Offer], calibration: Calibration):
         self.all_offers, self.calibration = cloud, calibration
@@ -164,6 +190,7 @@ class ShapeCache:
                 self.models[model_name] = get_model(model_name)
             model, fits = self.models[model_name], {}
             cloud, cost_terms, hour_terms = winnable(self.all_offers, base, model, self.calibration, fits)
+            reasons = None if cloud else _reason_offers(self.all_offers, base, model, self.calibration, fits)
             shape = self.shapes[key] = Shape(base, model, fits, cloud, cost_terms, hour_terms,
-                                             sum(o.spot for o in cloud))
+                                             sum(o.spot for o in cloud), reasons)
         return shape

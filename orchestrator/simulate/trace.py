@@ -43,11 +43,11 @@ METHOD_PICK = {True: _cumulative((("full", 0.3), ("lora", 0.4), ("qlora", 0.3)))
                False: _cumulative((("lora", 0.4), ("qlora", 0.6)))}  # keyed by "is a small model"
 
 
-def _pick(rng: random.Random, pick: tuple[tuple, list[float], float]) -> object:
+def _pick(random_, pick: tuple[tuple, list[float], float]) -> object:
     """One weighted draw, as random.choices(values, weights) draws it (the same single random() per pick, so a seed
     gives the trace it always gave), without rebuilding the cumulative weights for every row."""
     values, cumulative, total = pick
-    return values[bisect.bisect(cumulative, rng.random() * total, 0, len(values) - 1)]
+    return values[bisect.bisect(cumulative, random_() * total, 0, len(values) - 1)]
 
 
 def check_rate(rate_per_h: float) -> None:
@@ -59,17 +59,20 @@ def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> Iterator[dict]:
     """Rows one at a time, in order of arrival; the same seed gives the same trace."""
     check_rate(rate_per_h)
     rng = random.Random(seed)
+    random_, uniform, expovariate, lognormvariate = rng.random, rng.uniform, rng.expovariate, rng.lognormvariate
+    log_tokens, log_budget = math.log(20e6), math.log(50)
+    methods = {model: METHOD_PICK[model in SMALL_MODELS] for model in MODEL_PICK[0]}
     arrival_h = 0.0
-    for index in range(n_jobs):
-        arrival_h += rng.expovariate(rate_per_h)
-        model = _pick(rng, MODEL_PICK)
+    for index in range(n_jobs):  # the draws in this order, one row after another: a seed gives the same trace
+        arrival_h += expovariate(rate_per_h)
+        model = _pick(random_, MODEL_PICK)
         yield {
             "job_id": f"job-{index:06d}", "arrival_h": round(arrival_h, 4), "model": model,
-            "method": _pick(rng, METHOD_PICK[model in SMALL_MODELS]), "seq_len": _pick(rng, SEQ_LEN_PICK),
-            "train_tokens": int(min(1e9, max(1e6, rng.lognormvariate(math.log(20e6), 1.0)))),
-            "deadline_h": round(rng.uniform(4, 72), 2) if rng.random() < 0.6 else None,
-            "budget_usd": round(rng.lognormvariate(math.log(50), 0.8), 2),
-            "priority": 1 if rng.random() < 0.1 else 0,
+            "method": _pick(random_, methods[model]), "seq_len": _pick(random_, SEQ_LEN_PICK),
+            "train_tokens": int(min(1e9, max(1e6, lognormvariate(log_tokens, 1.0)))),
+            "deadline_h": round(uniform(4, 72), 2) if random_() < 0.6 else None,
+            "budget_usd": round(lognormvariate(log_budget, 0.8), 2),
+            "priority": 1 if random_() < 0.1 else 0,
         }
 
 
