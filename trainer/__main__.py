@@ -26,6 +26,8 @@ def _resume_command(args, output: Path) -> str:
 
 
 def _stopped_before_training(output: Path, meter: BudgetMeter, message: str) -> int:
+    """The budget ran out before the training loop started (nothing left, or the imports outlasted it): the run still
+    ends as every run does, with metrics.json and exit code 4, so the launcher records what it cost."""
     BudgetMeter.disarm_alarm()
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "metrics.json", {"status": TrainStatus.BUDGET_STOPPED, "steps": 0,
