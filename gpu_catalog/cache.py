@@ -29,11 +29,17 @@ def cached(sources: list[Path], build: Callable[[], list]) -> list:
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
         pass
     value = build()
+    write_whole(path, pickle.dumps(value))
+    return value
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Through a temporary file and a rename, so a reader beside this process (another plan, another test worker)
+    never sees half an entry. A cache that cannot be written only costs the next reader another build."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(value))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         pass
-    return value

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from gpu_catalog.cache import cache_dir
+from gpu_catalog.cache import cache_dir, write_whole
+from gpu_catalog.hub import hub_reachable
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.offline_names import is_built_offline
 
@@ -57,18 +58,6 @@ def _tokenizer_here(spec: JobConfig) -> bool:
     return any(snapshots.glob("*/tokenizer_config.json"))
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Through a temporary file and a rename, so a plan running beside this one never reads half a count. A cache
-    that cannot be written only costs the next plan another count."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
 def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
     raw = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
     raw["dataset_columns"] = dict(spec.dataset_columns)
@@ -100,7 +89,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     else:
         counted = _count_tokens(spec, base_dir)
         if "tokens" in counted:
-            _write_whole(cache, json.dumps(counted))
+            write_whole(cache, json.dumps(counted).encode())
     if "tokens" not in counted:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
                                               f"{counted.get('error')})")
@@ -127,13 +116,14 @@ def _hub_size(spec: JobConfig) -> DataSize:
     if cache.is_file() and time.time() - cache.stat().st_mtime < HUB_CACHE_S:
         return DataSize(*json.loads(cache.read_text(encoding="utf-8")))
     size = _ask_hub(spec)
-    _write_whole(cache, json.dumps(list(size)))
+    write_whole(cache, json.dumps(list(size)).encode())
     return size
 
 
 def _ask_hub(spec: JobConfig) -> DataSize:
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
-        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here (HF_HUB_OFFLINE is set)")
+    if not hub_reachable():
+        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here (HF_HUB_OFFLINE is set, or the "
+                                         "hub is not reachable)")
     from huggingface_hub import HfApi
 
     try:
