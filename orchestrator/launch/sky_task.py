@@ -31,6 +31,7 @@ from orchestrator.launch.remote_env import setup_script, stage_code
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
+from trainer.status import TrainStatus
 
 REMOTE_ROOT = "/orch"
 REMOTE_JOB = f"{REMOTE_ROOT}/job.yaml"
@@ -39,7 +40,8 @@ REMOTE_SRC = f"{REMOTE_ROOT}/src"
 METRICS_BEGIN, METRICS_END = "ORCH_METRICS_BEGIN", "ORCH_METRICS_END"
 EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
-PREEMPTED_EXIT_CODE = 5  # the trainer checkpointed on SIGTERM: the one exit worth a restart
+# the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
+RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = 4  # the wall-clock guard stopped it: a budget stop
 MIN_DISK_GIB = 100
 
@@ -138,7 +140,7 @@ def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> li
     common = {"accelerators": None, "use_spot": option.offer.spot, "disk_size": disk_gib(model_params)}
     if delivery.managed:
         common["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 0,
-                                  "recover_on_exit_codes": [PREEMPTED_EXIT_CODE]}
+                                  "recover_on_exit_codes": RECOVER_ON_EXIT_CODES}
     elif delivery.idle_minutes is not None:
         common["autostop"] = {"idle_minutes": delivery.idle_minutes, "down": True}
     resources = []
