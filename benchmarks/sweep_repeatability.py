@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.bench.sweep import Point
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET_SPREAD = 0.15
 
@@ -46,9 +48,8 @@ def compare(runs: list[dict[str, dict]]) -> list[dict]:
         rates = [row.get("tokens_per_s") for row in rows]
         ok = all(row.get("status") == "ok" and rate for row, rate in zip(rows, rates, strict=True))
         spread = (max(rates) - min(rates)) / min(rates) if ok else None
-        config = next((row["config"] for row in rows if row.get("config")), {})
-        label = f"{config.get('model')} {config.get('method')} seq {config.get('seq_len')} x{config.get('micro_batch')}"
-        points.append({"point_id": point_id, "label": label, "tokens_per_s": rates,
+        config = next(row["config"] for row in rows if row.get("config"))
+        points.append({"point_id": point_id, "label": Point(point_id, config).label, "tokens_per_s": rates,
                        "statuses": [row.get("status") for row in rows], "stable": [row.get("stable") for row in rows],
                        "spread": spread})
     return points
