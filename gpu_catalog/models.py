@@ -7,13 +7,13 @@ the shape every model in data/models.csv has.
 import csv
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR
+from gpu_catalog.hub import hub_reachable
 from gpu_catalog.names import normalize, unknown_name_message
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -152,7 +152,6 @@ def _from_local_folder(path: Path) -> ModelShape:
 
 # fine-tuned, chat and quantized releases share their base model's shape: `Qwen/Qwen-7B-Chat-Int4` is `Qwen/Qwen-7B`
 VARIANT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-instruct", "-chat", "-it", "-hf", "-base")
-HUB_CONNECT_TIMEOUT_S = 3.0
 
 
 def _base_names(name: str):
@@ -162,26 +161,9 @@ def _base_names(name: str):
         yield name
 
 
-@functools.cache
-def _hub_reachable() -> bool:
-    """One quick connection, once a process: offline, transformers' hub client retries every file of every model
-    for seconds, and a report or a scoring run asks for dozens."""
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_CONNECT_TIMEOUT_S).close()
-    except (OSError, TypeError):
-        return False
-    return True
-
-
 def _from_hub(name: str) -> ModelShape | None:
     """Ask the hub through transformers' AutoConfig; None when offline, not installed, or the id does not exist."""
-    if not _hub_reachable():
+    if not hub_reachable():
         return None
     try:
         from transformers import AutoConfig  # heavy: imported only for a model the table lacks

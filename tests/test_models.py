@@ -70,17 +70,17 @@ def test_a_chat_instruct_or_quantized_release_has_its_base_models_shape(name, ba
 
 
 def test_an_unreachable_hub_is_asked_once_and_the_miss_is_a_clear_error(monkeypatch):
-    from gpu_catalog import models
+    from gpu_catalog import hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
-    models._hub_reachable.cache_clear()
+    hub.hub_reachable.cache_clear()
     try:
         with pytest.raises(UserError, match="unknown model 'someone/not-a-model'"):
             get_model("someone/not-a-model")
-        assert models._hub_reachable.cache_info().misses == 1
+        assert hub.hub_reachable.cache_info().misses == 1
         with pytest.raises(UserError):
             get_model("someone/another-model")
-        assert models._hub_reachable.cache_info().hits >= 1  # not asked again
+        assert hub.hub_reachable.cache_info().hits >= 1  # not asked again
     finally:
-        models._hub_reachable.cache_clear()
+        hub.hub_reachable.cache_clear()
