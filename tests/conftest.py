@@ -16,6 +16,9 @@ from gpu_catalog.offers import cloud_offers
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CATALOG = REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8"
 OFFLINE_CLOUDS = ("lambda", "vast", "verda", "nebius", "seeweb", "hyperbolic")  # the clouds that copy holds
+# One compute thread per process, trainers started by tests included: the suite runs a process per core already, and
+# torch's idle threads spin-wait, which burns the CPU the other workers need
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +34,20 @@ def shared_cache(tmp_path_factory) -> Path:
     return path
 
 
+def go_offline(patch: pytest.MonkeyPatch, folder: Path, cache: Path) -> None:
+    """The environment every test runs in, with its state (HOME, hence ORCH_HOME) under `folder`."""
+    patch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
+    patch.setenv("ORCH_HARDWARE", str(folder / "no-hardware.yaml"))
+    patch.setenv("ORCH_CALIBRATION", str(folder / "no-calibration.json"))
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a SkyPilot client call fails, starts no server
+    patch.setenv("HOME", str(folder / "home"))
+    patch.setenv("ORCH_CACHE", str(cache))
+
+
 @pytest.fixture(autouse=True)
 def offline_env(monkeypatch, tmp_path, shared_cache):
-    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
-    monkeypatch.setenv("ORCH_HARDWARE", str(tmp_path / "no-hardware.yaml"))
-    monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / "no-calibration.json"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a SkyPilot client call fails, starts no server
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ORCH_CACHE", str(shared_cache))
+    go_offline(monkeypatch, tmp_path, shared_cache)
     cloud_offers.cache_clear()
     yield
     cloud_offers.cache_clear()
@@ -90,3 +98,15 @@ def sky(tmp_path_factory):
         yield sky
     servers = subprocess.run(["ps", "aux"], capture_output=True, text=True).stdout
     assert "sky.server.server" not in servers, "a SkyPilot API server was left running"
+
+
+# The files that start trainer processes take most of the suite's time: run first, they spread over the workers,
+# and the last minutes are not one worker's alone
+SLOWEST_FILES = ("test_budget.py", "test_bench.py", "test_scheduler.py", "test_scheduler_faults.py",
+                 "test_launch_local.py", "test_trainer_recovery.py", "test_trainer_vs_baseline.py",
+                 "test_trainer_interrupt.py", "test_trainer_runs.py", "test_data_size.py", "test_sky_features.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -49,9 +49,12 @@ def test_a_tiny_sweep_runs_records_and_resumes(tmp_path):
     for steps in first_steps:  # the first run's steps, as if each had taken a nanosecond
         lines = [{**json.loads(line), "step_time_s": 1e-9} for line in steps.read_text().splitlines()]
         steps.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    fresh = runner.invoke(app, ["bench", str(sweep), "--db", str(tmp_path / "other.db"), "--json"])
+    (tmp_path / "lora").mkdir()  # one of the two points is enough to show it
+    lora_only = write_sweep(tmp_path / "lora", method="lora")
+    fresh = runner.invoke(app, ["bench", str(lora_only), "--db", str(tmp_path / "other.db"), "--json"])
     assert fresh.exit_code == 0, fresh.output
-    assert all(r["timed_steps"] == 2 and r["tokens_per_s"] < 1e8 for r in json.loads(fresh.stdout))
+    (row,) = json.loads(fresh.stdout)
+    assert row["point_id"] in stamps and row["timed_steps"] == 2 and row["tokens_per_s"] < 1e8
 
 
 def test_out_of_memory_points_count_as_done(tmp_path):

@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
 from orchestrator.runs.store import RunStore
-from tests.conftest import REPO
+from tests.conftest import REPO, go_offline
 from tests.trainer_helpers import write_job
 
 runner = CliRunner()
@@ -28,11 +29,27 @@ def runs_json():
     return json.loads(result.stdout)
 
 
-def test_launch_trains_locally_and_records_estimate_and_measurement(tmp_path):
-    job = write_job(tmp_path, max_steps=6)
-    result = orch("launch", job, "--budget", "0.05", "--target", "local", "--yes", "--json")
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory, shared_cache):
+    """One launch of a 6-step job, for the tests that only read what it recorded: (its HOME, the launch's JSON)."""
+    folder = tmp_path_factory.mktemp("launched")
+    with pytest.MonkeyPatch.context() as patch:
+        go_offline(patch, folder, shared_cache)
+        result = orch("launch", write_job(folder, max_steps=6), "--budget", "0.05", "--target", "local", "--yes",
+                      "--json")
     assert result.exit_code == 0, result.output
-    run = json.loads(result.stdout)["run"]
+    return folder / "home", json.loads(result.stdout)["run"]
+
+
+@pytest.fixture
+def launched_run(launched, monkeypatch) -> dict:
+    home, run = launched
+    monkeypatch.setenv("HOME", str(home))
+    return run
+
+
+def test_launch_trains_locally_and_records_estimate_and_measurement(launched_run):
+    run = launched_run
     assert run["status"] == "ok" and run["gpu"] == "CPU" and run["target"] == "local"
     (recorded,) = runs_json()
     assert recorded["run_id"] == run["run_id"]
@@ -109,13 +126,12 @@ def test_unknown_run_is_a_clear_error():
     assert result.exit_code == 2 and "no run matching 'nope'" in result.stderr
 
 
-def test_runs_export_to_csv_and_parquet(tmp_path):
+def test_runs_export_to_csv_and_parquet(launched_run, tmp_path):
     import pandas as pd
 
-    assert orch("launch", write_job(tmp_path, max_steps=2), "--budget", "1", "--target", "local", "--yes").exit_code \
-        == 0
     for name in ("runs.csv", "runs.parquet"):
         assert orch("runs", "--export", tmp_path / name).exit_code == 0
         frame = pd.read_csv(tmp_path / name) if name.endswith(".csv") else pd.read_parquet(tmp_path / name)
-        assert list(frame["status"]) == ["ok"] and {"est_tokens_per_s", "tokens_per_s"} <= set(frame.columns)
+        assert list(frame["run_id"]) == [launched_run["run_id"]] and list(frame["status"]) == ["ok"]
+        assert {"est_tokens_per_s", "tokens_per_s"} <= set(frame.columns)
     assert orch("runs", "--export", tmp_path / "runs.xlsx").exit_code == 2
