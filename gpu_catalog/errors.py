@@ -6,3 +6,12 @@ It lives in the lowest package so the catalog, the job spec and the planner all 
 
 class UserError(ValueError):
     """Bad input that the user can fix: an unknown name, a malformed file. The message says what to change."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception for a status line or a log: a UserError's own message (written for people), else the type and
+    the message's first line, or the type alone when there is no message."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, UserError) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -41,6 +41,11 @@ _CARD_KEYS = {"gpu", "count", "purchase_price_usd", "life_years", "utilization",
 _TOP_KEYS = {"electricity_usd_per_kwh", "pue", "cost_policy", "cards"}
 
 
+def purchase_usd_per_busy_hour(purchase_usd: float, life_years: float, utilization: float) -> float:
+    """A card's price spread over the hours it is busy in its life: what owning adds to each hour of training."""
+    return purchase_usd / (life_years * HOURS_PER_YEAR * utilization)
+
+
 @dataclass(frozen=True)
 class OwnedCard:
     gpu: GPU
@@ -59,8 +64,7 @@ class OwnedCard:
         energy_usd = power_kw * electricity_usd_per_kwh
         if policy == "marginal":
             return energy_usd
-        busy_hours = self.life_years * HOURS_PER_YEAR * self.utilization
-        return energy_usd + self.purchase_price_usd / busy_hours
+        return energy_usd + purchase_usd_per_busy_hour(self.purchase_price_usd, self.life_years, self.utilization)
 
 
 @dataclass(frozen=True)

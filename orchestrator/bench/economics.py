@@ -13,7 +13,14 @@ electricity alone costs more than renting.
 from typing import NamedTuple
 
 from gpu_catalog.gpus import get_gpu
-from gpu_catalog.owned import HOURS_PER_YEAR, OwnedCard, OwnedHardware, default_card, load_owned_hardware
+from gpu_catalog.owned import (
+    HOURS_PER_YEAR,
+    OwnedCard,
+    OwnedHardware,
+    default_card,
+    load_owned_hardware,
+    purchase_usd_per_busy_hour,
+)
 
 DEFAULT_OWNED = ("RTX 3090", "RTX 4090", "RTX 5090")
 
@@ -29,7 +36,7 @@ def owned_cards() -> tuple[OwnedHardware, list[OwnedCard], bool]:
 def owned_usd_per_job(hours: float, energy_usd_per_hour: float, purchase_usd: float, life_years: float,
                       utilization: float) -> float:
     """A job's cost on an owned card busy `utilization` of the year."""
-    return hours * (energy_usd_per_hour + purchase_usd / (life_years * HOURS_PER_YEAR * utilization))
+    return hours * (energy_usd_per_hour + purchase_usd_per_busy_hour(purchase_usd, life_years, utilization))
 
 
 def break_even_utilization(hours: float, energy_usd_per_hour: float, purchase_usd: float, life_years: float,

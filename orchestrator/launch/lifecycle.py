@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from gpu_catalog.errors import UserError
+from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_for
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, run_job_file
@@ -70,7 +70,7 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
         raise
     except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
         who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
-        _end(store, record, RunStatus.FAILED, f"{who}: {type(exc).__name__}: {_first_line(exc)}")
+        _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}")
         return store.get(record.run_id)
     store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
     return store.get(record.run_id)
@@ -174,7 +174,7 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        return None, f"its metrics.json is unreadable ({type(exc).__name__}: {_first_line(exc)})"
+        return None, f"its metrics.json is unreadable ({one_line(exc)})"
     return metrics, None
 
 
@@ -198,8 +198,4 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
                  peak_vram_gib=peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None,
                  metrics_json=json.dumps(metrics) if metrics else None)
     return store.get(record.run_id)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
 

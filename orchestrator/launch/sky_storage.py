@@ -108,11 +108,3 @@ def pull_output(record) -> Path:
         return dest
     raise UserError(f"could not bring the output of {record.run_id} home from {location.describe()}.")
 
-
-def delete_bucket(record) -> None:
-    """Remove the run's bucket once its output is home (`orch pull --delete-bucket`, or `sky storage delete`)."""
-    location = output_location(record)
-    if location.kind != "bucket":
-        return
-    sky = _sky()
-    sky.get(sky.storage_delete(location.name))

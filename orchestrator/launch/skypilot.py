@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from gpu_catalog.errors import UserError
+from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME
@@ -97,7 +97,7 @@ class SkyPilotLauncher:
             try:
                 self.pull(record)
             except Exception as exc:  # noqa: BLE001 - not home: the cluster stays until its autostop takes it down
-                out.write(f"\n{_first_line(exc)} The output stays on {record.cluster} until its autostop: "
+                out.write(f"\n{one_line(exc)} The output stays on {record.cluster} until its autostop: "
                           f"`orch pull {record.run_id}`.\n")
                 return
             if not record.spot:
@@ -138,14 +138,10 @@ class SkyPilotLauncher:
         return done
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def _attempt(what: str, action: Callable[[], object]) -> str:
     """`what: done`, or why not: a stop goes on through every step even when one finds nothing to stop."""
     try:
         action()
     except Exception as exc:  # noqa: BLE001 - already gone, never started, unreachable: said, not raised
-        return f"{what}: not done ({type(exc).__name__}: {_first_line(exc)})"
+        return f"{what}: not done ({one_line(exc)})"
     return f"{what}: done"
