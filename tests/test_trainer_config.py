@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from orchestrator.cli.main import app
 from tests.trainer_helpers import write_job
 from trainer.__main__ import main
-from trainer.config import ConfigError, config_from_dict, load_config
+from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, load_config
 
 BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2, "dataset": "x.jsonl"}
 
@@ -64,3 +64,11 @@ def test_orch_train_runs_the_trainer(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["config"]["seq_len"] == 64
+
+
+def test_a_file_that_is_no_job_gets_the_first_few_problems_not_every_line():
+    with pytest.raises(ConfigError) as raised:
+        config_from_dict({f"line{i}:x:y": i for i in range(40)})
+    message = str(raised.value)
+    assert message.count("unknown key") == MOST_PROBLEMS_SAID
+    assert "and 39 more" in message  # of 44: 40 keys, 3 required keys missing, no amount to train

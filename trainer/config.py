@@ -126,6 +126,7 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
              "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha",
              "loss_chunk_tokens"}
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
+MOST_PROBLEMS_SAID = 5
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
@@ -206,6 +207,8 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
         problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
+    if len(problems) > MOST_PROBLEMS_SAID:  # a file that is not a job at all: the first few say enough
+        problems = problems[:MOST_PROBLEMS_SAID] + [f"and {len(problems) - MOST_PROBLEMS_SAID} more"]
     if problems:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}

@@ -7,6 +7,7 @@ import typer
 
 from orchestrator.cli import catalog, plan
 from orchestrator.cli.bench import bench_command, calibrate_command, report_command
+from orchestrator.cli.errors import OneLineUsageErrors
 from orchestrator.cli.estimate import estimate
 from orchestrator.cli.import_config import import_command
 from orchestrator.cli.launch import launch_command
@@ -17,7 +18,7 @@ from orchestrator.cli.spend import spend_command
 from orchestrator.cli.train import train_command
 
 app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what will it cost here versus there.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineUsageErrors)
 
 
 def _show_version(value: bool) -> None:
