@@ -297,6 +297,20 @@ case("calibrate-results-text-speed", lambda i: i.results(row(tokens_per_s="fast"
 case("calibrate-results-peak-a-list", lambda i: i.results(row(peak_vram_gib=[1])))
 case("calibrate-results-infinity", lambda i: i.results(row().replace("100.0", "Infinity")))
 
+# --- another trainer's config, through `orch import` ----------------------------------------------------------------
+AXOLOTL = "base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 2048\nmax_steps: 10\n"
+case("import-not-utf8", lambda i: ["import", i.file("ax.yaml", "base_model: caf\u00e9\n".encode("latin-1"))])
+case("import-a-folder", lambda i: ["import", i.folder("ax")])
+case("import-missing-file", lambda i: ["import", str(i.files / "none.yaml")])
+case("import-broken-yaml", lambda i: ["import", i.file("ax.yaml", "adapter: [\n")])
+case("import-a-list", lambda i: ["import", i.file("ax.yaml", "- a\n- b\n")])
+case("import-duplicate-key", lambda i: ["import", i.file("ax.yaml", AXOLOTL + "adapter: qlora\n")])
+case("import-incomplete", lambda i: ["import", i.file("ax.yaml", "adapter: lora\n")])
+case("import-set-nan", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "learning_rate=nan"])
+case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "seq_len"])
+case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
+case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.folder("out")])
+
 # --- hardware file ---------------------------------------------------------------------------------------------------
 CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
@@ -16,12 +17,7 @@ from trainer.config import ConfigError, config_from_dict, parse_override
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"config file '{path}' does not exist.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file '{path}' is not valid YAML: {getattr(exc, 'problem', exc)}.") from None
+    raw = checks.load_yaml(path, "config file")
     if not isinstance(raw, dict):
         raise UserError(f"config file '{path}' must be a YAML mapping of keys to values.")
     return raw
@@ -36,6 +32,8 @@ def import_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Write an orch job from another trainer's config; every key not carried over is listed with the reason."""
+    if out is not None:
+        checks.output_file(out)
     translation = translate(_read_yaml(config))
     job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
     try:
