@@ -17,6 +17,14 @@ from gpu_catalog.errors import UserError
 # `._-+`, starting with a letter or digit, so it cannot be `..`, a path, hidden, an option or terminal markup.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or digit"
+# Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from a user or a file, safe to print: each control character shown as its escape (`\\x1b`), so a name
+    or a message cannot move the cursor, retitle the window or colour the rest of the screen."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,

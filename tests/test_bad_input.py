@@ -367,6 +367,7 @@ case("offers-provider-empty", lambda i: ["catalog", "offers", "--provider", ""])
 case("offers-gpu-unknown", lambda i: ["catalog", "offers", "--gpu", "A100-90"])
 case("local-cost-free", lambda i: ["catalog", "local", "--local-cost", "free"])
 case("no-such-command", lambda i: ["plna"])
+case("model-name-with-escapes", lambda i: ["estimate", "\x1b]0;owned\x07\x1b[31mred"])
 
 
 def _snapshot(root: Path) -> set[Path]:
@@ -397,6 +398,7 @@ def test_bad_input_is_refused_cleanly(inputs, name, build):
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "\x1b" not in result.output and "\x07" not in result.output  # no escape reaches the terminal
     new = _snapshot(inputs.root) - before
     assert {p for p in new if inputs.home not in p.parents and p != inputs.home} == set(), new
     assert all(p.is_dir() and p == inputs.home or p.name.endswith(DB_FILES) for p in new), new

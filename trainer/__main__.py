@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         except BudgetSpent as exc:  # the alarm struck before the training loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {checks.printable(str(exc))}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
         print(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}", file=sys.stderr)

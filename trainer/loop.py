@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers.integrations.neftune import activate_neftune
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
@@ -119,7 +120,10 @@ class FineTune:
 
     def run(self) -> dict:
         """Train (retrying after out-of-memory when auto-fit is on) and write metrics.json; returns the metrics."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a folder the checks allowed but the system refuses (/proc, a full disk)
+            raise UserError(f"--output '{self.output_dir}' cannot be made: {exc.strerror or exc}.") from None
         started = time.time()
         attempts: list[dict] = []
         self.meter.arm_alarm()

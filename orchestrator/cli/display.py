@@ -10,6 +10,7 @@ from rich.markup import escape as _escape_markup
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from gpu_catalog.checks import printable
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
@@ -47,12 +48,12 @@ def print_json(data) -> None:
 def esc(value) -> str:
     """Text from a user (a job or model name, a path, a message) as written: `[red]x[/]` stays those characters
     instead of turning the rest of the line red. Every user-provided value printed through rich goes through here."""
-    return _escape_markup(str(value))
+    return _escape_markup(printable(str(value)))
 
 
 def say(text: str, err: bool = False) -> None:
     """A plain line for people (stderr with `err`), printed as written: no markup, no highlighting."""
-    (err_console if err else console).print(text, markup=False, highlight=False, soft_wrap=True)
+    (err_console if err else console).print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_error(message: str) -> None:
