@@ -151,6 +151,17 @@ def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
     assert parts["cuda_context"] == pytest.approx(0.75)
 
 
+def test_compile_recomputes_pointwise_results_instead_of_keeping_them():
+    """Full fine-tuning without checkpointing, per layer per token: compiled, the two norms keep their 16-bit inputs
+    instead of fp32 copies (2 x h x 2 bytes less), silu(gate) is not kept (i x 2), and the norm outputs and the
+    gate-up product the weight gradients read are recomputed ((2h + i) x 2)."""
+    eager, compiled = (estimate_memory(MODEL, job("full", 1024, 2, False, compile=c), GPU).breakdown_gib["activations"]
+                       for c in (False, True))
+    h, i = MODEL.hidden, MODEL.intermediate
+    per_token_layer = 2 * h * (4 - 2) + i * 2 + (2 * h + i) * 2
+    assert (eager - compiled) * 2 ** 30 == pytest.approx(MODEL.n_layers * 2048 * per_token_layer)
+
+
 def test_dropout_adds_a_mask_per_targeted_input_on_a_gpu_and_a_copy_on_the_cpu():
     """On a GPU every adapted module keeps its own bf16 copy of its input either way (peft's fp32 adapters under
     autocast), so dropout adds CUDA's 1-byte mask; in the CPU's fp32 run the adapters share their inputs until
