@@ -86,3 +86,17 @@ def test_orch_ships_a_calibration_fitted_from_the_published_points(monkeypatch, 
     assert shipped.source == str(PACKAGED_CALIBRATION)
     assert shipped.efficiency_basis["A100 80GB"]["lora"] == "published"
     assert shipped.memory == {}  # memory overheads come from the user's own runs only
+
+
+def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    home = tmp_path / "new" / "orch"  # ORCH_HOME does not exist yet
+    monkeypatch.setenv("ORCH_HOME", str(home))
+    results = tmp_path / "results.jsonl"
+    results.write_text("\n")
+    result = CliRunner().invoke(app, ["calibrate", "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((home / "calibration.json").read_text())["efficiency"]

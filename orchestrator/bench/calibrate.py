@@ -265,6 +265,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = (), published: b
     obs = measured + (published_observations() if published else [])
     calibration = fit(obs)
     sources = list(sources) + (["gpu_catalog/data/published_measurements.csv"] if published else [])
+    out.parent.mkdir(parents=True, exist_ok=True)  # ORCH_HOME itself, on a machine that has not run orch yet
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "efficiency": calibration.efficiency, "memory": calibration.memory,
