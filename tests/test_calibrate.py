@@ -95,6 +95,7 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
 
     home = tmp_path / "new" / "orch"  # ORCH_HOME does not exist yet
     monkeypatch.setenv("ORCH_HOME", str(home))
+    monkeypatch.delenv("ORCH_CALIBRATION", raising=False)  # the default place: ORCH_HOME/calibration.json
     results = tmp_path / "results.jsonl"
     results.write_text("\n")
     result = CliRunner().invoke(app, ["calibrate", "--results", str(results)])
