@@ -19,7 +19,7 @@ def startup_file() -> Path:
 def _read(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # none yet, unreadable, or not JSON: nothing measured, the guesses apply
         return {}
     return data if isinstance(data, dict) else {}
 

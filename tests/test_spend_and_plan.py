@@ -92,6 +92,14 @@ def test_measured_start_up_replaces_the_guess(tmp_path):
     assert measured.startup_measured and measured.startup_hours < guessed.startup_hours
 
 
+def test_start_up_that_cannot_be_read_leaves_the_guesses(tmp_path):
+    (tmp_path / "not-utf8.json").write_bytes(b"\xff")
+    (tmp_path / "a-file").write_text("{}")
+    # not UTF-8, under a file (ORCH_HOME set to a file), a folder
+    for path in (tmp_path / "not-utf8.json", tmp_path / "a-file" / "startup.json", tmp_path):
+        assert load_startup_times(path) == {}
+
+
 def test_spot_counts_expected_preemptions_and_the_controller():
     spot = plan(SPEC, MODEL, [make_offer(A100, "nebius", 1.0, spot=True)], PlanPolicy(budget_usd=100)).chosen
     e = spot.estimate
