@@ -86,7 +86,7 @@ def test_a_scheduler_killed_at_each_step_of_a_start_loses_and_doubles_nothing(tm
 
 
 def test_two_schedulers_never_put_two_jobs_on_one_cpu_slot(tmp_path):
-    ids = [submit(tmp_path, f"slot{i}", max_steps=3) for i in range(3)]
+    ids = [submit(tmp_path, f"slot{i}", max_steps=3) for i in range(2)]
     first, second = Scheduler(cpu_slots=1), Scheduler(cpu_slots=1)
     first.run_once()
     second.run_once()  # sees the first's run only through the database
@@ -94,8 +94,8 @@ def test_two_schedulers_never_put_two_jobs_on_one_cpu_slot(tmp_path):
     assert len(active) == 1
     run_until_done(ids)
     spans = sorted((r.started_at, r.ended_at) for r in RunStore().all() if r.status is RunStatus.OK)
-    assert len(spans) == 3
-    assert all(earlier[1] <= later[0] + 0.5 for earlier, later in zip(spans, spans[1:], strict=False))
+    assert len(spans) == 2
+    assert spans[0][1] <= spans[1][0] + 0.5  # the second started once the first had ended
 
 
 def test_a_claim_fails_when_the_slot_filled_since_the_decision(tmp_path):
