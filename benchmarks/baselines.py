@@ -40,6 +40,7 @@ class BenchSpec:
     warmup: int
     grad_ckpt: bool
     attention: str
+    cpu_threads: int
     workdir: str
 
     def job(self) -> dict:
@@ -278,6 +279,8 @@ def run(runner: str, spec: BenchSpec) -> dict:
     """The measurement of one run; a run that fails or runs out of memory is a result too."""
     from trainer.metrics import device_description, peak_memory
 
+    if _device().type == "cpu":  # the same thread count for every contender; a GPU run leaves torch's default
+        torch.set_num_threads(spec.cpu_threads)
     clock = StepClock(spec.warmup)
     started = time.time()
     try:

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grad-ckpt", action="store_true")
     parser.add_argument("--attention", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    parser.add_argument("--cpu-threads", type=int, default=1,
+                        help="torch threads of each run on a CPU: one, so no run's idle threads spin-wait against "
+                             "another process (on a shared 2-core machine that swung a run 40x)")
     parser.add_argument("--baselines", default=",".join(BASELINES), help=f"comma-separated, from {BASELINES}")
     parser.add_argument("--min-ratio", type=float, default=1.0, help="exit 1 when orch is slower than this")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -56,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> list[str]:
     """Every bad argument at once; the names of the baselines to run."""
     problems = [f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
-                for name in ("seq_len", "micro_batch", "grad_accum", "steps", "repeats") if getattr(args, name) < 1]
+                for name in ("seq_len", "micro_batch", "grad_accum", "steps", "repeats", "cpu_threads")
+                if getattr(args, name) < 1]
     if not 0 <= args.warmup < args.steps:
         problems.append(f"--warmup must be 0 or more and below --steps ({args.steps}), got {args.warmup}")
     if not (args.min_ratio >= 0 and args.min_ratio < float("inf")):
@@ -85,7 +89,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
     spec = BenchSpec(model=args.model, model_path=args.model, method=args.method, data=str(args.data.resolve()),
                      seq_len=args.seq_len, micro_batch=args.micro_batch, grad_accum=args.grad_accum, steps=args.steps,
                      warmup=args.warmup, grad_ckpt=args.grad_ckpt, attention=args.attention,
-                     workdir=str(workdir))
+                     cpu_threads=args.cpu_threads, workdir=str(workdir))
     config = config_from_dict(spec.job())
     if is_built_offline(args.model):
         records = data.file_records(spec.data)

@@ -56,6 +56,7 @@ def test_every_contender_ran_and_reported_every_field(result):
         assert summary["precision"] == "fp32"
     assert result["complete"] and result["order"] == ["orch", "trainer", "trl"]
     assert {"command", "date", "device", "versions", "settings", "ratio"} <= set(result)
+    assert result["settings"]["cpu_threads"] == 1  # every contender on one torch thread on a CPU
 
 
 def test_the_trainer_baseline_trains_on_orchs_tokens(result):
@@ -80,7 +81,7 @@ def test_trl_packs_the_same_tokens_as_orch(run_dir):
     model_path = next((run_dir / "cache" / "random-models").iterdir())
     spec = BenchSpec(model="orch/tiny-llama", model_path=str(model_path), method="lora",
                      data=str(run_dir / "data.jsonl"), seq_len=128, micro_batch=4, grad_accum=1, steps=3, warmup=1,
-                     grad_ckpt=False, attention="sdpa", workdir=str(run_dir))
+                     grad_ckpt=False, attention="sdpa", cpu_threads=1, workdir=str(run_dir))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     records = data.file_records(spec.data)
     orch_rows = data.pack([data.render(r, tokenizer) for r in records], spec.seq_len, tokenizer.pad_token_id)
@@ -124,7 +125,8 @@ def test_a_failed_repeat_is_kept_out_of_the_median_and_reported():
 
 def test_bad_arguments_exit_2_with_one_line():
     done = subprocess.run([sys.executable, "-m", "benchmarks.trainer_vs_baseline", "--steps", "2", "--warmup", "2",
-                           "--baselines", "axolotl"], cwd=REPO, capture_output=True, text=True,
+                           "--baselines", "axolotl", "--cpu-threads", "0"], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "--warmup" in done.stderr and "--baselines" in done.stderr
+    assert "--cpu-threads must be at least 1" in done.stderr
