@@ -105,28 +105,36 @@ class Estimate:
     startup_measured: bool = False
 
 
-def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: float, recovery_h: float) -> dict:
+def _spend(offer: Offer, delivery: Delivery | None, hours: float, train_h: float, startup_h: float,
+           recovery_h: float) -> dict:
+    """The spend's parts. `hours`: train_h + startup_h + recovery_h, the run's whole time, which the jobs controller
+    is up for too (and then its idle window)."""
     price = offer.usd_per_hour
     parts = {"train": train_h * price, "startup": startup_h * price, "recovery": recovery_h * price}
     if delivery is not None:
         parts["idle"] = delivery.idle_hours() * price
         if delivery.managed:
-            controller_h = train_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
-            parts["controller"] = controller_h * CONTROLLER_USD_PER_HOUR
+            parts["controller"] = (hours + CONTROLLER_IDLE_HOURS) * CONTROLLER_USD_PER_HOUR
     return parts
 
 
 def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: StartupTimes | None,
          checkpoint_minutes: float) -> tuple[float, float, float, dict[str, float]]:
     """(hours, start-up hours, expected preemptions, the spend's parts): the arithmetic that estimate_on_offer and
-    hours_and_cost share, so the two agree to the last bit."""
+    hours_and_cost share, so the two agree to the last bit. A run that is not spot is never preempted: its
+    preemptions and recovery are 0.0 without the arithmetic (which gives exactly that at a rate of 0), and a local
+    run has no delivery to look up; the simulator asks millions of times."""
     startup = startup_hours(offer, model.params, times)
     train_h = train_tokens / fit.speed.tokens_per_s / 3600
-    preemptions = preemptions_per_hour(offer) * train_h
-    recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
+    if offer.spot:
+        preemptions = preemptions_per_hour(offer) * train_h
+        recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
+    else:
+        preemptions = recovery_h = 0.0
+    hours = train_h + startup + recovery_h
     delivery = None if offer.is_local else delivery_for(offer)
-    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
-    return train_h + startup + recovery_h, startup, preemptions, parts
+    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, hours, train_h, startup, recovery_h)
+    return hours, startup, preemptions, parts
 
 
 def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,

@@ -102,11 +102,11 @@ class Plain(Simulation):
                       fit_cache=shape.fits)
 
 
-def run_both(policy: str, rows: list[dict]) -> list[tuple[dict, list[dict]]]:
+def run_both(policy: str, rows: list[dict], cards: list | None = None) -> list[tuple[dict, list[dict]]]:
     results = []
     for engine in (Simulation, Plain):
         decisions = []
-        sim = engine(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings(policy, 1, 0.5),
+        sim = engine(cards or local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings(policy, 1, 0.5),
                      on_decision=decisions.append)
         results.append((sim.run(iter(rows)), decisions))
     return results
@@ -118,6 +118,19 @@ def test_the_shortcuts_give_the_policys_own_decisions():
     for policy in POLICIES:
         results = run_both(policy, TRACE)
         assert results[0] == results[1], policy
+
+
+def test_the_policy_sees_one_card_of_each_kind_in_card_order_even_with_kinds_apart():
+    """Cards 0 and 3 share one offer (a kind), card 2 has its own offer of the same GPU: with card 0 busy, the least
+    busy card of each kind goes to the policy in card order (1, 2, 3), as the policy breaks ties by that order; and
+    the decisions are those made with every card."""
+    rtx4090, a6000, other_rtx4090 = local_cards("1x RTX4090, 1x A6000, 1x RTX4090", simulated_owned_offer)
+    cards = [rtx4090, a6000, other_rtx4090, rtx4090]
+    sim = Simulation(cards, CLOUDS, SimSettings("hybrid"))
+    sim.slots[0].free_at = 5.0
+    assert [s.slot_id for s in sim._local_slots(0.0)] == ["RTX A6000#1", "RTX 4090#2", "RTX 4090#3"]
+    results = run_both("hybrid", TRACE, cards)
+    assert results[0] == results[1]
 
 
 def test_spot_first_falls_back_to_the_policys_own_choice_when_spot_is_out():

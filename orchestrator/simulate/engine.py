@@ -10,6 +10,7 @@ order. The trace streams through: see Simulation.
 """
 
 import heapq
+import itertools
 import math
 import random
 from collections import deque
@@ -81,8 +82,8 @@ class _Job:
 DecisionSink = Callable[[dict], None]
 
 
-def _first(pair: tuple):
-    return pair[0]
+def _cloud_placement(offer: Offer) -> str:
+    return f"cloud {offer.gpu.name} {offer.provider}{' spot' if offer.spot else ''}"
 
 
 class _Watched(list):
@@ -112,7 +113,9 @@ class Simulation:
         for slot in self.slots:
             kinds.setdefault(id(slot.offer), []).append(slot)
         self.slot_kinds = list(kinds.values())
+        self.kinds_in_card_order = all(a[-1].index < b[0].index for a, b in itertools.pairwise(self.slot_kinds))
         self.cloud = [] if settings.policy == "local-only" else cheapest_offers(cloud)
+        self.cloud_placements = {id(o): _cloud_placement(o) for o in self.cloud}  # every offer the policy is given
         self.shapes = ShapeCache(self.cloud, calibration)
         self.events: list = []  # (time_h, sequence, handler, args)
         self.sequence = 0
@@ -176,7 +179,8 @@ class Simulation:
 
     def _local_slots(self, now: float) -> list[LocalSlot]:
         """The least busy card of each kind (the first of equals), in card order: the policy ranks a card by when it
-        would finish the job, so another card of the same kind that is busier can never be its choice."""
+        would finish the job, so another card of the same kind that is busier can never be its choice. Cards of one
+        kind usually sit together (local_cards makes them so), and then the kinds' order is the cards' order."""
         chosen = []
         for kind in self.slot_kinds:
             best, best_busy_h = None, 0.0
@@ -185,10 +189,13 @@ class Simulation:
                 busy_for_h = (busy_for_h if busy_for_h > 0 else 0.0) + slot.backlog_h
                 if best is None or busy_for_h < best_busy_h:
                     best, best_busy_h = slot, busy_for_h
-            chosen.append((best.index, LocalSlot(best.slot_id, best.offer, best_busy_h)))
-        if len(chosen) > 1:
-            chosen.sort(key=_first)
-        return [slot for _, slot in chosen]
+            chosen.append(LocalSlot(best.slot_id, best.offer, best_busy_h))
+        if len(chosen) > 1 and not self.kinds_in_card_order:
+            chosen.sort(key=self._card_index)
+        return chosen
+
+    def _card_index(self, slot: LocalSlot) -> int:
+        return self.slot_by_id[slot.slot_id].index
 
     def _decide(self, ask: JobAsk, shape: Shape, slots: list[LocalSlot]):
         """The policy's decision, asked first with the cheapest offers, then the shape's winnable ones, then all
@@ -248,8 +255,7 @@ class Simulation:
             self._push(now + preempt_after, self._on_preempted, job, preempt_after, hours)
         else:
             job.cost_usd += hours * offer.usd_per_hour
-            self._push(now + hours, self._on_cloud_done, job,
-                       f"cloud {offer.gpu.name} {offer.provider}{' spot' if offer.spot else ''}")
+            self._push(now + hours, self._on_cloud_done, job, self.cloud_placements[id(offer)])
 
     def _end(self, job: _Job, now: float, placement: str) -> None:
         missed = job.deadline_h is not None and (placement == REJECTED or now - job.arrival_h > job.deadline_h)
