@@ -94,8 +94,10 @@ class Plan:
         return self.options[0] if self.options else None
 
 
-def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy) -> tuple[str, str] | None:
-    """(kind, reason) when the offer is out, None when it is a valid option. Checks run cheapest-to-explain first."""
+def _judge(offer: Offer, delivery: Delivery | NoDelivery | None, fit: Fit, estimate: Estimate | None,
+           policy: PlanPolicy) -> tuple[str, str] | None:
+    """(kind, reason) when the offer is out, None when it is a valid option. Checks run cheapest-to-explain first.
+    `delivery`: the cloud offer's (delivery_for), None for a local one."""
     if policy.providers is not None and offer.provider not in policy.providers:
         return "provider", f"provider {offer.provider} not allowed (allowed: {', '.join(sorted(policy.providers))})"
     if offer.spot and not policy.allow_spot:
@@ -103,7 +105,7 @@ def _judge(offer: Offer, fit: Fit, estimate: Estimate | None, policy: PlanPolicy
     if offer.is_local and not offer.present:
         return "absent", (f"{offer.gpu.name} is declared in the hardware file but not on this machine: add "
                           "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
-    if not offer.is_local and isinstance(delivery := delivery_for(offer), NoDelivery):
+    if isinstance(delivery, NoDelivery):
         return "launch", delivery.reason
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
         return "price", f"over --max-usd-per-hour: ${offer.usd_per_hour:.2f}/h > ${policy.max_usd_per_hour:.2f}/h"
@@ -195,9 +197,10 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
         estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),
                                       checkpoint_minutes) if fit.settings is not None else None)
-        verdict = _judge(offer, fit, estimate, policy)
+        delivery = None if offer.is_local else delivery_for(offer)
+        verdict = _judge(offer, delivery, fit, estimate, policy)
         if verdict is None:
-            valid.append((offer, estimate, None if offer.is_local else delivery_for(offer)))
+            valid.append((offer, estimate, delivery))
         else:
             rejected.append(Rejected(offer, *verdict, vram_gib=fit.memory.vram_gib, estimate=estimate))
     options = _failover_options(valid)
