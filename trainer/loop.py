@@ -257,8 +257,10 @@ class FineTune:
                                        "eval/loss": state["eval_curve"][-1][1] if state["eval_curve"] and
                                        state["eval_curve"][-1][0] == step + 1 else None})
                 if due or self.stops.reason:
-                    self._save(model, optimizer, scheduler, scaler, state, session_start, config)
+                    path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
                     last_save = time.time()
+                    if self.stops.reason or (step + 1) % config.log_every == 0:  # beside a log line, not every save
+                        print(f"checkpoint: {path}", flush=True)
                 if self.stops.reason:
                     status = self.stops.reason
                     break
@@ -268,7 +270,8 @@ class FineTune:
             sampler_result = sampler.stop()
             progress.close()
         if status is TrainStatus.BUDGET_STOPPED:
-            self._save(model, optimizer, scheduler, scaler, state, session_start, config)
+            print(f"checkpoint: {self._save(model, optimizer, scheduler, scaler, state, session_start, config)}",
+                  flush=True)
         state["wall_s"] += time.time() - session_start
         if status is TrainStatus.OK:
             if prepared.eval and (not state["eval_curve"] or state["eval_curve"][-1][0] != state["step"]):
@@ -284,14 +287,15 @@ class FineTune:
         save_s = self._last_save_s if self._last_save_s is not None else next_step_s
         return self.meter.would_pass(next_step_s + save_s + EXIT_MARGIN_S)
 
-    def _save(self, model, optimizer, scheduler, scaler, state, session_start, config) -> None:
+    def _save(self, model, optimizer, scheduler, scaler, state, session_start, config) -> Path:
+        """A whole checkpoint of the run so far (checkpoints/latest names it); returns its folder."""
         started = time.time()
         saved_state = {**state, "wall_s": state["wall_s"] + started - session_start,
                        "micro_batch": config.micro_batch, "grad_accum": config.grad_accum}
         path = checkpoint.save_checkpoint(self.output_dir, state["step"], model, optimizer, scheduler, scaler,
                                           saved_state)
         self._last_save_s = time.time() - started
-        print(f"checkpoint: {path}", flush=True)
+        return path
 
     @torch.no_grad()
     def _evaluate(self, model, sequences: list[data.Sequence], config: JobConfig, autocast) -> float:
