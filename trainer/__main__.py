@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         print(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: {_resume_command(args, output)}",
               file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
-        print(f"{TrainStatus(result['status']).value}: {result.get('message', '')}".rstrip(": "), file=sys.stderr)
+        message = " ".join(str(result.get("message") or "").split())  # one line; metrics.json keeps it whole
+        print(checks.printable(f"{TrainStatus(result['status']).value}: {message}".rstrip(": ")), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
 

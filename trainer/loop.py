@@ -33,7 +33,7 @@ from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import check_quantizable, compile_blocks, load_model, resolve_precision
-from trainer.offline_names import is_built_offline
+from trainer.offline_names import is_built_offline, model_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
@@ -95,6 +95,8 @@ class FineTune:
                             "flash-attn, or use attention: sdpa")
         if config.freeze_layers and config.method != "full":
             problems.append("`freeze_layers` applies to method full only")
+        if unreachable := model_unreachable(config.model):
+            problems.append(unreachable)
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")
         if config.method == "qlora" and not is_built_offline(config.model):
