@@ -196,7 +196,7 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
     for offer in offers:
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
         estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),
-                                      checkpoint_minutes) if fit.settings is not None else None)
+                                      checkpoint_minutes) if fit.fits else None)
         delivery = None if offer.is_local else delivery_for(offer)
         verdict = _judge(offer, delivery, fit, estimate, policy)
         if verdict is None:

@@ -76,7 +76,7 @@ def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
     found = []
     for slot in slots:
         fit = job_fit(ask.spec, model, slot.offer.gpu, calibration, fit_cache)
-        if fit.settings is None:  # does not fit
+        if not fit.fits:
             continue
         hours, cost_usd = hours_and_cost(fit, slot.offer, model, tokens)
         if cost_usd <= ask.budget_usd:
