@@ -42,7 +42,7 @@ EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
-WALL_LIMIT_EXIT_CODE = 4  # the wall-clock guard stopped it: a budget stop
+WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
 MIN_DISK_GIB = 100
 
 
