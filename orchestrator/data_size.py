@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gpu_catalog.cache import cache_dir, write_whole
-from gpu_catalog.hub import hub_reachable
+from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.offline_names import is_built_offline
 
@@ -49,13 +49,8 @@ def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
 def _tokenizer_here(spec: JobConfig) -> bool:
     """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data)."""
     name = spec.tokenizer or spec.model
-    if is_built_offline(spec.model) or Path(name).expanduser().is_dir():
-        return True
-    # the hub cache's own layout (huggingface_hub's try_to_load_from_cache reads the same files), looked at directly:
-    # importing huggingface_hub would cost a plan a third of a second
-    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
-    snapshots = Path(hub).expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
-    return any(snapshots.glob("*/tokenizer_config.json"))
+    return is_built_offline(spec.model) or Path(name).expanduser().is_dir() or \
+        in_hub_cache(name, "tokenizer_config.json")
 
 
 def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:

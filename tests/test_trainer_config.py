@@ -81,3 +81,14 @@ def test_a_file_that_is_no_job_gets_the_first_few_problems_not_every_line():
     message = str(raised.value)
     assert message.count("unknown key") == MOST_PROBLEMS_SAID
     assert "and 39 more" in message  # of 44: 40 keys, 3 required keys missing, no amount to train
+
+
+def test_a_model_in_the_hub_cache_is_loadable_offline(tmp_path, monkeypatch):
+    from trainer.offline_names import model_unreachable
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # HF_HUB_OFFLINE is set for every test
+    assert "not in the Hugging Face cache" in model_unreachable("some-org/cached-model")
+    snapshot = tmp_path / "models--some-org--cached-model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert model_unreachable("some-org/cached-model") is None

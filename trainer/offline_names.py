@@ -3,7 +3,7 @@ planning can ask without importing torch."""
 
 from pathlib import Path
 
-from gpu_catalog.hub import hub_reachable
+from gpu_catalog.hub import hub_reachable, in_hub_cache
 from gpu_catalog.models import RANDOM_PREFIX
 
 TINY_PREFIX = "orch/tiny"
@@ -17,14 +17,8 @@ def model_unreachable(model_name: str) -> str | None:
     """Why this model cannot be loaded here, said before transformers retries the hub for seconds and fails in five
     lines: None when it is built offline, a folder, in the Hugging Face cache, or the hub answers (which then judges
     the name itself)."""
-    if is_built_offline(model_name) or Path(model_name).is_dir() or hub_reachable():
+    if is_built_offline(model_name) or Path(model_name).is_dir() or in_hub_cache(model_name, "config.json") \
+            or hub_reachable():
         return None
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        if isinstance(try_to_load_from_cache(model_name, "config.json"), str):
-            return None
-    except Exception:  # noqa: BLE001 - not a valid hub id either: then it is in no cache
-        pass
     return (f"model '{model_name}' is no folder here and not in the Hugging Face cache, and the hub cannot be reached "
             "(no network, or HF_HUB_OFFLINE is set): download it first, or give a folder with config.json")
