@@ -30,11 +30,8 @@ class Plain:
 
 @quick_init
 @dataclasses.dataclass(frozen=True)
-class Quick:
-    name: str
-    hours: float = 1.5
-    tags: tuple = ()
-    __post_init__ = _check_hours
+class Quick(Plain):
+    """Plain's fields, defaults and check, built by quick_init's constructor."""
 
 
 @pytest.mark.parametrize("args, kwargs", [(("a",), {}), (("a", 2.0), {}), (("a",), {"tags": (1,)}),
