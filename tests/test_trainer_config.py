@@ -33,6 +33,7 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"dataset": "missing.jsonl"}, "dataset file 'missing.jsonl' not found"),
     ({"model": "no-such-org/no-such-model"}, "is no folder here and not in the Hugging Face cache"),  # hub offline
+    ({"dataset": "no-such-org/no-such-data"}, "dataset 'no-such-org/no-such-data' is no file or folder here"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
@@ -92,3 +93,21 @@ def test_a_model_in_the_hub_cache_is_loadable_offline(tmp_path, monkeypatch):
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     assert model_unreachable("some-org/cached-model") is None
+
+
+def test_a_hub_dataset_offline_is_refused_before_any_work_unless_cached(tmp_path, monkeypatch):
+    from trainer.data_sources import dataset_problems
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # HF_HUB_OFFLINE is set for every test
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    config = config_from_dict({"model": "orch/tiny", "method": "lora", "seq_len": 64, "dataset": "some-org/ds",
+                               "eval_dataset": "other-org/ds", "max_steps": 1})
+    problems = dataset_problems(config, tmp_path)
+    assert [p.split("'")[:2] for p in problems] == [["dataset ", "some-org/ds"], ["eval_dataset ", "other-org/ds"]]
+    assert all("not in the Hugging Face cache" in p for p in problems)
+    snapshot = tmp_path / "hub" / "datasets--some-org--ds" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "README.md").write_text("")
+    (tmp_path / "datasets" / "other-org___ds").mkdir(parents=True)  # prepared by `datasets` itself
+    assert dataset_problems(config, tmp_path) == []
+

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.data_formats import DataError
+from trainer.offline_names import dataset_unreachable
 
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 READ_MARGIN = 2  # a streamed dataset is read to twice the text the run needs: tokens per byte vary by tokenizer
@@ -25,6 +26,22 @@ class Source(NamedTuple):
     local: Path | None
     config_name: str | None
     split: str
+
+
+def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
+    """What stops the datasets from being read, found before any work: a file that is not there, or a hub id that
+    is neither cached nor reachable."""
+    if config.dataset is None:
+        return ["the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id"]
+    problems = []
+    for key, name in (("dataset", config.dataset), ("eval_dataset", config.eval_dataset)):
+        if name is None or resolve_dataset(name, base_dir) is not None:
+            continue
+        if Path(name).suffix:
+            problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
+        elif unreachable := dataset_unreachable(name):
+            problems.append(f"{key} {unreachable}")
+    return problems
 
 
 def train_source(config: JobConfig, base_dir: Path) -> Source:

@@ -28,7 +28,8 @@ from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
-from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, dataset_path, resolve_dataset
+from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig
+from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
@@ -65,14 +66,7 @@ class FineTune:
 
     def _validate(self, resume: str) -> None:
         config, problems = self.config, []
-        if config.dataset is None:
-            problems.append("the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id")
-        elif dataset_path(config, self.base_dir) is None and Path(config.dataset).suffix:
-            problems.append(f"dataset file '{config.dataset}' not found (relative paths start at the job file)")
-        if config.eval_dataset and resolve_dataset(config.eval_dataset, self.base_dir) is None \
-                and Path(config.eval_dataset).suffix:
-            problems.append(f"eval_dataset file '{config.eval_dataset}' not found (relative paths start at the job "
-                            "file)")
+        problems += dataset_problems(config, self.base_dir)
         if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
                 "bitsandbytes"):
             problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")

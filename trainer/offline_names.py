@@ -1,9 +1,9 @@
-"""Which model names the trainer builds offline (trainer/random_model.py) rather than downloads: plain Python, so
-planning can ask without importing torch."""
+"""Which model names the trainer builds offline (trainer/random_model.py) rather than downloads, and which names it
+cannot reach here: plain Python, so planning can ask without importing torch."""
 
 from pathlib import Path
 
-from gpu_catalog.hub import hub_reachable, in_hub_cache
+from gpu_catalog.hub import hub_reachable, in_datasets_cache, in_hub_cache
 from gpu_catalog.models import RANDOM_PREFIX
 
 TINY_PREFIX = "orch/tiny"
@@ -22,3 +22,12 @@ def model_unreachable(model_name: str) -> str | None:
         return None
     return (f"model '{model_name}' is no folder here and not in the Hugging Face cache, and the hub cannot be reached "
             "(no network, or HF_HUB_OFFLINE is set): download it first, or give a folder with config.json")
+
+
+def dataset_unreachable(dataset_id: str) -> str | None:
+    """Why this hub dataset cannot be read here, said before `datasets` retries the hub and fails in several lines:
+    None when it is in the hub cache or datasets' own cache, or the hub answers (which then judges the name)."""
+    if in_hub_cache(dataset_id, repo_type="dataset") or in_datasets_cache(dataset_id) or hub_reachable():
+        return None
+    return (f"'{dataset_id}' is no file or folder here and not in the Hugging Face cache, and the hub cannot "
+            "be reached (no network, or HF_HUB_OFFLINE is set): download it first, or give a local file")
