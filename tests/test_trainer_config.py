@@ -34,6 +34,8 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"dataset": "missing.jsonl"}, "dataset file 'missing.jsonl' not found"),
     ({"model": "no-such-org/no-such-model"}, "is no folder here and not in the Hugging Face cache"),  # hub offline
     ({"dataset": "no-such-org/no-such-data"}, "dataset 'no-such-org/no-such-data' is no file or folder here"),
+    ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names no module of orch/tiny-llama: "
+                                                      "nonexistent"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),

@@ -33,7 +33,7 @@ from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
-from trainer.model import check_quantizable, compile_blocks, load_model, resolve_precision
+from trainer.model import check_quantizable, compile_blocks, load_model, missing_modules, resolve_precision
 from trainer.offline_names import is_built_offline, model_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
@@ -91,6 +91,9 @@ class FineTune:
             problems.append("`freeze_layers` applies to method full only")
         if unreachable := model_unreachable(config.model):
             problems.append(unreachable)
+        elif config.method != "full" and (missing := missing_modules(config.model, config.modules_to_save)):
+            problems.append(f"`modules_to_save` names no module of {config.model}: {', '.join(missing)} (e.g. "
+                            "embed_tokens, lm_head)")
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")
         if config.method == "qlora" and not is_built_offline(config.model):

@@ -3,9 +3,10 @@ peft's LoRA adapters (optionally DoRA, rsLoRA scaling, and modules trained in fu
 checkpointing, and frozen lower layers for full fine-tuning."""
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
 from trainer.config import LINEAR_MODULES, JobConfig
+from trainer.offline_names import is_built_offline
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -19,16 +20,32 @@ def resolve_precision(config: JobConfig, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _meta_model(model_name: str):
+    """The model built on the meta device from its config alone: its layout, at no memory and no weight read. Models
+    orch builds offline are Llamas (trainer/random_model.py)."""
+    config = LlamaConfig(num_hidden_layers=1) if is_built_offline(model_name) else \
+        AutoConfig.from_pretrained(model_name)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
 def check_quantizable(model_path: str) -> None:
     """bitsandbytes quantizes nn.Linear layers: refuse a model whose blocks have none (GPT-2's Conv1D), before loading
-    any weight. The model is built on the meta device, so this costs no memory."""
-    config = AutoConfig.from_pretrained(model_path)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    any weight."""
+    model = _meta_model(model_path)
     names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
     if not names - {"lm_head"}:
-        raise ValueError(f"method qlora needs nn.Linear layers to quantize, and {config.model_type} has none in its "
-                         "blocks: use method lora or full for this model.")
+        raise ValueError(f"method qlora needs nn.Linear layers to quantize, and {model.config.model_type} has none in "
+                         "its blocks: use method lora or full for this model.")
+
+
+def missing_modules(model_name: str, wanted: tuple[str, ...]) -> list[str]:
+    """The names in `wanted` that match no module, by peft's rule (the whole name or its dotted end): peft silently
+    trains nothing for such a name."""
+    if not wanted:
+        return []
+    keys = [name for name, _ in _meta_model(model_name).named_modules()]
+    return [w for w in wanted if not any(key == w or key.endswith("." + w) for key in keys)]
 
 
 def _disable_cpu_weight_repacking(model) -> None:
