@@ -179,9 +179,12 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
               f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
-    table = Table(title=f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)")
+    table = Table(title=f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)",
+                  padding=(0, 0))  # ten columns in 80: one space apart, and a region (us-central1) is never cut
+    wheres = [_where(option.offer, count) for option, count in distinct[:top]]
     for column in ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok"):
-        table.add_column(column, justify="left" if column in ("GPU", "where") else "right")
+        table.add_column(column, justify="left" if column in ("GPU", "where") else "right", min_width=max(
+            (len(word) for where in wheres for word in where.split()), default=0) if column == "where" else None)
     for rank, (option, region_count) in enumerate(distinct[:top], start=1):
         o, e = option.offer, option.estimate
         batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
