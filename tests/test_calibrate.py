@@ -101,3 +101,14 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
     result = CliRunner().invoke(app, ["calibrate", "--results", str(results)])
     assert result.exit_code == 0, result.output
     assert json.loads((home / "calibration.json").read_text())["efficiency"]
+
+
+def test_cpu_runs_do_not_move_the_fallback_for_gpus_without_points():
+    from gpu_catalog.gpus import cpu_gpu
+
+    gpu_runs = observations(synthetic_rows())
+    on_cpu = [dataclasses.replace(o, gpu=cpu_gpu(), tokens_per_s=o.tokens_per_s / 1000) for o in gpu_runs if
+              o.tokens_per_s]
+    with_cpu = fit(gpu_runs + on_cpu)
+    assert with_cpu.method_efficiency == fit(gpu_runs).method_efficiency
+    assert with_cpu.efficiency_basis["CPU"]["lora"] == "measured"  # the CPU's own fit is its own

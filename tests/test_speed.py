@@ -61,7 +61,7 @@ def test_defaults_are_flagged_analytic_and_calibration_is_flagged_measured(tmp_p
     calibration = load_calibration()
     measured = speed(calibration=calibration)
     assert measured.basis == "measured"
-    assert measured.efficiency == pytest.approx(efficiency(MODEL, job("lora", 2048, 2, False), 0.3))
+    assert measured.efficiency == pytest.approx(efficiency(MODEL, job("lora", 2048, 2, False), 0.3, H100))
     assert measured.tokens_per_s < speed().tokens_per_s  # 0.3 is below the default 0.6 x 0.8 (Hopper)
     assert speed(method="qlora", calibration=calibration).basis == "analytic"  # only lora was measured
 
@@ -71,3 +71,14 @@ def test_estimated_mfu_stays_physical():
         result = speed(gpu=gpu)
         achieved = result.tokens_per_s * result.flops_per_token / (gpu.train_tflops * 1e12)
         assert 0.05 < achieved <= result.efficiency
+
+
+def test_the_cpu_never_borrows_a_gpu_fit_and_its_width_does_not_idle_it():
+    from gpu_catalog.gpus import cpu_gpu
+
+    cpu, tiny = cpu_gpu(), get_model("orch/tiny-llama")
+    published = load_calibration()  # the shipped fit from published GPU runs has per-method fallbacks
+    assert published.method_efficiency and published.efficiency_for(cpu, "lora")[1] == "analytic"
+    settings = job("lora", 256, 8, False)
+    assert efficiency(tiny, settings, 0.35, cpu) > 3 * efficiency(tiny, settings, 0.35, H100)  # hidden 64 vs 1024
+    assert estimate_speed(tiny, settings, cpu, published).basis == "analytic"

@@ -195,8 +195,9 @@ def fit(obs: list[Observation]) -> Calibration:
         efficiency.setdefault(gpu_name, {})[method] = round(fitted, 4)
         efficiency_basis.setdefault(gpu_name, {})[method] = _basis(group)
     method_efficiency = {}
-    for method in sorted({o.method for o in timed}):
-        group = _preferred([o for o in timed if o.method == method])
+    on_gpus = [o for o in timed if device_kind(o.gpu) == "cuda"]  # the fallback for GPUs without points of their own
+    for method in sorted({o.method for o in on_gpus}):
+        group = _preferred([o for o in on_gpus if o.method == method])
         fitted = _shrunk(fit_method_efficiency(group, method), group, DEFAULT_EFFICIENCY[method])
         method_efficiency[method] = round(fitted, 4)
     memory = {}

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import get_gpu, load_gpus
+from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
 from gpu_catalog.models import LINEAR_MODULES, get_model
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
@@ -97,7 +97,7 @@ def estimate(
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     shape = get_model(model)
-    target = get_gpu(gpu) if gpu else get_gpu(REFERENCE_GPU)
+    target = cpu_gpu() if gpu and gpu.strip().lower() == "cpu" else get_gpu(gpu or REFERENCE_GPU)  # as plan names it
     calibration = load_calibration()
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)

@@ -22,6 +22,10 @@ from orchestrator.home import orch_home
 
 DEFAULT_EFFICIENCY = {"full": 0.62, "lora": 0.60, "qlora": 0.55}
 HOPPER_AND_LATER_FACTOR = 0.8  # compute capability 9.0+: same loop, bigger peak, smaller share of it
+# The CPU target's share of its nominal peak (gpu_catalog/gpus.py, 0.1 TFLOPS a core): orch's trainer reached 0.37 on
+# this project's 2-core x86 machine (examples/tiny.yaml, 10,497 tok/s, 2026-12-02). Published GPU runs say nothing
+# about a CPU, so their per-method fits never stand in for it; `orch calibrate` fits it from the user's own CPU runs.
+CPU_EFFICIENCY = 0.35
 PACKAGED_CALIBRATION = DATA_DIR / "calibration.json"
 
 
@@ -43,10 +47,13 @@ class Calibration:
         return self.memory.get(device_kind(gpu))
 
     def efficiency_for(self, gpu: GPU, method: str) -> tuple[float, str]:
-        """(peak share, basis): fitted for this GPU and method, else the per-method fit, else the default."""
+        """(peak share, basis): fitted for this GPU and method, else (GPUs only) the per-method fit, else the
+        default."""
         fitted = self.efficiency.get(gpu.name, {}).get(method)
         if fitted is not None:
             return fitted, self.efficiency_basis.get(gpu.name, {}).get(method, "measured")
+        if gpu.kind == "cpu":
+            return CPU_EFFICIENCY, "analytic"
         factor = HOPPER_AND_LATER_FACTOR if gpu.compute_capability and float(gpu.compute_capability) >= 9 else 1.0
         if method in self.method_efficiency:
             return self.method_efficiency[method] * factor, self.method_basis

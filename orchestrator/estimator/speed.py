@@ -91,11 +91,13 @@ def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
     return model.n_layers * per_block * share
 
 
-def efficiency(model: ModelShape, settings: JobConfig, peak_share: float) -> float:
-    """The share of dense peak this micro-batch's matmuls reach (at most 1)."""
+def efficiency(model: ModelShape, settings: JobConfig, peak_share: float, gpu: GPU) -> float:
+    """The share of dense peak this micro-batch's matmuls reach (at most 1). A narrow model leaves a GPU's many SMs
+    idle; a CPU's few cores fill at any width."""
     tokens = tokens_per_micro_batch(settings)
     share = peak_share * (COMPILE_EFFICIENCY_GAIN if settings.compile else 1.0)
-    return min(1.0, share * tokens / (tokens + TOKENS_HALF) * model.hidden / (model.hidden + HIDDEN_HALF))
+    width = 1.0 if gpu.kind == "cpu" else model.hidden / (model.hidden + HIDDEN_HALF)
+    return min(1.0, share * tokens / (tokens + TOKENS_HALF) * width)
 
 
 def optimizer_traffic_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
@@ -111,7 +113,7 @@ def optimizer_traffic_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) ->
 def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
     hardware_flops, model_flops = flops_per_token(model, settings)
     peak_share, basis = calibration.efficiency_for(gpu, settings.method)
-    achieved = efficiency(model, settings, peak_share)
+    achieved = efficiency(model, settings, peak_share, gpu)
     bandwidth = gpu.mem_bw_gbps * GB
     tokens = tokens_per_micro_batch(settings)
     passes = 3 if settings.grad_ckpt else 2
