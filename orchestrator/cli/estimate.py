@@ -80,7 +80,7 @@ def estimate(
     loss_chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk of the chunked loss.")] = None,
     compile_blocks: Annotated[bool | None, typer.Option("--compile/--no-compile",
                                                         help="torch.compile the decoder blocks.")] = None,
-    gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU.")]
+    gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU (or cpu).")]
     = None,
     fit: Annotated[bool, typer.Option("--auto-fit", help="With --gpu: find the fastest micro-batch and "
                                                          "checkpointing that fit, keeping the effective batch.")]
