@@ -1,6 +1,6 @@
 import pytest
 
-from gpu_catalog.gpus import get_gpu
+from gpu_catalog.gpus import cpu_gpu, get_gpu
 from gpu_catalog.models import get_model
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.fit import auto_fit
@@ -166,7 +166,6 @@ def test_dropout_adds_a_mask_per_targeted_input_on_a_gpu_and_a_copy_on_the_cpu()
     """On a GPU every adapted module keeps its own bf16 copy of its input either way (peft's fp32 adapters under
     autocast), so dropout adds CUDA's 1-byte mask; in the CPU's fp32 run the adapters share their inputs until
     dropout gives each its own dropped-out copy and a float noise mask."""
-    from gpu_catalog.gpus import cpu_gpu
 
     def activations(dropout, gpu=GPU):
         return estimate_memory(SMALL, job("lora", 256, 1, False, lora_dropout=dropout), gpu).breakdown_gib[
@@ -180,7 +179,6 @@ def test_dropout_adds_a_mask_per_targeted_input_on_a_gpu_and_a_copy_on_the_cpu()
 
 
 def test_fused_loss_holds_less_than_chunked_and_falls_back_on_the_cpu():
-    from gpu_catalog.gpus import cpu_gpu
 
     def logits(loss, gpu=GPU):
         return estimate_memory(MODEL, job("lora", 4096, 2, True, loss=loss), gpu).breakdown_gib["logits"]
@@ -210,7 +208,6 @@ def test_fp32_upcast_makes_the_residual_stream_and_the_head_copy_count_on_a_gpu(
     on, off = parts(True), parts(False)
     assert (on["activations"] - off["activations"]) * gib == pytest.approx(2 * 64 * 2 * tokens)  # 2 layer inputs
     assert (on["logits"] - off["logits"]) * gib == pytest.approx(1000 * 64 * 2)
-    from gpu_catalog.gpus import cpu_gpu
 
     cpu_on, cpu_off = parts(True, cpu_gpu()), parts(False, cpu_gpu())  # fp32 everywhere already: no difference
     assert cpu_on["activations"] == pytest.approx(cpu_off["activations"])
@@ -225,7 +222,8 @@ def test_a_checkpointed_layer_recompute_counts_only_beyond_the_loss_peak():
         return estimate_memory(model, job("lora", 256, 1, True, lora_r=4, loss="full"), GPU).breakdown_gib[
             "activations"] * 2 ** 30
 
-    kept = (2 * 64 * 2 + 64 * (4 + 2)) * 256  # two bf16 layer inputs, the final norm's fp32 upcast, the head's input
+    # two bf16 layer inputs, the final norm's fp32 upcast, the head's input; and sdpa's shared bf16 256 x 256 mask
+    kept = (2 * 64 * 2 + 64 * (4 + 2)) * 256 + 256 * 256 * 2
     assert activations(100_000) == pytest.approx(kept)
     assert activations(2) > kept
 
@@ -265,9 +263,13 @@ def test_the_fp32_residual_and_head_copy_premises_hold_in_transformers():
 
 
 
-def saved_activation_bytes(torch, model, tokens: int, autocast: bool) -> int:
+def saved_activation_bytes(torch, model, tokens: int, autocast: bool, documents: int = 2) -> int:
     """Bytes of every tensor autograd saves in one forward of `tokens` tokens (weights left out): what the backward
-    will need, the quantity the estimator's activation term counts."""
+    will need, the quantity the estimator's activation term counts. As in the trainer: `documents` packed into the
+    sequence, their positions restarting, and the trainer's shared SDPA mask."""
+    from trainer.attention_mask import share_sdpa_masks
+
+    share_sdpa_masks()
     model.get_input_embeddings().register_forward_hook(lambda m, a, out: out.requires_grad_())
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved = {}
@@ -279,7 +281,8 @@ def saved_activation_bytes(torch, model, tokens: int, autocast: bool) -> int:
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(input_ids=torch.randint(0, 500, (1, tokens)), use_cache=False)
+        positions = torch.arange(tokens) % -(-tokens // documents)
+        model(input_ids=torch.randint(0, 500, (1, tokens)), position_ids=positions[None], use_cache=False)
     return sum(saved.values())
 
 @pytest.mark.parametrize("autocast, targets, dropout", [
@@ -356,3 +359,30 @@ def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_pa
     settings = job("qlora", tokens, 1, False, lora_r=8, lora_dropout=0.0, target_modules=targets,
                    qlora_fp32_upcast=upcast)
     assert _layer_bytes_per_token(shape, settings, 2, 4 if upcast else 2) == pytest.approx(measured, rel=0.05)
+
+
+def test_packed_documents_keep_one_mask_for_every_layer_and_repeated_kv():
+    """The premises of the sdpa terms, measured: with positions restarting (packed documents), transformers' sdpa
+    repeats grouped k and v to every head and takes a seq x seq mask; the trainer's additive mask is one tensor that
+    every layer keeps. Against one unmasked document, autograd keeps exactly what the estimator adds for sdpa over
+    flash_attention_2 (which takes grouped heads and positions as they are)."""
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hidden, tokens, layers = 128, 256, 2
+
+    def saved_bytes(documents: int) -> int:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=256, num_hidden_layers=layers,
+                             num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+        model = LlamaForCausalLM(config).requires_grad_(False)
+        return saved_activation_bytes(torch, model, tokens, autocast=False, documents=documents)
+
+    def activations(attention: str) -> float:
+        shape = make_model(n_layers=layers, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=256, vocab=500)
+        settings = job("lora", tokens, 1, False, attention=attention)
+        return estimate_memory(shape, settings, cpu_gpu()).breakdown_gib["activations"] * 2 ** 30
+
+    repeated_kv = layers * 2 * (hidden - hidden // 2) * 4 * tokens  # fp32 on the CPU
+    assert saved_bytes(2) - saved_bytes(1) == tokens * tokens * 4 + repeated_kv  # one mask, not one per layer
+    assert activations("sdpa") - activations("flash_attention_2") == pytest.approx(tokens * tokens * 4 + repeated_kv)

@@ -1,4 +1,5 @@
-"""Model-level checks on the CPU: QLoRA gradients survive an eval pass, and packed samples do not see each other."""
+"""Model-level checks on the CPU: QLoRA gradients survive an eval pass, packed samples do not see each other, and the
+trainer's shared sdpa mask gives transformers' own result."""
 
 import pytest
 import torch
@@ -57,6 +58,32 @@ def test_packed_samples_do_not_attend_to_each_other(tiny_model_path):
         leaky = model(input_ids=packed, use_cache=False).logits[:, 9:]  # plain positions: the samples mix
     assert torch.allclose(alone, together, atol=1e-5)
     assert not torch.allclose(alone, leaky, atol=1e-3)
+
+
+def test_the_shared_additive_mask_gives_transformers_own_result(tiny_model_path, monkeypatch):
+    """trainer/attention_mask.py changes the form of the sdpa mask, never the attention: the same logits and
+    gradients as transformers' boolean mask, on packed samples."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 32, "max_steps": 1,
+                               "lora_dropout": 0.0})
+    ids = torch.randint(10, 4000, (2, 16))
+    positions = torch.cat([torch.arange(9), torch.arange(7)]).repeat(2, 1)
+
+    def logits_and_gradients():
+        torch.manual_seed(0)
+        model = load_model(config, tiny_model_path, torch.device("cpu"), "fp32", grad_ckpt=False)
+        logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+        logits.float().square().mean().backward()
+        return logits.detach(), [p.grad for p in model.parameters() if p.requires_grad]
+
+    shared_logits, shared_gradients = logits_and_gradients()  # load_model registers the shared mask
+    assert ALL_MASK_ATTENTION_FUNCTIONS["sdpa"] is not sdpa_mask
+    monkeypatch.setattr("trainer.model.share_sdpa_masks", lambda: None)
+    ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask)
+    own_logits, own_gradients = logits_and_gradients()
+    assert torch.allclose(shared_logits, own_logits, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(shared_gradients, own_gradients, strict=True))
 
 
 def test_full_fine_tuning_can_freeze_the_lower_layers(tiny_model_path):

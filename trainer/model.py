@@ -5,6 +5,7 @@ checkpointing, and frozen lower layers for full fine-tuning."""
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
+from trainer.attention_mask import share_sdpa_masks
 from trainer.config import LINEAR_MODULES, JobConfig
 from trainer.offline_names import is_built_offline
 
@@ -104,6 +105,8 @@ def load_model(config: JobConfig, model_path: str, device: torch.device, precisi
     # fp16 cannot hold trainable weights (the grad scaler needs fp32 masters): full fine-tuning then loads fp32
     weight_dtype = torch.float32 if precision == "fp16" and config.method == "full" else dtype
     kwargs = {"dtype": weight_dtype, "attn_implementation": config.attention}
+    if config.attention == "sdpa":
+        share_sdpa_masks()  # one additive mask for all layers instead of a copy in each (trainer/attention_mask.py)
     if config.method == "qlora":
         kwargs.update(quantization_config=_quantization_config(config, dtype), device_map={"": device})
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)

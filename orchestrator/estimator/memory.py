@@ -7,7 +7,11 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
-  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. Each RMSNorm keeps
+  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. sdpa and eager take
+  the block-causal mask that keeps packed documents apart (orch's trainer passes restarting positions, transformers
+  makes the mask): one additive micro_batch x seq x seq tensor shared by every layer, and grouped k and v repeated to
+  every head, which the kernel keeps (flash_attention_2 takes the positions and grouped heads as they are). Each
+  RMSNorm keeps
   the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves no
   input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
   theirs: on a GPU peft casts each adapter's input to the adapters' fp32 and autocast casts it back for x @ A, so
@@ -57,6 +61,7 @@ INT8_BYTES_PER_PARAM = 1.0
 EIGHT_BIT_STATE_BYTES = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "lion_8bit": 1}
 LOSS_FP32_BYTES_PER_LOGIT = 12  # fp32 log-probs + their gradient + the fp32 logits gradient, beside the logits
 EAGER_ATTENTION_BYTES_PER_SCORE = 6  # fp32 softmax output + bf16 probabilities, per head per key
+MASKED_ATTENTION = ("sdpa", "eager")  # take a seq x seq mask and repeated k/v; flash_attention_2 takes positions
 CUDA_CONTEXT_GIB = 0.75  # CUDA context, cuBLAS and kernel workspaces: what a process holds before any tensor
 CPU_RUNTIME_GIB = 0.5  # the Python process with torch loaded, on the CPU target
 ALLOCATOR_SLACK_FRACTION = 0.10  # caching-allocator fragmentation of the per-step tensors (activations, logits)
@@ -147,7 +152,12 @@ def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: in
     # the gated MLP's gate, up and silu(gate) (compiled: silu is recomputed from gate): bitsandbytes returns a 4-bit
     # linear's output in its input's dtype, so under the fp32 residual these are fp32 too
     total += (2 if compiled else 3) * i * residual_bytes
-    total += (q_width + 2 * kv_width + q_width) * act_bytes  # q, k, v and the attention kernel's output
+    # q, k, v and the attention kernel's output; transformers' sdpa (under the mask orch's packed positions make)
+    # and eager attention repeat grouped k and v to every head first, and the kernel keeps the copies (header); one
+    # shared k/v head (multi-query) repeats as a view, no copy
+    repeated = settings.attention in MASKED_ATTENTION and 1 < model.n_kv_heads < model.n_heads
+    kv_saved = q_width if repeated else kv_width
+    total += (q_width + 2 * kv_saved + q_width) * act_bytes
     if settings.method == "full":  # every weight needs its input: both norm outputs, o_proj's and down_proj's
         weight_inputs = q_width if compiled else 2 * h + q_width + i  # compiled: norms and product recomputed
         return total + weight_inputs * act_bytes + _eager_bytes(model, settings)
@@ -185,10 +195,13 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     # QLoRA: bitsandbytes dequantizes one weight at a time into a 16-bit buffer, in the layers' forward and backward
     largest_linear = max(i * o for i, o in model.linear_shapes().values())
     dequantized = largest_linear * HALF_BYTES if settings.method == "qlora" else 0
+    # the block-causal mask that keeps packed documents apart: one additive micro_batch x seq x seq tensor that every
+    # layer reads and keeps (trainer/attention_mask.py), alive until the first layer's backward
+    mask = settings.micro_batch * settings.seq_len ** 2 * act if settings.attention in MASKED_ATTENTION else 0
     if settings.grad_ckpt:
         recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu))
-        return model.n_layers * model.hidden * residual * tokens + head_inputs + recompute
-    return model.n_layers * per_layer + head_inputs + dequantized
+        return model.n_layers * model.hidden * residual * tokens + head_inputs + mask + recompute
+    return model.n_layers * per_layer + head_inputs + mask + dequantized
 
 
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
