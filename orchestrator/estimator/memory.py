@@ -7,22 +7,21 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
-  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. sdpa and eager take
-  the block-causal mask that keeps packed documents apart (orch's trainer passes restarting positions, transformers
-  makes the mask): one additive micro_batch x seq x seq tensor shared by every layer, and grouped k and v repeated to
-  every head, which the kernel keeps (flash_attention_2 takes the positions and grouped heads as they are). Each
-  RMSNorm keeps
-  the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves no
-  input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
+  attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. sdpa and eager take the
+  block-causal mask that keeps packed documents apart (orch's trainer passes restarting positions, transformers makes
+  the mask): one additive micro_batch x seq x seq tensor shared by every layer, and grouped k and v repeated to every
+  head, which the kernel keeps (flash_attention_2 takes the positions and grouped heads as they are). Each RMSNorm
+  keeps the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves
+  no input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
   theirs: on a GPU peft casts each adapter's input to the adapters' fp32 and autocast casts it back for x @ A, so
   every adapted module keeps its own 16-bit copy (plus dropout's 1-byte mask); in an fp32 run without autocast they
   share the input, or each keeps its dropped-out copy and mask. Checked against the bytes autograd saves for a tiny
-  transformers Llama with peft (tests/test_memory.py). With checkpointing each layer's input stays, and one layer
-  is recomputed at a time in the backward: that starts after the loss's backward has freed the logits, so the
-  recompute counts only beyond the loss's peak. With `compile`, inductor's partitioner recomputes cheap pointwise
-  results in the backward rather than saving them: each norm keeps its input as it came instead of an fp32 copy,
-  silu(gate) is not kept, and (full fine-tuning) the norm outputs and the gate-up product, which the weight gradients
-  read, are recomputed (torchtune's Llama 3.2 3B full fine-tune: 60.0 -> 51.0 GiB with compile; this rule: -12 GiB).
+  transformers Llama with peft (tests/test_memory.py). With checkpointing each layer's input stays, and one layer is
+  recomputed at a time in the backward: that starts after the loss's backward has freed the logits, so the recompute
+  counts only beyond the loss's peak. With `compile`, inductor's partitioner recomputes cheap pointwise results in the
+  backward rather than saving them: each norm keeps its input as it came instead of an fp32 copy, silu(gate) is not
+  kept, and (full fine-tuning) the norm outputs and the gate-up product, which the weight gradients read, are
+  recomputed (torchtune's Llama 3.2 3B full fine-tune: 60.0 -> 51.0 GiB with compile; this rule: -12 GiB).
 - QLoRA with `qlora_fp32_upcast` on a GPU (peft's prepare_model_for_kbit_training casts embeddings, norms and
   lm_head to fp32): autocast leaves an embedding lookup alone, so the embeddings come out fp32 and every residual add
   promotes to fp32 (transformers' RMSNorm returns `weight * x.to(input_dtype)`, an fp32 weight times fp32); the
