@@ -384,8 +384,8 @@ def show_data_size(data: dict | None) -> None:
         return
     tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
     epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
-    console.print(f"data: {tokens}{epochs} [dim]({esc(data['source'])}: {esc(data['detail'])})[/]",
-                  highlight=False)
+    source = "" if data["source"] == "unknown" else f"{esc(data['source'])}: "  # "size unknown (unknown: ...)"
+    console.print(f"data: {tokens}{epochs} [dim]({source}{esc(data['detail'])})[/]", highlight=False)
 
 
 def show_lines(lines: list[str]) -> None:
