@@ -59,7 +59,7 @@ def _sized(path: str, mtime_ns: int) -> tuple[JobConfig, DataSize | None]:
 def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]:
     """The job with `dataset_tokens` filled in where its data could be sized, and how it was sized."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # False, not OSError, for a name too long for the file system (Path.is_file raises)
         return load_config(path)  # raises the one "does not exist" error
     return _sized(str(path.resolve()), path.stat().st_mtime_ns)
 

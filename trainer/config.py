@@ -6,6 +6,7 @@ any work starts, with every problem reported at once. Plain Python: importing it
 """
 
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:
     """(config, the folder the file is in, against which relative dataset paths resolve)."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
         raise ConfigError(f"job file '{path}' does not exist. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
