@@ -185,6 +185,9 @@ case("jobfile-tabs", lambda i: ["plan", i.file("j.yaml", "model: x\n\tmethod: lo
 case("jobfile-binary", lambda i: ["plan", i.file("j.yaml", bytes(range(256))), "--budget", "1"])
 case("jobfile-a-folder", lambda i: ["plan", str(i.files), "--budget", "1"])
 case("jobfile-missing", lambda i: ["plan", str(i.files / "nope.yaml"), "--budget", "1"])
+for command in ("plan", "train", "submit", "launch"):  # a name too long for the file system: Path.is_file raises
+    case(f"jobfile-name-too-long-{command}", lambda i, c=command: [c, "a" * 5000 + ".yaml"]
+         + (["--budget", "1"] if c in ("plan", "launch") else []))
 case("jobfile-markup-in-path", lambda i: ["plan", str(i.files / "[red]x[/].yaml"), "--budget", "1"])
 case("jobfile-python-tag", lambda i: ["plan", i.file("j.yaml", "model: !!python/object:os.system x\n"),
                                       "--budget", "1"])
@@ -477,3 +480,21 @@ def test_the_trainer_refuses_an_output_that_is_a_file(inputs, capsys):
 
     assert main([inputs.job(model="orch/tiny-llama"), "--output", inputs.file("taken", "x")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_orch_train_passes_names_that_start_with_a_dash_as_values(inputs):
+    """`orch train -job.yaml --output -inf`: the trainer's own parser reads both as values, not as options it does
+    not know. A budget spent before the start ends the run before torch loads, with metrics.json in the folder."""
+    job = inputs.file("-job.yaml", yaml.safe_dump({**BASE_JOB, "model": "orch/tiny-llama", "usd_per_hour": 1.0,
+                                                   "budget_usd": 1e-9}))
+    os.rename(job, inputs.work / "-job.yaml")
+    result = CliRunner().invoke(app, ["train", "--output", "-inf", "--", "-job.yaml"])
+    assert result.exit_code == 4, result.output
+    assert json.loads((inputs.work / "-inf" / "metrics.json").read_text())["status"] == "budget_stopped"
+
+
+def test_the_trainer_prints_an_output_folder_without_its_escapes():
+    from trainer.__main__ import summary_line
+
+    line = summary_line({"status": "ok", "steps": 1}, Path("out\x1b]0;owned\x07\x1b[31m"))
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b" in line
