@@ -6,8 +6,15 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
 
 
-def parse_providers(text: str | None) -> set[str] | None:
-    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None
+def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
+    """The names in a comma list; None for a flag left out. A list with no name in it ('' or ',') is a mistake, not
+    "any provider"."""
+    if text is None:
+        return None
+    wanted = {p.strip().lower() for p in text.split(",") if p.strip()}
+    if not wanted:
+        raise UserError(f"{flag}: give at least one provider name (e.g. local,lambda), got {text!r}.")
+    return wanted
 
 
 # Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
@@ -27,9 +34,7 @@ def check_deadline(deadline: float | None) -> float | None:
 
 def check_providers(text: str | None, known: set[str]) -> set[str] | None:
     """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
-    wanted = parse_providers(text)
-    if text is not None and not wanted:
-        raise UserError(f"give at least one provider name (e.g. local,lambda), got {text!r}.")
+    wanted = parse_providers(text, "--provider")
     for name in sorted(wanted or ()):
         if name not in known:
             raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
