@@ -207,7 +207,8 @@ case("train-job-missing", lambda i: ["train", str(i.files / "nope.yaml")])
 for flag, value in (("--budget", "nan"), ("--budget", "inf"), ("--budget", "-inf"), ("--budget", "-1"),
                     ("--budget", "1e30"), ("--deadline", "nan"), ("--deadline", "inf"), ("--deadline", "0"),
                     ("--deadline", "-1"), ("--deadline", "1e9"), ("--providers", "awz"), ("--providers", ","),
-                    ("--providers", "lambdaa,local"), ("--objective", "speed")):
+                    ("--providers", ""), ("--providers", " , "), ("--providers", "lambdaa,local"),
+                    ("--objective", "speed")):
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
     case(f"launch{flag}={value}", lambda i, f=flag, v=value: ["launch", i.job(), "--budget", "10", "--yes", f, v])
 for flag, value in (("--top", "0"), ("--top", "-1"), ("--local-cost", "free")):
@@ -216,6 +217,10 @@ for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon"
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
 case("launch-target-moon", lambda i: ["launch", i.job(), "--budget", "10", "--target", "moon", "--yes"])
 case("launch-bad-job", lambda i: ["launch", i.job(learning_rate=math.nan), "--budget", "10", "--yes"])
+for name, out in (("missing-folder", lambda i: str(i.files / "no" / "task.yaml")), ("a-folder", lambda i: str(i.files)),
+                  ("under-a-file", lambda i: i.file("f", "x") + "/task.yaml"), ("in-proc", lambda i: "/proc/x/t.yaml")):
+    case(f"launch-dry-run-out-{name}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run",
+                                                            "--out", out(i)])
 
 # --- submit ----------------------------------------------------------------------------------------------------------
 for flag, value in (("--budget", "nan"), ("--budget", "-1"), ("--budget", "inf"), ("--deadline", "0"),
@@ -498,3 +503,11 @@ def test_the_trainer_prints_an_output_folder_without_its_escapes():
 
     line = summary_line({"status": "ok", "steps": 1}, Path("out\x1b]0;owned\x07\x1b[31m"))
     assert "\x1b" not in line and "\x07" not in line and "\\x1b" in line
+
+
+def test_launch_checks_its_out_before_it_plans(inputs):
+    """A dry run's --out in a folder that does not exist is said first, not after the plan (here: not after the
+    job's own mistake, which planning would find)."""
+    result = CliRunner().invoke(app, ["launch", inputs.job(learning_rate=math.nan), "--budget", "10", "--dry-run",
+                                      "--out", str(inputs.files / "no" / "task.yaml")])
+    assert result.exit_code == 2 and "--out" in result.stderr and "learning_rate" not in result.stderr
