@@ -319,6 +319,13 @@ case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
 case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.folder("out")])
 
+# --- orch simulate ---------------------------------------------------------------------------------------------------
+TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
+         "j1,1.0,meta-llama/Llama-3.1-8B,qlora,2048,20000000,38.8,118.3,1\n")
+for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
+              ["--rate", "-inf"]):
+    case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
+
 # --- hardware file ---------------------------------------------------------------------------------------------------
 CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
@@ -511,3 +518,11 @@ def test_launch_checks_its_out_before_it_plans(inputs):
     result = CliRunner().invoke(app, ["launch", inputs.job(learning_rate=math.nan), "--budget", "10", "--dry-run",
                                       "--out", str(inputs.files / "no" / "task.yaml")])
     assert result.exit_code == 2 and "--out" in result.stderr and "learning_rate" not in result.stderr
+
+
+def test_simulate_names_its_output_folder_without_its_escapes(inputs):
+    folder = inputs.files / "out\x1b]0;owned\x07\x1b[31m"
+    result = CliRunner().invoke(app, ["simulate", "--trace", inputs.file("t.csv", TRACE), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "decisions.csv").is_file() and "\\x1b" in result.stderr
+    assert "\x1b" not in result.output and "\x07" not in result.output
