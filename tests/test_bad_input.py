@@ -129,10 +129,10 @@ def case(name: str, build: Callable[[Inputs], list[str]]) -> None:
 BAD_JOB_VALUES = {
     "learning_rate": [math.nan, math.inf, -math.inf, 0, -1e-4, 5.0, "fast", True],
     "epochs": [math.nan, math.inf, 0, -1, 1e9],
-    "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60],
-    "micro_batch": [0, -2, 2.5],
-    "grad_accum": [0, math.inf],
-    "lora_r": [0, -8],
+    "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60, 2**20 + 1],
+    "micro_batch": [0, -2, 2.5, 10**11],
+    "grad_accum": [0, math.inf, 10**11],
+    "lora_r": [0, -8, 10**11],
     "lora_alpha": [0],
     "lora_dropout": [1.0, -0.1, math.nan],
     "eval_fraction": [0.9, math.nan],
@@ -372,6 +372,8 @@ case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
 
 # --- estimate and catalog flags --------------------------------------------------------------------------------------
 for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
+              ["--seq-len", "99999999999"], ["--micro-batch", "99999999999"], ["--grad-accum", "99999999999"],
+              ["--lora-r", "99999999999"], ["--loss-chunk-tokens", "99999999999"],
               ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4080"], ["--target-modules", "foo"],
               ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
@@ -451,6 +453,15 @@ def test_an_id_is_matched_exactly_or_by_its_start(inputs):
         result = CliRunner().invoke(app, ["logs", text])
         assert "has no log yet" in result.stderr, (text, result.stderr)
     assert "no run matching" in CliRunner().invoke(app, ["logs", RUN_ID[-6:]]).stderr  # an end is not a prefix
+
+
+def test_a_job_id_is_matched_by_its_start_not_its_end(inputs):
+    """`orch cancel`'s help said "its unique end"; ids are matched exactly or by a unique prefix, as runs are."""
+    job_id = JobQueue().submit("j", "x.yaml", "{}", None, None, 0).job_id
+    assert "no job matching" in CliRunner().invoke(app, ["cancel", job_id[-4:]]).stderr
+    assert "prefix" in CliRunner().invoke(app, ["cancel", "--help"]).stdout
+    result = CliRunner().invoke(app, ["cancel", job_id[:5]])
+    assert result.exit_code == 0 and f"cancelled {job_id}" in result.stdout
 
 
 def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):

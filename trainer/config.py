@@ -126,7 +126,10 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
              "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha",
              "loss_chunk_tokens"}
-_MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
+MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
+# above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
+_MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
+            "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN}
 MOST_PROBLEMS_SAID = 5
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
@@ -154,7 +157,7 @@ def _problems(raw: dict) -> list[str]:
         elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
             problems.append(f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}")
         elif key in _MAXIMUM and value > _MAXIMUM[key]:
-            problems.append(f"`{key}` must be at most {_MAXIMUM[key]:g}, got {value}")
+            problems.append(f"`{key}` must be at most {_MAXIMUM[key]}, got {value}")
         elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
             problems.append(f"`name` {value!r} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and value not in CHOICES[key]:

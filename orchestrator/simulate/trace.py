@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from trainer.config import CHOICES
+from trainer.config import CHOICES, MAX_SEQ_LEN
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
 MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20), ("meta-llama/Llama-3.1-8B", 0.35),
@@ -28,7 +28,6 @@ SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
-MAX_SEQ_LEN = 2**20
 
 
 def _cumulative(weighted) -> tuple[tuple, list[float], float]:
