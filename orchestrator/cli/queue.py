@@ -62,7 +62,7 @@ def queue_command(
 
 
 @user_errors
-def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id (or its unique end).")]) -> None:
+def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a unique prefix of one.")]) -> None:
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
