@@ -323,7 +323,7 @@ case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--
 TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
          "j1,1.0,meta-llama/Llama-3.1-8B,qlora,2048,20000000,38.8,118.3,1\n")
 for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
-              ["--rate", "-inf"]):
+              ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
     case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
 
 # --- hardware file ---------------------------------------------------------------------------------------------------
