@@ -152,6 +152,10 @@ BAD_JOB_VALUES = {
     "attention": ["flash3"],
     "packing": ["yes"],
     "target_modules": [["foo"], "mlp"],
+    "tokenizer": ["", "\x1b[31mx"],
+    "dataset_config": [""],
+    "eval_dataset": [" "],
+    "dataset_split": ["\x07"],
 }
 for key, values in BAD_JOB_VALUES.items():
     for value in values:
@@ -170,6 +174,8 @@ case("job-dataset-missing-with-tokens", lambda i: plan(i, dataset="./nowhere.jso
 case("job-dataset-empty", lambda i: plan(i, dataset=i.file("empty.jsonl", ""), train_tokens=DROP))
 case("job-zero-tokens", lambda i: plan(i, dataset=i.file("one.jsonl", "{}\n"), train_tokens=DROP, epochs=0.01))
 case("job-model-unknown", lambda i: plan(i, model="Lama-3.1-8B"))
+case("job-model-too-long", lambda i: plan(i, model="a" * 5000))  # Path.exists raises on a name this long
+case("job-dataset-too-long", lambda i: plan(i, dataset="a" * 5000, train_tokens=DROP))
 
 # --- job files as files ----------------------------------------------------------------------------------------------
 case("jobfile-not-utf8", lambda i: ["plan", i.file("j.yaml", b"model: Llama\xff\xfe\nmethod: lora\n"), "--budget", "1"])

@@ -152,6 +152,9 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be true or false, got {value!r}")
         elif key in _STR_KEYS and not isinstance(value, str):
             problems.append(f"`{key}` must be a string, got {value!r}")
+        elif key in _STR_KEYS and (not value.strip() or checks.printable(value) != value):
+            problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
+                            f"{value!r}")
         elif key in _FLOAT_KEYS and not math.isfinite(value):
             problems.append(f"`{key}` must be a finite number, got {value!r}")
         elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
@@ -235,7 +238,7 @@ def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
     if name is None:
         return None
     path = (base_dir / Path(name).expanduser()).resolve()
-    return path if path.exists() else None
+    return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
 
 
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
