@@ -156,6 +156,8 @@ BAD_JOB_VALUES = {
     "dataset_config": [""],
     "eval_dataset": [" "],
     "dataset_split": ["\x07"],
+    "modules_to_save": ["", ["lm_head", "\x1b[31m"]],
+    "dataset_columns": [{"output": ""}, {"output": "answer\x07"}],
 }
 for key, values in BAD_JOB_VALUES.items():
     for value in values:

@@ -152,7 +152,7 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be true or false, got {value!r}")
         elif key in _STR_KEYS and not isinstance(value, str):
             problems.append(f"`{key}` must be a string, got {value!r}")
-        elif key in _STR_KEYS and (not value.strip() or checks.printable(value) != value):
+        elif key in _STR_KEYS and not _is_text(value):
             problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
                             f"{value!r}")
         elif key in _FLOAT_KEYS and not math.isfinite(value):
@@ -178,19 +178,24 @@ def _problems(raw: dict) -> list[str]:
     return problems
 
 
+def _is_text(value) -> bool:
+    """A name, column or path as text: not empty, and no control characters to reach a terminal."""
+    return isinstance(value, str) and bool(value.strip()) and checks.printable(value) == value
+
+
 def _columns(value) -> tuple[tuple[str, str], ...] | None:
     if value is None:
         return ()
     if isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
         value = dict(value)  # the pairs metrics.json records
-    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if isinstance(value, dict) and all(_is_text(k) and _is_text(v) for k, v in value.items()):
         return tuple(sorted(value.items()))
     return None
 
 
 def _names(value) -> tuple[str, ...] | None:
     names = [value] if isinstance(value, str) else value if value is not None else []
-    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+    return tuple(names) if isinstance(names, list) and all(_is_text(n) for n in names) else None
 
 
 def _target_modules(value) -> tuple[str, ...] | None:
