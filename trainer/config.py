@@ -128,8 +128,10 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
              "loss_chunk_tokens"}
 MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
+# and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
-            "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN}
+            "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
+            "weight_decay": 1.0}
 MOST_PROBLEMS_SAID = 5
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
