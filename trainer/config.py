@@ -13,6 +13,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.units import MAX_BUDGET_USD
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -131,7 +132,8 @@ MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the 
 # and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
-            "weight_decay": 1.0}
+            "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
+            "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
 MOST_PROBLEMS_SAID = 5
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
