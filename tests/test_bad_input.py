@@ -217,7 +217,8 @@ case("train-job-missing", lambda i: ["train", str(i.files / "nope.yaml")])
 
 # --- plan and launch flags -------------------------------------------------------------------------------------------
 for flag, value in (("--budget", "nan"), ("--budget", "inf"), ("--budget", "-inf"), ("--budget", "-1"),
-                    ("--budget", "1e30"), ("--deadline", "nan"), ("--deadline", "inf"), ("--deadline", "0"),
+                    ("--budget", "0"), ("--budget", "-0"), ("--budget", "1e30"), ("--deadline", "nan"),
+                    ("--deadline", "inf"), ("--deadline", "0"),
                     ("--deadline", "-1"), ("--deadline", "1e9"), ("--providers", "awz"), ("--providers", ","),
                     ("--providers", ""), ("--providers", " , "), ("--providers", "lambdaa,local"),
                     ("--objective", "speed")):
@@ -549,3 +550,12 @@ def test_simulate_names_its_output_folder_without_its_escapes(inputs):
     assert result.exit_code == 0, result.output
     assert (folder / "decisions.csv").is_file() and "\\x1b" in result.stderr
     assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_a_budget_below_a_cent_is_told_a_cost_above_zero(inputs):
+    """The nearest miss under a tiny budget costs a fraction of a cent: "Raise --budget to at least 0.00" said
+    nothing."""
+    job = inputs.job(model="orch/tiny-llama", seq_len=64, train_tokens=2000)
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "1e-9"])
+    assert result.exit_code == 2 and "Raise --budget to at least" in result.stderr, result.stderr
+    assert "at least 0.00," not in result.stderr and "$0.00 for" not in result.stderr

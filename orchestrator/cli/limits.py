@@ -24,8 +24,10 @@ MAX_DEADLINE_H = 24 * 365 * 10
 MAX_PRIORITY = 10**6
 
 
-def check_budget(budget: float | None, flag: str = "--budget") -> float | None:
-    return checks.optional_number(budget, flag, 0, MAX_BUDGET_USD)
+def check_budget(budget: float | None, flag: str = "--budget", zero_allowed: bool = False) -> float | None:
+    """A budget buys something only above $0 (`--budget 0` planned every target, then refused them all); a monthly
+    cap of 0 is a choice: no spend."""
+    return checks.optional_number(budget, flag, 0, MAX_BUDGET_USD, above=not zero_allowed)
 
 
 def check_deadline(deadline: float | None) -> float | None:

@@ -87,7 +87,7 @@ def scheduler_run_command(
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     checks.number(interval, "--interval", 0, MAX_INTERVAL_S, above=True)
-    check_budget(monthly_cap, "--monthly-cap")
+    check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:
