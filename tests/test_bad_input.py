@@ -559,3 +559,9 @@ def test_a_budget_below_a_cent_is_told_a_cost_above_zero(inputs):
     result = CliRunner().invoke(app, ["plan", job, "--budget", "1e-9"])
     assert result.exit_code == 2 and "Raise --budget to at least" in result.stderr, result.stderr
     assert "at least 0.00," not in result.stderr and "$0.00 for" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "1e30", "0", "-inf"])
+def test_resume_checks_its_budget_before_it_looks_up_the_run(inputs, value):
+    result = CliRunner().invoke(app, ["resume", RUN_ID, "--budget", value])  # no such run: the budget is said first
+    assert result.exit_code == 2 and result.stderr.startswith("error: --budget must be"), result.stderr
