@@ -7,6 +7,7 @@ the shape every model in data/models.csv has.
 import csv
 import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +184,7 @@ def get_model(name: str) -> ModelShape:
     """A model by local folder, known Hugging Face id or alias (or a chat, instruct or quantized release of one), or
     (network allowing) any hub id."""
     name = name.removeprefix(RANDOM_PREFIX)
-    if Path(name).expanduser().exists():
+    if os.path.exists(Path(name).expanduser()):  # False, where Path.exists raises, for a name too long for a path
         return _from_local_folder(Path(name).expanduser())
     spellings = [spelling for n in (name, *_base_names(name)) for spelling in (n, n.split("/")[-1])]  # any org
     model = next((_index()[key] for key in map(normalize, spellings) if key in _index()), None)

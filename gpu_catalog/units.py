@@ -4,6 +4,7 @@ can never disagree by a rounding or a factor of 3600."""
 
 BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
+MAX_BUDGET_USD = 1e7  # the most any budget or price may be, flag or job key: a larger one is a typo
 
 
 def usd_for(seconds: float, usd_per_hour: float) -> float:

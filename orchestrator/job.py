@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from orchestrator.data_size import DataSize, dataset_size
-from trainer.config import CHOICES, JobConfig, config_from_dict, dataset_path, load_config
+from trainer.config import CHOICES, JobConfig, config_from_dict, load_config, resolve_dataset
 from trainer.data_sources import FILE_KINDS
 
 METHODS = CHOICES["method"]
@@ -20,14 +20,15 @@ __all__ = ["METHODS", "OPTIMIZERS", "ATTENTION_KERNELS", "DataSize", "job_from_d
 
 
 def _check_dataset(spec: JobConfig, base_dir: Path) -> None:
-    """A dataset written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo is caught at
-    plan or submit, not hours later."""
-    path = dataset_path(spec, base_dir)
-    if spec.dataset is not None and path is None and looks_like_a_file(spec.dataset):
-        raise UserError(f"dataset '{spec.dataset}' does not exist (relative paths start at the job file's folder, "
-                        f"{base_dir}).")
-    if path is not None and path.is_file() and path.stat().st_size == 0:
-        raise UserError(f"dataset '{path}' is empty: a job needs data to train on.")
+    """A dataset (or eval dataset) written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo
+    is caught at plan or submit, not hours later."""
+    for key, name in (("dataset", spec.dataset), ("eval_dataset", spec.eval_dataset)):
+        path = resolve_dataset(name, base_dir)
+        if name is not None and path is None and looks_like_a_file(name):
+            raise UserError(f"{key} '{name}' does not exist (relative paths start at the job file's folder, "
+                            f"{base_dir}).")
+        if path is not None and path.is_file() and path.stat().st_size == 0:
+            raise UserError(f"{key} '{path}' is empty: a job needs data to train on.")
 
 
 def looks_like_a_file(dataset: str) -> bool:
@@ -59,7 +60,7 @@ def _sized(path: str, mtime_ns: int) -> tuple[JobConfig, DataSize | None]:
 def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]:
     """The job with `dataset_tokens` filled in where its data could be sized, and how it was sized."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # False, not OSError, for a name too long for the file system (Path.is_file raises)
         return load_config(path)  # raises the one "does not exist" error
     return _sized(str(path.resolve()), path.stat().st_mtime_ns)
 

@@ -210,6 +210,11 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
                 rejected=tuple(rejected))
 
 
+def _usd(value: float) -> str:
+    """Cents, or two significant digits below a cent: "at least 0.00" would say nothing."""
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.2g}"
+
+
 def no_option_message(result: Plan) -> str:
     """Why nothing was chosen, naming the nearest miss and what to change."""
     by_kind = {}
@@ -219,10 +224,9 @@ def no_option_message(result: Plan) -> str:
     if "budget" in by_kind:
         cheapest = min(by_kind["budget"], key=lambda r: r.estimate.cost_usd)
         o, e = cheapest.offer, cheapest.estimate
-        shown = f"{budget:.2f}" if budget >= 0.01 else f"{budget:g}"
-        return (f"no target meets the ${shown} budget: the cheapest is {o.gpu.name} on {o.provider} "
-                f"({o.region}{', spot' if o.spot else ''}) at ${e.cost_usd:.2f} for {e.hours:.1f} h. "
-                f"Raise --budget to at least {e.cost_usd:.2f}, or train on fewer tokens.")
+        return (f"no target meets the ${_usd(budget)} budget: the cheapest is {o.gpu.name} on {o.provider} "
+                f"({o.region}{', spot' if o.spot else ''}) at ${_usd(e.cost_usd)} for {e.hours:.1f} h. "
+                f"Raise --budget to at least {_usd(e.cost_usd)}, or train on fewer tokens.")
     if "deadline" in by_kind:
         fastest = min(by_kind["deadline"], key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate

@@ -129,22 +129,24 @@ def case(name: str, build: Callable[[Inputs], list[str]]) -> None:
 BAD_JOB_VALUES = {
     "learning_rate": [math.nan, math.inf, -math.inf, 0, -1e-4, 5.0, "fast", True],
     "epochs": [math.nan, math.inf, 0, -1, 1e9],
-    "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60],
-    "micro_batch": [0, -2, 2.5],
-    "grad_accum": [0, math.inf],
-    "lora_r": [0, -8],
-    "lora_alpha": [0],
+    "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60, 2**20 + 1],
+    "micro_batch": [0, -2, 2.5, 10**11],
+    "grad_accum": [0, math.inf, 10**11],
+    "lora_r": [0, -8, 10**11],
+    "lora_alpha": [0, 10**11],
     "lora_dropout": [1.0, -0.1, math.nan],
     "eval_fraction": [0.9, math.nan],
     "max_steps": [0, -5, "ten", math.inf],
     "train_tokens": [0, -100, math.nan, [1, 2]],
     "dataset_tokens": [0],
     "warmup_steps": [-1],
-    "weight_decay": [-0.1, math.nan],
+    "weight_decay": [-0.1, math.nan, 1e11],
     "max_grad_norm": [0, math.inf],
     "save_every_minutes": [0, math.nan, -math.inf],
-    "usd_per_hour": [math.nan, -1],
-    "budget_usd": [math.nan, -5, math.inf],
+    "usd_per_hour": [math.nan, -1, 1e11],
+    "budget_usd": [math.nan, -5, math.inf, 1e11],
+    "num_workers": [10**11],
+    "neftune_noise_alpha": [1e11],
     "quant_bits": [3],
     "method": ["dora", ["lora"], ""],
     "optimizer": ["sgd"],
@@ -152,6 +154,12 @@ BAD_JOB_VALUES = {
     "attention": ["flash3"],
     "packing": ["yes"],
     "target_modules": [["foo"], "mlp"],
+    "tokenizer": ["", "\x1b[31mx"],
+    "dataset_config": [""],
+    "eval_dataset": [" "],
+    "dataset_split": ["\x07"],
+    "modules_to_save": ["", ["lm_head", "\x1b[31m"]],
+    "dataset_columns": [{"output": ""}, {"output": "answer\x07"}],
 }
 for key, values in BAD_JOB_VALUES.items():
     for value in values:
@@ -167,9 +175,13 @@ case("job-unknown-key", lambda i: plan(i, learning_rte=1e-4))
 case("job-no-amount-to-train", lambda i: plan(i, train_tokens=DROP))
 case("job-dataset-missing", lambda i: plan(i, dataset="data/missing.jsonl", train_tokens=DROP, epochs=1))
 case("job-dataset-missing-with-tokens", lambda i: plan(i, dataset="./nowhere.jsonl"))
+case("job-eval-dataset-missing", lambda i: plan(i, eval_dataset="data/missing-eval.jsonl"))
+case("job-eval-dataset-empty", lambda i: plan(i, eval_dataset=i.file("empty-eval.jsonl", "")))
 case("job-dataset-empty", lambda i: plan(i, dataset=i.file("empty.jsonl", ""), train_tokens=DROP))
 case("job-zero-tokens", lambda i: plan(i, dataset=i.file("one.jsonl", "{}\n"), train_tokens=DROP, epochs=0.01))
 case("job-model-unknown", lambda i: plan(i, model="Lama-3.1-8B"))
+case("job-model-too-long", lambda i: plan(i, model="a" * 5000))  # Path.exists raises on a name this long
+case("job-dataset-too-long", lambda i: plan(i, dataset="a" * 5000, train_tokens=DROP))
 
 # --- job files as files ----------------------------------------------------------------------------------------------
 case("jobfile-not-utf8", lambda i: ["plan", i.file("j.yaml", b"model: Llama\xff\xfe\nmethod: lora\n"), "--budget", "1"])
@@ -185,6 +197,9 @@ case("jobfile-tabs", lambda i: ["plan", i.file("j.yaml", "model: x\n\tmethod: lo
 case("jobfile-binary", lambda i: ["plan", i.file("j.yaml", bytes(range(256))), "--budget", "1"])
 case("jobfile-a-folder", lambda i: ["plan", str(i.files), "--budget", "1"])
 case("jobfile-missing", lambda i: ["plan", str(i.files / "nope.yaml"), "--budget", "1"])
+for command in ("plan", "train", "submit", "launch"):  # a name too long for the file system: Path.is_file raises
+    case(f"jobfile-name-too-long-{command}", lambda i, c=command: [c, "a" * 5000 + ".yaml"]
+         + (["--budget", "1"] if c in ("plan", "launch") else []))
 case("jobfile-markup-in-path", lambda i: ["plan", str(i.files / "[red]x[/].yaml"), "--budget", "1"])
 case("jobfile-python-tag", lambda i: ["plan", i.file("j.yaml", "model: !!python/object:os.system x\n"),
                                       "--budget", "1"])
@@ -202,9 +217,11 @@ case("train-job-missing", lambda i: ["train", str(i.files / "nope.yaml")])
 
 # --- plan and launch flags -------------------------------------------------------------------------------------------
 for flag, value in (("--budget", "nan"), ("--budget", "inf"), ("--budget", "-inf"), ("--budget", "-1"),
-                    ("--budget", "1e30"), ("--deadline", "nan"), ("--deadline", "inf"), ("--deadline", "0"),
+                    ("--budget", "0"), ("--budget", "-0"), ("--budget", "1e30"), ("--deadline", "nan"),
+                    ("--deadline", "inf"), ("--deadline", "0"),
                     ("--deadline", "-1"), ("--deadline", "1e9"), ("--providers", "awz"), ("--providers", ","),
-                    ("--providers", "lambdaa,local"), ("--objective", "speed")):
+                    ("--providers", ""), ("--providers", " , "), ("--providers", "lambdaa,local"),
+                    ("--objective", "speed")):
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
     case(f"launch{flag}={value}", lambda i, f=flag, v=value: ["launch", i.job(), "--budget", "10", "--yes", f, v])
 for flag, value in (("--top", "0"), ("--top", "-1"), ("--local-cost", "free")):
@@ -213,6 +230,10 @@ for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon"
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
 case("launch-target-moon", lambda i: ["launch", i.job(), "--budget", "10", "--target", "moon", "--yes"])
 case("launch-bad-job", lambda i: ["launch", i.job(learning_rate=math.nan), "--budget", "10", "--yes"])
+for name, out in (("missing-folder", lambda i: str(i.files / "no" / "task.yaml")), ("a-folder", lambda i: str(i.files)),
+                  ("under-a-file", lambda i: i.file("f", "x") + "/task.yaml"), ("in-proc", lambda i: "/proc/x/t.yaml")):
+    case(f"launch-dry-run-out-{name}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run",
+                                                            "--out", out(i)])
 
 # --- submit ----------------------------------------------------------------------------------------------------------
 for flag, value in (("--budget", "nan"), ("--budget", "-1"), ("--budget", "inf"), ("--deadline", "0"),
@@ -311,6 +332,13 @@ case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
 case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.folder("out")])
 
+# --- orch simulate ---------------------------------------------------------------------------------------------------
+TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
+         "j1,1.0,meta-llama/Llama-3.1-8B,qlora,2048,20000000,38.8,118.3,1\n")
+for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
+              ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
+    case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
+
 # --- hardware file ---------------------------------------------------------------------------------------------------
 CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
@@ -357,6 +385,8 @@ case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
 
 # --- estimate and catalog flags --------------------------------------------------------------------------------------
 for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
+              ["--seq-len", "99999999999"], ["--micro-batch", "99999999999"], ["--grad-accum", "99999999999"],
+              ["--lora-r", "99999999999"], ["--loss-chunk-tokens", "99999999999"],
               ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4080"], ["--target-modules", "foo"],
               ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
@@ -438,6 +468,15 @@ def test_an_id_is_matched_exactly_or_by_its_start(inputs):
     assert "no run matching" in CliRunner().invoke(app, ["logs", RUN_ID[-6:]]).stderr  # an end is not a prefix
 
 
+def test_a_job_id_is_matched_by_its_start_not_its_end(inputs):
+    """`orch cancel`'s help said "its unique end"; ids are matched exactly or by a unique prefix, as runs are."""
+    job_id = JobQueue().submit("j", "x.yaml", "{}", None, None, 0).job_id
+    assert "no job matching" in CliRunner().invoke(app, ["cancel", job_id[-4:]]).stderr
+    assert "prefix" in CliRunner().invoke(app, ["cancel", "--help"]).stdout
+    result = CliRunner().invoke(app, ["cancel", job_id[:5]])
+    assert result.exit_code == 0 and f"cancelled {job_id}" in result.stdout
+
+
 def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):
     """Names are checked now, but a runs.db from before may hold one: the table shows it, and styles nothing."""
     inputs.run_record()
@@ -477,3 +516,52 @@ def test_the_trainer_refuses_an_output_that_is_a_file(inputs, capsys):
 
     assert main([inputs.job(model="orch/tiny-llama"), "--output", inputs.file("taken", "x")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_orch_train_passes_names_that_start_with_a_dash_as_values(inputs):
+    """`orch train -job.yaml --output -inf`: the trainer's own parser reads both as values, not as options it does
+    not know. A budget spent before the start ends the run before torch loads, with metrics.json in the folder."""
+    job = inputs.file("-job.yaml", yaml.safe_dump({**BASE_JOB, "model": "orch/tiny-llama", "usd_per_hour": 1.0,
+                                                   "budget_usd": 1e-9}))
+    os.rename(job, inputs.work / "-job.yaml")
+    result = CliRunner().invoke(app, ["train", "--output", "-inf", "--", "-job.yaml"])
+    assert result.exit_code == 4, result.output
+    assert json.loads((inputs.work / "-inf" / "metrics.json").read_text())["status"] == "budget_stopped"
+
+
+def test_the_trainer_prints_an_output_folder_without_its_escapes():
+    from trainer.__main__ import summary_line
+
+    line = summary_line({"status": "ok", "steps": 1}, Path("out\x1b]0;owned\x07\x1b[31m"))
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b" in line
+
+
+def test_launch_checks_its_out_before_it_plans(inputs):
+    """A dry run's --out in a folder that does not exist is said first, not after the plan (here: not after the
+    job's own mistake, which planning would find)."""
+    result = CliRunner().invoke(app, ["launch", inputs.job(learning_rate=math.nan), "--budget", "10", "--dry-run",
+                                      "--out", str(inputs.files / "no" / "task.yaml")])
+    assert result.exit_code == 2 and "--out" in result.stderr and "learning_rate" not in result.stderr
+
+
+def test_simulate_names_its_output_folder_without_its_escapes(inputs):
+    folder = inputs.files / "out\x1b]0;owned\x07\x1b[31m"
+    result = CliRunner().invoke(app, ["simulate", "--trace", inputs.file("t.csv", TRACE), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "decisions.csv").is_file() and "\\x1b" in result.stderr
+    assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_a_budget_below_a_cent_is_told_a_cost_above_zero(inputs):
+    """The nearest miss under a tiny budget costs a fraction of a cent: "Raise --budget to at least 0.00" said
+    nothing."""
+    job = inputs.job(model="orch/tiny-llama", seq_len=64, train_tokens=2000)
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "1e-9"])
+    assert result.exit_code == 2 and "Raise --budget to at least" in result.stderr, result.stderr
+    assert "at least 0.00," not in result.stderr and "$0.00 for" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "1e30", "0", "-inf"])
+def test_resume_checks_its_budget_before_it_looks_up_the_run(inputs, value):
+    result = CliRunner().invoke(app, ["resume", RUN_ID, "--budget", value])  # no such run: the budget is said first
+    assert result.exit_code == 2 and result.stderr.startswith("error: --budget must be"), result.stderr

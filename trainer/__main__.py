@@ -69,11 +69,12 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         print(f"error: {checks.printable(str(exc))}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
-        print(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}", file=sys.stderr)
+        print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
+              file=sys.stderr)
         return TrainStatus.INTERRUPTED.exit_code
     if result["status"] == TrainStatus.INTERRUPTED:
-        print(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: {_resume_command(args, output)}",
-              file=sys.stderr)
+        print(checks.printable(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: "
+                                f"{_resume_command(args, output)}"), file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
         message = " ".join(str(result.get("message") or "").split())  # one line; metrics.json keeps it whole
         print(checks.printable(f"{TrainStatus(result['status']).value}: {message}".rstrip(": ")), file=sys.stderr)
@@ -94,7 +95,7 @@ def summary_line(result: dict, output: Path) -> str:
         parts.append(f"eval perplexity {result['eval_perplexity']:.2f}")
     if result.get("cost_usd") is not None:
         parts.append(f"${result['cost_usd']:.4f}")
-    return ", ".join(parts) + f"; metrics in {output / 'metrics.json'}"
+    return checks.printable(", ".join(parts) + f"; metrics in {output / 'metrics.json'}")  # a folder named by a user
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ any work starts, with every problem reported at once. Plain Python: importing it
 """
 
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.units import MAX_BUDGET_USD
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -125,7 +127,13 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
              "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
              "save_every_minutes", "log_every", "max_grad_norm", "usd_per_hour", "neftune_noise_alpha",
              "loss_chunk_tokens"}
-_MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0}  # above these a run is a typo, not a choice
+MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
+# above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
+# and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
+_MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
+            "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
+            "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
+            "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
 MOST_PROBLEMS_SAID = 5
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
@@ -148,12 +156,15 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be true or false, got {value!r}")
         elif key in _STR_KEYS and not isinstance(value, str):
             problems.append(f"`{key}` must be a string, got {value!r}")
+        elif key in _STR_KEYS and not _is_text(value):
+            problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
+                            f"{value!r}")
         elif key in _FLOAT_KEYS and not math.isfinite(value):
             problems.append(f"`{key}` must be a finite number, got {value!r}")
         elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
             problems.append(f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}")
         elif key in _MAXIMUM and value > _MAXIMUM[key]:
-            problems.append(f"`{key}` must be at most {_MAXIMUM[key]:g}, got {value}")
+            problems.append(f"`{key}` must be at most {_MAXIMUM[key]}, got {value}")
         elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
             problems.append(f"`name` {value!r} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and value not in CHOICES[key]:
@@ -171,19 +182,24 @@ def _problems(raw: dict) -> list[str]:
     return problems
 
 
+def _is_text(value) -> bool:
+    """A name, column or path as text: not empty, and no control characters to reach a terminal."""
+    return isinstance(value, str) and bool(value.strip()) and checks.printable(value) == value
+
+
 def _columns(value) -> tuple[tuple[str, str], ...] | None:
     if value is None:
         return ()
     if isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
         value = dict(value)  # the pairs metrics.json records
-    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if isinstance(value, dict) and all(_is_text(k) and _is_text(v) for k, v in value.items()):
         return tuple(sorted(value.items()))
     return None
 
 
 def _names(value) -> tuple[str, ...] | None:
     names = [value] if isinstance(value, str) else value if value is not None else []
-    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+    return tuple(names) if isinstance(names, list) and all(_is_text(n) for n in names) else None
 
 
 def _target_modules(value) -> tuple[str, ...] | None:
@@ -231,7 +247,7 @@ def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
     if name is None:
         return None
     path = (base_dir / Path(name).expanduser()).resolve()
-    return path if path.exists() else None
+    return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
 
 
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
@@ -241,7 +257,7 @@ def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:
     """(config, the folder the file is in, against which relative dataset paths resolve)."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
         raise ConfigError(f"job file '{path}' does not exist. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):

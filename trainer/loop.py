@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers.integrations.neftune import activate_neftune
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
@@ -200,7 +201,7 @@ class FineTune:
         latest = checkpoint.latest_checkpoint(self.output_dir) if self.resume else None
         if latest is not None:
             state = checkpoint.load_checkpoint(latest, model, optimizer, scheduler, scaler)
-            print(f"resumed from {latest} at step {state['step']}", flush=True)
+            print(checks.printable(f"resumed from {latest} at step {state['step']}"), flush=True)
         steps_log = self.output_dir / "steps.jsonl"
         _truncate_steps_log(steps_log, state["step"])
         if device.type == "cuda":
@@ -259,7 +260,7 @@ class FineTune:
                     path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
                     last_save = time.time()
                     if self.stops.reason or (step + 1) % config.log_every == 0:  # beside a log line, not every save
-                        print(f"checkpoint: {path}", flush=True)
+                        print(checks.printable(f"checkpoint: {path}"), flush=True)
                 if self.stops.reason:
                     status = self.stops.reason
                     break
@@ -269,8 +270,8 @@ class FineTune:
             sampler_result = sampler.stop()
             progress.close()
         if status is TrainStatus.BUDGET_STOPPED:
-            print(f"checkpoint: {self._save(model, optimizer, scheduler, scaler, state, session_start, config)}",
-                  flush=True)
+            path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
+            print(checks.printable(f"checkpoint: {path}"), flush=True)
         state["wall_s"] += time.time() - session_start
         if status is TrainStatus.OK:
             if prepared.eval and (not state["eval_curve"] or state["eval_curve"][-1][0] != state["step"]):

@@ -11,6 +11,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from gpu_catalog import checks
+
 EXTRAS = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
@@ -43,8 +45,8 @@ class WandB:
         logged_in = os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").is_file()
         mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
         if mode == "offline" and not os.environ.get("WANDB_MODE"):
-            print(f"W&B: no WANDB_API_KEY, logging offline under {output_dir / 'wandb'} (upload with `wandb sync`)",
-                  flush=True)
+            print(checks.printable(f"W&B: no WANDB_API_KEY, logging offline under {output_dir / 'wandb'} "
+                                 "(upload with `wandb sync`)"), flush=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "orch"), name=config.name, mode=mode,
                               dir=str(output_dir), config=dataclasses.asdict(config), resume="allow" if resume
                               else None, id=_run_id(output_dir))

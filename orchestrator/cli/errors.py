@@ -36,7 +36,7 @@ def user_errors(command):
 
 
 def only_match(matches: list, what: str, text: str, how_to_list: str):
-    """The one record an id (or its unique end) names; none or several is the user's to fix."""
+    """The one record an id (or a unique prefix of one) names; none or several is the user's to fix."""
     if len(matches) != 1:
         found = f"no {what}" if not matches else f"{len(matches)} {what}s"
         raise UserError(f"{found} matching '{text}'. List them with `{how_to_list}`.")

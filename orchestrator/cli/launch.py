@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator import preflight
 from orchestrator.cli import display
@@ -49,6 +50,8 @@ def launch_command(
     """Train on the cheapest suitable GPU (local or cloud) within the budget, and record the run."""
     if out is not None and not dry_run:
         raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
+    if out is not None:
+        checks.output_file(out, "--out")  # before planning, not after it
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour)
     spec = result.spec

@@ -4,21 +4,30 @@
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
+from gpu_catalog.units import MAX_BUDGET_USD
 
 
-def parse_providers(text: str | None) -> set[str] | None:
-    return {p.strip().lower() for p in text.split(",") if p.strip()} if text else None
+def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
+    """The names in a comma list; None for a flag left out. A list with no name in it ('' or ',') is a mistake, not
+    "any provider"."""
+    if text is None:
+        return None
+    wanted = {p.strip().lower() for p in text.split(",") if p.strip()}
+    if not wanted:
+        raise UserError(f"{flag}: give at least one provider name (e.g. local,lambda), got {text!r}.")
+    return wanted
 
 
 # Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
 # range alone would let `--budget nan` through to SQLite.
-MAX_BUDGET_USD = 1e7
 MAX_DEADLINE_H = 24 * 365 * 10
 MAX_PRIORITY = 10**6
 
 
-def check_budget(budget: float | None, flag: str = "--budget") -> float | None:
-    return checks.optional_number(budget, flag, 0, MAX_BUDGET_USD)
+def check_budget(budget: float | None, flag: str = "--budget", zero_allowed: bool = False) -> float | None:
+    """A budget buys something only above $0 (`--budget 0` planned every target, then refused them all); a monthly
+    cap of 0 is a choice: no spend."""
+    return checks.optional_number(budget, flag, 0, MAX_BUDGET_USD, above=not zero_allowed)
 
 
 def check_deadline(deadline: float | None) -> float | None:
@@ -27,9 +36,7 @@ def check_deadline(deadline: float | None) -> float | None:
 
 def check_providers(text: str | None, known: set[str]) -> set[str] | None:
     """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
-    wanted = parse_providers(text)
-    if text is not None and not wanted:
-        raise UserError(f"give at least one provider name (e.g. local,lambda), got {text!r}.")
+    wanted = parse_providers(text, "--provider")
     for name in sorted(wanted or ()):
         if name not in known:
             raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))

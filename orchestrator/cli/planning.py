@@ -21,11 +21,11 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
     """The providers a plan may use: --target narrows to local or cloud, --providers to a list; None: any."""
     if target not in TARGETS:
         raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}.")
-    if target == "auto" and not allowed:
+    asked = parse_providers(allowed)
+    if target == "auto" and asked is None:
         return None
     providers = {o.provider for o in offers}
-    if allowed:
-        asked = parse_providers(allowed)
+    if asked is not None:
         unknown = sorted(p for p in asked if p not in providers and not known_cloud(p) and p != "local")
         if unknown:
             import difflib  # only on a miss

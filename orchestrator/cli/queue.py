@@ -62,7 +62,7 @@ def queue_command(
 
 
 @user_errors
-def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id (or its unique end).")]) -> None:
+def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a unique prefix of one.")]) -> None:
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
@@ -87,7 +87,7 @@ def scheduler_run_command(
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     checks.number(interval, "--interval", 0, MAX_INTERVAL_S, above=True)
-    check_budget(monthly_cap, "--monthly-cap")
+    check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:

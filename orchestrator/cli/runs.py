@@ -10,6 +10,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
+from orchestrator.cli.limits import check_budget
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.planning import plan_job
 from orchestrator.launch import lifecycle
@@ -117,6 +118,7 @@ def resume_command(
                                                       "left of its budget).")] = None,
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
+    check_budget(budget)  # before the run is looked up and its target planned again
     store = RunStore()
     record = find_run(store, run_id)
     record = lifecycle.resume(store, record, budget, same_target(record, budget))

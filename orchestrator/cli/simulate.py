@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
@@ -40,13 +41,13 @@ def simulate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
+    check_rate(rate)  # used only with --generate, but a NaN is a mistake wherever it is given
     if generate_jobs is not None:
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
-        check_rate(rate)
         _check_trace_target(out)
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
-        display.console.print(f"wrote {count} jobs to {out}", markup=False, highlight=False)
+        display.console.print(checks.printable(f"wrote {count} jobs to {out}"), markup=False, highlight=False)
         return
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
@@ -128,6 +129,6 @@ def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
     summary = _write_atomically(folder / "decisions.csv", run)
     spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy,
                     folder / "simulation.png")
-    display.err_console.print(f"wrote {folder / 'decisions.csv'} ({sim.settings.policy}) and "
-                              f"{folder / 'simulation.png'}", markup=False, highlight=False)
+    display.err_console.print(checks.printable(f"wrote {folder / 'decisions.csv'} ({sim.settings.policy}) and "
+                                               f"{folder / 'simulation.png'}"), markup=False, highlight=False)
     return summary

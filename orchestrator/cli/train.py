@@ -29,13 +29,15 @@ def train_command(
     checks.output_folder(output or Path("outputs") / config_values.name, "--output")
     if resume not in ("auto", "never"):
         raise UserError(f"--resume must be auto or never, got {resume!r}.")
-    command = [sys.executable, "-m", "trainer", str(config), "--resume", resume]
+    # `--flag=value` and `--` before the file: a value or a file name that starts with `-` (`--output -inf`) stays
+    # a value, not an option the trainer's parser refuses with its own usage block
+    command = [sys.executable, "-m", "trainer", f"--resume={resume}"]
     if output is not None:
-        command += ["--output", str(output)]
-    for value in set_values or []:
-        command += ["--set", value]
+        command.append(f"--output={output}")
+    command += [f"--set={value}" for value in set_values or []]
     if auto_fit:
         command.append("--auto-fit")
+    command += ["--", str(config)]
     raise typer.Exit(_run_forwarding_signals(command))
 
 

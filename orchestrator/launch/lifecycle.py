@@ -10,13 +10,13 @@ Money is metered from the second the launch starts until the trainer ends, whene
 
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 from typing import IO
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError, one_line
-from gpu_catalog.units import usd_for
+from gpu_catalog.units import MAX_BUDGET_USD, usd_for
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, run_job_file
 from orchestrator.launch.registry import launcher_for
@@ -114,8 +114,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
     if budget_usd is not None:
-        if not (math.isfinite(budget_usd) and budget_usd > 0):
-            raise UserError(f"--budget must be a number of USD above 0, got {budget_usd}.")
+        checks.number(budget_usd, "--budget", 0, MAX_BUDGET_USD, above=True)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
     spent_usd = record.cost_usd or 0.0

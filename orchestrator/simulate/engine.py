@@ -32,6 +32,7 @@ MAX_LOCAL_CARDS = 1024
 # The policy is asked with the 1, then 4 cheapest offers (of each kind, where spot is preferred) before the shape's
 # winnable ones: most jobs take the cheapest; a deadline that rules it out leaves one of the next few.
 FIRST_OFFERS = (1, 4)
+MAX_SPOT_PREEMPTIONS_PER_H = 3600.0  # one a second: no run gets anywhere past it, so a larger rate is a typo
 MAX_PREEMPTIONS = 100  # a spot rate so high that runs never reach a checkpoint must still end every job
 RUNTIME_SPREAD = 0.15  # sigma of log(actual / estimated run time)
 
@@ -47,8 +48,10 @@ class SimSettings:
         problems = []
         if self.policy not in POLICIES:
             problems.append(f"--policy must be one of {', '.join(POLICIES)} or all, got {self.policy!r}")
-        if not (math.isfinite(self.spot_preemptions_per_h) and self.spot_preemptions_per_h >= 0):
-            problems.append(f"--spot-preemptions-per-h must be 0 or more and finite, got {self.spot_preemptions_per_h}")
+        if not (math.isfinite(self.spot_preemptions_per_h)
+                and 0 <= self.spot_preemptions_per_h <= MAX_SPOT_PREEMPTIONS_PER_H):
+            problems.append(f"--spot-preemptions-per-h must be from 0 to {MAX_SPOT_PREEMPTIONS_PER_H:g}, got "
+                            f"{self.spot_preemptions_per_h:g}")
         if not (math.isfinite(self.checkpoint_interval_h) and self.checkpoint_interval_h >= 0):
             problems.append(f"the checkpoint interval must be 0 or more hours, got {self.checkpoint_interval_h}")
         if problems:

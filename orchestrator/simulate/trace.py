@@ -17,9 +17,10 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from trainer.config import CHOICES
+from trainer.config import CHOICES, MAX_SEQ_LEN
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
 MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20), ("meta-llama/Llama-3.1-8B", 0.35),
@@ -28,7 +29,7 @@ SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
-MAX_SEQ_LEN = 2**20
+MAX_RATE_PER_H = 3.6e6  # one arrival a millisecond; a faster one is a typo
 
 
 def _cumulative(weighted) -> tuple[tuple, list[float], float]:
@@ -51,8 +52,7 @@ def _pick(random_, pick: tuple[tuple, list[float], float]) -> object:
 
 
 def check_rate(rate_per_h: float) -> None:
-    if not (math.isfinite(rate_per_h) and rate_per_h > 0):
-        raise UserError(f"--rate must be a number of arrivals per hour above 0, got {rate_per_h}.")
+    checks.number(rate_per_h, "--rate (arrivals per hour)", 0, MAX_RATE_PER_H, above=True)
 
 
 def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> Iterator[dict]:
