@@ -1,6 +1,8 @@
-"""Units and the two money formulas, defined once: every module that turns bytes into GiB, seconds into dollars or a
-price into $ per million tokens calls these, so the trainer's budget stop, the runs store, the planner and the report
-can never disagree by a rounding or a factor of 3600."""
+"""Units, the two money formulas and the one way dollars are written, defined once: every module that turns bytes
+into GiB, seconds into dollars or a price into $ per million tokens calls these, so the trainer's budget stop, the runs
+store, the planner and the report can never disagree by a rounding or a factor of 3600."""
+
+import math
 
 BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
@@ -15,3 +17,13 @@ def usd_for(seconds: float, usd_per_hour: float) -> float:
 def usd_per_million_tokens(usd_per_hour: float, tokens_per_s: float) -> float:
     """$ per million training tokens: the scale on which every target compares, whatever its speed."""
     return usd_per_hour / (tokens_per_s * SECONDS_PER_HOUR) * 1e6
+
+
+def usd_text(value: float) -> str:
+    """Dollars for people: cents where they matter, three decimals under a dollar, and two significant digits below
+    a cent (a tiny job's cost is not $0.00), never in e-notation."""
+    if value >= 0.995:
+        return f"${value:,.2f}"
+    if value >= 0.01 or value <= 0:
+        return f"${value:.3f}"
+    return f"${value:.{1 - math.floor(math.log10(value))}f}"

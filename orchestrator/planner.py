@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
+from gpu_catalog.units import usd_text
 from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
@@ -210,11 +211,6 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
                 rejected=tuple(rejected))
 
 
-def _usd(value: float) -> str:
-    """Cents, or two significant digits below a cent: "at least 0.00" would say nothing."""
-    return f"{value:.2f}" if value >= 0.01 else f"{value:.2g}"
-
-
 def no_option_message(result: Plan) -> str:
     """Why nothing was chosen, naming the nearest miss and what to change."""
     by_kind = {}
@@ -224,9 +220,9 @@ def no_option_message(result: Plan) -> str:
     if "budget" in by_kind:
         cheapest = min(by_kind["budget"], key=lambda r: r.estimate.cost_usd)
         o, e = cheapest.offer, cheapest.estimate
-        return (f"no target meets the ${_usd(budget)} budget: the cheapest is {o.gpu.name} on {o.provider} "
-                f"({o.region}{', spot' if o.spot else ''}) at ${_usd(e.cost_usd)} for {e.hours:.1f} h. "
-                f"Raise --budget to at least {_usd(e.cost_usd)}, or train on fewer tokens.")
+        return (f"no target meets the {usd_text(budget)} budget: the cheapest is {o.gpu.name} on {o.provider} "
+                f"({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for {e.hours:.1f} h. "
+                f"Raise --budget to at least {usd_text(e.cost_usd).lstrip('$')}, or train on fewer tokens.")
     if "deadline" in by_kind:
         fastest = min(by_kind["deadline"], key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate

@@ -110,7 +110,7 @@ def test_a_budget_no_target_meets_names_the_cheapest():
     result = invoke("plan", QLORA_JOB, "--budget", "0.01")
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
-    assert "no target meets the $0.01 budget: the cheapest is" in message and "Raise --budget to at least" in message
+    assert "no target meets the $0.010 budget: the cheapest is" in message and "Raise --budget to at least" in message
 
 
 def test_a_job_that_fits_nowhere_says_so(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 from trainer.config import load_config
 from trainer.jsonio import write_json_atomic
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent, process_start_time
@@ -94,7 +95,7 @@ def summary_line(result: dict, output: Path) -> str:
     if result.get("eval_perplexity"):
         parts.append(f"eval perplexity {result['eval_perplexity']:.2f}")
     if result.get("cost_usd") is not None:
-        parts.append(f"${result['cost_usd']:.4f}")
+        parts.append(usd_text(result["cost_usd"]))
     return checks.printable(", ".join(parts) + f"; metrics in {output / 'metrics.json'}")  # a folder named by a user
 
 

@@ -9,11 +9,11 @@ report.md, report.html (images inline) and the --json output.
 """
 
 import datetime
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpu_catalog.units import usd_text
 from orchestrator.bench import plots
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.bench.report_errors import error_rows
@@ -55,12 +55,7 @@ def _date_range(dates: list[str]) -> str:
 
 
 def _money(usd: float | None) -> str:
-    """Dollars with cents, or two significant digits below a dollar ($0.0042): tiny jobs cost fractions of a cent."""
-    if usd is None:
-        return "-"
-    if usd >= 0.995 or usd <= 0:
-        return f"${usd:,.2f}"
-    return f"${usd:.{max(2, 1 - math.floor(math.log10(usd)))}f}"
+    return "-" if usd is None else usd_text(usd)
 
 
 def _hours(h: float | None) -> str:

@@ -1,7 +1,6 @@
 """The one place that formats output for people: rich tables and short summaries. Everything else returns data."""
 
 import json
-import math
 import sys
 
 from rich import box
@@ -16,6 +15,7 @@ from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
+from gpu_catalog.units import usd_text
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
@@ -61,15 +61,6 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {esc(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
 
 
-def _money(value: float) -> str:
-    """Cents where they matter, and two significant digits below a cent (a tiny job's $/Mtok is not $0.000)."""
-    if value >= 0.995:
-        return f"${value:,.2f}"
-    if value >= 0.01 or value <= 0:
-        return f"${value:.3f}"
-    return f"${value:.{1 - math.floor(math.log10(value))}f}"  # two significant digits, never in e-notation
-
-
 def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -102,7 +93,7 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
         table.add_column(column, justify="right" if column == "$/h" else "left")
     for o in offers:
         table.add_row(esc(o.gpu.name), esc(o.provider), esc(o.region), esc(o.instance_type), "spot" if o.spot else "",
-                      _money(o.usd_per_hour), esc(o.source))
+                      usd_text(o.usd_per_hour), esc(o.source))
     console.print(table)
     if dropped_count:
         console.print(f"{dropped_count} offers with implausible prices dropped (see `--json` of `orch catalog "
@@ -124,7 +115,7 @@ def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: 
     for column in ("target", "$/h", "source"):
         table.add_column(column)
     for o in local_offers:
-        table.add_row(esc(o.gpu.name), _money(o.usd_per_hour), esc(o.source))
+        table.add_row(esc(o.gpu.name), usd_text(o.usd_per_hour), esc(o.source))
     console.print(table)
 
 
@@ -188,14 +179,15 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     for rank, (option, region_count) in enumerate(distinct[:top], start=1):
         o, e = option.offer, option.estimate
         batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
-        table.add_row(str(rank), esc(o.gpu.name), _where(o, region_count), _money(o.usd_per_hour), f"{e.vram_gib:.1f}",
-                      batch, _number(e.tokens_per_s), f"{e.hours:.2f}", _money(e.cost_usd),
-                      _money(e.usd_per_million_tokens))
-    out.print(table)
+        table.add_row(str(rank), esc(o.gpu.name), _where(o, region_count), usd_text(o.usd_per_hour),
+                      f"{e.vram_gib:.1f}", batch, _number(e.tokens_per_s), f"{e.hours:.2f}", usd_text(e.cost_usd),
+                      usd_text(e.usd_per_million_tokens))
+    if distinct:  # no option: the rejected targets below say why, without an empty table above them
+        out.print(table)
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
-        out.print(f"[bold green]chosen:[/] {esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, {_money(e.cost_usd)}, "
+        out.print(f"[bold green]chosen:[/] {esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, {usd_text(e.cost_usd)}, "
                   f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
         _show_spend(plan.chosen, out)
 
@@ -203,7 +195,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
 def _show_spend(option, out: Console) -> None:
     """Where the chosen option's money goes, how its output comes home, and where SkyPilot may fail over."""
     e = option.estimate
-    parts = ", ".join(f"{name} {_money(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
+    parts = ", ".join(f"{name} {usd_text(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
     startup = "measured" if e.startup_measured else "guessed"
     preempt = f", {e.expected_preemptions:.2f} expected preemptions" if option.offer.spot else ""
     out.print(f"  spend: {parts} [dim](start-up {startup}{preempt})[/]", highlight=False)
@@ -212,8 +204,8 @@ def _show_spend(option, out: Console) -> None:
                   "cluster": "the VM's disk, pulled home before teardown"}[option.delivery.output]
         out.print(f"  output: {output}", highlight=False)
     if option.failover:
-        where = ", ".join(f"{_where(o)} {_money(o.usd_per_hour)}/h" for o in option.failover)
-        out.print(f"  failover: {where}; at the dearest {_money(option.worst_cost_usd)}", highlight=False)
+        where = ", ".join(f"{_where(o)} {usd_text(o.usd_per_hour)}/h" for o in option.failover)
+        out.print(f"  failover: {where}; at the dearest {usd_text(option.worst_cost_usd)}", highlight=False)
 
 
 def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
@@ -240,9 +232,9 @@ def show_spend_rows(by: str, rows) -> None:
     for column in (by, "runs", "active", "spend"):
         table.add_column(column, justify="left" if column == by else "right")
     for row in rows:
-        table.add_row(Text(row.key), str(row.runs), str(row.active_runs), _money(row.usd))  # a name, never markup
+        table.add_row(Text(row.key), str(row.runs), str(row.active_runs), usd_text(row.usd))  # a name, never markup
     console.print(table, highlight=False)
-    console.print(f"total: {_money(sum(r.usd for r in rows))}", highlight=False)
+    console.print(f"total: {usd_text(sum(r.usd for r in rows))}", highlight=False)
 
 
 def optional(value, fmt: str) -> str:
@@ -262,17 +254,17 @@ def show_runs(records: list[RunRecord]) -> None:
         table.add_column(column, justify="right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
-        cost = f"~{_money(spend_usd(r))}" if r.status.is_active() else _optional_money(r.cost_usd)
+        cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else _optionalusd_text(r.cost_usd)
         table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
                       optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), cost)
         table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
-                      optional(r.est_hours, ".2f"), _optional_money(r.est_cost_usd), style="dim")
+                      optional(r.est_hours, ".2f"), _optionalusd_text(r.est_cost_usd), style="dim")
     console.print(table)
 
 
-def _optional_money(value: float | None) -> str:
-    return "-" if value is None else _money(value)
+def _optionalusd_text(value: float | None) -> str:
+    return "-" if value is None else usd_text(value)
 
 
 def show_run(record: RunRecord) -> None:
@@ -287,7 +279,7 @@ def show_run(record: RunRecord) -> None:
                   + "".join(f", {part}" for part in did if part))
     measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
                 f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
-                f"cost {_optional_money(record.cost_usd)} of {_money(record.budget_usd)}"]
+                f"cost {_optionalusd_text(record.cost_usd)} of {usd_text(record.budget_usd)}"]
     console.print("  " + ", ".join(measured), highlight=False)
     console.print(f"  output: {esc(str(record.output_dir))}", highlight=False)
     if record.output_uri:
