@@ -143,6 +143,8 @@ def show_estimate(result: dict) -> None:
         console.print("No catalog GPU fits these settings.")
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
+    elif "gpu" in result and not result["fits"]:
+        console.print("--auto-fit finds the micro-batch and checkpointing that fit, keeping the effective batch.")
 
 
 def _where(offer: Offer, region_count: int = 1) -> str:
