@@ -61,7 +61,7 @@ def test_launch_trains_locally_and_records_estimate_and_measurement(launched_run
 def test_nothing_launches_over_budget(tmp_path):
     result = orch("launch", write_job(tmp_path), "--budget", "0.0000001", "--yes")
     assert result.exit_code == 2
-    assert "no target meets the $1e-07 budget: the cheapest is CPU on local" in " ".join(result.stderr.split())
+    assert "no target meets the $0.00000010 budget: the cheapest is CPU on local" in " ".join(result.stderr.split())
     assert runs_json() == []
 
 
