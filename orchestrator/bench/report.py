@@ -13,14 +13,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gpu_catalog.units import usd_text
 from orchestrator.bench import plots
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.bench.report_errors import error_rows
 from orchestrator.bench.report_hybrid import compare_policies
 from orchestrator.bench.report_points import estimate_points
 from orchestrator.bench.report_summary import job_summary
-from orchestrator.cli.display import optional
+from orchestrator.cli.display import optional, optional_usd
 from orchestrator.estimator.calibration import load_calibration
 
 ORIGINS = ("measured", "published", "analytic")
@@ -54,10 +53,6 @@ def _date_range(dates: list[str]) -> str:
     return f"data of {dates[0]}" if dates[0] == dates[-1] else f"data from {dates[0]} to {dates[-1]}"
 
 
-def _money(usd: float | None) -> str:
-    return "-" if usd is None else usd_text(usd)
-
-
 def _hours(h: float | None) -> str:
     return "-" if h is None else f"{h:,.1f} h" if h >= 1 else f"{h * 60:.1f} min"
 
@@ -66,13 +61,13 @@ def _target_line(kind: str, t: dict | None) -> str:
     if t is None:
         return f"{kind}: none can run this job."
     limit = "" if t["verdict"] == "ok" else f"; but {t['reason']}"
-    return (f"{kind}: {t['target']}: {_hours(t['hours'])}, {_money(t['usd_per_job'])} per job, "
-            f"{_money(t['usd_per_million_tokens'])} per million tokens ({t['basis']} speed{limit}).")
+    return (f"{kind}: {t['target']}: {_hours(t['hours'])}, {optional_usd(t['usd_per_job'])} per job, "
+            f"{optional_usd(t['usd_per_million_tokens'])} per million tokens ({t['basis']} speed{limit}).")
 
 
 def summary_lines(s: dict) -> list[str]:
     """The summary in words: the job, then the recommended, fastest and cheapest targets."""
-    limits = f"budget {_money(s['budget_usd']) if s['budget_usd'] is not None else 'none'}, deadline " + \
+    limits = f"budget {optional_usd(s['budget_usd']) if s['budget_usd'] is not None else 'none'}, deadline " + \
         (f"{s['deadline_h']:g} h" if s["deadline_h"] is not None else "none")
     rec = s["recommended"]
     text = [f"Job `{s['name']}` ({s['model']}, {s['method']}, {s['train_tokens']:,} training tokens; {limits}).",
@@ -94,7 +89,8 @@ def summary_section(s: dict) -> Section:
                 + ("" if declared else " (no hardware file: common desktop cards at street price over 4 years)")
                 + ":")
     table = [[e["card"], f"${e['purchase_usd']:,.0f} over {e['life_years']:g} y", _hours(e["hours"]),
-              e["cloud"] or "-", _money(e["cloud_usd_per_job"]), e["verdict"], "analytic"] for e in s["break_even"]]
+              e["cloud"] or "-", optional_usd(e["cloud_usd_per_job"]), e["verdict"], "analytic"]
+             for e in s["break_even"]]
     return Section(f"Summary: {s['name']}", "analytic", text,
                    ["owned card", "purchase", "hours per job", "cheapest cloud offer", "cloud $ per job",
                     "owning wins at utilization", "origin"], table, ["analytic"] * len(table))
@@ -107,8 +103,8 @@ def targets_section(s: dict, out: Path, index: int) -> Section:
     image = plots.hours_vs_usd(s["targets"], s["pareto"], f"{s['name']}: hours and dollars per job on every target",
                                caption, out / f"hours_vs_usd_{index}.png")
     by_name = {t["target"]: t for t in s["targets"]}
-    table = [[str(n), name, _hours(by_name[name]["hours"]), _money(by_name[name]["usd_per_job"]),
-              _money(by_name[name]["usd_per_million_tokens"]), by_name[name]["verdict"], by_name[name]["basis"]]
+    table = [[str(n), name, _hours(by_name[name]["hours"]), optional_usd(by_name[name]["usd_per_job"]),
+              optional_usd(by_name[name]["usd_per_million_tokens"]), by_name[name]["verdict"], by_name[name]["basis"]]
              for n, name in enumerate(s["pareto"], start=1)]
     return Section(f"Hours against dollars: {s['name']}", origin,
                    ["Each point is one target that can run the job; the numbered ones are the Pareto frontier "
@@ -165,7 +161,7 @@ def runs_section(runs: list[dict]) -> Section:
     table = [[r["run_id"], r["job_name"], f"{r['gpu']} {r['provider']}{' spot' if r['spot'] else ''}", r["status"],
               optional(r["est_tokens_per_s"], ",.0f"), optional(r["tokens_per_s"], ",.0f"),
               optional(r["est_vram_gib"], ".1f"), optional(r["peak_vram_gib"], ".1f"),
-              _money(r["est_cost_usd"]), _money(r["cost_usd"])] for r in runs]
+              optional_usd(r["est_cost_usd"]), optional_usd(r["cost_usd"])] for r in runs]
     return Section("Launched runs: estimate against measurement", "measured",
                    [f"{len(runs)} runs from `orch runs` (read-only)." if runs else
                     "No launched runs yet (`orch launch JOB.yaml`); they appear here with their estimate, "
@@ -199,8 +195,9 @@ def error_section(points: list, out: Path) -> Section:
 
 
 def hybrid_section(hybrid: dict) -> Section:
-    table = [[name, str(s["completed"]), str(s["rejected"]), _money(s["total_cost_usd"]), str(s["deadline_misses"]),
-              _hours(s["mean_wait_h"]), f"{s['local_utilization']:.0%}"] for name, s in hybrid["policies"].items()]
+    table = [[name, str(s["completed"]), str(s["rejected"]), optional_usd(s["total_cost_usd"]),
+              str(s["deadline_misses"]), _hours(s["mean_wait_h"]), f"{s['local_utilization']:.0%}"]
+             for name, s in hybrid["policies"].items()]
     return Section("Local, cloud or both: the hybrid question", "analytic",
                    [f"The simulator (`orch simulate`) on {hybrid['jobs']} jobs of {hybrid['trace']}, with owned cards "
                     f"{', '.join(hybrid['cards'])}"

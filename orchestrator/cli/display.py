@@ -256,16 +256,16 @@ def show_runs(records: list[RunRecord]) -> None:
         table.add_column(column, justify="right")
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
-        cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else _optionalusd_text(r.cost_usd)
+        cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else optional_usd(r.cost_usd)
         table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
                       optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), cost)
         table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
-                      optional(r.est_hours, ".2f"), _optionalusd_text(r.est_cost_usd), style="dim")
+                      optional(r.est_hours, ".2f"), optional_usd(r.est_cost_usd), style="dim")
     console.print(table)
 
 
-def _optionalusd_text(value: float | None) -> str:
+def optional_usd(value: float | None) -> str:
     return "-" if value is None else usd_text(value)
 
 
@@ -281,7 +281,7 @@ def show_run(record: RunRecord) -> None:
                   + "".join(f", {part}" for part in did if part))
     measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
                 f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
-                f"cost {_optionalusd_text(record.cost_usd)} of {usd_text(record.budget_usd)}"]
+                f"cost {optional_usd(record.cost_usd)} of {usd_text(record.budget_usd)}"]
     console.print("  " + ", ".join(measured), highlight=False)
     console.print(f"  output: {esc(str(record.output_dir))}", highlight=False)
     if record.output_uri:
