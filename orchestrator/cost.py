@@ -105,16 +105,15 @@ class Estimate:
     startup_measured: bool = False
 
 
-def _spend(offer: Offer, delivery: Delivery | None, hours: float, train_h: float, startup_h: float,
-           recovery_h: float) -> dict:
-    """The spend's parts. `hours`: train_h + startup_h + recovery_h, the run's whole time, which the jobs controller
-    is up for too (and then its idle window)."""
+def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: float, recovery_h: float) -> dict:
+    """The spend's parts; a managed job's controller is up for the run's whole time, then its idle window."""
     price = offer.usd_per_hour
     parts = {"train": train_h * price, "startup": startup_h * price, "recovery": recovery_h * price}
     if delivery is not None:
         parts["idle"] = delivery.idle_hours() * price
         if delivery.managed:
-            parts["controller"] = (hours + CONTROLLER_IDLE_HOURS) * CONTROLLER_USD_PER_HOUR
+            controller_h = train_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
+            parts["controller"] = controller_h * CONTROLLER_USD_PER_HOUR
     return parts
 
 
@@ -131,10 +130,9 @@ def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: St
         recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
     else:
         preemptions = recovery_h = 0.0
-    hours = train_h + startup + recovery_h
     delivery = None if offer.is_local else delivery_for(offer)
-    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, hours, train_h, startup, recovery_h)
-    return hours, startup, preemptions, parts
+    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
+    return train_h + startup + recovery_h, startup, preemptions, parts
 
 
 def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
