@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from gpu_catalog import checks
 from gpu_catalog.errors import UserError, one_line
-from gpu_catalog.units import MAX_BUDGET_USD, usd_for
+from gpu_catalog.units import usd_for
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, run_job_file
 from orchestrator.launch.registry import launcher_for
@@ -113,8 +112,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
-    if budget_usd is not None:
-        checks.number(budget_usd, "--budget", 0, MAX_BUDGET_USD, above=True)
+    if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
     spent_usd = record.cost_usd or 0.0
