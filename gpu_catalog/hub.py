@@ -25,11 +25,16 @@ def hub_reachable() -> bool:
     return True
 
 
+def _hf_home() -> Path:
+    """Where Hugging Face's libraries keep their caches unless told otherwise (HF_HUB_CACHE, HF_DATASETS_CACHE)."""
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+
+
 def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") -> bool:
     """Whether a repository's file (any file by default) is in the hub cache on this machine, read from the cache's
     own layout (the files huggingface_hub's try_to_load_from_cache reads): importing huggingface_hub would cost a
     plan a third of a second."""
-    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+    hub = os.environ.get("HF_HUB_CACHE") or _hf_home() / "hub"
     snapshots = Path(hub).expanduser() / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
     return any(snapshots.glob(f"*/{filename}"))
 
@@ -37,5 +42,5 @@ def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") ->
 def in_datasets_cache(dataset_id: str) -> bool:
     """Whether `datasets` has this hub dataset prepared on this machine (its own cache, `owner___name`), which it
     reads offline without the hub's copy."""
-    cache = os.environ.get("HF_DATASETS_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "datasets"
+    cache = os.environ.get("HF_DATASETS_CACHE") or _hf_home() / "datasets"
     return (Path(cache).expanduser() / dataset_id.replace("/", "___")).is_dir()
