@@ -178,10 +178,10 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     for column in ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok"):
         table.add_column(column, justify="left" if column in ("GPU", "where") else "right", min_width=max(
             (len(word) for where in wheres for word in where.split()), default=0) if column == "where" else None)
-    for rank, (option, region_count) in enumerate(distinct[:top], start=1):
+    for rank, ((option, _), where) in enumerate(zip(distinct[:top], wheres, strict=True), start=1):
         o, e = option.offer, option.estimate
         batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
-        table.add_row(str(rank), esc(o.gpu.name), _where(o, region_count), usd_text(o.usd_per_hour),
+        table.add_row(str(rank), esc(o.gpu.name), where, usd_text(o.usd_per_hour),
                       f"{e.vram_gib:.1f}", batch, _number(e.tokens_per_s), f"{e.hours:.2f}", usd_text(e.cost_usd),
                       usd_text(e.usd_per_million_tokens))
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
