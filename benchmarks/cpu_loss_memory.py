@@ -13,13 +13,17 @@ benchmarks/results/cpu-loss-memory.json with the machine's description.
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from gpu_catalog.units import BYTES_PER_GIB
 
 CONFIGS = [  # (model, method, seq_len, micro_batch, loss_chunk_tokens, qlora_fp32_upcast): each loss mode measured
     ("orch/tiny-llama", "lora", 128, 4, 64, True),
@@ -47,6 +51,15 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def measured_step(step: Callable[[], float]) -> tuple[float, float, float]:
+    """(the step's loss, the process's RSS before it in GiB, how far its peak RSS rose above that in GiB)."""
+    before_kib = _rss_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
+    loss_value = step()
+    peak_kib = _rss_kib("VmHWM")
+    return loss_value, before_kib * 1024 / BYTES_PER_GIB, (peak_kib - before_kib) * 1024 / BYTES_PER_GIB
+
+
 def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk: int, upcast: bool) -> list[dict]:
     """One model in this process: a first step allocates the optimizer state, then one step per loss mode, each
     with the peak RSS reset before it."""
@@ -54,7 +67,6 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
 
     from gpu_catalog.gpus import cpu_gpu
     from gpu_catalog.models import get_model
-    from gpu_catalog.units import BYTES_PER_GIB
     from orchestrator.estimator.memory import estimate_memory
     from orchestrator.estimator.settings import settings_from_job
     from trainer.config import config_from_dict
@@ -89,25 +101,21 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
     step("full")
     results = []
     for loss in LOSSES:
-        before_kib = _rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-        loss_value = step(loss)
-        peak_kib = _rss_kib("VmHWM")
+        loss_value, before_gib, step_gib = measured_step(functools.partial(step, loss))
         parts = estimate_memory(get_model(model_name), settings_from_job(config(loss)), cpu_gpu()).breakdown_gib
         results.append({
             "model": model_name, "method": method, "loss": loss, "seq_len": seq_len, "micro_batch": micro_batch,
             "loss_chunk_tokens": chunk, "qlora_fp32_upcast": upcast, "loss_value": loss_value,
-            "rss_before_step_gib": before_kib * 1024 / BYTES_PER_GIB,
-            "step_peak_above_before_gib": (peak_kib - before_kib) * 1024 / BYTES_PER_GIB,
+            "rss_before_step_gib": before_gib, "step_peak_above_before_gib": step_gib,
             "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
             "estimated_weights_gib": parts["weights"], "estimated_breakdown_gib": parts})
     return results
 
 
-def run_in_subprocess(config: tuple) -> list[dict]:
-    """Each configuration in a fresh process, so one's peak never hides another's."""
+def run_in_subprocess(config: tuple, module: str = "benchmarks.cpu_loss_memory", **options):
+    """`module.measure(*config, **options)` in a fresh process, so one's peak never hides another's: its JSON."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    code = f"import json; from benchmarks.cpu_loss_memory import measure; print(json.dumps(measure(*{config!r})))"
+    code = f"import json; from {module} import measure; print(json.dumps(measure(*{config!r}, **{options!r})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement {config} failed:\n{done.stderr[-2000:]}")

@@ -12,12 +12,10 @@ benchmarks/results/cpu-mask-memory.json with the machine's description.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.cpu_loss_memory import TINY_DATA, _rss_kib, fix_mmap_threshold, machine
+from benchmarks.cpu_loss_memory import TINY_DATA, fix_mmap_threshold, machine, measured_step, run_in_subprocess
 
 CONFIGS = [  # (model, seq_len, micro_batch): each with the shared and with transformers' own mask
     ("orch/tiny-llama", 2048, 2),
@@ -33,7 +31,6 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
 
     from gpu_catalog.gpus import cpu_gpu
     from gpu_catalog.models import get_model
-    from gpu_catalog.units import BYTES_PER_GIB
     from orchestrator.estimator.memory import estimate_memory
     from orchestrator.estimator.settings import settings_from_job
     from trainer.config import config_from_dict
@@ -66,28 +63,14 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
         optimizer.zero_grad(set_to_none=True)
         return value.item()
 
-    step()
-    before_kib = _rss_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    loss_value = step()
-    peak_kib = _rss_kib("VmHWM")
+    step()  # allocates the optimizer state
+    loss_value, _, step_gib = measured_step(step)
     parts = estimate_memory(get_model(model_name), settings_from_job(config), cpu_gpu()).breakdown_gib
     return {"model": model_name, "seq_len": seq_len, "micro_batch": micro_batch, "documents_per_row": DOCUMENTS,
             "mask": "shared (orch)" if shared else "transformers' boolean (a copy per layer)", "loss_value": loss_value,
-            "step_peak_above_before_gib": (peak_kib - before_kib) * 1024 / BYTES_PER_GIB,
+            "step_peak_above_before_gib": step_gib,
             "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
             "estimated_breakdown_gib": parts}
-
-
-def run_in_subprocess(config: tuple, shared: bool) -> dict:
-    """Each measurement in a fresh process: one's peak never hides another's, and the mask registration is its own."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    code = (f"import json; from benchmarks.cpu_mask_memory import measure; "
-            f"print(json.dumps(measure(*{config!r}, shared={shared})))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"measurement {config} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-mask-memory.json"))
     args = parser.parse_args(argv)
-    results = [run_in_subprocess(c, shared) for c in (QUICK if args.quick else CONFIGS) for shared in (False, True)]
+    # each in a fresh process: one's peak never hides another's, and the mask registration is its own
+    results = [run_in_subprocess(c, "benchmarks.cpu_mask_memory", shared=shared)
+               for c in (QUICK if args.quick else CONFIGS) for shared in (False, True)]
     data = {"machine": machine(), "results": results}
     args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     for r in results:
