@@ -18,7 +18,7 @@ def build_optimizer(config: JobConfig, model, device: torch.device) -> torch.opt
 
         return CPUOffloadOptimizer(params, torch.optim.AdamW, fused=True, **kwargs)
     if config.optimizer in ("adamw", "adamw_cpu_offload"):  # on the CPU the state is in CPU memory already
-        return torch.optim.AdamW(params, fused=device.type == "cuda", **kwargs)
+        return torch.optim.AdamW(params, fused=device.type in ("cuda", "cpu"), **kwargs)  # no per-tensor temporaries
     import bitsandbytes as bnb
 
     optimizer_class = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
