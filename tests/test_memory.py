@@ -19,7 +19,8 @@ def job(method, seq_len, micro_batch, grad_ckpt, **settings) -> JobConfig:
 
 
 def vram(model=MODEL, gpu=GPU, **settings) -> float:
-    values = dict(method="lora", seq_len=2048, micro_batch=1, grad_ckpt=True) | settings
+    """With accumulation, so the step peaks with the activations and gradients together, whatever the method."""
+    values = dict(method="lora", seq_len=2048, micro_batch=1, grad_ckpt=True, grad_accum=2) | settings
     return estimate_memory(model, job(**values), gpu).vram_gib
 
 
@@ -41,8 +42,8 @@ def test_qlora_below_lora_below_full(grad_ckpt):
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])
 def test_checkpointing_lowers_activations_only(method):
-    on = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=True), GPU).breakdown_gib
-    off = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=False), GPU).breakdown_gib
+    on = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=True, grad_accum=2), GPU).breakdown_gib
+    off = estimate_memory(MODEL, job(method, 2048, 2, grad_ckpt=False, grad_accum=2), GPU).breakdown_gib
     assert on["activations"] < off["activations"] / 5
     assert on["weights"] == off["weights"] and on["logits"] == off["logits"]
 
@@ -82,7 +83,7 @@ def test_8bit_optimizers_shrink_optimizer_state():
 
 
 def test_lora_adapters_keep_fp32_optimizer_moments():
-    memory = estimate_memory(MODEL, job("lora", 512, 1, True), GPU)
+    memory = estimate_memory(MODEL, job("lora", 512, 1, True, grad_accum=2), GPU)
     assert memory.breakdown_gib["optimizer_state"] == pytest.approx(2 * memory.breakdown_gib["gradients"])
 
 
@@ -138,7 +139,7 @@ SMALL = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=
 @pytest.mark.parametrize("loss, logit_tokens", [("full", 512), ("chunked", 100)])
 def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
     """Every static term counted by hand for a 2-layer shape, and the loss term per loss mode."""
-    settings = job("lora", 256, 2, True, lora_r=4, loss=loss, loss_chunk_tokens=100)
+    settings = job("lora", 256, 2, True, lora_r=4, loss=loss, loss_chunk_tokens=100, grad_accum=2)
     parts = estimate_memory(SMALL, settings, GPU).breakdown_gib
     gib = 2 ** 30
     # per layer: q (64->64), k and v (64->32 each: 2 kv heads of 16), o (64->64), gate/up (64->128), down (128->64)
@@ -151,12 +152,47 @@ def test_breakdown_from_first_principles_on_a_small_shape(loss, logit_tokens):
     assert parts["cuda_context"] == pytest.approx(0.75)
 
 
+def test_gradients_meet_the_activations_only_when_they_accumulate():
+    """zero_grad(set_to_none=True) leaves no gradient at the start of a step's first backward: with one micro-batch
+    per step the adapters' gradients never count beside the activations; with two, the first one's stay."""
+    def memory(grad_accum):
+        return estimate_memory(SMALL, job("lora", 256, 2, False, lora_r=4, grad_accum=grad_accum), GPU)
+
+    one, two = memory(1), memory(2)
+    assert one.peak_phase == two.peak_phase == "backward_start"
+    assert one.breakdown_gib["gradients"] == 0
+    adapters = 2 * 4 * ((64 + 64) + 2 * (64 + 32) + (64 + 64) + 2 * (64 + 128) + (128 + 64))
+    assert (two.vram_gib - one.vram_gib) * 2 ** 30 == pytest.approx(adapters * 4)
+
+
+@pytest.mark.parametrize("tied, grad_accum, table_copies", [(False, 1, 0), (True, 1, 2), (False, 2, 1), (True, 2, 3)])
+def test_a_short_full_fine_tune_peaks_at_the_end_of_the_backward(tied, grad_accum, table_copies):
+    """Full fine-tuning on a few tokens: the gradients (as large as the weights) outweigh the activations, and the
+    step peaks once every gradient exists, the activations freed. A tied embedding's gradient is there three times
+    for a moment (the head's, the lookup's, their sum); an accumulated table's new gradient sits beside the old."""
+    model = make_model(n_layers=2, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=1000,
+                       tied_embeddings=tied)
+    memory = estimate_memory(model, job("full", 4, 1, False, grad_accum=grad_accum, loss="full"), GPU)
+    parts = memory.breakdown_gib
+    assert memory.peak_phase == "backward_end"
+    assert parts["activations"] == parts["logits"] == parts["allocator_slack"] == 0
+    assert parts["gradients"] * 2 ** 30 == pytest.approx((model.params + table_copies * 1000 * 64) * 2)  # bf16
+
+
+def test_a_long_full_fine_tune_peaks_as_the_backward_starts_without_its_gradients():
+    settings = job("full", 4096, 2, False)
+    memory = estimate_memory(MODEL, settings, GPU)
+    accumulated = estimate_memory(MODEL, job("full", 4096, 2, False, grad_accum=4), GPU)
+    assert memory.peak_phase == "backward_start" and memory.breakdown_gib["gradients"] == 0
+    assert (accumulated.vram_gib - memory.vram_gib) * 2 ** 30 == pytest.approx(MODEL.params * 2)
+
+
 def test_compile_recomputes_pointwise_results_instead_of_keeping_them():
     """Full fine-tuning without checkpointing, per layer per token: compiled, the two norms keep their 16-bit inputs
     instead of fp32 copies (2 x h x 2 bytes less), silu(gate) is not kept (i x 2), and the norm outputs and the
     gate-up product the weight gradients read are recomputed ((2h + i) x 2)."""
-    eager, compiled = (estimate_memory(MODEL, job("full", 1024, 2, False, compile=c), GPU).breakdown_gib["activations"]
-                       for c in (False, True))
+    eager, compiled = (estimate_memory(MODEL, job("full", 1024, 2, False, compile=c, grad_accum=2), GPU).breakdown_gib[
+        "activations"] for c in (False, True))
     h, i = MODEL.hidden, MODEL.intermediate
     per_token_layer = 2 * h * (4 - 2) + i * 2 + (2 * h + i) * 2
     assert (eager - compiled) * 2 ** 30 == pytest.approx(MODEL.n_layers * 2048 * per_token_layer)

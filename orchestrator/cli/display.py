@@ -119,6 +119,10 @@ def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: 
     console.print(table)
 
 
+PEAK_AT = {"backward_start": "peak as the backward starts: activations alive, gradients only if accumulated",
+           "backward_end": "peak as the backward ends: every gradient alive, the activations freed"}
+
+
 def show_estimate(result: dict) -> None:
     """`result` is the estimate command's JSON dict: one formatting of one structure."""
     console.print(f"[bold]{esc(result['model'])}[/] {result['method']}: {result['params'] / 1e9:.2f} B params, "
@@ -132,6 +136,7 @@ def show_estimate(result: dict) -> None:
         table.add_row(part, f"{gib:.2f}")
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
+    console.print(f"[dim]{PEAK_AT[result['peak_at']]}[/]")
     if "gpu" in result:
         verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free)" if result["fits"]
                    else f"does not fit ({result['usage']}, {result['usable_vram_gib']:g} usable)")

@@ -105,7 +105,7 @@ def estimate(
                                                             "optimizer", "lora_r")}, "settings": shown,
               "params": shape.params, "trainable_params": memory.trainable_params,
               "vram_gib": round(memory.vram_gib, 3),
-              "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()},
+              "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if gpu else "any bf16 GPU",
               "calibration": calibration.source or "defaults"}
     if gpu:

@@ -6,6 +6,15 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   (embeddings, head, norms) in 16 bits, or fp32 with `qlora_fp32_upcast` (peft's prepare_model_for_kbit_training);
   peft keeps LoRA adapters in fp32.
 - gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
+- the step peaks at one of two moments, and the breakdown is that moment's: the start of the loss's backward (every
+  activation and the loss's tensors alive) or the end of the backward (every gradient alive, the activations gone).
+  The trainer's zero_grad(set_to_none=True) leaves no gradient at the start of a step's first micro-batch, and each
+  layer's gradients appear as its activations are freed, so with one micro-batch per step the gradients never meet
+  the activations; with accumulation the earlier micro-batches' gradients stay through the next one's forward and
+  backward. At the end of a full fine-tune's backward a tied embedding's gradient exists three times for a moment
+  (the head's, the lookup's, their sum), and an accumulated one's new gradient sits beside the sum it joins. The
+  optimizer step itself adds nothing: AdamW runs fused (trainer/optim.py), with no per-tensor temporaries. Measured
+  on the CPU by benchmarks/cpu_grad_memory.py.
 - activations: what autograd saves per token per layer for a gated-MLP decoder, derived from the shape, with an
   attention kernel that never materialises the s x s scores (sdpa, flash); `eager` adds them. sdpa and eager take the
   block-causal mask that keeps packed documents apart (orch's trainer passes restarting positions, transformers makes
@@ -76,6 +85,7 @@ class MemoryEstimate:
     breakdown_gib: dict[str, float]
     params: int
     trainable_params: int
+    peak_phase: str  # "backward_start" or "backward_end": where the step peaks, and what the breakdown describes
 
     @cached_property
     def vram_gib(self) -> float:
@@ -203,6 +213,16 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     return model.n_layers * per_layer + head_inputs + mask + dequantized
 
 
+def gradient_transient_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
+    """Full fine-tuning: what the end of the backward holds beside the gradients. A tied embedding's gradient comes
+    twice (the head's and the lookup's) and autograd sums them into a third tensor before it lands in .grad; with
+    accumulation the last new gradient of the table sits beside the accumulated one it is added to."""
+    if settings.method != "full":
+        return 0.0
+    copies = (2 if model.tied_embeddings else 0) + (1 if settings.grad_accum > 1 else 0)
+    return copies * model.vocab * model.hidden * trainable_bytes_per_param(settings, gpu)
+
+
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
     """The loss the trainer really runs: `fused` needs a CUDA GPU, and falls back to `chunked` elsewhere."""
     return "chunked" if settings.loss == "fused" and gpu.kind == "cpu" else settings.loss
@@ -222,9 +242,12 @@ def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     head_copy = model.vocab * model.hidden * act if fp32_residual(settings, gpu) else 0
     if mode == "full":
         return tokens * model.vocab * per_logit + head_copy
+    # a trainable head's weight gradient exists from the first chunk's backward on, beside every layer's activations
+    # (the full loss frees its logits' fp32 tensors before the head's backward makes it, so there the logits peak)
     if mode == "chunked":
-        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit + head_copy
-    head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0
+        head_gradient = model.vocab * model.hidden * act if settings.method == "full" else 0
+        return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit + head_copy + head_gradient
+    head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0  # liger's, fp32
     return fused_chunk_tokens(model, tokens) * model.vocab * (act + FP32_BYTES) + tokens * model.hidden * act \
         + head_gradient
 
@@ -245,15 +268,21 @@ def memory_overheads(gpu: GPU, calibration: Calibration) -> tuple[float, float]:
 def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
                     calibration: Calibration = NO_CALIBRATION) -> MemoryEstimate:
     trainable = trainable_params(model, settings)
+    slack, context = memory_overheads(gpu, calibration)
+    gradients = trainable * trainable_bytes_per_param(settings, gpu)
+    activations, logits = activation_bytes_total(model, settings, gpu), loss_bytes(model, settings, gpu)
+    # the two moments a step can peak at (see the header): the loss's backward, every activation alive, and the end
+    # of the backward, every gradient alive; the breakdown is the larger one's
+    start = {"gradients": gradients if settings.grad_accum > 1 else 0.0, "activations": activations,
+             "logits": logits, "allocator_slack": slack * (activations + logits)}
+    end = {"gradients": gradients + gradient_transient_bytes(model, settings, gpu), "activations": 0.0,
+           "logits": 0.0, "allocator_slack": 0.0}
+    phase = "backward_end" if sum(end.values()) > sum(start.values()) else "backward_start"
     parts = {
         "weights": weight_bytes(model, settings, gpu),
-        "gradients": trainable * trainable_bytes_per_param(settings, gpu),
         "optimizer_state": trainable * optimizer_state_bytes_per_param(settings, gpu),
-        "activations": activation_bytes_total(model, settings, gpu),
-        "logits": loss_bytes(model, settings, gpu),
+        **(end if phase == "backward_end" else start),
+        "cuda_context": context * BYTES_PER_GIB,
     }
-    slack, context = memory_overheads(gpu, calibration)
-    parts["allocator_slack"] = slack * (parts["activations"] + parts["logits"])
-    parts["cuda_context"] = context * BYTES_PER_GIB
-    return MemoryEstimate(breakdown_gib={k: v / BYTES_PER_GIB for k, v in parts.items()},
-                          params=model.params, trainable_params=trainable)
+    return MemoryEstimate(breakdown_gib={k: parts[k] / BYTES_PER_GIB for k in COMPONENTS},
+                          params=model.params, trainable_params=trainable, peak_phase=phase)
