@@ -15,11 +15,10 @@ benchmarks/results/cpu-grad-memory.json with the machine's description.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from benchmarks.cpu_loss_memory import TINY_DATA, fix_mmap_threshold, machine, measured_step, run_in_subprocess
+from benchmarks import cpu_loss_memory as rss
 
 MODEL = "random:Qwen/Qwen2.5-0.5B"
 CONFIGS = [  # (model, seq_len, grad_accum): a short step (gradients above activations) and a long one, accumulated
@@ -45,8 +44,8 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
 
     config = config_from_dict({"model": model_name, "method": "full", "seq_len": seq_len, "max_steps": 2,
                                "micro_batch": 1, "grad_accum": grad_accum, "loss": "full"})
-    fix_mmap_threshold()
-    path = build_random_model(model_name, record_texts(file_records(TINY_DATA)), seq_len, seed=0)
+    rss.fix_mmap_threshold()
+    path = build_random_model(model_name, record_texts(file_records(rss.TINY_DATA)), seq_len, seed=0)
     torch.manual_seed(0)
     device = torch.device("cpu")
     model = load_model(config, str(path), device, "fp32", grad_ckpt=False)
@@ -66,12 +65,12 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
         return sum(losses)
 
     step()  # allocates the optimizer state
-    loss_value, _, step_gib = measured_step(step)
+    loss_value, _, step_gib = rss.measured_step(step)
     estimate = estimate_memory(get_model(model_name), settings_from_job(config), cpu_gpu())
     parts = estimate.breakdown_gib
     return {"model": model_name, "method": "full", "seq_len": seq_len, "micro_batch": 1, "grad_accum": grad_accum,
             "loss_value": loss_value, "step_peak_above_before_gib": step_gib,
-            "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
+            "estimated_step_gib": rss.estimated_step_gib(parts),
             "estimated_peak_phase": estimate.peak_phase, "estimated_breakdown_gib": parts}
 
 
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-grad-memory.json"))
     args = parser.parse_args(argv)
-    results = [run_in_subprocess(c, "benchmarks.cpu_grad_memory") for c in (QUICK if args.quick else CONFIGS)]
-    args.out.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n", encoding="utf-8")
+    results = [rss.run_in_subprocess(c, "benchmarks.cpu_grad_memory") for c in (QUICK if args.quick else CONFIGS)]
+    rss.save_results(args.out, results)
     for r in results:
         print(f"{r['model']} full seq {r['seq_len']} x1, {r['grad_accum']} micro-batch(es) a step: step "
               f"+{r['step_peak_above_before_gib']:.3f} GiB (estimated {r['estimated_step_gib']:.3f}, peak at the "

@@ -107,7 +107,7 @@ def measure(model_name: str, method: str, seq_len: int, micro_batch: int, chunk:
             "model": model_name, "method": method, "loss": loss, "seq_len": seq_len, "micro_batch": micro_batch,
             "loss_chunk_tokens": chunk, "qlora_fp32_upcast": upcast, "loss_value": loss_value,
             "rss_before_step_gib": before_gib, "step_peak_above_before_gib": step_gib,
-            "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
+            "estimated_step_gib": estimated_step_gib(parts),
             "estimated_weights_gib": parts["weights"], "estimated_breakdown_gib": parts})
     return results
 
@@ -120,6 +120,18 @@ def run_in_subprocess(config: tuple, module: str = "benchmarks.cpu_loss_memory",
     if done.returncode != 0:
         raise SystemExit(f"measurement {config} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+PER_STEP_PARTS = ("activations", "logits", "gradients", "allocator_slack")  # what a step allocates and frees
+
+
+def estimated_step_gib(breakdown_gib: dict[str, float]) -> float:
+    """The estimate's counterpart of the measured rise: the per-step parts of its breakdown."""
+    return sum(breakdown_gib[k] for k in PER_STEP_PARTS)
+
+
+def save_results(path: Path, results: list[dict]) -> None:
+    path.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n", encoding="utf-8")
 
 
 def machine() -> dict:
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-loss-memory.json"))
     args = parser.parse_args(argv)
     results = [r for c in (QUICK if args.quick else CONFIGS) for r in run_in_subprocess(c)]
-    args.out.write_text(json.dumps({"machine": machine(), "results": results}, indent=2) + "\n", encoding="utf-8")
+    save_results(args.out, results)
     for r in results:
         print(f"{r['model']} {r['method']} loss={r['loss']} upcast={r['qlora_fp32_upcast']} seq {r['seq_len']} "
               f"x{r['micro_batch']}: step +{r['step_peak_above_before_gib']:.3f} GiB (estimated "

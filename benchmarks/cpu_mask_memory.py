@@ -11,11 +11,10 @@ benchmarks/results/cpu-mask-memory.json with the machine's description.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from benchmarks.cpu_loss_memory import TINY_DATA, fix_mmap_threshold, machine, measured_step, run_in_subprocess
+from benchmarks import cpu_loss_memory as rss
 
 CONFIGS = [  # (model, seq_len, micro_batch): each with the shared and with transformers' own mask
     ("orch/tiny-llama", 2048, 2),
@@ -42,8 +41,8 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
 
     config = config_from_dict({"model": model_name, "method": "lora", "seq_len": seq_len, "max_steps": 2,
                                "micro_batch": micro_batch, "loss": "chunked", "lora_dropout": 0.0})
-    fix_mmap_threshold()
-    path = build_random_model(model_name, record_texts(file_records(TINY_DATA)), seq_len, seed=0)
+    rss.fix_mmap_threshold()
+    path = build_random_model(model_name, record_texts(file_records(rss.TINY_DATA)), seq_len, seed=0)
     torch.manual_seed(0)
     device = torch.device("cpu")
     model = load_model(config, str(path), device, "fp32", grad_ckpt=False)  # registers the shared mask
@@ -64,12 +63,12 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
         return value.item()
 
     step()  # allocates the optimizer state
-    loss_value, _, step_gib = measured_step(step)
+    loss_value, _, step_gib = rss.measured_step(step)
     parts = estimate_memory(get_model(model_name), settings_from_job(config), cpu_gpu()).breakdown_gib
     return {"model": model_name, "seq_len": seq_len, "micro_batch": micro_batch, "documents_per_row": DOCUMENTS,
             "mask": "shared (orch)" if shared else "transformers' boolean (a copy per layer)", "loss_value": loss_value,
             "step_peak_above_before_gib": step_gib,
-            "estimated_step_gib": sum(parts[k] for k in ("activations", "logits", "gradients", "allocator_slack")),
+            "estimated_step_gib": rss.estimated_step_gib(parts),
             "estimated_breakdown_gib": parts}
 
 
@@ -79,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-mask-memory.json"))
     args = parser.parse_args(argv)
     # each in a fresh process: one's peak never hides another's, and the mask registration is its own
-    results = [run_in_subprocess(c, "benchmarks.cpu_mask_memory", shared=shared)
+    results = [rss.run_in_subprocess(c, "benchmarks.cpu_mask_memory", shared=shared)
                for c in (QUICK if args.quick else CONFIGS) for shared in (False, True)]
-    data = {"machine": machine(), "results": results}
-    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    rss.save_results(args.out, results)
     for r in results:
         print(f"{r['model']} seq {r['seq_len']} x{r['micro_batch']}, {r['mask']}: step "
               f"+{r['step_peak_above_before_gib']:.3f} GiB (estimated {r['estimated_step_gib']:.3f} for the shared "
