@@ -2,6 +2,8 @@
 peft's LoRA adapters (optionally DoRA, rsLoRA scaling, and modules trained in full beside them), gradient
 checkpointing, and frozen lower layers for full fine-tuning."""
 
+import functools
+
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
@@ -21,9 +23,11 @@ def resolve_precision(config: JobConfig, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+@functools.lru_cache(maxsize=1)
 def _meta_model(model_name: str):
     """The model built on the meta device from its config alone: its layout, at no memory and no weight read. Models
-    orch builds offline are Llamas (trainer/random_model.py)."""
+    orch builds offline are Llamas (trainer/random_model.py). Kept for the next check of the same model (QLoRA with
+    modules_to_save asks twice); nothing modifies it."""
     config = LlamaConfig(num_hidden_layers=1) if is_built_offline(model_name) else \
         AutoConfig.from_pretrained(model_name)
     with torch.device("meta"):
