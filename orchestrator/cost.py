@@ -91,6 +91,7 @@ class Estimate:
 
     vram_gib: float
     breakdown: dict[str, float]
+    peak_at: str  # the moment of the step the breakdown describes (memory.MemoryEstimate.peak_phase)
     tokens_per_s: float
     hours: float
     startup_hours: float
@@ -152,6 +153,7 @@ def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: i
     return Estimate(
         vram_gib=memory.vram_gib,
         breakdown=memory.breakdown_gib,
+        peak_at=memory.peak_phase,
         tokens_per_s=tokens_per_s,
         hours=hours,
         startup_hours=startup,

@@ -80,3 +80,12 @@ def test_bad_values_are_one_line_errors(flags, message):
 def test_other_trainers_spellings_are_understood():
     settings = estimate("--attention", "fa2", "--optimizer", "adamw_torch")["settings"]
     assert settings["attention"] == "flash_attention_2" and settings["optimizer"] == "adamw"
+
+
+def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
+    """A full fine-tune on a few tokens peaks once every gradient exists; the default QLoRA job as its backward
+    starts. Scripts read `peak_at`, people the line under the table."""
+    assert estimate()["peak_at"] == "backward_start"
+    assert estimate("--method", "full", "--seq-len", "16", gpu="H100 SXM")["peak_at"] == "backward_end"
+    shown = runner.invoke(app, [*BASE, "--method", "full", "--seq-len", "16"])
+    assert shown.exit_code == 0 and "peak as the backward ends" in shown.output

@@ -32,7 +32,8 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 
 def estimate_dict(estimate: Estimate) -> dict:
     return {"vram_gib": round(estimate.vram_gib, 3), "breakdown": _rounded(estimate.breakdown),
-            "tokens_per_s": round(estimate.tokens_per_s, 1), "est_hours": round(estimate.hours, 4),
+            "peak_at": estimate.peak_at, "tokens_per_s": round(estimate.tokens_per_s, 1),
+            "est_hours": round(estimate.hours, 4),
             "startup_hours": round(estimate.startup_hours, 4), "est_cost_usd": round(estimate.cost_usd, 4),
             "usd_per_million_tokens": round(estimate.usd_per_million_tokens, 4), "basis": estimate.basis,
             "micro_batch": estimate.micro_batch, "grad_accum": estimate.grad_accum, "grad_ckpt": estimate.grad_ckpt,
