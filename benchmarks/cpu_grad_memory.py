@@ -15,6 +15,7 @@ benchmarks/results/cpu-grad-memory.json with the machine's description.
 """
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
     from orchestrator.estimator.settings import settings_from_job
     from trainer.config import config_from_dict
     from trainer.data import file_records, record_texts
-    from trainer.loop import _forward_backward, _optimizer_step
+    from trainer.loop import forward_backward, optimizer_step
     from trainer.loss import loss_function
     from trainer.model import load_model
     from trainer.optim import build_optimizer, build_scheduler
@@ -57,11 +58,11 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
     for _ in range(grad_accum):
         ids = torch.randint(10, model.config.vocab_size, (1, seq_len))
         batches.append({"input_ids": ids, "labels": ids.clone(), "position_ids": torch.arange(seq_len)[None]})
-    no_autocast = torch.autocast("cpu", enabled=False)
 
     def step() -> float:
-        losses = [_forward_backward(model, b, seq_len * grad_accum, no_autocast, None, loss_fn) for b in batches]
-        _optimizer_step(model, optimizer, scheduler, None, max_grad_norm=1.0)
+        no_autocast = contextlib.nullcontext()  # as the trainer runs on the CPU
+        losses = [forward_backward(model, b, seq_len * grad_accum, no_autocast, None, loss_fn) for b in batches]
+        optimizer_step(model, optimizer, scheduler, None, max_grad_norm=1.0)
         return sum(losses)
 
     step()  # allocates the optimizer state

@@ -87,14 +87,14 @@ def fail_above_micro_batch(limit, monkeypatch):
     """The injected fault: any micro-batch above `limit` sequences runs out of memory."""
     import trainer.loop
 
-    real = trainer.loop._forward_backward
+    real = trainer.loop.forward_backward
 
     def forward_backward(model, batch, *args):
         if batch["input_ids"].shape[0] > limit:
             raise torch.OutOfMemoryError("CUDA out of memory (injected by the test)")
         return real(model, batch, *args)
 
-    monkeypatch.setattr(trainer.loop, "_forward_backward", forward_backward)
+    monkeypatch.setattr(trainer.loop, "forward_backward", forward_backward)
 
 
 def test_out_of_memory_is_a_status_with_what_was_tried(tmp_path, monkeypatch):

@@ -226,10 +226,10 @@ class FineTune:
                     break
                 start = time.perf_counter()
                 n_items = sum(_count_labels(b) for b in micro_batches)
-                loss = sum(_forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
+                loss = sum(forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
                                              scaler, loss_fn) for b in micro_batches)
                 lr = scheduler.get_last_lr()[0]  # the rate this step trains at
-                grad_norm = _optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
+                grad_norm = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 step_time = time.perf_counter() - start
@@ -363,7 +363,7 @@ class FineTune:
         }
 
 
-def _forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_fn) -> float:
+def forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_fn) -> float:
     """One micro-batch. The loss is summed over tokens and divided by the whole step's token count, so accumulated
     gradients equal those of one big batch however the step is split."""
     with autocast:
@@ -372,7 +372,7 @@ def _forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_f
     return loss.item()
 
 
-def _optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> float:
+def optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> float:
     if scaler is not None:
         scaler.unscale_(optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
