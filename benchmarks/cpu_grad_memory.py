@@ -1,10 +1,12 @@
 """When the gradients count towards a step's peak, measured on the CPU: full fine-tuning, where the gradients are as
-large as the weights, with one micro-batch per step and with two; beside orch's estimate of the same step.
+large as the weights, with one micro-batch per step and with two, and with the lower blocks frozen; beside orch's
+estimate of the same step.
 
 With one micro-batch the optimizer's zero_grad(set_to_none=True) leaves no gradient alive at the start of the
-backward, and each layer's gradients appear as its activations are freed: the step peaks either at the loss's backward
-(activations and logits, no gradients) or at the optimizer step (the gradients, nothing else). With two, the first
-micro-batch's gradients stay through the second one's forward and backward, so they add to the activations.
+backward, and each layer's gradients appear as its activations are freed: the step peaks either as the backward
+starts (activations and logits, no gradients) or as it ends (every gradient, a tied embedding's three times for a
+moment). With two, the first micro-batch's gradients stay through the second one's forward and backward, so they add
+to the activations. `freeze_layers` blocks (and the embeddings) train nothing and save no activations.
 
 Measured as benchmarks/cpu_loss_memory.py measures: each configuration in its own process, a first step to allocate
 the optimizer state, then the peak RSS reset and one more step (every micro-batch of it and the optimizer step),
@@ -22,13 +24,15 @@ from pathlib import Path
 from benchmarks import cpu_loss_memory as rss
 
 MODEL = "random:Qwen/Qwen2.5-0.5B"
-CONFIGS = [  # (model, seq_len, grad_accum): a short step (gradients above activations) and a long one, accumulated
-    (MODEL, 64, 1), (MODEL, 64, 2), (MODEL, 1024, 1), (MODEL, 1024, 2),
+CONFIGS = [  # (model, seq_len, grad_accum, freeze_layers): a short step (gradients above activations) and a long
+    # one, accumulated; the tiny model's 4 blocks trained, half frozen, all frozen
+    (MODEL, 64, 1, 0), (MODEL, 64, 2, 0), (MODEL, 1024, 1, 0), (MODEL, 1024, 2, 0),
+    ("orch/tiny-llama", 2048, 2, 0), ("orch/tiny-llama", 2048, 2, 2), ("orch/tiny-llama", 2048, 2, 4),
 ]
-QUICK = [("orch/tiny-llama", 16, 1), ("orch/tiny-llama", 16, 2)]
+QUICK = [("orch/tiny-llama", 16, 1, 0), ("orch/tiny-llama", 16, 2, 0)]
 
 
-def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
+def measure(model_name: str, seq_len: int, grad_accum: int, freeze_layers: int) -> dict:
     import torch
 
     from gpu_catalog.gpus import cpu_gpu
@@ -44,7 +48,8 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
     from trainer.random_model import build_random_model
 
     config = config_from_dict({"model": model_name, "method": "full", "seq_len": seq_len, "max_steps": 2,
-                               "micro_batch": 1, "grad_accum": grad_accum, "loss": "full"})
+                               "micro_batch": 1, "grad_accum": grad_accum, "loss": "full",
+                               "freeze_layers": freeze_layers})
     rss.fix_mmap_threshold()
     path = build_random_model(model_name, record_texts(file_records(rss.TINY_DATA)), seq_len, seed=0)
     torch.manual_seed(0)
@@ -70,7 +75,7 @@ def measure(model_name: str, seq_len: int, grad_accum: int) -> dict:
     estimate = estimate_memory(get_model(model_name), settings_from_job(config), cpu_gpu())
     parts = estimate.breakdown_gib
     return {"model": model_name, "method": "full", "seq_len": seq_len, "micro_batch": 1, "grad_accum": grad_accum,
-            "loss_value": loss_value, "step_peak_above_before_gib": step_gib,
+            "freeze_layers": freeze_layers, "loss_value": loss_value, "step_peak_above_before_gib": step_gib,
             "estimated_step_gib": rss.estimated_step_gib(parts),
             "estimated_peak_phase": estimate.peak_phase, "estimated_breakdown_gib": parts}
 
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [rss.run_in_subprocess(c, "benchmarks.cpu_grad_memory") for c in (QUICK if args.quick else CONFIGS)]
     rss.save_results(args.out, results)
     for r in results:
-        print(f"{r['model']} full seq {r['seq_len']} x1, {r['grad_accum']} micro-batch(es) a step: step "
+        print(f"{r['model']} full seq {r['seq_len']} x1, {r['grad_accum']} micro-batch(es) a step, "
+              f"{r['freeze_layers']} block(s) frozen: step "
               f"+{r['step_peak_above_before_gib']:.3f} GiB (estimated {r['estimated_step_gib']:.3f}, peak at the "
               f"{r['estimated_peak_phase'].replace('_', ' ')})")
     return 0

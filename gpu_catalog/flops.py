@@ -6,6 +6,8 @@ For N matmul weights (blocks + LM head; the embedding lookup has none):
 - backward twice the forward for full fine-tuning; frozen weights in LoRA/QLoRA need only the input gradient (2N),
   attention still needs both halves, and adapters cost 6 FLOPs per parameter in all;
 - checkpointing recomputes the decoder blocks' forward once more. Model FLOPs (MFU's numerator) leave it out.
+- a full fine-tune with its lowest `frozen_layers` blocks (and the embeddings) frozen runs no backward through them:
+  nothing below needs a gradient. A tied head is frozen with the embeddings and needs only its input gradient.
 """
 
 from gpu_catalog.models import ModelShape
@@ -17,15 +19,21 @@ def attention_flops_per_token(model: ModelShape, seq_len: int, eager: bool = Fal
 
 
 def training_flops_per_token(model: ModelShape, method: str, seq_len: int, adapter_params: int = 0,
-                             grad_ckpt: bool = False, eager_attention: bool = False) -> tuple[float, float]:
+                             grad_ckpt: bool = False, eager_attention: bool = False,
+                             frozen_layers: int = 0) -> tuple[float, float]:
     """(hardware FLOPs with recompute, model FLOPs without) per training token."""
-    matmul_weights = model.block_linear_params + model.vocab * model.hidden
+    head_weights = model.vocab * model.hidden
+    matmul_weights = model.block_linear_params + head_weights
     attention = attention_flops_per_token(model, seq_len, eager_attention)
     forward = 2 * matmul_weights + attention
+    trained_share = 1.0
     if method == "full":
-        backward = 2 * forward
+        trained_share = 1 - min(frozen_layers, model.n_layers) / model.n_layers
+        block_forward = 2 * model.block_linear_params + attention
+        head_backward = 2 * head_weights * (1 if frozen_layers and model.tied_embeddings else 2)
+        backward = 2 * block_forward * trained_share + head_backward
     else:
         forward += 2 * adapter_params
         backward = 2 * matmul_weights + 2 * attention + 4 * adapter_params
-    recompute = 2 * model.block_linear_params + attention if grad_ckpt else 0
+    recompute = (2 * model.block_linear_params + attention) * trained_share if grad_ckpt else 0
     return forward + backward + recompute, forward + backward

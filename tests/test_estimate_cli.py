@@ -89,3 +89,22 @@ def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
     assert estimate("--method", "full", "--seq-len", "16", gpu="H100 SXM")["peak_at"] == "backward_end"
     shown = runner.invoke(app, [*BASE, "--method", "full", "--seq-len", "16"])
     assert shown.exit_code == 0 and "peak as the backward ends" in shown.output
+
+
+def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_trains():
+    plain = estimate("--method", "lora")
+    dora = estimate("--method", "lora", "--use-dora", "--modules-to-save", "lm_head")
+    assert dora["settings"]["use_dora"] is True and dora["settings"]["modules_to_save"] == ["lm_head"]
+    assert dora["trainable_params"] > plain["trainable_params"] and dora["vram_gib"] > plain["vram_gib"]
+    full, frozen = estimate("--method", "full"), estimate("--method", "full", "--freeze-layers", "16")
+    assert frozen["settings"]["freeze_layers"] == 16
+    assert frozen["trainable_params"] < full["trainable_params"] and frozen["tokens_per_s"] > full["tokens_per_s"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--method", "lora", "--freeze-layers", "2"), "`freeze_layers` applies to method full only"),
+    (("--method", "full", "--use-dora"), "apply to methods lora and qlora"),
+])
+def test_a_setting_the_method_does_not_run_is_refused_as_the_trainer_would(flags, message):
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1

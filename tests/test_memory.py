@@ -179,6 +179,27 @@ def test_a_short_full_fine_tune_peaks_at_the_end_of_the_backward(tied, grad_accu
     assert parts["gradients"] * 2 ** 30 == pytest.approx((model.params + table_copies * 1000 * 64) * 2)  # bf16
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_frozen_lower_blocks_train_nothing_and_keep_no_activations(tied):
+    """freeze_layers N freezes the embeddings (a tied head with them) and the lowest N blocks: their weights have no
+    gradient or moments, and they save no activation, since nothing at or below them needs a gradient."""
+    model = make_model(n_layers=4, hidden=64, n_heads=4, n_kv_heads=2, intermediate=128, vocab=1000,
+                       tied_embeddings=tied)
+    def memory(freeze):
+        return estimate_memory(model, job("full", 256, 1, False, freeze_layers=freeze, grad_accum=2), GPU)
+
+    block = sum(i * o for i, o in model.linear_shapes().values()) + 2 * 64  # linears and two norms
+    free, frozen = memory(0), memory(3)
+    assert free.trainable_params - frozen.trainable_params == 1000 * 64 + 3 * block
+    assert frozen.breakdown_gib["optimizer_state"] == pytest.approx(2 * frozen.breakdown_gib["gradients"])
+    per_layer = (free.breakdown_gib["activations"] - memory(1).breakdown_gib["activations"]) * 2 ** 30
+    assert per_layer > 0
+    assert (free.breakdown_gib["activations"] - frozen.breakdown_gib["activations"]) * 2 ** 30 == pytest.approx(
+        3 * per_layer)
+    # a tied head freezes with the embeddings: no head gradient in the chunked loss, no tied sum at the end
+    assert (frozen.breakdown_gib["logits"] < free.breakdown_gib["logits"]) == tied
+
+
 def test_a_long_full_fine_tune_peaks_as_the_backward_starts_without_its_gradients():
     settings = job("full", 4096, 2, False)
     memory = estimate_memory(MODEL, settings, GPU)

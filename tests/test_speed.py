@@ -82,3 +82,14 @@ def test_the_cpu_never_borrows_a_gpu_fit_and_its_width_does_not_idle_it():
     settings = job("lora", 256, 8, False)
     assert efficiency(tiny, settings, 0.35, cpu) > 3 * efficiency(tiny, settings, 0.35, H100)  # hidden 64 vs 1024
     assert estimate_speed(tiny, settings, cpu, published).basis == "analytic"
+
+
+def test_frozen_lower_blocks_run_no_backward():
+    """freeze_layers N: every block runs forward, only the upper ones backward (the untied head still needs both
+    gradients); half the blocks frozen leaves their backward's 4 FLOPs per weight out, and training is faster."""
+    half = MODEL.n_layers // 2
+    full, _ = flops_per_token(MODEL, job("full", 2048, 1, grad_ckpt=False))
+    frozen, _ = flops_per_token(MODEL, job("full", 2048, 1, grad_ckpt=False, freeze_layers=half))
+    attention = 2 * MODEL.n_layers * MODEL.n_heads * MODEL.head_dim * 2048
+    assert full - frozen == pytest.approx(2 * (2 * MODEL.block_linear_params + attention) / 2)
+    assert speed(method="full", freeze_layers=half).tokens_per_s > speed(method="full").tokens_per_s

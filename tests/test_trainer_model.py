@@ -94,3 +94,8 @@ def test_full_fine_tuning_can_freeze_the_lower_layers(tiny_model_path):
     assert any(name.startswith("model.layers.1.") for name in frozen)
     assert not any(name.startswith("model.layers.2.") for name in frozen)
     assert "model.embed_tokens.weight" in frozen
+    # the estimator counts what the trainer trains
+    from gpu_catalog.models import get_model
+    from orchestrator.estimator.memory import trainable_params
+    trained = sum(param.numel() for param in model.parameters() if param.requires_grad)
+    assert trainable_params(get_model("orch/tiny-llama"), config) == trained

@@ -179,7 +179,16 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be in [{low}, {high}), got {value}")
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
-    return problems
+    return problems + _method_problems(raw)
+
+
+def _method_problems(raw: dict) -> list[str]:
+    """Keys that only one kind of method runs: refused here, so plan and estimate refuse what the trainer would."""
+    if raw.get("method") == "full" and any(raw.get(k) for k in ("use_dora", "use_rslora", "modules_to_save")):
+        return ["`use_dora`, `use_rslora` and `modules_to_save` apply to methods lora and qlora"]
+    if raw.get("method") in ("lora", "qlora") and raw.get("freeze_layers"):
+        return ["`freeze_layers` applies to method full only (LoRA and QLoRA freeze every base weight already)"]
+    return []
 
 
 def _is_text(value) -> bool:

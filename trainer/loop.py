@@ -76,8 +76,6 @@ class FineTune:
             problems.append("optimizer adamw_cpu_offload needs torchao: pip install \"orch[offload]\"")
         if tracker_problem := missing_package(config.report_to):
             problems.append(tracker_problem)
-        if config.method == "full" and (config.use_dora or config.use_rslora or config.modules_to_save):
-            problems.append("`use_dora`, `use_rslora` and `modules_to_save` apply to methods lora and qlora")
         if resume not in ("auto", "never"):
             problems.append(f"--resume must be auto or never, got {resume!r}")
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
@@ -88,8 +86,6 @@ class FineTune:
         if config.attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             problems.append("attention flash_attention_2 needs the flash-attn package (and a GPU): pip install "
                             "flash-attn, or use attention: sdpa")
-        if config.freeze_layers and config.method != "full":
-            problems.append("`freeze_layers` applies to method full only")
         if unreachable := model_unreachable(config.model):
             problems.append(unreachable)
         elif config.method != "full" and (missing := missing_modules(config.model, config.modules_to_save)):
@@ -227,7 +223,7 @@ class FineTune:
                 start = time.perf_counter()
                 n_items = sum(_count_labels(b) for b in micro_batches)
                 loss = sum(forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
-                                             scaler, loss_fn) for b in micro_batches)
+                                            scaler, loss_fn) for b in micro_batches)
                 lr = scheduler.get_last_lr()[0]  # the rate this step trains at
                 grad_norm = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 if device.type == "cuda":
@@ -334,7 +330,8 @@ class FineTune:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         adapters = trainable if config.method != "full" else 0
         _, model_flops = training_flops_per_token(shape, config.method, config.seq_len, adapters,
-                                                  eager_attention=config.attention == "eager")
+                                                  eager_attention=config.attention == "eager",
+                                                  frozen_layers=config.freeze_layers)
         eval_loss = state["eval_curve"][-1][1] if state["eval_curve"] else None
         return {
             "status": status,

@@ -24,8 +24,9 @@ from trainer.config import CHOICES
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
 DEFAULT_SEQ_LEN = 2048  # the job schema has no default for seq_len (every job says it)
 SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt", "optimizer", "quant_bits",
-                  "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "attention",
-                  "loss", "loss_chunk_tokens", "compile")
+                  "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
+                  "modules_to_save", "freeze_layers", "attention", "loss", "loss_chunk_tokens", "compile")
+LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
 
 
 # other trainers' spellings of the same choice (transformers' `optim` and `attn_implementation` names)
@@ -38,14 +39,15 @@ ALIASES = {"attention": {"fa2": "flash_attention_2", "flash": "flash_attention_2
 def _settings(flags: dict):
     """Validate through the job schema, so estimate and plan accept and reject exactly the same values."""
     given = {k: ALIASES.get(k, {}).get(v, v) for k, v in flags.items() if v is not None}
-    if "target_modules" in given and given["target_modules"] != "all-linear":
-        given["target_modules"] = [m.strip() for m in given["target_modules"].split(",")]
+    for key in LIST_SETTINGS:
+        if key in given and given[key] != "all-linear":
+            given[key] = [m.strip() for m in given[key].split(",")]
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
 
 
 def _shown(settings, gpu) -> dict:
     values = {k: getattr(settings, k) for k in SETTINGS_SHOWN}
-    values["target_modules"] = list(values["target_modules"])
+    values.update({k: list(values[k]) for k in LIST_SETTINGS})
     values["loss"] = loss_mode(settings, gpu)  # what really runs there (fused falls back on the CPU)
     return values
 
@@ -75,6 +77,14 @@ def estimate(
         help="QLoRA: keep embeddings, head and norms in fp32 (peft's prepare_model_for_kbit_training).")] = None,
     target_modules: Annotated[str | None, typer.Option(
         help=f"all-linear or a comma list of {','.join(LINEAR_MODULES)}.")] = None,
+    use_dora: Annotated[bool | None, typer.Option("--use-dora/--no-use-dora",
+                                                  help="LoRA/QLoRA: DoRA's magnitude vector per adapted linear.")]
+    = None,
+    modules_to_save: Annotated[str | None, typer.Option(
+        help="LoRA/QLoRA: a comma list of modules trained in full beside the adapters (embed_tokens,lm_head).")]
+    = None,
+    freeze_layers: Annotated[int | None, typer.Option(
+        help="Full fine-tuning: keep the embeddings and the lowest N blocks frozen.")] = None,
     attention: Annotated[str | None, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = None,
     loss: Annotated[str | None, typer.Option(help=f"One of {', '.join(CHOICES['loss'])}.")] = None,
     loss_chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk of the chunked loss.")] = None,
@@ -92,7 +102,8 @@ def estimate(
         "method": method or "lora", "seq_len": seq_len, "micro_batch": micro_batch, "grad_accum": grad_accum,
         "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r, "lora_dropout": lora_dropout,
         "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
-        "target_modules": target_modules, "attention": attention, "loss": loss,
+        "target_modules": target_modules, "use_dora": use_dora, "modules_to_save": modules_to_save,
+        "freeze_layers": freeze_layers, "attention": attention, "loss": loss,
         "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks})
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")

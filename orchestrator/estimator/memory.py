@@ -5,7 +5,9 @@ The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the pea
   stores block linears in NF4 (0.5 byte/param plus absmax constants, Dettmers et al. 2023) or int8, and the rest
   (embeddings, head, norms) in 16 bits, or fp32 with `qlora_fp32_upcast` (peft's prepare_model_for_kbit_training);
   peft keeps LoRA adapters in fp32.
-- gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype).
+- gradients and optimizer state for the trainable parameters only (AdamW: two moments in the parameter's dtype). A
+  full fine-tune's `freeze_layers` freezes the embeddings (a tied head with them) and the lowest blocks, which then
+  save no activations either: nothing at or below them needs a gradient.
 - the step peaks at one of two moments, and the breakdown is that moment's: the start of the loss's backward (every
   activation and the loss's tensors alive) or the end of the backward (every gradient alive, the activations gone).
   The trainer's zero_grad(set_to_none=True) leaves no gradient at the start of a step's first micro-batch, and each
@@ -112,8 +114,29 @@ def optimizer_state_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
     return 2 * trainable_bytes_per_param(settings, gpu)
 
 
+def frozen_blocks(model: ModelShape, settings: JobConfig) -> int:
+    """Decoder blocks a full fine-tune keeps frozen (`freeze_layers`, with the embeddings): at most all of them."""
+    return min(settings.freeze_layers, model.n_layers) if settings.method == "full" else 0
+
+
+def frozen_params(model: ModelShape, settings: JobConfig) -> int:
+    """The embeddings (and a head tied to them) and the frozen blocks' linears and norms."""
+    if not frozen_blocks(model, settings):
+        return 0
+    block = model.block_linear_params // model.n_layers + 2 * model.hidden
+    return model.embedding_params + frozen_blocks(model, settings) * block
+
+
+def head_trains(model: ModelShape, settings: JobConfig) -> bool:
+    """A full fine-tune trains the LM head unless it is tied to embeddings that freeze_layers keeps frozen."""
+    return settings.method == "full" and not (model.tied_embeddings and frozen_blocks(model, settings))
+
+
 def trainable_params(model: ModelShape, settings: JobConfig) -> int:
-    return model.params if settings.method == "full" else adapter_params(model, settings)
+    if settings.method != "full":
+        return adapter_params(model, settings)
+    frozen = frozen_params(model, settings)  # counted from the shape, so what is left is too
+    return model.computed_params - frozen if frozen else model.params
 
 
 def activation_bytes(gpu: GPU) -> int:
@@ -195,8 +218,10 @@ def _eager_bytes(model: ModelShape, settings: JobConfig) -> float:
 def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Checkpointing keeps only each layer's input, and recomputes one layer at a time in the backward pass; that
     recompute starts after the loss's backward has freed the logits, so only what it holds beyond the loss's peak
-    adds to the step's peak. Without checkpointing every layer's tensors are alive at the loss."""
+    adds to the step's peak. Without checkpointing every layer's tensors are alive at the loss. Blocks that
+    `freeze_layers` keeps frozen (with the embeddings) save nothing: no gradient is needed at or below them."""
     act = activation_bytes(gpu)
+    trained = model.n_layers - frozen_blocks(model, settings)
     residual = FP32_BYTES if fp32_residual(settings, gpu) else act
     tokens = tokens_per_micro_batch(settings)
     per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
@@ -206,20 +231,22 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     dequantized = largest_linear * HALF_BYTES if settings.method == "qlora" else 0
     # the block-causal mask that keeps packed documents apart: one additive micro_batch x seq x seq tensor that every
     # layer reads and keeps (trainer/attention_mask.py), alive until the first layer's backward
-    mask = settings.micro_batch * settings.seq_len ** 2 * act if settings.attention in MASKED_ATTENTION else 0
+    masked = settings.attention in MASKED_ATTENTION and trained
+    mask = settings.micro_batch * settings.seq_len ** 2 * act if masked else 0
     if settings.grad_ckpt:
-        recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu))
-        return model.n_layers * model.hidden * residual * tokens + head_inputs + mask + recompute
-    return model.n_layers * per_layer + head_inputs + mask + dequantized
+        recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu)) if trained else 0.0
+        return trained * model.hidden * residual * tokens + head_inputs + mask + recompute
+    return trained * per_layer + head_inputs + mask + dequantized
 
 
 def gradient_transient_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Full fine-tuning: what the end of the backward holds beside the gradients. A tied embedding's gradient comes
     twice (the head's and the lookup's) and autograd sums them into a third tensor before it lands in .grad; with
     accumulation the last new gradient of the table sits beside the accumulated one it is added to."""
-    if settings.method != "full":
+    if not head_trains(model, settings):
         return 0.0
-    copies = (2 if model.tied_embeddings else 0) + (1 if settings.grad_accum > 1 else 0)
+    tied_sum = 2 if model.tied_embeddings else 0  # a frozen tied table never reaches here
+    copies = tied_sum + (1 if settings.grad_accum > 1 else 0)
     return copies * model.vocab * model.hidden * trainable_bytes_per_param(settings, gpu)
 
 
@@ -245,9 +272,9 @@ def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     # a trainable head's weight gradient exists from the first chunk's backward on, beside every layer's activations
     # (the full loss frees its logits' fp32 tensors before the head's backward makes it, so there the logits peak)
     if mode == "chunked":
-        head_gradient = model.vocab * model.hidden * act if settings.method == "full" else 0
+        head_gradient = model.vocab * model.hidden * act if head_trains(model, settings) else 0
         return min(tokens, settings.loss_chunk_tokens) * model.vocab * per_logit + head_copy + head_gradient
-    head_gradient = model.vocab * model.hidden * FP32_BYTES if settings.method == "full" else 0  # liger's, fp32
+    head_gradient = model.vocab * model.hidden * FP32_BYTES if head_trains(model, settings) else 0  # liger's, fp32
     return fused_chunk_tokens(model, tokens) * model.vocab * (act + FP32_BYTES) + tokens * model.hidden * act \
         + head_gradient
 

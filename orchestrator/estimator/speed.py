@@ -34,6 +34,7 @@ from orchestrator.estimator import adapters
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.memory import (
     adapter_params,
+    frozen_blocks,
     optimizer_state_bytes_per_param,
     trainable_bytes_per_param,
     trainable_params,
@@ -76,7 +77,8 @@ def flops_per_token(model: ModelShape, settings: JobConfig) -> tuple[float, floa
     """(hardware FLOPs with recompute, model FLOPs without) per training token, for these settings."""
     adapters = 0 if settings.method == "full" else adapter_params(model, settings)
     return training_flops_per_token(model, settings.method, settings.seq_len, adapters, settings.grad_ckpt,
-                                    eager_attention=settings.attention == "eager")
+                                    eager_attention=settings.attention == "eager",
+                                    frozen_layers=frozen_blocks(model, settings))
 
 
 def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
@@ -86,9 +88,9 @@ def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
         forward += len(settings.target_modules) * (ADAPTER_FORWARD_KERNELS + (settings.lora_dropout > 0))
     if settings.method == "qlora":
         forward += len(model.linear_shapes()) * QUANTIZED_LINEAR_KERNELS
-    per_block = forward * (1 + BACKWARD_KERNEL_FACTOR + settings.grad_ckpt)  # checkpointing reruns the forward
-    share = COMPILED_KERNEL_SHARE if settings.compile else 1.0
-    return model.n_layers * per_block * share
+    trained = model.n_layers - frozen_blocks(model, settings)  # frozen blocks run no backward
+    kernels = model.n_layers * forward + trained * forward * (BACKWARD_KERNEL_FACTOR + settings.grad_ckpt)
+    return kernels * (COMPILED_KERNEL_SHARE if settings.compile else 1.0)
 
 
 def efficiency(model: ModelShape, settings: JobConfig, peak_share: float, gpu: GPU) -> float:
