@@ -108,3 +108,11 @@ def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_train
 def test_a_setting_the_method_does_not_run_is_refused_as_the_trainer_would(flags, message):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
     assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_precision_is_a_flag_and_the_json_says_what_auto_resolves_to():
+    assert estimate()["settings"]["precision"] == "bf16"  # auto on an RTX 4090
+    assert estimate(gpu="V100 16GB")["settings"]["precision"] == "fp16"
+    masters = estimate("--method", "full", "--precision", "fp16")
+    assert masters["settings"]["precision"] == "fp16"
+    assert masters["vram_gib"] > estimate("--method", "full")["vram_gib"]

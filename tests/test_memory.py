@@ -200,6 +200,21 @@ def test_frozen_lower_blocks_train_nothing_and_keep_no_activations(tied):
     assert (frozen.breakdown_gib["logits"] < free.breakdown_gib["logits"]) == tied
 
 
+def test_the_precision_the_trainer_resolves_sets_the_bytes():
+    """auto is bf16 on a bf16 card and fp16 on an older one; fp16 full fine-tuning keeps fp32 master weights (with
+    fp32 gradients and moments), and fp32 makes the activations 4 bytes too."""
+    fp16_card = make_gpu(supports_bf16=False, bf16_tflops=0)
+
+    def parts(gpu=GPU, **settings):
+        return estimate_memory(SMALL, job("full", 256, 1, False, grad_accum=2, **settings), gpu).breakdown_gib
+
+    assert parts() == parts(precision="bf16") and parts(fp16_card) == parts(fp16_card, precision="fp16")
+    half, fp16, fp32 = parts(precision="bf16"), parts(precision="fp16"), parts(precision="fp32")
+    for part in ("weights", "gradients", "optimizer_state"):
+        assert fp16[part] == pytest.approx(2 * half[part]) and fp32[part] == pytest.approx(fp16[part])
+    assert fp16["activations"] == half["activations"] < fp32["activations"]
+
+
 def test_a_long_full_fine_tune_peaks_as_the_backward_starts_without_its_gradients():
     settings = job("full", 4096, 2, False)
     memory = estimate_memory(MODEL, settings, GPU)

@@ -99,3 +99,16 @@ def test_full_fine_tuning_can_freeze_the_lower_layers(tiny_model_path):
     from orchestrator.estimator.memory import trainable_params
     trained = sum(param.numel() for param in model.parameters() if param.requires_grad)
     assert trainable_params(get_model("orch/tiny-llama"), config) == trained
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_the_estimator_counts_the_weight_bytes_the_trainer_loads(tiny_model_path, precision):
+    """Full fine-tuning: bf16 weights as asked, fp32 masters under fp16, fp32 as asked."""
+    from gpu_catalog.gpus import cpu_gpu
+    from gpu_catalog.models import get_model
+    from orchestrator.estimator.memory import weight_bytes
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "full", "seq_len": 32, "max_steps": 1,
+                               "precision": precision})
+    model = load_model(config, tiny_model_path, torch.device("cpu"), precision, grad_ckpt=False)
+    loaded = sum(param.numel() * param.element_size() for param in model.parameters())
+    assert weight_bytes(get_model("orch/tiny-llama"), config, cpu_gpu()) == pytest.approx(loaded, rel=0.01)

@@ -15,7 +15,13 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit
-from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION, estimate_memory, loss_mode, usable_vram_gib
+from orchestrator.estimator.memory import (
+    FIT_HEADROOM_FRACTION,
+    estimate_memory,
+    loss_mode,
+    precision,
+    usable_vram_gib,
+)
 from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
@@ -25,7 +31,7 @@ REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gp
 DEFAULT_SEQ_LEN = 2048  # the job schema has no default for seq_len (every job says it)
 SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt", "optimizer", "quant_bits",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
-                  "modules_to_save", "freeze_layers", "attention", "loss", "loss_chunk_tokens", "compile")
+                  "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile")
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
 
 
@@ -49,6 +55,7 @@ def _shown(settings, gpu) -> dict:
     values = {k: getattr(settings, k) for k in SETTINGS_SHOWN}
     values.update({k: list(values[k]) for k in LIST_SETTINGS})
     values["loss"] = loss_mode(settings, gpu)  # what really runs there (fused falls back on the CPU)
+    values["precision"] = precision(settings, gpu)  # auto resolved for this device, as the trainer resolves it
     return values
 
 
@@ -85,6 +92,8 @@ def estimate(
     = None,
     freeze_layers: Annotated[int | None, typer.Option(
         help="Full fine-tuning: keep the embeddings and the lowest N blocks frozen.")] = None,
+    precision_name: Annotated[str | None, typer.Option(
+        "--precision", help=f"One of {', '.join(CHOICES['precision'])} (auto: bf16 where the GPU has it).")] = None,
     attention: Annotated[str | None, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = None,
     loss: Annotated[str | None, typer.Option(help=f"One of {', '.join(CHOICES['loss'])}.")] = None,
     loss_chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk of the chunked loss.")] = None,
@@ -103,7 +112,7 @@ def estimate(
         "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r, "lora_dropout": lora_dropout,
         "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
         "target_modules": target_modules, "use_dora": use_dora, "modules_to_save": modules_to_save,
-        "freeze_layers": freeze_layers, "attention": attention, "loss": loss,
+        "freeze_layers": freeze_layers, "precision": precision_name, "attention": attention, "loss": loss,
         "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks})
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")

@@ -1,7 +1,8 @@
 """Peak GPU memory of a fine-tune, as a breakdown that sums to the total.
 
-The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the peak of a training step:
-- weights: 16-bit (fp32 on the CPU, and fp32 master weights for full fine-tuning where the GPU lacks bf16); QLoRA
+The byte counts follow what PyTorch, peft and bitsandbytes keep alive at the peak of a training step, in the
+precision the trainer resolves (`precision`):
+- weights: 16-bit (fp32 on the CPU or in fp32, and fp32 master weights for full fine-tuning in fp16); QLoRA
   stores block linears in NF4 (0.5 byte/param plus absmax constants, Dettmers et al. 2023) or int8, and the rest
   (embeddings, head, norms) in 16 bits, or fp32 with `qlora_fp32_upcast` (peft's prepare_model_for_kbit_training);
   peft keeps LoRA adapters in fp32.
@@ -103,7 +104,7 @@ def adapter_params(model: ModelShape, settings: JobConfig) -> int:
 
 def trainable_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
     """Bytes of one trainable parameter, and of its gradient: fp32 for peft's adapters."""
-    return full_weight_bytes(gpu) if settings.method == "full" else FP32_BYTES
+    return full_weight_bytes(settings, gpu) if settings.method == "full" else FP32_BYTES
 
 
 def optimizer_state_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
@@ -139,13 +140,30 @@ def trainable_params(model: ModelShape, settings: JobConfig) -> int:
     return model.computed_params - frozen if frozen else model.params
 
 
-def activation_bytes(gpu: GPU) -> int:
-    return FP32_BYTES if gpu.kind == "cpu" else HALF_BYTES
+def precision(settings: JobConfig, gpu: GPU) -> str:
+    """The precision the trainer runs (trainer/model.py resolve_precision): the job's own, or for `auto` bf16 where
+    the GPU has it, fp16 mixed precision where it does not, fp32 on the CPU."""
+    if settings.precision != "auto":
+        return settings.precision
+    if gpu.kind == "cpu":
+        return "fp32"
+    return "bf16" if gpu.supports_bf16 else "fp16"
 
 
-def full_weight_bytes(gpu: GPU) -> int:
-    """Bytes per parameter of trainable full-fine-tuning weights: fp16 mixed precision needs fp32 master weights."""
-    return HALF_BYTES if gpu.supports_bf16 else FP32_BYTES
+def activation_bytes(settings: JobConfig, gpu: GPU) -> int:
+    """16-bit activations (and base weights) under bf16 or fp16, 4 bytes in fp32."""
+    return FP32_BYTES if precision(settings, gpu) == "fp32" else HALF_BYTES
+
+
+def autocast(settings: JobConfig, gpu: GPU) -> bool:
+    """The trainer runs a GPU's forward under 16-bit autocast unless the job asks for fp32."""
+    return gpu.kind != "cpu" and precision(settings, gpu) != "fp32"
+
+
+def full_weight_bytes(settings: JobConfig, gpu: GPU) -> int:
+    """Bytes per parameter of trainable full-fine-tuning weights: bf16 as loaded; fp16 mixed precision needs fp32
+    master weights (the trainer loads them in fp32), and fp32 is fp32."""
+    return HALF_BYTES if precision(settings, gpu) == "bf16" else FP32_BYTES
 
 
 def quantized_bytes_per_param(settings: JobConfig) -> float:
@@ -157,27 +175,27 @@ def quantized_bytes_per_param(settings: JobConfig) -> float:
 def weight_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Bytes of all weights on the device: the base model (quantized or not) plus the LoRA adapters."""
     if settings.method == "full":
-        return model.params * full_weight_bytes(gpu)
+        return model.params * full_weight_bytes(settings, gpu)
     adapters = adapter_params(model, settings) * FP32_BYTES
     if settings.method == "qlora":
         unquantized = model.params - model.block_linear_params
-        unquantized_bytes = FP32_BYTES if settings.qlora_fp32_upcast else activation_bytes(gpu)
+        unquantized_bytes = FP32_BYTES if settings.qlora_fp32_upcast else activation_bytes(settings, gpu)
         quantized = model.block_linear_params * quantized_bytes_per_param(settings)
         return quantized + unquantized * unquantized_bytes + adapters
-    return model.params * activation_bytes(gpu) + adapters
+    return model.params * activation_bytes(settings, gpu) + adapters
 
 
 def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
     """QLoRA with `qlora_fp32_upcast` on a GPU: peft's prepare_model_for_kbit_training leaves the embeddings and norms
     in fp32, autocast does not touch an embedding lookup, and every residual add then promotes to fp32 (see header)."""
-    return settings.method == "qlora" and settings.qlora_fp32_upcast and gpu.kind != "cpu"
+    return settings.method == "qlora" and settings.qlora_fp32_upcast and autocast(settings, gpu)
 
 
 def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int, residual_bytes: int) -> float:
     """What autograd keeps for one decoder layer per token, in bytes, without checkpointing (see the header)."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
-    autocast = act_bytes < FP32_BYTES  # a GPU run: 16-bit activations under autocast, fp32 adapters
+    under_autocast = act_bytes < FP32_BYTES  # a GPU run: 16-bit activations under autocast, fp32 adapters
     compiled = settings.compile  # inductor recomputes pointwise work in the backward instead of saving it (header)
     # each RMSNorm saves the fp32 upcast of its input; compiled, the fused norm keeps the input as it came
     total = 2 * h * (residual_bytes if compiled else FP32_BYTES)
@@ -194,8 +212,8 @@ def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: in
         weight_inputs = q_width if compiled else 2 * h + q_width + i  # compiled: norms and product recomputed
         return total + weight_inputs * act_bytes + _eager_bytes(model, settings)
     shapes = model.linear_shapes()
-    mask_bytes = (1 if autocast else act_bytes) if settings.lora_dropout > 0 else 0  # CUDA's bool mask; CPU's noise
-    if autocast:
+    mask_bytes = (1 if under_autocast else act_bytes) if settings.lora_dropout > 0 else 0  # CUDA: bool; CPU: noise
+    if under_autocast:
         # peft casts each adapter's input to the adapter's fp32 and autocast casts it back for x @ A: every adapted
         # module keeps its own 16-bit copy (and dropout's mask), none of them shares the norm's output
         inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
@@ -220,7 +238,7 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     recompute starts after the loss's backward has freed the logits, so only what it holds beyond the loss's peak
     adds to the step's peak. Without checkpointing every layer's tensors are alive at the loss. Blocks that
     `freeze_layers` keeps frozen (with the embeddings) save nothing: no gradient is needed at or below them."""
-    act = activation_bytes(gpu)
+    act = activation_bytes(settings, gpu)
     trained = model.n_layers - frozen_blocks(model, settings)
     residual = FP32_BYTES if fp32_residual(settings, gpu) else act
     tokens = tokens_per_micro_batch(settings)
@@ -263,7 +281,7 @@ def fused_chunk_tokens(model: ModelShape, tokens: int) -> int:
 
 def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What the loss holds at its peak, beyond the activations: the logits and their gradients (see the header)."""
-    act, tokens, mode = activation_bytes(gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
+    act, tokens, mode = activation_bytes(settings, gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
     per_logit = act + LOSS_FP32_BYTES_PER_LOGIT
     # an fp32 lm_head under autocast: the matmul saves autocast's 16-bit copy of the weight for the input's gradient
     head_copy = model.vocab * model.hidden * act if fp32_residual(settings, gpu) else 0
