@@ -2,7 +2,9 @@
 cloud run pays for, cost from the offer's price, and $ per million training tokens so every target compares on one
 scale. The parts are kept apart (`Estimate.parts_usd`) so `orch plan` can show where the money goes.
 
-A cloud run pays for, besides training:
+Every run pays for its evaluations too: `eval_batches` forward-only micro-batches before the first step, every
+`eval_every` steps and after the last (trainer/loop.py), timed as the speed model times a forward. A cloud run pays
+for, besides training:
 - start-up on every start: provisioning (~5 min; spot ~7, as capacity is searched), installing the stack (~5 min)
   and downloading the 16-bit checkpoint from the Hugging Face Hub at ~150 MB/s. Documented guesses until a real run
   reports its own: `StartupTimes` measured per provider (orchestrator/startup_times.py) replace them;
@@ -106,14 +108,33 @@ class Estimate:
     startup_measured: bool = False
 
 
-def _spend(offer: Offer, delivery: Delivery | None, train_h: float, startup_h: float, recovery_h: float) -> dict:
+def eval_hours(fit: Fit, train_tokens: int) -> float:
+    """The trainer's evaluations (trainer/loop.py): `eval_batches` forward-only micro-batches before the first step,
+    every `eval_every` steps and after the last one, fewer where the held-out share of a sized dataset is smaller;
+    none without an eval set."""
+    settings = fit.settings
+    if not (settings.eval_dataset or settings.eval_fraction > 0):
+        return 0.0
+    batches = settings.eval_batches
+    if settings.dataset_tokens and not settings.eval_dataset:  # dataset_tokens counts the training split
+        held_out = settings.dataset_tokens * settings.eval_fraction / (1 - settings.eval_fraction)
+        batches = min(batches, math.ceil(held_out / (settings.seq_len * settings.micro_batch)))
+    steps = math.ceil(train_tokens / (settings.micro_batch * settings.grad_accum * settings.seq_len))
+    every = settings.eval_every
+    passes = 1 + (steps // every if every else 0) + (0 if every and steps % every == 0 else 1)
+    return passes * batches * fit.speed.eval_micro_batch_s / 3600
+
+
+def _spend(offer: Offer, delivery: Delivery | None, train_h: float, eval_h: float, startup_h: float,
+           recovery_h: float) -> dict:
     """The spend's parts; a managed job's controller is up for the run's whole time, then its idle window."""
     price = offer.usd_per_hour
-    parts = {"train": train_h * price, "startup": startup_h * price, "recovery": recovery_h * price}
+    parts = {"train": train_h * price, "eval": eval_h * price, "startup": startup_h * price,
+             "recovery": recovery_h * price}
     if delivery is not None:
         parts["idle"] = delivery.idle_hours() * price
         if delivery.managed:
-            controller_h = train_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
+            controller_h = train_h + eval_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
             parts["controller"] = controller_h * CONTROLLER_USD_PER_HOUR
     return parts
 
@@ -125,15 +146,15 @@ def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: St
     preemptions and recovery are 0.0 without the arithmetic (which gives exactly that at a rate of 0), and a local
     run has no delivery to look up; the simulator asks millions of times."""
     startup = startup_hours(offer, model.params, times)
-    train_h = train_tokens / fit.speed.tokens_per_s / 3600
+    train_h, eval_h = train_tokens / fit.speed.tokens_per_s / 3600, eval_hours(fit, train_tokens)
     if offer.spot:
-        preemptions = preemptions_per_hour(offer) * train_h
+        preemptions = preemptions_per_hour(offer) * (train_h + eval_h)
         recovery_h = preemptions * (startup + checkpoint_minutes / 60 / 2)
     else:
         preemptions = recovery_h = 0.0
     delivery = None if offer.is_local else delivery_for(offer)
-    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, startup, recovery_h)
-    return train_h + startup + recovery_h, startup, preemptions, parts
+    parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, eval_h, startup, recovery_h)
+    return train_h + eval_h + startup + recovery_h, startup, preemptions, parts
 
 
 def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,

@@ -31,14 +31,25 @@ def test_cost_objective_ranks_cheapest_first_and_time_objective_fastest_first():
     assert [o.estimate.hours for o in by_time.options] == sorted(o.estimate.hours for o in by_time.options)
 
 
-def test_estimates_add_start_up_to_training_time():
+def test_estimates_add_evaluations_and_start_up_to_training_time():
     option = run([make_offer(A100)]).chosen
     e = option.estimate
-    assert e.hours == pytest.approx(20_000_000 / e.tokens_per_s / 3600 + e.startup_hours)
-    # the spend is training and start-up at the offer's price, plus the idle window before the VM downs itself
+    eval_h = e.parts_usd["eval"] / option.offer.usd_per_hour
+    assert 0 < eval_h < 0.05 * e.hours  # two passes of 20 forward-only micro-batches against 611 training steps
+    assert e.hours == pytest.approx(20_000_000 / e.tokens_per_s / 3600 + eval_h + e.startup_hours)
+    # the spend is training, evaluation and start-up at the offer's price, plus the idle window before the VM downs
     assert e.cost_usd == pytest.approx(sum(e.parts_usd.values()))
-    assert e.parts_usd["train"] + e.parts_usd["startup"] == pytest.approx(e.hours * option.offer.usd_per_hour)
+    assert e.parts_usd["train"] + e.parts_usd["eval"] + e.parts_usd["startup"] == pytest.approx(
+        e.hours * option.offer.usd_per_hour)
     assert e.parts_usd["idle"] > 0
+
+
+@pytest.mark.parametrize("changes, more", [({"eval_every": 10}, True), ({"eval_fraction": 0.0}, False)])
+def test_evaluations_cost_what_their_passes_cost(changes, more):
+    """Every eval_every steps is a pass of eval_batches forward-only micro-batches; no eval set, no evaluation."""
+    base = run([make_offer(A100)]).chosen.estimate.parts_usd["eval"]
+    changed = run([make_offer(A100)], spec=dataclasses.replace(JOB, **changes)).chosen.estimate.parts_usd["eval"]
+    assert (changed > 3 * base) if more else changed == 0
 
 
 def test_over_budget_is_rejected_with_the_amount():

@@ -27,7 +27,7 @@ FLOPs per token come from gpu_catalog/flops.py, the definition the trainer repor
 
 from dataclasses import dataclass
 
-from gpu_catalog.flops import training_flops_per_token
+from gpu_catalog.flops import forward_flops_per_token, training_flops_per_token
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from orchestrator.estimator import adapters
@@ -71,6 +71,7 @@ class SpeedEstimate:
     efficiency: float  # the achieved share of dense peak at this micro-batch
     basis: str  # "measured" (calibrated peak share), "published", or "analytic" (documented default)
     terms_s: dict[str, float]  # seconds per optimizer step by term
+    eval_micro_batch_s: float  # one forward-only micro-batch, as the trainer's evaluation runs it
 
 
 def flops_per_token(model: ModelShape, settings: JobConfig) -> tuple[float, float]:
@@ -81,16 +82,21 @@ def flops_per_token(model: ModelShape, settings: JobConfig) -> tuple[float, floa
                                     frozen_layers=frozen_blocks(model, settings))
 
 
-def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
-    """Kernel launches of one forward and backward, counted per decoder block."""
+def block_forward_kernels(model: ModelShape, settings: JobConfig) -> float:
+    """Kernel launches of one decoder block's forward, fewer where compiled."""
     forward = BLOCK_FORWARD_KERNELS
     if settings.method != "full":
         forward += len(settings.target_modules) * (ADAPTER_FORWARD_KERNELS + (settings.lora_dropout > 0))
     if settings.method == "qlora":
         forward += len(model.linear_shapes()) * QUANTIZED_LINEAR_KERNELS
+    return forward * (COMPILED_KERNEL_SHARE if settings.compile else 1.0)
+
+
+def kernels_per_micro_step(model: ModelShape, settings: JobConfig) -> float:
+    """Kernel launches of one forward and backward, counted per decoder block."""
     trained = model.n_layers - frozen_blocks(model, settings)  # frozen blocks run no backward
-    kernels = model.n_layers * forward + trained * forward * (BACKWARD_KERNEL_FACTOR + settings.grad_ckpt)
-    return kernels * (COMPILED_KERNEL_SHARE if settings.compile else 1.0)
+    return block_forward_kernels(model, settings) * (
+        model.n_layers + trained * (BACKWARD_KERNEL_FACTOR + settings.grad_ckpt))
 
 
 def efficiency(model: ModelShape, settings: JobConfig, peak_share: float, gpu: GPU) -> float:
@@ -133,4 +139,18 @@ def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration
     step_s = sum(terms.values())
     return SpeedEstimate(tokens_per_s=tokens * settings.grad_accum / step_s, step_time_s=step_s,
                          flops_per_token=hardware_flops, model_flops_per_token=model_flops, efficiency=achieved,
-                         basis=basis, terms_s=terms)
+                         basis=basis, terms_s=terms, eval_micro_batch_s=_eval_micro_batch_s(model, settings, gpu,
+                                                                                            achieved))
+
+
+def _eval_micro_batch_s(model: ModelShape, settings: JobConfig, gpu: GPU, achieved: float) -> float:
+    """A forward pass alone, as the training forward is timed: FLOPs at the same share of peak, or one read of the
+    weights (and one dequantization), or the kernel launches, whichever is longest."""
+    adapters = 0 if settings.method == "full" else adapter_params(model, settings)
+    flops = forward_flops_per_token(model, settings.seq_len, adapters, settings.attention == "eager")
+    bandwidth = gpu.mem_bw_gbps * GB
+    compute_s = tokens_per_micro_batch(settings) * flops / (gpu.train_tflops * 1e12 * achieved)
+    gpu_s = max(compute_s, weight_bytes(model, settings, gpu) / bandwidth)
+    if settings.method == "qlora":
+        gpu_s += model.block_linear_params * DEQUANT_BYTES_PER_PARAM / bandwidth
+    return max(gpu_s, model.n_layers * block_forward_kernels(model, settings) * KERNEL_S)
