@@ -33,8 +33,10 @@ def within_budget(run) -> bool:
     return run["cost_usd"] <= run["budget_usd"] + usd_for(METER_INTERVAL_S, USD_PER_HOUR)
 
 
-def test_launch_then_resume_stay_within_the_budget(tmp_path):
-    """An eval after every step (which the estimate does not price) makes the run outlast its budget for sure."""
+def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
+    """An eval after every step makes the run outlast its budget for sure: the plan is made blind to the evaluations'
+    time (as an estimate can be wrong), so the launch goes ahead and the meter has to stop it."""
+    monkeypatch.setattr("orchestrator.cost.eval_hours", lambda fit, train_tokens: 0.0)
     job = write_job(tmp_path, max_steps=25, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=100)
     launched = runner.invoke(app, ["launch", str(job), "--budget", "0.035", "--target", "local", "--yes", "--json"])
     assert launched.exit_code == 1, launched.output
