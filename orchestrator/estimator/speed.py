@@ -20,7 +20,11 @@ what the CPU spends issuing it and what the GPU spends running it, as CUDA runs 
 - the optimizer update is memory-bound: torch's foreach AdamW makes about ADAMW_TENSOR_PASSES reads and writes of
   parameter-sized tensors (moments, the bias-corrected denominator, the update, weight decay); bitsandbytes' 8-bit
   optimizers run one fused kernel. Gradient clipping reads and scales the gradients. Plus a fixed STEP_S of Python
-  (zeroing, clipping, the scheduler) per optimizer step.
+  (zeroing, clipping, the scheduler) per optimizer step. (orch's trainer runs AdamW fused, about 7 passes; the
+  published loops it is fitted to mostly ran foreach, so the larger count stays, the cautious side.)
+
+An evaluation micro-batch is a forward alone, timed the same way (FLOPs, one read of the weights, or the launches);
+orchestrator/cost.py prices a run's evaluations with it.
 
 FLOPs per token come from gpu_catalog/flops.py, the definition the trainer reports MFU with.
 """
