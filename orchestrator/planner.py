@@ -129,8 +129,8 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     fit = cache.get(gpu.name)
     if fit is None:
         ckpt_choices = (False, True) if spec.grad_ckpt == "auto" else (spec.grad_ckpt,)
-        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable_vram_gib(gpu),
-                                        ckpt_choices)
+        usable = usable_vram_gib(gpu, calibration)
+        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable, ckpt_choices)
     return fit
 
 

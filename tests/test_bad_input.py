@@ -359,6 +359,7 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("efficiency-text", '{"efficiency": {"H100 SXM": {"lora": "x"}}}'),
                    ("efficiency-inf", '{"efficiency": {"A100 80GB": {"qlora": Infinity}}}'),
                    ("memory-nan", '{"efficiency": {}, "memory": {"cuda": {"context_gib": NaN}}}'),
+                   ("headroom-whole-card", '{"efficiency": {}, "memory": {"cuda": {"headroom_fraction": 1}}}'),
                    ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))

@@ -112,3 +112,21 @@ def test_cpu_runs_do_not_move_the_fallback_for_gpus_without_points():
     with_cpu = fit(gpu_runs + on_cpu)
     assert with_cpu.method_efficiency == fit(gpu_runs).method_efficiency
     assert with_cpu.efficiency_basis["CPU"]["lora"] == "measured"  # the CPU's own fit is its own
+
+
+def test_the_headroom_fits_keeps_is_fitted_to_the_largest_under_estimate_among_the_runs():
+    """Exact runs leave the floor (run-to-run fragmentation one run cannot show); a run that needed 10% more than
+    its estimate raises the headroom until that run would still have fitted; the estimator then uses it."""
+    from gpu_catalog.gpus import get_gpu
+    from orchestrator.estimator.memory import FIT_HEADROOM_FRACTION, headroom_fraction, usable_vram_gib
+
+    exact = fit(observations(synthetic_rows())).memory["cuda"]["headroom_fraction"]
+    assert exact == pytest.approx(0.02)
+    rows = synthetic_rows()
+    rows[0] = {**rows[0], "nvml_peak_used_gib": rows[0]["nvml_peak_used_gib"] * 1.10}
+    fitted = fit(observations(rows))
+    assert 0.05 < fitted.memory["cuda"]["headroom_fraction"] <= 0.10
+    h100 = get_gpu("H100 SXM")
+    assert headroom_fraction(h100, fitted) == fitted.memory["cuda"]["headroom_fraction"]
+    assert usable_vram_gib(h100, fitted) == pytest.approx(h100.vram_gib * (1 - headroom_fraction(h100, fitted)))
+    assert headroom_fraction(h100, NO_CALIBRATION) == FIT_HEADROOM_FRACTION

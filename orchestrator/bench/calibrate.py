@@ -13,7 +13,8 @@ What is fitted, keeping every other term of the physics as it is:
   1-D search through the estimator itself.
 - memory: the CUDA context (GiB) and the allocator slack (share of activations and logits) per device kind, by least
   squares on measured peak minus the estimate's other parts, from points that measured the whole process (NVML /
-  nvidia-smi, or on the CPU the process RSS); torch-allocator peaks never see the context.
+  nvidia-smi, or on the CPU the process RSS); torch-allocator peaks never see the context. From three such points
+  on, the headroom `fits` keeps: enough that the largest remaining under-estimate would still have fitted.
 
 The cross-validated error leaves one source out at a time, fits on the rest and scores the held-out source.
 """
@@ -37,6 +38,10 @@ from trainer.config import JobConfig, config_from_dict
 EFFICIENCY_BOUNDS = (0.05, 1.0)
 CONTEXT_BOUNDS_GIB = (0.3, 2.5)  # what a CUDA process holds before any tensor, across drivers and cards
 SLACK_BOUNDS = (0.0, 0.5)
+# the headroom `fits` keeps, fitted: at least what run-to-run fragmentation takes (one run cannot show it), at most
+# a fifth of the card (beyond that the estimate, not the headroom, needs mending)
+HEADROOM_BOUNDS = (0.02, 0.20)
+HEADROOM_MIN_POINTS = 3
 SEARCH_STEPS = 50
 PRIOR_POINTS = 8
 WHOLE_PROCESS_MEASURES = ("nvidia-smi", "card", "nvml", "process_rss")
@@ -145,24 +150,29 @@ def fit_method_efficiency(obs: list[Observation], method: str) -> float:
 
 def fit_memory(obs: list[Observation]) -> dict[str, float] | None:
     """Least squares for measured = rest + context + slack * (activations + logits), over whole-process peaks;
-    None with fewer than two points."""
-    pairs = []
+    None with fewer than two points. With HEADROOM_MIN_POINTS or more, also the headroom `fits` keeps on this kind
+    of device: enough that the largest under-estimate among the runs would still have fitted."""
+    points = []
     for o in obs:
         if o.vram_gib is None or o.vram_measures not in WHOLE_PROCESS_MEASURES:
             continue
         parts = estimate_memory(o.model, o.settings, o.gpu).breakdown_gib
         dynamic = parts["activations"] + parts["logits"]
         rest = sum(parts.values()) - parts["cuda_context"] - ALLOCATOR_SLACK_FRACTION * dynamic
-        pairs.append((dynamic, o.vram_gib - rest))
-    if len(pairs) < 2:
+        points.append((dynamic, o.vram_gib - rest, rest))
+    if len(points) < 2:
         return None
-    n = len(pairs)
-    mean_x, mean_y = sum(x for x, _ in pairs) / n, sum(y for _, y in pairs) / n
-    var_x = sum((x - mean_x) ** 2 for x, _ in pairs)
-    slack = sum((x - mean_x) * (y - mean_y) for x, y in pairs) / var_x if var_x > 0 else ALLOCATOR_SLACK_FRACTION
+    n = len(points)
+    mean_x, mean_y = sum(x for x, _, _ in points) / n, sum(y for _, y, _ in points) / n
+    var_x = sum((x - mean_x) ** 2 for x, _, _ in points)
+    slack = sum((x - mean_x) * (y - mean_y) for x, y, _ in points) / var_x if var_x > 0 else ALLOCATOR_SLACK_FRACTION
     slack = min(max(slack, SLACK_BOUNDS[0]), SLACK_BOUNDS[1])
     context = min(max(mean_y - slack * mean_x, CONTEXT_BOUNDS_GIB[0]), CONTEXT_BOUNDS_GIB[1])
-    return {"context_gib": context, "slack_fraction": slack}
+    fitted = {"context_gib": context, "slack_fraction": slack}
+    if n >= HEADROOM_MIN_POINTS:
+        under = max((y + rest) / (rest + context + slack * x) - 1 for x, y, rest in points)
+        fitted["headroom_fraction"] = min(max(under / (1 + under), HEADROOM_BOUNDS[0]), HEADROOM_BOUNDS[1])
+    return fitted
 
 
 def _shrunk(fitted: float, group: list[Observation], prior: float) -> float:

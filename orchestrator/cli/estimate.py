@@ -16,8 +16,8 @@ from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit
 from orchestrator.estimator.memory import (
-    FIT_HEADROOM_FRACTION,
     estimate_memory,
+    headroom_fraction,
     loss_mode,
     precision,
     usable_vram_gib,
@@ -130,9 +130,10 @@ def estimate(
               "calibration": calibration.source or "defaults"}
     if gpu:
         speed = estimate_speed(shape, settings, target, calibration)
-        usable = usable_vram_gib(target)
+        usable = usable_vram_gib(target, calibration)
         result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
-                      headroom_fraction=FIT_HEADROOM_FRACTION, fits=memory.vram_gib <= usable,
+                      headroom_fraction=round(headroom_fraction(target, calibration), 4),
+                      fits=memory.vram_gib <= usable,
                       usage=f"{memory.vram_gib:.1f} of {target.vram_gib:g} GiB",
                       tokens_per_s=round(speed.tokens_per_s, 1), efficiency=round(speed.efficiency, 3),
                       basis=speed.basis, flops_per_token=speed.flops_per_token,
@@ -146,7 +147,8 @@ def estimate(
                 f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
     else:
         fitting = sorted((g for g in load_gpus()
-                          if estimate_memory(shape, settings, g, calibration).vram_gib <= usable_vram_gib(g)),
+                          if estimate_memory(shape, settings, g, calibration).vram_gib
+                          <= usable_vram_gib(g, calibration)),
                          key=lambda g: (g.vram_gib, g.name))
         result["fits_on"] = [g.name for g in fitting]
         result["smallest_gpu_that_fits"] = fitting[0].name if fitting else None

@@ -33,7 +33,7 @@ PACKAGED_CALIBRATION = DATA_DIR / "calibration.json"
 class Calibration:
     """Fitted peak shares by GPU name then method, e.g. {"H100 SXM": {"lora": 0.41}}, with the origin of each
     (`measured` or `published`), per-method fallbacks for GPUs without points of their own, and memory overheads
-    by device kind, e.g. {"cuda": {"context_gib": 0.9, "slack_fraction": 0.12}}."""
+    by device kind, e.g. {"cuda": {"context_gib": 0.9, "slack_fraction": 0.12, "headroom_fraction": 0.04}}."""
 
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -85,7 +85,8 @@ def load_calibration(path: Path | None = None) -> Calibration:
         efficiency = {gpu: {m: _efficiency(v, f"{gpu} {m}") for m, v in methods.items()}
                       for gpu, methods in raw["efficiency"].items()}
         method_efficiency = {m: _efficiency(v, m) for m, v in raw.get("method_efficiency", {}).items()}
-        memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MAX_MEMORY_VALUE) for k, v in values.items()}
+        memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA.get(k, MAX_MEMORY_VALUE))
+                         for k, v in values.items()}
                   for kind, values in raw.get("memory", {}).items()}
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
         reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
@@ -97,6 +98,7 @@ def load_calibration(path: Path | None = None) -> Calibration:
 
 
 MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
+MEMORY_MAXIMA = {"headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
 
 
 def _efficiency(value, what: str) -> float:

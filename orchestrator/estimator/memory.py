@@ -297,9 +297,16 @@ def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
         + head_gradient
 
 
-def usable_vram_gib(gpu: GPU) -> float:
-    """What a job may plan to use on this card: all of it but FIT_HEADROOM_FRACTION."""
-    return gpu.vram_gib * (1 - FIT_HEADROOM_FRACTION)
+def headroom_fraction(gpu: GPU, calibration: Calibration = NO_CALIBRATION) -> float:
+    """The share of the card `fits` leaves free: fitted from the user's runs on this kind of device where
+    `orch calibrate` had enough of them, else FIT_HEADROOM_FRACTION."""
+    fitted = calibration.memory_overheads(gpu) or {}
+    return fitted.get("headroom_fraction", FIT_HEADROOM_FRACTION)
+
+
+def usable_vram_gib(gpu: GPU, calibration: Calibration = NO_CALIBRATION) -> float:
+    """What a job may plan to use on this card: all of it but the headroom."""
+    return gpu.vram_gib * (1 - headroom_fraction(gpu, calibration))
 
 
 def memory_overheads(gpu: GPU, calibration: Calibration) -> tuple[float, float]:
