@@ -36,11 +36,12 @@ def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") ->
     plan a third of a second."""
     hub = os.environ.get("HF_HUB_CACHE") or _hf_home() / "hub"
     snapshots = Path(hub).expanduser() / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
-    return any(snapshots.glob(f"*/{filename}"))
+    # os.path.isdir is False (Path's methods raise) for a name too long for the file system
+    return os.path.isdir(snapshots) and any(snapshots.glob(f"*/{filename}"))
 
 
 def in_datasets_cache(dataset_id: str) -> bool:
     """Whether `datasets` has this hub dataset prepared on this machine (its own cache, `owner___name`), which it
     reads offline without the hub's copy."""
     cache = os.environ.get("HF_DATASETS_CACHE") or _hf_home() / "datasets"
-    return (Path(cache).expanduser() / dataset_id.replace("/", "___")).is_dir()
+    return os.path.isdir(Path(cache).expanduser() / dataset_id.replace("/", "___"))

@@ -1,7 +1,7 @@
 """Which model names the trainer builds offline (trainer/random_model.py) rather than downloads, and which names it
 cannot reach here: plain Python, so planning can ask without importing torch."""
 
-from pathlib import Path
+import os
 
 from gpu_catalog.hub import hub_reachable, in_datasets_cache, in_hub_cache
 from gpu_catalog.models import RANDOM_PREFIX
@@ -17,7 +17,7 @@ def model_unreachable(model_name: str) -> str | None:
     """Why this model cannot be loaded here, said before transformers retries the hub for seconds and fails in five
     lines: None when it is built offline, a folder, in the Hugging Face cache, or the hub answers (which then judges
     the name itself)."""
-    if is_built_offline(model_name) or Path(model_name).is_dir() or in_hub_cache(model_name, "config.json") \
+    if is_built_offline(model_name) or os.path.isdir(model_name) or in_hub_cache(model_name, "config.json") \
             or hub_reachable():
         return None
     return (f"model '{model_name}' is no folder here and not in the Hugging Face cache, and the hub cannot be reached "
