@@ -25,6 +25,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.units import usd_per_million_tokens
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.fit import Fit
+from orchestrator.estimator.settings import tokens_per_micro_batch
 from orchestrator.frozen import quick_init
 
 HUB_DOWNLOAD_BYTES_PER_S = 150e6
@@ -118,8 +119,8 @@ def eval_hours(fit: Fit, train_tokens: int) -> float:
     batches = settings.eval_batches
     if settings.dataset_tokens and not settings.eval_dataset:  # dataset_tokens counts the training split
         held_out = settings.dataset_tokens * settings.eval_fraction / (1 - settings.eval_fraction)
-        batches = min(batches, math.ceil(held_out / (settings.seq_len * settings.micro_batch)))
-    steps = math.ceil(train_tokens / (settings.micro_batch * settings.grad_accum * settings.seq_len))
+        batches = min(batches, math.ceil(held_out / tokens_per_micro_batch(settings)))
+    steps = math.ceil(train_tokens / (settings.effective_batch * settings.seq_len))
     every = settings.eval_every
     passes = 1 + (steps // every if every else 0) + (0 if every and steps % every == 0 else 1)
     return passes * batches * fit.speed.eval_micro_batch_s / 3600

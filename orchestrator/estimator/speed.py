@@ -78,10 +78,15 @@ class SpeedEstimate:
     eval_micro_batch_s: float  # one forward-only micro-batch, as the trainer's evaluation runs it
 
 
+def _adapter_count(model: ModelShape, settings: JobConfig) -> int:
+    """Adapter parameters a pass runs beside the base weights: none in full fine-tuning, where every weight trains."""
+    return 0 if settings.method == "full" else adapter_params(model, settings)
+
+
 def flops_per_token(model: ModelShape, settings: JobConfig) -> tuple[float, float]:
     """(hardware FLOPs with recompute, model FLOPs without) per training token, for these settings."""
-    adapters = 0 if settings.method == "full" else adapter_params(model, settings)
-    return training_flops_per_token(model, settings.method, settings.seq_len, adapters, settings.grad_ckpt,
+    return training_flops_per_token(model, settings.method, settings.seq_len, _adapter_count(model, settings),
+                                    settings.grad_ckpt,
                                     eager_attention=settings.attention == "eager",
                                     frozen_layers=frozen_blocks(model, settings))
 
@@ -122,39 +127,36 @@ def optimizer_traffic_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) ->
     return trainable_params(model, settings) * (per_param + CLIP_GRADIENT_PASSES * param_bytes)
 
 
-def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
-    hardware_flops, model_flops = flops_per_token(model, settings)
-    peak_share, basis = calibration.efficiency_for(gpu, settings.method)
-    achieved = efficiency(model, settings, peak_share, gpu)
+def _micro_batch_terms(model: ModelShape, settings: JobConfig, gpu: GPU, flops_per_token: float, achieved: float,
+                       passes: int, kernels: float) -> dict[str, float]:
+    """Seconds one micro-batch spends by term, for `passes` over the weights (forward, backward, a recompute): the
+    GPU's compute or weight streaming, QLoRA's dequantization, and the launches the GPU does not hide."""
     bandwidth = gpu.mem_bw_gbps * GB
-    tokens = tokens_per_micro_batch(settings)
-    passes = 3 if settings.grad_ckpt else 2
-    compute_s = tokens * hardware_flops / (gpu.train_tflops * 1e12 * achieved)
+    compute_s = tokens_per_micro_batch(settings) * flops_per_token / (gpu.train_tflops * 1e12 * achieved)
     dequantize_s = 0.0
     if settings.method == "qlora":
         dequantize_s = passes * model.block_linear_params * DEQUANT_BYTES_PER_PARAM / bandwidth
     gpu_s = max(compute_s, passes * weight_bytes(model, settings, gpu) / bandwidth)
-    launch_s = kernels_per_micro_step(model, settings) * KERNEL_S
-    micro = {"compute": gpu_s, "dequantize": dequantize_s,
-             "launch_beyond_gpu": max(0.0, launch_s - gpu_s - dequantize_s)}
+    launch_s = kernels * KERNEL_S
+    return {"compute": gpu_s, "dequantize": dequantize_s,
+            "launch_beyond_gpu": max(0.0, launch_s - gpu_s - dequantize_s)}
+
+
+def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
+    hardware_flops, model_flops = flops_per_token(model, settings)
+    peak_share, basis = calibration.efficiency_for(gpu, settings.method)
+    achieved = efficiency(model, settings, peak_share, gpu)
+    micro = _micro_batch_terms(model, settings, gpu, hardware_flops, achieved, passes=3 if settings.grad_ckpt else 2,
+                               kernels=kernels_per_micro_step(model, settings))
     terms = {k: v * settings.grad_accum for k, v in micro.items()}
-    terms["optimizer"] = optimizer_traffic_bytes(model, settings, gpu) / bandwidth + STEP_S
+    terms["optimizer"] = optimizer_traffic_bytes(model, settings, gpu) / (gpu.mem_bw_gbps * GB) + STEP_S
     terms["offload"] = adapters.offload_step_s(trainable_params(model, settings), settings)  # CPU-offloaded states
     step_s = sum(terms.values())
-    return SpeedEstimate(tokens_per_s=tokens * settings.grad_accum / step_s, step_time_s=step_s,
-                         flops_per_token=hardware_flops, model_flops_per_token=model_flops, efficiency=achieved,
-                         basis=basis, terms_s=terms, eval_micro_batch_s=_eval_micro_batch_s(model, settings, gpu,
-                                                                                            achieved))
-
-
-def _eval_micro_batch_s(model: ModelShape, settings: JobConfig, gpu: GPU, achieved: float) -> float:
-    """A forward pass alone, as the training forward is timed: FLOPs at the same share of peak, or one read of the
-    weights (and one dequantization), or the kernel launches, whichever is longest."""
-    adapters = 0 if settings.method == "full" else adapter_params(model, settings)
-    flops = forward_flops_per_token(model, settings.seq_len, adapters, settings.attention == "eager")
-    bandwidth = gpu.mem_bw_gbps * GB
-    compute_s = tokens_per_micro_batch(settings) * flops / (gpu.train_tflops * 1e12 * achieved)
-    gpu_s = max(compute_s, weight_bytes(model, settings, gpu) / bandwidth)
-    if settings.method == "qlora":
-        gpu_s += model.block_linear_params * DEQUANT_BYTES_PER_PARAM / bandwidth
-    return max(gpu_s, model.n_layers * block_forward_kernels(model, settings) * KERNEL_S)
+    # an evaluation micro-batch: the forward alone, one pass over the weights and the forward's launches
+    forward_flops = forward_flops_per_token(model, settings.seq_len, _adapter_count(model, settings),
+                                            settings.attention == "eager")
+    evaluation = _micro_batch_terms(model, settings, gpu, forward_flops, achieved, passes=1,
+                                    kernels=model.n_layers * block_forward_kernels(model, settings))
+    return SpeedEstimate(tokens_per_s=tokens_per_micro_batch(settings) * settings.grad_accum / step_s,
+                         step_time_s=step_s, flops_per_token=hardware_flops, model_flops_per_token=model_flops,
+                         efficiency=achieved, basis=basis, terms_s=terms, eval_micro_batch_s=sum(evaluation.values()))
