@@ -184,6 +184,8 @@ def get_model(name: str) -> ModelShape:
     """A model by local folder, known Hugging Face id or alias (or a chat, instruct or quantized release of one), or
     (network allowing) any hub id."""
     name = name.removeprefix(RANDOM_PREFIX)
+    if not name.strip():
+        raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
     if os.path.exists(Path(name).expanduser()):  # False, where Path.exists raises, for a name too long for a path
         return _from_local_folder(Path(name).expanduser())
     spellings = [spelling for n in (name, *_base_names(name)) for spelling in (n, n.split("/")[-1])]  # any org

@@ -181,6 +181,8 @@ case("job-dataset-empty", lambda i: plan(i, dataset=i.file("empty.jsonl", ""), t
 case("job-zero-tokens", lambda i: plan(i, dataset=i.file("one.jsonl", "{}\n"), train_tokens=DROP, epochs=0.01))
 case("job-model-unknown", lambda i: plan(i, model="Lama-3.1-8B"))
 case("job-model-too-long", lambda i: plan(i, model="a" * 5000))  # Path.exists raises on a name this long
+case("job-model-empty-name", lambda i: plan(i, model="random:"))
+case("job-freeze-more-blocks-than-the-model-has", lambda i: plan(i, method="full", freeze_layers=33))
 case("job-dataset-too-long", lambda i: plan(i, dataset="a" * 5000, train_tokens=DROP))
 
 # --- job files as files ----------------------------------------------------------------------------------------------

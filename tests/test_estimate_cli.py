@@ -104,6 +104,7 @@ def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_train
 @pytest.mark.parametrize("flags, message", [
     (("--method", "lora", "--freeze-layers", "2"), "`freeze_layers` applies to method full only"),
     (("--method", "full", "--use-dora"), "apply to methods lora and qlora"),
+    (("--method", "full", "--freeze-layers", "33"), "freeze_layers 33 is more than the 32 blocks"),
 ])
 def test_a_setting_the_method_does_not_run_is_refused_as_the_trainer_would(flags, message):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])

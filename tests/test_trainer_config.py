@@ -39,6 +39,7 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names no module of orch/tiny-llama: "
                                                       "nonexistent"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
+    ({"method": "full", "freeze_layers": 5}, "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
 ])

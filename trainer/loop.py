@@ -34,7 +34,7 @@ from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
-from trainer.model import check_quantizable, compile_blocks, load_model, missing_modules, resolve_precision
+from trainer.model import block_count, check_quantizable, compile_blocks, load_model, missing_modules, resolve_precision
 from trainer.offline_names import is_built_offline, model_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
@@ -91,6 +91,10 @@ class FineTune:
         elif config.method != "full" and (missing := missing_modules(config.model, config.modules_to_save)):
             problems.append(f"`modules_to_save` names no module of {config.model}: {', '.join(missing)} (e.g. "
                             "embed_tokens, lm_head)")
+        elif config.method == "full" and config.freeze_layers and config.freeze_layers > (
+                blocks := block_count(config.model) or config.freeze_layers):
+            problems.append(f"`freeze_layers` {config.freeze_layers} is more than the {blocks} blocks of "
+                            f"{config.model}: freeze at most {blocks}")
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")
         if config.method == "qlora" and not is_built_offline(config.model):

@@ -7,6 +7,7 @@ import functools
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
+from gpu_catalog.models import get_model
 from trainer.attention_mask import share_sdpa_masks
 from trainer.config import LINEAR_MODULES, JobConfig
 from trainer.offline_names import is_built_offline
@@ -42,6 +43,17 @@ def check_quantizable(model_path: str) -> None:
     if not names - {"lm_head"}:
         raise ValueError(f"method qlora needs nn.Linear layers to quantize, and {model.config.model_type} has none in "
                          "its blocks: use method lora or full for this model.")
+
+
+def block_count(model_name: str) -> int | None:
+    """Decoder blocks in the model: the catalog shape for a model built offline, else its config (None when there is
+    no config to read here: loading the model then says why)."""
+    if is_built_offline(model_name):
+        return get_model(model_name).n_layers
+    try:
+        return _meta_model(model_name).config.num_hidden_layers
+    except (OSError, ValueError):
+        return None
 
 
 def missing_modules(model_name: str, wanted: tuple[str, ...]) -> list[str]:

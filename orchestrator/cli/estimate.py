@@ -3,13 +3,14 @@
 Every flag is a job key (trainer/config.py), validated through the job schema; a flag left out takes the job's own
 default, so `orch estimate` describes exactly what the trainer would run."""
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
-from gpu_catalog.models import LINEAR_MODULES, get_model
+from gpu_catalog.models import LINEAR_MODULES
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
@@ -22,7 +23,7 @@ from orchestrator.estimator.memory import (
     precision,
     usable_vram_gib,
 )
-from orchestrator.estimator.settings import settings_from_job
+from orchestrator.estimator.settings import job_model, settings_from_job
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
 from trainer.config import CHOICES
@@ -116,7 +117,7 @@ def estimate(
         "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks})
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
-    shape = get_model(model)
+    shape = job_model(replace(settings, model=model))
     target = cpu_gpu() if gpu and gpu.strip().lower() == "cpu" else get_gpu(gpu or REFERENCE_GPU)  # as plan names it
     calibration = load_calibration()
     memory = estimate_memory(shape, settings, target, calibration)

@@ -6,10 +6,11 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import ModelShape, get_model
+from gpu_catalog.models import ModelShape
 from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
+from orchestrator.estimator.settings import job_model
 from orchestrator.job import load_job
 from orchestrator.planner import Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
@@ -54,6 +55,6 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
                         providers=allowed_providers(target, providers, targets.offers),
                         max_usd_per_hour=max_usd_per_hour)
-    model = get_model(spec.model)
+    model = job_model(spec)
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
                                 startup_times=load_startup_times())

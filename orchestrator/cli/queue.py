@@ -9,11 +9,11 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import get_model
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
 from orchestrator.cli.options import JsonFlag
+from orchestrator.estimator.settings import job_model
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
@@ -39,7 +39,7 @@ def submit_command(
     check_deadline(deadline)
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     spec = load_job(job)
-    get_model(spec.model)  # an unknown model fails now, not at the scheduler
+    job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
     queue = JobQueue()
     record = queue.submit(spec.name, str(job.resolve()), json.dumps(dataclasses.asdict(spec)), budget, deadline,

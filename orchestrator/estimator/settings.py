@@ -6,12 +6,24 @@ estimate of a job as written starts with it off)."""
 
 from dataclasses import replace
 
+from gpu_catalog.errors import UserError
+from gpu_catalog.models import ModelShape, get_model
 from trainer.config import JobConfig
 
 
 def settings_from_job(spec: JobConfig) -> JobConfig:
     """The job with checkpointing resolved to on or off, as the trainer starts it."""
     return replace(spec, grad_ckpt=spec.grad_ckpt is True)
+
+
+def job_model(spec: JobConfig) -> ModelShape:
+    """The job's model shape (a UserError for a model orch does not describe), refusing a setting the shape cannot
+    take: freezing more blocks than the model has."""
+    model = get_model(spec.model)
+    if spec.method == "full" and spec.freeze_layers > model.n_layers:
+        raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
+                        f"{model.name}: freeze at most {model.n_layers}.")
+    return model
 
 
 def tokens_per_micro_batch(spec: JobConfig) -> int:
