@@ -27,6 +27,12 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def one_line(text: str) -> str:
+    """A message for an `error: ...` line: printable, with its line breaks and tabs (a YAML parser's message, a value
+    with a newline in it) folded into single spaces."""
+    return printable(" ".join(str(text).split()))
+
+
 def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,
            whole: bool = False) -> float | int:
     """`value` as a finite number in [low, high] (`above`: strictly above low); NaN, inf, text and booleans fail.
@@ -131,12 +137,17 @@ def name_from_stem(stem: str) -> str:
     return cleaned or "job"
 
 
-def output_file(path: Path | str, what: str = "--out") -> Path:
-    """An output file orch is about to write: its folder must exist and be writable, and it must not be a folder.
+def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = ()) -> Path:
+    """An output file orch is about to write: its folder must exist and be writable, it must not be a folder or a
+    device, and it must not be one of the command's own `inputs` (writing would destroy what is being read).
     Checked before any work, so an hour of benchmarking never ends in 'no such directory'."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} '{path}' is a folder: give a file name.")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
+    if any(path.exists() and given.exists() and path.samefile(given) for given in inputs):
+        raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
     _writable_folder(path.parent if str(path.parent) else Path("."), what, path)
     return path
 

@@ -35,6 +35,7 @@ class Inputs:
 
     def __init__(self, root: Path, monkeypatch):
         self.root, self.monkeypatch = root, monkeypatch
+        self.reader: int | None = None  # a pipe's reading end, closed after the case
         self.home = root / "orch-home"
         self.work = root / "work"
         self.files = root / "in"
@@ -50,6 +51,13 @@ class Inputs:
     def job(self, **changes) -> str:
         raw = {k: v for k, v in {**BASE_JOB, **changes}.items() if v is not DROP}
         return self.file("job.yaml", yaml.safe_dump(raw))
+
+    def pipe(self, name: str) -> str:
+        """A named pipe, with a reader held open so that a wrongful write cannot block the test."""
+        path = self.files / name
+        os.mkfifo(path)
+        self.reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return str(path)
 
     def folder(self, name: str) -> str:
         (self.files / name).mkdir()
@@ -181,6 +189,7 @@ case("job-dataset-empty", lambda i: plan(i, dataset=i.file("empty.jsonl", ""), t
 case("job-zero-tokens", lambda i: plan(i, dataset=i.file("one.jsonl", "{}\n"), train_tokens=DROP, epochs=0.01))
 case("job-model-unknown", lambda i: plan(i, model="Lama-3.1-8B"))
 case("job-model-too-long", lambda i: plan(i, model="a" * 5000))  # Path.exists raises on a name this long
+case("plan-flag-with-a-line-break", lambda i: plan(i) + ["--objective", "cost\nfast"])
 case("job-model-empty-name", lambda i: plan(i, model="random:"))
 case("job-freeze-more-blocks-than-the-model-has", lambda i: plan(i, method="full", freeze_layers=33))
 case("job-dataset-too-long", lambda i: plan(i, dataset="a" * 5000, train_tokens=DROP))
@@ -232,6 +241,7 @@ for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon"
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
 case("launch-target-moon", lambda i: ["launch", i.job(), "--budget", "10", "--target", "moon", "--yes"])
 case("launch-bad-job", lambda i: ["launch", i.job(learning_rate=math.nan), "--budget", "10", "--yes"])
+case("launch-out-over-the-job", lambda i: ["launch", path := i.job(), "--budget", "10", "--dry-run", "--out", path])
 for name, out in (("missing-folder", lambda i: str(i.files / "no" / "task.yaml")), ("a-folder", lambda i: str(i.files)),
                   ("under-a-file", lambda i: i.file("f", "x") + "/task.yaml"), ("in-proc", lambda i: "/proc/x/t.yaml")):
     case(f"launch-dry-run-out-{name}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run",
@@ -333,6 +343,8 @@ case("import-set-nan", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set",
 case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "seq_len"])
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
 case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.folder("out")])
+case("import-out-over-its-input", lambda i: ["import", path := i.file("ax.yaml", AXOLOTL), "--out", path])
+case("import-out-a-pipe", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.pipe("job.yaml")])
 
 # --- orch simulate ---------------------------------------------------------------------------------------------------
 TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
@@ -407,6 +419,12 @@ def _snapshot(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")}
 
 
+def _inputs_as_written(inputs: Inputs) -> dict[Path, bytes]:
+    """Every input file a case wrote: a refused command leaves each as it was (an --out naming it overwrites)."""
+    return {p: p.read_bytes() if p.is_file() else p.stat().st_mode for p in inputs.files.rglob("*")
+            if not p.is_dir()}
+
+
 def _outside_snapshot(root: Path) -> set[str]:
     """Names beside this test's folder: where a name like `../../x` would land."""
     return set(os.listdir(root.parent))
@@ -417,7 +435,9 @@ def inputs(tmp_path, monkeypatch):
     world = Inputs(tmp_path, monkeypatch)
     monkeypatch.setenv("ORCH_HOME", str(world.home))
     monkeypatch.chdir(world.work)
-    return world
+    yield world
+    if world.reader is not None:
+        os.close(world.reader)
 
 
 @pytest.mark.parametrize("name, build", CASES, ids=[c[0] for c in CASES])
@@ -425,6 +445,7 @@ def test_bad_input_is_refused_cleanly(inputs, name, build):
     args = build(inputs)
     assert args, "the case built no command"
     before, outside_before = _snapshot(inputs.root), _outside_snapshot(inputs.root)
+    written = _inputs_as_written(inputs)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
     assert "Traceback" not in result.output
@@ -436,6 +457,7 @@ def test_bad_input_is_refused_cleanly(inputs, name, build):
     assert {p for p in new if inputs.home not in p.parents and p != inputs.home} == set(), new
     assert all(p.is_dir() and p == inputs.home or p.name.endswith(DB_FILES) for p in new), new
     assert _outside_snapshot(inputs.root) == outside_before
+    assert _inputs_as_written(inputs) == written
     assert not ESCAPE_TARGET.exists()
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 
 
 @pytest.mark.parametrize("value, kwargs", [
@@ -75,3 +76,9 @@ def test_output_paths(tmp_path):
         with pytest.raises(UserError):
             bad()
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+@pytest.mark.parametrize("usd, text", [(12.345, "$12.35"), (0.5, "$0.500"), (0.0042, "$0.0042"), (0.0, "$0.000"),
+                                       (1e-320, "$1.0e-320")])
+def test_dollars_for_people_never_run_to_a_line_of_zeros(usd, text):
+    assert usd_text(usd) == text

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         except BudgetSpent as exc:  # the alarm struck before the training loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
-        print(f"error: {checks.printable(str(exc))}", file=sys.stderr)
+        print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
         print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         print(checks.printable(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: "
                                 f"{_resume_command(args, output)}"), file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
-        message = " ".join(str(result.get("message") or "").split())  # one line; metrics.json keeps it whole
-        print(checks.printable(f"{TrainStatus(result['status']).value}: {message}".rstrip(": ")), file=sys.stderr)
+        message = result.get("message") or ""  # one line; metrics.json keeps it whole
+        print(checks.one_line(f"{TrainStatus(result['status']).value}: {message}").rstrip(": "), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
 

@@ -9,7 +9,7 @@ from rich.markup import escape as _escape_markup
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from gpu_catalog.checks import printable
+from gpu_catalog.checks import one_line, printable
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
@@ -58,7 +58,7 @@ def say(text: str, err: bool = False) -> None:
 
 def print_error(message: str) -> None:
     """`error: ...` on one line: a multi-line message (a YAML parser's, an exception's) is folded."""
-    err_console.print(f"[bold red]error:[/] {esc(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {esc(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 def _number(value: float) -> str:

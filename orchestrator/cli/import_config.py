@@ -33,7 +33,7 @@ def import_command(
 ) -> None:
     """Write an orch job from another trainer's config; every key not carried over is listed with the reason."""
     if out is not None:
-        checks.output_file(out)
+        checks.output_file(out, inputs=(config,))
     translation = translate(_read_yaml(config))
     job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
     try:

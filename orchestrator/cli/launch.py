@@ -51,7 +51,7 @@ def launch_command(
     if out is not None and not dry_run:
         raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
     if out is not None:
-        checks.output_file(out, "--out")  # before planning, not after it
+        checks.output_file(out, "--out", inputs=(job,))  # before planning, not after it
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour)
     spec = result.spec

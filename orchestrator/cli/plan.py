@@ -23,7 +23,7 @@ USAGE_ERROR_EXIT_CODE = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """One line and exit 2, as every orch command answers a malformed flag."""
-        print(f"error: {checks.printable(message)}; see `orch plan --help`.", file=sys.stderr)
+        print(f"error: {checks.one_line(message)}; see `orch plan --help`.", file=sys.stderr)
         raise SystemExit(USAGE_ERROR_EXIT_CODE)
 
 
@@ -61,6 +61,6 @@ def run(argv: list[str]) -> int:
         if result.chosen is None:
             raise UserError(no_option_message(result))
     except UserError as exc:
-        print(f"error: {checks.printable(str(exc))}", file=sys.stderr)
+        print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         return USAGE_ERROR_EXIT_CODE
     return 0
