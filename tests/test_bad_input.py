@@ -352,6 +352,7 @@ TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_u
 for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
               ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
     case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
+case("simulate-generate-into-a-pipe", lambda i: ["simulate", "--generate", "5", "--out", i.pipe("trace.csv")])
 
 # --- hardware file ---------------------------------------------------------------------------------------------------
 CARD = "cards: [{gpu: RTX 4090, %s}]"

@@ -45,7 +45,7 @@ def simulate_command(
     if generate_jobs is not None:
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
-        _check_trace_target(out)
+        checks.output_file(out, "--out")  # before any work
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         display.console.print(checks.printable(f"wrote {count} jobs to {out}"), markup=False, highlight=False)
         return
@@ -74,17 +74,6 @@ def simulate_command(
         display.print_json(summaries[policies[0]] if len(policies) == 1 else summaries)
     else:
         display.show_simulation(summaries)
-
-
-def _check_trace_target(path: Path) -> None:
-    """The trace's folder must exist and take a new file; checked before any work."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"--out {path} is a folder; give a file name for the trace, e.g. {path / 'trace.csv'}.")
-    if not folder.is_dir():
-        raise UserError(f"--out: folder {folder} does not exist; create it or choose another path.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--out: folder {folder} is not writable; choose another path.")
 
 
 def _check_folder(folder: Path) -> None:
