@@ -357,17 +357,24 @@ def saved_activation_bytes(torch, model, tokens: int, autocast: bool, documents:
         model(input_ids=torch.randint(0, 500, (1, tokens)), position_ids=positions[None], use_cache=False)
     return sum(saved.values())
 
-@pytest.mark.parametrize("autocast, targets, dropout", [
-    (False, ("q_proj", "v_proj"), 0.05),
-    (False, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
-    (True, ("q_proj", "v_proj"), 0.0),
-    (True, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), 0.0),
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@pytest.mark.parametrize("run, targets, dropout", [
+    ("fp32", ("q_proj", "v_proj"), 0.05),
+    ("fp32", ALL_LINEAR, 0.0),
+    ("bf16", ("q_proj", "v_proj"), 0.0),
+    ("bf16", ALL_LINEAR, 0.05),
+    ("autocast", ("q_proj", "v_proj"), 0.0),
+    ("autocast", ALL_LINEAR, 0.0),
 ])
-def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, targets, dropout):
+def test_a_layers_activations_match_what_transformers_and_peft_save(run, targets, dropout):
     """The per-layer count against the bytes autograd really saves for one decoder layer of a tiny transformers Llama
-    with peft's LoRA: an fp32 run (the CPU trainer), and a bf16-autocast run with fp32 adapters (a GPU run's
-    semantics; dropout off, as the CPU's dropout keeps a float mask where CUDA keeps a bool one). 256 tokens, so the
-    per-layer constants (autocast's bf16 copies of the fp32 adapter weights, the attention's log-sum-exp) stay small."""
+    with peft's LoRA: an fp32 run (the CPU trainer), a bf16 run without autocast (the CPU trainer in precision bf16:
+    each adapter casts its input to its fp32 weights, a copy apiece), and a bf16-autocast run with fp32 adapters (a
+    GPU run's semantics; dropout off, as the CPU's dropout keeps a float mask where CUDA keeps a bool one). 256
+    tokens, so the per-layer constants (autocast's bf16 copies of the fp32 adapter weights, the attention's
+    log-sum-exp) stay small."""
     torch = pytest.importorskip("torch")
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -381,15 +388,16 @@ def test_a_layers_activations_match_what_transformers_and_peft_save(autocast, ta
         config = LlamaConfig(vocab_size=500, hidden_size=hidden, intermediate_size=intermediate,
                              num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                              attn_implementation="sdpa")
-        model = LlamaForCausalLM(config).to(torch.bfloat16 if autocast else torch.float32).requires_grad_(False)
+        model = LlamaForCausalLM(config).to(torch.float32 if run == "fp32" else torch.bfloat16).requires_grad_(False)
         model = get_peft_model(model, LoraConfig(r=8, lora_dropout=dropout, target_modules=list(targets)))
-        return saved_activation_bytes(torch, model, tokens, autocast)
+        return saved_activation_bytes(torch, model, tokens, autocast=run == "autocast")
 
     measured = (saved_bytes(3) - saved_bytes(2)) / tokens
     shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
-    act = 2 if autocast else 4
-    settings = job("lora", tokens, 1, False, lora_r=8, lora_dropout=dropout, target_modules=targets)
-    assert _layer_bytes_per_token(shape, settings, act, act) == pytest.approx(measured, rel=0.08)
+    settings = job("lora", tokens, 1, False, lora_r=8, lora_dropout=dropout, target_modules=targets,
+                   precision="bf16" if run == "bf16" else "auto")
+    device = GPU if run == "autocast" else cpu_gpu()
+    assert _layer_bytes_per_token(shape, settings, device) == pytest.approx(measured, rel=0.08)
 
 
 @pytest.mark.parametrize("upcast", [True, False])
@@ -404,8 +412,7 @@ def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_pa
 
     from orchestrator.estimator.memory import _layer_bytes_per_token
 
-    hidden, intermediate, tokens, targets = 256, 688, 256, ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                             "up_proj", "down_proj")
+    hidden, intermediate, tokens, targets = 256, 688, 256, ALL_LINEAR
 
     def saved_bytes(layers: int) -> int:
         torch.manual_seed(0)
@@ -430,7 +437,7 @@ def test_a_qlora_layers_activations_match_what_bitsandbytes_and_peft_save(tmp_pa
     shape = make_model(n_layers=3, hidden=hidden, n_heads=4, n_kv_heads=2, intermediate=intermediate, vocab=500)
     settings = job("qlora", tokens, 1, False, lora_r=8, lora_dropout=0.0, target_modules=targets,
                    qlora_fp32_upcast=upcast)
-    assert _layer_bytes_per_token(shape, settings, 2, 4 if upcast else 2) == pytest.approx(measured, rel=0.05)
+    assert _layer_bytes_per_token(shape, settings, GPU) == pytest.approx(measured, rel=0.05)  # bf16 autocast
 
 
 def test_packed_documents_keep_one_mask_for_every_layer_and_repeated_kv():

@@ -26,7 +26,8 @@ precision the trainer resolves (`precision`):
   keeps the fp32 upcast of its input (transformers' LlamaRMSNorm: `x.to(float32)` then `pow`). A frozen linear saves
   no input (autograd keeps a matmul operand only for the other operand's gradient), so only adapted modules keep
   theirs: on a GPU peft casts each adapter's input to the adapters' fp32 and autocast casts it back for x @ A, so
-  every adapted module keeps its own 16-bit copy (plus dropout's 1-byte mask); in an fp32 run without autocast they
+  every adapted module keeps its own 16-bit copy (plus dropout's 1-byte mask); in a bf16 run without autocast (the
+  CPU in precision bf16) each keeps its own fp32 copy (and on the CPU a 4-byte dropout mask); in an fp32 run they
   share the input, or each keeps its dropped-out copy and mask. Checked against the bytes autograd saves for a tiny
   transformers Llama with peft (tests/test_memory.py). With checkpointing each layer's input stays, and one layer is
   recomputed at a time in the backward: that starts after the loss's backward has freed the logits, so the recompute
@@ -44,7 +45,8 @@ precision the trainer resolves (`precision`):
   backward (bf16 logits 2 + fp32 log-probs 4 + their gradient 4 + the fp32 logits gradient 4; at 128k-256k
   vocabularies this rivals the activations; transformers up to 4.47 peaks at 14 in the forward too, with an fp32 copy
   of the shifted logits; 4.48+ shifts the labels instead and peaks at 12: 14 is kept, the published HF points being
-  the former); `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
+  the former; fp32 logits, on the CPU or in precision fp32, are the loss's own input and hold 12 in all);
+  `chunked` holds the same bytes for one chunk of `loss_chunk_tokens`;
   `fused` (liger-kernel) one chunk of N / ceil(vocab / hidden) tokens (its own rule) plus the input gradient.
 - CUDA context, and allocator slack on the tensors that come and go every step. Torch's allocator peaks
   (max_memory_allocated / reserved) see neither the context nor (allocated) the slack; NVML / nvidia-smi see both.
@@ -191,11 +193,12 @@ def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
     return settings.method == "qlora" and settings.qlora_fp32_upcast and autocast(settings, gpu)
 
 
-def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: int, residual_bytes: int) -> float:
+def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What autograd keeps for one decoder layer per token, in bytes, without checkpointing (see the header)."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
-    under_autocast = act_bytes < FP32_BYTES  # a GPU run: 16-bit activations under autocast, fp32 adapters
+    act_bytes = activation_bytes(settings, gpu)
+    residual_bytes = FP32_BYTES if fp32_residual(settings, gpu) else act_bytes
     compiled = settings.compile  # inductor recomputes pointwise work in the backward instead of saving it (header)
     # each RMSNorm saves the fp32 upcast of its input; compiled, the fused norm keeps the input as it came
     total = 2 * h * (residual_bytes if compiled else FP32_BYTES)
@@ -212,19 +215,19 @@ def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, act_bytes: in
         weight_inputs = q_width if compiled else 2 * h + q_width + i  # compiled: norms and product recomputed
         return total + weight_inputs * act_bytes + _eager_bytes(model, settings)
     shapes = model.linear_shapes()
-    mask_bytes = (1 if under_autocast else act_bytes) if settings.lora_dropout > 0 else 0  # CUDA: bool; CPU: noise
-    if under_autocast:
-        # peft casts each adapter's input to the adapter's fp32 and autocast casts it back for x @ A: every adapted
-        # module keeps its own 16-bit copy (and dropout's mask), none of them shares the norm's output
-        inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
-    else:  # fp32 throughout: the adapters read the same input, or each its own dropped-out copy
+    # peft casts each adapter's input to its fp32 weights: under autocast, autocast casts it back to 16 bits for
+    # x @ A, so the adapter computes and keeps 16-bit tensors; without autocast they are fp32
+    adapter_bytes = act_bytes if autocast(settings, gpu) else FP32_BYTES
+    mask_bytes = 0 if settings.lora_dropout == 0 else 1 if gpu.kind != "cpu" else adapter_bytes  # CUDA's bool mask
+    if adapter_bytes < FP32_BYTES or act_bytes < FP32_BYTES or settings.lora_dropout > 0:
+        # a cast (autocast's, or to fp32 from 16-bit weights) or dropout makes each adapted module its own copy of
+        # its input (and dropout's mask); none of them shares the norm's output
+        inputs = sum(shapes[m][0] for m in settings.target_modules) * (adapter_bytes + mask_bytes)
+    else:  # fp32 throughout, no dropout: the adapters read the very tensors the layer saves or passes on
         read = {"q_proj": ("norm1", h), "k_proj": ("norm1", h), "v_proj": ("norm1", h), "o_proj": ("attn", q_width),
                 "gate_proj": ("norm2", h), "up_proj": ("norm2", h), "down_proj": ("product", i)}
-        if settings.lora_dropout > 0:
-            inputs = sum(shapes[m][0] for m in settings.target_modules) * (act_bytes + mask_bytes)
-        else:
-            inputs = sum(dict(read[m] for m in settings.target_modules).values()) * act_bytes
-    lowrank = len(settings.target_modules) * settings.lora_r * act_bytes  # each x @ A
+        inputs = sum(dict(read[m] for m in settings.target_modules).values()) * act_bytes
+    lowrank = len(settings.target_modules) * settings.lora_r * adapter_bytes  # each x @ A
     return total + inputs + lowrank + _eager_bytes(model, settings)
 
 
@@ -242,7 +245,7 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     trained = model.n_layers - frozen_blocks(model, settings)
     residual = FP32_BYTES if fp32_residual(settings, gpu) else act
     tokens = tokens_per_micro_batch(settings)
-    per_layer = _layer_bytes_per_token(model, settings, act, residual) * tokens
+    per_layer = _layer_bytes_per_token(model, settings, gpu) * tokens
     head_inputs = model.hidden * (FP32_BYTES + act) * tokens  # final norm's fp32 upcast and the lm_head's input
     # QLoRA: bitsandbytes dequantizes one weight at a time into a 16-bit buffer, in the layers' forward and backward
     largest_linear = max(i * o for i, o in model.linear_shapes().values())
@@ -282,7 +285,9 @@ def fused_chunk_tokens(model: ModelShape, tokens: int) -> int:
 def loss_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What the loss holds at its peak, beyond the activations: the logits and their gradients (see the header)."""
     act, tokens, mode = activation_bytes(settings, gpu), tokens_per_micro_batch(settings), loss_mode(settings, gpu)
-    per_logit = act + LOSS_FP32_BYTES_PER_LOGIT
+    # 16-bit logits sit beside the loss's fp32 tensors; fp32 logits (the CPU, precision fp32) are the loss's own
+    # fp32 input, upcast to nothing, and their gradient is the fp32 one already counted (orch's CPU runs hold 12)
+    per_logit = LOSS_FP32_BYTES_PER_LOGIT + (act if act < FP32_BYTES else 0)
     # an fp32 lm_head under autocast: the matmul saves autocast's 16-bit copy of the weight for the input's gradient
     head_copy = model.vocab * model.hidden * act if fp32_residual(settings, gpu) else 0
     if mode == "full":
