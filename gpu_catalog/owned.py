@@ -137,7 +137,8 @@ def _parse_card(raw, path: Path) -> OwnedCard:
         power_w=_positive(raw.get("power_w", base.power_w), "power_w", path, MAX_POWER_W),
         host_power_w=_at_least_zero(raw.get("host_power_w", base.host_power_w), "host_power_w", path, MAX_POWER_W),
         ssh_pool=checks.safe_name(raw["ssh_pool"], f"{path}: ssh_pool") if raw.get("ssh_pool") else None,
-        accelerator=str(raw.get("accelerator") or base.gpu.name.replace(" ", "")),
+        accelerator=checks.safe_name(raw["accelerator"], f"{path}: accelerator") if raw.get("accelerator") is not None
+        else base.gpu.name.replace(" ", ""),
     )
 
 
@@ -152,8 +153,11 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     policy = raw.get("cost_policy", "amortized")
     if policy not in COST_POLICIES:
         raise UserError(f"{path}: cost_policy must be one of {COST_POLICIES}, got {policy!r}.")
+    cards = raw.get("cards") or []
+    if not isinstance(cards, list):
+        raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")
     return OwnedHardware(
-        cards=tuple(_parse_card(card, path) for card in raw.get("cards") or []),
+        cards=tuple(_parse_card(card, path) for card in cards),
         electricity_usd_per_kwh=_positive(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
                                           "electricity_usd_per_kwh", path, MAX_USD_PER_KWH),
         pue=float(checks.number(raw.get("pue", 1.0), f"{path}: pue", 1.0, MAX_PUE)),

@@ -359,6 +359,7 @@ CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
              CARD % "life_years: .nan", CARD % "life_years: 0", CARD % "utilization: 2", CARD % "utilization: .nan",
              CARD % "count: 0", CARD % "count: 1.5", CARD % "power_w: .inf", CARD % "ssh_pool: ../x",
+             CARD % "accelerator: .nan", CARD % "accelerator: '[red]x'", "cards: 1",
              CARD % "colour: red", "pue: .nan", "pue: .inf", "pue: 0.5", "electricity_usd_per_kwh: -1",
              "cost_policy: free", "cards: [gpu: x", "cards: [{gpu: RTX 4080}]", "cards: [{count: 1}]",
              "pue: 1.2\npue: 1.5", "- a list", "cards: {gpu: RTX 4090}"):
@@ -375,6 +376,9 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("efficiency-inf", '{"efficiency": {"A100 80GB": {"qlora": Infinity}}}'),
                    ("memory-nan", '{"efficiency": {}, "memory": {"cuda": {"context_gib": NaN}}}'),
                    ("headroom-whole-card", '{"efficiency": {}, "memory": {"cuda": {"headroom_fraction": 1}}}'),
+                   ("basis-unknown", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency_basis": {"L4": {"lora": "x"}}}'),
+                   ("basis-a-number", '{"efficiency": {}, "efficiency_basis": {"L4": 1}}'),
+                   ("method-basis-nan", '{"efficiency": {}, "method_basis": NaN}'),
                    ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from gpu_catalog.owned import HOURS_PER_YEAR
 from gpu_catalog.units import usd_per_million_tokens
 from orchestrator.bench.economics import Point, break_even_utilization, owned_usd_per_job, pareto_front
-from orchestrator.bench.report import ORIGINS
 from orchestrator.bench.report_errors import error_rows
 from orchestrator.bench.report_points import EstimatePoint
 from orchestrator.bench.report_render import write_report
@@ -20,6 +19,7 @@ from orchestrator.bench.report_summary import job_summary
 from orchestrator.cli.limits import MAX_BUDGET_USD
 from orchestrator.cli.main import app
 from orchestrator.cli.planning import plan_job
+from orchestrator.estimator.calibration import BASES
 from tests.bench_fixtures import synthetic_rows
 from tests.conftest import REPO
 
@@ -98,7 +98,7 @@ def test_the_report_says_where_every_figure_comes_from(tmp_path):
     assert len(pngs) == 4 and all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
     assert len(data["figures"]) == 4
     for figure in data["figures"]:
-        assert set(figure["origin"].split(" + ")) <= set(ORIGINS) and figure["origin"]
+        assert set(figure["origin"].split(" + ")) <= set(BASES) and figure["origin"]
         assert figure["caption"].startswith("Origin: ") and "Generated" in figure["caption"]
     page = (tmp_path / "report.html").read_text()
     for png in pngs:  # one file: every plot inline, byte for byte

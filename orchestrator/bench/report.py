@@ -22,8 +22,6 @@ from orchestrator.bench.report_summary import job_summary
 from orchestrator.cli.display import optional, optional_usd
 from orchestrator.estimator.calibration import load_calibration
 
-ORIGINS = ("measured", "published", "analytic")
-
 
 @dataclass
 class Section:

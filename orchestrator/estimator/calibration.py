@@ -27,6 +27,7 @@ HOPPER_AND_LATER_FACTOR = 0.8  # compute capability 9.0+: same loop, bigger peak
 # about a CPU, so their per-method fits never stand in for it; `orch calibrate` fits it from the user's own CPU runs.
 CPU_EFFICIENCY = 0.35
 PACKAGED_CALIBRATION = DATA_DIR / "calibration.json"
+BASES = ("measured", "published", "analytic")  # where a figure comes from: the user's runs, published ones, defaults
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,25 @@ def load_calibration(path: Path | None = None) -> Calibration:
         memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA.get(k, MAX_MEMORY_VALUE))
                          for k, v in values.items()}
                   for kind, values in raw.get("memory", {}).items()}
+        efficiency_basis = {gpu: {m: _basis(v, f"{gpu} {m}") for m, v in methods.items()}
+                            for gpu, methods in raw.get("efficiency_basis", {}).items()}
+        method_basis = _basis(raw.get("method_basis", "measured"), "the per-method fits")
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
         reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
         raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
             from None
-    return Calibration(efficiency=efficiency, memory=memory, source=str(path),
-                       efficiency_basis=raw.get("efficiency_basis", {}), method_efficiency=method_efficiency,
-                       method_basis=raw.get("method_basis", "measured"))
+    return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
+                       method_efficiency=method_efficiency, method_basis=method_basis)
 
 
 MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
 MEMORY_MAXIMA = {"headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
+
+
+def _basis(value, what: str) -> str:
+    if value not in BASES:
+        raise ValueError(f"the basis of {what} must be one of {', '.join(BASES)}, got {value!r}")
+    return value
 
 
 def _efficiency(value, what: str) -> float:
