@@ -376,7 +376,7 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("efficiency-inf", '{"efficiency": {"A100 80GB": {"qlora": Infinity}}}'),
                    ("memory-nan", '{"efficiency": {}, "memory": {"cuda": {"context_gib": NaN}}}'),
                    ("headroom-whole-card", '{"efficiency": {}, "memory": {"cuda": {"headroom_fraction": 1}}}'),
-                   ("basis-unknown", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency_basis": {"L4": {"lora": "x"}}}'),
+                   ("basis-unknown", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency_basis": {"L4": {"lora": 1}}}'),
                    ("basis-a-number", '{"efficiency": {}, "efficiency_basis": {"L4": 1}}'),
                    ("method-basis-nan", '{"efficiency": {}, "method_basis": NaN}'),
                    ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
