@@ -21,11 +21,11 @@ def usd_per_million_tokens(usd_per_hour: float, tokens_per_s: float) -> float:
 
 def usd_text(value: float) -> str:
     """Dollars for people: cents where they matter, three decimals under a dollar, and two significant digits below
-    a cent (a tiny job's cost is not $0.00), in e-notation only below a millionth of a dollar (no line of zeros)."""
+    a cent (a tiny job's cost is not $0.00), in e-notation only below a billionth of a dollar (no line of zeros)."""
     if value >= 0.995:
         return f"${value:,.2f}"
     if value >= 0.01 or value <= 0:
         return f"${value:.3f}"
-    if value < 1e-6:
+    if value < 1e-9:
         return f"${value:.1e}"
     return f"${value:.{1 - math.floor(math.log10(value))}f}"
