@@ -138,4 +138,22 @@ def test_the_tiny_model_trains_on_a_repository_with_a_column_mapping_and_an_eval
 def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
     write_records(tmp_path / "bad.jsonl", [*ROWS[:5], {"question": "?"}])
     code, metrics = train(tmp_path, dataset="bad.jsonl")
-    assert code == 1 and "record 5 has none of the known shapes" in metrics["message"]
+    assert code == 2 and "record 5 has none of the known shapes" in metrics["message"]
+    assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith("error: record 5")
+
+
+@pytest.mark.parametrize("line, message", [
+    # pyarrow 26 reads a null among a list of turns into a corrupt column that crashes the process when read back
+    ('{"conversations": [null, {"from": "gpt", "value": "x"}]}', "`conversations` must be a list of"),
+    ('{"conversations": 3}', "`conversations` must be a list of"),
+    ('{"messages": [{"role": [], "content": "x"}]}', "`messages` must be a list of {role, content}"),
+    ('{"text": "a\\ud800b"}', "line 6: a string holds a lone UTF-16 surrogate"),
+    ('{"instruction": "a", "input": ["b"], "output": "c"}', "`input` must be a string"),
+    ('["text", "x"]', "line 6: a record must be a JSON object"),
+    ('{"text": "x"', "line 6: not a JSON record"),
+])
+def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line, message):
+    (tmp_path / "bad.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:5]) + line + "\n")
+    code, metrics = train(tmp_path, dataset="bad.jsonl")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in metrics["message"] and len(err) == 1 and message in err[0], err

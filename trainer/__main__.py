@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
                                 f"{_resume_command(args, output)}"), file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
         message = result.get("message") or ""  # one line; metrics.json keeps it whole
-        print(checks.one_line(f"{TrainStatus(result['status']).value}: {message}").rstrip(": "), file=sys.stderr)
+        label = "error" if result["status"] == TrainStatus.BAD_CONFIG else TrainStatus(result["status"]).value
+        print(checks.one_line(f"{label}: {message}").rstrip(": "), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
 

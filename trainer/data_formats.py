@@ -37,13 +37,15 @@ def map_columns(record: dict, columns: tuple[tuple[str, str], ...], index: int) 
 
 
 def _messages_from_sharegpt(turns: list, index: int) -> list[dict]:
+    if not isinstance(turns, list):
+        raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
     messages = []
     for turn in turns:
         if not isinstance(turn, dict):
             raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
         role = turn.get("from", turn.get("role"))
         content = turn.get("value", turn.get("content"))
-        if role not in SHAREGPT_ROLES or not isinstance(content, str):
+        if not isinstance(role, str) or role not in SHAREGPT_ROLES or not isinstance(content, str):
             raise DataError(f"record {index}: a ShareGPT turn needs `from` (one of {', '.join(SHAREGPT_ROLES)}) "
                             f"and a string `value`; got keys {sorted(turn)} and from={role!r}.")
         messages.append({"role": SHAREGPT_ROLES[role], "content": content})
@@ -59,14 +61,16 @@ def _check_messages(messages, index: int) -> list[dict]:
 
 
 def record_texts(records: list[dict]) -> list[str]:
-    """Every string in the records: what the tiny model's tokenizer learns from."""
+    """Every string in the records: what the tiny model's tokenizer learns from (before the records are checked, so
+    anything else is passed over here and refused, with its record, when it is tokenized)."""
     texts = []
     for record in records:
         for value in record.values():
             if isinstance(value, str):
                 texts.append(value)
             elif isinstance(value, list):
-                texts.extend(m.get("content", m.get("value", "")) for m in value if isinstance(m, dict))
+                turns = (m.get("content", m.get("value")) for m in value if isinstance(m, dict))
+                texts.extend(text for text in turns if isinstance(text, str))
     return texts
 
 
@@ -102,6 +106,8 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
     if isinstance(prompt, str) and isinstance(completion, str):
         return _prompt_response(tokenizer, prompt, completion)
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
+        if not isinstance(record.get("input") or "", str):
+            raise DataError(f"record {index}: `input` must be a string (or absent), got {record['input']!r}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
         return _prompt_response(tokenizer, prompt, record["output"])

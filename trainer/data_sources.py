@@ -1,12 +1,17 @@
 """Where records come from: a local JSON, JSONL, Parquet or CSV file, a folder of them, or a dataset repository
 (a Hugging Face dataset id, or a local folder laid out like one) with a config, a split and streaming.
 
-All of it goes through `datasets.load_dataset` with the arguments a user would pass by hand, so a local folder in the
-hub layout (README.md with `configs:`) reads exactly as the same repository would from the Hub. A dataset that is
-not one local file streams when the run is bounded (`train_tokens` or `max_steps`): only the records the run needs
-are read, and a large hub dataset is never downloaded whole.
+Everything but a single local JSON or JSONL file goes through `datasets.load_dataset` with the arguments a user
+would pass by hand, so a local folder in the hub layout (README.md with `configs:`) reads exactly as the same
+repository would from the Hub. A dataset that is not one local file streams when the run is bounded (`train_tokens`
+or `max_steps`): only the records the run needs are read, and a large hub dataset is never downloaded whole.
+
+A single JSON or JSONL file is read with Python's json module: pyarrow 26's JSON reader builds a corrupt column from a
+list of turns with a null among them, which then crashes the process (a segfault, no message) when read back. Read
+as plain JSON, such a record is refused with its line like any other malformed one.
 """
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -76,6 +81,56 @@ def _load(source: Source, streaming: bool):
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
 
 
+def _json_records(path: Path) -> list[dict]:
+    """A JSON file's records: a list of objects, or one object per line (JSON Lines, in .jsonl or .json)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if path.suffix.lower() == ".json" and stripped.startswith("["):
+        try:
+            records, lines = json.loads(stripped), None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"dataset {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
+        if not isinstance(records, list):
+            raise DataError(f"dataset {path}: expected a list of records.")
+    else:
+        records, lines = [], []
+        for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file "
+                                    "holds one JSON object per line.") from None
+                lines.append(number)
+    for index, record in enumerate(records):
+        where = f"line {lines[index]}" if lines is not None else f"record {index}"
+        if not isinstance(record, dict):
+            raise DataError(f"dataset {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
+                            f"{{\"messages\": [...]}}, ...), got {type(record).__name__}.")
+        if not _is_text(record):
+            raise DataError(f"dataset {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
+                            "which is no character: fix or drop the record.")
+    return records
+
+
+def _is_text(value) -> bool:
+    """Every string in a parsed JSON value encodes as UTF-8 (JSON's \\ud800 escapes parse to strings that do not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_text(v) for v in value)
+    return True
+
+
 def _text_chars(record: dict) -> int:
     return sum(len(v) if isinstance(v, str) else len(str(v)) for v in record.values() if v is not None)
 
@@ -91,7 +146,10 @@ def _until_chars(records: Iterable[dict], max_chars: int) -> Iterator[dict]:
 
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
-    streaming = needed_tokens is not None and not (source.local is not None and source.local.is_file())
+    one_file = source.local is not None and source.local.is_file()
+    if one_file and FILE_KINDS.get(source.local.suffix.lower()) == "json":
+        return _json_records(source.local)
+    streaming = needed_tokens is not None and not one_file
     try:
         dataset = _load(source, streaming)
         records = iter(dataset)

@@ -156,7 +156,9 @@ class FineTune:
                             f"micro-batch {a['micro_batch']} x {a['grad_accum']}, seq_len {a['seq_len']}, "
                             f"checkpointing {'on' if a['grad_ckpt'] else 'off'}" for a in attempts)}, None
                     self.resume = True  # a checkpoint of the failed attempt (same data order) is still good
-        except (ConfigError, data.DataError, ValueError) as exc:
+        except (ConfigError, data.DataError) as exc:  # the job's data or settings, found once they are read: bad input
+            return {"status": TrainStatus.BAD_CONFIG, "message": str(exc)}, config
+        except ValueError as exc:
             return {"status": TrainStatus.ERROR, "message": str(exc)}, config
         except BudgetSpent:
             raise
