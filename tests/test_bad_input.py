@@ -74,7 +74,10 @@ class Inputs:
         return self.hardware_path(self.file("hardware.yaml", text))
 
     def calibration(self, text: str | bytes) -> list[str]:
-        self.env("ORCH_CALIBRATION", self.file("calibration.json", text))
+        return self.calibration_path(self.file("calibration.json", text))
+
+    def calibration_path(self, path: str) -> list[str]:
+        self.env("ORCH_CALIBRATION", path)
         return ["estimate", "Llama-3.1-8B", "--gpu", "H100 SXM"]
 
     def catalog(self, text: str | bytes) -> list[str]:
@@ -382,6 +385,7 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))
+case("calibration-a-folder", lambda i: i.calibration_path(i.folder("cal")))
 
 # --- SkyPilot catalogs -----------------------------------------------------------------------------------------------
 case("catalog-row-too-long", lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW + "a,A100,1,2,3,4,5,6,7,8,9\n"))

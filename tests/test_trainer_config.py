@@ -66,6 +66,13 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
 
 
+def test_a_cache_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """The tiny model is built into ORCH_CACHE: a file there was a NotADirectoryError after the run had started."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "job.yaml"))
+    assert main([str(write_job(tmp_path)), "--output", str(tmp_path / "out")]) == 2
+    assert "ORCH_CACHE" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_an_output_with_checkpoints_needs_resume(tmp_path, capsys):
     output = tmp_path / "out"
     assert main([str(write_job(tmp_path, save_every=1, max_steps=1)), "--output", str(output)]) == 0

@@ -24,6 +24,7 @@ import torch
 from transformers.integrations.neftune import activate_neftune
 
 from gpu_catalog import checks
+from gpu_catalog.cache import cache_dir
 from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
@@ -67,6 +68,8 @@ class FineTune:
 
     def _validate(self, resume: str) -> None:
         config, problems = self.config, []
+        if is_built_offline(config.model):  # the built model is kept there: a file in its place fails late
+            checks.output_folder(cache_dir(), "ORCH_CACHE")
         problems += dataset_problems(config, self.base_dir)
         if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
                 "bitsandbytes"):

@@ -76,6 +76,8 @@ def calibration_file() -> Path:
 def load_calibration(path: Path | None = None) -> Calibration:
     """The user's calibration file, else the one shipped with orch, else the documented defaults."""
     path = path or calibration_file()
+    if path.is_dir():
+        raise UserError(f"calibration file {path} is a folder: point ORCH_CALIBRATION at a file (or unset it).")
     if not path.is_file():
         path = PACKAGED_CALIBRATION
         if not path.is_file():
