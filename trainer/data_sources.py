@@ -6,9 +6,10 @@ would pass by hand, so a local folder in the hub layout (README.md with `configs
 repository would from the Hub. A dataset that is not one local file streams when the run is bounded (`train_tokens`
 or `max_steps`): only the records the run needs are read, and a large hub dataset is never downloaded whole.
 
-A single JSON or JSONL file is read with Python's json module: pyarrow 26's JSON reader builds a corrupt column from a
-list of turns with a null among them, which then crashes the process (a segfault, no message) when read back. Read
-as plain JSON, such a record is refused with its line like any other malformed one.
+A single JSON or JSONL file is read with Python's json module: pyarrow's JSON reader mishandles a list of turns with a
+null among them (26.0.1 builds a corrupt column that crashes the process when read back, a segfault and no message;
+25.0 drops the null and shifts the turns of later records). Read as plain JSON, such a record is refused with its
+line like any other malformed one.
 """
 
 import json
