@@ -80,6 +80,9 @@ def test_bad_values_are_one_line_errors(flags, message):
 def test_other_trainers_spellings_are_understood():
     settings = estimate("--attention", "fa2", "--optimizer", "adamw_torch")["settings"]
     assert settings["attention"] == "flash_attention_2" and settings["optimizer"] == "adamw"
+    hf = estimate("--max-seq-length", "512", "--per-device-train-batch-size", "2", "--gradient-accumulation-steps",
+                  "8", "--lora-rank", "32", "--gradient-checkpointing")["settings"]
+    assert (hf["seq_len"], hf["micro_batch"], hf["grad_accum"], hf["lora_r"], hf["grad_ckpt"]) == (512, 2, 8, 32, True)
 
 
 def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():

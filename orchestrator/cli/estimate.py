@@ -67,8 +67,10 @@ def estimate(
     seq_len: Annotated[int, typer.Option("--seq-len", "--max-seq-length", help="Tokens per sequence.")]
     = DEFAULT_SEQ_LEN,
     micro_batch: Annotated[int | None, typer.Option("--micro-batch", "--batch-size", "--micro-batch-size",
+                                                    "--per-device-train-batch-size",
                                                     help="Sequences per forward pass.")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step.")] = None,
+    grad_accum: Annotated[int | None, typer.Option("--grad-accum", "--gradient-accumulation-steps",
+                                                   help="Micro-batches per optimizer step.")] = None,
     grad_ckpt: Annotated[bool | None, typer.Option(
         "--grad-ckpt/--no-grad-ckpt", "--gradient-checkpointing/--no-gradient-checkpointing",
         help="Gradient checkpointing (default: the job's `auto`, off until auto-fit needs it).")] = None,
