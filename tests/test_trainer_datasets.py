@@ -157,3 +157,16 @@ def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line,
     code, metrics = train(tmp_path, dataset="bad.jsonl")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and message in metrics["message"] and len(err) == 1 and message in err[0], err
+
+
+def test_a_folder_of_jsonl_files_is_read_as_plain_json_too(tmp_path):
+    """A folder's split resolves as `datasets` resolves it, then its JSON files are read without pyarrow: a null
+    among a record's turns is that record's error, not a crash or a silently shifted column."""
+    write_records(tmp_path / "folder" / "train.jsonl", ROWS[:5])
+    write_records(tmp_path / "folder" / "test.jsonl", ROWS[5:8])
+    assert len(load_records(job(dataset=str(tmp_path / "folder")), tmp_path).train) == 5
+    (tmp_path / "folder" / "train.jsonl").write_text('{"conversations": [null, {"from": "gpt", "value": "x"}]}\n')
+    code, metrics = train(tmp_path, dataset="folder")
+    assert code == 2 and "`conversations` must be a list of" in metrics["message"]
+    with pytest.raises(DataError, match="split 'validation': it has test, train"):
+        load_records(job(dataset=str(tmp_path / "folder"), dataset_split="validation"), tmp_path)

@@ -1,15 +1,15 @@
 """Where records come from: a local JSON, JSONL, Parquet or CSV file, a folder of them, or a dataset repository
 (a Hugging Face dataset id, or a local folder laid out like one) with a config, a split and streaming.
 
-Everything but a single local JSON or JSONL file goes through `datasets.load_dataset` with the arguments a user
-would pass by hand, so a local folder in the hub layout (README.md with `configs:`) reads exactly as the same
-repository would from the Hub. A dataset that is not one local file streams when the run is bounded (`train_tokens`
-or `max_steps`): only the records the run needs are read, and a large hub dataset is never downloaded whole.
+Datasets resolve as `datasets.load_dataset` resolves them with the arguments a user would pass by hand, so a local
+folder in the hub layout (README.md with `configs:`) reads exactly as the same repository would from the Hub. A hub
+dataset streams when the run is bounded (`train_tokens` or `max_steps`): only the records the run needs are read, and
+a large one is never downloaded whole.
 
-A single JSON or JSONL file is read with Python's json module: pyarrow's JSON reader mishandles a list of turns with a
-null among them (26.0.1 builds a corrupt column that crashes the process when read back, a segfault and no message;
-25.0 drops the null and shifts the turns of later records). Read as plain JSON, such a record is refused with its
-line like any other malformed one.
+Local JSON and JSONL files (one, or a folder's split of them) are then read with Python's json module: pyarrow's JSON
+reader mishandles a list of turns with a null among them (26.0.1 builds a corrupt column that crashes the process
+when read back, a segfault and no message; 25.0 drops the null and shifts the turns of later records). Read as plain
+JSON, such a record is refused with its line like any other malformed one.
 """
 
 import json
@@ -82,8 +82,9 @@ def _load(source: Source, streaming: bool):
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
 
 
-def _json_records(path: Path) -> list[dict]:
-    """A JSON file's records: a list of objects, or one object per line (JSON Lines, in .jsonl or .json)."""
+def _json_records(path: Path) -> Iterator[dict]:
+    """A JSON file's records, each checked as it is read: a list of objects, or one object per line (JSON Lines, in
+    .jsonl or .json)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -91,30 +92,33 @@ def _json_records(path: Path) -> list[dict]:
     stripped = text.lstrip("\ufeff \t\r\n")
     if path.suffix.lower() == ".json" and stripped.startswith("["):
         try:
-            records, lines = json.loads(stripped), None
+            records = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise DataError(f"dataset {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
         if not isinstance(records, list):
             raise DataError(f"dataset {path}: expected a list of records.")
+        numbered = ((f"record {index}", record) for index, record in enumerate(records))
     else:
-        records, lines = [], []
-        for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file "
-                                    "holds one JSON object per line.") from None
-                lines.append(number)
-    for index, record in enumerate(records):
-        where = f"line {lines[index]}" if lines is not None else f"record {index}"
+        numbered = _json_lines(path, text)
+    for where, record in numbered:
         if not isinstance(record, dict):
             raise DataError(f"dataset {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
                             f"{{\"messages\": [...]}}, ...), got {type(record).__name__}.")
         if not _is_text(record):
             raise DataError(f"dataset {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
                             "which is no character: fix or drop the record.")
-    return records
+        yield record
+
+
+def _json_lines(path: Path, text: str) -> Iterator[tuple[str, object]]:
+    """(where, value) for each non-blank line, parsed when it is reached, so a bounded run stops reading early."""
+    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        if line.strip():
+            try:
+                yield f"line {number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
+                                "one JSON object per line.") from None
 
 
 def _is_text(value) -> bool:
@@ -145,15 +149,35 @@ def _until_chars(records: Iterable[dict], max_chars: int) -> Iterator[dict]:
             return
 
 
+def _local_json_files(source: Source) -> list[Path] | None:
+    """The JSON files a local dataset's split is made of, resolved as `datasets` resolves them (one file, a folder's
+    file names, or a README's `configs:`); None where the dataset is not local JSON."""
+    local = source.local
+    if local is None:
+        return None
+    if local.is_file():
+        return [local] if FILE_KINDS.get(local.suffix.lower()) == "json" else None
+    from datasets import load_dataset_builder
+
+    builder = load_dataset_builder(str(local), name=source.config_name)
+    if builder.name != "json" or getattr(builder.config, "field", None):
+        return None
+    splits = {str(split): files for split, files in builder.config.data_files.items()}
+    if source.split not in splits:
+        raise DataError(f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
+                        f"'{source.split}': it has {', '.join(sorted(splits))}.")
+    return [Path(file) for file in splits[source.split]]
+
+
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
     one_file = source.local is not None and source.local.is_file()
-    if one_file and FILE_KINDS.get(source.local.suffix.lower()) == "json":
-        return _json_records(source.local)
     streaming = needed_tokens is not None and not one_file
     try:
-        dataset = _load(source, streaming)
-        records = iter(dataset)
+        if (json_files := _local_json_files(source)) is not None:
+            records = (record for path in json_files for record in _json_records(path))
+        else:
+            records = iter(_load(source, streaming))
         if streaming:
             records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
         return [dict(r) for r in records]
