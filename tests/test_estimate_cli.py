@@ -120,3 +120,10 @@ def test_precision_is_a_flag_and_the_json_says_what_auto_resolves_to():
     masters = estimate("--method", "full", "--precision", "fp16")
     assert masters["settings"]["precision"] == "fp16"
     assert masters["vram_gib"] > estimate("--method", "full")["vram_gib"]
+
+
+@pytest.mark.parametrize("model, counts", [("orch/tiny-llama", "1.3 M params, 156 K trainable"),
+                                           ("Llama-3.1-8B", "8.03 B params, 41.9 M trainable")])
+def test_the_table_says_parameter_counts_in_their_own_unit(model, counts):
+    result = runner.invoke(app, ["estimate", model, "--method", "lora", "--lora-r", "16"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and counts in result.stdout, result.stdout

@@ -65,6 +65,14 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _count(value: float) -> str:
+    """A parameter count for people: 8.03 B, 1.3 M, 12 K (a tiny model is not "0.00 B")."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.0f}"
+
+
 def show_gpus(gpus: list[GPU]) -> None:
     table = Table(title="GPUs (dense tensor TFLOPS; 0 = no such dtype)")
     for column in ("GPU", "VRAM GiB", "BW GB/s", "bf16 TF", "fp16 TF", "CC", "TDP W", "price $", "source"):
@@ -125,8 +133,8 @@ PEAK_AT = {"backward_start": "peak as the backward starts: activations alive, gr
 
 def show_estimate(result: dict) -> None:
     """`result` is the estimate command's JSON dict: one formatting of one structure."""
-    console.print(f"[bold]{esc(result['model'])}[/] {result['method']}: {result['params'] / 1e9:.2f} B params, "
-                  f"{result['trainable_params'] / 1e6:,.1f} M trainable; seq {result['seq_len']} x micro-batch "
+    console.print(f"[bold]{esc(result['model'])}[/] {result['method']}: {_count(result['params'])} params, "
+                  f"{_count(result['trainable_params'])} trainable; seq {result['seq_len']} x micro-batch "
                   f"{result['micro_batch']}, checkpointing {'on' if result['grad_ckpt'] else 'off'}, "
                   f"{result['optimizer']}")
     table = Table(title=f"Peak memory on {esc(result['memory_device'])}")
