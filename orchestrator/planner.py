@@ -221,13 +221,13 @@ def no_option_message(result: Plan) -> str:
         cheapest = min(by_kind["budget"], key=lambda r: r.estimate.cost_usd)
         o, e = cheapest.offer, cheapest.estimate
         return (f"no target meets the {usd_text(budget)} budget: the cheapest is {o.gpu.name} on {o.provider} "
-                f"({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for {e.hours:.1f} h. "
+                f"({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for {e.hours:.2f} h. "
                 f"Raise --budget to at least {usd_text(e.cost_usd).lstrip('$')}, or train on fewer tokens.")
     if "deadline" in by_kind:
         fastest = min(by_kind["deadline"], key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
         return (f"no target meets the {result.policy.deadline_hours:g} h deadline within budget: the fastest is "
-                f"{o.gpu.name} on {o.provider} at {e.hours:.1f} h (${e.cost_usd:.2f}). Extend --deadline.")
+                f"{o.gpu.name} on {o.provider} at {e.hours:.2f} h ({usd_text(e.cost_usd)}). Extend --deadline.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
         return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "
