@@ -139,3 +139,12 @@ def test_a_broken_catalog_file_is_a_clear_error(tmp_path, monkeypatch):
     cloud_offers.cache_clear()
     result = invoke("plan", QLORA_JOB, "--budget", "20")
     assert result.exit_code == 2 and "is not a SkyPilot v8 catalog file" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("columns, shown", [("80", False), ("160", True)])
+def test_the_source_column_shows_where_it_fits_and_the_caption_says_where_it_is_otherwise(columns, shown):
+    """A row's source is a sentence: folded into an 80-column table it took ten lines a GPU."""
+    result = CliRunner().invoke(app, ["catalog", "gpus"], env={"COLUMNS": columns})
+    assert result.exit_code == 0 and ("whitepaper" in result.stdout) is shown
+    assert ("each row's source: --json" in result.stdout) is not shown
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(columns)

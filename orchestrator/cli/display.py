@@ -73,14 +73,26 @@ def _count(value: float) -> str:
     return f"{value:.0f}"
 
 
+SOURCE_COLUMN_MIN_WIDTH = 120  # a row's source is a sentence: narrower, it would fold every row onto ten lines
+
+
+def _source_column() -> tuple[bool, str | None]:
+    """(show the source column, the caption that says where the sources are when it is left out)."""
+    wide = console.width >= SOURCE_COLUMN_MIN_WIDTH
+    return wide, None if wide else f"each row's source: --json, or a terminal of {SOURCE_COLUMN_MIN_WIDTH}+ columns"
+
+
 def show_gpus(gpus: list[GPU]) -> None:
-    table = Table(title="GPUs (dense tensor TFLOPS; 0 = no such dtype)")
-    for column in ("GPU", "VRAM GiB", "BW GB/s", "bf16 TF", "fp16 TF", "CC", "TDP W", "price $", "source"):
+    with_source, caption = _source_column()
+    table = Table(title="GPUs (dense tensor TFLOPS; 0 = no such dtype)", caption=caption)
+    columns = ("GPU", "VRAM GiB", "BW GB/s", "bf16 TF", "fp16 TF", "CC", "TDP W", "price $")
+    for column in columns + (("source",) if with_source else ()):
         table.add_column(column, justify="left" if column in ("GPU", "source") else "right")
     for g in gpus:
         price = f"{g.street_price_usd:,.0f}" if g.street_price_usd else "-"
         table.add_row(esc(g.name), f"{g.vram_gib:g}", f"{g.mem_bw_gbps:,.0f}", f"{g.bf16_tflops:g}",
-                      f"{g.fp16_tflops:g}", esc(g.compute_capability), f"{g.tdp_w:.0f}", price, esc(g.source))
+                      f"{g.fp16_tflops:g}", esc(g.compute_capability), f"{g.tdp_w:.0f}", price,
+                      *([esc(g.source)] if with_source else []))
     console.print(table)
 
 
@@ -96,12 +108,13 @@ def show_models(models: list[ModelShape]) -> None:
 
 
 def show_offers(offers: list[Offer], dropped_count: int) -> None:
-    table = Table(title=f"{len(offers)} offers, cheapest first")
-    for column in ("GPU", "provider", "region", "instance", "spot", "$/h", "source"):
+    with_source, caption = _source_column()
+    table = Table(title=f"{len(offers)} offers, cheapest first", caption=caption)
+    for column in ("GPU", "provider", "region", "instance", "spot", "$/h") + (("source",) if with_source else ()):
         table.add_column(column, justify="right" if column == "$/h" else "left")
     for o in offers:
         table.add_row(esc(o.gpu.name), esc(o.provider), esc(o.region), esc(o.instance_type), "spot" if o.spot else "",
-                      usd_text(o.usd_per_hour), esc(o.source))
+                      usd_text(o.usd_per_hour), *([esc(o.source)] if with_source else []))
     console.print(table)
     if dropped_count:
         console.print(f"{dropped_count} offers with implausible prices dropped (see `--json` of `orch catalog "
