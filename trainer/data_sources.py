@@ -85,21 +85,16 @@ def _load(source: Source, streaming: bool):
 def _json_records(path: Path) -> Iterator[dict]:
     """A JSON file's records, each checked as it is read: a list of objects, or one object per line (JSON Lines, in
     .jsonl or .json)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
-    stripped = text.lstrip("\ufeff \t\r\n")
-    if path.suffix.lower() == ".json" and stripped.startswith("["):
+    if path.suffix.lower() == ".json" and _starts_a_list(path):
         try:
-            records = json.loads(stripped)
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"dataset {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
-        if not isinstance(records, list):
-            raise DataError(f"dataset {path}: expected a list of records.")
         numbered = ((f"record {index}", record) for index, record in enumerate(records))
     else:
-        numbered = _json_lines(path, text)
+        numbered = _json_lines(path)
     for where, record in numbered:
         if not isinstance(record, dict):
             raise DataError(f"dataset {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
@@ -110,15 +105,27 @@ def _json_records(path: Path) -> Iterator[dict]:
         yield record
 
 
-def _json_lines(path: Path, text: str) -> Iterator[tuple[str, object]]:
-    """(where, value) for each non-blank line, parsed when it is reached, so a bounded run stops reading early."""
-    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        if line.strip():
-            try:
-                yield f"line {number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
-                                "one JSON object per line.") from None
+def _starts_a_list(path: Path) -> bool:
+    """A .json file holding one JSON list, rather than JSON Lines: its first non-blank character is `[`."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
+    """(where, value) for each non-blank line, read and parsed when it is reached: a bounded run stops early, and a
+    large file is never in memory whole."""
+    with path.open(encoding="utf-8-sig") as lines:
+        number = 0
+        try:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield f"line {number}", json.loads(line)
+        except UnicodeDecodeError:
+            raise DataError(f"dataset {path} is not UTF-8 text (after line {number}): save it as UTF-8.") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds one "
+                            "JSON object per line.") from None
 
 
 def _is_text(value) -> bool:
