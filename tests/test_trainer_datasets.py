@@ -151,9 +151,11 @@ def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
     ('{"instruction": "a", "input": ["b"], "output": "c"}', "`input` must be a string"),
     ('["text", "x"]', "line 6: a record must be a JSON object"),
     ('{"text": "x"', "line 6: not a JSON record"),
+    ('{"text": "caf\xe9"}'.encode("latin-1"), "line 6 is not UTF-8 text"),
 ])
 def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line, message):
-    (tmp_path / "bad.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:5]) + line + "\n")
+    last = line if isinstance(line, bytes) else line.encode()
+    (tmp_path / "bad.jsonl").write_bytes("".join(json.dumps(r) + "\n" for r in ROWS[:5]).encode() + last + b"\n")
     code, metrics = train(tmp_path, dataset="bad.jsonl")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and message in metrics["message"] and len(err) == 1 and message in err[0], err
@@ -170,3 +172,11 @@ def test_a_folder_of_jsonl_files_is_read_as_plain_json_too(tmp_path):
     assert code == 2 and "`conversations` must be a list of" in metrics["message"]
     with pytest.raises(DataError, match="split 'validation': it has test, train"):
         load_records(job(dataset=str(tmp_path / "folder"), dataset_split="validation"), tmp_path)
+
+
+def test_a_unicode_line_separator_inside_a_record_is_not_the_end_of_its_line(tmp_path):
+    """JSON Lines end at a newline byte only: U+2028 in a string (which str.splitlines would cut at) stays text."""
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS[:5])
+                                         + json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\n")
+    records = load_records(job(dataset=str(tmp_path / "data.jsonl")), tmp_path).train
+    assert len(records) == 6 and records[-1] == {"text": "a\u2028b"}

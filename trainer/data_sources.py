@@ -115,17 +115,18 @@ def _starts_a_list(path: Path) -> bool:
 def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
     """(where, value) for each non-blank line, read and parsed when it is reached: a bounded run stops early, and a
     large file is never in memory whole."""
-    with path.open(encoding="utf-8-sig") as lines:
-        number = 0
-        try:
-            for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 if line.strip():
                     yield f"line {number}", json.loads(line)
-        except UnicodeDecodeError:
-            raise DataError(f"dataset {path} is not UTF-8 text (after line {number}): save it as UTF-8.") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds one "
-                            "JSON object per line.") from None
+            except UnicodeDecodeError as exc:
+                raise DataError(f"dataset {path} line {number} is not UTF-8 text (byte {exc.start} of the line): "
+                                "save the file as UTF-8.") from None
+            except json.JSONDecodeError as exc:
+                raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
+                                "one JSON object per line.") from None
 
 
 def _is_text(value) -> bool:
