@@ -4,8 +4,10 @@ own defaults for flags left out, and says how much of the card a job uses."""
 import json
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from orchestrator.cli import display
 from orchestrator.cli.main import app
 from trainer.config import JobConfig
 
@@ -124,6 +126,7 @@ def test_precision_is_a_flag_and_the_json_says_what_auto_resolves_to():
 
 @pytest.mark.parametrize("model, counts", [("orch/tiny-llama", "1.3 M params, 156 K trainable"),
                                            ("Llama-3.1-8B", "8.03 B params, 41.9 M trainable")])
-def test_the_table_says_parameter_counts_in_their_own_unit(model, counts):
-    result = runner.invoke(app, ["estimate", model, "--method", "lora", "--lora-r", "16"], env={"COLUMNS": "200"})
+def test_the_table_says_parameter_counts_in_their_own_unit(monkeypatch, model, counts):
+    monkeypatch.setattr(display, "console", Console(width=200))  # one line, whatever width the first import took
+    result = runner.invoke(app, ["estimate", model, "--method", "lora", "--lora-r", "16"])
     assert result.exit_code == 0 and counts in result.stdout, result.stdout
