@@ -4,6 +4,8 @@ by more than one meter interval. The CPU is priced at $3.25/h here (65 W at $10/
 hardware file allows), so 39 seconds cost three and a half cents."""
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 
 from gpu_catalog.units import usd_for
 from orchestrator.cli.main import app
+from tests.conftest import REPO
 from tests.trainer_helpers import write_job
 from trainer.meter import METER_INTERVAL_S
 
@@ -63,3 +66,13 @@ def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path
     first = runs()[0]
     time.sleep(3)  # nobody looked for a while: the bill does not grow
     assert runs()[0]["cost_usd"] == first["cost_usd"] and within_budget(first)
+
+
+def test_a_trainer_process_is_not_metered_from_before_it_was_started():
+    """The meter starts at the process's own start, read from /proc. Read through the boot time (whole seconds) it
+    came out up to a second early, so the trainer charged more than the orchestrator recorded for the same run."""
+    before = time.time()
+    child = subprocess.run([sys.executable, "-c", "from trainer.meter import process_start_time as s; print(s())"],
+                           capture_output=True, text=True, check=True, cwd=REPO)
+    after = time.time()
+    assert before - 0.02 <= float(child.stdout) <= after  # one 10 ms clock tick of rounding either way

@@ -20,13 +20,13 @@ class BudgetSpent(Exception):
 
 def process_start_time() -> float:
     """When this process began (epoch seconds), from /proc: the launcher starts paying then, not when Python has
-    imported torch. Elsewhere, the first call's time."""
+    imported torch. Measured back from now through the uptime clock (10 ms steps), not from the boot time (whole
+    seconds, so up to a second early). Elsewhere, the first call's time."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: start time
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - max(0.0, uptime_s - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return time.time()
 
 
