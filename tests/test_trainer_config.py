@@ -66,6 +66,13 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
 
 
+def test_a_dataset_file_of_no_kind_orch_reads_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "data.txt").write_text('{"text": "hello"}\n')
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, dataset="data.txt")), "--output", str(output)]) == 2
+    assert "use a .jsonl, .json, .parquet or .csv file" in capsys.readouterr().err and not output.exists()
+
+
 def test_a_cache_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """The tiny model is built into ORCH_CACHE: a file there was a NotADirectoryError after the run had started."""
     monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "job.yaml"))

@@ -35,13 +35,17 @@ class Source(NamedTuple):
 
 
 def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
-    """What stops the datasets from being read, found before any work: a file that is not there, or a hub id that
-    is neither cached nor reachable."""
+    """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
+    reads, or a hub id that is neither cached nor reachable."""
     if config.dataset is None:
         return ["the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id"]
     problems = []
     for key, name in (("dataset", config.dataset), ("eval_dataset", config.eval_dataset)):
-        if name is None or resolve_dataset(name, base_dir) is not None:
+        if name is None:
+            continue
+        if (local := resolve_dataset(name, base_dir)) is not None:
+            if local.is_file() and local.suffix.lower() not in FILE_KINDS:
+                problems.append(f"{key} {local}: use a .jsonl, .json, .parquet or .csv file (or a folder of them)")
             continue
         if Path(name).suffix:
             problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
