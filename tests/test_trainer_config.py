@@ -66,6 +66,16 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
 
 
+def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
+    """`--output .` in a project (or `--output /`) would put checkpoints/, final/ and metrics.json among its files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    assert main([str(write_job(tmp_path)), "--output", str(project)]) == 2
+    assert "holds files of its own" in capsys.readouterr().err and sorted(p.name for p in project.iterdir()) == [
+        "notes.txt"]
+
+
 def test_a_dataset_file_of_no_kind_orch_reads_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "data.txt").write_text('{"text": "hello"}\n')
     output = tmp_path / "out"

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     try:
         config, base_dir = load_config(args.config, args.set)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output")
+        check_run_folder(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
             return _stopped_before_training(output, meter, f"the budget of ${config.budget_usd:g} was spent before "
@@ -82,6 +83,18 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         print(checks.one_line(f"{label}: {message}").rstrip(": "), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
+
+
+RUN_FILES = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints", "final", "merged", "error.log",
+             "tensorboard", "wandb")  # what a run writes into its output folder
+
+
+def check_run_folder(output: Path) -> None:
+    """The trainer fills its output folder and replaces its own files there: a folder that already holds something
+    else (`--output .` in a project, `--output /`) is refused, so no run ever writes among a user's files."""
+    if output.is_dir() and any(output.iterdir()) and not any((output / name).exists() for name in RUN_FILES):
+        raise UserError(f"--output '{output}' holds files of its own: give a new or empty folder, or an earlier "
+                        "run's output.")
 
 
 def summary_line(result: dict, output: Path) -> str:
