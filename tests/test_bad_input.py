@@ -317,6 +317,8 @@ case("bench-target-cloud", lambda i: i.sweep() + ["--target", "cloud"])
 case("bench-out-bad-suffix", lambda i: i.sweep() + ["--out", str(i.files / "o.txt")])
 case("bench-out-missing-folder", lambda i: i.sweep() + ["--out", str(i.files / "no" / "o.jsonl")])
 case("bench-out-a-folder", lambda i: i.sweep() + ["--out", i.folder("x.jsonl")])
+case("bench-out-is-the-db", lambda i: i.sweep() + ["--db", str(i.work / "r.jsonl"), "--out", str(i.work / "r.jsonl")])
+case("calibrate-out-is-the-db", lambda i: ["calibrate", "--db", str(i.work / "b.db"), "--out", str(i.work / "b.db")])
 
 # --- results files ---------------------------------------------------------------------------------------------------
 for command in ("calibrate", "report"):

@@ -61,7 +61,7 @@ def bench_command(
     if out is not None and out.suffix not in EXPORT_SUFFIXES:
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
     if out is not None:
-        checks.output_file(out, inputs=(sweep,))
+        checks.output_file(out, inputs=(sweep, *([db] if db else [])))
     check_db(db)
     plan = load_sweep(sweep, target)
     store = ResultStore(db)
@@ -88,7 +88,7 @@ def calibrate_command(
     from orchestrator.bench.calibrate import calibrate
 
     if out is not None:
-        checks.output_file(out, inputs=tuple(results or ()))
+        checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])))
     check_db(db)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
     result = calibrate(rows, out or calibration_file(), sources)
