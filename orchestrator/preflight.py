@@ -13,7 +13,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
-from trainer.data_sources import FILE_KINDS
+from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -34,7 +34,7 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
     if path.suffix not in FILE_KINDS:
-        return [f"dataset {path.name}: use .jsonl, .json, .parquet or .csv"]
+        return [f"dataset {path.name}: {FILE_KINDS_HINT}"]
     try:
         with open(path, "rb") as f:
             head = f.read(READ_PROBE_BYTES)

@@ -37,12 +37,10 @@ def map_columns(record: dict, columns: tuple[tuple[str, str], ...], index: int) 
 
 
 def _messages_from_sharegpt(turns: list, index: int) -> list[dict]:
-    if not isinstance(turns, list):
+    if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
         raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
     messages = []
     for turn in turns:
-        if not isinstance(turn, dict):
-            raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
         role = turn.get("from", turn.get("role"))
         content = turn.get("value", turn.get("content"))
         if not isinstance(role, str) or role not in SHAREGPT_ROLES or not isinstance(content, str):

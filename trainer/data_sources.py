@@ -22,6 +22,7 @@ from trainer.data_formats import DataError
 from trainer.offline_names import dataset_unreachable
 
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+FILE_KINDS_HINT = "use a .jsonl, .json, .parquet or .csv file (or a folder of them)"
 READ_MARGIN = 2  # a streamed dataset is read to twice the text the run needs: tokens per byte vary by tokenizer
 
 
@@ -34,6 +35,11 @@ class Source(NamedTuple):
     split: str
 
 
+def file_kind(path: Path) -> str | None:
+    """The `datasets` builder a local file is read with (json, parquet, csv), by its suffix; None for any other."""
+    return FILE_KINDS.get(path.suffix.lower())
+
+
 def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
     """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
     reads, or a hub id that is neither cached nor reachable."""
@@ -44,8 +50,8 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
         if name is None:
             continue
         if (local := resolve_dataset(name, base_dir)) is not None:
-            if local.is_file() and local.suffix.lower() not in FILE_KINDS:
-                problems.append(f"{key} {local}: use a .jsonl, .json, .parquet or .csv file (or a folder of them)")
+            if local.is_file() and file_kind(local) is None:
+                problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             continue
         if Path(name).suffix:
             problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
@@ -78,9 +84,9 @@ def _load(source: Source, streaming: bool):
 
     local = source.local
     if local is not None and local.is_file():
-        kind = FILE_KINDS.get(local.suffix.lower())
+        kind = file_kind(local)
         if kind is None:
-            raise DataError(f"dataset {local}: use .jsonl, .json, .parquet or .csv (or a folder of them).")
+            raise DataError(f"dataset {local}: {FILE_KINDS_HINT}.")
         return load_dataset(kind, data_files=str(local), split="train", streaming=streaming)
     path = str(local) if local is not None else source.name
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
@@ -168,7 +174,7 @@ def _local_json_files(source: Source) -> list[Path] | None:
     if local is None:
         return None
     if local.is_file():
-        return [local] if FILE_KINDS.get(local.suffix.lower()) == "json" else None
+        return [local] if file_kind(local) == "json" else None
     from datasets import load_dataset_builder
 
     builder = load_dataset_builder(str(local), name=source.config_name)

@@ -193,18 +193,22 @@ def fp32_residual(settings: JobConfig, gpu: GPU) -> bool:
     return settings.method == "qlora" and settings.qlora_fp32_upcast and autocast(settings, gpu)
 
 
+def residual_bytes(settings: JobConfig, gpu: GPU) -> int:
+    """Bytes per element of the residual stream (each layer's input): fp32 under QLoRA's upcast, else activations'."""
+    return FP32_BYTES if fp32_residual(settings, gpu) else activation_bytes(settings, gpu)
+
+
 def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """What autograd keeps for one decoder layer per token, in bytes, without checkpointing (see the header)."""
     h, i = model.hidden, model.intermediate
     q_width, kv_width = model.n_heads * model.head_dim, model.n_kv_heads * model.head_dim
-    act_bytes = activation_bytes(settings, gpu)
-    residual_bytes = FP32_BYTES if fp32_residual(settings, gpu) else act_bytes
+    act_bytes, residual = activation_bytes(settings, gpu), residual_bytes(settings, gpu)
     compiled = settings.compile  # inductor recomputes pointwise work in the backward instead of saving it (header)
     # each RMSNorm saves the fp32 upcast of its input; compiled, the fused norm keeps the input as it came
-    total = 2 * h * (residual_bytes if compiled else FP32_BYTES)
+    total = 2 * h * (residual if compiled else FP32_BYTES)
     # the gated MLP's gate, up and silu(gate) (compiled: silu is recomputed from gate): bitsandbytes returns a 4-bit
     # linear's output in its input's dtype, so under the fp32 residual these are fp32 too
-    total += (2 if compiled else 3) * i * residual_bytes
+    total += (2 if compiled else 3) * i * residual
     # q, k, v and the attention kernel's output; transformers' sdpa (under the mask orch's packed positions make)
     # and eager attention repeat grouped k and v to every head first, and the kernel keeps the copies (header); one
     # shared k/v head (multi-query) repeats as a view, no copy
@@ -219,7 +223,7 @@ def _layer_bytes_per_token(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     # x @ A, so the adapter computes and keeps 16-bit tensors; without autocast they are fp32
     adapter_bytes = act_bytes if autocast(settings, gpu) else FP32_BYTES
     mask_bytes = 0 if settings.lora_dropout == 0 else 1 if gpu.kind != "cpu" else adapter_bytes  # CUDA's bool mask
-    if adapter_bytes < FP32_BYTES or act_bytes < FP32_BYTES or settings.lora_dropout > 0:
+    if act_bytes < FP32_BYTES or settings.lora_dropout > 0:
         # a cast (autocast's, or to fp32 from 16-bit weights) or dropout makes each adapted module its own copy of
         # its input (and dropout's mask); none of them shares the norm's output
         inputs = sum(shapes[m][0] for m in settings.target_modules) * (adapter_bytes + mask_bytes)
@@ -243,7 +247,6 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     `freeze_layers` keeps frozen (with the embeddings) save nothing: no gradient is needed at or below them."""
     act = activation_bytes(settings, gpu)
     trained = model.n_layers - frozen_blocks(model, settings)
-    residual = FP32_BYTES if fp32_residual(settings, gpu) else act
     tokens = tokens_per_micro_batch(settings)
     per_layer = _layer_bytes_per_token(model, settings, gpu) * tokens
     head_inputs = model.hidden * (FP32_BYTES + act) * tokens  # final norm's fp32 upcast and the lm_head's input
@@ -256,7 +259,7 @@ def activation_bytes_total(model: ModelShape, settings: JobConfig, gpu: GPU) -> 
     mask = settings.micro_batch * settings.seq_len ** 2 * act if masked else 0
     if settings.grad_ckpt:
         recompute = max(0.0, per_layer + dequantized - loss_bytes(model, settings, gpu)) if trained else 0.0
-        return trained * model.hidden * residual * tokens + head_inputs + mask + recompute
+        return trained * model.hidden * residual_bytes(settings, gpu) * tokens + head_inputs + mask + recompute
     return trained * per_layer + head_inputs + mask + dequantized
 
 
