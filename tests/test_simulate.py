@@ -304,7 +304,7 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "nan"], "--spot-preemptions-per-h"),
         (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "inf"], "--spot-preemptions-per-h"),
         (["--trace", str(tmp_path / "ok.csv"), "--out", a_file], "is a file"),
-        (["--trace", str(tmp_path / "ok.csv"), "--out", a_file + "/sub"], "cannot create folder"),
+        (["--trace", str(tmp_path / "ok.csv"), "--out", a_file + "/sub"], "is a file, not a folder"),
         (["--trace", str(tmp_path / "ok.csv"), "--local", "5000x RTX4090"], "--local"),
         (["--generate", "5"], "--generate needs"),
         (["--generate", "0", "--out", str(tmp_path / "g.csv")], "--generate needs"),

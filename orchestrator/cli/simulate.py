@@ -61,7 +61,7 @@ def simulate_command(
         raise UserError('--policy local-only needs owned cards: --local "2x RTX4090".')
     check_trace(trace)
     if out is not None:
-        _check_folder(out)
+        checks.output_folder(out)  # before any work; made when the first policy's decisions are written
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
     summaries = {}
     for index, policy_settings in enumerate(settings):
@@ -74,18 +74,6 @@ def simulate_command(
         display.print_json(summaries[policies[0]] if len(policies) == 1 else summaries)
     else:
         display.show_simulation(summaries)
-
-
-def _check_folder(folder: Path) -> None:
-    """The output folder exists (made if missing) and takes new files; checked before any work."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder} is a file; give a folder for decisions.csv and simulation.png.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out: cannot create folder {folder} ({exc.strerror}); choose another path.") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--out: folder {folder} is not writable; choose another path.")
 
 
 def _write_atomically(path: Path, write) -> object:
@@ -107,6 +95,8 @@ def _write_atomically(path: Path, write) -> object:
 def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
     """Runs the simulation with each decision written to decisions.csv as its job ends, then plots the spend."""
     from orchestrator.bench.plots import spend_over_time
+
+    folder.mkdir(parents=True, exist_ok=True)
 
     def run(path: Path) -> dict:
         with open(path, "w", newline="", encoding="utf-8") as f:
