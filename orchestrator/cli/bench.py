@@ -120,8 +120,7 @@ def report_command(
     html: Annotated[bool, typer.Option("--html", help="Also write report.html: one file, images inline.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """The report a team decides from: per job, the recommended, fastest and cheapest target with hours and dollars,
-    when owning beats renting, the estimator's error, measured points and runs, and local against cloud on a trace."""
+    """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
     missing = [str(p) for p in jobs if not p.is_file()]
