@@ -13,7 +13,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
-from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT
+from trainer.data_sources import FILE_KINDS_HINT, file_kind
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -33,7 +33,10 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
             return [f"dataset '{spec.dataset}' is not on this machine (looked at {path}): a cloud run takes its "
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
-    if path.suffix not in FILE_KINDS:
+    if path.is_dir():
+        return []  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
+    kind = file_kind(path)
+    if kind is None:
         return [f"dataset {path.name}: {FILE_KINDS_HINT}"]
     try:
         with open(path, "rb") as f:
@@ -42,7 +45,7 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
         return [f"dataset {path} cannot be read: {exc.strerror}"]
     if not head:
         return [f"dataset {path} is empty"]
-    if path.suffix != ".parquet":
+    if kind != "parquet":
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -107,6 +107,22 @@ def test_preflight_names_every_problem_with_the_dataset(tmp_path):
     assert dataset_problems(spec, job) == []
 
 
+def test_preflight_takes_what_the_trainer_reads(tmp_path):
+    """A folder of data files and a suffix in capitals are read by the trainer, so pre-flight lets them through;
+    an unknown suffix is refused as the trainer refuses it."""
+    job = tmp_path / "job.yaml"
+    job.write_text("x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "train.jsonl").write_text('{"text": "a"}\n')
+    (tmp_path / "LOUD.JSONL").write_text('{"text": "a"}\n')
+    (tmp_path / "notes.txt").write_text("a")
+    for dataset in ("folder", "LOUD.JSONL"):
+        spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": dataset})
+        assert dataset_problems(spec, job) == [], dataset
+    spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": "notes.txt"})
+    assert "use a .jsonl" in dataset_problems(spec, job)[0]
+
+
 def test_a_gated_model_needs_hf_token(monkeypatch):
     spec = job_from_dict({"model": "meta-llama/Llama-3.1-8B", "method": "qlora", "seq_len": 128, "max_steps": 1})
     monkeypatch.delenv("HF_TOKEN", raising=False)
