@@ -4,6 +4,7 @@ Pure Python (yaml only), so the trainer uses it too. Each check raises UserError
 what was wrong and the allowed range; the CLI turns that into `error: ...` and exit 2.
 """
 
+import json
 import math
 import os
 import re
@@ -117,6 +118,26 @@ def parse_yaml(text: str, what: str):
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise UserError(f"{what} is not valid YAML{yaml_error_text(exc)}.") from None
+
+
+def parse_json(text: str, what: str):
+    """JSON text with a key given twice in one object refused (json keeps the last silently, as PyYAML does) and
+    NaN / Infinity, which are not JSON, refused too."""
+    def unique(pairs):
+        keys = [key for key, _ in pairs]
+        if duplicate := next((key for key in keys if keys.count(key) > 1), None):
+            raise ValueError(f"duplicate key {duplicate!r}")
+        return dict(pairs)
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    except ValueError as exc:
+        raise UserError(f"{what}: {exc}.") from None
 
 
 def load_yaml(path: Path | str, what: str = "file"):

@@ -334,6 +334,11 @@ case("calibrate-results-negative-speed", lambda i: i.results(row(tokens_per_s=-5
 case("calibrate-results-text-speed", lambda i: i.results(row(tokens_per_s="fast")))
 case("calibrate-results-peak-a-list", lambda i: i.results(row(peak_vram_gib=[1])))
 case("calibrate-results-infinity", lambda i: i.results(row().replace("100.0", "Infinity")))
+case("calibrate-results-speed-1e308", lambda i: i.results(row(tokens_per_s=1e308)))
+case("calibrate-results-key-twice", lambda i: i.results(row().replace('"sweep": "s"', '"sweep": "s", "status": "oom"')))
+case("calibrate-results-status-unknown", lambda i: i.results(row(status="great")))
+case("calibrate-results-model-unknown", lambda i: i.results(row(config={**GOOD_ROW["config"], "model": "Llama-9-8X"})))
+case("calibrate-results-peak-huge", lambda i: i.results(row(peak_vram_gib={"reserved": 1e300})))
 
 # --- another trainer's config, through `orch import` ----------------------------------------------------------------
 AXOLOTL = "base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 2048\nmax_steps: 10\n"
@@ -384,7 +389,17 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("basis-unknown", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency_basis": {"L4": {"lora": 1}}}'),
                    ("basis-a-number", '{"efficiency": {}, "efficiency_basis": {"L4": 1}}'),
                    ("method-basis-nan", '{"efficiency": {}, "method_basis": NaN}'),
-                   ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}")):
+                   ("not-json", "efficiency: 1"), ("a-list", "[1]"), ("no-efficiency", "{}"),
+                   ("memory-no-slack", '{"efficiency": {}, "memory": {"cuda": {"context_gib": 0.5}}}'),
+                   ("memory-kind-unknown", '{"efficiency": {}, "memory": {"gpu": {"context_gib": 0.5}}}'),
+                   ("memory-key-unknown", '{"efficiency": {}, "memory": {"cuda": {"context_gib": 0.5, '
+                                          '"slack_fraction": 0.1, "slak": 1}}}'),
+                   ("key-unknown", '{"efficiency": {}, "efficency": {}}'),
+                   ("key-twice", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency": {}}'),
+                   ("gpu-unknown", '{"efficiency": {"H900": {"lora": 0.5}}}'),
+                   ("method-unknown", '{"efficiency": {"L4": {"dora": 0.5}}}'),
+                   ("efficiency-a-number", '{"efficiency": 5}'),
+                   ("memory-a-list", '{"efficiency": {}, "memory": [1]}')):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))
 case("calibration-a-folder", lambda i: i.calibration_path(i.folder("cal")))

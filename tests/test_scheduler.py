@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -102,6 +103,26 @@ def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     assert "fits no GPU" in " ".join(orch("queue", "--explain").stdout.split())
     result = runner.invoke(app, ["submit", str(huge), "--deadline", "-1"])
     assert result.exit_code == 2 and "--deadline must be above 0" in result.stderr
+
+
+def test_a_damaged_queued_job_is_rejected_and_the_pass_goes_on(tmp_path):
+    """The queued copy of a job is read again when it starts: one that is no longer a job is rejected with the
+    reason, and the jobs after it are still decided."""
+    damage = {"not-utf8": b"\xff\xfebad", "empty": b"", "a-list": b"- a\n", "unknown-key": b"\nfoo: 1\n",
+              "repeated-key": b"\nmethod: full\n"}
+    ids = {}
+    for name, content in damage.items():
+        ids[name] = submit_tiny(tmp_path, name)
+        copy = Path(jobs()[ids[name]]["job_path"])
+        copy.write_bytes(copy.read_bytes() + content if name in ("unknown-key", "repeated-key") else content)
+    ids["deleted"] = submit_tiny(tmp_path, "deleted")
+    Path(jobs()[ids["deleted"]]["job_path"]).unlink()
+    said = " ".join(orch("scheduler", "run", "--once").stdout.split())
+    for name, job_id in ids.items():
+        job = jobs()[job_id]
+        assert job["status"] == "rejected" and job["reason"].endswith("Submit the job again."), (name, job)
+        assert f"{job_id}: reject" in said, name
+    assert RunStore().all() == []
 
 
 def test_cancelling_a_running_job_stops_its_run_with_a_checkpoint(tmp_path):

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import get_model
 from orchestrator.db import Schema, open_database, transaction
 from orchestrator.home import orch_home
 from trainer.config import config_from_dict
+from trainer.status import TrainStatus
 
 FINAL_STATUSES = ("ok", "oom")  # a point that ended so is a result; an error is retried on the next run
 BENCH_DB = Schema(
@@ -82,34 +84,35 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a finite number")
-
-
-_OPTIONAL_NUMBERS = ("tokens_per_s", "mfu", "nvml_peak_used_gib", "gpu_vram_gib", "created_at")
+# A row's numbers and their most: far past any real run (a GPU fine-tune's tokens/s is 1e3-1e6), so a typo such as
+# 1e308 tokens/s is refused rather than poisoning a calibration fitted from it.
+_OPTIONAL_NUMBERS = {"tokens_per_s": 1e9, "mfu": 10.0, "nvml_peak_used_gib": 1e4, "gpu_vram_gib": 1e4,
+                     "created_at": 1e11}
+MAX_PEAK_GIB = 1e4
+ROW_STATUSES = tuple(status.value for status in TrainStatus)  # what a point's trainer (or its absence: error) said
 
 
 def _checked_row(line: str, where: str) -> dict:
-    """One result row: a JSON object with the fields calibrate and report read, of the right types, numbers finite."""
-    try:
-        row = json.loads(line, parse_constant=_no_constant)
-    except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise UserError(f"{where} is not valid JSON: {' '.join(str(exc).split())}.") from None
+    """One result row: a JSON object with the fields calibrate and report read, of the right types, numbers finite
+    and in range, a status the trainer reports, and a model orch describes."""
+    row = checks.parse_json(line, where)
     if not isinstance(row, dict) or not isinstance(row.get("point_id"), str) or not isinstance(row.get("status"), str) \
             or not isinstance(row.get("config"), dict) or not isinstance(row.get("gpu") or "", str):
         raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
                         "(write it with `orch bench --out`).")
-    for key in _OPTIONAL_NUMBERS:
-        checks.optional_number(row.get(key), f"{where}: `{key}`", 0)
+    if row["status"] not in ROW_STATUSES:
+        raise UserError(f"{where}: `status` must be one of {', '.join(ROW_STATUSES)}, got {row['status']!r}.")
+    for key, most in _OPTIONAL_NUMBERS.items():
+        checks.optional_number(row.get(key), f"{where}: `{key}`", 0, most)
     peak = row.get("peak_vram_gib") or {}
     if not isinstance(peak, dict):
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")
     for key, value in peak.items():
-        checks.optional_number(value, f"{where}: `peak_vram_gib.{key}`", 0)
+        checks.optional_number(value, f"{where}: `peak_vram_gib.{key}`", 0, MAX_PEAK_GIB)
     if row["status"] == "ok" and not row.get("tokens_per_s") and row.get("tokens_per_s") is not None:
         raise UserError(f"{where}: an ok row needs `tokens_per_s` above 0.")
     try:
-        config_from_dict(row["config"])
+        get_model(config_from_dict(row["config"]).model)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     return row

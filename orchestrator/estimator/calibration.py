@@ -10,14 +10,13 @@ Defaults: what HF transformers + peft loops reach on Ampere/Ada at long micro-ba
 short or narrow ones); a smaller share of Hopper/Blackwell's much larger peak.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import DATA_DIR, GPU
+from gpu_catalog.gpus import DATA_DIR, GPU, cpu_gpu, find_gpu
 from orchestrator.home import orch_home
 
 DEFAULT_EFFICIENCY = {"full": 0.62, "lora": 0.60, "qlora": 0.55}
@@ -82,28 +81,72 @@ def load_calibration(path: Path | None = None) -> Calibration:
         path = PACKAGED_CALIBRATION
         if not path.is_file():
             return NO_CALIBRATION
-    text = checks.read_text(path, "calibration file")
+    raw = checks.parse_json(checks.read_text(path, "calibration file"), f"calibration file {path}")
     try:
-        raw = json.loads(text)
-        efficiency = {gpu: {m: _efficiency(v, f"{gpu} {m}") for m, v in methods.items()}
-                      for gpu, methods in raw["efficiency"].items()}
-        method_efficiency = {m: _efficiency(v, m) for m, v in raw.get("method_efficiency", {}).items()}
-        memory = {kind: {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA.get(k, MAX_MEMORY_VALUE))
-                         for k, v in values.items()}
-                  for kind, values in raw.get("memory", {}).items()}
-        efficiency_basis = {gpu: {m: _basis(v, f"{gpu} {m}") for m, v in methods.items()}
-                            for gpu, methods in raw.get("efficiency_basis", {}).items()}
-        method_basis = _basis(raw.get("method_basis", "measured"), "the per-method fits")
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
+        return _parsed(raw, path)
+    except (KeyError, ValueError) as exc:
         reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
         raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
             from None
+
+
+FILE_KEYS = ("fitted_at", "points", "sources", "efficiency", "efficiency_basis", "method_efficiency", "method_basis",
+             "memory")  # what `orch calibrate` writes (orchestrator/bench/calibrate.py calibration_json)
+METHODS = tuple(DEFAULT_EFFICIENCY)
+MEMORY_KINDS = ("cpu", "cuda")  # device_kind()
+MEMORY_KEYS = ("context_gib", "slack_fraction", "headroom_fraction")  # the last only where enough runs fit it
+MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
+MEMORY_MAXIMA = {"headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
+
+
+def _parsed(raw, path: Path) -> Calibration:
+    """The file's content, every key known and every value in range: a typo in a hand-edited file is named rather
+    than quietly ignored."""
+    _known(_mapping(raw, "the file"), FILE_KEYS, "key")
+    efficiency = {_gpu(gpu): {_method(m): _efficiency(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
+                  for gpu, methods in _mapping(raw["efficiency"], "efficiency").items()}
+    per_method = _mapping(raw.get("method_efficiency", {}), "method_efficiency")
+    method_efficiency = {_method(m): _efficiency(v, m) for m, v in per_method.items()}
+    memory = {_known(kind, MEMORY_KINDS, "memory kind"): _memory(kind, values)
+              for kind, values in _mapping(raw.get("memory", {}), "memory").items()}
+    efficiency_basis = {_gpu(gpu): {_method(m): _basis(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
+                        for gpu, methods in _mapping(raw.get("efficiency_basis", {}), "efficiency_basis").items()}
+    method_basis = _basis(raw.get("method_basis", "measured"), "the per-method fits")
     return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
                        method_efficiency=method_efficiency, method_basis=method_basis)
 
 
-MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
-MEMORY_MAXIMA = {"headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
+def _mapping(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _known(value, allowed: tuple[str, ...], what: str):
+    """`value` (or each key of a mapping) is one of `allowed`."""
+    for name in (value if isinstance(value, dict) else (value,)):
+        if name not in allowed:
+            raise ValueError(f"unknown {what} {name!r}: use {', '.join(allowed)}")
+    return value
+
+
+def _gpu(name: str) -> str:
+    if name != cpu_gpu().name and find_gpu(name) is None:
+        raise ValueError(f"unknown GPU {name!r} (`orch catalog gpus` lists them)")
+    return name
+
+
+def _method(name: str) -> str:
+    return _known(name, METHODS, "method")
+
+
+def _memory(kind: str, values) -> dict[str, float]:
+    """A device kind's fitted overheads: the context and the slack, and the headroom where it was fitted."""
+    _known(_mapping(values, f"{kind} memory"), MEMORY_KEYS, f"{kind} memory key")
+    missing = [key for key in MEMORY_KEYS[:2] if key not in values]
+    if missing:
+        raise ValueError(f"{kind} memory needs {' and '.join(missing)}")
+    return {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA.get(k, MAX_MEMORY_VALUE)) for k, v in values.items()}
 
 
 def _basis(value, what: str) -> str:

@@ -10,6 +10,7 @@ Money is metered from the second the launch starts until the trainer ends, whene
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import IO
@@ -35,7 +36,11 @@ def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     run_id = run_id or new_run_id()
     run_dir = orch_home() / "runs" / run_id
     run_dir.mkdir(parents=True)
-    run_job_file(job_path, run_dir)
+    try:
+        run_job_file(job_path, run_dir)
+    except UserError:
+        shutil.rmtree(run_dir, ignore_errors=True)  # no folder is left for a run that never was
+        raise
     offer, estimate = option.offer, option.estimate
     return RunRecord(
         run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),

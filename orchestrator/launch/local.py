@@ -12,10 +12,12 @@ from typing import IO
 
 import yaml
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
+from trainer.config import config_from_dict
 
 LOG_NAME = "train.log"
 CPU_DEVICE = "cpu"  # the device column of a run on the CPU; its CUDA_VISIBLE_DEVICES is ""
@@ -25,8 +27,14 @@ DATA_KEYS = ("dataset", "eval_dataset")
 
 
 def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
-    """The job file's mapping, and its datasets (training, eval) that are local paths (relative to the job file)."""
-    raw = yaml.safe_load(job_path.read_text(encoding="utf-8"))
+    """The job file's mapping, and its datasets (training, eval) that are local paths (relative to the job file).
+    The file is read again when a run starts (a queued job's copy, a resumed run's), so it is checked as a job file
+    is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
+    raw = checks.load_yaml(job_path, "job file")
+    try:
+        config_from_dict(raw, name=job_path.stem)
+    except UserError as exc:
+        raise UserError(f"job file '{job_path}': {exc}") from None
     local = {key: (job_path.parent / raw[key]).resolve() for key in DATA_KEYS
              if isinstance(raw.get(key), str) and (job_path.parent / raw[key]).exists()}
     return raw, local

@@ -22,7 +22,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.launch import lifecycle
-from orchestrator.launch.local import CPU_DEVICE
+from orchestrator.launch.local import CPU_DEVICE, read_job
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
@@ -130,9 +130,14 @@ class Scheduler:
             ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
                          deadline_h, job.preemptions)
             try:
-                decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left)
-            except UserError as exc:
-                decision = Decision("reject", str(exc))
+                read_job(Path(job.job_path))  # the queued copy the run will train is still a whole job
+            except UserError as exc:  # this job cannot run; the others still can
+                decision = Decision("reject", f"{exc} Submit the job again.")
+            else:
+                try:
+                    decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left)
+                except UserError as exc:
+                    decision = Decision("reject", str(exc))
             decided.append((job, decision))
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
@@ -157,7 +162,10 @@ class Scheduler:
         if not self.queue.claim(job.job_id, self.owner, record, capacity):
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return False  # another scheduler started it, or took the slot
-        lifecycle.start(self.store, record, decision.option, device)
+        try:
+            lifecycle.start(self.store, record, decision.option, device)
+        except UserError:
+            return False  # the target refused it: the run is recorded failed, and the next pass retries the job
         return True
 
     def run_forever(self, interval_s: float) -> None:
