@@ -8,11 +8,13 @@ import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+from gpu_catalog import checks
+
 FORMAT = "offers-1"  # bump when the Offer type changes, so old caches are never read into the new type
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ORCH_CACHE", "~/.cache/orch")).expanduser()
+    return checks.env_path("ORCH_CACHE", "~/.cache/orch")
 
 
 def _key(sources: list[Path]) -> str:
@@ -20,12 +22,14 @@ def _key(sources: list[Path]) -> str:
     return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
 
 
-def cached(sources: list[Path], build: Callable[[], list]) -> list:
-    """`build()`, or what it returned last time none of `sources` changed. A cache that cannot be read or written
-    is simply rebuilt: it never makes a plan fail."""
+def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> list:
+    """`build()`, a list of `item_type`, or what it returned last time none of `sources` changed. A cache that
+    cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail."""
     path = cache_dir() / "catalog" / f"{_key(sources)}.pickle"
     try:
-        return pickle.loads(path.read_bytes())
+        value = pickle.loads(path.read_bytes())
+        if isinstance(value, list) and all(isinstance(item, item_type) for item in value):
+            return value
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
         pass
     value = build()

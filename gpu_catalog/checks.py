@@ -68,6 +68,25 @@ def optional_number(value, what: str, low: float | None = None, high: float | No
     return None if value is None else number(value, what, low, high, above=above, whole=whole)
 
 
+def user_path(text: str | Path) -> Path:
+    """A path with `~` or `~user` expanded where it can be: `~nouser/x` names nothing, so it stays as written and is
+    then simply not found (Path.expanduser raises for it)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
+def env_path(variable: str, default: str) -> Path:
+    """A path from an environment variable. Unset or empty means the default: an empty ORCH_HOME would otherwise put
+    orch's databases in whatever folder the command runs from."""
+    value = os.environ.get(variable) or default
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise UserError(f"{variable}={value!r}: there is no such user's home folder; give the full path.") from None
+
+
 def read_text(path: Path | str, what: str = "file") -> str:
     """A text file's contents as UTF-8; a missing, unreadable or non-UTF-8 file is the user's to fix."""
     path = Path(path)

@@ -186,8 +186,8 @@ def get_model(name: str) -> ModelShape:
     name = name.removeprefix(RANDOM_PREFIX)
     if not name.strip():
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
-    if os.path.exists(Path(name).expanduser()):  # False, where Path.exists raises, for a name too long for a path
-        return _from_local_folder(Path(name).expanduser())
+    if os.path.exists(checks.user_path(name)):  # False, where Path.exists raises, for a name too long for a path
+        return _from_local_folder(checks.user_path(name))
     spellings = [spelling for n in (name, *_base_names(name)) for spelling in (n, n.split("/")[-1])]  # any org
     model = next((_index()[key] for key in map(normalize, spellings) if key in _index()), None)
     if model is None and "/" in name:

@@ -9,7 +9,9 @@ import functools
 import os
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.cache import cached
+from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR, get_gpu
 from gpu_catalog.offer import Offer
 from gpu_catalog.skypilot_catalog import read_catalog_dir
@@ -44,7 +46,11 @@ def sky_catalog_dir() -> Path:
 def skypilot_catalog_dirs() -> list[Path]:
     """Catalog folders in SkyPilot's v8 layout: ORCH_SKY_CATALOGS (os.pathsep-separated), else SkyPilot's own."""
     if os.environ.get("ORCH_SKY_CATALOGS"):
-        return [Path(p).expanduser() for p in os.environ["ORCH_SKY_CATALOGS"].split(os.pathsep) if p]
+        folders = [checks.user_path(p) for p in os.environ["ORCH_SKY_CATALOGS"].split(os.pathsep) if p]
+        if missing := [str(folder) for folder in folders if not folder.is_dir()]:
+            raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(missing)}, which is not a folder: give folders in "
+                            "SkyPilot's catalog layout (PROVIDER/vms.csv), or unset it.")
+        return folders
     return [sky_catalog_dir()] if sky_catalog_dir().is_dir() else []
 
 
@@ -75,7 +81,7 @@ def cloud_offers() -> tuple[tuple[Offer, ...], tuple[Offer, ...]]:
     """(kept, dropped) cloud offers. A provider found in a SkyPilot catalog replaces its reference rows."""
     dirs = skypilot_catalog_dirs()
     sources = [DATA_DIR / "gpus.csv", *(f for d in dirs for f in d.glob("*/vms.csv"))]
-    catalog_offers = cached(sources, lambda: [offer for d in dirs for offer in read_catalog_dir(d)])
+    catalog_offers = cached(sources, lambda: [offer for d in dirs for offer in read_catalog_dir(d)], Offer)
     catalog_providers = {o.provider for o in catalog_offers}
     curated = [o for o in reference_offers() if o.provider not in catalog_providers]
     kept, dropped = split_plausible(catalog_offers + curated)

@@ -31,6 +31,7 @@ from gpu_catalog.offer import LOCAL_PROVIDER, Offer
 HOURS_PER_YEAR = 24 * 365
 COST_POLICIES = ("amortized", "marginal")
 # Defaults for a card nobody described: a desktop, a typical US household rate (EIA 2025 average ~ $0.17/kWh)
+DEFAULT_HARDWARE_FILE = "~/.config/orch/hardware.yaml"
 DEFAULT_ELECTRICITY_USD_PER_KWH = 0.15
 DEFAULT_LIFE_YEARS = 4.0
 DEFAULT_UTILIZATION = 0.25
@@ -94,7 +95,7 @@ def simulated_owned_offer(gpu: GPU) -> Offer:
 
 
 def hardware_file() -> Path:
-    return Path(os.environ.get("ORCH_HARDWARE", "~/.config/orch/hardware.yaml")).expanduser()
+    return checks.env_path("ORCH_HARDWARE", DEFAULT_HARDWARE_FILE)
 
 
 def default_card(gpu: GPU) -> OwnedCard:
@@ -125,8 +126,14 @@ def _parse_card(raw, path: Path) -> OwnedCard:
         raise UserError(f"{path}: each entry under `cards` needs at least `gpu: NAME`.")
     unknown = set(raw) - _CARD_KEYS
     if unknown:
-        raise UserError(f"{path}: unknown card keys {sorted(unknown)}; known: {sorted(_CARD_KEYS)}.")
-    base = default_card(get_gpu(str(raw["gpu"])))
+        raise UserError(f"{path}: unknown card key {', '.join(sorted(map(str, unknown)))}: use "
+                        f"{', '.join(sorted(_CARD_KEYS))}.")
+    if not isinstance(raw["gpu"], str):
+        raise UserError(f"{path}: a card's `gpu` is a GPU name such as RTX 4090, got {raw['gpu']!r}.")
+    try:
+        base = default_card(get_gpu(raw["gpu"]))
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     return OwnedCard(
         gpu=base.gpu,
         count=int(_positive(raw.get("count", 1), "count", path, MAX_COUNT, whole=True)),
@@ -146,13 +153,19 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     """The user's hardware file, validated; defaults when there is none."""
     path = path or hardware_file()
     if not path.exists():
+        if os.environ.get("ORCH_HARDWARE") and path == hardware_file():  # named, so a typo is not a quiet default
+            raise UserError(f"ORCH_HARDWARE names '{path}', which does not exist: fix the path, or unset "
+                            "ORCH_HARDWARE to use the defaults.")
         return OwnedHardware()
     raw = checks.load_yaml(path, "hardware file") or {}
-    if not isinstance(raw, dict) or set(raw) - _TOP_KEYS:
-        raise UserError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}.")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping with keys {', '.join(sorted(_TOP_KEYS))}.")
+    if unknown := sorted(map(str, set(raw) - _TOP_KEYS)):
+        raise UserError(f"{path}: unknown key {', '.join(unknown)}: use {', '.join(sorted(_TOP_KEYS))} (a card's "
+                        "keys go under `cards:`).")
     policy = raw.get("cost_policy", "amortized")
     if policy not in COST_POLICIES:
-        raise UserError(f"{path}: cost_policy must be one of {COST_POLICIES}, got {policy!r}.")
+        raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {policy!r}.")
     cards = raw.get("cards") or []
     if not isinstance(cards, list):
         raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
@@ -49,7 +50,7 @@ def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
 def _tokenizer_here(spec: JobConfig) -> bool:
     """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data)."""
     name = spec.tokenizer or spec.model
-    return is_built_offline(spec.model) or Path(name).expanduser().is_dir() or \
+    return is_built_offline(spec.model) or checks.user_path(name).is_dir() or \
         in_hub_cache(name, "tokenizer_config.json")
 
 
@@ -79,9 +80,8 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (the tokenizer of "
                                               f"{spec.tokenizer or spec.model} is not on this machine)")
     cache = _cache_path(spec, files)
-    if cache.is_file():
-        counted = json.loads(cache.read_text(encoding="utf-8"))
-    else:
+    counted = _cached_count(cache)
+    if counted is None:
         counted = _count_tokens(spec, base_dir)
         if "tokens" in counted:
             write_whole(cache, json.dumps(counted).encode())
@@ -90,6 +90,29 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
                                               f"{counted.get('error')})")
     return DataSize(counted["tokens"], "tokenized", f"{counted['train_sequences']:,} training sequences of "
                                                     f"{spec.seq_len} after the chat template, truncation and packing")
+
+
+def _cached_count(cache: Path) -> dict | None:
+    """A token count saved by an earlier plan, or None where there is none or it is damaged (then it is counted
+    again): a cache is safe to lose, and never makes a plan fail."""
+    try:
+        counted = json.loads(cache.read_bytes())
+    except (OSError, ValueError):  # missing, a folder, not UTF-8, not JSON
+        return None
+    whole = isinstance(counted, dict) and all(isinstance(counted.get(key), int) and counted[key] > 0
+                                              for key in ("tokens", "train_sequences"))
+    return counted if whole else None
+
+
+def _cached_hub_size(cache: Path) -> DataSize | None:
+    """What the hub said last time, or None where the entry is damaged (then the hub is asked again)."""
+    try:
+        tokens, source, detail = json.loads(cache.read_bytes())
+    except (OSError, ValueError, TypeError):
+        return None
+    counted = tokens is None or isinstance(tokens, int) and tokens > 0
+    return DataSize(tokens, source, detail) if counted and isinstance(source, str) and isinstance(detail, str) \
+        else None
 
 
 def _split_bytes(card_info, config_name: str | None, split: str) -> tuple[int, int] | None:
@@ -108,8 +131,8 @@ def _hub_size(spec: JobConfig) -> DataSize:
     """From the dataset card, asked once a day at most (a plan is run again and again while settings change)."""
     key = hashlib.sha1(json.dumps([spec.dataset, spec.dataset_config, spec.dataset_split]).encode()).hexdigest()[:16]
     cache = cache_dir() / "data-sizes" / f"hub-{key}.json"
-    if cache.is_file() and time.time() - cache.stat().st_mtime < HUB_CACHE_S:
-        return DataSize(*json.loads(cache.read_text(encoding="utf-8")))
+    if cache.is_file() and time.time() - cache.stat().st_mtime < HUB_CACHE_S and (size := _cached_hub_size(cache)):
+        return size
     size = _ask_hub(spec)
     write_whole(cache, json.dumps(list(size)).encode())
     return size

@@ -2,9 +2,10 @@
 calibration that `orch calibrate` writes, and a folder per run and per queued job. Package data stays read-only, so
 a wheel install works as a source checkout does."""
 
-import os
 from pathlib import Path
+
+from gpu_catalog import checks
 
 
 def orch_home() -> Path:
-    return Path(os.environ.get("ORCH_HOME", "~/.local/share/orch")).expanduser()
+    return checks.env_path("ORCH_HOME", "~/.local/share/orch")

@@ -6,6 +6,7 @@ CLI prints one line and exits 2 with nothing provisioned."""
 import os
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import RANDOM_PREFIX, get_model
@@ -26,7 +27,7 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
     if spec.dataset is None:
         return [f"{job_path.name} names no dataset: add `dataset: PATH` (JSONL, Parquet or CSV, relative to the job "
                 "file) or a Hugging Face dataset id (org/name)"]
-    path = (job_path.parent / Path(spec.dataset).expanduser())
+    path = job_path.parent / checks.user_path(spec.dataset)
     looks_like_path = looks_like_a_file(spec.dataset)
     if not path.exists():
         if looks_like_path:

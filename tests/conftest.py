@@ -37,7 +37,7 @@ def shared_cache(tmp_path_factory) -> Path:
 def go_offline(patch: pytest.MonkeyPatch, folder: Path, cache: Path) -> None:
     """The environment every test runs in, with its state (HOME, hence ORCH_HOME) under `folder`."""
     patch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
-    patch.setenv("ORCH_HARDWARE", str(folder / "no-hardware.yaml"))
+    patch.delenv("ORCH_HARDWARE", raising=False)  # the default file, under HOME below: none
     patch.setenv("ORCH_CALIBRATION", str(folder / "no-calibration.json"))
     patch.setenv("HF_HUB_OFFLINE", "1")
     patch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a SkyPilot client call fails, starts no server

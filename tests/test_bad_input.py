@@ -376,6 +376,19 @@ for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -180
     case(f"hardware-{text}", lambda i, t=text: i.hardware(t))
 case("hardware-not-utf8", lambda i: i.hardware(b"pue: 1.0 # \xff\n"))
 case("hardware-a-folder", lambda i: i.hardware_path(i.folder("hardware.yaml")))
+case("hardware-named-but-missing", lambda i: i.hardware_path(str(i.files / "hardwre.yaml")))
+case("hardware-gpu-a-bool", lambda i: i.hardware("cards: [{gpu: true}]"))
+case("hardware-card-key-at-top", lambda i: i.hardware("ssh_pool: lab"))
+
+# --- environment variables that name folders -------------------------------------------------------------------------
+def with_env(variable: str, value: str, command: list[str]) -> Callable[[Inputs], list[str]]:
+    return lambda i: i.env(variable, value.format(files=i.files)) or command
+
+
+for variable, command in (("ORCH_HOME", ["runs"]), ("ORCH_CACHE", ["catalog", "offers"]),
+                          ("ORCH_HARDWARE", ["catalog", "local"])):
+    case(f"env-{variable}-no-such-user", with_env(variable, "~no-such-user-orch/x", command))
+case("env-ORCH_SKY_CATALOGS-missing", with_env("ORCH_SKY_CATALOGS", "{files}/nope", ["catalog", "offers"]))
 
 # --- calibration file ------------------------------------------------------------------------------------------------
 for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}'),

@@ -3,13 +3,15 @@ epoch of training), an estimate that says so where the tokenizer is absent, a hu
 `dataset_tokens` as an override."""
 
 import json
+import pickle
 
 import yaml
 from typer.testing import CliRunner
 
+from gpu_catalog.offers import cloud_offers
 from orchestrator.cli.main import app
 from orchestrator.data_size import _split_bytes
-from orchestrator.job import load_sized_job
+from orchestrator.job import _sized, load_sized_job
 from tests.trainer_helpers import REPO
 from trainer.__main__ import main
 
@@ -54,3 +56,25 @@ def test_a_hub_card_gives_the_split_size_of_the_config_asked_for():
     assert _split_bytes(card, "sft", "train_sft") == (8_000_000, 20)
     assert _split_bytes(card, None, "train") == (4_000_000, 10)
     assert _split_bytes(card[0], None, "test") is None
+
+
+def test_a_damaged_cache_entry_is_counted_again_and_never_fails_a_plan(tmp_path, monkeypatch):
+    """orch's cache is safe to lose: a token count or a parsed catalog that is truncated, of another shape or of
+    another type is rebuilt, and the plan comes out as it did."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    job = chat_job(tmp_path)
+
+    def planned_tokens():
+        _sized.cache_clear()
+        cloud_offers.cache_clear()
+        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["data"]["tokens"]
+
+    tokens = planned_tokens()
+    (count,) = (tmp_path / "cache" / "data-sizes").iterdir()
+    (catalog,) = (tmp_path / "cache" / "catalog").iterdir()
+    for damage in (b'{"tokens": ', b'{"tokens": -5, "train_sequences": 1}'):
+        count.write_bytes(damage)
+        catalog.write_bytes(pickle.dumps([1, 2]))
+        assert planned_tokens() == tokens, damage

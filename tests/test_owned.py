@@ -55,7 +55,7 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
 @pytest.mark.parametrize("text, message", [
     ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be above 0 and at most 1"),
     ("cards: [{gpu: RTX 4080}]", "unknown GPU 'RTX 4080'"),
-    ("cards: [{gpu: RTX 4090, colour: red}]", "unknown card keys"),
+    ("cards: [{gpu: RTX 4090, colour: red}]", "unknown card key colour"),
     ("cost_policy: free", "cost_policy must be one of"),
     ("cards: [gpu: x", "not valid YAML"),
 ])

@@ -255,7 +255,7 @@ def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
     """A dataset as a local file or folder (relative to the job file's folder), or None for a hub id."""
     if name is None:
         return None
-    path = (base_dir / Path(name).expanduser()).resolve()
+    path = (base_dir / checks.user_path(name)).resolve()
     return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
 
 
