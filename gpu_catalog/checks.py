@@ -186,13 +186,13 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' is a folder: give a file name.")
     if path.exists() and not path.is_file():
         raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
-    if any(_same_file(path, Path(given)) for given in inputs):
+    if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
     _writable_folder(path.parent if str(path.parent) else Path("."), what, path)
     return path
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """The same file, existing (a link or another spelling of it) or about to be made by both names."""
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))

@@ -34,6 +34,12 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
             return [f"dataset '{spec.dataset}' is not on this machine (looked at {path}): a cloud run takes its "
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
+    return dataset_file_problems(path)
+
+
+def dataset_file_problems(path: Path) -> list[str]:
+    """What stops the trainer from reading a local dataset that is there: a file of no kind it reads, one that
+    cannot be read, an empty one, or text that is not UTF-8 (a folder is read as it is)."""
     if path.is_dir():
         return []  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
     kind = file_kind(path)

@@ -245,6 +245,10 @@ for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon"
 case("launch-target-moon", lambda i: ["launch", i.job(), "--budget", "10", "--target", "moon", "--yes"])
 case("launch-bad-job", lambda i: ["launch", i.job(learning_rate=math.nan), "--budget", "10", "--yes"])
 case("launch-out-over-the-job", lambda i: ["launch", path := i.job(), "--budget", "10", "--dry-run", "--out", path])
+case("launch-out-over-the-dataset", lambda i: ["launch", i.job(dataset="d.jsonl"), "--budget", "10", "--dry-run",
+                                               "--out", i.file("d.jsonl", '{"text": "a"}\n')])
+case("launch-out-files-a-file", lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--out",
+                                           str(Path(i.file("t-files", "x")).with_name("t.yaml"))])
 for name, out in (("missing-folder", lambda i: str(i.files / "no" / "task.yaml")), ("a-folder", lambda i: str(i.files)),
                   ("under-a-file", lambda i: i.file("f", "x") + "/task.yaml"), ("in-proc", lambda i: "/proc/x/t.yaml")):
     case(f"launch-dry-run-out-{name}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run",
@@ -317,6 +321,15 @@ case("bench-target-cloud", lambda i: i.sweep() + ["--target", "cloud"])
 case("bench-out-bad-suffix", lambda i: i.sweep() + ["--out", str(i.files / "o.txt")])
 case("bench-out-missing-folder", lambda i: i.sweep() + ["--out", str(i.files / "no" / "o.jsonl")])
 case("bench-out-a-folder", lambda i: i.sweep() + ["--out", i.folder("x.jsonl")])
+case("bench-out-over-the-dataset", lambda i: i.sweep(dataset=i.file("d.jsonl", '{"text": "a"}\n')) +
+     ["--out", str(i.files / "d.jsonl")])
+for name, changes in (("empty-grid-list", {"grids": [{"model": ["orch/tiny-llama"], "method": []}]}),
+                      ("too-many-points", {"grids": [{"model": ["orch/tiny-llama"], "seq_len": list(range(1, 201)),
+                                                      "micro_batch": list(range(1, 201))}]}),
+                      ("unknown-key", {"lora_r": 8}),
+                      ("model-markup", {"grids": [{"model": ["[bold red]x[/]"], "method": ["lora"]}]})):
+    case(f"bench-sweep-{name}", lambda i, c=changes: i.sweep(**c))
+case("bench-sweep-dataset-not-utf8", lambda i: i.sweep(dataset=i.file("bad.jsonl", b"\xff\xfe bad")))
 case("bench-out-is-the-db", lambda i: i.sweep() + ["--db", str(i.work / "r.jsonl"), "--out", str(i.work / "r.jsonl")])
 case("calibrate-out-is-the-db", lambda i: ["calibrate", "--db", str(i.work / "b.db"), "--out", str(i.work / "b.db")])
 
@@ -362,6 +375,8 @@ TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_u
 for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
               ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
     case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
+case("simulate-out-holds-the-trace", lambda i: ["simulate", "--trace", i.file("d/decisions.csv", TRACE),
+                                                "--out", str(i.files / "d")])
 case("simulate-generate-into-a-pipe", lambda i: ["simulate", "--generate", "5", "--out", i.pipe("trace.csv")])
 
 # --- hardware file ---------------------------------------------------------------------------------------------------

@@ -19,11 +19,14 @@ Every key in a grid or in settings is a trainer config key, checked by the train
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import get_model
+from orchestrator.preflight import dataset_file_problems
 from trainer.config import config_from_dict
 
 MAX_STEPS = 10_000
@@ -54,6 +57,7 @@ class Sweep:
     measured_steps: int
     max_measured_steps: int
     stable_within: float
+    dataset: Path  # every point's
     cpu_threads: int | None = None
 
 
@@ -63,11 +67,27 @@ def point_id(config: dict, target: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def _grid(grid, path: Path) -> dict[str, list]:
+    """A grid: each key's values as a list (a single value is a list of one), none of them empty."""
+    if not isinstance(grid, dict) or not grid:
+        raise UserError(f"sweep {path}: each entry under `grids` is a mapping of keys to value lists.")
+    values = {key: value if isinstance(value, list) else [value] for key, value in grid.items()}
+    if empty := [str(key) for key, value in values.items() if not value]:
+        raise UserError(f"sweep {path}: grid key {', '.join(empty)} lists no values: give at least one, or drop it.")
+    return values
+
+
 def load_sweep(path: Path, target: str = "local") -> Sweep:
     raw = checks.load_yaml(path, "sweep")
-    if not isinstance(raw, dict) or set(raw) - _SWEEP_KEYS or not isinstance(raw.get("grids"), list) \
-            or not isinstance(raw.get("dataset"), str) or not isinstance(raw.get("settings") or {}, dict):
-        raise UserError(f"sweep {path}: expected keys {sorted(_SWEEP_KEYS)}, with `dataset` and a list of `grids`.")
+    if not isinstance(raw, dict):
+        raise UserError(f"sweep {path}: expected a mapping with keys {', '.join(sorted(_SWEEP_KEYS))}.")
+    if unknown := sorted(map(str, set(raw) - _SWEEP_KEYS)):
+        raise UserError(f"sweep {path}: unknown key {', '.join(unknown)}: use {', '.join(sorted(_SWEEP_KEYS))} (a "
+                        "trainer setting goes under `settings:` or in a grid).")
+    if not isinstance(raw.get("grids"), list) or not isinstance(raw.get("dataset"), str) \
+            or not isinstance(raw.get("settings") or {}, dict):
+        raise UserError(f"sweep {path}: needs `dataset: PATH`, a list of `grids`, and `settings` (if given) as a "
+                        "mapping.")
     warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
     measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
     max_measured = checks.number(raw.get("max_measured_steps", measured), f"sweep {path}: max_measured_steps",
@@ -77,24 +97,26 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if threads is not None:
         threads = checks.number(threads, f"sweep {path}: cpu_threads", 1, 1024, whole=True)
     name = checks.safe_name(raw.get("name", checks.name_from_stem(Path(path).stem)), f"sweep {path}: name")
-    dataset = (Path(path).parent / raw["dataset"]).resolve()
-    if not dataset.is_file():
+    dataset = (Path(path).parent / checks.user_path(raw["dataset"])).resolve()
+    if not dataset.exists():
         raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")
+    if problems := dataset_file_problems(dataset):  # once here, not once per point in a trainer
+        raise UserError(f"sweep {path}: {problems[0]}.")
     dataset = str(dataset)
+    grids = [_grid(grid, path) for grid in raw["grids"]]
+    if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
+        raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
     points, seen = [], set()
-    for grid in raw["grids"]:
-        if not isinstance(grid, dict) or not grid:
-            raise UserError(f"sweep {path}: each entry under `grids` is a mapping of keys to value lists.")
+    for grid in grids:
         keys = list(grid)
-        for values in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)):
+        for values in itertools.product(*grid.values()):
             config = {**(raw.get("settings") or {}), **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
                       "dataset": dataset, "max_steps": warmup + measured, "timing_warmup_steps": warmup}
-            config_from_dict(config)  # the trainer's schema: a typo fails here, not in point 37
+            get_model(config_from_dict(config).model)  # the trainer's schema and a known model: not in point 37
             pid = point_id(config, target)
             if pid not in seen:
                 seen.add(pid)
                 points.append(Point(pid, config))
-    if len(points) > MAX_POINTS:
-        raise UserError(f"sweep {path} has {len(points)} points; at most {MAX_POINTS}: split it.")
     return Sweep(name=name, points=tuple(points), warmup_steps=warmup, measured_steps=measured,
-                 max_measured_steps=max_measured, stable_within=float(within), cpu_threads=threads)
+                 max_measured_steps=max_measured, stable_within=float(within), dataset=Path(dataset),
+                 cpu_threads=threads)

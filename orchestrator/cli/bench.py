@@ -60,10 +60,10 @@ def bench_command(
         raise UserError(f"sweep file '{sweep}' does not exist; see benchmarks/sweeps/.")
     if out is not None and out.suffix not in EXPORT_SUFFIXES:
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
-    if out is not None:
-        checks.output_file(out, inputs=(sweep, *([db] if db else [])))
     check_db(db)
-    plan = load_sweep(sweep, target)
+    plan = load_sweep(sweep, target)  # read and checked: nothing runs yet
+    if out is not None:
+        checks.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])))
     store = ResultStore(db)
     run_sweep(plan, store, target)
     ids = {p.point_id for p in plan.points}

@@ -24,6 +24,7 @@ from orchestrator.cli.planning import plan_job
 from orchestrator.cli.runs import follow_run
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.launch import lifecycle
+from orchestrator.launch.local import read_job
 from orchestrator.planner import no_option_message
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunStore
@@ -51,7 +52,7 @@ def launch_command(
     if out is not None and not dry_run:
         raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
     if out is not None:
-        checks.output_file(out, "--out", inputs=(job,))  # before planning, not after it
+        _check_task_out(out, job)  # before planning, not after it
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour)
     spec = result.spec
@@ -86,6 +87,24 @@ def launch_command(
     if detach and record.status is RunStatus.RUNNING and not as_json:
         display.say(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
+
+
+def _check_task_out(out: Path, job: Path) -> None:
+    """A dry run's task file and the folder of files beside it replace neither the job nor a dataset it names."""
+    from orchestrator.launch.sky_task import task_files_dir
+
+    try:
+        inputs = (job, *read_job(job)[1].values())
+    except UserError:
+        inputs = (job,)  # the plan says what is wrong with the job itself
+    checks.output_file(out, "--out", inputs=inputs)
+    files_dir = task_files_dir(out)
+    if files_dir.exists() and not files_dir.is_dir():
+        raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
+                        "another --out.")
+    if any(files_dir.resolve() in (path.resolve(), *path.resolve().parents) for path in inputs):
+        raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds the job or its data: choose "
+                        "another --out.")
 
 
 def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:

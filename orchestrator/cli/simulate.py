@@ -24,6 +24,7 @@ from orchestrator.simulate.summary import DECISION_COLUMNS
 from orchestrator.simulate.trace import check_rate, check_trace, generate, read_trace, write_trace
 
 MAX_GENERATED_JOBS = 100_000_000
+OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
 
 
 @user_errors
@@ -47,7 +48,10 @@ def simulate_command(
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
         checks.output_file(out, "--out")  # before any work
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
-        display.console.print(checks.printable(f"wrote {count} jobs to {out}"), markup=False, highlight=False)
+        if as_json:
+            display.print_json({"trace": str(out), "jobs": count})
+        else:
+            display.console.print(checks.printable(f"wrote {count} jobs to {out}"), markup=False, highlight=False)
         return
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
@@ -62,6 +66,9 @@ def simulate_command(
     check_trace(trace)
     if out is not None:
         checks.output_folder(out)  # before any work; made when the first policy's decisions are written
+        if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
+            raise UserError(f"--out {out}: {taken[0]} there is the trace itself, which the simulation would "
+                            "overwrite: choose another folder.")
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
     summaries = {}
     for index, policy_settings in enumerate(settings):
@@ -105,9 +112,9 @@ def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
             sim.on_decision = lambda row: writer.writerow(row.values())  # rows are built in DECISION_COLUMNS order
             return sim.run(read_trace(trace))
 
-    summary = _write_atomically(folder / "decisions.csv", run)
-    spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy,
-                    folder / "simulation.png")
-    display.err_console.print(checks.printable(f"wrote {folder / 'decisions.csv'} ({sim.settings.policy}) and "
-                                               f"{folder / 'simulation.png'}"), markup=False, highlight=False)
+    decisions, plot = (folder / name for name in OUTPUT_NAMES)
+    summary = _write_atomically(decisions, run)
+    spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy, plot)
+    display.err_console.print(checks.printable(f"wrote {decisions} ({sim.settings.policy}) and {plot}"),
+                              markup=False, highlight=False)
     return summary

@@ -225,13 +225,18 @@ class DryRun:
     files_dir: Path | None  # where the task's files were written (with --out), else None
 
 
+def task_files_dir(out: Path) -> Path:
+    """Where a dry run written to `out` puts the files its task mounts."""
+    return out.parent / f"{out.stem}-files"
+
+
 def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
             out: Path | None = None) -> DryRun:
     """The task file and SkyPilot's optimizer view of it; nothing is launched. With `out`, the YAML is written
     there and the files it mounts beside it (`<stem>-files/`), named relative to the current folder when they are
     under it; without, the YAML names `<job>-task-files/` and nothing is kept (the staging folder is removed)."""
     if out is not None:
-        files_dir = out.parent / f"{out.stem}-files"
+        files_dir = task_files_dir(out)
         shutil.rmtree(files_dir / "src", ignore_errors=True)
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir)
         staged = files_dir
