@@ -19,6 +19,8 @@ from gpu_catalog.errors import UserError
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or digit"
 # Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside
+# Python's parsers recurse once per level of nesting: some hundreds of `[` exhaust the stack
+TOO_DEEP = "is nested too deeply to be a config (hundreds of levels of lists or mappings): check it."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -137,6 +139,8 @@ def parse_yaml(text: str, what: str):
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise UserError(f"{what} is not valid YAML{yaml_error_text(exc)}.") from None
+    except RecursionError:
+        raise UserError(f"{what} {TOO_DEEP}") from None
 
 
 def parse_json(text: str, what: str):
@@ -157,6 +161,8 @@ def parse_json(text: str, what: str):
         raise UserError(f"{what} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
     except ValueError as exc:
         raise UserError(f"{what}: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{what} {TOO_DEEP}") from None
 
 
 def load_yaml(path: Path | str, what: str = "file"):

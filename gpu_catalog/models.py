@@ -148,6 +148,8 @@ def _from_local_folder(path: Path) -> ModelShape:
         config = json.loads(checks.read_text(config_file, "model config"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{config_file} is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise UserError(f"{config_file} {checks.TOO_DEEP}") from None
     return shape_from_config(str(path), config, source=str(config_file))
 
 

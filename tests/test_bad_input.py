@@ -362,6 +362,13 @@ case("import-broken-yaml", lambda i: ["import", i.file("ax.yaml", "adapter: [\n"
 case("import-a-list", lambda i: ["import", i.file("ax.yaml", "- a\n- b\n")])
 case("import-duplicate-key", lambda i: ["import", i.file("ax.yaml", AXOLOTL + "adapter: qlora\n")])
 case("import-incomplete", lambda i: ["import", i.file("ax.yaml", "adapter: lora\n")])
+DEEP = "[" * 5000 + "]" * 5000
+case("jobfile-nested-deep", lambda i: ["plan", i.file("deep.yaml", "model: Llama-3.1-8B\nlora_r: " + DEEP), "--budget",
+                                       "1"])
+case("train-set-nested-deep", lambda i: ["train", i.job(), "--set", "seq_len=" + DEEP])
+case("hardware-nested-deep", lambda i: i.hardware("pue: " + DEEP))
+case("model-config-nested-deep", lambda i: i.model('{"hidden_size": ' + "[" * 100_000 + "]" * 100_000 + "}"))
+case("calibration-nested-deep", lambda i: i.calibration('{"efficiency": ' + DEEP + "}"))
 case("import-set-nan", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "learning_rate=nan"])
 case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "seq_len"])
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
