@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir, write_whole
+from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.offline_names import is_built_offline
@@ -85,6 +86,10 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         counted = _count_tokens(spec, base_dir)
         if "tokens" in counted:
             write_whole(cache, json.dumps(counted).encode())
+    if "data_error" in counted:
+        problem = counted["data_error"].rstrip(".")
+        named = problem if str(path) in problem else f"dataset {path}: {problem}"
+        raise UserError(f"{named}. Fix the data: the trainer would stop on it.")
     if "tokens" not in counted:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
                                               f"{counted.get('error')})")

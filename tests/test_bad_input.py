@@ -362,6 +362,8 @@ case("import-broken-yaml", lambda i: ["import", i.file("ax.yaml", "adapter: [\n"
 case("import-a-list", lambda i: ["import", i.file("ax.yaml", "- a\n- b\n")])
 case("import-duplicate-key", lambda i: ["import", i.file("ax.yaml", AXOLOTL + "adapter: qlora\n")])
 case("import-incomplete", lambda i: ["import", i.file("ax.yaml", "adapter: lora\n")])
+case("plan-dataset-records-of-no-shape", lambda i: i.file("shapeless.jsonl", '{"foo": 1}\n' * 50) and
+     plan(i, model="orch/tiny-llama", method="lora", seq_len=64, dataset="shapeless.jsonl"))
 DEEP = "[" * 5000 + "]" * 5000
 case("jobfile-nested-deep", lambda i: ["plan", i.file("deep.yaml", "model: Llama-3.1-8B\nlora_r: " + DEEP), "--budget",
                                        "1"])

@@ -3,7 +3,8 @@
 `orch plan` runs this in its own process (planning imports no torch): the job's data is read, rendered and packed
 exactly as the trainer does (chat template, loss mask, truncation, packing, eval split), with the model's tokenizer
 from the local cache only (a model built offline trains its tokenizer on the data, as the trainer does). Exit 3 with
-{"error": ...} when the tokenizer or the data is not available here.
+{"error": ...} when the tokenizer or the data is not available here, or {"data_error": ...} when the records are
+ones the trainer refuses.
 """
 
 import json
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from trainer.config import config_from_dict
+from trainer.data_formats import DataError
 
 
 def count(raw: dict, base_dir: Path) -> dict:
@@ -25,6 +27,9 @@ def main() -> int:
     raw = json.loads(sys.stdin.read())
     try:
         result = count(raw, Path(sys.argv[1]))
+    except DataError as exc:  # the records themselves: the trainer would stop on them too, so the plan says so
+        print(json.dumps({"data_error": " ".join(str(exc).split())}))
+        return 3
     except Exception as exc:  # noqa: BLE001 - any failure means "estimate instead", and the reason is reported
         print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}))
         return 3
