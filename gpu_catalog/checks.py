@@ -125,6 +125,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# YAML 1.1, which PyYAML reads, takes `1e-4` and `5e9` as text (its floats need a dot and a signed exponent); YAML 1.2
+# and every trainer config in the field (HF, axolotl, LLaMA-Factory) mean numbers, so they are read as numbers here.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def yaml_error_text(exc: yaml.YAMLError) -> str:
     """`at line L, column C: problem`, one line: PyYAML's own messages span several."""
     mark = getattr(exc, "problem_mark", None)

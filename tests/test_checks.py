@@ -36,6 +36,13 @@ def test_yaml_refuses_duplicates_but_keeps_merge_keys():
     assert merged["job"] == {"lr": 2, "r": 8}
 
 
+def test_yaml_reads_exponents_as_numbers_as_trainer_configs_mean_them():
+    """PyYAML alone reads `1e-4` as text (YAML 1.1); every HF-style config means a number."""
+    read = checks.parse_yaml("lr: 1e-4\nbig: 5E9\nsigned: -2e+3\ndotted: 1.5e-3\ncount: 12\nword: e5\nhalf: 1e", "x")
+    assert read == {"lr": 1e-4, "big": 5e9, "signed": -2e3, "dotted": 1.5e-3, "count": 12, "word": "e5", "half": "1e"}
+    assert isinstance(read["count"], int)
+
+
 def test_yaml_is_safe():
     with pytest.raises(UserError, match="could not determine a constructor"):
         checks.parse_yaml("x: !!python/object/apply:os.system [echo]\n", "t")
