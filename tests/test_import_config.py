@@ -108,3 +108,15 @@ def test_an_import_missing_required_keys_says_what_to_add(tmp_path):
     source.write_text(yaml.safe_dump({"lora_rank": 8, "finetuning_type": "lora"}))
     result = CliRunner().invoke(app, ["import", str(source)])
     assert result.exit_code == 2 and "missing required key `model`" in result.output and "--set" in result.output
+
+
+def test_the_source_name_in_the_header_cannot_add_keys_or_escapes(tmp_path):
+    """The header names the imported file; a newline or an ESC in that name stays inside the one comment line."""
+    source = tmp_path / "x\nmax_steps: 1\n#\x1b[31m.yaml"
+    source.write_text(yaml.safe_dump(AXOLOTL))
+    out = tmp_path / "job.yaml"
+    result = CliRunner().invoke(app, ["import", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# imported from ") and not any(line.startswith("#") for line in lines[1:])
+    assert "\x1b" not in out.read_text() and yaml.safe_load(out.read_text()).get("max_steps") == AXOLOTL["max_steps"]

@@ -1,6 +1,7 @@
 """`orch import CONFIG.yaml [--out JOB.yaml]`: an orch job from an axolotl, LLaMA-Factory, TRL or torchtune config,
 with every key that was not carried over listed, and why."""
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -39,8 +40,10 @@ def import_command(
     try:
         config_from_dict(job, name=config.stem)
     except ConfigError as exc:
-        raise UserError(f"the imported job is not complete: {exc} Add what is missing with --set KEY=VALUE.") from None
-    text = f"# imported from {config.name} by `orch import`\n" + yaml.safe_dump(job, sort_keys=False)
+        raise UserError(f"the imported job is not one orch can train: {exc} Add or fix keys with --set KEY=VALUE.") \
+            from None
+    source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
+    text = f"# imported from {source} by `orch import`\n" + yaml.safe_dump(job, sort_keys=False)
     if out is not None:
         out.write_text(text, encoding="utf-8")
     if as_json:
