@@ -7,15 +7,19 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import sky_catalog_dir
+from gpu_catalog.skypilot_catalog import read_catalog_dir
 
 GPU_CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "vast", "nebius", "verda", "fluidstack", "cudo",
               "paperspace", "hyperbolic", "seeweb", "shadeform", "primeintellect")
 
 
 def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
+    """Copy a v8 folder's catalogs over SkyPilot's, each read and checked first: a broken file copied in would make
+    every later plan fail."""
     files = sorted(from_dir.glob("*/vms.csv")) + sorted(from_dir.glob("common/*.csv"))
     if not files:
         raise UserError(f"{from_dir} holds no <cloud>/vms.csv: point --from at a SkyPilot catalog 'v8' folder.")
+    read_catalog_dir(from_dir)  # raises, naming the file and line, before anything is replaced
     lines = []
     for source in files:
         target = to_dir / source.relative_to(from_dir)
@@ -50,6 +54,9 @@ def download_catalog() -> list[str]:
 def refresh_catalog(from_dir: Path | None) -> list[str]:
     if from_dir is not None:
         if not from_dir.is_dir():
-            raise UserError(f"--from {from_dir}: no such folder.")
+            what = "is a file, not a folder" if from_dir.exists() else "does not exist"
+            raise UserError(f"--from {from_dir} {what}: give a SkyPilot catalog 'v8' folder.")
+        if from_dir.resolve() == sky_catalog_dir().resolve():
+            raise UserError(f"--from {from_dir} is the catalog being refreshed: give another copy of it.")
         return copy_catalog(from_dir, sky_catalog_dir())
     return download_catalog()

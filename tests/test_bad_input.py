@@ -404,6 +404,15 @@ case("hardware-named-but-missing", lambda i: i.hardware_path(str(i.files / "hard
 case("hardware-gpu-a-bool", lambda i: i.hardware("cards: [{gpu: true}]"))
 case("hardware-card-key-at-top", lambda i: i.hardware("ssh_pool: lab"))
 
+def broken_catalog(i: Inputs, content: bytes) -> list[str]:
+    i.file("v8/aws/vms.csv", content)
+    return ["catalog", "refresh", "--from", str(i.files / "v8")]
+
+
+case("catalog-refresh-not-utf8", lambda i: broken_catalog(i, b"\xff\xfe,,,\n"))
+case("catalog-refresh-wrong-columns", lambda i: broken_catalog(i, b"a,b\n1,2\n"))
+case("catalog-refresh-from-a-file", lambda i: ["catalog", "refresh", "--from", i.file("v8.txt", "x")])
+
 # --- environment variables that name folders -------------------------------------------------------------------------
 def with_env(variable: str, value: str, command: list[str]) -> Callable[[Inputs], list[str]]:
     return lambda i: i.env(variable, value.format(files=i.files)) or command
