@@ -1,6 +1,7 @@
 """The planner: a pure function from (job, model shape, offers, policy) to a Plan that ranks every target that can
 run the job within budget and deadline, and says why each other target was rejected. No I/O, inputs unchanged."""
 
+import math
 from dataclasses import dataclass
 
 from gpu_catalog.errors import UserError
@@ -216,18 +217,23 @@ def no_option_message(result: Plan) -> str:
     by_kind = {}
     for r in result.rejected:
         by_kind.setdefault(r.kind, []).append(r)
-    budget = result.policy.budget_usd
-    if "budget" in by_kind:
-        cheapest = min(by_kind["budget"], key=lambda r: r.estimate.cost_usd)
-        o, e = cheapest.offer, cheapest.estimate
-        return (f"no target meets the {usd_text(budget)} budget: the cheapest is {o.gpu.name} on {o.provider} "
-                f"({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for {e.hours:.2f} h. "
-                f"Raise --budget to at least {usd_text(e.cost_usd).lstrip('$')}, or train on fewer tokens.")
-    if "deadline" in by_kind:
-        fastest = min(by_kind["deadline"], key=lambda r: r.estimate.hours)
+    budget, deadline = result.policy.budget_usd, result.policy.deadline_hours
+    if money := by_kind.get("budget", []) + by_kind.get("deadline", []):
+        # the deadline decides which fix can work: a budget raise helps only if some target finishes in time
+        in_time = [r for r in money if deadline is None or r.estimate.hours <= deadline]
+        if in_time:
+            cheapest = min(in_time, key=lambda r: r.estimate.cost_usd)
+            o, e = cheapest.offer, cheapest.estimate
+            limits = f"the {usd_text(budget)} budget" + (f" and the {deadline:g} h deadline" if deadline else "")
+            return (f"no target meets {limits}: the cheapest{' in time' if deadline else ''} is {o.gpu.name} on "
+                    f"{o.provider} ({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for "
+                    f"{e.hours:.2f} h. Raise --budget to at least {usd_text(e.cost_usd).lstrip('$')}"
+                    f"{', extend --deadline' if deadline else ''}, or train on fewer tokens.")
+        fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
-        return (f"no target meets the {result.policy.deadline_hours:g} h deadline within budget: the fastest is "
-                f"{o.gpu.name} on {o.provider} at {e.hours:.2f} h ({usd_text(e.cost_usd)}). Extend --deadline.")
+        return (f"no target meets the {deadline:g} h deadline at any price: the fastest is {o.gpu.name} on "
+                f"{o.provider} at {e.hours:.2f} h ({usd_text(e.cost_usd)}). Extend --deadline to at least "
+                f"{math.ceil(e.hours * 100) / 100:g} h, or train on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
         return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "

@@ -115,6 +115,21 @@ def test_a_budget_no_target_meets_names_the_cheapest():
     assert "no target meets the $0.010 budget: the cheapest is" in message and "Raise --budget to at least" in message
 
 
+def test_a_deadline_no_target_meets_at_any_price_asks_for_time_not_money():
+    """A budget raise cannot help when nothing finishes in time; when something does, its price is what to raise
+    the budget to."""
+    fastest = min(json.loads(invoke("plan", QLORA_JOB, "--budget", "1000", "--json").stdout)["options"],
+                  key=lambda o: o["est_hours"])["est_hours"]
+    late = invoke("plan", QLORA_JOB, "--budget", "1000", "--deadline", str(fastest / 2))
+    message = " ".join(late.stderr.split())
+    assert late.exit_code == 2 and "deadline at any price" in message and "Extend --deadline" in message
+    tight = invoke("plan", QLORA_JOB, "--budget", "0.01", "--deadline", str(fastest * 2))
+    message = " ".join(tight.stderr.split())
+    assert tight.exit_code == 2 and "the cheapest in time is" in message and "Raise --budget" in message
+    hours = float(message.split(" for ")[1].split(" h.")[0])
+    assert hours <= fastest * 2
+
+
 def test_a_job_that_fits_nowhere_says_so(tmp_path):
     job = tmp_path / "huge.yaml"
     job.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")
