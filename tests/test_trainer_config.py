@@ -19,10 +19,42 @@ BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps"
     ({"precision": "fp8"}, "`precision` must be one of auto, bf16, fp16, fp32"),
     ({"eval_fraction": 0.9}, "`eval_fraction` must be in"),
     ({"warmup_steps": -1}, "`warmup_steps` must be 0 or more"),
+    ({"dataset_columns": {"bogus": "output"}}, "bogus is none of orch's names: use messages, conversations, prompt, "
+                                               "completion, instruction, input, output, text"),
+    ({"dataset_columns": {"answer": "output"}}, "answer is none of orch's names"),  # the mapping written backwards
+    ({"tokenizer": "../../x"}, "`tokenizer` '../../x' is no folder here and not a Hugging Face id"),
+    ({"tokenizer": "/no/such/tokenizer"}, "`tokenizer` '/no/such/tokenizer' is no folder here"),
 ])
 def test_bad_keys_and_values(change, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({**BASE, **change})
+
+
+@pytest.mark.parametrize("name", ["gpt2", "Qwen/Qwen2.5-0.5B", "org_1/name.v2-x", "a/b/c", "../x", "org/-x", "x.",
+                                  "a--b", "a..b", "org/name.git", "a" * 96, "a" * 97, "org /x", "./tok"])
+def test_a_tokenizer_id_is_accepted_as_the_hub_accepts_it(name):
+    """orch's check of a hub id agrees with huggingface_hub's own, which transformers raises at train time."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+        hub_accepts = True
+    except HFValidationError:
+        hub_accepts = False
+    try:
+        config_from_dict({**BASE, "tokenizer": name})
+        orch_accepts = True
+    except ConfigError as exc:
+        assert "`tokenizer`" in str(exc)
+        orch_accepts = False
+    assert orch_accepts == hub_accepts
+
+
+def test_a_tokenizer_folder_is_accepted_whatever_its_name(tmp_path):
+    folder = tmp_path / "my tokenizer..v1"
+    folder.mkdir()
+    assert config_from_dict({**BASE, "tokenizer": str(folder)}).tokenizer == str(folder)
 
 
 def test_set_overrides_are_read_as_yaml(tmp_path):
@@ -42,6 +74,8 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"method": "full", "freeze_layers": 5}, "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
+    ({"tokenizer": "no-such-org/no-such-tokenizer"}, "tokenizer 'no-such-org/no-such-tokenizer' is no folder here "
+                                                     "and not in the Hugging Face cache"),  # hub offline
 ])
 def test_unrunnable_configs_fail_before_any_work(tmp_path, capsys, changes, message):
     output = tmp_path / "out"

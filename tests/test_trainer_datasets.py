@@ -152,6 +152,8 @@ def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
     ('["text", "x"]', "line 6: a record must be a JSON object"),
     ('{"text": "x"', "line 6: not a JSON record"),
     ('{"text": "caf\xe9"}'.encode("latin-1"), "line 6 is not UTF-8 text"),
+    ('{"text": NaN}', "record 5: the value of `text` must be a string, got nan"),  # Python's json reads NaN
+    ('{"text": null}', "record 5: the value of `text` must be a string, got None"),
 ])
 def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line, message):
     last = line if isinstance(line, bytes) else line.encode()
@@ -180,3 +182,26 @@ def test_a_unicode_line_separator_inside_a_record_is_not_the_end_of_its_line(tmp
                                          + json.dumps({"text": "a\u2028b"}, ensure_ascii=False) + "\n")
     records = load_records(job(dataset=str(tmp_path / "data.jsonl")), tmp_path).train
     assert len(records) == 6 and records[-1] == {"text": "a\u2028b"}
+
+
+def test_a_dataset_too_small_for_one_step_is_bad_input(tmp_path, capsys):
+    write_records(tmp_path / "small.jsonl", ROWS[:1])  # one sequence; a step takes micro_batch 2
+    code, metrics = train(tmp_path, dataset="small.jsonl", eval_fraction=0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
+    assert err[0].startswith("error: the dataset packs into 1 training sequences, fewer than one step's 2")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.parquet", b"PAR1 not a parquet file", "dataset 'bad.parquet' is not a readable Parquet file (Parquet magic"),
+    ("bad.csv", "text\ncaf\xe9 au lait\n".encode("latin-1"),
+     "dataset 'bad.csv' is not UTF-8 text (byte 0xe9: invalid continuation byte): save it as UTF-8."),
+    ("ragged.csv", b"text,n\na,1\nb,2,3\n", "Expected 2 fields in line 3, saw 3"),  # not `An error occurred while`
+], ids=["parquet", "csv-latin-1", "csv-ragged"])
+def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, capfd, name, content, message):
+    """`datasets` logs its own `Failed to read ...` line before raising (to the stderr its handler took at import:
+    hence capfd): the run says what is wrong once."""
+    (tmp_path / name).write_bytes(content)
+    code, metrics = train(tmp_path, dataset=name)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1 and message in err[0], err

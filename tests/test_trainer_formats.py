@@ -1,5 +1,7 @@
 """Every record shape renders to tokens with the loss on what the model should learn to write."""
 
+import re
+
 import pytest
 
 from trainer.data_formats import DataError, map_columns, render
@@ -60,6 +62,19 @@ def test_whole_sequence_loss_counts_every_token(tokenizer):
 def test_a_record_of_no_shape_names_its_index_and_keys(tokenizer):
     with pytest.raises(DataError, match=r"record 7 has none of the known shapes.*\['answer', 'question'\]"):
         render({"question": "?", "answer": "!"}, tokenizer, index=7)
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"text": float("nan")}, "record 2: the value of `text` must be a string, got nan"),
+    ({"text": 3}, "record 2: the value of `text` must be a string, got 3"),
+    ({"instruction": "Opposite?", "output": None}, "the value of `output` must be a string, got None"),
+    ({"prompt": "hi", "completion": [{"role": "assistant", "content": "hello"}]},
+     "the value of `completion` must be a string (or `prompt` and `completion` both lists of messages)"),
+])
+def test_a_shape_whose_value_is_not_a_string_names_the_key(tokenizer, record, message):
+    """The key is there: "none of the known shapes, its keys are ['text']" would send the user to rename it."""
+    with pytest.raises(DataError, match=re.escape(message)):
+        render(record, tokenizer, index=2)
 
 
 def test_a_bad_sharegpt_role_is_named(tokenizer):

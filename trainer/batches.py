@@ -4,7 +4,7 @@ exactly the data it would have seen, and auto-fit can change the micro-batch wit
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainer.data import Sequence
+from trainer.data import DataError, Sequence
 
 
 def split_eval(sequences: list[Sequence], eval_fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
@@ -30,9 +30,9 @@ class StepOrder:
     """Each epoch is a seeded permutation; step k of epoch e takes the k-th block of effective_batch sequences."""
 
     def __init__(self, n_sequences: int, effective_batch: int, seed: int):
-        if n_sequences < effective_batch:
-            raise ValueError(f"the dataset packs into {n_sequences} training sequences, fewer than one step's "
-                             f"{effective_batch} (micro_batch x grad_accum): add data or lower the batch.")
+        if n_sequences < effective_batch:  # the data is too small for the batch asked for: bad input, not a crash
+            raise DataError(f"the dataset packs into {n_sequences} training sequences, fewer than one step's "
+                            f"{effective_batch} (micro_batch x grad_accum): add data or lower the batch.")
         self.n_sequences = n_sequences
         self.effective_batch = effective_batch
         self.seed = seed

@@ -7,6 +7,7 @@ any work starts, with every problem reported at once. Plain Python: importing it
 
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES
 from gpu_catalog.units import MAX_BUDGET_USD
+from trainer.data_formats import COLUMNS
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -135,6 +137,8 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
             "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
 MOST_PROBLEMS_SAID = 5
+_HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
@@ -206,6 +210,26 @@ def _columns(value) -> tuple[tuple[str, str], ...] | None:
     return None
 
 
+def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
+    """A mapping whose orch-side name is none of orch's would rename a column to a key no shape reads, and the run
+    would fail later on every record with a message about its shape, not about this key."""
+    if unknown := [name for name, _ in columns if name not in COLUMNS]:
+        return (f"`dataset_columns` maps orch's names to your columns ({{output: answer}}), and {', '.join(unknown)} "
+                f"is none of orch's names: use {', '.join(COLUMNS)}")
+    return None
+
+
+def _tokenizer_problem(value) -> str | None:
+    """transformers takes a tokenizer name that is neither a folder nor a hub id for a hub id and fails at train
+    time with a traceback; said here, before any work."""
+    if not _is_text(value) or os.path.isdir(value):  # a value of the wrong type is said once, above
+        return None
+    if HUB_ID.fullmatch(value) and not any(bad in value for bad in ("--", "..")) and not value.endswith(".git"):
+        return None
+    return (f"`tokenizer` {value!r} is no folder here and not a Hugging Face id (name or org/name of letters, digits "
+            "and _ . -): give the tokenizer's folder or its hub id, or leave it out to use the model's own")
+
+
 def _names(value) -> tuple[str, ...] | None:
     names = [value] if isinstance(value, str) else value if value is not None else []
     return tuple(names) if isinstance(names, list) and all(_is_text(n) for n in names) else None
@@ -230,6 +254,10 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
     columns, to_save = _columns(raw.get("dataset_columns")), _names(raw.get("modules_to_save"))
     if columns is None:
         problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
+    elif column_problem := _column_problem(columns):
+        problems.append(column_problem)
+    if tokenizer_problem := _tokenizer_problem(raw.get("tokenizer")):
+        problems.append(tokenizer_problem)
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
     if len(problems) > MOST_PROBLEMS_SAID:  # a file that is not a job at all: the first few say enough

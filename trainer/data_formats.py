@@ -17,6 +17,8 @@ PROMPT_WITH_INPUT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Input:\n{in
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
                   "system": "system", "tool": "tool", "function_call": "assistant", "observation": "tool"}
 SHAPES = "messages; conversations; prompt+completion; instruction+output; text"
+COLUMNS = ("messages", "conversations", "prompt", "completion", "instruction", "input", "output", "text")  # orch's
+STRING_FIELDS = (("prompt", "completion"), ("instruction", "output"), ("text",))  # the shapes made of strings
 
 
 class DataError(ValueError):
@@ -112,6 +114,12 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
     if isinstance(record.get("text"), str):
         ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
         return ids, [True] * len(ids)
+    for keys in STRING_FIELDS:  # the keys of a shape are there, but a value is a number or null (NaN, an empty cell)
+        key = next((key for key in keys if not isinstance(record.get(key, ""), str)), None)
+        if key is not None and all(name in record for name in keys):
+            also = " (or `prompt` and `completion` both lists of messages)" if "prompt" in keys else ""
+            raise DataError(f"record {index}: the value of `{key}` must be a string{also}, got "
+                            f"{repr(record[key])[:60]}: fix or drop the record.")
     raise DataError(f"record {index} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
 

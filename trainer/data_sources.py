@@ -12,7 +12,9 @@ when read back, a segfault and no message; 25.0 drops the null and shifts the tu
 JSON, such a record is refused with its line like any other malformed one.
 """
 
+import contextlib
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -187,23 +189,59 @@ def _local_json_files(source: Source) -> list[Path] | None:
     return [Path(file) for file in splits[source.split]]
 
 
+@contextlib.contextmanager
+def _datasets_quiet():
+    """`datasets` logs a file it cannot read (`Failed to read schema from ...`) on stderr before it raises: the
+    raise becomes the run's one `error:` line, so its own line would only say the same thing twice."""
+    from datasets.utils import logging as datasets_logging  # its first import sets the level: before we do
+
+    level = datasets_logging.get_verbosity()
+    datasets_logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        datasets_logging.set_verbosity(level)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The error beneath `datasets`' own wrapper (`An error occurred while generating the dataset`), which says
+    nothing of what is wrong with the file."""
+    from datasets.exceptions import DatasetGenerationError
+
+    while isinstance(exc, DatasetGenerationError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _unreadable(source: Source, exc: BaseException) -> str:
+    """Why the source could not be read, as the user can fix it."""
+    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"dataset '{source.name}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: {exc.reason}): save "
+                "it as UTF-8.")
+    if source.local is not None and source.local.is_file() and file_kind(source.local) == "parquet":
+        return (f"dataset '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
+                "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
+    where = "" if source.local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
+    return (f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split '{source.split}'"
+            f"{where}: {detail}")
+
+
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
     one_file = source.local is not None and source.local.is_file()
     streaming = needed_tokens is not None and not one_file
     try:
-        if (json_files := _local_json_files(source)) is not None:
-            records = (record for path in json_files for record in _json_records(path))
-        else:
-            records = iter(_load(source, streaming))
-        if streaming:
-            records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
-        return [dict(r) for r in records]
+        with _datasets_quiet():
+            if (json_files := _local_json_files(source)) is not None:
+                records = (record for path in json_files for record in _json_records(path))
+            else:
+                records = iter(_load(source, streaming))
+            if streaming:
+                records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
+            return [dict(r) for r in records]
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - offline, private, a bad split or a bad file: all mean "cannot read it"
-        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        where = "" if source.local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
-        raise DataError(f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
-                        f"'{source.split}'{where}: {detail}") from None
+        raise DataError(_unreadable(source, _cause(exc))) from None
 

@@ -36,7 +36,7 @@ from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import block_count, check_quantizable, compile_blocks, load_model, missing_modules, resolve_precision
-from trainer.offline_names import is_built_offline, model_unreachable
+from trainer.offline_names import is_built_offline, model_unreachable, tokenizer_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
@@ -98,6 +98,8 @@ class FineTune:
                 blocks := block_count(config.model) or config.freeze_layers):
             problems.append(f"`freeze_layers` {config.freeze_layers} is more than the {blocks} blocks of "
                             f"{config.model}: freeze at most {blocks}")
+        if config.tokenizer and (unreachable := tokenizer_unreachable(config.tokenizer)):
+            problems.append(unreachable)
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")
         if config.method == "qlora" and not is_built_offline(config.model):
@@ -187,6 +189,7 @@ class FineTune:
     def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
+        order = StepOrder(len(prepared.train), config.effective_batch, config.seed)  # too little data: before the model
         torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         if config.compile:
@@ -211,7 +214,6 @@ class FineTune:
         _truncate_steps_log(steps_log, state["step"])
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        order = StepOrder(len(prepared.train), config.effective_batch, config.seed)
         loader = step_loader(prepared.train, order, config.micro_batch, state["step"], total_steps, config.num_workers)
         self.stops.install()
         tracker = open_tracker(config, self.output_dir, resume=state["step"] > 0)

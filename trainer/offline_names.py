@@ -24,6 +24,15 @@ def model_unreachable(model_name: str) -> str | None:
             "(no network, or HF_HUB_OFFLINE is set): download it first, or give a folder with config.json")
 
 
+def tokenizer_unreachable(tokenizer: str) -> str | None:
+    """Why a `tokenizer` named apart from the model cannot be loaded here (transformers would fail at train time with
+    a traceback): None when it is a folder, any file of it is in the hub cache, or the hub answers."""
+    if os.path.isdir(tokenizer) or in_hub_cache(tokenizer) or hub_reachable():
+        return None
+    return (f"tokenizer '{tokenizer}' is no folder here and not in the Hugging Face cache, and the hub cannot be "
+            "reached (no network, or HF_HUB_OFFLINE is set): download it first, or give its folder")
+
+
 def dataset_unreachable(dataset_id: str) -> str | None:
     """Why this hub dataset cannot be read here, said before `datasets` retries the hub and fails in several lines:
     None when it is in the hub cache or datasets' own cache, or the hub answers (which then judges the name)."""
