@@ -57,6 +57,15 @@ def test_a_tokenizer_folder_is_accepted_whatever_its_name(tmp_path):
     assert config_from_dict({**BASE, "tokenizer": str(folder)}).tokenizer == str(folder)
 
 
+def test_a_whole_count_written_as_a_float_is_that_count():
+    """`train_tokens: 5e6` and `micro_batch: 8.0` are counts as YAML writes them; 2.5 steps is not one."""
+    config = config_from_dict({**BASE, "max_steps": None, "train_tokens": 5e6, "micro_batch": 8.0})
+    assert (config.train_tokens, config.micro_batch) == (5_000_000, 8)
+    assert isinstance(config.train_tokens, int) and isinstance(config.micro_batch, int)
+    with pytest.raises(ConfigError, match="`micro_batch` must be a whole number, got 2.5"):
+        config_from_dict({**BASE, "micro_batch": 2.5})
+
+
 def test_set_overrides_are_read_as_yaml(tmp_path):
     config, _ = load_config(write_job(tmp_path), ["max_steps=7", "packing=false", "method=full"])
     assert (config.max_steps, config.packing, config.method) == (7, False, "full")

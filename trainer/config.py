@@ -210,6 +210,13 @@ def _columns(value) -> tuple[tuple[str, str], ...] | None:
     return None
 
 
+def _whole(value):
+    """A count written as a float that is whole (`train_tokens: 5e6`, `micro_batch: 8.0`, as YAML and JSON give
+    them) as the int it is; anything else as it came, for the checks to judge."""
+    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) <= LARGEST_COUNT
+    return int(value) if whole else value
+
+
 def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
     """A mapping whose orch-side name is none of orch's would rename a column to a key no shape reads, and the run
     would fail later on every record with a message about its shape, not about this key."""
@@ -247,6 +254,7 @@ def _target_modules(value) -> tuple[str, ...] | None:
 def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
+    raw = {key: _whole(value) if key in _INT_KEYS else value for key, value in raw.items()}
     problems = _problems(raw)
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
