@@ -89,6 +89,15 @@ def env_path(variable: str, default: str) -> Path:
         raise UserError(f"{variable}={value!r}: there is no such user's home folder; give the full path.") from None
 
 
+def input_file(path: Path | str, what: str, fix: str) -> Path:
+    """A file a command reads, there and not a folder; `fix` says where one comes from. os.path, not Path: False for
+    a name too long for the file system, where Path's methods raise."""
+    if os.path.isfile(path):
+        return Path(path)
+    state = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+    raise UserError(f"{what} '{path}' {state}: {fix}")
+
+
 def read_text(path: Path | str, what: str = "file") -> str:
     """A text file's contents as UTF-8; a missing, unreadable or non-UTF-8 file is the user's to fix."""
     path = Path(path)

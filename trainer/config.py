@@ -303,7 +303,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     """(config, the folder the file is in, against which relative dataset paths resolve)."""
     path = Path(path)
     if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
-        raise ConfigError(f"job file '{path}' does not exist. Copy one from examples/ to start.")
+        state = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
         raw.update(parse_override(o) for o in overrides)

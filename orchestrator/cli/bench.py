@@ -30,9 +30,8 @@ def check_db(db: Path | None) -> None:
 def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
     """(rows, where they came from): explicit files, or everything recorded plus the committed results."""
     if results:
-        missing = [str(p) for p in results if not p.is_file()]
-        if missing:
-            raise UserError(f"no such result file: {', '.join(missing)}")
+        for path in results:
+            checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
         return read_jsonl(results), [str(p) for p in results]
     files = sorted(RESULTS_DIR.glob("*.jsonl"))
     rows = {row["point_id"]: row for row in read_jsonl(files)}
@@ -56,8 +55,7 @@ def bench_command(
     if target != "local":
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
                         "cloud GPU, through `sky launch` or `orch launch`), then pass its --out file to `orch report`.")
-    if not sweep.is_file():
-        raise UserError(f"sweep file '{sweep}' does not exist; see benchmarks/sweeps/.")
+    checks.input_file(sweep, "sweep file", "see benchmarks/sweeps/ for examples.")
     if out is not None and out.suffix not in EXPORT_SUFFIXES:
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
     check_db(db)
@@ -123,15 +121,14 @@ def report_command(
     """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
-    missing = [str(p) for p in jobs if not p.is_file()]
-    if missing:
-        raise UserError(f"job file {', '.join(missing)} does not exist: pass the job to price with --job JOB.yaml.")
+    for path in jobs:
+        checks.input_file(path, "job file", "pass the job to price with --job JOB.yaml.")
     for path in jobs:
         load_job(path)  # a bad job fails before the report folder is made
     checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)
     check_deadline(deadline)
-    if trace is not None and not trace.is_file():
-        raise UserError(f"trace '{trace}' does not exist; make one with `orch simulate --generate N --out {trace}`.")
+    if trace is not None:
+        checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {trace}`.")
     check_db(db)
     from orchestrator.bench.report_hybrid import DEFAULT_TRACE  # matplotlib: only once the inputs are good
     from orchestrator.bench.report_render import write_report

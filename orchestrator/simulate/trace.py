@@ -185,8 +185,7 @@ def _utf8_lines(f) -> Iterator[str]:
 
 def _open(path: Path) -> tuple:
     """The open file and its CSV reader, the header checked; a UserError naming the file otherwise."""
-    if not path.is_file():
-        raise UserError(f"trace '{path}' does not exist; make one with `orch simulate --generate N --out {path}`.")
+    checks.input_file(path, "trace", f"make one with `orch simulate --generate N --out {path}`.")
     try:
         f = open(path, "rb")
     except OSError as exc:
