@@ -168,3 +168,49 @@ def test_the_source_column_shows_where_it_fits_and_the_caption_says_where_it_is_
     assert result.exit_code == 0 and ("whitepaper" in result.stdout) is shown
     assert ("each row's source: --json" in result.stdout) is not shown
     assert max(len(line) for line in result.stdout.splitlines()) <= columns
+
+
+def test_a_table_its_edges_alone_push_past_the_terminal_drops_them_and_keeps_its_title_on_one_line():
+    def lines(title, cells, width):
+        table = display.Table(title=title)
+        for _ in cells:
+            table.add_column("x")
+        table.add_row(*cells)
+        console = Console(width=width, record=True)
+        console.print(table)
+        return console.export_text().splitlines()
+
+    assert lines("t", ["a" * 38, "b" * 39], 80)[-1] == "a" * 38 + "  " + "b" * 39  # 81 with edges: the cells whole
+    assert lines("t", ["a" * 37, "b" * 38], 80)[-2] == " " + "a" * 37 + "  " + "b" * 38 + " "  # fits: edges kept
+    assert lines("Peak memory on any bf16 GPU", ["c", "1"], 80)[0].strip() == "Peak memory on any bf16 GPU"
+
+
+def run_at(monkeypatch, columns, *args):
+    """stdout of a command in a terminal `columns` wide."""
+    monkeypatch.setattr(display, "console", Console(width=columns))
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= columns and "…" not in result.stdout
+    return result.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_simulate_calibrate_runs_and_estimate_read_whole_in_80_columns(monkeypatch, tmp_path, columns):
+    """Every policy's row is told apart, the fitted values are a line a GPU (not a dict's repr), no runs is one
+    sentence, and a table's title is not broken across lines."""
+    from tests.bench_fixtures import synthetic_rows
+
+    out = run_at(monkeypatch, columns, "simulate", "--trace", str(REPO / "benchmarks" / "traces" / "team-week.csv"),
+                 "--local", "1x RTX4090", "--policy", "all")
+    assert all(f" {policy} " in out for policy in ("hybrid", "local-only", "cloud-only", "cloud-spot"))
+    assert "total $  local $  cloud $" in out
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(row) + "\n" for row in synthetic_rows()))
+    out = run_at(monkeypatch, columns, "calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"))
+    assert "efficiency H100 SXM: lora 0.52, qlora 0.31\n" in out and "{" not in out
+    assert "memory cuda: context_gib 1.4, slack_fraction 0.25" in out
+    assert ("meta-llama/Llama-3.1-8B qlora seq 2048 x2 ckpt on H100 SXM" in out) is (columns == 120)
+    assert out.count("meta-llama/Llama-3.1-8B qlora seq ") == 4  # two points, in the tokens/s and the VRAM table
+    assert run_at(monkeypatch, columns, "runs") == "No runs yet: `orch launch JOB.yaml --budget USD` starts one.\n"
+    out = run_at(monkeypatch, columns, "estimate", "orch/tiny-llama", "--method", "lora", "--seq-len", "128")
+    assert "Peak memory on any bf16 GPU \n" in out

@@ -4,8 +4,9 @@ import json
 import sys
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions
 from rich.markup import escape as _escape_markup
+from rich.measure import Measurement
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -24,14 +25,25 @@ from orchestrator.spend import spend_usd
 
 console = Console()
 err_console = Console(stderr=True)
+UNBOUNDED = 10_000  # a width no table reaches: its natural width
 
 
 class Table(RichTable):
     """Tables that fit an 80-column terminal: light rules, one space between columns, numbers (right-aligned
-    columns) never wrapped or cut, text folded onto more lines instead."""
+    columns) never wrapped or cut, text folded onto more lines instead. A table that its edges (a space either side,
+    a blank line above and below) alone push past the terminal's width drops them; one narrower than its title
+    widens to keep the title on one line."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, **kwargs)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        self.min_width, self.show_edge = None, True
+        natural = Measurement.get(console, options.update_width(UNBOUNDED), self).maximum
+        self.show_edge = not options.max_width < natural <= options.max_width + 2
+        if isinstance(self.title, str):
+            self.min_width = console.render_str(self.title).cell_len + (2 if self.show_edge else 0)
+        yield from super().__rich_console__(console, options)
 
     def add_column(self, header: str = "", *args, justify: str = "left", **kwargs) -> None:
         no_wrap = kwargs.pop("no_wrap", justify == "right")
@@ -273,6 +285,9 @@ def optional(value, fmt: str) -> str:
 def show_runs(records: list[RunRecord]) -> None:
     """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its spend so
     far (`~`)."""
+    if not records:
+        console.print("No runs yet: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
+        return
     table = Table(title=f"{len(records)} runs: measured, and (dim) estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
     for column in ("job", "target"):
@@ -345,19 +360,31 @@ def show_bench(rows: list[dict]) -> None:
 
 
 def show_calibration(result: dict) -> None:
-    console.print(f"wrote {esc(result['calibration'])}: efficiency {esc(result['efficiency'])}, "
-                  f"memory {esc(result['memory'])}")
-    table = Table(title="estimator error per point, before -> after calibration")
-    for column in ("point", "tok/s", "est before", "err", "est after", "err", "GiB", "est before", "err",
-                   "est after", "err"):
-        table.add_column(column, justify="left" if column == "point" else "right")
-    for p in result["points"]:
-        table.add_row(esc(p["point"]), optional(p["tokens_per_s"], ",.0f"), optional(p["est_tokens_per_s"], ",.0f"),
-                      _percent(p["tokens_per_s_error"]), optional(p["est_tokens_per_s_after"], ",.0f"),
-                      _percent(p["tokens_per_s_error_after"]), optional(p["vram_gib"], ".2f"),
-                      optional(p["est_vram_gib"], ".2f"), _percent(p["vram_error"]),
-                      optional(p["est_vram_gib_after"], ".2f"), _percent(p["vram_error_after"]))
-    console.print(table)
+    """The fitted values one line a GPU (a memory kind), then the error of every measured point before and after,
+    one table for tokens/s and one for VRAM: eleven columns did not fit 80."""
+    console.print(f"wrote {esc(result['calibration'])}", highlight=False)
+    for gpu, methods in result["efficiency"].items():
+        console.print(f"efficiency {esc(gpu)}: " + ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()),
+                      highlight=False)
+    for kind, values in result["memory"].items():
+        console.print(f"memory {esc(kind)}: " + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()),
+                      highlight=False)
+    if not result["memory"]:
+        console.print("memory: nothing fitted (memory overheads come from your own runs)", highlight=False)
+    for title, unit, value, error, fmt in (("tokens/s", "tok/s", "tokens_per_s", "tokens_per_s", ",.0f"),
+                                           ("VRAM", "GiB", "vram_gib", "vram", ".2f")):
+        points = [p for p in result["points"] if p[value] is not None]
+        if not points:
+            continue
+        table = Table(title=f"{title} per point: measured, and estimated before -> after calibration")
+        table.add_column("point", min_width=20)
+        for column in (unit, "before", "err", "after", "err"):
+            table.add_column(column, justify="right")
+        for p in points:
+            table.add_row(esc(p["point"]), optional(p[value], fmt), optional(p[f"est_{value}"], fmt),
+                          _percent(p[f"{error}_error"]), optional(p[f"est_{value}_after"], fmt),
+                          _percent(p[f"{error}_error_after"]))
+        console.print(table)
     for name in ("in_sample", "leave_one_source_out"):
         for group, e in result.get(name, {}).items():
             console.print(f"{name.replace('_', ' ')}, {group}: median |error| {e['median_abs_error']:.1%} over "
@@ -375,14 +402,17 @@ def show_queue(jobs: list[JobRecord], explain: bool) -> None:
 
 
 def show_simulation(summaries: dict[str, dict]) -> None:
-    table = Table(title="simulated policies")
-    for column in ("policy", "jobs", "rejected", "total $", "local $", "cloud $", "deadline misses", "mean wait h",
-                   "local util", "preemptions"):
-        table.add_column(column, justify="left" if column == "policy" else "right")
+    """One row a policy. Every policy runs the same trace, so the job count goes in the title; short headers keep
+    the policy names whole in 80 columns."""
+    table = Table(title=f"{next(iter(summaries.values()))['jobs']} jobs under each policy",
+                  caption="late: past its deadline; wait h: mean wait; util: owned GPUs busy")
+    table.add_column("policy", min_width=max(len(name) for name in summaries))
+    for column in ("rejected", "total $", "local $", "cloud $", "late", "wait h", "util", "preempted"):
+        table.add_column(column, justify="right")
     for name, s in summaries.items():
-        table.add_row(esc(name), str(s["jobs"]), str(s["rejected"]), f"{s['total_cost_usd']:,.0f}",
-                      f"{s['local_cost_usd']:,.0f}", f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]),
-                      f"{s['mean_wait_h']:.2f}", f"{s['local_utilization']:.0%}", str(s["preemptions"]))
+        table.add_row(esc(name), str(s["rejected"]), f"{s['total_cost_usd']:,.0f}", f"{s['local_cost_usd']:,.0f}",
+                      f"{s['cloud_cost_usd']:,.0f}", str(s["deadline_misses"]), f"{s['mean_wait_h']:.2f}",
+                      f"{s['local_utilization']:.0%}", str(s["preemptions"]))
     console.print(table)
 
 
