@@ -139,6 +139,7 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
 MOST_PROBLEMS_SAID = 5
 _HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
 HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
@@ -238,8 +239,10 @@ def _tokenizer_problem(value) -> str | None:
 
 
 def _names(value) -> tuple[str, ...] | None:
+    """Module names as peft matches them (`lm_head`, `model.embed_tokens`): Python identifiers joined by dots."""
     names = [value] if isinstance(value, str) else value if value is not None else []
-    return tuple(names) if isinstance(names, list) and all(_is_text(n) for n in names) else None
+    return tuple(names) if isinstance(names, list) and all(isinstance(n, str) and MODULE_NAME.fullmatch(n)
+                                                           for n in names) else None
 
 
 def _target_modules(value) -> tuple[str, ...] | None:
