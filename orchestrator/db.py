@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
+from orchestrator.home import orch_home
 
 BUSY_TIMEOUT_S = 30.0
 _RETRYABLE = ("locked", "busy")  # another process holds the file: wait; anything else is the user's to fix
@@ -46,7 +47,11 @@ def transaction(path: Path):
 
 
 def _move_away(path: Path) -> str:
-    return f"move it away, or set ORCH_HOME to another folder (now {path.parent})"
+    """The fix for a database orch will not touch: ORCH_HOME's own is moved by moving ORCH_HOME; one given with --db
+    by giving another."""
+    if path.parent.resolve() == orch_home().resolve():
+        return f"move it away, or set ORCH_HOME to another folder (now {path.parent})"
+    return "move it away, or give --db another file"
 
 
 def _with_retries(path: Path, action: Callable[[], None]) -> None:

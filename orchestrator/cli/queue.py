@@ -91,8 +91,11 @@ def scheduler_run_command(
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:
-        for job, decision in scheduler.run_once():
+        decided = scheduler.run_once()
+        for job, decision in decided:
             display.say(f"{job.job_id}: {decision.action}: {decision.reason}")
+        if not decided:
+            display.say("no queued jobs: `orch submit JOB.yaml` queues one")
         return
     display.say(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
     try:
