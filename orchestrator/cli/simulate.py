@@ -44,6 +44,8 @@ def simulate_command(
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
     check_rate(rate)  # used only with --generate, but a NaN is a mistake wherever it is given
     if generate_jobs is not None:
+        if trace is not None:
+            raise UserError("--generate writes a new trace to --out; --trace reads one: give one of them.")
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
         checks.output_file(out, "--out")  # before any work

@@ -308,8 +308,8 @@ def local_cards(text: str, offer_for) -> list[Offer]:
     cards: list[Offer] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         count, _, name = part.partition("x ") if "x " in part else ("1", "", part)
-        if not count.strip().isdigit():
-            raise UserError(f"--local: '{part}' is not 'N x GPU' (e.g. '2x RTX4090').")
+        if not count.strip().isdigit() or int(count) == 0:
+            raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
         if int(count) > MAX_LOCAL_CARDS:
             raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
                             "simulator models; give fewer.")

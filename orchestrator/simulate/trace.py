@@ -198,9 +198,11 @@ def _open(path: Path) -> tuple:
         raise UserError(f"trace {path}, line 1: cannot read the header ({_short(exc)}); save it as UTF-8 CSV.") \
             from None
     missing = [c for c in COLUMNS if c not in header]
-    if missing:
+    repeated = sorted({c for c in header if header.count(c) > 1})  # csv keeps the last one's values, silently
+    if missing or repeated:
         f.close()
-        raise UserError(f"trace {path} lacks columns {missing}; expected {', '.join(COLUMNS)}.")
+        problem = f"lacks columns {missing}" if missing else f"names column {', '.join(repeated)} twice"
+        raise UserError(f"trace {path} {problem}; expected {', '.join(COLUMNS)}.")
     return f, reader
 
 
