@@ -364,6 +364,9 @@ case("import-duplicate-key", lambda i: ["import", i.file("ax.yaml", AXOLOTL + "a
 case("import-incomplete", lambda i: ["import", i.file("ax.yaml", "adapter: lora\n")])
 case("plan-dataset-records-of-no-shape", lambda i: i.file("shapeless.jsonl", '{"foo": 1}\n' * 50) and
      plan(i, model="orch/tiny-llama", method="lora", seq_len=64, dataset="shapeless.jsonl"))
+for args in (["--method", ""], ["--gpu", ""]):
+    case(f"estimate-empty{args[0]}", lambda i, a=args: ["estimate", "Llama-3.1-8B", *a])
+case("catalog-offers-empty-gpu", lambda i: ["catalog", "offers", "--gpu", ""])
 for value in ("../../x", "[bold red]x[/]", "lm head"):
     case(f"estimate-modules-to-save-{value}", lambda i, v=value: ["estimate", "Llama-3.1-8B", "--modules-to-save", v])
 DEEP = "[" * 5000 + "]" * 5000

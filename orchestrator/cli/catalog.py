@@ -45,7 +45,7 @@ def offers(
     """Where each GPU can be had and its $/h: cloud catalogs and your local cards, cheapest first."""
     targets = gather_targets()
     rows = list(targets.dropped if dropped else targets.offers)
-    if gpu:
+    if gpu is not None:
         wanted = get_gpu(gpu).name
         rows = [o for o in rows if o.gpu.name == wanted]
     if spot:

@@ -111,7 +111,8 @@ def estimate(
 ) -> None:
     """Estimate peak VRAM (with its breakdown) and, with --gpu, fit and training tokens/s."""
     settings = _settings({
-        "method": method or "lora", "seq_len": seq_len, "micro_batch": micro_batch, "grad_accum": grad_accum,
+        "method": "lora" if method is None else method, "seq_len": seq_len, "micro_batch": micro_batch,
+        "grad_accum": grad_accum,
         "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r, "lora_dropout": lora_dropout,
         "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
         "target_modules": target_modules, "use_dora": use_dora, "modules_to_save": modules_to_save,
@@ -120,7 +121,8 @@ def estimate(
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     shape = job_model(replace(settings, model=model))
-    target = cpu_gpu() if gpu and gpu.strip().lower() == "cpu" else get_gpu(gpu or REFERENCE_GPU)  # as plan names it
+    named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
+    target = cpu_gpu() if named and gpu.strip().lower() == "cpu" else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)
@@ -129,9 +131,9 @@ def estimate(
               "params": shape.params, "trainable_params": memory.trainable_params,
               "vram_gib": round(memory.vram_gib, 3),
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
-              "memory_device": target.name if gpu else "any bf16 GPU",
+              "memory_device": target.name if named else "any bf16 GPU",
               "calibration": calibration.source or "defaults"}
-    if gpu:
+    if named:
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)
         result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
