@@ -63,7 +63,7 @@ EXPORT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 def export(rows: list[dict], path: Path) -> None:
     """JSONL keeps every field (what benchmarks/results/ holds); CSV and Parquet get one column per scalar
     (config.seq_len, peak_vram_gib.reserved, ...) for pandas, spreadsheets and notebooks."""
-    if path.suffix == ".jsonl":
+    if path.suffix.lower() == ".jsonl":
         write_jsonl(rows, path)
         return
     import pandas as pd
@@ -71,7 +71,7 @@ def export(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.json_normalize([{k: v for k, v in row.items() if k != "metrics"} for row in rows])
     frame = frame.drop(columns=[c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()])
-    frame.to_csv(path, index=False) if path.suffix == ".csv" else frame.to_parquet(path, index=False)
+    frame.to_csv(path, index=False) if path.suffix.lower() == ".csv" else frame.to_parquet(path, index=False)
 
 
 def read_jsonl(paths: list[Path]) -> list[dict]:

@@ -56,7 +56,7 @@ def bench_command(
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
                         "cloud GPU, through `sky launch` or `orch launch`), then pass its --out file to `orch report`.")
     checks.input_file(sweep, "sweep file", "see benchmarks/sweeps/ for examples.")
-    if out is not None and out.suffix not in EXPORT_SUFFIXES:
+    if out is not None and out.suffix.lower() not in EXPORT_SUFFIXES:
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
     check_db(db)
     plan = load_sweep(sweep, target)  # read and checked: nothing runs yet

@@ -57,7 +57,7 @@ def runs_command(
     export: Annotated[Path | None, typer.Option(help="Also write every run to a .csv or .parquet file.")] = None,
 ) -> None:
     """Every run: target, status, and the estimate beside what was measured."""
-    if export is not None and export.suffix not in EXPORT_FORMATS:
+    if export is not None and export.suffix.lower() not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
     if export is not None:
         checks.output_file(export, "--export")
@@ -66,7 +66,7 @@ def runs_command(
         import pandas as pd
 
         frame = pd.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("job", "metrics")} for r in records])
-        frame.to_csv(export, index=False) if export.suffix == ".csv" else frame.to_parquet(export, index=False)
+        frame.to_csv(export, index=False) if export.suffix.lower() == ".csv" else frame.to_parquet(export, index=False)
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
     else:
@@ -86,7 +86,8 @@ def logs_command(
     if follow and record.status is RunStatus.RUNNING:
         display.show_run(follow_run(store, record))
     elif log.is_file():
-        sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+        # printable: the log quotes the user's data and libraries' messages, which must not drive the terminal
+        sys.stdout.write(checks.printable(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")))
     else:
         raise UserError(f"run {record.run_id} has no log yet.")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from gpu_catalog.errors import UserError, one_line
-from gpu_catalog.units import usd_for
+from gpu_catalog.units import usd_for, usd_text
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, run_job_file
 from orchestrator.launch.registry import launcher_for
@@ -122,8 +122,8 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
         record = store.get(record.run_id)
     spent_usd = record.cost_usd or 0.0
     if spent_usd >= record.budget_usd:
-        raise UserError(f"run {record.run_id} has spent ${spent_usd:.4f} of its ${record.budget_usd:g} budget: "
-                        f"`orch resume {record.run_id} --budget USD` gives it a larger total.")
+        raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of its {usd_text(record.budget_usd)} "
+                        f"budget: `orch resume {record.run_id} --budget USD` gives it a larger total.")
     return start(store, record, option, device=record.device)
 
 
