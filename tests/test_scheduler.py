@@ -87,6 +87,8 @@ def test_a_run_that_survives_its_scheduler_is_reattached(tmp_path):
     until(lambda: jobs()[job_id]["status"] == "running")
     scheduler.kill()
     scheduler.wait()
+    until(lambda: jobs()[job_id]["run_status"] == "ok")  # `orch queue` shows the run's end before any pass records it
+    assert jobs()[job_id]["status"] == "running" and "(ok)" in orch("queue").stdout
     until(lambda: jobs()[job_id]["status"] == "done", step=lambda: orch("scheduler", "run", "--once"))
     assert len(RunStore().all()) == 1
 

@@ -391,12 +391,15 @@ def show_calibration(result: dict) -> None:
                           f"{e['points']} points, {e['within_10']:.0%} within 10%, {e['within_20']:.0%} within 20%")
 
 
-def show_queue(jobs: list[JobRecord], explain: bool) -> None:
+def show_queue(jobs: list[JobRecord], explain: bool, run_statuses: dict[str, str]) -> None:
+    """One row a job; its run's own status beside the run id, which may be ahead of the job's until the scheduler's
+    next pass records it."""
     table = Table(title=f"{len(jobs)} jobs, in scheduling order")
     for column in ("job", "name", "priority", "status", "decision", "run") + (("why",) if explain else ()):
         table.add_column(column)
     for j in jobs:
-        row = [j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", j.run_id or "-"]
+        run = f"{j.run_id} ({run_statuses[j.run_id]})" if j.run_id in run_statuses else j.run_id or "-"
+        row = [j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", run]
         table.add_row(*map(esc, row), *((esc(j.reason or "-"),) if explain else ()))
     console.print(table)
 

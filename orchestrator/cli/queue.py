@@ -58,7 +58,12 @@ def queue_command(
 ) -> None:
     """Every job: status, decision, and with --explain the reason for it."""
     jobs = JobQueue().all()
-    display.print_json([j.as_dict() for j in jobs]) if as_json else display.show_queue(jobs, explain)
+    # a job stays `running` until a scheduler pass sees its run end: the run's own status says where it is now
+    runs = {r.run_id: r.status.value for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
+    if as_json:
+        display.print_json([{**j.as_dict(), "run_status": runs.get(j.run_id)} for j in jobs])
+    else:
+        display.show_queue(jobs, explain, runs)
 
 
 @user_errors
