@@ -88,8 +88,12 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
             write_whole(cache, json.dumps(counted).encode())
     if "data_error" in counted:
         problem = counted["data_error"].rstrip(".")
-        named = problem if str(path) in problem else f"dataset {path}: {problem}"
+        named = problem if "dataset" in problem else f"dataset {path}: {problem}"  # the eval set's names itself
         raise UserError(f"{named}. Fix the data: the trainer would stop on it.")
+    if counted.get("train_sequences", 0) < spec.effective_batch:  # the trainer's first check (trainer/batches.py)
+        raise UserError(f"dataset {path} packs into {counted.get('train_sequences', 0)} training sequences of "
+                        f"{spec.seq_len} tokens, fewer than one step's {spec.effective_batch} (micro_batch x "
+                        "grad_accum): add data, or lower the batch or seq_len.")
     if "tokens" not in counted:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
                                               f"{counted.get('error')})")

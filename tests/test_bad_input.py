@@ -369,6 +369,8 @@ for args in (["--method", ""], ["--gpu", ""]):
 case("catalog-offers-empty-gpu", lambda i: ["catalog", "offers", "--gpu", ""])
 for value in ("../../x", "[bold red]x[/]", "lm head"):
     case(f"estimate-modules-to-save-{value}", lambda i, v=value: ["estimate", "Llama-3.1-8B", "--modules-to-save", v])
+case("plan-dataset-smaller-than-a-step", lambda i: i.file("two.jsonl", '{"text": "a b c"}\n' * 2) and
+     plan(i, model="orch/tiny-llama", method="lora", seq_len=64, micro_batch=8, dataset="two.jsonl"))
 DEEP = "[" * 5000 + "]" * 5000
 case("jobfile-nested-deep", lambda i: ["plan", i.file("deep.yaml", "model: Llama-3.1-8B\nlora_r: " + DEEP), "--budget",
                                        "1"])

@@ -272,7 +272,8 @@ def show_spend_rows(by: str, rows) -> None:
     for column in (by, "runs", "active", "spend"):
         table.add_column(column, justify="left" if column == by else "right")
     for row in rows:
-        table.add_row(Text(row.key), str(row.runs), str(row.active_runs), usd_text(row.usd))  # a name, never markup
+        name = Text(printable(str(row.key)))  # a name, never markup nor a terminal escape
+        table.add_row(name, str(row.runs), str(row.active_runs), usd_text(row.usd))
     console.print(table, highlight=False)
     console.print(f"total: {usd_text(sum(r.usd for r in rows))}", highlight=False)
 
