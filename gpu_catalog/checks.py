@@ -18,9 +18,9 @@ from gpu_catalog.errors import UserError
 # `._-+`, starting with a letter or digit, so it cannot be `..`, a path, hidden, an option or terminal markup.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or digit"
-# Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside
 # Python's parsers recurse once per level of nesting: some hundreds of `[` exhaust the stack
 TOO_DEEP = "is nested too deeply to be a config (hundreds of levels of lists or mappings): check it."
+# Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
