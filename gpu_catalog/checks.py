@@ -20,20 +20,33 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or digit"
 # Python's parsers recurse once per level of nesting: some hundreds of `[` exhaust the stack
 TOO_DEEP = "is nested too deeply to be a config (hundreds of levels of lists or mappings): check it."
-# Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside,
+# and Unicode's bidirectional controls (U+202E shows what follows it reversed: "Trojan Source")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A value in a message: quoted ('x' or "x", after a space, `(` or `=`, spaces and all) or else a run without spaces
+_VALUE = re.compile(r"""(?:(?<=[\s(=])|^)(?:'[^']*'|"[^"]*")(?=[\s.,:;)]|$)|\S+""")
+# Longer, a value in an error line (a pasted file as a model name) is cut to its start and end around `…`: enough to
+# know it by (a path's file name is at its end), and the advice after it stays on the screen
+LONGEST_VALUE, VALUE_START, VALUE_END = 100, 60, 20
 
 
 def printable(text: str) -> str:
-    """Text from a user or a file, safe to print: each control character shown as its escape (`\\x1b`), so a name
-    or a message cannot move the cursor, retitle the window or colour the rest of the screen."""
+    """Text from a user or a file, safe to print: each control character shown as its escape (`\\x1b`, `\\u202e`),
+    so a name or a message cannot move the cursor, retitle the window, colour the rest of the screen or show a line
+    in another order than it is written."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def one_line(text: str) -> str:
     """A message for an `error: ...` line: printable, with its line breaks and tabs (a YAML parser's message, a value
-    with a newline in it) folded into single spaces."""
-    return printable(" ".join(str(text).split()))
+    with a newline in it) folded into single spaces, and each value in it longer than LONGEST_VALUE cut."""
+    return _VALUE.sub(_cut, printable(" ".join(str(text).split())))
+
+
+def _cut(match: re.Match) -> str:
+    """A message's value as it is, or its start and end around `…` when it is too long to read."""
+    value = match.group()
+    return value if len(value) <= LONGEST_VALUE else f"{value[:VALUE_START]}…{value[-VALUE_END:]}"
 
 
 def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,

@@ -89,3 +89,23 @@ def test_output_paths(tmp_path):
                                        (1e-320, "$1.0e-320")])
 def test_dollars_for_people_never_run_to_a_line_of_zeros(usd, text):
     assert usd_text(usd) == text
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202e", "\u2066", "\u2069", "\u200e", "\u200f", "\u061c"])
+def test_bidirectional_controls_are_escaped_so_a_line_cannot_show_reversed(char):
+    """U+202E and its kin make a terminal show what follows in another order ("Trojan Source"), so a name can read
+    as something it is not."""
+    assert checks.printable(f"job{char}x") == f"job\\u{ord(char):04x}x"
+
+
+@pytest.mark.parametrize("value", ["x" * 10_000, "a b " * 2_500, "/tmp/" + "d/" * 5_000 + "job.yaml"])
+def test_a_long_value_in_an_error_line_is_cut_around_an_ellipsis_and_the_advice_kept(value):
+    line = checks.one_line(f"unknown model '{value}'. List them with `orch catalog models`.")
+    assert len(line) < 150 and "…" in line
+    assert line.startswith(f"unknown model '{value[:20]}") and line.endswith(f"{value[-10:]}'. List them with "
+                                                                            "`orch catalog models`.")
+
+
+def test_a_value_of_a_readable_length_is_left_whole():
+    message = f"job file '/home/alice/{'projects/' * 8}job.yaml' does not exist. Copy one from examples/ to start."
+    assert checks.one_line(message) == message

@@ -214,3 +214,16 @@ def test_simulate_calibrate_runs_and_estimate_read_whole_in_80_columns(monkeypat
     assert run_at(monkeypatch, columns, "runs") == "No runs yet: `orch launch JOB.yaml --budget USD` starts one.\n"
     out = run_at(monkeypatch, columns, "estimate", "orch/tiny-llama", "--method", "lora", "--seq-len", "128")
     assert "Peak memory on any bf16 GPU \n" in out
+
+
+@pytest.mark.parametrize("job", ["mistral-7b-lora.yaml", "llama31-8b-qlora.yaml", "tiny.yaml"])
+def test_every_plan_option_is_one_line_in_80_columns(monkeypatch, job):
+    """A long location (vast's `Taichung City, TW, AS`, `nebius eu-north1 spot`) folded rows onto three lines: the
+    columns that follow from the others make room, and the caption says where they are."""
+    out = run_at(monkeypatch, 80, "plan", str(REPO / "examples" / job), "--budget", "100")
+    lines = out.splitlines()
+    rule = next(n for n, line in enumerate(lines) if "──" in line)
+    rows = lines[rule + 1:next(n for n in range(rule, len(lines)) if not lines[n].strip())]
+    assert len(rows) == 10 and all(line.split()[0].isdigit() for line in rows), out
+    wide = run_at(monkeypatch, 160, "plan", str(REPO / "examples" / job), "--budget", "100")
+    assert "$/Mtok" in wide and "--json, or a terminal of" not in wide

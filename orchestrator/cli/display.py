@@ -38,12 +38,17 @@ class Table(RichTable):
         super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, **kwargs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions):
-        self.min_width, self.show_edge = None, True
-        natural = Measurement.get(console, options.update_width(UNBOUNDED), self).maximum
+        self.min_width = None
+        natural = self.natural_width(console, options)
         self.show_edge = not options.max_width < natural <= options.max_width + 2
         if isinstance(self.title, str):
             self.min_width = console.render_str(self.title).cell_len + (2 if self.show_edge else 0)
         yield from super().__rich_console__(console, options)
+
+    def natural_width(self, console: Console, options: ConsoleOptions | None = None) -> int:
+        """The width that shows every cell on one line, edges included: a terminal 2 narrower still does."""
+        self.show_edge = True
+        return Measurement.get(console, (options or console.options).update_width(UNBOUNDED), self).maximum
 
     def add_column(self, header: str = "", *args, justify: str = "left", **kwargs) -> None:
         no_wrap = kwargs.pop("no_wrap", justify == "right")
@@ -52,9 +57,9 @@ class Table(RichTable):
 
 
 def print_json(data) -> None:
-    """Plain JSON on stdout, unwrapped, for scripts."""
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Plain JSON on stdout, unwrapped, for scripts: valid JSON or nothing (NaN and Infinity are not JSON, and a
+    script's parser refuses them), encoded whole before anything is written."""
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def esc(value) -> str:
@@ -210,26 +215,57 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
               f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
-    table = Table(title=f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)",
-                  padding=(0, 0))  # ten columns in 80: one space apart, and a region (us-central1) is never cut
-    wheres = [_where(option.offer, count) for option, count in distinct[:top]]
-    for column in ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok"):
-        table.add_column(column, justify="left" if column in ("GPU", "where") else "right", min_width=max(
-            (len(word) for where in wheres for word in where.split()), default=0) if column == "where" else None)
-    for rank, ((option, _), where) in enumerate(zip(distinct[:top], wheres, strict=True), start=1):
-        o, e = option.offer, option.estimate
-        batch = f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else "")
-        table.add_row(str(rank), esc(o.gpu.name), where, usd_text(o.usd_per_hour),
-                      f"{e.vram_gib:.1f}", batch, _number(e.tokens_per_s), f"{e.hours:.2f}", usd_text(e.cost_usd),
-                      usd_text(e.usd_per_million_tokens))
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
-        out.print(table)
+        title = f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
+        out.print(_options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)],
+                                 out))
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
         out.print(f"[bold green]chosen:[/] {esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, {usd_text(e.cost_usd)}, "
                   f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
         _show_spend(plan.chosen, out)
+
+
+PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
+# Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three
+# lines: the hours and the cost already tell the options apart, and --json keeps both
+NARROW_LEFT_OUT = ("$/Mtok", "tok/s")
+
+
+def _option_cells(rank: int, option: Option, region_count: int) -> dict[str, str]:
+    """An option's row, by column."""
+    o, e = option.offer, option.estimate
+    return {"#": str(rank), "GPU": esc(o.gpu.name), "where": _where(o, region_count), "$/h": usd_text(o.usd_per_hour),
+            "GiB": f"{e.vram_gib:.1f}", "batch": f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else ""),
+            "tok/s": _number(e.tokens_per_s), "hours": f"{e.hours:.2f}", "cost": usd_text(e.cost_usd),
+            "$/Mtok": usd_text(e.usd_per_million_tokens)}
+
+
+def _options_table(title: str, rows: list[dict[str, str]], out: Console) -> Table:
+    """The ranked options, a line each where the terminal allows: the fewest NARROW_LEFT_OUT columns go that give
+    the locations their room, and the caption says where to see them."""
+    tables = [_plan_table(title, rows, NARROW_LEFT_OUT[:count]) for count in range(len(NARROW_LEFT_OUT) + 1)]
+    count = next((count for count, table in enumerate(tables) if table.natural_width(out) <= out.width + 2),
+                 len(NARROW_LEFT_OUT))
+    if count:
+        tables[count].caption = (f"{' and '.join(NARROW_LEFT_OUT[:count])}: --json, or a terminal of "
+                                 f"{tables[0].natural_width(out) - 2}+ columns")
+    return tables[count]
+
+
+def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...]) -> Table:
+    """The options table without the `left_out` columns; one space between columns, and a location's words (a region,
+    us-central1) are never cut."""
+    table = Table(title=title, padding=(0, 0))
+    columns = [column for column in PLAN_COLUMNS if column not in left_out]
+    longest_word = max((len(word) for row in rows for word in row["where"].split()), default=0)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("GPU", "where") else "right",
+                         min_width=longest_word if column == "where" else None)
+    for row in rows:
+        table.add_row(*(row[column] for column in columns))
+    return table
 
 
 def _show_spend(option, out: Console) -> None:
