@@ -6,13 +6,18 @@ SQLite, another program's tables, a newer orch's schema, a folder it cannot writ
 says how to fix it, and is never overwritten.
 """
 
+import json
 import sqlite3
 import time
+import types
+import typing
 from collections.abc import Callable
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 
+from gpu_catalog.checks import printable
 from gpu_catalog.errors import UserError
 from orchestrator.home import orch_home
 
@@ -46,12 +51,12 @@ def transaction(path: Path):
             raise
 
 
-def _move_away(path: Path) -> str:
+def _move_away(path: Path, it: str = "it") -> str:
     """The fix for a database orch will not touch: ORCH_HOME's own is moved by moving ORCH_HOME; one given with --db
     by giving another."""
     if path.parent.resolve() == orch_home().resolve():
-        return f"move it away, or set ORCH_HOME to another folder (now {path.parent})"
-    return "move it away, or give --db another file"
+        return f"move {it} away, or set ORCH_HOME to another folder (now {path.parent})"
+    return f"move {it} away, or give --db another file"
 
 
 def _with_retries(path: Path, action: Callable[[], None]) -> None:
@@ -135,3 +140,58 @@ def open_database(path: Path, schema: Schema) -> None:
         _with_retries(path, lambda: _check_is_ours(path, schema))
     _with_retries(path, wal)
     _with_retries(path, upgrade)
+
+
+# Every REAL column orch writes (dollars, seconds since 1970, tokens/s, GiB) is at least 0 and far below this; a sum
+# of a million such values stays finite, so `orch spend --json` never meets an overflow to Infinity.
+MAX_STORED_NUMBER = 1e15
+
+
+def _value_problem(kind, value) -> str | None:
+    """Why `value` is not of the field type `kind` (str, int, float, an Enum, or one of them | None); None if it is.
+    SQLite keeps whatever a hand edit stores (text in a REAL column, a float in an INTEGER one)."""
+    if isinstance(kind, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        kind = next(option for option in options if option is not type(None))
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        allowed = [member.value for member in kind]
+        return None if value in allowed else f"not one of {', '.join(allowed)}"
+    if kind is float:
+        ok = isinstance(value, (int, float)) and 0 <= value <= MAX_STORED_NUMBER
+        return None if ok else f"not a number from 0 to {MAX_STORED_NUMBER:g}"
+    if kind is int:
+        return None if isinstance(value, int) else "not a whole number"
+    return None if isinstance(value, kind) else f"not {kind.__name__}"
+
+
+def _json_problem(value) -> str | None:
+    """Why a JSON column's text is not one JSON object (NaN and Infinity are not JSON); None if it is."""
+    def no_constant(name):
+        raise ValueError(name)
+
+    try:
+        parsed = json.loads(value, parse_constant=no_constant)
+    except (ValueError, RecursionError):
+        return "not valid JSON"
+    return None if isinstance(parsed, dict) else "not a JSON object"
+
+
+def typed_row(path: Path, table: str, record_type, row) -> dict:
+    """A row's values by field name, every one checked against its record field's type (columns ending in `_json`
+    must hold a JSON object) and enums made members: a hand-edited database gets one line naming the row, the column
+    and the fix, not a traceback in every command that lists it."""
+    names = [f.name for f in fields(record_type)]
+    values = dict(zip(names, row, strict=True))
+    hints = typing.get_type_hints(record_type)
+    for name, value in values.items():
+        problem = _value_problem(hints[name], value)
+        if problem is None and name.endswith("_json") and value is not None:
+            problem = _json_problem(value)
+        if problem:
+            shown = printable(repr(value)[:60])
+            raise UserError(f"{path}: the {table} row {printable(str(row[0]))[:40]!r} is damaged: {name} is {shown}, "
+                            f"{problem}. Fix or delete that row with sqlite3, or {_move_away(path, 'the database')}.")
+    return {name: hints[name](value) if isinstance(hints[name], type) and issubclass(hints[name], Enum) else value
+            for name, value in values.items()}

@@ -9,13 +9,16 @@ import dataclasses
 import json
 import math
 import os
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from orchestrator.bench.results import ResultStore
 from orchestrator.cli.main import app
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.queue import JobQueue
@@ -104,8 +107,24 @@ class Inputs:
         """One recorded run, so a pattern that matched anything would find it."""
         values = {f.name: None if "None" in str(f.type) else 0 if f.type in (int, float) else "x"
                   for f in dataclasses.fields(RunRecord)}
-        values.update(run_id=RUN_ID, status="ok", run_dir=str(self.home / "runs" / RUN_ID), target="local")
+        values.update(run_id=RUN_ID, status="ok", run_dir=str(self.home / "runs" / RUN_ID), target="local",
+                      job_json="{}")
         RunStore().insert(RunRecord(**values))
+
+    def hand_edited(self, sql: str, *command: str) -> list[str]:
+        """A run and a queued job, then runs.db changed by hand (sqlite3 stores whatever it is given) as `sql`."""
+        self.run_record()
+        self.queued_job()
+        with closing(sqlite3.connect(self.home / "runs.db")) as db, db:
+            db.execute(sql)
+        return list(command)
+
+    def bench_row(self, row_json: str) -> list[str]:
+        """bench.db holding one result row as `row_json` (a hand edit, or a file from an older orch)."""
+        ResultStore()
+        with closing(sqlite3.connect(self.home / "bench.db")) as db, db:
+            db.execute("INSERT INTO results VALUES ('p1', 's', 'ok', 1.0, ?)", [row_json])
+        return ["report", "--out", str(self.work / "rep")]
 
     def queued_job(self) -> None:
         JobQueue().submit("j", "x.yaml", "{}", None, None, 0)
@@ -283,6 +302,43 @@ for text in ("%", "_", "", "j-%"):
         i.queued_job()
         return ["cancel", text]
     case(f"cancel-id={text!r}", build_cancel)
+
+# --- databases changed by hand: every command that lists them names the damaged row -----------------------------------
+for column, value in (("tokens_per_s", "'fast'"), ("status", "'done'"), ("target", "'moon'"),
+                      ("job_json", "'{broken'"), ("metrics_json", "'[1]'"), ("cost_usd", "9e999"), ("pid", "1.5"),
+                      ("cost_usd", "1e308"), ("usd_per_hour", "-1")):
+    for command in (["runs"], ["spend", "--json"], ["runs", "--export", "runs.csv"], ["report", "--out", "rep"],
+                    ["logs", RUN_ID]):
+        case(f"runs.db-{column}={value}-{command[0]}",
+             lambda i, c=column, v=value, cmd=command: i.hand_edited(f"UPDATE runs SET {c} = {v}", *cmd))
+
+
+def _resume_without_its_job(i: Inputs, job_text: str | None) -> list[str]:
+    """A preempted run with budget left whose folder's copy of the job is gone (or `job_text`): the trainer would
+    start, fail to read it, and the run would be recorded as ended again."""
+    i.hand_edited("UPDATE runs SET status = 'preempted', budget_usd = 1")
+    run_dir = i.home / "runs" / RUN_ID
+    run_dir.mkdir(parents=True)
+    if job_text is not None:
+        (run_dir / "job.yaml").write_text(job_text, encoding="utf-8")
+    return ["resume", RUN_ID]
+
+
+for name, text in (("deleted", None), ("emptied", ""), ("edited", "model: orch/tiny-llama\nseq_len: -1\n")):
+    case(f"resume-job-copy-{name}", lambda i, t=text: _resume_without_its_job(i, t))
+# the scheduler reads queued and running jobs only: one whose status was edited to 'paused' is not among them
+SCHEDULER_PASS = ["scheduler", "run", "--once", "--cpu-slots", "0"]
+for column, value, commands in (("status", "'paused'", (["queue"], ["cancel", "j-"])),
+                                ("priority", "'high'", (["queue"], ["cancel", "j-"], SCHEDULER_PASS)),
+                                ("job_json", "'nope'", (["queue"], SCHEDULER_PASS))):
+    for command in commands:
+        case(f"runs.db-jobs-{column}={value}-{command[0]}",
+             lambda i, c=column, v=value, cmd=command: i.hand_edited(f"UPDATE jobs SET {c} = {v}", *cmd))
+for name, text in (("broken-json", "{"), ("spread-text", json.dumps({**GOOD_ROW, "tokens_per_s_spread": "wide"})),
+                   ("steps-fraction", json.dumps({**GOOD_ROW, "timed_steps": 2.5})),
+                   ("gpu-a-number", json.dumps({**GOOD_ROW, "gpu": 5})),
+                   ("stable-without-interval", json.dumps({**GOOD_ROW, "stable": True}))):
+    case(f"bench.db-{name}", lambda i, t=text: i.bench_row(t))
 
 # --- exports and report folders --------------------------------------------------------------------------------------
 case("runs-export-missing-folder", lambda i: ["runs", "--export", str(i.files / "no" / "runs.csv")])
@@ -669,3 +725,27 @@ def test_a_budget_below_a_cent_is_told_a_cost_above_zero(inputs):
 def test_resume_checks_its_budget_before_it_looks_up_the_run(inputs, value):
     result = CliRunner().invoke(app, ["resume", RUN_ID, "--budget", value])  # no such run: the budget is said first
     assert result.exit_code == 2 and result.stderr.startswith("error: --budget must be"), result.stderr
+
+
+def test_a_bidirectional_control_in_a_value_is_shown_escaped(inputs):
+    """U+202E shows the rest of a line reversed ("Trojan Source"): an error quoting it prints `\\u202e` instead."""
+    result = CliRunner().invoke(app, ["estimate", "gpt\u202e4-lm"])
+    assert result.exit_code == 2 and "\u202e" not in result.output and "'gpt\\u202e4-lm'" in result.stderr
+
+
+@pytest.mark.parametrize("build", [
+    lambda i, long: ["estimate", long],
+    lambda i, long: ["estimate", "Llama-3.1-8B", "--gpu", long],
+    lambda i, long: ["estimate", " ".join(long[:5_000])],
+    lambda i, long: ["plan", str(i.files / long[:200] / "job.yaml"), "--budget", "1"],
+    lambda i, long: ["launch", str(i.files / long[:200] / "job.yaml"), "--budget", "1"],
+    lambda i, long: ["logs", long],
+    lambda i, long: ["cancel", long],
+])
+def test_a_very_long_value_is_cut_in_its_error_line(inputs, build):
+    """A pasted file as a model name filled screens with one `error:` line; its start and end are enough to know it,
+    and the advice after it stays in view."""
+    result = CliRunner().invoke(app, build(inputs, "x" * 10_000))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert len(lines[0]) < 200 and "…" in lines[0], lines[0][:300]

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from gpu_catalog import checks
 from orchestrator.bench.report import Section, build_report
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}"
@@ -27,7 +28,18 @@ def _header(data: dict, sources: list[str]) -> list[str]:
             "published (cited).", f"Results read from: {', '.join(sources) or '-'}."]
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]|])")
+
+
+def _cell(text: str) -> str:
+    """A table cell as literal Markdown text: one line, printable, with no `|` that splits the cell, link, code span
+    or raw HTML, since cells hold names and messages from files and databases (`_` and `*` stay: model names)."""
+    folded = checks.one_line(text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(folded, quote=False))
+
+
 def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
+    sources = [_cell(source) for source in sources]
     lines = ["# orch benchmark report", ""] + [part for line in _header(data, sources) for part in (line, "")]
     for s in sections:
         lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", ""]
@@ -36,7 +48,7 @@ def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
             lines += [f"![{s.title}]({s.image.name})", ""]  # the caption (origin, date) is in the image
         if s.rows:
             lines += ["| " + " | ".join(s.headers) + " |", "|" + "---|" * len(s.headers)]
-            lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in s.rows] + [""]
+            lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in s.rows] + [""]
     return "\n".join(lines)
 
 

@@ -48,8 +48,11 @@ class ResultStore:
 
     def rows(self, sweep: str | None = None) -> list[dict]:
         with self._connect() as db:
-            query = "SELECT row_json FROM results" + (" WHERE sweep = ?" if sweep else "") + " ORDER BY created_at"
-            return [json.loads(r[0]) for r in db.execute(query, [sweep] if sweep else [])]
+            query = "SELECT point_id, row_json FROM results" + (" WHERE sweep = ?" if sweep else "") + \
+                " ORDER BY created_at"
+            found = db.execute(query, [sweep] if sweep else []).fetchall()
+        return [_checked_row(row_json, f"{self.path}: the row of point {checks.printable(str(point_id))[:40]!r}",
+                             model_known=False) for point_id, row_json in found]
 
 
 def write_jsonl(rows: list[dict], path: Path) -> None:
@@ -87,23 +90,34 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
 # A row's numbers and their most: far past any real run (a GPU fine-tune's tokens/s is 1e3-1e6), so a typo such as
 # 1e308 tokens/s is refused rather than poisoning a calibration fitted from it.
 _OPTIONAL_NUMBERS = {"tokens_per_s": 1e9, "mfu": 10.0, "nvml_peak_used_gib": 1e4, "gpu_vram_gib": 1e4,
-                     "created_at": 1e11}
+                     "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3}
+_OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens")
+_OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
 MAX_PEAK_GIB = 1e4
 ROW_STATUSES = tuple(status.value for status in TrainStatus)  # what a point's trainer (or its absence: error) said
 
 
-def _checked_row(line: str, where: str) -> dict:
+def _checked_row(line: str, where: str, model_known: bool = True) -> dict:
     """One result row: a JSON object with the fields calibrate and report read, of the right types, numbers finite
-    and in range, a status the trainer reports, and a model orch describes."""
+    and in range, a status the trainer reports, and (`model_known`) a model orch describes. A row of this machine's
+    own database may name a local model folder since deleted: its report still shows it."""
     row = checks.parse_json(line, where)
     if not isinstance(row, dict) or not isinstance(row.get("point_id"), str) or not isinstance(row.get("status"), str) \
-            or not isinstance(row.get("config"), dict) or not isinstance(row.get("gpu") or "", str):
+            or not isinstance(row.get("config"), dict):
         raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
                         "(write it with `orch bench --out`).")
     if row["status"] not in ROW_STATUSES:
         raise UserError(f"{where}: `status` must be one of {', '.join(ROW_STATUSES)}, got {row['status']!r}.")
     for key, most in _OPTIONAL_NUMBERS.items():
         checks.optional_number(row.get(key), f"{where}: `{key}`", 0, most)
+    for key in _OPTIONAL_COUNTS:
+        checks.optional_number(row.get(key), f"{where}: `{key}`", 0, whole=True)
+    for key in _OPTIONAL_TEXTS:
+        if not isinstance(row.get(key) or "", str):
+            raise UserError(f"{where}: `{key}` must be text, got {checks.printable(repr(row[key]))[:60]}.")
+    if not isinstance(row.get("stable"), (bool, type(None))) or \
+            (row.get("stable") is not None and row.get("tokens_per_s_interval") is None):
+        raise UserError(f"{where}: `stable` must be true or false, with the `tokens_per_s_interval` it was judged by.")
     peak = row.get("peak_vram_gib") or {}
     if not isinstance(peak, dict):
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")
@@ -112,7 +126,9 @@ def _checked_row(line: str, where: str) -> dict:
     if row["status"] == "ok" and not row.get("tokens_per_s") and row.get("tokens_per_s") is not None:
         raise UserError(f"{where}: an ok row needs `tokens_per_s` above 0.")
     try:
-        get_model(config_from_dict(row["config"]).model)
+        config = config_from_dict(row["config"])
+        if model_known:
+            get_model(config.model)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     return row

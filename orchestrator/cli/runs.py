@@ -14,7 +14,7 @@ from orchestrator.cli.limits import check_budget
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.planning import plan_job
 from orchestrator.launch import lifecycle
-from orchestrator.launch.local import LOG_NAME
+from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord, RunStore
@@ -103,7 +103,7 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
     """The run's own target, planned again now (prices move) for what is left of its budget; None when the target
     no longer fits that budget (a local run starts on its recorded device all the same)."""
     left_usd = (budget_usd or record.budget_usd) - (record.cost_usd or 0.0)
-    job = Path(record.run_dir) / "job.yaml"
+    job = Path(record.run_dir) / RUN_JOB_NAME
     if left_usd <= 0 or not job.is_file():
         return None
     _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider)

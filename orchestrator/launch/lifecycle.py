@@ -18,7 +18,7 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_for, usd_text
 from orchestrator.home import orch_home
-from orchestrator.launch.local import LOG_NAME, run_job_file
+from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
@@ -117,6 +117,11 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
+    try:  # the run folder's copy is what the trainer reads: a deleted or edited one would start and fail
+        read_job(Path(record.run_dir) / RUN_JOB_NAME)
+    except UserError as exc:
+        raise UserError(f"run {record.run_id} cannot resume: {exc} Restore the run folder's copy of the job, or "
+                        "`orch launch` the job again.") from None
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)

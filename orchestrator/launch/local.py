@@ -20,6 +20,7 @@ from orchestrator.runs.store import RunRecord
 from trainer.config import config_from_dict
 
 LOG_NAME = "train.log"
+RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains
 CPU_DEVICE = "cpu"  # the device column of a run on the CPU; its CUDA_VISIBLE_DEVICES is ""
 
 
@@ -44,7 +45,7 @@ def run_job_file(job_path: Path, run_dir: Path) -> Path:
     """The job as the run trains it: the user's file, with relative dataset paths made absolute."""
     raw, local = read_job(job_path)
     raw.update((key, str(path)) for key, path in local.items())
-    target = run_dir / "job.yaml"
+    target = run_dir / RUN_JOB_NAME
     target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return target
 
@@ -52,7 +53,7 @@ def run_job_file(job_path: Path, run_dir: Path) -> Path:
 def trainer_command(run_dir: Path, usd_per_hour: float, budget_left_usd: float) -> list[str]:
     """The trainer with its budget stop armed with what is left of the budget: it checkpoints and stops before the
     spend passes it, counting from the second the process starts."""
-    return [sys.executable, "-m", "trainer", str(run_dir / "job.yaml"), "--output", str(run_dir / "output"),
+    return [sys.executable, "-m", "trainer", str(run_dir / RUN_JOB_NAME), "--output", str(run_dir / "output"),
             "--resume", "auto", "--set", f"usd_per_hour={usd_per_hour}", "--set", f"budget_usd={budget_left_usd}"]
 
 
@@ -71,7 +72,7 @@ def pick_device(gpu_name: str, need_vram_gib: float, detected: list[LocalGPU]) -
 def find_trainer_pid(run_dir: str) -> int | None:
     """The live trainer of a run folder, from the process table: how a run is found again when whoever started it
     died before recording its pid."""
-    needle = f"-m\0trainer\0{run_dir}/job.yaml".encode()
+    needle = f"-m\0trainer\0{run_dir}/{RUN_JOB_NAME}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:

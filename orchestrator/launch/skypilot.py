@@ -16,7 +16,7 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from orchestrator.launch.base import Started
-from orchestrator.launch.local import LOG_NAME
+from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import api_server
 from orchestrator.launch.sky_storage import output_location, pull_output
 from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END, build_task
@@ -66,7 +66,7 @@ class SkyPilotLauncher:
         task_dir = Path(record.run_dir) / "task"  # the VM's copy of the job; the run folder's job.yaml stays as is
         task_dir.mkdir(exist_ok=True)
         budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
-        task = build_task(spec, Path(record.run_dir) / "job.yaml", option, budget_left_usd, record.run_id,
+        task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
         output_uri = output_location(dataclasses.replace(record, cluster=name)).describe()

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from orchestrator.db import open_database, transaction
+from orchestrator.db import open_database, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
@@ -71,9 +71,8 @@ class RunRecord:
 COLUMNS = [f.name for f in fields(RunRecord)]
 
 
-def record_from_row(row) -> RunRecord:
-    values = dict(zip(COLUMNS, row, strict=True))
-    return RunRecord(**{**values, "status": RunStatus(values["status"]), "target": Target(values["target"])})
+def record_from_row(path: Path, row) -> RunRecord:
+    return RunRecord(**typed_row(path, "runs", RunRecord, row))
 
 
 def new_run_id() -> str:
@@ -121,7 +120,7 @@ class RunStore:
     def get(self, run_id: str) -> RunRecord | None:
         with self._connect() as db:
             row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        return record_from_row(row) if row else None
+        return record_from_row(self.path, row) if row else None
 
     def find(self, text: str) -> list[RunRecord]:
         """Runs an id or a unique prefix of one names (see `matching`)."""
@@ -132,4 +131,4 @@ class RunStore:
     def all(self) -> list[RunRecord]:
         with self._connect() as db:
             rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at").fetchall()
-        return [record_from_row(row) for row in rows]
+        return [record_from_row(self.path, row) for row in rows]

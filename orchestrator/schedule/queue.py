@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from orchestrator.db import open_database, transaction
+from orchestrator.db import open_database, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
@@ -87,7 +87,7 @@ class JobQueue:
     def get(self, job_id: str) -> JobRecord | None:
         with transaction(self.path) as db:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
-        return _job(row) if row else None
+        return _job(self.path, row) if row else None
 
     def find(self, text: str) -> list[JobRecord]:
         """Jobs an id or a unique prefix of one names (a plain comparison, never a pattern)."""
@@ -101,7 +101,7 @@ class JobQueue:
         with transaction(self.path) as db:
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_at",
                               [s.value for s in statuses or ()]).fetchall()
-        return [_job(row) for row in rows]
+        return [_job(self.path, row) for row in rows]
 
     def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1) -> bool:
         """Queued -> running with its run recorded, for exactly one caller, and only while the run's device has
@@ -136,6 +136,5 @@ class JobQueue:
                        [*values.values(), job_id])
 
 
-def _job(row) -> JobRecord:
-    job = JobRecord(*row)
-    return JobRecord(**{**{f.name: getattr(job, f.name) for f in fields(job)}, "status": JobStatus(job.status)})
+def _job(path: Path, row) -> JobRecord:
+    return JobRecord(**typed_row(path, "jobs", JobRecord, row))
