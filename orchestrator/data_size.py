@@ -21,7 +21,7 @@ from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
-from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
+from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.offline_names import is_built_offline
 
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
@@ -48,9 +48,10 @@ def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
     return cache_dir() / "data-sizes" / f"{digest}.json"
 
 
-def _tokenizer_here(spec: JobConfig) -> bool:
-    """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data)."""
-    name = spec.tokenizer or spec.model
+def _tokenizer_here(spec: JobConfig, base_dir: Path) -> bool:
+    """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data); a
+    `tokenizer` folder is found from the job file's folder, as the trainer finds it."""
+    name = resolve_tokenizer(spec.tokenizer, base_dir) or spec.model
     return is_built_offline(spec.model) or checks.user_path(name).is_dir() or \
         in_hub_cache(name, "tokenizer_config.json")
 
@@ -77,7 +78,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     if total_bytes > TOKENIZE_MAX_BYTES:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (over "
                                               f"{TOKENIZE_MAX_BYTES // 10**6} MB: not tokenized at plan time)")
-    if not _tokenizer_here(spec):
+    if not _tokenizer_here(spec, base_dir):
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (the tokenizer of "
                                               f"{spec.tokenizer or spec.model} is not on this machine)")
     cache = _cache_path(spec, files)
@@ -89,7 +90,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     if "data_error" in counted:
         problem = counted["data_error"].rstrip(".")
         named = problem if "dataset" in problem else f"dataset {path}: {problem}"  # the eval set's names itself
-        raise UserError(f"{named}. Fix the data: the trainer would stop on it.")
+        raise UserError(f"{named} (the trainer would stop on it, so nothing is launched).")
     if counted.get("train_sequences", 0) < spec.effective_batch:  # the trainer's first check (trainer/batches.py)
         raise UserError(f"dataset {path} packs into {counted.get('train_sequences', 0)} training sequences of "
                         f"{spec.seq_len} tokens, fewer than one step's {spec.effective_batch} (micro_batch x "

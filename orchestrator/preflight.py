@@ -14,7 +14,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
-from trainer.data_sources import FILE_KINDS_HINT, file_kind
+from trainer.data_sources import FILE_KINDS_HINT, file_kind, mixed_kinds_problem, one_file_problem
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -34,14 +34,15 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
             return [f"dataset '{spec.dataset}' is not on this machine (looked at {path}): a cloud run takes its "
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
-    return dataset_file_problems(path)
+    one_file = one_file_problem(spec, path)
+    return dataset_file_problems(path) + ([one_file] if one_file else [])
 
 
 def dataset_file_problems(path: Path) -> list[str]:
     """What stops the trainer from reading a local dataset that is there: a file of no kind it reads, one that
-    cannot be read, an empty one, or text that is not UTF-8 (a folder is read as it is)."""
-    if path.is_dir():
-        return []  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
+    cannot be read, an empty one, text that is not UTF-8, or a folder that mixes kinds (the trainer's own check)."""
+    if path.is_dir():  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
+        return [f"dataset {mixed}"] if (mixed := mixed_kinds_problem(path)) else []
     kind = file_kind(path)
     if kind is None:
         return [f"dataset {path.name}: {FILE_KINDS_HINT}"]

@@ -1,6 +1,7 @@
-"""A job's local datasets (training and eval) reach the trainer wherever it runs: made absolute for a local run,
-mounted for a cloud one."""
+"""A job's local datasets (training and eval) and tokenizer folder reach the trainer wherever it runs: made absolute
+for a local run, mounted for a cloud one."""
 
+import pytest
 import yaml
 
 from orchestrator.launch.local import run_job_file
@@ -30,3 +31,30 @@ def test_a_cloud_run_mounts_both_datasets(tmp_path):
     assert files.datasets[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == tmp_path / "data" / "eval.jsonl"
     staged = yaml.safe_load(files.job_file.read_text())
     assert (staged["dataset"], staged["eval_dataset"]) == tuple(files.datasets)
+
+
+def job_with_a_tokenizer_folder(tmp_path, written_as: str):
+    job = job_with_two_files(tmp_path)
+    (tmp_path / "tok").mkdir()
+    job.write_text(job.read_text() + f"tokenizer: {written_as}\n")
+    return job
+
+
+@pytest.mark.parametrize("written_as", ["tok", "./tok"])
+def test_a_relative_tokenizer_folder_is_made_absolute_and_mounted(tmp_path, monkeypatch, written_as):
+    """The run folder's copy of the job sits elsewhere: a tokenizer folder relative to the job file would be looked
+    for beside the copy, and a run started from another folder would miss it."""
+    monkeypatch.chdir("/")
+    job = job_with_a_tokenizer_folder(tmp_path, written_as)
+    (tmp_path / "run").mkdir()
+    assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["tokenizer"] == str(tmp_path / "tok")
+    files = stage_files(job, tmp_path / "work")
+    assert files.datasets[f"{REMOTE_DATA_DIR}/tokenizer/tok"] == tmp_path / "tok"
+    assert yaml.safe_load(files.job_file.read_text())["tokenizer"] == f"{REMOTE_DATA_DIR}/tokenizer/tok"
+
+
+def test_a_hub_tokenizer_id_is_left_as_written(tmp_path):
+    job = job_with_two_files(tmp_path)
+    job.write_text(job.read_text() + "tokenizer: org/name\n")
+    (tmp_path / "run").mkdir()
+    assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["tokenizer"] == "org/name"

@@ -5,9 +5,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from tests.trainer_helpers import write_job
+from tests.trainer_helpers import TINY_DATA, write_job
 from trainer.__main__ import main
-from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, load_config
+from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, load_config, resolve_tokenizer
 
 BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2, "dataset": "x.jsonl"}
 
@@ -55,6 +55,28 @@ def test_a_tokenizer_folder_is_accepted_whatever_its_name(tmp_path):
     folder = tmp_path / "my tokenizer..v1"
     folder.mkdir()
     assert config_from_dict({**BASE, "tokenizer": str(folder)}).tokenizer == str(folder)
+
+
+@pytest.mark.parametrize("name", ["./tokenizers/mine", "tokenizers/mine", "../jobs/tokenizers/mine"])
+def test_a_relative_tokenizer_folder_is_found_from_the_job_file(tmp_path, monkeypatch, name):
+    """As `dataset` is, whatever folder the job is run from: by the config check, the trainer's checks and the
+    tokenizer load (here `orch plan`'s token count). A name that is no folder there stays a hub id."""
+    from trainer.count_tokens import count
+    from trainer.loop import FineTune
+    from trainer.random_model import train_tokenizer
+
+    jobs = tmp_path / "project" / "jobs"  # `../jobs/...` names nothing from the working folder, elsewhere/
+    train_tokenizer(["hello world", "the opposite of hot is cold"] * 20, 300).save_pretrained(
+        jobs / "tokenizers" / "mine")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config, base_dir = load_config(write_job(jobs, tokenizer=name))
+    assert resolve_tokenizer(config.tokenizer, base_dir) == str(jobs / "tokenizers" / "mine")
+    FineTune(config, tmp_path / "out", base_dir)  # its checks pass: the tokenizer is reachable
+    (jobs / "data.jsonl").write_text("".join(TINY_DATA.read_text().splitlines(keepends=True)[:40]))
+    raw = {"model": "org/not-here", "method": "lora", "seq_len": 64, "dataset": "data.jsonl", "tokenizer": name}
+    assert count(raw, base_dir)["tokens"] > 0
+    assert resolve_tokenizer("org/name", base_dir) == "org/name"
 
 
 def test_a_whole_count_written_as_a_float_is_that_count():

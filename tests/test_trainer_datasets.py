@@ -3,14 +3,17 @@ layout, read by the same datasets.load_dataset call a hub id gets) with a config
 a separate eval set; the tiny model trains a few steps on each."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
+from orchestrator import preflight
 from tests.trainer_helpers import TINY_DATA, write_job
 from trainer.__main__ import main
 from trainer.config import config_from_dict
 from trainer.data import DataError, load_records
+from trainer.data_sources import dataset_problems
 
 ROWS = [json.loads(line) for line in TINY_DATA.read_text().splitlines()[:300]]
 HUB_README = """---
@@ -103,6 +106,55 @@ def test_an_eval_split_of_a_single_file_is_refused(tmp_path):
     path = write_records(tmp_path / "data.jsonl", ROWS[:5])
     with pytest.raises(DataError, match="eval_dataset: PATH"):
         load_records(job(dataset=str(path), eval_split="test"), tmp_path)
+
+
+@pytest.mark.parametrize("keys, named", [
+    ({"dataset_config": "main"}, "`dataset_config` 'main'"),
+    ({"dataset_split": "test"}, "`dataset_split` 'test'"),
+    ({"dataset_config": "main", "dataset_split": "test"}, "`dataset_config` 'main' and `dataset_split` 'test'"),
+])
+def test_a_config_or_split_asked_of_one_file_is_refused(tmp_path, keys, named):
+    """Read whole, one file has no config or split to pick: by the reader (hence `orch plan`), the trainer's checks
+    and pre-flight. `dataset_split: train` is the default, which a file is read as: it cannot be told apart."""
+    write_records(tmp_path / "data.jsonl", ROWS[:5])
+    spec = job(dataset="data.jsonl", **keys)
+    message = f"dataset data.jsonl is one file, read whole, so {named} (a part of a dataset repository) would be " \
+              "ignored"
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_records(spec, tmp_path)
+    for problems in (dataset_problems(spec, tmp_path), preflight.dataset_problems(spec, tmp_path / "job.yaml")):
+        assert len(problems) == 1 and problems[0].startswith(message), problems
+    assert len(load_records(job(dataset="data.jsonl", dataset_split="train"), tmp_path).train) == 5
+
+
+def test_a_folder_of_more_than_one_kind_of_file_is_refused_naming_them(tmp_path, capsys):
+    """`datasets` reads a folder as its commonest kind and skips the other files without a word: the reader (hence
+    `orch plan`), the trainer's checks and pre-flight refuse the folder instead."""
+    folder = tmp_path / "data"
+    write_records(folder / "a.jsonl", ROWS[:60])
+    write_records(folder / "b.jsonl", ROWS[60:120])
+    write_records(folder / "c.csv", ROWS[120:180])
+    message = (f"dataset folder {folder} holds data files of more than one kind (1 .csv, 2 .jsonl), and a folder is "
+               "read as one kind only: keep one kind per folder, or name one file instead of the folder")
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_records(job(dataset="data"), tmp_path)
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, dataset="data", max_steps=1)), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert preflight.dataset_problems(job(dataset="data"), tmp_path / "job.yaml") == [message]
+
+
+def test_a_folder_of_one_reader_is_not_a_mix(tmp_path):
+    """.json and .jsonl are read by one reader; a repository's README names each config's files itself; hidden
+    files are left out, as `datasets` leaves them out."""
+    write_records(tmp_path / "data" / "a.json", ROWS[:10])
+    write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])
+    write_records(tmp_path / "data" / ".cache" / "c.csv", ROWS[:3])
+    assert len(load_records(job(dataset="data"), tmp_path).train) == 25
+    repo = hub_repo(tmp_path / "repo")
+    write_records(repo / "plain" / "extra.csv", [{"text": "unused"}])
+    assert dataset_problems(job(dataset=str(repo), dataset_config="qa"), tmp_path) == []
 
 
 def test_a_missing_split_is_a_data_error_naming_it(tmp_path):

@@ -82,6 +82,32 @@ def test_a_bad_sharegpt_role_is_named(tokenizer):
         render({"conversations": [{"from": "bot", "value": "x"}]}, tokenizer, index=3)
 
 
+@pytest.mark.parametrize("record", [
+    {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]},
+    {"messages": [{"role": "User", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+    {"messages": [{"role": "", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+    {"messages": [{"role": "\x1b[31m" + "x" * 200, "content": "hi"}]},
+    {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "bot", "content": "hello"}]},
+], ids=["unknown", "capitalised", "empty", "long", "prompt-completion"])
+def test_a_message_of_an_unknown_role_is_refused_naming_it(tokenizer, record):
+    """A chat template renders a role it does not know as text, or drops the turn: either way not what was meant."""
+    role = next(m["role"] for part in ("messages", "prompt", "completion") for m in record.get(part, [])
+                if m["role"] not in ("user", "assistant"))
+    with pytest.raises(DataError) as raised:
+        render(record, tokenizer, index=6)
+    message = str(raised.value)
+    assert message.startswith("record 6: a message's `role` must be one of system, user, assistant, tool; got ")
+    assert repr(role)[:60] in message and "\x1b" not in message and len(message) < 200
+
+
+def test_a_tool_turn_is_a_known_role(tokenizer):
+    """ShareGPT's tool and observation turns become `tool` messages, so an OpenAI `tool` message is read too."""
+    messages = [{"role": "user", "content": "hi"}, {"role": "tool", "content": "the opposite"},
+                {"role": "assistant", "content": "world"}]
+    trained = trained_text(tokenizer, {"messages": messages})
+    assert "world" in trained and "opposite" not in trained
+
+
 def test_column_mapping_renames_columns_to_a_known_shape(tokenizer):
     record = map_columns({"question": "Opposite?", "answer": "cold"}, (("instruction", "question"),
                                                                        ("output", "answer")), 0)

@@ -227,15 +227,16 @@ def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
-def _tokenizer_problem(value) -> str | None:
+def _tokenizer_problem(value, base_dir: Path) -> str | None:
     """transformers takes a tokenizer name that is neither a folder nor a hub id for a hub id and fails at train
     time with a traceback; said here, before any work."""
-    if not _is_text(value) or os.path.isdir(value):  # a value of the wrong type is said once, above
+    if not _is_text(value) or os.path.isdir(base_dir / checks.user_path(value)):  # a wrong type is said once, above
         return None
     if HUB_ID.fullmatch(value) and not any(bad in value for bad in ("--", "..")) and not value.endswith(".git"):
         return None
     return (f"`tokenizer` {value!r} is no folder here and not a Hugging Face id (name or org/name of letters, digits "
-            "and _ . -): give the tokenizer's folder or its hub id, or leave it out to use the model's own")
+            "and _ . -): give the tokenizer's folder (relative to the job file) or its hub id, or leave it out to use "
+            "the model's own")
 
 
 def _names(value) -> tuple[str, ...] | None:
@@ -254,7 +255,8 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
-def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
+def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
+    """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
     raw = {key: _whole(value) if key in _INT_KEYS else value for key, value in raw.items()}
@@ -267,7 +269,7 @@ def config_from_dict(raw: dict, name: str = "job") -> JobConfig:
         problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
     elif column_problem := _column_problem(columns):
         problems.append(column_problem)
-    if tokenizer_problem := _tokenizer_problem(raw.get("tokenizer")):
+    if tokenizer_problem := _tokenizer_problem(raw.get("tokenizer"), base_dir):
         problems.append(tokenizer_problem)
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
@@ -298,12 +300,22 @@ def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
     return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
 
 
+def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
+    """The `tokenizer` as transformers loads it. Relative paths start at the job file's folder, as `dataset`'s do: a
+    name written as a path (absolute, or starting with . or ~), or one naming a folder there, is that folder; any
+    other name is a hub id, passed on as written."""
+    if name is None:
+        return None
+    path = base_dir / checks.user_path(name)
+    return os.path.abspath(path) if name.startswith(("/", ".", "~")) or os.path.isdir(path) else name
+
+
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
     return resolve_dataset(config.dataset, base_dir)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:
-    """(config, the folder the file is in, against which relative dataset paths resolve)."""
+    """(config, the folder the file is in, against which relative dataset and tokenizer paths resolve)."""
     path = Path(path)
     if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
         state = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
@@ -311,4 +323,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
         raw.update(parse_override(o) for o in overrides)
-    return config_from_dict(raw, name=path.stem), path.parent
+    return config_from_dict(raw, name=path.stem, base_dir=path.parent), path.parent

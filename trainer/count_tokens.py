@@ -18,7 +18,7 @@ from trainer.data_formats import DataError
 def count(raw: dict, base_dir: Path) -> dict:
     from trainer.prepared import prepare
 
-    prepared = prepare(config_from_dict(raw), base_dir, build_model=False, local_only=True)
+    prepared = prepare(config_from_dict(raw, base_dir=base_dir), base_dir, build_model=False, local_only=True)
     return {"tokens": sum(s.real_tokens for s in prepared.train), "train_sequences": len(prepared.train),
             "eval_sequences": len(prepared.eval)}
 

@@ -1,7 +1,7 @@
 """Record shapes: each record becomes token ids and, per token, whether the loss counts it.
 
 Shapes, in the order they are tried (TRL's dataset conventions where they apply):
-- OpenAI chat: `messages: [{role, content}, ...]` (system, user, assistant; any number of turns).
+- OpenAI chat: `messages: [{role, content}, ...]` (system, user, assistant, tool; any number of turns).
 - ShareGPT: `conversations: [{from, value}, ...]` with from human/gpt/system (also user/assistant), or role/content.
 - prompt + completion: strings, or TRL's conversational form (lists of messages).
 - alpaca: `instruction` [+ `input`] + `output`.
@@ -14,6 +14,7 @@ A column mapping (`dataset_columns: {instruction: question, output: answer}`) re
 IGNORE_INDEX = -100
 PROMPT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
 PROMPT_WITH_INPUT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+MESSAGE_ROLES = ("system", "user", "assistant", "tool")  # the roles chat templates render, and ShareGPT's map to
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
                   "system": "system", "tool": "tool", "function_call": "assistant", "observation": "tool"}
 SHAPES = "messages; conversations; prompt+completion; instruction+output; text"
@@ -57,6 +58,10 @@ def _check_messages(messages, index: int) -> list[dict]:
             isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
             for m in messages):
         raise DataError(f"record {index}: `messages` must be a list of {{role, content}} turns with string values.")
+    # a chat template renders a role it does not know as text, or drops the turn: either way not what was meant
+    if (unknown := next((m["role"] for m in messages if m["role"] not in MESSAGE_ROLES), None)) is not None:
+        raise DataError(f"record {index}: a message's `role` must be one of {', '.join(MESSAGE_ROLES)}; got "
+                        f"{repr(unknown)[:60]}: fix or drop the record.")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 

@@ -15,6 +15,8 @@ JSON, such a record is refused with its line like any other malformed one.
 import contextlib
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -42,9 +44,53 @@ def file_kind(path: Path) -> str | None:
     return FILE_KINDS.get(path.suffix.lower())
 
 
+def mixed_kinds_problem(folder: Path) -> str | None:
+    """A folder whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
+    the other files without a word. A README that lists `configs:` (the hub layout) names each config's files
+    itself, so it may mix kinds. Hidden files and `__` folders are left out, as `datasets` leaves them out."""
+    if _lists_configs(folder):
+        return None
+    counts = Counter(path.suffix.lower() for path in folder.rglob("*") if file_kind(path) is not None
+                     and not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
+                     and path.is_file())
+    if len({FILE_KINDS[suffix] for suffix in counts}) < 2:
+        return None
+    found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
+    return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
+            "only: keep one kind per folder, or name one file instead of the folder")
+
+
+def _lists_configs(folder: Path) -> bool:
+    """The folder's README.md opens with a YAML header that has a `configs:` key."""
+    try:
+        text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    header = text.split("\n---", 1)[0] if text.startswith("---") else ""
+    return re.search(r"^configs:", header, re.MULTILINE) is not None
+
+
+def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
+    """`dataset_config` and `dataset_split` pick a part of a dataset repository, and one file has none: set for one
+    file, they would be ignored. A file is read as the default split, train, and a `train` written out cannot be
+    told from the default, so only another split is refused."""
+    if local is None or not local.is_file():
+        return None
+    keys = [f"`{key}` {value!r}" for key, value, default in (
+        ("dataset_config", config.dataset_config, None),
+        ("dataset_split", config.dataset_split, JobConfig.dataset_split)) if value != default]
+    if not keys:
+        return None
+    them = "them" if len(keys) > 1 else "it"
+    return (f"dataset {config.dataset} is one file, read whole, so {' and '.join(keys)} (a part of a dataset "
+            f"repository) would be ignored: leave {them} out, or point `dataset` at a repository (a folder or a hub "
+            f"id) that has {them}")
+
+
 def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
     """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
-    reads, or a hub id that is neither cached nor reachable."""
+    reads, a config or split asked of one file, a folder that mixes kinds, or a hub id that is neither cached nor
+    reachable."""
     if config.dataset is None:
         return ["the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id"]
     problems = []
@@ -54,6 +100,10 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
         if (local := resolve_dataset(name, base_dir)) is not None:
             if local.is_file() and file_kind(local) is None:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
+            elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
+                problems.append(f"{key} {mixed}")
+            elif key == "dataset" and (one_file := one_file_problem(config, local)):
+                problems.append(one_file)
             continue
         if Path(name).suffix:
             problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
@@ -63,8 +113,10 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
 
 
 def train_source(config: JobConfig, base_dir: Path) -> Source:
-    return Source(config.dataset, resolve_dataset(config.dataset, base_dir), config.dataset_config,
-                  config.dataset_split)
+    local = resolve_dataset(config.dataset, base_dir)
+    if one_file := one_file_problem(config, local):
+        raise DataError(f"{one_file}.")
+    return Source(config.dataset, local, config.dataset_config, config.dataset_split)
 
 
 def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
@@ -229,6 +281,8 @@ def _unreadable(source: Source, exc: BaseException) -> str:
 
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
+    if source.local is not None and source.local.is_dir() and (mixed := mixed_kinds_problem(source.local)):
+        raise DataError(f"dataset {mixed}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
     streaming = needed_tokens is not None and not one_file
     try:

@@ -30,7 +30,7 @@ from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
-from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig
+from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, resolve_tokenizer
 from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
@@ -98,7 +98,8 @@ class FineTune:
                 blocks := block_count(config.model) or config.freeze_layers):
             problems.append(f"`freeze_layers` {config.freeze_layers} is more than the {blocks} blocks of "
                             f"{config.model}: freeze at most {blocks}")
-        if config.tokenizer and (unreachable := tokenizer_unreachable(config.tokenizer)):
+        tokenizer = resolve_tokenizer(config.tokenizer, self.base_dir)
+        if tokenizer and (unreachable := tokenizer_unreachable(tokenizer)):
             problems.append(unreachable)
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")

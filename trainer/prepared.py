@@ -6,7 +6,7 @@ from pathlib import Path
 
 from trainer import data
 from trainer.batches import split_eval
-from trainer.config import JobConfig
+from trainer.config import JobConfig, resolve_tokenizer
 from trainer.offline_names import is_built_offline
 from trainer.random_model import MAX_TOKENIZER_VOCAB, build_random_model, train_tokenizer
 
@@ -19,9 +19,10 @@ class Prepared:
     eval: list[data.Sequence]
 
 
-def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, local_only: bool):
+def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, local_only: bool, base_dir: Path):
     """(model path, tokenizer). A model built offline trains its tokenizer on the data; planning (build_model
-    False) trains the same tokenizer without building the weights."""
+    False) trains the same tokenizer without building the weights. A `tokenizer` folder is found as the job's
+    datasets are, from the job file's folder (`base_dir`)."""
     from transformers import AutoTokenizer
 
     if is_built_offline(config.model):
@@ -35,7 +36,8 @@ def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, loca
             return config.model, tokenizer
     else:
         model_path = config.model
-    return model_path, AutoTokenizer.from_pretrained(config.tokenizer or model_path, local_files_only=local_only)
+    tokenizer = resolve_tokenizer(config.tokenizer, base_dir) or model_path
+    return model_path, AutoTokenizer.from_pretrained(tokenizer, local_files_only=local_only)
 
 
 def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_only: bool = False) -> Prepared:
@@ -46,9 +48,9 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
     transformers.utils.logging.disable_progress_bar()
     if is_built_offline(config.model):  # its tokenizer is trained on the data
         records = data.load_records(config, base_dir)
-        model_path, tokenizer = _tokenizer(config, records, build_model, local_only)
+        model_path, tokenizer = _tokenizer(config, records, build_model, local_only, base_dir)
     else:  # the tokenizer first: without it there is no point reading the data
-        model_path, tokenizer = _tokenizer(config, data.Records([], None), build_model, local_only)
+        model_path, tokenizer = _tokenizer(config, data.Records([], None), build_model, local_only, base_dir)
         records = data.load_records(config, base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -17,7 +17,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.config import config_from_dict
+from trainer.config import config_from_dict, resolve_tokenizer
 
 LOG_NAME = "train.log"
 RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains
@@ -28,21 +28,24 @@ DATA_KEYS = ("dataset", "eval_dataset")
 
 
 def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
-    """The job file's mapping, and its datasets (training, eval) that are local paths (relative to the job file).
-    The file is read again when a run starts (a queued job's copy, a resumed run's), so it is checked as a job file
-    is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
+    """The job file's mapping, and its datasets (training, eval) and tokenizer folder that are local paths (relative
+    to the job file). The file is read again when a run starts (a queued job's copy, a resumed run's), so it is
+    checked as a job file is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
     raw = checks.load_yaml(job_path, "job file")
     try:
-        config_from_dict(raw, name=job_path.stem)
+        config = config_from_dict(raw, name=job_path.stem, base_dir=job_path.parent)
     except UserError as exc:
         raise UserError(f"job file '{job_path}': {exc}") from None
     local = {key: (job_path.parent / raw[key]).resolve() for key in DATA_KEYS
              if isinstance(raw.get(key), str) and (job_path.parent / raw[key]).exists()}
+    tokenizer = resolve_tokenizer(config.tokenizer, job_path.parent)
+    if tokenizer is not None and os.path.isdir(tokenizer):  # a folder here, not a hub id
+        local["tokenizer"] = Path(tokenizer).resolve()
     return raw, local
 
 
 def run_job_file(job_path: Path, run_dir: Path) -> Path:
-    """The job as the run trains it: the user's file, with relative dataset paths made absolute."""
+    """The job as the run trains it: the user's file, with relative dataset and tokenizer paths made absolute."""
     raw, local = read_job(job_path)
     raw.update((key, str(path)) for key, path in local.items())
     target = run_dir / RUN_JOB_NAME
