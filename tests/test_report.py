@@ -174,3 +174,15 @@ def test_launched_runs_sit_beside_the_sweep_points_with_estimate_measurement_and
     section = runs_section(runs)
     assert section.rows[0][4:] == ["9,000", "4,500", "0.8", "0.9", "$0.00010", "$0.000060"]
     assert section.origin == "measured"
+
+
+def test_a_run_named_with_markdown_cannot_break_or_inject_into_the_report(tmp_path):
+    """Run rows come from runs.db (a hand edit, a name from before names were checked): a `|` would split the cell,
+    a link or raw HTML would render as one, a line break would end the table."""
+    runs = [{"run_id": "r-1", "job_name": "a|b <img src=x> [x](javascript:y) `c`\nnext", "gpu": "CPU",
+             "provider": "local", "spot": False, "status": "error", "est_tokens_per_s": None, "tokens_per_s": None,
+             "est_vram_gib": None, "peak_vram_gib": None, "est_cost_usd": None, "cost_usd": 0.0}]
+    write_report([], runs, [JOB], tmp_path)
+    row = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| r-1"))
+    assert row.count(" | ") == 9 and "\n" not in row  # ten cells, on one line
+    assert "<img" not in row and "](" not in row.replace("\\](", "") and "\\`c\\`" in row

@@ -26,6 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.models import ModelShape, get_model
 from orchestrator.bench.published import PublishedPoint, comparable_vram_gib, load_points
@@ -269,17 +270,21 @@ def error_summary(table: list[dict]) -> dict:
     return summary
 
 
-def calibrate(rows: list[dict], out: Path, sources: list[str] = (), published: bool = True) -> dict:
+def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     """Fit from orch's own runs and the published points, write the data file, and return the error of every
     measured point before and after, with the in-sample and leave-one-source-out error of all points."""
     measured = observations(rows)
-    obs = measured + (published_observations() if published else [])
+    if rows and not measured:
+        raise UserError(f"none of the {len(rows)} result rows is an ok run on a GPU orch knows, so nothing of yours "
+                        "would be fitted: nothing written. Calibrate from `orch bench` runs that ended ok.")
+    obs = measured + published_observations()
     calibration = fit(obs)
-    sources = list(sources) + (["gpu_catalog/data/published_measurements.csv"] if published else [])
+    sources = [*sources, "gpu_catalog/data/published_measurements.csv"]
     out.parent.mkdir(parents=True, exist_ok=True)  # ORCH_HOME itself, on a machine that has not run orch yet
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
-    return {"calibration": str(out), "efficiency": calibration.efficiency, "memory": calibration.memory,
+    return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),
+            "efficiency": calibration.efficiency, "memory": calibration.memory,
             "method_efficiency": calibration.method_efficiency,
             "in_sample": error_summary(point_errors(obs, calibration)),
             "leave_one_source_out": error_summary(cross_validated_errors(obs)),

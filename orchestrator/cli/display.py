@@ -399,7 +399,8 @@ def show_bench(rows: list[dict]) -> None:
 def show_calibration(result: dict) -> None:
     """The fitted values one line a GPU (a memory kind), then the error of every measured point before and after,
     one table for tokens/s and one for VRAM: eleven columns did not fit 80."""
-    console.print(f"wrote {esc(result['calibration'])}", highlight=False)
+    console.print(f"wrote {esc(result['calibration'])}: fitted on {result['rows_used']} of {result['rows']} result "
+                  "rows (ok runs on a known GPU) and the published points", highlight=False)
     for gpu, methods in result["efficiency"].items():
         console.print(f"efficiency {esc(gpu)}: " + ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()),
                       highlight=False)
