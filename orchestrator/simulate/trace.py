@@ -1,8 +1,8 @@
 """Job traces for the simulator: read and validate a CSV, or generate a realistic synthetic one, one row at a time
-(both are iterators, so a million-job trace never sits in memory).
+(both are iterators, so a million-job trace never sits in memory; only its job ids are kept, to refuse a repeated one).
 
-Columns: job_id, arrival_h, model, method, seq_len, train_tokens, deadline_h (hours after arrival; empty for none),
-budget_usd, priority. Rows come in order of arrival (the simulator reads them as time passes).
+Columns: job_id (one per job), arrival_h, model, method, seq_len, train_tokens, deadline_h (hours after arrival;
+empty for none), budget_usd, priority. Rows come in order of arrival (the simulator reads them as time passes).
 
 The generator draws: Poisson arrivals (`rate_per_h`); models weighted toward 7-8B (1B 20%, 3B 20%, 8B 35%, 14B 15%,
 32B 7%, 70B 3%); full fine-tuning only up to 3B, else LoRA or QLoRA; seq_len 512-4096; training tokens log-normal
@@ -121,10 +121,13 @@ def _priority(text: str) -> int:
 
 
 class _Checker:
-    """Validates one row at a time and remembers what it has checked once (a model name, the previous arrival)."""
+    """Validates one row at a time and remembers what it has checked once (a model name, the previous arrival) and
+    every job id: a repeated one would give two jobs one row key in decisions.csv. The ids are the one thing kept per
+    job (some 100 bytes each: 100 MB for ten million jobs)."""
 
     def __init__(self):
         self.models_seen: set[str] = set()
+        self.ids_seen: set[str] = set()
         self.previous_arrival_h = -math.inf
 
     def row(self, raw: dict) -> dict:
@@ -146,6 +149,9 @@ class _Checker:
             raise ValueError("is empty; give every job an id")
         if not text.isprintable():
             raise ValueError(f"{text!r} holds a control character; use letters, digits and punctuation")
+        if text in self.ids_seen:
+            raise ValueError(f"{text!r} is an earlier row's id too; give every job its own")
+        self.ids_seen.add(text)
         return text
 
     def _model(self, text: str) -> str:
