@@ -106,6 +106,8 @@ def test_an_eval_split_of_a_single_file_is_refused(tmp_path):
     path = write_records(tmp_path / "data.jsonl", ROWS[:5])
     with pytest.raises(DataError, match="eval_dataset: PATH"):
         load_records(job(dataset=str(path), eval_split="test"), tmp_path)
+    with pytest.raises(DataError, match="eval_dataset .* is one file"):  # the split would be ignored
+        load_records(job(dataset=str(path), eval_dataset=str(path), eval_split="test"), tmp_path)
 
 
 @pytest.mark.parametrize("keys, named", [

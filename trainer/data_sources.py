@@ -129,8 +129,11 @@ def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
             raise DataError(f"`eval_split` picks a split of a dataset repository, and {config.dataset} is one file: "
                             "name the eval file with `eval_dataset: PATH`.")
         return source._replace(split=config.eval_split)
-    return Source(config.eval_dataset, resolve_dataset(config.eval_dataset, base_dir), config.dataset_config,
-                  config.eval_split or "train")
+    local = resolve_dataset(config.eval_dataset, base_dir)
+    if config.eval_split is not None and local is not None and local.is_file():
+        raise DataError(f"`eval_split` picks a split of a dataset repository, and eval_dataset {config.eval_dataset} "
+                        "is one file, read whole: leave `eval_split` out.")
+    return Source(config.eval_dataset, local, config.dataset_config, config.eval_split or "train")
 
 
 def _load(source: Source, streaming: bool):
