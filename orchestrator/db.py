@@ -6,6 +6,7 @@ SQLite, another program's tables, a newer orch's schema, a folder it cannot writ
 says how to fix it, and is never overwritten.
 """
 
+import functools
 import json
 import sqlite3
 import time
@@ -178,13 +179,20 @@ def _json_problem(value) -> str | None:
     return None if isinstance(parsed, dict) else "not a JSON object"
 
 
+@functools.cache
+def _field_types(record_type) -> dict:
+    """Each field's type in the record's field (column) order, resolved once per record type: runs.db is read whole
+    on every scheduler pass."""
+    hints = typing.get_type_hints(record_type)
+    return {f.name: hints[f.name] for f in fields(record_type)}
+
+
 def typed_row(path: Path, table: str, record_type, row) -> dict:
     """A row's values by field name, every one checked against its record field's type (columns ending in `_json`
     must hold a JSON object) and enums made members: a hand-edited database gets one line naming the row, the column
     and the fix, not a traceback in every command that lists it."""
-    names = [f.name for f in fields(record_type)]
-    values = dict(zip(names, row, strict=True))
-    hints = typing.get_type_hints(record_type)
+    hints = _field_types(record_type)
+    values = dict(zip(hints, row, strict=True))
     for name, value in values.items():
         problem = _value_problem(hints[name], value)
         if problem is None and name.endswith("_json") and value is not None:
