@@ -132,6 +132,11 @@ def ownership_section(s: dict, out: Path, index: int) -> Section:
                    image=image, caption=caption)
 
 
+def _interval(interval: float | None) -> str:
+    """A point's 95% interval of its median tokens/s; one timed step has none."""
+    return f" (median ±{interval:.0%})" if interval is not None else " (one timed step)"
+
+
 def sweep_section(rows: list[dict]) -> Section:
     table, origins = [], []
     for row in rows:
@@ -141,7 +146,7 @@ def sweep_section(rows: list[dict]) -> Section:
         table.append([c["model"], c["method"], str(c["seq_len"]), str(c.get("micro_batch", 4)), row["status"],
                       optional(row.get("tokens_per_s"), ",.0f"), optional(spread, ".0%"),
                       optional(row.get("timed_steps"), "d"), "-" if stable is None else
-                      f"{'yes' if stable else 'NO'} (median ±{row['tokens_per_s_interval']:.0%})",
+                      f"{'yes' if stable else 'NO'}{_interval(row.get('tokens_per_s_interval'))}",
                       optional(measured_vram_gib(row), ".2f"),
                       f"{row.get('gpu') or '-'}, driver {row.get('driver_version') or '-'}",
                       datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC).strftime("%Y-%m-%d")

@@ -2,6 +2,7 @@
 run (a rerun skips what is done) and written as JSONL files under benchmarks/results/ to commit real GPU runs."""
 
 import json
+import math
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -36,9 +37,12 @@ class ResultStore:
         return transaction(self.path)
 
     def save(self, row: dict) -> None:
+        """The row as JSON, a number that is not finite (a diverged run's NaN loss) as null: NaN and Infinity are not
+        JSON, and rows are read back as JSON."""
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
-                       [row["point_id"], row["sweep"], row["status"], row["created_at"], json.dumps(row)])
+                       [row["point_id"], row["sweep"], row["status"], row["created_at"],
+                        json.dumps(_finite(row), allow_nan=False)])
 
     def done(self) -> set[str]:
         with self._connect() as db:
@@ -53,6 +57,17 @@ class ResultStore:
             found = db.execute(query, [sweep] if sweep else []).fetchall()
         return [_checked_row(row_json, f"{self.path}: the row of point {checks.printable(str(point_id))[:40]!r}",
                              model_known=False) for point_id, row_json in found]
+
+
+def _finite(value):
+    """`value` with every float that is not finite, at any depth, made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def write_jsonl(rows: list[dict], path: Path) -> None:
@@ -115,9 +130,8 @@ def _checked_row(line: str, where: str, model_known: bool = True) -> dict:
     for key in _OPTIONAL_TEXTS:
         if not isinstance(row.get(key) or "", str):
             raise UserError(f"{where}: `{key}` must be text, got {checks.printable(repr(row[key]))[:60]}.")
-    if not isinstance(row.get("stable"), (bool, type(None))) or \
-            (row.get("stable") is not None and row.get("tokens_per_s_interval") is None):
-        raise UserError(f"{where}: `stable` must be true or false, with the `tokens_per_s_interval` it was judged by.")
+    if not isinstance(row.get("stable"), (bool, type(None))):
+        raise UserError(f"{where}: `stable` must be true or false.")
     peak = row.get("peak_vram_gib") or {}
     if not isinstance(peak, dict):
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")

@@ -86,8 +86,9 @@ def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_step
                    tokens_per_s_spread=stability.spread, tokens_per_s_interval=stability.interval,
                    timed_steps=stability.timed_steps, rounds=rounds, stable=stability.is_stable(stable_within))
         if not row["stable"]:
-            row["message"] = (f"unstable: tokens/s median +-{stability.interval:.0%} (95%) after "
-                              f"{stability.timed_steps} timed steps, wider than {stable_within:.0%}")
+            known = f"+-{stability.interval:.0%} (95%)" if stability.interval is not None else "with no interval"
+            row["message"] = (f"unstable: tokens/s median {known} after {stability.timed_steps} timed steps, "
+                              f"wider than {stable_within:.0%}")
     row["metrics"] = metrics
     return row
 

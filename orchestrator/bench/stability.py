@@ -21,11 +21,11 @@ MIN_STEPS_FOR_INTERVAL = 4
 class Stability:
     tokens_per_s: float  # median of the timed steps' rates
     spread: float  # interquartile range / median
-    interval: float  # half-width of the median's 95% interval / median
+    interval: float | None  # half-width of the median's 95% interval / median; None from one step
     timed_steps: int
 
     def is_stable(self, within: float) -> bool:
-        return self.timed_steps >= MIN_STEPS_FOR_INTERVAL and self.interval <= within
+        return self.timed_steps >= MIN_STEPS_FOR_INTERVAL and self.interval is not None and self.interval <= within
 
 
 def step_rates(steps_file: Path, warmup_steps: int) -> list[float]:
@@ -41,7 +41,7 @@ def summarize_rates(rates: list[float]) -> Stability | None:
         return None
     median = statistics.median(rates)
     if len(rates) < 2:
-        return Stability(median, 0.0, math.inf, len(rates))
+        return Stability(median, 0.0, None, len(rates))  # no interval (inf is not JSON: bench.db could not hold it)
     q1, _, q3 = statistics.quantiles(rates, n=4, method="inclusive")
     iqr = q3 - q1
     return Stability(median, iqr / median, NOTCH_FACTOR * iqr / math.sqrt(len(rates)) / median, len(rates))
