@@ -7,6 +7,7 @@ import math
 BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
 MAX_BUDGET_USD = 1e7  # the most any budget or price may be, flag or job key: a larger one is a typo
+MAX_DEADLINE_H = 24 * 365 * 10  # the most any deadline may be, flag or trace column: ten years
 
 
 def usd_for(seconds: float, usd_per_hour: float) -> float:

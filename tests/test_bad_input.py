@@ -446,7 +446,8 @@ case("import-out-a-pipe", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--ou
 TRACE = ("job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
          "j1,1.0,meta-llama/Llama-3.1-8B,qlora,2048,20000000,38.8,118.3,1\n")
 for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h", "3601"], ["--rate", "nan"],
-              ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
+              ["--rate", "-inf"], ["--rate", "1e30"], ["--generate", "5", "--rate", "1e-308", "--out", "t.csv"],
+              ["--generate", "5", "--rate", "99999999999", "--out", "t.csv"]):
     case(f"simulate{' '.join(flags)}", lambda i, f=flags: ["simulate", "--trace", i.file("t.csv", TRACE), *f])
 case("simulate-out-holds-the-trace", lambda i: ["simulate", "--trace", i.file("d/decisions.csv", TRACE),
                                                 "--out", str(i.files / "d")])

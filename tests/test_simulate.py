@@ -270,7 +270,8 @@ BAD_ROWS = [
     ({"method": "dora"}, "column method"), ({"seq_len": "0"}, "column seq_len"), ({"seq_len": "abc"}, "column seq_len"),
     ({"seq_len": "99999999"}, "column seq_len"),
     ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
-    ({"job_id": "j1"}, "an earlier row's id"),
+    ({"job_id": "j1"}, "an earlier row's id"), ({"budget_usd": "1e30"}, "column budget_usd"),
+    ({"deadline_h": "1e9"}, "column deadline_h"),
 ]
 
 

@@ -4,7 +4,7 @@
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
-from gpu_catalog.units import MAX_BUDGET_USD
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
 
 
 def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
@@ -20,7 +20,6 @@ def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | N
 
 # Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
 # range alone would let `--budget nan` through to SQLite.
-MAX_DEADLINE_H = 24 * 365 * 10
 MAX_PRIORITY = 10**6
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
 from trainer.config import CHOICES, MAX_SEQ_LEN
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
@@ -30,6 +31,7 @@ SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
 MAX_RATE_PER_H = 3.6e6  # one arrival a millisecond; a faster one is a typo
+MIN_RATE_PER_H = 1e-3  # one arrival in six weeks; a slower one is a typo (1e-308 made every arrival inf)
 
 
 def _cumulative(weighted) -> tuple[tuple, list[float], float]:
@@ -52,7 +54,7 @@ def _pick(random_, pick: tuple[tuple, list[float], float]) -> object:
 
 
 def check_rate(rate_per_h: float) -> None:
-    checks.number(rate_per_h, "--rate (arrivals per hour)", 0, MAX_RATE_PER_H, above=True)
+    checks.number(rate_per_h, "--rate (arrivals per hour)", MIN_RATE_PER_H, MAX_RATE_PER_H)
 
 
 def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> Iterator[dict]:
@@ -88,14 +90,17 @@ def write_trace(rows: Iterable[dict], path: Path) -> int:
     return count
 
 
-def _number(text: str, kind, low: float, low_ok: bool, fix: str):
-    """`text` as `kind`, finite and above `low` (or at it, with `low_ok`); ValueError with a short message else."""
+def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = math.inf):
+    """`text` as `kind`, finite, above `low` (or at it, with `low_ok`) and at most `high`; ValueError with a short
+    message else."""
     try:
         value = kind(text)
     except ValueError:
         raise ValueError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}; {fix}") from None
     if not math.isfinite(value) or value < low or (value == low and not low_ok):
         raise ValueError(f"{text!r} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
+    if value > high:
+        raise ValueError(f"{text!r} must be at most {high:g}, as the flag of the same name; {fix}")
     return value
 
 
@@ -175,9 +180,10 @@ class _Checker:
         ("method", _method),
         ("seq_len", lambda self, t: _seq_len(t)),
         ("train_tokens", lambda self, t: _token_count(t)),
-        ("deadline_h", lambda self, t: _number(t, float, 0, False, "give hours after arrival, or leave it empty")
-         if t else None),
-        ("budget_usd", lambda self, t: _number(t, float, 0, True, "give the most the job may cost, in USD")),
+        ("deadline_h", lambda self, t: _number(t, float, 0, False, "give hours after arrival, or leave it empty",
+                                               MAX_DEADLINE_H) if t else None),
+        ("budget_usd", lambda self, t: _number(t, float, 0, True, "give the most the job may cost, in USD",
+                                               MAX_BUDGET_USD)),
         ("priority", lambda self, t: _priority(t) if t else 0),
     )
 
