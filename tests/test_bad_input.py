@@ -398,6 +398,7 @@ for command in ("calibrate", "report"):
                                                                          command=c))
     case(f"{command}-results-nan", lambda i, c=command: i.results(row().replace("100.0", "NaN"), command=c))
     case(f"{command}-results-missing-file", lambda i, c=command: [c, "--results", str(i.files / "nope.jsonl")])
+    case(f"{command}-results-no-rows", lambda i, c=command: i.results("", "  ", command=c))
 case("calibrate-results-none-usable", lambda i: i.results(row(status="error"), row(point_id="p2", status="oom")))
 case("calibrate-results-bad-config", lambda i: i.results(row(config={"model": "x", "method": "dora", "seq_len": 1})))
 case("calibrate-results-negative-speed", lambda i: i.results(row(tokens_per_s=-5)))

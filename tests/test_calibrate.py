@@ -97,7 +97,9 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
     monkeypatch.setenv("ORCH_HOME", str(home))
     monkeypatch.delenv("ORCH_CALIBRATION", raising=False)  # the default place: ORCH_HOME/calibration.json
     results = tmp_path / "results.jsonl"
-    results.write_text("\n")
+    results.write_text(json.dumps({"point_id": "p1", "status": "ok", "sweep": "s", "gpu": "CPU", "tokens_per_s": 100.0,
+                                   "config": {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64,
+                                              "max_steps": 2}}) + "\n")
     result = CliRunner().invoke(app, ["calibrate", "--results", str(results)])
     assert result.exit_code == 0, result.output
     assert json.loads((home / "calibration.json").read_text())["efficiency"]

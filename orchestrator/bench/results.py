@@ -93,12 +93,15 @@ def export(rows: list[dict], path: Path) -> None:
 
 
 def read_jsonl(paths: list[Path]) -> list[dict]:
-    """Every row of the result files, each checked: a broken line names its file and line, not a traceback later."""
+    """Every row of the result files, each checked: a broken line names its file and line, not a traceback later, and
+    a file of no rows (the wrong file, or an export that failed) is named rather than read as nothing measured."""
     rows = []
     for path in paths:
-        for number, line in enumerate(checks.read_text(path, "results file").splitlines(), start=1):
-            if line.strip():
-                rows.append(_checked_row(line, f"results file '{path}' line {number}"))
+        lines = [(number, line) for number, line in
+                 enumerate(checks.read_text(path, "results file").splitlines(), start=1) if line.strip()]
+        if not lines:
+            raise UserError(f"results file '{path}' holds no rows: give a .jsonl file that `orch bench --out` wrote.")
+        rows += [_checked_row(line, f"results file '{path}' line {number}") for number, line in lines]
     return rows
 
 
