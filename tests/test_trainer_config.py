@@ -17,6 +17,7 @@ BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps"
     ({"max_steps": "ten"}, "`max_steps` must be a whole number"),
     ({"packing": "yes"}, "`packing` must be true or false"),
     ({"precision": "fp8"}, "`precision` must be one of auto, bf16, fp16, fp32"),
+    ({"grad_ckpt": 0}, "`grad_ckpt` must be one of auto, true, false"),
     ({"eval_fraction": 0.9}, "`eval_fraction` must be in"),
     ({"warmup_steps": -1}, "`warmup_steps` must be 0 or more"),
     ({"dataset_columns": {"bogus": "output"}}, "bogus is none of orch's names: use messages, conversations, prompt, "

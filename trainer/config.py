@@ -143,6 +143,12 @@ MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
 
+def _is_choice(value, choices: tuple) -> bool:
+    """`value` is one of `choices`, of the same type: `0 in (True, False)` holds in Python, and `grad_ckpt: 0` meant
+    nothing the user wrote."""
+    return any(value == choice and type(value) is type(choice) for choice in choices)
+
+
 def _problems(raw: dict) -> list[str]:
     problems = []
     if unknown := [k for k in raw if k not in _TYPES]:
@@ -172,7 +178,7 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be at most {_MAXIMUM[key]}, got {value}")
         elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
             problems.append(f"`name` {value!r} is not allowed: use {checks.SAFE_NAME_RULE}")
-        elif key in CHOICES and value not in CHOICES[key]:
+        elif key in CHOICES and not _is_choice(value, CHOICES[key]):
             problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got {value!r}")
         elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
             problems.append(f"`{key}` must be above 0, got {value}")
