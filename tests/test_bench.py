@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -97,3 +98,24 @@ def test_sweep_stability_settings_are_checked(tmp_path):
     assert "stable_within" in runner.invoke(app, ["bench", str(path)]).stderr
     path.write_text(yaml.safe_dump({**raw, "cpu_threads": 0}))
     assert "cpu_threads" in runner.invoke(app, ["bench", str(path)]).stderr
+
+
+def test_a_sweep_with_no_grids_is_refused(tmp_path):
+    """`grids: []` ran nothing and exited 0 after "0/0"."""
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "grids": []}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and "`grids` is empty" in result.stderr
+
+
+@pytest.mark.parametrize("key, value", [("dataset", "../x.jsonl"), ("max_steps", 50), ("timing_warmup_steps", 3),
+                                        ("name", "x"), ("eval_fraction", 0.1), ("save_every_minutes", 5),
+                                        ("log_every", 1)])
+@pytest.mark.parametrize("where", ["settings", "grid"])
+def test_a_key_the_sweep_sets_itself_is_refused(tmp_path, key, value, where):
+    """The sweep overwrote these on every point: a grid's `dataset` trained on the sweep's own dataset, unsaid."""
+    path = write_sweep(tmp_path, **({key: [value]} if where == "grid" else {}))
+    if where == "settings":
+        path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {key: value}}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and f"`{key}` in " in result.stderr and "set by the sweep itself" in result.stderr

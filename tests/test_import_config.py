@@ -120,3 +120,39 @@ def test_the_source_name_in_the_header_cannot_add_keys_or_escapes(tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# imported from ") and not any(line.startswith("#") for line in lines[1:])
     assert "\x1b" not in out.read_text() and yaml.safe_load(out.read_text()).get("max_steps") == AXOLOTL["max_steps"]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("train_on_inputs", "false"), ("train_on_inputs", "no"), ("train_on_inputs", ["x"]), ("load_in_4bit", "true"),
+    ("fp16", "true"), ("bf16", "yes"), ("flash_attention", "true"), ("flash_attention", 5), ("use_peft", 1),
+    ("wandb_project", ["a"]), ("dataset_text_field", 5), ("additional_target", 5), ("additional_target", [1]),
+    ("lora_target", 1), ("flash_attn", "fa3"),
+])
+def test_a_value_of_the_wrong_type_is_listed_not_converted(key, value):
+    """A quoted 'false' is truthy: read as a boolean it turned the setting around, and other values were dropped
+    unsaid. Each is listed as not carried over instead."""
+    translation = translate({key: value})
+    assert translation.job == {} and [k for k, _ in translation.not_carried] == [key], translation
+
+
+def test_real_booleans_lists_and_auto_are_carried():
+    job = translate({"train_on_inputs": False, "load_in_4bit": True, "bf16": "auto", "flash_attention": True,
+                     "wandb_project": "p", "additional_target": ["embed_tokens", "lm_head"],
+                     "lora_target": "q_proj, v_proj"}).job
+    assert job == {"completion_only_loss": True, "method": "qlora", "quant_bits": 4, "precision": "auto",
+                   "attention": "flash_attention_2", "report_to": "wandb",
+                   "modules_to_save": ["embed_tokens", "lm_head"], "target_modules": ["q_proj", "v_proj"]}
+    assert translate({"additional_target": "embed_tokens,lm_head", "flash_attn": "sdpa"}).job == {
+        "modules_to_save": ["embed_tokens", "lm_head"], "attention": "sdpa"}
+
+
+@pytest.mark.parametrize("value", [["embed_tokens", "lm_head"], 5])
+def test_llama_factorys_additional_target_as_a_list_or_a_number_imports(tmp_path, value):
+    """`additional_target: [embed_tokens, lm_head]` was a traceback (a list has no split)."""
+    source = tmp_path / "foreign.yaml"
+    source.write_text(yaml.safe_dump({**LLAMA_FACTORY, "additional_target": value}))
+    result = CliRunner().invoke(app, ["import", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    carried = "additional_target" not in {k["key"] for k in report["not_carried"]}
+    assert carried == isinstance(value, list) and report["job"].get("modules_to_save") == (value if carried else None)

@@ -22,6 +22,7 @@ SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
               "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": "cosine"}
 METHODS = {"lora": "lora", "qlora": "qlora", "full": "full", None: "full", "": "full"}
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
+FLASH_ATTN = {"fa2": "flash_attention_2", "sdpa": "sdpa", "disabled": "eager"}  # LLaMA-Factory's flash_attn
 
 
 class Carried(ValueError):
@@ -46,22 +47,52 @@ def _quantize(value) -> dict:
     raise Carried(f"quantization {value!r}: orch quantizes to 4 or 8 bits")
 
 
+def _flag(value) -> bool:
+    """A YAML boolean only: a quoted 'false', a `no` string or a list is truthy in Python and would turn the setting
+    around, so it is listed as not carried over instead."""
+    if not isinstance(value, bool):
+        raise Carried(f"{value!r} is not a YAML boolean: write true or false, unquoted")
+    return value
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise Carried(f"{value!r} is not text: write a string")
+    return value
+
+
 def _when_true(values: dict) -> Callable[[object], dict]:
-    return lambda value: values if value is True else {}
+    return lambda value: values if _flag(value) else {}
 
 
 def _negated(key: str) -> Callable[[object], dict]:
-    return lambda value: {key: not value}
+    return lambda value: {key: not _flag(value)}
 
 
 def _precision(flag: str) -> Callable[[object], dict]:
-    return lambda value: {"precision": flag} if value is True else {}
+    """axolotl's `bf16: auto` (bf16 where the GPU has it) is orch's own precision auto."""
+    return lambda value: {"precision": "auto"} if value == "auto" else {"precision": flag} if _flag(value) else {}
+
+
+def _flash_attn(value) -> dict:
+    """LLaMA-Factory's `auto` leaves the choice to transformers, as orch's default does."""
+    return {} if value == "auto" else _choice("attention", FLASH_ATTN)(value)
+
+
+def _names(key: str) -> Callable[[object], dict]:
+    """Module names as a list or as LLaMA-Factory's comma string (`q_proj, v_proj`, spaces dropped as it does)."""
+    def convert(value):
+        names = [name.strip() for name in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise Carried(f"{value!r} is not a list of module names: write [q_proj, v_proj] or 'q_proj,v_proj'")
+        return {key: names}
+    return convert
 
 
 def _targets(value) -> dict:
-    if value in ("all", "all-linear", True):
+    if value is True or value in ("all", "all-linear"):  # `is`: 1 == True
         return {"target_modules": "all-linear"}
-    return {"target_modules": value.split(",") if isinstance(value, str) else value}
+    return _names("target_modules")(value)
 
 
 def _axolotl_datasets(value) -> dict:
@@ -139,8 +170,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "dtype": _entry([TORCHTUNE], "precision", _choice("precision", PRECISIONS)),
     "flash_attention": _entry([AXOLOTL], "attention: flash_attention_2",
                               _when_true({"attention": "flash_attention_2"})),
-    "flash_attn": _entry([LLAMA_FACTORY], "attention: flash_attention_2",
-                         lambda v: {"attention": "flash_attention_2"} if v == "fa2" else {}),
+    "flash_attn": _entry([LLAMA_FACTORY], "attention: flash_attention_2", _flash_attn),
     # LoRA
     "lora_rank": _entry([LLAMA_FACTORY], "lora_r"),
     "model.lora_rank": _entry([TORCHTUNE], "lora_r"),
@@ -153,7 +183,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "peft_use_dora": _entry([AXOLOTL], "use_dora"),
     "peft_use_rslora": _entry([AXOLOTL], "use_rslora"),
     "lora_modules_to_save": _entry([AXOLOTL, TRL], "modules_to_save"),
-    "additional_target": _entry([LLAMA_FACTORY], "modules_to_save", lambda v: {"modules_to_save": v.split(",")}),
+    "additional_target": _entry([LLAMA_FACTORY], "modules_to_save", _names("modules_to_save")),
     # data
     "datasets": _entry([AXOLOTL], "dataset", _axolotl_datasets),
     "dataset_name": _entry([TRL], "dataset"),
@@ -167,14 +197,14 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "train_on_prompt": _entry([LLAMA_FACTORY], "completion_only_loss: false", _negated("completion_only_loss")),
     "assistant_only_loss": _entry([TRL], "completion_only_loss"),
     "dataset_text_field": _entry([TRL], "dataset_columns: {text: FIELD}",
-                                 lambda v: {"dataset_columns": {"text": v}} if v != "text" else {}),
+                                 lambda v: {"dataset_columns": {"text": v}} if _text(v) != "text" else {}),
     # logging and saving
     "logging_steps": _entry(ALL, "log_every"),
     "save_steps": _entry(ALL, "save_every"),
     "eval_steps": _entry(ALL, "eval_every"),
     "dataloader_num_workers": _entry(ALL, "num_workers"),
     "wandb_project": _entry([AXOLOTL], "report_to: wandb` (and WANDB_PROJECT",
-                            lambda v: {"report_to": "wandb"} if v else {}),
+                            lambda v: {"report_to": "wandb"} if _text(v) else {}),
 }
 
 

@@ -13,7 +13,8 @@
         method: [lora, qlora]
         seq_len: [128, 256]
 
-Every key in a grid or in settings is a trainer config key, checked by the trainer's own schema before anything runs.
+Every key in a grid or in settings is a trainer config key, checked by the trainer's own schema before anything runs;
+the keys the sweep sets on every point itself (SET_BY_SWEEP: dataset, max_steps, ...) are refused there.
 """
 
 import hashlib
@@ -35,6 +36,13 @@ _SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measure
                "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
+# trainer keys that the sweep (or the runner: a point's name is its id) overwrites on every point, so a grid or
+# `settings` giving them would be silently ignored; each with where its value does come from
+SET_BY_SWEEP = {"dataset": "give the one dataset at the sweep's top level (`dataset: PATH`)",
+                "max_steps": "each round trains the sweep's warmup_steps + measured_steps (set those at its top level)",
+                "timing_warmup_steps": "set `warmup_steps` at the sweep's top level",
+                "name": "each point is named by its id (the sweep's own `name:` is at its top level)",
+                **dict.fromkeys(FIXED_POINT_KEYS, "a benchmark point never evaluates, saves or logs: leave it out")}
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,16 @@ def point_id(config: dict, target: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def _not_set_by_sweep(keys, where: str, path: Path) -> None:
+    if taken := [key for key in keys if key in SET_BY_SWEEP]:
+        raise UserError(f"sweep {path}: `{taken[0]}` in {where} is set by the sweep itself: {SET_BY_SWEEP[taken[0]]}.")
+
+
 def _grid(grid, path: Path) -> dict[str, list]:
     """A grid: each key's values as a list (a single value is a list of one), none of them empty."""
     if not isinstance(grid, dict) or not grid:
         raise UserError(f"sweep {path}: each entry under `grids` is a mapping of keys to value lists.")
+    _not_set_by_sweep(grid, "a grid", path)
     values = {key: value if isinstance(value, list) else [value] for key, value in grid.items()}
     if empty := [str(key) for key, value in values.items() if not value]:
         raise UserError(f"sweep {path}: grid key {', '.join(empty)} lists no values: give at least one, or drop it.")
@@ -88,6 +102,10 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
             or not isinstance(raw.get("settings") or {}, dict):
         raise UserError(f"sweep {path}: needs `dataset: PATH`, a list of `grids`, and `settings` (if given) as a "
                         "mapping.")
+    if not raw["grids"]:
+        raise UserError(f"sweep {path}: `grids` is empty, so there is nothing to run: give at least one grid, e.g. "
+                        "`grids: [{model: [orch/tiny-llama], method: [lora], seq_len: [128]}]`.")
+    _not_set_by_sweep(raw.get("settings") or {}, "`settings`", path)
     warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
     measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
     max_measured = checks.number(raw.get("max_measured_steps", measured), f"sweep {path}: max_measured_steps",
