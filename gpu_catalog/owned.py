@@ -17,6 +17,8 @@ The file (ORCH_HARDWARE, else ~/.config/orch/hardware.yaml) looks like:
       - gpu: RTX 3090         # a card in another machine, reached through a SkyPilot SSH node pool
         ssh_pool: lab-boxes   # the pool's name in ~/.sky/ssh_node_pools.yaml (`sky ssh up`)
         accelerator: RTX3090  # how SkyPilot names the card (default: the name without spaces)
+
+An empty file, or one without `cards` (or with `cards: []`), declares no cards: NVML's are priced by the defaults.
 """
 
 import os
@@ -108,6 +110,9 @@ def default_card(gpu: GPU) -> OwnedCard:
 MAX_PURCHASE_USD = 1e7
 MAX_POWER_W = 1e5
 MAX_LIFE_YEARS = 50.0
+# Below these a purchase is spread over next to no hours (`life_years: 1e-300` divided by zero): a typo, not a card
+MIN_LIFE_YEARS = 0.1
+MIN_UTILIZATION = 0.01
 MAX_PUE = 5.0
 MAX_USD_PER_KWH = 10.0
 MAX_COUNT = 1024
@@ -117,8 +122,8 @@ def _positive(value, what: str, path: Path, upper: float, whole: bool = False) -
     return float(checks.number(value, f"{path}: {what}", 0, upper, above=True, whole=whole))
 
 
-def _at_least_zero(value, what: str, path: Path, upper: float) -> float:
-    return float(checks.number(value, f"{path}: {what}", 0, upper))
+def _at_least(value, what: str, path: Path, low: float, upper: float) -> float:
+    return float(checks.number(value, f"{path}: {what}", low, upper))
 
 
 def _parse_card(raw, path: Path) -> OwnedCard:
@@ -137,13 +142,15 @@ def _parse_card(raw, path: Path) -> OwnedCard:
     return OwnedCard(
         gpu=base.gpu,
         count=int(_positive(raw.get("count", 1), "count", path, MAX_COUNT, whole=True)),
-        purchase_price_usd=_at_least_zero(raw.get("purchase_price_usd", base.purchase_price_usd),
-                                          "purchase_price_usd", path, MAX_PURCHASE_USD),
-        life_years=_positive(raw.get("life_years", base.life_years), "life_years", path, MAX_LIFE_YEARS),
-        utilization=_positive(raw.get("utilization", base.utilization), "utilization", path, 1.0),
+        purchase_price_usd=_at_least(raw.get("purchase_price_usd", base.purchase_price_usd),
+                                     "purchase_price_usd", path, 0, MAX_PURCHASE_USD),
+        life_years=_at_least(raw.get("life_years", base.life_years), "life_years", path, MIN_LIFE_YEARS,
+                             MAX_LIFE_YEARS),
+        utilization=_at_least(raw.get("utilization", base.utilization), "utilization", path, MIN_UTILIZATION, 1.0),
         power_w=_positive(raw.get("power_w", base.power_w), "power_w", path, MAX_POWER_W),
-        host_power_w=_at_least_zero(raw.get("host_power_w", base.host_power_w), "host_power_w", path, MAX_POWER_W),
-        ssh_pool=checks.safe_name(raw["ssh_pool"], f"{path}: ssh_pool") if raw.get("ssh_pool") else None,
+        host_power_w=_at_least(raw.get("host_power_w", base.host_power_w), "host_power_w", path, 0, MAX_POWER_W),
+        ssh_pool=checks.safe_name(raw["ssh_pool"], f"{path}: ssh_pool") if raw.get("ssh_pool") is not None
+        else None,
         accelerator=checks.safe_name(raw["accelerator"], f"{path}: accelerator") if raw.get("accelerator") is not None
         else base.gpu.name.replace(" ", ""),
     )
@@ -157,7 +164,9 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
             raise UserError(f"ORCH_HARDWARE names '{path}', which does not exist: fix the path, or unset "
                             "ORCH_HARDWARE to use the defaults.")
         return OwnedHardware()
-    raw = checks.load_yaml(path, "hardware file") or {}
+    raw = checks.load_yaml(path, "hardware file")
+    if raw is None:  # empty, or comments only
+        raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with keys {', '.join(sorted(_TOP_KEYS))}.")
     if unknown := sorted(map(str, set(raw) - _TOP_KEYS)):
@@ -166,7 +175,9 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     policy = raw.get("cost_policy", "amortized")
     if policy not in COST_POLICIES:
         raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {policy!r}.")
-    cards = raw.get("cards") or []
+    cards = raw.get("cards")
+    if cards is None:  # absent, or `cards:` with every entry commented out
+        cards = []
     if not isinstance(cards, list):
         raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")
     return OwnedHardware(

@@ -52,29 +52,47 @@ def resolve_gpu(accelerator: str, instance_type: str, memory_gib: float | None) 
     return gpu
 
 
-def _price(text: str | None) -> float | None:
+FIX = "rerun `orch catalog refresh`, or remove it."
+
+
+def _amount(row: dict[str, str], column: str, where: str) -> float:
+    """A row's AcceleratorCount, Price or SpotPrice. Empty or 0 is SkyPilot's "none" (an instance without GPUs, a
+    cloud without a spot market); text, NaN, infinity or a negative is a broken file, refused with its line rather
+    than read as "none", which hid the row from planning and from `orch catalog offers --dropped` alike."""
+    text = row.get(column) or "0"
     try:
-        price = float(text) if text else None
+        value = float(text)
     except ValueError:
-        return None
-    return price if price and math.isfinite(price) and price > 0 else None
+        value = text
+    try:
+        return checks.number(value, f"{where} {column}", 0)
+    except UserError as exc:
+        raise UserError(f"{str(exc).rstrip('.')}: {FIX}") from None
+
+
+def _accelerator_count(row: dict[str, str], where: str) -> float:
+    """A whole number of GPUs, or a share of one below 1 (Azure sells a sixth, a third or half of an A10)."""
+    count = _amount(row, "AcceleratorCount", where)
+    if count > 1 and not count.is_integer():
+        raise UserError(f"{where} AcceleratorCount must be a whole number, or a share of one GPU below 1, got "
+                        f"{count:g}: {FIX}")
+    return count
 
 
 def _rows(vms_csv: Path) -> list[dict[str, str]]:
     """The rows of one catalog file, read as UTF-8; a file of another shape is refused with the fix."""
-    fix = "rerun `orch catalog refresh`, or remove it."
     reader = csv.DictReader(io.StringIO(checks.read_text(vms_csv, "SkyPilot catalog"), newline=""))
     try:
         missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
         if missing:
-            raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): {fix}")
+            raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): {FIX}")
         rows = list(reader)
     except csv.Error as exc:
-        raise UserError(f"{vms_csv} line {reader.line_num} is not CSV ({exc}): {fix}") from None
+        raise UserError(f"{vms_csv} line {reader.line_num} is not CSV ({exc}): {FIX}") from None
     for number, row in enumerate(rows, start=2):
         if None in row or None in row.values():
             raise UserError(f"{vms_csv} line {number} has {len(reader.fieldnames)} columns in its header but not in "
-                            f"this row: {fix}")
+                            f"this row: {FIX}")
     return rows
 
 
@@ -83,8 +101,10 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
     offers = []
     for vms_csv in sorted(catalog_dir.glob("*/vms.csv")):
         provider = vms_csv.parent.name
-        for row in _rows(vms_csv):
-            if not row.get("AcceleratorName") or _price(row.get("AcceleratorCount")) != 1:
+        for number, row in enumerate(_rows(vms_csv), start=2):
+            where = f"{vms_csv} line {number}:"
+            prices = [(spot, _amount(row, column, where)) for spot, column in ((False, "Price"), (True, "SpotPrice"))]
+            if not row.get("AcceleratorName") or _accelerator_count(row, where) != 1:
                 continue
             gpu = resolve_gpu(row["AcceleratorName"], row["InstanceType"], _gpu_memory_gib(row.get("GpuInfo", "")))
             if gpu is None:
@@ -92,8 +112,5 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
             common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
                           instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
                           source=f"SkyPilot catalog {vms_csv}")
-            for spot, column in ((False, "Price"), (True, "SpotPrice")):
-                price = _price(row.get(column))
-                if price is not None:
-                    offers.append(Offer(**common, spot=spot, usd_per_hour=price))
+            offers.extend(Offer(**common, spot=spot, usd_per_hour=price) for spot, price in prices if price > 0)
     return offers

@@ -38,7 +38,8 @@ def go_offline(patch: pytest.MonkeyPatch, folder: Path, cache: Path) -> None:
     """The environment every test runs in, with its state (HOME, hence ORCH_HOME) under `folder`."""
     patch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
     patch.delenv("ORCH_HARDWARE", raising=False)  # the default file, under HOME below: none
-    patch.setenv("ORCH_CALIBRATION", str(folder / "no-calibration.json"))
+    patch.delenv("ORCH_CALIBRATION", raising=False)  # the default, under ORCH_HOME below: none
+    patch.delenv("ORCH_HOME", raising=False)  # the default, under HOME below
     patch.setenv("HF_HUB_OFFLINE", "1")
     patch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # a SkyPilot client call fails, starts no server
     patch.setenv("HOME", str(folder / "home"))

@@ -95,7 +95,7 @@ class Inputs:
 
     def sweep(self, **changes) -> list[str]:
         raw = {"name": "s", "dataset": DATA, "warmup_steps": 1, "measured_steps": 1,
-               "grids": [{"model": ["orch/tiny-llama"], "method": ["lora"], "seq_len": [64], "max_steps": [2]}],
+               "grids": [{"model": ["orch/tiny-llama"], "method": ["lora"], "seq_len": [64]}],
                **changes}
         return ["bench", self.file("sweep.yaml", yaml.safe_dump(raw))]
 
@@ -551,6 +551,29 @@ case("offers-gpu-unknown", lambda i: ["catalog", "offers", "--gpu", "A100-90"])
 case("local-cost-free", lambda i: ["catalog", "local", "--local-cost", "free"])
 case("no-such-command", lambda i: ["plna"])
 case("model-name-with-escapes", lambda i: ["estimate", "\x1b]0;owned\x07\x1b[31mred"])
+
+# --- sweeps that run nothing, or set what the sweep sets itself; imports of wrong-typed values -----------------------
+SWEEP_GRID = {"model": ["orch/tiny-llama"], "method": ["lora"], "seq_len": [64]}
+case("bench-sweep-no-grids", lambda i: i.sweep(grids=[]))
+case("bench-sweep-grid-dataset", lambda i: i.sweep(grids=[{**SWEEP_GRID, "dataset": ["../x.jsonl"]}]))
+case("bench-sweep-grid-max-steps", lambda i: i.sweep(grids=[{**SWEEP_GRID, "max_steps": [2]}]))
+case("bench-sweep-settings-eval-fraction", lambda i: i.sweep(settings={"eval_fraction": 0.1}))
+case("bench-sweep-settings-name", lambda i: i.sweep(settings={"name": "x"}))
+for value in ("[embed_tokens, lm_head]", "5"):  # carried over, or listed as not: the job still lacks a model
+    case(f"import-additional-target-{value}", lambda i, v=value: ["import", i.file("lf.yaml", "finetuning_type: "
+                                                                                   f"lora\nadditional_target: {v}\n")])
+
+# --- values read as zero or as none: owned cards, ORCH_CALIBRATION and ORCH_HOME, catalog numbers -------------------
+for text in (CARD % "life_years: 1e-300, utilization: 1e-300", CARD % "utilization: 0.001", "cards: {}", "cards: 0",
+             "cards: ''", "cards: false", "0", "''", CARD % "ssh_pool: ''", CARD % "ssh_pool: false"):
+    case(f"hardware-as-none-{text}", lambda i, t=text: i.hardware(t))
+case("plan-hardware-life-1e-300", lambda i: [i.hardware(CARD % "life_years: 1e-300, utilization: 1e-300"), plan(i)][1])
+case("calibration-named-but-missing", lambda i: i.calibration_path(str(i.files / "calibraton.json")))
+case("plan-orch-home-too-long", lambda i: [i.env("ORCH_HOME", str(i.root / ("a" * 300))),
+                                           i.env("ORCH_CALIBRATION", ""), plan(i)][2])
+for cells in ("1,30,200,nan,", "1,30,200,inf,", "1,30,200,-1,", "nan,30,200,1.29,", "1.5,30,200,1.29,",
+              "1,30,200,1.29,nan", "1,30,200,1.29,-5"):
+    case(f"catalog-number-{cells}", lambda i, c=cells: i.catalog(f"{CATALOG_HEADER}{CATALOG_ROW}b,A100,{c},r,\n"))
 
 
 def _snapshot(root: Path) -> set[Path]:

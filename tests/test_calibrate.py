@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gpu_catalog.errors import UserError
 from orchestrator.bench.calibrate import (
     calibrate,
     cross_validated_errors,
@@ -86,6 +87,29 @@ def test_orch_ships_a_calibration_fitted_from_the_published_points(monkeypatch, 
     assert shipped.source == str(PACKAGED_CALIBRATION)
     assert shipped.efficiency_basis["A100 80GB"]["lora"] == "published"
     assert shipped.memory == {}  # memory overheads come from the user's own runs only
+
+
+@pytest.mark.parametrize("name, state", [("nope.json", "does not exist"), ("folder", "is a folder")])
+def test_an_orch_calibration_that_names_no_file_is_refused(monkeypatch, tmp_path, name, state):
+    """As ORCH_HARDWARE is: a typo in it quietly estimated from the shipped calibration instead of the user's."""
+    (tmp_path / "folder").mkdir()
+    monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / name))
+    with pytest.raises(UserError, match=f"ORCH_CALIBRATION file '.*{name}' {state}"):
+        load_calibration()
+
+
+def test_an_empty_orch_calibration_means_the_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))  # no user calibration there
+    monkeypatch.setenv("ORCH_CALIBRATION", "")
+    assert load_calibration().source == str(PACKAGED_CALIBRATION)
+
+
+def test_an_orch_home_too_long_for_the_file_system_is_refused_not_a_traceback(monkeypatch, tmp_path):
+    """`orch plan` read ORCH_HOME/calibration.json with Path.is_dir, which raises OSError for such a name."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / ("a" * 300)))
+    monkeypatch.delenv("ORCH_CALIBRATION", raising=False)
+    with pytest.raises(UserError, match="cannot read calibration file .*: File name too long. Set ORCH_HOME"):
+        load_calibration()
 
 
 def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, tmp_path):

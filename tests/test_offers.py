@@ -1,6 +1,9 @@
 import csv
 from collections import Counter
 
+import pytest
+
+from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR
 from gpu_catalog.offers import cloud_offers, reference_offers, split_plausible
 from gpu_catalog.skypilot_catalog import read_catalog_dir
@@ -71,3 +74,39 @@ def test_a_provider_in_the_skypilot_catalog_replaces_its_reference_rows(tmp_path
     aws = [o for o in cloud_offers()[0] if o.provider == "aws"]
     assert {(o.gpu.name, o.usd_per_hour, o.region) for o in aws} == {("A10G", 0.999, "us-west-2"),
                                                                        ("A10G", 0.3, "us-west-2")}
+
+
+CATALOG_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,GpuInfo\n"
+
+
+def write_catalog(tmp_path, *rows: str):
+    folder = tmp_path / "v8" / "lambda"
+    folder.mkdir(parents=True)
+    (folder / "vms.csv").write_text(CATALOG_HEADER + "".join(f"{row}\n" for row in rows))
+    return tmp_path / "v8"
+
+
+@pytest.mark.parametrize("row, message", [
+    ("a,A100,1,30,200,nan,,r,", "Price must be a finite number, got nan"),
+    ("a,A100,1,30,200,inf,,r,", "Price must be a finite number, got inf"),
+    ("a,A100,1,30,200,-1,,r,", "Price must be at least 0, got -1"),
+    ("a,A100,1,30,200,cheap,,r,", "Price must be a number, got 'cheap'"),
+    ("a,A100,nan,30,200,1.29,,r,", "AcceleratorCount must be a finite number, got nan"),
+    ("a,A100,1.5,30,200,1.29,,r,", "AcceleratorCount must be a whole number, or a share of one GPU below 1"),
+    ("a,A100,1,30,200,1.29,nan,r,", "SpotPrice must be a finite number, got nan"),
+    ("a,A100,1,30,200,1.29,-5,r,", "SpotPrice must be at least 0, got -5"),
+    ("a,A100,8,30,200,-1,,r,", "Price must be at least 0"),  # a row orch skips (8 GPUs) is still the file's
+])
+def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row, message):
+    """Such rows were skipped silently: missing from the plan and from `--dropped`, a NaN spot price read as none."""
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", row)
+    with pytest.raises(UserError, match=f"lambda/vms.csv line 3: {message}"):
+        read_catalog_dir(catalog)
+
+
+def test_skypilot_s_own_blanks_and_gpu_shares_are_not_errors(tmp_path):
+    """SkyPilot writes no spot price and no accelerator count as empty cells, no spot market as 0, and sells shares
+    of a GPU (Azure's A10 by sixths): none is an offer of one GPU, and none is an error."""
+    catalog = write_catalog(tmp_path, "cpu,,,8,32,0.2,,r,", "a10-share,A10,0.167,6,55,0.45,,r,",
+                            "no-spot,A100,1,30,200,1.29,0,r,", "blank,A100,1,30,200,1.30,,r,")
+    assert [(o.instance_type, o.spot) for o in read_catalog_dir(catalog)] == [("no-spot", False), ("blank", False)]

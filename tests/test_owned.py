@@ -53,16 +53,39 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be above 0 and at most 1"),
+    ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be at least 0.01 and at most 1"),
     ("cards: [{gpu: RTX 4080}]", "unknown GPU 'RTX 4080'"),
     ("cards: [{gpu: RTX 4090, colour: red}]", "unknown card key colour"),
     ("cost_policy: free", "cost_policy must be one of"),
     ("cards: [gpu: x", "not valid YAML"),
+    # a purchase spread over 1e-300 years' busy hours divided by zero, or cost a 300-digit $/h
+    ("cards: [{gpu: RTX 4090, life_years: 1e-300, utilization: 1e-300}]", "life_years must be at least 0.1"),
+    ("cards: [{gpu: RTX 4090, utilization: 0.001}]", "utilization must be at least 0.01"),
+    # shapes that read as "no cards"
+    ("cards: {}", "cards must be a list"), ("cards: 0", "cards must be a list"),
+    ("cards: ''", "cards must be a list"), ("cards: false", "cards must be a list"),
+    ("0", "expected a mapping"), ("''", "expected a mapping"),
+    ("cards: [{gpu: RTX 4090, ssh_pool: ''}]", "ssh_pool '' is not allowed"),
+    ("cards: [{gpu: RTX 4090, ssh_pool: false}]", "ssh_pool False is not allowed"),
 ])
 def test_bad_hardware_file(tmp_path, monkeypatch, text, message):
     write_hardware(tmp_path, monkeypatch, text)
     with pytest.raises(UserError, match=message):
         load_owned_hardware()
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "cards:", "cards: []", "pue: 1.2"])
+def test_a_file_without_cards_declares_none(tmp_path, monkeypatch, text):
+    write_hardware(tmp_path, monkeypatch, text)
+    assert load_owned_hardware().cards == ()
+
+
+def test_the_shortest_life_and_least_use_still_price_a_card(tmp_path, monkeypatch):
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: 1752, life_years: 0.1, "
+                                          "utilization: 0.01}]")
+    hardware = load_owned_hardware()
+    assert hardware.usd_per_hour(hardware.cards[0], "amortized") == pytest.approx(1752 / (0.1 * HOURS_PER_YEAR * 0.01),
+                                                                                 rel=0.01)
 
 
 def test_declared_cards_and_the_cpu_are_local_offers(tmp_path, monkeypatch):

@@ -69,15 +69,23 @@ NO_CALIBRATION = Calibration()  # every GPU and method at its documented default
 
 def calibration_file() -> Path:
     """Where `orch calibrate` writes and the estimator reads: ORCH_CALIBRATION, else ORCH_HOME/calibration.json."""
-    return Path(os.environ.get("ORCH_CALIBRATION") or orch_home() / "calibration.json")
+    return checks.env_path("ORCH_CALIBRATION", str(orch_home() / "calibration.json"))
 
 
 def load_calibration(path: Path | None = None) -> Calibration:
     """The user's calibration file, else the one shipped with orch, else the documented defaults."""
     path = path or calibration_file()
-    if path.is_dir():
+    if os.environ.get("ORCH_CALIBRATION") and path == calibration_file():  # named, so a typo is not a quiet default
+        checks.input_file(path, "ORCH_CALIBRATION file", "fix the path, or unset ORCH_CALIBRATION to use "
+                          "ORCH_HOME's calibration (`orch calibrate` writes it) or the one shipped with orch.")
+    try:
+        is_folder, is_file = path.is_dir(), path.is_file()
+    except OSError as exc:  # an ORCH_HOME too long a name for the file system, or under a folder orch may not read
+        raise UserError(f"cannot read calibration file {path}: {exc.strerror or exc}. Set ORCH_HOME to a folder orch "
+                        "can use.") from None
+    if is_folder:
         raise UserError(f"calibration file {path} is a folder: point ORCH_CALIBRATION at a file (or unset it).")
-    if not path.is_file():
+    if not is_file:
         path = PACKAGED_CALIBRATION
         if not path.is_file():
             return NO_CALIBRATION
