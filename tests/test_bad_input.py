@@ -550,6 +550,8 @@ case("offers-provider-empty", lambda i: ["catalog", "offers", "--provider", ""])
 case("offers-gpu-unknown", lambda i: ["catalog", "offers", "--gpu", "A100-90"])
 case("local-cost-free", lambda i: ["catalog", "local", "--local-cost", "free"])
 case("no-such-command", lambda i: ["plna"])
+for group in ("catalog", "scheduler"):  # the help on stdout, then the one line saying what is missing
+    case(f"no-command-after-{group}", lambda i, g=group: [g])
 case("model-name-with-escapes", lambda i: ["estimate", "\x1b]0;owned\x07\x1b[31mred"])
 
 # --- sweeps that run nothing, or set what the sweep sets itself; imports of wrong-typed values -----------------------

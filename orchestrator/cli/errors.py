@@ -54,9 +54,10 @@ class OneLineUsageErrors(TyperGroup):
         try:
             exit_code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `orch` alone: the help, already shown
-                sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `orch` alone: the help, already shown, then what is wrong
+                print_error(f"give a command: `{ctx.command_path if ctx else 'orch'} COMMAND`, one of those above.")
+                sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
             print_error(f"{message}{' See' if message.endswith('?') else '; see'} "
                         f"`{ctx.command_path if ctx else 'orch'} --help`.")
