@@ -21,8 +21,9 @@ SAFE_NAME_RULE = "1-100 letters, digits and . _ - +, starting with a letter or d
 # Python's parsers recurse once per level of nesting: some hundreds of `[` exhaust the stack
 TOO_DEEP = "is nested too deeply to be a config (hundreds of levels of lists or mappings): check it."
 # Control characters (ESC starts a terminal's escape sequences) in text bound for a terminal, newline and tab aside,
-# and Unicode's bidirectional controls (U+202E shows what follows it reversed: "Trojan Source")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Unicode's bidirectional controls (U+202E shows what follows it reversed: "Trojan Source"), its line and paragraph
+# separators (a new line in some terminals) and the zero-width space (a name that looks like another)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # A value in a message: quoted ('x' or "x", after a space, `(` or `=`, spaces and all) or else a run without spaces
 _VALUE = re.compile(r"""(?:(?<=[\s(=])|^)(?:'[^']*'|"[^"]*")(?=[\s.,:;)]|$)|\S+""")
 # Longer, a value in an error line (a pasted file as a model name) is cut to its start and end around `…`: enough to

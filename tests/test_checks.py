@@ -98,6 +98,12 @@ def test_bidirectional_controls_are_escaped_so_a_line_cannot_show_reversed(char)
     assert checks.printable(f"job{char}x") == f"job\\u{ord(char):04x}x"
 
 
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\u200b"])
+def test_line_separators_and_the_zero_width_space_are_escaped(char):
+    """U+2028 starts a new line in some terminals, and a zero-width space makes a name look like another."""
+    assert checks.printable(f"job{char}x") == f"job\\u{ord(char):04x}x"
+
+
 @pytest.mark.parametrize("value", ["x" * 10_000, "a b " * 2_500, "/tmp/" + "d/" * 5_000 + "job.yaml"])
 def test_a_long_value_in_an_error_line_is_cut_around_an_ellipsis_and_the_advice_kept(value):
     line = checks.one_line(f"unknown model '{value}'. List them with `orch catalog models`.")
