@@ -50,6 +50,9 @@ def skypilot_catalog_dirs() -> list[Path]:
         if missing := [str(folder) for folder in folders if not folder.is_dir()]:
             raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(missing)}, which is not a folder: give folders in "
                             "SkyPilot's catalog layout (PROVIDER/vms.csv), or unset it.")
+        if empty := [str(folder) for folder in folders if not any(folder.glob("*/vms.csv"))]:  # named: not a default
+            raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(empty)}, which holds no PROVIDER/vms.csv: give "
+                            "folders in SkyPilot's catalog layout, or unset it to read SkyPilot's own.")
         return folders
     return [sky_catalog_dir()] if sky_catalog_dir().is_dir() else []
 

@@ -488,6 +488,8 @@ for variable, command in (("ORCH_HOME", ["runs"]), ("ORCH_CACHE", ["catalog", "o
                           ("ORCH_HARDWARE", ["catalog", "local"])):
     case(f"env-{variable}-no-such-user", with_env(variable, "~no-such-user-orch/x", command))
 case("env-ORCH_SKY_CATALOGS-missing", with_env("ORCH_SKY_CATALOGS", "{files}/nope", ["catalog", "offers"]))
+case("env-ORCH_SKY_CATALOGS-empty-folder",
+     lambda i: with_env("ORCH_SKY_CATALOGS", i.folder("empty-catalog"), ["catalog", "offers"])(i))
 
 # --- calibration file ------------------------------------------------------------------------------------------------
 for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}'),
