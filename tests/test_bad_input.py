@@ -347,6 +347,7 @@ case("runs-export-a-folder", lambda i: ["runs", "--export", i.folder("dir.csv")]
 case("runs-export-bad-suffix", lambda i: ["runs", "--export", str(i.files / "runs.txt")])
 case("report-out-is-a-file", lambda i: ["report", "--out", i.file("report", "x"), "--results",
                                         i.file("r.jsonl", row() + "\n")])
+case("report-budget-nan-before-the-default-job", lambda i: ["report", "--budget", "nan", "--out", str(i.work / "r")])
 case("report-job-missing", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",
                                       str(i.files / "nope.yaml"), "--out", str(i.work / "rep")])
 case("report-job-bad", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",

@@ -119,14 +119,15 @@ def report_command(
     as_json: JsonFlag = False,
 ) -> None:
     """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
+    checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)  # the flags first: cheapest to fix
+    check_deadline(deadline)
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
+    default = " (the default one is in orch's source folder)" if job is None else ""
     for path in jobs:
-        checks.input_file(path, "job file", "pass the job to price with --job JOB.yaml.")
+        checks.input_file(path, "job file", f"pass the job to price with --job JOB.yaml{default}.")
     for path in jobs:
         load_job(path)  # a bad job fails before the report folder is made
-    checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)
-    check_deadline(deadline)
     if trace is not None:
         checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {trace}`.")
     check_db(db)
