@@ -33,8 +33,11 @@ def test_bad_keys_and_values(change, message):
 
 @pytest.mark.parametrize("name", ["gpt2", "Qwen/Qwen2.5-0.5B", "org_1/name.v2-x", "a/b/c", "../x", "org/-x", "x.",
                                   "a--b", "a..b", "org/name.git", "a" * 96, "a" * 97, "org /x", "./tok"])
-def test_a_tokenizer_id_is_accepted_as_the_hub_accepts_it(name):
-    """orch's check of a hub id agrees with huggingface_hub's own, which transformers raises at train time."""
+def test_a_tokenizer_id_is_accepted_as_the_hub_accepts_it(name, tmp_path, monkeypatch):
+    """orch's check of a hub id agrees with huggingface_hub's own, which transformers raises at train time. From an
+    empty folder: a name that is a folder here (`../x` beside the checkout) is a folder, whatever the hub says."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
