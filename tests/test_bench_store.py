@@ -1,7 +1,10 @@
 """bench.db holds only what it can read back: a point timed over one step, or a run whose loss went NaN, must not
 leave a row that every later `orch bench`, `calibrate` and `report` refuses."""
 
+import json
 import math
+import sqlite3
+from contextlib import closing
 
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import summarize_rates
@@ -22,3 +25,12 @@ def test_a_row_with_numbers_that_are_not_finite_is_read_back_with_them_unknown(t
     (row,) = store.rows()
     assert row["tokens_per_s_interval"] is None
     assert row["metrics"] == {"loss_curve": [2.0, None], "eval_loss": None}
+
+
+def test_a_row_an_older_orch_stored_with_infinity_is_still_read(tmp_path):
+    store = ResultStore(tmp_path / "bench.db")
+    with closing(sqlite3.connect(tmp_path / "bench.db")) as db, db:
+        db.execute("INSERT INTO results VALUES ('p1', 's', 'ok', 1.0, ?)",
+                   [json.dumps({**ROW, "tokens_per_s_interval": math.inf, "stable": False})])
+    (row,) = store.rows()
+    assert row["tokens_per_s_interval"] is None and row["tokens_per_s"] == 100.0

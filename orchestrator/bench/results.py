@@ -55,8 +55,18 @@ class ResultStore:
             query = "SELECT point_id, row_json FROM results" + (" WHERE sweep = ?" if sweep else "") + \
                 " ORDER BY created_at"
             found = db.execute(query, [sweep] if sweep else []).fetchall()
-        return [_checked_row(row_json, f"{self.path}: the row of point {checks.printable(str(point_id))[:40]!r}",
-                             model_known=False) for point_id, row_json in found]
+        return [_stored_row(row_json, f"{self.path}: the row of point {checks.printable(str(point_id))[:40]!r}")
+                for point_id, row_json in found]
+
+
+def _stored_row(text: str, where: str) -> dict:
+    """A row of this machine's database, checked; one an older orch stored with Infinity (a one-step interval) is
+    read with that number unknown, as `save` now stores it, rather than refused: nothing recorded is lost."""
+    try:
+        text = json.dumps(_finite(json.loads(text)))
+    except (ValueError, RecursionError):
+        pass  # not JSON: _checked_row names what is wrong with it
+    return _checked_row(text, where, model_known=False)
 
 
 def _finite(value):
