@@ -57,7 +57,8 @@ def test_two_schedulers_start_each_job_exactly_once(tmp_path):
     first, second = scheduler_process("--once", "--cpu-slots", "4"), scheduler_process("--once", "--cpu-slots", "4")
     assert first.wait(120) == 0 and second.wait(120) == 0, (first.stderr.read(), second.stderr.read())
     runs = RunStore().all()
-    assert sorted(r.job_name for r in runs) == sorted(f"job{i}" for i in range(3))  # one run per job, no more
+    why = [(r.job_name, r.status.value, r.message) for r in runs], [(j["name"], j["reason"]) for j in jobs().values()]
+    assert sorted(r.job_name for r in runs) == sorted(f"job{i}" for i in range(3)), why  # one run per job, no more
     assert {jobs()[i]["run_id"] for i in ids} == {r.run_id for r in runs}
     until(lambda: all(j["status"] == "done" for j in jobs().values()),
           step=lambda: orch("scheduler", "run", "--once", "--cpu-slots", "4"))
@@ -136,3 +137,25 @@ def test_cancelling_a_running_job_stops_its_run_with_a_checkpoint(tmp_path):
     until(lambda: json.loads(orch("runs", "--json").stdout)[0]["status"] == "stopped")
     orch("scheduler", "run", "--once")
     assert jobs()[job_id]["status"] == "cancelled"  # the scheduler does not revive it
+
+
+def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path, monkeypatch):
+    """A pass that read the runs before another scheduler's claim and the jobs after it saw a running job without
+    its run, put it back in the queue, and started it a second time (two schedulers, one job, two runs)."""
+    from orchestrator.launch import lifecycle
+    from orchestrator.schedule.queue import JobQueue, JobStatus
+    from orchestrator.schedule.scheduler import Scheduler
+    from tests.test_runs_store import make_record
+
+    queue = JobQueue()
+    job = queue.submit("j", "x.yaml", "{}", None, None, 0)
+    refresh = lifecycle.refresh
+
+    def refresh_then_another_scheduler_claims(store):
+        runs = refresh(store)
+        assert queue.claim(job.job_id, "another:1", make_record(tmp_path / "run"))
+        return runs
+
+    monkeypatch.setattr(lifecycle, "refresh", refresh_then_another_scheduler_claims)
+    Scheduler(queue=queue).reconcile()
+    assert queue.get(job.job_id).status is JobStatus.RUNNING

@@ -75,8 +75,12 @@ class Scheduler:
     # -- reconcile ------------------------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
+        """The jobs in flight are read before the runs: a job another scheduler claims in between is not among them,
+        while every one read was claimed with its run in one transaction, so the runs read next include it. (Read the
+        other way round, such a job looked claimed without a run, went back to the queue, and started twice.)"""
+        in_flight = self.queue.all((JobStatus.RUNNING,))
         runs = {r.run_id: r for r in lifecycle.refresh(self.store)}
-        for job in self.queue.all((JobStatus.RUNNING,)):
+        for job in in_flight:
             run = runs.get(job.run_id)
             if run is None:  # claimed before runs were recorded in the claim's transaction
                 self.queue.update(job.job_id, status=JobStatus.QUEUED, owner=None, run_id=None,
