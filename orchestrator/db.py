@@ -7,7 +7,6 @@ says how to fix it, and is never overwritten.
 """
 
 import functools
-import json
 import sqlite3
 import time
 import types
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
-from gpu_catalog.checks import printable
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.home import orch_home
 
@@ -168,13 +167,11 @@ def _value_problem(kind, value) -> str | None:
 
 
 def _json_problem(value) -> str | None:
-    """Why a JSON column's text is not one JSON object (NaN and Infinity are not JSON); None if it is."""
-    def no_constant(name):
-        raise ValueError(name)
-
+    """Why a JSON column's text is not one JSON object (checks.parse_json: NaN, Infinity and a repeated key are not
+    orch's JSON); None if it is."""
     try:
-        parsed = json.loads(value, parse_constant=no_constant)
-    except (ValueError, RecursionError):
+        parsed = checks.parse_json(value, "the column")
+    except UserError:
         return "not valid JSON"
     return None if isinstance(parsed, dict) else "not a JSON object"
 
@@ -198,8 +195,8 @@ def typed_row(path: Path, table: str, record_type, row) -> dict:
         if problem is None and name.endswith("_json") and value is not None:
             problem = _json_problem(value)
         if problem:
-            shown = printable(repr(value)[:60])
-            raise UserError(f"{path}: the {table} row {printable(str(row[0]))[:40]!r} is damaged: {name} is {shown}, "
-                            f"{problem}. Fix or delete that row with sqlite3, or {_move_away(path, 'the database')}.")
+            shown, row_id = checks.printable(repr(value)[:60]), checks.printable(str(row[0]))[:40]
+            raise UserError(f"{path}: the {table} row {row_id!r} is damaged: {name} is {shown}, {problem}. "
+                            f"Fix or delete that row with sqlite3, or {_move_away(path, 'the database')}.")
     return {name: hints[name](value) if isinstance(hints[name], type) and issubclass(hints[name], Enum) else value
             for name, value in values.items()}

@@ -48,7 +48,7 @@ def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, Data
 
 
 def job_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
-    return _with_dataset_size(config_from_dict(raw, name=name), base_dir)[0]
+    return _with_dataset_size(config_from_dict(raw, name=name, base_dir=base_dir), base_dir)[0]
 
 
 @functools.lru_cache(maxsize=16)

@@ -63,10 +63,10 @@ def _stored_row(text: str, where: str) -> dict:
     """A row of this machine's database, checked; one an older orch stored with Infinity (a one-step interval) is
     read with that number unknown, as `save` now stores it, rather than refused: nothing recorded is lost."""
     try:
-        text = json.dumps(_finite(json.loads(text)))
+        row = _finite(json.loads(text))
     except (ValueError, RecursionError):
-        pass  # not JSON: _checked_row names what is wrong with it
-    return _checked_row(text, where, model_known=False)
+        row = checks.parse_json(text, where)  # not JSON: raises, naming what is wrong with it
+    return _checked_row(row, where, model_known=False)
 
 
 def _finite(value):
@@ -111,7 +111,9 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
                  enumerate(checks.read_text(path, "results file").splitlines(), start=1) if line.strip()]
         if not lines:
             raise UserError(f"results file '{path}' holds no rows: give a .jsonl file that `orch bench --out` wrote.")
-        rows += [_checked_row(line, f"results file '{path}' line {number}") for number, line in lines]
+        for number, line in lines:
+            where = f"results file '{path}' line {number}"
+            rows.append(_checked_row(checks.parse_json(line, where), where))
     return rows
 
 
@@ -125,11 +127,10 @@ MAX_PEAK_GIB = 1e4
 ROW_STATUSES = tuple(status.value for status in TrainStatus)  # what a point's trainer (or its absence: error) said
 
 
-def _checked_row(line: str, where: str, model_known: bool = True) -> dict:
-    """One result row: a JSON object with the fields calibrate and report read, of the right types, numbers finite
-    and in range, a status the trainer reports, and (`model_known`) a model orch describes. A row of this machine's
-    own database may name a local model folder since deleted: its report still shows it."""
-    row = checks.parse_json(line, where)
+def _checked_row(row, where: str, model_known: bool = True) -> dict:
+    """One result row, as parsed: a JSON object with the fields calibrate and report read, of the right types,
+    numbers finite and in range, a status the trainer reports, and (`model_known`) a model orch describes. A row of
+    this machine's own database may name a local model folder since deleted: its report still shows it."""
     if not isinstance(row, dict) or not isinstance(row.get("point_id"), str) or not isinstance(row.get("status"), str) \
             or not isinstance(row.get("config"), dict):
         raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
