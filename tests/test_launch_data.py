@@ -1,11 +1,15 @@
 """A job's local datasets (training and eval) and tokenizer folder reach the trainer wherever it runs: made absolute
 for a local run, mounted for a cloud one."""
 
+import dataclasses
+import json
+
 import pytest
 import yaml
 
-from orchestrator.launch.local import run_job_file
+from orchestrator.launch.local import job_json, run_job_file
 from orchestrator.launch.sky_task import REMOTE_DATA_DIR, stage_files
+from trainer.config import config_from_dict, load_config
 
 
 def job_with_two_files(tmp_path):
@@ -51,6 +55,19 @@ def test_a_relative_tokenizer_folder_is_made_absolute_and_mounted(tmp_path, monk
     files = stage_files(job, tmp_path / "work")
     assert files.datasets[f"{REMOTE_DATA_DIR}/tokenizer/tok"] == tmp_path / "tok"
     assert yaml.safe_load(files.job_file.read_text())["tokenizer"] == f"{REMOTE_DATA_DIR}/tokenizer/tok"
+
+
+@pytest.mark.parametrize("written_as", ["tok", "./tok"])
+def test_the_recorded_job_keeps_a_tokenizer_folder_absolute(tmp_path, monkeypatch, written_as):
+    """runs.db and the queue keep the job as JSON, which the scheduler and the cloud launcher read from their own
+    folders: a relative tokenizer folder would be looked for there."""
+    job = job_with_a_tokenizer_folder(tmp_path, written_as)
+    spec = load_config(job)[0]
+    monkeypatch.chdir("/")
+    recorded = json.loads(job_json(spec, job.parent))
+    assert recorded["tokenizer"] == str(tmp_path / "tok")
+    assert config_from_dict(recorded).tokenizer == str(tmp_path / "tok")
+    assert json.loads(job_json(dataclasses.replace(spec, tokenizer="org/name"), job.parent))["tokenizer"] == "org/name"
 
 
 def test_a_hub_tokenizer_id_is_left_as_written(tmp_path):

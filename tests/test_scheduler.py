@@ -4,9 +4,11 @@ a killed trainer) loses no job."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -126,6 +128,24 @@ def test_a_damaged_queued_job_is_rejected_and_the_pass_goes_on(tmp_path):
         assert job["status"] == "rejected" and job["reason"].endswith("Submit the job again."), (name, job)
         assert f"{job_id}: reject" in said, name
     assert RunStore().all() == []
+
+
+def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp_path, monkeypatch):
+    """The queue keeps the job with its tokenizer folder absolute; a job an older orch queued with a relative one
+    that no longer resolves is rejected, and the scheduler goes on with the others."""
+    folder = tmp_path / "with-tok"
+    (folder / "tok").mkdir(parents=True)
+    job = write_job(folder, name="with-tok", tokenizer="./tok")
+    job_id = json.loads(orch("submit", job, "--json").stdout)["job_id"]
+    monkeypatch.chdir("/")
+    assert jobs()[job_id]["job"]["tokenizer"] == str(folder / "tok")
+    stored = json.dumps({**jobs()[job_id]["job"], "tokenizer": "./tok"})
+    with closing(sqlite3.connect(Path.home() / ".local/share/orch/runs.db")) as db, db:
+        db.execute("UPDATE jobs SET job_json = ? WHERE job_id = ?", (stored, job_id))
+    other_id = submit_tiny(tmp_path, "other", train_tokens=10**12)  # too dear for its budget: decided, not started
+    said = " ".join(orch("scheduler", "run", "--once").stdout.split())
+    assert jobs()[job_id]["status"] == "rejected" and "'./tok' is no folder here" in jobs()[job_id]["reason"]
+    assert f"{other_id}: " in said and RunStore().all() == []
 
 
 def test_cancelling_a_running_job_stops_its_run_with_a_checkpoint(tmp_path):

@@ -1,7 +1,5 @@
 """`orch submit`, `orch queue`, `orch cancel`, `orch scheduler run`: the job queue over owned GPUs and the cloud."""
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -42,8 +40,7 @@ def submit_command(
     job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
     queue = JobQueue()
-    record = queue.submit(spec.name, str(job.resolve()), json.dumps(dataclasses.asdict(spec)), budget, deadline,
-                          priority)
+    record = queue.submit(spec.name, str(job.resolve()), local.job_json(spec, job.parent), budget, deadline, priority)
     folder = orch_home() / "jobs" / record.job_id
     folder.mkdir(parents=True)
     queue.update(record.job_id, job_path=str(local.run_job_file(job, folder)))  # the job as submitted, kept

@@ -8,7 +8,6 @@ records them, so every caller (the CLI, the scheduler) moves a run the same way 
 Money is metered from the second the launch starts until the trainer ends, whenever anyone looks.
 """
 
-import dataclasses
 import json
 import shutil
 import time
@@ -18,7 +17,7 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_for, usd_text
 from orchestrator.home import orch_home
-from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, read_job, run_job_file
+from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
@@ -44,7 +43,7 @@ def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     offer, estimate = option.offer, option.estimate
     return RunRecord(
         run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),
-        job_json=json.dumps(dataclasses.asdict(spec)), target=Target.LOCAL if offer.is_local else Target.CLOUD,
+        job_json=job_json(spec, job_path.parent), target=Target.LOCAL if offer.is_local else Target.CLOUD,
         gpu=offer.gpu.name, provider=offer.provider, region=offer.region, spot=int(offer.spot),
         usd_per_hour=offer.usd_per_hour, budget_usd=budget_usd, est_vram_gib=estimate.vram_gib,
         est_tokens_per_s=estimate.tokens_per_s, est_hours=estimate.hours, est_cost_usd=estimate.cost_usd,

@@ -1,6 +1,8 @@
 """The local launcher: the trainer as a child process in the run's own folder, in its own session so it outlives
 the CLI (`--detach`), on one chosen GPU (CUDA_VISIBLE_DEVICES) or on the CPU."""
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +19,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.config import config_from_dict, resolve_tokenizer
+from trainer.config import JobConfig, config_from_dict, resolve_tokenizer
 
 LOG_NAME = "train.log"
 RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains
@@ -42,6 +44,12 @@ def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
     if tokenizer is not None and os.path.isdir(tokenizer):  # a folder here, not a hub id
         local["tokenizer"] = Path(tokenizer).resolve()
     return raw, local
+
+
+def job_json(spec: JobConfig, job_dir: Path) -> str:
+    """The job as runs.db and the queue keep it, with a relative `tokenizer` folder made absolute: the scheduler and
+    the cloud launcher read it from other folders than the job file's."""
+    return json.dumps({**dataclasses.asdict(spec), "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
 def run_job_file(job_path: Path, run_dir: Path) -> Path:

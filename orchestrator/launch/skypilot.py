@@ -62,7 +62,7 @@ class SkyPilotLauncher:
         if record.wall_s and output_location(record).kind != "bucket":
             raise UserError(f"run {record.run_id} kept its checkpoints on its VM, which is gone: nothing to resume "
                             "from. Launch the job again.")
-        spec = config_from_dict(json.loads(record.job_json))
+        spec = config_from_dict(json.loads(record.job_json), base_dir=Path(record.job_path).parent)
         task_dir = Path(record.run_dir) / "task"  # the VM's copy of the job; the run folder's job.yaml stays as is
         task_dir.mkdir(exist_ok=True)
         budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))

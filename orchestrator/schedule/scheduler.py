@@ -129,15 +129,15 @@ class Scheduler:
         calibration = load_calibration()
         decided = []
         for job in self.queue.all((JobStatus.QUEUED,)):
-            spec = config_from_dict(job.as_dict()["job"])
-            deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
-            ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
-                         deadline_h, job.preemptions)
             try:
+                spec = config_from_dict(job.as_dict()["job"])
                 read_job(Path(job.job_path))  # the queued copy the run will train is still a whole job
             except UserError as exc:  # this job cannot run; the others still can
                 decision = Decision("reject", f"{exc} Submit the job again.")
             else:
+                deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
+                ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
+                             deadline_h, job.preemptions)
                 try:
                     decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left)
                 except UserError as exc:
