@@ -13,14 +13,14 @@ from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
 from orchestrator.estimator.memory import usable_vram_gib
-from orchestrator.estimator.settings import settings_from_job
+from orchestrator.estimator.settings import settings_from_job, unsupported_on
 from orchestrator.frozen import quick_init
 from trainer.config import JobConfig
 
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
 FAILOVER_PRICE_BAND = 1.25  # failover offers cost at most this much more per hour than the chosen one
-FILTER_KINDS = ("provider", "spot", "absent", "launch", "price")  # out before the job's fit is looked at
+FILTER_KINDS = ("provider", "spot", "absent", "launch", "price", "unsupported")  # out before the job's fit is looked at
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 
 
@@ -72,7 +72,8 @@ class Option:
 @dataclass(frozen=True)
 class Rejected:
     """A target that cannot take the job. `kind`: provider, spot, absent, launch (the cloud lacks a feature orch's
-    task needs), price (over --max-usd-per-hour), memory, busy, cpu, budget or deadline.
+    task needs), price (over --max-usd-per-hour), unsupported (the device cannot run a setting: flash_attention_2
+    before Ampere), memory, busy, cpu, budget or deadline.
     `vram_gib` is what the job needs there: the chosen configuration's, or the smallest tried when nothing fits."""
 
     offer: Offer
@@ -96,8 +97,8 @@ class Plan:
         return self.options[0] if self.options else None
 
 
-def _judge(offer: Offer, delivery: Delivery | NoDelivery | None, fit: Fit, estimate: Estimate | None,
-           policy: PlanPolicy) -> tuple[str, str] | None:
+def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None, fit: Fit,
+           estimate: Estimate | None, policy: PlanPolicy) -> tuple[str, str] | None:
     """(kind, reason) when the offer is out, None when it is a valid option. Checks run cheapest-to-explain first.
     `delivery`: the cloud offer's (delivery_for), None for a local one."""
     if policy.providers is not None and offer.provider not in policy.providers:
@@ -109,6 +110,8 @@ def _judge(offer: Offer, delivery: Delivery | NoDelivery | None, fit: Fit, estim
                           "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
     if isinstance(delivery, NoDelivery):
         return "launch", delivery.reason
+    if unsupported := unsupported_on(spec, offer.gpu):
+        return "unsupported", unsupported
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
         return "price", f"over --max-usd-per-hour: ${offer.usd_per_hour:.2f}/h > ${policy.max_usd_per_hour:.2f}/h"
     if not fit.fits:
@@ -200,7 +203,7 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
         estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),
                                       checkpoint_minutes) if fit.fits else None)
         delivery = None if offer.is_local else delivery_for(offer)
-        verdict = _judge(offer, delivery, fit, estimate, policy)
+        verdict = _judge(spec, offer, delivery, fit, estimate, policy)
         if verdict is None:
             valid.append((offer, estimate, delivery))
         else:
@@ -238,5 +241,7 @@ def no_option_message(result: Plan) -> str:
         smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
         return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "
                 "seq_len, or a smaller model.")
+    if "unsupported" in by_kind and not set(by_kind) - set(FILTER_KINDS):
+        return f"no target can run this job: {by_kind['unsupported'][0].reason}."
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
     return f"no target can run this job (rejections: {kinds}); see the table above or --json for each reason."

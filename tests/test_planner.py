@@ -8,7 +8,7 @@ from gpu_catalog.models import get_model
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION
 from orchestrator.job import job_from_dict
-from orchestrator.planner import PlanPolicy, job_fit, plan
+from orchestrator.planner import PlanPolicy, job_fit, no_option_message, plan
 from tests.conftest import make_offer
 
 MODEL = get_model("Llama-3.1-8B")
@@ -69,6 +69,26 @@ def test_gpu_too_small_is_rejected_for_memory():
     spec = dataclasses.replace(JOB, method="full")
     result = run([make_offer(get_gpu("RTX 4090"))], spec=spec)
     assert result.rejected[0].kind == "memory" and "does not fit: needs" in result.rejected[0].reason
+
+
+def test_flash_attention_2_is_planned_only_where_its_kernel_runs():
+    """FlashAttention-2 refuses T4 and V100 (before Ampere) and the CPU at the first step, after the machine is
+    paid for: those targets are out, with the reason, whatever their price."""
+    from gpu_catalog.gpus import cpu_gpu
+
+    spec = dataclasses.replace(JOB, attention="flash_attention_2")
+    result = run([make_offer(T4, "cheap", 0.1), make_offer(get_gpu("V100 32GB"), "cheap", 0.2),
+                  make_offer(A100, "dear", 2.0)], spec=spec)
+    assert result.chosen.offer.gpu == A100
+    assert {(r.offer.gpu.name, r.kind) for r in result.rejected} == {("T4", "unsupported"),
+                                                                     ("V100 32GB", "unsupported")}
+    assert "compute capability 8.0+), T4 has 7.5: use attention sdpa" in result.rejected[0].reason
+    assert run([make_offer(T4, "cheap", 0.1)]).chosen is not None  # sdpa runs there
+    tiny = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000,
+                          "attention": "flash_attention_2"})
+    only_cpu = plan(tiny, get_model("orch/tiny-llama"), [make_offer(cpu_gpu(), "local", 0.01)], PlanPolicy(1.0))
+    assert no_option_message(only_cpu) == ("no target can run this job: attention flash_attention_2 needs a GPU: use "
+                                           "attention sdpa.")
 
 
 def test_busy_local_card_is_rejected():

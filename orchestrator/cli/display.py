@@ -175,7 +175,9 @@ def show_estimate(result: dict) -> None:
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
     console.print(f"[dim]{PEAK_AT[result['peak_at']]}[/]")
-    if "gpu" in result:
+    if "gpu" in result and result["unsupported"]:
+        console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
+    elif "gpu" in result:
         verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free)" if result["fits"]
                    else f"does not fit ({result['usage']}, {result['usable_vram_gib']:g} usable)")
         console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
@@ -186,7 +188,7 @@ def show_estimate(result: dict) -> None:
         console.print("No catalog GPU fits these settings.")
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
-    elif "gpu" in result and not result["fits"]:
+    elif "gpu" in result and not result["fits"] and not result["unsupported"]:
         console.print("--auto-fit finds the micro-batch and checkpointing that fit, keeping the effective batch.")
 
 

@@ -23,7 +23,7 @@ from orchestrator.estimator.memory import (
     precision,
     usable_vram_gib,
 )
-from orchestrator.estimator.settings import job_model, settings_from_job
+from orchestrator.estimator.settings import job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
 from trainer.config import CHOICES
@@ -136,9 +136,10 @@ def estimate(
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)
+        unsupported = unsupported_on(settings, target)
         result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
                       headroom_fraction=round(headroom_fraction(target, calibration), 4),
-                      fits=memory.vram_gib <= usable,
+                      fits=memory.vram_gib <= usable and unsupported is None, unsupported=unsupported,
                       usage=f"{memory.vram_gib:.1f} of {target.vram_gib:g} GiB",
                       tokens_per_s=round(speed.tokens_per_s, 1), efficiency=round(speed.efficiency, 3),
                       basis=speed.basis, flops_per_token=speed.flops_per_token,
@@ -151,8 +152,8 @@ def estimate(
                 f"checkpointing {'on' if chosen.settings.grad_ckpt else 'off'}: {chosen.memory.vram_gib:.1f} GiB, "
                 f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
     else:
-        fitting = sorted((g for g in load_gpus()
-                          if estimate_memory(shape, settings, g, calibration).vram_gib
+        fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
+                          and estimate_memory(shape, settings, g, calibration).vram_gib
                           <= usable_vram_gib(g, calibration)),
                          key=lambda g: (g.vram_gib, g.name))
         result["fits_on"] = [g.name for g in fitting]

@@ -7,8 +7,13 @@ estimate of a job as written starts with it off)."""
 from dataclasses import replace
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape, get_model
 from trainer.config import JobConfig
+
+# FlashAttention-2 runs on Ampere, Ada and Hopper and later (flash-attn's README, 2024-12); on a T4 or V100 its
+# kernel refuses at the first step, after the machine is paid for
+FLASH_ATTENTION_MIN_CAPABILITY = 8.0
 
 
 def settings_from_job(spec: JobConfig) -> JobConfig:
@@ -24,6 +29,19 @@ def job_model(spec: JobConfig) -> ModelShape:
         raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
                         f"{model.name}: freeze at most {model.n_layers}.")
     return model
+
+
+def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
+    """Why the trainer cannot run the job on this device at all (not a matter of memory), or None: the planner
+    offers no such target, and `orch estimate` says so instead of a speed."""
+    if spec.attention != "flash_attention_2":
+        return None
+    if gpu.kind == "cpu":
+        return "attention flash_attention_2 needs a GPU: use attention sdpa"
+    if float(gpu.compute_capability or 0) < FLASH_ATTENTION_MIN_CAPABILITY:
+        return (f"attention flash_attention_2 needs an Ampere or later GPU (compute capability 8.0+), "
+                f"{gpu.name} has {gpu.compute_capability}: use attention sdpa")
+    return None
 
 
 def tokens_per_micro_batch(spec: JobConfig) -> int:
