@@ -4,6 +4,7 @@ a separate eval set; the tiny model trains a few steps on each."""
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,6 +146,25 @@ def test_a_folder_of_more_than_one_kind_of_file_is_refused_naming_them(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert preflight.dataset_problems(job(dataset="data"), tmp_path / "job.yaml") == [message]
+
+
+@pytest.mark.parametrize("others", [("notes.txt", "todo.txt"), ("loss.png", "lr.png")])
+def test_files_of_a_kind_orch_does_not_train_on_still_make_a_folder_mixed(tmp_path, others):
+    """`datasets` reads .txt as text and .png as images too: two of them beside one .jsonl and it reads the folder
+    as text (or images), and the .jsonl not at all. A README.md or a file with no suffix is passed over."""
+    folder = tmp_path / "data"
+    write_records(folder / "a.jsonl", ROWS[:30])
+    for name in others:
+        (folder / name).write_bytes(b"x")
+    found = f"(1 .jsonl, 2 {Path(others[0]).suffix})"
+    for problems in (dataset_problems(job(dataset="data"), tmp_path),
+                     preflight.dataset_problems(job(dataset="data"), tmp_path / "job.yaml")):
+        assert len(problems) == 1 and found in problems[0], problems
+    for name in others:
+        (folder / name).unlink()
+    (folder / "README.md").write_text("# notes\n")
+    (folder / "LICENSE").write_text("MIT\n")
+    assert len(load_records(job(dataset="data"), tmp_path).train) == 30
 
 
 def test_a_folder_of_one_reader_is_not_a_mix(tmp_path):

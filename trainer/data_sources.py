@@ -44,16 +44,30 @@ def file_kind(path: Path) -> str | None:
     return FILE_KINDS.get(path.suffix.lower())
 
 
+def folder_kind(suffix: str) -> str | None:
+    """The builder `datasets` reads a file of this suffix with when it reads a folder: orch's kinds, and any other it
+    knows (text for .txt, imagefolder for .png ...), or None for a file it passes over (README.md, LICENSE). Its
+    table is looked up only for a folder that holds such other files, so planning a usual folder imports nothing."""
+    suffix = suffix.lower()
+    if suffix in FILE_KINDS or suffix in ("", ".md"):
+        return FILE_KINDS.get(suffix)
+    from datasets.packaged_modules import _EXTENSION_TO_MODULE
+
+    module = _EXTENSION_TO_MODULE.get(suffix)
+    return module[0] if module else None
+
+
 def mixed_kinds_problem(folder: Path) -> str | None:
     """A folder whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
-    the other files without a word. A README that lists `configs:` (the hub layout) names each config's files
-    itself, so it may mix kinds. Hidden files and `__` folders are left out, as `datasets` leaves them out."""
+    the other files without a word, so two notes.txt beside a .jsonl make it a text dataset, and two .png an image
+    one. A README that lists `configs:` (the hub layout) names each config's files itself, so it may mix kinds.
+    Hidden files and `__` folders are left out, as `datasets` leaves them out."""
     if _lists_configs(folder):
         return None
-    counts = Counter(path.suffix.lower() for path in folder.rglob("*") if file_kind(path) is not None
-                     and not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
-                     and path.is_file())
-    if len({FILE_KINDS[suffix] for suffix in counts}) < 2:
+    counts = Counter(path.suffix.lower() for path in folder.rglob("*")
+                     if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
+                     and folder_kind(path.suffix) is not None and path.is_file())
+    if len({folder_kind(suffix) for suffix in counts}) < 2:
         return None
     found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
     return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
