@@ -182,8 +182,8 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
         raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")
     return OwnedHardware(
         cards=tuple(_parse_card(card, path) for card in cards),
-        electricity_usd_per_kwh=_positive(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
-                                          "electricity_usd_per_kwh", path, MAX_USD_PER_KWH),
+        electricity_usd_per_kwh=_at_least(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
+                                          "electricity_usd_per_kwh", path, 0, MAX_USD_PER_KWH),
         pue=float(checks.number(raw.get("pue", 1.0), f"{path}: pue", 1.0, MAX_PUE)),
         cost_policy=policy,
         source=str(path),

@@ -76,3 +76,14 @@ def test_a_trainer_process_is_not_metered_from_before_it_was_started():
                            capture_output=True, text=True, check=True, cwd=REPO)
     after = time.time()
     assert before - 0.02 <= float(child.stdout) <= after  # one 10 ms clock tick of rounding either way
+
+
+def test_a_free_card_trains_and_records_no_spend(tmp_path):
+    """Free electricity with the marginal policy prices the CPU at $0/h: the trainer takes 0 as a price (no budget
+    stop to arm) instead of refusing the run."""
+    (tmp_path / "hardware.yaml").write_text("electricity_usd_per_kwh: 0\ncost_policy: marginal\n")
+    job = write_job(tmp_path, max_steps=2)
+    launched = runner.invoke(app, ["launch", str(job), "--budget", "0.01", "--target", "local", "--yes", "--json"])
+    assert launched.exit_code == 0, launched.output
+    (run,) = runs()
+    assert (run["status"], run["usd_per_hour"], run["cost_usd"]) == ("ok", 0.0, 0.0), run["message"]

@@ -209,3 +209,9 @@ def test_a_hub_dataset_offline_is_refused_before_any_work_unless_cached(tmp_path
     (tmp_path / "datasets" / "other-org___ds").mkdir(parents=True)  # prepared by `datasets` itself
     assert dataset_problems(config, tmp_path) == []
 
+
+
+def test_a_price_of_zero_is_free_and_a_negative_one_is_refused():
+    assert config_from_dict({**BASE, "usd_per_hour": 0, "budget_usd": 1}).usd_per_hour == 0
+    with pytest.raises(ConfigError, match=r"`usd_per_hour` must be 0 or more, got -1"):
+        config_from_dict({**BASE, "usd_per_hour": -1, "budget_usd": 1})
