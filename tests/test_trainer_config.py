@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -215,3 +216,21 @@ def test_a_price_of_zero_is_free_and_a_negative_one_is_refused():
     assert config_from_dict({**BASE, "usd_per_hour": 0, "budget_usd": 1}).usd_per_hour == 0
     with pytest.raises(ConfigError, match=r"`usd_per_hour` must be 0 or more, got -1"):
         config_from_dict({**BASE, "usd_per_hour": -1, "budget_usd": 1})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"micro_batch": 65536, "grad_accum": 65536}, "`micro_batch` x `grad_accum` = 4294967296 sequences a step: at "
+                                                  "most 65536, lower one of them"),
+    ({"attention": "flash_attention_2", "precision": "fp32"}, "attention flash_attention_2 runs in bf16 or fp16 only"),
+])
+def test_settings_that_do_not_go_together_are_refused(change, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({**BASE, **change})
+
+
+def test_the_trainer_refuses_fp16_on_the_cpu(tmp_path, capsys):
+    """fp16 needs CUDA's loss scaler: on the CPU it trained without one, and torch said so only in a warning."""
+    job = write_job(tmp_path, precision="fp16", max_steps=1)
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "precision fp16 needs a CUDA GPU" in err[0], err

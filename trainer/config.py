@@ -136,6 +136,7 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
             "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
+MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
 _HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
 HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
@@ -190,7 +191,22 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be in [{low}, {high}), got {value}")
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
-    return problems + _method_problems(raw)
+    return problems + _method_problems(raw) + _pair_problems(raw)
+
+
+def _pair_problems(raw: dict) -> list[str]:
+    """Settings each fine alone that do not go together: a step of billions of sequences (auto-fit would try every
+    micro-batch dividing it), and FlashAttention-2 in fp32, which transformers refuses as it loads the model."""
+    problems = []
+    micro_batch, grad_accum = raw.get("micro_batch", 1), raw.get("grad_accum", 1)
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (micro_batch, grad_accum)) and \
+            micro_batch * grad_accum > MAX_EFFECTIVE_BATCH:
+        problems.append(f"`micro_batch` x `grad_accum` = {micro_batch * grad_accum} sequences a step: at most "
+                        f"{MAX_EFFECTIVE_BATCH}, lower one of them")
+    if raw.get("attention") == "flash_attention_2" and raw.get("precision") == "fp32":
+        problems.append("attention flash_attention_2 runs in bf16 or fp16 only: use precision auto, bf16 or fp16, or "
+                        "attention sdpa")
+    return problems
 
 
 def _method_problems(raw: dict) -> list[str]:

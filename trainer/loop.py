@@ -86,6 +86,9 @@ class FineTune:
                             "it, or choose another --output")
         if (config.budget_usd is None) != (config.usd_per_hour is None):
             problems.append("a budget stop needs both `usd_per_hour` and `budget_usd`")
+        if config.precision == "fp16" and self.device.type != "cuda":
+            problems.append("precision fp16 needs a CUDA GPU (its loss scaler runs there): use precision auto, bf16 "
+                            "or fp32 on the CPU")
         if config.attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
             problems.append("attention flash_attention_2 needs the flash-attn package (and a GPU): pip install "
                             "flash-attn, or use attention: sdpa")

@@ -33,14 +33,19 @@ def job_model(spec: JobConfig) -> ModelShape:
 
 def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
     """Why the trainer cannot run the job on this device at all (not a matter of memory), or None: the planner
-    offers no such target, and `orch estimate` says so instead of a speed."""
-    if spec.attention != "flash_attention_2":
-        return None
-    if gpu.kind == "cpu":
+    offers no such target, and `orch estimate` says so instead of a speed. bf16 on a T4 or V100 is emulated, many
+    times slower than the estimate; fp16 needs CUDA's loss scaler."""
+    on_cpu = gpu.kind == "cpu"
+    if spec.attention == "flash_attention_2" and on_cpu:
         return "attention flash_attention_2 needs a GPU: use attention sdpa"
-    if float(gpu.compute_capability or 0) < FLASH_ATTENTION_MIN_CAPABILITY:
+    if spec.attention == "flash_attention_2" and float(gpu.compute_capability or 0) < FLASH_ATTENTION_MIN_CAPABILITY:
         return (f"attention flash_attention_2 needs an Ampere or later GPU (compute capability 8.0+), "
                 f"{gpu.name} has {gpu.compute_capability}: use attention sdpa")
+    if spec.precision == "fp16" and on_cpu:
+        return "precision fp16 needs a GPU (its loss scaler runs on CUDA): use precision auto or bf16 on the CPU"
+    if spec.precision == "bf16" and not on_cpu and not gpu.supports_bf16:
+        return (f"precision bf16 needs a GPU with bf16 (Ampere or later), {gpu.name} has none: use precision auto "
+                "or fp16")
     return None
 
 
