@@ -163,14 +163,25 @@ def yaml_error_text(exc: yaml.YAMLError) -> str:
     return f"{where}: {' '.join(str(problem).split())}"
 
 
+def unreadable_value(exc: ValueError) -> str:
+    """What Python refused while turning a value into a number or date, in the user's terms (its own advice for a
+    number of over 4300 digits is to change a Python setting)."""
+    if "integer string conversion" in str(exc):
+        return "a number of thousands of digits, too long to read"
+    return str(exc)
+
+
 def parse_yaml(text: str, what: str):
-    """YAML text (a file's or a flag's) through the duplicate-refusing safe loader."""
+    """YAML text (a file's or a flag's) through the duplicate-refusing safe loader. A value PyYAML recognises but
+    Python cannot hold (`2001-02-30`, a 5000-digit number) is refused like any other bad value."""
     try:
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise UserError(f"{what} is not valid YAML{yaml_error_text(exc)}.") from None
     except RecursionError:
         raise UserError(f"{what} {TOO_DEEP}") from None
+    except ValueError as exc:
+        raise UserError(f"{what} holds a value that cannot be read ({unreadable_value(exc)}): check it.") from None
 
 
 def parse_json(text: str, what: str):
@@ -190,7 +201,7 @@ def parse_json(text: str, what: str):
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
     except ValueError as exc:
-        raise UserError(f"{what}: {exc}.") from None
+        raise UserError(f"{what}: {unreadable_value(exc)}.") from None
     except RecursionError:
         raise UserError(f"{what} {TOO_DEEP}") from None
 

@@ -43,6 +43,19 @@ def test_yaml_reads_exponents_as_numbers_as_trainer_configs_mean_them():
     assert isinstance(read["count"], int)
 
 
+@pytest.mark.parametrize("text, said", [
+    ("seed: 1" + "0" * 5000, "a number of thousands of digits, too long to read"),
+    ("created: 2001-02-30", "day is out of range for month"),
+])
+def test_a_value_yaml_reads_but_python_cannot_hold_is_one_error(text, said):
+    """PyYAML turns these into an int or a date, which Python refuses with a ValueError (and, for the number,
+    advice to change a Python setting)."""
+    with pytest.raises(UserError, match=f"job file holds a value that cannot be read \\({said}\\): check it"):
+        checks.parse_yaml(text, "job file")
+    with pytest.raises(UserError, match="results file: a number of thousands of digits, too long to read"):
+        checks.parse_json('{"seed": 1' + "0" * 5000 + "}", "results file")
+
+
 def test_yaml_is_safe():
     with pytest.raises(UserError, match="could not determine a constructor"):
         checks.parse_yaml("x: !!python/object/apply:os.system [echo]\n", "t")

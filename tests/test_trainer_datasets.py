@@ -279,3 +279,15 @@ def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, cap
     code, metrics = train(tmp_path, dataset=name)
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("record, said", [
+    ('{"text": "a", "n": 1' + "0" * 5000 + "}", "a number of thousands of digits, too long to read"),
+    ('{"text": ' + "[" * 100_000 + "}", "a value nested too deeply"),
+])
+def test_a_record_json_parses_but_python_cannot_hold_names_its_line(tmp_path, record, said):
+    lines = [json.dumps(row) for row in ROWS[:5]]
+    lines.insert(2, record)
+    (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"data.jsonl line 3: {said}")):
+        load_records(job(dataset="data.jsonl"), tmp_path)

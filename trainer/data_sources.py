@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from gpu_catalog import checks
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
 from trainer.data_formats import DataError
 from trainer.offline_names import dataset_unreachable
@@ -173,6 +174,8 @@ def _json_records(path: Path) -> Iterator[dict]:
             raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"dataset {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
+        except (ValueError, RecursionError) as exc:
+            raise DataError(f"dataset {path}: {_value_problem(exc)}: fix the file.") from None
         numbered = ((f"record {index}", record) for index, record in enumerate(records))
     else:
         numbered = _json_lines(path)
@@ -184,6 +187,13 @@ def _json_records(path: Path) -> Iterator[dict]:
             raise DataError(f"dataset {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
                             "which is no character: fix or drop the record.")
         yield record
+
+
+def _value_problem(exc: ValueError | RecursionError) -> str:
+    """A record json parsed but Python cannot hold, in the user's terms."""
+    if isinstance(exc, RecursionError):
+        return "a value nested too deeply (hundreds of levels of lists or objects)"
+    return checks.unreadable_value(exc)
 
 
 def _starts_a_list(path: Path) -> bool:
@@ -208,6 +218,9 @@ def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
                                 "one JSON object per line.") from None
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number; lists nested thousands deep
+                raise DataError(f"dataset {path} line {number}: {_value_problem(exc)}: fix or drop the "
+                                "record.") from None
 
 
 def _is_text(value) -> bool:
