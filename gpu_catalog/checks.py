@@ -94,9 +94,10 @@ def user_path(text: str | Path) -> Path:
 
 
 def env_path(variable: str, default: str) -> Path:
-    """A path from an environment variable. Unset or empty means the default: an empty ORCH_HOME would otherwise put
-    orch's databases in whatever folder the command runs from."""
-    value = os.environ.get(variable) or default
+    """A path from an environment variable. Unset, empty or blank means the default: an empty ORCH_HOME would
+    otherwise put orch's databases in whatever folder the command runs from (or a folder named ' ' there)."""
+    value = os.environ.get(variable, "")
+    value = value if value.strip() else default
     try:
         return Path(value).expanduser()
     except RuntimeError:

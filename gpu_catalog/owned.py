@@ -126,6 +126,17 @@ def _at_least(value, what: str, path: Path, low: float, upper: float) -> float:
     return float(checks.number(value, f"{path}: {what}", low, upper))
 
 
+def _check_declared_once(cards: tuple[OwnedCard, ...], path: Path) -> None:
+    """Two entries for one GPU model on one machine were silently taken as one card, with one of their prices."""
+    seen = set()
+    for card in cards:
+        if (card.gpu.name, card.ssh_pool) in seen:
+            where = f"in ssh_pool {card.ssh_pool}" if card.ssh_pool else "on this machine"
+            raise UserError(f"{path}: {card.gpu.name} is declared twice {where}: declare it once with `count: N`, or "
+                            "give each its own ssh_pool.")
+        seen.add((card.gpu.name, card.ssh_pool))
+
+
 def _parse_card(raw, path: Path) -> OwnedCard:
     if not isinstance(raw, dict) or "gpu" not in raw:
         raise UserError(f"{path}: each entry under `cards` needs at least `gpu: NAME`.")
@@ -180,8 +191,10 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
         cards = []
     if not isinstance(cards, list):
         raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")
+    parsed = tuple(_parse_card(card, path) for card in cards)
+    _check_declared_once(parsed, path)
     return OwnedHardware(
-        cards=tuple(_parse_card(card, path) for card in cards),
+        cards=parsed,
         electricity_usd_per_kwh=_at_least(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
                                           "electricity_usd_per_kwh", path, 0, MAX_USD_PER_KWH),
         pue=float(checks.number(raw.get("pue", 1.0), f"{path}: pue", 1.0, MAX_PUE)),

@@ -1,6 +1,7 @@
 """The shared checks themselves: what they accept matters as much as what they refuse."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,13 @@ def test_a_value_yaml_reads_but_python_cannot_hold_is_one_error(text, said):
         checks.parse_yaml(text, "job file")
     with pytest.raises(UserError, match="results file: a number of thousands of digits, too long to read"):
         checks.parse_json('{"seed": 1' + "0" * 5000 + "}", "results file")
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t "])
+def test_an_empty_or_blank_path_variable_means_the_default(monkeypatch, value):
+    """A blank ORCH_HOME put orch's databases in a folder named ' ' wherever the command ran."""
+    monkeypatch.setenv("ORCH_HOME", value)
+    assert checks.env_path("ORCH_HOME", "/default/orch") == Path("/default/orch")
 
 
 def test_yaml_is_safe():

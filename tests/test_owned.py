@@ -67,11 +67,20 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
     ("0", "expected a mapping"), ("''", "expected a mapping"),
     ("cards: [{gpu: RTX 4090, ssh_pool: ''}]", "ssh_pool '' is not allowed"),
     ("cards: [{gpu: RTX 4090, ssh_pool: false}]", "ssh_pool False is not allowed"),
+    # one card taken for two, with one of the two prices
+    ("cards: [{gpu: RTX 4090, purchase_price_usd: 100}, {gpu: RTX4090, purchase_price_usd: 5000}]",
+     "RTX 4090 is declared twice on this machine: declare it once with `count: N`"),
+    ("cards: [{gpu: A10, ssh_pool: lab}, {gpu: A10, ssh_pool: lab}]", "A10 is declared twice in ssh_pool lab"),
 ])
 def test_bad_hardware_file(tmp_path, monkeypatch, text, message):
     write_hardware(tmp_path, monkeypatch, text)
     with pytest.raises(UserError, match=message):
         load_owned_hardware()
+
+
+def test_one_gpu_model_in_two_places_is_two_cards(tmp_path, monkeypatch):
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: A10}, {gpu: A10, ssh_pool: lab}]")
+    assert [card.ssh_pool for card in load_owned_hardware().cards] == [None, "lab"]
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "cards:", "cards: []", "pue: 1.2"])
