@@ -8,6 +8,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import get_gpu
 from gpu_catalog.local import local_offers
 from gpu_catalog.models import get_model
@@ -120,3 +121,20 @@ def test_plan_shows_where_the_money_goes_and_how_the_output_comes_home():
     chosen = data["chosen"]
     assert chosen["output"] == "bucket" and chosen["usd_per_hour"] <= 2 and data["max_usd_per_hour"] == 2
     assert chosen["est_cost_usd"] == pytest.approx(sum(chosen["parts_usd"].values()), abs=0.01)
+
+
+@pytest.mark.parametrize("target, asked, message", [
+    ("auto", "lambda", "--providers lambda: no offers from it in the catalogs here (`orch catalog refresh` brings "
+                       "SkyPilot's); providers with offers: local, nebius."),
+    ("cloud", "local", "--target cloud and --providers local leave no provider: drop one of them."),
+    ("local", "nebius", "--target local and --providers nebius leave no provider: drop one of them."),
+])
+def test_flags_that_leave_no_provider_say_so_once(target, asked, message):
+    """Every row used to say 'provider X not allowed (allowed: )' and the plan failed without saying why."""
+    from orchestrator.cli.planning import allowed_providers
+
+    offers = [make_offer(get_gpu("A100 80GB"), "nebius"), make_offer(get_gpu("RTX 4090"), "local")]
+    with pytest.raises(UserError) as raised:
+        allowed_providers(target, asked, offers)
+    assert str(raised.value) == message
+    assert allowed_providers("cloud", "nebius,lambda", offers) == {"nebius"}
