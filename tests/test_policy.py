@@ -65,6 +65,16 @@ def test_a_job_no_local_card_fits_goes_to_the_cheapest_cloud_offer():
     assert decision.reason.startswith("no local card fits")
 
 
+def test_a_local_card_that_cannot_run_a_setting_is_passed_over():
+    """FlashAttention-2 refuses a T4: the job goes to the cloud, as the planner would send it, not onto the card."""
+    t4 = make_offer(get_gpu("T4"), provider="local", usd_per_hour=0.05)
+    fa2 = dataclasses.replace(SPEC, attention="flash_attention_2", micro_batch=1, grad_ckpt=True)
+    assert decide(ask(spec=dataclasses.replace(fa2, attention="sdpa")), MODEL, [LocalSlot("0", t4)],
+                  CLOUD).action == "start_local"
+    decision = decide(ask(spec=fa2), MODEL, [LocalSlot("0", t4)], CLOUD)
+    assert decision.action == "start_cloud" and decision.option.offer.gpu.name != "T4"
+
+
 def test_spot_with_slack_on_demand_without():
     relaxed = decide(ask(deadline_h=100), MODEL, [], CLOUD)
     assert relaxed.option.offer.spot and "spot: the job checkpoints" in relaxed.reason

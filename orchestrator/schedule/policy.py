@@ -19,6 +19,7 @@ from gpu_catalog.offer import Offer
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
+from orchestrator.estimator.settings import unsupported_on
 from orchestrator.frozen import quick_init
 from orchestrator.planner import Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
@@ -75,6 +76,8 @@ def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
     tokens = ask.spec.resolved_train_tokens()
     found = []
     for slot in slots:
+        if unsupported_on(ask.spec, slot.offer.gpu):  # as the planner judges it: FlashAttention-2 on a T4, ...
+            continue
         fit = job_fit(ask.spec, model, slot.offer.gpu, calibration, fit_cache)
         if not fit.fits:
             continue

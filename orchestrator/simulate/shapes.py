@@ -25,6 +25,7 @@ from orchestrator.cost import estimate_on_offer
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.fit import Fit
+from orchestrator.estimator.settings import unsupported_on
 from orchestrator.planner import FILTER_KINDS, PlanPolicy, job_fit, plan
 from trainer.config import JobConfig, config_from_dict
 
@@ -142,7 +143,7 @@ def winnable(offers: list[Offer], spec: JobConfig, model: ModelShape, calibratio
     for index, offer in enumerate(offers):
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
         launchable = offer.is_local or isinstance(delivery_for(offer), Delivery)  # as the planner judges it
-        if fit.fits and launchable:
+        if fit.fits and launchable and unsupported_on(spec, offer.gpu) is None:
             scored.append((index, offer, _affine_terms(fit, offer, model, spec.save_every_minutes)))
     kept, cost_terms, hour_terms = [], [], []
     for index, offer, score in scored:
