@@ -14,6 +14,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
 from gpu_catalog.offer import Offer
+from gpu_catalog.units import MAX_BUDGET_USD
 
 MIB_PER_GIB = 1024
 REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region"}
@@ -21,15 +22,17 @@ REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Pric
 
 @functools.lru_cache(maxsize=4096)
 def _gpu_memory_gib(gpu_info: str) -> float | None:
-    """Per-GPU memory from the GpuInfo column (a Python-literal dict in most clouds, JSON in some)."""
+    """Per-GPU memory from the GpuInfo column (a Python-literal dict in most clouds, JSON in some). A cell neither
+    parser reads is unreadable, like any other of the wrong shape: nested too deeply, json raises RecursionError and
+    Python's parser SyntaxError, RecursionError or MemoryError (its stack, not the machine's memory)."""
     if not gpu_info:
         return None
     try:
         info = json.loads(gpu_info)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         try:
             info = ast.literal_eval(gpu_info)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
             return None
     try:
         gpus = info.get("Gpus") or [{}]
@@ -55,17 +58,18 @@ def resolve_gpu(accelerator: str, instance_type: str, memory_gib: float | None) 
 FIX = "rerun `orch catalog refresh`, or remove it."
 
 
-def _amount(row: dict[str, str], column: str, where: str) -> float:
-    """A row's AcceleratorCount, Price or SpotPrice. Empty or 0 is SkyPilot's "none" (an instance without GPUs, a
-    cloud without a spot market); text, NaN, infinity or a negative is a broken file, refused with its line rather
-    than read as "none", which hid the row from planning and from `orch catalog offers --dropped` alike."""
+def _amount(row: dict[str, str], column: str, where: str, most: float | None = None) -> float:
+    """A row's AcceleratorCount, Price or SpotPrice, at most `most`. Empty or 0 is SkyPilot's "none" (an instance
+    without GPUs, a cloud without a spot market); text, NaN, infinity or a negative is a broken file, refused with its
+    line rather than read as "none", which hid the row from planning and from `orch catalog offers --dropped` alike.
+    A tiny price is a placeholder, not an error: offers.py drops it and `--dropped` lists it."""
     text = row.get(column) or "0"
     try:
         value = float(text)
     except ValueError:
         value = text
     try:
-        return checks.number(value, f"{where} {column}", 0)
+        return checks.number(value, f"{where} {column}", 0, most)
     except UserError as exc:
         raise UserError(f"{str(exc).rstrip('.')}: {FIX}") from None
 
@@ -103,7 +107,10 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
         provider = vms_csv.parent.name
         for number, row in enumerate(_rows(vms_csv), start=2):
             where = f"{vms_csv} line {number}:"
-            prices = [(spot, _amount(row, column, where)) for spot, column in ((False, "Price"), (True, "SpotPrice"))]
+            # a whole instance's price (an 8-GPU node, a TPU pod slice), so MAX_BUDGET_USD, the most any price may be,
+            # and not the per-GPU plausible range that offers.py drops by: 1e300 $/h is a broken file
+            prices = [(spot, _amount(row, column, where, MAX_BUDGET_USD))
+                      for spot, column in ((False, "Price"), (True, "SpotPrice"))]
             if not row.get("AcceleratorName") or _accelerator_count(row, where) != 1:
                 continue
             gpu = resolve_gpu(row["AcceleratorName"], row["InstanceType"], _gpu_memory_gib(row.get("GpuInfo", "")))

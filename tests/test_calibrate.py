@@ -3,6 +3,7 @@ and cross-validates honestly: a held-out source's estimates never depend on its 
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -17,6 +18,7 @@ from orchestrator.bench.calibrate import (
     published_observations,
 )
 from orchestrator.bench.published import load_points
+from orchestrator.bench.results import read_jsonl
 from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
 from tests.bench_fixtures import TRUTH, synthetic_rows
 
@@ -156,3 +158,57 @@ def test_the_headroom_fits_keeps_is_fitted_to_the_largest_under_estimate_among_t
     assert headroom_fraction(h100, fitted) == fitted.memory["cuda"]["headroom_fraction"]
     assert usable_vram_gib(h100, fitted) == pytest.approx(h100.vram_gib * (1 - headroom_fraction(h100, fitted)))
     assert headroom_fraction(h100, NO_CALIBRATION) == FIT_HEADROOM_FRACTION
+
+
+@pytest.mark.parametrize("content, key, value", [
+    ({"efficiency": {"A100 80GB": {"qlora": 5e-324}}}, "efficiency of A100 80GB qlora", "4.94066e-324"),
+    ({"efficiency": {"H100 SXM": {"lora": 1e-12}}}, "efficiency of H100 SXM lora", "1e-12"),
+    ({"efficiency": {"L4": {"full": 0.049}}}, "efficiency of L4 full", "0.049"),
+    ({"efficiency": {}, "method_efficiency": {"qlora": 5e-324}}, "method_efficiency of qlora", "4.94066e-324"),
+])
+def test_a_calibration_efficiency_outside_what_calibrate_fits_is_refused(tmp_path, content, key, value):
+    """"Above 0" let 5e-324 through, which divided by zero in `orch plan`, and 1e-12, which planned a job at
+    millions of hours: a peak share in the file must lie in the range `orch calibrate` fits it in."""
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(UserError, match=re.escape(f"calibration file {path} is malformed ({key} must be at least 0.05 "
+                                                  f"and at most 1, got {value}); rerun `orch calibrate`")):
+        load_calibration(path)
+
+
+CPU_ROW = {"point_id": "p1", "status": "ok", "sweep": "s", "gpu": "CPU", "tokens_per_s": 100.0,
+           "config": {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2}}
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"tokens_per_s": 5e-324}, "tokens_per_s"),
+    ({"status": "oom", "tokens_per_s": 1e-300}, "tokens_per_s"),
+    ({"nvml_peak_used_gib": 5e-324}, "nvml_peak_used_gib"),
+    ({"gpu_vram_gib": 1e-300}, "gpu_vram_gib"),
+    ({"peak_vram_gib": {"allocated": 0, "reserved": 5e-324}}, "peak_vram_gib.reserved"),
+])
+def test_a_result_row_with_a_near_zero_measurement_is_refused_with_its_line(tmp_path, change, key):
+    """0 is "not measured" (line 1); 5e-324 tokens/s is no measurement either, and dividing by it overflowed:
+    calibrate fitted efficiency 1.0 and put inf in --json, and report took the log of 0."""
+    results = tmp_path / "results.jsonl"
+    unmeasured = {**CPU_ROW, "point_id": "p0", "nvml_peak_used_gib": 0, "peak_vram_gib": {"reserved": 0}}
+    results.write_text(json.dumps(unmeasured) + "\n" + json.dumps({**CPU_ROW, **change}) + "\n")
+    with pytest.raises(UserError, match=rf"results file '.*' line 2: `{re.escape(key)}` must be at least 0\.001 and "
+                                        r"at most \d+, got "):
+        read_jsonl([results])
+
+
+def test_calibrate_json_refuses_a_near_zero_speed_in_one_line(tmp_path, monkeypatch):
+    """`orch calibrate --json` crashed writing the inf that a 5e-324 tokens/s made of the fit."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({**CPU_ROW, "tokens_per_s": 5e-324}) + "\n")
+    result = CliRunner().invoke(app, ["calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"),
+                                      "--json"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"error: results file '{results}' line 1: `tokens_per_s` must be at least 0.001 "
+                                     "and at most 1000000000, got 4.94066e-324.")

@@ -89,12 +89,12 @@ def write_catalog(tmp_path, *rows: str):
 @pytest.mark.parametrize("row, message", [
     ("a,A100,1,30,200,nan,,r,", "Price must be a finite number, got nan"),
     ("a,A100,1,30,200,inf,,r,", "Price must be a finite number, got inf"),
-    ("a,A100,1,30,200,-1,,r,", "Price must be at least 0, got -1"),
+    ("a,A100,1,30,200,-1,,r,", "Price must be at least 0 and at most 10000000, got -1"),
     ("a,A100,1,30,200,cheap,,r,", "Price must be a number, got 'cheap'"),
     ("a,A100,nan,30,200,1.29,,r,", "AcceleratorCount must be a finite number, got nan"),
     ("a,A100,1.5,30,200,1.29,,r,", "AcceleratorCount must be a whole number, or a share of one GPU below 1"),
     ("a,A100,1,30,200,1.29,nan,r,", "SpotPrice must be a finite number, got nan"),
-    ("a,A100,1,30,200,1.29,-5,r,", "SpotPrice must be at least 0, got -5"),
+    ("a,A100,1,30,200,1.29,-5,r,", "SpotPrice must be at least 0 and at most 10000000, got -5"),
     ("a,A100,8,30,200,-1,,r,", "Price must be at least 0"),  # a row orch skips (8 GPUs) is still the file's
 ])
 def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row, message):
@@ -110,3 +110,24 @@ def test_skypilot_s_own_blanks_and_gpu_shares_are_not_errors(tmp_path):
     catalog = write_catalog(tmp_path, "cpu,,,8,32,0.2,,r,", "a10-share,A10,0.167,6,55,0.45,,r,",
                             "no-spot,A100,1,30,200,1.29,0,r,", "blank,A100,1,30,200,1.30,,r,")
     assert [(o.instance_type, o.spot) for o in read_catalog_dir(catalog)] == [("no-spot", False), ("blank", False)]
+
+
+@pytest.mark.parametrize("column, row", [("Price", "a,A100,1,30,200,1e300,,r,"),
+                                         ("SpotPrice", "a,A100,1,30,200,1.29,1e300,r,"),
+                                         ("Price", "a,A100,8,30,200,2e7,,r,")])
+def test_a_catalog_price_past_any_budget_is_refused_with_its_line(tmp_path, column, row):
+    """1e300 $/h was read as an offer and printed as a line of digits in `--dropped`; a whole instance's price (an
+    8-GPU node, a TPU pod slice) above the most any budget may be is a broken file, whatever its row."""
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", row)
+    with pytest.raises(UserError, match=f"lambda/vms.csv line 3: {column} must be at least 0 and at most 10000000, "
+                                        "got .*: rerun `orch catalog refresh`"):
+        read_catalog_dir(catalog)
+
+
+@pytest.mark.parametrize("gpu_info", ["[" * 100_000, "-" * 100_000 + "1", "1" + "+1" * 50_000])
+def test_a_gpu_info_nested_too_deeply_is_unreadable_like_any_other(tmp_path, gpu_info):
+    """Nested this deeply, json raised RecursionError and Python's parser RecursionError or MemoryError: a traceback
+    from `orch plan`. Like a GpuInfo of any other wrong shape it is ignored, and the GPU's name picks the card."""
+    catalog = write_catalog(tmp_path, f"deep,A100,1,30,200,1.29,,r,{gpu_info}", "plain,A100,1,30,200,1.29,,r,odd")
+    assert [(o.instance_type, o.gpu.name) for o in read_catalog_dir(catalog)] == [("deep", "A100 40GB"),
+                                                                                  ("plain", "A100 40GB")]

@@ -30,13 +30,18 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.models import ModelShape, get_model
 from orchestrator.bench.published import PublishedPoint, comparable_vram_gib, load_points
-from orchestrator.estimator.calibration import DEFAULT_EFFICIENCY, NO_CALIBRATION, Calibration, device_kind
+from orchestrator.estimator.calibration import (
+    DEFAULT_EFFICIENCY,
+    EFFICIENCY_BOUNDS,
+    NO_CALIBRATION,
+    Calibration,
+    device_kind,
+)
 from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory
 from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
 from trainer.config import JobConfig, config_from_dict
 
-EFFICIENCY_BOUNDS = (0.05, 1.0)
 CONTEXT_BOUNDS_GIB = (0.3, 2.5)  # what a CUDA process holds before any tensor, across drivers and cards
 SLACK_BOUNDS = (0.0, 0.5)
 # the headroom `fits` keeps, fitted: at least what run-to-run fragmentation takes (one run cannot show it), at most

@@ -119,11 +119,18 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
 
 # A row's numbers and their most: far past any real run (a GPU fine-tune's tokens/s is 1e3-1e6), so a typo such as
 # 1e308 tokens/s is refused rather than poisoning a calibration fitted from it.
-_OPTIONAL_NUMBERS = {"tokens_per_s": 1e9, "mfu": 10.0, "nvml_peak_used_gib": 1e4, "gpu_vram_gib": 1e4,
-                     "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3}
+_OPTIONAL_NUMBERS = {"mfu": 10.0, "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3}
 _OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens")
 _OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
 MAX_PEAK_GIB = 1e4
+MAX_TOKENS_PER_S = 1e9
+# The least a measured rate or size may be, 0 aside (not measured, as calibrate and report read it): 5e-324 tokens/s
+# overflowed calibrate's fit (efficiency 1.0, inf in --json) and report's log of measured / estimated.
+MIN_TOKENS_PER_S = 1e-3  # a token every 17 minutes: one 2,048-token step would take 24 days
+# 1 MiB: less than orch's smallest model's weights (orch/tiny-llama, 5 MB), CUDA's 2 MiB allocator block or any RSS
+MIN_MEASURED_GIB = 1e-3
+_MEASURED = {"tokens_per_s": (MIN_TOKENS_PER_S, MAX_TOKENS_PER_S),
+             "nvml_peak_used_gib": (MIN_MEASURED_GIB, MAX_PEAK_GIB), "gpu_vram_gib": (MIN_MEASURED_GIB, MAX_PEAK_GIB)}
 ROW_STATUSES = tuple(status.value for status in TrainStatus)  # what a point's trainer (or its absence: error) said
 
 
@@ -139,6 +146,8 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
         raise UserError(f"{where}: `status` must be one of {', '.join(ROW_STATUSES)}, got {row['status']!r}.")
     for key, most in _OPTIONAL_NUMBERS.items():
         checks.optional_number(row.get(key), f"{where}: `{key}`", 0, most)
+    for key, (least, most) in _MEASURED.items():
+        _measured(row.get(key), f"{where}: `{key}`", least, most)
     for key in _OPTIONAL_COUNTS:
         checks.optional_number(row.get(key), f"{where}: `{key}`", 0, whole=True)
     for key in _OPTIONAL_TEXTS:
@@ -150,7 +159,7 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
     if not isinstance(peak, dict):
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")
     for key, value in peak.items():
-        checks.optional_number(value, f"{where}: `peak_vram_gib.{key}`", 0, MAX_PEAK_GIB)
+        _measured(value, f"{where}: `peak_vram_gib.{key}`", MIN_MEASURED_GIB, MAX_PEAK_GIB)
     if row["status"] == "ok" and not row.get("tokens_per_s") and row.get("tokens_per_s") is not None:
         raise UserError(f"{where}: an ok row needs `tokens_per_s` above 0.")
     try:
@@ -161,3 +170,10 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
         raise UserError(f"{where}: {exc}") from None
     return row
 
+
+def _measured(value, what: str, least: float, most: float) -> None:
+    """A measured rate or size: null or 0 (not measured), else in [least, most]. A denormal such as 5e-324 is no
+    measurement: dividing by it overflows."""
+    checks.optional_number(value, what, 0, most)
+    if value:
+        checks.number(value, what, least, most)

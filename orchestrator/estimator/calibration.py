@@ -25,6 +25,10 @@ HOPPER_AND_LATER_FACTOR = 0.8  # compute capability 9.0+: same loop, bigger peak
 # this project's 2-core x86 machine (examples/tiny.yaml, 10,497 tok/s, 2026-12-02). Published GPU runs say nothing
 # about a CPU, so their per-method fits never stand in for it; `orch calibrate` fits it from the user's own CPU runs.
 CPU_EFFICIENCY = 0.35
+# The range of a peak share: what `orch calibrate` searches (orchestrator/bench/calibrate.py), so a file it wrote
+# always loads, and outside of which a calibration file is refused: a hand-edited 1e-12 planned a job at millions of
+# hours, and 5e-324 divided by zero.
+EFFICIENCY_BOUNDS = (0.05, 1.0)
 PACKAGED_CALIBRATION = DATA_DIR / "calibration.json"
 BASES = ("measured", "published", "analytic")  # where a figure comes from: the user's runs, published ones, defaults
 
@@ -111,10 +115,11 @@ def _parsed(raw, path: Path) -> Calibration:
     """The file's content, every key known and every value in range: a typo in a hand-edited file is named rather
     than quietly ignored."""
     _known(_mapping(raw, "the file"), FILE_KEYS, "key")
-    efficiency = {_gpu(gpu): {_method(m): _efficiency(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
+    efficiency = {_gpu(gpu): {_method(m): _efficiency(v, f"efficiency of {gpu} {m}")
+                              for m, v in _mapping(methods, gpu).items()}
                   for gpu, methods in _mapping(raw["efficiency"], "efficiency").items()}
     per_method = _mapping(raw.get("method_efficiency", {}), "method_efficiency")
-    method_efficiency = {_method(m): _efficiency(v, m) for m, v in per_method.items()}
+    method_efficiency = {_method(m): _efficiency(v, f"method_efficiency of {m}") for m, v in per_method.items()}
     memory = {_known(kind, MEMORY_KINDS, "memory kind"): _memory(kind, values)
               for kind, values in _mapping(raw.get("memory", {}), "memory").items()}
     efficiency_basis = {_gpu(gpu): {_method(m): _basis(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
@@ -164,5 +169,6 @@ def _basis(value, what: str) -> str:
 
 
 def _efficiency(value, what: str) -> float:
-    """A share of peak FLOPs: above 0 (0 would mean an infinite run time) and at most 1."""
-    return float(checks.number(value, f"efficiency of {what}", 0, 1, above=True))
+    """A share of peak FLOPs within EFFICIENCY_BOUNDS, what `orch calibrate` fits: "above 0" let 5e-324 through,
+    which divided by zero in the planner, and 1e-12, which planned a job at millions of hours."""
+    return float(checks.number(value, what, *EFFICIENCY_BOUNDS))
