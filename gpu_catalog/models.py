@@ -141,12 +141,21 @@ def _index() -> dict[str, ModelShape]:
 
 
 def _from_local_folder(path: Path) -> ModelShape:
+    """A model folder's config.json, or such a file named itself. A named file other than a .json that does not read
+    as JSON (`../../etc/passwd`) is a wrong name or path, not a broken config: saying where its JSON breaks would
+    send the user to fix that file."""
     config_file = path / "config.json" if path.is_dir() else path
     if not config_file.is_file():
         raise UserError(f"{path} has no config.json: point at a Hugging Face model folder.")
     try:
         config = json.loads(checks.read_text(config_file, "model config"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UserError) as exc:
+        if config_file is path and path.suffix.lower() != ".json":
+            raise UserError(f"model '{path}' is a file, and neither a known model name nor a model folder with "
+                            "config.json: give a Hugging Face id, an alias (orch catalog models) or a folder.") \
+                from None
+        if isinstance(exc, UserError):
+            raise
         raise UserError(f"{config_file} is not valid JSON: {exc}.") from None
     except RecursionError:
         raise UserError(f"{config_file} {checks.TOO_DEEP}") from None

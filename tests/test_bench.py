@@ -119,3 +119,24 @@ def test_a_key_the_sweep_sets_itself_is_refused(tmp_path, key, value, where):
         path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {key: value}}))
     result = runner.invoke(app, ["bench", str(path)])
     assert result.exit_code == 2 and f"`{key}` in " in result.stderr and "set by the sweep itself" in result.stderr
+
+
+@pytest.mark.parametrize("settings, grid, message", [
+    ("{}", "{1: [a], seq_len: 64}", "grid 2 of 2: unknown key `1`: keys are trainer setting names"),
+    ("{}", "{null: 5, seq_len: 64}", "grid 2 of 2: unknown key `null`:"),
+    ("{}", "{seq_len: 64, tokenizer: 2001-01-01}", "grid 2 of 2: `tokenizer: 2001-01-01` is a date to YAML, which no "
+                                                   "trainer setting takes: quote it (`tokenizer: '2001-01-01'`)"),
+    ("{}", "{seq_len: [64, 0]}", "grid 2 of 2: bad config: `seq_len` must be above 0"),
+    ("{lora_rr: 8}", "{seq_len: 64}", "grid 1 of 2 (with `settings`): bad config: unknown key `lora_rr`"),
+    ("{~: 8}", "{seq_len: 64}", "`settings`: unknown key `null`:"),
+])
+def test_a_bad_grid_is_said_with_the_sweep_the_grid_and_keys_as_written(tmp_path, settings, grid, message):
+    """The trainer's check said "bad config: unknown key `None`" and "got datetime.date(2001, 1, 1)": no file, no
+    grid, and Python's spelling of what the file said."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"dataset: {TINY_DATA}\nsettings: {settings}\ngrids:\n"
+                    "  - {model: orch/tiny-llama, method: lora, seq_len: 64}\n"
+                    f"  - {{model: orch/tiny-llama, method: lora, {grid.removeprefix('{')}\n")
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert f"error: sweep {path}, {message}" in " ".join(result.stderr.split())

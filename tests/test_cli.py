@@ -227,3 +227,16 @@ def test_every_plan_option_is_one_line_in_80_columns(monkeypatch, job):
     assert len(rows) == 10 and all(line.split()[0].isdigit() for line in rows), out
     wide = run_at(monkeypatch, 160, "plan", str(REPO / "examples" / job), "--budget", "100")
     assert "$/Mtok" in wide and "--json, or a terminal of" not in wide
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "20", "--bud", "3"], "error: unrecognized arguments: --bud 3"),
+    (["--budget", "20", "--budget", "3"], "error: --budget given twice, as 20 and 3: give it once"),
+    (["--budget", "20", "--objective", "cost", "--objective=time"], "--objective given twice, as cost and time"),
+])
+def test_plan_takes_no_abbreviated_flag_nor_one_flag_with_two_values(args, message):
+    """argparse took `--bud 3` for `--budget 3` and kept the last of two values: both planned with $3, unsaid."""
+    result = invoke("plan", QLORA_JOB, *args)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert json_of("plan", QLORA_JOB, "--budget", "20", "--budget", "20.0")["chosen"]  # the same value twice: fine

@@ -349,3 +349,43 @@ def test_a_trace_with_no_deadlines_or_a_preemption_rate_of_zero_runs():
     summary, decisions = run("cloud-spot", rows=rows, preemptions_per_h=0.0)
     assert summary["preemptions"] == 0 and summary["deadline_misses"] == 0 and len(decisions) == 50
     assert not math.isnan(summary["mean_wait_h"])
+
+
+def test_an_arrival_past_any_trace_is_refused_naming_file_line_and_column(tmp_path):
+    """1e308 h + any run time is 1e308 h: every job ran in no time, and the trace "completed" with a makespan of 0."""
+    for arrival_h in ("1e308", "2e9"):
+        result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, arrival_h=arrival_h), "--json"])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "t.csv, line 3, column arrival_h" in result.stderr and "at most 1e+09" in result.stderr
+    # 28 years: where --generate's million-job trace at 4 an hour ends, so the cap is not MAX_DEADLINE_H's ten
+    assert runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, arrival_h="250000")]).exit_code == 0
+
+
+def test_generate_refuses_a_trace_longer_than_a_trace_may_be(tmp_path):
+    """A million jobs at one in 1000 hours span 1e9 hours: a trace the simulator would refuse to read back."""
+    result = runner.invoke(app, ["simulate", "--generate", "1000000", "--rate", "0.001", "--out",
+                                 str(tmp_path / "g.csv")])
+    assert result.exit_code == 2 and "raise --rate or generate fewer jobs" in " ".join(result.stderr.split())
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("local", ["", " ", ",,,"])
+def test_a_local_naming_no_card_is_refused_and_leaving_it_out_means_none(tmp_path, local):
+    """`--local ''` ran as "no cards" while `--local '0x RTX4090'` was refused; left out, there are none, as before."""
+    trace = _trace_with(tmp_path)
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--local", local])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: --local: give at least one card, e.g. '2x RTX4090' (or leave --local " \
+                                    "out for none)."
+    assert runner.invoke(app, ["simulate", "--trace", trace, "--json"]).exit_code == 0
+
+
+def test_a_trace_model_that_names_a_file_is_no_model_not_bad_json(tmp_path):
+    """`../../etc/passwd` in the model column was reported as "is not valid JSON: Expecting value"."""
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, model=str(tmp_path / "passwd"))])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "line 3, column model" in message, result.output
+    assert "is a file, and neither a known model name nor a model folder with config.json" in message
+    assert "JSON" not in message

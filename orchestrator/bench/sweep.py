@@ -17,12 +17,15 @@ Every key in a grid or in settings is a trainer config key, checked by the train
 the keys the sweep sets on every point itself (SET_BY_SWEEP: dataset, max_steps, ...) are refused there.
 """
 
+import datetime
 import hashlib
 import itertools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
@@ -80,14 +83,36 @@ def _not_set_by_sweep(keys, where: str, path: Path) -> None:
         raise UserError(f"sweep {path}: `{taken[0]}` in {where} is set by the sweep itself: {SET_BY_SWEEP[taken[0]]}.")
 
 
-def _grid(grid, path: Path) -> dict[str, list]:
-    """A grid: each key's values as a list (a single value is a list of one), none of them empty."""
+def _as_written(value) -> str:
+    """A YAML key or value as the sweep file spells it (`null`, `2001-01-01`), not as Python prints it (`None`,
+    `datetime.date(2001, 1, 1)`)."""
+    return " ".join(yaml.safe_dump(value, default_flow_style=True).replace("\n...\n", "").split())
+
+
+def _yaml_slips(mapping: dict, where: str) -> None:
+    """Keys that are not names (`1:`, `null:`) and dates (YAML reads `tokenizer: 2001-01-01` as one): no trainer
+    setting takes them, and the trainer's check, which knows no sweep, would name neither the file nor the grid and
+    would print them as Python does."""
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise UserError(f"{where}: unknown key `{_as_written(key)}`: keys are trainer setting names, e.g. "
+                            "`seq_len`.")
+        if date := next((v for v in (value if isinstance(value, list) else [value])
+                         if isinstance(v, datetime.date)), None):
+            raise UserError(f"{where}: `{key}: {_as_written(date)}` is a date to YAML, which no trainer setting "
+                            f"takes: quote it (`{key}: '{_as_written(date)}'`) if it is a name.")
+
+
+def _grid(grid, path: Path, where: str) -> dict[str, list]:
+    """A grid: each key's values as a list (a single value is a list of one), none of them empty. `where` names the
+    sweep and the grid in every error."""
     if not isinstance(grid, dict) or not grid:
-        raise UserError(f"sweep {path}: each entry under `grids` is a mapping of keys to value lists.")
-    _not_set_by_sweep(grid, "a grid", path)
+        raise UserError(f"{where}: each entry under `grids` is a mapping of keys to value lists.")
+    _yaml_slips(grid, where)
+    _not_set_by_sweep(grid, where.removeprefix(f"sweep {path}, "), path)
     values = {key: value if isinstance(value, list) else [value] for key, value in grid.items()}
     if empty := [str(key) for key, value in values.items() if not value]:
-        raise UserError(f"sweep {path}: grid key {', '.join(empty)} lists no values: give at least one, or drop it.")
+        raise UserError(f"{where}: key {', '.join(empty)} lists no values: give at least one, or drop it.")
     return values
 
 
@@ -105,7 +130,9 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if not raw["grids"]:
         raise UserError(f"sweep {path}: `grids` is empty, so there is nothing to run: give at least one grid, e.g. "
                         "`grids: [{model: [orch/tiny-llama], method: [lora], seq_len: [128]}]`.")
-    _not_set_by_sweep(raw.get("settings") or {}, "`settings`", path)
+    settings = raw.get("settings") or {}
+    _yaml_slips(settings, f"sweep {path}, `settings`")
+    _not_set_by_sweep(settings, "`settings`", path)
     warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
     measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
     max_measured = checks.number(raw.get("max_measured_steps", measured), f"sweep {path}: max_measured_steps",
@@ -121,16 +148,20 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if problems := dataset_file_problems(dataset):  # once here, not once per point in a trainer
         raise UserError(f"sweep {path}: {problems[0]}.")
     dataset = str(dataset)
-    grids = [_grid(grid, path) for grid in raw["grids"]]
+    wheres = [f"sweep {path}, grid {index} of {len(raw['grids'])}" for index in range(1, len(raw["grids"]) + 1)]
+    grids = [_grid(grid, path, where) for grid, where in zip(raw["grids"], wheres, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
     points, seen = [], set()
-    for grid in grids:
+    for grid, where in zip(grids, wheres, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
-            config = {**(raw.get("settings") or {}), **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
+            config = {**settings, **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
                       "dataset": dataset, "max_steps": warmup + measured, "timing_warmup_steps": warmup}
-            get_model(config_from_dict(config).model)  # the trainer's schema and a known model: not in point 37
+            try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed
+                get_model(config_from_dict(config).model)
+            except UserError as exc:
+                raise UserError(f"{where}{' (with `settings`)' if settings else ''}: {exc}") from None
             pid = point_id(config, target)
             if pid not in seen:
                 seen.add(pid)

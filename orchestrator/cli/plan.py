@@ -27,19 +27,36 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(USAGE_ERROR_EXIT_CODE)
 
 
+class _Once(argparse.Action):
+    """Stores a flag's value, refusing a second, different one: argparse keeps the last silently, so `--budget 20 ...
+    --budget 3` planned with $3 unsaid. The same value twice is harmless."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = vars(namespace).setdefault("_given", {})
+        if self.dest in given and given[self.dest] != values:
+            parser.error(f"{option_string} given twice, as {given[self.dest]:g} and {values:g}: give it once"
+                         if isinstance(values, float) else
+                         f"{option_string} given twice, as {given[self.dest]} and {values}: give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: argparse took `--bud 3` for `--budget 3`, overriding the budget given before it
     parse = _Parser(prog="orch plan", description="Rank every local and cloud target for a job under "
-                                    "a budget and an optional deadline.")
+                                    "a budget and an optional deadline.", allow_abbrev=False)
     parse.add_argument("job", type=Path, help="Job YAML (see examples/).")
-    parse.add_argument("--budget", type=float, required=True, help="Most you will spend, in USD.")
-    parse.add_argument("--deadline", type=float, help="Hours until the job must be done.")
-    parse.add_argument("--objective", default="cost", help=f"Rank by {' or '.join(OBJECTIVES)}.")
-    parse.add_argument("--providers", help="Comma list of allowed providers (e.g. local,lambda).")
+    parse.add_argument("--budget", type=float, required=True, action=_Once, help="Most you will spend, in USD.")
+    parse.add_argument("--deadline", type=float, action=_Once, help="Hours until the job must be done.")
+    parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")
+    parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,lambda).")
     parse.add_argument("--spot", action=argparse.BooleanOptionalAction, default=True,
                        help="Allow spot (interruptible) offers.")
-    parse.add_argument("--local-cost", help="Price local cards amortized or marginal (default: the hardware file's).")
-    parse.add_argument("--top", type=int, default=10, help="Rows to show in each table.")
-    parse.add_argument("--max-usd-per-hour", type=float, help="Most to pay per GPU-hour, on top of the budget.")
+    parse.add_argument("--local-cost", action=_Once,
+                       help="Price local cards amortized or marginal (default: the hardware file's).")
+    parse.add_argument("--top", type=int, default=10, action=_Once, help="Rows to show in each table.")
+    parse.add_argument("--max-usd-per-hour", type=float, action=_Once,
+                       help="Most to pay per GPU-hour, on top of the budget.")
     parse.add_argument("--json", dest="as_json", action="store_true", help="Print JSON for scripts instead of tables.")
     return parse
 

@@ -30,7 +30,8 @@ OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receiv
 @user_errors
 def simulate_command(
     trace: Annotated[Path | None, typer.Option(help="Trace CSV to simulate.")] = None,
-    local: Annotated[str, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000".')] = "",
+    local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: none).')]
+    = None,
     policy: Annotated[str, typer.Option(help=f"{', '.join(POLICIES)}, or all to compare them.")] = "hybrid",
     seed: Annotated[int, typer.Option(help="Seed for run-time scatter and preemptions.")] = 0,
     spot_preemptions_per_h: Annotated[float, typer.Option(help="Spot preemption rate per hour (0: never).")] = 0.05,
@@ -62,7 +63,9 @@ def simulate_command(
     policies = POLICIES if policy == "all" else (policy,)
     settings = [SimSettings(policy=name, seed=seed, spot_preemptions_per_h=spot_preemptions_per_h)
                 for name in policies]
-    cards = local_cards(local, simulated_owned_offer)
+    if local is not None and not local.replace(",", "").strip():  # '' or ',,,' named no card: a slip, unlike 0x
+        raise UserError("--local: give at least one card, e.g. '2x RTX4090' (or leave --local out for none).")
+    cards = local_cards(local or "", simulated_owned_offer)
     if not cards and "local-only" in policies:
         raise UserError('--policy local-only needs owned cards: --local "2x RTX4090".')
     check_trace(trace)

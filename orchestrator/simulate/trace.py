@@ -30,6 +30,10 @@ SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_PRIORITY = 10**6
+# hours after the trace began: 1e308 swallowed every run time (makespan 0, utilization 0). Not MAX_DEADLINE_H's ten
+# years: --generate's own million-job trace at 4 an hour spans 28 years (1e8 jobs: 2.5e7 h); at 1e9 h float hours
+# still resolve a millisecond
+MAX_ARRIVAL_H = 1e9
 MAX_RATE_PER_H = 3.6e6  # one arrival a millisecond; a faster one is a typo
 MIN_RATE_PER_H = 1e-3  # one arrival in six weeks; a slower one is a typo (1e-308 made every arrival inf)
 
@@ -60,6 +64,9 @@ def check_rate(rate_per_h: float) -> None:
 def generate(n_jobs: int, seed: int, rate_per_h: float = 4.0) -> Iterator[dict]:
     """Rows one at a time, in order of arrival; the same seed gives the same trace."""
     check_rate(rate_per_h)
+    if n_jobs / rate_per_h > MAX_ARRIVAL_H / 2:  # half: room for the draws' scatter, so the trace reads back whole
+        raise UserError(f"--generate {n_jobs} at --rate {rate_per_h:g} spans about {n_jobs / rate_per_h:.1e} hours, "
+                        f"past the {MAX_ARRIVAL_H / 2:.0e} a generated trace may: raise --rate or generate fewer jobs.")
     rng = random.Random(seed)
     random_, uniform, expovariate, lognormvariate = rng.random, rng.uniform, rng.expovariate, rng.lognormvariate
     log_tokens, log_budget = math.log(20e6), math.log(50)
@@ -90,9 +97,10 @@ def write_trace(rows: Iterable[dict], path: Path) -> int:
     return count
 
 
-def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = math.inf):
-    """`text` as `kind`, finite, above `low` (or at it, with `low_ok`) and at most `high`; ValueError with a short
-    message else."""
+def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = math.inf,
+            high_why: str = "as the flag of the same name"):
+    """`text` as `kind`, finite, above `low` (or at it, with `low_ok`) and at most `high` (`high_why` says why that
+    bound); ValueError with a short message else."""
     try:
         value = kind(text)
     except ValueError:
@@ -100,7 +108,7 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     if not math.isfinite(value) or value < low or (value == low and not low_ok):
         raise ValueError(f"{text!r} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
-        raise ValueError(f"{text!r} must be at most {high:g}, as the flag of the same name; {fix}")
+        raise ValueError(f"{text!r} must be at most {high:g}, {high_why}; {fix}")
     return value
 
 
@@ -175,7 +183,8 @@ class _Checker:
 
     PARSERS = (
         ("job_id", _job_id),
-        ("arrival_h", lambda self, t: _number(t, float, 0, True, "give hours since the trace began")),
+        ("arrival_h", lambda self, t: _number(t, float, 0, True, "give hours since the trace began", MAX_ARRIVAL_H,
+                                              "over 100,000 years after the trace began")),
         ("model", _model),
         ("method", _method),
         ("seq_len", lambda self, t: _seq_len(t)),
