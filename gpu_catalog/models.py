@@ -159,6 +159,8 @@ def _from_local_folder(path: Path) -> ModelShape:
         raise UserError(f"{config_file} is not valid JSON: {exc}.") from None
     except RecursionError:
         raise UserError(f"{config_file} {checks.TOO_DEEP}") from None
+    except ValueError as exc:  # JSON, but a number past what Python reads (over 4300 digits)
+        raise UserError(f"{config_file}: {checks.unreadable_value(exc)}.") from None
     return shape_from_config(str(path), config, source=str(config_file))
 
 

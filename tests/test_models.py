@@ -59,6 +59,12 @@ def test_local_folder_without_transformer_config(tmp_path):
         get_model(str(tmp_path))
 
 
+def test_a_config_with_a_number_python_cannot_read_is_one_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"hidden_size": 1' + "0" * 5000 + "}")
+    with pytest.raises(UserError, match="config.json: a number of thousands of digits, too long to read"):
+        get_model(str(tmp_path))
+
+
 @pytest.mark.parametrize("name, base", [
     ("Qwen/Qwen-7B-Chat-Int4", "Qwen/Qwen-7B"),
     ("meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B"),
