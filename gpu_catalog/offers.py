@@ -79,11 +79,16 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
     return kept, dropped
 
 
+# The code that reads the catalogs keys their cache as the catalogs do: a rule it gains (a price cap) applies to a
+# catalog an older orch already read and cached
+READER_FILES = (Path(__file__).with_name("skypilot_catalog.py"), Path(__file__).with_name("gpus.py"))
+
+
 @functools.cache
 def cloud_offers() -> tuple[tuple[Offer, ...], tuple[Offer, ...]]:
     """(kept, dropped) cloud offers. A provider found in a SkyPilot catalog replaces its reference rows."""
     dirs = skypilot_catalog_dirs()
-    sources = [DATA_DIR / "gpus.csv", *(f for d in dirs for f in d.glob("*/vms.csv"))]
+    sources = [DATA_DIR / "gpus.csv", *READER_FILES, *(f for d in dirs for f in d.glob("*/vms.csv"))]
     catalog_offers = cached(sources, lambda: [offer for d in dirs for offer in read_catalog_dir(d)], Offer)
     catalog_providers = {o.provider for o in catalog_offers}
     curated = [o for o in reference_offers() if o.provider not in catalog_providers]

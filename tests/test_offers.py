@@ -131,3 +131,26 @@ def test_a_gpu_info_nested_too_deeply_is_unreadable_like_any_other(tmp_path, gpu
     catalog = write_catalog(tmp_path, f"deep,A100,1,30,200,1.29,,r,{gpu_info}", "plain,A100,1,30,200,1.29,,r,odd")
     assert [(o.instance_type, o.gpu.name) for o in read_catalog_dir(catalog)] == [("deep", "A100 40GB"),
                                                                                   ("plain", "A100 40GB")]
+
+
+def test_the_catalog_cache_is_read_again_when_the_code_that_reads_it_changes(tmp_path, monkeypatch):
+    """A catalog cached by an older orch kept what that orch read from it (a 1e300 $/h offer, before prices were
+    capped) until the catalog itself changed."""
+    from gpu_catalog import offers
+
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    reader = tmp_path / "reader.py"
+    reader.write_text("# v1\n")
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(catalog))
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(offers, "READER_FILES", (reader,))
+    reads = []
+    monkeypatch.setattr(offers, "read_catalog_dir", lambda d: reads.append(d) or read_catalog_dir(d))
+
+    def lambda_prices():
+        offers.cloud_offers.cache_clear()
+        return [o.usd_per_hour for o in offers.cloud_offers()[0] if o.provider == "lambda"]
+
+    assert lambda_prices() == lambda_prices() == [1.29] and len(reads) == 1  # read once, then from the cache
+    reader.write_text("# v2: a new rule\n")
+    assert lambda_prices() == [1.29] and len(reads) == 2
