@@ -93,11 +93,17 @@ def user_path(text: str | Path) -> Path:
         return Path(text)
 
 
-def env_path(variable: str, default: str) -> Path:
-    """A path from an environment variable. Unset, empty or blank means the default: an empty ORCH_HOME would
-    otherwise put orch's databases in whatever folder the command runs from (or a folder named ' ' there)."""
+def env_value(variable: str) -> str | None:
+    """An environment variable's value, None when it is unset, empty or blank: the one test of whether the user named
+    something there, so a blank ORCH_HARDWARE is the default file and not a named one."""
     value = os.environ.get(variable, "")
-    value = value if value.strip() else default
+    return value if value.strip() else None
+
+
+def env_path(variable: str, default: str) -> Path:
+    """A path from an environment variable, else the default: an empty ORCH_HOME would otherwise put orch's databases
+    in whatever folder the command runs from (or a folder named ' ' there)."""
+    value = env_value(variable) or default
     try:
         return Path(value).expanduser()
     except RuntimeError:

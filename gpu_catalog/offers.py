@@ -45,8 +45,8 @@ def sky_catalog_dir() -> Path:
 
 def skypilot_catalog_dirs() -> list[Path]:
     """Catalog folders in SkyPilot's v8 layout: ORCH_SKY_CATALOGS (os.pathsep-separated), else SkyPilot's own."""
-    if os.environ.get("ORCH_SKY_CATALOGS"):
-        folders = [checks.user_path(p) for p in os.environ["ORCH_SKY_CATALOGS"].split(os.pathsep) if p]
+    if named := checks.env_value("ORCH_SKY_CATALOGS"):
+        folders = [checks.user_path(p) for p in named.split(os.pathsep) if p]
         if missing := [str(folder) for folder in folders if not folder.is_dir()]:
             raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(missing)}, which is not a folder: give folders in "
                             "SkyPilot's catalog layout (PROVIDER/vms.csv), or unset it.")

@@ -21,7 +21,6 @@ The file (ORCH_HARDWARE, else ~/.config/orch/hardware.yaml) looks like:
 An empty file, or one without `cards` (or with `cards: []`), declares no cards: NVML's are priced by the defaults.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +170,7 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     """The user's hardware file, validated; defaults when there is none."""
     path = path or hardware_file()
     if not path.exists():
-        if os.environ.get("ORCH_HARDWARE") and path == hardware_file():  # named, so a typo is not a quiet default
+        if checks.env_value("ORCH_HARDWARE") and path == hardware_file():  # named, so a typo is not a quiet default
             raise UserError(f"ORCH_HARDWARE names '{path}', which does not exist: fix the path, or unset "
                             "ORCH_HARDWARE to use the defaults.")
         return OwnedHardware()

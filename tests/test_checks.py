@@ -64,6 +64,22 @@ def test_an_empty_or_blank_path_variable_means_the_default(monkeypatch, value):
     assert checks.env_path("ORCH_HOME", "/default/orch") == Path("/default/orch")
 
 
+@pytest.mark.parametrize("variable", ["ORCH_HARDWARE", "ORCH_CALIBRATION", "ORCH_SKY_CATALOGS"])
+def test_a_blank_variable_names_nothing_to_the_commands_that_refuse_a_named_file_that_is_missing(
+        tmp_path, monkeypatch, variable):
+    """A blank value is the default path (env_path); the check that refuses a named file that is missing read it as
+    named, and so refused the default file by the variable's name."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, " ")
+    result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--json"])
+    assert result.exit_code == 0, result.output
+
+
 def test_yaml_is_safe():
     with pytest.raises(UserError, match="could not determine a constructor"):
         checks.parse_yaml("x: !!python/object/apply:os.system [echo]\n", "t")

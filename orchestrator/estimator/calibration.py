@@ -10,7 +10,6 @@ Defaults: what HF transformers + peft loops reach on Ampere/Ada at long micro-ba
 short or narrow ones); a smaller share of Hopper/Blackwell's much larger peak.
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def calibration_file() -> Path:
 def load_calibration(path: Path | None = None) -> Calibration:
     """The user's calibration file, else the one shipped with orch, else the documented defaults."""
     path = path or calibration_file()
-    if os.environ.get("ORCH_CALIBRATION") and path == calibration_file():  # named, so a typo is not a quiet default
+    if checks.env_value("ORCH_CALIBRATION") and path == calibration_file():  # named, so a typo is not a quiet default
         checks.input_file(path, "ORCH_CALIBRATION file", "fix the path, or unset ORCH_CALIBRATION to use "
                           "ORCH_HOME's calibration (`orch calibrate` writes it) or the one shipped with orch.")
     try:
