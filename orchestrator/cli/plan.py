@@ -34,9 +34,8 @@ class _Once(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         given = vars(namespace).setdefault("_given", {})
         if self.dest in given and given[self.dest] != values:
-            parser.error(f"{option_string} given twice, as {given[self.dest]:g} and {values:g}: give it once"
-                         if isinstance(values, float) else
-                         f"{option_string} given twice, as {given[self.dest]} and {values}: give it once")
+            first, second = (f"{v:g}" if isinstance(v, float) else v for v in (given[self.dest], values))
+            parser.error(f"{option_string} given twice, as {first} and {second}: give it once")
         given[self.dest] = values
         setattr(namespace, self.dest, values)
 

@@ -35,18 +35,17 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
                 p, sorted(providers), n=1)) else "") for p in unknown]
             raise UserError(f"--providers: no cloud named {', '.join(hints)}; known here: "
                             f"{', '.join(sorted(providers))}.")
+        if not providers & asked:  # every row would say "not allowed", and the plan fail without saying why
+            raise UserError(f"--providers {','.join(sorted(asked))}: no offers from "
+                            f"{'it' if len(asked) == 1 else 'them'} in the catalogs here (`orch "
+                            "catalog refresh` brings SkyPilot's); providers with offers: "
+                            f"{', '.join(sorted(providers))}.")
         providers &= asked
-    with_offers = providers if asked is None else providers & asked
     if target == "local":
         providers &= {"local"}
     elif target == "cloud":
         providers -= {"local"}
-    if not providers:  # every row would say "not allowed", and the plan fail without saying why
-        if asked is not None and not with_offers:
-            raise UserError(f"--providers {','.join(sorted(asked))}: no offers from "
-                            f"{'it' if len(asked) == 1 else 'them'} in the catalogs here (`orch "
-                            "catalog refresh` brings SkyPilot's); providers with offers: "
-                            f"{', '.join(sorted({o.provider for o in offers}))}.")
+    if not providers:
         raise UserError(f"--target {target} and --providers {','.join(sorted(asked or ()))} leave no provider: drop "
                         "one of them.")
     return frozenset(providers)
