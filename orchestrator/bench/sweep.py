@@ -103,13 +103,14 @@ def _yaml_slips(mapping: dict, where: str) -> None:
                             f"takes: quote it (`{key}: '{_as_written(date)}'`) if it is a name.")
 
 
-def _grid(grid, path: Path, where: str) -> dict[str, list]:
-    """A grid: each key's values as a list (a single value is a list of one), none of them empty. `where` names the
-    sweep and the grid in every error."""
+def _grid(grid, path: Path, label: str) -> dict[str, list]:
+    """A grid: each key's values as a list (a single value is a list of one), none of them empty. Every error names
+    the sweep and the grid (`label`: grid 2 of 3)."""
+    where = f"sweep {path}, {label}"
     if not isinstance(grid, dict) or not grid:
         raise UserError(f"{where}: each entry under `grids` is a mapping of keys to value lists.")
     _yaml_slips(grid, where)
-    _not_set_by_sweep(grid, where.removeprefix(f"sweep {path}, "), path)
+    _not_set_by_sweep(grid, label, path)
     values = {key: value if isinstance(value, list) else [value] for key, value in grid.items()}
     if empty := [str(key) for key, value in values.items() if not value]:
         raise UserError(f"{where}: key {', '.join(empty)} lists no values: give at least one, or drop it.")
@@ -148,12 +149,12 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if problems := dataset_file_problems(dataset):  # once here, not once per point in a trainer
         raise UserError(f"sweep {path}: {problems[0]}.")
     dataset = str(dataset)
-    wheres = [f"sweep {path}, grid {index} of {len(raw['grids'])}" for index in range(1, len(raw["grids"]) + 1)]
-    grids = [_grid(grid, path, where) for grid, where in zip(raw["grids"], wheres, strict=True)]
+    labels = [f"grid {index} of {len(raw['grids'])}" for index in range(1, len(raw["grids"]) + 1)]
+    grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
     points, seen = [], set()
-    for grid, where in zip(grids, wheres, strict=True):
+    for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
             config = {**settings, **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
@@ -161,7 +162,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
             try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed
                 get_model(config_from_dict(config).model)
             except UserError as exc:
-                raise UserError(f"{where}{' (with `settings`)' if settings else ''}: {exc}") from None
+                raise UserError(f"sweep {path}, {label}{' (with `settings`)' if settings else ''}: {exc}") from None
             pid = point_id(config, target)
             if pid not in seen:
                 seen.add(pid)
