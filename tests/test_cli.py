@@ -180,7 +180,7 @@ def test_a_table_its_edges_alone_push_past_the_terminal_drops_them_and_keeps_its
         console.print(table)
         return console.export_text().splitlines()
 
-    assert lines("t", ["a" * 38, "b" * 39], 80)[-1] == "a" * 38 + "  " + "b" * 39  # 81 with edges: the cells whole
+    assert lines("t", ["a" * 38, "b" * 39], 80)[-2:] == ["a" * 38 + "  " + "b" * 39, ""]  # 81 with edges: cells whole
     assert lines("t", ["a" * 37, "b" * 38], 80)[-2] == " " + "a" * 37 + "  " + "b" * 38 + " "  # fits: edges kept
     assert lines("Peak memory on any bf16 GPU", ["c", "1"], 80)[0].strip() == "Peak memory on any bf16 GPU"
 
@@ -240,3 +240,12 @@ def test_plan_takes_no_abbreviated_flag_nor_one_flag_with_two_values(args, messa
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
     assert json_of("plan", QLORA_JOB, "--budget", "20", "--budget", "20.0")["chosen"]  # the same value twice: fine
+
+
+def test_a_folded_summary_line_goes_on_under_its_text(monkeypatch):
+    """`chosen:`, `spend:` and `data:` fold on an 80-column terminal: the rest went back to the first column, where
+    it read as a line of its own."""
+    lines = run_at(monkeypatch, 80, "plan", QLORA_JOB, "--budget", "20").splitlines()
+    for label in ("chosen: ", "  spend: ", "data: "):
+        n = next(n for n, line in enumerate(lines) if line.startswith(label))
+        assert lines[n + 1].startswith(" " * len(label)) and lines[n + 1].strip(), lines[n:n + 2]

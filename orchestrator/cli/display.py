@@ -7,6 +7,7 @@ from rich import box
 from rich.console import Console, ConsoleOptions
 from rich.markup import escape as _escape_markup
 from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -31,8 +32,8 @@ UNBOUNDED = 10_000  # a width no table reaches: its natural width
 class Table(RichTable):
     """Tables that fit an 80-column terminal: light rules, one space between columns, numbers (right-aligned
     columns) never wrapped or cut, text folded onto more lines instead. A table that its edges (a space either side,
-    a blank line above and below) alone push past the terminal's width drops them; one narrower than its title
-    widens to keep the title on one line."""
+    a blank line above and below) alone push past the terminal's width drops them, all but the blank line below; one
+    narrower than its title widens to keep the title on one line."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, **kwargs)
@@ -44,6 +45,8 @@ class Table(RichTable):
         if isinstance(self.title, str):
             self.min_width = console.render_str(self.title).cell_len + (2 if self.show_edge else 0)
         yield from super().__rich_console__(console, options)
+        if not self.show_edge:  # the blank bottom edge kept: the next table's title does not run into these rows
+            yield Segment.line()
 
     def natural_width(self, console: Console, options: ConsoleOptions | None = None) -> int:
         """The width that shows every cell on one line, edges included: a terminal 2 narrower still does."""
@@ -76,6 +79,16 @@ def say(text: str, err: bool = False) -> None:
 def print_error(message: str) -> None:
     """`error: ...` on one line: a multi-line message (a YAML parser's, an exception's) is folded."""
     err_console.print(f"[bold red]error:[/] {esc(one_line(message))}", highlight=False, soft_wrap=True)
+
+
+def labelled(label: str, text: str, out: Console = console) -> None:
+    """`label text` with the text's folded lines under its own start, not under the label: a long line on an
+    80-column terminal keeps its shape. Both are markup, their user values already escaped."""
+    grid = RichTable.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(label, text)
+    out.print(grid, highlight=False)
 
 
 def _number(value: float) -> str:
@@ -224,8 +237,9 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
-        out.print(f"[bold green]chosen:[/] {esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, {usd_text(e.cost_usd)}, "
-                  f"{e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s [dim]({e.basis} throughput)[/]")
+        labelled("[bold green]chosen:[/]", f"{esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, "
+                 f"{usd_text(e.cost_usd)}, {e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s "
+                 f"[dim]({e.basis} throughput)[/]", out)
         _show_spend(plan.chosen, out)
 
 
@@ -276,14 +290,14 @@ def _show_spend(option, out: Console) -> None:
     parts = ", ".join(f"{name} {usd_text(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
     startup = "measured" if e.startup_measured else "guessed"
     preempt = f", {e.expected_preemptions:.2f} expected preemptions" if option.offer.spot else ""
-    out.print(f"  spend: {parts} [dim](start-up {startup}{preempt})[/]", highlight=False)
+    labelled("  spend:", f"{parts} [dim](start-up {startup}{preempt})[/]", out)
     if option.delivery is not None:
         output = {"bucket": "a bucket orch-<run id> (MOUNT_CACHED)",
                   "cluster": "the VM's disk, pulled home before teardown"}[option.delivery.output]
-        out.print(f"  output: {output}", highlight=False)
+        labelled("  output:", output, out)
     if option.failover:
         where = ", ".join(f"{_where(o)} {usd_text(o.usd_per_hour)}/h" for o in option.failover)
-        out.print(f"  failover: {where}; at the dearest {usd_text(option.worst_cost_usd)}", highlight=False)
+        labelled("  failover:", f"{where}; at the dearest {usd_text(option.worst_cost_usd)}", out)
 
 
 def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
@@ -478,7 +492,7 @@ def show_data_size(data: dict | None) -> None:
     tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
     epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
     source = "" if data["source"] == "unknown" else f"{esc(data['source'])}: "  # "size unknown (unknown: ...)"
-    console.print(f"data: {tokens}{epochs} [dim]({source}{esc(data['detail'])})[/]", highlight=False)
+    labelled("data:", f"{tokens}{epochs} [dim]({source}{esc(data['detail'])})[/]")
 
 
 def show_lines(lines: list[str]) -> None:
