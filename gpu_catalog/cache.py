@@ -10,15 +10,13 @@ from pathlib import Path
 
 from gpu_catalog import checks
 
-FORMAT = "offers-1"  # bump when the Offer type changes, so old caches are never read into the new type
-
 
 def cache_dir() -> Path:
     return checks.env_path("ORCH_CACHE", "~/.cache/orch")
 
 
 def _key(sources: list[Path]) -> str:
-    stamp = [FORMAT] + [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(sources) if p.is_file()]
+    stamp = [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(sources) if p.is_file()]
     return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
 
 

@@ -25,6 +25,9 @@ class Offer:
     usd_per_hour: float
     source: str
     instance_type: str = ""
+    # instance_type is a row of SkyPilot's own catalog, so a task may name it: SkyPilot then launches this instance and
+    # not the cheapest one with the same accelerator name (Lambda's H100 is both gpu_1x_h100_sxm5 and _pcie)
+    sky_instance: bool = False
     accelerator: str = ""  # the provider's own name for the GPU, as SkyPilot requests it (A100-80GB, RTX6000-Ada)
     free_vram_gib: float | None = None  # local cards NVML sees: memory other processes leave free
     device_index: int | None = None  # local cards NVML sees: the CUDA device index

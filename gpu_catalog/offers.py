@@ -79,9 +79,10 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
     return kept, dropped
 
 
-# The code that reads the catalogs keys their cache as the catalogs do: a rule it gains (a price cap) applies to a
-# catalog an older orch already read and cached
-READER_FILES = (Path(__file__).with_name("skypilot_catalog.py"), Path(__file__).with_name("gpus.py"))
+# The code that reads the catalogs, and the type it reads them into, key their cache as the catalogs do: a rule it
+# gains (a price cap) applies to a catalog an older orch already read and cached, and a field Offer gains is never
+# missing from offers an older orch pickled
+READER_FILES = tuple(Path(__file__).with_name(name) for name in ("skypilot_catalog.py", "gpus.py", "offer.py"))
 
 
 @functools.cache

@@ -118,6 +118,6 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
                 continue
             common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
                           instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
-                          source=f"SkyPilot catalog {vms_csv}")
+                          source=f"SkyPilot catalog {vms_csv}", sky_instance=True)
             offers.extend(Offer(**common, spot=spot, usd_per_hour=price) for spot, price in prices if price > 0)
     return offers

@@ -180,3 +180,38 @@ def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky, tmp_path, monkeypa
     assert run["status"] == "failed" and run["message"].startswith("SkyPilot could not launch")
     (recorded,) = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
     assert recorded["run_id"] == run["run_id"] and recorded["target"] == "cloud"
+
+
+def test_skypilot_launches_the_very_instance_orch_planned_on_each_offline_cloud(sky, tmp_path):
+    """orch's own task (not a probe) through SkyPilot's optimizer, for one offer of every GPU on every offline cloud,
+    spot and on-demand: SkyPilot picks that offer's instance, region and price. Lambda's H100 is both
+    gpu_1x_h100_sxm5 and gpu_1x_h100_pcie; a task that named only the accelerator got the cheaper PCIe card, while
+    orch planned and priced the SXM one."""
+    from orchestrator.job import job_from_dict
+    from orchestrator.launch.sky_task import build_task
+
+    raw = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "train_tokens": 10_000,
+           "dataset": str(REPO / "examples" / "data" / "tiny_instruct.jsonl")}
+    tiny = job_from_dict(raw)
+    job = tmp_path / "tiny.yaml"
+    job.write_text(yaml.safe_dump(raw))
+    cloud_offers.cache_clear()
+    firsts = {}
+    for offer in cloud_offers()[0]:  # the offers orch plans on: the catalog's placeholder prices left out
+        if offer.provider in OFFLINE_CLOUDS:
+            firsts.setdefault((offer.provider, offer.instance_type, offer.spot), offer)
+    checked = 0
+    for offer in firsts.values():
+        chosen = plan(tiny, get_model(tiny.model), [offer], PlanPolicy(budget_usd=1e6, allow_spot=True)).chosen
+        if chosen is None:  # a cloud that cannot take the run (no spot, no autodown): test_sky_features.py
+            continue
+        task = build_task(tiny, job, chosen, 1e6, "r-instance", 1, tmp_path / f"t{checked}")
+        with sky.Dag() as dag:
+            dag.add(task)
+        sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=True)
+        best = task.best_resources
+        assert (str(best.cloud).lower(), best.region, best.instance_type, best.use_spot) == \
+            (offer.provider, offer.region, offer.instance_type, offer.spot), offer
+        assert best.get_cost(3600) == pytest.approx(offer.usd_per_hour)
+        checked += 1
+    assert checked > 20

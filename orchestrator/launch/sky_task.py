@@ -137,7 +137,7 @@ def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
 
 
 def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
-    common = {"accelerators": None, "use_spot": option.offer.spot, "disk_size": disk_gib(model_params)}
+    common = {"use_spot": option.offer.spot, "disk_size": disk_gib(model_params)}
     if delivery.managed:
         common["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 0,
                                   "recover_on_exit_codes": RECOVER_ON_EXIT_CODES}
@@ -146,7 +146,9 @@ def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> li
     resources = []
     for offer in option.offers:
         infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
-        resources.append(sky.Resources(**{**common, "infra": infra, "accelerators": {offer.accelerator: 1}}))
+        # an instance type SkyPilot's catalog lists is named: the instance planned, not the cheapest of its GPU name
+        named = {"instance_type": offer.instance_type} if offer.sky_instance else {}
+        resources.append(sky.Resources(**common, **named, infra=infra, accelerators={offer.accelerator: 1}))
     return resources
 
 
