@@ -215,3 +215,15 @@ def test_skypilot_launches_the_very_instance_orch_planned_on_each_offline_cloud(
         assert best.get_cost(3600) == pytest.approx(offer.usd_per_hour)
         checked += 1
     assert checked > 20
+
+
+@pytest.mark.parametrize("job_name", ["qwen+lora", "a---b", "x_._y", "run-", "llama3.1_8b", "a+++b.", "Z"])
+def test_every_job_name_orch_takes_makes_a_task_name_skypilot_launches(sky, job_name):
+    """SkyPilot checks a task's name at launch (Task.validate), not when its file loads: `orch-qwen+lora` passed the
+    dry run and was refused by `sky launch`."""
+    from gpu_catalog.checks import SAFE_NAME
+    from orchestrator.launch.sky_task import task_name
+
+    assert SAFE_NAME.fullmatch(job_name)
+    sky.Task(name=task_name(job_name), run="true").validate_name()
+    assert task_name("llama31-8b-qlora") == "orch-llama31-8b-qlora"

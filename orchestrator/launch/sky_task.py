@@ -17,6 +17,7 @@ Also the dry run: the task as a file `sky launch` accepts. Imports sky only when
 import contextlib
 import io
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ def _sky():
 
     annotations.is_on_api_server = False  # in-process calls print plain text, not the API server's payloads
     return sky
+
+
+def task_name(job_name: str) -> str:
+    """`orch-<job name>` in SkyPilot's task-name pattern (letters and digits, one or two of `._-` between them; checked
+    at launch, not when a task file loads): a job name may hold `+` or a run of separators."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", job_name)
+    name = re.sub(r"[._-]{3,}", lambda run: run.group(0)[:2], name).strip("._-")
+    return f"orch-{name}"
 
 
 def disk_gib(model_params: int) -> int:
@@ -165,7 +174,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)}
     envs = {"ORCH_RUN_ID": run_id, "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}"}
-    task = sky.Task(name=f"orch-{spec.name}", setup=setup_script(), run=run_script(), envs=envs,
+    task = sky.Task(name=task_name(spec.name), setup=setup_script(), run=run_script(), envs=envs,
                     secrets=secrets or None, file_mounts=mounts)
     if delivery.output == "bucket":
         mode = sky.StorageMode.MOUNT_CACHED  # appends (steps.jsonl, the log) and renames (checkpoints) work
@@ -215,8 +224,6 @@ def optimizer_view(task) -> str:
 
 def _plain(text: str) -> str:
     """SkyPilot's optimizer table without terminal colour codes."""
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
