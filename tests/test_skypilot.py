@@ -227,3 +227,25 @@ def test_every_job_name_orch_takes_makes_a_task_name_skypilot_launches(sky, job_
     assert SAFE_NAME.fullmatch(job_name)
     sky.Task(name=task_name(job_name), run="true").validate_name()
     assert task_name("llama31-8b-qlora") == "orch-llama31-8b-qlora"
+
+
+def test_skypilot_is_told_this_homes_server_port_before_it_first_works_out_its_address(sky, monkeypatch):
+    """SkyPilot keeps its server's address for the process once worked out. A SkyPilot call before the launch (a
+    cloud check, a task built) kept the default port 46580, while orch started this HOME's server on its own port:
+    every launch then failed with `Connection refused` on 46580."""
+    from sky.server import common
+
+    from orchestrator.launch.sky_server import _ENDPOINT_VAR, _PORT_VAR, home_port, import_sky
+
+    for name in (_PORT_VAR, _ENDPOINT_VAR):
+        monkeypatch.setenv(name, "x")  # restored (unset) after the test: import_sky sets the port itself
+        monkeypatch.delenv(name)
+    common.get_server_url.cache_clear()
+    assert common.get_server_url().endswith(f":{common.DEFAULT_SERVER_PORT}")  # a call before orch's
+    import_sky()
+    assert common.get_server_url() == f"http://127.0.0.1:{home_port()}" and common.is_api_server_local()
+    monkeypatch.setenv(_ENDPOINT_VAR, "http://sky.example:8080")  # the user's own server: left alone
+    monkeypatch.delenv(_PORT_VAR)
+    import_sky()
+    assert common.get_server_url() == "http://sky.example:8080"
+    common.get_server_url.cache_clear()

@@ -7,8 +7,6 @@ import os
 import zlib
 from pathlib import Path
 
-from orchestrator.launch.sky_task import _sky
-
 PORT_BASE, PORT_SPAN = 47000, 2000  # away from SkyPilot's default 46580, which a user's own server may hold
 _PORT_VAR, _ENDPOINT_VAR = "SKYPILOT_API_SERVER_LOCAL_PORT", "SKYPILOT_API_SERVER_ENDPOINT"
 
@@ -26,12 +24,27 @@ def _healthy(common) -> bool:
         return False
 
 
+def import_sky():
+    """The sky module, every import of it in orch goes through here: this HOME's port is set before SkyPilot first
+    works out its server's address, which it then keeps for the process (get_server_url is cached). A task built or
+    a cloud checked before the launch made SkyPilot keep its default port, and the launch then went to a server that
+    was never started there."""
+    if not os.environ.get(_ENDPOINT_VAR) and not os.environ.get(_PORT_VAR):
+        os.environ[_PORT_VAR] = str(home_port())
+    os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+    import sky
+    from sky.server import common
+    from sky.utils import annotations
+
+    annotations.is_on_api_server = False  # in-process calls print plain text, not the API server's payloads
+    common.get_server_url.cache_clear()  # an address worked out before this module set the port
+    return sky
+
+
 @contextlib.contextmanager
 def api_server():
     """The sky module, with a server of this HOME's own; a server this block started is stopped when it ends."""
-    if not os.environ.get(_ENDPOINT_VAR) and not os.environ.get(_PORT_VAR):
-        os.environ[_PORT_VAR] = str(home_port())
-    sky = _sky()
+    sky = import_sky()
     from sky.server import common
 
     was_up = _healthy(common)

@@ -16,7 +16,7 @@ from pathlib import Path
 from gpu_catalog.errors import UserError
 from gpu_catalog.offer import Offer
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
-from orchestrator.launch.sky_task import _sky
+from orchestrator.launch.sky_server import import_sky
 
 PULL_TIMEOUT_S = 3600  # a merged 8B model is ~16 GB
 
@@ -77,7 +77,7 @@ def _bucket_command(store: str, bucket: str, dest: Path) -> list[str] | None:
 
 
 def _bucket_stores(bucket: str) -> list[str]:
-    sky = _sky()
+    sky = import_sky()
     for storage in sky.get(sky.storage_ls()):
         if storage.name == bucket:
             return [getattr(store, "value", str(store)) for store in storage.store]

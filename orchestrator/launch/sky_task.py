@@ -29,6 +29,7 @@ from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import read_job
 from orchestrator.launch.remote_env import setup_script, stage_code
+from orchestrator.launch.sky_server import import_sky
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
@@ -45,15 +46,6 @@ SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: n
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
 MIN_DISK_GIB = 100
-
-
-def _sky():
-    os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
-    import sky
-    from sky.utils import annotations
-
-    annotations.is_on_api_server = False  # in-process calls print plain text, not the API server's payloads
-    return sky
 
 
 def task_name(job_name: str) -> str:
@@ -165,7 +157,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
                workdir: Path, files_dir: Path | None = None):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
     it outlives the launch request, and nothing is left in /tmp)."""
-    sky = _sky()
+    sky = import_sky()
     delivery = option.delivery or delivery_for(option.offer)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
@@ -208,7 +200,7 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
 
 def optimizer_view(task) -> str:
     """SkyPilot's own optimizer, run in process on this machine's enabled clouds, as plain text."""
-    sky = _sky()
+    sky = import_sky()
     buffer = io.StringIO()
     try:
         with contextlib.redirect_stdout(buffer), sky.Dag() as dag:

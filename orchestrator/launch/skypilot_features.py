@@ -17,8 +17,11 @@ def unsupported_features() -> dict:
     """{cloud: {"on_demand": {feature: reason}, "spot": {feature: reason}}} for every cloud SkyPilot registers.
     Clouds whose resources need optional dependencies to build (Kubernetes, SSH node pools) fall back to their
     class-level map, which is what the resource-specific one starts from."""
-    import sky
     from sky.utils import registry
+
+    from orchestrator.launch.sky_server import import_sky
+
+    sky = import_sky()
 
     clouds = {}
     for name in sorted(registry.CLOUD_REGISTRY):
