@@ -249,3 +249,16 @@ def test_skypilot_is_told_this_homes_server_port_before_it_first_works_out_its_a
     import_sky()
     assert common.get_server_url() == "http://sky.example:8080"
     common.get_server_url.cache_clear()
+
+
+@pytest.mark.parametrize("spot_flag, command", [("--spot", "`sky jobs launch "), ("--no-spot", "`sky launch ")])
+def test_a_dry_run_names_the_skypilot_command_its_task_needs(sky, tmp_path, monkeypatch, spot_flag, command):
+    """A spot task is a managed job: its recovery and its `down` come from SkyPilot's jobs controller. `sky launch`
+    of it (what the dry run said) started a bare spot VM that nothing recovers or takes down."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      "nebius", spot_flag, "--dry-run", "--out", str(tmp_path / "task.yaml")])
+    assert result.exit_code == 0, result.output
+    assert command in result.stderr and (" spot" in result.stderr.split("chosen:")[1].split("\n")[0]) is \
+        (spot_flag == "--spot")

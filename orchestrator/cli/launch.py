@@ -129,8 +129,11 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
     else:
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
         secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
-        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `sky launch {out}{secrets}` "
-                                  "from this folder runs it", markup=False, highlight=False)
+        # a spot run is a managed job: `sky launch` would start a bare spot VM, never recovered nor taken down;
+        # one line (not folded at the terminal's width), so the command copies whole
+        command = "sky jobs launch" if chosen.delivery.managed else "sky launch"
+        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `{command} {out}{secrets}` "
+                                  "from this folder runs it", markup=False, highlight=False, soft_wrap=True)
     display.err_console.print("dry run: nothing launched.")
 
 
