@@ -14,6 +14,10 @@ from trainer.config import JobConfig
 # FlashAttention-2 runs on Ampere, Ada and Hopper and later (flash-attn's README, 2024-12); on a T4 or V100 its
 # kernel refuses at the first step, after the machine is paid for
 FLASH_ATTENTION_MIN_CAPABILITY = 8.0
+# torch 2.11 and later (orch pins 2.13) build their CUDA 12.8 and 13.0 wheels, PyPI's, for Turing (7.5) and later
+# only: on a V100 (7.0) every kernel fails with "no kernel image is available" (pytorch RELEASE.md support matrix;
+# pytorch/pytorch#172352, 2026-01)
+TORCH_MIN_CAPABILITY = 7.5
 
 
 def settings_from_job(spec: JobConfig) -> JobConfig:
@@ -36,6 +40,9 @@ def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
     offers no such target, and `orch estimate` says so instead of a speed. bf16 on a T4 or V100 is emulated, many
     times slower than the estimate; fp16 needs CUDA's loss scaler."""
     on_cpu = gpu.kind == "cpu"
+    if not on_cpu and float(gpu.compute_capability or 0) < TORCH_MIN_CAPABILITY:
+        return (f"torch 2.11+ has no kernels for compute capability {gpu.compute_capability} (needs "
+                f"{TORCH_MIN_CAPABILITY}+, Turing or later)")
     if spec.attention == "flash_attention_2" and on_cpu:
         return "attention flash_attention_2 needs a GPU: use attention sdpa"
     if spec.attention == "flash_attention_2" and float(gpu.compute_capability or 0) < FLASH_ATTENTION_MIN_CAPABILITY:
