@@ -61,6 +61,16 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
     return final
 
 
+def saved_identity(path: Path) -> dict | None:
+    """The record of the run a checkpoint belongs to (config.run_identity, in its state.json); None when it has none
+    (written by an older orch) or cannot be read (loading it says why)."""
+    try:
+        identity = json.loads((path / "state.json").read_text()).get("job")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return identity if isinstance(identity, dict) else None
+
+
 def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     """Restore everything saved at `path` into the freshly built objects; returns the trainer state."""
     trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)

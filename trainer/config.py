@@ -5,6 +5,7 @@ orchestrator/); orchestrator.job reads jobs through it, so the two can never dis
 any work starts, with every problem reported at once. Plain Python: importing it loads no torch.
 """
 
+import json
 import math
 import os
 import re
@@ -334,6 +335,52 @@ def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
 
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
     return resolve_dataset(config.dataset, base_dir)
+
+
+# The settings that make a run what it is: its weights, its data and their order, its schedule. Each checkpoint
+# records them (run_identity) and a resume must keep them (identity_changes). The rest may change between the sessions
+# of one run: how long it trains, its budget, logging, eval and checkpoint cadence, workers, the attention kernel and
+# loss implementation, checkpointing, and the micro-batch split of the step (auto-fit changes it).
+RUN_IDENTITY_KEYS = ("model", "method", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns",
+                     "eval_dataset", "eval_split", "eval_fraction", "completion_only_loss", "seq_len", "packing",
+                     "seed", "optimizer", "learning_rate", "lr_scheduler", "warmup_ratio", "warmup_steps",
+                     "weight_decay", "max_grad_norm", "neftune_noise_alpha", "lora_r", "lora_alpha", "lora_dropout",
+                     "target_modules", "use_dora", "use_rslora", "modules_to_save", "quant_bits", "double_quant",
+                     "qlora_fp32_upcast", "freeze_layers", "precision")
+_IDENTITY_LABELS = {"effective_batch": "micro_batch x grad_accum"}
+MOST_CHANGES_SAID = 3
+
+
+def run_identity(config: JobConfig, base_dir: Path) -> dict:
+    """What identifies the run `config` trains, as a checkpoint's state.json keeps it: local data and tokenizer as
+    the folders they resolve to (a job file elsewhere, or with paths made absolute, names the same data)."""
+    identity = {key: getattr(config, key) for key in RUN_IDENTITY_KEYS}
+    identity["effective_batch"] = config.effective_batch  # the data order's step size, however it is split
+    for key in ("dataset", "eval_dataset"):
+        if (local := resolve_dataset(identity[key], base_dir)) is not None:
+            identity[key] = str(local)
+    identity["tokenizer"] = resolve_tokenizer(config.tokenizer, base_dir)
+    return json.loads(json.dumps(identity))  # tuples as lists, as read back from JSON
+
+
+def identity_changes(saved, current: dict) -> list[str]:
+    """How `current` differs from a checkpoint's record (`lora_r 8 there, 4 here`). A checkpoint of an older orch has
+    no record, and a key it did not record is unknown: neither counts as a difference."""
+    if not isinstance(saved, dict):
+        return []
+    changes = [f"{_IDENTITY_LABELS.get(key, key)} {_shown(saved[key])} there, {_shown(value)} here"
+               for key, value in current.items() if key in saved and saved[key] != value]
+    if len(changes) > MOST_CHANGES_SAID:
+        changes = changes[:MOST_CHANGES_SAID] + [f"and {len(changes) - MOST_CHANGES_SAID} more"]
+    return changes
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:

@@ -30,7 +30,7 @@ from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
-from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, resolve_tokenizer
+from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, identity_changes, resolve_tokenizer, run_identity
 from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
@@ -63,6 +63,7 @@ class FineTune:
         self.meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         self._last_save_s: float | None = None
         self._longest_step_s = 0.0
+        self.identity = run_identity(config, base_dir)  # recorded in each checkpoint; a resume must match it
         self._validate(resume)
         self.resume = resume == "auto"
 
@@ -84,6 +85,10 @@ class FineTune:
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
             problems.append(f"{self.output_dir} holds checkpoints of an earlier run: pass --resume auto to continue "
                             "it, or choose another --output")
+        elif resume == "auto" and (latest := checkpoint.latest_checkpoint(self.output_dir)) and (
+                changes := identity_changes(checkpoint.saved_identity(latest), self.identity)):
+            problems.append(f"checkpoint {latest} is from another job ({'; '.join(changes)}): resume with the "
+                            "settings it was trained with, or choose another --output")
         if (config.budget_usd is None) != (config.usd_per_hour is None):
             problems.append("a budget stop needs both `usd_per_hour` and `budget_usd`")
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -302,7 +307,7 @@ class FineTune:
         """A whole checkpoint of the run so far (checkpoints/latest names it); returns its folder."""
         started = time.time()
         saved_state = {**state, "wall_s": state["wall_s"] + started - session_start,
-                       "micro_batch": config.micro_batch, "grad_accum": config.grad_accum}
+                       "micro_batch": config.micro_batch, "grad_accum": config.grad_accum, "job": self.identity}
         path = checkpoint.save_checkpoint(self.output_dir, state["step"], model, optimizer, scheduler, scaler,
                                           saved_state)
         self._last_save_s = time.time() - started

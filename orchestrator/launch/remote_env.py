@@ -20,7 +20,7 @@ PINNED_PACKAGES = (
     "transformers==5.17.0",
     "peft==0.21.2",
     "bitsandbytes==0.50.2",
-    "accelerate==1.15.0",
+    "accelerate==1.16.0",
     "datasets==5.0.1",
     "safetensors==0.8.0",
     "pyyaml==6.0.4",

@@ -1,0 +1,98 @@
+"""A resume continues exactly the run it resumes: each checkpoint records the settings that make the run what it is,
+and `--resume auto` with other ones (another dataset, another LoRA rank) is refused as bad input, in one line and
+before any weights load. What may change between the sessions of a run (its budget, the micro-batch split) still
+resumes."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import REPO, go_offline
+from tests.trainer_helpers import TINY_DATA, read_steps, write_job
+from trainer.__main__ import main
+
+CHAT_DATA = REPO / "examples" / "data" / "tiny_chat.jsonl"
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, shared_cache):
+    """One tiny run of two steps with a checkpoint after each, trained once for the module: each test resumes a copy."""
+    folder = tmp_path_factory.mktemp("first-run")
+    with pytest.MonkeyPatch.context() as patch:
+        go_offline(patch, folder, shared_cache)
+        job = write_job(folder, max_steps=2, save_every=1)
+        assert main([str(job), "--output", str(folder / "out")]) == 0
+    return folder / "out"
+
+
+@pytest.fixture
+def output(first_run, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(first_run, copy)
+    return copy
+
+
+def saved_state(output) -> dict:
+    latest = output / "checkpoints" / (output / "checkpoints" / "latest").read_text().strip()
+    return json.loads((latest / "state.json").read_text())
+
+
+def resume(tmp_path, output, *sets, **job_changes) -> int:
+    job = write_job(tmp_path, max_steps=2, save_every=1, **job_changes)
+    return main([str(job), "--output", str(output), "--resume", "auto", *[a for s in sets for a in ("--set", s)]])
+
+
+def assert_refused(capsys, output, first_run, code, *said):
+    """Exit 2 with one `error:` line naming what differs, and the earlier run's files as they were."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "is from another job" in lines[0] and "--output" in lines[0], lines[0]
+    for text in said:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in err and "size mismatch" not in err
+    for name in ("metrics.json", "steps.jsonl", "checkpoints/latest"):
+        assert (output / name).read_text() == (first_run / name).read_text()
+    assert not (output / "error.log").exists()
+
+
+def test_resuming_the_same_job_continues_it_and_its_checkpoints_record_the_job(tmp_path, output):
+    assert resume(tmp_path, output, "max_steps=3") == 0
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 3
+    job = saved_state(output)["job"]
+    assert (job["dataset"], job["lora_r"], job["seed"]) == (str(TINY_DATA), 8, 0)
+    assert "budget_usd" not in job and "max_steps" not in job and "micro_batch" not in job
+
+
+def test_a_checkpoint_without_the_record_resumes_and_gains_it(tmp_path, output):
+    """Checkpoints written before orch recorded the job: unknown, not refused."""
+    for state_file in (output / "checkpoints").glob("step-*/state.json"):
+        state = json.loads(state_file.read_text())
+        del state["job"]
+        state_file.write_text(json.dumps(state))
+    assert resume(tmp_path, output, "max_steps=3") == 0
+    assert saved_state(output)["job"]["lora_r"] == 8
+
+
+def test_another_dataset_is_refused_in_one_line(tmp_path, first_run, output, capsys):
+    code = resume(tmp_path, output, dataset=str(CHAT_DATA))
+    assert_refused(capsys, output, first_run, code, f"dataset {TINY_DATA} there, {CHAT_DATA} here")
+
+
+def test_another_lora_rank_is_refused_before_the_weights_load(tmp_path, first_run, output, capsys):
+    code = resume(tmp_path, output, "lora_r=4")
+    assert_refused(capsys, output, first_run, code, "lora_r 8 there, 4 here")
+
+
+@pytest.mark.parametrize("sets", [("usd_per_hour=2.5", "budget_usd=10"), ("micro_batch=2", "grad_accum=2")],
+                         ids=["budget", "micro-batch-split"])
+def test_what_a_session_may_change_still_resumes(tmp_path, output, sets):
+    """The launchers resume with the budget that is left (`--set usd_per_hour=... --set budget_usd=...`); auto-fit
+    and a smaller GPU split the step into more micro-batches: the same run, the same data order."""
+    recorded = saved_state(output)["job"]
+    assert resume(tmp_path, output, "max_steps=3", *sets) == 0
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+    assert saved_state(output)["job"] == recorded
