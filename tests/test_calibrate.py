@@ -212,3 +212,75 @@ def test_calibrate_json_refuses_a_near_zero_speed_in_one_line(tmp_path, monkeypa
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (f"error: results file '{results}' line 1: `tokens_per_s` must be at least 0.001 "
                                      "and at most 1000000000, got 4.94066e-324.")
+
+
+def cpu_rows() -> list[dict]:
+    """What `orch bench benchmarks/sweeps/tiny-cpu.yaml` records: ok runs on the CPU, every method, two lengths."""
+    return [{**CPU_ROW, "point_id": f"{method}-{seq_len}", "tokens_per_s": tokens_per_s,
+             "config": {**CPU_ROW["config"], "method": method, "seq_len": seq_len, "micro_batch": 4}}
+            for method, seq_len, tokens_per_s in (("lora", 128, 6100.0), ("lora", 256, 7200.0),
+                                                  ("qlora", 128, 2500.0), ("qlora", 256, 2900.0),
+                                                  ("full", 128, 5200.0), ("full", 256, 6000.0))]
+
+
+def test_cpu_runs_alone_leave_every_gpu_as_it_was_and_calibrate_the_cpu(tmp_path):
+    """A first user's `orch bench tiny-cpu.yaml` then `orch calibrate` labelled the H200's and H100's speeds
+    `measured` (method_basis "measured" in the file) though nothing had run on a GPU: the per-method fallback took
+    its basis from every timed point, the CPU's included. The CPU's fit is the CPU's own."""
+    from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
+    from gpu_catalog.models import get_model
+    from orchestrator.estimator.settings import settings_from_job
+    from orchestrator.estimator.speed import estimate_speed
+    from trainer.config import config_from_dict
+
+    published_only, out = tmp_path / "published.json", tmp_path / "calibration.json"
+    calibrate([], published_only)  # what orch ships: the published points alone
+    calibrate(cpu_rows(), out, sources=["bench.db"])
+    written = json.loads(out.read_text())
+    assert "measured" not in json.dumps(written["method_basis"])
+    shipped, mine = load_calibration(published_only), load_calibration(out)
+    for gpu in load_gpus():
+        for method in ("lora", "qlora", "full"):
+            before, after = shipped.efficiency_for(gpu, method), mine.efficiency_for(gpu, method)
+            assert after[1] in ("published", "analytic") and after == before, (gpu.name, method)
+    job = config_from_dict({"model": "meta-llama/Llama-3.1-8B", "method": "qlora", "seq_len": 2048,
+                            "micro_batch": 2, "max_steps": 10})
+    for name in ("H200", "H100 SXM"):  # what `orch plan examples/llama31-8b-qlora.yaml` showed as measured
+        speed = estimate_speed(get_model(job.model), settings_from_job(job), get_gpu(name), mine)
+        assert speed.basis == "published"
+    cpu = cpu_gpu()
+    for method in ("lora", "qlora", "full"):
+        assert mine.efficiency_for(cpu, method) == (written["efficiency"]["CPU"][method], "measured")
+        assert shipped.efficiency_for(cpu, method)[1] == "analytic"
+
+
+def test_the_fallback_for_a_method_is_measured_only_where_that_methods_gpu_runs_went_into_it():
+    """The per-method fallback's basis is its own method's: H100 LoRA runs made every method's fallback `measured`,
+    QLoRA's too, which was fitted from published points alone."""
+    from gpu_catalog.gpus import get_gpu
+
+    lora_runs = [row for row in synthetic_rows() if row["config"]["method"] == "lora"]
+    fitted = fit(observations(lora_runs) + published_observations())
+    h200 = get_gpu("H200")  # no points of its own, measured or published: the fallback
+    assert fitted.efficiency_for(h200, "lora")[1] == "measured"
+    assert fitted.efficiency_for(h200, "qlora")[1] == "published"
+    assert fitted.method_basis == {"full": "published", "lora": "measured", "qlora": "published"}
+
+
+def test_the_calibration_file_keeps_the_basis_of_each_per_method_fit(tmp_path):
+    """As `orch calibrate` now writes it, per method; a file written before (one basis for every method) still
+    loads, as that basis for each."""
+    from gpu_catalog.gpus import get_gpu
+
+    h200 = get_gpu("H200")
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"efficiency": {}, "method_efficiency": {"lora": 0.5, "qlora": 0.4},
+                                "method_basis": {"lora": "measured", "qlora": "published"}}))
+    per_method = load_calibration(path)
+    assert [per_method.efficiency_for(h200, m)[1] for m in ("lora", "qlora", "full")] == \
+        ["measured", "published", "analytic"]
+    path.write_text(json.dumps({"efficiency": {}, "method_efficiency": {"lora": 0.5}, "method_basis": "published"}))
+    assert load_calibration(path).efficiency_for(h200, "lora")[1] == "published"
+    path.write_text(json.dumps({"efficiency": {}, "method_basis": {"lora": "fitted"}}))
+    with pytest.raises(UserError, match="the basis of the per-method fit of lora must be one of"):
+        load_calibration(path)

@@ -9,8 +9,9 @@ stack wins over anyone else's. Otherwise the published points are.
 
 What is fitted, keeping every other term of the physics as it is:
 - speed: the share of dense peak a long, wide micro-batch reaches, per (GPU, method) and per method across GPUs
-  (for GPUs without points of their own); the value that minimises the squared log error of tokens/s, by a bounded
-  1-D search through the estimator itself.
+  (for GPUs without points of their own; fitted from GPU points only, never the CPU's); the value that minimises
+  the squared log error of tokens/s, by a bounded 1-D search through the estimator itself. Each fit keeps the
+  origin of the points that went into it (`measured` or `published`), per GPU and method and per method.
 - memory: the CUDA context (GiB) and the allocator slack (share of activations and logits) per device kind, by least
   squares on measured peak minus the estimate's other parts, from points that measured the whole process (NVML /
   nvidia-smi, or on the CPU the process RSS); torch-allocator peaks never see the context. From three such points
@@ -210,12 +211,16 @@ def fit(obs: list[Observation]) -> Calibration:
         fitted = _shrunk(fit_efficiency(group, gpu_name, method), group, prior)
         efficiency.setdefault(gpu_name, {})[method] = round(fitted, 4)
         efficiency_basis.setdefault(gpu_name, {})[method] = _basis(group)
-    method_efficiency = {}
-    on_gpus = [o for o in timed if device_kind(o.gpu) == "cuda"]  # the fallback for GPUs without points of their own
+    method_efficiency: dict[str, float] = {}
+    method_basis: dict[str, str] = {}
+    # the fallback for GPUs without points of their own, fitted from GPU points only: a CPU's share of its nominal
+    # peak says nothing about a GPU's, so CPU runs neither move the GPUs' estimates nor make them `measured`
+    on_gpus = [o for o in timed if device_kind(o.gpu) == "cuda"]
     for method in sorted({o.method for o in on_gpus}):
         group = _preferred([o for o in on_gpus if o.method == method])
         fitted = _shrunk(fit_method_efficiency(group, method), group, DEFAULT_EFFICIENCY[method])
         method_efficiency[method] = round(fitted, 4)
+        method_basis[method] = _basis(group)  # what went into this method's fit, not any point of any method
     memory = {}
     for kind in sorted({device_kind(o.gpu) for o in obs}):
         # the context and slack belong to the user's own driver and stack: fitted from orch's runs only
@@ -223,7 +228,7 @@ def fit(obs: list[Observation]) -> Calibration:
         if fitted:
             memory[kind] = {k: round(v, 4) for k, v in fitted.items()}
     return Calibration(efficiency=efficiency, memory=memory, efficiency_basis=efficiency_basis,
-                       method_efficiency=method_efficiency, method_basis=_basis(timed) if timed else "analytic")
+                       method_efficiency=method_efficiency, method_basis=method_basis)
 
 
 def calibration_json(calibration: Calibration, points: int, sources: list[str]) -> dict:

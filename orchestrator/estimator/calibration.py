@@ -35,15 +35,16 @@ BASES = ("measured", "published", "analytic")  # where a figure comes from: the 
 @dataclass(frozen=True)
 class Calibration:
     """Fitted peak shares by GPU name then method, e.g. {"H100 SXM": {"lora": 0.41}}, with the origin of each
-    (`measured` or `published`), per-method fallbacks for GPUs without points of their own, and memory overheads
-    by device kind, e.g. {"cuda": {"context_gib": 0.9, "slack_fraction": 0.12, "headroom_fraction": 0.04}}."""
+    (`measured` or `published`), per-method fallbacks for GPUs without points of their own (fitted from GPU points
+    only) with the origin of each, and memory overheads by device kind, e.g. {"cuda": {"context_gib": 0.9,
+    "slack_fraction": 0.12, "headroom_fraction": 0.04}}."""
 
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
     source: str = ""
     efficiency_basis: dict[str, dict[str, str]] = field(default_factory=dict)
     method_efficiency: dict[str, float] = field(default_factory=dict)
-    method_basis: str = "analytic"
+    method_basis: dict[str, str] = field(default_factory=dict)  # per method, e.g. {"lora": "published"}
 
     def memory_overheads(self, gpu: GPU) -> dict[str, float] | None:
         """{"context_gib", "slack_fraction"} fitted for this kind of device, or None (use the defaults)."""
@@ -59,7 +60,7 @@ class Calibration:
             return CPU_EFFICIENCY, "analytic"
         factor = HOPPER_AND_LATER_FACTOR if gpu.compute_capability and float(gpu.compute_capability) >= 9 else 1.0
         if method in self.method_efficiency:
-            return self.method_efficiency[method] * factor, self.method_basis
+            return self.method_efficiency[method] * factor, self.method_basis.get(method, "measured")
         return DEFAULT_EFFICIENCY[method] * factor, "analytic"
 
 
@@ -123,7 +124,7 @@ def _parsed(raw, path: Path) -> Calibration:
               for kind, values in _mapping(raw.get("memory", {}), "memory").items()}
     efficiency_basis = {_gpu(gpu): {_method(m): _basis(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
                         for gpu, methods in _mapping(raw.get("efficiency_basis", {}), "efficiency_basis").items()}
-    method_basis = _basis(raw.get("method_basis", "measured"), "the per-method fits")
+    method_basis = _method_basis(raw.get("method_basis", "measured"), method_efficiency)
     return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
                        method_efficiency=method_efficiency, method_basis=method_basis)
 
@@ -165,6 +166,15 @@ def _basis(value, what: str) -> str:
     if value not in BASES:
         raise ValueError(f"the basis of {what} must be one of {', '.join(BASES)}, got {value!r}")
     return value
+
+
+def _method_basis(value, method_efficiency: dict[str, float]) -> dict[str, str]:
+    """The origin of each per-method fit: {method: basis}, or one basis for all of them (what files written before
+    it was kept per method hold)."""
+    if isinstance(value, dict):
+        return {_method(m): _basis(v, f"the per-method fit of {m}") for m, v in value.items()}
+    basis = _basis(value, "the per-method fits")
+    return {m: basis for m in method_efficiency}
 
 
 def _efficiency(value, what: str) -> float:
