@@ -249,3 +249,21 @@ def test_a_folded_summary_line_goes_on_under_its_text(monkeypatch):
     for label in ("chosen: ", "  spend: ", "data: "):
         n = next(n for n, line in enumerate(lines) if line.startswith(label))
         assert lines[n + 1].startswith(" " * len(label)) and lines[n + 1].strip(), lines[n:n + 2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["submit", QLORA_JOB, "--budget", "1", "--budget", "500"], "--budget given twice, as 1 and 500: give it once"),
+    (["launch", QLORA_JOB, "--budget=1", "--budget", "2", "--dry-run"], "--budget given twice, as 1 and 2"),
+    (["launch", QLORA_JOB, "--budget", "1", "--spot", "--no-spot"], "--spot and --no-spot both given: give one"),
+    (["spend", "--by", "month", "--by", "job"], "--by given twice, as month and job"),
+    (["catalog", "offers", "--gpu", "A100", "--gpu", "H100"], "--gpu given twice, as A100 and H100"),
+    (["scheduler", "run", "--once", "--interval", "3", "--interval", "4"], "--interval given twice, as 3 and 4"),
+])
+def test_no_command_takes_one_option_with_two_values(tmp_path, monkeypatch, args, message):
+    """click keeps the last of two values silently: `orch submit job --budget 1 ... --budget 500` queued a $500 job.
+    Every command refuses it, as `orch plan` does; the same value twice is harmless."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    same = invoke("catalog", "offers", "--gpu", "A100", "--gpu", "A100", "--json")
+    assert same.exit_code == 0, same.output

@@ -9,12 +9,13 @@ from gpu_catalog.gpus import get_gpu, load_gpus
 from gpu_catalog.models import load_models
 from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
-from orchestrator.cli.errors import user_errors
+from orchestrator.cli.errors import OneLineUsageErrors, user_errors
 from orchestrator.cli.limits import check_providers
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
-app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True)
+app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True,
+                  cls=OneLineUsageErrors)
 
 
 @app.command("gpus")

@@ -10,6 +10,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli.display import print_error
 
 USAGE_ERROR_EXIT_CODE = 2
+UsageError = typer.BadParameter.__mro__[1]  # click's, in typer's own copy of click (typer exports only its child)
 
 
 def fail(message: str) -> typer.Exit:
@@ -43,10 +44,45 @@ def only_match(matches: list, what: str, text: str, how_to_list: str):
     return matches[0]
 
 
+def repeated_option(command, args: list[str]) -> str | None:
+    """Why `args` give one of `command`'s single-valued options twice with different values, or None. click keeps
+    the last silently, so `orch submit job.yaml --budget 1 ... --budget 500` queued a $500 job unsaid (`orch plan`,
+    on its own parser, refuses the same). The same value twice is harmless."""
+    options = {opt: param for param in command.params if getattr(param, "param_type_name", "") == "option"
+               and not getattr(param, "multiple", False) and not getattr(param, "count", False)
+               for opt in (*param.opts, *param.secondary_opts)}
+    given: dict[str, tuple[str, str]] = {}  # the option's name -> (its spelling, its value)
+    index = 0
+    while index < len(args) and args[index] != "--":
+        spelling, has_value, value = args[index].partition("=")
+        param = options.get(spelling)
+        index += 1
+        if param is None:
+            continue
+        if not param.is_flag and not has_value and index < len(args):
+            value, index = args[index], index + 1
+        elif param.is_flag:
+            value = spelling  # --spot or --no-spot: the spelling is the value
+        first = given.setdefault(param.name, (spelling, value))
+        if first[1] != value:
+            if param.is_flag:
+                return f"{first[0]} and {spelling} both given: give one"
+            return f"{spelling} given twice, as {first[1]} and {value}: give it once"
+    return None
+
+
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
     the one `error: ...` line every other mistake gets, with the help to read, instead of a framed block. (Typer
     carries its own copy of click, whose exceptions derive from the public typer.TyperException.)"""
+
+    def resolve_command(self, ctx, args):
+        """The subcommand, once its own arguments give no option twice (repeated_option)."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
+            if why := repeated_option(command, rest):
+                raise UsageError(why, ctx=command.make_context(name, [], parent=ctx, resilient_parsing=True))
+        return name, command, rest
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:

@@ -8,7 +8,7 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import display
-from orchestrator.cli.errors import only_match, user_errors
+from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.settings import job_model
@@ -21,7 +21,8 @@ from orchestrator.schedule.scheduler import Scheduler
 
 MAX_INTERVAL_S = 24 * 3600.0
 MAX_CPU_SLOTS = 1024
-scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True)
+scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True,
+                            cls=OneLineUsageErrors)
 
 
 @user_errors
