@@ -284,3 +284,22 @@ def test_the_calibration_file_keeps_the_basis_of_each_per_method_fit(tmp_path):
     path.write_text(json.dumps({"efficiency": {}, "method_basis": {"lora": "fitted"}}))
     with pytest.raises(UserError, match="the basis of the per-method fit of lora must be one of"):
         load_calibration(path)
+
+
+def test_a_launch_bound_point_leaves_its_gpus_share_of_peak_alone(tmp_path):
+    """A tiny model on an H100 is bound by kernel launches: its estimate hardly moves with the share of peak, so
+    fitting it drove the share to the bound (1.0) and made every real model on that GPU 60% faster, `measured`."""
+    from orchestrator.bench.calibrate import tells_efficiency
+
+    rows = []
+    for n, tokens_per_s in enumerate((20_000, 30_000, 45_000)):
+        row = synthetic_rows()[0]
+        row.update(point_id=f"tiny-{n}", config={**row["config"], "model": "orch/tiny-llama", "seq_len": 64},
+                   tokens_per_s=tokens_per_s)
+        rows.append(row)
+    result = calibrate(rows, tmp_path / "c.json")
+    published_only = fit(published_observations())
+    assert result["speed_rows_left_out"] == 3 and not any(tells_efficiency(o) for o in observations(rows))
+    assert result["efficiency"] == published_only.efficiency and "H100 SXM" not in result["efficiency"]
+    assert result["method_efficiency"] == published_only.method_efficiency
+    assert all(tells_efficiency(o) for o in observations(synthetic_rows()) if o.tokens_per_s)

@@ -51,6 +51,7 @@ HEADROOM_BOUNDS = (0.02, 0.20)
 HEADROOM_MIN_POINTS = 3
 SEARCH_STEPS = 50
 PRIOR_POINTS = 8
+MIN_EFFICIENCY_LEVERAGE = 2.0  # the least speed-up, from the lowest share of peak to the highest, a fitted point has
 WHOLE_PROCESS_MEASURES = ("nvidia-smi", "card", "nvml", "process_rss")
 
 
@@ -201,8 +202,17 @@ def _basis(group: list[Observation]) -> str:
     return "measured" if any(o.origin == "measured" for o in group) else "published"
 
 
+def tells_efficiency(o: Observation) -> bool:
+    """Whether the point's speed depends on the share of peak enough to fit it: its estimate at the highest share
+    is at least MIN_EFFICIENCY_LEVERAGE times that at the lowest. A tiny model on a large GPU is bound by kernel
+    launches, not FLOPs: fitted, it pushed the share to a bound (1.0) and every real model on that GPU 60% faster."""
+    low, high = (estimate_speed(o.model, o.settings, o.gpu, Calibration(efficiency={o.gpu.name: {o.method: e}}))
+                 .tokens_per_s for e in EFFICIENCY_BOUNDS)
+    return high >= MIN_EFFICIENCY_LEVERAGE * low
+
+
 def fit(obs: list[Observation]) -> Calibration:
-    timed = [o for o in obs if o.tokens_per_s]
+    timed = [o for o in obs if o.tokens_per_s and tells_efficiency(o)]
     efficiency: dict[str, dict[str, float]] = {}
     efficiency_basis: dict[str, dict[str, str]] = {}
     for gpu_name, method in sorted({(o.gpu.name, o.method) for o in timed}):
@@ -294,6 +304,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),
+            "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
             "method_efficiency": calibration.method_efficiency,
             "in_sample": error_summary(point_errors(obs, calibration)),

@@ -417,6 +417,9 @@ def show_calibration(result: dict) -> None:
     one table for tokens/s and one for VRAM: eleven columns did not fit 80."""
     console.print(f"wrote {esc(result['calibration'])}: fitted on {result['rows_used']} of {result['rows']} result "
                   "rows (ok runs on a known GPU) and the published points", highlight=False)
+    if left_out := result["speed_rows_left_out"]:
+        console.print(f"{left_out} of them left out of the speed fit: too small a job for the GPU's share of peak to "
+                      "set its speed (kernel launches do)", highlight=False)
     for gpu, methods in result["efficiency"].items():
         console.print(f"efficiency {esc(gpu)}: " + ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()),
                       highlight=False)
