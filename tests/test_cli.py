@@ -267,3 +267,16 @@ def test_no_command_takes_one_option_with_two_values(tmp_path, monkeypatch, args
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     same = invoke("catalog", "offers", "--gpu", "A100", "--gpu", "A100", "--json")
     assert same.exit_code == 0, same.output
+
+
+def test_names_stay_whole_in_80_columns(monkeypatch, tmp_path):
+    """`meta-llama/Llama-3.2-1B` folded every 10 characters in `orch catalog models` (three names, it read); the
+    columns a terminal lacks room for go instead, and the caption says where they are."""
+    from gpu_catalog.models import load_models
+
+    out = run_at(monkeypatch, 80, "catalog", "models")
+    assert all(f" {m.name} " in out for m in load_models()), out
+    header = next(line for line in out.splitlines() if "params B" in line)
+    assert "head_dim" not in header and "head_dim and inter and layers: --json, or a terminal of" in out
+    wide = run_at(monkeypatch, 160, "catalog", "models")
+    assert "head_dim" in next(line for line in wide.splitlines() if "params B" in line)

@@ -126,15 +126,26 @@ def show_gpus(gpus: list[GPU]) -> None:
     console.print(table)
 
 
+MODEL_COLUMNS = ("model", "params B", "layers", "hidden", "heads", "kv", "head_dim", "inter", "vocab", "tied")
+MODELS_NARROW_LEFT_OUT = ("head_dim", "inter", "layers")  # a model id folded at 10 characters read as three names
+
+
 def show_models(models: list[ModelShape]) -> None:
-    table = Table(title="Model shapes")
-    for column in ("model", "params B", "layers", "hidden", "heads", "kv", "head_dim", "inter", "vocab", "tied"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for m in models:
-        table.add_row(esc(m.name), f"{m.params / 1e9:.2f}", str(m.n_layers), str(m.hidden), str(m.n_heads),
-                      str(m.n_kv_heads), str(m.head_dim), str(m.intermediate), str(m.vocab),
-                      "yes" if m.tied_embeddings else "no")
-    console.print(table)
+    cells = [dict(zip(MODEL_COLUMNS, (esc(m.name), f"{m.params / 1e9:.2f}", str(m.n_layers), str(m.hidden),
+                                      str(m.n_heads), str(m.n_kv_heads), str(m.head_dim), str(m.intermediate),
+                                      str(m.vocab), "yes" if m.tied_embeddings else "no"), strict=True))
+             for m in models]
+
+    def build(left_out: tuple[str, ...]) -> Table:
+        table = Table(title="Model shapes")
+        columns = [column for column in MODEL_COLUMNS if column not in left_out]
+        for column in columns:
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for row in cells:
+            table.add_row(*(row[column] for column in columns))
+        return table
+
+    console.print(_fitting_table(build, MODELS_NARROW_LEFT_OUT, console))
 
 
 def show_offers(offers: list[Offer], dropped_count: int) -> None:
@@ -258,16 +269,22 @@ def _option_cells(rank: int, option: Option, region_count: int) -> dict[str, str
             "$/Mtok": usd_text(e.usd_per_million_tokens)}
 
 
-def _options_table(title: str, rows: list[dict[str, str]], out: Console) -> Table:
-    """The ranked options, a line each where the terminal allows: the fewest NARROW_LEFT_OUT columns go that give
-    the locations their room, and the caption says where to see them."""
-    tables = [_plan_table(title, rows, NARROW_LEFT_OUT[:count]) for count in range(len(NARROW_LEFT_OUT) + 1)]
+def _fitting_table(build, droppable: tuple[str, ...], out: Console) -> Table:
+    """`build(left_out)`'s table with the fewest of `droppable` columns left out, in order, that keeps each row on
+    one line in this terminal; the caption says where to see them."""
+    tables = [build(droppable[:count]) for count in range(len(droppable) + 1)]
     count = next((count for count, table in enumerate(tables) if table.natural_width(out) <= out.width + 2),
-                 len(NARROW_LEFT_OUT))
+                 len(droppable))
     if count:
-        tables[count].caption = (f"{' and '.join(NARROW_LEFT_OUT[:count])}: --json, or a terminal of "
+        tables[count].caption = (f"{' and '.join(droppable[:count])}: --json, or a terminal of "
                                  f"{tables[0].natural_width(out) - 2}+ columns")
     return tables[count]
+
+
+def _options_table(title: str, rows: list[dict[str, str]], out: Console) -> Table:
+    """The ranked options, a line each where the terminal allows: the fewest NARROW_LEFT_OUT columns go that give
+    the locations their room."""
+    return _fitting_table(lambda left_out: _plan_table(title, rows, left_out), NARROW_LEFT_OUT, out)
 
 
 def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...]) -> Table:
@@ -341,10 +358,10 @@ def show_runs(records: list[RunRecord]) -> None:
     if not records:
         console.print("No runs yet: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
-    table = Table(title=f"{len(records)} runs: measured, and (dim) estimated")
+    table = Table(title=f"{len(records)} runs: measured, and under it estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
-    for column in ("job", "target"):
-        table.add_column(column)
+    table.add_column("job", no_wrap=_whole(r.job_name for r in records))
+    table.add_column("target")
     table.add_column("status", no_wrap=True)
     for column in ("tok/s", "GiB", "hours", "cost"):
         table.add_column(column, justify="right")
@@ -357,6 +374,14 @@ def show_runs(records: list[RunRecord]) -> None:
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
                       optional(r.est_hours, ".2f"), optional_usd(r.est_cost_usd), style="dim")
     console.print(table)
+
+
+MOST_WHOLE_NAME = 16  # job names up to this long are never folded (the other columns fold first); longer ones may
+
+
+def _whole(names) -> bool:
+    """Whether a column of names is kept whole: `llama31-8b-qlora` folded as `llama31-8b-q` / `lora`."""
+    return max((len(name) for name in names), default=0) <= MOST_WHOLE_NAME
 
 
 def optional_usd(value: float | None) -> str:
@@ -452,13 +477,19 @@ def show_queue(jobs: list[JobRecord], explain: bool, run_statuses: dict[str, str
     """One row a job; its run's own status beside the run id, which may be ahead of the job's until the scheduler's
     next pass records it."""
     table = Table(title=f"{len(jobs)} jobs, in scheduling order")
-    for column in ("job", "name", "priority", "status", "decision", "run") + (("why",) if explain else ()):
-        table.add_column(column)
+    table.add_column("job", no_wrap=True)
+    table.add_column("name", no_wrap=_whole(j.name for j in jobs))
+    table.add_column("priority", justify="right")
+    for column in ("status", "decision"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("run")  # the run's own status folds under its id
     for j in jobs:
         run = f"{j.run_id} ({run_statuses[j.run_id]})" if j.run_id in run_statuses else j.run_id or "-"
-        row = [j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", run]
-        table.add_row(*map(esc, row), *((esc(j.reason or "-"),) if explain else ()))
+        table.add_row(*map(esc, (j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", run)))
     console.print(table)
+    if explain:  # a line a job, below: a why column beside six others got a word or two a line
+        for j in jobs:
+            labelled(f"{esc(j.job_id)}:", esc(j.reason or "-"))
 
 
 def show_simulation(summaries: dict[str, dict]) -> None:
