@@ -15,8 +15,31 @@ runner = CliRunner()
 BASE = ["estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "2048", "--micro-batch", "1", "--grad-ckpt"]
 
 
+def _option_names() -> dict[str, str]:
+    """Every spelling of `orch estimate`'s options -> the option it spells (--max-seq-length -> seq_len)."""
+    import typer.main
+
+    command = typer.main.get_command(app).commands["estimate"]
+    return {opt: param.name for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+def with_base(*flags) -> list[str]:
+    """BASE with `flags` in place of its own values for the same options, however spelled (an option given twice
+    with two values is refused)."""
+    names = _option_names()
+    overridden = {names[flag] for flag in flags if flag in names}
+    base, index = [], 1
+    while index < len(BASE):
+        option = BASE[index]
+        takes_value = option in names and index + 1 < len(BASE) and not BASE[index + 1].startswith("--")
+        if names.get(option) not in overridden:
+            base += BASE[index:index + 1 + takes_value]
+        index += 1 + takes_value
+    return [BASE[0], *base, *flags]
+
+
 def estimate(*flags, gpu="RTX 4090"):
-    result = runner.invoke(app, [*BASE, *flags, *(["--gpu", gpu] if gpu else []), "--json"])
+    result = runner.invoke(app, [*with_base(*flags), *(["--gpu", gpu] if gpu else []), "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -94,7 +117,7 @@ def test_a_gpu_that_cannot_run_a_setting_is_said_not_to_run_it():
     (["--lora-dropout", "1.5"], "`lora_dropout` must be in"),
 ])
 def test_bad_values_are_one_line_errors(flags, message):
-    result = runner.invoke(app, [*BASE, *flags])
+    result = runner.invoke(app, with_base(*flags))
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
@@ -111,7 +134,7 @@ def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
     starts. Scripts read `peak_at`, people the line under the table."""
     assert estimate()["peak_at"] == "backward_start"
     assert estimate("--method", "full", "--seq-len", "16", gpu="H100 SXM")["peak_at"] == "backward_end"
-    shown = runner.invoke(app, [*BASE, "--method", "full", "--seq-len", "16"])
+    shown = runner.invoke(app, with_base("--method", "full", "--seq-len", "16"))
     assert shown.exit_code == 0 and "peak as the backward ends" in shown.output
 
 
