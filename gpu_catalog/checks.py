@@ -4,6 +4,7 @@ Pure Python (yaml only), so the trainer uses it too. Each check raises UserError
 what was wrong and the allowed range; the CLI turns that into `error: ...` and exit 2.
 """
 
+import codecs
 import json
 import math
 import os
@@ -95,9 +96,22 @@ def user_path(text: str | Path) -> Path:
 
 def env_value(variable: str) -> str | None:
     """An environment variable's value, None when it is unset, empty or blank: the one test of whether the user named
-    something there, so a blank ORCH_HARDWARE is the default file and not a named one."""
-    value = os.environ.get(variable, "")
+    something there, so a blank ORCH_HARDWARE is the default file and not a named one. A value that is not UTF-8 is
+    refused here, before any command writes: as a path it made folders, then failed to be stored in orch's databases,
+    leaving a half-written job behind."""
+    value = _utf8(os.environ.get(variable, ""), variable)
     return value if value.strip() else None
+
+
+def _utf8(value: str, variable: str) -> str:
+    """An environment variable's value, refused unless it is UTF-8: Python keeps each byte that is not as a lone
+    surrogate, which sqlite and every UTF-8 file orch writes refuse."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UserError(f"{variable} '{shown}' is not UTF-8 text: set it to a path written in UTF-8.") from None
+    return value
 
 
 def env_path(variable: str, default: str) -> Path:
@@ -105,9 +119,11 @@ def env_path(variable: str, default: str) -> Path:
     in whatever folder the command runs from (or a folder named ' ' there)."""
     value = env_value(variable) or default
     try:
-        return Path(value).expanduser()
+        path = Path(value).expanduser()
     except RuntimeError:
         raise UserError(f"{variable}={value!r}: there is no such user's home folder; give the full path.") from None
+    _utf8(str(path), variable)  # the default's or a `~`'s home folder may be what is not UTF-8: setting it is the fix
+    return path
 
 
 def input_file(path: Path | str, what: str, fix: str) -> Path:
@@ -115,17 +131,23 @@ def input_file(path: Path | str, what: str, fix: str) -> Path:
     a name too long for the file system, where Path's methods raise."""
     if os.path.isfile(path):
         return Path(path)
-    state = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+    state = ("is a folder, not a file" if os.path.isdir(path) else
+             "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
     raise UserError(f"{what} '{path}' {state}: {fix}")
 
 
 def read_text(path: Path | str, what: str = "file") -> str:
-    """A text file's contents as UTF-8; a missing, unreadable or non-UTF-8 file is the user's to fix."""
+    """A text file's contents as UTF-8, without the byte-order mark Windows editors start it with (left in, it became
+    part of a CSV's first column name or a JSON syntax error); a missing, unreadable or non-UTF-8 file is the user's
+    to fix."""
     path = Path(path)
     try:
-        return path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
+        return data[len(bom):].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
+        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start + len(bom)}): save it as UTF-8.") \
+            from None
     except FileNotFoundError:
         raise UserError(f"{what} '{path}' does not exist.") from None
     except IsADirectoryError:

@@ -25,7 +25,7 @@ MIN_OFFERS_FOR_MEDIAN_RULE = 3
 def reference_offers(path: Path = DATA_DIR / "reference_offers.csv") -> list[Offer]:
     """orch's curated table: public list prices for the large clouds the offline SkyPilot copy lacks."""
     offers = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             gpu = get_gpu(row["gpu"])
             source = f"{row['source']} (as of {row['as_of']})"
@@ -44,7 +44,8 @@ def sky_catalog_dir() -> Path:
 
 
 def skypilot_catalog_dirs() -> list[Path]:
-    """Catalog folders in SkyPilot's v8 layout: ORCH_SKY_CATALOGS (os.pathsep-separated), else SkyPilot's own."""
+    """Catalog folders in SkyPilot's v8 layout: ORCH_SKY_CATALOGS (os.pathsep-separated), else SkyPilot's own. A
+    folder named twice (or by two spellings) is refused: read twice, each of its offers was counted twice."""
     if named := checks.env_value("ORCH_SKY_CATALOGS"):
         folders = [checks.user_path(p) for p in named.split(os.pathsep) if p]
         if missing := [str(folder) for folder in folders if not folder.is_dir()]:
@@ -53,6 +54,9 @@ def skypilot_catalog_dirs() -> list[Path]:
         if empty := [str(folder) for folder in folders if not any(folder.glob("*/vms.csv"))]:  # named: not a default
             raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(empty)}, which holds no PROVIDER/vms.csv: give "
                             "folders in SkyPilot's catalog layout, or unset it to read SkyPilot's own.")
+        resolved = [folder.resolve() for folder in folders]
+        if twice := next((str(f) for f, r in zip(folders, resolved, strict=True) if resolved.count(r) > 1), None):
+            raise UserError(f"ORCH_SKY_CATALOGS names {twice} more than once: list each folder once.")
         return folders
     return [sky_catalog_dir()] if sky_catalog_dir().is_dir() else []
 

@@ -8,16 +8,22 @@ import functools
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
-from gpu_catalog.offer import Offer
+from gpu_catalog.offer import LOCAL_PROVIDER, SSH_POOL_PROVIDER, Offer
 from gpu_catalog.units import MAX_BUDGET_USD
 
 MIB_PER_GIB = 1024
 REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region"}
+# A provider folder's name is the cloud SkyPilot launches on and a cell in every plan: SkyPilot's are lowercase words
+# (aws, gcp, lambda, primeintellect), so markup (`[red]aws`), escapes and capitals are a broken or planted catalog.
+# orch's own names for the user's cards are never a cloud: a `local` folder planned a rented A100 as owned.
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+NOT_CLOUDS = (LOCAL_PROVIDER, SSH_POOL_PROVIDER)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -100,11 +106,24 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
     return rows
 
 
+def provider_name(vms_csv: Path) -> str:
+    """The cloud a catalog file's folder names, refused unless it is a plain lowercase cloud name and not orch's own."""
+    name = vms_csv.parent.name
+    if name in NOT_CLOUDS:
+        raise UserError(f"SkyPilot catalog folder '{vms_csv.parent}' is named '{name}', orch's name for your own "
+                        "cards, not a cloud: remove it (your cards are declared in orch's hardware file).")
+    if not PROVIDER_NAME.fullmatch(name):
+        raise UserError(f"SkyPilot catalog folder '{vms_csv.parent}' is not named as a cloud (lowercase letters, "
+                        "digits, _ and -, starting with a letter, like aws or lambda): rename or remove it.")
+    return name
+
+
 def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
-    """All single-GPU offers (on-demand and spot) in one v8 catalog folder; rows for GPUs orch lacks are skipped."""
+    """All single-GPU offers (on-demand and spot) in one v8 catalog folder; rows for GPUs orch lacks are skipped,
+    and a row given twice (or rows that differ only in columns orch does not read) is one offer, not two."""
     offers = []
     for vms_csv in sorted(catalog_dir.glob("*/vms.csv")):
-        provider = vms_csv.parent.name
+        provider = provider_name(vms_csv)
         for number, row in enumerate(_rows(vms_csv), start=2):
             where = f"{vms_csv} line {number}:"
             # a whole instance's price (an 8-GPU node, a TPU pod slice), so MAX_BUDGET_USD, the most any price may be,
@@ -120,4 +139,4 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
                           instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
                           source=f"SkyPilot catalog {vms_csv}", sky_instance=True)
             offers.extend(Offer(**common, spot=spot, usd_per_hour=price) for spot, price in prices if price > 0)
-    return offers
+    return list(dict.fromkeys(offers))

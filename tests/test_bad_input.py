@@ -780,3 +780,37 @@ def test_a_very_long_value_is_cut_in_its_error_line(inputs, build):
     lines = result.stderr.splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
     assert len(lines[0]) < 200 and "…" in lines[0], lines[0][:300]
+
+
+# --- (appended) a path variable that is not UTF-8; catalog folders that are not clouds; a device as calibration ----
+def _not_utf8_home(i: Inputs, *command: str) -> list[str]:
+    i.env("ORCH_HOME", os.fsdecode(bytes(i.root) + b"/home-\xff"))  # made its folders, then sqlite refused it
+    return list(command)
+
+
+def _catalog_folder(i: Inputs, provider: str, command: str) -> list[str]:
+    i.file(f"v8/{provider}/vms.csv", CATALOG_HEADER + "gpu_1x_a100,A100,1,30,200,0.50,,us-east-1,\n")
+    i.env("HOME", str(i.root / "user-home"))  # refresh copies into HOME's ~/.sky, here inside the test's folder
+    if command == "refresh":
+        return ["catalog", "refresh", "--from", str(i.files / "v8")]
+    i.env("ORCH_SKY_CATALOGS", str(i.files / "v8"))
+    return plan(i, model="orch/tiny-llama", seq_len=64, train_tokens=2000)
+
+
+@pytest.mark.parametrize("build", [
+    lambda i: _not_utf8_home(i, "submit", i.job()),
+    lambda i: _not_utf8_home(i, "runs"),
+    *(lambda i, p=provider, c=command: _catalog_folder(i, p, c)
+      for provider in ("local", "ssh", "[red]aws", "aws\x1b[31m") for command in ("plan", "refresh")),
+    lambda i: [i.file("twice/lambda/vms.csv", CATALOG_HEADER + CATALOG_ROW),
+               i.env("ORCH_SKY_CATALOGS", f"{i.files / 'twice'}{os.pathsep}{i.files / 'twice'}"), plan(i)][2],
+    lambda i: i.calibration_path("/dev/null"),
+])
+def test_bad_paths_and_catalog_folders_are_refused_cleanly(inputs, build):
+    test_bad_input_is_refused_cleanly(inputs, "appended", build)
+
+
+def test_a_calibration_that_is_a_device_is_said_to_be_one(inputs):
+    """It was said not to exist."""
+    result = CliRunner().invoke(app, inputs.calibration_path("/dev/null"))
+    assert "'/dev/null' is not a regular file" in result.stderr, result.stderr

@@ -3,6 +3,7 @@ and cross-validates honestly: a held-out source's estimates never depend on its 
 
 import dataclasses
 import json
+import os
 import re
 
 import pytest
@@ -303,3 +304,56 @@ def test_a_launch_bound_point_leaves_its_gpus_share_of_peak_alone(tmp_path):
     assert result["efficiency"] == published_only.efficiency and "H100 SXM" not in result["efficiency"]
     assert result["method_efficiency"] == published_only.method_efficiency
     assert all(tells_efficiency(o) for o in observations(synthetic_rows()) if o.tokens_per_s)
+
+
+def test_a_gpu_named_by_an_alias_in_the_calibration_is_kept_under_its_own_name(tmp_path):
+    """`a100-80gb` was accepted, then never read: the estimator looks GPUs up by their own names."""
+    from gpu_catalog.gpus import get_gpu
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"efficiency": {"a100-80gb": {"lora": 0.05}},
+                                "efficiency_basis": {"a100-80gb": {"lora": "published"}}}))
+    calibration = load_calibration(path)
+    assert calibration.efficiency == {"A100 80GB": {"lora": 0.05}}
+    assert calibration.efficiency_for(get_gpu("A100 80GB"), "lora") == (0.05, "published")
+
+
+def test_two_names_for_one_gpu_in_the_calibration_are_refused(tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"efficiency": {"a100-80gb": {"lora": 0.05}, "A100 80GB": {"lora": 0.3}}}))
+    with pytest.raises(UserError, match=re.escape("(efficiency gives A100 80GB twice (as 'a100-80gb' and 'A100 "
+                                                  "80GB'): keep one)")):
+        load_calibration(path)
+
+
+@pytest.mark.parametrize("key, value, most", [("slack_fraction", 1.01, "1"), ("slack_fraction", 1024, "1"),
+                                              ("context_gib", 16.5, "16"), ("context_gib", 1000, "16")])
+def test_a_memory_overhead_far_past_any_fit_is_refused(tmp_path, key, value, most):
+    """A slack of 1024 was accepted and estimated a 7B job at 68,568 GiB."""
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"efficiency": {}, "memory": {"cuda": {"context_gib": 0.5, "slack_fraction": 0.1,
+                                                                      key: value}}}))
+    with pytest.raises(UserError, match=re.escape(f"(cuda {key} must be at least 0 and at most {most}, got")):
+        load_calibration(path)
+
+
+def test_the_memory_overheads_calibrate_fits_all_load():
+    from orchestrator.bench.calibrate import CONTEXT_BOUNDS_GIB, HEADROOM_BOUNDS, SLACK_BOUNDS
+    from orchestrator.estimator.calibration import MEMORY_MAXIMA
+
+    assert CONTEXT_BOUNDS_GIB[1] <= MEMORY_MAXIMA["context_gib"] and SLACK_BOUNDS[1] <= MEMORY_MAXIMA["slack_fraction"]
+    assert HEADROOM_BOUNDS[1] <= MEMORY_MAXIMA["headroom_fraction"]
+
+
+def test_a_calibration_that_is_a_device_is_not_said_to_be_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCH_CALIBRATION", "/dev/null")
+    with pytest.raises(UserError, match="ORCH_CALIBRATION file '/dev/null' is not a regular file"):
+        load_calibration()
+
+
+def test_a_device_in_orch_home_s_calibration_place_is_not_quietly_skipped(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("ORCH_CALIBRATION", raising=False)
+    os.mkfifo(tmp_path / "calibration.json")
+    with pytest.raises(UserError, match="calibration file .*calibration.json is not a regular file"):
+        load_calibration()

@@ -1,6 +1,7 @@
 """The shared checks themselves: what they accept matters as much as what they refuse."""
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,36 @@ def test_a_long_value_in_an_error_line_is_cut_around_an_ellipsis_and_the_advice_
 def test_a_value_of_a_readable_length_is_left_whole():
     message = f"job file '/home/alice/{'projects/' * 8}job.yaml' does not exist. Copy one from examples/ to start."
     assert checks.one_line(message) == message
+
+
+@pytest.mark.parametrize("variable", ["ORCH_HOME", "ORCH_CACHE", "ORCH_CALIBRATION", "ORCH_HARDWARE",
+                                      "ORCH_SKY_CATALOGS"])
+def test_a_path_variable_that_is_not_utf8_is_refused_by_its_name(monkeypatch, variable):
+    """A byte that is not UTF-8 reaches Python as a lone surrogate: ORCH_HOME made its folders, then sqlite refused
+    the path, a traceback after half a job was queued."""
+    monkeypatch.setenv(variable, os.fsdecode(b"/tmp/orch-\xff"))
+    for read in (checks.env_value, lambda v: checks.env_path(v, "/default")):
+        with pytest.raises(UserError, match=rf"^{variable} '/tmp/orch-\\xff' is not UTF-8 text: set it"):
+            read(variable)
+
+
+def test_a_home_folder_that_is_not_utf8_is_refused_by_the_variable_that_would_fix_it(monkeypatch):
+    monkeypatch.delenv("ORCH_CACHE", raising=False)
+    monkeypatch.setenv("HOME", os.fsdecode(b"/home/\xff"))
+    with pytest.raises(UserError, match=r"^ORCH_CACHE '/home/\\xff/.cache/orch' is not UTF-8 text"):
+        checks.env_path("ORCH_CACHE", "~/.cache/orch")
+
+
+def test_read_text_drops_a_byte_order_mark_and_counts_it_in_a_bad_byte_s_place(tmp_path):
+    """Windows editors start UTF-8 files with one: it became part of a CSV's first column name."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"\xef\xbb\xbfInstanceType,Price\n")
+    assert checks.read_text(path) == "InstanceType,Price\n"
+    path.write_bytes(b"\xef\xbb\xbfab\xff")
+    with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 5\)"):
+        checks.read_text(path)
+
+
+def test_an_input_that_is_a_device_is_not_said_to_be_missing():
+    with pytest.raises(UserError, match="'/dev/null' is not a regular file"):
+        checks.input_file("/dev/null", "ORCH_CALIBRATION file", "fix the path.")

@@ -1,4 +1,6 @@
 import csv
+import os
+import re
 from collections import Counter
 
 import pytest
@@ -154,3 +156,53 @@ def test_the_catalog_cache_is_read_again_when_the_code_that_reads_it_changes(tmp
     assert lambda_prices() == lambda_prices() == [1.29] and len(reads) == 1  # read once, then from the cache
     reader.write_text("# v2: a new rule\n")
     assert lambda_prices() == [1.29] and len(reads) == 2
+
+
+def provider_catalog(tmp_path, provider: str, *rows: str):
+    folder = tmp_path / "v8" / provider
+    folder.mkdir(parents=True)
+    (folder / "vms.csv").write_text(CATALOG_HEADER + "".join(f"{row}\n" for row in rows))
+    return tmp_path / "v8"
+
+
+@pytest.mark.parametrize("provider, said", [
+    ("local", "is named 'local', orch's name for your own cards, not a cloud"),
+    ("ssh", "is named 'ssh', orch's name for your own cards, not a cloud"),
+    ("[red]aws", "is not named as a cloud"), ("aws\x1b[31m", "is not named as a cloud"),
+    ("AWS", "is not named as a cloud"), ("-aws", "is not named as a cloud"), (".aws", "is not named as a cloud"),
+])
+def test_a_catalog_folder_not_named_as_a_cloud_is_refused_when_read_and_when_copied(tmp_path, provider, said):
+    """A `local` folder planned a rented A100 as the user's own card; `[red]aws` reached every plan's table."""
+    from gpu_catalog.refresh import copy_catalog
+
+    catalog = provider_catalog(tmp_path, provider, "gpu_1x_a100,A100,1,30,200,0.50,,us-east-1,")
+    for read in (read_catalog_dir, lambda d: copy_catalog(d, tmp_path / "sky")):
+        with pytest.raises(UserError, match=f"SkyPilot catalog folder '.*' {re.escape(said)}"):
+            read(catalog)
+    assert not (tmp_path / "sky").exists()  # nothing copied
+
+
+def test_a_row_given_twice_is_one_offer(tmp_path):
+    row = "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-east-1,"
+    offers = read_catalog_dir(write_catalog(tmp_path, row, row, "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-west-1,"))
+    assert [(o.region, o.spot) for o in offers] == [("us-east-1", False), ("us-east-1", True), ("us-west-1", False),
+                                                    ("us-west-1", True)]
+
+
+def test_a_catalog_folder_named_twice_is_refused(tmp_path, monkeypatch):
+    """Read twice, each of its offers counted twice: `27 options, 22 distinct`."""
+    from gpu_catalog.offers import skypilot_catalog_dirs
+
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    for named in (f"{catalog}{os.pathsep}{catalog}", f"{catalog}{os.pathsep}{catalog}/../v8/"):
+        monkeypatch.setenv("ORCH_SKY_CATALOGS", named)
+        with pytest.raises(UserError, match=f"ORCH_SKY_CATALOGS names {catalog} more than once: list each folder once"):
+            skypilot_catalog_dirs()
+
+
+def test_a_catalog_that_starts_with_a_byte_order_mark_is_read(tmp_path):
+    """Saved by a Windows editor: its first column read as `\\ufeffInstanceType`, "not a SkyPilot v8 catalog"."""
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    vms_csv = catalog / "lambda" / "vms.csv"
+    vms_csv.write_bytes(b"\xef\xbb\xbf" + vms_csv.read_bytes())
+    assert [o.instance_type for o in read_catalog_dir(catalog)] == ["gpu_1x_a100"]

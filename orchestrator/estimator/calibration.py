@@ -83,12 +83,15 @@ def load_calibration(path: Path | None = None) -> Calibration:
         checks.input_file(path, "ORCH_CALIBRATION file", "fix the path, or unset ORCH_CALIBRATION to use "
                           "ORCH_HOME's calibration (`orch calibrate` writes it) or the one shipped with orch.")
     try:
-        is_folder, is_file = path.is_dir(), path.is_file()
+        is_folder, is_file, is_there = path.is_dir(), path.is_file(), path.exists()
     except OSError as exc:  # an ORCH_HOME too long a name for the file system, or under a folder orch may not read
         raise UserError(f"cannot read calibration file {path}: {exc.strerror or exc}. Set ORCH_HOME to a folder orch "
                         "can use.") from None
     if is_folder:
         raise UserError(f"calibration file {path} is a folder: point ORCH_CALIBRATION at a file (or unset it).")
+    if is_there and not is_file:  # a device or a pipe in ORCH_HOME: not quietly the shipped calibration instead
+        raise UserError(f"calibration file {path} is not a regular file (a device or a pipe): move it away, or point "
+                        "ORCH_CALIBRATION at a file.")
     if not is_file:
         path = PACKAGED_CALIBRATION
         if not path.is_file():
@@ -107,23 +110,27 @@ FILE_KEYS = ("fitted_at", "points", "sources", "efficiency", "efficiency_basis",
 METHODS = tuple(DEFAULT_EFFICIENCY)
 MEMORY_KINDS = ("cpu", "cuda")  # device_kind()
 MEMORY_KEYS = ("context_gib", "slack_fraction", "headroom_fraction")  # the last only where enough runs fit it
-MAX_MEMORY_VALUE = 1024.0  # GiB of context, or a slack fraction: far above any real value
-MEMORY_MAXIMA = {"headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
+# The most each overhead may be, well above what `orch calibrate` fits (context 0.3-2.5 GiB, slack 0-0.5, headroom
+# 0.02-0.2) so a file it wrote always loads; 1024 let a hand-edited slack of 1000 estimate a 7B job at 68,568 GiB
+MEMORY_MAXIMA = {"context_gib": 16.0,  # GiB a process holds before any tensor; the defaults are 0.75 (CUDA), 0.5 (CPU)
+                 "slack_fraction": 1.0,  # the allocator's waste as a share of activations and logits: all of them
+                 "headroom_fraction": 0.5}  # half the card kept free is already far past any fitted headroom
 
 
 def _parsed(raw, path: Path) -> Calibration:
     """The file's content, every key known and every value in range: a typo in a hand-edited file is named rather
     than quietly ignored."""
     _known(_mapping(raw, "the file"), FILE_KEYS, "key")
-    efficiency = {_gpu(gpu): {_method(m): _efficiency(v, f"efficiency of {gpu} {m}")
-                              for m, v in _mapping(methods, gpu).items()}
-                  for gpu, methods in _mapping(raw["efficiency"], "efficiency").items()}
+    efficiency = _by_gpu(raw["efficiency"], "efficiency",
+                         lambda gpu, methods: {_method(m): _efficiency(v, f"efficiency of {gpu} {m}")
+                                               for m, v in _mapping(methods, gpu).items()})
     per_method = _mapping(raw.get("method_efficiency", {}), "method_efficiency")
     method_efficiency = {_method(m): _efficiency(v, f"method_efficiency of {m}") for m, v in per_method.items()}
     memory = {_known(kind, MEMORY_KINDS, "memory kind"): _memory(kind, values)
               for kind, values in _mapping(raw.get("memory", {}), "memory").items()}
-    efficiency_basis = {_gpu(gpu): {_method(m): _basis(v, f"{gpu} {m}") for m, v in _mapping(methods, gpu).items()}
-                        for gpu, methods in _mapping(raw.get("efficiency_basis", {}), "efficiency_basis").items()}
+    efficiency_basis = _by_gpu(raw.get("efficiency_basis", {}), "efficiency_basis",
+                               lambda gpu, methods: {_method(m): _basis(v, f"{gpu} {m}")
+                                                     for m, v in _mapping(methods, gpu).items()})
     method_basis = _method_basis(raw.get("method_basis", "measured"), method_efficiency)
     return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
                        method_efficiency=method_efficiency, method_basis=method_basis)
@@ -143,10 +150,26 @@ def _known(value, allowed: tuple[str, ...], what: str):
     return value
 
 
+def _by_gpu(value, what: str, read) -> dict:
+    """A mapping keyed by GPU, each key under the GPU's own name (what the estimator looks up): `a100-80gb` was
+    accepted and then never read. Two keys for one GPU are refused, as a key given twice is."""
+    by_name: dict = {}
+    for key, entry in _mapping(value, what).items():
+        name = _gpu(key)
+        if name in by_name:
+            raise ValueError(f"{what} gives {name} twice (as {by_name[name][0]!r} and {key!r}): keep one")
+        by_name[name] = (key, read(key, entry))
+    return {name: entry for name, (_, entry) in by_name.items()}
+
+
 def _gpu(name: str) -> str:
-    if name != cpu_gpu().name and find_gpu(name) is None:
+    """The GPU's own name for a name or alias (`orch catalog gpus` lists both)."""
+    if name == cpu_gpu().name:
+        return name
+    gpu = find_gpu(name)
+    if gpu is None:
         raise ValueError(f"unknown GPU {name!r} (`orch catalog gpus` lists them)")
-    return name
+    return gpu.name
 
 
 def _method(name: str) -> str:
@@ -159,7 +182,7 @@ def _memory(kind: str, values) -> dict[str, float]:
     missing = [key for key in MEMORY_KEYS[:2] if key not in values]
     if missing:
         raise ValueError(f"{kind} memory needs {' and '.join(missing)}")
-    return {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA.get(k, MAX_MEMORY_VALUE)) for k, v in values.items()}
+    return {k: checks.number(v, f"{kind} {k}", 0, MEMORY_MAXIMA[k]) for k, v in values.items()}
 
 
 def _basis(value, what: str) -> str:
