@@ -73,14 +73,23 @@ class ModelShape:
 
 
 MAX_DIMENSION = 2**24  # no layer count, width, head count or vocabulary comes near this; above it is a broken file
+# The fields that give a mixture-of-experts model away (Mixtral, Qwen2-MoE, DeepSeek, OLMoE...): its MLP is many
+# experts, so sizing it as one dense MLP would be off by the expert count. 0, 1 or null: a dense model.
+EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+MOE_MODEL_TYPES = ("mixtral", "dbrx", "deepseek_v2", "deepseek_v3", "jamba", "arctic")  # besides any `*moe*`
+# A causal LM's class: `LlamaForCausalLM`, or the older `*LMHeadModel` (Qwen-7B's QWenLMHeadModel, GPT2LMHeadModel)
+CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     """A ModelShape from a Hugging Face config dict (config.json or AutoConfig.to_dict()); every size a whole number
-    of at least 1 (zero heads would divide by zero, a list is no size)."""
+    of at least 1 (zero heads would divide by zero, a list is no size). A file that describes another kind of model
+    (mixture of experts, an encoder), or heads that cannot be laid out, is refused: estimated anyway, it planned a
+    model the trainer then fails to build, or one far larger than the plan said."""
     config = config.get("text_config") or config if isinstance(config, dict) else config
     if not isinstance(config, dict):
         raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
+    _check_dense_causal_lm(config, source)
 
     def size(key: str, default=None) -> int:
         value = config.get(key) if config.get(key) is not None else default
@@ -90,20 +99,49 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
 
     hidden = size("hidden_size")
     n_heads = size("num_attention_heads")
+    n_kv_heads = size("num_key_value_heads", n_heads)
+    if n_heads % n_kv_heads:  # also more kv heads than heads: each kv head serves a whole group of query heads
+        raise UserError(f"{source}: `num_key_value_heads` ({n_kv_heads}) must divide `num_attention_heads` "
+                        f"({n_heads}): set it to a divisor of {n_heads} ({n_heads} without grouped-query attention).")
+    if config.get("head_dim") is None and hidden % n_heads:  # a given head_dim need not: Gemma's 16 x 256 is not 3072
+        raise UserError(f"{source}: `num_attention_heads` ({n_heads}) must divide `hidden_size` ({hidden}) when "
+                        "`head_dim` is not given: fix either, or give `head_dim`.")
+    tied = config.get("tie_word_embeddings")
+    if tied is not None and not isinstance(tied, bool):
+        raise UserError(f"{source}: `tie_word_embeddings` must be true or false (booleans are true/false in JSON), "
+                        f"got {json.dumps(tied)}.")
     shape = ModelShape(
         name=name,
         params=0,
         n_layers=size("num_hidden_layers"),
         hidden=hidden,
         n_heads=n_heads,
-        n_kv_heads=size("num_key_value_heads", n_heads),
+        n_kv_heads=n_kv_heads,
         head_dim=size("head_dim", hidden // n_heads),
         intermediate=size("intermediate_size"),
         vocab=size("vocab_size"),
-        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        tied_embeddings=bool(tied),
         source=source,
     )
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
+
+
+def _check_dense_causal_lm(config: dict, source: str) -> None:
+    """Refuse a config of a mixture-of-experts model or of a model that is no causal LM (`BertForMaskedLM`): the
+    shape orch computes is a dense decoder's, and the trainer loads models with AutoModelForCausalLM."""
+    model_type = config.get("model_type")
+    experts = next(((k, config[k]) for k in EXPERT_COUNT_KEYS if config.get(k) not in (None, 0, 1)), None)
+    if experts is None and isinstance(model_type, str) and ("moe" in model_type or model_type in MOE_MODEL_TYPES):
+        experts = ("model_type", model_type)
+    if experts is not None:
+        raise UserError(f"{source} describes a mixture-of-experts model (`{experts[0]}`: {json.dumps(experts[1])}): "
+                        "orch estimates dense decoder-only models only; give a dense model or its folder.")
+    architectures = config.get("architectures") or []  # absent in hand-written configs: nothing to judge
+    wrong = [a for a in (architectures if isinstance(architectures, list) else [architectures])
+             if not (isinstance(a, str) and a.endswith(CAUSAL_LM_SUFFIXES))]
+    if wrong:
+        raise UserError(f"{source}: `architectures` names {json.dumps(wrong[0])}, not a causal language model: orch "
+                        "estimates decoder-only models, whose architectures is a *ForCausalLM (LlamaForCausalLM...).")
 
 
 def _parse_row(row: dict[str, str]) -> ModelShape:
@@ -129,15 +167,19 @@ def load_models(path: Path = DATA_DIR / "models.csv") -> tuple[ModelShape, ...]:
 
 
 @functools.cache
-def _index() -> dict[str, ModelShape]:
-    index: dict[str, ModelShape] = {}
+def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape]]:
+    """The catalog's spellings: full `org/name` ids (and aliases) by their lower case, and bare names (an id's part
+    after the slash, a bare alias) by their normalised key: an id is matched whole first, then by its name."""
+    ids: dict[str, ModelShape] = {}
+    bare: dict[str, ModelShape] = {}
     with open(DATA_DIR / "models.csv", newline="") as f:
         aliases = {row["hf_id"]: row["aliases"].split("|") for row in csv.DictReader(f)}
     for model in load_models():
         for spelling in (model.name, *aliases[model.name]):
-            index.setdefault(normalize(spelling), model)
-            index.setdefault(normalize(spelling.split("/")[-1]), model)
-    return index
+            if "/" in spelling:
+                ids.setdefault(spelling.lower(), model)
+            bare.setdefault(normalize(spelling.split("/")[-1]), model)
+    return ids, bare
 
 
 def _from_local_folder(path: Path) -> ModelShape:
@@ -147,8 +189,20 @@ def _from_local_folder(path: Path) -> ModelShape:
     config_file = path / "config.json" if path.is_dir() else path
     if not config_file.is_file():
         raise UserError(f"{path} has no config.json: point at a Hugging Face model folder.")
+
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+        """An object's keys, each once: json keeps the last of a repeated key silently, so a `hidden_size` written
+        twice was estimated with whichever came last."""
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise UserError(f"{config_file}: `{key}` is given twice in one object (JSON readers keep the last "
+                                "silently): keep one.")
+            seen.add(key)
+        return dict(pairs)
+
     try:
-        config = json.loads(checks.read_text(config_file, "model config"))
+        config = json.loads(checks.read_text(config_file, "model config"), object_pairs_hook=unique_keys)
     except (json.JSONDecodeError, UserError) as exc:
         if config_file is path and path.suffix.lower() != ".json":
             raise UserError(f"model '{path}' is a file, and neither a known model name nor a model folder with "
@@ -194,15 +248,18 @@ RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with rando
 
 
 def get_model(name: str) -> ModelShape:
-    """A model by local folder, known Hugging Face id or alias (or a chat, instruct or quantized release of one), or
-    (network allowing) any hub id."""
+    """A model by local folder, known Hugging Face id (in any case) or alias, a copy of one under another org, (or a
+    chat, instruct or quantized release of one), or (network allowing) any hub id."""
     name = name.removeprefix(RANDOM_PREFIX)
     if not name.strip():
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
     if os.path.exists(checks.user_path(name)):  # False, where Path.exists raises, for a name too long for a path
         return _from_local_folder(checks.user_path(name))
-    spellings = [spelling for n in (name, *_base_names(name)) for spelling in (n, n.split("/")[-1])]  # any org
-    model = next((_index()[key] for key in map(normalize, spellings) if key in _index()), None)
+    ids, bare = _index()
+    model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)
+    # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies
+    model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
+                           if key in bare), None)
     if model is None and "/" in name:
         model = _from_hub(name)
     if model is None:

@@ -69,8 +69,10 @@ def model_problems(spec: JobConfig, cloud: bool = True) -> list[str]:
     model = get_model(spec.model)  # raises a UserError for a model orch does not describe
     problems = []
     downloads = not spec.model.startswith(RANDOM_PREFIX)
-    if cloud and downloads and model.name.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
-        problems.append(f"{model.name} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
+    # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
+    downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
+    if cloud and downloads and downloaded.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
+        problems.append(f"{downloaded} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
                         "(passed to the VM as a SkyPilot secret)")
     return problems
 

@@ -129,6 +129,10 @@ def test_a_gated_model_needs_hf_token(monkeypatch):
     assert "HF_TOKEN" in model_problems(spec)[0]
     monkeypatch.setenv("HF_TOKEN", "hf_x")
     assert model_problems(spec) == []
+    monkeypatch.delenv("HF_TOKEN")
+    for name, gated in (("NousResearch/Meta-Llama-3-8B", False), ("Llama-3.1-8B", True)):  # a copy; an alias
+        spec = job_from_dict({"model": name, "method": "qlora", "seq_len": 128, "max_steps": 1})
+        assert bool(model_problems(spec)) is gated, name
 
 
 def test_an_unknown_cloud_name_stops_the_plan_with_a_suggestion():

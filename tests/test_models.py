@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -29,7 +30,7 @@ def test_shape_reproduces_the_published_parameter_count(model):
 
 
 @pytest.mark.parametrize("name", ["meta-llama/Llama-3.1-8B", "Llama-3.1-8B", "llama-3.1-8b-instruct",
-                                  "meta-llama/Meta-Llama-3-8B"])
+                                  "meta-llama/Meta-Llama-3-8B", "META-LLAMA/llama-3.1-8b"])
 def test_lookup_by_id_alias_and_short_name(name):
     assert get_model(name).name == "meta-llama/Llama-3.1-8B"
 
@@ -37,6 +38,12 @@ def test_lookup_by_id_alias_and_short_name(name):
 def test_unknown_model_suggests_near_names():
     with pytest.raises(UserError, match="Did you mean: .*Llama-3.1-8B"):
         get_model("Llama-3.1-9B")
+
+
+@pytest.mark.parametrize("name, shape", [("unsloth/Llama-3.2-1B-Instruct-bnb-4bit", "meta-llama/Llama-3.2-1B"),
+                                         ("NousResearch/Meta-Llama-3-8B", "meta-llama/Llama-3.1-8B")])
+def test_a_copy_under_another_org_has_the_shape_of_what_it_copies(name, shape):
+    assert get_model(name).name == shape
 
 
 def test_unknown_hub_id_offline_is_a_clear_error():
@@ -51,6 +58,76 @@ def test_local_folder_config(tmp_path):
     model = get_model(str(tmp_path))
     assert (model.n_layers, model.hidden, model.head_dim, model.vocab) == (2, 256, 64, 1000)
     assert model.params == model.computed_params > 0
+
+
+# config.json as Hugging Face publishes these models (sizes and the fields that could trip a check), for the rows of
+# the catalog they describe
+REAL_CONFIGS = {
+    "meta-llama/Llama-3.1-8B": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+                                "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
+                                "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-0.5B": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+                          "intermediate_size": 4864, "num_attention_heads": 14, "num_hidden_layers": 24,
+                          "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
+                          "use_sliding_window": False, "max_window_layers": 21},
+    "mistralai/Mistral-7B-v0.3": {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+                                  "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
+                                  "num_key_value_heads": 8, "vocab_size": 32768, "head_dim": None,
+                                  "sliding_window": None, "tie_word_embeddings": False},
+    "google/gemma-7b": {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_size": 3072,
+                        "head_dim": 256, "intermediate_size": 24576, "num_attention_heads": 16,  # 16 x 256 != 3072
+                        "num_hidden_layers": 28, "num_key_value_heads": 16, "vocab_size": 256000},
+    "microsoft/Phi-3-mini-4k-instruct": {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                                         "hidden_size": 3072, "intermediate_size": 8192, "num_attention_heads": 32,
+                                         "num_hidden_layers": 32, "num_key_value_heads": 32, "vocab_size": 32064,
+                                         "tie_word_embeddings": False, "auto_map": {"AutoConfig": "phi3"}},
+}
+SHAPE_FIELDS = ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "intermediate", "vocab")
+
+
+@pytest.mark.parametrize("hf_id", REAL_CONFIGS)
+def test_a_real_config_saved_with_a_bom_reads_as_its_catalog_shape(tmp_path, hf_id):
+    """Windows editors save a UTF-8 BOM, which json refuses ("Unexpected UTF-8 BOM"); it is no part of the JSON."""
+    (tmp_path / "config.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(REAL_CONFIGS[hf_id]).encode())
+    model, row = get_model(str(tmp_path)), get_model(hf_id)
+    assert [getattr(model, f) for f in SHAPE_FIELDS] == [getattr(row, f) for f in SHAPE_FIELDS]
+
+
+GOOD = REAL_CONFIGS["meta-llama/Llama-3.1-8B"]
+IMPOSSIBLE_CONFIGS = {
+    "more-kv-heads": ({**GOOD, "num_key_value_heads": 64}, "`num_key_value_heads` (64) must divide"),
+    "kv-heads-not-dividing": ({**GOOD, "num_key_value_heads": 5}, "`num_key_value_heads` (5) must divide"),
+    "heads-not-dividing-hidden": ({**GOOD, "hidden_size": 2048, "num_attention_heads": 30, "num_key_value_heads": 30},
+                                  "`num_attention_heads` (30) must divide `hidden_size` (2048) when `head_dim` is not"),
+    "mixtral": ({**GOOD, "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_local_experts": 8,
+                 "num_experts_per_tok": 2}, "mixture-of-experts model (`num_local_experts`: 8): orch estimates dense"),
+    "mixtral-experts-left-to-default": ({**GOOD, "model_type": "mixtral"}, "mixture-of-experts model (`model_type`"),
+    "qwen2-moe": ({**REAL_CONFIGS["Qwen/Qwen2.5-0.5B"], "architectures": ["Qwen2MoeForCausalLM"],
+                   "model_type": "qwen2_moe", "num_experts": 60, "moe_intermediate_size": 1408},
+                  "mixture-of-experts model (`num_experts`: 60)"),
+    "masked-lm": ({**GOOD, "architectures": ["BertForMaskedLM"]},
+                  '`architectures` names "BertForMaskedLM", not a causal language model'),
+    "tie-yes": ({**GOOD, "tie_word_embeddings": "yes"}, '`tie_word_embeddings` must be true or false (booleans are '
+                'true/false in JSON), got "yes"'),
+    "hidden-twice": (json.dumps(GOOD)[:-1] + ', "hidden_size": 8192}', "`hidden_size` is given twice"),
+}
+
+
+@pytest.mark.parametrize("name", IMPOSSIBLE_CONFIGS)
+@pytest.mark.parametrize("prefix", ["", "random:"])
+def test_an_impossible_or_unsupported_config_is_one_error_naming_file_and_field(tmp_path, name, prefix):
+    """Each was estimated as if a dense Llama (the last `hidden_size` winning, "yes" read as tied embeddings)."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    config, message = IMPOSSIBLE_CONFIGS[name]
+    (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(UserError, match=re.escape(message)):
+        get_model(prefix + str(tmp_path))
+    result = CliRunner().invoke(app, ["estimate", prefix + str(tmp_path)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'config.json'}")
 
 
 def test_local_folder_without_transformer_config(tmp_path):
@@ -68,7 +145,6 @@ def test_a_config_with_a_number_python_cannot_read_is_one_error(tmp_path):
 @pytest.mark.parametrize("name, base", [
     ("Qwen/Qwen-7B-Chat-Int4", "Qwen/Qwen-7B"),
     ("meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B"),
-    ("unsloth/Llama-3.2-1B-Instruct-bnb-4bit", "meta-llama/Llama-3.2-1B"),
     ("google/gemma-2-9b-it", "google/gemma-2-9b"),
 ])
 def test_a_chat_instruct_or_quantized_release_has_its_base_models_shape(name, base):
