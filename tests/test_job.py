@@ -24,6 +24,8 @@ def test_defaults_fill_everything_else():
     ({"lora_dropout": 1.5}, "`lora_dropout` must be in"),
     ({"grad_ckpt": "maybe"}, "`grad_ckpt` must be one of auto, true, false"),
     ({"micro_batch": True}, "`micro_batch` must be a whole number"),
+    ({"target_modules": ["q_proj", "v_proj", "q_proj"]}, "`target_modules` names q_proj more than once"),
+    ({"modules_to_save": ["embed_tokens", "embed_tokens"]}, "`modules_to_save` names embed_tokens more than once"),
 ])
 def test_bad_values_are_named(change, message):
     with pytest.raises(UserError, match=message):
@@ -42,6 +44,13 @@ def test_every_problem_is_reported_at_once():
 def test_max_steps_sets_the_token_count():
     spec = job_from_dict({**BASE, "train_tokens": None, "max_steps": 10, "micro_batch": 2, "grad_accum": 3})
     assert spec.resolved_train_tokens() == 10 * 2 * 3 * 2048
+
+
+def test_max_steps_wins_over_train_tokens_as_in_the_trainer():
+    """`--set max_steps=2` on a job with train_tokens (a quick try of an example): the trainer stops at max_steps
+    (FineTune.planned_steps), so a plan prices those steps, not the train_tokens the run never reaches."""
+    spec = job_from_dict({**BASE, "train_tokens": 10**12, "max_steps": 10, "micro_batch": 2})
+    assert spec.resolved_train_tokens() == 10 * 2 * 2048
 
 
 def test_a_local_dataset_is_sized_from_its_bytes(tmp_path):

@@ -142,7 +142,7 @@ def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp
     stored = json.dumps({**jobs()[job_id]["job"], "tokenizer": "./tok"})
     with closing(sqlite3.connect(Path.home() / ".local/share/orch/runs.db")) as db, db:
         db.execute("UPDATE jobs SET job_json = ? WHERE job_id = ?", (stored, job_id))
-    other_id = submit_tiny(tmp_path, "other", train_tokens=10**12)  # too dear for its budget: decided, not started
+    other_id = submit_tiny(tmp_path, "other", train_tokens=10**12, max_steps=None)  # too dear: decided, not started
     said = " ".join(orch("scheduler", "run", "--once").stdout.split())
     assert jobs()[job_id]["status"] == "rejected" and "'./tok' is no folder here" in jobs()[job_id]["reason"]
     assert f"{other_id}: " in said and RunStore().all() == []

@@ -59,6 +59,7 @@ def test_a_tokenizer_id_is_accepted_as_the_hub_accepts_it(name, tmp_path, monkey
 def test_a_tokenizer_folder_is_accepted_whatever_its_name(tmp_path):
     folder = tmp_path / "my tokenizer..v1"
     folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
     assert config_from_dict({**BASE, "tokenizer": str(folder)}).tokenizer == str(folder)
 
 
@@ -132,8 +133,29 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2,
                                                    "vocab_size": 100, "n_positions": 64}))
+    (model / "tokenizer_config.json").write_text("{}")
     assert main([str(write_job(tmp_path, model=str(model), method="qlora")), "--output", str(tmp_path / "o")]) == 2
     assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model": "random:nonexistent/x"}, "unknown model 'nonexistent/x'"),
+    ({"model": "orch/tiny-nonexistent"}, "unknown model 'orch/tiny-nonexistent'"),
+    ({"model": "cfg-only"}, "model folder 'cfg-only' holds no tokenizer (none of tokenizer.json, "),
+    ({"tokenizer": "empty"}, "`tokenizer` folder '{base}/empty' holds no tokenizer (none of tokenizer.json, "),
+])
+def test_a_model_or_tokenizer_that_cannot_be_built_is_bad_config(tmp_path, capsys, monkeypatch, changes, message):
+    """An unknown `random:` shape, and a folder without tokenizer files (the model's own, or `tokenizer`), failed once
+    the run had started: exit 1, status error, and transformers' paragraph about sentencepiece or tiktoken."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg-only").mkdir()
+    (tmp_path / "cfg-only" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "empty").mkdir()
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, **changes)), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.format(base=tmp_path) in err and err.count("\n") == 1
+    assert not output.exists()
 
 
 def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):

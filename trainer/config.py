@@ -106,11 +106,13 @@ class JobConfig:
         return self.micro_batch * self.grad_accum
 
     def resolved_train_tokens(self) -> int:
-        """Tokens to train on: train_tokens, else max_steps worth, else the dataset's tokens times epochs."""
-        if self.train_tokens is not None:
-            return self.train_tokens
+        """Tokens to train on: max_steps worth, else train_tokens, else the dataset's tokens times epochs. max_steps
+        comes first as in the trainer's loop (FineTune.planned_steps), so a plan prices the steps that run: a job may
+        hold both (`--set max_steps=2` on a job with train_tokens, to try it), and the run stops at max_steps."""
         if self.max_steps is not None:
             return self.max_steps * self.effective_batch * self.seq_len
+        if self.train_tokens is not None:
+            return self.train_tokens
         if self.dataset_tokens is not None:
             tokens = int(self.dataset_tokens * self.epochs)
             if tokens < 1:
@@ -269,6 +271,12 @@ def _names(value) -> tuple[str, ...] | None:
                                                            for n in names) else None
 
 
+def _repeated(names: tuple[str, ...] | None) -> str | None:
+    """The first name listed more than once: peft would take it once, but the estimate counted each entry (twice the
+    trainable parameters), so a repeat is refused rather than silently priced wrong."""
+    return next((name for i, name in enumerate(names or ()) if name in names[:i]), None)
+
+
 def _target_modules(value) -> tuple[str, ...] | None:
     if value in (None, "all-linear"):
         return LINEAR_MODULES
@@ -296,6 +304,9 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
         problems.append(tokenizer_problem)
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
+    for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
+        if repeated := _repeated(names):
+            problems.append(f"`{key}` names {repeated} more than once: list each module once")
     if len(problems) > MOST_PROBLEMS_SAID:  # a file that is not a job at all: the first few say enough
         problems = problems[:MOST_PROBLEMS_SAID] + [f"and {len(problems) - MOST_PROBLEMS_SAID} more"]
     if problems:

@@ -32,14 +32,11 @@ class Records(NamedTuple):
 
 
 def needed_tokens(config: JobConfig) -> int | None:
-    """Tokens a bounded run trains on (train_tokens or max_steps), with room for a held-out eval; None: all."""
-    if config.train_tokens is not None:
-        tokens = config.train_tokens
-    elif config.max_steps is not None:
-        tokens = config.max_steps * config.effective_batch * config.seq_len
-    else:
+    """Tokens a bounded run trains on (max_steps or train_tokens, as the plan counts them), with room for a held-out
+    eval; None: all."""
+    if config.train_tokens is None and config.max_steps is None:
         return None
-    return int(tokens * (1 + config.eval_fraction))
+    return int(config.resolved_train_tokens() * (1 + config.eval_fraction))
 
 
 def file_records(path: str | Path) -> list[dict]:
