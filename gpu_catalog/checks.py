@@ -276,8 +276,10 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def output_folder(path: Path | str, what: str = "--out") -> Path:
-    """An output folder orch will create or fill: it must be a folder (or not exist yet, under a writable folder)."""
+def output_folder(path: Path | str, what: str = "--out", parents: bool = False) -> Path:
+    """An output folder orch will create or fill: it must be a folder, or not exist yet in a writable folder that
+    does (`parents`: under one, for a default path orch makes whole): a missing parent is a typo, refused as every
+    output file's is."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} '{path}' is a file, not a folder: give a folder.")
@@ -285,7 +287,7 @@ def output_folder(path: Path | str, what: str = "--out") -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise UserError(f"{what} '{path}' is not writable: choose another folder.")
         return path
-    parent = next((p for p in path.parents if p.exists()), Path("."))
+    parent = next((p for p in path.parents if p.exists()), Path(".")) if parents else path.parent
     _writable_folder(parent, what, path)
     return path
 

@@ -51,7 +51,7 @@ def transaction(path: Path):
             raise
 
 
-def _move_away(path: Path, it: str = "it") -> str:
+def move_away_hint(path: Path, it: str = "it") -> str:
     """The fix for a database orch will not touch: ORCH_HOME's own is moved by moving ORCH_HOME; one given with --db
     by giving another."""
     if path.parent.resolve() == orch_home().resolve():
@@ -72,7 +72,7 @@ def _with_retries(path: Path, action: Callable[[], None]) -> None:
                 continue
             if "not a database" in text or "malformed" in text:
                 raise UserError(f"{path} is not a usable SQLite database ({text}); orch never overwrites it: "
-                                f"{_move_away(path)}.") from None
+                                f"{move_away_hint(path)}.") from None
             raise UserError(f"cannot use the database {path}: {text}. Check that the folder is writable, or set "
                             "ORCH_HOME to a writable folder.") from None
 
@@ -98,12 +98,13 @@ def _check_is_ours(path: Path, schema: Schema) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > schema.version:
             raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
-                            f"{schema.version}): upgrade orch, or {_move_away(path)}.")
+                            f"{schema.version}): upgrade orch, or {move_away_hint(path)}.")
         for table, identity in schema.identity_columns.items():
             have = columns_of(db, table)
             if have and not identity <= have:
                 raise UserError(f"{path} holds a `{table}` table of another schema (no "
-                                f"{', '.join(sorted(identity - have))}); orch never overwrites it: {_move_away(path)}.")
+                                f"{', '.join(sorted(identity - have))}); orch never overwrites it: "
+                                f"{move_away_hint(path)}.")
 
 
 def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
@@ -119,7 +120,7 @@ def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
         missing = required - columns_of(db, table)
         if missing:
             raise UserError(f"{path} holds a `{table}` table of another schema (no {', '.join(sorted(missing))}); "
-                            f"orch never overwrites it: {_move_away(path)}.")
+                            f"orch never overwrites it: {move_away_hint(path)}.")
     db.execute(f"PRAGMA user_version = {schema.version}")
 
 
@@ -197,6 +198,6 @@ def typed_row(path: Path, table: str, record_type, row) -> dict:
         if problem:
             shown, row_id = checks.printable(repr(value)[:60]), checks.printable(str(row[0]))[:40]
             raise UserError(f"{path}: the {table} row {row_id!r} is damaged: {name} is {shown}, {problem}. "
-                            f"Fix or delete that row with sqlite3, or {_move_away(path, 'the database')}.")
+                            f"Fix or delete that row with sqlite3, or {move_away_hint(path, 'the database')}.")
     return {name: hints[name](value) if isinstance(hints[name], type) and issubclass(hints[name], Enum) else value
             for name, value in values.items()}

@@ -113,7 +113,9 @@ def test_read_text_names_the_file(tmp_path):
 def test_output_paths(tmp_path):
     (tmp_path / "file").write_text("x")
     assert checks.output_file(tmp_path / "out.csv") == tmp_path / "out.csv"
-    assert checks.output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert checks.output_folder(tmp_path / "new" / "deeper", parents=True) == tmp_path / "new" / "deeper"
+    with pytest.raises(UserError, match="folder '.*new' does not exist; create it first"):
+        checks.output_folder(tmp_path / "new" / "deeper")  # a named folder's parent must be there: a typo else
     for bad in (lambda: checks.output_file(tmp_path / "missing" / "out.csv"),
                 lambda: checks.output_file(tmp_path),
                 lambda: checks.output_folder(tmp_path / "file"),

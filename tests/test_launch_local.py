@@ -1,7 +1,9 @@
 """`orch launch` on the embedded default: the local target (this CPU), the SQLite runs store, the tiny model."""
 
+import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from orchestrator.runs.store import RunStore
+from orchestrator.runs.store import RunRecord, RunStore
 from tests.conftest import REPO, go_offline
 from tests.trainer_helpers import write_job
 
@@ -135,3 +137,92 @@ def test_runs_export_to_csv_and_parquet(launched_run, tmp_path):
         assert list(frame["run_id"]) == [launched_run["run_id"]] and list(frame["status"]) == ["ok"]
         assert {"est_tokens_per_s", "tokens_per_s"} <= set(frame.columns)
     assert orch("runs", "--export", tmp_path / "runs.xlsx").exit_code == 2
+
+
+@pytest.fixture
+def bystander():
+    """Processes in their own group (as `setsid` starts them) that `orch stop` may signal only when one is the run's
+    trainer. The factory takes the whole command line; by default a python that sleeps, with `args` after its code
+    (a shell would exec its last command and lose them). Returned once /proc shows its command line, which can
+    read empty for a moment after the start."""
+    started = []
+
+    def start(*args: str, command: tuple[str, ...] = (sys.executable, "-c", "import time; time.sleep(60)")):
+        started.append(subprocess.Popen([*command, *args], start_new_session=True))
+        wait_for(lambda: Path(f"/proc/{started[-1].pid}/cmdline").read_bytes(), timeout_s=10)
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def recorded_run(pid: int) -> RunRecord:
+    """A running local run with `pid` as its trainer, in ORCH_HOME's runs.db where orch keeps it."""
+    from orchestrator.home import orch_home
+    from tests.test_runs_store import RUN_ID, make_record
+
+    record = make_record(orch_home() / "runs" / RUN_ID, pid=pid, device="cpu")
+    RunStore().insert(record)
+    return record
+
+
+def test_stop_refuses_a_row_edited_to_point_at_another_process_and_signals_nothing(bystander):
+    """The finding: runs.db edited to `pid=<a setsid sleep>, status='running', run_dir='sleep'` made `orch stop`
+    SIGTERM the sleep's process group, since its command line holds the text `sleep`."""
+    import sqlite3
+    from contextlib import closing
+
+    from orchestrator.home import orch_home
+
+    sleep = bystander("60", command=("sleep",))
+    recorded_run(sleep.pid)
+    with closing(sqlite3.connect(orch_home() / "runs.db")) as db, db:
+        db.execute("UPDATE runs SET run_dir = 'sleep', status = 'running'")
+    result = orch("stop", "0a1b")
+    assert result.exit_code == 2 and "damaged: run_dir is 'sleep'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and sleep.poll() is None
+
+
+@pytest.mark.parametrize("args", [
+    ("{run_dir}",), ("-m", "trainer", "{run_dir}/job.yaml.old"), ("-m", "trainer", "{run_dir}x/job.yaml"),
+    ("x-m", "trainer", "{run_dir}/job.yaml"), ("{run_dir}/job.yaml", "-m", "trainer"),
+])
+def test_only_the_runs_own_trainer_command_counts_as_running(bystander, args):
+    """The process must run `-m trainer <run_dir>/job.yaml`, each a whole argument: a command line that merely
+    contains the run folder's text is another process, which `orch stop` leaves alone."""
+    from orchestrator.launch.local import LocalLauncher
+
+    record = recorded_run(0)
+    other = bystander(*(a.format(run_dir=record.run_dir) for a in args))
+    launcher = LocalLauncher()
+    running = dataclasses.replace(record, pid=other.pid)
+    assert not launcher.is_running(running)
+    assert launcher.stop(running) == f"run {record.run_id} is not running" and other.poll() is None
+
+
+def test_the_runs_trainer_command_is_running_and_stop_signals_its_group(bystander):
+    from orchestrator.launch.local import LocalLauncher
+
+    record = recorded_run(0)
+    trainer = bystander("-m", "trainer", f"{record.run_dir}/job.yaml", "--output", f"{record.run_dir}/output")
+    running = dataclasses.replace(record, pid=trainer.pid)
+    assert LocalLauncher().is_running(running)
+    assert LocalLauncher().stop(running).startswith(f"stopping {record.run_id}")
+    assert trainer.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_train_refuses_an_output_under_a_missing_folder_and_makes_the_output_itself(tmp_path, monkeypatch):
+    """--output's own folder is the trainer's to make, not the chain above it: every other output refuses a missing
+    parent (a typo), and `orch train` made all of them."""
+    from orchestrator.cli import train
+
+    started = []
+    monkeypatch.setattr(train, "_run_forwarding_signals", lambda command: started.append(command) or 0)
+    job = write_job(tmp_path, max_steps=2)
+    output = tmp_path / "nodir9" / "a" / "b"
+    result = orch("train", job, "--output", output)
+    assert result.exit_code == 2 and not started and not (tmp_path / "nodir9").exists()
+    assert result.stderr == f"error: --output '{output}': folder '{output.parent}' does not exist; create it first.\n"
+    assert orch("train", job, "--output", tmp_path / "new").exit_code == 0 and len(started) == 1

@@ -154,21 +154,22 @@ def test_launched_runs_sit_beside_the_sweep_points_with_estimate_measurement_and
     from orchestrator.bench.report_points import estimate_points
     from orchestrator.cli.bench import launched_runs
     from orchestrator.estimator.calibration import NO_CALIBRATION
+    from orchestrator.home import orch_home
     from orchestrator.job import load_job
     from orchestrator.runs.store import RunRecord, RunStore
 
     assert launched_runs() == []  # no runs.db: nothing, and none created
     spec = load_job(REPO / "examples" / "tiny.yaml")
     RunStore().insert(RunRecord(
-        run_id="r-1", job_name="tiny", job_path="tiny.yaml", job_json=json.dumps(dataclasses.asdict(spec)),
+        run_id="r-0000aaaa", job_name="tiny", job_path="tiny.yaml", job_json=json.dumps(dataclasses.asdict(spec)),
         target="local", gpu="CPU", provider="local", region="local", spot=0, usd_per_hour=0.01, budget_usd=1.0,
         est_vram_gib=0.8, est_tokens_per_s=9000.0, est_hours=0.01, est_cost_usd=0.0001, est_basis="analytic",
-        status="ok", run_dir="/tmp/r-1", pid=None, cluster=None, stop_requested=0, created_at=1.7e9, started_at=None,
-        ended_at=None, train_tokens=100000, tokens_per_s=4500.0, peak_vram_gib=0.9, wall_s=22.0, cost_usd=0.00006,
-        message=None, metrics_json=None))
+        status="ok", run_dir=str(orch_home() / "runs" / "r-0000aaaa"), pid=None, cluster=None, stop_requested=0,
+        created_at=1.7e9, started_at=None, ended_at=None, train_tokens=100000, tokens_per_s=4500.0, peak_vram_gib=0.9,
+        wall_s=22.0, cost_usd=0.00006, message=None, metrics_json=None))
     runs = launched_runs()
     points = estimate_points(synthetic_rows(), runs, NO_CALIBRATION)
-    mine = [p for p in points if p.source.startswith("run r-1")]
+    mine = [p for p in points if p.source.startswith("run r-0000aaaa")]
     assert {(p.metric, p.measured) for p in mine} == {("tokens_per_s", 4500.0), ("vram_gib", 0.9)}
     assert any(p.source.startswith("sweep synthetic") for p in points)  # beside the sweep points
     section = runs_section(runs)
@@ -186,3 +187,29 @@ def test_a_run_named_with_markdown_cannot_break_or_inject_into_the_report(tmp_pa
     row = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| r-1"))
     assert row.count(" | ") == 9 and "\n" not in row  # ten cells, on one line
     assert "<img" not in row and "](" not in row.replace("\\](", "") and "\\`c\\`" in row
+
+
+def test_an_out_folder_under_a_missing_folder_is_refused_before_any_work(tmp_path):
+    """Every other --out refuses a missing parent (a typo) rather than make the chain; the report made all of it."""
+    out = tmp_path / "nodir" / "report"
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --out '{out}': folder '{out.parent}' does not exist; create it first.\n"
+    assert not out.parent.exists()
+
+
+def test_orchs_runs_database_given_as_the_results_database_says_so(tmp_path):
+    """runs.db's schema is newer than bench.db's: it was called a newer orch's file, and `upgrade orch` fixed
+    nothing."""
+    from orchestrator.home import orch_home
+    from orchestrator.runs.store import RunStore
+
+    runs_db = orch_home() / "runs.db"
+    RunStore(runs_db)
+    before = runs_db.read_bytes()
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--db", str(runs_db), "--out", str(out)])
+    assert result.exit_code == 2 and "upgrade orch" not in result.stderr
+    assert "runs.db is orch's runs database, not a bench results database: give --db a bench .db" in \
+        result.stderr and len(result.stderr.splitlines()) == 1  # the folder may be shortened: a long path is cut
+    assert runs_db.read_bytes() == before and not out.exists()

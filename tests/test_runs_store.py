@@ -11,7 +11,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.launch import lifecycle
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
-from orchestrator.runs.store import RunRecord, RunStore, matching
+from orchestrator.runs.store import RunRecord, RunStore, matching, new_run_id
 from trainer.status import TrainStatus
 
 V1_RUNS = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, job_name TEXT NOT NULL, job_path TEXT NOT NULL,
@@ -21,9 +21,11 @@ est_tokens_per_s REAL, est_hours REAL, est_cost_usd REAL, est_basis TEXT, status
 pid INTEGER, cluster TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL,
 ended_at REAL, train_tokens INTEGER, tokens_per_s REAL, peak_vram_gib REAL, wall_s REAL, cost_usd REAL, message TEXT,
 metrics_json TEXT)"""
+RUN_ID = "r-0a1b2c3d"  # make_record's run
+RUN_DIR = f"runs/{RUN_ID}"  # its folder, next to runs.db where orch keeps it
 
 
-def make_record(run_dir, run_id="r-0a1b2c3d", **changes) -> RunRecord:
+def make_record(run_dir, run_id=RUN_ID, **changes) -> RunRecord:
     values = dict(run_id=run_id, job_name="tiny", job_path="/x/job.yaml", job_json="{}", target=Target.LOCAL,
                   gpu="CPU", provider="local", region="local", spot=0, usd_per_hour=3.6, budget_usd=1.0,
                   est_vram_gib=None, est_tokens_per_s=None, est_hours=None, est_cost_usd=None, est_basis=None,
@@ -38,11 +40,12 @@ def test_a_version_1_database_is_migrated_and_keeps_every_run(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute(V1_RUNS)
         row = ["r-20261122-112849-76524c", "tiny", "/j", "{}", "local", "CPU", "local", "local", 0, 0.5, 1.0,
-               None, None, None, None, None, "ok", str(tmp_path), 11, "local:cpu", 0, 1.0, 2.0, 3.0, None, None,
+               None, None, None, None, None, "ok", str(tmp_path / "runs" / "r-20261122-112849-76524c"), 11,
+               "local:cpu", 0, 1.0, 2.0, 3.0, None, None,
                None, 1.0, 0.1, None, None]
         db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row)
-        cloud = [*row[:4], "cloud", "A100", "aws", "us-east-1", 1, *row[9:17], str(tmp_path), None, "orch-76524c:7",
-                 *row[20:]]
+        cloud = [*row[:4], "cloud", "A100", "aws", "us-east-1", 1, *row[9:17],
+                 str(tmp_path / "runs" / "r-20261122-112849-aaaaaa"), None, "orch-76524c:7", *row[20:]]
         cloud[0] = "r-20261122-112849-aaaaaa"
         db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(cloud))})", cloud)
     local_run, cloud_run = RunStore(path).all()
@@ -98,16 +101,16 @@ def test_ids_match_exactly_or_by_prefix_never_as_patterns(text, expected):
 
 def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    (tmp_path / "run" / "output").mkdir(parents=True)
-    (tmp_path / "run" / "output" / "metrics.json").write_bytes(b"\xff\xfe{not json")
-    store.insert(make_record(tmp_path / "run"))
+    (tmp_path / RUN_DIR / "output").mkdir(parents=True)
+    (tmp_path / RUN_DIR / "output" / "metrics.json").write_bytes(b"\xff\xfe{not json")
+    store.insert(make_record(tmp_path / RUN_DIR))
     ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
     assert ended.status is RunStatus.FAILED and "metrics.json is unreadable" in ended.message
 
 
 def test_a_deleted_run_folder_ends_the_run_with_the_reason(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    store.insert(make_record(tmp_path / "gone"))
+    store.insert(make_record(tmp_path / RUN_DIR))
     ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
     assert ended.status is RunStatus.FAILED and "is gone" in ended.message
     with pytest.raises(UserError, match="is gone"):
@@ -116,7 +119,7 @@ def test_a_deleted_run_folder_ends_the_run_with_the_reason(tmp_path):
 
 def test_a_detached_runs_cost_stops_when_its_trainer_ended_not_when_someone_looks(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    output = tmp_path / "run" / "output"
+    output = tmp_path / RUN_DIR / "output"
     output.mkdir(parents=True)
     metrics = output / "metrics.json"
     metrics.write_text(json.dumps({"status": "ok", "train_tokens": 10}))
@@ -125,7 +128,7 @@ def test_a_detached_runs_cost_stops_when_its_trainer_ended_not_when_someone_look
     import os
 
     os.utime(metrics, (ended, ended))
-    store.insert(make_record(tmp_path / "run", started_at=started, pid=999999))
+    store.insert(make_record(tmp_path / RUN_DIR, started_at=started, pid=999999))
     record = lifecycle.finish(store, store.get("r-0a1b2c3d"))
     assert record.wall_s == pytest.approx(60, abs=1) and record.cost_usd == pytest.approx(0.06, abs=0.002)
 
@@ -135,3 +138,28 @@ def test_every_trainer_status_is_a_run_status_with_its_exit_code():
     assert RunStatus.of_trainer("interrupted") is RunStatus.STOPPED
     assert [TrainStatus.from_exit_code(s.exit_code) for s in TrainStatus] == list(TrainStatus)
     assert TrainStatus.from_exit_code(137) is None
+
+
+@pytest.mark.parametrize("column, value", [
+    ("run_dir", "sleep"), ("run_dir", ""), ("run_dir", "/"), ("run_dir", "../../etc"),
+    ("run_dir", "{home}/runs/r-0a1b2c3d/../../../etc"), ("run_dir", "{home}/runs/r-ffff0000"),
+    ("run_id", "r-../../x"), ("run_id", "x"), ("run_id", "r-0A1B2C3D"), ("run_id", "r-0a1b2c3d\x1b[2J"),
+])
+def test_a_row_naming_another_folder_or_an_id_orch_never_makes_is_refused_as_damaged(tmp_path, column, value):
+    """A hand-edited run folder reaches `rm -r` (a failed scheduled run) and the process match of `orch stop`."""
+    store = RunStore(tmp_path / "runs.db")
+    store.insert(make_record(tmp_path / RUN_DIR))
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        db.execute(f"UPDATE runs SET {column} = ?", [value.format(home=tmp_path)])
+    for read in (store.all, lambda: store.find("r-"), lambda: store.get(value if column == "run_id" else RUN_ID)):
+        with pytest.raises(UserError, match=f"damaged: {column} is ") as error:
+            read()
+        assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+        assert "Fix or delete that row with sqlite3" in str(error.value)
+
+
+def test_the_ids_orch_makes_now_and_made_before_are_read(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    for run_id in (new_run_id(), "r-20261122-112849-76524c"):
+        store.insert(make_record(tmp_path / "runs" / run_id, run_id=run_id))
+    assert len(store.all()) == 2

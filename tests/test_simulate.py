@@ -332,6 +332,16 @@ def test_bad_simulator_input_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "g.csv").exists()
 
 
+def test_an_out_folder_under_a_missing_folder_is_refused_before_any_work(tmp_path):
+    """--out's folder is made, but not the folders above it: a missing one is a typo (`ok.csv/sub` for `ok/sub`), as
+    every other --out refuses it; the simulation made the whole chain."""
+    out = tmp_path / "ok.csv" / "sub"
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --out '{out}': folder '{out.parent}' does not exist; create it first.\n"
+    assert not out.parent.exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path):
     folder = tmp_path / "ro"

@@ -32,20 +32,21 @@ def record(run_id, provider="nebius", cost=None, status="ok", spot=0, created=1_
     fields.update(run_id=run_id, job_name=job, job_path="/j.yaml", job_json="{}", target=Target.CLOUD,
                   gpu="A100 80GB", provider=provider, region="r1", spot=spot, usd_per_hour=2.0, budget_usd=50.0,
                   status=RunStatus(status),
-                  run_dir="/x", stop_requested=0, created_at=created, cost_usd=cost, **more)
+                  run_dir=f"/x/runs/{run_id}", stop_requested=0, created_at=created, cost_usd=cost, **more)
     return RunRecord(**fields)
 
 
 def test_spend_sums_recorded_costs_and_the_spend_so_far_of_active_cloud_runs(monkeypatch, tmp_path):
     now = 1_764_600_000.0
-    running = record("r3", status="running", spot=1, created=now - 3600)
+    running = record("r-00000003", status="running", spot=1, created=now - 3600)
     assert spend_usd(running, now) > 2.0  # an hour of GPU plus the jobs controller
-    rows = spend_by([record("r1", cost=3.0), record("r2", provider="lambda", cost=1.0), running], "provider", now)
+    rows = spend_by([record("r-00000001", cost=3.0), record("r-00000002", provider="lambda", cost=1.0), running],
+                    "provider", now)
     assert [(r.key, r.runs) for r in rows] == [("nebius", 2), ("lambda", 1)]
     assert rows[0].usd == 3.0 + spend_usd(running, now) and rows[0].active_runs == 1
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     store = RunStore()
-    for r in (record("r1", cost=3.0), record("r2", cost=1.5, job="b", created=time.time())):
+    for r in (record("r-00000001", cost=3.0), record("r-00000002", cost=1.5, job="b", created=time.time())):
         store.insert(r)
     result = CliRunner().invoke(app, ["spend", "--by", "job", "--json"])
     assert result.exit_code == 0, result.output

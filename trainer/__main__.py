@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
-        output = checks.output_folder(args.output or Path("outputs") / config.name, "--output")
+        output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
+                                      parents=args.output is None)
         check_run_folder(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch

@@ -70,7 +70,7 @@ class FineTune:
     def _validate(self, resume: str) -> None:
         config, problems = self.config, []
         if is_built_offline(config.model):  # the built model is kept there: a file in its place fails late
-            checks.output_folder(cache_dir(), "ORCH_CACHE")
+            checks.output_folder(cache_dir(), "ORCH_CACHE", parents=True)
         problems += dataset_problems(config, self.base_dir)
         if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
                 "bitsandbytes"):

@@ -3,6 +3,8 @@ run (a rerun skips what is done) and written as JSONL files under benchmarks/res
 
 import json
 import math
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -10,6 +12,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from orchestrator.db import Schema, open_database, transaction
 from orchestrator.home import orch_home
+from orchestrator.runs.schema import RUNS_DB
 from trainer.config import config_from_dict
 from trainer.status import TrainStatus
 
@@ -28,9 +31,25 @@ def default_db() -> Path:
     return orch_home() / "bench.db"
 
 
+def _refuse_runs_database(path: Path) -> None:
+    """runs.db given as --db: without this it was called a newer orch's file (its schema version is higher), and an
+    older runs.db would have had a results table added to it."""
+    if not path.is_file():
+        return
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return  # not SQLite, or busy: open_database says what is wrong
+    if tables & set(RUNS_DB.tables) and "results" not in tables:
+        raise UserError(f"{path} is orch's runs database, not a bench results database: give --db a bench .db file "
+                        f"(the default is {default_db()}), or leave --db out.")
+
+
 class ResultStore:
     def __init__(self, path: Path | None = None):
         self.path = path or default_db()
+        _refuse_runs_database(self.path)
         open_database(self.path, BENCH_DB)
 
     def _connect(self):

@@ -108,7 +108,7 @@ def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
     """Runs the simulation with each decision written to decisions.csv as its job ends, then plots the spend."""
     from orchestrator.bench.plots import spend_over_time
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
 
     def run(path: Path) -> dict:
         with open(path, "w", newline="", encoding="utf-8") as f:

@@ -26,7 +26,7 @@ def train_command(
 ) -> None:
     """Fine-tune on this machine's GPU (or CPU); writes metrics.json, checkpoints and the adapter or model."""
     config_values, _ = load_config(config, set_values or [])  # a bad job fails here, before a process starts
-    checks.output_folder(output or Path("outputs") / config_values.name, "--output")
+    checks.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None)
     if resume not in ("auto", "never"):
         raise UserError(f"--resume must be auto or never, got {resume!r}.")
     # `--flag=value` and `--` before the file: a value or a file name that starts with `-` (`--output -inf`) stays

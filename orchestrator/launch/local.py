@@ -94,6 +94,15 @@ def find_trainer_pid(run_dir: str) -> int | None:
     return None
 
 
+def is_trainer_of(cmdline: bytes, run_dir: str) -> bool:
+    """Whether a process's command line (/proc/PID/cmdline: arguments ended by NULs) is trainer_command's for this
+    run folder: `-m trainer <run_dir>/job.yaml`, each one a whole argument. A substring test matched any process
+    whose command line held the folder's text (`sleep` for a run_dir of `sleep`, everything for `/`), and stop
+    would SIGTERM that process's group."""
+    args, job = cmdline.split(b"\0"), os.fsencode(Path(run_dir) / RUN_JOB_NAME)
+    return any(args[i:i + 3] == [b"-m", b"trainer", job] for i in range(len(args)))
+
+
 class LocalLauncher:
     def __init__(self):
         self._processes: dict[str, subprocess.Popen] = {}
@@ -118,10 +127,10 @@ class LocalLauncher:
         if not record.pid:
             return False
         try:
-            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode(errors="replace")
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return record.run_dir in cmdline
+        return is_trainer_of(cmdline, record.run_dir)
 
     def stop(self, record: RunRecord) -> str:
         """SIGTERM, as a spot preemption sends: the trainer checkpoints and exits."""

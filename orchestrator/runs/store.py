@@ -4,11 +4,14 @@ Only the run state machine (orchestrator/launch/lifecycle.py) writes a run's sta
 """
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from orchestrator.db import open_database, transaction, typed_row
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+from orchestrator.db import move_away_hint, open_database, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
@@ -69,10 +72,29 @@ class RunRecord:
 
 
 COLUMNS = [f.name for f in fields(RunRecord)]
+# what new_run_id makes, and the timestamped ids of version-1 files (r-20261122-112849-76524c), which still load
+RUN_ID = re.compile(r"r-(?:[0-9a-f]{8}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})")
 
 
 def record_from_row(path: Path, row) -> RunRecord:
-    return RunRecord(**typed_row(path, "runs", RunRecord, row))
+    """A row as a record, refused as damaged (like a number out of range) unless its id is one orch makes and its
+    folder is a run folder of that id (`.../runs/<run_id>`): commands delete that folder and stop the process
+    started there, so a hand-edited `../..` or `/` must never reach them. The folder above is not checked: an
+    ORCH_HOME moved or spelled another way keeps its runs."""
+    record = RunRecord(**typed_row(path, "runs", RunRecord, row))
+    if not RUN_ID.fullmatch(record.run_id):
+        _damaged(path, record.run_id, "run_id", record.run_id, "not an id orch makes (r- and 8 hex digits)")
+    folder = Path(record.run_dir)
+    if (folder.name, folder.parent.name) != (record.run_id, "runs"):
+        _damaged(path, record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
+    return record
+
+
+def _damaged(path: Path, run_id: str, column: str, value: str, problem: str) -> None:
+    """The one line typed_row gives a damaged row: the file, the row, the column, and how to fix it."""
+    shown, row_id = checks.printable(repr(value)[:60]), checks.printable(run_id)[:40]
+    raise UserError(f"{path}: the runs row {row_id!r} is damaged: {column} is {shown}, {problem}. "
+                    f"Fix or delete that row with sqlite3, or {move_away_hint(path, 'the database')}.")
 
 
 def new_run_id() -> str:
