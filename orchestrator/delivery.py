@@ -4,7 +4,9 @@ with it and the task builder follows it, so every task orch builds passes SkyPil
 
 - A bucket `orch-<run id>` mounted at the output folder in MOUNT_CACHED mode (SkyPilot's storage docs: MOUNT does
   not support appends or renames; steps.jsonl is appended every step and checkpoints are written by renaming a
-  folder) where the cloud can mount storage. Spot runs need it: their checkpoints must outlive a preemption.
+  folder) where the cloud can mount storage. Spot runs need it: their checkpoints must outlive a preemption. Its
+  store is chosen at launch from the enabled storage clouds (launch/sky_storage.py output_store); with none, an
+  on-demand run keeps its output on the VM (on_the_vm).
 - Elsewhere the output stays on the VM's disk and comes home by rsync from the cluster before teardown.
 - Spot runs are SkyPilot managed jobs: the jobs controller relaunches them with `down=True`, so the cloud must
   support spot instances, autodown and bucket mounting.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from gpu_catalog.cloud_features import AUTODOWN, SPOT_INSTANCE, STORAGE_MOUNTING, unsupported
+from gpu_catalog.errors import UserError
 from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
 
 BUCKET_PREFIX = "orch-"
@@ -47,6 +50,17 @@ class NoDelivery:
 
     feature: str
     reason: str
+
+
+def on_the_vm(delivery: Delivery, provider: str) -> Delivery:
+    """The delivery of a run whose cloud has no object store orch can use at launch (no storage cloud enabled): an
+    on-demand run keeps its output on the VM's disk, pulled home before teardown; a spot run cannot run."""
+    if delivery.managed:
+        raise UserError(f"a spot run on {provider} keeps its checkpoints in a bucket, and SkyPilot has no storage "
+                        "cloud enabled here that orch can use (AWS S3, GCS, Nebius, or the run's own Azure): enable "
+                        "one (`sky check`), or launch on-demand (--no-spot).")
+    return Delivery(output="cluster", managed=False, idle_minutes=CLUSTER_IDLE_MINUTES,
+                    features=frozenset({AUTODOWN}))
 
 
 def bucket_name(run_id: str) -> str:

@@ -142,9 +142,10 @@ def test_an_unknown_cloud_name_stops_the_plan_with_a_suggestion():
 
 
 class Record:
-    def __init__(self, tmp_path, spot, provider, cluster="orch-abc123:7"):
+    def __init__(self, tmp_path, spot, provider, cluster="orch-abc123:7", output_uri=None):
         self.run_id, self.run_dir, self.spot, self.provider = "r-20261201-120000-abc123", str(tmp_path), spot, provider
         self.gpu, self.region, self.usd_per_hour, self.cluster = "A100 80GB", "r1", 1.0, cluster
+        self.output_uri = output_uri
 
 
 def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeypatch):
@@ -158,6 +159,10 @@ def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeyp
     assert dest == tmp_path / "output" and dest.is_dir()
     assert calls == [["rsync", "-a", "--partial", "orch-abc123:/orch/output/", f"{dest}/"]]
     assert sky_storage.output_location(Record(tmp_path, 0, "vast")).kind == "cluster"
+    # launched where no store was enabled, a run on a cloud that mounts buckets kept its output on the VM
+    assert sky_storage.output_location(Record(tmp_path, 0, "nebius")).kind == "bucket"
+    on_vm = Record(tmp_path, 0, "nebius", output_uri="orch-abc123:/orch/output (until teardown)")
+    assert sky_storage.output_location(on_vm).kind == "cluster"
 
 
 def test_pull_brings_a_spot_runs_output_from_its_bucket(sky, tmp_path, monkeypatch):

@@ -262,3 +262,47 @@ def test_a_dry_run_names_the_skypilot_command_its_task_needs(sky, tmp_path, monk
     assert result.exit_code == 0, result.output
     assert command in result.stderr and (" spot" in result.stderr.split("chosen:")[1].split("\n")[0]) is \
         (spot_flag == "--spot")
+
+
+@pytest.mark.parametrize("enabled, provider, spot, store", [
+    (["Lambda", "Nebius"], "lambda", False, "NEBIUS"),  # Lambda has no store: the first enabled one orch copies from
+    (["Nebius"], "nebius", True, "NEBIUS"),
+    (["Azure", "AWS"], "azure", False, "S3"),  # Azure's own: `orch pull` cannot copy it home
+    (["Azure"], "azure", True, "AZURE"),  # the only one: kept there, copied home by hand
+    (["IBM", "Lambda"], "lambda", False, None),  # IBM's store cannot mount in MOUNT_CACHED mode: kept on the VM
+    ([], "lambda", False, None),
+])
+def test_a_runs_output_goes_to_a_store_orch_can_bring_home_or_stays_on_the_vm(sky, tmp_path, monkeypatch, enabled,
+                                                                              provider, spot, store):
+    """SkyPilot puts a bucket without a store in the task cloud's store, else the first enabled storage cloud's:
+    with Lambda alone it refused the launch, on IBM or OCI it failed after the VM was up (no MOUNT_CACHED), and
+    Azure's left the output where `orch pull` could not reach it. The task names its store; with none, an on-demand
+    run keeps its output on the VM (pulled home before teardown)."""
+    from sky.data import storage as storage_lib
+
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: enabled)
+    offer = min((o for o in cloud_offers()[0] if o.provider == provider and o.spot == spot),
+                key=lambda o: o.usd_per_hour)
+    spec = load_job(QLORA_JOB)
+    option = plan(spec, get_model(spec.model), [offer], PlanPolicy(budget_usd=1e6, allow_spot=spot)).chosen
+    task = build_task(spec, QLORA_JOB, option, 1e6, "r-store", 1, tmp_path)
+    mounts = task.to_yaml_config()["file_mounts"]
+    if store is None:
+        assert "/orch/output" not in mounts and list(task.resources)[0].autostop_config.idle_minutes == 60
+    else:
+        assert mounts["/orch/output"]["store"] == store
+
+
+def test_a_spot_run_with_no_store_to_keep_its_checkpoints_is_refused_before_any_vm(sky, tmp_path, monkeypatch):
+    from sky.data import storage as storage_lib
+
+    from gpu_catalog.errors import UserError
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: ["Lambda"])
+    spec, model, chosen = planned(allow_spot=True)
+    assert chosen.offer.spot
+    with pytest.raises(UserError, match=r"enable one \(`sky check`\), or launch on-demand \(--no-spot\)"):
+        build_task(spec, QLORA_JOB, chosen, 20.0, "r-store", model.params, tmp_path)

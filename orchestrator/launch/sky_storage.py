@@ -33,6 +33,29 @@ class OutputLocation:
         return f"bucket {self.name}" if self.kind == "bucket" else f"{self.name}:{self.remote_path} (until teardown)"
 
 
+# The object stores orch copies a run's output home from (their CLIs in _bucket_command), by the cloud SkyPilot
+# enables them under; and Azure's, which mounts in MOUNT_CACHED mode but is copied home by hand. SkyPilot itself
+# picks the task's cloud's store, else the first enabled storage cloud: none (Lambda alone) refused the launch, IBM
+# and OCI cannot mount in MOUNT_CACHED mode, and Azure's left the output where `orch pull` cannot reach it.
+PULLED_STORES = {"AWS": "S3", "GCP": "GCS", "Nebius": "NEBIUS"}
+MOUNTED_ONLY_STORES = {"Azure": "AZURE"}
+
+
+def output_store(provider: str) -> str | None:
+    """The store a run on `provider` keeps its output in, named in its task: the cloud's own where orch copies from
+    it, else the first enabled one it copies from, else the cloud's own where it mounts; None: no enabled store
+    will do. Reads SkyPilot's cached storage clouds (a `sky check` refreshes them)."""
+    import_sky()
+    from sky.data import storage as storage_lib
+
+    enabled = storage_lib.get_cached_enabled_storage_cloud_names_or_refresh()
+    own = next((cloud for cloud in enabled if cloud.lower() == provider.lower()), None)
+    if own in PULLED_STORES:
+        return PULLED_STORES[own]
+    return next((PULLED_STORES[cloud] for cloud in enabled if cloud in PULLED_STORES),
+                MOUNTED_ONLY_STORES.get(own))
+
+
 def _offer_of(record) -> Offer:
     """Enough of the record's offer for delivery_for: the cloud and whether it is spot."""
     from gpu_catalog.gpus import get_gpu
@@ -47,7 +70,13 @@ def _cluster_name(record) -> str | None:
 
 
 def output_location(record) -> OutputLocation:
-    """Where this run's output is: the same decision the task was built from (delivery_for the record's cloud)."""
+    """Where this run's output is: as recorded at its launch (with no store enabled, an on-demand run keeps it on the
+    VM), else the decision the task is built from (delivery_for the record's cloud)."""
+    if record.output_uri:
+        kind, _, name = record.output_uri.partition(" ")
+        if kind == "bucket":
+            return OutputLocation("bucket", name, "")
+        return OutputLocation("cluster", _cluster_name(record) or "", REMOTE_OUTPUT)
     delivery = delivery_for(_offer_of(record))
     if isinstance(delivery, Delivery) and delivery.output == "bucket":
         return OutputLocation("bucket", bucket_name(record.run_id), "")

@@ -6,9 +6,9 @@
 - run starts the trainer under a wall-clock guard that counts from the first start across recoveries (a start time
   kept in the output folder) and under the trainer's own budget stop, tees the log into the output folder, maps a
   wall-clock stop to exit 4, and prints metrics.json between markers for the launcher to read from the log;
-- the output folder is a bucket `orch-<run id>` in MOUNT_CACHED mode where the cloud mounts storage, else the VM's
-  disk (pulled home before teardown); spot runs recover only from preemptions (`recover_on_exit_codes: [5]`, no
-  restarts on errors: exits 2, 3 and 4 end the job at once);
+- the output folder is a bucket `orch-<run id>` in MOUNT_CACHED mode where the cloud mounts storage, in the store
+  the task names (sky_storage.output_store), else the VM's disk (pulled home before teardown); spot runs recover
+  only from preemptions (`recover_on_exit_codes: [5]`, no restarts on errors: exits 2, 3 and 4 end the job at once);
 - resources list the chosen offer then its failover offers (SkyPilot's `ordered`).
 
 Also the dry run: the task as a file `sky launch` accepts. Imports sky only when a task is built.
@@ -26,10 +26,11 @@ from pathlib import Path
 import yaml
 
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
-from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
+from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
 from orchestrator.launch.local import read_job
 from orchestrator.launch.remote_env import setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
+from orchestrator.launch.sky_storage import output_store
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
@@ -159,6 +160,9 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     it outlives the launch request, and nothing is left in /tmp)."""
     sky = import_sky()
     delivery = option.delivery or delivery_for(option.offer)
+    store = output_store(option.offer.provider) if delivery.output == "bucket" else None
+    if delivery.output == "bucket" and store is None:
+        delivery = on_the_vm(delivery, option.offer.provider)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.datasets.items())
@@ -169,8 +173,11 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     task = sky.Task(name=task_name(spec.name), setup=setup_script(), run=run_script(), envs=envs,
                     secrets=secrets or None, file_mounts=mounts)
     if delivery.output == "bucket":
+        from sky.data.storage import StoreType
+
         mode = sky.StorageMode.MOUNT_CACHED  # appends (steps.jsonl, the log) and renames (checkpoints) work
-        task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=bucket_name(run_id), mode=mode, persistent=True)})
+        task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=bucket_name(run_id), mode=mode, persistent=True,
+                                                            stores=[StoreType(store)])})
     resources = _resources(sky, option, delivery, model_params)
     task.set_resources(resources if len(resources) > 1 else resources[0])
     return task

@@ -5,7 +5,6 @@ modules that import sky, and only when a cloud (or SSH node pool) target is laun
 Every call that reaches SkyPilot's API server is in this class, so tests record exactly those and run the rest.
 """
 
-import dataclasses
 import io
 import json
 import time
@@ -15,10 +14,11 @@ from typing import IO
 
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
+from orchestrator.delivery import REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import api_server
-from orchestrator.launch.sky_storage import output_location, pull_output
+from orchestrator.launch.sky_storage import OutputLocation, output_location, pull_output
 from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END, build_task
 from orchestrator.runs.store import RunRecord
 from orchestrator.startup_times import record_startup
@@ -69,7 +69,9 @@ class SkyPilotLauncher:
         task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
-        output_uri = output_location(dataclasses.replace(record, cluster=name)).describe()
+        # where the task puts the output: on the VM where no store was at hand (sky_task.build_task)
+        output_uri = (OutputLocation("bucket", bucket_name(record.run_id), "") if task.storage_mounts
+                      else OutputLocation("cluster", name, REMOTE_OUTPUT)).describe()
         requested = time.monotonic()
         with api_server() as sky:  # the task carries its own autostop (and down): see delivery.py
             request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
