@@ -2,6 +2,7 @@
 no API server. Enabled clouds are patched the way SkyPilot's own dry-run tests do it (tests/common_test_fixtures.py,
 `enable_all_clouds`), limited to the clouds the offline catalog copy holds."""
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -306,3 +307,17 @@ def test_a_spot_run_with_no_store_to_keep_its_checkpoints_is_refused_before_any_
     assert chosen.offer.spot
     with pytest.raises(UserError, match=r"enable one \(`sky check`\), or launch on-demand \(--no-spot\)"):
         build_task(spec, QLORA_JOB, chosen, 20.0, "r-store", model.params, tmp_path)
+
+
+def test_a_job_that_reports_to_wandb_gets_the_package_and_its_settings_on_the_vm(sky, tmp_path, monkeypatch):
+    """The VM installed the pinned stack only, so a job with `report_to: wandb` was refused there (no wandb package)
+    after the machine was paid for; and its WANDB_PROJECT stayed on the laptop, so the run went to project `orch`."""
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.setenv("WANDB_PROJECT", "my-project")
+    spec, model, chosen = planned(allow_spot=False)
+    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model.params, tmp_path / "plain")
+    assert "wandb" not in plain.setup and "WANDB_PROJECT" not in plain.envs
+    wandb = dataclasses.replace(spec, report_to="wandb")
+    task = build_task(wandb, QLORA_JOB, chosen, 20.0, "r-wandb", model.params, tmp_path / "wandb")
+    assert "'wandb>=0.19'" in task.setup and task.envs["WANDB_PROJECT"] == "my-project"

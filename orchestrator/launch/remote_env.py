@@ -26,24 +26,32 @@ PINNED_PACKAGES = (
     "pyyaml==6.0.4",
     "nvidia-ml-py==13.615.71",
 )
+# A job's tracker (`report_to`), as pyproject's extras name it: without it the trainer refused the job on the VM,
+# after the machine was paid for
+TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
 SHIPPED_PACKAGES = (trainer, gpu_catalog)
 SETUP_MARKER = "~/.orch_setup_done"
 
 
-def pins_digest() -> str:
+def packages_for(report_to: str) -> tuple[str, ...]:
+    """What the VM installs for a job: the pinned stack, and its tracker's package when it reports to one."""
+    return PINNED_PACKAGES + ((TRACKER_PACKAGES[report_to],) if report_to in TRACKER_PACKAGES else ())
+
+
+def pins_digest(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
     """Names the installed stack: a VM whose marker holds it skips setup."""
-    return hashlib.sha256("\n".join(PINNED_PACKAGES).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(packages).encode()).hexdigest()[:16]
 
 
-def setup_script() -> str:
-    """Installs the pinned stack with pip's progress, once per VM (a recovery on the same VM skips it)."""
-    digest = pins_digest()
-    packages = " ".join(f"'{p}'" for p in PINNED_PACKAGES)
+def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
+    """Installs the packages with pip's progress, once per VM (a recovery on the same VM skips it)."""
+    digest = pins_digest(packages)
+    names = " ".join(f"'{p}'" for p in packages)
     return "\n".join([
         "set -e",
         f'if [ "$(cat {SETUP_MARKER} 2>/dev/null)" = "{digest}" ]; then echo "orch: setup already done"; exit 0; fi',
-        f'echo "orch: installing {len(PINNED_PACKAGES)} pinned packages (torch with CUDA: a few minutes)"',
-        f"python -m pip install --progress-bar on {packages}",
+        f'echo "orch: installing {len(packages)} pinned packages (torch with CUDA: a few minutes)"',
+        f"python -m pip install --progress-bar on {names}",
         'echo "orch: checking the GPU"',
         "python -c 'import torch; print(\"orch: torch\", torch.__version__, \"CUDA\", torch.cuda.is_available())'",
         f"echo {digest} > {SETUP_MARKER}",

@@ -28,7 +28,7 @@ import yaml
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
 from orchestrator.launch.local import read_job
-from orchestrator.launch.remote_env import setup_script, stage_code
+from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import output_store
 from orchestrator.planner import Option
@@ -43,6 +43,8 @@ REMOTE_SRC = f"{REMOTE_ROOT}/src"
 METRICS_BEGIN, METRICS_END = "ORCH_METRICS_BEGIN", "ORCH_METRICS_END"
 EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
+# where the run's W&B logs go (trainer/trackers.py reads them): the VM's W&B went to project `orch`, online
+TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
@@ -169,9 +171,11 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     guard = guard_for(option, delivery, budget_usd)
     secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)}
     envs = {"ORCH_RUN_ID": run_id, "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
-            "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}"}
-    task = sky.Task(name=task_name(spec.name), setup=setup_script(), run=run_script(), envs=envs,
-                    secrets=secrets or None, file_mounts=mounts)
+            "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
+            **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
+               and os.environ.get(name)}}
+    task = sky.Task(name=task_name(spec.name), setup=setup_script(packages_for(spec.report_to)), run=run_script(),
+                    envs=envs, secrets=secrets or None, file_mounts=mounts)
     if delivery.output == "bucket":
         from sky.data.storage import StoreType
 
