@@ -280,3 +280,10 @@ def test_names_stay_whole_in_80_columns(monkeypatch, tmp_path):
     assert "head_dim" not in header and "head_dim and inter and layers: --json, or a terminal of" in out
     wide = run_at(monkeypatch, 160, "catalog", "models")
     assert "head_dim" in next(line for line in wide.splitlines() if "params B" in line)
+
+
+def test_catalog_offers_of_a_family_lists_every_size():
+    """`--gpu A100` listed the 40 GB card alone, hiding the 80 GB offers a plan picks first."""
+    family = {row["gpu"] for row in json_of("catalog", "offers", "--gpu", "A100")}
+    assert family == {"A100 40GB", "A100 80GB"}
+    assert {row["gpu"] for row in json_of("catalog", "offers", "--gpu", "a100-80gb")} == {"A100 80GB"}

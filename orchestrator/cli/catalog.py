@@ -7,6 +7,7 @@ import typer
 
 from gpu_catalog.gpus import get_gpu, load_gpus
 from gpu_catalog.models import load_models
+from gpu_catalog.names import normalize
 from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, user_errors
@@ -37,7 +38,8 @@ def models(as_json: JsonFlag = False) -> None:
 @app.command("offers")
 @user_errors
 def offers(
-    gpu: Annotated[str | None, typer.Option(help="Only offers of this GPU (any common spelling).")] = None,
+    gpu: Annotated[str | None, typer.Option(help="Only offers of this GPU (any common spelling), or of every size of "
+                                                 "a family (A100: 40 and 80 GB).")] = None,
     spot: Annotated[bool, typer.Option("--spot", help="Only spot offers.")] = False,
     provider: Annotated[str | None, typer.Option(help="Only this provider (lambda, aws, local, ...).")] = None,
     dropped: Annotated[bool, typer.Option("--dropped", help="Show the offers dropped as implausible.")] = False,
@@ -47,8 +49,8 @@ def offers(
     targets = gather_targets()
     rows = list(targets.dropped if dropped else targets.offers)
     if gpu is not None:
-        wanted = get_gpu(gpu).name
-        rows = [o for o in rows if o.gpu.name == wanted]
+        wanted = gpu_names(gpu)
+        rows = [o for o in rows if o.gpu.name in wanted]
     if spot:
         rows = [o for o in rows if o.spot]
     if provider is not None:
@@ -59,6 +61,13 @@ def offers(
         display.print_json([offer_dict(o) for o in rows])
     else:
         display.show_offers(rows, 0 if dropped else len(targets.dropped))
+
+
+def gpu_names(name: str) -> set[str]:
+    """The GPUs a --gpu filter means: every size of a family it names (`A100` was the 40 GB card alone, hiding the 80 GB
+    offers a plan picks), else the one GPU it spells."""
+    family = {g.name for g in load_gpus() if normalize(g.family) == normalize(name)}
+    return family if len(family) > 1 else {get_gpu(name).name}
 
 
 @app.command("local")
