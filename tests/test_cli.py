@@ -287,3 +287,10 @@ def test_catalog_offers_of_a_family_lists_every_size():
     family = {row["gpu"] for row in json_of("catalog", "offers", "--gpu", "A100")}
     assert family == {"A100 40GB", "A100 80GB"}
     assert {row["gpu"] for row in json_of("catalog", "offers", "--gpu", "a100-80gb")} == {"A100 80GB"}
+
+
+def test_a_named_provider_without_offers_is_said_not_silently_dropped():
+    result = invoke("plan", QLORA_JOB, "--budget", "20", "--providers", "aws,paperspace", "--json")
+    assert result.exit_code == 0, result.output
+    assert "note: --providers paperspace: no offers in the catalogs here" in result.stderr
+    assert json.loads(result.stdout)["chosen"]["provider"] == "aws"
