@@ -1,6 +1,7 @@
 """Read a job, gather every target and plan: what `orch plan` shows and `orch launch` acts on. No CLI framework and
 no terminal formatting here, so `orch plan` loads only what planning needs."""
 
+import sys
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -8,7 +9,6 @@ from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.targets import Targets, gather_targets
-from orchestrator.cli.display import say
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.settings import job_model
@@ -42,8 +42,8 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
                             "catalog refresh` brings SkyPilot's); providers with offers: "
                             f"{', '.join(sorted(providers))}.")
         if absent := sorted(asked - providers - {"local"}):  # planned without them: said, not silently dropped
-            say(f"note: --providers {', '.join(absent)}: no offers in the catalogs here (`orch catalog refresh` "
-                "brings SkyPilot's); planned on the others.", err=True)
+            print(checks.printable(f"note: --providers {', '.join(absent)}: no offers in the catalogs here (`orch "
+                                   "catalog refresh` brings SkyPilot's); planned on the others."), file=sys.stderr)
         providers &= asked
     if target == "local":
         providers &= {"local"}
