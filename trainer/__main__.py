@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
                                 f"{_resume_command(args, output)}"), file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
         message = result.get("message") or ""  # one line; metrics.json keeps it whole
-        label = "error" if result["status"] == TrainStatus.BAD_CONFIG else TrainStatus(result["status"]).value
+        label = "error" if result["status"] == TrainStatus.BAD_CONFIG else _said(TrainStatus(result["status"]))
         print(checks.one_line(f"{label}: {message}").rstrip(": "), file=sys.stderr)
     print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
@@ -126,9 +126,15 @@ def check_run_folder(output: Path) -> None:
                         "run's output.")
 
 
+def _said(status: TrainStatus) -> str:
+    """A status as the run's log says it: the trainer cannot tell a spot preemption from `orch stop` (both send
+    SIGTERM), and a stopped run's log saying `preempted` read as a cloud's doing."""
+    return "stopped by SIGTERM (a spot preemption or `orch stop`)" if status is TrainStatus.PREEMPTED else status.value
+
+
 def summary_line(result: dict, output: Path) -> str:
     """One readable line for the end of a run: what it did, how fast, what it cost, where its output is."""
-    parts = [TrainStatus(result["status"]).value]
+    parts = [_said(TrainStatus(result["status"]))]
     if result.get("steps") is not None:
         parts.append(f"{result['steps']} steps")
     if result.get("train_tokens"):
