@@ -163,3 +163,23 @@ def test_the_ids_orch_makes_now_and_made_before_are_read(tmp_path):
     for run_id in (new_run_id(), "r-20261122-112849-76524c"):
         store.insert(make_record(tmp_path / "runs" / run_id, run_id=run_id))
     assert len(store.all()) == 2
+
+
+def test_runs_export_says_where_it_wrote_with_times_a_spreadsheet_reads(tmp_path, monkeypatch):
+    """The export wrote its file in silence, with times as epoch seconds (1796247240.55)."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    RunStore().insert(make_record(tmp_path / RUN_DIR, status=RunStatus.FAILED, created_at=1_796_247_240.55,
+                                  ended_at=1_796_247_250.0, message="SkyPilot could not launch: no credentials"))
+    result = CliRunner().invoke(app, ["runs", "--export", str(tmp_path / "runs.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote 1 runs to {tmp_path / 'runs.csv'}" in result.stderr and json.loads(result.stdout)
+    row = next(csv.DictReader((tmp_path / "runs.csv").open()))
+    assert row["created_at"] == "2026-12-02 21:34:01+00:00"
+    said = CliRunner().invoke(app, ["logs", RUN_ID])
+    assert said.exit_code == 2 and "ended failed before training: SkyPilot could not launch" in said.stderr

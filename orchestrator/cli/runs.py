@@ -21,6 +21,7 @@ from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.spend import spend_usd
 
 EXPORT_FORMATS = (".csv", ".parquet")
+TIME_COLUMNS = {"created_at", "started_at", "ended_at"}  # epoch seconds in runs.db
 
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")]
@@ -66,7 +67,10 @@ def runs_command(
         import pandas as pd
 
         frame = pd.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("job", "metrics")} for r in records])
+        for column in TIME_COLUMNS.intersection(frame.columns):  # UTC times a spreadsheet reads, not epoch seconds
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).dt.round("s")
         frame.to_csv(export, index=False) if export.suffix.lower() == ".csv" else frame.to_parquet(export, index=False)
+        display.say(f"wrote {len(records)} runs to {export}", err=True)
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
     else:
@@ -88,6 +92,9 @@ def logs_command(
     elif log.is_file():
         # printable: the log quotes the user's data and libraries' messages, which must not drive the terminal
         sys.stdout.write(checks.printable(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")))
+    elif record.message and not record.status.is_active():  # ended before its trainer wrote a line: say why
+        raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before training: "
+                        f"{record.message}")
     else:
         raise UserError(f"run {record.run_id} has no log yet.")
 
