@@ -294,3 +294,12 @@ def test_a_named_provider_without_offers_is_said_not_silently_dropped():
     assert result.exit_code == 0, result.output
     assert "note: --providers paperspace: no offers in the catalogs here" in result.stderr
     assert json.loads(result.stdout)["chosen"]["provider"] == "aws"
+
+
+def test_a_plan_of_a_job_without_data_says_a_run_needs_some(tmp_path):
+    """It planned in silence, then launch and train refused it: the plan says so where it shows the data."""
+    job = tmp_path / "no-data.yaml"
+    job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 128\ntrain_tokens: 10000\n")
+    result = invoke("plan", str(job), "--budget", "1")
+    assert result.exit_code == 0 and "data: none named" in result.stdout and "need `dataset: PATH`" in \
+        " ".join(result.stdout.split())

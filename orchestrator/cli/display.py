@@ -519,8 +519,13 @@ def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -
             err_console.print(f"  {esc(key)}: {esc(why)}", highlight=False, soft_wrap=True)
 
 
-def show_data_size(data: dict | None) -> None:
-    """One line: the dataset's tokens, where the number came from, and the epochs the plan trains."""
+def show_data_size(data: dict | None, dataset_named: bool = True) -> None:
+    """One line: the dataset's tokens, where the number came from, and the epochs the plan trains; or that the job
+    names no data, which a plan needs not but a run does."""
+    if not dataset_named:
+        labelled("data:", "none named: the plan stands, but `orch launch` and `orch train` need `dataset: PATH` (or a "
+                 "hub id) in the job")
+        return
     if data is None:
         return
     tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"

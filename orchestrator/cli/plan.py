@@ -66,14 +66,15 @@ def run(argv: list[str]) -> int:
         checks.number(args.top, "--top", 1, whole=True)
         _, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                 local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
-        data = data_dict(load_sized_job(args.job)[1], result.train_tokens)  # sized once: load_sized_job caches
+        spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
+        data = data_dict(size, result.train_tokens)
         if args.as_json:
             print(json.dumps({**plan_dict(result), "data": data}))  # one line: the C encoder, 10x an indented dump
         else:
             from orchestrator.cli import display
 
             display.show_plan(result, args.top)
-            display.show_data_size(data)
+            display.show_data_size(data, spec.dataset is not None)
         if result.chosen is None:
             raise UserError(no_option_message(result))
     except UserError as exc:
