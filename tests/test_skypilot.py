@@ -109,6 +109,7 @@ def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp
     assert result.exit_code == 0, result.output
     config = yaml.safe_load(result.stdout)  # stdout is the task file alone: the table went to stderr
     assert "python -m trainer /orch/job.yaml" in config["run"] and "SkyPilot's choice:" in result.stderr
+    assert "qlora-task-files/, which only --out FILE writes" in result.stderr  # the files the YAML names
     assert "\x1b[" not in result.stdout and "hf_not_a_real_token_123" not in result.output
     assert not any(key.startswith("_") for key in config) and str(tmp_path) not in result.stdout
     assert config["secrets"] == {"HF_TOKEN": None}  # `sky launch --secret HF_TOKEN` supplies it; no placeholder

@@ -126,6 +126,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
     elif out is None:
         sys.stdout.write(task.yaml_text)
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
+        display.say(f"the task above mounts {spec.name}-task-files/, which only --out FILE writes (with the task): "
+                    "give --out to launch it with sky", err=True)
     else:
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
         secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
