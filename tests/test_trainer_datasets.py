@@ -284,6 +284,8 @@ def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, cap
 @pytest.mark.parametrize("record, said", [
     ('{"text": "a", "n": 1' + "0" * 5000 + "}", "a number of thousands of digits, too long to read"),
     ('{"text": ' + "[" * 100_000 + "}", "a value nested too deeply"),
+    ('{"text": "a", "text": "b"}', "key 'text' is given twice in one object"),  # json kept the last, unsaid
+    ('{"messages": [{"role": "user", "role": "assistant", "content": "x"}]}', "key 'role' is given twice"),
 ])
 def test_a_record_json_parses_but_python_cannot_hold_names_its_line(tmp_path, record, said):
     lines = [json.dumps(row) for row in ROWS[:5]]

@@ -169,7 +169,7 @@ def _json_records(path: Path) -> Iterator[dict]:
     .jsonl or .json)."""
     if path.suffix.lower() == ".json" and _starts_a_list(path):
         try:
-            records = json.loads(path.read_text(encoding="utf-8-sig"))
+            records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
         except UnicodeDecodeError as exc:
             raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
         except json.JSONDecodeError as exc:
@@ -189,10 +189,27 @@ def _json_records(path: Path) -> Iterator[dict]:
         yield record
 
 
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object: json keeps the last silently, so `{"text": "a", "text": "b"}` trained
+    on b alone."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 def _value_problem(exc: ValueError | RecursionError) -> str:
     """A record json parsed but Python cannot hold, in the user's terms."""
     if isinstance(exc, RecursionError):
         return "a value nested too deeply (hundreds of levels of lists or objects)"
+    if isinstance(exc, _RepeatedKey):
+        key = checks.printable(repr(exc.args[0]))[:60]
+        return f"key {key} is given twice in one object (the last would win unsaid)"
     return checks.unreadable_value(exc)
 
 
@@ -211,7 +228,7 @@ def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 if line.strip():
-                    yield f"line {number}", json.loads(line)
+                    yield f"line {number}", json.loads(line, object_pairs_hook=_unique_keys)
             except UnicodeDecodeError as exc:
                 raise DataError(f"dataset {path} line {number} is not UTF-8 text (byte {exc.start} of the line): "
                                 "save the file as UTF-8.") from None
