@@ -81,8 +81,8 @@ def test_a_provider_in_the_skypilot_catalog_replaces_its_reference_rows(tmp_path
 CATALOG_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,GpuInfo\n"
 
 
-def write_catalog(tmp_path, *rows: str):
-    folder = tmp_path / "v8" / "lambda"
+def write_catalog(tmp_path, *rows: str, provider: str = "lambda"):
+    folder = tmp_path / "v8" / provider
     folder.mkdir(parents=True)
     (folder / "vms.csv").write_text(CATALOG_HEADER + "".join(f"{row}\n" for row in rows))
     return tmp_path / "v8"
@@ -158,13 +158,6 @@ def test_the_catalog_cache_is_read_again_when_the_code_that_reads_it_changes(tmp
     assert lambda_prices() == [1.29] and len(reads) == 2
 
 
-def provider_catalog(tmp_path, provider: str, *rows: str):
-    folder = tmp_path / "v8" / provider
-    folder.mkdir(parents=True)
-    (folder / "vms.csv").write_text(CATALOG_HEADER + "".join(f"{row}\n" for row in rows))
-    return tmp_path / "v8"
-
-
 @pytest.mark.parametrize("provider, said", [
     ("local", "is named 'local', orch's name for your own cards, not a cloud"),
     ("ssh", "is named 'ssh', orch's name for your own cards, not a cloud"),
@@ -175,7 +168,7 @@ def test_a_catalog_folder_not_named_as_a_cloud_is_refused_when_read_and_when_cop
     """A `local` folder planned a rented A100 as the user's own card; `[red]aws` reached every plan's table."""
     from gpu_catalog.refresh import copy_catalog
 
-    catalog = provider_catalog(tmp_path, provider, "gpu_1x_a100,A100,1,30,200,0.50,,us-east-1,")
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,0.50,,us-east-1,", provider=provider)
     for read in (read_catalog_dir, lambda d: copy_catalog(d, tmp_path / "sky")):
         with pytest.raises(UserError, match=f"SkyPilot catalog folder '.*' {re.escape(said)}"):
             read(catalog)
