@@ -1,13 +1,16 @@
 """`orch bench`: a tiny sweep on the CPU, its resume, and sweep errors."""
 
 import json
+import subprocess
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from orchestrator.bench import runner as runner_module
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import step_rates, summarize_rates
+from orchestrator.bench.sweep import load_sweep
 from orchestrator.cli.main import app
 from orchestrator.home import orch_home
 from tests.trainer_helpers import TINY_DATA
@@ -140,3 +143,83 @@ def test_a_bad_grid_is_said_with_the_sweep_the_grid_and_keys_as_written(tmp_path
     result = runner.invoke(app, ["bench", str(path)])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert f"error: sweep {path}, {message}" in " ".join(result.stderr.split())
+
+
+def test_a_whole_number_written_as_a_float_is_the_same_point(tmp_path):
+    """`seq_len: [64, 64.0]` ran one point twice, as two points (the trainer reads 64.0 as 64; the id hashed both)."""
+    path = write_sweep(tmp_path, method="lora", seq_len=[64, 64.0])
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {"lora_r": 8.0}}))
+    (point,) = load_sweep(path).points
+    assert point.config["seq_len"] == 64 and point.config["lora_r"] == 8 and type(point.config["seq_len"]) is int
+    again = write_sweep(tmp_path, method="lora", seq_len=64)
+    again.write_text(yaml.safe_dump({**yaml.safe_load(again.read_text()), "settings": {"lora_r": 8}}))
+    assert load_sweep(again).points[0].point_id == point.point_id
+
+
+def test_the_mfu_is_of_the_tokens_per_s_the_row_reports(tmp_path, monkeypatch):
+    """MFU came from the trainer's mean rate of the last round, which one stalled step drags down, beside the median
+    tokens/s: one row said 6,954 tok/s at 3.6% MFU, its twin 6,881 tok/s at 22.3%."""
+    times = [1.0, 0.1, 0.1, 0.1, 0.1, 2.0]  # a warm-up step, then one stall among five timed steps
+
+    def one_round(config, work_dir, cpu_threads=None):
+        output = work_dir / "output"
+        output.mkdir(parents=True)
+        (output / "steps.jsonl").write_text("".join(json.dumps({"tokens": 100, "step_time_s": t}) + "\n"
+                                                    for t in times))
+        mean_rate = 500 / sum(times[1:])
+        return {"status": "ok", "tokens_per_s": mean_rate, "mfu": 0.01 * mean_rate / 1000}, output
+
+    monkeypatch.setattr(runner_module, "_train", one_round)
+    (point,) = load_sweep(write_sweep(tmp_path, method="lora")).points
+    row = runner_module.run_point(point, "t", "local", tmp_path / "work", warmup_steps=1, measured_steps=5)
+    assert row["tokens_per_s"] == 1000.0 and row["mfu"] == pytest.approx(0.01)  # 1% at 1,000 tok/s, as the trainer
+
+
+def _recorded(rows):
+    """A stand-in for running the sweep: its points recorded as `rows` say."""
+    def run_sweep(sweep, store, target="local", work_root=None):
+        for point, changes in zip(sweep.points, rows, strict=True):
+            store.save({"point_id": point.point_id, "sweep": sweep.name, "target": target, "created_at": 1.0,
+                        "config": point.config, "gpu": "CPU", **changes})
+    return run_sweep
+
+
+def test_an_unstable_point_says_so_in_the_table(tmp_path, monkeypatch):
+    """Its row said `stable: false` and "unstable: ...", but the table at 80 columns showed `ok`."""
+    monkeypatch.setattr(runner_module, "run_sweep", _recorded([
+        {"status": "ok", "tokens_per_s": 900.0, "stable": False, "message": "unstable: tokens/s median +-30% (95%)"},
+        {"status": "ok", "tokens_per_s": 800.0, "stable": True}]))
+    result = runner.invoke(app, ["bench", str(write_sweep(tmp_path)), "--db", str(tmp_path / "b.db")],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("lora" in line and "unstable" in line for line in lines)
+    assert any("full" in line and " ok " in line for line in lines)
+
+
+def test_a_sweep_the_trainer_would_refuse_here_fails_before_running(tmp_path, monkeypatch):
+    """`report_to: wandb` without wandb ran every point, each an `error` with no reason in the table, and exited 0."""
+    from trainer import trackers
+
+    monkeypatch.setitem(trackers.EXTRAS, "wandb", "orch_no_such_package")  # whether or not wandb is installed
+    monkeypatch.setattr(runner_module, "run_sweep", lambda *args, **kwargs: pytest.fail("a point ran"))
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {"report_to": "wandb"}}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "cannot train here: report_to wandb needs the orch_no_such_package package" in result.stderr
+
+
+def test_a_point_the_trainer_refuses_is_said_and_not_done(tmp_path, monkeypatch):
+    """A refusal known only to the trainer (exit code 2, no metrics.json) was an `error` with no reason shown."""
+    refusal = "error: cannot train: precision fp16 needs a CUDA GPU (its loss scaler runs there).\n"
+    monkeypatch.setattr(runner_module.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
+        command, 2, "", refusal))
+    db = tmp_path / "b.db"
+    result = runner.invoke(app, ["bench", str(write_sweep(tmp_path, method="lora")), "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "bad_config: cannot train: precision fp16 needs a CUDA GPU" in " ".join(result.stdout.split())
+    assert "1 of 1 points were refused by the trainer and are not recorded as done" in result.stderr
+    (row,) = ResultStore(db).rows()
+    assert row["status"] == "bad_config" and row["message"] == refusal.strip().removeprefix("error: ")
+    assert ResultStore(db).done() == set()  # the next run tries it again

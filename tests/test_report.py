@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from gpu_catalog.owned import HOURS_PER_YEAR
 from gpu_catalog.units import usd_per_million_tokens
 from orchestrator.bench.economics import Point, break_even_utilization, owned_usd_per_job, pareto_front
+from orchestrator.bench.report import summary_lines
 from orchestrator.bench.report_errors import error_rows
 from orchestrator.bench.report_points import EstimatePoint
 from orchestrator.bench.report_render import write_report
-from orchestrator.bench.report_summary import job_summary
+from orchestrator.bench.report_summary import job_summary, percent_text
 from orchestrator.cli.limits import MAX_BUDGET_USD
 from orchestrator.cli.main import app
 from orchestrator.cli.planning import plan_job
@@ -213,3 +214,27 @@ def test_orchs_runs_database_given_as_the_results_database_says_so(tmp_path):
     assert "runs.db is orch's runs database, not a bench results database: give --db a bench .db" in \
         result.stderr and len(result.stderr.splitlines()) == 1  # the folder may be shortened: a long path is cut
     assert runs_db.read_bytes() == before and not out.exists()
+
+
+def test_a_report_rewritten_in_its_folder_leaves_none_of_the_last_ones_files(tmp_path):
+    """Without --html the last run's report.html stayed, and so did the plots of a job no longer named, beside the new
+    report.md: a folder of two reports. Files the report never wrote stay."""
+    tiny = REPO / "examples" / "tiny.yaml"
+    _, first = write_report([], [], [JOB, tiny], tmp_path, html_page=True)
+    assert {"report.html", "capacity_1.png", "own_vs_rent_1.png"} <= {p.name for p in first}
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "capacity_7.png").write_bytes(PNG_MAGIC)  # named like a plot, but no report wrote it
+    data, second = write_report([], [], [JOB], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in second] + ["notes.txt",
+                                                                                            "capacity_7.png"])
+    assert data["files"] == [p.name for p in second] and "report.html" not in data["files"]
+
+
+def test_a_small_break_even_is_said_with_its_digits():
+    """A break-even at 0.4% yearly utilization was said as `above 0%`."""
+    assert [percent_text(share) for share in (0.004, 0.0004, 1e-9, 0.0123, 0.456, 1.0, 0.0)] == \
+        ["0.4%", "0.04%", "0.01%", "1.2%", "46%", "100%", "0%"]
+    summary = job_summary(JOB, None, None)
+    summary["break_even"] = [{**summary["break_even"][0], "utilization": 0.004}]
+    assert f"owning beats renting ({summary['break_even'][0]['cloud']}) above 0.4% yearly utilization." in \
+        summary_lines(summary)[-1]

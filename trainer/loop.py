@@ -12,7 +12,6 @@ bitsandbytes cannot quantize, an output folder holding another run's checkpoints
 import contextlib
 import dataclasses
 import gc
-import importlib.util
 import json
 import math
 import statistics
@@ -40,9 +39,10 @@ from trainer.offline_names import is_built_offline, model_unreachable, tokenizer
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
+from trainer.requirements import run_problems
 from trainer.signals import StopRequests
 from trainer.status import TrainStatus
-from trainer.trackers import missing_package, open_tracker
+from trainer.trackers import open_tracker
 
 BUDGET_STEP_MARGIN = 1.25
 
@@ -72,14 +72,7 @@ class FineTune:
         if is_built_offline(config.model):  # the built model is kept there: a file in its place fails late
             checks.output_folder(cache_dir(), "ORCH_CACHE", parents=True)
         problems += dataset_problems(config, self.base_dir)
-        if (config.method == "qlora" or config.optimizer.endswith("8bit")) and not importlib.util.find_spec(
-                "bitsandbytes"):
-            problems.append("method qlora and the 8-bit optimizers need bitsandbytes: pip install bitsandbytes")
-        if config.optimizer == "adamw_cpu_offload" and self.device.type == "cuda" and not importlib.util.find_spec(
-                "torchao"):
-            problems.append("optimizer adamw_cpu_offload needs torchao: pip install \"orch[offload]\"")
-        if tracker_problem := missing_package(config.report_to):
-            problems.append(tracker_problem)
+        problems += run_problems(config, on_cuda=self.device.type == "cuda")
         if resume not in ("auto", "never"):
             problems.append(f"--resume must be auto or never, got {resume!r}")
         elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
@@ -89,14 +82,9 @@ class FineTune:
                 changes := identity_changes(checkpoint.saved_identity(latest), self.identity)):
             problems.append(f"checkpoint {latest} is from another job ({'; '.join(changes)}): resume with the "
                             "settings it was trained with, or choose another --output")
-        if (config.budget_usd is None) != (config.usd_per_hour is None):
-            problems.append("a budget stop needs both `usd_per_hour` and `budget_usd`")
         if config.precision == "fp16" and self.device.type != "cuda":
             problems.append("precision fp16 needs a CUDA GPU (its loss scaler runs there): use precision auto, bf16 "
                             "or fp32 on the CPU")
-        if config.attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-            problems.append("attention flash_attention_2 needs the flash-attn package (and a GPU): pip install "
-                            "flash-attn, or use attention: sdpa")
         if unreachable := model_unreachable(config.model):
             problems.append(unreachable)
         elif config.method != "full" and (missing := missing_modules(config.model, config.modules_to_save)):

@@ -18,7 +18,7 @@ from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.bench.report_errors import error_rows
 from orchestrator.bench.report_hybrid import compare_policies
 from orchestrator.bench.report_points import estimate_points
-from orchestrator.bench.report_summary import job_summary
+from orchestrator.bench.report_summary import job_summary, percent_text
 from orchestrator.cli.display import optional, optional_usd
 from orchestrator.estimator.calibration import load_calibration
 
@@ -75,7 +75,7 @@ def summary_lines(s: dict) -> list[str]:
     for e in s["break_even"]:
         u, cloud = e["utilization"], e["cloud"] or "the cloud"
         never = e["verdict"].split(": ")[-1]
-        text.append(f"{e['card']}: owning beats renting ({cloud}) above {u:.0%} yearly utilization."
+        text.append(f"{e['card']}: owning beats renting ({cloud}) above {percent_text(u)} yearly utilization."
                     if u is not None and u <= 1 else f"{e['card']}: owning never beats renting ({cloud}): {never}.")
     return text
 
@@ -199,7 +199,7 @@ def error_section(points: list, out: Path) -> Section:
 
 def hybrid_section(hybrid: dict) -> Section:
     table = [[name, str(s["completed"]), str(s["rejected"]), optional_usd(s["total_cost_usd"]),
-              str(s["deadline_misses"]), _hours(s["mean_wait_h"]), f"{s['local_utilization']:.0%}"]
+              str(s["deadline_misses"]), _hours(s["mean_wait_h"]), percent_text(s["local_utilization"])]
              for name, s in hybrid["policies"].items()]
     return Section("Local, cloud or both: the hybrid question", "analytic",
                    [f"The simulator (`orch simulate`) on {hybrid['jobs']} jobs of {hybrid['trace']}, with owned cards "

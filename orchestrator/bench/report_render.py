@@ -3,6 +3,7 @@ no network: it opens offline and can be mailed). Data in, text out; the numbers 
 """
 
 import base64
+import contextlib
 import html
 import json
 import re
@@ -82,15 +83,39 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     return "".join(parts) + "</body></html>"
 
 
+# every name a report writes into its folder: only these are ever removed from it, whatever report.json lists
+REPORT_FILE = re.compile(r"report\.(?:md|json|html)|(?:hours_vs_usd|capacity|own_vs_rent)_\d+\.png"
+                         r"|estimate_vs_measured\.png")
+
+
+def _written_before(out: Path) -> set[str]:
+    """The files the last report in `out` wrote, as its report.json lists them (`files`; an older orch's lists only
+    its `figures`): none when there is no report.json, or it is not one orch wrote."""
+    try:
+        before = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        names = before.get("files") or [figure["file"] for figure in before.get("figures") or []]
+        return {name for name in names if isinstance(name, str) and REPORT_FILE.fullmatch(name)}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return set()
+
+
 def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path, html_page: bool = False,
                  sources: list[str] = (), budget_usd: float | None = None, deadline_h: float | None = None,
                  trace: Path | None = None) -> tuple[dict, list[Path]]:
-    """Build, then write report.md (+ report.html) and report.json; (the numbers, the files written)."""
+    """Build, then write report.md (+ report.html) and report.json; (the numbers, the files written). What the last
+    report in `out` wrote and this one does not (its report.html, the plots of a job no longer named) is removed, so
+    the folder holds one report; any other file there is left alone."""
+    before = _written_before(out)
     data, sections = build_report(rows, runs, jobs, out, budget_usd, deadline_h, trace)
-    written = [out / "report.md", out / "report.json"]
+    written = [out / "report.md", out / "report.json"] + ([out / "report.html"] if html_page else [])
+    written += [s.image for s in sections if s.image]
+    data["files"] = [path.name for path in written]
     written[0].write_text(markdown(sections, data, list(sources)), encoding="utf-8")
     written[1].write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
     if html_page:
-        written.append(out / "report.html")
-        written[-1].write_text(page(sections, data, list(sources)), encoding="utf-8")
-    return data, written + [s.image for s in sections if s.image]
+        written[2].write_text(page(sections, data, list(sources)), encoding="utf-8")
+    for stale in (out / name for name in sorted(before - set(data["files"]))):
+        if stale.is_file() or stale.is_symlink():  # a folder of that name is none a report wrote
+            with contextlib.suppress(OSError):  # left, rather than the report just written called failed
+                stale.unlink()
+    return data, written

@@ -21,6 +21,18 @@ METHODS = ("full", "lora", "qlora")
 RUNNABLE = ("ok", "budget", "deadline")  # targets that can run the job, within the limits or not
 
 
+SMALLEST_PERCENT_SHOWN = 0.01  # a positive share below it is shown as it: `above 0.01%` of a break-even still holds
+
+
+def percent_text(share: float) -> str:
+    """A share (of a year's hours, of a card's time) as a percentage: whole from 10%, two significant digits below (a
+    break-even at 0.4% was said as `above 0%`, which reads as "always")."""
+    percent = share * 100
+    if percent >= 9.5 or percent <= 0:
+        return f"{percent:.0f}%"
+    return f"{max(percent, SMALLEST_PERCENT_SHOWN):.2g}%"
+
+
 @dataclass(frozen=True)
 class TargetRow:
     target: str  # what a reader calls it: "A10G aws us-east-1 spot", "local CPU"
@@ -75,7 +87,7 @@ def _break_even(spec, model, rows: list[TargetRow]) -> list[dict]:
                                                  card.life_years, cloud.usd_per_job)
             entry["utilization"] = utilization
             entry["verdict"] = "never: its electricity alone costs more" if utilization is None else \
-                "never: needs more than a full year of use" if utilization > 1 else f"above {utilization:.0%}"
+                "never: needs more than a full year of use" if utilization > 1 else f"above {percent_text(utilization)}"
         result.append(entry)
     return result
 

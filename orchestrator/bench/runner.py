@@ -2,9 +2,10 @@
 next), skipping points already done. Out-of-memory points are results too.
 
 A point runs in rounds of `measured_steps` timed steps until its tokens/s is stable (orchestrator/bench/stability.py)
-or `max_measured_steps` were timed; the row's tokens/s is the median of every timed step, with its spread, and a
-point that never settled says so in `message`. Each round is a fresh process (the trainer has no "stop when
-stable"), so each leaves out its own warm-up.
+or `max_measured_steps` were timed; the row's tokens/s is the median of every timed step, with its spread (its MFU
+is of that median), and a point that never settled says so in `message`. Each round is a fresh process (the
+trainer has no "stop when stable"), so each leaves out its own warm-up. A point the trainer refuses as bad config is
+recorded as `bad_config` with the trainer's reason, and, as an error, is not done: the next run tries it again.
 """
 
 import json
@@ -24,6 +25,7 @@ from orchestrator.bench.stability import step_rates, summarize_rates
 from orchestrator.bench.sweep import Point, Sweep
 from orchestrator.home import orch_home
 from trainer.offline_names import is_built_offline
+from trainer.status import TrainStatus
 
 POINT_TIMEOUT_S = 3600
 RESULT_METRICS = ("status", "message", "tokens_per_s", "step_time_s", "peak_vram_gib", "nvml_peak_used_gib",
@@ -45,13 +47,16 @@ def _train(config: dict, work_dir: Path, cpu_threads: int | None = None) -> tupl
     try:
         done = subprocess.run([sys.executable, "-m", "trainer", str(config_file), "--output", str(output)],
                               capture_output=True, text=True, timeout=POINT_TIMEOUT_S, env=env)
-        tail = (done.stdout + done.stderr)[-2000:]
+        tail, stderr, exit_code = (done.stdout + done.stderr)[-2000:], done.stderr, done.returncode
     except subprocess.TimeoutExpired:
-        tail = f"timed out after {POINT_TIMEOUT_S} s"
+        tail, stderr, exit_code = f"timed out after {POINT_TIMEOUT_S} s", "", None
     metrics_file = output / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {
-        "status": "error", "message": f"no metrics.json: {tail}"}
-    return metrics, output
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text()), output
+    if exit_code == TrainStatus.BAD_CONFIG.exit_code:  # refused before training: its one `error: ...` line says why
+        said = next((line for line in reversed(stderr.splitlines()) if line.startswith("error: ")), tail)
+        return {"status": TrainStatus.BAD_CONFIG.value, "message": said.removeprefix("error: ").strip()}, output
+    return {"status": TrainStatus.ERROR.value, "message": f"no metrics.json: {tail}"}, output
 
 
 def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_steps: int = 1,
@@ -82,7 +87,12 @@ def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_step
            **{key: metrics.get(key) for key in RESULT_METRICS}}
     stability = summarize_rates(rates) if metrics.get("status") == "ok" else None
     if stability is not None:
-        row.update(tokens_per_s=stability.tokens_per_s, tokens_per_s_last_round=metrics.get("tokens_per_s"),
+        last_round = metrics.get("tokens_per_s")
+        # the trainer's MFU is of the last round's mean rate, which one stalled step drags down: this one is of the
+        # median the row reports (MFU is proportional to tokens/s)
+        if metrics.get("mfu") is not None and last_round:
+            row["mfu"] = metrics["mfu"] * stability.tokens_per_s / last_round
+        row.update(tokens_per_s=stability.tokens_per_s, tokens_per_s_last_round=last_round,
                    tokens_per_s_spread=stability.spread, tokens_per_s_interval=stability.interval,
                    timed_steps=stability.timed_steps, rounds=rounds, stable=stability.is_stable(stable_within))
         if not row["stable"]:

@@ -14,7 +14,9 @@
         seq_len: [128, 256]
 
 Every key in a grid or in settings is a trainer config key, checked by the trainer's own schema before anything runs;
-the keys the sweep sets on every point itself (SET_BY_SWEEP: dataset, max_steps, ...) are refused there.
+the keys the sweep sets on every point itself (SET_BY_SWEEP: dataset, max_steps, ...) are refused there, and so is
+what the trainer would refuse on this machine (a tracker or a package not installed). A number written as a
+whole-number float (`seq_len: 64.0`) is the int the trainer reads it as, so it is the same point as `64`.
 """
 
 import datetime
@@ -22,7 +24,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -31,7 +33,9 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from orchestrator.preflight import dataset_file_problems
-from trainer.config import config_from_dict
+from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict
+from trainer.offline_names import model_unreachable
+from trainer.requirements import run_problems
 
 MAX_STEPS = 10_000
 MAX_POINTS = 10_000
@@ -46,6 +50,9 @@ SET_BY_SWEEP = {"dataset": "give the one dataset at the sweep's top level (`data
                 "timing_warmup_steps": "set `warmup_steps` at the sweep's top level",
                 "name": "each point is named by its id (the sweep's own `name:` is at its top level)",
                 **dict.fromkeys(FIXED_POINT_KEYS, "a benchmark point never evaluates, saves or logs: leave it out")}
+# trainer settings that are numbers (not one of a few choices, as `quant_bits: 4` is): 64 and 64.0 are the same to the
+# trainer, so one of them
+_NUMBER_KEYS = {f.name for f in fields(JobConfig) if f.type in (int, int | None, float, float | None)} - set(CHOICES)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,25 @@ def _yaml_slips(mapping: dict, where: str) -> None:
                             f"takes: quote it (`{key}: '{_as_written(date)}'`) if it is a name.")
 
 
+def _same_number(key, value):
+    """A whole-number float of a numeric setting (`seq_len: 64.0`) as the int the trainer reads it as: point ids hash
+    the config as written, and `seq_len: [64, 64.0]` ran one point twice, as two points."""
+    if key in _NUMBER_KEYS and isinstance(value, float) and value.is_integer() and abs(value) <= LARGEST_COUNT:
+        return int(value)
+    return value
+
+
+def _cannot_run_here(config: JobConfig, unreachable: dict[str, str | None]) -> str | None:
+    """What the trainer would refuse on this machine before training (trainer/requirements.py, and a model it cannot
+    reach): each point would start a process, fail as bad config and be said only as `error` in a table.
+    `unreachable`: each model's answer, asked once (asking the hub takes seconds when it is down)."""
+    if problems := run_problems(config, on_cuda=False):  # what a GPU alone needs more, the trainer says there
+        return problems[0]
+    if config.model not in unreachable:
+        unreachable[config.model] = model_unreachable(config.model)
+    return unreachable[config.model]
+
+
 def _grid(grid, path: Path, label: str) -> dict[str, list]:
     """A grid: each key's values as a list (a single value is a list of one), none of them empty. Every error names
     the sweep and the grid (`label`: grid 2 of 3)."""
@@ -111,7 +137,8 @@ def _grid(grid, path: Path, label: str) -> dict[str, list]:
         raise UserError(f"{where}: each entry under `grids` is a mapping of keys to value lists.")
     _yaml_slips(grid, where)
     _not_set_by_sweep(grid, label, path)
-    values = {key: value if isinstance(value, list) else [value] for key, value in grid.items()}
+    values = {key: [_same_number(key, v) for v in (value if isinstance(value, list) else [value])]
+              for key, value in grid.items()}
     if empty := [str(key) for key, value in values.items() if not value]:
         raise UserError(f"{where}: key {', '.join(empty)} lists no values: give at least one, or drop it.")
     return values
@@ -134,6 +161,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     settings = raw.get("settings") or {}
     _yaml_slips(settings, f"sweep {path}, `settings`")
     _not_set_by_sweep(settings, "`settings`", path)
+    settings = {key: _same_number(key, value) for key, value in settings.items()}
     warmup = checks.number(raw.get("warmup_steps", 2), f"sweep {path}: warmup_steps", 1, MAX_STEPS, whole=True)
     measured = checks.number(raw.get("measured_steps", 5), f"sweep {path}: measured_steps", 1, MAX_STEPS, whole=True)
     max_measured = checks.number(raw.get("max_measured_steps", measured), f"sweep {path}: max_measured_steps",
@@ -153,16 +181,20 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
-    points, seen = [], set()
+    points, seen, unreachable = [], set(), {}
     for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
             config = {**settings, **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
                       "dataset": dataset, "max_steps": warmup + measured, "timing_warmup_steps": warmup}
+            where = f"sweep {path}, {label}{' (with `settings`)' if settings else ''}"
             try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed
-                get_model(config_from_dict(config).model)
+                checked = config_from_dict(config)
+                get_model(checked.model)
             except UserError as exc:
-                raise UserError(f"sweep {path}, {label}{' (with `settings`)' if settings else ''}: {exc}") from None
+                raise UserError(f"{where}: {exc}") from None
+            if problem := _cannot_run_here(checked, unreachable):
+                raise UserError(f"{where}: cannot train here: {problem}.")
             pid = point_id(config, target)
             if pid not in seen:
                 seen.add(pid)

@@ -14,7 +14,9 @@ from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.job import load_job
+from trainer.status import TrainStatus
 
+MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
 DEFAULT_REPORT_JOB = Path("examples/llama31-8b-qlora.yaml")  # in a source checkout; elsewhere pass --job
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
 ResultsOption = Annotated[list[Path] | None, typer.Option(
@@ -50,7 +52,7 @@ def bench_command(
 ) -> None:
     """Run a sweep's points that are not done yet; out-of-memory points are recorded too."""
     from orchestrator.bench.runner import run_sweep
-    from orchestrator.bench.sweep import load_sweep
+    from orchestrator.bench.sweep import Point, load_sweep
 
     if target != "local":
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
@@ -72,6 +74,14 @@ def bench_command(
         display.print_json(rows)
     else:
         display.show_bench(rows)
+        for row in rows:  # the table has no room for why a point failed
+            if row["status"] != "ok" and row.get("message"):
+                display.say(f"{Point(row['point_id'], row['config']).label}: {row['status']}: "
+                            f"{checks.one_line(row['message'])[:MESSAGE_CHARS]}")
+    if refused := [row for row in rows if row["status"] == TrainStatus.BAD_CONFIG]:
+        said = checks.one_line(refused[0].get("message") or "bad config")[:MESSAGE_CHARS].rstrip(".")
+        raise UserError(f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as "
+                        f"done: {said}; fix the sweep and run it again (the points done are kept).")
 
 
 @user_errors

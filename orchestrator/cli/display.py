@@ -414,6 +414,11 @@ def _percent(value) -> str:
     return "-" if value is None else f"{value:+.0%}"
 
 
+def _bench_status(row: dict) -> str:
+    """A point whose tokens/s never settled is `unstable`, not `ok`: its message, which says so, has no column at 80."""
+    return "unstable" if row["status"] == "ok" and row.get("stable") is False else row["status"]
+
+
 def show_bench(rows: list[dict]) -> None:
     """One row per point; what every row shares (the model, the device) goes in the title, leaving 80 columns to the
     numbers."""
@@ -430,7 +435,7 @@ def show_bench(rows: list[dict]) -> None:
         peak = row.get("nvml_peak_used_gib") or (row.get("peak_vram_gib") or {}).get("reserved") or \
             (row.get("peak_vram_gib") or {}).get("process_rss")
         cells = [esc(c["method"]), str(c["seq_len"]), str(c.get("micro_batch", 4)),
-                 "on" if c.get("grad_ckpt") is True else "off", esc(row["status"]),
+                 "on" if c.get("grad_ckpt") is True else "off", esc(_bench_status(row)),
                  optional(row.get("tokens_per_s"), ",.0f"), optional(peak, ".2f"), optional(row.get("mfu"), ".1%")]
         table.add_row(*([esc(c["model"])] if len(models) > 1 else []), *cells,
                       *([esc(row.get("gpu") or "-")] if len(devices) > 1 else []))
