@@ -14,12 +14,14 @@ def normalize(name: str) -> str:
     return re.sub(r"(\d)gb", r"\1g", key)
 
 
-def suggest(name: str, candidates: list[str], limit: int = 3) -> list[str]:
-    """The candidates closest to `name`, best first; compares normalised keys so spacing and case do not matter."""
+def suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.5) -> list[str]:
+    """The candidates closest to `name`, best first; compares normalised keys so spacing and case do not matter.
+    `cutoff` is difflib's least similarity (0 to 1): GPU and model names share few letters with a typo of theirs
+    (`4090` for `RTX 4090`), where many names of a kind (config keys) share a stem and need a higher one."""
     import difflib  # only on a miss: a plan that finds its names never pays for it
 
     by_key = {normalize(c): c for c in candidates}
-    keys = difflib.get_close_matches(normalize(name), list(by_key), n=limit, cutoff=0.5)
+    keys = difflib.get_close_matches(normalize(name), list(by_key), n=limit, cutoff=cutoff)
     substring_hits = [c for c in candidates if normalize(name) and normalize(name) in normalize(c)]
     ordered = [by_key[k] for k in keys] + substring_hits
     return list(dict.fromkeys(ordered))[:limit]

@@ -1,20 +1,40 @@
 """Translate another trainer's config (axolotl, LLaMA-Factory, TRL, torchtune) into an orch job, with every key that
-could not be carried over and why. Pure: a mapping in, a mapping and a list out; `orch import` does the files.
+could not be carried over and why. Pure: a mapping in, a mapping and a list out (or a UserError for a config that is
+no one job); `orch import` does the files.
 
 Nested keys (torchtune's `model: {lora_rank: 8}`) are read as dotted names (`model.lora_rank`); null values set
-nothing. Where two keys set the method (LLaMA-Factory's finetuning_type lora with quantization_bit 4), QLoRA wins.
+nothing. Where two keys set the method (LLaMA-Factory's finetuning_type lora with quantization_bit 4), QLoRA wins, and
+axolotl's lora_target_linear adds every linear module to lora_target_modules. Any other two keys that set one orch
+setting to different values (load_in_4bit and load_in_8bit, max_length and max_seq_length) are refused, naming both:
+picking one would train what the user did not ask for. So is a config for preference or reward training (DPO, PPO,
+KTO, a reward model): orch only does supervised fine-tuning.
 """
 
+import json
 from dataclasses import fields
 from typing import NamedTuple
 
+from gpu_catalog.errors import UserError
 from trainer.config import CHOICES, JobConfig
-from trainer.foreign_keys import FOREIGN_KEYS, LEFT_BEHIND, Carried
+from trainer.foreign_keys import AXOLOTL, FOREIGN_KEYS, LEFT_BEHIND, LLAMA_FACTORY, TORCHTUNE, Carried
 
 ORCH_KEYS = {f.name for f in fields(JobConfig)}
 MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mapping
 LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset names point into its data/dataset_info.json: give the file "
                                  "or hub id with --set dataset=PATH_OR_ID"}
+# Keys that say which kind of training a config is for, with the values that are supervised fine-tuning (LLaMA-Factory's
+# FinetuningArguments.stage, axolotl's RLType and reward-model switches, torchtune's RLHF losses); any other value is
+# preference or reward training (DPO, PPO, KTO, ORPO, GRPO, a reward model), which orch does not do.
+TRAINING_KINDS = {
+    "stage": (LLAMA_FACTORY, lambda value: isinstance(value, str) and value in ("sft", "pt")),
+    "rl": (AXOLOTL, lambda value: not value),
+    "reward_model": (AXOLOTL, lambda value: not value),
+    "process_reward_model": (AXOLOTL, lambda value: not value),
+    "loss._component_": (TORCHTUNE, lambda value: not str(value).startswith("torchtune.rlhf.")),
+}
+STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, nothing to say
+          "pt": "orch trains on raw text when the dataset's records are `text` (loss on every token, packed), as the "
+                "pt stage does: give such a dataset with --set dataset=PATH_OR_ID"}
 
 
 class Translation(NamedTuple):
@@ -33,11 +53,44 @@ def _flatten(raw: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _merge(job: dict, values: dict) -> None:
+def _value(value) -> str:
+    """A value as YAML writes it (true, not True), for an error line."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _shown(key: str, value) -> str:
+    return f"`{key}: {_value(value)}`"
+
+
+def _kept(key: str, old: tuple[str, object], new: tuple[str, object]):
+    """The one value for orch's `key` when two foreign keys set it ((foreign key, orch value) each), or None when they
+    disagree. QLoRA is LoRA on a quantized model, so it wins over an adapter key's plain LoRA; axolotl adds every
+    linear module to the lora_target_modules list when lora_target_linear is true, so that pair is all-linear."""
+    (old_key, old_value), (new_key, new_value) = old, new
+    if old_value == new_value:
+        return old_value
+    if key == "method" and {old_value, new_value} == {"lora", "qlora"}:
+        return "qlora"
+    if key == "target_modules" and {old_key, new_key} == {"lora_target_linear", "lora_target_modules"}:
+        return "all-linear"
+    return None
+
+
+def _merge(job: dict, origin: dict, source: tuple[str, object], values: dict) -> None:
+    """Add one foreign key's `values` (source: that key and its value as written) to the job; `origin` remembers which
+    key set each orch key, so a disagreement names both."""
     for key, value in values.items():
-        if key == "method" and job.get("method") == "qlora" and value == "lora":
-            continue  # quantization said qlora; the adapter key only says LoRA
-        job[key] = value
+        if key not in job:
+            job[key], origin[key] = value, source
+            continue
+        kept = _kept(key, (origin[key][0], job[key]), (source[0], value))
+        if kept is None:
+            as_orch = "" if (job[key], value) == (origin[key][1], source[1]) else \
+                f" ({_value(job[key])} and {_value(value)})"  # what each was read as, where that differs
+            raise UserError(f"{_shown(*origin[key])} and {_shown(*source)} set orch's `{key}` to different "
+                            f"values{as_orch}: keep one of them in the config.")
+        if kept != job[key]:
+            job[key], origin[key] = kept, source
 
 
 def _orch_value_problem(key: str, value) -> str | None:
@@ -49,16 +102,23 @@ def _orch_value_problem(key: str, value) -> str | None:
 def translate(raw: dict) -> Translation:
     """The orch job for a foreign config, and the keys left behind."""
     job: dict = {}
+    origin: dict[str, tuple[str, object]] = {}  # orch key -> the (foreign key, value) that set it
     not_carried: list[tuple[str, str]] = []
     is_llama_factory = "finetuning_type" in raw or "stage" in raw
     for key, value in _flatten(raw).items():
         if value is None:
             continue
-        if is_llama_factory and key in LLAMA_FACTORY_ONLY:
+        if key in TRAINING_KINDS and not TRAINING_KINDS[key][1](value):
+            raise UserError(f"{_shown(key, value)} asks {TRAINING_KINDS[key][0]} for preference or reward training, "
+                            "and orch only does supervised fine-tuning: import the config of an SFT run instead.")
+        if key == "stage":
+            if STAGES[value]:
+                not_carried.append((key, STAGES[value]))
+        elif is_llama_factory and key in LLAMA_FACTORY_ONLY:
             not_carried.append((key, LLAMA_FACTORY_ONLY[key]))
         elif key in FOREIGN_KEYS:
             try:
-                _merge(job, FOREIGN_KEYS[key].convert(value))
+                _merge(job, origin, (key, value), FOREIGN_KEYS[key].convert(value))
             except Carried as exc:
                 not_carried.append((key, str(exc)))
         elif key in ORCH_KEYS:
@@ -66,7 +126,7 @@ def translate(raw: dict) -> Translation:
             if problem:
                 not_carried.append((key, problem))
             else:
-                _merge(job, {key: value})
+                _merge(job, origin, (key, value), {key: value})
         else:
             not_carried.append((key, LEFT_BEHIND.get(key.split(".")[0], "orch has no such setting")))
     if "method" not in job and "lora_r" in job:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
 from orchestrator.foreign_config import translate
 from tests.trainer_helpers import TINY_DATA
@@ -156,3 +157,71 @@ def test_llama_factorys_additional_target_as_a_list_or_a_number_imports(tmp_path
     report = json.loads(result.stdout)
     carried = "additional_target" not in {k["key"] for k in report["not_carried"]}
     assert carried == isinstance(value, list) and report["job"].get("modules_to_save") == (value if carried else None)
+
+
+def run_import(tmp_path, raw, *extra):
+    source = tmp_path / "foreign.yaml"
+    source.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return CliRunner().invoke(app, ["import", str(source), *extra])
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"load_in_4bit": True, "load_in_8bit": True},
+     "`load_in_4bit: true` and `load_in_8bit: true` set orch's `quant_bits` to different values (4 and 8)"),
+    ({"base_model": "meta-llama/Llama-3.1-8B", "model_name_or_path": "Qwen/Qwen2.5-7B"},
+     '`base_model: "meta-llama/Llama-3.1-8B"` and `model_name_or_path: "Qwen/Qwen2.5-7B"` set orch\'s `model`'),
+    ({"max_length": 2048, "max_seq_length": 1024},
+     "`max_length: 2048` and `max_seq_length: 1024` set orch's `seq_len` to different values"),
+    ({"lora_r": 8, "lora_rank": 16}, "`lora_r: 8` and `lora_rank: 16` set orch's `lora_r` to different values"),
+    ({"finetuning_type": "full", "quantization_bit": 4}, "set orch's `method` to different values"),
+])
+def test_two_keys_that_set_one_setting_differently_are_refused_naming_both(tmp_path, raw, message):
+    """The later key won silently: 4- and 8-bit wrote quant_bits 8, two model names trained one of them."""
+    out = tmp_path / "job.yaml"
+    result = run_import(tmp_path, {**raw, "sequence_len": 64}, "--out", str(out))
+    assert result.exit_code == 2 and message in result.output and len(result.output.splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+def test_the_same_value_under_two_names_is_one_setting():
+    job = translate({"base_model": "m", "model_name_or_path": "m", "max_length": 2048, "max_seq_length": 2048.0,
+                     "adapter": "lora", "load_in_4bit": True, "lora_r": 8, "lora_rank": 8}).job
+    assert job == {"model": "m", "seq_len": 2048, "method": "qlora", "quant_bits": 4, "lora_r": 8}
+    with pytest.raises(UserError, match="`max_length: 2048` and `max_seq_length: 1024`"):
+        translate({"max_length": 2048, "max_seq_length": 1024})
+
+
+def test_axolotl_lora_target_linear_adds_every_linear_module_to_a_target_list():
+    """axolotl unites the two (lora_target_modules plus every linear module): the list alone was written before."""
+    job = translate({"lora_target_linear": True, "lora_target_modules": ["q_proj", "v_proj"]}).job
+    assert job == {"target_modules": "all-linear"}
+
+
+@pytest.mark.parametrize("raw", [
+    {"stage": "dpo"}, {"stage": "ppo"}, {"stage": "rm"}, {"stage": "kto"}, {"rl": "dpo", "adapter": "lora"},
+    {"rl": "grpo"}, {"reward_model": True}, {"loss": {"_component_": "torchtune.rlhf.loss.DPOLoss"}},
+])
+def test_a_config_for_preference_or_reward_training_is_refused(tmp_path, raw):
+    """`stage: dpo` was imported as a supervised job, with only "orch has no such setting" said of the stage."""
+    result = run_import(tmp_path, {"model_name_or_path": "orch/tiny-llama", "cutoff_len": 64, "max_steps": 1, **raw})
+    key = next(iter(raw))
+    assert result.exit_code == 2 and "orch only does supervised fine-tuning" in result.output, result.output
+    assert f"`{key}" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_llama_factory_sft_is_orchs_own_training_and_pt_says_what_data_it_needs():
+    assert translate(LLAMA_FACTORY).not_carried == translate({**LLAMA_FACTORY, "stage": None}).not_carried
+    reasons = dict(translate({**LLAMA_FACTORY, "stage": "pt"}).not_carried)
+    assert "records are `text`" in reasons["stage"]
+
+
+def test_import_refuses_to_replace_an_existing_out_file_without_force(tmp_path):
+    """A job edited by hand after an import was overwritten by the next one, unasked."""
+    out = tmp_path / "job.yaml"
+    out.write_text("# my edits\n")
+    result = run_import(tmp_path, AXOLOTL, "--out", str(out))
+    assert result.exit_code == 2 and "already exists: pass --force" in result.output, result.output
+    assert out.read_text() == "# my edits\n"
+    result = run_import(tmp_path, AXOLOTL, "--out", str(out), "--force")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(out.read_text())["seq_len"] == AXOLOTL["sequence_len"]

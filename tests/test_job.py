@@ -77,3 +77,8 @@ def test_missing_file_and_malformed_yaml(tmp_path):
 @pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_are_valid_jobs(example):
     assert load_job(example).resolved_train_tokens() > 0
+
+
+def test_a_misspelt_job_key_comes_with_a_near_match():
+    with pytest.raises(UserError, match=r"unknown key `learning_rat` \(did you mean `learning_rate`\?\)"):
+        job_from_dict({**BASE, "learning_rat": 1e-4})

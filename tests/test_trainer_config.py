@@ -256,3 +256,29 @@ def test_the_trainer_refuses_fp16_on_the_cpu(tmp_path, capsys):
     assert main([str(job), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "precision fp16 needs a CUDA GPU" in err[0], err
+
+
+@pytest.mark.parametrize("key, near", [("learning_rat", "`learning_rate`"), ("max_step", "`max_steps`"),
+                                       ("lora_alfa", "`lora_alpha`"), ("epoch", "`epochs`")])
+def test_a_misspelt_key_names_orchs_nearest_keys(key, near):
+    """The README promises near matches for unknown names; a job's keys had none."""
+    with pytest.raises(ConfigError, match=f"unknown key `{key}` \\(did you mean {near}"):
+        config_from_dict({**BASE, key: 1})
+
+
+def test_orch_train_set_with_a_misspelt_key_says_which_was_meant(tmp_path):
+    result = CliRunner().invoke(app, ["train", str(write_job(tmp_path)), "--output", str(tmp_path / "out"),
+                                      "--set", "max_step=5"])
+    assert result.exit_code == 2 and "unknown key `max_step` (did you mean `max_steps`" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_unknown_key_message_names_the_nearest_of_the_keys_it_is_given():
+    from trainer.foreign_keys import unknown_key_message
+
+    keys = ["learning_rate", "max_steps", "warmup_steps", "warmup_ratio", "lora_r"]
+    assert unknown_key_message("learning_rat", keys) == "unknown key `learning_rat` (did you mean `learning_rate`?)"
+    assert unknown_key_message("warmup", keys).endswith("(did you mean `warmup_steps` or `warmup_ratio`?)")
+    assert unknown_key_message("colour", keys) == "unknown key `colour`"  # far from all: no guess
+    assert unknown_key_message(3, ["fp32"]) == "unknown key `3`"  # too short: inside too many keys to pick one
+    assert unknown_key_message("sequence_len", keys) == "`sequence_len` is axolotl's name: use `seq_len`"

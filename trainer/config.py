@@ -158,7 +158,7 @@ def _problems(raw: dict) -> list[str]:
     if unknown := [k for k in raw if k not in _TYPES]:
         from trainer.foreign_keys import unknown_key_message  # other tools' key names: needed only on a miss
 
-        problems = [unknown_key_message(k) for k in unknown]
+        problems = [unknown_key_message(k, _TYPES) for k in unknown]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     for key, value in raw.items():
         if value is None or key not in _TYPES:

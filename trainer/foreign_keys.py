@@ -9,10 +9,14 @@ dataset_name, dataset_train_split) and torchtune's recipes/configs (batch_size, 
 model.lora_rank, tokenizer.max_seq_len, optimizer.lr; nested keys are written with dots).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from gpu_catalog.names import suggest
+
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
+SHORTEST_HINTED_KEY = 3  # characters: a shorter unknown key (`a`, `3`) is found inside too many keys to hint at one
+KEY_SIMILARITY = 0.7  # difflib's ratio for a near key: lower, `colour` got `lora_r` and `max_step` got `warmup_steps`
 OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
               "adamw_bnb_8bit": "adamw_8bit", "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
               "lion_8bit": "lion_8bit", "paged_lion_8bit": "lion_8bit", "torch.optim.AdamW": "adamw",
@@ -231,9 +235,17 @@ def _trainer_names(trainers: tuple[str, ...]) -> str:
     return "the name in " + ", ".join(trainers[:-1]) + " and " + trainers[-1]
 
 
-def unknown_key_message(key: str) -> str:
-    """What the config check says about a key orch does not have."""
+def unknown_key_message(key: str, orch_keys: Iterable[str] = ()) -> str:
+    """What the config check says about a key orch does not have: orch's name for another trainer's key, else the
+    `orch_keys` nearest to it, so a typo (`learning_rat`, `--set max_step=5`) says what was meant. The config check
+    passes its own keys: importing them here would import trainer.config back."""
     known = FOREIGN_KEYS.get(key)
-    if known is None:
+    if known is not None:
+        return f"`{key}` is {_trainer_names(known.trainers)}: use `{known.orch}`"
+    name = str(key)  # YAML keys may be numbers
+    near = suggest(name, list(orch_keys), cutoff=KEY_SIMILARITY) if len(name) >= SHORTEST_HINTED_KEY else []
+    if not near:
         return f"unknown key `{key}`"
-    return f"`{key}` is {_trainer_names(known.trainers)}: use `{known.orch}`"
+    named = [f"`{close}`" for close in near]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f"unknown key `{key}` (did you mean {listed}?)"

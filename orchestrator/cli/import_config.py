@@ -1,5 +1,5 @@
-"""`orch import CONFIG.yaml [--out JOB.yaml]`: an orch job from an axolotl, LLaMA-Factory, TRL or torchtune config,
-with every key that was not carried over listed, and why."""
+"""`orch import CONFIG.yaml [--out JOB.yaml [--force]]`: an orch job from an axolotl, LLaMA-Factory, TRL or torchtune
+config, with every key that was not carried over listed, and why."""
 
 import json
 from pathlib import Path
@@ -28,6 +28,7 @@ def _read_yaml(path: Path) -> dict:
 def import_command(
     config: Annotated[Path, typer.Argument(help="A config written for axolotl, LLaMA-Factory, TRL or torchtune.")],
     out: Annotated[Path | None, typer.Option(help="Write the orch job here (default: print it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     set_values: Annotated[list[str] | None, typer.Option("--set", help="Set or override a key: KEY=VALUE "
                                                                        "(repeatable).")] = None,
     as_json: JsonFlag = False,
@@ -35,6 +36,8 @@ def import_command(
     """Write an orch job from another trainer's config; every key not carried over is listed with the reason."""
     if out is not None:
         checks.output_file(out, inputs=(config,))
+        if (out.exists() or out.is_symlink()) and not force:  # a job is often edited after import: ask first
+            raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
     translation = translate(_read_yaml(config))
     job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
     try:
