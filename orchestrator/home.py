@@ -1,6 +1,6 @@
 """Where orch keeps the user's state: ORCH_HOME (default ~/.local/share/orch) holds runs.db, bench.db, the
-calibration that `orch calibrate` writes, and a folder per run and per queued job. Package data stays read-only, so
-a wheel install works as a source checkout does."""
+calibration that `orch calibrate` writes, a folder per run and per queued job, and a mark per looping scheduler
+(schedulers/). Package data stays read-only, so a wheel install works as a source checkout does."""
 
 from pathlib import Path
 

@@ -235,12 +235,12 @@ def no_option_message(result: Plan) -> str:
         fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
         return (f"no target meets the {deadline:g} h deadline at any price: the fastest is {o.gpu.name} on "
-                f"{o.provider} at {e.hours:.2f} h ({usd_text(e.cost_usd)}). Extend --deadline to at least "
+                f"{o.provider} at {e.hours:.3g} h ({usd_text(e.cost_usd)}). Extend --deadline to at least "
                 f"{math.ceil(e.hours * 100) / 100:g} h, or train on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
-        smallest = min(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)
-        return (f"the job fits no GPU ({smallest.reason} on {smallest.offer.gpu.name}). Try method qlora, a shorter "
-                "seq_len, or a smaller model.")
+        largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
+        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "
+                "a shorter seq_len, or a smaller model.")
     if "unsupported" in by_kind and not set(by_kind) - set(FILTER_KINDS):
         return f"no target can run this job: {by_kind['unsupported'][0].reason}."
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))

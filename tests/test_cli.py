@@ -134,7 +134,8 @@ def test_a_job_that_fits_nowhere_says_so(tmp_path):
     job = tmp_path / "huge.yaml"
     job.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")
     result = invoke("plan", str(job), "--budget", "100000")
-    assert result.exit_code == 2 and "fits no GPU" in " ".join(result.stderr.split())
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "fits no GPU" in said and "on B200, the largest)" in said  # the nearest miss
 
 
 def test_refresh_copies_an_offline_catalog(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from gpu_catalog.gpus import get_gpu
+from gpu_catalog.gpus import cpu_gpu, get_gpu
 from gpu_catalog.models import get_model
 from orchestrator.job import job_from_dict
 from orchestrator.schedule.policy import (
@@ -99,3 +99,16 @@ def test_late_is_better_than_never_and_nothing_fits_is_rejected():
     huge = dataclasses.replace(SPEC, model="Llama-3.1-70B", method="full")
     rejected = decide(ask(spec=huge, budget=math.inf), get_model("Llama-3.1-70B"), [LocalSlot("0", RTX4090)], CLOUD)
     assert rejected.action == "reject" and "fits no GPU" in rejected.reason
+
+
+def test_a_job_no_local_card_fits_names_the_largest_local_card():
+    """The reason named the smallest card (`has 15.2 GiB on T4`), the furthest from fitting; the largest local card
+    is the nearest miss, whatever order the cards come in, and a GPU before the CPU."""
+    t4 = make_offer(get_gpu("T4"), provider="local", usd_per_hour=0.05)
+    cpu = make_offer(dataclasses.replace(cpu_gpu(), vram_gib=256.0), provider="local", usd_per_hour=0.0)
+    huge = dataclasses.replace(SPEC, model="Llama-3.1-70B", method="full")
+    slots = [LocalSlot("0", t4), LocalSlot("1", RTX4090), LocalSlot("cpu:0", cpu)]
+    decision = decide(ask(spec=huge, budget=math.inf), get_model("Llama-3.1-70B"), slots, [])
+    assert decision.action == "reject"
+    assert decision.reason.startswith("no local card fits (the largest, RTX 4090: needs "), decision.reason
+    assert "T4" not in decision.reason and "GiB at micro-batch 1" in decision.reason

@@ -179,3 +179,46 @@ def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path
     monkeypatch.setattr(lifecycle, "refresh", refresh_then_another_scheduler_claims)
     Scheduler(queue=queue).reconcile()
     assert queue.get(job.job_id).status is JobStatus.RUNNING
+
+
+HUGE_JOB = "model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n"  # rejected: never trains
+NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"
+
+
+def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path):
+    """`orch submit` said only `queued j-...`, and with no scheduler running nothing ever placed the job."""
+    import socket
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(HUGE_JOB)
+    said = orch("submit", huge).stdout.strip()
+    assert said.startswith("queued j-") and said.endswith(NO_SCHEDULER), said
+    marks = Path.home() / ".local/share/orch/schedulers"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    marks.mkdir()
+    (marks / f"{socket.gethostname()}:{dead.pid}").touch()  # a killed scheduler's mark: its process is gone
+    assert orch("submit", huge).stdout.strip().endswith(NO_SCHEDULER)
+    looping = scheduler_process("--interval", "3600")
+    try:
+        until(lambda: len(list(marks.iterdir())) == 2, timeout_s=60)
+        said = orch("submit", huge).stdout.strip()
+        assert said.startswith("queued j-") and "scheduler" not in said, said
+    finally:
+        looping.send_signal(signal.SIGINT)
+        assert looping.wait(60) == 0, looping.stderr.read()
+    assert [m.name for m in marks.iterdir()] == [f"{socket.gethostname()}:{dead.pid}"]  # a stopped one's mark goes
+
+
+def test_queue_says_a_running_jobs_run_has_ended_until_a_pass_records_it(tmp_path):
+    """After `orch scheduler run --once`, `orch queue` showed the job `running` beside its ended run for as long as
+    anyone watched: only a pass records the outcome, and the queue now says so and how."""
+    job_id = submit_tiny(tmp_path, "ends", max_steps=2)
+    orch("scheduler", "run", "--once")
+    until(lambda: jobs()[job_id]["run_status"] == "ok")
+    assert jobs()[job_id]["status"] == "running"  # the queue reads; it never writes a job's status
+    said = " ".join(orch("queue").stdout.split())
+    assert f"{job_id}: its run has ended; no scheduler is running: `orch scheduler run --once` records its " \
+           "outcome" in said, said
+    orch("scheduler", "run", "--once")
+    assert jobs()[job_id]["status"] == "done" and "has ended" not in orch("queue").stdout

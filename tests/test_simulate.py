@@ -44,8 +44,8 @@ def reference_summary(decisions: list[dict], slots_count: int) -> dict:
     return {
         "jobs": len(decisions), "completed": len(done), "rejected": len(decisions) - len(done),
         "total_cost_usd": sum(d["cost_usd"] for d in decisions), "local_cost_usd": sum(d["cost_usd"] for d in local),
-        "deadline_misses": sum(d["deadline_h"] is not None and (
-            d["placement"] == "rejected" or d["end_h"] - d["arrival_h"] > d["deadline_h"]) for d in decisions),
+        "deadline_misses": sum(d["deadline_h"] is not None and d["end_h"] - d["arrival_h"] > d["deadline_h"]
+                               for d in done),
         "mean_wait_h": sum(waits) / len(waits) if waits else 0.0,
         "local_utilization": busy_h / (slots_count * span) if slots_count and span > 0 else 0.0,
         "preemptions": sum(d["preemptions"] for d in decisions), "makespan_h": span,
@@ -399,3 +399,45 @@ def test_a_trace_model_that_names_a_file_is_no_model_not_bad_json(tmp_path):
     assert result.exit_code == 2 and "line 3, column model" in message, result.output
     assert "is a file, and neither a known model name nor a model folder with config.json" in message
     assert "JSON" not in message
+
+
+@pytest.mark.parametrize("local", ["1x RTX4090,,1x A6000", "1x RTX4090,", ", 1x A6000"])
+def test_a_local_with_an_empty_entry_is_refused(tmp_path, local):
+    """`1x RTX4090,,1x A6000` ran with the empty entry dropped unsaid: a card left out reads the same."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--local", local])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: --local: an entry between commas is empty; give 'N x GPU' entries " \
+                                    "separated by single commas, e.g. '2x RTX4090, 1x A6000'."
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--local", "1x RTX4090", "--policy", "all"], "--local, --policy do nothing with --generate"),
+    (["--policy", "hybrid"], "--policy does nothing with --generate"),  # the default, given: still refused
+    (["--spot-preemptions-per-h", "0.1"], "--spot-preemptions-per-h does nothing with --generate"),
+])
+def test_generate_refuses_the_flags_it_would_ignore(tmp_path, args, named):
+    """--generate only writes a trace: a --local or --policy given with it was dropped unsaid."""
+    out = tmp_path / "g.csv"
+    result = runner.invoke(app, ["simulate", "--generate", "10", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and named in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_a_simulation_refuses_a_rate_it_would_ignore(tmp_path):
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--rate", "2"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: --rate does nothing with --trace (it paces --generate's arrivals): " \
+                                    "leave it out."
+
+
+def test_a_rejected_job_counts_as_rejected_only_not_late(tmp_path):
+    """A job the simulator rejects (no budget) was counted both rejected and late, one failure shown twice."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, budget_usd="0"), "--json", "--out",
+                                 str(tmp_path / "sim")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rejected"] == 1 and summary["deadline_misses"] == 0, summary
+    with open(tmp_path / "sim" / "decisions.csv", newline="") as f:
+        rejected = [d for d in csv.DictReader(f) if d["placement"] == "rejected"]
+    assert [(d["job_id"], d["missed_deadline"]) for d in rejected] == [("j2", "False")]

@@ -17,7 +17,7 @@ from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.store import RunStore
 from orchestrator.schedule.queue import JobQueue, JobStatus
-from orchestrator.schedule.scheduler import Scheduler
+from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
 MAX_CPU_SLOTS = 1024
@@ -46,7 +46,13 @@ def submit_command(
     folder.mkdir(parents=True)
     queue.update(record.job_id, job_path=str(local.run_job_file(job, folder)))  # the job as submitted, kept
     record = queue.get(record.job_id)
-    display.print_json(record.as_dict()) if as_json else display.say(f"queued {record.job_id}")
+    if as_json:
+        display.print_json(record.as_dict())
+    elif scheduler_looping(queue):
+        display.say(f"queued {record.job_id}")
+    else:  # nothing would place it: say what does
+        display.say(f"queued {record.job_id}; no scheduler is running: `orch scheduler run` places it "
+                    "(`--once`: one pass)")
 
 
 @user_errors
@@ -54,14 +60,26 @@ def queue_command(
     as_json: JsonFlag = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show why each job is where it is.")] = False,
 ) -> None:
-    """Every job: status, decision, and with --explain the reason for it."""
-    jobs = JobQueue().all()
-    # a job stays `running` until a scheduler pass sees its run end: the run's own status says where it is now
-    runs = {r.run_id: r.status.value for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
+    """Every job: status, decision, and with --explain the reason for it.
+
+    Only a scheduler pass writes a job's status (it alone decides what an ended run means: done, a retry, a resume),
+    so a job stays `running` after its run ends until a pass records it. The run's own status is shown beside it, and
+    a line under the table names such jobs and what records them."""
+    queue = JobQueue()
+    jobs = queue.all()
+    runs = {r.run_id: r.status for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
     if as_json:
-        display.print_json([{**j.as_dict(), "run_status": runs.get(j.run_id)} for j in jobs])
-    else:
-        display.show_queue(jobs, explain, runs)
+        display.print_json([{**j.as_dict(), "run_status": runs[j.run_id].value if j.run_id in runs else None}
+                            for j in jobs])
+        return
+    display.show_queue(jobs, explain, {run_id: status.value for run_id, status in runs.items()})
+    ended = [j.job_id for j in jobs if j.status is JobStatus.RUNNING and j.run_id in runs
+             and not runs[j.run_id].is_active()]
+    if ended:
+        pass_comes = "the next pass of the running scheduler records" if scheduler_looping(queue) else \
+            "no scheduler is running: `orch scheduler run --once` records"
+        display.say(f"{', '.join(ended)}: {'its run has' if len(ended) == 1 else 'their runs have'} ended; "
+                    f"{pass_comes} {'its' if len(ended) == 1 else 'their'} outcome")
 
 
 @user_errors

@@ -25,10 +25,14 @@ from orchestrator.simulate.trace import check_rate, check_trace, generate, read_
 
 MAX_GENERATED_JOBS = 100_000_000
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
+# Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
+SIMULATION_ONLY = {"local": "--local", "policy": "--policy", "spot_preemptions_per_h": "--spot-preemptions-per-h"}
+GENERATE_ONLY = {"rate": "--rate"}
 
 
 @user_errors
 def simulate_command(
+    ctx: typer.Context,
     trace: Annotated[Path | None, typer.Option(help="Trace CSV to simulate.")] = None,
     local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: none).')]
     = None,
@@ -43,10 +47,11 @@ def simulate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
-    check_rate(rate)  # used only with --generate, but a NaN is a mistake wherever it is given
     if generate_jobs is not None:
         if trace is not None:
             raise UserError("--generate writes a new trace to --out; --trace reads one: give one of them.")
+        _refuse_given(ctx, SIMULATION_ONLY, "with --generate (it writes a trace; --trace simulates one)")
+        check_rate(rate)
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
         checks.output_file(out, "--out")  # before any work
@@ -58,6 +63,7 @@ def simulate_command(
         return
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
+    _refuse_given(ctx, GENERATE_ONLY, "with --trace (it paces --generate's arrivals)")
     if policy != "all" and policy not in POLICIES:
         raise UserError(f"--policy must be one of {', '.join(POLICIES)} or all, got {policy!r}.")
     policies = POLICIES if policy == "all" else (policy,)
@@ -86,6 +92,16 @@ def simulate_command(
         display.print_json(summaries[policies[0]] if len(policies) == 1 else summaries)
     else:
         display.show_simulation(summaries)
+
+
+def _refuse_given(ctx: typer.Context, options: dict[str, str], mode: str) -> None:
+    """Options given that this mode would ignore: one line naming them all. A given option is told from its default
+    by click's parameter source (typer's own copy of click, hence by name): `--policy hybrid` is given too."""
+    given = [flag for name, flag in options.items() if ctx.get_parameter_source(name).name != "DEFAULT"]
+    if given:
+        one = len(given) == 1
+        raise UserError(f"{', '.join(given)} {'does' if one else 'do'} nothing {mode}: leave {'it' if one else 'them'} "
+                        "out.")
 
 
 def _write_atomically(path: Path, write) -> object:

@@ -130,6 +130,23 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     return None, no_option_message(result) if not result.options else "spot needs more slack than the deadline has"
 
 
+def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
+                   fit_cache: dict[str, Fit]) -> str:
+    """Why no local card takes the job. When the largest card (GPUs before the CPU) lacks the memory, it is named
+    with what the job needs there: it is the closest to fitting, so the shortfall is the least any card has."""
+    if not slots:
+        return "no local card fits"
+    largest = max(slots, key=_gpu_then_memory).offer.gpu
+    fit = job_fit(ask.spec, model, largest, calibration, fit_cache)
+    if fit.fits:  # a card that fits was left out for its settings or the budget
+        return "no local card fits"
+    return f"no local card fits (the largest, {largest.name}: {fit.reason.removeprefix('does not fit: ')})"
+
+
+def _gpu_then_memory(slot: LocalSlot) -> tuple[bool, float]:
+    return slot.offer.gpu.kind != "cpu", slot.offer.gpu.vram_gib
+
+
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
            calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
            fit_cache: dict[str, Fit] | None = None) -> Decision:
@@ -144,7 +161,8 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
                               "fits locally")
     option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache) \
         if cloud_offers else (None, "no cloud allowed")
-    local_why = "no local card fits" if not local else "no local card meets the deadline" if ask.deadline_h \
+    local_why = _no_local_card(ask, model, slots, calibration, fit_cache) if not local \
+        else "no local card meets the deadline" if ask.deadline_h \
         else f"every local card that fits is busy for over {MAX_WAIT_WITHOUT_DEADLINE_H:g} h"
     if option is not None:
         o, e = option.offer, option.estimate

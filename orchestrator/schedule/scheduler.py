@@ -31,10 +31,37 @@ from trainer.config import config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
 MIN_REMAINING_H = 0.05  # a busy card whose run is over its estimate is still busy
+LOOPING_DIR = "schedulers"  # beside the queue's runs.db: a file per looping scheduler, named by its owner_id
 
 
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _looping_marks(queue: JobQueue) -> Path:
+    return queue.path.parent / LOOPING_DIR
+
+
+def scheduler_looping(queue: JobQueue) -> bool:
+    """Whether a looping scheduler (`orch scheduler run` without --once) on this machine serves the queue: its mark is
+    there and its process lives. A killed one's mark stays behind with a dead pid and is not counted; one on another
+    machine cannot be checked and is not counted either (a needless hint beats a missing one)."""
+    host = socket.gethostname()
+    for mark in _looping_marks(queue).glob("*"):
+        mark_host, _, pid = mark.name.rpartition(":")
+        if mark_host == host and pid.isdigit() and int(pid) > 0 and _alive(int(pid)):
+            return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
 
 
 def month_spend_usd(store: RunStore, now: float) -> float:
@@ -173,6 +200,14 @@ class Scheduler:
         return True
 
     def run_forever(self, interval_s: float) -> None:
-        while True:
-            self.run_once()
-            time.sleep(interval_s)
+        """Passes until stopped, with a mark beside the queue while it loops: `orch submit` and `orch queue` tell
+        from it whether a pass will come without the user starting one."""
+        mark = _looping_marks(self.queue) / self.owner
+        mark.parent.mkdir(exist_ok=True)
+        mark.touch()
+        try:
+            while True:
+                self.run_once()
+                time.sleep(interval_s)
+        finally:
+            mark.unlink(missing_ok=True)

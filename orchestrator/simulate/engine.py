@@ -261,7 +261,8 @@ class Simulation:
             self._push(now + hours, self._on_cloud_done, job, self.cloud_placements[id(offer)])
 
     def _end(self, job: _Job, now: float, placement: str) -> None:
-        missed = job.deadline_h is not None and (placement == REJECTED or now - job.arrival_h > job.deadline_h)
+        """A rejected job counts as rejected only: counted late as well, it was one failure shown twice."""
+        missed = placement != REJECTED and job.deadline_h is not None and now - job.arrival_h > job.deadline_h
         self.summary.ended(placement, job.arrival_h, job.start_h, now, job.cost_usd, missed, job.preemptions)
         if self.on_decision is not None:
             self.on_decision({
@@ -302,11 +303,15 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
 
 
 def local_cards(text: str, offer_for) -> list[Offer]:
-    """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it)."""
+    """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it); "" -> none. An empty entry
+    (",," or a trailing comma) is refused: it names no card, and is more likely a card left out than nothing."""
     from gpu_catalog.gpus import get_gpu
 
     cards: list[Offer] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    for part in (p.strip() for p in text.split(",")) if text.strip() else ():
+        if not part:
+            raise UserError("--local: an entry between commas is empty; give 'N x GPU' entries separated by single "
+                            "commas, e.g. '2x RTX4090, 1x A6000'.")
         count, _, name = part.partition("x ") if "x " in part else ("1", "", part)
         if not count.strip().isdigit() or int(count) == 0:
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")

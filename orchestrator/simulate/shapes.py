@@ -161,7 +161,7 @@ def _reason_offers(offers: list[Offer], spec: JobConfig, model: ModelShape, cali
                    fits: dict[str, Fit]) -> list[Offer]:
     """For a shape no offer can take: the offers whose rejections give the planner's own reason. Every offer is out
     for spot, launch or memory, none of which depends on the tokens, budget or deadline; where some are out for
-    memory, the reason names the smallest GPU the job does not fit (no_option_message), and that GPU alone (with spot
+    memory, the reason names the largest GPU the job does not fit (no_option_message), and that GPU alone (with spot
     allowed, and not) gives the same reason, in catalog order so ties fall the same way. Otherwise the reason counts
     every rejection: every offer."""
     picked = set()
@@ -170,8 +170,8 @@ def _reason_offers(offers: list[Offer], spec: JobConfig, model: ModelShape, cali
         kinds = {r.kind for r in result.rejected}
         if result.options or "memory" not in kinds or kinds - {"memory", *FILTER_KINDS}:
             return offers
-        smallest = min((r for r in result.rejected if r.kind == "memory"), key=lambda r: r.offer.gpu.vram_gib)
-        picked.add(id(smallest.offer))
+        largest = max((r for r in result.rejected if r.kind == "memory"), key=lambda r: r.offer.gpu.vram_gib)
+        picked.add(id(largest.offer))
     return [offer for offer in offers if id(offer) in picked]
 
 
