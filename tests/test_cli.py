@@ -234,6 +234,7 @@ def test_every_plan_option_is_one_line_in_80_columns(monkeypatch, job):
     (["--budget", "20", "--bud", "3"], "error: unrecognized arguments: --bud 3"),
     (["--budget", "20", "--budget", "3"], "error: --budget given twice, as 20 and 3: give it once"),
     (["--budget", "20", "--objective", "cost", "--objective=time"], "--objective given twice, as cost and time"),
+    (["--budget", "20", "--spot", "--no-spot"], "argument --no-spot: not allowed with argument --spot"),
 ])
 def test_plan_takes_no_abbreviated_flag_nor_one_flag_with_two_values(args, message):
     """argparse took `--bud 3` for `--budget 3` and kept the last of two values: both planned with $3, unsaid."""

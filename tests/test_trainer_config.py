@@ -282,3 +282,11 @@ def test_the_unknown_key_message_names_the_nearest_of_the_keys_it_is_given():
     assert unknown_key_message("colour", keys) == "unknown key `colour`"  # far from all: no guess
     assert unknown_key_message(3, ["fp32"]) == "unknown key `3`"  # too short: inside too many keys to pick one
     assert unknown_key_message("sequence_len", keys) == "`sequence_len` is axolotl's name: use `seq_len`"
+
+
+def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
+    """`--set max_steps=2 --set max_steps=3` trained 3 steps, unsaid; the same value twice is harmless."""
+    result = CliRunner().invoke(app, ["train", str(write_job(tmp_path)), "--output", str(tmp_path / "out"),
+                                      "--set", "max_steps=2", "--set", "max_steps=3"])
+    assert result.exit_code == 2 and "--set max_steps given twice, as 2 and 3: give it once" in result.output
+    assert not (tmp_path / "out").exists()

@@ -402,5 +402,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
-        raw.update(parse_override(o) for o in overrides)
+        given: dict = {}
+        for key, value in map(parse_override, overrides):  # the last of two was kept silently
+            if key in given and given[key] != value:
+                raise ConfigError(f"--set {key} given twice, as {given[key]!r} and {value!r}: give it once.")
+            given[key] = value
+        raw.update(given)
     return config_from_dict(raw, name=path.stem, base_dir=path.parent), path.parent

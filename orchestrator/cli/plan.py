@@ -49,8 +49,10 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--deadline", type=float, action=_Once, help="Hours until the job must be done.")
     parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")
     parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,lambda).")
-    parse.add_argument("--spot", action=argparse.BooleanOptionalAction, default=True,
-                       help="Allow spot (interruptible) offers.")
+    spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
+    spot.add_argument("--spot", dest="spot", action="store_true", default=True, help="Allow spot (interruptible) "
+                      "offers (the default).")
+    spot.add_argument("--no-spot", dest="spot", action="store_false", help="On-demand offers only.")
     parse.add_argument("--local-cost", action=_Once,
                        help="Price local cards amortized or marginal (default: the hardware file's).")
     parse.add_argument("--top", type=int, default=10, action=_Once, help="Rows to show in each table.")
