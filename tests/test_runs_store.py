@@ -182,4 +182,8 @@ def test_runs_export_says_where_it_wrote_with_times_a_spreadsheet_reads(tmp_path
     row = next(csv.DictReader((tmp_path / "runs.csv").open()))
     assert row["created_at"] == "2026-12-02 21:34:01+00:00"
     said = CliRunner().invoke(app, ["logs", RUN_ID])
-    assert said.exit_code == 2 and "ended failed before training: SkyPilot could not launch" in said.stderr
+    assert said.exit_code == 2 and "ended failed before its trainer wrote a line: SkyPilot could not" in said.stderr
+    (tmp_path / RUN_DIR).mkdir(parents=True)
+    (tmp_path / RUN_DIR / "train.log").write_text("")  # the launcher makes it before the trainer writes
+    said = CliRunner().invoke(app, ["logs", RUN_ID])  # an empty log printed nothing, exit 0
+    assert said.exit_code == 2 and "before its trainer wrote a line" in said.stderr

@@ -89,12 +89,12 @@ def logs_command(
     log = Path(record.run_dir) / LOG_NAME
     if follow and record.status is RunStatus.RUNNING:
         display.show_run(follow_run(store, record))
-    elif log.is_file():
+    elif log.is_file() and log.stat().st_size:
         # printable: the log quotes the user's data and libraries' messages, which must not drive the terminal
         sys.stdout.write(checks.printable(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")))
     elif record.message and not record.status.is_active():  # ended before its trainer wrote a line: say why
-        raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before training: "
-                        f"{record.message}")
+        raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before its trainer wrote a "
+                        f"line: {record.message}")
     else:
         raise UserError(f"run {record.run_id} has no log yet.")
 

@@ -175,7 +175,10 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
         return None, f"its run folder {record.run_dir} is gone"
     path = record.output_dir / "metrics.json"
     if not path.is_file():
-        return None, f"the trainer exited without metrics.json: see `orch logs {record.run_id}`"
+        log = Path(record.run_dir) / LOG_NAME
+        if log.is_file() and log.stat().st_size:
+            return None, f"the trainer exited without metrics.json: see `orch logs {record.run_id}`"
+        return None, "the trainer exited before it wrote metrics.json or a line of log (stopped as it started)"
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
