@@ -322,3 +322,21 @@ def test_a_job_that_reports_to_wandb_gets_the_package_and_its_settings_on_the_vm
     wandb = dataclasses.replace(spec, report_to="wandb")
     task = build_task(wandb, QLORA_JOB, chosen, 20.0, "r-wandb", model.params, tmp_path / "wandb")
     assert "'wandb>=0.19'" in task.setup and task.envs["WANDB_PROJECT"] == "my-project"
+
+
+def test_a_dry_run_with_no_storage_cloud_still_writes_the_task_and_says_what_a_launch_would_do(sky, tmp_path,
+                                                                                             monkeypatch):
+    """A spot dry run on a machine without cloud access stopped with the launch's refusal and wrote no task: the task
+    is written with its bucket's store left to SkyPilot, and a note says what `orch launch` would do here."""
+    from sky.data import storage as storage_lib
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "task.yaml"
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      "nebius", "--spot", "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    task = sky.Task.from_yaml(str(out))
+    assert "/orch/output" in task.storage_mounts and not task.storage_mounts["/orch/output"].stores
+    assert "note: no storage cloud orch can use is enabled here" in " ".join(result.stderr.split())

@@ -119,7 +119,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
     if as_json:
         display.print_json({"plan": plan_dict(result), "task_yaml": task.yaml_text if task else None,
                             "task_file": str(out) if out and task else None,
-                            "skypilot_optimizer": task.optimizer_text if task else None, "launched": False})
+                            "skypilot_optimizer": task.optimizer_text if task else None,
+                            "note": task.note if task else None, "launched": False})
         return
     if task is None:
         display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
@@ -136,6 +137,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         command = "sky jobs launch" if chosen.delivery.managed else "sky launch"
         display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `{command} {out}{secrets}` "
                                   "from this folder runs it", markup=False, highlight=False, soft_wrap=True)
+    if task is not None and task.note:
+        display.say(f"note: {task.note}", err=True)
     display.err_console.print("dry run: nothing launched.")
 
 

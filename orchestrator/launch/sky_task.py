@@ -156,14 +156,19 @@ def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> li
     return resources
 
 
+NO_STORE_NOTE = ("no storage cloud orch can use is enabled here (`sky check`): the task leaves its bucket's store to "
+                 "SkyPilot, and `orch launch` would keep an on-demand run's output on the VM and refuse a spot run")
+
+
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
-               workdir: Path, files_dir: Path | None = None):
+               workdir: Path, files_dir: Path | None = None, for_launch: bool = True):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
-    it outlives the launch request, and nothing is left in /tmp)."""
+    it outlives the launch request, and nothing is left in /tmp). Not `for_launch` (a dry run, on a machine that
+    may have no cloud enabled), a bucket no enabled store can take is left to SkyPilot's pick (NO_STORE_NOTE)."""
     sky = import_sky()
     delivery = option.delivery or delivery_for(option.offer)
     store = output_store(option.offer.provider) if delivery.output == "bucket" else None
-    if delivery.output == "bucket" and store is None:
+    if delivery.output == "bucket" and store is None and for_launch:
         delivery = on_the_vm(delivery, option.offer.provider)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
@@ -181,7 +186,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
 
         mode = sky.StorageMode.MOUNT_CACHED  # appends (steps.jsonl, the log) and renames (checkpoints) work
         task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=bucket_name(run_id), mode=mode, persistent=True,
-                                                            stores=[StoreType(store)])})
+                                                            stores=[StoreType(store)] if store else None)})
     resources = _resources(sky, option, delivery, model_params)
     task.set_resources(resources if len(resources) > 1 else resources[0])
     return task
@@ -235,6 +240,7 @@ class DryRun:
     yaml_text: str
     optimizer_text: str
     files_dir: Path | None  # where the task's files were written (with --out), else None
+    note: str | None = None  # what a launch would do differently here (NO_STORE_NOTE)
 
 
 def task_files_dir(out: Path) -> Path:
@@ -250,7 +256,8 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
     if out is not None:
         files_dir = task_files_dir(out)
         shutil.rmtree(files_dir / "src", ignore_errors=True)
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir)
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir,
+                          for_launch=False)
         staged = files_dir
         files = TaskFiles(staged / "src", staged / "job.yaml", {})
         try:
@@ -259,9 +266,15 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
             files_as = str(staged.resolve())
         text = task_yaml(task, files, files_as)
         out.write_text(text, encoding="utf-8")
-        return DryRun(text, optimizer_view(task), files_dir)
+        return DryRun(text, optimizer_view(task), files_dir, _note(task))
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp))
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp),
+                          for_launch=False)
         staged = Path(tmp) / "remote"
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
-        return DryRun(text, optimizer_view(task), None)
+        return DryRun(text, optimizer_view(task), None, _note(task))
+
+
+def _note(task) -> str | None:
+    """NO_STORE_NOTE where the task's bucket names no store."""
+    return NO_STORE_NOTE if any(not storage.stores for storage in task.storage_mounts.values()) else None
