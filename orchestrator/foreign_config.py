@@ -32,6 +32,7 @@ TRAINING_KINDS = {
     "process_reward_model": (AXOLOTL, lambda value: not value),
     "loss._component_": (TORCHTUNE, lambda value: not str(value).startswith("torchtune.rlhf.")),
 }
+LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArguments.stage's choices
 STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, nothing to say
           "pt": "orch trains on raw text when the dataset's records are `text` (loss on every token, packed), as the "
                 "pt stage does: give such a dataset with --set dataset=PATH_OR_ID"}
@@ -108,6 +109,9 @@ def translate(raw: dict) -> Translation:
     for key, value in _flatten(raw).items():
         if value is None:
             continue
+        if key == "stage" and value not in LLAMA_FACTORY_STAGES:
+            raise UserError(f"{_shown(key, value)} is no LLaMA-Factory stage (one of "
+                            f"{', '.join(LLAMA_FACTORY_STAGES)}): orch imports sft, and pt as text training.")
         if key in TRAINING_KINDS and not TRAINING_KINDS[key][1](value):
             raise UserError(f"{_shown(key, value)} asks {TRAINING_KINDS[key][0]} for preference or reward training, "
                             "and orch only does supervised fine-tuning: import the config of an SFT run instead.")

@@ -209,6 +209,13 @@ def test_a_config_for_preference_or_reward_training_is_refused(tmp_path, raw):
     assert f"`{key}" in result.output and len(result.output.splitlines()) == 1
 
 
+@pytest.mark.parametrize("stage", ["sft2", "Sft", 3])
+def test_a_stage_llama_factory_does_not_have_is_said_to_be_none(tmp_path, stage):
+    """`stage: sft2` was called preference or reward training."""
+    result = run_import(tmp_path, {"model_name_or_path": "orch/tiny-llama", "cutoff_len": 64, "stage": stage})
+    assert result.exit_code == 2 and "is no LLaMA-Factory stage (one of pt, sft, rm" in result.output, result.output
+
+
 def test_llama_factory_sft_is_orchs_own_training_and_pt_says_what_data_it_needs():
     assert translate(LLAMA_FACTORY).not_carried == translate({**LLAMA_FACTORY, "stage": None}).not_carried
     reasons = dict(translate({**LLAMA_FACTORY, "stage": "pt"}).not_carried)
