@@ -45,7 +45,7 @@ def sky_catalog_dir() -> Path:
 
 def skypilot_catalog_dirs() -> list[Path]:
     """Catalog folders in SkyPilot's v8 layout: ORCH_SKY_CATALOGS (os.pathsep-separated), else SkyPilot's own. A
-    folder named twice (or by two spellings) is refused: read twice, each of its offers was counted twice."""
+    folder named twice (or by two spellings), or a cloud in two folders, is refused: each offer was counted twice."""
     if named := checks.env_value("ORCH_SKY_CATALOGS"):
         folders = [checks.user_path(p) for p in named.split(os.pathsep) if p]
         if missing := [str(folder) for folder in folders if not folder.is_dir()]:
@@ -57,6 +57,13 @@ def skypilot_catalog_dirs() -> list[Path]:
         resolved = [folder.resolve() for folder in folders]
         if twice := next((str(f) for f, r in zip(folders, resolved, strict=True) if resolved.count(r) > 1), None):
             raise UserError(f"ORCH_SKY_CATALOGS names {twice} more than once: list each folder once.")
+        found: dict[str, Path] = {}  # a cloud's catalog in two folders: each offer would count twice
+        for folder in folders:
+            for provider in sorted(vms.parent.name for vms in folder.glob("*/vms.csv")):
+                if provider in found:
+                    raise UserError(f"ORCH_SKY_CATALOGS: {provider} has a catalog in both {found[provider]} and "
+                                    f"{folder}: keep one of them.")
+                found[provider] = folder
         return folders
     return [sky_catalog_dir()] if sky_catalog_dir().is_dir() else []
 

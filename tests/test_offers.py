@@ -193,6 +193,17 @@ def test_a_catalog_folder_named_twice_is_refused(tmp_path, monkeypatch):
             skypilot_catalog_dirs()
 
 
+def test_a_cloud_in_two_catalog_folders_is_refused(tmp_path, monkeypatch):
+    """Two copies of lambda/ listed every Lambda offer twice (68 instead of 34)."""
+    from gpu_catalog.offers import skypilot_catalog_dirs
+
+    first = write_catalog(tmp_path / "a", "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    second = write_catalog(tmp_path / "b", "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", f"{first}{os.pathsep}{second}")
+    with pytest.raises(UserError, match=f"lambda has a catalog in both {first} and {second}: keep one of them"):
+        skypilot_catalog_dirs()
+
+
 def test_a_catalog_that_starts_with_a_byte_order_mark_is_read(tmp_path):
     """Saved by a Windows editor: its first column read as `\\ufeffInstanceType`, "not a SkyPilot v8 catalog"."""
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
