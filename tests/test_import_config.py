@@ -232,3 +232,9 @@ def test_import_refuses_to_replace_an_existing_out_file_without_force(tmp_path):
     result = run_import(tmp_path, AXOLOTL, "--out", str(out), "--force")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(out.read_text())["seq_len"] == AXOLOTL["sequence_len"]
+
+
+def test_force_without_an_out_file_is_refused(tmp_path):
+    """--force alone did nothing, in silence: the --out it was meant for was likely left out."""
+    result = run_import(tmp_path, {"model_name_or_path": "orch/tiny-llama", "cutoff_len": 64}, "--force")
+    assert result.exit_code == 2 and "--force replaces an existing --out file: give --out FILE" in result.output

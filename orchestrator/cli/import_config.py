@@ -34,6 +34,8 @@ def import_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Write an orch job from another trainer's config; every key not carried over is listed with the reason."""
+    if force and out is None:  # it does nothing then: a --out left out, more likely than a flag meant for nothing
+        raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
         checks.output_file(out, inputs=(config,))
         if (out.exists() or out.is_symlink()) and not force:  # a job is often edited after import: ask first
