@@ -63,8 +63,8 @@ def queue_command(
     """Every job: status, decision, and with --explain the reason for it.
 
     Only a scheduler pass writes a job's status (it alone decides what an ended run means: done, a retry, a resume),
-    so a job stays `running` after its run ends until a pass records it. The run's own status is shown beside it, and
-    a line under the table names such jobs and what records them."""
+    so a job stays `running` after its run ends until a pass records it. The run's own status is shown beside it; with
+    no scheduler running, a line under the table names such jobs, and one says queued jobs wait for a pass."""
     queue = JobQueue()
     jobs = queue.all()
     runs = {r.run_id: r.status for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
@@ -75,11 +75,16 @@ def queue_command(
     display.show_queue(jobs, explain, {run_id: status.value for run_id, status in runs.items()})
     ended = [j.job_id for j in jobs if j.status is JobStatus.RUNNING and j.run_id in runs
              and not runs[j.run_id].is_active()]
+    waiting = [j.job_id for j in jobs if j.status is JobStatus.QUEUED]
+    if not (ended or waiting) or scheduler_looping(queue):
+        return
     if ended:
-        pass_comes = "the next pass of the running scheduler records" if scheduler_looping(queue) else \
-            "no scheduler is running: `orch scheduler run --once` records"
-        display.say(f"{', '.join(ended)}: {'its run has' if len(ended) == 1 else 'their runs have'} ended; "
-                    f"{pass_comes} {'its' if len(ended) == 1 else 'their'} outcome")
+        display.say(f"{', '.join(ended)}: {'its run has' if len(ended) == 1 else 'their runs have'} ended; no "
+                    f"scheduler is running: `orch scheduler run --once` records {'its' if len(ended) == 1 else 'their'}"
+                    " outcome")
+    if waiting:  # queued with nothing to place them: a queue that is not being served says so
+        display.say(f"{len(waiting)} queued; no scheduler is running: `orch scheduler run` places them (`--once`: one "
+                    "pass)")
 
 
 @user_errors
