@@ -83,11 +83,10 @@ def pick_device(gpu_name: str, need_vram_gib: float, detected: list[LocalGPU]) -
 def find_trainer_pid(run_dir: str) -> int | None:
     """The live trainer of a run folder, from the process table: how a run is found again when whoever started it
     died before recording its pid."""
-    needle = f"-m\0trainer\0{run_dir}/{RUN_JOB_NAME}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if needle in (entry / "cmdline").read_bytes():
+                if is_trainer_of((entry / "cmdline").read_bytes(), run_dir):
                     return int(entry.name)
             except OSError:
                 continue
