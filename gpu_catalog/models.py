@@ -8,7 +8,7 @@ import csv
 import functools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -37,6 +37,9 @@ class ModelShape:
     vocab: int
     tied_embeddings: bool
     source: str
+    # the longest sequence the model was built for (config.json's max_position_embeddings); None where unknown, or
+    # where the shape stands for another release (an alias, a chat variant) whose context may differ
+    context_tokens: int | None = None
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each linear layer in one decoder block, by its usual module name."""
@@ -122,8 +125,21 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
         vocab=size("vocab_size"),
         tied_embeddings=bool(tied),
         source=source,
+        context_tokens=_context_tokens(config),
     )
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
+
+
+# where configs state the longest sequence: most models; Qwen-1's remote code (also `max_position_embeddings`, the
+# rotary table, beside its trained `seq_length`); GPT-2's learned positions
+CONTEXT_KEYS = ("max_position_embeddings", "seq_length", "n_positions")
+
+
+def _context_tokens(config: dict) -> int | None:
+    """The config's context length, or None: a value that is no positive whole number says nothing the trainer's
+    transformers would refuse, so it is not an error here, only no context known."""
+    value = next((config[k] for k in CONTEXT_KEYS if config.get(k) is not None), None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _check_dense_causal_lm(config: dict, source: str) -> None:
@@ -157,29 +173,35 @@ def _parse_row(row: dict[str, str]) -> ModelShape:
         vocab=int(row["vocab"]),
         tied_embeddings=row["tied_embeddings"] == "true",
         source=row["source"],
+        context_tokens=int(row["context_tokens"]) if row["context_tokens"] else None,
     )
 
 
 @functools.cache
 def load_models(path: Path = DATA_DIR / "models.csv") -> tuple[ModelShape, ...]:
-    with open(path, newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         return tuple(_parse_row(row) for row in csv.DictReader(f))
 
 
 @functools.cache
-def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape]]:
+def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, ModelShape]]:
     """The catalog's spellings: full `org/name` ids (and aliases) by their lower case, and bare names (an id's part
-    after the slash, a bare alias) by their normalised key: an id is matched whole first, then by its name."""
+    after the slash, a bare alias) by their normalised key: an id is matched whole first, then by its name. The third
+    map holds only the names of the very release a row describes (its id's name, its bare aliases), by _release_key:
+    an `org/name` alias is another release with the same shape."""
     ids: dict[str, ModelShape] = {}
     bare: dict[str, ModelShape] = {}
-    with open(DATA_DIR / "models.csv", newline="") as f:
+    own: dict[str, ModelShape] = {}
+    with open(DATA_DIR / "models.csv", encoding="utf-8", newline="") as f:
         aliases = {row["hf_id"]: row["aliases"].split("|") for row in csv.DictReader(f)}
     for model in load_models():
         for spelling in (model.name, *aliases[model.name]):
             if "/" in spelling:
                 ids.setdefault(spelling.lower(), model)
             bare.setdefault(normalize(spelling.split("/")[-1]), model)
-    return ids, bare
+            if spelling == model.name or "/" not in spelling:
+                own.setdefault(_release_key(spelling), model)
+    return ids, bare, own
 
 
 def _from_local_folder(path: Path) -> ModelShape:
@@ -219,7 +241,17 @@ def _from_local_folder(path: Path) -> ModelShape:
 
 
 # fine-tuned, chat and quantized releases share their base model's shape: `Qwen/Qwen-7B-Chat-Int4` is `Qwen/Qwen-7B`
-VARIANT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-instruct", "-chat", "-it", "-hf", "-base")
+FORMAT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-hf")  # the same weights in another format
+VARIANT_SUFFIXES = (*FORMAT_SUFFIXES, "-instruct", "-chat", "-it", "-base")
+
+
+def _release_key(name: str) -> str:
+    """A release's name without org and format suffixes: `unsloth/Llama-2-7b-hf-bnb-4bit` is the release
+    `Llama-2-7b`; a chat or base variant is another release (Qwen3-8B-Base has 32768 positions, Qwen3-8B 40960)."""
+    name = name.split("/")[-1]
+    while suffix := next((s for s in FORMAT_SUFFIXES if name.lower().endswith(s)), None):
+        name = name[: -len(suffix)]
+    return normalize(name)
 
 
 def _base_names(name: str):
@@ -255,7 +287,7 @@ def get_model(name: str) -> ModelShape:
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
     if os.path.exists(checks.user_path(name)):  # False, where Path.exists raises, for a name too long for a path
         return _from_local_folder(checks.user_path(name))
-    ids, bare = _index()
+    ids, bare, own = _index()
     model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)
     # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies
     model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
@@ -265,4 +297,8 @@ def get_model(name: str) -> ModelShape:
     if model is None:
         names = [m.name for m in load_models()]
         raise UserError(unknown_name_message("model", name, names, "orch catalog models"))
+    if own.get(_release_key(name)) is not model:
+        # another release shares the shape, not always the context (Qwen2.5-7B-Instruct: 32768, the base's 131072;
+        # Phi-3.5-mini: 131072, Phi-3-mini-4k's 4096): unknown rather than wrong
+        model = replace(model, context_tokens=None)
     return model

@@ -305,3 +305,16 @@ def test_a_plan_of_a_job_without_data_says_a_run_needs_some(tmp_path):
     result = invoke("plan", str(job), "--budget", "1")
     assert result.exit_code == 0 and "data: none named" in result.stdout and "need `dataset: PATH`" in \
         " ".join(result.stdout.split())
+
+
+def test_a_plan_past_the_models_context_notes_it_and_still_plans(tmp_path):
+    job = tmp_path / "long.yaml"
+    text = (REPO / "examples" / "llama31-8b-qlora.yaml").read_text(encoding="utf-8")
+    job.write_text(text.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-2-7b-hf"), encoding="utf-8")
+    within = invoke("plan", str(job), "--budget", "100", "--json")
+    job.write_text(job.read_text(encoding="utf-8").replace("seq_len: 2048", "seq_len: 8192"), encoding="utf-8")
+    past = invoke("plan", str(job), "--budget", "100", "--json")
+    assert within.exit_code == past.exit_code == 0
+    assert "context" not in within.stderr
+    assert "note: seq_len 8192 is past meta-llama/Llama-2-7b-hf's 4096-token context" in " ".join(past.stderr.split())
+    assert json.loads(past.stdout)["options"]  # stdout stays the JSON a script reads

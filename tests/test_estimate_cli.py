@@ -172,3 +172,15 @@ def test_the_table_says_parameter_counts_in_their_own_unit(monkeypatch, model, c
     monkeypatch.setattr(display, "console", Console(width=200))  # one line, whatever width the first import took
     result = runner.invoke(app, ["estimate", model, "--method", "lora", "--lora-r", "16"])
     assert result.exit_code == 0 and counts in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(("model", "seq_len", "noted"), [
+    ("Llama-2-7b", 8192, True), ("Llama-2-7b", 4096, False), ("random:meta-llama/Llama-2-7b-hf", 8192, False),
+    ("Llama-3.1-8B", 8192, False),
+])
+def test_a_seq_len_past_the_models_context_is_noted_not_refused(model, seq_len, noted):
+    flags = ["estimate", model, "--seq-len", str(seq_len)]
+    data = json.loads(runner.invoke(app, [*flags, "--json"]).stdout)
+    assert bool(data["notes"]) is noted
+    shown = runner.invoke(app, flags, env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and ("4096-token context" in shown.stdout) is noted

@@ -148,7 +148,9 @@ def test_a_config_with_a_number_python_cannot_read_is_one_error(tmp_path):
     ("google/gemma-2-9b-it", "google/gemma-2-9b"),
 ])
 def test_a_chat_instruct_or_quantized_release_has_its_base_models_shape(name, base):
-    assert get_model(name) == get_model(base)
+    release, base_model = get_model(name), get_model(base)
+    assert [getattr(release, f) for f in (*SHAPE_FIELDS, "params", "name")] == \
+        [getattr(base_model, f) for f in (*SHAPE_FIELDS, "params", "name")]
 
 
 def test_an_unreachable_hub_is_asked_once_and_the_miss_is_a_clear_error(monkeypatch):
@@ -166,3 +168,32 @@ def test_an_unreachable_hub_is_asked_once_and_the_miss_is_a_clear_error(monkeypa
         assert hub.hub_reachable.cache_info().hits >= 1  # not asked again
     finally:
         hub.hub_reachable.cache_clear()
+
+
+def test_every_catalog_model_but_orchs_own_states_its_context():
+    """The context a `seq_len` is checked against comes from the model's config.json (max_position_embeddings)."""
+    missing = [m.name for m in load_models() if m.context_tokens is None and not m.name.startswith("orch/")]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("name", "context"), [
+    ("meta-llama/Llama-2-7b-hf", 4096), ("Llama-2-7b", 4096), ("TheBloke/Llama-2-7b-hf-GPTQ", 4096),
+    ("unsloth/Llama-3.2-1B-bnb-4bit", 131072),
+    # another release with the same shape: its context is not the row's (Phi-3.5-mini has 131072, Qwen2.5-7B-Instruct
+    # 32768, Qwen3-8B-Base 32768), so none is claimed
+    ("microsoft/Phi-3.5-mini-instruct", None), ("Qwen/Qwen2.5-7B-Instruct", None), ("Qwen/Qwen3-8B-Base", None),
+])
+def test_a_context_is_claimed_only_for_the_release_the_row_describes(name, context):
+    assert get_model(name).context_tokens == context
+
+
+@pytest.mark.parametrize(("extra", "context"), [
+    ({"max_position_embeddings": 4096}, 4096), ({"seq_length": 2048}, 2048), ({"n_positions": 1024}, 1024),
+    ({}, None), ({"max_position_embeddings": "long"}, None), ({"max_position_embeddings": True}, None),
+    ({"max_position_embeddings": 0}, None),
+])
+def test_a_local_configs_context_is_its_own(tmp_path, extra, context):
+    config = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
+              "vocab_size": 1000, **extra}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert get_model(str(tmp_path)).context_tokens == context

@@ -214,6 +214,8 @@ def show_estimate(result: dict) -> None:
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
     elif "gpu" in result and not result["fits"] and not result["unsupported"]:
         console.print("--auto-fit finds the micro-batch and checkpointing that fit, keeping the effective batch.")
+    for note in result["notes"]:
+        console.print(f"note: {esc(note)}")
 
 
 def _where(offer: Offer, region_count: int = 1) -> str:

@@ -23,7 +23,7 @@ from orchestrator.estimator.memory import (
     precision,
     usable_vram_gib,
 )
-from orchestrator.estimator.settings import job_model, settings_from_job, unsupported_on
+from orchestrator.estimator.settings import context_note, job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
 from trainer.config import CHOICES
@@ -132,7 +132,8 @@ def estimate(
               "vram_gib": round(memory.vram_gib, 3),
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if named else "any bf16 GPU",
-              "calibration": calibration.source or "defaults"}
+              "calibration": calibration.source or "defaults",
+              "notes": [note] if (note := context_note(replace(settings, model=model), shape)) else []}
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)

@@ -11,7 +11,7 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.estimator.settings import job_model
+from orchestrator.estimator.settings import context_note, job_model
 from orchestrator.job import load_job
 from orchestrator.planner import Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
@@ -68,5 +68,7 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
                         providers=allowed_providers(target, providers, targets.offers),
                         max_usd_per_hour=max_usd_per_hour)
     model = job_model(spec)
+    if note := context_note(spec, model):
+        print(checks.printable(f"note: {note}"), file=sys.stderr)
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
                                 startup_times=load_startup_times())

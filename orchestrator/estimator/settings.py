@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
-from gpu_catalog.models import ModelShape, get_model
+from gpu_catalog.models import RANDOM_PREFIX, ModelShape, get_model
 from trainer.config import JobConfig
 
 # FlashAttention-2 runs on Ampere, Ada and Hopper and later (flash-attn's README, 2024-12); on a T4 or V100 its
@@ -33,6 +33,17 @@ def job_model(spec: JobConfig) -> ModelShape:
         raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
                         f"{model.name}: freeze at most {model.n_layers}.")
     return model
+
+
+def context_note(spec: JobConfig, model: ModelShape) -> str | None:
+    """A warning, not a refusal, for a seq_len past the model's context: transformers trains there without a word,
+    but a rotary model has never seen those positions (quality falls), and a long-context fine-tune on purpose is
+    the user's call. Random weights (`random:`) are built with room for any seq_len."""
+    if model.context_tokens is None or spec.seq_len <= model.context_tokens or spec.model.startswith(RANDOM_PREFIX):
+        return None
+    return (f"seq_len {spec.seq_len} is past {model.name}'s {model.context_tokens}-token context "
+            "(max_position_embeddings): it never trained on later positions, so quality drops; lower seq_len or "
+            "pick a longer-context model.")
 
 
 def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
