@@ -5,6 +5,7 @@ with only the calls that reach a cloud recorded."""
 import os
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,28 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
            "FAKE_SLEEP": str(sleep_s)}
     done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, done.stdout, out
+
+
+def test_the_trainer_accepts_the_output_folder_the_run_script_prepared(tmp_path):
+    """The script writes its start time and tees the log into the output folder before the trainer starts: the
+    trainer's refusal of a folder holding files of its own must not take them for a user's (every cloud run exited
+    2 at its first start)."""
+    from orchestrator.launch.sky_task import run_script
+
+    out, bin_dir = tmp_path / "output", tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python"  # the trainer's own check of --output, then what the stand-in trainer does
+    python.write_text(f"#!{sys.executable}\nimport sys\nfrom pathlib import Path\n"
+                      f"sys.path.insert(0, {str(REPO)!r})\nfrom trainer.__main__ import check_run_folder\n"
+                      "out = Path(sys.argv[sys.argv.index('--output') + 1])\ncheck_run_folder(out)\n"
+                      "(out / 'metrics.json').write_text('{}')\n")
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": "3600",
+           "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0"}
+    done = subprocess.run(["bash", "-c", run_script().replace(REMOTE_OUTPUT, str(out))], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "holds files of its own" not in done.stdout
 
 
 @pytest.mark.parametrize("code", [0, 2, 3, 4, 5])

@@ -114,8 +114,10 @@ def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
                       "there, or name one with `tokenizer: FOLDER_OR_HUB_ID`.")
 
 
+# what a run writes into its output folder, and what a cloud run's script writes there before starting the trainer
+# (orchestrator/launch/sky_task.py run_script: the log it tees, the first start's time)
 RUN_FILES = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints", "final", "merged", "error.log",
-             "tensorboard", "wandb")  # what a run writes into its output folder
+             "tensorboard", "wandb", "train.log", ".orch_started_at")
 
 
 def check_run_folder(output: Path) -> None:
