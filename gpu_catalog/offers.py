@@ -48,6 +48,9 @@ def skypilot_catalog_dirs() -> list[Path]:
     folder named twice (or by two spellings), or a cloud in two folders, is refused: each offer was counted twice."""
     if named := checks.env_value("ORCH_SKY_CATALOGS"):
         folders = [checks.user_path(p) for p in named.split(os.pathsep) if p]
+        if not folders:  # only separators: read as unset, it planned on SkyPilot's own catalog unsaid
+            raise UserError(f"ORCH_SKY_CATALOGS is {named!r}, which names no folder: give folders separated by "
+                            f"'{os.pathsep}', or unset it to read SkyPilot's own catalog.")
         if missing := [str(folder) for folder in folders if not folder.is_dir()]:
             raise UserError(f"ORCH_SKY_CATALOGS names {', '.join(missing)}, which is not a folder: give folders in "
                             "SkyPilot's catalog layout (PROVIDER/vms.csv), or unset it.")

@@ -210,3 +210,21 @@ def test_a_catalog_that_starts_with_a_byte_order_mark_is_read(tmp_path):
     vms_csv = catalog / "lambda" / "vms.csv"
     vms_csv.write_bytes(b"\xef\xbb\xbf" + vms_csv.read_bytes())
     assert [o.instance_type for o in read_catalog_dir(catalog)] == ["gpu_1x_a100"]
+
+
+def test_a_catalog_list_of_separators_only_is_refused(monkeypatch):
+    """`ORCH_SKY_CATALOGS=:` named no folder and planned on SkyPilot's own catalog unsaid."""
+    from gpu_catalog.offers import skypilot_catalog_dirs
+
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", os.pathsep * 2)
+    with pytest.raises(UserError, match="names no folder"):
+        skypilot_catalog_dirs()
+
+
+@pytest.mark.parametrize("text", ["aws,,gcp", "aws,", ",aws"])
+def test_an_empty_provider_between_commas_is_refused(text):
+    from orchestrator.cli.limits import parse_providers
+
+    with pytest.raises(UserError, match="an empty name between commas"):
+        parse_providers(text)
+    assert parse_providers("AWS, gcp") == {"aws", "gcp"}

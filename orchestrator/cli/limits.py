@@ -9,13 +9,16 @@ from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
 
 def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
     """The names in a comma list; None for a flag left out. A list with no name in it ('' or ',') is a mistake, not
-    "any provider"."""
+    "any provider", and so is an empty entry ('aws,,gcp'): a name lost between commas, as `simulate --local` says."""
     if text is None:
         return None
-    wanted = {p.strip().lower() for p in text.split(",") if p.strip()}
-    if not wanted:
+    names = [p.strip().lower() for p in text.split(",")]
+    if not any(names):
         raise UserError(f"{flag}: give at least one provider name (e.g. local,lambda), got {text!r}.")
-    return wanted
+    if "" in names:
+        raise UserError(f"{flag}: an empty name between commas in {text!r}: give names separated by single commas "
+                        "(e.g. local,lambda).")
+    return set(names)
 
 
 # Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
