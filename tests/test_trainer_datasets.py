@@ -271,7 +271,8 @@ def test_a_dataset_too_small_for_one_step_is_bad_input(tmp_path, capsys):
     ("bad.csv", "text\ncaf\xe9 au lait\n".encode("latin-1"),
      "dataset 'bad.csv' is not UTF-8 text (byte 0xe9: invalid continuation byte): save it as UTF-8."),
     ("ragged.csv", b"text,n\na,1\nb,2,3\n", "Expected 2 fields in line 3, saw 3"),  # not `An error occurred while`
-], ids=["parquet", "csv-latin-1", "csv-ragged"])
+    ("header.csv", b"instruction,output\n", "dataset 'header.csv' holds no records"),  # not `Instruction "train"...`
+], ids=["parquet", "csv-latin-1", "csv-ragged", "csv-header-only"])
 def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, capfd, name, content, message):
     """`datasets` logs its own `Failed to read ...` line before raising (to the stderr its handler took at import:
     hence capfd): the run says what is wrong once."""
@@ -293,3 +294,11 @@ def test_a_record_json_parses_but_python_cannot_hold_names_its_line(tmp_path, re
     (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=re.escape(f"data.jsonl line 3: {said}")):
         load_records(job(dataset="data.jsonl"), tmp_path)
+
+
+def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
+    """/dev/null got `datasets`' "Couldn't find any data file at /dev/null"."""
+    code, metrics = train(tmp_path, dataset="/dev/null")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
+    assert "dataset '/dev/null' is not a file or a folder: use a .jsonl" in err[0]

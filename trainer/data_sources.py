@@ -321,7 +321,13 @@ def _unreadable(source: Source, exc: BaseException) -> str:
     if source.local is not None and source.local.is_file() and file_kind(source.local) == "parquet":
         return (f"dataset '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
                 "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
-    where = "" if source.local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
+    local = source.local
+    if local is not None and local.exists() and not (local.is_file() or local.is_dir()):  # /dev/null, a pipe
+        return f"dataset '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
+    if local is not None and "corresponds to no data" in detail:  # `datasets`' words for a split of no rows
+        return (f"dataset '{source.name}' holds no records (a .csv needs rows under its header, a .jsonl one record "
+                "a line): add records.")
+    where = "" if local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
     return (f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split '{source.split}'"
             f"{where}: {detail}")
 
