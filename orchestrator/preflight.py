@@ -1,7 +1,7 @@
 """Pre-flight: the trainer's own checks (trainer/loop.py `_validate`, trainer/model.py `check_quantizable`), run on
 the user's machine without torch before any VM is bought, plus what only a cloud launch needs (a cloud SkyPilot
-knows, a budget that covers the fixed costs). Every problem is collected and raised at once as a UserError, so the
-CLI prints one line and exits 2 with nothing provisioned."""
+knows, a budget that covers the fixed costs, settings whose packages the VM's setup can install). Every problem is
+collected and raised at once as a UserError, so the CLI prints one line and exits 2 with nothing provisioned."""
 
 import os
 from pathlib import Path
@@ -77,6 +77,16 @@ def model_problems(spec: JobConfig, cloud: bool = True) -> list[str]:
     return problems
 
 
+def vm_package_problems(spec: JobConfig) -> list[str]:
+    """A setting whose package the cloud VM's setup cannot install (orchestrator/launch/remote_env.py installs the
+    others a job's settings import): flash-attn has no wheel on PyPI for the torch the VM gets and builds from source
+    for hours, so the trainer refused the job there (trainer/requirements.py) after the VM was paid for."""
+    if spec.attention == "flash_attention_2":
+        return ["attention flash_attention_2 needs flash-attn, which a cloud VM's setup does not install (no wheel "
+                "for its torch; building one from source takes hours): use `attention: sdpa`"]
+    return []
+
+
 def launch_problems(option: Option) -> list[str]:
     """Every cloud in the task is one SkyPilot knows."""
     offer = option.offer
@@ -91,7 +101,8 @@ def launch_problems(option: Option) -> list[str]:
 
 def check(spec: JobConfig, job_path: Path, option: Option) -> None:
     """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail."""
-    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud=not option.offer.is_local) + \
-        launch_problems(option)
+    cloud = not option.offer.is_local
+    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud=cloud) + \
+        (vm_package_problems(spec) if cloud else []) + launch_problems(option)
     if problems:
         raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")

@@ -1,6 +1,8 @@
 """What runs have cost, summed by month, provider and job: `orch spend`. A finished run counts what the runs store
 recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs
-controller for a managed spot job), so recoveries and start-up are in. Reads the runs store, writes nothing."""
+controller for a managed spot job), so recoveries and start-up are in. A cloud run's spend never passes what its
+VM's guards let it spend (cap_usd), so a run whose end orch has not heard of stops counting there. Reads the runs
+store, writes nothing."""
 
 import time
 from dataclasses import dataclass
@@ -19,13 +21,28 @@ def billed_usd_per_hour(record: RunRecord) -> float:
     return record.usd_per_hour + (CONTROLLER_USD_PER_HOUR if managed else 0.0)
 
 
+def cap_usd(record: RunRecord) -> float | None:
+    """The most a cloud run can cost: its budget. The VM's wall-clock guard counts from the launch request and
+    leaves out of its window what is paid after the trainer stops (the idle window before the VM downs itself, the
+    jobs controller's idle autostop: sky_task.guard_for), so a run whose end orch has not heard of has cost at most
+    this. None for a local run, or a run without a budget."""
+    return record.budget_usd if record.target is Target.CLOUD else None
+
+
+def metered_usd(record: RunRecord, wall_s: float) -> float:
+    """What `wall_s` seconds of the run (all its sessions) cost at its price, never past its cap."""
+    usd = usd_for(wall_s, billed_usd_per_hour(record))
+    cap = cap_usd(record)
+    return usd if cap is None else min(usd, cap)
+
+
 def spend_usd(record: RunRecord, now: float | None = None) -> float:
     """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included)."""
     if not record.status.is_active():
         return record.cost_usd or 0.0
     started = record.started_at or record.created_at  # billing starts with the launch request
     seconds = (record.wall_s or 0.0) + max(0.0, (now or time.time()) - started)
-    return usd_for(seconds, billed_usd_per_hour(record))
+    return metered_usd(record, seconds)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 wall-clock guard across restarts), the recovery settings SkyPilot reads, pre-flight, and bringing the output home
 with only the calls that reach a cloud recorded."""
 
+import importlib.util
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -29,7 +31,10 @@ exit "${FAKE_EXIT:-0}"
 """
 
 
-def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0) -> tuple:
+def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0,
+                    launched_s_ago: int | str | None = 0) -> tuple:
+    """The run script as SkyPilot starts it, for a launch requested `launched_s_ago` seconds ago (text: the launch
+    time as given; None: none given)."""
     from orchestrator.launch.sky_task import run_script
 
     out = tmp_path / "output"
@@ -42,14 +47,17 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": str(wall_limit_s),
            "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "FAKE_EXIT": str(exit_code),
            "FAKE_SLEEP": str(sleep_s)}
+    env.pop("ORCH_LAUNCHED_AT", None)
+    if launched_s_ago is not None:
+        env["ORCH_LAUNCHED_AT"] = launched_s_ago if isinstance(launched_s_ago, str) else \
+            str(int(time.time()) - launched_s_ago)
     done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, done.stdout, out
 
 
 def test_the_trainer_accepts_the_output_folder_the_run_script_prepared(tmp_path):
-    """The script writes its start time and tees the log into the output folder before the trainer starts: the
-    trainer's refusal of a folder holding files of its own must not take them for a user's (every cloud run exited
-    2 at its first start)."""
+    """The script tees the log into the output folder as the trainer starts: the trainer's refusal of a folder
+    holding files of its own must not take it for a user's (every cloud run exited 2 at its first start)."""
     from orchestrator.launch.sky_task import run_script
 
     out, bin_dir = tmp_path / "output", tmp_path / "bin"
@@ -61,7 +69,7 @@ def test_the_trainer_accepts_the_output_folder_the_run_script_prepared(tmp_path)
                       "(out / 'metrics.json').write_text('{}')\n")
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": "3600",
-           "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0"}
+           "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "ORCH_LAUNCHED_AT": str(int(time.time()))}
     done = subprocess.run(["bash", "-c", run_script().replace(REMOTE_OUTPUT, str(out))], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -73,24 +81,63 @@ def test_the_run_ends_with_the_trainers_exit_and_prints_its_metrics(tmp_path, co
     returncode, stdout, out = run_script_here(tmp_path, code)
     assert returncode == code and f"ORCH_TRAINER_EXIT={code}" in stdout
     assert "ORCH_METRICS_BEGIN" in stdout and '"status": "fake"' in stdout
-    assert (out / "train.log").exists() and (out / ".orch_started_at").exists()
+    assert (out / "train.log").exists()
 
 
-def test_the_wall_clock_guard_counts_from_the_first_start_across_recoveries(tmp_path):
-    returncode, stdout, out = run_script_here(tmp_path, 5, wall_limit_s=3600)
+def test_the_wall_clock_guard_counts_from_the_launch_request_across_recoveries(tmp_path):
+    """SkyPilot's recoveries of one launch start the run script again with the task's own envs: the window they
+    share counts from the launch request (it counted from the first start, kept in the output folder)."""
+    returncode, stdout, out = run_script_here(tmp_path, 5, wall_limit_s=3600, launched_s_ago=600)
     assert returncode == 5  # preempted: SkyPilot recovers it
-    first = int((out / ".orch_started_at").read_text())
-    (out / ".orch_started_at").write_text(str(first - 3700))  # the recovery comes after the hour is spent
-    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600)
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=3700)
     assert returncode == 4 and "wall-clock budget is spent" in stdout
 
 
+def budget_given(stdout: str) -> float:
+    return float(stdout.split("budget_usd=")[1].split()[0].rstrip('"}'))
+
+
 def test_the_trainer_gets_the_share_of_budget_left_in_the_window(tmp_path):
-    _, stdout, out = run_script_here(tmp_path, 0, wall_limit_s=3600)
-    (out / ".orch_started_at").write_text(str(int(time.time()) - 1800))  # half the window gone
-    _, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600)
-    budget = float(stdout.split("budget_usd=")[1].split()[0].rstrip('"}'))
-    assert 4.9 < budget < 5.1
+    """Provisioning and setup took half the window before the first start: the trainer gets half the budget (it got
+    all of it, and a slow start passed the budget)."""
+    _, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=1800)
+    assert 4.9 < budget_given(stdout) < 5.1
+
+
+def test_a_resumed_run_gets_a_window_of_its_own_and_reports_only_its_own_metrics(tmp_path):
+    """`orch resume` launches again into the bucket an earlier session filled, 2 h later: the new launch's window
+    counts from its own request (it counted from the first session's start and stopped at once with exit 4), and the
+    earlier session's metrics.json is never printed as this start's."""
+    out = tmp_path / "output"
+    out.mkdir()
+    (out / ".orch_started_at").write_text(str(int(time.time()) - 7200))  # what a first session left in the bucket
+    (out / "metrics.json").write_text('{"status": "stale"}')
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=60)
+    assert returncode == 0 and '"status": "fake"' in stdout and "stale" not in stdout
+    assert 9.7 < budget_given(stdout) < 10.0
+    (out / "metrics.json").write_text('{"status": "stale"}')
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=3700)  # no start here
+    assert returncode == 4 and stdout.split("ORCH_METRICS_BEGIN")[1].split("ORCH_METRICS_END")[0].strip() == ""
+
+
+def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_path):
+    """A dry run's task file says 0 (launched by hand, its launch time unknown): the window counts from the job's
+    first start on the VM, kept in the output folder across recoveries; a value that is no time says how to give
+    one and ends as bad config (nothing trained, no recovery)."""
+    for launched in (None, "", "0"):
+        (tmp_path / f"l{launched}").mkdir()
+        returncode, stdout, out = run_script_here(tmp_path / f"l{launched}", 0, wall_limit_s=3600,
+                                                  launched_s_ago=launched)
+        assert returncode == 0 and '"status": "fake"' in stdout, launched
+        assert 9.9 < budget_given(stdout) <= 10.0
+    first_start = int(time.time()) - 1800  # a recovery, half the window after the first start
+    (out / ".orch_started_at").write_text(str(first_start))
+    returncode, stdout, _ = run_script_here(tmp_path / "l0", 0, wall_limit_s=3600, launched_s_ago="0")
+    assert returncode == 0 and 4.9 < budget_given(stdout) < 5.1
+    (tmp_path / "bad").mkdir()
+    returncode, stdout, out = run_script_here(tmp_path / "bad", 0, launched_s_ago="yesterday")
+    assert returncode == 2 and "--env ORCH_LAUNCHED_AT=$(date +%s)" in stdout
+    assert not (out / "metrics.json").exists()
 
 
 def test_hitting_the_wall_clock_limit_is_a_budget_stop(tmp_path):
@@ -156,6 +203,56 @@ def test_a_gated_model_needs_hf_token(monkeypatch):
     for name, gated in (("NousResearch/Meta-Llama-3-8B", False), ("Llama-3.1-8B", True)):  # a copy; an alias
         spec = job_from_dict({"model": name, "method": "qlora", "seq_len": 128, "max_steps": 1})
         assert bool(model_problems(spec)) is gated, name
+
+
+def test_setup_stops_where_torch_sees_no_cuda_gpu(tmp_path):
+    """Setup printed torch's CUDA check and went on: on a VM whose driver is older than torch's CUDA build the
+    trainer took the CPU and spent the budget there at the GPU's price. Here pip installs nothing and torch is this
+    machine's, with no GPU to see."""
+    from orchestrator.launch.remote_env import setup_script
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {sys.executable} "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(["bash", "-c", setup_script()], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "torch sees no CUDA GPU on this VM" in done.stderr, done.stdout + done.stderr
+    assert "setup done" not in done.stdout and not (tmp_path / ".orch_setup_done").exists()  # tried again next time
+
+
+def test_preflight_refuses_a_setting_the_vms_setup_cannot_install(tmp_path):
+    """flash-attn has no wheel for the VM's torch and builds for hours: a cloud job with flash_attention_2 was
+    launched, set up, and refused by the trainer (exit 2) on a paid VM."""
+    job = tmp_path / "job.yaml"
+    job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 128\nattention: flash_attention_2\n"
+                   f"dataset: {REPO / 'examples' / 'data' / 'tiny_instruct.jsonl'}\n")
+    result = CliRunner().invoke(app, ["launch", str(job), "--budget", "5", "--target", "cloud", "--providers",
+                                      "lambda", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    refusal = result.stderr.strip().splitlines()[-1]  # one line, after the plan
+    assert "pre-flight:" in refusal and "use `attention: sdpa`" in refusal and "Nothing was launched" in refusal
+
+
+@pytest.mark.parametrize("settings", [{}, {"method": "qlora"}, {"optimizer": "paged_adamw_8bit"},
+                                      {"optimizer": "adamw_cpu_offload"}, {"report_to": "wandb"},
+                                      {"report_to": "tensorboard"}, {"loss": "fused"},
+                                      {"attention": "flash_attention_2"}])
+def test_a_cloud_job_pre_flight_passes_is_one_the_trainers_package_checks_pass_on_the_vm(monkeypatch, settings):
+    """The trainer's own package checks (trainer/requirements.py), run as on the VM (CUDA, and only the packages
+    its setup installs): every job pre-flight lets through to a cloud passes them."""
+    from orchestrator.launch.remote_env import packages_for
+    from orchestrator.preflight import vm_package_problems
+    from trainer.requirements import run_problems
+
+    spec = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "max_steps": 1,
+                             **settings})
+    installed = {re.split(r"[<>=]", package)[0].replace("-", "_") for package in packages_for(spec)}
+    with monkeypatch.context() as patched:
+        patched.setattr(importlib.util, "find_spec", lambda name, *args: object() if name in installed else None)
+        on_the_vm = run_problems(spec, on_cuda=True)
+    assert on_the_vm == [] or vm_package_problems(spec), on_the_vm
 
 
 def test_an_unknown_cloud_name_stops_the_plan_with_a_suggestion():

@@ -121,9 +121,61 @@ def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp
     text = out.read_text()
     # mounts are relative to the folder it ran in, and name no staging folder that is gone once orch exits
     assert str(tmp_path) not in text and "orch-task-" not in text
-    task = sky.Task.from_yaml(str(out))  # what `sky launch task.yaml` reads, as it is
+    task = launched_by_hand(out)  # what `sky launch --env ORCH_LAUNCHED_AT=... task.yaml` reads, as it is
     assert "/orch/src" in task.file_mounts and "/orch/job.yaml" in task.file_mounts
     assert CliRunner().invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
+
+
+def launched_by_hand(task_file: Path):
+    """The task `sky launch FILE` (or `sky jobs launch`) builds from a dry run's file."""
+    from sky.utils import dag_utils
+
+    (task,) = dag_utils.load_chain_dag_from_yaml(str(task_file)).tasks
+    return task
+
+
+def test_a_dry_runs_task_file_loads_as_written_and_says_what_its_window_counts_from(sky, tmp_path, monkeypatch):
+    """The wall-clock window counts from the launch request: a task file written now and launched tomorrow must not
+    carry today's time (its window would be spent before the VM is up). It says 0 (from the first start on the VM),
+    loads in SkyPilot as written, and its head says how to count provisioning and setup too."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "task.yaml"
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      ",".join(OFFLINE_CLOUDS), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(out.read_text())["envs"]["ORCH_LAUNCHED_AT"] == "0"
+    assert "launch with `--env ORCH_LAUNCHED_AT=$(date +%s)`" in out.read_text().split("\n", 2)[1]
+    assert sky.Task.from_yaml(str(out)).envs["ORCH_LAUNCHED_AT"] == "0"
+
+
+def test_a_launched_task_counts_its_window_from_the_launch_request(sky, tmp_path):
+    """Each launch (a first one, an `orch resume`) builds its task with its own launch time; provisioning, failover
+    and setup are inside the window from then on."""
+    import time
+
+    before = int(time.time())
+    task, _ = task_for(sky, tmp_path)
+    assert before <= int(task.envs["ORCH_LAUNCHED_AT"]) <= time.time()
+
+
+@pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
+def test_the_window_holds_the_start_up_and_the_budget_leaves_out_only_what_is_paid_after_it(sky, allow_spot):
+    """The guard subtracted the *estimated* start-up and then counted from the first start: a slower provisioning
+    or setup than guessed passed the budget. Now the guessed start-up changes nothing on the VM; the budget leaves
+    out only the idle window before autodown and the controller's idle autostop."""
+    from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
+    from orchestrator.launch.sky_task import guard_for
+
+    _, _, chosen = planned(allow_spot)
+    slow = dataclasses.replace(chosen, estimate=dataclasses.replace(chosen.estimate, startup_hours=1.0))
+    assert guard_for(chosen, chosen.delivery, 20.0) == guard_for(slow, slow.delivery, 20.0)
+    controller = CONTROLLER_USD_PER_HOUR if chosen.delivery.managed else 0.0
+    after = (chosen.delivery.idle_hours() * max(o.usd_per_hour for o in chosen.offers)
+             + CONTROLLER_IDLE_HOURS * controller)
+    guard = guard_for(chosen, chosen.delivery, 20.0)
+    assert guard.train_budget_usd == pytest.approx(20.0 - after, abs=1e-4)
+    assert guard.wall_limit_s == int(guard.train_budget_usd / guard.usd_per_hour * 3600)
 
 
 def test_dry_run_json_is_json(sky, tmp_path, monkeypatch):
@@ -337,6 +389,47 @@ def test_a_dry_run_with_no_storage_cloud_still_writes_the_task_and_says_what_a_l
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
                                       "nebius", "--spot", "--dry-run", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    task = sky.Task.from_yaml(str(out))
+    task = launched_by_hand(out)
     assert "/orch/output" in task.storage_mounts and not task.storage_mounts["/orch/output"].stores
     assert "note: no storage cloud orch can use is enabled here" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("settings, package", [({"loss": "fused"}, "'liger-kernel>=0.5'"),
+                                               ({"optimizer": "adamw_cpu_offload"}, "'torchao>=0.10'")])
+def test_a_setting_that_imports_a_package_gets_it_on_the_vm(sky, tmp_path, settings, package):
+    """Setup installed the pinned stack only: adamw_cpu_offload was refused on the VM (no torchao) after it was paid
+    for, and `loss: fused` fell back to `chunked` (no liger-kernel), whose logits the plan had not sized."""
+    from orchestrator.launch.sky_task import build_task
+
+    spec, model, chosen = planned(allow_spot=False)
+    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model.params, tmp_path / "plain")
+    assert package not in plain.setup
+    task = build_task(dataclasses.replace(spec, **settings), QLORA_JOB, chosen, 20.0, "r-set", model.params,
+                      tmp_path / "set")
+    assert package in task.setup
+
+
+def test_a_secret_goes_only_to_a_job_that_uses_it(sky, tmp_path, monkeypatch):
+    """Every secret set here went to every VM (a third-party host's included): a W&B key to a job that never reports
+    to W&B, HF_TOKEN to a model built on the VM. HF_TOKEN goes where something comes from the hub (a gated model,
+    tokenizer or dataset needs it); WANDB_API_KEY with report_to wandb."""
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.setenv("WANDB_API_KEY", "not_a_real_key")
+    _, model, chosen = planned(allow_spot=False)
+
+    def secrets(name: str, **settings) -> set:
+        job = tmp_path / f"{name}.yaml"
+        raw = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "train_tokens": 10_000,
+               "dataset": str(REPO / "examples" / "data" / "tiny_instruct.jsonl"), **settings}
+        job.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        spec = load_job(job)
+        return set(build_task(spec, job, chosen, 20.0, f"r-{name}", model.params, tmp_path / name).secrets)
+
+    assert secrets("tiny") == set()
+    assert secrets("random", model="random:meta-llama/Llama-3.1-8B") == set()
+    assert secrets("wandb", report_to="wandb") == {"WANDB_API_KEY"}
+    assert secrets("hub-data", dataset="org/hub-set") == {"HF_TOKEN"}
+    assert secrets("hub-tokenizer", tokenizer="org/tokenizer") == {"HF_TOKEN"}
+    assert secrets("hub-model", model="meta-llama/Llama-3.1-8B", report_to="wandb") == {"HF_TOKEN", "WANDB_API_KEY"}

@@ -115,7 +115,7 @@ def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
 
 
 # what a run writes into its output folder, and what a cloud run's script writes there before starting the trainer
-# (orchestrator/launch/sky_task.py run_script: the log it tees, the first start's time)
+# (orchestrator/launch/sky_task.py run_script: the log it tees, a hand-launched task's first start)
 RUN_FILES = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints", "final", "merged", "error.log",
              "tensorboard", "wandb", "train.log", ".orch_started_at")
 

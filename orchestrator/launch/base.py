@@ -39,6 +39,10 @@ class Launcher(Protocol):
     def is_running(self, record: RunRecord) -> bool:
         """True while the run trains (or is being launched)."""
 
+    def ended_at(self, record: RunRecord) -> float | None:
+        """When the target says the run's trainer ended (epoch seconds), where it keeps such a clock; None lets the
+        run's last write tell."""
+
     def pull(self, record: RunRecord) -> None:
         """Bring the run's output (metrics.json, steps.jsonl, final/) into its run folder."""
 

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import IO
 
 from gpu_catalog.errors import UserError, one_line
-from gpu_catalog.units import usd_for, usd_text
+from gpu_catalog.units import usd_text
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
-from orchestrator.spend import billed_usd_per_hour
+from orchestrator.spend import metered_usd
 from trainer.config import JobConfig
+from trainer.progress import PROGRESS_FILE
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
 
@@ -121,19 +122,20 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
     except UserError as exc:
         raise UserError(f"run {record.run_id} cannot resume: {exc} Restore the run folder's copy of the job, or "
                         "`orch launch` the job again.") from None
+    spent_usd, total_usd = record.cost_usd or 0.0, record.budget_usd if budget_usd is None else budget_usd
+    if spent_usd >= total_usd:  # before the new total is written: a refused resume keeps the budget it had
+        raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
+                        f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget: `orch resume "
+                        f"{record.run_id} --budget USD` gives it a larger total.")
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
-    spent_usd = record.cost_usd or 0.0
-    if spent_usd >= record.budget_usd:
-        raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of its {usd_text(record.budget_usd)} "
-                        f"budget: `orch resume {record.run_id} --budget USD` gives it a larger total.")
     return start(store, record, option, device=record.device)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:
     """Record the end of a run from its metrics.json. The spend runs from the launch to the moment the trainer
-    ended (its last write), not to the moment somebody looked."""
+    ended (as its target saw it, else its last write), not to the moment somebody looked."""
     metrics, problem = _read_metrics(record)
     ended_at = _ended_at(record)
     if metrics is None:
@@ -174,6 +176,11 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     if not Path(record.run_dir).is_dir():
         return None, f"its run folder {record.run_dir} is gone"
     path = record.output_dir / "metrics.json"
+    if path.is_file() and record.started_at is not None and path.stat().st_mtime < record.started_at:
+        # an earlier session's: a resumed trainer killed before its own end wrote none, and the old one's figures
+        # (status, steps, tokens/s) are not this session's
+        return None, ("the trainer exited without this session's metrics.json (killed?): see `orch logs "
+                      f"{record.run_id}`")
     if not path.is_file():
         log = Path(record.run_dir) / LOG_NAME
         if log.is_file() and log.stat().st_size:
@@ -188,10 +195,17 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
 
 
 def _ended_at(record: RunRecord) -> float:
-    """When the trainer last wrote anything: the end of what the target charged for."""
-    times = [p.stat().st_mtime for p in (record.output_dir / "metrics.json", Path(record.run_dir) / LOG_NAME)
-             if p.is_file()]
-    return max(times) if times else time.time()
+    """The end of what the target charged for: when the target says the trainer's job ended (SkyPilot's clock: a
+    cloud run's log here is a copy made whenever somebody followed it), else when the trainer last wrote anything
+    here (and not before this session began), else now."""
+    told = launcher_for(record.target).ended_at(record)
+    if told is not None:
+        return told
+    # progress.json is rewritten every step: a trainer killed without a word ended within a step of it
+    written = (record.output_dir / "metrics.json", record.output_dir / PROGRESS_FILE, Path(record.run_dir) / LOG_NAME)
+    times = [p.stat().st_mtime for p in written if p.is_file()]
+    # an earlier session's files are older than this session's start, which is where its spend begins
+    return max(times + [record.started_at or 0.0]) if times else time.time()
 
 
 def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | None, ended_at: float | None = None,
@@ -202,7 +216,7 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     metrics = metrics or {}
     peak = metrics.get("peak_vram_gib") or {}
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=usd_for(wall_s, billed_usd_per_hour(record)), train_tokens=metrics.get("train_tokens"),
+                 cost_usd=metered_usd(record, wall_s), train_tokens=metrics.get("train_tokens"),
                  tokens_per_s=metrics.get("tokens_per_s"),
                  peak_vram_gib=peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None,
                  metrics_json=json.dumps(metrics) if metrics else None)

@@ -131,6 +131,10 @@ class LocalLauncher:
             return False
         return is_trainer_of(cmdline, record.run_dir)
 
+    def ended_at(self, record: RunRecord) -> float | None:
+        """No clock of its own: the trainer's last write in the run folder tells (lifecycle._ended_at)."""
+        return None
+
     def stop(self, record: RunRecord) -> str:
         """SIGTERM, as a spot preemption sends: the trainer checkpoints and exits."""
         if not self.is_running(record):

@@ -1,6 +1,7 @@
 """What the VM runs orch's trainer with, in one place: the pinned packages (the versions orch's tests ran with;
-torch from PyPI's default index is its CUDA build), the setup script that installs them with progress and skips the
-work on a VM that already has them, and a staged copy of orch's own code.
+torch from PyPI's default index is its CUDA build) and those a job's settings import, the setup script that installs
+them with progress, fails where torch sees no CUDA GPU, and skips the work on a VM that already has them, and a staged
+copy of orch's own code.
 
 The code travels as a copy of the installed `trainer` and `gpu_catalog` packages (the trainer imports nothing from
 orchestrator/), found through their import, so a source checkout, a wheel and a PyPI install all ship the same
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import gpu_catalog
 import trainer
+from trainer.config import JobConfig
 
 # Tested together (tests on CPU with torch 2.13.0; 2026-12). Change them here only.
 PINNED_PACKAGES = (
@@ -29,13 +31,28 @@ PINNED_PACKAGES = (
 # A job's tracker (`report_to`), as pyproject's extras name it: without it the trainer refused the job on the VM,
 # after the machine was paid for
 TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
+# Settings that import a package of their own on a CUDA GPU, pinned as pyproject's extras pin them (`offload`,
+# `fused`): without torchao the trainer refused adamw_cpu_offload on the VM (trainer/requirements.py); without
+# liger-kernel `loss: fused` fell back to `chunked`, whose logits the plan had not sized the VRAM for
+OFFLOAD_PACKAGE = "torchao>=0.10"
+FUSED_LOSS_PACKAGE = "liger-kernel>=0.5"
 SHIPPED_PACKAGES = (trainer, gpu_catalog)
 SETUP_MARKER = "~/.orch_setup_done"
+# Fails setup (so no run starts, and no marker is written) where torch sees no CUDA GPU: the trainer would take the
+# CPU and spend the budget there at the GPU's price (a VM whose driver is older than torch's CUDA build)
+GPU_CHECK = ("import sys, torch; ok = torch.cuda.is_available(); "
+             "print(\"orch: torch\", torch.__version__, \"CUDA\", torch.version.cuda, \"GPU\", "
+             "torch.cuda.get_device_name(0) if ok else None); "
+             "sys.exit(0 if ok else \"orch: torch sees no CUDA GPU on this VM (is the NVIDIA driver older than the "
+             "CUDA build of torch? see nvidia-smi): setup stops rather than train on the CPU at the GPU price\")")
 
 
-def packages_for(report_to: str) -> tuple[str, ...]:
-    """What the VM installs for a job: the pinned stack, and its tracker's package when it reports to one."""
-    return PINNED_PACKAGES + ((TRACKER_PACKAGES[report_to],) if report_to in TRACKER_PACKAGES else ())
+def packages_for(spec: JobConfig) -> tuple[str, ...]:
+    """What the VM installs for a job: the pinned stack, its tracker's package when it reports to one, and the
+    package its optimizer or loss imports."""
+    wanted = {TRACKER_PACKAGES.get(spec.report_to), OFFLOAD_PACKAGE if spec.optimizer == "adamw_cpu_offload" else None,
+              FUSED_LOSS_PACKAGE if spec.loss == "fused" else None}
+    return PINNED_PACKAGES + tuple(sorted(wanted - {None}))
 
 
 def pins_digest(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
@@ -53,7 +70,7 @@ def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
         f'echo "orch: installing {len(packages)} pinned packages (torch with CUDA: a few minutes)"',
         f"python -m pip install --progress-bar on {names}",
         'echo "orch: checking the GPU"',
-        "python -c 'import torch; print(\"orch: torch\", torch.__version__, \"CUDA\", torch.cuda.is_available())'",
+        f"python -c '{GPU_CHECK}'",
         f"echo {digest} > {SETUP_MARKER}",
         'echo "orch: setup done"',
     ])

@@ -1,11 +1,14 @@
 """The sky.Task orch builds for one run, shaped by what the cloud supports (orchestrator/delivery.py):
 
-- setup installs the pinned stack (orchestrator/launch/remote_env.py) with progress, and is skipped when a marker
-  says this VM already has it; orch's own code (trainer, gpu_catalog) travels as a staged copy of the installed
-  packages, so a checkout, a wheel or a PyPI install all work, and nothing is synced from site-packages;
-- run starts the trainer under a wall-clock guard that counts from the first start across recoveries (a start time
-  kept in the output folder) and under the trainer's own budget stop, tees the log into the output folder, maps a
-  wall-clock stop to exit 4, and prints metrics.json between markers for the launcher to read from the log;
+- setup installs the pinned stack and the packages the job's settings import (orchestrator/launch/remote_env.py)
+  with progress, fails where torch sees no CUDA GPU, and is skipped when a marker says this VM already has it;
+  orch's own code (trainer, gpu_catalog) travels as a staged copy of the installed packages, so a checkout, a wheel
+  or a PyPI install all work, and nothing is synced from site-packages;
+- run starts the trainer under a wall-clock guard that counts from the launch request (ORCH_LAUNCHED_AT, set when
+  the launcher builds the task: provisioning, failover and setup are inside the window; SkyPilot's recoveries of
+  one launch share it, and each `orch resume` builds a task with a window of its own) and under the trainer's own
+  budget stop, tees the log into the output folder, maps a wall-clock stop to exit 4, and prints this start's
+  metrics.json (never an earlier start's) between markers for the launcher to read from the log;
 - the output folder is a bucket `orch-<run id>` in MOUNT_CACHED mode where the cloud mounts storage, in the store
   the task names (sky_storage.output_store), else the VM's disk (pulled home before teardown); spot runs recover
   only from preemptions (`recover_on_exit_codes: [5]`, no restarts on errors: exits 2, 3 and 4 end the job at once);
@@ -20,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +31,14 @@ import yaml
 
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
-from orchestrator.launch.local import read_job
+from orchestrator.launch.local import DATA_KEYS, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import output_store
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
+from trainer.offline_names import is_built_offline
 from trainer.status import TrainStatus
 
 REMOTE_ROOT = "/orch"
@@ -43,6 +48,12 @@ REMOTE_SRC = f"{REMOTE_ROOT}/src"
 METRICS_BEGIN, METRICS_END = "ORCH_METRICS_BEGIN", "ORCH_METRICS_END"
 EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
+# the launch request's time (epoch seconds) the wall-clock window counts from; a dry run's task file, launched by
+# hand whenever its user likes, says 0: the window then counts from the job's first start on the VM (a marker in the
+# output folder, kept across recoveries), unless `sky launch` gives the time (LAUNCH_TIME_FLAG)
+LAUNCHED_AT_ENV = "ORCH_LAUNCHED_AT"
+LAUNCH_TIME_FLAG = f"--env {LAUNCHED_AT_ENV}=$(date +%s)"
+STARTED_AT_MARKER = ".orch_started_at"  # trainer/__main__.py RUN_FILES knows it for a run's own file
 # where the run's W&B logs go (trainer/trackers.py reads them): the VM's W&B went to project `orch`, online
 TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
@@ -66,37 +77,52 @@ def disk_gib(model_params: int) -> int:
 
 @dataclass(frozen=True)
 class Guard:
-    """What one run may spend on the VM: `usd_per_hour` is the dearest failover price plus the jobs controller;
-    `wall_limit_s` runs from the first start, recoveries included; `train_budget_usd` is what the trainer's own
-    budget stop gets over that window."""
+    """What one launch may spend on the VM: `usd_per_hour` is the dearest failover price plus the jobs controller;
+    `wall_limit_s` runs from the launch request, provisioning, setup and recoveries included; `train_budget_usd` is
+    what the trainer's own budget stop gets over that window."""
 
     usd_per_hour: float
     wall_limit_s: int
     train_budget_usd: float
 
 
-def guard_for(option: Option, delivery: Delivery, budget_usd: float) -> Guard:
-    """The budget less what is paid outside the wall-clock window (the first start-up, the idle window, the
-    controller's idle autostop), spread over the window at the dearest hourly rate the run can pay."""
+def guard_for(option: Option, delivery: Delivery, budget_usd: float, startup_in_window: bool = True) -> Guard:
+    """The budget less what is paid outside the wall-clock window (the idle window before autodown, the controller's
+    idle autostop), spread over the window at the dearest hourly rate the run can pay. Launched by orch, start-up is
+    inside the window (it counts from the launch request), so the estimated start-up sizes the plan only: a slower
+    one than guessed leaves less time to train, never more spend. A dry run's file counts from the first start
+    unless given its launch time: the estimated start-up is then set aside too."""
     gpu_per_hour = max(o.usd_per_hour for o in option.offers)
     controller = CONTROLLER_USD_PER_HOUR if delivery.managed else 0.0
     rate = gpu_per_hour + controller
-    fixed = (option.estimate.startup_hours * rate + delivery.idle_hours() * gpu_per_hour
-             + (CONTROLLER_IDLE_HOURS * controller))
+    fixed = delivery.idle_hours() * gpu_per_hour + CONTROLLER_IDLE_HOURS * controller
+    if not startup_in_window:
+        fixed += option.estimate.startup_hours * rate
     train_budget = max(0.0, budget_usd - fixed)
     wall_limit_s = int(train_budget / rate * 3600) if rate > 0 else 0
     return Guard(usd_per_hour=rate, wall_limit_s=wall_limit_s, train_budget_usd=round(train_budget, 4))
 
 
 def run_script() -> str:
-    """The run command: reads the guard from the task's env so the file stays readable and the same across starts."""
+    """The run command: reads the guard from the task's env so the file stays readable and the same across starts.
+    The window counts from the launch request (0, a dry run's file launched without it: from the job's first start,
+    kept in a marker across recoveries); a metrics.json an earlier start left in the output folder (a recovery's, an
+    earlier session's in a resumed run's bucket) is removed first, so only this start's is printed."""
     out = REMOTE_OUTPUT
     return "\n".join([
         "set -o pipefail",
         f"export PYTHONPATH={REMOTE_SRC}${{PYTHONPATH:+:$PYTHONPATH}}",
+        f"launched=${{{LAUNCHED_AT_ENV}:-0}}",
+        f"case \"$launched\" in *[!0-9]*) echo 'orch: {LAUNCHED_AT_ENV} is not the launch time in epoch seconds: "
+        f"launch with {LAUNCH_TIME_FLAG}'; echo {EXIT_MARKER}2; exit 2;; esac",
         f"mkdir -p {out}",
-        f"[ -s {out}/.orch_started_at ] || date +%s > {out}/.orch_started_at  # first start: kept across recoveries",
-        f"elapsed=$(( $(date +%s) - $(cat {out}/.orch_started_at) ))",
+        'if [ "$launched" -eq 0 ]; then  # launched by hand without its time: from the first start, across recoveries',
+        f"  [ -s {out}/{STARTED_AT_MARKER} ] || date +%s > {out}/{STARTED_AT_MARKER}",
+        f"  launched=$(cat {out}/{STARTED_AT_MARKER})",
+        "fi",
+        f"rm -f {out}/metrics.json",
+        "elapsed=$(( $(date +%s) - launched ))",
+        '[ "$elapsed" -ge 0 ] || elapsed=0  # a VM clock behind the launching machine\'s',
         "remaining=$(( ORCH_WALL_LIMIT_S - elapsed ))",
         'if [ "$ORCH_WALL_LIMIT_S" -gt 0 ] && [ "$remaining" -le 0 ]; then',
         '  echo "orch: the wall-clock budget is spent"; status=4',
@@ -119,17 +145,22 @@ def run_script() -> str:
 @dataclass(frozen=True)
 class TaskFiles:
     """What the task mounts from the launching machine: the staged code, the job file, and each local dataset (the
-    training set, an eval set) by the path it has on the VM."""
+    training set, an eval set) by the path it has on the VM; and what the VM downloads from the Hugging Face Hub."""
 
     code_dir: Path
     job_file: Path
     datasets: dict[str, Path]  # remote path -> local file or folder
+    hub_ids: tuple[str, ...] = ()  # the model, tokenizer and datasets the VM downloads (HF_TOKEN goes only then)
 
 
 def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
     """Copy what the VM needs into `files_dir`: orch's code and the job, its dataset paths rewritten to the mounts
     (the eval set in a folder of its own: the two may share a file name)."""
     raw, local = read_job(job_path)
+    hub_ids = tuple(raw[key] for key in (*DATA_KEYS, "tokenizer") if isinstance(raw.get(key), str) and key not in local)
+    model = raw["model"]  # built offline, or a folder of this machine (not mounted): nothing downloaded
+    if not is_built_offline(model) and not (job_path.parent / model).is_dir():
+        hub_ids = (model, *hub_ids)
     datasets = {}
     for key, path in local.items():
         raw[key] = f"{REMOTE_DATA_DIR}/{path.name}" if key == "dataset" else f"{REMOTE_DATA_DIR}/{key}/{path.name}"
@@ -137,7 +168,7 @@ def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
     job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, datasets=datasets)
+    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, datasets=datasets, hub_ids=hub_ids)
 
 
 def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
@@ -163,8 +194,10 @@ NO_STORE_NOTE = ("no storage cloud orch can use is enabled here (`sky check`): t
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
                workdir: Path, files_dir: Path | None = None, for_launch: bool = True):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
-    it outlives the launch request, and nothing is left in /tmp). Not `for_launch` (a dry run, on a machine that
-    may have no cloud enabled), a bucket no enabled store can take is left to SkyPilot's pick (NO_STORE_NOTE)."""
+    it outlives the launch request, and nothing is left in /tmp). For a launch, the wall-clock window counts from
+    now (the launch request); a secret goes only to a job that uses it (HF_TOKEN: a hub download; WANDB_API_KEY:
+    report_to wandb). Not `for_launch` (a dry run, on a machine that may have no cloud enabled), a bucket no enabled
+    store can take is left to SkyPilot's pick (NO_STORE_NOTE), and the launch time to `sky launch --env`."""
     sky = import_sky()
     delivery = option.delivery or delivery_for(option.offer)
     store = output_store(option.offer.provider) if delivery.output == "bucket" else None
@@ -173,13 +206,15 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.datasets.items())
-    guard = guard_for(option, delivery, budget_usd)
-    secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)}
-    envs = {"ORCH_RUN_ID": run_id, "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
+    guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
+    used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
+    secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if used[name] and os.environ.get(name)}
+    envs = {"ORCH_RUN_ID": run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
+            "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
             **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
                and os.environ.get(name)}}
-    task = sky.Task(name=task_name(spec.name), setup=setup_script(packages_for(spec.report_to)), run=run_script(),
+    task = sky.Task(name=task_name(spec.name), setup=setup_script(packages_for(spec)), run=run_script(),
                     envs=envs, secrets=secrets or None, file_mounts=mounts)
     if delivery.output == "bucket":
         from sky.data.storage import StoreType
@@ -208,10 +243,14 @@ def task_config(task, files: TaskFiles | None = None, files_as: str | None = Non
 
 
 def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None) -> str:
-    """The task as YAML (secrets redacted): what --dry-run writes."""
+    """The task as YAML (secrets redacted): what --dry-run writes, headed, where it has no launch time, by what the
+    budget's window then counts from and how to count provisioning and setup too."""
     from sky.utils import yaml_utils
 
-    return yaml_utils.dump_yaml_str(task_config(task, files, files_as))
+    head = (f"# {LAUNCHED_AT_ENV} 0: the budget's wall-clock window counts from the job's first start on the VM;\n"
+            f"# launch with `{LAUNCH_TIME_FLAG}` to count provisioning and setup in it too\n"
+            if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
+    return head + yaml_utils.dump_yaml_str(task_config(task, files, files_as))
 
 
 def optimizer_view(task) -> str:

@@ -2,7 +2,7 @@
 (`sky.jobs.launch`), followed through SkyPilot's log, and stopped. The task itself is built in sky_task.py. The only
 modules that import sky, and only when a cloud (or SSH node pool) target is launched.
 
-Every call that reaches SkyPilot's API server is in this class, so tests record exactly those and run the rest.
+Every call that reaches SkyPilot's API server is in this module, so tests record exactly those and run the rest.
 """
 
 import io
@@ -53,6 +53,9 @@ class _Tee(io.TextIOBase):
 
 
 class SkyPilotLauncher:
+    def __init__(self):
+        self._ends: dict[str, float | None] = {}  # run id -> SkyPilot's end time of its job, until finish asks
+
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         """Submit the launch, report its request id at once, then wait for SkyPilot's job id. SkyPilot's refusals
         (credentials, quota, capacity) propagate for the state machine to record."""
@@ -83,19 +86,43 @@ class SkyPilotLauncher:
         return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id, output_uri=output_uri)
 
     def is_running(self, record: RunRecord) -> bool:
-        """What the state machine last saw (SkyPilot is asked only while following), unless a stop was asked: `stop`
-        cancels synchronously."""
-        return record.status.is_active() and not record.stop_requested
+        """False once a stop was asked (`stop` cancels synchronously), or once SkyPilot says the job ended: its log,
+        with the trainer's metrics, is then copied home and its end time kept for ended_at(). True while the job
+        runs, and while SkyPilot cannot be asked (no API server, the cluster or the jobs controller gone): the run
+        stays as recorded, its spend capped by spend.cap_usd."""
+        if not record.status.is_active() or record.stop_requested:
+            return False
+        if record.sky_job_id is None:
+            return True  # no job to ask about: a launch whose job id never came back stays for `orch stop`
+        try:
+            with api_server() as sky:
+                job = _job(sky, record)
+                if job is None or not job.status.is_terminal():
+                    return True
+                _log_home(sky, record, follow=False)
+            _metrics_home(record)  # how the trainer ended, for finish()
+        except Exception:  # noqa: BLE001 - SkyPilot cannot be asked now: the next look asks again
+            return True
+        self._ends[record.run_id] = job.end_at
+        return False
+
+    def ended_at(self, record: RunRecord) -> float | None:
+        """When the run's job ended by SkyPilot's clock, as is_running, follow or stop last heard; None when it had
+        not ended or SkyPilot could not tell. The log in the run folder is a copy made whenever somebody followed the
+        run, so its time says nothing of the job's end."""
+        return self._ends.pop(record.run_id, None)
 
     def follow(self, record: RunRecord, out: IO[str]) -> None:
-        """Stream the run's log from SkyPilot into the run folder, bring the output home, then take an on-demand
-        cluster down (stop paying now, not after the autostop)."""
-        with api_server() as sky, open(Path(record.run_dir) / LOG_NAME, "w", encoding="utf-8") as log:
-            tee = _Tee(log, out)
-            if record.spot:
-                sky.jobs.tail_logs(job_id=record.sky_job_id, follow=True, output_stream=tee)
-            else:
-                sky.tail_logs(record.cluster, record.sky_job_id, follow=True, output_stream=tee)
+        """Stream the run's log from SkyPilot into the run folder, note when the job ended, bring the output home,
+        then take an on-demand cluster down (stop paying now, not after the autostop)."""
+        with api_server() as sky:
+            try:
+                _log_home(sky, record, follow=True, out=out)
+            except Exception as exc:  # noqa: BLE001 - e.g. the cluster downed itself after the job: said, not raised
+                raise UserError(f"SkyPilot cannot stream the log of run {record.run_id} ({one_line(exc)}): its "
+                                f"cluster may be gone. `orch runs` records its end once SkyPilot reports it; `orch "
+                                f"stop {record.run_id}` ends it now.") from None
+            self._ends[record.run_id] = _end_of(sky, record)
             try:
                 self.pull(record)
             except Exception as exc:  # noqa: BLE001 - not home: the cluster stays until its autostop takes it down
@@ -108,11 +135,7 @@ class SkyPilotLauncher:
     def pull(self, record: RunRecord) -> None:
         """metrics.json comes home through the log the run printed it into; final/, steps.jsonl and the rest from
         the cluster or the bucket (sky_storage.py)."""
-        log = Path(record.run_dir) / LOG_NAME
-        metrics = parse_metrics(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
-        if metrics is not None:
-            record.output_dir.mkdir(parents=True, exist_ok=True)
-            (record.output_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+        _metrics_home(record)
         pull_output(record)
 
     def recover(self, record: RunRecord) -> Started | None:
@@ -123,6 +146,7 @@ class SkyPilotLauncher:
         """Cancel the launch request if it is still going, then the managed job or the cluster. Each step that
         finds nothing to stop says so instead of failing."""
         with api_server() as sky:
+            self._ends[record.run_id] = _end_of(sky, record)  # a job that ended before the stop keeps its own end
             return f"{record.run_id}: " + "; ".join(self._stop_steps(sky, record))
 
     @staticmethod
@@ -138,6 +162,58 @@ class SkyPilotLauncher:
         elif record.cluster:
             done.append(_attempt(f"take cluster {record.cluster} down", lambda: sky.get(sky.down(record.cluster))))
         return done
+
+
+def _job(sky, record: RunRecord):
+    """SkyPilot's record of the run's job (a managed job from the jobs controller, else the cluster's job queue),
+    with its status and end time; None when SkyPilot does not list it. The controller is not restarted to ask."""
+    if record.spot:
+        answer = sky.get(sky.jobs.queue_v2(refresh=False, job_ids=[record.sky_job_id]))
+        jobs = answer[0] if isinstance(answer, tuple) else answer  # an older API server answers a bare list
+    else:
+        jobs = sky.get(sky.queue(record.cluster, skip_finished=False))
+    return next((job for job in jobs if job.job_id == record.sky_job_id), None)
+
+
+def _end_of(sky, record: RunRecord) -> float | None:
+    """SkyPilot's end time of the run's job; None while it runs or when SkyPilot cannot be asked."""
+    if record.sky_job_id is None:
+        return None
+    try:
+        job = _job(sky, record)
+    except Exception:  # noqa: BLE001 - no API server, the cluster gone: the end is not known here
+        return None
+    return job.end_at if job is not None and job.status.is_terminal() else None
+
+
+def _log_home(sky, record: RunRecord, follow: bool, out: IO[str] | None = None) -> None:
+    """Copy the job's log from SkyPilot into the run folder (and to `out`). The copy replaces the run folder's log
+    only if the stream did not fail (an interrupted one is the newest there is): a cluster already gone leaves the
+    copy made earlier as it was."""
+    log_path = Path(record.run_dir) / LOG_NAME
+    part = log_path.with_name(f"{LOG_NAME}.part")
+    try:
+        with open(part, "w", encoding="utf-8") as log:
+            tee = _Tee(log) if out is None else _Tee(log, out)
+            if record.spot:
+                sky.jobs.tail_logs(job_id=record.sky_job_id, follow=follow, output_stream=tee)
+            else:
+                sky.tail_logs(record.cluster, record.sky_job_id, follow=follow, output_stream=tee)
+    except Exception:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        if part.exists():
+            part.replace(log_path)
+
+
+def _metrics_home(record: RunRecord) -> None:
+    """metrics.json from between the markers the run script printed it in, into the run's output folder."""
+    log = Path(record.run_dir) / LOG_NAME
+    metrics = parse_metrics(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
+    if metrics is not None:
+        record.output_dir.mkdir(parents=True, exist_ok=True)
+        (record.output_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
 
 
 def _attempt(what: str, action: Callable[[], object]) -> str:

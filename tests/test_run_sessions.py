@@ -1,0 +1,74 @@
+"""A resumed local run's second session is recorded as itself: killed without a word, it is not given the first
+session's metrics.json, its spend is metered from its own start to its last write, and a resume refused for want
+of budget leaves the budget the run had."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from gpu_catalog.errors import UserError
+from orchestrator.home import orch_home
+from orchestrator.launch import lifecycle
+from orchestrator.launch.local import RUN_JOB_NAME
+from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.store import RunRecord, RunStore, new_run_id
+from tests.conftest import REPO
+
+USD_PER_HOUR = 36.0  # a cent a second: seconds read as cents
+
+
+def ended_session(session_s: float, **changes) -> RunRecord:
+    """A local run whose first session ran `session_s` seconds, ended preempted at step 39 with its metrics.json,
+    now started again (resumed): running, with a trainer that is gone (no pid)."""
+    run_id = new_run_id()
+    run_dir = orch_home() / "runs" / run_id
+    (run_dir / "output").mkdir(parents=True)
+    first_metrics = run_dir / "output" / "metrics.json"
+    first_metrics.write_text(json.dumps({"status": "preempted", "steps": 39, "train_tokens": 75423,
+                                         "tokens_per_s": 6011.0}), encoding="utf-8")
+    now = time.time()
+    os.utime(first_metrics, (now - 100, now - 100))
+    values = dict(
+        run_id=run_id, job_name="tiny", job_path="/x/tiny.yaml", job_json="{}", target=Target.LOCAL, gpu="CPU",
+        provider="local", region="local", spot=0, usd_per_hour=USD_PER_HOUR, budget_usd=5.0, est_vram_gib=None,
+        est_tokens_per_s=None, est_hours=None, est_cost_usd=None, est_basis=None, status=RunStatus.RUNNING,
+        run_dir=str(run_dir), pid=None, cluster=None, stop_requested=0, created_at=now - 200,
+        started_at=now - session_s, ended_at=None, train_tokens=None, tokens_per_s=None, peak_vram_gib=None,
+        wall_s=50.0, cost_usd=None, message=None, metrics_json=None, sky_job_id=None, request_id=None,
+        output_uri=None)
+    record = RunRecord(**{**values, **changes})
+    RunStore().insert(record)
+    return record
+
+
+def test_a_resumed_session_killed_without_metrics_is_not_given_the_earlier_ones():
+    record = ended_session(24.0)
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.status is RunStatus.FAILED and "this session's metrics.json" in ended.message
+    assert ended.train_tokens is None and ended.tokens_per_s is None
+
+
+def test_a_killed_sessions_spend_runs_to_its_last_step_and_never_before_its_start():
+    record = ended_session(24.0)
+    progress = record.output_dir / "progress.json"  # rewritten every step: the last one 4 s before the kill
+    progress.write_text("{}", encoding="utf-8")
+    os.utime(progress, (record.started_at + 20, record.started_at + 20))
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.wall_s == pytest.approx(50.0 + 20.0, abs=0.5)
+    fresh = ended_session(1.0)  # killed before it wrote a thing: only the earlier session's files, older than it
+    ended = lifecycle.finish(RunStore(), fresh)
+    assert ended.ended_at >= fresh.started_at and ended.wall_s >= 50.0
+
+
+def test_a_refused_resume_keeps_the_runs_budget():
+    record = ended_session(10.0)
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text((REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8"),
+                                                     encoding="utf-8")
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.cost_usd > 0.00001
+    with pytest.raises(UserError, match=r"has spent .* of a \$0\.00001"):
+        lifecycle.resume(RunStore(), ended, budget_usd=0.00001)
+    assert RunStore().get(record.run_id).budget_usd == 5.0
