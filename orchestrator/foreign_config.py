@@ -20,8 +20,8 @@ from trainer.foreign_keys import AXOLOTL, FOREIGN_KEYS, LEFT_BEHIND, LLAMA_FACTO
 
 ORCH_KEYS = {f.name for f in fields(JobConfig)}
 MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mapping
-LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset names point into its data/dataset_info.json: give the file "
-                                 "or hub id with --set dataset=PATH_OR_ID"}
+LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset name {value} points into its data/dataset_info.json: give "
+                                 "the file or hub id with --set dataset=PATH_OR_ID"}  # {value}: the name, quoted
 # Keys that say which kind of training a config is for, with the values that are supervised fine-tuning (LLaMA-Factory's
 # FinetuningArguments.stage, axolotl's RLType and reward-model switches, torchtune's RLHF losses); any other value is
 # preference or reward training (DPO, PPO, KTO, ORPO, GRPO, a reward model), which orch does not do.
@@ -33,6 +33,12 @@ TRAINING_KINDS = {
     "loss._component_": (TORCHTUNE, lambda value: not str(value).startswith("torchtune.rlhf.")),
 }
 LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArguments.stage's choices
+# Foreign keys a job needs carried over for orch to train it (an orch key -> each foreign key whose note says how to
+# set it): when the imported job is refused, the refusal quotes these notes, since they hold the fix.
+NEEDED_FOR = {"dataset": ("dataset", "stage")}
+# Settings orch has no key for but the tracker reads from the environment, where orch runs and on a cloud VM alike
+# (foreign key -> the variable): carried as far as orch can (report_to) and listed, or the runs go elsewhere unsaid.
+FROM_ENVIRONMENT = {"wandb_project": "WANDB_PROJECT"}
 STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, nothing to say
           "pt": "orch trains on raw text when the dataset's records are `text` (loss on every token, packed), as the "
                 "pt stage does: give such a dataset with --set dataset=PATH_OR_ID"}
@@ -41,6 +47,13 @@ STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, no
 class Translation(NamedTuple):
     job: dict
     not_carried: list[tuple[str, str]]  # (key, why)
+
+    def needed_notes(self, job: dict) -> list[str]:
+        """The notes on keys left behind that `job` (this translation's, with the user's --set values) still needs:
+        a LLaMA-Factory dataset name is why an imported job says "say how much to train", and its note has the fix."""
+        notes = dict(self.not_carried)
+        return [f"`{key}` was not carried over: {notes[key]}" for orch_key, keys in NEEDED_FOR.items()
+                if orch_key not in job for key in keys if key in notes]
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
@@ -119,12 +132,17 @@ def translate(raw: dict) -> Translation:
             if STAGES[value]:
                 not_carried.append((key, STAGES[value]))
         elif is_llama_factory and key in LLAMA_FACTORY_ONLY:
-            not_carried.append((key, LLAMA_FACTORY_ONLY[key]))
+            not_carried.append((key, LLAMA_FACTORY_ONLY[key].format(value=_value(value))))
         elif key in FOREIGN_KEYS:
             try:
                 _merge(job, origin, (key, value), FOREIGN_KEYS[key].convert(value))
             except Carried as exc:
                 not_carried.append((key, str(exc)))
+            else:
+                if key in FROM_ENVIRONMENT and value:
+                    variable = FROM_ENVIRONMENT[key]
+                    not_carried.append((key, f"orch has no key for it: the tracker reads {variable}, so set "
+                                              f"{variable}={_value(value)} where you run orch"))
         elif key in ORCH_KEYS:
             problem = _orch_value_problem(key, value)
             if problem:

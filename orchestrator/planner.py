@@ -113,7 +113,8 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
     if unsupported := unsupported_on(spec, offer.gpu):
         return "unsupported", unsupported
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
-        return "price", f"over --max-usd-per-hour: ${offer.usd_per_hour:.2f}/h > ${policy.max_usd_per_hour:.2f}/h"
+        return "price", (f"over --max-usd-per-hour: {usd_text(offer.usd_per_hour)}/h > "
+                         f"{usd_text(policy.max_usd_per_hour)}/h")
     if not fit.fits:
         return "memory", fit.reason
     if offer.free_vram_gib is not None and fit.memory.vram_gib > offer.free_vram_gib:
@@ -121,7 +122,7 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
     if offer.gpu.kind == "cpu" and estimate.hours > policy.cpu_max_hours:
         return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:.1f} h (limit {policy.cpu_max_hours:g} h)"
     if estimate.cost_usd > policy.budget_usd:
-        return "budget", f"over budget: ${estimate.cost_usd:.2f} > ${policy.budget_usd:.2f}"
+        return "budget", f"over budget: {usd_text(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"
     if policy.deadline_hours is not None and estimate.hours > policy.deadline_hours:
         return "deadline", f"misses deadline: {estimate.hours:.1f} h > {policy.deadline_hours:g} h"
     return None

@@ -318,3 +318,18 @@ def test_a_plan_past_the_models_context_notes_it_and_still_plans(tmp_path):
     assert "context" not in within.stderr
     assert "note: seq_len 8192 is past meta-llama/Llama-2-7b-hf's 4096-token context" in " ".join(past.stderr.split())
     assert json.loads(past.stdout)["options"]  # stdout stays the JSON a script reads
+
+
+def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_columns():
+    """After a resume the trainer's `$0.00072` sat two lines above orch's `cost $0.00080`: the trainer meters only
+    its own process, orch the run's every session from its launch. The trainer's line now says whose it is, and it
+    folded past 150 characters with the metrics path on it."""
+    from pathlib import Path
+
+    from trainer.__main__ import summary_line
+
+    result = {"status": "preempted", "steps": 12345, "train_tokens": 123_456_789, "tokens_per_s": 123_456.0,
+              "eval_perplexity": 888.01, "cost_usd": 0.00072}
+    lines = summary_line(result, Path("out")).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "$0.00072 this session" in " ".join(lines) and lines[-1] == "metrics: out/metrics.json"

@@ -238,3 +238,23 @@ def test_force_without_an_out_file_is_refused(tmp_path):
     """--force alone did nothing, in silence: the --out it was meant for was likely left out."""
     result = run_import(tmp_path, {"model_name_or_path": "orch/tiny-llama", "cutoff_len": 64}, "--force")
     assert result.exit_code == 2 and "--force replaces an existing --out file: give --out FILE" in result.output
+
+
+def test_a_refused_import_quotes_the_note_that_has_the_fix(tmp_path):
+    """A LLaMA-Factory dataset name is left behind, so the job has no data and is refused for "say how much to
+    train": the refusal says the name was not carried over and how to give the data, not only on success."""
+    source = tmp_path / "lf.yaml"
+    source.write_text(yaml.safe_dump({k: v for k, v in LLAMA_FACTORY.items() if k != "max_steps"}))
+    result = CliRunner().invoke(app, ["import", str(source)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert '"alpaca_en_demo"' in result.output and "--set dataset=PATH_OR_ID" in result.output
+    given = CliRunner().invoke(app, ["import", str(source), "--set", f"dataset={TINY_DATA}", "--set", "lora_r=0"])
+    assert given.exit_code == 2 and "alpaca_en_demo" not in given.output  # given: the note is no longer the fix
+
+
+def test_axolotls_wandb_project_is_listed_with_the_variable_to_set():
+    """orch has no W&B project key: the project name would be lost unsaid, the runs going to the default project."""
+    translation = translate({"wandb_project": "foo"})
+    assert translation.job == {"report_to": "wandb"}
+    (key, why), = translation.not_carried
+    assert key == "wandb_project" and 'WANDB_PROJECT="foo"' in why

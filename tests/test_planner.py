@@ -140,3 +140,14 @@ def test_hours_and_cost_are_the_estimates_own_to_the_bit():
         for tokens in (1, 12_345_679, 10**9):
             estimate = estimate_on_offer(fit, offer, MODEL, tokens, None, 17.0)
             assert hours_and_cost(fit, offer, MODEL, tokens, None, 17.0) == (estimate.hours, estimate.cost_usd)
+
+
+
+def test_sub_cent_budget_and_cost_keep_their_digits_in_the_rejection():
+    """A tiny job's cost and budget are written as everywhere else (usd_text), not as "$0.00 > $0.00"."""
+    offers = [make_offer(A100, "dear", usd_per_hour=0.02), make_offer(T4, "cheap", 0.0001)]
+    rejected = run(offers, budget_usd=0.0001, max_usd_per_hour=0.01).rejected
+    reasons = {r.kind: r.reason for r in rejected}
+    assert reasons["price"] == "over --max-usd-per-hour: $0.020/h > $0.010/h"
+    assert reasons["budget"].startswith("over budget: $0.00") and reasons["budget"].endswith(" > $0.00010")
+    assert not reasons["budget"].startswith("over budget: $0.00 ")

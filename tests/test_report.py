@@ -238,3 +238,24 @@ def test_a_small_break_even_is_said_with_its_digits():
     summary["break_even"] = [{**summary["break_even"][0], "utilization": 0.004}]
     assert f"owning beats renting ({summary['break_even'][0]['cloud']}) above 0.4% yearly utilization." in \
         summary_lines(summary)[-1]
+
+
+def test_the_default_trace_is_found_from_any_folder_and_a_missing_one_is_said(tmp_path, monkeypatch):
+    """Run outside the source folder, `orch report` looked for benchmarks/traces/team-week.csv in the working folder
+    and left the hybrid section out without a word."""
+    from orchestrator.cli import bench
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = ["report", "--job", str(REPO / "examples" / "tiny.yaml"), "--results", str(results), "--json"]
+    found = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "found")])
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["hybrid"]["trace"].endswith("team-week.csv")
+    monkeypatch.setattr(bench, "SOURCE_DIR", tmp_path)  # an installed orch: no trace beside it
+    missing = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "missing")])
+    assert missing.exit_code == 0, missing.output
+    markdown = (tmp_path / "missing" / "report.md").read_text()
+    assert "## Local, cloud or both: the hybrid question" in markdown and "Left out: no job trace" in markdown

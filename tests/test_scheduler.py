@@ -224,3 +224,19 @@ def test_queue_says_a_running_jobs_run_has_ended_until_a_pass_records_it(tmp_pat
            "outcome" in said, said
     orch("scheduler", "run", "--once")
     assert jobs()[job_id]["status"] == "done" and "has ended" not in orch("queue").stdout
+
+
+def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_path):
+    """Without --budget the scheduler gives the run twice its estimate as a budget stop; neither --help nor the queue
+    said so (queue --json showed budget_usd null), so a slow tiny run could be budget-stopped unforeseen."""
+    assert "default: 2x the estimate" in " ".join(orch("submit", "--help").stdout.replace("│", " ").split())
+    folder = tmp_path / "nobudget"
+    folder.mkdir()
+    job_id = json.loads(orch("submit", write_job(folder, name="nobudget", max_steps=2), "--json").stdout)["job_id"]
+    assert jobs()[job_id]["run_budget_usd"] is None
+    assert "budget 2x the estimate on the target it starts on" in " ".join(orch("queue", "--explain").stdout.split())
+    orch("scheduler", "run", "--once")
+    until(lambda: jobs()[job_id]["run_status"] == "ok")
+    (run,) = RunStore().all()
+    assert jobs()[job_id]["budget_usd"] is None and jobs()[job_id]["run_budget_usd"] == run.budget_usd > 0
+    assert "(2x the estimate)" in " ".join(orch("queue", "--explain").stdout.split())

@@ -441,3 +441,17 @@ def test_a_rejected_job_counts_as_rejected_only_not_late(tmp_path):
     with open(tmp_path / "sim" / "decisions.csv", newline="") as f:
         rejected = [d for d in csv.DictReader(f) if d["placement"] == "rejected"]
     assert [(d["job_id"], d["missed_deadline"]) for d in rejected] == [("j2", "False")]
+
+
+def test_generate_refuses_to_replace_an_existing_trace_without_force(tmp_path):
+    """`--generate 10 --out trace.csv` replaced a 200-job trace unasked; `orch import --out` already asked first."""
+    trace = tmp_path / "trace.csv"
+    assert runner.invoke(app, ["simulate", "--generate", "20", "--seed", "1", "--out", str(trace)]).exit_code == 0
+    before = trace.read_bytes()
+    result = runner.invoke(app, ["simulate", "--generate", "10", "--out", str(trace)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "--force" in result.stderr
+    assert trace.read_bytes() == before
+    assert runner.invoke(app, ["simulate", "--generate", "10", "--out", str(trace), "--force"]).exit_code == 0
+    assert len(trace.read_text().splitlines()) == 11
+    refused = runner.invoke(app, ["simulate", "--trace", str(trace), "--force"])  # it would replace nothing
+    assert refused.exit_code == 2 and "--force does nothing with --trace" in refused.stderr

@@ -139,3 +139,22 @@ def test_flags_that_leave_no_provider_say_so_once(target, asked, message):
         allowed_providers(target, asked, offers)
     assert str(raised.value) == message
     assert allowed_providers("cloud", "nebius,lambda", offers) == {"nebius"}
+
+
+def test_json_dollars_keep_every_digit_so_spend_runs_and_plan_agree(monkeypatch, tmp_path):
+    """`orch spend --json` rounded to 4 decimals (a CPU run's $0.00004 read 0.0, and totals disagreed with
+    `orch runs --json`); plan's est_cost_usd and parts_usd likewise, so a tiny job's parts were all 0.0."""
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    store = RunStore()
+    for run_id, cost in (("r-00000001", 7.9e-05), ("r-00000002", 1.15e-04), ("r-00000003", 4.8e-05)):
+        store.insert(record(run_id, cost=cost, job="tiny", created=time.time()))
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    spend = json.loads(CliRunner().invoke(app, ["spend", "--by", "job", "--json"]).stdout)
+    assert spend["total_usd"] == spend["rows"][0]["usd"] == pytest.approx(sum(r["cost_usd"] for r in runs), rel=1e-12)
+    assert spend["total_usd"] > 0.00024
+    chosen = json.loads(CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1",
+                                                 "--json"]).stdout)["chosen"]
+    assert chosen["est_cost_usd"] < 0.01 and chosen["parts_usd"]["train"] > 0
+    assert chosen["est_cost_usd"] == pytest.approx(sum(chosen["parts_usd"].values()), rel=1e-9)

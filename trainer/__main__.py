@@ -135,7 +135,11 @@ def _said(status: TrainStatus) -> str:
 
 
 def summary_line(result: dict, output: Path) -> str:
-    """One readable line for the end of a run: what it did, how fast, what it cost, where its output is."""
+    """The end of a run, readable at 80 columns: what it did, how fast and what this session cost (folded between
+    items where it would pass 80), then where its metrics are. The cost is this process's own meter, from its start:
+    a resumed run's earlier sessions are not in it, so it is said to be this session's (orch's run summary below it
+    is the run's total)."""
+    width_chars = 80
     parts = [_said(TrainStatus(result["status"]))]
     if result.get("steps") is not None:
         parts.append(f"{result['steps']} steps")
@@ -146,8 +150,16 @@ def summary_line(result: dict, output: Path) -> str:
     if result.get("eval_perplexity"):
         parts.append(f"eval perplexity {result['eval_perplexity']:.2f}")
     if result.get("cost_usd") is not None:
-        parts.append(usd_text(result["cost_usd"]))
-    return checks.printable(", ".join(parts) + f"; metrics in {output / 'metrics.json'}")  # a folder named by a user
+        parts.append(f"{usd_text(result['cost_usd'])} this session")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + len(", ") + len(part) < width_chars:  # room for the comma a fold adds
+            lines[-1] += f", {part}"
+        else:
+            lines[-1] += ","
+            lines.append(f"  {part}")
+    lines.append(f"metrics: {output / 'metrics.json'}")
+    return "\n".join(checks.printable(line) for line in lines)  # a folder named by a user: escapes written out
 
 
 if __name__ == "__main__":

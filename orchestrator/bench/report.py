@@ -197,11 +197,19 @@ def error_section(points: list, out: Path) -> Section:
                     "leave source out"], table, row_origins, image, caption)
 
 
-def hybrid_section(hybrid: dict) -> Section:
+HYBRID_TITLE = "Local, cloud or both: the hybrid question"
+
+
+def hybrid_section(hybrid: dict | None) -> Section:
+    """The simulated policies on the trace; with no trace, the section says so and how to add one rather than
+    vanishing unsaid (a report made outside orch's source folder found no default trace)."""
+    if hybrid is None:
+        return Section(HYBRID_TITLE, "analytic", ["Left out: no job trace. Pass `--trace TRACE.csv` to `orch report` "
+                                                  "(`orch simulate --generate N --out TRACE.csv` makes one)."])
     table = [[name, str(s["completed"]), str(s["rejected"]), optional_usd(s["total_cost_usd"]),
               str(s["deadline_misses"]), _hours(s["mean_wait_h"]), percent_text(s["local_utilization"])]
              for name, s in hybrid["policies"].items()]
-    return Section("Local, cloud or both: the hybrid question", "analytic",
+    return Section(HYBRID_TITLE, "analytic",
                    [f"The simulator (`orch simulate`) on {hybrid['jobs']} jobs of {hybrid['trace']}, with owned cards "
                     f"{', '.join(hybrid['cards'])}"
                     + ("" if hybrid["cards_declared"] else " (no hardware file: default desktop cards)")
@@ -227,9 +235,7 @@ def build_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path
         sections += [targets_section(s, out, index), capacity_section(s, out, index), ownership_section(s, out, index)]
     points = estimate_points(rows, runs, load_calibration())
     hybrid = compare_policies(trace) if trace is not None else None
-    sections += [sweep_section(rows), runs_section(runs), error_section(points, out)]
-    if hybrid:
-        sections.append(hybrid_section(hybrid))
+    sections += [sweep_section(rows), runs_section(runs), error_section(points, out), hybrid_section(hybrid)]
     data = {"generated": _today(), "measured_share": measured_share(sections), "jobs": summaries,
             "sweep_points": [{k: v for k, v in r.items() if k != "metrics"} for r in rows], "runs": runs,
             "estimate_points": [p.__dict__ for p in points], "errors": error_rows(points), "hybrid": hybrid,

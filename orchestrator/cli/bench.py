@@ -17,6 +17,7 @@ from orchestrator.job import load_job
 from trainer.status import TrainStatus
 
 MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
+SOURCE_DIR = Path(__file__).resolve().parents[2]  # orch's source checkout (an installed wheel has no benchmarks/)
 DEFAULT_REPORT_JOB = Path("examples/llama31-8b-qlora.yaml")  # in a source checkout; elsewhere pass --job
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
 ResultsOption = Annotated[list[Path] | None, typer.Option(
@@ -120,7 +121,8 @@ def report_command(
     = None,
     deadline: DeadlineOption = None,
     trace: Annotated[Path | None, typer.Option(help="Job trace (CSV) for the hybrid section (default: "
-                                                    "benchmarks/traces/team-week.csv when present).")] = None,
+                                                    "benchmarks/traces/team-week.csv in orch's source folder, when "
+                                                    "present).")] = None,
     db: DbOption = None,
     results: ResultsOption = None,
     out: Annotated[Path, typer.Option(help="Folder for report.md, report.json, report.html and the PNG plots.")]
@@ -145,8 +147,9 @@ def report_command(
     from orchestrator.bench.report_render import write_report
 
     rows, sources = gather_rows(db, results)
+    default_trace = SOURCE_DIR / DEFAULT_TRACE  # whatever the working folder: run elsewhere, it was not found
     data, written = write_report(rows, launched_runs(), jobs, out, html, sources, budget, deadline,
-                                 trace or (DEFAULT_TRACE if DEFAULT_TRACE.is_file() else None))
+                                 trace or (default_trace if default_trace.is_file() else None))
     if as_json:
         display.print_json(data)
     else:

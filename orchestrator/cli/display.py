@@ -21,7 +21,7 @@ from gpu_catalog.units import usd_text
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
-from orchestrator.schedule.queue import JobRecord
+from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
 from orchestrator.spend import spend_usd
 
 console = Console()
@@ -480,9 +480,18 @@ def show_calibration(result: dict) -> None:
                           f"{e['points']} points, {e['within_10']:.0%} within 10%, {e['within_20']:.0%} within 20%")
 
 
-def show_queue(jobs: list[JobRecord], explain: bool, run_statuses: dict[str, str]) -> None:
+def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
+    """The budget a job's run has, or will have: one submitted without --budget gets a multiple of its estimate on
+    the target it starts on, unknown until it starts, so the rule is said with the amount."""
+    rule = f"{UNBUDGETED_TIMES_ESTIMATE:g}x the estimate"
+    if run is not None:  # the run's own, which `orch resume --budget` may have raised since
+        return usd_text(run.budget_usd) + ("" if job.budget_usd is not None else f" ({rule})")
+    return usd_text(job.budget_usd) if job.budget_usd is not None else f"{rule} on the target it starts on"
+
+
+def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord]) -> None:
     """One row a job; its run's own status beside the run id, which may be ahead of the job's until the scheduler's
-    next pass records it."""
+    next pass records it. --explain adds each job's budget (a default one is no amount until its run starts)."""
     table = Table(title=f"{len(jobs)} jobs, in scheduling order")
     table.add_column("job", no_wrap=True)
     table.add_column("name", no_wrap=_whole(j.name for j in jobs))
@@ -491,12 +500,13 @@ def show_queue(jobs: list[JobRecord], explain: bool, run_statuses: dict[str, str
         table.add_column(column, no_wrap=True)
     table.add_column("run")  # the run's own status folds under its id
     for j in jobs:
-        run = f"{j.run_id} ({run_statuses[j.run_id]})" if j.run_id in run_statuses else j.run_id or "-"
+        run = f"{j.run_id} ({runs[j.run_id].status.value})" if j.run_id in runs else j.run_id or "-"
         table.add_row(*map(esc, (j.job_id, j.name, str(j.priority), j.status.value, j.decision or "-", run)))
     console.print(table)
     if explain:  # a line a job, below: a why column beside six others got a word or two a line
         for j in jobs:
-            labelled(f"{esc(j.job_id)}:", esc(j.reason or "-"))
+            budget = _queued_budget(j, runs.get(j.run_id))
+            labelled(f"{esc(j.job_id)}:", f"budget {esc(budget)}; {esc(j.reason or '-')}")
 
 
 def show_simulation(summaries: dict[str, dict]) -> None:

@@ -44,9 +44,9 @@ def import_command(
     job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
     try:
         config_from_dict(job, name=config.stem)
-    except ConfigError as exc:
-        raise UserError(f"the imported job is not one orch can train: {exc} Add or fix keys with --set KEY=VALUE.") \
-            from None
+    except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
+        fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
+        raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
     text = f"# imported from {source} by `orch import`\n" + yaml.safe_dump(job, sort_keys=False)
     if out is not None:

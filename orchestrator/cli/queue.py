@@ -16,7 +16,7 @@ from orchestrator.home import orch_home
 from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.store import RunStore
-from orchestrator.schedule.queue import JobQueue, JobStatus
+from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobStatus
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
@@ -28,7 +28,9 @@ scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_ar
 @user_errors
 def submit_command(
     job: Annotated[Path, typer.Argument(help="Job YAML (see examples/).")],
-    budget: Annotated[float | None, typer.Option(help="Most this job may spend, in USD.")] = None,
+    budget: Annotated[float | None, typer.Option(
+        help=f"Most this job may spend, in USD (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the target it "
+             "starts on; `orch queue` shows the budget its run got).")] = None,
     deadline: Annotated[float | None, typer.Option(help="Hours from now until the job must be done.")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     as_json: JsonFlag = False,
@@ -67,14 +69,15 @@ def queue_command(
     no scheduler running, a line under the table names such jobs, and one says queued jobs wait for a pass."""
     queue = JobQueue()
     jobs = queue.all()
-    runs = {r.run_id: r.status for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
-    if as_json:
-        display.print_json([{**j.as_dict(), "run_status": runs[j.run_id].value if j.run_id in runs else None}
+    runs = {r.run_id: r for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
+    if as_json:  # run_budget_usd: the budget stop the run got, the job's own or the default; null before a run
+        display.print_json([{**j.as_dict(), "run_status": runs[j.run_id].status.value if j.run_id in runs else None,
+                             "run_budget_usd": runs[j.run_id].budget_usd if j.run_id in runs else None}
                             for j in jobs])
         return
-    display.show_queue(jobs, explain, {run_id: status.value for run_id, status in runs.items()})
+    display.show_queue(jobs, explain, runs)
     ended = [j.job_id for j in jobs if j.status is JobStatus.RUNNING and j.run_id in runs
-             and not runs[j.run_id].is_active()]
+             and not runs[j.run_id].status.is_active()]
     waiting = [j.job_id for j in jobs if j.status is JobStatus.QUEUED]
     if not (ended or waiting) or scheduler_looping(queue):
         return

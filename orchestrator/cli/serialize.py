@@ -1,4 +1,5 @@
-"""Plain dicts of the core's results, for `--json`. Field names are the CLI contract scripts rely on."""
+"""Plain dicts of the core's results, for `--json`. Field names are the CLI contract scripts rely on. Dollars are
+never rounded: a CPU job's whole cost is a few hundredths of a cent, and the runs store keeps every digit too."""
 
 from dataclasses import asdict
 
@@ -22,7 +23,7 @@ def model_dict(model: ModelShape) -> dict:
 
 def offer_dict(offer: Offer) -> dict:
     return {"gpu": offer.gpu.name, "provider": offer.provider, "region": offer.region, "spot": offer.spot,
-            "usd_per_hour": round(offer.usd_per_hour, 4), "instance_type": offer.instance_type,
+            "usd_per_hour": offer.usd_per_hour, "instance_type": offer.instance_type,
             "free_vram_gib": offer.free_vram_gib, "source": offer.source}
 
 
@@ -34,10 +35,10 @@ def estimate_dict(estimate: Estimate) -> dict:
     return {"vram_gib": round(estimate.vram_gib, 3), "breakdown": _rounded(estimate.breakdown),
             "peak_at": estimate.peak_at, "tokens_per_s": round(estimate.tokens_per_s, 1),
             "est_hours": round(estimate.hours, 4),
-            "startup_hours": round(estimate.startup_hours, 4), "est_cost_usd": round(estimate.cost_usd, 4),
-            "usd_per_million_tokens": round(estimate.usd_per_million_tokens, 4), "basis": estimate.basis,
+            "startup_hours": round(estimate.startup_hours, 4), "est_cost_usd": estimate.cost_usd,
+            "usd_per_million_tokens": estimate.usd_per_million_tokens, "basis": estimate.basis,
             "micro_batch": estimate.micro_batch, "grad_accum": estimate.grad_accum, "grad_ckpt": estimate.grad_ckpt,
-            "parts_usd": _rounded(estimate.parts_usd), "expected_preemptions": round(estimate.expected_preemptions, 4),
+            "parts_usd": dict(estimate.parts_usd), "expected_preemptions": round(estimate.expected_preemptions, 4),
             "startup_measured": estimate.startup_measured}
 
 
@@ -48,7 +49,7 @@ def option_dict(option: Option) -> dict:
             "output": delivery.output if delivery else "local",
             "managed_job": bool(delivery and delivery.managed),
             "failover": [offer_dict(o) for o in option.failover],
-            "worst_cost_usd": round(option.worst_cost_usd, 4) if option.worst_cost_usd is not None else None}
+            "worst_cost_usd": option.worst_cost_usd}
 
 
 def plan_dict(plan: Plan) -> dict:

@@ -27,7 +27,7 @@ MAX_GENERATED_JOBS = 100_000_000
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
 # Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
 SIMULATION_ONLY = {"local": "--local", "policy": "--policy", "spot_preemptions_per_h": "--spot-preemptions-per-h"}
-GENERATE_ONLY = {"rate": "--rate"}
+GENERATE_ONLY = {"rate": "--rate", "force": "--force"}
 
 
 @user_errors
@@ -44,6 +44,8 @@ def simulate_command(
     rate: Annotated[float, typer.Option(help="With --generate: arrivals per hour.")] = 4.0,
     out: Annotated[Path | None, typer.Option(help="Trace file (--generate), or folder for decisions.csv and "
                                                   "simulation.png.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --generate: replace the --out trace if it exists.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
@@ -55,6 +57,8 @@ def simulate_command(
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
         checks.output_file(out, "--out")  # before any work
+        if (out.exists() or out.is_symlink()) and not force:  # a trace may be the only copy of a real week's jobs
+            raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})

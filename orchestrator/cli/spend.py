@@ -22,9 +22,9 @@ def spend_command(
     if by not in GROUPS:
         raise UserError(f"--by must be one of {', '.join(GROUPS)}, got {by!r}.")
     rows = spend_by(RunStore().all(), by)
-    if as_json:
-        display.print_json({"by": by, "total_usd": round(sum(r.usd for r in rows), 4),
-                            "rows": [{by: r.key, "runs": r.runs, "usd": round(r.usd, 4), "active_runs": r.active_runs}
+    if as_json:  # dollars unrounded, as `orch runs --json` has them: a CPU run's $0.00004 is not 0.0
+        display.print_json({"by": by, "total_usd": sum(r.usd for r in rows),
+                            "rows": [{by: r.key, "runs": r.runs, "usd": r.usd, "active_runs": r.active_runs}
                                      for r in rows]})
     else:
         display.show_spend_rows(by, rows)

@@ -15,6 +15,10 @@ from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
 from orchestrator.runs.store import RunRecord, insert_run, matching
 
+# A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
+# (room for a slow run, yet a stop); `orch submit --help` and `orch queue --explain` say so.
+UNBUDGETED_TIMES_ESTIMATE = 2.0
+
 
 class JobStatus(str, Enum):
     QUEUED = "queued"

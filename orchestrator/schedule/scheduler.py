@@ -26,7 +26,7 @@ from orchestrator.launch.local import CPU_DEVICE, read_job
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
-from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus
+from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobRecord, JobStatus
 from trainer.config import config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
@@ -183,9 +183,10 @@ class Scheduler:
 
     def _start(self, job: JobRecord, spec, decision: Decision) -> bool:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
-        holds no more runs than it can), then start it. A job without its own budget gets twice its estimate as its
-        budget stop."""
-        budget = job.budget_usd if job.budget_usd is not None else decision.option.estimate.cost_usd * 2
+        holds no more runs than it can), then start it. A job without its own budget gets UNBUDGETED_TIMES_ESTIMATE
+        times its estimate as its budget stop."""
+        budget = job.budget_usd if job.budget_usd is not None \
+            else decision.option.estimate.cost_usd * UNBUDGETED_TIMES_ESTIMATE
         slot = decision.slot
         device = None if slot is None else slot.slot_id.split(":")[0]
         record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device)
