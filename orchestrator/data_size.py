@@ -22,6 +22,7 @@ from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
+from trainer.data_sources import mixed_kinds_problem
 from trainer.offline_names import is_built_offline
 
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
@@ -71,7 +72,20 @@ def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
     return json.loads(lines[-1]) if lines else {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
+def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
+    """What the trainer refuses before reading a record, said as it says it: a model or tokenizer it cannot build
+    (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), and a folder of mixed
+    file kinds (checked by launch's pre-flight, and never seen by a plan over TOKENIZE_MAX_BYTES, which counts
+    nothing)."""
+    from trainer.__main__ import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
+
+    check_model_and_tokenizer(spec, base_dir)
+    if path.is_dir() and (mixed := mixed_kinds_problem(path)):
+        raise UserError(f"dataset {mixed} (the trainer would stop on it, so nothing is launched).")
+
+
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
+    _trainer_refusal(spec, path, base_dir)
     files = _files(path)
     total_bytes = sum(f.stat().st_size for f in files)
     estimate = int(total_bytes / BYTES_PER_TOKEN_ESTIMATE)
@@ -91,13 +105,13 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         problem = counted["data_error"].rstrip(".")
         named = problem if "dataset" in problem else f"dataset {path}: {problem}"  # the eval set's names itself
         raise UserError(f"{named} (the trainer would stop on it, so nothing is launched).")
-    if counted.get("train_sequences", 0) < spec.effective_batch:  # the trainer's first check (trainer/batches.py)
-        raise UserError(f"dataset {path} packs into {counted.get('train_sequences', 0)} training sequences of "
-                        f"{spec.seq_len} tokens, fewer than one step's {spec.effective_batch} (micro_batch x "
-                        "grad_accum): add data, or lower the batch or seq_len.")
-    if "tokens" not in counted:
+    if "tokens" not in counted:  # the count itself failed (a tokenizer that breaks, the timeout): not the data's fault
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
                                               f"{counted.get('error')})")
+    if counted["train_sequences"] < spec.effective_batch:  # the trainer's first check (trainer/batches.py)
+        raise UserError(f"dataset {path} packs into {counted['train_sequences']} training sequences of "
+                        f"{spec.seq_len} tokens, fewer than one step's {spec.effective_batch} (micro_batch x "
+                        "grad_accum): add data, or lower the batch or seq_len.")
     return DataSize(counted["tokens"], "tokenized", f"{counted['train_sequences']:,} training sequences of "
                                                     f"{spec.seq_len} after the chat template, truncation and packing")
 

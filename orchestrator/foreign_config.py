@@ -16,7 +16,15 @@ from typing import NamedTuple
 
 from gpu_catalog.errors import UserError
 from trainer.config import CHOICES, JobConfig
-from trainer.foreign_keys import AXOLOTL, FOREIGN_KEYS, LEFT_BEHIND, LLAMA_FACTORY, TORCHTUNE, Carried
+from trainer.foreign_keys import (
+    AXOLOTL,
+    FOREIGN_KEYS,
+    LEFT_BEHIND,
+    LLAMA_FACTORY,
+    TORCHTUNE,
+    Carried,
+    left_behind_inside,
+)
 
 ORCH_KEYS = {f.name for f in fields(JobConfig)}
 MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mapping
@@ -139,6 +147,7 @@ def translate(raw: dict) -> Translation:
             except Carried as exc:
                 not_carried.append((key, str(exc)))
             else:
+                not_carried.extend(left_behind_inside(key, value))  # a carried entry's own fields orch does not read
                 if key in FROM_ENVIRONMENT and value:
                     variable = FROM_ENVIRONMENT[key]
                     not_carried.append((key, f"orch has no key for it: the tracker reads {variable}, so set "

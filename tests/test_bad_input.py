@@ -814,3 +814,63 @@ def test_a_calibration_that_is_a_device_is_said_to_be_one(inputs):
     """It was said not to exist."""
     result = CliRunner().invoke(app, inputs.calibration_path("/dev/null"))
     assert "'/dev/null' is not a regular file" in result.stderr, result.stderr
+
+
+# --- (appended) outputs that exist, an empty sweep dataset, a model the trainer refuses, a folder of mixed kinds ----
+def _tokenizerless_model(i: Inputs) -> list[str]:
+    """A model folder with its config and no tokenizer: plan said the data packed into 0 sequences."""
+    i.file("model/config.json", json.dumps(GOOD_MODEL))
+    return plan(i, model=str(i.files / "model"), dataset=DATA, train_tokens=DROP, epochs=1)
+
+
+def _task_out_over_another_job(i: Inputs) -> list[str]:
+    """A dry run that pre-flight passes, its --out naming a job file: the task replaced it."""
+    i.env("HF_TOKEN", "hf_not_a_real_token")
+    return ["launch", i.job(dataset=DATA), "--budget", "10", "--target", "cloud", "--dry-run", "--out",
+            i.file("other-job.yaml", yaml.safe_dump(BASE_JOB))]
+
+
+def _mixed_folder(i: Inputs) -> list[str]:
+    i.file("data/a.jsonl", '{"text": "a"}\n')
+    i.file("data/b.csv", "text\nb\n")
+    return plan(i, dataset=str(i.files / "data"))
+
+
+@pytest.mark.parametrize("build", [
+    _task_out_over_another_job,
+    lambda i: ["runs", "--export", i.file("kept.csv", "precious\n")],
+    lambda i: i.sweep(dataset=""),
+    _mixed_folder,
+], ids=["launch-out-exists", "runs-export-exists", "sweep-dataset-empty", "dataset-folder-of-mixed-kinds"])
+def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(inputs, build):
+    test_bad_input_is_refused_cleanly(inputs, "appended", build)
+
+
+@pytest.mark.parametrize("build, said", [
+    (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--force"], "--force replaces an existing --out"),
+    (lambda i: ["runs", "--force"], "--force replaces an existing --export"),
+    (_tokenizerless_model, "holds no tokenizer"),
+    (lambda i: plan(i, model="orch/tiny-llamaX", dataset=DATA, train_tokens=DROP, epochs=1), "unknown model"),
+])
+def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
+    """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a
+    model the trainer refuses is said as the trainer says it, not as a dataset that packs into 0 sequences."""
+    result = CliRunner().invoke(app, build(inputs))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert said in result.stderr and "packs into" not in result.stderr, result.stderr
+
+
+def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, inputs):
+    """The run's output folder (under an ORCH_HOME holding an ESC) and the task file's --out name reached the
+    terminal raw; every other printed path is shown escaped."""
+    inputs.home = inputs.root / "home\x1b[31m"
+    inputs.env("ORCH_HOME", str(inputs.home))
+    inputs.run_record()
+    (inputs.home / "runs" / RUN_ID).mkdir(parents=True)
+    pulled = CliRunner().invoke(app, ["pull", RUN_ID])
+    assert pulled.exit_code == 0 and "\x1b" not in pulled.output and "\\x1b[31m" in pulled.output, pulled.output
+    inputs.env("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check
+    dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
+                                   "--dry-run", "--out", str(inputs.work / "t\x1b[31m.yaml")])
+    assert dry.exit_code == 0 and "task file: " in dry.stderr, dry.output
+    assert "\x1b" not in dry.output and "\\x1b[31m" in dry.stderr

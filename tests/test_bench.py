@@ -223,3 +223,14 @@ def test_a_point_the_trainer_refuses_is_said_and_not_done(tmp_path, monkeypatch)
     (row,) = ResultStore(db).rows()
     assert row["status"] == "bad_config" and row["message"] == refusal.strip().removeprefix("error: ")
     assert ResultStore(db).done() == set()  # the next run tries it again
+
+
+@pytest.mark.parametrize("dataset", ["", "  "])
+def test_an_empty_dataset_is_refused_before_any_point_runs(tmp_path, monkeypatch, dataset):
+    """'' named the sweep's own folder, which passed the check, so every point started a trainer to be refused."""
+    monkeypatch.setattr(runner_module, "run_sweep", lambda *args, **kwargs: pytest.fail("a point ran"))
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "dataset": dataset}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "`dataset` is empty" in result.stderr

@@ -42,7 +42,7 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
     monkeypatch.setattr("orchestrator.cost.eval_hours", lambda fit, train_tokens: 0.0)
     job = write_job(tmp_path, max_steps=25, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=100)
     launched = runner.invoke(app, ["launch", str(job), "--budget", "0.035", "--target", "local", "--yes", "--json"])
-    assert launched.exit_code == 1, launched.output
+    assert launched.exit_code == 4, launched.output  # budget_stopped: the trainer's own exit code
     (run,) = runs()
     assert run["usd_per_hour"] == pytest.approx(USD_PER_HOUR)
     assert run["status"] == "budget_stopped" and within_budget(run), run["message"]
@@ -50,7 +50,7 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
     resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.045"])
-    assert resumed.exit_code == 1, resumed.output
+    assert resumed.exit_code == 4, resumed.output
     (run,) = runs()
     assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.045 and within_budget(run), run["message"]
 

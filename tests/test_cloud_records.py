@@ -1,8 +1,8 @@
 """A cloud run's record after `orch launch --detach`: it ends when SkyPilot says its job ended (at SkyPilot's end
 time, not when somebody looked or followed), and its spend never passes its budget (the VM's guard keeps the idle
-window after the trainer inside it), even while SkyPilot cannot be asked. Only the calls that would reach SkyPilot's API server are recorded (sky.queue,
-sky.jobs.queue_v2, sky.tail_logs, sky.jobs.tail_logs, sky.get, sky.down, sky.jobs.cancel, sky.storage_ls); their
-answers go through SkyPilot's own decoders, as the server's would."""
+window after the trainer inside it), even while SkyPilot cannot be asked. Only the calls that would reach SkyPilot's
+API server are recorded (sky.queue, sky.jobs.queue_v2, sky.tail_logs, sky.jobs.tail_logs, sky.get, sky.down,
+sky.jobs.cancel, sky.storage_ls); their answers go through SkyPilot's own decoders, as the server's would."""
 
 import json
 import time

@@ -78,3 +78,34 @@ def test_a_damaged_cache_entry_is_counted_again_and_never_fails_a_plan(tmp_path,
         count.write_bytes(damage)
         catalog.write_bytes(pickle.dumps([1, 2]))
         assert planned_tokens() == tokens, damage
+
+
+def test_a_model_the_trainer_refuses_is_said_as_the_trainer_says_it_not_blamed_on_the_data(tmp_path):
+    """A model folder with no tokenizer (or an unknown tiny model) made the count fail, and the plan said the dataset
+    "packs into 0 training sequences ... add data"; `orch train` names the model."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    for model, said in ((str(tmp_path / "model"), "holds no tokenizer"), ("orch/tiny-llamaX", "unknown model")):
+        _sized.cache_clear()
+        result = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, model=model)), "--budget", "100"])
+        assert result.exit_code == 2 and said in result.stderr and "packs into" not in result.stderr, result.stderr
+
+
+def test_a_count_that_fails_is_an_estimate_that_says_why_not_a_data_problem(tmp_path, monkeypatch):
+    """A count that failed (a tokenizer that breaks, the count's timeout on a slow machine) has no sequences: it was
+    reported as a dataset too small for one step."""
+    monkeypatch.setattr("orchestrator.data_size._count_tokens", lambda spec, base_dir: {"error": "took over 600 s"})
+    spec, size = load_sized_job(chat_job(tmp_path))
+    assert size.source == "estimate" and "tokenizing failed: took over 600 s" in size.detail
+    assert spec.dataset_tokens == size.tokens
+
+
+def test_a_folder_of_mixed_kinds_over_the_tokenize_limit_is_refused_as_launch_refuses_it(tmp_path, monkeypatch):
+    """Over TOKENIZE_MAX_BYTES nothing is counted, so `dataset: /etc` planned as an estimate of tokens while launch's
+    pre-flight refused it."""
+    monkeypatch.setattr("orchestrator.data_size.TOKENIZE_MAX_BYTES", 10)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_text("\n".join(CHATS) + "\n")
+    (tmp_path / "data" / "b.csv").write_text("text\nhello\n")
+    result = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, dataset="data")), "--budget", "100"])
+    assert result.exit_code == 2 and "more than one kind (1 .csv, 1 .jsonl)" in result.stderr, result.stderr

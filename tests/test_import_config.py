@@ -258,3 +258,16 @@ def test_axolotls_wandb_project_is_listed_with_the_variable_to_set():
     assert translation.job == {"report_to": "wandb"}
     (key, why), = translation.not_carried
     assert key == "wandb_project" and 'WANDB_PROJECT="foo"' in why
+
+
+def test_an_axolotl_dataset_entrys_fields_orch_does_not_read_are_listed():
+    """Only path, type, name, split and the chat fields of a `datasets:` entry are read: the rest vanished unsaid."""
+    from orchestrator.foreign_config import translate
+
+    raw = {"base_model": "meta-llama/Llama-3.1-8B", "adapter": "lora", "sequence_len": 512,
+           "datasets": [{"path": "data.jsonl", "type": "bogus", "data_files": ["a.jsonl"], "ds_type": "json",
+                         "train_on_split": "train"}]}
+    translation = translate(raw)
+    listed = {key for key, _ in translation.not_carried}
+    assert {"datasets.data_files", "datasets.ds_type", "datasets.train_on_split", "datasets.type"} <= listed
+    assert translation.job["dataset"] == "data.jsonl"

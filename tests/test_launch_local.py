@@ -226,3 +226,41 @@ def test_train_refuses_an_output_under_a_missing_folder_and_makes_the_output_its
     assert result.exit_code == 2 and not started and not (tmp_path / "nodir9").exists()
     assert result.stderr == f"error: --output '{output}': folder '{output.parent}' does not exist; create it first.\n"
     assert orch("train", job, "--output", tmp_path / "new").exit_code == 0 and len(started) == 1
+
+
+def test_a_run_that_ends_bad_config_exits_2_as_orch_train_does(tmp_path, monkeypatch):
+    """Over the tokenize limit the plan counts nothing, so only the trainer sees a record of no known shape: the run
+    ends bad_config, which is the user's input, and launch exited 1 while `orch train` exits 2."""
+    monkeypatch.setattr("orchestrator.data_size.TOKENIZE_MAX_BYTES", 10)
+    (tmp_path / "d.jsonl").write_text('{"foo": "no shape"}\n' + '{"text": "hello there"}\n' * 50)
+    result = orch("launch", write_job(tmp_path, dataset="d.jsonl", max_steps=2), "--budget", "0.05", "--target",
+                  "local", "--yes", "--json")
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stdout)["run"]["status"] == "bad_config"
+
+
+@pytest.mark.parametrize("status, code", [("ok", 0), ("running", 0), ("error", 1), ("bad_config", 2), ("oom", 3),
+                                          ("budget_stopped", 4), ("preempted", 5), ("stopped", 1), ("failed", 1)])
+def test_launch_and_resume_exit_with_the_runs_own_code(status, code):
+    """The trainer's exit code for an end it reports (README: Exit codes), so `orch launch` agrees with `orch train`;
+    a stop or a failure the trainer never reported is 1."""
+    from orchestrator.cli.runs import exit_code
+    from orchestrator.runs.status import RunStatus
+
+    assert exit_code(RunStatus(status)) == code
+
+
+def test_a_dry_run_on_the_local_target_says_its_out_is_not_written(tmp_path):
+    result = orch("launch", write_job(tmp_path), "--budget", "1", "--target", "local", "--dry-run", "--out",
+                  tmp_path / "task.yaml")
+    assert result.exit_code == 0 and "nothing written, a local run has no task file" in result.stderr, result.output
+    assert not (tmp_path / "task.yaml").exists()
+
+
+def test_runs_export_replaces_an_existing_file_only_with_force(tmp_path):
+    (tmp_path / "runs.csv").write_text("precious\n")
+    refused = orch("runs", "--export", tmp_path / "runs.csv")
+    assert refused.exit_code == 2 and "already exists: pass --force" in refused.stderr
+    assert (tmp_path / "runs.csv").read_text() == "precious\n"
+    assert orch("runs", "--export", tmp_path / "runs.csv", "--force").exit_code == 0
+    assert (tmp_path / "runs.csv").read_text() != "precious\n"

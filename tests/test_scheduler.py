@@ -135,6 +135,7 @@ def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp
     that no longer resolves is rejected, and the scheduler goes on with the others."""
     folder = tmp_path / "with-tok"
     (folder / "tok").mkdir(parents=True)
+    (folder / "tok" / "tokenizer.json").write_text("{}", encoding="utf-8")  # a tokenizer folder, as submit checks
     job = write_job(folder, name="with-tok", tokenizer="./tok")
     job_id = json.loads(orch("submit", job, "--json").stdout)["job_id"]
     monkeypatch.chdir("/")

@@ -290,3 +290,24 @@ def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
                                       "--set", "max_steps=2", "--set", "max_steps=3"])
     assert result.exit_code == 2 and "--set max_steps given twice, as 2 and 3: give it once" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_every_field_of_an_axolotl_dataset_entry_that_is_not_carried_is_listed():
+    """data_files, ds_type, train_on_split and a type orch does not know vanished unsaid, though `orch import`
+    promises every key not carried over; the fields that are carried (and a type orch reads by shape) are not."""
+    from trainer import foreign_keys
+
+    entry = {"path": "d.jsonl", "type": "[red]bogus", "data_files": ["x.jsonl"], "ds_type": "json",
+             "train_on_split": "validation", "name": "c", "split": "train", "shards": None}
+    left = dict(foreign_keys.left_behind_inside("datasets", [entry]))
+    assert set(left) == {"datasets.type", "datasets.data_files", "datasets.ds_type", "datasets.train_on_split"}
+    assert "'[red]bogus'" in left["datasets.type"] and "dataset_split" in left["datasets.train_on_split"]
+    custom = {"path": "d.jsonl", "type": {"field_instruction": "q", "field_output": "a", "format": "{q}"}}
+    assert foreign_keys.left_behind_inside("datasets", [custom]) == [
+        ("datasets.type.format", "orch has no such setting: it renders a custom type's parts its own way")]
+    chat = {"path": "d.jsonl", "type": "chat_template", "field_messages": "turns", "roles_to_train": ["gpt"]}
+    assert [key for key, _ in foreign_keys.left_behind_inside("datasets", [chat])] == ["datasets.roles_to_train"]
+    assert foreign_keys.left_behind_inside("datasets", [{"path": "d.jsonl", "type": "alpaca"}]) == []
+    assert [key for key, _ in foreign_keys.left_behind_inside("test_datasets", [{"path": "e", "split": "test"}])] \
+        == ["test_datasets.split"]
+    assert foreign_keys.left_behind_inside("datasets", [entry, entry]) == []  # the whole key is listed instead

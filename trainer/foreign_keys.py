@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from gpu_catalog.names import suggest
+from trainer.data_formats import SHAPES
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
 SHORTEST_HINTED_KEY = 3  # characters: a shorter unknown key (`a`, `3`) is found inside too many keys to hint at one
@@ -27,6 +28,17 @@ SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
 METHODS = {"lora": "lora", "qlora": "qlora", "full": "full", None: "full", "": "full"}
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
 FLASH_ATTN = {"fa2": "flash_attention_2", "sdpa": "sdpa", "disabled": "eager"}  # LLaMA-Factory's flash_attn
+# axolotl dataset `type`s whose records orch reads by their shape alone (trainer/data_formats.py), so the type carries
+# over as it is: alpaca's instruction/input/output, chat_template's messages, sharegpt's conversations, completion's
+# text. Any other type names a prompt format orch does not know, and is listed as not carried over.
+AXOLOTL_TYPES = ("alpaca", "chat_template", "sharegpt", "completion")
+AXOLOTL_TYPE_FIELDS = {"instruction": "field_instruction", "input": "field_input", "output": "field_output"}
+# Why a field of an axolotl dataset entry is not carried over, where there is more to say than that orch has none.
+AXOLOTL_DATASET_FIELDS = {
+    "ds_type": "orch reads a file by its suffix (.jsonl, .json, .parquet, .csv): name the file with such a suffix",
+    "data_files": "orch reads a whole dataset or one file: give the file with --set dataset=PATH",
+    "train_on_split": "orch trains on the split `dataset_split` names: give it with --set dataset_split=SPLIT",
+}
 
 
 class Carried(ValueError):
@@ -99,6 +111,10 @@ def _targets(value) -> dict:
     return _names("target_modules")(value)
 
 
+def _is_chat(kind) -> bool:
+    return isinstance(kind, str) and kind.startswith("chat_template")
+
+
 def _axolotl_datasets(value) -> dict:
     first = value[0] if isinstance(value, list) and value else value
     if not isinstance(first, dict) or "path" not in first:
@@ -108,16 +124,48 @@ def _axolotl_datasets(value) -> dict:
     out = {"dataset": first["path"]}
     kind = first.get("type")
     if isinstance(kind, dict):  # axolotl's custom format: which columns hold the parts
-        fields = {"instruction": "field_instruction", "input": "field_input", "output": "field_output"}
-        out["dataset_columns"] = {name: kind[field] for name, field in fields.items() if kind.get(field)}
-    elif isinstance(kind, str) and kind.startswith("chat_template") and first.get("field_messages") not in (
-            None, "messages", "conversations"):
+        out["dataset_columns"] = {name: kind[field] for name, field in AXOLOTL_TYPE_FIELDS.items() if kind.get(field)}
+    elif _is_chat(kind) and first.get("field_messages") not in (None, "messages", "conversations"):
         out["dataset_columns"] = {"conversations": first["field_messages"]}
     if first.get("name"):
         out["dataset_config"] = first["name"]
     if first.get("split"):
         out["dataset_split"] = first["split"]
     return out
+
+
+def _axolotl_dataset_left_behind(key: str, value) -> list[tuple[str, str]]:
+    """(`datasets.FIELD`, why) for each field of the one dataset entry that orch does not carry over: the entry's
+    path, name and split are carried, and its type where orch reads such records by their shape (a custom type's
+    field_instruction, field_input and field_output, a chat type's field_messages); of `test_datasets`, the path
+    alone. Without this, data_files, ds_type or an unknown type vanished unsaid."""
+    first = value[0] if isinstance(value, list) and len(value) == 1 else value
+    if not isinstance(first, dict) or "path" not in first:
+        return []  # the whole key is listed (Carried)
+    read = {"path"} if key == "test_datasets" else {"path", "name", "split"}
+    kind = first.get("type")
+    left = []
+    for field, item in first.items():
+        if item is None or field in read:
+            continue
+        where = f"{key}.{field}"
+        if key == "test_datasets":
+            left.append((where, "orch carries over an eval dataset's path only"))
+        elif field == "type" and isinstance(kind, dict):
+            left += [(f"{where}.{name}", "orch has no such setting: it renders a custom type's parts its own way")
+                     for name, part in kind.items() if part is not None and name not in AXOLOTL_TYPE_FIELDS.values()]
+        elif field == "type" and not (isinstance(kind, str) and kind.split(".")[0] in AXOLOTL_TYPES):
+            left.append((where, f"orch has no axolotl type {kind!r}: it reads a record by its shape ({SHAPES}), "
+                                "so check that the records are one of these"))
+        elif field != "type" and not (field == "field_messages" and _is_chat(kind)):
+            left.append((where, AXOLOTL_DATASET_FIELDS.get(field, "orch has no such setting for a dataset")))
+    return left
+
+
+def left_behind_inside(key: str, value) -> list[tuple[str, str]]:
+    """(dotted key, why) for the parts of a foreign key's value that its conversion carried over without: the fields
+    of axolotl's dataset entry it does not read. `orch import` lists them with the keys it did not carry at all."""
+    return _axolotl_dataset_left_behind(key, value) if key in ("datasets", "test_datasets") else []
 
 
 class ForeignKey(NamedTuple):

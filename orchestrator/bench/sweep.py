@@ -171,6 +171,9 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if threads is not None:
         threads = checks.number(threads, f"sweep {path}: cpu_threads", 1, 1024, whole=True)
     name = checks.safe_name(raw.get("name", checks.name_from_stem(Path(path).stem)), f"sweep {path}: name")
+    if not raw["dataset"].strip():  # '' is the sweep's own folder, found not to be data only in every trainer
+        raise UserError(f"sweep {path}: `dataset` is empty: give a data file or folder (relative to the sweep's "
+                        "folder).")
     dataset = (Path(path).parent / checks.user_path(raw["dataset"])).resolve()
     if not dataset.exists():
         raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")

@@ -21,7 +21,7 @@ from orchestrator.cli.options import (
     SpotOption,
 )
 from orchestrator.cli.planning import plan_job
-from orchestrator.cli.runs import follow_run
+from orchestrator.cli.runs import exit_code, follow_run
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import read_job
@@ -46,13 +46,16 @@ def launch_command(
     max_usd_per_hour: MaxUsdPerHourOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --dry-run: write the task file here (and the "
                                                             "files it mounts beside it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train on the cheapest suitable GPU (local or cloud) within the budget, and record the run."""
     if out is not None and not dry_run:
         raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
+    if force and out is None:  # as `orch import` says it: --force alone does nothing
+        raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
-        _check_task_out(out, job)  # before planning, not after it
+        _check_task_out(out, job, force)  # before planning, not after it
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour)
     spec = result.spec
@@ -89,8 +92,9 @@ def launch_command(
     _report(result, record, as_json, quiet=detach)
 
 
-def _check_task_out(out: Path, job: Path) -> None:
-    """A dry run's task file and the folder of files beside it replace neither the job nor a dataset it names."""
+def _check_task_out(out: Path, job: Path, force: bool) -> None:
+    """A dry run's task file and the folder of files beside it replace neither the job nor a dataset it names, and
+    an existing file only with --force, as `orch import --out` asks (a job file was replaced by the task)."""
     from orchestrator.launch.sky_task import task_files_dir
 
     try:
@@ -98,6 +102,8 @@ def _check_task_out(out: Path, job: Path) -> None:
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
     checks.output_file(out, "--out", inputs=inputs)
+    if (out.exists() or out.is_symlink()) and not force:
+        raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
     files_dir = task_files_dir(out)
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
@@ -124,6 +130,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         return
     if task is None:
         display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
+        if out is not None:  # said, or the user goes looking for a task file that was never written
+            display.say(f"--out {out}: nothing written, a local run has no task file.", err=True)
     elif out is None:
         sys.stdout.write(task.yaml_text)
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
@@ -135,8 +143,11 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         # a spot run is a managed job: `sky launch` would start a bare spot VM, never recovered nor taken down;
         # one line (not folded at the terminal's width), so the command copies whole
         command = "sky jobs launch" if chosen.delivery.managed else "sky launch"
-        display.err_console.print(f"task file: {out} (its files: {task.files_dir}); `{command} {out}{secrets}` "
-                                  "from this folder runs it", markup=False, highlight=False, soft_wrap=True)
+        # with its launch time, the budget's window counts provisioning and setup too (sky_task.LAUNCHED_AT_ENV)
+        command += f" {sky_task.LAUNCH_TIME_FLAG}"
+        # say: printable, as --out is a name given by a user and no escape in it may reach the terminal
+        display.say(f"task file: {out} (its files: {task.files_dir}); `{command} {out}{secrets}` from this folder "
+                    "runs it", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
     display.err_console.print("dry run: nothing launched.")
@@ -147,5 +158,5 @@ def _report(result, record, as_json: bool, quiet: bool = False) -> None:
         display.print_json({"plan": plan_dict(result), "run": record.as_dict()})
     elif not quiet:
         display.show_run(record)
-    if record.status not in (RunStatus.OK, RunStatus.RUNNING):
-        raise typer.Exit(1)
+    if code := exit_code(record.status):
+        raise typer.Exit(code)

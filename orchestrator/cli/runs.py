@@ -19,6 +19,7 @@ from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.spend import spend_usd
+from trainer.status import TrainStatus
 
 EXPORT_FORMATS = (".csv", ".parquet")
 TIME_COLUMNS = {"created_at", "started_at", "ended_at"}  # epoch seconds in runs.db
@@ -52,16 +53,32 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
         raise typer.Exit(130) from None
 
 
+def exit_code(status: RunStatus) -> int:
+    """What `orch launch` and `orch resume` exit with for a run's status: the trainer's own code for an end it
+    reports (bad_config 2, as `orch train` exits, oom 3, ...), 0 while it runs, 1 for a stop or a failure the
+    trainer never reported."""
+    if status is RunStatus.RUNNING:
+        return 0
+    return next((train.exit_code for train in TrainStatus if train.value == status.value), 1)
+
+
 @user_errors
 def runs_command(
     as_json: JsonFlag = False,
     export: Annotated[Path | None, typer.Option(help="Also write every run to a .csv or .parquet file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --export file if it exists.")] = False,
 ) -> None:
     """Every run: target, status, and the estimate beside what was measured."""
+    if force and export is None:  # as `orch import` says it: --force alone does nothing
+        raise UserError("--force replaces an existing --export file: give --export FILE with it, or leave --force "
+                        "out.")
     if export is not None and export.suffix.lower() not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
     if export is not None:
         checks.output_file(export, "--export")
+        if (export.exists() or export.is_symlink()) and not force:  # an export kept from before is not lost
+            raise UserError(f"--export '{export}' already exists: pass --force to replace it, or choose another "
+                            "file.")
     records = lifecycle.refresh(RunStore())
     if export is not None:
         import pandas as pd
@@ -133,13 +150,13 @@ def resume_command(
     if detach or record.status is not RunStatus.RUNNING:
         display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
                               RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")
-        if record.status is not RunStatus.RUNNING:
-            raise typer.Exit(1)
+        if code := exit_code(record.status):
+            raise typer.Exit(code)
         return
     record = follow_run(store, record)
     display.show_run(record)
-    if record.status is not RunStatus.OK:
-        raise typer.Exit(1)
+    if code := exit_code(record.status):
+        raise typer.Exit(code)
 
 
 @user_errors
@@ -148,4 +165,4 @@ def pull_command(run_id: RunArgument) -> None:
     store = RunStore()
     record = find_run(store, run_id)
     lifecycle.pull(record)
-    display.console.print(f"{record.run_id}: output in {record.output_dir}", markup=False)
+    display.say(f"{record.run_id}: output in {record.output_dir}")  # printable: ORCH_HOME may hold any character
