@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -299,3 +300,10 @@ def _writable_folder(folder: Path, what: str, path: Path) -> None:
         raise UserError(f"{what} '{path}': '{folder}' is a file, not a folder.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{what} '{path}': folder '{folder}' is not writable.")
+    try:  # access() says yes to root everywhere: /proc, a read-only mount failed only after the work, at the write
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".orch-write-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{what} '{path}': folder '{folder}' takes no new file ({exc.strerror}): choose another "
+                        "folder.") from None

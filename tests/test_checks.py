@@ -188,3 +188,10 @@ def test_read_text_drops_a_byte_order_mark_and_counts_it_in_a_bad_byte_s_place(t
 def test_an_input_that_is_a_device_is_not_said_to_be_missing():
     with pytest.raises(UserError, match="'/dev/null' is not a regular file"):
         checks.input_file("/dev/null", "ORCH_CALIBRATION file", "fix the path.")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_folder_that_takes_no_new_file_is_refused_before_any_work():
+    """access() says yes to root everywhere: `bench --out /proc/x.jsonl` ran every point, then failed at the write."""
+    with pytest.raises(UserError, match="folder '/proc' takes no new file"):
+        checks.output_file(Path("/proc/x.jsonl"), "--out")

@@ -259,3 +259,24 @@ def test_the_default_trace_is_found_from_any_folder_and_a_missing_one_is_said(tm
     assert missing.exit_code == 0, missing.output
     markdown = (tmp_path / "missing" / "report.md").read_text()
     assert "## Local, cloud or both: the hybrid question" in markdown and "Left out: no job trace" in markdown
+
+
+def test_the_default_job_and_committed_results_are_found_from_any_folder(tmp_path, monkeypatch):
+    """`orch report` run outside the source folder failed: its default job was looked for in the working folder."""
+    from orchestrator.bench.results import RESULTS_DIR
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert RESULTS_DIR == REPO / "benchmarks" / "results"
+
+
+def test_a_command_that_only_reads_the_results_database_refuses_a_missing_one(tmp_path):
+    """`calibrate --db` and `report --db` made an empty database at a typo'd path and went on with no results."""
+    missing = tmp_path / "typo.db"
+    for command in (["calibrate", "--out", str(tmp_path / "cal.json")], ["report", "--out", str(tmp_path / "rep")]):
+        result = CliRunner().invoke(app, [*command, "--db", str(missing)])
+        assert result.exit_code == 2 and "--db" in result.stderr and "does not exist" in result.stderr, result.output
+    assert not missing.exists()

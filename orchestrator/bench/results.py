@@ -24,7 +24,9 @@ BENCH_DB = Schema(
     required_columns={"results": {"point_id", "sweep", "status", "created_at", "row_json"}},
     identity_columns={"results": {"point_id", "sweep", "row_json"}},
 )
-RESULTS_DIR = Path("benchmarks/results")  # committed GPU results, read when orch runs in a source checkout
+# committed GPU results, read when orch runs from a source checkout, whatever the working folder (an installed wheel
+# has no benchmarks/: nothing is read)
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def default_db() -> Path:

@@ -18,16 +18,22 @@ from trainer.status import TrainStatus
 
 MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
 SOURCE_DIR = Path(__file__).resolve().parents[2]  # orch's source checkout (an installed wheel has no benchmarks/)
-DEFAULT_REPORT_JOB = Path("examples/llama31-8b-qlora.yaml")  # in a source checkout; elsewhere pass --job
+DEFAULT_REPORT_JOB = SOURCE_DIR / "examples" / "llama31-8b-qlora.yaml"  # from any folder; a wheel: pass --job
 DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
 ResultsOption = Annotated[list[Path] | None, typer.Option(
     "--results", help="Result files (JSONL) to use; default: the database plus benchmarks/results/*.jsonl.")]
 
 
-def check_db(db: Path | None) -> None:
-    """--db names a results database: an existing file, or one to create in a writable folder."""
-    if db is not None and not db.is_file():
-        checks.output_file(db, "--db")
+def check_db(db: Path | None, reads_only: bool = False) -> None:
+    """--db names a results database: an existing file, or (for `orch bench`, which records into it) one to create
+    in a writable folder. A command that only reads it refuses a missing one: it made an empty database at a typo'd
+    path and went on with no results."""
+    if db is None or db.is_file():
+        return
+    if reads_only:
+        raise UserError(f"--db '{db}' does not exist: give the results database `orch bench --db` recorded into, or "
+                        "leave --db out for $ORCH_HOME/bench.db.")
+    checks.output_file(db, "--db")
 
 
 def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
@@ -98,7 +104,7 @@ def calibrate_command(
 
     if out is not None:
         checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])))
-    check_db(db)
+    check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
     result = calibrate(rows, out or calibration_file(), sources)
     display.print_json(result) if as_json else display.show_calibration(result)
@@ -142,7 +148,7 @@ def report_command(
         load_job(path)  # a bad job fails before the report folder is made
     if trace is not None:
         checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {trace}`.")
-    check_db(db)
+    check_db(db, reads_only=True)
     from orchestrator.bench.report_hybrid import DEFAULT_TRACE  # matplotlib: only once the inputs are good
     from orchestrator.bench.report_render import write_report
 
