@@ -271,3 +271,14 @@ def test_an_axolotl_dataset_entrys_fields_orch_does_not_read_are_listed():
     listed = {key for key, _ in translation.not_carried}
     assert {"datasets.data_files", "datasets.ds_type", "datasets.train_on_split", "datasets.type"} <= listed
     assert translation.job["dataset"] == "data.jsonl"
+
+
+def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
+    """`orch import --set k=1 --set k=2` kept the last silently, where `orch train` refuses it."""
+    config = tmp_path / "axolotl.yaml"
+    config.write_text("base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 512\nmax_steps: 10\n"
+                      "datasets:\n  - path: data.jsonl\n    type: alpaca\n", encoding="utf-8")
+    twice = CliRunner().invoke(app, ["import", str(config), "--set", "lora_r=8", "--set", "lora_r=16"])
+    assert twice.exit_code == 2 and "--set lora_r given twice, as 8 and 16" in twice.stderr, twice.output
+    same = CliRunner().invoke(app, ["import", str(config), "--set", "lora_r=8", "--set", "lora_r=8"])
+    assert same.exit_code == 0 and "lora_r: 8" in same.stdout, same.output

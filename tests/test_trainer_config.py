@@ -124,8 +124,8 @@ def test_unrunnable_configs_fail_before_any_work(tmp_path, capsys, changes, mess
 @pytest.mark.skipif(not os.access("/proc", os.W_OK), reason="needs a folder that passes the checks but refuses mkdir")
 def test_an_output_folder_the_system_refuses_is_a_one_line_error(tmp_path, capsys):
     assert main([str(write_job(tmp_path)), "--output", "/proc/orch-output"]) == 2  # /proc: writable, yet no mkdir
-    assert capsys.readouterr().err.strip() == "error: --output '/proc/orch-output' cannot be made: No such file or " \
-                                              "directory."
+    assert capsys.readouterr().err.strip() == "error: --output '/proc/orch-output': folder '/proc' takes no new " \
+                                              "file (No such file or directory): choose another folder."
 
 
 def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):

@@ -402,10 +402,15 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
-        given: dict = {}
-        for key, value in map(parse_override, overrides):  # the last of two was kept silently
-            if key in given and given[key] != value:
-                raise ConfigError(f"--set {key} given twice, as {given[key]!r} and {value!r}: give it once.")
-            given[key] = value
-        raw.update(given)
+        raw.update(parse_overrides(overrides))
     return config_from_dict(raw, name=path.stem, base_dir=path.parent), path.parent
+
+
+def parse_overrides(overrides) -> dict:
+    """Every `--set key=value`, each key once: of two values the last was kept silently."""
+    given: dict = {}
+    for key, value in map(parse_override, overrides):
+        if key in given and given[key] != value:
+            raise ConfigError(f"--set {key} given twice, as {given[key]!r} and {value!r}: give it once.")
+        given[key] = value
+    return given

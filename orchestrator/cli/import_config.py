@@ -14,7 +14,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.foreign_config import translate
-from trainer.config import ConfigError, config_from_dict, parse_override
+from trainer.config import ConfigError, config_from_dict, parse_overrides
 
 
 def _read_yaml(path: Path) -> dict:
@@ -41,7 +41,7 @@ def import_command(
         if (out.exists() or out.is_symlink()) and not force:  # a job is often edited after import: ask first
             raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
     translation = translate(_read_yaml(config))
-    job = {**translation.job, **dict(parse_override(v) for v in set_values or [])}
+    job = {**translation.job, **parse_overrides(set_values or [])}
     try:
         config_from_dict(job, name=config.stem)
     except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
