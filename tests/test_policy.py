@@ -5,6 +5,7 @@ import math
 
 from gpu_catalog.gpus import cpu_gpu, get_gpu
 from gpu_catalog.models import get_model
+from gpu_catalog.units import usd_text
 from orchestrator.job import job_from_dict
 from orchestrator.schedule.policy import (
     DEADLINE_SAFETY_FACTOR,
@@ -35,6 +36,7 @@ def test_a_free_local_card_that_meets_the_deadline_takes_the_job():
     decision = decide(ask(deadline_h=100), MODEL, [LocalSlot("0", RTX4090)], CLOUD)
     assert decision.action == "start_local" and decision.slot.slot_id == "0"
     assert "fits locally and meets the deadline" in decision.reason
+    assert usd_text(decision.option.estimate.cost_usd) in decision.reason  # $0.975, not $0.97 (sub-cent: $0.00)
 
 
 def test_a_busy_card_that_still_meets_the_deadline_is_waited_for():

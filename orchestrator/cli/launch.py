@@ -8,6 +8,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 from orchestrator import preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
@@ -74,7 +75,7 @@ def launch_command(
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
         typer.confirm(f"Launch on {chosen.offer.gpu.name} ({where}{', spot' if chosen.offer.spot else ''}), about "
-                      f"{chosen.estimate.hours:.2f} h and ${chosen.estimate.cost_usd:.2f}?", abort=True)
+                      f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?", abort=True)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     store = RunStore()
     record = lifecycle.create_run(store, spec, job, chosen, budget)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
+from gpu_catalog.units import usd_text
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
@@ -99,7 +100,7 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
     option = Option(slot.offer, e)
     if slot.busy_for_h <= 0:
         return Decision("start_local", f"{why}: free local {slot.offer.gpu.name} ({e.vram_gib:.1f} GiB), "
-                                       f"{e.hours:.2f} h, ${e.cost_usd:.2f}", slot, option)
+                                       f"{e.hours:.2f} h, {usd_text(e.cost_usd)}", slot, option)
     return Decision("wait", f"{why}: waiting {slot.busy_for_h:.2f} h for local {slot.offer.gpu.name}, then "
                             f"{e.hours:.2f} h", slot, option)
 
@@ -126,7 +127,7 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
             why = "on-demand"
         return chosen, why
     if spend_left_usd < ask.budget_usd and any(r.kind == "budget" for r in result.rejected):
-        return None, f"the monthly spend cap leaves ${max(0.0, spend_left_usd):.2f}"
+        return None, f"the monthly spend cap leaves {usd_text(max(0.0, spend_left_usd))}"
     return None, no_option_message(result) if not result.options else "spot needs more slack than the deadline has"
 
 
@@ -167,7 +168,7 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if option is not None:
         o, e = option.offer, option.estimate
         return Decision("start_cloud", f"{local_why}; {why}: {o.gpu.name} on {o.provider} {o.region}, "
-                                       f"{e.hours:.2f} h, ${e.cost_usd:.2f}", option=option)
+                                       f"{e.hours:.2f} h, {usd_text(e.cost_usd)}", option=option)
     if local:
         late = f", {local[0].finish_h - ask.deadline_h:.1f} h late" if ask.deadline_h is not None else ""
         return _start_or_wait(ask, model, local[0], f"{why.rstrip('.')}; late is better than never{late}")
