@@ -72,3 +72,20 @@ def test_a_refused_resume_keeps_the_runs_budget():
     with pytest.raises(UserError, match=r"has spent .* of a \$0\.00001"):
         lifecycle.resume(RunStore(), ended, budget_usd=0.00001)
     assert RunStore().get(record.run_id).budget_usd == 5.0
+
+
+def test_a_start_refused_before_any_request_adds_no_spend(monkeypatch):
+    """A cloud run refused before any VM (a spot run with no store for its checkpoints) was recorded with the
+    milliseconds of the refusal as its cost."""
+    record = ended_session(10.0, status=RunStatus.PREEMPTED, wall_s=50.0, cost_usd=0.5)
+
+    class Refusing:
+        def start(self, *args):
+            raise UserError("no storage cloud for a spot run's checkpoints")
+
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: Refusing())
+    time.sleep(0.05)
+    with pytest.raises(UserError, match="no storage cloud"):
+        lifecycle.start(RunStore(), record)
+    ended = RunStore().get(record.run_id)
+    assert ended.status is RunStatus.FAILED and ended.wall_s == 50.0 and ended.cost_usd == 0.5

@@ -69,8 +69,8 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
     record = store.get(record.run_id)
     try:
         facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
-    except UserError as exc:
-        _end(store, record, RunStatus.FAILED, str(exc))
+    except UserError as exc:  # refused here, before any request reached a cloud or a trainer started: no spend
+        _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
         raise
     except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
         who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
