@@ -87,7 +87,9 @@ class SkyPilotLauncher:
 
     def is_running(self, record: RunRecord) -> bool:
         """False once a stop was asked (`stop` cancels synchronously), or once SkyPilot says the job ended: its log,
-        with the trainer's metrics, is then copied home and its end time kept for ended_at(). True while the job
+        with the trainer's metrics, is then copied home and its end time kept for ended_at(); an output kept on the
+        VM's disk comes home too, and the cluster is taken down (it would down itself within the hour, and the
+        output with it: a detached run's adapter was lost unless somebody pulled it in time). True while the job
         runs, and while SkyPilot cannot be asked (no API server, the cluster or the jobs controller gone): the run
         stays as recorded, its spend capped by spend.cap_usd."""
         if not record.status.is_active() or record.stop_requested:
@@ -100,11 +102,24 @@ class SkyPilotLauncher:
                 if job is None or not job.status.is_terminal():
                     return True
                 _log_home(sky, record, follow=False)
-            _metrics_home(record)  # how the trainer ended, for finish()
+                _metrics_home(record)  # how the trainer ended, for finish()
+                if output_location(record).kind == "cluster":
+                    self._home_then_down(sky, record)  # not home: said by `orch pull RUN`, which tries again
         except Exception:  # noqa: BLE001 - SkyPilot cannot be asked now: the next look asks again
             return True
         self._ends[record.run_id] = job.end_at
         return False
+
+    def _home_then_down(self, sky, record: RunRecord) -> Exception | None:
+        """Bring the output home, then take an on-demand cluster down (stop paying now, not after its autostop);
+        output that cannot come home stays on the cluster until its autostop, for `orch pull`: why, returned."""
+        try:
+            self.pull(record)
+        except Exception as exc:  # noqa: BLE001 - not home: the cluster stays, and `orch pull RUN` can try again
+            return exc
+        if not record.spot:
+            sky.get(sky.down(record.cluster))
+        return None
 
     def ended_at(self, record: RunRecord) -> float | None:
         """When the run's job ended by SkyPilot's clock, as is_running, follow or stop last heard; None when it had
@@ -123,14 +138,9 @@ class SkyPilotLauncher:
                                 f"cluster may be gone. `orch runs` records its end once SkyPilot reports it; `orch "
                                 f"stop {record.run_id}` ends it now.") from None
             self._ends[record.run_id] = _end_of(sky, record)
-            try:
-                self.pull(record)
-            except Exception as exc:  # noqa: BLE001 - not home: the cluster stays until its autostop takes it down
-                out.write(f"\n{one_line(exc)} The output stays on {record.cluster} until its autostop: "
+            if problem := self._home_then_down(sky, record):
+                out.write(f"\n{one_line(problem)} The output stays on {record.cluster} until its autostop: "
                           f"`orch pull {record.run_id}`.\n")
-                return
-            if not record.spot:
-                sky.get(sky.down(record.cluster))
 
     def pull(self, record: RunRecord) -> None:
         """metrics.json comes home through the log the run printed it into; final/, steps.jsonl and the rest from
