@@ -462,7 +462,7 @@ for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -180
              CARD % "count: 0", CARD % "count: 1.5", CARD % "power_w: .inf", CARD % "ssh_pool: ../x",
              CARD % "accelerator: .nan", CARD % "accelerator: '[red]x'", "cards: 1",
              CARD % "colour: red", "pue: .nan", "pue: .inf", "pue: 0.5", "electricity_usd_per_kwh: -1",
-             "cost_policy: free", "cards: [gpu: x", "cards: [{gpu: RTX 4080}]", "cards: [{count: 1}]",
+             "cost_policy: free", "cards: [gpu: x", "cards: [{gpu: RTX 4070}]", "cards: [{count: 1}]",
              "pue: 1.2\npue: 1.5", "- a list", "cards: {gpu: RTX 4090}"):
     case(f"hardware-{text}", lambda i, t=text: i.hardware(t))
 case("hardware-not-utf8", lambda i: i.hardware(b"pue: 1.0 # \xff\n"))
@@ -543,7 +543,7 @@ case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
 for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
               ["--seq-len", "99999999999"], ["--micro-batch", "99999999999"], ["--grad-accum", "99999999999"],
               ["--lora-r", "99999999999"], ["--loss-chunk-tokens", "99999999999"],
-              ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4080"], ["--target-modules", "foo"],
+              ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4070"], ["--target-modules", "foo"],
               ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("estimate-seq-len-text", lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "long"])

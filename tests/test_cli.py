@@ -80,7 +80,7 @@ def test_plan_respects_providers():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["estimate", "Llama-3.1-8B", "--gpu", "RTX 4080"], "unknown GPU 'RTX 4080'. Did you mean"),
+    (["estimate", "Llama-3.1-8B", "--gpu", "RTX 4070"], "unknown GPU 'RTX 4070'. Did you mean"),
     (["estimate", "Lama-3.1-8B"], "unknown model 'Lama-3.1-8B'. Did you mean"),
     (["estimate", "Llama-3.1-8B", "--seq-len", "0"], "`seq_len` must be above 0"),
     (["estimate", "Llama-3.1-8B", "--method", "dora"], "`method` must be one of"),

@@ -46,7 +46,44 @@ def test_lookup_accepts_common_spellings(spelling, expected):
 
 def test_a_miss_suggests_near_names():
     with pytest.raises(UserError, match="Did you mean: .*RTX 4090"):
-        get_gpu("RTX 4080")
+        get_gpu("RTX 4070")  # not in the catalog (the RTX 4080 is now)
+
+
+# Cards users name that the catalog lacked (`orch estimate --gpu "RTX 4080"` exited 2), and the spellings NVML and
+# clouds use for cards it had: each resolves to the row named, with positive specs.
+ADDED_NAMES = [
+    ("A40", "A40"), ("L40", "L40"), ("RTX A5000", "RTX A5000"), ("A5000", "RTX A5000"), ("RTX A4000", "RTX A4000"),
+    ("A4000", "RTX A4000"), ("RTX 4080", "RTX 4080"), ("RTX 4080 16GB", "RTX 4080"),
+    ("NVIDIA GeForce RTX 4080", "RTX 4080"), ("RTX 4080 SUPER", "RTX 4080 SUPER"), ("RTX4080S", "RTX 4080 SUPER"),
+    ("RTX 4070 Ti SUPER", "RTX 4070 Ti SUPER"), ("RTX 4070 Ti SUPER 16GB", "RTX 4070 Ti SUPER"),
+    ("RTX 3090 Ti", "RTX 3090 Ti"), ("NVIDIA GeForce RTX 3090 Ti", "RTX 3090 Ti"), ("RTX 3080", "RTX 3080 10GB"),
+    ("RTX 3080 10GB", "RTX 3080 10GB"), ("RTX 2080 Ti", "RTX 2080 Ti"), ("Titan RTX", "Titan RTX"),
+    ("NVIDIA TITAN RTX", "Titan RTX"), ("A30", "A30"), ("RTX 5080", "RTX 5080"), ("A100 80GB PCIe", "A100 80GB PCIe"),
+    ("A100-PCIE-80GB", "A100 80GB PCIe"), ("H100 80GB HBM3", "H100 SXM"), ("H100-SXM5-80GB", "H100 SXM"),
+    ("NVIDIA L40S", "L40S"), ("A100-SXM4-40GB", "A100 40GB"),
+]
+
+
+@pytest.mark.parametrize("spelling, expected", ADDED_NAMES)
+def test_added_cards_and_spellings_resolve_to_rows_with_positive_specs(spelling, expected):
+    gpu = get_gpu(spelling)
+    assert gpu.name == expected
+    assert gpu.vram_gib > 0 and gpu.mem_bw_gbps > 0 and gpu.train_tflops > 0 and gpu.tdp_w > 0
+
+
+def test_turing_cards_have_no_bf16_and_train_at_their_fp16_rate():
+    for name in ("RTX 2080 Ti", "Titan RTX"):
+        gpu = get_gpu(name)
+        assert gpu.compute_capability == "7.5" and not gpu.supports_bf16 and gpu.bf16_tflops == 0, name
+        assert gpu.train_tflops == gpu.fp16_tflops > 0, name
+
+
+def test_a100_pcie_is_its_own_row_as_h100_pcie_is():
+    """The PCIe A100 80GB has less bandwidth than the SXM one (1935 vs 2039 GB/s); a cloud's bare `A100` with 80 GB
+    is still the SXM card, as before the PCIe row."""
+    assert get_gpu("A100 80GB PCIe").mem_bw_gbps < get_gpu("A100 80GB").mem_bw_gbps
+    assert closest_variant(get_gpu("A100"), 80).name == "A100 80GB"
+    assert closest_variant(get_gpu("A100 80GB PCIe"), 80).name == "A100 80GB PCIe"
 
 
 def test_turing_rtx6000_is_not_mistaken_for_the_ada_card():
@@ -62,3 +99,6 @@ def test_dense_rates_not_sparse_for_known_cards():
     # the reference figures: RTX 4090 165.2 (not 330 or 1171), H100 SXM 989 (not 1979)
     assert get_gpu("RTX 4090").bf16_tflops == pytest.approx(165.2)
     assert get_gpu("H100 SXM").bf16_tflops == pytest.approx(989)
+    # GeForce cards at the FP32-accumulate rate NVIDIA's whitepapers give, not the FP16-accumulate or sparse one
+    assert get_gpu("RTX 4080").bf16_tflops == pytest.approx(97.5)
+    assert get_gpu("RTX 3090 Ti").bf16_tflops == pytest.approx(80)

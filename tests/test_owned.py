@@ -54,7 +54,7 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text, message", [
     ("cards: [{gpu: RTX 4090, utilization: 2}]", "utilization must be at least 0.01 and at most 1"),
-    ("cards: [{gpu: RTX 4080}]", "unknown GPU 'RTX 4080'"),
+    ("cards: [{gpu: RTX 4070}]", "unknown GPU 'RTX 4070'"),
     ("cards: [{gpu: RTX 4090, colour: red}]", "unknown card key colour"),
     ("cost_policy: free", "cost_policy must be one of"),
     ("cards: [gpu: x", "not valid YAML"),
