@@ -176,6 +176,9 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
             raise UserError(f"{where}: `{key}` must be text, got {checks.printable(repr(row[key]))[:60]}.")
     if not isinstance(row.get("stable"), (bool, type(None))):
         raise UserError(f"{where}: `stable` must be true or false.")
+    if row.get("stable") and row.get("tokens_per_s_interval") is None:  # stability.is_stable needs an interval
+        raise UserError(f"{where}: `stable` is true without `tokens_per_s_interval`: a point is stable only when "
+                        "its median is known within an interval; run the point again with `orch bench`.")
     peak = row.get("peak_vram_gib") or {}
     if not isinstance(peak, dict):
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")

@@ -149,12 +149,13 @@ def report_command(
     if trace is not None:
         checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {trace}`.")
     check_db(db, reads_only=True)
+    rows, sources = gather_rows(db, results)  # every row checked as it is read, runs.db's too
+    runs = launched_runs()
     from orchestrator.bench.report_hybrid import DEFAULT_TRACE  # matplotlib: only once the inputs are good
     from orchestrator.bench.report_render import write_report
 
-    rows, sources = gather_rows(db, results)
     default_trace = SOURCE_DIR / DEFAULT_TRACE  # whatever the working folder: run elsewhere, it was not found
-    data, written = write_report(rows, launched_runs(), jobs, out, html, sources, budget, deadline,
+    data, written = write_report(rows, runs, jobs, out, html, sources, budget, deadline,
                                  trace or (default_trace if default_trace.is_file() else None))
     if as_json:
         display.print_json(data)
