@@ -188,7 +188,7 @@ def test_an_unstable_point_says_so_in_the_table(tmp_path, monkeypatch):
     """Its row said `stable: false` and "unstable: ...", but the table at 80 columns showed `ok`."""
     monkeypatch.setattr(runner_module, "run_sweep", _recorded([
         {"status": "ok", "tokens_per_s": 900.0, "stable": False, "message": "unstable: tokens/s median +-30% (95%)"},
-        {"status": "ok", "tokens_per_s": 800.0, "stable": True}]))
+        {"status": "ok", "tokens_per_s": 800.0, "stable": True, "tokens_per_s_interval": 0.02}]))
     result = runner.invoke(app, ["bench", str(write_sweep(tmp_path)), "--db", str(tmp_path / "b.db")],
                            env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
