@@ -241,3 +241,17 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     (run,) = RunStore().all()
     assert jobs()[job_id]["budget_usd"] is None and jobs()[job_id]["run_budget_usd"] == run.budget_usd > 0
     assert "(2x the estimate)" in " ".join(orch("queue", "--explain").stdout.split())
+
+
+def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(tmp_path):
+    """`orch launch` refuses flash-attention for a cloud VM before buying one; the scheduler started such a job on a
+    cloud without asking (only the missing storage cloud here stopped the launch)."""
+    folder = tmp_path / "fa"
+    folder.mkdir()
+    job = write_job(folder, name="fa", model="Qwen/Qwen2.5-0.5B", attention="flash_attention_2",
+                    train_tokens=100_000_000, max_steps=None)
+    job_id = json.loads(orch("submit", job, "--budget", "50", "--json").stdout)["job_id"]
+    said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
+    assert jobs()[job_id]["status"] == "rejected", said
+    assert "pre-flight: attention flash_attention_2 needs flash-attn" in jobs()[job_id]["reason"]
+    assert RunStore().all() == []

@@ -20,6 +20,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
+from orchestrator import preflight
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
@@ -167,6 +168,8 @@ class Scheduler:
                              deadline_h, job.preemptions)
                 try:
                     decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left)
+                    if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
+                        preflight.check(spec, Path(job.job_path), decision.option)
                 except UserError as exc:
                     decision = Decision("reject", str(exc))
             decided.append((job, decision))
