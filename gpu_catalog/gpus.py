@@ -99,13 +99,20 @@ def closest_variant(gpu: GPU, vram_gib: float) -> GPU:
     return min(family, key=lambda g: (abs(g.vram_gib - vram_gib), g != gpu))
 
 
+# Trailing words that make another card, not a spelling of this one: 'RTX 4080 Laptop GPU' (12 GiB, a third slower)
+# is no RTX 4080, nor 'RTX 3080 Ti' an RTX 3080
+OTHER_CARD_WORDS = {"laptop", "mobile", "max", "ti", "super", "d"}
+
+
 def gpu_from_device_name(device_name: str, vram_gib: float) -> GPU | None:
-    """Match NVML's names ('NVIDIA H100 80GB HBM3', 'Tesla V100-SXM2-32GB') by dropping trailing words."""
+    """Match NVML's names ('NVIDIA H100 80GB HBM3', 'Tesla V100-SXM2-32GB') by dropping trailing words, but never a
+    word that names another card (OTHER_CARD_WORDS): such a card is unknown, not taken for its namesake."""
     words = re.split(r"[\s-]+", device_name.strip())
     for end in range(len(words), 0, -1):
         gpu = find_gpu(" ".join(words[:end]))
         if gpu is not None:
-            return closest_variant(gpu, vram_gib)
+            dropped = {word.lower() for word in words[end:]}
+            return None if dropped & OTHER_CARD_WORDS else closest_variant(gpu, vram_gib)
     return None
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import closest_variant, find_gpu, get_gpu, load_gpus
+from gpu_catalog.gpus import closest_variant, find_gpu, get_gpu, gpu_from_device_name, load_gpus
 from gpu_catalog.names import normalize
 
 REQUIRED = ["RTX 3060 12GB", "RTX 3090", "RTX 4060 Ti 16GB", "RTX 4090", "RTX 5090", "RTX A6000", "RTX 6000 Ada", "T4",
@@ -102,3 +102,14 @@ def test_dense_rates_not_sparse_for_known_cards():
     # GeForce cards at the FP32-accumulate rate NVIDIA's whitepapers give, not the FP16-accumulate or sparse one
     assert get_gpu("RTX 4080").bf16_tflops == pytest.approx(97.5)
     assert get_gpu("RTX 3090 Ti").bf16_tflops == pytest.approx(80)
+
+
+@pytest.mark.parametrize(("device_name", "vram_gib", "expected"), [
+    ("NVIDIA GeForce RTX 4080 Laptop GPU", 11.6, None), ("NVIDIA RTX A4000 Laptop GPU", 7.8, None),
+    ("NVIDIA GeForce RTX 3080 Ti", 12.0, None),  # other cards than their namesakes: unknown, not the desktop row
+    ("NVIDIA GeForce RTX 4080 SUPER", 16.0, "RTX 4080 SUPER"), ("NVIDIA H100 80GB HBM3", 79.6, "H100 SXM"),
+    ("Tesla V100-SXM2-32GB", 32.0, "V100 32GB"),
+])
+def test_a_device_name_matches_its_own_card_never_a_namesake(device_name, vram_gib, expected):
+    gpu = gpu_from_device_name(device_name, vram_gib)
+    assert (gpu.name if gpu else None) == expected
