@@ -89,3 +89,11 @@ def test_a_start_refused_before_any_request_adds_no_spend(monkeypatch):
         lifecycle.start(RunStore(), record)
     ended = RunStore().get(record.run_id)
     assert ended.status is RunStatus.FAILED and ended.wall_s == 50.0 and ended.cost_usd == 0.5
+
+
+def test_a_resumed_cloud_launch_still_under_way_is_not_ended_by_the_last_sessions_metrics():
+    """`orch runs` during a resume's launch took the first session's metrics.json for the end of this one."""
+    record = ended_session(5.0, status=RunStatus.LAUNCHING, target=Target.CLOUD, request_id="request-1",
+                           provider="lambda", cluster="orch-x")
+    lifecycle.refresh(RunStore())
+    assert RunStore().get(record.run_id).status is RunStatus.LAUNCHING

@@ -166,7 +166,7 @@ def _recover(store: RunStore, record: RunRecord, launcher) -> None:
     facts = launcher.recover(record)
     if facts is not None:
         store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
-    elif (record.output_dir / "metrics.json").is_file():
+    elif _this_sessions_metrics(record):
         finish(store, record)
     elif record.request_id is None and time.time() - (record.started_at or record.created_at) > UNSTARTED_GRACE_S:
         _end(store, record, RunStatus.FAILED, "its launcher died before the trainer started")
@@ -176,7 +176,7 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     if not Path(record.run_dir).is_dir():
         return None, f"its run folder {record.run_dir} is gone"
     path = record.output_dir / "metrics.json"
-    if path.is_file() and record.started_at is not None and path.stat().st_mtime < record.started_at:
+    if path.is_file() and not _this_sessions_metrics(record):
         # an earlier session's: a resumed trainer killed before its own end wrote none, and the old one's figures
         # (status, steps, tokens/s) are not this session's
         return None, ("the trainer exited without this session's metrics.json (killed?): see `orch logs "
@@ -192,6 +192,12 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return None, f"its metrics.json is unreadable ({one_line(exc)})"
     return metrics, None
+
+
+def _this_sessions_metrics(record: RunRecord) -> bool:
+    """The run folder holds a metrics.json written since this session started (a resumed run keeps the last one's)."""
+    path = record.output_dir / "metrics.json"
+    return path.is_file() and (record.started_at is None or path.stat().st_mtime >= record.started_at)
 
 
 def _ended_at(record: RunRecord) -> float:
