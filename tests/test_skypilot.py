@@ -224,6 +224,20 @@ def test_metrics_come_back_from_the_log():
     assert parse_metrics("crashed before the end") is None
 
 
+@pytest.mark.parametrize("log_tail", ["orch: the wall-clock budget is spent\nORCH_TRAINER_EXIT=4\n",
+                                      'ORCH_TRAINER_EXIT=4\nORCH_METRICS_BEGIN\n{"status": "preempted", "steps": 7}\n'
+                                      "ORCH_METRICS_END\n"], ids=["before-the-trainer", "during-training"])
+def test_a_stop_by_the_vms_wall_clock_guard_comes_back_as_a_budget_stop(log_tail):
+    """The guard's exit 4 was never read: a run it stopped before the trainer started was recorded failed (exit 1),
+    and one it stopped while training (the trainer, sent SIGTERM, wrote `preempted`) as preempted (exit 5)."""
+    from orchestrator.launch.skypilot import parse_metrics
+
+    metrics = parse_metrics("step 1\n" + log_tail)
+    assert metrics["status"] == "budget_stopped" and "wall-clock" in metrics["message"]
+    assert parse_metrics('ORCH_TRAINER_EXIT=5\nORCH_METRICS_BEGIN\n{"status": "preempted"}\nORCH_METRICS_END\n') == \
+        {"status": "preempted"}  # a real preemption stays one
+
+
 def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky, tmp_path, monkeypatch):
     """Here SkyPilot cannot launch (no API server may start, no credentials): the run is recorded, not lost."""
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check

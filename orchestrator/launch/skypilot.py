@@ -19,20 +19,29 @@ from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import api_server
 from orchestrator.launch.sky_storage import OutputLocation, output_location, pull_output
-from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END, build_task
+from orchestrator.launch.sky_task import EXIT_MARKER, METRICS_BEGIN, METRICS_END, WALL_LIMIT_EXIT_CODE, build_task
 from orchestrator.runs.store import RunRecord
 from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
+from trainer.status import TrainStatus
 
 
 def parse_metrics(log_text: str) -> dict | None:
-    if METRICS_BEGIN not in log_text:
-        return None
-    body = log_text.rsplit(METRICS_BEGIN, 1)[1].split(METRICS_END, 1)[0]
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError:
-        return None
+    """The metrics.json the run script printed between its markers, as the run ended: a stop by the VM's wall-clock
+    guard (the script's exit 4) is a budget stop, whether it came before the trainer started (no metrics) or
+    during training (the trainer, sent SIGTERM, wrote `preempted`)."""
+    metrics = None
+    if METRICS_BEGIN in log_text:
+        body = log_text.rsplit(METRICS_BEGIN, 1)[1].split(METRICS_END, 1)[0]
+        try:
+            metrics = json.loads(body)
+        except json.JSONDecodeError:
+            metrics = None
+    exits = [line.removeprefix(EXIT_MARKER).strip() for line in log_text.splitlines() if line.startswith(EXIT_MARKER)]
+    if exits and exits[-1] == str(WALL_LIMIT_EXIT_CODE) and (metrics or {}).get("status") in (None, "preempted"):
+        metrics = {**(metrics or {}), "status": TrainStatus.BUDGET_STOPPED.value,
+                   "message": "the budget's wall-clock window on the VM ran out"}
+    return metrics if isinstance(metrics, dict) else None
 
 
 def cluster_name(run_id: str) -> str:
