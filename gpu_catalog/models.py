@@ -279,6 +279,29 @@ def _from_hub(name: str) -> ModelShape | None:
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
 
+@functools.cache
+def _hub_ids() -> dict[str, str]:
+    """Each catalog spelling without an org, by its normalised key -> the Hugging Face id it stands for: a bare alias
+    the row's own id, the name part of an `org/name` alias that alias (`Llama-3.1-8B-Instruct` is Meta's Instruct
+    release, not the base the row describes)."""
+    ids: dict[str, str] = {}
+    with open(DATA_DIR / "models.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            for spelling in (row["hf_id"], *filter(None, row["aliases"].split("|"))):
+                ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else row["hf_id"])
+    return ids
+
+
+def hub_id(name: str, base_dir: Path = Path(".")) -> str:
+    """The Hugging Face id a job's bare catalog name stands for (`tiny` -> `orch/tiny-llama`, `Qwen2.5-0.5B` ->
+    `Qwen/Qwen2.5-0.5B`): plan read such a name by its shape, but the trainer loads by id, and refused it after the
+    launch. An `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
+    if "/" in name or name.startswith(RANDOM_PREFIX) or os.path.exists(checks.user_path(name)) \
+            or os.path.exists(base_dir / checks.user_path(name)):
+        return name
+    return _hub_ids().get(normalize(name), name)
+
+
 def get_model(name: str) -> ModelShape:
     """A model by local folder, known Hugging Face id (in any case) or alias, a copy of one under another org, (or a
     chat, instruct or quantized release of one), or (network allowing) any hub id."""

@@ -311,3 +311,14 @@ def test_every_field_of_an_axolotl_dataset_entry_that_is_not_carried_is_listed()
     assert [key for key, _ in foreign_keys.left_behind_inside("test_datasets", [{"path": "e", "split": "test"}])] \
         == ["test_datasets.split"]
     assert foreign_keys.left_behind_inside("datasets", [entry, entry]) == []  # the whole key is listed instead
+
+
+@pytest.mark.parametrize(("written", "loaded"), [
+    ("tiny", "orch/tiny-llama"), ("Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B"),
+    ("Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"),  # the Instruct release, not the base row's id
+    ("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-8B"), ("gpt2", "gpt2"), ("random:tiny", "random:tiny"),
+])
+def test_a_bare_catalog_name_is_the_hub_id_it_stands_for(written, loaded):
+    """`model: tiny` planned and launched (plan reads the shape by its alias), then the trainer refused it: it loads
+    by id."""
+    assert config_from_dict({"model": written, "method": "lora", "seq_len": 64, "train_tokens": 1}).model == loaded

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.models import LINEAR_MODULES, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD
 from trainer.data_formats import COLUMNS
 
@@ -313,6 +313,8 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(target_modules=targets, dataset_columns=columns, modules_to_save=to_save)
+    if isinstance(values["model"], str):  # a bare catalog name is no id the trainer can load: the id it stands for
+        values["model"] = hub_id(values["model"], base_dir)
     if "name" not in values:
         values["name"] = checks.name_from_stem(name)  # from the file name: made safe, not refused
     return JobConfig(**values)
