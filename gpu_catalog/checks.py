@@ -284,9 +284,8 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} '{path}' is a file, not a folder: give a folder.")
-    if path.is_dir():
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise UserError(f"{what} '{path}' is not writable: choose another folder.")
+    if path.is_dir():  # probed as a new file's folder is: `report --out /proc` did the work, then failed writing
+        _writable_folder(path, what, path)
         return path
     parent = next((p for p in path.parents if p.exists()), Path(".")) if parents else path.parent
     _writable_folder(parent, what, path)

@@ -195,3 +195,10 @@ def test_an_output_folder_that_takes_no_new_file_is_refused_before_any_work():
     """access() says yes to root everywhere: `bench --out /proc/x.jsonl` ran every point, then failed at the write."""
     with pytest.raises(UserError, match="folder '/proc' takes no new file"):
         checks.output_file(Path("/proc/x.jsonl"), "--out")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_existing_output_folder_that_takes_no_new_file_is_refused_before_any_work():
+    """`orch report --out /proc` did all its work, then failed at the first write."""
+    with pytest.raises(UserError, match="folder '/proc' takes no new file"):
+        checks.output_folder(Path("/proc"), "--out")
