@@ -280,3 +280,5 @@ def test_a_command_that_only_reads_the_results_database_refuses_a_missing_one(tm
         result = CliRunner().invoke(app, [*command, "--db", str(missing)])
         assert result.exit_code == 2 and "--db" in result.stderr and "does not exist" in result.stderr, result.output
     assert not missing.exists()
+    folder = CliRunner().invoke(app, ["calibrate", "--db", str(tmp_path)])
+    assert folder.exit_code == 2 and "is not a file" in folder.stderr, folder.output

@@ -31,7 +31,8 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
     if db is None or db.is_file():
         return
     if reads_only:
-        raise UserError(f"--db '{db}' does not exist: give the results database `orch bench --db` recorded into, or "
+        state = "is not a file" if db.exists() else "does not exist"  # a folder, /dev/null
+        raise UserError(f"--db '{db}' {state}: give the results database `orch bench --db` recorded into, or "
                         "leave --db out for $ORCH_HOME/bench.db.")
     checks.output_file(db, "--db")
 

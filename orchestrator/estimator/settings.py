@@ -41,9 +41,9 @@ def context_note(spec: JobConfig, model: ModelShape) -> str | None:
     the user's call. Random weights (`random:`) are built with room for any seq_len."""
     if model.context_tokens is None or spec.seq_len <= model.context_tokens or spec.model.startswith(RANDOM_PREFIX):
         return None
-    return (f"seq_len {spec.seq_len} is past {model.name}'s {model.context_tokens}-token context "
-            "(max_position_embeddings): it never trained on later positions, so quality drops; lower seq_len or "
-            "pick a longer-context model.")
+    return (f"seq_len {spec.seq_len} is past {model.name}'s {model.context_tokens}-token context (its config's "
+            "positions): it never trained on later ones, so quality drops; lower seq_len or pick a longer-context "
+            "model.")
 
 
 def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
