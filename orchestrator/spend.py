@@ -25,7 +25,7 @@ def cap_usd(record: RunRecord) -> float | None:
     """The most a cloud run can cost: its budget. The VM's wall-clock guard counts from the launch request and
     leaves out of its window what is paid after the trainer stops (the idle window before the VM downs itself, the
     jobs controller's idle autostop: sky_task.guard_for), so a run whose end orch has not heard of has cost at most
-    this. None for a local run, or a run without a budget."""
+    this. None for a local run (its card is the user's: no guard to rely on, and its time is measured here)."""
     return record.budget_usd if record.target is Target.CLOUD else None
 
 
