@@ -318,6 +318,7 @@ def test_a_plan_past_the_models_context_notes_it_and_still_plans(tmp_path):
     assert "context" not in within.stderr
     assert "note: seq_len 8192 is past meta-llama/Llama-2-7b-hf's 4096-token context" in " ".join(past.stderr.split())
     assert json.loads(past.stdout)["options"]  # stdout stays the JSON a script reads
+    assert json.loads(within.stdout)["notes"] == [] and "4096-token context" in json.loads(past.stdout)["notes"][0]
 
 
 def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_columns():

@@ -14,6 +14,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import data_dict, plan_dict
+from orchestrator.estimator.settings import context_note
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
@@ -66,12 +67,13 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # a malformed flag: one line, exit 2
     try:
         checks.number(args.top, "--top", 1, whole=True)
-        _, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
-                                local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
+        model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
+                                    local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
         data = data_dict(size, result.train_tokens)
         if args.as_json:
-            print(json.dumps({**plan_dict(result), "data": data}))  # one line: the C encoder, 10x an indented dump
+            notes = [note] if (note := context_note(spec, model)) else []  # said on stderr too, as for tables
+            print(json.dumps({**plan_dict(result), "data": data, "notes": notes}))  # one line: the C encoder
         else:
             from orchestrator.cli import display
 
