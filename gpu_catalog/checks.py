@@ -254,10 +254,13 @@ def name_from_stem(stem: str) -> str:
     return cleaned or "job"
 
 
-def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = ()) -> Path:
+def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = (),
+                force: bool | None = None) -> Path:
     """An output file orch is about to write: its folder must exist and be writable, it must not be a folder or a
     device, and it must not be one of the command's own `inputs` (writing would destroy what is being read).
-    Checked before any work, so an hour of benchmarking never ends in 'no such directory'."""
+    Checked before any work, so an hour of benchmarking never ends in 'no such directory'. A command with a --force
+    flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
+    with it."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} '{path}' is a folder: give a file name.")
@@ -266,6 +269,8 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
     _writable_folder(path.parent if str(path.parent) else Path("."), what, path)
+    if force is False and (path.exists() or path.is_symlink()):
+        raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
     return path
 
 

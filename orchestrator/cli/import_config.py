@@ -37,9 +37,7 @@ def import_command(
     if force and out is None:  # it does nothing then: a --out left out, more likely than a flag meant for nothing
         raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
-        checks.output_file(out, inputs=(config,))
-        if (out.exists() or out.is_symlink()) and not force:  # a job is often edited after import: ask first
-            raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
+        checks.output_file(out, inputs=(config,), force=force)  # a job is often edited after import: ask first
     translation = translate(_read_yaml(config))
     job = {**translation.job, **parse_overrides(set_values or [])}
     try:

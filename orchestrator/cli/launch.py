@@ -102,9 +102,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
         inputs = (job, *read_job(job)[1].values())
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
-    checks.output_file(out, "--out", inputs=inputs)
-    if (out.exists() or out.is_symlink()) and not force:
-        raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
+    checks.output_file(out, "--out", inputs=inputs, force=force)
     files_dir = task_files_dir(out)
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "

@@ -75,10 +75,7 @@ def runs_command(
     if export is not None and export.suffix.lower() not in EXPORT_FORMATS:
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
     if export is not None:
-        checks.output_file(export, "--export")
-        if (export.exists() or export.is_symlink()) and not force:  # an export kept from before is not lost
-            raise UserError(f"--export '{export}' already exists: pass --force to replace it, or choose another "
-                            "file.")
+        checks.output_file(export, "--export", force=force)  # an export kept from before is not lost
     records = lifecycle.refresh(RunStore())
     if export is not None:
         import pandas as pd

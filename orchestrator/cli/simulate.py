@@ -56,9 +56,7 @@ def simulate_command(
         check_rate(rate)
         if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
             raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
-        checks.output_file(out, "--out")  # before any work
-        if (out.exists() or out.is_symlink()) and not force:  # a trace may be the only copy of a real week's jobs
-            raise UserError(f"--out '{out}' already exists: pass --force to replace it, or choose another file.")
+        checks.output_file(out, "--out", force=force)  # before any work; a trace may be a real week's only copy
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})
