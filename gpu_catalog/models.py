@@ -184,6 +184,13 @@ def load_models(path: Path = DATA_DIR / "models.csv") -> tuple[ModelShape, ...]:
 
 
 @functools.cache
+def _aliases() -> dict[str, list[str]]:
+    """Each catalog id's other spellings (models.csv's `aliases`), read once."""
+    with open(DATA_DIR / "models.csv", encoding="utf-8", newline="") as f:
+        return {row["hf_id"]: [a for a in row["aliases"].split("|") if a] for row in csv.DictReader(f)}
+
+
+@functools.cache
 def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, ModelShape]]:
     """The catalog's spellings: full `org/name` ids (and aliases) by their lower case, and bare names (an id's part
     after the slash, a bare alias) by their normalised key: an id is matched whole first, then by its name. The third
@@ -192,8 +199,7 @@ def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, Mo
     ids: dict[str, ModelShape] = {}
     bare: dict[str, ModelShape] = {}
     own: dict[str, ModelShape] = {}
-    with open(DATA_DIR / "models.csv", encoding="utf-8", newline="") as f:
-        aliases = {row["hf_id"]: row["aliases"].split("|") for row in csv.DictReader(f)}
+    aliases = _aliases()
     for model in load_models():
         for spelling in (model.name, *aliases[model.name]):
             if "/" in spelling:
@@ -285,10 +291,9 @@ def _hub_ids() -> dict[str, str]:
     the row's own id, the name part of an `org/name` alias that alias (`Llama-3.1-8B-Instruct` is Meta's Instruct
     release, not the base the row describes)."""
     ids: dict[str, str] = {}
-    with open(DATA_DIR / "models.csv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            for spelling in (row["hf_id"], *filter(None, row["aliases"].split("|"))):
-                ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else row["hf_id"])
+    for hf_id, aliases in _aliases().items():
+        for spelling in (hf_id, *aliases):
+            ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else hf_id)
     return ids
 
 
