@@ -447,3 +447,11 @@ def test_a_secret_goes_only_to_a_job_that_uses_it(sky, tmp_path, monkeypatch):
     assert secrets("hub-data", dataset="org/hub-set") == {"HF_TOKEN"}
     assert secrets("hub-tokenizer", tokenizer="org/tokenizer") == {"HF_TOKEN"}
     assert secrets("hub-model", model="meta-llama/Llama-3.1-8B", report_to="wandb") == {"HF_TOKEN", "WANDB_API_KEY"}
+
+
+def test_a_damaged_metrics_block_is_no_metrics_even_beside_the_guards_exit():
+    from orchestrator.launch.skypilot import parse_metrics
+
+    block = "ORCH_METRICS_BEGIN\n[1, 2]\nORCH_METRICS_END\n"
+    assert parse_metrics(block) is None
+    assert parse_metrics("ORCH_TRAINER_EXIT=4\n" + block)["status"] == "budget_stopped"  # it raised AttributeError

@@ -37,11 +37,12 @@ def parse_metrics(log_text: str) -> dict | None:
             metrics = json.loads(body)
         except json.JSONDecodeError:
             metrics = None
+    metrics = metrics if isinstance(metrics, dict) else None  # a damaged block: no metrics, not a list to .get from
     exits = [line.removeprefix(EXIT_MARKER).strip() for line in log_text.splitlines() if line.startswith(EXIT_MARKER)]
     if exits and exits[-1] == str(WALL_LIMIT_EXIT_CODE) and (metrics or {}).get("status") in (None, "preempted"):
         metrics = {**(metrics or {}), "status": TrainStatus.BUDGET_STOPPED.value,
                    "message": "the budget's wall-clock window on the VM ran out"}
-    return metrics if isinstance(metrics, dict) else None
+    return metrics
 
 
 def cluster_name(run_id: str) -> str:
@@ -111,9 +112,10 @@ class SkyPilotLauncher:
                 if job is None or not job.status.is_terminal():
                     return True
                 _log_home(sky, record, follow=False)
-                _metrics_home(record)  # how the trainer ended, for finish()
-                if output_location(record).kind == "cluster":
+                if output_location(record).kind == "cluster":  # metrics.json comes home with the rest
                     self._home_then_down(sky, record)  # not home: said by `orch pull RUN`, which tries again
+                else:
+                    _metrics_home(record)  # how the trainer ended, for finish(); the bucket keeps the rest
         except Exception:  # noqa: BLE001 - SkyPilot cannot be asked now: the next look asks again
             return True
         self._ends[record.run_id] = job.end_at
