@@ -514,7 +514,9 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("gpu-unknown", '{"efficiency": {"H900": {"lora": 0.5}}}'),
                    ("method-unknown", '{"efficiency": {"L4": {"dora": 0.5}}}'),
                    ("efficiency-a-number", '{"efficiency": 5}'),
-                   ("memory-a-list", '{"efficiency": {}, "memory": [1]}')):
+                   ("memory-a-list", '{"efficiency": {}, "memory": [1]}'),
+                   ("memory-basis-unknown", '{"efficiency": {}, "memory_basis": {"cuda": "guessed"}}'),
+                   ("memory-basis-kind-unknown", '{"efficiency": {}, "memory_basis": {"gpu": "published"}}')):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))
 case("calibration-a-folder", lambda i: i.calibration_path(i.folder("cal")))

@@ -9,11 +9,14 @@ import re
 import pytest
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import cpu_gpu, get_gpu
 from orchestrator.bench.calibrate import (
+    WHOLE_PROCESS_MEASURES,
     calibrate,
     cross_validated_errors,
     errors,
     fit,
+    fit_memory,
     observations,
     point_errors,
     published_observations,
@@ -21,6 +24,7 @@ from orchestrator.bench.calibrate import (
 from orchestrator.bench.published import load_points
 from orchestrator.bench.results import read_jsonl
 from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
+from orchestrator.estimator.memory import CUDA_CONTEXT_GIB
 from tests.bench_fixtures import TRUTH, synthetic_rows
 
 
@@ -89,7 +93,33 @@ def test_orch_ships_a_calibration_fitted_from_the_published_points(monkeypatch, 
     shipped = load_calibration()
     assert shipped.source == str(PACKAGED_CALIBRATION)
     assert shipped.efficiency_basis["A100 80GB"]["lora"] == "published"
-    assert shipped.memory == {}  # memory overheads come from the user's own runs only
+    assert shipped.memory_basis == {"cuda": "published"}
+    assert set(shipped.memory["cuda"]) == {"context_gib", "slack_fraction"}  # headroom: from the user's runs only
+
+
+def test_published_whole_process_peaks_set_the_memory_overheads_until_the_users_own_runs_do():
+    """Published nvidia-smi peaks and card capacities fit the context and slack, pulled toward the defaults; torch's
+    own peaks (allocated, reserved) never see the context and fit nothing; the user's runs replace them all."""
+    published = published_observations()
+    whole = [o for o in published if o.vram_gib and o.vram_measures in WHOLE_PROCESS_MEASURES]
+    assert whole and any(o.vram_gib and o.vram_measures == "allocated" for o in published)
+    raw = fit_memory(whole)
+    fitted = fit(published)
+    assert fitted.memory_basis == {"cuda": "published"} and "headroom_fraction" not in fitted.memory["cuda"]
+    context = fitted.memory["cuda"]["context_gib"]
+    assert min(CUDA_CONTEXT_GIB, raw["context_gib"]) < context < max(CUDA_CONTEXT_GIB, raw["context_gib"])
+    assert fit([o for o in published if o not in whole]).memory == {}
+    mine = fit(observations(synthetic_rows()) + published)
+    assert mine.memory_basis == {"cuda": "measured"}
+    assert mine.memory["cuda"]["context_gib"] == pytest.approx(1.4, abs=0.05)
+
+
+def test_a_calibration_file_from_before_memory_basis_reads_its_memory_as_measured(tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"efficiency": {}, "memory": {"cuda": {"context_gib": 0.9, "slack_fraction": 0.1}}}))
+    calibration = load_calibration(path)
+    assert calibration.memory_basis_for(get_gpu("L4")) == "measured"
+    assert calibration.memory_basis_for(cpu_gpu()) == "analytic"
 
 
 @pytest.mark.parametrize("name, state", [("nope.json", "does not exist"), ("folder", "is a folder")])

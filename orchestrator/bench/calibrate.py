@@ -5,7 +5,7 @@ Points come from two origins, kept apart in every output:
 - `measured`: orch's own benchmark runs (the user's GPUs, the user's stack);
 - `published`: gpu_catalog/data/published_measurements.csv (framework tables and model READMEs, with sources).
 Where a GPU and method (or a device kind, for memory) has measured points, they alone are fitted: the user's own
-stack wins over anyone else's. Otherwise the published points are.
+stack wins over anyone else's. Otherwise the published points are, pulled toward the documented defaults.
 
 What is fitted, keeping every other term of the physics as it is:
 - speed: the share of dense peak a long, wide micro-batch reaches, per (GPU, method) and per method across GPUs
@@ -14,8 +14,11 @@ What is fitted, keeping every other term of the physics as it is:
   origin of the points that went into it (`measured` or `published`), per GPU and method and per method.
 - memory: the CUDA context (GiB) and the allocator slack (share of activations and logits) per device kind, by least
   squares on measured peak minus the estimate's other parts, from points that measured the whole process (NVML /
-  nvidia-smi, or on the CPU the process RSS); torch-allocator peaks never see the context. From three such points
-  on, the headroom `fits` keeps: enough that the largest remaining under-estimate would still have fitted.
+  nvidia-smi, a card's capacity at the longest context that fit, or on the CPU the process RSS); torch-allocator
+  peaks never see the context. Fitted from published points, the "context" is every fixed cost of those stacks that
+  orch's breakdown does not name (the reserved-but-unused pool, libraries' kernels), so a plan keeps room for it
+  until the user's own runs replace it. From three of the user's own points on, the headroom `fits` keeps: enough
+  that the largest remaining under-estimate would still have fitted (other stacks' misses say nothing of that).
 
 The cross-validated error leaves one source out at a time, fits on the rest and scores the held-out source.
 """
@@ -38,7 +41,7 @@ from orchestrator.estimator.calibration import (
     Calibration,
     device_kind,
 )
-from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory
+from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory, memory_overheads
 from orchestrator.estimator.settings import settings_from_job
 from orchestrator.estimator.speed import estimate_speed
 from trainer.config import JobConfig, config_from_dict
@@ -231,14 +234,22 @@ def fit(obs: list[Observation]) -> Calibration:
         fitted = _shrunk(fit_method_efficiency(group, method), group, DEFAULT_EFFICIENCY[method])
         method_efficiency[method] = round(fitted, 4)
         method_basis[method] = _basis(group)  # what went into this method's fit, not any point of any method
-    memory = {}
+    memory: dict[str, dict[str, float]] = {}
+    memory_basis: dict[str, str] = {}
     for kind in sorted({device_kind(o.gpu) for o in obs}):
-        # the context and slack belong to the user's own driver and stack: fitted from orch's runs only
-        fitted = fit_memory([o for o in obs if device_kind(o.gpu) == kind and o.vram_gib and o.origin == "measured"])
-        if fitted:
-            memory[kind] = {k: round(v, 4) for k, v in fitted.items()}
+        group = _preferred([o for o in obs if device_kind(o.gpu) == kind and o.vram_gib
+                            and o.vram_measures in WHOLE_PROCESS_MEASURES])
+        fitted = fit_memory(group)
+        if not fitted:
+            continue
+        if _basis(group) == "published":
+            slack, context = memory_overheads(group[0].gpu, NO_CALIBRATION)
+            fitted = {"context_gib": _shrunk(fitted["context_gib"], group, context),
+                      "slack_fraction": _shrunk(fitted["slack_fraction"], group, slack)}
+        memory[kind] = {k: round(v, 4) for k, v in fitted.items()}
+        memory_basis[kind] = _basis(group)
     return Calibration(efficiency=efficiency, memory=memory, efficiency_basis=efficiency_basis,
-                       method_efficiency=method_efficiency, method_basis=method_basis)
+                       method_efficiency=method_efficiency, method_basis=method_basis, memory_basis=memory_basis)
 
 
 def calibration_json(calibration: Calibration, points: int, sources: list[str]) -> dict:
@@ -246,7 +257,7 @@ def calibration_json(calibration: Calibration, points: int, sources: list[str]) 
     return {"fitted_at": time.strftime("%Y-%m-%d %H:%M"), "points": points, "sources": list(sources),
             "efficiency": calibration.efficiency, "efficiency_basis": calibration.efficiency_basis,
             "method_efficiency": calibration.method_efficiency, "method_basis": calibration.method_basis,
-            "memory": calibration.memory}
+            "memory": calibration.memory, "memory_basis": calibration.memory_basis}
 
 
 def point_errors(obs: list[Observation], calibration: Calibration) -> list[dict]:
@@ -306,7 +317,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
-            "method_efficiency": calibration.method_efficiency,
+            "memory_basis": calibration.memory_basis, "method_efficiency": calibration.method_efficiency,
             "in_sample": error_summary(point_errors(obs, calibration)),
             "leave_one_source_out": error_summary(cross_validated_errors(obs)),
             "points": [{**b, "est_tokens_per_s_after": a["est_tokens_per_s"], "tokens_per_s_error_after":

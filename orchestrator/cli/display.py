@@ -185,6 +185,11 @@ PEAK_AT = {"backward_start": "peak as the backward starts: activations alive, gr
            "backward_end": "peak as the backward ends: every gradient alive, the activations freed"}
 
 
+MEMORY_BASIS = {"measured": "fitted from your runs (orch calibrate)",
+                "published": "fitted from published measurements",
+                "analytic": "the documented defaults"}
+
+
 def show_estimate(result: dict) -> None:
     """`result` is the estimate command's JSON dict: one formatting of one structure."""
     console.print(f"[bold]{esc(result['model'])}[/] {result['method']}: {_count(result['params'])} params, "
@@ -198,6 +203,7 @@ def show_estimate(result: dict) -> None:
         table.add_row(part, f"{gib:.2f}")
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
+    console.print(f"[dim]context and slack: {MEMORY_BASIS[result['memory_basis']]}[/]")
     console.print(f"[dim]{PEAK_AT[result['peak_at']]}[/]")
     if "gpu" in result and result["unsupported"]:
         console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
@@ -456,10 +462,11 @@ def show_calibration(result: dict) -> None:
         console.print(f"efficiency {esc(gpu)}: " + ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()),
                       highlight=False)
     for kind, values in result["memory"].items():
-        console.print(f"memory {esc(kind)}: " + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()),
-                      highlight=False)
+        console.print(f"memory {esc(kind)} ({result['memory_basis'][kind]}): "
+                      + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()), highlight=False)
     if not result["memory"]:
-        console.print("memory: nothing fitted (memory overheads come from your own runs)", highlight=False)
+        console.print("memory: nothing fitted (no whole-process peak among your runs or the published points)",
+                      highlight=False)
     for title, unit, value, error, fmt in (("tokens/s", "tok/s", "tokens_per_s", "tokens_per_s", ",.0f"),
                                            ("VRAM", "GiB", "vram_gib", "vram", ".2f")):
         points = [p for p in result["points"] if p[value] is not None]

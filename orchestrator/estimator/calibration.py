@@ -37,7 +37,7 @@ class Calibration:
     """Fitted peak shares by GPU name then method, e.g. {"H100 SXM": {"lora": 0.41}}, with the origin of each
     (`measured` or `published`), per-method fallbacks for GPUs without points of their own (fitted from GPU points
     only) with the origin of each, and memory overheads by device kind, e.g. {"cuda": {"context_gib": 0.9,
-    "slack_fraction": 0.12, "headroom_fraction": 0.04}}."""
+    "slack_fraction": 0.12, "headroom_fraction": 0.04}}, with the origin of each kind's."""
 
     efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -45,10 +45,16 @@ class Calibration:
     efficiency_basis: dict[str, dict[str, str]] = field(default_factory=dict)
     method_efficiency: dict[str, float] = field(default_factory=dict)
     method_basis: dict[str, str] = field(default_factory=dict)  # per method, e.g. {"lora": "published"}
+    memory_basis: dict[str, str] = field(default_factory=dict)  # per device kind, e.g. {"cuda": "published"}
 
     def memory_overheads(self, gpu: GPU) -> dict[str, float] | None:
         """{"context_gib", "slack_fraction"} fitted for this kind of device, or None (use the defaults)."""
         return self.memory.get(device_kind(gpu))
+
+    def memory_basis_for(self, gpu: GPU) -> str:
+        """Where this device kind's memory overheads come from: `measured`, `published` or (defaults) `analytic`."""
+        kind = device_kind(gpu)
+        return self.memory_basis.get(kind, "measured") if kind in self.memory else "analytic"
 
     def efficiency_for(self, gpu: GPU, method: str) -> tuple[float, str]:
         """(peak share, basis): fitted for this GPU and method, else (GPUs only) the per-method fit, else the
@@ -105,8 +111,9 @@ def load_calibration(path: Path | None = None) -> Calibration:
             from None
 
 
+# what `orch calibrate` writes (orchestrator/bench/calibrate.py calibration_json)
 FILE_KEYS = ("fitted_at", "points", "sources", "efficiency", "efficiency_basis", "method_efficiency", "method_basis",
-             "memory")  # what `orch calibrate` writes (orchestrator/bench/calibrate.py calibration_json)
+             "memory", "memory_basis")
 METHODS = tuple(DEFAULT_EFFICIENCY)
 MEMORY_KINDS = ("cpu", "cuda")  # device_kind()
 MEMORY_KEYS = ("context_gib", "slack_fraction", "headroom_fraction")  # the last only where enough runs fit it
@@ -132,8 +139,11 @@ def _parsed(raw, path: Path) -> Calibration:
                                lambda gpu, methods: {_method(m): _basis(v, f"{gpu} {m}")
                                                      for m, v in _mapping(methods, gpu).items()})
     method_basis = _method_basis(raw.get("method_basis", "measured"), method_efficiency)
+    # files written before it was kept fitted memory from the user's runs only: `measured`
+    memory_basis = {_known(kind, MEMORY_KINDS, "memory_basis kind"): _basis(value, f"{kind} memory")
+                    for kind, value in _mapping(raw.get("memory_basis", {}), "memory_basis").items()}
     return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
-                       method_efficiency=method_efficiency, method_basis=method_basis)
+                       method_efficiency=method_efficiency, method_basis=method_basis, memory_basis=memory_basis)
 
 
 def _mapping(value, what: str) -> dict:
