@@ -114,3 +114,17 @@ def test_a_job_no_local_card_fits_names_the_largest_local_card():
     assert decision.action == "reject"
     assert decision.reason.startswith("no local card fits (the largest, RTX 4090: needs "), decision.reason
     assert "T4" not in decision.reason and "GiB at micro-batch 1" in decision.reason
+
+
+def test_a_local_card_left_out_for_its_cost_or_a_setting_is_said_so():
+    """A $0.0001 budget under the CPU's $0.00011 was rejected as `no local card fits`: the card fits, its cost
+    does not."""
+    cost = usd_text(decide(ask(), MODEL, [LocalSlot("0", RTX4090)], []).option.estimate.cost_usd)
+    over = decide(ask(budget=0.5), MODEL, [LocalSlot("0", RTX4090)], [])
+    assert over.action == "reject"
+    assert over.reason.startswith(f"the local RTX 4090 fits but costs {cost}, over the $0.500 budget"), over.reason
+    t4 = make_offer(get_gpu("T4"), provider="local", usd_per_hour=0.05)
+    fa2 = dataclasses.replace(SPEC, attention="flash_attention_2", micro_batch=1, grad_ckpt=True)
+    refused = decide(ask(spec=fa2), MODEL, [LocalSlot("0", t4)], [])
+    assert refused.reason.startswith("no local card runs it (T4: attention flash_attention_2 needs"), refused.reason
+    assert decide(ask(), MODEL, [], []).reason.startswith("no local card;")

@@ -133,14 +133,24 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
 
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
                    fit_cache: dict[str, Fit]) -> str:
-    """Why no local card takes the job. When the largest card (GPUs before the CPU) lacks the memory, it is named
-    with what the job needs there: it is the closest to fitting, so the shortfall is the least any card has."""
+    """Why no local card takes the job. A card it fits was left out for its cost or a setting, and that is said;
+    otherwise the largest card (GPUs before the CPU) is named with what the job needs there: it is the closest to
+    fitting, so the shortfall is the least any card has."""
     if not slots:
-        return "no local card fits"
-    largest = max(slots, key=_gpu_then_memory).offer.gpu
+        return "no local card"
+    ranked = sorted(slots, key=_gpu_then_memory, reverse=True)
+    fitting = [(slot, fit) for slot in ranked if (fit := job_fit(ask.spec, model, slot.offer.gpu, calibration,
+                                                                   fit_cache)).fits]
+    for slot, fit in fitting:
+        if unsupported_on(ask.spec, slot.offer.gpu) is None:  # fits and runs: its cost left it out
+            cost_usd = hours_and_cost(fit, slot.offer, model, ask.spec.resolved_train_tokens())[1]
+            return (f"the local {slot.offer.gpu.name} fits but costs {usd_text(cost_usd)}, over the "
+                    f"{usd_text(ask.budget_usd)} budget")
+    if fitting:
+        gpu = fitting[0][0].offer.gpu
+        return f"no local card runs it ({gpu.name}: {unsupported_on(ask.spec, gpu)})"
+    largest = ranked[0].offer.gpu
     fit = job_fit(ask.spec, model, largest, calibration, fit_cache)
-    if fit.fits:  # a card that fits was left out for its settings or the budget
-        return "no local card fits"
     return f"no local card fits (the largest, {largest.name}: {fit.reason.removeprefix('does not fit: ')})"
 
 
