@@ -64,6 +64,17 @@ def test_a_record_of_no_shape_names_its_index_and_keys(tokenizer):
         render({"question": "?", "answer": "!"}, tokenizer, index=7)
 
 
+@pytest.mark.parametrize("record, mapping", [
+    ({"prompt": "q", "chosen": "a", "rejected": "b"}, "{completion: chosen}"),
+    ({"chosen": "q a", "rejected": "q b"}, "{text: chosen}"),
+    ({"chosen": [{"role": "user", "content": "q"}], "rejected": []}, "{messages: chosen}")])
+def test_preference_data_is_named_with_the_mapping_that_trains_on_the_chosen_answers(tokenizer, record, mapping):
+    """TRL's DPO rows were refused as `none of the known shapes`, which sent the user to rename columns blindly."""
+    with pytest.raises(DataError, match=re.escape("record 3 is preference data") + ".*" +
+                       re.escape(f"`dataset_columns: {mapping}`")):
+        render(record, tokenizer, index=3)
+
+
 @pytest.mark.parametrize("record, message", [
     ({"text": float("nan")}, "record 2: the value of `text` must be a string, got nan"),
     ({"text": 3}, "record 2: the value of `text` must be a string, got 3"),

@@ -125,8 +125,20 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
             also = " (or `prompt` and `completion` both lists of messages)" if "prompt" in keys else ""
             raise DataError(f"record {index}: the value of `{key}` must be a string{also}, got "
                             f"{repr(record[key])[:60]}: fix or drop the record.")
+    if "chosen" in record and "rejected" in record:
+        raise DataError(f"record {index} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
+                        f"orch's trainer runs supervised fine-tuning only. To train on the chosen answers, add "
+                        f"`dataset_columns: {{{_chosen_as(record)}: chosen}}` (rejected is then left unread).")
     raise DataError(f"record {index} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
+
+
+def _chosen_as(record: dict) -> str:
+    """The orch column a preference record's chosen answer reads as: the completion of its prompt (TRL's explicit
+    prompt), else a whole conversation or text (TRL's implicit prompt)."""
+    if "prompt" in record:
+        return "completion"
+    return "messages" if isinstance(record["chosen"], list) else "text"
 
 
 def render(record: dict, tokenizer, index: int = 0, completion_only_loss: bool = True) -> tuple[list[int], list[bool]]:
