@@ -22,7 +22,7 @@ from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
-from trainer.data_sources import mixed_kinds_problem
+from trainer.data_sources import csv_header_problem, file_kind, mixed_kinds_problem
 from trainer.offline_names import is_built_offline
 
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
@@ -74,14 +74,16 @@ def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
 
 def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     """What the trainer refuses before reading a record, said as it says it: a model or tokenizer it cannot build
-    (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), and a folder of mixed
-    file kinds (checked by launch's pre-flight, and never seen by a plan over TOKENIZE_MAX_BYTES, which counts
-    nothing)."""
+    (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), a CSV header that
+    names a column twice, and a folder of mixed file kinds (both checked by launch's pre-flight, and never seen by a
+    plan over TOKENIZE_MAX_BYTES, which counts nothing)."""
     from trainer.__main__ import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
 
     check_model_and_tokenizer(spec, base_dir)
     if path.is_dir() and (mixed := mixed_kinds_problem(path)):
         raise UserError(f"dataset {mixed} (the trainer would stop on it, so nothing is launched).")
+    if path.is_file() and file_kind(path) == "csv" and (repeated := csv_header_problem(path)):
+        raise UserError(f"dataset {repeated} (the trainer would stop on it, so nothing is launched).")
 
 
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:

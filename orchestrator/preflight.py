@@ -14,7 +14,13 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
-from trainer.data_sources import FILE_KINDS_HINT, file_kind, mixed_kinds_problem, one_file_problem
+from trainer.data_sources import (
+    FILE_KINDS_HINT,
+    csv_header_problem,
+    file_kind,
+    mixed_kinds_problem,
+    one_file_problem,
+)
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -40,7 +46,8 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
 
 def dataset_file_problems(path: Path) -> list[str]:
     """What stops the trainer from reading a local dataset that is there: a file of no kind it reads, one that
-    cannot be read, an empty one, text that is not UTF-8, or a folder that mixes kinds (the trainer's own check)."""
+    cannot be read, an empty one, text that is not UTF-8, a CSV header that names a column twice, or a folder that
+    mixes kinds (the trainer's own checks)."""
     if path.is_dir():  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
         return [f"dataset {mixed}"] if (mixed := mixed_kinds_problem(path)) else []
     kind = file_kind(path)
@@ -59,6 +66,8 @@ def dataset_file_problems(path: Path) -> list[str]:
         except UnicodeDecodeError as exc:
             if exc.start < len(head) - 4:  # a character cut at the probe's end is fine
                 return [f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"]
+    if kind == "csv" and (repeated := csv_header_problem(path)):
+        return [f"dataset {repeated}"]
     return []
 
 

@@ -428,6 +428,14 @@ for args in (["--method", ""], ["--gpu", ""]):
 case("catalog-offers-empty-gpu", lambda i: ["catalog", "offers", "--gpu", ""])
 for value in ("../../x", "[bold red]x[/]", "lm head"):
     case(f"estimate-modules-to-save-{value}", lambda i, v=value: ["estimate", "Llama-3.1-8B", "--modules-to-save", v])
+CSV_REPEATED = "instruction,output,output\n" + "".join(f"question {n},answer {n},other {n}\n" for n in range(60))
+case("plan-csv-header-repeats-a-column", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
+                                                         dataset=i.file("rep.csv", CSV_REPEATED)))
+case("launch-csv-header-repeats-a-column", lambda i: ["launch", i.job(dataset=i.file("rep.csv", CSV_REPEATED)),
+                                                      "--budget", "10", "--target", "cloud", "--dry-run"])
+case("plan-dataset-of-preference-pairs", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
+                                                         dataset=i.file("dpo.jsonl", '{"prompt": "q", "chosen": "a", '
+                                                                                     '"rejected": "b"}\n' * 50)))
 case("plan-dataset-smaller-than-a-step", lambda i: i.file("two.jsonl", '{"text": "a b c"}\n' * 2) and
      plan(i, model="orch/tiny-llama", method="lora", seq_len=64, micro_batch=8, dataset="two.jsonl"))
 DEEP = "[" * 5000 + "]" * 5000

@@ -216,6 +216,16 @@ def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
     assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith("error: record 5")
 
 
+def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_path, capsys):
+    """pandas reads the second `output` as `output.1`: the run trained on the first without a word."""
+    (tmp_path / "rep.csv").write_text("instruction,output,output\n" + "".join(
+        f"q {n},answer {n},other {n}\n" for n in range(120)))
+    code = main([str(write_job(tmp_path, seq_len=64, micro_batch=2, max_steps=3, dataset="rep.csv")),
+                 "--output", str(tmp_path / "out")])
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert "the header names column `output` more than once" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("line, message", [
     # pyarrow 26 reads a null among a list of turns into a corrupt column that crashes the process when read back
     ('{"conversations": [null, {"from": "gpt", "value": "x"}]}', "`conversations` must be a list of"),

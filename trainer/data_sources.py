@@ -13,6 +13,7 @@ JSON, such a record is refused with its line like any other malformed one.
 """
 
 import contextlib
+import csv
 import json
 import logging
 import re
@@ -102,6 +103,22 @@ def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
             f"id) that has {them}")
 
 
+def csv_header_problem(path: Path) -> str | None:
+    """A CSV header that names a column twice: `datasets` (pandas) reads the second as `name.1`, so every record
+    trained on the first without a word. A file that cannot be read is left to the reader, which says why."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
+    if not repeated:
+        return None
+    names = ", ".join(f"`{name}`" for name in repeated)
+    return (f"{path}: the header names column {names} more than once, and only the first would be read: rename or "
+            "drop the repeat")
+
+
 def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
     """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
     reads, a config or split asked of one file, a folder that mixes kinds, or a hub id that is neither cached nor
@@ -117,6 +134,8 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
                 problems.append(f"{key} {mixed}")
+            elif local.is_file() and file_kind(local) == "csv" and (repeated := csv_header_problem(local)):
+                problems.append(f"{key} {repeated}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
             continue
