@@ -204,10 +204,19 @@ def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, Mo
         for spelling in (model.name, *aliases[model.name]):
             if "/" in spelling:
                 ids.setdefault(spelling.lower(), model)
+            if not _matched_by_name(spelling):
+                continue
             bare.setdefault(normalize(spelling.split("/")[-1]), model)
             if spelling == model.name or "/" not in spelling:
                 own.setdefault(_release_key(spelling), model)
     return ids, bare, own
+
+
+def _matched_by_name(spelling: str) -> bool:
+    """Whether a catalog spelling answers for its name under any org. orch's own shapes (`orch/...`) answer only to
+    their full id and bare aliases: `orch/tiny-llama`'s name took `TinyLlama` and `unsloth/tinyllama` (one key once
+    normalised) to a 1.3M-parameter toy."""
+    return not spelling.startswith(OWN_ORG)
 
 
 def _from_local_folder(path: Path) -> ModelShape:
@@ -245,6 +254,8 @@ def _from_local_folder(path: Path) -> ModelShape:
         raise UserError(f"{config_file}: {checks.unreadable_value(exc)}.") from None
     return shape_from_config(str(path), config, source=str(config_file))
 
+
+OWN_ORG = "orch/"  # the shapes orch builds itself (models.csv), never downloaded
 
 # fine-tuned, chat and quantized releases share their base model's shape: `Qwen/Qwen-7B-Chat-Int4` is `Qwen/Qwen-7B`
 FORMAT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-hf")  # the same weights in another format
@@ -293,7 +304,8 @@ def _hub_ids() -> dict[str, str]:
     ids: dict[str, str] = {}
     for hf_id, aliases in _aliases().items():
         for spelling in (hf_id, *aliases):
-            ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else hf_id)
+            if _matched_by_name(spelling):
+                ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else hf_id)
     return ids
 
 
