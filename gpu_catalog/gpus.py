@@ -84,11 +84,32 @@ def find_gpu(name: str) -> GPU | None:
 
 
 def get_gpu(name: str) -> GPU:
-    """Like find_gpu, but a miss is the user's mistake: the error names the nearest GPUs."""
-    gpu = find_gpu(name)
+    """A GPU by the name a person types: a catalog name or alias, or a longer name of one (nvidia-smi's
+    `Tesla V100-SXM2-32GB`, `A100 40GB PCIe`, `RTX 4090 24GB`) read as gpu_from_device_name reads NVML's, where a
+    stated memory size picks the family's variant and must be that card's own. A miss is the user's mistake: the
+    error names the nearest GPUs."""
+    gpu = find_gpu(name) or _from_long_name(name)
     if gpu is None:
         names = [g.name for g in load_gpus()]
-        raise UserError(unknown_name_message("GPU", name, names, "orch catalog gpus"))
+        message = unknown_name_message("GPU", name, names, "orch catalog gpus")
+        if COUNT_FORM.search(name):
+            message += " Name one GPU: orch plans and estimates a job on a single card."
+        raise UserError(message)
+    return gpu
+
+
+MEMORY_IN_NAME = re.compile(r"(\d+)\s*GB\b", re.IGNORECASE)
+COUNT_FORM = re.compile(r"^\s*\d+\s*x\b|:\s*\d+\s*$", re.IGNORECASE)  # 2x A100, A100:8
+
+
+def _from_long_name(name: str) -> GPU | None:
+    """A name with words beyond a catalog name's: its memory, if stated, picks the variant and must be that card's
+    own (a `RTX 4090 48GB` is no catalog card)."""
+    stated = MEMORY_IN_NAME.search(name)
+    vram_gib = float(stated.group(1)) if stated else None
+    gpu = gpu_from_device_name(name.replace("(", " ").replace(")", " "), vram_gib)
+    if gpu is None or (vram_gib is not None and abs(gpu.vram_gib - vram_gib) > 0.1 * gpu.vram_gib):
+        return None
     return gpu
 
 
@@ -104,15 +125,18 @@ def closest_variant(gpu: GPU, vram_gib: float) -> GPU:
 OTHER_CARD_WORDS = {"laptop", "mobile", "max", "ti", "super", "d"}
 
 
-def gpu_from_device_name(device_name: str, vram_gib: float) -> GPU | None:
+def gpu_from_device_name(device_name: str, vram_gib: float | None) -> GPU | None:
     """Match NVML's names ('NVIDIA H100 80GB HBM3', 'Tesla V100-SXM2-32GB') by dropping trailing words, but never a
-    word that names another card (OTHER_CARD_WORDS): such a card is unknown, not taken for its namesake."""
+    word that names another card (OTHER_CARD_WORDS): such a card is unknown, not taken for its namesake. The
+    memory picks the family's variant; None keeps the one the name matched."""
     words = re.split(r"[\s-]+", device_name.strip())
     for end in range(len(words), 0, -1):
         gpu = find_gpu(" ".join(words[:end]))
         if gpu is not None:
             dropped = {word.lower() for word in words[end:]}
-            return None if dropped & OTHER_CARD_WORDS else closest_variant(gpu, vram_gib)
+            if dropped & OTHER_CARD_WORDS or any(word.isdigit() for word in dropped):  # `A100-90`: no A100
+                return None
+            return gpu if vram_gib is None else closest_variant(gpu, vram_gib)
     return None
 
 
