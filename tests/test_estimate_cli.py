@@ -129,6 +129,50 @@ def test_other_trainers_spellings_are_understood():
     assert (hf["seq_len"], hf["micro_batch"], hf["grad_accum"], hf["lora_r"], hf["grad_ckpt"]) == (512, 2, 8, 32, True)
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["--method", "QLoRA", "--optimizer", "AdamW", "--attention", "SDPA", "--precision", "bf16-true"],
+     {"method": "qlora", "optimizer": "adamw", "attention": "sdpa", "precision": "bf16"}),
+    (["--optimizer", "PagedAdamW8bit", "--attention", "FA2", "--loss", "CEWithChunkedOutputLoss"],
+     {"optimizer": "paged_adamw_8bit", "attention": "flash_attention_2", "loss": "chunked"}),
+    (["--loss", "liger", "--method", "LoRA"], {"loss": "fused", "method": "lora"}),
+])
+def test_other_trainers_values_and_capitals_are_read_as_orchs(flags, expected):
+    """`AdamW`, `SDPA` or LitGPT's `bf16-true` copied from a published table were refused."""
+    settings = estimate(*flags)["settings"]
+    assert {k: settings[k] for k in expected} == expected
+
+
+QKV, ALL = ["q_proj", "k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.mark.parametrize("model, modules, expected", [
+    ("Qwen/Qwen-7B", "c_attn", QKV),
+    ("Qwen/Qwen-7B", "c_attn,c_proj,w1,w2", ALL),  # Qwen-1's README: its w1, w2 are the MLP's two input halves
+    ("Llama-3.1-8B", "q_proj,v_proj,output_proj,w1,w2,w3", ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                            "down_proj"]),  # torchtune's names
+    ("Llama-3.1-8B", "w2", ["down_proj"]),
+    ("microsoft/Phi-3-mini-4k-instruct", "qkv_proj,gate_up_proj", [*QKV, "gate_proj", "up_proj"]),
+    ("Llama-3.1-8B", "[Q_PROJ, V_PROJ]", ["q_proj", "v_proj"]),
+    ("Llama-3.1-8B", "q_proj v_proj", ["q_proj", "v_proj"]),
+    ("Llama-3.1-8B", "all", ALL),
+])
+def test_other_trainers_module_names_are_read_as_orchs(model, modules, expected):
+    result = runner.invoke(app, ["estimate", model, "--target-modules", modules, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["target_modules"] == expected
+
+
+@pytest.mark.parametrize("modules", ["", "q_proj,bogus", "lm_head"])
+def test_a_module_name_no_trainer_uses_is_still_refused(modules):
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--target-modules", modules])
+    assert result.exit_code == 2 and "`target_modules` must be all-linear or a list drawn from" in result.output
+
+
+def test_an_on_off_flag_given_a_value_says_how_to_write_it():
+    result = runner.invoke(app, [*BASE, "--compile", "true"])
+    assert result.exit_code == 2 and "an on/off flag takes no value (write --FLAG or --no-FLAG" in result.output
+
+
 def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
     """A full fine-tune on a few tokens peaks once every gradient exists; the default QLoRA job as its backward
     starts. Scripts read `peak_at`, people the line under the table."""

@@ -1,6 +1,7 @@
 """Turn a user's mistake into a short message and exit code 2, inside the command, so tests see what users see."""
 
 import functools
+import re
 import sys
 
 import typer
@@ -71,6 +72,9 @@ def repeated_option(command, args: list[str]) -> str | None:
     return None
 
 
+BOOLEAN_WORD = re.compile(r"\((true|false|yes|no|on|off)\)$", re.IGNORECASE)  # `--grad-ckpt true`'s extra word
+
+
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
     the one `error: ...` line every other mistake gets, with the help to read, instead of a framed block. (Typer
@@ -95,6 +99,8 @@ class OneLineUsageErrors(TyperGroup):
                 print_error(f"give a command: `{ctx.command_path if ctx else 'orch'} COMMAND`, one of those above.")
                 sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
+            if message.startswith("Got unexpected extra argument") and BOOLEAN_WORD.search(message):
+                message += ": an on/off flag takes no value (write --FLAG or --no-FLAG, not --FLAG true)"
             print_error(f"{message}{' See' if message.endswith('?') else '; see'} "
                         f"`{ctx.command_path if ctx else 'orch'} --help`.")
             sys.exit(exc.exit_code)

@@ -11,7 +11,7 @@ import typer
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
 from gpu_catalog.models import LINEAR_MODULES
-from orchestrator.cli import display
+from orchestrator.cli import display, flag_aliases
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
@@ -36,19 +36,14 @@ SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt",
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
 
 
-# other trainers' spellings of the same choice (transformers' `optim` and `attn_implementation` names)
-ALIASES = {"attention": {"fa2": "flash_attention_2", "flash": "flash_attention_2", "flash_attn": "flash_attention_2",
-                         "flash-attention-2": "flash_attention_2"},
-           "optimizer": {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw",
-                         "adamw_bnb_8bit": "adamw_8bit", "paged_adamw_32bit": "adamw"}}
-
-
-def _settings(flags: dict):
-    """Validate through the job schema, so estimate and plan accept and reject exactly the same values."""
-    given = {k: ALIASES.get(k, {}).get(v, v) for k, v in flags.items() if v is not None}
-    for key in LIST_SETTINGS:
-        if key in given and given[key] != "all-linear":
-            given[key] = [m.strip() for m in given[key].split(",")]
+def _settings(flags: dict, model: str):
+    """Validate through the job schema, so estimate and plan accept and reject exactly the same values (other
+    trainers' spellings of them read as orch's: flag_aliases)."""
+    given = {k: flag_aliases.value(k, v) for k, v in flags.items() if v is not None}
+    if "target_modules" in given:
+        given["target_modules"] = flag_aliases.target_modules(given["target_modules"], model)
+    if "modules_to_save" in given:
+        given["modules_to_save"] = [m.strip() for m in given["modules_to_save"].split(",")]
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
 
 
@@ -117,7 +112,7 @@ def estimate(
         "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
         "target_modules": target_modules, "use_dora": use_dora, "modules_to_save": modules_to_save,
         "freeze_layers": freeze_layers, "precision": precision_name, "attention": attention, "loss": loss,
-        "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks})
+        "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks}, model)
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     shape = job_model(replace(settings, model=model))

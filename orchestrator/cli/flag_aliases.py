@@ -1,0 +1,60 @@
+"""Other trainers' spellings of `orch estimate`'s flag values, so a setting copied from a framework's table or
+config (transformers' `optim` and `attn_implementation`, LitGPT's precisions, torchtune's loss and module names,
+Qwen-1's and Phi-3's fused linears) is read as the setting orch runs, not refused. Matched without regard to case.
+Values not listed pass through unchanged to the job schema, which refuses them with the list of choices."""
+
+from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES
+
+VALUES = {
+    "method": {"lora": "lora", "qlora": "qlora", "full": "full", "fft": "full", "full_finetune": "full",
+               "full-finetune": "full"},
+    "attention": {"fa2": "flash_attention_2", "fa": "flash_attention_2", "flash": "flash_attention_2",
+                  "flash_attn": "flash_attention_2", "flash_attn_2": "flash_attention_2",
+                  "flash-attn": "flash_attention_2", "flash_attention": "flash_attention_2",
+                  "flash-attention-2": "flash_attention_2"},
+    "optimizer": {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw", "adam": "adamw",
+                  "adamw_apex_fused": "adamw", "torch.optim.adamw": "adamw", "paged_adamw_32bit": "adamw",
+                  "adamw_bnb_8bit": "adamw_8bit", "adamw8bit": "adamw_8bit", "bitsandbytes.optim.adamw8bit":
+                  "adamw_8bit", "pagedadamw8bit": "paged_adamw_8bit", "bitsandbytes.optim.pagedadamw8bit":
+                  "paged_adamw_8bit", "paged_lion_8bit": "lion_8bit"},
+    "loss": {"cross_entropy": "full", "ce": "full", "crossentropyloss": "full", "chunked_ce": "chunked",
+             "cewithchunkedoutputloss": "chunked", "chunked_cross_entropy": "chunked", "liger": "fused",
+             "fused_linear_cross_entropy": "fused", "flce": "fused"},
+    "precision": {"bf16-true": "bf16", "bf16-mixed": "bf16", "bfloat16": "bf16", "16-mixed": "fp16",
+                  "16-true": "fp16", "float16": "fp16", "32-true": "fp32", "32": "fp32", "float32": "fp32"},
+}
+QKV = ("q_proj", "k_proj", "v_proj")
+# other names of the linears orch adapts, by framework; `w1`/`w2` below are torchtune's (Llama, Mistral), and
+# QWEN1_MODULES Qwen-1's, where they are the two halves of the MLP's input projection
+MODULES = {
+    "all": LINEAR_MODULES, "all_linear": LINEAR_MODULES, "all-linear": LINEAR_MODULES,
+    "attn": ATTENTION_MODULES, "attention": ATTENTION_MODULES, "mlp": MLP_MODULES,
+    "qkv_proj": QKV, "query_key_value": QKV, "c_attn": QKV, "wqkv": QKV,  # fused q, k, v (Phi-3, Falcon, Qwen-1)
+    "output_proj": ("o_proj",), "dense": ("o_proj",), "wo": ("o_proj",),
+    "gate_up_proj": ("gate_proj", "up_proj"),  # Phi-3
+    "w1": ("gate_proj",), "w2": ("down_proj",), "w3": ("up_proj",),  # torchtune's Llama
+}
+QWEN1_MODULES = {"w1": ("up_proj",), "w2": ("gate_proj",), "c_proj": ("o_proj", "down_proj")}  # attn and mlp c_proj
+
+
+def value(key: str, given):
+    """orch's name for a flag's value, where another trainer's spelling of it is known (orch's own names are lower
+    case: `AdamW` is adamw)."""
+    if not isinstance(given, str) or key not in VALUES:
+        return given
+    spelled = given.strip().lower()
+    return VALUES[key].get(spelled, spelled)
+
+
+def target_modules(given: str, model: str) -> str | list[str]:
+    """`all-linear` or orch's module names, in orch's order, for a comma (or space) list, in brackets or quotes or
+    not, of any trainer's names; a name not known is kept, for the schema to refuse it."""
+    names = [n.strip(" '\"").lower() for n in given.strip().strip("[]").replace(",", " ").split()]
+    if not names:
+        return [given]  # an empty list: the schema says what it needs
+    table = {**MODULES, **QWEN1_MODULES} if model.split("/")[-1].lower().startswith("qwen-") else MODULES
+    if any(table.get(n) == LINEAR_MODULES for n in names):
+        return "all-linear"
+    found = {module for name in names for module in table.get(name, (name,))}
+    return sorted(found, key=lambda m: (m not in LINEAR_MODULES, LINEAR_MODULES.index(m) if m in LINEAR_MODULES
+                                        else 0, m))
