@@ -135,7 +135,8 @@ def estimate(
         unsupported = unsupported_on(settings, target)
         result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
                       headroom_fraction=round(headroom_fraction(target, calibration), 4),
-                      fits=memory.vram_gib <= usable and unsupported is None, unsupported=unsupported,
+                      fits=memory.vram_gib <= usable and unsupported is None,
+                      fits_in_memory=memory.vram_gib <= usable, unsupported=unsupported,
                       usage=f"{memory.vram_gib:.1f} of {target.vram_gib:g} GiB",
                       tokens_per_s=round(speed.tokens_per_s, 1), efficiency=round(speed.efficiency, 3),
                       basis=speed.basis, flops_per_token=speed.flops_per_token,
