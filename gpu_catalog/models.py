@@ -207,6 +207,7 @@ def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, Mo
             if not _matched_by_name(spelling):
                 continue
             bare.setdefault(normalize(spelling.split("/")[-1]), model)
+            bare.setdefault(_release_key(spelling), model)  # `CodeLlama-7b` for codellama/CodeLlama-7b-hf
             if spelling == model.name or "/" not in spelling:
                 own.setdefault(_release_key(spelling), model)
     return ids, bare, own
@@ -258,7 +259,8 @@ def _from_local_folder(path: Path) -> ModelShape:
 OWN_ORG = "orch/"  # the shapes orch builds itself (models.csv), never downloaded
 
 # fine-tuned, chat and quantized releases share their base model's shape: `Qwen/Qwen-7B-Chat-Int4` is `Qwen/Qwen-7B`
-FORMAT_SUFFIXES = ("-bnb-4bit", "-gptq", "-awq", "-int4", "-int8", "-hf")  # the same weights in another format
+# the same weights in another format: `-unsloth-bnb-4bit` is Unsloth's dynamic 4-bit, `-FP8` Qwen's fp8 release
+FORMAT_SUFFIXES = ("-bnb-4bit", "-unsloth", "-gptq", "-awq", "-int4", "-int8", "-fp8", "-hf")
 VARIANT_SUFFIXES = (*FORMAT_SUFFIXES, "-instruct", "-chat", "-it", "-base")
 
 

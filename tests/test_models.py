@@ -55,6 +55,20 @@ def test_tinyllama_is_never_orchs_own_toy(name):
     assert get_model("tiny").name == get_model("orch/tiny-llama").name == "orch/tiny-llama"
 
 
+@pytest.mark.parametrize("name, shape", [
+    ("unsloth/llama-3-8b-bnb-4bit", "meta-llama/Llama-3.1-8B"), ("Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B"),
+    ("meta-llama/Meta-Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-70B"),
+    ("unsloth/Llama-3.2-1B-Instruct-unsloth-bnb-4bit", "meta-llama/Llama-3.2-1B"),
+    ("Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen-14B"), ("Qwen/Qwen3-8B-FP8", "Qwen/Qwen3-8B"),
+    ("microsoft/Phi-3-mini-128k-instruct", "microsoft/Phi-3-mini-4k-instruct"),
+    ("CodeLlama-7b", "meta-llama/Llama-2-7b-hf"), ("codellama/CodeLlama-34b-Instruct-hf", "codellama/CodeLlama-34b-hf"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B")])
+def test_releases_published_tables_name_resolve_to_their_shape(name, shape):
+    """Unsloth's, Qwen1.5's and CodeLlama's names in published benchmarks were unknown models."""
+    assert get_model(name).name == shape
+    assert get_model("CodeLlama-7b").context_tokens is None  # Llama-2's shape, not its 4096 positions (16384)
+
+
 def test_unknown_hub_id_offline_is_a_clear_error():
     with pytest.raises(UserError, match="unknown model 'someone/not-a-model'"):
         get_model("someone/not-a-model")
