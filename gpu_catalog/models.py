@@ -338,7 +338,11 @@ def get_model(name: str) -> ModelShape:
         model = _from_hub(name)
     if model is None:
         names = [m.name for m in load_models()]
-        raise UserError(unknown_name_message("model", name, names, "orch catalog models"))
+        message = unknown_name_message("model", name, names, "orch catalog models")
+        if "/" in name and not hub_reachable():
+            message += (" The Hugging Face Hub cannot be reached from here to read its config: download the model's "
+                        "config.json into a folder and give the folder.")
+        raise UserError(message)
     if own.get(_release_key(name)) is not model:
         # another release shares the shape, not always the context (Qwen2.5-7B-Instruct: 32768, the base's 131072;
         # Phi-3.5-mini: 131072, Phi-3-mini-4k's 4096): unknown rather than wrong
