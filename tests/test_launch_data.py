@@ -31,10 +31,10 @@ def test_a_local_run_gets_absolute_paths_for_both_datasets(tmp_path):
 
 def test_a_cloud_run_mounts_both_datasets(tmp_path):
     files = stage_files(job_with_two_files(tmp_path), tmp_path / "work")
-    assert files.datasets[f"{REMOTE_DATA_DIR}/train.jsonl"] == tmp_path / "data" / "train.jsonl"
-    assert files.datasets[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == tmp_path / "data" / "eval.jsonl"
+    assert files.mounts[f"{REMOTE_DATA_DIR}/train.jsonl"] == tmp_path / "data" / "train.jsonl"
+    assert files.mounts[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == tmp_path / "data" / "eval.jsonl"
     staged = yaml.safe_load(files.job_file.read_text())
-    assert (staged["dataset"], staged["eval_dataset"]) == tuple(files.datasets)
+    assert (staged["dataset"], staged["eval_dataset"]) == tuple(files.mounts)
 
 
 def job_with_a_tokenizer_folder(tmp_path, written_as: str):
@@ -53,7 +53,7 @@ def test_a_relative_tokenizer_folder_is_made_absolute_and_mounted(tmp_path, monk
     (tmp_path / "run").mkdir()
     assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["tokenizer"] == str(tmp_path / "tok")
     files = stage_files(job, tmp_path / "work")
-    assert files.datasets[f"{REMOTE_DATA_DIR}/tokenizer/tok"] == tmp_path / "tok"
+    assert files.mounts[f"{REMOTE_DATA_DIR}/tokenizer/tok"] == tmp_path / "tok"
     assert yaml.safe_load(files.job_file.read_text())["tokenizer"] == f"{REMOTE_DATA_DIR}/tokenizer/tok"
 
 
@@ -75,3 +75,33 @@ def test_a_hub_tokenizer_id_is_left_as_written(tmp_path):
     job.write_text(job.read_text() + "tokenizer: org/name\n")
     (tmp_path / "run").mkdir()
     assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["tokenizer"] == "org/name"
+
+
+def test_a_cloud_run_mounts_each_local_path_under_a_name_the_vms_shell_takes_as_one_word(tmp_path):
+    """SkyPilot links a file mount into place with its destination unquoted in a shell command: `my data.jsonl` or a
+    quote in a name failed the launch after the VM was paid for."""
+    (tmp_path / "my data.jsonl").write_text('{"text": "x"}\n')
+    (tmp_path / "ev'al;$x ü.jsonl").write_text('{"text": "x"}\n')
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "m", "method": "lora", "seq_len": 8, "dataset": "my data.jsonl",
+                                   "eval_dataset": "ev'al;$x ü.jsonl"}))
+    files = stage_files(job, tmp_path / "work")
+    staged = yaml.safe_load(files.job_file.read_text())
+    assert staged["dataset"] == f"{REMOTE_DATA_DIR}/my_data.jsonl"
+    assert staged["eval_dataset"] == f"{REMOTE_DATA_DIR}/eval_dataset/ev_al__x__.jsonl"
+    assert files.mounts[staged["eval_dataset"]] == tmp_path / "ev'al;$x ü.jsonl"
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_a_model_folder_of_this_machine_is_mounted_not_looked_for_on_the_hub(tmp_path, absolute):
+    """The VM's trainer was given `model: mymodel`, a folder only the launching machine has, and stopped with exit 2
+    after provisioning and setup were paid."""
+    job = job_with_two_files(tmp_path)
+    (tmp_path / "my model").mkdir()
+    (tmp_path / "my model" / "config.json").write_text("{}")
+    raw = yaml.safe_load(job.read_text())
+    job.write_text(yaml.safe_dump({**raw, "model": str(tmp_path / "my model") if absolute else "my model"}))
+    files = stage_files(job, tmp_path / "work")
+    remote = yaml.safe_load(files.job_file.read_text())["model"]
+    assert remote == f"{REMOTE_DATA_DIR}/model/my_model" and files.mounts[remote] == tmp_path / "my model"
+    assert "my model" not in " ".join(files.hub_ids)

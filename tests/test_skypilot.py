@@ -332,6 +332,21 @@ def test_a_dry_run_names_the_skypilot_command_its_task_needs(sky, tmp_path, monk
         (spot_flag == "--spot")
 
 
+def test_the_printed_sky_command_quotes_the_task_file(sky, tmp_path, monkeypatch):
+    """`--out "my out/task 1.yaml"` was printed bare: pasted, sky got three arguments, and a `$(...)` in it ran."""
+    import shlex
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my out").mkdir()
+    out = tmp_path / "my out" / "t$(id) 1.yaml"
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      "nebius", "--no-spot", "--dry-run", "--out", str(out)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    command = result.stderr.split("`sky launch ")[1].split("`")[0]
+    assert f" {shlex.quote(str(out))} " in command and "'" in shlex.quote(str(out))
+
+
 @pytest.mark.parametrize("enabled, provider, spot, store", [
     (["Lambda", "Nebius"], "lambda", False, "NEBIUS"),  # Lambda has no store: the first enabled one orch copies from
     (["Nebius"], "nebius", True, "NEBIUS"),

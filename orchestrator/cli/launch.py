@@ -1,5 +1,6 @@
 """`orch launch JOB.yaml --budget USD`: plan, confirm, train on the chosen target, follow it, and record the run."""
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -145,8 +146,9 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         # with its launch time, the budget's window counts provisioning and setup too (sky_task.LAUNCHED_AT_ENV)
         command += f" {sky_task.LAUNCH_TIME_FLAG}"
         # say: printable, as --out is a name given by a user and no escape in it may reach the terminal
-        display.say(f"task file: {out} (its files: {task.files_dir}); `{command} {out}{secrets}` from this folder "
-                    "runs it", err=True)
+        # quoted for the shell: a space in --out split the pasted command, and `$(...)` in it ran
+        display.say(f"task file: {out} (its files: {task.files_dir}); `{command} {shlex.quote(str(out))}{secrets}` "
+                    "from this folder runs it", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
     display.err_console.print("dry run: nothing launched.")

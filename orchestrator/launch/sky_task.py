@@ -145,30 +145,45 @@ def run_script() -> str:
 @dataclass(frozen=True)
 class TaskFiles:
     """What the task mounts from the launching machine: the staged code, the job file, and each local dataset (the
-    training set, an eval set) by the path it has on the VM; and what the VM downloads from the Hugging Face Hub."""
+    training set, an eval set), tokenizer and model folder by the path it has on the VM; and what the VM downloads
+    from the Hugging Face Hub."""
 
     code_dir: Path
     job_file: Path
-    datasets: dict[str, Path]  # remote path -> local file or folder
+    mounts: dict[str, Path]  # remote path -> local file or folder
     hub_ids: tuple[str, ...] = ()  # the model, tokenizer and datasets the VM downloads (HF_TOKEN goes only then)
 
 
+UNSAFE_IN_MOUNT = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def remote_name(path: Path) -> str:
+    """A mount's name on the VM: SkyPilot 0.14 links each file mount into place with a shell command that leaves its
+    destination unquoted, so a space or a quote in a dataset's name failed the launch after the VM was paid for."""
+    return UNSAFE_IN_MOUNT.sub("_", path.name) or "data"
+
+
 def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
-    """Copy what the VM needs into `files_dir`: orch's code and the job, its dataset paths rewritten to the mounts
-    (the eval set in a folder of its own: the two may share a file name)."""
+    """Copy what the VM needs into `files_dir`: orch's code and the job, its local paths rewritten to the mounts
+    (the eval set, the tokenizer and the model in folders of their own: they may share a name)."""
     raw, local = read_job(job_path)
     hub_ids = tuple(raw[key] for key in (*DATA_KEYS, "tokenizer") if isinstance(raw.get(key), str) and key not in local)
-    model = raw["model"]  # built offline, or a folder of this machine (not mounted): nothing downloaded
-    if not is_built_offline(model) and not (job_path.parent / model).is_dir():
-        hub_ids = (model, *hub_ids)
-    datasets = {}
+    model = raw["model"]
+    model_folder = job_path.parent / model
+    if not is_built_offline(model):
+        if model_folder.is_dir():  # a folder of this machine: mounted like a dataset
+            local["model"] = model_folder.resolve()
+        else:
+            hub_ids = (model, *hub_ids)
+    mounts = {}
     for key, path in local.items():
-        raw[key] = f"{REMOTE_DATA_DIR}/{path.name}" if key == "dataset" else f"{REMOTE_DATA_DIR}/{key}/{path.name}"
-        datasets[raw[key]] = path
+        raw[key] = f"{REMOTE_DATA_DIR}/{remote_name(path)}" if key == "dataset" else \
+            f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
+        mounts[raw[key]] = path
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
     job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, datasets=datasets, hub_ids=hub_ids)
+    return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, mounts=mounts, hub_ids=hub_ids)
 
 
 def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
@@ -205,7 +220,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
         delivery = on_the_vm(delivery, option.offer.provider)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
-    mounts.update((remote, str(path)) for remote, path in files.datasets.items())
+    mounts.update((remote, str(path)) for remote, path in files.mounts.items())
     guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
     used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
     secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if used[name] and os.environ.get(name)}
