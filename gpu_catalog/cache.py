@@ -16,7 +16,10 @@ def cache_dir() -> Path:
 
 
 def _key(sources: list[Path]) -> str:
-    stamp = [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(sources) if p.is_file()]
+    """The sources' names, times and sizes; a source that is there but no file (a pipe) keys a build of its own,
+    which then refuses it, rather than the cache of a catalog without it."""
+    stamp = [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" if p.is_file() else f"{p}:not a file"
+             for p in sorted(sources) if p.exists()]
     return hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
 
 

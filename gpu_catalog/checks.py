@@ -142,6 +142,9 @@ def read_text(path: Path | str, what: str = "file") -> str:
     part of a CSV's first column name or a JSON syntax error); a missing, unreadable or non-UTF-8 file is the user's
     to fix."""
     path = Path(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        # a pipe waits forever for a writer, /dev/zero never ends: neither is a file to read whole
+        raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file.")
     try:
         data = path.read_bytes()
         bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""

@@ -225,7 +225,7 @@ def _from_local_folder(path: Path) -> ModelShape:
     as JSON (`../../etc/passwd`) is a wrong name or path, not a broken config: saying where its JSON breaks would
     send the user to fix that file."""
     config_file = path / "config.json" if path.is_dir() else path
-    if not config_file.is_file():
+    if not config_file.exists():  # a pipe or a device named config.json: read_text says what it is
         raise UserError(f"{path} has no config.json: point at a Hugging Face model folder.")
 
     def unique_keys(pairs: list[tuple[str, object]]) -> dict:

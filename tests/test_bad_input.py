@@ -428,6 +428,22 @@ for args in (["--method", ""], ["--gpu", ""]):
 case("catalog-offers-empty-gpu", lambda i: ["catalog", "offers", "--gpu", ""])
 for value in ("../../x", "[bold red]x[/]", "lm head"):
     case(f"estimate-modules-to-save-{value}", lambda i, v=value: ["estimate", "Llama-3.1-8B", "--modules-to-save", v])
+# a pipe waits forever for a writer and /dev/zero never ends: read whole, they hung or ran out of memory
+case("import-a-pipe", lambda i: ["import", i.pipe("ax.yaml")])
+case("import-dev-zero", lambda i: ["import", "/dev/zero"])
+case("hardware-a-pipe", lambda i: i.hardware_path(i.pipe("hw.yaml")))
+case("plan-job-dev-zero", lambda i: ["plan", "/dev/zero", "--budget", "1"])
+
+
+def _catalog_pipe(i: Inputs) -> list[str]:
+    """A pipe as a cloud's vms.csv: a cold cache hung on it, a warm one showed that cloud with no offers."""
+    i.env("ORCH_SKY_CATALOGS", i.folder("pipes"))
+    (i.files / "pipes" / "lambda").mkdir()
+    i.pipe("pipes/lambda/vms.csv")
+    return ["catalog", "offers"]
+
+
+case("catalog-a-pipe", _catalog_pipe)
 CSV_REPEATED = "instruction,output,output\n" + "".join(f"question {n},answer {n},other {n}\n" for n in range(60))
 case("plan-csv-header-repeats-a-column", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
                                                          dataset=i.file("rep.csv", CSV_REPEATED)))

@@ -400,7 +400,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     """(config, the folder the file is in, against which relative dataset and tokenizer paths resolve)."""
     path = Path(path)
     if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
-        state = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        state = ("is a folder, not a file" if os.path.isdir(path) else
+                 "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
