@@ -28,6 +28,9 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
     """--db names a results database: an existing file, or (for `orch bench`, which records into it) one to create
     in a writable folder. A command that only reads it refuses a missing one: it made an empty database at a typo'd
     path and went on with no results."""
+    if db is not None and reads_only and db.is_file() and db.stat().st_size == 0:  # SQLite would make it a database
+        raise UserError(f"--db '{db}' is an empty file, not a results database: give the one `orch bench --db` "
+                        "recorded into, or leave --db out for $ORCH_HOME/bench.db.")
     if db is None or db.is_file():
         return
     if reads_only:
@@ -98,13 +101,14 @@ def calibrate_command(
     results: ResultsOption = None,
     out: Annotated[Path | None, typer.Option(help="Calibration file to write (default: the one the estimator "
                                                   "reads, $ORCH_HOME/calibration.json).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the estimator's efficiency (per GPU and method) and memory overheads to measured results."""
     from orchestrator.bench.calibrate import calibrate
 
-    if out is not None:
-        checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])))
+    if out is not None:  # the default file is orch's own, refitted each time; a named one may be anything
+        checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])), force=force)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
     result = calibrate(rows, out or calibration_file(), sources)
