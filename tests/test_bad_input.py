@@ -540,6 +540,12 @@ for name, text in (("efficiency-0", '{"efficiency": {"H100 SXM": {"lora": 0}}}')
                    ("efficiency-a-number", '{"efficiency": 5}'),
                    ("memory-a-list", '{"efficiency": {}, "memory": [1]}'),
                    ("memory-basis-unknown", '{"efficiency": {}, "memory_basis": {"cuda": "guessed"}}'),
+                   ("memory-basis-alone", '{"efficiency": {}, "memory_basis": {"cuda": "published"}}'),
+                   ("memory-basis-analytic", '{"efficiency": {}, "memory": {"cuda": {"context_gib": 1, '
+                                             '"slack_fraction": 0.1}}, "memory_basis": {"cuda": "analytic"}}'),
+                   ("basis-analytic-fitted", '{"efficiency": {"L4": {"lora": 0.5}}, "efficiency_basis": {"L4": '
+                                             '{"lora": "analytic"}}}'),
+                   ("basis-alone", '{"efficiency": {}, "efficiency_basis": {"L4": {"lora": "published"}}}'),
                    ("memory-basis-kind-unknown", '{"efficiency": {}, "memory_basis": {"gpu": "published"}}')):
     case(f"calibration-{name}", lambda i, t=text: i.calibration(t))
 case("calibration-not-utf8", lambda i: i.calibration(b'{"efficiency": {"\xff": {}}}'))

@@ -142,6 +142,9 @@ def _parsed(raw, path: Path) -> Calibration:
     # files written before it was kept fitted memory from the user's runs only: `measured`
     memory_basis = {_known(kind, MEMORY_KINDS, "memory_basis kind"): _basis(value, f"{kind} memory")
                     for kind, value in _mapping(raw.get("memory_basis", {}), "memory_basis").items()}
+    _bases_match(efficiency_basis, efficiency, "efficiency")
+    _bases_match({"": method_basis}, {"": method_efficiency}, "method_efficiency")
+    _bases_match({"": memory_basis}, {"": memory}, "memory")
     return Calibration(efficiency=efficiency, memory=memory, source=str(path), efficiency_basis=efficiency_basis,
                        method_efficiency=method_efficiency, method_basis=method_basis, memory_basis=memory_basis)
 
@@ -199,6 +202,19 @@ def _basis(value, what: str) -> str:
     if value not in BASES:
         raise ValueError(f"the basis of {what} must be one of {', '.join(BASES)}, got {value!r}")
     return value
+
+
+def _bases_match(bases: dict[str, dict], values: dict[str, dict], what: str) -> None:
+    """Each basis names a value beside it, and a fitted value's origin (`measured` or `published`): a basis alone,
+    or `analytic` on a fitted value, made an estimate say the wrong origin of its numbers."""
+    for group, named in bases.items():
+        for key, basis in named.items():
+            where = f"{group} {key}".strip()
+            if key not in values.get(group, {}):
+                raise ValueError(f"the basis of {what} {where} names no fitted value: remove it")
+            if basis == "analytic":
+                raise ValueError(f"{what} {where} is a fitted value, so its basis is measured or published: "
+                                 "analytic is for the documented defaults")
 
 
 def _method_basis(value, method_efficiency: dict[str, float]) -> dict[str, str]:
