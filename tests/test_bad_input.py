@@ -478,6 +478,13 @@ for flags in (["--spot-preemptions-per-h", "1e30"], ["--spot-preemptions-per-h",
 case("simulate-out-holds-the-trace", lambda i: ["simulate", "--trace", i.file("d/decisions.csv", TRACE),
                                                 "--out", str(i.files / "d")])
 case("simulate-generate-into-a-pipe", lambda i: ["simulate", "--generate", "5", "--out", i.pipe("trace.csv")])
+TRACE_HEADER = TRACE.splitlines(keepends=True)[0]
+case("simulate-trace-of-no-jobs", lambda i: ["simulate", "--trace", i.file("t.csv", TRACE_HEADER)])
+case("report-trace-of-no-jobs", lambda i: ["report", "--trace", i.file("t.csv", TRACE_HEADER), "--out",
+                                           str(i.files / "rep")])
+case("simulate-trace-budget-0", lambda i: ["simulate", "--trace", i.file("t.csv", TRACE.replace(",118.3,", ",0,"))])
+case("simulate-out-holds-earlier-results", lambda i: [i.file("d/simulation.png", b"\x89PNG"), "simulate", "--trace",
+                                                      i.file("t.csv", TRACE), "--out", str(i.files / "d")][1:])
 
 # --- hardware file ---------------------------------------------------------------------------------------------------
 CARD = "cards: [{gpu: RTX 4090, %s}]"

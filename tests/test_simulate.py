@@ -432,8 +432,9 @@ def test_a_simulation_refuses_a_rate_it_would_ignore(tmp_path):
 
 
 def test_a_rejected_job_counts_as_rejected_only_not_late(tmp_path):
-    """A job the simulator rejects (no budget) was counted both rejected and late, one failure shown twice."""
-    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, budget_usd="0"), "--json", "--out",
+    """A job the simulator rejects (a budget nothing meets) was counted both rejected and late, one failure shown
+    twice."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, budget_usd="0.0001"), "--json", "--out",
                                  str(tmp_path / "sim")])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -454,4 +455,16 @@ def test_generate_refuses_to_replace_an_existing_trace_without_force(tmp_path):
     assert runner.invoke(app, ["simulate", "--generate", "10", "--out", str(trace), "--force"]).exit_code == 0
     assert len(trace.read_text().splitlines()) == 11
     refused = runner.invoke(app, ["simulate", "--trace", str(trace), "--force"])  # it would replace nothing
-    assert refused.exit_code == 2 and "--force does nothing with --trace" in refused.stderr
+    assert refused.exit_code == 2 and "no --out is given: leave --force out" in refused.stderr
+
+
+def test_a_simulation_keeps_the_results_an_out_folder_holds_unless_forced(tmp_path):
+    """The second `--trace T --out d` replaced d/decisions.csv and d/simulation.png unasked, and --force was refused."""
+    trace, out = tmp_path / "trace.csv", tmp_path / "d"
+    assert runner.invoke(app, ["simulate", "--generate", "5", "--seed", "1", "--out", str(trace)]).exit_code == 0
+    assert runner.invoke(app, ["simulate", "--trace", str(trace), "--out", str(out)]).exit_code == 0
+    before = (out / "decisions.csv").read_bytes()
+    again = runner.invoke(app, ["simulate", "--trace", str(trace), "--out", str(out), "--seed", "2"])
+    assert again.exit_code == 2 and "already holds decisions.csv and simulation.png: pass --force" in again.stderr
+    assert (out / "decisions.csv").read_bytes() == before
+    assert runner.invoke(app, ["simulate", "--trace", str(trace), "--out", str(out), "--force"]).exit_code == 0

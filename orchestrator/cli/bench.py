@@ -14,6 +14,7 @@ from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.job import load_job
+from orchestrator.simulate.trace import check_trace
 from trainer.status import TrainStatus
 
 MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
@@ -152,7 +153,7 @@ def report_command(
     for path in jobs:
         load_job(path)  # a bad job fails before the report folder is made
     if trace is not None:
-        checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {trace}`.")
+        check_trace(trace)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # every row checked as it is read, runs.db's too
     runs = launched_runs()

@@ -27,7 +27,7 @@ MAX_GENERATED_JOBS = 100_000_000
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
 # Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
 SIMULATION_ONLY = {"local": "--local", "policy": "--policy", "spot_preemptions_per_h": "--spot-preemptions-per-h"}
-GENERATE_ONLY = {"rate": "--rate", "force": "--force"}
+GENERATE_ONLY = {"rate": "--rate"}
 
 
 @user_errors
@@ -44,8 +44,8 @@ def simulate_command(
     rate: Annotated[float, typer.Option(help="With --generate: arrivals per hour.")] = 4.0,
     out: Annotated[Path | None, typer.Option(help="Trace file (--generate), or folder for decisions.csv and "
                                                   "simulation.png.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="With --generate: replace the --out trace if it exists.")]
-    = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace what --out holds: the trace (--generate), or "
+                                                        "decisions.csv and simulation.png.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
@@ -66,6 +66,8 @@ def simulate_command(
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
     _refuse_given(ctx, GENERATE_ONLY, "with --trace (it paces --generate's arrivals)")
+    if force and out is None:
+        raise UserError("--force replaces what --out holds, and no --out is given: leave --force out.")
     if policy != "all" and policy not in POLICIES:
         raise UserError(f"--policy must be one of {', '.join(POLICIES)} or all, got {policy!r}.")
     policies = POLICIES if policy == "all" else (policy,)
@@ -82,6 +84,9 @@ def simulate_command(
         if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
             raise UserError(f"--out {out}: {taken[0]} there is the trace itself, which the simulation would "
                             "overwrite: choose another folder.")
+        if not force and (kept := [name for name in OUTPUT_NAMES if (out / name).exists()]):
+            raise UserError(f"--out {out} already holds {' and '.join(kept)}: pass --force to replace them, or "
+                            "choose another folder.")
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
     summaries = {}
     for index, policy_settings in enumerate(settings):

@@ -191,7 +191,7 @@ class _Checker:
         ("train_tokens", lambda self, t: _token_count(t)),
         ("deadline_h", lambda self, t: _number(t, float, 0, False, "give hours after arrival, or leave it empty",
                                                MAX_DEADLINE_H) if t else None),
-        ("budget_usd", lambda self, t: _number(t, float, 0, True, "give the most the job may cost, in USD",
+        ("budget_usd", lambda self, t: _number(t, float, 0, False, "give the most the job may cost, in USD",
                                                MAX_BUDGET_USD)),
         ("priority", lambda self, t: _priority(t) if t else 0),
     )
@@ -228,9 +228,13 @@ def _open(path: Path) -> tuple:
 
 
 def check_trace(path: Path) -> None:
-    """The file exists, reads as UTF-8 and has every column: what can be checked before a simulation starts."""
-    f, _ = _open(path)
-    f.close()
+    """The file exists, reads as UTF-8, has every column and a first job: what can be checked before a simulation
+    starts. A header alone simulated to `0 jobs, 100% utilisation` and a report on nothing."""
+    rows = read_trace(path)
+    if next(rows, None) is None:
+        raise UserError(f"trace {path} holds no jobs: add rows under its header, or make one with `orch simulate "
+                        f"--generate N --out {path}`.")
+    rows.close()
 
 
 def read_trace(path: Path) -> Iterator[dict]:
