@@ -445,6 +445,10 @@ def _catalog_pipe(i: Inputs) -> list[str]:
 
 case("catalog-a-pipe", _catalog_pipe)
 CSV_REPEATED = "instruction,output,output\n" + "".join(f"question {n},answer {n},other {n}\n" for n in range(60))
+case("plan-modules-to-save-typo", lambda i: plan(i, model="orch/tiny-llama", method="lora",
+                                                  modules_to_save=["embed_token"]))
+case("launch-modules-to-save-typo", lambda i: ["launch", i.job(method="lora", modules_to_save=["lm_heads"]),
+                                               "--budget", "10", "--target", "cloud", "--dry-run"])
 case("plan-csv-header-repeats-a-column", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
                                                          dataset=i.file("rep.csv", CSV_REPEATED)))
 case("launch-csv-header-repeats-a-column", lambda i: ["launch", i.job(dataset=i.file("rep.csv", CSV_REPEATED)),

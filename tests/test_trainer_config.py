@@ -105,8 +105,8 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"model": "a" * 5000}, "is no folder here and not in the Hugging Face cache"),  # too long for a path
     ({"dataset": "a" * 5000}, "is no file or folder here and not in the Hugging Face cache"),
     ({"dataset": "no-such-org/no-such-data"}, "dataset 'no-such-org/no-such-data' is no file or folder here"),
-    ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names no module of orch/tiny-llama: "
-                                                      "nonexistent"),
+    ({"modules_to_save": ["lm_head", "q_norm"]}, "`modules_to_save` names no module of orch/tiny-llama: q_norm"),
+    ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names nonexistent, no module of a decoder"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
     ({"method": "full", "freeze_layers": 5}, "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import LINEAR_MODULES, hub_id
+from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD
 from trainer.data_formats import COLUMNS
 
@@ -271,6 +271,12 @@ def _names(value) -> tuple[str, ...] | None:
                                                            for n in names) else None
 
 
+def _is_decoder_module(name: str) -> bool:
+    """The name's last dotted part (a layer index before it is fine) is a module a decoder has: a typo such as
+    `embed_token` passed plan and a cloud launch's pre-flight, and stopped the trainer on the VM."""
+    return name.split(".")[-1] in DECODER_MODULE_NAMES
+
+
 def _repeated(names: tuple[str, ...] | None) -> str | None:
     """The first name listed more than once: peft would take it once, but the estimate counted each entry (twice the
     trainable parameters), so a repeat is refused rather than silently priced wrong."""
@@ -304,6 +310,9 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
         problems.append(tokenizer_problem)
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
+    elif unknown := [n for n in to_save if not _is_decoder_module(n)]:
+        problems.append(f"`modules_to_save` names {', '.join(unknown)}, no module of a decoder model: name whole "
+                        "modules such as embed_tokens or lm_head")
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")

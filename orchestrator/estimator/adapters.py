@@ -28,7 +28,8 @@ def dora_params(model: ModelShape, target_modules: tuple[str, ...], use_dora: bo
 
 
 def saved_module_params(model: ModelShape, modules_to_save: tuple[str, ...]) -> int:
-    return sum(model.vocab * model.hidden for m in modules_to_save if m in FULL_COPY_MODULES)
+    # peft matches a module by its whole name or its last dotted part: `model.embed_tokens` is the embeddings
+    return sum(model.vocab * model.hidden for m in modules_to_save if m.split(".")[-1] in FULL_COPY_MODULES)
 
 
 def extra_adapter_params(model: ModelShape, settings) -> int:
