@@ -3,6 +3,7 @@ import os
 import re
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
@@ -322,3 +323,21 @@ def test_a_bare_catalog_name_is_the_hub_id_it_stands_for(written, loaded):
     """`model: tiny` planned and launched (plan reads the shape by its alias), then the trainer refused it: it loads
     by id."""
     assert config_from_dict({"model": written, "method": "lora", "seq_len": 64, "train_tokens": 1}).model == loaded
+
+
+@pytest.mark.parametrize("method, keys, said", [
+    ("lora", {"quant_bits": 4}, "`quant_bits` applies to method qlora (quantized weights), and this job's method is "
+                                "lora: set method: qlora, or drop it"),
+    ("full", {"double_quant": True, "qlora_fp32_upcast": False}, "`double_quant`, `qlora_fp32_upcast` apply to "
+                                                                 "method qlora"),
+])
+def test_a_job_file_that_sets_qlora_keys_for_another_method_is_refused(tmp_path, method, keys, said):
+    """`method: lora` with `quant_bits: 4` was planned and trained as bf16 LoRA, twice the weights' memory."""
+    job = tmp_path / "job.yaml"
+    base = {"model": "orch/tiny-llama", "seq_len": 64, "max_steps": 1}
+    job.write_text(yaml.safe_dump({**base, "method": method, **keys}))
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(job)
+    assert load_config(job, [f"{key}=null" for key in keys])[0].method == method
+    job.write_text(yaml.safe_dump({**base, "method": "qlora", **keys}))
+    assert load_config(job)[0].method == "qlora"
