@@ -337,7 +337,9 @@ for column, value, commands in (("status", "'paused'", (["queue"], ["cancel", "j
 for name, text in (("broken-json", "{"), ("spread-text", json.dumps({**GOOD_ROW, "tokens_per_s_spread": "wide"})),
                    ("steps-fraction", json.dumps({**GOOD_ROW, "timed_steps": 2.5})),
                    ("gpu-a-number", json.dumps({**GOOD_ROW, "gpu": 5})),
-                   ("stable-without-interval", json.dumps({**GOOD_ROW, "stable": True}))):
+                   ("stable-without-interval", json.dumps({**GOOD_ROW, "stable": True})),
+                   ("peak-past-the-card", json.dumps({**GOOD_ROW, "gpu": "NVIDIA H100 80GB HBM3", "gpu_vram_gib": 79.6,
+                                                      "nvml_peak_used_gib": 9000}))):
     case(f"bench.db-{name}", lambda i, t=text: i.bench_row(t))
 
 # --- exports and report folders --------------------------------------------------------------------------------------
@@ -352,6 +354,9 @@ case("report-job-missing", lambda i: ["report", "--results", i.file("r.jsonl", r
                                       str(i.files / "nope.yaml"), "--out", str(i.work / "rep")])
 case("report-job-bad", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",
                                   i.job(learning_rate=math.inf), "--out", str(i.work / "rep")])
+case("calibrate-peak-past-the-card", lambda i: ["calibrate", "--results", i.file("r.jsonl", row(
+    gpu="NVIDIA H100 80GB HBM3", gpu_vram_gib=79.6, peak_vram_gib={"reserved": 500.0}) + "\n"), "--out",
+    str(i.files / "c.json")])
 case("calibrate-out-missing-folder", lambda i: ["calibrate", "--results", i.file("r.jsonl", row() + "\n"),
                                                 "--out", str(i.files / "no" / "c.json")])
 case("calibrate-out-a-folder", lambda i: ["calibrate", "--results", i.file("r.jsonl", row() + "\n"),

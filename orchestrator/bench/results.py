@@ -184,6 +184,7 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
         raise UserError(f"{where}: `peak_vram_gib` must be a mapping of GiB numbers.")
     for key, value in peak.items():
         _measured(value, f"{where}: `peak_vram_gib.{key}`", MIN_MEASURED_GIB, MAX_PEAK_GIB)
+    _peaks_fit_the_device(row, peak, where)
     if row["status"] == "ok" and not row.get("tokens_per_s") and row.get("tokens_per_s") is not None:
         raise UserError(f"{where}: an ok row needs `tokens_per_s` above 0.")
     try:
@@ -193,6 +194,22 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     return row
+
+
+PEAK_OVER_CAPACITY_TOLERANCE = 0.02  # a device's total as NVML rounds it, against a peak read another way
+
+
+def _peaks_fit_the_device(row: dict, peak: dict, where: str) -> None:
+    """No peak a row measured is more than its device holds: a 9,000 GiB peak on an 80 GiB card fitted the context
+    to its bound and was written into every later estimate."""
+    capacity = row.get("gpu_vram_gib")
+    if not capacity:
+        return
+    peaks = {"nvml_peak_used_gib": row.get("nvml_peak_used_gib"), **{f"peak_vram_gib.{k}": v for k, v in peak.items()}}
+    for key, value in peaks.items():
+        if value and value > capacity * (1 + PEAK_OVER_CAPACITY_TOLERANCE):
+            raise UserError(f"{where}: `{key}` {value:g} GiB is more than the device's `gpu_vram_gib` {capacity:g}: "
+                            "not a measurement of that device; fix the row or leave it out.")
 
 
 def _measured(value, what: str, least: float, most: float) -> None:
