@@ -72,7 +72,10 @@ def number(value, what: str, low: float | None = None, high: float | None = None
 
 
 def _shown(value: float) -> str:
-    """A bound or value as people write it: 16777216 and 1000000 in full, 0.05 and 1e+30 short."""
+    """A bound or value as people write it: 16777216 and 1000000 in full, 0.05 and 1e+30 short, and a whole number
+    typed in full (99999999999999999999) as typed."""
+    if isinstance(value, int):
+        return str(value)
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
 
 

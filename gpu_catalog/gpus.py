@@ -88,6 +88,8 @@ def get_gpu(name: str) -> GPU:
     `Tesla V100-SXM2-32GB`, `A100 40GB PCIe`, `RTX 4090 24GB`) read as gpu_from_device_name reads NVML's, where a
     stated memory size picks the family's variant and must be that card's own. A miss is the user's mistake: the
     error names the nearest GPUs."""
+    if not name.strip():
+        raise UserError("the GPU name is empty: give one, e.g. 'RTX 4090' (`orch catalog gpus` lists them).")
     gpu = find_gpu(name) or _from_long_name(name)
     if gpu is None:
         names = [g.name for g in load_gpus()]

@@ -190,7 +190,8 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`{key}` must be 0 or more, got {value}")
     for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5), ("warmup_ratio", 0, 1)):
         value = raw.get(key)
-        if isinstance(value, (int, float)) and not low <= value < high:
+        said = any(p.startswith(f"`{key}` ") for p in problems)  # NaN or below 0: one problem said once
+        if isinstance(value, (int, float)) and not said and not low <= value < high:
             problems.append(f"`{key}` must be in [{low}, {high}), got {value}")
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
