@@ -126,7 +126,7 @@ def estimate(
               "params": shape.params, "trainable_params": memory.trainable_params,
               "vram_gib": round(memory.vram_gib, 3),
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
-              "memory_device": target.name if named else "any bf16 GPU",
+              "memory_device": target.name if named else f"any {precision(settings, target)} GPU",
               "calibration": calibration.source or "defaults", "memory_basis": calibration.memory_basis_for(target),
               "notes": [note] if (note := context_note(replace(settings, model=model), shape)) else []}
     if named:
