@@ -335,7 +335,11 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set takes KEY=VALUE, got {text!r}.")
-    return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
+    try:
+        return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
+    except UserError as exc:  # `[red]x[/]` starts a YAML list: say how to give it as text
+        raise ConfigError(f"{str(exc).rstrip('.')}: to give it as text, quote it inside the value, e.g. "
+                          f"--set '{key.strip()}=\"...\"'.") from None
 
 
 def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
