@@ -387,3 +387,18 @@ def test_a_device_in_orch_home_s_calibration_place_is_not_quietly_skipped(monkey
     os.mkfifo(tmp_path / "calibration.json")
     with pytest.raises(UserError, match="calibration file .*calibration.json is not a regular file"):
         load_calibration()
+
+
+def test_a_point_given_twice_is_fitted_once(tmp_path):
+    """Three copies of one row were `fitted on 3 of 3 result rows`: one point weighed three times."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    rows = synthetic_rows()
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(app, ["calibrate", "--results", str(results), "--results", str(results), "--out",
+                                      str(tmp_path / "c.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == len({row["point_id"] for row in rows})

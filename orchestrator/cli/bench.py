@@ -46,7 +46,8 @@ def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict]
     if results:
         for path in results:
             checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
-        return read_jsonl(results), [str(p) for p in results]
+        # a point given twice (a file listed twice, a rerun appended) counts once, its last row, as in the database
+        return list({row["point_id"]: row for row in read_jsonl(results)}.values()), [str(p) for p in results]
     files = sorted(RESULTS_DIR.glob("*.jsonl"))
     rows = {row["point_id"]: row for row in read_jsonl(files)}
     rows.update({row["point_id"]: row for row in ResultStore(db).rows()})
