@@ -402,3 +402,25 @@ def test_a_point_given_twice_is_fitted_once(tmp_path):
                                       str(tmp_path / "c.json"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == len({row["point_id"] for row in rows})
+
+
+def test_a_fit_that_stops_at_an_end_of_its_range_is_said(tmp_path):
+    """A billion tokens/s on an H100 fitted its efficiency to 1.0, the search's end, and wrote it without a word."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    row = {"point_id": "p1", "status": "ok", "sweep": "s", "created_at": 1.0, "gpu": "NVIDIA H100 80GB HBM3",
+           "gpu_vram_gib": 79.6, "tokens_per_s": 1e9,
+           "config": {"model": "meta-llama/Llama-3.1-8B", "method": "lora", "seq_len": 2048, "max_steps": 2}}
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    result = CliRunner().invoke(app, ["calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["at_bounds"] == ["efficiency H100 SXM lora 1"]
+    said = CliRunner().invoke(app, ["calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"),
+                                    "--force"], env={"COLUMNS": "200"})
+    assert "note: fitted to an end of its range (efficiency H100 SXM lora 1)" in said.stdout
+    plain = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "d.json"), "--json"])
+    assert json.loads(plain.stdout)["at_bounds"] == []  # orch's own results and the published points

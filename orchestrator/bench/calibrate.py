@@ -301,6 +301,24 @@ def error_summary(table: list[dict]) -> dict:
     return summary
 
 
+def fits_at_bounds(calibration: Calibration) -> list[str]:
+    """The values fitted from the user's own runs that stopped at an end of their search range: no value inside
+    it explains those runs (a mistyped or foreign measurement), so the fit is the bound, not a measurement."""
+    def at_bound(value: float, bounds: tuple[float, float]) -> bool:
+        return min(abs(value - bound) for bound in bounds) <= 1e-3 * max(bounds)
+
+    found = [f"efficiency {gpu} {method} {value:g}" for gpu, methods in calibration.efficiency.items()
+             for method, value in methods.items()
+             if calibration.efficiency_basis.get(gpu, {}).get(method) == "measured"
+             and at_bound(value, EFFICIENCY_BOUNDS)]
+    for kind, values in calibration.memory.items():
+        if calibration.memory_basis.get(kind) == "measured":
+            found += [f"memory {kind} {key} {values[key]:g}" for key, bounds in
+                      (("context_gib", CONTEXT_BOUNDS_GIB), ("slack_fraction", SLACK_BOUNDS))
+                      if at_bound(values[key], bounds)]
+    return found
+
+
 def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     """Fit from orch's own runs and the published points, write the data file, and return the error of every
     measured point before and after, with the in-sample and leave-one-source-out error of all points."""
@@ -315,6 +333,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),
+            "at_bounds": fits_at_bounds(calibration),
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
             "memory_basis": calibration.memory_basis, "method_efficiency": calibration.method_efficiency,

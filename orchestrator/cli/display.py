@@ -467,6 +467,9 @@ def show_calibration(result: dict) -> None:
     if not result["memory"]:
         console.print("memory: nothing fitted (no whole-process peak among your runs or the published points)",
                       highlight=False)
+    if result["at_bounds"]:
+        console.print(f"note: fitted to an end of its range ({esc(', '.join(result['at_bounds']))}): no value "
+                      "explains those runs, so check them (`orch bench` results)", highlight=False)
     for title, unit, value, error, fmt in (("tokens/s", "tok/s", "tokens_per_s", "tokens_per_s", ",.0f"),
                                            ("VRAM", "GiB", "vram_gib", "vram", ".2f")):
         points = [p for p in result["points"] if p[value] is not None]
