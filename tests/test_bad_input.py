@@ -286,6 +286,7 @@ case("submit-bad-job", lambda i: ["submit", i.job(epochs=math.inf, train_tokens=
 
 # --- scheduler -------------------------------------------------------------------------------------------------------
 for flag, value in (("--interval", "-1"), ("--interval", "nan"), ("--interval", "inf"), ("--interval", "0"),
+                    ("--interval", "0.0001"),
                     ("--cpu-slots", "-1"), ("--cpu-slots", "100000"), ("--monthly-cap", "-5"),
                     ("--monthly-cap", "nan"), ("--monthly-cap", "inf")):
     case(f"scheduler{flag}={value}", lambda i, f=flag, v=value: ["scheduler", "run", "--once", f, v])

@@ -20,6 +20,7 @@ from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, Job
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
+MIN_INTERVAL_S = 0.1  # a pass reads runs.db and the queue: 0.0001 s made a busy loop against SQLite
 MAX_CPU_SLOTS = 1024
 scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True,
                             cls=OneLineUsageErrors)
@@ -115,7 +116,7 @@ def scheduler_run_command(
     cpu_slots: Annotated[int, typer.Option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
-    checks.number(interval, "--interval", 0, MAX_INTERVAL_S, above=True)
+    checks.number(interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
