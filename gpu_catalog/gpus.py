@@ -104,15 +104,38 @@ MEMORY_IN_NAME = re.compile(r"(\d+)\s*GB\b", re.IGNORECASE)
 COUNT_FORM = re.compile(r"^\s*\d+\s*x\b|:\s*\d+\s*$", re.IGNORECASE)  # 2x A100, A100:8
 
 
+# Words that name a card's form, which changes its rates: `H100 80GB PCIe` is the PCIe card, not the SXM one its
+# first words match. `sxm` is what a catalog name without a form word is (A100 80GB, H200).
+FORM_WORDS = {"pcie": "pcie", "nvl": "nvl", "sxm": "sxm", "sxm2": "sxm", "sxm4": "sxm", "sxm5": "sxm"}
+
+
 def _from_long_name(name: str) -> GPU | None:
     """A name with words beyond a catalog name's: its memory, if stated, picks the variant and must be that card's
-    own (a `RTX 4090 48GB` is no catalog card)."""
+    own (a `RTX 4090 48GB` is no catalog card), and a form word (PCIe, NVL, SXM) must be the card's own form."""
     stated = MEMORY_IN_NAME.search(name)
     vram_gib = float(stated.group(1)) if stated else None
     gpu = gpu_from_device_name(name.replace("(", " ").replace(")", " "), vram_gib)
+    forms = {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
+    if gpu is not None and forms:
+        gpu = _of_form(gpu, forms, vram_gib)
     if gpu is None or (vram_gib is not None and abs(gpu.vram_gib - vram_gib) > 0.1 * gpu.vram_gib):
         return None
     return gpu
+
+
+def _form(gpu: GPU) -> str:
+    spellings = normalize(" ".join((gpu.name, *gpu.aliases)))
+    return next((form for form in ("pcie", "nvl") if form in spellings), "sxm")
+
+
+def _of_form(gpu: GPU, forms: set[str], vram_gib: float | None) -> GPU | None:
+    """The member of gpu's family of the named form (nearest in memory), or None: the catalog has no such card."""
+    if len(forms) > 1:
+        return None
+    family = [g for g in load_gpus() if g.family == gpu.family and _form(g) in forms]
+    if not family:
+        return None
+    return min(family, key=lambda g: (abs(g.vram_gib - (vram_gib or gpu.vram_gib)), g != gpu))
 
 
 def closest_variant(gpu: GPU, vram_gib: float) -> GPU:

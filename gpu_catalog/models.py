@@ -315,7 +315,9 @@ def _hub_ids() -> dict[str, str]:
     for hf_id, aliases in _aliases().items():
         for spelling in (hf_id, *aliases):
             if _matched_by_name(spelling):
-                ids.setdefault(normalize(spelling.split("/")[-1]), spelling if "/" in spelling else hf_id)
+                full = spelling if "/" in spelling else hf_id
+                ids.setdefault(normalize(spelling.split("/")[-1]), full)
+                ids.setdefault(_release_key(spelling), full)  # `CodeLlama-7b`: codellama/CodeLlama-7b-hf
     return ids
 
 
@@ -326,7 +328,8 @@ def hub_id(name: str, base_dir: Path = Path(".")) -> str:
     if "/" in name or name.startswith(RANDOM_PREFIX) or os.path.exists(checks.user_path(name)) \
             or os.path.exists(base_dir / checks.user_path(name)):
         return name
-    return _hub_ids().get(normalize(name), name)
+    ids = _hub_ids()
+    return ids.get(normalize(name)) or ids.get(_release_key(name), name)
 
 
 def get_model(name: str) -> ModelShape:

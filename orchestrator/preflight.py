@@ -21,6 +21,7 @@ from trainer.data_sources import (
     mixed_kinds_problem,
     one_file_problem,
 )
+from trainer.offline_names import is_built_offline
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -71,13 +72,19 @@ def dataset_file_problems(path: Path) -> list[str]:
     return []
 
 
-def model_problems(spec: JobConfig, cloud: bool = True) -> list[str]:
+def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".")) -> list[str]:
     """qlora needs nn.Linear layers (every model orch describes has them); a gated model needs HF_TOKEN on a cloud VM
     (here, a `huggingface-cli login` serves too, and the trainer says so if the download is refused). Random
     weights in a real shape (`random:`) download nothing."""
     model = get_model(spec.model)  # raises a UserError for a model orch does not describe
     problems = []
     downloads = not spec.model.startswith(RANDOM_PREFIX)
+    if downloads and not is_built_offline(spec.model) and "/" not in spec.model \
+            and not (base_dir / checks.user_path(spec.model)).is_dir():
+        # a shape orch reads by name (`Llama-3-8B-Instruct`) with no repository it stands for: the VM would ask
+        # the hub for that bare name and stop after provisioning and setup were paid
+        return [f"model '{spec.model}' is a name orch reads as the shape of {model.name}, not a Hugging Face "
+                f"repository to download: give the repository's org/name id (e.g. {model.name})"]
     # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
     downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
     if cloud and downloads and downloaded.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
@@ -111,7 +118,7 @@ def launch_problems(option: Option) -> list[str]:
 def check(spec: JobConfig, job_path: Path, option: Option) -> None:
     """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail."""
     cloud = not option.offer.is_local
-    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud=cloud) + \
+    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud, Path(job_path).parent) + \
         (vm_package_problems(spec) if cloud else []) + launch_problems(option)
     if problems:
         raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")

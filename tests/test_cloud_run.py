@@ -3,6 +3,7 @@ wall-clock guard across restarts), the recovery settings SkyPilot reads, pre-fli
 with only the calls that reach a cloud recorded."""
 
 import importlib.util
+import json
 import os
 import re
 import stat
@@ -203,6 +204,25 @@ def test_a_gated_model_needs_hf_token(monkeypatch):
     for name, gated in (("NousResearch/Meta-Llama-3-8B", False), ("Llama-3.1-8B", True)):  # a copy; an alias
         spec = job_from_dict({"model": name, "method": "qlora", "seq_len": 128, "max_steps": 1})
         assert bool(model_problems(spec)) is gated, name
+
+
+def test_a_shape_name_with_no_repository_is_refused_before_a_vm(monkeypatch, tmp_path):
+    """`CodeLlama-7b` or `Llama-3-8B-Instruct` read as a shape, and the VM was told to download that bare name."""
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    for name, downloaded in (("CodeLlama-7b", "codellama/CodeLlama-7b-hf"), ("Qwen3-8B-FP8", "Qwen/Qwen3-8B")):
+        spec = job_from_dict({"model": name, "method": "lora", "seq_len": 128, "max_steps": 1})
+        assert spec.model == downloaded and model_problems(spec) == []
+    spec = job_from_dict({"model": "Llama-3-8B-Instruct", "method": "lora", "seq_len": 128, "max_steps": 1})
+    assert model_problems(spec) == ["model 'Llama-3-8B-Instruct' is a name orch reads as the shape of "
+                                    "meta-llama/Llama-3.1-8B, not a Hugging Face repository to download: give the "
+                                    "repository's org/name id (e.g. meta-llama/Llama-3.1-8B)"]
+    (tmp_path / "Llama-3-8B-Instruct").mkdir()  # a folder of that name beside the job is the model itself
+    (tmp_path / "Llama-3-8B-Instruct" / "config.json").write_text(json.dumps(
+        {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
+         "vocab_size": 100}))
+    folder = config_from_dict({"model": "Llama-3-8B-Instruct", "method": "lora", "seq_len": 128, "max_steps": 1},
+                              base_dir=tmp_path)
+    assert model_problems(folder, base_dir=tmp_path) == []
 
 
 def test_setup_stops_where_torch_sees_no_cuda_gpu(tmp_path):
