@@ -231,3 +231,21 @@ def test_a_seq_len_past_the_models_context_is_noted_not_refused(model, seq_len, 
     assert bool(data["notes"]) is noted
     shown = runner.invoke(app, flags, env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and ("4096-token context" in shown.stdout) is noted
+
+
+def test_modules_to_save_count_what_peft_trains_in_full():
+    """`q_proj` or `layers.3.mlp.down_proj` saved trained full copies the estimate counted as nothing, and `model`
+    or `mlp` (every module under them) was accepted at the adapter's memory."""
+    def trainable(modules: str) -> int:
+        result = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--method", "lora", "--modules-to-save", modules,
+                                     "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["trainable_params"]
+
+    base = trainable("norm") - 2048  # the final norm: hidden weights
+    assert trainable("q_proj") - base == 16 * 2048 * 2048  # every block's
+    assert trainable("layers.3.mlp.down_proj") - base == 8192 * 2048  # one block's
+    assert trainable("model.embed_tokens") - base == 128256 * 2048
+    for container in ("model", "layers.0", "mlp"):
+        refused = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--method", "lora", "--modules-to-save", container])
+        assert refused.exit_code == 2 and "which holds other modules" in refused.output

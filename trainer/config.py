@@ -273,9 +273,20 @@ def _names(value) -> tuple[str, ...] | None:
 
 
 def _is_decoder_module(name: str) -> bool:
-    """The name's last dotted part (a layer index before it is fine) is a module a decoder has: a typo such as
+    """The name's last dotted part is a module a decoder has, or a block's index (`layers.3`): a typo such as
     `embed_token` passed plan and a cloud launch's pre-flight, and stopped the trainer on the VM."""
-    return name.split(".")[-1] in DECODER_MODULE_NAMES
+    last = name.split(".")[-1]
+    return last in DECODER_MODULE_NAMES or last.isdigit()
+
+
+CONTAINER_MODULES = frozenset({"model", "transformer", "layers", "h", "self_attn", "attn", "mlp"})
+
+
+def _is_container(name: str) -> bool:
+    """A module that holds others (the model, its blocks, a block, its attention or MLP): saved, each is trained in
+    full, which the estimate of an adapter job does not count."""
+    last = name.split(".")[-1]
+    return last in CONTAINER_MODULES or last.isdigit()
 
 
 def _repeated(names: tuple[str, ...] | None) -> str | None:
@@ -314,6 +325,10 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     elif unknown := [n for n in to_save if not _is_decoder_module(n)]:
         problems.append(f"`modules_to_save` names {', '.join(unknown)}, no module of a decoder model: name whole "
                         "modules such as embed_tokens or lm_head")
+    elif containers := [n for n in to_save if _is_container(n)]:
+        problems.append(f"`modules_to_save` names {', '.join(containers)}, which holds other modules: it would train "
+                        "all of them in full (method: full does that); name the modules themselves, such as "
+                        "embed_tokens or lm_head")
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")

@@ -4,7 +4,8 @@ terms that memory.py and speed.py add to theirs.
 - DoRA (peft `use_dora`) learns one magnitude per output feature of every adapted linear: n_layers x sum(out).
 - rsLoRA (peft `use_rslora`) only rescales the adapter by alpha/sqrt(r): no parameters, no memory.
 - modules_to_save trains a full copy of each named module next to the frozen original: embeddings and the head are
-  vocab x hidden each (a tied head is untied by the copy). Other module names are not in the shape and count 0.
+  vocab x hidden each (a tied head is untied by the copy), a block's linear in x out, a norm hidden. Other names
+  (a model's own, such as Qwen-1's c_attn) are not in the shape and count 0.
 - adamw_cpu_offload (torchao's CPUOffloadOptimizer) keeps AdamW's two fp32 moments and the fp32 master copy in CPU
   memory: no optimizer state on the GPU, and per step the gradients go to the host and the updated weights come back,
   and the CPU runs the AdamW step.
@@ -13,6 +14,7 @@ terms that memory.py and speed.py add to theirs.
 from gpu_catalog.models import ModelShape
 
 FULL_COPY_MODULES = ("embed_tokens", "lm_head", "wte", "embed_out")  # vocab x hidden each
+NORM_MODULES = ("norm", "input_layernorm", "post_attention_layernorm")  # hidden each (`norm`: the final one)
 OFFLOAD_OPTIMIZER = "adamw_cpu_offload"
 HOST_LINK_BYTES_PER_S = 25e9  # PCIe 4.0 x16: 32 GB/s per direction on paper, ~25 GB/s measured by pinned copies
 CPU_ADAMW_BYTES_PER_S = 20e9  # a CPU AdamW step streams ~32 bytes/param (fp32 param, grad, 2 moments, read+write)
@@ -28,8 +30,20 @@ def dora_params(model: ModelShape, target_modules: tuple[str, ...], use_dora: bo
 
 
 def saved_module_params(model: ModelShape, modules_to_save: tuple[str, ...]) -> int:
-    # peft matches a module by its whole name or its last dotted part: `model.embed_tokens` is the embeddings
-    return sum(model.vocab * model.hidden for m in modules_to_save if m.split(".")[-1] in FULL_COPY_MODULES)
+    """peft matches a module by its whole name or its last dotted part (`model.embed_tokens` is the embeddings), in
+    every block unless the name holds a block's index (`layers.3.mlp.down_proj`)."""
+    shapes = model.linear_shapes()
+    total = 0
+    for name in modules_to_save:
+        parts = name.split(".")
+        blocks = 1 if any(part.isdigit() for part in parts) else model.n_layers
+        if parts[-1] in FULL_COPY_MODULES:
+            total += model.vocab * model.hidden
+        elif parts[-1] in shapes:
+            total += blocks * shapes[parts[-1]][0] * shapes[parts[-1]][1]
+        elif parts[-1] in NORM_MODULES:
+            total += (1 if parts[-1] == "norm" else blocks) * model.hidden
+    return total
 
 
 def extra_adapter_params(model: ModelShape, settings) -> int:
