@@ -282,3 +282,27 @@ def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
     assert twice.exit_code == 2 and "--set lora_r given twice, as 8 and 16" in twice.stderr, twice.output
     same = CliRunner().invoke(app, ["import", str(config), "--set", "lora_r=8", "--set", "lora_r=8"])
     assert same.exit_code == 0 and "lora_r: 8" in same.stdout, same.output
+
+
+def test_a_dataset_beside_the_source_config_is_found_from_the_imported_job(tmp_path, monkeypatch):
+    """`data/train.jsonl` beside an axolotl config in another folder was written as it was, and `orch plan` of the
+    imported job said the dataset does not exist."""
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    (tmp_path / "src" / "data" / "train.jsonl").write_text(TINY_DATA.read_text())
+    (tmp_path / "out").mkdir()
+    source = tmp_path / "src" / "axolotl.yaml"
+    source.write_text(yaml.safe_dump({**AXOLOTL, "datasets": [{"path": "data/train.jsonl", "type": "alpaca"}]}))
+    monkeypatch.chdir(tmp_path)
+    for out, written in ((tmp_path / "out" / "job.yaml", str(tmp_path / "src" / "data" / "train.jsonl")),
+                         (tmp_path / "job.yaml", "src/data/train.jsonl")):
+        result = CliRunner().invoke(app, ["import", str(source), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert yaml.safe_load(out.read_text())["dataset"] == written
+        assert CliRunner().invoke(app, ["plan", str(out), "--budget", "1"]).exit_code == 0
+
+
+def test_an_import_whose_qlora_keys_meet_another_method_is_refused_as_plan_would(tmp_path):
+    source = tmp_path / "axolotl.yaml"
+    source.write_text(yaml.safe_dump({**AXOLOTL, "adapter": "qlora", "load_in_4bit": True}))
+    result = CliRunner().invoke(app, ["import", str(source), "--set", "method=lora"])
+    assert result.exit_code == 2 and "to method qlora (quantized weights)" in result.output, result.output

@@ -435,7 +435,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     raw = checks.load_yaml(path, "job file")
     if isinstance(raw, dict):
         raw.update(parse_overrides(overrides))
-        if problem := _quantization_without_qlora(raw):
+        if problem := qlora_keys_problem(raw):
             raise ConfigError(f"bad config: {problem}.")
     return config_from_dict(raw, name=path.stem, base_dir=path.parent), path.parent
 
@@ -443,7 +443,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
 
 
-def _quantization_without_qlora(raw: dict) -> str | None:
+def qlora_keys_problem(raw: dict) -> str | None:
     """A job file that sets QLoRA's keys for another method: `method: lora` with `quant_bits: 4` was planned and
     trained as bf16 LoRA, twice the weight memory its writer meant, unsaid. (`orch estimate` flags are not held to
     this: a what-if may carry a column of settings whatever the method.)"""

@@ -2,6 +2,7 @@
 config, with every key that was not carried over listed, and why."""
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.foreign_config import translate
-from trainer.config import ConfigError, config_from_dict, parse_overrides
+from trainer.config import ConfigError, config_from_dict, parse_overrides, qlora_keys_problem
 
 
 def _read_yaml(path: Path) -> dict:
@@ -22,6 +23,23 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise UserError(f"config file '{path}' must be a YAML mapping of keys to values.")
     return raw
+
+
+LOCAL_PATH_KEYS = ("dataset", "eval_dataset", "tokenizer")
+
+
+def _paths_from(source_dir: Path, job_dir: Path, job: dict) -> dict:
+    """The job with each relative dataset and tokenizer path that names something beside the source config made
+    relative to where the job is written (absolute, when that is not below it): `data/train.jsonl` beside an axolotl
+    config in another folder no longer resolved from the imported job's."""
+    moved = dict(job)
+    for key in LOCAL_PATH_KEYS:
+        value = job.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute() and (source_dir / value).exists():
+            found = (source_dir / value).resolve()
+            relative = os.path.relpath(found, job_dir.resolve())
+            moved[key] = str(found) if relative.startswith("..") else relative
+    return moved
 
 
 @user_errors
@@ -39,8 +57,11 @@ def import_command(
     if out is not None:
         checks.output_file(out, inputs=(config,), force=force)  # a job is often edited after import: ask first
     translation = translate(_read_yaml(config))
-    job = {**translation.job, **parse_overrides(set_values or [])}
+    job = _paths_from(config.parent, out.parent if out is not None else Path.cwd(),
+                      {**translation.job, **parse_overrides(set_values or [])})
     try:
+        if problem := qlora_keys_problem(job):  # what `orch plan` says of the written file
+            raise ConfigError(f"bad config: {problem}.")
         config_from_dict(job, name=config.stem)
     except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
