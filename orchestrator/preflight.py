@@ -14,6 +14,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.config import JobConfig
+from trainer.data_formats import read_columns
 from trainer.data_sources import (
     FILE_KINDS_HINT,
     csv_header_problem,
@@ -42,13 +43,13 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
                     "dataset from here, so copy the file here or name a Hugging Face dataset id"]
         return []  # a hub id: the VM downloads it
     one_file = one_file_problem(spec, path)
-    return dataset_file_problems(path) + ([one_file] if one_file else [])
+    return dataset_file_problems(path, read_columns(spec.dataset_columns)) + ([one_file] if one_file else [])
 
 
-def dataset_file_problems(path: Path) -> list[str]:
+def dataset_file_problems(path: Path, read: set[str] | None = None) -> list[str]:
     """What stops the trainer from reading a local dataset that is there: a file of no kind it reads, one that
-    cannot be read, an empty one, text that is not UTF-8, a CSV header that names a column twice, or a folder that
-    mixes kinds (the trainer's own checks)."""
+    cannot be read, an empty one, text that is not UTF-8, a CSV header that names a column it reads (`read`: the
+    shapes' own by default) twice, or a folder that mixes kinds (the trainer's own checks)."""
     if path.is_dir():  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
         return [f"dataset {mixed}"] if (mixed := mixed_kinds_problem(path)) else []
     kind = file_kind(path)
@@ -67,7 +68,7 @@ def dataset_file_problems(path: Path) -> list[str]:
         except UnicodeDecodeError as exc:
             if exc.start < len(head) - 4:  # a character cut at the probe's end is fine
                 return [f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"]
-    if kind == "csv" and (repeated := csv_header_problem(path)):
+    if kind == "csv" and (repeated := csv_header_problem(path, read_columns() if read is None else read)):
         return [f"dataset {repeated}"]
     return []
 

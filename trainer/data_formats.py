@@ -26,6 +26,14 @@ class DataError(ValueError):
     pass
 
 
+SHAPE_COLUMNS = ("messages", "conversations", "prompt", "completion", "instruction", "input", "output", "text")
+
+
+def read_columns(columns: tuple[tuple[str, str], ...] = ()) -> set[str]:
+    """The dataset columns the trainer reads: the shapes' own, and those `dataset_columns` maps to them."""
+    return {*SHAPE_COLUMNS, *(source for _, source in columns)}
+
+
 def map_columns(record: dict, columns: tuple[tuple[str, str], ...], index: int) -> dict:
     """The record with its columns renamed to orch's names (orch name <- dataset column)."""
     if not columns:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from gpu_catalog import checks
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
-from trainer.data_formats import DataError
+from trainer.data_formats import DataError, read_columns
 from trainer.offline_names import dataset_unreachable
 
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -103,15 +103,16 @@ def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
             f"id) that has {them}")
 
 
-def csv_header_problem(path: Path) -> str | None:
-    """A CSV header that names a column twice: `datasets` (pandas) reads the second as `name.1`, so every record
-    trained on the first without a word. A file that cannot be read is left to the reader, which says why."""
+def csv_header_problem(path: Path, read: set[str]) -> str | None:
+    """A CSV header that names a column the trainer reads (`read`, data_formats.read_columns) twice: `datasets`
+    (pandas) reads the second as `name.1`, so every record trained on the first without a word. A file that cannot
+    be read is left to the reader, which says why."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
-    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
+    repeated = sorted({name for name in header if name in read and header.count(name) > 1})
     if not repeated:
         return None
     names = ", ".join(f"`{name}`" for name in repeated)
@@ -134,7 +135,8 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
                 problems.append(f"{key} {mixed}")
-            elif local.is_file() and file_kind(local) == "csv" and (repeated := csv_header_problem(local)):
+            elif local.is_file() and file_kind(local) == "csv" and (
+                    repeated := csv_header_problem(local, read_columns(config.dataset_columns))):
                 problems.append(f"{key} {repeated}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
