@@ -31,7 +31,7 @@ def test_a_local_run_gets_absolute_paths_for_both_datasets(tmp_path):
 
 def test_a_cloud_run_mounts_both_datasets(tmp_path):
     files = stage_files(job_with_two_files(tmp_path), tmp_path / "work")
-    assert files.mounts[f"{REMOTE_DATA_DIR}/train.jsonl"] == tmp_path / "data" / "train.jsonl"
+    assert files.mounts[f"{REMOTE_DATA_DIR}/dataset/train.jsonl"] == tmp_path / "data" / "train.jsonl"
     assert files.mounts[f"{REMOTE_DATA_DIR}/eval_dataset/eval.jsonl"] == tmp_path / "data" / "eval.jsonl"
     staged = yaml.safe_load(files.job_file.read_text())
     assert (staged["dataset"], staged["eval_dataset"]) == tuple(files.mounts)
@@ -87,7 +87,7 @@ def test_a_cloud_run_mounts_each_local_path_under_a_name_the_vms_shell_takes_as_
                                    "eval_dataset": "ev'al;$x ü.jsonl"}))
     files = stage_files(job, tmp_path / "work")
     staged = yaml.safe_load(files.job_file.read_text())
-    assert staged["dataset"] == f"{REMOTE_DATA_DIR}/my_data.jsonl"
+    assert staged["dataset"] == f"{REMOTE_DATA_DIR}/dataset/my_data.jsonl"
     assert staged["eval_dataset"] == f"{REMOTE_DATA_DIR}/eval_dataset/ev_al__x__.jsonl"
     assert files.mounts[staged["eval_dataset"]] == tmp_path / "ev'al;$x ü.jsonl"
 
@@ -105,3 +105,15 @@ def test_a_model_folder_of_this_machine_is_mounted_not_looked_for_on_the_hub(tmp
     remote = yaml.safe_load(files.job_file.read_text())["model"]
     assert remote == f"{REMOTE_DATA_DIR}/model/my_model" and files.mounts[remote] == tmp_path / "my model"
     assert "my model" not in " ".join(files.hub_ids)
+
+
+def test_a_dataset_folder_named_as_another_mount_does_not_hold_it(tmp_path):
+    """A dataset folder named `model` was mounted at /orch/data/model, and the model folder inside it."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "train.jsonl").write_text('{"text": "x"}\n')
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "config.json").write_text("{}")
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "weights", "method": "lora", "seq_len": 8, "dataset": "model"}))
+    remote = list(stage_files(job, tmp_path / "work").mounts)
+    assert not any(a != b and b.startswith(a + "/") for a in remote for b in remote), remote

@@ -165,7 +165,7 @@ def remote_name(path: Path) -> str:
 
 def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
     """Copy what the VM needs into `files_dir`: orch's code and the job, its local paths rewritten to the mounts
-    (the eval set, the tokenizer and the model in folders of their own: they may share a name)."""
+    (the dataset, the eval set, the tokenizer and the model each in a folder of its own: they may share a name)."""
     raw, local = read_job(job_path)
     hub_ids = tuple(raw[key] for key in (*DATA_KEYS, "tokenizer") if isinstance(raw.get(key), str) and key not in local)
     model = raw["model"]
@@ -176,9 +176,8 @@ def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
         else:
             hub_ids = (model, *hub_ids)
     mounts = {}
-    for key, path in local.items():
-        raw[key] = f"{REMOTE_DATA_DIR}/{remote_name(path)}" if key == "dataset" else \
-            f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
+    for key, path in local.items():  # each in a folder of its own: a dataset folder named `model` holds no model
+        raw[key] = f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
         mounts[raw[key]] = path
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
