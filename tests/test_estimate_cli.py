@@ -246,6 +246,8 @@ def test_modules_to_save_count_what_peft_trains_in_full():
     assert trainable("q_proj") - base == 16 * 2048 * 2048  # every block's
     assert trainable("layers.3.mlp.down_proj") - base == 8192 * 2048  # one block's
     assert trainable("model.embed_tokens") - base == 128256 * 2048
+    listed = trainable("embed_tokens,lm_head")
+    assert trainable("[embed_tokens, lm_head]") == trainable("embed_tokens lm_head") == listed
     for container in ("model", "layers.0", "mlp"):
         refused = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--method", "lora", "--modules-to-save", container])
         assert refused.exit_code == 2 and "which holds other modules" in refused.output

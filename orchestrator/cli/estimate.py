@@ -37,13 +37,13 @@ LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the comm
 
 
 def _settings(flags: dict, model: str):
-    """Validate through the job schema, so estimate and plan accept and reject exactly the same values (other
-    trainers' spellings of them read as orch's: flag_aliases)."""
+    """Validate through the job schema, so estimate and plan refuse the same values; estimate also reads other
+    trainers' spellings of a value as orch's (flag_aliases), where a job file names orch's own."""
     given = {k: flag_aliases.value(k, v) for k, v in flags.items() if v is not None}
     if "target_modules" in given:
         given["target_modules"] = flag_aliases.target_modules(given["target_modules"], model)
     if "modules_to_save" in given:
-        given["modules_to_save"] = [m.strip() for m in given["modules_to_save"].split(",")]
+        given["modules_to_save"] = flag_aliases.names_in(given["modules_to_save"]) or [given["modules_to_save"]]
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
 
 

@@ -46,10 +46,15 @@ def value(key: str, given):
     return VALUES[key].get(spelled, spelled)
 
 
+def names_in(given: str) -> list[str]:
+    """The names of a comma (or space) list, in brackets or quotes or not: `q_proj,v_proj`, `[q_proj, v_proj]`."""
+    return [n.strip(" '\"") for n in given.strip().strip("[]").replace(",", " ").split() if n.strip(" '\"")]
+
+
 def target_modules(given: str, model: str) -> str | list[str]:
     """`all-linear` or orch's module names, in orch's order, for a comma (or space) list, in brackets or quotes or
     not, of any trainer's names; a name not known is kept, for the schema to refuse it."""
-    names = [n.strip(" '\"").lower() for n in given.strip().strip("[]").replace(",", " ").split()]
+    names = [n.lower() for n in names_in(given)]
     if not names:
         return [given]  # an empty list: the schema says what it needs
     table = {**MODULES, **QWEN1_MODULES} if model.split("/")[-1].lower().startswith("qwen-") else MODULES
