@@ -109,6 +109,9 @@ def calibrate_command(
     """Fit the estimator's efficiency (per GPU and method) and memory overheads to measured results."""
     from orchestrator.bench.calibrate import calibrate
 
+    if force and out is None:
+        raise UserError("--force replaces an existing --out file, and the default file is refitted anyway: give "
+                        "--out FILE with it, or leave --force out.")
     if out is not None:  # the default file is orch's own, refitted each time; a named one may be anything
         checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])), force=force)
     check_db(db, reads_only=True)

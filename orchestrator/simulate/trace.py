@@ -233,7 +233,7 @@ def check_trace(path: Path) -> None:
     rows = read_trace(path)
     if next(rows, None) is None:
         raise UserError(f"trace {path} holds no jobs: add rows under its header, or make one with `orch simulate "
-                        f"--generate N --out {path}`.")
+                        f"--generate N --out {path} --force`.")
     rows.close()
 
 
