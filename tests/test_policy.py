@@ -128,3 +128,12 @@ def test_a_local_card_left_out_for_its_cost_or_a_setting_is_said_so():
     refused = decide(ask(spec=fa2), MODEL, [LocalSlot("0", t4)], [])
     assert refused.reason.startswith("no local card runs it (T4: attention flash_attention_2 needs"), refused.reason
     assert decide(ask(), MODEL, [], []).reason.startswith("no local card;")
+
+
+def test_the_cpu_takes_no_job_past_the_planners_limit():
+    """The scheduler started a 1B full fine-tune on the CPU for 682 h: the planner's one-hour limit was not its own."""
+    cpu = make_offer(dataclasses.replace(cpu_gpu(), vram_gib=256.0), provider="local", usd_per_hour=0.0)
+    small = dataclasses.replace(SPEC, model="Llama-3.2-1B", method="lora", train_tokens=2_000_000)
+    decision = decide(ask(spec=small), get_model("Llama-3.2-1B"), [LocalSlot("cpu:0", cpu)], CLOUD)
+    assert decision.action == "start_cloud", decision.reason
+    assert decision.reason.startswith("the local CPU would take "), decision.reason

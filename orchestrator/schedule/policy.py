@@ -22,7 +22,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.frozen import quick_init
-from orchestrator.planner import Option, PlanPolicy, job_fit, no_option_message, plan
+from orchestrator.planner import CPU_MAX_HOURS, Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
 
 MAX_SPOT_PREEMPTIONS = 2
@@ -83,6 +83,8 @@ def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
         if not fit.fits:
             continue
         hours, cost_usd = hours_and_cost(fit, slot.offer, model, tokens)
+        if slot.offer.gpu.kind == "cpu" and hours > CPU_MAX_HOURS:  # as the planner judges it: tiny jobs only
+            continue
         if cost_usd <= ask.budget_usd:
             found.append(_Local(slot.busy_for_h + hours, cost_usd, slot, fit))
     if len(found) > 1:
@@ -133,7 +135,8 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
 
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
                    fit_cache: dict[str, Fit]) -> str:
-    """Why no local card takes the job. A card it fits was left out for its cost or a setting, and that is said;
+    """Why no local card takes the job. A card it fits was left out for its time (the CPU), its cost or a setting,
+    and that is said;
     otherwise the largest card (GPUs before the CPU) is named with what the job needs there: it is the closest to
     fitting, so the shortfall is the least any card has."""
     if not slots:
@@ -142,8 +145,10 @@ def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
     fitting = [(slot, fit) for slot in ranked if (fit := job_fit(ask.spec, model, slot.offer.gpu, calibration,
                                                                    fit_cache)).fits]
     for slot, fit in fitting:
-        if unsupported_on(ask.spec, slot.offer.gpu) is None:  # fits and runs: its cost left it out
-            cost_usd = hours_and_cost(fit, slot.offer, model, ask.spec.resolved_train_tokens())[1]
+        if unsupported_on(ask.spec, slot.offer.gpu) is None:  # fits and runs: its time or its cost left it out
+            hours, cost_usd = hours_and_cost(fit, slot.offer, model, ask.spec.resolved_train_tokens())
+            if slot.offer.gpu.kind == "cpu" and hours > CPU_MAX_HOURS:
+                return f"the local CPU would take {hours:.1f} h (it takes tiny jobs: {CPU_MAX_HOURS:g} h at most)"
             return (f"the local {slot.offer.gpu.name} fits but costs {usd_text(cost_usd)}, over the "
                     f"{usd_text(ask.budget_usd)} budget")
     if fitting:
