@@ -70,6 +70,19 @@ def test_the_recorded_job_keeps_a_tokenizer_folder_absolute(tmp_path, monkeypatc
     assert json.loads(job_json(dataclasses.replace(spec, tokenizer="org/name"), job.parent))["tokenizer"] == "org/name"
 
 
+def test_the_recorded_job_keeps_its_local_datasets_absolute(tmp_path, monkeypatch):
+    """A queued job the scheduler sent to a cloud looked for `data/train.jsonl` beside the queue's copy of the job,
+    and was rejected with `copy the file here`."""
+    job = job_with_two_files(tmp_path)
+    spec = load_config(job)[0]
+    monkeypatch.chdir("/")
+    recorded = config_from_dict(json.loads(job_json(spec, job.parent)))
+    assert (recorded.dataset, recorded.eval_dataset) == (str(tmp_path / "data" / "train.jsonl"),
+                                                         str(tmp_path / "data" / "eval.jsonl"))
+    hub = dataclasses.replace(spec, dataset="org/data", eval_dataset=None)
+    assert json.loads(job_json(hub, job.parent))["dataset"] == "org/data"
+
+
 def test_a_hub_tokenizer_id_is_left_as_written(tmp_path):
     job = job_with_two_files(tmp_path)
     job.write_text(job.read_text() + "tokenizer: org/name\n")

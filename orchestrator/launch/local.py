@@ -19,7 +19,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.config import JobConfig, config_from_dict, resolve_tokenizer
+from trainer.config import JobConfig, config_from_dict, resolve_dataset, resolve_tokenizer
 
 LOG_NAME = "train.log"
 RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains
@@ -47,9 +47,11 @@ def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
 
 
 def job_json(spec: JobConfig, job_dir: Path) -> str:
-    """The job as runs.db and the queue keep it, with a relative `tokenizer` folder made absolute: the scheduler and
-    the cloud launcher read it from other folders than the job file's."""
-    return json.dumps({**dataclasses.asdict(spec), "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
+    """The job as runs.db and the queue keep it, with relative dataset paths and `tokenizer` folder made absolute:
+    the scheduler and the cloud launcher read it from other folders than the job file's (a queued job sent to a
+    cloud looked for its dataset beside the queue's copy, and was rejected)."""
+    local = {key: str(path) for key in DATA_KEYS if (path := resolve_dataset(getattr(spec, key), job_dir))}
+    return json.dumps({**dataclasses.asdict(spec), **local, "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
 def run_job_file(job_path: Path, run_dir: Path) -> Path:

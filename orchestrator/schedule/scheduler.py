@@ -94,6 +94,11 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
     return slots
 
 
+
+def _ended(run: RunRecord) -> str:
+    """How a job's run ended, with its message where it left one (`(None)` was printed for none)."""
+    return f"run {run.run_id} ended {run.status.value}" + (f" ({run.message})" if run.message else "")
+
 class Scheduler:
     def __init__(self, queue: JobQueue | None = None, store: RunStore | None = None, monthly_cap_usd: float | None
                  = None, cpu_slots: int = 1):
@@ -123,8 +128,7 @@ class Scheduler:
             elif run.status is RunStatus.STOPPED:
                 self.queue.update(job.job_id, status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
             elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG):
-                self.queue.update(job.job_id, status=JobStatus.FAILED,
-                                  reason=f"run {run.run_id} ended {run.status.value} ({run.message})")
+                self.queue.update(job.job_id, status=JobStatus.FAILED, reason=_ended(run))
             else:
                 self._retry(job, run)
 
@@ -133,7 +137,7 @@ class Scheduler:
         attempts = job.attempts + 1
         if attempts >= MAX_ATTEMPTS:
             self.queue.update(job.job_id, status=JobStatus.FAILED, attempts=attempts,
-                              reason=f"run {run.run_id} ended {run.status.value} ({run.message}); {attempts} attempts")
+                              reason=f"{_ended(run)}; {attempts} attempts")
             return
         checkpoint = run.output_dir / "checkpoints" / "latest"
         if run.target is Target.LOCAL and checkpoint.is_file() and run.status.is_resumable():
