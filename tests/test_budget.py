@@ -49,10 +49,10 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
     refused = runner.invoke(app, ["resume", run["run_id"][:5]])
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
-    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.045"])
+    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.05"])  # 15 s or more: a start and steps
     assert resumed.exit_code == 4, resumed.output
     (run,) = runs()
-    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.045 and within_budget(run), run["message"]
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.05 and within_budget(run), run["message"]
 
 
 def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):

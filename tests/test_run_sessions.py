@@ -74,6 +74,18 @@ def test_a_refused_resume_keeps_the_runs_budget():
     assert RunStore().get(record.run_id).budget_usd == 5.0
 
 
+def test_a_resume_left_less_than_a_start_is_refused():
+    """With seconds of budget left, `orch resume` started a trainer that stopped before its first step, exit 4."""
+    record = ended_session(10.0)
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text((REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8"),
+                                                     encoding="utf-8")
+    ended = lifecycle.finish(RunStore(), record)
+    left_for_s = 5.0  # of the run's price: less than lifecycle.RESUME_LEAST_S
+    with pytest.raises(UserError, match=r"too little left to start again: `orch resume .* --budget USD`"):
+        lifecycle.resume(RunStore(), ended, budget_usd=ended.cost_usd + ended.usd_per_hour * left_for_s / 3600)
+    assert RunStore().get(record.run_id).budget_usd == 5.0
+
+
 def test_a_start_refused_before_any_request_adds_no_spend(monkeypatch):
     """A cloud run refused before any VM (a spot run with no store for its checkpoints) was recorded with the
     milliseconds of the refusal as its cost."""

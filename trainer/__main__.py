@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         check_run_folder(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
-            return _stopped_before_training(output, meter, f"the budget of ${config.budget_usd:g} was spent before "
-                                                           "training could start")
+            return _stopped_before_training(output, meter, f"the budget of {usd_text(config.budget_usd)} was spent "
+                                                           "before training could start")
         # bitsandbytes warns on CPUs with AVX512-BF16 that the optional `kernels` package is missing; its fallback is
         # the path orch tests (known-issues.md), so the note is only noise in a run's log
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from gpu_catalog.units import SECONDS_PER_HOUR, usd_for
+from gpu_catalog.units import SECONDS_PER_HOUR, usd_for, usd_text
 
 EXIT_MARGIN_S = 1.0  # the alarm fires this long before the budget runs out: time to write metrics.json and exit
 METER_INTERVAL_S = 5.0  # the promise: a process's spend passes its budget by at most this much time, at its price
@@ -57,7 +57,7 @@ class BudgetMeter:
             return
 
         def spent(signum, frame):
-            raise BudgetSpent(f"the budget of ${self.budget_usd:g} ran out after {self.elapsed_s():.1f} s")
+            raise BudgetSpent(f"the budget of {usd_text(self.budget_usd)} ran out after {self.elapsed_s():.1f} s")
 
         signal.signal(signal.SIGALRM, spent)
         signal.setitimer(signal.ITIMER_REAL, max(0.001, self.seconds_left() - EXIT_MARGIN_S))

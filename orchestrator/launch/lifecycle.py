@@ -107,6 +107,9 @@ def pull(record: RunRecord) -> None:
     launcher_for(record.target).pull(record)
 
 
+RESUME_LEAST_S = 10.0  # a trainer's start before its first step: imports, the model (about 7 s on a CPU here)
+
+
 def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, option: Option | None = None
            ) -> RunRecord:
     """Continue an ended run from its checkpoint, with what is left of its budget (`budget_usd` raises the run's
@@ -123,10 +126,12 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
         raise UserError(f"run {record.run_id} cannot resume: {exc} Restore the run folder's copy of the job, or "
                         "`orch launch` the job again.") from None
     spent_usd, total_usd = record.cost_usd or 0.0, record.budget_usd if budget_usd is None else budget_usd
-    if spent_usd >= total_usd:  # before the new total is written: a refused resume keeps the budget it had
+    # before the new total is written: a refused resume keeps the budget it had. What is left must pay for the
+    # trainer's start (imports, the model, the checkpoint): less, and it stopped before a step, exit 4
+    if total_usd - spent_usd < record.usd_per_hour * RESUME_LEAST_S / 3600 or spent_usd >= total_usd:
         raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
-                        f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget: `orch resume "
-                        f"{record.run_id} --budget USD` gives it a larger total.")
+                        f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
+                        f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total.")
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
