@@ -73,7 +73,8 @@ def dataset_file_problems(path: Path, read: set[str] | None = None) -> list[str]
     return []
 
 
-def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".")) -> list[str]:
+def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path("."), launching: bool = True
+                   ) -> list[str]:
     """qlora needs nn.Linear layers (every model orch describes has them); a gated model needs HF_TOKEN on a cloud VM
     (here, a `huggingface-cli login` serves too, and the trainer says so if the download is refused). Random
     weights in a real shape (`random:`) download nothing."""
@@ -88,7 +89,8 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
                 f"repository to download: give the repository's org/name id (e.g. {model.name})"]
     # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
     downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
-    if cloud and downloads and downloaded.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
+    # a dry run's task declares the secret, which `sky launch --secret HF_TOKEN` sends from where it runs
+    if cloud and launching and downloads and downloaded.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
         problems.append(f"{downloaded} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
                         "(passed to the VM as a SkyPilot secret)")
     return problems
@@ -116,10 +118,12 @@ def launch_problems(option: Option) -> list[str]:
     return problems
 
 
-def check(spec: JobConfig, job_path: Path, option: Option) -> None:
-    """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail."""
+def check(spec: JobConfig, job_path: Path, option: Option, launching: bool = True) -> None:
+    """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail
+    (`launching`: now, from here; a dry run's task is launched later, with its secrets given then)."""
     cloud = not option.offer.is_local
-    problems = dataset_problems(spec, Path(job_path)) + model_problems(spec, cloud, Path(job_path).parent) + \
+    problems = dataset_problems(spec, Path(job_path)) + \
+        model_problems(spec, cloud, Path(job_path).parent, launching) + \
         (vm_package_problems(spec) if cloud else []) + launch_problems(option)
     if problems:
         raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")

@@ -470,3 +470,20 @@ def test_a_damaged_metrics_block_is_no_metrics_even_beside_the_guards_exit():
     block = "ORCH_METRICS_BEGIN\n[1, 2]\nORCH_METRICS_END\n"
     assert parse_metrics(block) is None
     assert parse_metrics("ORCH_TRAINER_EXIT=4\n" + block)["status"] == "budget_stopped"  # it raised AttributeError
+
+
+def test_a_dry_run_of_a_gated_model_declares_its_token_without_needing_it_here(sky, tmp_path, monkeypatch):
+    """The README's own dry run exited 2 without HF_TOKEN, though its task never holds the token: `sky launch
+    --secret HF_TOKEN` sends it from wherever the task is launched. A launch from here still needs it."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    job = REPO / "examples" / "llama31-8b-qlora.yaml"
+    result = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--target", "cloud", "--providers",
+                                      "nebius", "--dry-run", "--out", str(tmp_path / "task.yaml")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "task.yaml").read_text())["secrets"] == {"HF_TOKEN": None}
+    assert "--secret HF_TOKEN" in result.stderr
+    launched = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--target", "cloud", "--providers",
+                                        "nebius", "--yes"])
+    assert launched.exit_code == 2 and "set HF_TOKEN" in launched.output

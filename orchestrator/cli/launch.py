@@ -116,7 +116,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
 def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:
     """The task file on stdout (or in --out), everything for people on stderr; --json: one JSON document."""
     chosen, spec = result.chosen, result.spec
-    preflight.check(spec, job, chosen)
+    preflight.check(spec, job, chosen, launching=False)
     task = None
     if not chosen.offer.is_local:
         from orchestrator.launch import sky_task  # imports sky: only for a cloud target

@@ -222,7 +222,9 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     mounts.update((remote, str(path)) for remote, path in files.mounts.items())
     guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
     used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
-    secrets = {name: os.environ[name] for name in SECRET_ENV_VARS if used[name] and os.environ.get(name)}
+    # a dry run's file declares every secret the job uses, set here or not: `sky launch --secret NAME` sends it then
+    secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
+               if used[name] and (os.environ.get(name) or not for_launch)}
     envs = {"ORCH_RUN_ID": run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
