@@ -890,11 +890,13 @@ def _mixed_folder(i: Inputs) -> list[str]:
     lambda i: ["runs", "--export", i.file("kept.csv", "precious\n")],
     lambda i: ["calibrate", "--out", i.file("kept.yaml", "model: x\n")],
     lambda i: ["calibrate", "--force"],
+    lambda i: [i.file("rep/report.md", "# my own notes\n"), "report", "--out", str(i.files / "rep")][1:],
     lambda i: ["calibrate", "--db", i.file("empty.db", "")],
     lambda i: ["report", "--db", i.file("empty.db", ""), "--out", str(i.files / "rep")],
     lambda i: i.sweep(dataset=""),
     _mixed_folder,
 ], ids=["launch-out-exists", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
+        "report-out-holds-a-users-report",
         "calibrate-db-empty", "report-db-empty",
         "sweep-dataset-empty", "dataset-folder-of-mixed-kinds"])
 def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(inputs, build):

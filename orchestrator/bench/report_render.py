@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from orchestrator.bench.report import Section, build_report
+from orchestrator.bench.report_folder import written_before
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}"
          "h1{margin-bottom:.2em}.meta{color:#555;font-size:14px}"
@@ -83,29 +84,13 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     return "".join(parts) + "</body></html>"
 
 
-# every name a report writes into its folder: only these are ever removed from it, whatever report.json lists
-REPORT_FILE = re.compile(r"report\.(?:md|json|html)|(?:hours_vs_usd|capacity|own_vs_rent)_\d+\.png"
-                         r"|estimate_vs_measured\.png")
-
-
-def _written_before(out: Path) -> set[str]:
-    """The files the last report in `out` wrote, as its report.json lists them (`files`; an older orch's lists only
-    its `figures`): none when there is no report.json, or it is not one orch wrote."""
-    try:
-        before = json.loads((out / "report.json").read_text(encoding="utf-8"))
-        names = before.get("files") or [figure["file"] for figure in before.get("figures") or []]
-        return {name for name in names if isinstance(name, str) and REPORT_FILE.fullmatch(name)}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return set()
-
-
 def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path, html_page: bool = False,
                  sources: list[str] = (), budget_usd: float | None = None, deadline_h: float | None = None,
                  trace: Path | None = None) -> tuple[dict, list[Path]]:
     """Build, then write report.md (+ report.html) and report.json; (the numbers, the files written). What the last
     report in `out` wrote and this one does not (its report.html, the plots of a job no longer named) is removed, so
     the folder holds one report; any other file there is left alone."""
-    before = _written_before(out)
+    before = written_before(out)
     data, sections = build_report(rows, runs, jobs, out, budget_usd, deadline_h, trace)
     written = [out / "report.md", out / "report.json"] + ([out / "report.html"] if html_page else [])
     written += [s.image for s in sections if s.image]

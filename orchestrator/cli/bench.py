@@ -7,6 +7,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator.bench.report_folder import foreign_pages
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
@@ -144,12 +145,17 @@ def report_command(
     out: Annotated[Path, typer.Option(help="Folder for report.md, report.json, report.html and the PNG plots.")]
     = Path("report"),
     html: Annotated[bool, typer.Option("--html", help="Also write report.html: one file, images inline.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a report.md, .json or .html in --out that no orch "
+                                                        "report wrote.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
     checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)  # the flags first: cheapest to fix
     check_deadline(deadline)
     checks.output_folder(out)
+    if not force and (pages := foreign_pages(out)):  # an earlier report of orch's is rewritten: that is its use
+        raise UserError(f"--out {out} holds {' and '.join(pages)}, which no orch report wrote: pass --force to "
+                        f"replace {'them' if len(pages) > 1 else 'it'}, or choose another folder.")
     jobs = job or [DEFAULT_REPORT_JOB]
     default = " (the default one is in orch's source folder)" if job is None else ""
     for path in jobs:

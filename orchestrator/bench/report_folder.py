@@ -1,0 +1,28 @@
+"""What a report folder holds: the files orch's last report wrote there (its report.json lists them), told apart
+from anyone else's. Plain Python, so `orch report` checks its --out before matplotlib is imported."""
+
+import json
+import re
+from pathlib import Path
+
+# every name a report writes into its folder: only these are ever removed from it, whatever report.json lists
+REPORT_FILE = re.compile(r"report\.(?:md|json|html)|(?:hours_vs_usd|capacity|own_vs_rent)_\d+\.png"
+                         r"|estimate_vs_measured\.png")
+
+
+def written_before(out: Path) -> set[str]:
+    """The files the last report in `out` wrote, as its report.json lists them (`files`; an older orch's lists only
+    its `figures`): none when there is no report.json, or it is not one orch wrote."""
+    try:
+        before = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        names = before.get("files") or [figure["file"] for figure in before.get("figures") or []]
+        return {name for name in names if isinstance(name, str) and REPORT_FILE.fullmatch(name)}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return set()
+
+
+def foreign_pages(out: Path) -> list[str]:
+    """report.md, report.json or report.html in `out` that no earlier orch report wrote: a user's own, which
+    writing a report would replace."""
+    pages = [name for name in ("report.md", "report.json", "report.html") if (out / name).exists()]
+    return [name for name in pages if name not in written_before(out)]
