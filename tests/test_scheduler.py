@@ -243,6 +243,22 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     assert "(2x the estimate)" in " ".join(orch("queue", "--explain").stdout.split())
 
 
+def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):
+    """A budget-stopped job stayed `failed` in the queue after `orch resume` finished its run."""
+    from orchestrator.schedule.queue import JobQueue, JobStatus
+    from orchestrator.schedule.scheduler import Scheduler
+
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    job_id = json.loads(orch("submit", write_job(folder, name="resumed", max_steps=2), "--json").stdout)["job_id"]
+    orch("scheduler", "run", "--once")
+    until(lambda: jobs()[job_id]["run_status"] == "ok")
+    queue = JobQueue()
+    queue.update(job_id, status=JobStatus.FAILED, reason="run ended budget_stopped")  # as its first session ended
+    Scheduler(queue=queue).reconcile()
+    assert queue.get(job_id).status is JobStatus.DONE and "(resumed)" in queue.get(job_id).reason
+
+
 def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(tmp_path):
     """`orch launch` refuses flash-attention for a cloud VM before buying one; the scheduler started such a job on a
     cloud without asking (only the missing storage cloud here stopped the launch)."""
