@@ -355,6 +355,8 @@ case("report-job-missing", lambda i: ["report", "--results", i.file("r.jsonl", r
                                       str(i.files / "nope.yaml"), "--out", str(i.work / "rep")])
 case("report-job-bad", lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--job",
                                   i.job(learning_rate=math.inf), "--out", str(i.work / "rep")])
+case("calibrate-results-a-csv-export", lambda i: ["calibrate", "--results",
+                                                  i.file("b.csv", "point_id,status\np1,ok\n")])
 case("calibrate-peak-past-the-card", lambda i: ["calibrate", "--results", i.file("r.jsonl", row(
     gpu="NVIDIA H100 80GB HBM3", gpu_vram_gib=79.6, peak_vram_gib={"reserved": 500.0}) + "\n"), "--out",
     str(i.files / "c.json")])

@@ -128,6 +128,9 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
     a file of no rows (the wrong file, or an export that failed) is named rather than read as nothing measured."""
     rows = []
     for path in paths:
+        if path.suffix.lower() in EXPORT_SUFFIXES and path.suffix.lower() != ".jsonl":  # a spreadsheet's export
+            raise UserError(f"results file '{path}' is a {path.suffix} export, for spreadsheets: give the .jsonl that "
+                            "`orch bench --out RESULTS.jsonl` writes.")
         lines = [(number, line) for number, line in
                  enumerate(checks.read_text(path, "results file").splitlines(), start=1) if line.strip()]
         if not lines:
