@@ -95,6 +95,11 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _things(count: int, thing: str) -> str:
+    """`1 option`, `2 options`: a count with its noun."""
+    return f"{count:,} {thing}{'' if count == 1 else 's'}"
+
+
 def _count(value: float) -> str:
     """A parameter count for people: 8.03 B, 1.3 M, 12 K (a tiny model is not "0.00 B")."""
     for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
@@ -250,7 +255,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
               f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
-        title = f"{len(plan.options)} options, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
+        title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
         out.print(_options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)],
                                  out))
     _show_rejected(plan, top, out)
@@ -366,7 +371,7 @@ def show_runs(records: list[RunRecord]) -> None:
     if not records:
         console.print("No runs yet: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
-    table = Table(title=f"{len(records)} runs: measured, and under it estimated")
+    table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
     table.add_column("job", no_wrap=_whole(r.job_name for r in records))
     table.add_column("target")
