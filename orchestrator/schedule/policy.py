@@ -136,9 +136,8 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
                    fit_cache: dict[str, Fit]) -> str:
     """Why no local card takes the job. A card it fits was left out for its time (the CPU), its cost or a setting,
-    and that is said;
-    otherwise the largest card (GPUs before the CPU) is named with what the job needs there: it is the closest to
-    fitting, so the shortfall is the least any card has."""
+    and that is said; otherwise the largest card (GPUs before the CPU) is named with what the job needs there: it is
+    the closest to fitting, so the shortfall is the least any card has."""
     if not slots:
         return "no local card"
     ranked = sorted(slots, key=_gpu_then_memory, reverse=True)

@@ -94,10 +94,10 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
     return slots
 
 
-
 def _ended(run: RunRecord) -> str:
     """How a job's run ended, with its message where it left one (`(None)` was printed for none)."""
     return f"run {run.run_id} ended {run.status.value}" + (f" ({run.message})" if run.message else "")
+
 
 class Scheduler:
     def __init__(self, queue: JobQueue | None = None, store: RunStore | None = None, monthly_cap_usd: float | None
