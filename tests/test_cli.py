@@ -334,3 +334,13 @@ def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_colum
     lines = summary_line(result, Path("out")).splitlines()
     assert all(len(line) <= 80 for line in lines), lines
     assert "$0.00072 this session" in " ".join(lines) and lines[-1] == "metrics: out/metrics.json"
+
+
+def test_a_provider_left_out_by_providers_is_one_rejected_row():
+    """`--providers local` filled the rejected table with one cloud's GPUs, each `provider aws not allowed`."""
+    result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--providers",
+                                      "local"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "not allowed (allowed: local)" in line]
+    assert rows and all(line.split()[:2] == ["every", "GPU"] for line in rows)
+    assert len(rows) == len({line.split()[2] for line in rows})  # one per provider

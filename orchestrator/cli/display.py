@@ -331,10 +331,12 @@ def _show_spend(option, out: Console) -> None:
 
 
 def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
-    """One row per distinct (GPU, provider, spot, reason kind): regions repeat the same story."""
+    """One row per distinct (GPU, provider, spot, reason kind): regions repeat the same story. A provider left out
+    by --providers is one row for all its offers (`--providers local` filled the table with one cloud's GPUs)."""
     seen, rows = set(), []
     for r in plan.rejected:
-        key = (r.offer.gpu.name, r.offer.provider, r.offer.spot, r.kind)
+        key = (r.offer.provider, r.kind) if r.kind == "provider" else (r.offer.gpu.name, r.offer.provider,
+                                                                        r.offer.spot, r.kind)
         if key not in seen:
             seen.add(key)
             rows.append(r)
@@ -344,7 +346,9 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
     for column in ("GPU", "where", "why"):
         table.add_column(column)
     for r in rows[:top]:
-        table.add_row(esc(r.offer.gpu.name), _where(r.offer), esc(r.reason))
+        every = r.kind == "provider"
+        table.add_row("every GPU" if every else esc(r.offer.gpu.name), esc(r.offer.provider) if every
+                      else _where(r.offer), esc(r.reason))
     out.print(table)
 
 
