@@ -228,3 +228,13 @@ def test_an_empty_provider_between_commas_is_refused(text):
     with pytest.raises(UserError, match="an empty name between commas"):
         parse_providers(text)
     assert parse_providers("AWS, gcp") == {"aws", "gcp"}
+
+
+def test_no_offer_to_show_is_one_sentence_not_an_empty_table():
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    result = CliRunner().invoke(app, ["catalog", "offers", "--gpu", "B200", "--provider", "local"])
+    assert result.exit_code == 0 and result.stdout.strip() == ("no offer matches --gpu and --provider: `orch catalog "
+                                                               "offers` lists them all")

@@ -59,6 +59,10 @@ def offers(
     rows.sort(key=lambda o: o.usd_per_hour)
     if as_json:
         display.print_json([offer_dict(o) for o in rows])
+    elif not rows:  # an empty table said less than this
+        given = [flag for flag, value in (("--gpu", gpu), ("--spot", spot), ("--provider", provider)) if value]
+        display.say(f"no offer was dropped as implausible{' of those asked for' if given else ''}" if dropped else
+                    f"no offer matches {' and '.join(given)}: `orch catalog offers` lists them all")
     else:
         display.show_offers(rows, 0 if dropped else len(targets.dropped))
 

@@ -155,7 +155,7 @@ def show_models(models: list[ModelShape]) -> None:
 
 def show_offers(offers: list[Offer], dropped_count: int) -> None:
     with_source, caption = _source_column()
-    table = Table(title=f"{len(offers)} offers, cheapest first", caption=caption)
+    table = Table(title=f"{_things(len(offers), 'offer')}, cheapest first", caption=caption)
     for column in ("GPU", "provider", "region", "instance", "spot", "$/h") + (("source",) if with_source else ()):
         table.add_column(column, justify="right" if column == "$/h" else "left")
     for o in offers:
