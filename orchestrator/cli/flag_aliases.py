@@ -4,6 +4,7 @@ Qwen-1's and Phi-3's fused linears) is read as the setting orch runs, not refuse
 Values not listed pass through unchanged to the job schema, which refuses them with the list of choices."""
 
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES
+from trainer.foreign_keys import OPTIMIZERS, PRECISIONS
 
 VALUES = {
     "method": {"lora": "lora", "qlora": "qlora", "full": "full", "fft": "full", "full_finetune": "full",
@@ -12,16 +13,15 @@ VALUES = {
                   "flash_attn": "flash_attention_2", "flash_attn_2": "flash_attention_2",
                   "flash-attn": "flash_attention_2", "flash_attention": "flash_attention_2",
                   "flash-attention-2": "flash_attention_2"},
-    "optimizer": {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw", "adam": "adamw",
-                  "adamw_apex_fused": "adamw", "torch.optim.adamw": "adamw", "paged_adamw_32bit": "adamw",
-                  "adamw_bnb_8bit": "adamw_8bit", "adamw8bit": "adamw_8bit", "bitsandbytes.optim.adamw8bit":
-                  "adamw_8bit", "pagedadamw8bit": "paged_adamw_8bit", "bitsandbytes.optim.pagedadamw8bit":
-                  "paged_adamw_8bit", "paged_lion_8bit": "lion_8bit"},
+    # `orch import`'s table (trainer/foreign_keys.py), and the spellings only a published table uses
+    "optimizer": {**{name.lower(): ours for name, ours in OPTIMIZERS.items()}, "adam": "adamw",
+                  "adamw_apex_fused": "adamw", "paged_adamw_32bit": "adamw", "adamw8bit": "adamw_8bit",
+                  "pagedadamw8bit": "paged_adamw_8bit"},
     "loss": {"cross_entropy": "full", "ce": "full", "crossentropyloss": "full", "chunked_ce": "chunked",
              "cewithchunkedoutputloss": "chunked", "chunked_cross_entropy": "chunked", "liger": "fused",
              "fused_linear_cross_entropy": "fused", "flce": "fused"},
-    "precision": {"bf16-true": "bf16", "bf16-mixed": "bf16", "bfloat16": "bf16", "16-mixed": "fp16",
-                  "16-true": "fp16", "float16": "fp16", "32-true": "fp32", "32": "fp32", "float32": "fp32"},
+    "precision": {**PRECISIONS, "bf16-true": "bf16", "bf16-mixed": "bf16", "16-mixed": "fp16", "16-true": "fp16",
+                  "float16": "fp16", "32-true": "fp32", "32": "fp32"},
 }
 QKV = ("q_proj", "k_proj", "v_proj")
 # other names of the linears orch adapts, by framework; `w1`/`w2` below are torchtune's (Llama, Mistral), and
