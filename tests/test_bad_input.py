@@ -595,7 +595,9 @@ for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], [
               ["--seq-len", "99999999999"], ["--micro-batch", "99999999999"], ["--grad-accum", "99999999999"],
               ["--lora-r", "99999999999"], ["--loss-chunk-tokens", "99999999999"],
               ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4070"], ["--target-modules", "foo"],
-              ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"]):
+              ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"],
+              ["--quantization", "gguf"], ["--quantization", ""], ["--method", "lora", "--quantization", "nf4"],
+              ["--method", "qlora", "--quantization", "none"], ["--quantization", "nf4", "--quant-bits", "8"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("estimate-seq-len-text", lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "long"])
 case("estimate-model-unknown", lambda i: ["estimate", "Lama-3.1-8B"])

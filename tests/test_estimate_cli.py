@@ -145,6 +145,43 @@ def test_other_trainers_values_and_capitals_are_read_as_orchs(flags, expected):
     assert {k: settings[k] for k in expected} == expected
 
 
+@pytest.mark.parametrize("quantization, expected", [
+    ("nf4", {"method": "qlora", "quant_bits": 4, "double_quant": True}),  # the job's default double quantization
+    ("bnb.nf4", {"method": "qlora", "quant_bits": 4, "double_quant": False}),  # LitGPT's: constants kept in fp32
+    ("BNB.NF4-DQ", {"method": "qlora", "quant_bits": 4, "double_quant": True}),
+    ("int8", {"method": "qlora", "quant_bits": 8}),
+    ("none", {"method": "lora"}),
+])
+def test_quantization_in_one_value_sets_the_method_and_bits(quantization, expected):
+    """A table's quantization column (`bnb.nf4`, `int8`, `none`) given as it is written, with no --method."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--quantization", quantization, "--json"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.stdout)["settings"]
+    assert {k: settings[k] for k in expected} == expected
+
+
+def test_double_quantization_is_counted_and_another_format_is_named_in_the_notes():
+    def vram(quantization):
+        result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--quantization", quantization, "--json"])
+        return json.loads(result.stdout)
+    kept, quantized, gptq = vram("bnb.nf4"), vram("bnb.nf4-dq"), vram("gptq-int4")
+    assert kept["breakdown"]["weights"] > quantized["breakdown"]["weights"]
+    assert gptq["breakdown"]["weights"] == quantized["breakdown"]["weights"] and not quantized["notes"]
+    assert any("GPTQ" in note and "NF4" in note for note in gptq["notes"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--quantization", "gguf"], "unknown --quantization 'gguf': use nf4, nf4-dq, int8 or none"),
+    (["--method", "full", "--quantization", "nf4"], "which is --method qlora, not full"),
+    (["--method", "QLoRA", "--quantization", "none"], "contradicts --method qlora"),
+    (["--quantization", "int8", "--quant-bits", "4"], "--quantization int8 is 8-bit but --quant-bits is 4"),
+    (["--quantization", "bnb.nf4", "--double-quant"], "has no double quantization, but --double-quant was given"),
+])
+def test_a_quantization_that_contradicts_another_flag_is_refused(flags, message):
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
 QKV, ALL = ["q_proj", "k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

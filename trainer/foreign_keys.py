@@ -28,6 +28,34 @@ SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
 METHODS = {"lora": "lora", "qlora": "qlora", "full": "full", None: "full", "": "full"}
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
 FLASH_ATTN = {"fa2": "flash_attention_2", "sdpa": "sdpa", "disabled": "eager"}  # LLaMA-Factory's flash_attn
+
+
+class Quantization(NamedTuple):
+    """What one `--quantization` value says: the weight bits (None: not quantized), whether NF4's constants are
+    quantized too (None: the job's default), and the other format it names, whose memory orch counts as its own."""
+    bits: int | None
+    double_quant: bool | None = None
+    stands_in_for: str | None = None
+
+
+# Quantizations as tables and configs write them, matched without regard to case: LitGPT's `quantize` values
+# (its plain `bnb.nf4` keeps the constants in fp32, `bnb.nf4-dq` quantizes them), the published tables' `bnb-nf4`
+# and `int8`, and formats orch does not train but whose weights take the same bytes (bitsandbytes FP4, torchao's
+# NF4 with quantized scalers, GPTQ and AWQ at 4 or 8 bits, whose per-group scales take about what NF4's
+# double-quantized constants do).
+QUANTIZATIONS = {
+    **dict.fromkeys(("none", "no", "off", "false"), Quantization(None)),
+    **dict.fromkeys(("nf4", "bnb-nf4", "bnb_nf4", "4bit", "4-bit", "bnb-4bit", "load_in_4bit"), Quantization(4)),
+    "bnb.nf4": Quantization(4, False),
+    **dict.fromkeys(("bnb.nf4-dq", "nf4-dq", "bnb-nf4-dq"), Quantization(4, True)),
+    **dict.fromkeys(("int8", "8bit", "8-bit", "bnb.int8", "bnb-int8", "llm.int8", "load_in_8bit"), Quantization(8)),
+    **dict.fromkeys(("fp4", "bnb.fp4", "bnb-fp4"), Quantization(4, False, "bitsandbytes FP4")),
+    **dict.fromkeys(("bnb.fp4-dq", "fp4-dq"), Quantization(4, True, "bitsandbytes FP4")),
+    **dict.fromkeys(("torchao-nf4", "torchao.nf4"), Quantization(4, True, "torchao NF4")),
+    **dict.fromkeys(("gptq-int4", "gptq", "int4", "awq", "awq-int4"), Quantization(4, True, "GPTQ/AWQ int4")),
+    "gptq-int8": Quantization(8, None, "GPTQ int8"),
+}
+
 # axolotl dataset `type`s whose records orch reads by their shape alone (trainer/data_formats.py), so the type carries
 # over as it is: alpaca's instruction/input/output, chat_template's messages, sharegpt's conversations, completion's
 # text. Any other type names a prompt format orch does not know, and is listed as not carried over.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gpu_catalog.gpus import DATA_DIR, get_gpu
 from trainer.config import JobConfig, config_from_dict
+from trainer.foreign_keys import QUANTIZATIONS
 
 PUBLISHED_CSV = DATA_DIR / "published_measurements.csv"
 
@@ -52,8 +53,11 @@ def _flag_values(row: dict) -> dict:
     if row.get("target_modules"):
         targets = row["target_modules"]
         values["target_modules"] = targets if targets == "all-linear" else targets.split(",")
-    if row.get("quantization"):
-        values["quant_bits"] = 8 if "8" in row["quantization"].split("-")[-1] else 4
+    if row.get("quantization"):  # spelled as `orch estimate --quantization` reads it (trainer/foreign_keys.py)
+        quantized = QUANTIZATIONS[row["quantization"].lower()]
+        values["quant_bits"] = quantized.bits
+        if quantized.double_quant is not None:
+            values["double_quant"] = quantized.double_quant
     return values
 
 
@@ -85,7 +89,7 @@ def estimate_flags(point: PublishedPoint) -> list[str]:
         flags += ["--lora-r", str(s.lora_r), "--lora-dropout", str(s.lora_dropout),
                   "--target-modules", ",".join(s.target_modules)]
     if s.method == "qlora":
-        flags += ["--quant-bits", str(s.quant_bits),
+        flags += ["--quant-bits", str(s.quant_bits), "--double-quant" if s.double_quant else "--no-double-quant",
                   "--qlora-fp32-upcast" if s.qlora_fp32_upcast else "--no-qlora-fp32-upcast"]
     if point.gpu:
         flags += ["--gpu", point.gpu]

@@ -3,8 +3,9 @@ config (transformers' `optim` and `attn_implementation`, LitGPT's precisions, to
 Qwen-1's and Phi-3's fused linears) is read as the setting orch runs, not refused. Matched without regard to case.
 Values not listed pass through unchanged to the job schema, which refuses them with the list of choices."""
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES
-from trainer.foreign_keys import OPTIMIZERS, PRECISIONS
+from trainer.foreign_keys import OPTIMIZERS, PRECISIONS, QUANTIZATIONS
 
 VALUES = {
     "method": {"lora": "lora", "qlora": "qlora", "full": "full", "fft": "full", "full_finetune": "full",
@@ -63,3 +64,39 @@ def target_modules(given: str, model: str) -> str | list[str]:
     found = {module for name in names for module in table.get(name, (name,))}
     return sorted(found, key=lambda m: (m not in LINEAR_MODULES, LINEAR_MODULES.index(m) if m in LINEAR_MODULES
                                         else 0, m))
+
+
+def quantization(given: str, method: str | None, quant_bits: int | None, double_quant: bool | None) -> dict:
+    """The job keys one `--quantization` value stands for (a table's quantization column in one flag), with the
+    method it implies when none is given; refused where it contradicts a flag given beside it."""
+    found = QUANTIZATIONS.get(given.strip().lower())
+    if found is None:
+        raise UserError(f"unknown --quantization {given!r}: use nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4, "
+                        "bnb.nf4-dq and bnb.int8 are read too).")
+    if found.bits is None:
+        if method == "qlora":
+            raise UserError(f"--quantization {given} contradicts --method qlora, which quantizes the weights: "
+                            "give --quantization nf4 or int8, or --method lora.")
+        return {}
+    if method not in (None, "qlora"):
+        raise UserError(f"--quantization {given} quantizes the frozen weights, which is --method qlora, not "
+                        f"{method}: give --method qlora, or --quantization none.")
+    if quant_bits is not None and quant_bits != found.bits:
+        raise UserError(f"--quantization {given} is {found.bits}-bit but --quant-bits is {quant_bits}: give one.")
+    keys = {"method": "qlora", "quant_bits": found.bits}
+    if found.double_quant is not None and found.bits == 4:
+        if double_quant is not None and double_quant != found.double_quant:
+            raise UserError(f"--quantization {given} has {'' if found.double_quant else 'no '}double quantization, "
+                            f"but --{'' if double_quant else 'no-'}double-quant was given: give one.")
+        keys["double_quant"] = found.double_quant
+    return keys
+
+
+def quantization_note(given: str | None) -> str | None:
+    """What the estimate says when `--quantization` names a format orch does not train: its memory is counted as
+    orch's bitsandbytes NF4 or int8 at the same bits."""
+    found = QUANTIZATIONS.get(given.strip().lower()) if given else None
+    if found is None or found.stands_in_for is None:
+        return None
+    return (f"{found.stands_in_for} is counted as orch's bitsandbytes {'NF4' if found.bits == 4 else 'int8'} "
+            f"({found.bits}-bit weights): orch trains that format, not {found.stands_in_for}.")
