@@ -8,6 +8,7 @@ import csv
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -303,6 +304,13 @@ def _from_hub(name: str) -> ModelShape | None:
     return shape_from_config(name, config.to_dict(), source=f"https://huggingface.co/{name} (AutoConfig)")
 
 
+# Names that say a model is no dense text-only decoder (Llama-3.2-11B-Vision, Qwen2-VL-7B, Mixtral-8x7B,
+# Qwen3-30B-A3B): unknown to the catalog, such a name was offered the nearest dense name (Llama-3.2-1B for the 11B
+# vision model), which estimates another model; the error says why none is offered.
+NOT_DENSE_TEXT = re.compile(r"(?P<vision>vision|[-_]vl\b|llava|pixtral|idefics)|(?P<moe>mixtral|[-_]moe\b|\d+x\d+b\b|"
+                            r"[-_]a\d+(\.\d+)?b\b)", re.IGNORECASE)
+NOT_DENSE_KINDS = {"vision": "vision-language", "moe": "mixture-of-experts"}
+
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
 
@@ -348,6 +356,9 @@ def get_model(name: str) -> ModelShape:
     if model is None and "/" in name:
         model = _from_hub(name)
     if model is None:
+        if kind := NOT_DENSE_TEXT.search(name):
+            raise UserError(f"unknown model '{name}': its name says a {NOT_DENSE_KINDS[kind.lastgroup]} model, and "
+                            "orch estimates dense, text-only decoder models: give one (orch catalog models).")
         names = [m.name for m in load_models()]
         message = unknown_name_message("model", name, names, "orch catalog models")
         if "/" in name and not hub_reachable():

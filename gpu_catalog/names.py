@@ -5,6 +5,12 @@ import re
 _NOISE_WORDS = ("nvidia", "geforce", "tesla", "quadro")
 
 
+def squeezed(text: str) -> str:
+    """A setting's spelling without case, spaces, hyphens, underscores and brackets: `Flash Attention 2`,
+    `flash-attn-2` and `FlashAttention2` are one key; dots are kept (LitGPT's `bnb.nf4` is not `bnb-nf4`)."""
+    return re.sub(r"[\s_\-()]+", "", text.lower())
+
+
 def normalize(name: str) -> str:
     """Fold the spellings people use into one key: `A100-80GB`, `a100 80g` and `NVIDIA A100 80GB` all match."""
     key = name.lower()

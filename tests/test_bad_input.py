@@ -594,10 +594,11 @@ case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
 for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
               ["--seq-len", "99999999999"], ["--micro-batch", "99999999999"], ["--grad-accum", "99999999999"],
               ["--lora-r", "99999999999"], ["--loss-chunk-tokens", "99999999999"],
-              ["--quant-bits", "3"], ["--method", "dora"], ["--gpu", "RTX 4070"], ["--target-modules", "foo"],
+              ["--quant-bits", "3"], ["--method", "dpo"], ["--gpu", "RTX 4070"], ["--target-modules", "foo"],
               ["--auto-fit"], ["--seq-len", str(2**60)], ["--optimizer", "sgd"], ["--attention", "flash3"],
-              ["--quantization", "gguf"], ["--quantization", ""], ["--method", "lora", "--quantization", "nf4"],
-              ["--method", "qlora", "--quantization", "none"], ["--quantization", "nf4", "--quant-bits", "8"]):
+              ["--quantization", "gguf"], ["--quantization", ""], ["--method", "full", "--quantization", "nf4"],
+              ["--method", "qlora", "--quantization", "none"], ["--quantization", "nf4", "--quant-bits", "8"],
+              ["--method", "DoRA", "--no-use-dora"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("estimate-seq-len-text", lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "long"])
 case("estimate-model-unknown", lambda i: ["estimate", "Lama-3.1-8B"])

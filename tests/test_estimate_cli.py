@@ -166,20 +166,73 @@ def test_double_quantization_is_counted_and_another_format_is_named_in_the_notes
         return json.loads(result.stdout)
     kept, quantized, gptq = vram("bnb.nf4"), vram("bnb.nf4-dq"), vram("gptq-int4")
     assert kept["breakdown"]["weights"] > quantized["breakdown"]["weights"]
-    assert gptq["breakdown"]["weights"] == quantized["breakdown"]["weights"] and not quantized["notes"]
+    assert gptq["settings"]["qlora_fp32_upcast"] is False and not quantized["notes"]
     assert any("GPTQ" in note and "NF4" in note for note in gptq["notes"])
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--quantization", "gguf"], "unknown --quantization 'gguf': use nf4, nf4-dq, int8 or none"),
-    (["--method", "full", "--quantization", "nf4"], "which is --method qlora, not full"),
+    (["--method", "full", "--quantization", "nf4"], "4-bit frozen weights, and full fine-tuning trains every weight"),
     (["--method", "QLoRA", "--quantization", "none"], "contradicts --method qlora"),
-    (["--quantization", "int8", "--quant-bits", "4"], "--quantization int8 is 8-bit but --quant-bits is 4"),
-    (["--quantization", "bnb.nf4", "--double-quant"], "has no double quantization, but --double-quant was given"),
+    (["--quantization", "int8", "--quant-bits", "4"], "means --quant-bits 8, but --quant-bits 4 was given"),
+    (["--quantization", "bnb.nf4", "--double-quant"], "means --double-quant false, but --double-quant true"),
+    (["--method", "DoRA", "--no-use-dora"], "--method dora means --use-dora true, but --use-dora false"),
 ])
-def test_a_quantization_that_contradicts_another_flag_is_refused(flags, message):
+def test_a_quantization_or_method_that_contradicts_another_flag_is_refused(flags, message):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def _settings_and_notes(model, *flags):
+    result = runner.invoke(app, ["estimate", model, *flags, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    return out["settings"], out["notes"]
+
+
+@pytest.mark.parametrize("model, flags, expected", [
+    # a checkpoint stored quantized loads 4-bit whatever the method: LoRA on it is QLoRA
+    ("unsloth/Meta-Llama-3.1-8B-bnb-4bit", [], {"method": "qlora", "quant_bits": 4, "qlora_fp32_upcast": True}),
+    ("unsloth/Meta-Llama-3.1-8B-bnb-4bit", ["--method", "lora"], {"method": "qlora", "quant_bits": 4}),
+    # peft's prepare_model_for_kbit_training leaves a GPTQ model's other weights in 16 bits
+    ("Qwen/Qwen-7B-Chat-Int4", [], {"method": "qlora", "quant_bits": 4, "qlora_fp32_upcast": False}),
+    ("Qwen/Qwen-7B-Chat-Int4", ["--qlora-fp32-upcast"], {"qlora_fp32_upcast": True}),
+    ("Qwen/Qwen-7B-Chat-Int8", [], {"method": "qlora", "quant_bits": 8}),
+    ("Llama-3.1-8B", ["--quant-bits", "8"], {"method": "qlora", "quant_bits": 8}),  # QLoRA's flag, no method
+    ("Llama-3.1-8B", ["--method", "DoRA"], {"method": "lora", "use_dora": True}),
+    ("Llama-3.1-8B", ["--method", "QDoRA"], {"method": "qlora", "use_dora": True}),
+    ("Qwen/Qwen-7B", ["--method", "LoRA (emb)"], {"method": "lora", "modules_to_save": ["embed_tokens", "lm_head"]}),
+    ("Llama-3.1-8B", ["--method", "Q-LoRA"], {"method": "qlora"}),
+    ("Llama-3.1-8B", ["--method", "Full-parameter"], {"method": "full"}),
+    ("Llama-3.1-8B", ["--method", "full_finetune_single_device"], {"method": "full"}),
+    ("Llama-3.1-8B", ["--quantization", "4-bit NF4"], {"method": "qlora", "quant_bits": 4}),
+])
+def test_a_tables_method_and_a_quantized_checkpoint_are_read_as_the_job_orch_runs(model, flags, expected):
+    settings, _ = _settings_and_notes(model, *flags)
+    assert {k: settings[k] for k in expected} == expected
+
+
+def test_lora_on_quantized_weights_and_a_format_orch_does_not_train_are_said_in_the_notes():
+    _, lora_on_4bit = _settings_and_notes("unsloth/Meta-Llama-3.1-8B-bnb-4bit", "--method", "lora")
+    assert any("is QLoRA" in note for note in lora_on_4bit)
+    _, gptq = _settings_and_notes("TheBloke/Llama-2-7B-GPTQ")
+    assert any("GPTQ int4 is counted as orch's bitsandbytes NF4" in note for note in gptq)
+    _, plain = _settings_and_notes("Llama-3.1-8B", "--method", "lora")
+    assert plain == []
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--attention", "Flash Attention 2", "--optimizer", "torchao.optim.AdamW8bit", "--precision", "torch.bfloat16"],
+     {"attention": "flash_attention_2", "optimizer": "adamw_8bit", "precision": "bf16"}),
+    (["--attention", "flash-attn-2", "--optimizer", "8-bit AdamW", "--loss",
+      "torchtune.modules.loss.CEWithChunkedOutputLoss"],
+     {"attention": "flash_attention_2", "optimizer": "adamw_8bit", "loss": "chunked"}),
+    (["--attention", "xformers", "--optimizer", "paged_adamw", "--loss", "cut_cross_entropy"],
+     {"attention": "sdpa", "optimizer": "adamw", "loss": "fused"}),
+])
+def test_spellings_with_other_separators_and_class_paths_are_read_as_orchs(flags, expected):
+    settings, _ = _settings_and_notes("Llama-3.1-8B", *flags)
+    assert {k: settings[k] for k in expected} == expected
 
 
 QKV, ALL = ["q_proj", "k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -195,6 +248,9 @@ QKV, ALL = ["q_proj", "k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_pro
     ("Llama-3.1-8B", "[Q_PROJ, V_PROJ]", ["q_proj", "v_proj"]),
     ("Llama-3.1-8B", "q_proj v_proj", ["q_proj", "v_proj"]),
     ("Llama-3.1-8B", "all", ALL),
+    ("Llama-3.1-8B", "lora_query,lora_value", ["q_proj", "v_proj"]),  # LitGPT's switches
+    ("Llama-3.1-8B", "self_attn.q_proj,self_attn.v_proj", ["q_proj", "v_proj"]),
+    ("Qwen/Qwen-7B", "c_attn,attn.c_proj", [*QKV, "o_proj"]),
 ])
 def test_other_trainers_module_names_are_read_as_orchs(model, modules, expected):
     result = runner.invoke(app, ["estimate", model, "--target-modules", modules, "--json"])

@@ -62,11 +62,24 @@ def test_tinyllama_is_never_orchs_own_toy(name):
     ("Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen-14B"), ("Qwen/Qwen3-8B-FP8", "Qwen/Qwen3-8B"),
     ("microsoft/Phi-3-mini-128k-instruct", "microsoft/Phi-3-mini-4k-instruct"),
     ("CodeLlama-7b", "meta-llama/Llama-2-7b-hf"), ("codellama/CodeLlama-34b-Instruct-hf", "codellama/CodeLlama-34b-hf"),
-    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B")])
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen/Qwen2.5-7B"),
+    ("unsloth/Mistral-7B-v0.2", "mistralai/Mistral-7B-v0.3"), ("Qwen/Qwen2.5-Coder-7B-Instruct", "Qwen/Qwen2.5-7B"),
+    ("Qwen/Qwen2.5-Math-1.5B", "Qwen/Qwen2.5-1.5B"), ("Llama 3.3 (70B)", "meta-llama/Llama-3.1-70B"),
+    ("Phi-4 (14B)", "microsoft/phi-4"), ("Phi-3.5 mini", "microsoft/Phi-3-mini-4k-instruct")])
 def test_releases_published_tables_name_resolve_to_their_shape(name, shape):
     """Unsloth's, Qwen1.5's and CodeLlama's names in published benchmarks were unknown models."""
     assert get_model(name).name == shape
     assert get_model("CodeLlama-7b").context_tokens is None  # Llama-2's shape, not its 4096 positions (16384)
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("meta-llama/Llama-3.2-11B-Vision-Instruct", "vision-language"), ("Qwen/Qwen2-VL-7B-Instruct", "vision-language"),
+    ("mistralai/Mixtral-8x7B-v0.1", "mixture-of-experts"), ("Qwen/Qwen3-30B-A3B", "mixture-of-experts")])
+def test_a_vision_or_mixture_of_experts_name_is_told_why_no_model_is_offered(name, kind):
+    """The 11B vision model was offered Llama-3.2-1B, another model's estimate."""
+    with pytest.raises(UserError, match=f"its name says a {kind} model") as error:
+        get_model(name)
+    assert "Did you mean" not in str(error.value)
 
 
 def test_unknown_hub_id_offline_is_a_clear_error():

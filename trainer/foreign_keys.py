@@ -12,7 +12,7 @@ model.lora_rank, tokenizer.max_seq_len, optimizer.lr; nested keys are written wi
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from gpu_catalog.names import suggest
+from gpu_catalog.names import squeezed, suggest
 from trainer.data_formats import SHAPES
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
@@ -31,30 +31,40 @@ FLASH_ATTN = {"fa2": "flash_attention_2", "sdpa": "sdpa", "disabled": "eager"}  
 
 
 class Quantization(NamedTuple):
-    """What one `--quantization` value says: the weight bits (None: not quantized), whether NF4's constants are
-    quantized too (None: the job's default), and the other format it names, whose memory orch counts as its own."""
+    """What a quantization's name says: the weight bits (None: not quantized), whether NF4's constants are quantized
+    too, whether peft's prepare_model_for_kbit_training casts the rest to fp32 (it skips GPTQ and torchao models),
+    and the other format it names, whose memory orch counts as its own (None: the job's default, orch's format)."""
     bits: int | None
     double_quant: bool | None = None
+    fp32_upcast: bool | None = None
     stands_in_for: str | None = None
 
 
-# Quantizations as tables and configs write them, matched without regard to case: LitGPT's `quantize` values
-# (its plain `bnb.nf4` keeps the constants in fp32, `bnb.nf4-dq` quantizes them), the published tables' `bnb-nf4`
-# and `int8`, and formats orch does not train but whose weights take the same bytes (bitsandbytes FP4, torchao's
-# NF4 with quantized scalers, GPTQ and AWQ at 4 or 8 bits, whose per-group scales take about what NF4's
+# Quantizations as tables and configs write them (matched squeezed: case, spaces, hyphens and underscores aside):
+# LitGPT's `quantize` values (its plain `bnb.nf4` keeps the constants in fp32, `bnb.nf4-dq` quantizes them), the
+# published tables' `bnb-nf4`, `4-bit NF4` and `int8`, and formats orch does not train but whose weights take the same
+# bytes (bitsandbytes FP4; torchao's NF4, GPTQ and AWQ, whose per-group scales take about what NF4's
 # double-quantized constants do).
-QUANTIZATIONS = {
-    **dict.fromkeys(("none", "no", "off", "false"), Quantization(None)),
-    **dict.fromkeys(("nf4", "bnb-nf4", "bnb_nf4", "4bit", "4-bit", "bnb-4bit", "load_in_4bit"), Quantization(4)),
-    "bnb.nf4": Quantization(4, False),
-    **dict.fromkeys(("bnb.nf4-dq", "nf4-dq", "bnb-nf4-dq"), Quantization(4, True)),
-    **dict.fromkeys(("int8", "8bit", "8-bit", "bnb.int8", "bnb-int8", "llm.int8", "load_in_8bit"), Quantization(8)),
-    **dict.fromkeys(("fp4", "bnb.fp4", "bnb-fp4"), Quantization(4, False, "bitsandbytes FP4")),
-    **dict.fromkeys(("bnb.fp4-dq", "fp4-dq"), Quantization(4, True, "bitsandbytes FP4")),
-    **dict.fromkeys(("torchao-nf4", "torchao.nf4"), Quantization(4, True, "torchao NF4")),
-    **dict.fromkeys(("gptq-int4", "gptq", "int4", "awq", "awq-int4"), Quantization(4, True, "GPTQ/AWQ int4")),
-    "gptq-int8": Quantization(8, None, "GPTQ int8"),
-}
+_FP4 = "bitsandbytes FP4"
+QUANTIZATIONS = {squeezed(spelling): meaning for spellings, meaning in (
+    (("none", "no", "off", "false"), Quantization(None)),
+    (("nf4", "bnb-nf4", "4bit", "bnb-4bit", "4-bit nf4", "nf4 4-bit", "load_in_4bit"), Quantization(4)),
+    (("bnb.nf4",), Quantization(4, double_quant=False)),
+    (("bnb.nf4-dq", "nf4-dq", "bnb-nf4-dq"), Quantization(4, double_quant=True)),
+    (("int8", "8bit", "bnb.int8", "bnb-int8", "llm.int8", "load_in_8bit"), Quantization(8)),
+    (("fp4", "bnb.fp4", "bnb-fp4"), Quantization(4, double_quant=False, stands_in_for=_FP4)),
+    (("bnb.fp4-dq", "fp4-dq"), Quantization(4, double_quant=True, stands_in_for=_FP4)),
+    (("torchao-nf4", "torchao.nf4"), Quantization(4, True, fp32_upcast=False, stands_in_for="torchao NF4")),
+    (("gptq-int4", "gptq", "int4"), Quantization(4, True, fp32_upcast=False, stands_in_for="GPTQ int4")),
+    (("awq", "awq-int4"), Quantization(4, True, stands_in_for="AWQ int4")),
+    (("gptq-int8",), Quantization(8, fp32_upcast=False, stands_in_for="GPTQ int8")),
+) for spelling in spellings}
+
+
+def quantization_named(spelled: str) -> Quantization | None:
+    """The quantization a table's or a config's spelling names, or None."""
+    return QUANTIZATIONS.get(squeezed(spelled.strip()))
+
 
 # axolotl dataset `type`s whose records orch reads by their shape alone (trainer/data_formats.py), so the type carries
 # over as it is: alpaca's instruction/input/output, chat_template's messages, sharegpt's conversations, completion's

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gpu_catalog.gpus import DATA_DIR, get_gpu
 from trainer.config import JobConfig, config_from_dict
-from trainer.foreign_keys import QUANTIZATIONS
+from trainer.foreign_keys import quantization_named
 
 PUBLISHED_CSV = DATA_DIR / "published_measurements.csv"
 
@@ -54,7 +54,7 @@ def _flag_values(row: dict) -> dict:
         targets = row["target_modules"]
         values["target_modules"] = targets if targets == "all-linear" else targets.split(",")
     if row.get("quantization"):  # spelled as `orch estimate --quantization` reads it (trainer/foreign_keys.py)
-        quantized = QUANTIZATIONS[row["quantization"].lower()]
+        quantized = quantization_named(row["quantization"])
         values["quant_bits"] = quantized.bits
         if quantized.double_quant is not None:
             values["double_quant"] = quantized.double_quant

@@ -11,7 +11,7 @@ import typer
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
 from gpu_catalog.models import LINEAR_MODULES
-from orchestrator.cli import display, flag_aliases
+from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
@@ -77,7 +77,7 @@ def estimate(
     = None,
     quantization: Annotated[str | None, typer.Option(
         help="QLoRA's weights in one value: nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4 is nf4 without double "
-             "quantization); implies --method qlora.")] = None,
+             "quantization); implies --method qlora, as a checkpoint named -bnb-4bit or -Int4 does.")] = None,
     double_quant: Annotated[bool | None, typer.Option("--double-quant/--no-double-quant",
                                                       help="QLoRA: quantize the NF4 constants too.")] = None,
     qlora_fp32_upcast: Annotated[bool | None, typer.Option(
@@ -108,17 +108,15 @@ def estimate(
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate peak VRAM (with its breakdown) and, with --gpu, fit and training tokens/s."""
-    method = flag_aliases.value("method", method)
-    quantized = {} if quantization is None else flag_aliases.quantization(quantization, method, quant_bits,
-                                                                          double_quant)
-    settings = _settings({
-        "method": "lora" if method is None else method, "seq_len": seq_len, "micro_batch": micro_batch,
-        "grad_accum": grad_accum,
-        "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r, "lora_dropout": lora_dropout,
-        "quant_bits": quant_bits, "double_quant": double_quant, "qlora_fp32_upcast": qlora_fp32_upcast,
-        "target_modules": target_modules, "use_dora": use_dora, "modules_to_save": modules_to_save,
-        "freeze_layers": freeze_layers, "precision": precision_name, "attention": attention, "loss": loss,
-        "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks, **quantized}, model)
+    flags, notes = method_forms.resolve({
+        "method": flag_aliases.value("method", method), "seq_len": seq_len, "micro_batch": micro_batch,
+        "grad_accum": grad_accum, "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r,
+        "lora_dropout": lora_dropout, "quant_bits": quant_bits, "double_quant": double_quant,
+        "qlora_fp32_upcast": qlora_fp32_upcast, "target_modules": target_modules, "use_dora": use_dora,
+        "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
+        "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks},
+        model, quantization)
+    settings = _settings(flags, model)
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     shape = job_model(replace(settings, model=model))
@@ -134,8 +132,7 @@ def estimate(
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if named else f"any {precision(settings, target)} GPU",
               "calibration": calibration.source or "defaults", "memory_basis": calibration.memory_basis_for(target),
-              "notes": [note for note in (context_note(replace(settings, model=model), shape),
-                                          flag_aliases.quantization_note(quantization)) if note]}
+              "notes": [note for note in (context_note(replace(settings, model=model), shape), *notes) if note]}
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)

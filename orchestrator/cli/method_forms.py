@@ -1,0 +1,86 @@
+"""What `orch estimate`'s method and quantization flags, and a pre-quantized checkpoint's name, say together.
+
+A published table states a job in its own columns: "Q-LoRA", "DoRA", "LoRA (emb)", a quantization column
+(`bnb.nf4`, `gptq-int4`, `none`), or only a checkpoint named `...-bnb-4bit` or `...-Int4`. Each is read here as the
+job keys orch's trainer runs (a 4-bit checkpoint loads quantized whatever the method says, so LoRA on it is QLoRA);
+a flag given beside them that says otherwise is refused, and a format orch does not train but counts at the same
+bytes is named in the estimate's notes."""
+
+import re
+
+from gpu_catalog.errors import UserError
+from gpu_catalog.names import squeezed
+from orchestrator.cli.flag_aliases import names_in
+from trainer.foreign_keys import Quantization, quantization_named
+
+# method spellings that carry more than the method (squeezed, as flag_aliases matches values)
+METHOD_FORMS = {
+    "dora": {"method": "lora", "use_dora": True},
+    "qdora": {"method": "qlora", "use_dora": True},
+    # Qwen's README: LoRA that also trains the embedding and output layers
+    "loraemb": {"method": "lora", "modules_to_save": "embed_tokens,lm_head"},
+}
+# a checkpoint's name that says its weights are stored quantized (unsloth's -bnb-4bit, Qwen's -Int4, TheBloke's
+# -GPTQ and -AWQ) -> the quantization that name stands for
+CHECKPOINT_FORMATS = ((re.compile(r"bnb-4bit", re.I), "nf4"), (re.compile(r"gptq|-int4\b", re.I), "gptq-int4"),
+                      (re.compile(r"awq", re.I), "awq"), (re.compile(r"-int8\b", re.I), "gptq-int8"))
+QUANTIZATION_HELP = "use nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4, bnb.nf4-dq and bnb.int8 are read too)"
+
+
+def _quantization(spelled: str) -> Quantization:
+    found = quantization_named(spelled)
+    if found is None:
+        raise UserError(f"unknown --quantization {spelled!r}: {QUANTIZATION_HELP}.")
+    return found
+
+
+def _checkpoint_format(model: str) -> str | None:
+    return next((name for pattern, name in CHECKPOINT_FORMATS if pattern.search(model.split("/")[-1])), None)
+
+
+def _agree(flags: dict, implied: dict, said_by: str) -> dict:
+    """`implied` where no flag gives those keys; a flag that gives one another value is refused."""
+    for key, value in implied.items():
+        given = flags.get(key)
+        same = names_in(given) == names_in(value) if isinstance(given, str) and isinstance(value, str) \
+            else given == value
+        if given is not None and not same and key != "method":
+            flag = key.replace("_", "-")
+            raise UserError(f"{said_by} means --{flag} {str(value).lower()}, but --{flag} {str(given).lower()} was "
+                            "given: give one of them.")
+    return {**flags, **implied}
+
+
+def resolve(flags: dict, model: str, quantization: str | None) -> tuple[dict, list[str]]:
+    """`flags` (job keys; the method already in orch's spelling where it has one) with what the method form, the
+    quantization and the checkpoint's name imply; and the notes the estimate shows about them."""
+    form = METHOD_FORMS.get(squeezed(flags["method"])) if isinstance(flags.get("method"), str) else None
+    if form is not None:
+        flags = _agree(flags, form, f"--method {flags['method']}")
+    method = flags.get("method")
+    said_by = f"--quantization {quantization}"
+    if quantization is None and (quantization := _checkpoint_format(model)) is not None:
+        said_by = f"{model}, stored quantized,"
+    found = None if quantization is None else _quantization(quantization)
+    if found is None and method is None and (flags.get("quant_bits") or flags.get("double_quant")) is not None:
+        return {**flags, "method": "qlora"}, []  # QLoRA's own flags, with no method: a QLoRA job
+    if found is None or found.bits is None:
+        if found is not None and method == "qlora":
+            raise UserError(f"{said_by} contradicts --method qlora, which quantizes the weights: give "
+                            "--quantization nf4 or int8, or --method lora.")
+        return {**flags, "method": "lora" if method is None else method}, []
+    if method == "full":
+        raise UserError(f"{said_by} means {found.bits}-bit frozen weights, and full fine-tuning trains every weight: "
+                        "give --method qlora, or an unquantized model with --method full.")
+    implied = {"method": "qlora", "quant_bits": found.bits}
+    if found.double_quant is not None and found.bits == 4:
+        implied["double_quant"] = found.double_quant
+    resolved = _agree(flags, implied, said_by)
+    if found.fp32_upcast is not None and flags.get("qlora_fp32_upcast") is None:
+        resolved["qlora_fp32_upcast"] = found.fp32_upcast
+    notes = [f"LoRA on {found.bits}-bit weights ({said_by.rstrip(',')}) is QLoRA: estimated as --method qlora."] \
+        if method == "lora" else []
+    if found.stands_in_for is not None:
+        notes.append(f"{found.stands_in_for} is counted as orch's bitsandbytes {'NF4' if found.bits == 4 else 'int8'}"
+                     f" ({found.bits}-bit weights): orch trains that format, not {found.stands_in_for}.")
+    return resolved, notes
