@@ -86,22 +86,47 @@ def find_gpu(name: str) -> GPU | None:
 def get_gpu(name: str) -> GPU:
     """A GPU by the name a person types: a catalog name or alias, or a longer name of one (nvidia-smi's
     `Tesla V100-SXM2-32GB`, `A100 40GB PCIe`, `RTX 4090 24GB`) read as gpu_from_device_name reads NVML's, where a
-    stated memory size picks the family's variant and must be that card's own. A miss is the user's mistake: the
-    error names the nearest GPUs."""
+    stated memory size picks the family's variant and must be that card's own. A count of one in front or behind
+    (LitGPT's `1xA10G`, `A100:1`, `RTX 4090 x1`) is that card; any other count is refused, never read as one card,
+    since orch estimates a job on a single GPU. A miss is the user's mistake: the error names the nearest GPUs."""
     if not name.strip():
         raise UserError("the GPU name is empty: give one, e.g. 'RTX 4090' (`orch catalog gpus` lists them).")
-    gpu = find_gpu(name) or _from_long_name(name)
+    gpu, count = find_gpu(name), 1  # a catalog spelling is never read as a count
+    if gpu is None:
+        gpu, count = _card_and_count(name)
     if gpu is None:
         names = [g.name for g in load_gpus()]
         message = unknown_name_message("GPU", name, names, "orch catalog gpus")
-        if COUNT_FORM.search(name):
+        if count != 1:
             message += " Name one GPU: orch plans and estimates a job on a single card."
         raise UserError(message)
+    if count != 1:
+        raise UserError(f"'{name}' is {count} GPUs: orch plans and estimates a job on a single card; name one, "
+                        f"e.g. '{gpu.name}'.")
     return gpu
 
 
 MEMORY_IN_NAME = re.compile(r"(\d+)\s*GB\b", re.IGNORECASE)
-COUNT_FORM = re.compile(r"^\s*\d+\s*x\b|:\s*\d+\s*$", re.IGNORECASE)  # 2x A100, A100:8
+# `2x A100`, `8xH100`, `8×H100`: a count in front; `A10G x 4`, `RTX 4090 x2`, `A100:8`: a count behind
+COUNT_FORMS = (re.compile(r"^\s*(\d{1,6})\s*[x×]\s*(?=\S)", re.IGNORECASE),
+               re.compile(r"(?:\s[x×]\s*|\s*:\s*)(\d{1,6})\s*$", re.IGNORECASE))
+
+
+def _card_and_count(name: str) -> tuple[GPU | None, int]:
+    """The card a longer name means and how many of it the name counts (1 without a count). Tables of runs put the
+    count beside the name; read as trailing words it was silently one card. Each form is tried until the rest names
+    a card, so `2 x 4090` is two RTX 4090s, not 4090 of a card named `2`."""
+    counts = []
+    for form in COUNT_FORMS:
+        found = form.search(name)
+        if found:
+            counts.append(int(found.group(1)))
+            gpu = _from_long_name(name[:found.start()] + name[found.end():])
+            if gpu is not None:
+                return gpu, counts[-1]
+    if counts:  # a count beside no card: unknown, not the count's words dropped to reach one
+        return None, counts[0]
+    return _from_long_name(name), 1
 
 
 # Words that name a card's form, which changes its rates: `H100 80GB PCIe` is the PCIe card, not the SXM one its
@@ -114,7 +139,9 @@ def _from_long_name(name: str) -> GPU | None:
     own (a `RTX 4090 48GB` is no catalog card), and a form word (PCIe, NVL, SXM) must be the card's own form."""
     stated = MEMORY_IN_NAME.search(name)
     vram_gib = float(stated.group(1)) if stated else None
-    gpu = gpu_from_device_name(name.replace("(", " ").replace(")", " "), vram_gib)
+    # `RTX 4090 (24 GB)`: closed up to `24GB`, so the bare `24` is not a dropped number that makes the name no card's
+    words = MEMORY_IN_NAME.sub(r"\1GB", name.replace("(", " ").replace(")", " "))
+    gpu = gpu_from_device_name(words, vram_gib)
     forms = {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
     if gpu is not None and forms:
         gpu = _of_form(gpu, forms, vram_gib)

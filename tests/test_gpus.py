@@ -1,10 +1,12 @@
 import re
 
 import pytest
+from typer.testing import CliRunner
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import closest_variant, find_gpu, get_gpu, gpu_from_device_name, load_gpus
 from gpu_catalog.names import normalize
+from orchestrator.cli.main import app
 
 REQUIRED = ["RTX 3060 12GB", "RTX 3090", "RTX 4060 Ti 16GB", "RTX 4090", "RTX 5090", "RTX A6000", "RTX 6000 Ada", "T4",
             "L4", "A10G", "L40S", "V100 16GB", "V100 32GB", "A100 40GB", "A100 80GB", "H100 SXM", "H100 PCIe", "H200",
@@ -131,7 +133,56 @@ def test_a_typed_name_longer_than_a_catalog_name_is_its_card(spelling, expected)
 @pytest.mark.parametrize("spelling, hint", [
     ("RTX 4090 48GB", ""), ("RTX 4060 Ti 8GB", ""), ("RTX 4080 Laptop GPU", ""), ("A100-90", ""),
     ("H200 NVL", ""), ("V100-PCIE-16GB", ""),  # a form the catalog has no row of: not the SXM card's rates
-    ("2x A100", "Name one GPU"), ("A100:8", "Name one GPU")])
+    ("2x A1000", "Name one GPU"), ("A1000:8", "Name one GPU"),  # a count beside no card
+    ("RTX 4090 (48 GB)", ""), ("RTX 4090 48 GB", "")])  # memory with a space must still be the card's own
 def test_a_longer_name_of_another_card_or_a_count_stays_unknown(spelling, hint):
     with pytest.raises(UserError, match=f"unknown GPU '{re.escape(spelling)}'.*{hint}"):
         get_gpu(spelling)
+
+
+# Published tables put the GPU count beside the name (LitGPT's `1xA10G`, `4xA10G`): a count of one is the card, where
+# `1xA10G` and `A100:1` were unknown GPUs
+@pytest.mark.parametrize("spelling, expected", [
+    ("1xA10G", "A10G"), ("1x A100 80GB", "A100 80GB"), ("1x L4", "L4"), ("1xH100", "H100 SXM"),
+    ("A100:1", "A100 40GB"), ("1 x H100", "H100 SXM"), ("A10G x 1", "A10G"), ("1×L40S", "L40S"),
+    ("1x RTX 4090 (24 GB)", "RTX 4090")])
+def test_a_count_of_one_beside_a_name_is_that_card(spelling, expected):
+    assert get_gpu(spelling).name == expected
+
+
+# A count above one was refused in some forms and silently read as one card in others (`A100 80GB x8`, `RTX 4090 x2`)
+MANY_GPUS = [("8xH100", 8, "H100 SXM"), ("4xA10G", 4, "A10G"), ("2x A100", 2, "A100 40GB"), ("A100:8", 8, "A100 40GB"),
+             ("A10G x 4", 4, "A10G"), ("A100 80GB x8", 8, "A100 80GB"), ("RTX 4090 x2", 2, "RTX 4090"),
+             ("2 x 4090", 2, "RTX 4090"), ("8×H100", 8, "H100 SXM")]
+
+
+@pytest.mark.parametrize("spelling, count, card", MANY_GPUS)
+def test_a_count_above_one_is_refused_and_names_the_one_card(spelling, count, card):
+    message = f"'{re.escape(spelling)}' is {count} GPUs: orch plans and estimates a job on a single card; name one, " \
+              f"e.g. '{card}'"
+    with pytest.raises(UserError, match=message):
+        get_gpu(spelling)
+
+
+@pytest.mark.parametrize("spelling", [s for s, _, _ in MANY_GPUS])
+def test_estimate_refuses_a_gpu_count_in_one_line_with_exit_2(spelling, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["estimate", "Llama-3.1-8B", "--gpu", spelling, "--json"])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "GPUs: orch plans and estimates a job on a single card" \
+        in lines[0], result.output
+
+
+@pytest.mark.parametrize("spelling", ["1xA10G", "A100:1", "RTX 4090 (24 GB)"])
+def test_estimate_takes_a_count_of_one_or_a_spaced_memory_size(spelling, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["estimate", "Llama-3.1-8B", "--gpu", spelling, "--json"])
+    assert result.exit_code == 0, result.output
+
+
+# `RTX 4090 (24 GB)`: the memory's number, a word of its own, made the name no card's while `(24GB)` worked
+@pytest.mark.parametrize("spelling, expected", [
+    ("RTX 4090 (24 GB)", "RTX 4090"), ("A10G (24 GB)", "A10G"), ("L4 (24 GB)", "L4"), ("L40S (48 GB)", "L40S"),
+    ("RTX A6000 48 GB", "RTX A6000"), ("Tesla T4 (16 GB)", "T4"), ("H100 PCIe (80 GB)", "H100 PCIe")])
+def test_a_memory_size_with_a_space_picks_the_card(spelling, expected):
+    assert get_gpu(spelling).name == expected
