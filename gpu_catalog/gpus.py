@@ -101,9 +101,18 @@ def get_gpu(name: str) -> GPU:
             message += " Name one GPU: orch plans and estimates a job on a single card."
         raise UserError(message)
     if count != 1:
-        raise UserError(f"'{name}' is {count} GPUs: orch plans and estimates a job on a single card; name one, "
-                        f"e.g. '{gpu.name}'.")
+        raise CountedGPUs(name, gpu, count)
     return gpu
+
+
+class CountedGPUs(UserError):
+    """A name that counts more than one card (`8xH100`): refused where one GPU is meant; a caller that takes a count
+    (simulate's --local, a hardware file) reads the card and the count from it instead."""
+
+    def __init__(self, name: str, gpu: GPU, count: int):
+        super().__init__(f"'{name}' is {count} GPUs: orch plans and estimates a job on a single card; name one, "
+                         f"e.g. '{gpu.name}'.")
+        self.gpu, self.count = gpu, count
 
 
 MEMORY_IN_NAME = re.compile(r"(\d+)\s*GB\b", re.IGNORECASE)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import GPU, get_gpu
+from gpu_catalog.gpus import GPU, CountedGPUs, get_gpu
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
 
 HOURS_PER_YEAR = 24 * 365
@@ -147,6 +147,9 @@ def _parse_card(raw, path: Path) -> OwnedCard:
         raise UserError(f"{path}: a card's `gpu` is a GPU name such as RTX 4090, got {raw['gpu']!r}.")
     try:
         base = default_card(get_gpu(raw["gpu"]))
+    except CountedGPUs as counted:
+        raise UserError(f"{path}: `gpu: {raw['gpu']}` counts {counted.count} cards: write `gpu: {counted.gpu.name}` "
+                        f"with `count: {counted.count}`.") from None
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
     return OwnedCard(

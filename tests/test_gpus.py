@@ -186,3 +186,20 @@ def test_estimate_takes_a_count_of_one_or_a_spaced_memory_size(spelling, tmp_pat
     ("RTX A6000 48 GB", "RTX A6000"), ("Tesla T4 (16 GB)", "T4"), ("H100 PCIe (80 GB)", "H100 PCIe")])
 def test_a_memory_size_with_a_space_picks_the_card(spelling, expected):
     assert get_gpu(spelling).name == expected
+
+
+@pytest.mark.parametrize("local, cards", [
+    ("2xA10G", ["A10G", "A10G"]), ("RTX 4090 x2, 1x A6000", ["RTX 4090", "RTX 4090", "RTX A6000"]),
+    ("1xA10G", ["A10G"])])
+def test_simulates_local_cards_take_a_count_in_any_form(local, cards):
+    """`2xA10G` for --local was told orch estimates one card: a list of local cards counts them."""
+    from orchestrator.simulate.engine import local_cards
+
+    assert [offer.gpu for offer in local_cards(local, lambda gpu: type("Offer", (), {"gpu": gpu.name}))] == cards
+
+
+def test_a_count_without_its_x_is_told_the_format():
+    from orchestrator.simulate.engine import local_cards
+
+    with pytest.raises(UserError, match=r"'2 RTX4090' is not 'N x GPU'"):
+        local_cards("2 RTX4090", lambda gpu: gpu)

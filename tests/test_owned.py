@@ -132,3 +132,10 @@ def test_unknown_nvml_card_is_not_guessed():
 def test_cpu_target_describes_this_machine():
     cpu = cpu_gpu()
     assert cpu.kind == "cpu" and cpu.vram_gib > 0 and cpu.train_tflops > 0
+
+
+def test_a_card_named_with_its_count_is_told_to_give_count(tmp_path, monkeypatch):
+    """`gpu: 2x RTX 4090` was told orch estimates one card; a hardware file has `count` for that."""
+    write_hardware(tmp_path, monkeypatch, "cards:\n  - gpu: 2x RTX 4090\n")
+    with pytest.raises(UserError, match=r"`gpu: 2x RTX 4090` counts 2 cards: write `gpu: RTX 4090` with `count: 2`"):
+        load_owned_hardware()

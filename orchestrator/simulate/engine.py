@@ -13,6 +13,7 @@ import heapq
 import itertools
 import math
 import random
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -305,7 +306,7 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
 def local_cards(text: str, offer_for) -> list[Offer]:
     """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it); "" -> none. An empty entry
     (",," or a trailing comma) is refused: it names no card, and is more likely a card left out than nothing."""
-    from gpu_catalog.gpus import get_gpu
+    from gpu_catalog.gpus import CountedGPUs, get_gpu
 
     cards: list[Offer] = []
     for part in (p.strip() for p in text.split(",")) if text.strip() else ():
@@ -313,11 +314,14 @@ def local_cards(text: str, offer_for) -> list[Offer]:
             raise UserError("--local: an entry between commas is empty; give 'N x GPU' entries separated by single "
                             "commas, e.g. '2x RTX4090, 1x A6000'.")
         count, _, name = part.partition("x ") if "x " in part else ("1", "", part)
-        if not count.strip().isdigit() or int(count) == 0:
+        if not count.strip().isdigit() or int(count) == 0 or re.match(r"\d+\s", name):
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
+        try:
+            gpu: GPU = get_gpu(name.strip())
+        except CountedGPUs as counted:  # `2xA10G`, `RTX 4090 x2`: the count written another way
+            gpu, count = counted.gpu, str(int(count) * counted.count)
         if int(count) > MAX_LOCAL_CARDS:
             raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
                             "simulator models; give fewer.")
-        gpu: GPU = get_gpu(name.strip())
         cards += [offer_for(gpu)] * int(count)
     return cards
