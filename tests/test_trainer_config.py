@@ -341,3 +341,18 @@ def test_a_job_file_that_sets_qlora_keys_for_another_method_is_refused(tmp_path,
     assert load_config(job, [f"{key}=null" for key in keys])[0].method == method
     job.write_text(yaml.safe_dump({**base, "method": "qlora", **keys}))
     assert load_config(job)[0].method == "qlora"
+
+
+@pytest.mark.parametrize("model, method, said", [
+    ("unsloth/Meta-Llama-3.1-8B-bnb-4bit", "lora", "is stored quantized (nf4), and transformers loads it so whatever "
+                                                   "the method: set method: qlora."),
+    ("Qwen/Qwen-7B-Chat-Int4", "full", "set method: qlora, or give the unquantized model to train in full"),
+])
+def test_a_checkpoint_stored_quantized_is_refused_for_lora_and_full(tmp_path, model, method, said):
+    """unsloth's `-bnb-4bit` with `method: lora` was planned at 16 bits and trained as QLoRA without its settings."""
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": model, "method": method, "seq_len": 64, "max_steps": 1}))
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(job)
+    job.write_text(yaml.safe_dump({"model": model, "method": "qlora", "seq_len": 64, "max_steps": 1}))
+    assert load_config(job)[0].method == "qlora"

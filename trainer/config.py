@@ -17,6 +17,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD
 from trainer.data_formats import COLUMNS
+from trainer.foreign_keys import checkpoint_quantization
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -444,14 +445,22 @@ QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
 
 
 def qlora_keys_problem(raw: dict) -> str | None:
-    """A job file that sets QLoRA's keys for another method: `method: lora` with `quant_bits: 4` was planned and
-    trained as bf16 LoRA, twice the weight memory its writer meant, unsaid. (`orch estimate` flags are not held to
-    this: a what-if may carry a column of settings whatever the method.)"""
+    """A job file whose method contradicts its quantization: QLoRA's keys for another method (`method: lora` with
+    `quant_bits: 4` was planned and trained as bf16 LoRA, twice the weight memory its writer meant, unsaid), or a
+    checkpoint stored quantized (unsloth's `-bnb-4bit`, Qwen's `-Int4`) for lora or full, which transformers loads
+    quantized all the same: planned at 16 bits, trained as QLoRA without QLoRA's settings, or not trainable in full.
+    (`orch estimate` flags are not held to this: a what-if may carry a column of settings whatever the method.)"""
+    method, model = raw.get("method"), raw.get("model")
+    if method not in ("lora", "full"):
+        return None
+    if isinstance(model, str) and (stored := checkpoint_quantization(model)) is not None:
+        return (f"`model` {model} is stored quantized ({stored}), and transformers loads it so whatever the method: "
+                f"set method: qlora{', or give the unquantized model to train in full' if method == 'full' else ''}")
     given = [key for key in QLORA_KEYS if raw.get(key) is not None]  # `--set quant_bits=null` drops one
-    if not given or raw.get("method") not in ("lora", "full"):
+    if not given:
         return None
     return (f"{', '.join(f'`{key}`' for key in given)} {'apply' if len(given) > 1 else 'applies'} to method qlora "
-            f"(quantized weights), and this job's method is {raw['method']}: set method: qlora, or drop "
+            f"(quantized weights), and this job's method is {method}: set method: qlora, or drop "
             f"{'them' if len(given) > 1 else 'it'}")
 
 

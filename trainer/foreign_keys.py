@@ -9,6 +9,7 @@ dataset_name, dataset_train_split) and torchtune's recipes/configs (batch_size, 
 model.lora_rank, tokenizer.max_seq_len, optimizer.lr; nested keys are written with dots).
 """
 
+import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -64,6 +65,17 @@ QUANTIZATIONS = {squeezed(spelling): meaning for spellings, meaning in (
 def quantization_named(spelled: str) -> Quantization | None:
     """The quantization a table's or a config's spelling names, or None."""
     return QUANTIZATIONS.get(squeezed(spelled.strip()))
+
+
+# a checkpoint's name that says its weights are stored quantized (unsloth's -bnb-4bit, Qwen's -Int4, TheBloke's
+# -GPTQ and -AWQ) -> the quantization's spelling; transformers loads such weights quantized whatever the job says
+CHECKPOINT_FORMATS = ((re.compile(r"bnb-4bit", re.I), "nf4"), (re.compile(r"gptq|-int4\b", re.I), "gptq-int4"),
+                      (re.compile(r"awq", re.I), "awq"), (re.compile(r"-int8\b", re.I), "gptq-int8"))
+
+
+def checkpoint_quantization(model: str) -> str | None:
+    """The quantization a model id's name says its checkpoint is stored in, or None."""
+    return next((name for pattern, name in CHECKPOINT_FORMATS if pattern.search(model.split("/")[-1])), None)
 
 
 # axolotl dataset `type`s whose records orch reads by their shape alone (trainer/data_formats.py), so the type carries

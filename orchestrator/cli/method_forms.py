@@ -6,12 +6,10 @@ job keys orch's trainer runs (a 4-bit checkpoint loads quantized whatever the me
 a flag given beside them that says otherwise is refused, and a format orch does not train but counts at the same
 bytes is named in the estimate's notes."""
 
-import re
-
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import squeezed
 from orchestrator.cli.flag_aliases import names_in
-from trainer.foreign_keys import Quantization, quantization_named
+from trainer.foreign_keys import Quantization, checkpoint_quantization, quantization_named
 
 # method spellings that carry more than the method (squeezed, as flag_aliases matches values)
 METHOD_FORMS = {
@@ -20,10 +18,6 @@ METHOD_FORMS = {
     # Qwen's README: LoRA that also trains the embedding and output layers
     "loraemb": {"method": "lora", "modules_to_save": "embed_tokens,lm_head"},
 }
-# a checkpoint's name that says its weights are stored quantized (unsloth's -bnb-4bit, Qwen's -Int4, TheBloke's
-# -GPTQ and -AWQ) -> the quantization that name stands for
-CHECKPOINT_FORMATS = ((re.compile(r"bnb-4bit", re.I), "nf4"), (re.compile(r"gptq|-int4\b", re.I), "gptq-int4"),
-                      (re.compile(r"awq", re.I), "awq"), (re.compile(r"-int8\b", re.I), "gptq-int8"))
 QUANTIZATION_HELP = "use nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4, bnb.nf4-dq and bnb.int8 are read too)"
 
 
@@ -32,10 +26,6 @@ def _quantization(spelled: str) -> Quantization:
     if found is None:
         raise UserError(f"unknown --quantization {spelled!r}: {QUANTIZATION_HELP}.")
     return found
-
-
-def _checkpoint_format(model: str) -> str | None:
-    return next((name for pattern, name in CHECKPOINT_FORMATS if pattern.search(model.split("/")[-1])), None)
 
 
 def _agree(flags: dict, implied: dict, said_by: str) -> dict:
@@ -59,7 +49,7 @@ def resolve(flags: dict, model: str, quantization: str | None) -> tuple[dict, li
         flags = _agree(flags, form, f"--method {flags['method']}")
     method = flags.get("method")
     said_by = f"--quantization {quantization}"
-    if quantization is None and (quantization := _checkpoint_format(model)) is not None:
+    if quantization is None and (quantization := checkpoint_quantization(model)) is not None:
         said_by = f"{model}, stored quantized,"
     found = None if quantization is None else _quantization(quantization)
     if found is None and method is None and (flags.get("quant_bits") or flags.get("double_quant")) is not None:
