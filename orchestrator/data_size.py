@@ -11,6 +11,7 @@ times.
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from trainer.data_formats import read_columns
 from trainer.data_sources import csv_header_problem, file_kind, mixed_kinds_problem
 from trainer.offline_names import is_built_offline
 
+PROGRESS = logging.getLogger("orch.progress")  # slow work starting: the CLI shows it at a terminal (display.progress)
 DATA_KEYS = ("model", "tokenizer", "dataset", "dataset_config", "dataset_split", "dataset_columns", "eval_dataset",
              "eval_split", "eval_fraction", "completion_only_loss", "seq_len", "packing", "seed", "method")
 COUNT_TIMEOUT_S = 600
@@ -59,9 +61,13 @@ def _tokenizer_here(spec: JobConfig, base_dir: Path) -> bool:
 
 
 def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
+    """The trainer's own count, in a process of its own: seconds (it imports transformers), said first (the CLI shows
+    `orch.progress` at a terminal) so a first plan does not sit silent."""
     raw = {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
     raw["dataset_columns"] = dict(spec.dataset_columns)
     import subprocess  # only when a count is not cached: a plan imports it in 7 ms otherwise
+
+    PROGRESS.info("counting tokens in %s (once; later plans reuse it)...", spec.dataset)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     try:

@@ -109,3 +109,37 @@ def test_a_folder_of_mixed_kinds_over_the_tokenize_limit_is_refused_as_launch_re
     (tmp_path / "data" / "b.csv").write_text("text\nhello\n")
     result = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, dataset="data")), "--budget", "100"])
     assert result.exit_code == 2 and "more than one kind (1 .csv, 1 .jsonl)" in result.stderr, result.stderr
+
+
+def test_a_first_count_is_said_on_a_terminals_stderr_and_never_on_stdout_a_pipe_or_a_cache_hit(tmp_path, monkeypatch):
+    """The first plan of a dataset sat silent for 5 to 8 s while a process counted its tokens. A person at a terminal
+    now reads one line on stderr as the count starts; a --json stdout, a pipe or a log (where an error stays the one
+    line on stderr) and a plan that finds the count cached get none."""
+    import subprocess
+
+    from rich.console import Console
+
+    from orchestrator.cli import display
+
+    real_run, counts = subprocess.run, []
+
+    def run(command, *args, **kwargs):  # the count's process, answered at once; any other command runs
+        if "trainer.count_tokens" not in command:
+            return real_run(command, *args, **kwargs)
+        counts.append(command)
+        return subprocess.CompletedProcess(command, 0, '{"tokens": 5000, "train_sequences": 100}\n', "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    job = chat_job(tmp_path)
+
+    def plan(cache: str, at_terminal: bool):
+        monkeypatch.setenv("ORCH_CACHE", str(tmp_path / cache))
+        monkeypatch.setattr(display, "err_console", Console(stderr=True, force_terminal=at_terminal, width=80))
+        _sized.cache_clear()
+        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+        assert result.exit_code == 0 and json.loads(result.stdout)["data"]["tokens"] == 5000, result.output
+        return result.stderr
+
+    assert plan("first", at_terminal=True) == "counting tokens in chat.jsonl (once; later plans reuse it)...\n"
+    assert plan("first", at_terminal=True) == "" and len(counts) == 1  # cached: no count, nothing said
+    assert plan("second", at_terminal=False) == "" and len(counts) == 2  # counted, into a pipe: nothing said

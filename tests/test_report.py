@@ -282,3 +282,21 @@ def test_a_command_that_only_reads_the_results_database_refuses_a_missing_one(tm
     assert not missing.exists()
     folder = CliRunner().invoke(app, ["calibrate", "--db", str(tmp_path)])
     assert folder.exit_code == 2 and "is not a file" in folder.stderr, folder.output
+
+
+def test_the_summary_folds_at_spaces_in_an_80_column_terminal(monkeypatch):
+    """`orch report`'s summary lines ran 85 to 133 columns, cut mid-word by the terminal; now each folds at spaces,
+    its later lines indented under it."""
+    from rich.console import Console
+
+    from orchestrator.cli import display
+
+    monkeypatch.setattr(display, "console", Console(width=80, force_terminal=True, record=True))
+    sentences = summary_lines(job_summary(JOB, 20.0, 24.0))
+    assert max(len(sentence) for sentence in sentences) > 80  # the case: a line wider than the terminal
+    display.show_lines(sentences)
+    lines = display.console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines) and len(lines) > len(sentences), lines
+    firsts = [line for line in lines if not line.startswith("  ")]  # a sentence's first line each, in order
+    assert all(sentence.startswith(line) for sentence, line in zip(sentences, firsts, strict=True)), firsts
+    assert " ".join(" ".join(lines).split()) == " ".join(" ".join(sentences).split())

@@ -468,3 +468,16 @@ def test_a_simulation_keeps_the_results_an_out_folder_holds_unless_forced(tmp_pa
     assert again.exit_code == 2 and "already holds decisions.csv and simulation.png: pass --force" in again.stderr
     assert (out / "decisions.csv").read_bytes() == before
     assert runner.invoke(app, ["simulate", "--trace", str(trace), "--out", str(out), "--force"]).exit_code == 0
+
+
+def test_local_utilization_is_never_over_one(tmp_path):
+    """Three jobs back to back on one card: busy hours summed job by job came to the span plus a rounding error, and
+    the JSON said `"local_utilization": 1.0000000000000002`."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text(",".join(COLUMNS) + "\n" + "".join(
+        f"j{n},{arrival},meta-llama/Llama-3.1-8B,qlora,1024,20000000,,100,0\n"
+        for n, arrival in enumerate(("0.1", "0.2", "0.3"))))
+    result = runner.invoke(app, ["simulate", "--trace", str(trace), "--local", "1x RTX 4090", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["completed"] == 3 and summary["local_utilization"] == 1.0, summary

@@ -1,7 +1,9 @@
 """The one place that formats output for people: rich tables and short summaries. Everything else returns data."""
 
 import json
+import logging
 import sys
+import textwrap
 
 from rich import box
 from rich.console import Console, ConsoleOptions
@@ -71,9 +73,48 @@ def esc(value) -> str:
     return _escape_markup(printable(str(value)))
 
 
+FOLDED_INDENT = "  "  # a folded line's later lines start this much further in, so they read as its continuation
+
+
 def say(text: str, err: bool = False) -> None:
-    """A plain line for people (stderr with `err`), printed as written: no markup, no highlighting."""
-    (err_console if err else console).print(printable(text), markup=False, highlight=False, soft_wrap=True)
+    """Plain lines for people (stderr with `err`), printed as written: no markup, no highlighting. At a terminal a
+    line wider than it is folded at spaces, its later lines indented (the terminal cut words in two and went back to
+    the first column); a pipe, a log or a script gets each line whole, to grep."""
+    out = err_console if err else console
+    text = printable(text)
+    if out.is_terminal:
+        text = "\n".join(_folded(line, out.width) for line in text.split("\n"))
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _folded(line: str, width_columns: int) -> str:
+    """`line` folded at spaces into lines of `width_columns` at most, each after the first indented past the first's
+    own indent. A word wider than that (a path, a URL) stays whole, for copying; a hyphenated name (`j-1dea99f5`,
+    `llama31-8b-qlora`) is never cut at its hyphens."""
+    indent = line[:len(line) - len(line.lstrip(" "))] + FOLDED_INDENT
+    return textwrap.fill(line, width_columns, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def progress(text: str) -> None:
+    """A note that slow work has started (`counting tokens in ...`), for a person watching a terminal; a log, a pipe or
+    a test reading stderr gets none, so an error after it is still the one line there and stdout is never touched."""
+    if err_console.is_terminal:
+        say(text, err=True)
+
+
+class _ProgressNotes(logging.Handler):
+    """The `orch.progress` log of code below the CLI (data_size's token count), shown as progress notes: that code
+    says what started without importing the CLI's formatter."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        progress(record.getMessage())
+
+
+_progress_log = logging.getLogger("orch.progress")
+_progress_log.addHandler(_ProgressNotes())
+_progress_log.setLevel(logging.INFO)
+_progress_log.propagate = False  # not also to a root handler a library may have set up
 
 
 def print_error(message: str) -> None:
@@ -163,8 +204,8 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
                       usd_text(o.usd_per_hour), *([esc(o.source)] if with_source else []))
     console.print(table)
     if dropped_count:
-        console.print(f"{dropped_count} offers with implausible prices dropped (see `--json` of `orch catalog "
-                      "offers --dropped`).")
+        console.print(f"{_things(dropped_count, 'offer')} with implausible prices dropped (see `--json` of "
+                      "`orch catalog offers --dropped`).")
 
 
 def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: list[Offer]) -> None:
@@ -252,7 +293,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     spec = plan.spec
     deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
-              f"{spec.seq_len}; budget ${plan.policy.budget_usd:g}{deadline}, objective {plan.policy.objective}")
+              f"{spec.seq_len}; budget {usd_text(plan.policy.budget_usd)}{deadline}, objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
         title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
@@ -440,7 +481,7 @@ def show_bench(rows: list[dict]) -> None:
     """One row per point; what every row shares (the model, the device) goes in the title, leaving 80 columns to the
     numbers."""
     models, devices = ({row["config"]["model"] for row in rows}, {row.get("gpu") or "-" for row in rows})
-    title = f"{len(rows)} points" + (f" of {esc(next(iter(models)))}" if len(models) == 1 else "") + \
+    title = _things(len(rows), "point") + (f" of {esc(next(iter(models)))}" if len(models) == 1 else "") + \
         (f" on {esc(next(iter(devices)))}" if len(devices) == 1 else "")
     table = Table(title=title)
     columns = (["model"] if len(models) > 1 else []) + ["method", "seq", "batch", "ckpt", "status", "tok/s",
@@ -496,7 +537,8 @@ def show_calibration(result: dict) -> None:
     for name in ("in_sample", "leave_one_source_out"):
         for group, e in result.get(name, {}).items():
             console.print(f"{name.replace('_', ' ')}, {group}: median |error| {e['median_abs_error']:.1%} over "
-                          f"{e['points']} points, {e['within_10']:.0%} within 10%, {e['within_20']:.0%} within 20%")
+                          f"{_things(e['points'], 'point')}, {e['within_10']:.0%} within 10%, "
+                          f"{e['within_20']:.0%} within 20%")
 
 
 def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
@@ -511,7 +553,7 @@ def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
 def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord]) -> None:
     """One row a job; its run's own status beside the run id, which may be ahead of the job's until the scheduler's
     next pass records it. --explain adds each job's budget (a default one is no amount until its run starts)."""
-    table = Table(title=f"{len(jobs)} jobs, in scheduling order")
+    table = Table(title=f"{_things(len(jobs), 'job')}, in scheduling order")
     table.add_column("job", no_wrap=True)
     table.add_column("name", no_wrap=_whole(j.name for j in jobs))
     table.add_column("priority", justify="right")
@@ -531,7 +573,7 @@ def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord])
 def show_simulation(summaries: dict[str, dict]) -> None:
     """One row a policy. Every policy runs the same trace, so the job count goes in the title; short headers keep
     the policy names whole in 80 columns."""
-    table = Table(title=f"{next(iter(summaries.values()))['jobs']} jobs under each policy",
+    table = Table(title=f"{_things(next(iter(summaries.values()))['jobs'], 'job')} under each policy",
                   caption="late: past its deadline; wait h: mean wait; util: owned GPUs busy")
     table.add_column("policy", min_width=max(len(name) for name in summaries))
     for column in ("rejected", "total $", "local $", "cloud $", "late", "wait h", "util", "preempted"):

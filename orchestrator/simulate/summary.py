@@ -95,7 +95,8 @@ class RunningSummary:
             "total_cost_usd": self.total_cost_usd, "local_cost_usd": self.local_cost_usd,
             "cloud_cost_usd": self.total_cost_usd - self.local_cost_usd,
             "deadline_misses": self.deadline_misses, "mean_wait_h": self.wait_sum_h / self.waits if self.waits else 0.0,
-            "local_utilization": self.local_busy_h / (self.slots_count * span)
+            # at most 1: busy hours summed job by job can pass the span by a rounding error (1.0000000000000002)
+            "local_utilization": min(1.0, self.local_busy_h / (self.slots_count * span))
             if self.slots_count and span > 0 else 0.0,
             "preemptions": self.preemptions, "makespan_h": span,
         }
