@@ -15,18 +15,25 @@ from dataclasses import fields
 from typing import NamedTuple
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.names import normalize
 from trainer.config import CHOICES, JobConfig
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
     LEFT_BEHIND,
     LLAMA_FACTORY,
+    SHORTEST_HINTED_KEY,
     TORCHTUNE,
     Carried,
     left_behind_inside,
 )
 
 ORCH_KEYS = {f.name for f in fields(JobConfig)}
+# what a key orch does not know at all is matched against for a typo, as (spelling compared, key): orch's own keys and
+# every foreign key it reads or has a note for (`learning_rat` -> learning_rate, `sequnce_len` -> sequence_len)
+KNOWN_KEYS = sorted((normalize(key), key) for key in ORCH_KEYS | set(FOREIGN_KEYS) | set(LEFT_BEHIND))
+TWO_TYPOS_FROM_CHARS = 6  # a key this long (case and underscores aside) may hold two typos; a shorter one, one
+MOST_HINTS = 3
 MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mapping
 LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset name {value} points into its data/dataset_info.json: give "
                                  "the file or hub id with --set dataset=PATH_OR_ID"}  # {value}: the name, quoted
@@ -121,6 +128,37 @@ def _orch_value_problem(key: str, value) -> str | None:
     return None
 
 
+def _typo_edits(a: str, b: str) -> int:
+    """Letters to insert, delete, change or swap with a neighbour to turn `a` into `b` (optimal string alignment)."""
+    rows = [list(range(len(b) + 1))]
+    for i, letter in enumerate(a, 1):
+        row = [i]
+        for j, other in enumerate(b, 1):
+            edits = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (letter != other))
+            if i > 1 and j > 1 and letter == b[j - 2] and a[i - 2] == other:
+                edits = min(edits, rows[-2][j - 2] + 1)
+            row.append(edits)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def _unknown_key_note(key: str) -> str:
+    """Why a key no trainer orch knows of was left behind, with the known keys it is a typo of: `learning_rat` was
+    dropped with only "no such setting", so its value silently became orch's default. A typo is a letter or two
+    (one in a short key; case and underscores aside), not the config check's looser likeness: a foreign config is full
+    of real keys orch has no use for, and axolotl's `model_type` read "did you mean `model`?"."""
+    name = normalize(key)
+    allowed = 0 if len(name) < SHORTEST_HINTED_KEY else 1 if len(name) < TWO_TYPOS_FROM_CHARS else 2
+    near = sorted((edits, known) for compared, known in KNOWN_KEYS
+                  if abs(len(compared) - len(name)) <= allowed  # fewer edits cannot span that: and it is quick
+                  and (edits := _typo_edits(name, compared)) <= allowed)
+    if not near:
+        return "orch has no such setting"
+    named = [f"`{known}`" for _, known in near[:MOST_HINTS]]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f"orch has no such setting: did you mean {listed}?"
+
+
 def translate(raw: dict) -> Translation:
     """The orch job for a foreign config, and the keys left behind."""
     job: dict = {}
@@ -159,7 +197,8 @@ def translate(raw: dict) -> Translation:
             else:
                 _merge(job, origin, (key, value), {key: value})
         else:
-            not_carried.append((key, LEFT_BEHIND.get(key.split(".")[0], "orch has no such setting")))
+            note = LEFT_BEHIND.get(key.split(".")[0])
+            not_carried.append((key, note if note is not None else _unknown_key_note(key)))
     if "method" not in job and "lora_r" in job:
         job["method"] = "lora"
     return Translation(job, not_carried)

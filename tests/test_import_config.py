@@ -306,3 +306,18 @@ def test_an_import_whose_qlora_keys_meet_another_method_is_refused_as_plan_would
     source.write_text(yaml.safe_dump({**AXOLOTL, "adapter": "qlora", "load_in_4bit": True}))
     result = CliRunner().invoke(app, ["import", str(source), "--set", "method=lora"])
     assert result.exit_code == 2 and "to method qlora (quantized weights)" in result.output, result.output
+
+
+def test_a_misspelled_key_is_listed_with_the_key_it_is_a_typo_of(tmp_path):
+    """`learning_rat` imported with only "orch has no such setting", so the job trained at the default rate unsaid.
+    A typo names the key meant (orch's, or another trainer's orch reads); a real key orch has no use for gets no
+    guess (axolotl's `model_type` is not a typo of `model`)."""
+    source = tmp_path / "axolotl.yaml"
+    source.write_text(yaml.safe_dump({**AXOLOTL, "learning_rate": None, "learning_rat": 0.001}))
+    result = CliRunner().invoke(app, ["import", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "learning_rat: orch has no such setting: did you mean `learning_rate`?" in result.stderr
+    reasons = dict(translate({"sequnce_len": 64, "optimizer": {"lrr": 0.1}, "model_type": "x"}).not_carried)
+    assert reasons == {"sequnce_len": "orch has no such setting: did you mean `sequence_len`?",
+                       "optimizer.lrr": "orch has no such setting: did you mean `optimizer.lr`?",
+                       "model_type": "orch has no such setting"}

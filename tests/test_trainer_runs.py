@@ -46,3 +46,21 @@ def test_merged_adapter_matches_the_adapter(tmp_path):
         adapted = PeftModel.from_pretrained(base, output / "final").eval()(ids).logits
         merged = AutoModelForCausalLM.from_pretrained(output / "merged").eval()(ids).logits
     assert torch.allclose(adapted, merged, atol=1e-4)
+
+
+def test_a_budget_stop_says_why_and_what_continues_the_run(tmp_path, monkeypatch, capsys):
+    """The loop's own budget stop used to print a bare `budget_stopped`: the line now names the budget, the spend and
+    the checkpoint a larger budget continues from. The meter is made to refuse the fourth step, whatever the load."""
+    from trainer.loop import FineTune
+
+    checks_made = []
+    monkeypatch.setattr(FineTune, "_over_budget", lambda self: checks_made.append(1) or len(checks_made) > 3)
+    output = tmp_path / "out"
+    job = write_job(tmp_path, max_steps=12, usd_per_hour=1.0, budget_usd=10.0)
+    assert main([str(job), "--output", str(output)]) == 4
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "budget_stopped" and metrics["steps"] == 3
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("budget_stopped")]
+    assert line == f"budget_stopped: {metrics['message']}"
+    assert "this session's budget of $10.00 ($0.0" in line and line.endswith("from the checkpoint at step 3")
+    assert (output / "checkpoints" / "step-00000003").is_dir()

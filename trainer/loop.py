@@ -27,6 +27,7 @@ from gpu_catalog.cache import cache_dir
 from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
+from gpu_catalog.units import usd_text
 from trainer import checkpoint, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
 from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, identity_changes, resolve_tokenizer, run_identity
@@ -219,14 +220,14 @@ class FineTune:
         step_times: list[float] = []  # timed steps, after the warm-up
         self._longest_step_s = 0.0
         timed_tokens = 0
-        status = TrainStatus.OK
+        status, stop_message = TrainStatus.OK, None
         progress = Progress(total_steps, state["step"], self.output_dir)
         try:
             if state["step"] == 0 and prepared.eval:
                 state["eval_curve"].append([0, self._evaluate(model, prepared.eval, config, autocast)])
             for step, indices, micro_batches in loader:
                 if self._over_budget():
-                    status = TrainStatus.BUDGET_STOPPED
+                    status, stop_message = TrainStatus.BUDGET_STOPPED, self._budget_stop_message(state["step"])
                     break
                 start = time.perf_counter()
                 n_items = sum(_count_labels(b) for b in micro_batches)
@@ -281,8 +282,11 @@ class FineTune:
             if prepared.eval and (not state["eval_curve"] or state["eval_curve"][-1][0] != state["step"]):
                 state["eval_curve"].append([state["step"], self._evaluate(model, prepared.eval, config, autocast)])
             self._save_final(model, prepared)
-        return self._metrics(status, state, config, prepared, model, step_times, timed_tokens, sampler_result,
-                             total_steps)
+        result = self._metrics(status, state, config, prepared, model, step_times, timed_tokens, sampler_result,
+                               total_steps)
+        if stop_message:
+            result["message"] = stop_message
+        return result
 
     def _over_budget(self) -> bool:
         """Stop before the step that would carry the spend past the cap, keeping room for the checkpoint the stop
@@ -290,6 +294,14 @@ class FineTune:
         next_step_s = BUDGET_STEP_MARGIN * self._longest_step_s
         save_s = self._last_save_s if self._last_save_s is not None else next_step_s
         return self.meter.would_pass(next_step_s + save_s + EXIT_MARGIN_S)
+
+    def _budget_stop_message(self, steps_done: int) -> str:
+        """Why the loop stopped, in one line (the log's `budget_stopped:` line; a bare status read as a crash): the
+        budget this process was given (a resumed run's launcher gives what is left) and its spend, both from the
+        meter. The trainer cannot know which command started it, so it says what continues the run, not how."""
+        return (f"the next step (and the checkpoint the stop saves) would pass this session's budget of "
+                f"{usd_text(self.meter.budget_usd)} ({usd_text(self.meter.spent_usd())} spent); a larger budget "
+                f"continues from the checkpoint at step {steps_done}")
 
     def _save(self, model, optimizer, scheduler, scaler, state, session_start, config) -> Path:
         """A whole checkpoint of the run so far (checkpoints/latest names it); returns its folder."""

@@ -6,6 +6,7 @@ directly (orchestrator/cli/entry.py); the typer app passes its arguments through
 """
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -26,6 +27,29 @@ class _Parser(argparse.ArgumentParser):
         """One line and exit 2, as every orch command answers a malformed flag."""
         print(f"error: {checks.one_line(message)}; see `orch plan --help`.", file=sys.stderr)
         raise SystemExit(USAGE_ERROR_EXIT_CODE)
+
+    def parse_known_args(self, args=None, namespace=None):
+        """An unknown option is said before anything else, with the nearest known ones in the typer commands' words:
+        argparse checks the required --budget first, so `--budjet 20` read "--budget is required", and `--topp 3`
+        read "unrecognized arguments" with no hint."""
+        for token in sys.argv[1:] if args is None else args:
+            if token == "--":  # what follows is positional, whatever it looks like
+                break
+            name = token.split("=", 1)[0]  # `--budjet=20` as well as `--budjet 20`
+            if name.startswith("-") and name != "-" and not _is_number(name) and \
+                    name not in self._option_string_actions:
+                near = difflib.get_close_matches(name, list(self._option_string_actions))  # click's own matching
+                self.error(f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
+        return super().parse_known_args(args, namespace)
+
+
+def _is_number(token: str) -> bool:
+    """A negative number is a value (`--deadline -1`, refused later with its range), not an option."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 class _Once(argparse.Action):
@@ -49,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--budget", type=float, required=True, action=_Once, help="Most you will spend, in USD.")
     parse.add_argument("--deadline", type=float, action=_Once, help="Hours until the job must be done.")
     parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")
-    parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,lambda).")
+    parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,runpod).")
     spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
     spot.add_argument("--spot", dest="spot", action="store_true", default=True, help="Allow spot (interruptible) "
                       "offers (the default).")
