@@ -137,3 +137,33 @@ def test_the_cpu_takes_no_job_past_the_planners_limit():
     decision = decide(ask(spec=small), get_model("Llama-3.2-1B"), [LocalSlot("cpu:0", cpu)], CLOUD)
     assert decision.action == "start_cloud", decision.reason
     assert decision.reason.startswith("the local CPU would take "), decision.reason
+
+
+NO_STORE = "a spot run on nebius keeps its checkpoints in a bucket: enable a storage cloud."
+
+
+def refuses_nebius_spot(offer):
+    return NO_STORE if offer.spot and offer.provider == "nebius" else None
+
+
+def test_a_spot_offer_the_launch_would_refuse_is_passed_over():
+    """The policy picked the cheapest spot offer although `orch launch` refuses it up front (no storage cloud for
+    its checkpoints): the job was started there, refused, and tried again on every pass. The next offer the launch
+    takes is picked: another cloud's spot, else on-demand, saying why."""
+    aws_spot = make_offer(get_gpu("A100 80GB"), "aws", 0.9, spot=True)
+    other_spot = decide(ask(deadline_h=100), MODEL, [], [*CLOUD, aws_spot], refusal=refuses_nebius_spot)
+    assert other_spot.option.offer is aws_spot and "spot: the job checkpoints" in other_spot.reason
+    on_demand = decide(ask(deadline_h=100), MODEL, [], CLOUD, refusal=refuses_nebius_spot)
+    assert on_demand.action == "start_cloud" and on_demand.option.offer.provider == "lambda"
+    assert f"on-demand (not spot: {NO_STORE.rstrip('.')}): A100 80GB on lambda" in on_demand.reason
+
+
+def test_a_job_only_a_refused_spot_offer_takes_is_rejected_with_the_launchs_reason():
+    spot_cost = decide(ask(deadline_h=100), MODEL, [], CLOUD).option.estimate.cost_usd
+    on_demand_cost = decide(ask(deadline_h=100, preemptions=2), MODEL, [], CLOUD).option.estimate.cost_usd
+    budget = (spot_cost + on_demand_cost) / 2
+    assert decide(ask(deadline_h=100, budget=budget), MODEL, [], CLOUD).option.offer.spot
+    rejected = decide(ask(deadline_h=100, budget=budget), MODEL, [], CLOUD, refusal=refuses_nebius_spot)
+    assert rejected.action == "reject", rejected.reason
+    assert rejected.reason == (f"no local card; {NO_STORE.rstrip('.')}; no other cloud offer meets the job's budget "
+                               "and deadline")

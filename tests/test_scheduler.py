@@ -14,7 +14,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
+from orchestrator.launch import lifecycle
 from orchestrator.runs.store import RunStore
+from orchestrator.schedule.scheduler import Scheduler
 from tests.conftest import REPO
 from tests.trainer_helpers import write_job
 
@@ -259,7 +261,7 @@ def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):
     assert queue.get(job_id).status is JobStatus.DONE and "(resumed)" in queue.get(job_id).reason
 
 
-def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(tmp_path):
+def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(sky, tmp_path):
     """`orch launch` refuses flash-attention for a cloud VM before buying one; the scheduler started such a job on a
     cloud without asking (only the missing storage cloud here stopped the launch)."""
     folder = tmp_path / "fa"
@@ -271,3 +273,75 @@ def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(tmp_path):
     assert jobs()[job_id]["status"] == "rejected", said
     assert "pre-flight: attention flash_attention_2 needs flash-attn" in jobs()[job_id]["reason"]
     assert RunStore().all() == []
+
+
+def no_storage_cloud(monkeypatch):
+    """SkyPilot enables no storage cloud orch can use (Lambda alone), as test_skypilot fakes it: only the cached list
+    SkyPilot's own check reads is replaced."""
+    from sky.data import storage as storage_lib
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: ["Lambda"])
+
+
+def launches(monkeypatch) -> list:
+    """The options the scheduler starts runs on; nothing is launched."""
+    started = []
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None: started.append(option))
+    return started
+
+
+def test_a_spot_offer_the_launch_would_refuse_is_passed_over(sky, tmp_path, monkeypatch):
+    """The scheduler picked a spot T4 on Azure with no storage cloud enabled for its checkpoints: `orch launch`
+    refused it up front on every pass, and the job failed after 3 attempts. The on-demand offer is picked, saying why;
+    with a budget only the refused spot offer meets, the job is rejected with the launch's reason."""
+    no_storage_cloud(monkeypatch)
+    started = launches(monkeypatch)
+    folder = tmp_path / "spot"
+    folder.mkdir()
+    job = write_job(folder, name="spot", max_steps=5)
+    roomy = json.loads(orch("submit", job, "--budget", "1", "--deadline", "1", "--json").stdout)["job_id"]
+    tight = json.loads(orch("submit", job, "--budget", "0.1", "--deadline", "1", "--json").stdout)["job_id"]
+    decided = {job.job_id: decision for job, decision in Scheduler(cpu_slots=0).run_once()}
+    chosen = decided[roomy]
+    assert chosen.action == "start_cloud" and not chosen.option.offer.spot, chosen.reason
+    assert "on-demand (not spot: a spot run on azure keeps its checkpoints in a bucket" in chosen.reason
+    assert [option.offer for option in started] == [chosen.option.offer]
+    assert jobs()[tight]["status"] == "rejected" and "\n" not in jobs()[tight]["reason"]
+    assert "SkyPilot has no storage cloud enabled here" in jobs()[tight]["reason"]
+    assert jobs()[tight]["reason"].endswith("no other cloud offer meets the job's budget and deadline")
+
+
+class RefusingLauncher:
+    """Refuses every launch before any request, as a launcher's pre-flight does (a UserError), or fails it as a
+    cloud would (anything else)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def start(self, record, option, device, on_fact):
+        raise self.error
+
+
+def test_a_launch_refused_for_a_setting_rejects_the_job_at_once_and_a_fault_is_retried(sky, tmp_path, monkeypatch):
+    """A launch refused up front (a UserError) was retried as a transient fault: three runs, refused alike, before the
+    job failed. It is rejected on the first refusal with the launch's words; a cloud's fault is still retried."""
+    from gpu_catalog.errors import UserError
+
+    refused_id = submit_tiny(tmp_path, "refused", max_steps=5)
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: RefusingLauncher(UserError("no way: fix X.")))
+    (_, decision), = Scheduler(cpu_slots=0).run_once()
+    assert decision.action == "reject" and decision.reason == "the launch refused it: no way: fix X."
+    job = jobs()[refused_id]
+    assert job["status"] == "rejected" and job["reason"] == decision.reason
+    (run,) = RunStore().all()
+    assert run.run_id == job["run_id"] and run.status == "failed" and run.message == "no way: fix X."
+    Scheduler(cpu_slots=0).run_once()
+    assert len(RunStore().all()) == 1 and jobs()[refused_id]["status"] == "rejected"
+
+    faulty_id = submit_tiny(tmp_path, "faulty", max_steps=5)
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: RefusingLauncher(RuntimeError("no capacity")))
+    Scheduler(cpu_slots=0).run_once()
+    Scheduler(cpu_slots=0).run_once()  # reconciles the failed run: the job is queued again, and tried again
+    job = jobs()[faulty_id]
+    assert job["attempts"] == 1 and job["status"] == "running", job
+    assert len([r for r in RunStore().all() if r.job_name == "faulty"]) == 2

@@ -5,12 +5,15 @@
    most MAX_WAIT_WITHOUT_DEADLINE_H for one.
 2. Otherwise the cheapest cloud offer within the budget (and what is left of the monthly cap) that meets the
    deadline. Spot when the job checkpoints (orch's trainer always does) and the deadline has slack for preemptions;
-   on-demand after MAX_SPOT_PREEMPTIONS preemptions.
+   on-demand after MAX_SPOT_PREEMPTIONS preemptions. An offer `orch launch` would refuse before any VM (a spot run
+   with no storage cloud for its checkpoints: the caller's `refusal`) is passed over, else it would be picked and
+   refused again on every pass.
 3. Otherwise, late is better than never: the local card that finishes it first. Nothing fits anywhere: rejected.
 Every decision carries its reason, which `orch queue --explain` shows.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,6 +33,8 @@ SPOT_SLACK_FACTOR = 1.5  # spot only if 1.5x its estimated hours still meets the
 SPOT_MODES = ("auto", "never", "always")
 MAX_WAIT_WITHOUT_DEADLINE_H = 24.0
 DEADLINE_SAFETY_FACTOR = 1.2  # local waits are judged at 1.2x their estimate: run times scatter, queues reorder
+# Why `orch launch` would refuse a run on a cloud offer before buying a VM, in its words; None: it would launch it
+LaunchRefusal = Callable[[Offer], str | None]
 
 
 @quick_init
@@ -108,7 +113,7 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
 
 
 def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Calibration, spend_left_usd: float,
-           spot_mode: str, fit_cache: dict[str, Fit]) -> tuple[Option | None, str]:
+           spot_mode: str, fit_cache: dict[str, Fit], refusal: LaunchRefusal | None) -> tuple[Option | None, str]:
     budget = min(ask.budget_usd, spend_left_usd)
     allow_spot = spot_mode == "always" or (spot_mode == "auto" and ask.preemptions < MAX_SPOT_PREEMPTIONS)
     result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, budget), deadline_hours=ask.deadline_h,
@@ -116,6 +121,11 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     options = result.options
     if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
+    # only a spot run can be refused (its checkpoints need a bucket): the on-demand offers are not asked about
+    refusals = [refusal(o.offer) if refusal is not None and o.offer.spot else None for o in options]
+    refused = next((why.rstrip(".") for why in refusals if why), None)
+    passed_over = refusals[0].rstrip(".") if refusals and refusals[0] else None  # the offer it would have picked
+    options = [o for o, why in zip(options, refusals, strict=True) if not why]
     if spot_mode == "always" and any(o.offer.spot for o in options):
         options = [o for o in options if o.offer.spot]
     if options:
@@ -127,9 +137,11 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
             why = f"on-demand after {ask.preemptions} preemptions"
         else:
             why = "on-demand"
-        return chosen, why
+        return chosen, why + (f" (not spot: {passed_over})" if passed_over and not chosen.offer.spot else "")
     if spend_left_usd < ask.budget_usd and any(r.kind == "budget" for r in result.rejected):
         return None, f"the monthly spend cap leaves {usd_text(max(0.0, spend_left_usd))}"
+    if refused:
+        return None, f"{refused}; no other cloud offer meets the job's budget and deadline"
     return None, no_option_message(result) if not result.options else "spot needs more slack than the deadline has"
 
 
@@ -164,7 +176,10 @@ def _gpu_then_memory(slot: LocalSlot) -> tuple[bool, float]:
 
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
            calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
-           fit_cache: dict[str, Fit] | None = None) -> Decision:
+           fit_cache: dict[str, Fit] | None = None, refusal: LaunchRefusal | None = None) -> Decision:
+    """Where the job goes now, with its reason. `refusal` says which cloud offers `orch launch` would refuse (the
+    scheduler asks SkyPilot's local state); without it, as in the simulator, every offer the planner takes is
+    launchable."""
     fit_cache = {} if fit_cache is None else fit_cache
     local = _local_options(ask, model, slots, calibration, fit_cache)
     if ask.deadline_h is None:
@@ -174,7 +189,7 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if in_time:
         return _start_or_wait(ask, model, in_time[0], "fits locally and meets the deadline" if ask.deadline_h else
                               "fits locally")
-    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache) \
+    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusal) \
         if cloud_offers else (None, "no cloud allowed")
     local_why = _no_local_card(ask, model, slots, calibration, fit_cache) if not local \
         else "no local card meets the deadline" if ask.deadline_h \

@@ -7,6 +7,11 @@ again through its trainer in the process table, or fails after a grace period an
 local run whose trainer died is resumed from its checkpoint in the same run folder; a finished run finishes its job.
 A preempted cloud run goes back to the queue with its preemption counted (after MAX_SPOT_PREEMPTIONS the policy
 picks on-demand).
+
+A run that fails is a fault a later pass may not meet (capacity, quota, a crashed trainer): its job is tried again,
+up to MAX_ATTEMPTS. A launch refused before any request (a UserError: a setting of the job or of this machine) would
+be refused on every pass: its job is rejected at once with the launch's words, and what the launch refuses up front
+for a spot run (no storage cloud for its checkpoints) the policy is told of, so such an offer is not picked at all.
 """
 
 import datetime
@@ -21,12 +26,14 @@ from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator import preflight
+from orchestrator.delivery import Delivery, delivery_for, on_the_vm
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
+from orchestrator.launch.sky_storage import output_store
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
-from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
+from orchestrator.schedule.policy import Decision, JobAsk, LaunchRefusal, LocalSlot, decide
 from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobRecord, JobStatus
 from trainer.config import config_from_dict
 
@@ -92,6 +99,35 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
             index = str(offer.device_index)
             slots.append(LocalSlot(index, offer, max(busy.get(index, [0.0]))))
     return slots
+
+
+def _launch_refusal(offer: Offer) -> str | None:
+    """Why `orch launch` would refuse a run on this cloud offer before buying a VM, in its words, as its task builder
+    decides (sky_task.build_task): a spot run keeps its checkpoints in a bucket, and with no storage cloud orch can
+    use enabled it is refused. Reads SkyPilot's cached list of enabled clouds: local state, which `sky check`
+    refreshes; nothing here reaches a cloud."""
+    delivery = delivery_for(offer)
+    if not isinstance(delivery, Delivery) or delivery.output != "bucket" or output_store(offer.provider) is not None:
+        return None
+    try:
+        on_the_vm(delivery, offer.provider)
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def launch_refusals() -> LaunchRefusal:
+    """_launch_refusal, asked once per cloud and kind of instance for one pass (the policy asks for every spot offer
+    it would pick, across regions); the next pass asks again, after whatever `sky check` the user ran."""
+    by_cloud: dict[tuple[str, bool], str | None] = {}
+
+    def refusal(offer: Offer) -> str | None:
+        key = (offer.provider, offer.spot)
+        if key not in by_cloud:
+            by_cloud[key] = _launch_refusal(offer)
+        return by_cloud[key]
+
+    return refusal
 
 
 def _ended(run: RunRecord) -> str:
@@ -161,7 +197,7 @@ class Scheduler:
         slots = local_slots(self.store.all(), [o for o in offers if o.is_local], self.cpu_slots, now)
         spend_left = (self.monthly_cap_usd - month_spend_usd(self.store, now)) if self.monthly_cap_usd is not None \
             else float("inf")
-        calibration = load_calibration()
+        calibration, refusal = load_calibration(), launch_refusals()
         decided = []
         for job in self.queue.all((JobStatus.QUEUED,)):
             try:
@@ -174,27 +210,36 @@ class Scheduler:
                 ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
                              deadline_h, job.preemptions)
                 try:
-                    decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left)
+                    decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left,
+                                      refusal=refusal)
                     if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
                         preflight.check(spec, Path(job.job_path), decision.option)
                 except UserError as exc:
                     decision = Decision("reject", str(exc))
-            decided.append((job, decision))
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
-            elif decision.action in ("start_local", "start_cloud") and self._start(job, spec, decision):
-                if decision.slot is not None:
+            elif decision.action in ("start_local", "start_cloud"):
+                try:
+                    started = self._start(job, spec, decision)
+                except UserError as exc:  # refused before any request: every later pass would be refused the same
+                    decision, started = Decision("reject", f"the launch refused it: {exc}"), False
+                    self.queue.update(job.job_id, status=JobStatus.REJECTED, decision=decision.action,
+                                      reason=decision.reason)
+                if started and decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
                              if s.slot_id == decision.slot.slot_id else s for s in slots]
-                else:
+                elif started:
                     spend_left -= decision.option.estimate.cost_usd
+            decided.append((job, decision))
         return decided
 
     def _start(self, job: JobRecord, spec, decision: Decision) -> bool:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
         holds no more runs than it can), then start it. A job without its own budget gets UNBUDGETED_TIMES_ESTIMATE
-        times its estimate as its budget stop."""
+        times its estimate as its budget stop. False: another scheduler got the job or the slot first. A launch the
+        target refuses before any request (UserError) is recorded failed by the launch and raised to the caller,
+        which rejects the job; a scheduler killed before that leaves a failed run the next pass retries, as any."""
         budget = job.budget_usd if job.budget_usd is not None \
             else decision.option.estimate.cost_usd * UNBUDGETED_TIMES_ESTIMATE
         slot = decision.slot
@@ -204,10 +249,7 @@ class Scheduler:
         if not self.queue.claim(job.job_id, self.owner, record, capacity):
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return False  # another scheduler started it, or took the slot
-        try:
-            lifecycle.start(self.store, record, decision.option, device)
-        except UserError:
-            return False  # the target refused it: the run is recorded failed, and the next pass retries the job
+        lifecycle.start(self.store, record, decision.option, device)
         return True
 
     def run_forever(self, interval_s: float) -> None:
