@@ -15,7 +15,7 @@ from gpu_catalog.units import usd_for
 from orchestrator.cli.main import app
 from tests.conftest import REPO
 from tests.trainer_helpers import write_job
-from trainer.meter import METER_INTERVAL_S
+from trainer.meter import EXIT_MARGIN_S, METER_INTERVAL_S, BudgetMeter, BudgetSpent
 
 runner = CliRunner()
 USD_PER_HOUR = 0.065 * 10 * 5
@@ -87,3 +87,15 @@ def test_a_free_card_trains_and_records_no_spend(tmp_path):
     assert launched.exit_code == 0, launched.output
     (run,) = runs()
     assert (run["status"], run["usd_per_hour"], run["cost_usd"]) == ("ok", 0.0, 0.0), run["message"]
+
+
+def test_the_alarm_says_whose_budget_ran_out_and_what_continues_the_run():
+    """The alarm's stop read "the budget of $X ran out after N s", with nothing on how to go on."""
+    meter = BudgetMeter(usd_per_hour=3600.0, budget_usd=EXIT_MARGIN_S + 0.05, started_at=time.time())  # $1 a second
+    meter.arm_alarm()
+    try:
+        with pytest.raises(BudgetSpent, match=r"this session's budget of \$1\.05 ran out after .* s; a larger budget "
+                                              r"continues from the last checkpoint, if any"):
+            time.sleep(5)
+    finally:
+        meter.disarm_alarm()

@@ -57,7 +57,8 @@ class BudgetMeter:
             return
 
         def spent(signum, frame):
-            raise BudgetSpent(f"the budget of {usd_text(self.budget_usd)} ran out after {self.elapsed_s():.1f} s")
+            raise BudgetSpent(f"this session's budget of {usd_text(self.budget_usd)} ran out after "
+                              f"{self.elapsed_s():.1f} s; a larger budget continues from the last checkpoint, if any")
 
         signal.signal(signal.SIGALRM, spent)
         signal.setitimer(signal.ITIMER_REAL, max(0.001, self.seconds_left() - EXIT_MARGIN_S))
