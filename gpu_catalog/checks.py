@@ -5,10 +5,12 @@ what was wrong and the allowed range; the CLI turns that into `error: ...` and e
 """
 
 import codecs
+import errno
 import json
 import math
 import os
 import re
+import reprlib
 import tempfile
 from pathlib import Path
 
@@ -52,6 +54,37 @@ def _cut(match: re.Match) -> str:
     return value if len(value) <= LONGEST_VALUE else f"{value[:VALUE_START]}…{value[-VALUE_END:]}"
 
 
+class _ShortRepr(reprlib.Repr):
+    """repr() of a value from a file, bounded as it is built: `{value!r}` of a 20,000-item list was a 60 KB error
+    line, and of a YAML alias bomb (a few hundred bytes naming ten lists ten times over, seven deep) 58 MB, built
+    for 20 seconds in 1.2 GB. A few items at each of a few levels are enough to know a value by."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = self.maxarray = 6
+        self.maxdict = 4
+        self.maxlong = self.maxother = LONGEST_VALUE
+
+    def repr_str(self, value, level):
+        """Cut as one_line cuts a value, start and end around `…` (a path's file name is at its end), before the
+        repr is built."""
+        if len(value) > LONGEST_VALUE:
+            value = f"{value[:VALUE_START]}…{value[-VALUE_END:]}"
+        return repr(value)
+
+
+short_repr = _ShortRepr().repr  # the one way a value is echoed in a message
+MOST_NAMES_SAID = 5
+
+
+def first_few(names: list[str]) -> str:
+    """Names a message lists (unknown columns, modules), the first few and how many more: a list of thousands named
+    them all on one line."""
+    shown = ", ".join(names[:MOST_NAMES_SAID])
+    return shown if len(names) <= MOST_NAMES_SAID else f"{shown} and {len(names) - MOST_NAMES_SAID} more"
+
+
 def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,
            whole: bool = False) -> float | int:
     """`value` as a finite number in [low, high] (`above`: strictly above low); NaN, inf, text and booleans fail.
@@ -60,9 +93,9 @@ def number(value, what: str, low: float | None = None, high: float | None = None
     trained a NaN loss and reported ok: finiteness is checked first, always."""
     kind = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not _is_whole(value)):
-        raise UserError(f"{what} must be {kind}, got {value!r}.")
+        raise UserError(f"{what} must be {kind}, got {short_repr(value)}.")
     if not math.isfinite(value):
-        raise UserError(f"{what} must be a finite number, got {value!r}.")
+        raise UserError(f"{what} must be a finite number, got {short_repr(value)}.")
     too_low = low is not None and (value <= low if above else value < low)
     if too_low or (high is not None and value > high):
         bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
@@ -98,6 +131,45 @@ def user_path(text: str | Path) -> Path:
         return Path(text)
 
 
+SYMLINK_LOOP = "is a symlink loop (too many levels of symbolic links): fix or remove the link."
+_RESOLVE_LOOP = re.compile(r"Symlink loop from (['\"])(.*)\1", re.DOTALL)  # Python 3.11's Path.resolve() says so
+
+
+def symlink_loop(path: Path | str, what: str = "") -> UserError | None:
+    """The error for a path that cannot be followed for its symbolic links (a loop, `a -> b -> a`, or a chain past
+    the system's limit), naming the part that loops; None when it can be. Such a path was said not to exist, or
+    raised a traceback."""
+    path = Path(path)
+    for part in (*reversed(path.parents), path):
+        try:
+            os.stat(part)
+        except ValueError:  # a NUL in the name: no file, and no link
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                named = f"{what} '{path}'".lstrip()
+                return UserError(f"{named} {SYMLINK_LOOP}" if part == path else f"{named}: '{part}' {SYMLINK_LOOP}")
+    return None
+
+
+def resolved(path: Path | str, what: str = "") -> Path:
+    """`Path.resolve()`, a loop of symbolic links refused as the user's to fix: Python 3.11 raises RuntimeError for
+    one even with strict=False, which reached users as a traceback."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:
+        if error := symlink_loop(path, what):
+            raise error from None
+        raise
+
+
+def symlink_loop_from(exc: BaseException) -> UserError | None:
+    """Path.resolve()'s RuntimeError for a loop of links, raised where no caller caught it, as the user's error (the
+    CLI's and the trainer's last resort); None for any other exception."""
+    found = _RESOLVE_LOOP.fullmatch(str(exc)) if isinstance(exc, RuntimeError) else None
+    return (symlink_loop(found[2]) or UserError(f"'{found[2]}' {SYMLINK_LOOP}")) if found else None
+
+
 def env_value(variable: str) -> str | None:
     """An environment variable's value, None when it is unset, empty or blank: the one test of whether the user named
     something there, so a blank ORCH_HARDWARE is the default file and not a named one. A value that is not UTF-8 is
@@ -125,7 +197,8 @@ def env_path(variable: str, default: str) -> Path:
     try:
         path = Path(value).expanduser()
     except RuntimeError:
-        raise UserError(f"{variable}={value!r}: there is no such user's home folder; give the full path.") from None
+        raise UserError(f"{variable}={short_repr(value)}: there is no such user's home folder; give the full "
+                        "path.") from None
     _utf8(str(path), variable)  # the default's or a `~`'s home folder may be what is not UTF-8: setting it is the fix
     return path
 
@@ -135,6 +208,8 @@ def input_file(path: Path | str, what: str, fix: str) -> Path:
     a name too long for the file system, where Path's methods raise."""
     if os.path.isfile(path):
         return Path(path)
+    if loop := symlink_loop(path, what):
+        raise loop
     state = ("is a folder, not a file" if os.path.isdir(path) else
              "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
     raise UserError(f"{what} '{path}' {state}: {fix}")
@@ -160,12 +235,43 @@ def read_text(path: Path | str, what: str = "file") -> str:
     except IsADirectoryError:
         raise UserError(f"{what} '{path}' is a folder, not a file.") from None
     except OSError as exc:
-        raise UserError(f"cannot read {what} '{path}': {exc.strerror or exc}.") from None
+        raise symlink_loop(path, what) or UserError(f"cannot read {what} '{path}': {exc.strerror or exc}.") from None
+
+
+# Values YAML aliases (`*name`) may add to a file: far past any config's reuse of a block (`<<: *base` a few times)
+MOST_ALIASED_VALUES = 10_000
+
+
+class AliasesTooLarge(yaml.composer.ComposerError):
+    """A file whose aliases stand for more than MOST_ALIASED_VALUES values."""
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """yaml's safe loader, except that a key given twice in one mapping is an error: PyYAML silently keeps the last,
-    so `learning_rate: 1e-4` ten lines above `learning_rate: 1` would train at 1."""
+    so `learning_rate: 1e-4` ten lines above `learning_rate: 1` would train at 1. And a file whose aliases stand for
+    more than MOST_ALIASED_VALUES values is refused as it is composed: 319 bytes of ten lists naming ten lists, seven
+    deep, stand for ten million values, which every check that walked or printed them expanded (seconds to minutes,
+    gigabytes)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._values_in: dict[yaml.Node, int] = {}  # each node composed: the values it stands for, aliases expanded
+        self._aliased_values = 0
+
+    def compose_node(self, parent, index):
+        alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
+        node = super().compose_node(parent, index)
+        if alias is None:
+            children = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+            # a child not yet counted is an alias to a node still being composed (`&a [*a]`): one value
+            self._values_in[node] = 1 + sum(self._values_in.get(child, 1) for child in children)
+            return node
+        self._aliased_values += self._values_in.get(node, 1)
+        if self._aliased_values > MOST_ALIASED_VALUES:
+            raise AliasesTooLarge(None, None, f"YAML aliases expand past {MOST_ALIASED_VALUES} values",
+                                  alias.start_mark)
+        return node
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -180,7 +286,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 continue
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    None, None, f"duplicate key {short_repr(key)}", key_node.start_mark)
         return super().construct_mapping(node, deep)
 
 
@@ -212,6 +318,8 @@ def parse_yaml(text: str, what: str):
     Python cannot hold (`2001-02-30`, a 5000-digit number) is refused like any other bad value."""
     try:
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
+    except AliasesTooLarge as exc:  # valid YAML, too large to read
+        raise UserError(f"{what}{yaml_error_text(exc)}: write the values out.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{what} is not valid YAML{yaml_error_text(exc)}.") from None
     except RecursionError:
@@ -226,7 +334,7 @@ def parse_json(text: str, what: str):
     def unique(pairs):
         keys = [key for key, _ in pairs]
         if duplicate := next((key for key in keys if keys.count(key) > 1), None):
-            raise ValueError(f"duplicate key {duplicate!r}")
+            raise ValueError(f"duplicate key {short_repr(duplicate)}")
         return dict(pairs)
 
     def no_constant(name):
@@ -250,7 +358,7 @@ def load_yaml(path: Path | str, what: str = "file"):
 def safe_name(name, what: str = "name") -> str:
     """A name that can become a folder or a table cell as it is: nothing like `../x`, `/etc`, `-x` or `[red]`."""
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
-        raise UserError(f"{what} {name!r} is not allowed: use {SAFE_NAME_RULE}.")
+        raise UserError(f"{what} {short_repr(name)} is not allowed: use {SAFE_NAME_RULE}.")
     return name
 
 
@@ -268,6 +376,8 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
     with it."""
     path = Path(path)
+    if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
+        raise loop
     if path.is_dir():
         raise UserError(f"{what} '{path}' is a folder: give a file name.")
     if path.exists() and not path.is_file():
@@ -281,10 +391,11 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
 
 
 def same_file(a: Path, b: Path) -> bool:
-    """The same file, existing (a link or another spelling of it) or about to be made by both names."""
+    """The same file, existing (a link or another spelling of it) or about to be made by both names. A loop of links in
+    either is the user's to fix (resolved)."""
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:  # a name too long for a path, a loop of links: not one of the inputs
+        return resolved(a) == resolved(b) or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:  # a name too long for a path: not one of the inputs
         return False
 
 
@@ -293,6 +404,8 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     does (`parents`: under one, for a default path orch makes whole): a missing parent is a typo, refused as every
     output file's is."""
     path = Path(path)
+    if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
+        raise loop
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} '{path}' is a file, not a folder: give a folder.")
     if path.is_dir():  # probed as a new file's folder is: `report --out /proc` did the work, then failed writing

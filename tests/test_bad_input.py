@@ -936,3 +936,56 @@ def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, in
                                    "--dry-run", "--out", str(inputs.work / "t\x1b[31m.yaml")])
     assert dry.exit_code == 0 and "task file: " in dry.stderr, dry.output
     assert "\x1b" not in dry.output and "\\x1b[31m" in dry.stderr
+
+
+# --- (appended) symlink loops in paths; long lists and YAML aliases in values ----------------------------------------
+def _loop(i: Inputs) -> str:
+    """Two links in the working folder that point at each other: Python 3.11's Path.resolve() raises RuntimeError for
+    them, which was a traceback."""
+    (i.work / "loop").symlink_to("loop-2")
+    (i.work / "loop-2").symlink_to("loop")
+    return str(i.work / "loop")
+
+
+@pytest.mark.parametrize("build", [
+    lambda i: plan(i, dataset=_loop(i), train_tokens=DROP),
+    lambda i: plan(i, eval_dataset=_loop(i)),
+    lambda i: ["submit", i.job(dataset=_loop(i))],
+    lambda i: ["plan", _loop(i), "--budget", "10"],  # said not to exist
+    lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", _loop(i)],
+    lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", _loop(i) + "/job.yaml"],
+    lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--out", _loop(i)],
+    lambda i: ["simulate", "--trace", i.file("t.csv", TRACE), "--out", _loop(i)],
+    lambda i: i.sweep() + ["--out", _loop(i) + "/b.jsonl"],
+    lambda i: i.sweep(dataset=_loop(i)),
+], ids=["dataset", "eval-dataset", "submit-dataset", "job-file", "import-out", "import-out-under", "launch-out",
+        "simulate-out", "bench-out-under", "sweep-dataset"])
+def test_a_symlink_loop_is_said_to_be_one(inputs, build):
+    result = CliRunner().invoke(app, build(inputs))
+    assert result.exit_code == 2 and "Traceback" not in result.output, (result.output, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "loop' is a symlink loop (too many levels of symbolic links): fix or remove the link." in lines[0], lines
+
+
+LONG_LIST = "[" + ", ".join(["1"] * 20_000) + "]"
+# four levels of ten aliases: 12,330 values from 300 bytes, past the loader's 10,000 (seven levels made ten million)
+ALIAS_BOMB = "[&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+    f"&{name} [{', '.join([f'*{prev}'] * 10)}]" for prev, name in zip("abc", "bcd", strict=True)) + "]"
+
+
+@pytest.mark.parametrize("value, said", [(LONG_LIST, "got [1, 1, 1, 1, 1, 1, ...]"),
+                                         (ALIAS_BOMB, "YAML aliases expand past 10000 values: write the values out.")],
+                         ids=["long-list", "alias-bomb"])
+@pytest.mark.parametrize("build", [
+    lambda i, value: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + f"lora_r: {value}\n"), "--budget", "10"],
+    lambda i, value: ["import", i.file("ax.yaml", AXOLOTL + f"learning_rate: {value}\n")],
+    lambda i, value: i.hardware(f"pue: {value}\n"),
+], ids=["job", "import", "hardware"])
+def test_a_long_or_aliased_value_is_cut_in_its_error_line(inputs, build, value, said):
+    """A value was echoed whole: a 20,000-item list made a 60 KB error line, and 319 bytes of aliases a 58 MB one,
+    after 20 seconds and 1.2 GB."""
+    result = CliRunner().invoke(app, build(inputs, value))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output[:300]
+    assert said in lines[0] and len(lines[0]) < 400, lines[0][:500]

@@ -6,6 +6,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
 from tests.trainer_helpers import TINY_DATA, write_job
 from trainer.__main__ import main
@@ -356,3 +358,74 @@ def test_a_checkpoint_stored_quantized_is_refused_for_lora_and_full(tmp_path, mo
         load_config(job)
     job.write_text(yaml.safe_dump({"model": model, "method": "qlora", "seq_len": 64, "max_steps": 1}))
     assert load_config(job)[0].method == "qlora"
+
+
+LOOP_SAID = "is a symlink loop (too many levels of symbolic links): fix or remove the link."
+
+
+@pytest.mark.parametrize("key", ["dataset", "eval_dataset"])
+def test_a_dataset_that_is_a_symlink_loop_is_said_to_be_one(tmp_path, capsys, key):
+    """Python 3.11's Path.resolve() raises RuntimeError for a loop of links: `orch train` printed its traceback."""
+    (tmp_path / "loop").symlink_to("loop-2")
+    (tmp_path / "loop-2").symlink_to("loop")
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path)), "--output", str(output), "--set", f"{key}=loop"]) == 2
+    assert capsys.readouterr().err == f"error: `{key}` '{tmp_path / 'loop'}' {LOOP_SAID}\n"
+    assert not output.exists()
+
+
+def test_the_trainer_says_a_symlink_loop_no_check_caught_in_one_line(tmp_path, capsys, monkeypatch):
+    """The last resort, for a path resolved where no check looked: Python's RuntimeError, said as orch says it."""
+    (tmp_path / "loop").symlink_to("loop")
+
+    def resolving(*args):
+        return (tmp_path / "loop").resolve()
+
+    monkeypatch.setattr("trainer.__main__.load_config", resolving)
+    assert main([str(write_job(tmp_path))]) == 2
+    assert capsys.readouterr().err == f"error: '{tmp_path / 'loop'}' {LOOP_SAID}\n"
+
+
+def test_a_job_file_that_is_a_symlink_loop_is_not_said_to_be_missing(tmp_path):
+    (tmp_path / "job.yaml").symlink_to("job.yaml")
+    with pytest.raises(ConfigError, match=re.escape(f"job file '{tmp_path / 'job.yaml'}' {LOOP_SAID}")):
+        load_config(tmp_path / "job.yaml")
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"lora_r": [1] * 20_000}, "`lora_r` must be a whole number, got [1, 1, 1, 1, 1, 1, ...]"),
+    ({"packing": {f"k{n}": [[[n]]] for n in range(20_000)}},
+     "`packing` must be true or false, got {'k0': [[[...]]], 'k1': [[[...]]], 'k10': [[[...]]], 'k100': [[[...]]], "
+     "...}"),
+    ({"name": "x" * 20_000}, f"`name` '{'x' * 60}…{'x' * 20}' is not allowed"),
+    ({"modules_to_save": [f"m{n}" for n in range(20_000)]}, "names m0, m1, m2, m3, m4 and 19995 more, no module"),
+    ({"dataset_columns": {f"c{n}": "x" for n in range(20_000)}}, "and c0, c1, c10, c100, c1000 and 19995 more is none"),
+], ids=["list", "mapping", "text", "modules", "columns"])
+def test_a_long_value_is_shown_cut(change, said):
+    """Each value was echoed whole: a list of 20,000 made a 60 KB message."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({**BASE, **change})
+    assert said in str(error.value) and len(str(error.value)) < 400, str(error.value)[:500]
+
+
+def bomb(levels: int) -> str:
+    """YAML whose each level names the one below ten times: 10**levels values from a few hundred bytes."""
+    names = "abcdefgh"[:levels]
+    return "[&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+        f"&{name} [{', '.join([f'*{below}'] * 10)}]" for below, name in zip(names, names[1:], strict=False)) + "]"
+
+
+def test_yaml_aliases_that_expand_too_far_are_refused(tmp_path):
+    """Seven levels (319 bytes) stood for ten million values: 20 s and 1.2 GB to print them in the error. A block
+    reused with `<<: *base`, a list named a few times and a list that names itself still load."""
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(BASE) + f"lora_r: {bomb(4)}\n")
+    with pytest.raises(UserError, match=r"job file '.*job.yaml' at line \d+, column \d+: YAML aliases expand past "
+                                        r"10000 values: write the values out\.$"):
+        load_config(job)
+    with pytest.raises(ConfigError, match="YAML aliases expand past 10000 values"):
+        load_config(write_job(tmp_path), [f"lora_r={bomb(4)}"])
+    job.write_text("base: &base {lora_r: 8, lora_alpha: 16}\n" + "".join(
+        f"copy{n}: {{<<: *base, seq_len: {n}}}\n" for n in range(100)) + f"lists: {bomb(3)}\nitself: &me [*me]\n")
+    raw = checks.load_yaml(job)
+    assert raw["copy99"] == {"lora_r": 8, "lora_alpha": 16, "seq_len": 99} and raw["itself"][0] is raw["itself"]

@@ -165,26 +165,27 @@ def _problems(raw: dict) -> list[str]:
         if value is None or key not in _TYPES:
             continue
         if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(f"`{key}` must be a whole number, got {value!r}")
+            problems.append(f"`{key}` must be a whole number, got {checks.short_repr(value)}")
         elif key in _FLOAT_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            problems.append(f"`{key}` must be a number, got {value!r}")
+            problems.append(f"`{key}` must be a number, got {checks.short_repr(value)}")
         elif key in _BOOL_KEYS and not isinstance(value, bool):
-            problems.append(f"`{key}` must be true or false, got {value!r}")
+            problems.append(f"`{key}` must be true or false, got {checks.short_repr(value)}")
         elif key in _STR_KEYS and not isinstance(value, str):
-            problems.append(f"`{key}` must be a string, got {value!r}")
+            problems.append(f"`{key}` must be a string, got {checks.short_repr(value)}")
         elif key in _STR_KEYS and not _is_text(value):
             problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
-                            f"{value!r}")
+                            f"{checks.short_repr(value)}")
         elif key in _FLOAT_KEYS and not math.isfinite(value):
-            problems.append(f"`{key}` must be a finite number, got {value!r}")
+            problems.append(f"`{key}` must be a finite number, got {checks.short_repr(value)}")
         elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
             problems.append(f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}")
         elif key in _MAXIMUM and value > _MAXIMUM[key]:
             problems.append(f"`{key}` must be at most {_MAXIMUM[key]}, got {value}")
         elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
-            problems.append(f"`name` {value!r} is not allowed: use {checks.SAFE_NAME_RULE}")
+            problems.append(f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and not _is_choice(value, CHOICES[key]):
-            problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got {value!r}")
+            problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got "
+                            f"{checks.short_repr(value)}")
         elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
             problems.append(f"`{key}` must be above 0, got {value}")
         elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
@@ -249,8 +250,8 @@ def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
     """A mapping whose orch-side name is none of orch's would rename a column to a key no shape reads, and the run
     would fail later on every record with a message about its shape, not about this key."""
     if unknown := [name for name, _ in columns if name not in COLUMNS]:
-        return (f"`dataset_columns` maps orch's names to your columns ({{output: answer}}), and {', '.join(unknown)} "
-                f"is none of orch's names: use {', '.join(COLUMNS)}")
+        return (f"`dataset_columns` maps orch's names to your columns ({{output: answer}}), and "
+                f"{checks.first_few(unknown)} is none of orch's names: use {', '.join(COLUMNS)}")
     return None
 
 
@@ -261,9 +262,9 @@ def _tokenizer_problem(value, base_dir: Path) -> str | None:
         return None
     if HUB_ID.fullmatch(value) and not any(bad in value for bad in ("--", "..")) and not value.endswith(".git"):
         return None
-    return (f"`tokenizer` {value!r} is no folder here and not a Hugging Face id (name or org/name of letters, digits "
-            "and _ . -): give the tokenizer's folder (relative to the job file) or its hub id, or leave it out to use "
-            "the model's own")
+    return (f"`tokenizer` {checks.short_repr(value)} is no folder here and not a Hugging Face id (name or org/name of "
+            "letters, digits and _ . -): give the tokenizer's folder (relative to the job file) or its hub id, or "
+            "leave it out to use the model's own")
 
 
 def _names(value) -> tuple[str, ...] | None:
@@ -324,12 +325,12 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     if to_save is None:
         problems.append("`modules_to_save` must be a list of module names, e.g. [embed_tokens, lm_head]")
     elif unknown := [n for n in to_save if not _is_decoder_module(n)]:
-        problems.append(f"`modules_to_save` names {', '.join(unknown)}, no module of a decoder model: name whole "
-                        "modules such as embed_tokens or lm_head")
+        problems.append(f"`modules_to_save` names {checks.first_few(unknown)}, no module of a decoder model: name "
+                        "whole modules such as embed_tokens or lm_head")
     elif containers := [n for n in to_save if _is_container(n)]:
-        problems.append(f"`modules_to_save` names {', '.join(containers)}, which holds other modules: it would train "
-                        "all of them in full (method: full does that); name the modules themselves, such as "
-                        "embed_tokens or lm_head")
+        problems.append(f"`modules_to_save` names {checks.first_few(containers)}, which holds other modules: it "
+                        "would train all of them in full (method: full does that); name the modules themselves, "
+                        "such as embed_tokens or lm_head")
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
@@ -350,7 +351,7 @@ def parse_override(text: str) -> tuple[str, object]:
     """`--set key=value`, the value read as YAML (so `max_steps=20` is a number and `packing=false` a bool)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set takes KEY=VALUE, got {text!r}.")
+        raise ConfigError(f"--set takes KEY=VALUE, got {checks.short_repr(text)}.")
     try:
         return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
     except UserError as exc:  # `[red]x[/]` starts a YAML list: say how to give it as text
@@ -358,11 +359,15 @@ def parse_override(text: str) -> tuple[str, object]:
                           f"--set '{key.strip()}=\"...\"'.") from None
 
 
-def resolve_dataset(name: str | None, base_dir: Path) -> Path | None:
-    """A dataset as a local file or folder (relative to the job file's folder), or None for a hub id."""
+def resolve_dataset(name: str | None, base_dir: Path, key: str = "") -> Path | None:
+    """A dataset as a local file or folder (relative to the job file's folder), or None for a hub id; a loop of
+    symbolic links is refused (said of `key`, where given), not taken for a hub id."""
     if name is None:
         return None
-    path = (base_dir / checks.user_path(name)).resolve()
+    try:
+        path = checks.resolved(base_dir / checks.user_path(name), key and f"`{key}`")
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
     return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
 
 
@@ -400,7 +405,7 @@ def run_identity(config: JobConfig, base_dir: Path) -> dict:
     identity = {key: getattr(config, key) for key in RUN_IDENTITY_KEYS}
     identity["effective_batch"] = config.effective_batch  # the data order's step size, however it is split
     for key in ("dataset", "eval_dataset"):
-        if (local := resolve_dataset(identity[key], base_dir)) is not None:
+        if (local := resolve_dataset(identity[key], base_dir, key)) is not None:
             identity[key] = str(local)
     identity["tokenizer"] = resolve_tokenizer(config.tokenizer, base_dir)
     return json.loads(json.dumps(identity))  # tuples as lists, as read back from JSON
@@ -430,6 +435,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     """(config, the folder the file is in, against which relative dataset and tokenizer paths resolve)."""
     path = Path(path)
     if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
+        if loop := checks.symlink_loop(path, "job file"):
+            raise ConfigError(str(loop))
         state = ("is a folder, not a file" if os.path.isdir(path) else
                  "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
@@ -469,6 +476,7 @@ def parse_overrides(overrides) -> dict:
     given: dict = {}
     for key, value in map(parse_override, overrides):
         if key in given and given[key] != value:
-            raise ConfigError(f"--set {key} given twice, as {given[key]!r} and {value!r}: give it once.")
+            raise ConfigError(f"--set {key} given twice, as {checks.short_repr(given[key])} and "
+                              f"{checks.short_repr(value)}: give it once.")
         given[key] = value
     return given

@@ -7,6 +7,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.display import print_error
 
@@ -33,6 +34,10 @@ def user_errors(command):
         except OSError as exc:  # a path the user named that cannot be read or written: say which, no traceback
             where = f"'{exc.filename}': " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}.") from None
+        except RuntimeError as exc:  # a path resolved below without checks.resolved, through a loop of links
+            if (loop := checks.symlink_loop_from(exc)) is None:
+                raise
+            raise fail(str(loop)) from None
 
     return wrapper
 
