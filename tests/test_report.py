@@ -300,3 +300,28 @@ def test_the_summary_folds_at_spaces_in_an_80_column_terminal(monkeypatch):
     firsts = [line for line in lines if not line.startswith("  ")]  # a sentence's first line each, in order
     assert all(sentence.startswith(line) for sentence, line in zip(sentences, firsts, strict=True)), firsts
     assert " ".join(" ".join(lines).split()) == " ".join(" ".join(sentences).split())
+
+
+def test_an_empty_out_is_refused_not_read_as_the_working_folder(tmp_path, monkeypatch):
+    """typer reads '' as Path('.'): `orch report --out ''` wrote report.md and its plots into the working folder."""
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "  "):
+        result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", blank])
+        assert result.exit_code == 2
+        assert result.stderr == "error: --out is empty: give a folder name.\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_users_own_plots_in_the_out_folder_are_kept_without_force(tmp_path):
+    """report.md/.json/.html were protected, but a user's capacity_0.png or estimate_vs_measured.png (orch's plot
+    names) were replaced unasked; a plot named for a job this report does not have is not in the way."""
+    out = tmp_path / "rp"
+    out.mkdir()
+    mine = {"capacity_0.png": b"mine", "estimate_vs_measured.png": b"mine too", "own_vs_rent_5.png": b"kept"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: --out {out} holds capacity_0.png and estimate_vs_measured.png, which no orch "
+                             "report wrote: pass --force to replace them, or choose another folder.\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == mine  # checked before any work: nothing written

@@ -481,3 +481,16 @@ def test_local_utilization_is_never_over_one(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["completed"] == 3 and summary["local_utilization"] == 1.0, summary
+
+
+def test_an_empty_path_is_refused_naming_its_flag_not_read_as_the_working_folder(tmp_path, monkeypatch):
+    """typer reads '' as Path('.'): `--out ''` wrote decisions.csv and simulation.png into the working folder, and
+    `--trace ''` was called a folder, with advice to `--generate N --out .`."""
+    trace = _trace_with(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for args, said in ((["--trace", trace, "--out", ""], "--out is empty: give a file or folder name"),
+                       (["--generate", "5", "--out", " "], "--out is empty: give a file or folder name"),
+                       (["--trace", ""], "--trace is empty: give a trace file")):
+        result = runner.invoke(app, ["simulate", *args])
+        assert result.exit_code == 2 and result.stderr == f"error: {said}.\n", (args, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [os.path.basename(trace)]

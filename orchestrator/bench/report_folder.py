@@ -2,6 +2,7 @@
 from anyone else's. Plain Python, so `orch report` checks its --out before matplotlib is imported."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,8 +22,13 @@ def written_before(out: Path) -> set[str]:
         return set()
 
 
-def foreign_pages(out: Path) -> list[str]:
-    """report.md, report.json or report.html in `out` that no earlier orch report wrote: a user's own, which
-    writing a report would replace."""
-    pages = [name for name in ("report.md", "report.json", "report.html") if (out / name).exists()]
-    return [name for name in pages if name not in written_before(out)]
+def foreign_files(out: Path, job_count: int) -> list[str]:
+    """The files a report of `job_count` jobs writes (its pages, and its plots: three numbered per job, one for the
+    estimator) that `out` already holds and no earlier orch report wrote: a user's own, which writing a report would
+    replace. A plot's name is as likely a user's as a page's (capacity_0.png), so both are checked."""
+    plots = [f"{kind}_{index}.png" for index in range(job_count) for kind in ("hours_vs_usd", "capacity",
+                                                                               "own_vs_rent")]
+    names = ["report.md", "report.json", "report.html", *plots, "estimate_vs_measured.png"]
+    present = [name for name in names if os.path.lexists(out / name)]  # a dangling link would be written through
+    ours = written_before(out) if present else set()
+    return [name for name in present if name not in ours]

@@ -7,12 +7,12 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.bench.report_folder import foreign_pages
+from orchestrator.bench.report_folder import foreign_files
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
-from orchestrator.cli.options import DeadlineOption, JsonFlag
+from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
@@ -21,8 +21,8 @@ from trainer.status import TrainStatus
 MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
 SOURCE_DIR = Path(__file__).resolve().parents[2]  # orch's source checkout (an installed wheel has no benchmarks/)
 DEFAULT_REPORT_JOB = SOURCE_DIR / "examples" / "llama31-8b-qlora.yaml"  # from any folder; a wheel: pass --job
-DbOption = Annotated[Path | None, typer.Option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
-ResultsOption = Annotated[list[Path] | None, typer.Option(
+DbOption = Annotated[Path | None, path_option("--db", help="Results database (default: $ORCH_HOME/bench.db).")]
+ResultsOption = Annotated[list[Path] | None, path_option(
     "--results", help="Result files (JSONL) to use; default: the database plus benchmarks/results/*.jsonl.")]
 
 
@@ -57,10 +57,10 @@ def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict]
 
 @user_errors
 def bench_command(
-    sweep: Annotated[Path, typer.Argument(help="Sweep YAML (see benchmarks/sweeps/).")],
+    sweep: Annotated[Path, path_argument("a sweep file", help="Sweep YAML (see benchmarks/sweeps/).")],
     target: Annotated[str, typer.Option(help="Where the points run: local (this machine's GPU or CPU).")] = "local",
     db: DbOption = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the sweep's rows: .jsonl (every field; what "
+    out: Annotated[Path | None, path_option(help="Also write the sweep's rows: .jsonl (every field; what "
                                                   "benchmarks/results/ holds), .csv or .parquet.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -102,7 +102,7 @@ def bench_command(
 def calibrate_command(
     db: DbOption = None,
     results: ResultsOption = None,
-    out: Annotated[Path | None, typer.Option(help="Calibration file to write (default: the one the estimator "
+    out: Annotated[Path | None, path_option(help="Calibration file to write (default: the one the estimator "
                                                   "reads, $ORCH_HOME/calibration.json).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonFlag = False,
@@ -132,31 +132,32 @@ def launched_runs() -> list[dict]:
 
 @user_errors
 def report_command(
-    job: Annotated[list[Path] | None, typer.Option(help="A job to summarise (repeat for several; default: "
-                                                        "examples/llama31-8b-qlora.yaml).")] = None,
+    job: Annotated[list[Path] | None, path_option(what="a job file", help="A job to summarise (repeat for several; "
+                                                  "default: examples/llama31-8b-qlora.yaml).")] = None,
     budget: Annotated[float | None, typer.Option(help="Most you will spend per job, in USD (default: no limit).")]
     = None,
     deadline: DeadlineOption = None,
-    trace: Annotated[Path | None, typer.Option(help="Job trace (CSV) for the hybrid section (default: "
-                                                    "benchmarks/traces/team-week.csv in orch's source folder, when "
-                                                    "present).")] = None,
+    trace: Annotated[Path | None, path_option(what="a trace file", help="Job trace (CSV) for the hybrid section "
+                                              "(default: benchmarks/traces/team-week.csv in orch's source folder, "
+                                              "when present).")] = None,
     db: DbOption = None,
     results: ResultsOption = None,
-    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json, report.html and the PNG plots.")]
-    = Path("report"),
+    out: Annotated[Path, path_option(what="a folder name", help="Folder for report.md, report.json, report.html "
+                                                                "and the PNG plots.")] = Path("report"),
     html: Annotated[bool, typer.Option("--html", help="Also write report.html: one file, images inline.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace a report.md, .json or .html in --out that no orch "
-                                                        "report wrote.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a report.md, .json, .html or PNG plot in --out "
+                                                        "that no orch report wrote.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
     checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)  # the flags first: cheapest to fix
     check_deadline(deadline)
     checks.output_folder(out)
-    if not force and (pages := foreign_pages(out)):  # an earlier report of orch's is rewritten: that is its use
-        raise UserError(f"--out {out} holds {' and '.join(pages)}, which no orch report wrote: pass --force to "
-                        f"replace {'them' if len(pages) > 1 else 'it'}, or choose another folder.")
     jobs = job or [DEFAULT_REPORT_JOB]
+    if not force and (theirs := foreign_files(out, len(jobs))):  # an earlier report of orch's is rewritten: its use
+        named = " and ".join(theirs) if len(theirs) <= 3 else f"{', '.join(theirs[:3])} and {len(theirs) - 3} more"
+        raise UserError(f"--out {out} holds {named}, which no orch report wrote: pass --force to replace "
+                        f"{'them' if len(theirs) > 1 else 'it'}, or choose another folder.")
     default = " (the default one is in orch's source folder)" if job is None else ""
     for path in jobs:
         checks.input_file(path, "job file", f"pass the job to price with --job JOB.yaml{default}.")

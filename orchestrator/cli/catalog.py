@@ -12,7 +12,7 @@ from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, user_errors
 from orchestrator.cli.limits import check_providers
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, path_option
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
 app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True,
@@ -99,8 +99,9 @@ def local(
 @app.command("refresh")
 @user_errors
 def refresh(
-    from_dir: Annotated[Path | None, typer.Option("--from", help="Copy a SkyPilot v8 catalog folder instead of "
-                                                                 "downloading (for offline machines).")] = None,
+    from_dir: Annotated[Path | None, path_option("--from", what="a catalog folder", help="Copy a SkyPilot v8 "
+                                                 "catalog folder instead of downloading (for offline machines).")]
+    = None,
 ) -> None:
     """Update ~/.sky/catalogs/v8 with SkyPilot's current prices (network), or from a local copy."""
     from gpu_catalog.refresh import refresh_catalog

@@ -13,7 +13,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
 from trainer.config import ConfigError, config_from_dict, parse_overrides, qlora_keys_problem
 
@@ -44,8 +44,9 @@ def _paths_from(source_dir: Path, job_dir: Path, job: dict) -> dict:
 
 @user_errors
 def import_command(
-    config: Annotated[Path, typer.Argument(help="A config written for axolotl, LLaMA-Factory, TRL or torchtune.")],
-    out: Annotated[Path | None, typer.Option(help="Write the orch job here (default: print it).")] = None,
+    config: Annotated[Path, path_argument("a config file", help="A config written for axolotl, LLaMA-Factory, TRL "
+                                                                "or torchtune.")],
+    out: Annotated[Path | None, path_option(help="Write the orch job here (default: print it).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     set_values: Annotated[list[str] | None, typer.Option("--set", help="Set or override a key: KEY=VALUE "
                                                                        "(repeatable).")] = None,

@@ -11,7 +11,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, path_option
 from orchestrator.cli.planning import plan_job
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
@@ -65,7 +65,7 @@ def exit_code(status: RunStatus) -> int:
 @user_errors
 def runs_command(
     as_json: JsonFlag = False,
-    export: Annotated[Path | None, typer.Option(help="Also write every run to a .csv or .parquet file.")] = None,
+    export: Annotated[Path | None, path_option(help="Also write every run to a .csv or .parquet file.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --export file if it exists.")] = False,
 ) -> None:
     """Every run: target, status, and the estimate beside what was measured."""

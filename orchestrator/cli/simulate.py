@@ -17,7 +17,7 @@ from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, path_option
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, local_cards
 from orchestrator.simulate.summary import DECISION_COLUMNS
@@ -33,7 +33,7 @@ GENERATE_ONLY = {"rate": "--rate"}
 @user_errors
 def simulate_command(
     ctx: typer.Context,
-    trace: Annotated[Path | None, typer.Option(help="Trace CSV to simulate.")] = None,
+    trace: Annotated[Path | None, path_option(what="a trace file", help="Trace CSV to simulate.")] = None,
     local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: none).')]
     = None,
     policy: Annotated[str, typer.Option(help=f"{', '.join(POLICIES)}, or all to compare them.")] = "hybrid",
@@ -42,8 +42,9 @@ def simulate_command(
     generate_jobs: Annotated[int | None, typer.Option("--generate", help="Write a synthetic trace of N jobs.")]
     = None,
     rate: Annotated[float, typer.Option(help="With --generate: arrivals per hour.")] = 4.0,
-    out: Annotated[Path | None, typer.Option(help="Trace file (--generate), or folder for decisions.csv and "
-                                                  "simulation.png.")] = None,
+    out: Annotated[Path | None, path_option(what="a file or folder name", help="Trace file (--generate), or folder "
+                                                                               "for decisions.csv and simulation.png.")]
+    = None,
     force: Annotated[bool, typer.Option("--force", help="Replace what --out holds: the trace (--generate), or "
                                                         "decisions.csv and simulation.png.")] = False,
     as_json: JsonFlag = False,
