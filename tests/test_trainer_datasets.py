@@ -213,7 +213,8 @@ def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
     write_records(tmp_path / "bad.jsonl", [*ROWS[:5], {"question": "?"}])
     code, metrics = train(tmp_path, dataset="bad.jsonl")
     assert code == 2 and "record 5 has none of the known shapes" in metrics["message"]
-    assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith("error: record 5")
+    assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith(
+        f"error: dataset {tmp_path / 'bad.jsonl'}: record 5")
 
 
 def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_path, capsys):
@@ -317,3 +318,32 @@ def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
     assert "dataset '/dev/null' is not a file or a folder: use a .jsonl" in err[0]
+
+
+@pytest.mark.parametrize("name, content, output, said", [
+    ("nan.jsonl", b'{"text": "hello"}\n{"text": NaN}\n', None,
+     "nan.jsonl: record 1: the value of `text` must be a string, got nan: fix or drop the record."),
+    ("bad.parquet", b"not parquet", "made", "is not a readable Parquet file"),
+    ("few.jsonl", b'{"text": "hello"}\n', "empty", "packs into 1 training sequences"),
+], ids=["nan-record-default-output", "corrupt-parquet-new-output", "too-few-sequences-empty-output"])
+def test_orch_train_refusing_the_data_leaves_no_files(tmp_path, monkeypatch, capfd, name, content, output, said):
+    """The trainer reads the data once it has made its output folder, and its refusal was left there as a
+    bad_config metrics.json (outputs/<name>/ made for it), where `orch plan` refuses the same data writing
+    nothing. A folder that was there before stays; a record's error names its file, as plan's does."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / name).write_bytes(content)
+    (work / "empty").mkdir()
+    job = write_job(work, name="refused", dataset=name, max_steps=1)
+    monkeypatch.chdir(work)
+    before = sorted(str(p) for p in work.rglob("*"))
+    result = CliRunner().invoke(app, ["train", str(job), *(["--output", output] if output else [])])
+    out, err = capfd.readouterr()
+    assert result.exit_code == 2 and sorted(str(p) for p in work.rglob("*")) == before
+    assert err.startswith("error: ") and err.count("\n") == 1 and said in err and "metrics" not in out, (out, err)
+    if name == "nan.jsonl":
+        assert f"error: dataset {work / name}: record 1" in err

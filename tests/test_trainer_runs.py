@@ -64,3 +64,22 @@ def test_a_budget_stop_says_why_and_what_continues_the_run(tmp_path, monkeypatch
     assert line == f"budget_stopped: {metrics['message']}"
     assert "this session's budget of $10.00 ($0.0" in line and line.endswith("from the checkpoint at step 3")
     assert (output / "checkpoints" / "step-00000003").is_dir()
+
+
+@pytest.mark.parametrize("names", [("wandb/run-1/files", "notes.txt"), ("final/", "train.log", "report.md"),
+                                   ("checkpoints/model.pt",)], ids=["wandb", "final-train-log", "own-checkpoints"])
+def test_a_folder_is_an_earlier_run_only_by_orchs_own_marks(tmp_path, capsys, names):
+    """A project folder holding `wandb/` (what any W&B run leaves), `final/`, `train.log` or a `checkpoints/` of its
+    own was taken for an earlier run, and the trainer wrote metrics.json, checkpoints/ and final/ among its files."""
+    project = tmp_path / "project"
+    for name in names:
+        (project / name.rstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            (project / name).mkdir()
+        else:
+            (project / name).write_text("mine")
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    assert main([str(write_job(tmp_path, max_steps=1)), "--output", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds files of its own: give a new or empty folder" in err
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before

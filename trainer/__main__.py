@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         return TrainStatus.BAD_CONFIG.exit_code
+    except RuntimeError as exc:  # a path resolved through a loop of links where no check looked: said as orch says it
+        if (loop := checks.symlink_loop_from(exc)) is None:
+            raise
+        print(f"error: {checks.one_line(str(loop))}", file=sys.stderr)
+        return TrainStatus.BAD_CONFIG.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
         print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
               file=sys.stderr)
@@ -90,7 +95,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
         message = result.get("message") or ""  # one line; metrics.json keeps it whole
         label = "error" if result["status"] == TrainStatus.BAD_CONFIG else _said(TrainStatus(result["status"]))
         print(checks.one_line(f"{label}: {message}").rstrip(": "), file=sys.stderr)
-    print(summary_line(result, output), flush=True)
+    # a refusal once the data is read is said in its one line, as those before it are; its metrics.json is for the
+    # launchers, and `orch train` removes it (no summary then points at a file that is gone)
+    if result["status"] != TrainStatus.BAD_CONFIG:
+        print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
 
 
@@ -114,16 +122,24 @@ def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
                       "there, or name one with `tokenizer: FOLDER_OR_HUB_ID`.")
 
 
-# what a run writes into its output folder, and what a cloud run's script writes there before starting the trainer
-# (orchestrator/launch/sky_task.py run_script: the log it tees, a hand-launched task's first start)
-RUN_FILES = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints", "final", "merged", "error.log",
-             "tensorboard", "wandb", "train.log", ".orch_started_at")
+# what only an orch run leaves in its output folder, so a folder holding one is an earlier run's (to resume, or to be
+# refused for its checkpoints): what the trainer writes from its first step on (steps.jsonl, progress.json, then
+# checkpoints/latest) and at its end or refusal (metrics.json), and the start time a hand-launched cloud task keeps
+# there (orchestrator/launch/sky_task.py run_script STARTED_AT_MARKER)
+RUN_MARKS = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints/latest", ".orch_started_at")
+# what a run can leave before any mark: the log a cloud run's script tees there as the trainer starts (sky_task.py
+# run_script), the trackers' folders and W&B's run id (trainer/trackers.py), a crash's traceback. A user's folder can
+# hold these names too (`wandb/` in any project W&B logs from), so they prove no run: they are only not in the way.
+EARLY_RUN_FILES = ("train.log", "wandb", "wandb-run-id", "tensorboard", "error.log")
 
 
 def check_run_folder(output: Path) -> None:
     """The trainer fills its output folder and replaces its own files there: a folder that already holds something
-    else (`--output .` in a project, `--output /`) is refused, so no run ever writes among a user's files."""
-    if output.is_dir() and any(output.iterdir()) and not any((output / name).exists() for name in RUN_FILES):
+    else (`--output .` in a project, `--output /`) is refused, so no run ever writes among a user's files. An
+    earlier run's folder is known by orch's own marks, not by a name any project may have (`wandb/`, `final/`)."""
+    if not output.is_dir() or any((output / name).exists() for name in RUN_MARKS):
+        return
+    if any(entry.name not in EARLY_RUN_FILES for entry in output.iterdir()):
         raise UserError(f"--output '{output}' holds files of its own: give a new or empty folder, or an earlier "
                         "run's output.")
 

@@ -31,6 +31,16 @@ class Records(NamedTuple):
     eval: list[dict] | None  # None: hold out eval_fraction of the training sequences
 
 
+class DatasetRecords(list):
+    """A dataset's records, knowing the dataset they were read from (its file or folder, else its hub id): a record
+    refused once it is rendered is said with it, as `orch plan` says it (`dataset /x/data.jsonl: record 3: ...`);
+    a bare `record 3` left the user to guess which of a job's datasets held it."""
+
+    def __init__(self, records: list[dict], source: Source):
+        super().__init__(records)
+        self.dataset = str(source.local or source.name)
+
+
 def needed_tokens(config: JobConfig) -> int | None:
     """Tokens a bounded run trains on (max_steps or train_tokens, as the plan counts them), with room for a held-out
     eval; None: all."""
@@ -46,17 +56,23 @@ def file_records(path: str | Path) -> list[dict]:
 
 def load_records(config: JobConfig, base_dir: Path) -> Records:
     """Training records (streamed up to what a bounded run needs) and, where one is named, the eval records."""
-    train = read_records(train_source(config, base_dir), needed_tokens(config))
+    source = train_source(config, base_dir)
+    train = DatasetRecords(read_records(source, needed_tokens(config)), source)
     source = eval_source(config, base_dir)
     eval_tokens = config.eval_batches * config.micro_batch * config.seq_len
-    evaluation = read_records(source, eval_tokens) if source is not None else None
+    evaluation = DatasetRecords(read_records(source, eval_tokens), source) if source is not None else None
     return Records(train, evaluation)
 
 
 def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Sequence]:
     """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts."""
-    samples = [render(map_columns(record, config.dataset_columns, i), tokenizer, i, config.completion_only_loss)
-               for i, record in enumerate(records)]
+    try:
+        samples = [render(map_columns(record, config.dataset_columns, i), tokenizer, i, config.completion_only_loss)
+                   for i, record in enumerate(records)]
+    except DataError as exc:
+        if not isinstance(records, DatasetRecords):
+            raise
+        raise DataError(f"dataset {records.dataset}: {exc}") from None
     if not samples:
         raise DataError(f"dataset '{config.dataset}' has no records.")
     return pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)

@@ -1,5 +1,6 @@
 """`orch train CONFIG`: run the trainer here, in its own process, so orch itself never imports torch."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.errors import user_errors
 from trainer.config import load_config
+from trainer.status import TrainStatus
 
 
 @user_errors
@@ -26,7 +28,7 @@ def train_command(
 ) -> None:
     """Fine-tune on this machine's GPU (or CPU); writes metrics.json, checkpoints and the adapter or model."""
     config_values, _ = load_config(config, set_values or [])  # a bad job fails here, before a process starts
-    checks.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None)
+    folder = checks.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None)
     if resume not in ("auto", "never"):
         raise UserError(f"--resume must be auto or never, got {resume!r}.")
     # `--flag=value` and `--` before the file: a value or a file name that starts with `-` (`--output -inf`) stays
@@ -38,7 +40,45 @@ def train_command(
     if auto_fit:
         command.append("--auto-fit")
     command += ["--", str(config)]
-    raise typer.Exit(_run_forwarding_signals(command))
+    entries_before, made = _folder_state(folder)
+    exit_code = _run_forwarding_signals(command)
+    if exit_code == TrainStatus.BAD_CONFIG.exit_code:
+        _clear_refusal(folder, entries_before, made)
+    raise typer.Exit(exit_code)
+
+
+def _folder_state(folder: Path) -> tuple[set[str] | None, list[Path]]:
+    """What the output folder holds before the trainer starts (None: it cannot be listed), and the folders the
+    trainer will make for it (the folder and its missing parents, deepest first)."""
+    made = []
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            break
+        made.append(path)
+    try:
+        return (set() if made else set(os.listdir(folder))), made
+    except OSError:
+        return None, made
+
+
+def _clear_refusal(folder: Path, entries_before: set[str] | None, made: list[Path]) -> None:
+    """A job the trainer refuses once it reads the data (a record it cannot use, a file that packs into too few
+    sequences) ends with a bad_config metrics.json in the output folder, for the launchers that read it. Here the
+    refusal's one line said it all, and a refusal leaves no files: that metrics.json goes, and so does each folder
+    made for it once empty. Only when metrics.json is all the trainer added: a folder that was there before stays,
+    and so does everything else in it."""
+    try:
+        added = set(os.listdir(folder)) - entries_before if entries_before is not None else None
+    except OSError:  # no folder: refused before it was made
+        return
+    if added != {"metrics.json"}:
+        return
+    (folder / "metrics.json").unlink()
+    for path in made:
+        try:
+            path.rmdir()
+        except OSError:  # not empty: something else is in it now
+            return
 
 
 def _run_forwarding_signals(command: list[str]) -> int:

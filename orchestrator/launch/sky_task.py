@@ -53,7 +53,7 @@ SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: n
 # output folder, kept across recoveries), unless `sky launch` gives the time (LAUNCH_TIME_FLAG)
 LAUNCHED_AT_ENV = "ORCH_LAUNCHED_AT"
 LAUNCH_TIME_FLAG = f"--env {LAUNCHED_AT_ENV}=$(date +%s)"
-STARTED_AT_MARKER = ".orch_started_at"  # trainer/__main__.py RUN_FILES knows it for a run's own file
+STARTED_AT_MARKER = ".orch_started_at"  # trainer/__main__.py RUN_MARKS knows it for a run's own mark
 # where the run's W&B logs go (trainer/trackers.py reads them): the VM's W&B went to project `orch`, online
 TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
