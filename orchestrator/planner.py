@@ -117,8 +117,15 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
                          f"{usd_text(policy.max_usd_per_hour)}/h")
     if not fit.fits:
         return "memory", fit.reason
-    if offer.free_vram_gib is not None and fit.memory.vram_gib > offer.free_vram_gib:
-        return "busy", f"busy: needs {fit.memory.vram_gib:.1f} GiB, {offer.free_vram_gib:.1f} GiB free"
+    return _misses(offer, estimate, fit.memory.vram_gib, policy)
+
+
+def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolicy) -> tuple[str, str] | None:
+    """(kind, reason) when an offer the job fits (in `vram_gib`, with `estimate`) is still out: busy, the CPU's time
+    limit, the budget or the deadline; None when it takes the job. Also asked of the offers --max-usd-per-hour took
+    out, which of them the job would otherwise run on (no_option_message)."""
+    if offer.free_vram_gib is not None and vram_gib > offer.free_vram_gib:
+        return "busy", f"busy: needs {vram_gib:.1f} GiB, {offer.free_vram_gib:.1f} GiB free"
     if offer.gpu.kind == "cpu" and estimate.hours > policy.cpu_max_hours:
         return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:.1f} h (limit {policy.cpu_max_hours:g} h)"
     if estimate.cost_usd > policy.budget_usd:
@@ -222,6 +229,15 @@ def no_option_message(result: Plan) -> str:
     for r in result.rejected:
         by_kind.setdefault(r.kind, []).append(r)
     budget, deadline = result.policy.budget_usd, result.policy.deadline_hours
+    if capped := [r for r in by_kind.get("price", []) if r.estimate is not None
+                  and _misses(r.offer, r.estimate, r.vram_gib, result.policy) is None]:
+        # the price cap alone took out offers that run the job: raising it is the fix, whatever the other offers
+        # were rejected for (the one V100's missing kernels was named instead)
+        o = min(capped, key=lambda r: r.offer.usd_per_hour).offer
+        where = "local" if o.is_local else f"{o.provider} ({o.region}{', spot' if o.spot else ''})"
+        return (f"no target that can run this job is within --max-usd-per-hour "
+                f"{usd_text(result.policy.max_usd_per_hour)}/h: raise --max-usd-per-hour to at least "
+                f"{_usd_at_least(o.usd_per_hour)}/h ({o.gpu.name} on {where}).")
     if money := by_kind.get("budget", []) + by_kind.get("deadline", []):
         # the deadline decides which fix can work: a budget raise helps only if some target finishes in time
         in_time = [r for r in money if deadline is None or r.estimate.hours <= deadline]
@@ -242,7 +258,18 @@ def no_option_message(result: Plan) -> str:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
         return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "
                 "a shorter seq_len, or a smaller model.")
-    if "unsupported" in by_kind and not set(by_kind) - set(FILTER_KINDS):
+    # a device's missing feature is the reason only where no price cap took other offers out too
+    if "unsupported" in by_kind and not set(by_kind) - (set(FILTER_KINDS) - {"price"}):
         return f"no target can run this job: {by_kind['unsupported'][0].reason}."
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
     return f"no target can run this job (rejections: {kinds}); see the table above or --json for each reason."
+
+
+def _usd_at_least(value: float) -> str:
+    """`value` as usd_text shows it, rounded up at its last digit: a cap raised to the amount shown then takes the
+    offer in (a $0.00972/h CPU shown as $0.0097/h stayed out)."""
+    shown = usd_text(value)
+    if "e" in shown:  # below a billionth of a dollar: no digit to round at
+        return shown
+    scale = 10 ** len(shown.rpartition(".")[2])
+    return usd_text(math.ceil(round(value * scale, 6)) / scale)  # round: 0.207 * 1000 is 207.00000000000003

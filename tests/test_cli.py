@@ -421,3 +421,52 @@ def test_one_point_is_a_point(monkeypatch):
                                                     "within_20": 1.0}}})
     said = display.console.export_text()
     assert "1 point of orch/tiny-llama on CPU" in said and "over 1 point," in said, said
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["runs", "--export", ""], "--export is empty: give a file name"),
+    (["bench", ""], "the sweep argument is empty: give a sweep file"),
+    (["bench", QLORA_JOB, "--out", " "], "--out is empty: give a file name"),
+    (["bench", QLORA_JOB, "--db", ""], "--db is empty: give a file name"),
+    (["calibrate", "--out", ""], "--out is empty: give a file name"),
+    (["calibrate", "--results", QLORA_JOB, "--results", ""], "--results is empty: give a file name"),
+    (["report", "--out", "rp", "--job", ""], "--job is empty: give a job file"),
+    (["report", "--out", "rp", "--trace", ""], "--trace is empty: give a trace file"),
+    (["report", "--out", "rp", "--db", ""], "--db is empty: give a file name"),
+    (["import", ""], "the config argument is empty: give a config file"),
+    (["import", QLORA_JOB, "--out", ""], "--out is empty: give a file name"),
+    (["catalog", "refresh", "--from", ""], "--from is empty: give a catalog folder"),
+    (["launch", "", "--budget", "1", "--dry-run"], "the job argument is empty: give a job file"),
+])
+def test_an_empty_path_is_refused_naming_its_flag(tmp_path, monkeypatch, args, said):
+    """typer reads '' as Path('.'): errors then quoted '.' where the user typed '' (`--export` "got '.'"), or the
+    working folder was used as the path."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stderr == f"error: {said}.\n", result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_launch_dry_run_says_one_line_on_stderr_and_its_tables_go_to_stdout(monkeypatch):
+    """A dry run shows its plan on stderr, as stdout carries the task file: a refused one printed the plan and
+    rejected tables there, 12 lines before its `error:` line. With no task, the tables go to stdout as `orch plan`
+    puts them; a dry run that has a task still keeps stdout for it."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    tiny = str(REPO / "examples" / "tiny.yaml")
+    refused = invoke("launch", tiny, "--budget", "0.0001", "--target", "cloud", "--dry-run")
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("error: no target meets the $0.00010 budget") and "rejected" in refused.stdout
+    local = invoke("launch", tiny, "--budget", "1", "--target", "local", "--dry-run")
+    assert local.exit_code == 0 and local.stdout == "" and "chosen:" in local.stderr, local.output
+
+
+def test_a_plan_under_a_price_cap_names_the_cap_and_the_price_to_raise_it_to():
+    """`--max-usd-per-hour 0.005` left out every offer, and the error said the one V100 has no kernels for compute
+    capability 7.0: the GPU was blamed for the price cap."""
+    result = invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", "0.005")
+    assert result.exit_code == 2 and "compute capability" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: no target that can run this job is within --max-usd-per-hour $0.0050/h: "
+                                    "raise --max-usd-per-hour to at least $"), result.stderr
+    raised = result.stderr.split("at least $")[1].split("/h")[0]
+    assert invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", raised
+                  ).exit_code == 0

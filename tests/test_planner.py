@@ -151,3 +151,26 @@ def test_sub_cent_budget_and_cost_keep_their_digits_in_the_rejection():
     assert reasons["price"] == "over --max-usd-per-hour: $0.020/h > $0.010/h"
     assert reasons["budget"].startswith("over budget: $0.00") and reasons["budget"].endswith(" > $0.00010")
     assert not reasons["budget"].startswith("over budget: $0.00 ")
+
+
+def test_a_price_cap_that_leaves_out_every_offer_the_job_runs_on_names_the_price_to_raise_it_to():
+    """Under --max-usd-per-hour the error blamed the one V100 (no kernels for compute capability 7.0), or listed
+    rejection counts with no fix: the cap is named, with the cheapest $/h that lets an offer run the job in, rounded up
+    so that the amount said lets it in."""
+    offers = [make_offer(get_gpu("V100 16GB"), "aws", 0.9), make_offer(T4, "aws", 0.20712, spot=True, region="us-e"),
+              make_offer(A100, "aws", 1.5), make_offer(T4, "cheap", 0.001, spot=True)]
+    message = no_option_message(run(offers[:3], max_usd_per_hour=0.01))
+    assert message == ("no target that can run this job is within --max-usd-per-hour $0.010/h: raise "
+                       "--max-usd-per-hour to at least $0.208/h (T4 on aws (us-e, spot)).")
+    assert run(offers[:3], max_usd_per_hour=0.208).chosen.offer.usd_per_hour == 0.20712
+    # an offer within the cap that the job cannot run on (over budget) is no reason to raise it
+    result = run(offers, budget_usd=0.01, max_usd_per_hour=0.01)
+    assert "--max-usd-per-hour" not in no_option_message(result) and result.chosen is None
+
+
+def test_a_price_cap_over_offers_that_would_miss_the_budget_anyway_does_not_blame_a_device():
+    """Every offer the cap took out is over budget too: raising the cap is no fix, and the one V100's missing kernels
+    are not the reason either."""
+    offers = [make_offer(get_gpu("V100 16GB"), "aws", 0.9), make_offer(T4, "aws", 0.2), make_offer(A100, "aws", 1.5)]
+    message = no_option_message(run(offers, budget_usd=0.0001, max_usd_per_hour=0.01))
+    assert "compute capability" not in message and "raise --max-usd-per-hour" not in message, message

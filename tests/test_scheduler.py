@@ -345,3 +345,30 @@ def test_a_launch_refused_for_a_setting_rejects_the_job_at_once_and_a_fault_is_r
     job = jobs()[faulty_id]
     assert job["attempts"] == 1 and job["status"] == "running", job
     assert len([r for r in RunStore().all() if r.job_name == "faulty"]) == 2
+
+
+def test_a_job_whose_deadline_passed_is_rejected_saying_so(tmp_path):
+    """A job left queued past its deadline was rejected with `--deadline must be above 0 hours, got -0.00033...`:
+    a flag the scheduler's user never gave, and a raw float. The reason says the deadline passed and what to do."""
+    from orchestrator.schedule.queue import JobQueue
+
+    folder = tmp_path / "late"
+    folder.mkdir()
+    job_id = json.loads(orch("submit", write_job(folder, name="late"), "--deadline", "1", "--json").stdout)["job_id"]
+    JobQueue().update(job_id, deadline_at=time.time() - 200)  # its deadline passed 3 min ago
+    said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
+    reason = jobs()[job_id]["reason"]
+    assert jobs()[job_id]["status"] == "rejected" and reason.startswith("its deadline passed 3 min before"), reason
+    assert reason.endswith(" min before a target was chosen: submit it again with a later --deadline."), reason
+    assert "--deadline must be" not in said and reason in said
+
+
+def test_submit_refuses_a_deadline_under_a_minute():
+    """`orch submit --deadline 0.0003` (about a second) was queued, to be rejected by the first pass."""
+    for deadline in ("0.0003", "1e-300", "0.0166"):
+        result = runner.invoke(app, ["submit", str(REPO / "examples" / "tiny.yaml"), "--deadline", deadline])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert lines[0] == (f"error: --deadline {float(deadline):g} hours is under a minute, too soon for any job to "
+                            "be placed and started: give at least 0.017 (hours).")
+    assert runner.invoke(app, ["queue", "--json"]).stdout.strip() == "[]"

@@ -61,8 +61,8 @@ def launch_command(
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour)
     spec = result.spec
-    if not as_json:
-        display.show_plan(result, top=5, to_stderr=dry_run)
+    if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
+        display.show_plan(result, top=5)
     if result.chosen is None:
         if as_json:
             display.print_json({"plan": plan_dict(result), "run": None})
@@ -114,7 +114,9 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
 
 
 def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:
-    """The task file on stdout (or in --out), everything for people on stderr; --json: one JSON document."""
+    """The task file on stdout (or in --out), everything for people on stderr, the plan first; --json: one JSON
+    document. The plan is shown once the task is made: a refusal before (pre-flight, the task) is one error line on
+    stderr, as `orch plan`'s is, not tables and then the line."""
     chosen, spec = result.chosen, result.spec
     preflight.check(spec, job, chosen, launching=False)
     task = None
@@ -128,6 +130,7 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
                             "skypilot_optimizer": task.optimizer_text if task else None,
                             "note": task.note if task else None, "launched": False})
         return
+    display.show_plan(result, top=5, to_stderr=True)
     if task is None:
         display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
         if out is not None:  # said, or the user goes looking for a task file that was never written

@@ -22,6 +22,9 @@ from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 MAX_INTERVAL_S = 24 * 3600.0
 MIN_INTERVAL_S = 0.1  # a pass reads runs.db and the queue: 0.0001 s made a busy loop against SQLite
 MAX_CPU_SLOTS = 1024
+# The shortest deadline a queued job may have: a scheduler pass, a start and a first step take longer, so a shorter one
+# (`--deadline 0.0003`: about a second) has passed before any target is chosen
+MIN_SUBMIT_DEADLINE_H = 1 / 60
 scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_args_is_help=True,
                             cls=OneLineUsageErrors)
 
@@ -32,13 +35,17 @@ def submit_command(
     budget: Annotated[float | None, typer.Option(
         help=f"Most this job may spend, in USD (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the target it "
              "starts on; `orch queue` shows the budget its run got).")] = None,
-    deadline: Annotated[float | None, typer.Option(help="Hours from now until the job must be done.")] = None,
+    deadline: Annotated[float | None, typer.Option(
+        help=f"Hours from now until the job must be done (at least {MIN_SUBMIT_DEADLINE_H:.3f}: a minute).")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a job; `orch scheduler run` places it on a local GPU or in the cloud."""
     check_budget(budget)
     check_deadline(deadline)
+    if deadline is not None and deadline < MIN_SUBMIT_DEADLINE_H:
+        raise UserError(f"--deadline {deadline:g} hours is under a minute, too soon for any job to be placed and "
+                        f"started: give at least {MIN_SUBMIT_DEADLINE_H:.3f} (hours).")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     spec = load_job(job)
     job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler

@@ -27,7 +27,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator import preflight
 from orchestrator.delivery import Delivery, delivery_for, on_the_vm
-from orchestrator.estimator.calibration import load_calibration
+from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
 from orchestrator.launch.sky_storage import output_store
@@ -135,6 +135,15 @@ def _ended(run: RunRecord) -> str:
     return f"run {run.run_id} ended {run.status.value}" + (f" ({run.message})" if run.message else "")
 
 
+def _duration_text(seconds: float) -> str:
+    """A length of time in the unit that reads: seconds under a minute, minutes under an hour, then hours."""
+    if seconds < 60:
+        return f"{seconds:.2g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
 class Scheduler:
     def __init__(self, queue: JobQueue | None = None, store: RunStore | None = None, monthly_cap_usd: float | None
                  = None, cpu_slots: int = 1):
@@ -206,16 +215,7 @@ class Scheduler:
             except UserError as exc:  # this job cannot run; the others still can
                 decision = Decision("reject", f"{exc} Submit the job again.")
             else:
-                deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
-                ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"),
-                             deadline_h, job.preemptions)
-                try:
-                    decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left,
-                                      refusal=refusal)
-                    if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
-                        preflight.check(spec, Path(job.job_path), decision.option)
-                except UserError as exc:
-                    decision = Decision("reject", str(exc))
+                decision = self._decide(job, spec, now, slots, clouds, calibration, spend_left, refusal)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
@@ -233,6 +233,24 @@ class Scheduler:
                     spend_left -= decision.option.estimate.cost_usd
             decided.append((job, decision))
         return decided
+
+    def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
+                calibration: Calibration, spend_left_usd: float, refusal: LaunchRefusal) -> Decision:
+        """Where a whole queued job goes now. A deadline already passed is rejected saying so: the planner takes only
+        a deadline still ahead, and refused this one in the words of a --deadline flag the user never gave here."""
+        if job.deadline_at is not None and job.deadline_at <= now:
+            return Decision("reject", f"its deadline passed {_duration_text(now - job.deadline_at)} before a target "
+                                      "was chosen: submit it again with a later --deadline.")
+        deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
+        ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"), deadline_h,
+                     job.preemptions)
+        try:
+            decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left_usd, refusal=refusal)
+            if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
+                preflight.check(spec, Path(job.job_path), decision.option)
+        except UserError as exc:
+            decision = Decision("reject", str(exc))
+        return decision
 
     def _start(self, job: JobRecord, spec, decision: Decision) -> bool:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
