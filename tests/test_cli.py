@@ -437,6 +437,10 @@ def test_one_point_is_a_point(monkeypatch):
     (["import", QLORA_JOB, "--out", ""], "--out is empty: give a file name"),
     (["catalog", "refresh", "--from", ""], "--from is empty: give a catalog folder"),
     (["launch", "", "--budget", "1", "--dry-run"], "the job argument is empty: give a job file"),
+    (["launch", QLORA_JOB, "--budget", "1", "--dry-run", "--out", ""], "--out is empty: give a task file name"),
+    (["train", ""], "the config argument is empty: give a job file"),
+    (["train", QLORA_JOB, "--output", ""], "--output is empty: give a folder name"),
+    (["submit", ""], "the job argument is empty: give a job file"),
 ])
 def test_an_empty_path_is_refused_naming_its_flag(tmp_path, monkeypatch, args, said):
     """typer reads '' as Path('.'): errors then quoted '.' where the user typed '' (`--export` "got '.'"), or the
@@ -445,6 +449,13 @@ def test_an_empty_path_is_refused_naming_its_flag(tmp_path, monkeypatch, args, s
     result = invoke(*args)
     assert result.exit_code == 2 and result.stderr == f"error: {said}.\n", result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_refuses_an_empty_job_path(tmp_path, monkeypatch):
+    """argparse's Path('') is the working folder, refused as "a folder, not a job file"."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("plan", "", "--budget", "1")
+    assert result.exit_code == 2 and "the job file is empty: give a job file" in result.stderr, result.output
 
 
 def test_a_refused_launch_dry_run_says_one_line_on_stderr_and_its_tables_go_to_stdout(monkeypatch):

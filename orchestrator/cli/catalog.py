@@ -41,7 +41,7 @@ def offers(
     gpu: Annotated[str | None, typer.Option(help="Only offers of this GPU (any common spelling), or of every size of "
                                                  "a family (A100: 40 and 80 GB).")] = None,
     spot: Annotated[bool, typer.Option("--spot", help="Only spot offers.")] = False,
-    provider: Annotated[str | None, typer.Option(help="Only this provider (lambda, aws, local, ...).")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider (aws, runpod, local, ...).")] = None,
     dropped: Annotated[bool, typer.Option("--dropped", help="Show the offers dropped as implausible.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

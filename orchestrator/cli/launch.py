@@ -21,6 +21,7 @@ from orchestrator.cli.options import (
     ObjectiveOption,
     ProvidersOption,
     SpotOption,
+    path_option,
 )
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.runs import exit_code, follow_run
@@ -46,8 +47,8 @@ def launch_command(
     detach: Annotated[bool, typer.Option("--detach", help="Start and return; follow with `orch logs RUN -f`.")]
     = False,
     max_usd_per_hour: MaxUsdPerHourOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="With --dry-run: write the task file here (and the "
-                                                            "files it mounts beside it).")] = None,
+    out: Annotated[Path | None, path_option("--out", what="a task file name", help="With --dry-run: write the task "
+                                            "file here (and the files it mounts beside it).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -65,11 +65,18 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _job_path(text: str) -> Path:
+    """The job file's path; '' is no file (Path('') is the working folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the job file is empty: give a job file")
+    return Path(text)
+
+
 def parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: argparse took `--bud 3` for `--budget 3`, overriding the budget given before it
     parse = _Parser(prog="orch plan", description="Rank every local and cloud target for a job under "
                                     "a budget and an optional deadline.", allow_abbrev=False)
-    parse.add_argument("job", type=Path, help="Job YAML (see examples/).")
+    parse.add_argument("job", type=_job_path, help="Job YAML (see examples/).")
     parse.add_argument("--budget", type=float, required=True, action=_Once, help="Most you will spend, in USD.")
     parse.add_argument("--deadline", type=float, action=_Once, help="Hours until the job must be done.")
     parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")

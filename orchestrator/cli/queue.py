@@ -1,6 +1,5 @@
 """`orch submit`, `orch queue`, `orch cancel`, `orch scheduler run`: the job queue over owned GPUs and the cloud."""
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +9,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JobArgument, JsonFlag
 from orchestrator.estimator.settings import job_model
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
@@ -31,7 +30,7 @@ scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_ar
 
 @user_errors
 def submit_command(
-    job: Annotated[Path, typer.Argument(help="Job YAML (see examples/).")],
+    job: JobArgument,
     budget: Annotated[float | None, typer.Option(
         help=f"Most this job may spend, in USD (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the target it "
              "starts on; `orch queue` shows the budget its run got).")] = None,

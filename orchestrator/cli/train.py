@@ -12,14 +12,16 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.errors import user_errors
+from orchestrator.cli.options import path_argument, path_option
 from trainer.config import load_config
 from trainer.status import TrainStatus
 
 
 @user_errors
 def train_command(
-    config: Annotated[Path, typer.Argument(help="Job YAML (the same file `orch plan` reads).")],
-    output: Annotated[Path | None, typer.Option(help="Output folder (default: outputs/<job name>).")] = None,
+    config: Annotated[Path, path_argument("a job file", help="Job YAML (the same file `orch plan` reads).")],
+    output: Annotated[Path | None, path_option("--output", what="a folder name",
+                                               help="Output folder (default: outputs/<job name>).")] = None,
     set_values: Annotated[list[str] | None, typer.Option("--set", help="Override a key: KEY=VALUE (repeatable).")]
     = None,
     resume: Annotated[str, typer.Option(help="auto: continue from the output's latest checkpoint.")] = "never",
