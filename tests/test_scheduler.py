@@ -38,7 +38,9 @@ def scheduler_process(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def until(predicate, timeout_s=180, step=None):
+def until(predicate, timeout_s=600, step=None):
+    """Wait for `predicate`; the timeout only guards a hang: a trainer subprocess on a loaded 2-core machine can take
+    minutes."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if step:

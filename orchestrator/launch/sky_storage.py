@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.offer import Offer
-from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
+from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
 from orchestrator.launch.sky_server import import_sky
 
 PULL_TIMEOUT_S = 3600  # a merged 8B model is ~16 GB
@@ -54,6 +54,16 @@ def output_store(provider: str) -> str | None:
         return PULLED_STORES[own]
     return next((PULLED_STORES[cloud] for cloud in enabled if cloud in PULLED_STORES),
                 MOUNTED_ONLY_STORES.get(own))
+
+
+def launch_delivery(delivery: Delivery, provider: str, for_launch: bool = True) -> tuple[Delivery, str | None]:
+    """The delivery a launch builds its task from, and the store its bucket is named in: with no enabled store that
+    will do, an on-demand run keeps its output on the VM and a spot run is refused (on_the_vm's UserError). Not
+    `for_launch` (a dry run, on a machine that may have no cloud enabled), the bucket stays, for SkyPilot to pick."""
+    store = output_store(provider) if delivery.output == "bucket" else None
+    if delivery.output == "bucket" and store is None and for_launch:
+        delivery = on_the_vm(delivery, provider)
+    return delivery, store
 
 
 def _offer_of(record) -> Offer:

@@ -30,11 +30,11 @@ from pathlib import Path
 import yaml
 
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
-from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
+from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import DATA_KEYS, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
-from orchestrator.launch.sky_storage import output_store
+from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.config import JobConfig
@@ -213,10 +213,8 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     report_to wandb). Not `for_launch` (a dry run, on a machine that may have no cloud enabled), a bucket no enabled
     store can take is left to SkyPilot's pick (NO_STORE_NOTE), and the launch time to `sky launch --env`."""
     sky = import_sky()
-    delivery = option.delivery or delivery_for(option.offer)
-    store = output_store(option.offer.provider) if delivery.output == "bucket" else None
-    if delivery.output == "bucket" and store is None and for_launch:
-        delivery = on_the_vm(delivery, option.offer.provider)
+    delivery, store = launch_delivery(option.delivery or delivery_for(option.offer), option.offer.provider,
+                                      for_launch)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote")
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.mounts.items())

@@ -26,11 +26,11 @@ from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator import preflight
-from orchestrator.delivery import Delivery, delivery_for, on_the_vm
+from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
-from orchestrator.launch.sky_storage import output_store
+from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LaunchRefusal, LocalSlot, decide
@@ -107,10 +107,10 @@ def _launch_refusal(offer: Offer) -> str | None:
     use enabled it is refused. Reads SkyPilot's cached list of enabled clouds: local state, which `sky check`
     refreshes; nothing here reaches a cloud."""
     delivery = delivery_for(offer)
-    if not isinstance(delivery, Delivery) or delivery.output != "bucket" or output_store(offer.provider) is not None:
+    if not isinstance(delivery, Delivery):
         return None
     try:
-        on_the_vm(delivery, offer.provider)
+        launch_delivery(delivery, offer.provider)
     except UserError as exc:
         return str(exc)
     return None
