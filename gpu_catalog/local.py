@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import CPU_POWER_W, GPU, cpu_gpu, gpu_from_device_name
 from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
@@ -64,7 +65,7 @@ def local_offers(hardware: OwnedHardware, detected: list[LocalGPU], policy: str 
     """SSH-pool cards, one offer per card NVML sees, declared cards it does not see (for planning from another
     machine), and the CPU. `policy` overrides the hardware file's cost policy."""
     if policy is not None and policy not in COST_POLICIES:
-        raise UserError(f"--local-cost must be one of {', '.join(COST_POLICIES)}, got {policy!r}.")
+        raise UserError(f"--local-cost must be one of {', '.join(COST_POLICIES)}, got {short_repr(policy)}.")
     offers = [owned_offer(card, hardware, policy, f"declared in {hardware.source}, SkyPilot SSH node pool "
                           f"{card.ssh_pool}", provider=SSH_POOL_PROVIDER, region=card.ssh_pool,
                           accelerator=card.accelerator)

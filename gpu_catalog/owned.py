@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, CountedGPUs, get_gpu
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
@@ -144,7 +145,7 @@ def _parse_card(raw, path: Path) -> OwnedCard:
         raise UserError(f"{path}: unknown card key {', '.join(sorted(map(str, unknown)))}: use "
                         f"{', '.join(sorted(_CARD_KEYS))}.")
     if not isinstance(raw["gpu"], str):
-        raise UserError(f"{path}: a card's `gpu` is a GPU name such as RTX 4090, got {raw['gpu']!r}.")
+        raise UserError(f"{path}: a card's `gpu` is a GPU name such as RTX 4090, got {short_repr(raw['gpu'])}.")
     try:
         base = default_card(get_gpu(raw["gpu"]))
     except CountedGPUs as counted:
@@ -187,12 +188,12 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
                         "keys go under `cards:`).")
     policy = raw.get("cost_policy", "amortized")
     if policy not in COST_POLICIES:
-        raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {policy!r}.")
+        raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {short_repr(policy)}.")
     cards = raw.get("cards")
     if cards is None:  # absent, or `cards:` with every entry commented out
         cards = []
     if not isinstance(cards, list):
-        raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {cards!r}.")
+        raise UserError(f"{path}: cards must be a list of cards (`- gpu: RTX 4090`), got {short_repr(cards)}.")
     parsed = tuple(_parse_card(card, path) for card in cards)
     _check_declared_once(parsed, path)
     return OwnedHardware(

@@ -14,6 +14,7 @@ import json
 from dataclasses import fields
 from typing import NamedTuple
 
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import normalize
 from trainer.config import CHOICES, JobConfig
@@ -124,7 +125,7 @@ def _merge(job: dict, origin: dict, source: tuple[str, object], values: dict) ->
 
 def _orch_value_problem(key: str, value) -> str | None:
     if key in CHOICES and value not in CHOICES[key]:
-        return f"orch's {key} is one of {', '.join(str(c) for c in CHOICES[key])}, not {value!r}"
+        return f"orch's {key} is one of {', '.join(str(c) for c in CHOICES[key])}, not {short_repr(value)}"
     return None
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from gpu_catalog.checks import short_repr
 from gpu_catalog.names import squeezed, suggest
 from trainer.data_formats import SHAPES
 
@@ -102,7 +103,7 @@ def _same(key: str) -> Callable[[object], dict]:
 def _choice(key: str, table: dict) -> Callable[[object], dict]:
     def convert(value):
         if not isinstance(value, str | None) or value not in table:
-            raise Carried(f"orch has no {key} {value!r} (choices: {', '.join(sorted(set(table.values())))})")
+            raise Carried(f"orch has no {key} {short_repr(value)} (choices: {', '.join(sorted(set(table.values())))})")
         return {key: table[value]}
     return convert
 
@@ -110,20 +111,20 @@ def _choice(key: str, table: dict) -> Callable[[object], dict]:
 def _quantize(value) -> dict:
     if value in (4, 8, "4", "8"):
         return {"method": "qlora", "quant_bits": int(value)}
-    raise Carried(f"quantization {value!r}: orch quantizes to 4 or 8 bits")
+    raise Carried(f"quantization {short_repr(value)}: orch quantizes to 4 or 8 bits")
 
 
 def _flag(value) -> bool:
     """A YAML boolean only: a quoted 'false', a `no` string or a list is truthy in Python and would turn the setting
     around, so it is listed as not carried over instead."""
     if not isinstance(value, bool):
-        raise Carried(f"{value!r} is not a YAML boolean: write true or false, unquoted")
+        raise Carried(f"{short_repr(value)} is not a YAML boolean: write true or false, unquoted")
     return value
 
 
 def _text(value) -> str:
     if not isinstance(value, str):
-        raise Carried(f"{value!r} is not text: write a string")
+        raise Carried(f"{short_repr(value)} is not text: write a string")
     return value
 
 
@@ -150,7 +151,8 @@ def _names(key: str) -> Callable[[object], dict]:
     def convert(value):
         names = [name.strip() for name in value.split(",")] if isinstance(value, str) else value
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise Carried(f"{value!r} is not a list of module names: write [q_proj, v_proj] or 'q_proj,v_proj'")
+            raise Carried(f"{short_repr(value)} is not a list of module names: write [q_proj, v_proj] or "
+                          "'q_proj,v_proj'")
         return {key: names}
     return convert
 
@@ -205,7 +207,8 @@ def _axolotl_dataset_left_behind(key: str, value) -> list[tuple[str, str]]:
             left += [(f"{where}.{name}", "orch has no such setting: it renders a custom type's parts its own way")
                      for name, part in kind.items() if part is not None and name not in AXOLOTL_TYPE_FIELDS.values()]
         elif field == "type" and not (isinstance(kind, str) and kind.split(".")[0] in AXOLOTL_TYPES):
-            left.append((where, f"orch has no axolotl type {kind!r}: it reads a record by its shape ({SHAPES}), "
+            left.append((where, f"orch has no axolotl type {short_repr(kind)}: it reads a record by its shape "
+                                f"({SHAPES}), "
                                 "so check that the records are one of these"))
         elif field != "type" and not (field == "field_messages" and _is_chat(kind)):
             left.append((where, AXOLOTL_DATASET_FIELDS.get(field, "orch has no such setting for a dataset")))

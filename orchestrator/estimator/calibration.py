@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR, GPU, cpu_gpu, find_gpu
 from orchestrator.home import orch_home
@@ -159,7 +160,7 @@ def _known(value, allowed: tuple[str, ...], what: str):
     """`value` (or each key of a mapping) is one of `allowed`."""
     for name in (value if isinstance(value, dict) else (value,)):
         if name not in allowed:
-            raise ValueError(f"unknown {what} {name!r}: use {', '.join(allowed)}")
+            raise ValueError(f"unknown {what} {short_repr(name)}: use {', '.join(allowed)}")
     return value
 
 
@@ -170,7 +171,8 @@ def _by_gpu(value, what: str, read) -> dict:
     for key, entry in _mapping(value, what).items():
         name = _gpu(key)
         if name in by_name:
-            raise ValueError(f"{what} gives {name} twice (as {by_name[name][0]!r} and {key!r}): keep one")
+            raise ValueError(f"{what} gives {name} twice (as {short_repr(by_name[name][0])} and {short_repr(key)}): "
+                             "keep one")
         by_name[name] = (key, read(key, entry))
     return {name: entry for name, (_, entry) in by_name.items()}
 
@@ -181,7 +183,7 @@ def _gpu(name: str) -> str:
         return name
     gpu = find_gpu(name)
     if gpu is None:
-        raise ValueError(f"unknown GPU {name!r} (`orch catalog gpus` lists them)")
+        raise ValueError(f"unknown GPU {short_repr(name)} (`orch catalog gpus` lists them)")
     return gpu.name
 
 
@@ -200,7 +202,7 @@ def _memory(kind: str, values) -> dict[str, float]:
 
 def _basis(value, what: str) -> str:
     if value not in BASES:
-        raise ValueError(f"the basis of {what} must be one of {', '.join(BASES)}, got {value!r}")
+        raise ValueError(f"the basis of {what} must be one of {', '.join(BASES)}, got {short_repr(value)}")
     return value
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
@@ -104,32 +105,33 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     try:
         value = kind(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}; {fix}") from None
+        raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'}; "
+                         f"{fix}") from None
     if not math.isfinite(value) or value < low or (value == low and not low_ok):
-        raise ValueError(f"{text!r} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
+        raise ValueError(f"{short_repr(text)} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
-        raise ValueError(f"{text!r} must be at most {high:g}, {high_why}; {fix}")
+        raise ValueError(f"{short_repr(text)} must be at most {high:g}, {high_why}; {fix}")
     return value
 
 
 def _token_count(text: str) -> int:
     value = _number(text, float, 1, True, "give the tokens to train on, e.g. 20000000")
     if value > MAX_TRAIN_TOKENS or value != int(value):
-        raise ValueError(f"{text!r} must be a whole number of tokens up to {MAX_TRAIN_TOKENS:.0e}")
+        raise ValueError(f"{short_repr(text)} must be a whole number of tokens up to {MAX_TRAIN_TOKENS:.0e}")
     return int(value)
 
 
 def _seq_len(text: str) -> int:
     value = _number(text, int, 0, False, "give tokens per sequence, e.g. 2048")
     if value > MAX_SEQ_LEN:
-        raise ValueError(f"{text!r} must be at most {MAX_SEQ_LEN} tokens per sequence")
+        raise ValueError(f"{short_repr(text)} must be at most {MAX_SEQ_LEN} tokens per sequence")
     return value
 
 
 def _priority(text: str) -> int:
     value = _number(text, int, -MAX_PRIORITY, True, "give a whole number, higher first")
     if value > MAX_PRIORITY:
-        raise ValueError(f"{text!r} must be at most {MAX_PRIORITY}")
+        raise ValueError(f"{short_repr(text)} must be at most {MAX_PRIORITY}")
     return value
 
 
@@ -161,9 +163,9 @@ class _Checker:
         if not text.strip():
             raise ValueError("is empty; give every job an id")
         if not text.isprintable():
-            raise ValueError(f"{text!r} holds a control character; use letters, digits and punctuation")
+            raise ValueError(f"{short_repr(text)} holds a control character; use letters, digits and punctuation")
         if text in self.ids_seen:
-            raise ValueError(f"{text!r} is an earlier row's id too; give every job its own")
+            raise ValueError(f"{short_repr(text)} is an earlier row's id too; give every job its own")
         self.ids_seen.add(text)
         return text
 
@@ -178,7 +180,7 @@ class _Checker:
 
     def _method(self, text: str) -> str:
         if text not in CHOICES["method"]:
-            raise ValueError(f"{text!r} is not one of {', '.join(CHOICES['method'])}")
+            raise ValueError(f"{short_repr(text)} is not one of {', '.join(CHOICES['method'])}")
         return text
 
     PARSERS = (
