@@ -197,5 +197,5 @@ def dataset_size(spec: JobConfig, base_dir: Path) -> DataSize | None:
         return DataSize(spec.dataset_tokens, "job", "dataset_tokens in the job")
     if spec.dataset is None:
         return None
-    path = resolve_dataset(spec.dataset, base_dir)
+    path = resolve_dataset(spec.dataset, base_dir, "dataset")
     return _local_size(spec, path, base_dir) if path is not None else _hub_size(spec)

@@ -23,7 +23,7 @@ def _check_dataset(spec: JobConfig, base_dir: Path) -> None:
     """A dataset (or eval dataset) written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo
     is caught at plan or submit, not hours later."""
     for key, name in (("dataset", spec.dataset), ("eval_dataset", spec.eval_dataset)):
-        path = resolve_dataset(name, base_dir)
+        path = resolve_dataset(name, base_dir, key)
         if name is not None and path is None and looks_like_a_file(name):
             raise UserError(f"{key} '{name}' does not exist (relative paths start at the job file's folder, "
                             f"{base_dir}).")

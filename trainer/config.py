@@ -382,7 +382,7 @@ def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
 
 
 def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
-    return resolve_dataset(config.dataset, base_dir)
+    return resolve_dataset(config.dataset, base_dir, "dataset")
 
 
 # The settings that make a run what it is: its weights, its data and their order, its schedule. Each checkpoint

@@ -130,7 +130,7 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
     for key, name in (("dataset", config.dataset), ("eval_dataset", config.eval_dataset)):
         if name is None:
             continue
-        if (local := resolve_dataset(name, base_dir)) is not None:
+        if (local := resolve_dataset(name, base_dir, key)) is not None:
             if local.is_file() and file_kind(local) is None:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
@@ -149,7 +149,7 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
 
 
 def train_source(config: JobConfig, base_dir: Path) -> Source:
-    local = resolve_dataset(config.dataset, base_dir)
+    local = resolve_dataset(config.dataset, base_dir, "dataset")
     if one_file := one_file_problem(config, local):
         raise DataError(f"{one_file}.")
     return Source(config.dataset, local, config.dataset_config, config.dataset_split)
@@ -165,7 +165,7 @@ def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
             raise DataError(f"`eval_split` picks a split of a dataset repository, and {config.dataset} is one file: "
                             "name the eval file with `eval_dataset: PATH`.")
         return source._replace(split=config.eval_split)
-    local = resolve_dataset(config.eval_dataset, base_dir)
+    local = resolve_dataset(config.eval_dataset, base_dir, "eval_dataset")
     if config.eval_split is not None and local is not None and local.is_file():
         raise DataError(f"`eval_split` picks a split of a dataset repository, and eval_dataset {config.eval_dataset} "
                         "is one file, read whole: leave `eval_split` out.")

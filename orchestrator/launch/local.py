@@ -50,7 +50,7 @@ def job_json(spec: JobConfig, job_dir: Path) -> str:
     """The job as runs.db and the queue keep it, with relative dataset paths and `tokenizer` folder made absolute:
     the scheduler and the cloud launcher read it from other folders than the job file's (a queued job sent to a
     cloud looked for its dataset beside the queue's copy, and was rejected)."""
-    local = {key: str(path) for key in DATA_KEYS if (path := resolve_dataset(getattr(spec, key), job_dir))}
+    local = {key: str(path) for key in DATA_KEYS if (path := resolve_dataset(getattr(spec, key), job_dir, key))}
     return json.dumps({**dataclasses.asdict(spec), **local, "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
