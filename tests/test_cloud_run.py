@@ -33,9 +33,10 @@ exit "${FAKE_EXIT:-0}"
 
 
 def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0,
-                    launched_s_ago: int | str | None = 0) -> tuple:
+                    launched_s_ago: int | str | None = 0, sky=None) -> tuple:
     """The run script as SkyPilot starts it, for a launch requested `launched_s_ago` seconds ago (text: the launch
-    time as given; None: none given)."""
+    time as given; None: none given). Given `sky` (the fixture), followed as SkyPilot runs it by its own wait for
+    cached bucket uploads (TaskCodeGen), whose first command, a stand-in `findmnt`, leaves `flush-reached`."""
     from orchestrator.launch.sky_task import run_script
 
     out = tmp_path / "output"
@@ -44,7 +45,14 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
     python = bin_dir / "python"
     python.write_text(FAKE_TRAINER)
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    findmnt = bin_dir / "findmnt"
+    findmnt.write_text(f"#!/bin/sh\ntouch {tmp_path / 'flush-reached'}\n")
+    findmnt.chmod(findmnt.stat().st_mode | stat.S_IEXEC)
     script = run_script().replace(REMOTE_OUTPUT, str(out))
+    if sky is not None:
+        from sky.backends.task_codegen import TaskCodeGen
+
+        script = TaskCodeGen.build_task_bash_script(script)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": str(wall_limit_s),
            "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "FAKE_EXIT": str(exit_code),
            "FAKE_SLEEP": str(sleep_s)}
@@ -78,9 +86,12 @@ def test_the_trainer_accepts_the_output_folder_the_run_script_prepared(tmp_path)
 
 
 @pytest.mark.parametrize("code", [0, 2, 3, 4, 5])
-def test_the_run_ends_with_the_trainers_exit_and_prints_its_metrics(tmp_path, code):
-    returncode, stdout, out = run_script_here(tmp_path, code)
+def test_the_run_ends_with_the_trainers_exit_and_prints_its_metrics(tmp_path, code, sky):
+    """...after SkyPilot's wait for the bucket's uploads, which runs after the script's last line (an `exit` there
+    skipped it, and a spot run's final/ and last checkpoint could be cut off at teardown)."""
+    returncode, stdout, out = run_script_here(tmp_path, code, sky=sky)
     assert returncode == code and f"ORCH_TRAINER_EXIT={code}" in stdout
+    assert (tmp_path / "flush-reached").exists()
     assert "ORCH_METRICS_BEGIN" in stdout and '"status": "fake"' in stdout
     assert (out / "train.log").exists()
 

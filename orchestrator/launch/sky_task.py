@@ -107,7 +107,10 @@ def run_script() -> str:
     """The run command: reads the guard from the task's env so the file stays readable and the same across starts.
     The window counts from the launch request (0, a dry run's file launched without it: from the job's first start,
     kept in a marker across recoveries); a metrics.json an earlier start left in the output folder (a recovery's, an
-    earlier session's in a resumed run's bucket) is removed first, so only this start's is printed."""
+    earlier session's in a resumed run's bucket) is removed first, so only this start's is printed. The last line
+    leaves the trainer's status in $? rather than exiting: SkyPilot runs its wait for a MOUNT_CACHED bucket's uploads
+    after the script (sky/backends/task_codegen.py), and an `exit` skipped it, so teardown could cut off final/ and
+    the last checkpoint."""
     out = REMOTE_OUTPUT
     return "\n".join([
         "set -o pipefail",
@@ -138,7 +141,7 @@ def run_script() -> str:
         "fi",
         f"echo {EXIT_MARKER}$status",
         f"echo {METRICS_BEGIN}; cat {out}/metrics.json 2>/dev/null; echo; echo {METRICS_END}",
-        "exit $status",
+        "(exit $status)  # the script's status, without an `exit`: SkyPilot appends its wait for bucket uploads",
     ])
 
 
