@@ -126,6 +126,23 @@ def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp
     assert CliRunner().invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("name", ["it's $(touch here).jsonl", "back\\slash.jsonl", "tab\tname.jsonl"])
+def test_a_dataset_path_skypilot_cannot_copy_is_refused_before_a_task(sky, tmp_path, monkeypatch, name):
+    """SkyPilot rsyncs a mount's source through a shell, quoted by Python's repr: a quote broke the launch after the
+    VM was bought (and ran a `$(...)` in it here)."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / name
+    data.write_bytes((REPO / "examples" / "data" / "tiny_instruct.jsonl").read_bytes())
+    job = trainable_job(tmp_path)
+    job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text(encoding="utf-8")), "dataset": str(data)}),
+                   encoding="utf-8")
+    result = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                                      "--dry-run", "--out", str(tmp_path / "task.yaml")])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "`dataset`" in result.stderr and "SkyPilot cannot copy to a VM" in result.stderr
+    assert not (tmp_path / "task.yaml").exists() and not (tmp_path / "here").exists()
+
+
 def launched_by_hand(task_file: Path):
     """The task `sky launch FILE` (or `sky jobs launch`) builds from a dry run's file."""
     from sky.utils import dag_utils

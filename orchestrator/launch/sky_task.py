@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import DATA_KEYS, read_job
@@ -166,6 +168,17 @@ def remote_name(path: Path) -> str:
     return UNSAFE_IN_MOUNT.sub("_", path.name) or "data"
 
 
+def copyable(path: Path, what: str) -> Path:
+    """`path`, where SkyPilot can copy it to a VM: SkyPilot 0.14 rsyncs each file mount's source through a shell with
+    the path quoted by Python's repr (sky/utils/command_runner.py), which a quote or a backslash in it breaks (and a
+    quote beside a `$(...)` runs that here), after the VM is paid for. Refused before anything is bought."""
+    text = str(path)
+    if "'" in text or "\\" in text or not text.isprintable():
+        raise UserError(f"{what} {checks.short_repr(text)} holds a quote, a backslash or a control character, which "
+                        "SkyPilot cannot copy to a VM: rename it (or its folder) without them.")
+    return path
+
+
 def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
     """Copy what the VM needs into `files_dir`: orch's code and the job, its local paths rewritten to the mounts
     (the dataset, the eval set, the tokenizer and the model each in a folder of its own: they may share a name)."""
@@ -181,7 +194,8 @@ def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
     mounts = {}
     for key, path in local.items():  # each in a folder of its own: a dataset folder named `model` holds no model
         raw[key] = f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
-        mounts[raw[key]] = path
+        mounts[raw[key]] = copyable(Path(path), f"`{key}`")
+    copyable(files_dir, "the folder the task's files are written to")
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
     job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
