@@ -440,6 +440,21 @@ def test_a_dry_run_with_no_storage_cloud_still_writes_the_task_and_says_what_a_l
     assert "note: no storage cloud orch can use is enabled here" in " ".join(result.stderr.split())
 
 
+def test_a_dry_run_whose_output_stays_on_the_vm_says_how_to_copy_it_before_the_vm_goes(sky, tmp_path, monkeypatch):
+    """Vast mounts no bucket: a task launched by hand from the file has no `orch launch` to pull its output home
+    before the VM downs itself, and neither the file nor the dry run said so."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "task.yaml"
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
+                                      "vast", "--no-spot", "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "/orch/output" not in launched_by_hand(out).storage_mounts
+    said = " ".join(result.stderr.split())
+    assert "note: the output stays on the VM's disk (/orch/output)" in said and "rsync -a CLUSTER:/orch/output/" in said
+    head = " ".join(line.lstrip("# ") for line in out.read_text().splitlines() if line.startswith("#"))
+    assert "stays on the VM's disk" in head and "idle minutes after the job" in head
+
+
 @pytest.mark.parametrize("settings, package", [({"loss": "fused"}, "'liger-kernel>=0.5'"),
                                                ({"optimizer": "adamw_cpu_offload"}, "'torchao>=0.10'")])
 def test_a_setting_that_imports_a_package_gets_it_on_the_vm(sky, tmp_path, settings, package):

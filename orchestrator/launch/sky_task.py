@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import yaml
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
-from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
+from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import DATA_KEYS, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
@@ -222,6 +223,12 @@ NO_STORE_NOTE = ("no storage cloud orch can use is enabled here (`sky check`): t
                  "SkyPilot, and `orch launch` would keep an on-demand run's output on the VM and refuse a spot run")
 
 
+# A task launched by hand from a dry run's file has no `orch launch` to bring its output home before teardown
+ON_THE_VM_NOTE = (f"the output stays on the VM's disk ({REMOTE_OUTPUT}), and the VM downs itself "
+                  f"{CLUSTER_IDLE_MINUTES} idle minutes after the job: launched by hand, copy it home before then "
+                  f"(`rsync -a CLUSTER:{REMOTE_OUTPUT}/ output/`)")
+
+
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
                workdir: Path, files_dir: Path | None = None, for_launch: bool = True):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
@@ -281,6 +288,8 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
     head = (f"# {LAUNCHED_AT_ENV} 0: the budget's wall-clock window counts from the job's first start on the VM;\n"
             f"# launch with `{LAUNCH_TIME_FLAG}` to count provisioning and setup in it too\n"
             if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
+    if REMOTE_OUTPUT not in task.storage_mounts:
+        head += "".join(f"# {line}\n" for line in textwrap.wrap(ON_THE_VM_NOTE[0].upper() + ON_THE_VM_NOTE[1:], 116))
     return head + yaml_utils.dump_yaml_str(task_config(task, files, files_as))
 
 
@@ -346,5 +355,7 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
 
 
 def _note(task) -> str | None:
-    """NO_STORE_NOTE where the task's bucket names no store."""
+    """NO_STORE_NOTE where the task's bucket names no store; ON_THE_VM_NOTE where the output has no bucket."""
+    if REMOTE_OUTPUT not in task.storage_mounts:
+        return ON_THE_VM_NOTE
     return NO_STORE_NOTE if any(not storage.stores for storage in task.storage_mounts.values()) else None
