@@ -114,6 +114,13 @@ def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     assert result.exit_code == 2 and "--deadline must be above 0" in result.stderr
 
 
+def test_a_job_id_given_for_a_run_is_told_so(tmp_path):
+    """`orch logs j-...` said only "no run matching": the job's run, or that it has none yet, is named."""
+    job_id = submit_tiny(tmp_path, "which")
+    result = runner.invoke(app, ["logs", job_id])
+    assert result.exit_code == 2 and f"{job_id} is a queued job, not a run; it has no run yet" in result.stderr
+
+
 def test_a_damaged_queued_job_is_rejected_and_the_pass_goes_on(tmp_path):
     """The queued copy of a job is read again when it starts: one that is no longer a job is rejected with the
     reason, and the jobs after it are still decided."""

@@ -35,7 +35,21 @@ def find_run(store: RunStore, run_id: str | None) -> RunRecord:
         if not runs:
             raise UserError("no runs yet: start one with `orch launch JOB.yaml --budget USD`.")
         return runs[-1]
-    return only_match(store.find(run_id), "run", run_id, "orch runs")
+    matches = store.find(run_id)
+    if not matches and run_id.startswith("j-"):
+        _say_the_jobs_run(run_id)
+    return only_match(matches, "run", run_id, "orch runs")
+
+
+def _say_the_jobs_run(job_id: str) -> None:
+    """A queued job's id given where a run's is asked for (`orch logs j-...`): the job's run, where it has one."""
+    from orchestrator.schedule.queue import JobQueue
+
+    jobs = JobQueue().find(job_id)
+    if len(jobs) == 1:
+        job = jobs[0]
+        has = f"its run is {job.run_id}: give that" if job.run_id else f"it has no run yet ({job.status.value})"
+        raise UserError(f"{job.job_id} is a queued job, not a run; {has} (`orch queue` lists jobs and their runs).")
 
 
 def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
