@@ -2,6 +2,7 @@
 run the job within budget and deadline, and says why each other target was rejected. No I/O, inputs unchanged."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpu_catalog.errors import UserError
@@ -22,6 +23,8 @@ CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl 
 FAILOVER_PRICE_BAND = 1.25  # failover offers cost at most this much more per hour than the chosen one
 FILTER_KINDS = ("provider", "spot", "absent", "launch", "price", "unsupported")  # out before the job's fit is looked at
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
+# Why `orch launch` would refuse a run on a cloud offer before buying a VM, in its words; None: it would launch it
+LaunchRefusal = Callable[[Offer], str | None]
 
 
 @quick_init
@@ -34,6 +37,9 @@ class PlanPolicy:
     allow_spot: bool = True
     cpu_max_hours: float = CPU_MAX_HOURS
     max_usd_per_hour: float | None = None  # caps the hourly price on top of the budget
+    # asked of each spot offer when the plan is launched (it reads SkyPilot's enabled storage clouds): a spot run
+    # with no bucket for its checkpoints is refused at launch, so it is no option then
+    launch_refusal: LaunchRefusal | None = None
 
     def __post_init__(self):
         problems = []
@@ -110,6 +116,8 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
                           "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
     if isinstance(delivery, NoDelivery):
         return "launch", delivery.reason
+    if offer.spot and policy.launch_refusal is not None and (refused := policy.launch_refusal(offer)):
+        return "launch", refused
     if unsupported := unsupported_on(spec, offer.gpu):
         return "unsupported", unsupported
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:

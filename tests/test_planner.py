@@ -105,6 +105,22 @@ def test_providers_and_spot_filters():
     assert {r.kind for r in result.rejected} == {"provider"}
 
 
+def test_a_launch_passes_over_a_spot_offer_it_would_refuse():
+    """A launch chose a spot offer, then refused it (no storage cloud for its checkpoints): asked at plan time, the
+    offer is out with the launch's reason, and the next one is chosen; an on-demand offer is never asked about."""
+    spot, on_demand = make_offer(A100, "nebius", 0.5, spot=True), make_offer(A100, "lambda", 1.5)
+    asked = []
+
+    def refusal(offer):
+        asked.append(offer)
+        return "a spot run on nebius keeps its checkpoints in a bucket: launch on-demand (--no-spot)."
+
+    result = run([spot, on_demand], launch_refusal=refusal)
+    assert result.chosen.offer == on_demand and asked == [spot]
+    assert [(r.kind, r.reason) for r in result.rejected] == [("launch", refusal(spot))]
+    assert run([spot, on_demand]).chosen.offer == spot  # `orch plan` does not ask
+
+
 def test_cpu_is_only_for_tiny_jobs():
     from gpu_catalog.gpus import cpu_gpu
 

@@ -13,7 +13,7 @@ from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.settings import context_note, job_model
 from orchestrator.job import load_job
-from orchestrator.planner import Plan, PlanPolicy, plan
+from orchestrator.planner import LaunchRefusal, Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
 
 TARGETS = ("auto", "local", "cloud")
@@ -57,8 +57,10 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 
 def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
              target: str = "auto", local_cost: str | None = None,
-             max_usd_per_hour: float | None = None) -> tuple[ModelShape, Targets, Plan]:
-    """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on."""
+             max_usd_per_hour: float | None = None,
+             launch_refusal: LaunchRefusal | None = None) -> tuple[ModelShape, Targets, Plan]:
+    """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on (a launch
+    passes `launch_refusal`, so an offer it would refuse is no option)."""
     check_budget(budget)
     check_deadline(deadline)
     checks.optional_number(max_usd_per_hour, "--max-usd-per-hour", 0, MAX_BUDGET_USD, above=True)
@@ -66,7 +68,7 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     targets = gather_targets(local_cost)
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
                         providers=allowed_providers(target, providers, targets.offers),
-                        max_usd_per_hour=max_usd_per_hour)
+                        max_usd_per_hour=max_usd_per_hour, launch_refusal=launch_refusal)
     model = job_model(spec)
     if note := context_note(spec, model):
         print(checks.printable(f"note: {note}"), file=sys.stderr)

@@ -13,7 +13,6 @@ Every decision carries its reason, which `orch queue --explain` shows.
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,7 +24,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.frozen import quick_init
-from orchestrator.planner import CPU_MAX_HOURS, Option, PlanPolicy, job_fit, no_option_message, plan
+from orchestrator.planner import CPU_MAX_HOURS, LaunchRefusal, Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
 
 MAX_SPOT_PREEMPTIONS = 2
@@ -33,8 +32,6 @@ SPOT_SLACK_FACTOR = 1.5  # spot only if 1.5x its estimated hours still meets the
 SPOT_MODES = ("auto", "never", "always")
 MAX_WAIT_WITHOUT_DEADLINE_H = 24.0
 DEADLINE_SAFETY_FACTOR = 1.2  # local waits are judged at 1.2x their estimate: run times scatter, queues reorder
-# Why `orch launch` would refuse a run on a cloud offer before buying a VM, in its words; None: it would launch it
-LaunchRefusal = Callable[[Offer], str | None]
 
 
 @quick_init
