@@ -85,18 +85,28 @@ def find_gpu(name: str) -> GPU | None:
 
 def get_gpu(name: str) -> GPU:
     """A GPU by the name a person types: a catalog name or alias, or a longer name of one (nvidia-smi's
-    `Tesla V100-SXM2-32GB`, `A100 40GB PCIe`, `RTX 4090 24GB`) read as gpu_from_device_name reads NVML's, where a
-    stated memory size picks the family's variant and must be that card's own. A count of one in front or behind
-    (LitGPT's `1xA10G`, `A100:1`, `RTX 4090 x1`) is that card; any other count is refused, never read as one card,
-    since orch estimates a job on a single GPU. A miss is the user's mistake: the error names the nearest GPUs."""
+    `Tesla V100-SXM2-32GB`, `A100 40GB PCIe`, `RTX 4090 24GB`) whose other words are only those a device name carries
+    (DEVICE_NAME_WORDS), where a stated memory size picks the family's variant and must be that card's own. A count
+    in front or behind (LitGPT's `1xA10G`, `A100:1`, `RTX 4090 x1`, `RTX 4090 (x2)`) of one is that card; any other
+    count is refused, never read as one card, since orch estimates a job on a single GPU. A miss is the user's
+    mistake: the error names the nearest GPUs, and what in the name kept it from being one."""
     if not name.strip():
         raise UserError("the GPU name is empty: give one, e.g. 'RTX 4090' (`orch catalog gpus` lists them).")
-    gpu, count = find_gpu(name), 1  # a catalog spelling is never read as a count
-    if gpu is None:
+    odd = sorted(set(NOT_IN_GPU_NAMES.findall(name)))
+    # a catalog spelling is never read as a count; punctuation normalize() would fold away (`4090!!!`, `L4;T4`) is not
+    gpu, count = (None, 1) if odd else (find_gpu(name), 1)
+    if gpu is None and not odd:
         gpu, count = _card_and_count(name)
     if gpu is None:
+        if NOT_NVIDIA.search(name):
+            raise UserError(f"orch trains on NVIDIA CUDA GPUs; '{name}' is not one: name an NVIDIA card "
+                            "(`orch catalog gpus` lists them).")
         names = [g.name for g in load_gpus()]
         message = unknown_name_message("GPU", name, names, "orch catalog gpus")
+        if odd:
+            message += f" No GPU's name has {' or '.join(repr(c) for c in odd)} in it."
+        elif extra := _extra_words(name):
+            message += f" '{' '.join(extra[1])}' after '{extra[0]}' is no part of a GPU's name: name one card."
         if count != 1:
             message += " Name one GPU: orch plans and estimates a job on a single card."
         raise UserError(message)
@@ -116,9 +126,24 @@ class CountedGPUs(UserError):
 
 
 MEMORY_IN_NAME = re.compile(r"(\d+)\s*GB\b", re.IGNORECASE)
-# `2x A100`, `8xH100`, `8×H100`: a count in front; `A10G x 4`, `RTX 4090 x2`, `A100:8`: a count behind
-COUNT_FORMS = (re.compile(r"^\s*(\d{1,6})\s*[x×]\s*(?=\S)", re.IGNORECASE),
-               re.compile(r"(?:\s[x×]\s*|\s*:\s*)(\d{1,6})\s*$", re.IGNORECASE))
+# `2x A100`, `8xH100`, `8×H100`, `(2x) L4`: a count in front; `A10G x 4`, `RTX 4090 x2`, `4090x2`, `A100:8`,
+# `RTX 4090 (x2)`, `RTX 4090 (2x)`: a count behind (glued only to a number: `RTX6000` is a card's name, no count)
+COUNT_FORMS = (re.compile(r"^\s*\(?\s*(\d{1,6})\s*[x×]\s*\)?\s*(?=\S)", re.IGNORECASE),
+               re.compile(r"(?:\s[x×]\s*|(?<=\d)[x×]|\s*:\s*)(\d{1,6})\s*$", re.IGNORECASE),
+               re.compile(r"\s*\(\s*[x×]\s*(\d{1,6})\s*\)\s*$", re.IGNORECASE),
+               re.compile(r"\s*\(\s*(\d{1,6})\s*[x×]\s*\)\s*$", re.IGNORECASE))
+# what a GPU's typed name may hold besides letters, digits and spaces: `A100-80GB`, `H100_SXM`, `RTX 4090 (24 GB)`,
+# `A100:1`, `8×H100`. Anything else (`L4;T4`, `4090!!!`, `A100/H100`) is no card's, where normalize() folded it away
+NOT_IN_GPU_NAMES = re.compile(r"[^\w\s.()\-:×]")
+# Words a device name carries beside the card's own (nvidia-smi's `NVIDIA H100 80GB HBM3`, `Tesla V100-SXM2-32GB`,
+# `NVIDIA RTX 6000 Ada Generation`, `... Laptop GPU`): the only words a typed name may have after a card's name. Any
+# other (`L4 or T4`, `H100 H200`, `4090 foo`) made the name silently the card its first words name.
+DEVICE_NAME_WORDS = re.compile(r"\d+(\.\d+)?gb|hbm\d?e?|pcie|sxm\d?|nvl|nvidia|tesla|geforce|quadro|graphics|"
+                               r"generation|gpu", re.IGNORECASE)
+# Other makers' accelerators (AMD Instinct MI300X, Intel Gaudi, Google TPU v5e, AWS Trainium, Apple M-series): told
+# orch trains on NVIDIA CUDA GPUs rather than that the name is unknown, which reads as a typo to fix
+NOT_NVIDIA = re.compile(r"\b(amd|radeon|instinct|mi\d{2,3}[a-z]?|gaudi\d?|habana|intel|arc|tpu\w*|v[2-6][ep]?|"
+                        r"v5litepod\w*|trainium\d?|trn\d|inferentia\d?|apple|m[1-4])\b", re.IGNORECASE)
 
 
 def _card_and_count(name: str) -> tuple[GPU | None, int]:
@@ -143,16 +168,38 @@ def _card_and_count(name: str) -> tuple[GPU | None, int]:
 FORM_WORDS = {"pcie": "pcie", "nvl": "nvl", "sxm": "sxm", "sxm2": "sxm", "sxm4": "sxm", "sxm5": "sxm"}
 
 
+def _typed_words(name: str) -> list[str]:
+    """A typed name's words, its memory closed up (`RTX 4090 (24 GB)`: `24GB`, so the bare `24` is no word of its
+    own that makes the name no card's)."""
+    closed = MEMORY_IN_NAME.sub(r"\1GB", name.replace("(", " ").replace(")", " "))
+    return re.split(r"[\s-]+", closed.strip())
+
+
+def _extra_words(name: str) -> tuple[str, list[str]] | None:
+    """The first words of a name that name a card, and the words after them, where some are words no device name
+    carries; else None. The error says what kept the name from being that card. A word that names another card
+    (`Laptop`, `Ti`) or a number is left to the suggestions: those make another card, not a stray word."""
+    words = _typed_words(name)
+    gpu, after = _leading_card(words)
+    stray = [w for w in after if not DEVICE_NAME_WORDS.fullmatch(w)]
+    if gpu is None or not stray or {w.lower() for w in stray} & OTHER_CARD_WORDS or any(w.isdigit() for w in stray):
+        return None
+    return " ".join(words[:len(words) - len(after)]), after
+
+
 def _from_long_name(name: str) -> GPU | None:
-    """A name with words beyond a catalog name's: its memory, if stated, picks the variant and must be that card's
-    own (a `RTX 4090 48GB` is no catalog card), and a form word (PCIe, NVL, SXM) must be the card's own form."""
+    """A name with words beyond a catalog name's, all of them words a device name carries (DEVICE_NAME_WORDS): its
+    memory, if stated, picks the variant and must be that card's own (a `RTX 4090 48GB` is no catalog card), and a
+    form word (PCIe, NVL, SXM) must be the card's own form."""
     stated = MEMORY_IN_NAME.search(name)
     vram_gib = float(stated.group(1)) if stated else None
-    # `RTX 4090 (24 GB)`: closed up to `24GB`, so the bare `24` is not a dropped number that makes the name no card's
-    words = MEMORY_IN_NAME.sub(r"\1GB", name.replace("(", " ").replace(")", " "))
-    gpu = gpu_from_device_name(words, vram_gib)
+    gpu, after = _leading_card(_typed_words(name))
+    if gpu is None or not all(DEVICE_NAME_WORDS.fullmatch(word) for word in after):
+        return None
+    if vram_gib is not None:
+        gpu = closest_variant(gpu, vram_gib)
     forms = {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
-    if gpu is not None and forms:
+    if forms:
         gpu = _of_form(gpu, forms, vram_gib)
     if gpu is None or (vram_gib is not None and abs(gpu.vram_gib - vram_gib) > 0.1 * gpu.vram_gib):
         return None
@@ -186,19 +233,27 @@ def closest_variant(gpu: GPU, vram_gib: float) -> GPU:
 OTHER_CARD_WORDS = {"laptop", "mobile", "max", "ti", "super", "d"}
 
 
-def gpu_from_device_name(device_name: str, vram_gib: float | None) -> GPU | None:
-    """Match NVML's names ('NVIDIA H100 80GB HBM3', 'Tesla V100-SXM2-32GB') by dropping trailing words, but never a
-    word that names another card (OTHER_CARD_WORDS): such a card is unknown, not taken for its namesake. The
-    memory picks the family's variant; None keeps the one the name matched."""
-    words = re.split(r"[\s-]+", device_name.strip())
+def _leading_card(words: list[str]) -> tuple[GPU | None, list[str]]:
+    """The card the longest run of a name's first words names, and the words after them."""
     for end in range(len(words), 0, -1):
         gpu = find_gpu(" ".join(words[:end]))
         if gpu is not None:
-            dropped = {word.lower() for word in words[end:]}
-            if dropped & OTHER_CARD_WORDS or any(word.isdigit() for word in dropped):  # `A100-90`: no A100
-                return None
-            return gpu if vram_gib is None else closest_variant(gpu, vram_gib)
-    return None
+            return gpu, words[end:]
+    return None, []
+
+
+def gpu_from_device_name(device_name: str, vram_gib: float | None) -> GPU | None:
+    """Match NVML's names ('NVIDIA H100 80GB HBM3', 'Tesla V100-SXM2-32GB') by dropping trailing words, but never a
+    word that names another card (OTHER_CARD_WORDS): such a card is unknown, not taken for its namesake. The
+    memory picks the family's variant; None keeps the one the name matched. For a machine's own device, which names
+    one card; a name a person types is read strictly (get_gpu)."""
+    gpu, after = _leading_card(re.split(r"[\s-]+", device_name.strip()))
+    if gpu is None:
+        return None
+    dropped = {word.lower() for word in after}
+    if dropped & OTHER_CARD_WORDS or any(word.isdigit() for word in dropped):  # `A100-90`: no A100
+        return None
+    return gpu if vram_gib is None else closest_variant(gpu, vram_gib)
 
 
 def cpu_gpu() -> GPU:

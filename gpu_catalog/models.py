@@ -219,7 +219,21 @@ def _index() -> tuple[dict[str, ModelShape], dict[str, ModelShape], dict[str, Mo
             bare.setdefault(_release_key(spelling), model)  # `CodeLlama-7b` for codellama/CodeLlama-7b-hf
             if spelling == model.name or "/" not in spelling:
                 own.setdefault(_release_key(spelling), model)
+    for model in load_models():  # after every spelling's own keys: a key of a release's bare name never takes one
+        for spelling in (model.name, *aliases[model.name]):
+            for key in _release_only_keys(spelling):
+                bare.setdefault(key, model)
     return ids, bare, own
+
+
+def _release_only_keys(spelling: str) -> list[str]:
+    """The keys of an `org/name` spelling's name without its variant suffixes (`Phi-3.5-mini-instruct`:
+    `Phi-3.5-mini`), for a release published only as its instruct or chat model: `phi-3.5-mini` is Microsoft's
+    Phi-3.5-mini-instruct, where an alias `microsoft/Phi-3.5-mini` named a repository that does not exist. Taken
+    only where no catalog spelling's own key is (`Llama-3.1-8B` stays the base, not its Instruct release)."""
+    if "/" not in spelling or not _matched_by_name(spelling):
+        return []
+    return [key for base in _base_names(spelling.split("/")[-1]) for key in (normalize(base), _release_key(base))]
 
 
 def _matched_by_name(spelling: str) -> bool:
@@ -326,6 +340,10 @@ def _hub_ids() -> dict[str, str]:
                 full = spelling if "/" in spelling else hf_id
                 ids.setdefault(normalize(spelling.split("/")[-1]), full)
                 ids.setdefault(_release_key(spelling), full)  # `CodeLlama-7b`: codellama/CodeLlama-7b-hf
+    for hf_id, aliases in _aliases().items():  # as _index takes them: after every spelling's own keys
+        for spelling in (hf_id, *aliases):
+            for key in _release_only_keys(spelling):
+                ids.setdefault(key, spelling)
     return ids
 
 
@@ -337,7 +355,31 @@ def hub_id(name: str, base_dir: Path = Path(".")) -> str:
             or os.path.exists(base_dir / checks.user_path(name)):
         return name
     ids = _hub_ids()
-    return ids.get(normalize(name)) or ids.get(_release_key(name), name)
+    found = ids.get(normalize(name)) or ids.get(_release_key(name), name)
+    if (other := _index()[0].get(found.lower())) is not None:
+        _refuse_own_namesake(name, found, other)
+    return found
+
+
+def _refuse_own_namesake(name: str, taken_as: str, model: ModelShape) -> None:
+    """Refuse the name of one of orch's own models without its org (`tiny-llama`, orch/tiny-llama's) where the catalog
+    reads it as another (TinyLlama/TinyLlama-1.1B-Chat-v1.0: one key once normalised). A user who drops `orch/` from
+    the README's toy means the toy, one who types TinyLlama's hyphen-less name the hub's: taken as either, the other
+    user downloads and trains a model 800 times larger or smaller than meant, which a note among plan's lines does not
+    stop; so both are named and the user picks. Only the hyphenated spelling orch writes is refused: `TinyLlama`,
+    `tinyllama` and `tiny_llama` are the hub's."""
+    own = next((m for m in load_models() if m.name.startswith(OWN_ORG)
+                and m.name.removeprefix(OWN_ORG).lower() == name.strip().lower()), None)
+    if own is None or model.name == own.name:
+        return
+    also = f", also {' or '.join(f'`{a}`' for a in _aliases()[own.name])}" if _aliases()[own.name] else ""
+    raise UserError(f"model '{name}' could be {own.name} (orch's {_size(own.params)}-parameter test model{also}) or "
+                    f"{taken_as} ({_size(model.params)} parameters): write the one you mean in full.")
+
+
+def _size(params: int) -> str:
+    """A parameter count as model names say it: 1.3M, 1.1B."""
+    return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.1f}M"
 
 
 def get_model(name: str) -> ModelShape:
@@ -353,6 +395,8 @@ def get_model(name: str) -> ModelShape:
     # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies
     model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
                            if key in bare), None)
+    if model is not None and "/" not in name:
+        _refuse_own_namesake(name, model.name, model)
     if model is None and "/" in name:
         model = _from_hub(name)
     if model is None:

@@ -4,6 +4,7 @@ knows, a budget that covers the fixed costs, settings whose packages the VM's se
 collected and raised at once as a UserError, so the CLI prints one line and exits 2 with nothing provisioned."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -13,6 +14,7 @@ from gpu_catalog.models import RANDOM_PREFIX, get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
+from trainer.__main__ import check_model_and_tokenizer
 from trainer.config import JobConfig
 from trainer.data_formats import read_columns
 from trainer.data_sources import (
@@ -77,16 +79,23 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
                    ) -> list[str]:
     """qlora needs nn.Linear layers (every model orch describes has them); a gated model needs HF_TOKEN on a cloud VM
     (here, a `huggingface-cli login` serves too, and the trainer says so if the download is refused). Random
-    weights in a real shape (`random:`) download nothing."""
-    model = get_model(spec.model)  # raises a UserError for a model orch does not describe
+    weights in a real shape (`random:`) download nothing. A model folder of this machine (beside the job) must hold
+    a tokenizer unless `tokenizer` names one: the trainer's own check, which refused it on the VM after provisioning
+    and setup were paid for."""
+    folder = base_dir / checks.user_path(spec.model)  # a folder is beside the job, wherever orch runs from
+    model = get_model(str(folder) if folder.is_dir() else spec.model)  # a UserError for a model orch does not describe
     problems = []
     downloads = not spec.model.startswith(RANDOM_PREFIX)
-    if downloads and not is_built_offline(spec.model) and "/" not in spec.model \
-            and not (base_dir / checks.user_path(spec.model)).is_dir():
+    if downloads and not is_built_offline(spec.model) and "/" not in spec.model and not folder.is_dir():
         # a shape orch reads by name (`Llama-3-8B-Instruct`) with no repository it stands for: the VM would ask
         # the hub for that bare name and stop after provisioning and setup were paid
         return [f"model '{spec.model}' is a name orch reads as the shape of {model.name}, not a Hugging Face "
                 f"repository to download: give the repository's org/name id (e.g. {model.name})"]
+    if downloads and folder.is_dir():  # mounted from here: the trainer refuses one it cannot build a tokenizer from
+        try:
+            check_model_and_tokenizer(replace(spec, model=str(folder)), base_dir)
+        except UserError as exc:
+            problems.append(str(exc).rstrip("."))
     # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
     downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
     # a dry run's task declares the secret, which `sky launch --secret HF_TOKEN` sends from where it runs

@@ -231,9 +231,23 @@ def test_a_shape_name_with_no_repository_is_refused_before_a_vm(monkeypatch, tmp
     (tmp_path / "Llama-3-8B-Instruct" / "config.json").write_text(json.dumps(
         {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
          "vocab_size": 100}))
+    (tmp_path / "Llama-3-8B-Instruct" / "tokenizer.json").write_text("{}")
     folder = config_from_dict({"model": "Llama-3-8B-Instruct", "method": "lora", "seq_len": 128, "max_steps": 1},
                               base_dir=tmp_path)
     assert model_problems(folder, base_dir=tmp_path) == []
+
+
+def test_preflight_refuses_a_model_folder_without_a_tokenizer_as_the_trainer_does(tmp_path):
+    """A folder holding only config.json passed pre-flight, and the trainer refused it on the paid VM."""
+    (tmp_path / "cfg-only").mkdir()
+    (tmp_path / "cfg-only" / "config.json").write_text(json.dumps(
+        {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
+         "vocab_size": 100}))
+    job = {"model": "cfg-only", "method": "lora", "seq_len": 128, "max_steps": 1}
+    (problem,) = model_problems(config_from_dict(job, base_dir=tmp_path), base_dir=tmp_path)
+    assert problem.startswith(f"model folder '{tmp_path / 'cfg-only'}' holds no tokenizer (none of tokenizer.json, ")
+    named = config_from_dict({**job, "tokenizer": "org/its-tokenizer"}, base_dir=tmp_path)  # a hub id: the VM's
+    assert model_problems(named, base_dir=tmp_path) == []
 
 
 def test_setup_stops_where_torch_sees_no_cuda_gpu(tmp_path):

@@ -344,3 +344,14 @@ def test_modules_to_save_count_what_peft_trains_in_full():
     for container in ("model", "layers.0", "mlp"):
         refused = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--method", "lora", "--modules-to-save", container])
         assert refused.exit_code == 2 and "which holds other modules" in refused.output
+
+
+@pytest.mark.parametrize("model, shown, shape", [
+    ("llama 3 8b", "unsloth/llama-3-8b", "meta-llama/Llama-3.1-8B"),  # what plan and the trainer load
+    ("meta-llama/Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B", "meta-llama/Llama-3.1-8B"),
+    ("Qwen/Qwen2.5-Math-7B", "Qwen/Qwen2.5-Math-7B", "Qwen/Qwen2.5-7B")])
+def test_a_model_sized_by_another_rows_shape_keeps_its_name_and_the_notes_say_whose(model, shown, shape):
+    """The header and JSON `model` named the catalog row (another model), with empty notes."""
+    data = json.loads(runner.invoke(app, ["estimate", model, "--method", "lora", "--json"]).stdout)
+    assert data["model"] == shown
+    assert data["notes"] == [f"{shown} is estimated with the shape of {shape}, the catalog's row for it."]

@@ -153,7 +153,10 @@ def test_a_count_of_one_beside_a_name_is_that_card(spelling, expected):
 # A count above one was refused in some forms and silently read as one card in others (`A100 80GB x8`, `RTX 4090 x2`)
 MANY_GPUS = [("8xH100", 8, "H100 SXM"), ("4xA10G", 4, "A10G"), ("2x A100", 2, "A100 40GB"), ("A100:8", 8, "A100 40GB"),
              ("A10G x 4", 4, "A10G"), ("A100 80GB x8", 8, "A100 80GB"), ("RTX 4090 x2", 2, "RTX 4090"),
-             ("2 x 4090", 2, "RTX 4090"), ("8×H100", 8, "H100 SXM")]
+             ("2 x 4090", 2, "RTX 4090"), ("8×H100", 8, "H100 SXM"),
+             # a count in brackets or glued to the number was dropped as a stray word: one card, silently
+             ("rtx 4090 (x2)", 2, "RTX 4090"), ("RTX 4090 (2x)", 2, "RTX 4090"), ("4090x2", 2, "RTX 4090"),
+             ("(2x) L4", 2, "L4")]
 
 
 @pytest.mark.parametrize("spelling, count, card", MANY_GPUS)
@@ -203,3 +206,35 @@ def test_a_count_without_its_x_is_told_the_format():
 
     with pytest.raises(UserError, match=r"'2 RTX4090' is not 'N x GPU'"):
         local_cards("2 RTX4090", lambda gpu: gpu)
+
+
+# Words after a card's name were dropped until a name matched: `L4 or T4` ran as an L4, `h100 h200` as an H100 SXM
+@pytest.mark.parametrize("spelling, why", [
+    ("L4 or T4", "'or T4' after 'L4' is no part of a GPU's name"), ("h100 h200", "'h200' after 'h100'"),
+    ("4090 foo bar", "'foo bar' after '4090'"), ("4090!!!", "No GPU's name has '!' in it"),
+    ("rtx4090; 1x a100", "No GPU's name has ';' in it"), ("A100/H100", "No GPU's name has '/' in it")])
+def test_a_typed_name_with_words_no_device_name_carries_is_refused(spelling, why):
+    with pytest.raises(UserError, match=f"unknown GPU '{re.escape(spelling)}'.*{re.escape(why)}"):
+        get_gpu(spelling)
+
+
+def test_estimate_refuses_a_gpu_name_with_a_stray_word_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["estimate", "orch/tiny-llama", "--method", "lora", "--seq-len", "128",
+                                      "--micro-batch", "1", "--gpu", "L4 or T4"])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "unknown GPU 'L4 or T4'" in lines[0], result.output
+
+
+def test_simulates_local_cards_lose_no_card_to_a_wrong_separator():
+    """`2x rtx4090; 1x a100` simulated two RTX 4090s: the A100 after the `;` was dropped without a word."""
+    from orchestrator.simulate.engine import local_cards
+
+    with pytest.raises(UserError, match="No GPU's name has ';' in it"):
+        local_cards("2x rtx4090; 1x a100", lambda gpu: gpu)
+
+
+@pytest.mark.parametrize("spelling", ["MI300X", "AMD Instinct MI300X", "Gaudi2", "TPU v5e", "Trainium2"])
+def test_another_makers_accelerator_is_told_orch_trains_on_nvidia(spelling):
+    with pytest.raises(UserError, match=f"orch trains on NVIDIA CUDA GPUs; '{re.escape(spelling)}' is not one"):
+        get_gpu(spelling)

@@ -234,3 +234,25 @@ def test_a_local_configs_context_is_its_own(tmp_path, extra, context):
               "vocab_size": 1000, **extra}
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     assert get_model(str(tmp_path)).context_tokens == context
+
+
+# Bare names whose catalog alias named no repository on the Hub (microsoft/Phi-3.5-mini, meta-llama/Llama-3.3-70B,
+# Qwen/Qwen-1.8B, mistralai/Mistral-7B-v0.2): the trainer's download on the VM would fail after provisioning
+@pytest.mark.parametrize("name, downloaded, shape", [
+    ("phi-3.5-mini", "microsoft/Phi-3.5-mini-instruct", "microsoft/Phi-3-mini-4k-instruct"),
+    ("Llama-3.3-70B", "meta-llama/Llama-3.3-70B-Instruct", "meta-llama/Llama-3.1-70B"),
+    ("Qwen-1.8B", "Qwen/Qwen-1_8B", "Qwen/Qwen-1_8B"),
+    ("Mistral-7B-v0.2", "mistral-community/Mistral-7B-v0.2", "mistralai/Mistral-7B-v0.3"),
+    ("Phi-3-mini-128k", "microsoft/Phi-3-mini-128k-instruct", "microsoft/Phi-3-mini-4k-instruct")])
+def test_a_release_published_only_as_instruct_answers_to_its_bare_name(name, downloaded, shape):
+    assert hub_id(name) == downloaded
+    assert get_model(name).name == get_model(downloaded).name == shape
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "Tiny-Llama"])
+def test_orchs_toy_name_without_its_org_is_refused_naming_both_models(name):
+    """`model: tiny-llama` (the README's orch/tiny-llama without `orch/`) planned and trained the 1.1B TinyLlama."""
+    for resolve in (get_model, hub_id):
+        with pytest.raises(UserError, match=r"could be orch/tiny-llama \(orch's 1.3M-parameter test model, also "
+                                            r"`tiny`\) or TinyLlama/TinyLlama-1.1B-Chat-v1.0 \(1.1B parameters\)"):
+            resolve(name)

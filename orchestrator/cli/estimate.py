@@ -3,14 +3,16 @@
 Every flag is a job key (trainer/config.py), validated through the job schema; a flag left out takes the job's own
 default, so `orch estimate` describes exactly what the trainer would run."""
 
+import os
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
-from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id
 from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
@@ -45,6 +47,23 @@ def _settings(flags: dict, model: str):
     if "modules_to_save" in given:
         given["modules_to_save"] = flag_aliases.names_in(given["modules_to_save"]) or [given["modules_to_save"]]
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+
+
+def _model_id(model: str) -> str | None:
+    """The model a name stands for, as plan and the trainer read it (a job's `model` through hub_id): `llama 3 8b`
+    was estimated as meta-llama/Llama-3.1-8B's row and printed so, while plan and the trainer took unsloth/llama-3-8b.
+    None for a `random:` shape, which is its catalog row itself, and for a folder, which its shape is named by."""
+    if model.startswith(RANDOM_PREFIX) or os.path.exists(checks.user_path(model)):
+        return None
+    return hub_id(model)
+
+
+def _shape_note(model_id: str | None, shape) -> str | None:
+    """Say whose shape stands for a model the catalog has no row of its own for (meta-llama/Meta-Llama-3-8B is sized as
+    meta-llama/Llama-3.1-8B): printed as the model, the row's id read as another model than the one asked for."""
+    if model_id is None or shape.name == model_id:
+        return None
+    return f"{model_id} is estimated with the shape of {shape.name}, the catalog's row for it."
 
 
 def _shown(settings, gpu) -> dict:
@@ -119,20 +138,22 @@ def estimate(
     settings = _settings(flags, model)
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
-    shape = job_model(replace(settings, model=model))
+    model_id = _model_id(model)
+    shape = job_model(replace(settings, model=model_id or model))
     named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
     target = cpu_gpu() if named and gpu.strip().lower() == "cpu" else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)
-    result = {"model": shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",
+    result = {"model": model_id or shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",
                                                             "optimizer", "lora_r")}, "settings": shown,
               "params": shape.params, "trainable_params": memory.trainable_params,
               "vram_gib": round(memory.vram_gib, 3),
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if named else f"any {precision(settings, target)} GPU",
               "calibration": calibration.source or "defaults", "memory_basis": calibration.memory_basis_for(target),
-              "notes": [note for note in (context_note(replace(settings, model=model), shape), *notes) if note]}
+              "notes": [note for note in (_shape_note(model_id, shape),
+                                          context_note(replace(settings, model=model), shape), *notes) if note]}
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)
