@@ -4,6 +4,7 @@ by more than one meter interval. The CPU is priced at $3.25/h here (65 W at $10/
 hardware file allows), so 39 seconds cost three and a half cents."""
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -99,3 +100,99 @@ def test_the_alarm_says_whose_budget_ran_out_and_what_continues_the_run():
             time.sleep(5)
     finally:
         meter.disarm_alarm()
+
+
+@pytest.fixture
+def trainer_process(tmp_path, monkeypatch):
+    """This process taken for the trainer's own (`python -m trainer`): the alarm's exit is caught, not made."""
+    import trainer.meter as meter
+
+    exits = []
+
+    def exit_(code):
+        exits.append(code)
+        raise SystemExit(code)  # not an Exception: what catches those lets it through, as it does a real exit
+
+    monkeypatch.setattr(meter.os, "_exit", exit_)
+    monkeypatch.setattr(meter, "_process_output", None)
+    meter.end_process_at_budget(tmp_path / "out")
+    return exits
+
+
+def test_the_alarm_before_the_loop_ends_the_trainer_whatever_catches_its_exception(trainer_process, tmp_path):
+    """While torch and transformers imported, the alarm's BudgetSpent was caught by transformers' lazy import and
+    re-raised as ModuleNotFoundError: a traceback, exit 1 and no metrics.json (or, swallowed, a run past its budget by
+    the whole import). The import here is a sleep inside such a wrapper."""
+    meter = BudgetMeter(usd_per_hour=3600.0, budget_usd=EXIT_MARGIN_S + 0.05, started_at=time.time())  # $1 a second
+    meter.arm_alarm()
+    try:
+        with pytest.raises(SystemExit):
+            try:
+                time.sleep(5)
+            except Exception as exc:
+                raise ModuleNotFoundError("Could not import module 'AutoModel'") from exc
+    finally:
+        meter.disarm_alarm()
+    assert trainer_process == [4]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (metrics["status"], metrics["steps"]) == ("budget_stopped", 0)
+    assert metrics["cost_usd"] <= EXIT_MARGIN_S + 0.05 and "ran out after" in metrics["message"]
+
+
+def test_the_alarm_in_the_loop_raises_and_ends_the_trainer_if_nothing_takes_it(trainer_process, tmp_path,
+                                                                                monkeypatch):
+    """Once the loop checks the budget before each step, the alarm raises into it (its caller writes the run's
+    metrics); an exception swallowed there still ends the process within the meter interval."""
+    interval_s = EXIT_MARGIN_S + 1.5  # the last word 1.5 s after the first, not 5 s
+    monkeypatch.setattr("trainer.meter.METER_INTERVAL_S", interval_s)
+    meter = BudgetMeter(usd_per_hour=3600.0, budget_usd=EXIT_MARGIN_S + 0.05, started_at=time.time())
+    meter.arm_alarm()
+    assert not meter.would_pass(0)  # the loop's check before a step
+    try:
+        with pytest.raises(SystemExit):
+            with pytest.raises(BudgetSpent):
+                time.sleep(5)
+            seconds_left, last_word_in_s = meter.seconds_left(), signal.getitimer(signal.ITIMER_REAL)[0]
+            time.sleep(5)  # the exception was taken and the run went on
+    finally:
+        meter.disarm_alarm()
+    # set for the end of the interval past the budget (the timer rounds up to its clock's tick)
+    assert trainer_process == [4] and 0 < last_word_in_s <= seconds_left + interval_s - EXIT_MARGIN_S + 0.01
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["status"] == "budget_stopped" and "steps" not in metrics  # how many ran is not known here
+
+
+SLOW_IMPORT = """
+import runpy, sys, time
+from importlib.abc import MetaPathFinder
+
+class SlowTorch(MetaPathFinder):
+    # torch and transformers importing for a minute, behind a lazy import that turns any exception into its own
+    def find_spec(self, name, path, target=None):
+        if name == "trainer.loop":
+            try:
+                time.sleep(60)
+            except Exception as exc:
+                raise ModuleNotFoundError("Could not import module 'AutoModel'") from exc
+        return None
+
+sys.meta_path.insert(0, SlowTorch())
+runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_budget_spent_while_torch_imports_is_a_budget_stop_within_the_interval(tmp_path):
+    """`python -m trainer` whose imports outlast its budget: exit 4 and a budget_stopped metrics.json, ended within
+    the meter interval, not a crash (exit 1, no metrics) nor a run that goes on to the end of the imports."""
+    budget_usd = 6.0  # at $1 a second; a start slower than that stops before the imports, the same way
+    output = tmp_path / "out"
+    started = time.time()
+    process = subprocess.run([sys.executable, "-c", SLOW_IMPORT, "examples/tiny.yaml", "--output", str(output),
+                              "--set", "usd_per_hour=3600", "--set", f"budget_usd={budget_usd}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    wall_s = time.time() - started
+    assert process.returncode == 4, process.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "budget_stopped" and metrics["cost_usd"] <= budget_usd
+    assert wall_s <= budget_usd + METER_INTERVAL_S
+    assert process.stderr.strip().splitlines()[-1] == f"budget_stopped: {metrics['message']}"

@@ -109,3 +109,36 @@ def test_a_resumed_cloud_launch_still_under_way_is_not_ended_by_the_last_session
                            provider="lambda", cluster="orch-x")
     lifecycle.refresh(RunStore())
     assert RunStore().get(record.run_id).status is RunStatus.LAUNCHING
+
+
+@pytest.mark.parametrize("this_session", [{"status": "budget_stopped", "steps": 0, "cost_usd": 0.091,
+                                           "message": "this session's budget of $0.10 ran out after 9.1 s"}, None],
+                         ids=["budget-stopped-before-a-step", "killed-without-metrics"])
+def test_a_session_that_measured_nothing_keeps_the_runs_earlier_measurements(this_session):
+    """`orch resume` with a budget that ran out before the new session's first step wiped the run's tokens, tokens/s,
+    peak memory and metrics (its 39 steps) from the runs store; the checkpoint at step 39 was still there."""
+    first = {"status": "budget_stopped", "steps": 39, "train_tokens": 75423, "tokens_per_s": 6011.0,
+             "peak_vram_gib": {"process_rss": 0.78}}
+    record = ended_session(9.1, train_tokens=75423, tokens_per_s=6011.0, peak_vram_gib=0.78, cost_usd=0.5,
+                           metrics_json=json.dumps(first))
+    last_write = record.output_dir / ("metrics.json" if this_session else "progress.json")
+    last_write.write_text(json.dumps(this_session or {}), encoding="utf-8")
+    os.utime(last_write, (record.started_at + 9.1, record.started_at + 9.1))
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.status is (RunStatus.BUDGET_STOPPED if this_session else RunStatus.FAILED)
+    assert (ended.train_tokens, ended.tokens_per_s, ended.peak_vram_gib) == (75423, 6011.0, 0.78)
+    assert json.loads(ended.metrics_json)["steps"] == 39
+    assert ended.wall_s == pytest.approx(50.0 + 9.1, abs=0.5)  # its cost adds up all the same
+    assert ended.cost_usd == pytest.approx((50.0 + 9.1) * USD_PER_HOUR / 3600, abs=0.01)
+
+
+def test_a_session_that_trained_records_its_own_measurements():
+    record = ended_session(9.1, train_tokens=75423, tokens_per_s=6011.0, peak_vram_gib=0.78,
+                           metrics_json=json.dumps({"status": "preempted", "steps": 39}))
+    (record.output_dir / "metrics.json").write_text(json.dumps(
+        {"status": "ok", "steps": 45, "train_tokens": 87000, "tokens_per_s": None,
+         "peak_vram_gib": {"process_rss": 0.81}}), encoding="utf-8")
+    ended = lifecycle.finish(RunStore(), record)
+    # a session all warm-up times nothing: the run's last tokens/s stands
+    assert (ended.train_tokens, ended.tokens_per_s, ended.peak_vram_gib) == (87000, 6011.0, 0.81)
+    assert json.loads(ended.metrics_json)["steps"] == 45

@@ -18,8 +18,14 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.units import usd_text
 from trainer.config import ConfigError, JobConfig, load_config, resolve_tokenizer
-from trainer.jsonio import write_json_atomic
-from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent, process_start_time
+from trainer.meter import (
+    EXIT_MARGIN_S,
+    BudgetMeter,
+    BudgetSpent,
+    end_process_at_budget,
+    process_start_time,
+    write_budget_stop,
+)
 from trainer.offline_names import is_built_offline
 from trainer.status import TrainStatus
 
@@ -34,18 +40,18 @@ def _resume_command(args, output: Path) -> str:
 
 
 def _stopped_before_training(output: Path, meter: BudgetMeter, message: str) -> int:
-    """The budget ran out before the training loop started (nothing left, or the imports outlasted it): the run still
-    ends as every run does, with metrics.json and exit code 4, so the launcher records what it cost."""
+    """The budget ran out before the training loop started (nothing left, or, inside another program, the imports
+    outlasted it): the run still ends as every run does, with metrics.json and exit code 4, so the launcher records
+    what it cost."""
     BudgetMeter.disarm_alarm()
-    output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / "metrics.json", {"status": TrainStatus.BUDGET_STOPPED, "steps": 0,
-                                                "cost_usd": meter.spent_usd(), "message": message})
-    print(f"budget_stopped: {message}", file=sys.stderr)
+    write_budget_stop(output, meter.spent_usd(), message)
     return TrainStatus.BUDGET_STOPPED.exit_code
 
 
-def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
-    """`started_at`: when the budget starts counting (the process's start when run as `python -m trainer`)."""
+def main(argv: list[str] | None = None, started_at: float | None = None, own_process: bool = False) -> int:
+    """`started_at`: when the budget starts counting (the process's start when run as `python -m trainer`).
+    `own_process`: the trainer is this process, so the budget alarm may end it wherever it strikes before the loop
+    (trainer/meter.py); a program that calls main (a test) is never ended by it."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Fine-tune one model on one GPU (or CPU).")
     parser.add_argument("config", help="job YAML (the same file `orch plan` reads)")
     parser.add_argument("--output", help="output folder (default: outputs/<job name>)")
@@ -62,6 +68,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
                                       parents=args.output is None)
         check_run_folder(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
+        if own_process:
+            end_process_at_budget(output)
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
             return _stopped_before_training(output, meter, f"the budget of {usd_text(config.budget_usd)} was spent "
                                                            "before training could start")
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None) -> int:
 
             result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
                               started_at=meter.started_at).run()
-        except BudgetSpent as exc:  # the alarm struck before the training loop took the meter over
+        except BudgetSpent as exc:  # inside another program: the alarm struck before the loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
@@ -179,4 +187,4 @@ def summary_line(result: dict, output: Path) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(started_at=process_start_time()))
+    sys.exit(main(started_at=process_start_time(), own_process=True))

@@ -226,10 +226,14 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     wall_s = (record.wall_s or 0.0) + max(0.0, ended_at - started_at)  # a resumed run adds up its sessions
     metrics = metrics or {}
     peak = metrics.get("peak_vram_gib") or {}
+    measured = {"train_tokens": metrics.get("train_tokens"), "tokens_per_s": metrics.get("tokens_per_s"),
+                "peak_vram_gib": peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None}
+    # a session that measured nothing (stopped or killed before a step) keeps what earlier sessions measured: the
+    # run's checkpoint still holds their steps, and its cost adds up all the same
+    kept = {name: getattr(record, name) if value is None else value for name, value in measured.items()}
+    metrics_json = json.dumps(metrics) if metrics and (any(v is not None for v in measured.values()) or
+                                                       record.metrics_json is None) else record.metrics_json
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=metered_usd(record, wall_s), train_tokens=metrics.get("train_tokens"),
-                 tokens_per_s=metrics.get("tokens_per_s"),
-                 peak_vram_gib=peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None,
-                 metrics_json=json.dumps(metrics) if metrics else None)
+                 cost_usd=metered_usd(record, wall_s), metrics_json=metrics_json, **kept)
     return store.get(record.run_id)
 
