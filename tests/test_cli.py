@@ -481,3 +481,64 @@ def test_a_plan_under_a_price_cap_names_the_cap_and_the_price_to_raise_it_to():
     raised = result.stderr.split("at least $")[1].split("/h")[0]
     assert invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", raised
                   ).exit_code == 0
+
+
+TINY_JOB = str(REPO / "examples" / "tiny.yaml")
+
+
+@pytest.mark.parametrize("budget", ["$20", "20usd", "20 USD", " $20 usd "])
+@pytest.mark.parametrize("deadline, hours", [("1.5h", 1.5), ("90m", 1.5), ("45min", 0.75), ("1d", 24.0),
+                                             ("2 hours", 2.0)])
+def test_money_and_durations_are_read_as_people_write_them(budget, deadline, hours):
+    """`--budget 20usd` and `--deadline 2h` were "invalid float value" on plan and "unable to parse string as a number"
+    on the other commands; a bare number is still US dollars and hours."""
+    plan = json_of("plan", TINY_JOB, "--budget", budget, "--deadline", deadline)
+    assert (plan["budget_usd"], plan["deadline_hours"]) == (20.0, hours)
+
+
+def test_submit_and_launch_read_money_and_durations_as_plan_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    queued = json_of("submit", TINY_JOB, "--budget", "$20", "--deadline", "90m")
+    assert queued["budget_usd"] == 20.0 and queued["deadline_at"] - queued["submitted_at"] == pytest.approx(5400)
+    plan = json_of("launch", TINY_JOB, "--budget", "20usd", "--deadline", "1d", "--max-usd-per-hour", "$5",
+                   "--dry-run")["plan"]
+    assert (plan["budget_usd"], plan["deadline_hours"], plan["max_usd_per_hour"]) == (20.0, 24.0, 5.0)
+
+
+MONEY_AND_DURATION_MISTAKES = [
+    ("--budget", "20eur", "error: --budget '20eur' is not an amount of US dollars: write 20, 20.5, $20 or 20usd."),
+    ("--budget", "1,000", "error: --budget '1,000' is not an amount of US dollars: write 20, 20.5, $20 or 20usd."),
+    ("--budget", "0", "error: --budget must be above 0 and at most 10000000 (US dollars), got 0 (an unquoted $ is "
+                      "expanded by the shell: quote it as '$20', or write 20usd)."),
+    ("--budget", "", "error: --budget '' is not an amount of US dollars: write 20, 20.5, $20 or 20usd (an unquoted $ "
+                     "is expanded by the shell: quote it as '$20', or write 20usd)."),
+    ("--budget", "1e400", "error: --budget must be above 0 and at most 10000000 (US dollars), got 1e400."),
+    ("--max-usd-per-hour", "5 euros", "error: --max-usd-per-hour '5 euros' is not an amount of US dollars: write "
+                                      "20, 20.5, $20 or 20usd."),
+    ("--deadline", "tomorrow", "error: --deadline 'tomorrow' is not a duration: write hours as a number (1.5) or "
+                               "with a unit (90m, 45min, 2h, 1d)."),
+    ("--deadline", "2 weeks", "error: --deadline '2 weeks' is not a duration"),
+    ("--deadline", "1e400h", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 1e400h."),
+    ("--deadline", "0m", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 0m."),
+]
+
+
+@pytest.mark.parametrize("command, flag, value, said", [
+    (command, *mistake) for command in ("plan", "launch", "submit") for mistake in MONEY_AND_DURATION_MISTAKES
+    if not (command == "submit" and mistake[0] == "--max-usd-per-hour")])  # submit takes no price cap
+def test_a_money_or_duration_mistake_is_one_line_that_says_the_forms_on_every_command(tmp_path, monkeypatch, command,
+                                                                                       flag, value, said):
+    """The same mistake read "invalid float value" on plan and pydantic's "Input should be a valid number" elsewhere;
+    an unquoted `--budget $20` reached orch as 0 (the shell read $2) with no hint; `--budget 1e400` said "got inf"."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    budget = [] if flag == "--budget" or command == "submit" else ["--budget", "20"]
+    result = invoke(command, TINY_JOB, *budget, flag, value, *(["--dry-run"] if command == "launch" else []))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert " ".join(result.stderr.split()).startswith(said), result.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "launch", "submit"])
+def test_the_help_says_a_bare_deadline_is_hours_and_the_forms_of_money(command):
+    shown = " ".join(invoke(command, "--help").stdout.replace("│", " ").split())
+    assert "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)" in shown, shown
+    assert "20, 20.5, $20 or 20usd" in shown, shown

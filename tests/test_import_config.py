@@ -59,6 +59,16 @@ def test_llama_factory_quantization_makes_qlora_whatever_the_key_order():
     assert (job["method"], job["quant_bits"]) == ("qlora", 4)
 
 
+def test_trls_model_config_keys_are_carried():
+    """TRL's ModelConfig names the dtype and the 4-bit type its own way; they were unknown keys."""
+    result = translate({"model_name_or_path": "x/y", "torch_dtype": "bfloat16", "bnb_4bit_quant_type": "nf4",
+                        "use_bnb_nested_quant": False})
+    assert {k: result.job[k] for k in ("precision", "method", "quant_bits", "double_quant")} == \
+        {"precision": "bf16", "method": "qlora", "quant_bits": 4, "double_quant": False}
+    left = dict(translate({"bnb_4bit_quant_type": "fp4"}).not_carried)
+    assert "NF4" in left["bnb_4bit_quant_type"]
+
+
 def test_torchtune_nested_keys_are_carried():
     raw = {"model": {"_component_": "torchtune.models.llama3_1.lora_llama3_1_8b", "lora_rank": 16, "lora_alpha": 32,
                      "lora_attn_modules": ["q_proj", "v_proj"]},

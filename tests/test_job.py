@@ -82,3 +82,13 @@ def test_examples_are_valid_jobs(example):
 def test_a_misspelt_job_key_comes_with_a_near_match():
     with pytest.raises(UserError, match=r"unknown key `learning_rat` \(did you mean `learning_rate`\?\)"):
         job_from_dict({**BASE, "learning_rat": 1e-4})
+
+
+def test_a_job_file_takes_a_choice_in_another_case_and_a_foreign_optimizer_name(tmp_path):
+    """`method: QLoRA` and `optimizer: adamw_torch` were refused in a job file though estimate's flags took them; the
+    plan is of orch's own names."""
+    path = tmp_path / "job.yaml"
+    path.write_text("model: Llama-3.1-8B\nmethod: QLoRA\noptimizer: adamw_torch\nprecision: BF16\nseq_len: 2048\n"
+                    "train_tokens: 1000000\n")
+    spec = load_job(path)
+    assert (spec.method, spec.optimizer, spec.precision) == ("qlora", "adamw", "bf16")

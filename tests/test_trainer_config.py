@@ -429,3 +429,59 @@ def test_yaml_aliases_that_expand_too_far_are_refused(tmp_path):
         f"copy{n}: {{<<: *base, seq_len: {n}}}\n" for n in range(100)) + f"lists: {bomb(3)}\nitself: &me [*me]\n")
     raw = checks.load_yaml(job)
     assert raw["copy99"] == {"lora_r": 8, "lora_alpha": 16, "seq_len": 99} and raw["itself"][0] is raw["itself"]
+
+
+@pytest.mark.parametrize("change, said, wrong", [
+    ({"grad_ckpt": "true"}, "`grad_ckpt` must be one of auto, true, false; got 'true': it is quoted, so it is read as "
+                            "text; write it without quotes (`grad_ckpt: true`)", {"grad_ckpt": "maybe"}),
+    ({"micro_batch": "4"}, "`micro_batch` must be a whole number, got '4': it is quoted, so it is read as text; write "
+                           "it without quotes (`micro_batch: 4`)", {"micro_batch": "4.5"}),
+    ({"learning_rate": "2e-4"}, "write it without quotes (`learning_rate: 2e-4`)", {"learning_rate": "fast"}),
+    ({"train_tokens": "1e6"}, "write it without quotes (`train_tokens: 1e6`)", {"train_tokens": "[1]"}),
+    ({"packing": "false"}, "write it without quotes (`packing: false`)", {"packing": "0"}),
+    ({"quant_bits": "8"}, "write it without quotes (`quant_bits: 8`)", {"quant_bits": "3"}),
+])
+def test_a_value_quoted_by_mistake_is_told_to_lose_its_quotes(change, said, wrong):
+    """`grad_ckpt: 'true'` read "must be one of auto, true, false; got 'true'", as if it were right. Text that would
+    be wrong unquoted too gets no such advice."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "method": "qlora", **change})
+    assert said in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "method": "qlora", **wrong})
+    assert "without quotes" not in str(caught.value)
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("lr", 2e-4, "unknown key `lr`: use `learning_rate` (torchtune's `optimizer.lr`)"),
+    ("max_seq_len", 512, "unknown key `max_seq_len`: use `seq_len` (torchtune's `tokenizer.max_seq_len`)"),
+    ("output_dir", "out", "unknown key `output_dir`: orch chooses the output folder: `orch train JOB --output DIR`"),
+    ("deepspeed", "ds.json", "unknown key `deepspeed`: orch trains on one GPU"),
+])
+def test_an_unknown_key_orch_import_knows_gets_its_note(key, value, said):
+    """`lr` and `output_dir` got a bare "unknown key" in a job file, while `orch import` says what to do instead and
+    the README promises the nearest key."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, key: value})
+    assert said in str(caught.value)
+
+
+@pytest.mark.parametrize("change, read", [
+    ({"method": "QLoRA"}, {"method": "qlora"}), ({"method": " Full "}, {"method": "full"}),
+    ({"precision": "BF16"}, {"precision": "bf16"}), ({"grad_ckpt": "AUTO"}, {"grad_ckpt": "auto"}),
+    ({"optimizer": "adamw_torch"}, {"optimizer": "adamw"}), ({"optimizer": "AdamW"}, {"optimizer": "adamw"}),
+    ({"optimizer": "bitsandbytes.optim.PagedAdamW8bit"}, {"optimizer": "paged_adamw_8bit"}),
+])
+def test_a_choice_in_another_case_or_another_trainers_optimizer_name_is_orchs_own(change, read):
+    """`method: QLoRA` and `optimizer: adamw_torch` were refused in a job file, though `orch estimate --method QLoRA
+    --optimizer adamw_torch` takes them."""
+    config = config_from_dict({**BASE, **change})
+    assert {key: getattr(config, key) for key in read} == read
+
+
+def test_a_method_in_another_case_is_held_to_its_quantization_keys(tmp_path):
+    """`method: LoRA` with `quant_bits: 4` is the LoRA job that trains at 16 bits, refused as `method: lora` is."""
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({**BASE, "method": "LoRA", "quant_bits": 4}))
+    with pytest.raises(ConfigError, match="`quant_bits` applies to method qlora"):
+        load_config(job)

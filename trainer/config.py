@@ -17,7 +17,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD
 from trainer.data_formats import COLUMNS
-from trainer.foreign_keys import checkpoint_quantization
+from trainer.foreign_keys import FOREIGN_KEYS, LEFT_BEHIND, OPTIMIZERS, checkpoint_quantization, unknown_key_message
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -154,22 +154,68 @@ def _is_choice(value, choices: tuple) -> bool:
     return any(value == choice and type(value) is type(choice) for choice in choices)
 
 
-def _problems(raw: dict) -> list[str]:
-    problems = []
-    if unknown := [k for k in raw if k not in _TYPES]:
-        from trainer.foreign_keys import unknown_key_message  # other tools' key names: needed only on a miss
+# other trainers' optimizer names (transformers' `adamw_torch`, torchtune's class paths), as `orch import` and
+# `orch estimate --optimizer` read them, matched in any case
+_OPTIMIZER_NAMES = {name.lower(): ours for name, ours in OPTIMIZERS.items()}
+LONGEST_UNQUOTED = 100  # characters: a longer text value is no number or boolean quoted by mistake
 
-        problems = [unknown_key_message(k, _TYPES) for k in unknown]
+
+def _spelled_as_orch(key: str, value):
+    """A choice as orch names it: written in another case (`method: QLoRA`, `precision: BF16`) or, for the optimizer,
+    by another trainer (`adamw_torch`), as `orch estimate`'s flags already take them. Anything else as it came, for
+    the checks to judge."""
+    if key not in CHOICES or not isinstance(value, str):
+        return value
+    spelled = value.strip().lower()
+    spelled = _OPTIMIZER_NAMES.get(spelled, spelled) if key == "optimizer" else spelled
+    return spelled if spelled in CHOICES[key] else value
+
+
+def _quoted_by_mistake(key: str, value) -> str:
+    """`: write it without quotes` for a text value that is what the key takes once YAML reads it unquoted
+    (`micro_batch: '4'`, `grad_ckpt: 'true'`, `learning_rate: '2e-4'`): "must be a whole number, got '4'" read as if
+    the value were right. Empty for any other value."""
+    if not isinstance(value, str) or key in _STR_KEYS or len(value) > LONGEST_UNQUOTED:  # text keys take text
+        return ""
+    try:
+        unquoted = _whole(checks.parse_yaml(value, f"`{key}`"))
+    except UserError:
+        return ""
+    number = isinstance(unquoted, (int, float)) and not isinstance(unquoted, bool)
+    fits = (key in CHOICES and _is_choice(unquoted, CHOICES[key]), key in _BOOL_KEYS and isinstance(unquoted, bool),
+            key in _INT_KEYS and number and isinstance(unquoted, int), key in _FLOAT_KEYS and number)
+    if not any(fits):
+        return ""
+    written = str(unquoted).lower() if isinstance(unquoted, bool) else value.strip()  # `yes` is YAML 1.1's true
+    return f": it is quoted, so it is read as text; write it without quotes (`{key}: {written}`)"
+
+
+def _unknown_key_problem(key) -> str:
+    """What to say of a key orch does not have, from `orch import`'s tables (trainer/foreign_keys.py): another
+    trainer's name for an orch key, a key orch leaves to itself (`output_dir`) with what to do instead, or a key
+    torchtune nests (`lr` of `optimizer: {lr: ...}`) by its last part; else the nearest orch keys."""
+    if key in LEFT_BEHIND:
+        return f"unknown key `{key}`: {LEFT_BEHIND[key]}"
+    nested = [(name, entry) for name, entry in FOREIGN_KEYS.items() if "." in name and name.rsplit(".", 1)[-1] == key]
+    if key not in FOREIGN_KEYS and len({entry.orch for _, entry in nested}) == 1:  # `_component_` ends several
+        name, entry = nested[0]
+        return f"unknown key `{key}`: use `{entry.orch}` ({' and '.join(entry.trainers)}'s `{name}`)"
+    return unknown_key_message(key, _TYPES)
+
+
+def _problems(raw: dict) -> list[str]:
+    problems = [_unknown_key_problem(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     for key, value in raw.items():
         if value is None or key not in _TYPES:
             continue
+        unquote = _quoted_by_mistake(key, value)
         if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(f"`{key}` must be a whole number, got {checks.short_repr(value)}")
+            problems.append(f"`{key}` must be a whole number, got {checks.short_repr(value)}{unquote}")
         elif key in _FLOAT_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            problems.append(f"`{key}` must be a number, got {checks.short_repr(value)}")
+            problems.append(f"`{key}` must be a number, got {checks.short_repr(value)}{unquote}")
         elif key in _BOOL_KEYS and not isinstance(value, bool):
-            problems.append(f"`{key}` must be true or false, got {checks.short_repr(value)}")
+            problems.append(f"`{key}` must be true or false, got {checks.short_repr(value)}{unquote}")
         elif key in _STR_KEYS and not isinstance(value, str):
             problems.append(f"`{key}` must be a string, got {checks.short_repr(value)}")
         elif key in _STR_KEYS and not _is_text(value):
@@ -185,7 +231,7 @@ def _problems(raw: dict) -> list[str]:
             problems.append(f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and not _is_choice(value, CHOICES[key]):
             problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got "
-                            f"{checks.short_repr(value)}")
+                            f"{checks.short_repr(value)}{unquote}")
         elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
             problems.append(f"`{key}` must be above 0, got {value}")
         elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
@@ -310,7 +356,7 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
-    raw = {key: _whole(value) if key in _INT_KEYS else value for key, value in raw.items()}
+    raw = {key: _whole(value) if key in _INT_KEYS else _spelled_as_orch(key, value) for key, value in raw.items()}
     problems = _problems(raw)
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
@@ -457,7 +503,7 @@ def qlora_keys_problem(raw: dict) -> str | None:
     checkpoint stored quantized (unsloth's `-bnb-4bit`, Qwen's `-Int4`) for lora or full, which transformers loads
     quantized all the same: planned at 16 bits, trained as QLoRA without QLoRA's settings, or not trainable in full.
     (`orch estimate` flags are not held to this: a what-if may carry a column of settings whatever the method.)"""
-    method, model = raw.get("method"), raw.get("model")
+    method, model = _spelled_as_orch("method", raw.get("method")), raw.get("model")
     if method not in ("lora", "full"):
         return None
     if isinstance(model, str) and (stored := checkpoint_quantization(model)) is not None:

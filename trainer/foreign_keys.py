@@ -114,6 +114,13 @@ def _quantize(value) -> dict:
     raise Carried(f"quantization {short_repr(value)}: orch quantizes to 4 or 8 bits")
 
 
+def _nf4_only(value) -> dict:
+    """TRL's bnb_4bit_quant_type: NF4 is QLoRA's; bitsandbytes' FP4 is not a format orch trains."""
+    if isinstance(value, str) and value.strip().lower() == "nf4":
+        return {"method": "qlora", "quant_bits": 4}
+    raise Carried(f"quantization type {short_repr(value)}: orch's QLoRA quantizes to NF4")
+
+
 def _flag(value) -> bool:
     """A YAML boolean only: a quoted 'false', a `no` string or a list is truthy in Python and would turn the setting
     around, so it is listed as not carried over instead."""
@@ -243,6 +250,10 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "load_in_8bit": _entry([AXOLOTL, TRL], "method: qlora` with `quant_bits: 8",
                            _when_true({"method": "qlora", "quant_bits": 8})),
     "quantization_bit": _entry([LLAMA_FACTORY], "method: qlora` with `quant_bits", _quantize),
+    # TRL's ModelConfig
+    "bnb_4bit_quant_type": _entry([TRL], "method: qlora` with `quant_bits: 4", _nf4_only),
+    "use_bnb_nested_quant": _entry([TRL], "double_quant"),
+    "torch_dtype": _entry([TRL], "precision", _choice("precision", {**PRECISIONS, "float16": "fp16", "auto": "auto"})),
     # sequence and batch
     "sequence_len": _entry([AXOLOTL], "seq_len"),
     "cutoff_len": _entry([LLAMA_FACTORY], "seq_len"),
@@ -326,6 +337,8 @@ LEFT_BEHIND = {
     "resume_from_checkpoint": "use `orch train JOB --resume auto`",
     "deepspeed": "orch trains on one GPU",
     "fsdp": "orch trains on one GPU",
+    "tf32": "orch has no TF32 switch: it trains in bf16 or fp16 where the GPU has them (precision: auto), and "
+            "PyTorch's default applies to the rest",
     "overwrite_output_dir": "orch refuses an output folder with another run's checkpoints: pick another --output",
 }
 

@@ -12,7 +12,7 @@ from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
-from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option
+from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
@@ -134,8 +134,8 @@ def launched_runs() -> list[dict]:
 def report_command(
     job: Annotated[list[Path] | None, path_option(what="a job file", help="A job to summarise (repeat for several; "
                                                   "default: examples/llama31-8b-qlora.yaml).")] = None,
-    budget: Annotated[float | None, typer.Option(help="Most you will spend per job, in USD (default: no limit).")]
-    = None,
+    budget: Annotated[float | None, usd_option(help="Most you will spend per job, in US dollars (default: no "
+                                                    "limit).")] = None,
     deadline: DeadlineOption = None,
     trace: Annotated[Path | None, path_option(what="a trace file", help="Job trace (CSV) for the hybrid section "
                                               "(default: benchmarks/traces/team-week.csv in orch's source folder, "

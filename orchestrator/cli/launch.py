@@ -22,6 +22,7 @@ from orchestrator.cli.options import (
     ProvidersOption,
     SpotOption,
     path_option,
+    usd_option,
 )
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.runs import exit_code, follow_run
@@ -36,7 +37,7 @@ from orchestrator.runs.store import RunStore
 @user_errors
 def launch_command(
     job: JobArgument,
-    budget: Annotated[float, typer.Option(help="Most you will spend, in USD; the run stops before passing it.")],
+    budget: Annotated[float, usd_option(help="Most you will spend, in US dollars; the run stops before passing it.")],
     deadline: DeadlineOption = None,
     objective: ObjectiveOption = "cost",
     target: Annotated[str, typer.Option(help="auto (cheapest anywhere), local, or cloud.")] = "auto",

@@ -1,6 +1,9 @@
 """The numeric flags' ranges and the provider list, checked (finite, in range) before any work. No CLI framework here:
 `orch plan`'s lean parser uses them as the typer commands do."""
 
+import math
+import re
+
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
@@ -43,3 +46,53 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
         if name not in known:
             raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
     return wanted
+
+
+# Money and durations as people write them, read by one function each for every command that takes them (`orch plan`'s
+# parser, the typer commands through orchestrator/cli/options.py): `20usd` and `2h` were a parser's "invalid float
+# value" on plan and pydantic's "unable to parse string as a number" elsewhere.
+USD_FORMS = "20, 20.5, $20 or 20usd"
+DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)"
+# `--budget $20` reaches orch as "0": the shell reads `$2` as a variable, and `$5` as nothing at all
+SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)"
+HOURS_PER_UNIT = {**dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1.0),
+                  **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1 / 60),
+                  **dict.fromkeys(("d", "day", "days"), 24.0)}
+_WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+_-]+)\s*(?P<unit>[A-Za-z]+)")
+
+
+def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
+    """US dollars from a flag: a number, with a leading `$` or a trailing `usd` (any case, a space before it) allowed.
+    A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0 is a choice: no spend."""
+    typed = text.strip()
+    amount = typed.removeprefix("$").strip()
+    if amount.lower().endswith("usd"):
+        amount = amount[:-3].strip()
+    try:
+        value = float(amount)
+    except ValueError:
+        empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
+        raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
+                        f"{empty}.") from None
+    if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0) and value <= MAX_BUDGET_USD):
+        hint = f" {SHELL_DOLLAR_HINT}" if value == 0 else ""
+        raise UserError(f"{flag} must be {'at least' if zero_allowed else 'above'} 0 and at most "
+                        f"{MAX_BUDGET_USD:.0f} (US dollars), got {typed}{hint}.")
+    return value
+
+
+def hours_amount(text: str, flag: str) -> float:
+    """A duration in hours from a flag: a bare number is hours, as it always was; `90m`, `45min`, `2h` and `1d` (a
+    space before the unit allowed) are the same in minutes, hours and days."""
+    typed = text.strip()
+    try:
+        hours = float(typed)
+    except ValueError:
+        found = _WITH_UNIT.fullmatch(typed)
+        try:
+            hours = float(found["number"]) * HOURS_PER_UNIT[found["unit"].lower()]
+        except (TypeError, KeyError, ValueError):  # no number and unit, an unknown unit, or no number before it
+            raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}.") from None
+    if not (math.isfinite(hours) and 0 < hours <= MAX_DEADLINE_H):
+        raise UserError(f"{flag} must be above 0 and at most {MAX_DEADLINE_H} hours (ten years), got {typed}.")
+    return hours

@@ -1,12 +1,15 @@
 """Options shared by several commands, declared once so their names, types and help never drift apart."""
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from gpu_catalog.errors import UserError
 from orchestrator.cli.errors import fail
+from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount
 from orchestrator.planner import OBJECTIVES
 
 
@@ -39,10 +42,38 @@ def path_argument(what: str = "a file name", **kwargs) -> Any:
     return typer.Argument(parser=_path_or_blank, callback=_refusing_blank(what), **kwargs)
 
 
+def _read_with(read: Callable[[str, str], float]) -> Callable[..., Any]:
+    """The callback that reads an amount option's text with `read` (orch plan's own), naming the flag: one mistake,
+    one message, whichever command took it."""
+
+    def convert(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+        if value is None or ctx.resilient_parsing:
+            return value
+        try:
+            return read(value, param.opts[0])
+        except UserError as exc:
+            raise fail(str(exc)) from None
+
+    return convert
+
+
+def usd_option(*param_decls: str, help: str, zero_allowed: bool = False, **kwargs) -> Any:
+    """typer.Option for US dollars, written as people write them (USD_FORMS); `help` gets the forms appended."""
+    read = functools.partial(usd_amount, zero_allowed=zero_allowed)
+    return typer.Option(*param_decls, parser=str, callback=_read_with(read), metavar="USD",
+                        help=f"{help} Write {USD_FORMS}.", **kwargs)
+
+
+def hours_option(*param_decls: str, help: str, **kwargs) -> Any:
+    """typer.Option for a duration in hours, a unit allowed (DURATION_FORMS); `help` gets the forms appended."""
+    return typer.Option(*param_decls, parser=str, callback=_read_with(hours_amount), metavar="HOURS",
+                        help=f"{help} Write {DURATION_FORMS}.", **kwargs)
+
+
 JobArgument = Annotated[Path, path_argument("a job file", help="Job YAML (see examples/).")]
-DeadlineOption = Annotated[float | None, typer.Option(help="Hours until the job must be done.")]
+DeadlineOption = Annotated[float | None, hours_option(help="Time until the job must be done.")]
 ObjectiveOption = Annotated[str, typer.Option(help=f"Rank by {' or '.join(OBJECTIVES)}.")]
 ProvidersOption = Annotated[str | None, typer.Option(help="Comma list of allowed providers (e.g. local,runpod).")]
 SpotOption = Annotated[bool, typer.Option("--spot/--no-spot", help="Allow spot (interruptible) offers.")]
-MaxUsdPerHourOption = Annotated[float | None, typer.Option(help="Most to pay per GPU-hour, on top of the budget.")]
+MaxUsdPerHourOption = Annotated[float | None, usd_option(help="Most to pay per GPU-hour, on top of the budget.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]

@@ -9,10 +9,12 @@ import argparse
 import difflib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import data_dict, plan_dict
 from orchestrator.estimator.settings import context_note
@@ -20,8 +22,6 @@ from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
 USAGE_ERROR_EXIT_CODE = 2
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """One line and exit 2, as every orch command answers a malformed flag."""
@@ -65,6 +65,18 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _flag_value(read: Callable[[str, str], float], flag: str) -> Callable[[str], float]:
+    """argparse's `type` for a flag read by `read`: a mistake is the one `error: ...` line the typer commands print
+    for the same flag, not argparse's "argument --budget: invalid float value"."""
+    def convert(text: str) -> float:
+        try:
+            return read(text, flag)
+        except UserError as exc:
+            print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
+            raise SystemExit(USAGE_ERROR_EXIT_CODE) from None
+    return convert
+
+
 def _job_path(text: str) -> Path:
     """The job file's path; '' is no file (Path('') is the working folder)."""
     if not text.strip():
@@ -77,8 +89,10 @@ def parser() -> argparse.ArgumentParser:
     parse = _Parser(prog="orch plan", description="Rank every local and cloud target for a job under "
                                     "a budget and an optional deadline.", allow_abbrev=False)
     parse.add_argument("job", type=_job_path, help="Job YAML (see examples/).")
-    parse.add_argument("--budget", type=float, required=True, action=_Once, help="Most you will spend, in USD.")
-    parse.add_argument("--deadline", type=float, action=_Once, help="Hours until the job must be done.")
+    parse.add_argument("--budget", type=_flag_value(usd_amount, "--budget"), required=True, action=_Once,
+                       metavar="USD", help=f"Most you will spend, in US dollars: {USD_FORMS}.")
+    parse.add_argument("--deadline", type=_flag_value(hours_amount, "--deadline"), action=_Once, metavar="HOURS",
+                       help=f"Time until the job must be done: {DURATION_FORMS}.")
     parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")
     parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,runpod).")
     spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
@@ -88,8 +102,8 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--local-cost", action=_Once,
                        help="Price local cards amortized or marginal (default: the hardware file's).")
     parse.add_argument("--top", type=int, default=10, action=_Once, help="Rows to show in each table.")
-    parse.add_argument("--max-usd-per-hour", type=float, action=_Once,
-                       help="Most to pay per GPU-hour, on top of the budget.")
+    parse.add_argument("--max-usd-per-hour", type=_flag_value(usd_amount, "--max-usd-per-hour"), action=_Once,
+                       metavar="USD", help=f"Most to pay per GPU-hour, on top of the budget: {USD_FORMS}.")
     parse.add_argument("--json", dest="as_json", action="store_true", help="Print JSON for scripts instead of tables.")
     return parse
 

@@ -9,7 +9,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
-from orchestrator.cli.options import JobArgument, JsonFlag
+from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, usd_option
 from orchestrator.estimator.settings import job_model
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
@@ -31,11 +31,11 @@ scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_ar
 @user_errors
 def submit_command(
     job: JobArgument,
-    budget: Annotated[float | None, typer.Option(
-        help=f"Most this job may spend, in USD (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the target it "
-             "starts on; `orch queue` shows the budget its run got).")] = None,
-    deadline: Annotated[float | None, typer.Option(
-        help=f"Hours from now until the job must be done (at least {MIN_SUBMIT_DEADLINE_H:.3f}: a minute).")] = None,
+    budget: Annotated[float | None, usd_option(
+        help=f"Most this job may spend, in US dollars (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the "
+             "target it starts on; `orch queue` shows the budget its run got).")] = None,
+    deadline: Annotated[float | None, hours_option(
+        help="Time from now until the job must be done, at least a minute.")] = None,
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -117,8 +117,8 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
 def scheduler_run_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
-    monthly_cap: Annotated[float | None, typer.Option(help="Most all jobs may spend this calendar month, USD.")]
-    = None,
+    monthly_cap: Annotated[float | None, usd_option(help="Most all jobs may spend this calendar month, in US "
+                                                         "dollars.", zero_allowed=True)] = None,
     cpu_slots: Annotated[int, typer.Option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""

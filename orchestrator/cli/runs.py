@@ -11,7 +11,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
-from orchestrator.cli.options import JsonFlag, path_option
+from orchestrator.cli.options import JsonFlag, path_option, usd_option
 from orchestrator.cli.planning import plan_job
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
@@ -150,8 +150,8 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
 def resume_command(
     run_id: RunArgument,
     detach: Annotated[bool, typer.Option("--detach", help="Start and return.")] = False,
-    budget: Annotated[float | None, typer.Option(help="A new total budget for the run, USD (default: what is "
-                                                      "left of its budget).")] = None,
+    budget: Annotated[float | None, usd_option(help="A new total budget for the run, in US dollars (default: what "
+                                                    "is left of its budget).")] = None,
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
     check_budget(budget)  # before the run is looked up and its target planned again
