@@ -37,18 +37,46 @@ class Schema:
     migrations: dict[int, Callable[[sqlite3.Connection], None]] = field(default_factory=dict)
 
 
+class UnusableDatabase(Exception):
+    """A database file that failed under a command already using it (damaged, locked past the busy timeout), in one
+    line that names the file and the fix. Not a UserError: the scheduler rejects a job whose launch raises one, and a
+    job must not be rejected for the state of the file; the CLI says it as it says a UserError (cli/errors.py)."""
+
+
+class LockedDatabase(UnusableDatabase):
+    """Another process (a sqlite3 shell, a backup, a stuck process) held the write lock past the busy timeout: it
+    passes by itself, so the scheduler's loop waits for its next pass instead of ending."""
+
+
+def _text(data: bytes) -> str | bytes:
+    """A TEXT value as str; one that is not UTF-8 (a hand edit) as its bytes, which typed_row refuses naming the row
+    and the column: sqlite3's own decoding raised with neither, nor the file."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
 @contextmanager
 def transaction(path: Path):
     """One connection per operation, in one write transaction taken up front (BEGIN IMMEDIATE): nothing half-written
-    and no lost update, however many processes write the same file (WAL, and a busy timeout instead of errors)."""
-    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    and no lost update, however many processes write the same file (WAL, and a busy timeout instead of errors). A
+    failure of the file itself (damaged, locked past the timeout) is rolled back and raised as UnusableDatabase."""
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
+            db.text_factory = _text
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite rolls back by itself after some failures (a full disk, I/O errors)
+                    db.execute("ROLLBACK")
+                raise
+    except sqlite3.DatabaseError as exc:
+        if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+            raise  # a constraint or an API misuse (IntegrityError, ProgrammingError) is orch's bug, not the file's
+        raise (LockedDatabase if _is_locked(exc) else UnusableDatabase)(_problem(path, exc)) from None
 
 
 def move_away_hint(path: Path, it: str = "it") -> str:
@@ -59,22 +87,41 @@ def move_away_hint(path: Path, it: str = "it") -> str:
     return f"move {it} away, or give --db another file"
 
 
+def _is_locked(exc: sqlite3.DatabaseError) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc) for w in _RETRYABLE)
+
+
+def _problem(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """What is wrong with the database file, in one line with the fix."""
+    text = str(exc)
+    if _is_locked(exc):
+        return (f"the database file {path} is locked by another process (a sqlite3 shell, a backup, a stuck "
+                f"command) that held it over {BUSY_TIMEOUT_S:g} s: try again when that process finishes.")
+    if "not a database" in text:
+        return f"{path} is not a usable SQLite database ({text}); orch never overwrites it: {move_away_hint(path)}."
+    if "malformed" in text:
+        return _damaged_message(path, text)
+    return f"cannot use the database {path}: {text}. Check that the folder is writable, or set ORCH_HOME to a " \
+           "writable folder."
+
+
+def _damaged_message(path: Path, detail: str) -> str:
+    """A file damaged past its header: what orch keeps (it never deletes nor overwrites it) and how to go on."""
+    return (f"{path} is damaged ({checks.printable(detail)[:120]}); orch never deletes or overwrites it: restore a "
+            f"copy of it, or, to start a new one, {move_away_hint(path)}.")
+
+
 def _with_retries(path: Path, action: Callable[[], None]) -> None:
+    """Opening: a lock is waited out up to the busy timeout; anything else is said at once, as the user's to fix."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
         try:
             return action()
         except sqlite3.DatabaseError as exc:
-            text = str(exc)
-            if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE) and \
-                    time.monotonic() < deadline:
+            if _is_locked(exc) and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            if "not a database" in text or "malformed" in text:
-                raise UserError(f"{path} is not a usable SQLite database ({text}); orch never overwrites it: "
-                                f"{move_away_hint(path)}.") from None
-            raise UserError(f"cannot use the database {path}: {text}. Check that the folder is writable, or set "
-                            "ORCH_HOME to a writable folder.") from None
+            raise UserError(_problem(path, exc)) from None
 
 
 def _ensure_folder(folder: Path) -> None:
@@ -92,9 +139,14 @@ def columns_of(db: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _check_is_ours(path: Path, schema: Schema) -> None:
-    """Before anything is written (even the journal mode): a newer orch's file, or another program's table of the
-    same name, is refused."""
+    """Before anything is written (even the journal mode): a damaged file, a newer orch's file, or another program's
+    table of the same name, is refused. A file damaged past its header opens, and failed only in the command that
+    read the damaged page, while others (`orch submit`) wrote into it; quick_check reads every page (milliseconds for
+    orch's files)."""
     with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)) as db:
+        found = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if found != "ok":
+            raise UserError(_damaged_message(path, found.splitlines()[-1]))
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > schema.version:
             raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
@@ -156,6 +208,8 @@ def _value_problem(kind, value) -> str | None:
         if value is None and type(None) in options:
             return None
         kind = next(option for option in options if option is not type(None))
+    if isinstance(value, bytes):  # text that is not UTF-8 (transaction's text factory), or a BLOB: no field's type
+        return "not UTF-8 text"
     if isinstance(kind, type) and issubclass(kind, Enum):
         allowed = [member.value for member in kind]
         return None if value in allowed else f"not one of {', '.join(allowed)}"

@@ -1,6 +1,6 @@
 """What runs have cost, summed by month, provider and job: `orch spend`. A finished run counts what the runs store
-recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs
-controller for a managed spot job), so recoveries and start-up are in. A cloud run's spend never passes what its
+recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs controller for
+a managed spot job, up to its budget), so recoveries and start-up are in. A cloud run's spend never passes what its
 VM's guards let it spend (cap_usd), so a run whose end orch has not heard of stops counting there. Reads the runs
 store, writes nothing."""
 
@@ -37,12 +37,15 @@ def metered_usd(record: RunRecord, wall_s: float) -> float:
 
 
 def spend_usd(record: RunRecord, now: float | None = None) -> float:
-    """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included)."""
+    """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included), never past
+    its budget: the trainer's meter stops a local run there (a cloud run's guards, cap_usd), so more is a run whose
+    end nobody has recorded yet (a crash, a reboot), not spend. What an ended run recorded is its measure, not
+    capped."""
     if not record.status.is_active():
         return record.cost_usd or 0.0
     started = record.started_at or record.created_at  # billing starts with the launch request
     seconds = (record.wall_s or 0.0) + max(0.0, (now or time.time()) - started)
-    return metered_usd(record, seconds)
+    return min(metered_usd(record, seconds), record.budget_usd)
 
 
 @dataclass(frozen=True)

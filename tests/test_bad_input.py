@@ -934,7 +934,8 @@ def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, in
     inputs.env("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check
     dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
                                    "--dry-run", "--out", str(inputs.work / "t\x1b[31m.yaml")])
-    assert dry.exit_code == 0 and "task file: " in dry.stderr, dry.output
+    # refused (SkyPilot cannot copy a control character's path to a VM), and the name said escaped
+    assert dry.exit_code == 2 and "SkyPilot cannot copy to a VM" in dry.stderr, dry.output
     assert "\x1b" not in dry.output and "\\x1b[31m" in dry.stderr
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from gpu_catalog.errors import UserError
+from orchestrator import db as database
 from orchestrator.launch import lifecycle
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
@@ -187,3 +188,83 @@ def test_runs_export_says_where_it_wrote_with_times_a_spreadsheet_reads(tmp_path
     (tmp_path / RUN_DIR / "train.log").write_text("")  # the launcher makes it before the trainer writes
     said = CliRunner().invoke(app, ["logs", RUN_ID])  # an empty log printed nothing, exit 0
     assert said.exit_code == 2 and "before its trainer wrote a line" in said.stderr
+
+
+def two_runs(home):
+    """A runs.db holding two runs, written out whole (no -wal file left): what a user's file looks like at rest."""
+    store = RunStore(home / "runs.db")
+    for run_id in ("r-00000001", "r-00000002"):
+        store.insert(make_record(home / "runs" / run_id, run_id=run_id, status=RunStatus.OK, message="done"))
+    return store
+
+
+def test_a_database_damaged_past_its_header_is_refused_by_every_command_in_one_line_and_kept(tmp_path, monkeypatch):
+    """Bytes written over the runs table's page: `orch runs`, `spend`, `scheduler run --once` gave a traceback
+    (database disk image is malformed), and `orch submit` wrote into the damaged file."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+    from tests.trainer_helpers import write_job
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    path = tmp_path / "runs.db"
+    with path.open("r+b") as file:
+        file.seek(4096 + 100)  # page 2, the runs table, past the page's own header
+        file.write(bytes(range(256)) * 16)
+    before = path.read_bytes()
+    job = write_job(tmp_path)
+    for args in (["runs"], ["spend"], ["logs", "r-00000001"], ["scheduler", "run", "--once"],
+                 ["submit", str(job), "--budget", "1"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{path} is damaged" in result.stderr and "restore a copy" in result.stderr, result.stderr
+        assert "move it away" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == before
+
+
+def test_a_database_damaged_while_open_fails_its_next_read_in_one_line_naming_the_file(tmp_path):
+    store = two_runs(tmp_path)
+    with (tmp_path / "runs.db").open("r+b") as file:
+        file.seek(4096 + 100)
+        file.write(bytes(range(256)) * 16)
+    with pytest.raises(Exception, match="runs.db is damaged .*malformed.*restore a copy") as error:
+        store.all()
+    assert isinstance(error.value, database.UnusableDatabase)  # not a UserError: the scheduler rejects no job for it
+
+
+def test_text_that_is_not_utf8_is_named_with_its_row_and_column(tmp_path):
+    """A hand edit storing bytes that are not UTF-8 in a TEXT column: sqlite3 raised `Could not decode to UTF-8
+    column 'message'` from every command that listed the runs."""
+    store = two_runs(tmp_path)
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        db.execute("UPDATE runs SET message = CAST(X'ff41' AS TEXT) WHERE run_id = 'r-00000002'")
+    for read in (store.all, lambda: store.get("r-00000002")):
+        with pytest.raises(UserError, match="the runs row 'r-00000002' is damaged: message is .*, not UTF-8 text"):
+            read()
+
+
+def test_a_lock_held_past_the_busy_timeout_says_the_file_is_locked_in_one_line(tmp_path, monkeypatch):
+    """Another process's write transaction (a sqlite3 shell, a backup): a traceback (database is locked) once the
+    file was open, and at open the advice to check that the folder is writable."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    store = two_runs(tmp_path)
+    holder = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(Exception, match=f"the database file {tmp_path / 'runs.db'} is locked by another "
+                                            "process .*try again when that process finishes") as error:
+            store.update("r-00000001", message="x")
+        assert isinstance(error.value, database.LockedDatabase)
+        for args in (["runs"], ["spend"]):
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 2 and "is locked by another process" in result.stderr, result.output
+            assert "writable" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    finally:
+        holder.close()
+    assert store.get("r-00000001").message == "done"

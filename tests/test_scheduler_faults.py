@@ -110,3 +110,42 @@ def test_a_claim_fails_when_the_slot_filled_since_the_decision(tmp_path):
     assert not queue.claim(second, "two", make_record(tmp_path / "rb", run_id="r-bbbbbbbb", device="cpu",
                                                       status=RunStatus.LAUNCHING))
     assert queue.get(second).status is JobStatus.QUEUED and RunStore().get("r-bbbbbbbb") is None
+
+
+class StopLooping(BaseException):
+    """Ends run_forever as Ctrl-C would."""
+
+
+def test_a_pass_that_meets_the_database_locked_says_so_and_the_next_pass_goes_on(tmp_path, monkeypatch, capsys):
+    """Another process held runs.db's write lock past the busy timeout (a sqlite3 shell, a backup): the looping
+    scheduler died with a traceback (database is locked), and nothing was scheduled until someone restarted it."""
+    import sqlite3
+
+    from orchestrator import db as database
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    scheduler = Scheduler()
+    holder = sqlite3.connect(scheduler.queue.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    passes, sleeps, real_sleep, interval_s = [], [], time.sleep, 1234.0
+    real_run_once = scheduler.run_once
+    monkeypatch.setattr(scheduler, "run_once", lambda: passes.append(real_run_once()))
+
+    def sleep(seconds):
+        if seconds != interval_s:
+            return real_sleep(seconds)
+        sleeps.append(seconds)
+        if holder.in_transaction:  # the other process finishes
+            holder.execute("ROLLBACK")
+        if len(sleeps) == 2:
+            raise StopLooping
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    try:
+        with pytest.raises(StopLooping):
+            scheduler.run_forever(interval_s)
+    finally:
+        holder.close()
+    assert len(passes) == 1  # the first pass met the lock, the second ran whole
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [f"database locked by another process ({scheduler.queue.path}); retrying next pass"]

@@ -55,6 +55,37 @@ def test_spend_sums_recorded_costs_and_the_spend_so_far_of_active_cloud_runs(mon
     assert CliRunner().invoke(app, ["spend", "--by", "colour"]).exit_code == 2
 
 
+
+def test_an_active_runs_spend_so_far_never_passes_its_budget():
+    """A local run whose end nobody recorded (the machine rebooted) counted its price since launch without end."""
+    now = 1_764_600_000.0
+    local = dataclasses.replace(record("r-00000004", status="running", created=now - 7 * 86_400, provider="local"),
+                                target=Target.LOCAL)
+    assert spend_usd(local, now) == local.budget_usd
+    assert spend_usd(dataclasses.replace(local, status=RunStatus.OK, cost_usd=60.0), now) == 60.0  # measured
+
+
+def test_spend_ends_a_run_whose_trainer_died_unseen_as_orch_runs_does(monkeypatch, tmp_path):
+    """CLI and trainer killed together: `orch spend` counted the run as still going (0.07 of a 0.045 budget a minute
+    later, growing), while `orch runs` ended it at the trainer's last write."""
+    import os
+
+    from tests.test_runs_store import make_record
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    started = time.time() - 600
+    run_dir = tmp_path / "runs" / "r-0a1b2c3d"
+    run_dir.mkdir(parents=True)
+    (run_dir / "train.log").write_text("step 1\n")
+    os.utime(run_dir / "train.log", (started + 18, started + 18))  # its last write, then the kill
+    RunStore().insert(make_record(run_dir, started_at=started, pid=999_999, usd_per_hour=3.6, budget_usd=0.045))
+    spend = CliRunner().invoke(app, ["spend", "--json"])
+    assert spend.exit_code == 0, spend.output
+    assert json.loads(spend.stdout)["total_usd"] == pytest.approx(0.018, abs=1e-4)  # 18 s at $3.60/h
+    assert json.loads(spend.stdout)["rows"][0]["active_runs"] == 0
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert runs[0]["status"] == "failed" and runs[0]["cost_usd"] == json.loads(spend.stdout)["total_usd"]
+
 def test_max_usd_per_hour_rejects_dearer_offers():
     offers = [make_offer(A100, "nebius", 1.0), make_offer(A100, "lambda", 3.0)]
     result = plan(SPEC, MODEL, offers, PlanPolicy(budget_usd=100, max_usd_per_hour=2.0))

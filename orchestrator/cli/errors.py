@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.display import print_error
+from orchestrator.db import UnusableDatabase
 
 USAGE_ERROR_EXIT_CODE = 2
 UsageError = typer.BadParameter.__mro__[1]  # click's, in typer's own copy of click (typer exports only its child)
@@ -21,13 +22,14 @@ def fail(message: str) -> typer.Exit:
 
 
 def user_errors(command):
-    """Decorator: a UserError raised anywhere below a command becomes `error: ...` on stderr and exit 2."""
+    """Decorator: a UserError raised anywhere below a command, or a database file that failed under it (damaged,
+    locked by another process), becomes `error: ...` on stderr and exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except UserError as exc:
+        except (UserError, UnusableDatabase) as exc:
             raise fail(str(exc)) from None
         except BrokenPipeError:  # `orch ... | head`: the reader left; typer ends quietly, as a pipe's writer should
             raise

@@ -1,5 +1,6 @@
 """`orch spend [--by month|provider|job] [--json]`: what every recorded run has cost, recoveries included, and what
-the cloud runs still going have cost so far."""
+the runs still going have cost so far. Runs are refreshed first, as `orch runs` does: a run whose trainer died unseen
+counted as still going, growing without end, while `orch runs` recorded its end."""
 
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
+from orchestrator.launch import lifecycle
 from orchestrator.runs.store import RunStore
 from orchestrator.spend import GROUPS, spend_by
 
@@ -21,7 +23,7 @@ def spend_command(
     """Sum the spend of every run by month, provider or job."""
     if by not in GROUPS:
         raise UserError(f"--by must be one of {', '.join(GROUPS)}, got {by!r}.")
-    rows = spend_by(RunStore().all(), by)
+    rows = spend_by(lifecycle.refresh(RunStore()), by)
     if as_json:  # dollars unrounded, as `orch runs --json` has them: a CPU run's $0.00004 is not 0.0
         display.print_json({"by": by, "total_usd": sum(r.usd for r in rows),
                             "rows": [{by: r.key, "runs": r.runs, "usd": r.usd, "active_runs": r.active_runs}

@@ -18,14 +18,17 @@ import datetime
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator import preflight
+from orchestrator.db import LockedDatabase
 from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
@@ -272,13 +275,20 @@ class Scheduler:
 
     def run_forever(self, interval_s: float) -> None:
         """Passes until stopped, with a mark beside the queue while it loops: `orch submit` and `orch queue` tell
-        from it whether a pass will come without the user starting one."""
+        from it whether a pass will come without the user starting one. A pass that meets runs.db locked by another
+        process past the busy timeout is said in one line and left to the next: every step of a pass is a transaction
+        (a job's claim, its run and its slot one of them), so a pass cut short loses no job and starts none twice,
+        as a killed scheduler's; a transient lock stopped all scheduling."""
         mark = _looping_marks(self.queue) / self.owner
         mark.parent.mkdir(exist_ok=True)
         mark.touch()
         try:
             while True:
-                self.run_once()
+                try:
+                    self.run_once()
+                except LockedDatabase:
+                    print(f"database locked by another process ({checks.printable(str(self.queue.path))}); "
+                          "retrying next pass", file=sys.stderr, flush=True)
                 time.sleep(interval_s)
         finally:
             mark.unlink(missing_ok=True)
