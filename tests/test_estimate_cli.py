@@ -264,11 +264,6 @@ def test_a_module_name_no_trainer_uses_is_still_refused(modules):
     assert result.exit_code == 2 and "`target_modules` must be all-linear or a list drawn from" in result.output
 
 
-def test_an_on_off_flag_given_a_value_says_how_to_write_it():
-    result = runner.invoke(app, [*BASE, "--compile", "true"])
-    assert result.exit_code == 2 and "an on/off flag takes no value (write --FLAG or --no-FLAG" in result.output
-
-
 def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
     """A full fine-tune on a few tokens peaks once every gradient exists; the default QLoRA job as its backward
     starts. Scripts read `peak_at`, people the line under the table."""

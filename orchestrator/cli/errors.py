@@ -1,7 +1,6 @@
 """Turn a user's mistake into a short message and exit code 2, inside the command, so tests see what users see."""
 
 import functools
-import re
 import sys
 
 import typer
@@ -9,6 +8,7 @@ from typer.core import TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator.cli.argv_forms import spelled_as_orch
 from orchestrator.cli.display import print_error
 from orchestrator.db import UnusableDatabase
 
@@ -79,8 +79,6 @@ def repeated_option(command, args: list[str]) -> str | None:
     return None
 
 
-BOOLEAN_WORD = re.compile(r"\((true|false|yes|no|on|off)\)$", re.IGNORECASE)  # `--grad-ckpt true`'s extra word
-
 
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
@@ -88,9 +86,11 @@ class OneLineUsageErrors(TyperGroup):
     carries its own copy of click, whose exceptions derive from the public typer.TyperException.)"""
 
     def resolve_command(self, ctx, args):
-        """The subcommand, once its own arguments give no option twice (repeated_option)."""
+        """The subcommand, with its options as orch spells them (argv_forms: `--lora_r`, `--compile false`), once
+        they give no option twice (repeated_option)."""
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
+            rest = spelled_as_orch(command, rest)
             if why := repeated_option(command, rest):
                 raise UsageError(why, ctx=command.make_context(name, [], parent=ctx, resilient_parsing=True))
         return name, command, rest
@@ -106,8 +106,6 @@ class OneLineUsageErrors(TyperGroup):
                 print_error(f"give a command: `{ctx.command_path if ctx else 'orch'} COMMAND`, one of those above.")
                 sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
-            if message.startswith("Got unexpected extra argument") and BOOLEAN_WORD.search(message):
-                message += ": an on/off flag takes no value (write --FLAG or --no-FLAG, not --FLAG true)"
             print_error(f"{message}{' See' if message.endswith('?') else '; see'} "
                         f"`{ctx.command_path if ctx else 'orch'} --help`.")
             sys.exit(exc.exit_code)
