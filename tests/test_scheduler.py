@@ -299,6 +299,22 @@ def launches(monkeypatch) -> list:
     return started
 
 
+def test_orch_launch_passes_over_a_spot_offer_it_would_refuse(sky, tmp_path, monkeypatch):
+    """`orch launch --yes` chose a spot offer with no storage cloud enabled for its checkpoints, then refused it: the
+    plan it acts on leaves such offers out, with the launch's reason, and an on-demand offer is started."""
+    no_storage_cloud(monkeypatch)
+    started = []  # the options launch starts a run on; nothing is launched, the run stays as recorded
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option: started.append(option) or record)
+    folder = tmp_path / "spot"
+    folder.mkdir()
+    job = write_job(folder, name="spot", max_steps=5)
+    result = runner.invoke(app, ["launch", str(job), "--budget", "1", "--target", "cloud", "--yes", "--detach",
+                                 "--json"])
+    plan = json.loads(result.stdout)["plan"]  # the run, never started here, exits as a run that did not end ok
+    assert not plan["chosen"]["spot"] and [option.offer.spot for option in started] == [False]
+    assert any("SkyPilot has no storage cloud enabled here" in r["reason"] for r in plan["rejected"])
+
+
 def test_a_spot_offer_the_launch_would_refuse_is_passed_over(sky, tmp_path, monkeypatch):
     """The scheduler picked a spot T4 on Azure with no storage cloud enabled for its checkpoints: `orch launch`
     refused it up front on every pass, and the job failed after 3 attempts. The on-demand offer is picked, saying why;

@@ -61,7 +61,7 @@ def launch_command(
     if out is not None:
         _check_task_out(out, job, force)  # before planning, not after it
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
-                                      max_usd_per_hour=max_usd_per_hour)
+                                      max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
     spec = result.spec
     if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
         display.show_plan(result, top=5)
@@ -94,6 +94,17 @@ def launch_command(
     if detach and record.status is RunStatus.RUNNING and not as_json:
         display.say(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
     _report(result, record, as_json, quiet=detach)
+
+
+def _refusal(dry_run: bool, spot: bool):
+    """What a launch asks of each spot offer before choosing (sky_storage.launch_refusals): a spot run the launch
+    would refuse (no storage cloud for its checkpoints) is passed over, not chosen and then refused. A dry run writes
+    the task anyway and says what a launch would do; without spot there is nothing to ask (and sky stays unloaded)."""
+    if dry_run or not spot:
+        return None
+    from orchestrator.launch.sky_storage import launch_refusals  # asking reads SkyPilot's state: sky is loaded then
+
+    return launch_refusals()
 
 
 def _check_task_out(out: Path, job: Path, force: bool) -> None:

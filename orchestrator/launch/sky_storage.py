@@ -17,6 +17,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.offer import Offer
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
 from orchestrator.launch.sky_server import import_sky
+from orchestrator.planner import LaunchRefusal
 
 PULL_TIMEOUT_S = 3600  # a merged 8B model is ~16 GB
 
@@ -64,6 +65,35 @@ def launch_delivery(delivery: Delivery, provider: str, for_launch: bool = True) 
     if delivery.output == "bucket" and store is None and for_launch:
         delivery = on_the_vm(delivery, provider)
     return delivery, store
+
+
+def _launch_refusal(offer: Offer) -> str | None:
+    """Why `orch launch` would refuse a run on this cloud offer before buying a VM, in its words, as its task builder
+    decides (launch_delivery): a spot run keeps its checkpoints in a bucket, and with no storage cloud orch can use
+    enabled it is refused. Reads SkyPilot's cached list of enabled clouds: local state, which `sky check` refreshes;
+    nothing here reaches a cloud."""
+    delivery = delivery_for(offer)
+    if not isinstance(delivery, Delivery):
+        return None
+    try:
+        launch_delivery(delivery, offer.provider)
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def launch_refusals() -> LaunchRefusal:
+    """_launch_refusal, asked once per cloud and kind of instance (a plan, or a scheduler's pass, asks for every spot
+    offer across regions); the scheduler's next pass asks again, after whatever `sky check` the user ran."""
+    by_cloud: dict[tuple[str, bool], str | None] = {}
+
+    def refusal(offer: Offer) -> str | None:
+        key = (offer.provider, offer.spot)
+        if key not in by_cloud:
+            by_cloud[key] = _launch_refusal(offer)
+        return by_cloud[key]
+
+    return refusal
 
 
 def _offer_of(record) -> Offer:

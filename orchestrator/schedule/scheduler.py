@@ -29,14 +29,14 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
 from orchestrator import preflight
 from orchestrator.db import LockedDatabase
-from orchestrator.delivery import Delivery, delivery_for
 from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
-from orchestrator.launch.sky_storage import launch_delivery
+from orchestrator.launch.sky_storage import launch_refusals
+from orchestrator.planner import LaunchRefusal
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
-from orchestrator.schedule.policy import Decision, JobAsk, LaunchRefusal, LocalSlot, decide
+from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
 from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobRecord, JobStatus
 from trainer.config import config_from_dict
 
@@ -102,35 +102,6 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
             index = str(offer.device_index)
             slots.append(LocalSlot(index, offer, max(busy.get(index, [0.0]))))
     return slots
-
-
-def _launch_refusal(offer: Offer) -> str | None:
-    """Why `orch launch` would refuse a run on this cloud offer before buying a VM, in its words, as its task builder
-    decides (sky_task.build_task): a spot run keeps its checkpoints in a bucket, and with no storage cloud orch can
-    use enabled it is refused. Reads SkyPilot's cached list of enabled clouds: local state, which `sky check`
-    refreshes; nothing here reaches a cloud."""
-    delivery = delivery_for(offer)
-    if not isinstance(delivery, Delivery):
-        return None
-    try:
-        launch_delivery(delivery, offer.provider)
-    except UserError as exc:
-        return str(exc)
-    return None
-
-
-def launch_refusals() -> LaunchRefusal:
-    """_launch_refusal, asked once per cloud and kind of instance for one pass (the policy asks for every spot offer
-    it would pick, across regions); the next pass asks again, after whatever `sky check` the user ran."""
-    by_cloud: dict[tuple[str, bool], str | None] = {}
-
-    def refusal(offer: Offer) -> str | None:
-        key = (offer.provider, offer.spot)
-        if key not in by_cloud:
-            by_cloud[key] = _launch_refusal(offer)
-        return by_cloud[key]
-
-    return refusal
 
 
 def _ended(run: RunRecord) -> str:
