@@ -410,6 +410,16 @@ def test_a_local_with_an_empty_entry_is_refused(tmp_path, local):
                                     "separated by single commas, e.g. '2x RTX4090, 1x A6000'."
 
 
+def test_a_local_card_named_without_a_count_is_one_card_and_semicolons_are_told(tmp_path):
+    """`--local 'rtx 4090'` was split at its `x ` into a count 'rt' and refused; `a100;4090` got a GPU-name error."""
+    trace = _trace_with(tmp_path)
+    one = runner.invoke(app, ["simulate", "--trace", trace, "--local", "rtx 4090", "--json"])
+    same = runner.invoke(app, ["simulate", "--trace", trace, "--local", "1x RTX 4090", "--json"])
+    assert one.exit_code == 0 and one.stdout == same.stdout, one.output
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "1x A100;1x RTX 4090"])
+    assert result.exit_code == 2 and "separate them with commas" in result.stderr
+
+
 @pytest.mark.parametrize(("args", "named"), [
     (["--local", "1x RTX4090", "--policy", "all"], "--local, --policy do nothing with --generate"),
     (["--policy", "hybrid"], "--policy does nothing with --generate"),  # the default, given: still refused

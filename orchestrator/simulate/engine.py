@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.offer import Offer
@@ -308,13 +309,18 @@ def local_cards(text: str, offer_for) -> list[Offer]:
     (",," or a trailing comma) is refused: it names no card, and is more likely a card left out than nothing."""
     from gpu_catalog.gpus import CountedGPUs, get_gpu
 
+    if ";" in text:
+        raise UserError(f"--local: {checks.short_repr(text)} separates entries with ';': separate them with commas, "
+                        "e.g. '2x RTX4090, 1x A6000'.")
     cards: list[Offer] = []
     for part in (p.strip() for p in text.split(",")) if text.strip() else ():
         if not part:
             raise UserError("--local: an entry between commas is empty; give 'N x GPU' entries separated by single "
                             "commas, e.g. '2x RTX4090, 1x A6000'.")
-        count, _, name = part.partition("x ") if "x " in part else ("1", "", part)
-        if not count.strip().isdigit() or int(count) == 0 or re.match(r"\d+\s", name):
+        # `2x RTX 4090`, `2 x A6000`: a count in front; any other entry is one GPU's name (`rtx 4090` holds an `x `)
+        found = re.fullmatch(r"(\d+)\s*[x×]\s+(\S.*)", part, re.IGNORECASE)
+        count, name = (found[1], found[2]) if found else ("1", part)
+        if int(count) == 0 or re.match(r"\d+\s", name):
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
         try:
             gpu: GPU = get_gpu(name.strip())
