@@ -142,3 +142,29 @@ def test_a_session_that_trained_records_its_own_measurements():
     # a session all warm-up times nothing: the run's last tokens/s stands
     assert (ended.train_tokens, ended.tokens_per_s, ended.peak_vram_gib) == (87000, 6011.0, 0.81)
     assert json.loads(ended.metrics_json)["steps"] == 45
+
+
+def test_a_locked_database_while_a_launch_records_its_facts_leaves_the_run_launching(monkeypatch):
+    """The trainer had started when recording its pid met a lock held past the busy timeout: the catch-all recorded
+    the run failed ("could not start the trainer") while the trainer ran on. The run stays `launching` instead."""
+    from orchestrator.db import LockedDatabase
+    from orchestrator.launch.base import Started
+
+    record = ended_session(1.0, status=RunStatus.PREEMPTED)
+
+    class Launcher:
+        def start(self, record, option, device, on_fact):
+            on_fact(Started(pid=4242))  # the trainer is up; the record of it is what fails
+            raise AssertionError("not reached")
+
+    def locked(*args, **values):
+        if values.get("pid"):
+            raise LockedDatabase("the database file runs.db is locked by another process")
+        return update(*args, **values)
+
+    update = RunStore.update
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: Launcher())
+    monkeypatch.setattr(RunStore, "update", locked)
+    with pytest.raises(LockedDatabase):
+        lifecycle.start(RunStore(), record)
+    assert RunStore().get(record.run_id).status is RunStatus.LAUNCHING

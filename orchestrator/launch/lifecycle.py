@@ -16,6 +16,7 @@ from typing import IO
 
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_text
+from orchestrator.db import UnusableDatabase
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
@@ -72,6 +73,8 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
     except UserError as exc:  # refused here, before any request reached a cloud or a trainer started: no spend
         _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
         raise
+    except UnusableDatabase:  # the record, not the launch, failed: what started may be running, so the run stays
+        raise                 # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
     except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
         who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
         _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}")
