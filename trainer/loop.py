@@ -225,6 +225,7 @@ class FineTune:
         try:
             if state["step"] == 0 and prepared.eval:
                 state["eval_curve"].append([0, self._evaluate(model, prepared.eval, config, autocast)])
+            self.meter.loop_started()
             for step, indices, micro_batches in loader:
                 if self._over_budget():
                     status, stop_message = TrainStatus.BUDGET_STOPPED, self._budget_stop_message(state["step"])

@@ -4,7 +4,7 @@ step (and the checkpoint a stop saves) would pass the budget, and an alarm ends 
 (during a slow model build, say), so the spend never passes the budget by more than the time it takes to exit.
 
 The alarm raises BudgetSpent only where the training loop's caller takes it and writes the run's metrics: once the loop
-has asked `would_pass` (it does before every step). Before that (torch's imports, the data, the model build)
+has said it started (`loop_started`). Before that (torch's imports, the data, the model build)
 third-party code lies between the alarm and any handler, and some of it turns an exception into its own
 (transformers' lazy imports re-raise anything as ModuleNotFoundError, and the import goes on), so in the trainer's own
 process the alarm writes metrics.json and ends the process itself, with the budget-stop exit code."""
@@ -63,7 +63,7 @@ def process_start_time() -> float:
 class BudgetMeter:
     def __init__(self, usd_per_hour: float | None, budget_usd: float | None, started_at: float):
         self.usd_per_hour, self.budget_usd, self.started_at = usd_per_hour, budget_usd, started_at
-        self._loop_checks = False  # whether the training loop has asked `would_pass` since the alarm was armed
+        self._in_loop = False  # whether the training loop has started since the alarm was armed
         self._raised = False  # whether the alarm has raised BudgetSpent into the loop since it was armed
 
     @property
@@ -76,10 +76,13 @@ class BudgetMeter:
     def spent_usd(self) -> float | None:
         return usd_for(self.elapsed_s(), self.usd_per_hour) if self.usd_per_hour else None
 
+    def loop_started(self) -> None:
+        """The training loop is running: from now the alarm raises BudgetSpent for the loop's caller to take (the
+        module's docstring)."""
+        self._in_loop = True
+
     def would_pass(self, more_s: float) -> bool:
-        """True when `more_s` seconds from now would carry the spend past the budget. The loop asks before every step,
-        which tells the alarm armed before it that a loop is there to take BudgetSpent (the module's docstring)."""
-        self._loop_checks = True
+        """True when `more_s` seconds from now would carry the spend past the budget."""
         return self.armed and usd_for(self.elapsed_s() + more_s, self.usd_per_hour) > self.budget_usd
 
     def seconds_left(self) -> float:
@@ -91,12 +94,12 @@ class BudgetMeter:
         that process ends at once; inside another program, it raises."""
         if not self.armed:
             return
-        self._loop_checks = self._raised = False
+        self._in_loop = self._raised = False
 
         def spent(signum, frame):
             message = (f"this session's budget of {usd_text(self.budget_usd)} ran out after {self.elapsed_s():.1f} s; "
                        "a larger budget continues from the last checkpoint, if any")
-            if _process_output is not None and (self._raised or not self._loop_checks):
+            if _process_output is not None and (self._raised or not self._in_loop):
                 write_budget_stop(_process_output, self.spent_usd(), message, steps=None if self._raised else 0)
                 sys.stdout.flush()
                 os._exit(TrainStatus.BUDGET_STOPPED.exit_code)
