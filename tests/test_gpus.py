@@ -230,7 +230,7 @@ def test_simulates_local_cards_lose_no_card_to_a_wrong_separator():
     """`2x rtx4090; 1x a100` simulated two RTX 4090s: the A100 after the `;` was dropped without a word."""
     from orchestrator.simulate.engine import local_cards
 
-    with pytest.raises(UserError, match="No GPU's name has ';' in it"):
+    with pytest.raises(UserError, match="separates entries with ';': separate them with commas"):
         local_cards("2x rtx4090; 1x a100", lambda gpu: gpu)
 
 
