@@ -14,7 +14,7 @@ from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit, auto_fit
 from orchestrator.estimator.memory import usable_vram_gib
-from orchestrator.estimator.settings import settings_from_job, unsupported_on
+from orchestrator.estimator.settings import settings_from_job, unsupported_in_cloud, unsupported_on
 from orchestrator.frozen import quick_init
 from trainer.config import JobConfig
 
@@ -118,7 +118,7 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
         return "launch", delivery.reason
     if offer.spot and policy.launch_refusal is not None and (refused := policy.launch_refusal(offer)):
         return "launch", refused
-    if unsupported := unsupported_on(spec, offer.gpu):
+    if unsupported := unsupported_on(spec, offer.gpu) or (None if offer.is_local else unsupported_in_cloud(spec)):
         return "unsupported", unsupported
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
         return "price", (f"over --max-usd-per-hour: {usd_text(offer.usd_per_hour)}/h > "

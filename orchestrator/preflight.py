@@ -12,6 +12,7 @@ from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import RANDOM_PREFIX, get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
+from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
 from trainer.__main__ import check_model_and_tokenizer
@@ -106,13 +107,8 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
 
 
 def vm_package_problems(spec: JobConfig) -> list[str]:
-    """A setting whose package the cloud VM's setup cannot install (orchestrator/launch/remote_env.py installs the
-    others a job's settings import): flash-attn has no wheel on PyPI for the torch the VM gets and builds from source
-    for hours, so the trainer refused the job there (trainer/requirements.py) after the VM was paid for."""
-    if spec.attention == "flash_attention_2":
-        return ["attention flash_attention_2 needs flash-attn, which a cloud VM's setup does not install (no wheel "
-                "for its torch; building one from source takes hours): use `attention: sdpa`"]
-    return []
+    """The settings the cloud VM's setup cannot serve (unsupported_in_cloud), as pre-flight problems."""
+    return [problem] if (problem := unsupported_in_cloud(spec)) else []
 
 
 def launch_problems(option: Option) -> list[str]:

@@ -77,12 +77,16 @@ def test_flash_attention_2_is_planned_only_where_its_kernel_runs():
     from gpu_catalog.gpus import cpu_gpu
 
     spec = dataclasses.replace(JOB, attention="flash_attention_2")
-    result = run([make_offer(T4, "cheap", 0.1), make_offer(get_gpu("V100 32GB"), "cheap", 0.2),
-                  make_offer(A100, "dear", 2.0)], spec=spec)
+    result = run([make_offer(T4, "local", 0.1), make_offer(get_gpu("V100 32GB"), "local", 0.2),
+                  make_offer(A100, "local", 2.0, region="r2")], spec=spec)
     assert result.chosen.offer.gpu == A100
     assert {(r.offer.gpu.name, r.kind) for r in result.rejected} == {("T4", "unsupported"),
                                                                      ("V100 32GB", "unsupported")}
     assert "compute capability 8.0+), T4 has 7.5: use attention sdpa" in result.rejected[0].reason
+    # a cloud VM's setup cannot install flash-attn: pre-flight would refuse the launch, so the plan never offers it
+    cloud = run([make_offer(A100, "lambda", 1.0)], spec=spec)
+    assert cloud.chosen is None and "needs flash-attn, which a cloud VM's setup does not install" in \
+        cloud.rejected[0].reason
     assert run([make_offer(T4, "cheap", 0.1)]).chosen is not None  # sdpa runs there
     tiny = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000,
                           "attention": "flash_attention_2"})

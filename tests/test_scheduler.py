@@ -280,7 +280,7 @@ def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(sky, tmp_pat
     job_id = json.loads(orch("submit", job, "--budget", "50", "--json").stdout)["job_id"]
     said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
     assert jobs()[job_id]["status"] == "rejected", said
-    assert "pre-flight: attention flash_attention_2 needs flash-attn" in jobs()[job_id]["reason"]
+    assert "attention flash_attention_2 needs flash-attn, which a cloud VM's setup" in jobs()[job_id]["reason"]
     assert RunStore().all() == []
 
 

@@ -46,6 +46,17 @@ def context_note(spec: JobConfig, model: ModelShape) -> str | None:
             "model.")
 
 
+def unsupported_in_cloud(spec: JobConfig) -> str | None:
+    """A setting whose package the cloud VM's setup cannot install (orchestrator/launch/remote_env.py installs the
+    others a job's settings import), or None: flash-attn has no wheel on PyPI for the torch the VM gets and builds
+    from source for hours, so the trainer refused the job there (trainer/requirements.py) after the VM was paid for.
+    The planner offers no cloud target for it, and pre-flight refuses a launch of it."""
+    if spec.attention == "flash_attention_2":
+        return ("attention flash_attention_2 needs flash-attn, which a cloud VM's setup does not install (no wheel "
+                "for its torch; building one from source takes hours): use `attention: sdpa`")
+    return None
+
+
 def unsupported_on(spec: JobConfig, gpu: GPU) -> str | None:
     """Why the trainer cannot run the job on this device at all (not a matter of memory), or None: the planner
     offers no such target, and `orch estimate` says so instead of a speed. bf16 on a T4 or V100 is emulated, many
