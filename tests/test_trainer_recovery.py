@@ -61,7 +61,8 @@ def test_sigterm_saves_a_usable_checkpoint_and_says_preempted(tmp_path):
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "preempted"
     # the log says what happened, not which of the two senders it was (`orch stop`'s run read as a cloud's doing)
-    assert "stopped by SIGTERM (a spot preemption or `orch stop`)" in process.stderr.read()
+    said = process.stderr.read()
+    assert "stopped by SIGTERM (a spot preemption or `orch stop`) at step" in said and "Resume with: " in said
     saved_step = int((output / "checkpoints" / "latest").read_text().split("-")[1])
     assert saved_step == metrics["steps"] >= 3  # the checkpoint holds every step that ran
     assert main([str(job), "--output", str(output), "--resume", "auto", "--set", f"max_steps={saved_step + 2}"]) == 0

@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
               file=sys.stderr)
         return TrainStatus.INTERRUPTED.exit_code
-    if result["status"] == TrainStatus.INTERRUPTED:
-        print(checks.printable(f"interrupted at step {result['steps']}, checkpoint saved. Resume with: "
+    if result["status"] in (TrainStatus.INTERRUPTED, TrainStatus.PREEMPTED):  # Ctrl-C, or a SIGTERM (`kill`)
+        what = "interrupted" if result["status"] == TrainStatus.INTERRUPTED else _said(TrainStatus.PREEMPTED)
+        print(checks.printable(f"{what} at step {result['steps']}, checkpoint saved. Resume with: "
                                 f"{_resume_command(args, output)}"), file=sys.stderr)
     elif result["status"] != TrainStatus.OK:
         message = result.get("message") or ""  # one line; metrics.json keeps it whole
