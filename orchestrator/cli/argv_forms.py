@@ -1,17 +1,49 @@
 """Options as Hugging Face's argument parser lets people write them, read as orch's: `--gradient_checkpointing`
 (underscores) is `--gradient-checkpointing`, and an on/off flag given a value (`--gradient-checkpointing true`,
 `--double-quant=false`, as HfArgumentParser and the configs people copy settings from write them) is the flag or its
-`--no-` form. A setting copied from a training command line is then read, not refused; anything else reaches click
-as it was given, to be refused there with the command's help."""
+`--no-` form. A value that starts with a hyphen (`--budget -5usd`) stays the option's value, so it is refused for
+what it is, not as an unknown option. A setting copied from a training command line is then read, not refused;
+anything else reaches the parser as it was given, to be refused there with the command's help. Both parsers use it:
+the typer commands' (click's options) and `orch plan`'s own (argparse's actions)."""
+
+import argparse
+from dataclasses import dataclass
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-def _options(command) -> dict:
-    """The command's options by every name (typer carries its own copy of click: its classes are not click's)."""
-    return {name: param for param in command.params if getattr(param, "param_type_name", "") == "option"
-            for name in (*param.opts, *param.secondary_opts)}
+class Contradiction(ValueError):
+    """A plain flag set both on and off (`--json true --json false`): which was meant cannot be told."""
+
+
+@dataclass(frozen=True)
+class Switchable:
+    """One option as the rewriting needs it: whether it takes no value, its own names and its `--no-` names."""
+
+    is_flag: bool
+    opts: tuple[str, ...]
+    secondary_opts: tuple[str, ...] = ()
+
+
+def click_options(command) -> dict[str, Switchable]:
+    """A typer command's options by every name (typer carries its own copy of click: its classes are not click's)."""
+    options = [Switchable(bool(p.is_flag), tuple(p.opts), tuple(p.secondary_opts)) for p in command.params
+               if getattr(p, "param_type_name", "") == "option"]
+    return {name: option for option in options for name in (*option.opts, *option.secondary_opts)}
+
+
+def argparse_options(parser: argparse.ArgumentParser) -> dict[str, Switchable]:
+    """An argparse parser's options by every name; `--X` and `--no-X`, two actions there, are one on/off option."""
+    table = {}
+    for action in parser._actions:
+        for name in action.option_strings:
+            table[name] = Switchable(action.nargs == 0, (name,))
+    for name, option in list(table.items()):
+        if option.is_flag and name.startswith("--no-") and table.get("--" + name[5:], option).is_flag:
+            pair = Switchable(True, ("--" + name[5:],), (name,))
+            table[name] = table["--" + name[5:]] = pair
+    return table
 
 
 def _as_orch(name: str, options: dict) -> str:
@@ -20,23 +52,22 @@ def _as_orch(name: str, options: dict) -> str:
     return hyphened if name not in options and hyphened in options else name
 
 
-def _switched(name: str, word: str, option) -> list[str] | None:
-    """The flag an on/off option's value picks (`--compile false` -> `--no-compile`); None: not a yes/no word."""
+def _switched(name: str, word: str, option: Switchable) -> tuple[list[str], bool] | None:
+    """The flag an on/off option's value picks (`--compile false` -> `--no-compile`), and whether it is on; None: not
+    a yes/no word."""
     word = word.strip().lower()
     if word not in TRUE_WORDS | FALSE_WORDS:
         return None
-    if name in option.secondary_opts:  # `--no-compile true` is --no-compile
-        word = "false" if word in TRUE_WORDS else "true"
-    if word in TRUE_WORDS:
-        return [option.opts[0]]
-    return [option.secondary_opts[0]] if option.secondary_opts else []  # a plain flag set false is left out
+    on = (word in TRUE_WORDS) != (name in option.secondary_opts)  # `--no-compile true` is --no-compile
+    if on:
+        return [option.opts[0]], True
+    return ([option.secondary_opts[0]] if option.secondary_opts else []), False  # a plain flag set false: left out
 
 
-def spelled_as_orch(command, args: list[str]) -> list[str]:
+def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str]:
     """`args` with each option as orch spells it (see the module's docstring); the rest as given, and everything
-    after `--` untouched."""
-    options = _options(command)
-    out, index = [], 0
+    after `--` untouched. Raises Contradiction for a plain flag set both on and off."""
+    out, index, plain = [], 0, {}
     while index < len(args):
         arg = args[index]
         index += 1
@@ -48,14 +79,26 @@ def spelled_as_orch(command, args: list[str]) -> list[str]:
         name, has_value, value = arg.partition("=")
         name = _as_orch(name, options)
         option = options.get(name)
+        if option is not None and not option.is_flag and not has_value and index < len(args) and \
+                args[index].startswith("-") and args[index] not in options and args[index] != "--":
+            out.append(f"{name}={args[index]}")  # `--budget -5usd`: the value, refused as a value
+            index += 1
+            continue
         if option is None or not option.is_flag:
             out.append(name + has_value + value)
             continue
         word = value if has_value else (args[index] if index < len(args) else "")
         switched = _switched(name, word, option)
         if switched is None:
-            out.append(name + has_value + value)
-            continue
-        out += switched
-        index += 0 if has_value else 1
+            switched = ([name + has_value + value], name not in option.secondary_opts) if not has_value else None
+            if switched is None:
+                out.append(name + has_value + value)
+                continue
+        else:
+            index += 0 if has_value else 1
+        names, on = switched
+        if not option.secondary_opts:
+            if plain.setdefault(option.opts[0], on) != on:
+                raise Contradiction(f"{option.opts[0]} given twice, as on and off: give it once")
+        out += names
     return out

@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.cli.argv_forms import spelled_as_orch
+from orchestrator.cli.argv_forms import Contradiction, click_options, spelled_as_orch
 from orchestrator.cli.display import print_error
 from orchestrator.db import UnusableDatabase
 
@@ -90,8 +90,12 @@ class OneLineUsageErrors(TyperGroup):
         they give no option twice (repeated_option)."""
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
-            rest = spelled_as_orch(command, rest)
-            if why := repeated_option(command, rest):
+            try:
+                rest = spelled_as_orch(click_options(command), rest)
+                why = repeated_option(command, rest)
+            except Contradiction as contradiction:
+                why = str(contradiction)
+            if why:
                 raise UsageError(why, ctx=command.make_context(name, [], parent=ctx, resilient_parsing=True))
         return name, command, rest
 
