@@ -351,6 +351,7 @@ def hub_id(name: str, base_dir: Path = Path(".")) -> str:
     """The Hugging Face id a job's bare catalog name stands for (`tiny` -> `orch/tiny-llama`, `Qwen2.5-0.5B` ->
     `Qwen/Qwen2.5-0.5B`): plan read such a name by its shape, but the trainer loads by id, and refused it after the
     launch. An `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
+    _refuse_quoted(name)
     if "/" in name or name.startswith(RANDOM_PREFIX) or os.path.exists(checks.user_path(name)) \
             or os.path.exists(base_dir / checks.user_path(name)):
         return name
@@ -382,12 +383,22 @@ def _size(params: int) -> str:
     return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.1f}M"
 
 
+def _refuse_quoted(name: str) -> None:
+    """A name in a second pair of quotes (`"'Llama-3.1-8B'"`) is refused: normalize() folds the quotes away, so it
+    matched a catalog row while the job kept them, and a cloud run's download failed after the VM was paid for."""
+    stripped = name.strip()
+    if len(stripped) >= 2 and stripped[0] in "'\"`" and stripped[-1] == stripped[0]:
+        raise UserError(f"model {checks.short_repr(name)} holds its own quotes, which no model's name has: write it "
+                        "without them.")
+
+
 def get_model(name: str) -> ModelShape:
     """A model by local folder, known Hugging Face id (in any case) or alias, a copy of one under another org, (or a
     chat, instruct or quantized release of one), or (network allowing) any hub id."""
     name = name.removeprefix(RANDOM_PREFIX)
     if not name.strip():
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
+    _refuse_quoted(name)
     if os.path.exists(checks.user_path(name)):  # False, where Path.exists raises, for a name too long for a path
         return _from_local_folder(checks.user_path(name))
     ids, bare, own = _index()

@@ -2,9 +2,12 @@ import json
 import re
 
 import pytest
+from typer.testing import CliRunner
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model, hub_id, load_models
+from orchestrator.cli.main import app
+from trainer.config import ConfigError, config_from_dict
 
 REQUIRED = ["meta-llama/Llama-2-7b-hf", "meta-llama/Llama-2-13b-hf", "meta-llama/Llama-2-70b-hf",
             "meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B", "meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B",
@@ -256,3 +259,15 @@ def test_orchs_toy_name_without_its_org_is_refused_naming_both_models(name):
         with pytest.raises(UserError, match=r"could be orch/tiny-llama \(orch's 1.3M-parameter test model, also "
                                             r"`tiny`\) or TinyLlama/TinyLlama-1.1B-Chat-v1.0 \(1.1B parameters\)"):
             resolve(name)
+
+
+@pytest.mark.parametrize("name", ["'Llama-3.1-8B'", '"meta-llama/Llama-3.1-8B"', "`tiny`"])
+def test_a_model_name_in_its_own_quotes_is_refused(name):
+    """normalize() folded the quotes away, so the name matched a catalog row while the job kept them."""
+    result = CliRunner().invoke(app, ["estimate", name])
+    assert result.exit_code == 2 and "holds its own quotes" in result.stderr
+
+
+def test_a_job_whose_model_holds_its_own_quotes_is_refused():
+    with pytest.raises(ConfigError, match=r"holds its own quotes, .* \(`model: meta-llama/Llama-3.1-8B`\)"):
+        config_from_dict({"model": "'meta-llama/Llama-3.1-8B'", "method": "lora", "seq_len": 64, "max_steps": 1})
