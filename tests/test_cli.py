@@ -520,6 +520,10 @@ MONEY_AND_DURATION_MISTAKES = [
     ("--deadline", "2 weeks", "error: --deadline '2 weeks' is not a duration"),
     ("--deadline", "1e400h", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 1e400h."),
     ("--deadline", "0m", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 0m."),
+    # float() reads other scripts' digits and underscores: no amount a person means to type
+    ("--budget", "٢٠", "error: --budget '٢٠' is not an amount of US dollars"),
+    ("--budget", "1_000", "error: --budget '1_000' is not an amount of US dollars"),
+    ("--deadline", "２h", "error: --deadline '２h' is not a duration"),
 ]
 
 

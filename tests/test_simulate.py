@@ -418,6 +418,11 @@ def test_a_local_card_named_without_a_count_is_one_card_and_semicolons_are_told(
     assert one.exit_code == 0 and one.stdout == same.stdout, one.output
     result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "1x A100;1x RTX 4090"])
     assert result.exit_code == 2 and "separate them with commas" in result.stderr
+    for twice in ("2x H100 (x2)", "3x H100 x 2"):
+        result = runner.invoke(app, ["simulate", "--trace", trace, "--local", twice])
+        assert result.exit_code == 2 and "gives its count twice" in result.stderr, twice
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "-1x RTX 4090"])
+    assert result.exit_code == 2 and "is not 'N x GPU' with N of 1 or more" in result.stderr
 
 
 @pytest.mark.parametrize(("args", "named"), [

@@ -58,7 +58,12 @@ SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20',
 HOURS_PER_UNIT = {**dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1.0),
                   **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1 / 60),
                   **dict.fromkeys(("d", "day", "days"), 24.0)}
-_WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+_-]+)\s*(?P<unit>[A-Za-z]+)")
+_WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+-]+)\s*(?P<unit>[A-Za-z]+)")
+
+
+def _ascii_number(text: str) -> bool:
+    """Digits, sign, point and exponent as people type them: float() also takes other scripts' digits and `_`."""
+    return text.isascii() and "_" not in text
 
 
 def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
@@ -66,6 +71,8 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
     A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0 is a choice: no spend."""
     typed = text.strip()
     amount = typed.removeprefix("$").strip()
+    if not _ascii_number(amount.lower().removesuffix("usd").strip()):
+        amount = "not a number"  # float() reads `٢٠`, `２０` and `1_000`: no amount a person means to type
     if amount.lower().endswith("usd"):
         amount = amount[:-3].strip()
     try:
@@ -86,7 +93,7 @@ def hours_amount(text: str, flag: str) -> float:
     space before the unit allowed) are the same in minutes, hours and days."""
     typed = text.strip()
     try:
-        hours = float(typed)
+        hours = float(typed if _ascii_number(typed) else "not a number")
     except ValueError:
         found = _WITH_UNIT.fullmatch(typed)
         try:

@@ -114,7 +114,9 @@ def matching(ids: list[str], text: str) -> list[str]:
     string comparison: `%` and `_` are characters, not patterns."""
     if text in ids:
         return [text]
-    return [i for i in ids if text and (i.startswith(text) or i.partition("-")[2].startswith(text))]
+    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):  # the kind of id alone names them all
+        return []
+    return [i for i in ids if i.startswith(text) or i.partition("-")[2].startswith(text)]
 
 
 class RunStore:

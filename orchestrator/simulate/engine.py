@@ -320,12 +320,14 @@ def local_cards(text: str, offer_for) -> list[Offer]:
         # `2x RTX 4090`, `2 x A6000`: a count in front; any other entry is one GPU's name (`rtx 4090` holds an `x `)
         found = re.fullmatch(r"(\d+)\s*[x×]\s+(\S.*)", part, re.IGNORECASE)
         count, name = (found[1], found[2]) if found else ("1", part)
-        if int(count) == 0 or re.match(r"\d+\s", name):
+        if int(count) == 0 or re.match(r"-?\d+\s", name) or part.startswith("-"):
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
         try:
             gpu: GPU = get_gpu(name.strip())
         except CountedGPUs as counted:  # `2xA10G`, `RTX 4090 x2`: the count written another way
-            gpu, count = counted.gpu, str(int(count) * counted.count)
+            if found:  # `2x H100 (x2)`: two counts, one entry
+                raise UserError(f"--local: '{part}' gives its count twice: write it once (e.g. '4x H100').") from None
+            gpu, count = counted.gpu, str(counted.count)
         if int(count) > MAX_LOCAL_CARDS:
             raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
                             "simulator models; give fewer.")
