@@ -546,3 +546,13 @@ def test_the_help_says_a_bare_deadline_is_hours_and_the_forms_of_money(command):
     shown = " ".join(invoke(command, "--help").stdout.replace("│", " ").split())
     assert "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)" in shown, shown
     assert "20, 20.5, $20 or 20usd" in shown, shown
+
+
+@pytest.mark.parametrize("args", [["plan", TINY_JOB, "--budget", "1", "--objective", "COST", "--json"],
+                                  ["plan", TINY_JOB, "--budget", "1", "--local-cost", "Marginal", "--json"],
+                                  ["launch", TINY_JOB, "--budget", "1", "--target", "LOCAL", "--dry-run", "--json"],
+                                  ["spend", "--by", "Provider", "--json"]])
+def test_a_choice_on_the_command_line_is_read_in_any_case_as_in_a_job_file(tmp_path, monkeypatch, args):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output

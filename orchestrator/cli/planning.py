@@ -21,6 +21,7 @@ TARGETS = ("auto", "local", "cloud")
 
 def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str] | None:
     """The providers a plan may use: --target narrows to local or cloud, --providers to a list; None: any."""
+    target = target.strip().lower()  # `--target CLOUD`: choices are read in any case, as a job file's are
     if target not in TARGETS:
         raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}.")
     asked = parse_providers(allowed)
@@ -65,8 +66,10 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     check_deadline(deadline)
     checks.optional_number(max_usd_per_hour, "--max-usd-per-hour", 0, MAX_BUDGET_USD, above=True)
     spec = load_job(job)
-    targets = gather_targets(local_cost)
-    policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective, allow_spot=spot,
+    # choices are read in any case, as a job file's are (`--objective COST`, `--local-cost Marginal`)
+    targets = gather_targets(local_cost.strip().lower() if local_cost else local_cost)
+    policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective.strip().lower(),
+                        allow_spot=spot,
                         providers=allowed_providers(target, providers, targets.offers),
                         max_usd_per_hour=max_usd_per_hour, launch_refusal=launch_refusal)
     model = job_model(spec)

@@ -69,6 +69,7 @@ def simulate_command(
     _refuse_given(ctx, GENERATE_ONLY, "with --trace (it paces --generate's arrivals)")
     if force and out is None:
         raise UserError("--force replaces what --out holds, and no --out is given: leave --force out.")
+    policy = policy.strip().lower()  # `--policy Hybrid`: choices are read in any case, as a job file's are
     if policy != "all" and policy not in POLICIES:
         raise UserError(f"--policy must be one of {', '.join(POLICIES)} or all, got {policy!r}.")
     policies = POLICIES if policy == "all" else (policy,)

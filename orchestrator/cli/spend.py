@@ -21,6 +21,7 @@ def spend_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Sum the spend of every run by month, provider or job."""
+    by = by.strip().lower()  # `--by Provider`: choices are read in any case, as a job file's are
     if by not in GROUPS:
         raise UserError(f"--by must be one of {', '.join(GROUPS)}, got {by!r}.")
     rows = spend_by(lifecycle.refresh(RunStore()), by)
