@@ -19,8 +19,11 @@ def _option_names() -> dict[str, str]:
     """Every spelling of `orch estimate`'s options -> the option it spells (--max-seq-length -> seq_len)."""
     import typer.main
 
+    from orchestrator.cli.argv_forms import OTHER_NAMES
+
     command = typer.main.get_command(app).commands["estimate"]
-    return {opt: param.name for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    names = {opt: param.name for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    return {**names, **{other: names[ours] for other, ours in OTHER_NAMES.items() if ours in names}}
 
 
 def with_base(*flags) -> list[str]:

@@ -9,6 +9,13 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 import argparse
 from dataclasses import dataclass
 
+# Other trainers' names of orch's options (transformers' TrainingArguments and TRL's SFTConfig, LitGPT, axolotl),
+# read as orch's where a command has the option and not the name; kept out of the options' own declarations, whose
+# help column they crowded past 80 characters
+OTHER_NAMES = {"--max-seq-length": "--seq-len", "--batch-size": "--micro-batch", "--micro-batch-size": "--micro-batch",
+               "--per-device-train-batch-size": "--micro-batch", "--gradient-accumulation-steps": "--grad-accum",
+               "--gradient-checkpointing": "--grad-ckpt", "--no-gradient-checkpointing": "--no-grad-ckpt",
+               "--lora-rank": "--lora-r", "--rank": "--lora-r", "--bits": "--quant-bits"}
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
@@ -47,9 +54,13 @@ def argparse_options(parser: argparse.ArgumentParser) -> dict[str, Switchable]:
 
 
 def _as_orch(name: str, options: dict) -> str:
-    """`--lora_r` as `--lora-r`, where only the underscores stand between the name and one of the command's."""
+    """`--lora_r` as `--lora-r`, where only the underscores stand between the name and one of the command's, and
+    another trainer's name as orch's (OTHER_NAMES)."""
+    if name in options:
+        return name
     hyphened = "--" + name[2:].replace("_", "-")
-    return hyphened if name not in options and hyphened in options else name
+    ours = OTHER_NAMES.get(hyphened, hyphened)
+    return ours if ours in options else name
 
 
 def _switched(name: str, word: str, option: Switchable) -> tuple[list[str], bool] | None:

@@ -78,22 +78,21 @@ def _shown(settings, gpu) -> dict:
 def estimate(
     model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder.")],
     method: Annotated[str | None, typer.Option(help=f"One of {', '.join(METHODS)}.")] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", "--max-seq-length", help="Tokens per sequence.")]
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence (also --max-seq-length).")]
     = DEFAULT_SEQ_LEN,
-    micro_batch: Annotated[int | None, typer.Option("--micro-batch", "--batch-size", "--micro-batch-size",
-                                                    "--per-device-train-batch-size",
-                                                    help="Sequences per forward pass.")] = None,
-    grad_accum: Annotated[int | None, typer.Option("--grad-accum", "--gradient-accumulation-steps",
-                                                   help="Micro-batches per optimizer step.")] = None,
+    micro_batch: Annotated[int | None, typer.Option(
+        "--micro-batch", help="Sequences per forward pass (transformers' per-device batch size).")]
+    = None,
+    grad_accum: Annotated[int | None, typer.Option(
+        "--grad-accum", help="Micro-batches per optimizer step.")] = None,
     grad_ckpt: Annotated[bool | None, typer.Option(
-        "--grad-ckpt/--no-grad-ckpt", "--gradient-checkpointing/--no-gradient-checkpointing",
-        help="Gradient checkpointing (default: the job's `auto`, off until auto-fit needs it).")] = None,
+        "--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing (default: the job's `auto`, off until auto-fit "
+                                           "needs it).")] = None,
     optimizer: Annotated[str | None, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = None,
-    lora_r: Annotated[int | None, typer.Option("--lora-r", "--lora-rank", "--rank", help="LoRA rank.")] = None,
+    lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank (also --lora-rank).")] = None,
     lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout; 0 skips peft's dropped-out copy of "
                                                             "each targeted module's input.")] = None,
-    quant_bits: Annotated[int | None, typer.Option("--quant-bits", "--bits", help="QLoRA weight bits: 4 (NF4) or 8.")]
-    = None,
+    quant_bits: Annotated[int | None, typer.Option("--quant-bits", help="QLoRA weight bits: 4 (NF4) or 8.")] = None,
     quantization: Annotated[str | None, typer.Option(
         help="QLoRA's weights in one value: nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4 is nf4 without double "
              "quantization); implies --method qlora, as a checkpoint named -bnb-4bit or -Int4 does.")] = None,
@@ -101,14 +100,14 @@ def estimate(
                                                       help="QLoRA: quantize the NF4 constants too.")] = None,
     qlora_fp32_upcast: Annotated[bool | None, typer.Option(
         "--qlora-fp32-upcast/--no-qlora-fp32-upcast",
-        help="QLoRA: keep embeddings, head and norms in fp32 (peft's prepare_model_for_kbit_training).")] = None,
+        help="QLoRA: keep embeddings, head and norms in fp32, as peft's k-bit preparation does.")] = None,
     target_modules: Annotated[str | None, typer.Option(
-        help=f"all-linear or a comma list of {','.join(LINEAR_MODULES)}.")] = None,
+        help=f"all-linear or a comma list of {', '.join(LINEAR_MODULES)}.")] = None,
     use_dora: Annotated[bool | None, typer.Option("--use-dora/--no-use-dora",
                                                   help="LoRA/QLoRA: DoRA's magnitude vector per adapted linear.")]
     = None,
     modules_to_save: Annotated[str | None, typer.Option(
-        help="LoRA/QLoRA: a comma list of modules trained in full beside the adapters (embed_tokens,lm_head).")]
+        help="LoRA/QLoRA: a comma list of modules trained in full beside the adapters (embed_tokens, lm_head).")]
     = None,
     freeze_layers: Annotated[int | None, typer.Option(
         help="Full fine-tuning: keep the embeddings and the lowest N blocks frozen.")] = None,
