@@ -556,3 +556,9 @@ def test_a_choice_on_the_command_line_is_read_in_any_case_as_in_a_job_file(tmp_p
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = invoke(*args)
     assert result.exit_code == 0, result.output
+
+
+def test_a_flag_given_a_value_it_cannot_take_points_at_its_commands_help():
+    """click raises `does not take a value` with no context: the line pointed at `orch --help`."""
+    result = invoke("estimate", "Llama-3.1-8B", "--json=maybe")
+    assert result.exit_code == 2 and result.stderr.strip().endswith(" estimate --help`."), result.stderr

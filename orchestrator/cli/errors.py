@@ -89,6 +89,8 @@ class OneLineUsageErrors(TyperGroup):
         """The subcommand, with its options as orch spells them (argv_forms: `--lora_r`, `--compile false`), once
         they give no option twice (repeated_option)."""
         name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:  # for a usage error click raises with no context (`--json=maybe`): its command's help
+            self.resolved_path = f"{ctx.command_path} {name}"
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
             try:
                 rest = spelled_as_orch(click_options(command), rest)
@@ -110,8 +112,8 @@ class OneLineUsageErrors(TyperGroup):
                 print_error(f"give a command: `{ctx.command_path if ctx else 'orch'} COMMAND`, one of those above.")
                 sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
-            print_error(f"{message}{' See' if message.endswith('?') else '; see'} "
-                        f"`{ctx.command_path if ctx else 'orch'} --help`.")
+            path = ctx.command_path if ctx else getattr(self, "resolved_path", "orch")
+            print_error(f"{message}{' See' if message.endswith('?') else '; see'} `{path} --help`.")
             sys.exit(exc.exit_code)
         except typer.Abort:
             print_error("aborted.")
