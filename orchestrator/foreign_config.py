@@ -7,23 +7,32 @@ nothing. Where two keys set the method (LLaMA-Factory's finetuning_type lora wit
 axolotl's lora_target_linear adds every linear module to lora_target_modules. Any other two keys that set one orch
 setting to different values (load_in_4bit and load_in_8bit, max_length and max_seq_length) are refused, naming both:
 picking one would train what the user did not ask for. So is a config for preference or reward training (DPO, PPO,
-KTO, a reward model): orch only does supervised fine-tuning.
+KTO, a reward model): orch only does supervised fine-tuning. torchtune's lora_attn_modules and apply_lora_to_mlp
+together are one target list.
+
+A setting the config leaves out takes its trainer's default where that differs from orch's (LLaMA-Factory's
+lora_alpha is 2 x lora_rank, TRL trains in full without use_peft): `source_defaults` says which, once the user's
+--set values are in, for the keys a config's own keys show to be one trainer's.
 """
 
 import json
+import re
 from dataclasses import fields
 from typing import NamedTuple
 
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import LINEAR_MODULES
 from gpu_catalog.names import normalize
 from trainer.config import CHOICES, JobConfig
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
+    INSIDE_READ,
     LEFT_BEHIND,
     LLAMA_FACTORY,
     SHORTEST_HINTED_KEY,
+    SOURCE_DEFAULTS,
     TORCHTUNE,
     Carried,
     left_behind_inside,
@@ -51,10 +60,20 @@ TRAINING_KINDS = {
 LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArguments.stage's choices
 # Foreign keys a job needs carried over for orch to train it (an orch key -> each foreign key whose note says how to
 # set it): when the imported job is refused, the refusal quotes these notes, since they hold the fix.
-NEEDED_FOR = {"dataset": ("dataset", "stage")}
+NEEDED_FOR = {"dataset": ("dataset", "stage", "dataset._component_"), "seq_len": ("tokenizer.max_seq_len",)}
 # Settings orch has no key for but the tracker reads from the environment, where orch runs and on a cloud VM alike
 # (foreign key -> the variable): carried as far as orch can (report_to) and listed, or the runs go elsewhere unsaid.
 FROM_ENVIRONMENT = {"wandb_project": "WANDB_PROJECT"}
+# Keys that cap how much the source trained, which orch has no key for: said plainly, as the imported job trains on
+# the whole dataset ({value}: the source's value)
+TRAINING_AMOUNT = {"max_samples": "the source trained on at most {value} samples of each dataset, and orch trains on "
+                                  "the whole dataset (times epochs): to train as little, cap it with --set "
+                                  "max_steps=N or --set train_tokens=N, or give a file of just those samples"}
+# Keys whose null means something orch has no value for: listed, where other nulls set nothing
+NULL_MEANS = {"tokenizer.max_seq_len": "torchtune truncates nothing when it is null, and orch trains at one sequence "
+                                       "length: give --set seq_len=N (tokens)"}
+SET_IN_NOTE = re.compile(r"--set (\w+)=")  # a note's fix: the orch key it says to set
+TORCHTUNE_TARGETS = {"model.lora_attn_modules", "model.apply_lora_to_mlp"}  # one target list between them
 STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, nothing to say
           "pt": "orch trains on raw text when the dataset's records are `text` (loss on every token, packed), as the "
                 "pt stage does: give such a dataset with --set dataset=PATH_OR_ID"}
@@ -63,6 +82,31 @@ STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, no
 class Translation(NamedTuple):
     job: dict
     not_carried: list[tuple[str, str]]  # (key, why)
+    trainer: str | None = None  # the trainer the config's own keys show it is for; None: not one
+    source: dict | None = None  # the config's keys, nested ones dotted
+
+    def left_behind(self, given: dict) -> list[tuple[str, str]]:
+        """The keys not carried over, less those the user has since set with --set (`given`): the key itself, the
+        orch key a foreign key stands for, or the orch key its note says to set instead. `dataset ... give --set
+        dataset=PATH_OR_ID` was listed after --set dataset=... was given."""
+        return [(key, why) for key, why in self.not_carried if not _resolving_keys(key, why) & set(given)]
+
+    def source_defaults(self, job: dict) -> list[tuple[str, object, str]]:
+        """(orch key, value, why) for each setting `job` (the translation's, with the user's --set values) leaves
+        out whose default in the source's trainer differs from orch's, in order: the job trained with orch's
+        defaults (lora_alpha 32 for LLaMA-Factory's 2 x 8, 5% of the data held out) what the source would not."""
+        found, source = [], self.source or {}
+        so_far = dict(job)
+        for default in SOURCE_DEFAULTS.get(self.trainer, ()):
+            if default.key in so_far or any(source.get(k) is not None or k in so_far for k in default.given_by):
+                continue
+            if default.methods is not None and so_far.get("method") not in default.methods:
+                continue
+            value = default.value(so_far, source) if callable(default.value) else default.value
+            if value is not None:
+                so_far[default.key] = value
+                found.append((default.key, value, default.why))
+        return found
 
     def needed_notes(self, job: dict) -> list[str]:
         """The notes on keys left behind that `job` (this translation's, with the user's --set values) still needs:
@@ -70,6 +114,24 @@ class Translation(NamedTuple):
         notes = dict(self.not_carried)
         return [f"`{key}` was not carried over: {notes[key]}" for orch_key, keys in NEEDED_FOR.items()
                 if orch_key not in job for key in keys if key in notes]
+
+
+def _resolving_keys(key: str, why: str) -> set[str]:
+    """The orch keys whose --set value settles a key left behind: the key itself, the orch keys its foreign key's
+    entry names (axolotl's `datasets.data_files` is under `datasets`: dataset), or the keys its note says to set."""
+    entry = FOREIGN_KEYS.get(key) or FOREIGN_KEYS.get(next((k for k in INSIDE_READ if key.startswith(f"{k}.")), ""))
+    named = set(re.findall(r"\w+", entry.orch)) & ORCH_KEYS if entry is not None else set()
+    return {key, *named, *SET_IN_NOTE.findall(why)}
+
+
+def _source_trainer(flat: dict) -> str | None:
+    """The one trainer whose own keys the config has (axolotl's base_model, TRL's use_peft, torchtune's
+    `_component_`s), or None where it has none, or another's too."""
+    trainers = {FOREIGN_KEYS[key].trainers[0] for key in flat if key in FOREIGN_KEYS
+                and len(FOREIGN_KEYS[key].trainers) == 1}
+    trainers |= {LLAMA_FACTORY for key in flat if key == "stage"} | {TORCHTUNE for key in flat
+                                                                      if key.endswith("._component_")}
+    return trainers.pop() if len(trainers) == 1 else None
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
@@ -103,6 +165,10 @@ def _kept(key: str, old: tuple[str, object], new: tuple[str, object]):
         return "qlora"
     if key == "target_modules" and {old_key, new_key} == {"lora_target_linear", "lora_target_modules"}:
         return "all-linear"
+    if key == "target_modules" and {old_key, new_key} == TORCHTUNE_TARGETS:  # attention's and the MLP's
+        united = set(old_value) | set(new_value)
+        return "all-linear" if united >= set(LINEAR_MODULES) else \
+            sorted(united, key=lambda m: LINEAR_MODULES.index(m) if m in LINEAR_MODULES else len(LINEAR_MODULES))
     return None
 
 
@@ -166,8 +232,11 @@ def translate(raw: dict) -> Translation:
     origin: dict[str, tuple[str, object]] = {}  # orch key -> the (foreign key, value) that set it
     not_carried: list[tuple[str, str]] = []
     is_llama_factory = "finetuning_type" in raw or "stage" in raw
-    for key, value in _flatten(raw).items():
+    flat = _flatten(raw)
+    for key, value in flat.items():
         if value is None:
+            if key in NULL_MEANS:
+                not_carried.append((key, NULL_MEANS[key]))
             continue
         if key == "stage" and value not in LLAMA_FACTORY_STAGES:
             raise UserError(f"{_shown(key, value)} is no LLaMA-Factory stage (one of "
@@ -180,6 +249,8 @@ def translate(raw: dict) -> Translation:
                 not_carried.append((key, STAGES[value]))
         elif is_llama_factory and key in LLAMA_FACTORY_ONLY:
             not_carried.append((key, LLAMA_FACTORY_ONLY[key].format(value=_value(value))))
+        elif key in TRAINING_AMOUNT:
+            not_carried.append((key, TRAINING_AMOUNT[key].format(value=_value(value))))
         elif key in FOREIGN_KEYS:
             try:
                 _merge(job, origin, (key, value), FOREIGN_KEYS[key].convert(value))
@@ -200,6 +271,7 @@ def translate(raw: dict) -> Translation:
         else:
             note = LEFT_BEHIND.get(key.split(".")[0])
             not_carried.append((key, note if note is not None else _unknown_key_note(key)))
-    if "method" not in job and "lora_r" in job:
+    trainer = _source_trainer(flat)
+    if "method" not in job and "lora_r" in job and "method" not in {d.key for d in SOURCE_DEFAULTS.get(trainer, ())}:
         job["method"] = "lora"
-    return Translation(job, not_carried)
+    return Translation(job, not_carried, trainer, flat)

@@ -7,6 +7,10 @@ LLaMA-Factory's examples/train_lora/*.yaml (cutoff_len, finetuning_type, lora_ra
 TRL's SFTConfig and ScriptArguments (max_length, per_device_train_batch_size, optim, lr_scheduler_type,
 dataset_name, dataset_train_split) and torchtune's recipes/configs (batch_size, enable_activation_checkpointing,
 model.lora_rank, tokenizer.max_seq_len, optimizer.lr; nested keys are written with dots).
+
+The defaults those trainers use for a key a config leaves out (SOURCE_DEFAULTS) are from LLaMA-Factory's
+hparams/finetuning_args.py and data_args.py, TRL's SFTConfig and ModelConfig, axolotl's config schema, transformers'
+TrainingArguments and torchtune's LoRA model builders (checked 2026-12).
 """
 
 import re
@@ -14,6 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from gpu_catalog.checks import short_repr
+from gpu_catalog.errors import UserError
+from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, hub_id
 from gpu_catalog.names import squeezed, suggest
 from trainer.data_formats import SHAPES
 
@@ -23,13 +29,51 @@ KEY_SIMILARITY = 0.7  # difflib's ratio for a near key: lower, `colour` got `lor
 OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
               "adamw_bnb_8bit": "adamw_8bit", "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
               "lion_8bit": "lion_8bit", "paged_lion_8bit": "lion_8bit", "torch.optim.AdamW": "adamw",
-              "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit", "bitsandbytes.optim.AdamW8bit": "adamw_8bit"}
+              "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit", "bitsandbytes.optim.AdamW8bit": "adamw_8bit",
+              # 32-bit AdamW whatever the kernel: paging moves its states to the CPU only when the GPU runs out, and
+              # apex's fused kernel runs the same update; the job file, `orch import` and `orch estimate` all read
+              # these through this one table
+              "paged_adamw_32bit": "adamw", "paged_adamw": "adamw", "adamw_apex_fused": "adamw"}
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
               "constant_with_warmup": "constant_with_warmup",
               "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": "cosine"}
 METHODS = {"lora": "lora", "qlora": "qlora", "full": "full", None: "full", "": "full"}
 PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
 FLASH_ATTN = {"fa2": "flash_attention_2", "sdpa": "sdpa", "disabled": "eager"}  # LLaMA-Factory's flash_attn
+ATTN_IMPLEMENTATIONS = {"sdpa": "sdpa", "flash_attention_2": "flash_attention_2", "eager": "eager"}  # transformers'
+# Loss names -> orch's `loss` (lower case; a class path by its last part): torchtune's loss classes, and the spellings
+# `orch estimate --loss` reads from published tables. torchtune's LinearCrossEntropyLoss and Apple's cut
+# cross-entropy never hold the whole logits either.
+LOSSES = {"cross_entropy": "full", "ce": "full", "crossentropyloss": "full", "chunked_ce": "chunked",
+          "cewithchunkedoutputloss": "chunked", "chunked_cross_entropy": "chunked", "liger": "fused",
+          "fused_linear_cross_entropy": "fused", "flce": "fused", "liger_fused_linear_cross_entropy": "fused",
+          "linearcrossentropyloss": "fused", "cut_cross_entropy": "fused", "cce": "fused"}
+QKV = ("q_proj", "k_proj", "v_proj")
+# other names of the linears orch adapts, by framework: torchtune's (`output_proj`, and `w1`/`w2`/`w3` of its Llama
+# and Mistral), fused q, k, v (Phi-3, Falcon, Qwen-1), LitGPT's lora_* switches and names; `orch import` reads
+# torchtune's lora_attn_modules and `orch estimate --target-modules` every name through this one table
+MODULES = {
+    "all": LINEAR_MODULES, "all_linear": LINEAR_MODULES, "all-linear": LINEAR_MODULES,
+    "attn": ATTENTION_MODULES, "attention": ATTENTION_MODULES, "mlp": MLP_MODULES,
+    "qkv_proj": QKV, "query_key_value": QKV, "c_attn": QKV, "wqkv": QKV,
+    "output_proj": ("o_proj",), "dense": ("o_proj",), "wo": ("o_proj",),
+    "gate_up_proj": ("gate_proj", "up_proj"),  # Phi-3
+    "w1": ("gate_proj",), "w2": ("down_proj",), "w3": ("up_proj",),  # torchtune's Llama
+    "lora_query": ("q_proj",), "lora_key": ("k_proj",), "lora_value": ("v_proj",), "lora_projection": ("o_proj",),
+    "lora_mlp": MLP_MODULES, "query": ("q_proj",), "key": ("k_proj",), "value": ("v_proj",),
+}
+# torchtune's model families (the package in `torchtune.models.<family>`) -> the Hugging Face name of that family's
+# releases, {size} filled from the builder's name (`llama3_1_8b`: 8B, `qwen2_5_0_5b`: 0.5B); torchtune's mistral_7b
+# is v0.1's shape (a 32000-token vocabulary)
+TORCHTUNE_FAMILIES = {"llama2": "Llama-2-{size}", "code_llama2": "CodeLlama-{size}", "llama3": "Meta-Llama-3-{size}",
+                      "llama3_1": "Llama-3.1-{size}", "llama3_2": "Llama-3.2-{size}", "llama3_3": "Llama-3.3-{size}",
+                      "mistral": "Mistral-{size}-v0.1", "gemma": "gemma-{size}", "gemma2": "gemma-2-{size}",
+                      "qwen2": "Qwen2-{size}", "qwen2_5": "Qwen2.5-{size}", "qwen3": "Qwen3-{size}",
+                      "phi3": "Phi-3-{size}"}
+TORCHTUNE_BUILDER = re.compile(r"torchtune\.models\.(?P<family>\w+)\.(?P<kind>q?lora_)?(?P=family)_"
+                               r"(?P<size>\d+(?:_\d+)?b|[a-z]+)(?:_(?P<variant>instruct|base))?")
+TORCHTUNE_METHODS = {"qlora_": {"method": "qlora", "quant_bits": 4}, "lora_": {"method": "lora"},
+                     None: {"method": "full"}}  # the builder's prefix -> orch's method
 
 
 class Quantization(NamedTuple):
@@ -170,6 +214,60 @@ def _targets(value) -> dict:
     return _names("target_modules")(value)
 
 
+def _torchtune_targets(value) -> dict:
+    """torchtune's lora_attn_modules in orch's names (its `output_proj` is o_proj)."""
+    names = _names("target_modules")(value)["target_modules"]
+    return {"target_modules": list(dict.fromkeys(m for name in names for m in MODULES.get(name, (name,))))}
+
+
+def _lora_on_output(value) -> dict:
+    if _flag(value):
+        raise Carried("orch puts no LoRA on lm_head (torchtune's output projection): leave it out, or train lm_head "
+                      "in full with --set modules_to_save=[lm_head]")
+    return {}
+
+
+def _loss(value) -> dict:
+    """A loss class (torchtune's `loss._component_`) by its last part."""
+    name = value.rsplit(".", 1)[-1].lower() if isinstance(value, str) else None
+    if name not in LOSSES:
+        raise Carried(f"orch has no loss {short_repr(value)} (choices: {', '.join(sorted(set(LOSSES.values())))})")
+    return {"loss": LOSSES[name]}
+
+
+def _torchtune_model(family: str, size: str, variant: str | None) -> str | None:
+    """The catalog's Hugging Face id for a torchtune builder's family and size (`llama3_1`, `8b`), or None. A `_base`
+    builder may be the family's plain release (Qwen2.5-7B is the base of Qwen2.5-7B-Instruct)."""
+    if family not in TORCHTUNE_FAMILIES:
+        return None
+    size = size.replace("_", ".")
+    named = TORCHTUNE_FAMILIES[family].format(size=size[:-1] + "B" if size[0].isdigit() else size)
+    suffix = {"instruct": "-Instruct", "base": "-Base", None: ""}[variant]
+    for spelled in (named + suffix, named) if variant == "base" else (named + suffix,):
+        try:
+            found = hub_id(spelled)
+        except UserError:  # a name the catalog reads two ways: no guess
+            continue
+        if "/" in found:  # hub_id gives a name it does not know back as it is
+            return found
+    return None
+
+
+def torchtune_builder(value) -> tuple[dict, str | None]:
+    """orch's method and model for torchtune's `model._component_` (`torchtune.models.llama3_1.qlora_llama3_1_8b`:
+    QLoRA on meta-llama/Llama-3.1-8B; `lora_...` LoRA; the plain builder a full fine-tune), and the builder's name
+    when the catalog has no model for it (None when it has). The recipe's QLoRA is in this key alone."""
+    match = TORCHTUNE_BUILDER.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise Carried(f"{short_repr(value)} is no torchtune model builder orch reads (torchtune.models.FAMILY."
+                      "[q]lora_FAMILY_SIZE): give --set method=METHOD and --set model=HUB_ID")
+    values = dict(TORCHTUNE_METHODS[match["kind"]])
+    model = _torchtune_model(match["family"], match["size"], match["variant"])
+    if model is not None:
+        values["model"] = model
+    return values, None if model is not None else value.rsplit(".", 1)[-1]
+
+
 def _is_chat(kind) -> bool:
     return isinstance(kind, str) and kind.startswith("chat_template")
 
@@ -222,10 +320,18 @@ def _axolotl_dataset_left_behind(key: str, value) -> list[tuple[str, str]]:
     return left
 
 
+INSIDE_READ = ("datasets", "test_datasets", "model._component_")  # keys whose value is carried in part
+
+
 def left_behind_inside(key: str, value) -> list[tuple[str, str]]:
     """(dotted key, why) for the parts of a foreign key's value that its conversion carried over without: the fields
-    of axolotl's dataset entry it does not read. `orch import` lists them with the keys it did not carry at all."""
-    return _axolotl_dataset_left_behind(key, value) if key in ("datasets", "test_datasets") else []
+    of axolotl's dataset entry it does not read, the model of a torchtune builder the catalog does not have. `orch
+    import` lists them with the keys it did not carry at all."""
+    if key == "model._component_":
+        unknown = torchtune_builder(value)[1]
+        return [(key, f"orch has no catalog model for torchtune's {unknown}: give --set model=HUB_ID_OR_FOLDER")] \
+            if unknown else []
+    return _axolotl_dataset_left_behind(key, value) if key in INSIDE_READ else []
 
 
 class ForeignKey(NamedTuple):
@@ -287,6 +393,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "flash_attention": _entry([AXOLOTL], "attention: flash_attention_2",
                               _when_true({"attention": "flash_attention_2"})),
     "flash_attn": _entry([LLAMA_FACTORY], "attention: flash_attention_2", _flash_attn),
+    "attn_implementation": _entry([TRL], "attention", _choice("attention", ATTN_IMPLEMENTATIONS)),
+    "loss._component_": _entry([TORCHTUNE], "loss", _loss),
     # LoRA
     "lora_rank": _entry([LLAMA_FACTORY], "lora_r"),
     "model.lora_rank": _entry([TORCHTUNE], "lora_r"),
@@ -295,7 +403,11 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "lora_target_modules": _entry([AXOLOTL, TRL], "target_modules", _targets),
     "lora_target_linear": _entry([AXOLOTL], "target_modules: all-linear", _when_true({"target_modules": "all-linear"})),
     "lora_target": _entry([LLAMA_FACTORY], "target_modules", _targets),
-    "model.lora_attn_modules": _entry([TORCHTUNE], "target_modules", _targets),
+    "model.lora_attn_modules": _entry([TORCHTUNE], "target_modules", _torchtune_targets),
+    "model.apply_lora_to_mlp": _entry([TORCHTUNE], "target_modules: [gate_proj, up_proj, down_proj]",
+                                      _when_true({"target_modules": list(MLP_MODULES)})),
+    "model.apply_lora_to_output": _entry([TORCHTUNE], "modules_to_save: [lm_head]", _lora_on_output),
+    "model._component_": _entry([TORCHTUNE], "method` and `model", lambda v: torchtune_builder(v)[0]),
     "peft_use_dora": _entry([AXOLOTL], "use_dora"),
     "peft_use_rslora": _entry([AXOLOTL], "use_rslora"),
     "lora_modules_to_save": _entry([AXOLOTL, TRL], "modules_to_save"),
@@ -316,6 +428,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
                                  lambda v: {"dataset_columns": {"text": v}} if _text(v) != "text" else {}),
     # logging and saving
     "logging_steps": _entry(ALL, "log_every"),
+    "log_every_n_steps": _entry([TORCHTUNE], "log_every"),
     "save_steps": _entry(ALL, "save_every"),
     "eval_steps": _entry(ALL, "eval_every"),
     "dataloader_num_workers": _entry(ALL, "num_workers"),
@@ -340,6 +453,73 @@ LEFT_BEHIND = {
     "tf32": "orch has no TF32 switch: it trains in bf16 or fp16 where the GPU has them (precision: auto), and "
             "PyTorch's default applies to the rest",
     "overwrite_output_dir": "orch refuses an output folder with another run's checkpoints: pick another --output",
+    "dataset": "orch reads no torchtune dataset builder: give its data with --set dataset=PATH_OR_ID",
+    "checkpointer": "orch loads `model` (a hub id or a folder; torchtune's model._component_ names it where the "
+                    "catalog has it): give --set model=HUB_ID_OR_FOLDER for the weights this checkpoint holds",
+}
+
+
+class SourceDefault(NamedTuple):
+    """What a trainer uses for an orch setting its config leaves out, where orch's own default differs: an imported
+    job took orch's (lora_alpha 32 for LLaMA-Factory's 2 x rank, 5% of the data held out for eval, packing) and
+    trained what the source would not have."""
+    key: str  # orch's
+    value: object  # or a function of (the job so far, the source config's flat keys) -> the value, None for none
+    why: str
+    given_by: tuple[str, ...]  # the source's keys (or orch's) that set it or make it moot: given, no default applies
+    methods: tuple[str, ...] | None = None  # the job methods it applies to; None: whatever the method
+
+
+_LORA = ("lora", "qlora")
+# transformers' TrainingArguments, which LLaMA-Factory's and TRL's configs extend
+_TRAINING_ARGUMENTS = (
+    SourceDefault("epochs", 3.0, "transformers' num_train_epochs default",
+                  ("num_train_epochs", "max_steps", "train_tokens")),
+    SourceDefault("micro_batch", 8, "transformers' per_device_train_batch_size default",
+                  ("per_device_train_batch_size",)),
+    SourceDefault("lr_scheduler", "linear", "transformers' lr_scheduler_type default", ("lr_scheduler_type",)),
+)
+SOURCE_DEFAULTS = {
+    LLAMA_FACTORY: (
+        SourceDefault("method", "lora", "LLaMA-Factory's finetuning_type default", ("finetuning_type",)),
+        SourceDefault("seq_len", 2048, "LLaMA-Factory's cutoff_len default", ("cutoff_len",)),
+        SourceDefault("lora_r", 8, "LLaMA-Factory's lora_rank default", ("lora_rank",), _LORA),
+        SourceDefault("lora_alpha", lambda job, _: 2 * job["lora_r"] if type(job.get("lora_r")) is int else None,
+                      "LLaMA-Factory's lora_alpha default: 2 x lora_rank", ("lora_alpha",), _LORA),
+        SourceDefault("lora_dropout", 0.0, "LLaMA-Factory's lora_dropout default", ("lora_dropout",), _LORA),
+        SourceDefault("learning_rate", 5e-5, "transformers' learning_rate default", ("learning_rate",)),
+        *_TRAINING_ARGUMENTS,
+        SourceDefault("packing", lambda _, source: None if source.get("stage") == "pt" else False,
+                      "LLaMA-Factory packs only for stage pt", ("packing", "neat_packing")),
+        SourceDefault("eval_fraction", 0.0, "LLaMA-Factory's val_size default: no eval split",
+                      ("val_size", "eval_dataset")),
+    ),
+    TRL: (
+        SourceDefault("method", "full", "TRL trains the whole model unless use_peft: true", ("use_peft",)),
+        SourceDefault("seq_len", 1024, "TRL's SFTConfig max_length default", ("max_length", "max_seq_length")),
+        SourceDefault("learning_rate", 2e-5, "TRL's SFTConfig learning_rate default", ("learning_rate",)),
+        *_TRAINING_ARGUMENTS,
+        SourceDefault("packing", False, "TRL's SFTConfig packing default", ("packing",)),
+        SourceDefault("grad_ckpt", True, "TRL's SFTConfig gradient_checkpointing default",
+                      ("gradient_checkpointing",)),
+        SourceDefault("eval_fraction", 0.0, "TRL holds none of the training data out: it evaluates on "
+                      "dataset_test_split", ()),
+        SourceDefault("double_quant", False, "TRL's use_bnb_nested_quant default", ("use_bnb_nested_quant",),
+                      ("qlora",)),
+    ),
+    AXOLOTL: (
+        SourceDefault("method", "full", "axolotl trains the whole model unless `adapter` names one", ("adapter",)),
+        SourceDefault("lora_dropout", 0.0, "axolotl's lora_dropout default", ("lora_dropout",), _LORA),
+        SourceDefault("packing", False, "axolotl's sample_packing default", ("sample_packing",)),
+        SourceDefault("eval_fraction", 0.0, "axolotl's val_set_size default: no eval split", ("val_set_size",)),
+    ),
+    TORCHTUNE: (
+        SourceDefault("lora_r", 8, "torchtune's LoRA model builders' lora_rank default", ("model.lora_rank",), _LORA),
+        SourceDefault("lora_alpha", 16, "torchtune's LoRA model builders' lora_alpha default", ("model.lora_alpha",),
+                      _LORA),
+        SourceDefault("lora_dropout", 0.0, "torchtune's LoRA model builders' lora_dropout default",
+                      ("model.lora_dropout",), _LORA),
+    ),
 }
 
 

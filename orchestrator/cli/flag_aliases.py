@@ -5,10 +5,10 @@ spaces, hyphens, underscores and brackets (`Flash Attention 2`, `flash-attn-2`),
 (`torchao.optim.AdamW8bit`, `torch.bfloat16`). Values not listed pass through unchanged to the job schema, which
 refuses them with the list of choices."""
 
-from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES
+from gpu_catalog.models import LINEAR_MODULES
 from gpu_catalog.names import squeezed
 from trainer.config import CHOICES
-from trainer.foreign_keys import OPTIMIZERS, PRECISIONS
+from trainer.foreign_keys import LOSSES, MODULES, OPTIMIZERS, PRECISIONS
 
 VALUES = {
     # Qwen's README (Q-LoRA, Full-parameter), torchtune's recipe names
@@ -18,32 +18,16 @@ VALUES = {
     "attention": {"xformers": "sdpa", "fa2": "flash_attention_2", "fa": "flash_attention_2",
                   "flash": "flash_attention_2", "flash_attn": "flash_attention_2", "flash_attn_2": "flash_attention_2",
                   "flash_attention": "flash_attention_2"},
-    # `orch import`'s table (trainer/foreign_keys.py), and the spellings only a published table uses
+    # `orch import`'s tables (trainer/foreign_keys.py, which the job file reads too), and the spellings only a
+    # published table uses
     "optimizer": {**{name.lower(): ours for name, ours in OPTIMIZERS.items()}, "adam": "adamw",
-                  "adamw_apex_fused": "adamw", "paged_adamw_32bit": "adamw", "8bit_adamw": "adamw_8bit",
-                  "paged_adamw": "adamw"},  # 32-bit paged: AdamW's memory
-    "loss": {"cross_entropy": "full", "ce": "full", "crossentropyloss": "full", "chunked_ce": "chunked",
-             "cewithchunkedoutputloss": "chunked", "chunked_cross_entropy": "chunked", "liger": "fused",
-             "fused_linear_cross_entropy": "fused", "flce": "fused", "liger_fused_linear_cross_entropy": "fused",
-             # torchtune's LinearCrossEntropyLoss and Apple's cut cross-entropy never hold the whole logits either
-             "linearcrossentropyloss": "fused", "cut_cross_entropy": "fused", "cce": "fused"},
+                  "8bit_adamw": "adamw_8bit"},
+    "loss": LOSSES,
     "precision": {**PRECISIONS, "bf16-true": "bf16", "bf16-mixed": "bf16", "16-mixed": "fp16", "16-true": "fp16",
                   "float16": "fp16", "32-true": "fp32", "32": "fp32"},
 }
-QKV = ("q_proj", "k_proj", "v_proj")
-# other names of the linears orch adapts, by framework; `w1`/`w2` below are torchtune's (Llama, Mistral), and
-# QWEN1_MODULES Qwen-1's, where they are the two halves of the MLP's input projection
-MODULES = {
-    "all": LINEAR_MODULES, "all_linear": LINEAR_MODULES, "all-linear": LINEAR_MODULES,
-    "attn": ATTENTION_MODULES, "attention": ATTENTION_MODULES, "mlp": MLP_MODULES,
-    "qkv_proj": QKV, "query_key_value": QKV, "c_attn": QKV, "wqkv": QKV,  # fused q, k, v (Phi-3, Falcon, Qwen-1)
-    "output_proj": ("o_proj",), "dense": ("o_proj",), "wo": ("o_proj",),
-    "gate_up_proj": ("gate_proj", "up_proj"),  # Phi-3
-    "w1": ("gate_proj",), "w2": ("down_proj",), "w3": ("up_proj",),  # torchtune's Llama
-    # LitGPT's lora_* switches, and its names for them
-    "lora_query": ("q_proj",), "lora_key": ("k_proj",), "lora_value": ("v_proj",), "lora_projection": ("o_proj",),
-    "lora_mlp": MLP_MODULES, "query": ("q_proj",), "key": ("k_proj",), "value": ("v_proj",),
-}
+# other names of the linears orch adapts (MODULES, `orch import`'s table), and QWEN1_MODULES Qwen-1's, where `w1`/`w2`
+# are the two halves of the MLP's input projection
 QWEN1_MODULES = {"w1": ("up_proj",), "w2": ("gate_proj",), "c_proj": ("o_proj", "down_proj"),  # attn and mlp c_proj
                  "attn.c_proj": ("o_proj",), "mlp.c_proj": ("down_proj",)}
 DOTTED = ("optimizer", "loss", "precision")  # values that may come as a class path: the class is the last part

@@ -1,5 +1,6 @@
 """`orch import CONFIG.yaml [--out JOB.yaml [--force]]`: an orch job from an axolotl, LLaMA-Factory, TRL or torchtune
-config, with every key that was not carried over listed, and why."""
+config, with every key that was not carried over listed, and why, and every setting the config left out that took its
+trainer's default rather than orch's (marked `# (source default)` in the job)."""
 
 import json
 import os
@@ -26,6 +27,18 @@ def _read_yaml(path: Path) -> dict:
 
 
 LOCAL_PATH_KEYS = ("dataset", "eval_dataset", "tokenizer")
+SOURCE_DEFAULT = "(source default)"  # how the job and the listing mark a setting the source's trainer defaulted
+
+
+def _marked(text: str, defaults: list[tuple[str, object, str]]) -> str:
+    """The job's YAML with each source default's line commented, so the file says which values the config never
+    wrote (each is a top-level scalar: one `key: value` line)."""
+    why = {key: reason for key, _, reason in defaults}
+    lines = []
+    for line in text.splitlines():
+        key = line.split(":", 1)[0]
+        lines.append(f"{line}  # {SOURCE_DEFAULT} {why[key]}" if key in why and not line.startswith(" ") else line)
+    return "\n".join(lines) + "\n"
 
 
 def _paths_from(source_dir: Path, job_dir: Path, job: dict) -> dict:
@@ -58,8 +71,11 @@ def import_command(
     if out is not None:
         checks.output_file(out, inputs=(config,), force=force)  # a job is often edited after import: ask first
     translation = translate(_read_yaml(config))
+    given = parse_overrides(set_values or [])
+    defaults = translation.source_defaults({**translation.job, **given})
     job = _paths_from(config.parent, out.parent if out is not None else Path.cwd(),
-                      {**translation.job, **parse_overrides(set_values or [])})
+                      {**translation.job, **{key: value for key, value, _ in defaults}, **given})
+    not_carried = translation.left_behind(given)
     try:
         if problem := qlora_keys_problem(job):  # what `orch plan` says of the written file
             raise ConfigError(f"bad config: {problem}.")
@@ -68,11 +84,17 @@ def import_command(
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
-    text = f"# imported from {source} by `orch import`\n" + yaml.safe_dump(job, sort_keys=False)
+    text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
     if out is not None:
         out.write_text(text, encoding="utf-8")
     if as_json:
         display.print_json({"job": job, "out": str(out) if out else None,
-                            "not_carried": [{"key": k, "why": why} for k, why in translation.not_carried]})
+                            "not_carried": [{"key": k, "why": why} for k, why in not_carried],
+                            "source_defaults": [{"key": k, "value": v, "why": why} for k, v, why in defaults]})
         return
-    display.show_import(text if out is None else None, out, translation.not_carried)
+    display.show_import(text if out is None else None, out, not_carried)
+    if defaults:
+        display.say(f"{len(defaults)} setting(s) the config leaves out, set as its trainer does, not to orch's "
+                    f"default {SOURCE_DEFAULT}:", err=True)
+        for key, value, why in defaults:
+            display.say(f"  {key}: {json.dumps(value)} ({why})", err=True)
