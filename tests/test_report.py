@@ -78,18 +78,20 @@ def test_every_owned_card_has_a_break_even_against_the_cheapest_cloud_offer():
                 entry["cloud_usd_per_job"])
 
 
-def _point(gpu, source, measured, analytic, metric="tokens_per_s"):
-    return EstimatePoint("measured", source, gpu, "lora", metric, analytic, measured, analytic)
+def _point(gpu, source, measured, in_sample, leave_gpu_out=None, leave_source_out=None, metric="tokens_per_s"):
+    return EstimatePoint("measured", source, "a point", gpu, "lora", metric, in_sample, measured, in_sample,
+                         leave_gpu_out, leave_source_out)
 
 
-def test_cross_validation_is_honest_where_in_sample_is_flattering():
-    # each GPU runs at its own share of the analytic speed: in sample fits it exactly, leaving the GPU out cannot
-    points = [_point("A", "s1", 50.0, 100.0), _point("A", "s2", 50.0, 100.0), _point("B", "s1", 100.0, 100.0)]
-    rows = {r["gpu"]: r for r in error_rows(points)}
-    assert rows["A"]["in_sample"] == pytest.approx(0.0) and rows["A"]["current"] == pytest.approx(1.0)
-    assert rows["A"]["leave_gpu_out"] == pytest.approx(1.0)  # B's factor (1.0) on A: estimates 100 for 50
-    assert rows["A"]["leave_source_out"] == pytest.approx(0.0)  # the other source of A agrees
-    assert rows["B"]["leave_source_out"] is not None and rows["B"]["points"] == 1
+def test_each_error_column_is_the_median_of_its_points_and_a_dash_where_none_has_it():
+    """The groups' errors come from each point's estimates (calibrate's fits); a launched run, never fitted, has
+    today's error only."""
+    points = [_point("A", "s1", 50.0, 50.0, 100.0, 75.0), _point("A", "s2", 50.0, 50.0, 100.0, 50.0),
+              _point("A", "run r-1", 100.0, 50.0)]
+    row = error_rows(points)[0]
+    assert row["points"] == 3 and row["current"] == pytest.approx(0.0) and row["in_sample"] == pytest.approx(0.0)
+    assert row["leave_gpu_out"] == pytest.approx(1.0) and row["leave_source_out"] == pytest.approx(0.25)
+    assert error_rows([_point("B", "run r-2", 100.0, 50.0)])[0]["leave_source_out"] is None
 
 
 def test_the_report_says_where_every_figure_comes_from(tmp_path):
@@ -133,19 +135,108 @@ def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_
 
 
 def test_published_measurements_join_when_the_file_exists_and_are_skipped_when_not(tmp_path, monkeypatch):
+    """The file is long-format (a metric and its converted value per row, `usable`): the report read columns it does
+    not have (tokens_per_s, vram_gib) and joined no published point at all."""
     from orchestrator.bench import report_points
+    from orchestrator.bench.published import PUBLISHED_CSV
     from orchestrator.estimator.calibration import NO_CALIBRATION
 
     monkeypatch.setattr(report_points, "PUBLISHED_CSV", tmp_path / "absent.csv")
     assert report_points.estimate_points([], [], NO_CALIBRATION) == []
+    lines = PUBLISHED_CSV.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    speed = next(line for line in lines if ",tokens_per_s," in line and line.split(",")[header.index("usable")]
+                 == "yes" and line.split(",")[header.index("gpu")])
+    unusable = next(line for line in lines[1:] if ",no," in line)
     published = tmp_path / "published.csv"
-    published.write_text("gpu,model,method,seq_len,micro_batch,tokens_per_s,vram_gib,citation\n"
-                         "H100 SXM,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,Example et al. 2025\n"
-                         "Nonexistent GPU,meta-llama/Llama-3.1-8B,qlora,2048,1,3100,,skipped\n")
+    published.write_text("\n".join([lines[0], speed, unusable]) + "\n", encoding="utf-8")
     monkeypatch.setattr(report_points, "PUBLISHED_CSV", published)
     points = report_points.estimate_points([], [], NO_CALIBRATION)
+    cells = dict(zip(header, speed.split(","), strict=False))
     assert [(p.origin, p.source, p.gpu, p.metric, p.measured) for p in points] == [
-        ("published", "Example et al. 2025", "H100 SXM", "tokens_per_s", 3100.0)]
+        ("published", cells["source_id"], cells["gpu"], "tokens_per_s", float(cells["value_converted"]))]
+
+
+def test_every_usable_published_point_is_in_the_report_estimated_as_orch_estimate_does(tmp_path):
+    """A fresh home, no sweeps: the report's estimate-against-measurement plot and error section were empty. Now every
+    point orch calibrate fits is there, each estimated as `orch estimate` with the point's settings estimates it
+    (benchmarks/score_estimator.py's path), its error shown per point and per origin, with units."""
+    from benchmarks.score_estimator import estimate_json
+    from orchestrator.bench.calibrate import published_observations
+    from orchestrator.bench.published import comparable_vram_gib, load_points
+
+    data, _ = write_report([], [], [REPO / "examples" / "tiny.yaml"], tmp_path)
+    points = data["estimate_points"]
+    published = published_observations()
+    assert sum(p["metric"] == "tokens_per_s" for p in points) == sum(bool(o.tokens_per_s) for o in published) > 50
+    assert sum(p["metric"] == "vram_gib" for p in points) == sum(bool(o.vram_gib) for o in published) > 50
+    by_label = {(p["point"], p["metric"]): p for p in points}
+    for point in [p for p in load_points() if p.gpu and p.metric != "oom"][::20]:
+        est = estimate_json(point)
+        if point.metric == "vram":
+            assert by_label[(point.label, "vram_gib")]["estimated"] == pytest.approx(
+                comparable_vram_gib(est["breakdown"], point.measures), rel=1e-3)
+        else:
+            assert by_label[(point.label, "tokens_per_s")]["estimated"] == pytest.approx(est["tokens_per_s"], rel=1e-3)
+    assert {"published tokens_per_s", "published vram"} <= set(data["error_summary"]["leave_source_out"])
+    assert {e["origins"][0] for e in data["errors"]} == {"published"}
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert re.search(r"^\| published \| speed \(tokens/s\) \| 55 \| \d+% \|", markdown, re.M)
+    assert re.search(r"^\| published \| memory \(GiB\) \| 53 \| \d+% \|", markdown, re.M)
+    assert re.search(r"^\| published \| [^|]+ \| [^|]+ \| [\d,.]+ tokens/s \| [\d,.]+ tokens/s \| [+-]\d", markdown,
+                     re.M)
+
+
+def _cpu_rows() -> list[dict]:
+    """What `orch bench benchmarks/sweeps/tiny-cpu.yaml` records: CPU points, RSS as the peak."""
+    rows = []
+    for index, (seq_len, tokens_per_s) in enumerate(((128, 5200.0), (256, 4100.0), (512, 2300.0))):
+        config = {"model": "orch/tiny-llama", "method": "lora", "seq_len": seq_len, "micro_batch": 8,
+                  "max_steps": 10, "dataset": "data.jsonl"}
+        rows.append({"point_id": f"cpu-{index}", "sweep": "tiny-cpu", "target": "local", "created_at": 1.7e9,
+                     "status": "ok", "config": config, "gpu": "CPU", "tokens_per_s": tokens_per_s,
+                     "peak_vram_gib": {"allocated": None, "reserved": None, "process_rss": 0.9 + index / 10}})
+    return rows
+
+
+def test_the_reports_cross_validated_error_is_the_one_orch_calibrate_prints(tmp_path):
+    """For the same CPU points orch calibrate printed a 33% leave-one-source-out error and the report a dash."""
+    from orchestrator.bench.calibrate import calibrate
+
+    rows = _cpu_rows() + synthetic_rows()
+    fitted = calibrate(rows, tmp_path / "calibration.json")
+    data, _ = write_report(rows, [], [REPO / "examples" / "tiny.yaml"], tmp_path / "report")
+    for key in ("measured tokens_per_s", "measured vram", "published tokens_per_s", "published vram"):
+        assert data["error_summary"]["leave_source_out"][key] == pytest.approx(fitted["leave_one_source_out"][key])
+        assert data["error_summary"]["in_sample"][key] == pytest.approx(fitted["in_sample"][key])
+    cpu = next(e for e in data["errors"] if e["gpu"] == "CPU" and e["metric"] == "tokens_per_s")
+    assert cpu["leave_source_out"] is not None and cpu["leave_gpu_out"] is not None
+    shown = fitted["leave_one_source_out"]["measured tokens_per_s"]["median_abs_error"]
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert re.search(rf"^\| measured \| speed \(tokens/s\) \| \d+ \| \d+% \| \d+% \| \d+% \| {shown:.0%} \|",
+                     markdown, re.M)
+
+
+def test_the_capacity_plot_runs_the_job_only_where_the_planner_would():
+    """The V100 (no torch kernels) was drawn as fitting, at ~130k tokens/s, though every plan rejects it."""
+    import dataclasses
+    import math
+
+    from orchestrator.estimator.calibration import load_calibration
+    from orchestrator.planner import PlanPolicy, plan
+
+    tiny = REPO / "examples" / "tiny.yaml"
+    summary = job_summary(tiny, None, None)
+    model, targets, result = plan_job(tiny, MAX_BUDGET_USD, None, "cost", True, None)
+    v100 = [r for r in summary["capacity"] if r["gpu"] == "V100 16GB"]
+    assert v100 and all(not r["runs"] and r["tokens_per_s"] is None and "kernels" in r["rejected"] for r in v100)
+    for method in ("full", "lora", "qlora"):
+        planned = plan(dataclasses.replace(result.spec, method=method), model, list(targets.offers),
+                       PlanPolicy(budget_usd=math.inf), load_calibration())
+        runs = {o.offer.gpu.name for o in planned.options}
+        assert {r["gpu"] for r in summary["capacity"] if r["method"] == method and r["runs"]} == runs
+    eight_b = {(r["gpu"], r["method"]): r for r in job_summary(JOB, None, None)["capacity"]}
+    assert not eight_b[("V100 16GB", "full")]["fits"]  # 76 GiB on a 16 GiB card, whatever else rules it out
 
 
 def test_launched_runs_sit_beside_the_sweep_points_with_estimate_measurement_and_spend():

@@ -82,8 +82,10 @@ def hours_vs_usd(targets: list[dict], pareto: list[str], title: str, caption: st
 
 
 def capacity(rows: list[dict], title: str, caption: str, path: Path) -> Path:
-    """Per GPU (rows) and method (bars): memory the job needs beside the card's capacity, and tokens/s where it
-    fits. A bar past the capacity line is a job that does not fit there."""
+    """Per GPU (rows) and method (bars): memory the job needs beside the card's capacity, and tokens/s where the
+    planner would run it. A bar past the capacity line is a job that does not fit there; one the planner refuses for
+    another reason (`runs` false: no kernels, bf16 or flash-attention the card lacks, the CPU's time limit) is
+    cross-hatched and, in place of a speed, names the planner's reason."""
     gpus = list(dict.fromkeys(r["gpu"] for r in rows))
     methods = [m for m in METHOD_COLOURS if any(r["method"] == m for r in rows)]
     height = 0.8 / max(1, len(methods))
@@ -94,12 +96,16 @@ def capacity(rows: list[dict], title: str, caption: str, path: Path) -> Path:
         cells = [mine[name] for name in gpus if name in mine]
         bars = mem.barh(ys, [r["vram_gib"] for r in cells], height=height, color=METHOD_COLOURS[method])
         for bar, cell in zip(bars, cells, strict=True):
-            if not cell["fits"]:  # past the card's memory: drawn faint and hatched
+            if not cell["fits"] or not cell["runs"]:  # past the card's memory, or refused: drawn faint and hatched
                 bar.set_alpha(0.35)
-                bar.set_hatch("//")
-        fitting = [(y, r) for y, r in zip(ys, cells, strict=True) if r["fits"] and r["tokens_per_s"]]
-        speed.barh([y for y, _ in fitting], [r["tokens_per_s"] for _, r in fitting], height=height,
+                bar.set_hatch("//" if not cell["fits"] else "xx")
+        running = [(y, r) for y, r in zip(ys, cells, strict=True) if r["runs"] and r["tokens_per_s"]]
+        speed.barh([y for y, _ in running], [r["tokens_per_s"] for _, r in running], height=height,
                    color=METHOD_COLOURS[method])
+        for y, r in zip(ys, cells, strict=True):
+            if r["fits"] and not r["runs"]:  # x in axes units: the speed axis is a log scale
+                speed.text(0.01, y, f"not run: {r['rejected_kind']}", transform=speed.get_yaxis_transform(),
+                           fontsize=7, va="center", color="#444444")
     capacity_gib = {r["gpu"]: r["capacity_gib"] for r in rows}
     for g, name in enumerate(gpus):
         mem.plot([capacity_gib[name]] * 2, [g - height / 2, g + 0.8 - height / 2], color="black", linewidth=2)
@@ -112,12 +118,14 @@ def capacity(rows: list[dict], title: str, caption: str, path: Path) -> Path:
     else:
         mem.set_xlabel("memory the job needs (GiB)")
     _log_scale(speed, "x")
-    speed.set_xlabel("training tokens / s, where it fits (log scale)")
+    speed.set_xlabel("training tokens / s, where the planner runs it (log scale)")
     for ax in (mem, speed):
         ax.grid(True, axis="x", alpha=0.3)
-    fig.suptitle(title + " (hatched: does not fit)", fontsize=11)
+    fig.suptitle(title + " (hatched: does not fit; crossed: not run)", fontsize=11)
     handles = [Patch(color=METHOD_COLOURS[m], label=m) for m in methods]
     handles.append(Line2D([], [], color="black", linewidth=2, label="card's memory"))
+    if any(r["fits"] and not r["runs"] for r in rows):
+        handles.append(Patch(facecolor="white", edgecolor="#444444", hatch="xx", label="not run by the planner"))
     top = 1 - 0.75 / fig.get_figheight()  # room for the title and, under it, the legend
     fig.legend(handles=handles, loc="upper center", fontsize=8, ncol=len(handles), bbox_to_anchor=(0.5, top + 0.03))
     return _save(fig, path, caption, top=top - 0.01)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from orchestrator.bench import plots
 from orchestrator.bench.calibrate import measured_vram_gib
-from orchestrator.bench.report_errors import error_rows
+from orchestrator.bench.report_errors import COLUMNS, error_rows, origin_summary, point_error
 from orchestrator.bench.report_hybrid import compare_policies
-from orchestrator.bench.report_points import estimate_points
+from orchestrator.bench.report_points import UNITS, estimate_points
 from orchestrator.bench.report_summary import job_summary, percent_text
 from orchestrator.cli.display import optional, optional_usd
 from orchestrator.estimator.calibration import load_calibration
@@ -115,9 +115,15 @@ def capacity_section(s: dict, out: Path, index: int) -> Section:
     caption = f"Origin: analytic (orch's estimator, auto-fit as the planner does it). Generated {_today()}."
     image = plots.capacity(s["capacity"], f"{s['model']}: memory and speed per GPU and method", caption,
                            out / f"capacity_{index}.png")
-    return Section(f"Memory and speed per GPU and method: {s['name']}", "analytic",
-                   ["The job's memory on each GPU for full fine-tuning, LoRA and QLoRA (after auto-fit), against the "
-                    "card's memory (black line), and its training speed where it fits."], image=image,
+    refused: dict[tuple[str, str], list[str]] = {}  # (GPU, the planner's reason): methods it fits but never runs
+    for r in s["capacity"]:
+        if r["fits"] and not r["runs"]:
+            refused.setdefault((r["gpu"], r["rejected"]), []).append(r["method"])
+    text = ["The job's memory on each GPU for full fine-tuning, LoRA and QLoRA (after auto-fit), against the card's "
+            "memory (black line), and its training speed where the planner would run it."]
+    text += [f"Not run on {gpu} ({', '.join(methods)}), though it fits: {reason}."
+             for (gpu, reason), methods in refused.items()]
+    return Section(f"Memory and speed per GPU and method: {s['name']}", "analytic", text, image=image,
                    caption=caption)
 
 
@@ -173,28 +179,77 @@ def runs_section(runs: list[dict]) -> Section:
                    table, ["measured"] * len(table))
 
 
+def _error_cells(values: list[float | None]) -> list[str]:
+    return [optional(v, ".0%") for v in values]
+
+
+def _metric_name(metric: str) -> str:
+    return f"{'speed' if metric == 'tokens_per_s' else 'memory'} ({UNITS[metric]})"
+
+
 def error_section(points: list, out: Path) -> Section:
+    """The estimate against every point (the figure) and the error per origin: calibrate's own figures."""
     origins = sorted({p.origin for p in points}) or ["measured"]
     dates = sorted(set(re.findall(r"\d{4}-\d{2}-\d{2}", " ".join(p.source for p in points))))
     caption = (f"Origin: {' + '.join(origins)} ({len(points)} points; "
                f"{_date_range(dates)}). Generated {_today()}.")
     image = plots.estimate_vs_measured(points, "Estimate against measurement", caption,
                                        out / "estimate_vs_measured.png")
+    summary = origin_summary(points)
+    table, row_origins = [], []
+    for key, today in summary["estimated"].items():
+        origin, metric = key.split(" ")
+        table.append([origin, _metric_name("vram_gib" if metric == "vram" else metric), str(today["points"]),
+                      *_error_cells([summary[c].get(key, {}).get("median_abs_error") for c in COLUMNS]),
+                      optional(today["within_20"], ".0%")])
+        row_origins.append(origin)
+    text = ["Median |estimate / measured - 1| over every point of each origin. `today`: the estimate with the "
+            "current calibration file. `in sample`, `leave GPU out`, `leave source out`: with the calibration "
+            "`orch calibrate` fits from the bench results and the published points, from all of them, from all but "
+            "the point's GPU (a card never measured), and from all but the point's source; `in sample` and `leave "
+            "source out` are the figures `orch calibrate` prints for the same results. orch calibrate counts all "
+            "bench results as one source, so leaving it out scores them by the published points alone; launched "
+            "runs are not fitted, so they have today's error only. Published points are the rows of "
+            "gpu_catalog/data/published_measurements.csv marked usable, on a catalog GPU; their source is the "
+            "file's source_id, whose rows give the URL and date."]
+    if not points:
+        text.append("No measured or published points: the published measurements file is not there, and no "
+                    "`orch bench SWEEP.yaml` results were given.")
+    return Section("Estimator error per origin, in sample and cross-validated", " + ".join(origins), text,
+                   ["origin", "metric", "points", "today", "in sample", "leave GPU out", "leave source out",
+                    "today within 20%"], table, row_origins, image, caption)
+
+
+def error_by_gpu_section(points: list) -> Section:
+    origins = sorted({p.origin for p in points}) or ["measured"]
     table, row_origins = [], []
     for e in error_rows(points):
-        table.append([e["metric"].replace("tokens_per_s", "tokens/s").replace("vram_gib", "memory"), e["gpu"],
-                      e["method"], str(e["points"]), ", ".join(e["origins"]), optional(e["current"], ".0%"),
-                      optional(e["in_sample"], ".0%"), optional(e["leave_gpu_out"], ".0%"),
-                      optional(e["leave_source_out"], ".0%")])
+        table.append([_metric_name(e["metric"]), e["gpu"], e["method"], str(e["points"]), ", ".join(e["origins"]),
+                      *_error_cells([e["current"], e["in_sample"], e["leave_gpu_out"], e["leave_source_out"]])])
         row_origins.append(e["origins"][0] if len(e["origins"]) == 1 else "measured")
-    return Section("Estimator error, in sample and cross-validated", " + ".join(origins),
-                   ["Median |estimate / measured - 1| per GPU and method. `today`: the estimate with the current "
-                    "calibration file. `in sample`: one correction per GPU and method fitted on these very points. "
-                    "`leave GPU out`: the correction from the other GPUs only (a card never measured). `leave source "
-                    "out`: from the other sources only. Cross-validated errors are what to expect on a new card; a "
-                    "dash means there is no other GPU or source to learn from yet."],
+    return Section("Estimator error per GPU and method", " + ".join(origins),
+                   ["Median |estimate / measured - 1| per GPU and method, with the same four estimates as above. "
+                    "Cross-validated errors are what to expect on a new card or setup; a dash means no point of the "
+                    "group has that estimate (launched runs only)."],
                    ["metric", "GPU", "method", "points", "origin", "today", "in sample", "leave GPU out",
-                    "leave source out"], table, row_origins, image, caption)
+                    "leave source out"], table, row_origins)
+
+
+def _value(value: float, metric: str) -> str:
+    return f"{value:,.0f} {UNITS[metric]}" if metric == "tokens_per_s" else f"{value:,.2f} {UNITS[metric]}"
+
+
+def points_section(points: list) -> Section:
+    """Every measured and published point: what it measured, what orch estimates, and the error, with units."""
+    origins = sorted({p.origin for p in points}) or ["measured"]
+    table = [[p.origin, p.source, p.point, _value(p.measured, p.metric), _value(p.estimated, p.metric),
+              optional(point_error(p), "+.1%"), optional(point_error(p, "leave_source_out"), "+.1%")]
+             for p in points]
+    return Section("Every point: estimate against measurement", " + ".join(origins),
+                   [f"{len(points)} points. `error`: today's estimate / measured - 1; `source left out`: the same "
+                    "with the calibration fitted without the point's source."],
+                   ["origin", "source", "point", "measured", "estimated today", "error", "source left out"], table,
+                   [p.origin for p in points])
 
 
 HYBRID_TITLE = "Local, cloud or both: the hybrid question"
@@ -235,10 +290,12 @@ def build_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path
         sections += [targets_section(s, out, index), capacity_section(s, out, index), ownership_section(s, out, index)]
     points = estimate_points(rows, runs, load_calibration())
     hybrid = compare_policies(trace) if trace is not None else None
-    sections += [sweep_section(rows), runs_section(runs), error_section(points, out), hybrid_section(hybrid)]
+    sections += [sweep_section(rows), runs_section(runs), error_section(points, out), error_by_gpu_section(points),
+                 points_section(points), hybrid_section(hybrid)]
     data = {"generated": _today(), "measured_share": measured_share(sections), "jobs": summaries,
             "sweep_points": [{k: v for k, v in r.items() if k != "metrics"} for r in rows], "runs": runs,
-            "estimate_points": [p.__dict__ for p in points], "errors": error_rows(points), "hybrid": hybrid,
+            "estimate_points": [p.__dict__ for p in points], "errors": error_rows(points),
+            "error_summary": origin_summary(points), "hybrid": hybrid,
             "figures": [{"title": s.title, "file": s.image.name, "origin": s.origin, "caption": s.caption}
                         for s in sections if s.image]}
     return data, sections

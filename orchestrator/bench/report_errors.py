@@ -1,56 +1,57 @@
-"""The estimator's error per GPU and method, in sample and cross-validated, for tokens/s and memory.
+"""The estimator's error per GPU and method and per origin, today, in sample and cross-validated, for tokens/s and
+memory.
 
-Calibration corrects the estimator by one factor per GPU and method (an efficiency for speed; for memory the report
-uses the same multiplicative form). So, from the uncalibrated (analytic) estimate of each point:
-- in sample: the factor is fitted on the group's own points (what a calibration file fitted on them gives);
-- leave one GPU out: the factor comes from the same method on the other GPUs only, as for a card never measured;
-- leave one source out: from the other sources' points (same GPU and method, else same method), as when one lab's
-  setup differs from everyone else's.
-Each error is the median of |prediction / measured - 1| over the group's points; a dash where no other group exists.
+Each point carries its estimates (orchestrator/bench/report_points.py): today's (the current calibration file), and
+those of the calibration `orch calibrate` fits from every bench row and published point (in sample), from all but the
+point's GPU (leave one GPU out: a card never measured) and from all but its source (calibrate's leave one source out).
+An error is |estimate / measured - 1|; a group's is the median over its points, a dash where no point has that
+estimate (launched runs are never fitted by calibrate, so they have today's error only).
+The per-origin summary is calibrate's own error_summary of the same errors: the figures `orch calibrate` prints.
 """
 
-import math
 import statistics
 
+from orchestrator.bench.calibrate import error_summary
 from orchestrator.bench.report_points import METRICS, EstimatePoint
 
-
-def _factor(points: list[EstimatePoint]) -> float | None:
-    """Geometric mean of measured / analytic: the one multiplicative correction with least squared log error."""
-    if not points:
-        return None
-    return math.exp(statistics.fmean(math.log(p.measured / p.analytic) for p in points))
+COLUMNS = ("estimated", "in_sample", "leave_gpu_out", "leave_source_out")
+_SUMMARY_METRIC = {"tokens_per_s": "tokens_per_s", "vram_gib": "vram"}  # error_summary's names
 
 
-def _median_error(points: list[EstimatePoint], factor_for) -> float | None:
-    errors = []
-    for p in points:
-        factor = factor_for(p)
-        if factor is not None:
-            errors.append(abs(p.analytic * factor / p.measured - 1))
+def point_error(p: EstimatePoint, column: str = "estimated") -> float | None:
+    """estimate / measured - 1 for one of the point's estimates; None where it has none."""
+    estimate = getattr(p, column)
+    return None if estimate is None else estimate / p.measured - 1
+
+
+def _usable(points: list[EstimatePoint]) -> list[EstimatePoint]:
+    return [p for p in points if p.measured > 0 and p.metric in METRICS]
+
+
+def _median_abs(points: list[EstimatePoint], column: str) -> float | None:
+    errors = [abs(e) for p in points if (e := point_error(p, column)) is not None]
     return statistics.median(errors) if errors else None
 
 
 def error_rows(points: list[EstimatePoint]) -> list[dict]:
-    """One row per (metric, GPU, method): points, origins, today's error, in sample, leave-one-GPU/source-out."""
+    """One row per (metric, GPU, method): points, origins, and the median |error| of each estimate."""
+    usable = _usable(points)
     rows = []
-    usable = [p for p in points if p.measured > 0 and p.analytic > 0 and p.metric in METRICS]
     for metric, gpu, method in sorted({(p.metric, p.gpu, p.method) for p in usable}):
         group = [p for p in usable if (p.metric, p.gpu, p.method) == (metric, gpu, method)]
-        same_method = [p for p in usable if (p.metric, p.method) == (metric, method)]
-
-        in_sample, other_gpus = _factor(group), _factor([q for q in same_method if q.gpu != gpu])
-
-        def other_source(p, group=group, same_method=same_method):
-            mine = [q for q in group if q.source != p.source]
-            return _factor(mine or [q for q in same_method if q.source != p.source])
-
-        rows.append({
-            "metric": metric, "gpu": gpu, "method": method, "points": len(group),
-            "origins": sorted({p.origin for p in group}),
-            "current": statistics.median(abs(p.estimated / p.measured - 1) for p in group),
-            "in_sample": _median_error(group, lambda p, f=in_sample: f),
-            "leave_gpu_out": _median_error(group, lambda p, f=other_gpus: f),
-            "leave_source_out": _median_error(group, other_source),
-        })
+        rows.append({"metric": metric, "gpu": gpu, "method": method, "points": len(group),
+                     "origins": sorted({p.origin for p in group}), "current": _median_abs(group, "estimated"),
+                     **{column: _median_abs(group, column) for column in COLUMNS[1:]}})
     return rows
+
+
+def origin_summary(points: list[EstimatePoint]) -> dict[str, dict]:
+    """Per estimate (today, in sample, leave GPU out, leave source out): calibrate's error_summary, keyed
+    "ORIGIN METRIC" (median |error|, share within 10% and 20%)."""
+    usable = _usable(points)
+    summary = {}
+    for column in COLUMNS:
+        table = [{"origin": p.origin, **{f"{name}_error": point_error(p, column) if p.metric == metric else None
+                                         for metric, name in _SUMMARY_METRIC.items()}} for p in usable]
+        summary[column] = error_summary(table)
+    return summary

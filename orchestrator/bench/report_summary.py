@@ -94,21 +94,30 @@ def _break_even(spec, model, rows: list[TargetRow]) -> list[dict]:
 
 def _capacity(spec, model, offers) -> list[dict]:
     """Per GPU among the targets and per method: the memory the job needs there and its speed, planned like the job
-    itself (auto-fit may trade micro-batch for accumulation and turn on checkpointing), beside the card's memory."""
-    by_gpu = {o.gpu.name: o for o in offers}
+    itself (auto-fit may trade micro-batch for accumulation and turn on checkpointing), beside the card's memory.
+    `runs`: whether the planner takes any offer of that GPU, budget aside; where it takes none, `rejected_kind` and
+    `rejected` give its reason (a card torch has no kernels for, bf16 or flash-attention it lacks, memory, the CPU's
+    time limit) and the speed is left out: the planner never runs the job there, whatever the card's memory."""
     rows = []
     for method in METHODS:
         variant = dataclasses.replace(spec, method=method)
-        result = plan(variant, model, list(by_gpu.values()), PlanPolicy(budget_usd=math.inf), load_calibration())
-        for option in result.options:
-            rows.append({"gpu": option.offer.gpu.name, "method": method, "capacity_gib": option.offer.gpu.vram_gib,
-                         "vram_gib": option.estimate.vram_gib, "tokens_per_s": option.estimate.tokens_per_s,
-                         "fits": True, "basis": option.estimate.basis})
+        result = plan(variant, model, list(offers), PlanPolicy(budget_usd=math.inf), load_calibration())
+        taken = {option.offer.gpu.name: option for option in result.options}
+        refused = {}
         for rejected in result.rejected:
-            rows.append({"gpu": rejected.offer.gpu.name, "method": method,
-                         "capacity_gib": rejected.offer.gpu.vram_gib, "vram_gib": rejected.vram_gib,
-                         "tokens_per_s": rejected.estimate.tokens_per_s if rejected.estimate else None,
-                         "fits": rejected.kind != "memory", "basis": "analytic"})
+            refused.setdefault(rejected.offer.gpu.name, rejected)
+        for gpu in dict.fromkeys(offer.gpu.name for offer in offers):
+            if option := taken.get(gpu):
+                rows.append({"gpu": gpu, "method": method, "capacity_gib": option.offer.gpu.vram_gib,
+                             "vram_gib": option.estimate.vram_gib, "tokens_per_s": option.estimate.tokens_per_s,
+                             "fits": True, "runs": True, "rejected_kind": "", "rejected": "",
+                             "basis": option.estimate.basis})
+            else:
+                rejected = refused[gpu]
+                rows.append({"gpu": gpu, "method": method, "capacity_gib": rejected.offer.gpu.vram_gib,
+                             "vram_gib": rejected.vram_gib, "tokens_per_s": None,
+                             "fits": rejected.estimate is not None, "runs": False,
+                             "rejected_kind": rejected.kind, "rejected": rejected.reason, "basis": "analytic"})
     return sorted(rows, key=lambda r: (r["capacity_gib"], r["gpu"], METHODS.index(r["method"])))
 
 
