@@ -68,13 +68,16 @@ def test_a_job_no_local_card_fits_goes_to_the_cheapest_cloud_offer():
 
 
 def test_a_local_card_that_cannot_run_a_setting_is_passed_over():
-    """FlashAttention-2 refuses a T4: the job goes to the cloud, as the planner would send it, not onto the card."""
+    """A T4 has no bf16: a job in precision bf16 goes to the cloud, as the planner would send it, not onto the card.
+    (FlashAttention-2, which refuses a T4 too, runs on no cloud VM either: pre-flight refuses it there.)"""
     t4 = make_offer(get_gpu("T4"), provider="local", usd_per_hour=0.05)
-    fa2 = dataclasses.replace(SPEC, attention="flash_attention_2", micro_batch=1, grad_ckpt=True)
-    assert decide(ask(spec=dataclasses.replace(fa2, attention="sdpa")), MODEL, [LocalSlot("0", t4)],
+    bf16 = dataclasses.replace(SPEC, precision="bf16", micro_batch=1, grad_ckpt=True)
+    assert decide(ask(spec=dataclasses.replace(bf16, precision="auto")), MODEL, [LocalSlot("0", t4)],
                   CLOUD).action == "start_local"
-    decision = decide(ask(spec=fa2), MODEL, [LocalSlot("0", t4)], CLOUD)
+    decision = decide(ask(spec=bf16), MODEL, [LocalSlot("0", t4)], CLOUD)
     assert decision.action == "start_cloud" and decision.option.offer.gpu.name != "T4"
+    fa2 = dataclasses.replace(SPEC, attention="flash_attention_2", micro_batch=1, grad_ckpt=True)
+    assert decide(ask(spec=fa2), MODEL, [LocalSlot("0", t4)], CLOUD).action == "reject"
 
 
 def test_spot_with_slack_on_demand_without():
