@@ -17,6 +17,7 @@ lora_alpha is 2 x lora_rank, TRL trains in full without use_peft): `source_defau
 
 import json
 import re
+from collections import Counter
 from dataclasses import fields
 from typing import NamedTuple
 
@@ -34,6 +35,7 @@ from trainer.foreign_keys import (
     SHORTEST_HINTED_KEY,
     SOURCE_DEFAULTS,
     TORCHTUNE,
+    TRL,
     Carried,
     left_behind_inside,
 )
@@ -124,14 +126,25 @@ def _resolving_keys(key: str, why: str) -> set[str]:
     return {key, *named, *SET_IN_NOTE.findall(why)}
 
 
+# keys only one trainer's configs have and every such config names: enough alone to say whose a config is
+DECISIVE_KEYS = {"stage": LLAMA_FACTORY, "finetuning_type": LLAMA_FACTORY, "use_peft": TRL, "dataset_name": TRL,
+                 "base_model": AXOLOTL, "adapter": AXOLOTL}
+
+
 def _source_trainer(flat: dict) -> str | None:
-    """The one trainer whose own keys the config has (axolotl's base_model, TRL's use_peft, torchtune's
-    `_component_`s), or None where it has none, or another's too."""
-    trainers = {FOREIGN_KEYS[key].trainers[0] for key in flat if key in FOREIGN_KEYS
-                and len(FOREIGN_KEYS[key].trainers) == 1}
-    trainers |= {LLAMA_FACTORY for key in flat if key == "stage"} | {TORCHTUNE for key in flat
-                                                                      if key.endswith("._component_")}
-    return trainers.pop() if len(trainers) == 1 else None
+    """The one trainer whose own keys the config has, or None where it has another's too, or too little to tell: a
+    decisive key (DECISIVE_KEYS, torchtune's `_component_`s) or two keys of that trainer's own. One key a person
+    may write for any trainer (`max_seq_length`, `batch_size`) made a LoRA config TRL's, and its default a full
+    fine-tune."""
+    own = Counter(FOREIGN_KEYS[key].trainers[0] for key in flat if key in FOREIGN_KEYS
+                  and len(FOREIGN_KEYS[key].trainers) == 1)
+    decisive = {DECISIVE_KEYS[key] for key in flat if key in DECISIVE_KEYS}
+    decisive |= {TORCHTUNE for key in flat if key.endswith("._component_")}
+    trainers = set(own) | decisive
+    if len(trainers) != 1:
+        return None
+    trainer = trainers.pop()
+    return trainer if trainer in decisive or own[trainer] >= 2 else None
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
@@ -272,6 +285,6 @@ def translate(raw: dict) -> Translation:
             note = LEFT_BEHIND.get(key.split(".")[0])
             not_carried.append((key, note if note is not None else _unknown_key_note(key)))
     trainer = _source_trainer(flat)
-    if "method" not in job and "lora_r" in job and "method" not in {d.key for d in SOURCE_DEFAULTS.get(trainer, ())}:
+    if "method" not in job and "lora_r" in job:  # a LoRA rank says LoRA, whatever the trainer's default method
         job["method"] = "lora"
     return Translation(job, not_carried, trainer, flat)

@@ -455,3 +455,17 @@ def test_a_trl_config_takes_trls_defaults_for_what_it_leaves_out(tmp_path):
 def test_a_config_of_no_one_trainer_takes_orchs_defaults():
     translation = translate({"base_model": "m", "lora_target": "q_proj"})  # axolotl's key and LLaMA-Factory's
     assert translation.trainer is None and translation.source_defaults(translation.job) == []
+
+
+def test_a_lora_rank_says_lora_whatever_one_key_suggests_of_the_trainer():
+    """`max_seq_length` alone made the config TRL's, whose default method is full: a LoRA config became a full
+    fine-tune at several times the memory and cost."""
+    result = translate({"model_name_or_path": "Qwen/Qwen2.5-0.5B", "max_seq_length": 2048, "lora_r": 16,
+                        "lora_alpha": 16})
+    assert result.job["method"] == "lora" and result.trainer is None
+
+
+def test_trls_use_peft_false_is_a_full_fine_tune():
+    result = translate({"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "x/y", "use_peft": False,
+                        "max_length": 512})
+    assert result.job["method"] == "full"

@@ -351,7 +351,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "model_name_or_path": _entry([LLAMA_FACTORY, TRL], "model"),
     "adapter": _entry([AXOLOTL], "method", _choice("method", METHODS)),
     "finetuning_type": _entry([LLAMA_FACTORY], "method", _choice("method", METHODS)),
-    "use_peft": _entry([TRL], "method: lora", _when_true({"method": "lora"})),
+    "use_peft": _entry([TRL], "method: lora", lambda v: {"method": "lora" if _flag(v) else "full"}),
     "load_in_4bit": _entry([AXOLOTL, TRL], "method: qlora", _when_true({"method": "qlora", "quant_bits": 4})),
     "load_in_8bit": _entry([AXOLOTL, TRL], "method: qlora` with `quant_bits: 8",
                            _when_true({"method": "qlora", "quant_bits": 8})),
