@@ -139,6 +139,24 @@ def test_the_alarm_before_the_loop_ends_the_trainer_whatever_catches_its_excepti
     assert metrics["cost_usd"] <= EXIT_MARGIN_S + 0.05 and "ran out after" in metrics["message"]
 
 
+def test_the_alarm_ends_the_trainer_even_where_its_metrics_cannot_be_written(trainer_process, monkeypatch):
+    """A full disk or a closed pipe raised inside the alarm, before its exit: the process went on spending."""
+    import trainer.meter as meter_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(meter_module, "write_budget_stop", full_disk)
+    meter = BudgetMeter(usd_per_hour=3600.0, budget_usd=EXIT_MARGIN_S + 0.05, started_at=time.time())
+    meter.arm_alarm()
+    try:
+        with pytest.raises(SystemExit):
+            time.sleep(5)
+    finally:
+        meter.disarm_alarm()
+    assert trainer_process == [4]
+
+
 def test_the_alarm_in_the_loop_raises_and_ends_the_trainer_if_nothing_takes_it(trainer_process, tmp_path,
                                                                                 monkeypatch):
     """Once the loop has started, the alarm raises into it (its caller writes the run's

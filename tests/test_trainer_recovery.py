@@ -134,3 +134,15 @@ def test_data_loader_workers_give_the_same_order(tmp_path):
     job = write_job(tmp_path, max_steps=4, num_workers=0)
     assert main([str(job), "--output", str(tmp_path / "b")]) == 0
     assert [s["sequences"] for s in read_steps(tmp_path / "a")] == [s["sequences"] for s in read_steps(tmp_path / "b")]
+
+
+def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tmp_path):
+    """Saving a step again deleted the copy `latest` named before the new one was in place: a stop between the two
+    lost the run's progress. The earlier copy is moved aside, and found there."""
+    from trainer.checkpoint import checkpoints_dir, latest_checkpoint
+
+    root = checkpoints_dir(tmp_path)
+    (root / "step-00000003.old").mkdir(parents=True)
+    (root / "step-00000003.old" / "state.json").write_text("{}")
+    (root / "latest").write_text("step-00000003")
+    assert latest_checkpoint(tmp_path) == root / "step-00000003.old"

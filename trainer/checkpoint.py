@@ -16,12 +16,18 @@ def checkpoints_dir(output_dir: Path) -> Path:
     return output_dir / "checkpoints"
 
 
+REPLACED_SUFFIX = ".old"  # a step's earlier copy while the same step is saved again
+
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
     pointer = checkpoints_dir(output_dir) / "latest"
     if not pointer.is_file():
         return None
     path = checkpoints_dir(output_dir) / pointer.read_text().strip()
-    return path if (path / "state.json").is_file() else None
+    for candidate in (path, path.with_name(path.name + REPLACED_SUFFIX)):  # stopped while saving its step again
+        if (candidate / "state.json").is_file():
+            return candidate
+    return None
 
 
 def _rng_states() -> dict:
@@ -51,12 +57,19 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
                tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps(state))
     final = root / name
-    shutil.rmtree(final, ignore_errors=True)
+    # a step saved again (a resumed run stopped before its next step): `latest` names it, so the old copy is moved
+    # aside, not deleted, until the new one is in place; a stop between the two leaves one whole copy by that name
+    replaced = root / f"{name}{REPLACED_SUFFIX}"
+    shutil.rmtree(replaced, ignore_errors=True)
+    if final.exists():
+        final.rename(replaced)
     tmp.rename(final)
+    shutil.rmtree(replaced, ignore_errors=True)
     pointer_tmp = root / "latest.tmp"
     pointer_tmp.write_text(name)
     os.replace(pointer_tmp, root / "latest")
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))[:-KEEP_CHECKPOINTS]:
+    for old in sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith((".tmp", REPLACED_SUFFIX))
+                      )[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

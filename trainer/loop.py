@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import statistics
 import time
 import traceback
@@ -406,8 +407,11 @@ def optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) ->
 
 
 def _truncate_steps_log(path: Path, step: int) -> None:
-    """Drop log lines past the checkpoint being resumed: those steps are trained again."""
+    """Drop log lines past the checkpoint being resumed: those steps are trained again. Replaced whole (the budget
+    alarm may end the process at any moment before the loop: a truncate-then-write emptied the log)."""
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text("".join(line + "\n" for line in kept))
+    os.replace(partial, path)

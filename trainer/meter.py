@@ -100,9 +100,11 @@ class BudgetMeter:
             message = (f"this session's budget of {usd_text(self.budget_usd)} ran out after {self.elapsed_s():.1f} s; "
                        "a larger budget continues from the last checkpoint, if any")
             if _process_output is not None and (self._raised or not self._in_loop):
-                write_budget_stop(_process_output, self.spent_usd(), message, steps=None if self._raised else 0)
-                sys.stdout.flush()
-                os._exit(TrainStatus.BUDGET_STOPPED.exit_code)
+                try:  # a full disk or a closed pipe must not keep the process spending
+                    write_budget_stop(_process_output, self.spent_usd(), message, steps=None if self._raised else 0)
+                    sys.stdout.flush()
+                finally:
+                    os._exit(TrainStatus.BUDGET_STOPPED.exit_code)
             if _process_output is not None:  # the last word, should the loop never see the exception
                 signal.setitimer(signal.ITIMER_REAL, max(0.001, self.seconds_left() + METER_INTERVAL_S - EXIT_MARGIN_S))
             self._raised = True
