@@ -74,8 +74,8 @@ def transaction(path: Path):
                     db.execute("ROLLBACK")
                 raise
     except sqlite3.DatabaseError as exc:
-        if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
-            raise  # a constraint or an API misuse (IntegrityError, ProgrammingError) is orch's bug, not the file's
+        if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError) or not _about_the_file(exc):
+            raise  # a constraint, an API misuse, a query orch got wrong: orch's bug, not the file's
         raise (LockedDatabase if _is_locked(exc) else UnusableDatabase)(_problem(path, exc)) from None
 
 
@@ -85,6 +85,17 @@ def move_away_hint(path: Path, it: str = "it") -> str:
     if path.parent.resolve() == orch_home().resolve():
         return f"move {it} away, or set ORCH_HOME to another folder (now {path.parent})"
     return f"move {it} away, or give --db another file"
+
+
+# what SQLite says of a file it cannot use (damaged, not a database, unreadable, read-only, full) beside a lock
+FILE_FAULTS = ("malformed", "not a database", "disk i/o error", "readonly", "read-only", "disk is full",
+               "unable to open", "file is encrypted")
+
+
+def _about_the_file(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite blames the file (or its lock), not the statement (`no such column`: orch's own query)."""
+    text = str(exc).lower()
+    return _is_locked(exc) or any(fault in text for fault in FILE_FAULTS)
 
 
 def _is_locked(exc: sqlite3.DatabaseError) -> bool:

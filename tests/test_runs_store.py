@@ -268,3 +268,16 @@ def test_a_lock_held_past_the_busy_timeout_says_the_file_is_locked_in_one_line(t
     finally:
         holder.close()
     assert store.get("r-00000001").message == "done"
+
+
+def test_a_query_orch_got_wrong_is_not_blamed_on_the_file(tmp_path):
+    """`no such column` is orch's bug: it was said as the database file's fault, with advice about its folder."""
+    import sqlite3
+
+    from orchestrator.db import transaction
+
+    path = tmp_path / "x.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(sqlite3.OperationalError):
+        with transaction(path) as db:
+            db.execute("SELECT nope FROM nothing")
