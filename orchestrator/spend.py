@@ -1,8 +1,8 @@
 """What runs have cost, summed by month, provider and job: `orch spend`. A finished run counts what the runs store
 recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs controller for
 a managed spot job, up to its budget), so recoveries and start-up are in. A cloud run's spend never passes what its
-VM's guards let it spend (cap_usd), so a run whose end orch has not heard of stops counting there. Reads the runs
-store, writes nothing."""
+VM's guards let it spend (cap_usd), so a run whose end orch has not heard of stops counting there. Pure: `orch
+spend` refreshes the runs' states first, as `orch runs` does."""
 
 import time
 from dataclasses import dataclass
@@ -25,7 +25,8 @@ def cap_usd(record: RunRecord) -> float | None:
     """The most a cloud run can cost: its budget. The VM's wall-clock guard counts from the launch request and
     leaves out of its window what is paid after the trainer stops (the idle window before the VM downs itself, the
     jobs controller's idle autostop: sky_task.guard_for), so a run whose end orch has not heard of has cost at most
-    this. None for a local run (its card is the user's: no guard to rely on, and its time is measured here)."""
+    this. None for a local run: its recorded cost is the time measured here (an active one's spend so far stops at
+    its budget too, in spend_usd, where the trainer's meter stops it)."""
     return record.budget_usd if record.target is Target.CLOUD else None
 
 
