@@ -60,3 +60,15 @@ def test_a_negative_amount_with_a_unit_is_refused_as_a_value_and_a_flag_set_on_a
     assert "--budget must be above 0" in capsys.readouterr().err
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--json", "true", "--json", "false"])
     assert result.exit_code == 2 and "--json given twice, as on and off" in result.stderr
+
+
+def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
+    """`--budget --max_usd_per_hour 2` took the next option, underscored, as the budget."""
+    from orchestrator.cli.argv_forms import argparse_options, spelled_as_orch
+    from orchestrator.cli.plan import parser
+
+    options = argparse_options(parser())
+    assert spelled_as_orch(options, ["--budget", "--max_usd_per_hour", "2"]) == \
+        ["--budget", "--max-usd-per-hour", "2"]
+    assert spelled_as_orch(options, ["--help", "false"]) == ["--help", "false"]
+    assert "--no-such" not in options and "--such" not in options

@@ -562,3 +562,11 @@ def test_a_flag_given_a_value_it_cannot_take_points_at_its_commands_help():
     """click raises `does not take a value` with no context: the line pointed at `orch --help`."""
     result = invoke("estimate", "Llama-3.1-8B", "--json=maybe")
     assert result.exit_code == 2 and result.stderr.strip().endswith(" estimate --help`."), result.stderr
+
+
+def test_two_names_of_one_flag_are_one_flag_given_twice():
+    """`orch logs -f --follow` was refused as two different values."""
+    result = invoke("logs", "-f", "--follow", "r-nothing")
+    assert "both given" not in result.stderr and "no run matching" in result.stderr
+    result = invoke("estimate", "Llama-3.1-8B", "--compile", "--no-compile")
+    assert result.exit_code == 2 and "--compile and --no-compile both given: give one" in result.stderr

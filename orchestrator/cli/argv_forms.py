@@ -47,9 +47,9 @@ def argparse_options(parser: argparse.ArgumentParser) -> dict[str, Switchable]:
         for name in action.option_strings:
             table[name] = Switchable(action.nargs == 0, (name,))
     for name, option in list(table.items()):
-        if option.is_flag and name.startswith("--no-") and table.get("--" + name[5:], option).is_flag:
-            pair = Switchable(True, ("--" + name[5:],), (name,))
-            table[name] = table["--" + name[5:]] = pair
+        positive = "--" + name[5:]
+        if option.is_flag and name.startswith("--no-") and positive in table and table[positive].is_flag:
+            table[name] = table[positive] = Switchable(True, (positive,), (name,))
     return table
 
 
@@ -91,11 +91,12 @@ def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str
         name = _as_orch(name, options)
         option = options.get(name)
         if option is not None and not option.is_flag and not has_value and index < len(args) and \
-                args[index].startswith("-") and args[index] not in options and args[index] != "--":
+                args[index].startswith("-") and args[index] != "--" and \
+                _as_orch(args[index].partition("=")[0], options) not in options:
             out.append(f"{name}={args[index]}")  # `--budget -5usd`: the value, refused as a value
             index += 1
             continue
-        if option is None or not option.is_flag:
+        if option is None or not option.is_flag or name == "--help":  # `--help false` still asks for the help
             out.append(name + has_value + value)
             continue
         word = value if has_value else (args[index] if index < len(args) else "")

@@ -69,8 +69,8 @@ def repeated_option(command, args: list[str]) -> str | None:
             continue
         if not param.is_flag and not has_value and index < len(args):
             value, index = args[index], index + 1
-        elif param.is_flag:
-            value = spelling  # --spot or --no-spot: the spelling is the value
+        elif param.is_flag:  # --spot or --no-spot: on or off, whichever of its names (`-f`, `--follow`) says it
+            value = "off" if spelling in param.secondary_opts else "on"
         first = given.setdefault(param.name, (spelling, value))
         if first[1] != value:
             if param.is_flag:
