@@ -98,7 +98,7 @@ def get_gpu(name: str) -> GPU:
     if gpu is None and not odd:
         gpu, count = _card_and_count(name)
     if gpu is None:
-        if NOT_NVIDIA.search(name):
+        if NOT_NVIDIA.search(name) and not NVIDIA_WORDS.search(name):  # `Tesla M4` is NVIDIA's, if no catalog card
             raise UserError(f"orch trains on NVIDIA CUDA GPUs; '{name}' is not one: name an NVIDIA card "
                             "(`orch catalog gpus` lists them).")
         names = [g.name for g in load_gpus()]
@@ -139,9 +139,10 @@ NOT_IN_GPU_NAMES = re.compile(r"[^\w\s.()\-:×]")
 # `NVIDIA RTX 6000 Ada Generation`, `... Laptop GPU`): the only words a typed name may have after a card's name. Any
 # other (`L4 or T4`, `H100 H200`, `4090 foo`) made the name silently the card its first words name.
 DEVICE_NAME_WORDS = re.compile(r"\d+(\.\d+)?gb|hbm\d?e?|pcie|sxm\d?|nvl|nvidia|tesla|geforce|quadro|graphics|"
-                               r"generation|gpu", re.IGNORECASE)
+                               r"generation|gpu|tensor|core", re.IGNORECASE)  # NVIDIA's `L4 Tensor Core GPU`
 # Other makers' accelerators (AMD Instinct MI300X, Intel Gaudi, Google TPU v5e, AWS Trainium, Apple M-series): told
 # orch trains on NVIDIA CUDA GPUs rather than that the name is unknown, which reads as a typo to fix
+NVIDIA_WORDS = re.compile(r"\b(nvidia|tesla|geforce|quadro|rtx|gtx)\b", re.IGNORECASE)
 NOT_NVIDIA = re.compile(r"\b(amd|radeon|instinct|mi\d{2,3}[a-z]?|gaudi\d?|habana|intel|arc|tpu\w*|v[2-6][ep]?|"
                         r"v5litepod\w*|trainium\d?|trn\d|inferentia\d?|apple|m[1-4])\b", re.IGNORECASE)
 

@@ -238,3 +238,12 @@ def test_simulates_local_cards_lose_no_card_to_a_wrong_separator():
 def test_another_makers_accelerator_is_told_orch_trains_on_nvidia(spelling):
     with pytest.raises(UserError, match=f"orch trains on NVIDIA CUDA GPUs; '{re.escape(spelling)}' is not one"):
         get_gpu(spelling)
+
+
+def test_nvidias_own_product_names_are_read_and_its_old_cards_are_not_called_another_makers():
+    """`L4 Tensor Core GPU` (NVIDIA's naming) was refused as holding stray words; `Tesla M4` was told it is no NVIDIA
+    card."""
+    assert get_gpu("L4 Tensor Core GPU").name == "L4"
+    with pytest.raises(UserError) as refused:
+        get_gpu("Tesla M4")
+    assert "not one" not in str(refused.value) and "unknown GPU 'Tesla M4'" in str(refused.value)
