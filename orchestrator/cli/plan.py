@@ -23,6 +23,8 @@ from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
 USAGE_ERROR_EXIT_CODE = 2
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """One line and exit 2, as every orch command answers a malformed flag."""
