@@ -84,7 +84,7 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), a CSV header that
     names a column twice, and a folder of mixed file kinds (both checked by launch's pre-flight, and never seen by a
     plan over TOKENIZE_MAX_BYTES, which counts nothing)."""
-    from trainer.__main__ import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
+    from trainer.config import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
 
     check_model_and_tokenizer(spec, base_dir)
     if path.is_dir() and (mixed := mixed_kinds_problem(path)):

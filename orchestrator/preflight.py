@@ -15,8 +15,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
-from trainer.__main__ import check_model_and_tokenizer
-from trainer.config import JobConfig
+from trainer.config import JobConfig, check_model_and_tokenizer
 from trainer.data_formats import read_columns
 from trainer.data_sources import (
     FILE_KINDS_HINT,

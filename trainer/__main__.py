@@ -7,7 +7,6 @@ metrics.json in the output folder says the same, and more.
 
 import argparse
 import logging
-import os
 import shlex
 import sys
 import time
@@ -15,9 +14,8 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import get_model
 from gpu_catalog.units import usd_text
-from trainer.config import ConfigError, JobConfig, load_config, resolve_tokenizer
+from trainer.config import check_model_and_tokenizer, load_config
 from trainer.meter import (
     EXIT_MARGIN_S,
     BudgetMeter,
@@ -26,12 +24,7 @@ from trainer.meter import (
     process_start_time,
     write_budget_stop,
 )
-from trainer.offline_names import is_built_offline
 from trainer.status import TrainStatus
-
-# the files transformers builds a tokenizer from: its own serialization and config, a sentencepiece model, and the
-# vocabularies of the older BPE and WordPiece tokenizers
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
 def _resume_command(args, output: Path) -> str:
@@ -109,26 +102,6 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     if result["status"] != TrainStatus.BAD_CONFIG:
         print(summary_line(result, output), flush=True)
     return TrainStatus(result["status"]).exit_code
-
-
-def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
-    """A model or tokenizer that cannot be built is bad config, said in one line before torch loads: a `random:` (or
-    tiny) model must name a shape orch knows, and the folder the tokenizer loads from (`tokenizer`, else the model's
-    own folder) must hold a tokenizer. Either failed after the run had started, as an error: an unknown shape, or
-    transformers' paragraph about sentencepiece for a folder with config and weights only."""
-    if is_built_offline(config.model):
-        get_model(config.model)  # UserError for a shape it does not know: "unknown model ..."
-    folder = resolve_tokenizer(config.tokenizer, base_dir) or (None if is_built_offline(config.model) else
-                                                               config.model)
-    if folder is None or not os.path.isdir(folder) or any(os.path.isfile(os.path.join(folder, name))
-                                                          for name in TOKENIZER_FILES):
-        return  # a hub id, or a folder with a tokenizer: the trainer's own checks judge it
-    files = ", ".join(TOKENIZER_FILES)
-    if config.tokenizer is not None:
-        raise ConfigError(f"`tokenizer` folder '{folder}' holds no tokenizer (none of {files}): give the folder a "
-                          "tokenizer was saved to, or its hub id.")
-    raise ConfigError(f"model folder '{folder}' holds no tokenizer (none of {files}): save the model's tokenizer "
-                      "there, or name one with `tokenizer: FOLDER_OR_HUB_ID`.")
 
 
 # what only an orch run leaves in its output folder, so a folder holding one is an earlier run's (to resume, or to be

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, hub_id
+from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, get_model, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD
 from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import FOREIGN_KEYS, LEFT_BEHIND, OPTIMIZERS, checkpoint_quantization, unknown_key_message
+from trainer.offline_names import is_built_offline
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -539,3 +540,28 @@ def parse_overrides(overrides) -> dict:
                               f"{checks.short_repr(value)}: give it once.")
         given[key] = value
     return given
+
+
+# the files transformers builds a tokenizer from: its own serialization and config, a sentencepiece model, and the
+# vocabularies of the older BPE and WordPiece tokenizers
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
+    """A model or tokenizer that cannot be built is bad config, said in one line before torch loads: a `random:` (or
+    tiny) model must name a shape orch knows, and the folder the tokenizer loads from (`tokenizer`, else the model's
+    own folder) must hold a tokenizer. Either failed after the run had started, as an error: an unknown shape, or
+    transformers' paragraph about sentencepiece for a folder with config and weights only."""
+    if is_built_offline(config.model):
+        get_model(config.model)  # UserError for a shape it does not know: "unknown model ..."
+    folder = resolve_tokenizer(config.tokenizer, base_dir) or (None if is_built_offline(config.model) else
+                                                               config.model)
+    if folder is None or not os.path.isdir(folder) or any(os.path.isfile(os.path.join(folder, name))
+                                                          for name in TOKENIZER_FILES):
+        return  # a hub id, or a folder with a tokenizer: the trainer's own checks judge it
+    files = ", ".join(TOKENIZER_FILES)
+    if config.tokenizer is not None:
+        raise ConfigError(f"`tokenizer` folder '{folder}' holds no tokenizer (none of {files}): give the folder a "
+                          "tokenizer was saved to, or its hub id.")
+    raise ConfigError(f"model folder '{folder}' holds no tokenizer (none of {files}): save the model's tokenizer "
+                      "there, or name one with `tokenizer: FOLDER_OR_HUB_ID`.")
