@@ -61,9 +61,12 @@ HOURS_PER_UNIT = {**dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1.0),
 _WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+-]+)\s*(?P<unit>[A-Za-z]+)")
 
 
-def _ascii_number(text: str) -> bool:
-    """Digits, sign, point and exponent as people type them: float() also takes other scripts' digits and `_`."""
-    return text.isascii() and "_" not in text
+def _number(text: str) -> float:
+    """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
+    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else."""
+    if not text.isascii() or "_" in text:
+        raise ValueError(text)
+    return float(text)
 
 
 def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
@@ -71,12 +74,10 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
     A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0 is a choice: no spend."""
     typed = text.strip()
     amount = typed.removeprefix("$").strip()
-    if not _ascii_number(amount.lower().removesuffix("usd").strip()):
-        amount = "not a number"  # float() reads `٢٠`, `２０` and `1_000`: no amount a person means to type
     if amount.lower().endswith("usd"):
         amount = amount[:-3].strip()
     try:
-        value = float(amount)
+        value = _number(amount)
     except ValueError:
         empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
         raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
@@ -93,7 +94,7 @@ def hours_amount(text: str, flag: str) -> float:
     space before the unit allowed) are the same in minutes, hours and days."""
     typed = text.strip()
     try:
-        hours = float(typed if _ascii_number(typed) else "not a number")
+        hours = _number(typed)
     except ValueError:
         found = _WITH_UNIT.fullmatch(typed)
         try:
