@@ -75,6 +75,16 @@ class _ShortRepr(reprlib.Repr):
 
 
 short_repr = _ShortRepr().repr  # the one way a value is echoed in a message
+
+
+def in_own_quotes(text: str) -> str | None:
+    """What a text wrapped in a second pair of quotes (`model: "'meta-llama/Llama-3.1-8B'"`) holds inside them; None
+    for any other text. No name or path has them, and a lookup that folds them away (normalize()) matched a catalog
+    row while the job kept them."""
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"`":
+        return stripped[1:-1]
+    return None
 MOST_NAMES_SAID = 5
 
 

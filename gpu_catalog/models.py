@@ -386,8 +386,7 @@ def _size(params: int) -> str:
 def _refuse_quoted(name: str) -> None:
     """A name in a second pair of quotes (`"'Llama-3.1-8B'"`) is refused: normalize() folds the quotes away, so it
     matched a catalog row while the job kept them, and a cloud run's download failed after the VM was paid for."""
-    stripped = name.strip()
-    if len(stripped) >= 2 and stripped[0] in "'\"`" and stripped[-1] == stripped[0]:
+    if checks.in_own_quotes(name) is not None:
         raise UserError(f"model {checks.short_repr(name)} holds its own quotes, which no model's name has: write it "
                         "without them.")
 

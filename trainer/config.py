@@ -204,16 +204,6 @@ def _unknown_key_problem(key) -> str:
     return unknown_key_message(key, _TYPES)
 
 
-def _in_own_quotes(text: str) -> str | None:
-    """What a text wrapped in a second pair of quotes (`model: "'meta-llama/Llama-3.1-8B'"`) holds inside them; None
-    for any other text. Looked up, such a model matched its catalog row with the quotes folded away, while the job
-    kept them and a cloud run's download failed after the VM was paid for."""
-    stripped = text.strip()
-    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"`":
-        return stripped[1:-1]
-    return None
-
-
 def _problems(raw: dict) -> list[str]:
     problems = [_unknown_key_problem(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
@@ -232,7 +222,7 @@ def _problems(raw: dict) -> list[str]:
         elif key in _STR_KEYS and not _is_text(value):
             problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
                             f"{checks.short_repr(value)}")
-        elif key in _STR_KEYS and (inner := _in_own_quotes(value)) is not None:
+        elif key in _STR_KEYS and (inner := checks.in_own_quotes(value)) is not None:
             problems.append(f"`{key}` {checks.short_repr(value)} holds its own quotes, which no name or path has: "
                             f"write it without them (`{key}: {inner}`)")
         elif key in _FLOAT_KEYS and not math.isfinite(value):
