@@ -72,3 +72,48 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
         ["--budget", "--max-usd-per-hour", "2"]
     assert spelled_as_orch(options, ["--help", "false"]) == ["--help", "false"]
     assert "--no-such" not in options and "--such" not in options
+
+
+@pytest.mark.parametrize("given, same_as", [
+    (["--cutoff-len", "1024"], ["--seq-len", "1024"]),  # LLaMA-Factory
+    (["--max_length=1024"], ["--seq-len", "1024"]),  # TRL
+    (["--optim", "paged_adamw_8bit"], ["--optimizer", "paged_adamw_8bit"]),  # transformers
+    (["--attn-implementation", "flash_attention_2"], ["--attention", "flash_attention_2"]),
+    (["--torch_dtype", "float16"], ["--precision", "fp16"]),
+    (["--fp16"], ["--precision", "fp16"]),
+    (["--bf16", "true"], ["--precision", "bf16"]),
+    (["--fp16", "false"], []),
+    (["--use-liger-kernel"], ["--loss", "fused"]),
+    (["--torch-compile", "true"], ["--compile"]),
+    (["--lora-target", "q_proj,v_proj"], ["--target-modules", "q_proj,v_proj"]),
+    (["--use-bnb-nested-quant", "false"], ["--no-double-quant"]),
+    (["--quantize", "bnb.nf4"], ["--quantization", "bnb.nf4"]),  # LitGPT
+])
+def test_other_trainers_options_read_as_orchs(given, same_as):
+    assert settings(*given) == settings(*same_as)
+
+
+@pytest.mark.parametrize("given", [["--load-in-4bit"], ["--quantization-bit", "4"], ["--finetuning-type", "lora",
+                                   "--quantization-bit", "4"], ["--use-peft", "--load-in-4bit"]])
+def test_lora_on_weights_another_trainer_quantizes_is_qlora(given):
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "lora", *given, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["method"] == "qlora"
+
+
+def test_a_switch_before_the_model_leaves_the_model_alone():
+    result = runner.invoke(app, ["estimate", "--load-in-8bit", "Llama-3.1-8B", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["quant_bits"] == 8
+
+
+@pytest.mark.parametrize("given, said", [
+    (["--optim", "sgd"], "--optim: orch has no optimizer 'sgd'"),
+    (["--quantization-bit", "3"], "orch quantizes to 4 or 8 bits"),
+    (["--bnb-4bit-quant-type", "fp4"], "quantizes to NF4"),
+    (["--cutoff-len"], "--cutoff-len takes a value"),
+    (["--num-train-epochs", "3"], "orch's `epochs`) is no option of this command: set `epochs` in the job file"),
+])
+def test_another_trainers_option_orch_cannot_take_is_one_line(given, said):
+    result = runner.invoke(app, [*BASE, *given])
+    assert result.exit_code == 2 and said in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -395,6 +395,13 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "flash_attn": _entry([LLAMA_FACTORY], "attention: flash_attention_2", _flash_attn),
     "attn_implementation": _entry([TRL], "attention", _choice("attention", ATTN_IMPLEMENTATIONS)),
     "loss._component_": _entry([TORCHTUNE], "loss", _loss),
+    # Liger's fused linear cross-entropy, as transformers' TrainingArguments, LLaMA-Factory and axolotl's plugin
+    # switch it on: the loss that never holds the whole logits (its other kernels change neither memory much nor
+    # what orch counts)
+    "use_liger_kernel": _entry([TRL], "loss: fused", _when_true({"loss": "fused"})),
+    "enable_liger_kernel": _entry([LLAMA_FACTORY], "loss: fused", _when_true({"loss": "fused"})),
+    "liger_fused_linear_cross_entropy": _entry([AXOLOTL], "loss: fused", _when_true({"loss": "fused"})),
+    "torch_compile": _entry([AXOLOTL, TRL], "compile"),
     # LoRA
     "lora_rank": _entry([LLAMA_FACTORY], "lora_r"),
     "model.lora_rank": _entry([TORCHTUNE], "lora_r"),

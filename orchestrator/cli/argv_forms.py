@@ -9,18 +9,25 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 import argparse
 from dataclasses import dataclass
 
+from orchestrator.cli.foreign_flags import UnreadableOptions, read_as_orch
+
 # Other trainers' names of orch's options (transformers' TrainingArguments and TRL's SFTConfig, LitGPT, axolotl),
 # read as orch's where a command has the option and not the name; kept out of the options' own declarations, whose
 # help column they crowded past 80 characters
 OTHER_NAMES = {"--max-seq-length": "--seq-len", "--batch-size": "--micro-batch", "--micro-batch-size": "--micro-batch",
                "--per-device-train-batch-size": "--micro-batch", "--gradient-accumulation-steps": "--grad-accum",
                "--gradient-checkpointing": "--grad-ckpt", "--no-gradient-checkpointing": "--no-grad-ckpt",
-               "--lora-rank": "--lora-r", "--rank": "--lora-r", "--bits": "--quant-bits"}
+               "--lora-rank": "--lora-r", "--rank": "--lora-r", "--bits": "--quant-bits",
+               # LitGPT's finetune options (`--quantize bnb.nf4`, `--train.micro_batch_size 2`), torchtune's
+               # max_seq_len and other tables' names of a sequence's length
+               "--quantize": "--quantization", "--train.micro-batch-size": "--micro-batch",
+               "--train.max-seq-length": "--seq-len", "--max-seq-len": "--seq-len", "--seq-length": "--seq-len",
+               "--sequence-length": "--seq-len", "--bnb-4bit-use-double-quant": "--double-quant"}
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-class Contradiction(ValueError):
+class Contradiction(UnreadableOptions):
     """A plain flag set both on and off (`--json true --json false`): which was meant cannot be told."""
 
 
@@ -77,7 +84,9 @@ def _switched(name: str, word: str, option: Switchable) -> tuple[list[str], bool
 
 def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str]:
     """`args` with each option as orch spells it (see the module's docstring); the rest as given, and everything
-    after `--` untouched. Raises Contradiction for a plain flag set both on and off."""
+    after `--` untouched; other trainers' options as orch's (foreign_flags). Raises Contradiction for a plain flag
+    set both on and off, ForeignOptionError for another trainer's option orch cannot take here."""
+    args = read_as_orch(options, lambda name: _as_orch(name, options) in options, args)
     out, index, plain = [], 0, {}
     while index < len(args):
         arg = args[index]

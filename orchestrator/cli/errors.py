@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.cli.argv_forms import Contradiction, click_options, spelled_as_orch
+from orchestrator.cli.argv_forms import UnreadableOptions, click_options, spelled_as_orch
 from orchestrator.cli.display import print_error
 from orchestrator.db import UnusableDatabase
 
@@ -95,8 +95,8 @@ class OneLineUsageErrors(TyperGroup):
             try:
                 rest = spelled_as_orch(click_options(command), rest)
                 why = repeated_option(command, rest)
-            except Contradiction as contradiction:
-                why = str(contradiction)
+            except UnreadableOptions as unreadable:
+                why = str(unreadable)
             if why:
                 raise UsageError(why, ctx=command.make_context(name, [], parent=ctx, resilient_parsing=True))
         return name, command, rest

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.cli.argv_forms import Contradiction, argparse_options, spelled_as_orch
+from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import data_dict, plan_dict
@@ -115,7 +115,7 @@ def run(argv: list[str]) -> int:
     parse = parser()
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
         argv = spelled_as_orch(argparse_options(parse), argv)
-    except Contradiction as exc:
+    except UnreadableOptions as exc:
         parse.error(str(exc))
     args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
     try:
