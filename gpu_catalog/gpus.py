@@ -107,6 +107,8 @@ def get_gpu(name: str) -> GPU:
             message += f" No GPU's name has {' or '.join(repr(c) for c in odd)} in it."
         elif extra := _extra_words(name):
             message += f" '{' '.join(extra[1])}' after '{extra[0]}' is no part of a GPU's name: name one card."
+        elif missing := _missing_variant(name):
+            message += f" {missing}"
         if count != 1:
             message += " Name one GPU: orch plans and estimates a job on a single card."
         raise UserError(message)
@@ -139,7 +141,7 @@ NOT_IN_GPU_NAMES = re.compile(r"[^\w\s.()\-:×]")
 # `NVIDIA RTX 6000 Ada Generation`, `... Laptop GPU`): the only words a typed name may have after a card's name. Any
 # other (`L4 or T4`, `H100 H200`, `4090 foo`) made the name silently the card its first words name.
 DEVICE_NAME_WORDS = re.compile(r"\d+(\.\d+)?gb|hbm\d?e?|pcie|sxm\d?|nvl|nvidia|tesla|geforce|quadro|graphics|"
-                               r"generation|gpu|tensor|core", re.IGNORECASE)  # NVIDIA's `L4 Tensor Core GPU`
+                               r"generation|gpu|tensor|core|dgxs|fhhl", re.IGNORECASE)  # NVIDIA's `L4 Tensor Core GPU`
 # Other makers' accelerators (AMD Instinct MI300X, Intel Gaudi, Google TPU v5e, AWS Trainium, Apple M-series): told
 # orch trains on NVIDIA CUDA GPUs rather than that the name is unknown, which reads as a typo to fix
 NVIDIA_WORDS = re.compile(r"\b(nvidia|tesla|geforce|quadro|rtx|gtx)\b", re.IGNORECASE)
@@ -165,8 +167,11 @@ def _card_and_count(name: str) -> tuple[GPU | None, int]:
 
 
 # Words that name a card's form, which changes its rates: `H100 80GB PCIe` is the PCIe card, not the SXM one its
-# first words match. `sxm` is what a catalog name without a form word is (A100 80GB, H200).
-FORM_WORDS = {"pcie": "pcie", "nvl": "nvl", "sxm": "sxm", "sxm2": "sxm", "sxm4": "sxm", "sxm5": "sxm"}
+# first words match. `sxm` is what a catalog name without a form word is (A100 80GB, H200). nvidia-smi names the
+# V100 of a DGX Station `Tesla V100-DGXS-32GB` (an SXM2 module) and its half-length PCIe card `Tesla V100-FHHL-16GB`.
+FORM_WORDS = {"pcie": "pcie", "fhhl": "pcie", "nvl": "nvl", "sxm": "sxm", "sxm2": "sxm", "sxm4": "sxm", "sxm5": "sxm",
+              "dgxs": "sxm"}
+FORM_LABELS = {"pcie": "PCIe", "nvl": "NVL", "sxm": "SXM"}
 
 
 def _typed_words(name: str) -> list[str]:
@@ -186,6 +191,25 @@ def _extra_words(name: str) -> tuple[str, list[str]] | None:
     if gpu is None or not stray or {w.lower() for w in stray} & OTHER_CARD_WORDS or any(w.isdigit() for w in stray):
         return None
     return " ".join(words[:len(words) - len(after)]), after
+
+
+def _missing_variant(name: str) -> str | None:
+    """Why a name all of whose words a device name carries is no catalog card: the form or memory it states is no
+    row's of that family (nvidia-smi's `NVIDIA H200 NVL`, `Tesla V100-PCIE-16GB`). Says which rows exist, so the user
+    picks one knowing its rates are another card's, rather than reading 'did you mean' as a typo to fix; else None."""
+    words = _typed_words(name)
+    gpu, after = _leading_card(words)
+    if gpu is None or not all(DEVICE_NAME_WORDS.fullmatch(word) for word in after):
+        return None
+    forms = sorted({FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS})
+    stated = MEMORY_IN_NAME.search(name)
+    asked = " ".join([*([f"{stated.group(1)} GB"] if stated else []), *(FORM_LABELS[form] for form in forms)])
+    if not asked:
+        return None
+    family = [g for g in load_gpus() if g.family == gpu.family]
+    rows = ", ".join(f"{g.name} ({FORM_LABELS[_form(g)] + ', ' if g.kind == 'datacenter' else ''}{g.vram_gib:g} GiB)"
+                     for g in family)
+    return f"The catalog has no {asked} {gpu.family}: its {gpu.family} rows are {rows}; name one of those."
 
 
 def _from_long_name(name: str) -> GPU | None:

@@ -123,7 +123,8 @@ def test_a_device_name_matches_its_own_card_never_a_namesake(device_name, vram_g
     ("A100 40GB PCIe", "A100 40GB PCIe"), ("NVIDIA A100-PCIE-40GB", "A100 40GB PCIe"), ("RTX 4090 24GB", "RTX 4090"),
     ("RTX 3090 (24GB)", "RTX 3090"), ("T4 16GB", "T4"), ("Tesla V100-SXM2-32GB", "V100 32GB"),
     ("H100 80GB PCIe", "H100 PCIe"), ("H100-PCIE-80GB", "H100 PCIe"), ("A100-SXM-80GB", "A100 80GB"),
-    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada")])
+    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"),
+    ("Tesla V100-DGXS-32GB", "V100 32GB")])  # nvidia-smi's name of a DGX Station's V100 (SXM2) was refused
 def test_a_typed_name_longer_than_a_catalog_name_is_its_card(spelling, expected):
     """A published table's `A100 40GB PCIe` or `RTX 4090 24GB`, or nvidia-smi's name, was an unknown GPU to --gpu
     while the machine's own detection (gpu_from_device_name) read it."""
@@ -138,6 +139,27 @@ def test_a_typed_name_longer_than_a_catalog_name_is_its_card(spelling, expected)
 def test_a_longer_name_of_another_card_or_a_count_stays_unknown(spelling, hint):
     with pytest.raises(UserError, match=f"unknown GPU '{re.escape(spelling)}'.*{hint}"):
         get_gpu(spelling)
+
+
+# nvidia-smi's name of a form or size the catalog has no row of was refused with 'did you mean: H100 NVL, H200, B200',
+# which reads as a typo; the user is told which rows of that card the catalog has
+@pytest.mark.parametrize("spelling, rows", [
+    ("NVIDIA H200 NVL", "The catalog has no NVL H200: its H200 rows are H200 (SXM, 141 GiB); name one of those."),
+    ("Tesla V100-PCIE-16GB", "The catalog has no 16 GB PCIe V100: its V100 rows are V100 16GB (SXM, 16 GiB), "
+                             "V100 32GB (SXM, 32 GiB); name one of those."),
+    ("Tesla V100-FHHL-16GB", "The catalog has no 16 GB PCIe V100"),  # the half-length PCIe card
+    ("RTX 4090 48GB", "The catalog has no 48 GB RTX 4090: its RTX 4090 rows are RTX 4090 (24 GiB)")])
+def test_a_device_name_of_a_form_the_catalog_lacks_says_which_rows_exist(spelling, rows):
+    with pytest.raises(UserError, match=f"unknown GPU '{re.escape(spelling)}'.*{re.escape(rows)}"):
+        get_gpu(spelling)
+
+
+def test_estimate_names_the_rows_of_a_card_whose_form_the_catalog_lacks_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["estimate", "Llama-3.2-1B", "--gpu", "NVIDIA H200 NVL", "--json"])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "its H200 rows are H200 (SXM, 141 GiB)" in lines[0], \
+        result.output
 
 
 # Published tables put the GPU count beside the name (LitGPT's `1xA10G`, `4xA10G`): a count of one is the card, where
