@@ -89,6 +89,11 @@ MAX_DIMENSION = 2**24  # no layer count, width, head count or vocabulary comes n
 # experts, so sizing it as one dense MLP would be off by the expert count. 0, 1 or null: a dense model.
 EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 MOE_MODEL_TYPES = ("mixtral", "dbrx", "deepseek_v2", "deepseek_v3", "jamba", "arctic")  # besides any `*moe*`
+# transformers' model types whose MLP is one up and one down projection around a GELU (GPT-2, GPT-NeoX and Pythia,
+# GPT-J, Falcon's first models, Phi-1/1.5/2, OPT, BLOOM, MPT, StarCoder): sized as a gated MLP they counted a third
+# projection that is not there (phi-2: 3.6B parameters for its 2.8B), so they are refused rather than misestimated
+UNGATED_MODEL_TYPES = ("gpt2", "gpt_neox", "gptj", "gpt_neo", "falcon", "phi", "opt", "bloom", "mpt", "starcoder2",
+                       "gpt_bigcode", "codegen")
 # A causal LM's class: `LlamaForCausalLM`, or the older `*LMHeadModel` (Qwen-7B's QWenLMHeadModel, GPT2LMHeadModel)
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
@@ -161,6 +166,9 @@ def _check_dense_causal_lm(config: dict, source: str) -> None:
     if experts is not None:
         raise UserError(f"{source} describes a mixture-of-experts model (`{experts[0]}`: {json.dumps(experts[1])}): "
                         "orch estimates dense decoder-only models only; give a dense model or its folder.")
+    if model_type in UNGATED_MODEL_TYPES:
+        raise UserError(f"{source} describes a `{model_type}` model, whose MLP has no gate: orch estimates and trains "
+                        "gated-MLP decoders (Llama, Mistral, Qwen, Gemma, Phi-3...); give one of those.")
     architectures = config.get("architectures") or []  # absent in hand-written configs: nothing to judge
     wrong = [a for a in (architectures if isinstance(architectures, list) else [architectures])
              if not (isinstance(a, str) and a.endswith(CAUSAL_LM_SUFFIXES))]
@@ -321,9 +329,16 @@ def _from_hub(name: str) -> ModelShape | None:
 # Names that say a model is no dense text-only decoder (Llama-3.2-11B-Vision, Qwen2-VL-7B, Mixtral-8x7B,
 # Qwen3-30B-A3B): unknown to the catalog, such a name was offered the nearest dense name (Llama-3.2-1B for the 11B
 # vision model), which estimates another model; the error says why none is offered.
+# So do the names of the UNGATED_MODEL_TYPES families (phi-2, falcon-7b, pythia-1b, stablelm-base-alpha-3b): Falcon3
+# and StableLM 2 are gated, and stay out of the pattern.
 NOT_DENSE_TEXT = re.compile(r"(?P<vision>vision|[-_]vl\b|llava|pixtral|idefics)|(?P<moe>mixtral|[-_]moe\b|\d+x\d+b\b|"
-                            r"[-_]a\d+(\.\d+)?b\b)", re.IGNORECASE)
-NOT_DENSE_KINDS = {"vision": "vision-language", "moe": "mixture-of-experts"}
+                            r"[-_]a\d+(\.\d+)?b\b)|(?P<ungated>\bgpt-?2|gpt-?neo|pythia|gpt-?j\b|\bfalcon-(?:7b|11b|40b|"
+                            r"180b|rw)|\bphi-(?:1|1[._]5|2)\b|\bopt-\d|\bbloomz?\b|\bbloomz?-|\bmpt-\d|starcoder|"
+                            r"stablelm-(?:base|tuned)-alpha|\bcodegen)", re.IGNORECASE)
+NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-only decoders",
+                   "moe": "a mixture-of-experts model, and orch estimates dense decoders",
+                   "ungated": "a model whose MLP has no gate, and orch estimates gated-MLP decoders (Llama, Mistral, "
+                              "Qwen, Gemma, Phi-3...)"}
 
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
@@ -411,8 +426,8 @@ def get_model(name: str) -> ModelShape:
         model = _from_hub(name)
     if model is None:
         if kind := NOT_DENSE_TEXT.search(name):
-            raise UserError(f"unknown model '{name}': its name says a {NOT_DENSE_KINDS[kind.lastgroup]} model, and "
-                            "orch estimates dense, text-only decoder models: give one (orch catalog models).")
+            raise UserError(f"unknown model '{name}': its name says {NOT_DENSE_KINDS[kind.lastgroup]}: give one "
+                            "(orch catalog models).")
         names = [m.name for m in load_models()]
         message = unknown_name_message("model", name, names, "orch catalog models")
         if "/" in name and not hub_reachable():

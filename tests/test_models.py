@@ -85,6 +85,25 @@ def test_a_vision_or_mixture_of_experts_name_is_told_why_no_model_is_offered(nam
     assert "Did you mean" not in str(error.value)
 
 
+@pytest.mark.parametrize("name", ["microsoft/phi-2", "tiiuae/falcon-7b", "EleutherAI/pythia-1b", "gpt2",
+                                  "EleutherAI/gpt-neo-1.3B", "stabilityai/stablelm-base-alpha-3b", "facebook/opt-1.3b",
+                                  "bigscience/bloom-7b1"])
+def test_a_model_whose_mlp_has_no_gate_is_told_so_by_name(name):
+    """phi-2 and falcon-7b (published tables' models) were offered the nearest catalog name, another model."""
+    with pytest.raises(UserError, match="its name says a model whose MLP has no gate") as error:
+        get_model(name)
+    assert "Did you mean" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["tiiuae/Falcon3-7B-Base", "stabilityai/stablelm-2-1_6b", "microsoft/Phi-3-mini",
+                                  "optimum/x", "mistralai/Mistral-7B-v0.1"])
+def test_gated_namesakes_of_ungated_families_are_not_called_ungated(name):
+    from gpu_catalog.models import NOT_DENSE_TEXT
+
+    found = NOT_DENSE_TEXT.search(name)
+    assert found is None or found.lastgroup != "ungated"
+
+
 def test_unknown_hub_id_offline_is_a_clear_error():
     with pytest.raises(UserError, match="unknown model 'someone/not-a-model'"):
         get_model("someone/not-a-model")
@@ -144,6 +163,10 @@ IMPOSSIBLE_CONFIGS = {
     "qwen2-moe": ({**REAL_CONFIGS["Qwen/Qwen2.5-0.5B"], "architectures": ["Qwen2MoeForCausalLM"],
                    "model_type": "qwen2_moe", "num_experts": 60, "moe_intermediate_size": 1408},
                   "mixture-of-experts model (`num_experts`: 60)"),
+    # phi-2's config: sized as a gated MLP it was 3.6B parameters for its 2.8B
+    "phi-2": ({"architectures": ["PhiForCausalLM"], "model_type": "phi", "hidden_size": 2560,
+               "intermediate_size": 10240, "num_attention_heads": 32, "num_hidden_layers": 32, "vocab_size": 51200},
+              "describes a `phi` model, whose MLP has no gate"),
     "masked-lm": ({**GOOD, "architectures": ["BertForMaskedLM"]},
                   '`architectures` names "BertForMaskedLM", not a causal language model'),
     "tie-yes": ({**GOOD, "tie_word_embeddings": "yes"}, '`tie_word_embeddings` must be true or false (booleans are '
