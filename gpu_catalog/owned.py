@@ -9,7 +9,7 @@ The file (ORCH_HARDWARE, else ~/.config/orch/hardware.yaml) looks like:
     cards:
       - gpu: RTX 4090
         count: 1
-        purchase_price_usd: 1800
+        purchase_price_usd: 1800  # or $1800, 1800usd (dollars as the flags take them)
         life_years: 4
         utilization: 0.25     # share of the year the card trains; the purchase is spread over those hours
         power_w: 450          # default: the card's TDP
@@ -29,6 +29,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, CountedGPUs, get_gpu
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
+from gpu_catalog.units import USD_FORMS, usd_from_text
 
 HOURS_PER_YEAR = 24 * 365
 COST_POLICIES = ("amortized", "marginal")
@@ -126,6 +127,18 @@ def _at_least(value, what: str, path: Path, low: float, upper: float) -> float:
     return float(checks.number(value, f"{path}: {what}", low, upper))
 
 
+def _usd(value, what: str, path: Path, upper: float) -> float:
+    """Dollars (a price, a rate per kWh), written as a number or as `--budget` takes them (`$1800`, `1800usd`):
+    such text was "must be a number" here while the flags read it."""
+    if isinstance(value, str):
+        try:
+            value = usd_from_text(value)
+        except ValueError:
+            raise UserError(f"{path}: {what} {short_repr(value)} is not an amount of US dollars: write "
+                            f"{USD_FORMS}.") from None
+    return _at_least(value, what, path, 0, upper)
+
+
 def _check_declared_once(cards: tuple[OwnedCard, ...], path: Path) -> None:
     """Two entries for one GPU model on one machine were silently taken as one card, with one of their prices."""
     seen = set()
@@ -156,8 +169,8 @@ def _parse_card(raw, path: Path) -> OwnedCard:
     return OwnedCard(
         gpu=base.gpu,
         count=int(_positive(raw.get("count", 1), "count", path, MAX_COUNT, whole=True)),
-        purchase_price_usd=_at_least(raw.get("purchase_price_usd", base.purchase_price_usd),
-                                     "purchase_price_usd", path, 0, MAX_PURCHASE_USD),
+        purchase_price_usd=_usd(raw.get("purchase_price_usd", base.purchase_price_usd), "purchase_price_usd", path,
+                                MAX_PURCHASE_USD),
         life_years=_at_least(raw.get("life_years", base.life_years), "life_years", path, MIN_LIFE_YEARS,
                              MAX_LIFE_YEARS),
         utilization=_at_least(raw.get("utilization", base.utilization), "utilization", path, MIN_UTILIZATION, 1.0),
@@ -198,8 +211,8 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     _check_declared_once(parsed, path)
     return OwnedHardware(
         cards=parsed,
-        electricity_usd_per_kwh=_at_least(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
-                                          "electricity_usd_per_kwh", path, 0, MAX_USD_PER_KWH),
+        electricity_usd_per_kwh=_usd(raw.get("electricity_usd_per_kwh", DEFAULT_ELECTRICITY_USD_PER_KWH),
+                                     "electricity_usd_per_kwh", path, MAX_USD_PER_KWH),
         pue=float(checks.number(raw.get("pue", 1.0), f"{path}: pue", 1.0, MAX_PUE)),
         cost_policy=policy,
         source=str(path),

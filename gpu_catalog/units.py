@@ -8,6 +8,7 @@ BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
 MAX_BUDGET_USD = 1e7  # the most any budget or price may be, flag or job key: a larger one is a typo
 MAX_DEADLINE_H = 24 * 365 * 10  # the most any deadline may be, flag or trace column: ten years
+USD_FORMS = "20, 20.5, $20 or 20usd"  # how dollars may be written, on a flag or in a file: every refusal says so
 
 
 def usd_for(seconds: float, usd_per_hour: float) -> float:
@@ -30,3 +31,23 @@ def usd_text(value: float) -> str:
     if value < 1e-9:
         return f"${value:.1e}"
     return f"${value:.{1 - math.floor(math.log10(value))}f}"
+
+
+def plain_number(text: str) -> float:
+    """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
+    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else."""
+    if not text.isascii() or "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
+def usd_from_text(text: str) -> float:
+    """US dollars as people write them (USD_FORMS): a number, with a leading `$` or a trailing `usd` (any case, a
+    space before it) allowed. The one reader of money text, for flags and files alike: `budget_usd: $20` in a job
+    and `purchase_price_usd: 1800usd` in a hardware file were "must be a number" while `--budget $20` was read.
+    ValueError for anything else (`20eur`, `1,800`: a thousands comma is a decimal comma in some locales); the
+    caller checks the range (NaN, inf, below 0) and says how to write it."""
+    amount = text.strip().removeprefix("$").strip()
+    if amount.lower().endswith("usd"):
+        amount = amount[:-3].strip()
+    return plain_number(amount)

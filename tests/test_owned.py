@@ -1,9 +1,12 @@
 import pytest
+from typer.testing import CliRunner
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.local import LocalGPU, local_offers
 from gpu_catalog.owned import HOURS_PER_YEAR, OwnedCard, load_owned_hardware
+from orchestrator.cli.main import app
+from tests.conftest import REPO
 
 HARDWARE = """
 electricity_usd_per_kwh: 0.20
@@ -139,3 +142,51 @@ def test_a_card_named_with_its_count_is_told_to_give_count(tmp_path, monkeypatch
     write_hardware(tmp_path, monkeypatch, "cards:\n  - gpu: 2x RTX 4090\n")
     with pytest.raises(UserError, match=r"`gpu: 2x RTX 4090` counts 2 cards: write `gpu: RTX 4090` with `count: 2`"):
         load_owned_hardware()
+
+
+@pytest.mark.parametrize("written", ["$1800", "'$1800'", "1800usd", "1800 USD", "' $1800 usd '", "$ 1800"])
+def test_prices_take_dollars_as_the_flags_do(tmp_path, monkeypatch, written):
+    """`purchase_price_usd: $1800` was "must be a number" while `--budget $20` was read; the same reader reads both."""
+    write_hardware(tmp_path, monkeypatch, f"electricity_usd_per_kwh: $0.30\ncards:\n  - gpu: RTX 4090\n"
+                                          f"    purchase_price_usd: {written}\n")
+    hardware = load_owned_hardware()
+    assert (hardware.cards[0].purchase_price_usd, hardware.electricity_usd_per_kwh) == (1800, 0.3)
+
+
+@pytest.mark.parametrize("written, message", [
+    # a thousands comma is a decimal comma in some locales: refused with the forms, not guessed
+    ("'$1,800'", r"purchase_price_usd '\$1,800' is not an amount of US dollars: write 20, 20\.5, \$20 or 20usd\.$"),
+    ("1800eur", r"purchase_price_usd '1800eur' is not an amount of US dollars: write 20"),
+    ("'１８００'", r"purchase_price_usd '１８００' is not an amount of US dollars"),
+    ("'1_800'", r"purchase_price_usd '1_800' is not an amount of US dollars"),
+    ("'$nan'", r"purchase_price_usd must be a finite number, got nan\.$"),
+    ("$inf", r"purchase_price_usd must be a finite number, got inf\.$"),
+    ("$-1", r"purchase_price_usd must be at least 0 and at most 10000000, got -1\.$"),
+    ("$2e7", r"purchase_price_usd must be at least 0 and at most 10000000, got 20000000\.$"),
+])
+def test_a_price_that_is_no_amount_of_dollars_says_how_to_write_one(tmp_path, monkeypatch, written, message):
+    write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
+    with pytest.raises(UserError, match=message):
+        load_owned_hardware()
+
+
+def test_a_price_is_text_or_a_number_and_no_other_yaml_value(tmp_path, monkeypatch):
+    """YAML reads `$1800` and `1800usd` as text and `1800` as a number, all dollars; a boolean or a list is none."""
+    for written in ("$1800", "1800usd", "1800"):
+        write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
+        assert load_owned_hardware().cards[0].purchase_price_usd == 1800
+    for written, shown in (("yes", "True"), ("[1800]", r"\[1800\]")):
+        write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
+        with pytest.raises(UserError, match=rf"purchase_price_usd must be a number, got {shown}\.$"):
+            load_owned_hardware()
+
+
+def test_a_bad_price_is_one_line_and_exit_2_on_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: '$1,800'}]")
+    result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "purchase_price_usd '$1,800' is not an amount of US dollars" in result.stderr, result.stderr
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: $1800}]")
+    result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
+    assert result.exit_code == 0, result.output

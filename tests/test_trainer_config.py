@@ -485,3 +485,49 @@ def test_a_method_in_another_case_is_held_to_its_quantization_keys(tmp_path):
     job.write_text(yaml.safe_dump({**BASE, "method": "LoRA", "quant_bits": 4}))
     with pytest.raises(ConfigError, match="`quant_bits` applies to method qlora"):
         load_config(job)
+
+
+@pytest.mark.parametrize("written", ["$20", "'$20'", "20usd", "20 USD", "' $20 usd '", "$ 20", "$20.0"])
+def test_money_keys_take_dollars_as_the_flags_do(written):
+    """`budget_usd: $20` (text to YAML) was "must be a number" while `--budget $20` was read; one reader reads both."""
+    raw = checks.parse_yaml(f"budget_usd: {written}\nusd_per_hour: {written}", "job")
+    config = config_from_dict({**BASE, **raw})
+    assert (config.budget_usd, config.usd_per_hour) == (20, 20)
+
+
+@pytest.mark.parametrize("written, message", [
+    # a thousands comma is a decimal comma in some locales: refused with the forms, not guessed
+    ("'$1,800'", r"`budget_usd` '\$1,800' is not an amount of US dollars: write 20, 20\.5, \$20 or 20usd\.$"),
+    ("20eur", r"`budget_usd` '20eur' is not an amount of US dollars: write 20"),
+    ("'٢٠'", r"`budget_usd` '٢٠' is not an amount of US dollars"),
+    ("'1_000'", r"`budget_usd` '1_000' is not an amount of US dollars"),
+    ("''", r"`budget_usd` '' is not an amount of US dollars"),
+    ("$nan", r"`budget_usd` must be a finite number, got nan\.$"),
+    ("$inf", r"`budget_usd` must be a finite number, got inf\.$"),
+    ("$-5", r"`budget_usd` must be 0 or more, got -5"),
+    ("$2e7", r"`budget_usd` must be at most 10000000"),
+])
+def test_a_money_key_that_is_no_amount_of_dollars_says_how_to_write_one(written, message):
+    raw = checks.parse_yaml(f"budget_usd: {written}", "job")
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({**BASE, **raw, "usd_per_hour": 1})
+
+
+def test_a_money_key_is_text_or_a_number_and_no_other_yaml_value():
+    """YAML reads `$20` and `20usd` as text and `20` as a number, all dollars; a boolean or a list is none."""
+    for written in ("$20", "20usd", "20"):
+        assert config_from_dict({**BASE, **checks.parse_yaml(f"usd_per_hour: {written}", "job"),
+                                 "budget_usd": 1}).usd_per_hour == 20
+    for written, shown in (("yes", "True"), ("[20]", r"\[20\]")):
+        with pytest.raises(ConfigError, match=rf"`usd_per_hour` must be a number, got {shown}\.$"):
+            config_from_dict({**BASE, **checks.parse_yaml(f"usd_per_hour: {written}", "job"), "budget_usd": 1})
+
+
+def test_money_in_a_job_and_in_set_reads_as_on_the_command_line(tmp_path, capsys):
+    """Reached through the trainer: a bad amount is one line and exit 2; `--set budget_usd=$20` is read."""
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, budget_usd="$1,800", usd_per_hour="2usd")), "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and "`budget_usd` '$1,800' is not an amount of US dollars" in error
+    config, _ = load_config(write_job(tmp_path), ["budget_usd=$20", "usd_per_hour=2 USD"])
+    assert (config.budget_usd, config.usd_per_hour) == (20, 2)

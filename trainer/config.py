@@ -15,7 +15,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, get_model, hub_id
-from gpu_catalog.units import MAX_BUDGET_USD
+from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, usd_from_text
 from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import FOREIGN_KEYS, LEFT_BEHIND, OPTIMIZERS, checkpoint_quantization, unknown_key_message
 from trainer.offline_names import is_built_offline
@@ -141,6 +141,7 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
             "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
+_USD_KEYS = {"budget_usd", "usd_per_hour"}  # dollars, written as the flags take them (usd_from_text)
 MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
 _HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
@@ -170,6 +171,18 @@ def _spelled_as_orch(key: str, value):
     spelled = value.strip().lower()
     spelled = _OPTIMIZER_NAMES.get(spelled, spelled) if key == "optimizer" else spelled
     return spelled if spelled in CHOICES[key] else value
+
+
+def _dollars(key: str, value):
+    """A money key's text (`budget_usd: $20`, `'20 USD'`) as the number it stands for, read as `--budget` reads it:
+    it was "must be a number" here. Any other value as it came, for the checks to judge (text that is no amount is
+    then said to be one, with the forms)."""
+    if key not in _USD_KEYS or not isinstance(value, str):
+        return value
+    try:
+        return usd_from_text(value)
+    except ValueError:
+        return value
 
 
 def _quoted_by_mistake(key: str, value) -> str:
@@ -211,7 +224,9 @@ def _problems(raw: dict) -> list[str]:
         if value is None or key not in _TYPES:
             continue
         unquote = _quoted_by_mistake(key, value)
-        if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
+        if key in _USD_KEYS and isinstance(value, str):  # text _dollars could not read
+            problems.append(f"`{key}` {checks.short_repr(value)} is not an amount of US dollars: write {USD_FORMS}")
+        elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(f"`{key}` must be a whole number, got {checks.short_repr(value)}{unquote}")
         elif key in _FLOAT_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
             problems.append(f"`{key}` must be a number, got {checks.short_repr(value)}{unquote}")
@@ -360,7 +375,8 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
-    raw = {key: _whole(value) if key in _INT_KEYS else _spelled_as_orch(key, value) for key, value in raw.items()}
+    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, _spelled_as_orch(key, value))
+           for key, value in raw.items()}
     problems = _problems(raw)
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:

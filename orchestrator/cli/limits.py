@@ -7,7 +7,7 @@ import re
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, plain_number, usd_from_text
 
 
 def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
@@ -50,8 +50,8 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
 
 # Money and durations as people write them, read by one function each for every command that takes them (`orch plan`'s
 # parser, the typer commands through orchestrator/cli/options.py): `20usd` and `2h` were a parser's "invalid float
-# value" on plan and pydantic's "unable to parse string as a number" elsewhere.
-USD_FORMS = "20, 20.5, $20 or 20usd"
+# value" on plan and pydantic's "unable to parse string as a number" elsewhere. Money text is read as files read it
+# (gpu_catalog.units.usd_from_text), and said the same way (USD_FORMS).
 DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)"
 # `--budget $20` reaches orch as "0": the shell reads `$2` as a variable, and `$5` as nothing at all
 SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)"
@@ -61,23 +61,13 @@ HOURS_PER_UNIT = {**dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1.0),
 _WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+-]+)\s*(?P<unit>[A-Za-z]+)")
 
 
-def _number(text: str) -> float:
-    """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
-    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else."""
-    if not text.isascii() or "_" in text:
-        raise ValueError(text)
-    return float(text)
-
-
 def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
-    """US dollars from a flag: a number, with a leading `$` or a trailing `usd` (any case, a space before it) allowed.
-    A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0 is a choice: no spend."""
+    """US dollars from a flag: a number, with a leading `$` or a trailing `usd` (any case, a space before it) allowed,
+    read as a file's are (usd_from_text). A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0
+    is a choice: no spend."""
     typed = text.strip()
-    amount = typed.removeprefix("$").strip()
-    if amount.lower().endswith("usd"):
-        amount = amount[:-3].strip()
     try:
-        value = _number(amount)
+        value = usd_from_text(typed)
     except ValueError:
         empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
         raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
@@ -94,7 +84,7 @@ def hours_amount(text: str, flag: str) -> float:
     space before the unit allowed) are the same in minutes, hours and days."""
     typed = text.strip()
     try:
-        hours = _number(typed)
+        hours = plain_number(typed)
     except ValueError:
         found = _WITH_UNIT.fullmatch(typed)
         try:
