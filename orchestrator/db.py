@@ -1,9 +1,11 @@
 """SQLite as orch uses it for runs, the job queue and bench results: one file, WAL, a busy timeout, and every write
-in one transaction taken up front, so several processes can share it.
+in one transaction taken up front, so several processes can share it. Reads take no write lock: in WAL they see the
+last committed state at once while another process writes (`orch runs` beside a scheduler's pass). SQLite writes
+the WAL back into the file when the last connection closes, so at rest the store is the one file a user can copy.
 
-A database file is versioned (PRAGMA user_version) and migrated forward when opened. A file orch cannot use (not
-SQLite, another program's tables, a newer orch's schema, a folder it cannot write) is refused with a message that
-says how to fix it, and is never overwritten.
+A database file is versioned (PRAGMA user_version) and migrated forward when opened; opening writes only when the
+file is missing, older or not yet WAL. A file orch cannot use (not SQLite, another program's tables, a newer orch's
+schema, a folder it cannot write) is refused with a message that says how to fix it, and is never overwritten.
 """
 
 import functools
@@ -22,6 +24,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.home import orch_home
 
 BUSY_TIMEOUT_S = 30.0
+_T = typing.TypeVar("_T")
 _RETRYABLE = ("locked", "busy")  # another process holds the file: wait; anything else is the user's to fix
 
 
@@ -58,14 +61,31 @@ def _text(data: bytes) -> str | bytes:
 
 
 @contextmanager
-def transaction(path: Path):
+def transaction(path: Path, wait_s: float | None = None):
     """One connection per operation, in one write transaction taken up front (BEGIN IMMEDIATE): nothing half-written
-    and no lost update, however many processes write the same file (WAL, and a busy timeout instead of errors). A
-    failure of the file itself (damaged, locked past the timeout) is rolled back and raised as UnusableDatabase."""
+    and no lost update, however many processes write the same file (WAL, and a busy timeout instead of errors).
+    `wait_s` is how long to wait for another process's write lock (default BUSY_TIMEOUT_S): a listing's refresh
+    waits briefly and shows what is recorded instead. A failure of the file itself (damaged, locked past the wait)
+    is rolled back and raised as UnusableDatabase."""
+    with _connection(path, "BEGIN IMMEDIATE", BUSY_TIMEOUT_S if wait_s is None else wait_s) as db:
+        yield db
+
+
+@contextmanager
+def reading(path: Path):
+    """One connection per read, in a read transaction (a deferred BEGIN that never writes): one consistent snapshot
+    of the last committed state, taken at once while another process holds the write lock (WAL), where BEGIN
+    IMMEDIATE waited out that process and then failed. Failures of the file are raised as `transaction` raises them."""
+    with _connection(path, "BEGIN", BUSY_TIMEOUT_S) as db:
+        yield db
+
+
+@contextmanager
+def _connection(path: Path, begin: str, wait_s: float):
     try:
-        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:
+        with closing(sqlite3.connect(path, timeout=wait_s, isolation_level=None)) as db:
             db.text_factory = _text
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(begin)
             try:
                 yield db
                 db.execute("COMMIT")
@@ -76,7 +96,7 @@ def transaction(path: Path):
     except sqlite3.DatabaseError as exc:
         if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError) or not _about_the_file(exc):
             raise  # a constraint, an API misuse, a query orch got wrong: orch's bug, not the file's
-        raise (LockedDatabase if _is_locked(exc) else UnusableDatabase)(_problem(path, exc)) from None
+        raise (LockedDatabase if _is_locked(exc) else UnusableDatabase)(_problem(path, exc, wait_s)) from None
 
 
 def move_away_hint(path: Path, it: str = "it") -> str:
@@ -102,12 +122,13 @@ def _is_locked(exc: sqlite3.DatabaseError) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc) for w in _RETRYABLE)
 
 
-def _problem(path: Path, exc: sqlite3.DatabaseError) -> str:
+def _problem(path: Path, exc: sqlite3.DatabaseError, waited_s: float | None = None) -> str:
     """What is wrong with the database file, in one line with the fix."""
     text = str(exc)
     if _is_locked(exc):
         return (f"the database file {path} is locked by another process (a sqlite3 shell, a backup, a stuck "
-                f"command) that held it over {BUSY_TIMEOUT_S:g} s: try again when that process finishes.")
+                f"command) that held it over {BUSY_TIMEOUT_S if waited_s is None else waited_s:g} s: try again "
+                "when that process finishes.")
     if "not a database" in text:
         return f"{path} is not a usable SQLite database ({text}); orch never overwrites it: {move_away_hint(path)}."
     if "malformed" in text:
@@ -122,7 +143,7 @@ def _damaged_message(path: Path, detail: str) -> str:
             f"copy of it, or, to start a new one, {move_away_hint(path)}.")
 
 
-def _with_retries(path: Path, action: Callable[[], None]) -> None:
+def _with_retries(path: Path, action: Callable[[], _T]) -> _T:
     """Opening: a lock is waited out up to the busy timeout; anything else is said at once, as the user's to fix."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
@@ -149,11 +170,12 @@ def columns_of(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
-def _check_is_ours(path: Path, schema: Schema) -> None:
+def _check_is_ours(path: Path, schema: Schema) -> bool:
     """Before anything is written (even the journal mode): a damaged file, a newer orch's file, or another program's
     table of the same name, is refused. A file damaged past its header opens, and failed only in the command that
     read the damaged page, while others (`orch submit`) wrote into it; quick_check reads every page (milliseconds for
-    orch's files)."""
+    orch's files). Only reads, so it goes on while another process writes; True when the file is already as this
+    orch keeps it (WAL, this version, every table with the columns read), so that opening it writes nothing."""
     with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)) as db:
         found = db.execute("PRAGMA quick_check(1)").fetchone()[0]
         if found != "ok":
@@ -162,12 +184,15 @@ def _check_is_ours(path: Path, schema: Schema) -> None:
         if version > schema.version:
             raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
                             f"{schema.version}): upgrade orch, or {move_away_hint(path)}.")
+        have = {table: columns_of(db, table) for table in schema.tables}
         for table, identity in schema.identity_columns.items():
-            have = columns_of(db, table)
-            if have and not identity <= have:
+            if have[table] and not identity <= have[table]:
                 raise UserError(f"{path} holds a `{table}` table of another schema (no "
-                                f"{', '.join(sorted(identity - have))}); orch never overwrites it: "
+                                f"{', '.join(sorted(identity - have[table]))}); orch never overwrites it: "
                                 f"{move_away_hint(path)}.")
+        journal_mode = db.execute("PRAGMA journal_mode").fetchone()[0]  # the query form: it reads, never switches
+        return (version == schema.version and journal_mode.lower() == "wal"
+                and all(required <= have[table] for table, required in schema.required_columns.items()))
 
 
 def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
@@ -188,8 +213,11 @@ def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
 
 
 def open_database(path: Path, schema: Schema) -> None:
-    """Create or upgrade the file: WAL mode (kept in the file), its tables, its version. Switching the journal mode
-    takes no busy timeout, so two processes creating the file at once retry rather than fail."""
+    """Create or upgrade the file: WAL mode (kept in the file), its tables, its version. A file already so is only
+    read: every command opens the store, and one that wrote here waited out another process's write lock (a
+    scheduler's pass, a launch) before `orch runs` could list anything. Switching the journal mode takes no busy
+    timeout, so two processes creating the file at once retry rather than fail; two upgrading it at once both run
+    `_upgrade`, which reads the version again inside its transaction."""
     _ensure_folder(path.parent)
 
     def wal() -> None:
@@ -200,8 +228,8 @@ def open_database(path: Path, schema: Schema) -> None:
         with transaction(path) as db:
             _upgrade(path, schema, db)
 
-    if path.exists():
-        _with_retries(path, lambda: _check_is_ours(path, schema))
+    if path.exists() and _with_retries(path, lambda: _check_is_ours(path, schema)):
+        return
     _with_retries(path, wal)
     _with_retries(path, upgrade)
 

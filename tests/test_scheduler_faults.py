@@ -122,9 +122,12 @@ def test_a_pass_that_meets_the_database_locked_says_so_and_the_next_pass_goes_on
     import sqlite3
 
     from orchestrator import db as database
+    from orchestrator.schedule.policy import Decision
 
     monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    submit(tmp_path, "waiting")  # each pass writes its decision; reads no longer wait for the lock
     scheduler = Scheduler()
+    monkeypatch.setattr(scheduler, "_decide", lambda *args: Decision("wait", "held for the test"))
     holder = sqlite3.connect(scheduler.queue.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     passes, sleeps, real_sleep, interval_s = [], [], time.sleep, 1234.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from orchestrator.db import Schema, open_database, transaction
+from orchestrator.db import Schema, open_database, reading, transaction
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from trainer.config import config_from_dict
@@ -66,13 +66,13 @@ class ResultStore:
                         json.dumps(_finite(row), allow_nan=False)])
 
     def done(self) -> set[str]:
-        with self._connect() as db:
+        with reading(self.path) as db:
             marks = ",".join("?" * len(FINAL_STATUSES))
             return {r[0] for r in db.execute(f"SELECT point_id FROM results WHERE status IN ({marks})",
                                              FINAL_STATUSES)}
 
     def rows(self, sweep: str | None = None) -> list[dict]:
-        with self._connect() as db:
+        with reading(self.path) as db:
             query = "SELECT point_id, row_json FROM results" + (" WHERE sweep = ?" if sweep else "") + \
                 " ORDER BY created_at"
             found = db.execute(query, [sweep] if sweep else []).fetchall()

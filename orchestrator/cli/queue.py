@@ -10,6 +10,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
 from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, usd_option
+from orchestrator.cli.runs import refreshed_runs
 from orchestrator.estimator.settings import job_model
 from orchestrator.home import orch_home
 from orchestrator.job import load_job
@@ -76,7 +77,7 @@ def queue_command(
     no scheduler running, a line under the table names such jobs, and one says queued jobs wait for a pass."""
     queue = JobQueue()
     jobs = queue.all()
-    runs = {r.run_id: r for r in lifecycle.refresh(RunStore())} if any(j.run_id for j in jobs) else {}
+    runs = {r.run_id: r for r in refreshed_runs()} if any(j.run_id for j in jobs) else {}
     if as_json:  # run_budget_usd: the budget stop the run got, the job's own or the default; null before a run
         display.print_json([{**j.as_dict(), "run_status": runs[j.run_id].status.value if j.run_id in runs else None,
                              "run_budget_usd": runs[j.run_id].budget_usd if j.run_id in runs else None}

@@ -13,6 +13,7 @@ from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
 from orchestrator.cli.options import JsonFlag, path_option, usd_option
 from orchestrator.cli.planning import plan_job
+from orchestrator.db import LockedDatabase
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.planner import Option
@@ -23,6 +24,9 @@ from trainer.status import TrainStatus
 
 EXPORT_FORMATS = (".csv", ".parquet")
 TIME_COLUMNS = {"created_at", "started_at", "ended_at"}  # epoch seconds in runs.db
+# how long a listing's refresh waits for another process's write lock (a scheduler's pass, a launch recording its
+# facts) before it lists what is recorded: such writes take milliseconds, a sqlite3 shell or a backup takes minutes
+REFRESH_WAIT_S = 0.5
 
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")]
@@ -50,6 +54,19 @@ def _say_the_jobs_run(job_id: str) -> None:
         job = jobs[0]
         has = f"its run is {job.run_id}: give that" if job.run_id else f"it has no run yet ({job.status.value})"
         raise UserError(f"{job.job_id} is a queued job, not a run; {has} (`orch queue` lists jobs and their runs).")
+
+
+def refreshed_runs() -> list[RunRecord]:
+    """Every run, its state refreshed from its run folder (lifecycle.refresh) when the write lock is free; while
+    another process holds it, what is recorded, and one line saying so: a listing waited out that process (30 s)
+    and then failed with `database is locked` instead of showing the last committed state."""
+    store = RunStore(write_wait_s=REFRESH_WAIT_S)
+    try:
+        return lifecycle.refresh(store)
+    except LockedDatabase:
+        display.say(f"note: another process is writing {store.path}, so run states were not refreshed from their "
+                    "run folders: showing what is recorded; run the command again to refresh them.", err=True)
+        return store.all()
 
 
 def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
@@ -90,7 +107,7 @@ def runs_command(
         raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
     if export is not None:
         checks.output_file(export, "--export", force=force)  # an export kept from before is not lost
-    records = lifecycle.refresh(RunStore())
+    records = refreshed_runs()
     if export is not None:
         import pandas as pd
 

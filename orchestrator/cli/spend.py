@@ -10,8 +10,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
-from orchestrator.launch import lifecycle
-from orchestrator.runs.store import RunStore
+from orchestrator.cli.runs import refreshed_runs
 from orchestrator.spend import GROUPS, spend_by
 
 
@@ -24,7 +23,7 @@ def spend_command(
     by = by.strip().lower()  # `--by Provider`: choices are read in any case, as a job file's are
     if by not in GROUPS:
         raise UserError(f"--by must be one of {', '.join(GROUPS)}, got {by!r}.")
-    rows = spend_by(lifecycle.refresh(RunStore()), by)
+    rows = spend_by(refreshed_runs(), by)
     if as_json:  # dollars unrounded, as `orch runs --json` has them: a CPU run's $0.00004 is not 0.0
         display.print_json({"by": by, "total_usd": sum(r.usd for r in rows),
                             "rows": [{by: r.key, "runs": r.runs, "usd": r.usd, "active_runs": r.active_runs}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.db import move_away_hint, open_database, transaction, typed_row
+from orchestrator.db import move_away_hint, open_database, reading, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
@@ -120,15 +120,19 @@ def matching(ids: list[str], text: str) -> list[str]:
 
 
 class RunStore:
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, write_wait_s: float | None = None):
+        """`write_wait_s`: how long a write waits for another process's write lock (default: the busy timeout). A
+        listing's refresh waits briefly, then shows what is recorded (cli/runs.refreshed_runs); reads never wait
+        for a writer."""
         self.path = path or orch_home() / "runs.db"
+        self.write_wait_s = write_wait_s
         open_database(self.path, RUNS_DB)
 
-    def _connect(self):
-        return transaction(self.path)
+    def _writing(self):
+        return transaction(self.path, self.write_wait_s)
 
     def insert(self, record: RunRecord) -> None:
-        with self._connect() as db:
+        with self._writing() as db:
             insert_run(db, record)
 
     def update(self, run_id: str, **values) -> None:
@@ -137,12 +141,12 @@ class RunStore:
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         values = {k: v.value if isinstance(v, (RunStatus, Target)) else v for k, v in values.items()}
-        with self._connect() as db:
+        with self._writing() as db:
             db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?",
                        [*values.values(), run_id])
 
     def get(self, run_id: str) -> RunRecord | None:
-        with self._connect() as db:
+        with reading(self.path) as db:
             row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
         return record_from_row(self.path, row) if row else None
 
@@ -153,6 +157,6 @@ class RunStore:
         return [r for r in records if r.run_id in names]
 
     def all(self) -> list[RunRecord]:
-        with self._connect() as db:
+        with reading(self.path) as db:
             rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at").fetchall()
         return [record_from_row(self.path, row) for row in rows]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from orchestrator.db import open_database, transaction, typed_row
+from orchestrator.db import open_database, reading, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
@@ -89,7 +89,7 @@ class JobQueue:
         return JobRecord(**{**values, "status": JobStatus.QUEUED})
 
     def get(self, job_id: str) -> JobRecord | None:
-        with transaction(self.path) as db:
+        with reading(self.path) as db:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
         return _job(self.path, row) if row else None
 
@@ -102,7 +102,7 @@ class JobQueue:
     def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
         """Jobs in scheduling order: highest priority first, then first submitted."""
         where = f" WHERE status IN ({', '.join('?' * len(statuses))})" if statuses else ""
-        with transaction(self.path) as db:
+        with reading(self.path) as db:  # a read: `orch queue` beside a scheduler's pass; claim() decides who runs
             rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_at",
                               [s.value for s in statuses or ()]).fetchall()
         return [_job(self.path, row) for row in rows]
