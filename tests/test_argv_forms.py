@@ -82,7 +82,9 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
     (["--torch_dtype", "float16"], ["--precision", "fp16"]),
     (["--fp16"], ["--precision", "fp16"]),
     (["--bf16", "true"], ["--precision", "bf16"]),
-    (["--fp16", "false"], []),
+    (["--bf16", "false", "--fp16"], ["--precision", "fp16"]),
+    (["--cutoff-len", "1"], ["--seq-len", "1"]),  # a number, not `true`
+    (["--model.lora-dropout=0"], ["--lora-dropout", "0"]),
     (["--use-liger-kernel"], ["--loss", "fused"]),
     (["--torch-compile", "true"], ["--compile"]),
     (["--lora-target", "q_proj,v_proj"], ["--target-modules", "q_proj,v_proj"]),
@@ -101,6 +103,14 @@ def test_lora_on_weights_another_trainer_quantizes_is_qlora(given):
     assert json.loads(result.stdout)["settings"]["method"] == "qlora"
 
 
+@pytest.mark.parametrize("command", [["runs"], ["catalog", "gpus"], ["spend"]])
+@pytest.mark.parametrize("given", [["--bf16", "false"], ["--load-in-4bit=0"], ["--wandb-project="]])
+def test_a_foreign_option_a_command_has_no_setting_for_is_refused_whatever_its_value(command, given):
+    """Set off or empty it made no flag, so `orch runs --bf16 false` passed unsaid."""
+    result = runner.invoke(app, [*command, *given])
+    assert result.exit_code == 2 and "is no option of this command" in result.stderr, result.output
+
+
 def test_a_switch_before_the_model_leaves_the_model_alone():
     result = runner.invoke(app, ["estimate", "--load-in-8bit", "Llama-3.1-8B", "--json"])
     assert result.exit_code == 0, result.output
@@ -112,7 +122,13 @@ def test_a_switch_before_the_model_leaves_the_model_alone():
     (["--quantization-bit", "3"], "orch quantizes to 4 or 8 bits"),
     (["--bnb-4bit-quant-type", "fp4"], "quantizes to NF4"),
     (["--cutoff-len"], "--cutoff-len takes a value"),
-    (["--num-train-epochs", "3"], "orch's `epochs`) is no option of this command: set `epochs` in the job file"),
+    (["--fp16", "false"], "--fp16 false says what `precision` is not"),  # auto could pick what it denies
+    (["--bf16", "--bf16", "false"], "--bf16 given as on and off"),
+    (["--load-in-4bit=maybe"], "--load-in-4bit is on or off: give true or false"),
+    (["--optim", "--bf16"], "--optim takes a value"),
+    (["--lora-target-modules=yes"], "target_modules"),
+    (["--lora_alpha", "16"], "`lora_alpha` is a job-file setting this command takes no option for"),
+    (["--num-train-epochs", "3"], "`epochs` in orch's job file) is no option of this command: set it in the job file"),
 ])
 def test_another_trainers_option_orch_cannot_take_is_one_line(given, said):
     result = runner.invoke(app, [*BASE, *given])

@@ -4,11 +4,23 @@ read their config keys with (trainer/foreign_keys.py): `--cutoff-len 1024` (LLaM
 adamw`, `--bf16` is `--precision bf16`. A setting copied from another trainer's command line is then estimated, not
 refused; a value orch cannot take, or a setting the command has no option for, is one line saying so."""
 
+from dataclasses import fields
+
+from gpu_catalog.checks import short_repr
+from trainer.config import JobConfig
 from trainer.foreign_keys import FOREIGN_KEYS, Carried, ForeignKey
+
+# the job file's keys (`--learning_rate`, `--lora_alpha` copied from a training command line): a command without
+# such an option says where the setting goes, where click offered the nearest option (`--lora-r`); the model is
+# every command's argument, so it is left to click
+JOB_FILE_ONLY = frozenset(field.name for field in fields(JobConfig)) - {"model"}
 
 # orch's quantization for the bits a foreign key asks for: `--quantization` also makes a LoRA a QLoRA, as LoRA on a
 # quantized model is (`--finetuning-type lora --quantization-bit 4`, `--use-peft --load-in-4bit`)
 QUANTIZATION_FOR_BITS = {4: "nf4", 8: "int8"}
+# settings a switch set off leaves unsaid: `--bf16 false` alone leaves precision `auto`, which picks bf16 where the
+# GPU has it, the very thing denied (HF's `--bf16 false --fp16 false` means fp32: say so with --precision)
+SAID_BY_ANOTHER_WHEN_OFF = ("precision",)
 YES_WORDS = frozenset({"true", "yes", "on", "1"})
 NO_WORDS = frozenset({"false", "no", "off", "0"})
 
@@ -23,8 +35,7 @@ class ForeignOptionError(UnreadableOptions):
 
 
 def _word(text: str):
-    """A command-line word as a config value: yes/no words as booleans (what the table's switches take), the rest as
-    typed (the orch option it becomes parses numbers itself)."""
+    """A yes/no word as a boolean (what the table's switches take), anything else as typed."""
     folded = text.strip().lower()
     return True if folded in YES_WORDS else False if folded in NO_WORDS else text
 
@@ -47,70 +58,139 @@ def _settings(entry: ForeignKey, value) -> dict:
     return settings
 
 
-def _takes(entry: ForeignKey, word: str, options: dict) -> bool:
-    """Whether the word after a foreign option is its value: a value the key converts, where an on/off option it
-    becomes gets a yes/no word. `--load-in-4bit Llama-3.1-8B` is the switch, then the model."""
-    if word.startswith("-"):
-        return False
+def _is_switch(entry: ForeignKey, options: dict) -> bool:
+    """A key the table takes as on/off (`load_in_4bit`, `bf16`, `use_bnb_nested_quant`): true and false both convert,
+    to no yes/no word in an option that takes a value (`cutoff_len` passes any value on to --seq-len)."""
     try:
-        settings = _settings(entry, _word(word))
+        both = {**_settings(entry, True), **_settings(entry, False)}
     except (Carried, ValueError, KeyError):
         return False
-    return all(isinstance(value, bool) or not getattr(options.get(_flag_name(key)), "is_flag", False)
-               for key, value in settings.items())
+    return not any(isinstance(value, bool) and not getattr(options.get(_flag_name(key)), "is_flag", False)
+                   for key, value in both.items())
 
 
-def _why_not(entry: ForeignKey, word: str | None) -> str | None:
+def _read(entry: ForeignKey, text: str, options: dict) -> dict:
+    """orch's settings for a foreign option's word: as typed where it becomes a valued option (`--cutoff-len 1` is
+    one token, not `true`), as a boolean where it becomes an on/off one or the key is a switch. Raises Carried."""
+    try:
+        settings = _settings(entry, text)
+    except (Carried, ValueError, KeyError):
+        settings = None
+    if settings is not None and all(isinstance(value, bool) or not getattr(options.get(_flag_name(key)), "is_flag",
+                                                                           False) for key, value in settings.items()):
+        return settings
+    word = _word(text)
+    if isinstance(word, bool) or _is_switch(entry, options):
+        try:
+            return _settings(entry, word)
+        except (ValueError, KeyError):
+            pass
+    if settings is None:
+        return _settings(entry, text)  # raises what is wrong with it
+    raise Carried(f"{short_repr(text)} is no value of it")
+
+
+def _takes(entry: ForeignKey, word: str, options: dict) -> bool:
+    """Whether the word after a foreign option is its value: one the key converts, where a switch gets a yes/no
+    word. `--load-in-4bit Llama-3.1-8B` is the switch, then the model."""
+    if word.startswith("-") or (_is_switch(entry, options) and not isinstance(_word(word), bool)):
+        return False
+    try:
+        _read(entry, word, options)
+    except (Carried, ValueError, KeyError):
+        return False
+    return True
+
+
+def _why_not(entry: ForeignKey, word: str | None, options: dict) -> str | None:
     """What is wrong with the word after a foreign option as its value (`--optim sgd`: no such optimizer), where it
     was meant as one; None where it converts or there is none."""
     try:
-        _settings(entry, _word(word)) if word is not None else None
+        _read(entry, word, options) if word is not None else None
     except Carried as why:
         return str(why)
     return None
 
 
-def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict, given_value: bool) -> list[str]:
+def _targets(entry: ForeignKey) -> list[str]:
+    """The orch settings a foreign option stands for, whatever its value: `--bf16 false` sets none, yet names
+    `precision`, which the command must have."""
+    for value in (True, "x"):
+        try:
+            return list(_settings(entry, value))
+        except (Carried, ValueError, KeyError):
+            continue
+    return [entry.orch.split(":")[0].split("`")[0].strip()]
+
+
+def _check_command_has(name: str, entry: ForeignKey, keys: list[str], options: dict) -> None:
+    for key in keys:
+        if _flag_name(key) not in options:
+            raise ForeignOptionError(f"{name} ({_joined(entry.trainers)}; `{entry.orch}` in orch's job file) is no "
+                                     "option of this command: set it in the job file, or leave it out")
+
+
+def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict) -> list[str]:
     """orch's flags for the settings a foreign option stands for."""
+    _check_command_has(name, entry, list(settings), options)
     flags = []
     for key, value in settings.items():
-        flag = _flag_name(key)
-        option = options.get(flag)
-        if option is None:
-            raise ForeignOptionError(f"{name} (what {_joined(entry.trainers)} call orch's `{key}`) is no option "
-                                     f"of this command: set `{key}` in the job file, or leave it out")
+        option = options[_flag_name(key)]
         if option.is_flag:
             if not isinstance(value, bool):
                 raise ForeignOptionError(f"{name} is on or off: give true or false, or the option alone")
             flags += [option.opts[0]] if value else list(option.secondary_opts[:1])
-        elif value is True and not given_value:
-            raise ForeignOptionError(f"{name} takes a value: {name} VALUE (orch's {flag})")
         else:
-            flags.append(f"{flag}={','.join(value) if isinstance(value, list) else value}")
+            flags.append(f"{_flag_name(key)}={','.join(value) if isinstance(value, list) else value}")
     return flags
 
 
 def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
     """`args` with each foreign option (FOREIGN_KEYS, by its name with hyphens for underscores) as orch's flags;
-    options `known(name)` says the command has, and everything after `--`, as given."""
-    out, index = [], 0
+    options `known(name)` says the command has, and everything after `--`, as given. A switch given on and off, or
+    set off with nothing else saying the setting it leaves (`--bf16 false` alone: fp16 or fp32?), is refused."""
+    out, index, switched, left_unsaid = [], 0, {}, {}
     while index < len(args):
         arg = args[index]
         index += 1
         if arg == "--":
-            return out + [arg, *args[index:]]
+            out += [arg, *args[index:]]
+            break
         name, has_value, value = arg.partition("=")
-        entry = FOREIGN_KEYS.get(name[2:].replace("-", "_")) if name.startswith("--") else None
+        key = name[2:].replace("-", "_")
+        entry = FOREIGN_KEYS.get(key) if name.startswith("--") else None
+        if entry is None and key in JOB_FILE_ONLY and not known(name):
+            raise ForeignOptionError(f"{name}: `{key}` is a job-file setting this command takes no option for: set "
+                                     "it in the job file, or leave it out")
         if entry is None or known(name):
             out.append(arg)
             continue
+        _check_command_has(name, entry, _targets(entry), options)  # whatever its value: `--bf16 false` sets none
+        switch = _is_switch(entry, options)
         following = args[index] if not has_value and index < len(args) and not args[index].startswith("-") else None
         if following is not None and _takes(entry, following, options):
             value, has_value, following = following, "=", None
             index += 1
+        if not has_value and not switch:
+            raise ForeignOptionError(f"{name}: {_why_not(entry, following, options)}" if following is not None
+                                     else f"{name} takes a value: {name} VALUE")
         try:
-            settings = _settings(entry, _word(value) if has_value else True)
+            settings = _read(entry, value, options) if has_value else _settings(entry, True)
         except Carried as why:
-            raise ForeignOptionError(f"{name}: {_why_not(entry, following) or why}") from None
-        out += _as_flags(name, entry, settings, options, bool(has_value))
+            if switch:
+                raise ForeignOptionError(f"{name} is on or off: give true or false, or the option alone, got "
+                                         f"{short_repr(value)}") from None
+            raise ForeignOptionError(f"{name}: {why}") from None
+        if switch:
+            on = bool(settings) or not has_value or _word(value) is True
+            if switched.setdefault(name.replace("_", "-"), on) != on:
+                raise ForeignOptionError(f"{name} given as on and off: give it once")
+            if not settings:
+                left_unsaid[name] = [k for k in _targets(entry) if k in SAID_BY_ANOTHER_WHEN_OFF]
+        out += _as_flags(name, entry, settings, options)
+    for name, keys in left_unsaid.items():
+        for key in keys:
+            if not any(a.split("=")[0] == _flag_name(key) for a in out):
+                raise ForeignOptionError(f"{name} false says what `{key}` is not, not what it is: give "
+                                         f"{_flag_name(key)} VALUE instead")
     return out
