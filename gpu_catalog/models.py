@@ -16,7 +16,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR
 from gpu_catalog.hub import hub_reachable
-from gpu_catalog.names import normalize, unknown_name_message
+from gpu_catalog.names import normalize, squeezed, unknown_name_message
 
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
@@ -92,8 +92,22 @@ MOE_MODEL_TYPES = ("mixtral", "dbrx", "deepseek_v2", "deepseek_v3", "jamba", "ar
 # transformers' model types whose MLP is one up and one down projection around a GELU (GPT-2, GPT-NeoX and Pythia,
 # GPT-J, Falcon's first models, Phi-1/1.5/2, OPT, BLOOM, MPT, StarCoder): sized as a gated MLP they counted a third
 # projection that is not there (phi-2: 3.6B parameters for its 2.8B), so they are refused rather than misestimated
-UNGATED_MODEL_TYPES = ("gpt2", "gpt_neox", "gptj", "gpt_neo", "falcon", "phi", "opt", "bloom", "mpt", "starcoder2",
-                       "gpt_bigcode", "codegen")
+UNGATED_MODEL_TYPES = ("gpt2", "gpt_neox", "gpt_neox_japanese", "gptj", "gpt_neo", "falcon", "RefinedWeb",
+                       "RefinedWebModel", "phi", "opt", "bloom", "mpt", "starcoder2", "gpt_bigcode", "codegen",
+                       "nemotron", "persimmon", "xglm", "openai-gpt", "biogpt")
+# state-space and recurrent models: no attention blocks to size at all
+NOT_TRANSFORMER_MODEL_TYPES = ("mamba", "mamba2", "falcon_mamba", "rwkv", "rwkv5", "rwkv6")
+
+
+def _kinds(config: dict) -> set[str]:
+    """The model's kind as `model_type` says it and as each `architectures` class does (`PhiForCausalLM`: phi), in
+    one spelling (squeezed): a config written by hand may have either, and old Falcon ones say RefinedWeb."""
+    kinds = {config.get("model_type")}
+    architectures = config.get("architectures") or []
+    for name in architectures if isinstance(architectures, list) else [architectures]:
+        if isinstance(name, str):
+            kinds.add(re.sub(r"(ForCausalLM|LMHeadModel|Model)$", "", name))
+    return {squeezed(kind) for kind in kinds if isinstance(kind, str)}
 # A causal LM's class: `LlamaForCausalLM`, or the older `*LMHeadModel` (Qwen-7B's QWenLMHeadModel, GPT2LMHeadModel)
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
@@ -166,9 +180,13 @@ def _check_dense_causal_lm(config: dict, source: str) -> None:
     if experts is not None:
         raise UserError(f"{source} describes a mixture-of-experts model (`{experts[0]}`: {json.dumps(experts[1])}): "
                         "orch estimates dense decoder-only models only; give a dense model or its folder.")
-    if model_type in UNGATED_MODEL_TYPES:
-        raise UserError(f"{source} describes a `{model_type}` model, whose MLP has no gate: orch estimates and trains "
+    kinds = _kinds(config)
+    if kind := next((k for k in UNGATED_MODEL_TYPES if squeezed(k) in kinds), None):
+        raise UserError(f"{source} describes a `{kind}` model, whose MLP has no gate: orch estimates and trains "
                         "gated-MLP decoders (Llama, Mistral, Qwen, Gemma, Phi-3...); give one of those.")
+    if kind := next((k for k in NOT_TRANSFORMER_MODEL_TYPES if squeezed(k) in kinds), None):
+        raise UserError(f"{source} describes a `{kind}` model, which is no transformer: orch estimates and trains "
+                        "decoder-only transformers (Llama, Mistral, Qwen, Gemma, Phi-3...); give one of those.")
     architectures = config.get("architectures") or []  # absent in hand-written configs: nothing to judge
     wrong = [a for a in (architectures if isinstance(architectures, list) else [architectures])
              if not (isinstance(a, str) and a.endswith(CAUSAL_LM_SUFFIXES))]

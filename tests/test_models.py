@@ -167,6 +167,15 @@ IMPOSSIBLE_CONFIGS = {
     "phi-2": ({"architectures": ["PhiForCausalLM"], "model_type": "phi", "hidden_size": 2560,
                "intermediate_size": 10240, "num_attention_heads": 32, "num_hidden_layers": 32, "vocab_size": 51200},
               "describes a `phi` model, whose MLP has no gate"),
+    # the kind told by the architecture alone, or by an old Falcon's model type (both were sized as gated)
+    "phi-by-architecture": ({**GOOD, "architectures": ["PhiForCausalLM"], "model_type": None},
+                            "describes a `phi` model, whose MLP has no gate"),
+    "refinedweb": ({**GOOD, "architectures": ["RWForCausalLM"], "model_type": "RefinedWebModel"},
+                   "describes a `RefinedWebModel` model, whose MLP has no gate"),
+    "nemotron": ({**GOOD, "architectures": ["NemotronForCausalLM"], "model_type": "nemotron"},
+                 "describes a `nemotron` model, whose MLP has no gate"),
+    "mamba": ({**GOOD, "architectures": ["MambaForCausalLM"], "model_type": "mamba"},
+              "describes a `mamba` model, which is no transformer"),
     "masked-lm": ({**GOOD, "architectures": ["BertForMaskedLM"]},
                   '`architectures` names "BertForMaskedLM", not a causal language model'),
     "tie-yes": ({**GOOD, "tie_word_embeddings": "yes"}, '`tie_word_embeddings` must be true or false (booleans are '
