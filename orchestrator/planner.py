@@ -2,6 +2,7 @@
 run the job within budget and deadline, and says why each other target was rejected. No I/O, inputs unchanged."""
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -267,8 +268,13 @@ def no_option_message(result: Plan) -> str:
         return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "
                 "a shorter seq_len, or a smaller model.")
     # a device's missing feature is the reason only where no price cap took other offers out too
+    # the reason most targets give: an axolotl job's flash_attention_2 was refused for the local CPU's reason
+    # ("needs a GPU") while every cloud GPU refused it for the VM's setup
     if "unsupported" in by_kind and not set(by_kind) - (set(FILTER_KINDS) - {"price"}):
-        return f"no target can run this job: {by_kind['unsupported'][0].reason}."
+        reasons = Counter(r.reason for r in by_kind["unsupported"]).most_common()
+        others = f" ({reasons[0][1]} of {len(by_kind['unsupported'])} targets; the others: the table above or --json)" \
+            if len(reasons) > 1 else ""
+        return f"no target can run this job: {reasons[0][0]}{others}."
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
     return f"no target can run this job (rejections: {kinds}); see the table above or --json for each reason."
 

@@ -93,6 +93,11 @@ def test_flash_attention_2_is_planned_only_where_its_kernel_runs():
     only_cpu = plan(tiny, get_model("orch/tiny-llama"), [make_offer(cpu_gpu(), "local", 0.01)], PlanPolicy(1.0))
     assert no_option_message(only_cpu) == ("no target can run this job: attention flash_attention_2 needs a GPU: use "
                                            "attention sdpa.")
+    # the CPU's reason was said where every cloud GPU refused the job for another: the reason most targets give
+    clouds = [make_offer(cpu_gpu(), "local", 0.01), make_offer(A100, "lambda", 1.0), make_offer(A100, "aws", 1.1)]
+    message = no_option_message(plan(tiny, get_model("orch/tiny-llama"), clouds, PlanPolicy(1.0)))
+    assert message.startswith("no target can run this job: attention flash_attention_2 needs flash-attn, which a "
+                              "cloud VM's setup does not install") and "(2 of 3 targets;" in message, message
 
 
 def test_busy_local_card_is_rejected():
