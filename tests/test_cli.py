@@ -57,6 +57,15 @@ def test_estimate_auto_fit_reports_a_choice():
     assert "micro-batch" in result["auto_fit"] and "tokens/s" in result["auto_fit"]
 
 
+def test_estimate_auto_fit_describes_the_fitted_job_throughout():
+    """Its JSON said `fits: false` and the given job's 100+ GiB, with the fitted choice only in a sentence."""
+    result = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--micro-batch", "8", "--no-grad-ckpt",
+                     "--gpu", "RTX 4090", "--auto-fit")
+    assert result["fits"] is True and result["vram_gib"] <= result["usable_vram_gib"]
+    assert result["auto_fit_from"] == {"micro_batch": 8, "grad_accum": 1, "grad_ckpt": False}
+    assert result["micro_batch"] * result["settings"]["grad_accum"] == 8  # the effective batch kept
+
+
 def test_plan_json_contract():
     plan = json_of("plan", QLORA_JOB, "--budget", "20")
     assert plan["chosen"] == plan["options"][0]

@@ -142,6 +142,19 @@ def estimate(
     named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
     target = cpu_gpu() if named and gpu.strip().lower() == "cpu" else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
+    fitted = None
+    if fit:  # the estimate is then the fitted job's, top to bottom: its JSON said the job as given did not fit
+        chosen = auto_fit(shape, settings, target, calibration, usable_vram_gib(target, calibration))
+        given = {"micro_batch": settings.micro_batch, "grad_accum": settings.grad_accum,
+                 "grad_ckpt": _shown(settings, target)["grad_ckpt"]}
+        fitted = {"auto_fit": chosen.reason, "auto_fit_from": given}
+        if chosen.settings is not None:
+            settings = chosen.settings
+            fitted["auto_fit"] = (f"micro-batch {settings.micro_batch} x accumulation {settings.grad_accum}, "
+                                  f"checkpointing {'on' if settings.grad_ckpt else 'off'} (given: micro-batch "
+                                  f"{given['micro_batch']} x {given['grad_accum']}, checkpointing "
+                                  f"{'on' if given['grad_ckpt'] else 'off'}): {chosen.memory.vram_gib:.1f} GiB, "
+                                  f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)
     result = {"model": model_id or shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",
@@ -166,12 +179,7 @@ def estimate(
                       basis=speed.basis, flops_per_token=speed.flops_per_token,
                       step_time_s=round(speed.step_time_s, 4),
                       step_terms_s={k: round(v, 4) for k, v in speed.terms_s.items()})
-        if fit:
-            chosen = auto_fit(shape, settings, target, calibration, usable)
-            result["auto_fit"] = chosen.reason or (
-                f"micro-batch {chosen.settings.micro_batch} x accumulation {chosen.settings.grad_accum}, "
-                f"checkpointing {'on' if chosen.settings.grad_ckpt else 'off'}: {chosen.memory.vram_gib:.1f} GiB, "
-                f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
+        result.update(fitted or {})
     else:
         fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
                           and estimate_memory(shape, settings, g, calibration).vram_gib
