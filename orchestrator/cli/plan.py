@@ -111,6 +111,17 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def _spot_note(result) -> str | None:
+    """Where the plan chose a cloud spot offer: plan does not load SkyPilot to ask whether a storage cloud is enabled
+    (it answers in a fraction of a second), and `orch launch` passes over spot offers without one, so it may choose
+    another offer than the plan showed."""
+    chosen = result.chosen
+    if chosen is None or not chosen.offer.spot or chosen.offer.is_local:
+        return None
+    return ("the chosen offer is spot: `orch launch` keeps its checkpoints in a storage cloud (enable one: `sky "
+            "check`) and passes over spot offers without one; `orch launch JOB --dry-run` shows what it takes.")
+
+
 def run(argv: list[str]) -> int:
     parse = parser()
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
@@ -124,8 +135,12 @@ def run(argv: list[str]) -> int:
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
         data = data_dict(size, result.train_tokens)
+        spot = _spot_note(result)
+        if spot:
+            print(f"note: {spot}", file=sys.stderr)
         if args.as_json:
             notes = [note] if (note := context_note(spec, model)) else []  # said on stderr too, as for tables
+            notes += [spot] if spot else []
             print(json.dumps({**plan_dict(result), "data": data, "notes": notes}))  # one line: the C encoder
         else:
             from orchestrator.cli import display
