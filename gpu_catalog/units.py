@@ -3,12 +3,15 @@ into GiB, seconds into dollars or a price into $ per million tokens calls these,
 store, the planner and the report can never disagree by a rounding or a factor of 3600."""
 
 import math
+import re
 
 BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
 MAX_BUDGET_USD = 1e7  # the most any budget or price may be, flag or job key: a larger one is a typo
 MAX_DEADLINE_H = 24 * 365 * 10  # the most any deadline may be, flag or trace column: ten years
-USD_FORMS = "20, 20.5, $20 or 20usd"  # how dollars may be written, on a flag or in a file: every refusal says so
+# how dollars may be written, on a flag or in a file: every refusal says so
+USD_FORMS = "20, 20.5, $20, $1,800 or 20usd"
+THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?")  # digit groups as US dollars are printed
 
 
 def usd_for(seconds: float, usd_per_hour: float) -> float:
@@ -45,9 +48,12 @@ def usd_from_text(text: str) -> float:
     """US dollars as people write them (USD_FORMS): a number, with a leading `$` or a trailing `usd` (any case, a
     space before it) allowed. The one reader of money text, for flags and files alike: `budget_usd: $20` in a job
     and `purchase_price_usd: 1800usd` in a hardware file were "must be a number" while `--budget $20` was read.
-    ValueError for anything else (`20eur`, `1,800`: a thousands comma is a decimal comma in some locales); the
-    caller checks the range (NaN, inf, below 0) and says how to write it."""
+    Commas only in whole groups of three (`1,800`, `12,500.50`, as orch's tables print dollars): `1,5` or `18,00` is
+    a decimal comma in some locales, refused rather than guessed. ValueError for anything else (`20eur`); the caller
+    checks the range (NaN, inf, below 0) and says how to write it."""
     amount = text.strip().removeprefix("$").strip()
     if amount.lower().endswith("usd"):
         amount = amount[:-3].strip()
+    if THOUSANDS.fullmatch(amount):  # `$1,800`, as orch's own tables print dollars
+        amount = amount.replace(",", "")
     return plain_number(amount)

@@ -524,15 +524,16 @@ def test_submit_and_launch_read_money_and_durations_as_plan_does(tmp_path, monke
 
 
 MONEY_AND_DURATION_MISTAKES = [
-    ("--budget", "20eur", "error: --budget '20eur' is not an amount of US dollars: write 20, 20.5, $20 or 20usd."),
-    ("--budget", "1,000", "error: --budget '1,000' is not an amount of US dollars: write 20, 20.5, $20 or 20usd."),
+    ("--budget", "20eur", "error: --budget '20eur' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or "
+                          "20usd."),
+    ("--budget", "1,5", "error: --budget '1,5' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or 20usd."),
     ("--budget", "0", "error: --budget must be above 0 and at most 10000000 (US dollars), got 0 (an unquoted $ is "
                       "expanded by the shell: quote it as '$20', or write 20usd)."),
-    ("--budget", "", "error: --budget '' is not an amount of US dollars: write 20, 20.5, $20 or 20usd (an unquoted $ "
-                     "is expanded by the shell: quote it as '$20', or write 20usd)."),
+    ("--budget", "", "error: --budget '' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or 20usd (an "
+                     "unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)."),
     ("--budget", "1e400", "error: --budget must be above 0 and at most 10000000 (US dollars), got 1e400."),
     ("--max-usd-per-hour", "5 euros", "error: --max-usd-per-hour '5 euros' is not an amount of US dollars: write "
-                                      "20, 20.5, $20 or 20usd."),
+                                      "20, 20.5, $20, $1,800 or 20usd."),
     ("--deadline", "tomorrow", "error: --deadline 'tomorrow' is not a duration: write hours as a number (1.5) or "
                                "with a unit (90m, 45min, 2h, 1d)."),
     ("--deadline", "2 weeks", "error: --deadline '2 weeks' is not a duration"),
@@ -563,7 +564,7 @@ def test_a_money_or_duration_mistake_is_one_line_that_says_the_forms_on_every_co
 def test_the_help_says_a_bare_deadline_is_hours_and_the_forms_of_money(command):
     shown = " ".join(invoke(command, "--help").stdout.replace("│", " ").split())
     assert "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)" in shown, shown
-    assert "20, 20.5, $20 or 20usd" in shown, shown
+    assert "20, 20.5, $20, $1,800 or 20usd" in shown, shown
 
 
 @pytest.mark.parametrize("args", [["plan", TINY_JOB, "--budget", "1", "--objective", "COST", "--json"],

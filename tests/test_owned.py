@@ -154,8 +154,9 @@ def test_prices_take_dollars_as_the_flags_do(tmp_path, monkeypatch, written):
 
 
 @pytest.mark.parametrize("written, message", [
-    # a thousands comma is a decimal comma in some locales: refused with the forms, not guessed
-    ("'$1,800'", r"purchase_price_usd '\$1,800' is not an amount of US dollars: write 20, 20\.5, \$20 or 20usd\.$"),
+    # a comma not in whole groups of three is a decimal comma in some locales: refused with the forms, not guessed
+    ("'$1,80'", r"purchase_price_usd '\$1,80' is not an amount of US dollars: write 20, 20\.5, \$20, \$1,800 or "
+                r"20usd\.$"),
     ("1800eur", r"purchase_price_usd '1800eur' is not an amount of US dollars: write 20"),
     ("'１８００'", r"purchase_price_usd '１８００' is not an amount of US dollars"),
     ("'1_800'", r"purchase_price_usd '1_800' is not an amount of US dollars"),
@@ -172,7 +173,7 @@ def test_a_price_that_is_no_amount_of_dollars_says_how_to_write_one(tmp_path, mo
 
 def test_a_price_is_text_or_a_number_and_no_other_yaml_value(tmp_path, monkeypatch):
     """YAML reads `$1800` and `1800usd` as text and `1800` as a number, all dollars; a boolean or a list is none."""
-    for written in ("$1800", "1800usd", "1800"):
+    for written in ("$1800", "1800usd", "1800", "'$1,800'", "'1,800.00 USD'"):
         write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
         assert load_owned_hardware().cards[0].purchase_price_usd == 1800
     for written, shown in (("yes", "True"), ("[1800]", r"\[1800\]")):
@@ -183,10 +184,10 @@ def test_a_price_is_text_or_a_number_and_no_other_yaml_value(tmp_path, monkeypat
 
 def test_a_bad_price_is_one_line_and_exit_2_on_the_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
-    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: '$1,800'}]")
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: '$18,00'}]")
     result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
-    assert "purchase_price_usd '$1,800' is not an amount of US dollars" in result.stderr, result.stderr
+    assert "purchase_price_usd '$18,00' is not an amount of US dollars" in result.stderr, result.stderr
     write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: $1800}]")
     result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
     assert result.exit_code == 0, result.output

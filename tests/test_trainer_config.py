@@ -496,8 +496,8 @@ def test_money_keys_take_dollars_as_the_flags_do(written):
 
 
 @pytest.mark.parametrize("written, message", [
-    # a thousands comma is a decimal comma in some locales: refused with the forms, not guessed
-    ("'$1,800'", r"`budget_usd` '\$1,800' is not an amount of US dollars: write 20, 20\.5, \$20 or 20usd\.$"),
+    # a comma not in whole groups of three is a decimal comma in some locales: refused with the forms, not guessed
+    ("'$1,8'", r"`budget_usd` '\$1,8' is not an amount of US dollars: write 20, 20\.5, \$20, \$1,800 or 20usd\.$"),
     ("20eur", r"`budget_usd` '20eur' is not an amount of US dollars: write 20"),
     ("'٢٠'", r"`budget_usd` '٢٠' is not an amount of US dollars"),
     ("'1_000'", r"`budget_usd` '1_000' is not an amount of US dollars"),
@@ -513,6 +513,12 @@ def test_a_money_key_that_is_no_amount_of_dollars_says_how_to_write_one(written,
         config_from_dict({**BASE, **raw, "usd_per_hour": 1})
 
 
+@pytest.mark.parametrize("written, usd", [("'$1,800'", 1800), ("12,500.50 USD", 12500.5), ("'$1,000,000'", 1e6)])
+def test_a_money_key_takes_thousands_in_groups_of_three(written, usd):
+    """orch's tables print `$1,800`; written back in a job it was refused."""
+    assert config_from_dict({**BASE, **checks.parse_yaml(f"budget_usd: {written}", "job")}).budget_usd == usd
+
+
 def test_a_money_key_is_text_or_a_number_and_no_other_yaml_value():
     """YAML reads `$20` and `20usd` as text and `20` as a number, all dollars; a boolean or a list is none."""
     for written in ("$20", "20usd", "20"):
@@ -526,8 +532,8 @@ def test_a_money_key_is_text_or_a_number_and_no_other_yaml_value():
 def test_money_in_a_job_and_in_set_reads_as_on_the_command_line(tmp_path, capsys):
     """Reached through the trainer: a bad amount is one line and exit 2; `--set budget_usd=$20` is read."""
     output = tmp_path / "out"
-    assert main([str(write_job(tmp_path, budget_usd="$1,800", usd_per_hour="2usd")), "--output", str(output)]) == 2
+    assert main([str(write_job(tmp_path, budget_usd="$18,00", usd_per_hour="2usd")), "--output", str(output)]) == 2
     error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and "`budget_usd` '$1,800' is not an amount of US dollars" in error
+    assert len(error.strip().splitlines()) == 1 and "`budget_usd` '$18,00' is not an amount of US dollars" in error
     config, _ = load_config(write_job(tmp_path), ["budget_usd=$20", "usd_per_hour=2 USD"])
     assert (config.budget_usd, config.usd_per_hour) == (20, 2)
