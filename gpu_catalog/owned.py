@@ -157,6 +157,8 @@ def _parse_card(raw, path: Path) -> OwnedCard:
     if unknown:
         raise UserError(f"{path}: unknown card key {', '.join(sorted(map(str, unknown)))}: use "
                         f"{', '.join(sorted(_CARD_KEYS))}.")
+    if isinstance(raw["gpu"], int) and not isinstance(raw["gpu"], bool):  # YAML's `gpu: 4090`, as --gpu 4090 reads
+        raw = {**raw, "gpu": str(raw["gpu"])}
     if not isinstance(raw["gpu"], str):
         raise UserError(f"{path}: a card's `gpu` is a GPU name such as RTX 4090, got {short_repr(raw['gpu'])}.")
     try:

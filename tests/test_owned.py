@@ -191,3 +191,12 @@ def test_a_bad_price_is_one_line_and_exit_2_on_the_command_line(tmp_path, monkey
     write_hardware(tmp_path, monkeypatch, "cards: [{gpu: RTX 4090, purchase_price_usd: $1800}]")
     result = CliRunner().invoke(app, ["plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_card_named_by_its_number_alone_is_that_card(tmp_path, monkeypatch):
+    """YAML reads `gpu: 4090` as a number: refused as no GPU name, while `--gpu 4090` was the RTX 4090."""
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: 4090}]")
+    assert load_owned_hardware().cards[0].gpu.name == "RTX 4090"
+    write_hardware(tmp_path, monkeypatch, "cards: [{gpu: 12345}]")
+    with pytest.raises(UserError, match="unknown GPU '12345'"):
+        load_owned_hardware()
