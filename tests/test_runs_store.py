@@ -95,6 +95,7 @@ def test_an_unusable_orch_home_fails_at_once_with_its_path(tmp_path, monkeypatch
 @pytest.mark.parametrize("text, expected", [
     ("r-0a1b2c3d", ["r-0a1b2c3d"]), ("r-0a", ["r-0a1b2c3d", "r-0a9f0000"]), ("0a1", ["r-0a1b2c3d"]),
     ("%", []), ("_", []), ("", []), ("r-0a1b2c3d-x", []),
+    ("R-0A1B", ["r-0a1b2c3d"]), (" 0a1 ", ["r-0a1b2c3d"]),  # any case, as typed from a screenshot or a table
 ])
 def test_ids_match_exactly_or_by_prefix_never_as_patterns(text, expected):
     assert matching(["r-0a1b2c3d", "r-0a9f0000", "r-ffff0000"], text) == expected
@@ -352,3 +353,15 @@ def test_a_query_orch_got_wrong_is_not_blamed_on_the_file(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         with transaction(path) as db:
             db.execute("SELECT nope FROM nothing")
+
+
+def test_the_kind_of_id_alone_says_what_to_give(tmp_path, monkeypatch):
+    """`orch logs r-` said "no run matching 'r-'" beside the one run there is, whose id starts so."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    result = CliRunner().invoke(app, ["logs", "r-"])
+    assert result.exit_code == 2 and "'r-' is only the start every run id has" in result.stderr, result.output

@@ -111,7 +111,8 @@ def insert_run(db, record: RunRecord) -> None:
 
 def matching(ids: list[str], text: str) -> list[str]:
     """The ids `text` names: an exact id, else every id it is a prefix of (with or without the `r-`/`j-`). A plain
-    string comparison: `%` and `_` are characters, not patterns."""
+    string comparison: `%` and `_` are characters, not patterns; in any case (ids are lower-case hex)."""
+    text = text.strip().lower()
     if text in ids:
         return [text]
     if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):  # the kind of id alone names them all
