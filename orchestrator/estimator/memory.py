@@ -76,7 +76,10 @@ LOSS_FP32_BYTES_PER_LOGIT = 12  # fp32 log-probs + their gradient + the fp32 log
 EAGER_ATTENTION_BYTES_PER_SCORE = 6  # fp32 softmax output + bf16 probabilities, per head per key
 MASKED_ATTENTION = ("sdpa", "eager")  # take a seq x seq mask and repeated k/v; flash_attention_2 takes positions
 CUDA_CONTEXT_GIB = 0.75  # CUDA context, cuBLAS and kernel workspaces: what a process holds before any tensor
-CPU_RUNTIME_GIB = 0.5  # the Python process with torch loaded, on the CPU target
+# the trainer's process on the CPU target beside its tensors: torch, transformers, peft, datasets and the tokenizer
+# loaded (0.38 GiB of RSS for the imports alone), and what reading the data leaves resident. `make demo` on this
+# project's 2-core CPU machine (2026-12-03): peak 0.79 GiB of process RSS, about 0.2 GiB of it the tensors counted here
+CPU_RUNTIME_GIB = 0.6
 ALLOCATOR_SLACK_FRACTION = 0.10  # caching-allocator fragmentation of the per-step tensors (activations, logits)
 # `fits` leaves this share of the card free: allocator fragmentation peaks, the display, NCCL/cuDNN workspaces that
 # come and go. PyTorch's caching allocator commonly strands 3-8% of a card under varying shapes.
