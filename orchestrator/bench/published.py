@@ -90,7 +90,7 @@ def estimate_flags(point: PublishedPoint) -> list[str]:
                   "--target-modules", ",".join(s.target_modules)]
     if s.method == "qlora":
         flags += ["--quant-bits", str(s.quant_bits), "--double-quant" if s.double_quant else "--no-double-quant",
-                  "--qlora-fp32-upcast" if s.qlora_fp32_upcast else "--no-qlora-fp32-upcast"]
+                  "--fp32-upcast" if s.qlora_fp32_upcast else "--no-fp32-upcast"]
     if point.gpu:
         flags += ["--gpu", point.gpu]
     return flags

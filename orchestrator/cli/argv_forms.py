@@ -22,7 +22,9 @@ OTHER_NAMES = {"--max-seq-length": "--seq-len", "--batch-size": "--micro-batch",
                # max_seq_len and other tables' names of a sequence's length
                "--quantize": "--quantization", "--train.micro-batch-size": "--micro-batch",
                "--train.max-seq-length": "--seq-len", "--max-seq-len": "--seq-len", "--seq-length": "--seq-len",
-               "--sequence-length": "--seq-len", "--bnb-4bit-use-double-quant": "--double-quant"}
+               "--sequence-length": "--seq-len", "--bnb-4bit-use-double-quant": "--double-quant",
+               # estimate's QLoRA upcast, as the job key names it (the flag's shorter name keeps --help in 80 columns)
+               "--qlora-fp32-upcast": "--fp32-upcast", "--no-qlora-fp32-upcast": "--no-fp32-upcast"}
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 

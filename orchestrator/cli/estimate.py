@@ -99,7 +99,7 @@ def estimate(
     double_quant: Annotated[bool | None, typer.Option("--double-quant/--no-double-quant",
                                                       help="QLoRA: quantize the NF4 constants too.")] = None,
     qlora_fp32_upcast: Annotated[bool | None, typer.Option(
-        "--qlora-fp32-upcast/--no-qlora-fp32-upcast",
+        "--fp32-upcast/--no-fp32-upcast",
         help="QLoRA: keep embeddings, head and norms in fp32, as peft's k-bit preparation does.")] = None,
     target_modules: Annotated[str | None, typer.Option(
         help=f"all-linear or a comma list of {', '.join(LINEAR_MODULES)}.")] = None,
