@@ -589,3 +589,9 @@ def test_two_names_of_one_flag_are_one_flag_given_twice():
     assert "both given" not in result.stderr and "no run matching" in result.stderr
     result = invoke("estimate", "Llama-3.1-8B", "--compile", "--no-compile")
     assert result.exit_code == 2 and "--compile and --no-compile both given: give one" in result.stderr
+
+
+def test_estimates_help_cuts_no_option_at_80_columns():
+    """`--no-qlora-fp32-upcast` was cut to `--no-qlora-fp32-upc…` in an 80-column terminal."""
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["estimate", "--help"], terminal_width=80)
+    assert result.exit_code == 0 and "--no-fp32-upcast" in result.stdout and "…" not in result.stdout, result.stdout
