@@ -6,6 +6,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from gpu_catalog.gpus import get_gpu
 from orchestrator.cli import display
 from orchestrator.cli.main import app
 from tests.conftest import REPO
@@ -595,3 +596,14 @@ def test_estimates_help_cuts_no_option_at_80_columns():
     """`--no-qlora-fp32-upcast` was cut to `--no-qlora-fp32-upc…` in an 80-column terminal."""
     result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["estimate", "--help"], terminal_width=80)
     assert result.exit_code == 0 and "--no-fp32-upcast" in result.stdout and "…" not in result.stdout, result.stdout
+
+
+def test_estimate_without_a_gpu_also_names_the_smallest_gpu_plan_would_fit_it_on():
+    """An 8B QLoRA at the job's micro-batch 4 without checkpointing needed an H200, while plan ran it on 24 GB."""
+    given = json_of("estimate", "Llama-3.1-8B", "--method", "qlora")
+    fitted = given["smallest_gpu_with_auto_fit"]
+    assert fitted is not None and get_gpu(fitted).vram_gib < get_gpu(given["smallest_gpu_that_fits"]).vram_gib
+    assert "checkpointing on" in given["auto_fit_on_smallest"]  # the job leaves it auto: auto-fit may turn it on
+    kept_off = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--no-grad-ckpt")
+    assert "checkpointing off" in kept_off["auto_fit_on_smallest"]
+    assert get_gpu(kept_off["smallest_gpu_with_auto_fit"]).vram_gib > get_gpu(fitted).vram_gib

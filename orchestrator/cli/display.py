@@ -258,10 +258,13 @@ def show_estimate(result: dict) -> None:
                    else f"does not fit ({result['usage']}, {result['usable_vram_gib']:g} usable)")
         console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
                       f"(efficiency {result['efficiency']:.2f}, {result['basis']})")
-    elif result.get("smallest_gpu_that_fits"):
-        console.print(f"Smallest catalog GPU that fits: {esc(result['smallest_gpu_that_fits'])}")
     else:
-        console.print("No catalog GPU fits these settings.")
+        console.print(f"Smallest catalog GPU that fits: {esc(result['smallest_gpu_that_fits'])}"
+                      if result.get("smallest_gpu_that_fits") else "No catalog GPU fits these settings.")
+        if result.get("smallest_gpu_with_auto_fit") and \
+                result["smallest_gpu_with_auto_fit"] != result.get("smallest_gpu_that_fits"):
+            console.print(f"With auto-fit, as plan runs it: {esc(result['smallest_gpu_with_auto_fit'])} "
+                          f"({esc(result['auto_fit_on_smallest'])})")
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
     elif "gpu" in result and not result["fits"] and not result["unsupported"]:

@@ -49,6 +49,24 @@ def _settings(flags: dict, model: str):
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
 
 
+def _smallest_with_auto_fit(shape, settings, calibration, grad_ckpt: bool | None) -> dict:
+    """The smallest catalog GPU the job fits once auto-fit picks its micro-batch and checkpointing (keeping the
+    effective batch; checkpointing only where the job leaves it `auto`), as `orch plan` and the scheduler fit it: an
+    8B QLoRA at the job's micro-batch 4 without checkpointing needed an H200, and plan ran it on a 24 GB card."""
+    ckpt_choices = (False, True) if grad_ckpt is None else (grad_ckpt,)
+    for gpu in sorted(load_gpus(), key=lambda g: (g.vram_gib, g.name)):
+        if unsupported_on(settings, gpu) is not None:
+            continue
+        chosen = auto_fit(shape, settings, gpu, calibration, usable_vram_gib(gpu, calibration), ckpt_choices)
+        if chosen.settings is not None:
+            fitted = chosen.settings
+            return {"smallest_gpu_with_auto_fit": gpu.name,
+                    "auto_fit_on_smallest": f"micro-batch {fitted.micro_batch} x accumulation {fitted.grad_accum}, "
+                                            f"checkpointing {'on' if fitted.grad_ckpt else 'off'}: "
+                                            f"{chosen.memory.vram_gib:.1f} GiB"}
+    return {"smallest_gpu_with_auto_fit": None, "auto_fit_on_smallest": None}
+
+
 def _model_id(model: str) -> str | None:
     """The model a name stands for, as plan and the trainer read it (a job's `model` through hub_id): `llama 3 8b`
     was estimated as meta-llama/Llama-3.1-8B's row and printed so, while plan and the trainer took unsloth/llama-3-8b.
@@ -187,4 +205,5 @@ def estimate(
                          key=lambda g: (g.vram_gib, g.name))
         result["fits_on"] = [g.name for g in fitting]
         result["smallest_gpu_that_fits"] = fitting[0].name if fitting else None
+        result.update(_smallest_with_auto_fit(shape, settings, calibration, grad_ckpt))
     display.print_json(result) if as_json else display.show_estimate(result)
