@@ -358,6 +358,7 @@ NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-o
                    "ungated": "a model whose MLP has no gate, and orch estimates gated-MLP decoders (Llama, Mistral, "
                               "Qwen, Gemma, Phi-3...)"}
 
+PATH_STARTS = ("./", "../", "/", "~", ".\\", "..\\")  # how a name written as a folder's path begins
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
 
@@ -443,6 +444,9 @@ def get_model(name: str) -> ModelShape:
     if model is None and "/" in name:
         model = _from_hub(name)
     if model is None:
+        if name.startswith(PATH_STARTS):  # written as a path: a folder that is not there, not a model's name
+            raise UserError(f"model folder '{name}' does not exist: give a folder holding the model's config.json, "
+                            "or a Hugging Face id or alias (orch catalog models).")
         if kind := NOT_DENSE_TEXT.search(name):
             raise UserError(f"unknown model '{name}': its name says {NOT_DENSE_KINDS[kind.lastgroup]}: give one "
                             "(orch catalog models).")

@@ -303,3 +303,10 @@ def test_a_model_name_in_its_own_quotes_is_refused(name):
 def test_a_job_whose_model_holds_its_own_quotes_is_refused():
     with pytest.raises(ConfigError, match=r"holds its own quotes, .* \(`model: meta-llama/Llama-3.1-8B`\)"):
         config_from_dict({"model": "'meta-llama/Llama-3.1-8B'", "method": "lora", "seq_len": 64, "max_steps": 1})
+
+
+@pytest.mark.parametrize("name", ["./nosuchdir", "../models/x", "/no/such/model"])
+def test_a_path_that_is_not_there_is_told_as_a_missing_folder(name):
+    """`./nosuchdir` was an "unknown model" with near catalog names offered."""
+    with pytest.raises(UserError, match=f"model folder '{re.escape(name)}' does not exist"):
+        get_model(name)

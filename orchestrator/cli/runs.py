@@ -115,7 +115,7 @@ def runs_command(
         for column in TIME_COLUMNS.intersection(frame.columns):  # UTC times a spreadsheet reads, not epoch seconds
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).dt.round("s")
         frame.to_csv(export, index=False) if export.suffix.lower() == ".csv" else frame.to_parquet(export, index=False)
-        display.say(f"wrote {len(records)} runs to {export}", err=True)
+        display.say(f"wrote {len(records)} run{'s' if len(records) != 1 else ''} to {export}", err=True)
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
     else:
