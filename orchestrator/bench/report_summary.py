@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gpu_catalog.owned import owned_offer
+from gpu_catalog.units import MAX_BUDGET_USD
 from orchestrator.bench.economics import Point, break_even_utilization, owned_cards, pareto_front
-from orchestrator.cli.limits import MAX_BUDGET_USD
 from orchestrator.cli.planning import plan_job
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.planner import PlanPolicy, plan
