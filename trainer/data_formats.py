@@ -7,7 +7,9 @@ Shapes, in the order they are tried (TRL's dataset conventions where they apply)
 - alpaca: `instruction` [+ `input`] + `output`.
 - plain `text`.
 Chat turns are rendered with the tokenizer's chat template; the loss is on assistant turns and on responses
-(`completion_only_loss: true`, TRL's default), or on every token (`completion_only_loss: false`).
+(`completion_only_loss: true`), or on every token (`completion_only_loss: false`). TRL's defaults differ by shape: a
+prompt+completion record's completion only, but every token of a `messages` record unless `assistant_only_loss`; orch
+keeps one rule for every shape, so a job from a TRL config on chat data sets `completion_only_loss: false` to match.
 A column mapping (`dataset_columns: {instruction: question, output: answer}`) renames a dataset's columns first.
 """
 
