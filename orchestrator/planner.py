@@ -13,7 +13,7 @@ from gpu_catalog.units import usd_text
 from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
-from orchestrator.estimator.fit import Fit, auto_fit
+from orchestrator.estimator.fit import Fit, auto_fit, checkpointing_choices
 from orchestrator.estimator.memory import usable_vram_gib
 from orchestrator.estimator.settings import settings_from_job, unsupported_in_cloud, unsupported_on
 from orchestrator.frozen import quick_init
@@ -149,9 +149,9 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
     fit = cache.get(gpu.name)
     if fit is None:
-        ckpt_choices = (False, True) if spec.grad_ckpt == "auto" else (spec.grad_ckpt,)
         usable = usable_vram_gib(gpu, calibration)
-        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable, ckpt_choices)
+        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable,
+                                         checkpointing_choices(spec.grad_ckpt))
     return fit
 
 

@@ -60,10 +60,10 @@ def test_estimate_auto_fit_reports_a_choice():
 
 def test_estimate_auto_fit_describes_the_fitted_job_throughout():
     """Its JSON said `fits: false` and the given job's 100+ GiB, with the fitted choice only in a sentence."""
-    result = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--micro-batch", "8", "--no-grad-ckpt",
-                     "--gpu", "RTX 4090", "--auto-fit")
+    result = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--micro-batch", "8", "--gpu", "RTX 4090",
+                     "--auto-fit")
     assert result["fits"] is True and result["vram_gib"] <= result["usable_vram_gib"]
-    assert result["auto_fit_from"] == {"micro_batch": 8, "grad_accum": 1, "grad_ckpt": False}
+    assert result["auto_fit_from"] == {"micro_batch": 8, "grad_accum": 1, "grad_ckpt": "auto"}
     assert result["micro_batch"] * result["settings"]["grad_accum"] == 8  # the effective batch kept
 
 
@@ -607,3 +607,13 @@ def test_estimate_without_a_gpu_also_names_the_smallest_gpu_plan_would_fit_it_on
     kept_off = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--no-grad-ckpt")
     assert "checkpointing off" in kept_off["auto_fit_on_smallest"]
     assert get_gpu(kept_off["smallest_gpu_with_auto_fit"]).vram_gib > get_gpu(fitted).vram_gib
+
+
+def test_estimate_auto_fit_on_a_gpu_keeps_checkpointing_the_job_turns_off():
+    """`--no-grad-ckpt --auto-fit --gpu` turned checkpointing on, where plan and estimate without --gpu kept it off."""
+    kept_off = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--no-grad-ckpt", "--gpu", "RTX 4090",
+                       "--auto-fit")
+    assert kept_off["grad_ckpt"] is False and kept_off["fits"] is False and "without checkpointing" in \
+        kept_off["auto_fit"]
+    auto = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--gpu", "RTX 4090", "--auto-fit")
+    assert auto["fits"] is True and auto["auto_fit_from"]["grad_ckpt"] == "auto"

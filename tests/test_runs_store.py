@@ -180,7 +180,7 @@ def test_runs_export_says_where_it_wrote_with_times_a_spreadsheet_reads(tmp_path
                                   ended_at=1_796_247_250.0, message="SkyPilot could not launch: no credentials"))
     result = CliRunner().invoke(app, ["runs", "--export", str(tmp_path / "runs.csv"), "--json"])
     assert result.exit_code == 0, result.output
-    assert f"wrote 1 runs to {tmp_path / 'runs.csv'}" in result.stderr and json.loads(result.stdout)
+    assert f"wrote 1 run to {tmp_path / 'runs.csv'}" in result.stderr and json.loads(result.stdout)
     row = next(csv.DictReader((tmp_path / "runs.csv").open()))
     assert row["created_at"] == "2026-12-02 21:34:01+00:00"
     said = CliRunner().invoke(app, ["logs", RUN_ID])

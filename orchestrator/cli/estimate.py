@@ -17,7 +17,7 @@ from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.estimator.fit import auto_fit
+from orchestrator.estimator.fit import auto_fit, checkpointing_choices, fit_summary
 from orchestrator.estimator.memory import (
     estimate_memory,
     headroom_fraction,
@@ -53,17 +53,13 @@ def _smallest_with_auto_fit(shape, settings, calibration, grad_ckpt: bool | None
     """The smallest catalog GPU the job fits once auto-fit picks its micro-batch and checkpointing (keeping the
     effective batch; checkpointing only where the job leaves it `auto`), as `orch plan` and the scheduler fit it: an
     8B QLoRA at the job's micro-batch 4 without checkpointing needed an H200, and plan ran it on a 24 GB card."""
-    ckpt_choices = (False, True) if grad_ckpt is None else (grad_ckpt,)
     for gpu in sorted(load_gpus(), key=lambda g: (g.vram_gib, g.name)):
         if unsupported_on(settings, gpu) is not None:
             continue
-        chosen = auto_fit(shape, settings, gpu, calibration, usable_vram_gib(gpu, calibration), ckpt_choices)
+        chosen = auto_fit(shape, settings, gpu, calibration, usable_vram_gib(gpu, calibration),
+                          checkpointing_choices(grad_ckpt))
         if chosen.settings is not None:
-            fitted = chosen.settings
-            return {"smallest_gpu_with_auto_fit": gpu.name,
-                    "auto_fit_on_smallest": f"micro-batch {fitted.micro_batch} x accumulation {fitted.grad_accum}, "
-                                            f"checkpointing {'on' if fitted.grad_ckpt else 'off'}: "
-                                            f"{chosen.memory.vram_gib:.1f} GiB"}
+            return {"smallest_gpu_with_auto_fit": gpu.name, "auto_fit_on_smallest": fit_summary(chosen)}
     return {"smallest_gpu_with_auto_fit": None, "auto_fit_on_smallest": None}
 
 
@@ -162,17 +158,16 @@ def estimate(
     calibration = load_calibration()
     fitted = None
     if fit:  # the estimate is then the fitted job's, top to bottom: its JSON said the job as given did not fit
-        chosen = auto_fit(shape, settings, target, calibration, usable_vram_gib(target, calibration))
+        chosen = auto_fit(shape, settings, target, calibration, usable_vram_gib(target, calibration),
+                          checkpointing_choices(grad_ckpt))
         given = {"micro_batch": settings.micro_batch, "grad_accum": settings.grad_accum,
-                 "grad_ckpt": _shown(settings, target)["grad_ckpt"]}
+                 "grad_ckpt": "auto" if grad_ckpt is None else grad_ckpt}
         fitted = {"auto_fit": chosen.reason, "auto_fit_from": given}
         if chosen.settings is not None:
             settings = chosen.settings
-            fitted["auto_fit"] = (f"micro-batch {settings.micro_batch} x accumulation {settings.grad_accum}, "
-                                  f"checkpointing {'on' if settings.grad_ckpt else 'off'} (given: micro-batch "
-                                  f"{given['micro_batch']} x {given['grad_accum']}, checkpointing "
-                                  f"{'on' if given['grad_ckpt'] else 'off'}): {chosen.memory.vram_gib:.1f} GiB, "
-                                  f"{chosen.speed.tokens_per_s:,.0f} tokens/s")
+            fitted["auto_fit"] = (f"{fit_summary(chosen)}, {chosen.speed.tokens_per_s:,.0f} tokens/s (given: "
+                                  f"micro-batch {given['micro_batch']} x {given['grad_accum']}, checkpointing "
+                                  f"{ {True: 'on', False: 'off'}.get(given['grad_ckpt'], 'auto')})")
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)
     result = {"model": model_id or shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",

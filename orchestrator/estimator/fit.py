@@ -32,6 +32,19 @@ def micro_batch_candidates(settings: JobConfig) -> list[int]:
     return [m for m in range(effective, 0, -1) if effective % m == 0]
 
 
+def checkpointing_choices(grad_ckpt) -> tuple[bool, ...]:
+    """What auto-fit may pick for checkpointing: either, where the job leaves it `auto` (None: a flag not given);
+    only what the job says otherwise (`--no-grad-ckpt --auto-fit` turned it on)."""
+    return (False, True) if grad_ckpt in ("auto", None) else (bool(grad_ckpt),)
+
+
+def fit_summary(fit: "Fit") -> str:
+    """The fitted batch and checkpointing, as estimate says them."""
+    s = fit.settings
+    return (f"micro-batch {s.micro_batch} x accumulation {s.grad_accum}, checkpointing "
+            f"{'on' if s.grad_ckpt else 'off'}: {fit.memory.vram_gib:.1f} GiB")
+
+
 def auto_fit(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration,
              vram_limit_gib: float, ckpt_choices: tuple[bool, ...] = (False, True)) -> Fit:
     best: Fit | None = None
