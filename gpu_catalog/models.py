@@ -352,7 +352,7 @@ def _from_hub(name: str) -> ModelShape | None:
 NOT_DENSE_TEXT = re.compile(r"(?P<vision>vision|[-_]vl\b|llava|pixtral|idefics)|(?P<moe>mixtral|[-_]moe\b|\d+x\d+b\b|"
                             r"[-_]a\d+(\.\d+)?b\b)|(?P<ungated>\bgpt-?2|gpt-?neo|pythia|gpt-?j\b|\bfalcon-(?:7b|11b|40b|"
                             r"180b|rw)|\bphi-(?:1|1[._]5|2)\b|\bopt-\d|\bbloomz?\b|\bbloomz?-|\bmpt-\d|starcoder|"
-                            r"stablelm-(?:base|tuned)-alpha|\bcodegen)", re.IGNORECASE)
+                            r"stablelm-(?:base|tuned)-alpha|\bcodegen2?-\d)", re.IGNORECASE)
 NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-only decoders",
                    "moe": "a mixture-of-experts model, and orch estimates dense decoders",
                    "ungated": "a model whose MLP has no gate, and orch estimates gated-MLP decoders (Llama, Mistral, "

@@ -133,3 +133,31 @@ def test_a_switch_before_the_model_leaves_the_model_alone():
 def test_another_trainers_option_orch_cannot_take_is_one_line(given, said):
     result = runner.invoke(app, [*BASE, *given])
     assert result.exit_code == 2 and said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_quantization_type_alone_quantizes_nothing():
+    """TRL's bnb_4bit_quant_type only picks load_in_4bit's type: read as QLoRA it turned a LoRA into one."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "lora", "--bnb-4bit-quant-type", "nf4",
+                                 "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["settings"]["method"] == "lora", result.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["launch", "examples/tiny.yaml", "--budget-usd", "5"], "use --budget"),
+    (["train", "examples/tiny.yaml", "--cutoff-len", "64"], "give --set seq_len=VALUE"),
+])
+def test_a_setting_a_command_takes_another_way_says_how(args, said):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and said in result.stderr, result.output
+
+
+def test_a_path_that_spells_a_job_key_is_no_option():
+    """`./tokenizer` was read as the job key `tokenizer` and refused as an option."""
+    result = runner.invoke(app, ["estimate", "./tokenizer"])
+    assert result.exit_code == 2 and "model folder './tokenizer' does not exist" in result.stderr, result.output
+
+
+def test_a_switchs_word_and_a_negative_number_are_its_values():
+    assert settings("--bf16", "auto") == settings("--precision", "auto")
+    result = runner.invoke(app, [*BASE, "--max-length", "-5"])
+    assert result.exit_code == 2 and "`seq_len` must be above 0, got -5" in result.stderr, result.output

@@ -718,7 +718,8 @@ def test_a_job_id_is_matched_by_its_start_not_its_end(inputs):
     job_id = JobQueue().submit("j", "x.yaml", "{}", None, None, 0).job_id
     assert "no job matching" in CliRunner().invoke(app, ["cancel", job_id[-4:]]).stderr
     for kind_alone in ("j", "j-"):  # the start every job id has names none of them (`cancel j` cancelled the job)
-        assert "only the start every job id has" in CliRunner().invoke(app, ["cancel", kind_alone]).stderr, kind_alone
+        said = CliRunner().invoke(app, ["cancel", kind_alone]).stderr
+        assert "only the start of an id: give a job id" in said, kind_alone
     assert "prefix" in CliRunner().invoke(app, ["cancel", "--help"]).stdout
     result = CliRunner().invoke(app, ["cancel", job_id[:5]])
     assert result.exit_code == 0 and f"cancelled {job_id}" in result.stdout

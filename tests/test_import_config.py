@@ -62,7 +62,7 @@ def test_llama_factory_quantization_makes_qlora_whatever_the_key_order():
 def test_trls_model_config_keys_are_carried():
     """TRL's ModelConfig names the dtype and the 4-bit type its own way; they were unknown keys."""
     result = translate({"model_name_or_path": "x/y", "torch_dtype": "bfloat16", "bnb_4bit_quant_type": "nf4",
-                        "use_bnb_nested_quant": False})
+                        "load_in_4bit": True, "use_bnb_nested_quant": False})
     assert {k: result.job[k] for k in ("precision", "method", "quant_bits", "double_quant")} == \
         {"precision": "bf16", "method": "qlora", "quant_bits": 4, "double_quant": False}
     left = dict(translate({"bnb_4bit_quant_type": "fp4"}).not_carried)
@@ -137,7 +137,7 @@ def test_the_source_name_in_the_header_cannot_add_keys_or_escapes(tmp_path):
     ("train_on_inputs", "false"), ("train_on_inputs", "no"), ("train_on_inputs", ["x"]), ("load_in_4bit", "true"),
     ("fp16", "true"), ("bf16", "yes"), ("flash_attention", "true"), ("flash_attention", 5), ("use_peft", 1),
     ("wandb_project", ["a"]), ("dataset_text_field", 5), ("additional_target", 5), ("additional_target", [1]),
-    ("lora_target", 1), ("flash_attn", "fa3"),
+    ("lora_target", 1), ("flash_attn", "fa3"), ("torch_compile", "auto"),  # axolotl's `auto` failed the import
 ])
 def test_a_value_of_the_wrong_type_is_listed_not_converted(key, value):
     """A quoted 'false' is truthy: read as a boolean it turned the setting around, and other values were dropped
@@ -153,6 +153,9 @@ def test_real_booleans_lists_and_auto_are_carried():
     assert job == {"completion_only_loss": True, "method": "qlora", "quant_bits": 4, "precision": "auto",
                    "attention": "flash_attention_2", "report_to": "wandb",
                    "modules_to_save": ["embed_tokens", "lm_head"], "target_modules": ["q_proj", "v_proj"]}
+    # TRL's quantization type alone quantizes nothing (load_in_4bit does); Liger's switch is the fused loss
+    assert translate({"bnb_4bit_quant_type": "nf4", "use_liger_kernel": True, "torch_compile": True}).job == {
+        "loss": "fused", "compile": True}
     assert translate({"additional_target": "embed_tokens,lm_head", "flash_attn": "sdpa"}).job == {
         "modules_to_save": ["embed_tokens", "lm_head"], "attention": "sdpa"}
 

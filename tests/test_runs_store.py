@@ -364,4 +364,4 @@ def test_the_kind_of_id_alone_says_what_to_give(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     two_runs(tmp_path)
     result = CliRunner().invoke(app, ["logs", "r-"])
-    assert result.exit_code == 2 and "'r-' is only the start every run id has" in result.stderr, result.output
+    assert result.exit_code == 2 and "'r-' is only the start of an id: give a run id" in result.stderr, result.output

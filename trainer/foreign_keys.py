@@ -159,9 +159,11 @@ def _quantize(value) -> dict:
 
 
 def _nf4_only(value) -> dict:
-    """TRL's bnb_4bit_quant_type: NF4 is QLoRA's; bitsandbytes' FP4 is not a format orch trains."""
+    """TRL's bnb_4bit_quant_type: the type of a 4-bit load that load_in_4bit asks for (alone it quantizes nothing,
+    and read as QLoRA it turned a LoRA into one); NF4 is orch's QLoRA type, and bitsandbytes' FP4 no format orch
+    trains."""
     if isinstance(value, str) and value.strip().lower() == "nf4":
-        return {"method": "qlora", "quant_bits": 4}
+        return {}
     raise Carried(f"quantization type {short_repr(value)}: orch's QLoRA quantizes to NF4")
 
 
@@ -357,7 +359,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
                            _when_true({"method": "qlora", "quant_bits": 8})),
     "quantization_bit": _entry([LLAMA_FACTORY], "method: qlora` with `quant_bits", _quantize),
     # TRL's ModelConfig
-    "bnb_4bit_quant_type": _entry([TRL], "method: qlora` with `quant_bits: 4", _nf4_only),
+    "bnb_4bit_quant_type": _entry([TRL], "method: qlora` (NF4 is its type", _nf4_only),
     "use_bnb_nested_quant": _entry([TRL], "double_quant"),
     "torch_dtype": _entry([TRL], "precision", _choice("precision", {**PRECISIONS, "float16": "fp16", "auto": "auto"})),
     # sequence and batch
@@ -401,7 +403,7 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "use_liger_kernel": _entry([TRL], "loss: fused", _when_true({"loss": "fused"})),
     "enable_liger_kernel": _entry([LLAMA_FACTORY], "loss: fused", _when_true({"loss": "fused"})),
     "liger_fused_linear_cross_entropy": _entry([AXOLOTL], "loss: fused", _when_true({"loss": "fused"})),
-    "torch_compile": _entry([AXOLOTL, TRL], "compile"),
+    "torch_compile": _entry([AXOLOTL, TRL], "compile", lambda v: {"compile": _flag(v)}),  # axolotl's `auto`: listed
     # LoRA
     "lora_rank": _entry([LLAMA_FACTORY], "lora_r"),
     "model.lora_rank": _entry([TORCHTUNE], "lora_r"),

@@ -9,7 +9,7 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 import argparse
 from dataclasses import dataclass
 
-from orchestrator.cli.foreign_flags import UnreadableOptions, read_as_orch
+from orchestrator.cli.foreign_flags import FALSE_WORDS, TRUE_WORDS, UnreadableOptions, read_as_orch
 
 # Other trainers' names of orch's options (transformers' TrainingArguments and TRL's SFTConfig, LitGPT, axolotl),
 # read as orch's where a command has the option and not the name; kept out of the options' own declarations, whose
@@ -25,8 +25,6 @@ OTHER_NAMES = {"--max-seq-length": "--seq-len", "--batch-size": "--micro-batch",
                "--sequence-length": "--seq-len", "--bnb-4bit-use-double-quant": "--double-quant",
                # estimate's QLoRA upcast, as the job key names it (the flag's shorter name keeps --help in 80 columns)
                "--qlora-fp32-upcast": "--fp32-upcast", "--no-qlora-fp32-upcast": "--no-fp32-upcast"}
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
 class Contradiction(UnreadableOptions):

@@ -47,7 +47,7 @@ def user_errors(command):
 def only_match(matches: list, what: str, text: str, how_to_list: str):
     """The one record an id (or a unique prefix of one) names; none or several is the user's to fix."""
     if not matches and text.strip().lower().rstrip("-") in ("r", "j"):  # the kind alone: every id starts so
-        raise UserError(f"'{text}' is only the start every {what} id has: give the id or a unique prefix of it "
+        raise UserError(f"'{text}' is only the start of an id: give a {what} id or a unique prefix of one "
                         f"(`{how_to_list}` lists them).")
     if len(matches) != 1:
         found = f"no {what}" if not matches else f"{len(matches)} {what}s"

@@ -4,6 +4,7 @@ read their config keys with (trainer/foreign_keys.py): `--cutoff-len 1024` (LLaM
 adamw`, `--bf16` is `--precision bf16`. A setting copied from another trainer's command line is then estimated, not
 refused; a value orch cannot take, or a setting the command has no option for, is one line saying so."""
 
+import re
 from dataclasses import fields
 
 from gpu_catalog.checks import short_repr
@@ -14,6 +15,7 @@ from trainer.foreign_keys import FOREIGN_KEYS, Carried, ForeignKey
 # such an option says where the setting goes, where click offered the nearest option (`--lora-r`); the model is
 # every command's argument, so it is left to click
 JOB_FILE_ONLY = frozenset(field.name for field in fields(JobConfig)) - {"model"}
+UNIT_SUFFIXES = ("_usd", "_hours", "_h", "_gib", "_s")  # a job key's unit, which an option's name may leave out
 
 # orch's quantization for the bits a foreign key asks for: `--quantization` also makes a LoRA a QLoRA, as LoRA on a
 # quantized model is (`--finetuning-type lora --quantization-bit 4`, `--use-peft --load-in-4bit`)
@@ -21,8 +23,9 @@ QUANTIZATION_FOR_BITS = {4: "nf4", 8: "int8"}
 # settings a switch set off leaves unsaid: `--bf16 false` alone leaves precision `auto`, which picks bf16 where the
 # GPU has it, the very thing denied (HF's `--bf16 false --fp16 false` means fp32: say so with --precision)
 SAID_BY_ANOTHER_WHEN_OFF = ("precision",)
-YES_WORDS = frozenset({"true", "yes", "on", "1"})
-NO_WORDS = frozenset({"false", "no", "off", "0"})
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})  # an on/off option's words, here and in argv_forms
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+NEGATIVE_NUMBER = re.compile(r"-[0-9.]+([eE][+-]?[0-9]+)?")  # a value (`--max-length -5`), refused as one
 
 
 class UnreadableOptions(ValueError):
@@ -37,7 +40,7 @@ class ForeignOptionError(UnreadableOptions):
 def _word(text: str):
     """A yes/no word as a boolean (what the table's switches take), anything else as typed."""
     folded = text.strip().lower()
-    return True if folded in YES_WORDS else False if folded in NO_WORDS else text
+    return True if folded in TRUE_WORDS else False if folded in FALSE_WORDS else text
 
 
 def _joined(names: tuple[str, ...]) -> str:
@@ -72,28 +75,25 @@ def _is_switch(entry: ForeignKey, options: dict) -> bool:
 def _read(entry: ForeignKey, text: str, options: dict) -> dict:
     """orch's settings for a foreign option's word: as typed where it becomes a valued option (`--cutoff-len 1` is
     one token, not `true`), as a boolean where it becomes an on/off one or the key is a switch. Raises Carried."""
-    try:
-        settings = _settings(entry, text)
-    except (Carried, ValueError, KeyError):
-        settings = None
-    if settings is not None and all(isinstance(value, bool) or not getattr(options.get(_flag_name(key)), "is_flag",
-                                                                           False) for key, value in settings.items()):
-        return settings
-    word = _word(text)
-    if isinstance(word, bool) or _is_switch(entry, options):
+    first_error = None
+    for value in dict.fromkeys([text, _word(text)]):  # as typed first; a yes/no word as a boolean next
         try:
-            return _settings(entry, word)
-        except (ValueError, KeyError):
-            pass
-    if settings is None:
-        return _settings(entry, text)  # raises what is wrong with it
-    raise Carried(f"{short_repr(text)} is no value of it")
+            settings = _settings(entry, value)
+        except (Carried, ValueError, KeyError) as why:
+            first_error = first_error or why
+            continue
+        if all(isinstance(v, bool) or not getattr(options.get(_flag_name(k)), "is_flag", False)
+               for k, v in settings.items()):
+            return settings
+    if isinstance(first_error, Carried):
+        raise first_error
+    raise Carried(f"{short_repr(text)} is no value of it" + ("" if first_error is None else f" ({first_error})"))
 
 
 def _takes(entry: ForeignKey, word: str, options: dict) -> bool:
     """Whether the word after a foreign option is its value: one the key converts, where a switch gets a yes/no
     word. `--load-in-4bit Llama-3.1-8B` is the switch, then the model."""
-    if word.startswith("-") or (_is_switch(entry, options) and not isinstance(_word(word), bool)):
+    if word.startswith("-") and not NEGATIVE_NUMBER.fullmatch(word):
         return False
     try:
         _read(entry, word, options)
@@ -107,7 +107,7 @@ def _why_not(entry: ForeignKey, word: str | None, options: dict) -> str | None:
     was meant as one; None where it converts or there is none."""
     try:
         _read(entry, word, options) if word is not None else None
-    except Carried as why:
+    except (Carried, ValueError, KeyError) as why:
         return str(why)
     return None
 
@@ -123,11 +123,22 @@ def _targets(entry: ForeignKey) -> list[str]:
     return [entry.orch.split(":")[0].split("`")[0].strip()]
 
 
+def _where_instead(key: str, options: dict) -> str:
+    """Where a setting goes that a command has no option for: the command's own option of another name (`--budget`
+    for budget_usd), its `--set KEY=VALUE`, or the job file."""
+    for flag in (_flag_name(key.removesuffix(unit)) for unit in UNIT_SUFFIXES if key.endswith(unit)):
+        if flag in options:
+            return f"use {flag}"
+    if "--set" in options and key in JOB_FILE_ONLY:
+        return f"give --set {key}=VALUE, or set it in the job file"
+    return "set it in the job file, or leave it out"
+
+
 def _check_command_has(name: str, entry: ForeignKey, keys: list[str], options: dict) -> None:
     for key in keys:
         if _flag_name(key) not in options:
             raise ForeignOptionError(f"{name} ({_joined(entry.trainers)}; `{entry.orch}` in orch's job file) is no "
-                                     "option of this command: set it in the job file, or leave it out")
+                                     f"option of this command: {_where_instead(key, options)}")
 
 
 def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict) -> list[str]:
@@ -159,15 +170,16 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
         name, has_value, value = arg.partition("=")
         key = name[2:].replace("-", "_")
         entry = FOREIGN_KEYS.get(key) if name.startswith("--") else None
-        if entry is None and key in JOB_FILE_ONLY and not known(name):
-            raise ForeignOptionError(f"{name}: `{key}` is a job-file setting this command takes no option for: set "
-                                     "it in the job file, or leave it out")
+        if name.startswith("--") and entry is None and key in JOB_FILE_ONLY and not known(name):
+            raise ForeignOptionError(f"{name}: `{key}` is a job-file setting this command takes no option for: "
+                                     f"{_where_instead(key, options)}")
         if entry is None or known(name):
             out.append(arg)
             continue
         _check_command_has(name, entry, _targets(entry), options)  # whatever its value: `--bf16 false` sets none
         switch = _is_switch(entry, options)
-        following = args[index] if not has_value and index < len(args) and not args[index].startswith("-") else None
+        following = args[index] if not has_value and index < len(args) and (
+            not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])) else None
         if following is not None and _takes(entry, following, options):
             value, has_value, following = following, "=", None
             index += 1
