@@ -107,8 +107,8 @@ def get_gpu(name: str) -> GPU:
             message += f" No GPU's name has {' or '.join(repr(c) for c in odd)} in it."
         elif extra := _extra_words(name):
             message += f" '{' '.join(extra[1])}' after '{extra[0]}' is no part of a GPU's name: name one card."
-        elif missing := _missing_variant(name):
-            message += f" {missing}"
+        elif missing := _missing_variant(name):  # the rows of that card, not the near names of others
+            message = f"unknown GPU '{name}'. {missing}"
         if count != 1:
             message += " Name one GPU: orch plans and estimates a job on a single card."
         raise UserError(message)
@@ -232,8 +232,12 @@ def _from_long_name(name: str) -> GPU | None:
 
 
 def _form(gpu: GPU) -> str:
+    """A row's form: as its names say it (`H100 PCIe`, `H100 NVL`), else as its datasheet does (`A100 datasheet
+    (SXM)`, HGX boards); any other card is a PCIe board (T4, L4, A40, L40S, workstation and consumer cards), which
+    `A40 PCIe` named and was refused as an SXM card."""
     spellings = normalize(" ".join((gpu.name, *gpu.aliases)))
-    return next((form for form in ("pcie", "nvl") if form in spellings), "sxm")
+    named = next((form for form in ("pcie", "nvl", "sxm") if form in spellings), None)
+    return named or ("sxm" if re.search(r"\b(SXM\d?|HGX)\b", gpu.source) else "pcie")
 
 
 def _of_form(gpu: GPU, forms: set[str], vram_gib: float | None) -> GPU | None:

@@ -154,6 +154,13 @@ def test_a_device_name_of_a_form_the_catalog_lacks_says_which_rows_exist(spellin
         get_gpu(spelling)
 
 
+@pytest.mark.parametrize("spelling, expected", [("A40 PCIe 48GB", "A40"), ("L40S PCIe", "L40S"), ("T4 PCIe", "T4"),
+                                                ("RTX 4090 PCIe", "RTX 4090"), ("NVIDIA A100-SXM4-80GB", "A100 80GB")])
+def test_a_pcie_board_named_with_its_form_is_that_card(spelling, expected):
+    """Every row without a form word counted as SXM: `A40 PCIe` was refused, told the A40 was an SXM card."""
+    assert get_gpu(spelling).name == expected
+
+
 def test_estimate_names_the_rows_of_a_card_whose_form_the_catalog_lacks_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["estimate", "Llama-3.2-1B", "--gpu", "NVIDIA H200 NVL", "--json"])
