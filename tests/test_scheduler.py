@@ -397,3 +397,28 @@ def test_submit_refuses_a_deadline_under_a_minute():
         assert lines[0] == (f"error: --deadline {float(deadline):g} hours is under a minute, too soon for any job to "
                             "be placed and started: give at least 0.017 (hours).")
     assert runner.invoke(app, ["queue", "--json"]).stdout.strip() == "[]"
+
+
+def test_a_job_claimed_between_cancels_read_and_write_has_its_run_stopped(tmp_path, monkeypatch):
+    """cancel read the job queued, a scheduler claimed it, and cancel's write then marked it cancelled with no run to
+    stop: the run trained on, unwatched."""
+    from orchestrator.home import orch_home
+    from orchestrator.schedule.queue import JobQueue, JobStatus
+    from tests.test_runs_store import make_record
+
+    queue = JobQueue()
+    job = queue.submit("j", "x.yaml", "{}", None, None, 0)
+    find = JobQueue.find
+
+    def find_then_a_scheduler_claims(self, text):
+        found = find(self, text)
+        run_dir = orch_home() / "runs" / "r-0000cafe"
+        assert queue.claim(job.job_id, "another:1", make_record(run_dir, run_id="r-0000cafe"))
+        return found
+
+    stopped = []
+    monkeypatch.setattr(JobQueue, "find", find_then_a_scheduler_claims)
+    monkeypatch.setattr(lifecycle, "request_stop", lambda store, run: stopped.append(run.run_id) or "stopping")
+    result = runner.invoke(app, ["cancel", job.job_id])
+    assert result.exit_code == 0, result.output
+    assert queue.get(job.job_id).status is JobStatus.CANCELLED and stopped == ["r-0000cafe"]

@@ -103,9 +103,10 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
-    if not job.status.is_open():
-        raise UserError(f"job {job.job_id} is already {job.status.value}.")
-    queue.update(job.job_id, status=JobStatus.CANCELLED, reason="cancelled by the user")
+    cancelled = queue.cancel(job.job_id, "cancelled by the user") if job.status.is_open() else None
+    if cancelled is None:  # closed before, or by a scheduler's pass since it was read
+        raise UserError(f"job {job.job_id} is already {(queue.get(job.job_id) or job).status.value}.")
+    job = cancelled
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
     if run is not None and run.status.is_active():

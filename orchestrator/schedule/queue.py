@@ -129,6 +129,20 @@ class JobQueue:
             return False
         return True
 
+    def cancel(self, job_id: str, reason: str) -> JobRecord | None:
+        """Open -> cancelled in one transaction, and the job as cancelled (with the run a claim gave it, read in the
+        same transaction); None when it was no longer open. Read, then written apart, a claim committing in between
+        left a cancelled job whose run started and was never stopped."""
+        with transaction(self.path) as db:
+            marks = ", ".join("?" * len(OPEN_STATUSES))
+            cursor = db.execute(f"UPDATE jobs SET status = ?, reason = ?, updated_at = ? WHERE job_id = ? AND status "
+                                f"IN ({marks})", [JobStatus.CANCELLED.value, reason, time.time(), job_id,
+                                                  *(s.value for s in OPEN_STATUSES)])
+            if cursor.rowcount != 1:
+                return None
+            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
+        return _job(self.path, row)
+
     def update(self, job_id: str, **values) -> None:
         unknown = set(values) - set(_COLUMNS)
         if unknown:
