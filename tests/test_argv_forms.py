@@ -81,7 +81,7 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
     (["--attn-implementation", "flash_attention_2"], ["--attention", "flash_attention_2"]),
     (["--torch_dtype", "float16"], ["--precision", "fp16"]),
     (["--fp16"], ["--precision", "fp16"]),
-    (["--bf16", "true"], ["--precision", "bf16"]),
+    (["--fp16", "true"], ["--precision", "fp16"]),  # not A100's default, bf16
     (["--bf16", "false", "--fp16"], ["--precision", "fp16"]),
     (["--cutoff-len", "1"], ["--seq-len", "1"]),  # a number, not `true`
     (["--model.lora-dropout=0"], ["--lora-dropout", "0"]),
