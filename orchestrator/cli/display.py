@@ -363,7 +363,10 @@ def _show_spend(option, out: Console) -> None:
     e = option.estimate
     parts = ", ".join(f"{name} {usd_text(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
     startup = "measured" if e.startup_measured else "guessed"
-    preempt = f", {e.expected_preemptions:.2f} expected preemptions" if option.offer.spot else ""
+    # two decimals hid a recovery cost's cause: `recovery $0.00011` beside `0.00 expected preemptions`
+    expected = e.expected_preemptions
+    shown = f"{expected:.2f}" if expected >= 0.01 or expected == 0 else f"{expected:.1g}"
+    preempt = f", {shown} expected preemptions" if option.offer.spot else ""
     labelled("  spend:", f"{parts} [dim](start-up {startup}{preempt})[/]", out)
     if option.delivery is not None:
         output = {"bucket": "a bucket orch-<run id> (MOUNT_CACHED)",
