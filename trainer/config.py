@@ -17,7 +17,13 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, get_model, hub_id
 from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, usd_from_text
 from trainer.data_formats import COLUMNS
-from trainer.foreign_keys import FOREIGN_KEYS, LEFT_BEHIND, OPTIMIZERS, checkpoint_quantization, unknown_key_message
+from trainer.foreign_keys import (
+    FOREIGN_KEYS,
+    LEFT_BEHIND,
+    OPTIMIZERS_ANY_CASE,
+    checkpoint_quantization,
+    unknown_key_message,
+)
 from trainer.offline_names import is_built_offline
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
@@ -156,9 +162,6 @@ def _is_choice(value, choices: tuple) -> bool:
     return any(value == choice and type(value) is type(choice) for choice in choices)
 
 
-# other trainers' optimizer names (transformers' `adamw_torch`, torchtune's class paths), as `orch import` and
-# `orch estimate --optimizer` read them, matched in any case
-_OPTIMIZER_NAMES = {name.lower(): ours for name, ours in OPTIMIZERS.items()}
 LONGEST_UNQUOTED = 100  # characters: a longer text value is no number or boolean quoted by mistake
 
 
@@ -169,7 +172,7 @@ def _spelled_as_orch(key: str, value):
     if key not in CHOICES or not isinstance(value, str):
         return value
     spelled = value.strip().lower()
-    spelled = _OPTIMIZER_NAMES.get(spelled, spelled) if key == "optimizer" else spelled
+    spelled = OPTIMIZERS_ANY_CASE.get(spelled, spelled) if key == "optimizer" else spelled
     return spelled if spelled in CHOICES[key] else value
 
 

@@ -34,6 +34,8 @@ OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "ad
               # apex's fused kernel runs the same update; the job file, `orch import` and `orch estimate` all read
               # these through this one table
               "paged_adamw_32bit": "adamw", "paged_adamw": "adamw", "adamw_apex_fused": "adamw"}
+# the same names in any case (`AdamW_torch`), as the job file and `orch estimate --optimizer` match them
+OPTIMIZERS_ANY_CASE = {name.lower(): ours for name, ours in OPTIMIZERS.items()}
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant",
               "constant_with_warmup": "constant_with_warmup",
               "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": "cosine"}

@@ -8,7 +8,7 @@ refuses them with the list of choices."""
 from gpu_catalog.models import LINEAR_MODULES
 from gpu_catalog.names import squeezed
 from trainer.config import CHOICES
-from trainer.foreign_keys import LOSSES, MODULES, OPTIMIZERS, PRECISIONS
+from trainer.foreign_keys import LOSSES, MODULES, OPTIMIZERS_ANY_CASE, PRECISIONS
 
 VALUES = {
     # Qwen's README (Q-LoRA, Full-parameter), torchtune's recipe names
@@ -20,7 +20,7 @@ VALUES = {
                   "flash_attention": "flash_attention_2"},
     # `orch import`'s tables (trainer/foreign_keys.py, which the job file reads too), and the spellings only a
     # published table uses
-    "optimizer": {**{name.lower(): ours for name, ours in OPTIMIZERS.items()}, "adam": "adamw",
+    "optimizer": {**OPTIMIZERS_ANY_CASE, "adam": "adamw",
                   "8bit_adamw": "adamw_8bit"},
     "loss": LOSSES,
     "precision": {**PRECISIONS, "bf16-true": "bf16", "bf16-mixed": "bf16", "16-mixed": "fp16", "16-true": "fp16",
