@@ -193,15 +193,26 @@ def _extra_words(name: str) -> tuple[str, list[str]] | None:
     return " ".join(words[:len(words) - len(after)]), after
 
 
+def _card_of_device_name(name: str) -> GPU | None:
+    """The card a typed name's first words name, where every word after them is one a device name carries
+    (DEVICE_NAME_WORDS); else None."""
+    gpu, after = _leading_card(_typed_words(name))
+    return gpu if gpu is not None and all(DEVICE_NAME_WORDS.fullmatch(word) for word in after) else None
+
+
+def _stated_forms(name: str) -> set[str]:
+    """The forms (FORM_WORDS) a name's words state: `H100 80GB PCIe` states pcie."""
+    return {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
+
+
 def _missing_variant(name: str) -> str | None:
     """Why a name all of whose words a device name carries is no catalog card: the form or memory it states is no
     row's of that family (nvidia-smi's `NVIDIA H200 NVL`, `Tesla V100-PCIE-16GB`). Says which rows exist, so the user
     picks one knowing its rates are another card's, rather than reading 'did you mean' as a typo to fix; else None."""
-    words = _typed_words(name)
-    gpu, after = _leading_card(words)
-    if gpu is None or not all(DEVICE_NAME_WORDS.fullmatch(word) for word in after):
+    gpu = _card_of_device_name(name)
+    if gpu is None:
         return None
-    forms = sorted({FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS})
+    forms = sorted(_stated_forms(name))
     stated = MEMORY_IN_NAME.search(name)
     asked = " ".join([*([f"{stated.group(1)} GB"] if stated else []), *(FORM_LABELS[form] for form in forms)])
     if not asked:
@@ -218,13 +229,12 @@ def _from_long_name(name: str) -> GPU | None:
     form word (PCIe, NVL, SXM) must be the card's own form."""
     stated = MEMORY_IN_NAME.search(name)
     vram_gib = float(stated.group(1)) if stated else None
-    gpu, after = _leading_card(_typed_words(name))
-    if gpu is None or not all(DEVICE_NAME_WORDS.fullmatch(word) for word in after):
+    gpu = _card_of_device_name(name)
+    if gpu is None:
         return None
     if vram_gib is not None:
         gpu = closest_variant(gpu, vram_gib)
-    forms = {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
-    if forms:
+    if forms := _stated_forms(name):
         gpu = _of_form(gpu, forms, vram_gib)
     if gpu is None or (vram_gib is not None and abs(gpu.vram_gib - vram_gib) > 0.1 * gpu.vram_gib):
         return None
