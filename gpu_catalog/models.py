@@ -21,6 +21,7 @@ from gpu_catalog.names import normalize, squeezed, unknown_name_message
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 LINEAR_MODULES = ATTENTION_MODULES + MLP_MODULES
+
 # Every module name a decoder orch trains has in transformers (Llama, Mistral, Qwen2/3, Gemma 1/2, Phi-3, Yi; Qwen-1's
 # and GPT-style names too): `modules_to_save` and `target_modules` match a module by its whole dotted name or its
 # last part, so a name whose last part is none of these matches nothing, and peft trains nothing for it.
@@ -29,6 +30,13 @@ DECODER_MODULE_NAMES = frozenset({
     *LINEAR_MODULES, "qkv_proj", "gate_up_proj", "q_norm", "k_norm", "input_layernorm", "post_attention_layernorm",
     "pre_feedforward_layernorm", "post_feedforward_layernorm",
     "transformer", "wte", "wpe", "h", "ln_1", "ln_2", "ln_f", "attn", "c_attn", "c_proj", "w1", "w2", "embed_out"})
+
+
+def in_linear_order(modules) -> list[str]:
+    """Module names in a block's order (LINEAR_MODULES), any other name after them by name: one order for a target
+    list however it was written or merged."""
+    return sorted(modules, key=lambda m: (m not in LINEAR_MODULES, LINEAR_MODULES.index(m) if m in LINEAR_MODULES
+                                          else 0, m))
 
 
 @dataclass(frozen=True)

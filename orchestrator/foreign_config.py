@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import normalize
 from trainer.config import CHOICES, JobConfig
 from trainer.foreign_keys import (
@@ -180,8 +180,7 @@ def _kept(key: str, old: tuple[str, object], new: tuple[str, object]):
         return "all-linear"
     if key == "target_modules" and {old_key, new_key} == TORCHTUNE_TARGETS:  # attention's and the MLP's
         united = set(old_value) | set(new_value)
-        return "all-linear" if united >= set(LINEAR_MODULES) else \
-            sorted(united, key=lambda m: LINEAR_MODULES.index(m) if m in LINEAR_MODULES else len(LINEAR_MODULES))
+        return "all-linear" if united >= set(LINEAR_MODULES) else in_linear_order(united)
     return None
 
 

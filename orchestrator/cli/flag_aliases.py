@@ -5,7 +5,7 @@ spaces, hyphens, underscores and brackets (`Flash Attention 2`, `flash-attn-2`),
 (`torchao.optim.AdamW8bit`, `torch.bfloat16`). Values not listed pass through unchanged to the job schema, which
 refuses them with the list of choices."""
 
-from gpu_catalog.models import LINEAR_MODULES
+from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import squeezed
 from trainer.config import CHOICES
 from trainer.foreign_keys import LOSSES, MODULES, OPTIMIZERS_ANY_CASE, PRECISIONS
@@ -76,5 +76,4 @@ def target_modules(given: str, model: str) -> str | list[str]:
     if any(table.get(n) == LINEAR_MODULES for n in names):
         return "all-linear"
     found = {module for name in names for module in _modules(name, table)}
-    return sorted(found, key=lambda m: (m not in LINEAR_MODULES, LINEAR_MODULES.index(m) if m in LINEAR_MODULES
-                                        else 0, m))
+    return in_linear_order(found)
