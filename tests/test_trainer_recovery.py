@@ -146,3 +146,43 @@ def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tm
     (root / "step-00000003.old" / "state.json").write_text("{}")
     (root / "latest").write_text("step-00000003")
     assert latest_checkpoint(tmp_path) == root / "step-00000003.old"
+
+
+@pytest.mark.parametrize("cut_short", ["optimizer.pt", "trainable.pt", "state.json", "every file"])
+def test_a_checkpoint_cut_short_on_upload_is_passed_over_for_the_whole_one_before(tmp_path, cut_short, capsys):
+    """On a cloud the output is a bucket that uploads each file on its own: a VM lost while the newest checkpoint
+    uploads left `latest` naming a folder with a file missing. The resume crashed on it (exit 1, which a managed
+    job does not recover) or, with state.json missing, trained from step 0 again over the recorded steps. It takes
+    the whole checkpoint before, and the log keeps every step once."""
+    job, output = write_job(tmp_path, max_steps=6, save_every=2), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    newest = output / "checkpoints" / "step-00000006"
+    for name in ("optimizer.pt", "trainable.pt", "state.json") if cut_short == "every file" else (cut_short,):
+        if name == "state.json":
+            (newest / name).unlink()
+        else:  # a file uploaded in part reads as a shorter one
+            (newest / name).write_bytes((newest / name).read_bytes()[:100])
+    (output / "metrics.json").unlink()
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 0
+    assert "step-00000004 at step 4" in capsys.readouterr().out  # resumed, not trained from the start
+    assert [s["step"] for s in read_steps(output)] == list(range(1, 7))
+    assert json.loads((output / "metrics.json").read_text())["steps"] == 6
+    from trainer.checkpoint import latest_checkpoint
+    assert latest_checkpoint(output) == newest  # saved again, whole
+
+
+def test_a_resume_from_an_earlier_step_clears_the_later_folders_it_replaces(tmp_path):
+    """Folders past the step a resume started from belong to the abandoned attempt; left in place they would count
+    among the kept checkpoints and push out the whole ones."""
+    from trainer.checkpoint import checkpoints_dir, latest_checkpoint
+
+    job, output = write_job(tmp_path, max_steps=4, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    stale = checkpoints_dir(output) / "step-00000009"
+    stale.mkdir()
+    (stale / "trainable.pt").write_bytes(b"cut")
+    assert latest_checkpoint(output).name == "step-00000004"
+    (output / "metrics.json").unlink()
+    assert main([str(job), "--output", str(output), "--resume", "auto", "--set", "max_steps=5"]) == 0
+    assert sorted(p.name for p in checkpoints_dir(output).glob("step-*")) == ["step-00000004", "step-00000005"]

@@ -1,9 +1,14 @@
 """Checkpoints: the trainable weights, optimizer, schedule, grad scaler, RNG states and the trainer's own state,
-written to a temporary folder and renamed into place, so a kill at any moment leaves the previous one intact."""
+written to a temporary folder and renamed into place, so a kill at any moment leaves the previous one intact.
+
+On a cloud the output folder is a bucket mount that uploads each file on its own, after a delay: a VM lost while a
+checkpoint uploads leaves its folder with some files missing or short, beside the whole one before it. So state.json,
+written last, records every file's size, and a resume takes the newest checkpoint whose files are all there."""
 
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -19,14 +24,36 @@ def checkpoints_dir(output_dir: Path) -> Path:
 REPLACED_SUFFIX = ".old"  # a step's earlier copy while the same step is saved again
 
 
+STATE_FILE = "state.json"
+FILE_BYTES_KEY = "file_bytes"  # in state.json: each file's size, so a partly uploaded checkpoint is told from a whole
+
+
+def _step_of(folder: Path) -> int | None:
+    """The step a checkpoint folder holds (`step-00000006`, or its `.old` copy), None for any other name."""
+    found = re.fullmatch(r"step-(\d+)(?:" + re.escape(REPLACED_SUFFIX) + ")?", folder.name)
+    return int(found[1]) if found else None
+
+
+def is_whole(folder: Path) -> bool:
+    """Every file state.json lists is there at its size. A state.json without the list (an older orch wrote it
+    after the files, on a local disk) stands for the whole checkpoint."""
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        sizes = state.get(FILE_BYTES_KEY, {})
+        return all((folder / name).stat().st_size == size for name, size in sizes.items())
+    except (OSError, ValueError, AttributeError, TypeError):  # missing, cut short, or not this format
+        return False
+
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
-    pointer = checkpoints_dir(output_dir) / "latest"
-    if not pointer.is_file():
+    """The newest whole checkpoint; a step saved again and stopped halfway is found in its `.old` copy."""
+    root = checkpoints_dir(output_dir)
+    if not root.is_dir():
         return None
-    path = checkpoints_dir(output_dir) / pointer.read_text().strip()
-    for candidate in (path, path.with_name(path.name + REPLACED_SUFFIX)):  # stopped while saving its step again
-        if (candidate / "state.json").is_file():
-            return candidate
+    folders = [f for f in root.iterdir() if _step_of(f) is not None and f.is_dir()]
+    for folder in sorted(folders, key=lambda f: (_step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True):
+        if is_whole(folder):
+            return folder
     return None
 
 
@@ -55,7 +82,8 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_states()},
                tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state))
+    sizes = {name: (tmp / name).stat().st_size for name in ("trainable.pt", "optimizer.pt")}
+    (tmp / STATE_FILE).write_text(json.dumps({**state, FILE_BYTES_KEY: sizes}), encoding="utf-8")
     final = root / name
     # a step saved again (a resumed run stopped before its next step): `latest` names it, so the old copy is moved
     # aside, not deleted, until the new one is in place; a stop between the two leaves one whole copy by that name
@@ -68,8 +96,9 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
     pointer_tmp = root / "latest.tmp"
     pointer_tmp.write_text(name)
     os.replace(pointer_tmp, root / "latest")
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith((".tmp", REPLACED_SUFFIX))
-                      )[:-KEEP_CHECKPOINTS]:
+    # a run resumed from an earlier step left its later folders behind (cut short on upload): they are past now
+    kept = sorted((f for f in root.iterdir() if _step_of(f) is not None and f.is_dir()), key=_step_of)
+    for old in [f for f in kept if _step_of(f) > step] + [f for f in kept if _step_of(f) <= step][:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -78,7 +107,7 @@ def saved_identity(path: Path) -> dict | None:
     """The record of the run a checkpoint belongs to (config.run_identity, in its state.json); None when it has none
     (written by an older orch) or cannot be read (loading it says why)."""
     try:
-        identity = json.loads((path / "state.json").read_text()).get("job")
+        identity = json.loads((path / STATE_FILE).read_text(encoding="utf-8")).get("job")
     except (OSError, ValueError, AttributeError):
         return None
     return identity if isinstance(identity, dict) else None
@@ -97,4 +126,6 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     if scaler is not None and saved["scaler"] is not None:
         scaler.load_state_dict(saved["scaler"])
     _restore_rng(saved["rng"])
-    return json.loads((path / "state.json").read_text())
+    state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    state.pop(FILE_BYTES_KEY, None)
+    return state
