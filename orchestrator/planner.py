@@ -206,11 +206,13 @@ def _by_time(option: Option) -> tuple[float, float]:
 
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
          calibration: Calibration = NO_CALIBRATION, fit_cache: dict[str, Fit] | None = None,
-         startup_times: dict[str, StartupTimes] | None = None) -> Plan:
+         startup_times: dict[str, StartupTimes] | None = None, tokens_done: int = 0) -> Plan:
     """Rank every offer for the job. Auto-fit runs once per GPU model (`fit_cache`, when given, keeps the fits of
     one job shape across calls: the simulator plans the same shapes again and again); each offer then only adds its
-    price. `startup_times`: start-up measured by earlier runs, by provider (orchestrator/startup_times.py)."""
-    train_tokens = spec.resolved_train_tokens()  # pure: a local dataset was sized when the job was loaded
+    price. `startup_times`: start-up measured by earlier runs, by provider (orchestrator/startup_times.py).
+    `tokens_done`: what a resumed run has trained already; only the rest is priced."""
+    # pure: a local dataset was sized when the job was loaded
+    train_tokens = max(spec.resolved_train_tokens() - tokens_done, 0)
     fits: dict[str, Fit] = {} if fit_cache is None else fit_cache
     times = startup_times or {}
     checkpoint_minutes = spec.save_every_minutes

@@ -162,3 +162,21 @@ def test_a_stopped_spot_run_resumes_from_its_bucket(sky, monkeypatch, job):
     launches = [call for call in recorded.calls if call[0] == "jobs.launch"]
     assert len(launches) == 2 and launches[0][1] == launches[1][1]  # the same job name, the same bucket
     assert RunStore().get(run.run_id).status is RunStatus.OK
+
+
+def test_a_run_preempted_part_way_resumes_on_what_is_left_of_its_budget(sky, monkeypatch, job):
+    """`orch resume` priced the whole job against the budget's remainder, so a run 80% done with half its budget
+    left was refused ("no offer fits what is left"): only the tokens left to train (and a new start) are priced."""
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log("preempted"))
+    planned = json.loads(runner.invoke(app, ["plan", str(job), "--budget", "20", "--providers", "nebius",
+                                             "--json"]).stdout)
+    cost_usd, tokens = planned["chosen"]["worst_cost_usd"], planned["train_tokens"]
+    launched = runner.invoke(app, ["launch", str(job), "--budget", str(cost_usd * 1.01), "--providers", "nebius",
+                                   "--yes", "--json"])
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.PREEMPTED, launched.output
+    RunStore().update(run.run_id, cost_usd=cost_usd * 0.5, train_tokens=int(tokens * 0.8))
+    recorded.log_text = metrics_log("ok")
+    resumed = runner.invoke(app, ["resume", run.run_id])
+    assert resumed.exit_code == 0, resumed.output
+    assert [call[0] for call in recorded.calls].count("jobs.launch") == 2

@@ -59,9 +59,9 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 def plan_job(job: Path, budget: float, deadline: float | None, objective: str, spot: bool, providers: str | None,
              target: str = "auto", local_cost: str | None = None,
              max_usd_per_hour: float | None = None,
-             launch_refusal: LaunchRefusal | None = None) -> tuple[ModelShape, Targets, Plan]:
+             launch_refusal: LaunchRefusal | None = None, tokens_done: int = 0) -> tuple[ModelShape, Targets, Plan]:
     """Read the job, gather every target, and plan: what `orch plan` shows and `orch launch` acts on (a launch
-    passes `launch_refusal`, so an offer it would refuse is no option)."""
+    passes `launch_refusal`, so an offer it would refuse is no option; a resume the tokens its run has trained)."""
     check_budget(budget)
     check_deadline(deadline)
     checks.optional_number(max_usd_per_hour, "--max-usd-per-hour", 0, MAX_BUDGET_USD, above=True)
@@ -76,4 +76,4 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     if note := context_note(spec, model):
         print(checks.printable(f"note: {note}"), file=sys.stderr)
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
-                                startup_times=load_startup_times())
+                                startup_times=load_startup_times(), tokens_done=tokens_done)

@@ -152,13 +152,15 @@ def stop_command(run_id: RunArgument) -> None:
 
 
 def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
-    """The run's own target, planned again now (prices move) for what is left of its budget; None when the target
-    no longer fits that budget (a local run starts on its recorded device all the same)."""
+    """The run's own target, planned again now (prices move) for the tokens left to train and what is left of the
+    budget; None when the target no longer fits that budget (a local run starts on its recorded device all the
+    same). The whole job priced against the budget's remainder refused a run half done."""
     left_usd = (budget_usd or record.budget_usd) - (record.cost_usd or 0.0)
     job = Path(record.run_dir) / RUN_JOB_NAME
     if left_usd <= 0 or not job.is_file():
         return None
-    _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider)
+    _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider,
+                            tokens_done=record.train_tokens or 0)
     same = [o for o in result.options if o.offer.gpu.name == record.gpu and o.offer.spot == bool(record.spot)]
     return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
 
