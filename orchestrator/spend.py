@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from gpu_catalog.units import usd_for
-from orchestrator.cost import CONTROLLER_USD_PER_HOUR
+from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.runs.status import Target
 from orchestrator.runs.store import RunRecord
 
@@ -30,9 +30,25 @@ def cap_usd(record: RunRecord) -> float | None:
     return record.budget_usd if record.target is Target.CLOUD else None
 
 
-def metered_usd(record: RunRecord, wall_s: float) -> float:
-    """What `wall_s` seconds of the run (all its sessions) cost at its price, never past its cap."""
+def metered_usd(record: RunRecord, wall_s: float, idle_s: float = 0.0) -> float:
+    """What `wall_s` seconds of the run (all its sessions) cost at its price, never past its cap; `idle_s`: the
+    seconds its machine was billed after the trainer ended, before it went down (launcher.billed_after_s), and a
+    managed job's controller its idle window, as the plan counts them (cost._spend)."""
     usd = usd_for(wall_s, billed_usd_per_hour(record))
+    if idle_s:
+        usd += usd_for(idle_s, record.usd_per_hour)
+        if record.target is Target.CLOUD and record.spot:
+            usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
+    cap = cap_usd(record)
+    return usd if cap is None else min(usd, cap)
+
+
+def run_cost_usd(record: RunRecord, session_s: float, idle_s: float) -> float:
+    """The run's cost once a session ends: the earlier sessions' recorded cost, each at the price it ran at (a
+    resume plans again: prices move; earlier time with no cost recorded at this price), plus this one's, never past
+    the run's cap."""
+    earlier_usd = record.cost_usd if record.cost_usd is not None else metered_usd(record, record.wall_s or 0.0)
+    usd = earlier_usd + metered_usd(record, session_s, idle_s)
     cap = cap_usd(record)
     return usd if cap is None else min(usd, cap)
 

@@ -180,3 +180,23 @@ def test_a_run_preempted_part_way_resumes_on_what_is_left_of_its_budget(sky, mon
     resumed = runner.invoke(app, ["resume", run.run_id])
     assert resumed.exit_code == 0, resumed.output
     assert [call[0] for call in recorded.calls].count("jobs.launch") == 2
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_a_cloud_runs_cost_counts_what_is_billed_after_its_job(sky, monkeypatch, job, spot):
+    """The VM idles for its window after the job before it downs itself, and a managed job's controller for its
+    own: the plan counts both, and the recorded spend stopped at the job's end."""
+    from gpu_catalog.units import usd_for
+    from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
+    from orchestrator.delivery import BUCKET_IDLE_MINUTES
+
+    RecordedSky(sky, monkeypatch, log_text=metrics_log())
+    result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius",
+                                 "--spot" if spot else "--no-spot", "--yes", "--json"])
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.OK and run.output_uri.startswith("bucket "), result.output
+    after_usd = usd_for(BUCKET_IDLE_MINUTES * 60, run.usd_per_hour)
+    if spot:
+        after_usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
+    per_hour = run.usd_per_hour + (CONTROLLER_USD_PER_HOUR if spot else 0.0)
+    assert after_usd <= run.cost_usd <= after_usd + usd_for(run.wall_s, per_hour) + 1e-9

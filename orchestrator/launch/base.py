@@ -43,6 +43,10 @@ class Launcher(Protocol):
         """When the target says the run's trainer ended (epoch seconds), where it keeps such a clock; None lets the
         run's last write tell."""
 
+    def billed_after_s(self, record: RunRecord, ended_at: float, now: float) -> float:
+        """Seconds the target bills the run's machine after its trainer ended (a cloud VM's idle window before it
+        downs itself), which the run's spend counts too."""
+
     def pull(self, record: RunRecord) -> None:
         """Bring the run's output (metrics.json, steps.jsonl, final/) into its run folder."""
 

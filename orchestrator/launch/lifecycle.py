@@ -23,7 +23,7 @@ from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
-from orchestrator.spend import metered_usd
+from orchestrator.spend import run_cost_usd
 from trainer.config import JobConfig
 from trainer.progress import PROGRESS_FILE
 
@@ -152,7 +152,8 @@ def finish(store: RunStore, record: RunRecord) -> RunRecord:
         status, message = RunStatus.of_trainer(metrics["status"]), metrics.get("message")
     if record.stop_requested and status in (RunStatus.PREEMPTED, RunStatus.FAILED):
         status = RunStatus.STOPPED
-    return _end(store, record, status, message, ended_at, metrics)
+    idle_s = launcher_for(record.target).billed_after_s(record, ended_at, time.time())
+    return _end(store, record, status, message, ended_at, metrics, idle_s)
 
 
 def refresh(store: RunStore) -> list[RunRecord]:
@@ -223,10 +224,13 @@ def _ended_at(record: RunRecord) -> float:
 
 
 def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | None, ended_at: float | None = None,
-         metrics: dict | None = None) -> RunRecord:
+         metrics: dict | None = None, idle_s: float = 0.0) -> RunRecord:
+    """Record the session's end. Its cost adds to the earlier sessions' (each at its own price, with its machine's
+    idle time after the trainer, `idle_s`, as that session was billed)."""
     ended_at = ended_at if ended_at is not None else time.time()
     started_at = record.started_at if record.started_at is not None else ended_at
-    wall_s = (record.wall_s or 0.0) + max(0.0, ended_at - started_at)  # a resumed run adds up its sessions
+    session_s = max(0.0, ended_at - started_at)
+    wall_s = (record.wall_s or 0.0) + session_s  # a resumed run adds up its sessions
     metrics = metrics or {}
     peak = metrics.get("peak_vram_gib") or {}
     measured = {"train_tokens": metrics.get("train_tokens"), "tokens_per_s": metrics.get("tokens_per_s"),
@@ -237,6 +241,6 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     metrics_json = json.dumps(metrics) if metrics and (any(v is not None for v in measured.values()) or
                                                        record.metrics_json is None) else record.metrics_json
     store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=metered_usd(record, wall_s), metrics_json=metrics_json, **kept)
+                 cost_usd=run_cost_usd(record, session_s, idle_s), metrics_json=metrics_json, **kept)
     return store.get(record.run_id)
 

@@ -137,6 +137,10 @@ class LocalLauncher:
         """No clock of its own: the trainer's last write in the run folder tells (lifecycle._ended_at)."""
         return None
 
+    def billed_after_s(self, record: RunRecord, ended_at: float, now: float) -> float:
+        """This machine's time is metered while the trainer runs, not after."""
+        return 0.0
+
     def stop(self, record: RunRecord) -> str:
         """SIGTERM, as a spot preemption sends: the trainer checkpoints and exits."""
         if not self.is_running(record):

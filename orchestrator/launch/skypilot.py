@@ -14,7 +14,8 @@ from typing import IO
 
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
-from orchestrator.delivery import REMOTE_OUTPUT, bucket_name
+from gpu_catalog.offer import SSH_POOL_PROVIDER
+from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import api_server
@@ -137,6 +138,16 @@ class SkyPilotLauncher:
         not ended or SkyPilot could not tell. The log in the run folder is a copy made whenever somebody followed the
         run, so its time says nothing of the job's end."""
         return self._ends.pop(record.run_id, None)
+
+    def billed_after_s(self, record: RunRecord, ended_at: float, now: float) -> float:
+        """The VM's idle window after the job (delivery.py), billed before it downs itself; a VM that holds the
+        output is taken down once the output is home, which is now at the latest. A node pool's machines are the
+        user's own."""
+        if record.provider == SSH_POOL_PROVIDER:
+            return 0.0
+        if output_location(record).kind == "bucket":
+            return BUCKET_IDLE_MINUTES * 60.0
+        return min(CLUSTER_IDLE_MINUTES * 60.0, max(0.0, now - ended_at))
 
     def follow(self, record: RunRecord, out: IO[str]) -> None:
         """Stream the run's log from SkyPilot into the run folder, note when the job ended, bring the output home,
