@@ -887,6 +887,22 @@ def _task_out_over_another_job(i: Inputs) -> list[str]:
             i.file("other-job.yaml", yaml.safe_dump(BASE_JOB))]
 
 
+def _task_out_beside_a_users_files(i: Inputs) -> list[str]:
+    """A dry run whose task file is new, its `<stem>-files/` a folder of the user's: its src/ was deleted and its
+    job.yaml replaced, with no --force asked."""
+    i.env("HF_TOKEN", "hf_not_a_real_token")
+    i.file("mine-files/src/important.txt", "precious\n")
+    i.file("mine-files/job.yaml", "mine\n")
+    return ["launch", i.job(dataset=DATA), "--budget", "10", "--target", "cloud", "--dry-run", "--out",
+            str(i.files / "mine.yaml")]
+
+
+def _calibration_over(i: Inputs, database: str) -> list[str]:
+    """calibrate --out naming one of ORCH_HOME's databases: --force made it JSON, and orch failed on it after."""
+    ResultStore(), RunStore()
+    return ["calibrate", "--out", str(i.home / database), "--force"]
+
+
 def _mixed_folder(i: Inputs) -> list[str]:
     i.file("data/a.jsonl", '{"text": "a"}\n')
     i.file("data/b.csv", "text\nb\n")
@@ -895,6 +911,9 @@ def _mixed_folder(i: Inputs) -> list[str]:
 
 @pytest.mark.parametrize("build", [
     _task_out_over_another_job,
+    _task_out_beside_a_users_files,
+    lambda i: _calibration_over(i, "bench.db"),
+    lambda i: _calibration_over(i, "runs.db"),
     lambda i: ["runs", "--export", i.file("kept.csv", "precious\n")],
     lambda i: ["calibrate", "--out", i.file("kept.yaml", "model: x\n")],
     lambda i: ["calibrate", "--force"],
@@ -903,7 +922,8 @@ def _mixed_folder(i: Inputs) -> list[str]:
     lambda i: ["report", "--db", i.file("empty.db", ""), "--out", str(i.files / "rep")],
     lambda i: i.sweep(dataset=""),
     _mixed_folder,
-], ids=["launch-out-exists", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
+], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
+        "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
         "calibrate-db-empty", "report-db-empty",
         "sweep-dataset-empty", "dataset-folder-of-mixed-kinds"])
@@ -914,6 +934,7 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
 @pytest.mark.parametrize("build, said", [
     (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--force"], "--force replaces an existing --out"),
     (lambda i: ["runs", "--force"], "--force replaces an existing --export"),
+    (lambda i: i.sweep() + ["--force"], "--force replaces an existing --out"),
     (_tokenizerless_model, "holds no tokenizer"),
     (lambda i: plan(i, model="orch/tiny-llamaX", dataset=DATA, train_tokens=DROP, epochs=1), "unknown model"),
 ])

@@ -424,3 +424,39 @@ def test_a_fit_that_stops_at_an_end_of_its_range_is_said(tmp_path):
     assert "note: fitted to an end of its range (efficiency H100 SXM lora 1)" in said.stdout
     plain = CliRunner().invoke(app, ["calibrate", "--out", str(tmp_path / "d.json"), "--json"])
     assert json.loads(plain.stdout)["at_bounds"] == []  # orch's own results and the published points
+
+
+@pytest.mark.parametrize("database", ["bench.db", "runs.db"])
+def test_calibrate_never_writes_over_orchs_own_databases_even_with_force(tmp_path, monkeypatch, database):
+    """Only a --db named database counted as calibrate's input: `--out $ORCH_HOME/bench.db --force` turned the
+    results it had just read into JSON, and runs.db the same way; every later `orch calibrate` or `orch runs`
+    failed on the file."""
+    from typer.testing import CliRunner
+
+    from orchestrator.bench.results import ResultStore
+    from orchestrator.cli.main import app
+    from orchestrator.runs.store import RunStore
+
+    home = tmp_path / "orch-home"
+    monkeypatch.setenv("ORCH_HOME", str(home))
+    ResultStore(), RunStore()
+    before = (home / database).read_bytes()
+    result = CliRunner().invoke(app, ["calibrate", "--out", str(home / ".." / "orch-home" / database), "--force"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "is orch's" in result.stderr and (home / database).read_bytes() == before
+
+
+def test_another_name_for_the_database_calibrate_reads_by_default_is_refused_as_its_out(tmp_path, monkeypatch):
+    """The default bench.db is read as one --db names is, and a link to it is the same file: never the --out."""
+    from typer.testing import CliRunner
+
+    from orchestrator.bench.results import ResultStore
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "orch-home"))
+    db = ResultStore().path
+    link = tmp_path / "results.db"
+    link.symlink_to(db)
+    result = CliRunner().invoke(app, ["calibrate", "--out", str(link), "--force"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "'" + str(link) + "'" in result.stderr and db.read_bytes()[:15] == b"SQLite format 3"

@@ -166,6 +166,51 @@ def test_a_dry_runs_task_file_loads_as_written_and_says_what_its_window_counts_f
     assert sky.Task.from_yaml(str(out)).envs["ORCH_LAUNCHED_AT"] == "0"
 
 
+def test_a_dry_runs_files_folder_of_the_users_is_replaced_only_with_force(sky, tmp_path, monkeypatch):
+    """`<stem>-files/` is an output too: a folder of the user's under that name lost its src/ and had its job.yaml
+    replaced by a dry run whose task file was new, so no --force was asked. Refused before planning now; with
+    --force only what a dry run writes goes, and the folder it wrote is rewritten later without asking."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    mine, out = tmp_path / "mine-files", tmp_path / "mine.yaml"
+    (mine / "src").mkdir(parents=True)
+    (mine / "src" / "important.txt").write_text("precious\n")
+    (mine / "job.yaml").write_text("mine\n")
+    (mine / "notes.txt").write_text("mine too\n")
+    command = ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+               "--dry-run", "--out", str(out)]
+    refused = CliRunner().invoke(app, command)
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert "holds files no orch dry run wrote: pass --force" in refused.stderr
+    assert (mine / "src" / "important.txt").read_text() == "precious\n" and (mine / "job.yaml").read_text() == "mine\n"
+    assert not out.exists()
+    forced = CliRunner().invoke(app, [*command, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert not (mine / "src" / "important.txt").exists() and (mine / "notes.txt").read_text() == "mine too\n"
+    assert "/orch/job.yaml" in launched_by_hand(out).file_mounts and (mine / "src" / "trainer").is_dir()
+    out.unlink()  # the task file gone, its folder orch's: a dry run rewrites it as it rewrote the task file
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+
+
+def test_a_link_in_a_dry_runs_files_folder_is_replaced_not_written_through(sky, tmp_path, monkeypatch):
+    """A dry run wrote its job.yaml through a link left in its folder, replacing the file the link named."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.chdir(tmp_path)
+    out, elsewhere = tmp_path / "task.yaml", tmp_path / "elsewhere.yaml"
+    command = ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+               "--dry-run", "--out", str(out), "--force"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    elsewhere.write_text("keep\n")
+    staged = tmp_path / "task-files" / "job.yaml"
+    staged.unlink()
+    staged.symlink_to(elsewhere)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert elsewhere.read_text() == "keep\n" and not staged.is_symlink()
+    assert yaml.safe_load(staged.read_text())["dataset"].startswith("/orch/data/")  # the job the task mounts
+
+
 def test_a_launched_task_counts_its_window_from_the_launch_request(sky, tmp_path):
     """Each launch (a first one, an `orch resume`) builds its task with its own launch time; provisioning, failover
     and setup are inside the window from then on."""

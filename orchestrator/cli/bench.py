@@ -8,12 +8,13 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.bench.report_folder import foreign_files
-from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, export, read_jsonl
+from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, default_db, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.estimator.calibration import calibration_file
+from orchestrator.home import orch_home
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
 from trainer.status import TrainStatus
@@ -62,12 +63,16 @@ def bench_command(
     db: DbOption = None,
     out: Annotated[Path | None, path_option(help="Also write the sweep's rows: .jsonl (every field; what "
                                                   "benchmarks/results/ holds), .csv or .parquet.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a sweep's points that are not done yet; out-of-memory points are recorded too."""
     from orchestrator.bench.runner import run_sweep
     from orchestrator.bench.sweep import Point, load_sweep
 
+    target = target.strip().lower()  # `--target LOCAL`: choices are read in any case, as `orch launch` reads them
+    if force and out is None:  # as `orch import` says it: --force alone does nothing
+        raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if target != "local":
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
                         "cloud GPU, through `sky launch` or `orch launch`), then pass its --out file to `orch report`.")
@@ -76,8 +81,8 @@ def bench_command(
         raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
     check_db(db)
     plan = load_sweep(sweep, target)  # read and checked: nothing runs yet
-    if out is not None:
-        checks.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])))
+    if out is not None:  # an earlier sweep's results (another machine's) were replaced, hours later, unasked
+        checks.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force)
     store = ResultStore(db)
     run_sweep(plan, store, target)
     ids = {p.point_id for p in plan.points}
@@ -114,6 +119,7 @@ def calibrate_command(
         raise UserError("--force replaces an existing --out file, and the default file is refitted anyway: give "
                         "--out FILE with it, or leave --force out.")
     if out is not None:  # the default file is orch's own, refitted each time; a named one may be anything
+        check_not_a_database(out)  # the default database read among them: it was not counted as an input
         checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])), force=force)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
@@ -121,12 +127,26 @@ def calibrate_command(
     display.print_json(result) if as_json else display.show_calibration(result)
 
 
+def runs_db() -> Path:
+    """ORCH_HOME's runs database: the runs store's and the job queue's default file."""
+    return orch_home() / "runs.db"
+
+
+def check_not_a_database(out: Path) -> None:
+    """A calibration --out is never one of ORCH_HOME's own databases, --force or not: written over with JSON, every
+    later `orch runs` (runs.db) or `orch calibrate` (bench.db, the one it reads when no --db is given) failed on
+    it."""
+    for name, database in (("runs database", runs_db()), ("bench results database", default_db())):
+        if checks.same_file(out, database):
+            raise UserError(f"--out '{out}' is orch's {name}: write the calibration to another file, or drop --out "
+                            "to refit the one the estimator reads.")
+
+
 def launched_runs() -> list[dict]:
     """The runs store's records, read only: a report never creates runs.db where there is none."""
-    from orchestrator.home import orch_home
     from orchestrator.runs.store import RunStore
 
-    path = orch_home() / "runs.db"
+    path = runs_db()
     return [record.as_dict() for record in RunStore(path).all()] if path.is_file() else []
 
 

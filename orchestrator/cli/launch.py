@@ -50,7 +50,8 @@ def launch_command(
     max_usd_per_hour: MaxUsdPerHourOption = None,
     out: Annotated[Path | None, path_option("--out", what="a task file name", help="With --dry-run: write the task "
                                             "file here (and the files it mounts beside it).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists, and the job.yaml and "
+                                        "src/ in a files folder beside it that no dry run of orch wrote.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train on the cheapest suitable GPU (local or cloud) within the budget, and record the run."""
@@ -109,8 +110,10 @@ def _refusal(dry_run: bool, spot: bool):
 
 def _check_task_out(out: Path, job: Path, force: bool) -> None:
     """A dry run's task file and the folder of files beside it replace neither the job nor a dataset it names, and
-    an existing file only with --force, as `orch import --out` asks (a job file was replaced by the task)."""
-    from orchestrator.launch.sky_task import task_files_dir
+    an existing file only with --force, as `orch import --out` asks (a job file was replaced by the task). The folder
+    is an output too: one that no dry run of orch wrote (a user's own `mine-files/`) has its src/ and job.yaml
+    replaced only with --force; an earlier dry run's is rewritten, as the task file beside it is."""
+    from orchestrator.launch.sky_task import foreign_task_files, task_files_dir
 
     try:
         inputs = (job, *read_job(job)[1].values())
@@ -124,6 +127,9 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     if any(files_dir.resolve() in (path.resolve(), *path.resolve().parents) for path in inputs):
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds the job or its data: choose "
                         "another --out.")
+    if not force and foreign_task_files(files_dir):
+        raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds files no orch dry run wrote: "
+                        "pass --force to replace its src/ and job.yaml, or choose another --out.")
 
 
 def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:

@@ -327,16 +327,45 @@ def task_files_dir(out: Path) -> Path:
     return out.parent / f"{out.stem}-files"
 
 
+# In a dry run's files folder: orch made it, so the next dry run to the same --out may rewrite what it staged there
+TASK_FILES_MARK = ".orch-task-files"
+MARK_TEXT = ("orch wrote this folder for a dry run's task file (`orch launch --dry-run --out`): the next one to the "
+             "same --out replaces its job.yaml and src/ without asking.\n")
+STAGED = ("src", "job.yaml", TASK_FILES_MARK)  # what a dry run writes in the folder: all that it replaces there
+
+
+def foreign_task_files(files_dir: Path) -> bool:
+    """Whether `files_dir` holds files no dry run of orch wrote (it has no TASK_FILES_MARK): a folder the user keeps
+    under that name, whose src/ and job.yaml a dry run replaced unasked. A missing or empty folder loses nothing."""
+    if not files_dir.is_dir() or (files_dir / TASK_FILES_MARK).is_file():
+        return False
+    return next(files_dir.iterdir(), None) is not None
+
+
+def _clear_staged(files_dir: Path) -> None:
+    """Remove what an earlier dry run (or, with --force, the user) left under the names a dry run writes, a link as
+    the link itself: writing through one replaced a file elsewhere, and a file named src stopped the staging. The
+    mark goes too, and is written again once the task is staged: a folder left half-staged is not called orch's."""
+    for name in STAGED:
+        path = files_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
             out: Path | None = None) -> DryRun:
     """The task file and SkyPilot's optimizer view of it; nothing is launched. With `out`, the YAML is written
-    there and the files it mounts beside it (`<stem>-files/`), named relative to the current folder when they are
-    under it; without, the YAML names `<job>-task-files/` and nothing is kept (the staging folder is removed)."""
+    there and the files it mounts beside it (`<stem>-files/`, marked as orch's with TASK_FILES_MARK), named relative
+    to the current folder when they are under it; without, the YAML names `<job>-task-files/` and nothing is kept
+    (the staging folder is removed)."""
     if out is not None:
         files_dir = task_files_dir(out)
-        shutil.rmtree(files_dir / "src", ignore_errors=True)
+        _clear_staged(files_dir)  # the CLI refused a folder of the user's without --force (foreign_task_files)
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir,
                           for_launch=False)
+        (files_dir / TASK_FILES_MARK).write_text(MARK_TEXT, encoding="utf-8")
         staged = files_dir
         files = TaskFiles(staged / "src", staged / "job.yaml", {})
         try:
