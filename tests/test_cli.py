@@ -571,11 +571,75 @@ def test_the_help_says_a_bare_deadline_is_hours_and_the_forms_of_money(command):
 @pytest.mark.parametrize("args", [["plan", TINY_JOB, "--budget", "1", "--objective", "COST", "--json"],
                                   ["plan", TINY_JOB, "--budget", "1", "--local-cost", "Marginal", "--json"],
                                   ["launch", TINY_JOB, "--budget", "1", "--target", "LOCAL", "--dry-run", "--json"],
-                                  ["spend", "--by", "Provider", "--json"]])
+                                  ["spend", "--by", "Provider", "--json"],
+                                  ["catalog", "local", "--local-cost", "AMORTIZED", "--json"]])
 def test_a_choice_on_the_command_line_is_read_in_any_case_as_in_a_job_file(tmp_path, monkeypatch, args):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = invoke(*args)
     assert result.exit_code == 0, result.output
+
+
+def test_train_reads_its_resume_choice_in_any_case(tmp_path, monkeypatch):
+    """`orch train --resume AUTO` was refused, where `--target LOCAL` and `--local-cost Marginal` are read."""
+    from orchestrator.cli import train
+
+    started = []
+    monkeypatch.setattr(train, "_run_forwarding_signals", lambda command: started.append(command) or 0)
+    result = invoke("train", TINY_JOB, "--output", str(tmp_path / "out"), "--resume", " AUTO ")
+    assert result.exit_code == 0 and "--resume=auto" in started[0], result.output
+
+
+# every flag that takes a whole number, with a command line it completes; each is read as `--budget` reads money
+WHOLE_NUMBER_FLAGS = [(["plan", TINY_JOB, "--budget", "1"], "--top"), (["submit", TINY_JOB], "--priority"),
+                      (["scheduler", "run", "--once"], "--cpu-slots"),
+                      *((["estimate", "orch/tiny-llama"], flag) for flag in (
+                          "--seq-len", "--micro-batch", "--grad-accum", "--lora-r", "--quant-bits", "--freeze-layers",
+                          "--loss-chunk-tokens"))]
+
+
+@pytest.mark.parametrize("value", ["١٢", "1_000", "１２"])
+@pytest.mark.parametrize("args, flag", WHOLE_NUMBER_FLAGS)
+def test_a_whole_number_is_written_with_the_digits_0_to_9_on_every_flag(tmp_path, monkeypatch, args, flag, value):
+    """int() and pydantic read other scripts' digits and `1_000`: `plan --top ١٢` and `--priority 1_000` were taken
+    while `--budget 1_000` and `estimate --seq-len ١٢` were refused, with pydantic's words."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke(*args, flag, value)
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {flag} {value!r} is not a whole number: write it with the digits 0-9 (no _ or , between them)."), \
+        result.output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["estimate", "orch/tiny-llama", "--lora-dropout", "0.1_0"], "--lora-dropout '0.1_0' is not a number"),
+    (["estimate", "orch/tiny-llama", "--lora-dropout", "٠٫١"], "--lora-dropout '٠٫١' is not a number"),
+    (["scheduler", "run", "--once", "--interval", "1_000"], "--interval '1_000' is not a duration: write seconds as a "
+                                                            "number (30) or with a unit (90s, 5m, 1h)."),
+    (["scheduler", "run", "--once", "--interval", "2 weeks"], "--interval '2 weeks' is not a duration"),
+    (["scheduler", "run", "--once", "--interval", "1\n2s"], "--interval '1\\n2s' is not a duration"),
+    (["scheduler", "run", "--once", "--interval", "2d"], "--interval must be at least 0.1 and at most 86400"),
+])
+def test_a_number_and_a_number_of_seconds_are_read_as_money_and_hours_are(tmp_path, monkeypatch, args, said):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {said}"), result.output
+
+
+@pytest.mark.parametrize("text, seconds", [("30", 30.0), ("2s", 2.0), ("90 s", 90.0), ("5m", 300.0),
+                                           ("1.5min", 90.0), ("1h", 3600.0), ("2e1", 20.0)])
+def test_the_scheduler_interval_takes_a_unit_as_every_duration_flag_does(tmp_path, monkeypatch, text, seconds):
+    """`orch scheduler run --interval 2s` was refused, while `--deadline 90m` is read; a bare number is seconds."""
+    from orchestrator.cli.options import seconds_amount
+
+    assert seconds_amount(text, "--interval") == seconds
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    assert invoke("scheduler", "run", "--once", "--interval", text).exit_code == 0
+
+
+def test_catalog_offers_of_the_cpu_lists_its_offer_as_estimate_names_it():
+    """`orch catalog offers --gpu cpu` said "unknown GPU 'cpu'" while `estimate --gpu cpu` and `--provider local`
+    name it."""
+    offers = json_of("catalog", "offers", "--gpu", "CPU ")
+    assert offers and {o["gpu"] for o in offers} == {"CPU"}
 
 
 def test_a_flag_given_a_value_it_cannot_take_points_at_its_commands_help():

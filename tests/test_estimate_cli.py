@@ -186,6 +186,27 @@ def test_a_quantization_or_method_that_contradicts_another_flag_is_refused(flags
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--method", "full", "--double-quant"], "--double-quant applies to --method qlora (quantized weights), but "
+                                             "--method full was given: give --method qlora, or drop it."),
+    (["--method", "LoRA", "--quant-bits", "4", "--no-fp32-upcast"],
+     "--quant-bits and --no-fp32-upcast apply to --method qlora (quantized weights), but --method lora was given: "
+     "give --method qlora, or drop them."),
+    (["--quantization", "none", "--quant-bits", "4"], "--quant-bits applies to --method qlora (quantized weights), "
+     "but --quantization none was given: give --quantization nf4 or int8, or drop it."),
+    (["--method", "full", "--lora-r", "8"], "--lora-r applies to --method lora and qlora (the adapters), but --method "
+                                            "full was given: give --method lora, or drop it."),
+    (["--method", "Full-parameter", "--target-modules", "q_proj", "--lora-dropout", "0"],
+     "--lora-dropout and --target-modules apply to --method lora and qlora (the adapters), but --method full was "
+     "given: give --method lora, or drop them."),
+])
+def test_a_flag_another_method_trains_with_is_refused_not_dropped(flags, message):
+    """`--quant-bits 4 --method lora` was estimated as bf16 LoRA and `--lora-r 8 --method full` as full fine-tuning,
+    the flag dropped unsaid, while `--use-dora --method full` was refused."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {message}", result.output
+
+
 def _settings_and_notes(model, *flags):
     result = runner.invoke(app, ["estimate", model, *flags, "--json"])
     assert result.exit_code == 0, result.output
@@ -202,6 +223,7 @@ def _settings_and_notes(model, *flags):
     ("Qwen/Qwen-7B-Chat-Int4", ["--qlora-fp32-upcast"], {"qlora_fp32_upcast": True}),
     ("Qwen/Qwen-7B-Chat-Int8", [], {"method": "qlora", "quant_bits": 8}),
     ("Llama-3.1-8B", ["--quant-bits", "8"], {"method": "qlora", "quant_bits": 8}),  # QLoRA's flag, no method
+    ("Llama-3.1-8B", ["--no-fp32-upcast"], {"method": "qlora", "qlora_fp32_upcast": False}),  # as its other flags
     ("Llama-3.1-8B", ["--method", "DoRA"], {"method": "lora", "use_dora": True}),
     ("Llama-3.1-8B", ["--method", "QDoRA"], {"method": "qlora", "use_dora": True}),
     ("Qwen/Qwen-7B", ["--method", "LoRA (emb)"], {"method": "lora", "modules_to_save": ["embed_tokens", "lm_head"]}),
@@ -265,6 +287,33 @@ def test_other_trainers_module_names_are_read_as_orchs(model, modules, expected)
 def test_a_module_name_no_trainer_uses_is_still_refused(modules):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--target-modules", modules])
     assert result.exit_code == 2 and "`target_modules` must be all-linear or a list drawn from" in result.output
+
+
+@pytest.mark.parametrize("flag, value", [("--target-modules", "q_proj,,v_proj"),
+                                         ("--target-modules", "[q_proj, ,v_proj]"),
+                                         ("--modules-to-save", "embed_tokens,")])
+def test_an_empty_name_between_commas_is_refused_as_in_providers(flag, value):
+    """`q_proj,,v_proj` and `embed_tokens,` were read as if the lost name were not there; `--providers local,,x` is
+    refused."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", flag, value])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {flag}: an empty name between commas in {value!r}: give names separated by single commas."), \
+        result.output
+
+
+def test_all_linear_beside_module_names_is_refused():
+    """`all-linear,q_proj` was all-linear, the name beside it unsaid."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--target-modules", "all-linear,q_proj"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: --target-modules 'all-linear,q_proj': all-linear adapts every linear already: give all-linear alone, "
+        "or the module names alone."), result.output
+
+
+def test_a_module_named_twice_is_taken_once_in_either_list():
+    """`--target-modules q_proj,q_proj` was taken and `--modules-to-save lm_head,lm_head` refused."""
+    settings, _ = _settings_and_notes("Llama-3.1-8B", "--target-modules", "q_proj,q_proj", "--modules-to-save",
+                                      "lm_head,lm_head,embed_tokens")
+    assert settings["target_modules"] == ["q_proj"] and settings["modules_to_save"] == ["lm_head", "embed_tokens"]
 
 
 def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():

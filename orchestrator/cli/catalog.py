@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from gpu_catalog.gpus import get_gpu, load_gpus
+from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
 from gpu_catalog.models import load_models
 from gpu_catalog.names import normalize
 from gpu_catalog.targets import gather_targets
@@ -69,7 +69,9 @@ def offers(
 
 def gpu_names(name: str) -> set[str]:
     """The GPUs a --gpu filter means: every size of a family it names (`A100` was the 40 GB card alone, hiding the 80 GB
-    offers a plan picks), else the one GPU it spells."""
+    offers a plan picks), `cpu` the CPU's offer (as `orch estimate --gpu cpu` names it), else the one GPU it spells."""
+    if name.strip().lower() == "cpu":
+        return {cpu_gpu().name}
     family = {g.name for g in load_gpus() if normalize(g.family) == normalize(name)}
     return family if len(family) > 1 else {get_gpu(name).name}
 
@@ -82,6 +84,8 @@ def local(
     as_json: JsonFlag = False,
 ) -> None:
     """Cards on this machine (NVML) and in your hardware file, with what an hour on each costs you."""
+    if local_cost is not None:  # `--local-cost AMORTIZED`: choices are read in any case, as `orch plan` reads them
+        local_cost = local_cost.strip().lower()
     targets = gather_targets(local_cost)
     local_offers = [o for o in targets.offers if o.is_local]
     if as_json:

@@ -15,7 +15,7 @@ from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
 from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id
 from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag
+from orchestrator.cli.options import JsonFlag, number_option, whole_option
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.fit import auto_fit, checkpointing_choices, fit_summary
 from orchestrator.estimator.memory import (
@@ -45,7 +45,8 @@ def _settings(flags: dict, model: str):
     if "target_modules" in given:
         given["target_modules"] = flag_aliases.target_modules(given["target_modules"], model)
     if "modules_to_save" in given:
-        given["modules_to_save"] = flag_aliases.names_in(given["modules_to_save"]) or [given["modules_to_save"]]
+        given["modules_to_save"] = (flag_aliases.listed(given["modules_to_save"], "--modules-to-save")
+                                    or [given["modules_to_save"]])
     return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
 
 
@@ -92,21 +93,21 @@ def _shown(settings, gpu) -> dict:
 def estimate(
     model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder.")],
     method: Annotated[str | None, typer.Option(help=f"One of {', '.join(METHODS)}.")] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence (also --max-seq-length).")]
+    seq_len: Annotated[int, whole_option("--seq-len", help="Tokens per sequence (also --max-seq-length).")]
     = DEFAULT_SEQ_LEN,
-    micro_batch: Annotated[int | None, typer.Option(
+    micro_batch: Annotated[int | None, whole_option(
         "--micro-batch", help="Sequences per forward pass (transformers' per-device batch size).")]
     = None,
-    grad_accum: Annotated[int | None, typer.Option(
+    grad_accum: Annotated[int | None, whole_option(
         "--grad-accum", help="Micro-batches per optimizer step.")] = None,
     grad_ckpt: Annotated[bool | None, typer.Option(
         "--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing (default: the job's `auto`, off until auto-fit "
                                            "needs it).")] = None,
     optimizer: Annotated[str | None, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = None,
-    lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank (also --lora-rank).")] = None,
-    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout; 0 skips peft's dropped-out copy of "
+    lora_r: Annotated[int | None, whole_option("--lora-r", help="LoRA rank (also --lora-rank).")] = None,
+    lora_dropout: Annotated[float | None, number_option(help="LoRA dropout; 0 skips peft's dropped-out copy of "
                                                             "each targeted module's input.")] = None,
-    quant_bits: Annotated[int | None, typer.Option("--quant-bits", help="QLoRA weight bits: 4 (NF4) or 8.")] = None,
+    quant_bits: Annotated[int | None, whole_option("--quant-bits", help="QLoRA weight bits: 4 (NF4) or 8.")] = None,
     quantization: Annotated[str | None, typer.Option(
         help="QLoRA's weights in one value: nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4 is nf4 without double "
              "quantization); implies --method qlora, as a checkpoint named -bnb-4bit or -Int4 does.")] = None,
@@ -123,13 +124,13 @@ def estimate(
     modules_to_save: Annotated[str | None, typer.Option(
         help="LoRA/QLoRA: a comma list of modules trained in full beside the adapters (embed_tokens, lm_head).")]
     = None,
-    freeze_layers: Annotated[int | None, typer.Option(
+    freeze_layers: Annotated[int | None, whole_option(
         help="Full fine-tuning: keep the embeddings and the lowest N blocks frozen.")] = None,
     precision_name: Annotated[str | None, typer.Option(
         "--precision", help=f"One of {', '.join(CHOICES['precision'])} (auto: bf16 where the GPU has it).")] = None,
     attention: Annotated[str | None, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = None,
     loss: Annotated[str | None, typer.Option(help=f"One of {', '.join(CHOICES['loss'])}.")] = None,
-    loss_chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk of the chunked loss.")] = None,
+    loss_chunk_tokens: Annotated[int | None, whole_option(help="Tokens per chunk of the chunked loss.")] = None,
     compile_blocks: Annotated[bool | None, typer.Option("--compile/--no-compile",
                                                         help="torch.compile the decoder blocks.")] = None,
     gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU (or cpu).")]

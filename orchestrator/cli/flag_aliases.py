@@ -5,6 +5,8 @@ spaces, hyphens, underscores and brackets (`Flash Attention 2`, `flash-attn-2`),
 (`torchao.optim.AdamW8bit`, `torch.bfloat16`). Values not listed pass through unchanged to the job schema, which
 refuses them with the list of choices."""
 
+from gpu_catalog.checks import short_repr
+from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import squeezed
 from trainer.config import CHOICES
@@ -55,6 +57,16 @@ def names_in(given: str) -> list[str]:
     return [n.strip(" '\"") for n in given.strip().strip("[]").replace(",", " ").split() if n.strip(" '\"")]
 
 
+def listed(given: str, flag: str) -> list[str]:
+    """names_in for a flag's list, each name once, refusing an empty entry (`q_proj,,v_proj`, `embed_tokens,`): a name
+    lost between commas, as `--providers` refuses it. A list with no name at all is left to the job schema."""
+    names = names_in(given)
+    if names and any(not entry.strip(" '\"") for entry in given.strip().strip("[]").split(",")):
+        raise UserError(f"{flag}: an empty name between commas in {short_repr(given)}: give names separated by single "
+                        "commas.")
+    return list(dict.fromkeys(names))  # a name twice is the same module: `q_proj,q_proj` adapts it once
+
+
 def _modules(name: str, table: dict) -> tuple[str, ...]:
     """orch's modules for one name; a module path (`self_attn.q_proj`, Qwen-1's `attn.c_proj`) by its whole name,
     else by its last part; an unknown name as it is, for the schema to refuse."""
@@ -69,11 +81,14 @@ def _modules(name: str, table: dict) -> tuple[str, ...]:
 def target_modules(given: str, model: str) -> str | list[str]:
     """`all-linear` or orch's module names, in orch's order, for a comma (or space) list, in brackets or quotes or
     not, of any trainer's names; a name not known is kept, for the schema to refuse it."""
-    names = [n.lower() for n in names_in(given)]
+    names = [n.lower() for n in listed(given, "--target-modules")]
     if not names:
         return [given]  # an empty list: the schema says what it needs
     table = {**MODULES, **QWEN1_MODULES} if model.split("/")[-1].lower().startswith("qwen-") else MODULES
-    if any(table.get(n) == LINEAR_MODULES for n in names):
+    if every := [n for n in names if table.get(n) == LINEAR_MODULES]:
+        if len(every) < len(names):  # `all-linear,q_proj` was all-linear, the names beside it unsaid
+            raise UserError(f"--target-modules {short_repr(given)}: {every[0]} adapts every linear already: give "
+                            f"{every[0]} alone, or the module names alone.")
         return "all-linear"
     found = {module for name in names for module in _modules(name, table)}
     return in_linear_order(found)

@@ -55,10 +55,13 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
 DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)"
 # `--budget $20` reaches orch as "0": the shell reads `$2` as a variable, and `$5` as nothing at all
 SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)"
-HOURS_PER_UNIT = {**dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1.0),
+HOURS_PER_UNIT = {**dict.fromkeys(("", "h", "hr", "hrs", "hour", "hours"), 1.0),
                   **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1 / 60),
                   **dict.fromkeys(("d", "day", "days"), 24.0)}
-_WITH_UNIT = re.compile(r"(?P<number>[0-9.eE+-]+)\s*(?P<unit>[A-Za-z]+)")
+SECONDS_FORMS = "seconds as a number (30) or with a unit (90s, 5m, 1h)"
+SECONDS_PER_UNIT = {**dict.fromkeys(("", "s", "sec", "secs", "second", "seconds"), 1.0),
+                    **{unit: hours * 3600 for unit, hours in HOURS_PER_UNIT.items() if unit}}
+_NUMBER_AND_UNIT = re.compile(r"(?P<number>.*?)\s*(?P<unit>[A-Za-z]*)")
 
 
 def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
@@ -79,18 +82,48 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
     return value
 
 
+def _in_units(text: str, per_unit: dict[str, float]) -> float:
+    """A number, then a unit of `per_unit` ('' for none, a space between allowed), in the table's unit; ValueError
+    for anything else."""
+    found = _NUMBER_AND_UNIT.fullmatch(text)
+    try:
+        return plain_number(found["number"]) * per_unit[found["unit"].lower()]
+    except (TypeError, KeyError):  # no number before the unit, or a unit not in the table
+        raise ValueError(text) from None
+
+
 def hours_amount(text: str, flag: str) -> float:
     """A duration in hours from a flag: a bare number is hours, as it always was; `90m`, `45min`, `2h` and `1d` (a
     space before the unit allowed) are the same in minutes, hours and days."""
     typed = text.strip()
     try:
-        hours = plain_number(typed)
+        hours = _in_units(typed, HOURS_PER_UNIT)
     except ValueError:
-        found = _WITH_UNIT.fullmatch(typed)
-        try:
-            hours = float(found["number"]) * HOURS_PER_UNIT[found["unit"].lower()]
-        except (TypeError, KeyError, ValueError):  # no number and unit, an unknown unit, or no number before it
-            raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}.") from None
+        raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}.") from None
     if not (math.isfinite(hours) and 0 < hours <= MAX_DEADLINE_H):
         raise UserError(f"{flag} must be above 0 and at most {MAX_DEADLINE_H} hours (ten years), got {typed}.")
     return hours
+
+
+def seconds_amount(text: str, flag: str) -> float:
+    """A duration in seconds from a flag: a bare number is seconds, as it always was; `90s`, `5m` and `1h` (a space
+    before the unit allowed) are the same in seconds, minutes and hours, as every hours flag takes units
+    (hours_amount). The caller checks the range."""
+    try:
+        return _in_units(text.strip(), SECONDS_PER_UNIT)
+    except ValueError:
+        raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {SECONDS_FORMS}.") from None
+
+
+def whole_amount(text: str, flag: str) -> int:
+    """A whole number from a flag, written with the digits 0-9 (a sign, a point or an exponent allowed: `2048.0`,
+    `1e3`): int() and pydantic also read other scripts' digits (`١٢`) and `1_000`, so `--top ١٢` and `--seq-len 1_000`
+    were taken while `--budget 1_000` was refused."""
+    typed = text.strip()
+    try:
+        value = plain_number(typed)
+    except ValueError:
+        raise UserError(f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 (no _ "
+                        "or , between them).") from None
+    checks.number(value, flag, whole=True)  # NaN, inf and fractions, each said as such
+    return int(typed) if typed.lstrip("+-").isdigit() else int(value)  # digits in full: exact past 2**53

@@ -8,7 +8,8 @@ bytes is named in the estimate's notes."""
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import squeezed
-from orchestrator.cli.flag_aliases import names_in
+from orchestrator.cli.flag_aliases import listed
+from trainer.config import QLORA_KEYS
 from trainer.foreign_keys import Quantization, checkpoint_quantization, quantization_named
 
 # method spellings that carry more than the method (squeezed, as flag_aliases matches values)
@@ -18,6 +19,10 @@ METHOD_FORMS = {
     # Qwen's README: LoRA that also trains the embedding and output layers
     "loraemb": {"method": "lora", "modules_to_save": "embed_tokens,lm_head"},
 }
+# the flags a key is given by, and the keys only LoRA and QLoRA train with (QLoRA's own are QLORA_KEYS)
+FLAGS = {"quant_bits": "--quant-bits", "double_quant": "--double-quant", "qlora_fp32_upcast": "--fp32-upcast",
+         "lora_r": "--lora-r", "lora_dropout": "--lora-dropout", "target_modules": "--target-modules"}
+ADAPTER_KEYS = ("lora_r", "lora_dropout", "target_modules")
 QUANTIZATION_HELP = "use nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4, bnb.nf4-dq and bnb.int8 are read too)"
 
 
@@ -31,19 +36,47 @@ def _quantization(spelled: str) -> Quantization:
 def _agree(flags: dict, implied: dict, said_by: str) -> dict:
     """`implied` where no flag gives those keys; a flag that gives one another value is refused."""
     for key, value in implied.items():
-        given = flags.get(key)
-        same = names_in(given) == names_in(value) if isinstance(given, str) and isinstance(value, str) \
-            else given == value
+        given, flag = flags.get(key), key.replace("_", "-")
+        same = listed(given, f"--{flag}") == listed(value, f"--{flag}") \
+            if isinstance(given, str) and isinstance(value, str) else given == value
         if given is not None and not same and key != "method":
-            flag = key.replace("_", "-")
             raise UserError(f"{said_by} means --{flag} {str(value).lower()}, but --{flag} {str(given).lower()} was "
                             "given: give one of them.")
     return {**flags, **implied}
 
 
+def _flag(key: str, given) -> str:
+    """The flag as typed: `--no-double-quant` for a switch set off."""
+    return FLAGS[key].replace("--", "--no-", 1) if given is False else FLAGS[key]
+
+
+def _refuse_other_methods_flags(flags: dict, method, quantization: str | None) -> None:
+    """QLoRA's flags beside a method that quantizes nothing, and LoRA's beside full fine-tuning, were estimated
+    without them, unsaid (`--quant-bits 4 --method lora` was bf16 LoRA): refused, as `--use-dora --method full` is."""
+    if method not in ("lora", "full"):
+        return
+    by_method = flags.get("method") is not None  # else `--quantization none` chose it
+    said = f"--method {flags['method']}" if by_method else f"--quantization {quantization}"
+    keys = [key for key in QLORA_KEYS if flags.get(key) is not None]
+    applies, fix = "--method qlora (quantized weights)", "--method qlora" if by_method else "--quantization nf4 or int8"
+    if not keys and method == "full":
+        keys = [key for key in ADAPTER_KEYS if flags.get(key) is not None]
+        applies, fix = "--method lora and qlora (the adapters)", "--method lora"
+    if keys:
+        named = " and ".join(_flag(key, flags[key]) for key in keys)
+        raise UserError(f"{named} {'apply' if len(keys) > 1 else 'applies'} to {applies}, but {said} was given: give "
+                        f"{fix}, or drop {'them' if len(keys) > 1 else 'it'}.")
+
+
 def resolve(flags: dict, model: str, quantization: str | None) -> tuple[dict, list[str]]:
     """`flags` (job keys; the method already in orch's spelling where it has one) with what the method form, the
     quantization and the checkpoint's name imply; and the notes the estimate shows about them."""
+    resolved, notes = _resolved(flags, model, quantization)
+    _refuse_other_methods_flags(flags, resolved["method"], quantization)
+    return resolved, notes
+
+
+def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, list[str]]:
     form = METHOD_FORMS.get(squeezed(flags["method"])) if isinstance(flags.get("method"), str) else None
     if form is not None:
         flags = _agree(flags, form, f"--method {flags['method']}")
@@ -52,7 +85,7 @@ def resolve(flags: dict, model: str, quantization: str | None) -> tuple[dict, li
     if quantization is None and (quantization := checkpoint_quantization(model)) is not None:
         said_by = f"{model}, stored quantized,"
     found = None if quantization is None else _quantization(quantization)
-    if found is None and method is None and (flags.get("quant_bits") or flags.get("double_quant")) is not None:
+    if found is None and method is None and any(flags.get(key) is not None for key in QLORA_KEYS):
         return {**flags, "method": "qlora"}, []  # QLoRA's own flags, with no method: a QLoRA job
     if found is None or found.bits is None:
         if found is not None and method == "qlora":

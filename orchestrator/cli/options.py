@@ -7,9 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import plain_number
 from orchestrator.cli.errors import fail
-from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount
+from orchestrator.cli.limits import (
+    DURATION_FORMS,
+    SECONDS_FORMS,
+    USD_FORMS,
+    hours_amount,
+    seconds_amount,
+    usd_amount,
+    whole_amount,
+)
 from orchestrator.planner import OBJECTIVES
 
 
@@ -68,6 +78,33 @@ def hours_option(*param_decls: str, help: str, **kwargs) -> Any:
     """typer.Option for a duration in hours, a unit allowed (DURATION_FORMS); `help` gets the forms appended."""
     return typer.Option(*param_decls, parser=str, callback=_read_with(hours_amount), metavar="HOURS",
                         help=f"{help} Write {DURATION_FORMS}.", **kwargs)
+
+
+def whole_option(*param_decls: str, **kwargs) -> Any:
+    """typer.Option for a whole number, read as `orch plan` reads its `--top` (whole_amount: the digits 0-9, where
+    typer's int also took `١٢` and `1_000`)."""
+    return typer.Option(*param_decls, parser=str, callback=_read_with(whole_amount), metavar="INTEGER", **kwargs)
+
+
+def _plain_amount(text: str, flag: str) -> float:
+    """A number from a flag, with the digits 0-9 only (plain_number), as money and durations are read."""
+    try:
+        return plain_number(text.strip())
+    except ValueError:
+        raise UserError(f"{flag} {checks.short_repr(text)} is not a number: write it with the digits 0-9 (no _ or , "
+                        "between them).") from None
+
+
+def number_option(*param_decls: str, **kwargs) -> Any:
+    """typer.Option for a number, read as money and durations are (the digits 0-9, where typer's float also took
+    `٠٫١` and `0.1_0`); the caller checks the range."""
+    return typer.Option(*param_decls, parser=str, callback=_read_with(_plain_amount), metavar="FLOAT", **kwargs)
+
+
+def seconds_option(*param_decls: str, help: str, **kwargs) -> Any:
+    """typer.Option for a duration in seconds, a unit allowed (SECONDS_FORMS); `help` gets the forms appended."""
+    return typer.Option(*param_decls, parser=str, callback=_read_with(seconds_amount), metavar="SECONDS",
+                        help=f"{help} Write {SECONDS_FORMS}.", **kwargs)
 
 
 JobArgument = Annotated[Path, path_argument("a job file", help="Job YAML (see examples/).")]

@@ -15,7 +15,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spelled_as_orch
-from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount
+from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import data_dict, plan_dict
 from orchestrator.estimator.settings import context_note
@@ -104,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
     spot.add_argument("--no-spot", dest="spot", action="store_false", help="On-demand offers only.")
     parse.add_argument("--local-cost", action=_Once,
                        help="Price local cards amortized or marginal (default: the hardware file's).")
-    parse.add_argument("--top", type=int, default=10, action=_Once, help="Rows to show in each table.")
+    parse.add_argument("--top", type=_flag_value(whole_amount, "--top"), default=10, action=_Once,
+                       help="Rows to show in each table.")
     parse.add_argument("--max-usd-per-hour", type=_flag_value(usd_amount, "--max-usd-per-hour"), action=_Once,
                        metavar="USD", help=f"Most to pay per GPU-hour, on top of the budget: {USD_FORMS}.")
     parse.add_argument("--json", dest="as_json", action="store_true", help="Print JSON for scripts instead of tables.")

@@ -9,7 +9,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
-from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, usd_option
+from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, seconds_option, usd_option, whole_option
 from orchestrator.cli.runs import refreshed_runs
 from orchestrator.estimator.settings import job_model
 from orchestrator.home import orch_home
@@ -37,7 +37,7 @@ def submit_command(
              "target it starts on; `orch queue` shows the budget its run got).")] = None,
     deadline: Annotated[float | None, hours_option(
         help="Time from now until the job must be done, at least a minute.")] = None,
-    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    priority: Annotated[int, whole_option(help="Higher runs first.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a job; `orch scheduler run` places it on a local GPU or in the cloud."""
@@ -118,10 +118,10 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
 @user_errors
 def scheduler_run_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    interval: Annotated[float, seconds_option(help="Time between passes.")] = 30.0,
     monthly_cap: Annotated[float | None, usd_option(help="Most all jobs may spend this calendar month, in US "
                                                          "dollars.", zero_allowed=True)] = None,
-    cpu_slots: Annotated[int, typer.Option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
+    cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     checks.number(interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)

@@ -31,11 +31,12 @@ def train_command(
     """Fine-tune on this machine's GPU (or CPU); writes metrics.json, checkpoints and the adapter or model."""
     config_values, _ = load_config(config, set_values or [])  # a bad job fails here, before a process starts
     folder = checks.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None)
-    if resume not in ("auto", "never"):
-        raise UserError(f"--resume must be auto or never, got {resume!r}.")
+    chosen = resume.strip().lower()  # `--resume AUTO`: choices are read in any case, as a job file's are
+    if chosen not in ("auto", "never"):
+        raise UserError(f"--resume must be auto or never, got {checks.short_repr(resume)}.")
     # `--flag=value` and `--` before the file: a value or a file name that starts with `-` (`--output -inf`) stays
     # a value, not an option the trainer's parser refuses with its own usage block
-    command = [sys.executable, "-m", "trainer", f"--resume={resume}"]
+    command = [sys.executable, "-m", "trainer", f"--resume={chosen}"]
     if output is not None:
         command.append(f"--output={output}")
     command += [f"--set={value}" for value in set_values or []]
