@@ -186,3 +186,63 @@ def test_a_resume_from_an_earlier_step_clears_the_later_folders_it_replaces(tmp_
     (output / "metrics.json").unlink()
     assert main([str(job), "--output", str(output), "--resume", "auto", "--set", "max_steps=5"]) == 0
     assert sorted(p.name for p in checkpoints_dir(output).glob("step-*")) == ["step-00000004", "step-00000005"]
+
+
+def test_a_log_line_cut_short_past_the_checkpoint_is_dropped_on_resume(tmp_path, capsys):
+    """A kill mid-append to steps.jsonl (or a part-uploaded copy in a bucket) leaves its last line cut short. The
+    resume parsed every line and died on that one (exit 1), and so did every resume after it: the run could never
+    continue. The line is past the checkpoint: it is dropped, and the steps after the checkpoint are trained again."""
+    import shutil
+
+    from trainer.checkpoint import checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=2, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    shutil.rmtree(checkpoints_dir(output) / "step-00000002")  # lost with the process, as the line being written
+    with open(output / "steps.jsonl", "a") as log:
+        log.write('{"step": 3, "lo')
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto", "--set", "max_steps=3"]) == 0
+    assert "step-00000001 at step 1" in capsys.readouterr().out
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+
+
+def damage(file):
+    """The file's bytes zeroed at its size: whole by state.json's record, unreadable all the same."""
+    file.write_bytes(bytes(file.stat().st_size))
+
+
+@pytest.mark.parametrize("damaged", ["trainable.pt", "optimizer.pt"])
+def test_a_damaged_checkpoint_gives_way_to_the_whole_one_before(tmp_path, damaged, capsys):
+    """A checkpoint file of the right size but damaged bytes failed the resume with torch's advice to load it with
+    weights_only=False (running whatever code the file holds). The whole checkpoint before it is taken, said in a
+    line, and the steps after it are trained again."""
+    from trainer.checkpoint import checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    newest = checkpoints_dir(output) / "step-00000003"
+    damage(newest / damaged)
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 0
+    said = capsys.readouterr()
+    assert f"checkpoint {newest} is damaged ({damaged} unreadable: " in said.out
+    assert "step-00000002 at step 2" in said.out and "weights_only" not in said.out + said.err
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+
+
+def test_a_damaged_checkpoint_with_none_before_it_is_refused_in_one_line(tmp_path, capsys):
+    from trainer.checkpoint import checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=1, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    only = checkpoints_dir(output) / "step-00000001"
+    damage(only / "trainable.pt")
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 2
+    err = capsys.readouterr().err
+    # a long path is shortened in the middle on the way out: the folder's own name and what is wrong stay whole
+    assert err.startswith("error: checkpoint ") and err.count("\n") == 1
+    assert f"{only.name} is damaged (trainable.pt unreadable: " in err
+    assert f"delete {checkpoints_dir(output)} to train this --output again from the start" in err
+    assert "weights_only" not in err

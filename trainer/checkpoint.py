@@ -3,7 +3,8 @@ written to a temporary folder and renamed into place, so a kill at any moment le
 
 On a cloud the output folder is a bucket mount that uploads each file on its own, after a delay: a VM lost while a
 checkpoint uploads leaves its folder with some files missing or short, beside the whole one before it. So state.json,
-written last, records every file's size, and a resume takes the newest checkpoint whose files are all there."""
+written last, records every file's size, and a resume takes the newest checkpoint whose files are all there. One
+whose files are there but do not read back (bytes damaged at their size) gives way to the whole one before it."""
 
 import json
 import os
@@ -13,6 +14,8 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from trainer.meter import BudgetSpent
 
 KEEP_CHECKPOINTS = 2
 
@@ -45,16 +48,20 @@ def is_whole(folder: Path) -> bool:
         return False
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest whole checkpoint; a step saved again and stopped halfway is found in its `.old` copy."""
+def whole_checkpoints(output_dir: Path) -> list[Path]:
+    """The whole checkpoints, newest first; a step saved again and stopped halfway is found in its `.old` copy. The
+    ones after the newest are what a resume falls back to when the newest, though whole, cannot be read."""
     root = checkpoints_dir(output_dir)
     if not root.is_dir():
-        return None
+        return []
     folders = [f for f in root.iterdir() if _step_of(f) is not None and f.is_dir()]
-    for folder in sorted(folders, key=lambda f: (_step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True):
-        if is_whole(folder):
-            return folder
-    return None
+    newest_first = sorted(folders, key=lambda f: (_step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True)
+    return [folder for folder in newest_first if is_whole(folder)]
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest whole checkpoint."""
+    return next(iter(whole_checkpoints(output_dir)), None)
 
 
 def _rng_states() -> dict:
@@ -113,14 +120,30 @@ def saved_identity(path: Path) -> dict | None:
     return identity if isinstance(identity, dict) else None
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint file of the right size that does not read back (a disk or an upload that changed its bytes). Its
+    text names the file only: torch's own message advises loading with weights_only=False, which is no fix here."""
+
+
+def _read_saved(path: Path, name: str, weights_only: bool):
+    try:
+        return torch.load(path / name, map_location="cpu", weights_only=weights_only)
+    except BudgetSpent:  # the budget alarm, struck during the read: a stop, not damage
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle or zip raises, the file cannot be used
+        raise DamagedCheckpoint(f"{name} unreadable: {type(exc).__name__}") from exc
+
+
 def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
-    """Restore everything saved at `path` into the freshly built objects; returns the trainer state."""
-    trainable = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+    """Restore everything saved at `path` into the freshly built objects; returns the trainer state. Raises
+    DamagedCheckpoint when a file does not read back: whatever was restored by then is overwritten by the checkpoint
+    loaded instead (every trainable weight, the optimizer, schedule, scaler and RNG states)."""
+    trainable = _read_saved(path, "trainable.pt", weights_only=True)
     missing = set(trainable) - {n for n, p in model.named_parameters() if p.requires_grad}
     if missing:
         raise ValueError(f"checkpoint {path} does not match this model/method ({len(missing)} unknown weights).")
     model.load_state_dict(trainable, strict=False)
-    saved = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)  # our own file: trusted
+    saved = _read_saved(path, "optimizer.pt", weights_only=False)  # our own file: trusted
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     if scaler is not None and saved["scaler"] is not None:

@@ -53,6 +53,15 @@ def _count_labels(batch: dict) -> int:
     return int((batch["labels"] != data.IGNORE_INDEX).sum())
 
 
+class Diverged(Exception):
+    """The loss, or the gradient norm, is not finite: a step would write NaN into the weights (and the checkpoints
+    after it), so the run ends instead of training on."""
+
+    def __init__(self, what: str, value: float):
+        super().__init__(f"{what} {value}")
+        self.what, self.value = what, value
+
+
 class FineTune:
     def __init__(self, config: JobConfig, output_dir: Path, base_dir: Path = Path("."), resume: str = "never",
                  auto_fit: bool = False, device: torch.device | None = None, started_at: float | None = None):
@@ -205,10 +214,8 @@ class FineTune:
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
                     if device.type == "cuda" and self.precision != "fp32" else contextlib.nullcontext())
         state = {"step": 0, "train_tokens": 0, "wall_s": 0.0, "loss_curve": [], "eval_curve": []}
-        latest = checkpoint.latest_checkpoint(self.output_dir) if self.resume else None
-        if latest is not None:
-            state = checkpoint.load_checkpoint(latest, model, optimizer, scheduler, scaler)
-            print(checks.printable(f"resumed from {latest} at step {state['step']}"), flush=True)
+        if self.resume:
+            state = self._resume(model, optimizer, scheduler, scaler) or state
         steps_log = self.output_dir / "steps.jsonl"
         _truncate_steps_log(steps_log, state["step"])
         if device.type == "cuda":
@@ -236,7 +243,13 @@ class FineTune:
                 loss = sum(forward_backward(model, {k: v.to(device) for k, v in b.items()}, n_items, autocast,
                                             scaler, loss_fn) for b in micro_batches)
                 lr = scheduler.get_last_lr()[0]  # the rate this step trains at
-                grad_norm = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
+                try:
+                    if not math.isfinite(loss):
+                        raise Diverged("loss", loss)
+                    grad_norm = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
+                except Diverged as exc:
+                    status, stop_message = TrainStatus.ERROR, self._diverged_message(exc, step + 1)
+                    break
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 step_time = time.perf_counter() - start
@@ -289,6 +302,36 @@ class FineTune:
         if stop_message:
             result["message"] = stop_message
         return result
+
+    def _resume(self, model, optimizer, scheduler, scaler) -> dict | None:
+        """Load the newest whole checkpoint into the built objects and return its state; None when there is none. One
+        that does not read back gives way to the whole one before it, said in a line; with none before it, the run
+        stops in one line naming the folder and the fix (torch's own error advises an unsafe load)."""
+        folders = checkpoint.whole_checkpoints(self.output_dir)
+        for i, folder in enumerate(folders):
+            before = folders[i + 1] if i + 1 < len(folders) else None
+            try:
+                state = checkpoint.load_checkpoint(folder, model, optimizer, scheduler, scaler)
+            except checkpoint.DamagedCheckpoint as exc:
+                if before is None:
+                    newest = "" if folder == folders[0] else f" (as is every one after it, up to {folders[0].name})"
+                    raise ConfigError(f"checkpoint {folder} is damaged ({exc}){newest} and there is no whole one "
+                                      f"before it: delete {checkpoint.checkpoints_dir(self.output_dir)} to train "
+                                      "this --output again from the start, or choose another --output.") from None
+                print(checks.printable(f"checkpoint {folder} is damaged ({exc}): resuming from {before.name}, the one "
+                                       "before it"), flush=True)
+                continue
+            print(checks.printable(f"resumed from {folder} at step {state['step']}"), flush=True)
+            return state
+        return None
+
+    def _diverged_message(self, exc: Diverged, step: int) -> str:
+        """Why the run ended at a non-finite loss, and what to change in a new run (the learning rate, precision and
+        clipping are the run's identity: a resume keeps them)."""
+        fp16 = ", precision bf16 instead of fp16 (its narrower range overflows)" if self.precision == "fp16" else ""
+        return (f"training diverged: the {exc.what} is {exc.value} at step {step} (the weights were not updated with "
+                f"it): train again with a new --output and a lower learning_rate (now {self.config.learning_rate})"
+                f"{fp16}, or a smaller max_grad_norm (now {self.config.max_grad_norm})")
 
     def _over_budget(self) -> bool:
         """Stop before the step that would carry the spend past the cap, keeping room for the checkpoint the stop
@@ -373,13 +416,21 @@ class FineTune:
             "loss_curve": state["loss_curve"],
             "eval_curve": state["eval_curve"],
             "eval_loss": eval_loss,
-            "eval_perplexity": math.exp(eval_loss) if eval_loss is not None else None,
+            "eval_perplexity": _perplexity(eval_loss) if eval_loss is not None else None,
             "train_wall_s": state["wall_s"],
             "model_path": prepared.model_path,
             "train_sequences": len(prepared.train),
             "eval_sequences": len(prepared.eval),
             "padding_fraction": 1 - sum(s.real_tokens for s in prepared.train) / (len(prepared.train) * config.seq_len),
         }
+
+
+def _perplexity(eval_loss: float) -> float:
+    """exp(eval loss); infinite past a float's range (a loss above ~709), which metrics.json writes as null."""
+    try:
+        return math.exp(eval_loss)
+    except OverflowError:
+        return math.inf
 
 
 def forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_fn) -> float:
@@ -392,10 +443,14 @@ def forward_backward(model, batch: dict, n_items: int, autocast, scaler, loss_fn
 
 
 def optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> float:
+    """Clip and step; returns the gradient norm before clipping. fp16's grad scaler skips a step whose gradients
+    overflowed (and lowers its scale); without it, a non-finite norm raises Diverged before the optimizer steps."""
     if scaler is not None:
         scaler.unscale_(optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    if scaler is None and not math.isfinite(grad_norm):
+        raise Diverged("gradient norm", grad_norm)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -406,12 +461,25 @@ def optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm: float) ->
     return grad_norm
 
 
+def _logged_step(line: str) -> int | None:
+    """The step a steps.jsonl line records; None for a line cut short (a kill mid-append, a part-uploaded file) or
+    otherwise not one the loop writes."""
+    try:
+        logged = json.loads(line)["step"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return logged if isinstance(logged, int) else None
+
+
 def _truncate_steps_log(path: Path, step: int) -> None:
-    """Drop log lines past the checkpoint being resumed: those steps are trained again. Replaced whole (the budget
-    alarm may end the process at any moment before the loop: a truncate-then-write emptied the log)."""
+    """Drop log lines past the checkpoint being resumed: those steps are trained again. A line that does not parse is
+    dropped too: it was the last one, cut short, so past the checkpoint; kept, it stopped every later resume. Replaced
+    whole (the budget alarm may end the process at any moment before the loop: a truncate-then-write emptied the
+    log)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = [line for line in lines if (logged := _logged_step(line)) is not None and logged <= step]
     partial = path.with_name(path.name + ".tmp")
     partial.write_text("".join(line + "\n" for line in kept))
     os.replace(partial, path)

@@ -2,11 +2,13 @@
 tokenized and packed exactly as training sees it (chat template, loss mask, truncation, packing, eval split)."""
 
 import dataclasses
+import json
 from pathlib import Path
 
+from gpu_catalog import checks
 from trainer import data
 from trainer.batches import split_eval
-from trainer.config import JobConfig, resolve_tokenizer
+from trainer.config import ConfigError, JobConfig, resolve_tokenizer
 from trainer.offline_names import is_built_offline
 from trainer.random_model import MAX_TOKENIZER_VOCAB, build_random_model, train_tokenizer
 
@@ -37,7 +39,32 @@ def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, loca
     else:
         model_path = config.model
     tokenizer = resolve_tokenizer(config.tokenizer, base_dir) or model_path
-    return model_path, AutoTokenizer.from_pretrained(tokenizer, local_files_only=local_only)
+    try:
+        return model_path, AutoTokenizer.from_pretrained(tokenizer, local_files_only=local_only)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a hand-edited file; transformers names none
+        raise ConfigError(_unreadable_tokenizer_file(tokenizer, exc)) from None
+
+
+def _unreadable_tokenizer_file(tokenizer: str, exc: ValueError) -> str:
+    """One line naming the file of a local tokenizer folder that is not UTF-8 text or not JSON (the first found), or
+    the tokenizer itself when no file there is to blame (a hub id, whose cached files orch does not search)."""
+    folder = Path(tokenizer)
+    for path in sorted([*folder.glob("*.json"), *folder.glob("*.txt")]):
+        if not path.is_file():  # a pipe would wait forever; transformers reads only the files it knows
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8")
+            if path.suffix == ".json":
+                json.loads(text)
+        except UnicodeDecodeError as file_exc:
+            return (f"{path.name} of the tokenizer in '{folder}' is not UTF-8 text (byte {file_exc.start}): save it "
+                    "as UTF-8, or give another `tokenizer`.")
+        except ValueError as file_exc:
+            return (f"{path.name} of the tokenizer in '{folder}' is not valid JSON ({file_exc}): fix it, or give "
+                    "another `tokenizer`.")
+        except OSError:
+            continue
+    return f"tokenizer '{tokenizer}' cannot be read ({exc}): give another `tokenizer`."
 
 
 def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_only: bool = False) -> Prepared:
@@ -53,6 +80,11 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
         model_path, tokenizer = _tokenizer(config, data.Records([], None), build_model, local_only, base_dir)
         records = data.load_records(config, base_dir)
     if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:  # else a None among the ids fails when the first batch is built
+            raise ConfigError(f"the tokenizer of {checks.short_repr(config.tokenizer or model_path)} has neither an "
+                              "eos_token nor a pad_token (training ends samples with the first and pads with either): "
+                              "set eos_token (and pad_token, if padding differs) in its tokenizer_config.json, or give "
+                              "another `tokenizer`.")
         tokenizer.pad_token = tokenizer.eos_token
     sequences = data.sequences_for(records.train, config, tokenizer)
     if records.eval is not None:

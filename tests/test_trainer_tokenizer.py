@@ -1,0 +1,40 @@
+"""A `tokenizer` folder the trainer cannot use is bad config, said in one line before training: a file in it that is
+not UTF-8 (transformers' codec error named none), and a tokenizer with nothing to end or pad a sample with."""
+
+import json
+
+from tests.trainer_helpers import TINY_DATA, write_job
+from trainer.__main__ import main
+from trainer.data import file_records, record_texts
+from trainer.random_model import train_tokenizer
+
+
+def test_a_tokenizer_file_that_is_not_utf8_is_named(tmp_path, capsys):
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_bytes(b'{"x": "\xff"}')
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, tokenizer=str(folder))), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    # the file by its name ahead of its folder: a long path is shortened in the middle on the way out
+    assert err.startswith("error: tokenizer_config.json of the tokenizer in '") and err.endswith(
+        "' is not UTF-8 text (byte 7): save it as UTF-8, or give another `tokenizer`.\n")
+    assert json.loads((output / "metrics.json").read_text())["status"] == "bad_config"
+
+
+def test_a_tokenizer_without_eos_and_pad_tokens_is_refused_before_training(tmp_path, capsys):
+    """Its pad id was None: the first batch failed with `RuntimeError: Could not infer dtype of NoneType`."""
+    folder = tmp_path / "tok"
+    train_tokenizer(record_texts(file_records(TINY_DATA)), 300).save_pretrained(folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("eos_token"), config.pop("pad_token")
+    config_path.write_text(json.dumps(config))
+    (folder / "special_tokens_map.json").unlink(missing_ok=True)
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, tokenizer=str(folder))), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the tokenizer of '{folder}' has neither an eos_token nor a pad_token") and \
+        err.count("\n") == 1
+    assert "set eos_token (and pad_token, if padding differs) in its tokenizer_config.json" in err
+    assert not (output / "steps.jsonl").exists()
