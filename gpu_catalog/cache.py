@@ -25,10 +25,12 @@ def _key(sources: list[Path]) -> str:
 
 def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> list:
     """`build()`, a list of `item_type`, or what it returned last time none of `sources` changed. A cache that
-    cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail."""
+    cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail. Only a regular
+    file is read (a pipe in its place waited forever, a link to /dev/zero filled memory); the rebuilt entry replaces
+    whatever was there."""
     path = cache_dir() / "catalog" / f"{_key(sources)}.pickle"
     try:
-        value = pickle.loads(path.read_bytes())
+        value = pickle.loads(path.read_bytes()) if path.is_file() else None
         if isinstance(value, list) and all(isinstance(item, item_type) for item in value):
             return value
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again

@@ -2,15 +2,20 @@
 orch read it. Online, SkyPilot's own downloader fetches each cloud's CSV (sky is imported only here); offline,
 `--from DIR` copies a v8 folder, which SkyPilot then treats as user-edited and never overwrites."""
 
+import csv
+import io
 import shutil
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import sky_catalog_dir
 from gpu_catalog.skypilot_catalog import read_catalog_dir
 
 GPU_CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "vast", "nebius", "verda", "fluidstack", "cudo",
               "paperspace", "hyperbolic", "seeweb", "shadeform", "primeintellect")
+# SkyPilot's largest catalog file (AWS's vms.csv, every region and instance) is tens of MB
+MOST_CATALOG_BYTES = 512 * 10**6
 
 
 def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
@@ -19,7 +24,9 @@ def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
     files = sorted(from_dir.glob("*/vms.csv")) + sorted(from_dir.glob("common/*.csv"))
     if not files:
         raise UserError(f"{from_dir} holds no <cloud>/vms.csv: point --from at a SkyPilot catalog 'v8' folder.")
-    read_catalog_dir(from_dir)  # raises, naming the file and line, before anything is replaced
+    read_catalog_dir(from_dir)  # each raises, naming the file (and line), before anything is replaced
+    for source in files:
+        _check_copyable(source)
     lines = []
     for source in files:
         target = to_dir / source.relative_to(from_dir)
@@ -27,6 +34,25 @@ def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
         shutil.copyfile(source, target)
         lines.append(f"copied {source} -> {target}")
     return lines
+
+
+def _check_copyable(source: Path) -> None:
+    """A file fit to replace SkyPilot's: a regular file of at most MOST_CATALOG_BYTES, UTF-8 CSV with a header. Only
+    the vms.csv files were read before copying: a common/ file linked to /dev/zero was copied until the disk filled,
+    a pipe stopped the copy half done, and a file that was not UTF-8 was copied in silence."""
+    what, away = "SkyPilot catalog file", "remove it from the --from folder"
+    checks.input_file(source, what, f"put the file itself there, or {away}.")
+    if (size := source.stat().st_size) > MOST_CATALOG_BYTES:
+        raise UserError(f"{what} '{source}' is {size / 1e6:,.0f} MB, more than any catalog's "
+                        f"{MOST_CATALOG_BYTES / 1e6:,.0f} MB: check it, or {away}.")
+    reader = csv.reader(io.StringIO(checks.read_text(source, what), newline=""), strict=True)
+    try:
+        if next(reader, None) is None:
+            raise UserError(f"{what} '{source}' is empty, with no header row: fix it, or {away}.")
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        raise UserError(f"{what} '{source}' line {reader.line_num} is not CSV ({exc}): fix it, or {away}.") from None
 
 
 def download_catalog() -> list[str]:

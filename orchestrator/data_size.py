@@ -130,8 +130,8 @@ def _cached_count(cache: Path) -> dict | None:
     """A token count saved by an earlier plan, or None where there is none or it is damaged (then it is counted
     again): a cache is safe to lose, and never makes a plan fail."""
     try:
-        counted = json.loads(cache.read_bytes())
-    except (OSError, ValueError):  # missing, a folder, not UTF-8, not JSON
+        counted = checks.parse_json(checks.read_text(cache, "cache entry"), "cache entry")
+    except UserError:  # missing, a folder, a pipe or a device (which never end), not UTF-8, not JSON
         return None
     whole = isinstance(counted, dict) and all(isinstance(counted.get(key), int) and counted[key] > 0
                                               for key in ("tokens", "train_sequences"))

@@ -217,8 +217,11 @@ def open_database(path: Path, schema: Schema) -> None:
     read: every command opens the store, and one that wrote here waited out another process's write lock (a
     scheduler's pass, a launch) before `orch runs` could list anything. Switching the journal mode takes no busy
     timeout, so two processes creating the file at once retry rather than fail; two upgrading it at once both run
-    `_upgrade`, which reads the version again inside its transaction."""
+    `_upgrade`, which reads the version again inside its transaction. A path that is no regular file (a folder, a
+    pipe, a link to a device) is refused first, as what it is, for the user to move away."""
     _ensure_folder(path.parent)
+    if path.exists():  # SQLite called a folder, a pipe or a device "unable to open" or a "disk I/O error"
+        checks.input_file(path, "database", f"orch never overwrites it: {move_away_hint(path)}.")
 
     def wal() -> None:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:

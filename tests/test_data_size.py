@@ -3,6 +3,7 @@ epoch of training), an estimate that says so where the tokenizer is absent, a hu
 `dataset_tokens` as an override."""
 
 import json
+import os
 import pickle
 
 import yaml
@@ -78,6 +79,30 @@ def test_a_damaged_cache_entry_is_counted_again_and_never_fails_a_plan(tmp_path,
         count.write_bytes(damage)
         catalog.write_bytes(pickle.dumps([1, 2]))
         assert planned_tokens() == tokens, damage
+
+
+def test_a_cache_entry_that_is_no_file_is_counted_again_and_replaced(tmp_path, monkeypatch):
+    """A pipe in a cache entry's place hung every plan (the token count's and the parsed catalog's), and a link to
+    /dev/zero filled memory: only a regular file is read, and the rebuilt entry replaces it."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    job = chat_job(tmp_path)
+
+    def planned_tokens():
+        _sized.cache_clear()
+        cloud_offers.cache_clear()
+        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["data"]["tokens"]
+
+    tokens = planned_tokens()
+    (count,) = (tmp_path / "cache" / "data-sizes").iterdir()
+    (catalog,) = (tmp_path / "cache" / "catalog").iterdir()
+    count.unlink()
+    count.symlink_to("/dev/zero")
+    catalog.unlink()
+    os.mkfifo(catalog)
+    assert planned_tokens() == tokens
+    assert count.is_file() and not count.is_symlink() and catalog.is_file()
 
 
 def test_a_model_the_trainer_refuses_is_said_as_the_trainer_says_it_not_blamed_on_the_data(tmp_path):

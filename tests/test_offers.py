@@ -175,6 +175,37 @@ def test_a_catalog_folder_not_named_as_a_cloud_is_refused_when_read_and_when_cop
     assert not (tmp_path / "sky").exists()  # nothing copied
 
 
+@pytest.mark.parametrize("common, said", [
+    ("pipe", "is not a regular file (a device or a pipe): put the file itself there, or remove it from the --from"),
+    ("zero", "is not a regular file (a device or a pipe)"),
+    ("folder", "is a folder, not a file"),
+    (b"Name,Price\n\xff\xfe\n", "is not UTF-8 text (byte 11)"),
+    (b"", "is empty, with no header row: fix it, or remove it from the --from folder"),
+    (b'Name,Price\n"unterminated\n', "line 2 is not CSV (unexpected end of data)"),
+    (b"Name,Price\n" + b"x" * 2000, "is 0 MB, more than any catalog's 0 MB: check it, or remove it"),
+])
+def test_a_common_file_that_is_no_csv_is_refused_before_anything_is_copied(tmp_path, monkeypatch, common, said):
+    """Only */vms.csv were read before copying: common/zero.csv linked to /dev/zero grew to 13 GB in 30 s, a pipe
+    stopped the copy after vms.csv had replaced SkyPilot's, and a file that was not UTF-8 was copied in silence."""
+    from gpu_catalog import refresh
+
+    monkeypatch.setattr(refresh, "MOST_CATALOG_BYTES", 1000)
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    path = catalog / "common" / "images.csv"
+    path.parent.mkdir()
+    if common == "pipe":
+        os.mkfifo(path)
+    elif common == "zero":
+        path.symlink_to("/dev/zero")
+    elif common == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(common)
+    with pytest.raises(UserError, match=f"SkyPilot catalog file '{re.escape(str(path))}' {re.escape(said)}"):
+        refresh.copy_catalog(catalog, tmp_path / "sky")
+    assert not (tmp_path / "sky").exists()  # nothing copied
+
+
 def test_a_row_given_twice_is_one_offer(tmp_path):
     row = "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-east-1,"
     offers = read_catalog_dir(write_catalog(tmp_path, row, row, "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-west-1,"))

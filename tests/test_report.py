@@ -416,3 +416,21 @@ def test_a_users_own_plots_in_the_out_folder_are_kept_without_force(tmp_path):
     assert result.stderr == (f"error: --out {out} holds capacity_0.png and estimate_vs_measured.png, which no orch "
                              "report wrote: pass --force to replace them, or choose another folder.\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == mine  # checked before any work: nothing written
+
+
+@pytest.mark.parametrize("make", ["pipe", "device"])
+def test_a_report_json_that_is_no_file_is_no_report_of_orchs(tmp_path, make):
+    """report.json in --out was read to learn what the last report wrote: a pipe hung `orch report`, a link to
+    /dev/zero filled memory. It is none orch wrote, so refused as a user's own file."""
+    import os
+
+    out = tmp_path / "rp"
+    out.mkdir()
+    if make == "pipe":
+        os.mkfifo(out / "report.json")
+    else:
+        (out / "report.json").symlink_to("/dev/zero")
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: --out {out} holds report.json, which no orch report wrote: pass --force to "
+                             "replace it, or choose another folder.\n")

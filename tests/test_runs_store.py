@@ -2,8 +2,11 @@
 untouched, ids match exactly or by a unique prefix, and a run whose evidence is broken ends with the reason."""
 
 import json
+import os
+import re
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +81,42 @@ def test_a_database_orch_cannot_use_is_refused_and_left_as_it_was(tmp_path, cont
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("table, column", [("runs", "message"), ("runs", "output_uri"), ("jobs", "reason")])
+def test_a_table_missing_any_column_orch_reads_is_refused_before_any_work(sky, tmp_path, monkeypatch, table,
+                                                                         column):
+    """Only a few columns were checked: a runs.db with `message` dropped by hand gave `orch runs` a traceback (no
+    such column), and `orch launch` made a run folder before failing to insert its record."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    before = path.read_bytes()
+    for args in (["runs"], ["spend"], ["queue", "--json"],
+                 ["launch", str(Path(__file__).parents[1] / "examples" / "tiny.yaml"), "--budget", "0.05", "--yes"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{path} holds a `{table}` table of another schema (no {column}); orch never overwrites it: move it " \
+               "away" in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.output)
+    assert path.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("make", ["folder", "pipe", "device"])
+def test_a_database_that_is_no_file_is_named_as_what_it_is(tmp_path, make):
+    """A folder, a pipe or a link to /dev/zero at runs.db: `unable to open database file` or `disk I/O error`, with
+    the advice to check that the folder is writable."""
+    path = tmp_path / "runs.db"
+    {"folder": path.mkdir, "pipe": lambda: os.mkfifo(path), "device": lambda: path.symlink_to("/dev/zero")}[make]()
+    state = "is a folder, not a file" if make == "folder" else "is not a regular file (a device or a pipe)"
+    with pytest.raises(UserError, match=f"database '{path}' {re.escape(state)}: orch never overwrites it: move it "
+                                        "away, or give --db another file"):
+        RunStore(path)
+
+
 @pytest.mark.parametrize("make_home", ["file", "read-only parent"])
 def test_an_unusable_orch_home_fails_at_once_with_its_path(tmp_path, monkeypatch, make_home):
     if make_home == "file":
@@ -108,6 +147,32 @@ def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path):
     store.insert(make_record(tmp_path / RUN_DIR))
     ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
     assert ended.status is RunStatus.FAILED and "metrics.json is unreadable" in ended.message
+
+
+@pytest.mark.parametrize("figures, column", [
+    ('"loss_curve": [[1, NaN]], "eval_perplexity": Infinity', None),
+    ('"peak_vram_gib": {"allocated": Infinity, "reserved": -1}', "peak_vram_gib"),
+    ('"tokens_per_s": NaN', "tokens_per_s"), ('"tokens_per_s": -5', "tokens_per_s"),
+    ('"tokens_per_s": "fast"', "tokens_per_s"),
+    ('"train_tokens": 1e400', "train_tokens"), ('"train_tokens": 100000000000000000000000', "train_tokens"),
+    ('"train_tokens": 2.5', "train_tokens"), ('"message": ["x"]', "message"),
+])
+def test_figures_the_store_would_refuse_are_recorded_as_null_and_the_run_kept(tmp_path, figures, column):
+    """A metrics.json with NaN, Infinity, a negative or text figure was copied into runs.db, whose own row check then
+    called the row damaged in every later command: the record could only be deleted. A figure too large for an
+    INTEGER column failed the run's end with a traceback. The good figures beside a bad one are kept."""
+    good = {"status": "ok", "train_tokens": 4096, "tokens_per_s": 1234.5, "peak_vram_gib": {"reserved": 7.5},
+            "message": "done"}
+    store = RunStore(tmp_path / "runs.db")
+    (tmp_path / RUN_DIR / "output").mkdir(parents=True)
+    text = json.dumps({key: value for key, value in good.items() if key != column})[:-1] + f", {figures}}}"
+    (tmp_path / RUN_DIR / "output" / "metrics.json").write_text(text)
+    store.insert(make_record(tmp_path / RUN_DIR))
+    lifecycle.finish(store, store.get(RUN_ID))
+    (ended,) = store.all()
+    assert ended.status is RunStatus.OK and "NaN" not in ended.metrics_json and "Infinity" not in ended.metrics_json
+    kept = {"train_tokens": 4096, "tokens_per_s": 1234.5, "peak_vram_gib": 7.5, "message": "done"}
+    assert {name: getattr(ended, name) for name in kept} == {**kept, **({column: None} if column else {})}
 
 
 def test_a_deleted_run_folder_ends_the_run_with_the_reason(tmp_path):

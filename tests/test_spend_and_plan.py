@@ -3,6 +3,7 @@ budget, a declared card absent from this machine, start-up measured by earlier r
 
 import dataclasses
 import json
+import os
 import time
 
 import pytest
@@ -131,6 +132,43 @@ def test_start_up_that_cannot_be_read_leaves_the_guesses(tmp_path):
     # not UTF-8, under a file (ORCH_HOME set to a file), a folder
     for path in (tmp_path / "not-utf8.json", tmp_path / "a-file" / "startup.json", tmp_path):
         assert load_startup_times(path) == {}
+
+
+@pytest.mark.parametrize("runs", [
+    '[{"provision_s": NaN, "setup_s": 1}]', '[{"provision_s": Infinity, "setup_s": 1}]',
+    '[{"provision_s": -1e9, "setup_s": 0}]', '[{"provision_s": 1e400, "setup_s": 0}]',
+    '[{"provision_s": 1e9, "setup_s": 0}]', '[{"provision_s": true, "setup_s": 0}]',
+])
+def test_start_up_that_is_no_measure_leaves_the_guesses(tmp_path, runs):
+    """A hand-edited or damaged startup_times.json: NaN won the ranking at $NaN (and broke `plan`'s table and JSON),
+    a negative start-up planned a run at $-1108324.05, Infinity put every offer over budget."""
+    path = tmp_path / "startup_times.json"
+    path.write_text(f'{{"aws": {runs}}}')
+    assert load_startup_times(path) == {}
+    offer = make_offer(A100, "aws", 1.0)
+    chosen = plan(SPEC, MODEL, [offer], PlanPolicy(budget_usd=100), startup_times=load_startup_times(path)).chosen
+    assert chosen is not None and 0 < chosen.estimate.cost_usd < 100
+
+
+def test_only_the_runs_that_are_a_measure_make_the_median(tmp_path):
+    path = tmp_path / "startup_times.json"
+    path.write_text(json.dumps({"aws": [{"provision_s": 100, "setup_s": 10}, {"provision_s": -1e9, "setup_s": 0},
+                                        {"provision_s": -1e9, "setup_s": 0}, {"setup_s": 5}, "x"]}))
+    assert load_startup_times(path)["aws"].provision_s == 100
+    record_startup("aws", 200.0, 20.0, path)  # what is kept is only the measurements
+    assert json.loads(path.read_text()) == {"aws": [{"provision_s": 100, "setup_s": 10},
+                                                    {"provision_s": 200.0, "setup_s": 20.0}]}
+
+
+def test_start_up_times_that_are_no_file_are_skipped_and_replaced_by_the_next_measure(tmp_path):
+    """A pipe in startup_times.json's place hung every `orch plan`; a link to /dev/zero filled memory."""
+    pipe, zero = tmp_path / "pipe.json", tmp_path / "zero.json"
+    os.mkfifo(pipe)
+    zero.symlink_to("/dev/zero")
+    for path in (pipe, zero):
+        assert load_startup_times(path) == {}
+        record_startup("aws", 100.0, 10.0, path)
+        assert path.is_file() and not path.is_symlink() and load_startup_times(path)["aws"].provision_s == 100.0
 
 
 def test_spot_counts_expected_preemptions_and_the_controller():

@@ -1,10 +1,12 @@
 """What a report folder holds: the files orch's last report wrote there (its report.json lists them), told apart
 from anyone else's. Plain Python, so `orch report` checks its --out before matplotlib is imported."""
 
-import json
 import os
 import re
 from pathlib import Path
+
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 
 # every name a report writes into its folder: only these are ever removed from it, whatever report.json lists
 REPORT_FILE = re.compile(r"report\.(?:md|json|html)|(?:hours_vs_usd|capacity|own_vs_rent)_\d+\.png"
@@ -13,12 +15,13 @@ REPORT_FILE = re.compile(r"report\.(?:md|json|html)|(?:hours_vs_usd|capacity|own
 
 def written_before(out: Path) -> set[str]:
     """The files the last report in `out` wrote, as its report.json lists them (`files`; an older orch's lists only
-    its `figures`): none when there is no report.json, or it is not one orch wrote."""
+    its `figures`): none when there is no report.json, or it is not one orch wrote (a pipe there hung the report, a
+    link to /dev/zero filled memory: checks.read_text reads regular files only)."""
     try:
-        before = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        before = checks.parse_json(checks.read_text(out / "report.json", "report.json"), "report.json")
         names = before.get("files") or [figure["file"] for figure in before.get("figures") or []]
         return {name for name in names if isinstance(name, str) and REPORT_FILE.fullmatch(name)}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+    except (UserError, AttributeError, KeyError, TypeError):
         return set()
 
 

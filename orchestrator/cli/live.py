@@ -2,13 +2,14 @@
 the trainer keeps in its output folder (step of steps, tokens/s, time left, spend so far). On a terminal only;
 elsewhere the log is copied as it is."""
 
-import json
 import threading
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 from orchestrator.runs.store import RunRecord
 
 POLL_S = 0.5
@@ -64,11 +65,17 @@ class RunProgress:
             self._refresh()
 
     def _refresh(self) -> None:
+        """The bar as the trainer's last progress.json has it. One that cannot be read or is of another shape (not
+        yet written, a pipe or a device, a hand edit, `[1]`, a text or infinite figure) is skipped until the next
+        good one: it raised in the poll thread, and in __exit__ as a traceback."""
         try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            state = checks.parse_json(checks.read_text(self.path, "progress.json"), "progress.json")
+            total = checks.number(state["planned_steps"], "planned_steps", 0, whole=True)
+            step = checks.number(state["step"], "step", 0, whole=True)
+            tokens_per_s = checks.number(state["tokens_per_s"], "tokens_per_s", 0)
+            eta_s = checks.optional_number(state.get("eta_s"), "eta_s", 0)
+            spent = checks.optional_number(state.get("spent_usd"), "spent_usd", 0)
+        except (UserError, KeyError, TypeError, AttributeError):  # not a mapping, or a figure missing
             return
-        spent = state.get("spent_usd")
-        self.progress.update(self.task, total=state["planned_steps"], completed=state["step"], visible=True,
-                             tok_s=f"{state['tokens_per_s']:,.0f}", eta=_eta(state.get("eta_s")),
-                             spent="" if spent is None else f"${spent:.4f}")
+        self.progress.update(self.task, total=total, completed=step, visible=True, tok_s=f"{tokens_per_s:,.0f}",
+                             eta=_eta(eta_s), spent="" if spent is None else f"${spent:.4f}")

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_text
-from orchestrator.db import UnusableDatabase
+from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
@@ -25,6 +26,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
 from orchestrator.spend import run_cost_usd
 from trainer.config import JobConfig
+from trainer.jsonio import finite_or_null
 from trainer.progress import PROGRESS_FILE
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
@@ -198,9 +200,35 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+            RecursionError) as exc:
         return None, f"its metrics.json is unreadable ({one_line(exc)})"
-    return metrics, None
+    return _storable(metrics), None
+
+
+def _storable(metrics: dict) -> dict:
+    """metrics.json as the runs store can keep it: every number that is not finite (an older trainer's NaN loss, a
+    hand edit's Infinity) null, and each figure `_end` copies into a column (tokens, tokens/s, peak memory) and the
+    message null unless the store reads it back as one. The store refuses a row holding anything else as damaged,
+    in this and every later command, so the run's record could only have been deleted."""
+    metrics = finite_or_null(metrics)
+    for key, whole in (("train_tokens", True), ("tokens_per_s", False)):
+        if key in metrics:
+            metrics[key] = _figure(metrics[key], whole)
+    if (peak := metrics.get("peak_vram_gib")) is not None:
+        metrics["peak_vram_gib"] = {name: _figure(value) for name, value in peak.items()} \
+            if isinstance(peak, dict) else None
+    if not isinstance(metrics.get("message"), str | None):
+        metrics["message"] = None
+    return metrics
+
+
+def _figure(value, whole: bool = False) -> float | int | None:
+    """A measured figure as a column keeps it (a number from 0 to the store's largest), else None."""
+    try:
+        return checks.optional_number(value, "figure", 0, MAX_STORED_NUMBER, whole=whole)
+    except UserError:
+        return None
 
 
 def _this_sessions_metrics(record: RunRecord) -> bool:

@@ -86,11 +86,18 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
                "cluster = substr(cluster, 1, instr(cluster, ':') - 1) WHERE instr(cluster, ':') > 0")
 
 
+def _columns(create: str) -> set[str]:
+    """Every column a CREATE TABLE above names: the stores read and write each one (a record's fields), so a file
+    whose table lacks any, one column dropped by hand, is refused when opened. Checking a few let `orch launch` make
+    a run folder and then fail inserting its record with a traceback."""
+    body = create[create.index("(") + 1:create.rindex(")")]
+    return {line.split()[0] for line in body.strip().splitlines()}
+
+
 RUNS_DB = Schema(
     version=2,
     tables={"runs": RUNS_TABLE, "jobs": JOBS_TABLE},
-    required_columns={"runs": {"run_id", "status", "run_dir", "usd_per_hour", "device", "sky_job_id", "request_id"},
-                      "jobs": {"job_id", "status", "run_id", "owner"}},
+    required_columns={"runs": _columns(RUNS_TABLE), "jobs": _columns(JOBS_TABLE)},
     identity_columns={"runs": {"run_id", "job_name", "status", "run_dir", "cluster"},
                       "jobs": {"job_id", "name", "status", "run_id"}},
     migrations={1: _v1_to_v2},

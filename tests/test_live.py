@@ -1,0 +1,39 @@
+"""The live view of a followed run: its bar is drawn from the trainer's progress.json, and a progress.json that is
+odd (not yet whole, of another shape, no file) is skipped until the next good one, never raised."""
+
+import io
+import json
+import os
+
+import pytest
+from rich.console import Console
+
+from orchestrator.cli.live import RunProgress
+from tests.test_runs_store import RUN_DIR, make_record
+
+GOOD = {"step": 3, "planned_steps": 10, "loss": 1.5, "tokens_per_s": 1234.4, "eta_s": 75.0, "spent_usd": 0.01}
+
+
+@pytest.mark.parametrize("odd", [
+    "[1]", '{"step": 1}', json.dumps({**GOOD, "tokens_per_s": "x"}), json.dumps({**GOOD, "eta_s": 1e400}),
+    json.dumps({**GOOD, "step": -1}), json.dumps({**GOOD, "spent_usd": "free"}), "pipe", "device",
+])
+def test_a_progress_file_of_another_shape_is_skipped_until_a_good_one(tmp_path, odd):
+    """`[1]` raised AttributeError, `{"step": 1}` KeyError, a text tokens/s ValueError and an infinite ETA
+    OverflowError: in the poll thread `Exception in thread`, in __exit__ a traceback. A pipe hung the view."""
+    view = RunProgress(make_record(tmp_path / RUN_DIR), Console(file=io.StringIO(), force_terminal=True))
+    view.path.parent.mkdir(parents=True)
+    if odd == "pipe":
+        os.mkfifo(view.path)
+    elif odd == "device":
+        view.path.symlink_to("/dev/zero")
+    else:
+        view.path.write_text(odd)
+    view._refresh()
+    (task,) = view.progress.tasks
+    assert not task.visible
+    view.path.unlink()
+    view.path.write_text(json.dumps(GOOD))
+    view._refresh()
+    assert task.visible and (task.total, task.completed) == (10, 3)
+    assert (task.fields["tok_s"], task.fields["eta"], task.fields["spent"]) == ("1,234", "1:15", "$0.0100")
