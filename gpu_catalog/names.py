@@ -1,6 +1,7 @@
 """Name matching shared by GPUs and models: one normalisation, and 'did you mean' suggestions on a miss."""
 
 import re
+from collections.abc import Iterable
 
 _NOISE_WORDS = ("nvidia", "geforce", "tesla", "quadro")
 
@@ -31,6 +32,24 @@ def suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.
     substring_hits = [c for c in candidates if normalize(name) and normalize(name) in normalize(c)]
     ordered = [by_key[k] for k in keys] + substring_hits
     return list(dict.fromkeys(ordered))[:limit]
+
+
+SHORTEST_HINTED_KEY = 3  # characters: a shorter unknown key (`a`, `3`) is found inside too many keys to hint at one
+KEY_SIMILARITY = 0.7  # difflib's ratio for a near key: lower, `colour` got `lora_r` and `max_step` got `warmup_steps`
+
+
+def near_hint(name, candidates: Iterable, limit: int = 3) -> str:
+    """` (did you mean `a` or `b`?)` for a misspelt key or setting of a hand-written file (a job, the hardware file,
+    a sweep), naming the (at most `limit`) `candidates` nearest to it; empty when none is near. One wording for every
+    such file: the job's keys said it, the hardware file's and the sweep's only listed every key."""
+    name = str(name)  # YAML keys may be numbers
+    near = suggest(name, [str(c) for c in candidates], limit, cutoff=KEY_SIMILARITY) \
+        if len(name) >= SHORTEST_HINTED_KEY else []
+    if not near:
+        return ""
+    named = [f"`{close}`" for close in near]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f" (did you mean {listed}?)"
 
 
 def unknown_name_message(kind: str, name: str, candidates: list[str], how_to_list: str) -> str:

@@ -28,6 +28,7 @@ from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, CountedGPUs, get_gpu
+from gpu_catalog.names import near_hint
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
 from gpu_catalog.units import USD_FORMS, usd_from_text
 
@@ -150,12 +151,17 @@ def _check_declared_once(cards: tuple[OwnedCard, ...], path: Path) -> None:
         seen.add((card.gpu.name, card.ssh_pool))
 
 
+def _with_hints(unknown: list[str], keys) -> str:
+    """Each unknown key with the near one it may misspell (`purchase_prise_usd (did you mean ...?)`), as a job's are
+    said: a list of every key left the user to spot the typo."""
+    return ", ".join(key + near_hint(key, sorted(keys)) for key in unknown)
+
+
 def _parse_card(raw, path: Path) -> OwnedCard:
     if not isinstance(raw, dict) or "gpu" not in raw:
         raise UserError(f"{path}: each entry under `cards` needs at least `gpu: NAME`.")
-    unknown = set(raw) - _CARD_KEYS
-    if unknown:
-        raise UserError(f"{path}: unknown card key {', '.join(sorted(map(str, unknown)))}: use "
+    if unknown := sorted(map(str, set(raw) - _CARD_KEYS)):
+        raise UserError(f"{path}: unknown card key {_with_hints(unknown, _CARD_KEYS)}: use "
                         f"{', '.join(sorted(_CARD_KEYS))}.")
     if isinstance(raw["gpu"], int) and not isinstance(raw["gpu"], bool):  # YAML's `gpu: 4090`, as --gpu 4090 reads
         raw = {**raw, "gpu": str(raw["gpu"])}
@@ -199,8 +205,8 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with keys {', '.join(sorted(_TOP_KEYS))}.")
     if unknown := sorted(map(str, set(raw) - _TOP_KEYS)):
-        raise UserError(f"{path}: unknown key {', '.join(unknown)}: use {', '.join(sorted(_TOP_KEYS))} (a card's "
-                        "keys go under `cards:`).")
+        raise UserError(f"{path}: unknown key {_with_hints(unknown, _TOP_KEYS)}: use {', '.join(sorted(_TOP_KEYS))} "
+                        "(a card's keys go under `cards:`).")
     policy = raw.get("cost_policy", "amortized")
     if policy not in COST_POLICIES:
         raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {short_repr(policy)}.")

@@ -24,15 +24,14 @@ from typing import NamedTuple
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
-from gpu_catalog.names import normalize
-from trainer.config import CHOICES, JobConfig
+from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
+from trainer.config import CHOICES, HUB_ID, JobConfig
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
     INSIDE_READ,
     LEFT_BEHIND,
     LLAMA_FACTORY,
-    SHORTEST_HINTED_KEY,
     SOURCE_DEFAULTS,
     TORCHTUNE,
     TRL,
@@ -62,7 +61,16 @@ TRAINING_KINDS = {
 LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArguments.stage's choices
 # Foreign keys a job needs carried over for orch to train it (an orch key -> each foreign key whose note says how to
 # set it): when the imported job is refused, the refusal quotes these notes, since they hold the fix.
-NEEDED_FOR = {"dataset": ("dataset", "stage", "dataset._component_"), "seq_len": ("tokenizer.max_seq_len",)}
+NEEDED_FOR = {"dataset": ("dataset", "stage", "dataset._component_"), "seq_len": ("tokenizer.max_seq_len",),
+              "model": ("model._component_",), "method": ("model._component_",)}
+# LitGPT's finetune configs (litgpt/config_hub/finetune/*.yaml), which orch does not translate: their keys that no
+# other trainer's config has, so such a config is known for one, and a refusal says only the keys orch shares
+# (lora_r, lora_alpha) were read, not merely "missing required key `model`"
+LITGPT_KEYS = {"checkpoint_dir", "train.global_batch_size", "train.micro_batch_size", "train.max_seq_length",
+               "train.epochs", "data.class_path", "optimizer.class_path"}
+# what LitGPT names a setting an orch job needs: orch key -> (LitGPT's key, what to give with --set)
+LITGPT_NEEDED = {"model": ("checkpoint_dir", "HUB_ID_OR_FOLDER"), "method": (None, "full|lora|qlora"),
+                 "seq_len": ("train.max_seq_length", "N"), "dataset": ("data.class_path", "PATH_OR_ID")}
 # Settings orch has no key for but the tracker reads from the environment, where orch runs and on a cloud VM alike
 # (foreign key -> the variable): carried as far as orch can (report_to) and listed, or the runs go elsewhere unsaid.
 FROM_ENVIRONMENT = {"wandb_project": "WANDB_PROJECT"}
@@ -114,8 +122,39 @@ class Translation(NamedTuple):
         """The notes on keys left behind that `job` (this translation's, with the user's --set values) still needs:
         a LLaMA-Factory dataset name is why an imported job says "say how much to train", and its note has the fix."""
         notes = dict(self.not_carried)
-        return [f"`{key}` was not carried over: {notes[key]}" for orch_key, keys in NEEDED_FOR.items()
-                if orch_key not in job for key in keys if key in notes]
+        needed = [f"`{key}` was not carried over: {notes[key]}" for orch_key, keys in NEEDED_FOR.items()
+                  if orch_key not in job for key in keys if key in notes]
+        if litgpt := _litgpt_note(self.source or {}, self.job, job):
+            needed.append(litgpt)
+        return list(dict.fromkeys(needed))  # torchtune's model builder sets both model and method: its note once
+
+
+def _litgpt_note(source: dict, read: dict, job: dict) -> str | None:
+    """For a LitGPT config: that orch read only the keys it shares with LitGPT's (`read`: what it took from it), and
+    each setting `job` (with the user's --set values) still misses, with LitGPT's key for it and its value there
+    (its checkpoint_dir, checkpoints/ORG/NAME, is where LitGPT downloaded the hub's ORG/NAME). None for any other
+    config."""
+    if "checkpoint_dir" not in source and len(LITGPT_KEYS & set(source)) < 2:
+        return None
+    amount_given = any(key in job for key in ("dataset", "train_tokens", "max_steps"))
+    missing = []
+    for orch_key, (litgpt_key, placeholder) in LITGPT_NEEDED.items():
+        if orch_key in job or (orch_key == "dataset" and amount_given):
+            continue
+        if litgpt_key is None:  # the method: LitGPT's command names it (finetune_lora), no key of its config
+            missing.append(f"--set {orch_key}={placeholder} (LitGPT's finetune command sets it)")
+            continue
+        value = source.get(litgpt_key)
+        given = placeholder
+        if orch_key == "model" and isinstance(value, str) and len(parts := value.strip("/").split("/")) >= 3 \
+                and HUB_ID.fullmatch(f"{parts[-2]}/{parts[-1]}"):
+            given = f"{parts[-2]}/{parts[-1]}"
+        elif orch_key == "seq_len" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            given = str(value)
+        was = f": {short_repr(value)}" if value is not None else ""
+        missing.append(f"--set {orch_key}={given} (LitGPT's `{litgpt_key}`{was})")
+    return (f"This is a LitGPT config, which orch reads only for the keys it shares with axolotl, LLaMA-Factory, TRL "
+            f"and torchtune ({', '.join(sorted(read)) or 'none'}): give {', '.join(missing) or 'the rest'}")
 
 
 def _resolving_keys(key: str, why: str) -> set[str]:

@@ -1,12 +1,14 @@
 """`orch bench`: a tiny sweep on the CPU, its resume, and sweep errors."""
 
 import json
+import re
 import subprocess
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gpu_catalog.errors import UserError
 from orchestrator.bench import runner as runner_module
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import step_rates, summarize_rates
@@ -145,6 +147,15 @@ def test_a_bad_grid_is_said_with_the_sweep_the_grid_and_keys_as_written(tmp_path
     assert f"error: sweep {path}, {message}" in " ".join(result.stderr.split())
 
 
+def test_a_misspelt_sweep_key_comes_with_its_near_match(tmp_path):
+    """`stabel_within` was said with every sweep key listed, where a job's misspelt key says which was meant."""
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "stabel_within": 0.05}))
+    with pytest.raises(UserError, match=re.escape(f"sweep {path}: unknown key stabel_within (did you mean "
+                                                  "`stable_within`?): use cpu_threads, ")):
+        load_sweep(path)
+
+
 def test_a_whole_number_written_as_a_float_is_the_same_point(tmp_path):
     """`seq_len: [64, 64.0]` ran one point twice, as two points (the trainer reads 64.0 as 64; the id hashed both)."""
     path = write_sweep(tmp_path, method="lora", seq_len=[64, 64.0])
@@ -234,3 +245,31 @@ def test_an_empty_dataset_is_refused_before_any_point_runs(tmp_path, monkeypatch
     result = runner.invoke(app, ["bench", str(path)])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "`dataset` is empty" in result.stderr
+
+
+def test_an_existing_out_file_is_replaced_only_with_force_and_is_said_before_the_sweep(tmp_path, monkeypatch):
+    """bench had no --force: an earlier sweep's results file (another machine's) was replaced at the end of hours of
+    benchmarking, unasked."""
+    monkeypatch.setattr(runner_module, "run_sweep", lambda *args, **kwargs: pytest.fail("a point ran"))
+    kept = tmp_path / "keep.jsonl"
+    kept.write_text("precious\n")
+    sweep = str(write_sweep(tmp_path))
+    result = runner.invoke(app, ["bench", sweep, "--out", str(kept)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "already exists: pass --force to replace it" in result.stderr and kept.read_text() == "precious\n"
+    alone = runner.invoke(app, ["bench", sweep, "--force"])
+    assert alone.exit_code == 2 and "--force replaces an existing --out file" in alone.stderr, alone.output
+    monkeypatch.setattr(runner_module, "run_sweep", _recorded([{"status": "ok", "tokens_per_s": 900.0}] * 2))
+    forced = runner.invoke(app, ["bench", sweep, "--out", str(kept), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(kept.read_text().splitlines()) == 2 and "precious" not in kept.read_text()
+
+
+def test_the_target_is_read_in_any_case(tmp_path, monkeypatch):
+    """`orch launch --target LOCAL` was taken and `orch bench --target LOCAL` refused."""
+    monkeypatch.setattr(runner_module, "run_sweep", _recorded([{"status": "ok", "tokens_per_s": 900.0}] * 2))
+    result = runner.invoke(app, ["bench", str(write_sweep(tmp_path)), "--target", " LOCAL", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and {row["target"] for row in rows} == {"local"}
+    assert {row["point_id"] for row in rows} == {p.point_id for p in load_sweep(write_sweep(tmp_path)).points}

@@ -265,6 +265,38 @@ def test_a_refused_import_quotes_the_note_that_has_the_fix(tmp_path):
     assert given.exit_code == 2 and "alpaca_en_demo" not in given.output  # given: the note is no longer the fix
 
 
+LITGPT = {"checkpoint_dir": "checkpoints/meta-llama/Llama-3.2-1B", "out_dir": "out/finetune/lora", "lora_r": 8,
+          "lora_alpha": 16, "data": {"class_path": "litgpt.data.Alpaca2k"},
+          "train": {"global_batch_size": 8, "micro_batch_size": 2, "max_seq_length": 512, "epochs": 1}}
+
+
+def test_a_refused_litgpt_import_says_only_shared_keys_were_read_and_how_to_give_the_rest(tmp_path):
+    """A LitGPT config was refused with "missing required key `model`; `seq_len` ...": its checkpoint_dir and
+    train.max_seq_length vanished unsaid, and nothing said orch does not translate LitGPT's configs."""
+    result = run_import(tmp_path, LITGPT)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "This is a LitGPT config, which orch reads only for the keys it shares with" in said
+    assert "(lora_alpha, lora_r, method)" in said
+    assert "--set model=meta-llama/Llama-3.2-1B (LitGPT's `checkpoint_dir`: 'checkpoints/meta-llama/Llama-3.2-1B')" \
+        in said and "--set seq_len=512 (LitGPT's `train.max_seq_length`: 512)" in said
+    given = run_import(tmp_path, LITGPT, "--set", "model=orch/tiny-llama", "--set", "seq_len=64")
+    assert given.exit_code == 2 and "--set model=" not in given.output and "--set dataset=PATH_OR_ID" in given.output
+
+
+def test_a_torchtune_model_builder_orch_does_not_read_is_said_when_the_import_is_refused(tmp_path):
+    """`model._component_: x` left the job without model and method, and the refusal said only "missing required key
+    `model`", without the note that says what orch reads and what to give."""
+    result = run_import(tmp_path, {"model": {"_component_": "mymodels.build_it"}, "tokenizer": {"max_seq_len": 64},
+                                   "dataset": {"_component_": "torchtune.datasets.alpaca_dataset"}, "epochs": 1,
+                                   "optimizer": {"_component_": "torch.optim.AdamW", "lr": 3e-4}},
+                        "--set", f"dataset={TINY_DATA}")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert said.count("'mymodels.build_it' is no torchtune model builder orch reads") == 1, said
+    assert "give --set method=METHOD and --set model=HUB_ID" in said
+
+
 def test_axolotls_wandb_project_is_listed_with_the_variable_to_set():
     """orch has no W&B project key: the project name would be lost unsaid, the runs going to the default project."""
     translation = translate({"wandb_project": "foo"})

@@ -7,6 +7,8 @@ import json
 import pytest
 import yaml
 
+from gpu_catalog.models import get_model
+from orchestrator.job import load_job
 from orchestrator.launch.local import job_json, run_job_file
 from orchestrator.launch.sky_task import REMOTE_DATA_DIR, stage_files
 from trainer.config import config_from_dict, load_config
@@ -131,3 +133,28 @@ def test_a_dataset_folder_named_as_another_mount_does_not_hold_it(tmp_path):
     job.write_text(yaml.safe_dump({"model": "weights", "method": "lora", "seq_len": 8, "dataset": "model"}))
     remote = list(stage_files(job, tmp_path / "work").mounts)
     assert not any(a != b and b.startswith(a + "/") for a in remote for b in remote), remote
+
+
+@pytest.mark.parametrize("written_as", ["./weights", "weights"])
+def test_a_relative_model_folder_is_read_beside_the_job_and_kept_absolute(tmp_path, monkeypatch, written_as):
+    """`model: ./weights` was read from the current folder while the datasets were read beside the job: a job
+    submitted from its folder was rejected by a scheduler started elsewhere (`model folder './weights' does not
+    exist`), and `orch plan dir/job.yaml` failed the same way. A hub id stays an id."""
+    job = job_with_two_files(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "config.json").write_text(json.dumps(
+        {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
+         "vocab_size": 100}))
+    (tmp_path / "weights" / "tokenizer.json").write_text("{}")
+    job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": written_as}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = load_job(job)  # as `orch plan` reads it: the model's shape comes from the folder beside the job
+    assert spec.model == str(tmp_path / "weights") and get_model(spec.model).params > 0
+    assert json.loads(job_json(spec, job.parent))["model"] == str(tmp_path / "weights")  # the queue's record
+    (tmp_path / "run").mkdir()
+    assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["model"] == str(tmp_path / "weights")
+    job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": "meta-llama/Llama-3.1-8B"}))
+    assert load_config(job)[0].model == "meta-llama/Llama-3.1-8B"
+    assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["model"] == "meta-llama/Llama-3.1-8B"

@@ -81,6 +81,20 @@ def test_bad_hardware_file(tmp_path, monkeypatch, text, message):
         load_owned_hardware()
 
 
+@pytest.mark.parametrize("text, said", [
+    ("cards: [{gpu: RTX 4090, purchase_prise_usd: 1600}]",
+     "unknown card key purchase_prise_usd (did you mean `purchase_price_usd`?): use accelerator, count, "),
+    ("electricty_usd_per_kwh: 0.2", "unknown key electricty_usd_per_kwh (did you mean `electricity_usd_per_kwh`?): "
+                                    "use cards, "),
+])
+def test_a_misspelt_hardware_key_comes_with_its_near_match(tmp_path, monkeypatch, text, said):
+    """Every key was listed, and the user left to spot the typo, where a job's misspelt key says which was meant."""
+    path = write_hardware(tmp_path, monkeypatch, text)
+    with pytest.raises(UserError) as error:
+        load_owned_hardware()
+    assert str(error.value).startswith(f"{path}: {said}"), str(error.value)
+
+
 def test_one_gpu_model_in_two_places_is_two_cards(tmp_path, monkeypatch):
     write_hardware(tmp_path, monkeypatch, "cards: [{gpu: A10}, {gpu: A10, ssh_pool: lab}]")
     assert [card.ssh_pool for card in load_owned_hardware().cards] == [None, "lab"]

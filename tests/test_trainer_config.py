@@ -144,7 +144,7 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
 @pytest.mark.parametrize("changes, message", [
     ({"model": "random:nonexistent/x"}, "unknown model 'nonexistent/x'"),
     ({"model": "orch/tiny-nonexistent"}, "unknown model 'orch/tiny-nonexistent'"),
-    ({"model": "cfg-only"}, "model folder 'cfg-only' holds no tokenizer (none of tokenizer.json, "),
+    ({"model": "cfg-only"}, "model folder '{base}/cfg-only' holds no tokenizer (none of tokenizer.json, "),
     ({"tokenizer": "empty"}, "`tokenizer` folder '{base}/empty' holds no tokenizer (none of tokenizer.json, "),
 ])
 def test_a_model_or_tokenizer_that_cannot_be_built_is_bad_config(tmp_path, capsys, monkeypatch, changes, message):
@@ -537,3 +537,35 @@ def test_money_in_a_job_and_in_set_reads_as_on_the_command_line(tmp_path, capsys
     assert len(error.strip().splitlines()) == 1 and "`budget_usd` '$18,00' is not an amount of US dollars" in error
     config, _ = load_config(write_job(tmp_path), ["budget_usd=$20", "usd_per_hour=2 USD"])
     assert (config.budget_usd, config.usd_per_hour) == (20, 2)
+
+
+@pytest.mark.parametrize("text, said", [
+    (yaml.safe_dump({**BASE, "learning_rat": 1e-4}), "bad config: unknown key `learning_rat` (did you mean "),
+    ("[1, 2]\n", "a job must be a YAML mapping of keys to values"),
+    ("", "a job must be a YAML mapping of keys to values"),
+])
+def test_a_bad_job_file_is_named_in_its_error(tmp_path, text, said):
+    """`orch report --job a.yaml --job b.yaml` said "bad config: unknown key ..." of neither; plan, launch, submit and
+    train read job files through load_config, so each names the file there."""
+    job = tmp_path / "typo.yaml"
+    job.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(job)
+    assert str(error.value).startswith(f"job file '{job}': {said}"), str(error.value)
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "5"])
+    assert result.exit_code == 2 and f"job file '{job}': {said}" in result.output, result.output
+
+
+@pytest.mark.parametrize("change, near", [
+    ({"lr_scheduler": "cosin"}, "(did you mean `cosine`?)"),
+    ({"optimizer": "adamw_8bt"}, "(did you mean `adamw_8bit`?)"),
+    ({"attention": "flash"}, "(did you mean `flash_attention_2`?)"),
+])
+def test_a_misspelt_choice_comes_with_its_near_match(change, near):
+    """Every choice was listed, the one meant not pointed at, as a misspelt key's is."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({**BASE, **change})
+    assert near in str(error.value), str(error.value)
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({**BASE, "optimizer": "zzz"})
+    assert "did you mean" not in str(error.value)  # nothing near: no guess

@@ -3,6 +3,7 @@ layout, read by the same datasets.load_dataset call a hub id gets) with a config
 a separate eval set; the tiny model trains a few steps on each."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -89,6 +90,24 @@ def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])
     assert len(load_records(job(dataset="data"), tmp_path).train) == 25
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+@pytest.mark.parametrize("key", ["dataset", "eval_dataset"])
+def test_a_folder_holding_a_pipe_or_a_device_is_refused_naming_it(tmp_path, kind, key):
+    """`datasets` passed over a pipe (or a link to /dev/zero) in a data folder without a word, and the run trained on
+    the rest; one named alone was refused already."""
+    write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
+    write_records(tmp_path / "train.jsonl", ROWS[10:20])
+    (tmp_path / "data" / "sub").mkdir()
+    if kind == "pipe":
+        os.mkfifo(tmp_path / "data" / "sub" / "b.jsonl")
+    else:
+        (tmp_path / "data" / "sub" / "b.jsonl").symlink_to("/dev/zero")
+    datasets = {"dataset": "data"} if key == "dataset" else {"dataset": "train.jsonl", "eval_dataset": "data"}
+    with pytest.raises(DataError, match=re.escape(f"dataset folder {tmp_path / 'data'} holds sub/b.jsonl, a pipe or a "
+                                                  "device rather than a file")):
+        load_records(job(**datasets), tmp_path)
 
 
 def test_a_dataset_repository_reads_the_config_and_split_asked_for(tmp_path):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, get_model, hub_id
+from gpu_catalog.models import DECODER_MODULE_NAMES, LINEAR_MODULES, PATH_STARTS, RANDOM_PREFIX, get_model, hub_id
+from gpu_catalog.names import near_hint
 from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, usd_from_text
 from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import (
@@ -252,8 +253,10 @@ def _problems(raw: dict) -> list[str]:
         elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
             problems.append(f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}")
         elif key in CHOICES and not _is_choice(value, CHOICES[key]):
-            problems.append(f"`{key}` must be one of {', '.join(str(c).lower() for c in CHOICES[key])}; got "
-                            f"{checks.short_repr(value)}{unquote}")
+            choices = [str(c).lower() for c in CHOICES[key]]
+            near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
+            problems.append(f"`{key}` must be one of {', '.join(choices)}; got {checks.short_repr(value)}{near}"
+                            f"{unquote}")
         elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
             problems.append(f"`{key}` must be above 0, got {value}")
         elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
@@ -409,8 +412,9 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
     values.update(target_modules=targets, dataset_columns=columns, modules_to_save=to_save)
-    if isinstance(values["model"], str):  # a bare catalog name is no id the trainer can load: the id it stands for
-        values["model"] = hub_id(values["model"], base_dir)
+    if isinstance(values["model"], str):  # a folder beside the job, absolute; a bare catalog name, the id it stands for
+        folder = model_folder(values["model"], base_dir)
+        values["model"] = str(folder) if folder is not None else hub_id(values["model"], base_dir)
     if "name" not in values:
         values["name"] = checks.name_from_stem(name)  # from the file name: made safe, not refused
     return JobConfig(**values)
@@ -438,6 +442,18 @@ def resolve_dataset(name: str | None, base_dir: Path, key: str = "") -> Path | N
     except UserError as exc:
         raise ConfigError(str(exc)) from None
     return path if os.path.exists(path) else None  # Path.exists raises for a name too long for the file system
+
+
+def model_folder(name: str, base_dir: Path) -> Path | None:
+    """The `model` as a local folder, absolute, or None for a hub id, catalog name or `random:` shape. Relative paths
+    start at the job file's folder, as `dataset`'s do: a name written as a path (PATH_STARTS), or one naming
+    something there, is that path. `./real` was read from the current folder, so a job planned beside it was
+    rejected when the scheduler, or `orch plan` from elsewhere, looked for it; `meta-llama/Llama-3.1-8B` stays an
+    id unless such a folder is beside the job (as transformers, too, would load the folder)."""
+    if name.startswith(RANDOM_PREFIX):
+        return None
+    path = base_dir / checks.user_path(name)
+    return Path(os.path.abspath(path)) if name.startswith(PATH_STARTS) or os.path.exists(path) else None
 
 
 def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
@@ -509,12 +525,23 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
         state = ("is a folder, not a file" if os.path.isdir(path) else
                  "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/ to start.")
+    return read_job_file(path, overrides)[1], path.parent
+
+
+def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfig]:
+    """The job file's mapping, `--set` values applied, and the job it holds, checked. Every command reads job files
+    here, so each problem names the file: `bad config: unknown key ...` of `orch report --job a --job b` said neither
+    which job nor that it was one."""
     raw = checks.load_yaml(path, "job file")
-    if isinstance(raw, dict):
-        raw.update(parse_overrides(overrides))
-        if problem := qlora_keys_problem(raw):
-            raise ConfigError(f"bad config: {problem}.")
-    return config_from_dict(raw, name=path.stem, base_dir=path.parent), path.parent
+    given = parse_overrides(overrides)
+    try:
+        if isinstance(raw, dict):
+            raw.update(given)
+            if problem := qlora_keys_problem(raw):
+                raise ConfigError(f"bad config: {problem}.")
+        return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
+    except UserError as exc:
+        raise ConfigError(f"job file '{path}': {exc}") from None
 
 
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from trainer.config import JobConfig
 from trainer.data_formats import IGNORE_INDEX, DataError, map_columns, record_texts, render
-from trainer.data_sources import Source, eval_source, read_records, train_source
+from trainer.data_sources import Source, eval_source, folder_kind, read_records, train_source
 
 __all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "file_records", "load_records", "pack", "record_texts",
            "render", "sequences_for"]
@@ -54,11 +54,32 @@ def file_records(path: str | Path) -> list[dict]:
     return read_records(Source(str(path), Path(path).resolve(), None, "train"), None)
 
 
+def special_file_problem(folder: Path) -> str | None:
+    """A data file of a dataset folder that is no regular file (a pipe, or a link to a device such as /dev/zero):
+    `datasets` passes over it without a word, so a run trained on the rest of the folder; one such file named alone
+    is refused (data_sources._unreadable), and so is one in a folder. Hidden files and `__` folders are left out, as
+    `datasets` leaves them out."""
+    for path in sorted(folder.rglob("*")):
+        if any(part.startswith((".", "__")) for part in path.relative_to(folder).parts) or path.is_dir() \
+                or path.is_file() or folder_kind(path.suffix) is None or not path.exists():
+            continue
+        return (f"folder {folder} holds {path.relative_to(folder)}, a pipe or a device rather than a file, which "
+                "would be passed over unsaid: write its records to a regular file, or move it out of the folder")
+    return None
+
+
+def _checked(source: Source | None) -> Source | None:
+    if source is not None and source.local is not None and source.local.is_dir() and \
+            (problem := special_file_problem(source.local)):
+        raise DataError(f"dataset {problem}.")
+    return source
+
+
 def load_records(config: JobConfig, base_dir: Path) -> Records:
     """Training records (streamed up to what a bounded run needs) and, where one is named, the eval records."""
-    source = train_source(config, base_dir)
+    source = _checked(train_source(config, base_dir))
     train = DatasetRecords(read_records(source, needed_tokens(config)), source)
-    source = eval_source(config, base_dir)
+    source = _checked(eval_source(config, base_dir))
     eval_tokens = config.eval_batches * config.micro_batch * config.seq_len
     evaluation = DatasetRecords(read_records(source, eval_tokens), source) if source is not None else None
     return Records(train, evaluation)

@@ -20,12 +20,10 @@ from typing import NamedTuple
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, hub_id
-from gpu_catalog.names import squeezed, suggest
+from gpu_catalog.names import near_hint, squeezed
 from trainer.data_formats import SHAPES
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
-SHORTEST_HINTED_KEY = 3  # characters: a shorter unknown key (`a`, `3`) is found inside too many keys to hint at one
-KEY_SIMILARITY = 0.7  # difflib's ratio for a near key: lower, `colour` got `lora_r` and `max_step` got `warmup_steps`
 OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
               "adamw_bnb_8bit": "adamw_8bit", "adamw_8bit": "adamw_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
               "lion_8bit": "lion_8bit", "paged_lion_8bit": "lion_8bit", "torch.optim.AdamW": "adamw",
@@ -547,10 +545,4 @@ def unknown_key_message(key: str, orch_keys: Iterable[str] = ()) -> str:
     known = FOREIGN_KEYS.get(key)
     if known is not None:
         return f"`{key}` is {_trainer_names(known.trainers)}: use `{known.orch}`"
-    name = str(key)  # YAML keys may be numbers
-    near = suggest(name, list(orch_keys), cutoff=KEY_SIMILARITY) if len(name) >= SHORTEST_HINTED_KEY else []
-    if not near:
-        return f"unknown key `{key}`"
-    named = [f"`{close}`" for close in near]
-    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
-    return f"unknown key `{key}` (did you mean {listed}?)"
+    return f"unknown key `{key}`{near_hint(key, orch_keys)}"

@@ -32,6 +32,7 @@ import yaml
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
+from gpu_catalog.names import near_hint
 from orchestrator.preflight import dataset_file_problems
 from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict
 from trainer.offline_names import model_unreachable
@@ -149,7 +150,8 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if not isinstance(raw, dict):
         raise UserError(f"sweep {path}: expected a mapping with keys {', '.join(sorted(_SWEEP_KEYS))}.")
     if unknown := sorted(map(str, set(raw) - _SWEEP_KEYS)):
-        raise UserError(f"sweep {path}: unknown key {', '.join(unknown)}: use {', '.join(sorted(_SWEEP_KEYS))} (a "
+        listed = ", ".join(key + near_hint(key, sorted(_SWEEP_KEYS)) for key in unknown)  # as a job's keys are said
+        raise UserError(f"sweep {path}: unknown key {listed}: use {', '.join(sorted(_SWEEP_KEYS))} (a "
                         "trainer setting goes under `settings:` or in a grid).")
     if not isinstance(raw.get("grids"), list) or not isinstance(raw.get("dataset"), str) \
             or not isinstance(raw.get("settings") or {}, dict):

@@ -14,12 +14,11 @@ from typing import IO
 
 import yaml
 
-from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.config import JobConfig, config_from_dict, resolve_dataset, resolve_tokenizer
+from trainer.config import JobConfig, model_folder, read_job_file, resolve_dataset, resolve_tokenizer
 
 LOG_NAME = "train.log"
 RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains
@@ -30,16 +29,14 @@ DATA_KEYS = ("dataset", "eval_dataset")
 
 
 def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
-    """The job file's mapping, and its datasets (training, eval) and tokenizer folder that are local paths (relative
-    to the job file). The file is read again when a run starts (a queued job's copy, a resumed run's), so it is
-    checked as a job file is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
-    raw = checks.load_yaml(job_path, "job file")
-    try:
-        config = config_from_dict(raw, name=job_path.stem, base_dir=job_path.parent)
-    except UserError as exc:
-        raise UserError(f"job file '{job_path}': {exc}") from None
+    """The job file's mapping, and its datasets (training, eval), model and tokenizer folder that are local paths
+    (relative to the job file). The file is read again when a run starts (a queued job's copy, a resumed run's), so
+    it is checked as a job file is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
+    raw, config = read_job_file(job_path)
     local = {key: (job_path.parent / raw[key]).resolve() for key in DATA_KEYS
              if isinstance(raw.get(key), str) and (job_path.parent / raw[key]).exists()}
+    if (model := model_folder(raw["model"], job_path.parent)) is not None and model.exists():
+        local["model"] = model  # the trainer runs in another folder than the job file's
     tokenizer = resolve_tokenizer(config.tokenizer, job_path.parent)
     if tokenizer is not None and os.path.isdir(tokenizer):  # a folder here, not a hub id
         local["tokenizer"] = Path(tokenizer).resolve()
@@ -47,15 +44,17 @@ def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
 
 
 def job_json(spec: JobConfig, job_dir: Path) -> str:
-    """The job as runs.db and the queue keep it, with relative dataset paths and `tokenizer` folder made absolute:
-    the scheduler and the cloud launcher read it from other folders than the job file's (a queued job sent to a
-    cloud looked for its dataset beside the queue's copy, and was rejected)."""
+    """The job as runs.db and the queue keep it, with relative dataset paths and `tokenizer` folder made absolute (a
+    `model` folder already is, by config_from_dict): the scheduler and the cloud launcher read it from other folders
+    than the job file's (a queued job sent to a cloud looked for its dataset beside the queue's copy, and was
+    rejected)."""
     local = {key: str(path) for key in DATA_KEYS if (path := resolve_dataset(getattr(spec, key), job_dir, key))}
     return json.dumps({**dataclasses.asdict(spec), **local, "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
 def run_job_file(job_path: Path, run_dir: Path) -> Path:
-    """The job as the run trains it: the user's file, with relative dataset and tokenizer paths made absolute."""
+    """The job as the run trains it: the user's file, with relative dataset, model and tokenizer paths made
+    absolute."""
     raw, local = read_job(job_path)
     raw.update((key, str(path)) for key, path in local.items())
     target = run_dir / RUN_JOB_NAME
