@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
+from orchestrator.cost import CONTROLLER_IDLE_HOURS
+from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME
 from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END
@@ -146,7 +148,12 @@ def test_a_detached_run_ends_when_skypilot_says_its_job_ended_at_skypilots_end_t
     (run,) = runs_json()
     assert run["status"] == "budget_stopped" and run["tokens_per_s"] == 50.0  # the trainer's own end, from its log
     assert run["ended_at"] == pytest.approx(end_at)
-    assert run["cost_usd"] == pytest.approx(JOB_HOURS * (USD_PER_HOUR + (0.192 if spot else 0.0)), rel=1e-3)
+    # then the VM idles before it goes: its hour's window (nobody took it down sooner), or the bucket run's minutes
+    # and the jobs controller's own idle window
+    idle_usd = (BUCKET_IDLE_MINUTES / 60 * USD_PER_HOUR + CONTROLLER_IDLE_HOURS * 0.192 if spot
+                else CLUSTER_IDLE_MINUTES / 60 * USD_PER_HOUR)
+    assert run["cost_usd"] == pytest.approx(JOB_HOURS * (USD_PER_HOUR + (0.192 if spot else 0.0)) + idle_usd,
+                                            rel=1e-3)
     assert ("jobs.queue_v2", False, [1]) in server.calls if spot else ("queue", record.cluster) in server.calls
     names = [call[0] for call in server.calls]
     if spot:  # the output is in the bucket, and the jobs controller takes the VM down
@@ -157,7 +164,7 @@ def test_a_detached_run_ends_when_skypilot_says_its_job_ended_at_skypilots_end_t
 
 def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(sky, monkeypatch):
     """`orch logs RUN -f` 28 hours after the job ended: the log is written now, but the run ended when SkyPilot
-    says its job did."""
+    says its job did (and its VM, holding the output, downed itself an idle hour later)."""
     record = detached_run()
     end_at = record.started_at + JOB_HOURS * HOUR_S
     server = SkyServer(sky, monkeypatch, end_at=end_at, log_text=metrics_log("ok"))
@@ -165,7 +172,7 @@ def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(
     assert result.exit_code == 0, result.output
     ended = RunStore().get(record.run_id)
     assert ended.status is RunStatus.OK and ended.ended_at == pytest.approx(end_at)
-    assert ended.cost_usd == pytest.approx(JOB_HOURS * USD_PER_HOUR, rel=1e-3)
+    assert ended.cost_usd == pytest.approx((JOB_HOURS + CLUSTER_IDLE_MINUTES / 60) * USD_PER_HOUR, rel=1e-3)
     names = [call[0] for call in server.calls]
     assert names.index("tail_logs") < names.index("copy") < names.index("down")
 
