@@ -389,13 +389,23 @@ def _hub_ids() -> dict[str, str]:
     return ids
 
 
+def is_model_folder(name: str, path: Path) -> bool:
+    """Whether the job's `name` for a model means the folder at `path` (where it resolves): a name written as a path,
+    or a folder holding a model's config.json. A folder of notes named `Llama-3.1-8B` beside the job hid the catalog's
+    model, and the job failed for the folder's missing config.json."""
+    try:
+        return name.startswith(PATH_STARTS) and os.path.exists(path) or (path / "config.json").is_file()
+    except OSError:  # a name too long for a path names no folder
+        return False
+
+
 def hub_id(name: str, base_dir: Path = Path(".")) -> str:
     """The Hugging Face id a job's bare catalog name stands for (`tiny` -> `orch/tiny-llama`, `Qwen2.5-0.5B` ->
     `Qwen/Qwen2.5-0.5B`): plan read such a name by its shape, but the trainer loads by id, and refused it after the
     launch. An `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
     _refuse_quoted(name)
-    if "/" in name or name.startswith(RANDOM_PREFIX) or os.path.exists(checks.user_path(name)) \
-            or os.path.exists(base_dir / checks.user_path(name)):
+    if "/" in name or name.startswith(RANDOM_PREFIX) or any(
+            is_model_folder(name, folder / checks.user_path(name)) for folder in (Path("."), base_dir)):
         return name
     ids = _hub_ids()
     found = ids.get(normalize(name)) or ids.get(_release_key(name), name)
@@ -440,7 +450,7 @@ def get_model(name: str) -> ModelShape:
     if not name.strip():
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
     _refuse_quoted(name)
-    if os.path.exists(checks.user_path(name)):  # False, where Path.exists raises, for a name too long for a path
+    if is_model_folder(name, checks.user_path(name)):
         return _from_local_folder(checks.user_path(name))
     ids, bare, own = _index()
     model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)

@@ -61,8 +61,8 @@ def spend_usd(record: RunRecord, now: float | None = None) -> float:
     if not record.status.is_active():
         return record.cost_usd or 0.0
     started = record.started_at or record.created_at  # billing starts with the launch request
-    seconds = (record.wall_s or 0.0) + max(0.0, (now or time.time()) - started)
-    return min(metered_usd(record, seconds), record.budget_usd)
+    session_s = max(0.0, (now or time.time()) - started)
+    return min(run_cost_usd(record, session_s, 0.0), record.budget_usd)  # earlier sessions as they were recorded
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,41 @@ def test_a_locked_database_while_a_launch_records_its_facts_leaves_the_run_launc
     with pytest.raises(LockedDatabase):
         lifecycle.start(RunStore(), record)
     assert RunStore().get(record.run_id).status is RunStatus.LAUNCHING
+
+
+def test_a_run_ended_twice_counts_its_session_once():
+    """An attached `orch launch` and an `orch stop` or `orch runs` elsewhere each saw the run end: the second added
+    the session's time and cost again."""
+    record = ended_session(10.0)
+    first = lifecycle.finish(RunStore(), record)
+    again = lifecycle.finish(RunStore(), record)  # the stale record the other caller held
+    assert (again.wall_s, again.cost_usd, again.status) == (first.wall_s, first.cost_usd, first.status)
+
+
+def test_an_active_resumed_runs_spend_keeps_what_its_earlier_sessions_recorded():
+    """The earlier sessions' recorded cost (their price, their idle windows) was recomputed from their time at
+    today's price, so the spend shown dropped when the run was resumed."""
+    from orchestrator.spend import spend_usd
+
+    record = ended_session(0.0, cost_usd=2.39, wall_s=50.0)
+    assert spend_usd(record, now=record.started_at) == pytest.approx(2.39)
+    assert spend_usd(record, now=record.started_at + 10) == pytest.approx(2.39 + 0.10)
+
+
+def test_a_session_started_on_a_replanned_offer_is_metered_at_its_price(monkeypatch):
+    """`orch resume` plans the target again (prices move, the region may change) and the VM's guard meters at the new
+    offer, but the record kept the first launch's price and region."""
+    from types import SimpleNamespace
+
+    from orchestrator.launch.base import Started
+
+    record = ended_session(10.0, status=RunStatus.PREEMPTED, wall_s=50.0, cost_usd=0.5)
+
+    class Starting:
+        def start(self, *args):
+            return Started(pid=None)
+
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: Starting())
+    option = SimpleNamespace(offer=SimpleNamespace(usd_per_hour=72.0, region="elsewhere"))
+    started = lifecycle.start(RunStore(), record, option)
+    assert (started.usd_per_hour, started.region, started.cost_usd) == (72.0, "elsewhere", 0.5)

@@ -569,3 +569,18 @@ def test_a_misspelt_choice_comes_with_its_near_match(change, near):
     with pytest.raises(ConfigError) as error:
         config_from_dict({**BASE, "optimizer": "zzz"})
     assert "did you mean" not in str(error.value)  # nothing near: no guess
+
+
+JOB = {"model": "-", "method": "lora", "seq_len": 128, "train_tokens": 1}
+
+
+def test_a_folder_named_like_a_catalog_model_is_no_model_without_its_config(tmp_path):
+    """A folder of notes named `Llama-3.1-8B` beside the job hid the catalog's model: the job failed, the folder
+    having no config.json. Only a model folder (or a name written as a path) is read as one."""
+    (tmp_path / "Llama-3.1-8B").mkdir()
+    (tmp_path / "Llama-3.1-8B" / "notes.txt").write_text("runs to try", encoding="utf-8")
+    config = config_from_dict({**JOB, "model": "Llama-3.1-8B"}, base_dir=tmp_path)
+    assert config.model == "meta-llama/Llama-3.1-8B"
+    (tmp_path / "Llama-3.1-8B" / "config.json").write_text("{}", encoding="utf-8")
+    assert config_from_dict({**JOB, "model": "Llama-3.1-8B"}, base_dir=tmp_path).model == str(
+        tmp_path / "Llama-3.1-8B")

@@ -246,3 +246,35 @@ def test_a_damaged_checkpoint_with_none_before_it_is_refused_in_one_line(tmp_pat
     assert f"{only.name} is damaged (trainable.pt unreadable: " in err
     assert f"delete {checkpoints_dir(output)} to train this --output again from the start" in err
     assert "weights_only" not in err
+
+
+def test_a_checkpoint_that_fails_to_read_is_not_taken_for_damaged_and_kept(tmp_path, monkeypatch):
+    """A read that failed (a bucket mount's I/O error, no memory) was taken for damage: the resume fell back a step,
+    and its next save deleted the newer, whole checkpoint. The error ends this attempt; the checkpoint stays."""
+    import trainer.checkpoint
+    from trainer.checkpoint import checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    real_load = torch.load
+
+    def failing_read(path, *args, **kwargs):
+        if "step-00000003" in str(path):
+            raise OSError(5, "Input/output error")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.checkpoint.torch, "load", failing_read)
+    assert main([str(job), "--output", str(output), "--resume", "auto", "--set", "max_steps=4"]) == 1
+    assert (checkpoints_dir(output) / "step-00000003" / "trainable.pt").is_file()
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+
+
+def test_a_newer_checkpoint_cut_short_is_said_when_passed_over(tmp_path, capsys):
+    job, output = write_job(tmp_path, max_steps=2, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    (output / "checkpoints" / "step-00000002" / "optimizer.pt").unlink()
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 0
+    said = capsys.readouterr().out
+    assert "checkpoint step-00000002 in " in said and "is missing files or has them cut short: resuming from " \
+        "step-00000001" in said

@@ -31,7 +31,7 @@ STATE_FILE = "state.json"
 FILE_BYTES_KEY = "file_bytes"  # in state.json: each file's size, so a partly uploaded checkpoint is told from a whole
 
 
-def _step_of(folder: Path) -> int | None:
+def step_of(folder: Path) -> int | None:
     """The step a checkpoint folder holds (`step-00000006`, or its `.old` copy), None for any other name."""
     found = re.fullmatch(r"step-(\d+)(?:" + re.escape(REPLACED_SUFFIX) + ")?", folder.name)
     return int(found[1]) if found else None
@@ -48,15 +48,20 @@ def is_whole(folder: Path) -> bool:
         return False
 
 
-def whole_checkpoints(output_dir: Path) -> list[Path]:
-    """The whole checkpoints, newest first; a step saved again and stopped halfway is found in its `.old` copy. The
-    ones after the newest are what a resume falls back to when the newest, though whole, cannot be read."""
+def step_folders(output_dir: Path) -> list[Path]:
+    """Every checkpoint folder, whole or not, newest first; a step saved again and stopped halfway is found in its
+    `.old` copy, after the step's own folder."""
     root = checkpoints_dir(output_dir)
     if not root.is_dir():
         return []
-    folders = [f for f in root.iterdir() if _step_of(f) is not None and f.is_dir()]
-    newest_first = sorted(folders, key=lambda f: (_step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True)
-    return [folder for folder in newest_first if is_whole(folder)]
+    folders = [f for f in root.iterdir() if step_of(f) is not None and f.is_dir()]
+    return sorted(folders, key=lambda f: (step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True)
+
+
+def whole_checkpoints(output_dir: Path) -> list[Path]:
+    """The whole checkpoints, newest first. The ones after the newest are what a resume falls back to when the
+    newest, though whole, cannot be read."""
+    return [folder for folder in step_folders(output_dir) if is_whole(folder)]
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
@@ -104,8 +109,9 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
     pointer_tmp.write_text(name)
     os.replace(pointer_tmp, root / "latest")
     # a run resumed from an earlier step left its later folders behind (cut short on upload): they are past now
-    kept = sorted((f for f in root.iterdir() if _step_of(f) is not None and f.is_dir()), key=_step_of)
-    for old in [f for f in kept if _step_of(f) > step] + [f for f in kept if _step_of(f) <= step][:-KEEP_CHECKPOINTS]:
+    folders = step_folders(output_dir)
+    past, kept = [f for f in folders if step_of(f) > step], [f for f in folders if step_of(f) <= step]
+    for old in past + kept[KEEP_CHECKPOINTS:]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -128,8 +134,8 @@ class DamagedCheckpoint(Exception):
 def _read_saved(path: Path, name: str, weights_only: bool):
     try:
         return torch.load(path / name, map_location="cpu", weights_only=weights_only)
-    except BudgetSpent:  # the budget alarm, struck during the read: a stop, not damage
-        raise
+    except (BudgetSpent, OSError, MemoryError):  # a stop, a read that failed (a bucket mount), no memory: not damage,
+        raise  # and a checkpoint taken for damaged is given up (its later folders are cleared at the next save)
     except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle or zip raises, the file cannot be used
         raise DamagedCheckpoint(f"{name} unreadable: {type(exc).__name__}") from exc
 

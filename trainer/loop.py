@@ -248,7 +248,7 @@ class FineTune:
                         raise Diverged("loss", loss)
                     grad_norm = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
                 except Diverged as exc:
-                    status, stop_message = TrainStatus.ERROR, self._diverged_message(exc, step + 1)
+                    status, stop_message = TrainStatus.DIVERGED, self._diverged_message(exc, step + 1)
                     break
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -304,10 +304,17 @@ class FineTune:
         return result
 
     def _resume(self, model, optimizer, scheduler, scaler) -> dict | None:
-        """Load the newest whole checkpoint into the built objects and return its state; None when there is none. One
-        that does not read back gives way to the whole one before it, said in a line; with none before it, the run
-        stops in one line naming the folder and the fix (torch's own error advises an unsafe load)."""
+        """Load the newest whole checkpoint into the built objects and return its state; None when there is none.
+        Newer folders cut short (a VM lost while its bucket uploaded them) are passed over, said in a line. One that
+        does not read back gives way to the whole one before it, said too; with none before it, the run stops in one
+        line naming the folder and the fix (torch's own error advises an unsafe load)."""
         folders = checkpoint.whole_checkpoints(self.output_dir)
+        cut_short = [f.name for f in checkpoint.step_folders(self.output_dir) if f not in folders
+                     and (not folders or checkpoint.step_of(f) > checkpoint.step_of(folders[0]))]
+        if cut_short:
+            instead = f"resuming from {folders[0].name}" if folders else "training from the start"
+            print(checks.printable(f"checkpoint {', '.join(cut_short)} in {checkpoint.checkpoints_dir(self.output_dir)}"
+                                   f" is missing files or has them cut short: {instead}"), flush=True)
         for i, folder in enumerate(folders):
             before = folders[i + 1] if i + 1 < len(folders) else None
             try:
@@ -326,12 +333,12 @@ class FineTune:
         return None
 
     def _diverged_message(self, exc: Diverged, step: int) -> str:
-        """Why the run ended at a non-finite loss, and what to change in a new run (the learning rate, precision and
-        clipping are the run's identity: a resume keeps them)."""
+        """Why the run ended at a non-finite loss, and what to change. The learning rate, precision and clipping are
+        the run's identity, so a resume keeps them: the job is trained again from the start, changed."""
         fp16 = ", precision bf16 instead of fp16 (its narrower range overflows)" if self.precision == "fp16" else ""
-        return (f"training diverged: the {exc.what} is {exc.value} at step {step} (the weights were not updated with "
-                f"it): train again with a new --output and a lower learning_rate (now {self.config.learning_rate})"
-                f"{fp16}, or a smaller max_grad_norm (now {self.config.max_grad_norm})")
+        return (f"the {exc.what} is {exc.value} at step {step} (the weights were not updated with it): lower the "
+                f"job's learning_rate (now {self.config.learning_rate}){fp16} or max_grad_norm (now "
+                f"{self.config.max_grad_norm}) and train it again from the start")
 
     def _over_budget(self) -> bool:
         """Stop before the step that would carry the spend past the cap, keeping room for the checkpoint the stop

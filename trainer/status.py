@@ -13,6 +13,7 @@ class TrainStatus(str, Enum):
     BUDGET_STOPPED = "budget_stopped"
     PREEMPTED = "preempted"  # SIGTERM, as a spot preemption or `orch stop` sends: a checkpoint was saved
     INTERRUPTED = "interrupted"  # Ctrl-C: a checkpoint was saved, the resume command printed
+    DIVERGED = "diverged"  # a loss or gradient norm not finite: the same settings diverge again, so no retry
 
     @property
     def exit_code(self) -> int:
@@ -25,9 +26,11 @@ class TrainStatus(str, Enum):
 
     @property
     def deserves_restart(self) -> bool:
-        """Only a preemption is worth another start: bad config, OOM and a spent budget would fail the same way."""
+        """Only a preemption is worth another start: bad config, OOM, a spent budget and a divergence would end the
+        same way."""
         return self is TrainStatus.PREEMPTED
 
 
 _EXIT_CODES = {TrainStatus.OK: 0, TrainStatus.ERROR: 1, TrainStatus.BAD_CONFIG: 2, TrainStatus.OOM: 3,
-               TrainStatus.BUDGET_STOPPED: 4, TrainStatus.PREEMPTED: 5, TrainStatus.INTERRUPTED: 130}
+               TrainStatus.BUDGET_STOPPED: 4, TrainStatus.PREEMPTED: 5, TrainStatus.DIVERGED: 6,
+               TrainStatus.INTERRUPTED: 130}

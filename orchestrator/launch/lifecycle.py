@@ -1,6 +1,6 @@
 """The run state machine, and the only writer of a run's status:
 
-    launching -> running -> ok | error | bad_config | oom | budget_stopped | preempted   (the trainer's own end)
+    launching -> running -> ok | error | bad_config | oom | budget_stopped | preempted | diverged   (the trainer's)
                          -> stopped (the user stopped it) | failed (died without a word, or never started)
 
 A resume takes an ended run back to running. Launchers (orchestrator/launch/base.py) report facts; this module
@@ -67,8 +67,11 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
     """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
     interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on."""
     launcher = launcher_for(record.target)
+    # a resume plans its target again: this session is metered at the offer it launches on (prices move, and the
+    # region may be another), as the VM's guard is
+    offer = {"usd_per_hour": option.offer.usd_per_hour, "region": option.offer.region} if option is not None else {}
     store.update(record.run_id, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None, stop_requested=0,
-                 pid=None, message=None)
+                 pid=None, message=None, **offer)
     record = store.get(record.run_id)
     try:
         facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
@@ -268,7 +271,7 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     kept = {name: getattr(record, name) if value is None else value for name, value in measured.items()}
     metrics_json = json.dumps(metrics) if metrics and (any(v is not None for v in measured.values()) or
                                                        record.metrics_json is None) else record.metrics_json
-    store.update(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
-                 cost_usd=run_cost_usd(record, session_s, idle_s), metrics_json=metrics_json, **kept)
+    store.end_if_active(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
+                        cost_usd=run_cost_usd(record, session_s, idle_s), metrics_json=metrics_json, **kept)
     return store.get(record.run_id)
 

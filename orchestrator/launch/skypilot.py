@@ -66,6 +66,7 @@ class _Tee(io.TextIOBase):
 class SkyPilotLauncher:
     def __init__(self):
         self._ends: dict[str, float | None] = {}  # run id -> SkyPilot's end time of its job, until finish asks
+        self._left_up: set[str] = set()  # runs whose VM kept output that could not come home: up until its autostop
 
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         """Submit the launch, report its request id at once, then wait for SkyPilot's job id. SkyPilot's refusals
@@ -128,6 +129,7 @@ class SkyPilotLauncher:
         try:
             self.pull(record)
         except Exception as exc:  # noqa: BLE001 - not home: the cluster stays, and `orch pull RUN` can try again
+            self._left_up.add(record.run_id)
             return exc
         if not record.spot:
             sky.get(sky.down(record.cluster))
@@ -141,13 +143,14 @@ class SkyPilotLauncher:
 
     def billed_after_s(self, record: RunRecord, ended_at: float, now: float) -> float:
         """The VM's idle window after the job (delivery.py), billed before it downs itself; a VM that holds the
-        output is taken down once the output is home, which is now at the latest. A node pool's machines are the
-        user's own."""
+        output is taken down once the output is home, which is now at the latest, else (the output could not come
+        home) it idles its whole window. A node pool's machines are the user's own."""
         if record.provider == SSH_POOL_PROVIDER:
             return 0.0
         if output_location(record).kind == "bucket":
             return BUCKET_IDLE_MINUTES * 60.0
-        return min(CLUSTER_IDLE_MINUTES * 60.0, max(0.0, now - ended_at))
+        window_s = CLUSTER_IDLE_MINUTES * 60.0
+        return window_s if record.run_id in self._left_up else min(window_s, max(0.0, now - ended_at))
 
     def follow(self, record: RunRecord, out: IO[str]) -> None:
         """Stream the run's log from SkyPilot into the run folder, note when the job ended, bring the output home,

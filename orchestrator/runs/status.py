@@ -15,6 +15,7 @@ class RunStatus(str, Enum):
     OOM = TrainStatus.OOM.value
     BUDGET_STOPPED = TrainStatus.BUDGET_STOPPED.value
     PREEMPTED = TrainStatus.PREEMPTED.value
+    DIVERGED = TrainStatus.DIVERGED.value
     STOPPED = "stopped"  # by the user (`orch stop`): a checkpoint was saved, `orch resume` continues
     FAILED = "failed"  # the trainer died without metrics.json, or the launch never started it
 

@@ -14,7 +14,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.db import move_away_hint, open_database, reading, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
-from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.status import ACTIVE, RunStatus, Target
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,24 @@ class RunStore:
 
     def update(self, run_id: str, **values) -> None:
         """For the run state machine alone (orchestrator/launch/lifecycle.py)."""
+        self._update(run_id, values)
+
+    def end_if_active(self, run_id: str, **values) -> bool:
+        """update() for a run's end, done only while the run is still active, in one statement: an attached `orch
+        launch` and an `orch stop` or `orch runs` elsewhere each saw it end, and the second added the session's time
+        and cost again. False when another caller had ended it."""
+        return self._update(run_id, values, only_in=ACTIVE)
+
+    def _update(self, run_id: str, values: dict, only_in: tuple[RunStatus, ...] = ()) -> bool:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         values = {k: v.value if isinstance(v, (RunStatus, Target)) else v for k, v in values.items()}
+        status_in = f" AND status IN ({', '.join('?' * len(only_in))})" if only_in else ""
         with self._writing() as db:
-            db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?",
-                       [*values.values(), run_id])
+            done = db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?{status_in}",
+                              [*values.values(), run_id, *(s.value for s in only_in)])
+        return done.rowcount > 0
 
     def get(self, run_id: str) -> RunRecord | None:
         with reading(self.path) as db:

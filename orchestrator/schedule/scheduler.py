@@ -149,7 +149,7 @@ class Scheduler:
                                   reason=f"run {run.run_id} was preempted: back in the queue")
             elif run.status is RunStatus.STOPPED:
                 self.queue.update(job.job_id, status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
-            elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG):
+            elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG, RunStatus.DIVERGED):
                 self.queue.update(job.job_id, status=JobStatus.FAILED, reason=_ended(run))
             else:
                 self._retry(job, run)
