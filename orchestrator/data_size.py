@@ -23,6 +23,7 @@ from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
+from trainer.data import special_file_problem
 from trainer.data_formats import read_columns
 from trainer.data_sources import csv_header_problem, file_kind, mixed_kinds_problem
 from trainer.offline_names import is_built_offline
@@ -83,10 +84,15 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     """What the trainer refuses before reading a record, said as it says it: a model or tokenizer it cannot build
     (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), a CSV header that
     names a column twice, and a folder of mixed file kinds (both checked by launch's pre-flight, and never seen by a
-    plan over TOKENIZE_MAX_BYTES, which counts nothing)."""
+    plan over TOKENIZE_MAX_BYTES, which counts nothing), and a dataset or eval_dataset folder holding a pipe or a
+    device among its data files (found by a count, but never when a cached count is reused or a folder is sized by
+    its bytes)."""
     from trainer.config import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
 
     check_model_and_tokenizer(spec, base_dir)
+    for folder in (path, resolve_dataset(spec.eval_dataset, base_dir, "eval_dataset")):
+        if folder is not None and folder.is_dir() and (special := special_file_problem(folder)):
+            raise UserError(f"dataset {special} (the trainer would stop on it, so nothing is launched).")
     if path.is_dir() and (mixed := mixed_kinds_problem(path)):
         raise UserError(f"dataset {mixed} (the trainer would stop on it, so nothing is launched).")
     if path.is_file() and file_kind(path) == "csv" and (

@@ -725,6 +725,17 @@ def test_a_job_id_is_matched_by_its_start_not_its_end(inputs):
     assert result.exit_code == 0 and f"cancelled {job_id}" in result.stdout
 
 
+@pytest.mark.parametrize("command, what, lister", [("stop", "run", "orch runs"), ("logs", "run", "orch runs"),
+                                                   ("cancel", "job", "orch queue")])
+def test_an_empty_id_is_said_to_be_empty(inputs, command, what, lister):
+    """`orch stop ''` said "no run matching ''", as if the runs had been searched for an empty id."""
+    inputs.run_record()
+    for empty in ("", "  "):
+        result = CliRunner().invoke(app, [command, empty])
+        assert result.exit_code == 2 and result.stderr == f"error: the {what} id is empty: give a {what} id or a " \
+            f"unique prefix of one (`{lister}` lists them).\n", result.stderr
+
+
 def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):
     """Names are checked now, but a runs.db from before may hold one: the table shows it, and styles nothing."""
     inputs.run_record()

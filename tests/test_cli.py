@@ -648,6 +648,42 @@ def test_a_flag_given_a_value_it_cannot_take_points_at_its_commands_help():
     assert result.exit_code == 2 and result.stderr.strip().endswith(" estimate --help`."), result.stderr
 
 
+@pytest.mark.parametrize("args, help_of", [
+    (["catalog", "gpus", "--json=maybe"], " catalog gpus"), (["scheduler", "run", "--once=x"], " scheduler run"),
+])
+def test_a_nested_commands_usage_error_points_at_its_own_help(args, help_of):
+    """A command under a group pointed at the group's help (`orch catalog --help`), which lists no option of it."""
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stderr.strip().endswith(f"{help_of} --help`."), result.stderr
+
+
+@pytest.mark.parametrize("args, option, example", [
+    (["--json", "runs"], "--json", "runs --json"), (["--json", "catalog", "gpus"], "--json", "catalog gpus --json"),
+    (["catalog", "--json", "gpus"], "--json", "gpus --json"), (["--follow"], "--follow", "logs --follow"),
+])
+def test_a_commands_option_given_before_it_is_said_to_go_after_it(args, option, example):
+    """`orch --json runs` said "No such option: --json (Possible options: --version)", as if orch had no --json."""
+    result = invoke(*args)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"No such option: {option}: options go after the command, as in `" in result.stderr, result.stderr
+    assert f" {example}`" in result.stderr, result.stderr
+    assert "options go after" not in invoke("--jsno", "runs").stderr  # no command's option: click's own line
+
+
+@pytest.mark.parametrize("args, flag, following", [
+    (["estimate", "Llama-3.1-8B", "--seq-len", "--json"], "--seq-len", "--json"),
+    (["estimate", "Llama-3.1-8B", "--gpu", "--seq-len", "5"], "--gpu", "--seq-len"),
+    (["simulate", "--trace", "--json"], "--trace", "--json"),
+])
+def test_an_option_whose_value_is_another_option_is_said_to_miss_its_value(args, flag, following):
+    """`--seq-len --json` said "--seq-len '--json' is not a whole number", where the length was left out."""
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"error: {flag} is missing its value (the word after it, {following}, is an option): give {flag} VALUE"), \
+        result.stderr
+    assert invoke("estimate", "Llama-3.1-8B", "--seq-len", "512", "--json").exit_code == 0
+
+
 def test_two_names_of_one_flag_are_one_flag_given_twice():
     """`orch logs -f --follow` was refused as two different values."""
     result = invoke("logs", "-f", "--follow", "r-nothing")

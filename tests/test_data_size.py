@@ -59,26 +59,28 @@ def test_a_hub_card_gives_the_split_size_of_the_config_asked_for():
     assert _split_bytes(card[0], None, "test") is None
 
 
+def planned_data_tokens(job) -> int:
+    """The tokens `orch plan` counts for the job, with nothing kept in memory between plans (the disk cache alone)."""
+    _sized.cache_clear()
+    cloud_offers.cache_clear()
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["data"]["tokens"]
+
+
 def test_a_damaged_cache_entry_is_counted_again_and_never_fails_a_plan(tmp_path, monkeypatch):
     """orch's cache is safe to lose: a token count or a parsed catalog that is truncated, of another shape or of
     another type is rebuilt, and the plan comes out as it did."""
     monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
     job = chat_job(tmp_path)
 
-    def planned_tokens():
-        _sized.cache_clear()
-        cloud_offers.cache_clear()
-        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)["data"]["tokens"]
-
-    tokens = planned_tokens()
+    tokens = planned_data_tokens(job)
     (count,) = (tmp_path / "cache" / "data-sizes").iterdir()
     (catalog,) = (tmp_path / "cache" / "catalog").iterdir()
     for damage in (b'{"tokens": -5, "train_sequences": 1}',):  # each one costs a count in a subprocess
         count.write_bytes(damage)
         catalog.write_bytes(pickle.dumps([1, 2]))
-        assert planned_tokens() == tokens, damage
+        assert planned_data_tokens(job) == tokens, damage
 
 
 def test_a_cache_entry_that_is_no_file_is_counted_again_and_replaced(tmp_path, monkeypatch):
@@ -87,21 +89,14 @@ def test_a_cache_entry_that_is_no_file_is_counted_again_and_replaced(tmp_path, m
     monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
     job = chat_job(tmp_path)
 
-    def planned_tokens():
-        _sized.cache_clear()
-        cloud_offers.cache_clear()
-        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)["data"]["tokens"]
-
-    tokens = planned_tokens()
+    tokens = planned_data_tokens(job)
     (count,) = (tmp_path / "cache" / "data-sizes").iterdir()
     (catalog,) = (tmp_path / "cache" / "catalog").iterdir()
     count.unlink()
     count.symlink_to("/dev/zero")
     catalog.unlink()
     os.mkfifo(catalog)
-    assert planned_tokens() == tokens
+    assert planned_data_tokens(job) == tokens
     assert count.is_file() and not count.is_symlink() and catalog.is_file()
 
 
@@ -134,6 +129,34 @@ def test_a_folder_of_mixed_kinds_over_the_tokenize_limit_is_refused_as_launch_re
     (tmp_path / "data" / "b.csv").write_text("text\nhello\n")
     result = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, dataset="data")), "--budget", "100"])
     assert result.exit_code == 2 and "more than one kind (1 .csv, 1 .jsonl)" in result.stderr, result.stderr
+
+
+def test_a_folder_holding_a_pipe_or_device_is_refused_by_a_cached_count_and_a_byte_estimate(tmp_path, monkeypatch):
+    """The trainer refuses a data folder holding a pipe or a device (trainer.data.special_file_problem), and so did a
+    plan's first count; a count reused from the cache (the pipe is no file of its key) and a folder sized by its
+    bytes planned it."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_text("\n".join(CHATS) + "\n")
+    job = chat_job(tmp_path, dataset="data")
+
+    def plan():
+        _sized.cache_clear()
+        return CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
+
+    assert plan().exit_code == 0  # counted, and the count cached
+    os.mkfifo(tmp_path / "data" / "b.jsonl")
+    (tmp_path / "data" / "c.jsonl").symlink_to("/dev/zero")
+    for limit_bytes in (None, 10):  # the cached count, then a folder over the tokenizing limit
+        if limit_bytes:
+            monkeypatch.setattr("orchestrator.data_size.TOKENIZE_MAX_BYTES", limit_bytes)
+        result = plan()
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert "holds b.jsonl, a pipe or a device rather than a file" in " ".join(result.stderr.split()), \
+            result.stderr
+    job = chat_job(tmp_path, eval_dataset="data")  # an eval folder, with the training file sized by its bytes
+    result = plan()
+    assert result.exit_code == 2 and "holds b.jsonl, a pipe or a device" in result.stderr, result.output
 
 
 def test_a_first_count_is_said_on_a_terminals_stderr_and_never_on_stdout_a_pipe_or_a_cache_hit(tmp_path, monkeypatch):

@@ -346,6 +346,29 @@ def test_a_dataset_beside_the_source_config_is_found_from_the_imported_job(tmp_p
         assert CliRunner().invoke(app, ["plan", str(out), "--budget", "1"]).exit_code == 0
 
 
+def test_a_model_folder_beside_the_source_config_is_found_from_the_imported_job(tmp_path, monkeypatch):
+    """`base_model: ./real` was written as it was, so the job's model was looked for beside the imported job (and the
+    scheduler rejected it), while its dataset and tokenizer paths were moved; a hub id stays an id."""
+    from trainer.config import model_folder
+
+    (tmp_path / "src" / "real").mkdir(parents=True)
+    (tmp_path / "src" / "real" / "config.json").write_text("{}")
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ("./real", "real"):
+        source = tmp_path / "src" / "axolotl.yaml"
+        source.write_text(yaml.safe_dump({**AXOLOTL, "base_model": name}))
+        for out, written in ((tmp_path / "out" / "job.yaml", str(tmp_path / "src" / "real")),
+                             (tmp_path / "job.yaml", "./src/real")):
+            result = CliRunner().invoke(app, ["import", str(source), "--out", str(out), "--force"])
+            assert result.exit_code == 0, result.output
+            model = yaml.safe_load(out.read_text())["model"]
+            assert model == written and model_folder(model, out.parent) == tmp_path / "src" / "real", (name, model)
+    source.write_text(yaml.safe_dump(AXOLOTL))  # orch/tiny-llama: nothing of that name beside the config
+    result = CliRunner().invoke(app, ["import", str(source), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["job"]["model"] == "orch/tiny-llama", result.output
+
+
 def test_an_import_whose_qlora_keys_meet_another_method_is_refused_as_plan_would(tmp_path):
     source = tmp_path / "axolotl.yaml"
     source.write_text(yaml.safe_dump({**AXOLOTL, "adapter": "qlora", "load_in_4bit": True}))

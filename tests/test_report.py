@@ -3,6 +3,7 @@ break-even against the formula, the cross-validated error, and that every figure
 
 import base64
 import json
+import os
 import random
 import re
 
@@ -319,6 +320,31 @@ def test_a_report_rewritten_in_its_folder_leaves_none_of_the_last_ones_files(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in second] + ["notes.txt",
                                                                                             "capacity_7.png"])
     assert data["files"] == [p.name for p in second] and "report.html" not in data["files"]
+
+
+def test_a_pipe_or_device_under_a_report_name_is_replaced_not_written_through(tmp_path):
+    """With --force the report wrote through whatever stood under its names: a pipe hung it for ever, and a link to
+    /dev/null kept nothing; a link to nowhere made its target. Each is removed and the report written in its place."""
+    import signal
+
+    os.mkfifo(tmp_path / "report.md")
+    os.mkfifo(tmp_path / "capacity_0.png")
+    (tmp_path / "report.json").symlink_to("/dev/null")
+    (tmp_path / "report.html").symlink_to(tmp_path / "nowhere")
+
+    def hung(*_):
+        raise TimeoutError("the report hung writing into a pipe")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        _, written = write_report([], [], [JOB], tmp_path, html_page=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    for path in written:
+        assert path.is_file() and not path.is_symlink() and path.stat().st_size > 0, path
+    assert json.loads((tmp_path / "report.json").read_text())["files"] == [p.name for p in written]
 
 
 def test_a_small_break_even_is_said_with_its_digits():

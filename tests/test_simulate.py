@@ -509,3 +509,23 @@ def test_an_empty_path_is_refused_naming_its_flag_not_read_as_the_working_folder
         result = runner.invoke(app, ["simulate", *args])
         assert result.exit_code == 2 and result.stderr == f"error: {said}.\n", (args, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == [os.path.basename(trace)]
+
+
+def test_policy_all_without_owned_cards_says_it_compares_local_only(tmp_path):
+    """`--policy all` with no --local said "--policy local-only needs owned cards", a policy the user never named."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "all"])
+    assert result.exit_code == 2 and result.stderr == \
+        'error: --policy all compares local-only, which needs owned cards: give --local "2x RTX4090".\n'
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "local-only"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --policy local-only needs owned cards")
+
+
+def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
+    """`--trace /proc/x` advised `orch simulate --generate N --out /proc/x`, a file that cannot be written: the
+    advice names the trace's own path only where --generate could write it."""
+    for trace, out in ((tmp_path / "no.csv", tmp_path / "no.csv"), ("/proc/x", "trace.csv"),
+                       (tmp_path / "missing" / "x.csv", "trace.csv"), (tmp_path, "trace.csv")):
+        result = runner.invoke(app, ["simulate", "--trace", str(trace)])
+        assert result.exit_code == 2 and result.stderr.endswith(
+            f"make one with `orch simulate --generate N --out {out}`.\n"), (trace, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -2,6 +2,9 @@
 not UTF-8 (transformers' codec error named none), and a tokenizer with nothing to end or pad a sample with."""
 
 import json
+import re
+
+import pytest
 
 from tests.trainer_helpers import TINY_DATA, write_job
 from trainer.__main__ import main
@@ -38,3 +41,35 @@ def test_a_tokenizer_without_eos_and_pad_tokens_is_refused_before_training(tmp_p
         err.count("\n") == 1
     assert "set eos_token (and pad_token, if padding differs) in its tokenizer_config.json" in err
     assert not (output / "steps.jsonl").exists()
+
+
+def test_a_tokenizer_with_a_pad_token_but_no_eos_token_is_refused_for_samples_of_strings(tmp_path, capsys):
+    """Text, prompt+completion and instruction samples end with the eos id, which was None: training crashed on the
+    first batch. Said in one line as bad config; chat samples end where their template ends, and need none."""
+    from transformers import AutoTokenizer
+
+    from trainer.data_formats import DataError, render
+
+    folder = tmp_path / "tok"
+    train_tokenizer(record_texts(file_records(TINY_DATA)), 300).save_pretrained(folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("eos_token")
+    config_path.write_text(json.dumps(config))
+    (folder / "special_tokens_map.json").unlink(missing_ok=True)
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, tokenizer=str(folder))), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "instruction+output records end each sample with the tokenizer's eos_token, " \
+        f"and the tokenizer '{folder}' has none: set eos_token in its tokenizer_config.json, or give another " \
+        "`tokenizer`." in err, err
+    assert json.loads((output / "metrics.json").read_text())["status"] == "bad_config"
+    assert not (output / "steps.jsonl").exists()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.eos_token_id is None and tokenizer.pad_token_id is not None
+    ids, mask = render({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]},
+                       tokenizer)
+    assert None not in ids and any(mask)
+    for record, shape in (({"text": "hi"}, "text"), ({"prompt": "a", "completion": "b"}, "prompt+completion")):
+        with pytest.raises(DataError, match=f"^{re.escape(shape)} records end each sample with the tokenizer's eos"):
+            render(record, tokenizer)

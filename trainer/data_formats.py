@@ -13,6 +13,8 @@ keeps one rule for every shape, so a job from a TRL config on chat data sets `co
 A column mapping (`dataset_columns: {instruction: question, output: answer}`) renames a dataset's columns first.
 """
 
+from gpu_catalog import checks
+
 IGNORE_INDEX = -100
 PROMPT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
 PROMPT_WITH_INPUT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
@@ -89,9 +91,19 @@ def record_texts(records: list[dict]) -> list[str]:
     return texts
 
 
-def _prompt_response(tokenizer, prompt: str, response: str) -> tuple[list[int], list[bool]]:
+def _eos_id(tokenizer, shape: str) -> int:
+    """The token that ends a sample of a shape made of strings. A tokenizer with a pad_token and no eos_token put None
+    among the ids, and training crashed on the first batch; chat data ends where its template ends, and needs none."""
+    if tokenizer.eos_token_id is None:
+        raise DataError(f"{shape} records end each sample with the tokenizer's eos_token, and the tokenizer "
+                        f"{checks.short_repr(tokenizer.name_or_path)} has none: set eos_token in its "
+                        "tokenizer_config.json, or give another `tokenizer`.")
+    return tokenizer.eos_token_id
+
+
+def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple[list[int], list[bool]]:
     prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [_eos_id(tokenizer, shape)]
     return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
 
 
@@ -119,15 +131,15 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
         prompt_len = len(_chat(tokenizer, prompt_part)[0])
         return ids, [False] * prompt_len + mask[prompt_len:]
     if isinstance(prompt, str) and isinstance(completion, str):
-        return _prompt_response(tokenizer, prompt, completion)
+        return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
         if not isinstance(record.get("input") or "", str):
             raise DataError(f"record {index}: `input` must be a string (or absent), got {record['input']!r}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
-        return _prompt_response(tokenizer, prompt, record["output"])
+        return _prompt_response(tokenizer, prompt, record["output"], "instruction+output")
     if isinstance(record.get("text"), str):
-        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [tokenizer.eos_token_id]
+        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [_eos_id(tokenizer, "text")]
         return ids, [True] * len(ids)
     for keys in STRING_FIELDS:  # the keys of a shape are there, but a value is a number or null (NaN, an empty cell)
         key = next((key for key in keys if not isinstance(record.get(key, ""), str)), None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from orchestrator.bench.report import Section, build_report
-from orchestrator.bench.report_folder import written_before
+from orchestrator.bench.report_folder import REPORT_FILE, written_before
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}"
          "h1{margin-bottom:.2em}.meta{color:#555;font-size:14px}"
@@ -84,6 +84,15 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     return "".join(parts) + "</body></html>"
 
 
+def _unlink_special_files(out: Path) -> None:
+    """Remove what stands under a name the report writes and is no regular file (a pipe, a device, a link to one or
+    to nothing): written through, a pipe hung the report (`--force` lets it be replaced) and /dev/null kept nothing.
+    A folder of such a name is left, for the write to refuse."""
+    for path in sorted(out.iterdir()) if out.is_dir() else ():
+        if REPORT_FILE.fullmatch(path.name) and not path.is_file() and not path.is_dir():
+            path.unlink()
+
+
 def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path, html_page: bool = False,
                  sources: list[str] = (), budget_usd: float | None = None, deadline_h: float | None = None,
                  trace: Path | None = None) -> tuple[dict, list[Path]]:
@@ -91,6 +100,7 @@ def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path
     report in `out` wrote and this one does not (its report.html, the plots of a job no longer named) is removed, so
     the folder holds one report; any other file there is left alone."""
     before = written_before(out)
+    _unlink_special_files(out)
     data, sections = build_report(rows, runs, jobs, out, budget_usd, deadline_h, trace)
     written = [out / "report.md", out / "report.json"] + ([out / "report.html"] if html_page else [])
     written += [s.image for s in sections if s.image]

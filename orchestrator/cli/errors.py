@@ -14,6 +14,7 @@ from orchestrator.db import UnusableDatabase
 
 USAGE_ERROR_EXIT_CODE = 2
 UsageError = typer.BadParameter.__mro__[1]  # click's, in typer's own copy of click (typer exports only its child)
+NoSuchOption = next(c for c in UsageError.__subclasses__() if c.__name__ == "NoSuchOption")  # the same copy's
 
 
 def fail(message: str) -> typer.Exit:
@@ -45,7 +46,11 @@ def user_errors(command):
 
 
 def only_match(matches: list, what: str, text: str, how_to_list: str):
-    """The one record an id (or a unique prefix of one) names; none or several is the user's to fix."""
+    """The one record an id (or a unique prefix of one) names; none or several is the user's to fix. An empty id
+    (`orch stop ''`) is said to be empty: "no run matching ''" read as if runs had been searched for one."""
+    if not text.strip():
+        raise UserError(f"the {what} id is empty: give a {what} id or a unique prefix of one (`{how_to_list}` lists "
+                        "them).")
     if not matches and text.strip().lower().rstrip("-") in ("r", "j"):  # the kind alone: every id starts so
         raise UserError(f"'{text}' is only the start of an id: give a {what} id or a unique prefix of one "
                         f"(`{how_to_list}` lists them).")
@@ -82,6 +87,37 @@ def repeated_option(command, args: list[str]) -> str | None:
     return None
 
 
+def option_as_value(command, args: list[str]) -> str | None:
+    """Why `args` leave out the value of one of `command`'s options, or None: its next word is another of them.
+    `orch estimate m --seq-len --json` read `--json` as the length and said it "is not a whole number", where the
+    length is what is missing."""
+    options = {opt: param for param in command.params if getattr(param, "param_type_name", "") == "option"
+               for opt in (*param.opts, *param.secondary_opts)}
+    index = 0
+    while index < len(args) - 1 and args[index] != "--":
+        spelling, has_value, _ = args[index].partition("=")
+        param, following = options.get(spelling), args[index + 1]
+        index += 1
+        if param is None or param.is_flag or getattr(param, "count", False) or has_value:
+            continue
+        if following.partition("=")[0] in options:
+            return f"{spelling} is missing its value (the word after it, {following}, is an option): give {spelling} " \
+                   "VALUE"
+        index += 1  # the value
+    return None
+
+
+def _commands_taking(group, option: str):
+    """The commands under `group` (as the words that name them) that take `option`; hidden ones are no example."""
+    for name, command in group.commands.items():
+        if getattr(command, "hidden", False):
+            continue
+        if hasattr(command, "commands"):
+            yield from (f"{name} {words}" for words in _commands_taking(command, option))
+        elif any(option in (*param.opts, *param.secondary_opts) for param in command.params
+                 if getattr(param, "param_type_name", "") == "option"):
+            yield name
+
 
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
@@ -92,17 +128,31 @@ class OneLineUsageErrors(TyperGroup):
         """The subcommand, with its options as orch spells them (argv_forms: `--lora_r`, `--compile false`), once
         they give no option twice (repeated_option)."""
         name, command, rest = super().resolve_command(ctx, args)
-        if command is not None:  # for a usage error click raises with no context (`--json=maybe`): its command's help
-            self.resolved_path = f"{ctx.command_path} {name}"
+        if command is not None:  # for a usage error click raises with no context (`--json=maybe`): its command's help,
+            # kept where main reads it (the top group's), so `orch catalog gpus` is named, not the group it is under
+            ctx.find_root().command.resolved_path = f"{ctx.command_path} {name}"
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
             try:
                 rest = spelled_as_orch(click_options(command), rest)
-                why = repeated_option(command, rest)
+                why = option_as_value(command, rest) or repeated_option(command, rest)
             except UnreadableOptions as unreadable:
                 why = str(unreadable)
             if why:
                 raise UsageError(why, ctx=command.make_context(name, [], parent=ctx, resilient_parsing=True))
         return name, command, rest
+
+    def parse_args(self, ctx, args):
+        """The group's own options; one of a command's given before that command (`orch --json runs`) is said to go
+        after it, where click offered only the group's (`Possible options: --version`)."""
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption as exc:
+            named = next((arg for arg in args if arg in self.commands), None)  # the command given, if any
+            takers = sorted(_commands_taking(self, exc.option_name), key=lambda words: words.split()[0] != named)
+            if not takers:
+                raise
+            raise UsageError(f"{exc.message}: options go after the command, as in `{ctx.command_path} {takers[0]} "
+                             f"{exc.option_name}`", ctx=ctx) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:

@@ -16,7 +16,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
-from trainer.config import ConfigError, config_from_dict, parse_overrides, qlora_keys_problem
+from trainer.config import ConfigError, config_from_dict, model_folder, parse_overrides, qlora_keys_problem
 
 
 def _read_yaml(path: Path) -> dict:
@@ -42,16 +42,23 @@ def _marked(text: str, defaults: list[tuple[str, object, str]]) -> str:
 
 
 def _paths_from(source_dir: Path, job_dir: Path, job: dict) -> dict:
-    """The job with each relative dataset and tokenizer path that names something beside the source config made
-    relative to where the job is written (absolute, when that is not below it): `data/train.jsonl` beside an axolotl
-    config in another folder no longer resolved from the imported job's."""
+    """The job with each relative dataset, tokenizer and model path that names something beside the source config
+    made relative to where the job is written (absolute, when that is not below it): `data/train.jsonl` beside an
+    axolotl config in another folder no longer resolved from the imported job's. A `model` is a folder where the
+    trainer takes it for one (config.model_folder), so a hub id stays an id."""
     moved = dict(job)
-    for key in LOCAL_PATH_KEYS:
+    for key in (*LOCAL_PATH_KEYS, "model"):
         value = job.get(key)
-        if isinstance(value, str) and not Path(value).is_absolute() and (source_dir / value).exists():
-            found = (source_dir / value).resolve()
+        if not isinstance(value, str) or Path(value).is_absolute():
+            continue
+        found = model_folder(value, source_dir) if key == "model" else source_dir / value
+        if found is not None and found.exists():
+            found = found.resolve()
             relative = os.path.relpath(found, job_dir.resolve())
-            moved[key] = str(found) if relative.startswith("..") else relative
+            if relative.startswith(".."):
+                moved[key] = str(found)
+            else:  # a model written as a path (`./src/model`), so it reads as a folder, not a hub id
+                moved[key] = os.path.join(".", relative) if key == "model" else relative
     return moved
 
 
