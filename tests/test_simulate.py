@@ -18,6 +18,7 @@ from orchestrator.schedule.policy import SPOT_MODES, JobAsk, LocalSlot, decide
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, _Job, local_cards, simulate
 from orchestrator.simulate.summary import DECISION_COLUMNS, SpendSeries
 from orchestrator.simulate.trace import COLUMNS, generate, write_trace
+from tests.conftest import REPO
 
 runner = CliRunner()
 TRACE = list(generate(300, seed=7, rate_per_h=3.0))
@@ -522,10 +523,13 @@ def test_policy_all_without_owned_cards_says_it_compares_local_only(tmp_path):
 
 def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
     """`--trace /proc/x` advised `orch simulate --generate N --out /proc/x`, a file that cannot be written: the
-    advice names the trace's own path only where --generate could write it."""
+    advice names the trace's own path only where --generate could write it, for simulate and report alike."""
+    job = REPO / "examples" / "tiny.yaml"
     for trace, out in ((tmp_path / "no.csv", tmp_path / "no.csv"), ("/proc/x", "trace.csv"),
                        (tmp_path / "missing" / "x.csv", "trace.csv"), (tmp_path, "trace.csv")):
-        result = runner.invoke(app, ["simulate", "--trace", str(trace)])
-        assert result.exit_code == 2 and result.stderr.endswith(
-            f"make one with `orch simulate --generate N --out {out}`.\n"), (trace, result.stderr)
+        for args in (["simulate", "--trace", str(trace)],
+                     ["report", "--job", str(job), "--trace", str(trace), "--out", str(tmp_path / "report")]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 2 and result.stderr.endswith(
+                f"make one with `orch simulate --generate N --out {out}`.\n"), (args, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -81,8 +81,6 @@ def simulate_command(
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090".')
-    if not os.path.isfile(trace):  # said with a --generate that could write it
-        checks.input_file(trace, "trace", f"make one with `orch simulate --generate N --out {_trace_to_make(trace)}`.")
     check_trace(trace)
     if out is not None:
         checks.output_folder(out)  # before any work; made when the first policy's decisions are written
@@ -114,15 +112,6 @@ def _refuse_given(ctx: typer.Context, options: dict[str, str], mode: str) -> Non
         one = len(given) == 1
         raise UserError(f"{', '.join(given)} {'does' if one else 'do'} nothing {mode}: leave {'it' if one else 'them'} "
                         "out.")
-
-
-def _trace_to_make(trace: Path) -> Path:
-    """Where `--generate` could write the missing trace: its own path where that can be written, else a plain
-    example (`--out /proc/x` was suggested, which fails)."""
-    try:
-        return checks.output_file(trace, "--out")
-    except UserError:
-        return Path("trace.csv")
 
 
 def _write_atomically(path: Path, write) -> object:

@@ -206,9 +206,19 @@ def _utf8_lines(f) -> Iterator[str]:
         yield line.decode("utf-8-sig" if number == 0 else "utf-8")
 
 
+def _trace_to_make(path: Path) -> Path:
+    """Where `--generate` could write a missing trace: its own path where that can be written, else a plain example
+    (`--out /proc/x` was suggested, which fails)."""
+    try:
+        return checks.output_file(path, "--out")
+    except UserError:
+        return Path("trace.csv")
+
+
 def _open(path: Path) -> tuple:
-    """The open file and its CSV reader, the header checked; a UserError naming the file otherwise."""
-    checks.input_file(path, "trace", f"make one with `orch simulate --generate N --out {path}`.")
+    """The open file and its CSV reader, the header checked; a UserError naming the file otherwise (`orch simulate`
+    and `orch report --trace` alike)."""
+    checks.input_file(path, "trace", f"make one with `orch simulate --generate N --out {_trace_to_make(path)}`.")
     try:
         f = open(path, "rb")
     except OSError as exc:
