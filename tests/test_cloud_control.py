@@ -200,3 +200,21 @@ def test_a_cloud_runs_cost_counts_what_is_billed_after_its_job(sky, monkeypatch,
         after_usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
     per_hour = run.usd_per_hour + (CONTROLLER_USD_PER_HOUR if spot else 0.0)
     assert after_usd <= run.cost_usd <= after_usd + usd_for(run.wall_s, per_hour) + 1e-9
+
+
+def test_an_on_demand_run_is_metered_at_the_offer_skypilot_launched_it_on(sky, monkeypatch, job):
+    """SkyPilot fails over from the planned offer to the next one in the plan's price band; the run's recorded cost
+    was metered at the planned price whatever the cluster cost. The launched resources' price and region are kept."""
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
+    planned = json.loads(runner.invoke(app, ["plan", str(job), "--budget", "20", "--providers", "nebius", "--no-spot",
+                                             "--json"]).stdout)["chosen"]
+    launched = sky.Resources(infra="nebius/eu-north1", instance_type="gpu-l40s-a_1gpu-40vcpu-160gb",
+                             accelerators="L40S:1")
+    recorded.stream_and_get = lambda request_id: (3, SimpleNamespace(launched_resources=launched))
+    monkeypatch.setattr(sky, "stream_and_get", recorded.stream_and_get)
+    result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius", "--no-spot", "--yes",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    (run,) = RunStore().all()
+    assert planned["usd_per_hour"] != launched.get_cost(3600)  # SkyPilot launched another offer than the plan's
+    assert (run.provider, run.region, run.usd_per_hour) == ("nebius", "eu-north1", launched.get_cost(3600))

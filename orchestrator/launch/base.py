@@ -19,6 +19,9 @@ class Started:
     sky_job_id: int | None = None
     request_id: str | None = None
     output_uri: str | None = None
+    provider: str | None = None  # where SkyPilot launched, when it failed over from the planned offer: the run's
+    region: str | None = None  # spend is metered at the offer it runs on
+    usd_per_hour: float | None = None
 
     def known(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

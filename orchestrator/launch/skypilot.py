@@ -7,6 +7,7 @@ Every call that reaches SkyPilot's API server is in this module, so tests record
 
 import io
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,10 +93,12 @@ class SkyPilotLauncher:
             request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
             on_fact(Started(cluster=name, request_id=str(request_id), output_uri=output_uri))
             result = sky.stream_and_get(request_id)
-        if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up
-            record_startup(record.provider, time.monotonic() - requested, 0.0)
+        launched = {} if record.spot else _launched_offer(result[1])
+        if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up, where it was
+            record_startup(launched.get("provider", record.provider), time.monotonic() - requested, 0.0)
         job_id = (result[0][0] if result[0] else None) if record.spot else result[0]
-        return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id, output_uri=output_uri)
+        return Started(cluster=name, request_id=str(request_id), sky_job_id=job_id, output_uri=output_uri,
+                       **launched)
 
     def is_running(self, record: RunRecord) -> bool:
         """False once a stop was asked (`stop` cancels synchronously), or once SkyPilot says the job ended: its log,
@@ -197,6 +200,21 @@ class SkyPilotLauncher:
         elif record.cluster:
             done.append(_attempt(f"take cluster {record.cluster} down", lambda: sky.get(sky.down(record.cluster))))
         return done
+
+
+def _launched_offer(handle) -> dict:
+    """The cloud, region and price SkyPilot launched an on-demand cluster on (its handle's launched resources): it
+    fails over from the planned offer to the next within the plan's price band, and the run's recorded spend was
+    metered at the planned price all the same. Nothing when the handle does not say (a managed job returns none)."""
+    resources = getattr(handle, "launched_resources", None)
+    try:
+        usd_per_hour = float(resources.get_cost(3600))
+        launched = {"provider": resources.cloud.canonical_name(), "region": resources.region}
+    except Exception:  # noqa: BLE001 - no handle, or a cloud SkyPilot cannot price offline: the plan's offer stands
+        return {}
+    if not (math.isfinite(usd_per_hour) and usd_per_hour > 0) or not all(launched.values()):
+        return {}
+    return {**launched, "usd_per_hour": usd_per_hour}
 
 
 def _job(sky, record: RunRecord):
