@@ -74,6 +74,13 @@ class Option:
         """The chosen offer first, then its failover offers: SkyPilot's ordered resources."""
         return (self.offer, *self.failover)
 
+    @property
+    def fitted_settings(self) -> dict:
+        """The job keys auto-fit chose for this target (the effective batch kept): the run's job file carries them,
+        or it trains the job's own micro-batch, which the plan found does not fit (and was not what it priced)."""
+        return {"micro_batch": self.estimate.micro_batch, "grad_accum": self.estimate.grad_accum,
+                "grad_ckpt": self.estimate.grad_ckpt}
+
 
 @quick_init
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ for a local run, mounted for a cloud one."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -158,3 +159,25 @@ def test_a_relative_model_folder_is_read_beside_the_job_and_kept_absolute(tmp_pa
     job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": "meta-llama/Llama-3.1-8B"}))
     assert load_config(job)[0].model == "meta-llama/Llama-3.1-8B"
     assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["model"] == "meta-llama/Llama-3.1-8B"
+
+
+def test_a_run_and_a_dry_runs_task_train_the_batch_their_plan_chose(tmp_path, monkeypatch):
+    """The plan auto-fits the micro-batch, accumulation and checkpointing to the target (the 8B QLoRA example's
+    micro-batch 4 does not fit the A100 80GB it picks; 2 x 8 does), but the run's job file was the user's unchanged:
+    it trained, or ran out of memory at, what the plan had priced as not fitting."""
+    from orchestrator.cli.planning import plan_job
+    from orchestrator.launch.lifecycle import new_record
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    job = Path(__file__).parents[1] / "examples" / "llama31-8b-qlora.yaml"
+    _, _, result = plan_job(job, 20.0, None, "cost", True, None)
+    chosen = result.chosen
+    fitted = {"micro_batch": chosen.estimate.micro_batch, "grad_accum": chosen.estimate.grad_accum,
+              "grad_ckpt": chosen.estimate.grad_ckpt}
+    assert fitted["micro_batch"] != yaml.safe_load(job.read_text(encoding="utf-8"))["micro_batch"]
+    record = new_record(load_job(job), job, chosen, 20.0)
+    run_job = yaml.safe_load((Path(record.run_dir) / "job.yaml").read_text(encoding="utf-8"))
+    assert {key: run_job[key] for key in fitted} == fitted
+    assert {key: json.loads(record.job_json)[key] for key in fitted} == fitted
+    staged = stage_files(job, tmp_path / "task", chosen.fitted_settings)
+    assert {key: yaml.safe_load(staged.job_file.read_text(encoding="utf-8"))[key] for key in fitted} == fitted

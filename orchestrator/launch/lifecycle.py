@@ -8,6 +8,7 @@ records them, so every caller (the CLI, the scheduler) moves a run the same way 
 Money is metered from the second the launch starts until the trainer ends, whenever anyone looks.
 """
 
+import dataclasses
 import json
 import shutil
 import time
@@ -40,11 +41,12 @@ def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     run_dir = orch_home() / "runs" / run_id
     run_dir.mkdir(parents=True)
     try:
-        run_job_file(job_path, run_dir)
+        run_job_file(job_path, run_dir, option.fitted_settings)
     except UserError:
         shutil.rmtree(run_dir, ignore_errors=True)  # no folder is left for a run that never was
         raise
     offer, estimate = option.offer, option.estimate
+    spec = dataclasses.replace(spec, **option.fitted_settings)  # the record says what the run trains
     return RunRecord(
         run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),
         job_json=job_json(spec, job_path.parent), target=Target.LOCAL if offer.is_local else Target.CLOUD,

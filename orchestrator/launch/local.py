@@ -52,11 +52,13 @@ def job_json(spec: JobConfig, job_dir: Path) -> str:
     return json.dumps({**dataclasses.asdict(spec), **local, "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
-def run_job_file(job_path: Path, run_dir: Path) -> Path:
+def run_job_file(job_path: Path, run_dir: Path, settings: dict | None = None) -> Path:
     """The job as the run trains it: the user's file, with relative dataset, model and tokenizer paths made
-    absolute."""
+    absolute, and the `settings` its plan chose for the target (Option.fitted_settings; a queued job's copy has no
+    plan yet)."""
     raw, local = read_job(job_path)
     raw.update((key, str(path)) for key, path in local.items())
+    raw.update(settings or {})
     target = run_dir / RUN_JOB_NAME
     target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return target

@@ -180,10 +180,12 @@ def copyable(path: Path, what: str) -> Path:
     return path
 
 
-def stage_files(job_path: Path, files_dir: Path) -> TaskFiles:
+def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -> TaskFiles:
     """Copy what the VM needs into `files_dir`: orch's code and the job, its local paths rewritten to the mounts
-    (the dataset, the eval set, the tokenizer and the model each in a folder of its own: they may share a name)."""
+    (the dataset, the eval set, the tokenizer and the model each in a folder of its own: they may share a name), and
+    the `settings` its plan chose for the target (a dry run's task trains what the plan priced)."""
     raw, local = read_job(job_path)
+    raw.update(settings or {})
     hub_ids = tuple(raw[key] for key in (*DATA_KEYS, "tokenizer") if isinstance(raw.get(key), str) and key not in local)
     model = raw["model"]
     model_folder = job_path.parent / model
@@ -239,7 +241,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     sky = import_sky()
     delivery, store = launch_delivery(option.delivery or delivery_for(option.offer), option.offer.provider,
                                       for_launch)
-    files = stage_files(job_path, files_dir or Path(workdir) / "remote")
+    files = stage_files(job_path, files_dir or Path(workdir) / "remote", option.fitted_settings)
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.mounts.items())
     guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
