@@ -206,3 +206,41 @@ def test_a_session_started_on_a_replanned_offer_is_metered_at_its_price(monkeypa
     option = SimpleNamespace(offer=SimpleNamespace(usd_per_hour=72.0, region="elsewhere"))
     started = lifecycle.start(RunStore(), record, option)
     assert (started.usd_per_hour, started.region, started.cost_usd) == (72.0, "elsewhere", 0.5)
+
+
+class _Starting:
+    """A launcher whose trainer starts, and whose end is told by the run folder (as a local one's is)."""
+
+    def start(self, *args):
+        from orchestrator.launch.base import Started
+
+        return Started(pid=None)
+
+    def ended_at(self, record):
+        return None
+
+    def billed_after_s(self, record, ended_at, now):
+        return 0.0
+
+
+def test_two_starts_from_one_reading_start_one_trainer(monkeypatch):
+    """Two scheduler passes (or two `orch resume`) that each read the run ended each started a trainer in its
+    folder: only the first start of what was read goes ahead."""
+    record = ended_session(10.0, status=RunStatus.PREEMPTED, wall_s=50.0, cost_usd=0.5)
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: _Starting())
+    assert lifecycle.start(RunStore(), record).status is RunStatus.RUNNING
+    with pytest.raises(lifecycle.AlreadyStarted, match="started again meanwhile"):
+        lifecycle.start(RunStore(), record)
+
+
+def test_an_end_read_from_an_earlier_session_leaves_the_resumed_one_running(monkeypatch):
+    """A refresh that read the first session as running recorded its end after the run had been resumed: the new
+    session was ended, and a later resume started a second trainer beside it."""
+    stale = ended_session(10.0)  # running, its trainer gone
+    lifecycle.finish(RunStore(), RunStore().get(stale.run_id))
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: _Starting())
+    time.sleep(0.01)  # the new session starts later than the first
+    resumed = lifecycle.start(RunStore(), RunStore().get(stale.run_id))
+    lifecycle.finish(RunStore(), stale)
+    after = RunStore().get(stale.run_id)
+    assert after.status is RunStatus.RUNNING and after.started_at == resumed.started_at

@@ -278,3 +278,18 @@ def test_a_newer_checkpoint_cut_short_is_said_when_passed_over(tmp_path, capsys)
     said = capsys.readouterr().out
     assert "checkpoint step-00000002 in " in said and "is missing files or has them cut short: resuming from " \
         "step-00000001" in said
+
+
+def test_a_run_orch_launched_is_resumed_through_orch(monkeypatch):
+    """A stopped run's log said `orch train ... --set budget_usd=...`, which trains outside the run's record with its
+    whole budget again: a run orch launched says `orch resume RUN`."""
+    from argparse import Namespace
+    from pathlib import Path
+
+    from trainer.__main__ import RUN_ID_ENV, _resume_command
+
+    args = Namespace(config="job.yaml", set=["budget_usd=0.05"])
+    monkeypatch.setenv(RUN_ID_ENV, "r-0123abcd")
+    assert _resume_command(args, Path("out")) == "orch resume r-0123abcd"
+    monkeypatch.delenv(RUN_ID_ENV)
+    assert _resume_command(args, Path("out")).startswith("orch train job.yaml --output out --resume auto")

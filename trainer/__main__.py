@@ -7,6 +7,8 @@ metrics.json in the output folder says the same, and more.
 
 import argparse
 import logging
+import os
+import re
 import shlex
 import sys
 import time
@@ -26,8 +28,15 @@ from trainer.meter import (
 )
 from trainer.status import TrainStatus
 
+RUN_ID_ENV = "ORCH_RUN_ID"  # set by orch's launchers (local and cloud): the run this process trains a session of
+RUN_ID = re.compile(r"r-[0-9a-f]{8}")
+
 
 def _resume_command(args, output: Path) -> str:
+    """What continues this run: `orch resume RUN` for a run orch launched (its record carries the spend and what is
+    left of the budget; `orch train` by hand trained outside it, with the whole budget again), else `orch train`."""
+    if RUN_ID.fullmatch(run_id := os.environ.get(RUN_ID_ENV, "")):
+        return f"orch resume {run_id}"
     overrides = "".join(f" --set {shlex.quote(v)}" for v in args.set)
     return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
 

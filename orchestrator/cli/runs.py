@@ -176,6 +176,9 @@ def resume_command(
     check_budget(budget)  # before the run is looked up and its target planned again
     store = RunStore()
     record = find_run(store, run_id)
+    if record.status.is_active():  # its trainer may have ended since anyone looked (`orch stop`, a kill): said first
+        lifecycle.refresh(store)
+        record = store.get(record.run_id)
     record = lifecycle.resume(store, record, budget, same_target(record, budget))
     if detach or record.status is not RunStatus.RUNNING:
         display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is

@@ -65,6 +65,10 @@ def create_run(store: RunStore, spec: JobConfig, job_path: Path, option: Option,
     return record
 
 
+class AlreadyStarted(UserError):
+    """Another command started the run between this one's reading and starting it: one trainer a run."""
+
+
 def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None) -> RunRecord:
     """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
     interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on."""
@@ -72,8 +76,10 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
     # a resume plans its target again: this session is metered at the offer it launches on (prices move, and the
     # region may be another), as the VM's guard is
     offer = {"usd_per_hour": option.offer.usd_per_hour, "region": option.offer.region} if option is not None else {}
-    store.update(record.run_id, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None, stop_requested=0,
-                 pid=None, message=None, **offer)
+    if not store.update_as_read(record, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None,
+                                stop_requested=0, pid=None, message=None, **offer):
+        raise AlreadyStarted(f"run {record.run_id} was started again meanwhile by another command (a scheduler, "
+                             "another `orch resume`): `orch runs` shows it.")
     record = store.get(record.run_id)
     try:
         facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
@@ -273,7 +279,7 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
     kept = {name: getattr(record, name) if value is None else value for name, value in measured.items()}
     metrics_json = json.dumps(metrics) if metrics and (any(v is not None for v in measured.values()) or
                                                        record.metrics_json is None) else record.metrics_json
-    store.end_if_active(record.run_id, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
+    store.update_as_read(record, status=status, message=message, ended_at=ended_at, wall_s=wall_s,
                         cost_usd=run_cost_usd(record, session_s, idle_s), metrics_json=metrics_json, **kept)
     return store.get(record.run_id)
 

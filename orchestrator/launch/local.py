@@ -18,6 +18,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
+from trainer.__main__ import RUN_ID_ENV
 from trainer.config import JobConfig, model_folder, read_job_file, resolve_dataset, resolve_tokenizer
 
 LOG_NAME = "train.log"
@@ -113,7 +114,8 @@ class LocalLauncher:
         device = device or record.device or pick_device(record.gpu, record.est_vram_gib or 0.0, detect_gpus())
         run_dir = Path(record.run_dir)
         budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device == CPU_DEVICE else device, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device == CPU_DEVICE else device, "PYTHONUNBUFFERED": "1",
+               RUN_ID_ENV: record.run_id}
         with open(run_dir / LOG_NAME, "ab") as log:
             process = subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, budget_left_usd), env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

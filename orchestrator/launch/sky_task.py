@@ -40,6 +40,7 @@ from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
+from trainer.__main__ import RUN_ID_ENV
 from trainer.config import JobConfig
 from trainer.offline_names import is_built_offline
 from trainer.status import TrainStatus
@@ -249,7 +250,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     # a dry run's file declares every secret the job uses, set here or not: `sky launch --secret NAME` sends it then
     secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
                if used[name] and (os.environ.get(name) or not for_launch)}
-    envs = {"ORCH_RUN_ID": run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
+    envs = {RUN_ID_ENV: run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
             **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"

@@ -14,7 +14,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.db import move_away_hint, open_database, reading, transaction, typed_row
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
-from orchestrator.runs.status import ACTIVE, RunStatus, Target
+from orchestrator.runs.status import RunStatus, Target
 
 
 @dataclass(frozen=True)
@@ -140,21 +140,23 @@ class RunStore:
         """For the run state machine alone (orchestrator/launch/lifecycle.py)."""
         self._update(run_id, values)
 
-    def end_if_active(self, run_id: str, **values) -> bool:
-        """update() for a run's end, done only while the run is still active, in one statement: an attached `orch
-        launch` and an `orch stop` or `orch runs` elsewhere each saw it end, and the second added the session's time
-        and cost again. False when another caller had ended it."""
-        return self._update(run_id, values, only_in=ACTIVE)
+    def update_as_read(self, record: RunRecord, **values) -> bool:
+        """update() only if the run is still in the state and session `record` read (its status and start), in one
+        statement; False when another command moved it meanwhile. Two callers that each saw the run end recorded
+        its time and cost twice, one that saw an earlier session end ended the resumed one, and two resumes (two
+        scheduler passes, two `orch resume`) each started a trainer in the same folder."""
+        return self._update(record.run_id, values, record)
 
-    def _update(self, run_id: str, values: dict, only_in: tuple[RunStatus, ...] = ()) -> bool:
+    def _update(self, run_id: str, values: dict, as_read: RunRecord | None = None) -> bool:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         values = {k: v.value if isinstance(v, (RunStatus, Target)) else v for k, v in values.items()}
-        status_in = f" AND status IN ({', '.join('?' * len(only_in))})" if only_in else ""
+        unchanged = " AND status = ? AND started_at IS ?" if as_read is not None else ""
         with self._writing() as db:
-            done = db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?{status_in}",
-                              [*values.values(), run_id, *(s.value for s in only_in)])
+            done = db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?{unchanged}",
+                              [*values.values(), run_id,
+                               *((as_read.status.value, as_read.started_at) if as_read is not None else ())])
         return done.rowcount > 0
 
     def get(self, run_id: str) -> RunRecord | None:

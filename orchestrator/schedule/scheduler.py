@@ -163,7 +163,10 @@ class Scheduler:
             return
         checkpoint = run.output_dir / "checkpoints" / "latest"
         if run.target is Target.LOCAL and checkpoint.is_file() and run.status.is_resumable():
-            lifecycle.start(self.store, run, device=run.device)
+            try:
+                lifecycle.start(self.store, run, device=run.device)
+            except lifecycle.AlreadyStarted:  # another scheduler's pass resumed it: its attempt, not this one's
+                return
             self.queue.update(job.job_id, attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
             return
         self.queue.update(job.job_id, status=JobStatus.QUEUED, attempts=attempts, run_id=None,
