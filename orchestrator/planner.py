@@ -145,7 +145,8 @@ def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolic
     if offer.gpu.kind == "cpu" and estimate.hours > policy.cpu_max_hours:
         return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:.1f} h (limit {policy.cpu_max_hours:g} h)"
     if estimate.cost_usd > policy.budget_usd:
-        return "budget", f"over budget: {usd_text(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"
+        # rounded up: `$0.00010 > $0.00010` for a $0.0001018 estimate
+        return "budget", f"over budget: {_usd_at_least(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"
     if policy.deadline_hours is not None and estimate.hours > policy.deadline_hours:
         return "deadline", f"misses deadline: {estimate.hours:.1f} h > {policy.deadline_hours:g} h"
     return None
@@ -265,7 +266,7 @@ def no_option_message(result: Plan) -> str:
             limits = f"the {usd_text(budget)} budget" + (f" and the {deadline:g} h deadline" if deadline else "")
             return (f"no target meets {limits}: the cheapest{' in time' if deadline else ''} is {o.gpu.name} on "
                     f"{o.provider} ({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for "
-                    f"{e.hours:.2f} h. Raise --budget to at least {usd_text(e.cost_usd).lstrip('$')}"
+                    f"{e.hours:.2f} h. Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}"
                     f"{', extend --deadline' if deadline else ''}, or train on fewer tokens.")
         fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate

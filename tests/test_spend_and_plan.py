@@ -227,3 +227,18 @@ def test_json_dollars_keep_every_digit_so_spend_runs_and_plan_agree(monkeypatch,
                                                  "--json"]).stdout)["chosen"]
     assert chosen["est_cost_usd"] < 0.01 and chosen["parts_usd"]["train"] > 0
     assert chosen["est_cost_usd"] == pytest.approx(sum(chosen["parts_usd"].values()), rel=1e-9)
+
+
+def test_the_budget_a_refusal_asks_for_is_enough(tmp_path, monkeypatch):
+    """A $0.0001018 estimate was said as `over budget: $0.00010 > $0.00010`, and `Raise --budget to at least
+    0.00010` asked for the budget just refused: the amount asked for is rounded up, and plans."""
+    import re
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    job = str(REPO / "examples" / "tiny.yaml")
+    refused = CliRunner().invoke(app, ["plan", job, "--budget", "0.00001", "--providers", "local"])
+    assert refused.exit_code == 2
+    asked = re.search(r"Raise --budget to at least ([0-9.]+)", refused.stderr)[1]
+    assert CliRunner().invoke(app, ["plan", job, "--budget", asked, "--providers", "local"]).exit_code == 0
