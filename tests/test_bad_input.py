@@ -709,8 +709,17 @@ def test_an_id_is_matched_exactly_or_by_its_start(inputs):
     inputs.run_record()
     for text in (RUN_ID, RUN_ID[:12]):
         result = CliRunner().invoke(app, ["logs", text])
-        assert "has no log yet" in result.stderr, (text, result.stderr)
+        assert "has no log" in result.stderr, (text, result.stderr)
     assert "no run matching" in CliRunner().invoke(app, ["logs", RUN_ID[-6:]]).stderr  # an end is not a prefix
+
+
+def test_a_run_starting_without_a_log_is_no_error(inputs):
+    """A run at its start (imports, the model build) has written nothing yet: `orch logs` said so as an error, exit 2,
+    as if the id were wrong."""
+    inputs.run_record()
+    RunStore().update(RUN_ID, status="running")
+    result = CliRunner().invoke(app, ["logs", RUN_ID])
+    assert result.exit_code == 0 and "has written no log yet (running)" in result.stdout, result.output
 
 
 def test_a_job_id_is_matched_by_its_start_not_its_end(inputs):

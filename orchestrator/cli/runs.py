@@ -140,8 +140,11 @@ def logs_command(
     elif record.message and not record.status.is_active():  # ended before its trainer wrote a line: say why
         raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before its trainer wrote a "
                         f"line: {record.message}")
+    elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
+        display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
+                    f"{record.run_id} --follow` follows it.")
     else:
-        raise UserError(f"run {record.run_id} has no log yet.")
+        raise UserError(f"run {record.run_id} has no log.")
 
 
 @user_errors
