@@ -9,3 +9,8 @@ from gpu_catalog import checks
 
 def orch_home() -> Path:
     return checks.env_path("ORCH_HOME", "~/.local/share/orch")
+
+
+def runs_db() -> Path:
+    """ORCH_HOME's runs database: the runs store's and the job queue's one file."""
+    return orch_home() / "runs.db"

@@ -286,7 +286,8 @@ def test_a_run_orch_launched_is_resumed_through_orch(monkeypatch):
     from argparse import Namespace
     from pathlib import Path
 
-    from trainer.__main__ import RUN_ID_ENV, _resume_command
+    from trainer.__main__ import _resume_command
+    from trainer.run_env import RUN_ID_ENV
 
     args = Namespace(config="job.yaml", set=["budget_usd=0.05"])
     monkeypatch.setenv(RUN_ID_ENV, "r-0123abcd")

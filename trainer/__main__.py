@@ -8,7 +8,6 @@ metrics.json in the output folder says the same, and more.
 import argparse
 import logging
 import os
-import re
 import shlex
 import sys
 import time
@@ -26,10 +25,8 @@ from trainer.meter import (
     process_start_time,
     write_budget_stop,
 )
+from trainer.run_env import RUN_ID, RUN_ID_ENV
 from trainer.status import TrainStatus
-
-RUN_ID_ENV = "ORCH_RUN_ID"  # set by orch's launchers (local and cloud): the run this process trains a session of
-RUN_ID = re.compile(r"r-[0-9a-f]{8}")
 
 
 def _resume_command(args, output: Path) -> str:

@@ -14,7 +14,7 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.estimator.calibration import calibration_file
-from orchestrator.home import orch_home
+from orchestrator.home import runs_db
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
 from trainer.status import TrainStatus
@@ -125,11 +125,6 @@ def calibrate_command(
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
     result = calibrate(rows, out or calibration_file(), sources)
     display.print_json(result) if as_json else display.show_calibration(result)
-
-
-def runs_db() -> Path:
-    """ORCH_HOME's runs database: the runs store's and the job queue's default file."""
-    return orch_home() / "runs.db"
 
 
 def check_not_a_database(out: Path) -> None:

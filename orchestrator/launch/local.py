@@ -18,8 +18,8 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.__main__ import RUN_ID_ENV
 from trainer.config import JobConfig, model_folder, read_job_file, resolve_dataset, resolve_tokenizer
+from trainer.run_env import RUN_ID_ENV
 
 LOG_NAME = "train.log"
 RUN_JOB_NAME = "job.yaml"  # the run folder's copy of the job, with local dataset paths absolute: what it trains

@@ -40,9 +40,9 @@ from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
-from trainer.__main__ import RUN_ID_ENV
 from trainer.config import JobConfig
 from trainer.offline_names import is_built_offline
+from trainer.run_env import RUN_ID_ENV
 from trainer.status import TrainStatus
 
 REMOTE_ROOT = "/orch"

@@ -12,7 +12,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.db import move_away_hint, open_database, reading, transaction, typed_row
-from orchestrator.home import orch_home
+from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
 
@@ -125,7 +125,7 @@ class RunStore:
         """`write_wait_s`: how long a write waits for another process's write lock (default: the busy timeout). A
         listing's refresh waits briefly, then shows what is recorded (cli/runs.refreshed_runs); reads never wait
         for a writer."""
-        self.path = path or orch_home() / "runs.db"
+        self.path = path or runs_db()
         self.write_wait_s = write_wait_s
         open_database(self.path, RUNS_DB)
 

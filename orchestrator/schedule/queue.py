@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 
 from orchestrator.db import open_database, reading, transaction, typed_row
-from orchestrator.home import orch_home
+from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
 from orchestrator.runs.store import RunRecord, insert_run, matching
@@ -71,7 +71,7 @@ _COLUMNS = [f.name for f in fields(JobRecord)]
 
 class JobQueue:
     def __init__(self, path: Path | None = None):
-        self.path = path or orch_home() / "runs.db"
+        self.path = path or runs_db()
         open_database(self.path, RUNS_DB)
 
     def submit(self, name: str, job_path: str, job_json: str, budget_usd: float | None, deadline_h: float | None,
