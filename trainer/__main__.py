@@ -17,6 +17,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.config import check_model_and_tokenizer, load_config
+from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
 from trainer.meter import (
     EXIT_MARGIN_S,
     BudgetMeter,
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     parser.add_argument("--auto-fit", action="store_true",
                         help="on out-of-memory, retry at half the micro-batch, then with checkpointing")
     args = parser.parse_args(argv)
+    heartbeat = Heartbeat()
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None)
         check_run_folder(output)
+        heartbeat.start(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if own_process:
             end_process_at_budget(output)
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
               file=sys.stderr)
         return TrainStatus.INTERRUPTED.exit_code
+    finally:
+        heartbeat.stop()
     if result["status"] in (TrainStatus.INTERRUPTED, TrainStatus.PREEMPTED):  # Ctrl-C, or a SIGTERM (`kill`)
         what = "interrupted" if result["status"] == TrainStatus.INTERRUPTED else _said(TrainStatus.PREEMPTED)
         print(checks.printable(f"{what} at step {result['steps']}, checkpoint saved. Resume with: "
@@ -116,9 +121,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
 # there (orchestrator/launch/sky_task.py run_script STARTED_AT_MARKER)
 RUN_MARKS = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints/latest", ".orch_started_at")
 # what a run can leave before any mark: the log a cloud run's script tees there as the trainer starts (sky_task.py
-# run_script), the trackers' folders and W&B's run id (trainer/trackers.py), a crash's traceback. A user's folder can
-# hold these names too (`wandb/` in any project W&B logs from), so they prove no run: they are only not in the way.
-EARLY_RUN_FILES = ("train.log", "wandb", "wandb-run-id", "tensorboard", "error.log")
+# run_script), the trainer's heartbeat, the trackers' folders and W&B's run id (trainer/trackers.py), a crash's
+# traceback. A user's folder can hold these names too (`wandb/` in any project W&B logs from), so they prove no run:
+# they are only not in the way.
+EARLY_RUN_FILES = ("train.log", HEARTBEAT_FILE, "wandb", "wandb-run-id", "tensorboard", "error.log")
 
 
 def check_run_folder(output: Path) -> None:

@@ -27,6 +27,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
 from orchestrator.spend import run_cost_usd
 from trainer.config import JobConfig
+from trainer.heartbeat import HEARTBEAT_FILE
 from trainer.jsonio import finite_or_null
 from trainer.progress import PROGRESS_FILE
 
@@ -191,7 +192,10 @@ def _recover(store: RunStore, record: RunRecord, launcher) -> None:
     elif _this_sessions_metrics(record):
         finish(store, record)
     elif record.request_id is None and time.time() - (record.started_at or record.created_at) > UNSTARTED_GRACE_S:
-        _end(store, record, RunStatus.FAILED, "its launcher died before the trainer started")
+        # a local launcher died with no trainer: nothing ran after its last write. A cloud one may have left a VM
+        # no request names, so its run is charged until now (within its budget: spend.cap_usd)
+        ended_at = _ended_at(record) if record.target is Target.LOCAL else None
+        _end(store, record, RunStatus.FAILED, "its launcher died before the trainer started", ended_at)
 
 
 def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
@@ -251,12 +255,15 @@ def _this_sessions_metrics(record: RunRecord) -> bool:
 def _ended_at(record: RunRecord) -> float:
     """The end of what the target charged for: when the target says the trainer's job ended (SkyPilot's clock: a
     cloud run's log here is a copy made whenever somebody followed it), else when the trainer last wrote anything
-    here (and not before this session began), else now."""
+    here (the job file it staged, for a launcher that died before the trainer; never before this session began),
+    else now."""
     told = launcher_for(record.target).ended_at(record)
     if told is not None:
         return told
-    # progress.json is rewritten every step: a trainer killed without a word ended within a step of it
-    written = (record.output_dir / "metrics.json", record.output_dir / PROGRESS_FILE, Path(record.run_dir) / LOG_NAME)
+    # the heartbeat is touched every meter interval from the trainer's start, progress.json every step: a trainer
+    # killed without a word ended within an interval of the newest
+    written = (record.output_dir / "metrics.json", record.output_dir / PROGRESS_FILE,
+               record.output_dir / HEARTBEAT_FILE, Path(record.run_dir) / LOG_NAME, Path(record.run_dir) / RUN_JOB_NAME)
     times = [p.stat().st_mtime for p in written if p.is_file()]
     # an earlier session's files are older than this session's start, which is where its spend begins
     return max(times + [record.started_at or 0.0]) if times else time.time()

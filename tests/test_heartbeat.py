@@ -1,0 +1,87 @@
+"""The trainer's heartbeat: a trainer killed without a word before its first step (while torch imports, the model
+builds or the data is read) is charged to within a meter interval of its death, not to its last log line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.runs.store import RunStore
+from tests.test_budget import SLOW_IMPORT
+from tests.test_runs_store import make_record
+from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_heartbeat_touches_its_file_until_stopped(tmp_path):
+    heartbeat = Heartbeat(interval_s=0.05)
+    heartbeat.start(tmp_path / "out")
+    path = tmp_path / "out" / HEARTBEAT_FILE
+    deadline = time.time() + 30
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    first = path.stat().st_mtime_ns
+    while path.stat().st_mtime_ns == first and time.time() < deadline:
+        time.sleep(0.01)
+    assert path.stat().st_mtime_ns > first  # touched again, not only once
+    heartbeat.stop()
+    last = path.stat().st_mtime_ns
+    time.sleep(0.2)
+    assert path.stat().st_mtime_ns == last  # stopped: nothing touches it any more
+
+
+def test_a_trainer_beats_while_it_imports_before_any_step(tmp_path):
+    """`python -m trainer` whose imports take a minute: its heartbeat is written and rewritten meanwhile (before, its
+    output folder held nothing until the first step)."""
+    output = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_IMPORT, "examples/tiny.yaml", "--output", str(output)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        path, deadline = output / HEARTBEAT_FILE, time.time() + 60
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        first = path.stat().st_mtime
+        while path.stat().st_mtime == first and time.time() < deadline:
+            time.sleep(0.2)
+        assert path.stat().st_mtime > first
+        assert sorted(p.name for p in output.iterdir()) == [HEARTBEAT_FILE]  # no step yet: nothing else written
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def test_a_run_killed_before_its_first_step_is_charged_to_its_last_heartbeat(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    started = time.time() - 600
+    run_dir = tmp_path / "runs" / "r-0a1b2c3d"
+    (run_dir / "output").mkdir(parents=True)
+    (run_dir / "train.log").write_text("loading the model\n")
+    os.utime(run_dir / "train.log", (started + 5, started + 5))  # the last line it logged
+    (run_dir / "output" / HEARTBEAT_FILE).touch()
+    os.utime(run_dir / "output" / HEARTBEAT_FILE, (started + 90, started + 90))  # still building the model, killed
+    record = make_record(run_dir, started_at=started, pid=999_999, usd_per_hour=3.6, budget_usd=1.0)
+    assert record.output_dir == run_dir / "output"
+    RunStore().insert(record)
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert runs[0]["status"] == "failed" and abs(runs[0]["cost_usd"] - 0.09) < 1e-4  # 90 s at $3.60/h, not 5 s
+
+
+def test_a_local_launcher_that_died_before_the_trainer_is_charged_to_its_last_write_not_until_someone_looked(
+        monkeypatch, tmp_path):
+    """A run left `launching` with no trainer ended when somebody next looked: a week later, a week at its price."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    started = time.time() - 7 * 86_400
+    run_dir = tmp_path / "runs" / "r-0a1b2c3d"
+    run_dir.mkdir(parents=True)
+    (run_dir / "job.yaml").write_text("name: tiny\n")
+    os.utime(run_dir / "job.yaml", (started + 2, started + 2))  # staged, then the launcher was killed
+    RunStore().insert(make_record(run_dir, status="launching", started_at=started, pid=None, usd_per_hour=3.6,
+                                  budget_usd=1000.0))
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert runs[0]["status"] == "failed" and abs(runs[0]["cost_usd"] - 0.002) < 1e-4  # 2 s at $3.60/h

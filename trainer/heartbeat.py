@@ -1,0 +1,41 @@
+"""A file the trainer touches every meter interval from its start, so a trainer that dies without a word (SIGKILL,
+the OOM killer, a lost machine) while it imports, builds the model or reads the data is known to have stopped
+costing money within one interval of that: its launcher takes the end of a run from the trainer's last write
+(orchestrator/launch/lifecycle._ended_at), and its other files are written only from the first step on."""
+
+import threading
+from pathlib import Path
+
+from trainer.meter import METER_INTERVAL_S
+
+HEARTBEAT_FILE = "heartbeat"
+
+
+class Heartbeat:
+    def __init__(self, interval_s: float = METER_INTERVAL_S):
+        self.interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, output: Path) -> None:
+        """Touch output/heartbeat now and then every interval until stop(), from a daemon thread (it never holds
+        the process up). A touch that fails (a full or read-only disk) is skipped: the run's own writes say it."""
+        path = output / HEARTBEAT_FILE
+
+        def beat() -> None:
+            while True:
+                try:
+                    path.touch()
+                except OSError:
+                    pass
+                if self._stopped.wait(self.interval_s):
+                    return
+
+        output.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=beat, name="orch-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
