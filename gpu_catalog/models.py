@@ -352,12 +352,14 @@ def _from_hub(name: str) -> ModelShape | None:
     return shape_from_config(name, config.to_dict(), source=f"https://huggingface.co/{name} (AutoConfig)")
 
 
-# Names that say a model is no dense text-only decoder (Llama-3.2-11B-Vision, Qwen2-VL-7B, Mixtral-8x7B,
-# Qwen3-30B-A3B): unknown to the catalog, such a name was offered the nearest dense name (Llama-3.2-1B for the 11B
-# vision model), which estimates another model; the error says why none is offered.
+# Names that say a model is no dense text-only decoder (Llama-3.2-11B-Vision, Qwen2-VL-7B, Gemma 3 from 4B on and
+# Mistral Small 3.1, whose checkpoints carry a vision encoder, Mixtral-8x7B, Qwen3-30B-A3B): unknown to the catalog,
+# such a name was offered the nearest dense name (Llama-3.2-1B for the 11B vision model), which estimates another
+# model; the error says why none is offered.
 # So do the names of the UNGATED_MODEL_TYPES families (phi-2, falcon-7b, pythia-1b, stablelm-base-alpha-3b): Falcon3
 # and StableLM 2 are gated, and stay out of the pattern.
-NOT_DENSE_TEXT = re.compile(r"(?P<vision>vision|[-_]vl\b|llava|pixtral|idefics)|(?P<moe>mixtral|[-_]moe\b|\d+x\d+b\b|"
+NOT_DENSE_TEXT = re.compile(r"(?P<vision>vision|[-_]vl\b|llava|pixtral|idefics|gemma-3n|gemma-3-(?:4|12|27)b|"
+                            r"mistral-small-3\.[12])|(?P<moe>mixtral|[-_]moe\b|\d+x\d+b\b|"
                             r"[-_]a\d+(\.\d+)?b\b)|(?P<ungated>\bgpt-?2|gpt-?neo|pythia|gpt-?j\b|\bfalcon-(?:7b|11b|40b|"
                             r"180b|rw)|\bphi-(?:1|1[._]5|2)\b|\bopt-\d|\bbloomz?\b|\bbloomz?-|\bmpt-\d|starcoder|"
                             r"stablelm-(?:base|tuned)-alpha|\bcodegen2?-\d)", re.IGNORECASE)

@@ -77,6 +77,8 @@ def test_releases_published_tables_name_resolve_to_their_shape(name, shape):
 
 @pytest.mark.parametrize("name, kind", [
     ("meta-llama/Llama-3.2-11B-Vision-Instruct", "vision-language"), ("Qwen/Qwen2-VL-7B-Instruct", "vision-language"),
+    ("google/gemma-3-12b-it", "vision-language"), ("unsloth/gemma-3-4b-it-bnb-4bit", "vision-language"),
+    ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "vision-language"),
     ("mistralai/Mixtral-8x7B-v0.1", "mixture-of-experts"), ("Qwen/Qwen3-30B-A3B", "mixture-of-experts")])
 def test_a_vision_or_mixture_of_experts_name_is_told_why_no_model_is_offered(name, kind):
     """The 11B vision model was offered Llama-3.2-1B, another model's estimate."""
@@ -310,3 +312,16 @@ def test_a_path_that_is_not_there_is_told_as_a_missing_folder(name):
     """`./nosuchdir` was an "unknown model" with near catalog names offered."""
     with pytest.raises(UserError, match=f"model folder '{re.escape(name)}' does not exist"):
         get_model(name)
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("google/gemma-3-1b-it", "google/gemma-3-1b-pt"), ("Llama-3.1-405B", "meta-llama/Llama-3.1-405B"),
+    ("mistralai/Mistral-Small-24B-Instruct-2501", "mistralai/Mistral-Small-24B-Base-2501"),
+    ("huggyllama/llama-65b", "huggyllama/llama-65b"), ("huggyllama/llama-7b", "meta-llama/Llama-2-7b-hf"),
+    ("Qwen/Qwen1.5-4B-Chat", "Qwen/Qwen1.5-4B"), ("Qwen/QwQ-32B", "Qwen/Qwen2.5-32B"),
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-32B"), ("codellama/CodeLlama-70b-Instruct-hf",
+                                                               "codellama/CodeLlama-70b-hf")])
+def test_widely_tuned_releases_are_known_offline(name, shape):
+    """Gemma 3 1B, Mistral Small 3, Llama 3.1 405B, the LLaMA-1 sizes of the QLoRA paper, Qwen1.5 and the Qwen2.5
+    Coder and QwQ releases were `unknown model` here, where the Hub cannot be read."""
+    assert get_model(name).name == shape
