@@ -404,8 +404,12 @@ def is_model_folder(name: str, path: Path) -> bool:
 def hub_id(name: str, base_dir: Path = Path(".")) -> str:
     """The Hugging Face id a job's bare catalog name stands for (`tiny` -> `orch/tiny-llama`, `Qwen2.5-0.5B` ->
     `Qwen/Qwen2.5-0.5B`): plan read such a name by its shape, but the trainer loads by id, and refused it after the
-    launch. An `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
+    launch. One of orch's own models in another case (`Orch/Tiny-Llama`): as the catalog spells it, which the trainer
+    knows to build offline (plan sized it by its shape, and the trainer looked for it on the hub after the launch).
+    Any other `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
     _refuse_quoted(name)
+    if name.lower().startswith(OWN_ORG) and (own := _index()[0].get(name.lower())) is not None:
+        return own.name
     if "/" in name or name.startswith(RANDOM_PREFIX) or any(
             is_model_folder(name, folder / checks.user_path(name)) for folder in (Path("."), base_dir)):
         return name

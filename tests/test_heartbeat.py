@@ -85,3 +85,22 @@ def test_a_local_launcher_that_died_before_the_trainer_is_charged_to_its_last_wr
                                   budget_usd=1000.0))
     runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
     assert runs[0]["status"] == "failed" and abs(runs[0]["cost_usd"] - 0.002) < 1e-4  # 2 s at $3.60/h
+
+
+def test_a_trainer_orch_launched_keeps_its_refusal_in_metrics_json_for_its_launcher(tmp_path):
+    """A job refused before the model loads (a hub model not on this machine) ended an orch run as `failed`, exit 1,
+    with no reason, where `orch train` says bad_config, exit 2: a detached launcher reads the end from metrics.json."""
+    job = tmp_path / "job.yaml"
+    job.write_text((open(os.path.join(REPO, "examples", "tiny.yaml")).read()
+                    .replace("model: orch/tiny-llama", "model: meta-llama/Llama-3.2-1B")
+                    .replace("dataset: data/", f"dataset: {REPO}/examples/data/")), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ORCH_RUN_ID": "r-0a1b2c3d"}
+    launched = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(tmp_path / "out")],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 2, launched.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["status"] == "bad_config" and "meta-llama/Llama-3.2-1B" in metrics["message"]
+    del env["ORCH_RUN_ID"]  # by hand: the one line on stderr says it, and no file is left behind
+    by_hand = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(tmp_path / "hand")],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert by_hand.returncode == 2 and not (tmp_path / "hand" / "metrics.json").exists()

@@ -325,3 +325,13 @@ def test_widely_tuned_releases_are_known_offline(name, shape):
     """Gemma 3 1B, Mistral Small 3, Llama 3.1 405B, the LLaMA-1 sizes of the QLoRA paper, Qwen1.5 and the Qwen2.5
     Coder and QwQ releases were `unknown model` here, where the Hub cannot be read."""
     assert get_model(name).name == shape
+
+
+@pytest.mark.parametrize("name", ["Orch/Tiny-Llama", "ORCH/TINY-LLAMA"])
+def test_orchs_own_model_in_another_case_is_the_one_the_trainer_builds_offline(name):
+    """`model: Orch/Tiny-Llama` was planned with the tiny shape, then the launched trainer looked for it on the hub
+    and the run failed."""
+    from trainer.offline_names import is_built_offline
+
+    assert hub_id(name) == "orch/tiny-llama" and is_built_offline(hub_id(name))
+    assert hub_id("Meta-Llama/Llama-3.1-8B") == "Meta-Llama/Llama-3.1-8B"  # a hub id: as written, the hub judges it

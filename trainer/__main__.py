@@ -18,6 +18,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.config import check_model_and_tokenizer, load_config
 from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
+from trainer.jsonio import write_json_atomic
 from trainer.meter import (
     EXIT_MARGIN_S,
     BudgetMeter,
@@ -37,6 +38,16 @@ def _resume_command(args, output: Path) -> str:
         return f"orch resume {run_id}"
     overrides = "".join(f" --set {shlex.quote(v)}" for v in args.set)
     return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
+
+
+def _record_refusal(output: Path, message: str) -> None:
+    """A run orch launched keeps why its trainer refused the job in metrics.json, as a refusal found once the data is
+    read does: its launcher may not be its parent (a detached launch, the scheduler, a cloud VM) and reads the end
+    from there, so a job checked before the model loads ended as `failed` with no reason, not `bad_config`."""
+    try:
+        write_json_atomic(output / "metrics.json", {"status": TrainStatus.BAD_CONFIG, "message": message})
+    except OSError:  # the folder the refusal may be about: stderr has said it
+        pass
 
 
 def _stopped_before_training(output: Path, meter: BudgetMeter, message: str) -> int:
@@ -61,13 +72,14 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     parser.add_argument("--auto-fit", action="store_true",
                         help="on out-of-memory, retry at half the micro-batch, then with checkpointing")
     args = parser.parse_args(argv)
-    heartbeat = Heartbeat()
+    heartbeat, checked_output = Heartbeat(), None
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None)
         check_run_folder(output)
+        checked_output = output
         heartbeat.start(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         if own_process:
@@ -88,6 +100,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
+        if checked_output is not None and os.environ.get(RUN_ID_ENV):
+            _record_refusal(checked_output, str(exc))
         return TrainStatus.BAD_CONFIG.exit_code
     except RuntimeError as exc:  # a path resolved through a loop of links where no check looked: said as orch says it
         if (loop := checks.symlink_loop_from(exc)) is None:
