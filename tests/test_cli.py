@@ -1,6 +1,7 @@
 """The CLI contract: JSON fields scripts rely on, and short errors with exit code 2 for bad input."""
 
 import json
+import sys
 
 import pytest
 from rich.console import Console
@@ -320,7 +321,7 @@ def test_names_stay_whole_in_80_columns(monkeypatch, tmp_path):
     from gpu_catalog.models import load_models
 
     out = run_at(monkeypatch, 80, "catalog", "models")
-    assert all(f" {m.name} " in out for m in load_models()), out
+    assert {m.name for m in load_models()} <= {line.split()[0] for line in out.splitlines() if line.split()}, out
     header = next(line for line in out.splitlines() if "params B" in line)
     assert "head_dim" not in header and "head_dim and inter and layers: --json, or a terminal of" in out
     wide = run_at(monkeypatch, 160, "catalog", "models")
@@ -717,3 +718,18 @@ def test_estimate_auto_fit_on_a_gpu_keeps_checkpointing_the_job_turns_off():
         kept_off["auto_fit"]
     auto = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--gpu", "RTX 4090", "--auto-fit")
     assert auto["fits"] is True and auto["auto_fit_from"]["grad_ckpt"] == "auto"
+
+
+def test_plans_notes_fold_at_a_terminal_as_display_says_lines_do(monkeypatch, capsys):
+    """`orch plan` prints without rich: its spot note ran 202 columns past an 80-column terminal, which cut words."""
+    from orchestrator.cli import fold
+
+    note = "note: the chosen offer is spot: `orch launch` keeps its checkpoints in a storage cloud " * 2
+    fold.note(note)
+    assert capsys.readouterr().err == note + "\n"  # not a terminal: whole, to grep
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    fold.note(note)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines) and lines[1].startswith("  ")
+    assert " ".join(" ".join(lines).split()) == " ".join(note.split())

@@ -483,6 +483,26 @@ def test_a_dry_run_with_no_storage_cloud_still_writes_the_task_and_says_what_a_l
     task = launched_by_hand(out)
     assert "/orch/output" in task.storage_mounts and not task.storage_mounts["/orch/output"].stores
     assert "note: no storage cloud orch can use is enabled here" in " ".join(result.stderr.split())
+    assert "note: `orch launch` here would take H100 SXM (nebius" in " ".join(result.stderr.split())
+
+
+def test_a_dry_run_names_the_offer_a_launch_here_would_take_instead_of_its_spot_choice(sky, tmp_path, monkeypatch):
+    """The dry run showed a spot A100 at $0.41; `orch launch` here, with no storage cloud for spot checkpoints, then
+    asked to confirm an on-demand L4 at $0.80: the dry run said neither that offer nor its price."""
+    from sky.data import storage as storage_lib
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    monkeypatch.chdir(tmp_path)
+    args = [str(trainable_job(tmp_path)), "--budget", "20", "--target", "cloud"]
+    dry = CliRunner().invoke(app, ["launch", *args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    here = json.loads(dry.stdout)["launch_here"]
+    launch_plan = CliRunner().invoke(app, ["launch", *args])  # no --yes, no terminal: refused, nothing launched
+    assert "launching needs confirmation" in launch_plan.stderr
+    # the offer named is the one the launch itself chose: its plan, shown before the confirmation
+    gpu, where = here.split("would take ")[1].split(":")[0].rstrip(")").split(" (")  # `L4`, `gcp us-central1`
+    assert json.loads(dry.stdout)["plan"]["chosen"]["spot"] is True
+    assert f"chosen: {gpu} on {where}" in " ".join(launch_plan.stdout.split()), (here, launch_plan.stdout)
 
 
 def test_a_dry_run_whose_output_stays_on_the_vm_says_how_to_copy_it_before_the_vm_goes(sky, tmp_path, monkeypatch):

@@ -3,7 +3,6 @@
 import json
 import logging
 import sys
-import textwrap
 
 from rich import box
 from rich.console import Console, ConsoleOptions
@@ -20,6 +19,7 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
+from orchestrator.cli.fold import folded
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
@@ -73,8 +73,6 @@ def esc(value) -> str:
     return _escape_markup(printable(str(value)))
 
 
-FOLDED_INDENT = "  "  # a folded line's later lines start this much further in, so they read as its continuation
-
 
 def say(text: str, err: bool = False) -> None:
     """Plain lines for people (stderr with `err`), printed as written: no markup, no highlighting. At a terminal a
@@ -83,17 +81,8 @@ def say(text: str, err: bool = False) -> None:
     out = err_console if err else console
     text = printable(text)
     if out.is_terminal:
-        text = "\n".join(_folded(line, out.width) for line in text.split("\n"))
+        text = "\n".join(folded(line, out.width) for line in text.split("\n"))
     out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _folded(line: str, width_columns: int) -> str:
-    """`line` folded at spaces into lines of `width_columns` at most, each after the first indented past the first's
-    own indent. A word wider than that (a path, a URL) stays whole, for copying; a hyphenated name (`j-1dea99f5`,
-    `llama31-8b-qlora`) is never cut at its hyphens."""
-    indent = line[:len(line) - len(line.lstrip(" "))] + FOLDED_INDENT
-    return textwrap.fill(line, width_columns, subsequent_indent=indent, break_long_words=False,
-                         break_on_hyphens=False)
 
 
 def progress(text: str) -> None:

@@ -24,7 +24,7 @@ from orchestrator.cli.options import (
     path_option,
     usd_option,
 )
-from orchestrator.cli.planning import plan_job
+from orchestrator.cli.planning import plan_job, replanned
 from orchestrator.cli.runs import exit_code, follow_run
 from orchestrator.cli.serialize import plan_dict
 from orchestrator.launch import lifecycle
@@ -73,7 +73,8 @@ def launch_command(
     chosen = result.chosen
     where = "local" if chosen.offer.is_local else f"{chosen.offer.provider} {chosen.offer.region}"
     if dry_run:
-        _dry_run(result, job, budget, model.params, out, as_json)
+        here = _launch_here(result, lambda refusal: replanned(model, targets, result, refusal))
+        _dry_run(result, job, budget, model.params, out, as_json, here)
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -108,6 +109,28 @@ def _refusal(dry_run: bool, spot: bool):
     return launch_refusals()
 
 
+def _launch_here(result, plan_with) -> str | None:
+    """What `orch launch` would take here where it differs from the dry run's choice: a dry run writes its spot task
+    for SkyPilot to pick the store (the machine that launches it may have a storage cloud this one lacks), while a
+    launch here passes over a spot offer with no storage cloud for its checkpoints. Said, or a newcomer reads one
+    offer and price in the dry run and is asked to confirm another."""
+    chosen = result.chosen
+    if chosen.offer.is_local or not chosen.offer.spot:
+        return None
+    from orchestrator.launch.sky_storage import launch_refusals
+
+    refusals = launch_refusals()
+    if (why := refusals(chosen.offer)) is None:
+        return None
+    taken = plan_with(refusals).chosen
+    if taken is None:
+        return f"`orch launch` here would find no offer: {why}"
+    offer = taken.offer
+    where = "local" if offer.is_local else f"{offer.provider} {offer.region}{' spot' if offer.spot else ''}"
+    return (f"`orch launch` here would take {offer.gpu.name} ({where}): {taken.estimate.hours:.2f} h, "
+            f"{usd_text(taken.estimate.cost_usd)}, not the spot offer above: {why}")
+
+
 def _check_task_out(out: Path, job: Path, force: bool) -> None:
     """A dry run's task file and the folder of files beside it replace neither the job nor a dataset it names, and
     an existing file only with --force, as `orch import --out` asks (a job file was replaced by the task). The folder
@@ -132,10 +155,12 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
                         "pass --force to replace its src/ and job.yaml, or choose another --out.")
 
 
-def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool) -> None:
-    """The task file on stdout (or in --out), everything for people on stderr, the plan first; --json: one JSON
-    document. The plan is shown once the task is made: a refusal before (pre-flight, the task) is one error line on
-    stderr, as `orch plan`'s is, not tables and then the line."""
+def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool,
+             here: str | None = None) -> None:
+    """The task file on stdout (or in --out), everything for people on stderr, the plan first, and `here`, what a
+    launch on this machine would take instead (_launch_here); --json: one JSON document. The plan is shown once the
+    task is made: a refusal before (pre-flight, the task) is one error line on stderr, as `orch plan`'s is, not
+    tables and then the line."""
     chosen, spec = result.chosen, result.spec
     preflight.check(spec, job, chosen, launching=False)
     task = None
@@ -147,7 +172,7 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         display.print_json({"plan": plan_dict(result), "task_yaml": task.yaml_text if task else None,
                             "task_file": str(out) if out and task else None,
                             "skypilot_optimizer": task.optimizer_text if task else None,
-                            "note": task.note if task else None, "launched": False})
+                            "note": task.note if task else None, "launch_here": here, "launched": False})
         return
     display.show_plan(result, top=5, to_stderr=True)
     if task is None:
@@ -173,6 +198,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
                     "from this folder runs it", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
+    if here:
+        display.say(f"note: {here}", err=True)
     display.err_console.print("dry run: nothing launched.")
 
 

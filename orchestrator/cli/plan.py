@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.planning import plan_job
@@ -138,7 +139,7 @@ def run(argv: list[str]) -> int:
         data = data_dict(size, result.train_tokens)
         spot = _spot_note(result)
         if spot:
-            print(f"note: {spot}", file=sys.stderr)
+            fold.note(f"note: {spot}")
         if args.as_json:
             notes = [note] if (note := context_note(spec, model)) else []  # said on stderr too, as for tables
             notes += [spot] if spot else []

@@ -1,7 +1,7 @@
 """Read a job, gather every target and plan: what `orch plan` shows and `orch launch` acts on. No CLI framework and
 no terminal formatting here, so `orch plan` loads only what planning needs."""
 
-import sys
+import dataclasses
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -9,6 +9,7 @@ from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.targets import Targets, gather_targets
+from orchestrator.cli import fold
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.settings import context_note, job_model
@@ -43,8 +44,8 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
                             "catalog refresh` brings SkyPilot's); providers with offers: "
                             f"{', '.join(sorted(providers))}.")
         if absent := sorted(asked - providers - {"local"}):  # planned without them: said, not silently dropped
-            print(checks.printable(f"note: --providers {', '.join(absent)}: no offers in the catalogs here (`orch "
-                                   "catalog refresh` brings SkyPilot's); planned on the others."), file=sys.stderr)
+            fold.note(f"note: --providers {', '.join(absent)}: no offers in the catalogs here (`orch catalog "
+                      "refresh` brings SkyPilot's); planned on the others.")
         providers &= asked
     if target == "local":
         providers &= {"local"}
@@ -74,6 +75,14 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
                         max_usd_per_hour=max_usd_per_hour, launch_refusal=launch_refusal)
     model = job_model(spec)
     if note := context_note(spec, model):
-        print(checks.printable(f"note: {note}"), file=sys.stderr)
+        fold.note(f"note: {note}")
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
                                 startup_times=load_startup_times(), tokens_done=tokens_done)
+
+
+def replanned(model: ModelShape, targets: Targets, result: Plan, launch_refusal: LaunchRefusal) -> Plan:
+    """`result` planned again with a launch's refusals asked (a dry run saying what a launch here would take): the
+    same job, targets and policy, and plan_job's notes not said twice."""
+    policy = dataclasses.replace(result.policy, launch_refusal=launch_refusal)
+    return plan(result.spec, model, list(targets.offers), policy, load_calibration(),
+                startup_times=load_startup_times())
