@@ -9,17 +9,35 @@ from typer.core import TyperGroup
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.argv_forms import UnreadableOptions, click_options, spelled_as_orch
-from orchestrator.cli.display import print_error
+from orchestrator.cli.display import print_error, print_json
+from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict
 from orchestrator.db import UnusableDatabase
 
-USAGE_ERROR_EXIT_CODE = 2
 UsageError = typer.BadParameter.__mro__[1]  # click's, in typer's own copy of click (typer exports only its child)
 NoSuchOption = next(c for c in UsageError.__subclasses__() if c.__name__ == "NoSuchOption")  # the same copy's
 
 
-def fail(message: str) -> typer.Exit:
+_command_line = {"json": False}  # what the running command line asks, for fail(): set by OneLineUsageErrors.main
+
+
+class SaidInJson(UserError):
+    """A refusal whose --json document the command has written itself, its `error` in it (a launch that found no
+    offer: the plan it made): said on stderr, and not as a second document on stdout."""
+
+
+def fail(message: str, as_json: bool | None = None) -> typer.Exit:
+    """`error: ...` on stderr and exit 2; with --json, the same as a JSON document on stdout (serialize.error_dict),
+    so a script reading stdout parses a refusal too, not an empty stream. `as_json` None: as the command line asks
+    (an option's callback refuses before the command has read its --json)."""
     print_error(message)
+    if as_json if as_json is not None else _command_line["json"]:
+        print_json(error_dict(message))
     return typer.Exit(code=USAGE_ERROR_EXIT_CODE)
+
+
+def json_wanted(args: list[str]) -> bool:
+    """Whether a command line asks for --json (before any `--`, after which a word is a file name)."""
+    return "--json" in (args[:args.index("--")] if "--" in args else args)
 
 
 def user_errors(command):
@@ -31,7 +49,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except (UserError, UnusableDatabase) as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), False if isinstance(exc, SaidInJson) else None) from None
         except BrokenPipeError:  # `orch ... | head`: the reader left; typer ends quietly, as a pipe's writer should
             raise
         except OSError as exc:  # a path the user named that cannot be read or written: say which, no traceback
@@ -155,6 +173,14 @@ class OneLineUsageErrors(TyperGroup):
                              f"{exc.option_name}`", ctx=ctx) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
+        # for fail(): a refusal made before the command has read its --json (an option's callback, a usage error)
+        _command_line["json"] = json_wanted(list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]))
+        try:
+            return self._main(*args, standalone_mode=standalone_mode, **kwargs)
+        finally:
+            _command_line["json"] = False
+
+    def _main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
@@ -166,7 +192,7 @@ class OneLineUsageErrors(TyperGroup):
                 sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
             path = ctx.command_path if ctx else getattr(self, "resolved_path", "orch")
-            print_error(f"{message}{' See' if message.endswith('?') else '; see'} `{path} --help`.")
+            fail(f"{message}{' See' if message.endswith('?') else '; see'} `{path} --help`.")
             sys.exit(exc.exit_code)
         except typer.Abort:
             print_error("aborted.")

@@ -12,7 +12,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from orchestrator import preflight
 from orchestrator.cli import display
-from orchestrator.cli.errors import user_errors
+from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.options import (
     DeadlineOption,
     JobArgument,
@@ -26,7 +26,7 @@ from orchestrator.cli.options import (
 )
 from orchestrator.cli.planning import plan_job, replanned
 from orchestrator.cli.runs import exit_code, follow_run
-from orchestrator.cli.serialize import plan_dict
+from orchestrator.cli.serialize import error_dict, plan_dict
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import read_job
 from orchestrator.planner import no_option_message
@@ -67,8 +67,9 @@ def launch_command(
     if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
         display.show_plan(result, top=5)
     if result.chosen is None:
-        if as_json:
-            display.print_json({"plan": plan_dict(result), "run": None})
+        if as_json:  # the plan that found nothing is the document, its error in it
+            display.print_json({"plan": plan_dict(result), "run": None, **error_dict(no_option_message(result))})
+            raise SaidInJson(no_option_message(result))
         raise UserError(no_option_message(result))
     chosen = result.chosen
     where = "local" if chosen.offer.is_local else f"{chosen.offer.provider} {chosen.offer.region}"

@@ -18,19 +18,20 @@ from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.planning import plan_job
-from orchestrator.cli.serialize import data_dict, plan_dict
+from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, plan_dict
 from orchestrator.estimator.settings import context_note
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
-USAGE_ERROR_EXIT_CODE = 2
+
+class _Refused(Exception):
+    """A malformed flag, said once by `run` (one line, exit 2, and with --json the same as JSON on stdout), as every
+    orch command answers it. Not a ValueError: argparse would turn one into its own message."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        """One line and exit 2, as every orch command answers a malformed flag."""
-        print(f"error: {checks.one_line(message)}; see `orch plan --help`.", file=sys.stderr)
-        raise SystemExit(USAGE_ERROR_EXIT_CODE)
+        raise _Refused(f"{checks.one_line(message)}; see `orch plan --help`.")
 
     def parse_known_args(self, args=None, namespace=None):
         """An unknown option is said before anything else, with the nearest known ones in the typer commands' words:
@@ -76,8 +77,7 @@ def _flag_value(read: Callable[[str, str], float], flag: str) -> Callable[[str],
         try:
             return read(text, flag)
         except UserError as exc:
-            print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
-            raise SystemExit(USAGE_ERROR_EXIT_CODE) from None
+            raise _Refused(str(exc)) from None
     return convert
 
 
@@ -125,13 +125,15 @@ def _spot_note(result) -> str | None:
 
 
 def run(argv: list[str]) -> int:
+    # --json before any `--` (after it, a file name): a refusal is then a JSON document on stdout as well
+    as_json = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
     parse = parser()
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
-        argv = spelled_as_orch(argparse_options(parse), argv)
-    except UnreadableOptions as exc:
-        parse.error(str(exc))
-    args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
-    try:
+        try:
+            argv = spelled_as_orch(argparse_options(parse), argv)
+        except UnreadableOptions as exc:
+            parse.error(str(exc))
+        args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
         checks.number(args.top, "--top", 1, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
@@ -140,18 +142,27 @@ def run(argv: list[str]) -> int:
         spot = _spot_note(result)
         if spot:
             fold.note(f"note: {spot}")
+        refusal = no_option_message(result) if result.chosen is None else None
         if args.as_json:
             notes = [note] if (note := context_note(spec, model)) else []  # said on stderr too, as for tables
             notes += [spot] if spot else []
-            print(json.dumps({**plan_dict(result), "data": data, "notes": notes}))  # one line: the C encoder
+            # one line (the C encoder); a plan that found nothing is the document, with its error in it
+            print(json.dumps({**plan_dict(result), "data": data, "notes": notes,
+                              **(error_dict(refusal) if refusal else {})}))
         else:
             from orchestrator.cli import display
 
             display.show_plan(result, args.top)
             display.show_data_size(data, spec.dataset is not None)
-        if result.chosen is None:
-            raise UserError(no_option_message(result))
-    except UserError as exc:
-        print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
-        return USAGE_ERROR_EXIT_CODE
+        if refusal:
+            return _refuse(refusal, json_too=False)
+    except (UserError, _Refused) as exc:
+        return _refuse(str(exc), as_json)
     return 0
+
+
+def _refuse(message: str, json_too: bool) -> int:
+    print(f"error: {checks.one_line(message)}", file=sys.stderr)
+    if json_too:
+        print(json.dumps(error_dict(message)))
+    return USAGE_ERROR_EXIT_CODE

@@ -3,12 +3,21 @@ never rounded: a CPU job's whole cost is a few hundredths of a cent, and the run
 
 from dataclasses import asdict
 
+from gpu_catalog.checks import one_line
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate
 from orchestrator.data_size import DataSize
 from orchestrator.planner import Option, Plan
+
+USAGE_ERROR_EXIT_CODE = 2
+
+
+def error_dict(message: str) -> dict:
+    """A refusal as `--json` gives it on stdout (the `error: ...` line stays on stderr, for people): a script that
+    parses stdout gets one JSON document whether the command worked or not, never an empty stream."""
+    return {"error": one_line(message), "exit_code": USAGE_ERROR_EXIT_CODE}
 
 
 def gpu_dict(gpu: GPU) -> dict:
