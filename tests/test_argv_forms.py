@@ -159,3 +159,11 @@ def test_a_switchs_word_and_a_negative_number_are_its_values():
     assert settings("--bf16", "auto") == settings("--precision", "auto")
     result = runner.invoke(app, [*BASE, "--max-length", "-5"])
     assert result.exit_code == 2 and "`seq_len` must be above 0, got -5" in result.stderr, result.output
+
+
+def test_orch_plans_help_states_the_defaults_it_plans_with():
+    """`--top` and `--objective` said no default (10 rows, which drops a column at 80; cost), as launch's help does."""
+    from orchestrator.cli.plan import parser
+
+    help_text = " ".join(parser().format_help().split())
+    assert "Rank by cost or time (default: cost)" in help_text and "each table (default: 10)" in help_text

@@ -97,7 +97,8 @@ def parser() -> argparse.ArgumentParser:
                        metavar="USD", help=f"Most you will spend, in US dollars: {USD_FORMS}.")
     parse.add_argument("--deadline", type=_flag_value(hours_amount, "--deadline"), action=_Once, metavar="HOURS",
                        help=f"Time until the job must be done: {DURATION_FORMS}.")
-    parse.add_argument("--objective", default="cost", action=_Once, help=f"Rank by {' or '.join(OBJECTIVES)}.")
+    parse.add_argument("--objective", default="cost", action=_Once,
+                       help=f"Rank by {' or '.join(OBJECTIVES)} (default: %(default)s).")
     parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,runpod).")
     spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
     spot.add_argument("--spot", dest="spot", action="store_true", default=True, help="Allow spot (interruptible) "
@@ -106,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--local-cost", action=_Once,
                        help="Price local cards amortized or marginal (default: the hardware file's).")
     parse.add_argument("--top", type=_flag_value(whole_amount, "--top"), default=10, action=_Once,
-                       help="Rows to show in each table.")
+                       help="Rows to show in each table (default: %(default)s).")
     parse.add_argument("--max-usd-per-hour", type=_flag_value(usd_amount, "--max-usd-per-hour"), action=_Once,
                        metavar="USD", help=f"Most to pay per GPU-hour, on top of the budget: {USD_FORMS}.")
     parse.add_argument("--json", dest="as_json", action="store_true", help="Print JSON for scripts instead of tables.")
