@@ -5,6 +5,7 @@ the shape every model in data/models.csv has.
 """
 
 import csv
+import difflib
 import functools
 import json
 import os
@@ -447,6 +448,29 @@ def _refuse_quoted(name: str) -> None:
     if checks.in_own_quotes(name) is not None:
         raise UserError(f"model {checks.short_repr(name)} holds its own quotes, which no model's name has: write it "
                         "without them.")
+
+
+@functools.cache
+def _known_orgs() -> frozenset[str]:
+    """Every organisation the catalog's ids and aliases name, in lower case."""
+    return frozenset(spelling.split("/")[0].lower() for hf_id, aliases in _aliases().items()
+                     for spelling in (hf_id, *aliases) if "/" in spelling)
+
+
+def org_typo_note(name: str) -> str | None:
+    """A note for a hub id whose organisation is one letter or two away from one the catalog knows (`meta-lama/`):
+    it is sized by its name alone, as a re-upload under another org is, and the typo surfaced only on the target,
+    when the download failed after the machine was paid for. A folder, a `random:` shape or a known org: None."""
+    if "/" not in name or name.startswith((RANDOM_PREFIX, *PATH_STARTS)) or os.path.exists(checks.user_path(name)):
+        return None
+    org = name.split("/")[0].lower()
+    if org in _known_orgs():
+        return None
+    near = difflib.get_close_matches(org, _known_orgs(), n=1, cutoff=0.8)
+    if not near:
+        return None
+    return (f"'{name.split('/')[0]}' is no organisation the catalog knows: did you mean '{near[0]}'? The target "
+            f"downloads {name} as written, and a name the hub does not have fails there.")
 
 
 def get_model(name: str) -> ModelShape:

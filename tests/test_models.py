@@ -335,3 +335,26 @@ def test_orchs_own_model_in_another_case_is_the_one_the_trainer_builds_offline(n
 
     assert hub_id(name) == "orch/tiny-llama" and is_built_offline(hub_id(name))
     assert hub_id("Meta-Llama/Llama-3.1-8B") == "Meta-Llama/Llama-3.1-8B"  # a hub id: as written, the hub judges it
+
+
+@pytest.mark.parametrize("name, near", [("meta-lama/Llama-3.1-8B", "meta-llama"), ("Qwenn/Qwen2.5-7B", "qwen"),
+                                        ("unsloth/Llama-3.1-8B", None), ("NousResearch/Llama-2-7b-hf", None),
+                                        ("meta-llama/Llama-3.1-8B", None), ("someone/my-finetune", None),
+                                        ("random:meta-lama/Llama-3.1-8B", None)])
+def test_an_org_a_letter_away_from_a_known_one_is_said_to_be_a_likely_typo(name, near):
+    """`meta-lama/Llama-3.1-8B` was planned silently with Llama 3.1's shape; the typo showed only on the target."""
+    from gpu_catalog.models import org_typo_note
+
+    note = org_typo_note(name)
+    assert (note is None) if near is None else f"did you mean '{near}'?" in note
+
+
+def test_plan_says_the_org_typo_note(tmp_path, capsys):
+    from orchestrator.cli.plan import run
+
+    job = tmp_path / "job.yaml"
+    job.write_text("name: typo\nmodel: meta-lama/Llama-3.1-8B\nmethod: qlora\nseq_len: 2048\ntrain_tokens: 1000000\n")
+    assert run([str(job), "--budget", "50", "--json"]) == 0
+    out = capsys.readouterr()
+    assert any("did you mean 'meta-llama'?" in note for note in json.loads(out.out)["notes"])
+    assert "note: 'meta-lama' is no organisation" in out.err

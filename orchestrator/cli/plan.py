@@ -19,7 +19,7 @@ from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spe
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, plan_dict
-from orchestrator.estimator.settings import context_note
+from orchestrator.estimator.settings import model_notes
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
@@ -145,7 +145,7 @@ def run(argv: list[str]) -> int:
             fold.note(f"note: {spot}")
         refusal = no_option_message(result) if result.chosen is None else None
         if args.as_json:
-            notes = [note] if (note := context_note(spec, model)) else []  # said on stderr too, as for tables
+            notes = model_notes(spec, model)  # said on stderr too, as for tables
             notes += [spot] if spot else []
             # one line (the C encoder); a plan that found nothing is the document, with its error in it
             print(json.dumps({**plan_dict(result), "data": data, "notes": notes,

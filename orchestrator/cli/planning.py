@@ -12,7 +12,7 @@ from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.cli import fold
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.estimator.settings import context_note, job_model
+from orchestrator.estimator.settings import job_model, model_notes
 from orchestrator.job import load_job
 from orchestrator.planner import LaunchRefusal, Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
@@ -74,7 +74,7 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
                         providers=allowed_providers(target, providers, targets.offers),
                         max_usd_per_hour=max_usd_per_hour, launch_refusal=launch_refusal)
     model = job_model(spec)
-    if note := context_note(spec, model):
+    for note in model_notes(spec, model):
         fold.note(f"note: {note}")
     return model, targets, plan(spec, model, list(targets.offers), policy, load_calibration(),
                                 startup_times=load_startup_times(), tokens_done=tokens_done)

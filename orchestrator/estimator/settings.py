@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
-from gpu_catalog.models import RANDOM_PREFIX, ModelShape, get_model
+from gpu_catalog.models import RANDOM_PREFIX, ModelShape, get_model, org_typo_note
 from trainer.config import JobConfig
 
 # FlashAttention-2 runs on Ampere, Ada and Hopper and later (flash-attn's README, 2024-12); on a T4 or V100 its
@@ -33,6 +33,11 @@ def job_model(spec: JobConfig) -> ModelShape:
         raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
                         f"{model.name}: freeze at most {model.n_layers}.")
     return model
+
+
+def model_notes(spec: JobConfig, model: ModelShape) -> list[str]:
+    """Warnings, not refusals, about the job's model that plan and launch say (on stderr, and in --json's notes)."""
+    return [note for note in (org_typo_note(spec.model), context_note(spec, model)) if note]
 
 
 def context_note(spec: JobConfig, model: ModelShape) -> str | None:
