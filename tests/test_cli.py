@@ -675,6 +675,7 @@ def test_a_commands_option_given_before_it_is_said_to_go_after_it(args, option, 
     (["estimate", "Llama-3.1-8B", "--seq-len", "--json"], "--seq-len", "--json"),
     (["estimate", "Llama-3.1-8B", "--gpu", "--seq-len", "5"], "--gpu", "--seq-len"),
     (["simulate", "--trace", "--json"], "--trace", "--json"),
+    (["estimate", "Llama-3.1-8B", "--seq-len", "--help"], "--seq-len", "--help"),  # "'--help' is not a whole number"
 ])
 def test_an_option_whose_value_is_another_option_is_said_to_miss_its_value(args, flag, following):
     """`--seq-len --json` said "--seq-len '--json' is not a whole number", where the length was left out."""

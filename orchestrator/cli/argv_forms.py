@@ -100,7 +100,7 @@ def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str
         name = _as_orch(name, options)
         option = options.get(name)
         if option is not None and not option.is_flag and not has_value and index < len(args) and \
-                args[index].startswith("-") and args[index] != "--" and \
+                args[index].startswith("-") and args[index] not in ("--", "--help") and \
                 _as_orch(args[index].partition("=")[0], options) not in options:
             out.append(f"{name}={args[index]}")  # `--budget -5usd`: the value, refused as a value
             index += 1

@@ -118,7 +118,7 @@ def option_as_value(command, args: list[str]) -> str | None:
         index += 1
         if param is None or param.is_flag or getattr(param, "count", False) or has_value:
             continue
-        if following.partition("=")[0] in options:
+        if following.partition("=")[0] in options or following == "--help":  # help is no param of its own
             return f"{spelling} is missing its value (the word after it, {following}, is an option): give {spelling} " \
                    "VALUE"
         index += 1  # the value
