@@ -103,4 +103,4 @@ def test_a_trainer_orch_launched_keeps_its_refusal_in_metrics_json_for_its_launc
     del env["ORCH_RUN_ID"]  # by hand: the one line on stderr says it, and no file is left behind
     by_hand = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(tmp_path / "hand")],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert by_hand.returncode == 2 and not (tmp_path / "hand" / "metrics.json").exists()
+    assert by_hand.returncode == 2 and not (tmp_path / "hand").exists()

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     parser.add_argument("--auto-fit", action="store_true",
                         help="on out-of-memory, retry at half the micro-batch, then with checkpointing")
     args = parser.parse_args(argv)
-    heartbeat, checked_output = Heartbeat(), None
+    heartbeat, checked_output, refused = Heartbeat(), None, False
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
+        refused = True
         if checked_output is not None and os.environ.get(RUN_ID_ENV):
             _record_refusal(checked_output, str(exc))
         return TrainStatus.BAD_CONFIG.exit_code
@@ -107,13 +108,14 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         if (loop := checks.symlink_loop_from(exc)) is None:
             raise
         print(f"error: {checks.one_line(str(loop))}", file=sys.stderr)
+        refused = True
         return TrainStatus.BAD_CONFIG.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; every checkpoint written before is whole
         print(checks.printable(f"\nstopped. Resume from the last checkpoint with: {_resume_command(args, output)}"),
               file=sys.stderr)
         return TrainStatus.INTERRUPTED.exit_code
-    finally:
-        heartbeat.stop()
+    finally:  # a job refused before any work leaves nothing behind (but what its launcher reads)
+        heartbeat.stop(clear=refused)
     if result["status"] in (TrainStatus.INTERRUPTED, TrainStatus.PREEMPTED):  # Ctrl-C, or a SIGTERM (`kill`)
         what = "interrupted" if result["status"] == TrainStatus.INTERRUPTED else _said(TrainStatus.PREEMPTED)
         print(checks.printable(f"{what} at step {result['steps']}, checkpoint saved. Resume with: "

@@ -16,11 +16,20 @@ class Heartbeat:
         self.interval_s = interval_s
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._path: Path | None = None
+        self._made: list[Path] = []  # the folders start() made for the file, deepest first
 
     def start(self, output: Path) -> None:
         """Touch output/heartbeat now and then every interval until stop(), from a daemon thread (it never holds
-        the process up). A touch that fails (a full or read-only disk) is skipped: the run's own writes say it."""
-        path = output / HEARTBEAT_FILE
+        the process up). A folder that cannot be made, or a touch that fails (a full or read-only disk), is
+        skipped: the trainer's own checks and writes say it."""
+        path = self._path = output / HEARTBEAT_FILE
+        self._made = [folder for folder in (output, *output.parents) if not folder.exists()]
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            self._made = []
+            return
 
         def beat() -> None:
             while True:
@@ -31,11 +40,19 @@ class Heartbeat:
                 if self._stopped.wait(self.interval_s):
                     return
 
-        output.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=beat, name="orch-heartbeat", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, clear: bool = False) -> None:
+        """Stop beating; `clear` (a job refused before any work): remove the file, and the folders start() made if
+        nothing else is in them, as a refusal leaves no output folder behind."""
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
+        if clear and self._path is not None:
+            self._path.unlink(missing_ok=True)
+            for folder in self._made:
+                try:
+                    folder.rmdir()
+                except OSError:  # something else is in it (a refusal recorded for a launcher): it stays
+                    break
