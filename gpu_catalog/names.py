@@ -21,16 +21,31 @@ def normalize(name: str) -> str:
     return re.sub(r"(\d)gb", r"\1g", key)
 
 
+# the letters o and l in a number's place: after a digit (`H1OO`, `RTX 4O90`), or between a letter and a digit
+# (`Hl00`); not one that starts a name or a word without digits (`L40S`, `foo`), which are letters
+_TYPED_FOR_DIGITS = re.compile(r"(?<=\d)[ol]+|(?<=[a-z])[ol]+(?=\d)")
+_AS_DIGITS = str.maketrans("ol", "01")
+
+
+def _compared(name: str) -> str:
+    """normalize's key with an o or l typed for 0 or 1 read as that digit, on both sides of a comparison: `H1OO`
+    (letter O) got no near name, its key `h1oo` too far from `h100sxm`."""
+    return _TYPED_FOR_DIGITS.sub(lambda typed: typed.group().translate(_AS_DIGITS), normalize(name))
+
+
 def suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.5) -> list[str]:
     """The candidates closest to `name`, best first; compares normalised keys so spacing and case do not matter.
     `cutoff` is difflib's least similarity (0 to 1): GPU and model names share few letters with a typo of theirs
-    (`4090` for `RTX 4090`), where many names of a kind (config keys) share a stem and need a higher one."""
+    (`4090` for `RTX 4090`), where many names of a kind (config keys) share a stem and need a higher one. Names that
+    start with what was typed come first: difflib ranked H200 above H100 SXM for `h100`, a shorter key."""
     import difflib  # only on a miss: a plan that finds its names never pays for it
 
-    by_key = {normalize(c): c for c in candidates}
-    keys = difflib.get_close_matches(normalize(name), list(by_key), n=limit, cutoff=cutoff)
-    substring_hits = [c for c in candidates if normalize(name) and normalize(name) in normalize(c)]
-    ordered = [by_key[k] for k in keys] + substring_hits
+    typed = _compared(name)
+    by_key = {_compared(c): c for c in candidates}
+    keys = difflib.get_close_matches(typed, list(by_key), n=limit, cutoff=cutoff)
+    starts = [c for key, c in by_key.items() if typed and key.startswith(typed)]
+    substring_hits = [c for key, c in by_key.items() if typed and typed in key]
+    ordered = starts + [by_key[k] for k in keys] + substring_hits
     return list(dict.fromkeys(ordered))[:limit]
 
 

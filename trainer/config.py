@@ -229,54 +229,59 @@ def _unknown_key_problem(key) -> str:
     return unknown_key_message(key, _TYPES)
 
 
+_RANGES = {"lora_dropout": (0, 1), "eval_fraction": (0, 0.5), "warmup_ratio": (0, 1)}  # [low, high)
+
+
 def _problems(raw: dict) -> list[str]:
     problems = [_unknown_key_problem(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
-    for key, value in raw.items():
-        if value is None or key not in _TYPES:
-            continue
-        unquote = _quoted_by_mistake(key, value)
-        if key in _USD_KEYS and isinstance(value, str):  # text _dollars could not read
-            problems.append(f"`{key}` {checks.short_repr(value)} is not an amount of US dollars: write {USD_FORMS}")
-        elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(f"`{key}` must be a whole number, got {checks.short_repr(value)}{unquote}")
-        elif key in _FLOAT_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            problems.append(f"`{key}` must be a number, got {checks.short_repr(value)}{unquote}")
-        elif key in _BOOL_KEYS and not isinstance(value, bool):
-            problems.append(f"`{key}` must be true or false, got {checks.short_repr(value)}{unquote}")
-        elif key in _STR_KEYS and not isinstance(value, str):
-            problems.append(f"`{key}` must be a string, got {checks.short_repr(value)}")
-        elif key in _STR_KEYS and not _is_text(value):
-            problems.append(f"`{key}` must be a name or a path, not empty and without control characters, got "
-                            f"{checks.short_repr(value)}")
-        elif key in _STR_KEYS and (inner := checks.in_own_quotes(value)) is not None:
-            problems.append(f"`{key}` {checks.short_repr(value)} holds its own quotes, which no name or path has: "
-                            f"write it without them (`{key}: {inner}`)")
-        elif key in _FLOAT_KEYS and not math.isfinite(value):
-            problems.append(f"`{key}` must be a finite number, got {checks.short_repr(value)}")
-        elif key in _INT_KEYS and abs(value) > LARGEST_COUNT:
-            problems.append(f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}")
-        elif key in _MAXIMUM and value > _MAXIMUM[key]:
-            problems.append(f"`{key}` must be at most {_MAXIMUM[key]}, got {value}")
-        elif key == "name" and not checks.SAFE_NAME.fullmatch(value):
-            problems.append(f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}")
-        elif key in CHOICES and not _is_choice(value, CHOICES[key]):
-            choices = [str(c).lower() for c in CHOICES[key]]
-            near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
-            problems.append(f"`{key}` must be one of {', '.join(choices)}; got {checks.short_repr(value)}{near}"
-                            f"{unquote}")
-        elif key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
-            problems.append(f"`{key}` must be above 0, got {value}")
-        elif key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
-            problems.append(f"`{key}` must be 0 or more, got {value}")
-    for key, low, high in (("lora_dropout", 0, 1), ("eval_fraction", 0, 0.5), ("warmup_ratio", 0, 1)):
-        value = raw.get(key)
-        said = any(p.startswith(f"`{key}` ") for p in problems)  # NaN or below 0: one problem said once
-        if isinstance(value, (int, float)) and not said and not low <= value < high:
-            problems.append(f"`{key}` must be in [{low}, {high}), got {value}")
+    problems += [problem for key, value in raw.items()
+                 if value is not None and key in _TYPES and (problem := _value_problem(key, value))]
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
     return problems + _method_problems(raw) + _pair_problems(raw)
+
+
+def _value_problem(key: str, value) -> str | None:
+    """What is wrong with one key's value seen alone, or None: --set's keys are checked so before they join the
+    file's, and a mistake there is said of --set, not of a job file that does not hold it."""
+    unquote = _quoted_by_mistake(key, value)
+    if key in _USD_KEYS and isinstance(value, str):  # text _dollars could not read
+        return f"`{key}` {checks.short_repr(value)} is not an amount of US dollars: write {USD_FORMS}"
+    if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"`{key}` must be a whole number, got {checks.short_repr(value)}{unquote}"
+    if key in _FLOAT_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"`{key}` must be a number, got {checks.short_repr(value)}{unquote}"
+    if key in _BOOL_KEYS and not isinstance(value, bool):
+        return f"`{key}` must be true or false, got {checks.short_repr(value)}{unquote}"
+    if key in _STR_KEYS and not isinstance(value, str):
+        return f"`{key}` must be a string, got {checks.short_repr(value)}"
+    if key in _STR_KEYS and not _is_text(value):
+        return (f"`{key}` must be a name or a path, not empty and without control characters, got "
+                f"{checks.short_repr(value)}")
+    if key in _STR_KEYS and (inner := checks.in_own_quotes(value)) is not None:
+        return (f"`{key}` {checks.short_repr(value)} holds its own quotes, which no name or path has: "
+                f"write it without them (`{key}: {inner}`)")
+    if key in _FLOAT_KEYS and not math.isfinite(value):
+        return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
+    if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
+        return f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}"
+    if key in _MAXIMUM and value > _MAXIMUM[key]:
+        return f"`{key}` must be at most {_MAXIMUM[key]}, got {value}"
+    if key == "name" and not checks.SAFE_NAME.fullmatch(value):
+        return f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}"
+    if key in CHOICES and not _is_choice(value, CHOICES[key]):
+        choices = [str(c).lower() for c in CHOICES[key]]
+        near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
+        return (f"`{key}` must be one of {', '.join(choices)}; got {checks.short_repr(value)}{near}"
+                f"{unquote}")
+    if key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
+        return f"`{key}` must be above 0, got {value}"
+    if key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
+        return f"`{key}` must be 0 or more, got {value}"
+    if key in _RANGES and not _RANGES[key][0] <= value < _RANGES[key][1]:  # NaN and below 0 said above
+        return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {value}"
+    return None
 
 
 def _pair_problems(raw: dict) -> list[str]:
@@ -543,6 +548,10 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     which job nor that it was one."""
     raw = checks.load_yaml(path, "job file")
     given = parse_overrides(overrides)
+    for text in overrides:
+        key, _ = parse_override(text)
+        if problem := override_problem(key, given[key]):
+            raise ConfigError(f"--set {text.strip()}: {problem}.")
     try:
         if isinstance(raw, dict):
             raw.update(given)
@@ -574,6 +583,15 @@ def qlora_keys_problem(raw: dict) -> str | None:
     return (f"{', '.join(f'`{key}`' for key in given)} {'apply' if len(given) > 1 else 'applies'} to method qlora "
             f"(quantized weights), and this job's method is {method}: set method: qlora, or drop "
             f"{'them' if len(given) > 1 else 'it'}")
+
+
+def override_problem(key: str, value) -> str | None:
+    """What is wrong with `--set key=value` alone: `--set max_step=2` was blamed on the job file (`job file
+    'tiny.yaml': bad config: unknown key max_step`), where the user looked for it in vain."""
+    if key not in _TYPES:
+        return _unknown_key_problem(key)
+    value = _whole(value) if key in _INT_KEYS else _dollars(key, _spelled_as_orch(key, value))
+    return None if value is None else _value_problem(key, value)
 
 
 def parse_overrides(overrides) -> dict:

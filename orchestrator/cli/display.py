@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import sys
 
 from rich import box
@@ -20,6 +21,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
+from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
@@ -161,12 +163,21 @@ def show_gpus(gpus: list[GPU]) -> None:
     console.print(table)
 
 
+def _billions(params: float) -> str:
+    """A parameter count in billions, two decimals; under 0.01 B two significant digits, `0.0013` for orch's tiny
+    model (1.3 M), which `0.00` hid: no wider than the column's header for a count down to 10 K."""
+    billions = params / 1e9
+    if billions >= 0.01 or billions <= 0:
+        return f"{billions:.2f}"
+    return f"{billions:.{1 - math.floor(math.log10(billions))}f}"
+
+
 MODEL_COLUMNS = ("model", "params B", "layers", "hidden", "heads", "kv", "head_dim", "inter", "vocab", "tied")
 MODELS_NARROW_LEFT_OUT = ("head_dim", "inter", "layers")  # a model id folded at 10 characters read as three names
 
 
 def show_models(models: list[ModelShape]) -> None:
-    cells = [dict(zip(MODEL_COLUMNS, (esc(m.name), f"{m.params / 1e9:.2f}", str(m.n_layers), str(m.hidden),
+    cells = [dict(zip(MODEL_COLUMNS, (esc(m.name), _billions(m.params), str(m.n_layers), str(m.hidden),
                                       str(m.n_heads), str(m.n_kv_heads), str(m.head_dim), str(m.intermediate),
                                       str(m.vocab), "yes" if m.tied_embeddings else "no"), strict=True))
              for m in models]
@@ -243,8 +254,9 @@ def show_estimate(result: dict) -> None:
     if "gpu" in result and result["unsupported"]:
         console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
     elif "gpu" in result:
+        needed, usable = needed_and_usable_gib(result["vram_gib"], result["usable_vram_gib"])
         verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free)" if result["fits"]
-                   else f"does not fit ({result['usage']}, {result['usable_vram_gib']:g} usable)")
+                   else f"does not fit ({needed} of {result['gpu_vram_gib']:g} GiB, {usable} usable)")
         console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
                       f"(efficiency {result['efficiency']:.2f}, {result['basis']})")
     else:
@@ -262,10 +274,10 @@ def show_estimate(result: dict) -> None:
         console.print(f"note: {esc(note)}")
 
 
-def _where(offer: Offer, region_count: int = 1) -> str:
+def _where(offer: Offer, region_count: int = 1, spot: str = " spot") -> str:
     region = offer.region if region_count == 1 else f"{region_count} regions"
     where = offer.provider if offer.is_local else f"{offer.provider} {region}"
-    return esc(f"{where} spot" if offer.spot else where)
+    return esc(f"{where}{spot}" if offer.spot else where)
 
 
 def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
@@ -301,6 +313,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
 
 
 PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
+SPOT_MARK = "*"  # `gcp us-central1*`: a spot offer's `where` in a terminal too narrow for ` spot` and every figure
+MARKED_WHERE = f"where{SPOT_MARK}"  # the row's key for that shorter `where`
 # Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three
 # lines: the hours and the cost already tell the options apart, and --json keeps both
 NARROW_LEFT_OUT = ("$/Mtok", "tok/s")
@@ -309,7 +323,8 @@ NARROW_LEFT_OUT = ("$/Mtok", "tok/s")
 def _option_cells(rank: int, option: Option, region_count: int) -> dict[str, str]:
     """An option's row, by column."""
     o, e = option.offer, option.estimate
-    return {"#": str(rank), "GPU": esc(o.gpu.name), "where": _where(o, region_count), "$/h": usd_text(o.usd_per_hour),
+    return {"#": str(rank), "GPU": esc(o.gpu.name), "where": _where(o, region_count),
+            MARKED_WHERE: _where(o, region_count, SPOT_MARK), "$/h": usd_text(o.usd_per_hour),
             "GiB": f"{e.vram_gib:.1f}", "batch": f"{e.micro_batch}x{e.grad_accum}" + (" ckpt" if e.grad_ckpt else ""),
             "tok/s": _number(e.tokens_per_s), "hours": f"{e.hours:.2f}", "cost": usd_text(e.cost_usd),
             "$/Mtok": usd_text(e.usd_per_million_tokens)}
@@ -328,22 +343,28 @@ def _fitting_table(build, droppable: tuple[str, ...], out: Console) -> Table:
 
 
 def _options_table(title: str, rows: list[dict[str, str]], out: Console) -> Table:
-    """The ranked options, a line each where the terminal allows: the fewest NARROW_LEFT_OUT columns go that give
-    the locations their room."""
-    return _fitting_table(lambda left_out: _plan_table(title, rows, left_out), NARROW_LEFT_OUT, out)
+    """The ranked options, a line each where the terminal allows: first a spot offer's ` spot` becomes SPOT_MARK,
+    then the fewest NARROW_LEFT_OUT columns go that give the locations their room (`$/Mtok`, which README describes,
+    was left out of the default plan at 80 columns for want of 3)."""
+    table = _fitting_table(lambda left_out: _plan_table(title, rows, left_out), NARROW_LEFT_OUT, out)
+    if table.caption is None or all(row["where"] == row[MARKED_WHERE] for row in rows):
+        return table
+    table = _fitting_table(lambda left_out: _plan_table(title, rows, left_out, MARKED_WHERE), NARROW_LEFT_OUT, out)
+    table.caption = f"{SPOT_MARK}: spot" + (f"; {table.caption}" if table.caption else "")
+    return table
 
 
-def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...]) -> Table:
-    """The options table without the `left_out` columns; one space between columns, and a location's words (a region,
-    us-central1) are never cut."""
+def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...], where: str = "where") -> Table:
+    """The options table without the `left_out` columns, its locations from the rows' `where` key; one space between
+    columns, and a location's words (a region, us-central1) are never cut."""
     table = Table(title=title, padding=(0, 0))
     columns = [column for column in PLAN_COLUMNS if column not in left_out]
-    longest_word = max((len(word) for row in rows for word in row["where"].split()), default=0)
+    longest_word = max((len(word) for row in rows for word in row[where].split()), default=0)
     for column in columns:
         table.add_column(column, justify="left" if column in ("GPU", "where") else "right",
                          min_width=longest_word if column == "where" else None)
     for row in rows:
-        table.add_row(*(row[column] for column in columns))
+        table.add_row(*(row[where if column == "where" else column] for column in columns))
     return table
 
 

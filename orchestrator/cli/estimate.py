@@ -4,7 +4,7 @@ Every flag is a job key (trainer/config.py), validated through the job schema; a
 default, so `orch estimate` describes exactly what the trainer would run."""
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Annotated
 
 import typer
@@ -28,14 +28,16 @@ from orchestrator.estimator.memory import (
 from orchestrator.estimator.settings import context_note, job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
-from trainer.config import CHOICES
+from trainer.config import CHOICES, JobConfig
 
+DEFAULT_METHOD = method_forms.resolve({}, "-", None)[0]["method"]  # what a left-out --method estimates
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
 DEFAULT_SEQ_LEN = 2048  # the job schema has no default for seq_len (every job says it)
 SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt", "optimizer", "quant_bits",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
                   "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile")
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
+JOB_DEFAULTS = {field.name: field.default for field in fields(JobConfig)}  # what a left-out flag takes
 
 
 def _settings(flags: dict, model: str):
@@ -92,11 +94,14 @@ def _shown(settings, gpu) -> dict:
 @user_errors
 def estimate(
     model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder.")],
-    method: Annotated[str | None, typer.Option(help=f"One of {', '.join(METHODS)}.")] = None,
+    method: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(METHODS)}; default {DEFAULT_METHOD} (qlora with --quant-bits, --quantization or a "
+             "quantized checkpoint).")] = None,
     seq_len: Annotated[int, whole_option("--seq-len", help="Tokens per sequence (also --max-seq-length).")]
     = DEFAULT_SEQ_LEN,
     micro_batch: Annotated[int | None, whole_option(
-        "--micro-batch", help="Sequences per forward pass (transformers' per-device batch size).")]
+        "--micro-batch", help="Sequences per forward pass (transformers' per-device batch size); default "
+                              f"{JOB_DEFAULTS['micro_batch']}, as in a job file.")]
     = None,
     grad_accum: Annotated[int | None, whole_option(
         "--grad-accum", help="Micro-batches per optimizer step.")] = None,
@@ -184,7 +189,7 @@ def estimate(
         speed = estimate_speed(shape, settings, target, calibration)
         usable = usable_vram_gib(target, calibration)
         unsupported = unsupported_on(settings, target)
-        result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 2),
+        result.update(gpu=target.name, gpu_vram_gib=target.vram_gib, usable_vram_gib=round(usable, 3),
                       headroom_fraction=round(headroom_fraction(target, calibration), 4),
                       fits=memory.vram_gib <= usable and unsupported is None,
                       fits_in_memory=memory.vram_gib <= usable, unsupported=unsupported,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
@@ -21,6 +22,18 @@ from orchestrator.cli.limits import (
     whole_amount,
 )
 from orchestrator.planner import OBJECTIVES
+
+_typer_type_column = getattr(TyperOption, "display_type_rich", None)  # typer 0.29's; another typer: left as it is
+
+
+def _type_column(option: TyperOption, ctx: typer.Context) -> str | None:
+    """What help prints beside an option: its value's kind (`USD`, `<str>`), and nothing for a flag, which takes no
+    value; typer printed its Python type there (`--yes -y <bool>`, `--version <bool>`), read as a value to give."""
+    return None if option.is_flag else _typer_type_column(option, ctx)
+
+
+if _typer_type_column is not None:
+    TyperOption.display_type_rich = _type_column  # every command's help, typer's own --help and the root's included
 
 
 def _path_or_blank(text: str | Path) -> Path | str:

@@ -38,6 +38,19 @@ def checkpointing_choices(grad_ckpt) -> tuple[bool, ...]:
     return (False, True) if grad_ckpt in ("auto", None) else (bool(grad_ckpt),)
 
 
+MOST_GIB_DECIMALS = 3  # a MiB: figures closer than that are said as equal, the comparison already made
+
+
+def needed_and_usable_gib(needed_gib: float, usable_gib: float) -> tuple[str, str]:
+    """Both figures with the fewest decimals (one at least) that keep them apart: `needs 15.2 GiB ..., has 15.2 GiB`
+    read as a bug where 15.21 was 11 MiB over the 15.20 usable."""
+    for decimals in range(1, MOST_GIB_DECIMALS + 1):
+        needed, usable = f"{needed_gib:.{decimals}f}", f"{usable_gib:.{decimals}f}"
+        if needed != usable:
+            break
+    return needed, usable
+
+
 def fit_summary(fit: "Fit") -> str:
     """The fitted batch and checkpointing, as estimate says them."""
     s = fit.settings
@@ -64,6 +77,6 @@ def auto_fit(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Cali
     if best is not None:
         return best
     ckpt = "with" if True in ckpt_choices else "without"
-    reason = (f"does not fit: needs {smallest.vram_gib:.1f} GiB at micro-batch 1 {ckpt} checkpointing, "
-              f"has {vram_limit_gib:.1f} GiB")
+    needed, usable = needed_and_usable_gib(smallest.vram_gib, vram_limit_gib)
+    reason = f"does not fit: needs {needed} GiB at micro-batch 1 {ckpt} checkpointing, has {usable} GiB"
     return Fit(None, smallest, None, reason)

@@ -1,0 +1,167 @@
+"""A first user's findings: figures rounded to the same text, help that hid defaults and showed flags as taking
+values, a column dropped at 80 columns, a --set mistake blamed on the job file, a GPU typo with no near names."""
+
+import json
+import re
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import get_gpu
+from gpu_catalog.models import get_model, load_models
+from orchestrator.cli import display
+from orchestrator.cli.estimate import DEFAULT_METHOD, JOB_DEFAULTS
+from orchestrator.cli.main import app
+from orchestrator.estimator.calibration import NO_CALIBRATION
+from orchestrator.estimator.fit import auto_fit, needed_and_usable_gib
+from orchestrator.estimator.memory import estimate_memory
+from orchestrator.estimator.settings import with_batch
+from orchestrator.job import job_from_dict
+from tests.conftest import make_gpu
+from tests.trainer_helpers import write_job
+
+runner = CliRunner()
+
+
+def _estimate_json(*args: str) -> dict:
+    result = runner.invoke(app, ["estimate", "meta-llama/Llama-3.2-1B", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# --- figures that round to the same text -----------------------------------------------------------------------------
+
+def test_needed_and_usable_figures_get_the_decimals_that_tell_them_apart():
+    assert needed_and_usable_gib(15.211, 15.2) == ("15.21", "15.20")
+    assert needed_and_usable_gib(15.2004, 15.2) == ("15.200", "15.200")  # past 3 decimals: as close as said
+    assert needed_and_usable_gib(17.3, 15.2) == ("17.3", "15.2")  # apart at one decimal: one
+
+
+def test_a_does_not_fit_reason_never_says_needs_x_has_x():
+    """`does not fit: needs 15.2 GiB ..., has 15.2 GiB`: 11 MiB over the usable share read as a bug."""
+    settings = job_from_dict({"model": "meta-llama/Llama-3.2-1B", "method": "full", "seq_len": 2048,
+                              "micro_batch": 1, "train_tokens": 1})
+    model, gpu = get_model(settings.model), make_gpu(vram_gib=80)
+    smallest = estimate_memory(model, with_batch(settings, 1, True), gpu, NO_CALIBRATION).vram_gib
+    fit = auto_fit(model, settings, gpu, NO_CALIBRATION, vram_limit_gib=smallest - 0.01)
+    needed, usable = re.fullmatch(r"does not fit: needs (\S+) GiB at micro-batch 1 with checkpointing, has (\S+) GiB",
+                                  fit.reason).groups()
+    assert needed != usable and float(needed) > float(usable)
+
+
+def test_the_estimate_verdict_tells_needed_and_usable_apart(monkeypatch):
+    """`T4: does not fit (15.2 of 16 GiB, 15.2 usable)`: 15.211 against 15.2."""
+    from orchestrator.cli import estimate
+
+    args = ("--method", "full", "--micro-batch", "1", "--gpu", "T4")
+    needed_gib = _estimate_json(*args)["vram_gib"]
+    monkeypatch.setattr(estimate, "usable_vram_gib", lambda gpu, calibration: needed_gib - 0.011)
+    monkeypatch.setenv("COLUMNS", "200")  # the verdict on one line, to search
+    monkeypatch.setattr(display, "console", Console(width=200))
+    said = runner.invoke(app, ["estimate", "meta-llama/Llama-3.2-1B", *args]).stdout
+    needed, usable = re.search(r"does not fit \((\S+) of \S+ GiB, (\S+) usable\)", said).groups()
+    assert needed != usable and float(needed) > float(usable), said
+
+
+def test_a_tiny_models_parameter_count_is_legible_and_the_column_no_wider():
+    """`orch catalog models` said 0.00 B for orch/tiny-llama's 1.3 M parameters."""
+    tiny = get_model("orch/tiny-llama")
+    assert float(display._billions(tiny.params)) == pytest.approx(tiny.params / 1e9, rel=0.05)
+    assert all(len(display._billions(m.params)) <= len("params B") for m in load_models())
+    assert display._billions(8.03e9) == "8.03"
+
+
+# --- help ------------------------------------------------------------------------------------------------------------
+
+def _help(monkeypatch, *args: str) -> str:
+    monkeypatch.setenv("COLUMNS", "200")  # each help line whole, to search
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_estimate_help_says_the_defaults_a_left_out_flag_takes(monkeypatch):
+    """`--method` left out estimated LoRA, and `--micro-batch` 4, said nowhere in the help."""
+    said = _help(monkeypatch, "estimate")
+    assert f"default {DEFAULT_METHOD} " in said and f"default {JOB_DEFAULTS['micro_batch']}," in said
+    result = _estimate_json()
+    assert (result["method"], result["micro_batch"]) == (DEFAULT_METHOD, JOB_DEFAULTS["micro_batch"])
+
+
+@pytest.mark.parametrize("command, flag", [((), "--version"), (("launch",), "--yes"), (("launch",), "--spot"),
+                                           (("estimate",), "--json"), (("estimate",), "--help")])
+def test_a_flag_shows_no_value_type_in_help(monkeypatch, command, flag):
+    """`--version <bool>`, `--yes -y <bool>`: read as flags that take a value."""
+    line = next(line for line in _help(monkeypatch, *command).splitlines() if f" {flag} " in line)
+    assert "<bool>" not in line, line
+    assert "<str>" in next(line for line in _help(monkeypatch, "estimate").splitlines() if " --method " in line)
+
+
+# --- the options table at 80 columns ---------------------------------------------------------------------------------
+
+def _row(rank: int, where: str, spot: bool) -> dict[str, str]:
+    return {"#": str(rank), "GPU": "L4", "where": f"{where} spot" if spot else where,
+            display.MARKED_WHERE: f"{where}{display.SPOT_MARK}" if spot else where, "$/h": "$0.282", "GiB": "17.1",
+            "batch": "4x4 ckpt", "tok/s": "1,036", "hours": "13.67", "cost": "$6.53", "$/Mtok": "$0.076"}
+
+
+def _columns_of(table) -> list[str]:
+    return [column.header for column in table.columns]
+
+
+def test_a_spot_offer_is_marked_before_a_figure_column_goes():
+    """The default `orch plan` at 80 columns left `$/Mtok` out, 3 columns short, beside `gcp us-central1 spot`."""
+    rows = [_row(1, "gcp us-central1", True), _row(2, "runpod US", False)]
+    full = display._plan_table("t", rows, ()).natural_width(Console(width=200))
+    out = Console(width=full - 2 - 3)  # the 2 edges a table may drop, and 3 short of the whole row
+    table = display._options_table("t", rows, out)
+    assert "$/Mtok" in _columns_of(table) and table.caption == f"{display.SPOT_MARK}: spot"
+    with out.capture() as captured:
+        out.print(table)
+    assert "gcp us-central1*" in captured.get() and "us-central1 spot" not in captured.get()
+
+
+def test_offers_that_fit_or_have_no_spot_are_not_marked():
+    rows = [_row(1, "gcp us-central1", True)]
+    assert display._options_table("t", rows, Console(width=200)).caption is None  # room for every word
+    on_demand = [_row(1, "gcp us-central1", False)]
+    narrow = display._plan_table("t", on_demand, ()).natural_width(Console(width=200)) - 5
+    table = display._options_table("t", on_demand, Console(width=narrow))
+    assert "$/Mtok" not in _columns_of(table) and display.SPOT_MARK not in table.caption
+
+
+# --- --set and GPU names ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, problem", [
+    ("max_step=2", "unknown key `max_step` (did you mean `max_steps`?)"),
+    ("micro_batch=abc", "`micro_batch` must be a whole number, got 'abc'"),
+    ("lora_dropout=2", "`lora_dropout` must be in [0, 1), got 2"),
+])
+def test_a_set_mistake_is_said_of_set_not_of_the_job_file(tmp_path, override, problem):
+    result = runner.invoke(app, ["train", str(write_job(tmp_path)), "--output", str(tmp_path / "out"),
+                                 "--set", override])
+    assert result.exit_code == 2 and f"error: --set {override}: {problem}." in result.output, result.output
+    assert "job file" not in result.output
+
+
+def test_a_job_files_own_mistake_is_still_said_of_the_file(tmp_path):
+    job = write_job(tmp_path, lora_alfa=8)
+    result = runner.invoke(app, ["train", str(job), "--output", str(tmp_path / "out"), "--set", "max_steps=2"])
+    assert result.exit_code == 2 and f"job file '{job}': bad config: unknown key `lora_alfa`" in result.output
+
+
+@pytest.mark.parametrize("typed, meant", [("H1OO", "H100 SXM"), ("RTX 4O90", "RTX 4090"), ("Hl00", "H100 SXM"),
+                                          ("L4O", "L40"), ("A1OO 8OGB", "A100 80GB")])
+def test_a_letter_typed_for_a_digit_gets_the_card_it_meant(typed, meant):
+    """`--gpu H1OO` (letter O) got no near match, though README promises them for unknown names."""
+    with pytest.raises(UserError, match=f"Did you mean: {meant}[,?]"):
+        get_gpu(typed)
+
+
+@pytest.mark.parametrize("name", ["foo", "lol", "Lol", "oo"])
+def test_a_word_with_no_digits_is_not_read_as_one(name):
+    with pytest.raises(UserError) as error:
+        get_gpu(name)
+    assert "Did you mean" not in str(error.value)
