@@ -460,3 +460,27 @@ def test_a_report_json_that_is_no_file_is_no_report_of_orchs(tmp_path, make):
     assert result.exit_code == 2
     assert result.stderr == (f"error: --out {out} holds report.json, which no orch report wrote: pass --force to "
                              "replace it, or choose another folder.\n")
+
+
+def test_a_folder_where_the_report_writes_a_file_is_refused_before_any_work_even_with_force(tmp_path):
+    """`--force` with a folder named report.md did the work, wrote the plots, then failed on `Is a directory`."""
+    out = tmp_path / "rp"
+    (out / "report.md").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out), "--force"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: --out {out} holds a folder named report.md, where the report writes a file: "
+                             "move it, or choose another --out.\n")
+    assert [p.name for p in out.iterdir()] == ["report.md"]  # nothing written
+
+
+def test_force_replaces_a_link_in_the_out_folder_not_the_file_it_points_to(tmp_path):
+    """A link named report.md to a file outside --out had that file overwritten by the report."""
+    victim = tmp_path / "victim.yaml"
+    victim.write_text("mine\n")
+    out = tmp_path / "rp"
+    out.mkdir()
+    (out / "report.md").symlink_to(victim)
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "mine\n"
+    assert not (out / "report.md").is_symlink() and (out / "report.md").read_text().startswith("# ")

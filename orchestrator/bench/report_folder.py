@@ -25,13 +25,27 @@ def written_before(out: Path) -> set[str]:
         return set()
 
 
-def foreign_files(out: Path, job_count: int) -> list[str]:
-    """The files a report of `job_count` jobs writes (its pages, and its plots: three numbered per job, one for the
-    estimator) that `out` already holds and no earlier orch report wrote: a user's own, which writing a report would
-    replace. A plot's name is as likely a user's as a page's (capacity_0.png), so both are checked."""
+def report_names(job_count: int) -> list[str]:
+    """The files a report of `job_count` jobs may write: its pages, and its plots (three numbered per job, one for
+    the estimator)."""
     plots = [f"{kind}_{index}.png" for index in range(job_count) for kind in ("hours_vs_usd", "capacity",
                                                                                "own_vs_rent")]
-    names = ["report.md", "report.json", "report.html", *plots, "estimate_vs_measured.png"]
+    return ["report.md", "report.json", "report.html", *plots, "estimate_vs_measured.png"]
+
+
+def check_writable_names(out: Path, job_count: int) -> None:
+    """Refuse, before any work, a folder standing where the report writes a file: --force replaces files, not
+    folders, and the report did its work, wrote its plots, then failed on `report.md: Is a directory`."""
+    if folders := [name for name in report_names(job_count) if (out / name).is_dir()]:
+        raise UserError(f"--out {out} holds a folder named {folders[0]}, where the report writes a file: move it, "
+                        "or choose another --out.")
+
+
+def foreign_files(out: Path, job_count: int) -> list[str]:
+    """The files a report of `job_count` jobs writes that `out` already holds and no earlier orch report wrote: a
+    user's own, which writing a report would replace. A plot's name is as likely a user's as a page's
+    (capacity_0.png), so both are checked."""
+    names = report_names(job_count)
     present = [name for name in names if os.path.lexists(out / name)]  # a dangling link would be written through
     ours = written_before(out) if present else set()
     return [name for name in present if name not in ours]

@@ -85,11 +85,12 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
 
 
 def _unlink_special_files(out: Path) -> None:
-    """Remove what stands under a name the report writes and is no regular file (a pipe, a device, a link to one or
-    to nothing): written through, a pipe hung the report (`--force` lets it be replaced) and /dev/null kept nothing.
-    A folder of such a name is left, for the write to refuse."""
+    """Remove what stands under a name the report writes and is no regular file of the folder's own (a pipe, a
+    device, a link to anything): written through, a pipe hung the report (`--force` lets it be replaced), /dev/null
+    kept nothing, and a link to a file elsewhere had that file replaced by the report. A folder of such a name was
+    refused before any work (report_folder.check_writable_names)."""
     for path in sorted(out.iterdir()) if out.is_dir() else ():
-        if REPORT_FILE.fullmatch(path.name) and not path.is_file() and not path.is_dir():
+        if REPORT_FILE.fullmatch(path.name) and (path.is_symlink() or not (path.is_file() or path.is_dir())):
             path.unlink()
 
 
