@@ -191,3 +191,34 @@ def test_a_first_count_is_said_on_a_terminals_stderr_and_never_on_stdout_a_pipe_
     assert plan("first", at_terminal=True) == "counting tokens in chat.jsonl (once; later plans reuse it)...\n"
     assert plan("first", at_terminal=True) == "" and len(counts) == 1  # cached: no count, nothing said
     assert plan("second", at_terminal=False) == "" and len(counts) == 2  # counted, into a pipe: nothing said
+
+
+def test_a_large_jsonl_file_is_counted_on_a_sample_of_whole_records_and_scaled(tmp_path, monkeypatch):
+    """A 54 MB file kept `orch plan` tokenizing for over 5 minutes (a 5 MB one 100 s), even for a 2-step run."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    job = chat_job(tmp_path, eval_fraction=0)
+    _, whole = load_sized_job(job)
+    assert whole.source == "tokenized"
+    size_bytes = (tmp_path / "chat.jsonl").stat().st_size
+    monkeypatch.setattr("orchestrator.data_size.SAMPLE_BYTES", size_bytes // 2)
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache2"))  # not the count just made
+    second = tmp_path / "again.yaml"  # another job file: load_sized_job keeps the size it read for one
+    second.write_text(job.read_text())
+    _, sampled = load_sized_job(second)
+    assert sampled.source == "sampled" and "MB tokenized as the trainer will" in sampled.detail
+    assert abs(sampled.tokens - whole.tokens) <= 0.15 * whole.tokens
+    assert not list((tmp_path / "cache2").rglob("*-sample.jsonl"))  # the sample goes once counted
+
+
+def test_a_bad_record_in_the_sample_is_said_of_the_file_at_its_own_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    broken = CHATS[:3] + ["{not json"] + CHATS[3:]
+    (tmp_path / "chat.jsonl").write_text("\n".join(broken) + "\n")
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "dataset": "chat.jsonl",
+                                   "seq_len": 128, "micro_batch": 1, "epochs": 1}))
+    monkeypatch.setattr("orchestrator.data_size.SAMPLE_BYTES", (tmp_path / "chat.jsonl").stat().st_size // 2)
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
+    assert result.exit_code == 2 and f"{tmp_path / 'chat.jsonl'}" in result.stderr and "line 4" in result.stderr, \
+        result.stderr
+    assert "-sample.jsonl" not in result.stderr
