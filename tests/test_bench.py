@@ -273,3 +273,20 @@ def test_the_target_is_read_in_any_case(tmp_path, monkeypatch):
     rows = json.loads(result.stdout)
     assert len(rows) == 2 and {row["target"] for row in rows} == {"local"}
     assert {row["point_id"] for row in rows} == {p.point_id for p in load_sweep(write_sweep(tmp_path)).points}
+
+
+def test_a_refusal_of_the_dataset_every_point_reads_stops_the_sweep(tmp_path):
+    """A bad record past the start the sweep checks: each of 4 points started a trainer (10 s on this CPU) to be
+    refused the same way."""
+    lines = TINY_DATA.read_text().splitlines()
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(lines[:60] + ["{not json"] + lines[60:]) + "\n")
+    assert data.read_text().index("{not json") > 4096  # past what load_sweep probes
+    sweep = write_sweep(tmp_path, seq_len=[64, 128])
+    sweep.write_text(sweep.read_text().replace(str(TINY_DATA), str(data)))
+    db = tmp_path / "b.db"
+    result = runner.invoke(app, ["bench", str(sweep), "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "1 of 1 points were refused by the trainer and are not recorded as done (3 more not run: they read the " \
+           "same dataset)" in " ".join(result.stderr.split()) and "line 61" in result.stderr
+    assert len(ResultStore(db).rows()) == 1

@@ -121,4 +121,14 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
             store.save(row)
             rows.append(row)
             progress.advance(bar)
+            if _refused_the_data(row, sweep.dataset):  # every point reads it: each would start a trainer to be told
+                break
     return rows
+
+
+def _refused_the_data(row: dict, dataset: Path | str) -> bool:
+    """A point the trainer refused for the sweep's dataset, which every point shares: the rest would each pay a
+    trainer's start (10 s on a CPU, more with a GPU model) to be refused the same way, so the sweep stops there.
+    A sweep checks only the start of its data before it runs (sweep.load_sweep); a bad record further in is found
+    by the first point."""
+    return row["status"] == TrainStatus.BAD_CONFIG and str(dataset) in (row.get("message") or "")

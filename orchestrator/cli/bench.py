@@ -99,8 +99,10 @@ def bench_command(
                             f"{checks.one_line(row['message'])[:MESSAGE_CHARS]}")
     if refused := [row for row in rows if row["status"] == TrainStatus.BAD_CONFIG]:
         said = checks.one_line(refused[0].get("message") or "bad config")[:MESSAGE_CHARS].rstrip(".")
+        left = len(plan.points) - len(rows)  # run_sweep stops at a refusal of the dataset every point reads
+        stopped = f" ({left} more not run: they read the same dataset)" if left else ""
         raise UserError(f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as "
-                        f"done: {said}; fix the sweep and run it again (the points done are kept).")
+                        f"done{stopped}: {said}; fix the sweep and run it again (the points done are kept).")
 
 
 @user_errors
