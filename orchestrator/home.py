@@ -2,13 +2,44 @@
 calibration that `orch calibrate` writes, a folder per run and per queued job, and a mark per looping scheduler
 (schedulers/). Package data stays read-only, so a wheel install works as a source checkout does."""
 
+import os
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+
+# ORCH_HOME's folders of one entry per run and per queued job, with what each entry is, for the fix
+STATE_FOLDERS = {"runs": "run", "jobs": "queued job"}
 
 
 def orch_home() -> Path:
-    return checks.env_path("ORCH_HOME", "~/.local/share/orch")
+    """ORCH_HOME, refused at once where its runs/ or jobs/ is no folder: a launch planned, printed the plan, then
+    failed making the run's folder with Python's bare 'Not a directory'."""
+    home = checks.env_path("ORCH_HOME", "~/.local/share/orch")
+    for name in STATE_FOLDERS:
+        if os.path.exists(home / name) and not os.path.isdir(home / name):
+            raise _not_a_folder(home, name)
+    return home
+
+
+def state_folder(name: str) -> Path:
+    """ORCH_HOME's `name` folder (STATE_FOLDERS), made if missing, before anything is recorded in it: a queued job
+    was inserted, then its folder failed, and the job stayed queued pointing at the user's live file."""
+    home = orch_home()
+    folder = home / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # made a file since orch_home() looked, or a file above it
+        raise _not_a_folder(home, name) from None
+    except OSError as exc:
+        raise UserError(f"cannot make {folder}: {exc.strerror or exc}. Set ORCH_HOME to a folder orch can write."
+                        ) from None
+    return folder
+
+
+def _not_a_folder(home: Path, name: str) -> UserError:
+    return UserError(f"ORCH_HOME's {name} ({home / name}) is not a folder: orch keeps a folder per "
+                     f"{STATE_FOLDERS[name]} there. Move it away, or set ORCH_HOME to another folder.")
 
 
 def runs_db() -> Path:

@@ -129,5 +129,17 @@ def check(spec: JobConfig, job_path: Path, option: Option, launching: bool = Tru
     problems = dataset_problems(spec, Path(job_path)) + \
         model_problems(spec, cloud, Path(job_path).parent, launching) + \
         (vm_package_problems(spec) if cloud else []) + launch_problems(option)
+    _refuse(problems, "launched")
+
+
+def check_queued(spec: JobConfig, job_path: Path) -> None:
+    """`check`'s part that holds on any target, for a job queued before one is chosen: its dataset and its model.
+    What only a cloud run needs (a gated model's HF_TOKEN, the VM's packages, a cloud SkyPilot knows) waits for the
+    scheduler's pass, which runs `check` on the offer it picks. A job without a dataset was queued, then its trainer
+    refused it on every attempt the scheduler made."""
+    _refuse(dataset_problems(spec, Path(job_path)) + model_problems(spec, False, Path(job_path).parent), "queued")
+
+
+def _refuse(problems: list[str], done: str) -> None:
     if problems:
-        raise UserError("pre-flight: " + "; ".join(problems) + ". Nothing was launched.")
+        raise UserError("pre-flight: " + "; ".join(problems) + f". Nothing was {done}.")

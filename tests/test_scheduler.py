@@ -18,7 +18,7 @@ from orchestrator.launch import lifecycle
 from orchestrator.runs.store import RunStore
 from orchestrator.schedule.scheduler import Scheduler
 from tests.conftest import REPO
-from tests.trainer_helpers import write_job
+from tests.trainer_helpers import TINY_DATA, write_job
 
 runner = CliRunner()
 
@@ -105,7 +105,7 @@ def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     orch("cancel", job_id[:6])
     assert jobs()[job_id]["status"] == "cancelled"
     huge = tmp_path / "huge.yaml"
-    huge.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")
+    huge.write_text(HUGE_JOB)
     huge_id = json.loads(orch("submit", huge, "--json").stdout)["job_id"]
     orch("scheduler", "run", "--once")
     assert jobs()[huge_id]["status"] == "rejected" and "fits no GPU" in jobs()[huge_id]["reason"]
@@ -154,7 +154,9 @@ def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp
     stored = json.dumps({**jobs()[job_id]["job"], "tokenizer": "./tok"})
     with closing(sqlite3.connect(Path.home() / ".local/share/orch/runs.db")) as db, db:
         db.execute("UPDATE jobs SET job_json = ? WHERE job_id = ?", (stored, job_id))
-    other_id = submit_tiny(tmp_path, "other", train_tokens=10**12, max_steps=None)  # too dear: decided, not started
+    other = tmp_path / "other.yaml"
+    other.write_text(HUGE_JOB)
+    other_id = json.loads(orch("submit", other, "--json").stdout)["job_id"]  # fits no GPU: decided, not started
     said = " ".join(orch("scheduler", "run", "--once").stdout.split())
     assert jobs()[job_id]["status"] == "rejected" and "'./tok' is no folder here" in jobs()[job_id]["reason"]
     assert f"{other_id}: " in said and RunStore().all() == []
@@ -193,7 +195,8 @@ def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path
     assert queue.get(job.job_id).status is JobStatus.RUNNING
 
 
-HUGE_JOB = "model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n"  # rejected: never trains
+# rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)
+HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\ndataset: {TINY_DATA}"
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"
 
 

@@ -1,22 +1,27 @@
 """`orch submit`, `orch queue`, `orch cancel`, `orch scheduler run`: the job queue over owned GPUs and the cloud."""
 
+import shutil
 from typing import Annotated
 
 import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.targets import gather_targets
+from orchestrator import preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
 from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
 from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, seconds_option, usd_option, whole_option
 from orchestrator.cli.runs import refreshed_runs
+from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.settings import job_model
-from orchestrator.home import orch_home
+from orchestrator.home import state_folder
 from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.store import RunStore
-from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobStatus
+from orchestrator.schedule.policy import unaffordable
+from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobStatus, new_job_id
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
@@ -48,14 +53,23 @@ def submit_command(
                         f"started: give at least {MIN_SUBMIT_DEADLINE_H:.3f} (hours).")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     spec = load_job(job)
-    job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
+    model = job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
+    preflight.check_queued(spec, job)  # what `orch launch` refuses on any target: its trainer would exit 2
+    if budget is not None and (why := unaffordable(spec, model, list(gather_targets().offers), budget,
+                                                   load_calibration())):
+        raise UserError(f"{why} Nothing was queued.")
     queue = JobQueue()
-    record = queue.submit(spec.name, str(job.resolve()), local.job_json(spec, job.parent), budget, deadline, priority)
-    folder = orch_home() / "jobs" / record.job_id
-    folder.mkdir(parents=True)
-    queue.update(record.job_id, job_path=str(local.run_job_file(job, folder)))  # the job as submitted, kept
-    record = queue.get(record.job_id)
+    job_id = new_job_id()
+    folder = state_folder("jobs") / job_id
+    folder.mkdir()
+    try:  # the job as submitted, kept before the row is: a refused copy leaves no job queued on the user's file
+        job_path = local.run_job_file(job, folder)
+        record = queue.submit(spec.name, str(job_path), local.job_json(spec, job.parent), budget, deadline, priority,
+                              job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     if as_json:
         display.print_json(record.as_dict())
     elif scheduler_looping(queue):

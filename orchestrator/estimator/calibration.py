@@ -94,11 +94,14 @@ def load_calibration(path: Path | None = None) -> Calibration:
     except OSError as exc:  # an ORCH_HOME too long a name for the file system, or under a folder orch may not read
         raise UserError(f"cannot read calibration file {path}: {exc.strerror or exc}. Set ORCH_HOME to a folder orch "
                         "can use.") from None
+    # ORCH_HOME's own file here (a named ORCH_CALIBRATION that is no file was refused above): moving it away is the
+    # fix; the variable was named as the fix where nobody had set it
     if is_folder:
-        raise UserError(f"calibration file {path} is a folder: point ORCH_CALIBRATION at a file (or unset it).")
+        raise UserError(f"ORCH_HOME's calibration file {path} is a folder: move it away (`orch calibrate` writes a "
+                        "file there), or set ORCH_CALIBRATION to a calibration file.")
     if is_there and not is_file:  # a device or a pipe in ORCH_HOME: not quietly the shipped calibration instead
-        raise UserError(f"calibration file {path} is not a regular file (a device or a pipe): move it away, or point "
-                        "ORCH_CALIBRATION at a file.")
+        raise UserError(f"ORCH_HOME's calibration file {path} is not a regular file (a device or a pipe): move it "
+                        "away (`orch calibrate` writes a file there), or set ORCH_CALIBRATION to a calibration file.")
     if not is_file:
         path = PACKAGED_CALIBRATION
         if not path.is_file():

@@ -19,7 +19,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_text
 from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
-from orchestrator.home import orch_home
+from orchestrator.home import state_folder
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
@@ -39,8 +39,8 @@ def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     """A run about to launch, with its folder and its copy of the job; not yet in the store (the scheduler inserts
     it in the same transaction as its claim of the job)."""
     run_id = run_id or new_run_id()
-    run_dir = orch_home() / "runs" / run_id
-    run_dir.mkdir(parents=True)
+    run_dir = state_folder("runs") / run_id
+    run_dir.mkdir()
     try:
         run_job_file(job_path, run_dir, option.fitted_settings)
     except UserError:

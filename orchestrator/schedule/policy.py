@@ -110,11 +110,16 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
 
 
 def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Calibration, spend_left_usd: float,
-           spot_mode: str, fit_cache: dict[str, Fit], refusal: LaunchRefusal | None) -> tuple[Option | None, str]:
-    budget = min(ask.budget_usd, spend_left_usd)
+           spot_mode: str, fit_cache: dict[str, Fit], refusal: LaunchRefusal | None, local_offers: list[Offer]
+           ) -> tuple[Option | None, str]:
+    """The cloud offer for the job within its budget, and the month's spend cap after it, so that the cap is named
+    as the block only when the job's own budget takes an offer (it was named, and the job waited for next month,
+    when no offer met the budget either). With none, why, as `orch plan` says it over `local_offers` too: the
+    cheapest cloud's price was advised where the local CPU at a thousandth of it would do."""
     allow_spot = spot_mode == "always" or (spot_mode == "auto" and ask.preemptions < MAX_SPOT_PREEMPTIONS)
-    result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, budget), deadline_hours=ask.deadline_h,
-                                                      allow_spot=allow_spot), calibration, fit_cache)
+    result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, ask.budget_usd),
+                                                      deadline_hours=ask.deadline_h, allow_spot=allow_spot),
+                  calibration, fit_cache)
     options = result.options
     if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
@@ -125,8 +130,8 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     options = [o for o, why in zip(options, refusals, strict=True) if not why]
     if spot_mode == "always" and any(o.offer.spot for o in options):
         options = [o for o in options if o.offer.spot]
-    if options:
-        chosen = options[0]
+    if within_cap := [o for o in options if o.estimate.cost_usd <= spend_left_usd]:
+        chosen = within_cap[0]
         if chosen.offer.spot:
             why = "spot: the job checkpoints" + (f" and {chosen.estimate.hours:.1f} h x {SPOT_SLACK_FACTOR} fits "
                                                  f"the {ask.deadline_h:.1f} h deadline" if ask.deadline_h else "")
@@ -135,11 +140,14 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
         else:
             why = "on-demand"
         return chosen, why + (f" (not spot: {passed_over})" if passed_over and not chosen.offer.spot else "")
-    if spend_left_usd < ask.budget_usd and any(r.kind == "budget" for r in result.rejected):
+    if options:  # within the job's budget, not within what the month has left
         return None, f"the monthly spend cap leaves {usd_text(max(0.0, spend_left_usd))}"
     if refused:
         return None, f"{refused}; no other cloud offer meets the job's budget and deadline"
-    return None, no_option_message(result) if not result.options else "spot needs more slack than the deadline has"
+    if result.options:
+        return None, "spot needs more slack than the deadline has"
+    every = plan(ask.spec, model, local_offers + offers, result.policy, calibration, fit_cache)
+    return None, no_option_message(result if every.options else every)  # a local one the policy passed over: busy
 
 
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
@@ -171,6 +179,18 @@ def _gpu_then_memory(slot: LocalSlot) -> tuple[bool, float]:
     return slot.offer.gpu.kind != "cpu", slot.offer.gpu.vram_gib
 
 
+def unaffordable(spec: JobConfig, model: ModelShape, offers: list[Offer], budget_usd: float,
+                 calibration: Calibration = NO_CALIBRATION) -> str | None:
+    """Why no target, local or cloud, trains the job within `budget_usd` at today's prices, as `orch plan` says it
+    (the cheapest that would do, and the budget it needs); None when one does, or when none would at any price (the
+    scheduler's pass says what stops it then). A budget is no reason to wait: the scheduler rejects such a job on
+    its first pass, so `orch submit` refuses it, as plan and launch do."""
+    result = plan(spec, model, offers, PlanPolicy(budget_usd=budget_usd), calibration)
+    if result.options or not any(r.kind == "budget" for r in result.rejected):
+        return None
+    return no_option_message(result)
+
+
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
            calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
            fit_cache: dict[str, Fit] | None = None, refusal: LaunchRefusal | None = None) -> Decision:
@@ -186,8 +206,9 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if in_time:
         return _start_or_wait(ask, model, in_time[0], "fits locally and meets the deadline" if ask.deadline_h else
                               "fits locally")
-    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusal) \
-        if cloud_offers else (None, "no cloud allowed")
+    local_offers = list({id(slot.offer): slot.offer for slot in slots}.values())  # the CPU's slots share one
+    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusal,
+                         local_offers) if cloud_offers else (None, "no cloud allowed")
     local_why = _no_local_card(ask, model, slots, calibration, fit_cache) if not local \
         else "no local card meets the deadline" if ask.deadline_h \
         else f"every local card that fits is busy for over {MAX_WAIT_WITHOUT_DEADLINE_H:g} h"

@@ -69,15 +69,20 @@ class JobRecord:
 _COLUMNS = [f.name for f in fields(JobRecord)]
 
 
+def new_job_id() -> str:
+    return "j-" + secrets.token_hex(4)
+
+
 class JobQueue:
     def __init__(self, path: Path | None = None):
         self.path = path or runs_db()
         open_database(self.path, RUNS_DB)
 
     def submit(self, name: str, job_path: str, job_json: str, budget_usd: float | None, deadline_h: float | None,
-               priority: int) -> JobRecord:
+               priority: int, job_id: str | None = None) -> JobRecord:
+        """Queue a job; `job_id` (new_job_id) where its folder was made before, with the copy `job_path` names."""
         now = time.time()
-        job_id = "j-" + secrets.token_hex(4)
+        job_id = job_id or new_job_id()
         deadline_at = now + deadline_h * 3600 if deadline_h is not None else None
         values = dict(job_id=job_id, name=name, job_path=job_path, job_json=job_json, budget_usd=budget_usd,
                       deadline_at=deadline_at, priority=priority, submitted_at=now, status=JobStatus.QUEUED.value,
