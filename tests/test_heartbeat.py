@@ -104,3 +104,17 @@ def test_a_trainer_orch_launched_keeps_its_refusal_in_metrics_json_for_its_launc
     by_hand = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(tmp_path / "hand")],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert by_hand.returncode == 2 and not (tmp_path / "hand").exists()
+
+
+def test_a_job_file_an_orch_launched_trainer_cannot_read_is_still_a_recorded_refusal(tmp_path):
+    """A queued job's copy the trainer refuses as it loads it (before its --output is checked) wrote no metrics.json:
+    the scheduler counted the run failed and started it again."""
+    job = tmp_path / "job.yaml"
+    job.write_text("name: x\nmodel: orch/tiny-llama\nmethod: lora\n", encoding="utf-8")  # no seq_len
+    env = {**os.environ, "ORCH_RUN_ID": "r-0a1b2c3d"}
+    output = tmp_path / "run" / "output"
+    launched = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(output)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 2, launched.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "bad_config" and "seq_len" in metrics["message"]

@@ -44,7 +44,8 @@ def _record_refusal(output: Path, message: str) -> None:
     """A run orch launched keeps why its trainer refused the job in metrics.json, as a refusal found once the data is
     read does: its launcher may not be its parent (a detached launch, the scheduler, a cloud VM) and reads the end
     from there, so a job checked before the model loads ended as `failed` with no reason, not `bad_config`."""
-    try:
+    try:  # refused before its --output was checked (the job file itself): the launcher gave a folder of its own
+        output.mkdir(parents=True, exist_ok=True)
         write_json_atomic(output / "metrics.json", {"status": TrainStatus.BAD_CONFIG, "message": message})
     except OSError:  # the folder the refusal may be about: stderr has said it
         pass
@@ -101,8 +102,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         refused = True
-        if checked_output is not None and os.environ.get(RUN_ID_ENV):
-            _record_refusal(checked_output, str(exc))
+        if os.environ.get(RUN_ID_ENV) and (checked_output or args.output):  # the launcher's own run folder
+            _record_refusal(Path(checked_output or args.output), str(exc))
         return TrainStatus.BAD_CONFIG.exit_code
     except RuntimeError as exc:  # a path resolved through a loop of links where no check looked: said as orch says it
         if (loop := checks.symlink_loop_from(exc)) is None:
