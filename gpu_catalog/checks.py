@@ -5,6 +5,7 @@ what was wrong and the allowed range; the CLI turns that into `error: ...` and e
 """
 
 import codecs
+import datetime
 import errno
 import json
 import math
@@ -285,10 +286,14 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         seen = set()
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden, by design
                 continue
             key = self.construct_object(key_node, deep=True)
+            named = f"`{key}` " if isinstance(key, str) else ""  # a value, or a list's item, said with its key
+            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            if problem := next(filter(None, map(self._other_number, items)), None):
+                raise OtherNumber(None, None, named + problem, value_node.start_mark)
             try:
                 duplicate = key in seen
                 seen.add(key)
@@ -299,12 +304,97 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {short_repr(key)}", key_node.start_mark)
         return super().construct_mapping(node, deep)
 
+    def _other_number(self, node) -> str | None:
+        """What is wrong with a number YAML 1.1 reads as another than its digits say, or None: `0100` is octal 64,
+        `1:30` base 60 (90), `0x1000` and `0b11` hex and binary. YAML 1.2 reads `0100` as 100 and `1:30` as text, and
+        the flags refuse hex (`--seq-len 0x10`), so each is refused, said as written, with how to write it."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT):
+            return None
+        text, digits = node.value, node.value.lstrip("+-").replace("_", "")
+        if node.tag == _FLOAT and ":" not in text or _PLAIN_WHOLE.fullmatch(text):
+            return None
+        try:
+            read = getattr(super(), "construct_yaml_float" if node.tag == _FLOAT else "construct_yaml_int")(node)
+        except ValueError:  # `0800`: no octal, no number at all to YAML 1.1
+            read = None
+        as_read = "" if read is None else f" ({read:g})" if isinstance(read, float) else f" ({read})"
+        if ":" in text:
+            return (f"{text} is a base-60 number to YAML 1.1{as_read}: write it with the digits 0-9, or quote it if "
+                    "it is text (a time)")
+        if digits[:2].lower() in ("0x", "0b"):
+            base = "hexadecimal" if digits[1] in "xX" else "binary"
+            return f"{text} is {base} to YAML 1.1{as_read}: write it with the digits 0-9"
+        reads = f"as octal{as_read}" if read is not None else "as text (and as octal where the digits are 0-7)"
+        return (f"{text} has a leading zero, which YAML 1.1 reads {reads}: write it without the zero "
+                f"({text[0] if text[0] in '+-' else ''}{int(digits)}), or quote it if it is text")
+
+    def construct_yaml_int(self, node):
+        """An int, unless written as OtherNumber says: a value with no key (`--set seq_len=010`) or deeper than a
+        mapping's values and their lists, which construct_mapping says with its key."""
+        if problem := self._other_number(node):
+            raise OtherNumber(None, None, problem, node.start_mark)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node):
+        if problem := self._other_number(node):
+            raise OtherNumber(None, None, problem, node.start_mark)
+        return super().construct_yaml_float(node)
+
+    def construct_yaml_timestamp(self, node):
+        """A date or time as WrittenDate or WrittenDatetime: said as the file writes it."""
+        value = super().construct_yaml_timestamp(node)
+        if isinstance(value, datetime.datetime):
+            value = WrittenDatetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                                    value.microsecond, value.tzinfo)
+        else:
+            value = WrittenDate(value.year, value.month, value.day)
+        value.written = node.value
+        return value
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_PLAIN_WHOLE = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")  # a whole number YAML 1.1 and 1.2 read alike
+
+
+class OtherNumber(yaml.constructor.ConstructorError):
+    """A number YAML 1.1 reads as another than the one written (UniqueKeyLoader._other_number)."""
+
+
+class NumberNotAsWritten(UserError):
+    """parse_yaml's error for an OtherNumber: `--set` says it as it is, not as text to quote."""
+
+
+class _Written:
+    """A YAML date or time (`name: 2024-01-01`), which no orch setting takes, with the text the file wrote: a message
+    says it so, not as Python's repr (`datetime.date(2024, 1, 1)`)."""
+
+    written = ""
+
+    def __str__(self) -> str:
+        return self.written
+
+    __repr__ = __str__
+
+
+class WrittenDate(_Written, datetime.date):
+    pass
+
+
+class WrittenDatetime(_Written, datetime.datetime):
+    pass
+
 
 # YAML 1.1, which PyYAML reads, takes `1e-4` and `5e9` as text (its floats need a dot and a signed exponent); YAML 1.2
 # and every trainer config in the field (HF, axolotl, LLaMA-Factory) mean numbers, so they are read as numbers here.
 UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
+# A zero-padded whole number that is no octal (`0800`) was text to YAML 1.1, where `0700` was a number: both are
+# numbers here, so that both are said as OtherNumber says them.
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?0[0-9_]+$"), list("-+0"))
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", UniqueKeyLoader.construct_yaml_float)
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", UniqueKeyLoader.construct_yaml_timestamp)
 
 
 def yaml_error_text(exc: yaml.YAMLError) -> str:
@@ -328,6 +418,9 @@ def parse_yaml(text: str, what: str):
     Python cannot hold (`2001-02-30`, a 5000-digit number) is refused like any other bad value."""
     try:
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
+    except OtherNumber as exc:  # said with where it is in a file; a flag's value is all one line
+        where = yaml_error_text(exc) if "\n" in text.strip() else f": {exc.problem}"
+        raise NumberNotAsWritten(f"{what}{where}.") from None
     except AliasesTooLarge as exc:  # valid YAML, too large to read
         raise UserError(f"{what}{yaml_error_text(exc)}: write the values out.") from None
     except yaml.YAMLError as exc:
@@ -360,8 +453,16 @@ def parse_json(text: str, what: str):
         raise UserError(f"{what} {TOO_DEEP}") from None
 
 
+# A job, sweep, trainer config or hardware file is a few KB, comments and all; PyYAML's pure-Python reader takes
+# seconds a MiB (a 60 MB job was read for 38 s, then accepted), so a file past this is no config: refused unread
+MOST_CONFIG_BYTES = 2**20
+
+
 def load_yaml(path: Path | str, what: str = "file"):
-    """A YAML file, read as UTF-8, duplicate keys refused."""
+    """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES."""
+    if os.path.isfile(path) and (size := os.path.getsize(path)) > MOST_CONFIG_BYTES:
+        raise UserError(f"{what} '{path}' is {size / 2**20:.1f} MiB, and a config is a few KB (at most "
+                        f"{MOST_CONFIG_BYTES // 2**20} MiB read): check that it is the file you meant.")
     return parse_yaml(read_text(path, what), f"{what} '{path}'")
 
 

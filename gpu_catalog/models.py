@@ -162,7 +162,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
         vocab=size("vocab_size"),
         tied_embeddings=bool(tied),
         source=source,
-        context_tokens=_context_tokens(config),
+        context_tokens=_context_tokens(config, source),
     )
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
 
@@ -172,11 +172,13 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
 CONTEXT_KEYS = ("max_position_embeddings", "seq_length", "n_positions")
 
 
-def _context_tokens(config: dict) -> int | None:
-    """The config's context length, or None: a value that is no positive whole number says nothing the trainer's
-    transformers would refuse, so it is not an error here, only no context known."""
-    value = next((config[k] for k in CONTEXT_KEYS if config.get(k) is not None), None)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+def _context_tokens(config: dict, source: str) -> int | None:
+    """The config's context length, or None where it states none. A stated one must be a whole number of at least 1,
+    as every other size is: `max_position_embeddings: -1` (or 1.5, or "big") was taken for no context, and the plan's
+    note that seq_len runs past the model's context went unsaid."""
+    lengths = [checks.number(config[key], f"{source}: `{key}`", 1, whole=True)
+               for key in CONTEXT_KEYS if config.get(key) is not None]
+    return lengths[0] if lengths else None
 
 
 def _check_dense_causal_lm(config: dict, source: str) -> None:
@@ -466,7 +468,9 @@ def org_typo_note(name: str) -> str | None:
     org = name.split("/")[0].lower()
     if org in _known_orgs():
         return None
-    near = difflib.get_close_matches(org, _known_orgs(), n=1, cutoff=0.8)
+    # a letter or two in a name of ten: `meta-lama`, `qwenn`; not another org that shares a stem (`google-t5`,
+    # `deepseek`, `HuggingFaceH4`, all real)
+    near = difflib.get_close_matches(org, _known_orgs(), n=1, cutoff=0.88)
     if not near:
         return None
     return (f"'{name.split('/')[0]}' is no organisation the catalog knows: did you mean '{near[0]}'? The target "

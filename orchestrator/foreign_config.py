@@ -25,7 +25,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
-from trainer.config import CHOICES, HUB_ID, JobConfig
+from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, overridden_keys
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
@@ -94,6 +94,7 @@ class Translation(NamedTuple):
     not_carried: list[tuple[str, str]]  # (key, why)
     trainer: str | None = None  # the trainer the config's own keys show it is for; None: not one
     source: dict | None = None  # the config's keys, nested ones dotted
+    origin: dict | None = None  # orch key -> the config's key that set it
 
     def left_behind(self, given: dict) -> list[tuple[str, str]]:
         """The keys not carried over, less those the user has since set with --set (`given`): the key itself, the
@@ -117,6 +118,29 @@ class Translation(NamedTuple):
                 so_far[default.key] = value
                 found.append((default.key, value, default.why))
         return found
+
+    def settled(self, job: dict, given: dict) -> tuple[dict, list[tuple[str, str]]]:
+        """`job` (the translation's, with the user's --set values, `given`) less the keys the config set that its run
+        would not use, and (the config's key, why) for each: the adapter's under method full (LLaMA-Factory's
+        finetuning_type full beside a lora_rank, TRL's use_peft false beside lora_r), and the ignored key of each
+        pair the trainer goes by one of (config.overridden_keys). Carried over, they made a job that `orch plan`
+        then refused. A key set with --set is the user's own: kept, for the job's check to refuse."""
+        settled, unused = dict(job), []
+        named = {key: key for key in job} | (self.origin or {})
+        if _spelled_method(job.get("method")) == "full":
+            for key in ADAPTER_KEYS:
+                if key in settled and key not in given:
+                    del settled[key]
+                    unused.append((named[key], f"orch's `{key}` shapes a LoRA adapter, and the job trains "
+                                                        "the whole model (method full), which has none"))
+        for used, ignored in overridden_keys(settled):
+            dropped, kept = (used, ignored) if ignored in given else (ignored, used)  # the user's --set wins
+            if dropped not in given:
+                del settled[dropped]
+                by = " (by --set)" if kept in given else f" (as `{named[kept]}`)" if named[kept] != kept else ""
+                unused.append((named[dropped], f"`{kept}` is set too{by}, and orch goes by `{used}` over "
+                                               f"`{ignored}`: it takes one of them"))
+        return settled, unused
 
     def needed_notes(self, job: dict) -> list[str]:
         """The notes on keys left behind that `job` (this translation's, with the user's --set values) still needs:
@@ -325,4 +349,9 @@ def translate(raw: dict) -> Translation:
     trainer = _source_trainer(flat)
     if "method" not in job and "lora_r" in job:  # a LoRA rank says LoRA, whatever the trainer's default method
         job["method"] = "lora"
-    return Translation(job, not_carried, trainer, flat)
+    return Translation(job, not_carried, trainer, flat, {key: set_by[0] for key, set_by in origin.items()})
+
+
+def _spelled_method(method) -> str | None:
+    """The method as orch names it, in any case (`method: Full`), as the job's check reads it."""
+    return method.strip().lower() if isinstance(method, str) else None

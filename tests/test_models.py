@@ -263,8 +263,7 @@ def test_a_context_is_claimed_only_for_the_release_the_row_describes(name, conte
 
 @pytest.mark.parametrize(("extra", "context"), [
     ({"max_position_embeddings": 4096}, 4096), ({"seq_length": 2048}, 2048), ({"n_positions": 1024}, 1024),
-    ({}, None), ({"max_position_embeddings": "long"}, None), ({"max_position_embeddings": True}, None),
-    ({"max_position_embeddings": 0}, None),
+    ({}, None), ({"max_position_embeddings": None}, None), ({"max_position_embeddings": 2048.0}, 2048),
 ])
 def test_a_local_configs_context_is_its_own(tmp_path, extra, context):
     config = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
@@ -340,7 +339,9 @@ def test_orchs_own_model_in_another_case_is_the_one_the_trainer_builds_offline(n
 @pytest.mark.parametrize("name, near", [("meta-lama/Llama-3.1-8B", "meta-llama"), ("Qwenn/Qwen2.5-7B", "qwen"),
                                         ("unsloth/Llama-3.1-8B", None), ("NousResearch/Llama-2-7b-hf", None),
                                         ("meta-llama/Llama-3.1-8B", None), ("someone/my-finetune", None),
-                                        ("random:meta-lama/Llama-3.1-8B", None)])
+                                        ("random:meta-lama/Llama-3.1-8B", None),
+                                        ("HuggingFaceH4/zephyr-7b-beta", None), ("google-t5/t5-small", None),
+                                        ("deepseek/some-model", None)])
 def test_an_org_a_letter_away_from_a_known_one_is_said_to_be_a_likely_typo(name, near):
     """`meta-lama/Llama-3.1-8B` was planned silently with Llama 3.1's shape; the typo showed only on the target."""
     from gpu_catalog.models import org_typo_note

@@ -98,7 +98,7 @@ def test_a_whole_count_written_as_a_float_is_that_count():
 
 
 def test_set_overrides_are_read_as_yaml(tmp_path):
-    config, _ = load_config(write_job(tmp_path), ["max_steps=7", "packing=false", "method=full"])
+    config, _ = load_config(write_job(tmp_path, lora_r=None), ["max_steps=7", "packing=false", "method=full"])
     assert (config.max_steps, config.packing, config.method) == (7, False, "full")
 
 
@@ -111,7 +111,8 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"modules_to_save": ["lm_head", "q_norm"]}, "`modules_to_save` names no module of orch/tiny-llama: q_norm"),
     ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names nonexistent, no module of a decoder"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
-    ({"method": "full", "freeze_layers": 5}, "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
+    ({"method": "full", "lora_r": None, "freeze_layers": 5},
+     "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
     ({"tokenizer": "no-such-org/no-such-tokenizer"}, "tokenizer 'no-such-org/no-such-tokenizer' is no folder here "
@@ -369,7 +370,7 @@ def test_a_dataset_that_is_a_symlink_loop_is_said_to_be_one(tmp_path, capsys, ke
     (tmp_path / "loop").symlink_to("loop-2")
     (tmp_path / "loop-2").symlink_to("loop")
     output = tmp_path / "out"
-    assert main([str(write_job(tmp_path)), "--output", str(output), "--set", f"{key}=loop"]) == 2
+    assert main([str(write_job(tmp_path, eval_fraction=None)), "--output", str(output), "--set", f"{key}=loop"]) == 2
     assert capsys.readouterr().err == f"error: `{key}` '{tmp_path / 'loop'}' {LOOP_SAID}\n"
     assert not output.exists()
 

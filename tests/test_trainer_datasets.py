@@ -222,7 +222,7 @@ def test_the_tiny_model_trains_on_each_shape(tmp_path, shape, suffix):
 def test_the_tiny_model_trains_on_a_repository_with_a_column_mapping_and_an_eval_file(tmp_path):
     hub_repo(tmp_path / "repo")
     write_records(tmp_path / "eval.csv", [{"question": question(r), "answer": r["output"]} for r in ROWS[:16]])
-    code, metrics = train(tmp_path, dataset="repo", dataset_config="qa", eval_dataset="eval.csv",
+    code, metrics = train(tmp_path, dataset="repo", dataset_config="qa", eval_dataset="eval.csv", eval_fraction=None,
                           dataset_columns={"instruction": "question", "output": "answer"})
     assert code == 0 and metrics["steps"] == 3 and metrics["eval_loss"] is not None
     assert metrics["config"]["dataset_columns"] == [["instruction", "question"], ["output", "answer"]]

@@ -14,7 +14,7 @@ REQUIRED_METRICS = {"status", "train_tokens", "tokens_per_s", "step_time_s", "pe
 
 @pytest.mark.parametrize("changes", [
     {"method": "lora"}, {"method": "qlora", "quant_bits": 4}, {"method": "qlora", "quant_bits": 8},
-    {"method": "full", "learning_rate": 1e-3},
+    {"method": "full", "learning_rate": 1e-3, "lora_r": None},
 ], ids=["lora", "qlora-nf4", "qlora-int8", "full"])
 def test_each_method_learns_and_writes_complete_metrics(tmp_path, changes):
     output = tmp_path / "out"

@@ -5,6 +5,7 @@ orchestrator/); orchestrator.job reads jobs through it, so the two can never dis
 any work starts, with every problem reported at once. Plain Python: importing it loads no torch.
 """
 
+import datetime
 import json
 import math
 import os
@@ -235,11 +236,15 @@ _RANGES = {"lora_dropout": (0, 1), "eval_fraction": (0, 0.5), "warmup_ratio": (0
 def _problems(raw: dict) -> list[str]:
     problems = [_unknown_key_problem(k) for k in raw if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
-    problems += [problem for key, value in raw.items()
-                 if value is not None and key in _TYPES and (problem := _value_problem(key, value))]
+    wrong = {key: problem for key, value in raw.items()
+             if value is not None and key in _TYPES and (problem := _value_problem(key, value))}
+    problems += wrong.values()
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
-    return problems + _method_problems(raw) + _pair_problems(raw)
+    # a value already said to be wrong is not judged again with the method: `freeze_layers: -1` under lora was also
+    # told that freeze_layers is for method full, beside the point
+    valid = {key: value for key, value in raw.items() if key not in wrong}
+    return problems + _method_problems(valid) + _pair_problems(raw)
 
 
 def _value_problem(key: str, value) -> str | None:
@@ -254,6 +259,8 @@ def _value_problem(key: str, value) -> str | None:
         return f"`{key}` must be a number, got {checks.short_repr(value)}{unquote}"
     if key in _BOOL_KEYS and not isinstance(value, bool):
         return f"`{key}` must be true or false, got {checks.short_repr(value)}{unquote}"
+    if key in _STR_KEYS and isinstance(value, datetime.date):  # `name: 2024-01-01`, said as written
+        return f"`{key}` {value} is a date to YAML, not text: quote it (`{key}: '{value}'`)"
     if key in _STR_KEYS and not isinstance(value, str):
         return f"`{key}` must be a string, got {checks.short_repr(value)}"
     if key in _STR_KEYS and not _is_text(value):
@@ -440,6 +447,8 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"--set takes KEY=VALUE, got {checks.short_repr(text)}.")
     try:
         return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
+    except checks.NumberNotAsWritten as exc:  # a number, said as one: quoting it would not help
+        raise ConfigError(str(exc)) from None
     except UserError as exc:  # `[red]x[/]` starts a YAML list: say how to give it as text
         raise ConfigError(f"{str(exc).rstrip('.')}: to give it as text, quote it inside the value, e.g. "
                           f"--set '{key.strip()}=\"...\"'.") from None
@@ -555,8 +564,8 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     try:
         if isinstance(raw, dict):
             raw.update(given)
-            if problem := qlora_keys_problem(raw):
-                raise ConfigError(f"bad config: {problem}.")
+            if problems := [p for p in (qlora_keys_problem(raw), *written_key_problems(raw)) if p]:
+                raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
     except UserError as exc:
         raise ConfigError(f"job file '{path}': {exc}") from None
@@ -583,6 +592,47 @@ def qlora_keys_problem(raw: dict) -> str | None:
     return (f"{', '.join(f'`{key}`' for key in given)} {'apply' if len(given) > 1 else 'applies'} to method qlora "
             f"(quantized weights), and this job's method is {method}: set method: qlora, or drop "
             f"{'them' if len(given) > 1 else 'it'}")
+
+
+ADAPTER_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")  # the LoRA adapter's shape
+
+
+def _above_zero(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def overridden_keys(raw: dict) -> list[tuple[str, str]]:
+    """(the key the run goes by, the key it then ignores) for each pair `raw` sets both of: warmup_steps over
+    warmup_ratio (optim.warmup_steps), a separate eval set (eval_dataset, or eval_split of the dataset) over
+    eval_fraction, and train_tokens over epochs (resolved_train_tokens). A 0 warm-up or held-out fraction asks for
+    nothing, so it contradicts nothing. max_steps over both train_tokens and epochs is left alone: `--set
+    max_steps=2` on a job is how a run is tried."""
+    pairs = []
+    if _above_zero(raw.get("warmup_steps")) and _above_zero(raw.get("warmup_ratio")):
+        pairs.append(("warmup_steps", "warmup_ratio"))
+    if (eval_set := next((k for k in ("eval_dataset", "eval_split") if raw.get(k) is not None), None)) and \
+            _above_zero(raw.get("eval_fraction")):
+        pairs.append((eval_set, "eval_fraction"))
+    if raw.get("train_tokens") is not None and raw.get("epochs") is not None:
+        pairs.append(("train_tokens", "epochs"))
+    return pairs
+
+
+def written_key_problems(raw: dict) -> list[str]:
+    """Keys a job file (with its --set values) writes that its run would silently not use: the adapter's under method
+    full, as `orch estimate --method full --lora-r 8` refuses them, and the ignored key of each overridden pair.
+    Judged on what the user wrote, as qlora_keys_problem is, not in config_from_dict: a job's complete record (the
+    queue's, a run's metrics.json) holds every key's default, lora_r 16 under method full and epochs 1 beside
+    train_tokens included."""
+    problems = []
+    given = [key for key in ADAPTER_KEYS if raw.get(key) is not None]
+    if given and _spelled_as_orch("method", raw.get("method")) == "full":
+        problems.append(f"{', '.join(f'`{key}`' for key in given)} {'apply' if len(given) > 1 else 'applies'} to "
+                        f"methods lora and qlora (the adapter), and this job's method is full: set method: lora, or "
+                        f"drop {'them' if len(given) > 1 else 'it'}")
+    problems += [f"`{used}` and `{ignored}` are both set, and the run goes by {used} ({ignored} is ignored): keep one "
+                 "of them" for used, ignored in overridden_keys(raw)]
+    return problems
 
 
 def override_problem(key: str, value) -> str | None:

@@ -34,7 +34,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.names import near_hint
 from orchestrator.preflight import dataset_file_problems
-from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict
+from trainer.config import ADAPTER_KEYS, CHOICES, LARGEST_COUNT, JobConfig, config_from_dict, written_key_problems
 from trainer.offline_names import model_unreachable
 from trainer.requirements import run_problems
 
@@ -94,6 +94,8 @@ def _not_set_by_sweep(keys, where: str, path: Path) -> None:
 def _as_written(value) -> str:
     """A YAML key or value as the sweep file spells it (`null`, `2001-01-01`), not as Python prints it (`None`,
     `datetime.date(2001, 1, 1)`)."""
+    if isinstance(value, datetime.date):  # checks.WrittenDate: its text, which yaml cannot dump
+        return str(value)
     return " ".join(yaml.safe_dump(value, default_flow_style=True).replace("\n...\n", "").split())
 
 
@@ -109,6 +111,15 @@ def _yaml_slips(mapping: dict, where: str) -> None:
                          if isinstance(v, datetime.date)), None):
             raise UserError(f"{where}: `{key}: {_as_written(date)}` is a date to YAML, which no trainer setting "
                             f"takes: quote it (`{key}: '{_as_written(date)}'`) if it is a name.")
+
+
+def _settings_for(settings: dict, point: dict) -> dict:
+    """The sweep's `settings` as one point takes them: a LoRA setting there (`lora_r: 16`) is for the points that
+    train an adapter, so a method full point leaves it out, where its trainer would refuse it. The same key in a full
+    point's grid is refused: it would sweep a setting that changes nothing."""
+    if str(point.get("method")).strip().lower() != "full":
+        return settings
+    return {key: value for key, value in settings.items() if key not in ADAPTER_KEYS}
 
 
 def _same_number(key, value):
@@ -190,10 +201,13 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
-            config = {**settings, **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
+            config = {**_settings_for(settings, {**settings, **dict(zip(keys, values, strict=True))}),
+                      **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
                       "dataset": dataset, "max_steps": warmup + measured, "timing_warmup_steps": warmup}
             where = f"sweep {path}, {label}{' (with `settings`)' if settings else ''}"
             try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed
+                if problems := written_key_problems(config):  # the trainer reads the point as a job file
+                    raise UserError(f"bad config: {'; '.join(problems)}.")
                 checked = config_from_dict(config)
                 get_model(checked.model)
             except UserError as exc:

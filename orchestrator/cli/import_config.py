@@ -16,7 +16,14 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
-from trainer.config import ConfigError, config_from_dict, model_folder, parse_overrides, qlora_keys_problem
+from trainer.config import (
+    ConfigError,
+    config_from_dict,
+    model_folder,
+    parse_overrides,
+    qlora_keys_problem,
+    written_key_problems,
+)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -80,12 +87,14 @@ def import_command(
     translation = translate(_read_yaml(config))
     given = parse_overrides(set_values or [])
     defaults = translation.source_defaults({**translation.job, **given})
-    job = _paths_from(config.parent, out.parent if out is not None else Path.cwd(),
-                      {**translation.job, **{key: value for key, value, _ in defaults}, **given})
-    not_carried = translation.left_behind(given)
-    try:
-        if problem := qlora_keys_problem(job):  # what `orch plan` says of the written file
-            raise ConfigError(f"bad config: {problem}.")
+    job, unused = translation.settled(_paths_from(config.parent, out.parent if out is not None else Path.cwd(),
+                                                  {**translation.job, **{k: v for k, v, _ in defaults}, **given}),
+                                      given)
+    defaults = [default for default in defaults if default[0] in job]
+    not_carried = translation.left_behind(given) + unused
+    try:  # what `orch plan` says of the written file
+        if problems := [p for p in (qlora_keys_problem(job), *written_key_problems(job)) if p]:
+            raise ConfigError("bad config: " + "; ".join(problems) + ".")
         config_from_dict(job, name=config.stem)
     except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
