@@ -153,7 +153,9 @@ def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, cache: Path) -> 
     sample = cache.with_name(f"{cache.stem}-sample.jsonl")
     with path.open("rb") as whole:
         head = whole.read(SAMPLE_BYTES)
-    head = head[:head.rfind(b"\n") + 1] or head  # whole records; one longer than the sample is taken as it is
+    head = head[:head.rfind(b"\n") + 1]  # whole records
+    if not head:  # a first record longer than the sample: cut, it would read as a broken line
+        return _count_tokens(spec, base_dir)
     write_whole(sample, head)
     try:
         counted = _count_tokens(dataclasses.replace(spec, dataset=str(sample)), base_dir)

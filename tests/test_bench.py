@@ -231,6 +231,8 @@ def test_a_point_the_trainer_refuses_is_said_and_not_done(tmp_path, monkeypatch)
     assert result.exit_code == 2, result.output
     assert "bad_config: cannot train: precision fp16 needs a CUDA GPU" in " ".join(result.stdout.split())
     assert "1 of 1 points were refused by the trainer and are not recorded as done" in result.stderr
+    as_json = runner.invoke(app, ["bench", str(write_sweep(tmp_path, method="lora")), "--db", str(db), "--json"])
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout)[0]["status"] == "bad_config"  # one document
     (row,) = ResultStore(db).rows()
     assert row["status"] == "bad_config" and row["message"] == refusal.strip().removeprefix("error: ")
     assert ResultStore(db).done() == set()  # the next run tries it again
@@ -290,3 +292,20 @@ def test_a_refusal_of_the_dataset_every_point_reads_stops_the_sweep(tmp_path):
     assert "1 of 1 points were refused by the trainer and are not recorded as done (3 more not run: they read the " \
            "same dataset)" in " ".join(result.stderr.split()) and "line 61" in result.stderr
     assert len(ResultStore(db).rows()) == 1
+
+
+@pytest.mark.parametrize("message, stops", [
+    ("dataset /d/x.jsonl line 21: not a JSON record (Expecting value); a JSONL file holds one JSON object per line.",
+     True),
+    ("dataset /d/x.jsonl line 3 is not UTF-8 text (byte 7 of the line): save the file as UTF-8.", True),
+    ("dataset /d/x.jsonl record 1: no column 'question' (dataset_columns maps instruction to it)", False),
+    ("dataset /d/x.jsonl packs into 2 training sequences of 2048 tokens, fewer than one step's 4", False),
+    ("dataset /d/other.jsonl line 2: not a JSON record (Expecting value)", False),
+])
+def test_only_a_fault_of_the_shared_data_file_stops_a_sweep(message, stops):
+    """A point-specific refusal that names the dataset (a grid's dataset_columns, a seq_len it packs too little
+    into) stopped the whole sweep and said the rest read the same dataset."""
+    from orchestrator.bench.runner import _refused_the_data
+
+    assert _refused_the_data({"status": "bad_config", "message": message}, "/d/x.jsonl") is stops
+    assert _refused_the_data({"status": "error", "message": message}, "/d/x.jsonl") is False

@@ -138,7 +138,7 @@ def test_a_folder_holding_a_pipe_or_device_is_refused_by_a_cached_count_and_a_by
     monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.jsonl").write_text("\n".join(CHATS) + "\n")
-    job = chat_job(tmp_path, dataset="data")
+    job = chat_job(tmp_path, dataset="data", eval_fraction=None)
 
     def plan():
         _sized.cache_clear()
@@ -154,7 +154,7 @@ def test_a_folder_holding_a_pipe_or_device_is_refused_by_a_cached_count_and_a_by
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
         assert "holds b.jsonl, a pipe or a device rather than a file" in " ".join(result.stderr.split()), \
             result.stderr
-    job = chat_job(tmp_path, eval_dataset="data")  # an eval folder, with the training file sized by its bytes
+    job = chat_job(tmp_path, eval_dataset="data", eval_fraction=None)  # an eval folder; training file by its bytes
     result = plan()
     assert result.exit_code == 2 and "holds b.jsonl, a pipe or a device" in result.stderr, result.output
 
@@ -222,3 +222,12 @@ def test_a_bad_record_in_the_sample_is_said_of_the_file_at_its_own_line(tmp_path
     assert result.exit_code == 2 and f"{tmp_path / 'chat.jsonl'}" in result.stderr and "line 4" in result.stderr, \
         result.stderr
     assert "-sample.jsonl" not in result.stderr
+
+
+def test_a_first_record_longer_than_the_sample_is_counted_whole_not_cut_into_a_broken_line(tmp_path, monkeypatch):
+    """With no line end in the sample, the cut record read as `line 1: not a JSON record`: a good file refused."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    job = chat_job(tmp_path, eval_fraction=None)
+    monkeypatch.setattr("orchestrator.data_size.SAMPLE_BYTES", len(CHATS[0]) // 2)
+    _, size = load_sized_job(job)
+    assert size.source == "tokenized"

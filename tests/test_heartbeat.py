@@ -112,9 +112,24 @@ def test_a_job_file_an_orch_launched_trainer_cannot_read_is_still_a_recorded_ref
     job = tmp_path / "job.yaml"
     job.write_text("name: x\nmodel: orch/tiny-llama\nmethod: lora\n", encoding="utf-8")  # no seq_len
     env = {**os.environ, "ORCH_RUN_ID": "r-0a1b2c3d"}
-    output = tmp_path / "run" / "output"
+    output = tmp_path / "run" / "output"  # the launcher's run folder is there, its output not yet
+    output.parent.mkdir()
     launched = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(output)],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 2, launched.stderr
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "bad_config" and "seq_len" in metrics["message"]
+
+
+def test_an_orch_launched_refusal_is_never_written_into_a_folder_of_a_users_own(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("name: x\nmodel: orch/tiny-llama\nmethod: lora\n", encoding="utf-8")  # refused as it loads
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    env = {**os.environ, "ORCH_RUN_ID": "r-0a1b2c3d"}
+    for output in (mine, tmp_path / "missing" / "out"):
+        done = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(output)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not (tmp_path / "missing").exists()

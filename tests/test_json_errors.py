@@ -51,7 +51,7 @@ def test_orch_plan_says_a_refusal_as_json_too(capsys, args):
     assert said["exit_code"] == 2 and out.err.strip() == f"error: {said['error']}"
 
 
-def test_a_plan_that_finds_nothing_is_one_document_with_its_error_in_it(capsys, tmp_path, monkeypatch):
+def test_a_plan_that_finds_nothing_is_one_document_with_its_error_in_it(capsys, tmp_path, monkeypatch, sky):
     assert plan_run([QLORA_JOB, "--budget", "2", "--json"]) == 2
     out = capsys.readouterr()
     plan = json.loads(out.out)  # one document: json.loads refuses a second

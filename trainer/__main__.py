@@ -40,6 +40,16 @@ def _resume_command(args, output: Path) -> str:
     return f"orch train {shlex.quote(args.config)} --output {shlex.quote(str(output))} --resume auto{overrides}"
 
 
+def _fresh_folder(output: str | None) -> Path | None:
+    """--output as a launcher gives it before the trainer could check it (the job file itself refused): only a folder
+    not made yet under one that is, or an empty one, is taken for the launcher's own; a user's, holding files, or a
+    path under a missing folder is not written into."""
+    path = Path(output) if output else None
+    if path is None or not path.parent.is_dir() or path.is_symlink():
+        return None
+    return path if not path.exists() or path.is_dir() and not any(path.iterdir()) else None
+
+
 def _record_refusal(output: Path, message: str) -> None:
     """A run orch launched keeps why its trainer refused the job in metrics.json, as a refusal found once the data is
     read does: its launcher may not be its parent (a detached launch, the scheduler, a cloud VM) and reads the end
@@ -97,13 +107,14 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
 
             result = FineTune(config, output, base_dir, resume=args.resume, auto_fit=args.auto_fit,
                               started_at=meter.started_at).run()
+            refused = result["status"] == TrainStatus.BAD_CONFIG  # its metrics.json, for launchers, is all it leaves
         except BudgetSpent as exc:  # inside another program: the alarm struck before the loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         refused = True
-        if os.environ.get(RUN_ID_ENV) and (checked_output or args.output):  # the launcher's own run folder
-            _record_refusal(Path(checked_output or args.output), str(exc))
+        if os.environ.get(RUN_ID_ENV) and (where := checked_output or _fresh_folder(args.output)):
+            _record_refusal(where, str(exc))
         return TrainStatus.BAD_CONFIG.exit_code
     except RuntimeError as exc:  # a path resolved through a loop of links where no check looked: said as orch says it
         if (loop := checks.symlink_loop_from(exc)) is None:

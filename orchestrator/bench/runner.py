@@ -10,6 +10,7 @@ recorded as `bad_config` with the trainer's reason, and, as an error, is not don
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,8 +128,11 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
 
 
 def _refused_the_data(row: dict, dataset: Path | str) -> bool:
-    """A point the trainer refused for the sweep's dataset, which every point shares: the rest would each pay a
-    trainer's start (10 s on a CPU, more with a GPU model) to be refused the same way, so the sweep stops there.
-    A sweep checks only the start of its data before it runs (sweep.load_sweep); a bad record further in is found
-    by the first point."""
-    return row["status"] == TrainStatus.BAD_CONFIG and str(dataset) in (row.get("message") or "")
+    """A point the trainer refused for a fault of the sweep's data file itself (a line that is no JSON record, text
+    that is no UTF-8), which every point reads alike: the rest would each pay a trainer's start (10 s on a CPU, more
+    with a GPU model) to be refused the same way, so the sweep stops there. A sweep checks only the start of its data
+    before it runs (sweep.load_sweep). A refusal that may be the point's own (its columns, its tokenizer, its
+    seq_len) stops nothing."""
+    file_fault = re.compile(rf"dataset {re.escape(str(dataset))} (?:line \d+: not a JSON record|(?:line \d+ )?is not "
+                            "UTF-8 text)")
+    return row["status"] == TrainStatus.BAD_CONFIG and bool(file_fault.search(row.get("message") or ""))

@@ -10,7 +10,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.bench.report_folder import check_writable_names, foreign_files
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, default_db, export, read_jsonl
 from orchestrator.cli import display
-from orchestrator.cli.errors import user_errors
+from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.estimator.calibration import calibration_file
@@ -101,8 +101,9 @@ def bench_command(
         said = checks.one_line(refused[0].get("message") or "bad config")[:MESSAGE_CHARS].rstrip(".")
         left = len(plan.points) - len(rows)  # run_sweep stops at a refusal of the dataset every point reads
         stopped = f" ({left} more not run: they read the same dataset)" if left else ""
-        raise UserError(f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as "
-                        f"done{stopped}: {said}; fix the sweep and run it again (the points done are kept).")
+        refusal = SaidInJson if as_json else UserError  # --json: the rows (statuses, messages) are the document
+        raise refusal(f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as "
+                      f"done{stopped}: {said}; fix the sweep and run it again (the points done are kept).")
 
 
 @user_errors
