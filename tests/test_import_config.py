@@ -527,3 +527,14 @@ def test_trls_use_peft_false_is_a_full_fine_tune():
     result = translate({"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "x/y", "use_peft": False,
                         "max_length": 512})
     assert result.job["method"] == "full"
+
+
+@pytest.mark.parametrize("setting, said", [("max_step=2", "unknown key `max_step` (did you mean `max_steps`?)"),
+                                           ("seq_len=abc", "`seq_len` must be a whole number, got 'abc'")])
+def test_a_set_mistake_on_import_is_said_of_set(tmp_path, setting, said):
+    """`orch import cfg.yaml --set max_step=2` said "the imported job is not one orch can train", as if the config
+    held the typo."""
+    config = tmp_path / "axolotl.yaml"
+    config.write_text("base_model: meta-llama/Llama-3.1-8B\nsequence_len: 1024\nadapter: lora\n")
+    result = CliRunner().invoke(app, ["import", str(config), "--set", setting])
+    assert result.exit_code == 2 and result.stderr == f"error: --set {setting}: {said}.\n", result.stderr
