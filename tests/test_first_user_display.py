@@ -165,3 +165,15 @@ def test_a_word_with_no_digits_is_not_read_as_one(name):
     with pytest.raises(UserError) as error:
         get_gpu(name)
     assert "Did you mean" not in str(error.value)
+
+
+@pytest.mark.parametrize("option, key", [("--grad-accum", "grad_accum"), ("--optimizer", "optimizer"),
+                                         ("--lora-r", "lora_r"), ("--attention", "attention"), ("--loss", "loss"),
+                                         ("--loss-chunk-tokens", "loss_chunk_tokens")])
+def test_estimate_help_states_each_default_a_left_out_flag_takes(option, key):
+    """Only --method and --micro-batch said theirs: a user left --loss out and could not tell chunked was estimated."""
+    import typer.main
+
+    command = typer.main.get_command(app).commands["estimate"]
+    param = next(p for p in command.params if option in p.opts)
+    assert f"default {JOB_DEFAULTS[key]}" in param.help

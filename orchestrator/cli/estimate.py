@@ -104,14 +104,17 @@ def estimate(
                               f"{JOB_DEFAULTS['micro_batch']}, as in a job file.")]
     = None,
     grad_accum: Annotated[int | None, whole_option(
-        "--grad-accum", help="Micro-batches per optimizer step.")] = None,
+        "--grad-accum", help=f"Micro-batches per optimizer step; default {JOB_DEFAULTS['grad_accum']}.")] = None,
     grad_ckpt: Annotated[bool | None, typer.Option(
         "--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing (default: the job's `auto`, off until auto-fit "
                                            "needs it).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = None,
-    lora_r: Annotated[int | None, whole_option("--lora-r", help="LoRA rank (also --lora-rank).")] = None,
-    lora_dropout: Annotated[float | None, number_option(help="LoRA dropout; 0 skips peft's dropped-out copy of "
-                                                            "each targeted module's input.")] = None,
+    optimizer: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(OPTIMIZERS)}; default {JOB_DEFAULTS['optimizer']}.")] = None,
+    lora_r: Annotated[int | None, whole_option(
+        "--lora-r", help=f"LoRA rank (also --lora-rank); default {JOB_DEFAULTS['lora_r']}.")] = None,
+    lora_dropout: Annotated[float | None, number_option(
+        help=f"LoRA dropout; default {JOB_DEFAULTS['lora_dropout']:g}; 0 skips peft's dropped-out copy of each "
+             "targeted module's input.")] = None,
     quant_bits: Annotated[int | None, whole_option("--quant-bits", help="QLoRA weight bits: 4 (NF4) or 8.")] = None,
     quantization: Annotated[str | None, typer.Option(
         help="QLoRA's weights in one value: nf4, nf4-dq, int8 or none (LitGPT's bnb.nf4 is nf4 without double "
@@ -122,7 +125,7 @@ def estimate(
         "--fp32-upcast/--no-fp32-upcast",
         help="QLoRA: keep embeddings, head and norms in fp32, as peft's k-bit preparation does.")] = None,
     target_modules: Annotated[str | None, typer.Option(
-        help=f"all-linear or a comma list of {', '.join(LINEAR_MODULES)}.")] = None,
+        help=f"all-linear (the default) or a comma list of {', '.join(LINEAR_MODULES)}.")] = None,
     use_dora: Annotated[bool | None, typer.Option("--use-dora/--no-use-dora",
                                                   help="LoRA/QLoRA: DoRA's magnitude vector per adapted linear.")]
     = None,
@@ -133,9 +136,12 @@ def estimate(
         help="Full fine-tuning: keep the embeddings and the lowest N blocks frozen.")] = None,
     precision_name: Annotated[str | None, typer.Option(
         "--precision", help=f"One of {', '.join(CHOICES['precision'])} (auto: bf16 where the GPU has it).")] = None,
-    attention: Annotated[str | None, typer.Option(help=f"One of {', '.join(ATTENTION_KERNELS)}.")] = None,
-    loss: Annotated[str | None, typer.Option(help=f"One of {', '.join(CHOICES['loss'])}.")] = None,
-    loss_chunk_tokens: Annotated[int | None, whole_option(help="Tokens per chunk of the chunked loss.")] = None,
+    attention: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(ATTENTION_KERNELS)}; default {JOB_DEFAULTS['attention']}.")] = None,
+    loss: Annotated[str | None, typer.Option(
+        help=f"One of {', '.join(CHOICES['loss'])}; default {JOB_DEFAULTS['loss']}.")] = None,
+    loss_chunk_tokens: Annotated[int | None, whole_option(
+        help=f"Tokens per chunk of the chunked loss; default {JOB_DEFAULTS['loss_chunk_tokens']}.")] = None,
     compile_blocks: Annotated[bool | None, typer.Option("--compile/--no-compile",
                                                         help="torch.compile the decoder blocks.")] = None,
     gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU (or cpu).")]
