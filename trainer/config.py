@@ -557,10 +557,6 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     which job nor that it was one."""
     raw = checks.load_yaml(path, "job file")
     given = parse_overrides(overrides)
-    for text in overrides:
-        key, _ = parse_override(text)
-        if problem := override_problem(key, given[key]):
-            raise ConfigError(f"--set {text.strip()}: {problem}.")
     try:
         if isinstance(raw, dict):
             raw.update(given)
@@ -635,7 +631,7 @@ def written_key_problems(raw: dict) -> list[str]:
     return problems
 
 
-def override_problem(key: str, value) -> str | None:
+def _override_problem(key: str, value) -> str | None:
     """What is wrong with `--set key=value` alone: `--set max_step=2` was blamed on the job file (`job file
     'tiny.yaml': bad config: unknown key max_step`), where the user looked for it in vain."""
     if key not in _TYPES:
@@ -645,9 +641,13 @@ def override_problem(key: str, value) -> str | None:
 
 
 def parse_overrides(overrides) -> dict:
-    """Every `--set key=value`, each key once: of two values the last was kept silently."""
+    """Every `--set key=value`, each key once (of two values the last was kept silently), each value checked alone
+    (_override_problem), so a mistake is said of --set."""
     given: dict = {}
-    for key, value in map(parse_override, overrides):
+    for text in overrides:
+        key, value = parse_override(text)
+        if problem := _override_problem(key, value):
+            raise ConfigError(f"--set {text.strip()}: {problem}.")
         if key in given and given[key] != value:
             raise ConfigError(f"--set {key} given twice, as {checks.short_repr(given[key])} and "
                               f"{checks.short_repr(value)}: give it once.")

@@ -20,8 +20,6 @@ from trainer.config import (
     ConfigError,
     config_from_dict,
     model_folder,
-    override_problem,
-    parse_override,
     parse_overrides,
     qlora_keys_problem,
     written_key_problems,
@@ -87,11 +85,7 @@ def import_command(
     if out is not None:
         checks.output_file(out, inputs=(config,), force=force)  # a job is often edited after import: ask first
     translation = translate(_read_yaml(config))
-    given = parse_overrides(set_values or [])
-    for text in set_values or []:  # a --set mistake is said of --set, as `orch train` says it, not of the import
-        key = parse_override(text)[0]
-        if problem := override_problem(key, given[key]):
-            raise UserError(f"--set {text.strip()}: {problem}.")
+    given = parse_overrides(set_values or [])  # a --set mistake is said of --set, not of the imported job
     defaults = translation.source_defaults({**translation.job, **given})
     job, unused = translation.settled(_paths_from(config.parent, out.parent if out is not None else Path.cwd(),
                                                   {**translation.job, **{k: v for k, v, _ in defaults}, **given}),
