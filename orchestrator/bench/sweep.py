@@ -201,8 +201,8 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
-            config = {**_settings_for(settings, {**settings, **dict(zip(keys, values, strict=True))}),
-                      **dict(zip(keys, values, strict=True)), **FIXED_POINT_KEYS,
+            point = dict(zip(keys, values, strict=True))
+            config = {**_settings_for(settings, {**settings, **point}), **point, **FIXED_POINT_KEYS,
                       "dataset": dataset, "max_steps": warmup + measured, "timing_warmup_steps": warmup}
             where = f"sweep {path}, {label}{' (with `settings`)' if settings else ''}"
             try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed

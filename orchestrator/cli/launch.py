@@ -72,7 +72,6 @@ def launch_command(
             raise SaidInJson(no_option_message(result))
         raise UserError(no_option_message(result))
     chosen = result.chosen
-    where = "local" if chosen.offer.is_local else f"{chosen.offer.provider} {chosen.offer.region}"
     if dry_run:
         here = _launch_here(result, lambda refusal: replanned(model, targets, result, refusal))
         _dry_run(result, job, budget, model.params, out, as_json, here)
@@ -80,12 +79,13 @@ def launch_command(
     if not yes:
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
-        typer.confirm(f"Launch on {chosen.offer.gpu.name} ({where}{', spot' if chosen.offer.spot else ''}), about "
+        typer.confirm(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
                       f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?", abort=True)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     store = RunStore()
     record = lifecycle.create_run(store, spec, job, chosen, budget)
-    display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({where}): {record.run_dir}", err=True)
+    display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({_where(chosen.offer)}): {record.run_dir}",
+                err=True)
     try:
         record = lifecycle.start(store, record, chosen)
     except KeyboardInterrupt:
@@ -110,6 +110,11 @@ def _refusal(dry_run: bool, spot: bool):
     return launch_refusals()
 
 
+def _where(offer, spot_mark: str = "") -> str:
+    """Where an offer runs, as a launch says it: `local`, or its cloud and region (and `spot_mark` for spot)."""
+    return "local" if offer.is_local else f"{offer.provider} {offer.region}{spot_mark if offer.spot else ''}"
+
+
 def _launch_here(result, plan_with) -> str | None:
     """What `orch launch` would take here where it differs from the dry run's choice: a dry run writes its spot task
     for SkyPilot to pick the store (the machine that launches it may have a storage cloud this one lacks), while a
@@ -127,8 +132,7 @@ def _launch_here(result, plan_with) -> str | None:
     if taken is None:
         return f"`orch launch` here would find no offer: {why}"
     offer = taken.offer
-    where = "local" if offer.is_local else f"{offer.provider} {offer.region}{' spot' if offer.spot else ''}"
-    return (f"`orch launch` here would take {offer.gpu.name} ({where}): {taken.estimate.hours:.2f} h, "
+    return (f"`orch launch` here would take {offer.gpu.name} ({_where(offer, ' spot')}): {taken.estimate.hours:.2f} h, "
             f"{usd_text(taken.estimate.cost_usd)}, not the spot offer above: {why}")
 
 
