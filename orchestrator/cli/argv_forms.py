@@ -123,3 +123,9 @@ def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str
                 raise Contradiction(f"{option.opts[0]} given twice, as on and off: give it once")
         out += names
     return out
+
+
+def json_wanted(args: list[str]) -> bool:
+    """Whether a command line asks for --json (before any `--`, after which a word is a file name): both parsers'
+    refusals are then a JSON document on stdout as well."""
+    return "--json" in (args[:args.index("--")] if "--" in args else args)

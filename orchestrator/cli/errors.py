@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.cli.argv_forms import UnreadableOptions, click_options, spelled_as_orch
+from orchestrator.cli.argv_forms import UnreadableOptions, click_options, json_wanted, spelled_as_orch
 from orchestrator.cli.display import print_error, print_json
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict
 from orchestrator.db import UnusableDatabase
@@ -33,11 +33,6 @@ def fail(message: str, as_json: bool | None = None) -> typer.Exit:
     if as_json if as_json is not None else _command_line["json"]:
         print_json(error_dict(message))
     return typer.Exit(code=USAGE_ERROR_EXIT_CODE)
-
-
-def json_wanted(args: list[str]) -> bool:
-    """Whether a command line asks for --json (before any `--`, after which a word is a file name)."""
-    return "--json" in (args[:args.index("--")] if "--" in args else args)
 
 
 def user_errors(command):

@@ -15,7 +15,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli import fold
-from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, spelled_as_orch
+from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, plan_dict
@@ -126,8 +126,7 @@ def _spot_note(result) -> str | None:
 
 
 def run(argv: list[str]) -> int:
-    # --json before any `--` (after it, a file name): a refusal is then a JSON document on stdout as well
-    as_json = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+    as_json = json_wanted(argv)
     parse = parser()
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
         try:
