@@ -510,6 +510,17 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders making `folder` would make: it and its missing parents, deepest first (what to remove again when
+    a refusal is to leave nothing behind)."""
+    made = []
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            break
+        made.append(path)
+    return made
+
+
 def output_folder(path: Path | str, what: str = "--out", parents: bool = False) -> Path:
     """An output folder orch will create or fill: it must be a folder, or not exist yet in a writable folder that
     does (`parents`: under one, for a default path orch makes whole): a missing parent is a typo, refused as every

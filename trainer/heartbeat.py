@@ -6,6 +6,7 @@ costing money within one interval of that: its launcher takes the end of a run f
 import threading
 from pathlib import Path
 
+from gpu_catalog import checks
 from trainer.meter import METER_INTERVAL_S
 
 HEARTBEAT_FILE = "heartbeat"
@@ -24,7 +25,7 @@ class Heartbeat:
         the process up). A folder that cannot be made, or a touch that fails (a full or read-only disk), is
         skipped: the trainer's own checks and writes say it."""
         path = self._path = output / HEARTBEAT_FILE
-        self._made = [folder for folder in (output, *output.parents) if not folder.exists()]
+        self._made = checks.missing_folders(output)
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError:

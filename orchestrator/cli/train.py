@@ -53,11 +53,7 @@ def train_command(
 def _folder_state(folder: Path) -> tuple[set[str] | None, list[Path]]:
     """What the output folder holds before the trainer starts (None: it cannot be listed), and the folders the
     trainer will make for it (the folder and its missing parents, deepest first)."""
-    made = []
-    for path in (folder, *folder.parents):
-        if os.path.lexists(path):
-            break
-        made.append(path)
+    made = checks.missing_folders(folder)
     try:
         return (set() if made else set(os.listdir(folder))), made
     except OSError:
