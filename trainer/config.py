@@ -560,7 +560,7 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     try:
         if isinstance(raw, dict):
             raw.update(given)
-            if problems := [p for p in (qlora_keys_problem(raw), *written_key_problems(raw)) if p]:
+            if problems := written_problems(raw):
                 raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
     except UserError as exc:
@@ -629,6 +629,12 @@ def written_key_problems(raw: dict) -> list[str]:
     problems += [f"`{used}` and `{ignored}` are both set, and the run goes by {used} ({ignored} is ignored): keep one "
                  "of them" for used, ignored in overridden_keys(raw)]
     return problems
+
+
+def written_problems(raw: dict) -> list[str]:
+    """What a job as written (a file with its --set values, an imported config) says that its run would not do:
+    QLoRA keys without QLoRA, and the keys written_key_problems names."""
+    return [problem for problem in (qlora_keys_problem(raw), *written_key_problems(raw)) if problem]
 
 
 def _override_problem(key: str, value) -> str | None:

@@ -21,8 +21,7 @@ from trainer.config import (
     config_from_dict,
     model_folder,
     parse_overrides,
-    qlora_keys_problem,
-    written_key_problems,
+    written_problems,
 )
 
 
@@ -93,7 +92,7 @@ def import_command(
     defaults = [default for default in defaults if default[0] in job]
     not_carried = translation.left_behind(given) + unused
     try:  # what `orch plan` says of the written file
-        if problems := [p for p in (qlora_keys_problem(job), *written_key_problems(job)) if p]:
+        if problems := written_problems(job):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         config_from_dict(job, name=config.stem)
     except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
