@@ -25,7 +25,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
-from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, overridden_keys
+from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, choice_as_orch, overridden_keys
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
@@ -127,7 +127,7 @@ class Translation(NamedTuple):
         then refused. A key set with --set is the user's own: kept, for the job's check to refuse."""
         settled, unused = dict(job), []
         named = {key: key for key in job} | (self.origin or {})
-        if _spelled_method(job.get("method")) == "full":
+        if choice_as_orch("method", job.get("method")) == "full":
             for key in ADAPTER_KEYS:
                 if key in settled and key not in given:
                     del settled[key]
@@ -351,7 +351,3 @@ def translate(raw: dict) -> Translation:
         job["method"] = "lora"
     return Translation(job, not_carried, trainer, flat, {key: set_by[0] for key, set_by in origin.items()})
 
-
-def _spelled_method(method) -> str | None:
-    """The method as orch names it, in any case (`method: Full`), as the job's check reads it."""
-    return method.strip().lower() if isinstance(method, str) else None

@@ -175,7 +175,7 @@ def _is_choice(value, choices: tuple) -> bool:
 LONGEST_UNQUOTED = 100  # characters: a longer text value is no number or boolean quoted by mistake
 
 
-def _spelled_as_orch(key: str, value):
+def choice_as_orch(key: str, value):
     """A choice as orch names it: written in another case (`method: QLoRA`, `precision: BF16`) or, for the optimizer,
     by another trainer (`adamw_torch`), as `orch estimate`'s flags already take them. Anything else as it came, for
     the checks to judge."""
@@ -401,7 +401,7 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
-    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, _spelled_as_orch(key, value))
+    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
            for key, value in raw.items()}
     problems = _problems(raw)
     targets = _target_modules(raw.get("target_modules"))
@@ -576,7 +576,7 @@ def qlora_keys_problem(raw: dict) -> str | None:
     checkpoint stored quantized (unsloth's `-bnb-4bit`, Qwen's `-Int4`) for lora or full, which transformers loads
     quantized all the same: planned at 16 bits, trained as QLoRA without QLoRA's settings, or not trainable in full.
     (`orch estimate` flags are not held to this: a what-if may carry a column of settings whatever the method.)"""
-    method, model = _spelled_as_orch("method", raw.get("method")), raw.get("model")
+    method, model = choice_as_orch("method", raw.get("method")), raw.get("model")
     if method not in ("lora", "full"):
         return None
     if isinstance(model, str) and (stored := checkpoint_quantization(model)) is not None:
@@ -622,7 +622,7 @@ def written_key_problems(raw: dict) -> list[str]:
     train_tokens included."""
     problems = []
     given = [key for key in ADAPTER_KEYS if raw.get(key) is not None]
-    if given and _spelled_as_orch("method", raw.get("method")) == "full":
+    if given and choice_as_orch("method", raw.get("method")) == "full":
         problems.append(f"{', '.join(f'`{key}`' for key in given)} {'apply' if len(given) > 1 else 'applies'} to "
                         f"methods lora and qlora (the adapter), and this job's method is full: set method: lora, or "
                         f"drop {'them' if len(given) > 1 else 'it'}")
@@ -642,7 +642,7 @@ def _override_problem(key: str, value) -> str | None:
     'tiny.yaml': bad config: unknown key max_step`), where the user looked for it in vain."""
     if key not in _TYPES:
         return _unknown_key_problem(key)
-    value = _whole(value) if key in _INT_KEYS else _dollars(key, _spelled_as_orch(key, value))
+    value = _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
     return None if value is None else _value_problem(key, value)
 
 
