@@ -138,11 +138,14 @@ def test_offers_that_fit_or_have_no_spot_are_not_marked():
     ("max_step=2", "unknown key `max_step` (did you mean `max_steps`?)"),
     ("micro_batch=abc", "`micro_batch` must be a whole number, got 'abc'"),
     ("lora_dropout=2", "`lora_dropout` must be in [0, 1), got 2"),
+    ("target_modules=[q_proj, qq]", "`target_modules` must be all-linear or a list drawn from"),
+    ("modules_to_save=[model]", "`modules_to_save` names model, which holds other modules"),
+    ("dataset_columns=3", "`dataset_columns` maps orch's names to your columns"),
 ])
 def test_a_set_mistake_is_said_of_set_not_of_the_job_file(tmp_path, override, problem):
     result = runner.invoke(app, ["train", str(write_job(tmp_path)), "--output", str(tmp_path / "out"),
                                  "--set", override])
-    assert result.exit_code == 2 and f"error: --set {override}: {problem}." in result.output, result.output
+    assert result.exit_code == 2 and f"error: --set {override}: {problem}" in result.output, result.output
     assert "job file" not in result.output
 
 

@@ -397,13 +397,10 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
-def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
-    """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
-    if not isinstance(raw, dict):
-        raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
-    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
-           for key, value in raw.items()}
-    problems = _problems(raw)
+def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
+    """What is wrong with the keys that name things (the modules an adapter targets or trains in full, the dataset's
+    columns, the tokenizer), which no one type judges: a job's, or one `--set` value's alone."""
+    problems = []
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
         problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}")
@@ -426,12 +423,24 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
+    return problems
+
+
+def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
+    """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
+    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
+           for key, value in raw.items()}
+    problems = _problems(raw) + _naming_problems(raw, base_dir)
     if len(problems) > MOST_PROBLEMS_SAID:  # a file that is not a job at all: the first few say enough
         problems = problems[:MOST_PROBLEMS_SAID] + [f"and {len(problems) - MOST_PROBLEMS_SAID} more"]
     if problems:
         raise ConfigError("bad config: " + "; ".join(problems) + ".")
     values = {k: v for k, v in raw.items() if v is not None}
-    values.update(target_modules=targets, dataset_columns=columns, modules_to_save=to_save)
+    values.update(target_modules=_target_modules(raw.get("target_modules")),
+                  dataset_columns=_columns(raw.get("dataset_columns")),
+                  modules_to_save=_names(raw.get("modules_to_save")))
     if isinstance(values["model"], str):  # a folder beside the job, absolute; a bare catalog name, the id it stands for
         folder = model_folder(values["model"], base_dir)
         values["model"] = str(folder) if folder is not None else hub_id(values["model"], base_dir)
@@ -643,7 +652,11 @@ def _override_problem(key: str, value) -> str | None:
     if key not in _TYPES:
         return _unknown_key_problem(key)
     value = _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
-    return None if value is None else _value_problem(key, value)
+    if value is None:
+        return None
+    # the tokenizer is left to the job: a relative folder is looked for beside the job file, which --set does not know
+    naming = [p for p in _naming_problems({key: value}, Path(".")) if key != "tokenizer"]
+    return _value_problem(key, value) or next(iter(naming), None)
 
 
 def parse_overrides(overrides) -> dict:
