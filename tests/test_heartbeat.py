@@ -128,8 +128,8 @@ def test_an_orch_launched_refusal_is_never_written_into_a_folder_of_a_users_own(
     mine.mkdir()
     (mine / "notes.txt").write_text("mine\n")
     env = {**os.environ, "ORCH_RUN_ID": "r-0a1b2c3d"}
-    for output in (mine, tmp_path / "missing" / "out"):
+    for output in (mine, tmp_path / "missing" / "out", tmp_path / ("a" * 300)):  # the last: a name too long
         done = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(output)],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not (tmp_path / "missing").exists()

@@ -45,9 +45,12 @@ def _fresh_folder(output: str | None) -> Path | None:
     not made yet under one that is, or an empty one, is taken for the launcher's own; a user's, holding files, or a
     path under a missing folder is not written into."""
     path = Path(output) if output else None
-    if path is None or not path.parent.is_dir() or path.is_symlink():
+    try:
+        if path is None or not path.parent.is_dir() or path.is_symlink():
+            return None
+        return path if not path.exists() or path.is_dir() and not any(path.iterdir()) else None
+    except OSError:  # a path the system cannot look at (a name too long): no folder of the launcher's
         return None
-    return path if not path.exists() or path.is_dir() and not any(path.iterdir()) else None
 
 
 def _record_refusal(output: Path, message: str) -> None:
