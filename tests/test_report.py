@@ -484,3 +484,15 @@ def test_force_replaces_a_link_in_the_out_folder_not_the_file_it_points_to(tmp_p
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "mine\n"
     assert not (out / "report.md").is_symlink() and (out / "report.md").read_text().startswith("# ")
+
+
+def test_a_link_under_a_name_this_report_does_not_write_is_left_alone(tmp_path):
+    """A link capacity_5.png beside a one-job report was deleted without --force: the name is a report's, though not
+    this report's, and nothing asked before removing it."""
+    out = tmp_path / "rp"
+    out.mkdir()
+    (tmp_path / "mine.png").write_text("img\n")
+    (out / "capacity_5.png").symlink_to(tmp_path / "mine.png")
+    result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "capacity_5.png").is_symlink()

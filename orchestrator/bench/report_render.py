@@ -6,12 +6,13 @@ import base64
 import contextlib
 import html
 import json
+import os
 import re
 from pathlib import Path
 
 from gpu_catalog import checks
 from orchestrator.bench.report import Section, build_report
-from orchestrator.bench.report_folder import REPORT_FILE, written_before
+from orchestrator.bench.report_folder import report_names, written_before
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}"
          "h1{margin-bottom:.2em}.meta{color:#555;font-size:14px}"
@@ -84,13 +85,14 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     return "".join(parts) + "</body></html>"
 
 
-def _unlink_special_files(out: Path) -> None:
-    """Remove what stands under a name the report writes and is no regular file of the folder's own (a pipe, a
+def _unlink_special_files(out: Path, job_count: int) -> None:
+    """Remove what stands under a name this report writes and is no regular file of the folder's own (a pipe, a
     device, a link to anything): written through, a pipe hung the report (`--force` lets it be replaced), /dev/null
     kept nothing, and a link to a file elsewhere had that file replaced by the report. A folder of such a name was
-    refused before any work (report_folder.check_writable_names)."""
-    for path in sorted(out.iterdir()) if out.is_dir() else ():
-        if REPORT_FILE.fullmatch(path.name) and (path.is_symlink() or not (path.is_file() or path.is_dir())):
+    refused before any work (report_folder.check_writable_names); a name this report does not write is not touched
+    (a link `capacity_5.png` beside a one-job report is the user's)."""
+    for path in (out / name for name in report_names(job_count)):
+        if path.is_symlink() or os.path.lexists(path) and not (path.is_file() or path.is_dir()):
             path.unlink()
 
 
@@ -101,7 +103,7 @@ def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path
     report in `out` wrote and this one does not (its report.html, the plots of a job no longer named) is removed, so
     the folder holds one report; any other file there is left alone."""
     before = written_before(out)
-    _unlink_special_files(out)
+    _unlink_special_files(out, len(jobs))
     data, sections = build_report(rows, runs, jobs, out, budget_usd, deadline_h, trace)
     written = [out / "report.md", out / "report.json"] + ([out / "report.html"] if html_page else [])
     written += [s.image for s in sections if s.image]
