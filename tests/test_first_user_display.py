@@ -149,6 +149,20 @@ def test_a_set_mistake_is_said_of_set_not_of_the_job_file(tmp_path, override, pr
     assert "job file" not in result.output
 
 
+@pytest.mark.parametrize("overrides, problem", [
+    (["warmup_ratio=0.1", "warmup_steps=5"], "`warmup_steps` and `warmup_ratio` are both set"),
+    (["method=full", "lora_r=8"], "`lora_r` applies to methods lora and qlora"),
+])
+def test_a_mistake_of_set_values_together_names_them_beside_the_file(tmp_path, overrides, problem):
+    """Two --set values fine alone but not together were said of the job file (`job file 'x.yaml': bad config:
+    ...`), which holds neither key."""
+    job = write_job(tmp_path)
+    args = [arg for value in overrides for arg in ("--set", value)]
+    result = runner.invoke(app, ["train", str(job), "--output", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2 and f"error: job file '{job}' with {' '.join(args)}: bad config: {problem}" in \
+        result.output, result.output
+
+
 def test_a_job_files_own_mistake_is_still_said_of_the_file(tmp_path):
     job = write_job(tmp_path, lora_alfa=8)
     result = runner.invoke(app, ["train", str(job), "--output", str(tmp_path / "out"), "--set", "max_steps=2"])

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -564,16 +565,28 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     """The job file's mapping, `--set` values applied, and the job it holds, checked. Every command reads job files
     here, so each problem names the file: `bad config: unknown key ...` of `orch report --job a --job b` said neither
     which job nor that it was one."""
-    raw = checks.load_yaml(path, "job file")
+    written = checks.load_yaml(path, "job file")
     given = parse_overrides(overrides)
+    raw = {**written, **given} if isinstance(written, dict) else written
     try:
-        if isinstance(raw, dict):
-            raw.update(given)
-            if problems := written_problems(raw):
-                raise ConfigError("bad config: " + "; ".join(problems) + ".")
+        if problems := written_problems(raw) if isinstance(raw, dict) else []:
+            raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
     except UserError as exc:
-        raise ConfigError(f"job file '{path}': {exc}") from None
+        where = f"job file '{path}'"
+        if given and _fine_without_set(written, path):  # `--set warmup_steps=5` beside the file's warmup_ratio
+            where += " with " + " ".join(f"--set {shlex.quote(text.strip())}" for text in overrides)
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _fine_without_set(written, path: Path) -> bool:
+    """Whether the job file alone is a job with nothing to say against it: then a problem of the job read with its
+    --set values is theirs, or of the two together, and is not said of the file alone, which does not hold it."""
+    try:
+        config_from_dict(written, name=path.stem, base_dir=path.parent)
+    except UserError:
+        return False
+    return not written_problems(written)
 
 
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
