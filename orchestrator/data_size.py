@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -110,7 +111,8 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     files = _files(path)
     total_bytes = sum(f.stat().st_size for f in files)
     estimate = int(total_bytes / BYTES_PER_TOKEN_ESTIMATE)
-    if total_bytes > TOKENIZE_MAX_BYTES and not _sampled(path):
+    head = _sample_head(path)
+    if total_bytes > TOKENIZE_MAX_BYTES and head is None:
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (over "
                                               f"{TOKENIZE_MAX_BYTES // 10**6} MB: not tokenized at plan time)")
     if not _tokenizer_here(spec, base_dir):
@@ -119,7 +121,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     cache = _cache_path(spec, files)
     counted = _cached_count(cache)
     if counted is None:
-        counted = _sampled_count(spec, path, base_dir, cache) if _sampled(path) else _count_tokens(spec, base_dir)
+        counted = _count_tokens(spec, base_dir) if head is None else _sampled_count(spec, path, base_dir, head, cache)
         if "tokens" in counted:
             write_whole(cache, json.dumps(counted).encode())
     if "data_error" in counted:
@@ -141,28 +143,39 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
                                                     f"{spec.seq_len} after the chat template, truncation and packing")
 
 
-def _sampled(path: Path) -> bool:
-    """A JSON-lines file too large to count whole at plan time: its records end at line ends, so its start is whole
-    records (a .json array or a CSV with quoted line breaks is not cut)."""
-    return path.is_file() and path.suffix.lower() == ".jsonl" and path.stat().st_size > SAMPLE_BYTES
-
-
-def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, cache: Path) -> dict:
-    """The count of the file's first SAMPLE_BYTES, cut at a line end, scaled by its bytes (`sampled_bytes` says it
-    was); a data error in the sample is the file's."""
-    sample = cache.with_name(f"{cache.stem}-sample.jsonl")
+def _sample_head(path: Path) -> bytes | None:
+    """The first SAMPLE_BYTES of a JSON-lines file larger than that, cut at its last line end (its records end at
+    line ends, so this is whole records; a .json array or a CSV with quoted line breaks is not cut); None for any
+    other file, and for one whose first record is longer than the sample (cut, it would read as a broken line), which
+    is then sized as before sampling: counted whole under TOKENIZE_MAX_BYTES, estimated from its bytes over it."""
+    if not (path.is_file() and path.suffix.lower() == ".jsonl" and path.stat().st_size > SAMPLE_BYTES):
+        return None
     with path.open("rb") as whole:
         head = whole.read(SAMPLE_BYTES)
-    head = head[:head.rfind(b"\n") + 1]  # whole records
-    if not head:  # a first record longer than the sample: cut, it would read as a broken line
-        return _count_tokens(spec, base_dir)
-    write_whole(sample, head)
+    return head[:head.rfind(b"\n") + 1] or None
+
+
+def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, head: bytes, cache: Path) -> dict:
+    """The count of the file's first records (`head`), scaled by its bytes (`sampled_bytes` says it was); a data
+    error in the sample is the file's. The sample is a file of this process's own (mkstemp, with the .jsonl suffix
+    the reader goes by): one shared name let two plans of the same file remove it under each other's count, which
+    then blamed the user's file. A sample that cannot be written makes the count fail (a byte estimate that says
+    why), never a data error."""
+    name = None
     try:
-        counted = _count_tokens(dataclasses.replace(spec, dataset=str(sample)), base_dir)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(suffix="-sample.jsonl", prefix=f"{cache.stem}-", dir=cache.parent)
+        with os.fdopen(handle, "wb") as out:
+            out.write(head)
+    except OSError as exc:
+        counted = {"error": f"cannot write a sample in {cache.parent}: {exc.strerror or exc}"}
+    else:
+        counted = _count_tokens(dataclasses.replace(spec, dataset=name), base_dir)
     finally:
-        sample.unlink(missing_ok=True)
+        if name:
+            Path(name).unlink(missing_ok=True)
     if "data_error" in counted:  # its line numbers are the file's own: the sample is its start
-        return {**counted, "data_error": counted["data_error"].replace(str(sample), str(path))}
+        return {**counted, "data_error": counted["data_error"].replace(name, str(path))}
     if "tokens" not in counted:
         return counted
     scale = path.stat().st_size / len(head)

@@ -1,0 +1,72 @@
+"""A large JSON-lines file is sized from a sample of its first records (orchestrator/data_size.py): each plan keeps a
+sample of its own, a sample not written is never blamed on the user's file, and a file with no whole record in the
+sample is sized as its bytes allow. `_count_tokens` is replaced by a stub, so no test here waits on a tokenizer
+or on timing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpu_catalog.errors import UserError
+from orchestrator import data_size
+from trainer.config import config_from_dict
+
+RECORD = json.dumps({"text": "hello world"}) + "\n"
+
+
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    """A spec whose .jsonl dataset is over a (shrunk) SAMPLE_BYTES, and orch's cache in tmp_path."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_size, "SAMPLE_BYTES", 10 * len(RECORD))
+    (tmp_path / "data.jsonl").write_text(RECORD * 40)
+    return config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "dataset": "data.jsonl",
+                             "max_steps": 2})
+
+
+def test_a_second_plan_counting_beside_the_first_never_removes_its_sample(job, tmp_path, monkeypatch):
+    """Both plans wrote `<cache>/<digest>-sample.jsonl` and removed it when done, so a plan whose count had not yet
+    opened it failed and blamed the user's file ("Couldn't find any data file at ..."). The second plan runs here
+    inside the first one's count, which is the race without its timing."""
+    samples = []
+
+    def count(spec, base_dir):
+        samples.append(spec.dataset)
+        if len(samples) == 1:
+            data_size.dataset_size(job, tmp_path)  # another plan of the same file, while this count runs
+        assert Path(spec.dataset).is_file(), "a sample was removed under its count"
+        return {"error": "stub"}
+
+    monkeypatch.setattr(data_size, "_count_tokens", count)
+    data_size.dataset_size(job, tmp_path)
+    assert len(samples) == 2 and samples[0] != samples[1] and all(s.endswith(".jsonl") for s in samples)
+    assert not list((tmp_path / "cache").rglob("*sample*"))  # each plan removes its own
+
+
+def test_a_sample_that_cannot_be_written_is_not_blamed_on_the_dataset(job, tmp_path, monkeypatch):
+    """A cache that is a file: the sample was never written, its count said `Couldn't find any data file at
+    <sample>`, and that name was rewritten to the user's file, which the plan then refused."""
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: {
+        "data_error": f"Couldn't find any data file at {spec.dataset}."})
+    try:
+        size = data_size.dataset_size(job, tmp_path)
+    except UserError as exc:
+        pytest.fail(f"the user's file was blamed: {exc}")
+    assert size.source == "estimate" and "tokenizing failed" in size.detail
+
+
+def test_a_file_over_the_tokenize_limit_with_no_whole_record_in_the_sample_is_estimated_not_counted_whole(
+        job, tmp_path, monkeypatch):
+    """A first record longer than the sample sent a 66 MB file to be tokenized whole (into the 600 s timeout); over
+    TOKENIZE_MAX_BYTES it gets the byte estimate it got before sampling existed, and under it a whole count."""
+    (tmp_path / "data.jsonl").write_text(json.dumps({"text": "x " * 200}) + "\n" + RECORD * 40)
+    counted = []
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: counted.append(spec.dataset) or
+                        {"tokens": 1000, "train_sequences": 100})
+    monkeypatch.setattr(data_size, "TOKENIZE_MAX_BYTES", 1000)
+    size = data_size.dataset_size(job, tmp_path)
+    assert size.source == "estimate" and "not tokenized at plan time" in size.detail and counted == []
+    monkeypatch.setattr(data_size, "TOKENIZE_MAX_BYTES", 10**6)
+    assert data_size.dataset_size(job, tmp_path).source == "tokenized" and counted == ["data.jsonl"]
