@@ -232,7 +232,9 @@ def test_a_point_the_trainer_refuses_is_said_and_not_done(tmp_path, monkeypatch)
     assert "bad_config: cannot train: precision fp16 needs a CUDA GPU" in " ".join(result.stdout.split())
     assert "1 of 1 points were refused by the trainer and are not recorded as done" in result.stderr
     as_json = runner.invoke(app, ["bench", str(write_sweep(tmp_path, method="lora")), "--db", str(db), "--json"])
-    assert as_json.exit_code == 2 and json.loads(as_json.stdout)[0]["status"] == "bad_config"  # one document
+    document = json.loads(as_json.stdout)  # one document: the rows, and the refusal's error as README promises
+    assert as_json.exit_code == 2 and document["rows"][0]["status"] == "bad_config", as_json.output
+    assert document["exit_code"] == 2 and document["error"].startswith("1 of 1 points were refused by the trainer")
     (row,) = ResultStore(db).rows()
     assert row["status"] == "bad_config" and row["message"] == refusal.strip().removeprefix("error: ")
     assert ResultStore(db).done() == set()  # the next run tries it again

@@ -86,7 +86,11 @@ def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str
     """`args` with each option as orch spells it (see the module's docstring); the rest as given, and everything
     after `--` untouched; other trainers' options as orch's (foreign_flags). Raises Contradiction for a plain flag
     set both on and off, ForeignOptionError for another trainer's option orch cannot take here."""
-    args = read_as_orch(options, lambda name: _as_orch(name, options) in options, args)
+    return _spelled(options, read_as_orch(options, lambda name: _as_orch(name, options) in options, args))
+
+
+def _spelled(options: dict[str, Switchable], args: list[str]) -> list[str]:
+    """spelled_as_orch's reading of orch's own options, once other trainers' are orch's."""
     out, index, plain = [], 0, {}
     while index < len(args):
         arg = args[index]
@@ -125,7 +129,15 @@ def spelled_as_orch(options: dict[str, Switchable], args: list[str]) -> list[str
     return out
 
 
+JSON_FLAG = {"--json": Switchable(True, ("--json",))}  # what json_wanted reads: --json as every command has it
+
+
 def json_wanted(args: list[str]) -> bool:
-    """Whether a command line asks for --json (before any `--`, after which a word is a file name): both parsers'
-    refusals are then a JSON document on stdout as well."""
-    return "--json" in (args[:args.index("--")] if "--" in args else args)
+    """Whether a command line asks for --json, as both parsers read it (`--json`, `--json=true`, `--json yes`; not
+    `--json=false`, nor a word after `--`, a file's name): their refusals are then a JSON document on stdout as well.
+    A --json set both on and off (refused as such) asked for it too; `--json=maybe`, refused, did not."""
+    try:
+        spelled = _spelled(JSON_FLAG, args)
+    except Contradiction:
+        return True
+    return "--json" in (spelled[:spelled.index("--")] if "--" in spelled else spelled)

@@ -13,6 +13,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
+from orchestrator.cli.serialize import error_dict
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.home import runs_db
 from orchestrator.job import load_job
@@ -89,21 +90,28 @@ def bench_command(
     rows = [row for row in store.rows() if row["point_id"] in ids]
     if out:
         export(rows, out)
-    if as_json:
-        display.print_json(rows)
+    refusal = _refusal(rows, len(plan.points))
+    if as_json:  # the rows are the document; a refusal's, as a launch's plan, carries its error beside them
+        display.print_json({"rows": rows, **error_dict(refusal)} if refusal else rows)
     else:
         display.show_bench(rows)
         for row in rows:  # the table has no room for why a point failed
             if row["status"] != "ok" and row.get("message"):
                 display.say(f"{Point(row['point_id'], row['config']).label}: {row['status']}: "
                             f"{checks.one_line(row['message'])[:MESSAGE_CHARS]}")
-    if refused := [row for row in rows if row["status"] == TrainStatus.BAD_CONFIG]:
-        said = checks.one_line(refused[0].get("message") or "bad config")[:MESSAGE_CHARS].rstrip(".")
-        left = len(plan.points) - len(rows)  # run_sweep stops at a refusal of the dataset every point reads
-        stopped = f" ({left} more not run: they read the same dataset)" if left else ""
-        refusal = SaidInJson if as_json else UserError  # --json: the rows (statuses, messages) are the document
-        raise refusal(f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as "
-                      f"done{stopped}: {said}; fix the sweep and run it again (the points done are kept).")
+    if refusal:
+        raise (SaidInJson if as_json else UserError)(refusal)
+
+
+def _refusal(rows: list[dict], points: int) -> str | None:
+    """Why the sweep is refused (a point the trainer refused), or None."""
+    if not (refused := [row for row in rows if row["status"] == TrainStatus.BAD_CONFIG]):
+        return None
+    said = checks.one_line(refused[0].get("message") or "bad config")[:MESSAGE_CHARS].rstrip(".")
+    left = points - len(rows)  # run_sweep stops at a refusal of the dataset every point reads
+    stopped = f" ({left} more not run: they read the same dataset)" if left else ""
+    return (f"{len(refused)} of {len(rows)} points were refused by the trainer and are not recorded as done{stopped}: "
+            f"{said}; fix the sweep and run it again (the points done are kept).")
 
 
 @user_errors

@@ -22,7 +22,7 @@ _command_line = {"json": False}  # what the running command line asks, for fail(
 
 class SaidInJson(UserError):
     """A refusal whose --json document the command has written itself, its `error` in it (a launch that found no
-    offer: the plan it made): said on stderr, and not as a second document on stdout."""
+    offer: the plan it made; a bench with a refused point: its rows): said on stderr, not as a second document."""
 
 
 def fail(message: str, as_json: bool | None = None) -> typer.Exit:
