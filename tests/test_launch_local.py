@@ -210,7 +210,7 @@ def test_the_runs_trainer_command_is_running_and_stop_signals_its_group(bystande
     running = dataclasses.replace(record, pid=trainer.pid)
     assert LocalLauncher().is_running(running)
     assert LocalLauncher().stop(running).startswith(f"stopping {record.run_id}")
-    assert trainer.wait(timeout=10) == -signal.SIGTERM
+    assert trainer.wait(timeout=600) == -signal.SIGTERM
 
 
 def test_train_refuses_an_output_under_a_missing_folder_and_makes_the_output_itself(tmp_path, monkeypatch):

@@ -61,7 +61,7 @@ def submit_tiny(tmp_path, name, **changes):
 def test_two_schedulers_start_each_job_exactly_once(tmp_path):
     ids = [submit_tiny(tmp_path, f"job{i}", max_steps=2) for i in range(3)]
     first, second = scheduler_process("--once", "--cpu-slots", "4"), scheduler_process("--once", "--cpu-slots", "4")
-    assert first.wait(120) == 0 and second.wait(120) == 0, (first.stderr.read(), second.stderr.read())
+    assert first.wait(600) == 0 and second.wait(600) == 0, (first.stderr.read(), second.stderr.read())
     runs = RunStore().all()
     why = [(r.job_name, r.status.value, r.message) for r in runs], [(j["name"], j["reason"]) for j in jobs().values()]
     assert sorted(r.job_name for r in runs) == sorted(f"job{i}" for i in range(3)), why  # one run per job, no more
@@ -223,7 +223,7 @@ def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path)
         assert said.startswith("queued j-") and "scheduler" not in said, said
     finally:
         looping.send_signal(signal.SIGINT)
-        assert looping.wait(60) == 0, looping.stderr.read()
+        assert looping.wait(600) == 0, looping.stderr.read()
     assert [m.name for m in marks.iterdir()] == [f"{socket.gethostname()}:{dead.pid}"]  # a stopped one's mark goes
 
 
