@@ -72,6 +72,29 @@ def test_a_run_killed_before_its_first_step_is_charged_to_its_last_heartbeat(mon
     assert runs[0]["status"] == "failed" and abs(runs[0]["cost_usd"] - 0.09) < 1e-4  # 90 s at $3.60/h, not 5 s
 
 
+def test_a_run_killed_mid_training_records_the_tokens_its_progress_shows(monkeypatch, tmp_path):
+    """A trainer killed after some steps, with no metrics.json, was recorded with no tokens and no peak memory, though
+    its progress.json (written every step) held them; an earlier session's progress.json is not this one's."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    started = time.time() - 600
+    run_dir = tmp_path / "runs" / "r-0a1b2c3d"
+    (run_dir / "output").mkdir(parents=True)
+    progress = run_dir / "output" / "progress.json"
+    progress.write_text(json.dumps({"step": 7, "planned_steps": 49, "loss": 3.2, "tokens_per_s": 900.0,
+                                    "train_tokens": 7168, "peak_vram_gib": {"reserved": None,
+                                                                            "process_rss": 1.25}}))
+    os.utime(progress, (started + 60, started + 60))
+    RunStore().insert(make_record(run_dir, started_at=started, pid=999_999, usd_per_hour=3.6, budget_usd=1.0))
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert runs[0]["status"] == "failed" and runs[0]["train_tokens"] == 7168 and runs[0]["peak_vram_gib"] == 1.25
+    assert runs[0]["tokens_per_s"] is None and runs[0]["metrics"] is None  # one step's rate, and no metrics.json
+
+    RunStore().update("r-0a1b2c3d", status="running", started_at=started + 120, ended_at=None, train_tokens=None,
+                      peak_vram_gib=None)  # resumed, killed before its first step: the old progress is not its own
+    runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert runs[0]["train_tokens"] is None
+
+
 def test_a_local_launcher_that_died_before_the_trainer_is_charged_to_its_last_write_not_until_someone_looked(
         monkeypatch, tmp_path):
     """A run left `launching` with no trainer ended when somebody next looked: a week later, a week at its price."""

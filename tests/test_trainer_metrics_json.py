@@ -80,3 +80,13 @@ def test_an_eval_loss_past_the_range_of_exp_gives_a_null_perplexity(tmp_path, mo
     assert main([str(write_job(tmp_path, max_steps=1)), "--output", str(output)]) == 0
     metrics = strict_json(output / "metrics.json")
     assert metrics["status"] == "ok" and metrics["eval_loss"] == 800.0 and metrics["eval_perplexity"] is None
+
+
+def test_progress_json_holds_the_tokens_trained_so_far_and_the_peak_memory(tmp_path):
+    """A trainer killed before metrics.json leaves its launcher only progress.json: it holds the run's tokens so far
+    and its peak memory, as metrics.json has them at the end."""
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, max_steps=2)), "--output", str(output)]) == 0
+    progress, metrics = strict_json(output / "progress.json"), strict_json(output / "metrics.json")
+    assert progress["step"] == 2 and progress["train_tokens"] == metrics["train_tokens"] > 0
+    assert progress["peak_vram_gib"]["process_rss"] > 0

@@ -167,7 +167,23 @@ def finish(store: RunStore, record: RunRecord) -> RunRecord:
     if record.stop_requested and status in (RunStatus.PREEMPTED, RunStatus.FAILED):
         status = RunStatus.STOPPED
     idle_s = launcher_for(record.target).billed_after_s(record, ended_at, time.time())
-    return _end(store, record, status, message, ended_at, metrics, idle_s)
+    return _end(store, record, status, message, ended_at, metrics, idle_s,
+                so_far=_progress_so_far(record) if metrics is None else None)
+
+
+def _progress_so_far(record: RunRecord) -> dict | None:
+    """What a trainer that ended without metrics.json (killed) had trained, from this session's progress.json (written
+    every step): the tokens so far and the peak memory. Its tokens/s there is one step's, no run's figure."""
+    path = record.output_dir / PROGRESS_FILE
+    if not path.is_file() or (record.started_at is not None and path.stat().st_mtime < record.started_at):
+        return None
+    try:
+        progress = checks.parse_json(checks.read_text(path, PROGRESS_FILE), PROGRESS_FILE)
+    except UserError:
+        return None
+    if not isinstance(progress, dict):
+        return None
+    return _storable({key: progress.get(key) for key in ("train_tokens", "peak_vram_gib")})
 
 
 def refresh(store: RunStore) -> list[RunRecord]:
@@ -270,16 +286,18 @@ def _ended_at(record: RunRecord) -> float:
 
 
 def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | None, ended_at: float | None = None,
-         metrics: dict | None = None, idle_s: float = 0.0) -> RunRecord:
+         metrics: dict | None = None, idle_s: float = 0.0, so_far: dict | None = None) -> RunRecord:
     """Record the session's end. Its cost adds to the earlier sessions' (each at its own price, with its machine's
-    idle time after the trainer, `idle_s`, as that session was billed)."""
+    idle time after the trainer, `idle_s`, as that session was billed). `so_far`: the figures of a session that left
+    no metrics.json (_progress_so_far), recorded as measured, and not as its metrics."""
     ended_at = ended_at if ended_at is not None else time.time()
     started_at = record.started_at if record.started_at is not None else ended_at
     session_s = max(0.0, ended_at - started_at)
     wall_s = (record.wall_s or 0.0) + session_s  # a resumed run adds up its sessions
     metrics = metrics or {}
-    peak = metrics.get("peak_vram_gib") or {}
-    measured = {"train_tokens": metrics.get("train_tokens"), "tokens_per_s": metrics.get("tokens_per_s"),
+    figures = metrics or so_far or {}
+    peak = figures.get("peak_vram_gib") or {}
+    measured = {"train_tokens": figures.get("train_tokens"), "tokens_per_s": figures.get("tokens_per_s"),
                 "peak_vram_gib": peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None}
     # a session that measured nothing (stopped or killed before a step) keeps what earlier sessions measured: the
     # run's checkpoint still holds their steps, and its cost adds up all the same
