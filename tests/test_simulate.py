@@ -533,3 +533,38 @@ def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
             assert result.exit_code == 2 and result.stderr.endswith(
                 f"make one with `orch simulate --generate N --out {out}`.\n"), (args, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize("name", ["decisions.csv", "simulation.png", "decisions.csv.partial"])
+def test_a_folder_or_pipe_where_the_simulation_writes_a_file_is_refused_before_any_work(tmp_path, name, force):
+    """--force replaces files, not folders: with a folder named simulation.png in --out, the whole simulation ran and
+    wrote decisions.csv, then failed on `simulation.png: Is a directory` (a pipe there hung the plot); without
+    --force, the advice was to pass --force. Refused up front, as `orch report --out` refuses it, nothing written."""
+    trace, out = _trace_with(tmp_path), tmp_path / "o"
+    (out / name).mkdir(parents=True)
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--out", str(out), *force])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: --out {out} holds a folder named {name}, where the simulation writes a file: move it, or choose "
+        "another --out.\n"), result.stderr
+    assert [p.name for p in out.iterdir()] == [name]
+    (out / name).rmdir()
+    os.mkfifo(out / name)
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--out", str(out), *force])
+    assert result.exit_code == 2 and result.stderr == (
+        f"error: --out {out} holds a device or a pipe named {name}, where the simulation writes a file: move it, or "
+        "choose another --out.\n"), result.stderr
+    assert [p.name for p in out.iterdir()] == [name]
+
+
+def test_a_loop_of_links_where_the_simulation_writes_a_file_is_refused_before_any_work(tmp_path):
+    """decisions.csv is written as decisions.csv.partial, then renamed: a loop of links under that name failed on
+    `Too many levels of symbolic links` with advice to check the disk, and removed the link. (A loop named
+    decisions.csv or simulation.png is refused already, as --out's own is.)"""
+    trace, out = _trace_with(tmp_path), tmp_path / "o"
+    out.mkdir()
+    (out / "decisions.csv.partial").symlink_to("decisions.csv.partial")
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--out", str(out), "--force"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "decisions.csv.partial" in result.stderr and "loop" in result.stderr, result.stderr
+    assert [p.name for p in out.iterdir()] == ["decisions.csv.partial"]

@@ -25,6 +25,7 @@ from orchestrator.simulate.trace import check_rate, check_trace, generate, read_
 
 MAX_GENERATED_JOBS = 100_000_000
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
+PARTIAL = ".partial"  # a file is written under its name and this, then renamed (_write_atomically)
 # Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
 SIMULATION_ONLY = {"local": "--local", "policy": "--policy", "spot_preemptions_per_h": "--spot-preemptions-per-h"}
 GENERATE_ONLY = {"rate": "--rate"}
@@ -87,6 +88,7 @@ def simulate_command(
         if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
             raise UserError(f"--out {out}: {taken[0]} there is the trace itself, which the simulation would "
                             "overwrite: choose another folder.")
+        _refuse_what_force_cannot_replace(out, (*OUTPUT_NAMES, OUTPUT_NAMES[0] + PARTIAL))
         if not force and (kept := [name for name in OUTPUT_NAMES if (out / name).exists()]):
             raise UserError(f"--out {out} already holds {' and '.join(kept)}: pass --force to replace them, or "
                             "choose another folder.")
@@ -114,9 +116,28 @@ def _refuse_given(ctx: typer.Context, options: dict[str, str], mode: str) -> Non
                         "out.")
 
 
+def _refuse_what_force_cannot_replace(folder: Path, names: tuple[str, ...]) -> None:
+    """Refuse, before any work, what stands in `folder` where the simulation writes a file and --force cannot replace:
+    a folder (the whole simulation ran and wrote decisions.csv, then failed on `simulation.png: Is a directory`), a
+    device or a pipe (the plot waited on it forever), a loop of links (decisions.csv.partial's was said to be the
+    disk's fault). Said as `orch report --out` says it."""
+    for name in names:
+        path = folder / name
+        if loop := checks.symlink_loop(path, "--out"):
+            raise loop
+        if path.is_dir():
+            kind = "a folder"
+        elif path.exists() and not path.is_file():
+            kind = "a device or a pipe"
+        else:
+            continue
+        raise UserError(f"--out {folder} holds {kind} named {name}, where the simulation writes a file: move it, or "
+                        "choose another --out.")
+
+
 def _write_atomically(path: Path, write) -> object:
     """write(partial path), then rename it to `path`: a failure midway leaves no half-written file under the name."""
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(path.name + PARTIAL)
     try:
         result = write(partial)
         os.replace(partial, path)
