@@ -281,6 +281,14 @@ def _field_types(record_type) -> dict:
     return {f.name: hints[f.name] for f in fields(record_type)}
 
 
+def damaged_row(path: Path, table: str, row_id, column: str, value, problem: str) -> UserError:
+    """The one line a damaged row gets: the file, the row, the column, and how to fix it. The id is quoted, then made
+    printable, as the value is: made printable first, repr doubled each escape's backslash."""
+    shown, row = checks.printable(repr(value)[:60]), checks.printable(repr(str(row_id)[:40]))
+    return UserError(f"{path}: the {table} row {row} is damaged: {column} is {shown}, {problem}. "
+                     f"Fix or delete that row with sqlite3, or {move_away_hint(path, 'the database')}.")
+
+
 def typed_row(path: Path, table: str, record_type, row) -> dict:
     """A row's values by field name, every one checked against its record field's type (columns ending in `_json`
     must hold a JSON object) and enums made members: a hand-edited database gets one line naming the row, the column
@@ -292,8 +300,6 @@ def typed_row(path: Path, table: str, record_type, row) -> dict:
         if problem is None and name.endswith("_json") and value is not None:
             problem = _json_problem(value)
         if problem:
-            shown, row_id = checks.printable(repr(value)[:60]), checks.printable(str(row[0]))[:40]
-            raise UserError(f"{path}: the {table} row {row_id!r} is damaged: {name} is {shown}, {problem}. "
-                            f"Fix or delete that row with sqlite3, or {move_away_hint(path, 'the database')}.")
+            raise damaged_row(path, table, row[0], name, value, problem)
     return {name: hints[name](value) if isinstance(hints[name], type) and issubclass(hints[name], Enum) else value
             for name, value in values.items()}

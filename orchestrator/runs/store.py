@@ -9,9 +9,7 @@ import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gpu_catalog import checks
-from gpu_catalog.errors import UserError
-from orchestrator.db import move_away_hint, open_database, reading, transaction, typed_row
+from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
@@ -83,18 +81,12 @@ def record_from_row(path: Path, row) -> RunRecord:
     ORCH_HOME moved or spelled another way keeps its runs."""
     record = RunRecord(**typed_row(path, "runs", RunRecord, row))
     if not RUN_ID.fullmatch(record.run_id):
-        _damaged(path, record.run_id, "run_id", record.run_id, "not an id orch makes (r- and 8 hex digits)")
+        raise damaged_row(path, "runs", record.run_id, "run_id", record.run_id,
+                          "not an id orch makes (r- and 8 hex digits)")
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
-        _damaged(path, record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
+        raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
     return record
-
-
-def _damaged(path: Path, run_id: str, column: str, value: str, problem: str) -> None:
-    """The one line typed_row gives a damaged row: the file, the row, the column, and how to fix it."""
-    shown, row_id = checks.printable(repr(value)[:60]), checks.printable(run_id)[:40]
-    raise UserError(f"{path}: the runs row {row_id!r} is damaged: {column} is {shown}, {problem}. "
-                    f"Fix or delete that row with sqlite3, or {move_away_hint(path, 'the database')}.")
 
 
 def new_run_id() -> str:

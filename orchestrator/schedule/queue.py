@@ -3,17 +3,18 @@ transaction that only succeeds while the job is still queued and the slot free, 
 same job, nor two jobs on one slot; its state survives any scheduler being killed."""
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from orchestrator.db import open_database, reading, transaction, typed_row
+from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
-from orchestrator.runs.store import RunRecord, insert_run, matching
+from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, matching
 
 # A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
 # (room for a slow run, yet a stop); `orch submit --help` and `orch queue --explain` say so.
@@ -67,9 +68,11 @@ class JobRecord:
 
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
+JOB_ID = re.compile(r"j-[0-9a-f]{8}")  # what new_job_id makes (the only form it has made)
 
 
 def new_job_id() -> str:
+    """j- and 8 hex digits (JOB_ID)."""
     return "j-" + secrets.token_hex(4)
 
 
@@ -160,4 +163,16 @@ class JobQueue:
 
 
 def _job(path: Path, row) -> JobRecord:
-    return JobRecord(**typed_row(path, "jobs", JobRecord, row))
+    """A row as a record, refused as damaged (as a runs row is, store.record_from_row) unless its ids are ones orch
+    makes and its counts are not below 0: `orch queue` listed a hand-edited job_id '../x' and `orch cancel ../x`
+    cancelled it, and attempts -3 gave a job three more retries than MAX_ATTEMPTS (scheduler.py) allows."""
+    job = JobRecord(**typed_row(path, "jobs", JobRecord, row))
+    if not JOB_ID.fullmatch(job.job_id):
+        raise damaged_row(path, "jobs", job.job_id, "job_id", job.job_id, "not an id orch makes (j- and 8 hex digits)")
+    if job.run_id is not None and not RUN_ID.fullmatch(job.run_id):
+        raise damaged_row(path, "jobs", job.job_id, "run_id", job.run_id, "not an id orch makes (r- and 8 hex digits)")
+    for column in ("attempts", "preemptions"):
+        if getattr(job, column) < 0:
+            raise damaged_row(path, "jobs", job.job_id, column, getattr(job, column), "not a whole number from 0")
+    return job
+
