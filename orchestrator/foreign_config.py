@@ -6,9 +6,10 @@ Nested keys (torchtune's `model: {lora_rank: 8}`) are read as dotted names (`mod
 nothing. Where two keys set the method (LLaMA-Factory's finetuning_type lora with quantization_bit 4), QLoRA wins, and
 axolotl's lora_target_linear adds every linear module to lora_target_modules. Any other two keys that set one orch
 setting to different values (load_in_4bit and load_in_8bit, max_length and max_seq_length) are refused, naming both:
-picking one would train what the user did not ask for. So is a config for preference or reward training (DPO, PPO,
-KTO, a reward model): orch only does supervised fine-tuning. torchtune's lora_attn_modules and apply_lora_to_mlp
-together are one target list.
+picking one would train what the user did not ask for. So is a quantization orch cannot train (quantization_bit 3 or
+NaN, a quoted load_in_4bit): listed as not carried over, it trained a QLoRA config as 16-bit LoRA. So is a config for
+preference or reward training (DPO, PPO, KTO, a reward model): orch only does supervised fine-tuning. torchtune's
+lora_attn_modules and apply_lora_to_mlp together are one target list.
 
 A setting the config leaves out takes its trainer's default where that differs from orch's (LLaMA-Factory's
 lora_alpha is 2 x lora_rank, TRL trains in full without use_peft): `source_defaults` says which, once the user's
@@ -36,6 +37,7 @@ from trainer.foreign_keys import (
     TORCHTUNE,
     TRL,
     Carried,
+    Refused,
     left_behind_inside,
 )
 
@@ -84,6 +86,9 @@ NULL_MEANS = {"tokenizer.max_seq_len": "torchtune truncates nothing when it is n
                                        "length: give --set seq_len=N (tokens)"}
 SET_IN_NOTE = re.compile(r"--set (\w+)=")  # a note's fix: the orch key it says to set
 TORCHTUNE_TARGETS = {"model.lora_attn_modules", "model.apply_lora_to_mlp"}  # one target list between them
+# keys whose LoRA says the weights are not quantized (torchtune's quantize_base: false overrides a qlora_ builder's
+# true), where an adapter key's plain LoRA is only the adapter: beside a QLoRA key it is a disagreement, not QLoRA
+UNQUANTIZED_SAYS_SO = {"model.quantize_base"}
 STAGES = {"sft": None,  # orch's own kind of training: nothing to carry over, nothing to say
           "pt": "orch trains on raw text when the dataset's records are `text` (loss on every token, packed), as the "
                 "pt stage does: give such a dataset with --set dataset=PATH_OR_ID"}
@@ -238,7 +243,8 @@ def _kept(key: str, old: tuple[str, object], new: tuple[str, object]):
     if old_value == new_value:
         return old_value
     if key == "method" and {old_value, new_value} == {"lora", "qlora"}:
-        return "qlora"
+        unquantized = old_key if old_value == "lora" else new_key  # torchtune's quantize_base false undoes qlora_
+        return None if unquantized in UNQUANTIZED_SAYS_SO else "qlora"
     if key == "target_modules" and {old_key, new_key} == {"lora_target_linear", "lora_target_modules"}:
         return "all-linear"
     if key == "target_modules" and {old_key, new_key} == TORCHTUNE_TARGETS:  # attention's and the MLP's
@@ -329,6 +335,8 @@ def translate(raw: dict) -> Translation:
         elif key in FOREIGN_KEYS:
             try:
                 _merge(job, origin, (key, value), FOREIGN_KEYS[key].convert(value))
+            except Refused as exc:  # a quantization orch cannot honour: left out, it trains another method unsaid
+                raise UserError(f"{_shown(key, value)}: {exc}.") from None
             except Carried as exc:
                 not_carried.append((key, str(exc)))
             else:

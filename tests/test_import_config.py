@@ -134,14 +134,14 @@ def test_the_source_name_in_the_header_cannot_add_keys_or_escapes(tmp_path):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("train_on_inputs", "false"), ("train_on_inputs", "no"), ("train_on_inputs", ["x"]), ("load_in_4bit", "true"),
+    ("train_on_inputs", "false"), ("train_on_inputs", "no"), ("train_on_inputs", ["x"]),
     ("fp16", "true"), ("bf16", "yes"), ("flash_attention", "true"), ("flash_attention", 5), ("use_peft", 1),
     ("wandb_project", ["a"]), ("dataset_text_field", 5), ("additional_target", 5), ("additional_target", [1]),
     ("lora_target", 1), ("flash_attn", "fa3"), ("torch_compile", "auto"),  # axolotl's `auto` failed the import
 ])
 def test_a_value_of_the_wrong_type_is_listed_not_converted(key, value):
     """A quoted 'false' is truthy: read as a boolean it turned the setting around, and other values were dropped
-    unsaid. Each is listed as not carried over instead."""
+    unsaid. Each is listed as not carried over instead (a quantization's is refused: see below)."""
     translation = translate({key: value})
     assert translation.job == {} and [k for k, _ in translation.not_carried] == [key], translation
 
@@ -538,3 +538,57 @@ def test_a_set_mistake_on_import_is_said_of_set(tmp_path, setting, said):
     config.write_text("base_model: meta-llama/Llama-3.1-8B\nsequence_len: 1024\nadapter: lora\n")
     result = CliRunner().invoke(app, ["import", str(config), "--set", setting])
     assert result.exit_code == 2 and result.stderr == f"error: --set {setting}: {said}.\n", result.stderr
+
+
+LF_LORA = {"model_name_or_path": "meta-llama/Llama-3.1-8B", "stage": "sft", "finetuning_type": "lora",
+           "cutoff_len": 1024, "per_device_train_batch_size": 2, "num_train_epochs": 1}
+AXOLOTL_LORA = {"base_model": "meta-llama/Llama-3.1-8B", "adapter": "lora", "sequence_len": 1024}
+TORCHTUNE_LORA_BUILDER = "torchtune.models.llama3_1.lora_llama3_1_8b"
+
+
+@pytest.mark.parametrize("raw, said", [
+    ({**LF_LORA, "quantization_bit": float("nan")}, "`quantization_bit: NaN`: nan is not a finite number of bits"),
+    ({**LF_LORA, "quantization_bit": float("inf")}, "`quantization_bit: Infinity`: inf is not a finite number"),
+    ({**LF_LORA, "quantization_bit": 3}, "`quantization_bit: 3`: 3-bit quantization is none orch trains"),
+    ({**LF_LORA, "quantization_bit": 16}, "16-bit quantization is none orch trains"),
+    ({**LF_LORA, "quantization_bit": 0}, "0-bit quantization is none orch trains"),
+    ({**LF_LORA, "quantization_bit": "nf4"}, "'nf4' is not a finite number of bits"),
+    ({**LF_LORA, "quantization_bit": True}, "True is not a finite number of bits"),
+    ({**AXOLOTL_LORA, "load_in_4bit": "true"}, "`load_in_4bit: \"true\"`: 'true' is not a YAML boolean"),
+    ({**AXOLOTL_LORA, "load_in_8bit": "yes"}, "`load_in_8bit: \"yes\"`: 'yes' is not a YAML boolean"),
+    ({"model": {"_component_": TORCHTUNE_LORA_BUILDER, "quantize_base": "true"}, "tokenizer": {"max_seq_len": 64}},
+     "`model.quantize_base: \"true\"`: 'true' is not a YAML boolean"),
+])
+def test_a_quantization_orch_cannot_train_is_refused_not_dropped(tmp_path, raw, said):
+    """`quantization_bit: .nan` or `3` beside `finetuning_type: lora` was listed as not carried over and the job
+    written as `method: lora`, exit 0: a QLoRA config trained as 16-bit LoRA, at another memory and cost, unsaid. So
+    was axolotl's quoted `load_in_4bit: "true"` (true to axolotl's parser). Each is one line, exit 2, nothing
+    written, saying what orch can quantize to."""
+    out = tmp_path / "job.yaml"
+    result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--out", str(out))
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists(), result.output
+    fix = "orch quantizes to 4 or 8 bits" if "quantization_bit" in raw else "write true or false, unquoted"
+    assert fix in result.output, result.output
+
+
+@pytest.mark.parametrize("value, bits", [(4, 4), (8, 8), ("8", 8), (4.0, 4)])
+def test_a_quantization_bit_orch_trains_is_qlora_at_those_bits(value, bits):
+    assert translate({**LF_LORA, "quantization_bit": value}).job["quant_bits"] == bits
+
+
+def test_torchtunes_quantize_base_is_qlora_and_its_false_is_lora():
+    """torchtune's qlora_ builders are its lora_ ones with quantize_base=True: written on a lora_ builder it was
+    listed as "no such setting" and the job trained 16-bit LoRA. A qlora_ builder with quantize_base false trains
+    LoRA in torchtune (the keyword overrides the builder's): a disagreement, not QLoRA."""
+    def job(builder, quantize_base):
+        return translate({"model": {"_component_": f"torchtune.models.llama3_1.{builder}",
+                                    "quantize_base": quantize_base}}).job
+    assert {k: job("lora_llama3_1_8b", True)[k] for k in ("method", "quant_bits")} == {"method": "qlora",
+                                                                                       "quant_bits": 4}
+    assert job("lora_llama3_1_8b", False)["method"] == "lora" and "quant_bits" not in job("lora_llama3_1_8b", False)
+    assert job("qlora_llama3_1_8b", True)["method"] == "qlora"
+    with pytest.raises(UserError, match="and `model.quantize_base: false` set orch's `method` to different values"):
+        job("qlora_llama3_1_8b", False)
+    # an adapter key's plain LoRA beside a quantization is still QLoRA
+    assert translate({"adapter": "lora", "load_in_4bit": True}).job["method"] == "qlora"

@@ -13,6 +13,7 @@ hparams/finetuning_args.py and data_args.py, TRL's SFTConfig and ModelConfig, ax
 TrainingArguments and torchtune's LoRA model builders (checked 2026-12).
 """
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -140,6 +141,18 @@ class Carried(ValueError):
     """A value orch cannot take over (the key itself is known)."""
 
 
+class Refused(Carried):
+    """A value orch cannot take for a key that says whether and how the weights are quantized: `orch import` refuses
+    the config, where it lists another key's, since training without it is another method at another memory and cost
+    (`quantization_bit: 3` or `.nan` beside `finetuning_type: lora` became 16-bit LoRA, exit 0). A command-line
+    option says it as it says any value it cannot take."""
+
+
+QUANTIZED_BITS = (4, 8)  # the weight bits orch's QLoRA trains at (config.CHOICES["quant_bits"])
+_BITS_FIX = ("orch quantizes to 4 or 8 bits (method qlora, quant_bits 4 or 8): give 4 or 8, or leave it out to train "
+             "unquantized")
+
+
 def _same(key: str) -> Callable[[object], dict]:
     return lambda value: {key: value}
 
@@ -153,9 +166,32 @@ def _choice(key: str, table: dict) -> Callable[[object], dict]:
 
 
 def _quantize(value) -> dict:
-    if value in (4, 8, "4", "8"):
-        return {"method": "qlora", "quant_bits": int(value)}
-    raise Carried(f"quantization {short_repr(value)}: orch quantizes to 4 or 8 bits")
+    """LLaMA-Factory's quantization_bit: 4 or 8 is QLoRA at those bits. Any other value asks for a quantization orch
+    does not train (3 bits, which only HQQ takes), or is no number of bits at all (NaN, inf, text): refused, as
+    LLaMA-Factory itself refuses what bitsandbytes cannot do, not dropped to train 16-bit."""
+    bits = value
+    if isinstance(value, str):  # a quoted number, or a command line's word
+        try:
+            bits = float(value)
+        except ValueError:
+            pass
+    if isinstance(bits, bool) or not isinstance(bits, int | float) or not math.isfinite(bits):
+        raise Refused(f"{short_repr(value)} is not a finite number of bits: {_BITS_FIX}")
+    if bits not in QUANTIZED_BITS:
+        raise Refused(f"{bits:g}-bit quantization is none orch trains: {_BITS_FIX}")
+    return {"method": "qlora", "quant_bits": int(bits)}
+
+
+def _quantization_switch(on: dict, off: dict | None = None) -> Callable[[object], dict]:
+    """A switch that quantizes the weights (load_in_4bit, torchtune's quantize_base): `on` when true, `off` when
+    false. A value that is no YAML boolean (a quoted 'true', which axolotl's and TRL's parsers read as true) is
+    refused, where another switch's is listed: left out, a QLoRA config trained as 16-bit LoRA."""
+    def convert(value):
+        if not isinstance(value, bool):
+            raise Refused(f"{short_repr(value)} is not a YAML boolean: write true or false, unquoted (it says whether "
+                          "the weights are quantized, which sets the method and its memory)")
+        return dict(on) if value else dict(off or {})
+    return convert
 
 
 def _nf4_only(value) -> dict:
@@ -354,9 +390,10 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "adapter": _entry([AXOLOTL], "method", _choice("method", METHODS)),
     "finetuning_type": _entry([LLAMA_FACTORY], "method", _choice("method", METHODS)),
     "use_peft": _entry([TRL], "method: lora", lambda v: {"method": "lora" if _flag(v) else "full"}),
-    "load_in_4bit": _entry([AXOLOTL, TRL], "method: qlora", _when_true({"method": "qlora", "quant_bits": 4})),
+    "load_in_4bit": _entry([AXOLOTL, TRL], "method: qlora",
+                           _quantization_switch({"method": "qlora", "quant_bits": 4})),
     "load_in_8bit": _entry([AXOLOTL, TRL], "method: qlora` with `quant_bits: 8",
-                           _when_true({"method": "qlora", "quant_bits": 8})),
+                           _quantization_switch({"method": "qlora", "quant_bits": 8})),
     "quantization_bit": _entry([LLAMA_FACTORY], "method: qlora` with `quant_bits", _quantize),
     # TRL's ModelConfig
     "bnb_4bit_quant_type": _entry([TRL], "method: qlora` (NF4 is its type", _nf4_only),
@@ -417,6 +454,9 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
                                       _when_true({"target_modules": list(MLP_MODULES)})),
     "model.apply_lora_to_output": _entry([TORCHTUNE], "modules_to_save: [lm_head]", _lora_on_output),
     "model._component_": _entry([TORCHTUNE], "method` and `model", lambda v: torchtune_builder(v)[0]),
+    # a LoRA builder's own switch (its qlora_ builder is the lora_ one with quantize_base=True): NF4 weights or not
+    "model.quantize_base": _entry([TORCHTUNE], "method: qlora",
+                                  _quantization_switch({"method": "qlora", "quant_bits": 4}, {"method": "lora"})),
     "peft_use_dora": _entry([AXOLOTL], "use_dora"),
     "peft_use_rslora": _entry([AXOLOTL], "use_rslora"),
     "lora_modules_to_save": _entry([AXOLOTL, TRL], "modules_to_save"),
