@@ -190,14 +190,14 @@ def env_value(variable: str) -> str | None:
     return value if value.strip() else None
 
 
-def _utf8(value: str, variable: str) -> str:
-    """An environment variable's value, refused unless it is UTF-8: Python keeps each byte that is not as a lone
-    surrogate, which sqlite and every UTF-8 file orch writes refuse."""
+def _utf8(value: str, variable: str, fix: str = "set it to a path written in UTF-8") -> str:
+    """An environment variable's value (or a path to write), refused unless it is UTF-8: Python keeps each byte that
+    is not as a lone surrogate, which sqlite, tokenizers and every UTF-8 file orch writes refuse."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise UserError(f"{variable} '{shown}' is not UTF-8 text: set it to a path written in UTF-8.") from None
+        raise UserError(f"{variable} '{shown}' is not UTF-8 text: {fix}.") from None
     return value
 
 
@@ -486,7 +486,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     Checked before any work, so an hour of benchmarking never ends in 'no such directory'. A command with a --force
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
     with it."""
-    path = Path(path)
+    path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
         raise loop
     if path.is_dir():
@@ -524,8 +524,9 @@ def missing_folders(folder: Path) -> list[Path]:
 def output_folder(path: Path | str, what: str = "--out", parents: bool = False) -> Path:
     """An output folder orch will create or fill: it must be a folder, or not exist yet in a writable folder that
     does (`parents`: under one, for a default path orch makes whole): a missing parent is a typo, refused as every
-    output file's is."""
-    path = Path(path)
+    output file's is. A path that is not UTF-8 is refused: the trainer trained a whole job into one, then failed
+    saving its tokenizer there."""
+    path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop
     if path.exists() and not path.is_dir():

@@ -175,6 +175,14 @@ def test_a_home_folder_that_is_not_utf8_is_refused_by_the_variable_that_would_fi
         checks.env_path("ORCH_CACHE", "~/.cache/orch")
 
 
+@pytest.mark.parametrize("check", [checks.output_file, checks.output_folder])
+def test_an_output_path_that_is_not_utf8_is_refused_before_any_work(tmp_path, check):
+    """`orch train --output $'\\xff.d'` trained the whole job, then failed saving the tokenizer there (exit 1)."""
+    with pytest.raises(UserError, match=r"^--output '.*/\\xff\.d' is not UTF-8 text: give a path written in UTF-8"):
+        check(tmp_path / os.fsdecode(b"\xff.d"), "--output")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_text_drops_a_byte_order_mark_and_counts_it_in_a_bad_byte_s_place(tmp_path):
     """Windows editors start UTF-8 files with one: it became part of a CSV's first column name."""
     path = tmp_path / "x.csv"
