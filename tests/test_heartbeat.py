@@ -156,3 +156,30 @@ def test_an_orch_launched_refusal_is_never_written_into_a_folder_of_a_users_own(
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not (tmp_path / "missing").exists()
+
+
+def test_a_refused_train_into_an_earlier_runs_output_leaves_its_heartbeat_as_it_was(tmp_path):
+    """`orch train --output <a recorded run's output>` without --resume auto touched that run's heartbeat (its end
+    moved to now) and then removed it, after loading torch; it is refused first now, and touches nothing."""
+    job = tmp_path / "job.yaml"
+    job.write_text(open(os.path.join(REPO, "examples", "tiny.yaml")).read().replace(
+        "dataset: data/", f"dataset: {REPO}/examples/data/"), encoding="utf-8")
+    output = tmp_path / "out"
+    step = output / "checkpoints" / "step-00000002"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text("{}")  # whole: it lists no file
+    (output / "steps.jsonl").write_text("")
+    (output / HEARTBEAT_FILE).touch()
+    os.utime(output / HEARTBEAT_FILE, (1_000_000, 1_000_000))
+    done = subprocess.run([sys.executable, "-m", "trainer", str(job), "--output", str(output)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "holds checkpoints of an earlier run" in done.stderr, done.stderr
+    assert (output / HEARTBEAT_FILE).stat().st_mtime == 1_000_000
+
+
+def test_a_heartbeat_stopped_on_a_refusal_removes_only_a_file_it_made(tmp_path):
+    (tmp_path / HEARTBEAT_FILE).touch()  # an earlier session's
+    heartbeat = Heartbeat(interval_s=0.05)
+    heartbeat.start(tmp_path)
+    heartbeat.stop(clear=True)
+    assert (tmp_path / HEARTBEAT_FILE).exists()

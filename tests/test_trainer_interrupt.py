@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 from tests.trainer_helpers import read_steps, write_job
 from trainer.__main__ import main
-from trainer.checkpoint import latest_checkpoint
+from trainer.checkpoint_folders import latest_checkpoint
 
 STEPS = 8
 

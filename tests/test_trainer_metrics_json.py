@@ -10,7 +10,7 @@ import torch
 import trainer.loop
 from tests.trainer_helpers import read_steps, write_job
 from trainer.__main__ import main
-from trainer.checkpoint import latest_checkpoint
+from trainer.checkpoint_folders import latest_checkpoint
 from trainer.jsonio import write_json_atomic
 
 

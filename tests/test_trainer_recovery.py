@@ -139,7 +139,7 @@ def test_data_loader_workers_give_the_same_order(tmp_path):
 def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tmp_path):
     """Saving a step again deleted the copy `latest` named before the new one was in place: a stop between the two
     lost the run's progress. The earlier copy is moved aside, and found there."""
-    from trainer.checkpoint import checkpoints_dir, latest_checkpoint
+    from trainer.checkpoint_folders import checkpoints_dir, latest_checkpoint
 
     root = checkpoints_dir(tmp_path)
     (root / "step-00000003.old").mkdir(parents=True)
@@ -168,14 +168,14 @@ def test_a_checkpoint_cut_short_on_upload_is_passed_over_for_the_whole_one_befor
     assert "step-00000004 at step 4" in capsys.readouterr().out  # resumed, not trained from the start
     assert [s["step"] for s in read_steps(output)] == list(range(1, 7))
     assert json.loads((output / "metrics.json").read_text())["steps"] == 6
-    from trainer.checkpoint import latest_checkpoint
+    from trainer.checkpoint_folders import latest_checkpoint
     assert latest_checkpoint(output) == newest  # saved again, whole
 
 
 def test_a_resume_from_an_earlier_step_clears_the_later_folders_it_replaces(tmp_path):
     """Folders past the step a resume started from belong to the abandoned attempt; left in place they would count
     among the kept checkpoints and push out the whole ones."""
-    from trainer.checkpoint import checkpoints_dir, latest_checkpoint
+    from trainer.checkpoint_folders import checkpoints_dir, latest_checkpoint
 
     job, output = write_job(tmp_path, max_steps=4, save_every=1), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 0
@@ -194,7 +194,7 @@ def test_a_log_line_cut_short_past_the_checkpoint_is_dropped_on_resume(tmp_path,
     continue. The line is past the checkpoint: it is dropped, and the steps after the checkpoint are trained again."""
     import shutil
 
-    from trainer.checkpoint import checkpoints_dir
+    from trainer.checkpoint_folders import checkpoints_dir
 
     job, output = write_job(tmp_path, max_steps=2, save_every=1), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 0
@@ -217,7 +217,7 @@ def test_a_damaged_checkpoint_gives_way_to_the_whole_one_before(tmp_path, damage
     """A checkpoint file of the right size but damaged bytes failed the resume with torch's advice to load it with
     weights_only=False (running whatever code the file holds). The whole checkpoint before it is taken, said in a
     line, and the steps after it are trained again."""
-    from trainer.checkpoint import checkpoints_dir
+    from trainer.checkpoint_folders import checkpoints_dir
 
     job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 0
@@ -232,7 +232,7 @@ def test_a_damaged_checkpoint_gives_way_to_the_whole_one_before(tmp_path, damage
 
 
 def test_a_damaged_checkpoint_with_none_before_it_is_refused_in_one_line(tmp_path, capsys):
-    from trainer.checkpoint import checkpoints_dir
+    from trainer.checkpoint_folders import checkpoints_dir
 
     job, output = write_job(tmp_path, max_steps=1, save_every=1), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 0
@@ -252,7 +252,7 @@ def test_a_checkpoint_that_fails_to_read_is_not_taken_for_damaged_and_kept(tmp_p
     """A read that failed (a bucket mount's I/O error, no memory) was taken for damage: the resume fell back a step,
     and its next save deleted the newer, whole checkpoint. The error ends this attempt; the checkpoint stays."""
     import trainer.checkpoint
-    from trainer.checkpoint import checkpoints_dir
+    from trainer.checkpoint_folders import checkpoints_dir
 
     job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
     assert main([str(job), "--output", str(output)]) == 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
+from trainer.checkpoint_folders import unresumed_problem
 from trainer.config import check_model_and_tokenizer, load_config
 from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
 from trainer.jsonio import write_json_atomic
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None)
         check_run_folder(output)
+        if unresumed := unresumed_problem(output, args.resume):
+            raise UserError(f"cannot train: {unresumed}.")
         checked_output = output
         heartbeat.start(output)
         meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())

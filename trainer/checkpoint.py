@@ -9,64 +9,22 @@ whose files are there but do not read back (bytes damaged at their size) gives w
 import json
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 
 import torch
 
+from trainer.checkpoint_folders import (
+    FILE_BYTES_KEY,
+    REPLACED_SUFFIX,
+    STATE_FILE,
+    checkpoints_dir,
+    step_folders,
+    step_of,
+)
 from trainer.meter import BudgetSpent
 
 KEEP_CHECKPOINTS = 2
-
-
-def checkpoints_dir(output_dir: Path) -> Path:
-    return output_dir / "checkpoints"
-
-
-REPLACED_SUFFIX = ".old"  # a step's earlier copy while the same step is saved again
-
-
-STATE_FILE = "state.json"
-FILE_BYTES_KEY = "file_bytes"  # in state.json: each file's size, so a partly uploaded checkpoint is told from a whole
-
-
-def step_of(folder: Path) -> int | None:
-    """The step a checkpoint folder holds (`step-00000006`, or its `.old` copy), None for any other name."""
-    found = re.fullmatch(r"step-(\d+)(?:" + re.escape(REPLACED_SUFFIX) + ")?", folder.name)
-    return int(found[1]) if found else None
-
-
-def is_whole(folder: Path) -> bool:
-    """Every file state.json lists is there at its size. A state.json without the list (an older orch wrote it
-    after the files, on a local disk) stands for the whole checkpoint."""
-    try:
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        sizes = state.get(FILE_BYTES_KEY, {})
-        return all((folder / name).stat().st_size == size for name, size in sizes.items())
-    except (OSError, ValueError, AttributeError, TypeError):  # missing, cut short, or not this format
-        return False
-
-
-def step_folders(output_dir: Path) -> list[Path]:
-    """Every checkpoint folder, whole or not, newest first; a step saved again and stopped halfway is found in its
-    `.old` copy, after the step's own folder."""
-    root = checkpoints_dir(output_dir)
-    if not root.is_dir():
-        return []
-    folders = [f for f in root.iterdir() if step_of(f) is not None and f.is_dir()]
-    return sorted(folders, key=lambda f: (step_of(f), not f.name.endswith(REPLACED_SUFFIX)), reverse=True)
-
-
-def whole_checkpoints(output_dir: Path) -> list[Path]:
-    """The whole checkpoints, newest first. The ones after the newest are what a resume falls back to when the
-    newest, though whole, cannot be read."""
-    return [folder for folder in step_folders(output_dir) if is_whole(folder)]
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest whole checkpoint."""
-    return next(iter(whole_checkpoints(output_dir)), None)
 
 
 def _rng_states() -> dict:

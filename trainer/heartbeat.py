@@ -17,14 +17,15 @@ class Heartbeat:
         self.interval_s = interval_s
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._path: Path | None = None
+        self._file_made: Path | None = None  # the file, where start() made it
         self._made: list[Path] = []  # the folders start() made for the file, deepest first
 
     def start(self, output: Path) -> None:
         """Touch output/heartbeat now and then every interval until stop(), from a daemon thread (it never holds
         the process up). A folder that cannot be made, or a touch that fails (a full or read-only disk), is
         skipped: the trainer's own checks and writes say it."""
-        path = self._path = output / HEARTBEAT_FILE
+        path = output / HEARTBEAT_FILE
+        self._file_made = None if path.exists() else path  # an earlier session's (a resume) is not this one's to remove
         self._made = checks.missing_folders(output)
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -45,13 +46,13 @@ class Heartbeat:
         self._thread.start()
 
     def stop(self, clear: bool = False) -> None:
-        """Stop beating; `clear` (a job refused before any work): remove the file, and the folders start() made if
-        nothing else is in them, as a refusal leaves no output folder behind."""
+        """Stop beating; `clear` (a job refused before any work): remove the file if start() made it, and the folders
+        it made if nothing else is in them, as a refusal leaves no output folder behind."""
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
-        if clear and self._path is not None:
-            self._path.unlink(missing_ok=True)
+        if clear and self._file_made is not None:
+            self._file_made.unlink(missing_ok=True)
             for folder in self._made:
                 try:
                     folder.rmdir()

@@ -29,7 +29,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from gpu_catalog.units import usd_text
-from trainer import checkpoint, data, metrics
+from trainer import checkpoint, checkpoint_folders, data, metrics
 from trainer.batches import StepOrder, collate, step_loader
 from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, identity_changes, resolve_tokenizer, run_identity
 from trainer.data_sources import dataset_problems
@@ -86,10 +86,9 @@ class FineTune:
         problems += run_problems(config, on_cuda=self.device.type == "cuda")
         if resume not in ("auto", "never"):
             problems.append(f"--resume must be auto or never, got {resume!r}")
-        elif resume == "never" and checkpoint.latest_checkpoint(self.output_dir):
-            problems.append(f"{self.output_dir} holds checkpoints of an earlier run: pass --resume auto to continue "
-                            "it, or choose another --output")
-        elif resume == "auto" and (latest := checkpoint.latest_checkpoint(self.output_dir)) and (
+        elif unresumed := checkpoint_folders.unresumed_problem(self.output_dir, resume):
+            problems.append(unresumed)
+        elif resume == "auto" and (latest := checkpoint_folders.latest_checkpoint(self.output_dir)) and (
                 changes := identity_changes(checkpoint.saved_identity(latest), self.identity)):
             problems.append(f"checkpoint {latest} is from another job ({'; '.join(changes)}): resume with the "
                             "settings it was trained with, or choose another --output")
@@ -309,13 +308,14 @@ class FineTune:
         Newer folders cut short (a VM lost while its bucket uploaded them) are passed over, said in a line. One that
         does not read back gives way to the whole one before it, said too; with none before it, the run stops in one
         line naming the folder and the fix (torch's own error advises an unsafe load)."""
-        folders = checkpoint.whole_checkpoints(self.output_dir)
-        cut_short = [f.name for f in checkpoint.step_folders(self.output_dir) if f not in folders
-                     and (not folders or checkpoint.step_of(f) > checkpoint.step_of(folders[0]))]
+        folders = checkpoint_folders.whole_checkpoints(self.output_dir)
+        cut_short = [f.name for f in checkpoint_folders.step_folders(self.output_dir) if f not in folders
+                     and (not folders or checkpoint_folders.step_of(f) > checkpoint_folders.step_of(folders[0]))]
         if cut_short:
             instead = f"resuming from {folders[0].name}" if folders else "training from the start"
-            print(checks.printable(f"checkpoint {', '.join(cut_short)} in {checkpoint.checkpoints_dir(self.output_dir)}"
-                                   f" is missing files or has them cut short: {instead}"), flush=True)
+            where = checkpoint_folders.checkpoints_dir(self.output_dir)
+            print(checks.printable(f"checkpoint {', '.join(cut_short)} in {where} is missing files or has them cut "
+                                   f"short: {instead}"), flush=True)
         for i, folder in enumerate(folders):
             before = folders[i + 1] if i + 1 < len(folders) else None
             try:
@@ -323,9 +323,10 @@ class FineTune:
             except checkpoint.DamagedCheckpoint as exc:
                 if before is None:
                     newest = "" if folder == folders[0] else f" (as is every one after it, up to {folders[0].name})"
+                    where = checkpoint_folders.checkpoints_dir(self.output_dir)
                     raise ConfigError(f"checkpoint {folder} is damaged ({exc}){newest} and there is no whole one "
-                                      f"before it: delete {checkpoint.checkpoints_dir(self.output_dir)} to train "
-                                      "this --output again from the start, or choose another --output.") from None
+                                      f"before it: delete {where} to train this --output again from the start, or "
+                                      "choose another --output.") from None
                 print(checks.printable(f"checkpoint {folder} is damaged ({exc}): resuming from {before.name}, the one "
                                        "before it"), flush=True)
                 continue
