@@ -2,9 +2,12 @@
 orch read it. Online, SkyPilot's own downloader fetches each cloud's CSV (sky is imported only here); offline,
 `--from DIR` copies a v8 folder, which SkyPilot then treats as user-edited and never overwrites."""
 
+import contextlib
 import csv
 import io
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -65,7 +68,9 @@ def download_catalog() -> list[str]:
     lines = []
     for cloud in GPU_CLOUDS:
         try:
-            with sky_logging.silent():  # in-process, sky would print its API server's status payloads
+            # in-process, sky would print its API server's status payloads; silent() keeps ERROR, and offline sky
+            # logs "Failed to fetch ... catalog" once per cloud on stdout: the line per cloud below says it once
+            with sky_logging.silent(), _sky_loggers_off():
                 frame = common.read_catalog(f"{cloud}/vms.csv", pull_frequency_hours=0)
                 rows = len(frame.index)  # the frame is lazy: reading it is what downloads
             lines.append(f"{cloud}: {rows} rows in {common.get_catalog_path(cloud + '/vms.csv')}")
@@ -75,6 +80,23 @@ def download_catalog() -> list[str]:
         raise UserError("could not download any catalog (no network?). Offline, use `orch catalog refresh --from "
                         "DIR` with a SkyPilot v8 catalog folder.\n" + "\n".join(lines))
     return lines
+
+
+@contextlib.contextmanager
+def _sky_loggers_off() -> Iterator[None]:
+    """No record from SkyPilot's loggers ('sky' and every 'sky.*', some of which have a level of their own) at any
+    level, ERROR included, for the block; each logger's level is put back after it."""
+    manager = logging.Logger.manager
+    names = ["sky"] + [name for name in manager.loggerDict if name.startswith("sky.")]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def refresh_catalog(from_dir: Path | None) -> list[str]:

@@ -1,0 +1,51 @@
+"""`orch catalog refresh` without a network: one error line, none of SkyPilot's own."""
+
+import logging
+import os
+import subprocess
+import sys
+
+from gpu_catalog.refresh import GPU_CLOUDS, _sky_loggers_off
+from tests.conftest import REPO
+
+CLOSED_PORT = "http://127.0.0.1:9"  # every download goes through a proxy nobody answers: offline, network or not
+
+
+def test_an_offline_refresh_says_one_line(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name.lower() not in ("no_proxy", "all_proxy")}
+    env.update(HTTP_PROXY=CLOSED_PORT, HTTPS_PROXY=CLOSED_PORT, http_proxy=CLOSED_PORT, https_proxy=CLOSED_PORT,
+               SKYPILOT_DISABLE_USAGE_COLLECTION="1")  # HOME is tmp_path's (conftest), so ~/.sky is a new one
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "catalog", "refresh"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert done.stdout == "", said  # SkyPilot logged "Failed to fetch AWS catalog ..." there, once per cloud
+    assert len(said.splitlines()) == 1 and said.startswith("error: could not download any catalog"), said
+    assert all(f"{cloud}: not refreshed (" in said for cloud in GPU_CLOUDS), said  # orch's own summary stays
+
+
+class Kept(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_sky_loggers_are_off_for_the_block_only():
+    sky, child = logging.getLogger("sky"), logging.getLogger("sky.catalog.refresh_test")
+    kept = Kept()
+    child.addHandler(kept)
+    child.setLevel(logging.INFO)  # SkyPilot gives some of its loggers a level of their own
+    before = sky.level
+    try:
+        with _sky_loggers_off():
+            child.error("hidden")
+            assert sky.level > logging.CRITICAL
+        child.error("shown")
+        assert kept.messages == ["shown"]
+        assert (child.level, sky.level) == (logging.INFO, before)
+    finally:
+        child.removeHandler(kept)
+        child.setLevel(logging.NOTSET)
