@@ -314,7 +314,7 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", str(tmp_path / "ok.csv"), "--out", a_file + "/sub"], "is a file, not a folder"),
         (["--trace", str(tmp_path / "ok.csv"), "--local", "5000x RTX4090"], "--local"),
         (["--generate", "5"], "--generate needs"),
-        (["--generate", "0", "--out", str(tmp_path / "g.csv")], "--generate needs"),
+        (["--generate", "0", "--out", str(tmp_path / "g.csv")], "--generate must be at least 1 and at most"),
         (["--generate", "5", "--rate", "0", "--out", str(tmp_path / "g.csv")], "--rate"),
         (["--generate", "5", "--rate", "-2", "--out", str(tmp_path / "g.csv")], "--rate"),
         (["--generate", "5", "--rate", "nan", "--out", str(tmp_path / "g.csv")], "--rate"),
@@ -568,3 +568,72 @@ def test_a_loop_of_links_where_the_simulation_writes_a_file_is_refused_before_an
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "decisions.csv.partial" in result.stderr and "loop" in result.stderr, result.stderr
     assert [p.name for p in out.iterdir()] == ["decisions.csv.partial"]
+
+
+# The numeric flags are read as every other command reads its own (orchestrator/cli/options.py: whole_option as
+# `orch submit --priority`, number_option as `orch estimate --lora-dropout`) and range-checked by checks.number:
+# typer's own int and float took `1_000`, refused `1e3` as "Input should be a valid integer", and let any seed by.
+NOT_WHOLE = "is not a whole number: write it with the digits 0-9 (no _ or , between them)."
+NOT_A_NUMBER = "is not a number: write it with the digits 0-9 (no _ or , between them)."
+SIMULATE_NUMBERS_REFUSED = [
+    ("--generate", "1_000", f"--generate '1_000' {NOT_WHOLE}"),
+    ("--generate", "", f"--generate '' {NOT_WHOLE}"),
+    ("--generate", "nan", "--generate must be a whole number, got nan."),
+    ("--generate", "2.5", "--generate must be a whole number, got 2.5."),
+    ("--generate", str(10**30), f"--generate must be at least 1 and at most 100000000, got {10**30}."),
+    ("--generate", "-1", "--generate must be at least 1 and at most 100000000, got -1."),
+    ("--generate", "0", "--generate must be at least 1 and at most 100000000, got 0."),
+    ("--seed", "1_000", f"--seed '1_000' {NOT_WHOLE}"),
+    ("--seed", "", f"--seed '' {NOT_WHOLE}"),
+    ("--seed", "nan", "--seed must be a whole number, got nan."),
+    ("--seed", str(10**30), f"--seed must be at least 0 and at most 4294967295, got {10**30}."),
+    ("--seed", "-1", "--seed must be at least 0 and at most 4294967295, got -1."),
+    ("--rate", "1_000", f"--rate '1_000' {NOT_A_NUMBER}"),
+    ("--rate", "", f"--rate '' {NOT_A_NUMBER}"),
+    ("--rate", "nan", "--rate (arrivals per hour) must be a finite number, got nan."),
+    ("--rate", str(10**30), "--rate (arrivals per hour) must be at least"),
+    ("--rate", "-1", "--rate (arrivals per hour) must be at least"),
+    ("--spot-preemptions-per-h", "1_000", f"--spot-preemptions-per-h '1_000' {NOT_A_NUMBER}"),
+    ("--spot-preemptions-per-h", "", f"--spot-preemptions-per-h '' {NOT_A_NUMBER}"),
+    ("--spot-preemptions-per-h", "nan", "--spot-preemptions-per-h must be from 0 to 3600, got nan."),
+    ("--spot-preemptions-per-h", str(10**30), "--spot-preemptions-per-h must be from 0 to 3600, got 1e+30."),
+    ("--spot-preemptions-per-h", "-1", "--spot-preemptions-per-h must be from 0 to 3600, got -1."),
+]
+
+
+def _simulate_args(tmp_path, flag: str, value: str) -> list[str]:
+    """`flag value` in the mode that reads it: --generate's own flags with --generate, the others with --trace."""
+    if flag in ("--generate", "--rate"):
+        generate = [] if flag == "--generate" else ["--generate", "5"]
+        return [*generate, flag, value, "--out", str(tmp_path / "g.csv")]
+    return ["--trace", _trace_with(tmp_path), flag, value, "--json"]
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), SIMULATE_NUMBERS_REFUSED)
+def test_a_simulate_number_is_read_and_refused_as_every_commands_are(tmp_path, flag, value, message):
+    result = runner.invoke(app, ["simulate", *_simulate_args(tmp_path, flag, value)])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert "Input should be" not in result.stderr
+    assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--generate", "1e3"), ("--generate", "1000.0"), ("--generate", " 1000 "),
+    ("--seed", "1e3"), ("--seed", "0"), ("--seed", str(2**32 - 1)), ("--seed", "+7"),
+    ("--rate", "1e3"), ("--spot-preemptions-per-h", "1e-1"), ("--spot-preemptions-per-h", "0"),
+])
+def test_a_simulate_number_takes_the_forms_other_commands_take(tmp_path, flag, value):
+    result = runner.invoke(app, ["simulate", *_simulate_args(tmp_path, flag, value)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_seed_written_as_1e3_is_the_seed_1000(tmp_path):
+    """`--seed 1e3` is the seed 1000, read as `--priority 1e3` is 1000: the same trace, not a float's."""
+    written = {}
+    for seed in ("1000", "1e3"):
+        out = tmp_path / f"{seed}.csv"
+        assert runner.invoke(app, ["simulate", "--generate", "20", "--seed", seed, "--out", str(out)]).exit_code == 0
+        written[seed] = out.read_text()
+    assert written["1000"] == written["1e3"]

@@ -17,13 +17,14 @@ from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
-from orchestrator.cli.options import JsonFlag, path_option
+from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, local_cards
 from orchestrator.simulate.summary import DECISION_COLUMNS
 from orchestrator.simulate.trace import check_rate, check_trace, generate, read_trace, write_trace
 
 MAX_GENERATED_JOBS = 100_000_000
+MAX_SEED = 2**32 - 1  # random.Random takes any int, and -1 the same as 1: a seed past 32 bits, or below 0, is a slip
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
 PARTIAL = ".partial"  # a file is written under its name and this, then renamed (_write_atomically)
 # Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
@@ -38,11 +39,13 @@ def simulate_command(
     local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: none).')]
     = None,
     policy: Annotated[str, typer.Option(help=f"{', '.join(POLICIES)}, or all to compare them.")] = "hybrid",
-    seed: Annotated[int, typer.Option(help="Seed for run-time scatter and preemptions.")] = 0,
-    spot_preemptions_per_h: Annotated[float, typer.Option(help="Spot preemption rate per hour (0: never).")] = 0.05,
-    generate_jobs: Annotated[int | None, typer.Option("--generate", help="Write a synthetic trace of N jobs.")]
+    # the numbers are read as every command reads its own (whole_option, number_option: the digits 0-9, `1e3` too),
+    # where typer's int and float took `1_000`, refused `1e3`, and said neither how to write it
+    seed: Annotated[int, whole_option(help="Seed for run-time scatter and preemptions.")] = 0,
+    spot_preemptions_per_h: Annotated[float, number_option(help="Spot preemption rate per hour (0: never).")] = 0.05,
+    generate_jobs: Annotated[int | None, whole_option("--generate", help="Write a synthetic trace of N jobs.")]
     = None,
-    rate: Annotated[float, typer.Option(help="With --generate: arrivals per hour.")] = 4.0,
+    rate: Annotated[float, number_option(help="With --generate: arrivals per hour.")] = 4.0,
     out: Annotated[Path | None, path_option(what="a file or folder name", help="Trace file (--generate), or folder "
                                                                                "for decisions.csv and simulation.png.")]
     = None,
@@ -51,13 +54,15 @@ def simulate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Simulate the scheduler over a trace: total cost, deadline misses, mean wait, local utilization."""
+    seed = checks.number(seed, "--seed", 0, MAX_SEED, whole=True)
     if generate_jobs is not None:
         if trace is not None:
             raise UserError("--generate writes a new trace to --out; --trace reads one: give one of them.")
         _refuse_given(ctx, SIMULATION_ONLY, "with --generate (it writes a trace; --trace simulates one)")
         check_rate(rate)
-        if not 0 < generate_jobs <= MAX_GENERATED_JOBS or out is None:
-            raise UserError(f"--generate needs a job count from 1 to {MAX_GENERATED_JOBS:,} and --out TRACE.csv.")
+        generate_jobs = checks.number(generate_jobs, "--generate", 1, MAX_GENERATED_JOBS, whole=True)
+        if out is None:
+            raise UserError("--generate needs --out TRACE.csv: the file to write the trace to.")
         checks.output_file(out, "--out", force=force)  # before any work; a trace may be a real week's only copy
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
