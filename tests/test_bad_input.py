@@ -983,6 +983,19 @@ def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, in
     assert "\x1b" not in dry.output and "\\x1b[31m" in dry.stderr
 
 
+def test_a_dry_run_out_skypilot_cannot_copy_is_refused_before_the_plan(inputs, monkeypatch):
+    """A quote in --out's name (its files' folder) was refused only once the plan and the data's size were made."""
+    import orchestrator.cli.launch
+
+    def no_plan(*args, **kwargs):
+        raise AssertionError("planned before --out was checked")
+
+    monkeypatch.setattr(orchestrator.cli.launch, "plan_job", no_plan)
+    dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
+                                   "--dry-run", "--out", str(inputs.work / "a'b.yaml")])
+    assert dry.exit_code == 2 and "SkyPilot cannot copy to a VM" in dry.stderr, dry.output
+
+
 # --- (appended) symlink loops in paths; long lists and YAML aliases in values ----------------------------------------
 def _loop(i: Inputs) -> str:
     """Two links in the working folder that point at each other: Python 3.11's Path.resolve() raises RuntimeError for

@@ -141,14 +141,14 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     an existing file only with --force, as `orch import --out` asks (a job file was replaced by the task). The folder
     is an output too: one that no dry run of orch wrote (a user's own `mine-files/`) has its src/ and job.yaml
     replaced only with --force; an earlier dry run's is rewritten, as the task file beside it is."""
-    from orchestrator.launch.sky_task import foreign_task_files, task_files_dir
+    from orchestrator.launch.sky_task import copyable, foreign_task_files, task_files_dir
 
     try:
         inputs = (job, *read_job(job)[1].values())
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
     checks.output_file(out, "--out", inputs=inputs, force=force)
-    files_dir = task_files_dir(out)
+    files_dir = copyable(task_files_dir(out), "the folder the task's files are written to")
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
                         "another --out.")
