@@ -106,7 +106,7 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"dataset": "missing.jsonl"}, "dataset file 'missing.jsonl' not found"),
     ({"model": "no-such-org/no-such-model"}, "is no folder here and not in the Hugging Face cache"),  # hub offline
     ({"model": "a" * 5000}, "is no folder here and not in the Hugging Face cache"),  # too long for a path
-    ({"dataset": "a" * 5000}, "is no file or folder here and not in the Hugging Face cache"),
+    ({"dataset": "a" * 5000}, "bad config: `dataset` 'aaaa"),  # too long for a path or a hub id: said on reading
     ({"dataset": "no-such-org/no-such-data"}, "dataset 'no-such-org/no-such-data' is no file or folder here"),
     ({"modules_to_save": ["lm_head", "q_norm"]}, "`modules_to_save` names no module of orch/tiny-llama: q_norm"),
     ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names nonexistent, no module of a decoder"),

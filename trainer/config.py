@@ -162,6 +162,7 @@ _USD_KEYS = {"budget_usd", "usd_per_hour"}  # dollars, written as the flags take
 MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
 _HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+DATASET_KEYS = ("dataset", "eval_dataset")  # a file or folder (relative to the job file's folder), or a hub id
 HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
@@ -347,16 +348,34 @@ def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
+def _could_be_hub_id(value: str) -> bool:
+    """A name the Hugging Face Hub could hold (huggingface_hub's validate_repo_id): name or org/name."""
+    return HUB_ID.fullmatch(value) is not None and not any(bad in value for bad in ("--", "..")) \
+        and not value.endswith(".git")
+
+
 def _tokenizer_problem(value, base_dir: Path) -> str | None:
     """transformers takes a tokenizer name that is neither a folder nor a hub id for a hub id and fails at train
     time with a traceback; said here, before any work."""
     if not _is_text(value) or os.path.isdir(base_dir / checks.user_path(value)):  # a wrong type is said once, above
         return None
-    if HUB_ID.fullmatch(value) and not any(bad in value for bad in ("--", "..")) and not value.endswith(".git"):
+    if _could_be_hub_id(value):
         return None
     return (f"`tokenizer` {checks.short_repr(value)} is no folder here and not a Hugging Face id (name or org/name of "
             "letters, digits and _ . -): give the tokenizer's folder (relative to the job file) or its hub id, or "
             "leave it out to use the model's own")
+
+
+def _dataset_problem(key: str, value, base_dir: Path) -> str | None:
+    """A `dataset` or `eval_dataset` that is neither a file or folder (relative to the job file's folder, as
+    resolve_dataset finds it) nor a name the hub could hold was queued by plan and submit, and refused only when the
+    trainer read it, or looked up on the hub first; said here, as of `tokenizer`. A link there (a loop of them, said
+    by resolve_dataset as one) is left to the path's own checks."""
+    if not _is_text(value) or os.path.lexists(base_dir / checks.user_path(value)) or _could_be_hub_id(value):
+        return None  # a wrong type is said once, above; os.path.lexists is False for a name too long for a path
+    return (f"`{key}` {checks.short_repr(value)} is no file or folder here and not a Hugging Face dataset id (name "
+            "or org/name of letters, digits and _ . -): give a JSONL, Parquet or CSV file or a folder of them "
+            "(relative to the job file), or the dataset's hub id")
 
 
 def _names(value) -> tuple[str, ...] | None:
@@ -569,7 +588,7 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
     try:
-        if problems := written_problems(raw) if isinstance(raw, dict) else []:
+        if problems := _job_file_problems(raw, path.parent) if isinstance(raw, dict) else []:
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
     except UserError as exc:
@@ -586,7 +605,16 @@ def _fine_without_set(written, path: Path) -> bool:
         config_from_dict(written, name=path.stem, base_dir=path.parent)
     except UserError:
         return False
-    return not written_problems(written)
+    return not _job_file_problems(written, path.parent)
+
+
+def _job_file_problems(raw: dict, base_dir: Path) -> list[str]:
+    """What a job file (with its --set values) says that its run could not or would not do, beyond config_from_dict:
+    written_problems, and a dataset that is no path here nor a hub id. The datasets are judged here, where a job is
+    read to be run, and not in config_from_dict, which also reads the jobs recorded with runs and results: a dataset
+    since moved or deleted must not make `orch report` refuse a record."""
+    return written_problems(raw) + [problem for key in DATASET_KEYS
+                                    if (problem := _dataset_problem(key, raw.get(key), base_dir))]
 
 
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
