@@ -994,6 +994,12 @@ def test_a_dry_run_out_skypilot_cannot_copy_is_refused_before_the_plan(inputs, m
     dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
                                    "--dry-run", "--out", str(inputs.work / "a'b.yaml")])
     assert dry.exit_code == 2 and "SkyPilot cannot copy to a VM" in dry.stderr, dry.output
+    inside = inputs.work / "q'd" / "sub"  # `--out ../t.yaml` from inside such a folder: the task names it resolved
+    inside.mkdir(parents=True)
+    monkeypatch.chdir(inside)
+    dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
+                                   "--dry-run", "--out", "../t.yaml"])
+    assert dry.exit_code == 2 and "SkyPilot cannot copy to a VM" in dry.stderr, dry.output
 
 
 # --- (appended) symlink loops in paths; long lists and YAML aliases in values ----------------------------------------

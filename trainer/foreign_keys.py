@@ -175,10 +175,12 @@ def _quantize(value) -> dict:
             bits = float(value)
         except ValueError:
             pass
-    if isinstance(bits, bool) or not isinstance(bits, int | float) or not math.isfinite(bits):
+    if isinstance(bits, bool) or not isinstance(bits, int | float) or isinstance(bits, float) and \
+            not math.isfinite(bits):  # an int past a float's range is not asked here: it is no 4 or 8 below
         raise Refused(f"{short_repr(value)} is not a finite number of bits: {_BITS_FIX}")
     if bits not in QUANTIZED_BITS:
-        raise Refused(f"{bits:g}-bit quantization is none orch trains: {_BITS_FIX}")
+        shown = f"{bits:g}" if isinstance(bits, float) else short_repr(bits)  # a huge int, cut short
+        raise Refused(f"{shown}-bit quantization is none orch trains: {_BITS_FIX}")
     return {"method": "qlora", "quant_bits": int(bits)}
 
 

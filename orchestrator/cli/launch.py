@@ -148,7 +148,8 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
     checks.output_file(out, "--out", inputs=inputs, force=force)
-    files_dir = copyable(task_files_dir(out), "the folder the task's files are written to")
+    files_dir = task_files_dir(out)
+    copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # `../t.yaml` from inside it
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
                         "another --out.")

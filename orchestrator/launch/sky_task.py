@@ -199,7 +199,7 @@ def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -
     for key, path in local.items():  # each in a folder of its own: a dataset folder named `model` holds no model
         raw[key] = f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
         mounts[raw[key]] = copyable(Path(path), f"`{key}`")
-    copyable(files_dir, "the folder the task's files are written to")
+    copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # as the task names it
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
     job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
