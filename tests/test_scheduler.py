@@ -34,8 +34,11 @@ def jobs():
 
 
 def scheduler_process(*args):
+    """A scheduler as a terminal starts it: Ctrl-C (SIGINT) stops it even where the tests themselves were started in
+    the background by a shell, which starts them with SIGINT ignored, and Python then installs no handler for it."""
     return subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "scheduler", "run", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def until(predicate, timeout_s=600, step=None):
