@@ -22,3 +22,15 @@ def write_job(folder: Path, **changes) -> Path:
 
 def read_steps(output: Path) -> list[dict]:
     return [json.loads(line) for line in (output / "steps.jsonl").read_text().splitlines()]
+
+
+def hub_accepts(name: str) -> bool:
+    """Whether huggingface_hub takes `name` for a repo id: what orch's own checks of hub names agree with."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
