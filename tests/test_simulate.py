@@ -570,6 +570,14 @@ def test_a_loop_of_links_where_the_simulation_writes_a_file_is_refused_before_an
     assert [p.name for p in out.iterdir()] == ["decisions.csv.partial"]
 
 
+def test_a_folder_where_generate_writes_its_partial_trace_is_refused_before_any_work(tmp_path):
+    """--generate writes T.csv as T.csv.partial, then renames it: a folder of that name failed only at the write."""
+    (tmp_path / "t.csv.partial").mkdir()
+    result = runner.invoke(app, ["simulate", "--generate", "5", "--out", str(tmp_path / "t.csv")])
+    assert result.exit_code == 2 and "holds a folder named t.csv.partial" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv.partial"]
+
+
 # The numeric flags are read as every other command reads its own (orchestrator/cli/options.py: whole_option as
 # `orch submit --priority`, number_option as `orch estimate --lora-dropout`) and range-checked by checks.number:
 # typer's own int and float took `1_000`, refused `1e3` as "Input should be a valid integer", and let any seed by.

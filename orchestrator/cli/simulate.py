@@ -64,6 +64,7 @@ def simulate_command(
         if out is None:
             raise UserError("--generate needs --out TRACE.csv: the file to write the trace to.")
         checks.output_file(out, "--out", force=force)  # before any work; a trace may be a real week's only copy
+        _refuse_what_force_cannot_replace(out.parent, (out.name + PARTIAL,))  # written there first, then renamed
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})
