@@ -402,3 +402,11 @@ def test_a_model_sized_by_another_rows_shape_keeps_its_name_and_the_notes_say_wh
     data = json.loads(runner.invoke(app, ["estimate", model, "--method", "lora", "--json"]).stdout)
     assert data["model"] == shown
     assert data["notes"] == [f"{shown} is estimated with the shape of {shape}, the catalog's row for it."]
+
+
+def test_a_job_file_given_to_estimate_points_to_plan(tmp_path):
+    """`orch estimate examples/tiny.yaml` said the hub could not be reached to read that model's config.json."""
+    job = tmp_path / "job.yaml"
+    job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmax_steps: 2\n")
+    result = runner.invoke(app, ["estimate", str(job)])
+    assert result.exit_code == 2 and "is a job file: `orch plan JOB.yaml` plans one" in result.stderr, result.output

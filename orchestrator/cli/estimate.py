@@ -5,6 +5,7 @@ default, so `orch estimate` describes exactly what the trainer would run."""
 
 import os
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -160,6 +161,9 @@ def estimate(
         "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
         "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks},
         model, quantization)
+    if Path(model).suffix.lower() in (".yaml", ".yml") and os.path.isfile(checks.user_path(model)):
+        raise UserError(f"orch estimate sizes a model (a hub id, an alias or a model folder), and "
+                        f"{checks.short_repr(model)} is a job file: `orch plan JOB.yaml` plans one.")
     settings = _settings(flags, model)
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
