@@ -175,4 +175,3 @@ def _job(path: Path, row) -> JobRecord:
         if getattr(job, column) < 0:
             raise damaged_row(path, "jobs", job.job_id, column, getattr(job, column), "not a whole number from 0")
     return job
-
