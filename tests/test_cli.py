@@ -268,6 +268,7 @@ def test_plan_takes_no_abbreviated_flag_nor_one_flag_with_two_values(args, messa
     (["--budget", "20", "--topp", "3"], "error: No such option: --topp (Possible options: --top); see"),
     (["--topp=3", "--budget", "20"], "error: No such option: --topp (Possible options: --top); see"),
     (["--budget", "20", "--colour"], "error: No such option: --colour; see"),
+    (["--budget", "20", "--json=maybe"], "error: Option '--json' does not take a value; see `orch plan --help`."),
 ])
 def test_plan_says_an_unknown_option_first_with_the_nearest_ones(args, message):
     """`--budjet 20` read "the following arguments are required: --budget" (argparse checks the required flag
