@@ -618,7 +618,7 @@ def test_a_whole_number_is_written_with_the_digits_0_to_9_on_every_flag(tmp_path
                                                             "number (30) or with a unit (90s, 5m, 1h)."),
     (["scheduler", "run", "--once", "--interval", "2 weeks"], "--interval '2 weeks' is not a duration"),
     (["scheduler", "run", "--once", "--interval", "1\n2s"], "--interval '1\\n2s' is not a duration"),
-    (["scheduler", "run", "--once", "--interval", "2d"], "--interval must be at least 0.1 and at most 86400"),
+    (["scheduler", "run", "--once", "--interval", "2d"], "--interval (seconds) must be at least 0.1 and at most 86400"),
 ])
 def test_a_number_and_a_number_of_seconds_are_read_as_money_and_hours_are(tmp_path, monkeypatch, args, said):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))

@@ -138,7 +138,7 @@ def scheduler_run_command(
     cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
-    checks.number(interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
+    checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
