@@ -194,3 +194,10 @@ def test_estimate_help_states_each_default_a_left_out_flag_takes(option, key):
     command = typer.main.get_command(app).commands["estimate"]
     param = next(p for p in command.params if option in p.opts)
     assert f"default {JOB_DEFAULTS[key]}" in param.help
+
+
+def test_figures_in_a_printed_line_are_not_coloured_by_rich():
+    """rich's automatic highlighting coloured `orch plan`'s heading digit run by digit run: "100,000 tokens" showed
+    as 100 and 000 in bold cyan with a plain comma between."""
+    for out in (display.console, display.err_console):
+        assert not out.render_str("tiny: 100,000 tokens at seq 256; budget $5.00").spans

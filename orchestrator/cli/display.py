@@ -28,8 +28,10 @@ from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
 from orchestrator.spend import spend_usd
 
-console = Console()
-err_console = Console(stderr=True)
+# No automatic highlighting: rich coloured every run of digits it found, so "100,000 tokens" showed as two numbers in
+# two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 UNBOUNDED = 10_000  # a width no table reaches: its natural width
 
 
