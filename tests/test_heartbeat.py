@@ -178,8 +178,11 @@ def test_a_refused_train_into_an_earlier_runs_output_leaves_its_heartbeat_as_it_
 
 
 def test_a_heartbeat_stopped_on_a_refusal_removes_only_a_file_it_made(tmp_path):
+    """An earlier session's file stays, with its times as they were: `--resume auto` refused once torch was loaded
+    (the job changed since its checkpoint) moved that run's end to now."""
     (tmp_path / HEARTBEAT_FILE).touch()  # an earlier session's
+    os.utime(tmp_path / HEARTBEAT_FILE, (1_000_000, 1_000_000))
     heartbeat = Heartbeat(interval_s=0.05)
     heartbeat.start(tmp_path)
     heartbeat.stop(clear=True)
-    assert (tmp_path / HEARTBEAT_FILE).exists()
+    assert (tmp_path / HEARTBEAT_FILE).stat().st_mtime == 1_000_000

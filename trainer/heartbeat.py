@@ -3,6 +3,8 @@ the OOM killer, a lost machine) while it imports, builds the model or reads the 
 costing money within one interval of that: its launcher takes the end of a run from the trainer's last write
 (orchestrator/launch/lifecycle._ended_at), and its other files are written only from the first step on."""
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 
@@ -19,6 +21,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._file_made: Path | None = None  # the file, where start() made it
         self._made: list[Path] = []  # the folders start() made for the file, deepest first
+        self._earlier: tuple[Path, tuple[float, float]] | None = None  # an earlier session's file, (atime, mtime)
 
     def start(self, output: Path) -> None:
         """Touch output/heartbeat now and then every interval until stop(), from a daemon thread (it never holds
@@ -26,6 +29,9 @@ class Heartbeat:
         skipped: the trainer's own checks and writes say it."""
         path = output / HEARTBEAT_FILE
         self._file_made = None if path.exists() else path  # an earlier session's (a resume) is not this one's to remove
+        if self._file_made is None:
+            earlier = path.stat()
+            self._earlier = (path, (earlier.st_atime, earlier.st_mtime))
         self._made = checks.missing_folders(output)
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -47,10 +53,15 @@ class Heartbeat:
 
     def stop(self, clear: bool = False) -> None:
         """Stop beating; `clear` (a job refused before any work): remove the file if start() made it, and the folders
-        it made if nothing else is in them, as a refusal leaves no output folder behind."""
+        it made if nothing else is in them, as a refusal leaves no output folder behind. An earlier session's file
+        gets its times back: `--resume auto` refused once torch is loaded (the job changed since its checkpoint) had
+        moved that run's end, which its launcher reads from the file, to now."""
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
+        if clear and self._earlier is not None:
+            with contextlib.suppress(OSError):
+                os.utime(*self._earlier)
         if clear and self._file_made is not None:
             self._file_made.unlink(missing_ok=True)
             for folder in self._made:
