@@ -432,3 +432,22 @@ def test_the_kind_of_id_alone_says_what_to_give(tmp_path, monkeypatch):
     two_runs(tmp_path)
     result = CliRunner().invoke(app, ["logs", "r-"])
     assert result.exit_code == 2 and "'r-' is only the start of an id: give a run id" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("metrics, ended_as", [(None, RunStatus.FAILED), ({"status": "ok", "train_tokens": 10},
+                                                                            RunStatus.OK)])
+def test_stopping_a_run_whose_trainer_ended_unseen_records_how_it_ended_and_stops_nothing(tmp_path, metrics,
+                                                                                          ended_as):
+    """`orch stop` on a run recorded `running` whose trainer had died made it `stopped` (the scheduler cancels such a
+    job) where `orch runs` looking first made it `failed` (the scheduler retries it); one that had ended ok was said
+    "is not running" with exit 0 and marked as stop-requested."""
+    store = RunStore(tmp_path / "runs.db")
+    output = tmp_path / RUN_DIR / "output"
+    output.mkdir(parents=True)
+    if metrics:
+        (output / "metrics.json").write_text(json.dumps(metrics))
+    store.insert(make_record(tmp_path / RUN_DIR, pid=999999))  # no such process
+    with pytest.raises(UserError, match=f"is not running \\(status {ended_as.value}\\)"):
+        lifecycle.request_stop(store, store.get(RUN_ID))
+    record = store.get(RUN_ID)
+    assert record.status is ended_as and not record.stop_requested

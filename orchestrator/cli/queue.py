@@ -124,7 +124,10 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
     if run is not None and run.status.is_active():
-        display.say(lifecycle.request_stop(store, run))
+        try:
+            display.say(lifecycle.request_stop(store, run))
+        except UserError as ended:  # its trainer had ended unseen: recorded as it ended, the job cancelled all the same
+            display.say(str(ended))
     display.say(f"cancelled {job.job_id}")
 
 

@@ -105,11 +105,15 @@ def follow(store: RunStore, record: RunRecord, out: IO[str]) -> RunRecord:
 
 def request_stop(store: RunStore, record: RunRecord) -> str:
     """Stop an active run: the trainer checkpoints, then the run ends `stopped`. A run whose trainer never started
-    (an interrupted launch, a dead scheduler) ends `stopped` at once."""
+    (an interrupted launch, a dead scheduler) ends `stopped` at once. One whose trainer ended while nobody looked is
+    recorded as it ended first, and not stopped: a crash taken for the user's stop was `stopped` (the scheduler
+    cancels its job) where `orch runs` looking first made it `failed` (the scheduler retries it)."""
+    launcher = launcher_for(record.target)
+    if record.status == RunStatus.RUNNING and not launcher.is_running(record):
+        record = finish(store, record)
     if not record.status.is_active():
         raise UserError(f"run {record.run_id} is not running (status {record.status.value}).")
     store.update(record.run_id, stop_requested=1)
-    launcher = launcher_for(record.target)
     record = store.get(record.run_id)
     said = launcher.stop(record)
     if not launcher.is_running(record):
