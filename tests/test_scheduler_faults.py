@@ -152,3 +152,31 @@ def test_a_pass_that_meets_the_database_locked_says_so_and_the_next_pass_goes_on
     assert len(passes) == 1  # the first pass met the lock, the second ran whole
     said = capsys.readouterr().err.strip().splitlines()
     assert said == [f"database locked by another process ({scheduler.queue.path}); retrying next pass"]
+
+
+def test_a_row_damaged_while_the_scheduler_loops_is_said_once_and_the_loop_goes_on(tmp_path, monkeypatch, capsys):
+    """One hand-damaged jobs row ended the looping scheduler (exit 2): no other job was placed and no run's end
+    recorded until someone restarted it. Met on the first pass it still ends it, to be fixed before the loop."""
+    from gpu_catalog.errors import UserError
+
+    scheduler, passes, sleeps = Scheduler(), [], []
+    problem = UserError("runs.db: the jobs row 'j-00000000' is damaged: job_json is '{bad', not valid JSON.")
+
+    def run_once():
+        passes.append(len(passes))
+        if 2 <= len(passes) <= 3:  # the second and third passes meet it: said once
+            raise problem
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 4:
+            raise StopLooping
+
+    monkeypatch.setattr(scheduler, "run_once", run_once)
+    monkeypatch.setattr(time, "sleep", sleep)
+    with pytest.raises(StopLooping):
+        scheduler.run_forever(1.0)
+    assert len(passes) == 4 and capsys.readouterr().err.count("is damaged") == 1
+    monkeypatch.setattr(scheduler, "run_once", lambda: (_ for _ in ()).throw(problem))
+    with pytest.raises(UserError, match="is damaged"):
+        scheduler.run_forever(1.0)

@@ -15,6 +15,7 @@ for a spot run (no storage cloud for its checkpoints) the policy is told of, so 
 """
 
 import datetime
+import itertools
 import os
 import shutil
 import socket
@@ -252,17 +253,28 @@ class Scheduler:
         from it whether a pass will come without the user starting one. A pass that meets runs.db locked by another
         process past the busy timeout is said in one line and left to the next: every step of a pass is a transaction
         (a job's claim, its run and its slot one of them), so a pass cut short loses no job and starts none twice,
-        as a killed scheduler's; a transient lock stopped all scheduling."""
+        as a killed scheduler's; a transient lock stopped all scheduling. Any other problem of the store (a row
+        damaged by hand) ends the first pass, to be fixed before the loop starts, and is said once a later pass
+        meets it: one bad row stopped every other job's scheduling and the recording of their ends."""
         mark = _looping_marks(self.queue) / self.owner
         mark.parent.mkdir(exist_ok=True)
         mark.touch()
+        said_last = None
         try:
-            while True:
+            for pass_number in itertools.count():
                 try:
                     self.run_once()
+                    said_last = None
                 except LockedDatabase:
                     print(f"database locked by another process ({checks.printable(str(self.queue.path))}); "
                           "retrying next pass", file=sys.stderr, flush=True)
+                except UserError as problem:
+                    if pass_number == 0:
+                        raise
+                    if str(problem) != said_last:
+                        print(f"error: {checks.one_line(str(problem))} Every pass tries again until then.",
+                              file=sys.stderr, flush=True)
+                    said_last = str(problem)
                 time.sleep(interval_s)
         finally:
             mark.unlink(missing_ok=True)
