@@ -17,6 +17,7 @@ GOOD = {"step": 3, "planned_steps": 10, "loss": 1.5, "tokens_per_s": 1234.4, "et
 @pytest.mark.parametrize("odd", [
     "[1]", '{"step": 1}', json.dumps({**GOOD, "tokens_per_s": "x"}), json.dumps({**GOOD, "eta_s": 1e400}),
     json.dumps({**GOOD, "step": -1}), json.dumps({**GOOD, "spent_usd": "free"}), "pipe", "device",
+    json.dumps({**GOOD, "tokens_per_s": 1e308}), json.dumps({**GOOD, "spent_usd": 1e300}),
 ])
 def test_a_progress_file_of_another_shape_is_skipped_until_a_good_one(tmp_path, odd):
     """`[1]` raised AttributeError, `{"step": 1}` KeyError, a text tokens/s ValueError and an infinite ETA

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator.db import MAX_STORED_NUMBER
 from orchestrator.runs.store import RunRecord
 
 POLL_S = 0.5
@@ -66,15 +67,15 @@ class RunProgress:
 
     def _refresh(self) -> None:
         """The bar as the trainer's last progress.json has it. One that cannot be read or is of another shape (not
-        yet written, a pipe or a device, a hand edit, `[1]`, a text or infinite figure) is skipped until the next
-        good one: it raised in the poll thread, and in __exit__ as a traceback."""
+        yet written, a pipe or a device, a hand edit, `[1]`, a text, infinite or absurd figure: 1e308 tok/s filled the
+        line) is skipped until the next good one: it raised in the poll thread, and in __exit__ as a traceback."""
         try:
             state = checks.parse_json(checks.read_text(self.path, "progress.json"), "progress.json")
-            total = checks.number(state["planned_steps"], "planned_steps", 0, whole=True)
-            step = checks.number(state["step"], "step", 0, whole=True)
-            tokens_per_s = checks.number(state["tokens_per_s"], "tokens_per_s", 0)
-            eta_s = checks.optional_number(state.get("eta_s"), "eta_s", 0)
-            spent = checks.optional_number(state.get("spent_usd"), "spent_usd", 0)
+            total = checks.number(state["planned_steps"], "planned_steps", 0, MAX_STORED_NUMBER, whole=True)
+            step = checks.number(state["step"], "step", 0, MAX_STORED_NUMBER, whole=True)
+            tokens_per_s = checks.number(state["tokens_per_s"], "tokens_per_s", 0, MAX_STORED_NUMBER)
+            eta_s = checks.optional_number(state.get("eta_s"), "eta_s", 0, MAX_STORED_NUMBER)
+            spent = checks.optional_number(state.get("spent_usd"), "spent_usd", 0, MAX_STORED_NUMBER)
         except (UserError, KeyError, TypeError, AttributeError):  # not a mapping, or a figure missing
             return
         self.progress.update(self.task, total=total, completed=step, visible=True, tok_s=f"{tokens_per_s:,.0f}",
