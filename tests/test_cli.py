@@ -1,6 +1,9 @@
 """The CLI contract: JSON fields scripts rely on, and short errors with exit code 2 for bad input."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -735,3 +738,18 @@ def test_plans_notes_fold_at_a_terminal_as_display_says_lines_do(monkeypatch, ca
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) > 1 and all(len(line) <= 80 for line in lines) and lines[1].startswith("  ")
     assert " ".join(" ".join(lines).split()) == " ".join(note.split())
+
+
+@pytest.mark.parametrize("args", [["catalog", "gpus"], ["catalog", "gpus", "--json"],
+                                  ["plan", QLORA_JOB, "--budget", "20", "--json"]])
+def test_output_to_a_reader_that_left_ends_silently_as_a_pipes_writer_does(tmp_path, args):
+    """`orch queue | head -1` exited 1, orch's code for a failure, with nothing said: rich's console raised
+    SystemExit(1) and click ended a print's BrokenPipeError with 1."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before orch wrote
+    env = {**os.environ, "ORCH_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", *map(str, args)], cwd=REPO, env=env,
+                          stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write_end)
+    said = done.stderr.lower()  # a plan's notes go to stderr as always
+    assert done.returncode == 128 + signal.SIGPIPE and "error" not in said and "pipe" not in said, done.stderr

@@ -21,6 +21,7 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
+from orchestrator.cli.pipe import reader_left
 from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
@@ -28,10 +29,17 @@ from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
 from orchestrator.spend import spend_usd
 
+
 # No automatic highlighting: rich coloured every run of digits it found, so "100,000 tokens" showed as two numbers in
 # two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """`orch ... | head`: ended as every other write to a closed pipe ends orch (orchestrator/cli/pipe.py)."""
+        raise reader_left()
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 UNBOUNDED = 10_000  # a width no table reaches: its natural width
 
 

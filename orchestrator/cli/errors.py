@@ -10,6 +10,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.argv_forms import UnreadableOptions, click_options, json_wanted, spelled_as_orch
 from orchestrator.cli.display import print_error, print_json
+from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict
 from orchestrator.db import UnusableDatabase
 
@@ -45,8 +46,8 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (UserError, UnusableDatabase) as exc:
             raise fail(str(exc), False if isinstance(exc, SaidInJson) else None) from None
-        except BrokenPipeError:  # `orch ... | head`: the reader left; typer ends quietly, as a pipe's writer should
-            raise
+        except BrokenPipeError:  # `orch ... | head`: the reader left
+            raise reader_left() from None
         except OSError as exc:  # a path the user named that cannot be read or written: say which, no traceback
             where = f"'{exc.filename}': " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}.") from None

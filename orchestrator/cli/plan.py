@@ -18,6 +18,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
+from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.planning import plan_job
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, plan_dict
 from orchestrator.estimator.settings import model_notes
@@ -164,6 +165,8 @@ def run(argv: list[str]) -> int:
             return _refuse(refusal, json_too=False)
     except (UserError, _Refused) as exc:
         return _refuse(str(exc), as_json)
+    except BrokenPipeError:  # `orch plan ... | head`: the reader left
+        raise reader_left() from None
     return 0
 
 
