@@ -451,3 +451,22 @@ def test_stopping_a_run_whose_trainer_ended_unseen_records_how_it_ended_and_stop
         lifecycle.request_stop(store, store.get(RUN_ID))
     record = store.get(RUN_ID)
     assert record.status is ended_as and not record.stop_requested
+
+
+@pytest.mark.parametrize("status, said", [(RunStatus.OK, "ended ok: nothing to resume"),
+                                          (RunStatus.STOPPED, "cannot resume: .* is not UTF-8 text")])
+def test_orch_resume_says_why_a_run_cannot_resume_before_it_plans_the_run_again(tmp_path, monkeypatch, status, said):
+    """The run folder's job was planned first: an `ok` run with a damaged copy was refused for the copy, not as
+    having nothing to resume, and a stopped one without "cannot resume ... Restore the run folder's copy"."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import runs as runs_cli
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    RunStore().insert(make_record(tmp_path / RUN_DIR, status=status, cost_usd=0.0))
+    (tmp_path / RUN_DIR).mkdir(parents=True)
+    (tmp_path / RUN_DIR / "job.yaml").write_bytes(b"model: \xff\n")
+    monkeypatch.setattr(runs_cli, "same_target", lambda *args: pytest.fail("planned before the run's checks"))
+    result = CliRunner().invoke(app, ["resume", RUN_ID])
+    assert result.exit_code == 2 and re.search(said, result.stderr), result.output

@@ -182,7 +182,7 @@ def resume_command(
     if record.status.is_active():  # its trainer may have ended since anyone looked (`orch stop`, a kill): said first
         lifecycle.refresh(store)
         record = store.get(record.run_id)
-    record = lifecycle.resume(store, record, budget, same_target(record, budget))
+    record = lifecycle.resume(store, record, budget, lambda: same_target(record, budget))
     if detach or record.status is not RunStatus.RUNNING:
         display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
                               RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -131,10 +132,12 @@ def pull(record: RunRecord) -> None:
 RESUME_LEAST_S = 10.0  # a trainer's start before its first step: imports, the model (about 7 s on a CPU here)
 
 
-def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, option: Option | None = None
-           ) -> RunRecord:
+def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
+           same_target: Callable[[], Option | None] | None = None) -> RunRecord:
     """Continue an ended run from its checkpoint, with what is left of its budget (`budget_usd` raises the run's
-    total budget), on the same target (`option`: that target as planned again now)."""
+    total budget), on the same target (`same_target`: that target planned again now, asked for once the run is
+    known to resume: planned first, a damaged job copy was refused without this run's words for it, and an `ok`
+    run's said before "nothing to resume")."""
     if record.status.is_active():
         raise UserError(f"run {record.run_id} is still {record.status.value}: `orch stop {record.run_id}` first.")
     if not record.status.is_resumable():
@@ -156,7 +159,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None, 
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
-    return start(store, record, option, device=record.device)
+    return start(store, record, same_target() if same_target else None, device=record.device)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:
