@@ -495,7 +495,10 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
     if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
-    _writable_folder(path.parent if str(path.parent) else Path("."), what, path)
+    # a link is written through: the folder its target names is the one that must take the file (a dangling link's
+    # was found missing only at the write, after the work)
+    landing = resolved(path, what) if path.is_symlink() else path
+    _writable_folder(landing.parent if str(landing.parent) else Path("."), what, path)
     if force is False and (path.exists() or path.is_symlink()):
         raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
     return path

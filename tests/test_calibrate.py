@@ -460,3 +460,32 @@ def test_another_name_for_the_database_calibrate_reads_by_default_is_refused_as_
     result = CliRunner().invoke(app, ["calibrate", "--out", str(link), "--force"])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "'" + str(link) + "'" in result.stderr and db.read_bytes()[:15] == b"SQLite format 3"
+
+
+@pytest.mark.parametrize("target, said", [
+    ("runs.db", "is orch's runs database"), ("sweep.yaml", "holds something other than a calibration orch can read"),
+    ("pipe", "is not a regular file"), ("missing/c.json", "folder '.*missing' does not exist"),
+    ("dangling.json", "folder '.*nowhere' does not exist"),
+])
+def test_calibrate_checks_the_file_orch_calibration_names_before_the_fit(monkeypatch, tmp_path, target, said):
+    """Without --out, `orch calibrate` wrote to ORCH_CALIBRATION unchecked: naming runs.db replaced every run record
+    with JSON, a sweep file was replaced unsaid, a pipe hung it, and a missing folder was made."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+    from orchestrator.runs.store import RunStore
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    RunStore()  # runs.db as orch makes it
+    (tmp_path / "sweep.yaml").write_text("name: s\n")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere" / "c.json")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != "pipe"}
+    monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / target))
+    result = CliRunner().invoke(app, ["calibrate"])
+    assert result.exit_code == 2 and re.search(said, result.stderr), result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != "pipe"} == before
+    assert not (tmp_path / "missing").exists()
+    monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / "mine.json"))  # a new file, then a refit of it
+    assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0
+    assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0 and load_calibration(tmp_path / "mine.json")

@@ -329,7 +329,6 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     obs = measured + published_observations()
     calibration = fit(obs)
     sources = [*sources, "gpu_catalog/data/published_measurements.csv"]
-    out.parent.mkdir(parents=True, exist_ok=True)  # ORCH_HOME itself, on a machine that has not run orch yet
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),

@@ -14,7 +14,7 @@ from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.cli.serialize import error_dict
-from orchestrator.estimator.calibration import calibration_file
+from orchestrator.estimator.calibration import calibration_file, load_calibration
 from orchestrator.home import runs_db
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
@@ -129,23 +129,44 @@ def calibrate_command(
     if force and out is None:
         raise UserError("--force replaces an existing --out file, and the default file is refitted anyway: give "
                         "--out FILE with it, or leave --force out.")
-    if out is not None:  # the default file is orch's own, refitted each time; a named one may be anything
-        check_not_a_database(out)  # the default database read among them: it was not counted as an input
-        checks.output_file(out, inputs=(*(results or ()), *([db] if db else [])), force=force)
+    inputs = (*(results or ()), *([db] if db else []))
+    if out is not None:
+        check_not_a_database(out, "--out", "drop --out to refit the one the estimator reads")
+        checks.output_file(out, inputs=inputs, force=force)
+    else:
+        check_refitted(calibration_file(), inputs)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
     result = calibrate(rows, out or calibration_file(), sources)
     display.print_json(result) if as_json else display.show_calibration(result)
 
 
-def check_not_a_database(out: Path) -> None:
-    """A calibration --out is never one of ORCH_HOME's own databases, --force or not: written over with JSON, every
-    later `orch runs` (runs.db) or `orch calibrate` (bench.db, the one it reads when no --db is given) failed on
-    it."""
+def check_not_a_database(out: Path, what: str, fix: str) -> None:
+    """A calibration is never written over one of ORCH_HOME's own databases, --force or not: written over with JSON,
+    every later `orch runs` (runs.db) or `orch calibrate` (bench.db, the one it reads when no --db is given) failed
+    on it."""
     for name, database in (("runs database", runs_db()), ("bench results database", default_db())):
         if checks.same_file(out, database):
-            raise UserError(f"--out '{out}' is orch's {name}: write the calibration to another file, or drop --out "
-                            "to refit the one the estimator reads.")
+            raise UserError(f"{what} '{out}' is orch's {name}: write the calibration to another file, or {fix}.")
+
+
+def check_refitted(path: Path, inputs: tuple[Path, ...]) -> None:
+    """The file `orch calibrate` refits without --out (ORCH_CALIBRATION, else ORCH_HOME's) is checked as --out is,
+    before the fit, and replaced only where it holds a calibration: ORCH_CALIBRATION naming runs.db wrote JSON over
+    every run record, a sweep file or a results file was replaced unsaid, and a pipe hung the fit."""
+    named = checks.env_value("ORCH_CALIBRATION") is not None
+    what, fix = (("ORCH_CALIBRATION", "point ORCH_CALIBRATION at a calibration file (or a new one)") if named else
+                 ("ORCH_HOME's calibration file", "move it away"))
+    check_not_a_database(path, what, fix)
+    if not named:  # ORCH_HOME itself, on a machine that has not run orch yet
+        path.parent.mkdir(parents=True, exist_ok=True)
+    checks.output_file(path, what, inputs=inputs)
+    if path.is_file():
+        try:
+            load_calibration(path)
+        except UserError:
+            raise UserError(f"{what} '{path}' holds something other than a calibration orch can read, and is left "
+                            f"as it is: {fix}, or delete it if it is an old calibration.") from None
 
 
 def launched_runs() -> list[dict]:
