@@ -271,7 +271,8 @@ def test_plan_takes_no_abbreviated_flag_nor_one_flag_with_two_values(args, messa
     (["--budget", "20", "--topp", "3"], "error: No such option: --topp (Possible options: --top); see"),
     (["--topp=3", "--budget", "20"], "error: No such option: --topp (Possible options: --top); see"),
     (["--budget", "20", "--colour"], "error: No such option: --colour; see"),
-    (["--budget", "20", "--json=maybe"], "error: Option '--json' does not take a value; see `orch plan --help`."),
+    (["--budget", "20", "--json=maybe"], "error: --json takes no value, or one of true, false, yes, no, on, off, 1, "
+                                         "0: got 'maybe'; see `orch plan --help`."),
 ])
 def test_plan_says_an_unknown_option_first_with_the_nearest_ones(args, message):
     """`--budjet 20` read "the following arguments are required: --budget" (argparse checks the required flag
@@ -648,9 +649,11 @@ def test_catalog_offers_of_the_cpu_lists_its_offer_as_estimate_names_it():
 
 
 def test_a_flag_given_a_value_it_cannot_take_points_at_its_commands_help():
-    """click raises `does not take a value` with no context: the line pointed at `orch --help`."""
+    """click raises `does not take a value` with no context: the line pointed at `orch --help`. Nor was it true:
+    `--json=true` is read."""
     result = invoke("estimate", "Llama-3.1-8B", "--json=maybe")
     assert result.exit_code == 2 and result.stderr.strip().endswith(" estimate --help`."), result.stderr
+    assert "--json takes no value, or one of true, false" in result.stderr
 
 
 @pytest.mark.parametrize("args, help_of", [

@@ -9,6 +9,7 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 import argparse
 from dataclasses import dataclass
 
+from gpu_catalog import checks
 from orchestrator.cli.foreign_flags import FALSE_WORDS, TRUE_WORDS, UnreadableOptions, read_as_orch
 
 # Other trainers' names of orch's options (transformers' TrainingArguments and TRL's SFTConfig, LitGPT, axolotl),
@@ -115,10 +116,10 @@ def _spelled(options: dict[str, Switchable], args: list[str]) -> list[str]:
         word = value if has_value else (args[index] if index < len(args) else "")
         switched = _switched(name, word, option)
         if switched is None:
-            switched = ([name + has_value + value], name not in option.secondary_opts) if not has_value else None
-            if switched is None:
-                out.append(name + has_value + value)
-                continue
+            if has_value:  # `--json=maybe`: "does not take a value" was false of `--json=true`, which is read
+                raise UnreadableOptions(f"{name} takes no value, or one of true, false, yes, no, on, off, 1, 0: "
+                                        f"got {checks.short_repr(value)}")
+            switched = [name], name not in option.secondary_opts
         else:
             index += 0 if has_value else 1
         names, on = switched
@@ -140,4 +141,6 @@ def json_wanted(args: list[str]) -> bool:
         spelled = _spelled(JSON_FLAG, args)
     except Contradiction:
         return True
+    except UnreadableOptions:  # `--json=maybe`
+        return False
     return "--json" in (spelled[:spelled.index("--")] if "--" in spelled else spelled)

@@ -8,7 +8,6 @@ directly (orchestrator/cli/entry.py); the typer app passes its arguments through
 import argparse
 import difflib
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +32,6 @@ class _Refused(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        """argparse's words where the typer commands have their own: `--json=maybe` read "argument --json: ignored
-        explicit argument 'maybe'" where `orch launch --spot=maybe` reads "Option '--spot' does not take a value"."""
-        no_value = re.fullmatch(r"argument (\S+?)(?:/\S+)?: ignored explicit argument .*", message, re.DOTALL)
-        if no_value:
-            message = f"Option '{no_value.group(1)}' does not take a value"
         raise _Refused(f"{checks.one_line(message)}; see `orch plan --help`.")
 
     def parse_known_args(self, args=None, namespace=None):
