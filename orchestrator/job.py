@@ -19,7 +19,7 @@ ATTENTION_KERNELS = CHOICES["attention"]
 __all__ = ["METHODS", "OPTIMIZERS", "ATTENTION_KERNELS", "DataSize", "job_from_dict", "load_job", "load_sized_job"]
 
 
-def _check_dataset(spec: JobConfig, base_dir: Path) -> None:
+def check_dataset(spec: JobConfig, base_dir: Path) -> None:
     """A dataset (or eval dataset) written as a file (`data/x.jsonl`, `./x`, `/x`) must exist, and hold data: a typo
     is caught at plan or submit, not hours later."""
     for key, name in (("dataset", spec.dataset), ("eval_dataset", spec.eval_dataset)):
@@ -37,7 +37,7 @@ def looks_like_a_file(dataset: str) -> bool:
 
 
 def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, DataSize | None]:
-    _check_dataset(spec, base_dir)
+    check_dataset(spec, base_dir)
     size = dataset_size(spec, base_dir)
     if size is not None and size.tokens is None and spec.train_tokens is None and spec.max_steps is None:
         raise UserError(f"cannot size dataset '{spec.dataset}': {size.detail}. Add `dataset_tokens: N` (tokens in "

@@ -2,6 +2,7 @@
 says why not); an imported axolotl and LLaMA-Factory config train."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -323,6 +324,7 @@ def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
     config = tmp_path / "axolotl.yaml"
     config.write_text("base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 512\nmax_steps: 10\n"
                       "datasets:\n  - path: data.jsonl\n    type: alpaca\n", encoding="utf-8")
+    (tmp_path / "data.jsonl").write_text(TINY_DATA.read_text())
     twice = CliRunner().invoke(app, ["import", str(config), "--set", "lora_r=8", "--set", "lora_r=16"])
     assert twice.exit_code == 2 and "--set lora_r given twice, as 8 and 16" in twice.stderr, twice.output
     same = CliRunner().invoke(app, ["import", str(config), "--set", "lora_r=8", "--set", "lora_r=8"])
@@ -344,6 +346,19 @@ def test_a_dataset_beside_the_source_config_is_found_from_the_imported_job(tmp_p
         assert result.exit_code == 0, result.output
         assert yaml.safe_load(out.read_text())["dataset"] == written
         assert CliRunner().invoke(app, ["plan", str(out), "--budget", "1"]).exit_code == 0
+
+
+@pytest.mark.parametrize("dataset", ["data/missing.jsonl", "./nowhere", "/no/such/file.parquet"])
+def test_a_dataset_written_as_a_file_that_is_nowhere_is_refused_before_the_job_is_written(tmp_path, dataset):
+    """`--set dataset=data/missing.jsonl` wrote a job (exit 0) that `orch plan` then refused: the import judged the
+    dataset by written_problems alone, which leaves datasets out, and `data/x.jsonl` passed for a hub id."""
+    source = tmp_path / "axolotl.yaml"
+    source.write_text(yaml.safe_dump(AXOLOTL))
+    out = tmp_path / "job.yaml"
+    result = CliRunner().invoke(app, ["import", str(source), "--set", f"dataset={dataset}", "--out", str(out)])
+    said = re.search("does not exist \\(relative paths start at|is no file or folder here", result.stderr)
+    assert result.exit_code == 2 and said, result.output
+    assert not out.exists()
 
 
 def test_a_model_folder_beside_the_source_config_is_found_from_the_imported_job(tmp_path, monkeypatch):

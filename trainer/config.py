@@ -588,7 +588,7 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
     try:
-        if problems := _job_file_problems(raw, path.parent) if isinstance(raw, dict) else []:
+        if problems := job_file_problems(raw, path.parent) if isinstance(raw, dict) else []:
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
     except UserError as exc:
@@ -605,10 +605,10 @@ def _fine_without_set(written, path: Path) -> bool:
         config_from_dict(written, name=path.stem, base_dir=path.parent)
     except UserError:
         return False
-    return not _job_file_problems(written, path.parent)
+    return not job_file_problems(written, path.parent)
 
 
-def _job_file_problems(raw: dict, base_dir: Path) -> list[str]:
+def job_file_problems(raw: dict, base_dir: Path) -> list[str]:
     """What a job file (with its --set values) says that its run could not or would not do, beyond config_from_dict:
     written_problems, and a dataset that is no path here nor a hub id. The datasets are judged here, where a job is
     read to be run, and not in config_from_dict, which also reads the jobs recorded with runs and results: a dataset

@@ -16,12 +16,13 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
+from orchestrator.job import check_dataset
 from trainer.config import (
     ConfigError,
     config_from_dict,
+    job_file_problems,
     model_folder,
     parse_overrides,
-    written_problems,
 )
 
 
@@ -86,16 +87,17 @@ def import_command(
     translation = translate(_read_yaml(config))
     given = parse_overrides(set_values or [])  # a --set mistake is said of --set, not of the imported job
     defaults = translation.source_defaults({**translation.job, **given})
-    job, unused = translation.settled(_paths_from(config.parent, out.parent if out is not None else Path.cwd(),
+    job_dir = out.parent if out is not None else Path.cwd()
+    job, unused = translation.settled(_paths_from(config.parent, job_dir,
                                                   {**translation.job, **{k: v for k, v, _ in defaults}, **given}),
                                       given)
     defaults = [default for default in defaults if default[0] in job]
     not_carried = translation.left_behind(given) + unused
-    try:  # what `orch plan` says of the written file
-        if problems := written_problems(job):
+    try:  # what `orch plan` says of the written file, its dataset looked for from the job's folder
+        if problems := job_file_problems(job, job_dir):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
-        config_from_dict(job, name=config.stem)
-    except ConfigError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
+        check_dataset(config_from_dict(job, name=config.stem), job_dir)  # `data/x.jsonl` that is not there
+    except UserError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
