@@ -63,8 +63,9 @@ TRAINING_KINDS = {
 LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArguments.stage's choices
 # Foreign keys a job needs carried over for orch to train it (an orch key -> each foreign key whose note says how to
 # set it): when the imported job is refused, the refusal quotes these notes, since they hold the fix.
-NEEDED_FOR = {"dataset": ("dataset", "stage", "dataset._component_"), "seq_len": ("tokenizer.max_seq_len",),
-              "model": ("model._component_",), "method": ("model._component_",)}
+NEEDED_FOR = {"dataset": ("dataset", "datasets", "stage", "dataset._component_"),
+              "seq_len": ("tokenizer.max_seq_len",), "model": ("model._component_",),
+              "method": ("method", "model._component_", "adapter", "finetuning_type", "use_peft")}
 # LitGPT's finetune configs (litgpt/config_hub/finetune/*.yaml), which orch does not translate: their keys that no
 # other trainer's config has, so such a config is known for one, and a refusal says only the keys orch shares
 # (lora_r, lora_alpha) were read, not merely "missing required key `model`"
@@ -355,7 +356,10 @@ def translate(raw: dict) -> Translation:
             note = LEFT_BEHIND.get(key.split(".")[0])
             not_carried.append((key, note if note is not None else _unknown_key_note(key)))
     trainer = _source_trainer(flat)
-    if "method" not in job and "lora_r" in job:  # a LoRA rank says LoRA, whatever the trainer's default method
+    # a LoRA rank says LoRA, whatever the trainer's default method; not where a method was given and refused
+    # (`adapter: ia3`, `method: [lora]`): that config trained as LoRA, with the refusal only listed
+    method_refused = any(key in NEEDED_FOR["method"] for key, _ in not_carried)
+    if "method" not in job and "lora_r" in job and not method_refused:
         job["method"] = "lora"
     return Translation(job, not_carried, trainer, flat, {key: set_by[0] for key, set_by in origin.items()})
 

@@ -608,3 +608,18 @@ def test_torchtunes_quantize_base_is_qlora_and_its_false_is_lora():
         job("qlora_llama3_1_8b", False)
     # an adapter key's plain LoRA beside a quantization is still QLoRA
     assert translate({"adapter": "lora", "load_in_4bit": True}).job["method"] == "qlora"
+
+
+@pytest.mark.parametrize("source, changes, note", [
+    (AXOLOTL, {"adapter": "ia3"}, "`adapter` was not carried over: orch has no method 'ia3'"),
+    (AXOLOTL, {"datasets": [{"path": str(TINY_DATA), "type": "alpaca"}] * 2, "max_steps": None},
+     "`datasets` was not carried over: datasets: orch reads one dataset"),
+    (LLAMA_FACTORY, {"finetuning_type": "freeze"}, "`finetuning_type` was not carried over: orch has no method"),
+])
+def test_a_refused_import_quotes_the_note_of_the_key_it_could_not_carry(tmp_path, source, changes, note):
+    """`adapter: ia3` was refused as "missing required key `method`" and two axolotl datasets as "say how much to
+    train", with the dropped key's note, which says why, left out."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in {**source, **changes}.items() if v is not None}))
+    result = CliRunner().invoke(app, ["import", str(config)])
+    assert result.exit_code == 2 and note in result.stderr, result.output
