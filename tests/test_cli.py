@@ -104,8 +104,8 @@ def test_plan_respects_providers():
 @pytest.mark.parametrize("args, message", [
     (["estimate", "Llama-3.1-8B", "--gpu", "RTX 4070"], "unknown GPU 'RTX 4070'. Did you mean"),
     (["estimate", "Lama-3.1-8B"], "unknown model 'Lama-3.1-8B'. Did you mean"),
-    (["estimate", "Llama-3.1-8B", "--seq-len", "0"], "`seq_len` must be above 0"),
-    (["estimate", "Llama-3.1-8B", "--method", "dpo"], "`method` must be one of"),
+    (["estimate", "Llama-3.1-8B", "--seq-len", "0"], "--seq-len must be above 0"),
+    (["estimate", "Llama-3.1-8B", "--method", "dpo"], "--method must be one of"),
     (["plan", QLORA_JOB, "--budget", "-5"], "--budget must be above 0"),
     (["plan", QLORA_JOB, "--budget", "0"], "--budget must be above 0"),
     (["plan", "missing.yaml", "--budget", "5"], "job file 'missing.yaml' does not exist"),
@@ -756,3 +756,14 @@ def test_output_to_a_reader_that_left_ends_silently_as_a_pipes_writer_does(tmp_p
     os.close(write_end)
     said = done.stderr.lower()  # a plan's notes go to stderr as always
     assert done.returncode == 128 + signal.SIGPIPE and "error" not in said and "pipe" not in said, done.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--seq-len", "0"], "error: --seq-len must be above 0, got 0."),
+    (["--freeze-layers", "5"], "error: --freeze-layers applies to method full only"),
+    (["--micro-batch", "4096", "--grad-accum", "64"], "--micro-batch x --grad-accum = 262144 sequences a step"),
+])
+def test_estimates_refusals_name_the_flags_typed_not_the_job_keys(args, said):
+    """`orch estimate --seq-len 0` read "bad config: `seq_len` must be above 0": a job file's words for a flag."""
+    result = invoke("estimate", "Llama-3.1-8B", *args)
+    assert result.exit_code == 2 and said in result.stderr and "`" not in result.stderr, result.stderr

@@ -4,6 +4,7 @@ Every flag is a job key (trainer/config.py), validated through the job schema; a
 default, so `orch estimate` describes exactly what the trainer would run."""
 
 import os
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated
@@ -50,7 +51,18 @@ def _settings(flags: dict, model: str):
     if "modules_to_save" in given:
         given["modules_to_save"] = (flag_aliases.listed(given["modules_to_save"], "--modules-to-save")
                                     or [given["modules_to_save"]])
-    return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+    try:
+        return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+    except UserError as exc:  # the job schema's words: `seq_len` where the user typed --seq-len
+        said = str(exc).removeprefix("bad config: ")
+        raise UserError(re.sub(r"`([a-z0-9_]+)`", lambda key: _flag_named(key[1], flags) or key[0], said)) from None
+
+
+def _flag_named(key: str, flags: dict) -> str | None:
+    """The estimate flag that sets job key `key` (None: a key no flag sets)."""
+    if key not in flags:
+        return None
+    return "--fp32-upcast" if key == "qlora_fp32_upcast" else "--" + key.replace("_", "-")
 
 
 def _smallest_with_auto_fit(shape, settings, calibration, grad_ckpt: bool | None) -> dict:
