@@ -533,7 +533,11 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop
     if path.exists() and not path.is_dir():
-        raise UserError(f"{what} '{path}' is a file, not a folder: give a folder.")
+        kind = "a file" if path.is_file() else "a device or a pipe"  # /dev/full was said to be "a file"
+        raise UserError(f"{what} '{path}' is {kind}, not a folder: give a folder.")
+    if path.is_symlink() and not path.exists():  # a dangling link: making the folder failed with "File exists"
+        raise UserError(f"{what} '{path}' is a link to '{os.readlink(path)}', which does not exist: remove the link "
+                        "or give another folder.")
     if path.is_dir():  # probed as a new file's folder is: `report --out /proc` did the work, then failed writing
         _writable_folder(path, what, path)
         return path

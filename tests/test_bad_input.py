@@ -1053,3 +1053,16 @@ def test_a_long_or_aliased_value_is_cut_in_its_error_line(inputs, build, value, 
     lines = result.stderr.splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output[:300]
     assert said in lines[0] and len(lines[0]) < 400, lines[0][:500]
+
+
+def test_an_output_folder_that_is_a_dangling_link_or_a_device_is_said_to_be_so(tmp_path):
+    """`orch report --out LINK` to nothing read "'LINK': File exists." (the folder could not be made over the link),
+    and `--out /dev/full` "is a file"."""
+    from gpu_catalog.checks import output_folder
+    from gpu_catalog.errors import UserError
+
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere" / "x")
+    with pytest.raises(UserError, match="is a link to '.*nowhere/x', which does not exist: remove the link"):
+        output_folder(tmp_path / "link")
+    with pytest.raises(UserError, match="'/dev/null' is a device or a pipe, not a folder"):
+        output_folder("/dev/null")
