@@ -311,3 +311,13 @@ def test_only_a_fault_of_the_shared_data_file_stops_a_sweep(message, stops):
 
     assert _refused_the_data({"status": "bad_config", "message": message}, "/d/x.jsonl") is stops
     assert _refused_the_data({"status": "error", "message": message}, "/d/x.jsonl") is False
+
+
+def test_an_unstable_point_says_whether_it_had_too_few_steps_or_too_wide_an_interval():
+    """3 timed steps read "unstable: tokens/s median +-4% (95%) after 3 timed steps, wider than 50%"."""
+    from orchestrator.bench.runner import unstable_message
+    from orchestrator.bench.stability import Stability
+
+    assert "3 timed steps, fewer than the 4" in unstable_message(Stability(100.0, 0.05, 0.04, 3), 0.5)
+    assert "median +-9% (95%) after 8 timed steps, wider than 5%" in unstable_message(Stability(100.0, 0.1, 0.09, 8),
+                                                                                     0.05)

@@ -489,3 +489,15 @@ def test_calibrate_checks_the_file_orch_calibration_names_before_the_fit(monkeyp
     monkeypatch.setenv("ORCH_CALIBRATION", str(tmp_path / "mine.json"))  # a new file, then a refit of it
     assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0
     assert CliRunner().invoke(app, ["calibrate"]).exit_code == 0 and load_calibration(tmp_path / "mine.json")
+
+
+def test_an_unstable_points_speed_is_not_fitted_but_its_memory_is():
+    """A sweep point flagged `stable: false` (3 timed steps) was fitted as a `measured` CPU efficiency."""
+    from orchestrator.bench.calibrate import observations
+
+    row = {"point_id": "p1", "status": "ok", "sweep": "s", "gpu": "CPU", "tokens_per_s": 100.0,
+           "peak_vram_gib": {"process_rss": 1.0},
+           "config": {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2}}
+    (stable,) = observations([row])
+    (unstable,) = observations([{**row, "stable": False}])
+    assert stable.tokens_per_s == 100.0 and unstable.tokens_per_s is None and unstable.vram_gib == stable.vram_gib

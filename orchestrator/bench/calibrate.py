@@ -96,7 +96,9 @@ def measured_vram_gib(row: dict) -> float | None:
 
 
 def observations(rows: list[dict]) -> list[Observation]:
-    """orch's own ok runs that the estimator can describe (a known GPU and model shape)."""
+    """orch's own ok runs that the estimator can describe (a known GPU and model shape). An unstable point's
+    tokens/s (a sweep's `stable: false`) is left out, its memory kept: fitted, a 3-step CPU rate became every later
+    CPU estimate's `measured` efficiency."""
     found = []
     for row in rows:
         gpu = row_gpu(row)
@@ -108,7 +110,8 @@ def observations(rows: list[dict]) -> list[Observation]:
         found.append(Observation(label=f"{config.model} {config.method} seq {config.seq_len} x{config.micro_batch}"
                                        f"{' ckpt' if settings.grad_ckpt else ''} on {gpu.name}",
                                  gpu=gpu, method=config.method, model=get_model(config.model), settings=settings,
-                                 tokens_per_s=row.get("tokens_per_s"), vram_gib=vram, vram_measures=kind))
+                                 tokens_per_s=row.get("tokens_per_s") if row.get("stable", True) else None,
+                                 vram_gib=vram, vram_measures=kind))
     return found
 
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from orchestrator.bench.results import ResultStore
-from orchestrator.bench.stability import step_rates, summarize_rates
+from orchestrator.bench.stability import MIN_STEPS_FOR_INTERVAL, Stability, step_rates, summarize_rates
 from orchestrator.bench.sweep import Point, Sweep
 from orchestrator.home import orch_home
 from trainer.offline_names import is_built_offline
@@ -97,11 +97,20 @@ def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_step
                    tokens_per_s_spread=stability.spread, tokens_per_s_interval=stability.interval,
                    timed_steps=stability.timed_steps, rounds=rounds, stable=stability.is_stable(stable_within))
         if not row["stable"]:
-            known = f"+-{stability.interval:.0%} (95%)" if stability.interval is not None else "with no interval"
-            row["message"] = (f"unstable: tokens/s median {known} after {stability.timed_steps} timed steps, "
-                              f"wider than {stable_within:.0%}")
+            row["message"] = unstable_message(stability, stable_within)
     row["metrics"] = metrics
     return row
+
+
+def unstable_message(stability: Stability, stable_within: float) -> str:
+    """Why a point's tokens/s is not stable: too few timed steps for an interval (it read "median +-4% ... wider
+    than 50%" of 3 steps), or an interval wider than the sweep allows."""
+    if stability.timed_steps < MIN_STEPS_FOR_INTERVAL:
+        return (f"unstable: {stability.timed_steps} timed steps, fewer than the {MIN_STEPS_FOR_INTERVAL} a median's "
+                "interval needs: raise max_measured_steps")
+    known = f"+-{stability.interval:.0%} (95%)" if stability.interval is not None else "with no interval"
+    return (f"unstable: tokens/s median {known} after {stability.timed_steps} timed steps, wider than "
+            f"{stable_within:.0%}")
 
 
 def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root: Path | None = None) -> list[dict]:
