@@ -30,14 +30,14 @@ from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
 from orchestrator.spend import spend_usd
 
 
-# No automatic highlighting: rich coloured every run of digits it found, so "100,000 tokens" showed as two numbers in
-# two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         """`orch ... | head`: ended as every other write to a closed pipe ends orch (orchestrator/cli/pipe.py)."""
         raise reader_left()
 
 
+# No automatic highlighting: rich coloured every run of digits it found, so "100,000 tokens" showed as two numbers in
+# two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen
 console = _Console(highlight=False)
 err_console = _Console(stderr=True, highlight=False)
 UNBOUNDED = 10_000  # a width no table reaches: its natural width
