@@ -124,7 +124,7 @@ def test_a_switch_before_the_model_leaves_the_model_alone():
     (["--bf16", "--bf16", "false"], "--bf16 given as on and off"),
     (["--load-in-4bit=maybe"], "--load-in-4bit is on or off: give true or false"),
     (["--optim", "--bf16"], "--optim takes a value"),
-    (["--lora-target-modules=yes"], "target_modules"),
+    (["--lora-target-modules=yes"], "--target-modules"),
     (["--lora_alpha", "16"], "`lora_alpha` is a job-file setting this command takes no option for"),
     (["--num-train-epochs", "3"], "`epochs` in orch's job file) is no option of this command: set it in the job file"),
 ])
@@ -158,7 +158,7 @@ def test_a_path_that_spells_a_job_key_is_no_option():
 def test_a_switchs_word_and_a_negative_number_are_its_values():
     assert settings("--bf16", "auto") == settings("--precision", "auto")
     result = runner.invoke(app, [*BASE, "--max-length", "-5"])
-    assert result.exit_code == 2 and "`seq_len` must be above 0, got -5" in result.stderr, result.output
+    assert result.exit_code == 2 and "--seq-len must be above 0, got -5" in result.stderr, result.output
 
 
 def test_orch_plans_help_states_the_defaults_it_plans_with():
