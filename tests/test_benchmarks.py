@@ -19,3 +19,20 @@ def test_plan_speed_runs():
                           capture_output=True, text=True)
     result = json.loads(done.stdout)
     assert result["targets"] > 0 and result["heavy_imports"] == []
+
+
+def test_models_built_ahead_are_the_ones_the_trainer_finds(tmp_path, monkeypatch, capsys):
+    """benchmarks/build_random_models.py builds before a GPU session's timed runs: a folder under any other cache key
+    would leave the trainer building its own, inside a measured run."""
+    from benchmarks import build_random_models
+    from trainer.config import config_from_dict
+    from trainer.prepared import prepare
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    assert build_random_models.main(["orch/tiny-llama", "--device", "cpu"]) == 0
+    built = capsys.readouterr().out.split(": ", 1)[1].rsplit(" (", 1)[0]
+    for seq_len in (128, 2048):
+        config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": seq_len,
+                                   "dataset": str(build_random_models.DATA)})
+        assert prepare(config, tmp_path).model_path == built
+    assert len(list((tmp_path / "cache" / "random-models").iterdir())) == 1

@@ -40,8 +40,10 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
 MIN_POSITIONS = 8192  # one built model serves every usual seq_len
 
 
-def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: int) -> Path:
-    """The folder with config, random weights and tokenizer for this shape, seed and data; built on first use."""
+def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: int, device: str = "cpu") -> Path:
+    """The folder with config, random weights and tokenizer for this shape, seed and data; built on first use.
+    `device` is where the weights are drawn: "cuda" takes seconds where an 8B model's CPU init takes minutes, but needs
+    the model's fp32 size free on the card, so only a benchmark building before its runs asks for it."""
     positions = max(MIN_POSITIONS, seq_len)
     key = hashlib.sha1("\n".join([model_name, str(seed), str(positions), *texts]).encode()).hexdigest()[:12]
     out_dir = cache_dir() / "random-models" / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
@@ -56,7 +58,8 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.bfloat16 if shape.params > 1e8 else torch.float32)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if shape.params > 1e8 else torch.float32)
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

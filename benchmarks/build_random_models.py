@@ -1,0 +1,47 @@
+"""Build `random:` models into orch's cache before a GPU session's timed runs, drawing the weights on the GPU:
+
+    python -m benchmarks.build_random_models random:meta-llama/Llama-3.1-8B random:meta-llama/Llama-3.2-1B
+
+An 8B model's random init and save takes minutes on a CPU, and would otherwise fall to the first run that names it
+(inside trainer_vs_baseline's parent, or a sweep point's trainer). The folder is the one the trainer and
+trainer_vs_baseline then find: the same cache key (model, seed, positions, the data's texts). Run in a process of its
+own, so its CUDA context is gone before any run is measured.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "tiny_instruct.jsonl"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="random:<model id> names")
+    parser.add_argument("--data", type=Path, default=DATA, help="the data file the runs train on (keys the cache)")
+    parser.add_argument("--seq-len", type=int, default=2048, help="up to 8192 every seq_len shares one build")
+    parser.add_argument("--device", default=None, help="where to draw the weights (default: cuda where there is one)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from trainer import data
+    from trainer.config import config_from_dict
+    from trainer.random_model import build_random_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    texts = data.record_texts(data.file_records(str(args.data.resolve())))
+    for name in args.models:
+        seed = config_from_dict({"model": name, "method": "lora", "dataset": str(args.data),
+                                 "seq_len": args.seq_len}).seed
+        started = time.perf_counter()
+        path = build_random_model(name, texts, args.seq_len, seed, device)
+        print(f"{name}: {path} ({time.perf_counter() - started:.0f} s on {device})", flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
