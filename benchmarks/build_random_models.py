@@ -21,20 +21,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="random:<model id> names")
     parser.add_argument("--data", type=Path, default=DATA, help="the data file the runs train on (keys the cache)")
     parser.add_argument("--seq-len", type=int, default=2048, help="up to 8192 every seq_len shares one build")
-    parser.add_argument("--device", default=None, help="where to draw the weights (default: cuda where there is one)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="where to draw the weights (default: cuda where "
+                                                                  "there is one)")
     args = parser.parse_args(argv)
 
     import torch
 
+    from gpu_catalog.errors import UserError
+    from gpu_catalog.models import get_model
     from trainer import data
     from trainer.config import config_from_dict
+    from trainer.offline_names import is_built_offline
     from trainer.random_model import build_random_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    texts = data.record_texts(data.file_records(str(args.data.resolve())))
-    for name in args.models:
-        seed = config_from_dict({"model": name, "method": "lora", "dataset": str(args.data),
-                                 "seq_len": args.seq_len}).seed
+    try:  # every name, the length and the data checked before the first build (an 8B one takes a while)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA GPU is visible here; leave --device out or pass --device cpu")
+        for name in args.models:
+            if not is_built_offline(name):
+                raise UserError(f"{name!r} is not built offline: give random:<model id> (or orch/tiny-llama)")
+            get_model(name)
+        seeds = {name: config_from_dict({"model": name, "method": "lora", "dataset": str(args.data),
+                                         "seq_len": args.seq_len}).seed for name in args.models}
+        texts = data.record_texts(data.file_records(str(args.data.resolve())))
+    except (UserError, data.DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, seed in seeds.items():
         started = time.perf_counter()
         path = build_random_model(name, texts, args.seq_len, seed, device)
         print(f"{name}: {path} ({time.perf_counter() - started:.0f} s on {device})", flush=True)

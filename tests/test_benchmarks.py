@@ -36,3 +36,13 @@ def test_models_built_ahead_are_the_ones_the_trainer_finds(tmp_path, monkeypatch
                                    "dataset": str(build_random_models.DATA)})
         assert prepare(config, tmp_path).model_path == built
     assert len(list((tmp_path / "cache" / "random-models").iterdir())) == 1
+
+
+def test_building_ahead_refuses_a_model_the_trainer_would_not_build(tmp_path, monkeypatch, capsys):
+    from benchmarks import build_random_models
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    assert build_random_models.main(["meta-llama/Llama-3.1-8B", "--device", "cpu"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("error: ") and "random:" in said and said.count("\n") == 1
+    assert not (tmp_path / "cache" / "random-models").exists()
