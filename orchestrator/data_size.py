@@ -43,9 +43,10 @@ SAMPLE_BYTES = 10**6
 
 
 class DataSize(NamedTuple):
-    tokens: int | None
+    tokens: int | None  # real (non-padding) tokens of one epoch's training sequences
     source: str  # job | tokenized | sampled | hub metadata | estimate | unknown
     detail: str
+    sequences: int | None = None  # the training sequences one epoch packs into, where the data was tokenized
 
 
 def _files(path: Path) -> list[Path]:
@@ -138,9 +139,11 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     if sampled_bytes := counted.get("sampled_bytes"):
         return DataSize(counted["tokens"], "sampled", f"about {counted['train_sequences']:,} training sequences of "
                                                       f"{spec.seq_len}: its first {sampled_bytes / 1e6:.0f} MB "
-                                                      "tokenized as the trainer will, scaled by the file's size")
+                                                      "tokenized as the trainer will, scaled by the file's size",
+                        counted["train_sequences"])
     return DataSize(counted["tokens"], "tokenized", f"{counted['train_sequences']:,} training sequences of "
-                                                    f"{spec.seq_len} after the chat template, truncation and packing")
+                                                    f"{spec.seq_len} after the chat template, truncation and packing",
+                    counted["train_sequences"])
 
 
 def _sample_head(path: Path) -> bytes | None:

@@ -44,7 +44,8 @@ def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, Data
                         "one epoch) or `train_tokens: N` to the job.")
     if size is None or size.tokens is None or spec.dataset_tokens is not None:
         return spec, size
-    return dataclasses.replace(spec, dataset_tokens=size.tokens), size
+    return dataclasses.replace(spec, dataset_tokens=size.tokens,
+                               dataset_sequences=spec.dataset_sequences or size.sequences), size
 
 
 def job_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
@@ -58,7 +59,8 @@ def _sized(path: str, mtime_ns: int) -> tuple[JobConfig, DataSize | None]:
 
 
 def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]:
-    """The job with `dataset_tokens` filled in where its data could be sized, and how it was sized."""
+    """The job with `dataset_tokens` (and, where it was tokenized, `dataset_sequences`) filled in where its data could
+    be sized, and how it was sized."""
     path = Path(path)
     if not os.path.isfile(path):  # False, not OSError, for a name too long for the file system (Path.is_file raises)
         return load_config(path)  # raises the one "does not exist" error

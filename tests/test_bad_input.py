@@ -169,6 +169,7 @@ BAD_JOB_VALUES = {
     "max_steps": [0, -5, "ten", math.inf],
     "train_tokens": [0, -100, math.nan, [1, 2]],
     "dataset_tokens": [0],
+    "dataset_sequences": [0, -3, 2.5, math.nan, "many", 10**40],
     "warmup_steps": [-1],
     "weight_decay": [-0.1, math.nan, 1e11],
     "max_grad_norm": [0, math.inf],

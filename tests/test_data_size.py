@@ -39,6 +39,24 @@ def test_planned_tokens_match_what_an_epoch_trains_on_within_1_percent(tmp_path)
     assert abs(data["tokens"] - trained) <= 0.01 * trained
 
 
+def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
+    """Unpacked, each short chat is a row of seq_len tokens, mostly padding, and the GPU runs every one: the plan's
+    tokens are the trainer's planned steps x effective batch x seq_len (it once priced the real tokens alone, as if
+    the rows were packed), and the data line says how little of the rows the data fills."""
+    job = chat_job(tmp_path, packing=False, micro_batch=3, eval_fraction=0.0)
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    planned = json.loads(result.stdout)
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert planned["train_tokens"] == metrics["planned_steps"] * 3 * 128
+    data = planned["data"]
+    assert data["sequences"] == metrics["train_sequences"] and data["row_fill"] < 0.9
+    assert planned["train_tokens"] > data["tokens"] / data["row_fill"] * 0.95  # the padding is priced
+    shown = CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
+    assert f"{data['row_fill']:.0%} of its rows (the rest is padding" in " ".join(shown.stdout.split())
+
+
 def test_without_the_tokenizer_the_size_is_an_estimate_that_says_so(tmp_path):
     spec, size = load_sized_job(chat_job(tmp_path, model="meta-llama/Llama-3.1-8B"))
     assert size.source == "estimate" and "not on this machine" in size.detail

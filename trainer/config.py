@@ -65,6 +65,9 @@ class JobConfig:
     tokenizer: str | None = None  # default: the model's own
     dataset: str | None = None  # JSON(L), Parquet or CSV file, a folder of them, or a Hugging Face dataset id
     dataset_tokens: int | None = None  # override: `orch plan` otherwise counts (local) or looks up (hub) the size
+    # the training sequences one epoch packs into (filled in where `orch plan` counts the data; an override too): the
+    # trainer runs epochs x sequences // effective batch steps of seq_len-token rows, padding included
+    dataset_sequences: int | None = None
     # -- data and settings users bring from other trainers (README "Your data") --
     dataset_config: str | None = None  # a hub dataset's config (subset) name
     dataset_split: str = "train"
@@ -124,14 +127,29 @@ class JobConfig:
         """Sequences per optimizer step; auto-fit keeps it while trading micro-batch for accumulation."""
         return self.micro_batch * self.grad_accum
 
+    def planned_steps(self, n_train: int) -> int:
+        """Optimizer steps the trainer runs over `n_train` training sequences: max_steps, else train_tokens' worth of
+        full rows, else whole effective batches of each epoch (the last partial batch of an epoch is left out)."""
+        if self.max_steps is not None:
+            return self.max_steps
+        if self.train_tokens is not None:
+            return max(1, math.ceil(self.train_tokens / (self.effective_batch * self.seq_len)))
+        return max(1, int(self.epochs * (n_train // self.effective_batch)))
+
     def resolved_train_tokens(self) -> int:
-        """Tokens to train on: max_steps worth, else train_tokens, else the dataset's tokens times epochs. max_steps
-        comes first as in the trainer's loop (FineTune.planned_steps), so a plan prices the steps that run: a job may
-        hold both (`--set max_steps=2` on a job with train_tokens, to try it), and the run stops at max_steps."""
+        """Tokens to train on, as the GPU processes them (every row is seq_len tokens, padding included, which is
+        what the speed estimate's tokens/s counts): max_steps worth, else train_tokens, else the steps the trainer
+        runs over the counted sequences (`dataset_sequences`: an unpacked dataset of short samples is mostly
+        padding, and pricing its real tokens said 2,850 rows of 2,048 cost what 66 packed rows do), else the
+        dataset's tokens times epochs. max_steps comes first as in the trainer's loop (planned_steps), so a plan
+        prices the steps that run: a job may hold both (`--set max_steps=2` on a job with train_tokens, to try it),
+        and the run stops at max_steps."""
         if self.max_steps is not None:
             return self.max_steps * self.effective_batch * self.seq_len
         if self.train_tokens is not None:
             return self.train_tokens
+        if self.dataset_sequences is not None:
+            return self.planned_steps(self.dataset_sequences) * self.effective_batch * self.seq_len
         if self.dataset_tokens is not None:
             tokens = int(self.dataset_tokens * self.epochs)
             if tokens < 1:
@@ -148,8 +166,8 @@ _FLOAT_KEYS = {k for k, t in _TYPES.items() if t in (float, float | None)}
 _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
-             "dataset_tokens", "epochs", "learning_rate", "eval_batches", "eval_every", "save_every",
-             "save_every_minutes", "log_every", "max_grad_norm", "neftune_noise_alpha",
+             "dataset_tokens", "dataset_sequences", "epochs", "learning_rate", "eval_batches", "eval_every",
+             "save_every", "save_every_minutes", "log_every", "max_grad_norm", "neftune_noise_alpha",
              "loss_chunk_tokens"}
 MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds

@@ -120,14 +120,6 @@ class FineTune:
     def _prepare(self) -> Prepared:
         return prepare(self.config, self.base_dir)
 
-    def planned_steps(self, n_train: int) -> int:
-        config = self.config
-        if config.max_steps is not None:
-            return config.max_steps
-        if config.train_tokens is not None:
-            return max(1, math.ceil(config.train_tokens / (config.effective_batch * config.seq_len)))
-        return max(1, int(config.epochs * (n_train // config.effective_batch)))
-
     # -- the run ------------------------------------------------------------------------------------------------
 
     def run(self) -> dict:
@@ -206,7 +198,7 @@ class FineTune:
             activate_neftune(model, config.neftune_noise_alpha)  # noise in training forwards only
         loss_fn = self._loss_fn = loss_function(config.loss, config.loss_chunk_tokens, model, device)
         optimizer = build_optimizer(config, model, device)
-        total_steps = self.planned_steps(len(prepared.train))
+        total_steps = self.config.planned_steps(len(prepared.train))
         save_every = config.save_every or max(1, math.ceil(total_steps * AUTO_SAVE_FRACTION))
         scheduler = build_scheduler(optimizer, config, total_steps)
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None

@@ -95,8 +95,18 @@ def measured_vram_gib(row: dict) -> float | None:
     return measured_vram(row)[0]
 
 
+def rows_tokens_per_s(real_tokens_per_s: float, padding_fraction) -> float:
+    """A run's tokens/s in the estimator's unit. The trainer counts real (non-padding) tokens; the estimator counts
+    every token of its seq_len rows, padding included (the GPU runs them all, and a plan prices them so): the real
+    rate over the share of the rows that is data (6% of the H200 sweep's rows were padding). A row that does not say
+    (written before it was recorded) counts as full."""
+    known = isinstance(padding_fraction, (int, float)) and 0 <= padding_fraction < 1
+    return real_tokens_per_s / (1 - padding_fraction) if known else real_tokens_per_s
+
+
 def observations(rows: list[dict]) -> list[Observation]:
-    """orch's own ok runs that the estimator can describe (a known GPU and model shape). An unstable point's
+    """orch's own ok runs that the estimator can describe (a known GPU and model shape), their tokens/s counted as the
+    estimator counts them (rows_tokens_per_s). An unstable point's
     tokens/s (a sweep's `stable: false`) is left out, its memory kept: fitted, a 3-step CPU rate became every later
     CPU estimate's `measured` efficiency."""
     found = []
@@ -110,7 +120,8 @@ def observations(rows: list[dict]) -> list[Observation]:
         found.append(Observation(label=f"{config.model} {config.method} seq {config.seq_len} x{config.micro_batch}"
                                        f"{' ckpt' if settings.grad_ckpt else ''} on {gpu.name}",
                                  gpu=gpu, method=config.method, model=get_model(config.model), settings=settings,
-                                 tokens_per_s=row.get("tokens_per_s") if row.get("stable", True) else None,
+                                 tokens_per_s=rows_tokens_per_s(row["tokens_per_s"], row.get("padding_fraction"))
+                                 if row.get("tokens_per_s") and row.get("stable", True) else None,
                                  vram_gib=vram, vram_measures=kind))
     return found
 

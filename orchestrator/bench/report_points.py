@@ -25,6 +25,7 @@ from orchestrator.bench.calibrate import (
     observations,
     point_errors,
     published_observations,
+    rows_tokens_per_s,
 )
 from orchestrator.bench.published import PUBLISHED_CSV, load_points
 from orchestrator.estimator.calibration import Calibration
@@ -133,7 +134,8 @@ def _run_points(runs: list[dict], calibration: Calibration) -> list[EstimatePoin
         if run.get("tokens_per_s"):
             points.append(EstimatePoint("measured", source, point, gpu.name, config.method, "tokens_per_s",
                                         estimate_speed(model, settings, gpu, calibration).tokens_per_s,
-                                        float(run["tokens_per_s"])))
+                                        rows_tokens_per_s(float(run["tokens_per_s"]),
+                                                          (run.get("metrics") or {}).get("padding_fraction"))))
         if run.get("peak_vram_gib"):
             points.append(EstimatePoint("measured", source, point, gpu.name, config.method, "vram_gib",
                                         estimate_memory(model, settings, gpu, calibration).vram_gib,

@@ -139,7 +139,7 @@ def run(argv: list[str]) -> int:
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
-        data = data_dict(size, result.train_tokens)
+        data = data_dict(size, result.train_tokens, result.spec.seq_len)
         spot = _spot_note(result)
         if spot:
             fold.note(f"note: {spot}")

@@ -73,9 +73,14 @@ def plan_dict(plan: Plan) -> dict:
             "chosen": options[0] if options else None, "options": options, "rejected": rejected}
 
 
-def data_dict(size: DataSize | None, train_tokens: int) -> dict | None:
-    """The dataset's tokens per epoch, where the count came from, and the epochs the run's tokens make of it."""
+def data_dict(size: DataSize | None, train_tokens: int, seq_len: int) -> dict | None:
+    """The dataset's tokens per epoch, where the count came from, and the epochs the run's tokens make of it: of its
+    rows (seq_len tokens each, padding included, as the run's tokens count them) where the data was tokenized, with
+    the share of the rows' tokens that are data (`row_fill`)."""
     if size is None:
         return None
-    epochs = train_tokens / size.tokens if size.tokens else None
-    return {"tokens": size.tokens, "source": size.source, "detail": size.detail, "epochs": epochs}
+    per_epoch = size.sequences * seq_len if size.sequences else size.tokens
+    epochs = train_tokens / per_epoch if per_epoch else None
+    row_fill = size.tokens / (size.sequences * seq_len) if size.sequences and size.tokens else None
+    return {"tokens": size.tokens, "sequences": size.sequences, "row_fill": row_fill, "source": size.source,
+            "detail": size.detail, "epochs": epochs}
