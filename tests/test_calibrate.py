@@ -37,6 +37,18 @@ def test_fit_recovers_the_efficiency_and_memory_overheads_that_made_the_data():
     assert fitted.memory["cuda"]["slack_fraction"] == pytest.approx(0.25, abs=0.02)
 
 
+def test_padded_rows_are_fitted_in_the_estimators_unit_and_recover_the_truth():
+    """The trainer reports real tokens/s; the estimator counts every token of its rows. Rows a third padding, whose
+    real rate is two thirds of the truth's, still fit the truth's efficiency."""
+    rows = [{**row, "tokens_per_s": row["tokens_per_s"] * 2 / 3 if row["tokens_per_s"] else None,
+             "padding_fraction": 1 / 3} for row in synthetic_rows()]
+    fitted = fit(observations(rows))
+    for method, efficiency in TRUTH.efficiency["H100 SXM"].items():
+        assert fitted.efficiency["H100 SXM"][method] == pytest.approx(efficiency, rel=0.02)
+    unsaid = [{key: value for key, value in row.items() if key != "padding_fraction"} for row in rows]
+    assert fit(observations(unsaid)).efficiency["H100 SXM"]["lora"] < 0.8 * TRUTH.efficiency["H100 SXM"]["lora"]
+
+
 def test_calibration_lowers_the_error_and_the_estimator_reads_the_file(tmp_path, monkeypatch):
     rows = synthetic_rows()
     out = tmp_path / "calibration.json"
