@@ -8,12 +8,30 @@
 #   4. the session sweep (benchmarks/sweeps/gpu-session.yaml) through `orch bench` (sweep.jsonl).
 # Run from the repository root on the GPU machine, after putting the packages it lacks on PYTHONPATH:
 #   bash benchmarks/gpu_session.sh OUT_DIR [SECONDS]
-# SECONDS (default 540) is the whole script's; a step that would start with under 20 s left is skipped.
+# SECONDS (default 540; 20 to 86400) is the whole script's; a step that would start with under 20 s left is skipped.
 # A CPU trial with tiny shapes: TVB_MODELS=orch/tiny-llama TVB_SEQ=256 BUILD_MODELS= \
 #   SWEEP=benchmarks/sweeps/tiny-cpu.yaml bash benchmarks/gpu_session.sh /tmp/trial 300
 set -u
-out=${1:?usage: bash benchmarks/gpu_session.sh OUT_DIR [SECONDS]}
+usage="usage: bash benchmarks/gpu_session.sh OUT_DIR [SECONDS] (from the repository root)"
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then
+    echo "error: $usage" >&2
+    exit 2
+fi
+out=$1
 budget_s=${2:-540}
+if ! [[ $budget_s =~ ^[0-9]+$ ]] || ((10#$budget_s < 20 || 10#$budget_s > 86400)); then
+    printf "error: SECONDS must be a whole number from 20 to 86400, got %q; %s\n" "$budget_s" "$usage" >&2
+    exit 2
+fi
+budget_s=$((10#$budget_s))
+if [ ! -f benchmarks/gpu_session.sh ]; then
+    echo "error: run it from the repository root; $usage" >&2
+    exit 2
+fi
+if [ -e "$out" ] && [ ! -d "$out" ]; then
+    printf "error: OUT_DIR %q is not a folder: give a folder to write the results in\n" "$out" >&2
+    exit 2
+fi
 tvb_models=${TVB_MODELS-random:meta-llama/Llama-3.1-8B random:meta-llama/Llama-3.2-1B}
 tvb_seq=${TVB_SEQ-2048}
 build_models=${BUILD_MODELS-random:meta-llama/Llama-3.1-8B random:meta-llama/Llama-3.2-1B}

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -46,3 +48,13 @@ def test_building_ahead_refuses_a_model_the_trainer_would_not_build(tmp_path, mo
     said = capsys.readouterr().err
     assert said.startswith("error: ") and "random:" in said and said.count("\n") == 1
     assert not (tmp_path / "cache" / "random-models").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["out", "soon"], ["out", "5"], ["out", "60", "more"]])
+def test_the_gpu_session_refuses_bad_arguments_before_any_work(args, tmp_path):
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", *[str(tmp_path / a) if a == "out" else a
+                                                                  for a in args]],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
