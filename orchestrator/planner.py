@@ -212,6 +212,17 @@ def _by_time(option: Option) -> tuple[float, float]:
     return option.estimate.hours, option.estimate.cost_usd
 
 
+def rows_tokens_done(spec: JobConfig, tokens_done: int) -> int:
+    """The real tokens a run has trained (what it records), in the unit of the job's tokens and of tokens/s: its
+    rows' tokens, padding included, where the data was counted (over the share of the rows that is data). Taken
+    from the rows' total as they were, a resumed unpacked run 90% done was priced as 2% done."""
+    if spec.dataset_tokens and spec.dataset_sequences:
+        row_fill = spec.dataset_tokens / (spec.dataset_sequences * spec.seq_len)
+        if 0 < row_fill < 1:
+            return round(tokens_done / row_fill)
+    return tokens_done
+
+
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,
          calibration: Calibration = NO_CALIBRATION, fit_cache: dict[str, Fit] | None = None,
          startup_times: dict[str, StartupTimes] | None = None, tokens_done: int = 0) -> Plan:
@@ -220,7 +231,7 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
     price. `startup_times`: start-up measured by earlier runs, by provider (orchestrator/startup_times.py).
     `tokens_done`: what a resumed run has trained already; only the rest is priced."""
     # pure: a local dataset was sized when the job was loaded
-    train_tokens = max(spec.resolved_train_tokens() - tokens_done, 0)
+    train_tokens = max(spec.resolved_train_tokens() - rows_tokens_done(spec, tokens_done), 0)
     fits: dict[str, Fit] = {} if fit_cache is None else fit_cache
     times = startup_times or {}
     checkpoint_minutes = spec.save_every_minutes

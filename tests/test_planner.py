@@ -10,6 +10,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION
 from orchestrator.job import job_from_dict
 from orchestrator.planner import PlanPolicy, job_fit, no_option_message, plan
 from tests.conftest import make_offer
+from trainer.config import config_from_dict
 
 MODEL = get_model("Llama-3.1-8B")
 JOB = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 20_000_000,
@@ -199,3 +200,18 @@ def test_a_price_cap_over_offers_that_would_miss_the_budget_anyway_does_not_blam
     offers = [make_offer(get_gpu("V100 16GB"), "aws", 0.9), make_offer(T4, "aws", 0.2), make_offer(A100, "aws", 1.5)]
     message = no_option_message(run(offers, budget_usd=0.0001, max_usd_per_hour=0.01))
     assert "compute capability" not in message and "raise --max-usd-per-hour" not in message, message
+
+
+def test_a_resumed_run_is_priced_for_the_rows_it_has_left():
+    """A run records the real tokens it trained; the job's tokens are its rows', padding included. Unpacked data a
+    tenth full, 40 of 100 rows done (4,000 real tokens): 60 rows are left, not 100 rows less 4,000 tokens."""
+    spec = config_from_dict({"model": "Llama-3.1-8B", "method": "lora", "seq_len": 1000, "micro_batch": 1,
+                             "epochs": 1, "dataset": "data.jsonl", "dataset_tokens": 10_000, "dataset_sequences": 100,
+                             "packing": False})
+    assert spec.resolved_train_tokens() == 100 * 1000
+    assert run([make_offer(A100)], spec).train_tokens == 100 * 1000
+    resumed = plan(spec, MODEL, [make_offer(A100)], PlanPolicy(budget_usd=1000.0), tokens_done=4_000)
+    assert resumed.train_tokens == 60 * 1000
+    packed = dataclasses.replace(spec, dataset_sequences=None)  # rows unknown: tokens are real tokens throughout
+    assert plan(packed, MODEL, [make_offer(A100)], PlanPolicy(budget_usd=1000.0), tokens_done=4_000).train_tokens \
+        == 6_000
