@@ -53,8 +53,11 @@ def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
     data = planned["data"]
     assert data["sequences"] == metrics["train_sequences"] and data["row_fill"] < 0.9
     assert planned["train_tokens"] > data["tokens"] / data["row_fill"] * 0.95  # the padding is priced
+    assert any("`packing: true`" in note for note in planned["notes"])
     shown = CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
     assert f"{data['row_fill']:.0%} of its rows (the rest is padding" in " ".join(shown.stdout.split())
+    packed = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, micro_batch=3)), "--budget", "100", "--json"])
+    assert not any("packing" in note for note in json.loads(packed.stdout)["notes"])
 
 
 def test_without_the_tokenizer_the_size_is_an_estimate_that_says_so(tmp_path):

@@ -22,6 +22,7 @@ from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
+from orchestrator.cli.serialize import mostly_padding
 from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
@@ -623,9 +624,6 @@ def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -
             err_console.print(f"  {esc(key)}: {esc(why)}", highlight=False, soft_wrap=True)
 
 
-ROW_FILL_WORTH_SAYING = 0.9  # packed rows fill 95-99%; unpacked short samples fill a few percent of theirs
-
-
 def show_data_size(data: dict | None, dataset_named: bool = True) -> None:
     """One line: the dataset's tokens, where the number came from, and the epochs the plan trains; or that the job
     names no data, which a plan needs not but a run does."""
@@ -636,7 +634,7 @@ def show_data_size(data: dict | None, dataset_named: bool = True) -> None:
     if data is None:
         return
     tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
-    if data.get("row_fill") is not None and data["row_fill"] < ROW_FILL_WORTH_SAYING:  # the plan prices the padding
+    if mostly_padding(data):  # the plan prices the padding
         tokens += f", {data['row_fill']:.0%} of its rows (the rest is padding, trained and priced too)"
     epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
     source = "" if data["source"] == "unknown" else f"{esc(data['source'])}: "  # "size unknown (unknown: ...)"

@@ -19,7 +19,7 @@ from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, jso
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.planning import plan_job
-from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, plan_dict
+from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, mostly_padding, plan_dict
 from orchestrator.estimator.settings import model_notes
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
@@ -115,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def _packing_note(spec, data: dict | None) -> str | None:
+    """Where unpacked rows are mostly padding: the fix is one key, and the cost it saves can be most of the plan."""
+    if spec.packing or not mostly_padding(data):
+        return None
+    return (f"with `packing: false` the data fills {data['row_fill']:.0%} of its rows; the rest is padding that the "
+            "GPU runs and the plan prices. `packing: true` puts several samples in each row.")
+
+
 def _spot_note(result) -> str | None:
     """Where the plan chose a cloud spot offer: plan does not load SkyPilot to ask whether a storage cloud is enabled
     (it answers in a fraction of a second), and `orch launch` passes over spot offers without one, so it may choose
@@ -140,13 +148,13 @@ def run(argv: list[str]) -> int:
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
         data = data_dict(size, result.train_tokens, result.spec.seq_len)
-        spot = _spot_note(result)
-        if spot:
-            fold.note(f"note: {spot}")
+        said = [note for note in (_spot_note(result), _packing_note(spec, data)) if note]
+        for note in said:
+            fold.note(f"note: {note}")
         refusal = no_option_message(result) if result.chosen is None else None
         if args.as_json:
             notes = model_notes(spec, model)  # said on stderr too, as for tables
-            notes += [spot] if spot else []
+            notes += said
             # one line (the C encoder); a plan that found nothing is the document, with its error in it
             print(json.dumps({**plan_dict(result), "data": data, "notes": notes,
                               **(error_dict(refusal) if refusal else {})}))

@@ -73,6 +73,15 @@ def plan_dict(plan: Plan) -> dict:
             "chosen": options[0] if options else None, "options": options, "rejected": rejected}
 
 
+ROW_FILL_WORTH_SAYING = 0.9  # packed rows fill 95-99%; unpacked short samples fill a few percent of theirs
+
+
+def mostly_padding(data: dict | None) -> bool:
+    """A counted dataset whose rows are mostly padding (`data_dict`'s row_fill), which the GPU runs and a plan
+    prices: worth saying beside the data's size."""
+    return bool(data) and data.get("row_fill") is not None and data["row_fill"] < ROW_FILL_WORTH_SAYING
+
+
 def data_dict(size: DataSize | None, train_tokens: int, seq_len: int) -> dict | None:
     """The dataset's tokens per epoch, where the count came from, and the epochs the run's tokens make of it: of its
     rows (seq_len tokens each, padding included, as the run's tokens count them) where the data was tokenized, with
