@@ -9,6 +9,8 @@
 # Run from the repository root on the GPU machine, after putting the packages it lacks on PYTHONPATH:
 #   bash benchmarks/gpu_session.sh OUT_DIR [SECONDS]
 # SECONDS (default 540; 20 to 86400) is the whole script's; a step that would start with under 20 s left is skipped.
+# Environment: TVB_MODELS, TVB_SEQ, BUILD_MODELS and SWEEP replace step 2-4's models and sweep (empty skips the step);
+# DONE_ROWS=benchmarks/results/<file>.jsonl skips the sweep points an earlier session measured.
 # A CPU trial with tiny shapes: TVB_MODELS=orch/tiny-llama TVB_SEQ=256 BUILD_MODELS= \
 #   SWEEP=benchmarks/sweeps/tiny-cpu.yaml bash benchmarks/gpu_session.sh /tmp/trial 300
 set -u
@@ -36,6 +38,7 @@ tvb_models=${TVB_MODELS-random:meta-llama/Llama-3.1-8B random:meta-llama/Llama-3
 tvb_seq=${TVB_SEQ-2048}
 build_models=${BUILD_MODELS-random:meta-llama/Llama-3.1-8B random:meta-llama/Llama-3.2-1B}
 sweep=${SWEEP-benchmarks/sweeps/gpu-session.yaml}
+done_rows=${DONE_ROWS-}  # a results file of an earlier session: its points are not run again, and are exported too
 mkdir -p "$out" "${ORCH_HOME:-/tmp/orch-session-home}"
 log="$out/log.txt"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 ORCH_HOME="${ORCH_HOME:-/tmp/orch-session-home}"
@@ -75,6 +78,12 @@ for model in $tvb_models; do
             --out "$out/tvb-$short-$method.json"
     done
 done
+if [ -n "$done_rows" ]; then
+    python3 -c "import sys; from pathlib import Path; from orchestrator.bench.results import ResultStore, read_jsonl
+store = ResultStore(Path(sys.argv[1]))
+for row in read_jsonl([Path(sys.argv[2])]): store.save(row)" "$ORCH_HOME/bench.db" "$done_rows" >>"$log" 2>&1 ||
+        echo "== DONE_ROWS $done_rows not read: every point runs (see the log)" | tee -a "$log"
+fi
 step sweep 600 python3 -c "from orchestrator.cli.entry import main; main()" bench "$sweep" \
     --db "$ORCH_HOME/bench.db" --out "$out/sweep.jsonl"
 if [ ! -f "$out/sweep.jsonl" ] && [ -f "$ORCH_HOME/bench.db" ]; then  # cut short: export the points it finished
