@@ -98,7 +98,7 @@ def measured_vram_gib(row: dict) -> float | None:
 def rows_tokens_per_s(real_tokens_per_s: float, padding_fraction) -> float:
     """A run's tokens/s in the estimator's unit. The trainer counts real (non-padding) tokens; the estimator counts
     every token of its seq_len rows, padding included (the GPU runs them all, and a plan prices them so): the real
-    rate over the share of the rows that is data (6% of the H200 sweep's rows were padding). A row that does not say
+    rate over the share of the rows that is data (1-3% of the H200 sweep's rows were padding). A row that does not say
     (written before it was recorded) counts as full."""
     known = isinstance(padding_fraction, (int, float)) and 0 <= padding_fraction < 1
     return real_tokens_per_s / (1 - padding_fraction) if known else real_tokens_per_s
