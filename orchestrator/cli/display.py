@@ -22,7 +22,7 @@ from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
-from orchestrator.cli.serialize import mostly_padding
+from orchestrator.cli.serialize import padding_worth_saying
 from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
@@ -634,7 +634,7 @@ def show_data_size(data: dict | None, dataset_named: bool = True) -> None:
     if data is None:
         return
     tokens = f"{data['tokens']:,} tokens per epoch" if data["tokens"] else "size unknown"
-    if mostly_padding(data):  # the plan prices the padding
+    if padding_worth_saying(data):  # the plan prices the padding
         tokens += f", {data['row_fill']:.0%} of its rows (the rest is padding, trained and priced too)"
     epochs = f", {data['epochs']:.2f} epochs" if data["epochs"] else ""
     source = "" if data["source"] == "unknown" else f"{esc(data['source'])}: "  # "size unknown (unknown: ...)"

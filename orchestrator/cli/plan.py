@@ -19,7 +19,7 @@ from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, jso
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.planning import plan_job
-from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, mostly_padding, plan_dict
+from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, padding_worth_saying, plan_dict
 from orchestrator.estimator.settings import model_notes
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
@@ -116,8 +116,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _packing_note(spec, data: dict | None) -> str | None:
-    """Where unpacked rows are mostly padding: the fix is one key, and the cost it saves can be most of the plan."""
-    if spec.packing or not mostly_padding(data):
+    """Where unpacked rows hold much padding: the fix is one key, and the cost it saves can be most of the plan."""
+    if spec.packing or not padding_worth_saying(data):
         return None
     return (f"with `packing: false` the data fills {data['row_fill']:.0%} of its rows; the rest is padding that the "
             "GPU runs and the plan prices. `packing: true` puts several samples in each row.")

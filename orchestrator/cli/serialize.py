@@ -76,9 +76,9 @@ def plan_dict(plan: Plan) -> dict:
 ROW_FILL_WORTH_SAYING = 0.9  # packed rows fill 95-99%; unpacked short samples fill a few percent of theirs
 
 
-def mostly_padding(data: dict | None) -> bool:
-    """A counted dataset whose rows are mostly padding (`data_dict`'s row_fill), which the GPU runs and a plan
-    prices: worth saying beside the data's size."""
+def padding_worth_saying(data: dict | None) -> bool:
+    """A counted dataset whose rows hold more padding than packing leaves (`data_dict`'s row_fill), which the GPU
+    runs and a plan prices: worth saying beside the data's size."""
     return bool(data) and data.get("row_fill") is not None and data["row_fill"] < ROW_FILL_WORTH_SAYING
 
 
