@@ -106,9 +106,8 @@ def rows_tokens_per_s(real_tokens_per_s: float, padding_fraction) -> float:
 
 def observations(rows: list[dict]) -> list[Observation]:
     """orch's own ok runs that the estimator can describe (a known GPU and model shape), their tokens/s counted as the
-    estimator counts them (rows_tokens_per_s). An unstable point's
-    tokens/s (a sweep's `stable: false`) is left out, its memory kept: fitted, a 3-step CPU rate became every later
-    CPU estimate's `measured` efficiency."""
+    estimator counts them (rows_tokens_per_s). An unstable point's tokens/s (a sweep's `stable: false`) is left out,
+    its memory kept: fitted, a 3-step CPU rate became every later CPU estimate's `measured` efficiency."""
     found = []
     for row in rows:
         gpu = row_gpu(row)
