@@ -17,7 +17,7 @@ from orchestrator.estimator.fit import Fit, auto_fit, checkpointing_choices
 from orchestrator.estimator.memory import usable_vram_gib
 from orchestrator.estimator.settings import settings_from_job, unsupported_in_cloud, unsupported_on
 from orchestrator.frozen import quick_init
-from trainer.config import JobConfig
+from trainer.config import JobConfig, row_fill
 
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
@@ -216,11 +216,8 @@ def rows_tokens_done(spec: JobConfig, tokens_done: int) -> int:
     """The real tokens a run has trained (what it records), in the unit of the job's tokens and of tokens/s: its
     rows' tokens, padding included, where the data was counted (over the share of the rows that is data). Taken
     from the rows' total as they were, a resumed unpacked run 90% done was priced as 2% done."""
-    if spec.dataset_tokens and spec.dataset_sequences:
-        row_fill = spec.dataset_tokens / (spec.dataset_sequences * spec.seq_len)
-        if 0 < row_fill < 1:
-            return round(tokens_done / row_fill)
-    return tokens_done
+    fill = row_fill(spec.dataset_tokens, spec.dataset_sequences, spec.seq_len)
+    return round(tokens_done / fill) if fill and fill < 1 else tokens_done
 
 
 def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPolicy,

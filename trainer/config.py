@@ -39,6 +39,12 @@ from trainer.offline_names import is_built_offline
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
+
+
+def row_fill(tokens: int | None, sequences: int | None, seq_len: int) -> float | None:
+    """The share of `sequences` rows of seq_len tokens that `tokens` real tokens fill (the rest is padding, which the
+    GPU runs and a plan prices); None where the data was not counted into rows."""
+    return tokens / (sequences * seq_len) if tokens and sequences else None
 CHOICES = {
     "method": ("full", "lora", "qlora"),
     "optimizer": ("adamw", "adamw_8bit", "paged_adamw_8bit", "lion_8bit", "adamw_cpu_offload"),

@@ -10,6 +10,7 @@ from gpu_catalog.offer import Offer
 from orchestrator.cost import Estimate
 from orchestrator.data_size import DataSize
 from orchestrator.planner import Option, Plan
+from trainer.config import row_fill
 
 USAGE_ERROR_EXIT_CODE = 2
 
@@ -90,6 +91,6 @@ def data_dict(size: DataSize | None, train_tokens: int, seq_len: int) -> dict | 
         return None
     per_epoch = size.sequences * seq_len if size.sequences else size.tokens
     epochs = train_tokens / per_epoch if per_epoch else None
-    row_fill = size.tokens / (size.sequences * seq_len) if size.sequences and size.tokens else None
-    return {"tokens": size.tokens, "sequences": size.sequences, "row_fill": row_fill, "source": size.source,
-            "detail": size.detail, "epochs": epochs}
+    return {"tokens": size.tokens, "sequences": size.sequences,
+            "row_fill": row_fill(size.tokens, size.sequences, seq_len), "source": size.source, "detail": size.detail,
+            "epochs": epochs}
