@@ -94,18 +94,24 @@ def test_stop_then_resume(tmp_path):
     run_id = json.loads(result.stdout)["run"]["run_id"]
     run_dir = RunStore().get(run_id).run_dir
     wait_for(lambda: os.path.exists(os.path.join(run_dir, "output", "checkpoints", "latest")))
-    assert orch("stop", run_id[:6]).exit_code == 0
+    result = orch("stop", run_id[:6], "--json")
+    assert result.exit_code == 0, result.output
+    said = json.loads(result.stdout)  # the run as recorded after the request, and what the request said
+    assert said["run"]["run_id"] == run_id and "checkpoint" in said["message"]
     wait_for(lambda: runs_json()[0]["status"] == "stopped")
     stopped = runs_json()[0]
     assert 0 < stopped["metrics"]["steps"] < 200
     job_file = Path(run_dir) / "job.yaml"  # shorten the rest of the run for the test (a key once: no duplicates)
     job_file.write_text(yaml.safe_dump({**yaml.safe_load(job_file.read_text()),
                                         "max_steps": stopped["metrics"]["steps"] + 3}))
-    result = orch("resume", run_id)
+    result = orch("resume", run_id, "--json")  # followed to its end, the log on stderr and the run on stdout
     assert result.exit_code == 0, result.output
     (finished,) = runs_json()
+    assert json.loads(result.stdout) == {k: v for k, v in finished.items() if k != "spent_usd"}
     assert finished["status"] == "ok" and finished["metrics"]["steps"] == stopped["metrics"]["steps"] + 3
     assert "resumed from" in orch("logs", run_id).stdout
+    pulled = json.loads(orch("pull", run_id, "--json").stdout)
+    assert pulled == {"run_id": run_id, "output_dir": str(Path(run_dir) / "output")}
 
 
 def test_two_launches_at_once_are_both_recorded(tmp_path):

@@ -105,12 +105,17 @@ def test_a_run_that_survives_its_scheduler_is_reattached(tmp_path):
 
 def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     job_id = submit_tiny(tmp_path, "cancel-me")
-    orch("cancel", job_id[:6])
+    cancelled = json.loads(orch("cancel", job_id[:6], "--json").stdout)
+    assert cancelled["job"]["status"] == "cancelled" and cancelled["run_stop"] is None
     assert jobs()[job_id]["status"] == "cancelled"
     huge = tmp_path / "huge.yaml"
     huge.write_text(HUGE_JOB)
     huge_id = json.loads(orch("submit", huge, "--json").stdout)["job_id"]
-    orch("scheduler", "run", "--once")
+    looping = runner.invoke(app, ["scheduler", "run", "--json"])  # a loop has no one document to print
+    assert looping.exit_code == 2 and "give --once with it" in looping.stderr
+    (decided,) = json.loads(orch("scheduler", "run", "--once", "--json").stdout)
+    assert decided["job_id"] == huge_id and decided["action"] == "reject" and decided["status"] == "rejected"
+    assert decided["run_id"] is None and "fits no GPU" in decided["reason"]
     assert jobs()[huge_id]["status"] == "rejected" and "fits no GPU" in jobs()[huge_id]["reason"]
     assert "fits no GPU" in " ".join(orch("queue", "--explain").stdout.split())
     result = runner.invoke(app, ["submit", str(huge), "--deadline", "-1"])

@@ -113,7 +113,8 @@ def queue_command(
 
 
 @user_errors
-def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a unique prefix of one.")]) -> None:
+def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a unique prefix of one.")],
+                   as_json: JsonFlag = False) -> None:
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
@@ -123,11 +124,17 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     job = cancelled
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
+    said = None
     if run is not None and run.status.is_active():
         try:
-            display.say(lifecycle.request_stop(store, run))
+            said = lifecycle.request_stop(store, run)
         except UserError as ended:  # its trainer had ended unseen: recorded as it ended, the job cancelled all the same
-            display.say(str(ended))
+            said = str(ended)
+    if as_json:  # the job as cancelled, and what stopping its run said (null where it had no active run)
+        display.print_json({"job": job.as_dict(), "run_stop": said})
+        return
+    if said:
+        display.say(said)
     display.say(f"cancelled {job.job_id}")
 
 
@@ -139,14 +146,23 @@ def scheduler_run_command(
     monthly_cap: Annotated[float | None, usd_option(help="Most all jobs may spend this calendar month, in US "
                                                          "dollars.", zero_allowed=True)] = None,
     cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass's decisions as JSON.")] = False,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
+    if as_json and not once:  # a loop has no one document to print
+        raise UserError("--json prints one pass's decisions: give --once with it, or leave --json out.")
     checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:
         decided = scheduler.run_once()
+        if as_json:
+            after = {job.job_id: scheduler.queue.get(job.job_id) for job, _ in decided}  # its status and run now
+            display.print_json([{"job_id": job.job_id, "action": decision.action, "reason": decision.reason,
+                                 "status": after[job.job_id].status.value, "run_id": after[job.job_id].run_id}
+                                for job, decision in decided])
+            return
         for job, decision in decided:
             display.say(f"{job.job_id}: {decision.action}: {decision.reason}")
         if not decided:

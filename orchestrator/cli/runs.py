@@ -148,10 +148,15 @@ def logs_command(
 
 
 @user_errors
-def stop_command(run_id: RunArgument) -> None:
+def stop_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
     """Stop a run with SIGTERM: it saves a checkpoint first, so `orch resume` continues it."""
     store = RunStore()
-    display.say(lifecycle.request_stop(store, find_run(store, run_id)))
+    record = find_run(store, run_id)
+    said = lifecycle.request_stop(store, record)
+    if as_json:  # the run as recorded after the request: `stopped` at once, or still running while it checkpoints
+        display.print_json({"run": store.get(record.run_id).as_dict(), "message": said})
+    else:
+        display.say(said)
 
 
 def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
@@ -174,6 +179,8 @@ def resume_command(
     detach: Annotated[bool, typer.Option("--detach", help="Start and return.")] = False,
     budget: Annotated[float | None, usd_option(help="A new total budget for the run, in US dollars (default: what "
                                                     "is left of its budget).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON when it ends (with --detach: once "
+                                                         "started); its log goes to stderr.")] = False,
 ) -> None:
     """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
     check_budget(budget)  # before the run is looked up and its target planned again
@@ -183,22 +190,27 @@ def resume_command(
         lifecycle.refresh(store)
         record = store.get(record.run_id)
     record = lifecycle.resume(store, record, budget, lambda: same_target(record, budget))
-    if detach or record.status is not RunStatus.RUNNING:
-        display.console.print(f"resumed {record.run_id} in the background" if detach and record.status is
-                              RunStatus.RUNNING else f"run {record.run_id}: {record.status.value}")
-        if code := exit_code(record.status):
-            raise typer.Exit(code)
-        return
-    record = follow_run(store, record)
-    display.show_run(record)
+    started = record.status is RunStatus.RUNNING
+    if started and not detach:
+        record = follow_run(store, record, quiet=as_json)
+    if as_json:
+        display.print_json(record.as_dict())
+    elif started and not detach:
+        display.show_run(record)
+    else:
+        display.say(f"resumed {record.run_id} in the background" if started else
+                    f"run {record.run_id}: {record.status.value}")
     if code := exit_code(record.status):
         raise typer.Exit(code)
 
 
 @user_errors
-def pull_command(run_id: RunArgument) -> None:
+def pull_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
     """Bring a run's output (metrics.json, steps.jsonl, final/) into its run folder."""
     store = RunStore()
     record = find_run(store, run_id)
     lifecycle.pull(record)
-    display.say(f"{record.run_id}: output in {record.output_dir}")  # printable: ORCH_HOME may hold any character
+    if as_json:
+        display.print_json({"run_id": record.run_id, "output_dir": str(record.output_dir)})
+    else:
+        display.say(f"{record.run_id}: output in {record.output_dir}")  # printable: ORCH_HOME may hold any character
