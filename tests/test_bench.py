@@ -221,6 +221,22 @@ def test_a_sweep_the_trainer_would_refuse_here_fails_before_running(tmp_path, mo
     assert "cannot train here: report_to wandb needs the orch_no_such_package package" in result.stderr
 
 
+def test_a_point_the_cpu_cannot_run_fails_before_any_runs_where_no_gpu_is_here(tmp_path, monkeypatch):
+    """`precision: fp16` on a machine without a GPU started a trainer that loaded the model, showed a progress bar
+    and a table, and only then was refused; with a GPU here the trainer is the judge."""
+    from orchestrator.bench import sweep as sweep_module
+
+    monkeypatch.setattr(runner_module, "run_sweep", lambda *args, **kwargs: pytest.fail("a point ran"))
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {"precision": "fp16"}}))
+    monkeypatch.setattr(sweep_module, "detect_gpus", lambda: [])
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "cannot train here: precision fp16 needs a GPU" in result.stderr
+    monkeypatch.setattr(sweep_module, "detect_gpus", lambda: ["a card"])
+    assert len(load_sweep(path).points) == 2  # lora and full, each left to the trainer
+
+
 def test_a_point_the_trainer_refuses_is_said_and_not_done(tmp_path, monkeypatch):
     """A refusal known only to the trainer (exit code 2, no metrics.json) was an `error` with no reason shown."""
     refusal = "error: cannot train: precision fp16 needs a CUDA GPU (its loss scaler runs there).\n"

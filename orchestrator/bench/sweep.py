@@ -31,8 +31,11 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import cpu_gpu
+from gpu_catalog.local import detect_gpus
 from gpu_catalog.models import get_model
 from gpu_catalog.names import near_hint
+from orchestrator.estimator.settings import unsupported_on
 from orchestrator.preflight import dataset_file_problems
 from trainer.config import ADAPTER_KEYS, CHOICES, LARGEST_COUNT, JobConfig, config_from_dict, written_key_problems
 from trainer.offline_names import model_unreachable
@@ -130,12 +133,15 @@ def _same_number(key, value):
     return value
 
 
-def _cannot_run_here(config: JobConfig, unreachable: dict[str, str | None]) -> str | None:
-    """What the trainer would refuse on this machine before training (trainer/requirements.py, and a model it cannot
-    reach): each point would start a process, fail as bad config and be said only as `error` in a table.
-    `unreachable`: each model's answer, asked once (asking the hub takes seconds when it is down)."""
+def _cannot_run_here(config: JobConfig, unreachable: dict[str, str | None], cpu_only: bool) -> str | None:
+    """What the trainer would refuse on this machine before training (trainer/requirements.py, what the CPU cannot
+    run where no GPU is here, and a model it cannot reach): each point would start a process, fail as bad config and
+    be said only after it. `unreachable`: each model's answer, asked once (asking the hub takes seconds when it is
+    down)."""
     if problems := run_problems(config, on_cuda=False):  # what a GPU alone needs more, the trainer says there
         return problems[0]
+    if cpu_only and (problem := unsupported_on(config, cpu_gpu())):  # precision fp16, flash_attention_2
+        return problem
     if config.model not in unreachable:
         unreachable[config.model] = model_unreachable(config.model)
     return unreachable[config.model]
@@ -197,7 +203,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
-    points, seen, unreachable = [], set(), {}
+    points, seen, unreachable, cpu_only = [], set(), {}, not detect_gpus()
     for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
@@ -212,7 +218,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 get_model(checked.model)
             except UserError as exc:
                 raise UserError(f"{where}: {exc}") from None
-            if problem := _cannot_run_here(checked, unreachable):
+            if problem := _cannot_run_here(checked, unreachable, cpu_only):
                 raise UserError(f"{where}: cannot train here: {problem}.")
             pid = point_id(config, target)
             if pid not in seen:
