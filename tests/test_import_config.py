@@ -248,6 +248,17 @@ def test_import_refuses_to_replace_an_existing_out_file_without_force(tmp_path):
     assert yaml.safe_load(out.read_text())["seq_len"] == AXOLOTL["sequence_len"]
 
 
+@pytest.mark.parametrize("model, said", [
+    ("[bold red]x[/]", "`model` '[bold red]x[/]' is no folder here, no Hugging Face id"),
+    ("../../no-such-folder", "`model` folder '../../no-such-folder' does not exist")])
+def test_a_model_no_job_can_load_is_refused_and_nothing_is_written(tmp_path, model, said):
+    """The model was the one path-like key not judged: the import wrote it, and `orch plan` refused the job."""
+    out = tmp_path / "job.yaml"
+    result = run_import(tmp_path, {**AXOLOTL, "base_model": model}, "--out", str(out))
+    assert result.exit_code == 2 and said in result.stderr, result.output
+    assert not out.exists()
+
+
 def test_force_without_an_out_file_is_refused(tmp_path):
     """--force alone did nothing, in silence: the --out it was meant for was likely left out."""
     result = run_import(tmp_path, {"model_name_or_path": "orch/tiny-llama", "cutoff_len": 64}, "--force")

@@ -97,7 +97,7 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"dataset": "missing.jsonl"}, "dataset file 'missing.jsonl' not found"),
     ({"model": "no-such-org/no-such-model"}, "is no folder here and not in the Hugging Face cache"),  # hub offline
-    ({"model": "a" * 5000}, "is no folder here and not in the Hugging Face cache"),  # too long for a path
+    ({"model": "a" * 5000}, "is no folder here, no Hugging Face id"),  # too long for a path or a hub id
     ({"dataset": "a" * 5000}, "bad config: `dataset` 'aaaa"),  # too long for a path or a hub id: said on reading
     ({"dataset": "no-such-org/no-such-data"}, "dataset 'no-such-org/no-such-data' is no file or folder here"),
     ({"modules_to_save": ["lm_head", "q_norm"]}, "`modules_to_save` names no module of orch/tiny-llama: q_norm"),

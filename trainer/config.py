@@ -390,6 +390,26 @@ def _tokenizer_problem(value, base_dir: Path) -> str | None:
             "leave it out to use the model's own")
 
 
+def _model_problem(value, base_dir: Path) -> str | None:
+    """A `model` that is no folder here, no name the hub could hold and none orch knows offline (`orch import
+    --set model="[b]x[/]"`) was written into a job that plan then refused; said here, as of `tokenizer`. Whether the
+    folder holds a model, and the hub the id, the model's own checks judge."""
+    if not _is_text(value) or is_built_offline(value) or _could_be_hub_id(value):
+        return None
+    if (folder := model_folder(value, base_dir)) is not None:
+        return None if folder.is_dir() else (f"`model` folder {checks.short_repr(value)} does not exist (relative to "
+                                             "the job file): give the folder holding the model's config.json")
+    if "/" not in value:  # a catalog name written another way (`Llama 3.1 8B`); one with a slash would ask the hub
+        try:
+            get_model(value)
+            return None
+        except UserError:
+            pass
+    return (f"`model` {checks.short_repr(value)} is no folder here, no Hugging Face id (name or org/name of letters, "
+            "digits and _ . -) and no model orch knows: give the model's folder (relative to the job file), its hub "
+            "id, or a name from `orch catalog models`")
+
+
 def _dataset_problem(key: str, value, base_dir: Path) -> str | None:
     """A `dataset` or `eval_dataset` that is neither a file or folder (relative to the job file's folder, as
     resolve_dataset finds it) nor a name the hub could hold was queued by plan and submit, and refused only when the
@@ -634,11 +654,12 @@ def _fine_without_set(written, path: Path) -> bool:
 
 def job_file_problems(raw: dict, base_dir: Path) -> list[str]:
     """What a job file (with its --set values) says that its run could not or would not do, beyond config_from_dict:
-    written_problems, and a dataset that is no path here nor a hub id. The datasets are judged here, where a job is
+    written_problems, and a model or dataset that is no path here nor a hub id. They are judged here, where a job is
     read to be run, and not in config_from_dict, which also reads the jobs recorded with runs and results: a dataset
-    since moved or deleted must not make `orch report` refuse a record."""
-    return written_problems(raw) + [problem for key in DATASET_KEYS
-                                    if (problem := _dataset_problem(key, raw.get(key), base_dir))]
+    or model folder since moved or deleted must not make `orch report` refuse a record."""
+    paths = (_model_problem(raw.get("model"), base_dir),
+             *(_dataset_problem(key, raw.get(key), base_dir) for key in DATASET_KEYS))
+    return written_problems(raw) + [problem for problem in paths if problem]
 
 
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
