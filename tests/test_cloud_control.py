@@ -42,10 +42,11 @@ class RecordedSky:
     def jobs_launch(self, task, name):
         return self._note("jobs.launch", name)
 
-    def stream_and_get(self, request_id):
+    def stream_and_get(self, request_id, output_stream=None):
         self.calls.append(("stream_and_get", request_id))
         if self.interrupt_wait:
             raise KeyboardInterrupt
+        output_stream.write("\x1b[1mLaunching on Nebius\x1b[0m\n")  # the request's log, as SkyPilot styles it
         return ([7], None) if self.calls[0][0] == "jobs.launch" else (3, None)
 
     def tail_logs(self, cluster, job_id, follow, output_stream):
@@ -123,6 +124,26 @@ def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypa
     assert json.loads((run.output_dir / "metrics.json").read_text())["train_tokens"] == 1000
     names = [call[0] for call in recorded.calls]
     assert names.index("tail_logs") < names.index("copy") < names.index("down")  # the output is home first
+
+
+def test_skypilots_own_lines_go_to_stderr_without_colour_codes(sky, monkeypatch, job):
+    """SkyPilot logs to the stdout it found on import, colours and all ("Starting a local server.", the launch's
+    log): they broke `--json` and `scheduler run --once` output, and put escape codes into files."""
+    import logging
+
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
+    launch_request = recorded.launch
+
+    def launch_logging(task, cluster_name, **kwargs):
+        logging.getLogger("sky.server.common").info("\x1b[32m✓ SkyPilot API server started.\x1b[0m")
+        return launch_request(task, cluster_name, **kwargs)
+
+    monkeypatch.setattr(sky, "launch", launch_logging)
+    result = launch(job, "--no-spot")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run"]["status"] == "ok"  # stdout is the JSON document alone
+    assert "✓ SkyPilot API server started." in result.stderr and "Launching on Nebius" in result.stderr
+    assert "\x1b" not in result.stderr
 
 
 @pytest.mark.parametrize("status", ["oom", "bad_config", "budget_stopped"])
@@ -210,7 +231,7 @@ def test_an_on_demand_run_is_metered_at_the_offer_skypilot_launched_it_on(sky, m
                                              "--json"]).stdout)["chosen"]
     launched = sky.Resources(infra="nebius/eu-north1", instance_type="gpu-l40s-a_1gpu-40vcpu-160gb",
                              accelerators="L40S:1")
-    recorded.stream_and_get = lambda request_id: (3, SimpleNamespace(launched_resources=launched))
+    recorded.stream_and_get = lambda request_id, output_stream: (3, SimpleNamespace(launched_resources=launched))
     monkeypatch.setattr(sky, "stream_and_get", recorded.stream_and_get)
     result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius", "--no-spot", "--yes",
                                  "--json"])

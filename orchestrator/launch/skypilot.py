@@ -19,7 +19,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
-from orchestrator.launch.sky_server import api_server
+from orchestrator.launch.sky_server import SKY_LOG, api_server
 from orchestrator.launch.sky_storage import OutputLocation, output_location, pull_output
 from orchestrator.launch.sky_task import EXIT_MARKER, METRICS_BEGIN, METRICS_END, WALL_LIMIT_EXIT_CODE, build_task
 from orchestrator.runs.store import RunRecord
@@ -92,7 +92,7 @@ class SkyPilotLauncher:
         with api_server() as sky:  # the task carries its own autostop (and down): see delivery.py
             request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
             on_fact(Started(cluster=name, request_id=str(request_id), output_uri=output_uri))
-            result = sky.stream_and_get(request_id)
+            result = sky.stream_and_get(request_id, output_stream=SKY_LOG)
         launched = {} if record.spot else _launched_offer(result[1])
         if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up, where it was
             record_startup(launched.get("provider", record.provider), time.monotonic() - requested, 0.0)
