@@ -73,3 +73,27 @@ def test_a_tokenizer_with_a_pad_token_but_no_eos_token_is_refused_for_samples_of
     for record, shape in (({"text": "hi"}, "text"), ({"prompt": "a", "completion": "b"}, "prompt+completion")):
         with pytest.raises(DataError, match=f"^{re.escape(shape)} records end each sample with the tokenizer's eos"):
             render(record, tokenizer)
+
+
+def test_the_bpe_learns_a_long_run_in_pieces_and_usual_text_as_it_did_whole():
+    """A record of megabytes with no space was one word the BPE trainer rescanned for each of its 32,000 merges:
+    `orch plan` counted it for minutes. Cut into runs of at most LONGEST_LEARNED_RUN, it learns in a moment, and
+    text of usual words learns the merges the whole texts gave."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from trainer.random_model import LONGEST_LEARNED_RUN, SPECIAL_TOKENS, learning_pieces
+
+    texts = record_texts(file_records(TINY_DATA)) + ["  lead\n\n  trailing \n", "a\t\tb   c\r\n", "x 数字123abc!!  ??"]
+    whole = Tokenizer(models.BPE())
+    whole.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    whole.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=2000, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    learned = train_tokenizer(texts, 2000).backend_tokenizer
+    assert json.loads(learned.to_str())["model"] == json.loads(whole.to_str())["model"]
+    long_run = "x" * (3 * LONGEST_LEARNED_RUN + 5)
+    pieces = list(learning_pieces([f"{long_run} end  ", "\n"]))
+    assert "".join(pieces) == f"{long_run} end  \n" and max(map(len, pieces)) == LONGEST_LEARNED_RUN
+    from_run = train_tokenizer([long_run], 2000)
+    assert max(map(len, from_run.get_vocab())) == LONGEST_LEARNED_RUN  # whole, it learned runs of up to 773
+    assert from_run.decode(from_run(long_run)["input_ids"]) == long_run  # and the run still encodes
