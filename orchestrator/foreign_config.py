@@ -26,7 +26,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
-from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, choice_as_orch, overridden_keys
+from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, choice_as_orch, idle_keys, overridden_keys
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
@@ -129,7 +129,8 @@ class Translation(NamedTuple):
         """`job` (the translation's, with the user's --set values, `given`) less the keys the config set that its run
         would not use, and (the config's key, why) for each: the adapter's under method full (LLaMA-Factory's
         finetuning_type full beside a lora_rank, TRL's use_peft false beside lora_r), and the ignored key of each
-        pair the trainer goes by one of (config.overridden_keys). Carried over, they made a job that `orch plan`
+        pair the trainer goes by one of (config.overridden_keys), and the keys another setting leaves idle
+        (config.idle_keys: an evaluation's without an eval set). Carried over, they made a job that `orch plan`
         then refused. A key set with --set is the user's own: kept, for the job's check to refuse."""
         settled, unused = dict(job), []
         named = {key: key for key in job} | (self.origin or {})
@@ -146,6 +147,10 @@ class Translation(NamedTuple):
                 by = " (by --set)" if kept in given else f" (as `{named[kept]}`)" if named[kept] != kept else ""
                 unused.append((named[dropped], f"`{kept}` is set too{by}, and orch goes by `{used}` over "
                                                f"`{ignored}`: it takes one of them"))
+        for key, why, _ in idle_keys(settled):
+            if key not in given:
+                del settled[key]
+                unused.append((named[key], f"orch's `{key}` {why}"))
         return settled, unused
 
     def needed_notes(self, job: dict) -> list[str]:

@@ -258,7 +258,8 @@ for flag, value in (("--budget", "nan"), ("--budget", "inf"), ("--budget", "-inf
                     ("--objective", "speed")):
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
     case(f"launch{flag}={value}", lambda i, f=flag, v=value: ["launch", i.job(), "--budget", "10", "--yes", f, v])
-for flag, value in (("--top", "0"), ("--top", "-1"), ("--local-cost", "free")):
+for flag, value in (("--top", "0"), ("--top", "-1"), ("--top", "1e30"), ("--top", "99999999999999999999"),
+                    ("--local-cost", "free")):
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])
 for flag, value in (("--top", "abc"), ("--budget", "ten"), ("--deadline", "soon")):
     case(f"plan{flag}={value}", lambda i, f=flag, v=value: plan(i) + [f, v])

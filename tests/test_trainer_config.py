@@ -24,6 +24,8 @@ BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps"
     ({"grad_ckpt": 0}, "`grad_ckpt` must be one of auto, true, false"),
     ({"eval_fraction": 0.9}, "`eval_fraction` must be in"),
     ({"warmup_steps": -1}, "`warmup_steps` must be 0 or more"),
+    ({"max_grad_norm": 1e30}, "`max_grad_norm` must be at most 1000000, got 1e+30"),
+    ({"save_every_minutes": 1e30}, "`save_every_minutes` must be at most 1000000000, got 1e+30"),
     ({"dataset_columns": {"bogus": "output"}}, "bogus is none of orch's names: use messages, conversations, prompt, "
                                                "completion, instruction, input, output, text"),
     ({"dataset_columns": {"answer": "output"}}, "answer is none of orch's names"),  # the mapping written backwards
@@ -106,6 +108,9 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"method": "full", "lora_r": None, "freeze_layers": 5},
      "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
+    ({"loss": "full", "loss_chunk_tokens": 512}, "`loss_chunk_tokens` sizes the chunks of loss chunked"),
+    ({"eval_fraction": 0, "eval_every": 5}, "`eval_every` applies to an evaluation, and this job has none"),
+    ({"eval_fraction": 0.0, "eval_batches": 2}, "`eval_batches` applies to an evaluation, and this job has none"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),
     ({"tokenizer": "no-such-org/no-such-tokenizer"}, "tokenizer 'no-such-org/no-such-tokenizer' is no folder here "
                                                      "and not in the Hugging Face cache"),  # hub offline

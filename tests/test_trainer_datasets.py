@@ -206,7 +206,8 @@ def test_a_missing_split_is_a_data_error_naming_it(tmp_path):
 
 def train(tmp_path, **changes):
     output = tmp_path / "out"
-    code = main([str(write_job(tmp_path, seq_len=64, micro_batch=2, max_steps=3, eval_batches=2, **changes)),
+    code = main([str(write_job(tmp_path, **{"seq_len": 64, "micro_batch": 2, "max_steps": 3, "eval_batches": 2,
+                                            **changes})),
                  "--output", str(output)])
     return code, json.loads((output / "metrics.json").read_text())
 
@@ -295,7 +296,7 @@ def test_a_unicode_line_separator_inside_a_record_is_not_the_end_of_its_line(tmp
 
 def test_a_dataset_too_small_for_one_step_is_bad_input(tmp_path, capsys):
     write_records(tmp_path / "small.jsonl", ROWS[:1])  # one sequence; a step takes micro_batch 2
-    code, metrics = train(tmp_path, dataset="small.jsonl", eval_fraction=0)
+    code, metrics = train(tmp_path, dataset="small.jsonl", eval_fraction=0, eval_batches=None)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
     assert err[0].startswith("error: the dataset packs into 1 training sequences, fewer than one step's 2")

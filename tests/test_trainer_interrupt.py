@@ -33,7 +33,7 @@ def losses(output):
 
 
 def test_ctrl_c_through_orch_train_checkpoints_and_resumes_to_the_uninterrupted_loss(tmp_path):
-    job = write_job(tmp_path, max_steps=STEPS, micro_batch=2, save_every=1000, eval_fraction=0)
+    job = write_job(tmp_path, max_steps=STEPS, micro_batch=2, save_every=1000, eval_fraction=0, eval_batches=None)
     assert main([str(job), "--output", str(tmp_path / "straight")]) == 0
     output = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "train", str(job), "--output",

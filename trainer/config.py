@@ -181,7 +181,9 @@ MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the 
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
-            "neftune_noise_alpha": 1000.0}  # the NEFTune paper's alphas are 5 to 15
+            "neftune_noise_alpha": 1000.0,  # the NEFTune paper's alphas are 5 to 15
+            "max_grad_norm": 1_000_000,  # past any gradient norm a fine-tune clips at (a larger one never clips either)
+            "save_every_minutes": 1_000_000_000}  # about 1,900 years: `never` for sweeps and benchmarks, and no further
 _USD_KEYS = {"budget_usd", "usd_per_hour"}  # dollars, written as the flags take them (usd_from_text)
 MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
@@ -709,9 +711,24 @@ def overridden_keys(raw: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def idle_keys(raw: dict) -> list[tuple[str, str, str]]:
+    """(key, why its run would not use it, what would) for each key a job as written sets beside a setting that
+    leaves it idle: the chunk size of a full loss, and an evaluation's schedule and size without an eval set.
+    `orch import` leaves them behind with the reason; a job file is refused for them."""
+    idle = []
+    if raw.get("loss_chunk_tokens") is not None and choice_as_orch("loss", raw.get("loss")) == "full":
+        idle.append(("loss_chunk_tokens", "sizes the chunks of loss chunked, and this job's loss is full",
+                     "set loss: chunked"))
+    if raw.get("eval_fraction") == 0 and raw.get("eval_dataset") is None:
+        idle += [(key, "applies to an evaluation, and this job has none (eval_fraction 0, no eval_dataset)",
+                  "hold out an eval set") for key in ("eval_every", "eval_batches") if raw.get(key) is not None]
+    return idle
+
+
 def written_key_problems(raw: dict) -> list[str]:
     """Keys a job file (with its --set values) writes that its run would silently not use: the adapter's under method
-    full, as `orch estimate --method full --lora-r 8` refuses them, and the ignored key of each overridden pair.
+    full, as `orch estimate --method full --lora-r 8` refuses them, the ignored key of each overridden pair, the loss
+    chunk of a full loss, an evaluation's keys without an eval set, and half of a budget stop.
     Judged on what the user wrote, as qlora_keys_problem is, not in config_from_dict: a job's complete record (the
     queue's, a run's metrics.json) holds every key's default, lora_r 16 under method full and epochs 1 beside
     train_tokens included."""
@@ -723,6 +740,10 @@ def written_key_problems(raw: dict) -> list[str]:
                         f"drop {'them' if len(given) > 1 else 'it'}")
     problems += [f"`{used}` and `{ignored}` are both set, and the run goes by {used} ({ignored} is ignored): keep one "
                  "of them" for used, ignored in overridden_keys(raw)]
+    problems += [f"`{key}` {why}: drop it, or {fix}" for key, why, fix in idle_keys(raw)]
+    if (raw.get("budget_usd") is None) != (raw.get("usd_per_hour") is None):
+        problems.append("a budget stop needs both `usd_per_hour` and `budget_usd` (`orch launch` sets both): give "
+                        "both, or neither")
     return problems
 
 

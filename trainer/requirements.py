@@ -18,8 +18,6 @@ def run_problems(config: JobConfig, on_cuda: bool) -> list[str]:
         problems.append("optimizer adamw_cpu_offload needs torchao: pip install \"orch[offload]\"")
     if tracker_problem := missing_package(config.report_to):
         problems.append(tracker_problem)
-    if (config.budget_usd is None) != (config.usd_per_hour is None):
-        problems.append("a budget stop needs both `usd_per_hour` and `budget_usd`")
     if config.attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
         problems.append("attention flash_attention_2 needs the flash-attn package (and a GPU): pip install "
                         "flash-attn, or use attention: sdpa")

@@ -48,6 +48,8 @@ class _Parser(argparse.ArgumentParser):
                 self.error(f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
         return super().parse_known_args(args, namespace)
 
+MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
+
 
 def _is_number(token: str) -> bool:
     """A negative number is a value (`--deadline -1`, refused later with its range), not an option."""
@@ -143,7 +145,7 @@ def run(argv: list[str]) -> int:
         except UnreadableOptions as exc:
             parse.error(str(exc))
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
-        checks.number(args.top, "--top", 1, whole=True)
+        checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
