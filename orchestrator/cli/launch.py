@@ -57,6 +57,8 @@ def launch_command(
     """Train on the cheapest suitable GPU (local or cloud) within the budget, and record the run."""
     if out is not None and not dry_run:
         raise UserError("--out writes the task file of a dry run: add --dry-run, or drop --out.")
+    if dry_run and detach:  # nothing starts to detach from: one of them was meant otherwise
+        raise UserError("--detach returns once the run starts, and a dry run starts none: drop one of them.")
     if force and out is None:  # as `orch import` says it: --force alone does nothing
         raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
