@@ -472,6 +472,8 @@ DEEP = "[" * 5000 + "]" * 5000
 case("jobfile-nested-deep", lambda i: ["plan", i.file("deep.yaml", "model: Llama-3.1-8B\nlora_r: " + DEEP), "--budget",
                                        "1"])
 case("train-set-nested-deep", lambda i: ["train", i.job(), "--set", "seq_len=" + DEEP])
+case("train-set-empty-value", lambda i: ["train", i.job(), "--set", "lora_r="])
+case("train-set-blank-value", lambda i: ["train", i.job(), "--set", "max_steps=  "])
 case("hardware-nested-deep", lambda i: i.hardware("pue: " + DEEP))
 case("model-config-nested-deep", lambda i: i.model('{"hidden_size": ' + "[" * 100_000 + "]" * 100_000 + "}"))
 case("calibration-nested-deep", lambda i: i.calibration('{"efficiency": ' + DEEP + "}"))

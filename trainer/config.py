@@ -520,6 +520,9 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set takes KEY=VALUE, got {checks.short_repr(text)}.")
+    if not value.strip():  # `--set lora_r=$R` with R unset meant the default, unsaid; `null` says so
+        raise ConfigError(f"--set {key.strip()}= gives no value: write --set {key.strip()}=VALUE, or "
+                          f"{key.strip()}=null to leave the key at its default.")
     try:
         return key.strip(), checks.parse_yaml(value, f"--set {key.strip()}")
     except checks.NumberNotAsWritten as exc:  # a number, said as one: quoting it would not help
