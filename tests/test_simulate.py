@@ -299,6 +299,8 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", file("bom.csv", b"\xff\xfe" + header)], "UTF-8"),
         (["--trace", file("cols.csv", b"job_id,arrival_h\nx,1\n")], "lacks columns"),
         (["--trace", file("twice.csv", header + b",job_id\n" + good + b",j2\n")], "names column job_id twice"),
+        (["--trace", file("extra.csv", header + b",budget\n" + good + b",5\n")],
+         "has column 'budget', which no simulation reads"),
         (["--trace", str(tmp_path / "cols.csv"), "--local", "0x RTX4090"], "N of 1 or more"),
         (["--trace", str(tmp_path / "cols.csv"), "--generate", "5", "--out", str(tmp_path / "g.csv")],
          "give one of them"),

@@ -232,9 +232,11 @@ def _open(path: Path) -> tuple:
             from None
     missing = [c for c in COLUMNS if c not in header]
     repeated = sorted({c for c in header if header.count(c) > 1})  # csv keeps the last one's values, silently
-    if missing or repeated:
+    unknown = [c for c in header if c not in COLUMNS]  # `budget` for budget_usd: every job simulated unbudgeted
+    if missing or repeated or unknown:
         f.close()
-        problem = f"lacks columns {missing}" if missing else f"names column {', '.join(repeated)} twice"
+        problem = f"lacks columns {missing}" if missing else f"names column {', '.join(repeated)} twice" \
+            if repeated else f"has column {', '.join(map(short_repr, unknown))}, which no simulation reads"
         raise UserError(f"trace {path} {problem}; expected {', '.join(COLUMNS)}.")
     return f, reader
 
