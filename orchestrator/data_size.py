@@ -26,7 +26,7 @@ from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.data import special_file_problem
 from trainer.data_formats import read_columns
-from trainer.data_sources import csv_header_problem, file_kind, mixed_kinds_problem
+from trainer.data_sources import csv_problem, file_kind, mixed_kinds_problem
 from trainer.offline_names import is_built_offline
 
 PROGRESS = logging.getLogger("orch.progress")  # slow work starting: the CLI shows it at a terminal (display.progress)
@@ -103,8 +103,8 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     if path.is_dir() and (mixed := mixed_kinds_problem(path)):
         raise UserError(f"dataset {mixed} (the trainer would stop on it, so nothing is launched).")
     if path.is_file() and file_kind(path) == "csv" and (
-            repeated := csv_header_problem(path, read_columns(spec.dataset_columns))):
-        raise UserError(f"dataset {repeated} (the trainer would stop on it, so nothing is launched).")
+            problem := csv_problem(path, read_columns(spec.dataset_columns))):
+        raise UserError(f"dataset {problem} (the trainer would stop on it, so nothing is launched).")
 
 
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:

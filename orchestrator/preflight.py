@@ -19,7 +19,7 @@ from trainer.config import JobConfig, check_model_and_tokenizer
 from trainer.data_formats import read_columns
 from trainer.data_sources import (
     FILE_KINDS_HINT,
-    csv_header_problem,
+    csv_problem,
     file_kind,
     mixed_kinds_problem,
     one_file_problem,
@@ -70,8 +70,8 @@ def dataset_file_problems(path: Path, read: set[str] | None = None) -> list[str]
         except UnicodeDecodeError as exc:
             if exc.start < len(head) - 4:  # a character cut at the probe's end is fine
                 return [f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"]
-    if kind == "csv" and (repeated := csv_header_problem(path, read_columns() if read is None else read)):
-        return [f"dataset {repeated}"]
+    if kind == "csv" and (problem := csv_problem(path, read_columns() if read is None else read)):
+        return [f"dataset {problem}"]
     return []
 
 

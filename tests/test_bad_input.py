@@ -464,6 +464,12 @@ case("plan-csv-header-repeats-a-column", lambda i: plan(i, model="orch/tiny-llam
                                                          dataset=i.file("rep.csv", CSV_REPEATED)))
 case("launch-csv-header-repeats-a-column", lambda i: ["launch", i.job(dataset=i.file("rep.csv", CSV_REPEATED)),
                                                       "--budget", "10", "--target", "cloud", "--dry-run"])
+CSV_RAGGED = "instruction,input,output\n" + "".join(f"question {n},,answer {n}\n" for n in range(60)) + "q,,a, b,c\n"
+case("plan-csv-row-with-more-fields-than-the-header", lambda i: plan(i, model="orch/tiny-llama", method="lora",
+                                                                    seq_len=64, dataset=i.file("rag.csv", CSV_RAGGED)))
+case("launch-csv-row-with-more-fields-than-the-header",
+     lambda i: ["launch", i.job(dataset=i.file("rag.csv", CSV_RAGGED)), "--budget", "10", "--target", "cloud",
+                "--dry-run"])
 case("plan-dataset-of-preference-pairs", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
                                                          dataset=i.file("dpo.jsonl", '{"prompt": "q", "chosen": "a", '
                                                                                      '"rejected": "b"}\n' * 50)))

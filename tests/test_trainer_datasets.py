@@ -306,9 +306,8 @@ def test_a_dataset_too_small_for_one_step_is_bad_input(tmp_path, capsys):
     ("bad.parquet", b"PAR1 not a parquet file", "dataset 'bad.parquet' is not a readable Parquet file (Parquet magic"),
     ("bad.csv", "text\ncaf\xe9 au lait\n".encode("latin-1"),
      "dataset 'bad.csv' is not UTF-8 text (byte 0xe9: invalid continuation byte): save it as UTF-8."),
-    ("ragged.csv", b"text,n\na,1\nb,2,3\n", "Expected 2 fields in line 3, saw 3"),  # not `An error occurred while`
     ("header.csv", b"instruction,output\n", "dataset 'header.csv' holds no records"),  # not `Instruction "train"...`
-], ids=["parquet", "csv-latin-1", "csv-ragged", "csv-header-only"])
+], ids=["parquet", "csv-latin-1", "csv-header-only"])
 def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, capfd, name, content, message):
     """`datasets` logs its own `Failed to read ...` line before raising (to the stderr its handler took at import:
     hence capfd): the run says what is wrong once."""
@@ -316,6 +315,19 @@ def test_a_file_the_datasets_library_cannot_read_is_one_error_line(tmp_path, cap
     code, metrics = train(tmp_path, dataset=name)
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("content, said", [(b"text,n\na,1\nb,2,3\n", "line 3: 3 fields, and the header has 2"),
+                                           (b"text,n\na,b,1\nc,2\n", "line 2: 3 fields, and the header has 2")])
+def test_a_csv_row_whose_fields_do_not_match_the_header_is_refused_before_any_work(tmp_path, capsys, content, said):
+    """A later row with an extra field failed in pandas after the model was built (`Expected 2 fields in line 3`);
+    an extra field in the first row made pandas take the first column for an index and train on shifted values."""
+    (tmp_path / "ragged.csv").write_bytes(content)
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, dataset="ragged.csv")), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and "quote each value that holds a comma" in err[0], err
+    assert not output.exists()
 
 
 @pytest.mark.parametrize("record, said", [

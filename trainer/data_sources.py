@@ -103,21 +103,27 @@ def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
             f"id) that has {them}")
 
 
-def csv_header_problem(path: Path, read: set[str]) -> str | None:
+def csv_problem(path: Path, read: set[str]) -> str | None:
     """A CSV header that names a column the trainer reads (`read`, data_formats.read_columns) twice: `datasets`
-    (pandas) reads the second as `name.1`, so every record trained on the first without a word. A file that cannot
-    be read is left to the reader, which says why."""
+    (pandas) reads the second as `name.1`, so every record trained on the first without a word; or a row with more
+    or fewer fields than the header (an unquoted comma in a value), which pandas shifts into other columns or drops,
+    also without a word. A file that cannot be read is left to the reader, which says why."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), [])
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            repeated = sorted({name for name in header if name in read and header.count(name) > 1})
+            if repeated:
+                names = ", ".join(f"`{name}`" for name in repeated)
+                return (f"{path}: the header names column {names} more than once, and only the first would be read: "
+                        "rename or drop the repeat")
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (f"{path}, line {reader.line_num}: {len(row)} fields, and the header has {len(header)}: "
+                            "quote each value that holds a comma, or fix the row")
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
-    repeated = sorted({name for name in header if name in read and header.count(name) > 1})
-    if not repeated:
-        return None
-    names = ", ".join(f"`{name}`" for name in repeated)
-    return (f"{path}: the header names column {names} more than once, and only the first would be read: rename or "
-            "drop the repeat")
+    return None
 
 
 def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
@@ -136,8 +142,8 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
             elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
                 problems.append(f"{key} {mixed}")
             elif local.is_file() and file_kind(local) == "csv" and (
-                    repeated := csv_header_problem(local, read_columns(config.dataset_columns))):
-                problems.append(f"{key} {repeated}")
+                    problem := csv_problem(local, read_columns(config.dataset_columns))):
+                problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
             continue
