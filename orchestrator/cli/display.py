@@ -82,8 +82,10 @@ def print_json(data) -> None:
 
 def esc(value) -> str:
     """Text from a user (a job or model name, a path, a message) as written: `[red]x[/]` stays those characters
-    instead of turning the rest of the line red. Every user-provided value printed through rich goes through here."""
-    return _escape_markup(printable(str(value)))
+    instead of turning the rest of the line red, and a line break or tab shows escaped, `\\n` or `\\t` (a name
+    edited into runs.db with a newline split its table row in two). Every user-provided value printed through rich
+    goes through here."""
+    return _escape_markup(printable(str(value)).replace("\n", "\\n").replace("\t", "\\t"))
 
 
 
