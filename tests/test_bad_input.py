@@ -309,7 +309,7 @@ for text in ("%", "_", "", "j-%"):
 # --- databases changed by hand: every command that lists them names the damaged row -----------------------------------
 for column, value in (("tokens_per_s", "'fast'"), ("status", "'done'"), ("target", "'moon'"),
                       ("job_json", "'{broken'"), ("metrics_json", "'[1]'"), ("cost_usd", "9e999"), ("pid", "1.5"),
-                      ("cost_usd", "1e308"), ("usd_per_hour", "-1"), ("job_name", "'two' || char(10) || 'lines'")):
+                      ("cost_usd", "1e308"), ("usd_per_hour", "-1")):
     for command in (["runs"], ["spend", "--json"], ["runs", "--export", "runs.csv"], ["report", "--out", "rep"],
                     ["logs", RUN_ID]):
         case(f"runs.db-{column}={value}-{command[0]}",
@@ -333,8 +333,7 @@ for name, text in (("deleted", None), ("emptied", ""), ("edited", "model: orch/t
 SCHEDULER_PASS = ["scheduler", "run", "--once", "--cpu-slots", "0"]
 for column, value, commands in (("status", "'paused'", (["queue"], ["cancel", "j-"])),
                                 ("priority", "'high'", (["queue"], ["cancel", "j-"], SCHEDULER_PASS)),
-                                ("job_json", "'nope'", (["queue"], SCHEDULER_PASS)),
-                                ("name", "'[bold]x' || char(10)", (["queue"], ["cancel", "j-"]))):
+                                ("job_json", "'nope'", (["queue"], SCHEDULER_PASS))):
     for command in commands:
         case(f"runs.db-jobs-{column}={value}-{command[0]}",
              lambda i, c=column, v=value, cmd=command: i.hand_edited(f"UPDATE jobs SET {c} = {v}", *cmd))

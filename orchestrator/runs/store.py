@@ -9,7 +9,6 @@ import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gpu_catalog import checks
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
@@ -78,8 +77,8 @@ RUN_ID = re.compile(r"r-(?:[0-9a-f]{8}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})")
 def record_from_row(path: Path, row) -> RunRecord:
     """A row as a record, refused as damaged (like a number out of range) unless its id is one orch makes and its
     folder is a run folder of that id (`.../runs/<run_id>`): commands delete that folder and stop the process
-    started there, so a hand-edited `../..` or `/` must never reach them; and unless its job name is one a job file
-    can have. The folder above is not checked: an ORCH_HOME moved or spelled another way keeps its runs."""
+    started there, so a hand-edited `../..` or `/` must never reach them. The folder above is not checked: an
+    ORCH_HOME moved or spelled another way keeps its runs."""
     record = RunRecord(**typed_row(path, "runs", RunRecord, row))
     if not RUN_ID.fullmatch(record.run_id):
         raise damaged_row(path, "runs", record.run_id, "run_id", record.run_id,
@@ -87,9 +86,6 @@ def record_from_row(path: Path, row) -> RunRecord:
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
         raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
-    if not checks.SAFE_NAME.fullmatch(record.job_name):  # a newline in it split its row of `orch runs` in two
-        raise damaged_row(path, "runs", record.run_id, "job_name", record.job_name,
-                          f"not a job name ({checks.SAFE_NAME_RULE})")
     return record
 
 

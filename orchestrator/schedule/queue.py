@@ -10,7 +10,6 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
-from gpu_catalog import checks
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
@@ -165,9 +164,8 @@ class JobQueue:
 
 def _job(path: Path, row) -> JobRecord:
     """A row as a record, refused as damaged (as a runs row is, store.record_from_row) unless its ids are ones orch
-    makes, its counts are not below 0 and its name is a job's: `orch queue` listed a hand-edited job_id '../x' and
-    `orch cancel ../x` cancelled it, and attempts -3 gave a job three more retries than MAX_ATTEMPTS (scheduler.py)
-    allows."""
+    makes and its counts are not below 0: `orch queue` listed a hand-edited job_id '../x' and `orch cancel ../x`
+    cancelled it, and attempts -3 gave a job three more retries than MAX_ATTEMPTS (scheduler.py) allows."""
     job = JobRecord(**typed_row(path, "jobs", JobRecord, row))
     if not JOB_ID.fullmatch(job.job_id):
         raise damaged_row(path, "jobs", job.job_id, "job_id", job.job_id, "not an id orch makes (j- and 8 hex digits)")
@@ -176,6 +174,4 @@ def _job(path: Path, row) -> JobRecord:
     for column in ("attempts", "preemptions"):
         if getattr(job, column) < 0:
             raise damaged_row(path, "jobs", job.job_id, column, getattr(job, column), "not a whole number from 0")
-    if not checks.SAFE_NAME.fullmatch(job.name):  # listed in `orch queue`'s table, a row of its own
-        raise damaged_row(path, "jobs", job.job_id, "name", job.name, f"not a job name ({checks.SAFE_NAME_RULE})")
     return job
