@@ -758,10 +758,10 @@ def test_an_empty_id_is_said_to_be_empty(inputs, command, what, lister):
 def test_a_stored_name_with_markup_is_shown_as_written(inputs, monkeypatch):
     """Names are checked now, but a runs.db from before may hold one: the table shows it, and styles nothing."""
     inputs.run_record()
-    RunStore().update(RUN_ID, job_name="[red]x[/]\tline\ntwo", message="[bold]boom")
+    RunStore().update(RUN_ID, job_name="[red]x[/]\ty\nz", message="[bold]boom")
     monkeypatch.setenv("COLUMNS", "300")
     result = CliRunner().invoke(app, ["runs"])
-    assert result.exit_code == 0 and "[red]x[/]\\tline\\ntwo" in result.stdout  # its row stays one line
+    assert result.exit_code == 0 and "[red]x[/]\\ty\\nz" in result.stdout  # its row stays one line
 
 
 # The trainer reads jobs itself (`python -m trainer`): the same loader refuses the same files, before torch loads.
