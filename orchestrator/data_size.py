@@ -125,6 +125,9 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         counted = _count_tokens(spec, base_dir) if head is None else _sampled_count(spec, path, base_dir, head, cache)
         if "tokens" in counted:
             write_whole(cache, json.dumps(counted).encode())
+    if "config_error" in counted:
+        raise UserError(f"{counted['config_error'].rstrip('.')} (the trainer would stop on it, so nothing is "
+                        "launched).")
     if "data_error" in counted:
         problem = counted["data_error"].rstrip(".")
         named = problem if "dataset" in problem else f"dataset {path}: {problem}"  # the eval set's names itself
@@ -177,6 +180,9 @@ def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, head: bytes, cac
     finally:
         if name:
             Path(name).unlink(missing_ok=True)
+    if "config_error" in counted:
+        raise UserError(f"{counted['config_error'].rstrip('.')} (the trainer would stop on it, so nothing is "
+                        "launched).")
     if "data_error" in counted:  # its line numbers are the file's own: the sample is its start
         return {**counted, "data_error": counted["data_error"].replace(name, str(path))}
     if "tokens" not in counted:

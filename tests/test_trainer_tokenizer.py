@@ -97,3 +97,23 @@ def test_the_bpe_learns_a_long_run_in_pieces_and_usual_text_as_it_did_whole():
     from_run = train_tokenizer([long_run], 2000)
     assert max(map(len, from_run.get_vocab())) == LONGEST_LEARNED_RUN  # whole, it learned runs of up to 773
     assert from_run.decode(from_run(long_run)["input_ids"]) == long_run  # and the run still encodes
+
+
+def test_a_tokenizer_folder_transformers_cannot_build_from_is_bad_config_in_plan_and_trainer(tmp_path, capsys):
+    """A folder with only a vocab.txt: plan counted with the tokenizer it trains for orch/tiny-llama instead of the
+    one named, said nothing, and the trainer then ended `error` (exit 1) with transformers' paragraph."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
+    job = write_job(tmp_path, tokenizer=str(folder))
+    planned = CliRunner().invoke(app, ["plan", str(job), "--budget", "1"])
+    assert planned.exit_code == 2 and "cannot be loaded" in planned.stderr, planned.output
+    output = tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the tokenizer in '{folder}' cannot be loaded"), err
+    assert json.loads((output / "metrics.json").read_text())["status"] == "bad_config"

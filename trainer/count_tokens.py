@@ -3,15 +3,15 @@
 `orch plan` runs this in its own process (planning imports no torch): the job's data is read, rendered and packed
 exactly as the trainer does (chat template, loss mask, truncation, packing, eval split), with the model's tokenizer
 from the local cache only (a model built offline trains its tokenizer on the data, as the trainer does). Exit 3 with
-{"error": ...} when the tokenizer or the data is not available here, or {"data_error": ...} when the records are
-ones the trainer refuses.
+{"error": ...} when the tokenizer or the data is not available here, {"data_error": ...} when the records are ones
+the trainer refuses, or {"config_error": ...} for a tokenizer folder it cannot load.
 """
 
 import json
 import sys
 from pathlib import Path
 
-from trainer.config import config_from_dict
+from trainer.config import ConfigError, config_from_dict
 from trainer.data_formats import DataError
 
 
@@ -29,6 +29,9 @@ def main() -> int:
         result = count(raw, Path(sys.argv[1]))
     except DataError as exc:  # the records themselves: the trainer would stop on them too, so the plan says so
         print(json.dumps({"data_error": " ".join(str(exc).split())}))
+        return 3
+    except ConfigError as exc:  # a tokenizer folder the trainer cannot load: the same, said of the tokenizer
+        print(json.dumps({"config_error": " ".join(str(exc).split())}))
         return 3
     except Exception as exc:  # noqa: BLE001 - any failure means "estimate instead", and the reason is reported
         print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}))

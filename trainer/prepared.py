@@ -3,6 +3,7 @@ tokenized and packed exactly as training sees it (chat template, loss mask, trun
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -27,22 +28,27 @@ def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, loca
     datasets are, from the job file's folder (`base_dir`)."""
     from transformers import AutoTokenizer
 
+    model_path = config.model
     if is_built_offline(config.model):
         texts = data.record_texts(records.train + (records.eval or []))
         if build_model:
             model_path = str(build_random_model(config.model, texts, config.seq_len, config.seed))
-        else:
+        elif config.tokenizer is None:  # planning counts with the `tokenizer` the job names, as the trainer does
             from gpu_catalog.models import get_model
 
             tokenizer = train_tokenizer(texts, min(get_model(config.model).vocab, MAX_TOKENIZER_VOCAB))
             return config.model, tokenizer
-    else:
-        model_path = config.model
     tokenizer = resolve_tokenizer(config.tokenizer, base_dir) or model_path
     try:
         return model_path, AutoTokenizer.from_pretrained(tokenizer, local_files_only=local_only)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a hand-edited file; transformers names none
         raise ConfigError(_unreadable_tokenizer_file(tokenizer, exc)) from None
+    except (ValueError, OSError, ImportError) as exc:  # a folder with no file it can build from: an exit 1 before
+        if not os.path.isdir(tokenizer):  # a hub id not cached here: planning estimates instead, as it did
+            raise
+        first = checks.one_line(str(exc).split(". ")[0])
+        raise ConfigError(f"the tokenizer in {checks.short_repr(tokenizer)} cannot be loaded ({first}): give a "
+                          "folder holding the tokenizer.json a tokenizer was saved with, or its hub id.") from None
 
 
 def _unreadable_tokenizer_file(tokenizer: str, exc: ValueError) -> str:
