@@ -126,6 +126,8 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     of at least 1 (zero heads would divide by zero, a list is no size). A file that describes another kind of model
     (mixture of experts, an encoder), or heads that cannot be laid out, is refused: estimated anyway, it planned a
     model the trainer then fails to build, or one far larger than the plan said."""
+    if isinstance(config, dict):
+        _check_text_only(config, source)
     config = config.get("text_config") or config if isinstance(config, dict) else config
     if not isinstance(config, dict):
         raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
@@ -179,6 +181,18 @@ def _context_tokens(config: dict, source: str) -> int | None:
     lengths = [checks.number(config[key], f"{source}: `{key}`", 1, whole=True)
                for key in CONTEXT_KEYS if config.get(key) is not None]
     return lengths[0] if lengths else None
+
+
+def _check_text_only(config: dict, source: str) -> None:
+    """Refuse a vision-language config (a `vision_config` beside its `text_config`, a *ForConditionalGeneration):
+    sized by its text part alone, LLaVA planned 45 M parameters of a model the trainer cannot load as a causal LM."""
+    architectures = config.get("architectures") or []
+    named = [a for a in (architectures if isinstance(architectures, list) else [architectures])
+             if isinstance(a, str) and "ConditionalGeneration" in a]
+    if config.get("vision_config") is not None or named:
+        said = f"`architectures`: {json.dumps(named[0])}" if named else "it has a `vision_config`"
+        raise UserError(f"{source} describes a vision-language model ({said}): orch estimates and trains text-only "
+                        "decoders; give a text-only model or its folder.")
 
 
 def _check_dense_causal_lm(config: dict, source: str) -> None:

@@ -180,6 +180,10 @@ IMPOSSIBLE_CONFIGS = {
               "describes a `mamba` model, which is no transformer"),
     "masked-lm": ({**GOOD, "architectures": ["BertForMaskedLM"]},
                   '`architectures` names "BertForMaskedLM", not a causal language model'),
+    "llava": ({"architectures": ["LlavaForConditionalGeneration"], "model_type": "llava", "text_config": GOOD},
+              'a vision-language model (`architectures`: "LlavaForConditionalGeneration")'),
+    "vision-config": ({"text_config": GOOD, "vision_config": {"hidden_size": 1024}},
+                      "a vision-language model (it has a `vision_config`)"),
     "tie-yes": ({**GOOD, "tie_word_embeddings": "yes"}, '`tie_word_embeddings` must be true or false (booleans are '
                 'true/false in JSON), got "yes"'),
     "hidden-twice": (json.dumps(GOOD)[:-1] + ', "hidden_size": 8192}', "`hidden_size` is given twice"),
