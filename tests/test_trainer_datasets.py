@@ -379,3 +379,13 @@ def test_orch_train_refusing_the_data_leaves_no_files(tmp_path, monkeypatch, cap
     assert err.startswith("error: ") and err.count("\n") == 1 and said in err and "metrics" not in out, (out, err)
     if name == "nan.jsonl":
         assert f"error: dataset {work / name}: record 1" in err
+
+
+def test_an_eval_dataset_with_no_records_is_named_itself(tmp_path, capsys):
+    """A blank eval file was said as the training dataset having no records."""
+    (tmp_path / "blank.jsonl").write_text("\n   \n\t\n", encoding="utf-8")
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, eval_dataset="blank.jsonl", eval_fraction=None)), "--output",
+                 str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"dataset {tmp_path / 'blank.jsonl'} has no records" in err[0], err

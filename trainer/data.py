@@ -94,10 +94,10 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Seq
         if not isinstance(records, DatasetRecords):
             raise
         raise DataError(f"dataset {records.dataset}: {exc}") from None
+    named = records.dataset if isinstance(records, DatasetRecords) else f"'{config.dataset}'"  # or the eval set
     if not samples:
-        raise DataError(f"dataset '{config.dataset}' has no records.")
+        raise DataError(f"dataset {named} has no records.")
     if not any(any(mask) for _, mask in samples):  # else said as "packs into 0 training sequences": lower the batch
-        named = records.dataset if isinstance(records, DatasetRecords) else f"'{config.dataset}'"
         raise DataError(f"dataset {named} has no token to train on: the loss is on a chat's assistant turns and a "
                         "prompt/response record's output, and no record has either: add them, or set "
                         "`completion_only_loss: false` to train on every token.")
