@@ -202,11 +202,12 @@ def _utf8(value: str, variable: str, fix: str = "set it to a path written in UTF
 
 
 def env_path(variable: str, default: str) -> Path:
-    """A path from an environment variable, else the default: an empty ORCH_HOME would otherwise put orch's databases
-    in whatever folder the command runs from (or a folder named ' ' there)."""
+    """A path from an environment variable, else the default, made absolute: an empty ORCH_HOME would otherwise put
+    orch's databases in whatever folder the command runs from (or a folder named ' ' there), and a relative one
+    stored paths in runs.db that no longer resolved from another folder (a scheduler started elsewhere)."""
     value = env_value(variable) or default
     try:
-        path = Path(value).expanduser()
+        path = Path(os.path.abspath(Path(value).expanduser()))
     except RuntimeError:
         raise UserError(f"{variable}={short_repr(value)}: there is no such user's home folder; give the full "
                         "path.") from None

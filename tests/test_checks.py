@@ -210,3 +210,10 @@ def test_an_existing_output_folder_that_takes_no_new_file_is_refused_before_any_
     """`orch report --out /proc` did all its work, then failed at the first write."""
     with pytest.raises(UserError, match="folder '/proc' takes no new file"):
         checks.output_folder(Path("/proc"), "--out")
+
+
+def test_a_relative_path_in_an_environment_variable_is_made_absolute_where_it_is_read(tmp_path, monkeypatch):
+    """ORCH_HOME=rel_h stored `rel_h/jobs/...` in runs.db, which pointed nowhere from any other folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORCH_HOME", "rel_h")
+    assert checks.env_path("ORCH_HOME", "~/.local/share/orch") == tmp_path / "rel_h"
