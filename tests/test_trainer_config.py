@@ -24,6 +24,7 @@ BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps"
     ({"grad_ckpt": 0}, "`grad_ckpt` must be one of auto, true, false"),
     ({"eval_fraction": 0.9}, "`eval_fraction` must be in"),
     ({"warmup_steps": -1}, "`warmup_steps` must be 0 or more"),
+    ({"dataset_tokens": 10, "dataset_sequences": 10**8}, "`dataset_sequences` 100000000 is more than `dataset_tokens`"),
     ({"max_grad_norm": 1e30}, r"`max_grad_norm` must be at most 1000000, got 1e\+30"),
     ({"save_every_minutes": 1e30}, r"`save_every_minutes` must be at most 1000000000, got 1e\+30"),
     ({"dataset_columns": {"bogus": "output"}}, "bogus is none of orch's names: use messages, conversations, prompt, "
