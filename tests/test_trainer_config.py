@@ -30,6 +30,7 @@ BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps"
     ({"dataset_columns": {"bogus": "output"}}, "bogus is none of orch's names: use messages, conversations, prompt, "
                                                "completion, instruction, input, output, text"),
     ({"dataset_columns": {"answer": "output"}}, "answer is none of orch's names"),  # the mapping written backwards
+    ({"dataset_columns": {"instruction": "q", "output": "q"}}, "maps instruction and output to the same column 'q'"),
     ({"tokenizer": "../../x"}, "`tokenizer` '../../x' is no folder here and not a Hugging Face id"),
     ({"tokenizer": "/no/such/tokenizer"}, "`tokenizer` '/no/such/tokenizer' is no folder here"),
 ])
