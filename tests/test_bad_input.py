@@ -586,6 +586,8 @@ case("catalog-row-too-short", lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW +
 case("catalog-not-utf8", lambda i: i.catalog(CATALOG_HEADER.encode() + b"\xff\xfe,A100,1,2,3,4,5,6,7\n"))
 case("catalog-no-columns", lambda i: i.catalog("a,b,c\n1,2,3\n"))
 case("catalog-bad-quote", lambda i: i.catalog(CATALOG_HEADER + 'a,"A100,1,30,200,1.29,,r,\n'))
+case("catalog-column-twice", lambda i: i.catalog(CATALOG_HEADER.replace(",Region", ",Price,Region") +
+                                                "gpu_1x_a100,A100,1,30,200,1.29,,0.01,us-east-1,\n"))
 case("catalog-plan", lambda i: [i.catalog(CATALOG_HEADER + "x,A100\n"), plan(i)][1])
 
 # --- model configs ---------------------------------------------------------------------------------------------------
