@@ -156,7 +156,7 @@ def _with_retries(path: Path, action: Callable[[], _T]) -> _T:
             raise UserError(_problem(path, exc)) from None
 
 
-def _ensure_folder(folder: Path) -> None:
+def ensure_data_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -219,7 +219,7 @@ def open_database(path: Path, schema: Schema) -> None:
     timeout, so two processes creating the file at once retry rather than fail; two upgrading it at once both run
     `_upgrade`, which reads the version again inside its transaction. A path that is no regular file (a folder, a
     pipe, a link to a device) is refused first, as what it is, for the user to move away."""
-    _ensure_folder(path.parent)
+    ensure_data_folder(path.parent)
     if path.exists():  # SQLite called a folder, a pipe or a device "unable to open" or a "disk I/O error"
         checks.input_file(path, "database", f"orch never overwrites it: {move_away_hint(path)}.")
 

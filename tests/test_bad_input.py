@@ -966,6 +966,7 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
 @pytest.mark.parametrize("build, said", [
     (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--force"], "--force replaces an existing --out"),
     (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--detach"], "a dry run starts none"),
+    (lambda i: [i.env("ORCH_HOME", i.file("afile", "x")), ["calibrate"]][1], "Set ORCH_HOME to a writable folder"),
     (lambda i: ["runs", "--force"], "--force replaces an existing --export"),
     (lambda i: i.sweep() + ["--force"], "--force replaces an existing --out"),
     (_tokenizerless_model, "holds no tokenizer"),

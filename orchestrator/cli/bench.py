@@ -14,6 +14,7 @@ from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_deadline
 from orchestrator.cli.options import DeadlineOption, JsonFlag, path_argument, path_option, usd_option
 from orchestrator.cli.serialize import error_dict
+from orchestrator.db import ensure_data_folder
 from orchestrator.estimator.calibration import calibration_file, load_calibration
 from orchestrator.home import runs_db
 from orchestrator.job import load_job
@@ -158,8 +159,8 @@ def check_refitted(path: Path, inputs: tuple[Path, ...]) -> None:
     what, fix = (("ORCH_CALIBRATION", "point ORCH_CALIBRATION at a calibration file (or a new one)") if named else
                  ("ORCH_HOME's calibration file", "move it away"))
     check_not_a_database(path, what, fix)
-    if not named:  # ORCH_HOME itself, on a machine that has not run orch yet
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not named:  # ORCH_HOME itself, on a machine that has not run orch yet (or a file: said as ORCH_HOME's)
+        ensure_data_folder(path.parent)
     checks.output_file(path, what, inputs=inputs)
     if path.is_file():
         try:
