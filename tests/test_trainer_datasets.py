@@ -389,3 +389,15 @@ def test_an_eval_dataset_with_no_records_is_named_itself(tmp_path, capsys):
                  str(output)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"dataset {tmp_path / 'blank.jsonl'} has no records" in err[0], err
+
+
+def test_a_parquet_file_of_no_rows_is_said_to_hold_no_records(tmp_path, capfd):
+    """It was "not a readable Parquet file (BatchSize must be greater than 0, got 0): write it again"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp_path / "empty.parquet")
+    code, metrics = train(tmp_path, dataset="empty.parquet")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
+    assert "dataset 'empty.parquet' holds no records (a Parquet file of no rows)" in err[0], err

@@ -339,6 +339,16 @@ def _cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _parquet_rows(path: Path) -> int | None:
+    """The rows a Parquet file's footer says it holds, or None where it has no footer to read."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - not Parquet at all: the caller says so
+        return None
+
+
 def _unreadable(source: Source, exc: BaseException) -> str:
     """Why the source could not be read, as the user can fix it."""
     detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -346,6 +356,8 @@ def _unreadable(source: Source, exc: BaseException) -> str:
         return (f"dataset '{source.name}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: {exc.reason}): save "
                 "it as UTF-8.")
     if source.local is not None and source.local.is_file() and file_kind(source.local) == "parquet":
+        if _parquet_rows(source.local) == 0:  # datasets' reader fails on none with "BatchSize must be greater than 0"
+            return f"dataset '{source.name}' holds no records (a Parquet file of no rows): add records."
         return (f"dataset '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
                 "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
     local = source.local
