@@ -339,6 +339,7 @@ for column, value, commands in (("status", "'paused'", (["queue"], ["cancel", "j
              lambda i, c=column, v=value, cmd=command: i.hand_edited(f"UPDATE jobs SET {c} = {v}", *cmd))
 for name, text in (("broken-json", "{"), ("spread-text", json.dumps({**GOOD_ROW, "tokens_per_s_spread": "wide"})),
                    ("steps-fraction", json.dumps({**GOOD_ROW, "timed_steps": 2.5})),
+                   ("step-time-negative", json.dumps({**GOOD_ROW, "step_time_s": -1})),
                    ("gpu-a-number", json.dumps({**GOOD_ROW, "gpu": 5})),
                    ("stable-without-interval", json.dumps({**GOOD_ROW, "stable": True})),
                    ("peak-past-the-card", json.dumps({**GOOD_ROW, "gpu": "NVIDIA H100 80GB HBM3", "gpu_vram_gib": 79.6,

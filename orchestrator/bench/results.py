@@ -143,7 +143,8 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
 
 # A row's numbers and their most: far past any real run (a GPU fine-tune's tokens/s is 1e3-1e6), so a typo such as
 # 1e308 tokens/s is refused rather than poisoning a calibration fitted from it.
-_OPTIONAL_NUMBERS = {"mfu": 10.0, "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3}
+_OPTIONAL_NUMBERS = {"mfu": 10.0, "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3,
+                     "step_time_s": 1e7, "wall_s": 1e9}
 _OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens")
 _OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
 MAX_PEAK_GIB = 1e4
