@@ -418,6 +418,9 @@ def _model_problem(value, base_dir: Path) -> str | None:
             return None
         except UserError:
             pass
+    if os.path.isdir(base_dir / checks.user_path(value)):  # `.`: a folder, but not a model's
+        return (f"`model` {checks.short_repr(value)} is a folder without a config.json: give the folder a model was "
+                "saved to, or its hub id")
     return (f"`model` {checks.short_repr(value)} is no folder here, no Hugging Face id (name or org/name of letters, "
             "digits and _ . -) and no model orch knows: give the model's folder (relative to the job file), its hub "
             "id, or a name from `orch catalog models`")
