@@ -26,7 +26,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
-from trainer.config import ADAPTER_KEYS, CHOICES, HUB_ID, JobConfig, choice_as_orch, idle_keys, overridden_keys
+from trainer.config import CHOICES, HUB_ID, JobConfig, choice_as_orch
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,
@@ -40,6 +40,7 @@ from trainer.foreign_keys import (
     Refused,
     left_behind_inside,
 )
+from trainer.job_file import ADAPTER_KEYS, idle_keys, overridden_keys
 
 ORCH_KEYS = {f.name for f in fields(JobConfig)}
 # what a key orch does not know at all is matched against for a typo, as (spelling compared, key): orch's own keys and
@@ -129,8 +130,8 @@ class Translation(NamedTuple):
         """`job` (the translation's, with the user's --set values, `given`) less the keys the config set that its run
         would not use, and (the config's key, why) for each: the adapter's under method full (LLaMA-Factory's
         finetuning_type full beside a lora_rank, TRL's use_peft false beside lora_r), and the ignored key of each
-        pair the trainer goes by one of (config.overridden_keys), and the keys another setting leaves idle
-        (config.idle_keys: an evaluation's without an eval set). Carried over, they made a job that `orch plan`
+        pair the trainer goes by one of (job_file.overridden_keys), and the keys another setting leaves idle
+        (job_file.idle_keys: an evaluation's without an eval set). Carried over, they made a job that `orch plan`
         then refused. A key set with --set is the user's own: kept, for the job's check to refuse."""
         settled, unused = dict(job), []
         named = {key: key for key in job} | (self.origin or {})

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from orchestrator.data_size import DataSize, dataset_size
-from trainer.config import CHOICES, JobConfig, config_from_dict, load_config, resolve_dataset
+from trainer.config import CHOICES, JobConfig, config_from_dict, resolve_dataset
 from trainer.data_sources import FILE_KINDS
+from trainer.job_file import load_config
 
 METHODS = CHOICES["method"]
 OPTIMIZERS = CHOICES["optimizer"]

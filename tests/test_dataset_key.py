@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from orchestrator.cli.main import app
 from tests.trainer_helpers import TINY_DATA, hub_accepts, write_job
 from trainer.__main__ import main
-from trainer.config import ConfigError, config_from_dict, load_config, parse_overrides
+from trainer.config import ConfigError, config_from_dict, parse_overrides
+from trainer.job_file import load_config
 
 BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2, "dataset": str(TINY_DATA)}
 SAID = "is no file or folder here and not a Hugging Face dataset id"

@@ -8,7 +8,8 @@ import yaml
 
 from tests.conftest import REPO
 from trainer.__main__ import main
-from trainer.config import load_config, resolve_dataset
+from trainer.config import resolve_dataset
+from trainer.job_file import load_config
 
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 

@@ -16,8 +16,9 @@ from gpu_catalog.models import get_model
 from orchestrator.bench.sweep import load_sweep
 from orchestrator.cli.main import app
 from tests.conftest import REPO
-from trainer.config import ConfigError, config_from_dict, load_config
+from trainer.config import ConfigError, config_from_dict
 from trainer.data import DataError, sequences_for
+from trainer.job_file import load_config
 from trainer.random_model import train_tokenizer
 
 DATA = REPO / "examples" / "data" / "tiny_instruct.jsonl"

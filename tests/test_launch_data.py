@@ -12,7 +12,8 @@ from gpu_catalog.models import get_model
 from orchestrator.job import load_job
 from orchestrator.launch.local import job_json, run_job_file
 from orchestrator.launch.sky_task import REMOTE_DATA_DIR, stage_files
-from trainer.config import config_from_dict, load_config
+from trainer.config import config_from_dict
+from trainer.job_file import load_config
 
 
 def job_with_two_files(tmp_path):

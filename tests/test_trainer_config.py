@@ -11,7 +11,8 @@ from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
 from tests.trainer_helpers import TINY_DATA, hub_accepts, write_job
 from trainer.__main__ import main
-from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, load_config, resolve_tokenizer
+from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, resolve_tokenizer
+from trainer.job_file import load_config
 
 BASE = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2, "dataset": "x.jsonl"}
 

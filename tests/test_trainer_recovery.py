@@ -15,7 +15,7 @@ from tests.conftest import REPO
 from tests.trainer_helpers import read_steps, write_job
 from trainer.__main__ import main
 from trainer.batches import StepOrder
-from trainer.config import load_config
+from trainer.job_file import load_config
 from trainer.loop import FineTune
 from trainer.meter import METER_INTERVAL_S
 

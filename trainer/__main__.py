@@ -17,8 +17,9 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.checkpoint_folders import unresumed_problem
-from trainer.config import check_model_and_tokenizer, load_config
+from trainer.config import check_model_and_tokenizer
 from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
+from trainer.job_file import load_config
 from trainer.jsonio import write_json_atomic
 from trainer.meter import (
     EXIT_MARGIN_S,

@@ -37,7 +37,8 @@ from gpu_catalog.models import get_model
 from gpu_catalog.names import near_hint
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.preflight import dataset_file_problems
-from trainer.config import ADAPTER_KEYS, CHOICES, LARGEST_COUNT, JobConfig, config_from_dict, written_key_problems
+from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict
+from trainer.job_file import ADAPTER_KEYS, written_key_problems
 from trainer.offline_names import model_unreachable
 from trainer.requirements import run_problems
 

@@ -17,13 +17,8 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
-from trainer.config import (
-    ConfigError,
-    config_from_dict,
-    job_file_problems,
-    model_folder,
-    parse_overrides,
-)
+from trainer.config import ConfigError, config_from_dict, model_folder, parse_overrides
+from trainer.job_file import job_file_problems
 
 
 def _read_yaml(path: Path) -> dict:

@@ -9,8 +9,8 @@ bytes is named in the estimate's notes."""
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import squeezed
 from orchestrator.cli.flag_aliases import listed
-from trainer.config import QLORA_KEYS
 from trainer.foreign_keys import Quantization, checkpoint_quantization, quantization_named
+from trainer.job_file import QLORA_KEYS
 
 # method spellings that carry more than the method (squeezed, as flag_aliases matches values)
 METHOD_FORMS = {

@@ -13,7 +13,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import path_argument, path_option
-from trainer.config import load_config
+from trainer.job_file import load_config
 from trainer.status import TrainStatus
 
 

@@ -18,7 +18,8 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
 from orchestrator.runs.store import RunRecord
-from trainer.config import JobConfig, model_folder, read_job_file, resolve_dataset, resolve_tokenizer
+from trainer.config import JobConfig, model_folder, resolve_dataset, resolve_tokenizer
+from trainer.job_file import read_job_file
 from trainer.run_env import RUN_ID_ENV
 
 LOG_NAME = "train.log"
