@@ -180,9 +180,6 @@ def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, head: bytes, cac
     finally:
         if name:
             Path(name).unlink(missing_ok=True)
-    if "config_error" in counted:
-        raise UserError(f"{counted['config_error'].rstrip('.')} (the trainer would stop on it, so nothing is "
-                        "launched).")
     if "data_error" in counted:  # its line numbers are the file's own: the sample is its start
         return {**counted, "data_error": counted["data_error"].replace(name, str(path))}
     if "tokens" not in counted:
