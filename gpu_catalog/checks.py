@@ -432,6 +432,13 @@ def parse_yaml(text: str, what: str):
         raise UserError(f"{what} holds a value that cannot be read ({unreadable_value(exc)}): check it.") from None
 
 
+def repeated(names) -> list[str]:
+    """The names listed more than once, sorted: a CSV header that names a column twice is read with the last one's
+    values (csv, pandas), silently."""
+    names = list(names)
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 def parse_json(text: str, what: str):
     """JSON text with a key given twice in one object refused (json keeps the last silently, as PyYAML does) and
     NaN / Infinity, which are not JSON, refused too."""

@@ -96,8 +96,7 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
         missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
         if missing:
             raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): {FIX}")
-        header = reader.fieldnames
-        if repeated := sorted({name for name in header if header.count(name) > 1}):  # csv keeps the last, silently
+        if repeated := checks.repeated(reader.fieldnames):
             raise UserError(f"{vms_csv} names column {', '.join(repeated)} more than once in its header: {FIX}")
         rows = list(reader)
     except csv.Error as exc:

@@ -375,8 +375,7 @@ def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
     if unknown := [name for name, _ in columns if name not in COLUMNS]:
         return (f"`dataset_columns` maps orch's names to your columns ({{output: answer}}), and "
                 f"{checks.first_few(unknown)} is none of orch's names: use {', '.join(COLUMNS)}")
-    sources = [column for _, column in columns]
-    if shared := sorted({column for column in sources if sources.count(column) > 1}):
+    if shared := checks.repeated(column for _, column in columns):
         names = [name for name, column in columns if column == shared[0]]
         return (f"`dataset_columns` maps {' and '.join(names)} to the same column {shared[0]!r}, so one text would "
                 "be both: map each to a column of its own")

@@ -112,8 +112,7 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, [])
-            repeated = sorted({name for name in header if name in read and header.count(name) > 1})
-            if repeated:
+            if repeated := [name for name in checks.repeated(header) if name in read]:
                 names = ", ".join(f"`{name}`" for name in repeated)
                 return (f"{path}: the header names column {names} more than once, and only the first would be read: "
                         "rename or drop the repeat")

@@ -231,7 +231,7 @@ def _open(path: Path) -> tuple:
         raise UserError(f"trace {path}, line 1: cannot read the header ({_short(exc)}); save it as UTF-8 CSV.") \
             from None
     missing = [c for c in COLUMNS if c not in header]
-    repeated = sorted({c for c in header if header.count(c) > 1})  # csv keeps the last one's values, silently
+    repeated = checks.repeated(header)
     unknown = [c for c in header if c not in COLUMNS]  # `budget` for budget_usd: every job simulated unbudgeted
     if missing or repeated or unknown:
         f.close()
