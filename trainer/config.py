@@ -317,19 +317,22 @@ def _value_problem(key: str, value) -> str | None:
     return None
 
 
+def _whole_above_zero(*values) -> bool:
+    """Each a whole number above 0 (a value said wrong on its own is not judged again beside another)."""
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
 def _pair_problems(raw: dict) -> list[str]:
     """Settings each fine alone that do not go together: a step of billions of sequences (auto-fit would try every
     micro-batch dividing it), more sequences than tokens, and FlashAttention-2 in fp32, which transformers refuses as
     it loads the model."""
     problems = []
     micro_batch, grad_accum = raw.get("micro_batch", 1), raw.get("grad_accum", 1)
-    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (micro_batch, grad_accum)) and \
-            micro_batch * grad_accum > MAX_EFFECTIVE_BATCH:
+    if _whole_above_zero(micro_batch, grad_accum) and micro_batch * grad_accum > MAX_EFFECTIVE_BATCH:
         problems.append(f"`micro_batch` x `grad_accum` = {micro_batch * grad_accum} sequences a step: at most "
                         f"{MAX_EFFECTIVE_BATCH}, lower one of them")
     tokens, sequences = raw.get("dataset_tokens"), raw.get("dataset_sequences")
-    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (tokens, sequences)) and \
-            sequences > tokens:  # 10 tokens in 10^8 rows priced the job at $173 instead of a ten-thousandth of a cent
+    if _whole_above_zero(tokens, sequences) and sequences > tokens:  # 10 tokens in 10^8 rows priced the job at $173
         problems.append(f"`dataset_sequences` {sequences} is more than `dataset_tokens` {tokens}, and each sequence "
                         "holds at least one token: fix either, or leave both out for `orch plan` to count them")
     if raw.get("attention") == "flash_attention_2" and raw.get("precision") == "fp32":

@@ -24,6 +24,8 @@ from orchestrator.estimator.settings import model_notes
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
 
+MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
+
 
 class _Refused(Exception):
     """A malformed flag, said once by `run` (one line, exit 2, and with --json the same as JSON on stdout), as every
@@ -47,8 +49,6 @@ class _Parser(argparse.ArgumentParser):
                 near = difflib.get_close_matches(name, list(self._option_string_actions))  # click's own matching
                 self.error(f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
         return super().parse_known_args(args, namespace)
-
-MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
 
 
 def _is_number(token: str) -> bool:
