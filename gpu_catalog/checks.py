@@ -495,6 +495,9 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
     with it."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
+    if len(os.fsencode(path.name)) > (longest := _longest_name(path.parent)):  # stat() itself fails on such a name
+        raise UserError(f"{what} {short_repr(path.name)}: the file name is longer than the {longest} bytes a file "
+                        "system takes: give a shorter one.")
     if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
         raise loop
     if path.is_dir():
@@ -506,10 +509,21 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     # a link is written through: the folder its target names is the one that must take the file (a dangling link's
     # was found missing only at the write, after the work)
     landing = resolved(path, what) if path.is_symlink() else path
-    _writable_folder(landing.parent if str(landing.parent) else Path("."), what, path)
+    folder = landing.parent if str(landing.parent) else Path(".")
+    _writable_folder(folder, what, path)
     if force is False and (path.exists() or path.is_symlink()):
         raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
+    if landing.exists() and not os.access(landing, os.W_OK):
+        raise UserError(f"{what} '{path}' is read-only: make it writable, or choose another file.")
     return path
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name, in bytes, the folder's file system takes (255 on most)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def same_file(a: Path, b: Path) -> bool:

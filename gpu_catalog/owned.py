@@ -194,6 +194,8 @@ def _parse_card(raw, path: Path) -> OwnedCard:
 def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
     """The user's hardware file, validated; defaults when there is none."""
     path = path or hardware_file()
+    if loop := checks.symlink_loop(path, "hardware file"):  # a loop of links was said not to exist
+        raise loop
     if not path.exists():
         if checks.env_value("ORCH_HARDWARE") and path == hardware_file():  # named, so a typo is not a quiet default
             raise UserError(f"ORCH_HARDWARE names '{path}', which does not exist: fix the path, or unset "

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
     read_catalog_dir(from_dir)  # each raises, naming the file (and line), before anything is replaced
     for source in files:
         _check_copyable(source)
+        _check_landing(to_dir / source.relative_to(from_dir))
     lines = []
     for source in files:
         target = to_dir / source.relative_to(from_dir)
@@ -56,6 +58,21 @@ def _check_copyable(source: Path) -> None:
             pass
     except csv.Error as exc:
         raise UserError(f"{what} '{source}' line {reader.line_num} is not CSV ({exc}): fix it, or {away}.") from None
+
+
+def _check_landing(target: Path) -> None:
+    """Where a catalog file lands, checked for every file before the first is copied: a file where a folder goes, a
+    folder where the file goes, or a folder that takes no file stopped the copy half done, one cloud's file replaced
+    and the next not."""
+    for folder in (*reversed(target.parents), target):
+        if folder == target and folder.is_dir():
+            raise UserError(f"'{target}' is a folder where SkyPilot's catalog file goes: remove it, then refresh.")
+        if folder != target and folder.exists() and not folder.is_dir():
+            raise UserError(f"'{folder}' is a file where SkyPilot's catalog folder goes: move it away, then refresh.")
+    existing = next(folder for folder in target.parents if folder.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"'{existing}' is not writable, and SkyPilot's catalog goes in it: make it writable, then "
+                        "refresh.")
 
 
 def download_catalog() -> list[str]:
@@ -101,6 +118,8 @@ def _sky_loggers_off() -> Iterator[None]:
 
 def refresh_catalog(from_dir: Path | None) -> list[str]:
     if from_dir is not None:
+        if loop := checks.symlink_loop(from_dir, "--from"):  # a loop of links was said not to exist
+            raise loop
         if not from_dir.is_dir():
             what = "is a file, not a folder" if from_dir.exists() else "does not exist"
             raise UserError(f"--from {from_dir} {what}: give a SkyPilot catalog 'v8' folder.")

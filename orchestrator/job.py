@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog.errors import UserError
 from orchestrator.data_size import DataSize, dataset_size
 from trainer.config import CHOICES, JobConfig, config_from_dict, resolve_dataset
-from trainer.data_sources import FILE_KINDS
+from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT, file_kind
 from trainer.job_file import load_config
 
 METHODS = CHOICES["method"]
@@ -30,6 +30,8 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
                             f"{base_dir}).")
         if path is not None and path.is_file() and path.stat().st_size == 0:
             raise UserError(f"{key} '{path}' is empty: a job needs data to train on.")
+        if path is not None and path.is_file() and file_kind(path) is None:  # `/etc/passwd`: said before sizing
+            raise UserError(f"{key} {path}: {FILE_KINDS_HINT}.")
 
 
 def looks_like_a_file(dataset: str) -> bool:

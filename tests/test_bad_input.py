@@ -614,6 +614,24 @@ for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], [
               ["--method", "DoRA", "--no-use-dora"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("estimate-seq-len-text", lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "long"])
+for flags in (["--loss", "full", "--loss-chunk-tokens", "512"], ["--target-modules", "q_proj,Q_PROJ"],
+              ["--modules-to-save", "lm_head,lm_head"], ["--seq-len", "1e308"]):
+    case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
+case("plan-provider-twice", lambda i: plan(i) + ["--providers", "local,LOCAL"])
+IMPORTED = ("base_model: orch/tiny-llama\nadapter: lora\nsequence_len: 64\n"
+            "datasets:\n  - path: org/ds\n    type: alpaca\n")
+case("import-out-a-folder-by-its-slash", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--out",
+                                                    str(i.work / "newdir") + "/"])
+case("import-out-name-too-long", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--out",
+                                            str(i.work / ("a" * 300 + ".yaml"))])
+case("import-model-a-folder-without-tokenizer", lambda i: ["import", i.file(
+    "ax.yaml", IMPORTED.replace("orch/tiny-llama", [i.file("m/config.json", "{}"), str(i.files / "m")][1]))])
+case("import-dataset-of-no-kind", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--set",
+                                             "dataset=" + i.file("passwd", "root:x:0:0\n")])
+case("hardware-a-symlink-loop", lambda i: [os.symlink("loop.yaml", i.files / "loop.yaml"),
+                                           i.hardware_path(str(i.files / "loop.yaml"))][1])
+case("refresh-from-a-symlink-loop", lambda i: [os.symlink("loop", i.files / "loop"),
+                                               ["catalog", "refresh", "--from", str(i.files / "loop")]][1])
 case("estimate-model-unknown", lambda i: ["estimate", "Lama-3.1-8B"])
 case("offers-provider-unknown", lambda i: ["catalog", "offers", "--provider", "lamda"])
 case("offers-provider-empty", lambda i: ["catalog", "offers", "--provider", ""])
@@ -654,7 +672,7 @@ def _snapshot(root: Path) -> set[Path]:
 
 def _inputs_as_written(inputs: Inputs) -> dict[Path, bytes]:
     """Every input file a case wrote: a refused command leaves each as it was (an --out naming it overwrites)."""
-    return {p: p.read_bytes() if p.is_file() else p.stat().st_mode for p in inputs.files.rglob("*")
+    return {p: p.read_bytes() if p.is_file() else p.lstat().st_mode for p in inputs.files.rglob("*")
             if not p.is_dir()}
 
 

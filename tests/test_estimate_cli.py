@@ -179,7 +179,7 @@ def test_double_quantization_is_counted_and_another_format_is_named_in_the_notes
     (["--method", "QLoRA", "--quantization", "none"], "contradicts --method qlora"),
     (["--quantization", "int8", "--quant-bits", "4"], "means --quant-bits 8, but --quant-bits 4 was given"),
     (["--quantization", "bnb.nf4", "--double-quant"], "means --double-quant false, but --double-quant true"),
-    (["--method", "DoRA", "--no-use-dora"], "--method dora means --use-dora true, but --use-dora false"),
+    (["--method", "DoRA", "--no-use-dora"], "--method DoRA means --use-dora true, but --use-dora false"),
 ])
 def test_a_quantization_or_method_that_contradicts_another_flag_is_refused(flags, message):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])
@@ -309,11 +309,14 @@ def test_all_linear_beside_module_names_is_refused():
         "or the module names alone."), result.output
 
 
-def test_a_module_named_twice_is_taken_once_in_either_list():
-    """`--target-modules q_proj,q_proj` was taken and `--modules-to-save lm_head,lm_head` refused."""
-    settings, _ = _settings_and_notes("Llama-3.1-8B", "--target-modules", "q_proj,q_proj", "--modules-to-save",
-                                      "lm_head,lm_head,embed_tokens")
-    assert settings["target_modules"] == ["q_proj"] and settings["modules_to_save"] == ["lm_head", "embed_tokens"]
+def test_a_module_named_twice_is_refused_in_either_list_as_a_job_file_refuses_it():
+    """`--target-modules q_proj,q_proj` was taken once while a job's `target_modules: [q_proj, q_proj]` was refused:
+    one mistake, said the same way wherever it is written."""
+    for flag, names in (("--target-modules", "q_proj,Q_PROJ"), ("--modules-to-save", "lm_head,lm_head,embed_tokens")):
+        result = runner.invoke(app, ["estimate", "Llama-3.1-8B", flag, names])
+        assert result.exit_code == 2 and "more than once: give each name once" in result.output, result.output
+    settings, _ = _settings_and_notes("Llama-3.1-8B", "--modules-to-save", "lm_head,embed_tokens")
+    assert settings["modules_to_save"] == ["lm_head", "embed_tokens"]
 
 
 def test_the_json_and_the_table_say_which_moment_of_the_step_peaks():
@@ -337,7 +340,7 @@ def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_train
 
 @pytest.mark.parametrize("flags, message", [
     (("--method", "lora", "--freeze-layers", "2"), "--freeze-layers applies to method full only"),
-    (("--method", "full", "--use-dora"), "apply to methods lora and qlora"),
+    (("--method", "full", "--use-dora"), "--use-dora applies to methods lora and qlora"),
     (("--method", "full", "--freeze-layers", "33"), "freeze_layers 33 is more than the 32 blocks"),
 ])
 def test_a_setting_the_method_does_not_run_is_refused_as_the_trainer_would(flags, message):

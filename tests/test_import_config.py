@@ -380,6 +380,7 @@ def test_a_model_folder_beside_the_source_config_is_found_from_the_imported_job(
 
     (tmp_path / "src" / "real").mkdir(parents=True)
     (tmp_path / "src" / "real" / "config.json").write_text("{}")
+    (tmp_path / "src" / "real" / "tokenizer.json").write_text("{}")  # plan, and so import, refuse a model without one
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path)
     for name in ("./real", "real"):

@@ -206,6 +206,27 @@ def test_a_common_file_that_is_no_csv_is_refused_before_anything_is_copied(tmp_p
     assert not (tmp_path / "sky").exists()  # nothing copied
 
 
+@pytest.mark.parametrize("blocked, said", [
+    ("gcp", "is a file where SkyPilot's catalog folder goes"),
+    ("gcp/vms.csv/", "is a folder where SkyPilot's catalog file goes"),
+])
+def test_a_landing_place_that_takes_no_catalog_file_is_refused_before_anything_is_copied(tmp_path, blocked, said):
+    """`~/.sky/catalogs/v8/gcp` as a file: aws/vms.csv was copied, then gcp's failed with the system's bare words."""
+    from gpu_catalog.refresh import copy_catalog
+
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", provider="aws")
+    write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", provider="gcp")
+    sky = tmp_path / "sky"
+    sky.mkdir()
+    if blocked.endswith("/"):
+        (sky / blocked).mkdir(parents=True)
+    else:
+        (sky / blocked).write_text("x")
+    with pytest.raises(UserError, match=re.escape(said)):
+        copy_catalog(catalog, sky)
+    assert not (sky / "aws").exists()  # nothing copied
+
+
 def test_a_row_given_twice_is_one_offer(tmp_path):
     row = "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-east-1,"
     offers = read_catalog_dir(write_catalog(tmp_path, row, row, "gpu_1x_a100,A100,1,30,200,1.29,0.5,us-west-1,"))

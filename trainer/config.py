@@ -298,7 +298,9 @@ def _value_problem(key: str, value) -> str | None:
     if key in _FLOAT_KEYS and not math.isfinite(value):
         return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
     if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
-        return f"`{key}` is too large: at most {LARGEST_COUNT}, got {value}"
+        digits = len(str(abs(value)))  # 1e308 read as a whole number: said by its size, not its 309 digits
+        return f"`{key}` is too large: at most {LARGEST_COUNT}, got " + (f"about 10^{digits - 1}" if digits > 21 else
+                                                                            str(value))
     if key in _MAXIMUM and value > _MAXIMUM[key]:
         return f"`{key}` must be at most {_MAXIMUM[key]}, got {value}"
     if key == "name" and not checks.SAFE_NAME.fullmatch(value):
@@ -343,8 +345,12 @@ def _pair_problems(raw: dict) -> list[str]:
 
 def _method_problems(raw: dict) -> list[str]:
     """Keys that only one kind of method runs: refused here, so plan and estimate refuse what the trainer would."""
-    if raw.get("method") == "full" and any(raw.get(k) for k in ("use_dora", "use_rslora", "modules_to_save")):
-        return ["`use_dora`, `use_rslora` and `modules_to_save` apply to methods lora and qlora"]
+    given = [key for key in ("use_dora", "use_rslora", "modules_to_save") if raw.get(key)]
+    if raw.get("method") == "full" and given:
+        keys = " and ".join(f"`{key}`" for key in given)
+        many = len(given) > 1
+        return [f"{keys} {'apply' if many else 'applies'} to methods lora and qlora, and the method is full: use "
+                f"method lora, or drop {'them' if many else 'it'}"]
     if raw.get("method") in ("lora", "qlora") and raw.get("freeze_layers"):
         return ["`freeze_layers` applies to method full only (LoRA and QLoRA freeze every base weight already)"]
     return []

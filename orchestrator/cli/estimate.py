@@ -31,6 +31,7 @@ from orchestrator.estimator.settings import context_note, job_model, settings_fr
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
 from trainer.config import CHOICES, JobConfig
+from trainer.job_file import idle_keys
 
 DEFAULT_METHOD = method_forms.resolve({}, "-", None)[0]["method"]  # what a left-out --method estimates
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
@@ -52,7 +53,10 @@ def _settings(flags: dict, model: str):
         given["modules_to_save"] = (flag_aliases.listed(given["modules_to_save"], "--modules-to-save")
                                     or [given["modules_to_save"]])
     try:
-        return settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+        settings = settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+        for key, why, fix in idle_keys(given):  # `--loss full --loss-chunk-tokens 512`, refused as a job file is
+            raise UserError(f"`{key}` {why}: drop it, or {fix.replace('set loss: ', 'use --loss ')}")
+        return settings
     except UserError as exc:  # the job schema's words: `seq_len` where the user typed --seq-len
         said = str(exc).removeprefix("bad config: ")
         raise UserError(re.sub(r"`([a-z0-9_]+)`", lambda key: _flag_named(key[1], flags) or key[0], said)) from None

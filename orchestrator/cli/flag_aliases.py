@@ -5,7 +5,7 @@ spaces, hyphens, underscores and brackets (`Flash Attention 2`, `flash-attn-2`),
 (`torchao.optim.AdamW8bit`, `torch.bfloat16`). Values not listed pass through unchanged to the job schema, which
 refuses them with the list of choices."""
 
-from gpu_catalog.checks import short_repr
+from gpu_catalog.checks import repeated, short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import squeezed
@@ -49,7 +49,7 @@ def value(key: str, given):
     if spelled in VALUES[key]:
         return VALUES[key][spelled]
     name = spelled.rsplit(".", 1)[-1] if key in DOTTED else spelled
-    return SQUEEZED[key].get(squeezed(name), spelled)
+    return SQUEEZED[key].get(squeezed(name), given)  # not known: as typed, for the schema to refuse and echo
 
 
 def names_in(given: str) -> list[str]:
@@ -58,13 +58,16 @@ def names_in(given: str) -> list[str]:
 
 
 def listed(given: str, flag: str) -> list[str]:
-    """names_in for a flag's list, each name once, refusing an empty entry (`q_proj,,v_proj`, `embed_tokens,`): a name
-    lost between commas, as `--providers` refuses it. A list with no name at all is left to the job schema."""
+    """names_in for a flag's list, refusing an empty entry (`q_proj,,v_proj`, `embed_tokens,`): a name lost between
+    commas, as `--providers` refuses it; and a name given twice (`q_proj,q_proj`), as a job file's list refuses it.
+    A list with no name at all is left to the job schema."""
     names = names_in(given)
     if names and any(not entry.strip(" '\"") for entry in given.strip().strip("[]").split(",")):
         raise UserError(f"{flag}: an empty name between commas in {short_repr(given)}: give names separated by single "
                         "commas.")
-    return list(dict.fromkeys(names))  # a name twice is the same module: `q_proj,q_proj` adapts it once
+    if twice := repeated(name.lower() for name in names):
+        raise UserError(f"{flag} names {short_repr(twice[0])} more than once: give each name once.")
+    return names
 
 
 def _modules(name: str, table: dict) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
-from trainer.config import ConfigError, config_from_dict, model_folder, parse_overrides
+from trainer.config import ConfigError, check_model_and_tokenizer, config_from_dict, model_folder, parse_overrides
 from trainer.job_file import job_file_problems
 
 
@@ -91,7 +91,9 @@ def import_command(
     try:  # what `orch plan` says of the written file, its dataset looked for from the job's folder
         if problems := job_file_problems(job, job_dir):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
-        check_dataset(config_from_dict(job, name=config.stem), job_dir)  # `data/x.jsonl` that is not there
+        settings = config_from_dict(job, name=config.stem)
+        check_dataset(settings, job_dir)  # `data/x.jsonl` that is not there, `/etc/passwd`
+        check_model_and_tokenizer(settings, job_dir)  # a model folder with no tokenizer (`base_model: /etc`)
     except UserError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None

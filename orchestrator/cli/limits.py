@@ -21,6 +21,8 @@ def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | N
     if "" in names:
         raise UserError(f"{flag}: an empty name between commas in {text!r}: give names separated by single commas "
                         "(e.g. local,lambda).")
+    if twice := checks.repeated(names):
+        raise UserError(f"{flag} names {twice[0]!r} more than once: give each provider once.")
     return set(names)
 
 
@@ -76,7 +78,7 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
         raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
                         f"{empty}.") from None
     if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0) and value <= MAX_BUDGET_USD):
-        hint = f" {SHELL_DOLLAR_HINT}" if value == 0 else ""
+        hint = f" {SHELL_DOLLAR_HINT}" if value == 0 and typed.isdigit() else ""  # `$20` leaves 0, `$100` 00
         raise UserError(f"{flag} must be {'at least' if zero_allowed else 'above'} 0 and at most "
                         f"{MAX_BUDGET_USD:.0f} (US dollars), got {typed}{hint}.")
     return value

@@ -1,6 +1,7 @@
 """Options shared by several commands, declared once so their names, types and help never drift apart."""
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,19 +37,30 @@ if _typer_type_column is not None:
     TyperOption.display_type_rich = _type_column  # every command's help, typer's own --help and the root's included
 
 
-def _path_or_blank(text: str | Path) -> Path | str:
+def _path_parser(folder_allowed: bool) -> Callable[[str | Path], Path | str]:
     """A path as typed, except that a blank one stays text: typer's own conversion reads '' as Path('.'), so
-    `--out ''` wrote into the working folder and other flags' errors quoted '.' where the user typed ''."""
-    return text if isinstance(text, str) and not text.strip() else Path(text)
+    `--out ''` wrote into the working folder and other flags' errors quoted '.' where the user typed ''. Where a file
+    is asked for, one typed with a trailing slash stays text too: Path drops the slash, and `--out new/` wrote a file
+    named `new`."""
+    def parse(text: str | Path) -> Path | str:
+        if isinstance(text, str) and (not text.strip() or (not folder_allowed and text.endswith(("/", os.sep)))):
+            return text
+        return Path(text)
+
+    return parse
 
 
-def _refusing_blank(what: str) -> Callable[..., Any]:
-    """The callback that refuses a path option or argument given as '' (or spaces), naming the flag."""
+def _refusing_kept_text(what: str) -> Callable[..., Any]:
+    """The callback that refuses a path the parser kept as text: '' (or spaces), or a file's typed as a folder."""
 
     def refuse(ctx: typer.Context, param: typer.CallbackParam, value):
         given = value if isinstance(value, (list, tuple)) else (value,)
-        if not ctx.resilient_parsing and any(isinstance(item, str) for item in given):  # _path_or_blank kept it
+        kept = [item for item in given if isinstance(item, str)]
+        if not ctx.resilient_parsing and kept:
             name = param.opts[0] if param.param_type_name == "option" else f"the {param.name} argument"
+            if kept[0].strip():
+                raise fail(f"{name} {checks.short_repr(kept[0])} ends with a slash, which names a folder: give "
+                           f"{what}.")
             raise fail(f"{name} is empty: give {what}.")
         return value
 
@@ -56,13 +68,15 @@ def _refusing_blank(what: str) -> Callable[..., Any]:
 
 
 def path_option(*param_decls: str, what: str = "a file name", **kwargs) -> Any:
-    """typer.Option for a path: '' or spaces are refused as empty, not read as the working folder."""
-    return typer.Option(*param_decls, parser=_path_or_blank, callback=_refusing_blank(what), **kwargs)
+    """typer.Option for a path: '' or spaces are refused as empty, not read as the working folder, and a file's path
+    ending with a slash is refused (a `what` that is no folder)."""
+    parser = _path_parser(folder_allowed="folder" in what)
+    return typer.Option(*param_decls, parser=parser, callback=_refusing_kept_text(what), **kwargs)
 
 
 def path_argument(what: str = "a file name", **kwargs) -> Any:
     """typer.Argument for a path: '' or spaces are refused as empty, not read as the working folder."""
-    return typer.Argument(parser=_path_or_blank, callback=_refusing_blank(what), **kwargs)
+    return typer.Argument(parser=_path_parser(folder_allowed=True), callback=_refusing_kept_text(what), **kwargs)
 
 
 def _read_with(read: Callable[[str, str], float]) -> Callable[..., Any]:
