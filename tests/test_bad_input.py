@@ -422,6 +422,16 @@ case("calibrate-results-key-twice", lambda i: i.results(row().replace('"sweep": 
 case("calibrate-results-status-unknown", lambda i: i.results(row(status="great")))
 case("calibrate-results-model-unknown", lambda i: i.results(row(config={**GOOD_ROW["config"], "model": "Llama-9-8X"})))
 case("calibrate-results-peak-huge", lambda i: i.results(row(peak_vram_gib={"reserved": 1e300})))
+for field, value in (("padding_fraction", 0.999999999), ("mfu", 10), ("gpu_util_mean_pct", -50),
+                     ("cpu_threads", -4), ("created_at", 1e11), ("train_tokens", 10**300)):
+    case(f"calibrate-results-{field}-{value}", lambda i, f=field, v=value: i.results(row(**{f: v})))
+for command in ("calibrate", "report"):  # --db was read by neither beside --results, unsaid
+    case(f"{command}-db-beside-results", lambda i, c=command: i.results(row(), command=c)
+         + ["--db", i.file("text.db", "hello")])
+TRACE_HEADER = "job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
+TRACE_ROW = "job-%d,1.2,meta-llama/Llama-3.2-1B,qlora,2048,25306047,39.93,45.77,0\n"
+case("report-trace-bad-third-row", lambda i: ["report", "--out", str(i.work / "rep"), "--trace", i.file(
+    "t.csv", TRACE_HEADER + TRACE_ROW % 1 + TRACE_ROW % 2 + "job-x,1\n")])
 
 # --- another trainer's config, through `orch import` ----------------------------------------------------------------
 AXOLOTL = "base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 2048\nmax_steps: 10\n"

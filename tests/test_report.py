@@ -496,3 +496,21 @@ def test_a_link_under_a_name_this_report_does_not_write_is_left_alone(tmp_path):
     result = CliRunner().invoke(app, ["report", "--job", str(JOB), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "capacity_5.png").is_symlink()
+
+
+def test_a_dollar_pair_in_a_name_is_drawn_as_written_not_read_as_tex(tmp_path):
+    """A model folder named `a$\\frac{x$b` raised matplotlib's TeX parse error after the report had begun writing."""
+    from orchestrator.bench import plots
+
+    fig, ax = plots.plt.subplots()
+    ax.set_title("job (/m/a$\\frac{x$b, own 4090 ($1,600) rent ($5)")
+    fig.savefig(tmp_path / "t.png")
+    plots.plt.close(fig)
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_a_paragraph_of_the_markdown_report_keeps_its_code_but_no_html_or_link():
+    from orchestrator.bench.report_render import _paragraph
+
+    said = _paragraph("Job `j` (/m/[bold red]X<img src=x>|a, lora) & [a](b)")
+    assert "`j`" in said and "<img" not in said and "&lt;img" in said and "\\[a\\](b)" in said

@@ -9,6 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# every text as written: a `$` pair in a model's folder name or a price label (`$1,600 ... $5`) was read as TeX, and
+# `a$\frac{x$b` raised matplotlib's parse error after the report had begun writing its figures
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402

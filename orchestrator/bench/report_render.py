@@ -41,12 +41,18 @@ def _cell(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(folded, quote=False))
 
 
+def _paragraph(text: str) -> str:
+    """A section's paragraph as Markdown: its code spans and emphasis kept, but no raw HTML and no link, since it
+    quotes names from files (a model folder named `x<img src=x>` or `[a](b)`)."""
+    return re.sub(r"([\[\]])", r"\\\1", html.escape(text, quote=False))
+
+
 def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
     sources = [_cell(source) for source in sources]
     lines = ["# orch benchmark report", ""] + [part for line in _header(data, sources) for part in (line, "")]
     for s in sections:
         lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", ""]
-        lines += [part for line in s.text for part in (line, "")]  # one paragraph each
+        lines += [part for line in s.text for part in (_paragraph(line), "")]  # one paragraph each
         if s.image:
             lines += [f"![{s.title}]({s.image.name})", ""]  # the caption (origin, date) is in the image
         if s.rows:

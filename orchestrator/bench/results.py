@@ -4,6 +4,7 @@ run (a rerun skips what is done) and written as JSONL files under benchmarks/res
 import json
 import math
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from gpu_catalog.models import get_model
 from orchestrator.db import Schema, open_database, reading, transaction
 from orchestrator.home import orch_home
 from orchestrator.runs.schema import RUNS_DB
-from trainer.config import config_from_dict
+from trainer.config import LARGEST_COUNT, config_from_dict
 from trainer.status import TrainStatus
 
 FINAL_STATUSES = ("ok", "oom")  # a point that ended so is a result; an error is retried on the next run
@@ -143,9 +144,13 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
 
 # A row's numbers and their most: far past any real run (a GPU fine-tune's tokens/s is 1e3-1e6), so a typo such as
 # 1e308 tokens/s is refused rather than poisoning a calibration fitted from it.
-_OPTIONAL_NUMBERS = {"mfu": 10.0, "created_at": 1e11, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3,
-                     "step_time_s": 1e7, "wall_s": 1e9}
-_OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens")
+# A share is a share: MFU is at most the whole of the peak, GPU utilisation at most 100 %, and a point that was 99 %
+# padding measured nothing (its real tokens/s, divided by 1 - padding, came out as 9.5e12 tokens/s).
+_OPTIONAL_NUMBERS = {"mfu": 1.0, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3,
+                     "step_time_s": 1e7, "wall_s": 1e9, "padding_fraction": 0.99, "gpu_util_mean_pct": 100.0,
+                     "gpu_power_mean_w": 1e4}
+_OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens", "cpu_threads")
+CREATED_AHEAD_S = 86_400  # a row stamped more than a day ahead of this machine's clock was not measured yet
 _OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
 MAX_PEAK_GIB = 1e4
 MAX_TOKENS_PER_S = 1e9
@@ -174,7 +179,9 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
     for key, (least, most) in _MEASURED.items():
         _measured(row.get(key), f"{where}: `{key}`", least, most)
     for key in _OPTIONAL_COUNTS:
-        checks.optional_number(row.get(key), f"{where}: `{key}`", 0, whole=True)
+        checks.optional_number(row.get(key), f"{where}: `{key}`", 0, LARGEST_COUNT, whole=True)
+    checks.optional_number(row.get("created_at"), f"{where}: `created_at` (seconds since 1970)", 0,
+                           time.time() + CREATED_AHEAD_S)
     for key in _OPTIONAL_TEXTS:
         if not isinstance(row.get(key) or "", str):
             raise UserError(f"{where}: `{key}` must be text, got {checks.printable(repr(row[key]))[:60]}.")

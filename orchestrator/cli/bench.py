@@ -46,7 +46,11 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
 
 
 def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
-    """(rows, where they came from): explicit files, or everything recorded plus the committed results."""
+    """(rows, where they came from): explicit files, or everything recorded plus the committed results. --db beside
+    --results was read by neither command, unsaid (a file of text passed as the database)."""
+    if results and db is not None:
+        raise UserError("--db and --results both name what to read, and --results replaces the database: give one "
+                        "of them.")
     if results:
         for path in results:
             checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
@@ -213,7 +217,7 @@ def report_command(
     for path in jobs:
         load_job(path)  # a bad job fails before the report folder is made
     if trace is not None:
-        check_trace(trace)
+        check_trace(trace, every_row=True)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # every row checked as it is read, runs.db's too
     runs = launched_runs()
