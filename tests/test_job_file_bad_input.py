@@ -4,6 +4,7 @@ messages that said the wrong thing."""
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,14 @@ def test_chats_with_no_assistant_turn_are_said_to_have_nothing_to_train_on():
     config = config_from_dict(yaml.safe_load(JOB))
     with pytest.raises(DataError, match="has no token to train on: the loss is on a chat's assistant turns"):
         sequences_for([{"messages": [{"role": "user", "content": "hi"}]}], config, tokenizer)
+
+
+@pytest.mark.parametrize(("lines", "said"), [
+    ("budget_usd: .nan\n", "`budget_usd` must be a finite number, got nan"),
+    ("dataset_tokens: 1e20\n", "`dataset_tokens` is too large: at most 9007199254740992, got 100000000000000000000"),
+    ("dataset_tokens: 1e300\n", "got about 10^300"),
+])
+def test_a_value_is_judged_before_the_keys_around_it(tmp_path, lines, said):
+    """`budget_usd: .nan` alone was said only to need `usd_per_hour`, and `1e20` tokens to be no whole number."""
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(job_file(tmp_path, JOB + lines))

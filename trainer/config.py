@@ -373,8 +373,9 @@ def _columns(value) -> tuple[tuple[str, str], ...] | None:
 
 def _whole(value):
     """A count written as a float that is whole (`train_tokens: 5e6`, `micro_batch: 8.0`, as YAML and JSON give
-    them) as the int it is; anything else as it came, for the checks to judge."""
-    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) <= LARGEST_COUNT
+    them) as the int it is, however large (`1e20` is then too large, not "no whole number"); anything else as it
+    came, for the checks to judge."""
+    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
     return int(value) if whole else value
 
 

@@ -147,6 +147,10 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
             also = " (or `prompt` and `completion` both lists of messages)" if "prompt" in keys else ""
             raise DataError(f"record {index}: the value of `{key}` must be a string{also}, got "
                             f"{repr(record[key])[:60]}: fix or drop the record.")
+    for key in ("messages", "conversations"):  # the shape's key is there, with no turn in it
+        if key in record and not record[key]:
+            raise DataError(f"record {index}: `{key}` is empty ({record[key]!r}): a conversation needs at least one "
+                            "turn; fix or drop the record.")
     if "chosen" in record and "rejected" in record:
         raise DataError(f"record {index} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
                         f"orch's trainer runs supervised fine-tuning only. To train on the chosen answers, add "

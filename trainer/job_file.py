@@ -80,9 +80,10 @@ def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfi
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
     try:
-        if problems := job_file_problems(raw, path.parent) if isinstance(raw, dict) else []:
+        config = config_from_dict(raw, name=path.stem, base_dir=path.parent)  # each value's own problem first:
+        if problems := job_file_problems(raw, path.parent):  # `budget_usd: .nan` was said to need `usd_per_hour`
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
-        return raw, config_from_dict(raw, name=path.stem, base_dir=path.parent)
+        return raw, config
     except UserError as exc:
         where = f"job file '{path}'"
         if given and _fine_without_set(written, path):  # `--set warmup_steps=5` beside the file's warmup_ratio

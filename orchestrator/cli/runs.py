@@ -197,9 +197,11 @@ def resume_command(
         display.print_json(record.as_dict())
     elif started and not detach:
         display.show_run(record)
-    else:
-        display.say(f"resumed {record.run_id} in the background" if started else
-                    f"run {record.run_id}: {record.status.value}")
+    elif started:
+        display.say(f"resumed {record.run_id} in the background")
+    else:  # it ended at once (a launch that failed): why, not the status alone
+        why = f": {record.message}" if record.message else ""
+        display.say(f"run {record.run_id}: {record.status.value}{why}")
     if code := exit_code(record.status):
         raise typer.Exit(code)
 
