@@ -119,8 +119,15 @@ def _shown(value: float) -> str:
     """A bound or value as people write it: 16777216 and 1000000 in full, 0.05 and 1e+30 short, and a whole number
     typed in full (99999999999999999999) as typed."""
     if isinstance(value, int):
-        return str(value)
+        return whole_shown(value)
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def whole_shown(value: int) -> str:
+    """A whole number in full up to 40 digits (one typed in full reads back as typed); past that by its size: `1e308`
+    read as a whole number was echoed as its 309 digits."""
+    digits = len(str(abs(value)))
+    return f"about 10^{digits - 1}" if digits > 40 else str(value)
 
 
 def _is_whole(value) -> bool:

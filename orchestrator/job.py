@@ -29,7 +29,8 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
             raise UserError(f"{key} '{name}' does not exist (relative paths start at the job file's folder, "
                             f"{base_dir}).")
         if path is not None and path.is_file() and path.stat().st_size == 0:
-            raise UserError(f"{key} '{path}' is empty: a job needs data to train on.")
+            need = "a job needs data to train on" if key == "dataset" else "an evaluation needs records to score"
+            raise UserError(f"{key} '{path}' is empty: {need}.")
         if path is not None and path.is_file() and file_kind(path) is None:  # `/etc/passwd`: said before sizing
             raise UserError(f"{key} {path}: {FILE_KINDS_HINT}.")
 

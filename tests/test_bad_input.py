@@ -628,6 +628,12 @@ for flags in (["--loss", "full", "--loss-chunk-tokens", "512"], ["--target-modul
               ["--modules-to-save", "lm_head,lm_head"], ["--seq-len", "1e308"]):
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("plan-provider-twice", lambda i: plan(i) + ["--providers", "local,LOCAL"])
+case("simulate-trace-empty", lambda i: ["simulate", "--trace", i.file("e.csv", "")])
+case("job-null-key", lambda i: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + "~: 3\n"), "--budget", "1"])
+case("plan-csv-dataset-with-nul", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
+                                                  dataset=i.file("d.csv", "instruction,input,output\n"
+                                                                 + "What is 2+2?,,4\x00\n" * 50)))
+case("estimate-lora-r-above-the-width", lambda i: ["estimate", "orch/tiny-llama", "--lora-r", "129"])
 IMPORTED = ("base_model: orch/tiny-llama\nadapter: lora\nsequence_len: 64\n"
             "datasets:\n  - path: org/ds\n    type: alpaca\n")
 case("import-out-a-folder-by-its-slash", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--out",

@@ -342,6 +342,8 @@ def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_train
     (("--method", "lora", "--freeze-layers", "2"), "--freeze-layers applies to method full only"),
     (("--method", "full", "--use-dora"), "--use-dora applies to methods lora and qlora"),
     (("--method", "full", "--freeze-layers", "33"), "freeze_layers 33 is more than the 32 blocks"),
+    (("--lora-r", "4097"), "lora_r 4097 is more than meta-llama/Llama-3.1-8B's width (4096)"),
+    (("--loss", "full", "--loss-chunk-tokens", "512"), "--loss-chunk-tokens sizes the chunks of loss chunked"),
 ])
 def test_a_setting_the_method_does_not_run_is_refused_as_the_trainer_would(flags, message):
     result = runner.invoke(app, ["estimate", "Llama-3.1-8B", *flags])

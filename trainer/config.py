@@ -247,6 +247,9 @@ def _unknown_key_problem(key) -> str:
     """What to say of a key orch does not have, from `orch import`'s tables (trainer/foreign_keys.py): another
     trainer's name for an orch key, a key orch leaves to itself (`output_dir`) with what to do instead, or a key
     torchtune nests (`lr` of `optimizer: {lr: ...}`) by its last part; else the nearest orch keys."""
+    if not isinstance(key, str):  # YAML reads `~:` as null and `1:` as a number: said as written, not as Python
+        return f"a key must be a name, got {json.dumps(key) if key is None or isinstance(key, bool) else key}: " \
+               "write the key's name before its colon"
     if key in LEFT_BEHIND:
         return f"unknown key `{key}`: {LEFT_BEHIND[key]}"
     nested = [(name, entry) for name, entry in FOREIGN_KEYS.items() if "." in name and name.rsplit(".", 1)[-1] == key]
@@ -298,9 +301,7 @@ def _value_problem(key: str, value) -> str | None:
     if key in _FLOAT_KEYS and not math.isfinite(value):
         return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
     if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
-        digits = len(str(abs(value)))  # 1e308 read as a whole number: said by its size, not its 309 digits
-        return f"`{key}` is too large: at most {LARGEST_COUNT}, got " + (f"about 10^{digits - 1}" if digits > 21 else
-                                                                            str(value))
+        return f"`{key}` is too large: at most {LARGEST_COUNT}, got {checks.whole_shown(value)}"
     if key in _MAXIMUM and value > _MAXIMUM[key]:
         return f"`{key}` must be at most {_MAXIMUM[key]}, got {value}"
     if key == "name" and not checks.SAFE_NAME.fullmatch(value):

@@ -107,7 +107,8 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
     """A CSV header that names a column the trainer reads (`read`, data_formats.read_columns) twice: `datasets`
     (pandas) reads the second as `name.1`, so every record trained on the first without a word; or a row with more
     or fewer fields than the header (an unquoted comma in a value), which pandas shifts into other columns or drops,
-    also without a word. A file that cannot be read is left to the reader, which says why."""
+    also without a word; or a NUL byte, as a JSONL record's is refused. A file that cannot be read is left to the
+    reader, which says why."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -120,6 +121,9 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
                 if row and len(row) != len(header):
                     return (f"{path}, line {reader.line_num}: {len(row)} fields, and the header has {len(header)}: "
                             "quote each value that holds a comma, or fix the row")
+                if any("\x00" in value for value in row):  # pandas keeps it in the text the model trains on
+                    return (f"{path}, line {reader.line_num}: a NUL byte, which no text holds: the file is damaged "
+                            "or not text; fix or drop the row")
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
     return None

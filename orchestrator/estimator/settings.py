@@ -27,11 +27,16 @@ def settings_from_job(spec: JobConfig) -> JobConfig:
 
 def job_model(spec: JobConfig) -> ModelShape:
     """The job's model shape (a UserError for a model orch does not describe), refusing a setting the shape cannot
-    take: freezing more blocks than the model has."""
+    take: freezing more blocks than the model has, or a LoRA rank above its width (an adapter's rank is at most its
+    linears' smaller side, so the rest is parameters and memory that add no rank: `lora_r: 65536` on a 128-wide
+    model moved a CPU job to a cloud T4)."""
     model = get_model(spec.model)
     if spec.method == "full" and spec.freeze_layers > model.n_layers:
         raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
                         f"{model.name}: freeze at most {model.n_layers}.")
+    if spec.method != "full" and spec.lora_r > model.hidden:
+        raise UserError(f"lora_r {spec.lora_r} is more than {model.name}'s width ({model.hidden}), the most rank "
+                        f"an adapter of it can have: use at most {model.hidden}.")
     return model
 
 

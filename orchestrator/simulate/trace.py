@@ -230,6 +230,10 @@ def _open(path: Path) -> tuple:
         f.close()
         raise UserError(f"trace {path}, line 1: cannot read the header ({_short(exc)}); save it as UTF-8 CSV.") \
             from None
+    if not header:  # an empty file was said to lack every column
+        f.close()
+        raise UserError(f"trace {path} is empty: give a CSV with the header {','.join(COLUMNS)} and one row per "
+                        f"job, or make one with `orch simulate --generate N --out {_trace_to_make(path)}`.")
     missing = [c for c in COLUMNS if c not in header]
     repeated = checks.repeated(header)
     unknown = [c for c in header if c not in COLUMNS]  # `budget` for budget_usd: every job simulated unbudgeted
