@@ -296,6 +296,11 @@ def run(runner: str, spec: BenchSpec) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    """The child process trainer_vs_baseline.py starts for one contender's run; not a command of its own."""
+    if len(argv) != 3 or argv[0] not in RUNNERS:
+        print(f"usage: baselines.py {{{','.join(RUNNERS)}}} SPEC.json RESULT.json (started by "
+              "trainer_vs_baseline.py, which writes the spec)", file=sys.stderr)
+        return 2
     runner, spec_path, out_path = argv
     spec = BenchSpec(**json.loads(Path(spec_path).read_text()))
     result = run(runner, spec)

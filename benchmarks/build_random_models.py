@@ -8,16 +8,17 @@ trainer_vs_baseline then find: the same cache key (model, seed, positions, the d
 own, so its CUDA context is gone before any run is measured.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.script_args import Parser, say_error
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "tiny_instruct.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="random:<model id> names")
     parser.add_argument("--data", type=Path, default=DATA, help="the data file the runs train on (keys the cache)")
     parser.add_argument("--seq-len", type=int, default=2048, help="up to 8192 every seq_len shares one build")
@@ -45,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds = {name: config_from_dict({"model": name, "method": "lora", "dataset": str(args.data),
                                          "seq_len": args.seq_len}).seed for name in args.models}
         texts = data.record_texts(data.file_records(str(args.data.resolve())))
+        if not texts:  # an empty file built an 8B model on no text
+            raise UserError(f"--data {args.data} holds no records to train on: give the data file the runs use.")
     except (UserError, data.DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(str(exc))
         return 2
     for name, seed in seeds.items():
         started = time.perf_counter()

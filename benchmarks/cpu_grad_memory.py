@@ -16,12 +16,12 @@ benchmarks/results/cpu-grad-memory.json with the machine's description.
     python benchmarks/cpu_grad_memory.py [--quick] [--out PATH]
 """
 
-import argparse
 import contextlib
 import sys
 from pathlib import Path
 
 from benchmarks import cpu_loss_memory as rss
+from benchmarks.script_args import RESULTS, Parser, output_file, run
 
 MODEL = "random:Qwen/Qwen2.5-0.5B"
 CONFIGS = [  # (model, seq_len, grad_accum, freeze_layers): a short step (gradients above activations) and a long
@@ -81,10 +81,11 @@ def measure(model_name: str, seq_len: int, grad_accum: int, freeze_layers: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-grad-memory.json"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-grad-memory.json")
     args = parser.parse_args(argv)
+    output_file(args.out)  # before minutes of measuring
     results = [rss.run_in_subprocess(c, "benchmarks.cpu_grad_memory") for c in (QUICK if args.quick else CONFIGS)]
     rss.save_results(args.out, results)
     for r in results:
@@ -96,4 +97,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

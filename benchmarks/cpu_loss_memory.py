@@ -11,7 +11,6 @@ benchmarks/results/cpu-loss-memory.json with the machine's description.
     python benchmarks/cpu_loss_memory.py [--quick] [--out PATH]
 """
 
-import argparse
 import ctypes
 import functools
 import json
@@ -23,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.script_args import RESULTS, Parser, output_file, run
 from gpu_catalog.units import BYTES_PER_GIB
 
 CONFIGS = [  # (model, method, seq_len, micro_batch, loss_chunk_tokens, qlora_fp32_upcast): each loss mode measured
@@ -145,10 +145,11 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-loss-memory.json"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-loss-memory.json")
     args = parser.parse_args(argv)
+    output_file(args.out)  # before minutes of measuring
     results = [r for c in (QUICK if args.quick else CONFIGS) for r in run_in_subprocess(c)]
     save_results(args.out, results)
     for r in results:
@@ -160,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -10,11 +10,11 @@ benchmarks/results/cpu-mask-memory.json with the machine's description.
     python benchmarks/cpu_mask_memory.py [--quick] [--out PATH]
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 from benchmarks import cpu_loss_memory as rss
+from benchmarks.script_args import RESULTS, Parser, output_file, run
 
 CONFIGS = [  # (model, seq_len, micro_batch): each with the shared and with transformers' own mask
     ("orch/tiny-llama", 2048, 2),
@@ -73,10 +73,11 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cpu-mask-memory.json"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-mask-memory.json")
     args = parser.parse_args(argv)
+    output_file(args.out)  # before minutes of measuring
     # each in a fresh process: one's peak never hides another's, and the mask registration is its own
     results = [rss.run_in_subprocess(c, "benchmarks.cpu_mask_memory", shared=shared)
                for c in (QUICK if args.quick else CONFIGS) for shared in (False, True)]
@@ -89,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

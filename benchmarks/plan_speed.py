@@ -14,7 +14,6 @@ module: where PYTHONDONTWRITEBYTECODE is set (this project's machines set it), a
 compile its ~45 planning modules from source on every run, about 35 ms that no installed orch pays.
 """
 
-import argparse
 import compileall
 import json
 import os
@@ -25,6 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.script_args import Parser, run, whole_at_least
+from gpu_catalog.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 OFFLINE_CATALOG = REPO.parent / "shared" / "data" / "skypilot-catalog" / "v8"
@@ -68,12 +70,16 @@ def imported_modules(job: str, env: dict | None = None) -> set[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=whole_at_least(1), default=10)
     parser.add_argument("--job", default="examples/llama31-8b-qlora.yaml")
     parser.add_argument("--catalog", type=Path, default=OFFLINE_CATALOG, help="a SkyPilot v8 catalog folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
+    if not (REPO / args.job).is_file():  # relative to the repository, where the plans run
+        raise UserError(f"--job {args.job}: no such job file (relative paths start at {REPO}).")
+    if not args.catalog.is_dir() or not any(args.catalog.glob("*/vms.csv")):
+        raise UserError(f"--catalog {args.catalog}: give a SkyPilot v8 catalog folder (one <cloud>/vms.csv each).")
     compile_orch()
     with tempfile.TemporaryDirectory() as home:
         shutil.copytree(args.catalog, Path(home) / ".sky" / "catalogs" / "v8")
@@ -107,4 +113,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -14,7 +14,6 @@ share within 20%; out-of-memory cases agreed.
 --write-calibration writes the in-sample calibration: the one orch ships as package data.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from benchmarks.script_args import Parser, output_file, run
 from orchestrator.bench.calibrate import calibration_json, fit, published_observations
 from orchestrator.bench.published import (
     PUBLISHED_CSV,
@@ -114,11 +114,12 @@ def leave_one_source_out(points: list[PublishedPoint], folder: Path) -> list[dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--points", action="store_true", help="list every point's error too")
     parser.add_argument("--write-calibration", type=Path, help="write the calibration fitted from every point here")
     args = parser.parse_args(argv)
+    output_file(args.write_calibration, "--write-calibration")  # before the fit, not after it
     points = load_points()
     if args.write_calibration:
         observed = published_observations(points)
@@ -170,4 +171,4 @@ def print_table(report: dict, scorings: dict | None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.script_args import Parser, run, whole_at_least
+
 TARGET_CPU_S = 60.0
 TARGET_PEAK_MIB = 500.0
 POLICIES = ("hybrid", "local-only", "cloud-only", "cloud-spot")
@@ -54,14 +56,18 @@ def _one(policy: str, jobs: int, local: str, seed: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=whole_at_least(1), default=1_000_000)
     parser.add_argument("--policy", default="all", choices=(*POLICIES, "all"))
     parser.add_argument("--local", default="2x RTX4090, 1x A6000")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole_at_least(0), default=0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from gpu_catalog.owned import simulated_owned_offer
+    from orchestrator.simulate.engine import local_cards
+
+    local_cards(args.local, simulated_owned_offer)  # a card orch does not know: one line, before the children
     if args.child:
         print(json.dumps(_one(args.policy, args.jobs, args.local, args.seed)))
         return 0
@@ -99,4 +105,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

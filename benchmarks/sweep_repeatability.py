@@ -10,7 +10,6 @@ over TARGET_SPREAD or did not end `ok` in every run. Each sweep is the CLI a use
 --out ....jsonl`), so the figure is the one `orch report` would show.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -20,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.bench.sweep import Point
+from benchmarks.script_args import Parser, output_file, run
+from orchestrator.bench.sweep import Point, load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_SPREAD = 0.15
@@ -56,7 +56,7 @@ def compare(runs: list[dict[str, dict]]) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", nargs="?", type=Path, default=REPO / "benchmarks" / "sweeps" / "tiny-cpu.yaml")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -66,6 +66,8 @@ def main() -> int:
         parser.error("--runs must be at least 2: one run has nothing to compare with")
     if not args.sweep.is_file():
         parser.error(f"no sweep file {args.sweep}")
+    load_sweep(args.sweep)  # a bad sweep is one line now, not `orch bench failed (exit 2)` after the first run
+    output_file(args.out)  # before the sweeps, not after them
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         runs = [run_sweep(args.sweep.resolve(), Path(folder), i) for i in range(args.runs)]
@@ -92,4 +94,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

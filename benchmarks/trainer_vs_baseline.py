@@ -26,7 +26,10 @@ import time
 from pathlib import Path
 
 from benchmarks.baselines import RUNNERS, BenchSpec
+from benchmarks.script_args import Parser, output_file, say_error
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import get_model
+from trainer.config import config_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "examples" / "data" / "tiny_instruct.jsonl"
@@ -34,7 +37,7 @@ BASELINES = RUNNERS[1:]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="orch/tiny-llama")
     parser.add_argument("--method", default="lora", choices=["lora", "qlora"])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -65,8 +68,15 @@ def check_args(args: argparse.Namespace) -> list[str]:
         problems.append(f"--warmup must be 0 or more and below --steps ({args.steps}), got {args.warmup}")
     if not (args.min_ratio >= 0 and args.min_ratio < float("inf")):
         problems.append(f"--min-ratio must be a finite number, 0 or more, got {args.min_ratio}")
-    if not args.data.is_file():
-        problems.append(f"--data {args.data} is not a file")
+    if not args.data.is_file() or args.data.stat().st_size == 0:
+        problems.append(f"--data {args.data} is not a file of records")
+    try:  # the model and the settings as the trainer reads them, and the --out file, before any model is built
+        get_model(args.model)
+        config_from_dict({"model": args.model, "method": args.method, "seq_len": args.seq_len,
+                          "micro_batch": args.micro_batch, "grad_accum": args.grad_accum, "max_steps": args.steps})
+        output_file(args.out)
+    except UserError as exc:
+        problems.append(str(exc).removeprefix("bad config: ").rstrip("."))
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown or not baselines:
@@ -82,7 +92,6 @@ def prepare(args: argparse.Namespace, workdir: Path) -> BenchSpec:
     """Build the random model once, before any timed process (orch would build it in its first run, inflating that
     run's memory): the same folder, by orch's own cache key, that orch's trainer then finds."""
     from trainer import data
-    from trainer.config import config_from_dict
     from trainer.offline_names import is_built_offline
     from trainer.random_model import build_random_model
 
@@ -181,8 +190,7 @@ def measure(args: argparse.Namespace, baselines: list[str], workdir: Path) -> di
             runs[name].append(run_one(name, spec, repeat))
             order.append(name)
             result = report(args, spec, order, runs)
-            if args.out:  # after every run: a run cut short keeps what it measured
-                args.out.parent.mkdir(parents=True, exist_ok=True)
+            if args.out:  # after every run: a run cut short keeps what it measured (its folder checked first)
                 args.out.write_text(json.dumps(result, indent=2) + "\n")
             if not args.json:
                 last = runs[name][-1]
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         baselines = check_args(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(str(exc))
         return 2
     with tempfile.TemporaryDirectory(prefix="orch-vs-baseline-") as tmp:
         result = measure(args, baselines, Path(tmp))

@@ -58,3 +58,25 @@ def test_the_gpu_session_refuses_bad_arguments_before_any_work(args, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script, args, said", [
+    ("plan_speed.py", ["--runs", "0"], "--runs: must be at least 1, got 0"),
+    ("plan_speed.py", ["--job", "nope.yaml"], "--job nope.yaml: no such job file"),
+    ("simulate_speed.py", ["--jobs", "-5"], "--jobs: must be at least 1, got -5"),
+    ("simulate_speed.py", ["--jobs", "10", "--local", "[red]x"], "unknown GPU '[red]x'"),
+    ("score_estimator.py", ["--write-calibration", "nowhere/x.json"], "folder 'nowhere' does not exist"),
+    ("cpu_mask_memory.py", ["--quick", "--out", "nowhere/x.json"], "folder 'nowhere' does not exist"),
+    ("sweep_repeatability.py", ["--out", "nowhere/x.json"], "folder 'nowhere' does not exist"),
+    ("sweep_repeatability.py", ["--bogus"], "unrecognized arguments: --bogus"),
+    ("trainer_vs_baseline.py", ["--seq-len", "99999999"], "`seq_len` must be at most"),
+    ("baselines.py", ["--help"], "usage: baselines.py {orch,trainer,trl} SPEC.json RESULT.json"),
+])
+def test_a_benchmark_scripts_mistake_is_one_line_before_any_work(tmp_path, script, args, said):
+    """Each ended in a traceback (a ConfigError, FileNotFoundError after 43 s of measuring, statistics' error for
+    --runs 0), or in argparse's usage and error on two lines."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
