@@ -94,6 +94,7 @@ class ModelShape:
 
 
 MAX_DIMENSION = 2**24  # no layer count, width, head count or vocabulary comes near this; above it is a broken file
+MAX_PARAMS = 10**13  # 10 T: 25x Llama 3.1 405B, the largest dense model released; sizes in range can multiply past it
 # The fields that give a mixture-of-experts model away (Mixtral, Qwen2-MoE, DeepSeek, OLMoE...): its MLP is many
 # experts, so sizing it as one dense MLP would be off by the expert count. 0, 1 or null: a dense model.
 EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
@@ -166,6 +167,9 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
         source=source,
         context_tokens=_context_tokens(config, source),
     )
+    if shape.computed_params > MAX_PARAMS:  # each size in range, and together 3e20 parameters planned on a 4090
+        raise UserError(f"{source} describes {shape.computed_params:.3g} parameters, more than any model orch plans "
+                        f"({MAX_PARAMS:.0e}, past the largest released dense models): check its sizes.")
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
 
 
@@ -178,7 +182,7 @@ def _context_tokens(config: dict, source: str) -> int | None:
     """The config's context length, or None where it states none. A stated one must be a whole number of at least 1,
     as every other size is: `max_position_embeddings: -1` (or 1.5, or "big") was taken for no context, and the plan's
     note that seq_len runs past the model's context went unsaid."""
-    lengths = [checks.number(config[key], f"{source}: `{key}`", 1, whole=True)
+    lengths = [checks.number(config[key], f"{source}: `{key}`", 1, MAX_DIMENSION, whole=True)
                for key in CONTEXT_KEYS if config.get(key) is not None]
     return lengths[0] if lengths else None
 

@@ -612,6 +612,9 @@ case("model-a-list", lambda i: i.model("[1, 2]"))
 case("model-nan", lambda i: i.model(json.dumps(GOOD_MODEL).replace("128", "NaN")))
 case("model-text-config-a-list", lambda i: i.model({"text_config": [1]}))
 case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
+case("model-context-1e308", lambda i: i.model({**GOOD_MODEL, "max_position_embeddings": 1e308}))
+case("model-sizes-in-range-multiplying-past-any-model", lambda i: i.model(
+    {key: 2**24 for key in (*GOOD_MODEL, "num_key_value_heads", "head_dim")}))
 
 # --- estimate and catalog flags --------------------------------------------------------------------------------------
 for flags in (["--seq-len", "0"], ["--seq-len", "-1"], ["--micro-batch", "0"], ["--lora-r", "0"],
