@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, usd_text
 from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
@@ -272,15 +272,18 @@ def no_option_message(result: Plan) -> str:
             cheapest = min(in_time, key=lambda r: r.estimate.cost_usd)
             o, e = cheapest.offer, cheapest.estimate
             limits = f"the {usd_text(budget)} budget" + (f" and the {deadline:g} h deadline" if deadline else "")
+            raise_it = f"Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}" \
+                f"{', extend --deadline' if deadline else ''}, or train" if e.cost_usd <= MAX_BUDGET_USD else \
+                f"That is more than any --budget (at most {MAX_BUDGET_USD:,.0f}): train"  # no raise can do it
             return (f"no target meets {limits}: the cheapest{' in time' if deadline else ''} is {o.gpu.name} on "
                     f"{o.provider} ({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for "
-                    f"{e.hours:.2f} h. Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}"
-                    f"{', extend --deadline' if deadline else ''}, or train on fewer tokens.")
+                    f"{e.hours:.2f} h. {raise_it} on fewer tokens.")
         fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
+        extend = f"Extend --deadline to at least {math.ceil(e.hours * 100) / 100:g} h, or train" \
+            if e.hours <= MAX_DEADLINE_H else f"That is past any --deadline (at most {MAX_DEADLINE_H:,} h): train"
         return (f"no target meets the {deadline:g} h deadline at any price: the fastest is {o.gpu.name} on "
-                f"{o.provider} at {e.hours:.3g} h ({usd_text(e.cost_usd)}). Extend --deadline to at least "
-                f"{math.ceil(e.hours * 100) / 100:g} h, or train on fewer tokens.")
+                f"{o.provider} at {e.hours:.3g} h ({usd_text(e.cost_usd)}). {extend} on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
         return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "
