@@ -242,3 +242,15 @@ def test_the_budget_a_refusal_asks_for_is_enough(tmp_path, monkeypatch):
     assert refused.exit_code == 2
     asked = re.search(r"Raise --budget to at least ([0-9.]+)", refused.stderr)[1]
     assert CliRunner().invoke(app, ["plan", job, "--budget", asked, "--providers", "local"]).exit_code == 0
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--budget", "10000000"], "That is more than any --budget (at most 10,000,000): train on fewer tokens."),
+    (["--budget", "10000000", "--deadline", "87600"], "That is past any --deadline (at most 87,600 h): train on fewer"),
+])
+def test_a_job_no_allowed_budget_or_deadline_could_meet_is_not_told_to_raise_them(tmp_path, flags, said):
+    """`Raise --budget to at least 15,574,766,219.66` where --budget takes at most 10,000,000."""
+    job = tmp_path / "huge.yaml"
+    job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 256\ntrain_tokens: 9e15\n")
+    result = CliRunner().invoke(app, ["plan", str(job), *flags])
+    assert result.exit_code == 2 and said in result.output, result.output
