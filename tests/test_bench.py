@@ -327,6 +327,8 @@ def test_only_a_fault_of_the_shared_data_file_stops_a_sweep(message, stops):
 
     assert _refused_the_data({"status": "bad_config", "message": message}, "/d/x.jsonl") is stops
     assert _refused_the_data({"status": "error", "message": message}, "/d/x.jsonl") is False
+    in_a_folder = message.replace("/d/x.jsonl", "/d/folder/x.jsonl")  # a sweep's `dataset: /d/folder`
+    assert _refused_the_data({"status": "bad_config", "message": in_a_folder}, "/d/folder") is stops
 
 
 def test_an_unstable_point_says_whether_it_had_too_few_steps_or_too_wide_an_interval():

@@ -142,6 +142,7 @@ def _refused_the_data(row: dict, dataset: Path | str) -> bool:
     with a GPU model) to be refused the same way, so the sweep stops there. A sweep checks only the start of its data
     before it runs (sweep.load_sweep). A refusal that may be the point's own (its columns, its tokenizer, its
     seq_len) stops nothing."""
-    file_fault = re.compile(rf"dataset {re.escape(str(dataset))} (?:line \d+: not a JSON record|(?:line \d+ )?is not "
-                            "UTF-8 text)")
+    # a folder's fault is said of the file in it (`dataset data/x.jsonl line 1: ...` for a sweep's `dataset: data`)
+    file_fault = re.compile(rf"dataset {re.escape(str(dataset))}(?:/\S+)? (?:line \d+: not a JSON record|"
+                            r"(?:line \d+ )?is not UTF-8 text)")
     return row["status"] == TrainStatus.BAD_CONFIG and bool(file_fault.search(row.get("message") or ""))
