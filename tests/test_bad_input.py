@@ -400,6 +400,7 @@ for name, changes in (("empty-grid-list", {"grids": [{"model": ["orch/tiny-llama
 case("bench-sweep-dataset-not-utf8", lambda i: i.sweep(dataset=i.file("bad.jsonl", b"\xff\xfe bad")))
 case("bench-out-is-the-db", lambda i: i.sweep() + ["--db", str(i.work / "r.jsonl"), "--out", str(i.work / "r.jsonl")])
 case("calibrate-out-is-the-db", lambda i: ["calibrate", "--db", str(i.work / "b.db"), "--out", str(i.work / "b.db")])
+case("calibrate-out-not-json", lambda i: ["calibrate", "--out", str(i.work / "calibration.yaml")])
 
 # --- results files ---------------------------------------------------------------------------------------------------
 for command in ("calibrate", "report"):

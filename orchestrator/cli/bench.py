@@ -137,6 +137,8 @@ def calibrate_command(
     inputs = (*(results or ()), *([db] if db else []))
     if out is not None:
         check_not_a_database(out, "--out", "drop --out to refit the one the estimator reads")
+        if out.suffix.lower() != ".json":  # JSON was written under .yaml, .jsonl or no suffix at all
+            raise UserError(f"--out '{out}': a calibration is a JSON file: give a name ending in .json.")
         checks.output_file(out, inputs=inputs, force=force)
     else:
         check_refitted(calibration_file(), inputs)
