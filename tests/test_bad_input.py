@@ -614,6 +614,10 @@ case("model-nan", lambda i: i.model(json.dumps(GOOD_MODEL).replace("128", "NaN")
 case("model-text-config-a-list", lambda i: i.model({"text_config": [1]}))
 case("model-folder-without-config", lambda i: ["estimate", str(i.files)])
 case("model-context-1e308", lambda i: i.model({**GOOD_MODEL, "max_position_embeddings": 1e308}))
+case("plan-model-folder-whose-config-is-broken", lambda i: [i.file("m/config.json", "{not json"),
+                                                            i.file("m/tokenizer.json", "{}"),
+                                                            plan(i, model=str(i.files / "m"), method="lora",
+                                                                 dataset=DATA, train_tokens=DROP, epochs=1)][2])
 case("model-sizes-in-range-multiplying-past-any-model", lambda i: i.model(
     {key: 2**24 for key in (*GOOD_MODEL, "num_key_value_heads", "head_dim")}))
 

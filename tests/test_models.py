@@ -363,3 +363,18 @@ def test_plan_says_the_org_typo_note(tmp_path, capsys):
     out = capsys.readouterr()
     assert any("did you mean 'meta-llama'?" in note for note in json.loads(out.out)["notes"])
     assert "note: 'meta-lama' is no organisation" in out.err
+
+
+def test_a_model_folders_broken_config_is_named_before_its_tokenizer_is_loaded(tmp_path):
+    """A config.json that was no JSON (or began with a byte-order mark) was reported as a tokenizer that could not be
+    loaded, with the fix to give another tokenizer."""
+    from trainer.config import check_model_and_tokenizer, config_from_dict
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "tokenizer.json").write_text("{}")
+    job = config_from_dict({"model": "./m", "method": "lora", "seq_len": 64, "train_tokens": 100}, base_dir=tmp_path)
+    for text, said in (("{not json", "config.json is not valid JSON (Expecting property name"),
+                       ("\ufeff{}", "config.json starts with a byte-order mark, which transformers cannot read")):
+        (tmp_path / "m" / "config.json").write_text(text, encoding="utf-8")
+        with pytest.raises(UserError, match=re.escape(said)):
+            check_model_and_tokenizer(job, tmp_path)

@@ -5,6 +5,7 @@ orchestrator/); orchestrator.job reads jobs through it, so the two can never dis
 any work starts, with every problem reported at once. Plain Python: importing it loads no torch.
 """
 
+import codecs
 import datetime
 import json
 import math
@@ -637,6 +638,20 @@ def parse_overrides(overrides) -> dict:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
+def _check_config_json(path: Path) -> None:
+    """A model folder's config.json as transformers reads it: JSON, with no byte-order mark before it (orch's own
+    reader skips one; transformers' json.loads stops at it)."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        raise ConfigError(f"{path} starts with a byte-order mark, which transformers cannot read: save it as UTF-8 "
+                          "without one.")
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({checks.one_line(str(exc))[:100]}): fix it, or save the model "
+                          "again with save_pretrained.") from None
+
+
 def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
     """A model or tokenizer that cannot be built is bad config, said in one line before torch loads: a `random:` (or
     tiny) model must name a shape orch knows, and the folder the tokenizer loads from (`tokenizer`, else the model's
@@ -644,6 +659,8 @@ def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
     transformers' paragraph about sentencepiece for a folder with config and weights only."""
     if is_built_offline(config.model):
         get_model(config.model)  # UserError for a shape it does not know: "unknown model ..."
+    if (folder := model_folder(config.model, base_dir)) is not None and (folder / "config.json").is_file():
+        _check_config_json(folder / "config.json")  # a broken one was blamed on the tokenizer that loads it
     folder = resolve_tokenizer(config.tokenizer, base_dir) or (None if is_built_offline(config.model) else
                                                                config.model)
     if folder is None or not os.path.isdir(folder) or any(os.path.isfile(os.path.join(folder, name))
