@@ -513,3 +513,14 @@ def test_an_unstable_points_speed_is_not_fitted_but_its_memory_is():
     (stable,) = observations([row])
     (unstable,) = observations([{**row, "stable": False}])
     assert stable.tokens_per_s == 100.0 and unstable.tokens_per_s is None and unstable.vram_gib == stable.vram_gib
+
+
+def test_a_row_whose_model_is_no_longer_described_is_left_out_as_an_unknown_gpus_is():
+    """A row of this machine's database naming a model folder since deleted stopped `orch calibrate` with `unknown
+    model`, saying neither the database nor the row."""
+    from orchestrator.bench.calibrate import observations
+
+    row = {"point_id": "p1", "status": "ok", "gpu": "NVIDIA H100 80GB HBM3", "tokens_per_s": 5000.0,
+           "config": {"model": "/gone/model-folder", "method": "lora", "seq_len": 512, "max_steps": 2}}
+    known = {**row, "config": {**row["config"], "model": "meta-llama/Llama-3.2-1B"}}
+    assert [o.model.name for o in observations([row, known])] == ["meta-llama/Llama-3.2-1B"]

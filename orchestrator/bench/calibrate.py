@@ -114,11 +114,15 @@ def observations(rows: list[dict]) -> list[Observation]:
         if row.get("status") != "ok" or gpu is None:
             continue
         config = config_from_dict(row["config"])
+        try:  # a row of this machine's database may name a model folder since deleted: not described, as above
+            model = get_model(config.model)
+        except UserError:
+            continue
         settings = settings_from_job(config)
         vram, kind = measured_vram(row)
         found.append(Observation(label=f"{config.model} {config.method} seq {config.seq_len} x{config.micro_batch}"
                                        f"{' ckpt' if settings.grad_ckpt else ''} on {gpu.name}",
-                                 gpu=gpu, method=config.method, model=get_model(config.model), settings=settings,
+                                 gpu=gpu, method=config.method, model=model, settings=settings,
                                  tokens_per_s=rows_tokens_per_s(row["tokens_per_s"], row.get("padding_fraction"))
                                  if row.get("tokens_per_s") and row.get("stable", True) else None,
                                  vram_gib=vram, vram_measures=kind))
