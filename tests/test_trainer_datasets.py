@@ -401,3 +401,15 @@ def test_a_parquet_file_of_no_rows_is_said_to_hold_no_records(tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
     assert "dataset 'empty.parquet' holds no records (a Parquet file of no rows)" in err[0], err
+
+
+def test_a_local_dataset_that_cannot_be_read_is_said_in_its_own_terms(tmp_path):
+    """A folder of empty .txt files was `cannot read dataset 'tx' config default split 'train': Please pass
+    `features` or at least one example when writing data`: the hub's words and `datasets`' internals."""
+    from trainer.data_sources import Source, _unreadable
+
+    (tmp_path / "tx").mkdir()
+    source = Source("tx", tmp_path / "tx", None, "train")
+    said = _unreadable(source, ValueError("Please pass `features` or at least one example when writing data"))
+    assert said.startswith("dataset 'tx' holds no records") and "split" not in said
+    assert "cannot be read (permission denied)" in _unreadable(source, PermissionError(13, "Permission denied"))

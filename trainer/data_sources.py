@@ -366,12 +366,19 @@ def _unreadable(source: Source, exc: BaseException) -> str:
     local = source.local
     if local is not None and local.exists() and not (local.is_file() or local.is_dir()):  # /dev/null, a pipe
         return f"dataset '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
-    if local is not None and "corresponds to no data" in detail:  # `datasets`' words for a split of no rows
+    if local is None:
+        return (f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
+                f"'{source.split}' (a hub dataset needs the network, and HF_TOKEN if gated): {detail}")
+    # a local file or folder: said in its own terms, not the hub's (config, split) or pandas' ("C error")
+    if "corresponds to no data" in detail or "at least one example" in detail:  # `datasets`' words for no rows
         return (f"dataset '{source.name}' holds no records (a .csv needs rows under its header, a .jsonl one record "
-                "a line): add records.")
-    where = "" if local is not None else " (a hub dataset needs the network, and HF_TOKEN if gated)"
-    return (f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split '{source.split}'"
-            f"{where}: {detail}")
+                "a line, a .txt some text): add records.")
+    if isinstance(exc, PermissionError):
+        return f"dataset '{source.name}' cannot be read (permission denied): make it readable, or copy it here."
+    if local.is_file() and file_kind(local) == "csv":
+        return (f"dataset '{source.name}' is not a CSV file pandas can read ({detail.removeprefix('Error ')}): quote "
+                "each value that holds a comma, a quote or a line break, or give the records as .jsonl.")
+    return f"cannot read dataset '{source.name}': {detail}"
 
 
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
