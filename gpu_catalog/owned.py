@@ -210,6 +210,7 @@ def load_owned_hardware(path: Path | None = None) -> OwnedHardware:
         raise UserError(f"{path}: unknown key {_with_hints(unknown, _TOP_KEYS)}: use {', '.join(sorted(_TOP_KEYS))} "
                         "(a card's keys go under `cards:`).")
     policy = raw.get("cost_policy", "amortized")
+    policy = policy.strip().lower() if isinstance(policy, str) else policy  # in any case, as --local-cost reads it
     if policy not in COST_POLICIES:
         raise UserError(f"{path}: cost_policy must be one of {', '.join(COST_POLICIES)}, got {short_repr(policy)}.")
     cards = raw.get("cards")

@@ -214,3 +214,11 @@ def test_a_card_named_by_its_number_alone_is_that_card(tmp_path, monkeypatch):
     write_hardware(tmp_path, monkeypatch, "cards: [{gpu: 12345}]")
     with pytest.raises(UserError, match="unknown GPU '12345'"):
         load_owned_hardware()
+
+
+def test_the_cost_policy_is_read_in_any_case_as_local_cost_is(tmp_path):
+    from gpu_catalog.owned import load_owned_hardware
+
+    path = tmp_path / "hardware.yaml"
+    path.write_text("cost_policy: MARGINAL\n")
+    assert load_owned_hardware(path).cost_policy == "marginal"

@@ -177,12 +177,17 @@ _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "ma
 MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
 # and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
+MOST_STEPS = 10**9
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
             "neftune_noise_alpha": 1000.0,  # the NEFTune paper's alphas are 5 to 15
             "max_grad_norm": 1_000_000,  # past any gradient norm a fine-tune clips at (a larger one never clips either)
-            "save_every_minutes": 1_000_000_000}  # about 1,900 years: `never` for sweeps and benchmarks, and no further
+            "save_every_minutes": 1_000_000_000,  # about 1,900 years: `never` for sweeps and benchmarks, and no further
+            # optimizer steps: a billion is years of a GPU at a step a ms; `warmup_steps: 1e15` held the learning rate
+            # near 0 for a whole 49-step run, and `timing_warmup_steps: 1e12` never measured tokens/s
+            **dict.fromkeys(("max_steps", "warmup_steps", "eval_every", "save_every", "log_every",
+                             "timing_warmup_steps", "eval_batches"), MOST_STEPS)}
 _USD_KEYS = {"budget_usd", "usd_per_hour"}  # dollars, written as the flags take them (usd_from_text)
 MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
