@@ -675,6 +675,7 @@ case("bench-sweep-grid-dataset", lambda i: i.sweep(grids=[{**SWEEP_GRID, "datase
 case("bench-sweep-grid-max-steps", lambda i: i.sweep(grids=[{**SWEEP_GRID, "max_steps": [2]}]))
 case("bench-sweep-settings-eval-fraction", lambda i: i.sweep(settings={"eval_fraction": 0.1}))
 case("bench-sweep-settings-name", lambda i: i.sweep(settings={"name": "x"}))
+case("bench-sweep-stable-within-a-denormal", lambda i: i.sweep(stable_within=1e-320))
 for value in ("[embed_tokens, lm_head]", "5"):  # carried over, or listed as not: the job still lacks a model
     case(f"import-additional-target-{value}", lambda i, v=value: ["import", i.file("lf.yaml", "finetuning_type: "
                                                                                    f"lora\nadditional_target: {v}\n")])
