@@ -502,9 +502,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
     with it."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
-    if len(os.fsencode(path.name)) > (longest := _longest_name(path.parent)):  # stat() itself fails on such a name
-        raise UserError(f"{what} {short_repr(path.name)}: the file name is longer than the {longest} bytes a file "
-                        "system takes: give a shorter one.")
+    fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
         raise loop
     if path.is_dir():
@@ -522,15 +520,39 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
     if landing.exists() and not os.access(landing, os.W_OK):
         raise UserError(f"{what} '{path}' is read-only: make it writable, or choose another file.")
+    if _is_sqlite(landing):  # `orch import --out ~/.local/share/orch/runs.db --force` replaced every run record
+        raise UserError(f"{what} '{path}' is an SQLite database (orch keeps its runs, jobs and results in such "
+                        "files), and no orch output is one: choose another file.")
     return path
 
 
-def _longest_name(folder: Path) -> int:
-    """The longest file name, in bytes, the folder's file system takes (255 on most)."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
     try:
-        return os.pathconf(folder, "PC_NAME_MAX")
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:  # not there, a folder, unreadable: the checks above say what they must
+        return False
+
+
+def fits_the_file_system(path: Path, what: str) -> None:
+    """Each name in the path at most the file system's longest (255 bytes on most), and the whole path within the
+    system's limit: past them stat() itself fails, and the user read the system's bare `File name too long`."""
+    try:
+        longest = os.pathconf(next((p for p in path.parents if p.is_dir()), Path(".")), "PC_NAME_MAX")
     except (OSError, ValueError):
-        return 255
+        longest = 255
+    if long := next((part for part in path.parts if len(os.fsencode(part)) > longest), None):
+        raise UserError(f"{what}: the name {short_repr(long)} is longer than the {longest} bytes a file system "
+                        "takes: give a shorter one.")
+    if len(os.fsencode(str(path))) >= MOST_PATH_BYTES:
+        raise UserError(f"{what} {short_repr(str(path))}: the path is longer than the {MOST_PATH_BYTES} bytes the "
+                        "system takes: give a shorter one.")
+
+
+MOST_PATH_BYTES = 4096  # Linux's PATH_MAX
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -559,6 +581,7 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     output file's is. A path that is not UTF-8 is refused: the trainer trained a whole job into one, then failed
     saving its tokenizer there."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
+    fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop
     if path.exists() and not path.is_dir():

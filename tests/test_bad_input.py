@@ -644,10 +644,17 @@ case("plan-csv-dataset-with-nul", lambda i: plan(i, model="orch/tiny-llama", met
                                                   dataset=i.file("d.csv", "instruction,input,output\n"
                                                                  + "What is 2+2?,,4\x00\n" * 50)))
 case("estimate-lora-r-above-the-width", lambda i: ["estimate", "orch/tiny-llama", "--lora-r", "129"])
+for flags in (["--seq-len", "1e308"], ["--micro-batch", "1e308"], ["--quant-bits", "1e308"]):  # said by its size
+    case(f"estimate-said-by-size{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 IMPORTED = ("base_model: orch/tiny-llama\nadapter: lora\nsequence_len: 64\n"
             "datasets:\n  - path: org/ds\n    type: alpaca\n")
 case("import-out-a-folder-by-its-slash", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--out",
                                                     str(i.work / "newdir") + "/"])
+case("import-out-over-the-runs-database", lambda i: [i.run_record(), ["import", i.file("ax.yaml", IMPORTED), "--out",
+                                                                    str(i.home / "runs.db"), "--force"]][1])
+for command in (["report", "--out"], ["calibrate", "--out", "c.json", "--db"], ["train", "JOB", "--output"]):
+    case(f"{command[0]}-path-name-too-long", lambda i, c=command: [
+        i.job() if part == "JOB" else part for part in c] + [str(i.work / ("a" * 300))])
 case("import-out-name-too-long", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--out",
                                             str(i.work / ("a" * 300 + ".yaml"))])
 case("import-model-a-folder-without-tokenizer", lambda i: ["import", i.file(

@@ -279,7 +279,7 @@ def _problems(raw: dict) -> list[str]:
     # a value already said to be wrong is not judged again with the method: `freeze_layers: -1` under lora was also
     # told that freeze_layers is for method full, beside the point
     valid = {key: value for key, value in raw.items() if key not in wrong}
-    return problems + _method_problems(valid) + _pair_problems(raw)
+    return problems + _method_problems(valid) + _pair_problems(valid)
 
 
 def _value_problem(key: str, value) -> str | None:
@@ -306,17 +306,18 @@ def _value_problem(key: str, value) -> str | None:
                 f"write it without them (`{key}: {inner}`)")
     if key in _FLOAT_KEYS and not math.isfinite(value):
         return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
+    shown = checks.whole_shown(value) if isinstance(value, int) else value
+    if key in _MAXIMUM and value > _MAXIMUM[key]:  # the key's own bound first: `seq_len: 1e308` is past 1048576
+        return f"`{key}` must be at most {_MAXIMUM[key]}, got {shown}"
     if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
-        return f"`{key}` is too large: at most {LARGEST_COUNT}, got {checks.whole_shown(value)}"
-    if key in _MAXIMUM and value > _MAXIMUM[key]:
-        return f"`{key}` must be at most {_MAXIMUM[key]}, got {value}"
+        return f"`{key}` is too large: at most {LARGEST_COUNT}, got {shown}"
     if key == "name" and not checks.SAFE_NAME.fullmatch(value):
         return f"`name` {checks.short_repr(value)} is not allowed: use {checks.SAFE_NAME_RULE}"
     if key in CHOICES and not _is_choice(value, CHOICES[key]):
         choices = [str(c).lower() for c in CHOICES[key]]
         near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
-        return (f"`{key}` must be one of {', '.join(choices)}; got {checks.short_repr(value)}{near}"
-                f"{unquote}")
+        got = shown if isinstance(value, int) and not isinstance(value, bool) else checks.short_repr(value)
+        return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}"
     if key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
         return f"`{key}` must be above 0, got {value}"
     if key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:

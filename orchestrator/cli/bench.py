@@ -33,6 +33,8 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
     """--db names a results database: an existing file, or (for `orch bench`, which records into it) one to create
     in a writable folder. A command that only reads it refuses a missing one: it made an empty database at a typo'd
     path and went on with no results."""
+    if db is not None:
+        checks.fits_the_file_system(db, "--db")
     if db is not None and reads_only and db.is_file() and db.stat().st_size == 0:  # SQLite would make it a database
         raise UserError(f"--db '{db}' is an empty file, not a results database: give the one `orch bench --db` "
                         "recorded into, or leave --db out for $ORCH_HOME/bench.db.")
