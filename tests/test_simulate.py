@@ -424,8 +424,10 @@ def test_a_local_card_named_without_a_count_is_one_card_and_semicolons_are_told(
     for twice in ("2x H100 (x2)", "3x H100 x 2"):
         result = runner.invoke(app, ["simulate", "--trace", trace, "--local", twice])
         assert result.exit_code == 2 and "gives its count twice" in result.stderr, twice
-    result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "-1x RTX 4090"])
-    assert result.exit_code == 2 and "is not 'N x GPU' with N of 1 or more" in result.stderr
+    for miscounted in ("-1x RTX 4090", "2.5x A6000", "1e308x A6000"):  # the last two were looked up as GPU names
+        result = runner.invoke(app, ["simulate", "--trace", trace, "--local", miscounted])
+        assert result.exit_code == 2 and "is not 'N x GPU' with N of 1 or more" in result.stderr, miscounted
+    assert runner.invoke(app, ["simulate", "--trace", trace, "--local", "A100 x 2", "--json"]).exit_code == 0
 
 
 @pytest.mark.parametrize(("args", "named"), [

@@ -320,7 +320,9 @@ def local_cards(text: str, offer_for) -> list[Offer]:
         # `2x RTX 4090`, `2 x A6000`: a count in front; any other entry is one GPU's name (`rtx 4090` holds an `x `)
         found = re.fullmatch(r"(\d+)\s*[x×]\s+(\S.*)", part, re.IGNORECASE)
         count, name = (found[1], found[2]) if found else ("1", part)
-        if int(count) == 0 or re.match(r"-?\d+\s", name) or part.startswith("-"):
+        # a count that is no whole number (`2.5x A6000`, `nanx A6000`, `1e308x`) was looked up as a GPU's name
+        miscounted = not found and re.fullmatch(r"[0-9.]+(?:e[-+]?[0-9]+)?\s*[x×]\s+\S.*", part, re.IGNORECASE)
+        if int(count) == 0 or re.match(r"-?\d+\s", name) or part.startswith("-") or miscounted:
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
         try:
             gpu: GPU = get_gpu(name.strip())
