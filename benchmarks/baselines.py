@@ -298,11 +298,16 @@ def run(runner: str, spec: BenchSpec) -> dict:
 def main(argv: list[str]) -> int:
     """The child process trainer_vs_baseline.py starts for one contender's run; not a command of its own."""
     if len(argv) != 3 or argv[0] not in RUNNERS:
-        print(f"usage: baselines.py {{{','.join(RUNNERS)}}} SPEC.json RESULT.json (started by "
-              "trainer_vs_baseline.py, which writes the spec)", file=sys.stderr)
+        print(f"error: baselines.py takes {{{','.join(RUNNERS)}}} SPEC.json RESULT.json: it is started by "
+              "trainer_vs_baseline.py, which writes the spec; run that instead.", file=sys.stderr)
         return 2
     runner, spec_path, out_path = argv
-    spec = BenchSpec(**json.loads(Path(spec_path).read_text()))
+    try:
+        spec = BenchSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:  # a spec trainer_vs_baseline.py did not write
+        print(f"error: {spec_path!r} is not a spec trainer_vs_baseline.py wrote ({type(exc).__name__}): run that "
+              "script instead.", file=sys.stderr)
+        return 2
     result = run(runner, spec)
     Path(out_path).write_text(json.dumps(result))
     return 0 if result["status"] == "ok" else 1

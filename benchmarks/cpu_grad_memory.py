@@ -18,10 +18,9 @@ benchmarks/results/cpu-grad-memory.json with the machine's description.
 
 import contextlib
 import sys
-from pathlib import Path
 
 from benchmarks import cpu_loss_memory as rss
-from benchmarks.script_args import RESULTS, Parser, output_file, run
+from benchmarks.script_args import RESULTS, Parser, file_path, output_file, run
 
 MODEL = "random:Qwen/Qwen2.5-0.5B"
 CONFIGS = [  # (model, seq_len, grad_accum, freeze_layers): a short step (gradients above activations) and a long
@@ -83,7 +82,7 @@ def measure(model_name: str, seq_len: int, grad_accum: int, freeze_layers: int) 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-grad-memory.json")
+    parser.add_argument("--out", type=file_path, default=RESULTS / "cpu-grad-memory.json")
     args = parser.parse_args(argv)
     output_file(args.out)  # before minutes of measuring
     results = [rss.run_in_subprocess(c, "benchmarks.cpu_grad_memory") for c in (QUICK if args.quick else CONFIGS)]

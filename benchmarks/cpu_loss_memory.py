@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.script_args import RESULTS, Parser, output_file, run
+from benchmarks.script_args import RESULTS, Parser, file_path, output_file, run
 from gpu_catalog.units import BYTES_PER_GIB
 
 CONFIGS = [  # (model, method, seq_len, micro_batch, loss_chunk_tokens, qlora_fp32_upcast): each loss mode measured
@@ -147,7 +147,7 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-loss-memory.json")
+    parser.add_argument("--out", type=file_path, default=RESULTS / "cpu-loss-memory.json")
     args = parser.parse_args(argv)
     output_file(args.out)  # before minutes of measuring
     results = [r for c in (QUICK if args.quick else CONFIGS) for r in run_in_subprocess(c)]

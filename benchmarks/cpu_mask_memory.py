@@ -11,10 +11,9 @@ benchmarks/results/cpu-mask-memory.json with the machine's description.
 """
 
 import sys
-from pathlib import Path
 
 from benchmarks import cpu_loss_memory as rss
-from benchmarks.script_args import RESULTS, Parser, output_file, run
+from benchmarks.script_args import RESULTS, Parser, file_path, output_file, run
 
 CONFIGS = [  # (model, seq_len, micro_batch): each with the shared and with transformers' own mask
     ("orch/tiny-llama", 2048, 2),
@@ -75,7 +74,7 @@ def measure(model_name: str, seq_len: int, micro_batch: int, shared: bool) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model only")
-    parser.add_argument("--out", type=Path, default=RESULTS / "cpu-mask-memory.json")
+    parser.add_argument("--out", type=file_path, default=RESULTS / "cpu-mask-memory.json")
     args = parser.parse_args(argv)
     output_file(args.out)  # before minutes of measuring
     # each in a fresh process: one's peak never hides another's, and the mask registration is its own

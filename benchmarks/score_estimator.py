@@ -24,7 +24,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from benchmarks.script_args import Parser, output_file, run
+from benchmarks.script_args import Parser, file_path, output_file, run
 from orchestrator.bench.calibrate import calibration_json, fit, published_observations
 from orchestrator.bench.published import (
     PUBLISHED_CSV,
@@ -117,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--points", action="store_true", help="list every point's error too")
-    parser.add_argument("--write-calibration", type=Path, help="write the calibration fitted from every point here")
+    parser.add_argument("--write-calibration", type=file_path,
+                        help="write the calibration fitted from every point here (a .json file)")
     args = parser.parse_args(argv)
-    output_file(args.write_calibration, "--write-calibration")  # before the fit, not after it
+    output_file(args.write_calibration, "--write-calibration", ".json")  # before the fit, not after it
     points = load_points()
     if args.write_calibration:
         observed = published_observations(points)

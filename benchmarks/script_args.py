@@ -4,6 +4,7 @@ minutes of measuring), a name from the command line is echoed without its escape
 before any work (cpu_mask_memory.py measured for 43 s, then failed to write)."""
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +29,35 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def output_file(path: Path | None, flag: str = "--out") -> Path | None:
-    """An output file checked before the work that fills it (its folder exists and takes a file; not a folder)."""
+def file_path(text: str) -> Path:
+    """An argparse type for an output file: typed with a trailing slash it names a folder (Path drops the slash, and
+    `--out x/` wrote a file named `x`)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a file name")
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{checks.short_repr(text)} ends with a slash, which names a folder: give a "
+                                         "file name")
+    return Path(text)
+
+
+def output_file(path: Path | None, flag: str = "--out", suffix: str | None = None) -> Path | None:
+    """An output file checked before the work that fills it (its folder exists and takes a file; not a folder; the
+    `suffix` of what is written)."""
+    if path is not None and suffix and path.suffix.lower() != suffix:
+        raise UserError(f"{flag} '{path}': it is written as {suffix[1:].upper()}: give a name ending in {suffix}.")
     return None if path is None else checks.output_file(path, flag)
+
+
+def whole_in(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`."""
+    read_least = whole_at_least(least)
+
+    def read(text: str) -> int:
+        value = read_least(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {checks.whole_shown(value)}")
+        return value
+    return read
 
 
 def whole_at_least(least: int) -> Callable[[str], int]:

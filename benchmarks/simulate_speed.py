@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.script_args import Parser, run, whole_at_least
+from benchmarks.script_args import Parser, run, whole_at_least, whole_in
+from orchestrator.cli.simulate import MAX_GENERATED_JOBS
 
 TARGET_CPU_S = 60.0
 TARGET_PEAK_MIB = 500.0
@@ -57,7 +58,7 @@ def _one(policy: str, jobs: int, local: str, seed: int) -> dict:
 
 def main() -> int:
     parser = Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=whole_at_least(1), default=1_000_000)
+    parser.add_argument("--jobs", type=whole_in(1, MAX_GENERATED_JOBS), default=1_000_000)
     parser.add_argument("--policy", default="all", choices=(*POLICIES, "all"))
     parser.add_argument("--local", default="2x RTX4090, 1x A6000")
     parser.add_argument("--seed", type=whole_at_least(0), default=0)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.script_args import Parser, output_file, run
+from benchmarks.script_args import Parser, file_path, output_file, run
 from orchestrator.bench.sweep import Point, load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("sweep", nargs="?", type=Path, default=REPO / "benchmarks" / "sweeps" / "tiny-cpu.yaml")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--out", type=file_path, help="also write the result as JSON here")
     args = parser.parse_args()
     if args.runs < 2:
         parser.error("--runs must be at least 2: one run has nothing to compare with")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.baselines import RUNNERS, BenchSpec
-from benchmarks.script_args import Parser, output_file, say_error
+from benchmarks.script_args import Parser, file_path, output_file, say_error
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from trainer.config import config_from_dict
@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baselines", default=",".join(BASELINES), help=f"comma-separated, from {BASELINES}")
     parser.add_argument("--min-ratio", type=float, default=1.0, help="exit 1 when orch is slower than this")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--out", type=Path, help="write the result as JSON here (benchmarks/results/ for GPU runs)")
+    parser.add_argument("--out", type=file_path,
+                        help="write the result as JSON here (benchmarks/results/ for GPU runs)")
     return parser.parse_args(argv)
 
 

@@ -127,7 +127,7 @@ def whole_shown(value: int) -> str:
     """A whole number in full up to 40 digits (one typed in full reads back as typed); past that by its size: `1e308`
     read as a whole number was echoed as its 309 digits."""
     digits = len(str(abs(value)))
-    return f"about 10^{digits - 1}" if digits > 40 else str(value)
+    return f"about {'-' if value < 0 else ''}10^{digits - 1}" if digits > 40 else str(value)
 
 
 def _is_whole(value) -> bool:

@@ -70,7 +70,11 @@ def test_the_gpu_session_refuses_bad_arguments_before_any_work(args, tmp_path):
     ("sweep_repeatability.py", ["--out", "nowhere/x.json"], "folder 'nowhere' does not exist"),
     ("sweep_repeatability.py", ["--bogus"], "unrecognized arguments: --bogus"),
     ("trainer_vs_baseline.py", ["--seq-len", "99999999"], "`seq_len` must be at most"),
-    ("baselines.py", ["--help"], "usage: baselines.py {orch,trainer,trl} SPEC.json RESULT.json"),
+    ("baselines.py", ["--help"], "error: baselines.py takes {orch,trainer,trl} SPEC.json RESULT.json"),
+    ("baselines.py", ["trainer", "nosuch.json", "out.json"], "is not a spec trainer_vs_baseline.py wrote"),
+    ("cpu_mask_memory.py", ["--quick", "--out", "x/"], "'x/' ends with a slash, which names a folder"),
+    ("score_estimator.py", ["--write-calibration", "x.yaml"], "it is written as JSON: give a name ending in .json"),
+    ("simulate_speed.py", ["--jobs", "10000000000000"], "--jobs: must be at most 10000000"),
 ])
 def test_a_benchmark_scripts_mistake_is_one_line_before_any_work(tmp_path, script, args, said):
     """Each ended in a traceback (a ConfigError, FileNotFoundError after 43 s of measuring, statistics' error for

@@ -306,7 +306,13 @@ def _value_problem(key: str, value) -> str | None:
                 f"write it without them (`{key}: {inner}`)")
     if key in _FLOAT_KEYS and not math.isfinite(value):
         return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
-    shown = checks.whole_shown(value) if isinstance(value, int) else value
+    shown = checks.whole_shown(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    # the sign before the size (`lora_r: -1e308` was said to be too large); a choice's own list says more
+    signed = isinstance(value, (int, float)) and key not in CHOICES
+    if key in _POSITIVE and signed and value <= 0:
+        return f"`{key}` must be above 0, got {shown}"
+    if key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and signed and value < 0:
+        return f"`{key}` must be 0 or more, got {shown}"
     if key in _MAXIMUM and value > _MAXIMUM[key]:  # the key's own bound first: `seq_len: 1e308` is past 1048576
         return f"`{key}` must be at most {_MAXIMUM[key]}, got {shown}"
     if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
@@ -318,10 +324,6 @@ def _value_problem(key: str, value) -> str | None:
         near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
         got = shown if isinstance(value, int) and not isinstance(value, bool) else checks.short_repr(value)
         return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}"
-    if key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
-        return f"`{key}` must be above 0, got {value}"
-    if key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and isinstance(value, (int, float)) and value < 0:
-        return f"`{key}` must be 0 or more, got {value}"
     if key in _RANGES and not _RANGES[key][0] <= value < _RANGES[key][1]:  # NaN and below 0 said above
         return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {value}"
     return None

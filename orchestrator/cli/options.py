@@ -37,46 +37,51 @@ if _typer_type_column is not None:
     TyperOption.display_type_rich = _type_column  # every command's help, typer's own --help and the root's included
 
 
-def _path_parser(folder_allowed: bool) -> Callable[[str | Path], Path | str]:
+def _path_parser(keep_slash: bool) -> Callable[[str | Path], Path | str]:
     """A path as typed, except that a blank one stays text: typer's own conversion reads '' as Path('.'), so
     `--out ''` wrote into the working folder and other flags' errors quoted '.' where the user typed ''. Where a file
-    is asked for, one typed with a trailing slash stays text too: Path drops the slash, and `--out new/` wrote a file
-    named `new`."""
+    may be asked for (`keep_slash`), one typed with a trailing slash stays text too: Path drops the slash, and
+    `--out new/` wrote a file named `new`."""
     def parse(text: str | Path) -> Path | str:
-        if isinstance(text, str) and (not text.strip() or (not folder_allowed and text.endswith(("/", os.sep)))):
+        if isinstance(text, str) and (not text.strip() or (keep_slash and text.endswith(("/", os.sep)))):
             return text
         return Path(text)
 
     return parse
 
 
-def _refusing_kept_text(what: str) -> Callable[..., Any]:
-    """The callback that refuses a path the parser kept as text: '' (or spaces), or a file's typed as a folder."""
+def _refusing_kept_text(what: str, slash_refused: bool) -> Callable[..., Any]:
+    """The callback that refuses a path the parser kept as text: '' (or spaces), or (`slash_refused`) a file's typed
+    as a folder. An option that takes a file or a folder gets the slashed text, to judge by what it writes."""
 
     def refuse(ctx: typer.Context, param: typer.CallbackParam, value):
         given = value if isinstance(value, (list, tuple)) else (value,)
         kept = [item for item in given if isinstance(item, str)]
-        if not ctx.resilient_parsing and kept:
-            name = param.opts[0] if param.param_type_name == "option" else f"the {param.name} argument"
-            if kept[0].strip():
-                raise fail(f"{name} {checks.short_repr(kept[0])} ends with a slash, which names a folder: give "
-                           f"{what}.")
+        if ctx.resilient_parsing or not kept:
+            return value
+        name = param.opts[0] if param.param_type_name == "option" else f"the {param.name} argument"
+        if not all(item.strip() for item in kept):
             raise fail(f"{name} is empty: give {what}.")
+        if slash_refused:
+            raise fail(f"{name} {checks.short_repr(kept[0])} ends with a slash, which names a folder: give {what}.")
         return value
 
     return refuse
 
 
 def path_option(*param_decls: str, what: str = "a file name", **kwargs) -> Any:
-    """typer.Option for a path: '' or spaces are refused as empty, not read as the working folder, and a file's path
-    ending with a slash is refused (a `what` that is no folder)."""
-    parser = _path_parser(folder_allowed="folder" in what)
-    return typer.Option(*param_decls, parser=parser, callback=_refusing_kept_text(what), **kwargs)
+    """typer.Option for a path: '' or spaces are refused as empty, not read as the working folder; a file's path
+    ending with a slash is refused, and one for a file or a folder comes as text (`str`, not Path) for the command
+    to judge (`orch simulate --generate N --out x/`)."""
+    file, folder = "file" in what, "folder" in what
+    return typer.Option(*param_decls, parser=_path_parser(keep_slash=file),
+                        callback=_refusing_kept_text(what, slash_refused=file and not folder), **kwargs)
 
 
 def path_argument(what: str = "a file name", **kwargs) -> Any:
     """typer.Argument for a path: '' or spaces are refused as empty, not read as the working folder."""
-    return typer.Argument(parser=_path_parser(folder_allowed=True), callback=_refusing_kept_text(what), **kwargs)
+    return typer.Argument(parser=_path_parser(keep_slash=False),
+                          callback=_refusing_kept_text(what, slash_refused=False), **kwargs)
 
 
 def _read_with(read: Callable[[str, str], float]) -> Callable[..., Any]:

@@ -63,6 +63,9 @@ def simulate_command(
         generate_jobs = checks.number(generate_jobs, "--generate", 1, MAX_GENERATED_JOBS, whole=True)
         if out is None:
             raise UserError("--generate needs --out TRACE.csv: the file to write the trace to.")
+        if isinstance(out, str):  # typed with a trailing slash (options.path_option): a folder, where a file goes
+            raise UserError(f"--out {checks.short_repr(out)} ends with a slash, which names a folder: --generate "
+                            "writes a trace file; give its name.")
         checks.output_file(out, "--out", force=force)  # before any work; a trace may be a real week's only copy
         _refuse_what_force_cannot_replace(out.parent, (out.name + PARTIAL,))  # written there first, then renamed
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
@@ -74,6 +77,7 @@ def simulate_command(
     if trace is None:
         raise UserError("give --trace TRACE.csv (or make one with --generate N --out TRACE.csv).")
     _refuse_given(ctx, GENERATE_ONLY, "with --trace (it paces --generate's arrivals)")
+    out = Path(out) if isinstance(out, str) else out  # `--out results/`: the folder the simulation writes into
     if force and out is None:
         raise UserError("--force replaces what --out holds, and no --out is given: leave --force out.")
     policy = policy.strip().lower()  # `--policy Hybrid`: choices are read in any case, as a job file's are
