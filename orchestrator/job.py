@@ -33,6 +33,8 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
             raise UserError(f"{key} '{path}' is empty: {need}.")
         if path is not None and path.is_file() and file_kind(path) is None:  # `/etc/passwd`: said before sizing
             raise UserError(f"{key} {path}: {FILE_KINDS_HINT}.")
+        if path is not None and path.exists() and not (path.is_file() or path.is_dir()):  # /dev/zero, a pipe
+            raise UserError(f"{key} '{path}' is not a file or a folder: {FILE_KINDS_HINT}.")
 
 
 def looks_like_a_file(dataset: str) -> bool:

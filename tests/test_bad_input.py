@@ -659,6 +659,9 @@ case("import-out-name-too-long", lambda i: ["import", i.file("ax.yaml", IMPORTED
                                             str(i.work / ("a" * 300 + ".yaml"))])
 case("import-model-a-folder-without-tokenizer", lambda i: ["import", i.file(
     "ax.yaml", IMPORTED.replace("orch/tiny-llama", [i.file("m/config.json", "{}"), str(i.files / "m")][1]))])
+for dataset in ("/dev/zero", "/etc"):  # what plan refuses, refused where the job is written
+    case(f"import-dataset-{dataset}", lambda i, d=dataset: ["import", i.file("ax.yaml", IMPORTED), "--set",
+                                                            f"dataset={d}"])
 case("import-dataset-of-no-kind", lambda i: ["import", i.file("ax.yaml", IMPORTED), "--set",
                                              "dataset=" + i.file("passwd", "root:x:0:0\n")])
 case("hardware-a-symlink-loop", lambda i: [os.symlink("loop.yaml", i.files / "loop.yaml"),

@@ -413,3 +413,17 @@ def test_a_local_dataset_that_cannot_be_read_is_said_in_its_own_terms(tmp_path):
     said = _unreadable(source, ValueError("Please pass `features` or at least one example when writing data"))
     assert said.startswith("dataset 'tx' holds no records") and "split" not in said
     assert "cannot be read (permission denied)" in _unreadable(source, PermissionError(13, "Permission denied"))
+
+
+def test_a_dataset_folder_that_cannot_be_read_through_is_said_of_the_folder(tmp_path, monkeypatch):
+    """`dataset: /proc` stopped `orch plan` with a PermissionError traceback from walking the folder."""
+    from pathlib import Path
+
+    from trainer.data import special_file_problem
+
+    def refused(self, pattern):
+        raise PermissionError(13, "Permission denied", str(self / "1" / "cwd"))
+
+    monkeypatch.setattr(Path, "rglob", refused)
+    said = special_file_problem(tmp_path)
+    assert said.startswith(f"folder {tmp_path} cannot be read through (Permission denied: {tmp_path}/1/cwd)")

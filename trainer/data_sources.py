@@ -59,6 +59,12 @@ def folder_kind(suffix: str) -> str | None:
     return module[0] if module else None
 
 
+def unreadable_folder(folder: Path, exc: OSError) -> str:
+    """A dataset folder whose files cannot all be looked at (`dataset: /proc`), said of the folder."""
+    return (f"folder {folder} cannot be read through ({exc.strerror}: {exc.filename}): give a folder that holds "
+            "the data files")
+
+
 def mixed_kinds_problem(folder: Path) -> str | None:
     """A folder whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
     the other files without a word, so two notes.txt beside a .jsonl make it a text dataset, and two .png an image
@@ -66,9 +72,12 @@ def mixed_kinds_problem(folder: Path) -> str | None:
     Hidden files and `__` folders are left out, as `datasets` leaves them out."""
     if _lists_configs(folder):
         return None
-    counts = Counter(path.suffix.lower() for path in folder.rglob("*")
-                     if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
-                     and folder_kind(path.suffix) is not None and path.is_file())
+    try:
+        counts = Counter(path.suffix.lower() for path in folder.rglob("*")
+                         if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
+                         and folder_kind(path.suffix) is not None and path.is_file())
+    except OSError as exc:  # `dataset: /proc`: a traceback of PermissionError
+        return unreadable_folder(folder, exc)
     if len({folder_kind(suffix) for suffix in counts}) < 2:
         return None
     found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
@@ -129,10 +138,10 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
     return None
 
 
-def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
+def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) -> list[str]:
     """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
-    reads, a config or split asked of one file, a folder that mixes kinds, or a hub id that is neither cached nor
-    reachable."""
+    reads, a config or split asked of one file, a folder that mixes kinds, or (`reach_hub`) a hub id that is neither
+    cached nor reachable."""
     if config.dataset is None:
         return ["the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id"]
     problems = []
@@ -152,7 +161,7 @@ def dataset_problems(config: JobConfig, base_dir: Path) -> list[str]:
             continue
         if Path(name).suffix:
             problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
-        elif unreachable := dataset_unreachable(name):
+        elif reach_hub and (unreachable := dataset_unreachable(name)):
             problems.append(f"{key} {unreachable}")
     return problems
 

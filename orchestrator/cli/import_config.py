@@ -18,6 +18,7 @@ from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
 from trainer.config import ConfigError, check_model_and_tokenizer, config_from_dict, model_folder, parse_overrides
+from trainer.data_sources import dataset_problems
 from trainer.job_file import job_file_problems
 
 
@@ -93,6 +94,10 @@ def import_command(
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         settings = config_from_dict(job, name=config.stem)
         check_dataset(settings, job_dir)  # `data/x.jsonl` that is not there, `/etc/passwd`
+        # `/etc` (a folder of mixed kinds); a hub id, and a dataset left for --set, are left to plan: a config is
+        # often imported where the hub is not
+        if settings.dataset is not None and (problems := dataset_problems(settings, job_dir, reach_hub=False)):
+            raise UserError(f"{problems[0]}.")
         check_model_and_tokenizer(settings, job_dir)  # a model folder with no tokenizer (`base_model: /etc`)
     except UserError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
