@@ -157,6 +157,8 @@ def _with_retries(path: Path, action: Callable[[], _T]) -> _T:
 
 
 def ensure_data_folder(folder: Path) -> None:
+    if loop := checks.symlink_loop(folder, "orch's data folder"):  # mkdir said only "File exists"
+        raise UserError(f"{loop} Or set ORCH_HOME to a writable folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -639,6 +639,14 @@ for flags in (["--loss", "full", "--loss-chunk-tokens", "512"], ["--target-modul
     case(f"estimate{' '.join(flags)}", lambda i, f=flags: ["estimate", "Llama-3.1-8B", *f])
 case("plan-provider-twice", lambda i: plan(i) + ["--providers", "local,LOCAL"])
 case("simulate-trace-empty", lambda i: ["simulate", "--trace", i.file("e.csv", "")])
+case("job-empty-key", lambda i: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + "'': 3\n"), "--budget", "1"])
+case("job-model-a-file", lambda i: plan(i, model=i.file("weights.bin", "x")))
+case("orch-home-a-symlink-loop", lambda i: [os.symlink("loop", i.root / "loop"),
+                                            i.env("ORCH_HOME", str(i.root / "loop")), ["runs"]][2])
+case("launch-out-whose-files-folder-is-too-long", lambda i: ["launch", i.job(model="orch/tiny-llama", method="lora",
+                                                                             seq_len=64, dataset=DATA), "--dry-run",
+                                                             "--budget", "1", "--out", str(i.work / ("b" * 250))
+                                                             + ".yaml"])
 case("job-null-key", lambda i: ["plan", i.file("j.yaml", yaml.safe_dump(BASE_JOB) + "~: 3\n"), "--budget", "1"])
 case("plan-csv-dataset-with-nul", lambda i: plan(i, model="orch/tiny-llama", method="lora", seq_len=64,
                                                   dataset=i.file("d.csv", "instruction,input,output\n"

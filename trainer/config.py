@@ -253,9 +253,9 @@ def _unknown_key_problem(key) -> str:
     """What to say of a key orch does not have, from `orch import`'s tables (trainer/foreign_keys.py): another
     trainer's name for an orch key, a key orch leaves to itself (`output_dir`) with what to do instead, or a key
     torchtune nests (`lr` of `optimizer: {lr: ...}`) by its last part; else the nearest orch keys."""
-    if not isinstance(key, str):  # YAML reads `~:` as null and `1:` as a number: said as written, not as Python
-        return f"a key must be a name, got {json.dumps(key) if key is None or isinstance(key, bool) else key}: " \
-               "write the key's name before its colon"
+    if not isinstance(key, str) or not key.strip():  # YAML reads `~:` as null, `1:` as a number: said as written
+        number = isinstance(key, (int, float)) and not isinstance(key, bool)
+        return f"a key must be a name, got {key if number else json.dumps(key)}: write the key's name before its colon"
     if key in LEFT_BEHIND:
         return f"unknown key `{key}`: {LEFT_BEHIND[key]}"
     nested = [(name, entry) for name, entry in FOREIGN_KEYS.items() if "." in name and name.rsplit(".", 1)[-1] == key]

@@ -32,8 +32,10 @@ def _model_problem(value, base_dir: Path) -> str | None:
     if not is_text(value) or is_built_offline(value) or could_be_hub_id(value):
         return None
     if (folder := model_folder(value, base_dir)) is not None:
-        return None if folder.is_dir() else (f"`model` folder {checks.short_repr(value)} does not exist (relative to "
-                                             "the job file): give the folder holding the model's config.json")
+        if folder.is_dir():
+            return None
+        state = "is a file, not a model's folder" if folder.exists() else "does not exist (relative to the job file)"
+        return f"`model` folder {checks.short_repr(value)} {state}: give the folder holding the model's config.json"
     if "/" not in value:  # a catalog name written another way (`Llama 3.1 8B`); one with a slash would ask the hub
         try:
             get_model(value)

@@ -151,6 +151,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
         inputs = (job,)  # the plan says what is wrong with the job itself
     checks.output_file(out, "--out", inputs=inputs, force=force)
     files_dir = task_files_dir(out)
+    checks.fits_the_file_system(files_dir, "--out (the folder of the task's files beside it)")  # name + -files
     copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # `../t.yaml` from inside it
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
