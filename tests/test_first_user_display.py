@@ -2,7 +2,10 @@
 values, a column dropped at 80 columns, a --set mistake blamed on the job file, a GPU typo with no near names."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
@@ -19,7 +22,7 @@ from orchestrator.estimator.fit import auto_fit, needed_and_usable_gib
 from orchestrator.estimator.memory import estimate_memory
 from orchestrator.estimator.settings import with_batch
 from orchestrator.job import job_from_dict
-from tests.conftest import make_gpu
+from tests.conftest import REPO, make_gpu
 from tests.trainer_helpers import write_job
 
 runner = CliRunner()
@@ -201,3 +204,14 @@ def test_figures_in_a_printed_line_are_not_coloured_by_rich():
     as 100 and 000 in bold cyan with a plain comma between."""
     for out in (display.console, display.err_console):
         assert not out.render_str("tiny: 100,000 tokens at seq 256; budget $5.00").spans
+
+
+@pytest.mark.parametrize("columns", ["0", "5", "abc"])
+def test_a_pane_too_narrow_for_a_table_gets_the_table_wrapped_not_a_traceback(tmp_path, columns):
+    """COLUMNS=5 (a narrow tmux pane) raised rich's `Sum of ratios must be > 0` from every table, and COLUMNS=0
+    printed nothing at all, help included."""
+    env = {**os.environ, "COLUMNS": columns, "ORCH_HOME": str(tmp_path)}
+    for args in (["catalog", "gpus"], ["runs"], ["--help"]):
+        done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() and "Traceback" not in done.stderr, (args, done.stderr)
