@@ -470,3 +470,18 @@ def test_orch_resume_says_why_a_run_cannot_resume_before_it_plans_the_run_again(
     monkeypatch.setattr(runs_cli, "same_target", lambda *args: pytest.fail("planned before the run's checks"))
     result = CliRunner().invoke(app, ["resume", RUN_ID])
     assert result.exit_code == 2 and re.search(said, result.stderr), result.output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_export_with_no_runs_yet_still_names_every_column(tmp_path, monkeypatch, suffix):
+    """With no run, the .csv was one empty line (pandas: EmptyDataError) and the .parquet had no column."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    path = tmp_path / f"runs{suffix}"
+    assert CliRunner().invoke(app, ["runs", "--export", str(path)]).exit_code == 0
+    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    assert len(frame) == 0 and {"run_id", "status", "created_at", "usd_per_hour"} <= set(frame.columns)

@@ -5,6 +5,7 @@ import math
 import re
 
 from gpu_catalog import checks
+from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import unknown_name_message
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, plain_number, usd_from_text
@@ -45,8 +46,12 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
     """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
     wanted = parse_providers(text, "--provider")
     for name in sorted(wanted or ()):
-        if name not in known:
-            raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
+        if name in known:
+            continue
+        if known_cloud(name):  # a cloud SkyPilot knows, with no catalog here: not a typo
+            raise UserError(f"--provider {name}: no offers from it in the catalogs here (`orch catalog refresh` "
+                            f"brings SkyPilot's); providers with offers: {', '.join(sorted(known))}.")
+        raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
     return wanted
 
 

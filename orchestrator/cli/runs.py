@@ -18,7 +18,7 @@ from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus
-from orchestrator.runs.store import RunRecord, RunStore
+from orchestrator.runs.store import COLUMNS, RunRecord, RunStore
 from orchestrator.spend import spend_usd
 from trainer.status import TrainStatus
 
@@ -111,7 +111,10 @@ def runs_command(
     if export is not None:
         import pandas as pd
 
-        frame = pd.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("job", "metrics")} for r in records])
+        # the columns named even with no run yet: an empty file had no header, and pandas could not read it back
+        columns = [name for name in COLUMNS if name not in ("job_json", "metrics_json")]
+        frame = pd.DataFrame([{k: v for k, v in r.as_dict().items() if k not in ("job", "metrics")} for r in records],
+                             columns=columns)
         for column in TIME_COLUMNS.intersection(frame.columns):  # UTC times a spreadsheet reads, not epoch seconds
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).dt.round("s")
         frame.to_csv(export, index=False) if export.suffix.lower() == ".csv" else frame.to_parquet(export, index=False)
