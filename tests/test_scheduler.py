@@ -126,7 +126,8 @@ def test_a_job_id_given_for_a_run_is_told_so(tmp_path):
     """`orch logs j-...` said only "no run matching": the job's run, or that it has none yet, is named."""
     job_id = submit_tiny(tmp_path, "which")
     result = runner.invoke(app, ["logs", job_id])
-    assert result.exit_code == 2 and f"{job_id} is a queued job, not a run; it has no run yet" in result.stderr
+    said = f"{job_id} is a job of the queue, not a run; it has no run (queued)"
+    assert result.exit_code == 2 and said in result.stderr
 
 
 def test_a_damaged_queued_job_is_rejected_and_the_pass_goes_on(tmp_path):

@@ -52,8 +52,9 @@ def _say_the_jobs_run(job_id: str) -> None:
     jobs = JobQueue().find(job_id)
     if len(jobs) == 1:
         job = jobs[0]
-        has = f"its run is {job.run_id}: give that" if job.run_id else f"it has no run yet ({job.status.value})"
-        raise UserError(f"{job.job_id} is a queued job, not a run; {has} (`orch queue` lists jobs and their runs).")
+        has = f"its run is {job.run_id}: give that" if job.run_id else f"it has no run ({job.status.value})"
+        raise UserError(f"{job.job_id} is a job of the queue, not a run; {has} (`orch queue` lists jobs and their "
+                        "runs).")
 
 
 def refreshed_runs() -> list[RunRecord]:
