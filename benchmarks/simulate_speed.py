@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.script_args import Parser, run, whole_at_least, whole_in
-from orchestrator.cli.simulate import MAX_GENERATED_JOBS
+from orchestrator.simulate.trace import MAX_GENERATED_JOBS
 
 TARGET_CPU_S = 60.0
 TARGET_PEAK_MIB = 500.0
@@ -65,13 +65,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_one(args.policy, args.jobs, args.local, args.seed)))
+        return 0
     from gpu_catalog.owned import simulated_owned_offer
     from orchestrator.simulate.engine import local_cards
 
     local_cards(args.local, simulated_owned_offer)  # a card orch does not know: one line, before the children
-    if args.child:
-        print(json.dumps(_one(args.policy, args.jobs, args.local, args.seed)))
-        return 0
     results = []
     for policy in POLICIES if args.policy == "all" else (args.policy,):
         child = subprocess.run([sys.executable, __file__, "--child", "--policy", policy, "--jobs", str(args.jobs),

@@ -21,9 +21,15 @@ from orchestrator.cli.options import JsonFlag, number_option, path_option, whole
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, local_cards
 from orchestrator.simulate.summary import DECISION_COLUMNS
-from orchestrator.simulate.trace import check_rate, check_trace, generate, read_trace, write_trace
+from orchestrator.simulate.trace import (
+    MAX_GENERATED_JOBS,
+    check_rate,
+    check_trace,
+    generate,
+    read_trace,
+    write_trace,
+)
 
-MAX_GENERATED_JOBS = 10_000_000  # 0.8 GB of CSV written in minutes; 1e8 was 8 GB, still writing at a minute
 MAX_SEED = 2**32 - 1  # random.Random takes any int, and -1 the same as 1: a seed past 32 bits, or below 0, is a slip
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
 PARTIAL = ".partial"  # a file is written under its name and this, then renamed (_write_atomically)

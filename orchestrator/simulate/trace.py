@@ -30,6 +30,7 @@ MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20
 SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
+MAX_GENERATED_JOBS = 10_000_000  # 0.8 GB of CSV written in minutes; 1e8 was 8 GB, still writing at a minute
 MAX_PRIORITY = 10**6
 # hours after the trace began: 1e308 swallowed every run time (makespan 0, utilization 0). Not MAX_DEADLINE_H's ten
 # years: --generate's own million-job trace at 4 an hour spans 28 years (1e8 jobs: 2.5e7 h); at 1e9 h float hours
