@@ -6,7 +6,7 @@ import math
 import sys
 
 from rich import box
-from rich.console import Console, ConsoleDimensions, ConsoleOptions
+from rich.console import Console, ConsoleOptions
 from rich.markup import escape as _escape_markup
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -30,20 +30,8 @@ from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
 from orchestrator.spend import spend_usd
 
-MIN_WIDTH = 40  # columns: in a narrower pane rich's table layout raised (entry.py raises a narrower COLUMNS too)
-
 
 class _Console(Console):
-    @property
-    def size(self) -> ConsoleDimensions:
-        """The terminal's size, but never under MIN_WIDTH wide: a narrower table wraps as the terminal wraps it."""
-        size = super().size
-        return size if size.width >= MIN_WIDTH else ConsoleDimensions(MIN_WIDTH, size.height)
-
-    @size.setter
-    def size(self, new_size: tuple[int, int]) -> None:
-        Console.size.fset(self, new_size)
-
     def on_broken_pipe(self) -> None:
         """`orch ... | head`: ended as every other write to a closed pipe ends orch (orchestrator/cli/pipe.py)."""
         raise reader_left()

@@ -4,15 +4,28 @@ plan never pays for the typer app's imports; every other command goes through th
 import os
 import sys
 
-MIN_COLUMNS = 40  # narrower, rich's tables raised (COLUMNS=5) and typer's help printed nothing (COLUMNS=0)
+MIN_COLUMNS = 40  # narrower, rich's tables raised (COLUMNS=5, a narrow pane) and typer's help printed nothing (0)
 
 
 def _usable_columns() -> None:
-    """COLUMNS as the terminal libraries read it, raised to MIN_COLUMNS where it is set below that (or is no number):
-    a table or help wider than the pane wraps, as the terminal wraps any line."""
-    columns = os.environ.get("COLUMNS")
-    if columns is not None and not (columns.strip().isdigit() and int(columns) >= MIN_COLUMNS):
+    """COLUMNS, which rich (orch's tables, typer's help) reads before the terminal, raised to MIN_COLUMNS where it is
+    set below that, or where it is unset and the terminal is that narrow: a table or help wider than the pane wraps,
+    as the terminal wraps any line. Set here, before any console exists, it holds for every one of them."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    width = int(columns) if columns.isdigit() else _terminal_columns()
+    if width is not None and width < MIN_COLUMNS:
         os.environ["COLUMNS"] = str(MIN_COLUMNS)
+
+
+def _terminal_columns() -> int | None:
+    """The width of the first of stdout, stderr and stdin that is a terminal, as rich finds it (`orch runs | less`
+    still draws for the terminal stderr is); None where none is."""
+    for fd in (1, 2, 0):
+        try:
+            return os.get_terminal_size(fd).columns
+        except OSError:
+            continue
+    return None
 
 
 def main() -> None:
