@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog.errors import UserError
 from orchestrator.data_size import DataSize, dataset_size
 from trainer.config import CHOICES, JobConfig, config_from_dict, resolve_dataset
-from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT, file_kind
+from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT
 from trainer.job_file import load_config
 
 METHODS = CHOICES["method"]
@@ -31,8 +31,6 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
         if path is not None and path.is_file() and path.stat().st_size == 0:
             need = "a job needs data to train on" if key == "dataset" else "an evaluation needs records to score"
             raise UserError(f"{key} '{path}' is empty: {need}.")
-        if path is not None and path.is_file() and file_kind(path) is None:  # `/etc/passwd`: said before sizing
-            raise UserError(f"{key} {path}: {FILE_KINDS_HINT}.")
         if path is not None and path.exists() and not (path.is_file() or path.is_dir()):  # /dev/zero, a pipe
             raise UserError(f"{key} '{path}' is not a file or a folder: {FILE_KINDS_HINT}.")
 

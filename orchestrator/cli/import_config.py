@@ -93,9 +93,9 @@ def import_command(
         if problems := job_file_problems(job, job_dir):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         settings = config_from_dict(job, name=config.stem)
-        check_dataset(settings, job_dir)  # `data/x.jsonl` that is not there, `/etc/passwd`
-        # `/etc` (a folder of mixed kinds); a hub id, and a dataset left for --set, are left to plan: a config is
-        # often imported where the hub is not
+        check_dataset(settings, job_dir)  # `data/x.jsonl` that is not there, `/dev/zero`
+        # `/etc/passwd`, `/etc` (a folder of mixed kinds); a hub id, and a dataset left for --set, are left to plan:
+        # a config is often imported where the hub is not
         if settings.dataset is not None and (problems := dataset_problems(settings, job_dir, reach_hub=False)):
             raise UserError(f"{problems[0]}.")
         check_model_and_tokenizer(settings, job_dir)  # a model folder with no tokenizer (`base_model: /etc`)
