@@ -12,7 +12,15 @@ from typing import NamedTuple
 
 from trainer.config import JobConfig
 from trainer.data_formats import IGNORE_INDEX, DataError, map_columns, record_texts, render
-from trainer.data_sources import Source, eval_source, folder_kind, read_records, train_source, unreadable_folder
+from trainer.data_sources import (
+    Source,
+    eval_source,
+    folder_kind,
+    read_records,
+    train_source,
+    unreadable_folder,
+    visible_paths,
+)
 
 __all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "file_records", "load_records", "pack", "record_texts",
            "render", "sequences_for"]
@@ -60,9 +68,8 @@ def special_file_problem(folder: Path) -> str | None:
     is refused (data_sources._unreadable), and so is one in a folder. Hidden files and `__` folders are left out, as
     `datasets` leaves them out."""
     try:
-        for path in sorted(folder.rglob("*")):
-            if any(part.startswith((".", "__")) for part in path.relative_to(folder).parts) or path.is_dir() \
-                    or path.is_file() or folder_kind(path.suffix) is None or not path.exists():
+        for path in visible_paths(folder):
+            if path.is_dir() or path.is_file() or folder_kind(path.suffix) is None or not path.exists():
                 continue
             return (f"folder {folder} holds {path.relative_to(folder)}, a pipe or a device rather than a file, which "
                     "would be passed over unsaid: write its records to a regular file, or move it out of the folder")

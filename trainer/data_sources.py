@@ -59,6 +59,13 @@ def folder_kind(suffix: str) -> str | None:
     return module[0] if module else None
 
 
+def visible_paths(folder: Path) -> list[Path]:
+    """Every path under a dataset folder that `datasets` looks at, sorted: hidden files and `__` folders are left
+    out, as it leaves them out. An OSError (a folder that cannot be read through) is the caller's to say."""
+    return sorted(path for path in folder.rglob("*")
+                  if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts))
+
+
 def unreadable_folder(folder: Path, exc: OSError) -> str:
     """A dataset folder whose files cannot all be looked at (`dataset: /proc`), said of the folder."""
     return (f"folder {folder} cannot be read through ({exc.strerror}: {exc.filename}): give a folder that holds "
@@ -73,9 +80,8 @@ def mixed_kinds_problem(folder: Path) -> str | None:
     if _lists_configs(folder):
         return None
     try:
-        counts = Counter(path.suffix.lower() for path in folder.rglob("*")
-                         if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
-                         and folder_kind(path.suffix) is not None and path.is_file())
+        counts = Counter(path.suffix.lower() for path in visible_paths(folder)
+                         if folder_kind(path.suffix) is not None and path.is_file())
     except OSError as exc:  # `dataset: /proc`: a traceback of PermissionError
         return unreadable_folder(folder, exc)
     if len({folder_kind(suffix) for suffix in counts}) < 2:
