@@ -514,8 +514,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     # a link is written through: the folder its target names is the one that must take the file (a dangling link's
     # was found missing only at the write, after the work)
     landing = resolved(path, what) if path.is_symlink() else path
-    folder = landing.parent if str(landing.parent) else Path(".")
-    _writable_folder(folder, what, path)
+    _writable_folder(landing.parent if str(landing.parent) else Path("."), what, path)
     if force is False and (path.exists() or path.is_symlink()):
         raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
     if landing.exists() and not os.access(landing, os.W_OK):
