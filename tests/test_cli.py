@@ -744,7 +744,7 @@ def test_plans_notes_fold_at_a_terminal_as_display_says_lines_do(monkeypatch, ca
 
 
 @pytest.mark.parametrize("args", [["catalog", "gpus"], ["catalog", "gpus", "--json"],
-                                  ["plan", QLORA_JOB, "--budget", "20", "--json"]])
+                                  ["plan", QLORA_JOB, "--budget", "20", "--json"], ["--help"], ["estimate", "--help"]])
 def test_output_to_a_reader_that_left_ends_silently_as_a_pipes_writer_does(tmp_path, args):
     """`orch queue | head -1` exited 1, orch's code for a failure, with nothing said: rich's console raised
     SystemExit(1) and click ended a print's BrokenPipeError with 1."""

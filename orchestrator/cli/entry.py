@@ -30,7 +30,17 @@ def _terminal_columns() -> int | None:
 
 def main() -> None:
     _usable_columns()
-    argv = sys.argv[1:]
+    from orchestrator.cli.pipe import final_exit, stdout_file
+
+    stdout_at_start = stdout_file()
+    try:
+        _command(sys.argv[1:])
+    except SystemExit as exc:
+        raise final_exit(exc, stdout_at_start) from None
+
+
+def _command(argv: list[str]) -> None:
+    """Runs the command; it always ends by SystemExit (typer's app does, and `orch plan` is made to)."""
     if argv[:1] == ["plan"]:
         from orchestrator.cli.plan import run
 

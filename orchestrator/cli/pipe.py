@@ -15,3 +15,23 @@ def reader_left() -> SystemExit:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return SystemExit(CLOSED_PIPE_EXIT_CODE)
+
+
+def stdout_file() -> tuple[int, int] | None:
+    """What stdout's descriptor points at, to tell later whether it was pointed at /dev/null; None where orch was
+    started with stdout closed (`orch runs >&-`)."""
+    try:
+        found = os.fstat(1)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def final_exit(exit: SystemExit, stdout_at_start: tuple[int, int] | None) -> SystemExit:
+    """The exit orch ends with: one that rich's console raised for a reader that left ends as reader_left's does.
+    `orch --help | head` exited 1, with nothing said: typer's help is printed by rich, whose console points stdout
+    at /dev/null and raises SystemExit(1) on a BrokenPipeError, before any orch code can catch it."""
+    null = os.stat(os.devnull)
+    if exit.code == 1 and stdout_file() == (null.st_dev, null.st_ino) != stdout_at_start:
+        return SystemExit(CLOSED_PIPE_EXIT_CODE)
+    return exit
