@@ -1,5 +1,6 @@
 """`orch train CONFIG`: run the trainer here, in its own process, so orch itself never imports torch."""
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -83,7 +84,7 @@ def _clear_refusal(folder: Path, entries_before: set[str] | None, made: list[Pat
 def _run_forwarding_signals(command: list[str]) -> int:
     """Run the trainer in its own session and pass each Ctrl-C on to it: the first makes it checkpoint and exit 130,
     a second stops it at once. (subprocess.call would kill the trainer on the first, before its checkpoint.)"""
-    process = subprocess.Popen(command, start_new_session=True)
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_ends_with(os.getpid()))
     # its own session keeps the terminal's Ctrl-C from reaching it twice; a hang-up or SIGTERM here is passed on as
     # SIGTERM (checkpoint, then exit), so closing the terminal leaves no trainer running on its own
     forwarded = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
@@ -94,3 +95,21 @@ def _run_forwarding_signals(command: list[str]) -> int:
     finally:
         for mine, handler in previous.items():
             signal.signal(mine, handler)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _ends_with(parent_pid: int):
+    """What the trainer's process runs before it starts: on Linux, the kernel sends it SIGTERM (checkpoint, then
+    exit) when `orch train` dies, even by SIGKILL, which no handler here sees: the trainer went on alone in its own
+    session, with nobody to forward a Ctrl-C. A parent already gone by then is caught by its pid. Elsewhere, None."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def set_up() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_up
