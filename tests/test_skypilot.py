@@ -301,7 +301,8 @@ def test_a_stop_by_the_vms_wall_clock_guard_comes_back_as_a_budget_stop(log_tail
 
 
 def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky, tmp_path, monkeypatch):
-    """Here SkyPilot cannot launch (no API server may start, no credentials): the run is recorded, not lost."""
+    """Here SkyPilot cannot launch (no API server may start, no credentials): the run is recorded, not lost, and
+    charged nothing."""
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
                                       ",".join(OFFLINE_CLOUDS), "--yes", "--json"])
@@ -310,6 +311,9 @@ def test_a_launch_skypilot_refuses_is_recorded_as_failed(sky, tmp_path, monkeypa
     assert run["status"] == "failed" and run["message"].startswith("SkyPilot could not launch")
     (recorded,) = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
     assert recorded["run_id"] == run["run_id"] and recorded["target"] == "cloud"
+    # it failed before SkyPilot took a request: no VM was asked for, so none is paid for (each scheduler retry of
+    # such a launch was charged its seconds at the VM's price)
+    assert recorded["request_id"] is None and recorded["cost_usd"] == 0
 
 
 def test_skypilot_launches_the_very_instance_orch_planned_on_each_offline_cloud(sky, tmp_path):

@@ -92,7 +92,10 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
         raise                 # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
     except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
         who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
-        _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}")
+        # charged from the launch on once SkyPilot took a request (a VM may have come up before the failure); one
+        # that failed before it (no network, no API server) asked no cloud for anything, and costs nothing
+        asked = store.get(record.run_id).request_id is not None or record.target is Target.LOCAL
+        _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}", ended_at=None if asked else record.started_at)
         return store.get(record.run_id)
     store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
     return store.get(record.run_id)
