@@ -85,6 +85,8 @@ def api_server():
     try:
         yield sky
     finally:
-        if not was_up and common.is_api_server_local() and _healthy(common):
+        # stopped whether or not it answers now: one busy or failing at the end of a scheduler pass was left running
+        # (1 GB), and its leftover children held a port every later launch in this HOME needed
+        if not was_up and common.is_api_server_local():
             with contextlib.suppress(Exception):
                 sky.api_stop()
