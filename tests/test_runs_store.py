@@ -218,11 +218,53 @@ def test_a_row_naming_another_folder_or_an_id_orch_never_makes_is_refused_as_dam
     store.insert(make_record(tmp_path / RUN_DIR))
     with sqlite3.connect(tmp_path / "runs.db") as db:
         db.execute(f"UPDATE runs SET {column} = ?", [value.format(home=tmp_path)])
-    for read in (store.all, lambda: store.find("r-"), lambda: store.get(value if column == "run_id" else RUN_ID)):
+    named = value if column == "run_id" else RUN_ID
+    for read in (store.all, lambda: store.get(named)):
         with pytest.raises(UserError, match=f"damaged: {column} is ") as error:
             read()
         assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
         assert "Fix or delete that row with sqlite3" in str(error.value)
+    try:  # an id orch reads in one case (`r-0A1B2C3D`) is named by no id given
+        assert store.find(named) == []
+    except UserError as error:
+        assert f"damaged: {column} is " in str(error)
+
+
+def test_a_damaged_row_keeps_no_command_from_another_run(tmp_path, monkeypatch):
+    """One row edited by hand made `orch stop`, `logs` and `pull` of every other run refuse, so a run still billing
+    could not be stopped until that row was repaired with sqlite3. The listing still refuses."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    (tmp_path / "runs" / "r-00000002").mkdir(parents=True)
+    (tmp_path / "runs" / "r-00000002" / "train.log").write_text("step 1\n")
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        db.execute("UPDATE runs SET status = 'bogus' WHERE run_id = 'r-00000001'")
+    for command in (["logs", "r-00000002"], ["pull", "r-00000002"], ["stop", "r-00000002"]):
+        result = CliRunner().invoke(app, command)
+        assert "is damaged" not in result.output, (command, result.output)
+    assert "step 1" in CliRunner().invoke(app, ["logs", "r-00000002"]).stdout
+    assert "is not running (status ok)" in CliRunner().invoke(app, ["stop", "r-00000002"]).stderr
+    listing = CliRunner().invoke(app, ["runs"])
+    assert listing.exit_code == 2 and "the runs row 'r-00000001' is damaged: status is 'bogus'" in listing.stderr
+    for command in (["logs", "r-00000001"], ["logs", "r-0000000"]):  # the damaged run itself, by id or prefix
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "is damaged" in result.stderr, (command, result.output)
+
+
+def test_an_ambiguous_prefix_names_the_runs_it_matches(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    result = CliRunner().invoke(app, ["logs", "r-0000"])
+    assert result.exit_code == 2, result.output
+    assert "2 runs matching 'r-0000' (r-00000001, r-00000002): give more of the id." in result.stderr
 
 
 def test_the_ids_orch_makes_now_and_made_before_are_read(tmp_path):

@@ -59,6 +59,9 @@ def user_errors(command):
     return wrapper
 
 
+SHOWN_CANDIDATES = 5  # the ids an ambiguous prefix names, listed in its error
+
+
 def only_match(matches: list, what: str, text: str, how_to_list: str):
     """The one record an id (or a unique prefix of one) names; none or several is the user's to fix. An empty id
     (`orch stop ''`) is said to be empty: "no run matching ''" read as if runs had been searched for one."""
@@ -68,9 +71,13 @@ def only_match(matches: list, what: str, text: str, how_to_list: str):
     if not matches and text.strip().lower().rstrip("-") in ("r", "j"):  # the kind alone: every id starts so
         raise UserError(f"'{text}' is only the start of an id: give a {what} id or a unique prefix of one "
                         f"(`{how_to_list}` lists them).")
-    if len(matches) != 1:
-        found = f"no {what}" if not matches else f"{len(matches)} {what}s"
-        raise UserError(f"{found} matching '{text}'. List them with `{how_to_list}`.")
+    if not matches:
+        raise UserError(f"no {what} matching '{text}'. List them with `{how_to_list}`.")
+    if len(matches) > 1:  # the candidates named, as git names an ambiguous short hash's
+        ids = sorted(getattr(match, f"{what}_id") for match in matches)
+        shown = ", ".join(ids[:SHOWN_CANDIDATES]) + (f" and {len(ids) - SHOWN_CANDIDATES} more"
+                                                     if len(ids) > SHOWN_CANDIDATES else "")
+        raise UserError(f"{len(ids)} {what}s matching '{text}' ({shown}): give more of the id.")
     return matches[0]
 
 

@@ -112,6 +112,15 @@ def matching(ids: list[str], text: str) -> list[str]:
     return [i for i in ids if i.startswith(text) or i.partition("-")[2].startswith(text)]
 
 
+def matching_ids(path: Path, table: str, column: str, text: str) -> list[str]:
+    """The ids `text` names (see `matching`) among a table's ids alone, for the rows they name to be read one by one:
+    a row damaged by hand was refused whenever the whole table was read, so `orch stop` could not stop a billing run
+    until somebody repaired another run's row with sqlite3."""
+    with reading(path) as db:
+        ids = [row[0] for row in db.execute(f"SELECT {column} FROM {table}")]
+    return matching([i for i in ids if isinstance(i, str)], text)
+
+
 class RunStore:
     def __init__(self, path: Path | None = None, write_wait_s: float | None = None):
         """`write_wait_s`: how long a write waits for another process's write lock (default: the busy timeout). A
@@ -157,10 +166,8 @@ class RunStore:
         return record_from_row(self.path, row) if row else None
 
     def find(self, text: str) -> list[RunRecord]:
-        """Runs an id or a unique prefix of one names (see `matching`)."""
-        records = self.all()
-        names = set(matching([r.run_id for r in records], text))
-        return [r for r in records if r.run_id in names]
+        """Runs an id or a unique prefix of one names (see `matching_ids`)."""
+        return [self.get(run_id) for run_id in matching_ids(self.path, "runs", "run_id", text)]
 
     def all(self) -> list[RunRecord]:
         with reading(self.path) as db:
