@@ -63,6 +63,9 @@ def launch_command(
         raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
         _check_task_out(out, job, force)  # before planning, not after it
+    # the database a launch records its run in, opened before planning: a damaged or unusable one was refused only
+    # after the 6-10 s plan had been shown
+    store = None if dry_run else RunStore()
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
     spec = result.spec
@@ -84,7 +87,6 @@ def launch_command(
         typer.confirm(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
                       f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?", abort=True)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
-    store = RunStore()
     record = lifecycle.create_run(store, spec, job, chosen, budget)
     display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({_where(chosen.offer)}): {record.run_dir}",
                 err=True)

@@ -52,6 +52,7 @@ def submit_command(
         raise UserError(f"--deadline {deadline:g} hours is under a minute, too soon for any job to be placed and "
                         f"started: give at least {MIN_SUBMIT_DEADLINE_H:.3f} (hours).")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
+    queue = JobQueue()  # a damaged or unusable database is said before the job is read and sized
     spec = load_job(job)
     model = job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
@@ -59,7 +60,6 @@ def submit_command(
     if budget is not None and (why := unaffordable(spec, model, list(gather_targets().offers), budget,
                                                    load_calibration())):
         raise UserError(f"{why} Nothing was queued.")
-    queue = JobQueue()
     job_id = new_job_id()
     folder = state_folder("jobs") / job_id
     folder.mkdir()
