@@ -427,7 +427,9 @@ def hub_id(name: str, base_dir: Path = Path(".")) -> str:
     `Qwen/Qwen2.5-0.5B`): plan read such a name by its shape, but the trainer loads by id, and refused it after the
     launch. One of orch's own models in another case (`Orch/Tiny-Llama`): as the catalog spells it, which the trainer
     knows to build offline (plan sized it by its shape, and the trainer looked for it on the hub after the launch).
-    Any other `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written."""
+    Any other `org/name` id, a `random:` shape, a folder (here or beside the job) and any other name: as written,
+    without spaces around it (`'orch/tiny-llama '` was trained as a random 1.1B model, get_model's shape for it)."""
+    name = name.strip()
     _refuse_quoted(name)
     if name.lower().startswith(OWN_ORG) and (own := _index()[0].get(name.lower())) is not None:
         return own.name
@@ -504,14 +506,19 @@ def get_model(name: str) -> ModelShape:
     _refuse_quoted(name)
     if is_model_folder(name, checks.user_path(name)):
         return _from_local_folder(checks.user_path(name))
+    name = name.strip()  # a folder's name is as written; a model's has no spaces around it
     ids, bare, own = _index()
     model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)
-    # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies
-    model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
-                           if key in bare), None)
+    # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies.
+    # Not under orch's own org, whose names are only its own models': `orch/tiny‐llama` (another hyphen) was sized,
+    # and trained offline, as TinyLlama-1.1B, one key with it once normalised
+    never_downloaded = name.lower().startswith(OWN_ORG)
+    if not never_downloaded:
+        model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
+                               if key in bare), None)
     if model is not None and "/" not in name:
         _refuse_own_namesake(name, model.name, model)
-    if model is None and "/" in name:
+    if model is None and "/" in name and not never_downloaded:
         model = _from_hub(name)
     if model is None:
         if name.startswith(PATH_STARTS):  # written as a path: a folder that is not there, not a model's name
@@ -522,7 +529,7 @@ def get_model(name: str) -> ModelShape:
                             "(orch catalog models).")
         names = [m.name for m in load_models()]
         message = unknown_name_message("model", name, names, "orch catalog models")
-        if "/" in name and not hub_reachable():
+        if "/" in name and not never_downloaded and not hub_reachable():
             message += (" The Hugging Face Hub cannot be reached from here to read its config: download the model's "
                         "config.json into a folder and give the folder.")
         raise UserError(message)

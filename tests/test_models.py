@@ -58,6 +58,18 @@ def test_tinyllama_is_never_orchs_own_toy(name):
     assert get_model("tiny").name == get_model("orch/tiny-llama").name == "orch/tiny-llama"
 
 
+def test_spaces_around_orchs_own_name_are_dropped_and_its_org_names_only_its_own_models():
+    """`'orch/tiny-llama '` (a space at its end) and `orch/tiny‐llama` (U+2010, another hyphen) were sized as
+    TinyLlama-1.1B, one key with it once normalised, and `orch train` built a random 1.1B model for the toy's job."""
+    assert get_model("orch/tiny-llama ").name == hub_id(" orch/tiny-llama ") == "orch/tiny-llama"
+    job = config_from_dict({"model": "orch/tiny-llama ", "method": "lora", "seq_len": 64, "max_steps": 1})
+    assert job.model == "orch/tiny-llama"
+    for name in ("orch/tiny\u2010llama", "orch/tinyllama", "orch/TinyLlama-1.1B-Chat-v1.0"):
+        with pytest.raises(UserError, match=f"unknown model '{name}'") as error:
+            get_model(name)
+        assert "Hugging Face Hub" not in str(error.value)  # orch's own are built here, never downloaded
+
+
 @pytest.mark.parametrize("name, shape", [
     ("unsloth/llama-3-8b-bnb-4bit", "meta-llama/Llama-3.1-8B"), ("Llama-3-8B-Instruct", "meta-llama/Llama-3.1-8B"),
     ("meta-llama/Meta-Llama-3.1-70B-Instruct", "meta-llama/Llama-3.1-70B"),
