@@ -231,6 +231,28 @@ def test_a_damaged_checkpoint_gives_way_to_the_whole_one_before(tmp_path, damage
     assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("key, value", [("step", float("nan")), ("step", 2**64), ("step", "[red]3[/red]"),
+                                        ("step", -1), ("step", 2), ("step", True), ("train_tokens", -5),
+                                        ("wall_s", float("inf")), ("loss_curve", None)])
+def test_a_checkpoint_whose_state_is_not_as_written_gives_way_to_the_one_before(tmp_path, key, value, capsys):
+    """A state.json edited at its size was trained from: a step of NaN stopped the data loader with a traceback
+    (exit 1), and -1 trained five steps where three were asked for, and counted three."""
+    import json
+
+    from trainer.checkpoint_folders import checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    newest = checkpoints_dir(output) / "step-00000003"
+    state = json.loads((newest / "state.json").read_text())
+    (newest / "state.json").write_text(json.dumps({**state, key: value}))
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 0
+    said = capsys.readouterr().out
+    assert f"checkpoint {newest} is damaged (state.json's {key} is " in said and "step-00000002 at step 2" in said
+    assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+
+
 def test_a_damaged_checkpoint_with_none_before_it_is_refused_in_one_line(tmp_path, capsys):
     from trainer.checkpoint_folders import checkpoints_dir
 

@@ -102,6 +102,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     """Restore everything saved at `path` into the freshly built objects; returns the trainer state. Raises
     DamagedCheckpoint when a file does not read back: whatever was restored by then is overwritten by the checkpoint
     loaded instead (every trainable weight, the optimizer, schedule, scaler and RNG states)."""
+    state = _read_state(path)
     trainable = _read_saved(path, "trainable.pt", weights_only=True)
     missing = set(trainable) - {n for n, p in model.named_parameters() if p.requires_grad}
     if missing:
@@ -113,6 +114,25 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     if scaler is not None and saved["scaler"] is not None:
         scaler.load_state_dict(saved["scaler"])
     _restore_rng(saved["rng"])
+    return state
+
+
+def _read_state(path: Path) -> dict:
+    """The trainer state in a checkpoint's state.json, its figures checked as the trainer wrote them: the step its
+    folder is named for, whole counts from 0, and curves as lists. A state.json edited or damaged at its size was
+    trained from: a step of NaN stopped the data loader with a traceback, and -1 trained five steps and counted
+    three. Such a checkpoint is damaged: the whole one before it is loaded instead."""
     state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
     state.pop(FILE_BYTES_KEY, None)
+
+    def whole(value) -> bool:
+        return type(value) is int and value >= 0
+
+    wall_s = state.get("wall_s")
+    problems = {"step": state.get("step") != step_of(path) or not whole(state.get("step")),
+                "train_tokens": not whole(state.get("train_tokens")),
+                "wall_s": type(wall_s) not in (int, float) or not 0 <= wall_s < float("inf"),
+                **{key: not isinstance(state.get(key), list) for key in ("loss_curve", "eval_curve")}}
+    if bad := next((key for key, problem in problems.items() if problem), None):
+        raise DamagedCheckpoint(f"{STATE_FILE}'s {bad} is {json.dumps(state.get(bad))[:40]}")
     return state
