@@ -54,6 +54,16 @@ def offline_env(monkeypatch, tmp_path, shared_cache):
     cloud_offers.cache_clear()
 
 
+_WEIGHTS_HEADER = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+# a model.safetensors the safetensors library reads (one float32): the weights of a model folder whose files are
+# checked, not loaded (trainer/model_files.py reads headers only)
+SAFETENSORS = len(_WEIGHTS_HEADER).to_bytes(8, "little") + _WEIGHTS_HEADER + bytes(4)
+
+
+def write_weights(folder: Path) -> None:
+    (folder / "model.safetensors").write_bytes(SAFETENSORS)
+
+
 def make_gpu(name="Test GPU", vram_gib=24.0, bf16_tflops=100.0, mem_bw_gbps=1000.0, supports_bf16=True,
              kind="datacenter", compute_capability="8.0", **overrides) -> GPU:
     fields = dict(name=name, family=name, vram_gib=vram_gib, mem_bw_gbps=mem_bw_gbps, bf16_tflops=bf16_tflops,

@@ -22,7 +22,7 @@ from orchestrator.bench.results import ResultStore
 from orchestrator.cli.main import app
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.queue import JobQueue
-from tests.conftest import REPO
+from tests.conftest import REPO, SAFETENSORS
 
 DATA = str(REPO / "examples" / "data" / "tiny_instruct.jsonl")
 BASE_JOB = {"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 512, "train_tokens": 100_000}
@@ -972,9 +972,26 @@ def test_a_calibration_that_is_a_device_is_said_to_be_one(inputs):
 
 # --- (appended) outputs that exist, an empty sweep dataset, a model the trainer refuses, a folder of mixed kinds ----
 def _tokenizerless_model(i: Inputs) -> list[str]:
-    """A model folder with its config and no tokenizer: plan said the data packed into 0 sequences."""
+    """A model folder with its config and weights and no tokenizer: plan said the data packed into 0 sequences."""
     i.file("model/config.json", json.dumps(GOOD_MODEL))
+    i.file("model/model.safetensors", SAFETENSORS)
     return plan(i, model=str(i.files / "model"), dataset=DATA, train_tokens=DROP, epochs=1)
+
+
+def _model_folder(i: Inputs, weights: bytes | None) -> list[str]:
+    """A model folder with config and tokenizer, and `weights` as its model.safetensors (None: no weight file):
+    plan passed it, and the trainer failed with exit 1, leaving its output folder."""
+    i.file("model/config.json", json.dumps(GOOD_MODEL))
+    i.file("model/tokenizer.json", json.dumps({"version": "1.0"}))
+    if weights is not None:
+        i.file("model/model.safetensors", weights)
+    return plan(i, model=str(i.files / "model"), dataset=DATA, train_tokens=DROP, epochs=1)
+
+
+def _not_a_tokenizer(i: Inputs) -> list[str]:
+    """A `tokenizer` folder whose tokenizer.json is JSON but no tokenizer: plan priced the job by bytes instead."""
+    i.file("tok/tokenizer.json", '{"x": 1}')
+    return plan(i, tokenizer=str(i.files / "tok"), dataset=DATA, train_tokens=DROP, epochs=1)
 
 
 def _task_out_over_another_job(i: Inputs) -> list[str]:
@@ -1035,6 +1052,10 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
     (lambda i: ["runs", "--force"], "--force replaces an existing --export"),
     (lambda i: i.sweep() + ["--force"], "--force replaces an existing --out"),
     (_tokenizerless_model, "holds no tokenizer"),
+    (lambda i: _model_folder(i, None), "holds no weights (none of model.safetensors, "),
+    (lambda i: _model_folder(i, b"garbage"), "model.safetensors does not read as safetensors (Error while "),
+    (lambda i: _model_folder(i, SAFETENSORS[:-1]), "does not read as safetensors (Error while "),
+    (_not_a_tokenizer, "cannot be loaded (KeyError: "),
     (lambda i: plan(i, model="orch/tiny-llamaX", dataset=DATA, train_tokens=DROP, epochs=1), "unknown model"),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):

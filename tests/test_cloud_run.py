@@ -20,7 +20,7 @@ from orchestrator.cli.main import app
 from orchestrator.delivery import REMOTE_OUTPUT
 from orchestrator.job import job_from_dict
 from orchestrator.preflight import dataset_problems, model_problems
-from tests.conftest import REPO, make_offer
+from tests.conftest import REPO, make_offer, write_weights
 from trainer.config import config_from_dict
 
 FAKE_TRAINER = """#!/bin/sh
@@ -232,6 +232,7 @@ def test_a_shape_name_with_no_repository_is_refused_before_a_vm(monkeypatch, tmp
         {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
          "vocab_size": 100}))
     (tmp_path / "Llama-3-8B-Instruct" / "tokenizer.json").write_text("{}")
+    write_weights(tmp_path / "Llama-3-8B-Instruct")
     folder = config_from_dict({"model": "Llama-3-8B-Instruct", "method": "lora", "seq_len": 128, "max_steps": 1},
                               base_dir=tmp_path)
     assert model_problems(folder, base_dir=tmp_path) == []
@@ -243,6 +244,7 @@ def test_preflight_refuses_a_model_folder_without_a_tokenizer_as_the_trainer_doe
     (tmp_path / "cfg-only" / "config.json").write_text(json.dumps(
         {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
          "vocab_size": 100}))
+    write_weights(tmp_path / "cfg-only")
     job = {"model": "cfg-only", "method": "lora", "seq_len": 128, "max_steps": 1}
     (problem,) = model_problems(config_from_dict(job, base_dir=tmp_path), base_dir=tmp_path)
     assert problem.startswith(f"model folder '{tmp_path / 'cfg-only'}' holds no tokenizer (none of tokenizer.json, ")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
 from orchestrator.foreign_config import translate
+from tests.conftest import write_weights
 from tests.trainer_helpers import TINY_DATA
 from trainer.__main__ import main
 from trainer.config import ConfigError, config_from_dict
@@ -381,6 +382,7 @@ def test_a_model_folder_beside_the_source_config_is_found_from_the_imported_job(
     (tmp_path / "src" / "real").mkdir(parents=True)
     (tmp_path / "src" / "real" / "config.json").write_text("{}")
     (tmp_path / "src" / "real" / "tokenizer.json").write_text("{}")  # plan, and so import, refuse a model without one
+    write_weights(tmp_path / "src" / "real")  # or without weights
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path)
     for name in ("./real", "real"):

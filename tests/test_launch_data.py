@@ -12,8 +12,10 @@ from gpu_catalog.models import get_model
 from orchestrator.job import load_job
 from orchestrator.launch.local import job_json, run_job_file
 from orchestrator.launch.sky_task import REMOTE_DATA_DIR, stage_files
+from tests.conftest import write_weights
 from trainer.config import config_from_dict
 from trainer.job_file import load_config
+from trainer.random_model import train_tokenizer
 
 
 def job_with_two_files(tmp_path):
@@ -147,8 +149,9 @@ def test_a_relative_model_folder_is_read_beside_the_job_and_kept_absolute(tmp_pa
     (tmp_path / "weights" / "config.json").write_text(json.dumps(
         {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
          "vocab_size": 100}))
-    (tmp_path / "weights" / "tokenizer.json").write_text("{}")
-    job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": written_as}))
+    train_tokenizer(["hello world"] * 20, vocab_size=300).save_pretrained(tmp_path / "weights")
+    write_weights(tmp_path / "weights")
+    job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": written_as, "micro_batch": 1}))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

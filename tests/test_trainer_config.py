@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
+from tests.conftest import write_weights
 from tests.trainer_helpers import TINY_DATA, hub_accepts, write_job
 from trainer.__main__ import main
 from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, resolve_tokenizer
@@ -138,6 +139,7 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2,
                                                    "vocab_size": 100, "n_positions": 64}))
     (model / "tokenizer_config.json").write_text("{}")
+    write_weights(model)
     assert main([str(write_job(tmp_path, model=str(model), method="qlora")), "--output", str(tmp_path / "o")]) == 2
     assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
 

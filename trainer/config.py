@@ -34,6 +34,7 @@ from trainer.foreign_keys import (
     OPTIMIZERS_ANY_CASE,
     unknown_key_message,
 )
+from trainer.model_files import weights_problem
 from trainer.offline_names import is_built_offline
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
@@ -662,13 +663,23 @@ def _check_config_json(path: Path) -> None:
 
 def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
     """A model or tokenizer that cannot be built is bad config, said in one line before torch loads: a `random:` (or
-    tiny) model must name a shape orch knows, and the folder the tokenizer loads from (`tokenizer`, else the model's
-    own folder) must hold a tokenizer. Either failed after the run had started, as an error: an unknown shape, or
-    transformers' paragraph about sentencepiece for a folder with config and weights only."""
+    tiny) model must name a shape orch knows, a model folder must hold weights that read, and the folder the
+    tokenizer loads from (`tokenizer`, else the model's own folder) must hold a tokenizer. Each failed after the run
+    had started, as an error: an unknown shape, transformers' OSError for a folder without weights, or its
+    paragraph about sentencepiece for a folder with config and weights only."""
     if is_built_offline(config.model):
         get_model(config.model)  # UserError for a shape it does not know: "unknown model ..."
-    if (folder := model_folder(config.model, base_dir)) is not None and (folder / "config.json").is_file():
-        _check_config_json(folder / "config.json")  # a broken one was blamed on the tokenizer that loads it
+    model_dir = model_folder(config.model, base_dir)
+    has_config = model_dir is not None and (model_dir / "config.json").is_file()
+    if has_config:
+        _check_config_json(model_dir / "config.json")  # a broken one was blamed on the tokenizer that loads it
+    _check_tokenizer_folder(config, base_dir)
+    if has_config and (problem := weights_problem(model_dir)):
+        raise ConfigError(f"{problem}.")
+
+
+def _check_tokenizer_folder(config: JobConfig, base_dir: Path) -> None:
+    """The folder the tokenizer loads from holds one (check_model_and_tokenizer)."""
     folder = resolve_tokenizer(config.tokenizer, base_dir) or (None if is_built_offline(config.model) else
                                                                config.model)
     if folder is None or not os.path.isdir(folder) or any(os.path.isfile(os.path.join(folder, name))

@@ -1,0 +1,46 @@
+"""A local model folder's weight files, judged as transformers will load them, before torch does: a folder with
+none, or with a safetensors file cut short or damaged, passed `orch plan` and failed the trainer with exit 1
+(transformers' OSError or the safetensors library's error, a traceback in error.log, the output folder left behind)."""
+
+import json
+from pathlib import Path
+
+# the files transformers loads a model's weights from, one file or shards listed in an index
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def weights_problem(folder: Path) -> str | None:
+    """Why the model in `folder` has no weights transformers can load, or None: no weight file, an index that lists
+    no shard or one that is not there, or a safetensors file whose header or data does not read."""
+    found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if found is None:
+        return (f"model folder '{folder}' holds no weights (none of {', '.join(WEIGHT_FILES)}): save the model there "
+                "with save_pretrained, or give its hub id")
+    shards = [found]
+    if found.name.endswith(".index.json"):
+        try:
+            weight_map = json.loads(found.read_text(encoding="utf-8"))["weight_map"]
+            shards = [folder / name for name in sorted(set(weight_map.values()))]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"{found} is not a weight index (JSON with a weight_map): save the model again with save_pretrained"
+        if not shards:
+            return f"{found} lists no weight file: save the model again with save_pretrained"
+    for shard in shards:
+        if not shard.is_file():
+            return f"{shard}, which {found.name} lists, is not there: copy the whole model folder"
+        if shard.suffix == ".safetensors" and (problem := _safetensors_problem(shard)):
+            return f"{shard} {problem}: copy it again, or save the model again with save_pretrained"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file does not read, or None, from its header alone (the safetensors library checks the
+    header and that its tensors cover the file exactly: one cut short fails here as it fails the load)."""
+    from safetensors import safe_open  # no torch: the header is read, not the tensors
+
+    try:
+        with safe_open(path, framework="numpy"):
+            return None
+    except Exception as exc:  # noqa: BLE001 - SafetensorError and whatever a file of other bytes raises
+        return f"does not read as safetensors ({' '.join(str(exc).split())[:120]})"
