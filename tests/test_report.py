@@ -135,6 +135,22 @@ def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_
     assert runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--budget", "-1"]).exit_code == 2
 
 
+def test_a_job_no_target_runs_is_refused_in_one_line_before_the_folder_is_made(tmp_path):
+    """Its plots had no point to draw: matplotlib's traceback (exit 1), one PNG left in a new folder, and with --json
+    no document at all."""
+    job = tmp_path / "huge.yaml"
+    job.write_text("model: meta-llama/Llama-3.1-8B\nmethod: lora\nseq_len: 262144\ntrain_tokens: 1000000\n")
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
+    for json_flag in ([], ["--json"]):
+        result = CliRunner().invoke(app, ["report", "--job", str(job), "--results", str(results), "--out",
+                                          str(tmp_path / "report"), *json_flag])
+        assert result.exit_code == 2, result.output
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert line.startswith(f"error: job {job}: the job fits no GPU (does not fit: needs ")
+        assert not (tmp_path / "report").exists()
+
+
 def test_published_measurements_join_when_the_file_exists_and_are_skipped_when_not(tmp_path, monkeypatch):
     """The file is long-format (a metric and its converted value per row, `usable`): the report read columns it does
     not have (tokens_per_s, vram_gib) and joined no published point at all."""

@@ -283,8 +283,8 @@ def measured_share(sections: list[Section]) -> float:
 def build_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path, budget_usd: float | None = None,
                  deadline_h: float | None = None, trace: Path | None = None) -> tuple[dict, list[Section]]:
     """(the numbers, for --json; the sections, for report.md and report.html). Writes the PNGs into `out`."""
+    summaries = [job_summary(job, budget_usd, deadline_h) for job in jobs]  # a job nothing runs: refused first
     out.mkdir(parents=True, exist_ok=True)
-    summaries = [job_summary(job, budget_usd, deadline_h) for job in jobs]
     sections = [summary_section(s) for s in summaries]
     for index, s in enumerate(summaries):
         sections += [targets_section(s, out, index), capacity_section(s, out, index), ownership_section(s, out, index)]

@@ -10,12 +10,13 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gpu_catalog.errors import UserError
 from gpu_catalog.owned import owned_offer
 from gpu_catalog.units import MAX_BUDGET_USD
 from orchestrator.bench.economics import Point, break_even_utilization, owned_cards, pareto_front
 from orchestrator.cli.planning import plan_job
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.planner import PlanPolicy, plan
+from orchestrator.planner import PlanPolicy, no_option_message, plan
 
 METHODS = ("full", "lora", "qlora")
 RUNNABLE = ("ok", "budget", "deadline")  # targets that can run the job, within the limits or not
@@ -129,6 +130,8 @@ def job_summary(job: Path, budget_usd: float | None, deadline_h: float | None, s
     rows = [_row(o.offer, o.estimate, "ok", "", chosen=o is chosen) for o in result.options]
     rows += [_row(r.offer, r.estimate, r.kind, r.reason) for r in result.rejected]
     runnable = [r for r in rows if r.verdict in RUNNABLE and r.hours is not None]
+    if not runnable:  # nothing to compare: its plots had no point to draw (matplotlib's traceback, exit 1)
+        raise UserError(f"job {job}: {no_option_message(result)}")
     front = pareto_front([Point(r.hours, r.usd_per_job) for r in runnable])
     fastest = min(runnable, key=lambda r: (r.hours, r.usd_per_job), default=None)
     cheapest = min(runnable, key=lambda r: (r.usd_per_job, r.hours), default=None)
