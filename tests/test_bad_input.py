@@ -1036,11 +1036,15 @@ def _mixed_folder(i: Inputs) -> list[str]:
     lambda i: ["report", "--db", i.file("empty.db", ""), "--out", str(i.files / "rep")],
     lambda i: i.sweep(dataset=""),
     _mixed_folder,
+    lambda i: ["report", "--job", i.file("rep/report.json", yaml.safe_dump(BASE_JOB)), "--out", str(i.files / "rep"),
+               "--force"],
+    lambda i: ["report", "--results", i.file("rep/report.md", "{}\n"), "--out", str(i.files / "rep"), "--force"],
 ], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
         "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
         "calibrate-db-empty", "report-db-empty",
-        "sweep-dataset-empty", "dataset-folder-of-mixed-kinds"])
+        "sweep-dataset-empty", "dataset-folder-of-mixed-kinds", "report-force-over-its-job",
+        "report-force-over-its-results"])
 def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(inputs, build):
     test_bad_input_is_refused_cleanly(inputs, "appended", build)
 

@@ -41,6 +41,15 @@ def check_writable_names(out: Path, job_count: int) -> None:
                         "or choose another --out.")
 
 
+def check_inputs_kept(out: Path, job_count: int, inputs: list[Path]) -> None:
+    """Refuse, --force or not, a report that would write over one of its own inputs (a job, the trace, the results
+    or the database) kept in --out under a report's name: with --force, `--job out/report.json` became the report."""
+    for name in report_names(job_count):
+        if given := next((path for path in inputs if checks.same_file(out / name, path)), None):
+            raise UserError(f"--out {out}: the report writes {name} there, which is this command's input {given}: "
+                            "choose another --out, or move the input.")
+
+
 def foreign_files(out: Path, job_count: int) -> list[str]:
     """The files a report of `job_count` jobs writes that `out` already holds and no earlier orch report wrote: a
     user's own, which writing a report would replace. A plot's name is as likely a user's as a page's

@@ -7,7 +7,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.bench.report_folder import check_writable_names, foreign_files
+from orchestrator.bench.report_folder import check_inputs_kept, check_writable_names, foreign_files
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, default_db, export, read_jsonl
 from orchestrator.cli import display
 from orchestrator.cli.errors import SaidInJson, user_errors
@@ -211,6 +211,7 @@ def report_command(
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
     check_writable_names(out, len(jobs))
+    check_inputs_kept(out, len(jobs), [*jobs, *(results or []), *(path for path in (trace, db) if path is not None)])
     if not force and (theirs := foreign_files(out, len(jobs))):  # an earlier report of orch's is rewritten: its use
         named = " and ".join(theirs) if len(theirs) <= 3 else f"{', '.join(theirs[:3])} and {len(theirs) - 3} more"
         raise UserError(f"--out {out} holds {named}, which no orch report wrote: pass --force to replace "
