@@ -994,6 +994,9 @@ def _not_a_tokenizer(i: Inputs) -> list[str]:
     return plan(i, tokenizer=str(i.files / "tok"), dataset=DATA, train_tokens=DROP, epochs=1)
 
 
+H200_RESULTS = "gpu-session-h200-2026-12-04.jsonl"  # a results file orch wrote: every row of it reads
+
+
 def _task_out_over_another_job(i: Inputs) -> list[str]:
     """A dry run that pre-flight passes, its --out naming a job file: the task replaced it."""
     i.env("HF_TOKEN", "hf_not_a_real_token")
@@ -1038,7 +1041,8 @@ def _mixed_folder(i: Inputs) -> list[str]:
     _mixed_folder,
     lambda i: ["report", "--job", i.file("rep/report.json", yaml.safe_dump(BASE_JOB)), "--out", str(i.files / "rep"),
                "--force"],
-    lambda i: ["report", "--results", i.file("rep/report.md", "{}\n"), "--out", str(i.files / "rep"), "--force"],
+    lambda i: ["report", "--results", i.file("rep/report.md", (REPO / "benchmarks" / "results" / H200_RESULTS)
+                                             .read_text()), "--out", str(i.files / "rep"), "--force"],
 ], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
         "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
