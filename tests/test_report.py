@@ -298,6 +298,18 @@ def test_a_run_named_with_markdown_cannot_break_or_inject_into_the_report(tmp_pa
     assert "<img" not in row and "](" not in row.replace("\\](", "") and "\\`c\\`" in row
 
 
+def test_no_control_character_from_a_results_row_reaches_either_page(tmp_path):
+    """A row's sweep, GPU or driver with an ESC in it reached report.html raw (`cat` coloured the terminal); the
+    Markdown's cells had it escaped."""
+    rows = synthetic_rows()
+    rows[0] = {**rows[0], "sweep": "\x1b[31mevil", "gpu": "NVIDIA H200\x1b]0;title\x07", "driver_version": "\u202e58"}
+    write_report(rows, [], [JOB], tmp_path, html_page=True)
+    for page in ("report.md", "report.html"):
+        text = (tmp_path / page).read_text(encoding="utf-8")
+        assert not {"\x1b", "\x07", "\u202e"} & set(text), page
+    assert "NVIDIA H200\\x1b]0;title\\x07" in text  # shown in the page, escaped
+
+
 def test_an_out_folder_under_a_missing_folder_is_refused_before_any_work(tmp_path):
     """Every other --out refuses a missing parent (a typo) rather than make the chain; the report made all of it."""
     out = tmp_path / "nodir" / "report"

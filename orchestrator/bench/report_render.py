@@ -44,14 +44,14 @@ def _cell(text: str) -> str:
 def _paragraph(text: str) -> str:
     """A section's paragraph as Markdown: its code spans and emphasis kept, but no raw HTML and no link, since it
     quotes names from files (a model folder named `x<img src=x>` or `[a](b)`)."""
-    return re.sub(r"([\[\]])", r"\\\1", html.escape(text, quote=False))
+    return re.sub(r"([\[\]])", r"\\\1", html.escape(checks.printable(text), quote=False))
 
 
 def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
     sources = [_cell(source) for source in sources]
     lines = ["# orch benchmark report", ""] + [part for line in _header(data, sources) for part in (line, "")]
     for s in sections:
-        lines += [f"## {s.title}", "", f"*Origin: {s.origin}*", ""]
+        lines += [f"## {checks.printable(s.title)}", "", f"*Origin: {s.origin}*", ""]
         lines += [part for line in s.text for part in (_paragraph(line), "")]  # one paragraph each
         if s.image:
             lines += [f"![{s.title}]({s.image.name})", ""]  # the caption (origin, date) is in the image
@@ -62,8 +62,9 @@ def markdown(sections: list[Section], data: dict, sources: list[str]) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escaped text with markdown's `code` as <code> and a leading "Recommended...:" style label in bold."""
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """Escaped text with markdown's `code` as <code> and a leading "Recommended...:" style label in bold. Printable
+    first: a results row's sweep or GPU name carried a raw ESC into report.html (`cat` coloured the terminal)."""
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(checks.printable(text)))
     return re.sub(r"^((?:Recommended|Fastest|Cheapest)[^:]*:)", r"<strong>\1</strong>", escaped)
 
 
@@ -77,12 +78,12 @@ def page(sections: list[Section], data: dict, sources: list[str]) -> str:
     parts += [f"<p class='meta'>{_inline(line)}</p>" for line in _header(data, sources)]
     for s in sections:
         summary = s.title.startswith("Summary")
-        parts.append(f"<h2>{html.escape(s.title)}{_origin_badges(s.origin)}</h2>")
+        parts.append(f"<h2>{html.escape(checks.printable(s.title))}{_origin_badges(s.origin)}</h2>")
         text = "".join(f"<p>{_inline(t)}</p>" for t in s.text)
         parts.append(f"<div class='summary'>{text}</div>" if summary else text)
         if s.image:
             encoded = base64.b64encode(s.image.read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(s.title + '. ' + s.caption)}' "
+            parts.append(f"<img alt='{html.escape(checks.printable(s.title + '. ' + s.caption))}' "
                          f"src='data:image/png;base64,{encoded}'>")
         if s.rows:
             head = "".join(f"<th>{html.escape(h)}</th>" for h in s.headers)
