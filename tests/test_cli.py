@@ -46,6 +46,15 @@ def test_catalog_local_lists_the_cpu_without_a_gpu():
     assert local["detected"] == [] and [o["gpu"] for o in local["offers"]] == ["CPU"]
 
 
+@pytest.mark.parametrize("policy", ["marginal", "amortized"])
+def test_catalog_locals_title_names_the_policy_its_prices_follow(policy, monkeypatch):
+    """`--local-cost marginal` priced the cards at power alone under a title that said the file's `amortized`."""
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = invoke("catalog", "local", "--local-cost", policy)
+    assert shown.exit_code == 0 and f"priced {policy} (hardware file:" in shown.stdout, shown.output
+    assert json_of("catalog", "local", "--local-cost", policy)["cost_policy"] == policy
+
+
 def test_estimate_json_contract():
     result = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "2048", "--micro-batch", "1")
     assert {"vram_gib", "breakdown", "params", "trainable_params", "smallest_gpu_that_fits"} <= set(result)

@@ -88,16 +88,16 @@ def local(
         local_cost = local_cost.strip().lower()
     targets = gather_targets(local_cost)
     local_offers = [o for o in targets.offers if o.is_local]
+    policy = local_cost or targets.hardware.cost_policy  # the prices' own: the table's title said the file's
     if as_json:
-        display.print_json({"hardware_file": targets.hardware.source,
-                            "cost_policy": local_cost or targets.hardware.cost_policy,
+        display.print_json({"hardware_file": targets.hardware.source, "cost_policy": policy,
                             "detected": [{"index": d.index, "device_name": d.device_name,
                                           "gpu": d.gpu.name if d.gpu else None, "vram_gib": d.vram_gib,
                                           "used_vram_gib": d.used_vram_gib, "utilization_pct": d.utilization_pct}
                                          for d in targets.detected],
                             "offers": [offer_dict(o) for o in local_offers]})
     else:
-        display.show_local(targets.hardware, list(targets.detected), local_offers)
+        display.show_local(targets.hardware.source, policy, list(targets.detected), local_offers)
 
 
 @app.command("refresh")

@@ -18,7 +18,6 @@ from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.owned import OwnedHardware
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
@@ -221,7 +220,7 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
                       "`orch catalog offers --dropped`).")
 
 
-def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: list[Offer]) -> None:
+def show_local(hardware_file: str, cost_policy: str, detected: list[LocalGPU], local_offers: list[Offer]) -> None:
     if detected:
         table = Table(title="GPUs on this machine (NVML)")
         for column in ("index", "device", "matched", "VRAM GiB", "used GiB", "util %"):
@@ -232,7 +231,7 @@ def show_local(hardware: OwnedHardware, detected: list[LocalGPU], local_offers: 
         console.print(table)
     else:
         console.print("No NVIDIA GPU visible through NVML on this machine.")
-    table = Table(title=f"Local targets, priced {hardware.cost_policy} (hardware file: {esc(hardware.source)})")
+    table = Table(title=f"Local targets, priced {cost_policy} (hardware file: {esc(hardware_file)})")
     for column in ("target", "$/h", "source"):
         table.add_column(column)
     for o in local_offers:
