@@ -519,6 +519,8 @@ case("simulate-trace-of-no-jobs", lambda i: ["simulate", "--trace", i.file("t.cs
 case("report-trace-of-no-jobs", lambda i: ["report", "--trace", i.file("t.csv", TRACE_HEADER), "--out",
                                            str(i.files / "rep")])
 case("simulate-trace-budget-0", lambda i: ["simulate", "--trace", i.file("t.csv", TRACE.replace(",118.3,", ",0,"))])
+case("simulate-out-with-a-bad-later-row", lambda i: ["simulate", "--trace", i.file("t.csv", TRACE + TRACE.splitlines(
+    keepends=True)[1].replace("j1,", "j2,").replace("meta-llama/Llama-3.1-8B", "x")), "--out", str(i.files / "d")])
 case("simulate-out-holds-earlier-results", lambda i: [i.file("d/simulation.png", b"\x89PNG"), "simulate", "--trace",
                                                       i.file("t.csv", TRACE), "--out", str(i.files / "d")][1:])
 

@@ -98,7 +98,7 @@ def simulate_command(
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090".')
-    check_trace(trace)
+    check_trace(trace, every_row=out is not None)  # a bad later row left --out made and empty
     if out is not None:
         checks.output_folder(out)  # before any work; made when the first policy's decisions are written
         if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
