@@ -40,12 +40,13 @@ def file_path(text: str) -> Path:
     return Path(text)
 
 
-def output_file(path: Path | None, flag: str = "--out", suffix: str | None = None) -> Path | None:
+def output_file(path: Path | None, flag: str = "--out", suffix: str | None = None,
+                inputs: tuple[Path, ...] = ()) -> Path | None:
     """An output file checked before the work that fills it (its folder exists and takes a file; not a folder; the
-    `suffix` of what is written)."""
+    `suffix` of what is written; none of the script's `inputs`, which a result written over them destroyed)."""
     if path is not None and suffix and path.suffix.lower() != suffix:
         raise UserError(f"{flag} '{path}': it is written as {suffix[1:].upper()}: give a name ending in {suffix}.")
-    return None if path is None else checks.output_file(path, flag)
+    return None if path is None else checks.output_file(path, flag, inputs=inputs)
 
 
 def whole_in(least: int, most: int) -> Callable[[str], int]:

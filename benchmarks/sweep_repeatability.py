@@ -66,8 +66,8 @@ def main() -> int:
         parser.error("--runs must be at least 2: one run has nothing to compare with")
     if not args.sweep.is_file():
         parser.error(f"no sweep file {args.sweep}")
-    load_sweep(args.sweep)  # a bad sweep is one line now, not `orch bench failed (exit 2)` after the first run
-    output_file(args.out)  # before the sweeps, not after them
+    sweep = load_sweep(args.sweep)  # a bad sweep is one line now, not `orch bench failed (exit 2)` after a run
+    output_file(args.out, inputs=(args.sweep, sweep.dataset))  # before the sweeps, not after them
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         runs = [run_sweep(args.sweep.resolve(), Path(folder), i) for i in range(args.runs)]

@@ -75,7 +75,7 @@ def check_args(args: argparse.Namespace) -> list[str]:
         get_model(args.model)
         config_from_dict({"model": args.model, "method": args.method, "seq_len": args.seq_len,
                           "micro_batch": args.micro_batch, "grad_accum": args.grad_accum, "max_steps": args.steps})
-        output_file(args.out)
+        output_file(args.out, inputs=(args.data,))
     except UserError as exc:
         problems.append(str(exc).removeprefix("bad config: ").rstrip("."))
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]

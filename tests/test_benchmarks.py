@@ -84,3 +84,24 @@ def test_a_benchmark_scripts_mistake_is_one_line_before_any_work(tmp_path, scrip
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
     assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script, args", [
+    ("trainer_vs_baseline.py", ["--data", "{data}", "--out", "{data}"]),
+    ("sweep_repeatability.py", ["{sweep}", "--out", "{sweep}"]),
+    ("sweep_repeatability.py", ["{sweep}", "--out", "{data}"]),
+])
+def test_a_benchmark_script_refuses_to_write_over_its_inputs(tmp_path, script, args):
+    """The result JSON replaced the dataset trainer_vs_baseline.py was measuring on (the next contender failed on
+    it), and sweep_repeatability.py's replaced its sweep file or the sweep's dataset, exit 0."""
+    data = tmp_path / "data.jsonl"
+    data.write_bytes((REPO / "examples" / "data" / "tiny_instruct.jsonl").read_bytes())
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text((REPO / "benchmarks" / "sweeps" / "tiny-cpu.yaml").read_text().replace(
+        "../../examples/data/tiny_instruct.jsonl", str(data)))
+    before = {path: path.read_bytes() for path in (data, sweep)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script),
+                           *[a.format(data=data, sweep=sweep) for a in args]], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "is one of this command's input files" in done.stderr, done.stderr
+    assert {path: path.read_bytes() for path in (data, sweep)} == before
