@@ -28,8 +28,11 @@ from pathlib import Path
 from benchmarks.baselines import RUNNERS, BenchSpec
 from benchmarks.script_args import Parser, file_path, output_file, say_error
 from gpu_catalog.errors import UserError
+from gpu_catalog.local import detect_gpus
 from gpu_catalog.models import get_model
+from orchestrator.bench.sweep import MOST_CPU_THREADS, cannot_run_here
 from trainer.config import config_from_dict
+from trainer.data_formats import DataError
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "examples" / "data" / "tiny_instruct.jsonl"
@@ -65,6 +68,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
     problems = [f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
                 for name in ("seq_len", "micro_batch", "grad_accum", "steps", "repeats", "cpu_threads")
                 if getattr(args, name) < 1]
+    if args.cpu_threads > MOST_CPU_THREADS:
+        problems.append(f"--cpu-threads must be at most {MOST_CPU_THREADS}, got {args.cpu_threads}")
     if not 0 <= args.warmup < args.steps:
         problems.append(f"--warmup must be 0 or more and below --steps ({args.steps}), got {args.warmup}")
     if not (args.min_ratio >= 0 and args.min_ratio < float("inf")):
@@ -73,8 +78,11 @@ def check_args(args: argparse.Namespace) -> list[str]:
         problems.append(f"--data {args.data} is not a file of records")
     try:  # the model and the settings as the trainer reads them, and the --out file, before any model is built
         get_model(args.model)
-        config_from_dict({"model": args.model, "method": args.method, "seq_len": args.seq_len,
-                          "micro_batch": args.micro_batch, "grad_accum": args.grad_accum, "max_steps": args.steps})
+        config = config_from_dict({"model": args.model, "method": args.method, "seq_len": args.seq_len,
+                                   "micro_batch": args.micro_batch, "grad_accum": args.grad_accum,
+                                   "max_steps": args.steps, "attention": args.attention})
+        if problem := cannot_run_here(config, {}, cpu_only=not detect_gpus()):  # flash-attn on a CPU: each
+            problems.append(f"cannot train here: {problem}")  # contender failed in turn, after the model was built
         output_file(args.out, inputs=(args.data,))
     except UserError as exc:
         problems.append(str(exc).removeprefix("bad config: ").rstrip("."))
@@ -225,8 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         say_error(str(exc))
         return 2
-    with tempfile.TemporaryDirectory(prefix="orch-vs-baseline-") as tmp:
-        result = measure(args, baselines, Path(tmp))
+    try:
+        with tempfile.TemporaryDirectory(prefix="orch-vs-baseline-") as tmp:
+            result = measure(args, baselines, Path(tmp))
+    except (UserError, DataError) as exc:  # the data, read as the trainer reads it (not UTF-8, no records)
+        say_error(str(exc))
+        return 2
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -70,6 +70,7 @@ def test_the_gpu_session_refuses_bad_arguments_before_any_work(args, tmp_path):
     ("sweep_repeatability.py", ["--out", "nowhere/x.json"], "folder 'nowhere' does not exist"),
     ("sweep_repeatability.py", ["--bogus"], "unrecognized arguments: --bogus"),
     ("trainer_vs_baseline.py", ["--seq-len", "99999999"], "`seq_len` must be at most"),
+    ("trainer_vs_baseline.py", ["--cpu-threads", "100000"], "--cpu-threads must be at most 1024, got 100000"),
     ("baselines.py", ["--help"], "error: baselines.py takes {orch,trainer,trl} SPEC.json RESULT.json"),
     ("baselines.py", ["trainer", "nosuch.json", "out.json"], "is not a spec trainer_vs_baseline.py wrote"),
     ("cpu_mask_memory.py", ["--quick", "--out", "x/"], "'x/' ends with a slash, which names a folder"),
@@ -105,3 +106,14 @@ def test_a_benchmark_script_refuses_to_write_over_its_inputs(tmp_path, script, a
                           text=True, timeout=120)
     assert done.returncode == 2 and "is one of this command's input files" in done.stderr, done.stderr
     assert {path: path.read_bytes() for path in (data, sweep)} == before
+
+
+def test_trainer_vs_baseline_says_a_dataset_the_trainer_refuses_in_one_line(tmp_path):
+    """A UTF-16 --data ended in the trainer's DataError as a traceback (exit 1)."""
+    data = tmp_path / "utf16.jsonl"
+    data.write_bytes('{"text": "hi"}\n'.encode("utf-16"))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "trainer_vs_baseline.py"), "--data", str(data),
+                           "--steps", "2", "--warmup", "1", "--repeats", "1", "--baselines", "trainer"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: dataset {data} line 1 is not UTF-8 text")

@@ -44,6 +44,7 @@ from trainer.requirements import run_problems
 
 MAX_STEPS = 10_000
 MAX_POINTS = 10_000
+MOST_CPU_THREADS = 1024  # torch threads a point may ask for; past it, a typo (a machine has a few hundred cores)
 _SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measured_steps", "stable_within",
                "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
@@ -134,7 +135,7 @@ def _same_number(key, value):
     return value
 
 
-def _cannot_run_here(config: JobConfig, unreachable: dict[str, str | None], cpu_only: bool) -> str | None:
+def cannot_run_here(config: JobConfig, unreachable: dict[str, str | None], cpu_only: bool) -> str | None:
     """What the trainer would refuse on this machine before training (trainer/requirements.py, what the CPU cannot
     run where no GPU is here, and a model it cannot reach): each point would start a process, fail as bad config and
     be said only after it. `unreachable`: each model's answer, asked once (asking the hub takes seconds when it is
@@ -190,7 +191,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     within = checks.number(raw.get("stable_within", 0.05), f"sweep {path}: stable_within", 0.001, 1)
     threads = raw.get("cpu_threads")
     if threads is not None:
-        threads = checks.number(threads, f"sweep {path}: cpu_threads", 1, 1024, whole=True)
+        threads = checks.number(threads, f"sweep {path}: cpu_threads", 1, MOST_CPU_THREADS, whole=True)
     name = checks.safe_name(raw.get("name", checks.name_from_stem(Path(path).stem)), f"sweep {path}: name")
     if not raw["dataset"].strip():  # '' is the sweep's own folder, found not to be data only in every trainer
         raise UserError(f"sweep {path}: `dataset` is empty: give a data file or folder (relative to the sweep's "
@@ -220,7 +221,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 get_model(checked.model)
             except UserError as exc:
                 raise UserError(f"{where}: {exc}") from None
-            if problem := _cannot_run_here(checked, unreachable, cpu_only):
+            if problem := cannot_run_here(checked, unreachable, cpu_only):
                 raise UserError(f"{where}: cannot train here: {problem}.")
             pid = point_id(config, target)
             if pid not in seen:
