@@ -502,6 +502,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
     with it."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
+    _no_control_character(path, what)
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
         raise loop
@@ -534,6 +535,17 @@ def _is_sqlite(path: Path) -> bool:
             return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:  # not there, a folder, unreadable: the checks above say what they must
         return False
+
+
+_IN_A_NAME = re.compile(r"[\t\n]|" + _CONTROL.pattern)  # a tab or line break too: lists of files split on them
+
+
+def _no_control_character(path: Path, what: str) -> None:
+    """A file or folder orch makes has no control character in its name: an ESC styled the terminal at every later
+    `ls`, a line break split every script's list of files, U+202E showed the name reversed."""
+    if found := _IN_A_NAME.search(str(path)):
+        raise UserError(f"{what} {short_repr(str(path))} holds a control character ({repr(found.group())[1:-1]}): "
+                        "name it with printable characters.")
 
 
 def fits_the_file_system(path: Path, what: str) -> None:
@@ -580,6 +592,7 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     output file's is. A path that is not UTF-8 is refused: the trainer trained a whole job into one, then failed
     saving its tokenizer there."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
+    _no_control_character(path, what)
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop

@@ -502,6 +502,8 @@ case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
 case("import-out-a-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.folder("out")])
 case("import-out-over-its-input", lambda i: ["import", path := i.file("ax.yaml", AXOLOTL), "--out", path])
+for name in ("a\x1b[31mX.yaml", "b\n.yaml", "c\u202e.yaml", "d\t.yaml"):
+    case(f"import-out-{name!r}", lambda i, n=name: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / n)])
 case("import-out-a-pipe", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", i.pipe("job.yaml")])
 
 # --- orch simulate ---------------------------------------------------------------------------------------------------
