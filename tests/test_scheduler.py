@@ -19,6 +19,7 @@ from orchestrator.runs.store import RunStore
 from orchestrator.schedule.scheduler import Scheduler
 from tests.conftest import REPO
 from tests.trainer_helpers import TINY_DATA, write_job
+from trainer.random_model import train_tokenizer
 
 runner = CliRunner()
 
@@ -155,7 +156,7 @@ def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp
     that no longer resolves is rejected, and the scheduler goes on with the others."""
     folder = tmp_path / "with-tok"
     (folder / "tok").mkdir(parents=True)
-    (folder / "tok" / "tokenizer.json").write_text("{}", encoding="utf-8")  # a tokenizer folder, as submit checks
+    train_tokenizer(["hello world"] * 20, vocab_size=300).save_pretrained(folder / "tok")  # one submit loads
     job = write_job(folder, name="with-tok", tokenizer="./tok")
     job_id = json.loads(orch("submit", job, "--json").stdout)["job_id"]
     monkeypatch.chdir("/")
