@@ -25,8 +25,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.data import special_file_problem
-from trainer.data_formats import read_columns
-from trainer.data_sources import csv_problem, file_kind, mixed_kinds_problem
+from trainer.data_sources import dataset_problems
 from trainer.offline_names import is_built_offline
 
 PROGRESS = logging.getLogger("orch.progress")  # slow work starting: the CLI shows it at a terminal (display.progress)
@@ -89,9 +88,11 @@ def _count_tokens(spec: JobConfig, base_dir: Path) -> dict:
 
 def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     """What the trainer refuses before reading a record, said as it says it: a model or tokenizer it cannot build
-    (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), a CSV header that
-    names a column twice, and a folder of mixed file kinds (both checked by launch's pre-flight, and never seen by a
-    plan over TOKENIZE_MAX_BYTES, which counts nothing), and a dataset or eval_dataset folder holding a pipe or a
+    (else a count that fails on it was blamed on the data, "packs into 0 training sequences"), what
+    data_sources.dataset_problems finds (a CSV header that names a column twice, a folder of mixed file kinds, an
+    eval set of a kind orch does not read: checked by launch's pre-flight too, and never seen by a plan over
+    TOKENIZE_MAX_BYTES, which counts nothing, nor by one whose tokenizer is not here), and a dataset or eval_dataset
+    folder holding a pipe or a
     device among its data files (found by a count, but never when a cached count is reused or a folder is sized by
     its bytes)."""
     from trainer.config import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
@@ -100,11 +101,8 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     for folder in (path, resolve_dataset(spec.eval_dataset, base_dir, "eval_dataset")):
         if folder is not None and folder.is_dir() and (special := special_file_problem(folder)):
             raise UserError(f"dataset {special} (the trainer would stop on it, so nothing is launched).")
-    if path.is_dir() and (mixed := mixed_kinds_problem(path)):
-        raise UserError(f"dataset {mixed} (the trainer would stop on it, so nothing is launched).")
-    if path.is_file() and file_kind(path) == "csv" and (
-            problem := csv_problem(path, read_columns(spec.dataset_columns))):
-        raise UserError(f"dataset {problem} (the trainer would stop on it, so nothing is launched).")
+    if problems := dataset_problems(spec, base_dir, reach_hub=False):  # a folder of mixed kinds, a CSV header
+        raise UserError(f"{problems[0]} (the trainer would stop on it, so nothing is launched).")  # the eval set's too
 
 
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:

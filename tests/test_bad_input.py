@@ -893,12 +893,12 @@ def test_launch_checks_its_out_before_it_plans(inputs):
     assert result.exit_code == 2 and "--out" in result.stderr and "learning_rate" not in result.stderr
 
 
-def test_simulate_names_its_output_folder_without_its_escapes(inputs):
+def test_simulate_refuses_an_output_folder_with_escapes_naming_it_escaped(inputs):
+    """Such a folder was made (its name styled the terminal at every later `ls`), said escaped."""
     folder = inputs.files / "out\x1b]0;owned\x07\x1b[31m"
     result = CliRunner().invoke(app, ["simulate", "--trace", inputs.file("t.csv", TRACE), "--out", str(folder)])
-    assert result.exit_code == 0, result.output
-    assert (folder / "decisions.csv").is_file() and "\\x1b" in result.stderr
-    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert result.exit_code == 2 and "holds a control character (\\x1b)" in result.stderr, result.output
+    assert not folder.exists() and "\x1b" not in result.output and "\x07" not in result.output
 
 
 def test_a_budget_below_a_cent_is_told_a_cost_above_zero(inputs):
@@ -1069,6 +1069,8 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
     (lambda i: _model_folder(i, SAFETENSORS[:-1]), "does not read as safetensors (Error while "),
     (_not_a_tokenizer, "cannot be loaded (KeyError: "),
     (lambda i: plan(i, model="orch/tiny-llamaX", dataset=DATA, train_tokens=DROP, epochs=1), "unknown model"),
+    (lambda i: plan(i, dataset=DATA, eval_dataset=i.file("eval.txt", "x\n"), train_tokens=DROP, epochs=1),
+     "eval_dataset "),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a
@@ -1090,8 +1092,8 @@ def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, in
     inputs.env("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check
     dry = CliRunner().invoke(app, ["launch", inputs.job(dataset=DATA), "--budget", "10", "--target", "cloud",
                                    "--dry-run", "--out", str(inputs.work / "t\x1b[31m.yaml")])
-    # refused (SkyPilot cannot copy a control character's path to a VM), and the name said escaped
-    assert dry.exit_code == 2 and "SkyPilot cannot copy to a VM" in dry.stderr, dry.output
+    # refused (no file orch writes has a control character in its name), and the name said escaped
+    assert dry.exit_code == 2 and "holds a control character" in dry.stderr, dry.output
     assert "\x1b" not in dry.output and "\\x1b[31m" in dry.stderr
 
 

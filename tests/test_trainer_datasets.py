@@ -110,6 +110,13 @@ def test_a_folder_holding_a_pipe_or_a_device_is_refused_naming_it(tmp_path, kind
         load_records(job(**datasets), tmp_path)
 
 
+def test_an_eval_set_that_cannot_be_read_is_named_by_its_own_key(tmp_path):
+    """A broken eval set was said to be the `dataset`, and a user whose dataset was fine looked at the wrong key."""
+    write_records(tmp_path / "train.jsonl", ROWS[:20])
+    with pytest.raises(DataError, match="^eval_dataset '/dev/null' is not a file or a folder"):
+        load_records(job(dataset="train.jsonl", eval_dataset="/dev/null"), tmp_path)
+
+
 def test_a_dataset_repository_reads_the_config_and_split_asked_for(tmp_path):
     repo = hub_repo(tmp_path / "repo")
     records = load_records(job(dataset=str(repo), dataset_config="qa", eval_split="test"), tmp_path)

@@ -39,6 +39,7 @@ class Source(NamedTuple):
     local: Path | None
     config_name: str | None
     split: str
+    key: str = "dataset"  # the job's key that names it: a broken eval set was said to be the `dataset`
 
 
 def file_kind(path: Path) -> str | None:
@@ -193,7 +194,7 @@ def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
     if config.eval_split is not None and local is not None and local.is_file():
         raise DataError(f"`eval_split` picks a split of a dataset repository, and eval_dataset {config.eval_dataset} "
                         "is one file, read whole: leave `eval_split` out.")
-    return Source(config.eval_dataset, local, config.dataset_config, config.eval_split or "train")
+    return Source(config.eval_dataset, local, config.dataset_config, config.eval_split or "train", "eval_dataset")
 
 
 def _load(source: Source, streaming: bool):
@@ -203,7 +204,7 @@ def _load(source: Source, streaming: bool):
     if local is not None and local.is_file():
         kind = file_kind(local)
         if kind is None:
-            raise DataError(f"dataset {local}: {FILE_KINDS_HINT}.")
+            raise DataError(f"{source.key} {local}: {FILE_KINDS_HINT}.")
         return load_dataset(kind, data_files=str(local), split="train", streaming=streaming)
     path = str(local) if local is not None else source.name
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
@@ -328,7 +329,7 @@ def _local_json_files(source: Source) -> list[Path] | None:
         return None
     splits = {str(split): files for split, files in builder.config.data_files.items()}
     if source.split not in splits:
-        raise DataError(f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
+        raise DataError(f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                         f"'{source.split}': it has {', '.join(sorted(splits))}.")
     return [Path(file) for file in splits[source.split]]
 
@@ -371,29 +372,29 @@ def _unreadable(source: Source, exc: BaseException) -> str:
     """Why the source could not be read, as the user can fix it."""
     detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     if isinstance(exc, UnicodeDecodeError):
-        return (f"dataset '{source.name}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: {exc.reason}): save "
-                "it as UTF-8.")
+        return (f"{source.key} '{source.name}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: "
+                f"{exc.reason}): save it as UTF-8.")
     if source.local is not None and source.local.is_file() and file_kind(source.local) == "parquet":
         if _parquet_rows(source.local) == 0:  # datasets' reader fails on none with "BatchSize must be greater than 0"
-            return f"dataset '{source.name}' holds no records (a Parquet file of no rows): add records."
-        return (f"dataset '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
+            return f"{source.key} '{source.name}' holds no records (a Parquet file of no rows): add records."
+        return (f"{source.key} '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
                 "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
     local = source.local
     if local is not None and local.exists() and not (local.is_file() or local.is_dir()):  # /dev/null, a pipe
-        return f"dataset '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
+        return f"{source.key} '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
     if local is None:
-        return (f"cannot read dataset '{source.name}' config {source.config_name or 'default'} split "
+        return (f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                 f"'{source.split}' (a hub dataset needs the network, and HF_TOKEN if gated): {detail}")
     # a local file or folder: said in its own terms, not the hub's (config, split) or pandas' ("C error")
     if "corresponds to no data" in detail or "at least one example" in detail:  # `datasets`' words for no rows
-        return (f"dataset '{source.name}' holds no records (a .csv needs rows under its header, a .jsonl one record "
-                "a line, a .txt some text): add records.")
+        return (f"{source.key} '{source.name}' holds no records (a .csv needs rows under its header, a .jsonl one "
+                "record a line): add records.")
     if isinstance(exc, PermissionError):
-        return f"dataset '{source.name}' cannot be read (permission denied): make it readable, or copy it here."
+        return f"{source.key} '{source.name}' cannot be read (permission denied): make it readable, or copy it here."
     if local.is_file() and file_kind(local) == "csv":
-        return (f"dataset '{source.name}' is not a CSV file pandas can read ({detail.removeprefix('Error ')}): quote "
-                "each value that holds a comma, a quote or a line break, or give the records as .jsonl.")
-    return f"cannot read dataset '{source.name}': {detail}"
+        return (f"{source.key} '{source.name}' is not a CSV file pandas can read ({detail.removeprefix('Error ')}): "
+                "quote each value that holds a comma, a quote or a line break, or give the records as .jsonl.")
+    return f"cannot read {source.key} '{source.name}': {detail}"
 
 
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
