@@ -112,3 +112,24 @@ def test_the_estimator_counts_the_weight_bytes_the_trainer_loads(tiny_model_path
     model = load_model(config, tiny_model_path, torch.device("cpu"), precision, grad_ckpt=False)
     loaded = sum(param.numel() * param.element_size() for param in model.parameters())
     assert weight_bytes(get_model("orch/tiny-llama"), config, cpu_gpu()) == pytest.approx(loaded, rel=0.01)
+
+
+def test_a_model_folder_whose_weights_do_not_match_its_config_is_refused_in_one_line(tiny_model_path, tmp_path,
+                                                                                       capsys):
+    """transformers printed its 18-line load report, terminal colours and all, into the log, and the run ended with
+    a RuntimeError (exit 1)."""
+    import json
+    import shutil
+
+    from tests.trainer_helpers import write_job
+    from trainer.__main__ import main
+
+    folder = tmp_path / "mismatched"
+    shutil.copytree(tiny_model_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_size": config["hidden_size"] * 2}))
+    assert main([str(write_job(tmp_path, model=str(folder), max_steps=1)), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: model folder '{folder}': its weight model.embed_tokens.weight is ") and \
+        err.count("\n") == 1 and "\x1b" not in err, err
+    assert f"where its config.json builds {config['vocab_size']} x {config['hidden_size'] * 2}" in err

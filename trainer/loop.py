@@ -36,7 +36,15 @@ from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
-from trainer.model import block_count, check_quantizable, compile_blocks, load_model, missing_modules, resolve_precision
+from trainer.model import (
+    block_count,
+    check_quantizable,
+    check_weights_match,
+    compile_blocks,
+    load_model,
+    missing_modules,
+    resolve_precision,
+)
 from trainer.offline_names import is_built_offline, model_unreachable, tokenizer_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
@@ -109,6 +117,8 @@ class FineTune:
             problems.append(unreachable)
         if problems:
             raise ConfigError("cannot train: " + "; ".join(problems) + ".")
+        if not is_built_offline(config.model):
+            check_weights_match(config.model)
         if config.method == "qlora" and not is_built_offline(config.model):
             try:
                 check_quantizable(config.model)

@@ -3,13 +3,15 @@ peft's LoRA adapters (optionally DoRA, rsLoRA scaling, and modules trained in fu
 checkpointing, and frozen lower layers for full fine-tuning."""
 
 import functools
+from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
 from gpu_catalog.models import get_model
 from trainer.attention_mask import share_sdpa_masks
-from trainer.config import LINEAR_MODULES, JobConfig
+from trainer.config import LINEAR_MODULES, ConfigError, JobConfig
+from trainer.model_files import weight_shapes
 from trainer.offline_names import is_built_offline
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -33,6 +35,25 @@ def _meta_model(model_name: str):
         AutoConfig.from_pretrained(model_name)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config)
+
+
+def check_weights_match(model_path: str) -> None:
+    """A local model folder's weights of the shapes its config.json builds, said in one line: transformers printed an
+    18-line report (with terminal colours, into any log) and stopped with a RuntimeError, exit 1. A pre-quantized
+    checkpoint stores packed shapes: transformers judges it."""
+    folder = Path(model_path)
+    if not folder.is_dir() or getattr(AutoConfig.from_pretrained(model_path), "quantization_config", None):
+        return
+    expected = {name: tuple(tensor.shape) for name, tensor in _meta_model(model_path).state_dict().items()}
+    for name, shape in weight_shapes(folder):
+        if name in expected and expected[name] != shape:
+            raise ConfigError(f"model folder '{folder}': its weight {name} is {_shape(shape)}, where its config.json "
+                              f"builds {_shape(expected[name])}: save the weights and the config together "
+                              "(save_pretrained), or give the config that belongs to them.")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(map(str, shape)) or "a scalar"
 
 
 def check_quantizable(model_path: str) -> None:

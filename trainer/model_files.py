@@ -3,6 +3,7 @@ none, or with a safetensors file cut short or damaged, passed `orch plan` and fa
 (transformers' OSError or the safetensors library's error, a traceback in error.log, the output folder left behind)."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 # the files transformers loads a model's weights from, one file or shards listed in an index
@@ -44,3 +45,19 @@ def _safetensors_problem(path: Path) -> str | None:
             return None
     except Exception as exc:  # noqa: BLE001 - SafetensorError and whatever a file of other bytes raises
         return f"does not read as safetensors ({' '.join(str(exc).split())[:120]})"
+
+
+def weight_shapes(folder: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """Each tensor's name and shape in a model folder's safetensors weights, read from their headers (weights_problem
+    judged them first); none for .bin weights."""
+    from safetensors import safe_open
+
+    found = next((folder / name for name in WEIGHT_FILES[:2] if (folder / name).is_file()), None)
+    if found is None:
+        return
+    shards = [found] if found.suffix == ".safetensors" else \
+        [folder / name for name in sorted(set(json.loads(found.read_text(encoding="utf-8"))["weight_map"].values()))]
+    for shard in shards:
+        with safe_open(shard, framework="numpy") as weights:
+            for name in weights.keys():  # noqa: SIM118 - safe_open is no mapping: keys() is its only listing
+                yield name, tuple(weights.get_slice(name).get_shape())
