@@ -54,14 +54,24 @@ def compile_orch() -> None:
 
 def timed(command: list[str], env: dict) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO, env=env)
+    done = _ran(command, env)
     return time.perf_counter() - start, done.stdout
+
+
+def _ran(command: list[str], env: dict | None) -> subprocess.CompletedProcess:
+    """The finished command; one that failed is a UserError with its own last line (a plan's `error:` on a broken
+    --catalog), where CalledProcessError's traceback hid it."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1].removeprefix("error: ")
+        raise UserError(f"{'orch plan' if 'plan' in command else 'the SkyPilot query'} failed: {said}")
+    return done
 
 
 def imported_modules(job: str, env: dict | None = None) -> set[str]:
     """Top-level package of every module the plan imports, from `python -X importtime` (written to stderr)."""
     command = [sys.executable, "-X", "importtime", *plan_command(job)[1:]]
-    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO, env=env)
+    done = _ran(command, env)
     names = set()
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -80,13 +90,13 @@ def main() -> int:
         raise UserError(f"--job {args.job}: no such job file (relative paths start at {REPO}).")
     if not args.catalog.is_dir() or not any(args.catalog.glob("*/vms.csv")):
         raise UserError(f"--catalog {args.catalog}: give a SkyPilot v8 catalog folder (one <cloud>/vms.csv each).")
-    compile_orch()
     with tempfile.TemporaryDirectory() as home:
         shutil.copytree(args.catalog, Path(home) / ".sky" / "catalogs" / "v8")
         env = {**os.environ, "HOME": home, "ORCH_SKY_CATALOGS": str(args.catalog), "ORCH_HOME": f"{home}/orch",
                "SKYPILOT_DISABLE_USAGE_COLLECTION": "1", "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"}
         clouds = sorted(p.name for p in args.catalog.iterdir() if (p / "vms.csv").is_file())
         timed(plan_command(args.job), env)  # fills the catalog cache, as any earlier plan would have
+        compile_orch()  # once a plan has run here: a broken --catalog wrote no bytecode first
         orch_s, sky_s, plan, a100_rows = [], [], {}, 0
         for _ in range(args.runs):
             seconds, out = timed(plan_command(args.job), env)

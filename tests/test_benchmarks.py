@@ -117,3 +117,13 @@ def test_trainer_vs_baseline_says_a_dataset_the_trainer_refuses_in_one_line(tmp_
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: dataset {data} line 1 is not UTF-8 text")
+
+
+def test_plan_speed_says_a_plan_that_fails_on_its_catalog_in_one_line(tmp_path):
+    """A --catalog whose vms.csv the plan refuses ended in CalledProcessError's traceback, the plan's error hidden."""
+    (tmp_path / "catalog" / "aws").mkdir(parents=True)
+    (tmp_path / "catalog" / "aws" / "vms.csv").write_text("")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "plan_speed.py"), "--catalog",
+                           str(tmp_path / "catalog"), "--runs", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("error: orch plan failed: ") and "is not a SkyPilot v8 catalog file" in done.stderr
