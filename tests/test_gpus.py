@@ -276,3 +276,13 @@ def test_nvidias_own_product_names_are_read_and_its_old_cards_are_not_called_ano
     with pytest.raises(UserError) as refused:
         get_gpu("Tesla M4")
     assert "not one" not in str(refused.value) and "unknown GPU 'Tesla M4'" in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["", "  ", ",,"])
+def test_local_cards_that_name_no_card_are_refused_and_none_is_no_card(text):
+    """simulate_speed.py took `--local ''` as no card where `orch simulate` refused it: one check, in local_cards."""
+    from orchestrator.simulate.engine import local_cards
+
+    with pytest.raises(UserError, match="--local: give at least one card"):
+        local_cards(text, lambda gpu: gpu)
+    assert local_cards(None, lambda gpu: gpu) == []

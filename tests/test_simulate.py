@@ -162,7 +162,7 @@ def test_a_shape_no_offer_can_take_gets_the_policys_own_reason_from_a_few_offers
 def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():
     """A spot run preempted after its deadline has passed goes back to the policy with no deadline left (before, a
     negative deadline reached the planner and raised), and the job ends, counted as a miss."""
-    for policy, cards in (("cloud-spot", ""), ("hybrid", CARDS), ("local-only", CARDS)):
+    for policy, cards in (("cloud-spot", None), ("hybrid", CARDS), ("local-only", CARDS)):
         decisions = []
         sim = Simulation(local_cards(cards, simulated_owned_offer), CLOUDS, SimSettings(policy, 0, 0.0),
                          on_decision=decisions.append)

@@ -92,9 +92,7 @@ def simulate_command(
     policies = POLICIES if policy == "all" else (policy,)
     settings = [SimSettings(policy=name, seed=seed, spot_preemptions_per_h=spot_preemptions_per_h)
                 for name in policies]
-    if local is not None and not local.replace(",", "").strip():  # '' or ',,,' named no card: a slip, unlike 0x
-        raise UserError("--local: give at least one card, e.g. '2x RTX4090' (or leave --local out for none).")
-    cards = local_cards(local or "", simulated_owned_offer)
+    cards = local_cards(local, simulated_owned_offer)
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090".')

@@ -304,16 +304,21 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
     return Simulation(local, cloud, settings, calibration, on_decision).run(rows)
 
 
-def local_cards(text: str, offer_for) -> list[Offer]:
-    """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it); "" -> none. An empty entry
-    (",," or a trailing comma) is refused: it names no card, and is more likely a card left out than nothing."""
+def local_cards(text: str | None, offer_for) -> list[Offer]:
+    """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it); None (no --local) -> none. A
+    text of no card ('' or ',,,') or an empty entry (",," or a trailing comma) is refused: it names no card, and is
+    more likely a card left out than nothing."""
     from gpu_catalog.gpus import CountedGPUs, get_gpu
 
+    if text is None:
+        return []
+    if not text.replace(",", "").strip():
+        raise UserError("--local: give at least one card, e.g. '2x RTX4090' (or leave --local out for none).")
     if ";" in text:
         raise UserError(f"--local: {checks.short_repr(text)} separates entries with ';': separate them with commas, "
                         "e.g. '2x RTX4090, 1x A6000'.")
     cards: list[Offer] = []
-    for part in (p.strip() for p in text.split(",")) if text.strip() else ():
+    for part in (p.strip() for p in text.split(",")):
         if not part:
             raise UserError("--local: an entry between commas is empty; give 'N x GPU' entries separated by single "
                             "commas, e.g. '2x RTX4090, 1x A6000'.")
