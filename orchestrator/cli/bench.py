@@ -47,12 +47,17 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
     checks.output_file(db, "--db")
 
 
-def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
-    """(rows, where they came from): explicit files, or everything recorded plus the committed results. --db beside
-    --results was read by neither command, unsaid (a file of text passed as the database)."""
+def check_one_source(db: Path | None, results: list[Path] | None) -> None:
+    """--db beside --results was read by neither command, unsaid (a file of text passed as the database); said first,
+    before a missing --db is (which sent the user to find a database they did not need)."""
     if results and db is not None:
         raise UserError("--db and --results both name what to read, and --results replaces the database: give one "
                         "of them.")
+
+
+def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
+    """(rows, where they came from): explicit files, or everything recorded plus the committed results."""
+    check_one_source(db, results)
     if results:
         for path in results:
             checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
@@ -136,6 +141,7 @@ def calibrate_command(
     if force and out is None:
         raise UserError("--force replaces an existing --out file, and the default file is refitted anyway: give "
                         "--out FILE with it, or leave --force out.")
+    check_one_source(db, results)
     inputs = (*(results or ()), *([db] if db else []))
     if out is not None:
         check_not_a_database(out, "--out", "drop --out to refit the one the estimator reads")
@@ -208,6 +214,7 @@ def report_command(
     """A team's report: best targets per job, owning against renting, estimator error, runs, local against cloud."""
     checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)  # the flags first: cheapest to fix
     check_deadline(deadline)
+    check_one_source(db, results)
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
     check_writable_names(out, len(jobs))
