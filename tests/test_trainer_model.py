@@ -133,3 +133,20 @@ def test_a_model_folder_whose_weights_do_not_match_its_config_is_refused_in_one_
     assert err.startswith(f"error: model folder '{folder}': its weight model.embed_tokens.weight is ") and \
         err.count("\n") == 1 and "\x1b" not in err, err
     assert f"where its config.json builds {config['vocab_size']} x {config['hidden_size'] * 2}" in err
+
+
+def test_a_cached_model_damaged_since_it_was_built_is_built_again(tmp_path, monkeypatch, capsys):
+    """Its weights cut short on disk failed every run of a valid tiny job (the safetensors library's error, exit 1)
+    until the cache was found and deleted by hand."""
+    from safetensors import safe_open
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    built = build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0)
+    weights = built / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:3000])
+    assert build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0) == built
+    assert f"rebuilding the cached model {built.name}: " in capsys.readouterr().err
+    assert weights.read_bytes() == whole  # the same seed draws the same weights
+    with safe_open(weights, framework="numpy") as read:
+        assert "model.embed_tokens.weight" in read.keys()  # noqa: SIM118 - safe_open is no mapping

@@ -9,14 +9,18 @@ The shape comes from gpu_catalog, so `orch plan` estimates exactly the model the
 import hashlib
 import os
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir
 from gpu_catalog.models import get_model
+from trainer.model_files import weights_problem
 
 MAX_TOKENIZER_VOCAB = 32000  # the BPE learns what the data supports; the model keeps its real vocabulary size
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -64,7 +68,12 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
     key = hashlib.sha1("\n".join([model_name, str(seed), str(positions), *texts]).encode()).hexdigest()[:12]
     out_dir = cache_dir() / "random-models" / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
     if (out_dir / "config.json").is_file():
-        return out_dir
+        if (problem := weights_problem(out_dir)) is None:
+            return out_dir
+        # written whole (a rename), so damaged since (a disk, a sync): built again, where every run of the job
+        # failed with the safetensors library's error and no hint
+        print(checks.printable(f"rebuilding the cached model {out_dir.name}: {problem}"), file=sys.stderr)
+        shutil.rmtree(out_dir, ignore_errors=True)
     shape = get_model(model_name)
     tokenizer = train_tokenizer(texts, min(shape.vocab, MAX_TOKENIZER_VOCAB))
     config = LlamaConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
@@ -82,7 +91,5 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
     try:
         tmp.rename(out_dir)
     except OSError:  # another process built the same model meanwhile: theirs is identical, keep it
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
