@@ -303,6 +303,11 @@ def _from_local_folder(path: Path) -> ModelShape:
     as JSON (`../../etc/passwd`) is a wrong name or path, not a broken config: saying where its JSON breaks would
     send the user to fix that file."""
     config_file = path / "config.json" if path.is_dir() else path
+    if loop := checks.symlink_loop(config_file, "model config"):
+        raise loop
+    if config_file.is_symlink() and not config_file.exists():
+        raise UserError(f"{config_file} is a link to {os.readlink(config_file)}, which does not exist: link it to "
+                        "the model's config.json, or copy the file there.")
     if not config_file.exists():  # a pipe or a device named config.json: read_text says what it is
         raise UserError(f"{path} has no config.json: point at a Hugging Face model folder.")
 
@@ -390,6 +395,12 @@ NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-o
                               "Qwen, Gemma, Phi-3...)"}
 
 PATH_STARTS = ("./", "../", "/", "~", ".\\", "..\\")  # how a name written as a folder's path begins
+
+
+def written_as_path(name: str) -> bool:
+    """A model's name written as a folder's path (`./m`, `/abs`, `~/m`), or one of the folders `.` and `..` alone:
+    `orch estimate .` was an unknown model's name, with Llama models suggested for it."""
+    return name.startswith(PATH_STARTS) or name in (".", "..", "~")
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
 
@@ -417,7 +428,7 @@ def is_model_folder(name: str, path: Path) -> bool:
     or a folder holding a model's config.json. A folder of notes named `Llama-3.1-8B` beside the job hid the catalog's
     model, and the job failed for the folder's missing config.json."""
     try:
-        return name.startswith(PATH_STARTS) and os.path.exists(path) or (path / "config.json").is_file()
+        return written_as_path(name) and os.path.exists(path) or (path / "config.json").is_file()
     except OSError:  # a name too long for a path names no folder
         return False
 
@@ -483,7 +494,8 @@ def org_typo_note(name: str) -> str | None:
     """A note for a hub id whose organisation is one letter or two away from one the catalog knows (`meta-lama/`):
     it is sized by its name alone, as a re-upload under another org is, and the typo surfaced only on the target,
     when the download failed after the machine was paid for. A folder, a `random:` shape or a known org: None."""
-    if "/" not in name or name.startswith((RANDOM_PREFIX, *PATH_STARTS)) or os.path.exists(checks.user_path(name)):
+    if "/" not in name or name.startswith(RANDOM_PREFIX) or written_as_path(name) or \
+            os.path.exists(checks.user_path(name)):
         return None
     org = name.split("/")[0].lower()
     if org in _known_orgs():
@@ -521,7 +533,7 @@ def get_model(name: str) -> ModelShape:
     if model is None and "/" in name and not never_downloaded:
         model = _from_hub(name)
     if model is None:
-        if name.startswith(PATH_STARTS):  # written as a path: a folder that is not there, not a model's name
+        if written_as_path(name):  # written as a path: a folder that is not there, not a model's name
             raise UserError(f"model folder '{name}' does not exist: give a folder holding the model's config.json, "
                             "or a Hugging Face id or alias (orch catalog models).")
         if kind := NOT_DENSE_TEXT.search(name):

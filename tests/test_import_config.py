@@ -252,7 +252,7 @@ def test_import_refuses_to_replace_an_existing_out_file_without_force(tmp_path):
 @pytest.mark.parametrize("model, said", [
     ("[bold red]x[/]", "`model` '[bold red]x[/]' is no folder here, no Hugging Face id"),
     ("../../no-such-folder", "`model` folder '../../no-such-folder' does not exist"),
-    (".", "`model` '.' is a folder without a config.json")])
+    (".", "is a folder without a config.json: give the folder a model was saved to")])
 def test_a_model_no_job_can_load_is_refused_and_nothing_is_written(tmp_path, model, said):
     """The model was the one path-like key not judged: the import wrote it, and `orch plan` refused the job."""
     out = tmp_path / "job.yaml"

@@ -390,3 +390,20 @@ def test_a_model_folders_broken_config_is_named_before_its_tokenizer_is_loaded(t
         (tmp_path / "m" / "config.json").write_text(text, encoding="utf-8")
         with pytest.raises(UserError, match=re.escape(said)):
             check_model_and_tokenizer(job, tmp_path)
+
+
+def test_a_model_folder_is_said_as_a_folder_and_its_linked_config_as_a_link(tmp_path, monkeypatch):
+    """`orch estimate .` was an unknown model's name with Llama models suggested for it; a config.json that is a
+    loop of links or a link to nothing was said to be missing."""
+    monkeypatch.chdir(tmp_path)
+    for name in (".", ".."):
+        with pytest.raises(UserError, match=re.escape(f"{name} has no config.json: point at a Hugging Face model")):
+            get_model(name)
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "config.json").symlink_to("config.json")
+    with pytest.raises(UserError, match="is a symlink loop"):
+        get_model("./loop")
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "config.json").symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(UserError, match=re.escape(f"is a link to {tmp_path / 'nowhere.json'}, which does not exist")):
+        get_model("./gone")

@@ -19,11 +19,11 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import (
     DECODER_MODULE_NAMES,
     LINEAR_MODULES,
-    PATH_STARTS,
     RANDOM_PREFIX,
     get_model,
     hub_id,
     is_model_folder,
+    written_as_path,
 )
 from gpu_catalog.names import near_hint
 from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, usd_from_text
@@ -543,7 +543,7 @@ def resolve_dataset(name: str | None, base_dir: Path, key: str = "") -> Path | N
 
 def model_folder(name: str, base_dir: Path) -> Path | None:
     """The `model` as a local folder, absolute, or None for a hub id, catalog name or `random:` shape. Relative paths
-    start at the job file's folder, as `dataset`'s do: a name written as a path (PATH_STARTS), or one naming a model
+    start at the job file's folder, as `dataset`'s do: a name written as a path (written_as_path), or one naming a model
     folder there (with its config.json), is that path. `./real` was read from the current folder, so a job planned
     beside it was rejected when the scheduler, or `orch plan` from elsewhere, looked for it;
     `meta-llama/Llama-3.1-8B` stays an id unless such a model folder is beside the job (as transformers, too, would
@@ -551,7 +551,7 @@ def model_folder(name: str, base_dir: Path) -> Path | None:
     if name.startswith(RANDOM_PREFIX):
         return None
     path = base_dir / checks.user_path(name)
-    return Path(os.path.abspath(path)) if name.startswith(PATH_STARTS) or is_model_folder(name, path) else None
+    return Path(os.path.abspath(path)) if written_as_path(name) or is_model_folder(name, path) else None
 
 
 def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:

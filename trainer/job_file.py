@@ -32,8 +32,11 @@ def _model_problem(value, base_dir: Path) -> str | None:
     if not is_text(value) or is_built_offline(value) or could_be_hub_id(value):
         return None
     if (folder := model_folder(value, base_dir)) is not None:
+        if folder.is_dir() and not os.path.lexists(folder / "config.json"):  # `.`, `./notes`
+            return (f"`model` {checks.short_repr(value)} is a folder without a config.json: give the folder a model "
+                    "was saved to, or its hub id")
         if folder.is_dir():
-            return None
+            return None  # its config, weights and tokenizer: the model's own checks judge them
         state = "is a file, not a model's folder" if folder.exists() else "does not exist (relative to the job file)"
         return f"`model` folder {checks.short_repr(value)} {state}: give the folder holding the model's config.json"
     if "/" not in value:  # a catalog name written another way (`Llama 3.1 8B`); one with a slash would ask the hub
