@@ -118,6 +118,7 @@ def test_plan_respects_providers():
     (["plan", QLORA_JOB, "--budget", "-5"], "--budget must be above 0"),
     (["plan", QLORA_JOB, "--budget", "0"], "--budget must be above 0"),
     (["plan", "missing.yaml", "--budget", "5"], "job file 'missing.yaml' does not exist"),
+    (["plan", "--", QLORA_JOB, "--budget", "5"], "after `--` comes the job file alone, and --budget 5 follows it"),
     (["catalog", "offers", "--gpu", "A100-90"], "unknown GPU"),
     (["plan", QLORA_JOB, "--budget", "5", "--local-cost", "free"], "--local-cost must be one of amortized, marginal"),
     (["catalog", "local", "--local-cost", "free"], "--local-cost must be one of amortized, marginal"),

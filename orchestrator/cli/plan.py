@@ -144,6 +144,9 @@ def run(argv: list[str]) -> int:
             argv = spelled_as_orch(argparse_options(parse), argv)
         except UnreadableOptions as exc:
             parse.error(str(exc))
+        if "--" in argv and len(after := argv[argv.index("--") + 1:]) > 1:  # argparse: "--budget is required"
+            parse.error(f"after `--` comes the job file alone, and {' '.join(after[1:])} follows it: put the "
+                        "options before `--`")
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
