@@ -118,7 +118,6 @@ def test_plan_respects_providers():
     (["plan", QLORA_JOB, "--budget", "-5"], "--budget must be above 0"),
     (["plan", QLORA_JOB, "--budget", "0"], "--budget must be above 0"),
     (["plan", "missing.yaml", "--budget", "5"], "job file 'missing.yaml' does not exist"),
-    (["plan", "--", QLORA_JOB, "--budget", "5"], "after `--` comes the job file alone, and --budget 5 follows it"),
     (["catalog", "offers", "--gpu", "A100-90"], "unknown GPU"),
     (["plan", QLORA_JOB, "--budget", "5", "--local-cost", "free"], "--local-cost must be one of amortized, marginal"),
     (["catalog", "local", "--local-cost", "free"], "--local-cost must be one of amortized, marginal"),
@@ -128,6 +127,15 @@ def test_bad_input_exits_2_with_a_short_message(args, message):
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+
+
+def test_options_after_a_double_dash_are_said_to_go_before_it(tmp_path):
+    """`orch plan -- JOB --budget 5`: argparse read the options as more files and said --budget was missing."""
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "plan", "--", QLORA_JOB, "--budget", "5"],
+                          cwd=REPO, env={**os.environ, "ORCH_HOME": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("error: after `--` comes the job file alone, and --budget "
+                                                           "5 follows it: put the options before `--`"), done.stderr
 
 
 def test_malformed_yaml_and_unknown_keys(tmp_path):
