@@ -395,13 +395,13 @@ NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-o
                               "Qwen, Gemma, Phi-3...)"}
 
 PATH_STARTS = ("./", "../", "/", "~", ".\\", "..\\")  # how a name written as a folder's path begins
+RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
 
 
 def written_as_path(name: str) -> bool:
     """A model's name written as a folder's path (`./m`, `/abs`, `~/m`), or one of the folders `.` and `..` alone:
     `orch estimate .` was an unknown model's name, with Llama models suggested for it."""
-    return name.startswith(PATH_STARTS) or name in (".", "..", "~")
-RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
+    return name.startswith(PATH_STARTS) or name in (".", "..")
 
 
 @functools.cache

@@ -18,21 +18,26 @@ def weights_problem(folder: Path) -> str | None:
     if found is None:
         return (f"model folder '{folder}' holds no weights (none of {', '.join(WEIGHT_FILES)}): save the model there "
                 "with save_pretrained, or give its hub id")
-    shards = [found]
-    if found.name.endswith(".index.json"):
-        try:
-            weight_map = json.loads(found.read_text(encoding="utf-8"))["weight_map"]
-            shards = [folder / name for name in sorted(set(weight_map.values()))]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return f"{found} is not a weight index (JSON with a weight_map): save the model again with save_pretrained"
-        if not shards:
-            return f"{found} lists no weight file: save the model again with save_pretrained"
+    try:
+        shards = _shards(found)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"{found} is not a weight index (JSON with a weight_map): save the model again with save_pretrained"
+    if not shards:
+        return f"{found} lists no weight file: save the model again with save_pretrained"
     for shard in shards:
         if not shard.is_file():
             return f"{shard}, which {found.name} lists, is not there: copy the whole model folder"
         if shard.suffix == ".safetensors" and (problem := _safetensors_problem(shard)):
             return f"{shard} {problem}: copy it again, or save the model again with save_pretrained"
     return None
+
+
+def _shards(found: Path) -> list[Path]:
+    """The weight files an index lists, or the one weight file itself."""
+    if not found.name.endswith(".index.json"):
+        return [found]
+    weight_map = json.loads(found.read_text(encoding="utf-8"))["weight_map"]
+    return [found.parent / name for name in sorted(set(weight_map.values()))]
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -53,11 +58,7 @@ def weight_shapes(folder: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
     from safetensors import safe_open
 
     found = next((folder / name for name in WEIGHT_FILES[:2] if (folder / name).is_file()), None)
-    if found is None:
-        return
-    shards = [found] if found.suffix == ".safetensors" else \
-        [folder / name for name in sorted(set(json.loads(found.read_text(encoding="utf-8"))["weight_map"].values()))]
-    for shard in shards:
+    for shard in _shards(found) if found is not None else []:
         with safe_open(shard, framework="numpy") as weights:
             for name in weights.keys():  # noqa: SIM118 - safe_open is no mapping: keys() is its only listing
                 yield name, tuple(weights.get_slice(name).get_shape())
