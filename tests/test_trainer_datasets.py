@@ -115,6 +115,9 @@ def test_an_eval_set_that_cannot_be_read_is_named_by_its_own_key(tmp_path):
     write_records(tmp_path / "train.jsonl", ROWS[:20])
     with pytest.raises(DataError, match="^eval_dataset '/dev/null' is not a file or a folder"):
         load_records(job(dataset="train.jsonl", eval_dataset="/dev/null"), tmp_path)
+    (tmp_path / "eval.jsonl").write_bytes(b'{"text": "\xff"}\n')
+    with pytest.raises(DataError, match=re.escape(f"eval_dataset {tmp_path / 'eval.jsonl'} line 1 is not UTF-8")):
+        load_records(job(dataset="train.jsonl", eval_dataset="eval.jsonl"), tmp_path)
 
 
 def test_a_dataset_repository_reads_the_config_and_split_asked_for(tmp_path):

@@ -210,27 +210,27 @@ def _load(source: Source, streaming: bool):
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
 
 
-def _json_records(path: Path) -> Iterator[dict]:
+def _json_records(path: Path, key: str) -> Iterator[dict]:
     """A JSON file's records, each checked as it is read: a list of objects, or one object per line (JSON Lines, in
-    .jsonl or .json)."""
+    .jsonl or .json). `key`: the job's key that names the file (dataset, eval_dataset), said in each error."""
     if path.suffix.lower() == ".json" and _starts_a_list(path):
         try:
             records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
         except UnicodeDecodeError as exc:
-            raise DataError(f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
+            raise DataError(f"{key} {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
         except json.JSONDecodeError as exc:
-            raise DataError(f"dataset {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
+            raise DataError(f"{key} {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
         except (ValueError, RecursionError) as exc:
-            raise DataError(f"dataset {path}: {_value_problem(exc)}: fix the file.") from None
+            raise DataError(f"{key} {path}: {_value_problem(exc)}: fix the file.") from None
         numbered = ((f"record {index}", record) for index, record in enumerate(records))
     else:
-        numbered = _json_lines(path)
+        numbered = _json_lines(path, key)
     for where, record in numbered:
         if not isinstance(record, dict):
-            raise DataError(f"dataset {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
+            raise DataError(f"{key} {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
                             f"{{\"messages\": [...]}}, ...), got {type(record).__name__}.")
         if not _is_text(record):
-            raise DataError(f"dataset {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
+            raise DataError(f"{key} {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
                             "which is no character: fix or drop the record.")
         yield record
 
@@ -266,7 +266,7 @@ def _starts_a_list(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
+def _json_lines(path: Path, key: str) -> Iterator[tuple[str, object]]:
     """(where, value) for each non-blank line, read and parsed when it is reached: a bounded run stops early, and a
     large file is never in memory whole."""
     with path.open("rb") as lines:
@@ -276,13 +276,13 @@ def _json_lines(path: Path) -> Iterator[tuple[str, object]]:
                 if line.strip():
                     yield f"line {number}", json.loads(line, object_pairs_hook=_unique_keys)
             except UnicodeDecodeError as exc:
-                raise DataError(f"dataset {path} line {number} is not UTF-8 text (byte {exc.start} of the line): "
+                raise DataError(f"{key} {path} line {number} is not UTF-8 text (byte {exc.start} of the line): "
                                 "save the file as UTF-8.") from None
             except json.JSONDecodeError as exc:
-                raise DataError(f"dataset {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
+                raise DataError(f"{key} {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
                                 "one JSON object per line.") from None
             except (ValueError, RecursionError) as exc:  # a 5000-digit number; lists nested thousands deep
-                raise DataError(f"dataset {path} line {number}: {_value_problem(exc)}: fix or drop the "
+                raise DataError(f"{key} {path} line {number}: {_value_problem(exc)}: fix or drop the "
                                 "record.") from None
 
 
@@ -400,13 +400,13 @@ def _unreadable(source: Source, exc: BaseException) -> str:
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
     if source.local is not None and source.local.is_dir() and (mixed := mixed_kinds_problem(source.local)):
-        raise DataError(f"dataset {mixed}.")  # `orch plan` reads here too, and would count one kind only
+        raise DataError(f"{source.key} {mixed}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
     streaming = needed_tokens is not None and not one_file
     try:
         with _datasets_quiet():
             if (json_files := _local_json_files(source)) is not None:
-                records = (record for path in json_files for record in _json_records(path))
+                records = (record for path in json_files for record in _json_records(path, source.key))
             else:
                 records = iter(_load(source, streaming))
             if streaming:
