@@ -167,7 +167,8 @@ class RunStore:
 
     def find(self, text: str) -> list[RunRecord]:
         """Runs an id or a unique prefix of one names (see `matching_ids`)."""
-        return [self.get(run_id) for run_id in matching_ids(self.path, "runs", "run_id", text)]
+        found = (self.get(run_id) for run_id in matching_ids(self.path, "runs", "run_id", text))
+        return [record for record in found if record is not None]  # one deleted since its id was read: gone
 
     def all(self) -> list[RunRecord]:
         with reading(self.path) as db:

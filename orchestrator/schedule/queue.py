@@ -103,7 +103,8 @@ class JobQueue:
 
     def find(self, text: str) -> list[JobRecord]:
         """Jobs an id or a unique prefix of one names (a plain comparison, never a pattern)."""
-        return [self.get(job_id) for job_id in matching_ids(self.path, "jobs", "job_id", text)]
+        found = (self.get(job_id) for job_id in matching_ids(self.path, "jobs", "job_id", text))
+        return [job for job in found if job is not None]  # one deleted since its id was read: gone
 
     def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
         """Jobs in scheduling order: highest priority first, then first submitted."""
