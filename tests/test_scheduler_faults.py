@@ -82,7 +82,9 @@ def test_a_scheduler_killed_at_each_step_of_a_start_loses_and_doubles_nothing(tm
     assert len(trained) == 1 and trained[0].run_id == JobQueue().get(job_id).run_id
     assert all(r.status is RunStatus.FAILED for r in runs if r is not trained[0])  # never started, never twice
     if kill is not kill_after_claim:
-        assert len(runs) == 1  # the trainer that was started is the one that finished
+        # the trainer that was started is the one that finished; each run's end said where it is not (a rare failure
+        # in a full CI run left no more than a count)
+        assert len(runs) == 1, [(r.run_id, r.status.value, r.message) for r in runs]
 
 
 def test_two_schedulers_never_put_two_jobs_on_one_cpu_slot(tmp_path):
