@@ -92,9 +92,8 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
     data_sources.dataset_problems finds (a CSV header that names a column twice, a folder of mixed file kinds, an
     eval set of a kind orch does not read: checked by launch's pre-flight too, and never seen by a plan over
     TOKENIZE_MAX_BYTES, which counts nothing, nor by one whose tokenizer is not here), and a dataset or eval_dataset
-    folder holding a pipe or a
-    device among its data files (found by a count, but never when a cached count is reused or a folder is sized by
-    its bytes)."""
+    folder holding a pipe or a device among its data files (found by a count, but never when a cached count is
+    reused or a folder is sized by its bytes)."""
     from trainer.config import check_model_and_tokenizer  # plain Python, but only a local dataset needs it
 
     check_model_and_tokenizer(spec, base_dir)

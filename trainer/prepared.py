@@ -43,9 +43,11 @@ def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, loca
         return model_path, AutoTokenizer.from_pretrained(tokenizer, local_files_only=local_only)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a hand-edited file; transformers names none
         raise ConfigError(_unreadable_tokenizer_file(tokenizer, exc)) from None
-    except Exception as exc:  # noqa: BLE001 - a folder with no file it can build from (ValueError, OSError), or a
-        if not os.path.isdir(tokenizer):  # tokenizer.json that is JSON but no tokenizer (KeyError): an exit 1 before
-            raise  # a hub id not cached here: planning estimates instead, as it did
+    # a folder with no file it can build from (ValueError, OSError), or a tokenizer.json that is JSON but no
+    # tokenizer (KeyError): each was an exit 1 before
+    except Exception as exc:  # noqa: BLE001 - whatever the tokenizer library raises for a folder's files
+        if not os.path.isdir(tokenizer):  # a hub id not cached here: planning estimates instead, as it did
+            raise
         first = checks.one_line(str(exc).split(". ")[0])
         if not isinstance(exc, (ValueError, OSError, ImportError)):  # KeyError's text is the key alone
             first = f"{type(exc).__name__}: {first}"
