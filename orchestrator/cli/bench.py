@@ -56,8 +56,8 @@ def check_one_source(db: Path | None, results: list[Path] | None) -> None:
 
 
 def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict], list[str]]:
-    """(rows, where they came from): explicit files, or everything recorded plus the committed results."""
-    check_one_source(db, results)
+    """(rows, where they came from): explicit files, or everything recorded plus the committed results. Its callers
+    have refused --db beside --results first (check_one_source)."""
     if results:
         for path in results:
             checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
