@@ -6,8 +6,10 @@ Only the run state machine (orchestrator/launch/lifecycle.py) writes a run's sta
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
@@ -112,13 +114,17 @@ def matching(ids: list[str], text: str) -> list[str]:
     return [i for i in ids if i.startswith(text) or i.partition("-")[2].startswith(text)]
 
 
-def matching_ids(path: Path, table: str, column: str, text: str) -> list[str]:
-    """The ids `text` names (see `matching`) among a table's ids alone, for the rows they name to be read one by one:
-    a row damaged by hand was refused whenever the whole table was read, so `orch stop` could not stop a billing run
-    until somebody repaired another run's row with sqlite3."""
+T = TypeVar("T")  # a row as its store reads it: RunRecord, JobRecord
+
+
+def rows_named(path: Path, table: str, column: str, text: str, get: Callable[[str], T | None]) -> list[T]:
+    """The rows `text` names (see `matching`), found among a table's ids alone and read one by one with `get`: a row
+    damaged by hand was refused whenever the whole table was read, so `orch stop` could not stop a billing run until
+    somebody repaired another run's row with sqlite3. One deleted since its id was read is left out."""
     with reading(path) as db:
         ids = [row[0] for row in db.execute(f"SELECT {column} FROM {table}")]
-    return matching([i for i in ids if isinstance(i, str)], text)
+    found = (get(name) for name in matching([i for i in ids if isinstance(i, str)], text))
+    return [row for row in found if row is not None]
 
 
 class RunStore:
@@ -166,9 +172,8 @@ class RunStore:
         return record_from_row(self.path, row) if row else None
 
     def find(self, text: str) -> list[RunRecord]:
-        """Runs an id or a unique prefix of one names (see `matching_ids`)."""
-        found = (self.get(run_id) for run_id in matching_ids(self.path, "runs", "run_id", text))
-        return [record for record in found if record is not None]  # one deleted since its id was read: gone
+        """Runs an id or a unique prefix of one names (see `rows_named`)."""
+        return rows_named(self.path, "runs", "run_id", text, self.get)
 
     def all(self) -> list[RunRecord]:
         with reading(self.path) as db:

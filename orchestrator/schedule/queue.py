@@ -14,7 +14,7 @@ from orchestrator.db import damaged_row, open_database, reading, transaction, ty
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
-from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, matching_ids
+from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, rows_named
 
 # A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
 # (room for a slow run, yet a stop); `orch submit --help` and `orch queue --explain` say so.
@@ -103,8 +103,7 @@ class JobQueue:
 
     def find(self, text: str) -> list[JobRecord]:
         """Jobs an id or a unique prefix of one names (a plain comparison, never a pattern)."""
-        found = (self.get(job_id) for job_id in matching_ids(self.path, "jobs", "job_id", text))
-        return [job for job in found if job is not None]  # one deleted since its id was read: gone
+        return rows_named(self.path, "jobs", "job_id", text, self.get)
 
     def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
         """Jobs in scheduling order: highest priority first, then first submitted."""
