@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.script_args import Parser, say_error
+from benchmarks.script_args import Parser, run, say_error
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "tiny_instruct.jsonl"
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import data
     from trainer.config import config_from_dict
     from trainer.offline_names import is_built_offline
-    from trainer.random_model import build_random_model
+    from trainer.random_model import build_random_model, check_room_to_build
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:  # every name, the length and the data checked before the first build (an 8B one takes a while)
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             if not is_built_offline(name):
                 raise UserError(f"{name!r} is not built offline: give random:<model id> (or orch/tiny-llama)")
             get_model(name)
+            check_room_to_build(name, device)
         seeds = {name: config_from_dict({"model": name, "method": "lora", "dataset": str(args.data),
                                          "seq_len": args.seq_len}).seed for name in args.models}
         texts = data.record_texts(data.file_records(str(args.data.resolve())))
@@ -61,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

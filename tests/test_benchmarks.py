@@ -127,3 +127,19 @@ def test_plan_speed_says_a_plan_that_fails_on_its_catalog_in_one_line(tmp_path):
                            str(tmp_path / "catalog"), "--runs", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("error: orch plan failed: ") and "is not a SkyPilot v8 catalog file" in done.stderr
+
+
+def test_building_ahead_refuses_a_model_larger_than_the_memory_before_any_build(tmp_path, monkeypatch, capsys):
+    """A 70B model drawn on a 24 GiB machine was ended by the kernel's OOM killer, with no word: each model is
+    weighed against the memory free before the first build."""
+    from benchmarks import build_random_models
+    from trainer import random_model
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(random_model, "free_memory_bytes", lambda device: 8 * 2**30)
+    assert build_random_models.main(["orch/tiny-llama", "random:meta-llama/Llama-3.1-8B", "--device", "cpu"]) == 2
+    said = capsys.readouterr()
+    assert said.out == "" and said.err.count("\n") == 1
+    assert "random:meta-llama/Llama-3.1-8B's random weights takes 15.0 GiB and this machine has 8.0 GiB free" \
+        in said.err
+    assert not (tmp_path / "cache" / "random-models").exists()

@@ -150,3 +150,15 @@ def test_a_cached_model_damaged_since_it_was_built_is_built_again(tmp_path, monk
     assert weights.read_bytes() == whole  # the same seed draws the same weights
     with safe_open(weights, framework="numpy") as read:
         assert "model.embed_tokens.weight" in read.keys()  # noqa: SIM118 - safe_open is no mapping
+
+
+def test_a_model_larger_than_the_free_memory_is_refused_before_its_build(tmp_path, monkeypatch):
+    from trainer import random_model
+    from trainer.config import ConfigError
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    assert random_model.free_memory_bytes("cpu") > 0  # this Linux machine's MemAvailable
+    monkeypatch.setattr(random_model, "free_memory_bytes", lambda device: 2**20)
+    with pytest.raises(ConfigError, match="random weights takes .* GiB free: build it where there is more memory"):
+        build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0)
+    assert not (tmp_path / "cache" / "random-models").exists()

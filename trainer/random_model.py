@@ -20,6 +20,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir
 from gpu_catalog.models import get_model
+from gpu_catalog.units import BYTES_PER_GIB
+from trainer.config import ConfigError
 from trainer.model_files import weights_problem
 
 MAX_TOKENIZER_VOCAB = 32000  # the BPE learns what the data supports; the model keeps its real vocabulary size
@@ -57,13 +59,43 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     return wrapped
 
 
+def free_memory_bytes(device: str) -> int | None:
+    """What `device` can still hold: the card's free memory, or the host's available memory (Linux's MemAvailable);
+    None where it cannot be read."""
+    if device.startswith("cuda"):
+        return torch.cuda.mem_get_info()[0]
+    try:
+        lines = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    kib = next((line.split()[1] for line in lines if line.startswith("MemAvailable:")), None)
+    return int(kib) * 1024 if kib is not None else None
+
+
+def weight_dtype(model_name: str) -> torch.dtype:
+    """bf16 for a real model's shape, as its checkpoint ships; fp32 for the tiny test model, which trains on a CPU."""
+    return torch.bfloat16 if get_model(model_name).params > 1e8 else torch.float32
+
+
+def check_room_to_build(model_name: str, device: str) -> None:
+    """A model too large for the memory it is built in is refused before the build: the kernel's OOM killer ended
+    the process with no word (random:meta-llama/Llama-3.1-70B on a 24 GiB machine)."""
+    weight_bytes = get_model(model_name).params * weight_dtype(model_name).itemsize
+    free = free_memory_bytes(device)
+    if free is not None and weight_bytes > free:
+        where = "this GPU" if device.startswith("cuda") else "this machine"
+        raise ConfigError(f"building {checks.printable(model_name)}'s random weights takes "
+                          f"{weight_bytes / BYTES_PER_GIB:.1f} GiB and {where} has {free / BYTES_PER_GIB:.1f} GiB "
+                          "free: build it where there is more memory, or pick a smaller model.")
+
+
 MIN_POSITIONS = 8192  # one built model serves every usual seq_len
 
 
 def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: int, device: str = "cpu") -> Path:
     """The folder with config, random weights and tokenizer for this shape, seed and data; built on first use.
     `device` is where the weights are drawn: "cuda" takes seconds where an 8B model's CPU init takes minutes, but needs
-    the model's fp32 size free on the card, so only a benchmark building before its runs asks for it."""
+    the model's size free on the card, so only a benchmark building before its runs asks for it."""
     positions = max(MIN_POSITIONS, seq_len)
     key = hashlib.sha1("\n".join([model_name, str(seed), str(positions), *texts]).encode()).hexdigest()[:12]
     out_dir = cache_dir() / "random-models" / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
@@ -74,6 +106,7 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
         # failed with the safetensors library's error and no hint
         print(checks.printable(f"rebuilding the cached model {out_dir.name}: {problem}"), file=sys.stderr)
         shutil.rmtree(out_dir, ignore_errors=True)
+    check_room_to_build(model_name, device)
     shape = get_model(model_name)
     tokenizer = train_tokenizer(texts, min(shape.vocab, MAX_TOKENIZER_VOCAB))
     config = LlamaConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
@@ -83,8 +116,8 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    with torch.device(device):
-        model = LlamaForCausalLM(config).to(torch.bfloat16 if shape.params > 1e8 else torch.float32)
+    with torch.device(device):  # drawn in its own dtype: drawn in fp32 and cast, an 8B model needed 32 GB
+        model = LlamaForCausalLM._from_config(config, dtype=weight_dtype(model_name))
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
