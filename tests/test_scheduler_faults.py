@@ -69,7 +69,11 @@ def kill_after_running(monkeypatch):
 
 @pytest.mark.parametrize("kill", [kill_after_claim, kill_after_spawn, kill_after_running])
 def test_a_scheduler_killed_at_each_step_of_a_start_loses_and_doubles_nothing(tmp_path, monkeypatch, kill):
-    monkeypatch.setattr(lifecycle, "UNSTARTED_GRACE_S", 0.0)
+    # short, but not 0: Popen returns once the child's exec has closed its close-on-exec pipe, a moment before the
+    # kernel has set up its arguments, and /proc/PID/cmdline read then is empty (103 of 200 reads on a 2-core CPU),
+    # so a recovery pass at once found no trainer, failed the run, and started the job a second time (the grace period
+    # is there for this; 60 s in use)
+    monkeypatch.setattr(lifecycle, "UNSTARTED_GRACE_S", 2.0)
     job_id = submit(tmp_path, "once", max_steps=3)
     with monkeypatch.context() as patch:
         kill(patch)

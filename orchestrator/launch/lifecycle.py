@@ -33,6 +33,7 @@ from trainer.jsonio import finite_or_null
 from trainer.progress import PROGRESS_FILE
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
+# (not sooner: a trainer caught in its exec shows /proc an empty command line, and is found on a later pass)
 
 
 def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str | None = None,
