@@ -244,3 +244,28 @@ def test_an_end_read_from_an_earlier_session_leaves_the_resumed_one_running(monk
     lifecycle.finish(RunStore(), stale)
     after = RunStore().get(stale.run_id)
     assert after.status is RunStatus.RUNNING and after.started_at == resumed.started_at
+
+
+def test_a_launch_longer_than_the_grace_period_is_failed_only_once_its_launcher_is_dead():
+    """A cloud launch still starting SkyPilot's API server 90 s on (no request yet) was failed by any `orch runs`
+    as left by a dead launcher, and a scheduler then started its job again beside it. Its launcher, in another process,
+    holds the run's launching lock; SIGKILLed, it holds nothing, and the next look fails the run."""
+    import subprocess
+    import sys
+
+    record = ended_session(90.0, status=RunStatus.LAUNCHING, target=Target.CLOUD, provider="lambda", gpu="H100",
+                           wall_s=None)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom orchestrator.launch import launching\n"
+         "with launching.held(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)", record.run_dir],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        lifecycle.refresh(RunStore())
+        assert RunStore().get(record.run_id).status is RunStatus.LAUNCHING
+    finally:
+        holder.kill()
+        holder.wait()
+    lifecycle.refresh(RunStore())
+    ended = RunStore().get(record.run_id)
+    assert ended.status is RunStatus.FAILED and ended.message == "its launcher died before the trainer started"

@@ -21,6 +21,7 @@ from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.units import usd_text
 from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
 from orchestrator.home import state_folder
+from orchestrator.launch import launching
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
@@ -84,21 +85,23 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
         raise AlreadyStarted(f"run {record.run_id} was started again meanwhile by another command (a scheduler, "
                              "another `orch resume`): `orch runs` shows it.")
     record = store.get(record.run_id)
-    try:
-        facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
-    except UserError as exc:  # refused here, before any request reached a cloud or a trainer started: no spend
-        _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
-        raise
-    except UnusableDatabase:  # the record, not the launch, failed: what started may be running, so the run stays
-        raise                 # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
-    except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
-        who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
-        # charged from the launch on once SkyPilot took a request (a VM may have come up before the failure); one
-        # that failed before it (no network, no API server) asked no cloud for anything, and costs nothing
-        asked = store.get(record.run_id).request_id is not None or record.target is Target.LOCAL
-        _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}", ended_at=None if asked else record.started_at)
-        return store.get(record.run_id)
-    store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
+    with launching.held(record.run_dir):  # how a recovery pass tells this live launch from a dead one's leftovers
+        try:
+            facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
+        except UserError as exc:  # refused here, before any request reached a cloud or a trainer started: no spend
+            _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
+            raise
+        except UnusableDatabase:  # the record, not the launch, failed: what started may be running, so the run stays
+            raise  # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
+        except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
+            who = "SkyPilot could not launch" if record.target is Target.CLOUD else "could not start the trainer"
+            # charged from the launch on once SkyPilot took a request (a VM may have come up before the failure); one
+            # that failed before it (no network, no API server) asked no cloud for anything, and costs nothing
+            asked = store.get(record.run_id).request_id is not None or record.target is Target.LOCAL
+            _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}",
+                 ended_at=None if asked else record.started_at)
+            return store.get(record.run_id)
+        store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
     return store.get(record.run_id)
 
 
@@ -213,6 +216,8 @@ def refresh(store: RunStore) -> list[RunRecord]:
 
 
 def _recover(store: RunStore, record: RunRecord, launcher) -> None:
+    if launching.in_progress(record.run_dir):  # its launcher lives, and records what it starts itself
+        return
     facts = launcher.recover(record)
     if facts is not None:
         store.update(record.run_id, status=RunStatus.RUNNING, **facts.known())
