@@ -25,7 +25,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.data import special_file_problem
-from trainer.data_sources import dataset_problems
+from trainer.data_sources import dataset_problems, file_head_problem, file_kind
 from trainer.offline_names import is_built_offline
 
 PROGRESS = logging.getLogger("orch.progress")  # slow work starting: the CLI shows it at a terminal (display.progress)
@@ -104,6 +104,14 @@ def _trainer_refusal(spec: JobConfig, path: Path, base_dir: Path) -> None:
         raise UserError(f"{problems[0]} (the trainer would stop on it, so nothing is launched).")  # the eval set's too
 
 
+def _check_heads(files: list[Path]) -> None:
+    """A plan that sizes the data by its bytes reads no record: an empty or non-UTF-8 data file was planned, and
+    refused only by the launch's pre-flight or the trainer. Its first bytes tell (data_sources.file_head_problem)."""
+    for file in files:
+        if file_kind(file) is not None and (problem := file_head_problem(file)):
+            raise UserError(f"dataset {problem} (the trainer would stop on it, so nothing is launched).")
+
+
 def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     _trainer_refusal(spec, path, base_dir)
     files = _files(path)
@@ -111,9 +119,11 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     estimate = int(total_bytes / BYTES_PER_TOKEN_ESTIMATE)
     head = _sample_head(path)
     if total_bytes > TOKENIZE_MAX_BYTES and head is None:
+        _check_heads(files)
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (over "
                                               f"{TOKENIZE_MAX_BYTES // 10**6} MB: not tokenized at plan time)")
     if not _tokenizer_here(spec, base_dir):
+        _check_heads(files)
         return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (the tokenizer of "
                                               f"{spec.tokenizer or spec.model} is not on this machine)")
     cache = _cache_path(spec, files)

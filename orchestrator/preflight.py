@@ -20,8 +20,9 @@ from trainer.data_formats import read_columns
 from trainer.data_sources import (
     FILE_KINDS_HINT,
     csv_problem,
+    file_head_problem,
     file_kind,
-    mixed_kinds_problem,
+    folder_problem,
     one_file_problem,
 )
 from trainer.offline_names import is_built_offline
@@ -29,7 +30,6 @@ from trainer.offline_names import is_built_offline
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
 GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
-READ_PROBE_BYTES = 4096
 
 
 def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
@@ -51,25 +51,14 @@ def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
 def dataset_file_problems(path: Path, read: set[str] | None = None) -> list[str]:
     """What stops the trainer from reading a local dataset that is there: a file of no kind it reads, one that
     cannot be read, an empty one, text that is not UTF-8, a CSV header that names a column it reads (`read`: the
-    shapes' own by default) twice, or a folder that mixes kinds (the trainer's own checks)."""
+    shapes' own by default) twice, or a folder with no data file or of mixed kinds (the trainer's own checks)."""
     if path.is_dir():  # a folder of data files, or one laid out as a dataset repository: mounted and read as it is
-        return [f"dataset {mixed}"] if (mixed := mixed_kinds_problem(path)) else []
+        return [f"dataset {problem}"] if (problem := folder_problem(path)) else []
     kind = file_kind(path)
     if kind is None:
         return [f"dataset {path.name}: {FILE_KINDS_HINT}"]
-    try:
-        with open(path, "rb") as f:
-            head = f.read(READ_PROBE_BYTES)
-    except OSError as exc:
-        return [f"dataset {path} cannot be read: {exc.strerror}"]
-    if not head:
-        return [f"dataset {path} is empty"]
-    if kind != "parquet":
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # a character cut at the probe's end is fine
-                return [f"dataset {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"]
+    if head := file_head_problem(path):
+        return [f"dataset {head}"]
     if kind == "csv" and (problem := csv_problem(path, read_columns() if read is None else read)):
         return [f"dataset {problem}"]
     return []

@@ -1075,6 +1075,13 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
     (lambda i: plan(i, model="orch/tiny-llamaX", dataset=DATA, train_tokens=DROP, epochs=1), "unknown model"),
     (lambda i: plan(i, dataset=DATA, eval_dataset=i.file("eval.txt", "x\n"), train_tokens=DROP, epochs=1),
      "eval_dataset "),
+    # sized by its bytes (the model's tokenizer is not here), the data was read by no check before the trainer's
+    (lambda i: plan(i, dataset=str(Path(i.file("notes/a.yaml", "x: 1\n")).parent), train_tokens=DROP, epochs=1),
+     "holds no data file"),
+    (lambda i: plan(i, dataset=i.file("mid.jsonl", b'{"text": "a"}\n{"text": "caf\xe9 au lait"}\n{"text": "b"}\n'),
+                    train_tokens=DROP, epochs=1), "is not UTF-8 text (byte 27)"),
+    (lambda i: plan(i, dataset=i.file("end.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}'), train_tokens=DROP,
+                    epochs=1), "is not UTF-8 text (byte 27)"),  # a whole file's last bytes are no cut character
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

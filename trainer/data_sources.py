@@ -73,8 +73,32 @@ def unreadable_folder(folder: Path, exc: OSError) -> str:
             "the data files")
 
 
-def mixed_kinds_problem(folder: Path) -> str | None:
-    """A folder whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
+READ_PROBE_BYTES = 4096  # what is read of a data file to find it unreadable, empty, or not UTF-8 before any work
+
+
+def file_head_problem(path: Path) -> str | None:
+    """A data file of a kind orch reads that cannot be opened, is empty, or (JSON, CSV) does not begin as UTF-8 text:
+    found from its first READ_PROBE_BYTES, before a plan estimated it from its size or a launch mounted it. A
+    character cut by the probe's end is no fault; a bad byte at a whole file's end is one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(READ_PROBE_BYTES)
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    if not head:
+        return f"{path} is empty"
+    if file_kind(path) != "parquet":
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) < READ_PROBE_BYTES or exc.start < len(head) - 4:
+                return f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+    return None
+
+
+def folder_problem(folder: Path) -> str | None:
+    """A folder with no file `datasets` reads (its own "No (supported) data files found", said only once the trainer
+    ran), or whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
     the other files without a word, so two notes.txt beside a .jsonl make it a text dataset, and two .png an image
     one. A README that lists `configs:` (the hub layout) names each config's files itself, so it may mix kinds.
     Hidden files and `__` folders are left out, as `datasets` leaves them out."""
@@ -85,6 +109,8 @@ def mixed_kinds_problem(folder: Path) -> str | None:
                          if folder_kind(path.suffix) is not None and path.is_file())
     except OSError as exc:  # `dataset: /proc`: a traceback of PermissionError
         return unreadable_folder(folder, exc)
+    if not counts:
+        return f"folder {folder} holds no data file: {FILE_KINDS_HINT}"
     if len({folder_kind(suffix) for suffix in counts}) < 2:
         return None
     found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
@@ -146,9 +172,9 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
 
 
 def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) -> list[str]:
-    """What stops the datasets from being read, found before any work: a file that is not there or of no kind orch
-    reads, a config or split asked of one file, a folder that mixes kinds, or (`reach_hub`) a hub id that is neither
-    cached nor reachable."""
+    """What stops the datasets from being read, found before any work: a file that is not there, of no kind orch
+    reads, a config or split asked of one file, a folder with no data file or of mixed kinds, or (`reach_hub`) a hub
+    id that is neither cached nor reachable. (An empty or non-UTF-8 file is the reading's to say, with its line.)"""
     if config.dataset is None:
         return ["the trainer needs `dataset: PATH` (JSONL, Parquet or CSV) or a Hugging Face dataset id"]
     problems = []
@@ -158,8 +184,8 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
         if (local := resolve_dataset(name, base_dir, key)) is not None:
             if local.is_file() and file_kind(local) is None:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
-            elif local.is_dir() and (mixed := mixed_kinds_problem(local)):
-                problems.append(f"{key} {mixed}")
+            elif local.is_dir() and (problem := folder_problem(local)):
+                problems.append(f"{key} {problem}")
             elif local.is_file() and file_kind(local) == "csv" and (
                     problem := csv_problem(local, read_columns(config.dataset_columns))):
                 problems.append(f"{key} {problem}")
@@ -399,8 +425,8 @@ def _unreadable(source: Source, exc: BaseException) -> str:
 
 def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
-    if source.local is not None and source.local.is_dir() and (mixed := mixed_kinds_problem(source.local)):
-        raise DataError(f"{source.key} {mixed}.")  # `orch plan` reads here too, and would count one kind only
+    if source.local is not None and source.local.is_dir() and (problem := folder_problem(source.local)):
+        raise DataError(f"{source.key} {problem}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
     streaming = needed_tokens is not None and not one_file
     try:
