@@ -58,6 +58,7 @@ class ModelShape:
     # the longest sequence the model was built for (config.json's max_position_embeddings); None where unknown, or
     # where the shape stands for another release (an alias, a chat variant) whose context may differ
     context_tokens: int | None = None
+    stored_quantization: str | None = None  # how config.json's `quantization_config` stores the weights (see below)
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each linear layer in one decoder block, by its usual module name."""
@@ -129,6 +130,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     model the trainer then fails to build, or one far larger than the plan said."""
     if isinstance(config, dict):
         _check_text_only(config, source)
+    stored = stored_quantization(config) if isinstance(config, dict) else None
     config = config.get("text_config") or config if isinstance(config, dict) else config
     if not isinstance(config, dict):
         raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
@@ -166,11 +168,30 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
         tied_embeddings=bool(tied),
         source=source,
         context_tokens=_context_tokens(config, source),
+        stored_quantization=stored,
     )
     if shape.computed_params > MAX_PARAMS:  # each size in range, and together 3e20 parameters planned on a 4090
         raise UserError(f"{source} describes {shape.computed_params:.3g} parameters, more than any model orch plans "
                         f"({MAX_PARAMS:.0e}, past the largest released dense models): check its sizes.")
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
+
+
+def stored_quantization(config: dict) -> str | None:
+    """How a checkpoint's config.json says its weights are stored (`quantization_config`), spelled as orch reads a
+    quantization (trainer/foreign_keys.QUANTIZATIONS), or the config's own `quant_method` for one orch does not know:
+    transformers loads such weights quantized whatever the job says, and a folder or hub id need not say so in its
+    name (only the name was looked at)."""
+    quant = config.get("quantization_config")
+    if not isinstance(quant, dict):
+        return None
+    method, bits = str(quant.get("quant_method", "")).strip().lower(), quant.get("bits")
+    if method == "bitsandbytes":
+        if quant.get("load_in_4bit") or quant.get("_load_in_4bit"):
+            return "fp4" if quant.get("bnb_4bit_quant_type") == "fp4" else "nf4"
+        return "int8"
+    if method in ("gptq", "awq") and bits in (4, 8):
+        return f"{method}-int{bits}"
+    return f"{method or 'unnamed'}{f' {bits}-bit' if isinstance(bits, int) and not isinstance(bits, bool) else ''}"
 
 
 # where configs state the longest sequence: most models; Qwen-1's remote code (also `max_position_embeddings`, the

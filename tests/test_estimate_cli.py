@@ -237,6 +237,21 @@ def test_a_tables_method_and_a_quantized_checkpoint_are_read_as_the_job_orch_run
     assert {k: settings[k] for k in expected} == expected
 
 
+def test_a_model_folder_stored_quantized_is_estimated_as_it_loads(tmp_path, monkeypatch):
+    """Its config.json's quantization_config, not its name, says how transformers loads it."""
+    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+              "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100}
+    for name, quantization in (("plainq", {"quant_method": "gptq", "bits": 4}), ("fp8", {"quant_method": "fp8"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
+    monkeypatch.chdir(tmp_path)
+    settings, _ = _settings_and_notes("plainq")
+    assert settings["method"] == "qlora" and settings["quant_bits"] == 4 and not settings["qlora_fp32_upcast"]
+    result = runner.invoke(app, ["estimate", "fp8"])
+    assert result.exit_code == 2 and result.stderr == ("error: 'fp8' is stored quantized (fp8), a format orch neither "
+                                                       "estimates nor trains: give the unquantized model.\n")
+
+
 def test_lora_on_quantized_weights_and_a_format_orch_does_not_train_are_said_in_the_notes():
     _, lora_on_4bit = _settings_and_notes("unsloth/Meta-Llama-3.1-8B-bnb-4bit", "--method", "lora")
     assert any("is QLoRA" in note for note in lora_on_4bit)

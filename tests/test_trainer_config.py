@@ -363,6 +363,27 @@ def test_a_checkpoint_stored_quantized_is_refused_for_lora_and_full(tmp_path, mo
     assert load_config(job)[0].method == "qlora"
 
 
+QUANTIZED_CONFIG = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+                    "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100}
+
+
+@pytest.mark.parametrize("quantization_config, method, said", [
+    ({"quant_method": "gptq", "bits": 4}, "lora", "is stored quantized (gptq-int4), and transformers loads it so"),
+    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "full", "stored quantized (nf4), and transformers"),
+    ({"quant_method": "fp8"}, "qlora", "is stored quantized (fp8), a format orch neither estimates nor trains"),
+    ({"quant_method": "gptq", "bits": 3}, "qlora", "is stored quantized (gptq 3-bit), a format orch neither"),
+])
+def test_a_model_folder_stored_quantized_is_found_by_its_config(tmp_path, quantization_config, method, said):
+    """Only the name was read: a folder named plainq holding a GPTQ checkpoint was planned as bf16 LoRA."""
+    (tmp_path / "plainq").mkdir()
+    (tmp_path / "plainq" / "config.json").write_text(json.dumps({**QUANTIZED_CONFIG,
+                                                                 "quantization_config": quantization_config}))
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "plainq", "method": method, "seq_len": 64, "max_steps": 1}))
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(job)
+
+
 LOOP_SAID = "is a symlink loop (too many levels of symbolic links): fix or remove the link."
 
 

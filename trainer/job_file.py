@@ -21,7 +21,7 @@ from trainer.config import (
     model_folder,
     parse_overrides,
 )
-from trainer.foreign_keys import checkpoint_quantization
+from trainer.foreign_keys import checkpoint_quantization, quantization_named
 from trainer.offline_names import is_built_offline
 
 
@@ -113,22 +113,28 @@ def job_file_problems(raw: dict, base_dir: Path) -> list[str]:
     or model folder since moved or deleted must not make `orch report` refuse a record."""
     paths = (_model_problem(raw.get("model"), base_dir),
              *(_dataset_problem(key, raw.get(key), base_dir) for key in DATASET_KEYS))
-    return written_problems(raw) + [problem for problem in paths if problem]
+    return written_problems(raw, base_dir) + [problem for problem in paths if problem]
 
 
 QLORA_KEYS = ("quant_bits", "double_quant", "qlora_fp32_upcast")
 
 
-def qlora_keys_problem(raw: dict) -> str | None:
+def qlora_keys_problem(raw: dict, base_dir: Path | None = None) -> str | None:
     """A job file whose method contradicts its quantization: QLoRA's keys for another method (`method: lora` with
     `quant_bits: 4` was planned and trained as bf16 LoRA, twice the weight memory its writer meant, unsaid), or a
     checkpoint stored quantized (unsloth's `-bnb-4bit`, Qwen's `-Int4`) for lora or full, which transformers loads
     quantized all the same: planned at 16 bits, trained as QLoRA without QLoRA's settings, or not trainable in full.
-    (`orch estimate` flags are not held to this: a what-if may carry a column of settings whatever the method.)"""
+    A model folder beside `base_dir` says so in its config.json; one stored in a format orch does not know is
+    refused for any method. (`orch estimate` flags are not held to this: a what-if may carry a column of settings
+    whatever the method.)"""
     method, model = choice_as_orch("method", raw.get("method")), raw.get("model")
+    stored = checkpoint_quantization(model, base_dir) if isinstance(model, str) else None
+    if stored is not None and quantization_named(stored) is None:
+        return (f"`model` {checks.short_repr(model)} is stored quantized ({checks.printable(stored)}), a format orch "
+                "neither estimates nor trains: give the unquantized model")
     if method not in ("lora", "full"):
         return None
-    if isinstance(model, str) and (stored := checkpoint_quantization(model)) is not None:
+    if stored is not None:
         return (f"`model` {model} is stored quantized ({stored}), and transformers loads it so whatever the method: "
                 f"set method: qlora{', or give the unquantized model to train in full' if method == 'full' else ''}")
     given = [key for key in QLORA_KEYS if raw.get(key) is not None]  # `--set quant_bits=null` drops one
@@ -199,7 +205,8 @@ def written_key_problems(raw: dict) -> list[str]:
     return problems
 
 
-def written_problems(raw: dict) -> list[str]:
+def written_problems(raw: dict, base_dir: Path | None = None) -> list[str]:
     """What a job as written (a file with its --set values, an imported config) says that its run would not do:
-    QLoRA keys without QLoRA, and the keys written_key_problems names."""
-    return [problem for problem in (qlora_keys_problem(raw), *written_key_problems(raw)) if problem]
+    QLoRA keys without QLoRA (or a model stored quantized, its folder found from `base_dir`), and the keys
+    written_key_problems names."""
+    return [problem for problem in (qlora_keys_problem(raw, base_dir), *written_key_problems(raw)) if problem]

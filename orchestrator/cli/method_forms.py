@@ -6,6 +6,9 @@ job keys orch's trainer runs (a 4-bit checkpoint loads quantized whatever the me
 a flag given beside them that says otherwise is refused, and a format orch does not train but counts at the same
 bytes is named in the estimate's notes."""
 
+from pathlib import Path
+
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import squeezed
 from orchestrator.cli.flag_aliases import listed
@@ -82,8 +85,11 @@ def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, 
         flags = _agree(flags, form, f"--method {flags['method']}")
     method = flags.get("method")
     said_by = f"--quantization {quantization}"
-    if quantization is None and (quantization := checkpoint_quantization(model)) is not None:
+    if quantization is None and (quantization := checkpoint_quantization(model, Path("."))) is not None:
         said_by = f"{model}, stored quantized,"
+        if quantization_named(quantization) is None:
+            raise UserError(f"{checks.short_repr(model)} is stored quantized ({checks.printable(quantization)}), a "
+                            "format orch neither estimates nor trains: give the unquantized model.")
     found = None if quantization is None else _quantization(quantization)
     if found is None and method is None and any(flags.get(key) is not None for key in QLORA_KEYS):
         return {**flags, "method": "qlora"}, []  # QLoRA's own flags, with no method: a QLoRA job
