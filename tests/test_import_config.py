@@ -638,3 +638,18 @@ def test_a_refused_import_quotes_the_note_of_the_key_it_could_not_carry(tmp_path
     config.write_text(yaml.safe_dump({k: v for k, v in {**source, **changes}.items() if v is not None}))
     result = CliRunner().invoke(app, ["import", str(config)])
     assert result.exit_code == 2 and note in result.stderr, result.output
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train_on_inputs", False, "`train_on_inputs` is axolotl's name: use `completion_only_loss: true`"),
+    ("train_on_inputs", True, "use `completion_only_loss: false`"),
+    ("use_peft", False, "`use_peft` is TRL's name: use `method: full`"),
+    ("load_in_4bit", True, "use `method: qlora, quant_bits: 4`"),
+    ("load_in_4bit", False, "`load_in_4bit` is the name in axolotl and TRL, and `false` asks for what orch does by "
+                            "default: drop it"),
+    ("flash_attention", False, "and `false` asks for what orch does by default: drop it"),
+])
+def test_another_trainers_key_is_said_with_what_its_value_means(key, value, message):
+    """A fixed hint per key told `train_on_inputs: false` to write `completion_only_loss: false`, the opposite."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({**BASE, key: value})

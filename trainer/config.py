@@ -31,6 +31,7 @@ from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import (
     FOREIGN_KEYS,
     LEFT_BEHIND,
+    NO_VALUE,
     OPTIMIZERS_ANY_CASE,
     unknown_key_message,
 )
@@ -250,7 +251,7 @@ def _quoted_by_mistake(key: str, value) -> str:
     return f": it is quoted, so it is read as text; write it without quotes (`{key}: {written}`)"
 
 
-def _unknown_key_problem(key) -> str:
+def _unknown_key_problem(key, value=NO_VALUE) -> str:
     """What to say of a key orch does not have, from `orch import`'s tables (trainer/foreign_keys.py): another
     trainer's name for an orch key, a key orch leaves to itself (`output_dir`) with what to do instead, or a key
     torchtune nests (`lr` of `optimizer: {lr: ...}`) by its last part; else the nearest orch keys."""
@@ -263,14 +264,14 @@ def _unknown_key_problem(key) -> str:
     if key not in FOREIGN_KEYS and len({entry.orch for _, entry in nested}) == 1:  # `_component_` ends several
         name, entry = nested[0]
         return f"unknown key `{key}`: use `{entry.orch}` ({' and '.join(entry.trainers)}'s `{name}`)"
-    return unknown_key_message(key, _TYPES)
+    return unknown_key_message(key, _TYPES, value)
 
 
 _RANGES = {"lora_dropout": (0, 1), "eval_fraction": (0, 0.5), "warmup_ratio": (0, 1)}  # [low, high)
 
 
 def _problems(raw: dict) -> list[str]:
-    problems = [_unknown_key_problem(k) for k in raw if k not in _TYPES]
+    problems = [_unknown_key_problem(k, v) for k, v in raw.items() if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     wrong = {key: problem for key, value in raw.items()
              if value is not None and key in _TYPES and (problem := _value_problem(key, value))}
@@ -618,7 +619,7 @@ def _override_problem(key: str, value) -> str | None:
     """What is wrong with `--set key=value` alone: `--set max_step=2` was blamed on the job file (`job file
     'tiny.yaml': bad config: unknown key max_step`), where the user looked for it in vain."""
     if key not in _TYPES:
-        return _unknown_key_problem(key)
+        return _unknown_key_problem(key, value)
     value = _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
     if value is None:
         return None

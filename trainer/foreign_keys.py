@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+import yaml
+
 from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
@@ -590,11 +592,31 @@ def _trainer_names(trainers: tuple[str, ...]) -> str:
     return "the name in " + ", ".join(trainers[:-1]) + " and " + trainers[-1]
 
 
-def unknown_key_message(key: str, orch_keys: Iterable[str] = ()) -> str:
-    """What the config check says about a key orch does not have: orch's name for another trainer's key, else the
-    `orch_keys` nearest to it, so a typo (`learning_rat`, `--set max_step=5`) says what was meant. The config check
-    passes its own keys: importing them here would import trainer.config back."""
+NO_VALUE = object()  # a key named without its value (the CLI's foreign flags name the key alone)
+LONGEST_SHOWN_FORM = 80  # a converted value longer than this (a dataset list) is said by the key's name instead
+
+
+def unknown_key_message(key: str, orch_keys: Iterable[str] = (), value=NO_VALUE) -> str:
+    """What the config check says about a key orch does not have: orch's name for another trainer's key, with the
+    setting its `value` makes (`train_on_inputs: false` is `completion_only_loss: true`: a fixed hint said false, the
+    opposite), else the `orch_keys` nearest to it, so a typo (`learning_rat`, `--set max_step=5`) says what was
+    meant. The config check passes its own keys: importing them here would import trainer.config back."""
     known = FOREIGN_KEYS.get(key)
-    if known is not None:
-        return f"`{key}` is {_trainer_names(known.trainers)}: use `{known.orch}`"
-    return f"unknown key `{key}`{near_hint(key, orch_keys)}"
+    if known is None:
+        return f"unknown key `{key}`{near_hint(key, orch_keys)}"
+    said = f"`{key}` is {_trainer_names(known.trainers)}"
+    if value is NO_VALUE:
+        return f"{said}: use `{known.orch}`"
+    try:
+        converted = known.convert(value)
+    except (ValueError, TypeError):  # a value it does not convert (no YAML boolean): the key's own hint
+        return f"{said}: use `{known.orch}`"
+    if not converted:
+        return f"{said}, and `{_yaml_form(value)}` asks for what orch does by default: drop it"
+    form = _yaml_form(converted)[1:-1]
+    return f"{said}: use `{known.orch if len(form) > LONGEST_SHOWN_FORM else form}`"
+
+
+def _yaml_form(value) -> str:
+    """A value as a job file writes it, on one line: `false`, not Python's False."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()
