@@ -653,3 +653,14 @@ def test_another_trainers_key_is_said_with_what_its_value_means(key, value, mess
     """A fixed hint per key told `train_on_inputs: false` to write `completion_only_loss: false`, the opposite."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict({**BASE, key: value})
+
+
+@pytest.mark.parametrize("key", ["val_set_size", "val_size"])
+def test_an_eval_split_given_as_a_count_is_listed_not_taken_for_a_share(key):
+    """A whole number is a count of records to datasets' train_test_split: carried as eval_fraction 100, the import
+    was refused for a key the config never wrote."""
+    assert translate({key: 0.05}).job == {"eval_fraction": 0.05}
+    for value in (100, 0.6, "10%"):
+        translation = translate({key: value})
+        assert translation.job == {} and [k for k, _ in translation.not_carried] == [key], translation
+    assert "a count of records held out" in translate({key: 100}).not_carried[0][1]

@@ -231,6 +231,19 @@ def _text(value) -> str:
     return value
 
 
+def _eval_share(value) -> dict:
+    """axolotl's val_set_size and LLaMA-Factory's val_size: a share of the data under 1, else (datasets'
+    train_test_split) a count of records, which orch's eval_fraction, a share, cannot say without the data's size:
+    the count was carried as a share and refused as `eval_fraction ... got 100`, a key the config never wrote."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 0.5:
+        shown = f"{value:g}" if isinstance(value, float) else short_repr(value)
+        what = "a count of records held out" if isinstance(value, int | float) and value >= 1 else \
+            "not a share of the data from 0 to 0.5"
+        raise Carried(f"{shown} is {what}, and orch holds out a share: give --set eval_fraction=F (0 <= F < 0.5, "
+                      "e.g. 0.05)")
+    return {"eval_fraction": value}
+
+
 def _when_true(values: dict) -> Callable[[object], dict]:
     return lambda value: values if _flag(value) else {}
 
@@ -482,8 +495,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "dataset_test_split": _entry([TRL], "eval_split"),
     "test_datasets": _entry([AXOLOTL], "eval_dataset",
                             lambda v: {"eval_dataset": _axolotl_datasets(v)["dataset"]}),
-    "val_set_size": _entry([AXOLOTL], "eval_fraction"),
-    "val_size": _entry([LLAMA_FACTORY], "eval_fraction"),
+    "val_set_size": _entry([AXOLOTL], "eval_fraction", _eval_share),
+    "val_size": _entry([LLAMA_FACTORY], "eval_fraction", _eval_share),
     "train_on_inputs": _entry([AXOLOTL], "completion_only_loss: false", _negated("completion_only_loss")),
     "train_on_prompt": _entry([LLAMA_FACTORY], "completion_only_loss: false", _negated("completion_only_loss")),
     "assistant_only_loss": _entry([TRL], "completion_only_loss"),
