@@ -49,6 +49,15 @@ def one_line(text: str) -> str:
     return _VALUE.sub(_cut, printable(" ".join(str(text).split())))
 
 
+def csv_error_text(exc: Exception) -> str:
+    """Python's csv.Error in the file's own terms: a bare carriage return, which ends no line for the reader, is said
+    by it as advice to open the file "in universal-newline mode", which no user can act on."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "new-line character seen in unquoted field" in text:
+        return "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"
+    return text
+
+
 def _cut(match: re.Match) -> str:
     """A message's value as it is, or its start and end around `…` when it is too long to read."""
     value = match.group()

@@ -57,7 +57,8 @@ def _check_copyable(source: Path) -> None:
         for _ in reader:
             pass
     except csv.Error as exc:
-        raise UserError(f"{what} '{source}' line {reader.line_num} is not CSV ({exc}): fix it, or {away}.") from None
+        raise UserError(f"{what} '{source}' line {reader.line_num} is not CSV ({checks.csv_error_text(exc)}): fix it, "
+                        f"or {away}.") from None
 
 
 def _check_landing(target: Path) -> None:

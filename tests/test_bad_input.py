@@ -1082,6 +1082,9 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
                     train_tokens=DROP, epochs=1), "is not UTF-8 text (byte 27)"),
     (lambda i: plan(i, dataset=i.file("end.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}'), train_tokens=DROP,
                     epochs=1), "is not UTF-8 text (byte 27)"),  # a whole file's last bytes are no cut character
+    # Python's csv said "do you need to open the file in universal-newline mode?"
+    (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
+     "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

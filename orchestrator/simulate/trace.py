@@ -229,7 +229,8 @@ def _open(path: Path) -> tuple:
         header = reader.fieldnames or ()
     except (UnicodeDecodeError, csv.Error) as exc:
         f.close()
-        raise UserError(f"trace {path}, line 1: cannot read the header ({_short(exc)}); save it as UTF-8 CSV.") \
+        why = checks.csv_error_text(exc) if isinstance(exc, csv.Error) else str(exc)
+        raise UserError(f"trace {path}, line 1: cannot read the header ({_short(why)}); save it as UTF-8 CSV.") \
             from None
     if not header:  # an empty file was said to lack every column
         f.close()
@@ -280,7 +281,8 @@ def _rows(path: Path, f, reader: csv.DictReader) -> Iterator[dict]:
                 raise UserError(f"trace {path}, line {reader.line_num + 1}: not UTF-8 ({_short(exc)}); save the "
                                 "trace as UTF-8.") from None
             except csv.Error as exc:
-                raise UserError(f"trace {path}, line {reader.line_num}: not CSV ({_short(exc)}).") from None
+                raise UserError(f"trace {path}, line {reader.line_num}: not CSV "
+                                f"({_short(checks.csv_error_text(exc))}).") from None
             if None in raw or None in raw.values():
                 fields = len(reader.fieldnames) + len(raw[None]) if None in raw else \
                     sum(v is not None for v in raw.values())
