@@ -270,3 +270,28 @@ def test_runs_export_replaces_an_existing_file_only_with_force(tmp_path):
     assert (tmp_path / "runs.csv").read_text() == "precious\n"
     assert orch("runs", "--export", tmp_path / "runs.csv", "--force").exit_code == 0
     assert (tmp_path / "runs.csv").read_text() != "precious\n"
+
+
+def test_a_trainer_started_for_an_earlier_session_does_not_speak_for_the_resumed_one(tmp_path):
+    """A scheduler asked the trainer it had started for the run's first session: once the run was resumed by another
+    process (`orch resume`, a second scheduler), that trainer's exit ended the run while the new one trained, and the
+    job was started a third time in the same folder."""
+    from orchestrator.launch.local import RUN_JOB_NAME, LocalLauncher
+    from tests.test_runs_store import make_record
+
+    launcher = LocalLauncher()
+    earlier = subprocess.Popen(["true"])
+    earlier.wait()
+    launcher._processes["r-resumed"] = earlier
+    resumed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "trainer",
+                                str(tmp_path / RUN_JOB_NAME)])
+    record = make_record(tmp_path, run_id="r-resumed", pid=resumed.pid)
+    try:
+        deadline = time.time() + 10  # its command line is readable once its exec is through
+        while b"trainer" not in Path(f"/proc/{resumed.pid}/cmdline").read_bytes() and time.time() < deadline:
+            time.sleep(0.05)
+        assert launcher.is_running(record)
+    finally:
+        resumed.kill()
+        resumed.wait()
+    assert not launcher.is_running(record)

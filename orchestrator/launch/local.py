@@ -124,9 +124,20 @@ class LocalLauncher:
         self._processes[record.run_id] = process
         return Started(pid=process.pid, device=device)
 
+    def _own_trainer(self, record: RunRecord) -> subprocess.Popen | None:
+        """The trainer this launcher started for the run's current session: the one whose pid the record holds. One
+        it started for an earlier session (the run since resumed by `orch resume` or another scheduler) is not it:
+        asked, its exit ended the run while the new trainer trained, and a scheduler started it a third time."""
+        process = self._processes.get(record.run_id)
+        if process is None or process.pid == record.pid:
+            return process
+        process.poll()  # reaped, so no zombie outlives the run
+        del self._processes[record.run_id]
+        return None
+
     def is_running(self, record: RunRecord) -> bool:
         """True while the run's trainer process lives (a reused pid running something else does not count)."""
-        process = self._processes.get(record.run_id)
+        process = self._own_trainer(record)
         if process is not None:
             return process.poll() is None
         if not record.pid:
@@ -164,7 +175,7 @@ class LocalLauncher:
                     out.write(log.read().decode(errors="replace"))
                     break
                 time.sleep(poll_s)
-        process = self._processes.get(record.run_id)
+        process = self._own_trainer(record)
         if process is not None:
             process.wait()
 
