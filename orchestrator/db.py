@@ -186,6 +186,12 @@ def _check_is_ours(path: Path, schema: Schema) -> bool:
         if version > schema.version:
             raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
                             f"{schema.version}): upgrade orch, or {move_away_hint(path)}.")
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        others = sorted(t for t in tables - set(schema.tables) if not t.startswith("sqlite_"))
+        if others and not tables & set(schema.tables):  # another program's file: taken over, its journal mode and
+            # version were rewritten and orch's tables added beside its own
+            raise UserError(f"{path} is another program's database (its tables: {checks.short_repr(', '.join(others))}"
+                            f"); orch never writes into it: {move_away_hint(path)}.")
         have = {table: columns_of(db, table) for table in schema.tables}
         for table, identity in schema.identity_columns.items():
             if have[table] and not identity <= have[table]:

@@ -1057,6 +1057,13 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
     test_bad_input_is_refused_cleanly(inputs, "appended", build)
 
 
+def _foreign_database(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    return path
+
+
 @pytest.mark.parametrize("build, said", [
     (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--force"], "--force replaces an existing --out"),
     (lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--detach"], "a dry run starts none"),
@@ -1082,6 +1089,11 @@ def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(i
                     train_tokens=DROP, epochs=1), "is not UTF-8 text (byte 27)"),
     (lambda i: plan(i, dataset=i.file("end.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}'), train_tokens=DROP,
                     epochs=1), "is not UTF-8 text (byte 27)"),  # a whole file's last bytes are no cut character
+    # another program's database was taken over: WAL, a user_version and orch's tables written into it
+    (lambda i: [_foreign_database(i.home / "runs.db"), ["runs"]][1], "is another program's database (its tables: "),
+    (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db")), "--out", str(i.work / "c.json")],
+     "app.db is another program's database (its tables: 'notes'); orch never writes into it: move it away, or give "
+     "--db another file"),
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
