@@ -12,7 +12,7 @@ from gpu_catalog import checks
 
 
 def cache_dir() -> Path:
-    return checks.env_path("ORCH_CACHE", "~/.cache/orch")
+    return checks.env_path("ORCH_CACHE", "~/.cache/orch", made_here=True)
 
 
 def _key(sources: list[Path]) -> str:

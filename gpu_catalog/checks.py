@@ -217,10 +217,12 @@ def _utf8(value: str, variable: str, fix: str = "set it to a path written in UTF
     return value
 
 
-def env_path(variable: str, default: str) -> Path:
+def env_path(variable: str, default: str, made_here: bool = False) -> Path:
     """A path from an environment variable, else the default, made absolute: an empty ORCH_HOME would otherwise put
     orch's databases in whatever folder the command runs from (or a folder named ' ' there), and a relative one
-    stored paths in runs.db that no longer resolved from another folder (a scheduler started elsewhere)."""
+    stored paths in runs.db that no longer resolved from another folder (a scheduler started elsewhere). A folder
+    orch makes files in (`made_here`) holds no control character: ORCH_HOME with a line break was taken, a run was
+    recorded and charged, and its trainer refused the --output under it that the user never gave."""
     value = env_value(variable) or default
     try:
         path = Path(os.path.abspath(Path(value).expanduser()))
@@ -228,6 +230,8 @@ def env_path(variable: str, default: str) -> Path:
         raise UserError(f"{variable}={short_repr(value)}: there is no such user's home folder; give the full "
                         "path.") from None
     _utf8(str(path), variable)  # the default's or a `~`'s home folder may be what is not UTF-8: setting it is the fix
+    if made_here:
+        _no_control_character(path, variable)
     return path
 
 

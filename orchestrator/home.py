@@ -15,7 +15,7 @@ STATE_FOLDERS = {"runs": "run", "jobs": "queued job"}
 def orch_home() -> Path:
     """ORCH_HOME, refused at once where its runs/ or jobs/ is no folder: a launch planned, printed the plan, then
     failed making the run's folder with Python's bare 'Not a directory'."""
-    home = checks.env_path("ORCH_HOME", "~/.local/share/orch")
+    home = checks.env_path("ORCH_HOME", "~/.local/share/orch", made_here=True)
     for name in STATE_FOLDERS:
         if os.path.exists(home / name) and not os.path.isdir(home / name):
             raise _not_a_folder(home, name)

@@ -1089,6 +1089,10 @@ def _foreign_database(path: Path) -> Path:
                     train_tokens=DROP, epochs=1), "is not UTF-8 text (byte 27)"),
     (lambda i: plan(i, dataset=i.file("end.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}'), train_tokens=DROP,
                     epochs=1), "is not UTF-8 text (byte 27)"),  # a whole file's last bytes are no cut character
+    # taken, a run was recorded and charged, and its trainer refused an --output the user never gave
+    (lambda i: [i.env("ORCH_HOME", str(i.root / "home\nline")), ["runs"]][1],
+     "home\\nline' holds a control character (\\n): name it with printable characters"),
+    (lambda i: [i.env("ORCH_CACHE", str(i.root / "cache\x1b[31m")), plan(i)][1], "holds a control character (\\x1b)"),
     # another program's database was taken over: WAL, a user_version and orch's tables written into it
     (lambda i: [_foreign_database(i.home / "runs.db"), ["runs"]][1], "is another program's database (its tables: "),
     (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db")), "--out", str(i.work / "c.json")],
