@@ -1089,7 +1089,7 @@ def _foreign_database(path: Path) -> Path:
                     train_tokens=DROP, epochs=1), "is not UTF-8 text (byte 27)"),
     (lambda i: plan(i, dataset=i.file("end.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}'), train_tokens=DROP,
                     epochs=1), "is not UTF-8 text (byte 27)"),  # a whole file's last bytes are no cut character
-    # taken, a run was recorded and charged, and its trainer refused an --output the user never gave
+    # ORCH_HOME with a line break was taken, a run recorded and charged, and its trainer refused an --output
     (lambda i: [i.env("ORCH_HOME", str(i.root / "home\nline")), ["runs"]][1],
      "home\\nline' holds a control character (\\n): name it with printable characters"),
     (lambda i: [i.env("ORCH_CACHE", str(i.root / "cache\x1b[31m")), plan(i)][1], "holds a control character (\\x1b)"),
@@ -1111,12 +1111,13 @@ def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
 
 
 def test_pull_and_a_dry_runs_task_file_print_paths_without_their_escapes(sky, inputs):
-    """The run's output folder (under an ORCH_HOME holding an ESC) and the task file's --out name reached the
-    terminal raw; every other printed path is shown escaped."""
-    inputs.home = inputs.root / "home\x1b[31m"
-    inputs.env("ORCH_HOME", str(inputs.home))
+    """The run's output folder (under an ORCH_HOME holding an ESC, which an earlier orch took) and the task file's
+    --out name reached the terminal raw; every other printed path is shown escaped."""
     inputs.run_record()
-    (inputs.home / "runs" / RUN_ID).mkdir(parents=True)
+    run_dir = inputs.root / "home\x1b[31m" / "runs" / RUN_ID
+    run_dir.mkdir(parents=True)
+    with closing(sqlite3.connect(inputs.home / "runs.db")) as db, db:
+        db.execute("UPDATE runs SET run_dir = ?", [str(run_dir)])
     pulled = CliRunner().invoke(app, ["pull", RUN_ID])
     assert pulled.exit_code == 0 and "\x1b" not in pulled.output and "\\x1b[31m" in pulled.output, pulled.output
     inputs.env("HF_TOKEN", "hf_not_a_real_token")  # past pre-flight's gated-model check

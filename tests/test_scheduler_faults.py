@@ -8,6 +8,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
 from orchestrator.launch import lifecycle
 from orchestrator.launch.registry import launcher_for
@@ -186,3 +187,12 @@ def test_a_row_damaged_while_the_scheduler_loops_is_said_once_and_the_loop_goes_
     monkeypatch.setattr(scheduler, "run_once", lambda: (_ for _ in ()).throw(problem))
     with pytest.raises(UserError, match="is damaged"):
         scheduler.run_forever(1.0)
+
+
+def test_a_file_where_the_schedulers_marks_go_is_said_with_its_fix(tmp_path):
+    """`schedulers` a file in ORCH_HOME: the loop ended on Python's bare "File exists"."""
+    queue = JobQueue()
+    (queue.path.parent / "schedulers").write_text("x")
+    with pytest.raises(UserError, match="schedulers is not a folder: a looping scheduler keeps a mark there. Move it "
+                                        "away, or set ORCH_HOME to another folder."):
+        Scheduler(queue).run_forever(0.1)

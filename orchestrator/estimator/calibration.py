@@ -106,7 +106,10 @@ def load_calibration(path: Path | None = None) -> Calibration:
         path = PACKAGED_CALIBRATION
         if not path.is_file():
             return NO_CALIBRATION
-    raw = checks.parse_json(checks.read_text(path, "calibration file"), f"calibration file {path}")
+    try:
+        raw = checks.parse_json(checks.read_text(path, "calibration file"), f"calibration file {path}")
+    except UserError as exc:  # not JSON, NaN, not UTF-8: every plan stopped on it, with nothing said of the fix
+        raise UserError(f"{str(exc).rstrip('.')}; rerun `orch calibrate` or delete it.") from None
     try:
         return _parsed(raw, path)
     except (KeyError, ValueError) as exc:

@@ -257,8 +257,14 @@ class Scheduler:
         damaged by hand) ends the first pass, to be fixed before the loop starts, and is said once a later pass
         meets it: one bad row stopped every other job's scheduling and the recording of their ends."""
         mark = _looping_marks(self.queue) / self.owner
-        mark.parent.mkdir(exist_ok=True)
-        mark.touch()
+        try:
+            mark.parent.mkdir(exist_ok=True)
+            mark.touch()
+        except OSError as exc:  # `schedulers` a file: Python's bare "File exists"
+            what = "is not a folder" if mark.parent.exists() and not mark.parent.is_dir() else \
+                f"cannot be written ({exc.strerror or exc})"
+            raise UserError(f"{mark.parent} {what}: a looping scheduler keeps a mark there. Move it away, or set "
+                            "ORCH_HOME to another folder.") from None
         said_last = None
         try:
             for pass_number in itertools.count():
