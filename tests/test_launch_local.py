@@ -295,3 +295,24 @@ def test_a_trainer_started_for_an_earlier_session_does_not_speak_for_the_resumed
         resumed.kill()
         resumed.wait()
     assert not launcher.is_running(record)
+
+
+def test_a_run_that_ends_while_the_database_is_locked_is_said_done_not_to_be_launched_again(tmp_path, monkeypatch):
+    """The trainer finished, its end could not be written past the lock, and the launch said `try again` (exit 2):
+    launched again, the job was paid for twice. Its end is recorded by the next look once the lock is gone."""
+    from orchestrator.db import LockedDatabase
+    from orchestrator.launch import lifecycle
+
+    def locked(store, record):
+        raise LockedDatabase(f"the database file {store.path} is locked by another process")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lifecycle, "finish", locked)
+        result = orch("launch", write_job(tmp_path, max_steps=2), "--budget", "0.05", "--target", "local", "--yes")
+    assert result.exit_code == 0, result.output
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith("run r-") and "'s trainer ended ok, and another process holds " in said
+    assert said.endswith("locked, so its end is not recorded yet: `orch runs` records it once the lock is gone (the "
+                         "run needs no new launch).")
+    (recorded,) = runs_json()
+    assert recorded["status"] == "ok" and recorded["metrics"]["steps"] == 2

@@ -83,6 +83,12 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
     except KeyboardInterrupt:
         display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`", err=True)
         raise typer.Exit(130) from None
+    except LockedDatabase:  # the training is done: "try again" told the user to pay for it twice
+        ended = lifecycle.trainer_end(record)
+        display.say(f"run {record.run_id}'s trainer ended{f' {ended.value}' if ended else ''}, and another process "
+                    f"holds {store.path} locked, so its end is not recorded yet: `orch runs` records it once the "
+                    "lock is gone (the run needs no new launch).", err=True)
+        raise typer.Exit(exit_code(ended) if ended else 1) from None
 
 
 def exit_code(status: RunStatus) -> int:

@@ -230,6 +230,12 @@ def _recover(store: RunStore, record: RunRecord, launcher) -> None:
         _end(store, record, RunStatus.FAILED, "its launcher died before the trainer started", ended_at)
 
 
+def trainer_end(record: RunRecord) -> RunStatus | None:
+    """How the run's trainer says this session ended (its metrics.json), before or without it being recorded."""
+    metrics, _ = _read_metrics(record)
+    return RunStatus.of_trainer(metrics["status"]) if metrics else None
+
+
 def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     if not Path(record.run_dir).is_dir():
         return None, f"its run folder {record.run_dir} is gone"
