@@ -316,3 +316,18 @@ def test_a_run_that_ends_while_the_database_is_locked_is_said_done_not_to_be_lau
                          "run needs no new launch).")
     (recorded,) = runs_json()
     assert recorded["status"] == "ok" and recorded["metrics"]["steps"] == 2
+
+
+def test_a_launch_that_cannot_record_its_run_leaves_no_run_folder(tmp_path, monkeypatch):
+    """runs.db locked past the wait when the run was to be recorded: exit 2, and an empty run folder with no row."""
+    from orchestrator.db import LockedDatabase
+
+    def locked(self, record):
+        raise LockedDatabase(f"the database file {self.path} is locked by another process")
+
+    monkeypatch.setattr(RunStore, "insert", locked)
+    result = orch("launch", write_job(tmp_path, max_steps=2), "--budget", "0.05", "--target", "local", "--yes")
+    assert result.exit_code == 2 and "is locked by another process" in result.stderr, result.output
+    from orchestrator.home import orch_home
+
+    assert not any((orch_home() / "runs").iterdir())

@@ -65,7 +65,11 @@ def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
 
 def create_run(store: RunStore, spec: JobConfig, job_path: Path, option: Option, budget_usd: float) -> RunRecord:
     record = new_record(spec, job_path, option, budget_usd)
-    store.insert(record)
+    try:
+        store.insert(record)
+    except BaseException:  # the database locked past its wait, or Ctrl-C: no folder is left for a run never recorded
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+        raise
     return record
 
 
