@@ -49,6 +49,24 @@ def one_line(text: str) -> str:
     return _VALUE.sub(_cut, printable(" ".join(str(text).split())))
 
 
+def json_kind(value) -> str:
+    """What a value read from a data file is, in the file's words (`got null`, `got a list`): Python's type names
+    (NoneType, str) are none its writer knows."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    kinds = ((int | float, "a number"), (str, "a string"), (list | tuple, "a list"), (dict, "an object"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
+
+
+def as_written(value, longest: int = 60) -> str:
+    """A value as its data file writes it (null, true, NaN, "text"), cut to `longest` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # no JSON value (a date a Parquet file holds): Python's own form
+        text = repr(value)
+    return text[:longest]
+
+
 def csv_error_text(exc: Exception) -> str:
     """Python's csv.Error in the file's own terms: a bare carriage return, which ends no line for the reader, is said
     by it as advice to open the file "in universal-newline mode", which no user can act on."""

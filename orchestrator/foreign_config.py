@@ -224,8 +224,8 @@ def _source_trainer(flat: dict) -> str | None:
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
     flat = {}
-    for key, value in raw.items():
-        name = f"{prefix}{key}"
+    for key, value in raw.items():  # YAML reads `~:` as a null key, `1:` as a number: named as the file writes them
+        name = f"{prefix}{key if isinstance(key, str) else _value(key)}"
         if isinstance(value, dict) and name not in MAPPING_VALUES:
             flat.update(_flatten(value, f"{name}."))
         else:

@@ -664,3 +664,8 @@ def test_an_eval_split_given_as_a_count_is_listed_not_taken_for_a_share(key):
         translation = translate({key: value})
         assert translation.job == {} and [k for k, _ in translation.not_carried] == [key], translation
     assert "a count of records held out" in translate({key: 100}).not_carried[0][1]
+
+
+def test_a_key_yaml_reads_as_null_or_a_number_is_named_as_the_file_writes_it():
+    """`~: x` was listed as `None: orch has no such setting`, Python's word for it."""
+    assert [key for key, _ in translate({None: "x", 1: "y"}).not_carried] == ["null", "1"]

@@ -270,10 +270,12 @@ def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_pat
     ('{"text": "a\\ud800b"}', "line 6: a string holds a lone UTF-16 surrogate"),
     ('{"instruction": "a", "input": ["b"], "output": "c"}', "`input` must be a string"),
     ('["text", "x"]', "line 6: a record must be a JSON object"),
+    ("null", "line 6: a record must be a JSON object ({\"text\": ...}, {\"messages\": [...]}, ...), got null"),
+    ('"text"', "got a string"),  # Python's NoneType and str are no words of the file's
     ('{"text": "x"', "line 6: not a JSON record"),
     ('{"text": "caf\xe9"}'.encode("latin-1"), "line 6 is not UTF-8 text"),
-    ('{"text": NaN}', "record 5: the value of `text` must be a string, got nan"),  # Python's json reads NaN
-    ('{"text": null}', "record 5: the value of `text` must be a string, got None"),
+    ('{"text": NaN}', "record 5: the value of `text` must be a string, got NaN"),  # Python's json reads NaN
+    ('{"text": null}', "record 5: the value of `text` must be a string, got null"),
 ])
 def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line, message):
     last = line if isinstance(line, bytes) else line.encode()
@@ -364,7 +366,7 @@ def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
 
 @pytest.mark.parametrize("name, content, output, said", [
     ("nan.jsonl", b'{"text": "hello"}\n{"text": NaN}\n', None,
-     "nan.jsonl: record 1: the value of `text` must be a string, got nan: fix or drop the record."),
+     "nan.jsonl: record 1: the value of `text` must be a string, got NaN: fix or drop the record."),
     ("bad.parquet", b"not parquet", "made", "is not a readable Parquet file"),
     ("few.jsonl", b'{"text": "hello"}\n', "empty", "packs into 1 training sequences"),
 ], ids=["nan-record-default-output", "corrupt-parquet-new-output", "too-few-sequences-empty-output"])

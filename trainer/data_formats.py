@@ -134,7 +134,8 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
         return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
         if not isinstance(record.get("input") or "", str):
-            raise DataError(f"record {index}: `input` must be a string (or absent), got {record['input']!r}.")
+            raise DataError(f"record {index}: `input` must be a string (or absent), got "
+                            f"{checks.as_written(record['input'])}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
         return _prompt_response(tokenizer, prompt, record["output"], "instruction+output")
@@ -146,11 +147,11 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
         if key is not None and all(name in record for name in keys):
             also = " (or `prompt` and `completion` both lists of messages)" if "prompt" in keys else ""
             raise DataError(f"record {index}: the value of `{key}` must be a string{also}, got "
-                            f"{repr(record[key])[:60]}: fix or drop the record.")
+                            f"{checks.as_written(record[key])}: fix or drop the record.")
     for key in ("messages", "conversations"):  # the shape's key is there, with no turn in it
         if key in record and not record[key]:
-            raise DataError(f"record {index}: `{key}` is empty ({record[key]!r}): a conversation needs at least one "
-                            "turn; fix or drop the record.")
+            raise DataError(f"record {index}: `{key}` is empty ({checks.as_written(record[key])}): a conversation "
+                            "needs at least one turn; fix or drop the record.")
     if "chosen" in record and "rejected" in record:
         raise DataError(f"record {index} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
                         f"orch's trainer runs supervised fine-tuning only. To train on the chosen answers, add "

@@ -254,7 +254,7 @@ def _json_records(path: Path, key: str) -> Iterator[dict]:
     for where, record in numbered:
         if not isinstance(record, dict):
             raise DataError(f"{key} {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
-                            f"{{\"messages\": [...]}}, ...), got {type(record).__name__}.")
+                            f"{{\"messages\": [...]}}, ...), got {checks.json_kind(record)}.")
         if not _is_text(record):
             raise DataError(f"{key} {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
                             "which is no character: fix or drop the record.")

@@ -158,7 +158,7 @@ def _parsed(raw, path: Path) -> Calibration:
 
 def _mapping(value, what: str) -> dict:
     if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
+        raise ValueError(f"{what} must be a JSON object, got {checks.json_kind(value)}")
     return value
 
 
