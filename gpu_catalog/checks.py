@@ -437,11 +437,20 @@ UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", UniqueKeyLoader.c
 
 
 def yaml_error_text(exc: yaml.YAMLError) -> str:
-    """`at line L, column C: problem`, one line: PyYAML's own messages span several."""
+    """`at line L, column C: problem`, one line: PyYAML's own messages span several. A character YAML does not
+    allow (a NUL of a file saved as UTF-16, without its byte-order mark) is said with the fix, where PyYAML spoke of
+    `special characters` in "<unicode string>"."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        utf16 = " (a file saved as UTF-16 holds one beside every letter)" if code == 0 else ""
+        return (f" at character {exc.position + 1}: it holds the control character U+{code:04X}{utf16}, which YAML "
+                "does not allow: save it as UTF-8 text without it")
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"{where}: {' '.join(str(problem).split())}"
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    if problem == "could not find expected ':'":  # PyYAML reads a plain key of at most 1024 characters
+        problem += " (a key without its colon, or one longer than 1024 characters)"
+    return f"{where}: {problem}"
 
 
 def unreadable_value(exc: ValueError) -> str:

@@ -1093,6 +1093,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: [i.env("ORCH_HOME", str(i.root / "home\nline")), ["runs"]][1],
      "home\\nline' holds a control character (\\n): name it with printable characters"),
     (lambda i: [i.env("ORCH_CACHE", str(i.root / "cache\x1b[31m")), plan(i)][1], "holds a control character (\\x1b)"),
+    # PyYAML spoke of "special characters" in "<unicode string>"
+    (lambda i: ["plan", i.file("u16.yaml", "model: orch/tiny-llama\n".encode("utf-16-le")), "--budget", "10"],
+     "at character 2: it holds the control character U+0000 (a file saved as UTF-16 holds one beside every letter)"),
     # another program's database was taken over: WAL, a user_version and orch's tables written into it
     (lambda i: [_foreign_database(i.home / "runs.db"), ["runs"]][1], "is another program's database (its tables: "),
     (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db")), "--out", str(i.work / "c.json")],
