@@ -121,7 +121,8 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
     rows = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:  # stdout stays clean for --json
+    console = Console(stderr=True)  # stdout stays clean for --json; a log or a pipe gets no bar's last frame
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(f"{sweep.name}: {len(done & {p.point_id for p in sweep.points})} done before",
                                 total=len(todo))
         for point in todo:
