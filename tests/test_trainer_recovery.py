@@ -316,3 +316,25 @@ def test_a_run_orch_launched_is_resumed_through_orch(monkeypatch):
     assert _resume_command(args, Path("out")) == "orch resume r-0123abcd"
     monkeypatch.delenv(RUN_ID_ENV)
     assert _resume_command(args, Path("out")).startswith("orch train job.yaml --output out --resume auto")
+
+
+def test_a_second_trainer_into_a_live_trainers_folder_is_refused_and_touches_nothing(tmp_path, capsys, monkeypatch):
+    """Two launchers that both believed a run had ended started two trainers into its folder: both resumed from one
+    checkpoint and wrote every file twice. The live one holds its heartbeat locked; the second is refused."""
+    from trainer.heartbeat import Heartbeat
+
+    output = tmp_path / "out"
+    live = Heartbeat()
+    live.start(output)
+    try:
+        before = sorted(p.name for p in output.iterdir())
+        monkeypatch.setenv("ORCH_RUN_ID", "r-second")  # as a launcher starts it: a refusal is recorded in the folder
+        assert main([str(write_job(tmp_path, max_steps=1)), "--output", str(output), "--resume", "auto"]) == 2
+        monkeypatch.delenv("ORCH_RUN_ID")
+        err = capsys.readouterr().err
+        assert err == f"error: --output '{output}' is being written by another trainer now: wait for it to end, or " \
+                      "give another --output.\n"
+        assert sorted(p.name for p in output.iterdir()) == before and not (output / "metrics.json").exists()
+    finally:
+        live.stop()
+    assert main([str(write_job(tmp_path, max_steps=1)), "--output", str(output), "--resume", "auto"]) == 0

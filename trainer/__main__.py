@@ -18,7 +18,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.checkpoint_folders import unresumed_problem
 from trainer.config import check_model_and_tokenizer
-from trainer.heartbeat import HEARTBEAT_FILE, Heartbeat
+from trainer.heartbeat import HEARTBEAT_FILE, FolderInUse, Heartbeat
 from trainer.job_file import load_config
 from trainer.jsonio import write_json_atomic
 from trainer.meter import (
@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         refused = True
+        if isinstance(exc, FolderInUse):  # the folder is the live trainer's: nothing is recorded in it
+            return TrainStatus.BAD_CONFIG.exit_code
         if os.environ.get(RUN_ID_ENV) and (where := checked_output or _fresh_folder(args.output)):
             _record_refusal(where, str(exc))
         return TrainStatus.BAD_CONFIG.exit_code
