@@ -338,3 +338,19 @@ def test_a_second_trainer_into_a_live_trainers_folder_is_refused_and_touches_not
     finally:
         live.stop()
     assert main([str(write_job(tmp_path, max_steps=1)), "--output", str(output), "--resume", "auto"]) == 0
+
+
+def test_a_file_system_without_locks_still_gets_a_heartbeat(tmp_path, monkeypatch):
+    """A bucket mounted through FUSE may take no flock: the trainer beats and trains there unguarded, not crashed."""
+    import errno
+
+    from trainer import heartbeat
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(heartbeat.fcntl, "flock", no_locks)
+    beating = heartbeat.Heartbeat()
+    beating.start(tmp_path / "out")
+    beating.stop()
+    assert (tmp_path / "out" / heartbeat.HEARTBEAT_FILE).is_file()

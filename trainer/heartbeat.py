@@ -56,6 +56,8 @@ class Heartbeat:
             self._lock = None
             raise FolderInUse(f"--output '{output}' is being written by another trainer now: wait for it to end, or "
                               "give another --output.") from None
+        except OSError:  # a file system without locks (a bucket mounted through FUSE): trained unguarded, as before
+            pass
         self._file_made = None if existed else path  # an earlier session's (a resume) is not this one's to remove
         if existed:
             earlier = path.stat()
