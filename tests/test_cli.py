@@ -785,3 +785,23 @@ def test_estimates_refusals_name_the_flags_typed_not_the_job_keys(args, said):
     """`orch estimate --seq-len 0` read "bad config: `seq_len` must be above 0": a job file's words for a flag."""
     result = invoke("estimate", "Llama-3.1-8B", *args)
     assert result.exit_code == 2 and said in result.stderr and "`" not in result.stderr, result.stderr
+
+
+def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypatch, tmp_path):
+    """With `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line, and a
+    cloud GPU's name folded over three."""
+    from orchestrator.home import orch_home
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.runs.store import RunStore
+    from tests.test_runs_store import make_record
+
+    store, runs = RunStore(), orch_home() / "runs"
+    store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name="llama31-8b-qlora", gpu="RTX 6000 Ada",
+                             provider="runpod", status=RunStatus.BUDGET_STOPPED, cost_usd=3.96))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="tiny", status=RunStatus.OK,
+                             cost_usd=0.00015))
+    out = run_at(monkeypatch, 80, "runs")
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), out
+    assert any("RTX 6000" in line for line in lines) and "$3.96" in out and "$0.00015" in out, out
+    assert "budget_stopped" in out and not any(line.split() in (["t"], ["C"]) for line in lines), out

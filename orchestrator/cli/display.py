@@ -446,8 +446,10 @@ def show_runs(records: list[RunRecord]) -> None:
         return
     table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
-    table.add_column("job", no_wrap=_whole(r.job_name for r in records))
-    table.add_column("target")
+    # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a `budget_stopped`
+    # beside a 16-character job, every target was spelt down the screen a letter a line
+    table.add_column("job", min_width=MOST_FOLDED_NAME)
+    table.add_column("target", min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU))
     table.add_column("status", no_wrap=True)
     for column in ("tok/s", "GiB", "hours", "cost"):
         table.add_column(column, justify="right")
@@ -462,7 +464,9 @@ def show_runs(records: list[RunRecord]) -> None:
     console.print(table)
 
 
-MOST_WHOLE_NAME = 16  # job names up to this long are never folded (the other columns fold first); longer ones may
+MOST_FOLDED_NAME = 8  # a job name is folded no narrower than this
+MOST_FOLDED_GPU = len("A100 80GB")  # nor a GPU's: `RTX 6000` over `Ada`
+MOST_WHOLE_NAME = 16  # a queued job's name up to this long is never folded (the other columns fold first)
 
 
 def _whole(names) -> bool:
