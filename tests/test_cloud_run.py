@@ -333,6 +333,20 @@ def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeyp
     assert sky_storage.output_location(on_vm).kind == "cluster"
 
 
+def test_pull_of_a_launch_that_failed_before_any_vm_says_there_is_no_output(tmp_path):
+    """It said `could not bring the output of r-... home from :/orch/output (until teardown)`: no host, no fix."""
+    from gpu_catalog.errors import UserError
+    from orchestrator.launch import sky_storage
+    from orchestrator.runs.status import RunStatus
+
+    record = Record(tmp_path, spot=0, provider="runpod", cluster=None)
+    record.status = RunStatus.FAILED
+    with pytest.raises(UserError, match=r"has no output to bring home: no VM or bucket was ever recorded for it \(it "
+                                        r"ended failed before one came up; `orch logs r-"):
+        sky_storage.pull_output(record)
+    assert not (tmp_path / "output").exists()
+
+
 def test_pull_brings_a_spot_runs_output_from_its_bucket(sky, tmp_path, monkeypatch):
     from sky.data import StoreType
 

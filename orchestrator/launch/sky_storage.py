@@ -167,9 +167,12 @@ def _from_bucket(bucket: str, dest: Path) -> bool:
 
 def pull_output(record) -> Path:
     """Copy the run's output into `<run folder>/output` and return that folder. Raises UserError when it cannot."""
+    location = output_location(record)
+    if not location.name:  # `could not bring ... home from :/orch/output`, of a launch that failed before any VM
+        raise UserError(f"run {record.run_id} has no output to bring home: no VM or bucket was ever recorded for it "
+                        f"(it ended {record.status.value} before one came up; `orch logs {record.run_id}` says why).")
     dest = Path(record.run_dir) / "output"
     dest.mkdir(parents=True, exist_ok=True)
-    location = output_location(record)
     cluster = _cluster_name(record)
     if cluster and not record.spot and _from_cluster(cluster, dest):
         return dest
