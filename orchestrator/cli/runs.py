@@ -192,7 +192,7 @@ def resume_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON when it ends (with --detach: once "
                                                          "started); its log goes to stderr.")] = False,
 ) -> None:
-    """Continue a stopped, preempted or budget-stopped run from its latest checkpoint."""
+    """Continue a stopped, preempted, budget-stopped or failed run from its latest checkpoint."""
     check_budget(budget)  # before the run is looked up and its target planned again
     store = RunStore()
     record = find_run(store, run_id)
