@@ -805,3 +805,14 @@ def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypa
     assert all(len(line) <= 80 for line in lines), out
     assert any("RTX 6000" in line for line in lines) and "$3.96" in out and "$0.00015" in out, out
     assert "budget_stopped" in out and not any(line.split() in (["t"], ["C"]) for line in lines), out
+
+
+def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsys):
+    """The trainer's words, `a larger budget continues from the checkpoint at step 14`, named no command."""
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    display.show_run(make_record(tmp_path, run_id="r-cccccccc", status=RunStatus.BUDGET_STOPPED, cost_usd=0.0002))
+    assert "`orch resume r-cccccccc --budget USD` continues it from its latest checkpoint" in capsys.readouterr().out
+    display.show_run(make_record(tmp_path, run_id="r-dddddddd", status=RunStatus.OK, cost_usd=0.0002))
+    assert "orch resume" not in capsys.readouterr().out

@@ -498,6 +498,10 @@ def show_run(record: RunRecord) -> None:
                       highlight=False)
     if record.message:
         console.print(f"  {esc(record.message)}", highlight=False)
+    if record.status in (RunStatus.STOPPED, RunStatus.PREEMPTED, RunStatus.BUDGET_STOPPED):  # the trainer's words
+        # ("a larger budget continues from the checkpoint") named no command
+        more = " --budget USD" if record.status is RunStatus.BUDGET_STOPPED else ""
+        console.print(f"  `orch resume {record.run_id}{more}` continues it from its latest checkpoint", highlight=False)
 
 
 def _percent(value) -> str:
