@@ -265,6 +265,9 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     (run,) = RunStore().all()
     assert jobs()[job_id]["budget_usd"] is None and jobs()[job_id]["run_budget_usd"] == run.budget_usd > 0
     assert "(2x the estimate)" in " ".join(orch("queue", "--explain").stdout.split())
+    RunStore().update(run.run_id, budget_usd=0.01)  # as `orch resume --budget 0.01` raises it: not the rule's then
+    explained = " ".join(orch("queue", "--explain").stdout.split())
+    assert "$0.010" in explained and "(2x the estimate)" not in explained
 
 
 def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):

@@ -581,8 +581,10 @@ def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
     """The budget a job's run has, or will have: one submitted without --budget gets a multiple of its estimate on
     the target it starts on, unknown until it starts, so the rule is said with the amount."""
     rule = f"{UNBUDGETED_TIMES_ESTIMATE:g}x the estimate"
-    if run is not None:  # the run's own, which `orch resume --budget` may have raised since
-        return usd_text(run.budget_usd) + ("" if job.budget_usd is not None else f" ({rule})")
+    if run is not None:  # the run's own, which `orch resume --budget` may have raised since: then the rule is not why
+        by_rule = run.est_cost_usd is not None and math.isclose(run.budget_usd,
+                                                                run.est_cost_usd * UNBUDGETED_TIMES_ESTIMATE)
+        return usd_text(run.budget_usd) + ("" if job.budget_usd is not None or not by_rule else f" ({rule})")
     return usd_text(job.budget_usd) if job.budget_usd is not None else f"{rule} on the target it starts on"
 
 
