@@ -425,7 +425,7 @@ def test_a_plain_line_wider_than_the_terminal_folds_at_spaces_and_a_pipe_gets_it
     scheduler's decisions (141) ran past 80 columns, where the terminal cut words in two and went on in the first
     column; a pipe or a log keeps one line a message, to grep."""
     args = ("catalog", "offers", "--gpu", "B200", "--spot", "--provider", "local")
-    sentence = "no offer matches --gpu and --spot and --provider: `orch catalog offers` lists them all"
+    sentence = "no offer matches --gpu and --spot and --providers: `orch catalog offers` lists them all"
     assert invoke(*args).stdout == sentence + "\n"  # not a terminal: whole
     terminal(monkeypatch)
     result = invoke(*args)
@@ -816,3 +816,12 @@ def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsy
     assert "`orch resume r-cccccccc --budget USD` continues it from its latest checkpoint" in capsys.readouterr().out
     display.show_run(make_record(tmp_path, run_id="r-dddddddd", status=RunStatus.OK, cost_usd=0.0002))
     assert "orch resume" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["catalog", "offers"], ["plan", QLORA_JOB, "--budget", "20"],
+                                     ["launch", QLORA_JOB, "--budget", "20", "--dry-run"]])
+@pytest.mark.parametrize("flag", ["--providers", "--provider"])
+def test_every_command_that_filters_providers_takes_one_spelling_of_the_flag(command, flag):
+    """`orch catalog offers --providers aws` and `orch plan --provider aws` were refused as unknown options."""
+    result = invoke(*command, flag, "aws", "--json")
+    assert result.exit_code in (0, 2) and "No such option" not in result.output, result.output

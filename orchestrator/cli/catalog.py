@@ -12,7 +12,7 @@ from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, user_errors
 from orchestrator.cli.limits import check_providers
-from orchestrator.cli.options import JsonFlag, path_option
+from orchestrator.cli.options import JsonFlag, ProvidersOption, path_option
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
 app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True,
@@ -41,7 +41,7 @@ def offers(
     gpu: Annotated[str | None, typer.Option(help="Only offers of this GPU (any common spelling), or of every size of "
                                                  "a family (A100: 40 and 80 GB).")] = None,
     spot: Annotated[bool, typer.Option("--spot", help="Only spot offers.")] = False,
-    provider: Annotated[str | None, typer.Option(help="Only this provider (aws, runpod, local, ...).")] = None,
+    provider: ProvidersOption = None,
     dropped: Annotated[bool, typer.Option("--dropped", help="Show the offers dropped as implausible.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -60,7 +60,7 @@ def offers(
     if as_json:
         display.print_json([offer_dict(o) for o in rows])
     elif not rows:  # an empty table said less than this
-        given = [flag for flag, value in (("--gpu", gpu), ("--spot", spot), ("--provider", provider)) if value]
+        given = [flag for flag, value in (("--gpu", gpu), ("--spot", spot), ("--providers", provider)) if value]
         display.say(f"no offer was dropped as implausible{' of those asked for' if given else ''}" if dropped else
                     f"no offer matches {' and '.join(given)}: `orch catalog offers` lists them all")
     else:

@@ -44,12 +44,12 @@ def check_deadline(deadline: float | None) -> float | None:
 
 def check_providers(text: str | None, known: set[str]) -> set[str] | None:
     """The providers named in a comma list, each one orch has offers for; a typo gets the near names."""
-    wanted = parse_providers(text, "--provider")
+    wanted = parse_providers(text, "--providers")
     for name in sorted(wanted or ()):
         if name in known:
             continue
         if known_cloud(name):  # a cloud SkyPilot knows, with no catalog here: not a typo
-            raise UserError(f"--provider {name}: no offers from it in the catalogs here (`orch catalog refresh` "
+            raise UserError(f"--providers {name}: no offers from it in the catalogs here (`orch catalog refresh` "
                             f"brings SkyPilot's); providers with offers: {', '.join(sorted(known))}.")
         raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
     return wanted

@@ -142,7 +142,9 @@ def seconds_option(*param_decls: str, help: str, **kwargs) -> Any:
 JobArgument = Annotated[Path, path_argument("a job file", help="Job YAML (see examples/).")]
 DeadlineOption = Annotated[float | None, hours_option(help="Time until the job must be done.")]
 ObjectiveOption = Annotated[str, typer.Option(help=f"Rank by {' or '.join(OBJECTIVES)}.")]
-ProvidersOption = Annotated[str | None, typer.Option(help="Comma list of allowed providers (e.g. local,runpod).")]
+# `--provider` too: `orch catalog offers` took one name as --provider, and plan and launch refused that spelling
+ProvidersOption = Annotated[str | None, typer.Option("--providers", "--provider",
+                                                     help="Comma list of allowed providers (e.g. local,runpod).")]
 SpotOption = Annotated[bool, typer.Option("--spot/--no-spot", help="Allow spot (interruptible) offers.")]
 MaxUsdPerHourOption = Annotated[float | None, usd_option(help="Most to pay per GPU-hour, on top of the budget.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]

@@ -102,7 +102,8 @@ def parser() -> argparse.ArgumentParser:
                        help=f"Time until the job must be done: {DURATION_FORMS}.")
     parse.add_argument("--objective", default="cost", action=_Once,
                        help=f"Rank by {' or '.join(OBJECTIVES)} (default: %(default)s).")
-    parse.add_argument("--providers", action=_Once, help="Comma list of allowed providers (e.g. local,runpod).")
+    parse.add_argument("--providers", "--provider", action=_Once,  # one spelling for every command (ProvidersOption)
+                       help="Comma list of allowed providers (e.g. local,runpod).")
     spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
     spot.add_argument("--spot", dest="spot", action="store_true", default=True, help="Allow spot (interruptible) "
                       "offers (the default).")
