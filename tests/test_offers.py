@@ -288,5 +288,5 @@ def test_no_offer_to_show_is_one_sentence_not_an_empty_table():
     from orchestrator.cli.main import app
 
     result = CliRunner().invoke(app, ["catalog", "offers", "--gpu", "B200", "--provider", "local"])
-    assert result.exit_code == 0 and result.stdout.strip() == ("no offer matches --gpu and --provider: `orch catalog "
+    assert result.exit_code == 0 and result.stdout.strip() == ("no offer matches --gpu and --providers: `orch catalog "
                                                                "offers` lists them all")
