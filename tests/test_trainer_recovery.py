@@ -354,3 +354,19 @@ def test_a_file_system_without_locks_still_gets_a_heartbeat(tmp_path, monkeypatc
     beating.start(tmp_path / "out")
     beating.stop()
     assert (tmp_path / "out" / heartbeat.HEARTBEAT_FILE).is_file()
+
+
+def test_a_budget_years_long_at_its_price_arms_the_alarm_without_overflow():
+    """$30,000 on a CPU priced at $0.00975 an hour is 1.1e10 s, past what setitimer takes: an OverflowError traceback
+    failed the run before its first step."""
+    import signal as signals
+
+    from trainer.meter import LONGEST_ALARM_S, BudgetMeter
+
+    meter = BudgetMeter(0.00975, 30_000.0, time.time())
+    try:
+        meter.arm_alarm()
+        assert 0 < signals.getitimer(signals.ITIMER_REAL)[0] <= LONGEST_ALARM_S
+    finally:
+        BudgetMeter.disarm_alarm()
+        signals.signal(signals.SIGALRM, signals.SIG_DFL)

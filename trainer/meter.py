@@ -60,6 +60,15 @@ def process_start_time() -> float:
         return time.time()
 
 
+LONGEST_ALARM_S = 1e9  # about 32 years: setitimer takes no more than a time_t holds (about 9.2e9 s here), and a
+# $30,000 budget on a CPU priced at $0.01 an hour asked for 1e10 s: an OverflowError traceback, the run failed
+
+
+def _alarm_in(seconds: float) -> None:
+    """SIGALRM after `seconds`, at least 1 ms and at most LONGEST_ALARM_S."""
+    signal.setitimer(signal.ITIMER_REAL, min(max(0.001, seconds), LONGEST_ALARM_S))
+
+
 class BudgetMeter:
     def __init__(self, usd_per_hour: float | None, budget_usd: float | None, started_at: float):
         self.usd_per_hour, self.budget_usd, self.started_at = usd_per_hour, budget_usd, started_at
@@ -106,12 +115,12 @@ class BudgetMeter:
                 finally:
                     os._exit(TrainStatus.BUDGET_STOPPED.exit_code)
             if _process_output is not None:  # the last word, should the loop never see the exception
-                signal.setitimer(signal.ITIMER_REAL, max(0.001, self.seconds_left() + METER_INTERVAL_S - EXIT_MARGIN_S))
+                _alarm_in(self.seconds_left() + METER_INTERVAL_S - EXIT_MARGIN_S)
             self._raised = True
             raise BudgetSpent(message)
 
         signal.signal(signal.SIGALRM, spent)
-        signal.setitimer(signal.ITIMER_REAL, max(0.001, self.seconds_left() - EXIT_MARGIN_S))
+        _alarm_in(self.seconds_left() - EXIT_MARGIN_S)
 
     @staticmethod
     def disarm_alarm() -> None:
