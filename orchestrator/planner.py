@@ -143,7 +143,7 @@ def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolic
     if offer.free_vram_gib is not None and vram_gib > offer.free_vram_gib:
         return "busy", f"busy: needs {vram_gib:.1f} GiB, {offer.free_vram_gib:.1f} GiB free"
     if offer.gpu.kind == "cpu" and estimate.hours > policy.cpu_max_hours:
-        return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:.1f} h (limit {policy.cpu_max_hours:g} h)"
+        return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:,.1f} h (limit {policy.cpu_max_hours:g} h)"
     if estimate.cost_usd > policy.budget_usd:
         # rounded up: `$0.00010 > $0.00010` for a $0.0001018 estimate
         return "budget", f"over budget: {_usd_at_least(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"

@@ -387,7 +387,8 @@ def _show_spend(option, out: Console) -> None:
     startup = "measured" if e.startup_measured else "guessed"
     # two decimals hid a recovery cost's cause: `recovery $0.00011` beside `0.00 expected preemptions`
     expected = e.expected_preemptions
-    shown = f"{expected:.2f}" if expected >= 0.01 or expected == 0 else f"{expected:.1g}"
+    shown = f"{expected:.2f}" if expected >= 0.01 or expected == 0 else \
+        f"{expected:.{-math.floor(math.log10(expected))}f}"  # one significant digit, not e-notation (5e-05)
     preempt = f", {shown} expected preemptions" if option.offer.spot else ""
     labelled("  spend:", f"{parts} [dim](start-up {startup}{preempt})[/]", out)
     if option.delivery is not None:

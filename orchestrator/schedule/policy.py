@@ -164,7 +164,7 @@ def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
         if unsupported_on(ask.spec, slot.offer.gpu) is None:  # fits and runs: its time or its cost left it out
             hours, cost_usd = hours_and_cost(fit, slot.offer, model, ask.spec.resolved_train_tokens())
             if slot.offer.gpu.kind == "cpu" and hours > CPU_MAX_HOURS:
-                return f"the local CPU would take {hours:.1f} h (it takes tiny jobs: {CPU_MAX_HOURS:g} h at most)"
+                return f"the local CPU would take {hours:,.1f} h (it takes tiny jobs: {CPU_MAX_HOURS:g} h at most)"
             return (f"the local {slot.offer.gpu.name} fits but costs {usd_text(cost_usd)}, over the "
                     f"{usd_text(ask.budget_usd)} budget")
     if fitting:
