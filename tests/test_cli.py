@@ -798,12 +798,14 @@ def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypa
     store, runs = RunStore(), orch_home() / "runs"
     store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name="llama31-8b-qlora", gpu="RTX 6000 Ada",
                              provider="runpod", status=RunStatus.BUDGET_STOPPED, cost_usd=3.96))
-    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="tiny", status=RunStatus.OK,
-                             cost_usd=0.00015))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="qwen25-14b-lora", status=RunStatus.OK,
+                             cost_usd=0.00000023))
     out = run_at(monkeypatch, 80, "runs")
     lines = out.splitlines()
     assert all(len(line) <= 80 for line in lines), out
-    assert any("RTX 6000" in line for line in lines) and "$3.96" in out and "$0.00015" in out, out
+    # every figure whole: the cost column was cut to `$0.0000` and `cos`
+    assert any("RTX 6000" in line for line in lines) and "$3.96" in out and "$0.00000023" in out, out
+    assert lines[2].split()[-1] == "cost", out
     assert "budget_stopped" in out and not any(line.split() in (["t"], ["C"]) for line in lines), out
 
 

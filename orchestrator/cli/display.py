@@ -465,8 +465,8 @@ def show_runs(records: list[RunRecord]) -> None:
     console.print(table)
 
 
-MOST_FOLDED_NAME = 8  # a job name is folded no narrower than this
-MOST_FOLDED_GPU = len("A100 80GB")  # nor a GPU's: `RTX 6000` over `Ada`
+MOST_FOLDED_NAME = 7  # a job name is folded no narrower than this
+MOST_FOLDED_GPU = len("RTX 6000")  # nor a GPU's: `RTX 6000` over `Ada`, `A100` over `80GB`
 MOST_WHOLE_NAME = 16  # a queued job's name up to this long is never folded (the other columns fold first)
 
 
