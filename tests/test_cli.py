@@ -797,7 +797,8 @@ def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypa
 
     store, runs = RunStore(), orch_home() / "runs"
     store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name="llama31-8b-qlora", gpu="RTX 6000 Ada",
-                             provider="runpod", status=RunStatus.BUDGET_STOPPED, cost_usd=3.96))
+                             provider="runpod", status=RunStatus.BUDGET_STOPPED, cost_usd=3.96,
+                             tokens_per_s=6932.0, peak_vram_gib=39.8, wall_s=14904.0))
     store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="qwen25-14b-lora", status=RunStatus.OK,
                              cost_usd=0.00000023))
     out = run_at(monkeypatch, 80, "runs")
