@@ -196,3 +196,33 @@ def test_a_file_where_the_schedulers_marks_go_is_said_with_its_fix(tmp_path):
     with pytest.raises(UserError, match="schedulers is not a folder: a looping scheduler keeps a mark there. Move it "
                                         "away, or set ORCH_HOME to another folder."):
         Scheduler(queue).run_forever(0.1)
+
+
+def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monkeypatch):
+    """A $50 budget started under a $6 cap could spend $44 past it (the cap kept only the run's $5 estimate), and the
+    owned cards' runs, placed whatever the cap, were counted against it."""
+    import types
+
+    from orchestrator.home import orch_home
+    from orchestrator.runs.status import Target
+    from orchestrator.schedule.scheduler import month_spend_usd
+    from tests.test_runs_store import make_record
+
+    store, now, runs = RunStore(), time.time(), orch_home() / "runs"
+    store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", target=Target.CLOUD, status=RunStatus.RUNNING,
+                             budget_usd=6.0, est_cost_usd=5.0, created_at=now))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", target=Target.CLOUD, status=RunStatus.OK,
+                             cost_usd=2.0, created_at=now))
+    store.insert(make_record(runs / "r-cccccccc", run_id="r-cccccccc", status=RunStatus.OK, cost_usd=3.0,
+                             created_at=now))
+    assert month_spend_usd(store, now) == 8.0  # the running one at its budget stop; the local one not at all
+
+    budgets = []
+    monkeypatch.setattr(lifecycle, "new_record", lambda spec, path, option, budget, device: budgets.append(budget)
+                        or make_record(tmp_path / "d", run_id="r-dddddddd"))
+    monkeypatch.setattr(lifecycle, "start", lambda *args, **kwargs: None)
+    monkeypatch.setattr(JobQueue, "claim", lambda *args: True)
+    job = types.SimpleNamespace(job_id="j-1", budget_usd=50.0, job_path=str(tmp_path / "job.yaml"))
+    decision = types.SimpleNamespace(slot=None, option=types.SimpleNamespace(estimate=types.SimpleNamespace(
+        cost_usd=5.0)))
+    assert Scheduler()._start(job, None, decision, spend_left_usd=6.0) == 6.0 and budgets == [6.0]

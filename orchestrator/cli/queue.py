@@ -143,8 +143,10 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
 def scheduler_run_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     interval: Annotated[float, seconds_option(help="Time between passes.")] = 30.0,
-    monthly_cap: Annotated[float | None, usd_option(help="Most all jobs may spend this calendar month, in US "
-                                                         "dollars.", zero_allowed=True)] = None,
+    monthly_cap: Annotated[float | None, usd_option(help="Most the cloud runs may spend this calendar month, in US "
+                                                         "dollars: a cloud run's budget stop is kept within what it "
+                                                         "leaves (owned cards are used whatever it says).",
+                                                    zero_allowed=True)] = None,
     cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass's decisions as JSON.")] = False,
 ) -> None:

@@ -16,6 +16,7 @@ for a spot run (no storage cloud for its checkpoints) the policy is told of, so 
 
 import datetime
 import itertools
+import math
 import os
 import shutil
 import socket
@@ -77,12 +78,14 @@ def _alive(pid: int) -> bool:
 
 
 def month_spend_usd(store: RunStore, now: float) -> float:
-    """This calendar month's spend: what ended runs cost, and what running ones are estimated to cost."""
+    """This calendar month's cloud spend, which --monthly-cap bounds: what ended cloud runs cost, and what running
+    ones may still cost, their budget stop (their estimate let the runs started under the cap spend past it). Owned
+    cards are placed first whatever the month's spend, so their runs were counted against a cap they never met."""
     month_start = datetime.datetime.fromtimestamp(now).replace(day=1, hour=0, minute=0, second=0).timestamp()
     total = 0.0
     for run in store.all():
-        if run.created_at >= month_start:
-            total += run.cost_usd if run.cost_usd is not None else (run.est_cost_usd or 0.0)
+        if run.created_at >= month_start and run.target is Target.CLOUD:
+            total += run.budget_usd if run.status.is_active() else (run.cost_usd or 0.0)
     return total
 
 
@@ -199,16 +202,16 @@ class Scheduler:
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
             elif decision.action in ("start_local", "start_cloud"):
                 try:
-                    started = self._start(job, spec, decision)
+                    started = self._start(job, spec, decision, spend_left)
                 except UserError as exc:  # refused before any request: every later pass would be refused the same
-                    decision, started = Decision("reject", f"the launch refused it: {exc}"), False
+                    decision, started = Decision("reject", f"the launch refused it: {exc}"), None
                     self.queue.update(job.job_id, status=JobStatus.REJECTED, decision=decision.action,
                                       reason=decision.reason)
-                if started and decision.slot is not None:
+                if started is not None and decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
                              if s.slot_id == decision.slot.slot_id else s for s in slots]
-                elif started:
-                    spend_left -= decision.option.estimate.cost_usd
+                elif started is not None:  # a cloud run may spend up to its budget stop: the cap keeps that much
+                    spend_left -= started
             decided.append((job, decision))
         return decided
 
@@ -230,23 +233,27 @@ class Scheduler:
             decision = Decision("reject", str(exc))
         return decision
 
-    def _start(self, job: JobRecord, spec, decision: Decision) -> bool:
+    def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf) -> float | None:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
-        holds no more runs than it can), then start it. A job without its own budget gets UNBUDGETED_TIMES_ESTIMATE
-        times its estimate as its budget stop. False: another scheduler got the job or the slot first. A launch the
-        target refuses before any request (UserError) is recorded failed by the launch and raised to the caller,
-        which rejects the job; a scheduler killed before that leaves a failed run the next pass retries, as any."""
+        holds no more runs than it can), then start it; returns the run's budget stop. A job without its own budget
+        gets UNBUDGETED_TIMES_ESTIMATE times its estimate as its budget stop, and a cloud run no more than the monthly
+        cap leaves (`spend_left_usd`: a $50 budget started under a $6 cap could spend $44 past it). None: another
+        scheduler got the job or the slot first. A launch the target refuses before any request (UserError) is
+        recorded failed by the launch and raised to the caller, which rejects the job; a scheduler killed before that
+        leaves a failed run the next pass retries, as any."""
         budget = job.budget_usd if job.budget_usd is not None \
             else decision.option.estimate.cost_usd * UNBUDGETED_TIMES_ESTIMATE
+        if decision.slot is None:
+            budget = min(budget, spend_left_usd)
         slot = decision.slot
         device = None if slot is None else slot.slot_id.split(":")[0]
         record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device)
         capacity = self.cpu_slots if device == CPU_DEVICE else 1
         if not self.queue.claim(job.job_id, self.owner, record, capacity):
             shutil.rmtree(record.run_dir, ignore_errors=True)
-            return False  # another scheduler started it, or took the slot
+            return None  # another scheduler started it, or took the slot
         lifecycle.start(self.store, record, decision.option, device)
-        return True
+        return budget
 
     def run_forever(self, interval_s: float) -> None:
         """Passes until stopped, with a mark beside the queue while it loops: `orch submit` and `orch queue` tell
