@@ -37,4 +37,4 @@ def test_a_progress_file_of_another_shape_is_skipped_until_a_good_one(tmp_path, 
     view.path.write_text(json.dumps(GOOD))
     view._refresh()
     assert task.visible and (task.total, task.completed) == (10, 3)
-    assert (task.fields["tok_s"], task.fields["eta"], task.fields["spent"]) == ("1,234", "1:15", "$0.0100")
+    assert (task.fields["tok_s"], task.fields["eta"], task.fields["spent"]) == ("1,234", "1:15", "$0.010")

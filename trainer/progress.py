@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from gpu_catalog.units import usd_text
 from trainer.jsonio import write_json_atomic
 
 PROGRESS_FILE = "progress.json"
@@ -25,7 +26,7 @@ class Progress:
         self.bar.update(step - self.bar.n)
         postfix = {"loss": f"{loss:.3f}", "tok_s": f"{tokens_per_s:,.0f}"}
         if spent_usd is not None:
-            postfix["spent"] = f"${spent_usd:.4f}"
+            postfix["spent"] = usd_text(spent_usd)  # as every dollar is written: `$0.0000` said a tiny job was free
         self.bar.set_postfix(postfix)
         done = step - self.first_step
         eta_s = (time.time() - self.started) / done * (self.total_steps - step) if done > 0 else None

@@ -17,6 +17,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from gpu_catalog.units import usd_text  # noqa: E402
+
 WHERE_COLOURS = {"local": "#4c72b0", "cloud on-demand": "#dd8452", "cloud spot": "#f2b880"}
 METHOD_COLOURS = {"full": "#c44e52", "lora": "#55a868", "qlora": "#8172b3"}
 ORIGIN_COLOURS = {"measured": "#2a9d8f", "published": "#e76f51"}
@@ -42,10 +44,6 @@ def _log_scale(ax, *axes: str) -> None:
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
         axis.set_minor_formatter(NullFormatter())
-
-
-def _usd(value: float) -> str:
-    return f"${value:,.2f}" if value >= 1 else f"${value:.2g}"
 
 
 def _kind(target: dict) -> str:
@@ -160,7 +158,7 @@ def own_vs_rent(entries: list[dict], title: str, caption: str, path: Path) -> Pa
     cloud = next((e for e in entries if e["cloud_usd_per_job"] is not None), None)
     if cloud:
         ax.axhline(cloud["cloud_usd_per_job"], color="#333333", linestyle="--",
-                   label=f"rent: {cloud['cloud']} ({_usd(cloud['cloud_usd_per_job'])} per job)")
+                   label=f"rent: {cloud['cloud']} ({usd_text(cloud['cloud_usd_per_job'])} per job)")
     _log_scale(ax, "y")
     ax.set_xlim(0, 100)
     ax.set_xlabel("yearly utilization of the owned card (% of hours)")

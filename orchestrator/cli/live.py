@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 from orchestrator.db import MAX_STORED_NUMBER
 from orchestrator.runs.store import RunRecord
 
@@ -79,4 +80,4 @@ class RunProgress:
         except (UserError, KeyError, TypeError, AttributeError):  # not a mapping, or a figure missing
             return
         self.progress.update(self.task, total=total, completed=step, visible=True, tok_s=f"{tokens_per_s:,.0f}",
-                             eta=_eta(eta_s), spent="" if spent is None else f"${spent:.4f}")
+                             eta=_eta(eta_s), spent="" if spent is None else usd_text(spent))
