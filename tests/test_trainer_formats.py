@@ -76,13 +76,13 @@ def test_preference_data_is_named_with_the_mapping_that_trains_on_the_chosen_ans
 
 
 @pytest.mark.parametrize("record, message", [
-    ({"text": float("nan")}, "record 2: the value of `text` must be a string, got nan"),
+    ({"text": float("nan")}, "record 2: the value of `text` must be a string, got NaN"),
     ({"text": 3}, "record 2: the value of `text` must be a string, got 3"),
-    ({"instruction": "Opposite?", "output": None}, "the value of `output` must be a string, got None"),
+    ({"instruction": "Opposite?", "output": None}, "the value of `output` must be a string, got null"),
     ({"prompt": "hi", "completion": [{"role": "assistant", "content": "hello"}]},
      "the value of `completion` must be a string (or `prompt` and `completion` both lists of messages)"),
     ({"messages": []}, "record 2: `messages` is empty ([]): a conversation needs at least one turn"),
-    ({"conversations": None}, "record 2: `conversations` is empty (None)"),
+    ({"conversations": None}, "record 2: `conversations` is empty (null)"),
 ])
 def test_a_shape_whose_value_is_not_a_string_names_the_key(tokenizer, record, message):
     """The key is there: "none of the known shapes, its keys are ['text']" would send the user to rename it."""
