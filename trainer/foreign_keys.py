@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import yaml
 
-from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, get_model, hub_id
@@ -123,14 +122,14 @@ CHECKPOINT_FORMATS = ((re.compile(r"bnb-4bit", re.I), "nf4"), (re.compile(r"gptq
                       (re.compile(r"awq", re.I), "awq"), (re.compile(r"-int8\b", re.I), "gptq-int8"))
 
 
-def checkpoint_quantization(model: str, base_dir: Path | None = None) -> str | None:
-    """The quantization a model's checkpoint is stored in, or None: as its name says, else (a model folder beside
-    `base_dir`) as its config.json says. A folder whose config cannot be read is the model's own checks' to say."""
+def checkpoint_quantization(model: str, folder: Path | None = None) -> str | None:
+    """The quantization a model's checkpoint is stored in, or None: as its name says, else (`folder`: where the
+    model resolves as a local folder, trainer.config.model_folder) as its config.json says. A folder whose config
+    cannot be read is the model's own checks' to say."""
     named = next((name for pattern, name in CHECKPOINT_FORMATS if pattern.search(model.split("/")[-1])), None)
-    if named is not None or base_dir is None:
+    if named is not None or folder is None:
         return named
     try:
-        folder = base_dir / checks.user_path(model)
         return get_model(str(folder)).stored_quantization if (folder / "config.json").is_file() else None
     except (UserError, OSError):  # a name too long for a path is no folder either
         return None

@@ -128,7 +128,8 @@ def qlora_keys_problem(raw: dict, base_dir: Path | None = None) -> str | None:
     refused for any method. (`orch estimate` flags are not held to this: a what-if may carry a column of settings
     whatever the method.)"""
     method, model = choice_as_orch("method", raw.get("method")), raw.get("model")
-    stored = checkpoint_quantization(model, base_dir) if isinstance(model, str) else None
+    folder = model_folder(model, base_dir) if isinstance(model, str) and base_dir is not None else None
+    stored = checkpoint_quantization(model, folder) if isinstance(model, str) else None
     if stored is not None and quantization_named(stored) is None:
         return (f"`model` {checks.short_repr(model)} is stored quantized ({checks.printable(stored)}), a format orch "
                 "neither estimates nor trains: give the unquantized model")

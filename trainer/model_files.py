@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # the files transformers loads a model's weights from, one file or shards listed in an index
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+WEIGHT_FILES = (*SAFETENSORS_FILES, "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def weights_problem(folder: Path) -> str | None:
     """Why the model in `folder` has no weights transformers can load, or None: no weight file, an index that lists
     no shard or one that is not there, or a safetensors file whose header or data does not read."""
-    found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    found = _weight_file(folder, WEIGHT_FILES)
     if found is None:
         return (f"model folder '{folder}' holds no weights (none of {', '.join(WEIGHT_FILES)}): save the model there "
                 "with save_pretrained, or give its hub id")
@@ -30,6 +30,11 @@ def weights_problem(folder: Path) -> str | None:
         if shard.suffix == ".safetensors" and (problem := _safetensors_problem(shard)):
             return f"{shard} {problem}: copy it again, or save the model again with save_pretrained"
     return None
+
+
+def _weight_file(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of `names` (WEIGHT_FILES, in transformers' order) that the folder holds."""
+    return next((folder / name for name in names if (folder / name).is_file()), None)
 
 
 def _shards(found: Path) -> list[Path]:
@@ -57,7 +62,7 @@ def weight_shapes(folder: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
     judged them first); none for .bin weights."""
     from safetensors import safe_open
 
-    found = next((folder / name for name in WEIGHT_FILES[:2] if (folder / name).is_file()), None)
+    found = _weight_file(folder, SAFETENSORS_FILES)
     for shard in _shards(found) if found is not None else []:
         with safe_open(shard, framework="numpy") as weights:
             for name in weights.keys():  # noqa: SIM118 - safe_open is no mapping: keys() is its only listing

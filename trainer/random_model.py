@@ -19,7 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir
-from gpu_catalog.models import get_model
+from gpu_catalog.models import ModelShape, get_model
 from gpu_catalog.units import BYTES_PER_GIB
 from trainer.config import ConfigError
 from trainer.model_files import weights_problem
@@ -72,15 +72,16 @@ def free_memory_bytes(device: str) -> int | None:
     return int(kib) * 1024 if kib is not None else None
 
 
-def weight_dtype(model_name: str) -> torch.dtype:
+def weight_dtype(shape: ModelShape) -> torch.dtype:
     """bf16 for a real model's shape, as its checkpoint ships; fp32 for the tiny test model, which trains on a CPU."""
-    return torch.bfloat16 if get_model(model_name).params > 1e8 else torch.float32
+    return torch.bfloat16 if shape.params > 1e8 else torch.float32
 
 
 def check_room_to_build(model_name: str, device: str) -> None:
     """A model too large for the memory it is built in is refused before the build: the kernel's OOM killer ended
     the process with no word (random:meta-llama/Llama-3.1-70B on a 24 GiB machine)."""
-    weight_bytes = get_model(model_name).params * weight_dtype(model_name).itemsize
+    shape = get_model(model_name)
+    weight_bytes = shape.params * weight_dtype(shape).itemsize
     free = free_memory_bytes(device)
     if free is not None and weight_bytes > free:
         where = "this GPU" if device.startswith("cuda") else "this machine"
@@ -117,7 +118,7 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     with torch.device(device):  # drawn in its own dtype: drawn in fp32 and cast, an 8B model needed 32 GB
-        model = LlamaForCausalLM._from_config(config, dtype=weight_dtype(model_name))
+        model = LlamaForCausalLM._from_config(config, dtype=weight_dtype(shape))
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

@@ -12,6 +12,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import squeezed
 from orchestrator.cli.flag_aliases import listed
+from trainer.config import model_folder
 from trainer.foreign_keys import Quantization, checkpoint_quantization, quantization_named
 from trainer.job_file import QLORA_KEYS
 
@@ -85,7 +86,8 @@ def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, 
         flags = _agree(flags, form, f"--method {flags['method']}")
     method = flags.get("method")
     said_by = f"--quantization {quantization}"
-    if quantization is None and (quantization := checkpoint_quantization(model, Path("."))) is not None:
+    if quantization is None and (quantization := checkpoint_quantization(model, model_folder(model, Path(".")))) \
+            is not None:
         said_by = f"{model}, stored quantized,"
         if quantization_named(quantization) is None:
             raise UserError(f"{checks.short_repr(model)} is stored quantized ({checks.printable(quantization)}), a "
