@@ -36,6 +36,17 @@ def usd_text(value: float) -> str:
     return f"${value:.{1 - math.floor(math.log10(value))}f}"
 
 
+def above_texts(value: float, limit: float) -> tuple[str, str]:
+    """`value` and the `limit` it passes, written with the fewest decimals (one to three) that show it above: a
+    refusal that reads `8.0 h > 8 h` or `needs 10.0 GiB, 10.0 GiB free` contradicts itself. Past three decimals the
+    value is rounded up and the limit down, so the gap still shows."""
+    for decimals in (1, 2, 3):
+        shown, limit_shown = f"{value:,.{decimals}f}", f"{limit:,.{decimals}f}"
+        if float(shown.replace(",", "")) > float(limit_shown.replace(",", "")):
+            return shown, limit_shown
+    return f"{math.ceil(value * 1000) / 1000:,.3f}", f"{math.floor(limit * 1000) / 1000:,.3f}"
+
+
 def plain_number(text: str) -> float:
     """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
     (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else."""

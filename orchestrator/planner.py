@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, usd_text
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, above_texts, usd_text
 from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
@@ -129,7 +129,7 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
     if unsupported := unsupported_on(spec, offer.gpu) or (None if offer.is_local else unsupported_in_cloud(spec)):
         return "unsupported", unsupported
     if policy.max_usd_per_hour is not None and offer.usd_per_hour > policy.max_usd_per_hour:
-        return "price", (f"over --max-usd-per-hour: {usd_text(offer.usd_per_hour)}/h > "
+        return "price", (f"over --max-usd-per-hour: {_usd_at_least(offer.usd_per_hour)}/h > "
                          f"{usd_text(policy.max_usd_per_hour)}/h")
     if not fit.fits:
         return "memory", fit.reason
@@ -141,14 +141,17 @@ def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolic
     limit, the budget or the deadline; None when it takes the job. Also asked of the offers --max-usd-per-hour took
     out, which of them the job would otherwise run on (no_option_message)."""
     if offer.free_vram_gib is not None and vram_gib > offer.free_vram_gib:
-        return "busy", f"busy: needs {vram_gib:.1f} GiB, {offer.free_vram_gib:.1f} GiB free"
+        needs_gib, free_gib = above_texts(vram_gib, offer.free_vram_gib)
+        return "busy", f"busy: needs {needs_gib} GiB, {free_gib} GiB free"
     if offer.gpu.kind == "cpu" and estimate.hours > policy.cpu_max_hours:
-        return "cpu", f"CPU is for tiny jobs: would take {estimate.hours:,.1f} h (limit {policy.cpu_max_hours:g} h)"
+        hours, limit_h = above_texts(estimate.hours, policy.cpu_max_hours)
+        return "cpu", f"CPU is for tiny jobs: would take {hours} h (limit {limit_h} h)"
     if estimate.cost_usd > policy.budget_usd:
         # rounded up: `$0.00010 > $0.00010` for a $0.0001018 estimate
         return "budget", f"over budget: {_usd_at_least(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"
     if policy.deadline_hours is not None and estimate.hours > policy.deadline_hours:
-        return "deadline", f"misses deadline: {estimate.hours:.1f} h > {policy.deadline_hours:g} h"
+        hours, deadline_h = above_texts(estimate.hours, policy.deadline_hours)
+        return "deadline", f"misses deadline: {hours} h > {deadline_h} h"
     return None
 
 

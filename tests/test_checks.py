@@ -8,7 +8,7 @@ import pytest
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import above_texts, usd_text
 
 
 @pytest.mark.parametrize("value, kwargs", [
@@ -129,6 +129,14 @@ def test_output_paths(tmp_path):
                                        (1e-320, "$1.0e-320")])
 def test_dollars_for_people_never_run_to_a_line_of_zeros(usd, text):
     assert usd_text(usd) == text
+
+
+@pytest.mark.parametrize("value, limit, texts", [
+    (8.04, 8, ("8.04", "8.00")), (9.5, 8, ("9.5", "8.0")), (1.0000001, 1, ("1.001", "1.000")),
+    (1234.56, 1000, ("1,234.6", "1,000.0"))])
+def test_a_value_over_its_limit_is_written_above_it(value, limit, texts):
+    """`misses deadline: 8.0 h > 8 h` said a job of 8.04 h missed an 8 h deadline in words that contradict it."""
+    assert above_texts(value, limit) == texts
 
 
 @pytest.mark.parametrize("char", ["\u202a", "\u202e", "\u2066", "\u2069", "\u200e", "\u200f", "\u061c"])

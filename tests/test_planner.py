@@ -66,6 +66,13 @@ def test_deadline_rejects_slow_targets():
     assert result.rejected[0].kind == "deadline" and "misses deadline" in result.rejected[0].reason
 
 
+def test_a_deadline_missed_by_minutes_shows_the_minutes():
+    hours = run([make_offer(H100, "fast", 3.0)]).options[0].estimate.hours
+    (rejected,) = run([make_offer(H100, "fast", 3.0)], deadline_hours=hours - 1e-4).rejected
+    shown, deadline = rejected.reason.removeprefix("misses deadline: ").removesuffix(" h").split(" h > ")
+    assert float(shown) > float(deadline), rejected.reason
+
+
 def test_gpu_too_small_is_rejected_for_memory():
     spec = dataclasses.replace(JOB, method="full")
     result = run([make_offer(get_gpu("RTX 4090"))], spec=spec)

@@ -106,6 +106,14 @@ def test_late_is_better_than_never_and_nothing_fits_is_rejected():
     assert rejected.action == "reject" and "fits no GPU" in rejected.reason
 
 
+def test_a_local_card_inside_the_deadline_but_short_of_its_margin_is_not_called_late():
+    """A card judged at 1.2x its estimate can miss the deadline while it would finish before it: `-0.5 h late`."""
+    hours = local_hours()
+    decision = decide(ask(deadline_h=hours * 1.1), MODEL, [LocalSlot("0", RTX4090)], [])
+    assert decision.action == "start_local" and "late" in decision.reason and "-" not in decision.reason
+    assert f"no {DEADLINE_SAFETY_FACTOR:g}x margin" in decision.reason, decision.reason
+
+
 def test_a_job_no_local_card_fits_names_the_largest_local_card():
     """The reason named the smallest card (`has 15.2 GiB on T4`), the furthest from fitting; the largest local card
     is the nearest miss, whatever order the cards come in, and a GPU before the CPU."""

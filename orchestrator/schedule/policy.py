@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import above_texts, usd_text
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
@@ -191,6 +191,14 @@ def unaffordable(spec: JobConfig, model: ModelShape, offers: list[Offer], budget
     return no_option_message(result)
 
 
+def _lateness(finish_h: float, deadline_h: float) -> str:
+    """How a local card that misses the deadline misses it: past it, or inside it without the safety margin (a
+    negative `h late` read as nonsense)."""
+    if finish_h > deadline_h:
+        return f", {above_texts(finish_h - deadline_h, 0)[0]} h late"
+    return f", {finish_h:.2f} h of the {deadline_h:g} h deadline: no {DEADLINE_SAFETY_FACTOR:g}x margin for scatter"
+
+
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
            calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
            fit_cache: dict[str, Fit] | None = None, refusal: LaunchRefusal | None = None) -> Decision:
@@ -217,7 +225,7 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
         return Decision("start_cloud", f"{local_why}; {why}: {o.gpu.name} on {o.provider} {o.region}, "
                                        f"{e.hours:.2f} h, {usd_text(e.cost_usd)}", option=option)
     if local:
-        late = f", {local[0].finish_h - ask.deadline_h:.1f} h late" if ask.deadline_h is not None else ""
+        late = "" if ask.deadline_h is None else _lateness(local[0].finish_h, ask.deadline_h)
         return _start_or_wait(ask, model, local[0], f"{why.rstrip('.')}; late is better than never{late}")
     if why.startswith("the monthly spend cap"):
         return Decision("wait", f"{local_why}; {why}: waiting for next month")
