@@ -552,6 +552,9 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
     if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
+    if folder := next((given for given in inputs if Path(given).is_dir() and _inside(path, Path(given))), None):
+        # a model folder's config.json, a file among a dataset folder's: replaced, or read as data by the next run
+        raise UserError(f"{what} '{path}' is inside '{folder}', which this command reads: write outside it.")
     # a link is written through: the folder its target names is the one that must take the file (a dangling link's
     # was found missing only at the write, after the work)
     landing = resolved(path, what) if path.is_symlink() else path
@@ -604,6 +607,13 @@ def fits_the_file_system(path: Path, what: str) -> None:
 
 
 MOST_PATH_BYTES = 4096  # Linux's PATH_MAX
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return resolved(folder) in resolved(path).parents
+    except (OSError, UserError):  # a loop of links: said of the path where it is read
+        return False
 
 
 def same_file(a: Path, b: Path) -> bool:

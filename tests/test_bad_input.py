@@ -272,6 +272,22 @@ case("launch-out-over-the-dataset", lambda i: ["launch", i.job(dataset="d.jsonl"
                                                "--out", i.file("d.jsonl", '{"text": "a"}\n')])
 case("launch-out-files-a-file", lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--out",
                                            str(Path(i.file("t-files", "x")).with_name("t.yaml"))])
+def _model_job(i: Inputs) -> str:
+    i.file("model/config.json", json.dumps(GOOD_MODEL))
+    return i.job(model=str(i.files / "model"), method="lora")
+
+
+# an input the plan reads, replaced even with --force: the task file over a model's config.json, or the cards' prices
+case("launch-out-inside-the-model-folder", lambda i: ["launch", _model_job(i), "--budget", "10", "--dry-run", "--force",
+                                                      "--out", str(i.files / "model" / "config.json")])
+
+
+def _launch_over_the_hardware_file(i: Inputs) -> list[str]:
+    i.hardware("cards: [{gpu: RTX 4090}]\n")
+    return ["launch", i.job(), "--budget", "10", "--dry-run", "--force", "--out", str(i.files / "hardware.yaml")]
+
+
+case("launch-out-over-the-hardware-file", _launch_over_the_hardware_file)
 for name, out in (("missing-folder", lambda i: str(i.files / "no" / "task.yaml")), ("a-folder", lambda i: str(i.files)),
                   ("under-a-file", lambda i: i.file("f", "x") + "/task.yaml"), ("in-proc", lambda i: "/proc/x/t.yaml")):
     case(f"launch-dry-run-out-{name}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run",
@@ -497,6 +513,15 @@ case("train-set-blank-value", lambda i: ["train", i.job(), "--set", "max_steps= 
 case("hardware-nested-deep", lambda i: i.hardware("pue: " + DEEP))
 case("model-config-nested-deep", lambda i: i.model('{"hidden_size": ' + "[" * 100_000 + "]" * 100_000 + "}"))
 case("calibration-nested-deep", lambda i: i.calibration('{"efficiency": ' + DEEP + "}"))
+
+
+def _import_over_its_dataset(i: Inputs) -> list[str]:
+    data = i.file("d.jsonl", '{"text": "a"}\n')
+    config = i.file("ax.yaml", AXOLOTL + f"datasets: [{{path: {data}, type: completion}}]\n")
+    return ["import", config, "--out", data, "--force"]
+
+
+case("import-out-over-its-dataset", _import_over_its_dataset)
 case("import-set-nan", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "learning_rate=nan"])
 case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "seq_len"])
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
@@ -1101,6 +1126,11 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db")), "--out", str(i.work / "c.json")],
      "app.db is another program's database (its tables: 'notes'); orch never writes into it: move it away, or give "
      "--db another file"),
+    # the task file replaced a model's config.json, the cards' prices, an imported job's own dataset (with --force)
+    (lambda i: ["launch", _model_job(i), "--budget", "10", "--dry-run", "--force", "--out",
+                str(i.files / "model" / "config.json")], "model/config.json' is inside "),
+    (_launch_over_the_hardware_file, "hardware.yaml' is one of this command's input files"),
+    (_import_over_its_dataset, "d.jsonl' is one of this command's input files"),
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),

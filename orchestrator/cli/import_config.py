@@ -17,6 +17,7 @@ from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
+from orchestrator.launch.local import local_paths
 from trainer.config import ConfigError, check_model_and_tokenizer, config_from_dict, model_folder, parse_overrides
 from trainer.data_sources import dataset_problems
 from trainer.job_file import job_file_problems
@@ -102,6 +103,9 @@ def import_command(
     except UserError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
+    if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
+        checks.output_file(out, inputs=(config, *local_paths(job, job.get("tokenizer"), job_dir).values()),
+                           force=force)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
     if out is not None:

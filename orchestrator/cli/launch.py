@@ -9,6 +9,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.owned import hardware_file
 from gpu_catalog.units import usd_text
 from orchestrator import preflight
 from orchestrator.cli import display
@@ -27,6 +28,7 @@ from orchestrator.cli.options import (
 from orchestrator.cli.planning import plan_job, replanned
 from orchestrator.cli.runs import exit_code, follow_run
 from orchestrator.cli.serialize import error_dict, plan_dict
+from orchestrator.estimator.calibration import calibration_file
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import read_job
 from orchestrator.planner import no_option_message
@@ -151,6 +153,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
         inputs = (job, *read_job(job)[1].values())
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
+    inputs += (hardware_file(), calibration_file())  # the plan reads them too: a task file replaced the cards' prices
     checks.output_file(out, "--out", inputs=inputs, force=force)
     files_dir = task_files_dir(out)
     checks.fits_the_file_system(files_dir, "--out (the folder of the task's files beside it)")  # name + -files

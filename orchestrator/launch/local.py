@@ -35,14 +35,20 @@ def read_job(job_path: Path) -> tuple[dict, dict[str, Path]]:
     (relative to the job file). The file is read again when a run starts (a queued job's copy, a resumed run's), so
     it is checked as a job file is on first reading: UTF-8, no repeated key, and settings the trainer takes."""
     raw, config = read_job_file(job_path)
-    local = {key: (job_path.parent / raw[key]).resolve() for key in DATA_KEYS
-             if isinstance(raw.get(key), str) and (job_path.parent / raw[key]).exists()}
-    if (model := model_folder(raw["model"], job_path.parent)) is not None and model.exists():
+    return raw, local_paths(raw, config.tokenizer, job_path.parent)
+
+
+def local_paths(raw: dict, tokenizer: str | None, job_dir: Path) -> dict[str, Path]:
+    """The datasets (training, eval), model and tokenizer folder of the job mapping `raw` that are paths on this
+    machine, absolute: what a run reads, and no output may replace."""
+    local = {key: (job_dir / raw[key]).resolve() for key in DATA_KEYS
+             if isinstance(raw.get(key), str) and (job_dir / raw[key]).exists()}
+    if (model := model_folder(raw["model"], job_dir)) is not None and model.exists():
         local["model"] = model  # the trainer runs in another folder than the job file's
-    tokenizer = resolve_tokenizer(config.tokenizer, job_path.parent)
+    tokenizer = resolve_tokenizer(tokenizer, job_dir)
     if tokenizer is not None and os.path.isdir(tokenizer):  # a folder here, not a hub id
         local["tokenizer"] = Path(tokenizer).resolve()
-    return raw, local
+    return local
 
 
 def job_json(spec: JobConfig, job_dir: Path) -> str:
