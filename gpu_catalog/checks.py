@@ -12,6 +12,7 @@ import math
 import os
 import re
 import reprlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -134,12 +135,22 @@ def number(value, what: str, low: float | None = None, high: float | None = None
         raise UserError(f"{what} must be {kind}, got {short_repr(value)}.")
     if not math.isfinite(value):
         raise UserError(f"{what} must be a finite number, got {short_repr(value)}.")
+    if tiny := too_small_text(value):
+        raise UserError(f"{what} {tiny}.")
     too_low = low is not None and (value <= low if above else value < low)
     if too_low or (high is not None and value > high):
         bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
                   f"at most {_shown(high)}" if high is not None else ""]
         raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {_shown(value)}.")
     return int(value) if whole else value
+
+
+def too_small_text(value) -> str | None:
+    """Why a number is too near 0 to compute with (a subnormal float, below 2.2e-308: `learning_rate: 5e-324`
+    trained nothing, `save_every_minutes: 5e-324` checkpointed every step), or None. No setting means one."""
+    if isinstance(value, float) and 0 < abs(value) < sys.float_info.min:
+        return f"{value!r} is too near 0 to compute with (below {sys.float_info.min:.1e}): give a larger value"
+    return None
 
 
 def _shown(value: float) -> str:

@@ -157,7 +157,7 @@ def case(name: str, build: Callable[[Inputs], list[str]]) -> None:
 
 # --- job file values, through `orch plan` -------------------------------------------------------------------------
 BAD_JOB_VALUES = {
-    "learning_rate": [math.nan, math.inf, -math.inf, 0, -1e-4, 5.0, "fast", True],
+    "learning_rate": [math.nan, math.inf, -math.inf, 0, -1e-4, 5.0, "fast", True, 5e-324],
     "epochs": [math.nan, math.inf, 0, -1, 1e9],
     "seq_len": [0, -1, 1.5, math.nan, "long", 1e30, 2**60, 2**20 + 1],
     "micro_batch": [0, -2, 2.5, 10**11],
@@ -173,9 +173,9 @@ BAD_JOB_VALUES = {
     "warmup_steps": [-1, 1e15],
     "timing_warmup_steps": [10**12],
     "eval_every": [10**15],
-    "weight_decay": [-0.1, math.nan, 1e11],
-    "max_grad_norm": [0, math.inf],
-    "save_every_minutes": [0, math.nan, -math.inf],
+    "weight_decay": [-0.1, math.nan, 1e11, 5e-324],
+    "max_grad_norm": [0, math.inf, 5e-324],
+    "save_every_minutes": [0, math.nan, -math.inf, 5e-324],
     "usd_per_hour": [math.nan, -1, 1e11],
     "budget_usd": [math.nan, -5, math.inf, 1e11],
     "num_workers": [10**11],
@@ -197,6 +197,8 @@ BAD_JOB_VALUES = {
 for key, values in BAD_JOB_VALUES.items():
     for value in values:
         case(f"job-{key}={value!r}", lambda i, key=key, value=value: plan(i, **{key: value}))
+for budget in (0, 5e-324):  # with its price, so the budget stop is whole and the budget alone is wrong
+    case(f"job-budget_usd={budget}", lambda i, budget=budget: plan(i, budget_usd=budget, usd_per_hour=1))
 
 BAD_NAMES = ["", "../../x", str(ESCAPE_TARGET), "a/b", "[red]x[/]", ".hidden", "-x", "x y", "é", 123, "a" * 101]
 for name in BAD_NAMES:
@@ -1131,6 +1133,8 @@ def _foreign_database(path: Path) -> Path:
                 str(i.files / "model" / "config.json")], "model/config.json' is inside "),
     (_launch_over_the_hardware_file, "hardware.yaml' is one of this command's input files"),
     (_import_over_its_dataset, "d.jsonl' is one of this command's input files"),
+    (lambda i: plan(i, learning_rate=5e-324), "`learning_rate` 5e-324 is too near 0 to compute with"),
+    (lambda i: plan(i, budget_usd=0, usd_per_hour=1), "`budget_usd` must be above 0, got 0"),
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
