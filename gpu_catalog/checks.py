@@ -545,15 +545,29 @@ def name_from_stem(stem: str) -> str:
     return cleaned or "job"
 
 
+YAML_SUFFIXES = (".yaml", ".yml")  # a job's, a task's
+
+
+def file_suffix(path: Path, what: str, suffixes: tuple[str, ...]) -> None:
+    """An output's name ends in one of `suffixes` (any case), the formats it is written in: CSV was written under
+    `x.parquet`, a task's YAML under `task.txt`."""
+    if path.suffix.lower() not in suffixes:
+        named = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise UserError(f"{what} takes a {named} file name, got '{path}'.")
+
+
 def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = (),
-                force: bool | None = None) -> Path:
+                force: bool | None = None, suffixes: tuple[str, ...] = ()) -> Path:
     """An output file orch is about to write: its folder must exist and be writable, it must not be a folder or a
     device, and it must not be one of the command's own `inputs` (writing would destroy what is being read).
     Checked before any work, so an hour of benchmarking never ends in 'no such directory'. A command with a --force
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
-    with it."""
+    with it. `suffixes`: the names its format may take."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     _no_control_character(path, what)
+    if str(path) == "-":  # a file named `-` and a `--files` folder beside it were written
+        raise UserError(f"{what} - is no file name here: standard output is not written through {what}; give a "
+                        "file name (./- for a file named -).")
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to exist (`--force` to replace it), or a folder to create first
         raise loop
@@ -566,6 +580,8 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
     if folder := next((given for given in inputs if Path(given).is_dir() and _inside(path, Path(given))), None):
         # a model folder's config.json, a file among a dataset folder's: replaced, or read as data by the next run
         raise UserError(f"{what} '{path}' is inside '{folder}', which this command reads: write outside it.")
+    if suffixes:  # after what the name clashes with: `--out DATASET` is said to be the data, not a wrong suffix
+        file_suffix(path, what, suffixes)
     # a link is written through: the folder its target names is the one that must take the file (a dangling link's
     # was found missing only at the write, after the work)
     landing = resolved(path, what) if path.is_symlink() else path
@@ -654,6 +670,8 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False) 
     saving its tokenizer there."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     _no_control_character(path, what)
+    if str(path) == "-":  # a folder named `-`, as awkward to remove as to find
+        raise UserError(f"{what} - is no folder name here: give a folder name (./- for a folder named -).")
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop

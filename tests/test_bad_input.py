@@ -518,12 +518,18 @@ case("calibration-nested-deep", lambda i: i.calibration('{"efficiency": ' + DEEP
 
 
 def _import_over_its_dataset(i: Inputs) -> list[str]:
-    data = i.file("d.jsonl", '{"text": "a"}\n')
+    """The job written among the files of the dataset folder it names: the next run reads it as data."""
+    data = Path(i.file("data/d.jsonl", '{"text": "a"}\n')).parent
     config = i.file("ax.yaml", AXOLOTL + f"datasets: [{{path: {data}, type: completion}}]\n")
-    return ["import", config, "--out", data, "--force"]
+    return ["import", config, "--out", str(data / "job.yaml"), "--force"]
 
 
 case("import-out-over-its-dataset", _import_over_its_dataset)
+for out in ("-", "job.json", "job"):  # `-` wrote a file named so; JSON or no suffix, YAML under the name
+    case(f"import-out-{out}", lambda i, out=out: ["import", i.file("ax.yaml", AXOLOTL), "--out", out])
+    case(f"launch-dry-run-out-{out}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run", "--out",
+                                                           out])
+case("report-out-dash", lambda i: ["report", "--out", "-"])
 case("import-set-nan", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "learning_rate=nan"])
 case("import-set-no-value", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--set", "seq_len"])
 case("import-out-no-folder", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", str(i.files / "no" / "j.yaml")])
@@ -1132,7 +1138,7 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", _model_job(i), "--budget", "10", "--dry-run", "--force", "--out",
                 str(i.files / "model" / "config.json")], "model/config.json' is inside "),
     (_launch_over_the_hardware_file, "hardware.yaml' is one of this command's input files"),
-    (_import_over_its_dataset, "d.jsonl' is one of this command's input files"),
+    (_import_over_its_dataset, "data/job.yaml' is inside "),
     (lambda i: plan(i, learning_rate=5e-324), "`learning_rate` 5e-324 is too near 0 to compute with"),
     (lambda i: plan(i, budget_usd=0, usd_per_hour=1), "`budget_usd` must be above 0, got 0"),
     # Python's csv said "do you need to open the file in universal-newline mode?"

@@ -90,8 +90,8 @@ def bench_command(
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
                         "cloud GPU, through `sky launch` or `orch launch`), then pass its --out file to `orch report`.")
     checks.input_file(sweep, "sweep file", "see benchmarks/sweeps/ for examples.")
-    if out is not None and out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise UserError(f"--out takes a {', '.join(EXPORT_SUFFIXES)} file, got '{out}'.")
+    if out is not None:
+        checks.file_suffix(out, "--out", EXPORT_SUFFIXES)
     check_db(db)
     plan = load_sweep(sweep, target)  # read and checked: nothing runs yet
     if out is not None:  # an earlier sweep's results (another machine's) were replaced, hours later, unasked
@@ -145,9 +145,8 @@ def calibrate_command(
     inputs = (*(results or ()), *([db] if db else []))
     if out is not None:
         check_not_a_database(out, "--out", "drop --out to refit the one the estimator reads")
-        if out.suffix.lower() != ".json":  # JSON was written under .yaml, .jsonl or no suffix at all
-            raise UserError(f"--out '{out}': a calibration is a JSON file: give a name ending in .json.")
-        checks.output_file(out, inputs=inputs, force=force)
+        # JSON was written under .yaml, .jsonl or no suffix at all
+        checks.output_file(out, inputs=inputs, force=force, suffixes=(".json",))
     else:
         check_refitted(calibration_file(), inputs)
     check_db(db, reads_only=True)

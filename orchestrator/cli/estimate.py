@@ -177,7 +177,7 @@ def estimate(
         "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
         "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks},
         model, quantization)
-    if Path(model).suffix.lower() in (".yaml", ".yml") and os.path.isfile(checks.user_path(model)):
+    if Path(model).suffix.lower() in checks.YAML_SUFFIXES and os.path.isfile(checks.user_path(model)):
         raise UserError(f"orch estimate sizes a model (a hub id, an alias or a model folder), and "
                         f"{checks.short_repr(model)} is a job file: `orch plan JOB.yaml` plans one.")
     settings = _settings(flags, model)

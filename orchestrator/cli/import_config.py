@@ -80,7 +80,8 @@ def import_command(
     if force and out is None:  # it does nothing then: a --out left out, more likely than a flag meant for nothing
         raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
-        checks.output_file(out, inputs=(config,), force=force)  # a job is often edited after import: ask first
+        # a job is often edited after import: ask first
+        checks.output_file(out, inputs=(config,), force=force, suffixes=checks.YAML_SUFFIXES)
     translation = translate(_read_yaml(config))
     given = parse_overrides(set_values or [])  # a --set mistake is said of --set, not of the imported job
     defaults = translation.source_defaults({**translation.job, **given})
@@ -105,7 +106,7 @@ def import_command(
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
     if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
         checks.output_file(out, inputs=(config, *local_paths(job, job.get("tokenizer"), job_dir).values()),
-                           force=force)
+                           force=force, suffixes=checks.YAML_SUFFIXES)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
     if out is not None:
