@@ -25,7 +25,7 @@ from trainer.data_sources import (
     folder_problem,
     one_file_problem,
 )
-from trainer.offline_names import is_built_offline
+from trainer.offline_names import build_folder_problem, is_built_offline
 
 # Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
 # their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
@@ -74,6 +74,8 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
     folder = base_dir / checks.user_path(spec.model)  # a folder is beside the job, wherever orch runs from
     model = get_model(str(folder) if folder.is_dir() else spec.model)  # a UserError for a model orch does not describe
     problems = []
+    if not cloud and (cache_problem := build_folder_problem(spec.model)):  # the trainer's first refusal, said here
+        problems.append(cache_problem)
     downloads = not spec.model.startswith(RANDOM_PREFIX)
     if downloads and not is_built_offline(spec.model) and "/" not in spec.model and not folder.is_dir():
         # a shape orch reads by name (`Llama-3-8B-Instruct`) with no repository it stands for: the VM would ask

@@ -592,6 +592,11 @@ def with_env(variable: str, value: str, command: list[str]) -> Callable[[Inputs]
 for variable, command in (("ORCH_HOME", ["runs"]), ("ORCH_CACHE", ["catalog", "offers"]),
                           ("ORCH_HARDWARE", ["catalog", "local"])):
     case(f"env-{variable}-no-such-user", with_env(variable, "~no-such-user-orch/x", command))
+# ORCH_CACHE a file: a tiny job's launch recorded and charged a run its trainer then refused, and submit queued it
+TINY = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 2, "dataset": DATA}
+for name, tail in (("launch", ["--budget", "1", "--target", "local", "--yes"]), ("submit", [])):
+    case(f"env-ORCH_CACHE-a-file-{name}", lambda i, name=name, tail=tail: [
+        i.env("ORCH_CACHE", i.file("cache-file", "x")), name, i.file("tiny.yaml", yaml.safe_dump(TINY)), *tail][1:])
 case("env-ORCH_SKY_CATALOGS-missing", with_env("ORCH_SKY_CATALOGS", "{files}/nope", ["catalog", "offers"]))
 case("env-ORCH_SKY_CATALOGS-empty-folder",
      lambda i: with_env("ORCH_SKY_CATALOGS", i.folder("empty-catalog"), ["catalog", "offers"])(i))

@@ -24,7 +24,6 @@ import torch
 from transformers.integrations.neftune import activate_neftune
 
 from gpu_catalog import checks
-from gpu_catalog.cache import cache_dir
 from gpu_catalog.errors import UserError
 from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
@@ -45,7 +44,7 @@ from trainer.model import (
     missing_modules,
     resolve_precision,
 )
-from trainer.offline_names import is_built_offline, model_unreachable, tokenizer_unreachable
+from trainer.offline_names import build_folder_problem, is_built_offline, model_unreachable, tokenizer_unreachable
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.prepared import Prepared, prepare
 from trainer.progress import Progress
@@ -88,8 +87,8 @@ class FineTune:
 
     def _validate(self, resume: str) -> None:
         config, problems = self.config, []
-        if is_built_offline(config.model):  # the built model is kept there: a file in its place fails late
-            checks.output_folder(cache_dir(), "ORCH_CACHE", parents=True)
+        if cache_problem := build_folder_problem(config.model):  # the built model is kept there
+            raise ConfigError(f"{cache_problem}.")
         problems += dataset_problems(config, self.base_dir)
         problems += run_problems(config, on_cuda=self.device.type == "cuda")
         if resume not in ("auto", "never"):

@@ -3,6 +3,9 @@ cannot reach here: plain Python, so planning can ask without importing torch."""
 
 import os
 
+from gpu_catalog import checks
+from gpu_catalog.cache import cache_dir
+from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_datasets_cache, in_hub_cache
 from gpu_catalog.models import RANDOM_PREFIX
 
@@ -11,6 +14,18 @@ TINY_PREFIX = "orch/tiny"
 
 def is_built_offline(model_name: str) -> bool:
     return model_name.startswith((TINY_PREFIX, RANDOM_PREFIX))
+
+
+def build_folder_problem(model_name: str) -> str | None:
+    """Why a model built offline could not be kept in ORCH_CACHE (a file, a device, a folder it cannot write), or
+    None: the trainer's check, asked by the launch and the queue too, before a run is recorded and charged."""
+    if not is_built_offline(model_name):
+        return None
+    try:
+        checks.output_folder(cache_dir(), "ORCH_CACHE", parents=True)
+    except UserError as exc:
+        return str(exc).rstrip(".")
+    return None
 
 
 def model_unreachable(model_name: str) -> str | None:
