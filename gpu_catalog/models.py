@@ -130,7 +130,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     model the trainer then fails to build, or one far larger than the plan said."""
     if isinstance(config, dict):
         _check_text_only(config, source)
-    stored = stored_quantization(config) if isinstance(config, dict) else None
+    stored = stored_quantization(config, source) if isinstance(config, dict) else None
     config = config.get("text_config") or config if isinstance(config, dict) else config
     if not isinstance(config, dict):
         raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
@@ -176,7 +176,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
 
 
-def stored_quantization(config: dict) -> str | None:
+def stored_quantization(config: dict, source: str) -> str | None:
     """How a checkpoint's config.json says its weights are stored (`quantization_config`), spelled as orch reads a
     quantization (trainer/foreign_keys.QUANTIZATIONS), or the config's own `quant_method` for one orch does not know:
     transformers loads such weights quantized whatever the job says, and a folder or hub id need not say so in its
@@ -184,14 +184,20 @@ def stored_quantization(config: dict) -> str | None:
     quant = config.get("quantization_config")
     if not isinstance(quant, dict):
         return None
+    for key in ("load_in_4bit", "_load_in_4bit", "load_in_8bit"):  # the text "false" was read as 4-bit
+        if quant.get(key) is not None and not isinstance(quant[key], bool):
+            raise UserError(f"{source}: `quantization_config.{key}` must be true or false (booleans are true/false "
+                            f"in JSON), got {json.dumps(quant[key])}.")
     method, bits = str(quant.get("quant_method", "")).strip().lower(), quant.get("bits")
+    if bits is not None:  # `3.0` was read as int4, and `"8"` or NaN as int4 too
+        bits = checks.number(bits, f"{source}: `quantization_config.bits`", 1, 64, whole=True)
     if method == "bitsandbytes":
         if quant.get("load_in_4bit") or quant.get("_load_in_4bit"):
             return "fp4" if quant.get("bnb_4bit_quant_type") == "fp4" else "nf4"
         return "int8"
     if method in ("gptq", "awq") and bits in (4, 8):
         return f"{method}-int{bits}"
-    return f"{method or 'unnamed'}{f' {bits}-bit' if isinstance(bits, int) and not isinstance(bits, bool) else ''}"
+    return f"{method or 'unnamed'}{f' {bits}-bit' if bits is not None else ''}"
 
 
 # where configs state the longest sequence: most models; Qwen-1's remote code (also `max_position_embeddings`, the
@@ -220,13 +226,23 @@ def _check_text_only(config: dict, source: str) -> None:
                         "decoders; give a text-only model or its folder.")
 
 
+def _is_moe(kind: str) -> bool:
+    """A model type or architecture class of a mixture of experts: `qwen2_moe`, `MixtralForCausalLM`."""
+    kind = squeezed(kind)
+    return "moe" in kind or any(kind.startswith(squeezed(moe)) for moe in MOE_MODEL_TYPES)
+
+
 def _check_dense_causal_lm(config: dict, source: str) -> None:
     """Refuse a config of a mixture-of-experts model or of a model that is no causal LM (`BertForMaskedLM`): the
     shape orch computes is a dense decoder's, and the trainer loads models with AutoModelForCausalLM."""
     model_type = config.get("model_type")
     experts = next(((k, config[k]) for k in EXPERT_COUNT_KEYS if config.get(k) not in (None, 0, 1)), None)
-    if experts is None and isinstance(model_type, str) and ("moe" in model_type or model_type in MOE_MODEL_TYPES):
+    if experts is None and isinstance(model_type, str) and _is_moe(model_type):
         experts = ("model_type", model_type)
+    architectures = config.get("architectures") or []  # `MixtralForCausalLM` beside a `model_type: llama`
+    if experts is None and (named := next((a for a in (architectures if isinstance(architectures, list) else
+                                                      [architectures]) if isinstance(a, str) and _is_moe(a)), None)):
+        experts = ("architectures", named)
     if experts is not None:
         raise UserError(f"{source} describes a mixture-of-experts model (`{experts[0]}`: {json.dumps(experts[1])}): "
                         "orch estimates dense decoder-only models only; give a dense model or its folder.")

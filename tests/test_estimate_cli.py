@@ -241,12 +241,14 @@ def test_a_model_folder_stored_quantized_is_estimated_as_it_loads(tmp_path, monk
     """Its config.json's quantization_config, not its name, says how transformers loads it."""
     config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
               "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100}
-    for name, quantization in (("plainq", {"quant_method": "gptq", "bits": 4}), ("fp8", {"quant_method": "fp8"})):
+    for name, quantization in (("plainq", {"quant_method": "gptq", "bits": 4}), ("fp8", {"quant_method": "fp8"}),
+                               ("floatq", {"quant_method": "gptq", "bits": 4.0})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
     monkeypatch.chdir(tmp_path)
     settings, _ = _settings_and_notes("plainq")
     assert settings["method"] == "qlora" and settings["quant_bits"] == 4 and not settings["qlora_fp32_upcast"]
+    assert _settings_and_notes("floatq")[0] == settings  # 4.0 bits, as a JSON writer may put 4: was `gptq-int4.0`
     result = runner.invoke(app, ["estimate", "fp8"])
     assert result.exit_code == 2 and result.stderr == ("error: 'fp8' is stored quantized (fp8), a format orch neither "
                                                        "estimates nor trains: give the unquantized model.\n")

@@ -198,6 +198,17 @@ IMPOSSIBLE_CONFIGS = {
                       "a vision-language model (it has a `vision_config`)"),
     "tie-yes": ({**GOOD, "tie_word_embeddings": "yes"}, '`tie_word_embeddings` must be true or false (booleans are '
                 'true/false in JSON), got "yes"'),
+    "moe-by-architecture": ({**GOOD, "architectures": ["MixtralForCausalLM"]},
+                            'mixture-of-experts model (`architectures`: "MixtralForCausalLM")'),
+    # a quantization said in the wrong type: 3.0, "8" and NaN bits were read as int4, the text "false" as 4-bit
+    "gptq-bits-text": ({**GOOD, "quantization_config": {"quant_method": "gptq", "bits": "8"}},
+                       "`quantization_config.bits` must be a whole number"),
+    "gptq-bits-nan": (json.dumps(GOOD)[:-1] + ', "quantization_config": {"quant_method": "gptq", "bits": NaN}}',
+                      "`quantization_config.bits` must be a whole number, got nan"),
+    "bnb-4bit-text": ({**GOOD, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": "false",
+                                                        "load_in_8bit": True}},
+                      '`quantization_config.load_in_4bit` must be true or false (booleans are true/false in JSON), '
+                      'got "false"'),
     "hidden-twice": (json.dumps(GOOD)[:-1] + ', "hidden_size": 8192}', "`hidden_size` is given twice"),
 }
 
