@@ -128,6 +128,33 @@ def option_as_value(command, args: list[str]) -> str | None:
     return None
 
 
+def word_after_a_flag(command, args: list[str]) -> str | None:
+    """Why a word after an on/off flag is left over (`--bf16 maybe`: a word past the command's arguments, that is no
+    yes/no word), or None. click said "unexpected extra argument (maybe)", blaming the word, not the flag it was
+    given to."""
+    params = [param for param in command.params if getattr(param, "param_type_name", "") in ("option", "argument")]
+    arguments = [param for param in params if param.param_type_name == "argument"]
+    if any(param.nargs < 0 for param in arguments):  # a list of arguments takes any word
+        return None
+    options = {opt: param for param in params if param.param_type_name == "option"
+               for opt in (*param.opts, *param.secondary_opts)}
+    room, index, after_flag = sum(param.nargs for param in arguments), 0, None
+    while index < len(args) and args[index] != "--":
+        word, index = args[index], index + 1
+        param = options.get(word.partition("=")[0])
+        if param is not None:
+            takes_value = not (param.is_flag or getattr(param, "count", False) or "=" in word)
+            index += takes_value
+            after_flag = word if param.is_flag else None
+            continue
+        room -= 1
+        if room < 0 and after_flag is not None:
+            return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
+                    f"{checks.short_repr(word)}")
+        after_flag = None
+    return None
+
+
 def _commands_taking(group, option: str):
     """The commands under `group` (as the words that name them) that take `option`; hidden ones are no example."""
     for name, command in group.commands.items():
@@ -155,7 +182,8 @@ class OneLineUsageErrors(TyperGroup):
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
             try:
                 rest = spelled_as_orch(click_options(command), rest)
-                why = option_as_value(command, rest) or repeated_option(command, rest)
+                why = option_as_value(command, rest) or repeated_option(command, rest) or \
+                    word_after_a_flag(command, rest)
             except UnreadableOptions as unreadable:
                 why = str(unreadable)
             if why:
