@@ -9,6 +9,7 @@ schema, a folder it cannot write) is refused with a message that says how to fix
 """
 
 import functools
+import os
 import sqlite3
 import time
 import types
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.home import orch_home
+from orchestrator.home import orch_home, runs_db
 
 BUSY_TIMEOUT_S = 30.0
 _T = typing.TypeVar("_T")
@@ -220,16 +221,35 @@ def _upgrade(path: Path, schema: Schema, db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version = {schema.version}")
 
 
+def _refuse_an_emptied_runs_db(path: Path) -> None:
+    """ORCH_HOME's runs.db at 0 bytes (a full disk, a stray `>`) while ORCH_HOME/runs holds run folders: taken as a
+    new file, `orch runs` listed no run, `orch spend` measured a --monthly-cap against $0, and a schema was written
+    where a backup was to be restored. Empty beside no run folder, it is new. bench.db has no such sign: its results
+    are kept nowhere else."""
+    folder = orch_home() / "runs"
+    if path != runs_db() or path.stat().st_size or not folder.is_dir():
+        return
+    if count := sum(1 for entry in os.scandir(folder) if entry.is_dir()):
+        raise UserError(f"{path} is empty (0 bytes), but {folder} holds {count} run folder{'s' * (count != 1)}; "
+                        f"orch never overwrites it: restore it from a backup, or, to start a new record, "
+                        f"{move_away_hint(path)}.")
+
+
 def open_database(path: Path, schema: Schema) -> None:
     """Create or upgrade the file: WAL mode (kept in the file), its tables, its version. A file already so is only
     read: every command opens the store, and one that wrote here waited out another process's write lock (a
     scheduler's pass, a launch) before `orch runs` could list anything. Switching the journal mode takes no busy
     timeout, so two processes creating the file at once retry rather than fail; two upgrading it at once both run
     `_upgrade`, which reads the version again inside its transaction. A path that is no regular file (a folder, a
-    pipe, a link to a device) is refused first, as what it is, for the user to move away."""
+    pipe, a link to a device or to nothing) is refused first, as what it is, for the user to move away."""
     ensure_data_folder(path.parent)
     if path.exists():  # SQLite called a folder, a pipe or a device "unable to open" or a "disk I/O error"
         checks.input_file(path, "database", f"orch never overwrites it: {move_away_hint(path)}.")
+        _refuse_an_emptied_runs_db(path)
+    elif path.is_symlink():  # to nothing: SQLite made a new file where it points, or said "unable to open database"
+        raise checks.symlink_loop(path, "database") or UserError(
+            f"database '{path}' is a link to '{os.readlink(path)}', which does not exist: restore that file, or "
+            "remove the link to start a new database.")
 
     def wal() -> None:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:

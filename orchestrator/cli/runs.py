@@ -153,6 +153,8 @@ def logs_command(
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
         display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
                     f"{record.run_id} --follow` follows it.")
+    elif not log.parent.is_dir():  # said as `orch resume` and `orch pull` say it
+        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone, so it has no log.")
     else:
         raise UserError(f"run {record.run_id} has no log.")
 

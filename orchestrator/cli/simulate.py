@@ -72,7 +72,8 @@ def simulate_command(
         if isinstance(out, str):  # typed with a trailing slash (options.path_option): a folder, where a file goes
             raise UserError(f"--out {checks.short_repr(out)} ends with a slash, which names a folder: --generate "
                             "writes a trace file; give its name.")
-        checks.output_file(out, "--out", force=force)  # before any work; a trace may be a real week's only copy
+        # before any work (a trace may be a real week's only copy); written as CSV, whatever the name says
+        checks.output_file(out, "--out", force=force, suffixes=(".csv",))
         _refuse_what_force_cannot_replace(out.parent, (out.name + PARTIAL,))  # written there first, then renamed
         count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:

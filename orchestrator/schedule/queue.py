@@ -172,4 +172,6 @@ def _job(path: Path, row) -> JobRecord:
     for column in ("attempts", "preemptions"):
         if getattr(job, column) < 0:
             raise damaged_row(path, "jobs", job.job_id, column, getattr(job, column), "not a whole number from 0")
+    if not job.job_path.strip():  # read as the folder '.', and the job rejected for a path nobody wrote
+        raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path, "not a path to the job's file")
     return job
