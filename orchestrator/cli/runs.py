@@ -110,10 +110,8 @@ def runs_command(
     if force and export is None:  # as `orch import` says it: --force alone does nothing
         raise UserError("--force replaces an existing --export file: give --export FILE with it, or leave --force "
                         "out.")
-    if export is not None and export.suffix.lower() not in EXPORT_FORMATS:
-        raise UserError(f"--export takes a {' or '.join(EXPORT_FORMATS)} file name, got '{export}'.")
-    if export is not None:
-        checks.output_file(export, "--export", force=force)  # an export kept from before is not lost
+    if export is not None:  # an export kept from before is not lost
+        checks.output_file(export, "--export", force=force, suffixes=EXPORT_FORMATS)
     records = refreshed_runs()
     if export is not None:
         import pandas as pd
