@@ -122,6 +122,8 @@ def test_a_switch_before_the_model_leaves_the_model_alone():
     (["--cutoff-len"], "--cutoff-len takes a value"),
     (["--fp16", "false"], "--fp16 false says what `precision` is not"),  # auto could pick what it denies
     (["--bf16", "--bf16", "false"], "--bf16 given as on and off"),
+    (["--bf16", "false", "--precision", "bf16"], "--bf16 false and --precision bf16 say opposite things"),
+    (["--precision=BF16", "--bf16=no"], "--bf16 false and --precision BF16 say opposite things"),
     (["--load-in-4bit=maybe"], "--load-in-4bit is on or off: give true or false"),
     (["--optim", "--bf16"], "--optim takes a value"),
     (["--lora-target-modules=yes"], "--target-modules"),

@@ -198,11 +198,23 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
             if switched.setdefault(name.replace("_", "-"), on) != on:
                 raise ForeignOptionError(f"{name} given as on and off: give it once")
             if not settings:
-                left_unsaid[name] = [k for k in _targets(entry) if k in SAID_BY_ANOTHER_WHEN_OFF]
+                left_unsaid[name] = _settings(entry, True)  # what it says the setting is not
         out += _as_flags(name, entry, settings, options)
-    for name, keys in left_unsaid.items():
-        for key in keys:
-            if not any(a.split("=")[0] == _flag_name(key) for a in out):
+    for name, not_settings in left_unsaid.items():
+        for key in (k for k in not_settings if k in SAID_BY_ANOTHER_WHEN_OFF):
+            given = _given_value(out, _flag_name(key))
+            if given is None:
                 raise ForeignOptionError(f"{name} false says what `{key}` is not, not what it is: give "
                                          f"{_flag_name(key)} VALUE instead")
+            if given.lower() == str(not_settings[key]).lower():  # `--bf16 false --precision bf16`
+                raise ForeignOptionError(f"{name} false and {_flag_name(key)} {given} say opposite things: give one")
     return out
+
+
+def _given_value(args: list[str], flag: str) -> str | None:
+    """The value `args` give `flag` (`--precision=bf16` or `--precision bf16`), or None where they give none."""
+    for index, arg in enumerate(args):
+        name, has_value, value = arg.partition("=")
+        if name == flag:
+            return value if has_value else args[index + 1] if index + 1 < len(args) else ""
+    return None
