@@ -102,6 +102,13 @@ class _ShortRepr(reprlib.Repr):
             value = f"{value[:VALUE_START]}…{value[-VALUE_END:]}"
         return repr(value)
 
+    def repr_bool(self, value, level):
+        """As the YAML or JSON it came from writes it: `got True` was no word of the file's."""
+        return "true" if value else "false"
+
+    def repr_NoneType(self, value, level):  # noqa: N802 - reprlib finds it by the type's name
+        return "null"
+
 
 short_repr = _ShortRepr().repr  # the one way a value is echoed in a message
 

@@ -1146,6 +1146,10 @@ def _foreign_database(path: Path) -> Path:
     (_import_over_its_dataset, "data/job.yaml' is inside "),
     (lambda i: plan(i, learning_rate=5e-324), "`learning_rate` 5e-324 is too near 0 to compute with"),
     (lambda i: plan(i, budget_usd=0, usd_per_hour=1), "`budget_usd` must be above 0, got 0"),
+    # `output: yes` is `output: true` to YAML, and the refusal did not say so
+    (lambda i: plan(i, dataset="org/ds", dataset_columns={"output": True}),
+     "{instruction: question, output: answer} (YAML reads an unquoted yes, no, on or off as true: quote a name"),
+    (lambda i: plan(i, tokenizer=False), "`tokenizer` must be a string, got false (YAML reads an unquoted yes"),
     # click blamed the word ("unexpected extra argument"), not the on/off flag it was given to
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),

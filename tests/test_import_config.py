@@ -584,7 +584,7 @@ TORCHTUNE_LORA_BUILDER = "torchtune.models.llama3_1.lora_llama3_1_8b"
     ({**LF_LORA, "quantization_bit": 0}, "0-bit quantization is none orch trains"),
     ({**LF_LORA, "quantization_bit": 10**310}, "-bit quantization is none orch trains"),  # past a float: a traceback
     ({**LF_LORA, "quantization_bit": "nf4"}, "'nf4' is not a finite number of bits"),
-    ({**LF_LORA, "quantization_bit": True}, "True is not a finite number of bits"),
+    ({**LF_LORA, "quantization_bit": True}, "true is not a finite number of bits"),
     ({**AXOLOTL_LORA, "load_in_4bit": "true"}, "`load_in_4bit: \"true\"`: 'true' is not a YAML boolean"),
     ({**AXOLOTL_LORA, "load_in_8bit": "yes"}, "`load_in_8bit: \"yes\"`: 'yes' is not a YAML boolean"),
     ({"model": {"_component_": TORCHTUNE_LORA_BUILDER, "quantize_base": "true"}, "tokenizer": {"max_seq_len": 64}},

@@ -548,7 +548,7 @@ def test_a_money_key_is_text_or_a_number_and_no_other_yaml_value():
     for written in ("$20", "20usd", "20"):
         assert config_from_dict({**BASE, **checks.parse_yaml(f"usd_per_hour: {written}", "job"),
                                  "budget_usd": 1}).usd_per_hour == 20
-    for written, shown in (("yes", "True"), ("[20]", r"\[20\]")):
+    for written, shown in (("yes", "true"), ("[20]", r"\[20\]")):
         with pytest.raises(ConfigError, match=rf"`usd_per_hour` must be a number, got {shown}\.$"):
             config_from_dict({**BASE, **checks.parse_yaml(f"usd_per_hour: {written}", "job"), "budget_usd": 1})
 

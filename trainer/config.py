@@ -284,6 +284,14 @@ def _problems(raw: dict) -> list[str]:
     return problems + _method_problems(valid) + _pair_problems(valid)
 
 
+def _yaml_bool_note(value) -> str:
+    """Why a name came as true or false: YAML 1.1 reads an unquoted yes, no, on or off so (`output: yes`)."""
+    if not isinstance(value, bool):
+        return ""
+    return (f" (YAML reads an unquoted yes, no, on or off as {str(value).lower()}: quote a name that is one of "
+            "those words)")
+
+
 def _value_problem(key: str, value) -> str | None:
     """What is wrong with one key's value seen alone, or None: --set's keys are checked so before they join the
     file's, and a mistake there is said of --set, not of a job file that does not hold it."""
@@ -299,7 +307,7 @@ def _value_problem(key: str, value) -> str | None:
     if key in _STR_KEYS and isinstance(value, datetime.date):  # `name: 2024-01-01`, said as written
         return f"`{key}` {value} is a date to YAML, not text: quote it (`{key}: '{value}'`)"
     if key in _STR_KEYS and not isinstance(value, str):
-        return f"`{key}` must be a string, got {checks.short_repr(value)}"
+        return f"`{key}` must be a string, got {checks.short_repr(value)}{_yaml_bool_note(value)}"
     if key in _STR_KEYS and not is_text(value):
         return (f"`{key}` must be a name or a path, not empty and without control characters, got "
                 f"{checks.short_repr(value)}")
@@ -472,7 +480,10 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
         problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}")
     columns, to_save = _columns(raw.get("dataset_columns")), _names(raw.get("modules_to_save"))
     if columns is None:
-        problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}")
+        given = raw.get("dataset_columns")
+        booleans = [v for pair in given.items() for v in pair if isinstance(v, bool)] if isinstance(given, dict) else []
+        problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}"
+                        + (_yaml_bool_note(booleans[0]) if booleans else ""))
     elif column_problem := _column_problem(columns):
         problems.append(column_problem)
     if tokenizer_problem := _tokenizer_problem(raw.get("tokenizer"), base_dir):
