@@ -1150,6 +1150,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i, dataset="org/ds", dataset_columns={"output": True}),
      "{instruction: question, output: answer} (YAML reads an unquoted yes, no, on or off as true: quote a name"),
     (lambda i: plan(i, tokenizer=False), "`tokenizer` must be a string, got false (YAML reads an unquoted yes"),
+    # a folder of .txt was trained as lines of text, where one .txt file was refused
+    (lambda i: plan(i, dataset=str(Path(i.file("notes/a.txt", "hello\n")).parent), train_tokens=DROP, epochs=1),
+     "holds .txt files (1 .txt), which orch does not read as data: use a .jsonl, .json, .parquet or .csv file"),
     # click blamed the word ("unexpected extra argument"), not the on/off flag it was given to
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),

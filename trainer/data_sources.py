@@ -111,9 +111,13 @@ def folder_problem(folder: Path) -> str | None:
         return unreadable_folder(folder, exc)
     if not counts:
         return f"folder {folder} holds no data file: {FILE_KINDS_HINT}"
+    found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
+    if other := sorted(suffix for suffix in counts if suffix not in FILE_KINDS):
+        # a folder of .txt trained (as lines of text) where one .txt was refused; a folder of .png failed in the run
+        return (f"folder {folder} holds {', '.join(other)} files ({found}), which orch does not read as data: "
+                f"{FILE_KINDS_HINT}")
     if len({folder_kind(suffix) for suffix in counts}) < 2:
         return None
-    found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
     return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
             "only: keep one kind per folder, or name one file instead of the folder")
 
