@@ -163,6 +163,10 @@ def _parse_card(raw, path: Path) -> OwnedCard:
     if unknown := sorted(map(str, set(raw) - _CARD_KEYS)):
         raise UserError(f"{path}: unknown card key {_with_hints(unknown, _CARD_KEYS)}: use "
                         f"{', '.join(sorted(_CARD_KEYS))}.")
+    if raw.get("accelerator") is not None and raw.get("ssh_pool") is None:  # as a job's idle keys are refused
+        raise UserError(f"{path}: a card's `accelerator` is how SkyPilot names it in an SSH node pool, and this card "
+                        "has no `ssh_pool`: add the pool's name, or leave `accelerator` out for a card on this "
+                        "machine.")
     if isinstance(raw["gpu"], int) and not isinstance(raw["gpu"], bool):  # YAML's `gpu: 4090`, as --gpu 4090 reads
         raw = {**raw, "gpu": str(raw["gpu"])}
     if not isinstance(raw["gpu"], str):

@@ -564,7 +564,8 @@ CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
              CARD % "life_years: .nan", CARD % "life_years: 0", CARD % "utilization: 2", CARD % "utilization: .nan",
              CARD % "count: 0", CARD % "count: 1.5", CARD % "power_w: .inf", CARD % "ssh_pool: ../x",
-             CARD % "accelerator: .nan", CARD % "accelerator: '[red]x'", "cards: 1",
+             CARD % "ssh_pool: lab, accelerator: .nan", CARD % "ssh_pool: lab, accelerator: '[red]x'",
+             CARD % "accelerator: RTX4090", "cards: 1",
              CARD % "colour: red", "pue: .nan", "pue: .inf", "pue: 0.5", "electricity_usd_per_kwh: -1",
              "cost_policy: free", "cards: [gpu: x", "cards: [{gpu: RTX 4070}]", "cards: [{count: 1}]",
              "pue: 1.2\npue: 1.5", "- a list", "cards: {gpu: RTX 4090}"):

@@ -69,7 +69,7 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
     ("cards: ''", "cards must be a list"), ("cards: false", "cards must be a list"),
     ("0", "expected a mapping"), ("''", "expected a mapping"),
     ("cards: [{gpu: RTX 4090, ssh_pool: ''}]", "ssh_pool '' is not allowed"),
-    ("cards: [{gpu: RTX 4090, ssh_pool: false}]", "ssh_pool False is not allowed"),
+    ("cards: [{gpu: RTX 4090, ssh_pool: false}]", "ssh_pool false is not allowed"),
     # one card taken for two, with one of the two prices
     ("cards: [{gpu: RTX 4090, purchase_price_usd: 100}, {gpu: RTX4090, purchase_price_usd: 5000}]",
      "RTX 4090 is declared twice on this machine: declare it once with `count: N`"),
@@ -190,7 +190,7 @@ def test_a_price_is_text_or_a_number_and_no_other_yaml_value(tmp_path, monkeypat
     for written in ("$1800", "1800usd", "1800", "'$1,800'", "'1,800.00 USD'"):
         write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
         assert load_owned_hardware().cards[0].purchase_price_usd == 1800
-    for written, shown in (("yes", "True"), ("[1800]", r"\[1800\]")):
+    for written, shown in (("yes", "true"), ("[1800]", r"\[1800\]")):
         write_hardware(tmp_path, monkeypatch, f"cards: [{{gpu: RTX 4090, purchase_price_usd: {written}}}]")
         with pytest.raises(UserError, match=rf"purchase_price_usd must be a number, got {shown}\.$"):
             load_owned_hardware()
