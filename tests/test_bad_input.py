@@ -1154,6 +1154,10 @@ def _foreign_database(path: Path) -> Path:
     # a folder of .txt was trained as lines of text, where one .txt file was refused
     (lambda i: plan(i, dataset=str(Path(i.file("notes/a.txt", "hello\n")).parent), train_tokens=DROP, epochs=1),
      "holds .txt files (1 .txt), which orch does not read as data: use a .jsonl, .json, .parquet or .csv file"),
+    # a hub link where the id goes, as `orch estimate` reads it; a name with spaces around it, taken or refused by side
+    (lambda i: plan(i, model="https://huggingface.co/meta-llama/Llama-3.1-8B"),
+     "is a link to the Hugging Face Hub: give the model's id alone (`model: meta-llama/Llama-3.1-8B`)"),
+    (lambda i: plan(i, model="Llama-3.1-8B "), "has spaces around it, which no model's name or folder has"),
     # click blamed the word ("unexpected extra argument"), not the on/off flag it was given to
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),
