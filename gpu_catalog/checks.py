@@ -142,13 +142,13 @@ def number(value, what: str, low: float | None = None, high: float | None = None
         raise UserError(f"{what} must be {kind}, got {short_repr(value)}.")
     if not math.isfinite(value):
         raise UserError(f"{what} must be a finite number, got {short_repr(value)}.")
-    if tiny := too_small_text(value):
-        raise UserError(f"{what} {tiny}.")
     too_low = low is not None and (value <= low if above else value < low)
     if too_low or (high is not None and value > high):
         bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
                   f"at most {_shown(high)}" if high is not None else ""]
         raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {_shown(value)}.")
+    if tiny := too_small_text(value):  # after the range, which says more where there is one
+        raise UserError(f"{what} {tiny}.")
     return int(value) if whole else value
 
 
@@ -564,12 +564,13 @@ def file_suffix(path: Path, what: str, suffixes: tuple[str, ...]) -> None:
 
 
 def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = (),
-                force: bool | None = None, suffixes: tuple[str, ...] = ()) -> Path:
+                force: bool | None = None, suffixes: tuple[str, ...] = (), read_folders: tuple[Path, ...] = ()) -> Path:
     """An output file orch is about to write: its folder must exist and be writable, it must not be a folder or a
     device, and it must not be one of the command's own `inputs` (writing would destroy what is being read).
     Checked before any work, so an hour of benchmarking never ends in 'no such directory'. A command with a --force
     flag passes it as `force`: an existing file (a job, a trace, an export kept from before) is then replaced only
-    with it. `suffixes`: the names its format may take."""
+    with it. `suffixes`: the names its format may take; `read_folders`: folders the command reads whole (a model's,
+    a dataset's), which no output may go into."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     _no_control_character(path, what)
     if str(path) == "-":  # a file named `-` and a `--files` folder beside it were written
@@ -584,7 +585,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
     if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
-    if folder := next((given for given in inputs if Path(given).is_dir() and _inside(path, Path(given))), None):
+    if folder := next((given for given in read_folders if Path(given).is_dir() and _inside(path, Path(given))), None):
         # a model folder's config.json, a file among a dataset folder's: replaced, or read as data by the next run
         raise UserError(f"{what} '{path}' is inside '{folder}', which this command reads: write outside it.")
     if suffixes:  # after what the name clashes with: `--out DATASET` is said to be the data, not a wrong suffix

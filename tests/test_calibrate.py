@@ -20,6 +20,7 @@ from orchestrator.bench.calibrate import (
     observations,
     point_errors,
     published_observations,
+    row_gpu,
 )
 from orchestrator.bench.published import load_points
 from orchestrator.bench.results import read_jsonl
@@ -524,3 +525,9 @@ def test_a_row_whose_model_is_no_longer_described_is_left_out_as_an_unknown_gpus
            "config": {"model": "/gone/model-folder", "method": "lora", "seq_len": 512, "max_steps": 2}}
     known = {**row, "config": {**row["config"], "model": "meta-llama/Llama-3.2-1B"}}
     assert [o.model.name for o in observations([row, known])] == ["meta-llama/Llama-3.2-1B"]
+
+
+@pytest.mark.parametrize("vram_gib", [None, 0])
+def test_a_row_without_its_cards_memory_is_the_card_its_name_says(vram_gib):
+    """An unmeasured memory (absent, or 0 as calibrate reads 0) was taken as 80 GB: a 40GB A100 was the 80GB one."""
+    assert row_gpu({"gpu": "NVIDIA A100-SXM4-40GB", "gpu_vram_gib": vram_gib}).name == "A100 40GB"

@@ -78,7 +78,7 @@ def row_gpu(row: dict) -> GPU | None:
     name = row.get("gpu") or ""
     if name.startswith("CPU"):
         return cpu_gpu()
-    return gpu_from_device_name(name, row.get("gpu_vram_gib") or 80.0)
+    return gpu_from_device_name(name, row.get("gpu_vram_gib") or None)  # unmeasured: the card its name says
 
 
 def measured_vram(row: dict) -> tuple[float | None, str]:

@@ -226,6 +226,5 @@ def _peaks_fit_the_device(row: dict, peak: dict, where: str) -> None:
 def _measured(value, what: str, least: float, most: float) -> None:
     """A measured rate or size: null or 0 (not measured), else in [least, most]. A denormal such as 5e-324 is no
     measurement: dividing by it overflows."""
-    checks.optional_number(value, what, 0, most)
-    if value:
-        checks.number(value, what, least, most)
+    if isinstance(value, bool) or value != 0:  # 0 (an int or a float) is "not measured"
+        checks.optional_number(value, what, least, most)

@@ -105,8 +105,9 @@ def import_command(
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
         raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
     if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
-        checks.output_file(out, inputs=(config, *local_paths(job, job.get("tokenizer"), job_dir).values()),
-                           force=force, suffixes=checks.YAML_SUFFIXES)
+        local = tuple(local_paths(job, job.get("tokenizer"), job_dir).values())
+        checks.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
+                           read_folders=local)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
     if out is not None:
