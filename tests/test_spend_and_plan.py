@@ -178,6 +178,15 @@ def test_spot_counts_expected_preemptions_and_the_controller():
     assert e.cost_usd == sum(e.parts_usd.values())
 
 
+def test_a_few_expected_preemptions_keep_their_digits_in_json():
+    """`round(x, 4)` wrote 0.0 beside a recovery cost above 0, where the table said 0.00005."""
+    from orchestrator.cli.serialize import estimate_dict
+
+    e = dataclasses.replace(plan(SPEC, MODEL, [make_offer(A100, "nebius", 1.0, spot=True)],
+                                 PlanPolicy(budget_usd=100)).chosen.estimate, expected_preemptions=4.6e-5)
+    assert estimate_dict(e)["expected_preemptions"] == 4.6e-5
+
+
 def test_plan_shows_where_the_money_goes_and_how_the_output_comes_home():
     from tests.conftest import REPO
 

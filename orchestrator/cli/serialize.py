@@ -48,7 +48,8 @@ def estimate_dict(estimate: Estimate) -> dict:
             "startup_hours": round(estimate.startup_hours, 4), "est_cost_usd": estimate.cost_usd,
             "usd_per_million_tokens": estimate.usd_per_million_tokens, "basis": estimate.basis,
             "micro_batch": estimate.micro_batch, "grad_accum": estimate.grad_accum, "grad_ckpt": estimate.grad_ckpt,
-            "parts_usd": dict(estimate.parts_usd), "expected_preemptions": round(estimate.expected_preemptions, 4),
+            "parts_usd": dict(estimate.parts_usd),
+            "expected_preemptions": float(f"{estimate.expected_preemptions:.3g}"),
             "startup_measured": estimate.startup_measured}
 
 
