@@ -456,3 +456,17 @@ def test_cancelling_a_job_whose_run_ended_unseen_cancels_it_and_says_how_the_run
     assert result.exit_code == 0, result.output
     assert "r-0000cafe is not running (status failed)" in result.stdout and f"cancelled {job.job_id}" in result.stdout
     assert queue.get(job.job_id).status is JobStatus.CANCELLED and RunStore().get("r-0000cafe").status == "failed"
+
+
+def test_queue_explain_shows_a_jobs_deadline():
+    """`orch submit --deadline 2h` kept it, and neither the queue's table nor --explain showed it anywhere."""
+    import time
+
+    from orchestrator.schedule.queue import JobQueue
+
+    due = {time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + 2 * 3600))}
+    JobQueue().submit("soon", "x.yaml", "{}", 5.0, 2.0, 0)
+    JobQueue().submit("late", "y.yaml", "{}", 5.0, -1.0, 0)
+    due.add(time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + 2 * 3600)))  # a minute may turn meanwhile
+    explained = " ".join(orch("queue", "--explain").stdout.split())
+    assert any(f"budget $5.00, deadline {at}" in explained for at in due) and "(passed)" in explained, explained

@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import sys
+import time
 
 from rich import box
 from rich.console import Console, ConsoleOptions
@@ -606,7 +607,16 @@ def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord])
     if explain:  # a line a job, below: a why column beside six others got a word or two a line
         for j in jobs:
             budget = _queued_budget(j, runs.get(j.run_id))
-            labelled(f"{esc(j.job_id)}:", f"budget {esc(budget)}; {esc(j.reason or '-')}")
+            labelled(f"{esc(j.job_id)}:", f"budget {esc(budget)}{_deadline_text(j.deadline_at)}; "
+                                          f"{esc(j.reason or '-')}")
+
+
+def _deadline_text(deadline_at: float | None) -> str:
+    """A job's deadline as the local time it falls at (submitted as hours from then, shown nowhere before)."""
+    if deadline_at is None:
+        return ""
+    passed = " (passed)" if deadline_at < time.time() else ""
+    return f", deadline {time.strftime('%Y-%m-%d %H:%M', time.localtime(deadline_at))}{passed}"
 
 
 def show_simulation(summaries: dict[str, dict]) -> None:
