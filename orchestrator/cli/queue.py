@@ -84,11 +84,11 @@ def queue_command(
     as_json: JsonFlag = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show why each job is where it is.")] = False,
 ) -> None:
-    """Every job: status, decision, and with --explain the reason for it.
-
-    Only a scheduler pass writes a job's status (it alone decides what an ended run means: done, a retry, a resume),
-    so a job stays `running` after its run ends until a pass records it. The run's own status is shown beside it; with
-    no scheduler running, a line under the table names such jobs, and one says queued jobs wait for a pass."""
+    """Every job: status, decision, and with --explain the reason for it."""
+    # Only a scheduler pass writes a job's status (it alone decides what an ended run means: done, a retry, a
+    # resume), so a job stays `running` after its run ends until a pass records it. The run's own status is shown
+    # beside it; with no scheduler running, a line under the table names such jobs, and one says queued jobs wait
+    # for a pass. (A docstring's later lines reach --help with their line breaks.)
     queue = JobQueue()
     jobs = queue.all()
     runs = {r.run_id: r for r in refreshed_runs()} if any(j.run_id for j in jobs) else {}
