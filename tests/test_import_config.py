@@ -669,3 +669,18 @@ def test_an_eval_split_given_as_a_count_is_listed_not_taken_for_a_share(key):
 def test_a_key_yaml_reads_as_null_or_a_number_is_named_as_the_file_writes_it():
     """`~: x` was listed as `None: orch has no such setting`, Python's word for it."""
     assert [key for key, _ in translate({None: "x", 1: "y"}).not_carried] == ["null", "1"]
+
+
+def test_an_imported_setting_no_cloud_can_run_is_said_with_the_job(tmp_path):
+    """axolotl's `flash_attention: true` is carried as flash_attention_2, which no cloud VM installs: the job was
+    written without a word, and `orch plan` then found no target."""
+    config = tmp_path / "ax.yaml"
+    config.write_text("base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nsequence_len: 2048\nflash_attention: "
+                      "true\nmax_steps: 10\n")
+    result = CliRunner().invoke(app, ["import", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["job"]["attention"] == "flash_attention_2"
+    assert document["notes"] and "only your own GPUs can run this job" in document["notes"][0]
+    plain = CliRunner().invoke(app, ["import", str(config)])
+    assert "note: attention flash_attention_2 needs flash-attn" in plain.stderr

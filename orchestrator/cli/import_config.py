@@ -12,9 +12,10 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from orchestrator.cli import display
+from orchestrator.cli import display, fold
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
+from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
 from orchestrator.launch.local import local_paths
@@ -112,12 +113,18 @@ def import_command(
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
     if out is not None:
         out.write_text(text, encoding="utf-8")
+    # carried as the source has it, but no cloud target can run it: `orch plan` then found no target at all
+    notes = [f"{why}; as imported, only your own GPUs can run this job"] if (why := unsupported_in_cloud(settings)) \
+        else []
     if as_json:
         display.print_json({"job": job, "out": str(out) if out else None,
                             "not_carried": [{"key": k, "why": why} for k, why in not_carried],
-                            "source_defaults": [{"key": k, "value": v, "why": why} for k, v, why in defaults]})
+                            "source_defaults": [{"key": k, "value": v, "why": why} for k, v, why in defaults],
+                            "notes": notes})
         return
     display.show_import(text if out is None else None, out, not_carried)
+    for note in notes:
+        fold.note(f"note: {note}")
     if defaults:
         display.say(f"{len(defaults)} setting(s) the config leaves out, set as its trainer does, not to orch's "
                     f"default {SOURCE_DEFAULT}:", err=True)
