@@ -134,7 +134,8 @@ def _spot_note(result) -> str | None:
     if chosen is None or not chosen.offer.spot or chosen.offer.is_local:
         return None
     return ("the chosen offer is spot: `orch launch` keeps its checkpoints in a storage cloud (enable one: `sky "
-            "check`) and passes over spot offers without one; `orch launch JOB --dry-run` shows what it takes.")
+            "check`) and passes over spot offers without one; `orch launch JOB --dry-run` names the offer a launch "
+            "here takes.")
 
 
 def run(argv: list[str]) -> int:
