@@ -413,7 +413,7 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
             rows.append(r)
     if not rows:
         return
-    table = Table(title=f"{len(plan.rejected)} rejected ({min(top, len(rows))} of {len(rows)} kinds shown)")
+    table = Table(title=f"{len(plan.rejected)} rejected, {len(rows)} distinct ({min(top, len(rows))} shown)")
     for column in ("GPU", "where", "why"):
         table.add_column(column)
     for r in rows[:top]:
