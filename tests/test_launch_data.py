@@ -35,6 +35,18 @@ def test_a_local_run_gets_absolute_paths_for_both_datasets(tmp_path):
     assert written["eval_dataset"] == str(tmp_path / "data" / "eval.jsonl")
 
 
+def test_a_runs_copy_of_the_job_keeps_the_jobs_name(tmp_path):
+    """The copy is the run folder's job.yaml: a job named by its file (`tiny.yaml`) trained, and wrote
+    metrics.json, as `job`."""
+    (tmp_path / "run").mkdir()
+    job = job_with_two_files(tmp_path).rename(tmp_path / "My Tiny.yaml")
+    assert yaml.safe_load(run_job_file(job, tmp_path / "run").read_text())["name"] == "My-Tiny"
+    named = tmp_path / "named.yaml"
+    named.write_text(job.read_text() + "name: kept\n")
+    (tmp_path / "run2").mkdir()
+    assert yaml.safe_load(run_job_file(named, tmp_path / "run2").read_text())["name"] == "kept"
+
+
 def test_a_cloud_run_mounts_both_datasets(tmp_path):
     files = stage_files(job_with_two_files(tmp_path), tmp_path / "work")
     assert files.mounts[f"{REMOTE_DATA_DIR}/dataset/train.jsonl"] == tmp_path / "data" / "train.jsonl"

@@ -14,6 +14,7 @@ from typing import IO
 
 import yaml
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
 from orchestrator.launch.base import Started
@@ -60,6 +61,12 @@ def job_json(spec: JobConfig, job_dir: Path) -> str:
     return json.dumps({**dataclasses.asdict(spec), **local, "tokenizer": resolve_tokenizer(spec.tokenizer, job_dir)})
 
 
+def keep_name(raw: dict, job_path: Path) -> None:
+    """A copy of the job (the run folder's job.yaml, the VM's) keeps the name its file gave it: named by its own
+    stem, a run of `tiny.yaml` trained and wrote metrics.json as `job`."""
+    raw.setdefault("name", checks.name_from_stem(job_path.stem))
+
+
 def run_job_file(job_path: Path, run_dir: Path, settings: dict | None = None) -> Path:
     """The job as the run trains it: the user's file, with relative dataset, model and tokenizer paths made
     absolute, and the `settings` its plan chose for the target (Option.fitted_settings; a queued job's copy has no
@@ -67,6 +74,7 @@ def run_job_file(job_path: Path, run_dir: Path, settings: dict | None = None) ->
     raw, local = read_job(job_path)
     raw.update((key, str(path)) for key, path in local.items())
     raw.update(settings or {})
+    keep_name(raw, job_path)
     target = run_dir / RUN_JOB_NAME
     target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return target

@@ -34,7 +34,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
-from orchestrator.launch.local import DATA_KEYS, read_job
+from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
@@ -187,6 +187,7 @@ def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -
     the `settings` its plan chose for the target (a dry run's task trains what the plan priced)."""
     raw, local = read_job(job_path)
     raw.update(settings or {})
+    keep_name(raw, job_path)
     hub_ids = tuple(raw[key] for key in (*DATA_KEYS, "tokenizer") if isinstance(raw.get(key), str) and key not in local)
     model = raw["model"]
     model_folder = job_path.parent / model
