@@ -329,7 +329,8 @@ for text in ("%", "_", "", "j-%"):
 # --- databases changed by hand: every command that lists them names the damaged row -----------------------------------
 for column, value in (("tokens_per_s", "'fast'"), ("status", "'done'"), ("target", "'moon'"),
                       ("job_json", "'{broken'"), ("metrics_json", "'[1]'"), ("cost_usd", "9e999"), ("pid", "1.5"),
-                      ("cost_usd", "1e308"), ("usd_per_hour", "-1")):
+                      ("cost_usd", "1e308"), ("usd_per_hour", "-1"), ("spot", "7"), ("train_tokens", "-5"),
+                      ("pid", "-3")):
     for command in (["runs"], ["spend", "--json"], ["runs", "--export", "runs.csv"], ["report", "--out", "rep"],
                     ["logs", RUN_ID]):
         case(f"runs.db-{column}={value}-{command[0]}",

@@ -88,6 +88,12 @@ def record_from_row(path: Path, row) -> RunRecord:
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
         raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
+    # whole numbers a type check lets through: `spot = 7` read as spot, `train_tokens = -5` summed into reports
+    for column, least, most in (("spot", 0, 1), ("stop_requested", 0, 1), ("train_tokens", 0, None), ("pid", 1, None)):
+        value = getattr(record, column)
+        if value is not None and (value < least or (most is not None and value > most)):
+            allowed = f"{least} or {most}" if most is not None else f"a whole number from {least}"
+            raise damaged_row(path, "runs", record.run_id, column, value, f"not {allowed}")
     return record
 
 
