@@ -309,8 +309,10 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     out = err_console if to_stderr else console
     spec = plan.spec
     deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
+    # two lines: folded by the terminal, the policy broke mid-phrase (`objective` / `cost`)
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
-              f"{spec.seq_len}; budget {usd_text(plan.policy.budget_usd)}{deadline}, objective {plan.policy.objective}")
+              f"{spec.seq_len};\nbudget {usd_text(plan.policy.budget_usd)}{deadline}, "
+              f"objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
         title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
