@@ -174,6 +174,20 @@ def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
         "notes.txt"]
 
 
+@pytest.mark.parametrize("name, text", [("metrics.json", '{"accuracy": 0.9}'), ("steps.jsonl", '{"step": 1}\n'),
+                                        ("progress.json", "not json")])
+def test_another_programs_file_of_an_orch_name_does_not_make_a_folder_a_run(tmp_path, capsys, name, text):
+    """A Hugging Face Trainer's metrics.json (or another logger's steps.jsonl) beside a user's files was taken for an
+    earlier run's mark: the trainer replaced it and wrote its checkpoints among them."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / name).write_text(text)
+    (project / "predictions.csv").write_text("id,pred\n")
+    assert main([str(write_job(tmp_path)), "--output", str(project)]) == 2
+    assert "holds files of its own" in capsys.readouterr().err and (project / name).read_text() == text
+    assert sorted(p.name for p in project.iterdir()) == sorted([name, "predictions.csv"])
+
+
 def test_a_dataset_file_of_no_kind_orch_reads_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "data.txt").write_text('{"text": "hello"}\n')
     output = tmp_path / "out"

@@ -6,6 +6,7 @@ metrics.json in the output folder says the same, and more.
 """
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -16,7 +17,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
-from trainer.checkpoint_folders import unresumed_problem
+from trainer.checkpoint_folders import STATE_FILE, step_folders, unresumed_problem
 from trainer.config import check_model_and_tokenizer
 from trainer.heartbeat import HEARTBEAT_FILE, FolderInUse, Heartbeat
 from trainer.job_file import load_config
@@ -156,7 +157,12 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
 # refused for its checkpoints): what the trainer writes from its first step on (steps.jsonl, progress.json, then
 # checkpoints/latest) and at its end or refusal (metrics.json), and the start time a hand-launched cloud task keeps
 # there (orchestrator/launch/sky_task.py run_script STARTED_AT_MARKER)
-RUN_MARKS = ("metrics.json", "progress.json", "steps.jsonl", "checkpoints/latest", ".orch_started_at")
+RUN_MARKS = ("checkpoints/latest", ".orch_started_at")  # names only orch gives
+# names other tools give too (a Hugging Face Trainer's metrics.json, another logger's steps.jsonl): an earlier run's
+# only with the fields orch writes in them, else the folder is another program's and was written over
+WRITTEN_MARKS = {"metrics.json": ("status",), "progress.json": ("step", "planned_steps"),
+                 "steps.jsonl": ("step", "step_time_s", "sequences")}
+MARK_READ_BYTES = 1 << 20  # a mark's first MiB holds its first record: a larger file is read no further
 # what a run can leave before any mark: the log a cloud run's script tees there as the trainer starts (sky_task.py
 # run_script), the trainer's heartbeat, the trackers' folders and W&B's run id (trainer/trackers.py), a crash's
 # traceback. A user's folder can hold these names too (`wandb/` in any project W&B logs from), so they prove no run:
@@ -168,11 +174,27 @@ def check_run_folder(output: Path) -> None:
     """The trainer fills its output folder and replaces its own files there: a folder that already holds something
     else (`--output .` in a project, `--output /`) is refused, so no run ever writes among a user's files. An
     earlier run's folder is known by orch's own marks, not by a name any project may have (`wandb/`, `final/`)."""
-    if not output.is_dir() or any((output / name).exists() for name in RUN_MARKS):
+    if not output.is_dir() or any((output / name).exists() for name in RUN_MARKS) or any(
+            _orch_wrote(output / name, fields) for name, fields in WRITTEN_MARKS.items()) or any(
+            (folder / STATE_FILE).is_file() for folder in step_folders(output)):  # a checkpoint orch saved
         return
     if any(entry.name not in EARLY_RUN_FILES for entry in output.iterdir()):
         raise UserError(f"--output '{output}' holds files of its own: give a new or empty folder, or an earlier "
                         "run's output.")
+
+
+def _orch_wrote(path: Path, fields: tuple[str, ...]) -> bool:
+    """The file (a JSON object; for .jsonl, its first line) holds the fields orch writes there."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(MARK_READ_BYTES).decode("utf-8", errors="replace")
+        record = json.loads(text.lstrip().split("\n", 1)[0] if path.suffix == ".jsonl" else text)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or not all(field in record for field in fields):
+        return False
+    # every metrics.json orch writes, a refusal's too, says how the run ended, in orch's words
+    return "status" not in fields or record["status"] in {status.value for status in TrainStatus}
 
 
 def _said(status: TrainStatus) -> str:
