@@ -34,7 +34,11 @@ def test_openai_messages_with_a_system_turn_train_on_every_assistant_turn(tokeni
     [{"from": "system", "value": SYSTEM}, {"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
     [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"},
      {"role": "assistant", "content": "hello"}],
-], ids=["from-value", "role-content"])
+    # read through pyarrow (a Parquet file, a hub dataset): every turn holds every key any turn has, None where absent
+    [{"from": "system", "value": SYSTEM, "role": None, "content": None},
+     {"from": None, "value": None, "role": "user", "content": "hi"},
+     {"from": "gpt", "value": "hello", "role": None, "content": None}],
+], ids=["from-value", "role-content", "both-with-nones"])
 def test_sharegpt_conversations_train_on_gpt_turns(tokenizer, turns):
     sharegpt = trained_text(tokenizer, {"conversations": turns})
     messages = trained_text(tokenizer, {"messages": [{"role": "system", "content": SYSTEM},
@@ -83,6 +87,8 @@ def test_preference_data_is_named_with_the_mapping_that_trains_on_the_chosen_ans
      "the value of `completion` must be a string (or `prompt` and `completion` both lists of messages)"),
     ({"messages": []}, "record 2: `messages` is empty ([]): a conversation needs at least one turn"),
     ({"conversations": None}, "record 2: `conversations` is empty (null)"),
+    ({"instruction": "q", "input": 0, "output": "a"}, "record 2: `input` must be a string (or absent), got 0"),
+    ({"instruction": "q", "input": False, "output": "a"}, "`input` must be a string (or absent), got false"),
 ])
 def test_a_shape_whose_value_is_not_a_string_names_the_key(tokenizer, record, message):
     """The key is there: "none of the known shapes, its keys are ['text']" would send the user to rename it."""

@@ -56,8 +56,9 @@ def _messages_from_sharegpt(turns: list, index: int) -> list[dict]:
         raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
     messages = []
     for turn in turns:
-        role = turn.get("from", turn.get("role"))
-        content = turn.get("value", turn.get("content"))
+        # a None is an absent key: a Parquet (or hub) column of turns holds every key any turn has
+        role = turn["from"] if turn.get("from") is not None else turn.get("role")
+        content = turn["value"] if turn.get("value") is not None else turn.get("content")
         if not isinstance(role, str) or role not in SHAREGPT_ROLES or not isinstance(content, str):
             raise DataError(f"record {index}: a ShareGPT turn needs `from` (one of {', '.join(SHAREGPT_ROLES)}) "
                             f"and a string `value`; got keys {sorted(turn)} and from={role!r}.")
@@ -133,7 +134,7 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
     if isinstance(prompt, str) and isinstance(completion, str):
         return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
-        if not isinstance(record.get("input") or "", str):
+        if record.get("input") is not None and not isinstance(record["input"], str):  # 0 and false were dropped
             raise DataError(f"record {index}: `input` must be a string (or absent), got "
                             f"{checks.as_written(record['input'])}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
