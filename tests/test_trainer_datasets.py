@@ -439,3 +439,16 @@ def test_a_dataset_folder_that_cannot_be_read_through_is_said_of_the_folder(tmp_
     monkeypatch.setattr(Path, "rglob", refused)
     said = special_file_problem(tmp_path)
     assert said.startswith(f"folder {tmp_path} cannot be read through (Permission denied: {tmp_path}/1/cwd)")
+
+
+def test_a_csv_cell_is_read_as_the_text_in_the_file(tmp_path):
+    """pandas guessed types: an answer `0` was a number the record was refused for, `01000` became 1000, `True` a
+    boolean, and `NA`, `None` or an empty cell null (an input of `NA` trained as no input)."""
+    from trainer.data_sources import Source, read_records
+
+    path = tmp_path / "qa.csv"
+    path.write_text("instruction,input,output\nwhat is 0+0,,0\nzip?,NA,01000\nbool?,None,True\n", encoding="utf-8")
+    records = read_records(Source("qa.csv", path, None, "train"), None)
+    assert records == [{"instruction": "what is 0+0", "input": "", "output": "0"},
+                       {"instruction": "zip?", "input": "NA", "output": "01000"},
+                       {"instruction": "bool?", "input": "None", "output": "True"}]

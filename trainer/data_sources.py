@@ -235,9 +235,27 @@ def _load(source: Source, streaming: bool):
         kind = file_kind(local)
         if kind is None:
             raise DataError(f"{source.key} {local}: {FILE_KINDS_HINT}.")
-        return load_dataset(kind, data_files=str(local), split="train", streaming=streaming)
+        return load_dataset(kind, data_files=str(local), split="train", streaming=streaming,
+                            **(_csv_as_text(local) if kind == "csv" else {}))
     path = str(local) if local is not None else source.name
     return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
+
+
+def _csv_as_text(path: Path) -> dict:
+    """The csv builder's options that read every cell as the text in the file: CSV has no types, and pandas' guesses
+    made `01000` the number 1000, an answer `0` a number the record was refused for, `True` a boolean, and `NA`,
+    `None`, `null` or an empty cell null (an input of `NA` trained as no input). A header that repeats a name
+    (pandas renames the repeat) keeps pandas' reading."""
+    from datasets import Features, Value
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):  # said by the reader, as before
+        return {}
+    if not header or checks.repeated(header):
+        return {}
+    return {"na_filter": False, "features": Features({name: Value("string") for name in header})}
 
 
 def _json_records(path: Path, key: str) -> Iterator[dict]:
