@@ -96,3 +96,28 @@ def test_what_a_session_may_change_still_resumes(tmp_path, output, sets):
     assert resume(tmp_path, output, "max_steps=3", *sets) == 0
     assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
     assert saved_state(output)["job"] == recorded
+
+
+def test_a_resume_with_more_steps_takes_its_rate_from_the_new_schedule():
+    """A finished 2-step run resumed with max_steps 4 trained step 3 at the saved schedule's end rate (0 for linear
+    decay), learning nothing, where a 4-step run trains it at half the peak."""
+    import torch
+    from transformers import get_scheduler
+
+    from trainer.checkpoint import _rate_from_this_schedule
+
+    def schedule(total_steps):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        return optimizer, get_scheduler("linear", optimizer, num_warmup_steps=0, num_training_steps=total_steps)
+
+    optimizer, scheduler = schedule(2)
+    for _ in range(2):
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.get_last_lr() == [0.0]
+    saved = optimizer.state_dict(), scheduler.state_dict()
+    optimizer, scheduler = schedule(4)
+    optimizer.load_state_dict(saved[0])
+    scheduler.load_state_dict(saved[1])
+    _rate_from_this_schedule(optimizer, scheduler)
+    assert scheduler.get_last_lr() == pytest.approx([5e-4]) and optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)

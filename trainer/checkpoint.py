@@ -111,10 +111,20 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     saved = _read_saved(path, "optimizer.pt", weights_only=False)  # our own file: trusted
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+    _rate_from_this_schedule(optimizer, scheduler)
     if scaler is not None and saved["scaler"] is not None:
         scaler.load_state_dict(saved["scaler"])
     _restore_rng(saved["rng"])
     return state
+
+
+def _rate_from_this_schedule(optimizer, scheduler) -> None:
+    """The next step's learning rate from the schedule this session built, at the saved step: the saved rate came
+    from the saved schedule, so a finished run resumed with a larger max_steps trained its first new step at its
+    end's rate (0 for linear decay), and a longer run's decay jumped back."""
+    for group, base_lr, rate_at in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base_lr * rate_at(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() says
 
 
 def _read_state(path: Path) -> dict:
