@@ -133,3 +133,17 @@ def test_column_mapping_renames_columns_to_a_known_shape(tokenizer):
     assert trained_text(tokenizer, record) == "cold<|eos|>"
     with pytest.raises(DataError, match=r"record 4: `dataset_columns` names column\(s\) \['reply'\]"):
         map_columns({"question": "?"}, (("output", "reply"),), 4)
+
+
+def test_a_conversation_the_chat_template_refuses_is_a_record_error(tokenizer):
+    """Mistral's, Llama 2's and Gemma's templates raise on a system turn: the run ended `error` (exit 1) with a
+    TemplateError and no record named, and `orch plan` sized the data by its bytes instead."""
+    import copy
+
+    strict = copy.deepcopy(tokenizer)
+    strict.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role "
+                            "not supported') }}{% endif %}{{ m['content'] }}{% endfor %}")
+    with pytest.raises(DataError, match=re.escape("record 2: the model's chat template refuses this conversation "
+                                                  "(System role not supported): fix or drop the record")):
+        render({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}]}, strict,
+               index=2)

@@ -108,12 +108,19 @@ def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple
     return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
 
 
-def _chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
+def _chat(tokenizer, messages: list[dict], index: int) -> tuple[list[int], list[bool]]:
     """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
+    from jinja2 import TemplateError
+
     ids: list[int] = []
     mask: list[bool] = []
     for end, message in enumerate(messages, start=1):
-        rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        try:
+            rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        except TemplateError as exc:  # Mistral's, Llama 2's, Gemma's raise on a system turn or roles out of turn
+            raise DataError(f"record {index}: the model's chat template refuses this conversation "
+                            f"({str(exc)[:200]}): fix or drop the record, or give a `tokenizer` whose template "
+                            "takes it.") from None
         turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
         ids += turn_ids
         mask += [message["role"] == "assistant"] * len(turn_ids)
@@ -122,14 +129,14 @@ def _chat(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
 
 def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[bool]]:
     if record.get("messages"):
-        return _chat(tokenizer, _check_messages(record["messages"], index))
+        return _chat(tokenizer, _check_messages(record["messages"], index), index)
     if record.get("conversations"):
-        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], index))
+        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], index), index)
     prompt, completion = record.get("prompt"), record.get("completion")
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
         prompt_part = _check_messages(prompt, index)
-        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, index))
-        prompt_len = len(_chat(tokenizer, prompt_part)[0])
+        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, index), index)
+        prompt_len = len(_chat(tokenizer, prompt_part, index)[0])
         return ids, [False] * prompt_len + mask[prompt_len:]
     if isinstance(prompt, str) and isinstance(completion, str):
         return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
