@@ -147,3 +147,17 @@ def test_a_conversation_the_chat_template_refuses_is_a_record_error(tokenizer):
                                                   "(System role not supported): fix or drop the record")):
         render({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}]}, strict,
                index=2)
+
+
+def test_records_whose_prompts_run_past_seq_len_say_to_raise_it(tokenizer):
+    """Each cut at seq_len before its response, none trained a token: the run said the data "packs into 0 training
+    sequences" and to lower the batch or seq_len, which makes it worse."""
+    from trainer.config import config_from_dict
+    from trainer.data import sequences_for
+
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 48, "max_steps": 1})
+    records = [{"instruction": "the opposite of hot is cold " * 20, "output": "cold"}] * 3
+    with pytest.raises(DataError, match="no record reaches a token to train on within seq_len 48: each prompt runs "
+                                        "past it before its response"):
+        sequences_for(records, config, tokenizer)
+    assert sequences_for([{"instruction": "hot?", "output": "cold"}] * 3, config, tokenizer)

@@ -111,6 +111,10 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Seq
         raise DataError(f"dataset {named} has no token to train on: the loss is on a chat's assistant turns and a "
                         "prompt/response record's output, and no record has either: add them, or set "
                         "`completion_only_loss: false` to train on every token.")
+    if not any(any(mask[:config.seq_len]) for _, mask in samples):  # cut at seq_len, each trains nothing
+        raise DataError(f"dataset {named}: no record reaches a token to train on within seq_len {config.seq_len}: "
+                        "each prompt runs past it before its response (a sample longer than a sequence is cut, not "
+                        "split): raise seq_len, or shorten the prompts.")
     return pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
 
 
