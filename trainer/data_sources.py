@@ -153,8 +153,9 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
     """A CSV header that names a column the trainer reads (`read`, data_formats.read_columns) twice: `datasets`
     (pandas) reads the second as `name.1`, so every record trained on the first without a word; or a row with more
     or fewer fields than the header (an unquoted comma in a value), which pandas shifts into other columns or drops,
-    also without a word; or a NUL byte, as a JSONL record's is refused. A file that cannot be read is left to the
-    reader, which says why."""
+    also without a word; or a NUL byte, which pandas keeps in the text (a damaged or binary file, where a JSON
+    file's would fail to parse unless written escaped). A file that cannot be read is left to the reader, which says
+    why."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
