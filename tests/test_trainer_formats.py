@@ -161,3 +161,18 @@ def test_records_whose_prompts_run_past_seq_len_say_to_raise_it(tokenizer):
                                         "past it before its response"):
         sequences_for(records, config, tokenizer)
     assert sequences_for([{"instruction": "hot?", "output": "cold"}] * 3, config, tokenizer)
+
+
+def test_an_eval_sets_bad_record_is_said_of_the_eval_set(tokenizer):
+    """It was `dataset <the eval file>: record 1`, sending the user to the training file's key."""
+    from pathlib import Path
+
+    from trainer.config import config_from_dict
+    from trainer.data import DatasetRecords, sequences_for
+    from trainer.data_sources import Source
+
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 48, "max_steps": 1})
+    records = DatasetRecords([{"text": "hot"}, {"text": 3}], Source("e.jsonl", Path("e.jsonl"), None, "train",
+                                                                     key="eval_dataset"))
+    with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl: record 1: the value of `text` must be")):
+        sequences_for(records, config, tokenizer)

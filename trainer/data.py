@@ -47,6 +47,7 @@ class DatasetRecords(list):
     def __init__(self, records: list[dict], source: Source):
         super().__init__(records)
         self.dataset = str(source.local or source.name)
+        self.key = source.key  # dataset or eval_dataset: an eval record's error was said to be the dataset's
 
 
 def needed_tokens(config: JobConfig) -> int | None:
@@ -103,16 +104,17 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Seq
     except DataError as exc:
         if not isinstance(records, DatasetRecords):
             raise
-        raise DataError(f"dataset {records.dataset}: {exc}") from None
-    named = records.dataset if isinstance(records, DatasetRecords) else f"'{config.dataset}'"  # or the eval set
+        raise DataError(f"{records.key} {records.dataset}: {exc}") from None
+    key = records.key if isinstance(records, DatasetRecords) else "dataset"
+    named = records.dataset if isinstance(records, DatasetRecords) else f"'{config.dataset}'"
     if not samples:
-        raise DataError(f"dataset {named} has no records.")
+        raise DataError(f"{key} {named} has no records.")
     if not any(any(mask) for _, mask in samples):  # else said as "packs into 0 training sequences": lower the batch
-        raise DataError(f"dataset {named} has no token to train on: the loss is on a chat's assistant turns and a "
+        raise DataError(f"{key} {named} has no token to train on: the loss is on a chat's assistant turns and a "
                         "prompt/response record's output, and no record has either: add them, or set "
                         "`completion_only_loss: false` to train on every token.")
     if not any(any(mask[:config.seq_len]) for _, mask in samples):  # cut at seq_len, each trains nothing
-        raise DataError(f"dataset {named}: no record reaches a token to train on within seq_len {config.seq_len}: "
+        raise DataError(f"{key} {named}: no record reaches a token to train on within seq_len {config.seq_len}: "
                         "each prompt runs past it before its response (a sample longer than a sequence is cut, not "
                         "split): raise seq_len, or shorten the prompts.")
     return pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
