@@ -263,3 +263,18 @@ def test_a_job_no_allowed_budget_or_deadline_could_meet_is_not_told_to_raise_the
     job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 256\ntrain_tokens: 9e15\n")
     result = CliRunner().invoke(app, ["plan", str(job), *flags])
     assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_a_plan_notes_an_eval_set_that_is_the_training_data(tmp_path):
+    """Its eval loss measures memorising, and nothing said so."""
+    from tests.conftest import REPO
+
+    data = REPO / "examples" / "data" / "tiny_instruct.jsonl"
+    job = tmp_path / "job.yaml"
+    job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmax_steps: 2\ndataset: {data}\n"
+                   f"eval_dataset: {data}\n")
+    notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
+    assert any("`eval_dataset` is the training data itself" in note for note in notes), notes
+    job.write_text(job.read_text().replace(f"eval_dataset: {data}\n", ""))
+    notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
+    assert not any("eval_dataset" in note for note in notes), notes

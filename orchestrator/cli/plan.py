@@ -23,6 +23,7 @@ from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_d
 from orchestrator.estimator.settings import model_notes
 from orchestrator.job import load_sized_job
 from orchestrator.planner import OBJECTIVES, no_option_message
+from trainer.config import resolve_dataset
 
 MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
 
@@ -126,6 +127,16 @@ def _packing_note(spec, data: dict | None) -> str | None:
             "GPU runs and the plan prices. `packing: true` puts several samples in each row.")
 
 
+def _eval_note(spec, job: Path) -> str | None:
+    """Where the eval set is the training data itself: its loss then measures what the model memorised, not how it
+    does on data it has not seen, and nothing else says so."""
+    train, held = (resolve_dataset(getattr(spec, key), job.parent, key) for key in ("dataset", "eval_dataset"))
+    if train is None or held is None or not checks.same_file(train, held):
+        return None
+    return ("`eval_dataset` is the training data itself: its eval loss measures memorising, not unseen data; name "
+            "a held-out file, or use `eval_fraction` to hold part of the data out.")
+
+
 def _spot_note(result) -> str | None:
     """Where the plan chose a cloud spot offer: plan does not load SkyPilot to ask whether a storage cloud is enabled
     (it answers in a fraction of a second), and `orch launch` passes over spot offers without one, so it may choose
@@ -155,7 +166,7 @@ def run(argv: list[str]) -> int:
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
         data = data_dict(size, result.train_tokens, result.spec.seq_len)
-        said = [note for note in (_spot_note(result), _packing_note(spec, data)) if note]
+        said = [note for note in (_spot_note(result), _packing_note(spec, data), _eval_note(spec, args.job)) if note]
         for note in said:
             fold.note(f"note: {note}")
         refusal = no_option_message(result) if result.chosen is None else None
