@@ -452,3 +452,14 @@ def test_a_csv_cell_is_read_as_the_text_in_the_file(tmp_path):
     assert records == [{"instruction": "what is 0+0", "input": "", "output": "0"},
                        {"instruction": "zip?", "input": "NA", "output": "01000"},
                        {"instruction": "bool?", "input": "None", "output": "True"}]
+
+
+def test_a_csv_header_with_a_blank_name_still_reads(tmp_path):
+    """A trailing comma leaves a column without a name, which pandas calls `Unnamed: N`: read as text, its name was
+    looked for as "" and the file said to be no CSV pandas can read."""
+    from trainer.data_sources import Source, read_records
+
+    path = tmp_path / "qa.csv"
+    path.write_text("instruction,output,\nq1,0,\n", encoding="utf-8")
+    assert read_records(Source("qa.csv", path, None, "train"), None) == [
+        {"instruction": "q1", "output": "0", "Unnamed: 2": ""}]

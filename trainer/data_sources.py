@@ -256,7 +256,8 @@ def _csv_as_text(path: Path) -> dict:
         return {}
     if not header or checks.repeated(header):
         return {}
-    return {"na_filter": False, "features": Features({name: Value("string") for name in header})}
+    names = [name or f"Unnamed: {index}" for index, name in enumerate(header)]  # as pandas names a blank one
+    return {"na_filter": False, "features": Features({name: Value("string") for name in names})}
 
 
 def _json_records(path: Path, key: str) -> Iterator[dict]:
