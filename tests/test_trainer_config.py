@@ -542,7 +542,7 @@ def test_money_keys_take_dollars_as_the_flags_do(written):
     ("''", r"`budget_usd` '' is not an amount of US dollars"),
     ("$nan", r"`budget_usd` must be a finite number, got nan\.$"),
     ("$inf", r"`budget_usd` must be a finite number, got inf\.$"),
-    ("$-5", r"`budget_usd` must be above 0, got -5"),
+    ("$-5", r"`budget_usd` must be 0 or more, got -5"),
     ("$2e7", r"`budget_usd` must be at most 10000000"),
 ])
 def test_a_money_key_that_is_no_amount_of_dollars_says_how_to_write_one(written, message):

@@ -175,7 +175,7 @@ _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOIC
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "dataset_sequences", "epochs", "learning_rate", "eval_batches", "eval_every",
              "save_every", "save_every_minutes", "log_every", "max_grad_norm", "neftune_noise_alpha",
-             "loss_chunk_tokens", "budget_usd"}
+             "loss_chunk_tokens"}
 MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
 # and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
