@@ -81,13 +81,19 @@ def only_match(matches: list, what: str, text: str, how_to_list: str):
     return matches[0]
 
 
+def options_by_name(command) -> dict:
+    """A click command's options by each of their names (`--spot` and `--no-spot` both), as the checks below read
+    a command line against them."""
+    return {opt: param for param in command.params if getattr(param, "param_type_name", "") == "option"
+            for opt in (*param.opts, *param.secondary_opts)}
+
+
 def repeated_option(command, args: list[str]) -> str | None:
     """Why `args` give one of `command`'s single-valued options twice with different values, or None. click keeps
     the last silently, so `orch submit job.yaml --budget 1 ... --budget 500` queued a $500 job unsaid (`orch plan`,
     on its own parser, refuses the same). The same value twice is harmless."""
-    options = {opt: param for param in command.params if getattr(param, "param_type_name", "") == "option"
-               and not getattr(param, "multiple", False) and not getattr(param, "count", False)
-               for opt in (*param.opts, *param.secondary_opts)}
+    options = {opt: param for opt, param in options_by_name(command).items()
+               if not getattr(param, "multiple", False) and not getattr(param, "count", False)}
     given: dict[str, tuple[str, str]] = {}  # the option's name -> (its spelling, its value)
     index = 0
     while index < len(args) and args[index] != "--":
@@ -112,8 +118,7 @@ def option_as_value(command, args: list[str]) -> str | None:
     """Why `args` leave out the value of one of `command`'s options, or None: its next word is another of them.
     `orch estimate m --seq-len --json` read `--json` as the length and said it "is not a whole number", where the
     length is what is missing."""
-    options = {opt: param for param in command.params if getattr(param, "param_type_name", "") == "option"
-               for opt in (*param.opts, *param.secondary_opts)}
+    options = options_by_name(command)
     index = 0
     while index < len(args) - 1 and args[index] != "--":
         spelling, has_value, _ = args[index].partition("=")
@@ -132,12 +137,10 @@ def word_after_a_flag(command, args: list[str]) -> str | None:
     """Why a word after an on/off flag is left over (`--bf16 maybe`: a word past the command's arguments, that is no
     yes/no word), or None. click said "unexpected extra argument (maybe)", blaming the word, not the flag it was
     given to."""
-    params = [param for param in command.params if getattr(param, "param_type_name", "") in ("option", "argument")]
-    arguments = [param for param in params if param.param_type_name == "argument"]
+    arguments = [param for param in command.params if getattr(param, "param_type_name", "") == "argument"]
     if any(param.nargs < 0 for param in arguments):  # a list of arguments takes any word
         return None
-    options = {opt: param for param in params if param.param_type_name == "option"
-               for opt in (*param.opts, *param.secondary_opts)}
+    options = options_by_name(command)
     room, index, after_flag = sum(param.nargs for param in arguments), 0, None
     while index < len(args) and args[index] != "--":
         word, index = args[index], index + 1
@@ -162,8 +165,7 @@ def _commands_taking(group, option: str):
             continue
         if hasattr(command, "commands"):
             yield from (f"{name} {words}" for words in _commands_taking(command, option))
-        elif any(option in (*param.opts, *param.secondary_opts) for param in command.params
-                 if getattr(param, "param_type_name", "") == "option"):
+        elif option in options_by_name(command):
             yield name
 
 
