@@ -8,15 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
+from tests import test_bad_input
 from tests.test_bad_input import RUN_ID, Inputs
 
-
-@pytest.fixture
-def inputs(tmp_path, monkeypatch):
-    world = Inputs(tmp_path, monkeypatch)
-    monkeypatch.setenv("ORCH_HOME", str(world.home))
-    monkeypatch.chdir(world.work)
-    return world
+inputs = test_bad_input.inputs  # the bad-input cases' world: ORCH_HOME, a working folder and files to write
 
 
 def refused(args: list[str]) -> str:
