@@ -268,6 +268,7 @@ def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_pat
     ('{"conversations": 3}', "`conversations` must be a list of"),
     ('{"messages": [{"role": [], "content": "x"}]}', "`messages` must be a list of {role, content}"),
     ('{"text": "a\\ud800b"}', "line 6: a string holds a lone UTF-16 surrogate"),
+    ('{"messages": [{"role": "user", "content": "a\\u0000b"}]}', "line 6: a string holds a NUL character"),
     ('{"instruction": "a", "input": ["b"], "output": "c"}', "`input` must be a string"),
     ('["text", "x"]', "line 6: a record must be a JSON object"),
     ("null", "line 6: a record must be a JSON object ({\"text\": ...}, {\"messages\": [...]}, ...), got null"),

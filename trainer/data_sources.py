@@ -279,9 +279,8 @@ def _json_records(path: Path, key: str) -> Iterator[dict]:
         if not isinstance(record, dict):
             raise DataError(f"{key} {path} {where}: a record must be a JSON object ({{\"text\": ...}}, "
                             f"{{\"messages\": [...]}}, ...), got {checks.json_kind(record)}.")
-        if not _is_text(record):
-            raise DataError(f"{key} {path} {where}: a string holds a lone UTF-16 surrogate escape (like \\ud800), "
-                            "which is no character: fix or drop the record.")
+        if problem := _string_problem(record):
+            raise DataError(f"{key} {path} {where}: a string holds {problem}: fix or drop the record.")
         yield record
 
 
@@ -336,19 +335,19 @@ def _json_lines(path: Path, key: str) -> Iterator[tuple[str, object]]:
                                 "record.") from None
 
 
-def _is_text(value) -> bool:
-    """Every string in a parsed JSON value encodes as UTF-8 (JSON's \\ud800 escapes parse to strings that do not)."""
+def _string_problem(value) -> str | None:
+    """What in a parsed JSON value no text holds: a lone UTF-16 surrogate (JSON's \\ud800 escapes parse to strings
+    that do not encode as UTF-8), or a NUL (\\u0000, a damaged or binary file's, refused in a CSV too)."""
     if isinstance(value, str):
+        if "\x00" in value:
+            return "a NUL character (\\u0000), which no text holds"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_is_text(k) and _is_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_text(v) for v in value)
-    return True
+            return "a lone UTF-16 surrogate escape (like \\ud800), which is no character"
+        return None
+    parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    return next((problem for part in parts if (problem := _string_problem(part))), None)
 
 
 def _text_chars(record: dict) -> int:
