@@ -455,6 +455,26 @@ def test_a_csv_cell_is_read_as_the_text_in_the_file(tmp_path):
                        {"instruction": "bool?", "input": "None", "output": "True"}]
 
 
+def test_a_folder_of_csv_files_is_read_as_the_text_in_them_and_checked_file_by_file(tmp_path, capsys):
+    """Only a single CSV file was read as text: a folder of them kept pandas' guesses (`01000` trained as 1000),
+    and a ragged row in one of them was found by pandas after the model was built."""
+    from trainer.data_sources import Source, read_records
+
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "a.csv").write_text("instruction,input,output\nwhat is 0+0,,0\n", encoding="utf-8")
+    (folder / "b.csv").write_text("instruction,input,output\nzip?,NA,01000\n", encoding="utf-8")
+    records = read_records(Source("qa", folder, None, "train"), None)
+    assert sorted(records, key=str) == [{"instruction": "what is 0+0", "input": "", "output": "0"},
+                                        {"instruction": "zip?", "input": "NA", "output": "01000"}]
+    (folder / "b.csv").write_bytes(b"instruction,input,output\nzip?,NA,01000,extra\n")
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, dataset="qa")), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "b.csv, line 2: 4 fields, and the header has 3" in err[0], err
+    assert not output.exists()
+
+
 def test_a_csv_header_with_a_blank_name_still_reads(tmp_path):
     """A trailing comma leaves a column without a name, which pandas calls `Unnamed: N`: read as text, its name was
     looked for as "" and the file said to be no CSV pandas can read."""

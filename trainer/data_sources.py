@@ -176,6 +176,13 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
     return None
 
 
+def _csv_files(local: Path) -> list[Path]:
+    """The CSV files a local dataset reads: itself, or a folder's (of one kind, folder_problem has made sure)."""
+    if local.is_file():
+        return [local] if file_kind(local) == "csv" else []
+    return [path for path in visible_paths(local) if path.suffix.lower() == ".csv" and path.is_file()]
+
+
 def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) -> list[str]:
     """What stops the datasets from being read, found before any work: a file that is not there, of no kind orch
     reads, a config or split asked of one file, a folder with no data file or of mixed kinds, or (`reach_hub`) a hub
@@ -191,8 +198,8 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
-            elif local.is_file() and file_kind(local) == "csv" and (
-                    problem := csv_problem(local, read_columns(config.dataset_columns))):
+            elif problem := next(filter(None, (csv_problem(path, read_columns(config.dataset_columns))
+                                               for path in _csv_files(local))), None):
                 problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
@@ -228,18 +235,19 @@ def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
     return Source(config.eval_dataset, local, config.dataset_config, config.eval_split or "train", "eval_dataset")
 
 
-def _load(source: Source, streaming: bool):
+def _load(source: Source, streaming: bool, files: tuple[str, list[Path]] | None):
+    """`files`: _local_files' answer. Every CSV, one file or a folder's, is read as the text in it."""
     from datasets import load_dataset  # heavy, and only the trainer needs it
 
     local = source.local
+    as_text = _csv_as_text(files[1][0]) if files is not None and files[0] == "csv" and files[1] else {}
     if local is not None and local.is_file():
         kind = file_kind(local)
         if kind is None:
             raise DataError(f"{source.key} {local}: {FILE_KINDS_HINT}.")
-        return load_dataset(kind, data_files=str(local), split="train", streaming=streaming,
-                            **(_csv_as_text(local) if kind == "csv" else {}))
+        return load_dataset(kind, data_files=str(local), split="train", streaming=streaming, **as_text)
     path = str(local) if local is not None else source.name
-    return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming)
+    return load_dataset(path, name=source.config_name, split=source.split, streaming=streaming, **as_text)
 
 
 def _csv_as_text(path: Path) -> dict:
@@ -363,24 +371,25 @@ def _until_chars(records: Iterable[dict], max_chars: int) -> Iterator[dict]:
             return
 
 
-def _local_json_files(source: Source) -> list[Path] | None:
-    """The JSON files a local dataset's split is made of, resolved as `datasets` resolves them (one file, a folder's
-    file names, or a README's `configs:`); None where the dataset is not local JSON."""
+def _local_files(source: Source) -> tuple[str, list[Path]] | None:
+    """The builder (json, csv, parquet) and files a local dataset's split is made of, resolved as `datasets` resolves
+    them (one file, a folder's file names, or a README's `configs:`); None where the dataset is not local, or is JSON
+    read from one field of each file, which `datasets` reads itself."""
     local = source.local
     if local is None:
         return None
     if local.is_file():
-        return [local] if file_kind(local) == "json" else None
+        return (kind, [local]) if (kind := file_kind(local)) else None
     from datasets import load_dataset_builder
 
     builder = load_dataset_builder(str(local), name=source.config_name)
-    if builder.name != "json" or getattr(builder.config, "field", None):
+    if builder.name == "json" and getattr(builder.config, "field", None):
         return None
     splits = {str(split): files for split, files in builder.config.data_files.items()}
     if source.split not in splits:
         raise DataError(f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                         f"'{source.split}': it has {', '.join(sorted(splits))}.")
-    return [Path(file) for file in splits[source.split]]
+    return builder.name, [Path(file) for file in splits[source.split]]
 
 
 @contextlib.contextmanager
@@ -454,10 +463,11 @@ def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     streaming = needed_tokens is not None and not one_file
     try:
         with _datasets_quiet():
-            if (json_files := _local_json_files(source)) is not None:
-                records = (record for path in json_files for record in _json_records(path, source.key))
+            files = _local_files(source)
+            if files is not None and files[0] == "json":
+                records = (record for path in files[1] for record in _json_records(path, source.key))
             else:
-                records = iter(_load(source, streaming))
+                records = iter(_load(source, streaming, files))
             if streaming:
                 records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
             return [dict(r) for r in records]
