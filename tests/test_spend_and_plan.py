@@ -265,16 +265,21 @@ def test_a_job_no_allowed_budget_or_deadline_could_meet_is_not_told_to_raise_the
     assert result.exit_code == 2 and said in result.output, result.output
 
 
-def test_a_plan_notes_an_eval_set_that_is_the_training_data(tmp_path):
-    """Its eval loss measures memorising, and nothing said so."""
+def test_a_plan_notes_an_eval_set_that_is_the_training_data(tmp_path, monkeypatch):
+    """Its eval loss measures memorising, and nothing said so. A launch's dry run says it too, and its JSON holds
+    the plan's data and notes as `orch plan --json` does (it held neither)."""
     from tests.conftest import REPO
 
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
     data = REPO / "examples" / "data" / "tiny_instruct.jsonl"
     job = tmp_path / "job.yaml"
     job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmax_steps: 2\ndataset: {data}\n"
                    f"eval_dataset: {data}\n")
-    notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
-    assert any("`eval_dataset` is the training data itself" in note for note in notes), notes
+    planned = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)
+    assert any("`eval_dataset` is the training data itself" in note for note in planned["notes"]), planned["notes"]
+    dry = CliRunner().invoke(app, ["launch", str(job), "--budget", "1", "--target", "local", "--dry-run", "--json"])
+    assert {key: json.loads(dry.stdout)["plan"][key] for key in ("data", "notes")} == {
+        key: planned[key] for key in ("data", "notes")}, dry.output
     job.write_text(job.read_text().replace(f"eval_dataset: {data}\n", ""))
     notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
     assert not any("eval_dataset" in note for note in notes), notes

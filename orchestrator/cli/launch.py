@@ -25,7 +25,7 @@ from orchestrator.cli.options import (
     path_option,
     usd_option,
 )
-from orchestrator.cli.planning import plan_job, replanned
+from orchestrator.cli.planning import data_and_notes, plan_job, replanned
 from orchestrator.cli.runs import exit_code, follow_run
 from orchestrator.cli.serialize import error_dict, plan_dict
 from orchestrator.estimator.calibration import calibration_file
@@ -70,6 +70,7 @@ def launch_command(
     store = None if dry_run else RunStore()
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
+    data, notes = data_and_notes(job, model, result)
     spec = result.spec
     if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
         display.show_plan(result, top=5)
@@ -81,7 +82,7 @@ def launch_command(
     chosen = result.chosen
     if dry_run:
         here = _launch_here(result, lambda refusal: replanned(model, targets, result, refusal))
-        _dry_run(result, job, budget, model.params, out, as_json, here)
+        _dry_run(result, job, budget, model.params, out, as_json, here, {"data": data, "notes": notes})
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -170,9 +171,10 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
 
 
 def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool,
-             here: str | None = None) -> None:
+             here: str | None, data_and_notes: dict) -> None:
     """The task file on stdout (or in --out), everything for people on stderr, the plan first, and `here`, what a
-    launch on this machine would take instead (_launch_here); --json: one JSON document. The plan is shown once the
+    launch on this machine would take instead (_launch_here); --json: one JSON document, with the plan's data and
+    notes as `orch plan --json` gives them (`data_and_notes`). The plan is shown once the
     task is made: a refusal before (pre-flight, the task) is one error line on stderr, as `orch plan`'s is, not
     tables and then the line."""
     chosen, spec = result.chosen, result.spec
@@ -183,7 +185,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
 
         task = sky_task.dry_run(spec, job, chosen, budget, model_params, out)
     if as_json:
-        display.print_json({"plan": plan_dict(result), "task_yaml": task.yaml_text if task else None,
+        display.print_json({"plan": {**plan_dict(result), **data_and_notes},
+                            "task_yaml": task.yaml_text if task else None,
                             "task_file": str(out) if out and task else None,
                             "skypilot_optimizer": task.optimizer_text if task else None,
                             "note": task.note if task else None, "launch_here": here, "launched": False})

@@ -18,12 +18,9 @@ from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
 from orchestrator.cli.pipe import reader_left
-from orchestrator.cli.planning import plan_job
-from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, data_dict, error_dict, padding_worth_saying, plan_dict
-from orchestrator.estimator.settings import model_notes
-from orchestrator.job import load_sized_job
+from orchestrator.cli.planning import data_and_notes, plan_job
+from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict, plan_dict
 from orchestrator.planner import OBJECTIVES, no_option_message
-from trainer.config import resolve_dataset
 
 MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
 
@@ -119,24 +116,6 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
-def _packing_note(spec, data: dict | None) -> str | None:
-    """Where unpacked rows hold much padding: the fix is one key, and the cost it saves can be most of the plan."""
-    if spec.packing or not padding_worth_saying(data):
-        return None
-    return (f"with `packing: false` the data fills {data['row_fill']:.0%} of its rows; the rest is padding that the "
-            "GPU runs and the plan prices. `packing: true` puts several samples in each row.")
-
-
-def _eval_note(spec, job: Path) -> str | None:
-    """Where the eval set is the training data itself: its loss then measures what the model memorised, not how it
-    does on data it has not seen, and nothing else says so."""
-    train, held = (resolve_dataset(getattr(spec, key), job.parent, key) for key in ("dataset", "eval_dataset"))
-    if train is None or held is None or not checks.same_file(train, held):
-        return None
-    return ("`eval_dataset` is the training data itself: its eval loss measures memorising, not unseen data; name "
-            "a held-out file, or use `eval_fraction` to hold part of the data out.")
-
-
 def _spot_note(result) -> str | None:
     """Where the plan chose a cloud spot offer: plan does not load SkyPilot to ask whether a storage cloud is enabled
     (it answers in a fraction of a second), and `orch launch` passes over spot offers without one, so it may choose
@@ -164,15 +143,12 @@ def run(argv: list[str]) -> int:
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
-        spec, size = load_sized_job(args.job)  # sized once: load_sized_job caches
-        data = data_dict(size, result.train_tokens, result.spec.seq_len)
-        said = [note for note in (_spot_note(result), _packing_note(spec, data), _eval_note(spec, args.job)) if note]
-        for note in said:
-            fold.note(f"note: {note}")
+        if spot := _spot_note(result):
+            fold.note(f"note: {spot}")
+        data, notes = data_and_notes(args.job, model, result)
+        notes += [spot] if spot else []
         refusal = no_option_message(result) if result.chosen is None else None
         if args.as_json:
-            notes = model_notes(spec, model)  # said on stderr too, as for tables
-            notes += said
             # one line (the C encoder); a plan that found nothing is the document, with its error in it
             print(json.dumps({**plan_dict(result), "data": data, "notes": notes,
                               **(error_dict(refusal) if refusal else {})}))
@@ -180,7 +156,7 @@ def run(argv: list[str]) -> int:
             from orchestrator.cli import display
 
             display.show_plan(result, args.top)
-            display.show_data_size(data, spec.dataset is not None)
+            display.show_data_size(data, result.spec.dataset is not None)
         if refusal:
             return _refuse(refusal, json_too=False)
     except (UserError, _Refused) as exc:

@@ -11,11 +11,13 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.cli import fold
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
+from orchestrator.cli.serialize import data_dict, padding_worth_saying
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.estimator.settings import job_model, model_notes
-from orchestrator.job import load_job
+from orchestrator.job import load_job, load_sized_job
 from orchestrator.planner import LaunchRefusal, Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
+from trainer.config import resolve_dataset
 
 TARGETS = ("auto", "local", "cloud")
 
@@ -86,3 +88,32 @@ def replanned(model: ModelShape, targets: Targets, result: Plan, launch_refusal:
     policy = dataclasses.replace(result.policy, launch_refusal=launch_refusal)
     return plan(result.spec, model, list(targets.offers), policy, load_calibration(),
                 startup_times=load_startup_times())
+
+
+def data_and_notes(job: Path, model: ModelShape, result: Plan) -> tuple[dict | None, list[str]]:
+    """The dataset's size (serialize.data_dict) and every note on the job (the model's, said by plan_job, and the
+    data's, said here), for `orch plan` and `orch launch` alike."""
+    spec, size = load_sized_job(job)  # sized once: load_sized_job caches
+    data = data_dict(size, result.train_tokens, result.spec.seq_len)
+    said = [note for note in (_packing_note(spec, data), _eval_note(spec, job)) if note]
+    for note in said:
+        fold.note(f"note: {note}")
+    return data, [*model_notes(spec, model), *said]
+
+
+def _packing_note(spec, data: dict | None) -> str | None:
+    """Where unpacked rows hold much padding: the fix is one key, and the cost it saves can be most of the plan."""
+    if spec.packing or not padding_worth_saying(data):
+        return None
+    return (f"with `packing: false` the data fills {data['row_fill']:.0%} of its rows; the rest is padding that the "
+            "GPU runs and the plan prices. `packing: true` puts several samples in each row.")
+
+
+def _eval_note(spec, job: Path) -> str | None:
+    """Where the eval set is the training data itself: its loss then measures what the model memorised, not how it
+    does on data it has not seen, and nothing else says so."""
+    train, held = (resolve_dataset(getattr(spec, key), job.parent, key) for key in ("dataset", "eval_dataset"))
+    if train is None or held is None or not checks.same_file(train, held):
+        return None
+    return ("`eval_dataset` is the training data itself: its eval loss measures memorising, not unseen data; name "
+            "a held-out file, or use `eval_fraction` to hold part of the data out.")
