@@ -429,9 +429,29 @@ def test_a_model_sized_by_another_rows_shape_keeps_its_name_and_the_notes_say_wh
     assert data["notes"] == [f"{shown} is estimated with the shape of {shape}, the catalog's row for it."]
 
 
-def test_a_job_file_given_to_estimate_points_to_plan(tmp_path):
-    """`orch estimate examples/tiny.yaml` said the hub could not be reached to read that model's config.json."""
+def test_a_job_file_given_to_estimate_is_estimated_with_its_settings_and_the_flags_given_over_them(tmp_path):
+    """`orch estimate examples/tiny.yaml` was refused: a newcomer with a job file had to copy each of its settings
+    into flags. Its settings are the estimate's, a flag given overrides one, and a flag naming another method leaves
+    the file's method settings out rather than refusing them as given."""
     job = tmp_path / "job.yaml"
-    job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmax_steps: 2\n")
-    result = runner.invoke(app, ["estimate", str(job)])
-    assert result.exit_code == 2 and "is a job file: `orch plan JOB.yaml` plans one" in result.stderr, result.output
+    job.write_text("model: Llama-3.1-8B\nmethod: qlora\nquant_bits: 4\ndouble_quant: false\nseq_len: 1024\n"
+                   "micro_batch: 2\nlora_r: 8\ntarget_modules: [q_proj, v_proj]\noptimizer: adamw_8bit\n"
+                   "max_steps: 2\n")
+    from_file = json.loads(runner.invoke(app, ["estimate", str(job), "--json"]).stdout)
+    as_flags = json.loads(runner.invoke(app, [
+        "estimate", "Llama-3.1-8B", "--method", "qlora", "--quant-bits", "4", "--no-double-quant", "--seq-len", "1024",
+        "--micro-batch", "2", "--lora-r", "8", "--target-modules", "q_proj,v_proj", "--optimizer", "adamw_8bit",
+        "--json"]).stdout)
+    assert from_file["settings"] == as_flags["settings"] and from_file["vram_gib"] == as_flags["vram_gib"]
+    shorter = json.loads(runner.invoke(app, ["estimate", str(job), "--seq-len", "256", "--json"]).stdout)
+    assert shorter["seq_len"] == 256 and shorter["settings"]["lora_r"] == 8
+    as_lora = runner.invoke(app, ["estimate", str(job), "--method", "lora", "--json"])
+    assert as_lora.exit_code == 0, as_lora.output
+    settings = json.loads(as_lora.stdout)["settings"]
+    assert settings["method"] == "lora" and settings["lora_r"] == JobConfig.lora_r and settings["seq_len"] == 1024
+    missing = runner.invoke(app, ["estimate", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2, missing.output
+    assert "does not exist: give a job file, or a model" in missing.stderr, missing.output
+    job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: .nan\nmax_steps: 2\n")
+    broken = runner.invoke(app, ["estimate", str(job)])
+    assert broken.exit_code == 2 and "`seq_len` must be a whole number, got nan" in broken.stderr, broken.output

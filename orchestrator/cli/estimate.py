@@ -30,8 +30,8 @@ from orchestrator.estimator.memory import (
 from orchestrator.estimator.settings import context_note, job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
-from trainer.config import CHOICES, JobConfig
-from trainer.job_file import idle_keys
+from trainer.config import CHOICES, JobConfig, model_folder
+from trainer.job_file import QLORA_KEYS, idle_keys, read_job_file
 
 DEFAULT_METHOD = method_forms.resolve({}, "-", None)[0]["method"]  # what a left-out --method estimates
 REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gpu is not given
@@ -40,6 +40,8 @@ SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
                   "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile")
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
+# the keys that belong to a method: a job file's are left out where a flag names another method
+METHOD_KEYS = ("method", *QLORA_KEYS, *method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save", "freeze_layers")
 JOB_DEFAULTS = {field.name: field.default for field in fields(JobConfig)}  # what a left-out flag takes
 
 
@@ -108,14 +110,33 @@ def _shown(settings, gpu) -> dict:
     return values
 
 
+def _job_file_settings(model: str) -> tuple[str, dict] | None:
+    """A job file given for MODEL: the model it names (a folder as an absolute path, relative paths starting at the
+    job file's folder) and the settings it writes, which the flags given override. None: MODEL is no job file."""
+    path = Path(checks.user_path(model))
+    if path.suffix.lower() not in checks.YAML_SUFFIXES:
+        return None
+    if not os.path.isfile(path):  # not "model folder ... does not exist"
+        raise UserError(f"job file {checks.short_repr(model)} does not exist: give a job file, or a model (a hub id, "
+                        "an alias or a model folder).")
+    raw, config = read_job_file(path)
+    written = {key: getattr(config, key) for key in SETTINGS_SHOWN if key in raw}
+    written.update({key: ",".join(written[key]) for key in LIST_SETTINGS if key in written})
+    if written.get("grad_ckpt") == "auto":
+        del written["grad_ckpt"]  # a flag's None: the job's own default
+    folder = model_folder(config.model, path.parent)
+    return (str(folder) if folder else config.model), written
+
+
 @user_errors
 def estimate(
-    model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder.")],
+    model: Annotated[str, typer.Argument(help="Hugging Face id, alias (Llama-3.1-8B) or local model folder; or a job "
+                                              "file, whose settings the flags given override.")],
     method: Annotated[str | None, typer.Option(
         help=f"One of {', '.join(METHODS)}; default {DEFAULT_METHOD} (qlora with --quant-bits, --quantization or a "
              "quantized checkpoint).")] = None,
-    seq_len: Annotated[int, whole_option("--seq-len", help="Tokens per sequence (also --max-seq-length).")]
-    = DEFAULT_SEQ_LEN,
+    seq_len: Annotated[int | None, whole_option(
+        "--seq-len", help=f"Tokens per sequence (also --max-seq-length); default {DEFAULT_SEQ_LEN}.")] = None,
     micro_batch: Annotated[int | None, whole_option(
         "--micro-batch", help="Sequences per forward pass (transformers' per-device batch size); default "
                               f"{JOB_DEFAULTS['micro_batch']}, as in a job file.")]
@@ -169,17 +190,25 @@ def estimate(
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate peak VRAM (with its breakdown) and, with --gpu, fit and training tokens/s."""
-    flags, notes = method_forms.resolve({
+    given = {
         "method": flag_aliases.value("method", method), "seq_len": seq_len, "micro_batch": micro_batch,
         "grad_accum": grad_accum, "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r,
         "lora_dropout": lora_dropout, "quant_bits": quant_bits, "double_quant": double_quant,
         "qlora_fp32_upcast": qlora_fp32_upcast, "target_modules": target_modules, "use_dora": use_dora,
         "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
-        "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks},
-        model, quantization)
-    if Path(model).suffix.lower() in checks.YAML_SUFFIXES and os.path.isfile(checks.user_path(model)):
-        raise UserError(f"orch estimate sizes a model (a hub id, an alias or a model folder), and "
-                        f"{checks.short_repr(model)} is a job file: `orch plan JOB.yaml` plans one.")
+        "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks}
+    job_notes = []
+    if (job := _job_file_settings(model)) is not None:
+        model, written = job
+        job_notes.append(f"settings from the job file; {model} is its model")
+        if method is not None or quantization is not None:  # another method's keys would be refused as given
+            written = {key: value for key, value in written.items() if key not in METHOD_KEYS}
+            job_notes.append("--method or --quantization given: the job file's method and its settings left out")
+        given = {**written, **{key: value for key, value in given.items() if value is not None}}
+    if given.get("seq_len") is None:
+        given["seq_len"] = DEFAULT_SEQ_LEN
+    grad_ckpt = given.get("grad_ckpt")
+    flags, notes = method_forms.resolve(given, model, quantization)
     settings = _settings(flags, model)
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
@@ -209,7 +238,7 @@ def estimate(
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if named else f"any {precision(settings, target)} GPU",
               "calibration": calibration.source or "defaults", "memory_basis": calibration.memory_basis_for(target),
-              "notes": [note for note in (_shape_note(model_id, shape),
+              "notes": [note for note in (*job_notes, _shape_note(model_id, shape),
                                           context_note(replace(settings, model=model), shape), *notes) if note]}
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
