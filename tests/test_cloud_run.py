@@ -27,13 +27,14 @@ FAKE_TRAINER = """#!/bin/sh
 # stands in for `python -m trainer ...`: writes metrics.json, sleeps if asked, exits with $FAKE_EXIT
 out=$(echo "$@" | sed 's/.*--output \\([^ ]*\\).*/\\1/')
 echo "{\\"status\\": \\"fake\\", \\"args\\": \\"$*\\"}" > "$out/metrics.json"
+[ -z "$FAKE_IGNORE_TERM" ] || trap '' TERM  # still saving when the guard's TERM comes
 sleep "${FAKE_SLEEP:-0}"
 exit "${FAKE_EXIT:-0}"
 """
 
 
 def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0,
-                    launched_s_ago: int | str | None = 0, sky=None) -> tuple:
+                    launched_s_ago: int | str | None = 0, sky=None, ignore_term: bool = False) -> tuple:
     """The run script as SkyPilot starts it, for a launch requested `launched_s_ago` seconds ago (text: the launch
     time as given; None: none given). Given `sky` (the fixture), followed as SkyPilot runs it by its own wait for
     cached bucket uploads (TaskCodeGen), whose first command, a stand-in `findmnt`, leaves `flush-reached`."""
@@ -49,13 +50,15 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
     findmnt.write_text(f"#!/bin/sh\ntouch {tmp_path / 'flush-reached'}\n")
     findmnt.chmod(findmnt.stat().st_mode | stat.S_IEXEC)
     script = run_script().replace(REMOTE_OUTPUT, str(out))
+    if ignore_term:  # the guard's KILL comes 1 s after its TERM, not 300 s
+        script = script.replace("--kill-after=300", "--kill-after=1")
     if sky is not None:
         from sky.backends.task_codegen import TaskCodeGen
 
         script = TaskCodeGen.build_task_bash_script(script)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": str(wall_limit_s),
            "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "FAKE_EXIT": str(exit_code),
-           "FAKE_SLEEP": str(sleep_s)}
+           "FAKE_SLEEP": str(sleep_s), **({"FAKE_IGNORE_TERM": "1"} if ignore_term else {})}
     env.pop("ORCH_LAUNCHED_AT", None)
     if launched_s_ago is not None:
         env["ORCH_LAUNCHED_AT"] = launched_s_ago if isinstance(launched_s_ago, str) else \
@@ -155,6 +158,19 @@ def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_
 def test_hitting_the_wall_clock_limit_is_a_budget_stop(tmp_path):
     returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=1, sleep_s=30)
     assert returncode == 4 and "ORCH_TRAINER_EXIT=4" in stdout
+
+
+def test_a_trainer_the_guard_has_to_kill_is_a_budget_stop_too(tmp_path):
+    """Still saving when the guard's grace ran out, the trainer was killed (timeout's 137): the run was recorded as
+    failed, where it had been stopped at its budget."""
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=1, sleep_s=4, ignore_term=True)
+    assert returncode == 4 and "ORCH_TRAINER_EXIT=4" in stdout, stdout
+
+
+def test_a_trainer_killed_inside_its_window_is_no_budget_stop(tmp_path):
+    """137 before the window ends is something else's KILL (the kernel's, out of memory): a failure, said as such."""
+    returncode, stdout, _ = run_script_here(tmp_path, 137, wall_limit_s=3600)
+    assert returncode == 137 and "ORCH_TRAINER_EXIT=137" in stdout, stdout
 
 
 def test_spot_recovers_only_from_preemption(sky, tmp_path):

@@ -141,7 +141,10 @@ def run_script() -> str:
         "--resume auto --set usd_per_hour=$ORCH_USD_PER_HOUR --set budget_usd=$budget "
         f"2>&1 | tee -a {out}/train.log",
         "  status=$?",
-        f"  [ \"$status\" -eq 124 ] && status={WALL_LIMIT_EXIT_CODE}  # timeout's code: the guard stopped it",
+        "  # timeout's code: the guard stopped it; 137 once the window is past: its KILL, the trainer still saving",
+        "  # 300 s after the TERM (where 137 is before it, the trainer was killed by something else: a failure)",
+        f"  if [ \"$status\" -eq 124 ] || {{ [ \"$status\" -eq 137 ] && [ \"$ORCH_WALL_LIMIT_S\" -gt 0 ] && "
+        f"[ $(( $(date +%s) - launched )) -ge \"$ORCH_WALL_LIMIT_S\" ]; }}; then status={WALL_LIMIT_EXIT_CODE}; fi",
         "fi",
         f"echo {EXIT_MARKER}$status",
         f"echo {METRICS_BEGIN}; cat {out}/metrics.json 2>/dev/null; echo; echo {METRICS_END}",
