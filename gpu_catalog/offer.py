@@ -12,6 +12,14 @@ from gpu_catalog.gpus import GPU
 
 LOCAL_PROVIDER = "local"
 SSH_POOL_PROVIDER = "ssh"  # the user's own cards on other machines, launched through SkyPilot's SSH node pools
+# Instances a cloud sells only as spot (or Flex-start) though its catalog lists an on-demand price: Google's A3 High
+# with fewer than 8 GPUs (cloud.google.com/compute/docs/accelerator-optimized-machines, consumption options by
+# machine type; dstackai/gpuhunt PR #176, 2025-09-13, drops them so). Planned on demand, every zone refuses the VM.
+SPOT_ONLY_INSTANCES = frozenset({("gcp", "a3-highgpu-1g")})
+
+
+def sold_on_demand(provider: str, instance_type: str) -> bool:
+    return (provider, instance_type) not in SPOT_ONLY_INSTANCES
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from gpu_catalog import checks
 from gpu_catalog.cache import cached
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR, get_gpu
-from gpu_catalog.offer import Offer
+from gpu_catalog.offer import Offer, sold_on_demand
 from gpu_catalog.skypilot_catalog import read_catalog_dir
 
 MIN_PLAUSIBLE_USD_PER_HOUR = 0.05  # below this a row is a placeholder (mithril lists an A100 at $0.01/h)
@@ -31,7 +31,8 @@ def reference_offers(path: Path = DATA_DIR / "reference_offers.csv") -> list[Off
             source = f"{row['source']} (as of {row['as_of']})"
             common = dict(gpu=gpu, provider=row["provider"], region=row["region"], instance_type=row["instance_type"],
                           accelerator=row["accelerator"])
-            offers.append(Offer(**common, spot=False, usd_per_hour=float(row["usd_per_hour"]), source=source))
+            if sold_on_demand(row["provider"], row["instance_type"]):
+                offers.append(Offer(**common, spot=False, usd_per_hour=float(row["usd_per_hour"]), source=source))
             if row["spot_usd_per_hour"]:
                 spot_price = float(row["spot_usd_per_hour"])
                 offers.append(Offer(**common, spot=True, usd_per_hour=spot_price, source=source))

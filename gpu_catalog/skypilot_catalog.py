@@ -14,7 +14,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
-from gpu_catalog.offer import LOCAL_PROVIDER, SSH_POOL_PROVIDER, Offer
+from gpu_catalog.offer import LOCAL_PROVIDER, SSH_POOL_PROVIDER, Offer, sold_on_demand
 from gpu_catalog.units import MAX_BUDGET_USD
 
 MIB_PER_GIB = 1024
@@ -140,5 +140,6 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
             common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
                           instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
                           source=f"SkyPilot catalog {vms_csv}", sky_instance=True)
-            offers.extend(Offer(**common, spot=spot, usd_per_hour=price) for spot, price in prices if price > 0)
+            offers.extend(Offer(**common, spot=spot, usd_per_hour=price) for spot, price in prices
+                          if price > 0 and (spot or sold_on_demand(provider, row["InstanceType"])))
     return list(dict.fromkeys(offers))

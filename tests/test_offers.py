@@ -290,3 +290,14 @@ def test_no_offer_to_show_is_one_sentence_not_an_empty_table():
     result = CliRunner().invoke(app, ["catalog", "offers", "--gpu", "B200", "--provider", "local"])
     assert result.exit_code == 0 and result.stdout.strip() == ("no offer matches --gpu and --providers: `orch catalog "
                                                                "offers` lists them all")
+
+
+def test_an_instance_sold_only_as_spot_has_no_on_demand_offer(tmp_path):
+    """Google sells a3-highgpu-1g as Spot or Flex-start only, and its catalog lists an on-demand price: planned on
+    demand (qwen25-14b at $18.33), every zone refused the VM."""
+    offers = read_catalog_dir(write_catalog(tmp_path, "a3-highgpu-1g,H100,1,26,234,10.98,2.39,us-east4,",
+                                            "a2-highgpu-1g,A100,1,12,85,3.67,1.80,us-central1,", provider="gcp"))
+    assert sorted((o.instance_type, o.spot) for o in offers) == [
+        ("a2-highgpu-1g", False), ("a2-highgpu-1g", True), ("a3-highgpu-1g", True)]
+    reference = [(o.spot, o.usd_per_hour) for o in reference_offers() if o.instance_type == "a3-highgpu-1g"]
+    assert reference and all(spot for spot, _ in reference), reference
