@@ -46,6 +46,7 @@ class DataSize(NamedTuple):
     source: str  # job | tokenized | sampled | hub metadata | estimate | unknown
     detail: str
     sequences: int | None = None  # the training sequences one epoch packs into, where the data was tokenized
+    seq_len_fit: dict | None = None  # trainer.data.SeqLenFit's counts, where the data was tokenized (or sampled)
 
 
 def _files(path: Path) -> list[Path]:
@@ -150,10 +151,10 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         return DataSize(counted["tokens"], "sampled", f"about {counted['train_sequences']:,} training sequences of "
                                                       f"{spec.seq_len}: its first {sampled_bytes / 1e6:.0f} MB "
                                                       "tokenized as the trainer will, scaled by the file's size",
-                        counted["train_sequences"])
+                        counted["train_sequences"], counted.get("seq_len_fit"))
     return DataSize(counted["tokens"], "tokenized", f"{counted['train_sequences']:,} training sequences of "
                                                     f"{spec.seq_len} after the chat template, truncation and packing",
-                    counted["train_sequences"])
+                    counted["train_sequences"], counted.get("seq_len_fit"))
 
 
 def _sample_head(path: Path) -> bytes | None:

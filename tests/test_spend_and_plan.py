@@ -283,3 +283,22 @@ def test_a_plan_notes_an_eval_set_that_is_the_training_data(tmp_path, monkeypatc
     job.write_text(job.read_text().replace(f"eval_dataset: {data}\n", ""))
     notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
     assert not any("eval_dataset" in note for note in notes), notes
+
+
+def test_a_plan_and_its_run_say_the_records_seq_len_leaves_out(tmp_path, monkeypatch, capsys):
+    """A prompt past seq_len left its record out of the run, unsaid: the plan priced the rest as the whole data."""
+    from trainer.__main__ import main as train_main
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    rows = [{"instruction": f"what is {n} plus {n}?", "output": f"{2 * n}"} for n in range(200)]
+    rows += [{"instruction": "the opposite of hot is cold " * 40, "output": "cold"}] * 3
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    job = tmp_path / "job.yaml"
+    job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmicro_batch: 2\nmax_steps: 1\n"
+                   "dataset: qa.jsonl\n")
+    notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
+    assert "records 3 left out (the prompt runs past seq_len 64); a longer seq_len keeps them" in notes, notes
+    capsys.readouterr()
+    assert train_main([str(job), "--output", str(tmp_path / "out")]) == 0
+    assert "data: records 3 left out (the prompt runs past seq_len 64)" in capsys.readouterr().out

@@ -160,7 +160,28 @@ def test_records_whose_prompts_run_past_seq_len_say_to_raise_it(tokenizer):
     with pytest.raises(DataError, match="no record reaches a token to train on within seq_len 48: each prompt runs "
                                         "past it before its response"):
         sequences_for(records, config, tokenizer)
-    assert sequences_for([{"instruction": "hot?", "output": "cold"}] * 3, config, tokenizer)
+    assert sequences_for([{"instruction": "hot?", "output": "cold"}] * 3, config, tokenizer).sequences
+
+
+def test_records_seq_len_cuts_or_leaves_out_are_counted(tokenizer):
+    """A record whose prompt ran past seq_len was left out, and one whose response did was cut, both unsaid while
+    the rest trained: the plan priced the rest and the run trained on it."""
+    from trainer.config import config_from_dict
+    from trainer.data import SeqLenFit, sequences_for
+
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 48, "max_steps": 1})
+    whole = {"instruction": "hot?", "output": "cold"}
+    past = {"instruction": "the opposite of hot is cold " * 20, "output": "cold"}
+    cut = {"instruction": "hot?", "output": "the opposite of hot is cold " * 20}
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    text = {"text": "the opposite of hot is cold " * 20}  # split into sequences, not cut
+    packed = sequences_for([whole, past, past, cut, text, chat], config, tokenizer)
+    assert packed.fit == SeqLenFit(cut=1, past_seq_len=2, nothing_to_train=1)
+    assert packed.fit.note(48) == (
+        "records 2 left out (the prompt runs past seq_len 48); 1 cut at seq_len 48 (the end of the response not "
+        "trained on); 1 left out (no token to train on: a chat without an assistant turn, an empty response); a "
+        "longer seq_len keeps them")
+    assert sequences_for([whole, text], config, tokenizer).fit.note(48) is None
 
 
 def test_an_eval_sets_bad_record_is_said_of_the_eval_set(tokenizer):

@@ -20,7 +20,7 @@ def count(raw: dict, base_dir: Path) -> dict:
 
     prepared = prepare(config_from_dict(raw, base_dir=base_dir), base_dir, build_model=False, local_only=True)
     return {"tokens": sum(s.real_tokens for s in prepared.train), "train_sequences": len(prepared.train),
-            "eval_sequences": len(prepared.eval)}
+            "eval_sequences": len(prepared.eval), "seq_len_fit": prepared.fit._asdict()}
 
 
 def main() -> int:

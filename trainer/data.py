@@ -22,8 +22,8 @@ from trainer.data_sources import (
     visible_paths,
 )
 
-__all__ = ["IGNORE_INDEX", "DataError", "Records", "Sequence", "file_records", "load_records", "pack", "record_texts",
-           "render", "sequences_for"]
+__all__ = ["IGNORE_INDEX", "DataError", "Packed", "Records", "SeqLenFit", "Sequence", "file_records", "load_records",
+           "pack", "record_texts", "render", "sequences_for"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,30 @@ class Sequence:
     labels: list[int]
     position_ids: list[int]
     real_tokens: int  # tokens that are data, not padding
+
+
+class SeqLenFit(NamedTuple):
+    """What seq_len costs a dataset's records, said by the plan and the run: a record cut or left out was trained on
+    in part or not at all, and nothing said so."""
+
+    cut: int  # prompt/response records longer than seq_len: trained on up to it only (text is split, not cut)
+    past_seq_len: int  # records whose prompt runs past seq_len: left out, nothing of them trains
+    nothing_to_train: int  # records with no token the loss is on (a chat with no assistant turn): left out
+
+    def note(self, seq_len: int) -> str | None:
+        """One line for people, or None where every record trains whole."""
+        parts = [f"{self.past_seq_len:,} left out (the prompt runs past seq_len {seq_len})" if self.past_seq_len
+                 else "", f"{self.cut:,} cut at seq_len {seq_len} (the end of the response not trained on)"
+                 if self.cut else "", f"{self.nothing_to_train:,} left out (no token to train on: a chat without "
+                 "an assistant turn, an empty response)" if self.nothing_to_train else ""]
+        said = "; ".join(part for part in parts if part)
+        return f"records {said}" + ("; a longer seq_len keeps them" if self.cut or self.past_seq_len else "") \
+            if said else None
+
+
+class Packed(NamedTuple):
+    sequences: list["Sequence"]
+    fit: SeqLenFit
 
 
 class Records(NamedTuple):
@@ -96,8 +120,9 @@ def load_records(config: JobConfig, base_dir: Path) -> Records:
     return Records(train, evaluation)
 
 
-def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Sequence]:
-    """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts."""
+def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> Packed:
+    """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts; with what
+    seq_len cost the records (seq_len_fit)."""
     try:
         samples = [render(map_columns(record, config.dataset_columns, i), tokenizer, i, config.completion_only_loss)
                    for i, record in enumerate(records)]
@@ -117,7 +142,23 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> list[Seq
         raise DataError(f"{key} {named}: no record reaches a token to train on within seq_len {config.seq_len}: "
                         "each prompt runs past it before its response (a sample longer than a sequence is cut, not "
                         "split): raise seq_len, or shorten the prompts.")
-    return pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing)
+    return Packed(pack(samples, config.seq_len, tokenizer.pad_token_id, packing=config.packing),
+                  seq_len_fit(samples, config.seq_len))
+
+
+def seq_len_fit(samples: list[tuple[list[int], list[bool]]], seq_len: int) -> SeqLenFit:
+    """The records `pack` cuts or leaves out, by its rules: a piece trains on its labels after the first, a text
+    record (every token trained) is split, and a prompt/response record is cut at seq_len."""
+    cut = past = nothing = 0
+    for ids, mask in samples:
+        if not any(mask[1:]):
+            nothing += 1
+        elif len(ids) > seq_len and not all(mask):
+            if any(mask[1:seq_len]):
+                cut += 1
+            else:
+                past += 1
+    return SeqLenFit(cut, past, nothing)
 
 
 def _chunks(ids: list[int], mask: list[bool], seq_len: int):

@@ -155,6 +155,8 @@ class FineTune:
         config = self.config
         try:
             prepared = self._prepare()
+            if note := prepared.fit.note(config.seq_len):
+                print(checks.printable(f"data: {note}"), flush=True)
             while True:
                 try:
                     return self._train(config, prepared, attempts), config

@@ -20,6 +20,7 @@ class Prepared:
     tokenizer: object
     train: list[data.Sequence]
     eval: list[data.Sequence]
+    fit: data.SeqLenFit  # what seq_len cost the training records
 
 
 def _tokenizer(config: JobConfig, records: data.Records, build_model: bool, local_only: bool, base_dir: Path):
@@ -96,8 +97,9 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
                               "set eos_token (and pad_token, if padding differs) in its tokenizer_config.json, or give "
                               "another `tokenizer`.")
         tokenizer.pad_token = tokenizer.eos_token
-    sequences = data.sequences_for(records.train, config, tokenizer)
+    sequences, fit = data.sequences_for(records.train, config, tokenizer)
     if records.eval is not None:
-        return Prepared(model_path, tokenizer, sequences, data.sequences_for(records.eval, config, tokenizer))
+        return Prepared(model_path, tokenizer, sequences, data.sequences_for(records.eval, config, tokenizer).sequences,
+                        fit)
     train, held_out = split_eval(sequences, config.eval_fraction, config.seed)
-    return Prepared(model_path, tokenizer, train, held_out)
+    return Prepared(model_path, tokenizer, train, held_out, fit)

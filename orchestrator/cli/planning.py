@@ -18,6 +18,7 @@ from orchestrator.job import load_job, load_sized_job
 from orchestrator.planner import LaunchRefusal, Plan, PlanPolicy, plan
 from orchestrator.startup_times import load_startup_times
 from trainer.config import resolve_dataset
+from trainer.data import SeqLenFit
 
 TARGETS = ("auto", "local", "cloud")
 
@@ -95,10 +96,19 @@ def data_and_notes(job: Path, model: ModelShape, result: Plan) -> tuple[dict | N
     data's, said here), for `orch plan` and `orch launch` alike."""
     spec, size = load_sized_job(job)  # sized once: load_sized_job caches
     data = data_dict(size, result.train_tokens, result.spec.seq_len)
-    said = [note for note in (_packing_note(spec, data), _eval_note(spec, job)) if note]
+    said = [note for note in (_fit_note(spec, size), _packing_note(spec, data), _eval_note(spec, job)) if note]
     for note in said:
         fold.note(f"note: {note}")
     return data, [*model_notes(spec, model), *said]
+
+
+def _fit_note(spec, size) -> str | None:
+    """Records seq_len cuts or leaves out (trainer.data.SeqLenFit), counted as the trainer will: a plan priced the
+    rest, and the run trained on it, with nothing said of the records lost."""
+    if size is None or not size.seq_len_fit:
+        return None
+    note = SeqLenFit(**size.seq_len_fit).note(spec.seq_len)
+    return note and (f"{note} (in the sample counted)" if size.source == "sampled" else note)
 
 
 def _packing_note(spec, data: dict | None) -> str | None:
