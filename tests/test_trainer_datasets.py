@@ -239,12 +239,21 @@ def test_the_tiny_model_trains_on_a_repository_with_a_column_mapping_and_an_eval
     assert metrics["config"]["dataset_columns"] == [["instruction", "question"], ["output", "answer"]]
 
 
-def test_a_record_of_no_shape_fails_with_its_index(tmp_path, capsys):
+def test_a_record_of_no_shape_fails_with_its_line(tmp_path, capsys):
+    """It was said as `record 5`, counted from 0: the user looked at the file's fifth line, the wrong record."""
     write_records(tmp_path / "bad.jsonl", [*ROWS[:5], {"question": "?"}])
     code, metrics = train(tmp_path, dataset="bad.jsonl")
-    assert code == 2 and "record 5 has none of the known shapes" in metrics["message"]
+    assert code == 2 and "line 6 has none of the known shapes" in metrics["message"]
     assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith(
-        f"error: dataset {tmp_path / 'bad.jsonl'}: record 5")
+        f"error: dataset {tmp_path / 'bad.jsonl'}: line 6")
+
+
+def test_a_record_in_a_folder_of_files_is_named_by_its_file_and_line(tmp_path):
+    """Numbered across the folder's files from 0, a record's number matched no line of any of them."""
+    write_records(tmp_path / "folder" / "a.jsonl", ROWS[:5])
+    write_records(tmp_path / "folder" / "b.jsonl", [*ROWS[5:7], {"question": "?"}])
+    code, metrics = train(tmp_path, dataset="folder")
+    assert code == 2 and "b.jsonl line 3 has none of the known shapes" in metrics["message"], metrics["message"]
 
 
 def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_path, capsys):
@@ -275,8 +284,8 @@ def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_pat
     ('"text"', "got a string"),  # Python's NoneType and str are no words of the file's
     ('{"text": "x"', "line 6: not a JSON record"),
     ('{"text": "caf\xe9"}'.encode("latin-1"), "line 6 is not UTF-8 text"),
-    ('{"text": NaN}', "record 5: the value of `text` must be a string, got NaN"),  # Python's json reads NaN
-    ('{"text": null}', "record 5: the value of `text` must be a string, got null"),
+    ('{"text": NaN}', "line 6: the value of `text` must be a string, got NaN"),  # Python's json reads NaN
+    ('{"text": null}', "line 6: the value of `text` must be a string, got null"),
 ])
 def test_a_malformed_jsonl_record_is_refused_in_one_line(tmp_path, capsys, line, message):
     last = line if isinstance(line, bytes) else line.encode()
@@ -367,7 +376,7 @@ def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
 
 @pytest.mark.parametrize("name, content, output, said", [
     ("nan.jsonl", b'{"text": "hello"}\n{"text": NaN}\n', None,
-     "nan.jsonl: record 1: the value of `text` must be a string, got NaN: fix or drop the record."),
+     "nan.jsonl: line 2: the value of `text` must be a string, got NaN: fix or drop the record."),
     ("bad.parquet", b"not parquet", "made", "is not a readable Parquet file"),
     ("few.jsonl", b'{"text": "hello"}\n', "empty", "packs into 1 training sequences"),
 ], ids=["nan-record-default-output", "corrupt-parquet-new-output", "too-few-sequences-empty-output"])
@@ -391,7 +400,7 @@ def test_orch_train_refusing_the_data_leaves_no_files(tmp_path, monkeypatch, cap
     assert result.exit_code == 2 and sorted(str(p) for p in work.rglob("*")) == before
     assert err.startswith("error: ") and err.count("\n") == 1 and said in err and "metrics" not in out, (out, err)
     if name == "nan.jsonl":
-        assert f"error: dataset {work / name}: record 1" in err
+        assert f"error: dataset {work / name}: line 2" in err
 
 
 def test_an_eval_dataset_with_no_records_is_named_itself(tmp_path, capsys):
@@ -449,7 +458,7 @@ def test_a_csv_cell_is_read_as_the_text_in_the_file(tmp_path):
 
     path = tmp_path / "qa.csv"
     path.write_text("instruction,input,output\nwhat is 0+0,,0\nzip?,NA,01000\nbool?,None,True\n", encoding="utf-8")
-    records = read_records(Source("qa.csv", path, None, "train"), None)
+    records = read_records(Source("qa.csv", path, None, "train"), None)[0]
     assert records == [{"instruction": "what is 0+0", "input": "", "output": "0"},
                        {"instruction": "zip?", "input": "NA", "output": "01000"},
                        {"instruction": "bool?", "input": "None", "output": "True"}]
@@ -464,7 +473,7 @@ def test_a_folder_of_csv_files_is_read_as_the_text_in_them_and_checked_file_by_f
     folder.mkdir()
     (folder / "a.csv").write_text("instruction,input,output\nwhat is 0+0,,0\n", encoding="utf-8")
     (folder / "b.csv").write_text("instruction,input,output\nzip?,NA,01000\n", encoding="utf-8")
-    records = read_records(Source("qa", folder, None, "train"), None)
+    records = read_records(Source("qa", folder, None, "train"), None)[0]
     assert sorted(records, key=str) == [{"instruction": "what is 0+0", "input": "", "output": "0"},
                                         {"instruction": "zip?", "input": "NA", "output": "01000"}]
     (folder / "b.csv").write_bytes(b"instruction,input,output\nzip?,NA,01000,extra\n")
@@ -482,5 +491,5 @@ def test_a_csv_header_with_a_blank_name_still_reads(tmp_path):
 
     path = tmp_path / "qa.csv"
     path.write_text("instruction,output,\nq1,0,\n", encoding="utf-8")
-    assert read_records(Source("qa.csv", path, None, "train"), None) == [
+    assert read_records(Source("qa.csv", path, None, "train"), None)[0] == [
         {"instruction": "q1", "output": "0", "Unnamed: 2": ""}]

@@ -65,7 +65,7 @@ def test_whole_sequence_loss_counts_every_token(tokenizer):
 
 def test_a_record_of_no_shape_names_its_index_and_keys(tokenizer):
     with pytest.raises(DataError, match=r"record 7 has none of the known shapes.*\['answer', 'question'\]"):
-        render({"question": "?", "answer": "!"}, tokenizer, index=7)
+        render({"question": "?", "answer": "!"}, tokenizer, where="record 7")
 
 
 @pytest.mark.parametrize("record, mapping", [
@@ -76,7 +76,7 @@ def test_preference_data_is_named_with_the_mapping_that_trains_on_the_chosen_ans
     """TRL's DPO rows were refused as `none of the known shapes`, which sent the user to rename columns blindly."""
     with pytest.raises(DataError, match=re.escape("record 3 is preference data") + ".*" +
                        re.escape(f"`dataset_columns: {mapping}`")):
-        render(record, tokenizer, index=3)
+        render(record, tokenizer, where="record 3")
 
 
 @pytest.mark.parametrize("record, message", [
@@ -93,12 +93,12 @@ def test_preference_data_is_named_with_the_mapping_that_trains_on_the_chosen_ans
 def test_a_shape_whose_value_is_not_a_string_names_the_key(tokenizer, record, message):
     """The key is there: "none of the known shapes, its keys are ['text']" would send the user to rename it."""
     with pytest.raises(DataError, match=re.escape(message)):
-        render(record, tokenizer, index=2)
+        render(record, tokenizer, where="record 2")
 
 
 def test_a_bad_sharegpt_role_is_named(tokenizer):
     with pytest.raises(DataError, match="record 3: a ShareGPT turn needs `from`.*from='bot'"):
-        render({"conversations": [{"from": "bot", "value": "x"}]}, tokenizer, index=3)
+        render({"conversations": [{"from": "bot", "value": "x"}]}, tokenizer, where="record 3")
 
 
 @pytest.mark.parametrize("record", [
@@ -113,7 +113,7 @@ def test_a_message_of_an_unknown_role_is_refused_naming_it(tokenizer, record):
     role = next(m["role"] for part in ("messages", "prompt", "completion") for m in record.get(part, [])
                 if m["role"] not in ("user", "assistant"))
     with pytest.raises(DataError) as raised:
-        render(record, tokenizer, index=6)
+        render(record, tokenizer, where="record 6")
     message = str(raised.value)
     assert message.startswith("record 6: a message's `role` must be one of system, user, assistant, tool; got ")
     assert repr(role)[:60] in message and "\x1b" not in message and len(message) < 200
@@ -129,10 +129,10 @@ def test_a_tool_turn_is_a_known_role(tokenizer):
 
 def test_column_mapping_renames_columns_to_a_known_shape(tokenizer):
     record = map_columns({"question": "Opposite?", "answer": "cold"}, (("instruction", "question"),
-                                                                       ("output", "answer")), 0)
+                                                                       ("output", "answer")), "record 1")
     assert trained_text(tokenizer, record) == "cold<|eos|>"
     with pytest.raises(DataError, match=r"record 4: `dataset_columns` names column\(s\) \['reply'\]"):
-        map_columns({"question": "?"}, (("output", "reply"),), 4)
+        map_columns({"question": "?"}, (("output", "reply"),), "record 4")
 
 
 def test_a_conversation_the_chat_template_refuses_is_a_record_error(tokenizer):
@@ -146,7 +146,7 @@ def test_a_conversation_the_chat_template_refuses_is_a_record_error(tokenizer):
     with pytest.raises(DataError, match=re.escape("record 2: the model's chat template refuses this conversation "
                                                   "(System role not supported): fix or drop the record")):
         render({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}]}, strict,
-               index=2)
+               where="record 2")
 
 
 def test_records_whose_prompts_run_past_seq_len_say_to_raise_it(tokenizer):
@@ -193,7 +193,7 @@ def test_an_eval_sets_bad_record_is_said_of_the_eval_set(tokenizer):
     from trainer.data_sources import Source
 
     config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 48, "max_steps": 1})
-    records = DatasetRecords([{"text": "hot"}, {"text": 3}], Source("e.jsonl", Path("e.jsonl"), None, "train",
-                                                                     key="eval_dataset"))
-    with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl: record 1: the value of `text` must be")):
+    records = DatasetRecords(([{"text": "hot"}, {"text": 3}], None),
+                             Source("e.jsonl", Path("e.jsonl"), None, "train", key="eval_dataset"))
+    with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl: record 2: the value of `text` must be")):
         sequences_for(records, config, tokenizer)

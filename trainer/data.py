@@ -68,7 +68,8 @@ class DatasetRecords(list):
     refused once it is rendered is said with it, as `orch plan` says it (`dataset /x/data.jsonl: record 3: ...`);
     a bare `record 3` left the user to guess which of a job's datasets held it."""
 
-    def __init__(self, records: list[dict], source: Source):
+    def __init__(self, read: tuple[list[dict], list[str] | None], source: Source):
+        records, self.places = read  # where each record is, where known (data_sources.read_records)
         super().__init__(records)
         self.dataset = str(source.local or source.name)
         self.key = source.key  # dataset or eval_dataset: an eval record's error was said to be the dataset's
@@ -84,7 +85,7 @@ def needed_tokens(config: JobConfig) -> int | None:
 
 def file_records(path: str | Path) -> list[dict]:
     """Every record of one local data file or folder, as a job naming it would read them (benchmarks and tests)."""
-    return read_records(Source(str(path), Path(path).resolve(), None, "train"), None)
+    return read_records(Source(str(path), Path(path).resolve(), None, "train"), None)[0]
 
 
 def special_file_problem(folder: Path) -> str | None:
@@ -124,8 +125,9 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> Packed:
     """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts; with what
     seq_len cost the records (seq_len_fit)."""
     try:
-        samples = [render(map_columns(record, config.dataset_columns, i), tokenizer, i, config.completion_only_loss)
-                   for i, record in enumerate(records)]
+        places = getattr(records, "places", None) or [f"record {n}" for n in range(1, len(records) + 1)]
+        samples = [render(map_columns(record, config.dataset_columns, where), tokenizer, where,
+                          config.completion_only_loss) for where, record in zip(places, records, strict=True)]
     except DataError as exc:
         if not isinstance(records, DatasetRecords):
             raise

@@ -38,42 +38,42 @@ def read_columns(columns: tuple[tuple[str, str], ...] = ()) -> set[str]:
     return {*SHAPE_COLUMNS, *(source for _, source in columns)}
 
 
-def map_columns(record: dict, columns: tuple[tuple[str, str], ...], index: int) -> dict:
+def map_columns(record: dict, columns: tuple[tuple[str, str], ...], where: str) -> dict:
     """The record with its columns renamed to orch's names (orch name <- dataset column)."""
     if not columns:
         return record
     missing = [source for _, source in columns if source not in record]
     if missing:
-        raise DataError(f"record {index}: `dataset_columns` names column(s) {missing} that the dataset lacks; "
+        raise DataError(f"{where}: `dataset_columns` names column(s) {missing} that the dataset lacks; "
                         f"its columns are {sorted(record)}.")
     mapped = {k: v for k, v in record.items() if k not in {source for _, source in columns}}
     mapped.update((name, record[source]) for name, source in columns)
     return mapped
 
 
-def _messages_from_sharegpt(turns: list, index: int) -> list[dict]:
+def _messages_from_sharegpt(turns: list, where: str) -> list[dict]:
     if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
-        raise DataError(f"record {index}: `conversations` must be a list of {{from, value}} turns.")
+        raise DataError(f"{where}: `conversations` must be a list of {{from, value}} turns.")
     messages = []
     for turn in turns:
         # a None is an absent key: a Parquet (or hub) column of turns holds every key any turn has
         role = turn["from"] if turn.get("from") is not None else turn.get("role")
         content = turn["value"] if turn.get("value") is not None else turn.get("content")
         if not isinstance(role, str) or role not in SHAREGPT_ROLES or not isinstance(content, str):
-            raise DataError(f"record {index}: a ShareGPT turn needs `from` (one of {', '.join(SHAREGPT_ROLES)}) "
+            raise DataError(f"{where}: a ShareGPT turn needs `from` (one of {', '.join(SHAREGPT_ROLES)}) "
                             f"and a string `value`; got keys {sorted(turn)} and from={role!r}.")
         messages.append({"role": SHAREGPT_ROLES[role], "content": content})
     return messages
 
 
-def _check_messages(messages, index: int) -> list[dict]:
+def _check_messages(messages, where: str) -> list[dict]:
     if not isinstance(messages, list) or not all(
             isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
             for m in messages):
-        raise DataError(f"record {index}: `messages` must be a list of {{role, content}} turns with string values.")
+        raise DataError(f"{where}: `messages` must be a list of {{role, content}} turns with string values.")
     # a chat template renders a role it does not know as text, or drops the turn: either way not what was meant
     if (unknown := next((m["role"] for m in messages if m["role"] not in MESSAGE_ROLES), None)) is not None:
-        raise DataError(f"record {index}: a message's `role` must be one of {', '.join(MESSAGE_ROLES)}; got "
+        raise DataError(f"{where}: a message's `role` must be one of {', '.join(MESSAGE_ROLES)}; got "
                         f"{repr(unknown)[:60]}: fix or drop the record.")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
@@ -108,7 +108,7 @@ def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple
     return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
 
 
-def _chat(tokenizer, messages: list[dict], index: int) -> tuple[list[int], list[bool]]:
+def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[bool]]:
     """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
     from jinja2 import TemplateError
 
@@ -118,7 +118,7 @@ def _chat(tokenizer, messages: list[dict], index: int) -> tuple[list[int], list[
         try:
             rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
         except TemplateError as exc:  # Mistral's, Llama 2's, Gemma's raise on a system turn or roles out of turn
-            raise DataError(f"record {index}: the model's chat template refuses this conversation "
+            raise DataError(f"{where}: the model's chat template refuses this conversation "
                             f"({str(exc)[:200]}): fix or drop the record, or give a `tokenizer` whose template "
                             "takes it.") from None
         turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
@@ -127,22 +127,22 @@ def _chat(tokenizer, messages: list[dict], index: int) -> tuple[list[int], list[
     return ids, mask
 
 
-def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[bool]]:
+def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[bool]]:
     if record.get("messages"):
-        return _chat(tokenizer, _check_messages(record["messages"], index), index)
+        return _chat(tokenizer, _check_messages(record["messages"], where), where)
     if record.get("conversations"):
-        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], index), index)
+        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], where), where)
     prompt, completion = record.get("prompt"), record.get("completion")
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
-        prompt_part = _check_messages(prompt, index)
-        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, index), index)
-        prompt_len = len(_chat(tokenizer, prompt_part, index)[0])
+        prompt_part = _check_messages(prompt, where)
+        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, where), where)
+        prompt_len = len(_chat(tokenizer, prompt_part, where)[0])
         return ids, [False] * prompt_len + mask[prompt_len:]
     if isinstance(prompt, str) and isinstance(completion, str):
         return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
         if record.get("input") is not None and not isinstance(record["input"], str):  # 0 and false were dropped
-            raise DataError(f"record {index}: `input` must be a string (or absent), got "
+            raise DataError(f"{where}: `input` must be a string (or absent), got "
                             f"{checks.as_written(record['input'])}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
@@ -154,17 +154,17 @@ def _render_shape(record: dict, tokenizer, index: int) -> tuple[list[int], list[
         key = next((key for key in keys if not isinstance(record.get(key, ""), str)), None)
         if key is not None and all(name in record for name in keys):
             also = " (or `prompt` and `completion` both lists of messages)" if "prompt" in keys else ""
-            raise DataError(f"record {index}: the value of `{key}` must be a string{also}, got "
+            raise DataError(f"{where}: the value of `{key}` must be a string{also}, got "
                             f"{checks.as_written(record[key])}: fix or drop the record.")
     for key in ("messages", "conversations"):  # the shape's key is there, with no turn in it
         if key in record and not record[key]:
-            raise DataError(f"record {index}: `{key}` is empty ({checks.as_written(record[key])}): a conversation "
+            raise DataError(f"{where}: `{key}` is empty ({checks.as_written(record[key])}): a conversation "
                             "needs at least one turn; fix or drop the record.")
     if "chosen" in record and "rejected" in record:
-        raise DataError(f"record {index} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
+        raise DataError(f"{where} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
                         f"orch's trainer runs supervised fine-tuning only. To train on the chosen answers, add "
                         f"`dataset_columns: {{{_chosen_as(record)}: chosen}}` (rejected is then left unread).")
-    raise DataError(f"record {index} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
+    raise DataError(f"{where} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
 
 
@@ -176,7 +176,9 @@ def _chosen_as(record: dict) -> str:
     return "messages" if isinstance(record["chosen"], list) else "text"
 
 
-def render(record: dict, tokenizer, index: int = 0, completion_only_loss: bool = True) -> tuple[list[int], list[bool]]:
-    """Token ids and, per token, whether the loss counts it."""
-    ids, mask = _render_shape(record, tokenizer, index)
+def render(record: dict, tokenizer, where: str = "record 1",
+           completion_only_loss: bool = True) -> tuple[list[int], list[bool]]:
+    """Token ids and, per token, whether the loss counts it. `where`: the record as its errors name it (its line in
+    a JSON Lines file, else its number from 1)."""
+    ids, mask = _render_shape(record, tokenizer, where)
     return ids, mask if completion_only_loss else [True] * len(ids)

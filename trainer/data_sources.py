@@ -268,9 +268,10 @@ def _csv_as_text(path: Path) -> dict:
     return {"na_filter": False, "features": Features({name: Value("string") for name in names})}
 
 
-def _json_records(path: Path, key: str) -> Iterator[dict]:
-    """A JSON file's records, each checked as it is read: a list of objects, or one object per line (JSON Lines, in
-    .jsonl or .json). `key`: the job's key that names the file (dataset, eval_dataset), said in each error."""
+def _json_records(path: Path, key: str) -> Iterator[tuple[str, dict]]:
+    """A JSON file's records with where each is (`line 6`, or `record 6` of a JSON list), each checked as it is
+    read: a list of objects, or one object per line (JSON Lines, in .jsonl or .json). `key`: the job's key that names
+    the file (dataset, eval_dataset), said in each error."""
     if path.suffix.lower() == ".json" and _starts_a_list(path):
         try:
             records = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
@@ -280,7 +281,7 @@ def _json_records(path: Path, key: str) -> Iterator[dict]:
             raise DataError(f"{key} {path}: not valid JSON at line {exc.lineno} ({exc.msg}).") from None
         except (ValueError, RecursionError) as exc:
             raise DataError(f"{key} {path}: {_value_problem(exc)}: fix the file.") from None
-        numbered = ((f"record {index}", record) for index, record in enumerate(records))
+        numbered = ((f"record {index}", record) for index, record in enumerate(records, start=1))
     else:
         numbered = _json_lines(path, key)
     for where, record in numbered:
@@ -289,7 +290,7 @@ def _json_records(path: Path, key: str) -> Iterator[dict]:
                             f"{{\"messages\": [...]}}, ...), got {checks.json_kind(record)}.")
         if problem := _string_problem(record):
             raise DataError(f"{key} {path} {where}: a string holds {problem}: fix or drop the record.")
-        yield record
+        yield where, record
 
 
 class _RepeatedKey(ValueError):
@@ -362,10 +363,10 @@ def _text_chars(record: dict) -> int:
     return sum(len(v) if isinstance(v, str) else len(str(v)) for v in record.values() if v is not None)
 
 
-def _until_chars(records: Iterable[dict], max_chars: int) -> Iterator[dict]:
+def _until_chars(placed: Iterable[tuple[str | None, dict]], max_chars: int) -> Iterator[tuple[str | None, dict]]:
     total = 0
-    for record in records:
-        yield record
+    for where, record in placed:
+        yield where, record
         total += _text_chars(record)
         if total >= max_chars:
             return
@@ -455,8 +456,9 @@ def _unreadable(source: Source, exc: BaseException) -> str:
     return f"cannot read {source.key} '{source.name}': {detail}"
 
 
-def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
-    """The source's records; with `needed_tokens`, a dataset that is not one local file streams and stops early."""
+def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict], list[str] | None]:
+    """The source's records, and where each is where that is known (local JSON: `line 6`, with its file's name in a
+    folder of several); with `needed_tokens`, a dataset that is not one local file streams and stops early."""
     if source.local is not None and source.local.is_dir() and (problem := folder_problem(source.local)):
         raise DataError(f"{source.key} {problem}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
@@ -464,13 +466,16 @@ def read_records(source: Source, needed_tokens: int | None) -> list[dict]:
     try:
         with _datasets_quiet():
             files = _local_files(source)
-            if files is not None and files[0] == "json":
-                records = (record for path in files[1] for record in _json_records(path, source.key))
+            json_files = files[1] if files is not None and files[0] == "json" else None
+            if json_files is not None:
+                placed = ((f"{path.name} {where}" if len(json_files) > 1 else where, record)
+                          for path in json_files for where, record in _json_records(path, source.key))
             else:
-                records = iter(_load(source, streaming, files))
+                placed = ((None, record) for record in _load(source, streaming, files))
             if streaming:
-                records = _until_chars(records, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
-            return [dict(r) for r in records]
+                placed = _until_chars(placed, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
+            read = [(where, dict(record)) for where, record in placed]
+            return [record for _, record in read], [where for where, _ in read] if json_files is not None else None
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - offline, private, a bad split or a bad file: all mean "cannot read it"
