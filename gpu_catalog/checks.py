@@ -31,7 +31,8 @@ TOO_DEEP = "is nested too deeply to be a config (hundreds of levels of lists or 
 # separators (a new line in some terminals) and the zero-width space (a name that looks like another)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # A value in a message: quoted ('x' or "x", after a space, `(` or `=`, spaces and all) or else a run without spaces
-_VALUE = re.compile(r"""(?:(?<=[\s(=])|^)(?:'[^']*'|"[^"]*")(?=[\s.,:;)]|$)|\S+""")
+_QUOTED = re.compile(r"""(?:(?<=[\s(=])|^)(?:'[^']*'|"[^"]*")(?=[\s.,:;)]|$)""")
+_VALUE = re.compile(_QUOTED.pattern + r"|\S+")
 # Longer, a value in an error line (a pasted file as a model name) is cut to its start and end around `…`: enough to
 # know it by (a path's file name is at its end), and the advice after it stays on the screen
 LONGEST_VALUE, VALUE_START, VALUE_END = 100, 60, 20
@@ -45,9 +46,11 @@ def printable(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """A message for an `error: ...` line: printable, with its line breaks and tabs (a YAML parser's message, a value
-    with a newline in it) folded into single spaces, and each value in it longer than LONGEST_VALUE cut."""
-    return _VALUE.sub(_cut, printable(" ".join(str(text).split())))
+    """A message for an `error: ...` line: printable, with its line breaks and tabs (a YAML parser's message)
+    folded into single spaces, and each value in it longer than LONGEST_VALUE cut. Inside a quoted value they are
+    shown as escapes: folded, `job file 'a\nb.yaml' does not exist` named 'a b.yaml', another file."""
+    quoted = _QUOTED.sub(lambda match: match.group().replace("\n", "\\n").replace("\t", "\\t"), str(text))
+    return _VALUE.sub(_cut, printable(" ".join(quoted.split())))
 
 
 def json_kind(value) -> str:

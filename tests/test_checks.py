@@ -160,6 +160,15 @@ def test_a_long_value_in_an_error_line_is_cut_around_an_ellipsis_and_the_advice_
                                                                             "`orch catalog models`.")
 
 
+def test_a_line_break_or_tab_in_a_quoted_value_is_shown_not_folded():
+    """Folded into a space, `job file 'a\nb.yaml' does not exist` named 'a b.yaml', a file that did exist; the
+    message's own line breaks (a YAML parser's) still fold."""
+    assert checks.one_line("job file 'a\nb.yaml' does not exist.\n  Copy one\tfrom examples/.") == (
+        "job file 'a\\nb.yaml' does not exist. Copy one from examples/.")
+    assert checks.one_line('unknown model "a\tb": list them') == 'unknown model "a\\tb": list them'
+    assert checks.one_line("it can't be\nread, don't") == "it can't be read, don't"
+
+
 def test_a_value_of_a_readable_length_is_left_whole():
     message = f"job file '/home/alice/{'projects/' * 8}job.yaml' does not exist. Copy one from examples/ to start."
     assert checks.one_line(message) == message
