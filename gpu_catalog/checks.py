@@ -45,6 +45,16 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
+def is_number_text(word: str) -> bool:
+    """A word that is a number (`-1`, `1e3`), a value on a command line, not an option: `--deadline -1` is refused
+    for its range, and `--yes -1` is no unknown option `-1`."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def one_line(text: str) -> str:
     """A message for an `error: ...` line: printable, with its line breaks and tabs (a YAML parser's message)
     folded into single spaces, and each value in it longer than LONGEST_VALUE cut. Inside a quoted value they are

@@ -1163,6 +1163,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),
     (lambda i: ["launch", i.job(), "--yes", "maybe", "--budget", "1"], "--yes is on or off"),
+    # a mistyped option after an on/off flag was blamed on the flag ("--yes is on or off ... got '--buget'")
+    (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
+    (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),

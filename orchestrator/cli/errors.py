@@ -148,8 +148,10 @@ def word_after_a_flag(command, args: list[str]) -> str | None:
         if param is not None:
             takes_value = not (param.is_flag or getattr(param, "count", False) or "=" in word)
             index += takes_value
-            after_flag = word if param.is_flag else None
+            after_flag = word if param.is_flag and "=" not in word else None  # `--json=yes` has its word
             continue
+        if word.startswith("-") and word != "-" and not checks.is_number_text(word):
+            return None  # `--yes --buget 1`: an unknown option, click's to name with the options near it
         room -= 1
         if room < 0 and after_flag is not None:
             return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "

@@ -42,20 +42,11 @@ class _Parser(argparse.ArgumentParser):
             if token == "--":  # what follows is positional, whatever it looks like
                 break
             name = token.split("=", 1)[0]  # `--budjet=20` as well as `--budjet 20`
-            if name.startswith("-") and name != "-" and not _is_number(name) and \
+            if name.startswith("-") and name != "-" and not checks.is_number_text(name) and \
                     name not in self._option_string_actions:
                 near = difflib.get_close_matches(name, list(self._option_string_actions))  # click's own matching
                 self.error(f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
         return super().parse_known_args(args, namespace)
-
-
-def _is_number(token: str) -> bool:
-    """A negative number is a value (`--deadline -1`, refused later with its range), not an option."""
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 class _Once(argparse.Action):
