@@ -206,10 +206,10 @@ def test_figures_in_a_printed_line_are_not_coloured_by_rich():
         assert not out.render_str("tiny: 100,000 tokens at seq 256; budget $5.00").spans
 
 
-@pytest.mark.parametrize("columns", ["0", "5", "abc"])
+@pytest.mark.parametrize("columns", ["0", "5", "abc", "99999999999", "\u0663"])
 def test_a_pane_too_narrow_for_a_table_gets_the_table_wrapped_not_a_traceback(tmp_path, columns):
     """COLUMNS=5 (a narrow tmux pane) raised rich's `Sum of ratios must be > 0` from every table, and COLUMNS=0
-    printed nothing at all, help included."""
+    printed nothing at all, help included; COLUMNS=99999999999 ran help out of memory (a traceback)."""
     env = {**os.environ, "COLUMNS": columns, "ORCH_HOME": str(tmp_path)}
     for args in (["catalog", "gpus"], ["runs"], ["--help"]):
         done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", *args], cwd=REPO, env=env,

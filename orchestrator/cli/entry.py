@@ -5,16 +5,20 @@ import os
 import sys
 
 MIN_COLUMNS = 40  # narrower, rich's tables raised (COLUMNS=5, a narrow pane) and typer's help printed nothing (0)
+MAX_COLUMNS = 1000  # wider, help took 17 s (COLUMNS=10000000) or ran out of memory (99999999999): no screen is
 
 
 def _usable_columns() -> None:
     """COLUMNS, which rich (orch's tables, typer's help) reads before the terminal, raised to MIN_COLUMNS where it is
-    set below that, or where it is unset and the terminal is that narrow: a table or help wider than the pane wraps,
-    as the terminal wraps any line. Set here, before any console exists, it holds for every one of them."""
+    set below that, or where it is unset and the terminal is that narrow (a table or help wider than the pane wraps,
+    as the terminal wraps any line), and lowered to MAX_COLUMNS where it is set wider. Set here, before any console
+    exists, it holds for every one of them."""
     columns = os.environ.get("COLUMNS", "").strip()
-    width = int(columns) if columns.isdigit() else _terminal_columns()
-    if width is not None and width < MIN_COLUMNS:
-        os.environ["COLUMNS"] = str(MIN_COLUMNS)
+    if columns and not (columns.isascii() and columns.isdigit()):  # `abc`, or `٣`, which rich reads as 3
+        del os.environ["COLUMNS"]
+    width = int(columns) if columns.isascii() and columns.isdigit() else _terminal_columns()
+    if width is not None and not MIN_COLUMNS <= width <= MAX_COLUMNS:
+        os.environ["COLUMNS"] = str(min(max(width, MIN_COLUMNS), MAX_COLUMNS))
 
 
 def _terminal_columns() -> int | None:
