@@ -125,7 +125,8 @@ def test_the_policy_sees_one_card_of_each_kind_in_card_order_even_with_kinds_apa
     """Cards 0 and 3 share one offer (a kind), card 2 has its own offer of the same GPU: with card 0 busy, the least
     busy card of each kind goes to the policy in card order (1, 2, 3), as the policy breaks ties by that order; and
     the decisions are those made with every card."""
-    rtx4090, a6000, other_rtx4090 = local_cards("1x RTX4090, 1x A6000, 1x RTX4090", simulated_owned_offer)
+    rtx4090, a6000 = local_cards("1x RTX4090, 1x A6000", simulated_owned_offer)
+    other_rtx4090 = simulated_owned_offer(rtx4090.gpu)
     cards = [rtx4090, a6000, other_rtx4090, rtx4090]
     sim = Simulation(cards, CLOUDS, SimSettings("hybrid"))
     sim.slots[0].free_at = 5.0
@@ -428,6 +429,12 @@ def test_a_local_card_named_without_a_count_is_one_card_and_semicolons_are_told(
         result = runner.invoke(app, ["simulate", "--trace", trace, "--local", miscounted])
         assert result.exit_code == 2 and "is not 'N x GPU' with N of 1 or more" in result.stderr, miscounted
     assert runner.invoke(app, ["simulate", "--trace", trace, "--local", "A100 x 2", "--json"]).exit_code == 0
+    # a card given twice was summed unsaid, 1024 at a time past the cap; `٢x` (Arabic-Indic) was read as 2
+    for repeated in ("2x RTX4090, 2x RTX 4090", ", ".join(["1024x RTX4090"] * 3)):
+        result = runner.invoke(app, ["simulate", "--trace", trace, "--local", repeated])
+        assert result.exit_code == 2 and "RTX 4090 is given more than once" in result.stderr, result.output
+    result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "\u0662x RTX4090"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
 
 
 @pytest.mark.parametrize(("args", "named"), [
@@ -607,9 +614,11 @@ SIMULATE_NUMBERS_REFUSED = [
     ("--rate", "-1", "--rate (arrivals per hour) must be at least"),
     ("--spot-preemptions-per-h", "1_000", f"--spot-preemptions-per-h '1_000' {NOT_A_NUMBER}"),
     ("--spot-preemptions-per-h", "", f"--spot-preemptions-per-h '' {NOT_A_NUMBER}"),
-    ("--spot-preemptions-per-h", "nan", "--spot-preemptions-per-h must be from 0 to 3600, got nan."),
-    ("--spot-preemptions-per-h", str(10**30), "--spot-preemptions-per-h must be from 0 to 3600, got 1e+30."),
-    ("--spot-preemptions-per-h", "-1", "--spot-preemptions-per-h must be from 0 to 3600, got -1."),
+    ("--spot-preemptions-per-h", "nan", "--spot-preemptions-per-h must be a finite number, got nan."),
+    ("--spot-preemptions-per-h", str(10**30), "--spot-preemptions-per-h must be at least 0 and at most 3600, got "
+                                              "1e+30."),
+    ("--spot-preemptions-per-h", "-1", "--spot-preemptions-per-h must be at least 0 and at most 3600, got -1."),
+    ("--spot-preemptions-per-h", "1e-320", "--spot-preemptions-per-h 1e-320 is too near 0 to compute with"),
 ]
 
 

@@ -50,10 +50,10 @@ class SimSettings:
         problems = []
         if self.policy not in POLICIES:
             problems.append(f"--policy must be one of {', '.join(POLICIES)} or all, got {self.policy!r}")
-        if not (math.isfinite(self.spot_preemptions_per_h)
-                and 0 <= self.spot_preemptions_per_h <= MAX_SPOT_PREEMPTIONS_PER_H):
-            problems.append(f"--spot-preemptions-per-h must be from 0 to {MAX_SPOT_PREEMPTIONS_PER_H:g}, got "
-                            f"{self.spot_preemptions_per_h:g}")
+        try:
+            checks.number(self.spot_preemptions_per_h, "--spot-preemptions-per-h", 0, MAX_SPOT_PREEMPTIONS_PER_H)
+        except UserError as exc:  # its range, and a subnormal (1e-320) too near 0 to compute with
+            problems.append(str(exc).rstrip("."))
         if not (math.isfinite(self.checkpoint_interval_h) and self.checkpoint_interval_h >= 0):
             problems.append(f"the checkpoint interval must be 0 or more hours, got {self.checkpoint_interval_h}")
         if problems:
@@ -322,12 +322,15 @@ def local_cards(text: str | None, offer_for) -> list[Offer]:
         if not part:
             raise UserError("--local: an entry between commas is empty; give 'N x GPU' entries separated by single "
                             "commas, e.g. '2x RTX4090, 1x A6000'.")
+        if any(char.isdigit() and not char.isascii() for char in part):  # `٢x RTX4090` was read as one card
+            raise UserError(f"--local: {checks.short_repr(part)} writes a number in other digits than 0-9: write it "
+                            "with the digits 0-9 (e.g. '2x RTX4090').")
         # `2x RTX 4090`, `2 x A6000`: a count in front; any other entry is one GPU's name (`rtx 4090` holds an `x `)
-        found = re.fullmatch(r"(\d+)\s*[x×]\s+(\S.*)", part, re.IGNORECASE)
+        found = re.fullmatch(r"([0-9]+)\s*[x×]\s+(\S.*)", part, re.IGNORECASE)
         count, name = (found[1], found[2]) if found else ("1", part)
         # a count that is no whole number (`2.5x A6000`, `nanx A6000`, `1e308x`) was looked up as a GPU's name
         miscounted = not found and re.fullmatch(r"[0-9.]+(?:e[-+]?[0-9]+)?\s*[x×]\s+\S.*", part, re.IGNORECASE)
-        if int(count) == 0 or re.match(r"-?\d+\s", name) or part.startswith("-") or miscounted:
+        if int(count) == 0 or re.match(r"-?[0-9]+\s", name) or part.startswith("-") or miscounted:
             raise UserError(f"--local: '{part}' is not 'N x GPU' with N of 1 or more (e.g. '2x RTX4090').")
         try:
             gpu: GPU = get_gpu(name.strip())
@@ -338,5 +341,8 @@ def local_cards(text: str | None, offer_for) -> list[Offer]:
         if int(count) > MAX_LOCAL_CARDS:
             raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
                             "simulator models; give fewer.")
+        if any(card.gpu == gpu for card in cards):  # summed unsaid, and past the cap 1024 at a time
+            raise UserError(f"--local: {gpu.name} is given more than once: give its cards in one entry, "
+                            f"e.g. '3x {gpu.name}'.")
         cards += [offer_for(gpu)] * int(count)
     return cards
