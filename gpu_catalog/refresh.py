@@ -119,6 +119,7 @@ def _sky_loggers_off() -> Iterator[None]:
 
 def refresh_catalog(from_dir: Path | None) -> list[str]:
     if from_dir is not None:
+        checks.fits_the_file_system(from_dir, "--from")  # is_dir() raised the system's bare `File name too long`
         if loop := checks.symlink_loop(from_dir, "--from"):  # a loop of links was said not to exist
             raise loop
         if not from_dir.is_dir():

@@ -1166,6 +1166,7 @@ def _foreign_database(path: Path) -> Path:
     # a mistyped option after an on/off flag was blamed on the flag ("--yes is on or off ... got '--buget'")
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),
+    (lambda i: ["catalog", "refresh", "--from", "a" * 256], "--from: the name 'aaaa"),  # the system's bare words
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
