@@ -131,6 +131,20 @@ def check_queued(spec: JobConfig, job_path: Path) -> None:
     _refuse(dataset_problems(spec, Path(job_path)) + model_problems(spec, False, Path(job_path).parent), "queued")
 
 
+def check_cache_first(job_path: Path, done: str) -> None:
+    """The model a job builds offline needs a usable ORCH_CACHE (build_folder_problem), said before the job's data
+    is counted: that count, which it cannot keep there either, took 11 s before `check` refused the job. The job
+    file is read as written (not sized); a job that cannot be read is left to the plan to say what is wrong."""
+    from trainer.job_file import load_config
+
+    try:
+        model = load_config(job_path)[0].model
+    except UserError:
+        return
+    if problem := build_folder_problem(model):
+        _refuse([problem], done)
+
+
 def _refuse(problems: list[str], done: str) -> None:
     if problems:
         raise UserError("pre-flight: " + "; ".join(problems) + f". Nothing was {done}.")

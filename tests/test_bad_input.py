@@ -1280,3 +1280,22 @@ def test_an_output_folder_that_is_a_dangling_link_or_a_device_is_said_to_be_so(t
         output_folder(tmp_path / "link")
     with pytest.raises(UserError, match="'/dev/null' is a device or a pipe, not a folder"):
         output_folder("/dev/null")
+
+
+@pytest.mark.parametrize("command", [["launch", "--budget", "1", "--dry-run"], ["submit"]])
+def test_an_unusable_orch_cache_is_refused_before_the_data_is_counted(tmp_path, monkeypatch, command):
+    """The job's tiny model is built in ORCH_CACHE: unusable, the job was refused only after its data was counted
+    (11 s on a 2-core machine), which could not be kept there either."""
+    import orchestrator.data_size
+
+    def counted(*args):
+        raise AssertionError("the data was counted before ORCH_CACHE was checked")
+
+    monkeypatch.setattr(orchestrator.data_size, "_count_tokens", counted)
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "cache-file").write_text("x")
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache-file"))
+    job = tmp_path / "tiny.yaml"
+    job.write_text(yaml.safe_dump(TINY))
+    result = CliRunner().invoke(app, [command[0], str(job), *command[1:]])
+    assert result.exit_code == 2 and "pre-flight: ORCH_CACHE" in result.stderr, result.output

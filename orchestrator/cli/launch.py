@@ -68,6 +68,8 @@ def launch_command(
     # the database a launch records its run in, opened before planning: a damaged or unusable one was refused only
     # after the 6-10 s plan had been shown
     store = None if dry_run else RunStore()
+    if target.strip().lower() != "cloud":  # a cloud VM keeps its built model in its own cache
+        preflight.check_cache_first(job, "launched")
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
     data, notes = data_and_notes(job, model, result)

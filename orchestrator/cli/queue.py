@@ -53,6 +53,7 @@ def submit_command(
                         f"started: give at least {MIN_SUBMIT_DEADLINE_H:.3f} (hours).")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     queue = JobQueue()  # a damaged or unusable database is said before the job is read and sized
+    preflight.check_cache_first(job, "queued")
     spec = load_job(job)
     model = job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
