@@ -249,6 +249,16 @@ def test_import_refuses_to_replace_an_existing_out_file_without_force(tmp_path):
     assert yaml.safe_load(out.read_text())["seq_len"] == AXOLOTL["sequence_len"]
 
 
+def test_a_count_given_as_a_whole_float_is_written_as_a_whole_number(tmp_path):
+    """`--set grad_accum=1e3` wrote `grad_accum: 1000.0` into the job."""
+    out = tmp_path / "job.yaml"
+    result = run_import(tmp_path, AXOLOTL, "--set", "grad_accum=1e3", "--set", "micro_batch=2.0", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(out.read_text())
+    assert (written["grad_accum"], written["micro_batch"]) == (1000, 2) and "1000.0" not in out.read_text()
+    assert type(written["grad_accum"]) is int and type(written["micro_batch"]) is int
+
+
 @pytest.mark.parametrize("model, said", [
     ("[bold red]x[/]", "`model` '[bold red]x[/]' is no folder here, no Hugging Face id"),
     ("../../no-such-folder", "`model` folder '../../no-such-folder' does not exist"),

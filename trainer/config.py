@@ -393,6 +393,12 @@ def _columns(value) -> tuple[tuple[str, str], ...] | None:
     return None
 
 
+def whole_counts(raw: dict) -> dict:
+    """A job's counts written as whole floats (`micro_batch: 1.0`, `--set grad_accum=1e3`) as the ints they are: a job
+    `orch import` writes holds `grad_accum: 1000`, not `1000.0`."""
+    return {key: _whole(value) if key in _INT_KEYS else value for key, value in raw.items()}
+
+
 def _whole(value):
     """A count written as a float that is whole (`train_tokens: 5e6`, `micro_batch: 8.0`, as YAML and JSON give
     them) as the int it is, however large (`1e20` is then too large, not "no whole number"); anything else as it
@@ -507,8 +513,8 @@ def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -
     """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
         raise ConfigError("a job must be a YAML mapping of keys to values (model: ..., method: ..., seq_len: ...).")
-    raw = {key: _whole(value) if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
-           for key, value in raw.items()}
+    raw = {key: value if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
+           for key, value in whole_counts(raw).items()}
     problems = _problems(raw) + _naming_problems(raw, base_dir)
     if len(problems) > MOST_PROBLEMS_SAID:  # a file that is not a job at all: the first few say enough
         problems = problems[:MOST_PROBLEMS_SAID] + [f"and {len(problems) - MOST_PROBLEMS_SAID} more"]

@@ -19,7 +19,14 @@ from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.foreign_config import translate
 from orchestrator.job import check_dataset
 from orchestrator.launch.local import local_paths
-from trainer.config import ConfigError, check_model_and_tokenizer, config_from_dict, model_folder, parse_overrides
+from trainer.config import (
+    ConfigError,
+    check_model_and_tokenizer,
+    config_from_dict,
+    model_folder,
+    parse_overrides,
+    whole_counts,
+)
 from trainer.data_sources import dataset_problems
 from trainer.job_file import job_file_problems
 
@@ -110,7 +117,8 @@ def import_command(
         checks.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
                            read_folders=local)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
-    text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(job, sort_keys=False), defaults)
+    text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(whole_counts(job), sort_keys=False),
+                                                                   defaults)
     if out is not None:
         out.write_text(text, encoding="utf-8")
     # carried as the source has it, but no cloud target can run it: `orch plan` then found no target at all
