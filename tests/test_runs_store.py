@@ -140,10 +140,13 @@ def test_ids_match_exactly_or_by_prefix_never_as_patterns(text, expected):
     assert matching(["r-0a1b2c3d", "r-0a9f0000", "r-ffff0000"], text) == expected
 
 
-def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path):
+@pytest.mark.parametrize("content", [b"\xff\xfe{not json", b'{"status": "ok", "x": ' + b"[" * 950 + b"]" * 950 + b"}"])
+def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path, content):
+    """A value nested 950 deep parsed, then its walk exhausted the stack: every command that looked at the run
+    (runs, spend, stop, the scheduler) ended in a traceback until the file was deleted by hand."""
     store = RunStore(tmp_path / "runs.db")
     (tmp_path / RUN_DIR / "output").mkdir(parents=True)
-    (tmp_path / RUN_DIR / "output" / "metrics.json").write_bytes(b"\xff\xfe{not json")
+    (tmp_path / RUN_DIR / "output" / "metrics.json").write_bytes(content)
     store.insert(make_record(tmp_path / RUN_DIR))
     ended = lifecycle.finish(store, store.get("r-0a1b2c3d"))
     assert ended.status is RunStatus.FAILED and "metrics.json is unreadable" in ended.message

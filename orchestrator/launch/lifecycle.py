@@ -257,10 +257,10 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
+        return _storable(metrics), None  # walked here: a value nested 950 deep parses, then exhausts the stack
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
             RecursionError) as exc:
         return None, f"its metrics.json is unreadable ({one_line(exc)})"
-    return _storable(metrics), None
 
 
 def _storable(metrics: dict) -> dict:
