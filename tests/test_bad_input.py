@@ -1033,6 +1033,16 @@ def _model_folder(i: Inputs, weights: bytes | None) -> list[str]:
     return plan(i, model=str(i.files / "model"), dataset=DATA, train_tokens=DROP, epochs=1)
 
 
+def _indexed_model_folder(i: Inputs, index: bytes) -> list[str]:
+    """A model folder whose weights are shards listed by `index`: one nested too deeply was a RecursionError, and
+    shards outside the folder were read here (and are not in the folder a VM mounts)."""
+    i.file("model/config.json", json.dumps(GOOD_MODEL))
+    i.file("model/tokenizer.json", json.dumps({"version": "1.0"}))
+    i.file("outside.safetensors", SAFETENSORS)
+    i.file("model/model.safetensors.index.json", index)
+    return plan(i, model=str(i.files / "model"), dataset=DATA, train_tokens=DROP, epochs=1)
+
+
 def _not_a_tokenizer(i: Inputs) -> list[str]:
     """A `tokenizer` folder whose tokenizer.json is JSON but no tokenizer: plan priced the job by bytes instead."""
     i.file("tok/tokenizer.json", '{"x": 1}')
@@ -1115,6 +1125,12 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: _model_folder(i, None), "holds no weights (none of model.safetensors, "),
     (lambda i: _model_folder(i, b"garbage"), "model.safetensors does not read as safetensors (Error while "),
     (lambda i: _model_folder(i, SAFETENSORS[:-1]), "does not read as safetensors (Error while "),
+    (lambda i: _indexed_model_folder(i, b'{"weight_map": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+     "index.json is not a weight index (JSON with a weight_map)"),
+    (lambda i: _indexed_model_folder(i, b'{"weight_map": {"x": "../outside.safetensors"}}'),
+     "model.safetensors.index.json lists '"),
+    (lambda i: _indexed_model_folder(i, b'{"weight_map": {"x": "/etc/passwd"}}'),
+     "lists '/etc/passwd', which is no .safetensors or .bin file of the model folder"),
     (_not_a_tokenizer, "cannot be loaded (KeyError: "),
     (lambda i: ["calibrate", "--results", i.file("r.jsonl", "{}\n"), "--db", str(i.files / "missing.db")],
      "--db and --results both name what to read"),

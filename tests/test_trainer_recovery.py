@@ -148,6 +148,18 @@ def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tm
     assert latest_checkpoint(tmp_path) == root / "step-00000003.old"
 
 
+def test_a_checkpoint_whose_state_is_nested_too_deeply_is_not_whole(tmp_path):
+    """json's RecursionError on such a state.json was a traceback from `orch train --output OUT`, where a state.json
+    that does not read is a checkpoint passed over."""
+    from trainer.checkpoint import saved_identity
+    from trainer.checkpoint_folders import is_whole
+
+    folder = tmp_path / "step-00000002"
+    folder.mkdir()
+    (folder / "state.json").write_text('{"file_bytes": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert not is_whole(folder) and saved_identity(folder) is None
+
+
 @pytest.mark.parametrize("cut_short", ["optimizer.pt", "trainable.pt", "state.json", "every file"])
 def test_a_checkpoint_cut_short_on_upload_is_passed_over_for_the_whole_one_before(tmp_path, cut_short, capsys):
     """On a cloud the output is a bucket that uploads each file on its own: a VM lost while the newest checkpoint

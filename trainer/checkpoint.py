@@ -79,7 +79,7 @@ def saved_identity(path: Path) -> dict | None:
     (written by an older orch) or cannot be read (loading it says why)."""
     try:
         identity = json.loads((path / STATE_FILE).read_text(encoding="utf-8")).get("job")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return identity if isinstance(identity, dict) else None
 

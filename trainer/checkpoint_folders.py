@@ -31,7 +31,7 @@ def is_whole(folder: Path) -> bool:
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         sizes = state.get(FILE_BYTES_KEY, {})
         return all((folder / name).stat().st_size == size for name, size in sizes.items())
-    except (OSError, ValueError, AttributeError, TypeError):  # missing, cut short, or not this format
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # missing, cut short, not this format
         return False
 
 

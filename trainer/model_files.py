@@ -3,12 +3,16 @@ none, or with a safetensors file cut short or damaged, passed `orch plan` and fa
 (transformers' OSError or the safetensors library's error, a traceback in error.log, the output folder left behind)."""
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from gpu_catalog import checks
 
 # the files transformers loads a model's weights from, one file or shards listed in an index
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 WEIGHT_FILES = (*SAFETENSORS_FILES, "pytorch_model.bin", "pytorch_model.bin.index.json")
+SHARD_KINDS = (".safetensors", ".bin")  # what an index's shards are: files of the model folder itself
 
 
 def weights_problem(folder: Path) -> str | None:
@@ -20,10 +24,15 @@ def weights_problem(folder: Path) -> str | None:
                 "with save_pretrained, or give its hub id")
     try:
         shards = _shards(found)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return f"{found} is not a weight index (JSON with a weight_map): save the model again with save_pretrained"
     if not shards:
         return f"{found} lists no weight file: save the model again with save_pretrained"
+    if outside := next((shard for shard in shards if shard.parent != found.parent or shard.suffix not in SHARD_KINDS),
+                       None):  # `../../x.safetensors`, `/etc/passwd`: read here, and not in the folder a VM mounts
+        named = outside.name if outside.parent == found.parent else str(outside)
+        return (f"{found.name} lists {checks.short_repr(named)}, which is no {' or '.join(SHARD_KINDS)} file of the "
+                "model folder: save the model again with save_pretrained")
     for shard in shards:
         if not shard.is_file():
             return f"{shard}, which {found.name} lists, is not there: copy the whole model folder"
@@ -42,7 +51,7 @@ def _shards(found: Path) -> list[Path]:
     if not found.name.endswith(".index.json"):
         return [found]
     weight_map = json.loads(found.read_text(encoding="utf-8"))["weight_map"]
-    return [found.parent / name for name in sorted(set(weight_map.values()))]
+    return [Path(os.path.normpath(found.parent / name)) for name in sorted(set(weight_map.values()))]
 
 
 def _safetensors_problem(path: Path) -> str | None:
