@@ -267,6 +267,23 @@ def test_an_empty_dataset_is_refused_before_any_point_runs(tmp_path, monkeypatch
     assert "`dataset` is empty" in result.stderr
 
 
+def test_a_dataset_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    """The check of its first bytes opened the pipe and waited for a writer for ever: bench printed nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    path = write_sweep(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "dataset": str(tmp_path / "fifo.jsonl")}))
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "bench", str(path)], cwd=REPO,
+                          env={**os.environ, "ORCH_HOME": str(tmp_path / "home")}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "is not a file or a folder" in done.stderr, done.stderr
+
+
 def test_an_existing_out_file_is_replaced_only_with_force_and_is_said_before_the_sweep(tmp_path, monkeypatch):
     """bench had no --force: an earlier sweep's results file (another machine's) was replaced at the end of hours of
     benchmarking, unasked."""
