@@ -141,7 +141,13 @@ def test_qlora_on_a_model_bitsandbytes_cannot_quantize(tmp_path, capsys):
     (model / "tokenizer_config.json").write_text("{}")
     write_weights(model)
     assert main([str(write_job(tmp_path, model=str(model), method="qlora")), "--output", str(tmp_path / "o")]) == 2
-    assert "method qlora needs nn.Linear layers to quantize, and gpt2 has none" in capsys.readouterr().err
+    # a folder is refused for its shape before any work, as `orch plan` refuses it (the trainer trained a GPT-2 with
+    # every weight missing, then refused it); a hub model in the cache reaches the quantization check
+    assert "describes a `gpt2` model" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    from trainer.model import check_quantizable
+
+    with pytest.raises(ValueError, match="method qlora needs nn.Linear layers to quantize, and gpt2 has none"):
+        check_quantizable(str(model))
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -155,7 +161,9 @@ def test_a_model_or_tokenizer_that_cannot_be_built_is_bad_config(tmp_path, capsy
     the run had started: exit 1, status error, and transformers' paragraph about sentencepiece or tiktoken."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cfg-only").mkdir()
-    (tmp_path / "cfg-only" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "cfg-only" / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+        "intermediate_size": 128, "vocab_size": 100}))
     (tmp_path / "empty").mkdir()
     output = tmp_path / "out"
     assert main([str(write_job(tmp_path, **changes)), "--output", str(output)]) == 2

@@ -135,6 +135,30 @@ def test_a_model_folder_whose_weights_do_not_match_its_config_is_refused_in_one_
     assert f"where its config.json builds {config['vocab_size']} x {config['hidden_size'] * 2}" in err
 
 
+@pytest.mark.parametrize("change, said", [
+    ({"model_type": "gpt2"}, "describes a `gpt2` model"),  # plan refused it; the trainer trained, then refused it
+    ({"hidden_act": "nope"}, "transformers cannot build the model its config.json describes (KeyError"),
+    ({"rope_scaling": {"rope_type": "\x1b[31mx", "factor": 2.0}}, "transformers cannot build the model"),
+])
+def test_a_model_folder_transformers_cannot_build_is_refused_in_one_line(tiny_model_path, tmp_path, capfd, change,
+                                                                         said):
+    """Each was a traceback and exit 1 after the data was read, and transformers' log printed the config's ESC."""
+    import json
+    import shutil
+
+    from tests.trainer_helpers import write_job
+    from trainer.__main__ import main
+
+    folder = tmp_path / "changed"
+    shutil.copytree(tiny_model_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    assert main([str(write_job(tmp_path, model=str(folder), max_steps=1)), "--output", str(tmp_path / "out")]) == 2
+    out, err = capfd.readouterr()
+    assert said in err and "\x1b" not in out + err and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [err.splitlines()[-1]], err
+
+
 def test_a_cached_model_damaged_since_it_was_built_is_built_again(tmp_path, monkeypatch, capsys):
     """Its weights cut short on disk failed every run of a valid tiny job (the safetensors library's error, exit 1)
     until the cache was found and deleted by hand."""

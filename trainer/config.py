@@ -693,6 +693,7 @@ def check_model_and_tokenizer(config: JobConfig, base_dir: Path) -> None:
     has_config = model_dir is not None and (model_dir / "config.json").is_file()
     if has_config:
         _check_config_json(model_dir / "config.json")  # a broken one was blamed on the tokenizer that loads it
+        get_model(str(model_dir))  # a shape orch cannot train (GPT-2's): refused by plan, trained and then refused
     _check_tokenizer_folder(config, base_dir)
     if has_config and (problem := weights_problem(model_dir)):
         raise ConfigError(f"{problem}.")

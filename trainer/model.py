@@ -3,11 +3,14 @@ peft's LoRA adapters (optionally DoRA, rsLoRA scaling, and modules trained in fu
 checkpointing, and frozen lower layers for full fine-tuning."""
 
 import functools
+import logging
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
+from transformers.utils import logging as transformers_logging
 
+from gpu_catalog import checks
 from gpu_catalog.models import get_model
 from trainer.attention_mask import share_sdpa_masks
 from trainer.config import LINEAR_MODULES, ConfigError, JobConfig
@@ -26,15 +29,46 @@ def resolve_precision(config: JobConfig, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _printable_record(record: logging.LogRecord) -> bool:
+    """transformers logs values of a model's config.json as they are: an ESC in one reached the terminal."""
+    record.msg, record.args = checks.printable(record.getMessage()), ()
+    return True
+
+
+transformers_logging.get_logger()  # makes the library's own handler, which every transformers.* logger reaches
+for _handler in logging.getLogger("transformers").handlers:
+    _handler.addFilter(_printable_record)
+
+
+@functools.lru_cache(maxsize=1)
+def _model_config(model_name: str):
+    """The model's config as transformers builds it; one it cannot build (a `hidden_act` it lacks, `rms_norm_eps:
+    tiny`) is bad config, said in one line, where it was a traceback and exit 1. Models orch builds offline are
+    Llamas (trainer/random_model.py)."""
+    if is_built_offline(model_name):
+        return LlamaConfig(num_hidden_layers=1)
+    try:
+        return AutoConfig.from_pretrained(model_name)
+    except Exception as exc:  # noqa: BLE001 - whatever transformers raises for a config it cannot build
+        raise ConfigError(_unbuildable(model_name, exc)) from None
+
+
+def _unbuildable(model_name: str, exc: Exception) -> str:
+    detail = checks.one_line(str(exc).split("\n")[0])[:160] or type(exc).__name__
+    return (f"model {checks.short_repr(model_name)}: transformers cannot build the model its config.json describes "
+            f"({type(exc).__name__}: {detail}): fix config.json, or save the model again with save_pretrained.")
+
+
 @functools.lru_cache(maxsize=1)
 def _meta_model(model_name: str):
-    """The model built on the meta device from its config alone: its layout, at no memory and no weight read. Models
-    orch builds offline are Llamas (trainer/random_model.py). Kept for the next check of the same model (QLoRA with
-    modules_to_save asks twice); nothing modifies it."""
-    config = LlamaConfig(num_hidden_layers=1) if is_built_offline(model_name) else \
-        AutoConfig.from_pretrained(model_name)
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config)
+    """The model built on the meta device from its config alone: its layout, at no memory and no weight read. Kept
+    for the next check of the same model (QLoRA with modules_to_save asks twice); nothing modifies it."""
+    config = _model_config(model_name)
+    try:
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - `hidden_act: nope` is a KeyError, a rope type it lacks another
+        raise ConfigError(_unbuildable(model_name, exc)) from None
 
 
 def check_weights_match(model_path: str) -> None:
@@ -42,7 +76,7 @@ def check_weights_match(model_path: str) -> None:
     18-line report (with terminal colours, into any log) and stopped with a RuntimeError, exit 1. A pre-quantized
     checkpoint stores packed shapes: transformers judges it."""
     folder = Path(model_path)
-    if not folder.is_dir() or getattr(AutoConfig.from_pretrained(model_path), "quantization_config", None):
+    if not folder.is_dir() or getattr(_model_config(model_path), "quantization_config", None):
         return
     expected = {name: tuple(tensor.shape) for name, tensor in _meta_model(model_path).state_dict().items()}
     for name, shape in weight_shapes(folder):
