@@ -125,7 +125,9 @@ def test_a_model_the_trainer_refuses_is_said_as_the_trainer_says_it_not_blamed_o
     """A model folder with no tokenizer (or an unknown tiny model) made the count fail, and the plan said the dataset
     "packs into 0 training sequences ... add data"; `orch train` names the model."""
     (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+        "intermediate_size": 128, "vocab_size": 100}))
     for model, said in ((str(tmp_path / "model"), "holds no tokenizer"), ("orch/tiny-llamaX", "unknown model")):
         _sized.cache_clear()
         result = CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, model=model)), "--budget", "100"])

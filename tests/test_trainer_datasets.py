@@ -86,6 +86,17 @@ def test_each_file_kind_reads_the_same_records(tmp_path, suffix):
     assert [r["output"] for r in records.train] == [r["output"] for r in ROWS[:20]] and records.eval is None
 
 
+def test_a_hub_layout_folder_whose_readme_names_data_outside_it_is_refused(tmp_path):
+    """Read here from `../outside`, and missing from the dataset folder a cloud run mounts."""
+    write_records(tmp_path / "outside" / "a.jsonl", ROWS[:40])
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "README.md").write_text(HUB_README.replace("qa/train-*.jsonl", "../outside/*.jsonl"))
+    write_records(tmp_path / "ds" / "qa" / "test.jsonl", ROWS[:5])
+    with pytest.raises(DataError, match="its README.md's `configs:` names .*outside.*a.jsonl, outside the dataset's "
+                                        "folder: keep the data files inside it"):
+        load_records(job(dataset="ds", dataset_config="qa"), tmp_path)
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])
@@ -438,17 +449,25 @@ def test_a_local_dataset_that_cannot_be_read_is_said_in_its_own_terms(tmp_path):
 
 
 def test_a_dataset_folder_that_cannot_be_read_through_is_said_of_the_folder(tmp_path, monkeypatch):
-    """`dataset: /proc` stopped `orch plan` with a PermissionError traceback from walking the folder."""
-    from pathlib import Path
+    """`dataset: /proc` stopped `orch plan` with a PermissionError traceback from walking the folder; a folder of
+    mode 000, passed over by the walk, was said to hold no data file."""
+    import os
 
     from trainer.data import special_file_problem
+    from trainer.data_sources import folder_problem
 
-    def refused(self, pattern):
-        raise PermissionError(13, "Permission denied", str(self / "1" / "cwd"))
+    (tmp_path / "1" / "cwd").mkdir(parents=True)
+    scandir = os.scandir
 
-    monkeypatch.setattr(Path, "rglob", refused)
+    def refused(path="."):
+        if str(path) == str(tmp_path / "1" / "cwd"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
     said = special_file_problem(tmp_path)
     assert said.startswith(f"folder {tmp_path} cannot be read through (Permission denied: {tmp_path}/1/cwd)")
+    assert folder_problem(tmp_path).startswith(f"folder {tmp_path} cannot be read through (Permission denied")
 
 
 def test_a_csv_cell_is_read_as_the_text_in_the_file(tmp_path):

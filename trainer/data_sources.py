@@ -16,6 +16,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -62,9 +63,16 @@ def folder_kind(suffix: str) -> str | None:
 
 def visible_paths(folder: Path) -> list[Path]:
     """Every path under a dataset folder that `datasets` looks at, sorted: hidden files and `__` folders are left
-    out, as it leaves them out. An OSError (a folder that cannot be read through) is the caller's to say."""
-    return sorted(path for path in folder.rglob("*")
-                  if not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts))
+    out, as it leaves them out, and links to folders are not followed. An OSError (a folder that cannot be read
+    through) is the caller's to say: Path.rglob passed over it, and a folder of mode 000 "held no data file"."""
+    def refuse(exc: OSError):
+        raise exc
+
+    found = []
+    for root, folders, files in os.walk(folder, onerror=refuse):
+        folders[:] = [name for name in folders if not name.startswith((".", "__"))]
+        found += [Path(root) / name for name in (*folders, *files) if not name.startswith((".", "__"))]
+    return sorted(found)
 
 
 def unreadable_folder(folder: Path, exc: OSError) -> str:
@@ -178,8 +186,8 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
 
 def _csv_files(local: Path) -> list[Path]:
     """The CSV files a local dataset reads: itself, or a folder's (of one kind, folder_problem has made sure)."""
-    if local.is_file():
-        return [local] if file_kind(local) == "csv" else []
+    if not local.is_dir():  # a file, or /dev/null: the reader says what it is
+        return [local] if local.is_file() and file_kind(local) == "csv" else []
     return [path for path in visible_paths(local) if path.suffix.lower() == ".csv" and path.is_file()]
 
 
@@ -390,7 +398,13 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     if source.split not in splits:
         raise DataError(f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                         f"'{source.split}': it has {', '.join(sorted(splits))}.")
-    return builder.name, [Path(file) for file in splits[source.split]]
+    files = [Path(file) for file in splits[source.split]]
+    folder = local.resolve()
+    if outside := next((file for file in files if folder not in Path(file).resolve().parents), None):
+        # its README's `configs:` named `../other/*.jsonl`: read here, and missing from the folder a VM mounts
+        raise DataError(f"{source.key} '{source.name}': its README.md's `configs:` names {outside}, outside the "
+                        "dataset's folder: keep the data files inside it.")
+    return builder.name, files
 
 
 @contextlib.contextmanager
