@@ -274,6 +274,8 @@ BAD_ROWS = [
     ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
     ({"job_id": "j1"}, "an earlier row's id"), ({"budget_usd": "1e30"}, "column budget_usd"),
     ({"deadline_h": "1e9"}, "column deadline_h"),
+    ({"budget_usd": "5e-324"}, "column budget_usd: 5e-324 is too near 0"),  # as the flag and job key refuse it
+    ({"deadline_h": "5e-324"}, "column deadline_h: 5e-324 is too near 0"),
 ]
 
 

@@ -112,6 +112,8 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
         raise ValueError(f"{short_repr(text)} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
         raise ValueError(f"{short_repr(text)} must be at most {high:g}, {high_why}; {fix}")
+    if too_small := checks.too_small_text(value):  # `budget_usd` 5e-324, refused as the flag and job key are
+        raise ValueError(f"{too_small}; {fix}")
     return value
 
 
