@@ -446,6 +446,9 @@ def test_a_local_dataset_that_cannot_be_read_is_said_in_its_own_terms(tmp_path):
     said = _unreadable(source, ValueError("Please pass `features` or at least one example when writing data"))
     assert said.startswith("dataset 'tx' holds no records") and "split" not in said
     assert "cannot be read (permission denied)" in _unreadable(source, PermissionError(13, "Permission denied"))
+    # datasets' message for a bad split name starts with a line break: the error said nothing after the colon
+    said = _unreadable(source, ValueError("\nSplit name should match '^\\w+(\\.\\w+)*$' but got '[b]'."))
+    assert said.endswith("Split name should match '^\\w+(\\.\\w+)*$' but got '[b]'."), said
 
 
 def test_a_dataset_folder_that_cannot_be_read_through_is_said_of_the_folder(tmp_path, monkeypatch):

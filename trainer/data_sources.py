@@ -443,7 +443,8 @@ def _parquet_rows(path: Path) -> int | None:
 
 def _unreadable(source: Source, exc: BaseException) -> str:
     """Why the source could not be read, as the user can fix it."""
-    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    # its first line with words: datasets' message for a bad split name starts with a line break, and said nothing
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
     if isinstance(exc, UnicodeDecodeError):
         return (f"{source.key} '{source.name}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: "
                 f"{exc.reason}): save it as UTF-8.")
