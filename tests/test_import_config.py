@@ -390,7 +390,9 @@ def test_a_model_folder_beside_the_source_config_is_found_from_the_imported_job(
     from trainer.config import model_folder
 
     (tmp_path / "src" / "real").mkdir(parents=True)
-    (tmp_path / "src" / "real" / "config.json").write_text("{}")
+    (tmp_path / "src" / "real" / "config.json").write_text(json.dumps({  # a shape orch trains, as plan asks
+        "model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+        "intermediate_size": 128, "vocab_size": 100}))
     (tmp_path / "src" / "real" / "tokenizer.json").write_text("{}")  # plan, and so import, refuse a model without one
     write_weights(tmp_path / "src" / "real")  # or without weights
     (tmp_path / "out").mkdir()
