@@ -2,6 +2,7 @@
 a killed trainer) loses no job."""
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -252,22 +253,26 @@ def test_queue_says_a_running_jobs_run_has_ended_until_a_pass_records_it(tmp_pat
 
 
 def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_path):
-    """Without --budget the scheduler gives the run twice its estimate as a budget stop; neither --help nor the queue
+    """Without --budget the scheduler gives the run twice its estimate as a budget stop, and at least 15 minutes of
+    its price past it (a tiny job's estimate is mostly start-up, which load stretches); neither --help nor the queue
     said so (queue --json showed budget_usd null), so a slow tiny run could be budget-stopped unforeseen."""
-    assert "default: 2x the estimate" in " ".join(orch("submit", "--help").stdout.replace("│", " ").split())
+    helped = " ".join(orch("submit", "--help").stdout.replace("│", " ").split())
+    assert "default: 2x the estimate, at least 15 min past it, on the target" in helped
     folder = tmp_path / "nobudget"
     folder.mkdir()
     job_id = json.loads(orch("submit", write_job(folder, name="nobudget", max_steps=2), "--json").stdout)["job_id"]
     assert jobs()[job_id]["run_budget_usd"] is None
-    assert "budget 2x the estimate on the target it starts on" in " ".join(orch("queue", "--explain").stdout.split())
+    explained = " ".join(orch("queue", "--explain").stdout.split())
+    assert "budget 2x the estimate, at least 15 min past it, on the target it starts on" in explained
     orch("scheduler", "run", "--once")
     until(lambda: jobs()[job_id]["run_status"] == "ok")
     (run,) = RunStore().all()
     assert jobs()[job_id]["budget_usd"] is None and jobs()[job_id]["run_budget_usd"] == run.budget_usd > 0
-    assert "(2x the estimate)" in " ".join(orch("queue", "--explain").stdout.split())
+    assert "(2x the estimate, at least 15 min past it)" in " ".join(orch("queue", "--explain").stdout.split())
+    assert math.isclose(run.budget_usd, run.est_cost_usd + 0.25 * run.usd_per_hour)  # a tiny job: the 15 minutes
     RunStore().update(run.run_id, budget_usd=0.01)  # as `orch resume --budget 0.01` raises it: not the rule's then
     explained = " ".join(orch("queue", "--explain").stdout.split())
-    assert "$0.010" in explained and "(2x the estimate)" not in explained
+    assert "$0.010" in explained and "(2x the estimate" not in explained
 
 
 def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):

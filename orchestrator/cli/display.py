@@ -27,7 +27,7 @@ from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
-from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobRecord
+from orchestrator.schedule.queue import UNBUDGETED_RULE, JobRecord, unbudgeted_usd
 from orchestrator.spend import spend_usd
 
 
@@ -584,12 +584,11 @@ def show_calibration(result: dict) -> None:
 def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
     """The budget a job's run has, or will have: one submitted without --budget gets a multiple of its estimate on
     the target it starts on, unknown until it starts, so the rule is said with the amount."""
-    rule = f"{UNBUDGETED_TIMES_ESTIMATE:g}x the estimate"
     if run is not None:  # the run's own, which `orch resume --budget` may have raised since: then the rule is not why
         by_rule = run.est_cost_usd is not None and math.isclose(run.budget_usd,
-                                                                run.est_cost_usd * UNBUDGETED_TIMES_ESTIMATE)
-        return usd_text(run.budget_usd) + ("" if job.budget_usd is not None or not by_rule else f" ({rule})")
-    return usd_text(job.budget_usd) if job.budget_usd is not None else f"{rule} on the target it starts on"
+                                                                unbudgeted_usd(run.est_cost_usd, run.usd_per_hour))
+        return usd_text(run.budget_usd) + ("" if job.budget_usd is not None or not by_rule else f" ({UNBUDGETED_RULE})")
+    return usd_text(job.budget_usd) if job.budget_usd is not None else f"{UNBUDGETED_RULE}, on the target it starts on"
 
 
 def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord]) -> None:

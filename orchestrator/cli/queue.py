@@ -21,7 +21,7 @@ from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.store import RunStore
 from orchestrator.schedule.policy import unaffordable
-from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobStatus, new_job_id
+from orchestrator.schedule.queue import UNBUDGETED_RULE, JobQueue, JobStatus, new_job_id
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
@@ -38,8 +38,8 @@ scheduler_app = typer.Typer(help="The scheduler that places queued jobs.", no_ar
 def submit_command(
     job: JobArgument,
     budget: Annotated[float | None, usd_option(
-        help=f"Most this job may spend, in US dollars (default: {UNBUDGETED_TIMES_ESTIMATE:g}x the estimate on the "
-             "target it starts on; `orch queue` shows the budget its run got).")] = None,
+        help=f"Most this job may spend, in US dollars (default: {UNBUDGETED_RULE}, on the target it starts on; "
+             "`orch queue` shows the budget its run got).")] = None,
     deadline: Annotated[float | None, hours_option(
         help="Time from now until the job must be done, at least a minute.")] = None,
     priority: Annotated[int, whole_option(help="Higher runs first.")] = 0,

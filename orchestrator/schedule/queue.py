@@ -17,8 +17,17 @@ from orchestrator.runs.status import ACTIVE, Target
 from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, rows_named
 
 # A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
-# (room for a slow run, yet a stop); `orch submit --help` and `orch queue --explain` say so.
+# (room for a slow run, yet a stop), and at least UNBUDGETED_SPARE_HOURS of the target's price past the estimate: a
+# short job's estimate is mostly start-up, which a loaded machine stretches (a tiny job budget-stopped at 2x $0.0001).
+# `orch submit --help` and `orch queue --explain` say so.
 UNBUDGETED_TIMES_ESTIMATE = 2.0
+UNBUDGETED_SPARE_HOURS = 0.25
+UNBUDGETED_RULE = f"{UNBUDGETED_TIMES_ESTIMATE:g}x the estimate, at least {UNBUDGETED_SPARE_HOURS * 60:g} min past it"
+
+
+def unbudgeted_usd(estimate_usd: float, usd_per_hour: float) -> float:
+    """The budget stop of a run whose job was submitted without --budget."""
+    return max(estimate_usd * UNBUDGETED_TIMES_ESTIMATE, estimate_usd + UNBUDGETED_SPARE_HOURS * usd_per_hour)
 
 
 class JobStatus(str, Enum):

@@ -39,7 +39,7 @@ from orchestrator.planner import LaunchRefusal
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
-from orchestrator.schedule.queue import UNBUDGETED_TIMES_ESTIMATE, JobQueue, JobRecord, JobStatus
+from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus, unbudgeted_usd
 from trainer.config import config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
@@ -236,13 +236,13 @@ class Scheduler:
     def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf) -> float | None:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
         holds no more runs than it can), then start it; returns the run's budget stop. A job without its own budget
-        gets UNBUDGETED_TIMES_ESTIMATE times its estimate as its budget stop, and a cloud run no more than the monthly
+        gets unbudgeted_usd of its estimate as its budget stop, and a cloud run no more than the monthly
         cap leaves (`spend_left_usd`: a $50 budget started under a $6 cap could spend $44 past it). None: another
         scheduler got the job or the slot first. A launch the target refuses before any request (UserError) is
         recorded failed by the launch and raised to the caller, which rejects the job; a scheduler killed before that
         leaves a failed run the next pass retries, as any."""
         budget = job.budget_usd if job.budget_usd is not None \
-            else decision.option.estimate.cost_usd * UNBUDGETED_TIMES_ESTIMATE
+            else unbudgeted_usd(decision.option.estimate.cost_usd, decision.option.offer.usd_per_hour)
         if decision.slot is None:
             budget = min(budget, spend_left_usd)
         slot = decision.slot
