@@ -447,11 +447,19 @@ def test_a_job_file_given_to_estimate_is_estimated_with_its_settings_and_the_fla
     assert shorter["seq_len"] == 256 and shorter["settings"]["lora_r"] == 8
     as_lora = runner.invoke(app, ["estimate", str(job), "--method", "lora", "--json"])
     assert as_lora.exit_code == 0, as_lora.output
-    settings = json.loads(as_lora.stdout)["settings"]
-    assert settings["method"] == "lora" and settings["lora_r"] == JobConfig.lora_r and settings["seq_len"] == 1024
+    settings = json.loads(as_lora.stdout)["settings"]  # QLoRA's keys left out, the adapters' kept
+    assert settings["method"] == "lora" and settings["lora_r"] == 8 and settings["seq_len"] == 1024
+    assert "the job file's `method`, `quant_bits`, `double_quant` left out" in json.loads(as_lora.stdout)["notes"][1]
+    as_full = json.loads(runner.invoke(app, ["estimate", str(job), "--method", "full", "--json"]).stdout)["settings"]
+    assert as_full["method"] == "full" and as_full["lora_r"] == JobConfig.lora_r  # the adapters' left out too
     missing = runner.invoke(app, ["estimate", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2, missing.output
     assert "does not exist: give a job file, or a model" in missing.stderr, missing.output
+    job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: 512\nloss_chunk_tokens: 256\nmodules_to_save: []\n"
+                   "max_steps: 2\n")
+    assert runner.invoke(app, ["estimate", str(job), "--json"]).exit_code == 0  # an empty list: the default
+    full_loss = runner.invoke(app, ["estimate", str(job), "--loss", "full"])  # the chunk size is the file's
+    assert full_loss.exit_code == 2 and "`loss_chunk_tokens` sizes the chunks" in full_loss.stderr, full_loss.output
     job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: .nan\nmax_steps: 2\n")
     broken = runner.invoke(app, ["estimate", str(job)])
     assert broken.exit_code == 2 and "`seq_len` must be a whole number, got nan" in broken.stderr, broken.output

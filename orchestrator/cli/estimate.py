@@ -40,14 +40,17 @@ SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
                   "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile")
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
-# the keys that belong to a method: a job file's are left out where a flag names another method
-METHOD_KEYS = ("method", *QLORA_KEYS, *method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save", "freeze_layers")
+# the keys that belong to methods other than each: a job file's are left out where a flag makes it that method
+ADAPTER_ONLY_KEYS = (*method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save")
+OTHER_METHODS_KEYS = {"lora": (*QLORA_KEYS, "freeze_layers"), "qlora": ("freeze_layers",),
+                      "full": (*QLORA_KEYS, *ADAPTER_ONLY_KEYS)}
 JOB_DEFAULTS = {field.name: field.default for field in fields(JobConfig)}  # what a left-out flag takes
 
 
-def _settings(flags: dict, model: str):
+def _settings(flags: dict, model: str, typed: set[str]):
     """Validate through the job schema, so estimate and plan refuse the same values; estimate also reads other
-    trainers' spellings of a value as orch's (flag_aliases), where a job file names orch's own."""
+    trainers' spellings of a value as orch's (flag_aliases), where a job file names orch's own. `typed`: the keys
+    given as flags, said by their flags (the others came from a job file, said by their keys)."""
     given = {k: flag_aliases.value(k, v) for k, v in flags.items() if v is not None}
     if "target_modules" in given:
         given["target_modules"] = flag_aliases.target_modules(given["target_modules"], model)
@@ -61,12 +64,12 @@ def _settings(flags: dict, model: str):
         return settings
     except UserError as exc:  # the job schema's words: `seq_len` where the user typed --seq-len
         said = str(exc).removeprefix("bad config: ")
-        raise UserError(re.sub(r"`([a-z0-9_]+)`", lambda key: _flag_named(key[1], flags) or key[0], said)) from None
+        raise UserError(re.sub(r"`([a-z0-9_]+)`", lambda key: _flag_named(key[1], typed) or key[0], said)) from None
 
 
-def _flag_named(key: str, flags: dict) -> str | None:
-    """The estimate flag that sets job key `key` (None: a key no flag sets)."""
-    if key not in flags:
+def _flag_named(key: str, typed: set[str]) -> str | None:
+    """The estimate flag that sets job key `key` (None: a key no flag given sets)."""
+    if key not in typed:
         return None
     return "--fp32-upcast" if key == "qlora_fp32_upcast" else "--" + key.replace("_", "-")
 
@@ -110,11 +113,26 @@ def _shown(settings, gpu) -> dict:
     return values
 
 
+def _over_the_job(written: dict, typed: dict, model: str, quantization: str | None) -> tuple[dict, list[str]]:
+    """A job file's settings with the flags typed over them. A flag that makes the job another method (--method,
+    --quantization, a QLoRA flag) leaves out the file's settings of the methods it no longer is (QLoRA's for LoRA, the
+    adapters' for full fine-tuning), said in a note; the rest stay (`--method lora` keeps the file's lora_r)."""
+    if not ("method" in typed or quantization is not None or any(key in typed for key in QLORA_KEYS)):
+        return {**written, **typed}, []
+    method = method_forms.resolve(typed, model, quantization)[0]["method"]
+    left_out = [key for key in ("method", *OTHER_METHODS_KEYS.get(method, ())) if key in written
+                and (key != "method" or written[key] != method)]
+    kept = {key: value for key, value in written.items() if key not in left_out}
+    notes = [f"estimated as {method}, as the flags given say: the job file's "
+             f"{', '.join(f'`{key}`' for key in left_out)} left out"] if left_out else []
+    return {**kept, **typed}, notes
+
+
 def _job_file_settings(model: str) -> tuple[str, dict] | None:
     """A job file given for MODEL: the model it names (a folder as an absolute path, relative paths starting at the
     job file's folder) and the settings it writes, which the flags given override. None: MODEL is no job file."""
     path = Path(checks.user_path(model))
-    if path.suffix.lower() not in checks.YAML_SUFFIXES:
+    if path.suffix.lower() not in checks.YAML_SUFFIXES or os.path.isdir(path):  # a model folder named x.yaml
         return None
     if not os.path.isfile(path):  # not "model folder ... does not exist"
         raise UserError(f"job file {checks.short_repr(model)} does not exist: give a job file, or a model (a hub id, "
@@ -122,6 +140,7 @@ def _job_file_settings(model: str) -> tuple[str, dict] | None:
     raw, config = read_job_file(path)
     written = {key: getattr(config, key) for key in SETTINGS_SHOWN if key in raw}
     written.update({key: ",".join(written[key]) for key in LIST_SETTINGS if key in written})
+    written = {key: value for key, value in written.items() if value != ""}  # `modules_to_save: []`: the default
     if written.get("grad_ckpt") == "auto":
         del written["grad_ckpt"]  # a flag's None: the job's own default
     folder = model_folder(config.model, path.parent)
@@ -197,19 +216,17 @@ def estimate(
         "qlora_fp32_upcast": qlora_fp32_upcast, "target_modules": target_modules, "use_dora": use_dora,
         "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
         "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks}
+    typed = {key: value for key, value in given.items() if value is not None}
     job_notes = []
     if (job := _job_file_settings(model)) is not None:
         model, written = job
-        job_notes.append(f"settings from the job file; {model} is its model")
-        if method is not None or quantization is not None:  # another method's keys would be refused as given
-            written = {key: value for key, value in written.items() if key not in METHOD_KEYS}
-            job_notes.append("--method or --quantization given: the job file's method and its settings left out")
-        given = {**written, **{key: value for key, value in given.items() if value is not None}}
+        given, job_notes = _over_the_job(written, typed, model, quantization)
+        job_notes.insert(0, f"settings from the job file; {model} is its model")
     if given.get("seq_len") is None:
         given["seq_len"] = DEFAULT_SEQ_LEN
     grad_ckpt = given.get("grad_ckpt")
     flags, notes = method_forms.resolve(given, model, quantization)
-    settings = _settings(flags, model)
+    settings = _settings(flags, model, set(typed))
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     model_id = _model_id(model)
