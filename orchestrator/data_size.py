@@ -193,8 +193,10 @@ def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, head: bytes, cac
     if "tokens" not in counted:
         return counted
     scale = path.stat().st_size / len(head)
+    fit = counted.get("seq_len_fit")
     return {**counted, "tokens": round(counted["tokens"] * scale),
-            "train_sequences": round(counted["train_sequences"] * scale), "sampled_bytes": len(head)}
+            "train_sequences": round(counted["train_sequences"] * scale), "sampled_bytes": len(head),
+            **({"seq_len_fit": {key: round(count * scale) for key, count in fit.items()}} if fit else {})}
 
 
 def _cached_count(cache: Path) -> dict | None:

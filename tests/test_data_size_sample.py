@@ -70,3 +70,13 @@ def test_a_file_over_the_tokenize_limit_with_no_whole_record_in_the_sample_is_es
     assert size.source == "estimate" and "not tokenized at plan time" in size.detail and counted == []
     monkeypatch.setattr(data_size, "TOKENIZE_MAX_BYTES", 10**6)
     assert data_size.dataset_size(job, tmp_path).source == "tokenized" and counted == ["data.jsonl"]
+
+
+def test_the_records_seq_len_cuts_are_scaled_with_the_sample(job, tmp_path, monkeypatch):
+    """The plan's data line was scaled from the sample and its note on records left out was not: 388 of about
+    1,164, beside figures for the whole file."""
+    counted = {"tokens": 100, "train_sequences": 10, "eval_sequences": 0,
+               "seq_len_fit": {"cut": 1, "past_seq_len": 2, "nothing_to_train": 0}}
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: dict(counted))
+    size = data_size.dataset_size(job, tmp_path)
+    assert size.source == "sampled" and size.seq_len_fit == {"cut": 4, "past_seq_len": 8, "nothing_to_train": 0}

@@ -435,6 +435,8 @@ def test_a_local_card_named_without_a_count_is_one_card_and_semicolons_are_told(
     for repeated in ("2x RTX4090, 2x RTX 4090", ", ".join(["1024x RTX4090"] * 3)):
         result = runner.invoke(app, ["simulate", "--trace", trace, "--local", repeated])
         assert result.exit_code == 2 and "RTX 4090 is given more than once" in result.stderr, result.output
+    assert "e.g. '4x RTX 4090'" in runner.invoke(app, ["simulate", "--trace", trace, "--local",
+                                                        "1x RTX4090, 3x RTX 4090"]).stderr
     result = runner.invoke(app, ["simulate", "--trace", trace, "--local", "\u0662x RTX4090"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
 

@@ -298,7 +298,7 @@ def test_a_plan_and_its_run_say_the_records_seq_len_leaves_out(tmp_path, monkeyp
     job.write_text("model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmicro_batch: 2\nmax_steps: 1\n"
                    "dataset: qa.jsonl\n")
     notes = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"]).stdout)["notes"]
-    assert "records 3 left out (the prompt runs past seq_len 64); a longer seq_len keeps them" in notes, notes
+    assert "records: 3 left out (the prompt runs past seq_len 64); a longer seq_len keeps them" in notes, notes
     capsys.readouterr()
     assert train_main([str(job), "--output", str(tmp_path / "out")]) == 0
-    assert "data: records 3 left out (the prompt runs past seq_len 64)" in capsys.readouterr().out
+    assert "data: records: 3 left out (the prompt runs past seq_len 64)" in capsys.readouterr().out

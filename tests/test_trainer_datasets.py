@@ -256,7 +256,7 @@ def test_a_record_of_no_shape_fails_with_its_line(tmp_path, capsys):
     code, metrics = train(tmp_path, dataset="bad.jsonl")
     assert code == 2 and "line 6 has none of the known shapes" in metrics["message"]
     assert metrics["status"] == "bad_config" and capsys.readouterr().err.startswith(
-        f"error: dataset {tmp_path / 'bad.jsonl'}: line 6")
+        f"error: dataset {tmp_path / 'bad.jsonl'} line 6")
 
 
 def test_a_record_in_a_folder_of_files_is_named_by_its_file_and_line(tmp_path):
@@ -265,6 +265,16 @@ def test_a_record_in_a_folder_of_files_is_named_by_its_file_and_line(tmp_path):
     write_records(tmp_path / "folder" / "b.jsonl", [*ROWS[5:7], {"question": "?"}])
     code, metrics = train(tmp_path, dataset="folder")
     assert code == 2 and "b.jsonl line 3 has none of the known shapes" in metrics["message"], metrics["message"]
+    write_records(tmp_path / "nested" / "sub1" / "part.jsonl", ROWS[:5])  # the same name in two subfolders
+    write_records(tmp_path / "nested" / "sub2" / "part.jsonl", [*ROWS[5:7], {"question": "?"}])
+    (tmp_path / "n").mkdir()
+    code, metrics = train(tmp_path / "n", dataset=str(tmp_path / "nested"))
+    assert code == 2 and "sub2/part.jsonl line 3 has none" in metrics["message"], metrics["message"]
+    write_records(tmp_path / "pq" / "a.parquet", [{"text": "hello"}] * 5)  # read by `datasets`: numbered across
+    write_records(tmp_path / "pq" / "b.parquet", [{"text": "hello"}, {"text": None}])
+    (tmp_path / "c").mkdir()
+    code, metrics = train(tmp_path / "c", dataset=str(tmp_path / "pq"))
+    assert code == 2 and "record 7 of its files in name order" in metrics["message"], metrics["message"]
 
 
 def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_path, capsys):
@@ -387,7 +397,7 @@ def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
 
 @pytest.mark.parametrize("name, content, output, said", [
     ("nan.jsonl", b'{"text": "hello"}\n{"text": NaN}\n', None,
-     "nan.jsonl: line 2: the value of `text` must be a string, got NaN: fix or drop the record."),
+     "nan.jsonl line 2: the value of `text` must be a string, got NaN: fix or drop the record."),
     ("bad.parquet", b"not parquet", "made", "is not a readable Parquet file"),
     ("few.jsonl", b'{"text": "hello"}\n', "empty", "packs into 1 training sequences"),
 ], ids=["nan-record-default-output", "corrupt-parquet-new-output", "too-few-sequences-empty-output"])
@@ -411,7 +421,7 @@ def test_orch_train_refusing_the_data_leaves_no_files(tmp_path, monkeypatch, cap
     assert result.exit_code == 2 and sorted(str(p) for p in work.rglob("*")) == before
     assert err.startswith("error: ") and err.count("\n") == 1 and said in err and "metrics" not in out, (out, err)
     if name == "nan.jsonl":
-        assert f"error: dataset {work / name}: line 2" in err
+        assert f"error: dataset {work / name} line 2" in err
 
 
 def test_an_eval_dataset_with_no_records_is_named_itself(tmp_path, capsys):
@@ -498,12 +508,18 @@ def test_a_folder_of_csv_files_is_read_as_the_text_in_them_and_checked_file_by_f
     records = read_records(Source("qa", folder, None, "train"), None)[0]
     assert sorted(records, key=str) == [{"instruction": "what is 0+0", "input": "", "output": "0"},
                                         {"instruction": "zip?", "input": "NA", "output": "01000"}]
-    (folder / "b.csv").write_bytes(b"instruction,input,output\nzip?,NA,01000,extra\n")
     output = tmp_path / "out"
-    assert main([str(write_job(tmp_path, dataset="qa")), "--output", str(output)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "b.csv, line 2: 4 fields, and the header has 3" in err[0], err
-    assert not output.exists()
+    capsys.readouterr()  # the reading above: datasets' progress lines
+    for content, said in ((b"instruction,input,output\nzip?,NA,01000,extra\n", "b.csv, line 2: 4 fields, and the "
+                                                                             "header has 3"),
+                          (b"question,answer\nzip?,01000\n", "b.csv's columns (question, answer) are not those of "
+                                                            "a.csv (instruction, input, output)"),
+                          (b"", "b.csv is empty")):
+        (folder / "b.csv").write_bytes(content)
+        assert main([str(write_job(tmp_path, dataset="qa")), "--output", str(output)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+        assert not output.exists()
 
 
 def test_a_csv_header_with_a_blank_name_still_reads(tmp_path):

@@ -178,7 +178,7 @@ def test_records_seq_len_cuts_or_leaves_out_are_counted(tokenizer):
     packed = sequences_for([whole, past, past, cut, text, chat], config, tokenizer)
     assert packed.fit == SeqLenFit(cut=1, past_seq_len=2, nothing_to_train=1)
     assert packed.fit.note(48) == (
-        "records 2 left out (the prompt runs past seq_len 48); 1 cut at seq_len 48 (the end of the response not "
+        "records: 2 left out (the prompt runs past seq_len 48); 1 cut at seq_len 48 (the end of the response not "
         "trained on); 1 left out (no token to train on: a chat without an assistant turn, an empty response); a "
         "longer seq_len keeps them")
     assert sequences_for([whole, text], config, tokenizer).fit.note(48) is None
@@ -195,5 +195,5 @@ def test_an_eval_sets_bad_record_is_said_of_the_eval_set(tokenizer):
     config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 48, "max_steps": 1})
     records = DatasetRecords(([{"text": "hot"}, {"text": 3}], None),
                              Source("e.jsonl", Path("e.jsonl"), None, "train", key="eval_dataset"))
-    with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl: record 2: the value of `text` must be")):
+    with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl record 2: the value of `text` must be")):
         sequences_for(records, config, tokenizer)

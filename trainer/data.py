@@ -42,15 +42,16 @@ class SeqLenFit(NamedTuple):
     past_seq_len: int  # records whose prompt runs past seq_len: left out, nothing of them trains
     nothing_to_train: int  # records with no token the loss is on (a chat with no assistant turn): left out
 
-    def note(self, seq_len: int) -> str | None:
-        """One line for people, or None where every record trains whole."""
+    def note(self, seq_len: int, sampled: bool = False) -> str | None:
+        """One line for people, or None where every record trains whole; `sampled`: counts scaled from a sample."""
         parts = [f"{self.past_seq_len:,} left out (the prompt runs past seq_len {seq_len})" if self.past_seq_len
                  else "", f"{self.cut:,} cut at seq_len {seq_len} (the end of the response not trained on)"
                  if self.cut else "", f"{self.nothing_to_train:,} left out (no token to train on: a chat without "
                  "an assistant turn, an empty response)" if self.nothing_to_train else ""]
-        said = "; ".join(part for part in parts if part)
-        return f"records {said}" + ("; a longer seq_len keeps them" if self.cut or self.past_seq_len else "") \
-            if said else None
+        if not (said := "; ".join(part for part in parts if part)):
+            return None
+        fix = "; a longer seq_len keeps them" if self.cut or self.past_seq_len else ""
+        return f"records{' (scaled from the sample counted)' if sampled else ''}: {said}{fix}"
 
 
 class Packed(NamedTuple):
@@ -124,14 +125,18 @@ def load_records(config: JobConfig, base_dir: Path) -> Records:
 def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> Packed:
     """Records as packed training sequences: exactly what the trainer sees, and what `orch plan` counts; with what
     seq_len cost the records (seq_len_fit)."""
-    try:
-        places = getattr(records, "places", None) or [f"record {n}" for n in range(1, len(records) + 1)]
-        samples = [render(map_columns(record, config.dataset_columns, where), tokenizer, where,
-                          config.completion_only_loss) for where, record in zip(places, records, strict=True)]
-    except DataError as exc:
-        if not isinstance(records, DatasetRecords):
-            raise
-        raise DataError(f"{records.key} {records.dataset}: {exc}") from None
+    places = getattr(records, "places", None) or [f"record {n}" for n in range(1, len(records) + 1)]
+    samples = []
+    for where, record in zip(places, records, strict=True):
+        try:
+            samples.append(render(map_columns(record, config.dataset_columns, where), tokenizer, where,
+                                  config.completion_only_loss))
+        except DataError as exc:
+            if not isinstance(records, DatasetRecords):
+                raise
+            # `dataset x.jsonl line 6: ...`, as the reader names a line; a tokenizer's problem after a colon
+            joined = " " if str(exc).startswith(where) else ": "
+            raise DataError(f"{records.key} {records.dataset}{joined}{exc}") from None
     key = records.key if isinstance(records, DatasetRecords) else "dataset"
     named = records.dataset if isinstance(records, DatasetRecords) else f"'{config.dataset}'"
     if not samples:

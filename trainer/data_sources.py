@@ -184,6 +184,25 @@ def csv_problem(path: Path, read: set[str]) -> str | None:
     return None
 
 
+def _csv_headers_problem(paths: list[Path]) -> str | None:
+    """A folder's CSV files with other columns than its first (`datasets` failed on pandas' or arrow's words, naming no
+    file), or one that is empty (the first one's columns are how every file's cells are read as text)."""
+    headers = {}
+    for path in paths:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                headers[path] = next(csv.reader(handle), None)
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None  # said by the reader, with its line
+        if headers[path] is None:
+            return f"{path} is empty: give it a header and rows, or remove it"
+    first, *others = paths or [None]
+    if other := next((path for path in others if headers[path] != headers[first]), None):
+        return (f"{other}'s columns ({', '.join(headers[other])}) are not those of {first.name} "
+                f"({', '.join(headers[first])}): a folder's CSV files are read as one table, so give them one header")
+    return None
+
+
 def _csv_files(local: Path) -> list[Path]:
     """The CSV files a local dataset reads: itself, or a folder's (of one kind, folder_problem has made sure)."""
     if not local.is_dir():  # a file, or /dev/null: the reader says what it is
@@ -207,7 +226,8 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
             elif problem := next(filter(None, (csv_problem(path, read_columns(config.dataset_columns))
-                                               for path in _csv_files(local))), None):
+                                               for path in _csv_files(local))), None) or \
+                    _csv_headers_problem(_csv_files(local)):
                 problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
@@ -481,16 +501,17 @@ def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict],
     try:
         with _datasets_quiet():
             files = _local_files(source)
-            json_files = files[1] if files is not None and files[0] == "json" else None
-            if json_files is not None:
-                placed = ((f"{path.name} {where}" if len(json_files) > 1 else where, record)
-                          for path in json_files for where, record in _json_records(path, source.key))
-            else:
-                placed = ((None, record) for record in _load(source, streaming, files))
+            folder = source.local if source.local is not None and source.local.is_dir() else None
+            if files is not None and files[0] == "json":  # a folder's file named by its path in the folder
+                placed = ((f"{os.path.relpath(path, folder)} {where}" if folder else where, record)
+                          for path in files[1] for where, record in _json_records(path, source.key))
+            else:  # numbered across a folder's files, in the order `datasets` reads them
+                placed = ((f"record {number} of its files in name order" if folder else f"record {number}", record)
+                          for number, record in enumerate(_load(source, streaming, files), start=1))
             if streaming:
                 placed = _until_chars(placed, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
             read = [(where, dict(record)) for where, record in placed]
-            return [record for _, record in read], [where for where, _ in read] if json_files is not None else None
+            return [record for _, record in read], [where for where, _ in read]
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - offline, private, a bad split or a bad file: all mean "cannot read it"

@@ -107,8 +107,7 @@ def _fit_note(spec, size) -> str | None:
     rest, and the run trained on it, with nothing said of the records lost."""
     if size is None or not size.seq_len_fit:
         return None
-    note = SeqLenFit(**size.seq_len_fit).note(spec.seq_len)
-    return note and (f"{note} (in the sample counted)" if size.source == "sampled" else note)
+    return SeqLenFit(**size.seq_len_fit).note(spec.seq_len, sampled=size.source == "sampled")
 
 
 def _packing_note(spec, data: dict | None) -> str | None:

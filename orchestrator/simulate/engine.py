@@ -341,8 +341,8 @@ def local_cards(text: str | None, offer_for) -> list[Offer]:
         if int(count) > MAX_LOCAL_CARDS:
             raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
                             "simulator models; give fewer.")
-        if any(card.gpu == gpu for card in cards):  # summed unsaid, and past the cap 1024 at a time
+        if given := sum(card.gpu == gpu for card in cards):  # summed unsaid, and past the cap 1024 at a time
             raise UserError(f"--local: {gpu.name} is given more than once: give its cards in one entry, "
-                            f"e.g. '3x {gpu.name}'.")
+                            f"e.g. '{given + int(count)}x {gpu.name}'.")
         cards += [offer_for(gpu)] * int(count)
     return cards
