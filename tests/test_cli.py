@@ -338,6 +338,19 @@ def test_no_command_takes_one_option_with_two_values(tmp_path, monkeypatch, args
     assert same.exit_code == 0, same.output
 
 
+def test_a_plan_in_a_40_column_pane_keeps_each_gpu_name_whole(monkeypatch, tmp_path):
+    """At 40 columns the GPU column was squeezed to one letter a line (C/P/U, T/4): the batch, memory and cost go
+    first, and the caption says where they are."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(display, "console", Console(width=40))
+    result = invoke("plan", "examples/llama31-8b-qlora.yaml", "--budget", "20", "--top", "4")
+    out = result.stdout
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("1", "2", "3", "4")]
+    assert result.exit_code == 0 and all(len(line) <= 40 for line in out.splitlines() if "│" in line or "─" in line)
+    assert len(rows) >= 4 and all(len(row[1]) > 2 for row in rows[:4]), out  # the options, then the rejected
+    assert "batch, GiB and cost: --json" in " ".join(out.split()), out
+
+
 def test_names_stay_whole_in_80_columns(monkeypatch, tmp_path):
     """`meta-llama/Llama-3.2-1B` folded every 10 characters in `orch catalog models` (three names, it read); the
     columns a terminal lacks room for go instead, and the caption says where they are."""
@@ -346,7 +359,7 @@ def test_names_stay_whole_in_80_columns(monkeypatch, tmp_path):
     out = run_at(monkeypatch, 80, "catalog", "models")
     assert {m.name for m in load_models()} <= {line.split()[0] for line in out.splitlines() if line.split()}, out
     header = next(line for line in out.splitlines() if "params B" in line)
-    assert "head_dim" not in header and "head_dim and inter and layers: --json, or a terminal of" in out
+    assert "head_dim" not in header and "head_dim, inter and layers: --json, or a terminal of" in out
     wide = run_at(monkeypatch, 160, "catalog", "models")
     assert "head_dim" in next(line for line in wide.splitlines() if "params B" in line)
 

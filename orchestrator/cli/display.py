@@ -331,8 +331,10 @@ PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "c
 SPOT_MARK = "*"  # `gcp us-central1*`: a spot offer's `where` in a terminal too narrow for ` spot` and every figure
 MARKED_WHERE = f"where{SPOT_MARK}"  # the row's key for that shorter `where`
 # Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three
-# lines: the hours and the cost already tell the options apart, and --json keeps both
-NARROW_LEFT_OUT = ("$/Mtok", "tok/s")
+# lines: the hours and the cost already tell the options apart, and --json keeps both; in a pane of 40 to 60
+# columns the batch, memory and cost go too (the chosen line below says its cost), or the GPU's name was cut to a
+# letter a line
+NARROW_LEFT_OUT = ("$/Mtok", "tok/s", "batch", "GiB", "cost")
 
 
 def _option_cells(rank: int, option: Option, region_count: int) -> dict[str, str]:
@@ -352,8 +354,9 @@ def _fitting_table(build, droppable: tuple[str, ...], out: Console) -> Table:
     count = next((count for count, table in enumerate(tables) if table.natural_width(out) <= out.width + 2),
                  len(droppable))
     if count:
-        tables[count].caption = (f"{' and '.join(droppable[:count])}: --json, or a terminal of "
-                                 f"{tables[0].natural_width(out) - 2}+ columns")
+        left_out = droppable[:count]
+        named = f"{', '.join(left_out[:-1])} and {left_out[-1]}" if count > 1 else left_out[0]
+        tables[count].caption = f"{named}: --json, or a terminal of {tables[0].natural_width(out) - 2}+ columns"
     return tables[count]
 
 
@@ -374,10 +377,11 @@ def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...
     columns, and a location's words (a region, us-central1) are never cut."""
     table = Table(title=title, padding=(0, 0))
     columns = [column for column in PLAN_COLUMNS if column not in left_out]
-    longest_word = max((len(word) for row in rows for word in row[where].split()), default=0)
+    longest_word = {key: max((len(word) for row in rows for word in row[key].split()), default=0)
+                    for key in ("GPU", where)}
     for column in columns:
         table.add_column(column, justify="left" if column in ("GPU", "where") else "right",
-                         min_width=longest_word if column == "where" else None)
+                         min_width=longest_word.get(where if column == "where" else column))
     for row in rows:
         table.add_row(*(row[where if column == "where" else column] for column in columns))
     return table
