@@ -66,7 +66,7 @@ class Records(NamedTuple):
 
 class DatasetRecords(list):
     """A dataset's records, knowing the dataset they were read from (its file or folder, else its hub id): a record
-    refused once it is rendered is said with it, as `orch plan` says it (`dataset /x/data.jsonl: record 3: ...`);
+    refused once it is rendered is said with it, as `orch plan` says it (`dataset /x/data.jsonl line 3: ...`);
     a bare `record 3` left the user to guess which of a job's datasets held it."""
 
     def __init__(self, read: tuple[list[dict], list[str] | None], source: Source):
