@@ -304,6 +304,7 @@ def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_pat
     ("null", "line 6: a record must be a JSON object ({\"text\": ...}, {\"messages\": [...]}, ...), got null"),
     ('"text"', "got a string"),  # Python's NoneType and str are no words of the file's
     ('{"text": "x"', "line 6: not a JSON record"),
+    ('{"text": "x"}\r{"text": "y"}', "line 6: its lines end in a bare carriage return (\\r)"),  # "Extra data"
     ('{"text": "caf\xe9"}'.encode("latin-1"), "line 6 is not UTF-8 text"),
     ('{"text": NaN}', "line 6: the value of `text` must be a string, got NaN"),  # Python's json reads NaN
     ('{"text": null}', "line 6: the value of `text` must be a string, got null"),

@@ -365,6 +365,9 @@ def _json_lines(path: Path, key: str) -> Iterator[tuple[str, object]]:
                 raise DataError(f"{key} {path} line {number} is not UTF-8 text (byte {exc.start} of the line): "
                                 "save the file as UTF-8.") from None
             except json.JSONDecodeError as exc:
+                if "\r" in line.rstrip("\r\n"):  # an old Mac's line ends: the whole file read as its first line
+                    raise DataError(f"{key} {path} line {number}: its lines end in a bare carriage return (\\r): "
+                                    "end them with \\n or \\r\\n.") from None
                 raise DataError(f"{key} {path} line {number}: not a JSON record ({exc.msg}); a JSONL file holds "
                                 "one JSON object per line.") from None
             except (ValueError, RecursionError) as exc:  # a 5000-digit number; lists nested thousands deep
