@@ -1183,6 +1183,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),
     (lambda i: ["catalog", "refresh", "--from", "a" * 256], "--from: the name 'aaaa"),  # the system's bare words
+    # planned and launched, then refused by `datasets` on the VM
+    (lambda i: plan(i, dataset="org/ds", eval_split="[bold]x[/bold]"), "`eval_split` '[bold]x[/bold]' is no split"),
+    (lambda i: plan(i, dataset="org/ds", dataset_split="train/x"), "`dataset_split` 'train/x' is no split name"),
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),

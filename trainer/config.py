@@ -477,6 +477,12 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
+# a split as `datasets` reads it: a name (its NamedSplit rule, ^\w+(\.\w+)*$) with an optional slice, `+` between;
+# `[bold]x[/bold]` was planned and launched, and `datasets` refused it on the VM
+_ONE_SPLIT = r"\w+(?:\.\w+)*(?:\[[^\[\]]*\])?"
+SPLIT = re.compile(rf"{_ONE_SPLIT}(?:\+{_ONE_SPLIT})*")
+
+
 def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
     """What is wrong with the keys that name things (the modules an adapter targets or trains in full, the dataset's
     columns, the tokenizer), which no one type judges: a job's, or one `--set` value's alone."""
@@ -506,6 +512,11 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
+    for key in ("dataset_split", "eval_split"):
+        if is_text(split := raw.get(key)) and not SPLIT.fullmatch(split):
+            problems.append(f"`{key}` {checks.short_repr(split)} is no split name: `datasets` takes words of letters, "
+                            "digits and _ (train, validation, test), joined by dots, with a slice such as "
+                            "train[:10%] and `+` between splits")
     return problems
 
 
