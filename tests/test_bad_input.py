@@ -1183,6 +1183,8 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),
     (lambda i: ["catalog", "refresh", "--from", "a" * 256], "--from: the name 'aaaa"),  # the system's bare words
+    # read as a float, it was "must be a whole number, got inf"
+    (lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "1" * 5000], "--seq-len is a number of 5,000 digits"),
     # planned and launched, then refused by `datasets` on the VM
     (lambda i: plan(i, dataset="org/ds", eval_split="[bold]x[/bold]"), "`eval_split` '[bold]x[/bold]' is no split"),
     (lambda i: plan(i, dataset="org/ds", dataset_split="train/x"), "`dataset_split` 'train/x' is no split name"),

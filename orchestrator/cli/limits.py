@@ -122,11 +122,18 @@ def seconds_amount(text: str, flag: str) -> float:
         raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {SECONDS_FORMS}.") from None
 
 
+MOST_DIGITS = 300  # a whole number typed longer is past every flag's range (and a float's, 1.8e308)
+
+
 def whole_amount(text: str, flag: str) -> int:
     """A whole number from a flag, written with the digits 0-9 (a sign, a point or an exponent allowed: `2048.0`,
     `1e3`): int() and pydantic also read other scripts' digits (`١٢`) and `1_000`, so `--top ١٢` and `--seq-len 1_000`
     were taken while `--budget 1_000` was refused."""
     typed = text.strip()
+    if (digits := typed.lstrip("+-")).isascii() and digits.isdigit() and len(digits) > MOST_DIGITS:
+        # float() made it inf ("must be a whole number, got inf"), and int() refuses to read it
+        raise UserError(f"{flag} is a number of {len(digits):,} digits, larger than any {flag} takes: give a smaller "
+                        "one.")
     try:
         value = plain_number(typed)
     except ValueError:
