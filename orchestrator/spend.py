@@ -11,6 +11,7 @@ from gpu_catalog.units import usd_for
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.runs.status import Target
 from orchestrator.runs.store import RunRecord
+from trainer.meter import METER_INTERVAL_S
 
 GROUPS = ("month", "provider", "job")
 
@@ -21,13 +22,16 @@ def billed_usd_per_hour(record: RunRecord) -> float:
     return record.usd_per_hour + (CONTROLLER_USD_PER_HOUR if managed else 0.0)
 
 
-def cap_usd(record: RunRecord) -> float | None:
-    """The most a cloud run can cost: its budget. The VM's wall-clock guard counts from the launch request and
+def cap_usd(record: RunRecord) -> float:
+    """The most a run can cost. A cloud run: its budget. The VM's wall-clock guard counts from the launch request and
     leaves out of its window what is paid after the trainer stops (the idle window before the VM downs itself, the
     jobs controller's idle autostop: sky_task.guard_for), so a run whose end orch has not heard of has cost at most
-    this. None for a local run: its recorded cost is the time measured here (an active one's spend so far stops at
-    its budget too, in spend_usd, where the trainer's meter stops it)."""
-    return record.budget_usd if record.target is Target.CLOUD else None
+    this. A local run: its budget and one meter interval, where its trainer's meter ends it (trainer/meter.py); a
+    run whose folder was deleted, its trainer's last write gone with it, was charged until somebody looked (142% of
+    its budget)."""
+    if record.target is Target.CLOUD:
+        return record.budget_usd
+    return record.budget_usd + usd_for(METER_INTERVAL_S, billed_usd_per_hour(record))
 
 
 def metered_usd(record: RunRecord, wall_s: float, idle_s: float = 0.0) -> float:
@@ -39,8 +43,7 @@ def metered_usd(record: RunRecord, wall_s: float, idle_s: float = 0.0) -> float:
         usd += usd_for(idle_s, record.usd_per_hour)
         if record.target is Target.CLOUD and record.spot:
             usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
-    cap = cap_usd(record)
-    return usd if cap is None else min(usd, cap)
+    return min(usd, cap_usd(record))
 
 
 def run_cost_usd(record: RunRecord, session_s: float, idle_s: float) -> float:
@@ -48,9 +51,7 @@ def run_cost_usd(record: RunRecord, session_s: float, idle_s: float) -> float:
     resume plans again: prices move; earlier time with no cost recorded at this price), plus this one's, never past
     the run's cap."""
     earlier_usd = record.cost_usd if record.cost_usd is not None else metered_usd(record, record.wall_s or 0.0)
-    usd = earlier_usd + metered_usd(record, session_s, idle_s)
-    cap = cap_usd(record)
-    return usd if cap is None else min(usd, cap)
+    return min(earlier_usd + metered_usd(record, session_s, idle_s), cap_usd(record))
 
 
 def spend_usd(record: RunRecord, now: float | None = None) -> float:

@@ -187,6 +187,18 @@ def test_a_deleted_run_folder_ends_the_run_with_the_reason(tmp_path):
         lifecycle.resume(store, ended)
 
 
+def test_a_local_run_whose_folder_is_gone_costs_at_most_its_budget_and_one_meter_interval(tmp_path):
+    """Its trainer's last write went with the folder, so its end was `now`: looked at 157 s after a launch whose
+    trainer ran 13 s, a $0.0003 run recorded $0.000426. Its trainer's meter ends it within an interval of its budget."""
+    from trainer.meter import METER_INTERVAL_S
+
+    store = RunStore(tmp_path / "runs.db")
+    store.insert(make_record(tmp_path / RUN_DIR, started_at=time.time() - 3600, budget_usd=0.5))
+    ended = lifecycle.finish(store, store.get(RUN_ID))
+    assert ended.status is RunStatus.FAILED
+    assert ended.cost_usd == pytest.approx(0.5 + 3.6 * METER_INTERVAL_S / 3600)  # not an hour at $3.60
+
+
 def test_a_detached_runs_cost_stops_when_its_trainer_ended_not_when_someone_looks(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     output = tmp_path / RUN_DIR / "output"
