@@ -529,6 +529,23 @@ def test_orch_resume_says_why_a_run_cannot_resume_before_it_plans_the_run_again(
     assert result.exit_code == 2 and re.search(said, result.stderr), result.output
 
 
+def test_a_run_whose_resume_the_trainer_refused_resumes_once_its_job_copy_is_fixed(tmp_path):
+    """A resume of an edited job copy ended the run bad_config, and `orch resume` then said "nothing to resume" with
+    61 steps of checkpoints in its folder; a bad_config run with no checkpoint (refused before training) has none."""
+    store = RunStore(tmp_path / "runs.db")
+    store.insert(make_record(tmp_path / RUN_DIR, status=RunStatus.BAD_CONFIG, cost_usd=0.0))
+    (tmp_path / RUN_DIR).mkdir(parents=True)
+    with pytest.raises(UserError, match="ended bad_config: nothing to resume"):
+        lifecycle.resume(store, store.get(RUN_ID))
+    step = tmp_path / RUN_DIR / "output" / "checkpoints" / "step-00000061"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text("{}")
+    (step.parent / "latest").write_text(step.name)
+    with pytest.raises(UserError) as refused:  # past "nothing to resume": to the run's job copy, which is not there
+        lifecycle.resume(store, store.get(RUN_ID))
+    assert "nothing to resume" not in str(refused.value) and "cannot resume" in str(refused.value)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_an_export_with_no_runs_yet_still_names_every_column(tmp_path, monkeypatch, suffix):
     """With no run, the .csv was one empty line (pandas: EmptyDataError) and the .parquet had no column."""

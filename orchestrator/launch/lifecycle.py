@@ -28,6 +28,7 @@ from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
 from orchestrator.spend import run_cost_usd
+from trainer.checkpoint_folders import latest_checkpoint
 from trainer.config import JobConfig
 from trainer.heartbeat import HEARTBEAT_FILE
 from trainer.jsonio import finite_or_null
@@ -140,6 +141,13 @@ def pull(record: RunRecord) -> None:
     launcher_for(record.target).pull(record)
 
 
+def _refused_resume(record: RunRecord) -> bool:
+    """A run whose trainer refused its settings (bad_config) after it had saved a checkpoint: a resume the trainer
+    refused (the run folder's job copy edited), which a fixed copy continues. The run said "nothing to resume" with
+    61 steps of checkpoints in its folder. A first session refused before training has none."""
+    return record.status is RunStatus.BAD_CONFIG and latest_checkpoint(record.output_dir) is not None
+
+
 RESUME_LEAST_S = 10.0  # a trainer's start before its first step: imports, the model (about 7 s on a CPU here)
 
 
@@ -151,7 +159,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     run's said before "nothing to resume")."""
     if record.status.is_active():
         raise UserError(f"run {record.run_id} is still {record.status.value}: `orch stop {record.run_id}` first.")
-    if not record.status.is_resumable():
+    if not (record.status.is_resumable() or _refused_resume(record)):
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
