@@ -87,6 +87,29 @@ def wait_for(predicate, timeout_s=120):
     raise AssertionError("timed out")
 
 
+def test_a_stop_while_the_run_launches_stops_the_trainer_the_launch_then_starts(tmp_path, monkeypatch):
+    """`orch stop` during a launch ended the run `stopped` and said so; the launch then set it running again, and its
+    trainer trained to its end."""
+    from orchestrator.launch import lifecycle
+    from orchestrator.launch.local import LocalLauncher
+    from orchestrator.runs.status import RunStatus
+
+    real_start = LocalLauncher.start
+
+    def stopped_as_it_starts(self, record, *args, **kwargs):
+        store = RunStore()
+        lifecycle.request_stop(store, store.get(record.run_id))  # from another shell, before the trainer is known
+        return real_start(self, record, *args, **kwargs)
+
+    monkeypatch.setattr(LocalLauncher, "start", stopped_as_it_starts)
+    job = write_job(tmp_path, max_steps=200, save_every=2)
+    result = orch("launch", job, "--budget", "1", "--target", "local", "--yes", "--detach", "--json")
+    run_id = json.loads(result.stdout)["run"]["run_id"]
+    assert RunStore().get(run_id).status is RunStatus.STOPPED, result.output
+    wait_for(lambda: not LocalLauncher().is_running(RunStore().get(run_id)), timeout_s=60)
+    assert RunStore().get(run_id).status is RunStatus.STOPPED
+
+
 def test_stop_then_resume(tmp_path):
     job = write_job(tmp_path, max_steps=200, save_every=2)
     result = orch("launch", job, "--budget", "1", "--target", "local", "--yes", "--detach", "--json")

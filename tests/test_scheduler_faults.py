@@ -48,14 +48,14 @@ def kill_after_claim(monkeypatch):
 
 
 def kill_after_spawn(monkeypatch):
-    real_update = RunStore.update
+    real_update = RunStore.update_as_read
 
-    def update(self, run_id, **values):
+    def update_as_read(self, record, **values):
         if values.get("status") is RunStatus.RUNNING:
             raise SchedulerKilled  # the trainer runs; its pid was never recorded
-        real_update(self, run_id, **values)
+        return real_update(self, record, **values)
 
-    monkeypatch.setattr(RunStore, "update", update)
+    monkeypatch.setattr(RunStore, "update_as_read", update_as_read)
 
 
 def kill_after_running(monkeypatch):
