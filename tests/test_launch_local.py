@@ -129,6 +129,8 @@ def test_stop_then_resume(tmp_path):
                                         "max_steps": stopped["metrics"]["steps"] + 3}))
     result = orch("resume", run_id, "--json")  # followed to its end, the log on stderr and the run on stdout
     assert result.exit_code == 0, result.output
+    # this session's log alone: the earlier one's "checkpoint saved. Resume with:" read as if it had stopped again
+    assert "resumed from" in result.stderr and "Resume with:" not in result.stderr, result.stderr
     (finished,) = runs_json()
     assert json.loads(result.stdout) == {k: v for k, v in finished.items() if k != "spent_usd"}
     assert finished["status"] == "ok" and finished["metrics"]["steps"] == stopped["metrics"]["steps"] + 3

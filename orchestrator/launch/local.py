@@ -124,6 +124,7 @@ def is_trainer_of(cmdline: bytes, run_dir: str) -> bool:
 class LocalLauncher:
     def __init__(self):
         self._processes: dict[str, subprocess.Popen] = {}
+        self._log_starts: dict[str, int] = {}  # where the session this launcher started begins in the run's log
 
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         device = device or record.device or pick_device(record.gpu, record.est_vram_gib or 0.0, detect_gpus())
@@ -132,6 +133,7 @@ class LocalLauncher:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device == CPU_DEVICE else device, "PYTHONUNBUFFERED": "1",
                RUN_ID_ENV: record.run_id}
         with open(run_dir / LOG_NAME, "ab") as log:
+            self._log_starts[record.run_id] = log.tell()
             process = subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, budget_left_usd), env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
@@ -178,8 +180,10 @@ class LocalLauncher:
         return f"stopping {record.run_id}: it checkpoints, then exits; `orch resume {record.run_id}` continues it"
 
     def follow(self, record: RunRecord, out: IO[str], poll_s: float = 0.2) -> None:
-        """Copy the run's log to `out` until the trainer exits."""
+        """Copy the run's log to `out` until the trainer exits: from where this launcher's session began (a resumed
+        run's earlier sessions, "stopped by SIGTERM ... Resume with", read as if it had stopped again), else whole."""
         with open(Path(record.run_dir) / LOG_NAME, "rb") as log:
+            log.seek(self._log_starts.get(record.run_id, 0))
             while True:
                 chunk = log.read()
                 if chunk:
