@@ -145,15 +145,15 @@ def logs_command(
     elif log.is_file() and log.stat().st_size:
         # printable: the log quotes the user's data and libraries' messages, which must not drive the terminal
         sys.stdout.write(checks.printable(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")))
-    elif not log.parent.is_dir():  # said as `orch resume` and `orch pull` say it (not "before it wrote a line")
-        ended = f" (it ended {record.status.value}: {record.message})" if record.message else ""
-        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone, so it has no log{ended}.")
-    elif record.message and not record.status.is_active():  # ended before its trainer wrote a line: say why
-        raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before its trainer wrote a "
-                        f"line: {record.message}")
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
         display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
                     f"{record.run_id} --follow` follows it.")
+    elif not log.parent.is_dir():  # said as `orch resume` and `orch pull` say it (not "before it wrote a line")
+        ended = f" (it ended {record.status.value}: {record.message})" if record.message else ""
+        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone, so it has no log{ended}.")
+    elif record.message:  # ended before its trainer wrote a line: say why
+        raise UserError(f"run {record.run_id} has no log: it ended {record.status.value} before its trainer wrote a "
+                        f"line: {record.message}")
     else:
         raise UserError(f"run {record.run_id} has no log.")
 
