@@ -106,9 +106,11 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
             _end(store, record, RunStatus.FAILED, f"{who}: {one_line(exc)}",
                  ended_at=None if asked else record.started_at)
             return store.get(record.run_id)
+        # running only if nothing ended the run meanwhile: `orch stop` of a launch recorded it stopped, and this set
+        # it running again while its trainer trained to the end; what started is stopped too
         if not store.update_as_read(record, status=RunStatus.RUNNING, **facts.known()):
-            store.update(record.run_id, **facts.known())  # ended meanwhile (`orch stop` of a launch): what started
-        started = store.get(record.run_id)  # is stopped too; it trained to its end under a run said not running
+            store.update(record.run_id, **facts.known())
+        started = store.get(record.run_id)
         if started.stop_requested or not started.status.is_active():
             launcher.stop(started)
     return store.get(record.run_id)
