@@ -70,7 +70,7 @@ class DatasetRecords(list):
     a bare `record 3` left the user to guess which of a job's datasets held it."""
 
     def __init__(self, read: tuple[list[dict], list[str] | None], source: Source):
-        records, self.places = read  # where each record is, where known (data_sources.read_records)
+        records, self.places = read  # where each record is (data_sources.read_records); None: numbered from 1
         super().__init__(records)
         self.dataset = str(source.local or source.name)
         self.key = source.key  # dataset or eval_dataset: an eval record's error was said to be the dataset's

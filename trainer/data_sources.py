@@ -203,6 +203,12 @@ def _csv_headers_problem(paths: list[Path]) -> str | None:
     return None
 
 
+def _csv_files_problem(paths: list[Path], read: set[str]) -> str | None:
+    """The first problem of a dataset's CSV files (its one file, or a folder's): each file's own (csv_problem), then
+    their headers together."""
+    return next(filter(None, (csv_problem(path, read) for path in paths)), None) or _csv_headers_problem(paths)
+
+
 def _csv_files(local: Path) -> list[Path]:
     """The CSV files a local dataset reads: itself, or a folder's (of one kind, folder_problem has made sure)."""
     if not local.is_dir():  # a file, or /dev/null: the reader says what it is
@@ -225,9 +231,7 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
-            elif problem := next(filter(None, (csv_problem(path, read_columns(config.dataset_columns))
-                                               for path in _csv_files(local))), None) or \
-                    _csv_headers_problem(_csv_files(local)):
+            elif problem := _csv_files_problem(_csv_files(local), read_columns(config.dataset_columns)):
                 problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
@@ -494,9 +498,10 @@ def _unreadable(source: Source, exc: BaseException) -> str:
     return f"cannot read {source.key} '{source.name}': {detail}"
 
 
-def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict], list[str] | None]:
-    """The source's records, and where each is where that is known (local JSON: `line 6`, with its file's name in a
-    folder of several); with `needed_tokens`, a dataset that is not one local file streams and stops early."""
+def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict], list[str]]:
+    """The source's records, and where each is as its errors name it (local JSON: `line 6`, with its file's path in
+    a folder; else `record 6`, counted across a folder's files); with `needed_tokens`, a dataset that is not one
+    local file streams and stops early."""
     if source.local is not None and source.local.is_dir() and (problem := folder_problem(source.local)):
         raise DataError(f"{source.key} {problem}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
