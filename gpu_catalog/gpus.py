@@ -4,7 +4,7 @@ import csv
 import functools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
@@ -295,12 +295,29 @@ def gpu_from_device_name(device_name: str, vram_gib: float | None) -> GPU | None
     return gpu if vram_gib is None else closest_variant(gpu, vram_gib)
 
 
-def cpu_gpu() -> GPU:
-    """The CPU as a target for tiny jobs: system RAM as its memory, an fp32 peak from the core count."""
-    cores = os.cpu_count() or 1
+def cpu_gpu(cores: float | None = None) -> GPU:
+    """The CPU as a target for tiny jobs: system RAM as its memory, an fp32 peak from the core count. `cores`: the
+    job trains on that many of them (cpu_cores)."""
+    all_cores = os.cpu_count() or 1
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / BYTES_PER_GIB
-    tflops = cores * CPU_TFLOPS_PER_CORE
-    return GPU(name="CPU", family="CPU", vram_gib=round(ram_gib, 1), mem_bw_gbps=CPU_MEM_BW_GBPS, bf16_tflops=0.0,
-               fp16_tflops=tflops, supports_bf16=False, compute_capability="", tdp_w=CPU_POWER_W,
-               street_price_usd=None, kind="cpu", source=f"this machine: {cores} cores, {ram_gib:.0f} GiB RAM",
-               as_of="")
+    cpu = GPU(name="CPU", family="CPU", vram_gib=round(ram_gib, 1), mem_bw_gbps=CPU_MEM_BW_GBPS, bf16_tflops=0.0,
+              fp16_tflops=all_cores * CPU_TFLOPS_PER_CORE, supports_bf16=False, compute_capability="",
+              tdp_w=CPU_POWER_W, street_price_usd=None, kind="cpu",
+              source=f"this machine: {all_cores} cores, {ram_gib:.0f} GiB RAM", as_of="")
+    return cpu if cores is None else cpu_cores(cpu, cores)
+
+
+def cpu_share(cores: float) -> float:
+    """The part of this machine's CPU that `cores` threads use: a thread past the core count adds no compute."""
+    all_cores = os.cpu_count() or 1
+    return min(cores, all_cores) / all_cores
+
+
+def cpu_cores(cpu: GPU, cores: float) -> GPU:
+    """The CPU target when a job trains on `cores` of its cores (its `cpu_threads`, or a scheduler's CPU slot): that
+    share of its compute, memory bandwidth and power. The memory stays whole: the job may use all of it."""
+    share = cpu_share(cores)
+    if share >= 1:
+        return cpu
+    return replace(cpu, fp16_tflops=cpu.fp16_tflops * share, mem_bw_gbps=cpu.mem_bw_gbps * share,
+                   tdp_w=cpu.tdp_w * share, source=f"{cpu.source}; {cores:g} of them for this job")

@@ -3,12 +3,12 @@ when there is one) and its CPU; cards declared in the hardware file but not seen
 machines reached through a SkyPilot SSH node pool (provider `ssh`, region = the pool)."""
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import CPU_POWER_W, GPU, cpu_gpu, gpu_from_device_name
+from gpu_catalog.gpus import CPU_POWER_W, GPU, cpu_cores, cpu_gpu, cpu_share, gpu_from_device_name
 from gpu_catalog.offer import SSH_POOL_PROVIDER, Offer
 from gpu_catalog.owned import COST_POLICIES, OwnedCard, OwnedHardware, default_card, owned_offer
 from gpu_catalog.units import BYTES_PER_GIB
@@ -85,3 +85,12 @@ def local_offers(hardware: OwnedHardware, detected: list[LocalGPU], policy: str 
                          power_w=CPU_POWER_W, host_power_w=0.0)
     offers.append(owned_offer(cpu_card, hardware, policy, cpu_card.gpu.source))
     return offers
+
+
+def on_cpu_threads(offer: Offer, threads: float | None) -> Offer:
+    """The offer for a job that trains on `threads` of the CPU's cores (its `cpu_threads`; None: torch's choice, all
+    of them): the CPU's share of compute and of price. Two jobs sharing the CPU each ran at half its speed, and each
+    was priced at all of it. Any other offer as it is."""
+    if threads is None or offer.gpu.kind != "cpu":
+        return offer
+    return replace(offer, gpu=cpu_cores(offer.gpu, threads), usd_per_hour=offer.usd_per_hour * cpu_share(threads))

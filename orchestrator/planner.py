@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.local import on_cpu_threads
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, above_texts, usd_text
@@ -156,12 +157,14 @@ def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolic
 
 
 def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, cache: dict[str, Fit]) -> Fit:
-    """Auto-fit of one job on one GPU model, kept in `cache` by GPU name: the planner and the scheduling policy ask
-    for the same fits again and again. `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
-    fit = cache.get(gpu.name)
+    """Auto-fit of one job on one GPU model, kept in `cache` by GPU name (the CPU's with its peak: on a job's share
+    of its cores it is slower): the planner and the scheduling policy ask for the same fits again and again.
+    `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
+    key = gpu.name if gpu.kind != "cpu" else f"{gpu.name} {gpu.fp16_tflops:g}"
+    fit = cache.get(key)
     if fit is None:
         usable = usable_vram_gib(gpu, calibration)
-        fit = cache[gpu.name] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable,
+        fit = cache[key] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable,
                                          checkpointing_choices(spec.grad_ckpt))
     return fit
 
@@ -236,6 +239,8 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
     times = startup_times or {}
     checkpoint_minutes = spec.save_every_minutes
     valid, rejected = [], []
+    if spec.cpu_threads is not None:  # the CPU on the job's share of its cores
+        offers = [on_cpu_threads(offer, spec.cpu_threads) for offer in offers]
     for offer in offers:
         fit = job_fit(spec, model, offer.gpu, calibration, fits)
         estimate = (estimate_on_offer(fit, offer, model, train_tokens, times.get(offer.provider),

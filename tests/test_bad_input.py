@@ -179,6 +179,7 @@ BAD_JOB_VALUES = {
     "usd_per_hour": [math.nan, -1, 1e11],
     "budget_usd": [math.nan, -5, math.inf, 1e11],
     "num_workers": [10**11],
+    "cpu_threads": [0, -2, 2.5, math.nan, 10**11, True],
     "neftune_noise_alpha": [1e11],
     "quant_bits": [3],
     "method": ["dora", ["lora"], ""],

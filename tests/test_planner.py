@@ -222,3 +222,28 @@ def test_a_resumed_run_is_priced_for_the_rows_it_has_left():
     packed = dataclasses.replace(spec, dataset_sequences=None)  # rows unknown: tokens are real tokens throughout
     assert plan(packed, MODEL, [make_offer(A100)], PlanPolicy(budget_usd=1000.0), tokens_done=4_000).train_tokens \
         == 6_000
+
+
+def test_a_job_on_part_of_the_cpu_is_planned_and_priced_on_that_part(monkeypatch):
+    """`cpu_threads` of a CPU's cores (a scheduler's CPU slot sets it): that share of the CPU's peak and of its price.
+    Two jobs sharing the CPU each ran at half the speed planned, and each was priced at the whole CPU."""
+    import os
+
+    from gpu_catalog.gpus import cpu_gpu
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    tiny = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000})
+    offers = [make_offer(cpu_gpu(), "local", 0.02), make_offer(T4, "lambda", 1.0)]
+
+    def cpu_option(spec):
+        return next(o for o in plan(spec, get_model("orch/tiny-llama"), offers, PlanPolicy(1.0)).options
+                    if o.offer.gpu.kind == "cpu")
+
+    whole, quarter = cpu_option(tiny), cpu_option(dataclasses.replace(tiny, cpu_threads=1))
+    assert quarter.offer.usd_per_hour == pytest.approx(0.005) and whole.offer.usd_per_hour == 0.02
+    assert quarter.offer.gpu.train_tflops == pytest.approx(whole.offer.gpu.train_tflops / 4)
+    assert whole.estimate.tokens_per_s / 4 <= quarter.estimate.tokens_per_s < whole.estimate.tokens_per_s / 2
+    assert cpu_option(dataclasses.replace(tiny, cpu_threads=64)).offer == whole.offer  # no more than the cores
+    t4 = [o for o in plan(dataclasses.replace(tiny, cpu_threads=1), get_model("orch/tiny-llama"), offers,
+                          PlanPolicy(1.0)).options if o.offer.gpu == T4]
+    assert t4 and t4[0].offer.usd_per_hour == 1.0  # a GPU's offer is its own

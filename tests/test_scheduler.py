@@ -12,6 +12,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
@@ -475,3 +476,22 @@ def test_queue_explain_shows_a_jobs_deadline():
     due.add(time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + 2 * 3600)))  # a minute may turn meanwhile
     explained = " ".join(orch("queue", "--explain").stdout.split())
     assert any(f"budget $5.00, deadline {at}" in explained for at in due) and "(passed)" in explained, explained
+
+
+def test_jobs_sharing_the_cpu_each_train_on_and_pay_for_their_share(tmp_path, monkeypatch):
+    """`--cpu-slots 4` on 8 cores: each job is planned, priced and trained on 2 of them (its run's job file says
+    `cpu_threads: 2`, so a resume trains on the same share). Each of them ran on every core at the whole CPU's price."""
+    import yaml
+
+    from gpu_catalog.targets import gather_targets
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    job_id = submit_tiny(tmp_path, "shared", max_steps=2)
+    cpu = next(o for o in gather_targets().offers if o.gpu.kind == "cpu")
+    Scheduler(cpu_slots=4).run_once()
+    run, = RunStore().all()
+    assert run.gpu == "CPU" and run.usd_per_hour == pytest.approx(cpu.usd_per_hour / 4)
+    assert yaml.safe_load((Path(run.run_dir) / "job.yaml").read_text())["cpu_threads"] == 2
+    assert json.loads(run.job_json)["cpu_threads"] == 2
+    until(lambda: jobs()[job_id]["status"] == "done", step=lambda: Scheduler(cpu_slots=4).run_once())
+    assert json.loads(RunStore().get(run.run_id).metrics_json)["cpu_threads"] == 2

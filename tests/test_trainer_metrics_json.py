@@ -90,3 +90,15 @@ def test_progress_json_holds_the_tokens_trained_so_far_and_the_peak_memory(tmp_p
     progress, metrics = strict_json(output / "progress.json"), strict_json(output / "metrics.json")
     assert progress["step"] == 2 and progress["train_tokens"] == metrics["train_tokens"] > 0
     assert progress["peak_vram_gib"]["process_rss"] > 0
+
+
+def test_a_run_trains_on_its_cpu_threads_and_says_so_and_leaves_torchs_as_they_were(tmp_path):
+    """`cpu_threads` (a scheduler's CPU slot writes it) sets torch's threads for the run, metrics.json says the
+    threads it trained on (its MFU is against their peak), and a process that goes on keeps its own count."""
+    before = torch.get_num_threads()
+    threads = before + 1
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path, max_steps=1, cpu_threads=threads)), "--output", str(output)]) == 0
+    metrics = strict_json(output / "metrics.json")
+    assert metrics["cpu_threads"] == threads and metrics["config"]["cpu_threads"] == threads
+    assert torch.get_num_threads() == before

@@ -118,6 +118,7 @@ class JobConfig:
     log_every: int = 10
     timing_warmup_steps: int = 1  # steps left out of tokens/s and step time: allocation, kernel selection, compile
     num_workers: int = 0
+    cpu_threads: int | None = None  # torch's CPU threads: on the CPU, the cores the job trains on; default torch's
     merge_adapter: bool = False
     usd_per_hour: float | None = None  # with budget_usd: stop, with a checkpoint, before the spend passes the cap
     budget_usd: float | None = None
@@ -175,7 +176,7 @@ _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOIC
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "dataset_sequences", "epochs", "learning_rate", "eval_batches", "eval_every",
              "save_every", "save_every_minutes", "log_every", "max_grad_norm", "neftune_noise_alpha",
-             "loss_chunk_tokens"}
+             "loss_chunk_tokens", "cpu_threads"}
 MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the simulator's traces share it)
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
 # and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
@@ -183,6 +184,7 @@ MOST_STEPS = 10**9
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
+            "cpu_threads": 1024,
             "neftune_noise_alpha": 1000.0,  # the NEFTune paper's alphas are 5 to 15
             "max_grad_norm": 1_000_000,  # past any gradient norm a fine-tune clips at (a larger one never clips either)
             "save_every_minutes": 1_000_000_000,  # about 1,900 years: `never` for sweeps and benchmarks, and no further

@@ -69,6 +69,19 @@ class Diverged(Exception):
         self.what, self.value = what, value
 
 
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """torch's CPU threads for one run (`cpu_threads`: a scheduler's CPU slot gives each job its share of the cores,
+    or two jobs each ran on all of them), set back after it for a process that goes on (a test, a notebook)."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class FineTune:
     def __init__(self, config: JobConfig, output_dir: Path, base_dir: Path = Path("."), resume: str = "never",
                  auto_fit: bool = False, device: torch.device | None = None, started_at: float | None = None):
@@ -141,7 +154,8 @@ class FineTune:
         attempts: list[dict] = []
         self.meter.arm_alarm()
         try:
-            result, config = self._attempts(attempts)
+            with torch_threads(self.config.cpu_threads):
+                result, config = self._attempts(attempts)
         except BudgetSpent as exc:  # the alarm, wherever it struck: before training, or in a handler below
             result, config = {"status": TrainStatus.BUDGET_STOPPED, "message": str(exc)}, self.config
         finally:
@@ -421,6 +435,7 @@ class FineTune:
             **sampler_result,
             "gpu": device_name,
             "gpu_vram_gib": device_memory_gib,
+            "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,  # cpu_threads or torch's
             "precision": self.precision,
             "mfu": tokens_per_s * model_flops / (peak_tflops * 1e12) if tokens_per_s and peak_tflops else None,
             "model_flops_per_token": model_flops,

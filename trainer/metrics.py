@@ -93,8 +93,10 @@ def device_description(device: torch.device) -> tuple[str, float | None, float]:
         vram_gib = torch.cuda.get_device_properties(device).total_memory / BYTES_PER_GIB
         gpu = gpu_from_device_name(name, vram_gib)
         return name, gpu.train_tflops if gpu else None, vram_gib
-    cpu = cpu_gpu()
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)", cpu.train_tflops, cpu.vram_gib
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    cpu = cpu_gpu(threads)  # the peak of the cores the run trained on: MFU against all of them undercounted
+    used = f"{threads} of {cores} cores" if threads < cores else f"{cores} cores"
+    return f"CPU ({platform.processor() or platform.machine()}, {used})", cpu.train_tflops, cpu.vram_gib
 
 
 def peak_memory(device: torch.device) -> dict:

@@ -74,10 +74,17 @@ class Observation:
     vram_measures: str = "nvml"  # nvml / nvidia-smi / card / process_rss (whole process) or allocated / reserved
 
 
+def cpu_threads_used(row: dict) -> int | None:
+    """The threads a CPU run's metrics say it trained on; None (older rows): all the cores."""
+    threads = row.get("cpu_threads")
+    return threads if type(threads) is int and threads > 0 else None
+
+
 def row_gpu(row: dict) -> GPU | None:
+    """The device a run's metrics name: a CPU on the threads it trained on."""
     name = row.get("gpu") or ""
     if name.startswith("CPU"):
-        return cpu_gpu()
+        return cpu_gpu(cpu_threads_used(row))
     return gpu_from_device_name(name, row.get("gpu_vram_gib") or None)  # unmeasured: the card its name says
 
 

@@ -20,6 +20,7 @@ from gpu_catalog.gpus import cpu_gpu, find_gpu
 from gpu_catalog.models import get_model
 from orchestrator.bench.calibrate import (
     Observation,
+    cpu_threads_used,
     cross_validated_errors,
     fit,
     observations,
@@ -123,7 +124,7 @@ def _run_points(runs: list[dict], calibration: Calibration) -> list[EstimatePoin
     for run in runs:
         if run["status"] != "ok":
             continue
-        gpu = cpu_gpu() if run["gpu"] == "CPU" else find_gpu(run["gpu"])
+        gpu = cpu_gpu(cpu_threads_used(run["metrics"] or {})) if run["gpu"] == "CPU" else find_gpu(run["gpu"])
         model = _model(run["job"].get("model", ""))
         if gpu is None or model is None:
             continue

@@ -84,7 +84,8 @@ def run_point(point: Point, sweep: str, target: str, work_dir: Path, warmup_step
             break
     row = {"point_id": point.point_id, "sweep": sweep, "target": target, "created_at": time.time(),
            "wall_s": time.time() - started, "config": point.config,
-           "random_weights": is_built_offline(point.config["model"]), "cpu_threads": cpu_threads,
+           "random_weights": is_built_offline(point.config["model"]),
+           "cpu_threads": metrics.get("cpu_threads") or cpu_threads,  # what a CPU run trained on (calibrate's peak)
            **{key: metrics.get(key) for key in RESULT_METRICS}}
     stability = summarize_rates(rates) if metrics.get("status") == "ok" else None
     if stability is not None:

@@ -38,7 +38,8 @@ REFERENCE_GPU = "H100 SXM"  # memory is the same on any bf16 GPU; used when --gp
 DEFAULT_SEQ_LEN = 2048  # the job schema has no default for seq_len (every job says it)
 SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt", "optimizer", "quant_bits",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
-                  "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile")
+                  "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile",
+                  "cpu_threads")
 LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
 # the keys that belong to methods other than each: a job file's are left out where a flag makes it that method
 ADAPTER_ONLY_KEYS = (*method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save")
@@ -201,6 +202,8 @@ def estimate(
         help=f"Tokens per chunk of the chunked loss; default {JOB_DEFAULTS['loss_chunk_tokens']}.")] = None,
     compile_blocks: Annotated[bool | None, typer.Option("--compile/--no-compile",
                                                         help="torch.compile the decoder blocks.")] = None,
+    cpu_threads: Annotated[int | None, whole_option(
+        help="With --gpu cpu: the cores it trains on (torch's threads); default all of them.")] = None,
     gpu: Annotated[str | None, typer.Option(help="Also say whether it fits and how fast it runs on this GPU (or cpu).")]
     = None,
     fit: Annotated[bool, typer.Option("--auto-fit", help="With --gpu: find the fastest micro-batch and "
@@ -215,7 +218,8 @@ def estimate(
         "lora_dropout": lora_dropout, "quant_bits": quant_bits, "double_quant": double_quant,
         "qlora_fp32_upcast": qlora_fp32_upcast, "target_modules": target_modules, "use_dora": use_dora,
         "modules_to_save": modules_to_save, "freeze_layers": freeze_layers, "precision": precision_name,
-        "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks}
+        "attention": attention, "loss": loss, "loss_chunk_tokens": loss_chunk_tokens, "compile": compile_blocks,
+        "cpu_threads": cpu_threads}
     typed = {key: value for key, value in given.items() if value is not None}
     job_notes = []
     if (job := _job_file_settings(model)) is not None:
@@ -232,7 +236,8 @@ def estimate(
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
     named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
-    target = cpu_gpu() if named and gpu.strip().lower() == "cpu" else get_gpu(gpu if named else REFERENCE_GPU)
+    on_cpu = named and gpu.strip().lower() == "cpu"
+    target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
     fitted = None
     if fit:  # the estimate is then the fitted job's, top to bottom: its JSON said the job as given did not fit

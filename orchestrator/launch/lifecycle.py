@@ -39,19 +39,21 @@ UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was
 
 
 def new_record(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str | None = None,
-               device: str | None = None) -> RunRecord:
+               device: str | None = None, changes: dict | None = None) -> RunRecord:
     """A run about to launch, with its folder and its copy of the job; not yet in the store (the scheduler inserts
-    it in the same transaction as its claim of the job)."""
+    it in the same transaction as its claim of the job). `changes`: job keys the launcher sets besides the plan's
+    (a scheduler's CPU slot: `cpu_threads`)."""
     run_id = run_id or new_run_id()
     run_dir = state_folder("runs") / run_id
     run_dir.mkdir()
+    settings = {**option.fitted_settings, **(changes or {})}
     try:
-        run_job_file(job_path, run_dir, option.fitted_settings)
+        run_job_file(job_path, run_dir, settings)
     except UserError:
         shutil.rmtree(run_dir, ignore_errors=True)  # no folder is left for a run that never was
         raise
     offer, estimate = option.offer, option.estimate
-    spec = dataclasses.replace(spec, **option.fitted_settings)  # the record says what the run trains
+    spec = dataclasses.replace(spec, **settings)  # the record says what the run trains
     return RunRecord(
         run_id=run_id, job_name=spec.name, job_path=str(job_path.resolve()),
         job_json=job_json(spec, job_path.parent), target=Target.LOCAL if offer.is_local else Target.CLOUD,

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gpu_catalog.local import on_cpu_threads
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
 from gpu_catalog.units import above_texts, usd_text
@@ -92,6 +93,16 @@ def _local_options(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calib
     if len(found) > 1:
         found.sort(key=_finish_then_cost)
     return found
+
+
+def _on_job_threads(slots: list[LocalSlot], cpu_threads: int | None) -> list[LocalSlot]:
+    """The slots as a job with `cpu_threads` sees them: the CPU's on that share of its cores and price, as the
+    planner takes the CPU (the CPU's slots still share one offer)."""
+    if cpu_threads is None:
+        return slots
+    offers: dict[int, Offer] = {}
+    return [LocalSlot(slot.slot_id, offers.setdefault(id(slot.offer), on_cpu_threads(slot.offer, cpu_threads)),
+                      slot.busy_for_h) for slot in slots]
 
 
 def _finish_then_cost(local: _Local) -> tuple[float, float]:
@@ -206,6 +217,8 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     scheduler asks SkyPilot's local state); without it, as in the simulator, every offer the planner takes is
     launchable."""
     fit_cache = {} if fit_cache is None else fit_cache
+    local_offers = list({id(slot.offer): slot.offer for slot in slots}.values())  # the CPU's slots share one
+    slots = _on_job_threads(slots, ask.spec.cpu_threads)  # what the planner does for local_offers
     local = _local_options(ask, model, slots, calibration, fit_cache)
     if ask.deadline_h is None:
         in_time = [entry for entry in local if entry.slot.busy_for_h <= MAX_WAIT_WITHOUT_DEADLINE_H]
@@ -214,7 +227,6 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if in_time:
         return _start_or_wait(ask, model, in_time[0], "fits locally and meets the deadline" if ask.deadline_h else
                               "fits locally")
-    local_offers = list({id(slot.offer): slot.offer for slot in slots}.values())  # the CPU's slots share one
     option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusal,
                          local_offers) if cloud_offers else (None, "no cloud allowed")
     local_why = _no_local_card(ask, model, slots, calibration, fit_cache) if not local \

@@ -14,6 +14,7 @@ be refused on every pass: its job is rejected at once with the launch's words, a
 for a spot run (no storage cloud for its checkpoints) the policy is told of, so such an offer is not picked at all.
 """
 
+import dataclasses
 import datetime
 import itertools
 import math
@@ -40,7 +41,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
 from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus, unbudgeted_usd
-from trainer.config import config_from_dict
+from trainer.config import JobConfig, config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
 MIN_REMAINING_H = 0.05  # a busy card whose run is over its estimate is still busy
@@ -196,7 +197,8 @@ class Scheduler:
             except UserError as exc:  # this job cannot run; the others still can
                 decision = Decision("reject", f"{exc} Submit the job again.")
             else:
-                decision = self._decide(job, spec, now, slots, clouds, calibration, spend_left, refusal)
+                decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
+                                        refusal)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
@@ -247,13 +249,28 @@ class Scheduler:
             budget = min(budget, spend_left_usd)
         slot = decision.slot
         device = None if slot is None else slot.slot_id.split(":")[0]
-        record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device)
+        # on the CPU, its share of the cores goes in the run's job file: a resume trains on the same share
+        changes = {"cpu_threads": threads} if device == CPU_DEVICE and (threads := self._slot_threads(spec)) else {}
+        record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device,
+                                      changes=changes)
         capacity = self.cpu_slots if device == CPU_DEVICE else 1
         if not self.queue.claim(job.job_id, self.owner, record, capacity):
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return None  # another scheduler started it, or took the slot
         lifecycle.start(self.store, record, decision.option, device)
         return budget
+
+    def _slot_threads(self, spec: JobConfig) -> int | None:
+        """The cores a job trains on in one of the CPU's slots (`cpu_threads`), so it is planned, priced and run on
+        that share: each of two slots' jobs ran on every core, at half the speed its estimate said, and each was
+        priced at the whole CPU. None: one slot, or the job gives its own."""
+        if self.cpu_slots <= 1 or spec.cpu_threads is not None:
+            return None
+        return max(1, (os.cpu_count() or 1) // self.cpu_slots)
+
+    def _on_cpu_slot(self, spec: JobConfig) -> JobConfig:
+        threads = self._slot_threads(spec)
+        return spec if threads is None else dataclasses.replace(spec, cpu_threads=threads)
 
     def run_forever(self, interval_s: float) -> None:
         """Passes until stopped, with a mark beside the queue while it loops: `orch submit` and `orch queue` tell
