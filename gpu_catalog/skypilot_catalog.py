@@ -100,7 +100,8 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
             raise UserError(f"{vms_csv} names column {', '.join(repeated)} more than once in its header: {FIX}")
         rows = list(reader)
     except csv.Error as exc:
-        raise UserError(f"{vms_csv} line {reader.line_num} is not CSV ({checks.csv_error_text(exc)}): {FIX}") from None
+        line = reader.reader.line_num  # the csv reader's count: DictReader's is of the rows it returned, a line early
+        raise UserError(f"{vms_csv} line {line} is not CSV ({checks.csv_error_text(exc)}): {FIX}") from None
     for number, row in enumerate(rows, start=2):
         if None in row or None in row.values():
             raise UserError(f"{vms_csv} line {number} has {len(reader.fieldnames)} columns in its header but not in "

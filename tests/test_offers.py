@@ -106,6 +106,13 @@ def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row,
         read_catalog_dir(catalog)
 
 
+def test_a_catalog_row_that_is_no_csv_is_refused_with_its_own_line(tmp_path):
+    """Said a line early: the line count was DictReader's, of the rows it had returned."""
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", "a,A100," + "x" * 200_000)
+    with pytest.raises(UserError, match="lambda/vms.csv line 3 is not CSV .field larger than field limit"):
+        read_catalog_dir(catalog)
+
+
 def test_skypilot_s_own_blanks_and_gpu_shares_are_not_errors(tmp_path):
     """SkyPilot writes no spot price and no accelerator count as empty cells, no spot market as 0, and sells shares
     of a GPU (Azure's A10 by sixths): none is an offer of one GPU, and none is an error."""

@@ -310,6 +310,11 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", file("long.csv", header + b"\n" + good + b",extra\n")], "10 fields"),
         (["--trace", file("short.csv", header + b"\n" + good.rsplit(b",", 2)[0] + b"\n")], "7 fields"),
         (["--trace", file("nul.csv", header + b"\n" + good.replace(b"j1", b"j\x001") + b"\n")], "control"),
+        # the line the field is on: Python's reader counted it a line early
+        (["--trace", file("huge.csv", header + b"\n" + good + b"\n" + good.replace(b"j1", b"j" * 200_000) + b"\n")],
+         "line 3: not CSV (field larger than field limit"),
+        (["--trace", file("late.csv", header + b"\n" + good + b"\n" + good.replace(b"j1", b"j\xe9") + b"\n")],
+         "line 3: not UTF-8"),
         (["--trace", str(tmp_path / "no.csv")], "does not exist"),
         (["--trace", file("ok.csv", header + b"\n" + good + b"\n"), "--policy", "fifo"], "--policy must be one of"),
         (["--trace", str(tmp_path / "ok.csv"), "--spot-preemptions-per-h", "-1"], "--spot-preemptions-per-h"),

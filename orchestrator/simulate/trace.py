@@ -282,8 +282,8 @@ def _rows(path: Path, f, reader: csv.DictReader) -> Iterator[dict]:
             except UnicodeDecodeError as exc:
                 raise UserError(f"trace {path}, line {reader.line_num + 1}: not UTF-8 ({_short(exc)}); save the "
                                 "trace as UTF-8.") from None
-            except csv.Error as exc:
-                raise UserError(f"trace {path}, line {reader.line_num}: not CSV "
+            except csv.Error as exc:  # the csv reader's count: DictReader's is of the rows it returned, a line early
+                raise UserError(f"trace {path}, line {reader.reader.line_num}: not CSV "
                                 f"({_short(checks.csv_error_text(exc))}).") from None
             if None in raw or None in raw.values():
                 fields = len(reader.fieldnames) + len(raw[None]) if None in raw else \
