@@ -269,7 +269,7 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
         log = Path(record.run_dir) / LOG_NAME
         if log.is_file() and log.stat().st_size:
             return None, f"the trainer exited without metrics.json: see `orch logs {record.run_id}`"
-        return None, "the trainer exited before it wrote metrics.json or a line of log (stopped as it started)"
+        return None, "the trainer exited before it wrote metrics.json or a line of log (killed as it started?)"
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
