@@ -59,6 +59,17 @@ def test_orchs_runs_database_given_as_the_results_database_is_named_so_and_left_
     assert runs_db.read_bytes() == before
 
 
+def test_orch_homes_runs_database_not_made_yet_is_no_results_database_either():
+    """Made a results database by `orch bench --db`, it was refused by every command that reads the runs after."""
+    runs_db = orch_home() / "runs.db"
+    runs_db.parent.mkdir(parents=True, exist_ok=True)
+    assert not runs_db.exists()
+    result = CliRunner().invoke(app, ["bench", str(REPO / "benchmarks" / "sweeps" / "tiny-cpu.yaml"), "--db",
+                                      str(runs_db)])
+    assert result.exit_code == 2 and "is where orch keeps its runs database" in " ".join(result.stderr.split())
+    assert not runs_db.exists()
+
+
 def test_a_runs_database_of_any_version_never_gets_a_results_table(tmp_path):
     path = tmp_path / "runs.db"
     with closing(sqlite3.connect(path)) as db, db:

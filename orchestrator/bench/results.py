@@ -12,7 +12,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from orchestrator.db import Schema, open_database, reading, transaction
-from orchestrator.home import orch_home
+from orchestrator.home import orch_home, runs_db
 from orchestrator.runs.schema import RUNS_DB
 from trainer.config import LARGEST_COUNT, config_from_dict
 from trainer.status import TrainStatus
@@ -36,8 +36,12 @@ def default_db() -> Path:
 
 def _refuse_runs_database(path: Path) -> None:
     """runs.db given as --db: without this it was called a newer orch's file (its schema version is higher), and an
-    older runs.db would have had a results table added to it."""
+    older runs.db would have had a results table added to it. ORCH_HOME's runs.db before it exists too: it was made
+    a results database, and every command that reads the runs refused it from then on."""
     if not path.is_file():
+        if path.resolve() == runs_db().resolve():
+            raise UserError(f"{path} is where orch keeps its runs database, not a bench results database: give --db "
+                            f"another .db file (the default is {default_db()}), or leave --db out.")
         return
     try:
         with closing(sqlite3.connect(path)) as db:
