@@ -240,6 +240,11 @@ def test_generate_then_simulate_from_the_cli(tmp_path):
     assert_matches_reference(summary, written, 3)
     assert (tmp_path / "sim" / "simulation.png").read_bytes().startswith(b"\x89PNG")
     assert not list((tmp_path / "sim").glob("*.partial"))
+    # what it wrote is one line to a script or a log, however long its paths (it was folded at 80 columns)
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "sim"
+    deep.parent.mkdir()
+    said = runner.invoke(app, ["simulate", "--trace", str(trace), "--local", CARDS, "--out", str(deep)]).stderr
+    assert f"wrote {deep / 'decisions.csv'} (hybrid) and {deep / 'simulation.png'}\n" in said, said
     compared = json.loads(runner.invoke(app, ["simulate", "--trace", str(trace), "--local", "1x RTX4090",
                                               "--policy", "all", "--json"]).stdout)
     assert set(compared) == set(POLICIES)

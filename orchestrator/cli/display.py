@@ -32,6 +32,14 @@ from orchestrator.spend import spend_usd
 
 
 class _Console(Console):
+    def print(self, *objects, **kwargs) -> None:
+        """A pipe, a log or a script gets each line of text whole, to grep, as `say` gives it (rich folded them at 80
+        columns: `wrote .../calibration.json: fitted on 6 of 6 result` and the rest on the next line); a terminal
+        folds them to its width. Tables are laid out to the width either way."""
+        if not self.is_terminal and all(isinstance(text, str) for text in objects):
+            kwargs.setdefault("soft_wrap", True)
+        super().print(*objects, **kwargs)
+
     def on_broken_pipe(self) -> None:
         """`orch ... | head`: ended as every other write to a closed pipe ends orch (orchestrator/cli/pipe.py)."""
         raise reader_left()
