@@ -15,7 +15,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, closest_variant, find_gpu
 from gpu_catalog.offer import LOCAL_PROVIDER, SSH_POOL_PROVIDER, Offer, sold_on_demand
-from gpu_catalog.units import MAX_BUDGET_USD
+from gpu_catalog.units import MAX_BUDGET_USD, plain_number
 
 MIB_PER_GIB = 1024
 REQUIRED_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region"}
@@ -71,7 +71,7 @@ def _amount(row: dict[str, str], column: str, where: str, most: float | None = N
     A tiny price is a placeholder, not an error: offers.py drops it and `--dropped` lists it."""
     text = row.get(column) or "0"
     try:
-        value = float(text)
+        value = plain_number(text)  # float() reads other scripts' digits and `1_0` (ten GPUs) too
     except ValueError:
         value = text
     try:

@@ -98,6 +98,9 @@ def write_catalog(tmp_path, *rows: str, provider: str = "lambda"):
     ("a,A100,1,30,200,1.29,nan,r,", "SpotPrice must be a finite number, got nan"),
     ("a,A100,1,30,200,1.29,-5,r,", "SpotPrice must be at least 0 and at most 10000000, got -5"),
     ("a,A100,8,30,200,-1,,r,", "Price must be at least 0"),  # a row orch skips (8 GPUs) is still the file's
+    # float() reads these: $1.29 from Arabic-Indic digits, $129 from `1_29`, ten GPUs (a row skipped) from `1_0`
+    ("a,A100,1,30,200,١.٢٩,,r,", "Price must be a number"), ("a,A100,1,30,200,1_29,,r,", "Price must be a number"),
+    ("a,A100,1_0,30,200,1.29,,r,", "AcceleratorCount must be a number"),
 ])
 def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row, message):
     """Such rows were skipped silently: missing from the plan and from `--dropped`, a NaN spot price read as none."""

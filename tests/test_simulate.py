@@ -279,6 +279,9 @@ BAD_ROWS = [
     ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
     ({"job_id": "j1"}, "an earlier row's id"), ({"budget_usd": "1e30"}, "column budget_usd"),
     ({"deadline_h": "1e9"}, "column deadline_h"),
+    # int() and float() read these, and no flag takes them
+    ({"train_tokens": "١٠٠٠"}, "column train_tokens"), ({"seq_len": "2_048"}, "column seq_len: '2_048' is not a whole"),
+    ({"budget_usd": "1_000"}, "column budget_usd"),
     ({"budget_usd": "5e-324"}, "column budget_usd: 5e-324 is too near 0"),  # as the flag and job key refuse it
     ({"deadline_h": "5e-324"}, "column deadline_h: 5e-324 is too near 0"),
 ]

@@ -21,7 +21,7 @@ from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, plain_number
 from trainer.config import CHOICES, MAX_SEQ_LEN
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
@@ -104,10 +104,11 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     """`text` as `kind`, finite, above `low` (or at it, with `low_ok`) and at most `high` (`high_why` says why that
     bound); ValueError with a short message else."""
     try:
+        plain_number(text)  # int() and float() read other scripts' digits and `1_000` too, which no flag takes
         value = kind(text)
     except ValueError:
-        raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'}; "
-                         f"{fix}") from None
+        raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'} written "
+                         f"with the digits 0-9; {fix}") from None
     if not math.isfinite(value) or value < low or (value == low and not low_ok):
         raise ValueError(f"{short_repr(text)} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
