@@ -85,19 +85,35 @@ def download_catalog() -> list[str]:
         raise UserError("SkyPilot is not installed: `pip install skypilot`, or use `--from DIR`.") from None
     lines = []
     for cloud in GPU_CLOUDS:
+        path = Path(common.get_catalog_path(f"{cloud}/vms.csv"))
+        before = _file_identity(path)
         try:
             # in-process, sky would print its API server's status payloads; silent() keeps ERROR, and offline sky
             # logs "Failed to fetch ... catalog" once per cloud on stdout: the line per cloud below says it once
             with sky_logging.silent(), _sky_loggers_off():
                 frame = common.read_catalog(f"{cloud}/vms.csv", pull_frequency_hours=0)
                 rows = len(frame.index)  # the frame is lazy: reading it is what downloads
-            lines.append(f"{cloud}: {rows} rows in {common.get_catalog_path(cloud + '/vms.csv')}")
         except Exception as exc:  # noqa: BLE001 - network, rate limit or an unknown cloud: report and go on
             lines.append(f"{cloud}: not refreshed ({type(exc).__name__})")
+            continue
+        if before is not None and _file_identity(path) == before:  # SkyPilot kept (and touched) the file it had
+            lines.append(f"{cloud}: not refreshed (no download; {rows} rows kept in {path})")
+        else:
+            lines.append(f"{cloud}: {rows} rows in {path}")
     if all("not refreshed" in line for line in lines):
         raise UserError("could not download any catalog (no network?). Offline, use `orch catalog refresh --from "
                         "DIR` with a SkyPilot v8 catalog folder.\n" + "\n".join(lines))
     return lines
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` now: SkyPilot writes a download to a new file and renames it there. One it could not
+    download it keeps, touched, and it was listed as refreshed (`orch catalog refresh` offline said so, exit 0)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @contextlib.contextmanager

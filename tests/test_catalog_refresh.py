@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from gpu_catalog.refresh import GPU_CLOUDS, _sky_loggers_off
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_CATALOG
 
 CLOSED_PORT = "http://127.0.0.1:9"  # every download goes through a proxy nobody answers: offline, network or not
 
@@ -22,6 +22,25 @@ def test_an_offline_refresh_says_one_line(tmp_path):
     assert done.stdout == "", said  # SkyPilot logged "Failed to fetch AWS catalog ..." there, once per cloud
     assert len(said.splitlines()) == 1 and said.startswith("error: could not download any catalog"), said
     assert all(f"{cloud}: not refreshed (" in said for cloud in GPU_CLOUDS), said  # orch's own summary stays
+
+
+def test_an_offline_refresh_over_a_catalog_says_none_was_refreshed(tmp_path):
+    """SkyPilot keeps (and touches) the catalog it has when a download fails: each cloud was listed as refreshed, and
+    the refresh exited 0 with nothing downloaded."""
+    env = {name: value for name, value in os.environ.items() if name.lower() not in ("no_proxy", "all_proxy")}
+    env.update(HTTP_PROXY=CLOSED_PORT, HTTPS_PROXY=CLOSED_PORT, http_proxy=CLOSED_PORT, https_proxy=CLOSED_PORT,
+               SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+
+    def refresh(*args):
+        return subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "catalog", "refresh", *args], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    copied = refresh("--from", str(SHARED_CATALOG))
+    assert copied.returncode == 0, copied.stderr
+    done = refresh()
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and said.startswith("error: could not download any catalog"), said
+    assert "lambda: not refreshed (no download; " in said and " rows in " not in said, said
 
 
 class Kept(logging.Handler):
