@@ -1192,6 +1192,8 @@ def _foreign_database(path: Path) -> Path:
     # Python's csv said "do you need to open the file in universal-newline mode?"
     (lambda i: ["simulate", "--trace", i.file("cr.csv", TRACE.replace("\n", "\r"))],
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
+    # the providers there are, each named, as a choice flag's refusal names its choices
+    (lambda i: ["catalog", "offers", "--providers", "nope"], "unknown provider 'nope'. Providers with offers: aws, "),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

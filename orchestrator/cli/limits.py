@@ -7,7 +7,7 @@ import re
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
-from gpu_catalog.names import unknown_name_message
+from gpu_catalog.names import suggest
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, plain_number, usd_from_text
 
 
@@ -51,7 +51,10 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
         if known_cloud(name):  # a cloud SkyPilot knows, with no catalog here: not a typo
             raise UserError(f"--providers {name}: no offers from it in the catalogs here (`orch catalog refresh` "
                             f"brings SkyPilot's); providers with offers: {', '.join(sorted(known))}.")
-        raise UserError(unknown_name_message("provider", name, sorted(known), "orch catalog offers"))
+        near = suggest(name, sorted(known))  # a short list: each one named, as a choice flag's error names them
+        hint = f" Did you mean: {', '.join(near)}?" if near else ""
+        raise UserError(f"--providers: unknown provider {checks.short_repr(name)}.{hint} Providers with offers: "
+                        f"{', '.join(sorted(known))}.")
     return wanted
 
 
