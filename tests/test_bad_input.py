@@ -1194,6 +1194,9 @@ def _foreign_database(path: Path) -> Path:
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
     # the providers there are, each named, as a choice flag's refusal names its choices
     (lambda i: ["catalog", "offers", "--providers", "nope"], "unknown provider 'nope'. Providers with offers: aws, "),
+    # which GPU it was: "none of the rows is an ok run on a GPU orch knows" named none
+    (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
+    (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

@@ -30,6 +30,7 @@ import statistics
 import time
 from pathlib import Path
 
+from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.models import ModelShape, get_model
@@ -343,13 +344,25 @@ def fits_at_bounds(calibration: Calibration) -> list[str]:
     return found
 
 
+def _left_out(rows: list[dict]) -> str:
+    """Why no row is fitted, said of the first ok one (a GPU name orch does not know), else that none ended ok."""
+    ok = [row for row in rows if row.get("status") == "ok"]
+    if not ok:
+        return "none ended ok"
+    gpu = ok[0].get("gpu")
+    if row_gpu(ok[0]) is None:
+        return f"the first ok one ran on {short_repr(gpu)}, a GPU `orch catalog gpus` does not list"
+    return f"the first ok one trains {short_repr((ok[0].get('config') or {}).get('model'))}, a model orch cannot read"
+
+
 def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     """Fit from orch's own runs and the published points, write the data file, and return the error of every
     measured point before and after, with the in-sample and leave-one-source-out error of all points."""
     measured = observations(rows)
     if rows and not measured:
-        raise UserError(f"none of the {len(rows)} result rows is an ok run on a GPU orch knows, so nothing of yours "
-                        "would be fitted: nothing written. Calibrate from `orch bench` runs that ended ok.")
+        raise UserError(f"none of the {len(rows)} result rows is an ok run on a GPU orch knows ({_left_out(rows)}), "
+                        "so nothing of yours would be fitted: nothing written. Calibrate from `orch bench` runs that "
+                        "ended ok.")
     obs = measured + published_observations()
     calibration = fit(obs)
     sources = [*sources, "gpu_catalog/data/published_measurements.csv"]
