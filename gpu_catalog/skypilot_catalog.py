@@ -109,6 +109,16 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _check_names(row: dict[str, str], where: str) -> None:
+    """An offer's instance type and region, which a task hands to SkyPilot: each one given, in printable characters
+    (an escape sequence or an empty region went into `--json` and the task as they were)."""
+    for column in ("InstanceType", "Region"):
+        value = row.get(column) or ""
+        if not value.strip() or not value.isprintable():
+            said = "is empty" if not value.strip() else f"holds a control character ({checks.short_repr(value)})"
+            raise UserError(f"{where} {column} {said}: {FIX}")
+
+
 def provider_name(vms_csv: Path) -> str:
     """The cloud a catalog file's folder names, refused unless it is a plain lowercase cloud name and not orch's own."""
     name = vms_csv.parent.name
@@ -138,6 +148,7 @@ def read_catalog_dir(catalog_dir: Path) -> list[Offer]:
             gpu = resolve_gpu(row["AcceleratorName"], row["InstanceType"], _gpu_memory_gib(row.get("GpuInfo", "")))
             if gpu is None:
                 continue
+            _check_names(row, where)
             common = dict(gpu=gpu, provider=provider, region=row.get("Region", ""),
                           instance_type=row["InstanceType"], accelerator=row["AcceleratorName"],
                           source=f"SkyPilot catalog {vms_csv}", sky_instance=True)

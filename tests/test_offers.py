@@ -101,6 +101,9 @@ def write_catalog(tmp_path, *rows: str, provider: str = "lambda"):
     # float() reads these: $1.29 from Arabic-Indic digits, $129 from `1_29`, ten GPUs (a row skipped) from `1_0`
     ("a,A100,1,30,200,١.٢٩,,r,", "Price must be a number"), ("a,A100,1,30,200,1_29,,r,", "Price must be a number"),
     ("a,A100,1_0,30,200,1.29,,r,", "AcceleratorCount must be a number"),
+    # an offer's names go into --json and the task as they are
+    ("a,A100,1,30,200,1.29,,,", "Region is empty"), ("a,A100,1,30,200,1.29,,r\x1b[31m,", "Region holds a control"),
+    ("a\x07,A100,1,30,200,1.29,,r,", "InstanceType holds a control character"),
 ])
 def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row, message):
     """Such rows were skipped silently: missing from the plan and from `--dropped`, a NaN spot price read as none."""
