@@ -331,6 +331,8 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", str(tmp_path / "ok.csv"), "--out", a_file], "is a file"),
         (["--trace", str(tmp_path / "ok.csv"), "--out", a_file + "/sub"], "is a file, not a folder"),
         (["--trace", str(tmp_path / "ok.csv"), "--local", "5000x RTX4090"], "--local"),
+        (["--trace", str(tmp_path / "ok.csv"), "--local", "2x RTX4090", "--policy", "cloud-spot"],
+         "--local names owned cards, and --policy cloud-spot uses none"),  # they were left out unsaid
         (["--generate", "5"], "--generate needs"),
         (["--generate", "0", "--out", str(tmp_path / "g.csv")], "--generate must be at least 1 and at most"),
         (["--generate", "5", "--rate", "0", "--out", str(tmp_path / "g.csv")], "--rate"),

@@ -19,7 +19,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, local_cards
+from orchestrator.simulate.engine import CLOUD_ONLY, POLICIES, SimSettings, Simulation, local_cards
 from orchestrator.simulate.summary import DECISION_COLUMNS
 from orchestrator.simulate.trace import (
     MAX_GENERATED_JOBS,
@@ -94,6 +94,9 @@ def simulate_command(
     settings = [SimSettings(policy=name, seed=seed, spot_preemptions_per_h=spot_preemptions_per_h)
                 for name in policies]
     cards = local_cards(local, simulated_owned_offer)
+    if cards and not set(policies) - set(CLOUD_ONLY):  # the cards were left out unsaid
+        raise UserError(f"--local names owned cards, and --policy {policy} uses none: leave --local out, or choose "
+                        "hybrid, local-only or all.")
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090".')

@@ -30,6 +30,7 @@ from orchestrator.simulate.summary import REJECTED, RunningSummary
 
 POLICIES = ("hybrid", "local-only", "cloud-only", "cloud-spot")
 SPOT_MODE = {"hybrid": "auto", "local-only": "never", "cloud-only": "never", "cloud-spot": "always"}
+CLOUD_ONLY = ("cloud-only", "cloud-spot")  # the policies that rent every GPU: owned cards take no job
 MAX_LOCAL_CARDS = 1024
 # The policy is asked with the 1, then 4 cheapest offers (of each kind, where spot is preferred) before the shape's
 # winnable ones: most jobs take the cheapest; a deadline that rules it out leaves one of the next few.
@@ -111,7 +112,7 @@ class Simulation:
         self.settings, self.calibration, self.on_decision = settings, calibration, on_decision
         self.spot_mode = SPOT_MODE[settings.policy]
         self.rng = random.Random(settings.seed)
-        self.slots = [] if settings.policy in ("cloud-only", "cloud-spot") else \
+        self.slots = [] if settings.policy in CLOUD_ONLY else \
             [_Slot(f"{o.gpu.name}#{i}", o, i) for i, o in enumerate(local)]
         self.slot_by_id = {s.slot_id: s for s in self.slots}
         kinds: dict[int, list[_Slot]] = {}
