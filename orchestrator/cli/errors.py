@@ -207,6 +207,16 @@ class OneLineUsageErrors(TyperGroup):
             raise UsageError(f"{exc.message}: options go after the command, as in `{ctx.command_path} {takers[0]} "
                              f"{exc.option_name}`", ctx=ctx) from None
 
+    def _whose_option(self, exc, ctx, message: str) -> str:
+        """An option another command takes, said to be that command's: `orch estimate --set` was offered --method,
+        the nearest spelling, which sets nothing like it."""
+        this = ctx.command_path.split(" ", 1)[-1]  # `scheduler run`, as _commands_taking names it
+        takers = [words for words in _commands_taking(self, exc.option_name) if words != this]
+        if not takers:
+            return message
+        named = " and ".join(f"`orch {words}`" for words in takers[:2])
+        return f"No such option: {exc.option_name} for `{ctx.command_path}`; it is an option of {named}"
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         # for fail(): a refusal made before the command has read its --json (an option's callback, a usage error)
         _command_line["json"] = json_wanted(list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]))
@@ -227,6 +237,8 @@ class OneLineUsageErrors(TyperGroup):
                 sys.exit(exc.exit_code)
             message = exc.format_message().rstrip(".")
             path = ctx.command_path if ctx else getattr(self, "resolved_path", "orch")
+            if isinstance(exc, NoSuchOption) and ctx is not None:
+                message = self._whose_option(exc, ctx, message)
             fail(f"{message}{' See' if message.endswith('?') else '; see'} `{path} --help`.")
             sys.exit(exc.exit_code)
         except typer.Abort:
