@@ -1199,7 +1199,7 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     # another command's option is said to be that command's: click offered --method, the nearest spelling
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
-     "No such option: --set for `orch estimate`; it is an option of `orch import` and `orch train`"),
+     "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

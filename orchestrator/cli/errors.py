@@ -214,7 +214,7 @@ class OneLineUsageErrors(TyperGroup):
         takers = [words for words in _commands_taking(self, exc.option_name) if words != this]
         if not takers:
             return message
-        named = " and ".join(f"`orch {words}`" for words in takers[:2])
+        named = " and ".join(f"`{ctx.find_root().info_name} {words}`" for words in takers[:2])
         return f"No such option: {exc.option_name} for `{ctx.command_path}`; it is an option of {named}"
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
