@@ -9,6 +9,7 @@ BYTES_PER_GIB = 1024**3
 SECONDS_PER_HOUR = 3600.0
 MAX_BUDGET_USD = 1e7  # the most any budget or price may be, flag or job key: a larger one is a typo
 MAX_DEADLINE_H = 24 * 365 * 10  # the most any deadline may be, flag or trace column: ten years
+MAX_PRIORITY = 10**6  # a job's priority either way, flag, trace column or queued job: past it, a typo
 # how dollars may be written, on a flag or in a file: every refusal says so
 USD_FORMS = "20, 20.5, $20, $1,800 or 20usd"
 THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?")  # digit groups as US dollars are printed

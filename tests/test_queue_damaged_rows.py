@@ -35,6 +35,8 @@ def test_new_job_ids_are_of_the_form_the_reader_accepts():
     ("UPDATE jobs SET run_id = '../../r'", "run_id is '../../r', not an id orch makes (r- and 8 hex digits)"),
     ("UPDATE jobs SET attempts = -3", "attempts is -3, not a whole number from 0"),
     ("UPDATE jobs SET preemptions = -1", "preemptions is -1, not a whole number from 0"),
+    ("UPDATE jobs SET priority = 99999999999999",
+     "priority is 99999999999999, not a whole number from -1,000,000 to 1,000,000"),  # as --priority refuses it
 ])
 def test_a_hand_edited_jobs_row_is_refused_naming_its_column(tmp_path, sql, said):
     """job_id '../x' was listed and cancelled; attempts -3 gave a job three more retries than MAX_ATTEMPTS."""

@@ -29,9 +29,6 @@ def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | N
 
 # Ranges of the numeric flags, checked (finite, in range) before any work: NaN and inf pass every `<` test, so a
 # range alone would let `--budget nan` through to SQLite.
-MAX_PRIORITY = 10**6
-
-
 def check_budget(budget: float | None, flag: str = "--budget", zero_allowed: bool = False) -> float | None:
     """A budget buys something only above $0 (`--budget 0` planned every target, then refused them all); a monthly
     cap of 0 is a choice: no spend."""

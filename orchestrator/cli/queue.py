@@ -8,10 +8,11 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.targets import gather_targets
+from gpu_catalog.units import MAX_PRIORITY
 from orchestrator import preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
-from orchestrator.cli.limits import MAX_PRIORITY, check_budget, check_deadline
+from orchestrator.cli.limits import check_budget, check_deadline
 from orchestrator.cli.options import JobArgument, JsonFlag, hours_option, seconds_option, usd_option, whole_option
 from orchestrator.cli.runs import refreshed_runs
 from orchestrator.estimator.calibration import load_calibration

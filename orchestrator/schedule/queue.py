@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
+from gpu_catalog.units import MAX_PRIORITY
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import runs_db
 from orchestrator.runs.schema import RUNS_DB
@@ -181,6 +182,9 @@ def _job(path: Path, row) -> JobRecord:
     for column in ("attempts", "preemptions"):
         if getattr(job, column) < 0:
             raise damaged_row(path, "jobs", job.job_id, column, getattr(job, column), "not a whole number from 0")
+    if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:  # as --priority refuses it
+        raise damaged_row(path, "jobs", job.job_id, "priority", job.priority,
+                          f"not a whole number from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
     if not job.job_path.strip():  # read as the folder '.', and the job rejected for a path nobody wrote
         raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path, "not a path to the job's file")
     return job

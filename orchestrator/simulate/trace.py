@@ -21,7 +21,7 @@ from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, plain_number
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, MAX_PRIORITY, plain_number
 from trainer.config import CHOICES, MAX_SEQ_LEN
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
@@ -31,7 +31,6 @@ SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
 MAX_GENERATED_JOBS = 10_000_000  # 0.8 GB of CSV written in minutes; 1e8 was 8 GB, still writing at a minute
-MAX_PRIORITY = 10**6
 # hours after the trace began: 1e308 swallowed every run time (makespan 0, utilization 0). Not MAX_DEADLINE_H's ten
 # years: --generate's own million-job trace at 4 an hour spans 28 years (1e8 jobs: 2.5e7 h); at 1e9 h float hours
 # still resolve a millisecond
