@@ -1093,6 +1093,7 @@ def _mixed_folder(i: Inputs) -> list[str]:
     lambda i: [i.file("rep/report.md", "# my own notes\n"), "report", "--out", str(i.files / "rep")][1:],
     lambda i: ["calibrate", "--db", i.file("empty.db", "")],
     lambda i: ["report", "--db", i.file("empty.db", ""), "--out", str(i.files / "rep")],
+    lambda i: i.sweep() + ["--db", i.file("notes.txt", "")],  # made a database by `orch bench`
     lambda i: i.sweep(dataset=""),
     _mixed_folder,
     lambda i: ["report", "--job", i.file("rep/report.json", yaml.safe_dump(BASE_JOB)), "--out", str(i.files / "rep"),
@@ -1102,7 +1103,7 @@ def _mixed_folder(i: Inputs) -> list[str]:
 ], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
         "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
-        "calibrate-db-empty", "report-db-empty",
+        "calibrate-db-empty", "report-db-empty", "bench-db-an-empty-file",
         "sweep-dataset-empty", "dataset-folder-of-mixed-kinds", "report-force-over-its-job",
         "report-force-over-its-results"])
 def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(inputs, build):

@@ -35,9 +35,10 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
     path and went on with no results."""
     if db is not None:
         checks.fits_the_file_system(db, "--db")
-    if db is not None and reads_only and db.is_file() and db.stat().st_size == 0:  # SQLite would make it a database
-        raise UserError(f"--db '{db}' is an empty file, not a results database: give the one `orch bench --db` "
-                        "recorded into, or leave --db out for $ORCH_HOME/bench.db.")
+    if db is not None and db.is_file() and db.stat().st_size == 0:  # SQLite would make it a database
+        instead = "the one `orch bench --db` recorded into" if reads_only else "a new file, or a results database"
+        raise UserError(f"--db '{db}' is an empty file, not a results database: give {instead}, or leave --db out "
+                        "for $ORCH_HOME/bench.db.")
     if db is None or db.is_file():
         return
     if reads_only:
