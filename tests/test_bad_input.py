@@ -1199,6 +1199,7 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     # another command's option is said to be that command's: click offered --method, the nearest spelling
+    (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
      "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
 ])
