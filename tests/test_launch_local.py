@@ -139,6 +139,23 @@ def test_stop_then_resume(tmp_path):
     assert pulled == {"run_id": run_id, "output_dir": str(Path(run_dir) / "output")}
 
 
+def test_a_launch_ended_by_sigterm_says_the_run_goes_on(tmp_path):
+    """`timeout 60 orch launch ...` left the trainer training and said nothing of it: SIGTERM is told as Ctrl-C is."""
+    job = write_job(tmp_path, max_steps=500, save_every=2)
+    launch = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "launch", str(job), "--budget", "1",
+                               "--target", "local", "--yes"], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: RunStore().all() and RunStore().all()[0].status.value == "running")
+    launch.send_signal(signal.SIGTERM)
+    _, said = launch.communicate(timeout=60)
+    (run,) = RunStore().all()
+    try:
+        assert f"still running: `orch logs {run.run_id} --follow`, `orch stop {run.run_id}`" in said, said
+    finally:  # no trainer outlives the test
+        assert orch("stop", run.run_id).exit_code == 0
+        wait_for(lambda: runs_json()[0]["status"] == "stopped")
+
+
 def test_two_launches_at_once_are_both_recorded(tmp_path):
     jobs = []
     for name in ("a", "b"):

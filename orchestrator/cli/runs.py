@@ -1,5 +1,6 @@
 """`orch runs`, `orch logs`, `orch stop`, `orch resume`: the recorded runs and what can be done with them."""
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -70,9 +71,14 @@ def refreshed_runs() -> list[RunRecord]:
         return store.all()
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
     """Stream the log until the run ends (with a progress bar on a terminal), then record how it ended. Ctrl-C
-    leaves the run going."""
+    leaves the run going, and so does SIGTERM (`timeout 60 orch launch ...`), which said nothing of it."""
+    before = signal.signal(signal.SIGTERM, _interrupted)
     try:
         if not quiet and display.console.is_terminal:
             from orchestrator.cli.live import RunProgress
@@ -89,6 +95,8 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
                     f"holds {store.path} locked, so its end is not recorded yet: `orch runs` records it once the "
                     "lock is gone (the run needs no new launch).", err=True)
         raise typer.Exit(exit_code(ended) if ended else 1) from None
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def exit_code(status: RunStatus) -> int:
