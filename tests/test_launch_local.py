@@ -145,8 +145,8 @@ def test_a_launch_ended_by_sigterm_says_the_run_goes_on(tmp_path):
     launch = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "launch", str(job), "--budget", "1",
                                "--target", "local", "--yes"], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: RunStore().all() and RunStore().all()[0].status.value == "running")
-    launch.send_signal(signal.SIGTERM)
+    wait_for(lambda: RunStore().all() and (RunStore().all()[0].output_dir / "checkpoints" / "latest").exists())
+    launch.send_signal(signal.SIGTERM)  # long after the launch began to follow the run
     _, said = launch.communicate(timeout=60)
     (run,) = RunStore().all()
     try:
