@@ -376,11 +376,16 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def _other_number(self, node) -> str | None:
         """What is wrong with a number YAML 1.1 reads as another than its digits say, or None: `0100` is octal 64,
-        `1:30` base 60 (90), `0x1000` and `0b11` hex and binary. YAML 1.2 reads `0100` as 100 and `1:30` as text, and
-        the flags refuse hex (`--seq-len 0x10`), so each is refused, said as written, with how to write it."""
+        `1:30` base 60 (90), `0x1000` and `0b11` hex and binary, `1_000` a thousand. YAML 1.2 reads `0100` as 100 and
+        `1:30` and `1_000` as text, and the flags refuse hex and `_` (`--seq-len 0x10`, `--seq-len 1_024`), so each is
+        refused, said as written, with how to write it."""
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT):
             return None
         text, digits = node.value, node.value.lstrip("+-").replace("_", "")
+        plain = text.replace("_", "")
+        if "_" in text and (_PLAIN_WHOLE.fullmatch(plain) or node.tag == _FLOAT and ":" not in text):
+            return (f"{text} has _ between its digits, which YAML 1.2 reads as text: write it with the digits alone "
+                    f"({plain}), as the flags take it")
         if node.tag == _FLOAT and ":" not in text or _PLAIN_WHOLE.fullmatch(text):
             return None
         try:
@@ -423,7 +428,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-_PLAIN_WHOLE = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")  # a whole number YAML 1.1 and 1.2 read alike
+_PLAIN_WHOLE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # a whole number YAML 1.1 and 1.2 read alike
 
 
 class OtherNumber(yaml.constructor.ConstructorError):

@@ -41,6 +41,10 @@ def job_file(tmp_path: Path, text: str) -> Path:
     ("train_tokens: 0b11", "`train_tokens` 0b11 is binary to YAML 1.1 (3)"),
     ("learning_rate: 1:00.5", "`learning_rate` 1:00.5 is a base-60 number"),
     ("target_modules: [q_proj, 010]", "`target_modules` 010 has a leading zero"),  # a list's item, said with its key
+    # YAML 1.2 reads these as text, and the flags refuse them (`--seq-len 1_024`)
+    ("warmup_steps: 1_000", "`warmup_steps` 1_000 has _ between its digits, which YAML 1.2 reads as text: write it "
+                            "with the digits alone (1000)"),
+    ("learning_rate: 0.000_2", "`learning_rate` 0.000_2 has _ between its digits"),
 ])
 def test_numbers_yaml_11_reads_as_other_numbers_are_refused(tmp_path, line, said):
     """`seq_len: 0100` planned at 64, `train_tokens: 1:30` was 90 and `0x1000` 4096, without a word."""
@@ -50,7 +54,7 @@ def test_numbers_yaml_11_reads_as_other_numbers_are_refused(tmp_path, line, said
 
 
 def test_plain_numbers_still_read(tmp_path):
-    config, _ = load_config(job_file(tmp_path, JOB + "seed: -0\nwarmup_steps: 1_000\nlearning_rate: 0.5e-3\n"))
+    config, _ = load_config(job_file(tmp_path, JOB + "seed: -0\nwarmup_steps: 1000\nlearning_rate: 0.5e-3\n"))
     assert (config.seed, config.warmup_steps, config.learning_rate) == (0, 1000, 5e-4)
 
 
