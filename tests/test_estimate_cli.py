@@ -463,3 +463,18 @@ def test_a_job_file_given_to_estimate_is_estimated_with_its_settings_and_the_fla
     job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: .nan\nmax_steps: 2\n")
     broken = runner.invoke(app, ["estimate", str(job)])
     assert broken.exit_code == 2 and "`seq_len` must be a whole number, got nan" in broken.stderr, broken.output
+
+
+def test_a_job_file_with_no_amount_or_length_is_estimated_the_flags_giving_the_length(tmp_path):
+    """A memory estimate needs no amount to train, and --seq-len may give the length: the file was refused first
+    ("say how much to train", "missing required key `seq_len`") whatever the flags gave."""
+    job = tmp_path / "job.yaml"
+    job.write_text("model: Llama-3.1-8B\nmethod: qlora\n")
+    given = runner.invoke(app, ["estimate", str(job), "--seq-len", "1024", "--json"])
+    assert given.exit_code == 0, given.output
+    as_flags = json.loads(runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "1024",
+                                              "--json"]).stdout)
+    assert json.loads(given.stdout)["vram_gib"] == as_flags["vram_gib"]
+    assert json.loads(runner.invoke(app, ["estimate", str(job), "--json"]).stdout)["seq_len"] == 2048  # the default
+    job.write_text("model: Llama-3.1-8B\nmethod: qlora\nseq_len: 0\n")  # what the file gives is still checked
+    assert "`seq_len` must be above 0" in runner.invoke(app, ["estimate", str(job)]).stderr

@@ -88,16 +88,18 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     return read_job_file(path, overrides)[1], path.parent
 
 
-def read_job_file(path: Path, overrides: list[str] = ()) -> tuple[dict, JobConfig]:
+def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = None) -> tuple[dict, JobConfig]:
     """The job file's mapping, `--set` values applied, and the job it holds, checked. Every command reads job files
     here, so each problem names the file: `bad config: unknown key ...` of `orch report --job a --job b` said neither
-    which job nor that it was one."""
+    which job nor that it was one. `missing`: values for keys the file leaves out, in the job but not in the mapping
+    (`orch estimate` needs no amount to train, and takes --seq-len as a flag)."""
     written = checks.load_yaml(path, "job file")
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
+    whole = {**(missing or {}), **raw} if isinstance(raw, dict) else raw
     try:
-        config = config_from_dict(raw, name=path.stem, base_dir=path.parent)  # each value's own problem first:
-        if problems := job_file_problems(raw, path.parent):  # `budget_usd: .nan` was said to need `usd_per_hour`
+        config = config_from_dict(whole, name=path.stem, base_dir=path.parent)  # each value's own problem first:
+        if problems := job_file_problems(whole, path.parent):  # `budget_usd: .nan` was said to need `usd_per_hour`
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config
     except UserError as exc:

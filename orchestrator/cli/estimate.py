@@ -138,7 +138,8 @@ def _job_file_settings(model: str) -> tuple[str, dict] | None:
     if not os.path.isfile(path):  # not "model folder ... does not exist"
         raise UserError(f"job file {checks.short_repr(model)} does not exist: give a job file, or a model (a hub id, "
                         "an alias or a model folder).")
-    raw, config = read_job_file(path)
+    # an estimate needs no amount to train (max_steps goes with any other), and --seq-len may give the length
+    raw, config = read_job_file(path, missing={"seq_len": DEFAULT_SEQ_LEN, "max_steps": 1})
     written = {key: getattr(config, key) for key in SETTINGS_SHOWN if key in raw}
     written.update({key: ",".join(written[key]) for key in LIST_SETTINGS if key in written})
     written = {key: value for key, value in written.items() if value != ""}  # `modules_to_save: []`: the default
