@@ -406,6 +406,7 @@ case("sweep-warmup-0", lambda i: i.sweep(warmup_steps=0))
 case("sweep-measured-text", lambda i: i.sweep(measured_steps="five"))
 case("sweep-dataset-missing", lambda i: i.sweep(dataset="none.jsonl"))
 case("sweep-dataset-a-number", lambda i: i.sweep(dataset=5))
+case("sweep-dataset-nul", lambda i: i.sweep(dataset="a\x00b"))  # a traceback: embedded null byte
 case("sweep-name-escapes", lambda i: i.sweep(name="../x"))
 case("sweep-settings-a-list", lambda i: i.sweep(settings=[1]))
 case("bench-target-cloud", lambda i: i.sweep() + ["--target", "cloud"])

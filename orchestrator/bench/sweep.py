@@ -37,7 +37,7 @@ from gpu_catalog.models import get_model
 from gpu_catalog.names import near_hint
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.preflight import dataset_file_problems
-from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict
+from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict, is_text
 from trainer.job_file import ADAPTER_KEYS, written_key_problems
 from trainer.offline_names import model_unreachable
 from trainer.requirements import run_problems
@@ -196,6 +196,9 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if not raw["dataset"].strip():  # '' is the sweep's own folder, found not to be data only in every trainer
         raise UserError(f"sweep {path}: `dataset` is empty: give a data file or folder (relative to the sweep's "
                         "folder).")
+    if not is_text(raw["dataset"]):  # a NUL byte ended in a traceback
+        raise UserError(f"sweep {path}: `dataset` {checks.short_repr(raw['dataset'])} holds a control character: "
+                        "give a data file or folder's path.")
     dataset = (Path(path).parent / checks.user_path(raw["dataset"])).resolve()
     if not dataset.exists():
         raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")
