@@ -2,9 +2,12 @@
 models live here, and the parsed cloud catalog in a compact form, so a plan reads SkyPilot's CSVs (tens of thousands
 of rows for the large clouds) only when one of them changed."""
 
+import dataclasses
+import functools
 import hashlib
+import json
 import os
-import pickle
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,20 +27,35 @@ def _key(sources: list[Path]) -> str:
 
 
 def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> list:
-    """`build()`, a list of `item_type`, or what it returned last time none of `sources` changed. A cache that
-    cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail. Only a regular
-    file is read (a pipe in its place waited forever, a link to /dev/zero filled memory); the rebuilt entry replaces
-    whatever was there."""
-    path = cache_dir() / "catalog" / f"{_key(sources)}.pickle"
+    """`build()`, a list of `item_type` (a dataclass), or what it returned last time none of `sources` changed. A
+    cache that cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail. Only
+    a regular file is read (a pipe in its place waited forever, a link to /dev/zero filled memory); the rebuilt entry
+    replaces whatever was there. Kept as JSON: a pickle put there ran its code in the next plan."""
+    path = cache_dir() / "catalog" / f"{_key(sources)}.json"
     try:
-        value = pickle.loads(path.read_bytes()) if path.is_file() else None
-        if isinstance(value, list) and all(isinstance(item, item_type) for item in value):
-            return value
+        if path.is_file():
+            return [_typed(item_type, item) for item in json.loads(path.read_bytes())]
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
         pass
     value = build()
-    write_whole(path, pickle.dumps(value))
+    write_whole(path, json.dumps([dataclasses.asdict(item) for item in value]).encode())
     return value
+
+
+def _typed(kind, data):
+    """`data` read back from JSON as `kind`: a dataclass from its fields (nested ones too), a tuple from a list,
+    anything else as it is; TypeError or KeyError for data of another shape."""
+    if dataclasses.is_dataclass(kind):
+        hints = _hints(kind)
+        return kind(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.init})
+    if typing.get_origin(kind) is tuple:
+        return tuple(data)
+    return data
+
+
+@functools.cache
+def _hints(kind) -> dict:
+    return typing.get_type_hints(kind)
 
 
 def write_whole(path: Path, data: bytes) -> None:

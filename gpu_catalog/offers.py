@@ -96,7 +96,7 @@ def split_plausible(offers: list[Offer]) -> tuple[list[Offer], list[Offer]]:
 
 # The code that reads the catalogs, and the type it reads them into, key their cache as the catalogs do: a rule it
 # gains (a price cap) applies to a catalog an older orch already read and cached, and a field Offer gains is never
-# missing from offers an older orch pickled
+# missing from offers an older orch cached
 READER_FILES = tuple(Path(__file__).with_name(name) for name in ("skypilot_catalog.py", "gpus.py", "offer.py"))
 
 

@@ -148,6 +148,33 @@ def test_a_gpu_info_nested_too_deeply_is_unreadable_like_any_other(tmp_path, gpu
                                                                                   ("plain", "A100 40GB")]
 
 
+class _Runs:
+    def __reduce__(self):
+        return (print, ("code from the cache ran",))
+
+
+def test_the_catalog_cache_gives_back_the_offers_built_and_runs_no_code_put_there(tmp_path, monkeypatch, capsys):
+    """The cache was a pickle: one put in its place ran its code in the next plan (a SystemExit in it ended the
+    plan with exit 1 and no word). It is JSON now, read back as the offers it kept; anything else is rebuilt."""
+    import pickle
+
+    from gpu_catalog import offers
+
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    offers.cloud_offers.cache_clear()
+    built = offers.cloud_offers()
+    (entry,) = (tmp_path / "cache" / "catalog").iterdir()
+    offers.cloud_offers.cache_clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(offers, "read_catalog_dir", lambda folder: pytest.fail("the catalog was read again"))
+        assert offers.cloud_offers() == built  # read back from the cache, equal to the offers built
+    entry.write_bytes(pickle.dumps([_Runs()]))
+    offers.cloud_offers.cache_clear()
+    assert offers.cloud_offers() == built and "code from the cache ran" not in capsys.readouterr().out
+    offers.cloud_offers.cache_clear()
+
+
 def test_the_catalog_cache_is_read_again_when_the_code_that_reads_it_changes(tmp_path, monkeypatch):
     """A catalog cached by an older orch kept what that orch read from it (a 1e300 $/h offer, before prices were
     capped) until the catalog itself changed."""
