@@ -309,6 +309,12 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", file("latin1.csv", header + b"\n" + good.replace(b"j1", b"j\xe91") + b"\n")], "UTF-8"),
         (["--trace", file("bom.csv", b"\xff\xfe" + header)], "UTF-8"),
         (["--trace", file("cols.csv", b"job_id,arrival_h\nx,1\n")], "lacks columns"),
+        (["--trace", file("tabs.csv", header.replace(b",", b"\t") + b"\n")], "separate the columns with commas"),
+        (["--trace", file("budget.csv", header.replace(b"budget_usd", b"budget") + b"\n")],
+         "lacks column budget_usd and has column 'budget' (misspelt?)"),
+        # each column said in its one line, and each counted once: 100,000 of them took minutes, and filled the line
+        (["--trace", file("wide.csv", header + b"".join(b",x%d" % n for n in range(100_000)) + b"\n")],
+         "has columns 'x0', 'x1', 'x2' and 99,997 more, which no simulation reads"),
         (["--trace", file("twice.csv", header + b",job_id\n" + good + b",j2\n")], "names column job_id twice"),
         (["--trace", file("extra.csv", header + b",budget\n" + good + b",5\n")],
          "has column 'budget', which no simulation reads"),

@@ -30,6 +30,7 @@ MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20
 SMALL_MODELS = {"meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B"}
 SEQ_LENS = ((512, 0.15), (1024, 0.25), (2048, 0.45), (4096, 0.15))
 MAX_TRAIN_TOKENS = 10**15  # far past any fine-tune; a bigger number is a typo
+MOST_COLUMNS_SAID = 3  # of a header's missing or unknown columns, in the one line of its error
 MAX_GENERATED_JOBS = 10_000_000  # 0.8 GB of CSV written in minutes; 1e8 was 8 GB, still writing at a minute
 # hours after the trace began: 1e308 swallowed every run time (makespan 0, utilization 0). Not MAX_DEADLINE_H's ten
 # years: --generate's own million-job trace at 4 an hour spans 28 years (1e8 jobs: 2.5e7 h); at 1e9 h float hours
@@ -243,10 +244,23 @@ def _open(path: Path) -> tuple:
     unknown = [c for c in header if c not in COLUMNS]  # `budget` for budget_usd: every job simulated unbudgeted
     if missing or repeated or unknown:
         f.close()
-        problem = f"lacks columns {missing}" if missing else f"names column {', '.join(repeated)} twice" \
-            if repeated else f"has column {', '.join(map(short_repr, unknown))}, which no simulation reads"
+        if len(header) == 1 and (separator := next((s for s in "\t;|" if s in header[0]), None)):
+            raise UserError(f"trace {path} has one column, {short_repr(header[0])}: separate the columns with "
+                            f"commas, not {short_repr(separator)}; expected {', '.join(COLUMNS)}.")
+        beside = f" and has {_few(unknown)} (misspelt?)" if unknown else ""
+        problem = f"lacks {_few(missing, quoted=False)}{beside}" if missing else \
+            f"names column {', '.join(repeated)} twice" if repeated else \
+            f"has {_few(unknown)}, which no simulation reads"
         raise UserError(f"trace {path} {problem}; expected {', '.join(COLUMNS)}.")
     return f, reader
+
+
+def _few(columns: list[str], quoted: bool = True) -> str:
+    """`column a`, `columns a, b, c` or `columns a, b, c and 99,997 more`: a header of 100,000 unknown columns was
+    listed whole in the one line of the error."""
+    shown = [short_repr(c) if quoted else c for c in columns[:MOST_COLUMNS_SAID]]
+    more = f" and {len(columns) - MOST_COLUMNS_SAID:,} more" if len(columns) > MOST_COLUMNS_SAID else ""
+    return f"column{'s' if len(columns) > 1 else ''} {', '.join(shown)}{more}"
 
 
 def check_trace(path: Path, every_row: bool = False) -> None:
