@@ -818,6 +818,8 @@ def test_there_are_at_least_150_cases():
     lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW),
     lambda i: i.model(GOOD_MODEL),
     lambda i: ["scheduler", "run", "--once", "--interval", "5", "--cpu-slots", "0", "--monthly-cap", "0"],
+    # JSON text holds U+2028 and U+0085 as they are: the line was split there and called "not valid JSON"
+    lambda i: i.results(json.dumps({**GOOD_ROW, "message": "a\u2028b\x85c"}, ensure_ascii=False)),
 ])
 def test_good_inputs_beside_them_pass(inputs, build):
     result = CliRunner().invoke(app, build(inputs))

@@ -136,8 +136,9 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
         if path.suffix.lower() in EXPORT_SUFFIXES and path.suffix.lower() != ".jsonl":  # a spreadsheet's export
             raise UserError(f"results file '{path}' is a {path.suffix} export, for spreadsheets: give the .jsonl that "
                             "`orch bench --out RESULTS.jsonl` writes.")
+        # split at \n alone: splitlines() also broke a line at U+2028 or U+0085, which JSON text may hold as they are
         lines = [(number, line) for number, line in
-                 enumerate(checks.read_text(path, "results file").splitlines(), start=1) if line.strip()]
+                 enumerate(checks.read_text(path, "results file").split("\n"), start=1) if line.strip()]
         if not lines:
             raise UserError(f"results file '{path}' holds no rows: give a .jsonl file that `orch bench --out` wrote.")
         for number, line in lines:
