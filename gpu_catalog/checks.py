@@ -553,11 +553,13 @@ MOST_CONFIG_BYTES = 2**20
 
 
 def load_yaml(path: Path | str, what: str = "file"):
-    """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES."""
+    """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES. A `.json` one is
+    read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML)."""
     if os.path.isfile(path) and (size := os.path.getsize(path)) > MOST_CONFIG_BYTES:
         raise UserError(f"{what} '{path}' is {size / 2**20:.1f} MiB, and a config is a few KB (at most "
                         f"{MOST_CONFIG_BYTES // 2**20} MiB read): check that it is the file you meant.")
-    return parse_yaml(read_text(path, what), f"{what} '{path}'")
+    parse = parse_json if str(path).lower().endswith(".json") else parse_yaml
+    return parse(read_text(path, what), f"{what} '{path}'")
 
 
 def safe_name(name, what: str = "name") -> str:

@@ -1203,6 +1203,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     # another command's option is said to be that command's: click offered --method, the nearest spelling
     (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
+    # a JSON config's error is a JSON one: it was called not valid YAML
+    (lambda i: ["import", i.file("lf.json", '{"stage": "sft",\n "cutoff_len": 1024\n')],
+     "lf.json' is not valid JSON at line 3, column 1"),
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
      "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
 ])
