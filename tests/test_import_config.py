@@ -696,3 +696,16 @@ def test_an_imported_setting_no_cloud_can_run_is_said_with_the_job(tmp_path):
     assert document["notes"] and "only your own GPUs can run this job" in document["notes"][0]
     plain = CliRunner().invoke(app, ["import", str(config)])
     assert "note: attention flash_attention_2 needs flash-attn" in plain.stderr
+
+
+def test_a_config_of_many_keys_not_carried_lists_the_first_fifty_and_json_all(tmp_path):
+    """A config of 75,000 unknown keys printed 75,000 lines."""
+    source = tmp_path / "big.yaml"
+    source.write_text(yaml.safe_dump({"base_model": "meta-llama/Llama-3.1-8B", "adapter": "lora", "max_steps": 5,
+                                      "sequence_len": 1024,
+                                      **{f"unknown_{n}": n for n in range(60)}}))
+    said = CliRunner().invoke(app, ["import", str(source)]).stderr
+    assert "60 key(s) not carried over:" in said and "  and 10 more: `--json` lists them all" in said, said
+    assert len([line for line in said.splitlines() if line.startswith("  unknown_")]) == 50
+    listed = json.loads(CliRunner().invoke(app, ["import", str(source), "--json"]).stdout)["not_carried"]
+    assert len([entry for entry in listed if "unknown_" in str(entry)]) == 60

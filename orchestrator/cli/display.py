@@ -50,6 +50,7 @@ class _Console(Console):
 console = _Console(highlight=False)
 err_console = _Console(stderr=True, highlight=False)
 UNBOUNDED = 10_000  # a width no table reaches: its natural width
+MOST_KEYS_LISTED = 50  # of an imported config's keys not carried over, each with its reason
 
 
 class Table(RichTable):
@@ -655,8 +656,11 @@ def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -
         console.print(f"wrote {esc(str(out))}", highlight=False)
     if not_carried:
         err_console.print(f"[bold]{len(not_carried)} key(s) not carried over:[/]", highlight=False)
-        for key, why in not_carried:
+        for key, why in not_carried[:MOST_KEYS_LISTED]:
             err_console.print(f"  {esc(key)}: {esc(why)}", highlight=False, soft_wrap=True)
+        if len(not_carried) > MOST_KEYS_LISTED:  # a config of 75,000 unknown keys printed 75,000 lines
+            err_console.print(f"  and {len(not_carried) - MOST_KEYS_LISTED:,} more: `--json` lists them all",
+                              highlight=False)
 
 
 def show_data_size(data: dict | None, dataset_named: bool = True) -> None:
