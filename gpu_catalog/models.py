@@ -463,9 +463,10 @@ def _hub_ids() -> dict[str, str]:
 def is_model_folder(name: str, path: Path) -> bool:
     """Whether the job's `name` for a model means the folder at `path` (where it resolves): a name written as a path,
     or a folder holding a model's config.json. A folder of notes named `Llama-3.1-8B` beside the job hid the catalog's
-    model, and the job failed for the folder's missing config.json."""
+    model, and the job failed for the folder's missing config.json. A config.json that is no file (a pipe, a folder,
+    a broken link) still means the folder, whose reading then says what it is: `mdl/x` was an unknown hub id."""
     try:
-        return written_as_path(name) and os.path.exists(path) or (path / "config.json").is_file()
+        return written_as_path(name) and os.path.exists(path) or os.path.lexists(path / "config.json")
     except OSError:  # a name too long for a path names no folder
         return False
 

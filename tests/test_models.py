@@ -418,3 +418,17 @@ def test_a_model_folder_is_said_as_a_folder_and_its_linked_config_as_a_link(tmp_
     (tmp_path / "gone" / "config.json").symlink_to(tmp_path / "nowhere.json")
     with pytest.raises(UserError, match=re.escape(f"is a link to {tmp_path / 'nowhere.json'}, which does not exist")):
         get_model("./gone")
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda path: path.mkdir(), "config.json' is a folder, not a file"),
+    (lambda path: path.symlink_to("/nonexistent"), "is a link to /nonexistent, which does not exist"),
+    (lambda path: __import__("os").mkfifo(path), "is not a regular file (a device or a pipe)"),
+])
+def test_a_folder_whose_config_is_no_file_is_that_folder_not_a_hub_id(tmp_path, monkeypatch, make, said):
+    """`orch estimate mdl/x` called such a folder an unknown model the hub could not be asked for."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mdl" / "x").mkdir(parents=True)
+    make(tmp_path / "mdl" / "x" / "config.json")
+    with pytest.raises(UserError, match=re.escape(said)):
+        get_model("mdl/x")
