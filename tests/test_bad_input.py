@@ -1130,6 +1130,11 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: _model_folder(i, None), "holds no weights (none of model.safetensors, "),
     (lambda i: _model_folder(i, b"garbage"), "model.safetensors does not read as safetensors (Error while "),
     (lambda i: _model_folder(i, SAFETENSORS[:-1]), "does not read as safetensors (Error while "),
+    # a weight file that is no file was "no weights"; .bin weights of other bytes passed plan and failed the trainer
+    (lambda i: [(i.files / "model" / "model.safetensors").mkdir(parents=True), _model_folder(i, None)][1],
+     "model.safetensors' is a folder, not a file"),
+    (lambda i: [i.file("model/pytorch_model.bin", b"garbage"), _model_folder(i, None)][1],
+     "pytorch_model.bin does not read as PyTorch weights (neither the zip archive nor the pickle torch.save"),
     (lambda i: _indexed_model_folder(i, b'{"weight_map": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
      "index.json is not a weight index (JSON with a weight_map)"),
     (lambda i: _indexed_model_folder(i, b'{"weight_map": {"x": "../outside.safetensors"}}'),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.errors import UserError
 
 # the files transformers loads a model's weights from, one file or shards listed in an index
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -18,10 +19,14 @@ SHARD_KINDS = (".safetensors", ".bin")  # what an index's shards are: files of t
 def weights_problem(folder: Path) -> str | None:
     """Why the model in `folder` has no weights transformers can load, or None: no weight file, an index that lists
     no shard or one that is not there, or a safetensors file whose header or data does not read."""
-    found = _weight_file(folder, WEIGHT_FILES)
+    found = next((folder / name for name in WEIGHT_FILES if os.path.lexists(folder / name)), None)
     if found is None:
         return (f"model folder '{folder}' holds no weights (none of {', '.join(WEIGHT_FILES)}): save the model there "
                 "with save_pretrained, or give its hub id")
+    try:  # a pipe, a folder, a broken link or /dev/zero in its name's place: said as what it is, not as no weights
+        checks.input_file(found, "weight file", "copy the model's file there")
+    except UserError as exc:
+        return str(exc).rstrip(".")
     try:
         shards = _shards(found)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
@@ -36,9 +41,20 @@ def weights_problem(folder: Path) -> str | None:
     for shard in shards:
         if not shard.is_file():
             return f"{shard}, which {found.name} lists, is not there: copy the whole model folder"
-        if shard.suffix == ".safetensors" and (problem := _safetensors_problem(shard)):
+        problem = _safetensors_problem(shard) if shard.suffix == ".safetensors" else _torch_file_problem(shard)
+        if problem:
             return f"{shard} {problem}: copy it again, or save the model again with save_pretrained"
     return None
+
+
+def _torch_file_problem(path: Path) -> str | None:
+    """Why a .bin weight file is no file torch.save writes, from its first bytes: a zip archive (torch 1.6 on) or a
+    pickle (the legacy format). Any other bytes passed `orch plan` and failed the trainer's load."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    return "does not read as PyTorch weights (neither the zip archive nor the pickle torch.save writes)"
 
 
 def _weight_file(folder: Path, names: tuple[str, ...]) -> Path | None:
