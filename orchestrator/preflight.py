@@ -56,7 +56,7 @@ def dataset_file_problems(path: Path, read: set[str] | None = None) -> list[str]
         return [f"dataset {problem}"] if (problem := folder_problem(path)) else []
     kind = file_kind(path)
     if kind is None:
-        return [f"dataset {path.name}: {FILE_KINDS_HINT}"]
+        return [f"dataset '{path}': {FILE_KINDS_HINT}"]
     if not path.is_file():  # a pipe: opening it to read its head waited for a writer, for ever (`orch bench`)
         return [f"dataset '{path}' is not a file or a folder: {FILE_KINDS_HINT}"]
     if head := file_head_problem(path):

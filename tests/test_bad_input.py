@@ -1203,6 +1203,9 @@ def _foreign_database(path: Path) -> Path:
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
     # the providers there are, each named, as a choice flag's refusal names its choices
     (lambda i: ["catalog", "offers", "--providers", "nope"], "unknown provider 'nope'. Providers with offers: aws, "),
+    # said as written, not as its link's target's name (`dataset zero`)
+    (lambda i: [(i.files / "zero.jsonl").symlink_to("/dev/zero"), i.sweep(dataset=str(i.files / "zero.jsonl"))][1],
+     "zero.jsonl' is not a file or a folder"),
     # which GPU it was: "none of the rows is an ok run on a GPU orch knows" named none
     (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),

@@ -199,12 +199,14 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if not is_text(raw["dataset"]):  # a NUL byte ended in a traceback
         raise UserError(f"sweep {path}: `dataset` {checks.short_repr(raw['dataset'])} holds a control character: "
                         "give a data file or folder's path.")
-    dataset = (Path(path).parent / checks.user_path(raw["dataset"])).resolve()
-    if not dataset.exists():
+    written = Path(path).parent / checks.user_path(raw["dataset"])  # said as written: resolved, a link to /dev/zero
+    if loop := checks.symlink_loop(written, f"sweep {path}: dataset"):
+        raise loop
+    if not written.exists():  # was said to be the dataset `zero`
         raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")
-    if problems := dataset_file_problems(dataset):  # once here, not once per point in a trainer
+    if problems := dataset_file_problems(written):  # once here, not once per point in a trainer
         raise UserError(f"sweep {path}: {problems[0]}.")
-    dataset = str(dataset)
+    dataset = str(written.resolve())
     labels = [f"grid {index} of {len(raw['grids'])}" for index in range(1, len(raw["grids"]) + 1)]
     grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
