@@ -1203,6 +1203,9 @@ def _foreign_database(path: Path) -> Path:
      "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"),
     # the providers there are, each named, as a choice flag's refusal names its choices
     (lambda i: ["catalog", "offers", "--providers", "nope"], "unknown provider 'nope'. Providers with offers: aws, "),
+    # a sweep's tokenizer and eval settings, judged before any point trains (a trainer was started, then refused it)
+    (lambda i: i.sweep(settings={"tokenizer": str(i.files)}), "holds no tokenizer (none of tokenizer.json"),
+    (lambda i: i.sweep(settings={"eval_dataset": DATA}), "a benchmark point never evaluates, saves or logs"),
     # said as written, not as its link's target's name (`dataset zero`)
     (lambda i: [(i.files / "zero.jsonl").symlink_to("/dev/zero"), i.sweep(dataset=str(i.files / "zero.jsonl"))][1],
      "zero.jsonl' is not a file or a folder"),

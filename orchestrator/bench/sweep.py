@@ -37,7 +37,15 @@ from gpu_catalog.models import get_model
 from gpu_catalog.names import near_hint
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.preflight import dataset_file_problems
-from trainer.config import CHOICES, LARGEST_COUNT, JobConfig, config_from_dict, is_text
+from trainer.config import (
+    CHOICES,
+    LARGEST_COUNT,
+    JobConfig,
+    check_model_and_tokenizer,
+    config_from_dict,
+    is_text,
+    resolve_tokenizer,
+)
 from trainer.job_file import ADAPTER_KEYS, written_key_problems
 from trainer.offline_names import model_unreachable
 from trainer.requirements import run_problems
@@ -55,7 +63,8 @@ SET_BY_SWEEP = {"dataset": "give the one dataset at the sweep's top level (`data
                 "max_steps": "each round trains the sweep's warmup_steps + measured_steps (set those at its top level)",
                 "timing_warmup_steps": "set `warmup_steps` at the sweep's top level",
                 "name": "each point is named by its id (the sweep's own `name:` is at its top level)",
-                **dict.fromkeys(FIXED_POINT_KEYS, "a benchmark point never evaluates, saves or logs: leave it out")}
+                **dict.fromkeys((*FIXED_POINT_KEYS, "eval_dataset", "eval_split", "eval_every", "eval_batches"),
+                                "a benchmark point never evaluates, saves or logs: leave it out")}
 # trainer settings that are numbers (not one of a few choices, as `quant_bits: 4` is): 64 and 64.0 are the same to the
 # trainer, so one of them
 _NUMBER_KEYS = {f.name for f in fields(JobConfig) if f.type in (int, int | None, float, float | None)} - set(CHOICES)
@@ -211,7 +220,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
-    points, seen, unreachable, cpu_only = [], set(), {}, not detect_gpus()
+    points, seen, judged, unreachable, cpu_only = [], set(), set(), {}, not detect_gpus()
     for grid, label in zip(grids, labels, strict=True):
         keys = list(grid)
         for values in itertools.product(*grid.values()):
@@ -222,8 +231,13 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
             try:  # the trainer's schema and a known model: not in point 37; its message names no sweep, so prefixed
                 if problems := written_key_problems(config):  # the trainer reads the point as a job file
                     raise UserError(f"bad config: {'; '.join(problems)}.")
-                checked = config_from_dict(config)
+                checked = config_from_dict(config, base_dir=Path(path).parent)  # a tokenizer from the sweep's folder
                 get_model(checked.model)
+                if (checked.model, checked.tokenizer) not in judged:  # its tokenizer and weights, as plan's: a point
+                    check_model_and_tokenizer(checked, Path(path).parent)  # trained, and refused them, after start
+                    judged.add((checked.model, checked.tokenizer))
+                if checked.tokenizer is not None:  # as a job's run gets it: a point trains from its own folder
+                    config["tokenizer"] = resolve_tokenizer(checked.tokenizer, Path(path).parent)
             except UserError as exc:
                 raise UserError(f"{where}: {exc}") from None
             if problem := cannot_run_here(checked, unreachable, cpu_only):
