@@ -149,6 +149,18 @@ def test_a_conversation_the_chat_template_refuses_is_a_record_error(tokenizer):
                where="record 2")
 
 
+def test_a_chat_template_that_is_no_template_is_blamed_not_the_record(tokenizer):
+    """`{% for %}` was said to refuse record 1, to be fixed or dropped, as every record would have been."""
+    import copy
+
+    broken = copy.deepcopy(tokenizer)
+    broken.chat_template = "{% for %}"
+    with pytest.raises(DataError, match="the chat template of tokenizer .* is not a template .*: fix its "
+                                        "chat_template, or give another `tokenizer`") as caught:
+        render({"messages": [{"role": "user", "content": "hi"}]}, broken, where="record 1")
+    assert "record 1" not in str(caught.value)
+
+
 def test_records_whose_prompts_run_past_seq_len_say_to_raise_it(tokenizer):
     """Each cut at seq_len before its response, none trained a token: the run said the data "packs into 0 training
     sequences" and to lower the batch or seq_len, which makes it worse."""

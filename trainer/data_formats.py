@@ -110,13 +110,17 @@ def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple
 
 def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[bool]]:
     """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
-    from jinja2 import TemplateError
+    from jinja2 import TemplateError, TemplateSyntaxError
 
     ids: list[int] = []
     mask: list[bool] = []
     for end, message in enumerate(messages, start=1):
         try:
             rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        except TemplateSyntaxError as exc:  # the template itself is broken: no record is to blame
+            raise DataError(f"the chat template of tokenizer {checks.short_repr(tokenizer.name_or_path)} is not a "
+                            f"template ({str(exc)[:200]}): fix its chat_template, or give another `tokenizer`.") \
+                from None
         except TemplateError as exc:  # Mistral's, Llama 2's, Gemma's raise on a system turn or roles out of turn
             raise DataError(f"{where}: the model's chat template refuses this conversation "
                             f"({str(exc)[:200]}): fix or drop the record, or give a `tokenizer` whose template "
