@@ -44,8 +44,9 @@ def suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.
     by_key = {_compared(c): c for c in candidates}
     keys = difflib.get_close_matches(typed, list(by_key), n=limit, cutoff=cutoff)
     starts = [c for key, c in by_key.items() if typed and key.startswith(typed)]
+    swapped = [c for key, c in by_key.items() if len(key) == len(typed) and sorted(key) == sorted(typed)]  # `peu`
     substring_hits = [c for key, c in by_key.items() if typed and typed in key]
-    ordered = starts + [by_key[k] for k in keys] + substring_hits
+    ordered = starts + swapped + [by_key[k] for k in keys] + substring_hits
     return list(dict.fromkeys(ordered))[:limit]
 
 

@@ -1206,6 +1206,10 @@ def _foreign_database(path: Path) -> Path:
     # a sweep's tokenizer and eval settings, judged before any point trains (a trainer was started, then refused it)
     (lambda i: i.sweep(settings={"tokenizer": str(i.files)}), "holds no tokenizer (none of tokenizer.json"),
     (lambda i: i.sweep(settings={"eval_dataset": DATA}), "a benchmark point never evaluates, saves or logs"),
+    (lambda i: i.results(row(gpu="NVIDIA\x00H200")), "`gpu` 'NVIDIA\\x00H200' holds a control character"),
+    (lambda i: i.calibration('{"efficency": {}}'), "unknown key 'efficency' (did you mean `efficiency`"),
+    (lambda i: i.calibration('{"points": -5, "efficiency": {}}'), "points must be a whole number from 0, got -5"),
+    (lambda i: i.hardware("peu: 1.2\n"), "unknown key peu (did you mean `pue`?)"),  # letters swapped: no hint
     # said as written, not as its link's target's name (`dataset zero`)
     (lambda i: [(i.files / "zero.jsonl").symlink_to("/dev/zero"), i.sweep(dataset=str(i.files / "zero.jsonl"))][1],
      "zero.jsonl' is not a file or a folder"),

@@ -157,6 +157,7 @@ _OPTIONAL_NUMBERS = {"mfu": 1.0, "tokens_per_s_spread": 1e3, "tokens_per_s_inter
 _OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens", "cpu_threads")
 CREATED_AHEAD_S = 86_400  # a row stamped more than a day ahead of this machine's clock was not measured yet
 _OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
+_NAMES = ("gpu", "driver_version")  # of those, one line each (a message may hold a traceback's lines)
 MAX_PEAK_GIB = 1e4
 MAX_TOKENS_PER_S = 1e9
 # The least a measured rate or size may be, 0 aside (not measured, as calibrate and report read it): 5e-324 tokens/s
@@ -190,6 +191,10 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
     for key in _OPTIONAL_TEXTS:
         if not isinstance(row.get(key) or "", str):
             raise UserError(f"{where}: `{key}` must be text, got {checks.printable(repr(row[key]))[:60]}.")
+    for key in _NAMES:  # `NVIDIA\x00H200` was fitted as an H200
+        if (value := row.get(key) or "") and checks.printable(value) != value:
+            raise UserError(f"{where}: `{key}` {checks.short_repr(value)} holds a control character: a device's "
+                            "name and driver are printable text.")
     if not isinstance(row.get("stable"), (bool, type(None))):
         raise UserError(f"{where}: `stable` must be true or false.")
     if row.get("stable") and row.get("tokens_per_s_interval") is None:  # stability.is_stable needs an interval

@@ -17,6 +17,7 @@ from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import DATA_DIR, GPU, cpu_gpu, find_gpu
+from gpu_catalog.names import near_hint
 from orchestrator.home import orch_home
 
 DEFAULT_EFFICIENCY = {"full": 0.62, "lora": 0.60, "qlora": 0.55}
@@ -135,6 +136,7 @@ def _parsed(raw, path: Path) -> Calibration:
     """The file's content, every key known and every value in range: a typo in a hand-edited file is named rather
     than quietly ignored."""
     _known(_mapping(raw, "the file"), FILE_KEYS, "key")
+    _said_of_the_fit(raw)
     efficiency = _by_gpu(raw["efficiency"], "efficiency",
                          lambda gpu, methods: {_method(m): _efficiency(v, f"efficiency of {gpu} {m}")
                                                for m, v in _mapping(methods, gpu).items()})
@@ -156,6 +158,20 @@ def _parsed(raw, path: Path) -> Calibration:
                        method_efficiency=method_efficiency, method_basis=method_basis, memory_basis=memory_basis)
 
 
+def _said_of_the_fit(raw: dict) -> None:
+    """What the file says of its fit (when, from how many points, from which files), shown by `orch calibrate` and
+    the report: each of its kind, in printable text (`points: -5` and a source holding an escape were taken)."""
+    points = raw.get("points", 0)
+    if type(points) is not int or points < 0:
+        raise ValueError(f"points must be a whole number from 0, got {short_repr(points)}")
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) and checks.printable(s) == s for s in sources):
+        raise ValueError(f"sources must be a list of file names, got {short_repr(sources)}")
+    fitted_at = raw.get("fitted_at", "")
+    if not isinstance(fitted_at, str) or checks.printable(fitted_at) != fitted_at:
+        raise ValueError(f"fitted_at must be a time as text, got {short_repr(fitted_at)}")
+
+
 def _mapping(value, what: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a JSON object, got {checks.json_kind(value)}")
@@ -166,7 +182,7 @@ def _known(value, allowed: tuple[str, ...], what: str):
     """`value` (or each key of a mapping) is one of `allowed`."""
     for name in (value if isinstance(value, dict) else (value,)):
         if name not in allowed:
-            raise ValueError(f"unknown {what} {short_repr(name)}: use {', '.join(allowed)}")
+            raise ValueError(f"unknown {what} {short_repr(name)}{near_hint(name, allowed)}: use {', '.join(allowed)}")
     return value
 
 
