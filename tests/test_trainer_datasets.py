@@ -447,6 +447,30 @@ def test_a_parquet_file_of_no_rows_is_said_to_hold_no_records(tmp_path, capfd):
     assert "dataset 'empty.parquet' holds no records (a Parquet file of no rows)" in err[0], err
 
 
+def test_a_folder_of_parquet_files_of_other_columns_and_a_nul_in_parquet_text_are_refused(tmp_path):
+    """`datasets` cast a later file's numbers to the first's text (30,000 integers trained as text), or failed with
+    arrow's `Couldn't cast`, naming no file; a NUL in Parquet text was trained on, where JSON and CSV refuse it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainer.config import config_from_dict
+    from trainer.data_formats import DataError
+    from trainer.data_sources import Source, dataset_problems, read_records
+
+    (tmp_path / "d").mkdir()
+    pq.write_table(pa.table({"text": ["hello world"] * 3}), tmp_path / "d" / "a.parquet")
+    pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "d" / "b.parquet")
+    job = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
+                            "dataset": "d"})
+    (said,) = dataset_problems(job, tmp_path)
+    assert "b.parquet's columns (text int64) are not those of a.parquet (text string)" in said, said
+    pq.write_table(pa.table({"text": ["hello world"] * 3}), tmp_path / "d" / "b.parquet")
+    assert dataset_problems(job, tmp_path) == []
+    pq.write_table(pa.table({"text": ["fine", "bad\x00text"]}), tmp_path / "nul.parquet")
+    with pytest.raises(DataError, match=r"record 2: a string holds a NUL character"):
+        read_records(Source("nul.parquet", tmp_path / "nul.parquet", None, "train"), None)
+
+
 def test_a_local_dataset_that_cannot_be_read_is_said_in_its_own_terms(tmp_path):
     """A folder of empty .txt files was `cannot read dataset 'tx' config default split 'train': Please pass
     `features` or at least one example when writing data`: the hub's words and `datasets`' internals."""

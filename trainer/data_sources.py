@@ -210,11 +210,37 @@ def _csv_files_problem(paths: list[Path], read: set[str]) -> str | None:
     return next(filter(None, (csv_problem(path, read) for path in paths)), None) or _csv_headers_problem(paths)
 
 
-def _csv_files(local: Path) -> list[Path]:
-    """The CSV files a local dataset reads: itself, or a folder's (of one kind, folder_problem has made sure)."""
+def _data_files(local: Path, suffix: str) -> list[Path]:
+    """The files of one kind a local dataset reads: itself, or a folder's (of one kind, folder_problem has made
+    sure)."""
     if not local.is_dir():  # a file, or /dev/null: the reader says what it is
-        return [local] if local.is_file() and file_kind(local) == "csv" else []
-    return [path for path in visible_paths(local) if path.suffix.lower() == ".csv" and path.is_file()]
+        return [local] if local.is_file() and local.suffix.lower() == suffix else []
+    return [path for path in visible_paths(local) if path.suffix.lower() == suffix and path.is_file()]
+
+
+def _parquet_files_problem(paths: list[Path], read: set[str]) -> str | None:
+    """A folder's Parquet files whose columns the trainer reads differ from its first's, in name or type: `datasets`
+    cast a later file's numbers to the first's text, unsaid (30,000 integers trained as text), or failed with arrow's
+    `Couldn't cast`, naming no file."""
+    if len(paths) < 2:
+        return None
+    import pyarrow.parquet as pq  # only for a folder of Parquet files
+
+    try:
+        schemas = {path: pq.read_schema(path) for path in paths}
+    except Exception:  # noqa: BLE001 - a file that is no Parquet: said by the reader, as before
+        return None
+
+    def columns(path: Path) -> dict[str, str]:
+        return {field.name: str(field.type) for field in schemas[path] if field.name in read}
+
+    first, *others = paths
+    if other := next((path for path in others if columns(path) != columns(first)), None):
+        said = ", ".join(f"{name} {kind}" for name, kind in sorted(columns(other).items())) or "none of them"
+        return (f"{other}'s columns ({said}) are not those of {first.name} ("
+                f"{', '.join(f'{name} {kind}' for name, kind in sorted(columns(first).items()))}): a folder's Parquet "
+                "files are read as one table, so give them the same columns, of the same types")
+    return None
 
 
 def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) -> list[str]:
@@ -232,7 +258,8 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
-            elif problem := _csv_files_problem(_csv_files(local), read_columns(config.dataset_columns)):
+            elif problem := _csv_files_problem(_data_files(local, ".csv"), read_columns(config.dataset_columns)) \
+                    or _parquet_files_problem(_data_files(local, ".parquet"), read_columns(config.dataset_columns)):
                 problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
@@ -330,6 +357,15 @@ def _json_records(path: Path, key: str) -> Iterator[tuple[str, dict]]:
                             f"{{\"messages\": [...]}}, ...), got {checks.json_kind(record)}.")
         if problem := _string_problem(record):
             raise DataError(f"{key} {path} {where}: a string holds {problem}: fix or drop the record.")
+        yield where, record
+
+
+def _no_string_problem(key: str, placed: Iterable[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:
+    """Records read by `datasets` (Parquet, CSV, the hub's), each checked for what no text holds, as a JSON file's
+    are: a NUL in a Parquet file's text was trained on."""
+    for where, record in placed:
+        if problem := _string_problem(dict(record)):
+            raise DataError(f"{key} {where}: a string holds {problem}: fix or drop the record.")
         yield where, record
 
 
@@ -522,8 +558,9 @@ def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict],
                 placed = ((f"{os.path.relpath(path, folder)} {where}" if folder else where, record)
                           for path in files[1] for where, record in _json_records(path, source.key))
             else:  # numbered across a folder's files, in the order `datasets` reads them
-                placed = ((f"record {number} of its files in name order" if folder else f"record {number}", record)
-                          for number, record in enumerate(_load(source, streaming, files), start=1))
+                placed = _no_string_problem(source.key, (
+                    (f"record {number} of its files in name order" if folder else f"record {number}", record)
+                    for number, record in enumerate(_load(source, streaming, files), start=1)))
             if streaming:
                 placed = _until_chars(placed, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
             read = [(where, dict(record)) for where, record in placed]
