@@ -415,6 +415,9 @@ def test_a_point_given_twice_is_fitted_once(tmp_path):
                                       str(tmp_path / "c.json"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == len({row["point_id"] for row in rows})
+    # and said: the rows before the last of each point were left out unsaid
+    assert f"note: {len(rows)} result rows repeat a point given earlier: each point counts once, as its last row" \
+        in result.stderr, result.stderr
 
 
 def test_a_fit_that_stops_at_an_end_of_its_range_is_said(tmp_path):

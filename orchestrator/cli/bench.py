@@ -62,8 +62,14 @@ def gather_rows(db: Path | None, results: list[Path] | None) -> tuple[list[dict]
     if results:
         for path in results:
             checks.input_file(path, "result file", "give a .jsonl file that `orch bench --out` wrote.")
-        # a point given twice (a file listed twice, a rerun appended) counts once, its last row, as in the database
-        return list({row["point_id"]: row for row in read_jsonl(results)}.values()), [str(p) for p in results]
+        # a point given twice (a file listed twice, a rerun appended) counts once, its last row, as in the database;
+        # said, for the rows before it were left out unsaid, and `fitted on 1 of 1 rows` hid them
+        read = read_jsonl(results)
+        by_point = {row["point_id"]: row for row in read}
+        if repeats := len(read) - len(by_point):
+            display.say(f"note: {repeats} result row{'s' if repeats > 1 else ''} repeat a point given earlier: each "
+                        "point counts once, as its last row.", err=True)
+        return list(by_point.values()), [str(p) for p in results]
     files = sorted(RESULTS_DIR.glob("*.jsonl"))
     rows = {row["point_id"]: row for row in read_jsonl(files)}
     rows.update({row["point_id"]: row for row in ResultStore(db).rows()})
