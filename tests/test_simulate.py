@@ -310,6 +310,7 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", file("bom.csv", b"\xff\xfe" + header)], "UTF-8"),
         (["--trace", file("cols.csv", b"job_id,arrival_h\nx,1\n")], "lacks columns"),
         (["--trace", file("tabs.csv", header.replace(b",", b"\t") + b"\n")], "separate the columns with commas"),
+        (["--trace", file("quote.csv", header + b"\n" + good + b'\n"j2,1\n')], "line 3: not CSV (unexpected end"),
         (["--trace", file("budget.csv", header.replace(b"budget_usd", b"budget") + b"\n")],
          "lacks column budget_usd and has column 'budget' (misspelt?)"),
         # each column said in its one line, and each counted once: 100,000 of them took minutes, and filled the line

@@ -228,7 +228,7 @@ def _open(path: Path) -> tuple:
     except OSError as exc:
         raise UserError(f"cannot open trace {path} ({exc.strerror}).") from None
     try:
-        reader = csv.DictReader(_utf8_lines(f))
+        reader = csv.DictReader(_utf8_lines(f), strict=True)  # an unterminated quote: not "1 fields"
         header = reader.fieldnames or ()
     except (UnicodeDecodeError, csv.Error) as exc:
         f.close()
