@@ -360,12 +360,12 @@ def _json_records(path: Path, key: str) -> Iterator[tuple[str, dict]]:
         yield where, record
 
 
-def _no_string_problem(key: str, placed: Iterable[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:
+def _no_string_problem(named: str, placed: Iterable[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:
     """Records read by `datasets` (Parquet, CSV, the hub's), each checked for what no text holds, as a JSON file's
-    are: a NUL in a Parquet file's text was trained on."""
+    are: a NUL in a Parquet file's text was trained on. `named`: the dataset as its errors name it."""
     for where, record in placed:
         if problem := _string_problem(dict(record)):
-            raise DataError(f"{key} {where}: a string holds {problem}: fix or drop the record.")
+            raise DataError(f"{named} {where}: a string holds {problem}: fix or drop the record.")
         yield where, record
 
 
@@ -558,7 +558,7 @@ def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict],
                 placed = ((f"{os.path.relpath(path, folder)} {where}" if folder else where, record)
                           for path in files[1] for where, record in _json_records(path, source.key))
             else:  # numbered across a folder's files, in the order `datasets` reads them
-                placed = _no_string_problem(source.key, (
+                placed = _no_string_problem(f"{source.key} {source.local or source.name}", (
                     (f"record {number} of its files in name order" if folder else f"record {number}", record)
                     for number, record in enumerate(_load(source, streaming, files), start=1)))
             if streaming:
