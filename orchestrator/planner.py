@@ -165,7 +165,7 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     if fit is None:
         usable = usable_vram_gib(gpu, calibration)
         fit = cache[key] = auto_fit(model, settings_from_job(spec), gpu, calibration, usable,
-                                         checkpointing_choices(spec.grad_ckpt))
+                                    checkpointing_choices(spec.grad_ckpt))
     return fit
 
 
