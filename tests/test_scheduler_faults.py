@@ -218,7 +218,7 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
     assert month_spend_usd(store, now) == 8.0  # the running one at its budget stop; the local one not at all
 
     budgets = []
-    monkeypatch.setattr(lifecycle, "new_record", lambda spec, path, option, budget, device: budgets.append(budget)
+    monkeypatch.setattr(lifecycle, "new_record", lambda spec, path, option, budget, **where: budgets.append(budget)
                         or make_record(tmp_path / "d", run_id="r-dddddddd"))
     monkeypatch.setattr(lifecycle, "start", lambda *args, **kwargs: None)
     monkeypatch.setattr(JobQueue, "claim", lambda *args: True)
