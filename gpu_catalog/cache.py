@@ -6,7 +6,9 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +35,8 @@ def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> l
     replaces whatever was there. Kept as JSON: a pickle put there ran its code in the next plan."""
     path = cache_dir() / "catalog" / f"{_key(sources)}.json"
     try:
-        if path.is_file():
-            return [_typed(item_type, item) for item in json.loads(path.read_bytes())]
+        if path.is_file() and isinstance(items := json.loads(path.read_bytes()), list):
+            return [_typed(item_type, item) for item in items]
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
         pass
     value = build()
@@ -43,13 +45,30 @@ def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> l
 
 
 def _typed(kind, data):
-    """`data` read back from JSON as `kind`: a dataclass from its fields (nested ones too), a tuple from a list,
-    anything else as it is; TypeError or KeyError for data of another shape."""
+    """`data` read back from JSON as `kind`: a dataclass from its fields (nested ones too), a tuple from a list, a
+    number, text or a flag as itself, each of its field's type; TypeError or KeyError for data of another shape (an
+    edited cache's price of 'abc' failed every plan that compared prices)."""
     if dataclasses.is_dataclass(kind):
         hints = _hints(kind)
         return kind(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.init})
     if typing.get_origin(kind) is tuple:
-        return tuple(data)
+        item_kind = typing.get_args(kind)[0]
+        return tuple(_typed(item_kind, item) for item in _of(list, data))
+    if isinstance(kind, types.UnionType):  # `float | None`
+        options = typing.get_args(kind)
+        if data is None and type(None) in options:
+            return None
+        return _typed(next(option for option in options if option is not type(None)), data)
+    if kind is float:  # JSON's whole numbers read back as ints; its NaN (json reads it) is no price
+        if type(data) not in (int, float) or not math.isfinite(data):
+            raise TypeError("a finite number expected")
+        return float(data)
+    return _of(kind, data)
+
+
+def _of(kind: type, data):
+    if type(data) is not kind:
+        raise TypeError(f"{kind.__name__} expected")
     return data
 
 

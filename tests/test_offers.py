@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import re
 from collections import Counter
@@ -172,6 +173,13 @@ def test_the_catalog_cache_gives_back_the_offers_built_and_runs_no_code_put_ther
     entry.write_bytes(pickle.dumps([_Runs()]))
     offers.cloud_offers.cache_clear()
     assert offers.cloud_offers() == built and "code from the cache ran" not in capsys.readouterr().out
+    kept = json.loads(entry.read_text())
+    # an edited entry of another shape is rebuilt too: a price of 'abc' failed every plan that compared prices
+    for edit in ({}, [{**kept[0], "usd_per_hour": "abc"}], [{**kept[0], "spot": "yes"}],
+                 [{**kept[0], "gpu": {**kept[0]["gpu"], "vram_gib": None}}]):
+        entry.write_text(json.dumps(edit))
+        offers.cloud_offers.cache_clear()
+        assert offers.cloud_offers() == built, edit
     offers.cloud_offers.cache_clear()
 
 

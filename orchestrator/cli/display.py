@@ -138,6 +138,9 @@ def print_error(message: str) -> None:
 def labelled(label: str, text: str, out: Console = console) -> None:
     """`label text` with the text's folded lines under its own start, not under the label: a long line on an
     80-column terminal keeps its shape. Both are markup, their user values already escaped."""
+    if not out.is_terminal:  # a pipe or a log gets the line whole, as every line of text (_Console.print)
+        out.print(f"{label} {text}", highlight=False)
+        return
     grid = RichTable.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
