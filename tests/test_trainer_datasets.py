@@ -554,12 +554,14 @@ def test_a_csv_header_with_a_blank_name_still_reads(tmp_path):
 
     path = tmp_path / "qa.csv"
     path.write_text("instruction,output,\nq1,0,\n", encoding="utf-8")
-    assert read_records(Source("qa.csv", path, None, "train"), None)[0] == [{"instruction": "q1", "output": "0"}]
+    assert read_records(Source("qa.csv", path, None, "train"), None)[0] == [
+        {"instruction": "q1", "output": "0", "Unnamed: 2": ""}]
 
 
 def test_a_csv_file_is_read_for_the_columns_the_trainer_reads(tmp_path):
     """A 120 KB file of 20,000 columns took `datasets` minutes to read whole; those orch reads are read, and a file
-    with none of them is read whole, so its error can list what it has."""
+    with none of them, or of a usual width, is read whole, so its error can list what it has (`chosen, rejected`:
+    preference data, said so)."""
     from trainer.data_sources import Source, read_records
 
     path = tmp_path / "wide.csv"
@@ -571,3 +573,6 @@ def test_a_csv_file_is_read_for_the_columns_the_trainer_reads(tmp_path):
     assert read_records(Source("wide.csv", path, None, "train"), None)[0] == [{"question": "q", "answer": "a"}]
     named_but_absent = Source("wide.csv", path, None, "train", columns=frozenset({"text", "answer", "missing"}))
     assert read_records(named_but_absent, None)[0] == [{"question": "q", "answer": "a"}]  # whole, for the error
+    path.write_text("prompt,chosen,rejected\nq,a,b\n")
+    assert read_records(Source("wide.csv", path, None, "train"), None)[0] == [
+        {"prompt": "q", "chosen": "a", "rejected": "b"}]

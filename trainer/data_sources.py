@@ -29,6 +29,7 @@ from trainer.data_formats import SHAPE_COLUMNS, DataError, read_columns
 from trainer.offline_names import dataset_unreachable
 
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+WIDEST_READ_WHOLE = 100  # columns of a CSV header read whole; a wider one is read for the trainer's (_csv_as_text)
 FILE_KINDS_HINT = "use a .jsonl, .json, .parquet or .csv file (or a folder of them)"
 READ_MARGIN = 2  # a streamed dataset is read to twice the text the run needs: tokens per byte vary by tokenizer
 
@@ -317,8 +318,9 @@ def _csv_as_text(path: Path, read: frozenset[str]) -> dict:
     """The csv builder's options that read every cell as the text in the file: CSV has no types, and pandas' guesses
     made `01000` the number 1000, an answer `0` a number the record was refused for, `True` a boolean, and `NA`,
     `None`, `null` or an empty cell null (an input of `NA` trained as no input). A header that repeats a name
-    (pandas renames the repeat) keeps pandas' reading. Only the columns the trainer reads (`read`) are read, where
-    the header has any: a 120 KB file of 20,000 columns took `datasets` minutes."""
+    (pandas renames the repeat) keeps pandas' reading. A header of more than WIDEST_READ_WHOLE columns is read for
+    the columns the trainer reads (`read`), where it has any: a 120 KB file of 20,000 columns took `datasets`
+    minutes. A narrower one is read whole, so a record of no known shape is said with all its columns."""
     from datasets import Features, Value
 
     try:
@@ -330,7 +332,7 @@ def _csv_as_text(path: Path, read: frozenset[str]) -> dict:
         return {}
     names = [name or f"Unnamed: {index}" for index, name in enumerate(header)]  # as pandas names a blank one
     mapped_here = read - set(SHAPE_COLUMNS) <= set(names)  # else all, so the error lists every column the file has
-    if mapped_here and (kept := [name for name in names if name in read]):
+    if len(names) > WIDEST_READ_WHOLE and mapped_here and (kept := [name for name in names if name in read]):
         return {"na_filter": False, "usecols": kept, "features": Features({name: Value("string") for name in kept})}
     return {"na_filter": False, "features": Features({name: Value("string") for name in names})}
 
