@@ -463,8 +463,13 @@ def test_a_folder_of_parquet_files_of_other_columns_and_a_nul_in_parquet_text_ar
     job = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
                             "dataset": "d"})
     (said,) = dataset_problems(job, tmp_path)
-    assert "b.parquet's columns (text int64) are not those of a.parquet (text string)" in said, said
-    pq.write_table(pa.table({"text": ["hello world"] * 3}), tmp_path / "d" / "b.parquet")
+    assert "b.parquet's columns (text int64) are not those of a.parquet (text text)" in said, said
+    pq.write_table(pa.table({"text": ["hello world"] * 3, "id": [1, 2, 3]}), tmp_path / "d" / "b.parquet")
+    (said,) = dataset_problems(job, tmp_path)  # arrow's `Couldn't cast`, naming no file
+    assert "b.parquet's columns (text text, id) are not those of a.parquet (text text)" in said, said
+    # text is text however arrow keeps it
+    pq.write_table(pa.table({"text": pa.array(["hello world"] * 3, pa.large_string())}), tmp_path / "d" / "b.parquet")
+    pq.write_table(pa.table({"text": pa.array(["hi"] * 3).dictionary_encode()}), tmp_path / "d" / "c.parquet")
     assert dataset_problems(job, tmp_path) == []
     pq.write_table(pa.table({"text": ["fine", "bad\x00text"]}), tmp_path / "nul.parquet")
     with pytest.raises(DataError, match=r"record 2: a string holds a NUL character"):

@@ -220,11 +220,13 @@ def _data_files(local: Path, suffix: str) -> list[Path]:
 
 
 def _parquet_files_problem(paths: list[Path], read: set[str]) -> str | None:
-    """A folder's Parquet files whose columns the trainer reads differ from its first's, in name or type: `datasets`
-    cast a later file's numbers to the first's text, unsaid (30,000 integers trained as text), or failed with arrow's
-    `Couldn't cast`, naming no file."""
+    """A folder's Parquet files read as one table whose columns differ from its first's: in name (arrow's `Couldn't
+    cast`, naming no file), or a column the trainer reads holding text in one file and something else in another
+    (`datasets` cast a later file's numbers to the first's text, unsaid: 30,000 integers trained as text). Text is
+    text however arrow stores it (string, large_string, dictionary-encoded)."""
     if len(paths) < 2:
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq  # only for a folder of Parquet files
 
     try:
@@ -232,15 +234,21 @@ def _parquet_files_problem(paths: list[Path], read: set[str]) -> str | None:
     except Exception:  # noqa: BLE001 - a file that is no Parquet: said by the reader, as before
         return None
 
+    def kind(arrow_type) -> str:
+        if pa.types.is_dictionary(arrow_type):
+            arrow_type = arrow_type.value_type
+        return "text" if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else str(arrow_type)
+
     def columns(path: Path) -> dict[str, str]:
-        return {field.name: str(field.type) for field in schemas[path] if field.name in read}
+        return {field.name: kind(field.type) if field.name in read else "" for field in schemas[path]}
+
+    def said(path: Path) -> str:
+        return ", ".join(f"{name} {shown}".strip() for name, shown in columns(path).items())
 
     first, *others = paths
     if other := next((path for path in others if columns(path) != columns(first)), None):
-        said = ", ".join(f"{name} {kind}" for name, kind in sorted(columns(other).items())) or "none of them"
-        return (f"{other}'s columns ({said}) are not those of {first.name} ("
-                f"{', '.join(f'{name} {kind}' for name, kind in sorted(columns(first).items()))}): a folder's Parquet "
-                "files are read as one table, so give them the same columns, of the same types")
+        return (f"{other}'s columns ({said(other)}) are not those of {first.name} ({said(first)}): a folder's Parquet "
+                "files are read as one table, so give them the same columns, of the same kinds")
     return None
 
 
