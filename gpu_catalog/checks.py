@@ -335,6 +335,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     deep, stand for ten million values, which every check that walked or printed them expanded (seconds to minutes,
     gigabytes)."""
 
+    underscores_are_digits = False  # `1_000`: text to YAML 1.2, refused in orch's own files (_other_number)
+
     def __init__(self, stream):
         super().__init__(stream)
         self._values_in: dict[yaml.Node, int] = {}  # each node composed: the values it stands for, aliases expanded
@@ -385,8 +387,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
         text, digits = node.value, node.value.lstrip("+-").replace("_", "")
         plain = text.replace("_", "")
         if "_" in text and (_PLAIN_WHOLE.fullmatch(plain) or node.tag == _FLOAT and ":" not in text):
+            if self.underscores_are_digits:
+                return None
             return (f"{text} has _ between its digits, which YAML 1.2 reads as text: write it with the digits alone "
-                    f"({plain}), as the flags take it")
+                    f"({plain}), as the flags take it, or quote it if it is text")
         if node.tag == _FLOAT and ":" not in text or _PLAIN_WHOLE.fullmatch(text):
             return None
         try:
@@ -430,6 +434,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _PLAIN_WHOLE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # a whole number YAML 1.1 and 1.2 read alike
+
+
+class ForeignConfigLoader(UniqueKeyLoader):
+    """Another trainer's config, as that trainer (PyYAML) reads it: `sequence_len: 2_048` is 2048 to axolotl."""
+
+    underscores_are_digits = True
 
 
 class OtherNumber(yaml.constructor.ConstructorError):
@@ -498,11 +508,11 @@ def unreadable_value(exc: ValueError) -> str:
     return str(exc)
 
 
-def parse_yaml(text: str, what: str):
+def parse_yaml(text: str, what: str, loader: type[UniqueKeyLoader] = UniqueKeyLoader):
     """YAML text (a file's or a flag's) through the duplicate-refusing safe loader. A value PyYAML recognises but
     Python cannot hold (`2001-02-30`, a 5000-digit number) is refused like any other bad value."""
     try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
+        return yaml.load(text, Loader=loader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
     except OtherNumber as exc:  # said with where it is in a file; a flag's value is all one line
         where = yaml_error_text(exc) if "\n" in text.strip() else f": {exc.problem}"
         raise NumberNotAsWritten(f"{what}{where}.") from None
@@ -552,14 +562,15 @@ def parse_json(text: str, what: str):
 MOST_CONFIG_BYTES = 2**20
 
 
-def load_yaml(path: Path | str, what: str = "file"):
+def load_yaml(path: Path | str, what: str = "file", loader: type[UniqueKeyLoader] = UniqueKeyLoader):
     """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES. A `.json` one is
     read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML)."""
     if os.path.isfile(path) and (size := os.path.getsize(path)) > MOST_CONFIG_BYTES:
         raise UserError(f"{what} '{path}' is {size / 2**20:.1f} MiB, and a config is a few KB (at most "
                         f"{MOST_CONFIG_BYTES // 2**20} MiB read): check that it is the file you meant.")
-    parse = parse_json if str(path).lower().endswith(".json") else parse_yaml
-    return parse(read_text(path, what), f"{what} '{path}'")
+    if str(path).lower().endswith(".json"):
+        return parse_json(read_text(path, what), f"{what} '{path}'")
+    return parse_yaml(read_text(path, what), f"{what} '{path}'", loader)
 
 
 def safe_name(name, what: str = "name") -> str:

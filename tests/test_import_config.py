@@ -709,3 +709,13 @@ def test_a_config_of_many_keys_not_carried_lists_the_first_fifty_and_json_all(tm
     assert len([line for line in said.splitlines() if line.startswith("  unknown_")]) == 50
     listed = json.loads(CliRunner().invoke(app, ["import", str(source), "--json"]).stdout)["not_carried"]
     assert len([entry for entry in listed if "unknown_" in str(entry)]) == 60
+
+
+def test_a_foreign_configs_numbers_are_read_as_its_trainer_reads_them(tmp_path):
+    """axolotl reads `sequence_len: 2_048` with PyYAML, as 2048: the import refused it, as orch's own files refuse
+    it (YAML 1.2 reads it as text, and the flags refuse it)."""
+    source = tmp_path / "ax.yaml"
+    source.write_text("base_model: meta-llama/Llama-3.2-1B\nsequence_len: 2_048\nadapter: lora\nmax_steps: 5\n")
+    result = CliRunner().invoke(app, ["import", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["job"]["seq_len"] == 2048

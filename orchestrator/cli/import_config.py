@@ -32,7 +32,7 @@ from trainer.job_file import job_file_problems
 
 
 def _read_yaml(path: Path) -> dict:
-    raw = checks.load_yaml(path, "config file")
+    raw = checks.load_yaml(path, "config file", checks.ForeignConfigLoader)  # numbers as its trainer reads them
     if not isinstance(raw, dict):
         raise UserError(f"config file '{path}' must be a YAML mapping of keys to values.")
     return raw
