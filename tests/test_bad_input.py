@@ -1218,6 +1218,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     # another command's option is said to be that command's: click offered --method, the nearest spelling
     (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
+    # a slot trains on a core at least: more slots than cores were each priced at a core's share, sharing one
+    (lambda i: ["scheduler", "run", "--once", "--cpu-slots", str((os.cpu_count() or 1) + 1)],
+     f"--cpu-slots {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
     # a JSON config's error is a JSON one: it was called not valid YAML
     (lambda i: ["import", i.file("lf.json", '{"stage": "sft",\n "cutoff_len": 1024\n')],
      "lf.json' is not valid JSON at line 3, column 1"),

@@ -1,5 +1,6 @@
 """`orch submit`, `orch queue`, `orch cancel`, `orch scheduler run`: the job queue over owned GPUs and the cloud."""
 
+import os
 import shutil
 from typing import Annotated
 
@@ -159,6 +160,9 @@ def scheduler_run_command(
     checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
+    if cpu_slots > (cores := os.cpu_count() or 1):  # four slots on two cores each ran on one, priced at half the CPU
+        raise UserError(f"--cpu-slots {cpu_slots} is more than this machine's {cores} CPU cores, and each slot trains "
+                        f"on a core at least: give at most {cores}.")
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
     if once:
         decided = scheduler.run_once()
