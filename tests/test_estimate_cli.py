@@ -478,3 +478,15 @@ def test_a_job_file_with_no_amount_or_length_is_estimated_the_flags_giving_the_l
     assert json.loads(runner.invoke(app, ["estimate", str(job), "--json"]).stdout)["seq_len"] == 2048  # the default
     job.write_text("model: Llama-3.1-8B\nmethod: qlora\nseq_len: 0\n")  # what the file gives is still checked
     assert "`seq_len` must be above 0" in runner.invoke(app, ["estimate", str(job)]).stderr
+    job.write_text("model: Llama-3.1-8B\n")  # no method either: the flags', else the default
+    assert json.loads(runner.invoke(app, ["estimate", str(job), "--method", "full", "--json"]).stdout)[
+        "method"] == "full"
+    assert json.loads(runner.invoke(app, ["estimate", str(job), "--json"]).stdout)["method"] == "lora"
+
+
+def test_cpu_threads_without_the_cpu_is_refused():
+    """It was taken with --gpu H100 or no --gpu, and changed nothing."""
+    for gpu in ([], ["--gpu", "H100"]):
+        result = runner.invoke(app, ["estimate", "orch/tiny-llama", "--cpu-threads", "1", *gpu])
+        assert result.exit_code == 2 and "--cpu-threads sets the cores of an estimate on the CPU" in result.stderr
+    assert runner.invoke(app, ["estimate", "orch/tiny-llama", "--cpu-threads", "1", "--gpu", "cpu"]).exit_code == 0

@@ -129,17 +129,19 @@ def _over_the_job(written: dict, typed: dict, model: str, quantization: str | No
     return {**kept, **typed}, notes
 
 
-def _job_file_settings(model: str) -> tuple[str, dict] | None:
+def _job_file_settings(model: str, method: str) -> tuple[str, dict] | None:
     """A job file given for MODEL: the model it names (a folder as an absolute path, relative paths starting at the
-    job file's folder) and the settings it writes, which the flags given override. None: MODEL is no job file."""
+    job file's folder) and the settings it writes, which the flags given override. None: MODEL is no job file.
+    `method`: the flags' (or the default), for a file that leaves it out."""
     path = Path(checks.user_path(model))
     if path.suffix.lower() not in checks.YAML_SUFFIXES or os.path.isdir(path):  # a model folder named x.yaml
         return None
     if not os.path.isfile(path):  # not "model folder ... does not exist"
         raise UserError(f"job file {checks.short_repr(model)} does not exist: give a job file, or a model (a hub id, "
                         "an alias or a model folder).")
-    # an estimate needs no amount to train (max_steps goes with any other), and --seq-len may give the length
-    raw, config = read_job_file(path, missing={"seq_len": DEFAULT_SEQ_LEN, "max_steps": 1})
+    # an estimate needs no amount to train (max_steps goes with any other), and the flags may give the length and
+    # the method (a file that left them out was refused, whatever the flags gave)
+    raw, config = read_job_file(path, missing={"seq_len": DEFAULT_SEQ_LEN, "max_steps": 1, "method": method})
     written = {key: getattr(config, key) for key in SETTINGS_SHOWN if key in raw}
     written.update({key: ",".join(written[key]) for key in LIST_SETTINGS if key in written})
     written = {key: value for key, value in written.items() if value != ""}  # `modules_to_save: []`: the default
@@ -223,7 +225,7 @@ def estimate(
         "cpu_threads": cpu_threads}
     typed = {key: value for key, value in given.items() if value is not None}
     job_notes = []
-    if (job := _job_file_settings(model)) is not None:
+    if (job := _job_file_settings(model, method_forms.resolve(typed, "-", quantization)[0]["method"])) is not None:
         model, written = job
         given, job_notes = _over_the_job(written, typed, model, quantization)
         job_notes.insert(0, f"settings from the job file; {model} is its model")
@@ -234,6 +236,9 @@ def estimate(
     settings = _settings(flags, model, set(typed))
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
+    if cpu_threads is not None and (gpu is None or gpu.strip().lower() != "cpu"):  # it was taken, and changed nothing
+        raise UserError("--cpu-threads sets the cores of an estimate on the CPU: give --gpu cpu with it, or leave it "
+                        "out.")
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
     named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
