@@ -1224,6 +1224,8 @@ def _foreign_database(path: Path) -> Path:
     # a JSON config's error is a JSON one: it was called not valid YAML
     (lambda i: ["import", i.file("lf.json", '{"stage": "sft",\n "cutoff_len": 1024\n')],
      "lf.json' is not valid JSON at line 3, column 1"),
+    (lambda i: plan(i) + ["--db", "x.db"],  # plan's own parser too, and every command that takes it
+     "No such option: --db for `orch plan`; it is an option of `orch bench`, `orch calibrate` and `orch report`"),
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
      "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
 ])

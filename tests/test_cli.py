@@ -320,6 +320,15 @@ def test_a_folded_summary_line_goes_on_under_its_text(monkeypatch):
         assert lines[n + 1].startswith(" " * len(label)) and lines[n + 1].strip(), lines[n:n + 2]
 
 
+def test_a_summary_line_is_whole_in_a_pipe(monkeypatch):
+    """A log or a pipe got `chosen: ... (analytic` and `throughput)` on the next line, folded at 80 columns as a
+    terminal would: a script grepping for the line got half of it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = invoke("plan", QLORA_JOB, "--budget", "20").stdout.splitlines()
+    (chosen,) = [n for n, line in enumerate(lines) if line.startswith("chosen: ")]
+    assert len(lines[chosen]) > 80 and lines[chosen + 1].startswith("  spend: "), lines[chosen:chosen + 2]
+
+
 @pytest.mark.parametrize("args, message", [
     (["submit", QLORA_JOB, "--budget", "1", "--budget", "500"], "--budget given twice, as 1 and 500: give it once"),
     (["launch", QLORA_JOB, "--budget=1", "--budget", "2", "--dry-run"], "--budget given twice, as 1 and 2"),

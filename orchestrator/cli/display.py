@@ -135,10 +135,12 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {esc(one_line(message))}", highlight=False, soft_wrap=True)
 
 
-def labelled(label: str, text: str, out: Console = console) -> None:
+def labelled(label: str, text: str, out: Console | None = None) -> None:
     """`label text` with the text's folded lines under its own start, not under the label: a long line on an
-    80-column terminal keeps its shape. Both are markup, their user values already escaped."""
-    if not out.is_terminal:  # a pipe or a log gets the line whole, as every line of text (_Console.print)
+    80-column terminal keeps its shape. Both are markup, their user values already escaped. `out`: stdout's console
+    (looked up when called) unless given."""
+    out = out or console
+    if isinstance(out, _Console) and not out.is_terminal:  # a pipe or a log: the line whole, as _Console.print
         out.print(f"{label} {text}", highlight=False)
         return
     grid = RichTable.grid(padding=(0, 1))

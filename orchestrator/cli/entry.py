@@ -48,10 +48,20 @@ def _command(argv: list[str]) -> None:
     if argv[:1] == ["plan"]:
         from orchestrator.cli.plan import run
 
-        sys.exit(run(argv[1:]))
+        sys.exit(run(argv[1:], _option_owners))
     from orchestrator.cli.main import app
 
     app()
+
+
+def _option_owners(option: str) -> str | None:
+    """Which other commands take an option given to plan: typer and every command are loaded for that mistake only."""
+    import typer.main
+
+    from orchestrator.cli.errors import owned_elsewhere
+    from orchestrator.cli.main import app
+
+    return owned_elsewhere(typer.main.get_command(app), option, "orch plan")
 
 
 if __name__ == "__main__":

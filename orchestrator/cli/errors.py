@@ -171,6 +171,18 @@ def _commands_taking(group, option: str):
             yield name
 
 
+def owned_elsewhere(group, option: str, command_path: str) -> str | None:
+    """An unknown option that other commands take, said to be theirs (every one of them), or None: `orch estimate
+    --set` was offered --method, the nearest spelling, which sets nothing like it. `command_path`: `orch estimate`."""
+    root, _, this = command_path.partition(" ")  # `scheduler run`, as _commands_taking names it
+    takers = sorted(words for words in _commands_taking(group, option) if words != this)
+    if not takers:
+        return None
+    named = [f"`{root} {words}`" for words in takers]
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"No such option: {option} for `{command_path}`; it is an option of {listed}"
+
+
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
     the one `error: ...` line every other mistake gets, with the help to read, instead of a framed block. (Typer
@@ -208,14 +220,7 @@ class OneLineUsageErrors(TyperGroup):
                              f"{exc.option_name}`", ctx=ctx) from None
 
     def _whose_option(self, exc, ctx, message: str) -> str:
-        """An option another command takes, said to be that command's: `orch estimate --set` was offered --method,
-        the nearest spelling, which sets nothing like it."""
-        this = ctx.command_path.split(" ", 1)[-1]  # `scheduler run`, as _commands_taking names it
-        takers = [words for words in _commands_taking(self, exc.option_name) if words != this]
-        if not takers:
-            return message
-        named = " and ".join(f"`{ctx.find_root().info_name} {words}`" for words in takers[:2])
-        return f"No such option: {exc.option_name} for `{ctx.command_path}`; it is an option of {named}"
+        return owned_elsewhere(self, exc.option_name, ctx.command_path) or message
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         # for fail(): a refusal made before the command has read its --json (an option's callback, a usage error)

@@ -7,7 +7,7 @@ import typer
 
 from orchestrator.cli import catalog, plan
 from orchestrator.cli.bench import bench_command, calibrate_command, report_command
-from orchestrator.cli.errors import OneLineUsageErrors
+from orchestrator.cli.errors import OneLineUsageErrors, owned_elsewhere
 from orchestrator.cli.estimate import estimate
 from orchestrator.cli.import_config import import_command
 from orchestrator.cli.launch import launch_command
@@ -39,7 +39,7 @@ app.command("estimate")(estimate)
              add_help_option=False)
 def plan_command(ctx: typer.Context) -> None:
     """Rank every local and cloud target for a job under a budget and an optional deadline (`orch plan --help`)."""
-    raise typer.Exit(plan.run(ctx.args))
+    raise typer.Exit(plan.run(ctx.args, lambda option: owned_elsewhere(ctx.find_root().command, option, "orch plan")))
 
 
 app.command("import")(import_command)

@@ -31,6 +31,10 @@ class _Refused(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    # Another command's option given to plan, said to be that command's as every typer command says it (`--cpu-slots`
+    # was offered --no-spot): orch's program sets it, asking its other commands only when such a mistake is made
+    option_owners: Callable[[str], str | None] = staticmethod(lambda option: None)
+
     def error(self, message: str):
         raise _Refused(f"{checks.one_line(message)}; see `orch plan --help`.")
 
@@ -45,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
             if name.startswith("-") and name != "-" and not checks.is_number_text(name) and \
                     name not in self._option_string_actions:
                 near = difflib.get_close_matches(name, list(self._option_string_actions))  # click's own matching
-                self.error(f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
+                self.error(self.option_owners(name) or
+                           f"No such option: {name}" + (f" (Possible options: {', '.join(near)})" if near else ""))
         return super().parse_known_args(args, namespace)
 
 
@@ -119,9 +124,12 @@ def _spot_note(result) -> str | None:
             "here takes.")
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], option_owners: Callable[[str], str | None] | None = None) -> int:
+    """`orch plan ARGV`; `option_owners`: the message for an option of orch's other commands (_Parser)."""
     as_json = json_wanted(argv)
     parse = parser()
+    if option_owners is not None:
+        parse.option_owners = option_owners
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
         try:
             argv = spelled_as_orch(argparse_options(parse), argv)
