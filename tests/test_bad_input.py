@@ -448,7 +448,7 @@ case("calibrate-results-status-unknown", lambda i: i.results(row(status="great")
 case("calibrate-results-model-unknown", lambda i: i.results(row(config={**GOOD_ROW["config"], "model": "Llama-9-8X"})))
 case("calibrate-results-peak-huge", lambda i: i.results(row(peak_vram_gib={"reserved": 1e300})))
 for field, value in (("padding_fraction", 0.999999999), ("mfu", 10), ("gpu_util_mean_pct", -50),
-                     ("cpu_threads", -4), ("created_at", 1e11), ("train_tokens", 10**300)):
+                     ("cpu_threads", -4), ("cpu_threads", 0), ("created_at", 1e11), ("train_tokens", 10**300)):
     case(f"calibrate-results-{field}-{value}", lambda i, f=field, v=value: i.results(row(**{f: v})))
 for command in ("calibrate", "report"):  # --db was read by neither beside --results, unsaid
     case(f"{command}-db-beside-results", lambda i, c=command: i.results(row(), command=c)

@@ -151,6 +151,7 @@ def test_a_launch_ended_by_sigterm_says_the_run_goes_on(tmp_path):
     (run,) = RunStore().all()
     try:
         assert f"still running: `orch logs {run.run_id} --follow`, `orch stop {run.run_id}`" in said, said
+        assert launch.returncode == 143  # as a process SIGTERM ends
     finally:  # no trainer outlives the test
         assert orch("stop", run.run_id).exit_code == 0
         wait_for(lambda: runs_json()[0]["status"] == "stopped")

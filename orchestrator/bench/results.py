@@ -186,6 +186,8 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
         _measured(row.get(key), f"{where}: `{key}`", least, most)
     for key in _OPTIONAL_COUNTS:
         checks.optional_number(row.get(key), f"{where}: `{key}`", 0, LARGEST_COUNT, whole=True)
+    # a run trains on a thread at least, as a job's `cpu_threads` says (0 was read as all the cores)
+    checks.optional_number(row.get("cpu_threads"), f"{where}: `cpu_threads`", 1, LARGEST_COUNT, whole=True)
     checks.optional_number(row.get("created_at"), f"{where}: `created_at` (seconds since 1970)", 0,
                            time.time() + CREATED_AHEAD_S)
     for key in _OPTIONAL_TEXTS:

@@ -150,8 +150,8 @@ def scheduler_run_command(
                                                          "dollars: a cloud run's budget stop is kept within what it "
                                                          "leaves (owned cards are used whatever it says).",
                                                     zero_allowed=True)] = None,
-    cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs); each trains on its "
-                                                 "share of the cores, and is priced at that share.")] = 1,
+    cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs; at most its cores): "
+                                                 "each trains on its share of the cores, and is priced at it.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass's decisions as JSON.")] = False,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""

@@ -71,8 +71,12 @@ def refreshed_runs() -> list[RunRecord]:
         return store.all()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM while following a run: told as Ctrl-C is, and exits as a terminated process does (143)."""
+
+
 def _interrupted(signum, frame) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRecord:
@@ -86,9 +90,9 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
             with RunProgress(record, display.console) as view:
                 return lifecycle.follow(store, record, view)
         return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(stopped, _Terminated) else 130) from None
     except LockedDatabase:  # the training is done: "try again" told the user to pay for it twice
         ended = lifecycle.trainer_end(record)
         display.say(f"run {record.run_id}'s trainer ended{f' {ended.value}' if ended else ''}, and another process "
