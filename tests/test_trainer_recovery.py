@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,6 +242,34 @@ def test_a_damaged_checkpoint_gives_way_to_the_whole_one_before(tmp_path, damage
     assert f"checkpoint {newest} is damaged ({damaged} unreadable: " in said.out
     assert "step-00000002 at step 2" in said.out and "weights_only" not in said.out + said.err
     assert [s["step"] for s in read_steps(output)] == [1, 2, 3]
+
+
+class _Planted:
+    """A pickle that writes a file when it is loaded: what a stranger's optimizer.pt could do at a resume."""
+
+    def __init__(self, mark):
+        self.mark = str(mark)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.mark),))
+
+
+def test_an_optimizer_file_holding_code_is_read_as_data_and_gives_way(tmp_path, capsys):
+    """optimizer.pt was read with weights_only=False ("our own file"): a pickle put in a run folder ran its code at
+    the next resume. torch's own optimizers' states are read as data alone; such a file is a damaged checkpoint."""
+    from trainer.checkpoint_folders import FILE_BYTES_KEY, checkpoints_dir
+
+    job, output = write_job(tmp_path, max_steps=3, save_every=1), tmp_path / "out"
+    assert main([str(job), "--output", str(output)]) == 0
+    newest, mark = checkpoints_dir(output) / "step-00000003", tmp_path / "code-ran"
+    torch.save({"optimizer": _Planted(mark)}, newest / "optimizer.pt")
+    state = json.loads((newest / "state.json").read_text())
+    state[FILE_BYTES_KEY]["optimizer.pt"] = (newest / "optimizer.pt").stat().st_size  # whole by its record
+    (newest / "state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main([str(job), "--output", str(output), "--resume", "auto"]) == 0
+    assert not mark.exists()
+    assert f"checkpoint {newest} is damaged (optimizer.pt unreadable: " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("key, value", [("step", float("nan")), ("step", 2**64), ("step", "[red]3[/red]"),

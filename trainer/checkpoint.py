@@ -108,7 +108,9 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     if missing:
         raise ValueError(f"checkpoint {path} does not match this model/method ({len(missing)} unknown weights).")
     model.load_state_dict(trainable, strict=False)
-    saved = _read_saved(path, "optimizer.pt", weights_only=False)  # our own file: trusted
+    # torch's own optimizers keep tensors and numbers, read as data alone: a pickle planted in a run folder ran its
+    # code at the resume. bitsandbytes' and torchao's states are read whole (not yet checked on a GPU)
+    saved = _read_saved(path, "optimizer.pt", weights_only=type(optimizer).__module__.startswith("torch.optim"))
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     _rate_from_this_schedule(optimizer, scheduler)
