@@ -1209,14 +1209,13 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(gpu="NVIDIA\x00H200")), "`gpu` 'NVIDIA\\x00H200' holds a control character"),
     (lambda i: i.calibration('{"efficency": {}}'), "unknown key 'efficency' (did you mean `efficiency`"),
     (lambda i: i.calibration('{"points": -5, "efficiency": {}}'), "points must be a whole number from 0, got -5"),
-    (lambda i: i.hardware("peu: 1.2\n"), "unknown key peu (did you mean `pue`?)"),  # letters swapped: no hint
+    (lambda i: i.hardware("peu: 1.2\n"), "unknown key peu (did you mean `pue`?)"),  # swapped: it got no hint
     # said as written, not as its link's target's name (`dataset zero`)
     (lambda i: [(i.files / "zero.jsonl").symlink_to("/dev/zero"), i.sweep(dataset=str(i.files / "zero.jsonl"))][1],
      "zero.jsonl' is not a file or a folder"),
     # which GPU it was: "none of the rows is an ok run on a GPU orch knows" named none
     (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
-    # another command's option is said to be that command's: click offered --method, the nearest spelling
     (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
     # a slot trains on a core at least: more slots than cores were each priced at a core's share, sharing one
     (lambda i: ["scheduler", "run", "--once", "--cpu-slots", str((os.cpu_count() or 1) + 1)],
@@ -1224,7 +1223,9 @@ def _foreign_database(path: Path) -> Path:
     # a JSON config's error is a JSON one: it was called not valid YAML
     (lambda i: ["import", i.file("lf.json", '{"stage": "sft",\n "cutoff_len": 1024\n')],
      "lf.json' is not valid JSON at line 3, column 1"),
-    (lambda i: plan(i) + ["--db", "x.db"],  # plan's own parser too, and every command that takes it
+    # another command's option is said to be that command's (click offered --method, the nearest spelling), in
+    # plan's own parser too, naming every command that takes it
+    (lambda i: plan(i) + ["--db", "x.db"],
      "No such option: --db for `orch plan`; it is an option of `orch bench`, `orch calibrate` and `orch report`"),
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
      "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
