@@ -32,16 +32,24 @@ def cached(sources: list[Path], build: Callable[[], list], item_type: type) -> l
     """`build()`, a list of `item_type` (a dataclass), or what it returned last time none of `sources` changed. A
     cache that cannot be read or written, or holds anything else, is simply rebuilt: it never makes a plan fail. Only
     a regular file is read (a pipe in its place waited forever, a link to /dev/zero filled memory); the rebuilt entry
-    replaces whatever was there. Kept as JSON: a pickle put there ran its code in the next plan."""
+    replaces whatever was there. Kept as JSON (a pickle put there ran its code in the next plan), with a digest of
+    its items: one edited by hand (a GPU of 0 TFLOPS, a price of -5) failed plans or dropped offers unsaid."""
     path = cache_dir() / "catalog" / f"{_key(sources)}.json"
     try:
-        if path.is_file() and isinstance(items := json.loads(path.read_bytes()), list):
+        if path.is_file() and isinstance(kept := json.loads(path.read_bytes()), dict) \
+                and kept.get("digest") == _digest(items := kept.get("items")) and isinstance(items, list):
             return [_typed(item_type, item) for item in items]
     except Exception:  # noqa: BLE001 - missing, stale, truncated or from another version: build it again
         pass
     value = build()
-    write_whole(path, json.dumps([dataclasses.asdict(item) for item in value]).encode())
+    items = [dataclasses.asdict(item) for item in value]
+    write_whole(path, json.dumps({"digest": _digest(items), "items": items}).encode())
     return value
+
+
+def _digest(items) -> str:
+    """What the items are, as one canonical JSON text: the same however the file was spaced."""
+    return hashlib.sha256(json.dumps(items, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _typed(kind, data):

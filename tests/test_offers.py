@@ -173,10 +173,13 @@ def test_the_catalog_cache_gives_back_the_offers_built_and_runs_no_code_put_ther
     entry.write_bytes(pickle.dumps([_Runs()]))
     offers.cloud_offers.cache_clear()
     assert offers.cloud_offers() == built and "code from the cache ran" not in capsys.readouterr().out
-    kept = json.loads(entry.read_text())
-    # an edited entry of another shape is rebuilt too: a price of 'abc' failed every plan that compared prices
+    kept = json.loads(entry.read_text())["items"]
+    # an edited entry is rebuilt too: a price of 'abc' failed every plan that compared prices, a GPU of 0 TFLOPS
+    # divided by zero, and a price of -5 dropped the offer unsaid
     for edit in ({}, [{**kept[0], "usd_per_hour": "abc"}], [{**kept[0], "spot": "yes"}],
-                 [{**kept[0], "gpu": {**kept[0]["gpu"], "vram_gib": None}}]):
+                 [{**kept[0], "gpu": {**kept[0]["gpu"], "vram_gib": None}}],
+                 {"items": [{**kept[0], "usd_per_hour": -5.0}], "digest": "0"},
+                 {"items": [{**kept[0], "gpu": {**kept[0]["gpu"], "bf16_tflops": 0}}]}):
         entry.write_text(json.dumps(edit))
         offers.cloud_offers.cache_clear()
         assert offers.cloud_offers() == built, edit
