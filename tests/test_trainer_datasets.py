@@ -466,10 +466,16 @@ def test_a_folder_of_parquet_files_of_other_columns_and_a_nul_in_parquet_text_ar
     assert "b.parquet's columns (text int64) are not those of a.parquet (text text)" in said, said
     pq.write_table(pa.table({"text": ["hello world"] * 3, "id": [1, 2, 3]}), tmp_path / "d" / "b.parquet")
     (said,) = dataset_problems(job, tmp_path)  # arrow's `Couldn't cast`, naming no file
-    assert "b.parquet's columns (text text, id) are not those of a.parquet (text text)" in said, said
-    # text is text however arrow keeps it
+    assert "b.parquet's columns (text text, id int64) are not those of a.parquet (text text)" in said, said
+    pq.write_table(pa.table({"text": ["hi"] * 3, "extra": ["abc"] * 3}), tmp_path / "d" / "a.parquet")
+    pq.write_table(pa.table({"text": ["hi"] * 3, "extra": [1, 2, 3]}), tmp_path / "d" / "b.parquet")
+    (said,) = dataset_problems(job, tmp_path)  # a column the trainer never reads: arrow's `Failed to parse` too
+    assert "b.parquet's columns (text text, extra int64) are not those of a.parquet (text text, extra text)" in said
+    # text is text however arrow keeps it, and a column of nulls only is cast to any kind
+    pq.write_table(pa.table({"text": pa.array(["hello world"] * 3)}), tmp_path / "d" / "a.parquet")
     pq.write_table(pa.table({"text": pa.array(["hello world"] * 3, pa.large_string())}), tmp_path / "d" / "b.parquet")
     pq.write_table(pa.table({"text": pa.array(["hi"] * 3).dictionary_encode()}), tmp_path / "d" / "c.parquet")
+    pq.write_table(pa.table({"text": pa.array([None] * 3, pa.null())}), tmp_path / "d" / "e.parquet")
     assert dataset_problems(job, tmp_path) == []
     pq.write_table(pa.table({"text": ["fine", "bad\x00text"]}), tmp_path / "nul.parquet")
     with pytest.raises(DataError, match=r"record 2: a string holds a NUL character"):

@@ -219,11 +219,11 @@ def _data_files(local: Path, suffix: str) -> list[Path]:
     return [path for path in visible_paths(local) if path.suffix.lower() == suffix and path.is_file()]
 
 
-def _parquet_files_problem(paths: list[Path], read: set[str]) -> str | None:
-    """A folder's Parquet files read as one table whose columns differ from its first's: in name (arrow's `Couldn't
-    cast`, naming no file), or a column the trainer reads holding text in one file and something else in another
-    (`datasets` cast a later file's numbers to the first's text, unsaid: 30,000 integers trained as text). Text is
-    text however arrow stores it (string, large_string, dictionary-encoded)."""
+def _parquet_files_problem(paths: list[Path]) -> str | None:
+    """A folder's Parquet files read as one table whose columns differ from its first's: in name or in kind (arrow's
+    `Couldn't cast` or `Failed to parse`, naming no file; or, for text read as numbers, `datasets` cast a later file's
+    numbers to the first's text, unsaid: 30,000 integers trained as text). Text is text however arrow stores it
+    (string, large_string, dictionary-encoded), and a column of nulls only is cast to any kind."""
     if len(paths) < 2:
         return None
     import pyarrow as pa
@@ -240,13 +240,16 @@ def _parquet_files_problem(paths: list[Path], read: set[str]) -> str | None:
         return "text" if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else str(arrow_type)
 
     def columns(path: Path) -> dict[str, str]:
-        return {field.name: kind(field.type) if field.name in read else "" for field in schemas[path]}
+        return {field.name: kind(field.type) for field in schemas[path]}
 
     def said(path: Path) -> str:
-        return ", ".join(f"{name} {shown}".strip() for name, shown in columns(path).items())
+        return ", ".join(f"{name} {shown}" for name, shown in columns(path).items())
+
+    def alike(one: dict[str, str], other: dict[str, str]) -> bool:  # a column of nulls only is cast to any kind
+        return one.keys() == other.keys() and all(one[n] == other[n] or "null" in (one[n], other[n]) for n in one)
 
     first, *others = paths
-    if other := next((path for path in others if columns(path) != columns(first)), None):
+    if other := next((path for path in others if not alike(columns(path), columns(first))), None):
         return (f"{other}'s columns ({said(other)}) are not those of {first.name} ({said(first)}): a folder's Parquet "
                 "files are read as one table, so give them the same columns, of the same kinds")
     return None
@@ -268,7 +271,7 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
             elif problem := _csv_files_problem(_data_files(local, ".csv"), read_columns(config.dataset_columns)) \
-                    or _parquet_files_problem(_data_files(local, ".parquet"), read_columns(config.dataset_columns)):
+                    or _parquet_files_problem(_data_files(local, ".parquet")):
                 problems.append(f"{key} {problem}")
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
