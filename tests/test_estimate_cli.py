@@ -482,6 +482,8 @@ def test_a_job_file_with_no_amount_or_length_is_estimated_the_flags_giving_the_l
     assert json.loads(runner.invoke(app, ["estimate", str(job), "--method", "full", "--json"]).stdout)[
         "method"] == "full"
     assert json.loads(runner.invoke(app, ["estimate", str(job), "--json"]).stdout)["method"] == "lora"
+    wrong = runner.invoke(app, ["estimate", str(job), "--method", "bogus"])  # the flag's, not the file's
+    assert wrong.exit_code == 2 and wrong.stderr.startswith("error: --method must be one of"), wrong.stderr
 
 
 def test_cpu_threads_without_the_cpu_is_refused():

@@ -225,7 +225,8 @@ def estimate(
         "cpu_threads": cpu_threads}
     typed = {key: value for key, value in given.items() if value is not None}
     job_notes = []
-    if (job := _job_file_settings(model, method_forms.resolve(typed, "-", quantization)[0]["method"])) is not None:
+    flags_method = method_forms.resolve(typed, "-", quantization)[0]["method"]  # a wrong one is the flag's to say
+    if (job := _job_file_settings(model, flags_method if flags_method in METHODS else DEFAULT_METHOD)) is not None:
         model, written = job
         given, job_notes = _over_the_job(written, typed, model, quantization)
         job_notes.insert(0, f"settings from the job file; {model} is its model")

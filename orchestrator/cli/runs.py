@@ -91,7 +91,11 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
                 return lifecycle.follow(store, record, view)
         return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
     except KeyboardInterrupt as stopped:
-        display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`", err=True)
+        if (ended := lifecycle.trainer_end(record)) is not None:  # it ended as the signal came: not "still running"
+            display.say(f"\nrun {record.run_id} ended {ended.value}: `orch runs` shows it", err=True)
+        else:
+            display.say(f"\nstill running: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`",
+                        err=True)
         raise typer.Exit(143 if isinstance(stopped, _Terminated) else 130) from None
     except LockedDatabase:  # the training is done: "try again" told the user to pay for it twice
         ended = lifecycle.trainer_end(record)
