@@ -1227,6 +1227,7 @@ def _foreign_database(path: Path) -> Path:
     # plan's own parser too, naming every command that takes it
     (lambda i: plan(i) + ["--db", "x.db"],
      "No such option: --db for `orch plan`; it is an option of `orch bench`, `orch calibrate` and `orch report`"),
+    (lambda i: ["runs", "--top", "3"], "No such option: --top for `root runs`; it is an option of `root plan`"),
     (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
      "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
 ])

@@ -167,8 +167,17 @@ def _commands_taking(group, option: str):
             continue
         if hasattr(command, "commands"):
             yield from (f"{name} {words}" for words in _commands_taking(command, option))
-        elif option in options_by_name(command):
+        elif option in options_by_name(command) or name == "plan" and option in _plan_options():
             yield name
+
+
+@functools.cache
+def _plan_options() -> dict:
+    """`orch plan`'s options, which its own parser reads (orchestrator/cli/plan.py): its command declares none."""
+    from orchestrator.cli.argv_forms import argparse_options
+    from orchestrator.cli.plan import parser
+
+    return argparse_options(parser())
 
 
 def owned_elsewhere(group, option: str, command_path: str) -> str | None:
