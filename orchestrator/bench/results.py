@@ -154,7 +154,7 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
 _OPTIONAL_NUMBERS = {"mfu": 1.0, "tokens_per_s_spread": 1e3, "tokens_per_s_interval": 1e3,
                      "step_time_s": 1e7, "wall_s": 1e9, "padding_fraction": 0.99, "gpu_util_mean_pct": 100.0,
                      "gpu_power_mean_w": 1e4}
-_OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens", "cpu_threads")
+_OPTIONAL_COUNTS = ("timed_steps", "rounds", "steps", "train_tokens")  # cpu_threads: from 1, checked on its own
 CREATED_AHEAD_S = 86_400  # a row stamped more than a day ahead of this machine's clock was not measured yet
 _OPTIONAL_TEXTS = ("gpu", "driver_version", "message")
 _NAMES = ("gpu", "driver_version")  # of those, one line each (a message may hold a traceback's lines)

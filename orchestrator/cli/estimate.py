@@ -237,13 +237,13 @@ def estimate(
     settings = _settings(flags, model, set(typed))
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
-    if cpu_threads is not None and (gpu is None or gpu.strip().lower() != "cpu"):  # it was taken, and changed nothing
+    named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
+    on_cpu = named and gpu.strip().lower() == "cpu"
+    if cpu_threads is not None and not on_cpu:  # it was taken, and changed nothing
         raise UserError("--cpu-threads sets the cores of an estimate on the CPU: give --gpu cpu with it, or leave it "
                         "out.")
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
-    named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default
-    on_cpu = named and gpu.strip().lower() == "cpu"
     target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
     fitted = None
