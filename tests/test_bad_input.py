@@ -313,7 +313,9 @@ for flag, value in (("--interval", "-1"), ("--interval", "nan"), ("--interval", 
                     ("--interval", "0.0001"),
                     ("--cpu-slots", "-1"), ("--cpu-slots", "100000"), ("--monthly-cap", "-5"),
                     ("--monthly-cap", "nan"), ("--monthly-cap", "inf")):
-    case(f"scheduler{flag}={value}", lambda i, f=flag, v=value: ["scheduler", "run", "--once", f, v])
+    # a bad --interval is refused before the loop starts; with --once it would be refused as the wrong pair
+    case(f"scheduler{flag}={value}",
+         lambda i, f=flag, v=value: ["scheduler", "run", f, v] + ([] if f == "--interval" else ["--once"]))
 
 # --- run and job ids: never patterns ---------------------------------------------------------------------------------
 for command in ("logs", "stop", "resume"):
@@ -817,7 +819,7 @@ def test_there_are_at_least_150_cases():
     lambda i: i.calibration('{"efficiency": {"H100 SXM": {"lora": 0.4}}}'),
     lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW),
     lambda i: i.model(GOOD_MODEL),
-    lambda i: ["scheduler", "run", "--once", "--interval", "5", "--cpu-slots", "0", "--monthly-cap", "0"],
+    lambda i: ["scheduler", "run", "--once", "--cpu-slots", "0", "--monthly-cap", "0"],
     # JSON text holds U+2028 and U+0085 as they are: the line was split there and called "not valid JSON"
     lambda i: i.results(json.dumps({**GOOD_ROW, "message": "a\u2028b\x85c"}, ensure_ascii=False)),
 ])
@@ -1220,6 +1222,11 @@ def _foreign_database(path: Path) -> Path:
     # a slot trains on a core at least: more slots than cores were each priced at a core's share, sharing one
     (lambda i: ["scheduler", "run", "--once", "--cpu-slots", str((os.cpu_count() or 1) + 1)],
      f"--cpu-slots {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
+    # one pass has no time between passes: --interval was silently unused
+    (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
+    # a JSON job is no YAML mapping: the message said YAML of a .json file
+    (lambda i: ["plan", i.file("job.json", "[1, 2]"), "--budget", "10"],
+     "a job must be a mapping of keys to values (model: ..., method: ..., seq_len: ...); this one is a list"),
     # a JSON config's error is a JSON one: it was called not valid YAML
     (lambda i: ["import", i.file("lf.json", '{"stage": "sft",\n "cutoff_len": 1024\n')],
      "lf.json' is not valid JSON at line 3, column 1"),

@@ -587,8 +587,8 @@ def test_money_in_a_job_and_in_set_reads_as_on_the_command_line(tmp_path, capsys
 
 @pytest.mark.parametrize("text, said", [
     (yaml.safe_dump({**BASE, "learning_rat": 1e-4}), "bad config: unknown key `learning_rat` (did you mean "),
-    ("[1, 2]\n", "a job must be a YAML mapping of keys to values"),
-    ("", "a job must be a YAML mapping of keys to values"),
+    ("[1, 2]\n", "a job must be a mapping of keys to values"),
+    ("", "a job must be a mapping of keys to values"),
 ])
 def test_a_bad_job_file_is_named_in_its_error(tmp_path, text, said):
     """`orch report --job a.yaml --job b.yaml` said "bad config: unknown key ..." of neither; plan, launch, submit and

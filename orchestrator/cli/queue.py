@@ -27,6 +27,7 @@ from orchestrator.schedule.queue import UNBUDGETED_RULE, JobQueue, JobStatus, ne
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
+DEFAULT_INTERVAL_S = 30.0  # a pass every half minute: a queued job waits little, and SQLite is barely read
 MIN_INTERVAL_S = 0.1  # a pass reads runs.db and the queue: 0.0001 s made a busy loop against SQLite
 MAX_CPU_SLOTS = 1024
 # The shortest deadline a queued job may have: a scheduler pass, a start and a first step take longer, so a shorter one
@@ -145,7 +146,7 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
 @user_errors
 def scheduler_run_command(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
-    interval: Annotated[float, seconds_option(help="Time between passes.")] = 30.0,
+    interval: Annotated[float | None, seconds_option(help="Time between passes, 30 s unless given.")] = None,
     monthly_cap: Annotated[float | None, usd_option(help="Most the cloud runs may spend this calendar month, in US "
                                                          "dollars: a cloud run's budget stop is kept within what it "
                                                          "leaves (owned cards are used whatever it says).",
@@ -157,6 +158,9 @@ def scheduler_run_command(
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     if as_json and not once:  # a loop has no one document to print
         raise UserError("--json prints one pass's decisions: give --once with it, or leave --json out.")
+    if once and interval is not None:  # one pass has no time between passes: the flag would be silently unused
+        raise UserError("--interval sets the time between passes, and --once makes one: give one of them.")
+    interval = DEFAULT_INTERVAL_S if interval is None else interval
     checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
