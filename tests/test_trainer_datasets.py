@@ -274,7 +274,7 @@ def test_a_record_in_a_folder_of_files_is_named_by_its_file_and_line(tmp_path):
     write_records(tmp_path / "pq" / "b.parquet", [{"text": "hello"}, {"text": None}])
     (tmp_path / "c").mkdir()
     code, metrics = train(tmp_path / "c", dataset=str(tmp_path / "pq"))
-    assert code == 2 and "record 7 of its files in name order" in metrics["message"], metrics["message"]
+    assert code == 2 and "row 7 of its files in name order" in metrics["message"], metrics["message"]
 
 
 def test_a_csv_header_that_repeats_a_column_is_refused_before_any_record(tmp_path, capsys):
@@ -478,7 +478,7 @@ def test_a_folder_of_parquet_files_of_other_columns_and_a_nul_in_parquet_text_ar
     pq.write_table(pa.table({"text": pa.array([None] * 3, pa.null())}), tmp_path / "d" / "e.parquet")
     assert dataset_problems(job, tmp_path) == []
     pq.write_table(pa.table({"text": ["fine", "bad\x00text"]}), tmp_path / "nul.parquet")
-    with pytest.raises(DataError, match=r"record 2: a string holds a NUL character"):
+    with pytest.raises(DataError, match=r"nul.parquet row 2: a string holds a NUL character"):
         read_records(Source("nul.parquet", tmp_path / "nul.parquet", None, "train"), None)
 
 
@@ -587,3 +587,13 @@ def test_a_csv_file_is_read_for_the_columns_the_trainer_reads(tmp_path):
     path.write_text("prompt,chosen,rejected\nq,a,b\n")
     assert read_records(Source("wide.csv", path, None, "train"), None)[0] == [
         {"prompt": "q", "chosen": "a", "rejected": "b"}]
+
+
+def test_a_csv_record_is_named_by_its_row_after_the_header(tmp_path):
+    """A CSV's rows were called records, as a JSON list's are; a row may span lines, so the row is said."""
+    from trainer.data_sources import Source, read_records
+
+    (tmp_path / "d.csv").write_text('text\n"two\nlines"\nthree\n', encoding="utf-8")
+    records, places = read_records(Source("d.csv", tmp_path / "d.csv", None, "train"), None)
+    assert records == [{"text": "two\nlines"}, {"text": "three"}]
+    assert places == ["row 1 after the header", "row 2 after the header"]

@@ -464,6 +464,11 @@ def _until_chars(placed: Iterable[tuple[str | None, dict]], max_chars: int) -> I
             return
 
 
+def _is_csv(files: tuple[str, list[Path]] | None) -> bool:
+    """Whether `_local_files` found CSV, whose rows are counted after its header line (a row may span lines)."""
+    return files is not None and files[0] == "csv"
+
+
 def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     """The builder (json, csv, parquet) and files a local dataset's split is made of, resolved as `datasets` resolves
     them (one file, a folder's file names, or a README's `configs:`); None where the dataset is not local, or is JSON
@@ -557,8 +562,8 @@ def _unreadable(source: Source, exc: BaseException) -> str:
 
 def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict], list[str]]:
     """The source's records, and where each is as its errors name it (local JSON: `line 6`, with its file's path in
-    a folder; else `record 6`, counted across a folder's files); with `needed_tokens`, a dataset that is not one
-    local file streams and stops early."""
+    a folder, or `record 6` of a JSON list; a table's `row 6`, counted across a folder's files); with
+    `needed_tokens`, a dataset that is not one local file streams and stops early."""
     if source.local is not None and source.local.is_dir() and (problem := folder_problem(source.local)):
         raise DataError(f"{source.key} {problem}.")  # `orch plan` reads here too, and would count one kind only
     one_file = source.local is not None and source.local.is_file()
@@ -570,9 +575,10 @@ def read_records(source: Source, needed_tokens: int | None) -> tuple[list[dict],
             if files is not None and files[0] == "json":  # a folder's file named by its path in the folder
                 placed = ((f"{os.path.relpath(path, folder)} {where}" if folder else where, record)
                           for path in files[1] for where, record in _json_records(path, source.key))
-            else:  # numbered across a folder's files, in the order `datasets` reads them
+            else:  # a table's rows, numbered across a folder's files in the order `datasets` reads them
+                after = " of its files in name order" if folder else " after the header" if _is_csv(files) else ""
                 placed = _no_string_problem(f"{source.key} {source.local or source.name}", (
-                    (f"record {number} of its files in name order" if folder else f"record {number}", record)
+                    (f"row {number}{after}", record)
                     for number, record in enumerate(_load(source, streaming, files), start=1)))
             if streaming:
                 placed = _until_chars(placed, READ_MARGIN * BYTES_PER_TOKEN_ESTIMATE * needed_tokens)
