@@ -356,3 +356,22 @@ def test_an_unstable_point_says_whether_it_had_too_few_steps_or_too_wide_an_inte
     assert "3 timed steps, fewer than the 4" in unstable_message(Stability(100.0, 0.05, 0.04, 3), 0.5)
     assert "median +-9% (95%) after 8 timed steps, wider than 5%" in unstable_message(Stability(100.0, 0.1, 0.09, 8),
                                                                                      0.05)
+
+
+def test_the_eta_counts_down_between_points_at_the_mean_time_per_point():
+    """rich's ETA, from the last 30 s of progress, stood still (or showed -:--:--) through a point of minutes."""
+    from rich.progress import Progress
+
+    now = [100.0]
+    column = runner_module.PointsRemaining(clock=lambda: now[0])
+    progress = Progress()
+    bar = progress.add_task("sweep", total=5, started_at=0.0)
+    assert column.render(progress.tasks[0]).plain == "ETA -:--:--"  # no point done: no mean yet
+    progress.update(bar, advance=2, done_at=100.0)  # 50 s a point, three left
+    assert column.render(progress.tasks[0]).plain == "ETA 0:02:30"
+    now[0] = 160.0  # a minute into the third point
+    assert column.render(progress.tasks[0]).plain == "ETA 0:01:30"
+    now[0] = 1000.0  # a point far slower than the mean: never below zero
+    assert column.render(progress.tasks[0]).plain == "ETA 0:00:00"
+    progress.update(bar, advance=3, done_at=1000.0)
+    assert column.render(progress.tasks[0]).plain == "ETA 0:00:00"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import MIN_STEPS_FOR_INTERVAL, Stability, step_rates, summarize_rates
@@ -114,6 +115,24 @@ def unstable_message(stability: Stability, stable_within: float) -> str:
             f"{stable_within:.0%}")
 
 
+class PointsRemaining(ProgressColumn):
+    """The time the sweep's points left take, at the mean time of the points done, counting down from the last one's
+    end. rich's TimeRemainingColumn measures the speed of the last 30 s, and a point takes minutes: its ETA stood
+    still, or showed -:--:--, between points."""
+
+    def __init__(self, clock=time.monotonic):
+        super().__init__()
+        self.clock = clock
+
+    def render(self, task: Task) -> Text:
+        done, started_at, done_at = task.completed, task.fields.get("started_at"), task.fields.get("done_at")
+        if task.total is None or not done or started_at is None or done_at is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        left_s = max(0.0, (done_at - started_at) / done * (task.total - done) - (self.clock() - done_at))
+        minutes, seconds = divmod(round(left_s), 60)
+        return Text(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+
 def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root: Path | None = None) -> list[dict]:
     """Every point not yet done, with a progress bar and ETA; returns the rows this run produced."""
     work_root = work_root or orch_home() / "bench" / sweep.name
@@ -121,18 +140,18 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
     todo = [p for p in sweep.points if p.point_id not in done]
     rows = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+               TimeElapsedColumn(), PointsRemaining())
     console = Console(stderr=True)  # stdout stays clean for --json; a log or a pipe gets no bar's last frame
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(f"{sweep.name}: {len(done & {p.point_id for p in sweep.points})} done before",
-                                total=len(todo))
+                                total=len(todo), started_at=time.monotonic())
         for point in todo:
             progress.update(bar, description=point.label)
             row = run_point(point, sweep.name, target, work_root / point.point_id, sweep.warmup_steps,
                             sweep.measured_steps, sweep.max_measured_steps, sweep.stable_within, sweep.cpu_threads)
             store.save(row)
             rows.append(row)
-            progress.advance(bar)
+            progress.update(bar, advance=1, done_at=time.monotonic())
             if _refused_the_data(row, sweep.dataset):  # every point reads it: each would start a trainer to be told
                 break
     return rows
