@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from gpu_catalog.gpus import get_gpu
 from orchestrator.cli import display
 from orchestrator.cli.main import app
+from orchestrator.home import orch_home
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -252,7 +253,9 @@ def test_simulate_calibrate_runs_and_estimate_read_whole_in_80_columns(monkeypat
     assert "memory cuda (measured): context_gib 1.4, slack_fraction 0.25" in out
     assert ("meta-llama/Llama-3.1-8B qlora seq 2048 x2 ckpt on H100 SXM" in out) is (columns == 120)
     assert out.count("meta-llama/Llama-3.1-8B qlora seq ") == 4  # two points, in the tokens/s and the VRAM table
-    assert run_at(monkeypatch, columns, "runs") == "No runs yet: `orch launch JOB.yaml --budget USD` starts one.\n"
+    out = run_at(monkeypatch, columns, "runs")  # the home named: a mistyped ORCH_HOME is a new, empty one
+    assert " ".join(out.split()).endswith(": `orch launch JOB.yaml --budget USD` starts one.")
+    assert "".join(out.split()).startswith("Norunsyetin" + "".join(str(orch_home()).split()) + ":"), out
     out = run_at(monkeypatch, columns, "estimate", "orch/tiny-llama", "--method", "lora", "--seq-len", "128")
     assert "Peak memory on any bf16 GPU \n" in out
 
@@ -677,8 +680,12 @@ def test_the_scheduler_interval_takes_a_unit_as_every_duration_flag_does(tmp_pat
     from orchestrator.cli.options import seconds_amount
 
     assert seconds_amount(text, "--interval") == seconds
+    from orchestrator.schedule.scheduler import Scheduler
+
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
-    assert invoke("scheduler", "run", "--once", "--interval", text).exit_code == 0
+    looped = []
+    monkeypatch.setattr(Scheduler, "run_forever", lambda self, interval_s: looped.append(interval_s))
+    assert invoke("scheduler", "run", "--interval", text).exit_code == 0 and looped == [seconds]
 
 
 def test_catalog_offers_of_the_cpu_lists_its_offer_as_estimate_names_it():
@@ -812,7 +819,6 @@ def test_estimates_refusals_name_the_flags_typed_not_the_job_keys(args, said):
 def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypatch, tmp_path):
     """With `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line, and a
     cloud GPU's name folded over three."""
-    from orchestrator.home import orch_home
     from orchestrator.runs.status import RunStatus
     from orchestrator.runs.store import RunStore
     from tests.test_runs_store import make_record

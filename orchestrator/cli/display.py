@@ -5,6 +5,7 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 
 from rich import box
 from rich.console import Console, ConsoleOptions
@@ -460,11 +461,11 @@ def optional(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def show_runs(records: list[RunRecord]) -> None:
+def show_runs(records: list[RunRecord], home: Path) -> None:
     """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its spend so
-    far (`~`)."""
+    far (`~`). With none, the home is named: a mistyped ORCH_HOME is a new, empty one."""
     if not records:
-        console.print("No runs yet: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
+        console.print(f"No runs yet in {esc(home)}: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
     table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated")
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)

@@ -158,10 +158,10 @@ def scheduler_run_command(
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     if as_json and not once:  # a loop has no one document to print
         raise UserError("--json prints one pass's decisions: give --once with it, or leave --json out.")
-    if once and interval is not None:  # one pass has no time between passes: the flag would be silently unused
-        raise UserError("--interval sets the time between passes, and --once makes one: give one of them.")
-    interval = DEFAULT_INTERVAL_S if interval is None else interval
-    checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
+    if interval is not None:
+        checks.number(interval, "--interval (seconds)", MIN_INTERVAL_S, MAX_INTERVAL_S)
+        if once:  # one pass has no time between passes: the flag was silently unused
+            raise UserError("--interval sets the time between passes, and --once makes one: give one of them.")
     check_budget(monthly_cap, "--monthly-cap", zero_allowed=True)
     checks.number(cpu_slots, "--cpu-slots", 0, MAX_CPU_SLOTS, whole=True)
     if cpu_slots > (cores := os.cpu_count() or 1):  # four slots on two cores each ran on one, priced at half the CPU
@@ -181,6 +181,7 @@ def scheduler_run_command(
         if not decided:
             display.say("no queued jobs: `orch submit JOB.yaml` queues one")
         return
+    interval = DEFAULT_INTERVAL_S if interval is None else interval
     display.say(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
     try:
         scheduler.run_forever(interval)

@@ -15,6 +15,7 @@ from orchestrator.cli.limits import check_budget
 from orchestrator.cli.options import JsonFlag, path_option, usd_option
 from orchestrator.cli.planning import plan_job
 from orchestrator.db import LockedDatabase
+from orchestrator.home import orch_home
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.planner import Option
@@ -38,7 +39,7 @@ def find_run(store: RunStore, run_id: str | None) -> RunRecord:
     if run_id is None:
         runs = store.all()
         if not runs:
-            raise UserError("no runs yet: start one with `orch launch JOB.yaml --budget USD`.")
+            raise UserError(f"no runs yet in {orch_home()}: start one with `orch launch JOB.yaml --budget USD`.")
         return runs[-1]
     matches = store.find(run_id)
     if not matches and run_id.startswith("j-"):
@@ -143,7 +144,7 @@ def runs_command(
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
     else:
-        display.show_runs(records)
+        display.show_runs(records, orch_home())
 
 
 @user_errors
