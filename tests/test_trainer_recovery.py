@@ -411,3 +411,36 @@ def test_a_budget_years_long_at_its_price_arms_the_alarm_without_overflow():
     finally:
         BudgetMeter.disarm_alarm()
         signals.signal(signals.SIGALRM, signals.SIG_DFL)
+
+
+@pytest.mark.parametrize("name", ["AdamW8bit", "PagedAdamW8bit", "Lion8bit"])
+def test_a_bitsandbytes_optimizer_state_reads_back_as_data_alone(tmp_path, name):
+    """bitsandbytes' 8-bit states were read with weights_only=False, unchecked; they are tensors, numbers and a dict
+    of its quantization state, and read back whole as data alone (torch's 8-bit kernels run on this CPU too)."""
+    import bitsandbytes as bnb
+
+    from trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    def built():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(128, 64)  # 8,192 weights: past bitsandbytes' 4,096, so its state is 8-bit
+        optimizer = getattr(bnb.optim, name)(model.parameters(), lr=1e-3)
+        return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    model, optimizer, scheduler = built()
+    for _ in range(2):
+        model(torch.randn(4, 128)).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    state = {"step": 2, "train_tokens": 8, "wall_s": 1.0, "loss_curve": [], "eval_curve": []}
+    saved = save_checkpoint(tmp_path, 2, model, optimizer, scheduler, None, state)
+    fresh, fresh_optimizer, fresh_scheduler = built()
+    load_checkpoint(saved, fresh, fresh_optimizer, fresh_scheduler, None)
+    state, restored = optimizer.state_dict()["state"], fresh_optimizer.state_dict()["state"]
+    assert state.keys() == restored.keys() and state[0]["step"] == restored[0]["step"] == 2
+    quantized = state[0]["__bnb_optimizer_quant_state__"]
+    assert any(value.dtype == torch.uint8 for value in quantized.values() if isinstance(value, torch.Tensor))
+    for key, value in quantized.items():
+        again = restored[0]["__bnb_optimizer_quant_state__"][key]
+        assert torch.equal(value, again) if isinstance(value, torch.Tensor) else value == again, key
+    assert torch.equal(model.weight, fresh.weight)

@@ -89,9 +89,9 @@ class DamagedCheckpoint(Exception):
     text names the file only: torch's own message advises loading with weights_only=False, which is no fix here."""
 
 
-def _read_saved(path: Path, name: str, weights_only: bool):
+def _read_saved(path: Path, name: str):
     try:
-        return torch.load(path / name, map_location="cpu", weights_only=weights_only)
+        return torch.load(path / name, map_location="cpu", weights_only=True)
     except (BudgetSpent, OSError, MemoryError):  # a stop, a read that failed (a bucket mount), no memory: not damage,
         raise  # and a checkpoint taken for damaged is given up (its later folders are cleared at the next save)
     except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle or zip raises, the file cannot be used
@@ -103,14 +103,15 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
     DamagedCheckpoint when a file does not read back: whatever was restored by then is overwritten by the checkpoint
     loaded instead (every trainable weight, the optimizer, schedule, scaler and RNG states)."""
     state = _read_state(path)
-    trainable = _read_saved(path, "trainable.pt", weights_only=True)
+    trainable = _read_saved(path, "trainable.pt")
     missing = set(trainable) - {n for n, p in model.named_parameters() if p.requires_grad}
     if missing:
         raise ValueError(f"checkpoint {path} does not match this model/method ({len(missing)} unknown weights).")
     model.load_state_dict(trainable, strict=False)
-    # torch's own optimizers keep tensors and numbers, read as data alone: a pickle planted in a run folder ran its
-    # code at the resume. bitsandbytes' and torchao's states are read whole (not yet checked on a GPU)
-    saved = _read_saved(path, "optimizer.pt", weights_only=type(optimizer).__module__.startswith("torch.optim"))
+    # every optimizer's state is tensors, numbers and names, read as data alone: a pickle planted in a run folder ran
+    # its code at the resume. bitsandbytes' 8-bit ones keep their quantization state as a dict of tensors, and
+    # torchao's CPU offload keeps a torch AdamW's state per tensor (tests/test_trainer_recovery.py)
+    saved = _read_saved(path, "optimizer.pt")
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     _rate_from_this_schedule(optimizer, scheduler)
