@@ -1,5 +1,6 @@
 """The cloud run's control flow, with only the calls that would reach SkyPilot's API server recorded (sky.launch,
-sky.jobs.launch, sky.stream_and_get, sky.tail_logs, sky.down, sky.api_cancel, sky.jobs.cancel); SkyPilot's Task,
+sky.jobs.launch, sky.stream_and_get, sky.tail_logs, sky.down, sky.api_cancel, sky.jobs.cancel, sky.cancel, sky.exec);
+SkyPilot's Task,
 Resources and catalog, and everything of orch above those calls, run for real."""
 
 import json
@@ -23,7 +24,8 @@ class RecordedSky:
 
     def __init__(self, sky, monkeypatch, log_text=""):
         self.calls, self.log_text, self.interrupt_wait = [], log_text, False
-        for name in ("launch", "stream_and_get", "tail_logs", "down", "api_cancel", "get", "storage_ls"):
+        for name in ("launch", "stream_and_get", "tail_logs", "down", "api_cancel", "get", "storage_ls", "cancel",
+                     "exec"):
             monkeypatch.setattr(sky, name, getattr(self, name))
         monkeypatch.setattr(sky.jobs, "launch", self.jobs_launch)
         monkeypatch.setattr(sky.jobs, "cancel", self.jobs_cancel)
@@ -63,6 +65,13 @@ class RecordedSky:
 
     def down(self, cluster):
         return self._note("down", cluster)
+
+    def cancel(self, cluster, job_ids=None):
+        return self._note("cancel", cluster, job_ids)
+
+    def exec(self, task, cluster_name):
+        self.executed = task.run
+        return self._note("exec", cluster_name)
 
     def api_cancel(self, request_id):
         return self._note("api_cancel", request_id)
@@ -153,6 +162,29 @@ def test_the_trainers_own_end_is_the_runs_status(sky, monkeypatch, status, job):
     assert result.exit_code == TrainStatus(status).exit_code  # as `orch train` would exit (bad_config: 2)
     (run,) = RunStore().all()
     assert run.status is RunStatus(status)
+
+
+@pytest.mark.parametrize("provider, output", [("vast", "orch-"), ("nebius", "bucket orch-")])
+def test_a_stopped_on_demand_run_checkpoints_and_comes_home_before_its_cluster_goes(sky, monkeypatch, job, provider,
+                                                                                     output):
+    """`orch stop` took an on-demand cluster down at once: the trainer got no SIGTERM (no checkpoint), a bucket's
+    last uploads were cut off, and output on the VM's disk (Vast) was lost with it."""
+    recorded = RecordedSky(sky, monkeypatch)
+    started = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", provider, "--no-spot",
+                                  "--yes", "--detach"])
+    assert started.exit_code == 0, started.output
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.RUNNING and run.output_uri.startswith(output), run.output_uri
+    recorded.calls.clear()
+    stopped = runner.invoke(app, ["stop", run.run_id])
+    assert stopped.exit_code == 0, stopped.output
+    names = [call[0] for call in recorded.calls]
+    # the job cancelled, the trainer signalled and waited for on the cluster, the output home, and only then down
+    assert names.index("cancel") < names.index("exec") < names.index("copy") < names.index("down"), names
+    assert ("cancel", run.cluster, [run.sky_job_id]) in recorded.calls and ("exec", run.cluster) in recorded.calls
+    assert "pkill -TERM -f '^python -m trainer '" in recorded.executed
+    assert "bring the output home and take cluster" in stopped.stdout
+    assert RunStore().get(run.run_id).status is RunStatus.STOPPED
 
 
 def test_stop_never_crashes_when_skypilot_finds_nothing(sky, monkeypatch, job):

@@ -152,6 +152,23 @@ def run_script() -> str:
     ])
 
 
+STOP_WAIT_S = 1800  # a full fine-tune's checkpoint of a large model is written in minutes, not half an hour
+TRAINER_COMMAND = "^python -m trainer "  # run_script's trainer, not `timeout` before it nor this script's own shell
+
+
+def stop_script() -> str:
+    """What `orch stop` runs on an on-demand cluster once the run's job is cancelled (SkyPilot's cancel signals the
+    job's process group, and `timeout` runs the trainer in a group of its own): SIGTERM makes the trainer save a
+    checkpoint and exit, and this waits for that, at most STOP_WAIT_S. SkyPilot appends its own wait for a
+    MOUNT_CACHED bucket's uploads to every job (sky/backends/task_codegen.py), so the bucket holds that checkpoint
+    when this job ends, and the VM's disk does where the output stays there."""
+    return "\n".join([
+        f"pkill -TERM -f '{TRAINER_COMMAND}' && echo 'orch: the trainer is saving a checkpoint' || "
+        "echo 'orch: no trainer running'",
+        f"for _ in $(seq {STOP_WAIT_S // 2}); do pgrep -f '{TRAINER_COMMAND}' > /dev/null || break; sleep 2; done",
+    ])
+
+
 @dataclass(frozen=True)
 class TaskFiles:
     """What the task mounts from the launching machine: the staged code, the job file, and each local dataset (the

@@ -21,7 +21,14 @@ from orchestrator.launch.base import Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import SKY_LOG, api_server
 from orchestrator.launch.sky_storage import OutputLocation, output_location, pull_output
-from orchestrator.launch.sky_task import EXIT_MARKER, METRICS_BEGIN, METRICS_END, WALL_LIMIT_EXIT_CODE, build_task
+from orchestrator.launch.sky_task import (
+    EXIT_MARKER,
+    METRICS_BEGIN,
+    METRICS_END,
+    WALL_LIMIT_EXIT_CODE,
+    build_task,
+    stop_script,
+)
 from orchestrator.runs.store import RunRecord
 from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
@@ -181,14 +188,14 @@ class SkyPilotLauncher:
         return None
 
     def stop(self, record: RunRecord) -> str:
-        """Cancel the launch request if it is still going, then the managed job or the cluster. Each step that
-        finds nothing to stop says so instead of failing."""
+        """Cancel the launch request if it is still going, then the managed job, or stop the cluster's trainer with
+        a checkpoint, bring the output home and take the cluster down. Each step that finds nothing to stop says so
+        instead of failing."""
         with api_server() as sky:
             self._ends[record.run_id] = _end_of(sky, record)  # a job that ended before the stop keeps its own end
             return f"{record.run_id}: " + "; ".join(self._stop_steps(sky, record))
 
-    @staticmethod
-    def _stop_steps(sky, record: RunRecord) -> list[str]:
+    def _stop_steps(self, sky, record: RunRecord) -> list[str]:
         done = []
         if record.request_id and record.sky_job_id is None:
             done.append(_attempt(f"cancel launch request {record.request_id}",
@@ -197,9 +204,26 @@ class SkyPilotLauncher:
             cancel = (lambda: sky.get(sky.jobs.cancel(job_ids=[record.sky_job_id]))) if record.sky_job_id is not None \
                 else (lambda: sky.get(sky.jobs.cancel(name=record.cluster)))
             done.append(_attempt(f"cancel managed job {record.sky_job_id or record.cluster}", cancel))
-        elif record.cluster:
+        elif record.cluster and record.sky_job_id is not None:
+            # taken down at once, the trainer wrote no checkpoint, a bucket's last uploads were cut off, and output
+            # kept on the VM's disk went with it
+            done.append(_attempt(f"cancel job {record.sky_job_id} on {record.cluster}",
+                                 lambda: sky.get(sky.cancel(record.cluster, job_ids=[record.sky_job_id]))))
+            done.append(_attempt("stop the trainer with a checkpoint", lambda: _stop_trainer(sky, record.cluster)))
+            problem = self._home_then_down(sky, record)
+            done.append(f"bring the output home and take cluster {record.cluster} down: done" if problem is None else
+                        f"bring the output home: not done ({one_line(problem)}); {record.cluster} stays up until its "
+                        f"autostop: `orch pull {record.run_id}`")
+        elif record.cluster:  # no job yet: nothing trained, nothing to keep
             done.append(_attempt(f"take cluster {record.cluster} down", lambda: sky.get(sky.down(record.cluster))))
         return done
+
+
+def _stop_trainer(sky, cluster: str) -> None:
+    """Run stop_script on the cluster as a job of its own, and wait for it to end."""
+    task = sky.Task(name="orch-stop", run=stop_script())
+    job_id, _ = sky.stream_and_get(sky.exec(task, cluster_name=cluster), output_stream=SKY_LOG)
+    sky.tail_logs(cluster, job_id, follow=True, output_stream=SKY_LOG)
 
 
 def _launched_offer(handle) -> dict:
