@@ -285,6 +285,56 @@ def test_setup_stops_where_torch_sees_no_cuda_gpu(tmp_path):
     assert "setup done" not in done.stdout and not (tmp_path / ".orch_setup_done").exists()  # tried again next time
 
 
+def test_every_pin_installed_here_installs_on_the_oldest_python_a_vm_brings():
+    """accelerate 1.16 needs Python 3.11, and SkyPilot's AWS, GCP and Azure images bring 3.10: setup failed after
+    the VM was paid for. A pin this machine installed at its pinned version says which Python it needs."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    from orchestrator.launch.remote_env import PINNED_PACKAGES, VM_PYTHON_LEAST
+
+    least, checked = ".".join(map(str, VM_PYTHON_LEAST)), []
+    for pin in PINNED_PACKAGES:
+        name, _, version = pin.partition("==")
+        try:
+            found = metadata(name)
+        except PackageNotFoundError:
+            continue
+        if found["Version"].split("+")[0] == version:
+            assert SpecifierSet(found["Requires-Python"] or "").contains(least), (pin, found["Requires-Python"])
+            checked.append(name)
+    assert {"transformers", "peft", "datasets"} <= set(checked), checked
+
+
+def test_the_code_a_vm_runs_parses_as_the_oldest_python_a_vm_brings():
+    """The trainer and gpu_catalog run on the VM's Python, which may be 3.10."""
+    import ast
+
+    import gpu_catalog
+    import trainer
+    from orchestrator.launch.remote_env import VM_PYTHON_LEAST
+
+    for package in (trainer, gpu_catalog):
+        for path in Path(package.__file__).parent.rglob("*.py"):
+            ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=VM_PYTHON_LEAST)
+
+
+def test_setup_stops_on_a_python_older_than_the_pins_need(tmp_path, monkeypatch):
+    """Said in one line before pip's "No matching distribution" for one pin of nine (here every Python is too old)."""
+    from orchestrator.launch import remote_env
+
+    monkeypatch.setattr(remote_env, "VM_PYTHON_LEAST", (99, 0))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", remote_env.setup_script()], env=env, capture_output=True, text=True,
+                          timeout=60)
+    said = f"orch: this VM has Python {sys.version_info[0]}.{sys.version_info[1]}; the trainer needs 99.0 or newer"
+    assert done.returncode != 0 and said in done.stderr and "installing" not in done.stdout, done.stderr
+
+
 def test_preflight_refuses_a_setting_the_vms_setup_cannot_install(tmp_path):
     """flash-attn has no wheel for the VM's torch and builds for hours: a cloud job with flash_attention_2 was
     launched, set up, and refused by the trainer (exit 2) on a paid VM."""

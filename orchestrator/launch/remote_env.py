@@ -16,13 +16,17 @@ import gpu_catalog
 import trainer
 from trainer.config import JobConfig
 
+# The oldest Python a VM image may bring: SkyPilot's default AWS, GCP and Azure images install Miniconda's Python 3.10
+# (sky/clouds/service_catalog/images/provisioners/skypilot.sh). Every pin installs on it: accelerate 1.16 needs 3.11,
+# so setup failed there after the VM was paid for (Requires-Python read from PyPI's metadata, 2026-12-05).
+VM_PYTHON_LEAST = (3, 10)
 # Tested together (tests on CPU with torch 2.13.0; 2026-12). Change them here only.
 PINNED_PACKAGES = (
     "torch==2.13.0",
     "transformers==5.17.0",
     "peft==0.21.2",
     "bitsandbytes==0.50.2",
-    "accelerate==1.16.0",
+    "accelerate==1.15.0",
     "datasets==5.0.1",
     "safetensors==0.8.0",
     "pyyaml==6.0.4",
@@ -63,10 +67,13 @@ def pins_digest(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
 def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
     """Installs the packages with pip's progress, once per VM (a recovery on the same VM skips it)."""
     digest = pins_digest(packages)
+    least = ".".join(map(str, VM_PYTHON_LEAST))
     names = " ".join(f"'{p}'" for p in packages)
     return "\n".join([
         "set -e",
         f'if [ "$(cat {SETUP_MARKER} 2>/dev/null)" = "{digest}" ]; then echo "orch: setup already done"; exit 0; fi',
+        f"python -c 'import sys; sys.exit(0 if sys.version_info >= {VM_PYTHON_LEAST} else "
+        f"\"orch: this VM has Python %d.%d; the trainer needs {least} or newer\" % sys.version_info[:2])'",
         f'echo "orch: installing {len(packages)} pinned packages (torch with CUDA: a few minutes)"',
         f"python -m pip install --progress-bar on {names}",
         'echo "orch: checking the GPU"',
