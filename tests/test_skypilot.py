@@ -588,3 +588,30 @@ def test_a_dry_run_of_a_gated_model_declares_its_token_without_needing_it_here(s
     launched = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--target", "cloud", "--providers",
                                         "nebius", "--yes"])
     assert launched.exit_code == 2 and "set HF_TOKEN" in launched.output
+
+
+def test_a_launch_whose_output_stays_on_the_vm_is_refused_where_the_budget_no_longer_covers_it(sky, tmp_path,
+                                                                                              monkeypatch):
+    """The plan priced a bucket and 5 idle minutes; with no storage cloud enabled the launch kept the output on the
+    VM and took its idle hour out of the budget: a budget just above the plan's cost left the trainer $0 and a
+    window of 0 s (no limit to `timeout`), after the VM and its setup were paid for."""
+    from sky.data import storage as storage_lib
+
+    from gpu_catalog.errors import UserError
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    offer = min((o for o in cloud_offers()[0] if o.provider == "lambda" and not o.spot), key=lambda o: o.usd_per_hour)
+    spec = load_job(QLORA_JOB)
+    option = plan(spec, get_model(spec.model), [offer], PlanPolicy(budget_usd=1e6, allow_spot=False)).chosen
+    assert option.delivery.output == "bucket" and option.delivery.idle_minutes == 5  # as the plan priced it
+    extra_usd = offer.usd_per_hour * 55 / 60
+    budget_usd = option.estimate.cost_usd + extra_usd / 2
+    with pytest.raises(UserError, match=r"idles up to 60 min after the job before it downs itself: \$.* more than "
+                                        r"the plan counted, .* raise --budget to at least \$"):
+        build_task(spec, QLORA_JOB, option, budget_usd, "r-short", 1, tmp_path)
+    task = build_task(spec, QLORA_JOB, option, option.estimate.cost_usd + extra_usd * 1.01, "r-enough", 1, tmp_path)
+    assert "/orch/output" not in task.to_yaml_config()["file_mounts"] and int(task.envs["ORCH_WALL_LIMIT_S"]) > 0
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: ["Nebius"])
+    with pytest.raises(UserError, match=r"the \$0\.010 budget leaves nothing to train on after what the cloud bills"):
+        build_task(spec, QLORA_JOB, option, 0.01, "r-nothing", 1, tmp_path)

@@ -32,6 +32,7 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
@@ -105,6 +106,26 @@ def guard_for(option: Option, delivery: Delivery, budget_usd: float, startup_in_
     train_budget = max(0.0, budget_usd - fixed)
     wall_limit_s = int(train_budget / rate * 3600) if rate > 0 else 0
     return Guard(usd_per_hour=rate, wall_limit_s=wall_limit_s, train_budget_usd=round(train_budget, 4))
+
+
+def _uncovered(option: Option, planned: Delivery, delivery: Delivery, budget_usd: float, guard: Guard) -> str | None:
+    """Why the budget cannot pay for the task about to be built, before a VM is bought: the plan priced its
+    delivery, and a launch with no store enabled keeps the output on the VM, whose idle hour the guard takes out of
+    the budget (a $6.20 budget left the trainer $0 and a window of 0 s, which `timeout` reads as no limit)."""
+    usd_per_hour = option.offer.usd_per_hour
+    extra_usd = max(0.0, delivery.idle_hours() - planned.idle_hours()) * usd_per_hour
+    needed_usd = option.estimate.cost_usd + extra_usd
+    if extra_usd > 0 and budget_usd < needed_usd:
+        return (f"with no storage cloud orch can use enabled here, a run on {option.offer.provider} keeps its output "
+                f"on its VM, which idles up to {delivery.idle_minutes} min after the job before it downs itself: "
+                f"{usd_text(extra_usd)} more than the plan counted, and the {usd_text(budget_usd)} budget no longer "
+                f"covers the run: raise --budget to at least {usd_text(needed_usd)}, or enable a storage cloud "
+                "(AWS S3, GCS or Nebius: `sky check`).")
+    if guard.wall_limit_s <= 0:  # a window of 0 s is no limit to `timeout`
+        return (f"the {usd_text(budget_usd)} budget leaves nothing to train on after what the cloud bills outside "
+                "the run (the VM's idle window before it downs itself, and a spot job's controller): raise --budget "
+                f"to at least {usd_text(needed_usd)}.")
+    return None
 
 
 def run_script() -> str:
@@ -261,12 +282,14 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     report_to wandb). Not `for_launch` (a dry run, on a machine that may have no cloud enabled), a bucket no enabled
     store can take is left to SkyPilot's pick (NO_STORE_NOTE), and the launch time to `sky launch --env`."""
     sky = import_sky()
-    delivery, store = launch_delivery(option.delivery or delivery_for(option.offer), option.offer.provider,
-                                      for_launch)
+    planned = option.delivery or delivery_for(option.offer)
+    delivery, store = launch_delivery(planned, option.offer.provider, for_launch)
     files = stage_files(job_path, files_dir or Path(workdir) / "remote", option.fitted_settings)
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.mounts.items())
     guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
+    if problem := _uncovered(option, planned, delivery, budget_usd, guard):
+        raise UserError(problem)
     used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
     # a dry run's file declares every secret the job uses, set here or not: `sky launch --secret NAME` sends it then
     secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
