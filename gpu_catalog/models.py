@@ -433,6 +433,14 @@ NOT_DENSE_KINDS = {"vision": "a vision-language model, and orch estimates text-o
 
 PATH_STARTS = ("./", "../", "/", "~", ".\\", "..\\")  # how a name written as a folder's path begins
 RANDOM_PREFIX = "random:"  # the trainer builds such a model offline, with random weights in the named shape
+# Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
+# their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
+GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
+
+
+def is_gated(hub_id: str) -> bool:
+    """Whether downloading `hub_id` from the Hugging Face Hub needs a token (GATED_PREFIXES)."""
+    return hub_id.startswith(GATED_PREFIXES)
 
 
 def written_as_path(name: str) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import RANDOM_PREFIX, get_model
+from gpu_catalog.models import RANDOM_PREFIX, get_model, is_gated
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.job import looks_like_a_file
@@ -26,10 +26,6 @@ from trainer.data_sources import (
     one_file_problem,
 )
 from trainer.offline_names import build_folder_problem, is_built_offline
-
-# Hub organisations whose model pages ask the user to accept a licence before download (gated repositories), as
-# their Hugging Face pages showed in 2026-11: a job on them needs HF_TOKEN of an account that accepted it.
-GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
 
 
 def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
@@ -92,7 +88,7 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
     # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
     downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
     # a dry run's task declares the secret, which `sky launch --secret HF_TOKEN` sends from where it runs
-    if cloud and launching and downloads and downloaded.startswith(GATED_PREFIXES) and not os.environ.get("HF_TOKEN"):
+    if cloud and launching and downloads and is_gated(downloaded) and not os.environ.get("HF_TOKEN"):
         problems.append(f"{downloaded} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
                         "(passed to the VM as a SkyPilot secret)")
     return problems

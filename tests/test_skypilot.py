@@ -4,6 +4,7 @@ no API server. Enabled clouds are patched the way SkyPilot's own dry-run tests d
 
 import dataclasses
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -519,7 +520,10 @@ def test_a_dry_run_whose_output_stays_on_the_vm_says_how_to_copy_it_before_the_v
     assert result.exit_code == 0, result.output
     assert "/orch/output" not in launched_by_hand(out).storage_mounts
     said = " ".join(result.stderr.split())
-    assert "note: the output stays on the VM's disk (/orch/output)" in said and "rsync -a CLUSTER:/orch/output/" in said
+    # the command names the cluster the note copies from (SkyPilot made a name up, for the user to look for)
+    cluster = re.search(r"`sky launch -c (orch-[0-9a-f]{8}) ", said).group(1)
+    assert "note: the output stays on the VM's disk (/orch/output)" in said
+    assert f"rsync -a {cluster}:/orch/output/" in said and f"rsync -a {cluster}:/orch/output/" in out.read_text()
     head = " ".join(line.lstrip("# ") for line in out.read_text().splitlines() if line.startswith("#"))
     assert "stays on the VM's disk" in head and "idle minutes after the job" in head
 
@@ -588,6 +592,31 @@ def test_a_dry_run_of_a_gated_model_declares_its_token_without_needing_it_here(s
     launched = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--target", "cloud", "--providers",
                                         "nebius", "--yes"])
     assert launched.exit_code == 2 and "set HF_TOKEN" in launched.output
+
+
+def test_a_dry_run_of_a_public_model_declares_no_token_it_was_not_given(sky, tmp_path, monkeypatch):
+    """HF_TOKEN was declared for any hub download: `sky launch` refused the file without a token, and with
+    `--secret HF_TOKEN` unset here too. W&B logs offline without its key: not declared either."""
+    from orchestrator.launch.sky_task import build_task
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    spec, model, chosen = planned()
+
+    def declared(model_id: str) -> set:
+        folder = tmp_path / model_id.replace("/", "_")
+        folder.mkdir(exist_ok=True)
+        job = folder / "job.yaml"  # the task stages the job file, whose model the VM downloads
+        job.write_text(yaml.safe_dump({**yaml.safe_load(QLORA_JOB.read_text()), "model": model_id,
+                                       "report_to": "wandb"}), encoding="utf-8")
+        changed = dataclasses.replace(spec, model=model_id, report_to="wandb")
+        return set(build_task(changed, job, chosen, 20.0, "r-secrets", model.params, folder,
+                              for_launch=False).secrets or {})
+
+    assert declared("Qwen/Qwen2.5-7B") == set()
+    assert declared("meta-llama/Llama-3.1-8B") == {"HF_TOKEN"}  # `sky launch --secret HF_TOKEN` sends it
+    monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key")
+    assert declared("Qwen/Qwen2.5-7B") == {"WANDB_API_KEY"}
 
 
 def test_a_launch_whose_output_stays_on_the_vm_is_refused_where_the_budget_no_longer_covers_it(sky, tmp_path,

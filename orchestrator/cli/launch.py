@@ -208,7 +208,8 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
         secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
         # a spot run is a managed job: `sky launch` would start a bare spot VM, never recovered nor taken down;
         # one line (not folded at the terminal's width), so the command copies whole
-        command = "sky jobs launch" if chosen.delivery.managed else "sky launch"
+        # named, as the notes name it (`rsync -a NAME:...`): SkyPilot made one up, which the user had to look for
+        command = f"sky jobs launch -n {task.cluster}" if chosen.delivery.managed else f"sky launch -c {task.cluster}"
         # with its launch time, the budget's window counts provisioning and setup too (sky_task.LAUNCHED_AT_ENV)
         command += f" {sky_task.LAUNCH_TIME_FLAG}"
         # say: printable, as --out is a name given by a user and no escape in it may reach the terminal

@@ -32,6 +32,7 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.models import is_gated
 from gpu_catalog.units import usd_text
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
@@ -268,10 +269,17 @@ NO_STORE_NOTE = ("no storage cloud orch can use is enabled here (`sky check`): t
                  "SkyPilot, and `orch launch` would keep an on-demand run's output on the VM and refuse a spot run")
 
 
-# A task launched by hand from a dry run's file has no `orch launch` to bring its output home before teardown
-ON_THE_VM_NOTE = (f"the output stays on the VM's disk ({REMOTE_OUTPUT}), and the VM downs itself "
-                  f"{CLUSTER_IDLE_MINUTES} idle minutes after the job: launched by hand, copy it home before then "
-                  f"(`rsync -a CLUSTER:{REMOTE_OUTPUT}/ output/`)")
+def cluster_name(run_id: str) -> str:
+    """The cluster (or managed job) name of a run: known before SkyPilot answers, so an interrupted launch can be
+    found and taken down, and a dry run's printed command names the cluster its notes name."""
+    return f"orch-{run_id.removeprefix('r-')[-8:]}"
+
+
+def on_the_vm_note(task) -> str:
+    """A task launched by hand from a dry run's file has no `orch launch` to bring its output home before teardown."""
+    return (f"the output stays on the VM's disk ({REMOTE_OUTPUT}), and the VM downs itself {CLUSTER_IDLE_MINUTES} "
+            f"idle minutes after the job: launched by hand, copy it home before then (`rsync -a "
+            f"{cluster_name(task.envs[RUN_ID_ENV])}:{REMOTE_OUTPUT}/ output/`)")
 
 
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
@@ -291,9 +299,12 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     if problem := _uncovered(option, planned, delivery, budget_usd, guard):
         raise UserError(problem)
     used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
-    # a dry run's file declares every secret the job uses, set here or not: `sky launch --secret NAME` sends it then
+    # a dry run's file declares, unset here, the secret the run cannot do without (a gated model's token), which
+    # `sky launch --secret NAME` sends from where it runs; an unset one a run does without (a public model's token,
+    # W&B's key: it logs offline) was declared too, and `sky launch` refused the file without it
+    needed = {"HF_TOKEN": any(is_gated(hub_id) for hub_id in files.hub_ids), "WANDB_API_KEY": False}
     secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
-               if used[name] and (os.environ.get(name) or not for_launch)}
+               if used[name] and (os.environ.get(name) or (needed[name] and not for_launch))}
     envs = {RUN_ID_ENV: run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
@@ -336,7 +347,8 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
             f"# launch with `{LAUNCH_TIME_FLAG}` to count provisioning and setup in it too\n"
             if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
     if REMOTE_OUTPUT not in task.storage_mounts:
-        head += "".join(f"# {line}\n" for line in textwrap.wrap(ON_THE_VM_NOTE[0].upper() + ON_THE_VM_NOTE[1:], 116))
+        note = on_the_vm_note(task)
+        head += "".join(f"# {line}\n" for line in textwrap.wrap(note[0].upper() + note[1:], 116))
     return head + yaml_utils.dump_yaml_str(task_config(task, files, files_as))
 
 
@@ -367,6 +379,7 @@ class DryRun:
     optimizer_text: str
     files_dir: Path | None  # where the task's files were written (with --out), else None
     note: str | None = None  # what a launch would do differently here (NO_STORE_NOTE)
+    cluster: str = ""  # the cluster (a spot run's managed job) the printed `sky launch` names
 
 
 def task_files_dir(out: Path) -> Path:
@@ -421,17 +434,17 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
             files_as = str(staged.resolve())
         text = task_yaml(task, files, files_as)
         out.write_text(text, encoding="utf-8")
-        return DryRun(text, optimizer_view(task), files_dir, _note(task))
+        return DryRun(text, optimizer_view(task), files_dir, _note(task), cluster_name(task.envs[RUN_ID_ENV]))
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp),
                           for_launch=False)
         staged = Path(tmp) / "remote"
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
-        return DryRun(text, optimizer_view(task), None, _note(task))
+        return DryRun(text, optimizer_view(task), None, _note(task), cluster_name(task.envs[RUN_ID_ENV]))
 
 
 def _note(task) -> str | None:
-    """NO_STORE_NOTE where the task's bucket names no store; ON_THE_VM_NOTE where the output has no bucket."""
+    """NO_STORE_NOTE where the task's bucket names no store; on_the_vm_note where the output has no bucket."""
     if REMOTE_OUTPUT not in task.storage_mounts:
-        return ON_THE_VM_NOTE
+        return on_the_vm_note(task)
     return NO_STORE_NOTE if any(not storage.stores for storage in task.storage_mounts.values()) else None

@@ -27,6 +27,7 @@ from orchestrator.launch.sky_task import (
     METRICS_END,
     WALL_LIMIT_EXIT_CODE,
     build_task,
+    cluster_name,
     stop_script,
 )
 from orchestrator.runs.store import RunRecord
@@ -52,12 +53,6 @@ def parse_metrics(log_text: str) -> dict | None:
         metrics = {**(metrics or {}), "status": TrainStatus.BUDGET_STOPPED.value,
                    "message": "the budget's wall-clock window on the VM ran out"}
     return metrics
-
-
-def cluster_name(run_id: str) -> str:
-    """The cluster (or managed job) name of a run: known before SkyPilot answers, so an interrupted launch can be
-    found and taken down."""
-    return f"orch-{run_id.removeprefix('r-')[-8:]}"
 
 
 class _Tee(io.TextIOBase):
