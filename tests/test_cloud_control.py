@@ -175,6 +175,9 @@ def test_a_stopped_on_demand_run_checkpoints_and_comes_home_before_its_cluster_g
     assert started.exit_code == 0, started.output
     (run,) = RunStore().all()
     assert run.status is RunStatus.RUNNING and run.output_uri.startswith(output), run.output_uri
+    # detached, output on the VM's disk is home only if somebody asks before the VM downs itself
+    assert ("note: the output stays on the VM, which downs itself 60 idle minutes" in started.stderr) is (
+        provider == "vast"), started.stderr
     recorded.calls.clear()
     stopped = runner.invoke(app, ["stop", run.run_id])
     assert stopped.exit_code == 0, stopped.output

@@ -9,6 +9,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.owned import hardware_file
 from gpu_catalog.units import usd_text
 from orchestrator import preflight
@@ -28,6 +29,7 @@ from orchestrator.cli.options import (
 from orchestrator.cli.planning import data_and_notes, plan_job, replanned
 from orchestrator.cli.runs import exit_code, follow_run
 from orchestrator.cli.serialize import error_dict, plan_dict
+from orchestrator.delivery import CLUSTER_IDLE_MINUTES
 from orchestrator.estimator.calibration import calibration_file
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import read_job
@@ -105,6 +107,11 @@ def launch_command(
         record = follow_run(store, record, quiet=as_json)
     if detach and record.status is RunStatus.RUNNING and not as_json:
         display.say(f"detached: `orch logs {record.run_id} --follow`, `orch stop {record.run_id}`")
+        # on a cloud VM's disk, it goes with the VM's autodown (a node pool's machines are the user's own)
+        if record.output_uri and not record.output_uri.startswith("bucket ") and record.provider != SSH_POOL_PROVIDER:
+            display.say(f"note: the output stays on the VM, which downs itself {CLUSTER_IDLE_MINUTES} idle minutes "
+                        f"after the job: `orch runs` (or `orch pull {record.run_id}`) within that time brings it "
+                        "home.", err=True)
     _report(result, record, as_json, quiet=detach)
 
 
