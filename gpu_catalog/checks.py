@@ -705,15 +705,21 @@ def missing_folders(folder: Path) -> list[Path]:
     return made
 
 
-def output_folder(path: Path | str, what: str = "--out", parents: bool = False) -> Path:
+def output_folder(path: Path | str, what: str = "--out", parents: bool = False,
+                  read_folders: tuple[Path, ...] = ()) -> Path:
     """An output folder orch will create or fill: it must be a folder, or not exist yet in a writable folder that
     does (`parents`: under one, for a default path orch makes whole): a missing parent is a typo, refused as every
     output file's is. A path that is not UTF-8 is refused: the trainer trained a whole job into one, then failed
-    saving its tokenizer there."""
+    saving its tokenizer there. `read_folders`: folders the command reads whole (a job's dataset or model folder),
+    which the output may neither be nor go into: its files were read as data by the next run."""
     path = Path(_utf8(str(path), what, "give a path written in UTF-8"))
     _no_control_character(path, what)
     if str(path) == "-":  # a folder named `-`, as awkward to remove as to find
         raise UserError(f"{what} - is no folder name here: give a folder name (./- for a folder named -).")
+    if folder := next((given for given in read_folders if Path(given).is_dir() and _inside(path / "x", Path(given))),
+                      None):
+        raise UserError(f"{what} '{path}' is {'inside ' if not same_file(path, Path(folder)) else ''}'{folder}', "
+                        "which this command reads: write outside it.")
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop

@@ -1222,6 +1222,12 @@ def _foreign_database(path: Path) -> Path:
     # a slot trains on a core at least: more slots than cores were each priced at a core's share, sharing one
     (lambda i: ["scheduler", "run", "--once", "--cpu-slots", str((os.cpu_count() or 1) + 1)],
      f"--cpu-slots {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
+    # an output in the folder a job reads whole: its files were read as data by the next plan ("holds .png files")
+    (lambda i: ["report", "--results", i.file("r.jsonl", row() + "\n"), "--out", i.folder("data"),
+                "--job", i.job(dataset=[i.file("data/a.jsonl", open(DATA).read()), "data"][1], train_tokens=DROP)],
+     "/data' is '"),
+    (lambda i: ["train", i.job(dataset=[i.file("data/a.jsonl", open(DATA).read()), "data"][1], train_tokens=DROP),
+                "--output", str(i.files / "data" / "out")], "/data/out' is inside '"),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file

@@ -18,7 +18,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.checkpoint_folders import STATE_FILE, step_folders, unresumed_problem
-from trainer.config import check_model_and_tokenizer
+from trainer.config import check_model_and_tokenizer, read_folders
 from trainer.heartbeat import HEARTBEAT_FILE, FolderInUse, Heartbeat
 from trainer.job_file import load_config
 from trainer.jsonio import write_json_atomic
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
-                                      parents=args.output is None)
+                                      parents=args.output is None, read_folders=read_folders(config, base_dir))
         check_run_folder(output)
         if unresumed := unresumed_problem(output, args.resume):
             raise UserError(f"cannot train: {unresumed}.")

@@ -589,6 +589,15 @@ def model_folder(name: str, base_dir: Path) -> Path | None:
     return Path(os.path.abspath(path)) if written_as_path(name) or is_model_folder(name, path) else None
 
 
+def read_folders(config: JobConfig, base_dir: Path) -> tuple[Path, ...]:
+    """The folders a run of `config` reads whole (a dataset folder, the model's, the tokenizer's): no output may be
+    one or go into one, where the next run read its files as data (`--output DATASET/out`)."""
+    tokenizer = resolve_tokenizer(config.tokenizer, base_dir)
+    paths = (resolve_dataset(config.dataset, base_dir), resolve_dataset(config.eval_dataset, base_dir),
+             model_folder(config.model, base_dir), Path(tokenizer) if tokenizer else None)
+    return tuple(path for path in paths if path is not None and path.is_dir())
+
+
 def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
     """The `tokenizer` as transformers loads it. Relative paths start at the job file's folder, as `dataset`'s do: a
     name written as a path (absolute, or starting with . or ~), or one naming a folder there, is that folder; any

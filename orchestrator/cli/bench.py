@@ -19,6 +19,7 @@ from orchestrator.estimator.calibration import calibration_file, load_calibratio
 from orchestrator.home import runs_db
 from orchestrator.job import load_job
 from orchestrator.simulate.trace import check_trace
+from trainer.config import read_folders
 from trainer.status import TrainStatus
 
 MESSAGE_CHARS = 300  # of a failed point's message on the screen; the database and --json keep it whole
@@ -232,8 +233,8 @@ def report_command(
     default = " (the default one is in orch's source folder)" if job is None else ""
     for path in jobs:
         checks.input_file(path, "job file", f"pass the job to price with --job JOB.yaml{default}.")
-    for path in jobs:
-        load_job(path)  # a bad job fails before the report folder is made
+    for path in jobs:  # a bad job fails before the report folder is made, and its data folder is none
+        checks.output_folder(out, read_folders=read_folders(load_job(path), path.parent))
     if trace is not None:
         check_trace(trace, every_row=True)
     check_db(db, reads_only=True)
