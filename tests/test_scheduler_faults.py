@@ -4,6 +4,7 @@ process, with the launcher's memory of its children wiped as a dead scheduler's 
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -225,4 +226,30 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
     job = types.SimpleNamespace(job_id="j-1", budget_usd=50.0, job_path=str(tmp_path / "job.yaml"))
     decision = types.SimpleNamespace(slot=None, option=types.SimpleNamespace(estimate=types.SimpleNamespace(
         cost_usd=5.0)))
-    assert Scheduler()._start(job, None, decision, spend_left_usd=6.0) == 6.0 and budgets == [6.0]
+    assert Scheduler()._start(job, None, decision, spend_left_usd=6.0, budget_left_usd=50.0) == 6.0 and budgets == [6.0]
+
+
+def test_a_jobs_runs_together_stay_within_its_budget(tmp_path, monkeypatch):
+    """Each run the scheduler started for a job (a failed run tried again, a preempted one started anew) got the
+    job's whole budget: a $0.0003 job spent $0.000453 over two attempts, and three could spend three times it."""
+    from orchestrator.home import orch_home
+    from tests.test_runs_store import make_record
+
+    job_id = submit(tmp_path, "capped")
+    job = JobQueue().get(job_id)
+    runs, store = orch_home() / "runs", RunStore()
+    store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_path=str(Path(job.job_path).resolve()),
+                             status=RunStatus.FAILED, cost_usd=0.4, budget_usd=1.0))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_path="/another/job.yaml",
+                             status=RunStatus.FAILED, cost_usd=5.0))  # another job's run: not this one's spend
+    budgets = []
+    real_start = lifecycle.start
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, *a, **k: budgets.append(record.budget_usd)
+                        or real_start(store, record, *a, **k))
+    Scheduler().run_once()
+    assert budgets == [pytest.approx(0.6)], JobQueue().get(job_id).reason  # its $1 less the first run's $0.40
+    run_until_done([job_id])
+    store.update(JobQueue().get(job_id).run_id, cost_usd=0.6)  # spent to the last cent: nothing left for another
+    JobQueue().update(job_id, status=JobStatus.QUEUED, run_id=None)
+    (decided,) = Scheduler().run_once()
+    assert decided[1].action == "reject" and "its earlier runs spent its whole $1.00 budget" in decided[1].reason

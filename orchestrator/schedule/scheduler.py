@@ -30,6 +30,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
+from gpu_catalog.units import usd_text
 from orchestrator import preflight
 from orchestrator.db import LockedDatabase
 from orchestrator.estimator.calibration import Calibration, load_calibration
@@ -197,14 +198,15 @@ class Scheduler:
             except UserError as exc:  # this job cannot run; the others still can
                 decision = Decision("reject", f"{exc} Submit the job again.")
             else:
+                budget_left = self._budget_left(job)
                 decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
-                                        refusal)
+                                        refusal, budget_left)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
             elif decision.action in ("start_local", "start_cloud"):
                 try:
-                    started = self._start(job, spec, decision, spend_left)
+                    started = self._start(job, spec, decision, spend_left, budget_left)
                 except UserError as exc:  # refused before any request: every later pass would be refused the same
                     decision, started = Decision("reject", f"the launch refused it: {exc}"), None
                     self.queue.update(job.job_id, status=JobStatus.REJECTED, decision=decision.action,
@@ -217,15 +219,30 @@ class Scheduler:
             decided.append((job, decision))
         return decided
 
+    def _budget_left(self, job: JobRecord) -> float | None:
+        """The job's budget less what its earlier runs spent (a failed run tried again, a preempted one started
+        anew): each new run got the whole budget again, and a job's three attempts could spend three times it.
+        None: the job has no budget of its own."""
+        if job.budget_usd is None:
+            return None
+        queued_copy = Path(job.job_path).resolve()  # the file each of the job's runs was made from
+        return job.budget_usd - sum(run.cost_usd or 0.0 for run in self.store.all()
+                                    if Path(run.job_path) == queued_copy)
+
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
-                calibration: Calibration, spend_left_usd: float, refusal: LaunchRefusal) -> Decision:
-        """Where a whole queued job goes now. A deadline already passed is rejected saying so: the planner takes only
-        a deadline still ahead, and refused this one in the words of a --deadline flag the user never gave here."""
+                calibration: Calibration, spend_left_usd: float, refusal: LaunchRefusal,
+                budget_left_usd: float | None = None) -> Decision:
+        """Where a whole queued job goes now, within what is left of its budget. A deadline already passed is
+        rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
+        --deadline flag the user never gave here."""
         if job.deadline_at is not None and job.deadline_at <= now:
             return Decision("reject", f"its deadline passed {_duration_text(now - job.deadline_at)} before a target "
                                       "was chosen: submit it again with a later --deadline.")
+        if budget_left_usd is not None and budget_left_usd <= 0:
+            return Decision("reject", f"its earlier runs spent its whole {usd_text(job.budget_usd)} budget: submit it "
+                                      "again with a larger --budget.")
         deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
-        ask = JobAsk(job.job_id, spec, job.budget_usd if job.budget_usd is not None else float("inf"), deadline_h,
+        ask = JobAsk(job.job_id, spec, budget_left_usd if budget_left_usd is not None else float("inf"), deadline_h,
                      job.preemptions)
         try:
             decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left_usd, refusal=refusal)
@@ -235,7 +252,8 @@ class Scheduler:
             decision = Decision("reject", str(exc))
         return decision
 
-    def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf) -> float | None:
+    def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf,
+               budget_left_usd: float | None = None) -> float | None:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
         holds no more runs than it can), then start it; returns the run's budget stop. A job without its own budget
         gets unbudgeted_usd of its estimate as its budget stop, and a cloud run no more than the monthly
@@ -243,7 +261,7 @@ class Scheduler:
         scheduler got the job or the slot first. A launch the target refuses before any request (UserError) is
         recorded failed by the launch and raised to the caller, which rejects the job; a scheduler killed before that
         leaves a failed run the next pass retries, as any."""
-        budget = job.budget_usd if job.budget_usd is not None \
+        budget = budget_left_usd if budget_left_usd is not None \
             else unbudgeted_usd(decision.option.estimate.cost_usd, decision.option.offer.usd_per_hour)
         if decision.slot is None:
             budget = min(budget, spend_left_usd)
