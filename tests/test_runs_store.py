@@ -559,3 +559,24 @@ def test_an_export_with_no_runs_yet_still_names_every_column(tmp_path, monkeypat
     assert CliRunner().invoke(app, ["runs", "--export", str(path)]).exit_code == 0
     frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     assert len(frame) == 0 and {"run_id", "status", "created_at", "usd_per_hour"} <= set(frame.columns)
+
+
+def test_a_moved_or_copied_home_keeps_its_own_run_folders(tmp_path, monkeypatch):
+    """run_dir was used as written: a home moved to a bigger disk said every run's folder was gone, and a copied one
+    resumed its runs in the original's folders (spending there, recorded here)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    old, new = tmp_path / "old-home", tmp_path / "new-home"
+    (old / "runs" / RUN_ID).mkdir(parents=True)
+    (old / "runs" / RUN_ID / "train.log").write_text("step 1: loss 2.0\n")
+    RunStore(old / "runs.db").insert(make_record(old / "runs" / RUN_ID, status=RunStatus.STOPPED))
+    shutil.copytree(old, new)
+    (old / "runs" / RUN_ID / "train.log").write_text("the original home's log\n")
+    assert RunStore(new / "runs.db").get(RUN_ID).run_dir == str(new / "runs" / RUN_ID)
+    monkeypatch.setenv("ORCH_HOME", str(new))
+    logs = CliRunner().invoke(app, ["logs", RUN_ID])
+    assert logs.exit_code == 0 and "step 1: loss 2.0" in logs.output, logs.output

@@ -7,7 +7,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -79,8 +79,9 @@ RUN_ID = re.compile(r"r-(?:[0-9a-f]{8}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})")
 def record_from_row(path: Path, row) -> RunRecord:
     """A row as a record, refused as damaged (like a number out of range) unless its id is one orch makes and its
     folder is a run folder of that id (`.../runs/<run_id>`): commands delete that folder and stop the process
-    started there, so a hand-edited `../..` or `/` must never reach them. The folder above is not checked: an
-    ORCH_HOME moved or spelled another way keeps its runs."""
+    started there, so a hand-edited `../..` or `/` must never reach them. The folder is the one beside this
+    database (`runs/<run_id>` in its ORCH_HOME), whatever home the row was written in: a moved home said every run's
+    folder was gone, and a copied one resumed its runs in the original's folders, spending there."""
     record = RunRecord(**typed_row(path, "runs", RunRecord, row))
     if not RUN_ID.fullmatch(record.run_id):
         raise damaged_row(path, "runs", record.run_id, "run_id", record.run_id,
@@ -88,6 +89,7 @@ def record_from_row(path: Path, row) -> RunRecord:
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
         raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
+    record = replace(record, run_dir=str(Path(path).parent / "runs" / record.run_id))
     # whole numbers a type check lets through: `spot = 7` read as spot, `train_tokens = -5` summed into reports
     for column, least, most in (("spot", 0, 1), ("stop_requested", 0, 1), ("train_tokens", 0, None), ("pid", 1, None)):
         value = getattr(record, column)
