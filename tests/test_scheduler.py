@@ -279,8 +279,10 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     assert "$0.010" in explained and "(2x the estimate" not in explained
 
 
-def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):
-    """A budget-stopped job stayed `failed` in the queue after `orch resume` finished its run."""
+@pytest.mark.parametrize("ended", ["failed", "cancelled"])
+def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path, ended):
+    """A budget-stopped job stayed `failed` in the queue after `orch resume` finished its run; a stopped one
+    stayed `cancelled`."""
     from orchestrator.schedule.queue import JobQueue, JobStatus
     from orchestrator.schedule.scheduler import Scheduler
 
@@ -290,7 +292,7 @@ def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path):
     orch("scheduler", "run", "--once")
     until(lambda: jobs()[job_id]["run_status"] == "ok")
     queue = JobQueue()
-    queue.update(job_id, status=JobStatus.FAILED, reason="run ended budget_stopped")  # as its first session ended
+    queue.update(job_id, status=JobStatus(ended), reason="run ended")  # as its first session ended
     Scheduler(queue=queue).reconcile()
     assert queue.get(job_id).status is JobStatus.DONE and "(resumed)" in queue.get(job_id).reason
 

@@ -138,7 +138,8 @@ class Scheduler:
         other way round, such a job looked claimed without a run, went back to the queue, and started twice.)"""
         in_flight = self.queue.all((JobStatus.RUNNING,))
         runs = {r.run_id: r for r in lifecycle.refresh(self.store)}
-        for job in self.queue.all((JobStatus.FAILED,)):  # a failed job's run the user resumed to its end
+        # a failed, stopped or cancelled job's run the user resumed to its end: the job is done
+        for job in self.queue.all((JobStatus.FAILED, JobStatus.CANCELLED)):
             if job.run_id and (run := runs.get(job.run_id)) and run.status is RunStatus.OK:
                 self.queue.update(job.job_id, status=JobStatus.DONE, reason=f"run {run.run_id} finished (resumed)")
         for job in in_flight:
