@@ -166,7 +166,9 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     known to resume: planned first, a damaged job copy was refused without this run's words for it, and an `ok`
     run's said before "nothing to resume")."""
     if record.status.is_active():
-        raise UserError(f"run {record.run_id} is still {record.status.value}: `orch stop {record.run_id}` first.")
+        # "`orch stop` first" told a second resume racing the first to stop the resume it wanted
+        raise UserError(f"run {record.run_id} is already {record.status.value}: `orch logs {record.run_id} --follow` "
+                        f"follows it (`orch stop {record.run_id}` stops it).")
     if not (record.status.is_resumable() or _refused_resume(record)):
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
