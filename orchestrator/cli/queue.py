@@ -152,7 +152,8 @@ def scheduler_run_command(
                                                          "leaves (owned cards are used whatever it says).",
                                                     zero_allowed=True)] = None,
     cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs; at most its cores): "
-                                                 "each trains on its share of the cores, and is priced at it.")] = 1,
+                                                 "each trains on its share of the cores, and is priced at it; 0 "
+                                                 "keeps every job off the CPU.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass's decisions as JSON.")] = False,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
