@@ -269,3 +269,26 @@ def test_a_launch_longer_than_the_grace_period_is_failed_only_once_its_launcher_
     lifecycle.refresh(RunStore())
     ended = RunStore().get(record.run_id)
     assert ended.status is RunStatus.FAILED and ended.message == "its launcher died before the trainer started"
+
+
+def test_a_resume_left_less_than_its_targets_estimated_start_is_refused():
+    """Past RESUME_LEAST_S, a resume with 11 s of budget left started on a CPU whose start takes longer, and spent
+    the rest on imports and the model, training no step (exit 4). The plan's start-up is the least it needs."""
+    from orchestrator.cli.planning import plan_job
+    from orchestrator.cli.runs import same_target
+
+    record = ended_session(10.0)
+    tiny = (REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8")  # as a run folder's copy: data absolute
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text(tiny.replace("data/", f"{REPO}/examples/data/"), encoding="utf-8")
+    _, _, planned = plan_job(Path(record.run_dir) / RUN_JOB_NAME, 1e-9, None, "cost", False, "local")
+    (cpu,) = [r for r in planned.rejected if r.offer.gpu.name == "CPU"]  # over that budget, with its estimate
+    RunStore().update(record.run_id, usd_per_hour=cpu.offer.usd_per_hour)  # as a run on that CPU was priced
+    ended = lifecycle.finish(RunStore(), RunStore().get(record.run_id))
+    start_usd = cpu.estimate.startup_hours * cpu.offer.usd_per_hour
+    assert start_usd / 2 > cpu.offer.usd_per_hour * lifecycle.RESUME_LEAST_S / 3600  # past the floor
+    total_usd = ended.cost_usd + start_usd / 2  # short of the start the plan expects
+    with pytest.raises(UserError, match=r"starting again takes about [0-9,]+ s \(\$[0-9.]+\) before a step: `orch "
+                                        r"resume .* --budget USD`"):
+        lifecycle.resume(RunStore(), ended, budget_usd=total_usd, same_target=lambda: same_target(ended, total_usd))
+    assert RunStore().get(record.run_id).budget_usd == 5.0  # a refused resume keeps the budget it had
+    assert same_target(ended, ended.cost_usd + 1.0) is not None  # a dollar more pays for the start and the rest

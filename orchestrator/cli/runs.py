@@ -9,6 +9,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.units import usd_text
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
@@ -198,6 +199,13 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
     _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider,
                             tokens_done=record.train_tokens or 0)
     same = [o for o in result.options if o.offer.gpu.name == record.gpu and o.offer.spot == bool(record.spot)]
+    if not same:  # a start the remainder cannot pay for spends it on imports and the model, and trains no step
+        missed = [r.estimate for r in result.rejected if r.estimate is not None and r.offer.gpu.name == record.gpu
+                  and r.offer.spot == bool(record.spot)]
+        if missed and (start_usd := missed[0].startup_hours * record.usd_per_hour) >= left_usd:
+            raise UserError(f"run {record.run_id} has {usd_text(left_usd)} of its budget left, and starting again "
+                            f"takes about {missed[0].startup_hours * 3600:,.0f} s ({usd_text(start_usd)}) before a "
+                            f"step: `orch resume {record.run_id} --budget USD` gives it a larger total.")
     return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
 
 

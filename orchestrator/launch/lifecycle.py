@@ -185,10 +185,11 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
         raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
                         f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total.")
+    option = same_target() if same_target else None  # may refuse too: before the new total is written
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
-    return start(store, record, same_target() if same_target else None, device=record.device)
+    return start(store, record, option, device=record.device)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:
