@@ -41,7 +41,7 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
     """An eval after every step makes the run outlast its budget for sure: the plan is made blind to the evaluations'
     time (as an estimate can be wrong), so the launch goes ahead and the meter has to stop it."""
     monkeypatch.setattr("orchestrator.cost.eval_hours", lambda fit, train_tokens: 0.0)
-    job = write_job(tmp_path, max_steps=25, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=100)
+    job = write_job(tmp_path, max_steps=60, save_every=2, eval_every=1, eval_fraction=0.45, eval_batches=100)
     launched = runner.invoke(app, ["launch", str(job), "--budget", "0.035", "--target", "local", "--yes", "--json"])
     assert launched.exit_code == 4, launched.output  # budget_stopped: the trainer's own exit code
     (run,) = runs()
@@ -50,10 +50,10 @@ def test_launch_then_resume_stay_within_the_budget(tmp_path, monkeypatch):
     refused = runner.invoke(app, ["resume", run["run_id"][:5]])
     if run["cost_usd"] >= run["budget_usd"]:
         assert refused.exit_code == 2 and "--budget" in refused.stderr
-    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.05"])  # 15 s or more: a start and steps
+    resumed = runner.invoke(app, ["resume", run["run_id"], "--budget", "0.07"])  # a start (30 s planned) and steps
     assert resumed.exit_code == 4, resumed.output
     (run,) = runs()
-    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.05 and within_budget(run), run["message"]
+    assert run["status"] == "budget_stopped" and run["budget_usd"] == 0.07 and within_budget(run), run["message"]
 
 
 def test_a_detached_run_is_billed_until_it_ends_not_until_someone_looks(tmp_path):
