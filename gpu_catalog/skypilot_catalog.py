@@ -111,11 +111,14 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
 
 def _check_names(row: dict[str, str], where: str) -> None:
     """An offer's instance type and region, which a task hands to SkyPilot: each one given, in printable characters
-    (an escape sequence or an empty region went into `--json` and the task as they were)."""
+    (an escape sequence or an empty region went into `--json` and the task as they were), without the `/` that
+    separates cloud, region and zone in SkyPilot's `infra` (`a/b/c/d` ended a dry run with SkyPilot's bare
+    ValueError). Vast's regions hold commas, spaces and any letter (`Bavaria, DE, EU`): those stay."""
     for column in ("InstanceType", "Region"):
         value = row.get(column) or ""
-        if not value.strip() or not value.isprintable():
-            said = "is empty" if not value.strip() else f"holds a control character ({checks.short_repr(value)})"
+        if not value.strip() or not value.isprintable() or "/" in value:
+            said = "is empty" if not value.strip() else f"holds a control character ({checks.short_repr(value)})" \
+                if not value.isprintable() else f"{checks.short_repr(value)} holds a /, which no cloud's names hold"
             raise UserError(f"{where} {column} {said}: {FIX}")
 
 

@@ -818,6 +818,7 @@ def test_there_are_at_least_150_cases():
     lambda i: i.hardware(CARD % "purchase_price_usd: 1800, host_power_w: 0"),
     lambda i: i.calibration('{"efficiency": {"H100 SXM": {"lora": 0.4}}}'),
     lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW),
+    lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", '"Bavaria, DE, EU"')),  # Vast's regions
     lambda i: i.model(GOOD_MODEL),
     lambda i: ["scheduler", "run", "--once", "--cpu-slots", "0", "--monthly-cap", "0"],
     # JSON text holds U+2028 and U+0085 as they are: the line was split there and called "not valid JSON"
@@ -1228,6 +1229,9 @@ def _foreign_database(path: Path) -> Path:
      "/data' is '"),
     (lambda i: ["train", i.job(dataset=[i.file("data/a.jsonl", open(DATA).read()), "data"][1], train_tokens=DROP),
                 "--output", str(i.files / "data" / "out")], "/data/out' is inside '"),
+    # SkyPilot's `infra` is cloud/region/zone: a dry run ended in its bare ValueError (exit 1)
+    (lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", "a/b/c/d")),
+     "Region 'a/b/c/d' holds a /, which no cloud's names hold: rerun `orch catalog refresh`, or remove it"),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file
