@@ -644,3 +644,28 @@ def test_a_launch_whose_output_stays_on_the_vm_is_refused_where_the_budget_no_lo
     monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: ["Nebius"])
     with pytest.raises(UserError, match=r"the \$0\.010 budget leaves nothing to train on after what the cloud bills"):
         build_task(spec, QLORA_JOB, option, 0.01, "r-nothing", 1, tmp_path)
+
+
+def test_a_dry_run_on_a_cloud_whose_catalog_skypilot_cannot_fetch_says_so_in_one_line(sky, tmp_path, monkeypatch):
+    """An offer from ORCH_SKY_CATALOGS on a cloud SkyPilot never fetched a catalog of: offline, SkyPilot logged
+    "Failed to fetch AWS catalog" and the HTTP library's error came out as the refusal, naming no fix."""
+    import requests
+
+    def offline(*args, **kwargs):  # the one call that would reach the network
+        raise requests.exceptions.ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+    monkeypatch.setattr(requests, "get", offline)
+    (tmp_path / "catalogs" / "aws").mkdir(parents=True)
+    (tmp_path / "catalogs" / "aws" / "vms.csv").write_text(
+        "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,GpuInfo\n"
+        "g6.xlarge,L4,1,4,16,0.80,,us-east-1,\n", encoding="utf-8")
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(tmp_path / "catalogs"))
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    cloud_offers.cache_clear()
+    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "100", "--providers", "aws",
+                                      "--no-spot", "--dry-run"])
+    cloud_offers.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.stderr == ("error: SkyPilot has no catalog of aws on this machine and cannot download one (no "
+                             "network): run `sky check aws` once with the network, or plan on the clouds whose "
+                             "catalogs are here (`orch catalog offers`).\n")

@@ -19,6 +19,7 @@ Also the dry run: the task as a file `sky launch` accepts. Imports sky only when
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -261,8 +262,28 @@ def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> li
         infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
         # an instance type SkyPilot's catalog lists is named: the instance planned, not the cheapest of its GPU name
         named = {"instance_type": offer.instance_type} if offer.sky_instance else {}
-        resources.append(sky.Resources(**common, **named, infra=infra, accelerators={offer.accelerator: 1}))
+        with _catalog_at_hand(offer.provider):
+            resources.append(sky.Resources(**common, **named, infra=infra, accelerators={offer.accelerator: 1}))
     return resources
+
+
+@contextlib.contextmanager
+def _catalog_at_hand(provider: str):
+    """SkyPilot reads its own catalog of a cloud, downloaded on first use, to describe a task's resources: offline,
+    with none kept (an offer from ORCH_SKY_CATALOGS, for a cloud SkyPilot never fetched), it logged "Failed to fetch
+    ..." and raised the HTTP library's error, said as two lines that named no fix. `provider`: the clouds named."""
+    import requests
+
+    catalog_log = logging.getLogger("sky.catalog.common")
+    was_disabled, catalog_log.disabled = catalog_log.disabled, True
+    try:
+        yield
+    except requests.exceptions.RequestException:
+        raise UserError(f"SkyPilot has no catalog of {provider} on this machine and cannot download one (no "
+                        f"network): run `sky check {provider}` once with the network, or plan on the clouds whose "
+                        "catalogs are here (`orch catalog offers`).") from None
+    finally:
+        catalog_log.disabled = was_disabled
 
 
 NO_STORE_NOTE = ("no storage cloud orch can use is enabled here (`sky check`): the task leaves its bucket's store to "
@@ -419,7 +440,13 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
     """The task file and SkyPilot's optimizer view of it; nothing is launched. With `out`, the YAML is written
     there and the files it mounts beside it (`<stem>-files/`, marked as orch's with TASK_FILES_MARK), named relative
     to the current folder when they are under it; without, the YAML names `<job>-task-files/` and nothing is kept
-    (the staging folder is removed)."""
+    (the staging folder is removed). SkyPilot reads its catalog of each cloud on the way (_catalog_at_hand)."""
+    with _catalog_at_hand(", ".join(sorted({offer.provider for offer in chosen.offers}))):
+        return _dry_run(spec, job_path, chosen, budget_usd, model_params, out)
+
+
+def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
+             out: Path | None) -> DryRun:
     if out is not None:
         files_dir = task_files_dir(out)
         _clear_staged(files_dir)  # the CLI refused a folder of the user's without --force (foreign_task_files)
