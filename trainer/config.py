@@ -337,7 +337,10 @@ def _value_problem(key: str, value) -> str | None:
         choices = [str(c).lower() for c in CHOICES[key]]
         near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
         got = shown if isinstance(value, int) and not isinstance(value, bool) else checks.short_repr(value)
-        return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}"
+        # `report_to: no` came as false, said as "got false" with no way out
+        word = (f" (YAML reads an unquoted yes, no, on or off as {str(value).lower()}: write one of the choices)"
+                if isinstance(value, bool) else "")
+        return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}{word}"
     if key in _RANGES and not _RANGES[key][0] <= value < _RANGES[key][1]:  # NaN and below 0 said above
         return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {value}"
     return None
