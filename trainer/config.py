@@ -596,7 +596,8 @@ def read_folders(config: JobConfig, base_dir: Path) -> tuple[Path, ...]:
     """The folders a run of `config` reads whole (a dataset folder, the model's, the tokenizer's): no output may be
     one or go into one, where the next run read its files as data (`--output DATASET/out`)."""
     tokenizer = resolve_tokenizer(config.tokenizer, base_dir)
-    paths = (resolve_dataset(config.dataset, base_dir), resolve_dataset(config.eval_dataset, base_dir),
+    paths = (resolve_dataset(config.dataset, base_dir, "dataset"),
+             resolve_dataset(config.eval_dataset, base_dir, "eval_dataset"),
              model_folder(config.model, base_dir), Path(tokenizer) if tokenizer else None)
     return tuple(path for path in paths if path is not None and path.is_dir())
 
