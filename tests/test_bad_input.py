@@ -1232,6 +1232,9 @@ def _foreign_database(path: Path) -> Path:
     # SkyPilot's `infra` is cloud/region/zone: a dry run ended in its bare ValueError (exit 1)
     (lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", "a/b/c/d")),
      "Region 'a/b/c/d' holds a /, which no cloud's names hold: rerun `orch catalog refresh`, or remove it"),
+    # the CPU estimated is this machine's: 1000 threads were said in the JSON, and 2 cores' speed estimated
+    (lambda i: ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--cpu-threads", str((os.cpu_count() or 1) + 1)],
+     f"--cpu-threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file

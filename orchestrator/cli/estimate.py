@@ -242,6 +242,9 @@ def estimate(
     if cpu_threads is not None and not on_cpu:  # it was taken, and changed nothing
         raise UserError("--cpu-threads sets the cores of an estimate on the CPU: give --gpu cpu with it, or leave it "
                         "out.")
+    if cpu_threads is not None and cpu_threads > (cores := os.cpu_count() or 1):  # said as 1000, estimated as 2
+        raise UserError(f"--cpu-threads {cpu_threads} is more than this machine's {cores} CPU cores, the CPU "
+                        f"estimated: give at most {cores}.")
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
     target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
