@@ -1235,6 +1235,8 @@ def _foreign_database(path: Path) -> Path:
     # the CPU estimated is this machine's: 1000 threads were said in the JSON, and 2 cores' speed estimated
     (lambda i: ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--cpu-threads", str((os.cpu_count() or 1) + 1)],
      f"--cpu-threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
+    # the broken file is --from's own: "rerun `orch catalog refresh`" led back to it
+    (lambda i: broken_catalog(i, b"a,b\n1,2\n"), "fix that file of --from's, or copy from a whole catalog folder"),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file
