@@ -211,7 +211,7 @@ def summary_line(result: dict, output: Path) -> str:
     width_chars = 80
     parts = [_said(TrainStatus(result["status"]))]
     if result.get("steps") is not None:
-        parts.append(f"{result['steps']} steps")
+        parts.append(f"{result['steps']} step{'' if result['steps'] == 1 else 's'}")
     if result.get("train_tokens"):
         parts.append(f"{result['train_tokens']:,} tokens")
     if result.get("tokens_per_s"):

@@ -505,7 +505,7 @@ def show_run(record: RunRecord) -> None:
     """The end of a run in a few lines: how it ended, what it did, what it cost, where its output is."""
     metrics = json.loads(record.metrics_json) if record.metrics_json else {}
     colour = "green" if record.status is RunStatus.OK else "red"
-    did = [f"{metrics['steps']} steps" if metrics.get("steps") is not None else None,
+    did = [_things(metrics["steps"], "step") if metrics.get("steps") is not None else None,
            f"{record.train_tokens:,} tokens" if record.train_tokens else None,
            f"{record.wall_s / 3600:,.2f} h" if record.wall_s is not None else None]
     console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "

@@ -145,7 +145,8 @@ def request_stop(store: RunStore, record: RunRecord) -> str:
 def pull(record: RunRecord) -> None:
     """Bring the run's output home; a run whose folder is gone has nowhere to put it."""
     if not Path(record.run_dir).is_dir():
-        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone.")
+        raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone, so its output has nowhere to go: "
+                        "`orch launch` the job again.")
     launcher_for(record.target).pull(record)
 
 
