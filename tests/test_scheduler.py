@@ -279,6 +279,19 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     assert "$0.010" in explained and "(2x the estimate" not in explained
 
 
+def test_once_says_what_it_did_to_jobs_in_flight(tmp_path):
+    """`scheduler run --once --json` listed queued jobs' decisions only: a pass that resumed a run (a trainer started,
+    spending) or finished a job said nothing of it."""
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    job_id = json.loads(orch("submit", write_job(folder, name="flight", max_steps=2), "--json").stdout)["job_id"]
+    orch("scheduler", "run", "--once")
+    until(lambda: jobs()[job_id]["run_status"] == "ok")
+    (done,) = json.loads(orch("scheduler", "run", "--once", "--json").stdout)
+    assert (done["job_id"], done["action"], done["status"]) == (job_id, "done", "done"), done
+    assert done["reason"].startswith("run r-") and done["reason"].endswith(" finished")
+
+
 @pytest.mark.parametrize("ended", ["failed", "cancelled"])
 def test_a_failed_job_whose_run_the_user_resumed_to_its_end_is_done(tmp_path, ended):
     """A budget-stopped job stayed `failed` in the queue after `orch resume` finished its run; a stopped one

@@ -154,7 +154,9 @@ def scheduler_run_command(
     cpu_slots: Annotated[int, whole_option(help="Jobs the CPU may run at once (tiny jobs; at most its cores): "
                                                  "each trains on its share of the cores, and is priced at it; 0 "
                                                  "keeps every job off the CPU.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass's decisions as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: print the pass as JSON: what it did to jobs "
+                                                         "in flight (done, resume, requeue, failed, cancelled), then "
+                                                         "each queued job's decision.")] = False,
 ) -> None:
     """Place queued jobs: owned GPUs first, the cloud when they cannot wait. Safe to run several at once."""
     if as_json and not once:  # a loop has no one document to print
@@ -169,8 +171,9 @@ def scheduler_run_command(
         raise UserError(f"--cpu-slots {cpu_slots} is more than this machine's {cores} CPU cores, and each slot trains "
                         f"on a core at least: give at most {cores}.")
     scheduler = Scheduler(monthly_cap_usd=monthly_cap, cpu_slots=cpu_slots)
-    if once:
+    if once:  # what the pass did to jobs in flight (a run resumed, a job done or back in the queue), then placed
         decided = scheduler.run_once()
+        decided = scheduler.reconciled + decided
         if as_json:
             after = {job.job_id: scheduler.queue.get(job.job_id) for job, _ in decided}  # its status and run now
             display.print_json([{"job_id": job.job_id, "action": decision.action, "reason": decision.reason,

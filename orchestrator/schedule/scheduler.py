@@ -129,44 +129,52 @@ class Scheduler:
                  = None, cpu_slots: int = 1):
         self.queue, self.store = queue or JobQueue(), store or RunStore()
         self.monthly_cap_usd, self.cpu_slots, self.owner = monthly_cap_usd, cpu_slots, owner_id()
+        self.reconciled: list[tuple[JobRecord, Decision]] = []  # the last reconcile's doings
 
     # -- reconcile ------------------------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """The jobs in flight are read before the runs: a job another scheduler claims in between is not among them,
         while every one read was claimed with its run in one transaction, so the runs read next include it. (Read the
-        other way round, such a job looked claimed without a run, went back to the queue, and started twice.)"""
+        other way round, such a job looked claimed without a run, went back to the queue, and started twice.) What it
+        did to each job is kept in `reconciled`, for `--once` to say: a run it resumed started a trainer, and spends."""
+        self.reconciled = []
         in_flight = self.queue.all((JobStatus.RUNNING,))
         runs = {r.run_id: r for r in lifecycle.refresh(self.store)}
         # a failed, stopped or cancelled job's run the user resumed to its end: the job is done
         for job in self.queue.all((JobStatus.FAILED, JobStatus.CANCELLED)):
             if job.run_id and (run := runs.get(job.run_id)) and run.status is RunStatus.OK:
-                self.queue.update(job.job_id, status=JobStatus.DONE, reason=f"run {run.run_id} finished (resumed)")
+                self._settle(job, "done", status=JobStatus.DONE, reason=f"run {run.run_id} finished (resumed)")
         for job in in_flight:
             run = runs.get(job.run_id)
             if run is None:  # claimed before runs were recorded in the claim's transaction
-                self.queue.update(job.job_id, status=JobStatus.QUEUED, owner=None, run_id=None,
-                                  reason="its scheduler died before launching: back in the queue")
+                self._settle(job, "requeue", status=JobStatus.QUEUED, owner=None, run_id=None,
+                             reason="its scheduler died before launching: back in the queue")
             elif run.status.is_active():
                 continue  # still training: re-attached by being left alone
             elif run.status is RunStatus.OK:
-                self.queue.update(job.job_id, status=JobStatus.DONE, reason=f"run {run.run_id} finished")
+                self._settle(job, "done", status=JobStatus.DONE, reason=f"run {run.run_id} finished")
             elif run.status is RunStatus.PREEMPTED and run.target is Target.CLOUD:
-                self.queue.update(job.job_id, status=JobStatus.QUEUED, preemptions=job.preemptions + 1, run_id=None,
-                                  reason=f"run {run.run_id} was preempted: back in the queue")
+                self._settle(job, "requeue", status=JobStatus.QUEUED, preemptions=job.preemptions + 1, run_id=None,
+                             reason=f"run {run.run_id} was preempted: back in the queue")
             elif run.status is RunStatus.STOPPED:
-                self.queue.update(job.job_id, status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
+                self._settle(job, "cancelled", status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
             elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG, RunStatus.DIVERGED):
-                self.queue.update(job.job_id, status=JobStatus.FAILED, reason=_ended(run))
+                self._settle(job, "failed", status=JobStatus.FAILED, reason=_ended(run))
             else:
                 self._retry(job, run)
+
+    def _settle(self, job: JobRecord, action: str, **changes) -> None:
+        """Record what reconciling did to a job, in the queue and in `reconciled`."""
+        self.queue.update(job.job_id, **changes)
+        self.reconciled.append((job, Decision(action, changes["reason"])))
 
     def _retry(self, job: JobRecord, run: RunRecord) -> None:
         """A failed or killed run: resume it from its checkpoint (local), else try the job again, up to a limit."""
         attempts = job.attempts + 1
         if attempts >= MAX_ATTEMPTS:
-            self.queue.update(job.job_id, status=JobStatus.FAILED, attempts=attempts,
-                              reason=f"{_ended(run)}; {attempts} attempts")
+            self._settle(job, "failed", status=JobStatus.FAILED, attempts=attempts,
+                         reason=f"{_ended(run)}; {attempts} attempts")
             return
         checkpoint = run.output_dir / "checkpoints" / "latest"
         if run.target is Target.LOCAL and checkpoint.is_file() and run.status.is_resumable():
@@ -174,10 +182,10 @@ class Scheduler:
                 lifecycle.start(self.store, run, device=run.device)
             except lifecycle.AlreadyStarted:  # another scheduler's pass resumed it: its attempt, not this one's
                 return
-            self.queue.update(job.job_id, attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
+            self._settle(job, "resume", attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
             return
-        self.queue.update(job.job_id, status=JobStatus.QUEUED, attempts=attempts, run_id=None,
-                          reason=f"run {run.run_id} ended {run.status.value}: trying again")
+        self._settle(job, "requeue", status=JobStatus.QUEUED, attempts=attempts, run_id=None,
+                     reason=f"run {run.run_id} ended {run.status.value}: trying again")
 
     # -- place ----------------------------------------------------------------------------------------------------
 
