@@ -513,3 +513,15 @@ def test_jobs_sharing_the_cpu_each_train_on_and_pay_for_their_share(tmp_path, mo
     assert json.loads(run.job_json)["cpu_threads"] == 2
     until(lambda: jobs()[job_id]["status"] == "done", step=lambda: Scheduler(cpu_slots=4).run_once())
     assert json.loads(RunStore().get(run.run_id).metrics_json)["cpu_threads"] == 2
+
+
+def test_a_job_submitted_twice_says_so(tmp_path):
+    """A script run twice queued the job twice, with no word, and it trained (and was paid for) twice."""
+    job = write_job(tmp_path, name="twice", max_steps=2)
+    first = json.loads(orch("submit", job, "--json").stdout)["job_id"]
+    second = orch("submit", job, "--json")
+    again = json.loads(second.stdout)["job_id"]
+    assert f"note: {first} is the same job, queued: `orch cancel {again}` if this one was a mistake." in second.stderr
+    (tmp_path / "other").mkdir()
+    other = write_job(tmp_path / "other", name="twice", max_steps=3)  # another job of that name: no twin
+    assert "same job" not in orch("submit", other).stderr

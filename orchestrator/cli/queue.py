@@ -23,7 +23,7 @@ from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.store import RunStore
 from orchestrator.schedule.policy import unaffordable
-from orchestrator.schedule.queue import UNBUDGETED_RULE, JobQueue, JobStatus, new_job_id
+from orchestrator.schedule.queue import OPEN_STATUSES, UNBUDGETED_RULE, JobQueue, JobStatus, new_job_id
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
 MAX_INTERVAL_S = 24 * 3600.0
@@ -64,16 +64,20 @@ def submit_command(
     if budget is not None and (why := unaffordable(spec, model, list(gather_targets().offers), budget,
                                                    load_calibration())):
         raise UserError(f"{why} Nothing was queued.")
+    same_job = local.job_json(spec, job.parent)
+    twin = next((queued for queued in queue.all(OPEN_STATUSES) if queued.job_json == same_job), None)
     job_id = new_job_id()
     folder = state_folder("jobs") / job_id
     folder.mkdir()
     try:  # the job as submitted, kept before the row is: a refused copy leaves no job queued on the user's file
         job_path = local.run_job_file(job, folder)
-        record = queue.submit(spec.name, str(job_path), local.job_json(spec, job.parent), budget, deadline, priority,
-                              job_id)
+        record = queue.submit(spec.name, str(job_path), same_job, budget, deadline, priority, job_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if twin is not None:  # a script run twice queued the job twice, and it was paid for twice
+        display.say(f"note: {twin.job_id} is the same job, {twin.status.value}: `orch cancel {record.job_id}` if "
+                    "this one was a mistake.", err=True)
     if as_json:
         display.print_json(record.as_dict())
     elif scheduler_looping(queue):
