@@ -368,7 +368,8 @@ def _from_local_folder(path: Path) -> ModelShape:
                 from None
         if isinstance(exc, UserError):
             raise
-        raise UserError(f"{config_file} is not valid JSON: {exc}.") from None
+        raise UserError(f"{config_file} is not valid JSON ({exc}): fix it, or save the model again "
+                        "(transformers' save_pretrained writes it).") from None
     except RecursionError:
         raise UserError(f"{config_file} {checks.TOO_DEEP}") from None
     except ValueError as exc:  # JSON, but a number past what Python reads (over 4300 digits)
