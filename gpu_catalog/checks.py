@@ -6,6 +6,7 @@ what was wrong and the allowed range; the CLI turns that into `error: ...` and e
 
 import codecs
 import collections
+import csv
 import datetime
 import errno
 import json
@@ -88,6 +89,8 @@ def csv_error_text(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "new-line character seen in unquoted field" in text:
         return "its lines end in a bare carriage return (\\r): end them with \\n or \\r\\n"
+    if "field larger than field limit" in text:  # said with no way out; no cell of these files is near it
+        return f"a cell is longer than {csv.field_size_limit():,} characters, which no value here is: check the file"
     return text
 
 
