@@ -116,7 +116,7 @@ def test_a_catalog_row_with_a_bad_number_is_refused_with_its_line(tmp_path, row,
 def test_a_catalog_row_that_is_no_csv_is_refused_with_its_own_line(tmp_path):
     """Said a line early: the line count was DictReader's, of the rows it had returned."""
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", "a,A100," + "x" * 200_000)
-    with pytest.raises(UserError, match="lambda/vms.csv line 3 is not CSV .field larger than field limit"):
+    with pytest.raises(UserError, match="lambda/vms.csv line 3 is not CSV .a cell is longer than 131,072 characters"):
         read_catalog_dir(catalog)
 
 

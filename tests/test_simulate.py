@@ -327,7 +327,7 @@ def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
         (["--trace", file("nul.csv", header + b"\n" + good.replace(b"j1", b"j\x001") + b"\n")], "control"),
         # the line the field is on: Python's reader counted it a line early
         (["--trace", file("huge.csv", header + b"\n" + good + b"\n" + good.replace(b"j1", b"j" * 200_000) + b"\n")],
-         "line 3: not CSV (field larger than field limit"),
+         "line 3: not CSV (a cell is longer than 131,072 characters"),
         (["--trace", file("late.csv", header + b"\n" + good + b"\n" + good.replace(b"j1", b"j\xe9") + b"\n")],
          "line 3: not UTF-8"),
         (["--trace", str(tmp_path / "no.csv")], "does not exist"),
