@@ -597,3 +597,18 @@ def test_a_csv_record_is_named_by_its_row_after_the_header(tmp_path):
     records, places = read_records(Source("d.csv", tmp_path / "d.csv", None, "train"), None)
     assert records == [{"text": "two\nlines"}, {"text": "three"}]
     assert places == ["row 1 after the header", "row 2 after the header"]
+
+
+def test_a_local_dataset_orch_cannot_read_is_refused_before_torch_loads(tmp_path):
+    """`orch train J --set dataset=/etc/passwd` was refused after torch's seconds of imports; orch plan says it at
+    once. The trainer now says it before them, in the same words."""
+    import subprocess
+    import sys
+
+    job = write_job(tmp_path)
+    probe = ("import sys; from trainer.__main__ import main; "
+             f"code = main([{str(job)!r}, '--output', {str(tmp_path / 'out')!r}, '--set', 'dataset=/etc/passwd']); "
+             "print(code, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
+    assert "dataset /etc/passwd: use a .jsonl, .json, .parquet or .csv file" in done.stderr

@@ -19,6 +19,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from trainer.checkpoint_folders import STATE_FILE, step_folders, unresumed_problem
 from trainer.config import check_model_and_tokenizer, read_folders
+from trainer.data_sources import dataset_problems
 from trainer.heartbeat import HEARTBEAT_FILE, FolderInUse, Heartbeat
 from trainer.job_file import load_config
 from trainer.jsonio import write_json_atomic
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
+        # a local dataset orch cannot read (`--set dataset=/etc/passwd`), said before torch's seconds of imports; the
+        # hub's are asked in the loop's own check, as it trains
+        if problems := dataset_problems(config, base_dir, reach_hub=False):
+            raise UserError(f"cannot train: {'; '.join(problems)}.")
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None, read_folders=read_folders(config, base_dir))
         check_run_folder(output)
