@@ -54,6 +54,7 @@ class RecordedSky:
     def tail_logs(self, cluster, job_id, follow, output_stream):
         self.calls.append(("tail_logs", cluster, job_id))
         output_stream.write(self.log_text)
+        return 0  # the job's exit code
 
     def jobs_tail_logs(self, job_id, follow, output_stream):
         self.calls.append(("jobs.tail_logs", job_id))
@@ -182,9 +183,10 @@ def test_a_stopped_on_demand_run_checkpoints_and_comes_home_before_its_cluster_g
     stopped = runner.invoke(app, ["stop", run.run_id])
     assert stopped.exit_code == 0, stopped.output
     names = [call[0] for call in recorded.calls]
-    # the job cancelled, the trainer signalled and waited for on the cluster, the output home, and only then down
-    assert names.index("cancel") < names.index("exec") < names.index("copy") < names.index("down"), names
-    assert ("cancel", run.cluster, [run.sky_job_id]) in recorded.calls and ("exec", run.cluster) in recorded.calls
+    # the trainer signalled by a job of its own, both jobs waited for, the output home, and only then down
+    assert names.index("exec") < names.index("tail_logs") < names.index("copy") < names.index("down"), names
+    assert ("tail_logs", run.cluster, run.sky_job_id) in recorded.calls and ("exec", run.cluster) in recorded.calls
+    assert names.index("tail_logs") < names.index("cancel")  # SkyPilot's cancel killed the log's tee: only after
     assert "pkill -TERM -f '^python -m trainer '" in recorded.executed
     assert "bring the output home and take cluster" in stopped.stdout
     assert RunStore().get(run.run_id).status is RunStatus.STOPPED

@@ -180,15 +180,15 @@ TRAINER_COMMAND = "^python -m trainer "  # run_script's trainer, not `timeout` b
 
 
 def stop_script() -> str:
-    """What `orch stop` runs on an on-demand cluster once the run's job is cancelled (SkyPilot's cancel signals the
-    job's process group, and `timeout` runs the trainer in a group of its own): SIGTERM makes the trainer save a
-    checkpoint and exit, and this waits for that, at most STOP_WAIT_S. SkyPilot appends its own wait for a
-    MOUNT_CACHED bucket's uploads to every job (sky/backends/task_codegen.py), so the bucket holds that checkpoint
-    when this job ends, and the VM's disk does where the output stays there."""
+    """What `orch stop` runs on an on-demand cluster, as a job beside the run's: SIGTERM makes the trainer save a
+    checkpoint and exit (its run script then prints the metrics, and SkyPilot's own wait for a MOUNT_CACHED
+    bucket's uploads ends that job: sky/backends/task_codegen.py), and this waits for the trainer, at most
+    STOP_WAIT_S; it exits 1 if the trainer is still running then."""
     return "\n".join([
         f"pkill -TERM -f '{TRAINER_COMMAND}' && echo 'orch: the trainer is saving a checkpoint' || "
         "echo 'orch: no trainer running'",
         f"for _ in $(seq {STOP_WAIT_S // 2}); do pgrep -f '{TRAINER_COMMAND}' > /dev/null || break; sleep 2; done",
+        f"! pgrep -f '{TRAINER_COMMAND}' > /dev/null",
     ])
 
 

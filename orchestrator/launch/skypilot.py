@@ -25,6 +25,7 @@ from orchestrator.launch.sky_task import (
     EXIT_MARKER,
     METRICS_BEGIN,
     METRICS_END,
+    STOP_WAIT_S,
     WALL_LIMIT_EXIT_CODE,
     build_task,
     cluster_name,
@@ -201,10 +202,15 @@ class SkyPilotLauncher:
             done.append(_attempt(f"cancel managed job {record.sky_job_id or record.cluster}", cancel))
         elif record.cluster and record.sky_job_id is not None:
             # taken down at once, the trainer wrote no checkpoint, a bucket's last uploads were cut off, and output
-            # kept on the VM's disk went with it
-            done.append(_attempt(f"cancel job {record.sky_job_id} on {record.cluster}",
+            # kept on the VM's disk went with it. SkyPilot's own cancel signals the job's process group: the log's
+            # `tee` died with it, and the trainer then died at its next line of output, mid-checkpoint
+            stopped = _attempt("stop the trainer with a checkpoint", lambda: _stop_trainer(sky, record.cluster))
+            done.append(stopped)
+            if stopped.endswith(": done"):  # its run script prints the metrics, then waits for the bucket's uploads
+                done.append(_attempt(f"wait for job {record.sky_job_id} to end",
+                                     lambda: _log_home(sky, record, follow=True)))
+            done.append(_attempt(f"cancel job {record.sky_job_id} on {record.cluster}",  # a trainer still going
                                  lambda: sky.get(sky.cancel(record.cluster, job_ids=[record.sky_job_id]))))
-            done.append(_attempt("stop the trainer with a checkpoint", lambda: _stop_trainer(sky, record.cluster)))
             problem = self._home_then_down(sky, record)
             done.append(f"bring the output home and take cluster {record.cluster} down: done" if problem is None else
                         f"bring the output home: not done ({one_line(problem)}); {record.cluster} stays up until its "
@@ -215,10 +221,12 @@ class SkyPilotLauncher:
 
 
 def _stop_trainer(sky, cluster: str) -> None:
-    """Run stop_script on the cluster as a job of its own, and wait for it to end."""
+    """Run stop_script on the cluster as a job of its own, beside the run's (it asks for no GPU, so SkyPilot runs it
+    at once), and wait for it to end: raises unless the trainer ended."""
     task = sky.Task(name="orch-stop", run=stop_script())
     job_id, _ = sky.stream_and_get(sky.exec(task, cluster_name=cluster), output_stream=SKY_LOG)
-    sky.tail_logs(cluster, job_id, follow=True, output_stream=SKY_LOG)
+    if (code := sky.tail_logs(cluster, job_id, follow=True, output_stream=SKY_LOG)) != 0:
+        raise RuntimeError(f"the trainer was still running {STOP_WAIT_S // 60} min after its SIGTERM (exit {code})")
 
 
 def _launched_offer(handle) -> dict:
