@@ -13,9 +13,10 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import RANDOM_PREFIX, get_model, is_gated
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.estimator.settings import unsupported_in_cloud
+from orchestrator.home import orch_home
 from orchestrator.job import looks_like_a_file
 from orchestrator.planner import Option
-from trainer.config import JobConfig, check_model_and_tokenizer
+from trainer.config import JobConfig, check_model_and_tokenizer, read_folders
 from trainer.data_formats import read_columns
 from trainer.data_sources import (
     FILE_KINDS_HINT,
@@ -99,6 +100,16 @@ def vm_package_problems(spec: JobConfig) -> list[str]:
     return [problem] if (problem := unsupported_in_cloud(spec)) else []
 
 
+def home_problems(spec: JobConfig, job_path: Path) -> list[str]:
+    """ORCH_HOME is not a folder the job reads whole (its dataset's, model's, tokenizer's) nor inside one: its run
+    folders were written into the data, the trainer refused its own --output there only once it had started, and
+    every later plan of the job read orch's files as data."""
+    home = checks.resolved(orch_home(), "ORCH_HOME")
+    return [f"ORCH_HOME {home} is inside {folder}, which the job reads: set ORCH_HOME to a folder outside it"
+            for folder in read_folders(spec, Path(job_path).parent)
+            if (inside := checks.resolved(folder)) == home or inside in home.parents][:1]
+
+
 def launch_problems(option: Option) -> list[str]:
     """Every cloud in the task is one SkyPilot knows."""
     offer = option.offer
@@ -115,7 +126,7 @@ def check(spec: JobConfig, job_path: Path, option: Option, launching: bool = Tru
     """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail
     (`launching`: now, from here; a dry run's task is launched later, with its secrets given then)."""
     cloud = not option.offer.is_local
-    problems = dataset_problems(spec, Path(job_path)) + \
+    problems = dataset_problems(spec, Path(job_path)) + home_problems(spec, job_path) + \
         model_problems(spec, cloud, Path(job_path).parent, launching) + \
         (vm_package_problems(spec) if cloud else []) + launch_problems(option)
     _refuse(problems, "launched")
@@ -126,7 +137,8 @@ def check_queued(spec: JobConfig, job_path: Path) -> None:
     What only a cloud run needs (a gated model's HF_TOKEN, the VM's packages, a cloud SkyPilot knows) waits for the
     scheduler's pass, which runs `check` on the offer it picks. A job without a dataset was queued, then its trainer
     refused it on every attempt the scheduler made."""
-    _refuse(dataset_problems(spec, Path(job_path)) + model_problems(spec, False, Path(job_path).parent), "queued")
+    _refuse(dataset_problems(spec, Path(job_path)) + home_problems(spec, job_path) +
+            model_problems(spec, False, Path(job_path).parent), "queued")
 
 
 def check_cache_first(job_path: Path, done: str) -> None:

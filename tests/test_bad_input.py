@@ -1237,6 +1237,10 @@ def _foreign_database(path: Path) -> Path:
      f"--cpu-threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
     # the broken file is --from's own: "rerun `orch catalog refresh`" led back to it
     (lambda i: broken_catalog(i, b"a,b\n1,2\n"), "fix that file of --from's, or copy from a whole catalog folder"),
+    # run folders written into the data: the trainer refused its --output only once started, and later plans failed
+    (lambda i: [i.env("ORCH_HOME", str(i.files / "data" / "home")), i.file("data/a.jsonl", open(DATA).read()),
+                ["submit", i.job(dataset="data", train_tokens=DROP)]][2],
+     "/data/home is inside "),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file
