@@ -3,6 +3,7 @@ calibration that `orch calibrate` writes, a folder per run and per queued job, a
 (schedulers/). Package data stays read-only, so a wheel install works as a source checkout does."""
 
 import os
+import re
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -48,3 +49,16 @@ def _not_a_folder(home: Path, name: str) -> UserError:
 def runs_db() -> Path:
     """ORCH_HOME's runs database: the runs store's and the job queue's one file."""
     return orch_home() / "runs.db"
+
+
+QUEUED_COPY = re.compile(r"j-[0-9a-f]{8}")  # the folder of a queued job's copy: jobs/<job id>/
+
+
+def beside(database: Path, path: str) -> str:
+    """A queued job's copy (`<home>/jobs/<job id>/job.yaml`) as it is in the home of `database`, whatever home it
+    was written in: a moved home's queued jobs were rejected for a file "that does not exist" (it was there, moved),
+    and a copied home's trained the original's. Any other path is the user's own, kept as written."""
+    written = Path(path)
+    if written.parent.parent.name == "jobs" and QUEUED_COPY.fullmatch(written.parent.name):
+        return str(Path(database).parent / "jobs" / written.parent.name / written.name)
+    return path

@@ -569,12 +569,20 @@ def test_a_moved_or_copied_home_keeps_its_own_run_folders(tmp_path, monkeypatch)
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
+    from orchestrator.schedule.queue import JobQueue
 
     old, new = tmp_path / "old-home", tmp_path / "new-home"
     (old / "runs" / RUN_ID).mkdir(parents=True)
     (old / "runs" / RUN_ID / "train.log").write_text("step 1: loss 2.0\n")
-    RunStore(old / "runs.db").insert(make_record(old / "runs" / RUN_ID, status=RunStatus.STOPPED))
+    queued_copy = old / "jobs" / "j-0a1b2c3d" / "job.yaml"  # and its queued jobs: rejected for a file "not there"
+    RunStore(old / "runs.db").insert(make_record(old / "runs" / RUN_ID, status=RunStatus.STOPPED,
+                                                 job_path=str(queued_copy)))
+    JobQueue(old / "runs.db").submit("tiny", str(queued_copy), "{}", None, None, 0, "j-0a1b2c3d")
     shutil.copytree(old, new)
+    moved_copy = str(new / "jobs" / "j-0a1b2c3d" / "job.yaml")
+    assert JobQueue(new / "runs.db").get("j-0a1b2c3d").job_path == moved_copy
+    assert RunStore(new / "runs.db").get(RUN_ID).job_path == moved_copy  # how a job's runs are found
+    assert RunStore(old / "runs.db").get(RUN_ID).job_path == str(queued_copy)
     (old / "runs" / RUN_ID / "train.log").write_text("the original home's log\n")
     assert RunStore(new / "runs.db").get(RUN_ID).run_dir == str(new / "runs" / RUN_ID)
     monkeypatch.setenv("ORCH_HOME", str(new))

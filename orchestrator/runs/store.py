@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
-from orchestrator.home import runs_db
+from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
 
@@ -89,7 +89,8 @@ def record_from_row(path: Path, row) -> RunRecord:
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
         raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
-    record = replace(record, run_dir=str(Path(path).parent / "runs" / record.run_id))
+    record = replace(record, run_dir=str(Path(path).parent / "runs" / record.run_id),
+                     job_path=beside(path, record.job_path))  # a queued job's copy, in this home
     # whole numbers a type check lets through: `spot = 7` read as spot, `train_tokens = -5` summed into reports
     for column, least, most in (("spot", 0, 1), ("stop_requested", 0, 1), ("train_tokens", 0, None), ("pid", 1, None)):
         value = getattr(record, column)

@@ -6,13 +6,13 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
 
 from gpu_catalog.units import MAX_PRIORITY
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
-from orchestrator.home import runs_db
+from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
 from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, rows_named
@@ -187,4 +187,4 @@ def _job(path: Path, row) -> JobRecord:
                           f"not a whole number from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
     if not job.job_path.strip():  # read as the folder '.', and the job rejected for a path nobody wrote
         raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path, "not a path to the job's file")
-    return job
+    return replace(job, job_path=beside(path, job.job_path))
