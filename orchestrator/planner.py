@@ -39,7 +39,7 @@ class PlanPolicy:
     allow_spot: bool = True
     cpu_max_hours: float = CPU_MAX_HOURS
     max_usd_per_hour: float | None = None  # caps the hourly price on top of the budget
-    # asked of each spot offer when the plan is launched (it reads SkyPilot's enabled storage clouds): a spot run
+    # asked of each cloud offer when the plan is launched (it reads SkyPilot's enabled storage clouds): a spot run
     # with no bucket for its checkpoints is refused at launch, so it is no option then
     launch_refusal: LaunchRefusal | None = None
 
@@ -125,7 +125,7 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
                           "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
     if isinstance(delivery, NoDelivery):
         return "launch", delivery.reason
-    if offer.spot and policy.launch_refusal is not None and (refused := policy.launch_refusal(offer)):
+    if not offer.is_local and policy.launch_refusal is not None and (refused := policy.launch_refusal(offer)):
         return "launch", refused
     if unsupported := unsupported_on(spec, offer.gpu) or (None if offer.is_local else unsupported_in_cloud(spec)):
         return "unsupported", unsupported

@@ -276,3 +276,33 @@ def test_an_on_demand_run_is_metered_at_the_offer_skypilot_launched_it_on(sky, m
     (run,) = RunStore().all()
     assert planned["usd_per_hour"] != launched.get_cost(3600)  # SkyPilot launched another offer than the plan's
     assert (run.provider, run.region, run.usd_per_hour) == ("nebius", "eu-north1", launched.get_cost(3600))
+
+
+def test_a_launch_passes_over_an_offer_whose_output_would_idle_on_the_vm_past_the_budget(sky, monkeypatch, job):
+    """With no storage cloud enabled, an on-demand run on a cloud the plan priced with a bucket keeps its output on
+    the VM, idling an hour more: the launch was planned, confirmed and recorded, then refused. It now takes the next
+    offer the budget covers, and a dry run says so."""
+    from sky.data import storage as storage_lib
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
+    planned = json.loads(runner.invoke(app, ["plan", str(job), "--budget", "20", "--providers", "lambda",
+                                             "--no-spot", "--json"]).stdout)
+    def on_the_vm_usd(option):  # 60 idle minutes where the plan counted 5
+        return option["est_cost_usd"] + option["usd_per_hour"] * 55 / 60
+
+    first = planned["options"][0]
+    second = min(planned["options"][1:], key=on_the_vm_usd)  # the one a budget between them covers
+    budget = (max(first["est_cost_usd"], on_the_vm_usd(second)) + on_the_vm_usd(first)) / 2
+    assert first["est_cost_usd"] <= budget < on_the_vm_usd(first) and on_the_vm_usd(second) <= budget
+    dry = runner.invoke(app, ["launch", str(job), "--budget", str(budget), "--providers", "lambda", "--no-spot",
+                              "--dry-run"], env={"COLUMNS": "300"})
+    assert dry.exit_code == 0, dry.output
+    assert "not the offer above: with no storage cloud enabled here" in " ".join(dry.stderr.split())
+    launched = runner.invoke(app, ["launch", str(job), "--budget", str(budget), "--providers", "lambda", "--no-spot",
+                                   "--yes", "--json"])
+    assert launched.exit_code == 0, launched.output
+    (run,) = RunStore().all()  # one run, and not a failed one first
+    taken = next(o for o in planned["options"] if (o["gpu"], o["region"]) == (run.gpu, run.region))
+    assert run.status is RunStatus.OK and run.gpu != first["gpu"] and on_the_vm_usd(taken) <= budget, run
+    assert [call[0] for call in recorded.calls].count("launch") == 1

@@ -124,16 +124,18 @@ def test_providers_and_spot_filters():
 
 def test_a_launch_passes_over_a_spot_offer_it_would_refuse():
     """A launch chose a spot offer, then refused it (no storage cloud for its checkpoints): asked at plan time, the
-    offer is out with the launch's reason, and the next one is chosen; an on-demand offer is never asked about."""
+    offer is out with the launch's reason, and the next one is chosen. Every cloud offer is asked: an on-demand one
+    may be refused too (its output idling on the VM past the budget)."""
     spot, on_demand = make_offer(A100, "nebius", 0.5, spot=True), make_offer(A100, "lambda", 1.5)
     asked = []
 
     def refusal(offer):
         asked.append(offer)
-        return "a spot run on nebius keeps its checkpoints in a bucket: launch on-demand (--no-spot)."
+        return "a spot run on nebius keeps its checkpoints in a bucket: launch on-demand (--no-spot)." \
+            if offer.spot else None
 
     result = run([spot, on_demand], launch_refusal=refusal)
-    assert result.chosen.offer == on_demand and asked == [spot]
+    assert result.chosen.offer == on_demand and asked == [spot, on_demand]
     assert [(r.kind, r.reason) for r in result.rejected] == [("launch", refusal(spot))]
     assert run([spot, on_demand]).chosen.offer == spot  # `orch plan` does not ask
 

@@ -74,6 +74,8 @@ def launch_command(
         preflight.check_cache_first(job, "launched")
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
                                       max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
+    if not dry_run:
+        result = _taken_here(model, targets, result)
     data, notes = data_and_notes(job, model, result)
     spec = result.spec
     if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
@@ -131,17 +133,35 @@ def _where(offer, spot_mark: str = "") -> str:
     return "local" if offer.is_local else f"{offer.provider} {offer.region}{spot_mark if offer.spot else ''}"
 
 
-def _launch_here(result, plan_with) -> str | None:
-    """What `orch launch` would take here where it differs from the dry run's choice: a dry run writes its spot task
-    for SkyPilot to pick the store (the machine that launches it may have a storage cloud this one lacks), while a
-    launch here passes over a spot offer with no storage cloud for its checkpoints. Said, or a newcomer reads one
-    offer and price in the dry run and is asked to confirm another."""
-    chosen = result.chosen
-    if chosen.offer.is_local or not chosen.offer.spot:
-        return None
-    from orchestrator.launch.sky_storage import launch_refusals
+def _refusals_here(result):
+    """What a launch from this machine asks of each cloud offer, the plan's estimates known: a spot offer with no
+    storage cloud for its checkpoints (sky_storage.launch_refusals), and an on-demand one whose output would stay on
+    the VM, idling an hour more than planned, past the budget (idle_refusals)."""
+    from orchestrator.launch.sky_storage import idle_refusals, launch_refusals
 
-    refusals = launch_refusals()
+    spot = launch_refusals()
+    idle = idle_refusals(result.policy.budget_usd, {o.offer: o.estimate.cost_usd for o in result.options})
+    return lambda offer: spot(offer) or idle(offer)
+
+
+def _taken_here(model, targets, result):
+    """The plan as `orch launch` takes it here: a chosen cloud offer the launch would refuse is passed over for the
+    next (an on-demand offer refused for the VM's idle hour was planned, confirmed and recorded as a failed run)."""
+    if result.chosen is None or result.chosen.offer.is_local:
+        return result
+    refusals = _refusals_here(result)
+    return result if refusals(result.chosen.offer) is None else replanned(model, targets, result, refusals)
+
+
+def _launch_here(result, plan_with) -> str | None:
+    """What `orch launch` would take here where it differs from the dry run's choice: a dry run writes its task for
+    SkyPilot to pick the store (the machine that launches it may have a storage cloud this one lacks), while a
+    launch here passes over an offer it would refuse (_refusals_here). Said, or a newcomer reads one offer and price
+    in the dry run and is asked to confirm another."""
+    chosen = result.chosen
+    if chosen.offer.is_local:
+        return None
+    refusals = _refusals_here(result)
     if (why := refusals(chosen.offer)) is None:
         return None
     taken = plan_with(refusals).chosen
@@ -149,7 +169,7 @@ def _launch_here(result, plan_with) -> str | None:
         return f"`orch launch` here would find no offer: {why}"
     offer = taken.offer
     return (f"`orch launch` here would take {offer.gpu.name} ({_where(offer, ' spot')}): {taken.estimate.hours:.2f} h, "
-            f"{usd_text(taken.estimate.cost_usd)}, not the spot offer above: {why}")
+            f"{usd_text(taken.estimate.cost_usd)}, not the {'spot ' if chosen.offer.spot else ''}offer above: {why}")
 
 
 def _check_task_out(out: Path, job: Path, force: bool) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.offer import Offer
+from gpu_catalog.units import usd_text
 from orchestrator.delivery import REMOTE_OUTPUT, Delivery, bucket_name, delivery_for, on_the_vm
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.planner import LaunchRefusal
@@ -92,6 +93,30 @@ def launch_refusals() -> LaunchRefusal:
         if key not in by_cloud:
             by_cloud[key] = _launch_refusal(offer)
         return by_cloud[key]
+
+    return refusal
+
+
+def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchRefusal:
+    """Why `orch launch` here would refuse an on-demand offer the plan priced with a bucket (`cost_usd_of`: the
+    planned cost of each offer): with no storage cloud enabled, its output stays on the VM, which idles up to an hour
+    before it downs itself, and a budget that no longer covers that hour is refused when the task is built
+    (sky_task._uncovered). Asked before choosing, a launch takes the next offer the budget covers: it was planned,
+    confirmed and recorded, then refused. Reads SkyPilot's cached storage clouds, once per cloud."""
+    launched: dict[str, Delivery] = {}
+
+    def refusal(offer: Offer) -> str | None:
+        planned = delivery_for(offer)
+        if offer.spot or not isinstance(planned, Delivery) or planned.output != "bucket" or offer not in cost_usd_of:
+            return None
+        if offer.provider not in launched:
+            launched[offer.provider] = launch_delivery(planned, offer.provider)[0]
+        extra_usd = max(0.0, launched[offer.provider].idle_hours() - planned.idle_hours()) * offer.usd_per_hour
+        if extra_usd == 0 or cost_usd_of[offer] + extra_usd <= budget_usd:
+            return None
+        return (f"with no storage cloud enabled here (`sky check`), its output stays on the VM, which idles up to "
+                f"{launched[offer.provider].idle_minutes} min before it downs itself: "
+                f"{usd_text(cost_usd_of[offer] + extra_usd)} > the {usd_text(budget_usd)} budget")
 
     return refusal
 
