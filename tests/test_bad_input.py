@@ -1179,8 +1179,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i, learning_rate=5e-324), "`learning_rate` 5e-324 is too near 0 to compute with"),
     # `output: yes` is `output: true` to YAML, and the refusal did not say so
     (lambda i: plan(i, dataset="org/ds", dataset_columns={"output": True}),
-     "{instruction: question, output: answer} (YAML reads an unquoted yes, no, on or off as true: quote a name"),
-    (lambda i: plan(i, tokenizer=False), "`tokenizer` must be a string, got false (YAML reads an unquoted yes"),
+     "{instruction: question, output: answer} (YAML reads an unquoted yes or on as true: quote a name"),
+    (lambda i: plan(i, tokenizer=False),
+     "`tokenizer` must be a string, got false (YAML reads an unquoted no or off as false"),
     # a folder of .txt was trained as lines of text, where one .txt file was refused
     (lambda i: plan(i, dataset=str(Path(i.file("notes/a.txt", "hello\n")).parent), train_tokens=DROP, epochs=1),
      "holds .txt files (1 .txt), which orch does not read as data: use a .jsonl, .json, .parquet or .csv file"),

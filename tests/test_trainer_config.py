@@ -590,7 +590,7 @@ def test_money_in_a_job_and_in_set_reads_as_on_the_command_line(tmp_path, capsys
     ("[1, 2]\n", "a job must be a mapping of keys to values"),
     # YAML's `no`: "got false" said nothing of how to write it
     (yaml.safe_dump(BASE) + "report_to: no\n", "bad config: `report_to` must be one of none, tensorboard, wandb; got "
-                                                 "false (YAML reads an unquoted yes, no, on or off as false: write one "
+                                                 "false (YAML reads an unquoted no or off as false: write one "
                                                  "of the choices)"),
     ("", "a job must be a mapping of keys to values"),
 ])

@@ -94,10 +94,6 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     try:
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
-        # a local dataset orch cannot read (`--set dataset=/etc/passwd`), said before torch's seconds of imports; the
-        # hub's are asked in the loop's own check, as it trains
-        if problems := dataset_problems(config, base_dir, reach_hub=False):
-            raise UserError(f"cannot train: {'; '.join(problems)}.")
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None, read_folders=read_folders(config, base_dir))
         check_run_folder(output)
@@ -111,6 +107,10 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         if meter.would_pass(EXIT_MARGIN_S):  # nothing left to spend: say so without loading torch
             return _stopped_before_training(output, meter, f"the budget of {usd_text(config.budget_usd)} was spent "
                                                            "before training could start")
+        # a local dataset orch cannot read (`--set dataset=/etc/passwd`), said before torch's seconds of imports; the
+        # hub's are asked in the loop's own check, as it trains
+        if problems := dataset_problems(config, base_dir, reach_hub=False):
+            raise UserError(f"cannot train: {'; '.join(problems)}.")
         # bitsandbytes warns on CPUs with AVX512-BF16 that the optional `kernels` package is missing; its fallback is
         # the path orch tests (known-issues.md), so the note is only noise in a run's log
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -290,8 +290,12 @@ def _yaml_bool_note(value) -> str:
     """Why a name came as true or false: YAML 1.1 reads an unquoted yes, no, on or off so (`output: yes`)."""
     if not isinstance(value, bool):
         return ""
-    return (f" (YAML reads an unquoted yes, no, on or off as {str(value).lower()}: quote a name that is one of "
-            "those words)")
+    return f" ({_yaml_words(value)}: quote a name that is one of those words)"
+
+
+def _yaml_words(value: bool) -> str:
+    """The words YAML 1.1 reads as `value`, unquoted: `no` was said to read as true where `yes` did."""
+    return f"YAML reads an unquoted {'yes or on as true' if value else 'no or off as false'}"
 
 
 def _value_problem(key: str, value) -> str | None:
@@ -338,8 +342,7 @@ def _value_problem(key: str, value) -> str | None:
         near = near_hint(value, choices, limit=1) if isinstance(value, str) and not unquote else ""  # `cosin`
         got = shown if isinstance(value, int) and not isinstance(value, bool) else checks.short_repr(value)
         # `report_to: no` came as false, said as "got false" with no way out
-        word = (f" (YAML reads an unquoted yes, no, on or off as {str(value).lower()}: write one of the choices)"
-                if isinstance(value, bool) else "")
+        word = f" ({_yaml_words(value)}: write one of the choices)" if isinstance(value, bool) else ""
         return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}{word}"
     if key in _RANGES and not _RANGES[key][0] <= value < _RANGES[key][1]:  # NaN and below 0 said above
         return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {value}"
