@@ -249,7 +249,13 @@ def test_a_jobs_runs_together_stay_within_its_budget(tmp_path, monkeypatch):
     Scheduler().run_once()
     assert budgets == [pytest.approx(0.6)], JobQueue().get(job_id).reason  # its $1 less the first run's $0.40
     run_until_done([job_id])
-    store.update(JobQueue().get(job_id).run_id, cost_usd=0.6)  # spent to the last cent: nothing left for another
+    last = JobQueue().get(job_id).run_id
+    store.update(last, cost_usd=0.5999999)  # a millionth of a dollar left: no target starts on it
+    JobQueue().update(job_id, status=JobStatus.QUEUED, run_id=None)
+    (decided,) = Scheduler().run_once()
+    assert decided[1].action == "reject", decided[1].reason
+    assert decided[1].reason.startswith("its earlier runs spent $1.00 of its $1.00 budget, and what is left is judged")
+    store.update(last, cost_usd=0.6)  # spent to the last cent: nothing left for another
     JobQueue().update(job_id, status=JobStatus.QUEUED, run_id=None)
     (decided,) = Scheduler().run_once()
     assert decided[1].action == "reject" and "its earlier runs spent its whole $1.00 budget" in decided[1].reason

@@ -259,6 +259,12 @@ class Scheduler:
                 preflight.check(spec, Path(job.job_path), decision.option)
         except UserError as exc:
             decision = Decision("reject", str(exc))
+        if decision.action == "reject" and budget_left_usd is not None and budget_left_usd < job.budget_usd:
+            # "over the $0.000091 budget ... raise --budget to at least 0.00012" of a job whose budget was $0.00012
+            spent_usd = job.budget_usd - budget_left_usd
+            decision = Decision("reject", f"its earlier runs spent {usd_text(spent_usd)} of its "
+                                          f"{usd_text(job.budget_usd)} budget, and what is left is judged (add "
+                                          f"{usd_text(spent_usd)} to any budget below): {decision.reason}")
         return decision
 
     def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf,
