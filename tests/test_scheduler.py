@@ -525,3 +525,15 @@ def test_a_job_submitted_twice_says_so(tmp_path):
     (tmp_path / "other").mkdir()
     other = write_job(tmp_path / "other", name="twice", max_steps=3)  # another job of that name: no twin
     assert "same job" not in orch("submit", other).stderr
+
+
+def test_cancelling_a_job_whose_run_already_finished_says_it_is_done(tmp_path):
+    """`orch cancel` said "cancelled" of a job whose run had ended ok, and the next pass called it done "(resumed)"."""
+    folder = tmp_path / "finished"
+    folder.mkdir()
+    job_id = json.loads(orch("submit", write_job(folder, name="finished", max_steps=2), "--json").stdout)["job_id"]
+    orch("scheduler", "run", "--once")
+    until(lambda: jobs()[job_id]["run_status"] == "ok")
+    result = runner.invoke(app, ["cancel", job_id])
+    assert result.exit_code == 2 and "already finished ok: the job is done, nothing to cancel" in result.stderr
+    assert jobs()[job_id]["status"] == "done" and "(resumed)" not in jobs()[job_id]["reason"]

@@ -21,6 +21,7 @@ from orchestrator.estimator.settings import job_model
 from orchestrator.home import state_folder
 from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
+from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunStore
 from orchestrator.schedule.policy import unaffordable
 from orchestrator.schedule.queue import OPEN_STATUSES, UNBUDGETED_RULE, JobQueue, JobStatus, new_job_id
@@ -126,6 +127,12 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     job = only_match(queue.find(job_id), "job", job_id, "orch queue")
+    if job.status is JobStatus.RUNNING and job.run_id:  # its run may have ended since a pass looked
+        run = next((r for r in refreshed_runs() if r.run_id == job.run_id), None)
+        if run is not None and run.status is RunStatus.OK:  # cancelled, then called done "(resumed)" by the next pass
+            queue.update(job.job_id, status=JobStatus.DONE, reason=f"run {run.run_id} finished")
+            raise UserError(f"job {job.job_id}'s run {run.run_id} already finished ok: the job is done, nothing to "
+                            "cancel.")
     cancelled = queue.cancel(job.job_id, "cancelled by the user") if job.status.is_open() else None
     if cancelled is None:  # closed before, or by a scheduler's pass since it was read
         raise UserError(f"job {job.job_id} is already {(queue.get(job.job_id) or job).status.value}.")
