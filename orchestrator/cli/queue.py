@@ -145,6 +145,8 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
             said = lifecycle.request_stop(store, run)
         except UserError as ended:  # its trainer had ended unseen: recorded as it ended, the job cancelled all the same
             said = str(ended)
+    elif run is not None and job.run_id:  # found ended as the cancel looked: said, as a stop would say it
+        said = f"run {run.run_id} is not running (status {run.status.value})."
     if as_json:  # the job as cancelled, and what stopping its run said (null where it had no active run)
         display.print_json({"job": job.as_dict(), "run_stop": said})
         return
