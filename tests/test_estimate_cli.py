@@ -492,3 +492,19 @@ def test_cpu_threads_without_the_cpu_is_refused():
         result = runner.invoke(app, ["estimate", "orch/tiny-llama", "--cpu-threads", "1", *gpu])
         assert result.exit_code == 2 and "--cpu-threads sets the cores of an estimate on the CPU" in result.stderr
     assert runner.invoke(app, ["estimate", "orch/tiny-llama", "--cpu-threads", "1", "--gpu", "cpu"]).exit_code == 0
+
+
+def test_a_jobs_cpu_threads_past_this_machines_cores_is_noted(tmp_path):
+    """The JSON said the job's 64 threads and estimated this machine's cores; the flag is refused, the job's (which
+    may be meant for a larger machine) is said."""
+    import os
+
+    import yaml
+
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64,
+                                   "cpu_threads": (os.cpu_count() or 1) + 1}))
+    result = runner.invoke(app, ["estimate", str(job), "--gpu", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    said = f"the job's cpu_threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU"
+    assert any(note.startswith(said) for note in json.loads(result.stdout)["notes"]), result.stdout

@@ -245,6 +245,10 @@ def estimate(
     if cpu_threads is not None and cpu_threads > (cores := os.cpu_count() or 1):  # said as 1000, estimated as 2
         raise UserError(f"--cpu-threads {cpu_threads} is more than this machine's {cores} CPU cores, the CPU "
                         f"estimated: give at most {cores}.")
+    if on_cpu and settings.cpu_threads is not None and settings.cpu_threads > (cores := os.cpu_count() or 1):
+        # the job file's: it may be meant for a larger machine, so said, not refused (the flag is refused above)
+        notes.append(f"the job's cpu_threads {settings.cpu_threads} is more than this machine's {cores} CPU cores: "
+                     f"estimated on {cores}")
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
     target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
