@@ -1242,6 +1242,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: [i.env("ORCH_HOME", str(i.files / "data" / "home")), i.file("data/a.jsonl", open(DATA).read()),
                 ["submit", i.job(dataset="data", train_tokens=DROP)]][2],
      "/data/home is inside "),
+    (lambda i: ["import", i.file("axolotl.yaml", "- base_model: x\n")], "axolotl.yaml' must be a mapping of keys to "
+                                                                        "values (as a trainer's config is); this one "
+                                                                        "is a list"),
     # one pass has no time between passes: --interval was silently unused
     (lambda i: ["scheduler", "run", "--once", "--interval", "5"], "--interval sets the time between passes, and"),
     # a JSON job is no YAML mapping: the message said YAML of a .json file
