@@ -667,5 +667,6 @@ def test_a_dry_run_on_a_cloud_whose_catalog_skypilot_cannot_fetch_says_so_in_one
     cloud_offers.cache_clear()
     assert result.exit_code == 2, result.output
     assert result.stderr == ("error: SkyPilot has no catalog of aws on this machine and cannot download one (no "
-                             "network): run `sky check aws` once with the network, or plan on the clouds whose "
-                             "catalogs are here (`orch catalog offers`).\n")
+                             "network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or "
+                             "copies them --from a folder), or plan on the clouds whose catalogs are here (`orch "
+                             "catalog offers`).\n")

@@ -280,8 +280,9 @@ def _catalog_at_hand(provider: str):
         yield
     except requests.exceptions.RequestException:
         raise UserError(f"SkyPilot has no catalog of {provider} on this machine and cannot download one (no "
-                        f"network): run `sky check {provider}` once with the network, or plan on the clouds whose "
-                        "catalogs are here (`orch catalog offers`).") from None
+                        "network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or copies "
+                        "them --from a folder), or plan on the clouds whose catalogs are here (`orch catalog "
+                        "offers`).") from None
     finally:
         catalog_log.disabled = was_disabled
 
