@@ -205,7 +205,8 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
         if missed and (start_usd := missed[0].startup_hours * record.usd_per_hour) >= left_usd:
             raise UserError(f"run {record.run_id} has {usd_text(left_usd)} of its budget left, and starting again "
                             f"takes about {missed[0].startup_hours * 3600:,.0f} s ({usd_text(start_usd)}) before a "
-                            f"step: `orch resume {record.run_id} --budget USD` gives it a larger total.")
+                            f"step: `orch resume {record.run_id} --budget USD` gives it a larger total (more than "
+                            f"{usd_text((record.cost_usd or 0.0) + start_usd)}).")
     return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
 
 

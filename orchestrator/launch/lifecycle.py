@@ -183,9 +183,11 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     # before the new total is written: a refused resume keeps the budget it had. What is left must pay for the
     # trainer's start (imports, the model, the checkpoint): less, and it stopped before a step, exit 4
     if total_usd - spent_usd < record.usd_per_hour * RESUME_LEAST_S / 3600 or spent_usd >= total_usd:
+        least_usd = spent_usd + record.usd_per_hour * RESUME_LEAST_S / 3600
         raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
-                        f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total.")
+                        f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total (more "
+                        f"than {usd_text(least_usd)}).")
     option = same_target() if same_target else None  # may refuse too: before the new total is written
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
