@@ -622,9 +622,7 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file name.")
     if any(same_file(path, Path(given)) for given in inputs):
         raise UserError(f"{what} '{path}' is one of this command's input files: write to another file.")
-    if folder := next((given for given in read_folders if Path(given).is_dir() and _inside(path, Path(given))), None):
-        # a model folder's config.json, a file among a dataset folder's: replaced, or read as data by the next run
-        raise UserError(f"{what} '{path}' is inside '{folder}', which this command reads: write outside it.")
+    outside_read_folders(path, what, read_folders)  # a model folder's config.json, a file among a dataset folder's
     if suffixes:  # after what the name clashes with: `--out DATASET` is said to be the data, not a wrong suffix
         file_suffix(path, what, suffixes)
     # a link is written through: the folder its target names is the one that must take the file (a dangling link's
@@ -681,6 +679,21 @@ def fits_the_file_system(path: Path, what: str) -> None:
 MOST_PATH_BYTES = 4096  # Linux's PATH_MAX
 
 
+def read_folder_holding(path: Path, read_folders) -> Path | None:
+    """The one of `read_folders` (folders a command reads whole: a model's, a dataset's) that `path` is, or is
+    inside, or None."""
+    return next((Path(folder) for folder in read_folders if Path(folder).is_dir()
+                 and (same_file(path, Path(folder)) or _inside(path, Path(folder)))), None)
+
+
+def outside_read_folders(path: Path, what: str, read_folders) -> None:
+    """An output (a file, or a folder orch fills) is no folder the command reads whole, nor in one: its files were
+    replaced, or read as data by the next run."""
+    if (folder := read_folder_holding(path, read_folders)) is not None:
+        raise UserError(f"{what} '{path}' is {'' if same_file(path, folder) else 'inside '}'{folder}', which this "
+                        "command reads: write outside it.")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         return resolved(folder) in resolved(path).parents
@@ -719,10 +732,7 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False,
     _no_control_character(path, what)
     if str(path) == "-":  # a folder named `-`, as awkward to remove as to find
         raise UserError(f"{what} - is no folder name here: give a folder name (./- for a folder named -).")
-    if folder := next((given for given in read_folders if Path(given).is_dir() and _inside(path / "x", Path(given))),
-                      None):
-        raise UserError(f"{what} '{path}' is {'inside ' if not same_file(path, Path(folder)) else ''}'{folder}', "
-                        "which this command reads: write outside it.")
+    outside_read_folders(path, what, read_folders)
     fits_the_file_system(path, what)
     if loop := symlink_loop(path, what):  # said to be a folder that does not exist, or to exist as a file
         raise loop

@@ -105,9 +105,9 @@ def home_problems(spec: JobConfig, job_path: Path) -> list[str]:
     folders were written into the data, the trainer refused its own --output there only once it had started, and
     every later plan of the job read orch's files as data."""
     home = checks.resolved(orch_home(), "ORCH_HOME")
-    return [f"ORCH_HOME {home} is inside {folder}, which the job reads: set ORCH_HOME to a folder outside it"
-            for folder in read_folders(spec, Path(job_path).parent)
-            if (inside := checks.resolved(folder)) == home or inside in home.parents][:1]
+    if (folder := checks.read_folder_holding(home, read_folders(spec, Path(job_path).parent))) is None:
+        return []
+    return [f"ORCH_HOME {home} is inside {folder}, which the job reads: set ORCH_HOME to a folder outside it"]
 
 
 def launch_problems(option: Option) -> list[str]:

@@ -233,8 +233,9 @@ def report_command(
     default = " (the default one is in orch's source folder)" if job is None else ""
     for path in jobs:
         checks.input_file(path, "job file", f"pass the job to price with --job JOB.yaml{default}.")
-    for path in jobs:  # a bad job fails before the report folder is made, and its data folder is none
-        checks.output_folder(out, read_folders=read_folders(load_job(path), path.parent))
+    # a bad job fails before the report folder is made, and the folder is none a job reads
+    checks.outside_read_folders(out, "--out", [folder for path in jobs for folder in read_folders(load_job(path),
+                                                                                                   path.parent)])
     if trace is not None:
         check_trace(trace, every_row=True)
     check_db(db, reads_only=True)
