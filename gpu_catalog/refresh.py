@@ -14,7 +14,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import sky_catalog_dir
-from gpu_catalog.skypilot_catalog import FIX, read_catalog_dir
+from gpu_catalog.skypilot_catalog import CatalogFileError, read_catalog_dir
 
 GPU_CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "vast", "nebius", "verda", "fluidstack", "cudo",
               "paperspace", "hyperbolic", "seeweb", "shadeform", "primeintellect")
@@ -30,11 +30,8 @@ def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
         raise UserError(f"{from_dir} holds no <cloud>/vms.csv: point --from at a SkyPilot catalog 'v8' folder.")
     try:  # each raises, naming the file (and line), before anything is replaced
         read_catalog_dir(from_dir)
-    except UserError as exc:  # "rerun `orch catalog refresh`" was no way out of a source that is itself broken
-        if not str(exc).endswith(FIX):
-            raise
-        said = str(exc).removesuffix(FIX).rstrip(": ")
-        raise UserError(f"{said}: fix that file of --from's, or copy from a whole catalog folder.") from None
+    except CatalogFileError as exc:  # "rerun `orch catalog refresh`" was no way out of a source itself broken
+        raise UserError(f"{exc.problem}: fix that file of --from's, or copy from a whole catalog folder.") from None
     for source in files:
         _check_copyable(source)
         _check_landing(to_dir / source.relative_to(from_dir))

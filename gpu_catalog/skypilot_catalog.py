@@ -64,6 +64,15 @@ def resolve_gpu(accelerator: str, instance_type: str, memory_gib: float | None) 
 FIX = "rerun `orch catalog refresh`, or remove it."
 
 
+class CatalogFileError(UserError):
+    """A catalog file that is broken: what is wrong (`problem`), and FIX. A file `orch catalog refresh --from` reads
+    is the user's own copy, for which refresh names another fix."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}: {FIX}")
+        self.problem = problem
+
+
 def _amount(row: dict[str, str], column: str, where: str, most: float | None = None) -> float:
     """A row's AcceleratorCount, Price or SpotPrice, at most `most`. Empty or 0 is SkyPilot's "none" (an instance
     without GPUs, a cloud without a spot market); text, NaN, infinity or a negative is a broken file, refused with its
@@ -77,15 +86,15 @@ def _amount(row: dict[str, str], column: str, where: str, most: float | None = N
     try:
         return checks.number(value, f"{where} {column}", 0, most)
     except UserError as exc:
-        raise UserError(f"{str(exc).rstrip('.')}: {FIX}") from None
+        raise CatalogFileError(str(exc).rstrip(".")) from None
 
 
 def _accelerator_count(row: dict[str, str], where: str) -> float:
     """A whole number of GPUs, or a share of one below 1 (Azure sells a sixth, a third or half of an A10)."""
     count = _amount(row, "AcceleratorCount", where)
     if count > 1 and not count.is_integer():
-        raise UserError(f"{where} AcceleratorCount must be a whole number, or a share of one GPU below 1, got "
-                        f"{count:g}: {FIX}")
+        raise CatalogFileError(f"{where} AcceleratorCount must be a whole number, or a share of one GPU below 1, "
+                               f"got {count:g}")
     return count
 
 
@@ -95,17 +104,17 @@ def _rows(vms_csv: Path) -> list[dict[str, str]]:
     try:
         missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
         if missing:
-            raise UserError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))}): {FIX}")
+            raise CatalogFileError(f"{vms_csv} is not a SkyPilot v8 catalog file (no {', '.join(sorted(missing))})")
         if repeated := checks.repeated(reader.fieldnames):
-            raise UserError(f"{vms_csv} names column {', '.join(repeated)} more than once in its header: {FIX}")
+            raise CatalogFileError(f"{vms_csv} names column {', '.join(repeated)} more than once in its header")
         rows = list(reader)
     except csv.Error as exc:
         line = reader.reader.line_num  # the csv reader's count: DictReader's is of the rows it returned, a line early
-        raise UserError(f"{vms_csv} line {line} is not CSV ({checks.csv_error_text(exc)}): {FIX}") from None
+        raise CatalogFileError(f"{vms_csv} line {line} is not CSV ({checks.csv_error_text(exc)})") from None
     for number, row in enumerate(rows, start=2):
         if None in row or None in row.values():
-            raise UserError(f"{vms_csv} line {number} has {len(reader.fieldnames)} columns in its header but not in "
-                            f"this row: {FIX}")
+            raise CatalogFileError(f"{vms_csv} line {number} has {len(reader.fieldnames)} columns in its header but "
+                                   "not in this row")
     return rows
 
 
@@ -116,10 +125,13 @@ def _check_names(row: dict[str, str], where: str) -> None:
     ValueError). Vast's regions hold commas, spaces and any letter (`Bavaria, DE, EU`): those stay."""
     for column in ("InstanceType", "Region"):
         value = row.get(column) or ""
-        if not value.strip() or not value.isprintable() or "/" in value:
-            said = "is empty" if not value.strip() else f"holds a control character ({checks.short_repr(value)})" \
-                if not value.isprintable() else f"{checks.short_repr(value)} holds a /, which no cloud's names hold"
-            raise UserError(f"{where} {column} {said}: {FIX}")
+        if not value.strip():
+            raise CatalogFileError(f"{where} {column} is empty")
+        if not value.isprintable():
+            raise CatalogFileError(f"{where} {column} holds a control character ({checks.short_repr(value)})")
+        if "/" in value:
+            raise CatalogFileError(f"{where} {column} {checks.short_repr(value)} holds a /, which no cloud's names "
+                                   "hold")
 
 
 def provider_name(vms_csv: Path) -> str:
