@@ -74,6 +74,11 @@ def json_kind(value) -> str:
     return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
 
 
+def not_a_mapping(value) -> str:
+    """What a config file read as YAML or JSON is, where a mapping of keys to values was wanted."""
+    return "empty" if value is None else "a list" if isinstance(value, list) else "a single value"
+
+
 def as_written(value, longest: int = 60) -> str:
     """A value as its data file writes it (null, true, NaN, "text"), cut to `longest` characters."""
     try:

@@ -531,9 +531,8 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
 def config_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:
     """The job, checked; `base_dir` is the job file's folder, where a relative `tokenizer` folder is looked for."""
     if not isinstance(raw, dict):
-        kind = "empty" if raw is None else "a list" if isinstance(raw, list) else "a single value"
         raise ConfigError(f"a job must be a mapping of keys to values (model: ..., method: ..., seq_len: ...); this "
-                          f"one is {kind}.")
+                          f"one is {checks.not_a_mapping(raw)}.")
     raw = {key: value if key in _INT_KEYS else _dollars(key, choice_as_orch(key, value))
            for key, value in whole_counts(raw).items()}
     problems = _problems(raw) + _naming_problems(raw, base_dir)

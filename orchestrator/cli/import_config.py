@@ -34,9 +34,8 @@ from trainer.job_file import job_file_problems
 def _read_yaml(path: Path) -> dict:
     raw = checks.load_yaml(path, "config file", checks.ForeignConfigLoader)  # numbers as its trainer reads them
     if not isinstance(raw, dict):  # said as a job file's is: what it is instead
-        kind = "empty" if raw is None else "a list" if isinstance(raw, list) else "a single value"
         raise UserError(f"config file '{path}' must be a mapping of keys to values (as a trainer's config is); this "
-                        f"one is {kind}.")
+                        f"one is {checks.not_a_mapping(raw)}.")
     return raw
 
 
