@@ -42,6 +42,11 @@ class Delivery:
     def idle_hours(self) -> float:
         return (self.idle_minutes or 0) / 60
 
+    def idle_usd_past(self, planned: "Delivery", usd_per_hour: float) -> float:
+        """What this delivery's idle window costs past the one `planned` priced (no storage cloud enabled keeps the
+        output on the VM, idling an hour where the plan counted 5 minutes)."""
+        return max(0.0, self.idle_hours() - planned.idle_hours()) * usd_per_hour
+
 
 @dataclass(frozen=True)
 class NoDelivery:

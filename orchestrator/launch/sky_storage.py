@@ -111,7 +111,7 @@ def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchR
             return None
         if offer.provider not in launched:
             launched[offer.provider] = launch_delivery(planned, offer.provider)[0]
-        extra_usd = max(0.0, launched[offer.provider].idle_hours() - planned.idle_hours()) * offer.usd_per_hour
+        extra_usd = launched[offer.provider].idle_usd_past(planned, offer.usd_per_hour)
         if extra_usd == 0 or cost_usd_of[offer] + extra_usd <= budget_usd:
             return None
         return (f"with no storage cloud enabled here (`sky check`), its output stays on the VM, which idles up to "

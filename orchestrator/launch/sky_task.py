@@ -114,8 +114,7 @@ def _uncovered(option: Option, planned: Delivery, delivery: Delivery, budget_usd
     """Why the budget cannot pay for the task about to be built, before a VM is bought: the plan priced its
     delivery, and a launch with no store enabled keeps the output on the VM, whose idle hour the guard takes out of
     the budget (a $6.20 budget left the trainer $0 and a window of 0 s, which `timeout` reads as no limit)."""
-    usd_per_hour = option.offer.usd_per_hour
-    extra_usd = max(0.0, delivery.idle_hours() - planned.idle_hours()) * usd_per_hour
+    extra_usd = delivery.idle_usd_past(planned, option.offer.usd_per_hour)
     needed_usd = option.estimate.cost_usd + extra_usd
     if extra_usd > 0 and budget_usd < needed_usd:
         return (f"with no storage cloud orch can use enabled here, a run on {option.offer.provider} keeps its output "
