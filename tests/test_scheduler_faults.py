@@ -229,12 +229,18 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
     assert Scheduler()._start(job, None, decision, spend_left_usd=6.0, budget_left_usd=50.0) == 6.0 and budgets == [6.0]
 
 
-def test_a_jobs_runs_together_stay_within_its_budget(tmp_path, monkeypatch):
+@pytest.mark.parametrize("linked_home", [False, True])
+def test_a_jobs_runs_together_stay_within_its_budget(tmp_path, monkeypatch, linked_home):
     """Each run the scheduler started for a job (a failed run tried again, a preempted one started anew) got the
-    job's whole budget: a $0.0003 job spent $0.000453 over two attempts, and three could spend three times it."""
+    job's whole budget: a $0.0003 job spent $0.000453 over two attempts, and three could spend three times it. An
+    ORCH_HOME reached through a link is the same home: its runs' files and its jobs' are matched resolved."""
     from orchestrator.home import orch_home
     from tests.test_runs_store import make_record
 
+    if linked_home:
+        orch_home().mkdir(parents=True, exist_ok=True)
+        (tmp_path / "home-link").symlink_to(orch_home(), target_is_directory=True)
+        monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home-link"))
     job_id = submit(tmp_path, "capped")
     job = JobQueue().get(job_id)
     runs, store = orch_home() / "runs", RunStore()

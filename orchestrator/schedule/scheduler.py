@@ -199,6 +199,7 @@ class Scheduler:
         spend_left = (self.monthly_cap_usd - month_spend_usd(self.store, now)) if self.monthly_cap_usd is not None \
             else float("inf")
         calibration, refusal = load_calibration(), launch_refusals()
+        spent_by_job_file = self._spent_by_job_file()
         decided = []
         for job in self.queue.all((JobStatus.QUEUED,)):
             try:
@@ -207,7 +208,8 @@ class Scheduler:
             except UserError as exc:  # this job cannot run; the others still can
                 decision = Decision("reject", f"{exc} Submit the job again.")
             else:
-                budget_left = self._budget_left(job)
+                budget_left = None if job.budget_usd is None else \
+                    job.budget_usd - spent_by_job_file.get(Path(job.job_path).resolve(), 0.0)
                 decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
                                         refusal, budget_left)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
@@ -228,15 +230,15 @@ class Scheduler:
             decided.append((job, decision))
         return decided
 
-    def _budget_left(self, job: JobRecord) -> float | None:
-        """The job's budget less what its earlier runs spent (a failed run tried again, a preempted one started
-        anew): each new run got the whole budget again, and a job's three attempts could spend three times it.
-        None: the job has no budget of its own."""
-        if job.budget_usd is None:
-            return None
-        queued_copy = Path(job.job_path).resolve()  # the file each of the job's runs was made from
-        return job.budget_usd - sum(run.cost_usd or 0.0 for run in self.store.all()
-                                    if Path(run.job_path) == queued_copy)
+    def _spent_by_job_file(self) -> dict[Path, float]:
+        """What the runs made from each job file spent, by the file resolved: a queued job's runs are made from its
+        copy, and share its budget (a failed run tried again, a preempted one started anew each got the whole budget
+        again: a job's three attempts could spend three times it). Read once a pass, not once a job."""
+        spent: dict[Path, float] = {}
+        for run in self.store.all():
+            key = Path(run.job_path).resolve()
+            spent[key] = spent.get(key, 0.0) + (run.cost_usd or 0.0)
+        return spent
 
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
                 calibration: Calibration, spend_left_usd: float, refusal: LaunchRefusal,
