@@ -242,10 +242,11 @@ def estimate(
     if cpu_threads is not None and not on_cpu:  # it was taken, and changed nothing
         raise UserError("--cpu-threads sets the cores of an estimate on the CPU: give --gpu cpu with it, or leave it "
                         "out.")
-    if cpu_threads is not None and cpu_threads > (cores := os.cpu_count() or 1):  # said as 1000, estimated as 2
+    cores = os.cpu_count() or 1
+    if cpu_threads is not None and cpu_threads > cores:  # said as 1000, estimated as 2
         raise UserError(f"--cpu-threads {cpu_threads} is more than this machine's {cores} CPU cores, the CPU "
                         f"estimated: give at most {cores}.")
-    if on_cpu and settings.cpu_threads is not None and settings.cpu_threads > (cores := os.cpu_count() or 1):
+    if on_cpu and settings.cpu_threads is not None and settings.cpu_threads > cores:
         # the job file's: it may be meant for a larger machine, so said, not refused (the flag is refused above)
         notes.append(f"the job's cpu_threads {settings.cpu_threads} is more than this machine's {cores} CPU cores: "
                      f"estimated on {cores}")

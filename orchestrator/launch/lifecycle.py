@@ -182,8 +182,8 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     spent_usd, total_usd = record.cost_usd or 0.0, record.budget_usd if budget_usd is None else budget_usd
     # before the new total is written: a refused resume keeps the budget it had. What is left must pay for the
     # trainer's start (imports, the model, the checkpoint): less, and it stopped before a step, exit 4
-    if total_usd - spent_usd < record.usd_per_hour * RESUME_LEAST_S / 3600 or spent_usd >= total_usd:
-        least_usd = spent_usd + record.usd_per_hour * RESUME_LEAST_S / 3600
+    least_usd = spent_usd + record.usd_per_hour * RESUME_LEAST_S / 3600
+    if total_usd < least_usd or spent_usd >= total_usd:
         raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
                         f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total (more "
