@@ -15,7 +15,7 @@ from orchestrator import db as database
 from orchestrator.launch import lifecycle
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
-from orchestrator.runs.store import RunRecord, RunStore, matching, new_run_id
+from orchestrator.runs.store import RunRecord, RunStore, matching, new_run_id, spelled_otherwise
 from trainer.status import TrainStatus
 
 V1_RUNS = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, job_name TEXT NOT NULL, job_path TEXT NOT NULL,
@@ -131,13 +131,21 @@ def test_an_unusable_orch_home_fails_at_once_with_its_path(tmp_path, monkeypatch
     assert str(home) in str(error.value) and time.monotonic() - started < 5
 
 
+IDS = ["r-0a1b2c3d", "r-0a9f0000", "r-ffff0000"]
+
+
 @pytest.mark.parametrize("text, expected", [
-    ("r-0a1b2c3d", ["r-0a1b2c3d"]), ("r-0a", ["r-0a1b2c3d", "r-0a9f0000"]), ("0a1", ["r-0a1b2c3d"]),
-    ("%", []), ("_", []), ("", []), ("r-0a1b2c3d-x", []),
-    ("R-0A1B", ["r-0a1b2c3d"]), (" 0a1 ", ["r-0a1b2c3d"]),  # any case, as typed from a screenshot or a table
+    ("r-0a1b2c3d", ["r-0a1b2c3d"]), ("r-0a", ["r-0a1b2c3d", "r-0a9f0000"]), ("r-", []), ("r", []),
+    ("%", []), ("_", []), ("", []), ("r-0a1b2c3d-x", []), ("0a1", []), ("R-0A1B", []), (" r-0a1", []),
 ])
 def test_ids_match_exactly_or_by_prefix_never_as_patterns(text, expected):
-    assert matching(["r-0a1b2c3d", "r-0a9f0000", "r-ffff0000"], text) == expected
+    assert matching(IDS, text) == expected
+
+
+@pytest.mark.parametrize("text, meant", [("0a1", ["r-0a1b2c3d"]), ("R-0A1B", ["r-0a1b2c3d"]),
+                                         (" r-ff ", ["r-ffff0000"]), ("R-", []), ("0b", [])])
+def test_an_id_in_another_case_or_without_its_kind_is_offered_not_taken(text, meant):
+    assert spelled_otherwise(IDS, text) == meant
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe{not json", b'{"status": "ok", "x": ' + b"[" * 950 + b"]" * 950 + b"}"])
@@ -268,6 +276,22 @@ def test_a_damaged_row_keeps_no_command_from_another_run(tmp_path, monkeypatch):
     for command in (["logs", "r-00000001"], ["logs", "r-0000000"]):  # the damaged run itself, by id or prefix
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "is damaged" in result.stderr, (command, result.output)
+
+
+def test_an_id_not_as_printed_is_refused_with_the_one_it_means(tmp_path, monkeypatch):
+    """Ids matched in any case and without their `r-`, which is neither the id nor a prefix of it: now refused, in
+    one line naming the id meant."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    two_runs(tmp_path)
+    for text in ("R-00000001", "00000001"):
+        result = CliRunner().invoke(app, ["logs", text])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (f"error: no run id is '{text}' or starts so (ids are lower case and start with r-): "
+                                 "did you mean r-00000001?\n"), result.stderr
 
 
 def test_an_ambiguous_prefix_names_the_runs_it_matches(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 
+from gpu_catalog.errors import UserError
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
@@ -113,12 +114,20 @@ def insert_run(db, record: RunRecord) -> None:
 
 
 def matching(ids: list[str], text: str) -> list[str]:
-    """The ids `text` names: an exact id, else every id it is a prefix of (with or without the `r-`/`j-`). A plain
-    string comparison: `%` and `_` are characters, not patterns; in any case (ids are lower-case hex)."""
-    text = text.strip().lower()
+    """The ids `text` names: an exact id, else every id it is a prefix of. A plain string comparison: `%` and `_` are
+    characters, not patterns. The kind of id alone (`r-`) names none: it is the start of every one."""
     if text in ids:
         return [text]
-    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):  # the kind of id alone names them all
+    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):
+        return []
+    return [i for i in ids if i.startswith(text)]
+
+
+def spelled_otherwise(ids: list[str], text: str) -> list[str]:
+    """The ids `text` would name in another case, without its spaces or with its `r-`/`j-`: not taken (an id is
+    exact or a prefix), only offered, so `R-0A1B` from a screenshot is told the id it means."""
+    text = text.strip().lower()
+    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):
         return []
     return [i for i in ids if i.startswith(text) or i.partition("-")[2].startswith(text)]
 
@@ -131,8 +140,13 @@ def rows_named(path: Path, table: str, column: str, text: str, get: Callable[[st
     damaged by hand was refused whenever the whole table was read, so `orch stop` could not stop a billing run until
     somebody repaired another run's row with sqlite3. One deleted since its id was read is left out."""
     with reading(path) as db:
-        ids = [row[0] for row in db.execute(f"SELECT {column} FROM {table}")]
-    found = (get(name) for name in matching([i for i in ids if isinstance(i, str)], text))
+        ids = [row[0] for row in db.execute(f"SELECT {column} FROM {table}") if isinstance(row[0], str)]
+    names = matching(ids, text)
+    if not names and (meant := spelled_otherwise(ids, text)):
+        shown = ", ".join(sorted(meant)[:3]) + (" or another" if len(meant) > 3 else "")
+        raise UserError(f"no {table.removesuffix('s')} id is '{text}' or starts so (ids are lower case and start "
+                        f"with {meant[0][:2]}): did you mean {shown}?")
+    found = (get(name) for name in names)
     return [row for row in found if row is not None]
 
 
