@@ -27,6 +27,9 @@ FILTER_KINDS = ("provider", "spot", "absent", "launch", "price", "unsupported") 
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 # Why `orch launch` would refuse a run on a cloud offer before buying a VM, in its words; None: it would launch it
 LaunchRefusal = Callable[[Offer], str | None]
+# The LaunchRefusal of a plan: given its budget and each offer's planned cost (an on-demand offer whose output would
+# idle on its VM is refused only when that idle time passes the budget)
+LaunchRefusals = Callable[[float, dict[Offer, float]], LaunchRefusal]
 
 
 @quick_init

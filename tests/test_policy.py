@@ -162,9 +162,9 @@ def test_a_spot_offer_the_launch_would_refuse_is_passed_over():
     its checkpoints): the job was started there, refused, and tried again on every pass. The next offer the launch
     takes is picked: another cloud's spot, else on-demand, saying why."""
     aws_spot = make_offer(get_gpu("A100 80GB"), "aws", 0.9, spot=True)
-    other_spot = decide(ask(deadline_h=100), MODEL, [], [*CLOUD, aws_spot], refusal=refuses_nebius_spot)
+    other_spot = decide(ask(deadline_h=100), MODEL, [], [*CLOUD, aws_spot], refusals=lambda *_: refuses_nebius_spot)
     assert other_spot.option.offer is aws_spot and "spot: the job checkpoints" in other_spot.reason
-    on_demand = decide(ask(deadline_h=100), MODEL, [], CLOUD, refusal=refuses_nebius_spot)
+    on_demand = decide(ask(deadline_h=100), MODEL, [], CLOUD, refusals=lambda *_: refuses_nebius_spot)
     assert on_demand.action == "start_cloud" and on_demand.option.offer.provider == "lambda"
     assert f"on-demand (not spot: {NO_STORE.rstrip('.')}): A100 80GB on lambda" in on_demand.reason
 
@@ -174,7 +174,7 @@ def test_a_job_only_a_refused_spot_offer_takes_is_rejected_with_the_launchs_reas
     on_demand_cost = decide(ask(deadline_h=100, preemptions=2), MODEL, [], CLOUD).option.estimate.cost_usd
     budget = (spot_cost + on_demand_cost) / 2
     assert decide(ask(deadline_h=100, budget=budget), MODEL, [], CLOUD).option.offer.spot
-    rejected = decide(ask(deadline_h=100, budget=budget), MODEL, [], CLOUD, refusal=refuses_nebius_spot)
+    rejected = decide(ask(deadline_h=100, budget=budget), MODEL, [], CLOUD, refusals=lambda *_: refuses_nebius_spot)
     assert rejected.action == "reject", rejected.reason
     assert rejected.reason == (f"no local card; {NO_STORE.rstrip('.')}; no other cloud offer meets the job's budget "
                                "and deadline")

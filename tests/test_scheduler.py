@@ -537,3 +537,39 @@ def test_cancelling_a_job_whose_run_already_finished_says_it_is_done(tmp_path):
     result = runner.invoke(app, ["cancel", job_id])
     assert result.exit_code == 2 and "already finished ok: the job is done, nothing to cancel" in result.stderr
     assert jobs()[job_id]["status"] == "done" and "(resumed)" not in jobs()[job_id]["reason"]
+
+
+def test_an_on_demand_offer_whose_output_would_idle_past_the_budget_is_passed_over(sky, tmp_path, monkeypatch):
+    """With no storage cloud enabled, an on-demand run on a cloud priced with a bucket keeps its output on the VM,
+    which idles an hour more: the scheduler picked it, its task was refused, and the job was rejected though another
+    offer fit the budget. The next offer the budget covers is started, saying why; `orch launch` does the same."""
+    from sky.data import storage as storage_lib
+
+    from orchestrator.delivery import delivery_for
+    from orchestrator.launch.sky_storage import launch_delivery
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    started = launches(monkeypatch)
+    folder = tmp_path / "idle"
+    folder.mkdir()
+    job = write_job(folder, name="idle", max_steps=5)
+    roomy = json.loads(orch("submit", job, "--budget", "5", "--json").stdout)["job_id"]
+    (_, first), = Scheduler(cpu_slots=0).run_once()
+    assert first.action == "start_cloud", first.reason
+
+    def on_the_vm_usd(option):
+        planned = delivery_for(option.offer)
+        return option.estimate.cost_usd + launch_delivery(planned, option.offer.provider)[0].idle_usd_past(
+            planned, option.offer.usd_per_hour)
+
+    assert on_the_vm_usd(first.option) > first.option.estimate.cost_usd  # its output stays on the VM, idling
+    budget = (first.option.estimate.cost_usd + on_the_vm_usd(first.option)) / 2
+    orch("cancel", roomy)
+    tight = json.loads(orch("submit", job, "--budget", str(budget), "--json").stdout)["job_id"]
+    (_, decision), = Scheduler(cpu_slots=0).run_once()
+    assert decision.action == "start_cloud", decision.reason
+    assert decision.option.offer != first.option.offer and on_the_vm_usd(decision.option) <= budget
+    assert f"not {first.option.offer.provider} {first.option.offer.region}: with no storage cloud enabled here" \
+        in decision.reason
+    assert [option.offer for option in started] == [first.option.offer, decision.option.offer]
+    assert jobs()[tight]["status"] == "running"

@@ -134,14 +134,11 @@ def _where(offer, spot_mark: str = "") -> str:
 
 
 def _refusals_here(result):
-    """What a launch from this machine asks of each cloud offer, the plan's estimates known: a spot offer with no
-    storage cloud for its checkpoints (sky_storage.launch_refusals), and an on-demand one whose output would stay on
-    the VM, idling an hour more than planned, past the budget (idle_refusals)."""
-    from orchestrator.launch.sky_storage import idle_refusals, launch_refusals
+    """What a launch from this machine asks of each cloud offer, the plan's estimates known
+    (sky_storage.launch_refusal_for)."""
+    from orchestrator.launch.sky_storage import launch_refusal_for
 
-    spot = launch_refusals()
-    idle = idle_refusals(result.policy.budget_usd, {o.offer: o.estimate.cost_usd for o in result.options})
-    return lambda offer: spot(offer) or idle(offer)
+    return launch_refusal_for(result.policy.budget_usd, {o.offer: o.estimate.cost_usd for o in result.options})
 
 
 def _taken_here(model, targets, result):

@@ -121,6 +121,16 @@ def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchR
     return refusal
 
 
+def launch_refusal_for(budget_usd: float, cost_usd_of: dict[Offer, float],
+                       spot: LaunchRefusal | None = None) -> LaunchRefusal:
+    """What a launch from this machine asks of each cloud offer, the plan's budget and costs known: a spot offer
+    with no storage cloud for its checkpoints (launch_refusals; `spot`, when the caller asks it across plans), and
+    an on-demand one whose output would stay on the VM, idling past the budget (idle_refusals)."""
+    spot = spot or launch_refusals()
+    idle = idle_refusals(budget_usd, cost_usd_of)
+    return lambda offer: spot(offer) or idle(offer)
+
+
 def _offer_of(record) -> Offer:
     """Enough of the record's offer for delivery_for: the cloud and whether it is spot."""
     from gpu_catalog.gpus import get_gpu

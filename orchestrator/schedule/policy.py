@@ -6,12 +6,13 @@
 2. Otherwise the cheapest cloud offer within the budget (and what is left of the monthly cap) that meets the
    deadline. Spot when the job checkpoints (orch's trainer always does) and the deadline has slack for preemptions;
    on-demand after MAX_SPOT_PREEMPTIONS preemptions. An offer `orch launch` would refuse before any VM (a spot run
-   with no storage cloud for its checkpoints: the caller's `refusal`) is passed over, else it would be picked and
-   refused again on every pass.
+   with no storage cloud for its checkpoints, an on-demand one whose output would idle on its VM past the budget:
+   the caller's `refusals`) is passed over, else it would be picked and refused again on every pass.
 3. Otherwise, late is better than never: the local card that finishes it first. Nothing fits anywhere: rejected.
 Every decision carries its reason, which `orch queue --explain` shows.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -25,7 +26,7 @@ from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
 from orchestrator.estimator.settings import unsupported_on
 from orchestrator.frozen import quick_init
-from orchestrator.planner import CPU_MAX_HOURS, LaunchRefusal, Option, PlanPolicy, job_fit, no_option_message, plan
+from orchestrator.planner import CPU_MAX_HOURS, LaunchRefusals, Option, PlanPolicy, job_fit, no_option_message, plan
 from trainer.config import JobConfig
 
 MAX_SPOT_PREEMPTIONS = 2
@@ -121,7 +122,7 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
 
 
 def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Calibration, spend_left_usd: float,
-           spot_mode: str, fit_cache: dict[str, Fit], refusal: LaunchRefusal | None, local_offers: list[Offer]
+           spot_mode: str, fit_cache: dict[str, Fit], refusals: LaunchRefusals | None, local_offers: list[Offer]
            ) -> tuple[Option | None, str]:
     """The cloud offer for the job within its budget, and the month's spend cap after it, so that the cap is named
     as the block only when the job's own budget takes an offer (it was named, and the job waited for next month,
@@ -134,11 +135,10 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     options = result.options
     if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
-    # only a spot run can be refused (its checkpoints need a bucket): the on-demand offers are not asked about
-    refusals = [refusal(o.offer) if refusal is not None and o.offer.spot else None for o in options]
-    refused = next((why.rstrip(".") for why in refusals if why), None)
-    passed_over = refusals[0].rstrip(".") if refusals and refusals[0] else None  # the offer it would have picked
-    options = [o for o, why in zip(options, refusals, strict=True) if not why]
+    refusal = refusals(result.policy.budget_usd, {o.offer: o.estimate.cost_usd for o in result.options}) \
+        if refusals is not None else None
+    whys = [(o, refusal(o.offer) if refusal is not None else None) for o in options]
+    options = [o for o, why in whys if not why]
     if spot_mode == "always" and any(o.offer.spot for o in options):
         options = [o for o in options if o.offer.spot]
     if within_cap := [o for o in options if o.estimate.cost_usd <= spend_left_usd]:
@@ -150,15 +150,28 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
             why = f"on-demand after {ask.preemptions} preemptions"
         else:
             why = "on-demand"
-        return chosen, why + (f" (not spot: {passed_over})" if passed_over and not chosen.offer.spot else "")
+        ahead = [(o.offer, why.rstrip(".")) for o, why in itertools.takewhile(lambda entry: entry[0] is not chosen,
+                                                                                 whys) if why]
+        return chosen, why + _passed_over(ahead, chosen.offer)
     if options:  # within the job's budget, not within what the month has left
         return None, f"the monthly spend cap leaves {usd_text(max(0.0, spend_left_usd))}"
-    if refused:
+    if refused := next((why.rstrip(".") for _, why in whys if why), None):
         return None, f"{refused}; no other cloud offer meets the job's budget and deadline"
     if result.options:
         return None, "spot needs more slack than the deadline has"
     every = plan(ask.spec, model, local_offers + offers, result.policy, calibration, fit_cache)
     return None, no_option_message(result if every.options else every)  # a local one the policy passed over: busy
+
+
+def _passed_over(ahead: list[tuple[Offer, str]], chosen: Offer) -> str:
+    """The offers ranked above the chosen one that a launch would refuse, the first spot and the first on-demand one,
+    with why: `orch queue --explain` said "on-demand" of a job that passed over a cheaper on-demand offer."""
+    said = []
+    if not chosen.spot and (spot := next((why for offer, why in ahead if offer.spot), None)):
+        said.append(f"not spot: {spot}")
+    if on_demand := next(((offer, why) for offer, why in ahead if not offer.spot), None):
+        said.append(f"not {on_demand[0].provider} {on_demand[0].region}: {on_demand[1]}")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
@@ -212,8 +225,8 @@ def _lateness(finish_h: float, deadline_h: float) -> str:
 
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
            calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
-           fit_cache: dict[str, Fit] | None = None, refusal: LaunchRefusal | None = None) -> Decision:
-    """Where the job goes now, with its reason. `refusal` says which cloud offers `orch launch` would refuse (the
+           fit_cache: dict[str, Fit] | None = None, refusals: LaunchRefusals | None = None) -> Decision:
+    """Where the job goes now, with its reason. `refusals` says which cloud offers `orch launch` would refuse (the
     scheduler asks SkyPilot's local state); without it, as in the simulator, every offer the planner takes is
     launchable."""
     fit_cache = {} if fit_cache is None else fit_cache
@@ -227,7 +240,7 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if in_time:
         return _start_or_wait(ask, model, in_time[0], "fits locally and meets the deadline" if ask.deadline_h else
                               "fits locally")
-    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusal,
+    option, why = _cloud(ask, model, cloud_offers, calibration, spend_left_usd, spot_mode, fit_cache, refusals,
                          local_offers) if cloud_offers else (None, "no cloud allowed")
     local_why = _no_local_card(ask, model, slots, calibration, fit_cache) if not local \
         else "no local card meets the deadline" if ask.deadline_h \

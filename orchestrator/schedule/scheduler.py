@@ -36,8 +36,8 @@ from orchestrator.db import LockedDatabase
 from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
-from orchestrator.launch.sky_storage import launch_refusals
-from orchestrator.planner import LaunchRefusal
+from orchestrator.launch.sky_storage import launch_refusal_for, launch_refusals
+from orchestrator.planner import LaunchRefusal, LaunchRefusals
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
@@ -198,7 +198,11 @@ class Scheduler:
         slots = local_slots(self.store.all(), [o for o in offers if o.is_local], self.cpu_slots, now)
         spend_left = (self.monthly_cap_usd - month_spend_usd(self.store, now)) if self.monthly_cap_usd is not None \
             else float("inf")
-        calibration, refusal = load_calibration(), launch_refusals()
+        calibration, spot = load_calibration(), launch_refusals()  # asked once a pass, for every job's plan
+
+        def refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchRefusal:
+            return launch_refusal_for(budget_usd, cost_usd_of, spot)
+
         spent_by_job_file = self._spent_by_job_file()
         decided = []
         for job in self.queue.all((JobStatus.QUEUED,)):
@@ -211,7 +215,7 @@ class Scheduler:
                 budget_left = None if job.budget_usd is None else \
                     job.budget_usd - spent_by_job_file.get(Path(job.job_path).resolve(), 0.0)
                 decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
-                                        refusal, budget_left)
+                                        refusals, budget_left)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
@@ -241,7 +245,7 @@ class Scheduler:
         return spent
 
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
-                calibration: Calibration, spend_left_usd: float, refusal: LaunchRefusal,
+                calibration: Calibration, spend_left_usd: float, refusals: LaunchRefusals,
                 budget_left_usd: float | None = None) -> Decision:
         """Where a whole queued job goes now, within what is left of its budget. A deadline already passed is
         rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
@@ -256,7 +260,7 @@ class Scheduler:
         ask = JobAsk(job.job_id, spec, budget_left_usd if budget_left_usd is not None else float("inf"), deadline_h,
                      job.preemptions)
         try:
-            decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left_usd, refusal=refusal)
+            decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left_usd, refusals=refusals)
             if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
                 preflight.check(spec, Path(job.job_path), decision.option)
         except UserError as exc:
