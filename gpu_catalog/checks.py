@@ -162,14 +162,14 @@ def number(value, what: str, low: float | None = None, high: float | None = None
     kind = "a whole number" if whole else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not _is_whole(value)):
         raise UserError(f"{what} must be {kind}, got {short_repr(value)}.")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{what} must be a finite number, got {short_repr(value)}.")
     too_low = low is not None and (value <= low if above else value < low)
     if too_low or (high is not None and value > high):
         bounds = [f"{'above' if above else 'at least'} {_shown(low)}" if low is not None else "",
                   f"at most {_shown(high)}" if high is not None else ""]
         raise UserError(f"{what} must be {' and '.join(b for b in bounds if b)}, got {_shown(value)}.")
-    if tiny := too_small_text(value):  # after the range, which says more where there is one
+    if tiny := too_small_text(value) or beyond_floats_text(value):  # after the range, which says more
         raise UserError(f"{what} {tiny}.")
     return int(value) if whole else value
 
@@ -179,6 +179,14 @@ def too_small_text(value) -> str | None:
     trained nothing, `save_every_minutes: 5e-324` checkpointed every step), or None. No setting means one."""
     if isinstance(value, float) and 0 < abs(value) < sys.float_info.min:
         return f"{value!r} is too near 0 to compute with (below {sys.float_info.min:.1e}): give a larger value"
+    return None
+
+
+def beyond_floats_text(value) -> str | None:
+    """Why a whole number typed in full is past what a float holds (10^309 and up: exact as Python's int, it raised
+    OverflowError wherever it met a float, math.isfinite first), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        return f"is too large to compute with (at most {sys.float_info.max:.1e}), got {whole_shown(value)}"
     return None
 
 

@@ -452,6 +452,18 @@ case("calibrate-results-peak-huge", lambda i: i.results(row(peak_vram_gib={"rese
 for field, value in (("padding_fraction", 0.999999999), ("mfu", 10), ("gpu_util_mean_pct", -50),
                      ("cpu_threads", -4), ("cpu_threads", 0), ("created_at", 1e11), ("train_tokens", 10**300)):
     case(f"calibrate-results-{field}-{value}", lambda i, f=field, v=value: i.results(row(**{f: v})))
+# a whole number typed in full past a float's range (10^309 up): OverflowError wherever it met math.isfinite
+PAST_FLOATS = 10**400
+for key in ("learning_rate", "weight_decay", "lora_dropout", "epochs"):
+    case(f"job-{key}-past-floats", lambda i, k=key: plan(i, **{k: PAST_FLOATS}))
+case("job-learning_rate-past-floats-below", lambda i: plan(i, learning_rate=-PAST_FLOATS))
+case("train-set-past-floats", lambda i: ["train", i.job(), "--set", f"learning_rate={PAST_FLOATS}"])
+case("calibrate-results-speed-past-floats", lambda i: i.results(row(tokens_per_s=PAST_FLOATS)))
+case("hardware-pue-past-floats", lambda i: i.hardware(f"pue: {PAST_FLOATS}\n"))
+case("hardware-price-past-floats", lambda i: i.hardware(
+    f"cards:\n  - gpu: RTX 4090\n    purchase_price_usd: {PAST_FLOATS}\n"))
+case("calibration-efficiency-past-floats", lambda i: i.calibration(
+    f'{{"efficiency": {{"H100 SXM": {{"lora": {PAST_FLOATS}}}}}}}'))
 for command in ("calibrate", "report"):  # --db was read by neither beside --results, unsaid
     case(f"{command}-db-beside-results", lambda i, c=command: i.results(row(), command=c)
          + ["--db", i.file("text.db", "hello")])

@@ -320,7 +320,7 @@ def _value_problem(key: str, value) -> str | None:
     if key in _STR_KEYS and (inner := checks.in_own_quotes(value)) is not None:
         return (f"`{key}` {checks.short_repr(value)} holds its own quotes, which no name or path has: "
                 f"write it without them (`{key}: {inner}`)")
-    if key in _FLOAT_KEYS and not math.isfinite(value):
+    if key in _FLOAT_KEYS and isinstance(value, float) and not math.isfinite(value):
         return f"`{key}` must be a finite number, got {checks.short_repr(value)}"
     if key in _FLOAT_KEYS and (tiny := checks.too_small_text(value)):
         return f"`{key}` {tiny}"
@@ -345,7 +345,9 @@ def _value_problem(key: str, value) -> str | None:
         word = f" ({_yaml_words(value)}: write one of the choices)" if isinstance(value, bool) else ""
         return f"`{key}` must be one of {', '.join(choices)}; got {got}{near}{unquote}{word}"
     if key in _RANGES and not _RANGES[key][0] <= value < _RANGES[key][1]:  # NaN and below 0 said above
-        return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {value}"
+        return f"`{key}` must be in [{_RANGES[key][0]}, {_RANGES[key][1]}), got {shown}"
+    if key in _FLOAT_KEYS and (big := checks.beyond_floats_text(value)):  # no bound of its own said it
+        return f"`{key}` {big}"
     return None
 
 
