@@ -178,6 +178,9 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
             or not isinstance(row.get("config"), dict):
         raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
                         "(write it with `orch bench --out`).")
+    if not row["point_id"].strip() or checks.printable(row["point_id"]) != row["point_id"]:  # "" fitted as a point
+        raise UserError(f"{where}: `point_id` must be a printable id (as `orch bench` writes it), got "
+                        f"{checks.short_repr(row['point_id'])}.")
     if row["status"] not in ROW_STATUSES:
         raise UserError(f"{where}: `status` must be one of {', '.join(ROW_STATUSES)}, got {row['status']!r}.")
     for key, most in _OPTIONAL_NUMBERS.items():
