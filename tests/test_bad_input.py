@@ -446,6 +446,8 @@ case("calibrate-results-peak-a-list", lambda i: i.results(row(peak_vram_gib=[1])
 case("calibrate-results-infinity", lambda i: i.results(row().replace("100.0", "Infinity")))
 case("calibrate-results-speed-1e308", lambda i: i.results(row(tokens_per_s=1e308)))
 case("calibrate-results-key-twice", lambda i: i.results(row().replace('"sweep": "s"', '"sweep": "s", "status": "oom"')))
+case("calibrate-into-orch-calibration-not-json", lambda i: [i.env("ORCH_CALIBRATION", str(i.files / "cal.txt")),
+                                                           i.results(row())][1])
 case("calibrate-results-point-id-empty", lambda i: i.results(row(point_id="")))
 case("calibrate-results-point-id-control", lambda i: i.results(row(point_id="p\x1b[31m1")))
 case("calibrate-results-status-unknown", lambda i: i.results(row(status="great")))

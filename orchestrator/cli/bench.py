@@ -182,7 +182,7 @@ def check_refitted(path: Path, inputs: tuple[Path, ...]) -> None:
     check_not_a_database(path, what, fix)
     if not named:  # ORCH_HOME itself, on a machine that has not run orch yet (or a file: said as ORCH_HOME's)
         ensure_data_folder(path.parent)
-    checks.output_file(path, what, inputs=inputs)
+    checks.output_file(path, what, inputs=inputs, suffixes=(".json",))  # as --out: JSON under .txt was read by none
     if path.is_file():
         try:
             load_calibration(path)
