@@ -479,7 +479,8 @@ def test_another_name_for_the_database_calibrate_reads_by_default_is_refused_as_
 
 
 @pytest.mark.parametrize("target, said", [
-    ("runs.db", "is orch's runs database"), ("sweep.yaml", "holds something other than a calibration orch can read"),
+    ("runs.db", "is orch's runs database"), ("other.json", "holds something other than a calibration orch can read"),
+    ("sweep.yaml", "ORCH_CALIBRATION takes a .json file name"),
     ("pipe", "is not a regular file"), ("missing/c.json", "folder '.*missing' does not exist"),
     ("dangling.json", "folder '.*nowhere' does not exist"),
 ])
@@ -494,6 +495,7 @@ def test_calibrate_checks_the_file_orch_calibration_names_before_the_fit(monkeyp
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     RunStore()  # runs.db as orch makes it
     (tmp_path / "sweep.yaml").write_text("name: s\n")
+    (tmp_path / "other.json").write_text('{"name": "s"}\n')
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere" / "c.json")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != "pipe"}
