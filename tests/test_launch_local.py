@@ -229,7 +229,7 @@ def test_stop_refuses_a_row_edited_to_point_at_another_process_and_signals_nothi
     recorded_run(sleep.pid)
     with closing(sqlite3.connect(orch_home() / "runs.db")) as db, db:
         db.execute("UPDATE runs SET run_dir = 'sleep', status = 'running'")
-    result = orch("stop", "0a1b")
+    result = orch("stop", "r-0a1b")
     assert result.exit_code == 2 and "damaged: run_dir is 'sleep'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and sleep.poll() is None
 

@@ -82,7 +82,7 @@ def test_spend_ends_a_run_whose_trainer_died_unseen_as_orch_runs_does(monkeypatc
     RunStore().insert(make_record(run_dir, started_at=started, pid=999_999, usd_per_hour=3.6, budget_usd=0.045))
     spend = CliRunner().invoke(app, ["spend", "--json"])
     assert spend.exit_code == 0, spend.output
-    assert json.loads(spend.stdout)["total_usd"] == pytest.approx(0.018, abs=1e-4)  # 18 s at $3.60/h
+    assert json.loads(spend.stdout)["total_usd"] == pytest.approx(0.023, abs=1e-4)  # 18 s + one 5 s meter interval
     assert json.loads(spend.stdout)["rows"][0]["active_runs"] == 0
     runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
     assert runs[0]["status"] == "failed" and runs[0]["cost_usd"] == json.loads(spend.stdout)["total_usd"]

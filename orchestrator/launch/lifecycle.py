@@ -32,6 +32,7 @@ from trainer.checkpoint_folders import latest_checkpoint
 from trainer.config import JobConfig
 from trainer.heartbeat import HEARTBEAT_FILE
 from trainer.jsonio import finite_or_null
+from trainer.meter import METER_INTERVAL_S
 from trainer.progress import PROGRESS_FILE
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
@@ -318,19 +319,23 @@ def _this_sessions_metrics(record: RunRecord) -> bool:
 
 def _ended_at(record: RunRecord) -> float:
     """The end of what the target charged for: when the target says the trainer's job ended (SkyPilot's clock: a
-    cloud run's log here is a copy made whenever somebody followed it), else when the trainer last wrote anything
-    here (the job file it staged, for a launcher that died before the trainer; never before this session began),
-    else now."""
+    cloud run's log here is a copy made whenever somebody followed it), else when the trainer wrote its metrics.json,
+    else one meter interval past its last sign of life here (the job file it staged, for a launcher that died before
+    the trainer; never before this session began, never past now), else now."""
     told = launcher_for(record.target).ended_at(record)
     if told is not None:
         return told
     # the heartbeat is touched every meter interval from the trainer's start, progress.json every step: a trainer
-    # killed without a word ended within an interval of the newest
+    # killed without a word ended within an interval of the newest. Charged to the end of that interval: charged to
+    # its start, each killed session was metered up to 5 s short, and a resume handed those seconds back as budget
     written = (record.output_dir / "metrics.json", record.output_dir / PROGRESS_FILE,
                record.output_dir / HEARTBEAT_FILE, Path(record.run_dir) / LOG_NAME, Path(record.run_dir) / RUN_JOB_NAME)
     times = [p.stat().st_mtime for p in written if p.is_file()]
+    if not times:
+        return time.time()
     # an earlier session's files are older than this session's start, which is where its spend begins
-    return max(times + [record.started_at or 0.0]) if times else time.time()
+    last = max(times + [record.started_at or 0.0])
+    return last if _this_sessions_metrics(record) else min(time.time(), last + METER_INTERVAL_S)
 
 
 def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | None, ended_at: float | None = None,
