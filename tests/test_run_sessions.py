@@ -4,6 +4,7 @@ of budget leaves the budget the run had."""
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -296,3 +297,28 @@ def test_a_resume_left_less_than_its_targets_estimated_start_is_refused():
         lifecycle.resume(RunStore(), ended, budget_usd=total_usd, same_target=lambda: same_target(ended, total_usd))
     assert RunStore().get(record.run_id).budget_usd == 5.0  # a refused resume keeps the budget it had
     assert same_target(ended, ended.cost_usd + 1.0) is not None  # a dollar more pays for the start and the rest
+
+
+def test_a_resume_quotes_one_least_budget_and_takes_it():
+    """`orch resume` refused a total short of RESUME_LEAST_S's start with "more than $0.000090"; given that, it was
+    refused again for the plan's longer start, "more than $0.00014". The plan's least is asked first: the total it
+    quotes is taken."""
+    from orchestrator.cli.runs import same_target
+
+    record = ended_session(10.0)
+    tiny = (REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8")
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text(tiny.replace("data/", f"{REPO}/examples/data/"), encoding="utf-8")
+    RunStore().update(record.run_id, usd_per_hour=0.01)
+    ended = lifecycle.finish(RunStore(), RunStore().get(record.run_id))
+    floor_usd = ended.cost_usd + 0.01 * lifecycle.RESUME_LEAST_S / 3600 / 2  # short of even RESUME_LEAST_S
+    with pytest.raises(UserError, match=r"starting again takes about .* \(more than \$([0-9.]+)\)") as refused:
+        lifecycle.resume(RunStore(), ended, budget_usd=floor_usd, same_target=lambda: same_target(ended, floor_usd))
+    quoted_usd = float(re.search(r"more than \$([0-9.]+)\)", str(refused.value)).group(1)) * 1.01
+    started = []
+    lifecycle_start = lifecycle.start
+    try:
+        lifecycle.start = lambda store, rec, option, device=None: started.append(option) or rec
+        lifecycle.resume(RunStore(), ended, budget_usd=quoted_usd, same_target=lambda: same_target(ended, quoted_usd))
+    finally:
+        lifecycle.start = lifecycle_start
+    assert len(started) == 1 and RunStore().get(record.run_id).budget_usd == quoted_usd

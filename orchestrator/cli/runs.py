@@ -194,19 +194,19 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
     same). The whole job priced against the budget's remainder refused a run half done."""
     left_usd = (budget_usd or record.budget_usd) - (record.cost_usd or 0.0)
     job = Path(record.run_dir) / RUN_JOB_NAME
-    if left_usd <= 0 or not job.is_file():
+    if not job.is_file():
         return None
-    _, _, result = plan_job(job, left_usd, None, "cost", bool(record.spot), record.provider,
+    _, _, result = plan_job(job, max(0.0, left_usd), None, "cost", bool(record.spot), record.provider,
                             tokens_done=record.train_tokens or 0)
     same = [o for o in result.options if o.offer.gpu.name == record.gpu and o.offer.spot == bool(record.spot)]
     if not same:  # a start the remainder cannot pay for spends it on imports and the model, and trains no step
         missed = [r.estimate for r in result.rejected if r.estimate is not None and r.offer.gpu.name == record.gpu
                   and r.offer.spot == bool(record.spot)]
         if missed and (start_usd := missed[0].startup_hours * record.usd_per_hour) >= left_usd:
-            raise UserError(f"run {record.run_id} has {usd_text(left_usd)} of its budget left, and starting again "
-                            f"takes about {missed[0].startup_hours * 3600:,.0f} s ({usd_text(start_usd)}) before a "
-                            f"step: `orch resume {record.run_id} --budget USD` gives it a larger total (more than "
-                            f"{usd_text((record.cost_usd or 0.0) + start_usd)}).")
+            raise UserError(f"run {record.run_id} has {usd_text(max(0.0, left_usd))} of its budget left, and "
+                            f"starting again takes about {missed[0].startup_hours * 3600:,.0f} s "
+                            f"({usd_text(start_usd)}) before a step: `orch resume {record.run_id} --budget USD` gives "
+                            f"it a larger total (more than {usd_text((record.cost_usd or 0.0) + start_usd)}).")
     return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
 
 

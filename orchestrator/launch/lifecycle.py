@@ -180,6 +180,10 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     except UserError as exc:
         raise UserError(f"run {record.run_id} cannot resume: {exc} Restore the run folder's copy of the job, or "
                         "`orch launch` the job again.") from None
+    # planned before the least below is asked: a plan prices its target's start, longer than RESUME_LEAST_S, and a
+    # user who gave the budget the least asked for was then refused for the plan's. May refuse too, before the new
+    # total is written
+    option = same_target() if same_target else None
     spent_usd, total_usd = record.cost_usd or 0.0, record.budget_usd if budget_usd is None else budget_usd
     # before the new total is written: a refused resume keeps the budget it had. What is left must pay for the
     # trainer's start (imports, the model, the checkpoint): less, and it stopped before a step, exit 4
@@ -189,7 +193,6 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
                         f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total (more "
                         f"than {usd_text(least_usd)}).")
-    option = same_target() if same_target else None  # may refuse too: before the new total is written
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
