@@ -83,3 +83,30 @@ def test_a_folder_is_an_earlier_run_only_by_orchs_own_marks(tmp_path, capsys, na
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds files of its own: give a new or empty folder" in err
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+
+
+def test_an_output_folder_gone_read_only_ends_the_trainer_in_one_line(tmp_path, monkeypatch, capsys):
+    """The output folder remounted read-only mid-run: the step's write failed, writing error.log failed in its
+    handler, and the trainer ended in a chained traceback with no word. Now one line says what and how to go on."""
+    import errno
+    import pathlib
+
+    from trainer import loop
+
+    output = tmp_path / "out"
+
+    def read_only(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def step(self, *args, **kwargs):
+        read_only(output / "steps.jsonl")
+
+    write_text = pathlib.Path.write_text
+    monkeypatch.setattr(loop.FineTune, "_train", step)
+    monkeypatch.setattr(pathlib.Path, "write_text", lambda self, *a, **k: read_only(self) if self.name == "error.log"
+                        else write_text(self, *a, **k))
+    monkeypatch.setattr(loop, "write_json_atomic", lambda path, data: read_only(path))
+    assert main([str(write_job(tmp_path)), "--output", str(output)]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines[-1] == (f"error: the output folder {output} could not be written (Read-only file system): make it "
+                         "writable or free space, then resume (--resume auto)"), lines

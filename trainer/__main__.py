@@ -123,6 +123,12 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
             refused = result["status"] == TrainStatus.BAD_CONFIG  # its metrics.json, for launchers, is all it leaves
         except BudgetSpent as exc:  # inside another program: the alarm struck before the loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
+        except OSError as exc:  # metrics.json, or a step's record, not writable: the folder went read-only or full
+            if exc.filename is None or not Path(exc.filename).resolve().is_relative_to(output.resolve()):
+                raise
+            print(checks.one_line(f"error: the output folder {output} could not be written ({exc.strerror or exc}): "
+                                  "make it writable or free space, then resume (--resume auto)"), file=sys.stderr)
+            return TrainStatus.ERROR.exit_code
     except UserError as exc:
         print(f"error: {checks.one_line(str(exc))}", file=sys.stderr)
         refused = True

@@ -192,9 +192,8 @@ class FineTune:
         except BudgetSpent:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded, not lost: the traceback goes to error.log
-            (self.output_dir / "error.log").write_text(traceback.format_exc())
-            return {"status": TrainStatus.ERROR, "message": f"{type(exc).__name__}: {exc} (traceback in error.log)"}, \
-                config
+            return {"status": TrainStatus.ERROR, "message": f"{type(exc).__name__}: {exc} "
+                                                            f"({_kept_traceback(self.output_dir)})"}, config
 
     def _oom_attempt(self, config: JobConfig) -> dict:
         peak = metrics.peak_memory(self.device)
@@ -510,3 +509,13 @@ def _truncate_steps_log(path: Path, step: int) -> None:
     partial = path.with_name(path.name + ".tmp")
     partial.write_text("".join(line + "\n" for line in kept))
     os.replace(partial, path)
+
+
+def _kept_traceback(output: Path) -> str:
+    """Where the traceback of an unforeseen error went: error.log, or why not. Writing it raised in turn when the
+    output folder had gone read-only or full, and the trainer ended in a chained traceback instead of its one line."""
+    try:
+        (output / "error.log").write_text(traceback.format_exc())
+    except OSError as exc:
+        return f"its traceback could not be kept: {exc.strerror or exc}"
+    return "traceback in error.log"
