@@ -322,3 +322,15 @@ def test_a_resume_quotes_one_least_budget_and_takes_it():
     finally:
         lifecycle.start = lifecycle_start
     assert len(started) == 1 and RunStore().get(record.run_id).budget_usd == quoted_usd
+
+
+@pytest.mark.parametrize("session_peak_gib, recorded_gib", [(0.55, 0.78), (0.91, 0.91)])
+def test_a_runs_peak_memory_is_its_largest_sessions(session_peak_gib, recorded_gib):
+    """A resume that only loaded the checkpoint and saved final/ recorded its own 0.55 GiB over the 0.78 GiB the
+    run's training had peaked at."""
+    record = ended_session(10.0, peak_vram_gib=0.78)
+    (record.output_dir / "metrics.json").write_text(json.dumps(
+        {"status": "ok", "steps": 39, "train_tokens": 75423, "tokens_per_s": None,
+         "peak_vram_gib": {"reserved": None, "process_rss": session_peak_gib}}), encoding="utf-8")
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.status is RunStatus.OK and ended.peak_vram_gib == recorded_gib
