@@ -110,6 +110,31 @@ def test_a_stop_while_the_run_launches_stops_the_trainer_the_launch_then_starts(
     assert RunStore().get(run_id).status is RunStatus.STOPPED
 
 
+@pytest.mark.parametrize("pid", [None, 999_999], ids=["before-the-trainer", "trainer-started"])
+def test_a_launch_interrupted_before_its_trainer_ends_the_run_stopped_at_once(tmp_path, monkeypatch, pid):
+    """Ctrl-C before the trainer started left the run `launching`; a minute later it failed "as its launcher died",
+    and the `orch stop` the interrupt suggested was refused. With a trainer started, `orch stop` is still the way."""
+    from orchestrator.launch.local import LocalLauncher
+    from orchestrator.runs.status import RunStatus
+
+    def interrupted(self, record, option, device, on_fact):
+        if pid is not None:
+            RunStore().update(record.run_id, pid=pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalLauncher, "start", interrupted)
+    result = orch("launch", write_job(tmp_path), "--budget", "1", "--target", "local", "--yes")
+    assert result.exit_code == 130, result.output
+    (run,) = RunStore().all()
+    said = " ".join(result.stderr.split())
+    if pid is None:
+        assert run.status is RunStatus.STOPPED and run.ended_at is not None, run
+        assert f"before the trainer started: run {run.run_id} is stopped (`orch resume {run.run_id}` starts it)" \
+            in said
+    else:
+        assert run.status is RunStatus.LAUNCHING and f"`orch stop {run.run_id}` cancels what was started" in said
+
+
 def test_stop_then_resume(tmp_path):
     job = write_job(tmp_path, max_steps=200, save_every=2)
     result = orch("launch", job, "--budget", "1", "--target", "local", "--yes", "--detach", "--json")

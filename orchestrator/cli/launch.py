@@ -102,8 +102,12 @@ def launch_command(
     try:
         record = lifecycle.start(store, record, chosen)
     except KeyboardInterrupt:
-        display.say(f"\ninterrupted while launching: `orch stop {record.run_id}` cancels what was started, "
-                    "`orch runs` shows it", err=True)
+        if lifecycle.end_interrupted_launch(store, record):
+            display.say(f"\ninterrupted while launching, before the trainer started: run {record.run_id} is stopped "
+                        f"(`orch resume {record.run_id}` starts it)", err=True)
+        else:
+            display.say(f"\ninterrupted while launching: `orch stop {record.run_id}` cancels what was started, "
+                        "`orch runs` shows it", err=True)
         raise typer.Exit(130) from None
     if not detach and record.status is RunStatus.RUNNING:
         record = follow_run(store, record, quiet=as_json)

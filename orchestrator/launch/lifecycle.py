@@ -143,6 +143,17 @@ def request_stop(store: RunStore, record: RunRecord) -> str:
     return said
 
 
+def end_interrupted_launch(store: RunStore, record: RunRecord) -> bool:
+    """End, as `stopped`, a local run whose launch was interrupted (Ctrl-C) before its trainer started; False when
+    one may have started (a pid recorded, or a cloud request), for `orch stop` to act on. Left `launching`, it was
+    failed a minute later as if its launcher had died, and the `orch stop` the interrupt suggested was refused."""
+    record = store.get(record.run_id)
+    if record is None or record.target is not Target.LOCAL or record.pid is not None or not record.status.is_active():
+        return False
+    _end(store, record, RunStatus.STOPPED, "interrupted while launching, before its trainer started")
+    return True
+
+
 def pull(record: RunRecord) -> None:
     """Bring the run's output home; a run whose folder is gone has nowhere to put it."""
     if not Path(record.run_dir).is_dir():
