@@ -137,6 +137,16 @@ def _sky_loggers_off() -> Iterator[None]:
 
 
 def refresh_catalog(from_dir: Path | None) -> list[str]:
+    """What the refresh did, a line each, and a last line when ORCH_SKY_CATALOGS is set: orch reads those folders
+    then, not the one refreshed, and the refresh was said done while every plan went on reading the old prices."""
+    lines = _refreshed(from_dir)
+    if named := checks.env_value("ORCH_SKY_CATALOGS"):
+        lines.append(f"note: ORCH_SKY_CATALOGS is set ({named}), so orch plans from those folders, not from "
+                     f"{sky_catalog_dir()}: unset it to plan from the refreshed catalog.")
+    return lines
+
+
+def _refreshed(from_dir: Path | None) -> list[str]:
     if from_dir is not None:
         checks.fits_the_file_system(from_dir, "--from")  # is_dir() raised the system's bare `File name too long`
         if loop := checks.symlink_loop(from_dir, "--from"):  # a loop of links was said not to exist

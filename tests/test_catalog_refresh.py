@@ -68,3 +68,18 @@ def test_sky_loggers_are_off_for_the_block_only():
     finally:
         child.removeHandler(kept)
         child.setLevel(logging.NOTSET)
+
+
+def test_a_refresh_says_orch_plans_from_orch_sky_catalogs_while_it_is_set(tmp_path, monkeypatch):
+    """`orch catalog refresh --from DIR` with ORCH_SKY_CATALOGS set refreshed SkyPilot's folder, exit 0, while every
+    plan went on reading the folders ORCH_SKY_CATALOGS names: said in the refresh's last line."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(SHARED_CATALOG))
+    done = CliRunner().invoke(app, ["catalog", "refresh", "--from", str(SHARED_CATALOG)])
+    assert done.exit_code == 0, done.output
+    last = " ".join(done.stdout.split()).rsplit("note: ", 1)[1]
+    assert last.startswith(f"ORCH_SKY_CATALOGS is set ({SHARED_CATALOG}), so orch plans from those folders") and \
+        last.endswith("unset it to plan from the refreshed catalog."), done.stdout
