@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import normalize, unknown_name_message
 from gpu_catalog.units import BYTES_PER_GIB
@@ -92,6 +93,9 @@ def get_gpu(name: str) -> GPU:
     mistake: the error names the nearest GPUs, and what in the name kept it from being one."""
     if not name.strip():
         raise UserError("the GPU name is empty: give one, e.g. 'RTX 4090' (`orch catalog gpus` lists them).")
+    if checks.holds_control(name):  # `H100\r` was folded into `H100 SXM` unsaid
+        raise UserError(f"the GPU name {checks.short_repr(name)} holds a control character: type the card's name "
+                        "alone, e.g. 'RTX 4090'.")
     odd = sorted(set(NOT_IN_GPU_NAMES.findall(name)))
     # a catalog spelling is never read as a count; punctuation normalize() would fold away (`4090!!!`, `L4;T4`) is not
     gpu, count = (None, 1) if odd else (find_gpu(name), 1)

@@ -1213,6 +1213,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),
     (lambda i: ["catalog", "refresh", "--from", "a" * 256], "--from: the name 'aaaa"),  # the system's bare words
+    # a carriage return or tab folded away: read as the card or the cloud without it, unsaid
+    (lambda i: ["estimate", "orch/tiny-llama", "--gpu", "H100\r"], "the GPU name 'H100\\r' holds a control character"),
+    (lambda i: plan(i) + ["--providers", "lambda\t"], "--providers 'lambda\\t' holds a control character"),
     # read as a float, it was "must be a whole number, got inf"
     (lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "1" * 5000], "--seq-len is a number of 5,000 digits"),
     # planned and launched, then refused by `datasets` on the VM

@@ -16,6 +16,9 @@ def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | N
     "any provider", and so is an empty entry ('aws,,gcp'): a name lost between commas, as `simulate --local` says."""
     if text is None:
         return None
+    if checks.holds_control(text):  # `lambda\r` was read as lambda unsaid
+        raise UserError(f"{flag} {checks.short_repr(text)} holds a control character: give names separated by "
+                        "commas (e.g. local,lambda).")
     names = [p.strip().lower() for p in text.split(",")]
     if not any(names):
         raise UserError(f"{flag}: give at least one provider name (e.g. local,lambda), got {text!r}.")
