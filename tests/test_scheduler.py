@@ -240,6 +240,11 @@ def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path)
         looping.send_signal(signal.SIGINT)
         assert looping.wait(600) == 0, looping.stderr.read()
     assert [m.name for m in marks.iterdir()] == [f"{socket.gethostname()}:{dead.pid}"]  # a stopped one's mark goes
+    terminated = scheduler_process("--interval", "3600")  # `kill`, a service manager's stop: as Ctrl-C
+    until(lambda: len(list(marks.iterdir())) == 2, timeout_s=60)
+    terminated.send_signal(signal.SIGTERM)
+    assert terminated.wait(600) == 0, terminated.stderr.read()
+    assert [m.name for m in marks.iterdir()] == [f"{socket.gethostname()}:{dead.pid}"]
 
 
 def test_queue_says_a_running_jobs_run_has_ended_until_a_pass_records_it(tmp_path):

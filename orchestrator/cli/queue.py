@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 from typing import Annotated
 
 import typer
@@ -200,7 +201,16 @@ def scheduler_run_command(
         return
     interval = DEFAULT_INTERVAL_S if interval is None else interval
     display.say(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
+    # SIGTERM (`kill`, a service manager's stop) as Ctrl-C: the loop's mark goes with it. Its default action ended
+    # the process there and then, and the mark of a dead pid stayed for a later process with that pid to revive
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         scheduler.run_forever(interval)
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
