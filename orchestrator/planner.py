@@ -304,8 +304,10 @@ def no_option_message(result: Plan) -> str:
     # ("needs a GPU") while every cloud GPU refused it for the VM's setup
     if "unsupported" in by_kind and not set(by_kind) - (set(FILTER_KINDS) - {"price"}):
         reasons = Counter(r.reason for r in by_kind["unsupported"]).most_common()
-        others = f" ({reasons[0][1]} of {len(by_kind['unsupported'])} targets; `orch plan --json` gives each one's)" \
-            if len(reasons) > 1 else ""
+        # "of the N that cannot run it": the table's count of rejections takes in the other kinds too (44 there, 39
+        # here, unexplained)
+        others = f" (said by {reasons[0][1]} of the {len(by_kind['unsupported'])} targets that cannot run it; `orch " \
+            "plan --json` gives each one's reason)" if len(reasons) > 1 else ""
         return f"no target can run this job: {reasons[0][0]}{others}."
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
     return f"no target can run this job (rejections: {kinds}); see the table above or --json for each reason."
