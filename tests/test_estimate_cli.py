@@ -508,3 +508,14 @@ def test_a_jobs_cpu_threads_past_this_machines_cores_is_noted(tmp_path):
     assert result.exit_code == 0, result.output
     said = f"the job's cpu_threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU"
     assert any(note.startswith(said) for note in json.loads(result.stdout)["notes"]), result.stdout
+
+
+def test_a_cpus_table_names_its_runtime_not_a_cuda_context():
+    """`orch estimate --gpu cpu` listed `cuda_context 0.60` for a machine with no CUDA; the JSON keeps its key."""
+    cpu = runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "cpu"], env={"COLUMNS": "120"})
+    gpu = runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "RTX 4090"], env={"COLUMNS": "120"})
+    assert cpu.exit_code == 0 and gpu.exit_code == 0, cpu.output + gpu.output
+    assert " runtime " in cpu.stdout and "cuda_context" not in cpu.stdout, cpu.stdout
+    assert "cuda_context" in gpu.stdout and " runtime " not in gpu.stdout, gpu.stdout
+    as_json = json.loads(runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--json"]).stdout)
+    assert "cuda_context" in as_json["breakdown"]

@@ -273,8 +273,10 @@ def show_estimate(result: dict) -> None:
     table = Table(title=f"Peak memory on {esc(result['memory_device'])}")
     table.add_column("component")
     table.add_column("GiB", justify="right")
+    on_cpu = result["memory_device"].startswith("CPU")
     for part, gib in result["breakdown"].items():
-        table.add_row(part, f"{gib:.2f}")
+        # a CPU has no CUDA context: the part is the process's runtime there (torch and its libraries, measured)
+        table.add_row("runtime" if on_cpu and part == "cuda_context" else part, f"{gib:.2f}")
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
     console.print(f"[dim]context and slack: {MEMORY_BASIS[result['memory_basis']]}[/]")
