@@ -463,6 +463,12 @@ def optional(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def hours_text(hours: float | None) -> str:
+    """Hours to two places, or to two significant digits below 0.01 h: a 20 s run showed "0.00" hours beside its
+    $0.000046."""
+    return "-" if hours is None else format(hours, ",.2f" if hours >= 0.01 or hours == 0 else ".2g")
+
+
 def show_runs(records: list[RunRecord], home: Path) -> None:
     """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its spend so
     far (`~`). With none, the home is named: a mistyped ORCH_HOME is a new, empty one."""
@@ -482,10 +488,10 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
         hours = None if r.wall_s is None else r.wall_s / 3600
         cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else optional_usd(r.cost_usd)
         table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
-                      optional(r.peak_vram_gib, ".1f"), optional(hours, ".2f"), cost)
+                      optional(r.peak_vram_gib, ".1f"), hours_text(hours), cost)
         table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
-                      optional(r.est_hours, ".2f"), optional_usd(r.est_cost_usd), style="dim")
+                      hours_text(r.est_hours), optional_usd(r.est_cost_usd), style="dim")
     console.print(table)
 
 
@@ -509,7 +515,7 @@ def show_run(record: RunRecord) -> None:
     colour = "green" if record.status is RunStatus.OK else "red"
     did = [_things(metrics["steps"], "step") if metrics.get("steps") is not None else None,
            f"{record.train_tokens:,} tokens" if record.train_tokens else None,
-           f"{record.wall_s / 3600:,.2f} h" if record.wall_s is not None else None]
+           f"{hours_text(record.wall_s / 3600)} h" if record.wall_s is not None else None]
     console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "
                   f"({esc(record.provider)}{' spot' if record.spot else ''})"
                   + "".join(f", {part}" for part in did if part))
