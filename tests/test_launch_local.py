@@ -135,6 +135,32 @@ def test_a_launch_interrupted_before_its_trainer_ends_the_run_stopped_at_once(tm
         assert run.status is RunStatus.LAUNCHING and f"`orch stop {run.run_id}` cancels what was started" in said
 
 
+def test_a_launch_interrupted_as_its_trainer_starts_leaves_the_trainer_known_and_stoppable(tmp_path, monkeypatch):
+    """Ctrl-C after the trainer's process was made, before the launch recorded it running: the run was ended
+    `stopped, before its trainer started` while the trainer trained on, out of reach of `orch stop`."""
+    from orchestrator.launch import lifecycle
+    from orchestrator.launch.local import LocalLauncher
+    from orchestrator.runs.status import RunStatus
+
+    real_start = LocalLauncher.start
+
+    def interrupted_after_start(self, record, option, device, on_fact):
+        real_start(self, record, option, device, on_fact)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalLauncher, "start", interrupted_after_start)
+    result = orch("launch", write_job(tmp_path, max_steps=200, save_every=2), "--budget", "1", "--target", "local",
+                  "--yes")
+    assert result.exit_code == 130, result.output
+    (run,) = RunStore().all()
+    assert run.pid is not None and run.status.is_active(), run
+    assert f"`orch stop {run.run_id}` cancels what was started" in " ".join(result.stderr.split())
+    lifecycle.request_stop(RunStore(), run)
+    wait_for(lambda: not LocalLauncher().is_running(RunStore().get(run.run_id)), timeout_s=120)
+    lifecycle.refresh(RunStore())
+    assert RunStore().get(run.run_id).status is RunStatus.STOPPED
+
+
 def test_stop_then_resume(tmp_path):
     job = write_job(tmp_path, max_steps=200, save_every=2)
     result = orch("launch", job, "--budget", "1", "--target", "local", "--yes", "--detach", "--json")

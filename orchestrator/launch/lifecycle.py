@@ -150,6 +150,9 @@ def end_interrupted_launch(store: RunStore, record: RunRecord) -> bool:
     record = store.get(record.run_id)
     if record is None or record.target is not Target.LOCAL or record.pid is not None or not record.status.is_active():
         return False
+    if (found := launcher_for(record.target).recover(record)) is not None:  # started, the interrupt before its pid
+        store.update(record.run_id, **found.known())
+        return False
     _end(store, record, RunStatus.STOPPED, "interrupted while launching, before its trainer started")
     return True
 

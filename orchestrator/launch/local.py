@@ -138,7 +138,9 @@ class LocalLauncher:
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
         self._processes[record.run_id] = process
-        return Started(pid=process.pid, device=device)
+        started = Started(pid=process.pid, device=device)
+        on_fact(started)  # recorded at once: a Ctrl-C before the launch recorded it running left a trainer unknown
+        return started
 
     def _own_trainer(self, record: RunRecord) -> subprocess.Popen | None:
         """The trainer this launcher started for the run's current session: the one whose pid the record holds. One
