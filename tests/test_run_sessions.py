@@ -334,3 +334,22 @@ def test_a_runs_peak_memory_is_its_largest_sessions(session_peak_gib, recorded_g
          "peak_vram_gib": {"reserved": None, "process_rss": session_peak_gib}}), encoding="utf-8")
     ended = lifecycle.finish(RunStore(), record)
     assert ended.status is RunStatus.OK and ended.peak_vram_gib == recorded_gib
+
+
+@pytest.mark.parametrize("budget_usd", [None, "below the spend"])
+def test_a_resume_of_a_spent_budget_says_the_least_it_needs(budget_usd):
+    """A budget-stopped run, its budget spent, was refused with "--budget must be above 0 ... got 0", a flag the user
+    never gave: its start was planned at $0. It says what is left and the least total a resume needs."""
+    from orchestrator.cli.runs import same_target
+
+    record = ended_session(10.0)
+    tiny = (REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8")
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text(tiny.replace("data/", f"{REPO}/examples/data/"), encoding="utf-8")
+    RunStore().update(record.run_id, usd_per_hour=0.01)
+    ended = lifecycle.finish(RunStore(), RunStore().get(record.run_id))
+    RunStore().update(ended.run_id, budget_usd=ended.cost_usd, status="budget_stopped")
+    spent = RunStore().get(ended.run_id)
+    total = None if budget_usd is None else spent.cost_usd / 2
+    with pytest.raises(UserError, match=r"has \$0[.0]* of its budget left, and starting again takes about .* before a "
+                                        r"step: `orch resume .* --budget USD` gives it a larger total"):
+        lifecycle.resume(RunStore(), spent, budget_usd=total, same_target=lambda: same_target(spent, total))

@@ -30,6 +30,7 @@ TIME_COLUMNS = {"created_at", "started_at", "ended_at"}  # epoch seconds in runs
 # how long a listing's refresh waits for another process's write lock (a scheduler's pass, a launch recording its
 # facts) before it lists what is recorded: such writes take milliseconds, a sqlite3 shell or a backup takes minutes
 REFRESH_WAIT_S = 0.5
+LEAST_PLANNED_USD = 1e-9  # a budget above $0 that no offer meets
 
 
 RunArgument = Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")]
@@ -196,7 +197,9 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
     job = Path(record.run_dir) / RUN_JOB_NAME
     if not job.is_file():
         return None
-    _, _, result = plan_job(job, max(0.0, left_usd), None, "cost", bool(record.spot), record.provider,
+    # a spent budget is planned at the least a budget is (every offer over it), for the start's estimate: planned at
+    # $0, the plan refused "--budget ... got 0", a flag the user never gave
+    _, _, result = plan_job(job, max(left_usd, LEAST_PLANNED_USD), None, "cost", bool(record.spot), record.provider,
                             tokens_done=record.train_tokens or 0)
     same = [o for o in result.options if o.offer.gpu.name == record.gpu and o.offer.spot == bool(record.spot)]
     if not same:  # a start the remainder cannot pay for spends it on imports and the model, and trains no step
