@@ -85,18 +85,22 @@ def test_a_folder_is_an_earlier_run_only_by_orchs_own_marks(tmp_path, capsys, na
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
 
 
-def test_an_output_folder_gone_read_only_ends_the_trainer_in_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("fault, named", [("EROFS", True), ("ENOSPC", False)])  # a full disk's error names no file
+def test_an_output_folder_gone_read_only_or_full_ends_the_trainer_in_one_line(tmp_path, monkeypatch, capsys, fault,
+                                                                               named):
     """The output folder remounted read-only mid-run: the step's write failed, writing error.log failed in its
     handler, and the trainer ended in a chained traceback with no word. Now one line says what and how to go on."""
     import errno
+    import os
     import pathlib
 
     from trainer import loop
 
     output = tmp_path / "out"
+    code = getattr(errno, fault)
 
     def read_only(path):
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
+        raise OSError(code, os.strerror(code), str(path) if named else None)
 
     def step(self, *args, **kwargs):
         read_only(output / "steps.jsonl")
@@ -108,5 +112,5 @@ def test_an_output_folder_gone_read_only_ends_the_trainer_in_one_line(tmp_path, 
     monkeypatch.setattr(loop, "write_json_atomic", lambda path, data: read_only(path))
     assert main([str(write_job(tmp_path)), "--output", str(output)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines[-1] == (f"error: the output folder {output} could not be written (Read-only file system): make it "
+    assert lines[-1] == (f"error: the output folder {output} could not be written ({os.strerror(code)}): make it "
                          "writable or free space, then resume (--resume auto)"), lines

@@ -6,6 +6,7 @@ metrics.json in the output folder says the same, and more.
 """
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -77,6 +78,14 @@ def _stopped_before_training(output: Path, meter: BudgetMeter, message: str) -> 
     return TrainStatus.BUDGET_STOPPED.exit_code
 
 
+def _unwritable_output(exc: OSError, output: Path) -> bool:
+    """Whether a write into the output folder failed: one named there, or a full or read-only disk (a full disk's
+    error names no file)."""
+    if exc.filename is None:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    return Path(exc.filename).resolve().is_relative_to(output.resolve())
+
+
 def main(argv: list[str] | None = None, started_at: float | None = None, own_process: bool = False) -> int:
     """`started_at`: when the budget starts counting (the process's start when run as `python -m trainer`).
     `own_process`: the trainer is this process, so the budget alarm may end it wherever it strikes before the loop
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         except BudgetSpent as exc:  # inside another program: the alarm struck before the loop took the meter over
             return _stopped_before_training(output, meter, str(exc))
         except OSError as exc:  # metrics.json, or a step's record, not writable: the folder went read-only or full
-            if exc.filename is None or not Path(exc.filename).resolve().is_relative_to(output.resolve()):
+            if not _unwritable_output(exc, output):
                 raise
             print(checks.one_line(f"error: the output folder {output} could not be written ({exc.strerror or exc}): "
                                   "make it writable or free space, then resume (--resume auto)"), file=sys.stderr)
