@@ -473,6 +473,10 @@ for command in ("calibrate", "report"):  # --db was read by neither beside --res
          + ["--db", i.file("text.db", "hello")])
 TRACE_HEADER = "job_id,arrival_h,model,method,seq_len,train_tokens,deadline_h,budget_usd,priority\n"
 TRACE_ROW = "job-%d,1.2,meta-llama/Llama-3.2-1B,qlora,2048,25306047,39.93,45.77,0\n"
+for column, at in (("seq_len", 4), ("priority", 8)):  # a whole number of 400 digits: OverflowError in isfinite
+    case(f"simulate-trace-{column}-past-floats", lambda i, at=at: ["simulate", "--trace", i.file("t.csv", TRACE_HEADER
+         + ",".join(str(PAST_FLOATS) if n == at else v for n, v in enumerate((TRACE_ROW % 1).strip().split(",")))
+         + "\n")])
 case("report-trace-bad-third-row", lambda i: ["report", "--out", str(i.work / "rep"), "--trace", i.file(
     "t.csv", TRACE_HEADER + TRACE_ROW % 1 + TRACE_ROW % 2 + "job-x,1\n")])
 

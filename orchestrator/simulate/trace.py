@@ -109,12 +109,14 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     except ValueError:
         raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'} written "
                          f"with the digits 0-9; {fix}") from None
-    if not math.isfinite(value) or value < low or (value == low and not low_ok):
+    if isinstance(value, float) and not math.isfinite(value) or value < low or (value == low and not low_ok):
         raise ValueError(f"{short_repr(text)} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
         raise ValueError(f"{short_repr(text)} must be at most {high:g}, {high_why}; {fix}")
     if too_small := checks.too_small_text(value):  # `budget_usd` 5e-324, refused as the flag and job key are
         raise ValueError(f"{too_small}; {fix}")
+    if big := checks.beyond_floats_text(value):  # a whole number of 400 digits: OverflowError in isfinite
+        raise ValueError(f"the number {big}; {fix}")
     return value
 
 
