@@ -178,3 +178,18 @@ def test_a_job_only_a_refused_spot_offer_takes_is_rejected_with_the_launchs_reas
     assert rejected.action == "reject", rejected.reason
     assert rejected.reason == (f"no local card; {NO_STORE.rstrip('.')}; no other cloud offer meets the job's budget "
                                "and deadline")
+
+
+def test_a_job_every_offer_of_both_kinds_is_refused_for_names_both_reasons():
+    """Every spot and every on-demand offer refused (no storage cloud: spot checkpoints, and on-demand output idling
+    on the VM past the budget): the job was told only the spot offer's reason, and to launch on-demand instead."""
+    idle = "with no storage cloud enabled here, its output stays on the VM: $2 > the $1 budget."
+
+    def refuses_all(budget_usd, cost_usd_of):
+        assert set(cost_usd_of) >= {o for o in CLOUD if o.spot}  # each offer's planned cost, for the idle hour
+        return lambda offer: NO_STORE if offer.spot else idle
+
+    rejected = decide(ask(deadline_h=100), MODEL, [], CLOUD, refusals=refuses_all)
+    assert rejected.action == "reject", rejected.reason
+    assert rejected.reason == (f"no local card; {NO_STORE.rstrip('.')}; lambda {CLOUD[0].region}: {idle.rstrip('.')}; "
+                               "no other cloud offer meets the job's budget and deadline")

@@ -155,8 +155,9 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
         return chosen, why + _passed_over(ahead, chosen.offer)
     if options:  # within the job's budget, not within what the month has left
         return None, f"the monthly spend cap leaves {usd_text(max(0.0, spend_left_usd))}"
-    if refused := next((why.rstrip(".") for _, why in whys if why), None):
-        return None, f"{refused}; no other cloud offer meets the job's budget and deadline"
+    if refused := [(o.offer, why.rstrip(".")) for o, why in whys if why]:
+        said = "; ".join(why for why in _first_refusals(refused) if why)
+        return None, f"{said}; no other cloud offer meets the job's budget and deadline"
     if result.options:
         return None, "spot needs more slack than the deadline has"
     every = plan(ask.spec, model, local_offers + offers, result.policy, calibration, fit_cache)
@@ -164,14 +165,19 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
 
 
 def _passed_over(ahead: list[tuple[Offer, str]], chosen: Offer) -> str:
-    """The offers ranked above the chosen one that a launch would refuse, the first spot and the first on-demand one,
-    with why: `orch queue --explain` said "on-demand" of a job that passed over a cheaper on-demand offer."""
-    said = []
-    if not chosen.spot and (spot := next((why for offer, why in ahead if offer.spot), None)):
-        said.append(f"not spot: {spot}")
-    if on_demand := next(((offer, why) for offer, why in ahead if not offer.spot), None):
-        said.append(f"not {on_demand[0].provider} {on_demand[0].region}: {on_demand[1]}")
+    """The offers ranked above the chosen one that a launch would refuse, with why: `orch queue --explain` said
+    "on-demand" of a job that passed over a cheaper on-demand offer."""
+    spot, on_demand = _first_refusals(ahead)
+    said = ([f"not spot: {spot}"] if spot and not chosen.spot else []) + ([f"not {on_demand}"] if on_demand else [])
     return f" ({'; '.join(said)})" if said else ""
+
+
+def _first_refusals(refused: list[tuple[Offer, str]]) -> tuple[str | None, str | None]:
+    """The first spot offer's refusal, and the first on-demand one's with its cloud and region: a job every offer of
+    both kinds was refused for was told only the spot one's, with its advice to launch on-demand (--no-spot)."""
+    spot = next((why for offer, why in refused if offer.spot), None)
+    on_demand = next((f"{offer.provider} {offer.region}: {why}" for offer, why in refused if not offer.spot), None)
+    return spot, on_demand
 
 
 def _no_local_card(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], calibration: Calibration,
