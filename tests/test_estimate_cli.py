@@ -515,7 +515,8 @@ def test_a_cpus_table_names_its_runtime_not_a_cuda_context():
     cpu = runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "cpu"], env={"COLUMNS": "120"})
     gpu = runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "RTX 4090"], env={"COLUMNS": "120"})
     assert cpu.exit_code == 0 and gpu.exit_code == 0, cpu.output + gpu.output
-    assert " runtime " in cpu.stdout and "cuda_context" not in cpu.stdout, cpu.stdout
+    assert " runtime " in cpu.stdout and "runtime and slack" in cpu.stdout, cpu.stdout
+    assert "cuda_context" not in cpu.stdout and "context and" not in cpu.stdout, cpu.stdout
     assert "cuda_context" in gpu.stdout and " runtime " not in gpu.stdout, gpu.stdout
     as_json = json.loads(runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--json"]).stdout)
     assert "cuda_context" in as_json["breakdown"]

@@ -218,7 +218,7 @@ def test_a_pane_too_narrow_for_a_table_gets_the_table_wrapped_not_a_traceback(tm
 
 
 @pytest.mark.parametrize("hours, shown", [(None, "-"), (0.0, "0.00"), (20 / 3600, "0.0056"), (0.01, "0.01"),
-                                          (1234.5, "1,234.50")])
+                                          (1234.5, "1,234.50"), (9.2e-06, "0.0000092"), (1e-12, "0.00000000")])
 def test_a_short_runs_hours_are_not_shown_as_nought(hours, shown):
     """`orch runs` showed "0.00" hours beside a 20 s run's $0.000046."""
     from orchestrator.cli.display import hours_text

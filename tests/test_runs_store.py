@@ -290,8 +290,8 @@ def test_an_id_not_as_printed_is_refused_with_the_one_it_means(tmp_path, monkeyp
     for text in ("R-00000001", "00000001"):
         result = CliRunner().invoke(app, ["logs", text])
         assert result.exit_code == 2, result.output
-        assert result.stderr == (f"error: no run id is '{text}' or starts so (ids are lower case and start with r-): "
-                                 "did you mean r-00000001?\n"), result.stderr
+        assert result.stderr == (f"error: no run id is '{text}' or starts so (an id is given as printed: lower case, "
+                                 "with its r- and no spaces): did you mean r-00000001?\n"), result.stderr
 
 
 def test_an_ambiguous_prefix_names_the_runs_it_matches(tmp_path, monkeypatch):

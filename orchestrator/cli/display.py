@@ -279,7 +279,7 @@ def show_estimate(result: dict) -> None:
         table.add_row("runtime" if on_cpu and part == "cuda_context" else part, f"{gib:.2f}")
     table.add_row("[bold]total[/]", f"[bold]{result['vram_gib']:.2f}[/]")
     console.print(table)
-    console.print(f"[dim]context and slack: {MEMORY_BASIS[result['memory_basis']]}[/]")
+    console.print(f"[dim]{'runtime' if on_cpu else 'context'} and slack: {MEMORY_BASIS[result['memory_basis']]}[/]")
     console.print(f"[dim]{PEAK_AT[result['peak_at']]}[/]")
     if "gpu" in result and result["unsupported"]:
         console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
@@ -463,10 +463,17 @@ def optional(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+MOST_HOUR_DECIMALS = 8  # 36 microseconds: less is shown as 0
+
+
 def hours_text(hours: float | None) -> str:
     """Hours to two places, or to two significant digits below 0.01 h: a 20 s run showed "0.00" hours beside its
     $0.000046."""
-    return "-" if hours is None else format(hours, ",.2f" if hours >= 0.01 or hours == 0 else ".2g")
+    if hours is None:
+        return "-"
+    if hours >= 0.01 or hours == 0:
+        return f"{hours:,.2f}"
+    return f"{hours:.{min(MOST_HOUR_DECIMALS, 1 - math.floor(math.log10(hours)))}f}"  # 9.2e-06 as 0.0000092
 
 
 def show_runs(records: list[RunRecord], home: Path) -> None:

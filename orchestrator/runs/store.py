@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TypeVar
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import beside, runs_db
@@ -144,8 +145,8 @@ def rows_named(path: Path, table: str, column: str, text: str, get: Callable[[st
     names = matching(ids, text)
     if not names and (meant := spelled_otherwise(ids, text)):
         shown = ", ".join(sorted(meant)[:3]) + (" or another" if len(meant) > 3 else "")
-        raise UserError(f"no {table.removesuffix('s')} id is '{text}' or starts so (ids are lower case and start "
-                        f"with {meant[0][:2]}): did you mean {shown}?")
+        raise UserError(f"no {table.removesuffix('s')} id is {checks.short_repr(text)} or starts so (an id is given "
+                        f"as printed: lower case, with its {meant[0][:2]} and no spaces): did you mean {shown}?")
     found = (get(name) for name in names)
     return [row for row in found if row is not None]
 
