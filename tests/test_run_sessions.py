@@ -353,3 +353,20 @@ def test_a_resume_of_a_spent_budget_says_the_least_it_needs(budget_usd):
     with pytest.raises(UserError, match=r"has \$0[.0]* of its budget left, and starting again takes about .* before a "
                                         r"step: `orch resume .* --budget USD` gives it a larger total"):
         lifecycle.resume(RunStore(), spent, budget_usd=total, same_target=lambda: same_target(spent, total))
+
+
+def test_a_resume_says_when_the_job_file_changed_after_the_launch(tmp_path):
+    """The user edited the job file (fewer tokens) and resumed: the run trained its own copy, unsaid."""
+    from orchestrator.cli.runs import changed_job_note
+
+    job = tmp_path / "tiny.yaml"
+    job.write_text("name: tiny\n", encoding="utf-8")
+    record = ended_session(10.0, job_path=str(job))
+    os.utime(job, (record.created_at - 60, record.created_at - 60))  # as it was when launched
+    assert changed_job_note(record) is None
+    os.utime(job, (record.created_at + 60, record.created_at + 60))  # edited since
+    note = changed_job_note(record)
+    assert note.startswith(f"note: {job} changed after run {record.run_id} was launched; a resume trains the run's "
+                           f"own copy ({record.run_dir}/job.yaml)"), note
+    job.unlink()
+    assert changed_job_note(record) is None

@@ -230,6 +230,8 @@ def resume_command(
         lifecycle.refresh(store)
         record = store.get(record.run_id)
     record = lifecycle.resume(store, record, budget, lambda: same_target(record, budget))
+    if note := changed_job_note(record):
+        display.say(note, err=True)
     started = record.status is RunStatus.RUNNING
     if started and not detach:
         record = follow_run(store, record, quiet=as_json)
@@ -244,6 +246,20 @@ def resume_command(
         display.say(f"run {record.run_id}: {record.status.value}{why}")
     if code := exit_code(record.status):
         raise typer.Exit(code)
+
+
+def changed_job_note(record: RunRecord) -> str | None:
+    """A note when the job file the run was launched from changed after the launch: a resume trains the run folder's
+    own copy, and an edit there (fewer tokens, another rate) was taken for one the resume used."""
+    job = Path(record.job_path)
+    try:
+        changed = job.stat().st_mtime > record.created_at
+    except OSError:  # moved or deleted since: the run's copy is all there is
+        return None
+    if not changed:
+        return None
+    return (f"note: {job} changed after run {record.run_id} was launched; a resume trains the run's own copy "
+            f"({Path(record.run_dir) / RUN_JOB_NAME}): `orch launch {job}` trains the changed job.")
 
 
 @user_errors
