@@ -40,11 +40,6 @@ _VALUE = re.compile(_QUOTED.pattern + r"|\S+")
 LONGEST_VALUE, VALUE_START, VALUE_END = 100, 60, 20
 
 
-def holds_control(name: str) -> bool:
-    """A control character in a one-line name, a tab or a line break too (printable() keeps those in messages)."""
-    return printable(name) != name or "\t" in name or "\n" in name
-
-
 def printable(text: str) -> str:
     """Text from a user or a file, safe to print: each control character shown as its escape (`\\x1b`, `\\u202e`),
     so a name or a message cannot move the cursor, retitle the window, colour the rest of the screen or show a line
@@ -669,6 +664,11 @@ def _is_sqlite(path: Path) -> bool:
 
 
 _IN_A_NAME = re.compile(r"[\t\n]|" + _CONTROL.pattern)  # a tab or line break too: lists of files split on them
+
+
+def holds_control(name: str) -> bool:
+    """A control character in a one-line name, a tab or a line break too (printable() keeps those in messages)."""
+    return _IN_A_NAME.search(name) is not None
 
 
 def _no_control_character(path: Path, what: str) -> None:
