@@ -114,12 +114,17 @@ def insert_run(db, record: RunRecord) -> None:
     db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values)
 
 
+def _kind_alone(text: str) -> bool:
+    """`text` is no more than the kind of an id (``, `r`, `r-`, `j-`): the start of every one, so it names none."""
+    return not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j")
+
+
 def matching(ids: list[str], text: str) -> list[str]:
     """The ids `text` names: an exact id, else every id it is a prefix of. A plain string comparison: `%` and `_` are
-    characters, not patterns. The kind of id alone (`r-`) names none: it is the start of every one."""
+    characters, not patterns."""
     if text in ids:
         return [text]
-    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):
+    if _kind_alone(text):
         return []
     return [i for i in ids if i.startswith(text)]
 
@@ -128,7 +133,7 @@ def spelled_otherwise(ids: list[str], text: str) -> list[str]:
     """The ids `text` would name in another case, without its spaces or with its `r-`/`j-`: not taken (an id is
     exact or a prefix), only offered, so `R-0A1B` from a screenshot is told the id it means."""
     text = text.strip().lower()
-    if not text.removeprefix("r-").removeprefix("j-") or text in ("r", "j"):
+    if _kind_alone(text):
         return []
     return [i for i in ids if i.startswith(text) or i.partition("-")[2].startswith(text)]
 
