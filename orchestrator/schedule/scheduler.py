@@ -17,7 +17,6 @@ for a spot run (no storage cloud for its checkpoints) the policy is told of, so 
 import dataclasses
 import datetime
 import itertools
-import math
 import os
 import shutil
 import socket
@@ -246,7 +245,7 @@ class Scheduler:
 
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
                 calibration: Calibration, spend_left_usd: float, refusals: LaunchRefusals,
-                budget_left_usd: float | None = None) -> Decision:
+                budget_left_usd: float | None) -> Decision:
         """Where a whole queued job goes now, within what is left of its budget. A deadline already passed is
         rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
         --deadline flag the user never gave here."""
@@ -273,8 +272,8 @@ class Scheduler:
                                           f"{usd_text(spent_usd)} to any budget below): {decision.reason}")
         return decision
 
-    def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float = math.inf,
-               budget_left_usd: float | None = None) -> float | None:
+    def _start(self, job: JobRecord, spec, decision: Decision, spend_left_usd: float,
+               budget_left_usd: float | None) -> float | None:
         """Claim the job, record its run and take its slot in one transaction (exactly one scheduler wins, and a slot
         holds no more runs than it can), then start it; returns the run's budget stop. A job without its own budget
         gets unbudgeted_usd of its estimate as its budget stop, and a cloud run no more than the monthly
