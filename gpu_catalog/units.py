@@ -50,10 +50,11 @@ def above_texts(value: float, limit: float) -> tuple[str, str]:
 
 def plain_number(text: str) -> float:
     """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
-    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else."""
+    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else. `-0` is read as 0:
+    an echo of -0.0 reads as a negative amount."""
     if not text.isascii() or "_" in text:
         raise ValueError(text)
-    return float(text)
+    return float(text) + 0.0
 
 
 def usd_from_text(text: str) -> float:

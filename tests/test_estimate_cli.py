@@ -66,6 +66,10 @@ def test_every_memory_setting_is_a_flag_and_is_named_in_the_json():
     assert {"tokens_per_s", "fits", "breakdown", "vram_gib", "step_terms_s"} <= set(result)
 
 
+def test_minus_zero_is_read_as_zero_not_echoed_as_a_negative_amount():
+    assert str(estimate("--lora-dropout", "-0")["settings"]["lora_dropout"]) == "0.0"
+
+
 @pytest.mark.parametrize("flag, low, high, part, extra", [
     # dropout's copies live in every layer without checkpointing (with it, only the one layer being recomputed,
     # which never coexists with the loss's peak)
