@@ -108,6 +108,25 @@ def test_a_start_refused_before_any_request_adds_no_spend(monkeypatch):
     assert ended.status is RunStatus.FAILED and ended.wall_s == 50.0 and ended.cost_usd == 0.5
 
 
+def test_a_resume_its_launcher_refuses_leaves_the_run_as_it_ended(monkeypatch):
+    """A cloud run's launch error was overwritten by the refusal of `orch resume` (its checkpoints were on a VM
+    that is gone): the one record of why the run failed was lost to a follow-up command."""
+    record = ended_session(10.0, status=RunStatus.FAILED, message="SkyPilot could not launch: quota", wall_s=50.0,
+                           cost_usd=0.5, ended_at=time.time() - 5)
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text((REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8"),
+                                                     encoding="utf-8")
+    before = RunStore().get(record.run_id)
+
+    class Refusing:
+        def start(self, *args):
+            raise UserError("its checkpoints were on its VM, which is gone")
+
+    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: Refusing())
+    with pytest.raises(UserError, match="which is gone"):
+        lifecycle.resume(RunStore(), before, budget_usd=9.0)
+    assert RunStore().get(record.run_id) == before
+
+
 def test_a_resumed_cloud_launch_still_under_way_is_not_ended_by_the_last_sessions_metrics():
     """`orch runs` during a resume's launch took the first session's metrics.json for the end of this one."""
     record = ended_session(5.0, status=RunStatus.LAUNCHING, target=Target.CLOUD, request_id="request-1",

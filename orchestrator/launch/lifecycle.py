@@ -172,6 +172,10 @@ def _refused_resume(record: RunRecord) -> bool:
     return record.status is RunStatus.BAD_CONFIG and latest_checkpoint(record.output_dir) is not None
 
 
+# what a start (and the failure it records when the launcher refuses) writes over a run's record: a refused resume
+# puts them back, so the run's own end and its reason are not lost to the refusal (a cloud run's launch error was)
+_SET_BY_A_START = ("status", "message", "started_at", "ended_at", "stop_requested", "pid", "usd_per_hour", "region",
+                   "budget_usd", "wall_s", "cost_usd", "metrics_json", "train_tokens", "tokens_per_s", "peak_vram_gib")
 RESUME_LEAST_S = 10.0  # a trainer's start before its first step: imports, the model (about 7 s on a CPU here)
 
 
@@ -207,10 +211,17 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
                         f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total (more "
                         f"than {usd_text(least_usd)}).")
+    ended = {name: getattr(record, name) for name in _SET_BY_A_START}
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
-    return start(store, record, option, device=record.device)
+    try:
+        return start(store, record, option, device=record.device)
+    except AlreadyStarted:  # another command's start: its record, not this one's to put back
+        raise
+    except UserError:  # refused before anything started: the run stays as it ended, its reason with it
+        store.update(record.run_id, **ended)
+        raise
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:
