@@ -210,6 +210,25 @@ def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path
     assert queue.get(job.job_id).status is JobStatus.RUNNING
 
 
+def test_a_pass_that_loses_a_jobs_claim_does_not_say_it_started_it(tmp_path, monkeypatch):
+    """Two passes at once: the one whose claim lost still reported `start_local` of the job the other started."""
+    from orchestrator.home import orch_home
+    from orchestrator.schedule.queue import JobQueue
+    from tests.test_runs_store import RUN_ID, make_record
+
+    job_id = submit_tiny(tmp_path, "contested", max_steps=2)
+    claim = JobQueue.claim
+
+    def another_scheduler_claims_first(queue, *args):
+        assert claim(queue, job_id, "another:1", make_record(orch_home() / "runs" / RUN_ID, pid=os.getpid()))
+        return claim(queue, *args)
+
+    monkeypatch.setattr(JobQueue, "claim", another_scheduler_claims_first)
+    decided = Scheduler().run_once()
+    assert job_id not in [job.job_id for job, _ in decided]
+    assert JobQueue().get(job_id).run_id == RUN_ID and [run.run_id for run in RunStore().all()] == [RUN_ID]
+
+
 # rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)
 HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\ndataset: {TINY_DATA}"
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"

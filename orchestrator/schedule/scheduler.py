@@ -225,7 +225,9 @@ class Scheduler:
                     decision, started = Decision("reject", f"the launch refused it: {exc}"), None
                     self.queue.update(job.job_id, status=JobStatus.REJECTED, decision=decision.action,
                                       reason=decision.reason)
-                if started is not None and decision.slot is not None:
+                if started is None and decision.action != "reject":  # another scheduler's pass claimed it first:
+                    continue  # its start to report, not this pass's (both said start_local of one job)
+                if decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
                              if s.slot_id == decision.slot.slot_id else s for s in slots]
                 elif started is not None:  # a cloud run may spend up to its budget stop: the cap keeps that much
