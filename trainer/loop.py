@@ -296,7 +296,7 @@ class FineTune:
                     path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
                     last_save = time.time()
                     if self.stops.reason or (step + 1) % config.log_every == 0:  # beside a log line, not every save
-                        print(checks.printable(f"checkpoint: {path}"), flush=True)
+                        progress.say(checks.printable(f"checkpoint: {path}"))
                 if self.stops.reason:
                     status = self.stops.reason
                     break

@@ -2,6 +2,7 @@
 progress.json in the output folder, from which `orch launch` and `orch logs -f` draw their own bar (step, tokens/s,
 ETA, spend so far) when the trainer runs in the background."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -36,8 +37,15 @@ class Progress:
         if log:
             memory = peak["reserved"] if peak["reserved"] is not None else peak["process_rss"]
             where = "reserved" if peak["reserved"] is not None else "process RSS"
-            self.bar.write(f"step {step}: loss {loss:.4f}  lr {lr:.2e}  {tokens_per_s:,.0f} tok/s  "
-                           f"peak {memory:.2f} GiB {where}")
+            self.say(f"step {step}: loss {loss:.4f}  lr {lr:.2e}  {tokens_per_s:,.0f} tok/s  "
+                     f"peak {memory:.2f} GiB {where}")
+
+    def say(self, line: str) -> None:
+        """A line of the log while the bar is drawn: above it, as the step lines are (a plain print was glued to the
+        bar's end on a terminal: `tok_s=7,166]checkpoint: ...`), and flushed, as print(flush=True) was: piped to a
+        log, a line waited in the buffer."""
+        self.bar.write(line)
+        sys.stdout.flush()
 
     def close(self) -> None:
         self.bar.close()
