@@ -383,6 +383,15 @@ def test_catalog_offers_of_a_family_lists_every_size():
     assert {row["gpu"] for row in json_of("catalog", "offers", "--gpu", "a100-80gb")} == {"A100 80GB"}
 
 
+def test_the_count_of_dropped_offers_is_of_those_asked_for():
+    """`--gpu 4090` said 4 offers were dropped as implausible, and `--dropped` then found none: they were A100s."""
+    for flags in ([], ["--gpu", "A100"], ["--gpu", "4090"], ["--spot"], ["--providers", "aws"]):
+        dropped = len(json_of("catalog", "offers", "--dropped", *flags))
+        footer = invoke("catalog", "offers", *flags).stdout
+        assert (f"{dropped} offer" in footer) == bool(dropped), (flags, dropped, footer[-300:])
+        assert ("dropped" in footer) == bool(dropped), flags
+
+
 def test_a_named_provider_without_offers_is_said_not_silently_dropped():
     result = invoke("plan", QLORA_JOB, "--budget", "20", "--providers", "aws,paperspace", "--json")
     assert result.exit_code == 0, result.output

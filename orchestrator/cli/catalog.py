@@ -47,15 +47,17 @@ def offers(
 ) -> None:
     """Where each GPU can be had and its $/h: cloud catalogs and your local cards, cheapest first."""
     targets = gather_targets()
-    rows = list(targets.dropped if dropped else targets.offers)
-    if gpu is not None:
-        wanted = gpu_names(gpu)
-        rows = [o for o in rows if o.gpu.name in wanted]
-    if spot:
-        rows = [o for o in rows if o.spot]
-    if provider is not None:
-        wanted_providers = check_providers(provider, {o.provider for o in (*targets.offers, *targets.dropped)})
-        rows = [o for o in rows if o.provider in wanted_providers]
+    wanted = gpu_names(gpu) if gpu is not None else None
+    wanted_providers = check_providers(provider, {o.provider for o in (*targets.offers, *targets.dropped)}) \
+        if provider is not None else None
+
+    def asked_for(offers) -> list:
+        """The offers the filters given keep: the footer's count of dropped ones is of these too (it said 4 of a
+        4090's were dropped, and `--dropped` found none: they were A100s)."""
+        return [o for o in offers if (wanted is None or o.gpu.name in wanted) and (o.spot or not spot)
+                and (wanted_providers is None or o.provider in wanted_providers)]
+
+    rows = asked_for(targets.dropped if dropped else targets.offers)
     rows.sort(key=lambda o: o.usd_per_hour)
     if as_json:
         display.print_json([offer_dict(o) for o in rows])
@@ -64,7 +66,7 @@ def offers(
         display.say(f"no offer was dropped as implausible{' of those asked for' if given else ''}" if dropped else
                     f"no offer matches {' and '.join(given)}: `orch catalog offers` lists them all")
     else:
-        display.show_offers(rows, 0 if dropped else len(targets.dropped))
+        display.show_offers(rows, 0 if dropped else len(asked_for(targets.dropped)))
 
 
 def gpu_names(name: str) -> set[str]:

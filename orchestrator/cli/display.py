@@ -232,8 +232,8 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
                       usd_text(o.usd_per_hour), *([esc(o.source)] if with_source else []))
     console.print(table)
     if dropped_count:
-        console.print(f"{_things(dropped_count, 'offer')} with implausible prices dropped (see `--json` of "
-                      "`orch catalog offers --dropped`).")
+        console.print(f"{_things(dropped_count, 'offer')} with implausible prices dropped (`orch catalog offers "
+                      "--dropped` lists them).")
 
 
 def show_local(hardware_file: str, cost_policy: str, detected: list[LocalGPU], local_offers: list[Offer]) -> None:
