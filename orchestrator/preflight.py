@@ -141,6 +141,15 @@ def check_queued(spec: JobConfig, job_path: Path) -> None:
             model_problems(spec, False, Path(job_path).parent), "queued")
 
 
+def cloud_only_problems(spec: JobConfig, job_path: Path) -> list[str]:
+    """What would refuse a queued job on every cloud and not on this machine (a gated model without HF_TOKEN, a
+    package the VM's setup does not install): said when it is queued, where the scheduler's pass rejected it for good
+    once no local card could take it."""
+    base_dir = Path(job_path).parent
+    here = model_problems(spec, False, base_dir)
+    return [p for p in model_problems(spec, True, base_dir) if p not in here] + vm_package_problems(spec)
+
+
 def check_cache_first(job_path: Path, done: str) -> None:
     """The model a job builds offline needs a usable ORCH_CACHE (build_folder_problem), said before the job's data
     is counted: that count, which it cannot keep there either, took 11 s before `check` refused the job. The job

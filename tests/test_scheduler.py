@@ -234,6 +234,19 @@ HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"
 
 
+def test_submit_says_when_every_cloud_would_refuse_the_job(tmp_path, monkeypatch):
+    """A gated model without HF_TOKEN was queued in silence, and the scheduler's pass rejected it for good once no
+    card of this machine could take it."""
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(f"model: meta-llama/Llama-3.1-8B\nmethod: qlora\nseq_len: 2048\ntrain_tokens: 1000000\n"
+                     f"dataset: {TINY_DATA}\n")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    said = " ".join(orch("submit", gated, "--budget", "20").stderr.split())
+    assert "note: every cloud would refuse this job now (meta-llama/Llama-3.1-8B is gated" in said
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    assert "every cloud would refuse" not in orch("submit", gated, "--budget", "20").stderr
+
+
 def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path):
     """`orch submit` said only `queued j-...`, and with no scheduler running nothing ever placed the job."""
     import socket

@@ -77,6 +77,9 @@ def submit_command(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if cloud_only := preflight.cloud_only_problems(spec, job):
+        display.say(f"note: every cloud would refuse this job now ({'; '.join(cloud_only)}): until that is fixed "
+                    "where `orch scheduler run` runs, only this machine can take it.", err=True)
     if twin is not None:  # a script run twice queued the job twice, and it was paid for twice
         display.say(f"note: {twin.job_id} is the same job, {twin.status.value}: `orch cancel {record.job_id}` if "
                     "this one was a mistake.", err=True)
