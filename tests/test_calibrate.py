@@ -23,7 +23,7 @@ from orchestrator.bench.calibrate import (
     row_gpu,
 )
 from orchestrator.bench.published import load_points
-from orchestrator.bench.results import read_jsonl
+from orchestrator.bench.results import RESULTS_DIR, read_jsonl
 from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
 from orchestrator.estimator.memory import CUDA_CONTEXT_GIB
 from tests.bench_fixtures import TRUTH, synthetic_rows
@@ -173,6 +173,11 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
     result = CliRunner().invoke(app, ["calibrate", "--results", str(results)])
     assert result.exit_code == 0, result.output
     assert json.loads((home / "calibration.json").read_text())["efficiency"]
+    # what it read is said: a fresh home's fit from the GPU results shipped with orch was called "your runs"
+    assert f"read: {results}, gpu_catalog/data/published_measurements.csv" in result.stdout
+    shipped = CliRunner().invoke(app, ["calibrate"]).stdout
+    assert f"read: {home / 'bench.db'}, " in shipped and all(f"{path}" in shipped
+                                                              for path in RESULTS_DIR.glob("*.jsonl"))
 
 
 def test_cpu_runs_do_not_move_the_fallback_for_gpus_without_points():

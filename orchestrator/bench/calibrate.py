@@ -368,7 +368,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     sources = [*sources, "gpu_catalog/data/published_measurements.csv"]
     out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
-    return {"calibration": str(out), "rows": len(rows), "rows_used": len(measured),
+    return {"calibration": str(out), "sources": sources, "rows": len(rows), "rows_used": len(measured),
             "at_bounds": fits_at_bounds(calibration),
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,

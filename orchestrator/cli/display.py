@@ -259,7 +259,9 @@ PEAK_AT = {"backward_start": "peak as the backward starts: activations alive, gr
            "backward_end": "peak as the backward ends: every gradient alive, the activations freed"}
 
 
-MEMORY_BASIS = {"measured": "fitted from your runs (orch calibrate)",
+# `measured`: runs of orch's own trainer, this machine's and the GPU results shipped in benchmarks/results/ ("your
+# runs" was said of a fresh home's fit from the shipped H200 session alone)
+MEMORY_BASIS = {"measured": "fitted from runs of orch's trainer (orch calibrate)",
                 "published": "fitted from published measurements",
                 "analytic": "the documented defaults"}
 
@@ -579,6 +581,7 @@ def show_calibration(result: dict) -> None:
     one table for tokens/s and one for VRAM: eleven columns did not fit 80."""
     console.print(f"wrote {esc(result['calibration'])}: fitted on {result['rows_used']} of {result['rows']} result "
                   "rows (ok runs on a known GPU) and the published points", highlight=False)
+    console.print(f"read: {esc(', '.join(result['sources']))}", highlight=False)
     if left_out := result["speed_rows_left_out"]:
         console.print(f"{left_out} of them left out of the speed fit: too small a job for the GPU's share of peak to "
                       "set its speed (kernel launches do)", highlight=False)
