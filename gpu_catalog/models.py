@@ -113,7 +113,7 @@ NOT_TRANSFORMER_MODEL_TYPES = ("mamba", "mamba2", "falcon_mamba", "rwkv", "rwkv5
 def _kinds(config: dict) -> set[str]:
     """The model's kind as `model_type` says it and as each `architectures` class does (`PhiForCausalLM`: phi), in
     one spelling (squeezed): a config written by hand may have either, and old Falcon ones say RefinedWeb."""
-    kinds = {config.get("model_type")}
+    kinds = {config.get("model_type")}  # text: _check_dense_causal_lm refused any other
     architectures = config.get("architectures") or []
     for name in architectures if isinstance(architectures, list) else [architectures]:
         if isinstance(name, str):
@@ -236,6 +236,9 @@ def _check_dense_causal_lm(config: dict, source: str) -> None:
     """Refuse a config of a mixture-of-experts model or of a model that is no causal LM (`BertForMaskedLM`): the
     shape orch computes is a dense decoder's, and the trainer loads models with AutoModelForCausalLM."""
     model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):  # a list ended in "unhashable type", a traceback
+        raise UserError(f"{source}: `model_type` must be the model's kind as text (llama, qwen2...), got "
+                        f"{checks.short_repr(model_type)}: fix the file.")
     experts = next(((k, config[k]) for k in EXPERT_COUNT_KEYS if config.get(k) not in (None, 0, 1)), None)
     if experts is None and isinstance(model_type, str) and _is_moe(model_type):
         experts = ("model_type", model_type)

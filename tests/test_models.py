@@ -210,6 +210,10 @@ IMPOSSIBLE_CONFIGS = {
                       '`quantization_config.load_in_4bit` must be true or false (booleans are true/false in JSON), '
                       'got "false"'),
     "hidden-twice": (json.dumps(GOOD)[:-1] + ', "hidden_size": 8192}', "`hidden_size` is given twice"),
+    # a list or a mapping as the kind ended in "unhashable type", a traceback, in every command that sized the model
+    "model-type-list": ({**GOOD, "model_type": ["llama"]}, "`model_type` must be the model's kind as text"),
+    "text-config-model-type-mapping": ({"text_config": {**GOOD, "model_type": {"a": 1}}},
+                                       "`model_type` must be the model's kind as text"),
 }
 
 
