@@ -525,6 +525,26 @@ def _size(params: int) -> str:
     return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.1f}M"
 
 
+# a model's page or hf:// address, pasted where its id goes
+HUB_LINK = re.compile(r"(?:hf://|(?:https?://)?(?:www\.)?huggingface\.co/)(?:models/)?"
+                      r"(?P<id>[^/?#\s]+(?:/[^/?#\s]+)?)/?")
+
+
+def _refuse_unreadable(written: str, name: str) -> None:
+    """A link or a second `random:` where a model's name goes: matched by its last part, `http://x/meta-llama/
+    Llama-3.1-8B` was estimated as Llama-3.1-8B, and `random:random:orch/tiny-llama` as TinyLlama-1.1B, 800 times
+    the toy that one `random:` names."""
+    if name.startswith(RANDOM_PREFIX):
+        raise UserError(f"model {checks.short_repr(written)} says `{RANDOM_PREFIX}` twice: write it once "
+                        f"({RANDOM_PREFIX}{name.removeprefix(RANDOM_PREFIX).removeprefix(RANDOM_PREFIX)}).")
+    if link := HUB_LINK.fullmatch(name.strip()):
+        raise UserError(f"model {checks.short_repr(written)} is a link to the Hugging Face Hub: give the model's id "
+                        f"alone ({link['id']}).")
+    if "://" in name:
+        raise UserError(f"model {checks.short_repr(written)} is a link, not a model: give its Hugging Face id "
+                        "(org/name), an alias (orch catalog models) or a folder.")
+
+
 def _refuse_quoted(name: str) -> None:
     """A name in a second pair of quotes (`"'Llama-3.1-8B'"`) is refused: normalize() folds the quotes away, so it
     matched a catalog row while the job kept them, and a cloud run's download failed after the VM was paid for."""
@@ -562,12 +582,13 @@ def org_typo_note(name: str) -> str | None:
 def get_model(name: str) -> ModelShape:
     """A model by local folder, known Hugging Face id (in any case) or alias, a copy of one under another org, (or a
     chat, instruct or quantized release of one), or (network allowing) any hub id."""
-    name = name.removeprefix(RANDOM_PREFIX)
+    written, name = name, name.removeprefix(RANDOM_PREFIX)
     if not name.strip():
         raise UserError("the model name is empty: give a Hugging Face id, an alias (orch catalog models) or a folder.")
     _refuse_quoted(name)
-    if is_model_folder(name, checks.user_path(name)):
+    if is_model_folder(name, checks.user_path(name)):  # first: `wget -r` saves a model to huggingface.co/org/name/
         return _from_local_folder(checks.user_path(name))
+    _refuse_unreadable(written, name)
     name = name.strip()  # a folder's name is as written; a model's has no spaces around it
     ids, bare, own = _index()
     model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)

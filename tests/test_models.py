@@ -337,6 +337,28 @@ def test_a_job_whose_model_holds_its_own_quotes_is_refused():
         config_from_dict({"model": "'meta-llama/Llama-3.1-8B'", "method": "lora", "seq_len": 64, "max_steps": 1})
 
 
+@pytest.mark.parametrize("name, said", [
+    ("https://huggingface.co/meta-llama/Llama-3.1-8B", r"is a link to the Hugging Face Hub: give the model's id alone "
+                                                       r"\(meta-llama/Llama-3.1-8B\)"),
+    ("hf://Qwen/Qwen2.5-7B", r"give the model's id alone \(Qwen/Qwen2.5-7B\)"),
+    ("http://example.com/meta-llama/Llama-3.1-8B", "is a link, not a model: give its Hugging Face id"),
+    ("random:random:orch/tiny-llama", r"says `random:` twice: write it once \(random:orch/tiny-llama\)"),
+])
+def test_a_link_or_a_doubled_random_prefix_is_refused_not_read_by_its_last_part(name, said):
+    """Matched by their last part, both were sized as another model: a link to anywhere as the model it ended in,
+    and `random:random:orch/tiny-llama` as TinyLlama-1.1B, 800 times the toy."""
+    with pytest.raises(UserError, match=said):
+        get_model(name)
+
+
+def test_a_folder_a_mirror_saved_under_the_hubs_name_is_read_as_a_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "huggingface.co" / "meta-llama" / "Llama-3.1-8B"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(REAL_CONFIGS["meta-llama/Llama-3.1-8B"]), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert get_model("huggingface.co/meta-llama/Llama-3.1-8B").source == f"{folder.relative_to(tmp_path)}/config.json"
+
+
 @pytest.mark.parametrize("name", ["./nosuchdir", "../models/x", "/no/such/model"])
 def test_a_path_that_is_not_there_is_told_as_a_missing_folder(name):
     """`./nosuchdir` was an "unknown model" with near catalog names offered."""

@@ -4,13 +4,12 @@ reads the complete jobs recorded with runs and results: those hold every key's d
 model folder since moved."""
 
 import os
-import re
 import shlex
 from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import get_model
+from gpu_catalog.models import HUB_LINK, get_model
 from trainer.config import (
     DATASET_KEYS,
     ConfigError,
@@ -25,10 +24,6 @@ from trainer.config import (
 from trainer.foreign_keys import checkpoint_quantization, quantization_named
 from trainer.offline_names import is_built_offline
 
-# a model's page or hf:// address, pasted where its id goes
-HUB_LINK = re.compile(r"(?:hf://|(?:https?://)?(?:www\.)?huggingface\.co/)(?:models/)?"
-                      r"(?P<id>[^/?#\s]+(?:/[^/?#\s]+)?)/?")
-
 
 def _model_problem(value, base_dir: Path) -> str | None:
     """A `model` that is no folder here, no name the hub could hold and none orch knows offline (`orch import
@@ -37,7 +32,7 @@ def _model_problem(value, base_dir: Path) -> str | None:
     if is_text(value) and value != value.strip():  # `Llama-3.1-8B ` was taken, ` meta-llama/...` refused
         return (f"`model` {checks.short_repr(value)} has spaces around it, which no model's name or folder has: "
                 f"write `model: {value.strip()}`")
-    if is_text(value) and (link := HUB_LINK.fullmatch(value)):  # as `orch estimate` takes it, but no download does
+    if is_text(value) and (link := HUB_LINK.fullmatch(value)):  # said in a job's words (get_model says it too)
         return (f"`model` {checks.short_repr(value)} is a link to the Hugging Face Hub: give the model's id alone "
                 f"(`model: {link['id']}`)")
     if not is_text(value) or is_built_offline(value) or could_be_hub_id(value):
