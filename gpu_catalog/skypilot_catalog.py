@@ -61,15 +61,21 @@ def resolve_gpu(accelerator: str, instance_type: str, memory_gib: float | None) 
     return gpu
 
 
-FIX = "rerun `orch catalog refresh`, or remove it."
+def _fix() -> str:
+    """How to mend a broken catalog file where orch reads it: a refresh writes SkyPilot's own folder, which orch does
+    not read while ORCH_SKY_CATALOGS names others (the refresh advised there left the same error)."""
+    if checks.env_value("ORCH_SKY_CATALOGS"):
+        return ("fix or remove it: it is in a folder ORCH_SKY_CATALOGS names (unset that to plan from SkyPilot's own "
+                "catalog, which `orch catalog refresh` writes).")
+    return "rerun `orch catalog refresh`, or remove it."
 
 
 class CatalogFileError(UserError):
-    """A catalog file that is broken: what is wrong (`problem`), and FIX. A file `orch catalog refresh --from` reads
-    is the user's own copy, for which refresh names another fix."""
+    """A catalog file that is broken: what is wrong (`problem`), and how to mend it where orch reads it. A file `orch
+    catalog refresh --from` reads is the user's own copy, for which refresh names another fix."""
 
     def __init__(self, problem: str):
-        super().__init__(f"{problem}: {FIX}")
+        super().__init__(f"{problem}: {_fix()}")
         self.problem = problem
 
 

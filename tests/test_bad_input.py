@@ -1255,7 +1255,8 @@ def _foreign_database(path: Path) -> Path:
                 "--output", str(i.files / "data" / "out")], "/data/out' is inside '"),
     # SkyPilot's `infra` is cloud/region/zone: a dry run ended in its bare ValueError (exit 1)
     (lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", "a/b/c/d")),
-     "Region 'a/b/c/d' holds a /, which no cloud's names hold: rerun `orch catalog refresh`, or remove it"),
+     "Region 'a/b/c/d' holds a /, which no cloud's names hold: fix or remove it: it is in a folder "
+     "ORCH_SKY_CATALOGS names"),
     # the CPU estimated is this machine's: 1000 threads were said in the JSON, and 2 cores' speed estimated
     (lambda i: ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--cpu-threads", str((os.cpu_count() or 1) + 1)],
      f"--cpu-threads {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),

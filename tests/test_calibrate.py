@@ -221,7 +221,7 @@ def test_a_calibration_efficiency_outside_what_calibrate_fits_is_refused(tmp_pat
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(content))
     with pytest.raises(UserError, match=re.escape(f"calibration file {path} is malformed ({key} must be at least 0.05 "
-                                                  f"and at most 1, got {value}); rerun `orch calibrate`")):
+                                                  f"and at most 1, got {value}); move it away or delete it")):
         load_calibration(path)
 
 

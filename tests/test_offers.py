@@ -131,12 +131,18 @@ def test_skypilot_s_own_blanks_and_gpu_shares_are_not_errors(tmp_path):
 @pytest.mark.parametrize("column, row", [("Price", "a,A100,1,30,200,1e300,,r,"),
                                          ("SpotPrice", "a,A100,1,30,200,1.29,1e300,r,"),
                                          ("Price", "a,A100,8,30,200,2e7,,r,")])
-def test_a_catalog_price_past_any_budget_is_refused_with_its_line(tmp_path, column, row):
+def test_a_catalog_price_past_any_budget_is_refused_with_its_line(tmp_path, monkeypatch, column, row):
     """1e300 $/h was read as an offer and printed as a line of digits in `--dropped`; a whole instance's price (an
-    8-GPU node, a TPU pod slice) above the most any budget may be is a broken file, whatever its row."""
+    8-GPU node, a TPU pod slice) above the most any budget may be is a broken file, whatever its row. The fix said
+    is the one that mends it where orch reads it: a refresh left a broken file in ORCH_SKY_CATALOGS's folder as it
+    was."""
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", row)
+    monkeypatch.delenv("ORCH_SKY_CATALOGS")
     with pytest.raises(UserError, match=f"lambda/vms.csv line 3: {column} must be at least 0 and at most 10000000, "
                                         "got .*: rerun `orch catalog refresh`"):
+        read_catalog_dir(catalog)
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(catalog))
+    with pytest.raises(UserError, match="got .*: fix or remove it: it is in a folder ORCH_SKY_CATALOGS names"):
         read_catalog_dir(catalog)
 
 

@@ -110,15 +110,16 @@ def load_calibration(path: Path | None = None) -> Calibration:
     try:
         raw = checks.parse_json(checks.read_text(path, "calibration file"), f"calibration file {path}")
     except UserError as exc:  # not JSON, NaN, not UTF-8: every plan stopped on it, with nothing said of the fix
-        raise UserError(f"{str(exc).rstrip('.')}; rerun `orch calibrate` or delete it.") from None
+        raise UserError(f"{str(exc).rstrip('.')}; {_FIX}") from None
     try:
         return _parsed(raw, path)
     except (KeyError, ValueError) as exc:
         reason = f"no {exc} key" if isinstance(exc, KeyError) else " ".join(str(exc).split()).rstrip(".")
-        raise UserError(f"calibration file {path} is malformed ({reason}); rerun `orch calibrate` or delete it.") \
-            from None
+        raise UserError(f"calibration file {path} is malformed ({reason}); {_FIX}") from None
 
 
+# a calibrate over it is refused (it replaces only a calibration it can read), so not "rerun `orch calibrate`"
+_FIX = "move it away or delete it (`orch calibrate` then writes a new one)."
 # what `orch calibrate` writes (orchestrator/bench/calibrate.py calibration_json)
 FILE_KEYS = ("fitted_at", "points", "sources", "efficiency", "efficiency_basis", "method_efficiency", "method_basis",
              "memory", "memory_basis")
