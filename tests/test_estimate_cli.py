@@ -459,6 +459,9 @@ def test_a_job_file_given_to_estimate_is_estimated_with_its_settings_and_the_fla
     missing = runner.invoke(app, ["estimate", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2, missing.output
     assert "does not exist: give a job file, or a model" in missing.stderr, missing.output
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")  # said as plan says it, not as missing
+    looped = runner.invoke(app, ["estimate", str(tmp_path / "loop.yaml")])
+    assert looped.exit_code == 2 and "job file" in looped.stderr and "is a symlink loop" in looped.stderr
     job.write_text("model: Llama-3.1-8B\nmethod: lora\nseq_len: 512\nloss_chunk_tokens: 256\nmodules_to_save: []\n"
                    "max_steps: 2\n")
     assert runner.invoke(app, ["estimate", str(job), "--json"]).exit_code == 0  # an empty list: the default

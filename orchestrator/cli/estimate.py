@@ -136,9 +136,8 @@ def _job_file_settings(model: str, method: str) -> tuple[str, dict] | None:
     path = Path(checks.user_path(model))
     if path.suffix.lower() not in checks.YAML_SUFFIXES or os.path.isdir(path):  # a model folder named x.yaml
         return None
-    if not os.path.isfile(path):  # not "model folder ... does not exist"
-        raise UserError(f"job file {checks.short_repr(model)} does not exist: give a job file, or a model (a hub id, "
-                        "an alias or a model folder).")
+    # not "model folder ... does not exist"; a pipe or a loop of links said as what it is, as plan says it
+    checks.input_file(path, "job file", "give a job file, or a model (a hub id, an alias or a model folder).")
     # an estimate needs no amount to train (max_steps goes with any other), and the flags may give the length and
     # the method (a file that left them out was refused, whatever the flags gave)
     raw, config = read_job_file(path, missing={"seq_len": DEFAULT_SEQ_LEN, "max_steps": 1, "method": method})
