@@ -206,10 +206,14 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
         missed = [r.estimate for r in result.rejected if r.estimate is not None and r.offer.gpu.name == record.gpu
                   and r.offer.spot == bool(record.spot)]
         if missed and (start_usd := missed[0].startup_hours * record.usd_per_hour) >= left_usd:
-            raise UserError(f"run {record.run_id} has {usd_text(max(0.0, left_usd))} of its budget left, and "
-                            f"starting again takes about {missed[0].startup_hours * 3600:,.0f} s "
-                            f"({usd_text(start_usd)}) before a step: `orch resume {record.run_id} --budget USD` gives "
-                            f"it a larger total (more than {usd_text((record.cost_usd or 0.0) + start_usd)}).")
+            spent_usd = record.cost_usd or 0.0
+            # a --budget given below the spend was said as "its budget", with that very flag as the way out
+            said = (f"--budget {usd_text(budget_usd)} leaves run {record.run_id} {usd_text(max(0.0, left_usd))} past "
+                    f"the {usd_text(spent_usd)} it has spent" if budget_usd is not None else
+                    f"run {record.run_id} has {usd_text(max(0.0, left_usd))} of its budget left")
+            raise UserError(f"{said}, and starting again takes about {missed[0].startup_hours * 3600:,.0f} s "
+                            f"({usd_text(start_usd)}) before a step: `orch resume {record.run_id} --budget USD` with "
+                            f"a larger total (more than {usd_text(spent_usd + start_usd)}) continues it.")
     return next((o for o in same if o.offer.region == record.region), same[0] if same else None)
 
 
