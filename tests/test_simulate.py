@@ -297,6 +297,18 @@ def test_a_bad_trace_row_is_one_line_naming_file_line_and_column(tmp_path, chang
     assert not (tmp_path / "out" / "decisions.csv").exists()  # a failed run leaves no half-written decisions
 
 
+@pytest.mark.parametrize("changes", [{"seq_len": "1e3"}, {"seq_len": "2048.0"}, {"priority": "1e2"}])
+def test_a_whole_number_in_exponent_or_point_form_is_read_as_the_flags_read_it(tmp_path, changes):
+    """`--seq-len 1e3` and this file's train_tokens `1e6` were read, and seq_len `1e3` was "not a whole number
+    written with the digits 0-9"."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, **changes), "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path, seq_len="1.5"), "--out",
+                                 str(tmp_path / "out2")])
+    assert result.exit_code == 2 and "column seq_len: '1.5' is not a whole number" in result.stderr, result.output
+
+
 def _bad_files(tmp_path) -> list[tuple[list[str], str]]:
     def file(name: str, data: bytes) -> str:
         (tmp_path / name).write_bytes(data)

@@ -104,11 +104,18 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     """`text` as `kind`, finite, above `low` (or at it, with `low_ok`) and at most `high` (`high_why` says why that
     bound); ValueError with a short message else."""
     try:
-        plain_number(text)  # int() and float() read other scripts' digits and `1_000` too, which no flag takes
-        value = kind(text)
+        number = plain_number(text)  # int() and float() read other scripts' digits and `1_000` too, which no flag takes
     except ValueError:
         raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'} written "
                          f"with the digits 0-9; {fix}") from None
+    value = number
+    if kind is int:
+        try:
+            value = int(text)  # exact, however many digits
+        except ValueError:  # `1e3`, `2048.0`: whole, as `--seq-len 1e3` and this file's train_tokens read them
+            if not (math.isfinite(number) and number.is_integer()):
+                raise ValueError(f"{short_repr(text)} is not a whole number; {fix}") from None
+            value = int(number)
     if isinstance(value, float) and not math.isfinite(value) or value < low or (value == low and not low_ok):
         raise ValueError(f"{short_repr(text)} must be {'at least' if low_ok else 'above'} {low:g} and finite; {fix}")
     if value > high:
