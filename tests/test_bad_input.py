@@ -1254,6 +1254,8 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["train", i.job(dataset=[i.file("data/a.jsonl", open(DATA).read()), "data"][1], train_tokens=DROP),
                 "--output", str(i.files / "data" / "out")], "/data/out' is inside '"),
     # SkyPilot's `infra` is cloud/region/zone: a dry run ended in its bare ValueError (exit 1)
+    # a hub dataset's name was said as a missing file alone
+    (lambda i: i.sweep(dataset="mlabonne/FineTome-100k"), "a sweep times every point on one local file or folder"),
     (lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", "a/b/c/d")),
      "Region 'a/b/c/d' holds a /, which no cloud's names hold: fix or remove it: it is in a folder "
      "ORCH_SKY_CATALOGS names"),

@@ -211,8 +211,9 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     written = Path(path).parent / checks.user_path(raw["dataset"])  # said as written: resolved, a link to /dev/zero
     if loop := checks.symlink_loop(written, f"sweep {path}: dataset"):
         raise loop
-    if not written.exists():  # was said to be the dataset `zero`
-        raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder).")
+    if not written.exists():  # was said to be the dataset `zero`; a hub name, said as missing, was left unexplained
+        raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder): "
+                        "a sweep times every point on one local file or folder, not a Hugging Face dataset.")
     if problems := dataset_file_problems(written):  # once here, not once per point in a trainer
         raise UserError(f"sweep {path}: {problems[0]}.")
     dataset = str(written.resolve())
