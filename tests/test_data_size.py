@@ -180,6 +180,11 @@ def test_a_folder_holding_a_pipe_or_device_is_refused_by_a_cached_count_and_a_by
     job = chat_job(tmp_path, eval_dataset="data", eval_fraction=None)  # an eval folder; training file by its bytes
     result = plan()
     assert result.exit_code == 2 and "holds b.jsonl, a pipe or a device" in result.stderr, result.output
+    for name in ("b.jsonl", "c.jsonl"):
+        (tmp_path / "data" / name).unlink()
+    (tmp_path / "data" / "d.jsonl").symlink_to(tmp_path / "gone.jsonl")  # a link to nothing, passed over unsaid too
+    result = plan()
+    assert result.exit_code == 2 and "holds d.jsonl, a link to nothing" in result.stderr, result.output
 
 
 def test_a_first_count_is_said_on_a_terminals_stderr_and_never_on_stdout_a_pipe_or_a_cache_hit(tmp_path, monkeypatch):

@@ -90,14 +90,17 @@ def file_records(path: str | Path) -> list[dict]:
 
 
 def special_file_problem(folder: Path) -> str | None:
-    """A data file of a dataset folder that is no regular file (a pipe, or a link to a device such as /dev/zero):
-    `datasets` passes over it without a word, so a run trained on the rest of the folder; one such file named alone
-    is refused (data_sources._unreadable), and so is one in a folder. Hidden files and `__` folders are left out, as
-    `datasets` leaves them out."""
+    """A data file of a dataset folder that is no regular file (a pipe, a link to a device such as /dev/zero, or a
+    link to nothing): `datasets` passes over it without a word, so a run trained on the rest of the folder; one such
+    file named alone is refused (data_sources._unreadable), and so is one in a folder. Hidden files and `__` folders
+    are left out, as `datasets` leaves them out."""
     try:
         for path in visible_paths(folder):
-            if path.is_dir() or path.is_file() or folder_kind(path.suffix) is None or not path.exists():
+            if path.is_dir() or path.is_file() or folder_kind(path.suffix) is None:
                 continue
+            if not path.exists():  # its target gone, or a loop of links
+                return (f"folder {folder} holds {path.relative_to(folder)}, a link to nothing (its target is gone, or "
+                        "the links loop), which would be passed over unsaid: fix the link, or remove it")
             return (f"folder {folder} holds {path.relative_to(folder)}, a pipe or a device rather than a file, which "
                     "would be passed over unsaid: write its records to a regular file, or move it out of the folder")
     except OSError as exc:
