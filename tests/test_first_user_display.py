@@ -206,6 +206,16 @@ def test_figures_in_a_printed_line_are_not_coloured_by_rich():
         assert not out.render_str("tiny: 100,000 tokens at seq 256; budget $5.00").spans
 
 
+def test_a_spend_rows_name_stays_on_its_row(monkeypatch):
+    """A job name edited into runs.db as `tiny\\r\\nx` split `orch spend --by job`'s row in two."""
+    from orchestrator.spend import SpendRow
+
+    monkeypatch.setattr(display, "console", Console(width=80, force_terminal=False, record=True))
+    display.show_spend_rows("job", [SpendRow("tiny\r\nx [b]y[/b]", 1, 0.5, 0)])
+    table = display.console.export_text()
+    assert "tiny\\r\\nx [b]y[/b]" in table and not any(line.strip() == "x" for line in table.splitlines())
+
+
 @pytest.mark.parametrize("columns", ["0", "5", "abc", "99999999999", "\u0663"])
 def test_a_pane_too_narrow_for_a_table_gets_the_table_wrapped_not_a_traceback(tmp_path, columns):
     """COLUMNS=5 (a narrow tmux pane) raised rich's `Sum of ratios must be > 0` from every table, and COLUMNS=0

@@ -95,8 +95,12 @@ def esc(value) -> str:
     instead of turning the rest of the line red, and a line break or tab shows escaped, `\\n` or `\\t` (a name
     edited into runs.db with a newline split its table row in two). Every user-provided value printed through rich
     goes through here."""
-    return _escape_markup(printable(str(value)).replace("\n", "\\n").replace("\t", "\\t"))
+    return _escape_markup(_on_one_line(value))
 
+
+def _on_one_line(value) -> str:
+    """A user's value as literal text of one line: control characters, line breaks and tabs shown escaped."""
+    return printable(str(value)).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def say(text: str, err: bool = False) -> None:
@@ -454,7 +458,7 @@ def show_spend_rows(by: str, rows) -> None:
     for column in (by, "runs", "active", "spend"):
         table.add_column(column, justify="left" if column == by else "right")
     for row in rows:
-        name = Text(printable(str(row.key)))  # a name, never markup nor a terminal escape
+        name = Text(_on_one_line(row.key))  # a name, never markup, a terminal escape nor a second line
         table.add_row(name, str(row.runs), str(row.active_runs), usd_text(row.usd))
     console.print(table, highlight=False)
     console.print(f"total: {usd_text(sum(r.usd for r in rows))}", highlight=False)
