@@ -278,6 +278,8 @@ BAD_ROWS = [
     ({"seq_len": "99999999"}, "column seq_len"),
     ({"job_id": " "}, "column job_id"), ({"priority": "99999999999999999999"}, "column priority"),
     ({"job_id": "j1"}, "an earlier row's id"), ({"budget_usd": "1e30"}, "column budget_usd"),
+    # an id as every name orch keeps: a formula went into decisions.csv, and 120,000 characters were taken
+    ({"job_id": '=HYPERLINK("http://e")'}, "column job_id"), ({"job_id": "j" * 101}, "column job_id"),
     ({"deadline_h": "1e9"}, "column deadline_h"),
     # int() and float() read these, and no flag takes them
     ({"train_tokens": "١٠٠٠"}, "column train_tokens"), ({"seq_len": "2_048"}, "column seq_len: '2_048' is not a whole"),

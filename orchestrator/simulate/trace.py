@@ -177,6 +177,10 @@ class _Checker:
             raise ValueError("is empty; give every job an id")
         if not text.isprintable():
             raise ValueError(f"{short_repr(text)} holds a control character; use letters, digits and punctuation")
+        # as every other name orch keeps: 120,000 characters were taken, and `=HYPERLINK(...)` went into
+        # decisions.csv as a formula a spreadsheet would run
+        if not checks.SAFE_NAME.fullmatch(text):
+            raise ValueError(f"{short_repr(text)} is not an id orch takes; use {checks.SAFE_NAME_RULE}")
         if text in self.ids_seen:
             raise ValueError(f"{short_repr(text)} is an earlier row's id too; give every job its own")
         self.ids_seen.add(text)
