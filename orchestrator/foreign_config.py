@@ -365,6 +365,12 @@ def translate(raw: dict) -> Translation:
     # a LoRA rank says LoRA, whatever the trainer's default method; not where a method was given and refused
     # (`adapter: ia3`, `method: [lora]`): that config trained as LoRA, with the refusal only listed
     method_refused = any(key in NEEDED_FOR["method"] for key, _ in not_carried)
+    # torchtune's target list is its two keys together: one unread, the other alone wrote a list it never meant
+    # (`lora_attn_modules: [1, 2]` beside `apply_lora_to_mlp: true` trained the MLP's adapters alone, exit 0)
+    if (unread := next(((key, why) for key, why in not_carried if key in TORCHTUNE_TARGETS), None)) and \
+            origin.get("target_modules", ("",))[0] in TORCHTUNE_TARGETS:
+        raise UserError(f"{_shown(unread[0], flat[unread[0]])}: {unread[1]}; torchtune's targets are "
+                        f"{' and '.join(sorted(TORCHTUNE_TARGETS))} together, so neither is carried over alone.")
     if "method" not in job and "lora_r" in job and not method_refused:
         job["method"] = "lora"
     return Translation(job, not_carried, trainer, flat, {key: set_by[0] for key, set_by in origin.items()})

@@ -615,6 +615,18 @@ def test_a_quantization_orch_cannot_train_is_refused_not_dropped(tmp_path, raw, 
     assert fix in result.output, result.output
 
 
+def test_torchtunes_target_keys_are_carried_together_or_not_at_all(tmp_path):
+    """`lora_attn_modules: [1, 2]` was listed as not carried over beside `apply_lora_to_mlp: true`, and the job
+    written to train the MLP's adapters alone, exit 0: another set of modules, at another memory and speed."""
+    out = tmp_path / "job.yaml"
+    raw = {"model": {"_component_": TORCHTUNE_LORA_BUILDER, "lora_attn_modules": [1, 2], "apply_lora_to_mlp": True},
+           "tokenizer": {"max_seq_len": 64}}
+    result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--out", str(out))
+    assert result.exit_code == 2 and "is not a list of module names" in result.output, result.output
+    assert "so neither is carried over alone" in result.output and not out.exists(), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
 @pytest.mark.parametrize("value, bits", [(4, 4), (8, 8), ("8", 8), (4.0, 4)])
 def test_a_quantization_bit_orch_trains_is_qlora_at_those_bits(value, bits):
     assert translate({**LF_LORA, "quantization_bit": value}).job["quant_bits"] == bits
