@@ -492,8 +492,9 @@ def test_one_point_is_a_point(monkeypatch):
     monkeypatch.setattr(display, "console", Console(width=120, record=True))
     display.show_bench([{"config": {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64}, "gpu": "CPU",
                          "status": "ok", "tokens_per_s": 100.0}])
-    display.show_calibration({"calibration": "c.json", "rows_used": 1, "rows": 1, "speed_rows_left_out": 0,
-                              "efficiency": {}, "memory": {}, "memory_basis": {}, "at_bounds": [], "points": [],
+    display.show_calibration({"calibration": "c.json", "sources": ["r.jsonl"], "rows_used": 1, "rows": 1,
+                              "speed_rows_left_out": 0, "efficiency": {}, "memory": {}, "memory_basis": {},
+                              "at_bounds": [], "points": [],
                               "in_sample": {"CPU": {"median_abs_error": 0.1, "points": 1, "within_10": 1.0,
                                                     "within_20": 1.0}}})
     said = display.console.export_text()
