@@ -66,6 +66,18 @@ def test_every_memory_setting_is_a_flag_and_is_named_in_the_json():
     assert {"tokens_per_s", "fits", "breakdown", "vram_gib", "step_terms_s"} <= set(result)
 
 
+def test_a_job_that_does_not_fit_as_given_is_told_what_auto_fit_finds():
+    """A first user asked whether Llama-3.1-8B QLoRA fits a 4090 and read "does not fit (107.9 of 24 GiB)": the
+    settings that do fit were behind a flag named on a line below."""
+    given = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "qlora", "--gpu", "RTX 4090", "--json"])
+    result = json.loads(given.stdout)
+    assert not result["fits"] and "checkpointing on" in result["with_auto_fit"]
+    fitted = json.loads(runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "qlora", "--gpu", "RTX 4090",
+                                            "--auto-fit", "--json"]).stdout)
+    assert fitted["fits"] and result["with_auto_fit"].startswith(fitted["auto_fit"].split(" (given")[0])
+    assert "with_auto_fit" not in estimate()  # BASE fits the card as given
+
+
 def test_minus_zero_is_read_as_zero_not_echoed_as_a_negative_amount():
     assert str(estimate("--lora-dropout", "-0")["settings"]["lora_dropout"]) == "0.0"
 

@@ -304,8 +304,8 @@ def show_estimate(result: dict) -> None:
                           f"({esc(result['auto_fit_on_smallest'])})")
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
-    elif "gpu" in result and not result["fits"] and not result["unsupported"]:
-        console.print("--auto-fit finds the micro-batch and checkpointing that fit, keeping the effective batch.")
+    elif result.get("with_auto_fit"):
+        console.print(f"with --auto-fit (the effective batch kept): {esc(result['with_auto_fit'])}")
     for note in result["notes"]:
         console.print(f"note: {esc(note)}")
 

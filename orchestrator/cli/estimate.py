@@ -290,6 +290,12 @@ def estimate(
                       step_time_s=round(speed.step_time_s, 4),
                       step_terms_s={k: round(v, 4) for k, v in speed.terms_s.items()})
         result.update(fitted or {})
+        if not fit and not result["fits_in_memory"] and unsupported is None:
+            # the settings that do fit, said beside "does not fit": a first user read "107.9 GiB" of a job whose
+            # own `grad_ckpt: auto` plan turns on, and missed the line naming --auto-fit
+            would = auto_fit(shape, settings, target, calibration, usable, checkpointing_choices(grad_ckpt))
+            result["with_auto_fit"] = (f"{fit_summary(would)}, {would.speed.tokens_per_s:,.0f} tokens/s"
+                                       if would.settings is not None else would.reason)
     else:
         fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
                           and estimate_memory(shape, settings, g, calibration).vram_gib
