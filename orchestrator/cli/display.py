@@ -339,8 +339,12 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
         title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
-        out.print(_options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)],
-                                 out))
+        table = _options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)], out)
+        if any(o.estimate.parts_usd.get(part) for o, _ in distinct[:top] for part in BEYOND_THE_HOURS):
+            # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
+            said = "cost also counts idle VM time before autodown and a spot jobs controller"
+            table.caption = f"{table.caption}\n{said}" if table.caption else said
+        out.print(table)
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
@@ -351,6 +355,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
 
 
 PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
+BEYOND_THE_HOURS = ("idle", "controller")  # a cost's parts (Estimate.parts_usd) outside the hours at the $/h
 SPOT_MARK = "*"  # `gcp us-central1*`: a spot offer's `where` in a terminal too narrow for ` spot` and every figure
 MARKED_WHERE = f"where{SPOT_MARK}"  # the row's key for that shorter `where`
 # Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three
