@@ -168,6 +168,18 @@ def test_a_session_that_trained_records_its_own_measurements():
     assert json.loads(ended.metrics_json)["steps"] == 45
 
 
+def test_a_resumed_runs_tokens_per_s_is_over_all_its_sessions():
+    """44 steps at 7,865 tokens/s, resumed for 5 busy steps at 261: the run was recorded at 261 tokens/s and compared
+    with its estimate as if that described it. Its rate is its tokens over the time each session took for them."""
+    record = ended_session(9.1, train_tokens=80000, tokens_per_s=8000.0,
+                           metrics_json=json.dumps({"status": "preempted", "steps": 40}))
+    (record.output_dir / "metrics.json").write_text(json.dumps(
+        {"status": "ok", "steps": 45, "train_tokens": 90000, "tokens_per_s": 1000.0}), encoding="utf-8")
+    ended = lifecycle.finish(RunStore(), record)
+    assert ended.tokens_per_s == pytest.approx(90000 / (80000 / 8000 + 10000 / 1000))  # 4,500, not 1,000
+    assert json.loads(ended.metrics_json)["tokens_per_s"] == 1000.0  # the session's own, as it measured it
+
+
 def test_a_locked_database_while_a_launch_records_its_facts_leaves_the_run_launching(monkeypatch):
     """The trainer had started when recording its pid met a lock held past the busy timeout: the catch-all recorded
     the run failed ("could not start the trainer") while the trainer ran on. The run stays `launching` instead."""
