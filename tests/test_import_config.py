@@ -6,6 +6,7 @@ import re
 
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from gpu_catalog.errors import UserError
@@ -708,6 +709,20 @@ def test_an_imported_setting_no_cloud_can_run_is_said_with_the_job(tmp_path):
     assert document["notes"] and "only your own GPUs can run this job" in document["notes"][0]
     plain = CliRunner().invoke(app, ["import", str(config)])
     assert "note: attention flash_attention_2 needs flash-attn" in plain.stderr
+
+
+def test_the_keys_not_carried_over_are_folded_at_spaces_and_keep_to_a_line_each(tmp_path, monkeypatch):
+    """At 80 columns the terminal cut a reason mid-word (`pads each to se` / `q_len`); a key holding a line break
+    printed a line of its own."""
+    from orchestrator.cli import display
+
+    monkeypatch.setattr(display, "err_console", Console(width=60, force_terminal=True, record=True))
+    display.show_import("", None, [("pad_to_sequence_len", "orch packs sequences (`packing: true`) or pads each "
+                                                           "to seq_len"), ("a\nb", "orch has no such setting")])
+    said = display.err_console.export_text()
+    lines = said.splitlines()
+    assert "    true`) or pads each to seq_len" in lines and "  a\\nb: orch has no such setting" in lines, said
+    assert max(map(len, lines)) <= 60, said
 
 
 def test_a_config_of_many_keys_not_carried_lists_the_first_fifty_and_json_all(tmp_path):

@@ -689,8 +689,8 @@ def show_import(job_text: str | None, out, not_carried: list[tuple[str, str]]) -
         console.print(f"wrote {esc(str(out))}", highlight=False)
     if not_carried:
         err_console.print(f"[bold]{len(not_carried)} key(s) not carried over:[/]", highlight=False)
-        for key, why in not_carried[:MOST_KEYS_LISTED]:
-            err_console.print(f"  {esc(key)}: {esc(why)}", highlight=False, soft_wrap=True)
+        for key, why in not_carried[:MOST_KEYS_LISTED]:  # folded at spaces: the terminal cut words (`se|q_len`)
+            say(f"  {_on_one_line(key)}: {_on_one_line(why)}", err=True)
         if len(not_carried) > MOST_KEYS_LISTED:  # a config of 75,000 unknown keys printed 75,000 lines
             err_console.print(f"  and {len(not_carried) - MOST_KEYS_LISTED:,} more: `--json` lists them all",
                               highlight=False)
