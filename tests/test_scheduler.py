@@ -210,6 +210,16 @@ def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path
     assert queue.get(job.job_id).status is JobStatus.RUNNING
 
 
+def test_cancel_of_a_run_id_says_what_stops_a_run():
+    """`orch cancel r-...` said "no job matching", with no word of jobs and runs being two things."""
+    from orchestrator.home import orch_home
+    from tests.test_runs_store import RUN_ID, make_record
+
+    RunStore().insert(make_record(orch_home() / "runs" / RUN_ID))
+    result = runner.invoke(app, ["cancel", RUN_ID[:6]])
+    assert result.exit_code == 2 and f"is a run, not a job of the queue: `orch stop {RUN_ID[:6]}`" in result.stderr
+
+
 def test_a_pass_that_loses_a_jobs_claim_does_not_say_it_started_it(tmp_path, monkeypatch):
     """Two passes at once: the one whose claim lost still reported `start_local` of the job the other started."""
     from orchestrator.home import orch_home

@@ -130,7 +130,12 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
                    as_json: JsonFlag = False) -> None:
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
-    job = only_match(queue.find(job_id), "job", job_id, "orch queue")
+    matches = queue.find(job_id)
+    if not matches and job_id.startswith("r-") and len(RunStore().find(job_id)) == 1:
+        # "no job matching 'r-...'" left the user to find that cancel takes jobs, and what stops a run
+        raise UserError(f"{job_id} is a run, not a job of the queue: `orch stop {job_id}` stops it (with a checkpoint; "
+                        "`orch queue` lists jobs).")
+    job = only_match(matches, "job", job_id, "orch queue")
     if job.status is JobStatus.RUNNING and job.run_id:  # its run may have ended since a pass looked
         run = next((r for r in refreshed_runs() if r.run_id == job.run_id), None)
         if run is not None and run.status is RunStatus.OK:  # cancelled, then called done "(resumed)" by the next pass
