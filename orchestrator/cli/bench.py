@@ -97,7 +97,8 @@ def bench_command(
     if target != "local":
         raise UserError("--target local is the only bench target: run `orch bench` on the GPU machine itself (for a "
                         "cloud GPU, through `sky launch` or `orch launch`), then pass its --out file to `orch report`.")
-    checks.input_file(sweep, "sweep file", "see benchmarks/sweeps/ for examples.")
+    # the folder where it is: `benchmarks/sweeps/`, said to a user in another folder, named nothing there
+    checks.input_file(sweep, "sweep file", f"see {RESULTS_DIR.parent / 'sweeps'} for examples.")
     if out is not None:
         checks.file_suffix(out, "--out", EXPORT_SUFFIXES)
     check_db(db)
