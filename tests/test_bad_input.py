@@ -1254,6 +1254,8 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["train", i.job(dataset=[i.file("data/a.jsonl", open(DATA).read()), "data"][1], train_tokens=DROP),
                 "--output", str(i.files / "data" / "out")], "/data/out' is inside '"),
     # SkyPilot's `infra` is cloud/region/zone: a dry run ended in its bare ValueError (exit 1)
+    # `see benchmarks/sweeps/`, said in another folder, named nothing there
+    (lambda i: ["bench", str(i.files / "nope.yaml")], f"see {REPO / 'benchmarks' / 'sweeps'} for examples"),
     # a hub dataset's name was said as a missing file alone
     (lambda i: i.sweep(dataset="mlabonne/FineTome-100k"), "a sweep times every point on one local file or folder"),
     (lambda i: i.catalog(CATALOG_HEADER + CATALOG_ROW.replace("us-east-1", "a/b/c/d")),
