@@ -125,6 +125,25 @@ def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch,
     assert RunStore().get(run.run_id).status is RunStatus.STOPPED
 
 
+def test_a_launch_skypilot_refuses_for_want_of_cloud_access_costs_nothing_and_names_no_output(sky, monkeypatch, job):
+    """SkyPilot's NoCloudAccessError comes before any VM is asked for: the run was charged 22 s of an RTX 6000 Ada,
+    said its output was kept on a cluster that never was, and showed SkyPilot's styling as `\\x1b[1m`."""
+    recorded = RecordedSky(sky, monkeypatch)
+
+    def refused(request_id, output_stream=None):
+        raise sky.exceptions.NoCloudAccessError("Cloud access is not set up. Run: \x1b[1msky check\x1b[0m")
+
+    monkeypatch.setattr(sky, "stream_and_get", refused)
+    result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                                 "--no-spot", "--yes"])
+    assert result.exit_code == 2, result.output
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.FAILED and not run.cost_usd and recorded.calls[0][0] == "launch"
+    assert run.message == "SkyPilot could not launch: NoCloudAccessError: Cloud access is not set up. Run: sky check"
+    pulled = runner.invoke(app, ["pull", run.run_id])
+    assert pulled.exit_code == 2 and "has no output to bring home" in pulled.stderr, pulled.output
+
+
 def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypatch, job):
     recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log())
     result = launch(job, "--no-spot")

@@ -95,7 +95,10 @@ class SkyPilotLauncher:
         with api_server() as sky:  # the task carries its own autostop (and down): see delivery.py
             request_id = sky.jobs.launch(task, name=name) if record.spot else sky.launch(task, cluster_name=name)
             on_fact(Started(cluster=name, request_id=str(request_id), output_uri=output_uri))
-            result = sky.stream_and_get(request_id, output_stream=SKY_LOG)
+            try:
+                result = sky.stream_and_get(request_id, output_stream=SKY_LOG)
+            except sky.exceptions.NoCloudAccessError as exc:  # said before any VM was asked for: no spend
+                raise UserError(f"SkyPilot could not launch: {one_line(exc)}") from None
         launched = {} if record.spot else _launched_offer(result[1])
         if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up, where it was
             record_startup(launched.get("provider", record.provider), time.monotonic() - requested, 0.0)
