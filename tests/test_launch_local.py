@@ -339,6 +339,20 @@ def test_a_run_that_ends_bad_config_exits_2_as_orch_train_does(tmp_path, monkeyp
     assert json.loads(result.stdout)["run"]["status"] == "bad_config"
 
 
+def test_an_answer_of_no_launches_nothing_and_ctrl_c_at_the_prompt_exits_130(tmp_path, monkeypatch):
+    """Ctrl-C at the `[y/N]` prompt said `error: aborted.` and exited 1, where every other Ctrl-C exits 130; a no
+    said the same."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr("orchestrator.cli.launch.sys", SimpleNamespace(stdin=SimpleNamespace(isatty=lambda: True)))
+    job = write_job(tmp_path, max_steps=2)
+    declined = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="n\n")
+    assert declined.exit_code == 1 and "not launched: nothing was recorded" in declined.stdout, declined.output
+    interrupted = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="")
+    assert interrupted.exit_code == 130 and "interrupted" in interrupted.stderr, interrupted.output
+    assert RunStore().all() == []
+
+
 @pytest.mark.parametrize("status, code", [("ok", 0), ("running", 0), ("error", 1), ("bad_config", 2), ("oom", 3),
                                           ("budget_stopped", 4), ("preempted", 5), ("stopped", 1), ("failed", 1)])
 def test_launch_and_resume_exit_with_the_runs_own_code(status, code):

@@ -255,7 +255,7 @@ class OneLineUsageErrors(TyperGroup):
                 message = self._whose_option(exc, ctx, message)
             fail(f"{message}{' See' if message.endswith('?') else '; see'} `{path} --help`.")
             sys.exit(exc.exit_code)
-        except typer.Abort:
-            print_error("aborted.")
-            sys.exit(1)
+        except typer.Abort:  # Ctrl-C where a command does not catch it (click turns it into Abort), a prompt's too:
+            print_error("interrupted.")  # exit 130, as every Ctrl-C orch handles itself ("aborted.", 1, said less)
+            sys.exit(130)
         sys.exit(exit_code if isinstance(exit_code, int) else 0)

@@ -93,8 +93,10 @@ def launch_command(
     if not yes:
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
-        typer.confirm(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
-                      f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?", abort=True)
+        if not typer.confirm(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
+                             f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?"):
+            display.say("not launched: nothing was recorded.")
+            raise typer.Exit(1)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     record = lifecycle.create_run(store, spec, job, chosen, budget)
     display.say(f"run {record.run_id} on {chosen.offer.gpu.name} ({_where(chosen.offer)}): {record.run_dir}",
