@@ -94,17 +94,17 @@ def parser() -> argparse.ArgumentParser:
                        metavar="USD", help=f"Most you will spend, in US dollars: {USD_FORMS}.")
     parse.add_argument("--deadline", type=_flag_value(hours_amount, "--deadline"), action=_Once, metavar="HOURS",
                        help=f"Time until the job must be done: {DURATION_FORMS}.")
-    parse.add_argument("--objective", default="cost", action=_Once,
+    parse.add_argument("--objective", default="cost", action=_Once, metavar="|".join(OBJECTIVES),
                        help=f"Rank by {' or '.join(OBJECTIVES)} (default: %(default)s).")
     parse.add_argument("--providers", "--provider", action=_Once,  # one spelling for every command (ProvidersOption)
-                       help="Comma list of allowed providers (e.g. local,runpod).")
+                       metavar="LIST", help="Comma list of allowed providers (e.g. local,runpod).")
     spot = parse.add_mutually_exclusive_group()  # --spot --no-spot: the last won, unsaid
     spot.add_argument("--spot", dest="spot", action="store_true", default=True, help="Allow spot (interruptible) "
                       "offers (the default).")
     spot.add_argument("--no-spot", dest="spot", action="store_false", help="On-demand offers only.")
-    parse.add_argument("--local-cost", action=_Once,
+    parse.add_argument("--local-cost", action=_Once, metavar="amortized|marginal",
                        help="Price local cards amortized or marginal (default: the hardware file's).")
-    parse.add_argument("--top", type=_flag_value(whole_amount, "--top"), default=10, action=_Once,
+    parse.add_argument("--top", type=_flag_value(whole_amount, "--top"), default=10, action=_Once, metavar="N",
                        help="Rows to show in each table (default: %(default)s).")
     parse.add_argument("--max-usd-per-hour", type=_flag_value(usd_amount, "--max-usd-per-hour"), action=_Once,
                        metavar="USD", help=f"Most to pay per GPU-hour, on top of the budget: {USD_FORMS}.")
