@@ -127,21 +127,24 @@ def test_ctrl_c_while_launching_leaves_a_run_that_stop_cancels(sky, monkeypatch,
 
 def test_a_launch_skypilot_refuses_for_want_of_cloud_access_costs_nothing_and_names_no_output(sky, monkeypatch, job):
     """SkyPilot's NoCloudAccessError comes before any VM is asked for: the run was charged 22 s of an RTX 6000 Ada,
-    said its output was kept on a cluster that never was, and showed SkyPilot's styling as `\\x1b[1m`."""
+    said its output was kept on a cluster that never was, and showed SkyPilot's styling as `\\x1b[1m`. It is a
+    failed launch all the same, which a scheduler's later pass tries again (`sky check` may have been run)."""
     recorded = RecordedSky(sky, monkeypatch)
 
     def refused(request_id, output_stream=None):
         raise sky.exceptions.NoCloudAccessError("Cloud access is not set up. Run: \x1b[1msky check\x1b[0m")
 
     monkeypatch.setattr(sky, "stream_and_get", refused)
-    result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
-                                 "--no-spot", "--yes"])
-    assert result.exit_code == 2, result.output
+    result = launch(job, "--no-spot")
+    assert result.exit_code == 1 and json.loads(result.stdout)["run"]["status"] == "failed", result.output
     (run,) = RunStore().all()
     assert run.status is RunStatus.FAILED and not run.cost_usd and recorded.calls[0][0] == "launch"
     assert run.message == "SkyPilot could not launch: NoCloudAccessError: Cloud access is not set up. Run: sky check"
+    assert (run.cluster, run.request_id, run.output_uri) == (None, None, None)
     pulled = runner.invoke(app, ["pull", run.run_id])
     assert pulled.exit_code == 2 and "has no output to bring home" in pulled.stderr, pulled.output
+    shown = runner.invoke(app, ["runs", run.run_id])
+    assert "kept in" not in shown.stdout
 
 
 def test_a_run_is_followed_its_output_kept_and_only_then_torn_down(sky, monkeypatch, job):
@@ -239,6 +242,24 @@ def test_a_stopped_spot_run_resumes_from_its_bucket(sky, monkeypatch, job):
     launches = [call for call in recorded.calls if call[0] == "jobs.launch"]
     assert len(launches) == 2 and launches[0][1] == launches[1][1]  # the same job name, the same bucket
     assert RunStore().get(run.run_id).status is RunStatus.OK
+
+
+@pytest.mark.parametrize("spot, said", [("--spot", "a spot run on nebius keeps its checkpoints in a bucket"),
+                                        ("--no-spot", "keeps its checkpoints in bucket orch-")])
+def test_a_run_is_not_resumed_where_its_bucket_cannot_be_mounted(sky, monkeypatch, job, spot, said):
+    """With no storage cloud enabled, an on-demand run's resumed task kept its output on the VM: it would train
+    from step 0, and the run's record of its bucket was replaced by a cluster that never was. Refused before any
+    request, the run as it ended."""
+    from sky.data import storage as storage_lib
+
+    recorded = RecordedSky(sky, monkeypatch, log_text=metrics_log("preempted"))
+    runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius", spot, "--yes", "--json"])
+    (run,) = RunStore().all()
+    assert run.status is RunStatus.PREEMPTED and run.output_uri.startswith("bucket orch-")
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    resumed = runner.invoke(app, ["resume", run.run_id])
+    assert resumed.exit_code == 2 and said in resumed.stderr, resumed.output
+    assert RunStore().get(run.run_id) == run and len([c for c in recorded.calls if "launch" in c[0]]) == 1
 
 
 def test_a_run_preempted_part_way_resumes_on_what_is_left_of_its_budget(sky, monkeypatch, job):

@@ -20,8 +20,6 @@ from orchestrator.cli.main import app
 from orchestrator.delivery import REMOTE_OUTPUT
 from orchestrator.job import job_from_dict
 from orchestrator.preflight import dataset_problems, model_problems
-from orchestrator.runs.status import RunStatus
-from orchestrator.runs.store import RunRecord
 from tests.conftest import REPO, make_offer, write_weights
 from trainer.config import config_from_dict
 
@@ -378,12 +376,10 @@ def test_an_unknown_cloud_name_stops_the_plan_with_a_suggestion():
 
 
 class Record:
-    failed_before_its_job = property(RunRecord.failed_before_its_job.fget)
-
-    def __init__(self, tmp_path, spot, provider, cluster="orch-abc123:7", output_uri=None, sky_job_id=7):
+    def __init__(self, tmp_path, spot, provider, cluster="orch-abc123:7", output_uri=None):
         self.run_id, self.run_dir, self.spot, self.provider = "r-20261201-120000-abc123", str(tmp_path), spot, provider
         self.gpu, self.region, self.usd_per_hour, self.cluster = "A100 80GB", "r1", 1.0, cluster
-        self.output_uri, self.sky_job_id, self.status = output_uri, sky_job_id, RunStatus.RUNNING
+        self.output_uri = output_uri
 
 
 def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeypatch):
@@ -407,17 +403,13 @@ def test_pull_of_a_launch_that_failed_before_any_vm_says_there_is_no_output(tmp_
     """It said `could not bring the output of r-... home from :/orch/output (until teardown)`: no host, no fix."""
     from gpu_catalog.errors import UserError
     from orchestrator.launch import sky_storage
+    from orchestrator.runs.status import RunStatus
 
     record = Record(tmp_path, spot=0, provider="runpod", cluster=None)
     record.status = RunStatus.FAILED
-    # and one whose cluster's name was recorded as the request went out, refused before SkyPilot started its job
-    named = Record(tmp_path, spot=0, provider="runpod", output_uri="orch-abc123:/orch/output (until teardown)",
-                   sky_job_id=None)
-    named.status = RunStatus.FAILED
-    for failed in (record, named):
-        with pytest.raises(UserError, match=r"has no output to bring home: no trainer ever ran on a VM for it \(it "
-                                            r"ended failed before one did; `orch logs r-"):
-            sky_storage.pull_output(failed)
+    with pytest.raises(UserError, match=r"has no output to bring home: no VM or bucket was ever recorded for it \(it "
+                                        r"ended failed before one came up; `orch logs r-"):
+        sky_storage.pull_output(record)
     assert not (tmp_path / "output").exists()
 
 

@@ -13,6 +13,7 @@ import pytest
 from gpu_catalog.errors import UserError
 from orchestrator.home import orch_home
 from orchestrator.launch import lifecycle
+from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import RUN_JOB_NAME
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
@@ -117,14 +118,20 @@ def test_a_resume_its_launcher_refuses_leaves_the_run_as_it_ended(monkeypatch):
                                                      encoding="utf-8")
     before = RunStore().get(record.run_id)
 
-    class Refusing:
-        def start(self, *args):
-            raise UserError("its checkpoints were on its VM, which is gone")
+    class Refusing:  # as SkyPilot's launcher: its request's facts reported, then refused (no cloud access)
+        def __init__(self, refusal):
+            self.refusal = refusal
 
-    monkeypatch.setattr(lifecycle, "launcher_for", lambda target: Refusing())
-    with pytest.raises(UserError, match="which is gone"):
-        lifecycle.resume(RunStore(), before, budget_usd=9.0)
-    assert RunStore().get(record.run_id) == before
+        def start(self, record, option, device, on_fact):
+            on_fact(Started(cluster="orch-x", request_id="request-1", output_uri="orch-x:/orch/output"))
+            raise self.refusal
+
+    for refusal in (UserError("its checkpoints were on its VM, which is gone"),
+                    NothingLaunched("SkyPilot could not launch: NoCloudAccessError")):
+        monkeypatch.setattr(lifecycle, "launcher_for", lambda target, refusal=refusal: Refusing(refusal))
+        with pytest.raises(UserError, match=str(refusal)):
+            lifecycle.resume(RunStore(), before, budget_usd=9.0)
+        assert RunStore().get(record.run_id) == before
 
 
 def test_a_resumed_cloud_launch_still_under_way_is_not_ended_by_the_last_sessions_metrics():
@@ -348,7 +355,7 @@ def test_a_resume_quotes_one_least_budget_and_takes_it():
     started = []
     lifecycle_start = lifecycle.start
     try:
-        lifecycle.start = lambda store, rec, option, device=None: started.append(option) or rec
+        lifecycle.start = lambda store, rec, option, device=None, ended=None: started.append(option) or rec
         lifecycle.resume(RunStore(), ended, budget_usd=quoted_usd, same_target=lambda: same_target(ended, quoted_usd))
     finally:
         lifecycle.start = lifecycle_start

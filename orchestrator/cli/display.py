@@ -542,7 +542,7 @@ def show_run(record: RunRecord) -> None:
                 f"cost {optional_usd(record.cost_usd)} of {usd_text(record.budget_usd)}"]
     console.print("  " + ", ".join(measured), highlight=False)
     console.print(f"  output: {esc(str(record.output_dir))}", highlight=False)
-    if record.output_uri and not record.failed_before_its_job:
+    if record.output_uri:
         console.print(f"  kept in: {esc(record.output_uri)} (`orch pull {record.run_id}` brings it here)",
                       highlight=False)
     if record.message:

@@ -27,6 +27,15 @@ class Started:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
+STARTED_FACTS = tuple(f.name for f in fields(Started))  # the run record's fields a launcher reports
+
+
+class NothingLaunched(Exception):
+    """A launch the target took and refused before it started any machine (SkyPilot's NoCloudAccessError: no cloud
+    set up here): recorded failed at no cost, with no cluster or output place, and tried again by a scheduler's
+    later pass, which may find the cloud set up (`sky check`); a refusal of the settings themselves is a UserError."""
+
+
 class Launcher(Protocol):
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         """Start (or start again, for a resume) the recorded run. `on_fact` hears each fact as soon as it is known,

@@ -22,6 +22,7 @@ from gpu_catalog.units import usd_text
 from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
 from orchestrator.home import state_folder
 from orchestrator.launch import launching
+from orchestrator.launch.base import STARTED_FACTS, NothingLaunched
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
@@ -81,10 +82,14 @@ class AlreadyStarted(UserError):
     """Another command started the run between this one's reading and starting it: one trainer a run."""
 
 
-def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None) -> RunRecord:
+def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None,
+          ended: dict | None = None) -> RunRecord:
     """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
-    interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on."""
+    interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on. `ended`: a
+    resume's record as the run had ended (_SET_BY_A_START), put back where the target refuses before anything
+    started, with the refusal raised: the run keeps its end and its reason."""
     launcher = launcher_for(record.target)
+    before = {name: getattr(record, name) for name in STARTED_FACTS}
     # a resume plans its target again: this session is metered at the offer it launches on (prices move, and the
     # region may be another), as the VM's guard is
     offer = {"usd_per_hour": option.offer.usd_per_hour, "region": option.offer.region} if option is not None else {}
@@ -97,8 +102,18 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
         try:
             facts = launcher.start(record, option, device, lambda fact: store.update(record.run_id, **fact.known()))
         except UserError as exc:  # refused here, before any request reached a cloud or a trainer started: no spend
-            _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
+            if ended is not None:  # unless another command moved the run since this start (its record, not ours)
+                store.update_as_read(record, **ended)
+            else:
+                _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
             raise
+        except NothingLaunched as exc:  # asked, and refused before any machine: no spend, no cluster, no output place
+            if ended is not None:
+                store.update_as_read(record, **ended)
+                raise UserError(str(exc)) from None
+            _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
+            store.update(record.run_id, **before)  # the cluster and output place its request named never were
+            return store.get(record.run_id)
         except UnusableDatabase:  # the record, not the launch, failed: what started may be running, so the run stays
             raise  # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
         except Exception as exc:  # noqa: BLE001 - credentials, quota, capacity, a missing program: recorded, reported
@@ -172,10 +187,10 @@ def _refused_resume(record: RunRecord) -> bool:
     return record.status is RunStatus.BAD_CONFIG and latest_checkpoint(record.output_dir) is not None
 
 
-# what a start (and the failure it records when the launcher refuses) writes over a run's record: a refused resume
-# puts them back, so the run's own end and its reason are not lost to the refusal (a cloud run's launch error was)
-_SET_BY_A_START = ("status", "message", "started_at", "ended_at", "stop_requested", "pid", "usd_per_hour", "region",
-                   "budget_usd", "wall_s", "cost_usd", "metrics_json", "train_tokens", "tokens_per_s", "peak_vram_gib")
+# what a start writes over a run's record (the launcher's facts as it learns them, its request and output place
+# among them), and what a resume's new budget does: a refused resume puts them back, so the run's own end, its reason
+# and the bucket holding its checkpoints are not lost to the refusal (a cloud run's launch error was)
+_SET_BY_A_START = (*STARTED_FACTS, "status", "message", "started_at", "ended_at", "stop_requested", "budget_usd")
 RESUME_LEAST_S = 10.0  # a trainer's start before its first step: imports, the model (about 7 s on a CPU here)
 
 
@@ -215,13 +230,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
         store.update(record.run_id, budget_usd=budget_usd)
         record = store.get(record.run_id)
-    try:
-        return start(store, record, option, device=record.device)
-    except AlreadyStarted:  # another command's start: its record, not this one's to put back
-        raise
-    except UserError:  # refused before anything started: the run stays as it ended, its reason with it
-        store.update(record.run_id, **ended)
-        raise
+    return start(store, record, option, device=record.device, ended=ended)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:

@@ -203,11 +203,9 @@ def _from_bucket(bucket: str, dest: Path) -> bool:
 def pull_output(record) -> Path:
     """Copy the run's output into `<run folder>/output` and return that folder. Raises UserError when it cannot."""
     location = output_location(record)
-    # `could not bring ... home from :/orch/output`, of a launch that failed before any VM; and "install rsync" of
-    # one that failed after its cluster's name was recorded, before the job that would have written there
-    if not location.name or record.failed_before_its_job:
-        raise UserError(f"run {record.run_id} has no output to bring home: no trainer ever ran on a VM for it (it "
-                        f"ended {record.status.value} before one did; `orch logs {record.run_id}` says why).")
+    if not location.name:  # `could not bring ... home from :/orch/output`, of a launch that failed before any VM
+        raise UserError(f"run {record.run_id} has no output to bring home: no VM or bucket was ever recorded for it "
+                        f"(it ended {record.status.value} before one came up; `orch logs {record.run_id}` says why).")
     dest = Path(record.run_dir) / "output"
     dest.mkdir(parents=True, exist_ok=True)
     cluster = _cluster_name(record)

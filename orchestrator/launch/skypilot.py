@@ -17,7 +17,7 @@ from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
-from orchestrator.launch.base import Started
+from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import SKY_LOG, api_server
 from orchestrator.launch.sky_storage import OutputLocation, output_location, pull_output
@@ -78,7 +78,8 @@ class SkyPilotLauncher:
         if option is None:
             raise UserError(f"no {record.gpu} offer on {record.provider} fits what is left of run {record.run_id}'s "
                             f"budget: `orch resume {record.run_id} --budget USD` gives it a larger total.")
-        if record.wall_s and output_location(record).kind != "bucket":
+        kept = output_location(record)
+        if record.wall_s and kept.kind != "bucket":
             raise UserError(f"run {record.run_id} kept its checkpoints on its VM, which is gone: nothing to resume "
                             "from. Launch the job again.")
         spec = config_from_dict(json.loads(record.job_json), base_dir=Path(record.job_path).parent)
@@ -88,6 +89,9 @@ class SkyPilotLauncher:
         task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
+        if record.wall_s and not task.storage_mounts:  # the bucket unmounted, it would train from step 0 on a VM
+            raise UserError(f"run {record.run_id} keeps its checkpoints in bucket {kept.name}, and no storage cloud "
+                            "is enabled here to mount it (`sky check`): resume it once one is.")
         # where the task puts the output: on the VM where no store was at hand (sky_task.build_task)
         output_uri = (OutputLocation("bucket", bucket_name(record.run_id), "") if task.storage_mounts
                       else OutputLocation("cluster", name, REMOTE_OUTPUT)).describe()
@@ -98,7 +102,7 @@ class SkyPilotLauncher:
             try:
                 result = sky.stream_and_get(request_id, output_stream=SKY_LOG)
             except sky.exceptions.NoCloudAccessError as exc:  # said before any VM was asked for: no spend
-                raise UserError(f"SkyPilot could not launch: {one_line(exc)}") from None
+                raise NothingLaunched(f"SkyPilot could not launch: {one_line(exc)}") from None
         launched = {} if record.spot else _launched_offer(result[1])
         if not record.spot:  # sky.launch returns once the VM is up and set up: one measured start-up, where it was
             record_startup(launched.get("provider", record.provider), time.monotonic() - requested, 0.0)

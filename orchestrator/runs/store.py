@@ -63,13 +63,6 @@ class RunRecord:
     def output_dir(self) -> Path:
         return Path(self.run_dir) / "output"
 
-    @property
-    def failed_before_its_job(self) -> bool:
-        """A launch that failed before the target started the run's job: its cluster and output place were recorded
-        as the request went out, and no trainer ever wrote there (`orch pull` of one was sent to a VM that never
-        was)."""
-        return self.status is RunStatus.FAILED and self.sky_job_id is None
-
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["job"] = json.loads(data.pop("job_json"))
