@@ -22,7 +22,7 @@ from orchestrator.bench.calibrate import (
     published_observations,
     row_gpu,
 )
-from orchestrator.bench.published import load_points
+from orchestrator.bench.published import PUBLISHED_CSV, load_points
 from orchestrator.bench.results import RESULTS_DIR, read_jsonl
 from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
 from orchestrator.estimator.memory import CUDA_CONTEXT_GIB
@@ -174,7 +174,7 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
     assert result.exit_code == 0, result.output
     assert json.loads((home / "calibration.json").read_text())["efficiency"]
     # what it read is said: a fresh home's fit from the GPU results shipped with orch was called "your runs"
-    assert f"read: {results}, gpu_catalog/data/published_measurements.csv" in result.stdout
+    assert f"read: {results}, {PUBLISHED_CSV}" in result.stdout
     shipped = CliRunner().invoke(app, ["calibrate"]).stdout
     assert f"read: {home / 'bench.db'}, " in shipped and all(f"{path}" in shipped
                                                               for path in RESULTS_DIR.glob("*.jsonl"))

@@ -242,6 +242,9 @@ def test_a_plans_table_says_when_its_cost_counts_more_than_hours_at_the_price(mo
     said = "cost also counts idle VM time before autodown and a spot jobs controller"
     clouds = run_at(monkeypatch, 80, "plan", QLORA_JOB, "--budget", "20", "--top", "5")
     assert said in " ".join(clouds.split())
+    on_demand = " ".join(run_at(monkeypatch, 80, "plan", QLORA_JOB, "--budget", "20", "--top", "5",
+                                "--no-spot").split())  # no controller among these options: none named
+    assert "cost also counts idle VM time before autodown" in on_demand and "controller" not in on_demand
     here = run_at(monkeypatch, 80, "plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--providers",
                   "local")
     assert "cost also counts" not in here
@@ -400,6 +403,7 @@ def test_the_count_of_dropped_offers_is_of_those_asked_for():
         dropped = len(json_of("catalog", "offers", "--dropped", *flags))
         footer = invoke("catalog", "offers", *flags).stdout
         assert (f"{dropped} offer" in footer) == bool(dropped), (flags, dropped, footer[-300:])
+        assert ("(add --dropped to list them)" in footer) == bool(dropped), footer[-300:]  # the filters kept
         assert ("dropped" in footer) == bool(dropped), flags
 
 

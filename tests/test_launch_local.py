@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from typer.testing import CliRunner
 
@@ -348,7 +349,17 @@ def test_an_answer_of_no_launches_nothing_and_ctrl_c_at_the_prompt_exits_130(tmp
     job = write_job(tmp_path, max_steps=2)
     declined = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="n\n")
     assert declined.exit_code == 1 and "not launched: nothing was recorded" in declined.stdout, declined.output
-    interrupted = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="")
+    ended_input = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="")
+    assert ended_input.exit_code == 1 and "not launched" in ended_input.stdout, ended_input.output  # Ctrl-D: a no
+
+    def ctrl_c(question):  # as click's confirm takes it: the interrupt, as Abort
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
+
+    monkeypatch.setattr(typer, "confirm", ctrl_c)
+    interrupted = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"])
     assert interrupted.exit_code == 130 and "interrupted" in interrupted.stderr, interrupted.output
     assert RunStore().all() == []
 

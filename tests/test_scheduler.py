@@ -218,6 +218,9 @@ def test_cancel_of_a_run_id_says_what_stops_a_run():
     RunStore().insert(make_record(orch_home() / "runs" / RUN_ID))
     result = runner.invoke(app, ["cancel", RUN_ID[:6]])
     assert result.exit_code == 2 and f"is a run, not a job of the queue: `orch stop {RUN_ID[:6]}`" in result.stderr
+    RunStore().update(RUN_ID, status="ok")  # an ended run: nothing for `orch stop` to do
+    result = runner.invoke(app, ["cancel", RUN_ID])
+    assert result.exit_code == 2 and "is a run, not a job of the queue: it ended ok, nothing to stop" in result.stderr
 
 
 def test_a_pass_that_loses_a_jobs_claim_does_not_say_it_started_it(tmp_path, monkeypatch):

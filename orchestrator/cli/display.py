@@ -236,8 +236,8 @@ def show_offers(offers: list[Offer], dropped_count: int) -> None:
                       usd_text(o.usd_per_hour), *([esc(o.source)] if with_source else []))
     console.print(table)
     if dropped_count:
-        console.print(f"{_things(dropped_count, 'offer')} with implausible prices dropped (`orch catalog offers "
-                      "--dropped` lists them).")
+        console.print(f"{_things(dropped_count, 'offer')} with implausible prices dropped (add --dropped to list "
+                      "them).")
 
 
 def show_local(hardware_file: str, cost_policy: str, detected: list[LocalGPU], local_offers: list[Offer]) -> None:
@@ -340,9 +340,10 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
         title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
         table = _options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)], out)
-        if any(o.estimate.parts_usd.get(part) for o, _ in distinct[:top] for part in BEYOND_THE_HOURS):
-            # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
-            said = "cost also counts idle VM time before autodown and a spot jobs controller"
+        # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
+        if beyond := [said for part, said in BEYOND_THE_HOURS.items()
+                      if any(o.estimate.parts_usd.get(part) for o, _ in distinct[:top])]:
+            said = f"cost also counts {' and '.join(beyond)}"
             table.caption = f"{table.caption}\n{said}" if table.caption else said
         out.print(table)
     _show_rejected(plan, top, out)
@@ -355,7 +356,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
 
 
 PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
-BEYOND_THE_HOURS = ("idle", "controller")  # a cost's parts (Estimate.parts_usd) outside the hours at the $/h
+# a cost's parts (Estimate.parts_usd) outside the hours at the $/h, as the plan's table says them
+BEYOND_THE_HOURS = {"idle": "idle VM time before autodown", "controller": "a spot jobs controller"}
 SPOT_MARK = "*"  # `gcp us-central1*`: a spot offer's `where` in a terminal too narrow for ` spot` and every figure
 MARKED_WHERE = f"where{SPOT_MARK}"  # the row's key for that shorter `where`
 # Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three

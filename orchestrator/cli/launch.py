@@ -93,8 +93,8 @@ def launch_command(
     if not yes:
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
-        if not typer.confirm(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
-                             f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?"):
+        if not _confirmed(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
+                          f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?"):
             display.say("not launched: nothing was recorded.")
             raise typer.Exit(1)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
@@ -121,6 +121,18 @@ def launch_command(
                         f"after the job: `orch runs` (or `orch pull {record.run_id}`) within that time brings it "
                         "home.", err=True)
     _report(result, record, as_json, quiet=detach)
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes; Ctrl-D (no more input) is a no, as a shell's is, where click reads it as Ctrl-C's abort: the
+    interrupt alone exits 130."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort as exc:
+        if isinstance(exc.__context__, EOFError):
+            display.say("")  # the prompt's line ended, as Enter ends it
+            return False
+        raise
 
 
 def _refusal(dry_run: bool, spot: bool):

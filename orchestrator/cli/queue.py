@@ -79,7 +79,8 @@ def submit_command(
         raise
     if cloud_only := preflight.cloud_only_problems(spec, job):
         display.say(f"note: every cloud would refuse this job now ({'; '.join(cloud_only)}): until that is fixed "
-                    "where `orch scheduler run` runs, only this machine can take it.", err=True)
+                    "where `orch scheduler run` runs, a scheduler places it on this machine if it fits here, and "
+                    "rejects it otherwise.", err=True)
     if twin is not None:  # a script run twice queued the job twice, and it was paid for twice
         display.say(f"note: {twin.job_id} is the same job, {twin.status.value}: `orch cancel {record.job_id}` if "
                     "this one was a mistake.", err=True)
@@ -131,10 +132,11 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     """Cancel a queued job, or stop a running one (it checkpoints first)."""
     queue = JobQueue()
     matches = queue.find(job_id)
-    if not matches and job_id.startswith("r-") and len(RunStore().find(job_id)) == 1:
+    if not matches and job_id.startswith("r-") and len(runs := RunStore().find(job_id)) == 1:
         # "no job matching 'r-...'" left the user to find that cancel takes jobs, and what stops a run
-        raise UserError(f"{job_id} is a run, not a job of the queue: `orch stop {job_id}` stops it (with a checkpoint; "
-                        "`orch queue` lists jobs).")
+        stops = f"`orch stop {job_id}` stops it (with a checkpoint)" if runs[0].status.is_active() else \
+            f"it ended {runs[0].status.value}, nothing to stop"
+        raise UserError(f"{job_id} is a run, not a job of the queue: {stops} (`orch queue` lists jobs).")
     job = only_match(matches, "job", job_id, "orch queue")
     if job.status is JobStatus.RUNNING and job.run_id:  # its run may have ended since a pass looked
         run = next((r for r in refreshed_runs() if r.run_id == job.run_id), None)
