@@ -187,6 +187,18 @@ def test_a_resumed_runs_tokens_per_s_is_over_all_its_sessions():
     assert json.loads(ended.metrics_json)["tokens_per_s"] == 1000.0  # the session's own, as it measured it
 
 
+def test_a_killed_session_leaves_its_rate_for_the_runs():
+    """Killed (kill -9), a session left no metrics.json, and its tokens/s was lost: the resumed session's 5 steps
+    alone were then the run's. progress.json keeps the session's rate over its timed steps."""
+    record = ended_session(9.1)
+    (record.output_dir / "metrics.json").unlink()
+    (record.output_dir / "progress.json").write_text(json.dumps(
+        {"step": 40, "tokens_per_s": 7000.0, "train_tokens": 80000, "session_tokens_per_s": 8000.0,
+         "peak_vram_gib": {"process_rss": 0.8}}), encoding="utf-8")
+    killed = lifecycle.finish(RunStore(), record)
+    assert killed.status is RunStatus.FAILED and (killed.train_tokens, killed.tokens_per_s) == (80000, 8000.0)
+
+
 def test_a_locked_database_while_a_launch_records_its_facts_leaves_the_run_launching(monkeypatch):
     """The trainer had started when recording its pid met a lock held past the busy timeout: the catch-all recorded
     the run failed ("could not start the trainer") while the trainer ran on. The run stays `launching` instead."""

@@ -282,7 +282,8 @@ class FineTune:
                     log.write(json.dumps(line) + "\n")
                 progress.update(step + 1, loss, lr, step_tokens / step_time, metrics.peak_memory(device),
                                 log=(step + 1) % config.log_every == 0, spent_usd=self.meter.spent_usd(),
-                                train_tokens=state["train_tokens"])
+                                train_tokens=state["train_tokens"],
+                                session_tokens_per_s=timed_tokens / sum(step_times) if step_times else None)
                 if config.eval_every and (step + 1) % config.eval_every == 0 and prepared.eval:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
                 due = (step + 1) % save_every == 0 or \

@@ -21,9 +21,11 @@ class Progress:
         self.path = output_dir / PROGRESS_FILE
 
     def update(self, step: int, loss: float, lr: float, tokens_per_s: float, peak: dict, log: bool,
-               spent_usd: float | None = None, train_tokens: int | None = None) -> None:
-        """`train_tokens`: the run's so far (earlier sessions' included), kept in progress.json with the peak memory,
-        so a trainer killed before its metrics.json still leaves what it trained to its launcher."""
+               spent_usd: float | None = None, train_tokens: int | None = None,
+               session_tokens_per_s: float | None = None) -> None:
+        """`train_tokens`: the run's so far (earlier sessions' included), kept in progress.json with the peak memory
+        and this session's tokens/s over its timed steps (metrics.json's figure, so far), so a trainer killed before
+        its metrics.json still leaves what it trained, and how fast, to its launcher."""
         self.bar.update(step - self.bar.n)
         postfix = {"loss": f"{loss:.3f}", "tok_s": f"{tokens_per_s:,.0f}"}
         if spent_usd is not None:
@@ -33,7 +35,8 @@ class Progress:
         eta_s = (time.time() - self.started) / done * (self.total_steps - step) if done > 0 else None
         write_json_atomic(self.path, {"step": step, "planned_steps": self.total_steps, "loss": loss,
                                       "tokens_per_s": tokens_per_s, "eta_s": eta_s, "spent_usd": spent_usd,
-                                      "train_tokens": train_tokens, "peak_vram_gib": peak})
+                                      "train_tokens": train_tokens, "peak_vram_gib": peak,
+                                      "session_tokens_per_s": session_tokens_per_s})
         if log:
             memory = peak["reserved"] if peak["reserved"] is not None else peak["process_rss"]
             where = "reserved" if peak["reserved"] is not None else "process RSS"

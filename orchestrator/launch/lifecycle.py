@@ -251,7 +251,8 @@ def finish(store: RunStore, record: RunRecord) -> RunRecord:
 
 def _progress_so_far(record: RunRecord) -> dict | None:
     """What a trainer that ended without metrics.json (killed) had trained, from this session's progress.json (written
-    every step): the tokens so far and the peak memory. Its tokens/s there is one step's, no run's figure."""
+    every step): the tokens so far, the peak memory and the session's tokens/s over its timed steps (its
+    `tokens_per_s` is the last step's alone, no session's figure)."""
     path = record.output_dir / PROGRESS_FILE
     if not path.is_file() or (record.started_at is not None and path.stat().st_mtime < record.started_at):
         return None
@@ -261,7 +262,8 @@ def _progress_so_far(record: RunRecord) -> dict | None:
         return None
     if not isinstance(progress, dict):
         return None
-    return _storable({key: progress.get(key) for key in ("train_tokens", "peak_vram_gib")})
+    return _storable({"train_tokens": progress.get("train_tokens"), "peak_vram_gib": progress.get("peak_vram_gib"),
+                      "tokens_per_s": progress.get("session_tokens_per_s")})
 
 
 def refresh(store: RunStore) -> list[RunRecord]:
