@@ -348,11 +348,12 @@ def test_an_answer_of_no_launches_nothing_and_ctrl_c_at_the_prompt_exits_130(tmp
     monkeypatch.setattr("orchestrator.cli.launch.sys", SimpleNamespace(stdin=SimpleNamespace(isatty=lambda: True)))
     job = write_job(tmp_path, max_steps=2)
     declined = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="n\n")
-    assert declined.exit_code == 1 and "not launched: nothing was recorded" in declined.stdout, declined.output
+    assert declined.exit_code == 1 and "not launched: nothing was recorded" in declined.stderr, declined.output
+    assert "[y/N]" in declined.stderr and "[y/N]" not in declined.stdout  # stdout is the plan's, or the JSON's
     ended_input = CliRunner().invoke(app, ["launch", str(job), "--budget", "0.05", "--target", "local"], input="")
-    assert ended_input.exit_code == 1 and "not launched" in ended_input.stdout, ended_input.output  # Ctrl-D: a no
+    assert ended_input.exit_code == 1 and "not launched" in ended_input.stderr, ended_input.output  # Ctrl-D: a no
 
-    def ctrl_c(question):  # as click's confirm takes it: the interrupt, as Abort
+    def ctrl_c(question, err=False):  # as click's confirm takes it: the interrupt, as Abort
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:

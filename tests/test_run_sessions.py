@@ -349,6 +349,22 @@ def test_a_resume_left_less_than_its_targets_estimated_start_is_refused():
     assert same_target(ended, ended.cost_usd + 1.0) is not None  # a dollar more pays for the start and the rest
 
 
+def test_a_resume_with_a_new_budget_does_not_start_a_run_another_command_started_while_it_planned():
+    """The new total was written before the start, whose check then compared the run with a reading taken after
+    the other command's start: two trainers in one run folder, the first never metered."""
+    record = ended_session(10.0, status=RunStatus.PREEMPTED, ended_at=time.time() - 5)
+    (Path(record.run_dir) / RUN_JOB_NAME).write_text((REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8"),
+                                                     encoding="utf-8")
+    ended = RunStore().get(record.run_id)
+
+    def another_start_while_planning():
+        RunStore().update(record.run_id, status="launching", started_at=time.time(), budget_usd=30.0)
+
+    with pytest.raises(lifecycle.AlreadyStarted):
+        lifecycle.resume(RunStore(), ended, budget_usd=9.0, same_target=another_start_while_planning)
+    assert RunStore().get(record.run_id).budget_usd == 30.0  # the other command's total stands
+
+
 def test_a_resume_quotes_one_least_budget_and_takes_it():
     """`orch resume` refused a total short of RESUME_LEAST_S's start with "more than $0.000090"; given that, it was
     refused again for the plan's longer start, "more than $0.00014". The plan's least is asked first: the total it
@@ -367,11 +383,12 @@ def test_a_resume_quotes_one_least_budget_and_takes_it():
     started = []
     lifecycle_start = lifecycle.start
     try:
-        lifecycle.start = lambda store, rec, option, device=None, ended=None: started.append(option) or rec
+        lifecycle.start = lambda store, rec, option, device=None, ended=None, budget_usd=None: \
+            started.append((option, budget_usd)) or rec
         lifecycle.resume(RunStore(), ended, budget_usd=quoted_usd, same_target=lambda: same_target(ended, quoted_usd))
     finally:
         lifecycle.start = lifecycle_start
-    assert len(started) == 1 and RunStore().get(record.run_id).budget_usd == quoted_usd
+    assert len(started) == 1 and started[0][1] == quoted_usd  # the new total, written by the start
 
 
 @pytest.mark.parametrize("session_peak_gib, recorded_gib", [(0.55, 0.78), (0.91, 0.91)])

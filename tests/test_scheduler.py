@@ -213,9 +213,10 @@ def test_a_job_claimed_while_another_pass_reconciles_stays_with_its_run(tmp_path
 def test_cancel_of_a_run_id_says_what_stops_a_run():
     """`orch cancel r-...` said "no job matching", with no word of jobs and runs being two things."""
     from orchestrator.home import orch_home
+    from orchestrator.runs.status import RunStatus
     from tests.test_runs_store import RUN_ID, make_record
 
-    RunStore().insert(make_record(orch_home() / "runs" / RUN_ID))
+    RunStore().insert(make_record(orch_home() / "runs" / RUN_ID, status=RunStatus.LAUNCHING))  # its start under way
     result = runner.invoke(app, ["cancel", RUN_ID[:6]])
     assert result.exit_code == 2 and f"is a run, not a job of the queue: `orch stop {RUN_ID[:6]}`" in result.stderr
     RunStore().update(RUN_ID, status="ok")  # an ended run: nothing for `orch stop` to do

@@ -95,7 +95,7 @@ def launch_command(
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
         if not _confirmed(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
                           f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?"):
-            display.say("not launched: nothing was recorded.")
+            display.say("not launched: nothing was recorded.", err=True)
             raise typer.Exit(1)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
     record = lifecycle.create_run(store, spec, job, chosen, budget)
@@ -127,10 +127,10 @@ def _confirmed(question: str) -> bool:
     """The user's yes; Ctrl-D (no more input) is a no, as a shell's is, where click reads it as Ctrl-C's abort: the
     interrupt alone exits 130."""
     try:
-        return typer.confirm(question)
+        return typer.confirm(question, err=True)  # stdout is for the plan, or the JSON a script reads
     except typer.Abort as exc:
         if isinstance(exc.__context__, EOFError):
-            display.say("")  # the prompt's line ended, as Enter ends it
+            display.say("", err=True)  # the prompt's line ended, as Enter ends it
             return False
         raise
 

@@ -134,8 +134,9 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     matches = queue.find(job_id)
     if not matches and job_id.startswith("r-") and len(runs := RunStore().find(job_id)) == 1:
         # "no job matching 'r-...'" left the user to find that cancel takes jobs, and what stops a run
-        stops = f"`orch stop {job_id}` stops it (with a checkpoint)" if runs[0].status.is_active() else \
-            f"it ended {runs[0].status.value}, nothing to stop"
+        run = next((r for r in refreshed_runs() if r.run_id == runs[0].run_id), runs[0])  # as it is now
+        stops = f"`orch stop {job_id}` stops it (with a checkpoint)" if run.status.is_active() else \
+            f"it ended {run.status.value}, nothing to stop"
         raise UserError(f"{job_id} is a run, not a job of the queue: {stops} (`orch queue` lists jobs).")
     job = only_match(matches, "job", job_id, "orch queue")
     if job.status is JobStatus.RUNNING and job.run_id:  # its run may have ended since a pass looked

@@ -83,18 +83,20 @@ class AlreadyStarted(UserError):
 
 
 def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None,
-          ended: dict | None = None) -> RunRecord:
+          ended: dict | None = None, budget_usd: float | None = None) -> RunRecord:
     """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
     interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on. `ended`: a
     resume's record as the run had ended (_SET_BY_A_START), put back where the target refuses before anything
-    started, with the refusal raised: the run keeps its end and its reason."""
+    started, with the refusal raised: the run keeps its end and its reason. `budget_usd`: a resume's new total,
+    written with the start itself, as the run was read (written before, it let a resume past another's start)."""
     launcher = launcher_for(record.target)
     before = {name: getattr(record, name) for name in STARTED_FACTS}
     # a resume plans its target again: this session is metered at the offer it launches on (prices move, and the
     # region may be another), as the VM's guard is
     offer = {"usd_per_hour": option.offer.usd_per_hour, "region": option.offer.region} if option is not None else {}
+    budget = {"budget_usd": budget_usd} if budget_usd is not None else {}
     if not store.update_as_read(record, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None,
-                                stop_requested=0, pid=None, message=None, **offer):
+                                stop_requested=0, pid=None, message=None, **offer, **budget):
         raise AlreadyStarted(f"run {record.run_id} was started again meanwhile by another command (a scheduler, "
                              "another `orch resume`): `orch runs` shows it.")
     record = store.get(record.run_id)
@@ -111,8 +113,9 @@ def start(store: RunStore, record: RunRecord, option: Option | None = None, devi
             if ended is not None:
                 store.update_as_read(record, **ended)
                 raise UserError(str(exc)) from None
-            _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
-            store.update(record.run_id, **before)  # the cluster and output place its request named never were
+            # the cluster and output place its request named never were; unless a stop moved the run meanwhile
+            if store.update_as_read(record, **before):
+                _end(store, record, RunStatus.FAILED, str(exc), ended_at=record.started_at)
             return store.get(record.run_id)
         except UnusableDatabase:  # the record, not the launch, failed: what started may be running, so the run stays
             raise  # `launching` with the facts recorded so far, for `orch runs` and `orch stop` to act on
@@ -227,10 +230,8 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
                         f"to start again: `orch resume {record.run_id} --budget USD` gives it a larger total (more "
                         f"than {usd_text(least_usd)}).")
     ended = {name: getattr(record, name) for name in _SET_BY_A_START}
-    if budget_usd is not None:  # checked where the user gave it (cli/limits.check_budget)
-        store.update(record.run_id, budget_usd=budget_usd)
-        record = store.get(record.run_id)
-    return start(store, record, option, device=record.device, ended=ended)
+    # a new total (checked where the user gave it: cli/limits.check_budget) is written by the start, as read here
+    return start(store, record, option, device=record.device, ended=ended, budget_usd=budget_usd)
 
 
 def finish(store: RunStore, record: RunRecord) -> RunRecord:

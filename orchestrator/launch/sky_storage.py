@@ -203,7 +203,9 @@ def _from_bucket(bucket: str, dest: Path) -> bool:
 def pull_output(record) -> Path:
     """Copy the run's output into `<run folder>/output` and return that folder. Raises UserError when it cannot."""
     location = output_location(record)
-    if not location.name:  # `could not bring ... home from :/orch/output`, of a launch that failed before any VM
+    # `could not bring ... home from :/orch/output`, of a launch that failed before any VM; and a bucket of the
+    # offer's kind asked for, of a launch refused before any machine (no cluster, no output place recorded)
+    if not location.name or (record.cluster is None and not record.output_uri):
         raise UserError(f"run {record.run_id} has no output to bring home: no VM or bucket was ever recorded for it "
                         f"(it ended {record.status.value} before one came up; `orch logs {record.run_id}` says why).")
     dest = Path(record.run_dir) / "output"

@@ -181,6 +181,10 @@ class Scheduler:
                 lifecycle.start(self.store, run, device=run.device)
             except lifecycle.AlreadyStarted:  # another scheduler's pass resumed it: its attempt, not this one's
                 return
+            except UserError as exc:  # refused before it started (recorded so): this job, not every pass, fails
+                self._settle(job, "failed", status=JobStatus.FAILED, attempts=attempts,
+                             reason=f"run {run.run_id} could not resume: {exc}")
+                return
             self._settle(job, "resume", attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
             return
         self._settle(job, "requeue", status=JobStatus.QUEUED, attempts=attempts, run_id=None,
