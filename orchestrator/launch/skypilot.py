@@ -78,8 +78,8 @@ class SkyPilotLauncher:
         if option is None:
             raise UserError(f"no {record.gpu} offer on {record.provider} fits what is left of run {record.run_id}'s "
                             f"budget: `orch resume {record.run_id} --budget USD` gives it a larger total.")
-        kept = output_location(record)
-        if record.wall_s and kept.kind != "bucket":
+        kept = output_location(record) if record.wall_s else None  # a resume's: its checkpoints are there
+        if kept is not None and kept.kind != "bucket":
             raise UserError(f"run {record.run_id} kept its checkpoints on its VM, which is gone: nothing to resume "
                             "from. Launch the job again.")
         spec = config_from_dict(json.loads(record.job_json), base_dir=Path(record.job_path).parent)
@@ -89,7 +89,7 @@ class SkyPilotLauncher:
         task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
                           get_model(spec.model).params, task_dir)
         name = cluster_name(record.run_id)
-        if record.wall_s and not task.storage_mounts:  # the bucket unmounted, it would train from step 0 on a VM
+        if kept is not None and not task.storage_mounts:  # the bucket unmounted, it would train from step 0 on a VM
             raise UserError(f"run {record.run_id} keeps its checkpoints in bucket {kept.name}, and no storage cloud "
                             "is enabled here to mount it (`sky check`): resume it once one is.")
         # where the task puts the output: on the VM where no store was at hand (sky_task.build_task)
