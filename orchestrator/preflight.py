@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud, skypilot_version
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import RANDOM_PREFIX, get_model, is_gated
+from gpu_catalog.models import RANDOM_PREFIX, ModelShape, get_model, is_gated
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.home import orch_home
@@ -70,8 +70,7 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
     weights in a real shape (`random:`) download nothing. A model folder of this machine (beside the job) must hold
     a tokenizer unless `tokenizer` names one: the trainer's own check, which refused it on the VM after provisioning
     and setup were paid for."""
-    folder = base_dir / checks.user_path(spec.model)  # a folder is beside the job, wherever orch runs from
-    model = get_model(str(folder) if folder.is_dir() else spec.model)  # a UserError for a model orch does not describe
+    folder, model = _folder_and_model(spec, base_dir)
     problems = []
     if not cloud and (cache_problem := build_folder_problem(spec.model)):  # the trainer's first refusal, said here
         problems.append(cache_problem)
@@ -86,13 +85,29 @@ def model_problems(spec: JobConfig, cloud: bool = True, base_dir: Path = Path(".
             check_model_and_tokenizer(replace(spec, model=str(folder)), base_dir)
         except UserError as exc:
             problems.append(str(exc).rstrip("."))
-    # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
-    downloaded = spec.model.removeprefix(RANDOM_PREFIX) if "/" in spec.model else model.name
     # a dry run's task declares the secret, which `sky launch --secret HF_TOKEN` sends from where it runs
-    if cloud and launching and downloads and is_gated(downloaded) and not os.environ.get("HF_TOKEN"):
-        problems.append(f"{downloaded} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN "
-                        "(passed to the VM as a SkyPilot secret)")
+    if cloud and launching and (gated := _gated_problem(spec, model)):
+        problems.append(gated)
     return problems
+
+
+def _folder_and_model(spec: JobConfig, base_dir: Path) -> tuple[Path, ModelShape]:
+    """The job's model as a folder beside the job would be (wherever orch runs from), and its shape: a UserError for
+    a model orch does not describe."""
+    folder = base_dir / checks.user_path(spec.model)
+    return folder, get_model(str(folder) if folder.is_dir() else spec.model)
+
+
+def _gated_problem(spec: JobConfig, model: ModelShape) -> str | None:
+    """A gated model with no HF_TOKEN here to pass a cloud VM; random weights (`random:`) download nothing."""
+    if spec.model.startswith(RANDOM_PREFIX) or os.environ.get("HF_TOKEN"):
+        return None
+    # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
+    downloaded = spec.model if "/" in spec.model else model.name
+    if not is_gated(downloaded):
+        return None
+    return (f"{downloaded} is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN (passed to "
+            "the VM as a SkyPilot secret)")
 
 
 def vm_package_problems(spec: JobConfig) -> list[str]:
@@ -144,10 +159,9 @@ def check_queued(spec: JobConfig, job_path: Path) -> None:
 def cloud_only_problems(spec: JobConfig, job_path: Path) -> list[str]:
     """What would refuse a queued job on every cloud and not on this machine (a gated model without HF_TOKEN, a
     package the VM's setup does not install): said when it is queued, where the scheduler's pass rejected it for good
-    once no local card could take it."""
-    base_dir = Path(job_path).parent
-    here = model_problems(spec, False, base_dir)
-    return [p for p in model_problems(spec, True, base_dir) if p not in here] + vm_package_problems(spec)
+    once no local card could take it. The model's other problems hold on every target: pre-flight refused them."""
+    gated = _gated_problem(spec, _folder_and_model(spec, Path(job_path).parent)[1])
+    return ([gated] if gated else []) + vm_package_problems(spec)
 
 
 def check_cache_first(job_path: Path, done: str) -> None:
