@@ -242,7 +242,7 @@ class FineTune:
         session_start, last_save, first_step = time.time(), time.time(), state["step"]
         step_times: list[float] = []  # timed steps, after the warm-up
         self._longest_step_s = 0.0
-        timed_tokens = 0
+        timed_tokens, timed_s = 0, 0.0  # over step_times: progress.json's session rate, without a sum a step
         status, stop_message = TrainStatus.OK, None
         progress = Progress(total_steps, state["step"], self.output_dir)
         try:
@@ -273,6 +273,7 @@ class FineTune:
                 if step >= first_step + config.timing_warmup_steps:  # a process's first steps are warm-up
                     step_times.append(step_time)
                     timed_tokens += step_tokens
+                    timed_s += step_time
                 state["step"] = step + 1
                 state["train_tokens"] += step_tokens
                 state["loss_curve"].append([step + 1, loss])
@@ -283,7 +284,7 @@ class FineTune:
                 progress.update(step + 1, loss, lr, step_tokens / step_time, metrics.peak_memory(device),
                                 log=(step + 1) % config.log_every == 0, spent_usd=self.meter.spent_usd(),
                                 train_tokens=state["train_tokens"],
-                                session_tokens_per_s=timed_tokens / sum(step_times) if step_times else None)
+                                session_tokens_per_s=timed_tokens / timed_s if step_times else None)
                 if config.eval_every and (step + 1) % config.eval_every == 0 and prepared.eval:
                     state["eval_curve"].append([step + 1, self._evaluate(model, prepared.eval, config, autocast)])
                 due = (step + 1) % save_every == 0 or \
