@@ -49,6 +49,9 @@ KNOWN_KEYS = sorted((normalize(key), key) for key in ORCH_KEYS | set(FOREIGN_KEY
 TWO_TYPOS_FROM_CHARS = 6  # a key this long (case and underscores aside) may hold two typos; a shorter one, one
 MOST_HINTS = 3
 MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mapping
+# foreign keys whose value is read whole: axolotl's dataset entries, a list a config may write as its one mapping
+# (`datasets: {path: ..., type: alpaca}`), which flattened into `datasets.path` was dropped unsaid
+FOREIGN_MAPPING_VALUES = {"datasets", "test_datasets"}
 LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset name {value} points into its data/dataset_info.json: give "
                                  "the file or hub id with --set dataset=PATH_OR_ID"}  # {value}: the name, quoted
 # Keys that say which kind of training a config is for, with the values that are supervised fine-tuning (LLaMA-Factory's
@@ -223,13 +226,17 @@ def _source_trainer(flat: dict) -> str | None:
 
 
 def _flatten(raw: dict, prefix: str = "") -> dict:
+    """The config's keys dotted (torchtune's `model: {lora_rank: 8}` as `model.lora_rank`). A key written both nested
+    and dotted is refused: the later one won unsaid, so `model.lora_rank: 16` after `model: {lora_rank: 8}` gave 16,
+    and the two lines swapped gave 8."""
     flat = {}
     for key, value in raw.items():  # YAML reads `~:` as a null key, `1:` as a number: named as the file writes them
         name = f"{prefix}{key if isinstance(key, str) else _value(key)}"
-        if isinstance(value, dict) and name not in MAPPING_VALUES:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
+        nested = isinstance(value, dict) and name not in MAPPING_VALUES | FOREIGN_MAPPING_VALUES
+        for each_name, each_value in (_flatten(value, f"{name}.") if nested else {name: value}).items():
+            if each_name in flat:
+                raise UserError(f"`{each_name}` is set twice, once nested and once as a dotted key: keep one.")
+            flat[each_name] = each_value
     return flat
 
 

@@ -84,6 +84,16 @@ def test_torchtune_nested_keys_are_carried():
     assert translation.not_carried == []
 
 
+@pytest.mark.parametrize("raw", [
+    {"model": {"lora_rank": 8}, "model.lora_rank": 16},
+    {"model.lora_rank": 16, "model": {"lora_rank": 8}},
+])
+def test_a_key_written_both_nested_and_dotted_is_refused_whichever_comes_first(raw):
+    """The later of the two won unsaid: swapping two lines of the file turned rank 16 into rank 8."""
+    with pytest.raises(UserError, match=r"`model.lora_rank` is set twice, once nested and once as a dotted key"):
+        translate(raw)
+
+
 def test_trl_sft_config_names():
     job = translate({"model_name_or_path": "m", "dataset_name": "trl-lib/Capybara", "dataset_train_split": "train",
                      "max_length": 1024, "completion_only_loss": False, "use_peft": True, "lora_r": 16,
@@ -341,6 +351,16 @@ def test_an_axolotl_dataset_entrys_fields_orch_does_not_read_are_listed():
     listed = {key for key, _ in translation.not_carried}
     assert {"datasets.data_files", "datasets.ds_type", "datasets.train_on_split", "datasets.type"} <= listed
     assert translation.job["dataset"] == "data.jsonl"
+
+
+def test_an_axolotl_dataset_entry_written_as_one_mapping_is_read_as_a_list_of_one():
+    """`datasets: {path: ..., type: alpaca}` was flattened to `datasets.path` and `datasets.type` and dropped: with
+    --set epochs=1 the import said only "say how much to train", never naming `datasets`."""
+    raw = {"base_model": "meta-llama/Llama-3.1-8B", "adapter": "lora", "sequence_len": 512,
+           "datasets": {"path": "data.jsonl", "type": "alpaca", "ds_type": "json"}}
+    translation = translate(raw)
+    assert translation.job["dataset"] == "data.jsonl"
+    assert [key for key, _ in translation.not_carried] == ["datasets.ds_type"]
 
 
 def test_a_set_key_given_twice_with_two_values_is_refused(tmp_path):
