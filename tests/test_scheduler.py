@@ -411,6 +411,7 @@ def test_a_spot_offer_the_launch_would_refuse_is_passed_over(sky, tmp_path, monk
     refused it up front on every pass, and the job failed after 3 attempts. The on-demand offer is picked, saying why;
     with a budget only the refused spot offer meets, the job is rejected with the launch's reason."""
     no_storage_cloud(monkeypatch)
+    no_cpu_target(monkeypatch)  # else the tight job waits for a scheduler that gives the CPU a slot
     started = launches(monkeypatch)
     folder = tmp_path / "spot"
     folder.mkdir()
@@ -425,6 +426,34 @@ def test_a_spot_offer_the_launch_would_refuse_is_passed_over(sky, tmp_path, monk
     assert jobs()[tight]["status"] == "rejected" and "\n" not in jobs()[tight]["reason"]
     assert "SkyPilot has no storage cloud enabled here" in jobs()[tight]["reason"]
     assert jobs()[tight]["reason"].endswith("no other cloud offer meets the job's budget and deadline")
+
+
+def no_cpu_target(monkeypatch):
+    """The targets without this machine's CPU, as on a machine the CPU offer left: what is left is the clouds'."""
+    import dataclasses
+
+    from orchestrator.schedule import scheduler
+
+    gathered = scheduler.gather_targets
+    monkeypatch.setattr(scheduler, "gather_targets", lambda: dataclasses.replace(
+        targets := gathered(), offers=tuple(o for o in targets.offers if o.gpu.kind != "cpu")))
+
+
+def test_a_job_only_the_cpu_takes_waits_while_a_scheduler_gives_the_cpu_no_slot(tmp_path, monkeypatch):
+    """A pass with --cpu-slots 0 rejected a tiny job the CPU would train ("no local card; no target meets the
+    budget"), and a rejection is final: a scheduler with a CPU slot never started it. It waits, saying for what."""
+    started = []  # nothing is trained: the run stays as recorded
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option, device: started.append(option) or record)
+    job = write_job(tmp_path, name="tiny", max_steps=5)
+    job_id = json.loads(orch("submit", job, "--budget", "0.001", "--json").stdout)["job_id"]  # no cloud's
+    said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
+    reason = jobs()[job_id]["reason"]
+    assert jobs()[job_id]["status"] == "queued" and reason in said, said
+    assert reason.startswith("only the local CPU takes it (fits locally: free local CPU"), reason
+    assert reason.endswith("(--cpu-slots 0): a scheduler with --cpu-slots 1 starts it"), reason
+    assert started == [] and RunStore().all() == []
+    (_, decision), = Scheduler(cpu_slots=1).run_once()
+    assert decision.action == "start_local" and [o.offer.gpu.kind for o in started] == ["cpu"], decision.reason
 
 
 class RefusingLauncher:

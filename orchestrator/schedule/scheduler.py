@@ -199,6 +199,10 @@ class Scheduler:
         offers = gather_targets().offers
         clouds = [o for o in offers if not o.is_local]  # the clouds, and owned cards in SSH node pools
         slots = local_slots(self.store.all(), [o for o in offers if o.is_local], self.cpu_slots, now)
+        # the CPU as a free slot where this scheduler gives it none: a job only it takes waits for a scheduler that
+        # does, as one waits for a busy card (it was rejected, and stayed so after every later pass)
+        withheld = [] if self.cpu_slots else local_slots([], [o for o in offers if o.is_local and o.gpu.kind == "cpu"],
+                                                         1, now)
         spend_left = (self.monthly_cap_usd - month_spend_usd(self.store, now)) if self.monthly_cap_usd is not None \
             else float("inf")
         calibration, spot = load_calibration(), launch_refusals()  # asked once a pass, for every job's plan
@@ -218,7 +222,7 @@ class Scheduler:
                 budget_left = None if job.budget_usd is None else \
                     job.budget_usd - spent_by_job_file.get(Path(job.job_path).resolve(), 0.0)
                 decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
-                                        refusals, budget_left)
+                                        refusals, budget_left, withheld)
             self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
             if decision.action == "reject":
                 self.queue.update(job.job_id, status=JobStatus.REJECTED)
@@ -251,10 +255,10 @@ class Scheduler:
 
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
                 calibration: Calibration, spend_left_usd: float, refusals: LaunchRefusals,
-                budget_left_usd: float | None) -> Decision:
+                budget_left_usd: float | None, withheld: list[LocalSlot]) -> Decision:
         """Where a whole queued job goes now, within what is left of its budget. A deadline already passed is
         rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
-        --deadline flag the user never gave here."""
+        --deadline flag the user never gave here. A job that only a `withheld` slot would take waits for it."""
         if job.deadline_at is not None and job.deadline_at <= now:
             return Decision("reject", f"its deadline passed {_duration_text(now - job.deadline_at)} before a target "
                                       "was chosen: submit it again with a later --deadline.")
@@ -265,7 +269,13 @@ class Scheduler:
         ask = JobAsk(job.job_id, spec, budget_left_usd if budget_left_usd is not None else float("inf"), deadline_h,
                      job.preemptions)
         try:
-            decision = decide(ask, get_model(spec.model), slots, clouds, calibration, spend_left_usd, refusals=refusals)
+            model = get_model(spec.model)
+            decision = decide(ask, model, slots, clouds, calibration, spend_left_usd, refusals=refusals)
+            if decision.action == "reject" and withheld:
+                held = decide(ask, model, slots + withheld, clouds, calibration, spend_left_usd, refusals=refusals)
+                if held.slot is not None and held.slot.slot_id in {slot.slot_id for slot in withheld}:
+                    return Decision("wait", f"only the local CPU takes it ({held.reason}), and this scheduler gives "
+                                            "the CPU no slot (--cpu-slots 0): a scheduler with --cpu-slots 1 starts it")
             if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
                 preflight.check(spec, Path(job.job_path), decision.option)
         except UserError as exc:
