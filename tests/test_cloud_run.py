@@ -184,7 +184,7 @@ def test_spot_recovers_only_from_preemption(sky, tmp_path):
     chosen = plan(spec, get_model(spec.model), [offer], PlanPolicy(budget_usd=50)).chosen
     job = tmp_path / "job.yaml"
     job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 128\ndataset: {spec.dataset}\n")
-    task = build_task(spec, job, chosen, 50.0, "r-spot", 1_000_000, tmp_path)
+    task = build_task(spec, job, chosen, 50.0, "r-spot", get_model(spec.model), tmp_path)
     (resources,) = task.resources
     assert resources.job_recovery["max_restarts_on_errors"] == 0
     assert resources.job_recovery["recover_on_exit_codes"] == [5]

@@ -99,7 +99,7 @@ def test_each_cloud_gets_a_task_skypilot_accepts_or_a_rejection_skypilot_agrees_
     for example in EXAMPLES:
         spec = job_from_dict(yaml.safe_load(example.read_text()), base_dir=example.parent)
         model = get_model(spec.model)
-        task = build_task(spec, trainable(example, tmp_path), option, 1e6, "r-features", model.params,
+        task = build_task(spec, trainable(example, tmp_path), option, 1e6, "r-features", model,
                           tmp_path / example.stem)
         check_task(task, delivery.managed)
 
@@ -119,7 +119,7 @@ def test_the_planned_task_of_every_example_passes_with_its_failover_offers(sky, 
             assert result.options, f"{example.name}: nothing planned"
             for option in result.options[:3]:
                 assert isinstance(option, Option) and option.delivery is not None
-                task = build_task(spec, trainable(example, tmp_path), option, 500, "r-plan", model.params,
+                task = build_task(spec, trainable(example, tmp_path), option, 500, "r-plan", model,
                                   tmp_path / f"{example.stem}-{allow_spot}")
                 assert len(task.resources) == 1 + len(option.failover)
                 check_task(task, option.delivery.managed)

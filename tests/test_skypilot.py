@@ -36,7 +36,7 @@ def task_for(sky, tmp_path, allow_spot=True):
     from orchestrator.launch.sky_task import build_task
 
     spec, model, chosen = planned(allow_spot)
-    return build_task(spec, QLORA_JOB, chosen, 20.0, "r-test", model.params, tmp_path), chosen
+    return build_task(spec, QLORA_JOB, chosen, 20.0, "r-test", model, tmp_path), chosen
 
 
 @pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
@@ -61,6 +61,27 @@ def test_skypilots_optimizer_picks_the_gpu_orch_planned(sky, allow_spot):
     assert str(best.cloud).lower() == offer.provider
     assert best.get_cost(3600) == pytest.approx(offer.usd_per_hour)
     assert best.use_spot == offer.spot
+
+
+@pytest.mark.parametrize("optimizer, state_bytes", [("adamw_8bit", 2), ("adamw", 4)])
+def test_a_full_fine_tunes_disk_holds_its_checkpoints_at_their_peak(sky, tmp_path, optimizer, state_bytes):
+    """An 8B full fine-tune's task asked for 100 GB, sized for its 16-bit weights: each checkpoint is its bf16
+    weights and their optimizer state (32-48 GB), three exist while the next is written, and the run died at a save
+    after the VM was paid for. The disk holds the download, three checkpoints and the final weights, past 50 GiB for
+    the environment; a QLoRA's adapters still fit the smallest disk."""
+    from orchestrator.launch.sky_task import build_task
+
+    spec = dataclasses.replace(load_job(QLORA_JOB), method="full", quant_bits=None, optimizer=optimizer,
+                               precision="bf16")
+    model = get_model(spec.model)
+    offers = [o for o in cloud_offers()[0] if o.provider in OFFLINE_CLOUDS and o.gpu.vram_gib >= 80]
+    chosen = plan(spec, model, offers, PlanPolicy(budget_usd=1e6)).chosen
+    disks = {r.disk_size for r in build_task(spec, QLORA_JOB, chosen, 1e6, "r-full", model, tmp_path).resources}
+    gib = 1024 ** 3
+    needed_gib = 50 + (2 * model.params + 3 * model.params * (2 + state_bytes) + 2 * model.params) / gib
+    assert len(disks) == 1 and needed_gib <= min(disks) < needed_gib + 1, (disks, needed_gib)
+    qlora, _ = task_for(sky, tmp_path / "qlora")
+    assert {r.disk_size for r in qlora.resources} == {100}
 
 
 @pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
@@ -273,7 +294,7 @@ def test_an_ssh_node_pool_card_becomes_an_ssh_infra_task(sky, tmp_path, monkeypa
     offers = [o for o in local_offers(load_owned_hardware(), []) if o.provider == "ssh"]
     chosen = plan(spec, get_model(spec.model), offers, PlanPolicy(budget_usd=100)).chosen
     assert chosen.offer.usd_per_hour > 0  # priced by orch's owned-hardware model, not SkyPilot's $0
-    task = build_task(spec, QLORA_JOB, chosen, 100.0, "r-ssh", get_model(spec.model).params, tmp_path)
+    task = build_task(spec, QLORA_JOB, chosen, 100.0, "r-ssh", get_model(spec.model), tmp_path)
     config = task.to_yaml_config()
     assert config["resources"]["infra"] == "ssh/lab" and config["resources"]["accelerators"] == {"RTX4090": 1}
 
@@ -340,7 +361,7 @@ def test_skypilot_launches_the_very_instance_orch_planned_on_each_offline_cloud(
         chosen = plan(tiny, get_model(tiny.model), [offer], PlanPolicy(budget_usd=1e6, allow_spot=True)).chosen
         if chosen is None:  # a cloud that cannot take the run (no spot, no autodown): test_sky_features.py
             continue
-        task = build_task(tiny, job, chosen, 1e6, "r-instance", 1, tmp_path / f"t{checked}")
+        task = build_task(tiny, job, chosen, 1e6, "r-instance", get_model(tiny.model), tmp_path / f"t{checked}")
         with sky.Dag() as dag:
             dag.add(task)
         sky.Optimizer.optimize(dag, minimize=sky.OptimizeTarget.COST, quiet=True)
@@ -437,7 +458,7 @@ def test_a_runs_output_goes_to_a_store_orch_can_bring_home_or_stays_on_the_vm(sk
                 key=lambda o: o.usd_per_hour)
     spec = load_job(QLORA_JOB)
     option = plan(spec, get_model(spec.model), [offer], PlanPolicy(budget_usd=1e6, allow_spot=spot)).chosen
-    task = build_task(spec, QLORA_JOB, option, 1e6, "r-store", 1, tmp_path)
+    task = build_task(spec, QLORA_JOB, option, 1e6, "r-store", get_model(spec.model), tmp_path)
     mounts = task.to_yaml_config()["file_mounts"]
     if store is None:
         assert "/orch/output" not in mounts and list(task.resources)[0].autostop_config.idle_minutes == 60
@@ -455,7 +476,7 @@ def test_a_spot_run_with_no_store_to_keep_its_checkpoints_is_refused_before_any_
     spec, model, chosen = planned(allow_spot=True)
     assert chosen.offer.spot
     with pytest.raises(UserError, match=r"enable one \(`sky check`\), or launch on-demand \(--no-spot\)"):
-        build_task(spec, QLORA_JOB, chosen, 20.0, "r-store", model.params, tmp_path)
+        build_task(spec, QLORA_JOB, chosen, 20.0, "r-store", model, tmp_path)
 
 
 def test_a_job_that_reports_to_wandb_gets_the_package_and_its_settings_on_the_vm(sky, tmp_path, monkeypatch):
@@ -465,10 +486,10 @@ def test_a_job_that_reports_to_wandb_gets_the_package_and_its_settings_on_the_vm
 
     monkeypatch.setenv("WANDB_PROJECT", "my-project")
     spec, model, chosen = planned(allow_spot=False)
-    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model.params, tmp_path / "plain")
+    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model, tmp_path / "plain")
     assert "wandb" not in plain.setup and "WANDB_PROJECT" not in plain.envs
     wandb = dataclasses.replace(spec, report_to="wandb")
-    task = build_task(wandb, QLORA_JOB, chosen, 20.0, "r-wandb", model.params, tmp_path / "wandb")
+    task = build_task(wandb, QLORA_JOB, chosen, 20.0, "r-wandb", model, tmp_path / "wandb")
     assert "'wandb>=0.19'" in task.setup and task.envs["WANDB_PROJECT"] == "my-project"
 
 
@@ -536,9 +557,9 @@ def test_a_setting_that_imports_a_package_gets_it_on_the_vm(sky, tmp_path, setti
     from orchestrator.launch.sky_task import build_task
 
     spec, model, chosen = planned(allow_spot=False)
-    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model.params, tmp_path / "plain")
+    plain = build_task(spec, QLORA_JOB, chosen, 20.0, "r-plain", model, tmp_path / "plain")
     assert package not in plain.setup
-    task = build_task(dataclasses.replace(spec, **settings), QLORA_JOB, chosen, 20.0, "r-set", model.params,
+    task = build_task(dataclasses.replace(spec, **settings), QLORA_JOB, chosen, 20.0, "r-set", model,
                       tmp_path / "set")
     assert package in task.setup
 
@@ -559,7 +580,7 @@ def test_a_secret_goes_only_to_a_job_that_uses_it(sky, tmp_path, monkeypatch):
                "dataset": str(REPO / "examples" / "data" / "tiny_instruct.jsonl"), **settings}
         job.write_text(yaml.safe_dump(raw), encoding="utf-8")
         spec = load_job(job)
-        return set(build_task(spec, job, chosen, 20.0, f"r-{name}", model.params, tmp_path / name).secrets)
+        return set(build_task(spec, job, chosen, 20.0, f"r-{name}", model, tmp_path / name).secrets)
 
     assert secrets("tiny") == set()
     assert secrets("random", model="random:meta-llama/Llama-3.1-8B") == set()
@@ -610,7 +631,7 @@ def test_a_dry_run_of_a_public_model_declares_no_token_it_was_not_given(sky, tmp
         job.write_text(yaml.safe_dump({**yaml.safe_load(QLORA_JOB.read_text()), "model": model_id,
                                        "report_to": "wandb"}), encoding="utf-8")
         changed = dataclasses.replace(spec, model=model_id, report_to="wandb")
-        return set(build_task(changed, job, chosen, 20.0, "r-secrets", model.params, folder,
+        return set(build_task(changed, job, chosen, 20.0, "r-secrets", model, folder,
                               for_launch=False).secrets or {})
 
     assert declared("Qwen/Qwen2.5-7B") == set()
@@ -638,12 +659,13 @@ def test_a_launch_whose_output_stays_on_the_vm_is_refused_where_the_budget_no_lo
     budget_usd = option.estimate.cost_usd + extra_usd / 2
     with pytest.raises(UserError, match=r"idles up to 60 min after the job before it downs itself: \$.* more than "
                                         r"the plan counted, .* raise --budget to at least \$"):
-        build_task(spec, QLORA_JOB, option, budget_usd, "r-short", 1, tmp_path)
-    task = build_task(spec, QLORA_JOB, option, option.estimate.cost_usd + extra_usd * 1.01, "r-enough", 1, tmp_path)
+        build_task(spec, QLORA_JOB, option, budget_usd, "r-short", get_model(spec.model), tmp_path)
+    task = build_task(spec, QLORA_JOB, option, option.estimate.cost_usd + extra_usd * 1.01, "r-enough",
+                      get_model(spec.model), tmp_path)
     assert "/orch/output" not in task.to_yaml_config()["file_mounts"] and int(task.envs["ORCH_WALL_LIMIT_S"]) > 0
     monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: ["Nebius"])
     with pytest.raises(UserError, match=r"the \$0\.010 budget leaves nothing to train on after what the cloud bills"):
-        build_task(spec, QLORA_JOB, option, 0.01, "r-nothing", 1, tmp_path)
+        build_task(spec, QLORA_JOB, option, 0.01, "r-nothing", get_model(spec.model), tmp_path)
 
 
 def test_a_dry_run_on_a_cloud_whose_catalog_skypilot_cannot_fetch_says_so_in_one_line(sky, tmp_path, monkeypatch):

@@ -4,8 +4,13 @@ import json
 
 import pytest
 
+from gpu_catalog.gpus import cpu_gpu
+from gpu_catalog.models import get_model
+from orchestrator.launch.sky_task import checkpoint_bytes
 from tests.trainer_helpers import write_job
 from trainer.__main__ import main
+from trainer.checkpoint_folders import latest_checkpoint
+from trainer.config import config_from_dict
 
 REQUIRED_METRICS = {"status", "train_tokens", "tokens_per_s", "step_time_s", "peak_vram_gib", "nvml_peak_used_gib",
                     "gpu_util_mean_pct", "gpu_power_mean_w", "gpu", "loss_curve", "eval_loss", "eval_perplexity",
@@ -31,6 +36,11 @@ def test_each_method_learns_and_writes_complete_metrics(tmp_path, changes):
     assert set(metrics["versions"]) >= {"torch", "transformers", "peft", "bitsandbytes"}
     assert (output / "final" / ("model.safetensors" if changes["method"] == "full" else
                                 "adapter_model.safetensors")).is_file()
+    # a cloud's disk is sized from this count of a checkpoint's bytes (sky_task.disk_gib): it holds what was saved
+    spec = config_from_dict(metrics["config"])
+    predicted = checkpoint_bytes(get_model(spec.model), spec, cpu_gpu())
+    saved = sum(path.stat().st_size for path in latest_checkpoint(output).iterdir())
+    assert predicted <= saved <= predicted * 1.1 + 200_000, (predicted, saved)
 
 
 def test_merged_adapter_matches_the_adapter(tmp_path):

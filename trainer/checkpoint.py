@@ -16,6 +16,7 @@ import torch
 
 from trainer.checkpoint_folders import (
     FILE_BYTES_KEY,
+    KEEP_CHECKPOINTS,
     REPLACED_SUFFIX,
     STATE_FILE,
     checkpoints_dir,
@@ -23,8 +24,6 @@ from trainer.checkpoint_folders import (
     step_of,
 )
 from trainer.meter import BudgetSpent
-
-KEEP_CHECKPOINTS = 2
 
 
 def _rng_states() -> dict:

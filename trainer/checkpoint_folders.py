@@ -11,6 +11,7 @@ def checkpoints_dir(output_dir: Path) -> Path:
     return output_dir / "checkpoints"
 
 
+KEEP_CHECKPOINTS = 2  # the newest whole ones; a cloud's disk is sized for one more (orchestrator/launch/sky_task.py)
 REPLACED_SUFFIX = ".old"  # a step's earlier copy while the same step is saved again
 
 

@@ -88,7 +88,7 @@ def launch_command(
     chosen = result.chosen
     if dry_run:
         here = _launch_here(result, lambda refusal: replanned(model, targets, result, refusal))
-        _dry_run(result, job, budget, model.params, out, as_json, here, {"data": data, "notes": notes})
+        _dry_run(result, job, budget, model, out, as_json, here, {"data": data, "notes": notes})
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -214,7 +214,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
                         "pass --force to replace its src/ and job.yaml, or choose another --out.")
 
 
-def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | None, as_json: bool,
+def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json: bool,
              here: str | None, data_and_notes: dict) -> None:
     """The task file on stdout (or in --out), everything for people on stderr, the plan first, and `here`, what a
     launch on this machine would take instead (_launch_here); --json: one JSON document, with the plan's data and
@@ -227,7 +227,7 @@ def _dry_run(result, job: Path, budget: float, model_params: int, out: Path | No
     if not chosen.offer.is_local:
         from orchestrator.launch import sky_task  # imports sky: only for a cloud target
 
-        task = sky_task.dry_run(spec, job, chosen, budget, model_params, out)
+        task = sky_task.dry_run(spec, job, chosen, budget, model, out)
     if as_json:
         display.print_json({"plan": {**plan_dict(result), **data_and_notes},
                             "task_yaml": task.yaml_text if task else None,

@@ -20,6 +20,7 @@ Also the dry run: the task as a file `sky launch` accepts. Imports sky only when
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -33,16 +34,19 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import is_gated
-from gpu_catalog.units import usd_text
+from gpu_catalog.gpus import GPU
+from gpu_catalog.models import ModelShape, is_gated
+from gpu_catalog.units import BYTES_PER_GIB, usd_text
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
+from orchestrator.estimator import memory
 from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
+from trainer.checkpoint_folders import KEEP_CHECKPOINTS
 from trainer.config import JobConfig
 from trainer.offline_names import is_built_offline
 from trainer.run_env import RUN_ID_ENV
@@ -67,6 +71,8 @@ TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
 MIN_DISK_GIB = 100
+ENVIRONMENT_DISK_GIB = 50  # the image, CUDA, torch and the pinned stack, with room for logs and caches
+CHECKPOINTS_AT_PEAK = KEEP_CHECKPOINTS + 1  # the next is written whole before the oldest is pruned
 
 
 def task_name(job_name: str) -> str:
@@ -77,9 +83,26 @@ def task_name(job_name: str) -> str:
     return f"orch-{name}"
 
 
-def disk_gib(model_params: int) -> int:
-    """Room for the 16-bit checkpoint three times over (download, cache, merged output) plus the environment."""
-    return max(MIN_DISK_GIB, int(3 * model_params * 2 / 1e9) + 50)
+def disk_gib(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
+    """The boot disk a run needs: the environment, the model's 16-bit download, the checkpoints at their peak (the
+    trainer keeps KEEP_CHECKPOINTS and writes the next before it prunes one), the final weights, and a merged copy
+    where the job asks for one. A full fine-tune's checkpoint is its weights and their optimizer state: 4 bytes a
+    parameter with adamw_8bit, 6 with adamw in bf16, so an 8B one is 32-48 GB; three of them overflowed the 100 GB
+    the 16-bit weights alone were sized for, and the run died at a save after the VM was paid for. A bucket mount
+    caches what it has not uploaded yet on this disk too, so a bucket takes nothing off."""
+    final = memory.trainable_params(model, spec) * memory.trainable_bytes_per_param(spec, gpu)
+    download = model.params * memory.HALF_BYTES
+    merged = download if spec.merge_adapter and spec.method != "full" else 0
+    checkpoints = CHECKPOINTS_AT_PEAK * checkpoint_bytes(model, spec, gpu)
+    needed = ENVIRONMENT_DISK_GIB * BYTES_PER_GIB + download + checkpoints + final + merged
+    return max(MIN_DISK_GIB, math.ceil(needed / BYTES_PER_GIB))
+
+
+def checkpoint_bytes(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
+    """One checkpoint's trainable weights and optimizer state (trainer/checkpoint.py), as the estimator counts them
+    in memory; the RNG and schedule states beside them are a few kilobytes."""
+    return memory.trainable_params(model, spec) * (memory.trainable_bytes_per_param(spec, gpu) +
+                                                   memory.optimizer_state_bytes_per_param(spec, gpu))
 
 
 @dataclass(frozen=True)
@@ -249,8 +272,8 @@ def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -
     return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, mounts=mounts, hub_ids=hub_ids)
 
 
-def _resources(sky, option: Option, delivery: Delivery, model_params: int) -> list:
-    common = {"use_spot": option.offer.spot, "disk_size": disk_gib(model_params)}
+def _resources(sky, option: Option, delivery: Delivery, model: ModelShape, spec: JobConfig) -> list:
+    common = {"use_spot": option.offer.spot, "disk_size": disk_gib(model, spec, option.offer.gpu)}
     if delivery.managed:
         common["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 0,
                                   "recover_on_exit_codes": RECOVER_ON_EXIT_CODES}
@@ -303,7 +326,7 @@ def on_the_vm_note(task) -> str:
             f"{cluster_name(task.envs[RUN_ID_ENV])}:{REMOTE_OUTPUT}/ output/`)")
 
 
-def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model_params: int,
+def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model: ModelShape,
                workdir: Path, files_dir: Path | None = None, for_launch: bool = True):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
     it outlives the launch request, and nothing is left in /tmp). For a launch, the wall-clock window counts from
@@ -339,7 +362,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
         mode = sky.StorageMode.MOUNT_CACHED  # appends (steps.jsonl, the log) and renames (checkpoints) work
         task.set_storage_mounts({REMOTE_OUTPUT: sky.Storage(name=bucket_name(run_id), mode=mode, persistent=True,
                                                             stores=[StoreType(store)] if store else None)})
-    resources = _resources(sky, option, delivery, model_params)
+    resources = _resources(sky, option, delivery, model, spec)
     task.set_resources(resources if len(resources) > 1 else resources[0])
     return task
 
@@ -435,22 +458,22 @@ def _clear_staged(files_dir: Path) -> None:
             path.unlink()
 
 
-def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
+def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model: ModelShape,
             out: Path | None = None) -> DryRun:
     """The task file and SkyPilot's optimizer view of it; nothing is launched. With `out`, the YAML is written
     there and the files it mounts beside it (`<stem>-files/`, marked as orch's with TASK_FILES_MARK), named relative
     to the current folder when they are under it; without, the YAML names `<job>-task-files/` and nothing is kept
     (the staging folder is removed). SkyPilot reads its catalog of each cloud on the way (_catalog_at_hand)."""
     with _catalog_at_hand(", ".join(sorted({offer.provider for offer in chosen.offers}))):
-        return _dry_run(spec, job_path, chosen, budget_usd, model_params, out)
+        return _dry_run(spec, job_path, chosen, budget_usd, model, out)
 
 
-def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model_params: int,
+def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model: ModelShape,
              out: Path | None) -> DryRun:
     if out is not None:
         files_dir = task_files_dir(out)
         _clear_staged(files_dir)  # the CLI refused a folder of the user's without --force (foreign_task_files)
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, out.parent, files_dir,
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, out.parent, files_dir,
                           for_launch=False)
         (files_dir / TASK_FILES_MARK).write_text(MARK_TEXT, encoding="utf-8")
         staged = files_dir
@@ -463,7 +486,7 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
         out.write_text(text, encoding="utf-8")
         return DryRun(text, optimizer_view(task), files_dir, _note(task), cluster_name(task.envs[RUN_ID_ENV]))
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model_params, Path(tmp),
+        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, Path(tmp),
                           for_launch=False)
         staged = Path(tmp) / "remote"
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")

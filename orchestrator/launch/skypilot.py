@@ -87,7 +87,7 @@ class SkyPilotLauncher:
         task_dir.mkdir(exist_ok=True)
         budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
         task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
-                          get_model(spec.model).params, task_dir)
+                          get_model(spec.model), task_dir)
         name = cluster_name(record.run_id)
         if kept is not None and not task.storage_mounts:  # the bucket unmounted, it would train from step 0 on a VM
             raise UserError(f"run {record.run_id} keeps its checkpoints in bucket {kept.name}, and no storage cloud "
