@@ -19,6 +19,7 @@ from gpu_catalog.gpus import get_gpu
 from orchestrator.cli.main import app
 from orchestrator.delivery import REMOTE_OUTPUT
 from orchestrator.job import job_from_dict
+from orchestrator.launch.sky_task import SAVE_GRACE_S
 from orchestrator.preflight import dataset_problems, model_problems
 from tests.conftest import REPO, make_offer, write_weights
 from trainer.config import config_from_dict
@@ -34,7 +35,8 @@ exit "${FAKE_EXIT:-0}"
 
 
 def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0,
-                    launched_s_ago: int | str | None = 0, sky=None, ignore_term: bool = False) -> tuple:
+                    launched_s_ago: int | str | None = 0, sky=None, ignore_term: bool = False,
+                    grace_s: int | None = None) -> tuple:
     """The run script as SkyPilot starts it, for a launch requested `launched_s_ago` seconds ago (text: the launch
     time as given; None: none given). Given `sky` (the fixture), followed as SkyPilot runs it by its own wait for
     cached bucket uploads (TaskCodeGen), whose first command, a stand-in `findmnt`, leaves `flush-reached`."""
@@ -50,8 +52,8 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
     findmnt.write_text(f"#!/bin/sh\ntouch {tmp_path / 'flush-reached'}\n")
     findmnt.chmod(findmnt.stat().st_mode | stat.S_IEXEC)
     script = run_script().replace(REMOTE_OUTPUT, str(out))
-    if ignore_term:  # the guard's KILL comes 1 s after its TERM, not 300 s
-        script = script.replace("--kill-after=300", "--kill-after=1")
+    if grace_s is not None:  # the guard's TERM comes this long before the window's end, and its KILL at the end
+        script = script.replace(f"grace={SAVE_GRACE_S} ", f"grace={grace_s} ")
     if sky is not None:
         from sky.backends.task_codegen import TaskCodeGen
 
@@ -112,11 +114,17 @@ def budget_given(stdout: str) -> float:
     return float(stdout.split("budget_usd=")[1].split()[0].rstrip('"}'))
 
 
+def share_of_10_usd(elapsed_s: int, wall_limit_s: int = 3600) -> float:
+    """The trainer's budget of the $10 run_script_here gives: its share of the window left to train, that is before
+    the last save's grace."""
+    return round(10 * (wall_limit_s - elapsed_s - SAVE_GRACE_S) / wall_limit_s, 4)
+
+
 def test_the_trainer_gets_the_share_of_budget_left_in_the_window(tmp_path):
     """Provisioning and setup took half the window before the first start: the trainer gets half the budget (it got
     all of it, and a slow start passed the budget)."""
     _, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=1800)
-    assert 4.9 < budget_given(stdout) < 5.1
+    assert share_of_10_usd(1800) - 0.03 < budget_given(stdout) <= share_of_10_usd(1800)
 
 
 def test_a_resumed_run_gets_a_window_of_its_own_and_reports_only_its_own_metrics(tmp_path):
@@ -129,7 +137,7 @@ def test_a_resumed_run_gets_a_window_of_its_own_and_reports_only_its_own_metrics
     (out / "metrics.json").write_text('{"status": "stale"}')
     returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=60)
     assert returncode == 0 and '"status": "fake"' in stdout and "stale" not in stdout
-    assert 9.7 < budget_given(stdout) < 10.0
+    assert share_of_10_usd(60) - 0.03 < budget_given(stdout) <= share_of_10_usd(60)
     (out / "metrics.json").write_text('{"status": "stale"}')
     returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=3600, launched_s_ago=3700)  # no start here
     assert returncode == 4 and stdout.split("ORCH_METRICS_BEGIN")[1].split("ORCH_METRICS_END")[0].strip() == ""
@@ -144,11 +152,11 @@ def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_
         returncode, stdout, out = run_script_here(tmp_path / f"l{launched}", 0, wall_limit_s=3600,
                                                   launched_s_ago=launched)
         assert returncode == 0 and '"status": "fake"' in stdout, launched
-        assert 9.9 < budget_given(stdout) <= 10.0
+        assert share_of_10_usd(0) - 0.03 < budget_given(stdout) <= share_of_10_usd(0)
     first_start = int(time.time()) - 1800  # a recovery, half the window after the first start
     (out / ".orch_started_at").write_text(str(first_start))
     returncode, stdout, _ = run_script_here(tmp_path / "l0", 0, wall_limit_s=3600, launched_s_ago="0")
-    assert returncode == 0 and 4.9 < budget_given(stdout) < 5.1
+    assert returncode == 0 and share_of_10_usd(1800) - 0.03 < budget_given(stdout) <= share_of_10_usd(1800)
     (tmp_path / "bad").mkdir()
     returncode, stdout, out = run_script_here(tmp_path / "bad", 0, launched_s_ago="yesterday")
     assert returncode == 2 and "--env ORCH_LAUNCHED_AT=$(date +%s)" in stdout
@@ -156,14 +164,23 @@ def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_
 
 
 def test_hitting_the_wall_clock_limit_is_a_budget_stop(tmp_path):
-    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=1, sleep_s=30)
+    started = time.time()
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=4, sleep_s=30, grace_s=2)
     assert returncode == 4 and "ORCH_TRAINER_EXIT=4" in stdout
+    assert time.time() - started < 4  # stopped its grace before the window's end, to save inside it
+
+
+def test_a_window_no_longer_than_the_grace_for_the_last_save_trains_nothing(tmp_path):
+    """The trainer got the whole window and a TERM at its end, with 300 s to save after it: billed up to 5 min past
+    the budget. The last save's grace is inside the window, and a window that is all grace starts no trainer."""
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=SAVE_GRACE_S, launched_s_ago=0)
+    assert returncode == 4 and "wall-clock budget is spent" in stdout and '"status": "fake"' not in stdout
 
 
 def test_a_trainer_the_guard_has_to_kill_is_a_budget_stop_too(tmp_path):
     """Still saving when the guard's grace ran out, the trainer was killed (timeout's 137): the run was recorded as
     failed, where it had been stopped at its budget."""
-    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=1, sleep_s=4, ignore_term=True)
+    returncode, stdout, _ = run_script_here(tmp_path, 0, wall_limit_s=4, sleep_s=8, ignore_term=True, grace_s=2)
     assert returncode == 4 and "ORCH_TRAINER_EXIT=4" in stdout, stdout
 
 

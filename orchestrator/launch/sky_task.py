@@ -70,6 +70,7 @@ TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
+SAVE_GRACE_S = 300  # the end of the window kept for the trainer's last checkpoint, after its stop
 MIN_DISK_GIB = 100
 ENVIRONMENT_DISK_GIB = 50  # the image, CUDA, torch and the pinned stack, with room for logs and caches
 CHECKPOINTS_AT_PEAK = KEEP_CHECKPOINTS + 1  # the next is written whole before the oldest is pruned
@@ -145,16 +146,19 @@ def _uncovered(option: Option, planned: Delivery, delivery: Delivery, budget_usd
                 f"{usd_text(extra_usd)} more than the plan counted, and the {usd_text(budget_usd)} budget no longer "
                 f"covers the run: raise --budget to at least {usd_text(needed_usd)}, or enable a storage cloud "
                 "(AWS S3, GCS or Nebius: `sky check`).")
-    if guard.wall_limit_s <= 0:  # a window of 0 s is no limit to `timeout`
+    if guard.wall_limit_s <= SAVE_GRACE_S:  # a window of 0 s is no limit to `timeout`; the last save needs its part
         return (f"the {usd_text(budget_usd)} budget leaves nothing to train on after what the cloud bills outside "
-                "the run (the VM's idle window before it downs itself, and a spot job's controller): raise --budget "
+                "the run (the VM's idle window before it downs itself, and a spot job's controller) and the "
+                f"{SAVE_GRACE_S // 60} min kept for its last checkpoint: raise --budget "
                 f"to at least {usd_text(needed_usd)}.")
     return None
 
 
 def run_script() -> str:
     """The run command: reads the guard from the task's env so the file stays readable and the same across starts.
-    The window counts from the launch request (0, a dry run's file launched without it: from the job's first start,
+    The trainer is stopped (TERM, and its own budget stop) SAVE_GRACE_S before the window ends and killed at its end:
+    a TERM at the end, with 300 s to save after it, billed up to 5 min past the budget. The window counts from the
+    launch request (0, a dry run's file launched without it: from the job's first start,
     kept in a marker across recoveries); a metrics.json an earlier start left in the output folder (a recovery's, an
     earlier session's in a resumed run's bucket) is removed first, so only this start's is printed. The last line
     leaves the trainer's status in $? rather than exiting: SkyPilot runs its wait for a MOUNT_CACHED bucket's uploads
@@ -175,19 +179,20 @@ def run_script() -> str:
         f"rm -f {out}/metrics.json",
         "elapsed=$(( $(date +%s) - launched ))",
         '[ "$elapsed" -ge 0 ] || elapsed=0  # a VM clock behind the launching machine\'s',
-        "remaining=$(( ORCH_WALL_LIMIT_S - elapsed ))",
+        f"grace={SAVE_GRACE_S}  # the trainer is stopped this long before the window ends: its last save is inside",
+        "remaining=$(( ORCH_WALL_LIMIT_S - elapsed - grace ))",
         'if [ "$ORCH_WALL_LIMIT_S" -gt 0 ] && [ "$remaining" -le 0 ]; then',
         '  echo "orch: the wall-clock budget is spent"; status=4',
         "else",
         '  [ "$ORCH_WALL_LIMIT_S" -gt 0 ] || remaining=0',
         "  budget=$(awk -v b=\"$ORCH_TRAIN_BUDGET_USD\" -v r=\"$remaining\" -v l=\"$ORCH_WALL_LIMIT_S\" "
         "'BEGIN { printf \"%.4f\", (l > 0 ? b * r / l : b) }')",
-        f"  timeout --signal=TERM --kill-after=300 \"$remaining\" python -m trainer {REMOTE_JOB} --output {out} "
+        f"  timeout --signal=TERM --kill-after=\"$grace\" \"$remaining\" python -m trainer {REMOTE_JOB} --output {out} "
         "--resume auto --set usd_per_hour=$ORCH_USD_PER_HOUR --set budget_usd=$budget "
         f"2>&1 | tee -a {out}/train.log",
         "  status=$?",
         "  # timeout's code: the guard stopped it; 137 once the window is past: its KILL, the trainer still saving",
-        "  # 300 s after the TERM (where 137 is before it, the trainer was killed by something else: a failure)",
+        "  # at the window's end (where 137 is before it, the trainer was killed by something else: a failure)",
         f"  if [ \"$status\" -eq 124 ] || {{ [ \"$status\" -eq 137 ] && [ \"$ORCH_WALL_LIMIT_S\" -gt 0 ] && "
         f"[ $(( $(date +%s) - launched )) -ge \"$ORCH_WALL_LIMIT_S\" ]; }}; then status={WALL_LIMIT_EXIT_CODE}; fi",
         "fi",
