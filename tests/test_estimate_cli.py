@@ -76,6 +76,10 @@ def test_a_job_that_does_not_fit_as_given_is_told_what_auto_fit_finds():
                                             "--auto-fit", "--json"]).stdout)
     assert fitted["fits"] and result["with_auto_fit"].startswith(fitted["auto_fit"].split(" (given")[0])
     assert "with_auto_fit" not in estimate()  # BASE fits the card as given
+    said = " ".join(runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "qlora", "--gpu", "RTX 4090"]
+                                  ).stdout.split())
+    assert "RTX 4090: does not fit as given (" in said and f"{result['tokens_per_s']:,.0f} tokens/s" not in said
+    assert f"with --auto-fit, as plan and launch run it (the effective batch kept): {result['with_auto_fit']}" in said
 
 
 def test_minus_zero_is_read_as_zero_not_echoed_as_a_negative_amount():

@@ -64,7 +64,7 @@ def test_the_estimate_verdict_tells_needed_and_usable_apart(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # the verdict on one line, to search
     monkeypatch.setattr(display, "console", Console(width=200))
     said = runner.invoke(app, ["estimate", "meta-llama/Llama-3.2-1B", *args]).stdout
-    needed, usable = re.search(r"does not fit \((\S+) of \S+ GiB, (\S+) usable\)", said).groups()
+    needed, usable = re.search(r"does not fit as given \((\S+) of \S+ GiB, (\S+) usable\)", said).groups()
     assert needed != usable and float(needed) > float(usable), said
 
 

@@ -291,10 +291,11 @@ def show_estimate(result: dict) -> None:
         console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
     elif "gpu" in result:
         needed, usable = needed_and_usable_gib(result["vram_gib"], result["usable_vram_gib"])
-        verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free)" if result["fits"]
-                   else f"does not fit ({needed} of {result['gpu_vram_gib']:g} GiB, {usable} usable)")
-        console.print(f"{esc(result['gpu'])}: {verdict}; {result['tokens_per_s']:,.0f} tokens/s "
-                      f"(efficiency {result['efficiency']:.2f}, {result['basis']})")
+        speed = f"{result['tokens_per_s']:,.0f} tokens/s (efficiency {result['efficiency']:.2f}, {result['basis']})"
+        # a speed of settings that do not fit is none a run has: the auto-fit line below gives the one that fits
+        verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free); {speed}" if result["fits"]
+                   else f"does not fit as given ({needed} of {result['gpu_vram_gib']:g} GiB, {usable} usable)")
+        console.print(f"{esc(result['gpu'])}: {verdict}")
     else:
         console.print(f"Smallest catalog GPU that fits: {esc(result['smallest_gpu_that_fits'])}"
                       if result.get("smallest_gpu_that_fits") else "No catalog GPU fits these settings.")
@@ -305,7 +306,8 @@ def show_estimate(result: dict) -> None:
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
     elif result.get("with_auto_fit"):
-        console.print(f"with --auto-fit (the effective batch kept): {esc(result['with_auto_fit'])}")
+        console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): "
+                      f"{esc(result['with_auto_fit'])}")
     for note in result["notes"]:
         console.print(f"note: {esc(note)}")
 
