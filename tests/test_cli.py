@@ -800,6 +800,21 @@ def test_estimate_auto_fit_on_a_gpu_keeps_checkpointing_the_job_turns_off():
     assert auto["fits"] is True and auto["auto_fit_from"]["grad_ckpt"] == "auto"
 
 
+def test_a_plan_that_chose_a_cloud_for_a_gated_model_says_a_launch_would_refuse_it(tmp_path, monkeypatch):
+    """The README's plan of Llama-3.1-8B chose an Azure offer unsaid, where `orch submit` of the same file said every
+    cloud would refuse it without HF_TOKEN, and the scheduler rejected it."""
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(f"model: meta-llama/Llama-3.1-8B\nmethod: qlora\nseq_len: 2048\ntrain_tokens: 10000000\n"
+                     f"dataset: {REPO / 'examples' / 'data' / 'tiny_instruct.jsonl'}\n")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    planned = json_of("plan", str(gated), "--budget", "20")
+    assert planned["chosen"]["provider"] != "local", planned["chosen"]
+    assert any(note.startswith("`orch launch` here would refuse the chosen offer: meta-llama/Llama-3.1-8B is gated")
+               for note in planned["notes"]), planned["notes"]
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    assert not any("would refuse" in note for note in json_of("plan", str(gated), "--budget", "20")["notes"])
+
+
 def test_plans_notes_fold_at_a_terminal_as_display_says_lines_do(monkeypatch, capsys):
     """`orch plan` prints without rich: its spot note ran 202 columns past an 80-column terminal, which cut words."""
     from orchestrator.cli import fold

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator import preflight
 from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
 from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
@@ -124,6 +125,17 @@ def _spot_note(result) -> str | None:
             "here takes.")
 
 
+def _cloud_note(result, job: Path) -> str | None:
+    """What refuses a launch on the chosen cloud offer now and is no part of the plan (a gated model without
+    HF_TOKEN): the README's own plan of Llama-3.1-8B chose an Azure offer unsaid, and only `orch submit` told a
+    first user that every cloud would refuse the job."""
+    chosen = result.chosen
+    if chosen is None or chosen.offer.is_local:
+        return None
+    problems = preflight.cloud_only_problems(result.spec, job)
+    return f"`orch launch` here would refuse the chosen offer: {'; '.join(problems)}." if problems else None
+
+
 def run(argv: list[str], option_owners: Callable[[str], str | None] | None = None) -> int:
     """`orch plan ARGV`; `option_owners`: the message for an option of orch's other commands (_Parser)."""
     as_json = json_wanted(argv)
@@ -142,10 +154,11 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
-        if spot := _spot_note(result):
-            fold.note(f"note: {spot}")
+        said = [note for note in (_cloud_note(result, args.job), _spot_note(result)) if note]
+        for note in said:
+            fold.note(f"note: {note}")
         data, notes = data_and_notes(args.job, model, result)
-        notes += [spot] if spot else []
+        notes += said
         refusal = no_option_message(result) if result.chosen is None else None
         if args.as_json:
             # one line (the C encoder); a plan that found nothing is the document, with its error in it
