@@ -417,9 +417,10 @@ def test_a_resume_of_a_spent_budget_says_the_least_it_needs(budget_usd):
     RunStore().update(ended.run_id, budget_usd=ended.cost_usd, status="budget_stopped")
     spent = RunStore().get(ended.run_id)
     total = None if budget_usd is None else spent.cost_usd / 2
-    # a --budget below the spend is said as the flag's, not as the run's own budget
+    # a --budget below the spend is said as the flag's, not as the run's own budget, and as the total it is (it
+    # was "leaves run ... $0.000 past the $0.00011 it has spent")
     said = r"has \$0[.0]* of its budget left" if total is None else \
-        r"--budget \$[0-9.]+ leaves run .* \$0[.0]* past the \$[0-9.]+ it has spent"
+        r"--budget \$[0-9.]+ is the run's new total, and it has already spent \$[0-9.]+"
     with pytest.raises(UserError, match=said + r", and starting again takes about .* before a step: `orch resume .* "
                                         r"--budget USD` with a larger total \(more than \$[0-9.]+\) continues it"):
         lifecycle.resume(RunStore(), spent, budget_usd=total, same_target=lambda: same_target(spent, total))

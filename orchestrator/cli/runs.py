@@ -208,9 +208,12 @@ def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:
         if missed and (start_usd := missed[0].startup_hours * record.usd_per_hour) >= left_usd:
             spent_usd = record.cost_usd or 0.0
             # a --budget given below the spend was said as "its budget", with that very flag as the way out
-            said = (f"--budget {usd_text(budget_usd)} leaves run {record.run_id} {usd_text(max(0.0, left_usd))} past "
-                    f"the {usd_text(spent_usd)} it has spent" if budget_usd is not None else
-                    f"run {record.run_id} has {usd_text(max(0.0, left_usd))} of its budget left")
+            # and one below the spend as the total it is: "leaves $0.000 past the $0.00011 it has spent"
+            said = (f"run {record.run_id} has {usd_text(max(0.0, left_usd))} of its budget left" if budget_usd is None
+                    else f"--budget {usd_text(budget_usd)} is the run's new total, and it has already spent "
+                         f"{usd_text(spent_usd)}" if left_usd <= 0 else
+                    f"--budget {usd_text(budget_usd)} leaves run {record.run_id} {usd_text(left_usd)} past the "
+                    f"{usd_text(spent_usd)} it has spent")
             raise UserError(f"{said}, and starting again takes about {missed[0].startup_hours * 3600:,.0f} s "
                             f"({usd_text(start_usd)}) before a step: `orch resume {record.run_id} --budget USD` with "
                             f"a larger total (more than {usd_text(spent_usd + start_usd)}) continues it.")
