@@ -286,6 +286,9 @@ BAD_ROWS = [
     ({"budget_usd": "1_000"}, "column budget_usd"),
     ({"budget_usd": "5e-324"}, "column budget_usd: 5e-324 is too near 0"),  # as the flag and job key refuse it
     ({"deadline_h": "5e-324"}, "column deadline_h: 5e-324 is too near 0"),
+    # as a job file's model: they passed, and the first plan of the job refused them with no file, line or column
+    ({"model": "meta-llama/Llama-3.1-8B\x07"}, "column model: `model` must be a name or a path"),
+    ({"model": "meta-llama/Llama-3.1-8B\u202e"}, "column model: `model` must be a name or a path"),
 ]
 
 

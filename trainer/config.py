@@ -276,7 +276,7 @@ def _problems(raw: dict) -> list[str]:
     problems = [_unknown_key_problem(k, v) for k, v in raw.items() if k not in _TYPES]
     problems += [f"missing required key `{k}`" for k in ("model", "method", "seq_len") if raw.get(k) is None]
     wrong = {key: problem for key, value in raw.items()
-             if value is not None and key in _TYPES and (problem := _value_problem(key, value))}
+             if value is not None and key in _TYPES and (problem := value_problem(key, value))}
     problems += wrong.values()
     if not any(raw.get(k) is not None for k in ("train_tokens", "max_steps", "dataset")):
         problems.append("say how much to train: `train_tokens: N`, `max_steps: N`, or `dataset: PATH` (with `epochs`)")
@@ -298,7 +298,7 @@ def _yaml_words(value: bool) -> str:
     return f"YAML reads an unquoted {'yes or on as true' if value else 'no or off as false'}"
 
 
-def _value_problem(key: str, value) -> str | None:
+def value_problem(key: str, value) -> str | None:
     """What is wrong with one key's value seen alone, or None: --set's keys are checked so before they join the
     file's, and a mistake there is said of --set, not of a job file that does not hold it."""
     unquote = _quoted_by_mistake(key, value)
@@ -676,7 +676,7 @@ def _override_problem(key: str, value) -> str | None:
         return None
     # the tokenizer is left to the job: a relative folder is looked for beside the job file, which --set does not know
     naming = [p for p in _naming_problems({key: value}, Path(".")) if key != "tokenizer"]
-    return _value_problem(key, value) or next(iter(naming), None)
+    return value_problem(key, value) or next(iter(naming), None)
 
 
 def parse_overrides(overrides) -> dict:

@@ -22,7 +22,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, MAX_PRIORITY, plain_number
-from trainer.config import CHOICES, MAX_SEQ_LEN
+from trainer.config import CHOICES, MAX_SEQ_LEN, value_problem
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
 MODEL_MIX = (("meta-llama/Llama-3.2-1B", 0.20), ("meta-llama/Llama-3.2-3B", 0.20), ("meta-llama/Llama-3.1-8B", 0.35),
@@ -188,6 +188,10 @@ class _Checker:
 
     def _model(self, text: str) -> str:
         if text not in self.models_seen:
+            # as a job file's model is checked: a control character passed here, and the first plan of its job
+            # refused it as "bad config", with no trace, line or column
+            if problem := value_problem("model", text):
+                raise ValueError(problem)
             try:
                 get_model(text)
             except UserError as exc:
