@@ -203,6 +203,38 @@ def test_a_dataset_file_of_no_kind_orch_reads_is_refused_before_any_work(tmp_pat
     assert "use a .jsonl, .json, .parquet or .csv file" in capsys.readouterr().err and not output.exists()
 
 
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_dataset_that_is_no_file_nor_folder_is_refused_before_any_work(tmp_path, capsys, kind):
+    """`--set dataset=/dev/zero` passed the early check: torch was loaded, and the refusal left a metrics.json."""
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "data.jsonl")
+    output = tmp_path / "out"
+    dataset = "/dev/zero" if kind == "device" else "data.jsonl"
+    assert main([str(write_job(tmp_path, dataset=dataset)), "--output", str(output)]) == 2
+    assert f"dataset '{dataset}' is not a file or a folder: use a .jsonl" in capsys.readouterr().err
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--resume", "bogus", "job.yaml"], "argument --resume: invalid choice: 'bogus'"),
+    ([], "the following arguments are required: config"),
+    (["job.yaml", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_a_command_line_mistake_is_one_line_and_exit_2(argv, said, capsys):
+    """argparse printed its usage over three more lines first."""
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and err.count("\n") == 1 and said in err, err
+    assert err.startswith("error: ") and err.endswith("see `python -m trainer --help`.\n")
+
+
+def test_an_empty_output_is_said_to_be_empty_not_taken_for_the_default(tmp_path, capsys):
+    """`--output ''` was read as no --output, and refused in the words of the default folder the user never gave."""
+    assert main([str(write_job(tmp_path)), "--output", ""]) == 2
+    assert "--output is empty: give a folder, or leave --output out" in capsys.readouterr().err
+
+
 def test_a_cache_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """The tiny model is built into ORCH_CACHE: a file there was a NotADirectoryError after the run had started."""
     monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "job.yaml"))

@@ -388,11 +388,12 @@ def test_a_record_json_parses_but_python_cannot_hold_names_its_line(tmp_path, re
         load_records(job(dataset="data.jsonl"), tmp_path)
 
 
-def test_a_dataset_that_is_no_file_or_folder_says_so(tmp_path, capfd):
-    """/dev/null got `datasets`' "Couldn't find any data file at /dev/null"."""
-    code, metrics = train(tmp_path, dataset="/dev/null")
+def test_a_dataset_that_is_no_file_or_folder_says_so_before_any_work(tmp_path, capfd):
+    """/dev/null got `datasets`' "Couldn't find any data file at /dev/null"; then this, once torch had loaded, in a
+    metrics.json left in the output folder."""
+    code = main([str(write_job(tmp_path, dataset="/dev/null")), "--output", str(tmp_path / "out")])
     err = capfd.readouterr().err.strip().splitlines()
-    assert code == 2 and metrics["status"] == "bad_config" and len(err) == 1, err
+    assert code == 2 and len(err) == 1 and not (tmp_path / "out").exists(), err
     assert "dataset '/dev/null' is not a file or a folder: use a .jsonl" in err[0]
 
 

@@ -86,11 +86,19 @@ def _unwritable_output(exc: OSError, output: Path) -> bool:
     return Path(exc.filename).resolve().is_relative_to(output.resolve())
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A mistake on the command line in one line, as every other refusal (argparse printed its usage first, four
+    lines for `--resume bogus`)."""
+
+    def error(self, message: str):
+        self.exit(TrainStatus.BAD_CONFIG.exit_code, f"error: {message}; see `{self.prog} --help`.\n")
+
+
 def main(argv: list[str] | None = None, started_at: float | None = None, own_process: bool = False) -> int:
     """`started_at`: when the budget starts counting (the process's start when run as `python -m trainer`).
     `own_process`: the trainer is this process, so the budget alarm may end it wherever it strikes before the loop
     (trainer/meter.py); a program that calls main (a test) is never ended by it."""
-    parser = argparse.ArgumentParser(prog="python -m trainer", description="Fine-tune one model on one GPU (or CPU).")
+    parser = _OneLineParser(prog="python -m trainer", description="Fine-tune one model on one GPU (or CPU).")
     parser.add_argument("config", help="job YAML (the same file `orch plan` reads)")
     parser.add_argument("--output", help="output folder (default: outputs/<job name>)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
@@ -101,6 +109,8 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
     args = parser.parse_args(argv)
     heartbeat, checked_output, refused = Heartbeat(), None, False
     try:
+        if args.output is not None and not args.output.strip():  # '' was read as no --output: the default's
+            raise UserError("--output is empty: give a folder, or leave --output out for outputs/<job name>.")
         config, base_dir = load_config(args.config, args.set)
         check_model_and_tokenizer(config, base_dir)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",

@@ -266,7 +266,9 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
         if name is None:
             continue
         if (local := resolve_dataset(name, base_dir, key)) is not None:
-            if local.is_file() and file_kind(local) is None:
+            if not local.is_file() and not local.is_dir():  # /dev/zero, a pipe: refused once torch had loaded
+                problems.append(f"{key} '{name}' is not a file or a folder: {FILE_KINDS_HINT}")
+            elif local.is_file() and file_kind(local) is None:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (problem := folder_problem(local)):
                 problems.append(f"{key} {problem}")
@@ -474,6 +476,9 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     them (one file, a folder's file names, or a README's `configs:`); None where the dataset is not local, or is JSON
     read from one field of each file, which `datasets` reads itself."""
     local = source.local
+    # read without dataset_problems first (load_records as `orch plan` sizes the data): /dev/null, a pipe
+    if local is not None and local.exists() and not (local.is_file() or local.is_dir()):
+        return f"{source.key} '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
     if local is None:
         return None
     if local.is_file():
@@ -543,7 +548,8 @@ def _unreadable(source: Source, exc: BaseException) -> str:
         return (f"{source.key} '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
                 "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
     local = source.local
-    if local is not None and local.exists() and not (local.is_file() or local.is_dir()):  # /dev/null, a pipe
+    # read without dataset_problems first (load_records as `orch plan` sizes the data): /dev/null, a pipe
+    if local is not None and local.exists() and not (local.is_file() or local.is_dir()):
         return f"{source.key} '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
     if local is None:
         return (f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
