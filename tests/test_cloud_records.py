@@ -162,6 +162,31 @@ def test_a_detached_run_ends_when_skypilot_says_its_job_ended_at_skypilots_end_t
         assert names.index("copy") < names.index("down")
 
 
+@pytest.mark.parametrize("status, launched_ago_s, cancelled", [
+    ("RECOVERING", LAUNCHED_AGO_S, True), ("PENDING", LAUNCHED_AGO_S, True), ("STARTING", LAUNCHED_AGO_S, True),
+    ("RECOVERING", 60.0, False),  # its budget still covers the wait
+    ("RUNNING", LAUNCHED_AGO_S, False),  # a trainer runs: the guard on its VM stops it, with a checkpoint
+])
+def test_a_managed_job_waiting_for_a_vm_past_its_budget_is_cancelled_as_a_budget_stop(sky, monkeypatch, status,
+                                                                                   launched_ago_s, cancelled):
+    """SkyPilot retries a spot launch and a recovery without end, and the guard on the VM acts only once a VM runs
+    the job: a job recovering for 30 h billed the jobs controller all along, past its $5 budget, unseen (its
+    recorded spend stops at the budget)."""
+    started = time.time() - launched_ago_s
+    record = detached_run(spot=True, created_at=started, started_at=started)
+    server = SkyServer(sky, monkeypatch, job_status=status)
+    (run,) = runs_json()
+    assert (("jobs.cancel",) in server.calls) == cancelled, server.calls
+    if not cancelled:
+        assert run["status"] == "running" and not (record.output_dir / "metrics.json").exists()
+        return
+    assert run["status"] == "budget_stopped", run
+    assert run["message"] == (f"the budget was spent while SkyPilot waited for a VM ({status.lower()}): orch "
+                              "cancelled the managed job")
+    assert run["cost_usd"] == pytest.approx(record.budget_usd) and time.time() - run["ended_at"] < 60
+    assert "jobs.tail_logs" not in [call[0] for call in server.calls]  # no trainer ran: no log of this wait
+
+
 def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(sky, monkeypatch):
     """`orch logs RUN -f` 28 hours after the job ended: the log is written now, but the run ended when SkyPilot
     says its job did (and its VM, holding the output, downed itself an idle hour later)."""

@@ -16,6 +16,7 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
+from gpu_catalog.units import usd_for
 from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
@@ -32,6 +33,7 @@ from orchestrator.launch.sky_task import (
     stop_script,
 )
 from orchestrator.runs.store import RunRecord
+from orchestrator.spend import billed_usd_per_hour
 from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
 from trainer.status import TrainStatus
@@ -65,6 +67,10 @@ class _Tee(io.TextIOBase):
             stream.write(text)
             stream.flush()
         return len(text)
+
+
+# a managed job's states with no trainer running: billed (the controller, a VM being set up) and past any guard
+WAITING_FOR_A_VM = ("PENDING", "DEPRECATED_SUBMITTED", "STARTING", "RECOVERING")
 
 
 class SkyPilotLauncher:
@@ -114,9 +120,10 @@ class SkyPilotLauncher:
         """False once a stop was asked (`stop` cancels synchronously), or once SkyPilot says the job ended: its log,
         with the trainer's metrics, is then copied home and its end time kept for ended_at(); an output kept on the
         VM's disk comes home too, and the cluster is taken down (it would down itself within the hour, and the
-        output with it: a detached run's adapter was lost unless somebody pulled it in time). True while the job
-        runs, and while SkyPilot cannot be asked (no API server, the cluster or the jobs controller gone): the run
-        stays as recorded, its spend capped by spend.cap_usd."""
+        output with it: a detached run's adapter was lost unless somebody pulled it in time). False too once a
+        managed job waited for a VM past its budget (_waited_out). True while the job runs, and while SkyPilot
+        cannot be asked (no API server, the cluster or the jobs controller gone): the run stays as recorded, its
+        spend capped by spend.cap_usd."""
         if not record.status.is_active() or record.stop_requested:
             return False
         if record.sky_job_id is None:
@@ -124,8 +131,10 @@ class SkyPilotLauncher:
         try:
             with api_server() as sky:
                 job = _job(sky, record)
-                if job is None or not job.status.is_terminal():
+                if job is None:
                     return True
+                if not job.status.is_terminal():  # cancelled here, its end is said, not read from its log
+                    return not self._waited_out(sky, record, job)
                 _log_home(sky, record, follow=False)
                 if output_location(record).kind == "cluster":  # metrics.json comes home with the rest
                     self._home_then_down(sky, record)  # not home: said by `orch pull RUN`, which tries again
@@ -135,6 +144,27 @@ class SkyPilotLauncher:
             return True
         self._ends[record.run_id] = job.end_at
         return False
+
+    def _waited_out(self, sky, record: RunRecord, job) -> bool:
+        """Whether a managed job that waits for a VM (pending, starting, recovering from a preemption) has outlived
+        its budget: then it is cancelled, and its end recorded as a budget stop. SkyPilot retries a launch and a
+        recovery without end, and the guard on the VM only acts once a VM runs the job: meanwhile the jobs
+        controller billed past the budget, and a spot VM found later was bought and set up, only for the run script
+        to say the window was spent."""
+        if not record.spot or job.status.name not in WAITING_FOR_A_VM:
+            return False
+        now = time.time()
+        session_s = now - (record.started_at or record.created_at)
+        if (record.cost_usd or 0.0) + usd_for(session_s, billed_usd_per_hour(record)) < record.budget_usd:
+            return False
+        sky.get(sky.jobs.cancel(job_ids=[record.sky_job_id]))
+        self._ends[record.run_id] = now
+        record.output_dir.mkdir(parents=True, exist_ok=True)  # how this session ended, where the trainer says it
+        (record.output_dir / "metrics.json").write_text(json.dumps({
+            "status": TrainStatus.BUDGET_STOPPED.value,
+            "message": f"the budget was spent while SkyPilot waited for a VM ({job.status.name.lower()}): orch "
+                       "cancelled the managed job"}), encoding="utf-8")
+        return True
 
     def _home_then_down(self, sky, record: RunRecord) -> Exception | None:
         """Bring the output home, then take an on-demand cluster down (stop paying now, not after its autostop);
