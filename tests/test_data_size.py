@@ -66,6 +66,35 @@ def test_without_the_tokenizer_the_size_is_an_estimate_that_says_so(tmp_path):
     assert spec.dataset_tokens == size.tokens == (tmp_path / "chat.jsonl").stat().st_size // 4
 
 
+def test_unpacked_data_without_the_tokenizer_is_a_row_a_record_padding_priced(tmp_path):
+    """Without the tokenizer, `packing: false` was priced as packed: a plan of short records at a fortieth of the
+    GPU time it takes, the same plan as with `packing: true`."""
+    job = chat_job(tmp_path, model="meta-llama/Llama-3.1-8B", packing=False, eval_fraction=0.1, seq_len=2048)
+    spec, size = load_sized_job(job)
+    rows = round(len(CHATS) * 0.9)
+    assert (size.source, size.sequences, spec.dataset_sequences) == ("estimate", rows, rows)
+    assert f"{rows:,} unpacked rows of 2048, a record each" in size.detail and "not on this machine" in size.detail
+    unpacked = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"]).stdout)
+    packed = json.loads(CliRunner().invoke(app, ["plan", str(chat_job(tmp_path, model="meta-llama/Llama-3.1-8B",
+                                                                      packing=True, eval_fraction=0.1, seq_len=2048)),
+                                                 "--budget", "100", "--json"]).stdout)
+    assert packed["data"]["sequences"] is None
+    assert unpacked["train_tokens"] == rows * 2048 > 10 * packed["train_tokens"]
+    assert any("`packing: true`" in note for note in unpacked["notes"])
+
+
+def test_json_lines_are_counted_across_read_blocks(tmp_path):
+    """Records are counted a block at a time: a line cut by a block's end is one record, a blank line none."""
+    from orchestrator.data_size import _json_lines
+
+    lines = [json.dumps({"text": "x" * (i * 7919 % 50_000)}) for i in range(300)]
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n\n".join(lines))  # blank lines between, no line break after the last
+    assert path.stat().st_size > 3 * (1 << 20)
+    assert _json_lines([path]) == 300
+    assert _json_lines([path, tmp_path / "other.json"]) is None
+
+
 def test_dataset_tokens_overrides_the_count(tmp_path):
     spec, size = load_sized_job(chat_job(tmp_path, dataset_tokens=12345))
     assert (spec.dataset_tokens, size.source) == (12345, "job")
