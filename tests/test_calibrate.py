@@ -11,6 +11,7 @@ import pytest
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu
 from orchestrator.bench.calibrate import (
+    LAUNCHED_RUNS,
     WHOLE_PROCESS_MEASURES,
     calibrate,
     cross_validated_errors,
@@ -24,8 +25,9 @@ from orchestrator.bench.calibrate import (
 )
 from orchestrator.bench.published import PUBLISHED_CSV, load_points
 from orchestrator.bench.results import RESULTS_DIR, read_jsonl
-from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, load_calibration
+from orchestrator.estimator.calibration import NO_CALIBRATION, PACKAGED_CALIBRATION, Calibration, load_calibration
 from orchestrator.estimator.memory import CUDA_CONTEXT_GIB
+from orchestrator.runs.store import RunRecord
 from tests.bench_fixtures import TRUTH, synthetic_rows
 
 
@@ -178,6 +180,49 @@ def test_calibrate_on_a_machine_that_never_ran_orch_makes_its_home(monkeypatch, 
     shipped = CliRunner().invoke(app, ["calibrate"]).stdout
     assert f"read: {home / 'bench.db'}, " in shipped and all(f"{path}" in shipped
                                                               for path in RESULTS_DIR.glob("*.jsonl"))
+
+
+def launched(row: dict) -> RunRecord:
+    """An ok run `orch launch` recorded, whose trainer's metrics.json measured what `row` says."""
+    from orchestrator.home import orch_home
+    from orchestrator.runs.status import RunStatus, Target
+    from orchestrator.runs.store import RunStore, new_run_id
+
+    metrics = {key: value for key, value in row.items() if key not in ("point_id", "sweep", "target", "created_at")}
+    run_id = new_run_id()
+    record = RunRecord(
+        run_id=run_id, job_name="j", job_path="/x/j.yaml", job_json=json.dumps(row["config"]),
+        target=Target.LOCAL, gpu="H100 SXM", provider="local", region="", spot=0, usd_per_hour=1.0, budget_usd=5.0,
+        est_vram_gib=None, est_tokens_per_s=None, est_hours=None, est_cost_usd=None, est_basis=None,
+        status=RunStatus.OK, run_dir=str(orch_home() / "runs" / run_id), pid=None, cluster=None, stop_requested=0,
+        created_at=0.0, started_at=0.0, ended_at=1.0, train_tokens=1000, tokens_per_s=row["tokens_per_s"],
+        peak_vram_gib=None, wall_s=1.0, cost_usd=0.1, message=None, metrics_json=json.dumps(metrics),
+        sky_job_id=None, request_id=None, output_uri=None)
+    RunStore().insert(record)
+    return record
+
+
+def test_calibrate_learns_from_launched_runs_where_no_sweep_measured_that_gpu_and_method(monkeypatch, tmp_path):
+    """`orch calibrate` read sweeps alone: a team's own runs on its own card, their gap to the estimate shown by
+    `orch runs`, changed nothing. A sweep's point (timed until stable) still outranks a whole run's mean rate."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+    from orchestrator.home import runs_db
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    for row in synthetic_rows():
+        if row["status"] == "ok":
+            launched(row)
+    said = CliRunner().invoke(app, ["calibrate", "--json"])
+    result = json.loads(said.stdout)
+    assert str(runs_db()) in result["sources"], said.output
+    for method, efficiency in TRUTH.efficiency["H100 SXM"].items():
+        assert result["efficiency"]["H100 SXM"][method] == pytest.approx(efficiency, rel=0.02)
+    swept = synthetic_rows(Calibration(efficiency={"H100 SXM": {"lora": 0.4, "qlora": 0.25}}))
+    both = observations(swept + [{**row, "sweep": LAUNCHED_RUNS} for row in synthetic_rows()])
+    assert {o.source for o in both} == {"orch runs", LAUNCHED_RUNS}
+    assert fit(both).efficiency["H100 SXM"] == pytest.approx({"lora": 0.4, "qlora": 0.25}, rel=0.02)
 
 
 def test_cpu_runs_do_not_move_the_fallback_for_gpus_without_points():

@@ -59,6 +59,9 @@ MIN_EFFICIENCY_LEVERAGE = 2.0  # the least speed-up, from the lowest share of pe
 WHOLE_PROCESS_MEASURES = ("nvidia-smi", "card", "nvml", "process_rss")
 
 
+SWEEP_RUNS, LAUNCHED_RUNS = "orch runs", "launched runs"  # the sources of the user's own points
+
+
 @dataclasses.dataclass(frozen=True)
 class Observation:
     """One measured point, ready for the estimator: its inputs, what was measured, and where it comes from."""
@@ -70,7 +73,7 @@ class Observation:
     settings: JobConfig
     tokens_per_s: float | None
     vram_gib: float | None
-    source: str = "orch runs"
+    source: str = SWEEP_RUNS  # or LAUNCHED_RUNS, or a published source's id
     origin: str = "measured"  # measured (orch's own runs) or published
     vram_measures: str = "nvml"  # nvml / nvidia-smi / card / process_rss (whole process) or allocated / reserved
 
@@ -131,6 +134,7 @@ def observations(rows: list[dict]) -> list[Observation]:
         found.append(Observation(label=f"{config.model} {config.method} seq {config.seq_len} x{config.micro_batch}"
                                        f"{' ckpt' if settings.grad_ckpt else ''} on {gpu.name}",
                                  gpu=gpu, method=config.method, model=model, settings=settings,
+                                 source=LAUNCHED_RUNS if row.get("sweep") == LAUNCHED_RUNS else SWEEP_RUNS,
                                  tokens_per_s=rows_tokens_per_s(row["tokens_per_s"], row.get("padding_fraction"))
                                  if row.get("tokens_per_s") and row.get("stable", True) else None,
                                  vram_gib=vram, vram_measures=kind))
@@ -221,9 +225,12 @@ def _shrunk(fitted: float, group: list[Observation], prior: float) -> float:
 
 
 def _preferred(group: list[Observation]) -> list[Observation]:
-    """The user's own runs where there are any, else the published points."""
+    """The user's own sweeps where there are any (each point's rate timed until stable, nothing else running on
+    purpose), else the runs they launched (a whole run's mean rate, however loaded the machine: four demo runs on a
+    busy CPU fitted its LoRA share to the bound, 0.05, and a sweep's point went from -28% to -89%), else the
+    published points."""
     measured = [o for o in group if o.origin == "measured"]
-    return measured or group
+    return [o for o in measured if o.source != LAUNCHED_RUNS] or measured or group
 
 
 def _basis(group: list[Observation]) -> str:

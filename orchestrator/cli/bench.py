@@ -160,6 +160,8 @@ def calibrate_command(
         check_refitted(calibration_file(), inputs)
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # the published measurements shipped with orch are always added
+    if not results and (runs := launched_run_rows()):  # the jobs a team launched measure its cards too
+        rows, sources = [*rows, *runs], [*sources, str(runs_db())]
     result = calibrate(rows, out or calibration_file(), sources)
     display.print_json(result) if as_json else display.show_calibration(result)
 
@@ -198,6 +200,24 @@ def launched_runs() -> list[dict]:
 
     path = runs_db()
     return [record.as_dict() for record in RunStore(path).all()] if path.is_file() else []
+
+
+def launched_run_rows() -> list[dict]:
+    """The launched runs that ended ok, as result rows: what their trainer's metrics.json measured, with the job it
+    trained. `orch calibrate` read only sweeps, and a team's own runs on its own card, with `orch runs` showing
+    their gap to the estimate, changed nothing. A run's tokens/s is its mean over its timed steps, not a sweep's
+    median of stable ones."""
+    from orchestrator.bench.calibrate import LAUNCHED_RUNS
+    from orchestrator.bench.runner import RESULT_METRICS
+
+    rows = []
+    for run in launched_runs():
+        metrics = run["metrics"] or {}
+        if run["status"] == "ok" and isinstance(metrics.get("config"), dict):
+            rows.append({"point_id": f"run {run['run_id']}", "sweep": LAUNCHED_RUNS, "config": metrics["config"],
+                         "cpu_threads": metrics.get("cpu_threads"),
+                         **{key: metrics.get(key) for key in RESULT_METRICS}, "metrics": metrics})
+    return rows
 
 
 @user_errors
