@@ -581,7 +581,7 @@ TINY_JOB = str(REPO / "examples" / "tiny.yaml")
 
 @pytest.mark.parametrize("budget", ["$20", "20usd", "20 USD", " $20 usd "])
 @pytest.mark.parametrize("deadline, hours", [("1.5h", 1.5), ("90m", 1.5), ("45min", 0.75), ("1d", 24.0),
-                                             ("2 hours", 2.0)])
+                                             ("2 hours", 2.0), ("5400s", 1.5)])  # `30s` was "not a duration"
 def test_money_and_durations_are_read_as_people_write_them(budget, deadline, hours):
     """`--budget 20usd` and `--deadline 2h` were "invalid float value" on plan and "unable to parse string as a number"
     on the other commands; a bare number is still US dollars and hours."""
@@ -763,6 +763,22 @@ def test_an_option_whose_value_is_another_option_is_said_to_miss_its_value(args,
         f"error: {flag} is missing its value (the word after it, {following}, is an option): give {flag} VALUE"), \
         result.stderr
     assert invoke("estimate", "Llama-3.1-8B", "--seq-len", "512", "--json").exit_code == 0
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["launch", "examples/tiny.yaml", "--budget"], "--budget"),
+    (["plan", "examples/tiny.yaml", "--budget"], "--budget"),
+    (["scheduler", "run", "--once", "--monthly-cap"], "--monthly-cap"),
+    (["estimate", "Llama-3.1-8B", "--seq-len"], "--seq-len"),
+])
+def test_a_value_left_out_at_the_end_says_so_and_a_money_flags_names_the_shell(args, flag):
+    """`--budget $5` reaches orch as `--budget` alone (the shell expands `$5` to nothing): "requires an argument",
+    where `--budget $20` (read as 0) was told to quote the `$`."""
+    result = invoke(*args)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert flag in result.stderr and ("expected one argument" in result.stderr or
+                                      f"{flag} is missing its value: give {flag} VALUE" in result.stderr)
+    assert ("an unquoted $ is expanded by the shell" in result.stderr) == (flag != "--seq-len"), result.stderr
 
 
 def test_two_names_of_one_flag_are_one_flag_given_twice():

@@ -10,6 +10,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.argv_forms import UnreadableOptions, click_options, json_wanted, spelled_as_orch
 from orchestrator.cli.display import print_error, print_json
+from orchestrator.cli.limits import missing_value_hint
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict
 from orchestrator.db import UnusableDatabase
@@ -128,8 +129,12 @@ def option_as_value(command, args: list[str]) -> str | None:
             continue
         if following.partition("=")[0] in options or following == "--help":  # help is no param of its own
             return f"{spelling} is missing its value (the word after it, {following}, is an option): give {spelling} " \
-                   "VALUE"
+                   f"VALUE{missing_value_hint(spelling)}"
         index += 1  # the value
+    last = args[index] if index == len(args) - 1 else ""
+    param = options.get(last)  # the last word, an option that takes a value: `--budget $5` reached orch as `--budget`
+    if param is not None and not param.is_flag and not getattr(param, "count", False):
+        return f"{last} is missing its value: give {last} VALUE{missing_value_hint(last)}"
     return None
 
 

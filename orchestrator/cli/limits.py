@@ -65,7 +65,16 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
 DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)"
 # `--budget $20` reaches orch as "0": the shell reads `$2` as a variable, and `$5` as nothing at all
 SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)"
+MONEY_FLAGS = ("--budget", "--max-usd-per-hour", "--monthly-cap")
+
+
+def missing_value_hint(flag: str) -> str:
+    """Why a money flag's value may be missing: `--budget $5` reaches orch as `--budget` alone."""
+    return f" {SHELL_DOLLAR_HINT}" if flag in MONEY_FLAGS else ""
+
+
 HOURS_PER_UNIT = {**dict.fromkeys(("", "h", "hr", "hrs", "hour", "hours"), 1.0),
+                  **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 3600),  # `30s` is a duration too
                   **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1 / 60),
                   **dict.fromkeys(("d", "day", "days"), 24.0)}
 SECONDS_FORMS = "seconds as a number (30) or with a unit (90s, 5m, 1h)"

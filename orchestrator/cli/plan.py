@@ -8,6 +8,7 @@ directly (orchestrator/cli/entry.py); the typer app passes its arguments through
 import argparse
 import difflib
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,14 @@ from gpu_catalog.errors import UserError
 from orchestrator import preflight
 from orchestrator.cli import fold
 from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
-from orchestrator.cli.limits import DURATION_FORMS, USD_FORMS, hours_amount, usd_amount, whole_amount
+from orchestrator.cli.limits import (
+    DURATION_FORMS,
+    USD_FORMS,
+    hours_amount,
+    missing_value_hint,
+    usd_amount,
+    whole_amount,
+)
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.planning import data_and_notes, plan_job
 from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict, plan_dict
@@ -37,7 +45,9 @@ class _Parser(argparse.ArgumentParser):
     option_owners: Callable[[str], str | None] = staticmethod(lambda option: None)
 
     def error(self, message: str):
-        raise _Refused(f"{checks.one_line(message)}; see `orch plan --help`.")
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        hint = missing_value_hint(missing.group(1)) if missing else ""
+        raise _Refused(f"{checks.one_line(message)}{hint}; see `orch plan --help`.")
 
     def parse_known_args(self, args=None, namespace=None):
         """An unknown option is said before anything else, with the nearest known ones in the typer commands' words:
