@@ -229,6 +229,15 @@ def test_a_command_line_mistake_is_one_line_and_exit_2(argv, said, capsys):
     assert err.startswith("error: ") and err.endswith("see `python -m trainer --help`.\n")
 
 
+def test_a_mistyped_job_file_names_the_near_ones_beside_it(tmp_path):
+    """`orch plan examples/llama31-8b-qlora.yml` said only "does not exist", beside the .yaml it meant."""
+    (tmp_path / "llama-qlora.yaml").write_text("model: x\n")
+    with pytest.raises(UserError, match=r"'.*llama-qlora.yml' does not exist \(did you mean `llama-qlora.yaml`\?\)"):
+        load_config(tmp_path / "llama-qlora.yml")
+    with pytest.raises(UserError, match=r"'.*nowhere/job.yaml' does not exist. Copy one"):
+        load_config(tmp_path / "nowhere" / "job.yaml")
+
+
 def test_an_empty_output_is_said_to_be_empty_not_taken_for_the_default(tmp_path, capsys):
     """`--output ''` was read as no --output, and refused in the words of the default folder the user never gave."""
     assert main([str(write_job(tmp_path)), "--output", ""]) == 2
