@@ -62,6 +62,15 @@ def test_llama_factory_quantization_makes_qlora_whatever_the_key_order():
     assert (job["method"], job["quant_bits"]) == ("qlora", 4)
 
 
+def test_llama_factorys_bitsandbytes_quantization_method_is_orchs_qlora_and_another_is_refused():
+    """`quantization_method: bitsandbytes` was listed as "orch has no such setting", though orch's QLoRA is it."""
+    translation = translate({"quantization_bit": 4, "quantization_method": "bitsandbytes", "finetuning_type": "lora",
+                             "stage": "sft"})
+    assert (translation.job["method"], translation.not_carried) == ("qlora", [])
+    with pytest.raises(UserError, match="quantization method 'hqq': orch's QLoRA quantizes with bitsandbytes"):
+        translate({"quantization_bit": 4, "quantization_method": "hqq", "finetuning_type": "lora", "stage": "sft"})
+
+
 def test_trls_model_config_keys_are_carried():
     """TRL's ModelConfig names the dtype and the 4-bit type its own way; they were unknown keys."""
     result = translate({"model_name_or_path": "x/y", "torch_dtype": "bfloat16", "bnb_4bit_quant_type": "nf4",

@@ -216,6 +216,15 @@ def _nf4_only(value) -> dict:
     raise Carried(f"quantization type {short_repr(value)}: orch's QLoRA quantizes to NF4")
 
 
+def _bitsandbytes_only(value) -> dict:
+    """LLaMA-Factory's quantization_method: the library quantization_bit loads with; bitsandbytes is orch's QLoRA
+    (it was listed as "no such setting"), and HQQ, EETQ or a GPTQ/AWQ checkpoint's own method none orch trains."""
+    if isinstance(value, str) and value.strip().lower() in ("bitsandbytes", "bnb"):
+        return {}
+    raise Refused(f"quantization method {short_repr(value)}: orch's QLoRA quantizes with bitsandbytes (NF4 or "
+                  "int8): set `quantization_method: bitsandbytes`, or import a config without quantization")
+
+
 def _flag(value) -> bool:
     """A YAML boolean only: a quoted 'false', a `no` string or a list is truthy in Python and would turn the setting
     around, so it is listed as not carried over instead."""
@@ -421,6 +430,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "load_in_8bit": _entry([AXOLOTL, TRL], "method: qlora` with `quant_bits: 8",
                            _quantization_switch({"method": "qlora", "quant_bits": 8})),
     "quantization_bit": _entry([LLAMA_FACTORY], "method: qlora` with `quant_bits", _quantize),
+    "quantization_method": _entry([LLAMA_FACTORY], "method: qlora` (bitsandbytes is its library",
+                                  _bitsandbytes_only),
     # TRL's ModelConfig
     "bnb_4bit_quant_type": _entry([TRL], "method: qlora` (NF4 is its type", _nf4_only),
     "use_bnb_nested_quant": _entry([TRL], "double_quant"),
