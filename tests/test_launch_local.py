@@ -171,9 +171,9 @@ def test_stop_then_resume(tmp_path):
     wait_for(lambda: os.path.exists(os.path.join(run_dir, "output", "checkpoints", "latest")))
     result = orch("stop", run_id[:6], "--json")
     assert result.exit_code == 0, result.output
-    said = json.loads(result.stdout)  # the run as recorded after the request, and what the request said
+    said = json.loads(result.stdout)  # the run once its trainer ended, and what the request said
     assert said["run"]["run_id"] == run_id and "checkpoint" in said["message"]
-    wait_for(lambda: runs_json()[0]["status"] == "stopped")
+    assert said["run"]["status"] == "stopped"  # it said `running` while the trainer saved, and a resume was refused
     stopped = runs_json()[0]
     assert 0 < stopped["metrics"]["steps"] < 200
     job_file = Path(run_dir) / "job.yaml"  # shorten the rest of the run for the test (a key once: no duplicates)

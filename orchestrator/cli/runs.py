@@ -179,14 +179,21 @@ def logs_command(
 
 @user_errors
 def stop_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
-    """Stop a run with SIGTERM: it saves a checkpoint first, so `orch resume` continues it."""
+    """Stop a run with SIGTERM: it saves a checkpoint first (waited for, up to 5 min), so `orch resume` continues
+    it."""
     store = RunStore()
     record = find_run(store, run_id)
     said = lifecycle.request_stop(store, record)
-    if as_json:  # the run as recorded after the request: `stopped` at once, or still running while it checkpoints
-        display.print_json({"run": store.get(record.run_id).as_dict(), "message": said})
-    else:
+    if not as_json:
         display.say(said)
+    ended = lifecycle.wait_for_end(store, record.run_id)
+    if as_json:  # the run once its trainer ended, or still running past the wait
+        display.print_json({"run": ended.as_dict(), "message": said})
+    elif ended.status.is_active():
+        display.say(f"{ended.run_id} is still saving its checkpoint after {lifecycle.STOP_WAIT_S:.0f} s: `orch runs` "
+                    "says when it has stopped")
+    else:
+        display.say(f"{ended.run_id}: {ended.status.value}")
 
 
 def same_target(record: RunRecord, budget_usd: float | None) -> Option | None:

@@ -37,6 +37,7 @@ from trainer.meter import METER_INTERVAL_S
 from trainer.progress import PROGRESS_FILE
 
 UNSTARTED_GRACE_S = 60.0  # a run still launching with no trainer after this was left by a launcher that died
+STOP_WAIT_S = 300.0  # `orch stop` waits this long for the trainer's checkpoint (a full 8B one is tens of GB)
 # (not sooner: a trainer caught in its exec shows /proc an empty command line, and is found on a later pass)
 
 
@@ -159,6 +160,22 @@ def request_stop(store: RunStore, record: RunRecord) -> str:
     if not launcher.is_running(record):
         finish(store, record)
     return said
+
+
+def wait_for_end(store: RunStore, run_id: str, timeout_s: float = STOP_WAIT_S, poll_s: float = 0.5) -> RunRecord:
+    """The run once its trainer has ended after a stop, recorded as it ended, or as it is after `timeout_s`: `orch
+    stop` returned while the trainer still saved its checkpoint, said `running`, and an `orch resume` right after it
+    was refused as "already running"."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = store.get(run_id)
+        if record is None or not record.status.is_active():
+            return record
+        if not launcher_for(record.target).is_running(record):
+            return finish(store, record)
+        if time.monotonic() >= deadline:
+            return record
+        time.sleep(poll_s)
 
 
 def end_interrupted_launch(store: RunStore, record: RunRecord) -> bool:
