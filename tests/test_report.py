@@ -133,6 +133,11 @@ def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_
     assert data["jobs"][0]["recommended"]["usd_per_job"] <= 50
     assert runner.invoke(app, ["report", "--job", "nope.yaml", "--results", str(results)]).exit_code == 2
     assert runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--budget", "-1"]).exit_code == 2
+    # one job twice (its plots and summary were repeated), however its path is written
+    twice = runner.invoke(app, ["report", "--job", str(JOB), "--job", str(JOB.parent / ".." / JOB.parent.name /
+                                                                          JOB.name), "--out", str(tmp_path / "2")])
+    assert twice.exit_code == 2 and "is given twice: give each job once" in twice.stderr, twice.output
+    assert not (tmp_path / "2").exists()
 
 
 def test_a_job_no_target_runs_is_refused_in_one_line_before_the_folder_is_made(tmp_path):
