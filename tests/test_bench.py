@@ -167,6 +167,17 @@ def test_a_whole_number_written_as_a_float_is_the_same_point(tmp_path):
     assert load_sweep(again).points[0].point_id == point.point_id
 
 
+def test_a_list_setting_swept_over_single_names_says_it_is_a_point_each(tmp_path):
+    """`target_modules: [q_proj, v_proj]` in a grid is two points, each module alone (each grid key's list is its
+    values): nothing said so. `[[q_proj, v_proj]]`, one point with both, is said to be the other way."""
+    one_each = load_sweep(write_sweep(tmp_path, method="lora", target_modules=["q_proj", "v_proj"]))
+    assert len(one_each.points) == 2
+    assert one_each.notes == ("grid 1 of 1: target_modules [q_proj, v_proj] is 2 points, one module each; one point "
+                              "with all of them is target_modules: [[q_proj, v_proj]]",)
+    both = load_sweep(write_sweep(tmp_path, method="lora", target_modules=[["q_proj", "v_proj"]]))
+    assert len(both.points) == 1 and both.notes == ()
+
+
 def test_the_mfu_is_of_the_tokens_per_s_the_row_reports(tmp_path, monkeypatch):
     """MFU came from the trainer's mean rate of the last round, which one stalled step drags down, beside the median
     tokens/s: one row said 6,954 tok/s at 3.6% MFU, its twin 6,881 tok/s at 22.3%."""

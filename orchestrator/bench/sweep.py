@@ -16,7 +16,9 @@
 Every key in a grid or in settings is a trainer config key, checked by the trainer's own schema before anything runs;
 the keys the sweep sets on every point itself (SET_BY_SWEEP: dataset, max_steps, ...) are refused there, and so is
 what the trainer would refuse on this machine (a tracker or a package not installed). A number written as a
-whole-number float (`seq_len: 64.0`) is the int the trainer reads it as, so it is the same point as `64`.
+whole-number float (`seq_len: 64.0`) is the int the trainer reads it as, so it is the same point as `64`. A list
+setting's values are lists: `target_modules: [q_proj, v_proj]` is two points, one module each (said in a note), and
+`[[q_proj, v_proj]]` one point with both.
 """
 
 import datetime
@@ -57,6 +59,7 @@ _SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measure
                "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
+LIST_SETTINGS = tuple(f.name for f in fields(JobConfig) if f.type == tuple[str, ...])  # target_modules, ...
 # trainer keys that the sweep (or the runner: a point's name is its id) overwrites on every point, so a grid or
 # `settings` giving them would be silently ignored; each with where its value does come from
 SET_BY_SWEEP = {"dataset": "give the one dataset at the sweep's top level (`dataset: PATH`)",
@@ -92,6 +95,7 @@ class Sweep:
     stable_within: float
     dataset: Path  # every point's
     cpu_threads: int | None = None
+    notes: tuple[str, ...] = ()  # how a grid was read where it may be meant otherwise (_one_module_a_point)
 
 
 def point_id(config: dict, target: str) -> str:
@@ -173,6 +177,16 @@ def _grid(grid, path: Path, label: str) -> dict[str, list]:
     return values
 
 
+def _one_module_a_point(grids: list[dict[str, list]], labels: list[str]) -> list[str]:
+    """A note for each grid that sweeps a list setting over single names: `target_modules: [q_proj, v_proj]` is two
+    points, q_proj alone and v_proj alone, as every grid key's list is its values; one point with both is
+    `[[q_proj, v_proj]]`. Nothing said so, and a user who meant both timed neither."""
+    return [f"{label}: {key} {_as_written(values)} is {len(values)} points, one module each; one point with all of "
+            f"them is {key}: [{_as_written(values)}]"
+            for grid, label in zip(grids, labels, strict=True) for key, values in grid.items()
+            if key in LIST_SETTINGS and len(values) > 1 and all(isinstance(value, str) for value in values)]
+
+
 def load_sweep(path: Path, target: str = "local") -> Sweep:
     raw = checks.load_yaml(path, "sweep")
     if not isinstance(raw, dict):
@@ -249,4 +263,4 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 points.append(Point(pid, config))
     return Sweep(name=name, points=tuple(points), warmup_steps=warmup, measured_steps=measured,
                  max_measured_steps=max_measured, stable_within=float(within), dataset=Path(dataset),
-                 cpu_threads=threads)
+                 cpu_threads=threads, notes=tuple(_one_module_a_point(grids, labels)))

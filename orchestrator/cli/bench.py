@@ -103,6 +103,8 @@ def bench_command(
         checks.file_suffix(out, "--out", EXPORT_SUFFIXES)
     check_db(db)
     plan = load_sweep(sweep, target)  # read and checked: nothing runs yet
+    for note in plan.notes:
+        display.say(f"note: {note}", err=True)
     if out is not None:  # an earlier sweep's results (another machine's) were replaced, hours later, unasked
         checks.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force)
     store = ResultStore(db)
