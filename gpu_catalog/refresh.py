@@ -152,7 +152,7 @@ def _refreshed(from_dir: Path | None) -> list[str]:
         if loop := checks.symlink_loop(from_dir, "--from"):  # a loop of links was said not to exist
             raise loop
         if not from_dir.is_dir():
-            what = "is a file, not a folder" if from_dir.exists() else "does not exist"
+            what = "is not a folder" if from_dir.exists() else "does not exist"  # /dev/zero is no file either
             raise UserError(f"--from {from_dir} {what}: give a SkyPilot catalog 'v8' folder.")
         if from_dir.resolve() == sky_catalog_dir().resolve():
             raise UserError(f"--from {from_dir} is the catalog being refreshed: give another copy of it.")

@@ -450,6 +450,7 @@ case("calibrate-into-orch-calibration-not-json", lambda i: [i.env("ORCH_CALIBRAT
                                                            i.results(row())][1])
 case("calibrate-results-point-id-empty", lambda i: i.results(row(point_id="")))
 case("calibrate-results-point-id-control", lambda i: i.results(row(point_id="p\x1b[31m1")))
+case("calibrate-results-point-id-newline", lambda i: i.results(row(point_id="p\n1")))
 case("calibrate-results-status-unknown", lambda i: i.results(row(status="great")))
 case("calibrate-results-model-unknown", lambda i: i.results(row(config={**GOOD_ROW["config"], "model": "Llama-9-8X"})))
 case("calibrate-results-peak-huge", lambda i: i.results(row(peak_vram_gib={"reserved": 1e300})))

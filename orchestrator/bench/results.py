@@ -178,7 +178,9 @@ def _checked_row(row, where: str, model_known: bool = True) -> dict:
             or not isinstance(row.get("config"), dict):
         raise UserError(f"{where}: a result row is a JSON object with `point_id`, `status` and `config` "
                         "(write it with `orch bench --out`).")
-    if not row["point_id"].strip() or checks.printable(row["point_id"]) != row["point_id"]:  # "" fitted as a point
+    # "" was fitted as a point; a line break or tab in an id (printable shows them) split its line in a table
+    if not row["point_id"].strip() or checks.printable(row["point_id"]) != row["point_id"] or \
+            any(space in row["point_id"] for space in "\n\t"):
         raise UserError(f"{where}: `point_id` must be a printable id (as `orch bench` writes it), got "
                         f"{checks.short_repr(row['point_id'])}.")
     if row["status"] not in ROW_STATUSES:
