@@ -319,6 +319,8 @@ def test_a_job_without_a_budget_says_the_default_and_the_budget_its_run_got(tmp_
     assert jobs()[job_id]["run_budget_usd"] is None
     explained = " ".join(orch("queue", "--explain").stdout.split())
     assert "budget 2x the estimate, at least 15 min past it, on the target it starts on" in explained
+    # before any pass: said, not a bare `-`
+    assert "; no scheduler pass has decided it yet (`orch scheduler run --once` makes one)" in explained
     orch("scheduler", "run", "--once")
     until(lambda: jobs()[job_id]["run_status"] == "ok")
     (run,) = RunStore().all()

@@ -641,6 +641,9 @@ def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
     return usd_text(job.budget_usd) if job.budget_usd is not None else f"{UNBUDGETED_RULE}, on the target it starts on"
 
 
+NOT_DECIDED = "no scheduler pass has decided it yet (`orch scheduler run --once` makes one)"
+
+
 def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord]) -> None:
     """One row a job; its run's own status beside the run id, which may be ahead of the job's until the scheduler's
     next pass records it. --explain adds each job's budget (a default one is no amount until its run starts)."""
@@ -658,8 +661,8 @@ def show_queue(jobs: list[JobRecord], explain: bool, runs: dict[str, RunRecord])
     if explain:  # a line a job, below: a why column beside six others got a word or two a line
         for j in jobs:
             budget = _queued_budget(j, runs.get(j.run_id))
-            labelled(f"{esc(j.job_id)}:", f"budget {esc(budget)}{_deadline_text(j.deadline_at)}; "
-                                          f"{esc(j.reason or '-')}")
+            why = j.reason or NOT_DECIDED  # a bare `-` said nothing of what comes next
+            labelled(f"{esc(j.job_id)}:", f"budget {esc(budget)}{_deadline_text(j.deadline_at)}; {esc(why)}")
 
 
 def _deadline_text(deadline_at: float | None) -> str:
