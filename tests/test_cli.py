@@ -263,7 +263,7 @@ def test_simulate_calibrate_runs_and_estimate_read_whole_in_80_columns(monkeypat
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(row) + "\n" for row in synthetic_rows()))
     out = run_at(monkeypatch, columns, "calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"))
-    assert "efficiency H100 SXM: lora 0.52, qlora 0.31\n" in out and "{" not in out
+    assert "efficiency H100 SXM (share of dense peak at full load): lora 0.52, qlora 0.31\n" in out and "{" not in out
     assert "memory cuda (measured): context_gib 1.4, slack_fraction 0.25" in out
     assert ("meta-llama/Llama-3.1-8B qlora seq 2048 x2 ckpt on H100 SXM" in out) is (columns == 120)
     assert out.count("meta-llama/Llama-3.1-8B qlora seq ") == 4  # two points, in the tokens/s and the VRAM table

@@ -291,7 +291,8 @@ def show_estimate(result: dict) -> None:
         console.print(f"{esc(result['gpu'])}: does not run: {esc(result['unsupported'])}")
     elif "gpu" in result:
         needed, usable = needed_and_usable_gib(result["vram_gib"], result["usable_vram_gib"])
-        speed = f"{result['tokens_per_s']:,.0f} tokens/s (efficiency {result['efficiency']:.2f}, {result['basis']})"
+        # the share of dense peak this micro-batch reaches: calibrate's figure is the GPU's share at full load, above it
+        speed = f"{result['tokens_per_s']:,.0f} tokens/s ({result['efficiency']:.2f} of dense peak, {result['basis']})"
         # a speed of settings that do not fit is none a run has: the auto-fit line below gives the one that fits
         verdict = (f"fits ({result['usage']}; {result['headroom_fraction']:.0%} kept free); {speed}" if result["fits"]
                    else f"does not fit as given ({needed} of {result['gpu_vram_gib']:g} GiB, {usable} usable)")
@@ -599,8 +600,8 @@ def show_calibration(result: dict) -> None:
         console.print(f"{left_out} of them left out of the speed fit: too small a job for the GPU's share of peak to "
                       "set its speed (kernel launches do)", highlight=False)
     for gpu, methods in result["efficiency"].items():
-        console.print(f"efficiency {esc(gpu)}: " + ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()),
-                      highlight=False)
+        console.print(f"efficiency {esc(gpu)} (share of dense peak at full load): " +
+                      ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()), highlight=False)
     for kind, values in result["memory"].items():
         console.print(f"memory {esc(kind)} ({result['memory_basis'][kind]}): "
                       + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()), highlight=False)
