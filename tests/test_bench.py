@@ -41,6 +41,10 @@ def test_a_tiny_sweep_runs_records_and_resumes(tmp_path):
     assert all(r["timed_steps"] == 2 and r["rounds"] == 1 and r["stable"] is False for r in rows)
     assert all(r["message"].startswith("unstable:") and r["tokens_per_s_spread"] >= 0 for r in rows)
     assert len(out.read_text().splitlines()) == 2
+    # not a terminal: a line a point as it ends (a pipe saw nothing for minutes), none of it on stdout
+    said = [line for line in result.stderr.splitlines() if line[:4] in ("1/2 ", "2/2 ")]
+    assert [line.split(":")[-1].split(",")[0].strip() for line in said] == ["ok", "ok"], result.stderr
+    assert all("orch/tiny-llama" in line and "tokens/s" in line for line in said)
     stamps = {r["point_id"]: r["created_at"] for r in ResultStore().rows()}
     again = runner.invoke(app, ["bench", str(sweep), "--json", "--out", str(tmp_path / "results.parquet")])
     assert again.exit_code == 0

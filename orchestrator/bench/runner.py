@@ -152,9 +152,18 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
             store.save(row)
             rows.append(row)
             progress.update(bar, advance=1, done_at=time.monotonic())
+            if not console.is_terminal:  # a log or a pipe: a line a point, where it saw nothing for minutes
+                console.print(f"{len(rows)}/{len(todo)} {point.label}: {_outcome(row)}", highlight=False,
+                              markup=False, soft_wrap=True)
             if _refused_the_data(row, sweep.dataset):  # every point reads it: each would start a trainer to be told
                 break
     return rows
+
+
+def _outcome(row: dict) -> str:
+    """A finished point in a few words: its status, and its tokens/s where it has one."""
+    rate = row.get("tokens_per_s")
+    return row["status"] + (f", {rate:,.0f} tokens/s" if rate else "")
 
 
 def _refused_the_data(row: dict, dataset: Path | str) -> bool:
