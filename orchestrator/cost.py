@@ -38,6 +38,9 @@ HOURS_PER_MONTH = 730.0
 # picks the cheapest VM of CONTROLLER_RESOURCES across the user's clouds, so this is a typical, not a worst, case.
 CONTROLLER_USD_PER_HOUR = 0.192
 CONTROLLER_IDLE_HOURS = 10 / 60  # sky/jobs/constants.py CONTROLLER_AUTOSTOP idle_minutes
+# the end of a cloud run's window kept for its last checkpoint and final weights (the trainer is stopped this long
+# before the window ends: launch/sky_task.py), priced so a budget the plan takes leaves the trainer its whole estimate
+LAST_SAVE_HOURS = 5 / 60
 
 # Share of spot instances interrupted within a month, the upper edge of the band AWS's Spot Instance Advisor shows
 # for the GPU's instance family (https://aws.amazon.com/ec2/spot/instance-advisor/, as quoted for p4d/A100 5-10%,
@@ -133,9 +136,10 @@ def _spend(offer: Offer, delivery: Delivery | None, train_h: float, eval_h: floa
     parts = {"train": train_h * price, "eval": eval_h * price, "startup": startup_h * price,
              "recovery": recovery_h * price}
     if delivery is not None:
+        parts["last_save"] = LAST_SAVE_HOURS * price
         parts["idle"] = delivery.idle_hours() * price
         if delivery.managed:
-            controller_h = train_h + eval_h + startup_h + recovery_h + CONTROLLER_IDLE_HOURS
+            controller_h = train_h + eval_h + startup_h + recovery_h + LAST_SAVE_HOURS + CONTROLLER_IDLE_HOURS
             parts["controller"] = controller_h * CONTROLLER_USD_PER_HOUR
     return parts
 

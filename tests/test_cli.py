@@ -239,12 +239,13 @@ def run_at(monkeypatch, columns, *args):
 def test_a_plans_table_says_when_its_cost_counts_more_than_hours_at_the_price(monkeypatch):
     """`cost` checked by hand as hours x $/h was up to 67% short (a VM's idle hour, a spot run's controller), and
     nothing in the table said why."""
-    said = "cost also counts idle VM time before autodown and a spot jobs controller"
+    said = "cost also counts the last save, idle VM time before autodown and a spot jobs controller"
     clouds = run_at(monkeypatch, 80, "plan", QLORA_JOB, "--budget", "20", "--top", "5")
     assert said in " ".join(clouds.split())
     on_demand = " ".join(run_at(monkeypatch, 80, "plan", QLORA_JOB, "--budget", "20", "--top", "5",
                                 "--no-spot").split())  # no controller among these options: none named
-    assert "cost also counts idle VM time before autodown" in on_demand and "controller" not in on_demand
+    assert "cost also counts the last save and idle VM time before autodown" in on_demand
+    assert "controller" not in on_demand
     here = run_at(monkeypatch, 80, "plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--providers",
                   "local")
     assert "cost also counts" not in here

@@ -419,7 +419,7 @@ def test_a_spot_offer_the_launch_would_refuse_is_passed_over(sky, tmp_path, monk
     folder.mkdir()
     job = write_job(folder, name="spot", max_steps=5)
     roomy = json.loads(orch("submit", job, "--budget", "1", "--deadline", "1", "--json").stdout)["job_id"]
-    tight = json.loads(orch("submit", job, "--budget", "0.1", "--deadline", "1", "--json").stdout)["job_id"]
+    tight = json.loads(orch("submit", job, "--budget", "0.115", "--deadline", "1", "--json").stdout)["job_id"]
     decided = {job.job_id: decision for job, decision in Scheduler(cpu_slots=0).run_once()}
     chosen = decided[roomy]
     assert chosen.action == "start_cloud" and not chosen.option.offer.spot, chosen.reason

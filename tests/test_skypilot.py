@@ -262,6 +262,20 @@ def test_the_window_holds_the_start_up_and_the_budget_leaves_out_only_what_is_pa
     assert guard.wall_limit_s == int(guard.train_budget_usd / guard.usd_per_hour * 3600)
 
 
+@pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
+def test_a_budget_of_the_plans_cost_leaves_the_trainer_its_whole_estimate_before_the_last_saves_grace(sky,
+                                                                                                    allow_spot):
+    """The run script stops the trainer SAVE_GRACE_S before the window ends, so its last save is inside the budget:
+    with that reserve left out of the plan, a budget the plan took stopped the run 5 minutes before its end."""
+    from orchestrator.launch.sky_task import SAVE_GRACE_S, guard_for
+
+    _, _, chosen = planned(allow_spot)
+    e = chosen.estimate
+    guard = guard_for(chosen, chosen.delivery, e.cost_usd)
+    assert guard.wall_limit_s - SAVE_GRACE_S >= e.hours * 3600 - 1, (guard.wall_limit_s, e.hours * 3600)
+    assert e.parts_usd["last_save"] == pytest.approx(SAVE_GRACE_S / 3600 * chosen.offer.usd_per_hour)
+
+
 def test_dry_run_json_is_json(sky, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",

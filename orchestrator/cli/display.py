@@ -346,7 +346,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
         # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
         if beyond := [said for part, said in BEYOND_THE_HOURS.items()
                       if any(o.estimate.parts_usd.get(part) for o, _ in distinct[:top])]:
-            said = f"cost also counts {' and '.join(beyond)}"
+            listed = beyond[0] if len(beyond) == 1 else f"{', '.join(beyond[:-1])} and {beyond[-1]}"
+            said = f"cost also counts {listed}"
             table.caption = f"{table.caption}\n{said}" if table.caption else said
         out.print(table)
     _show_rejected(plan, top, out)
@@ -360,7 +361,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
 
 PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
 # a cost's parts (Estimate.parts_usd) outside the hours at the $/h, as the plan's table says them
-BEYOND_THE_HOURS = {"idle": "idle VM time before autodown", "controller": "a spot jobs controller"}
+BEYOND_THE_HOURS = {"last_save": "the last save", "idle": "idle VM time before autodown",
+                    "controller": "a spot jobs controller"}
 SPOT_MARK = "*"  # `gcp us-central1*`: a spot offer's `where` in a terminal too narrow for ` spot` and every figure
 MARKED_WHERE = f"where{SPOT_MARK}"  # the row's key for that shorter `where`
 # Left out, in this order, where a long location (vast's `Taichung City, TW, AS`) would fold rows onto two or three
@@ -423,7 +425,7 @@ def _plan_table(title: str, rows: list[dict[str, str]], left_out: tuple[str, ...
 def _show_spend(option, out: Console) -> None:
     """Where the chosen option's money goes, how its output comes home, and where SkyPilot may fail over."""
     e = option.estimate
-    parts = ", ".join(f"{name} {usd_text(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
+    parts = ", ".join(f"{name.replace('_', ' ')} {usd_text(usd)}" for name, usd in e.parts_usd.items() if usd > 0)
     startup = "measured" if e.startup_measured else "guessed"
     # two decimals hid a recovery cost's cause: `recovery $0.00011` beside `0.00 expected preemptions`
     expected = e.expected_preemptions

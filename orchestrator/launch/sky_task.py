@@ -37,7 +37,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape, is_gated
 from gpu_catalog.units import BYTES_PER_GIB, usd_text
-from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
+from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.estimator import memory
 from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
@@ -70,7 +70,7 @@ TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
-SAVE_GRACE_S = 300  # the end of the window kept for the trainer's last checkpoint, after its stop
+SAVE_GRACE_S = round(LAST_SAVE_HOURS * 3600)  # the end of the window kept for the trainer's last checkpoint
 MIN_DISK_GIB = 100
 ENVIRONMENT_DISK_GIB = 50  # the image, CUDA, torch and the pinned stack, with room for logs and caches
 CHECKPOINTS_AT_PEAK = KEEP_CHECKPOINTS + 1  # the next is written whole before the oldest is pruned
