@@ -476,9 +476,6 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     them (one file, a folder's file names, or a README's `configs:`); None where the dataset is not local, or is JSON
     read from one field of each file, which `datasets` reads itself."""
     local = source.local
-    # read without dataset_problems first (load_records as `orch plan` sizes the data): /dev/null, a pipe
-    if local is not None and local.exists() and not (local.is_file() or local.is_dir()):
-        return f"{source.key} '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
     if local is None:
         return None
     if local.is_file():
