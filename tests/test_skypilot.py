@@ -63,7 +63,7 @@ def test_skypilots_optimizer_picks_the_gpu_orch_planned(sky, allow_spot):
     assert best.use_spot == offer.spot
 
 
-@pytest.mark.parametrize("optimizer, state_bytes", [("adamw_8bit", 2), ("adamw", 4)])
+@pytest.mark.parametrize("optimizer, state_bytes", [("adamw_8bit", 2), ("adamw", 4), ("adamw_cpu_offload", 8)])
 def test_a_full_fine_tunes_disk_holds_its_checkpoints_at_their_peak(sky, tmp_path, optimizer, state_bytes):
     """An 8B full fine-tune's task asked for 100 GB, sized for its 16-bit weights: each checkpoint is its bf16
     weights and their optimizer state (32-48 GB), three exist while the next is written, and the run died at a save

@@ -40,6 +40,7 @@ from gpu_catalog.units import BYTES_PER_GIB, usd_text
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.estimator import memory
+from orchestrator.estimator.adapters import offloads_optimizer
 from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
@@ -101,9 +102,10 @@ def disk_gib(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
 
 def checkpoint_bytes(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
     """One checkpoint's trainable weights and optimizer state (trainer/checkpoint.py), as the estimator counts them
-    in memory; the RNG and schedule states beside them are a few kilobytes."""
-    return memory.trainable_params(model, spec) * (memory.trainable_bytes_per_param(spec, gpu) +
-                                                   memory.optimizer_state_bytes_per_param(spec, gpu))
+    in memory, except an optimizer offloaded to the CPU: none of its state is on the GPU, all of it in the checkpoint
+    (counted as two fp32 moments a parameter, its most). The RNG and schedule states beside them are a few kilobytes."""
+    state = 2 * memory.FP32_BYTES if offloads_optimizer(spec) else memory.optimizer_state_bytes_per_param(spec, gpu)
+    return memory.trainable_params(model, spec) * (memory.trainable_bytes_per_param(spec, gpu) + state)
 
 
 @dataclass(frozen=True)
