@@ -188,7 +188,8 @@ def launched(row: dict) -> RunRecord:
     from orchestrator.runs.status import RunStatus, Target
     from orchestrator.runs.store import RunStore, new_run_id
 
-    metrics = {key: value for key, value in row.items() if key not in ("point_id", "sweep", "target", "created_at")}
+    metrics = {"steps": 100, **{key: value for key, value in row.items()
+                                if key not in ("point_id", "sweep", "target", "created_at")}}
     run_id = new_run_id()
     record = RunRecord(
         run_id=run_id, job_name="j", job_path="/x/j.yaml", job_json=json.dumps(row["config"]),
@@ -220,6 +221,18 @@ def test_calibrate_learns_from_launched_runs_where_no_sweep_measured_that_gpu_an
     for method, efficiency in TRUTH.efficiency["H100 SXM"].items():
         assert result["efficiency"]["H100 SXM"][method] == pytest.approx(efficiency, rel=0.02)
     swept = synthetic_rows(Calibration(efficiency={"H100 SXM": {"lora": 0.4, "qlora": 0.25}}))
+    # a run of a few steps gives its memory alone, and one whose job no longer reads is left out, said
+    short = launched({**swept[0], "steps": 3})
+    launched({**swept[0], "config": {**swept[0]["config"], "tokenizer": "./moved"}})
+    said = CliRunner().invoke(app, ["calibrate", "--json"])
+    assert json.loads(said.stdout)["efficiency"]["H100 SXM"]["lora"] == \
+        pytest.approx(TRUTH.efficiency["H100 SXM"]["lora"], rel=0.02)
+    assert said.stderr.count("note: left out of the fit: run r-") == 1 and "./moved" in said.stderr, said.stderr
+    from orchestrator.cli.bench import launched_run_rows
+
+    (short_row,) = [row for row in launched_run_rows() if row["point_id"] == f"run {short.run_id}"]
+    (seen,) = observations([short_row])
+    assert seen.tokens_per_s is None and seen.vram_gib == short_row["nvml_peak_used_gib"]
     both = observations(swept + [{**row, "sweep": LAUNCHED_RUNS} for row in synthetic_rows()])
     assert {o.source for o in both} == {"orch runs", LAUNCHED_RUNS}
     assert fit(both).efficiency["H100 SXM"] == pytest.approx({"lora": 0.4, "qlora": 0.25}, rel=0.02)

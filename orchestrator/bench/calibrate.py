@@ -124,8 +124,8 @@ def observations(rows: list[dict]) -> list[Observation]:
         gpu = row_gpu(row)
         if row.get("status") != "ok" or gpu is None:
             continue
-        config = config_from_dict(row["config"])
         try:  # a row of this machine's database may name a model folder since deleted: not described, as above
+            config = config_from_dict(row["config"])
             model = get_model(config.model)
         except UserError:
             continue

@@ -92,7 +92,7 @@ def _stored_row(text: str, where: str) -> dict:
         row = _finite(json.loads(text))
     except (ValueError, RecursionError):
         row = checks.parse_json(text, where)  # not JSON: raises, naming what is wrong with it
-    return _checked_row(row, where, model_known=False)
+    return checked_row(row, where, model_known=False)
 
 
 def _finite(value):
@@ -143,7 +143,7 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
             raise UserError(f"results file '{path}' holds no rows: give a .jsonl file that `orch bench --out` wrote.")
         for number, line in lines:
             where = f"results file '{path}' line {number}"
-            rows.append(_checked_row(checks.parse_json(line, where), where))
+            rows.append(checked_row(checks.parse_json(line, where), where))
     return rows
 
 
@@ -170,7 +170,7 @@ _MEASURED = {"tokens_per_s": (MIN_TOKENS_PER_S, MAX_TOKENS_PER_S),
 ROW_STATUSES = tuple(status.value for status in TrainStatus)  # what a point's trainer (or its absence: error) said
 
 
-def _checked_row(row, where: str, model_known: bool = True) -> dict:
+def checked_row(row, where: str, model_known: bool = True) -> dict:
     """One result row, as parsed: a JSON object with the fields calibrate and report read, of the right types,
     numbers finite and in range, a status the trainer reports, and (`model_known`) a model orch describes. A row of
     this machine's own database may name a local model folder since deleted: its report still shows it."""

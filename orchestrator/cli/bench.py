@@ -204,21 +204,34 @@ def launched_runs() -> list[dict]:
     return [record.as_dict() for record in RunStore(path).all()] if path.is_file() else []
 
 
+LEAST_LAUNCHED_STEPS = 20  # a launched run's rate is fitted from this many steps on (a sweep's points time 20-80)
+
+
 def launched_run_rows() -> list[dict]:
     """The launched runs that ended ok, as result rows: what their trainer's metrics.json measured, with the job it
     trained. `orch calibrate` read only sweeps, and a team's own runs on its own card, with `orch runs` showing
     their gap to the estimate, changed nothing. A run's tokens/s is its mean over its timed steps, not a sweep's
-    median of stable ones."""
+    median of stable ones: a run of fewer than LEAST_LAUNCHED_STEPS steps gives its memory alone (a 3-step rate
+    fitted is every later estimate's `measured` one). A run whose record no longer reads as a row (its job named a
+    tokenizer folder since moved) is left out, said in a note: one such run failed the whole command."""
     from orchestrator.bench.calibrate import LAUNCHED_RUNS
+    from orchestrator.bench.results import checked_row
     from orchestrator.bench.runner import RESULT_METRICS
 
     rows = []
     for run in launched_runs():
         metrics = run["metrics"] or {}
-        if run["status"] == "ok" and isinstance(metrics.get("config"), dict):
-            rows.append({"point_id": f"run {run['run_id']}", "sweep": LAUNCHED_RUNS, "config": metrics["config"],
-                         "cpu_threads": metrics.get("cpu_threads"),
-                         **{key: metrics.get(key) for key in RESULT_METRICS}, "metrics": metrics})
+        if run["status"] != "ok" or not isinstance(metrics.get("config"), dict):
+            continue
+        row = {"point_id": f"run {run['run_id']}", "sweep": LAUNCHED_RUNS, "config": metrics["config"],
+               "cpu_threads": metrics.get("cpu_threads"), **{key: metrics.get(key) for key in RESULT_METRICS},
+               "metrics": metrics}
+        if not (isinstance(steps := metrics.get("steps"), int) and steps >= LEAST_LAUNCHED_STEPS):
+            row["stable"] = False
+        try:
+            rows.append(checked_row(row, f"run {run['run_id']}", model_known=False))
+        except UserError as exc:
+            display.say(f"note: left out of the fit: {checks.one_line(str(exc))}", err=True)
     return rows
 
 
