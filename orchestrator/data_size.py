@@ -141,8 +141,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         named = problem if "dataset" in problem else f"dataset {path}: {problem}"  # the eval set's names itself
         raise UserError(f"{named} (the trainer would stop on it, so nothing is launched).")
     if "tokens" not in counted:  # the count itself failed (a tokenizer that breaks, the timeout): not the data's fault
-        return DataSize(estimate, "estimate", f"file bytes / {BYTES_PER_TOKEN_ESTIMATE} (tokenizing failed: "
-                                              f"{counted.get('error')})")
+        return _untokenized(spec, files, estimate, f"tokenizing failed: {counted.get('error')}")
     if counted["train_sequences"] < spec.effective_batch:  # the trainer's first check (trainer/batches.py)
         raise UserError(f"dataset {path} packs into {counted['train_sequences']} training sequences of "
                         f"{spec.seq_len} tokens, fewer than one step's {spec.effective_batch} (micro_batch x "
@@ -173,19 +172,23 @@ def _untokenized(spec: JobConfig, files: list[Path], estimate: int, why: str) ->
 
 
 def _json_lines(files: list[Path]) -> int | None:
-    """The records of JSON-lines files, by their non-blank lines (read in blocks: a 1 GB file in about a second);
-    None where any file is of another kind."""
+    """The records of JSON-lines files, by their non-blank lines, read in blocks; past TOKENIZE_MAX_BYTES, those of
+    its first bytes scaled by the whole's (a 100 GB folder was read through at every plan). None where any file is
+    of another kind."""
     if not files or any(f.suffix.lower() != ".jsonl" for f in files):
         return None
-    records = 0
+    records, read_bytes = 0, 0  # the records and bytes of the whole files read
     for path in files:
         with path.open("rb") as f:
-            carried = b""  # a line the block ended inside
+            carried, file_bytes = b"", 0  # a line the block ended inside, and the file's bytes read
             for block in iter(lambda: f.read(1 << 20), b""):
                 lines = (carried + block).split(b"\n")
-                carried = lines.pop()
+                carried, file_bytes = lines.pop(), file_bytes + len(block)
                 records += sum(1 for line in lines if line.strip())
+                if (counted_bytes := read_bytes + file_bytes - len(carried)) >= TOKENIZE_MAX_BYTES:
+                    return max(1, round(records * sum(p.stat().st_size for p in files) / counted_bytes))
             records += bool(carried.strip())  # a last record with no line break after it
+            read_bytes += file_bytes
     return records
 
 

@@ -63,8 +63,8 @@ def _sized(path: str, mtime_ns: int) -> tuple[JobConfig, DataSize | None]:
 
 
 def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]:
-    """The job with `dataset_tokens` (and, where it was tokenized, `dataset_sequences`) filled in where its data could
-    be sized, and how it was sized."""
+    """The job with `dataset_tokens` (and, where it was tokenized or is an unpacked JSON-lines file, the rows:
+    `dataset_sequences`) filled in where its data could be sized, and how it was sized."""
     path = Path(path)
     if not os.path.isfile(path):  # False, not OSError, for a name too long for the file system (Path.is_file raises)
         return load_config(path)  # raises the one "does not exist" error

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -83,8 +84,9 @@ def test_unpacked_data_without_the_tokenizer_is_a_row_a_record_padding_priced(tm
     assert any("`packing: true`" in note for note in unpacked["notes"])
 
 
-def test_json_lines_are_counted_across_read_blocks(tmp_path):
+def test_json_lines_are_counted_across_read_blocks(tmp_path, monkeypatch):
     """Records are counted a block at a time: a line cut by a block's end is one record, a blank line none."""
+    from orchestrator import data_size
     from orchestrator.data_size import _json_lines
 
     lines = [json.dumps({"text": "x" * (i * 7919 % 50_000)}) for i in range(300)]
@@ -93,6 +95,9 @@ def test_json_lines_are_counted_across_read_blocks(tmp_path):
     assert path.stat().st_size > 3 * (1 << 20)
     assert _json_lines([path]) == 300
     assert _json_lines([path, tmp_path / "other.json"]) is None
+    # past TOKENIZE_MAX_BYTES, the first bytes' records scaled by the whole's: a 100 GB folder was read through
+    monkeypatch.setattr(data_size, "TOKENIZE_MAX_BYTES", path.stat().st_size // 3)
+    assert _json_lines([path, path]) == pytest.approx(600, rel=0.1)
 
 
 def test_dataset_tokens_overrides_the_count(tmp_path):
@@ -170,6 +175,10 @@ def test_a_count_that_fails_is_an_estimate_that_says_why_not_a_data_problem(tmp_
     spec, size = load_sized_job(chat_job(tmp_path))
     assert size.source == "estimate" and "tokenizing failed: took over 600 s" in size.detail
     assert spec.dataset_tokens == size.tokens
+    # unpacked, its rows are counted all the same: priced as packed, short records were a fortieth of the GPU time
+    _sized.cache_clear()
+    spec, size = load_sized_job(chat_job(tmp_path, packing=False, eval_fraction=0.1))
+    assert size.sequences == spec.dataset_sequences == round(len(CHATS) * 0.9), size
 
 
 def test_a_folder_of_mixed_kinds_over_the_tokenize_limit_is_refused_as_launch_refuses_it(tmp_path, monkeypatch):
