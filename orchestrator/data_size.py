@@ -45,7 +45,7 @@ class DataSize(NamedTuple):
     tokens: int | None  # real (non-padding) tokens of one epoch's training sequences
     source: str  # job | tokenized | sampled | hub metadata | estimate | unknown
     detail: str
-    sequences: int | None = None  # the training sequences one epoch packs into, where the data was tokenized
+    sequences: int | None = None  # the rows one epoch makes, where the data was tokenized or is unpacked JSON lines
     seq_len_fit: dict | None = None  # trainer.data.SeqLenFit's counts, where the data was tokenized (or sampled)
 
 

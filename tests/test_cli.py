@@ -611,7 +611,7 @@ MONEY_AND_DURATION_MISTAKES = [
     ("--max-usd-per-hour", "5 euros", "error: --max-usd-per-hour '5 euros' is not an amount of US dollars: write "
                                       "20, 20.5, $20, $1,800 or 20usd."),
     ("--deadline", "tomorrow", "error: --deadline 'tomorrow' is not a duration: write hours as a number (1.5) or "
-                               "with a unit (90m, 45min, 2h, 1d)."),
+                               "with a unit (90m, 45min, 2h, 1d, 3600s)."),
     ("--deadline", "2 weeks", "error: --deadline '2 weeks' is not a duration"),
     ("--deadline", "1e400h", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 1e400h."),
     ("--deadline", "0m", "error: --deadline must be above 0 and at most 87600 hours (ten years), got 0m."),
@@ -639,7 +639,7 @@ def test_a_money_or_duration_mistake_is_one_line_that_says_the_forms_on_every_co
 @pytest.mark.parametrize("command", ["plan", "launch", "submit"])
 def test_the_help_says_a_bare_deadline_is_hours_and_the_forms_of_money(command):
     shown = " ".join(invoke(command, "--help").stdout.replace("│", " ").split())
-    assert "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)" in shown, shown
+    assert "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d, 3600s)" in shown, shown
     assert "20, 20.5, $20, $1,800 or 20usd" in shown, shown
 
 

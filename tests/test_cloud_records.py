@@ -171,7 +171,8 @@ def test_a_managed_job_waiting_for_a_vm_past_its_budget_is_cancelled_as_a_budget
                                                                                    launched_ago_s, cancelled):
     """SkyPilot retries a spot launch and a recovery without end, and the guard on the VM acts only once a VM runs
     the job: a job recovering for 30 h billed the jobs controller all along, past its $5 budget, unseen (its
-    recorded spend stops at the budget)."""
+    recorded spend stops at the budget). It is cancelled while what is billed after the cancel (the controller's
+    idle autostop, a VM set up meanwhile idling) still fits the budget."""
     started = time.time() - launched_ago_s
     record = detached_run(spot=True, created_at=started, started_at=started)
     server = SkyServer(sky, monkeypatch, job_status=status)
@@ -184,7 +185,24 @@ def test_a_managed_job_waiting_for_a_vm_past_its_budget_is_cancelled_as_a_budget
     assert run["message"] == (f"the budget was spent while SkyPilot waited for a VM ({status.lower()}): orch "
                               "cancelled the managed job")
     assert run["cost_usd"] == pytest.approx(record.budget_usd) and time.time() - run["ended_at"] < 60
-    assert "jobs.tail_logs" not in [call[0] for call in server.calls]  # no trainer ran: no log of this wait
+    assert ("jobs.tail_logs", record.sky_job_id, False) in server.calls  # a recovery's earlier attempts logged
+
+
+def test_a_waiting_managed_job_is_cancelled_before_what_is_billed_after_the_cancel_passes_its_budget(sky,
+                                                                                                       monkeypatch):
+    from orchestrator.cost import CONTROLLER_USD_PER_HOUR
+
+    after_usd = CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR + BUCKET_IDLE_MINUTES / 60 * USD_PER_HOUR
+    per_hour = USD_PER_HOUR + CONTROLLER_USD_PER_HOUR
+    for spent_usd, cancelled in ((5.0 - after_usd - 0.01, False), (5.0 - after_usd + 0.01, True)):
+        started = time.time() - spent_usd / per_hour * HOUR_S
+        record = detached_run(spot=True, created_at=started, started_at=started)
+        server = SkyServer(sky, monkeypatch, job_status="PENDING")
+        lifecycle_runs = runs_json()
+        assert (("jobs.cancel",) in server.calls) == cancelled, spent_usd
+        assert {run["run_id"]: run["status"] for run in lifecycle_runs}[record.run_id] == \
+            ("budget_stopped" if cancelled else "running")
+        RunStore().update(record.run_id, status=RunStatus.STOPPED)  # out of the next loop's way
 
 
 def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(sky, monkeypatch):

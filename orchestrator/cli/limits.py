@@ -62,7 +62,7 @@ def check_providers(text: str | None, known: set[str]) -> set[str] | None:
 # parser, the typer commands through orchestrator/cli/options.py): `20usd` and `2h` were a parser's "invalid float
 # value" on plan and pydantic's "unable to parse string as a number" elsewhere. Money text is read as files read it
 # (gpu_catalog.units.usd_from_text), and said the same way (USD_FORMS).
-DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d)"
+DURATION_FORMS = "hours as a number (1.5) or with a unit (90m, 45min, 2h, 1d, 3600s)"
 # `--budget $20` reaches orch as "0": the shell reads `$2` as a variable, and `$5` as nothing at all
 SHELL_DOLLAR_HINT = "(an unquoted $ is expanded by the shell: quote it as '$20', or write 20usd)"
 MONEY_FLAGS = ("--budget", "--max-usd-per-hour", "--monthly-cap")

@@ -5,6 +5,7 @@ modules that import sky, and only when a cloud (or SSH node pool) target is laun
 Every call that reaches SkyPilot's API server is in this module, so tests record exactly those and run the rest.
 """
 
+import contextlib
 import io
 import json
 import math
@@ -17,6 +18,7 @@ from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.units import usd_for
+from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
@@ -155,10 +157,15 @@ class SkyPilotLauncher:
             return False
         now = time.time()
         session_s = now - (record.started_at or record.created_at)
-        if (record.cost_usd or 0.0) + usd_for(session_s, billed_usd_per_hour(record)) < record.budget_usd:
+        # what is billed once the job is cancelled stays inside the budget too, as the guard on a VM keeps it
+        # (sky_task.guard_for): the controller's idle autostop, and a VM being set up idling till it goes
+        after_usd = CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR + BUCKET_IDLE_MINUTES / 60 * record.usd_per_hour
+        if (record.cost_usd or 0.0) + usd_for(session_s, billed_usd_per_hour(record)) + after_usd < record.budget_usd:
             return False
         sky.get(sky.jobs.cancel(job_ids=[record.sky_job_id]))
         self._ends[record.run_id] = now
+        with contextlib.suppress(Exception):  # a recovery's earlier attempts logged; a pending job has no log yet
+            _log_home(sky, record, follow=False)
         record.output_dir.mkdir(parents=True, exist_ok=True)  # how this session ended, where the trainer says it
         (record.output_dir / "metrics.json").write_text(json.dumps({
             "status": TrainStatus.BUDGET_STOPPED.value,
