@@ -612,3 +612,24 @@ def test_a_moved_or_copied_home_keeps_its_own_run_folders(tmp_path, monkeypatch)
     monkeypatch.setenv("ORCH_HOME", str(new))
     logs = CliRunner().invoke(app, ["logs", RUN_ID])
     assert logs.exit_code == 0 and "step 1: loss 2.0" in logs.output, logs.output
+
+
+def test_a_stop_interrupted_while_it_waits_says_the_trainer_goes_on_saving(tmp_path, monkeypatch):
+    """`orch stop` waits for the trainer's checkpoint: Ctrl-C during that wait was a traceback; the stop was asked
+    all the same, so it says so and exits 130 as an interrupted command does."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    (tmp_path / RUN_DIR).mkdir(parents=True)
+    RunStore().insert(make_record(tmp_path / RUN_DIR))
+    monkeypatch.setattr(lifecycle, "request_stop", lambda store, record: "stopping r-0a1b2c3d")
+
+    def interrupted(store, run_id):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifecycle, "wait_for_end", interrupted)
+    result = CliRunner().invoke(app, ["stop", RUN_ID])
+    assert result.exit_code == 130, result.output
+    assert "no longer waiting: r-0a1b2c3d goes on saving its checkpoint" in " ".join(result.stderr.split())

@@ -186,7 +186,14 @@ def stop_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
     said = lifecycle.request_stop(store, record)
     if not as_json:
         display.say(said)
-    ended = lifecycle.wait_for_end(store, record.run_id)
+    try:
+        ended = lifecycle.wait_for_end(store, record.run_id)
+    except KeyboardInterrupt:  # the stop was asked all the same: only the wait for it is given up
+        display.say(f"\nno longer waiting: {record.run_id} goes on saving its checkpoint, and `orch runs` says when it "
+                    "has stopped", err=True)
+        raise typer.Exit(130) from None
+    if ended is None:  # its record deleted meanwhile (the runs database replaced)
+        raise UserError(f"run {record.run_id} is no longer recorded: `orch runs` lists the runs there are.")
     if as_json:  # the run once its trainer ended, or still running past the wait
         display.print_json({"run": ended.as_dict(), "message": said})
     elif ended.status.is_active():
