@@ -782,6 +782,18 @@ def test_a_value_left_out_at_the_end_says_so_and_a_money_flags_names_the_shell(a
     assert ("an unquoted $ is expanded by the shell" in result.stderr) == (flag != "--seq-len"), result.stderr
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--bf16", "--precision", "fp16"], "--bf16 sets --precision bf16, and --precision gives it as fp16: give one"),
+    (["--cutoff_len", "1024", "--max_length", "2048"],
+     "--cutoff_len sets --seq-len 1024, and --max_length gives it as 2048: give one"),
+])
+def test_a_setting_another_trainers_option_gave_and_another_gives_again_names_both_as_typed(args, said):
+    """`--bf16 --precision fp16` read "--precision given twice, as bf16 and fp16": an option never typed twice."""
+    result = invoke("estimate", "Llama-3.1-8B", *args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {said}"), result.stderr
+    assert invoke("estimate", "Llama-3.1-8B", "--bf16", "--precision", "bf16", "--json").exit_code == 0
+
+
 def test_two_names_of_one_flag_are_one_flag_given_twice():
     """`orch logs -f --follow` was refused as two different values."""
     result = invoke("logs", "-f", "--follow", "r-nothing")

@@ -161,6 +161,7 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
     options `known(name)` says the command has, and everything after `--`, as given. A switch given on and off, or
     set off with nothing else saying the setting it leaves (`--bf16 false` alone: fp16 or fp32?), is refused."""
     out, index, switched, left_unsaid = [], 0, {}, {}
+    said_as: dict[int, str] = {}  # the index in `out` of a flag a foreign option became -> that option as typed
     while index < len(args):
         arg = args[index]
         index += 1
@@ -199,7 +200,10 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
                 raise ForeignOptionError(f"{name} given as on and off: give it once")
             if not settings:
                 left_unsaid[name] = _settings(entry, True)  # what it says the setting is not
-        out += _as_flags(name, entry, settings, options)
+        flags = _as_flags(name, entry, settings, options)
+        said_as.update((len(out) + index, name) for index in range(len(flags)))
+        out += flags
+    _one_value_each(out, said_as)
     for name, not_settings in left_unsaid.items():
         for key in (k for k in not_settings if k in SAID_BY_ANOTHER_WHEN_OFF):
             given = _given_value(out, _flag_name(key))
@@ -209,6 +213,22 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
             if given.lower() == str(not_settings[key]).lower():  # `--bf16 false --precision bf16`
                 raise ForeignOptionError(f"{name} false and {_flag_name(key)} {given} say opposite things: give one")
     return out
+
+
+def _one_value_each(out: list[str], said_as: dict[int, str]) -> None:
+    """A setting a foreign option gave and another option gives again with another value, refused naming both as
+    typed: `--bf16 --precision fp16` read "--precision given twice, as bf16 and fp16", an option never typed twice."""
+    for index, typed in said_as.items():
+        flag, _, value = out[index].partition("=")
+        if not value:  # an on/off flag: the check of orch's own says it as its two spellings
+            continue
+        for other, arg in enumerate(out):
+            if other == index or arg.partition("=")[0] != flag:
+                continue
+            given = arg.partition("=")[2] if "=" in arg else out[other + 1] if other + 1 < len(out) else ""
+            if given != value:
+                shown = said_as.get(other, flag)
+                raise ForeignOptionError(f"{typed} sets {flag} {value}, and {shown} gives it as {given}: give one")
 
 
 def _given_value(args: list[str], flag: str) -> str | None:
