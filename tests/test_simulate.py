@@ -138,7 +138,7 @@ def test_the_policy_sees_one_card_of_each_kind_in_card_order_even_with_kinds_apa
 def test_spot_first_falls_back_to_the_policys_own_choice_when_spot_is_out():
     """Where spot is preferred the engine asks with the cheapest spot offer alone first; on tight budgets and
     deadlines it is often out, and the decision must still be the one the policy makes with every offer."""
-    tight = [{**row, "budget_usd": round(row["budget_usd"] * 0.15, 2),  # tight enough that some spot is out
+    tight = [{**row, "budget_usd": round(row["budget_usd"] * 0.18, 2),  # tight enough that some spot is out
               "deadline_h": None if row["deadline_h"] is None else row["deadline_h"] / 4} for row in TRACE]
     results = run_both("cloud-spot", tight)
     assert results[0] == results[1]
