@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from gpu_catalog.errors import UserError
+from gpu_catalog.names import listed
 
 # A name becomes a folder (outputs/<name>, a run folder), a table cell and a database value: letters, digits and
 # `._-+`, starting with a letter or digit, so it cannot be `..`, a path, hidden, an option or terminal markup.
@@ -609,8 +610,7 @@ def file_suffix(path: Path, what: str, suffixes: tuple[str, ...]) -> None:
     """An output's name ends in one of `suffixes` (any case), the formats it is written in: CSV was written under
     `x.parquet`, a task's YAML under `task.txt`."""
     if path.suffix.lower() not in suffixes:
-        named = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
-        raise UserError(f"{what} takes a {named} file name, got '{path}'.")
+        raise UserError(f"{what} takes a {listed(suffixes, 'or')} file name, got '{path}'.")
 
 
 def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] = (),

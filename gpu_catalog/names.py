@@ -54,6 +54,13 @@ SHORTEST_HINTED_KEY = 3  # characters: a shorter unknown key (`a`, `3`) is found
 KEY_SIMILARITY = 0.7  # difflib's ratio for a near key: lower, `colour` got `lora_r` and `max_step` got `warmup_steps`
 
 
+def listed(names: Iterable[str], last: str = "and") -> str:
+    """Names as a sentence lists them: `a`, `a and b`, `a, b and c` (`last`: "or" for choices). One wording for every
+    list a message names, where each message had its own copy of the join."""
+    names = list(names)
+    return "".join(names) if len(names) <= 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
 def near_hint(name, candidates: Iterable, limit: int = 3) -> str:
     """` (did you mean `a` or `b`?)` for a misspelt key or setting of a hand-written file (a job, the hardware file,
     a sweep), naming the (at most `limit`) `candidates` nearest to it; empty when none is near. One wording for every
@@ -63,9 +70,7 @@ def near_hint(name, candidates: Iterable, limit: int = 3) -> str:
         if len(name) >= SHORTEST_HINTED_KEY else []
     if not near:
         return ""
-    named = [f"`{close}`" for close in near]
-    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
-    return f" (did you mean {listed}?)"
+    return f" (did you mean {listed((f'`{close}`' for close in near), 'or')}?)"
 
 
 def unknown_name_message(kind: str, name: str, candidates: list[str], how_to_list: str) -> str:

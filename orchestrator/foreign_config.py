@@ -25,7 +25,7 @@ from typing import NamedTuple
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
-from gpu_catalog.names import SHORTEST_HINTED_KEY, normalize
+from gpu_catalog.names import SHORTEST_HINTED_KEY, listed, normalize
 from trainer.config import CHOICES, HUB_ID, JobConfig, choice_as_orch
 from trainer.foreign_keys import (
     AXOLOTL,
@@ -316,9 +316,7 @@ def _unknown_key_note(key: str) -> str:
                   and (edits := _typo_edits(name, compared)) <= allowed)
     if not near:
         return "orch has no such setting"
-    named = [f"`{known}`" for _, known in near[:MOST_HINTS]]
-    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
-    return f"orch has no such setting: did you mean {listed}?"
+    return f"orch has no such setting: did you mean {listed((f'`{known}`' for _, known in near[:MOST_HINTS]), 'or')}?"
 
 
 def translate(raw: dict) -> Translation:

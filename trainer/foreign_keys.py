@@ -24,7 +24,7 @@ import yaml
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, get_model, hub_id
-from gpu_catalog.names import near_hint, squeezed
+from gpu_catalog.names import listed, near_hint, squeezed
 from trainer.data_formats import SHAPES
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
@@ -612,7 +612,7 @@ SOURCE_DEFAULTS = {
 def _trainer_names(trainers: tuple[str, ...]) -> str:
     if len(trainers) == 1:
         return f"{trainers[0]}'s name"
-    return "the name in " + ", ".join(trainers[:-1]) + " and " + trainers[-1]
+    return f"the name in {listed(trainers)}"
 
 
 NO_VALUE = object()  # a key named without its value (the CLI's foreign flags name the key alone)

@@ -19,6 +19,7 @@ from gpu_catalog.checks import one_line, printable
 from gpu_catalog.gpus import GPU
 from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
+from gpu_catalog.names import listed
 from gpu_catalog.offer import Offer
 from gpu_catalog.units import usd_text
 from orchestrator.cli.fold import folded
@@ -346,8 +347,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
         # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
         if beyond := [said for part, said in BEYOND_THE_HOURS.items()
                       if any(o.estimate.parts_usd.get(part) for o, _ in distinct[:top])]:
-            listed = beyond[0] if len(beyond) == 1 else f"{', '.join(beyond[:-1])} and {beyond[-1]}"
-            said = f"cost also counts {listed}"
+            said = f"cost also counts {listed(beyond)}"
             table.caption = f"{table.caption}\n{said}" if table.caption else said
         out.print(table)
     _show_rejected(plan, top, out)
@@ -389,9 +389,8 @@ def _fitting_table(build, droppable: tuple[str, ...], out: Console) -> Table:
     count = next((count for count, table in enumerate(tables) if table.natural_width(out) <= out.width + 2),
                  len(droppable))
     if count:
-        left_out = droppable[:count]
-        named = f"{', '.join(left_out[:-1])} and {left_out[-1]}" if count > 1 else left_out[0]
-        tables[count].caption = f"{named}: --json, or a terminal of {tables[0].natural_width(out) - 2}+ columns"
+        widest = tables[0].natural_width(out) - 2
+        tables[count].caption = f"{listed(droppable[:count])}: --json, or a terminal of {widest}+ columns"
     return tables[count]
 
 

@@ -8,6 +8,7 @@ from typer.core import TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.names import listed
 from orchestrator.cli.argv_forms import UnreadableOptions, click_options, json_wanted, spelled_as_orch
 from orchestrator.cli.display import print_error, print_json
 from orchestrator.cli.limits import missing_value_hint
@@ -192,9 +193,8 @@ def owned_elsewhere(group, option: str, command_path: str) -> str | None:
     takers = sorted(words for words in _commands_taking(group, option) if words != this)
     if not takers:
         return None
-    named = [f"`{root} {words}`" for words in takers]
-    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-    return f"No such option: {option} for `{command_path}`; it is an option of {listed}"
+    return f"No such option: {option} for `{command_path}`; it is an option of " \
+           f"{listed(f'`{root} {words}`' for words in takers)}"
 
 
 class OneLineUsageErrors(TyperGroup):

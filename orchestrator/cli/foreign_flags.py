@@ -8,6 +8,7 @@ import re
 from dataclasses import fields
 
 from gpu_catalog.checks import short_repr
+from gpu_catalog.names import listed
 from trainer.config import JobConfig
 from trainer.foreign_keys import FOREIGN_KEYS, Carried, ForeignKey
 
@@ -41,10 +42,6 @@ def _word(text: str):
     """A yes/no word as a boolean (what the table's switches take), anything else as typed."""
     folded = text.strip().lower()
     return True if folded in TRUE_WORDS else False if folded in FALSE_WORDS else text
-
-
-def _joined(names: tuple[str, ...]) -> str:
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _flag_name(key: str) -> str:
@@ -137,7 +134,7 @@ def _where_instead(key: str, options: dict) -> str:
 def _check_command_has(name: str, entry: ForeignKey, keys: list[str], options: dict) -> None:
     for key in keys:
         if _flag_name(key) not in options:
-            raise ForeignOptionError(f"{name} ({_joined(entry.trainers)}; `{entry.orch}` in orch's job file) is no "
+            raise ForeignOptionError(f"{name} ({listed(entry.trainers)}; `{entry.orch}` in orch's job file) is no "
                                      f"option of this command: {_where_instead(key, options)}")
 
 
