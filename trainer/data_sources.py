@@ -267,7 +267,7 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
             continue
         if (local := resolve_dataset(name, base_dir, key)) is not None:
             if not local.is_file() and not local.is_dir():  # /dev/zero, a pipe: refused once torch had loaded
-                problems.append(f"{key} '{name}' is not a file or a folder: {FILE_KINDS_HINT}")
+                problems.append(_no_file_nor_folder(key, name))
             elif local.is_file() and file_kind(local) is None:
                 problems.append(f"{key} {local}: {FILE_KINDS_HINT}")
             elif local.is_dir() and (problem := folder_problem(local)):
@@ -532,6 +532,10 @@ def _parquet_rows(path: Path) -> int | None:
         return None
 
 
+def _no_file_nor_folder(key: str, name: str) -> str:
+    return f"{key} '{name}' is not a file or a folder: {FILE_KINDS_HINT}"
+
+
 def _unreadable(source: Source, exc: BaseException) -> str:
     """Why the source could not be read, as the user can fix it."""
     # its first line with words: datasets' message for a bad split name starts with a line break, and said nothing
@@ -545,9 +549,10 @@ def _unreadable(source: Source, exc: BaseException) -> str:
         return (f"{source.key} '{source.name}' is not a readable Parquet file ({detail.rstrip('.')}): write it again "
                 "(pandas: DataFrame.to_parquet), or give the records as .jsonl.")
     local = source.local
-    # read without dataset_problems first (load_records as `orch plan` sizes the data): /dev/null, a pipe
+    # /dev/null, a pipe: dataset_problems says it before the trainer and a plan read a record; here for a caller of
+    # load_records that asked it nothing, or a file made a pipe since
     if local is not None and local.exists() and not (local.is_file() or local.is_dir()):
-        return f"{source.key} '{source.name}' is not a file or a folder: {FILE_KINDS_HINT}."
+        return f"{_no_file_nor_folder(source.key, source.name)}."
     if local is None:
         return (f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                 f"'{source.split}' (a hub dataset needs the network, and HF_TOKEN if gated): {detail}")
