@@ -173,6 +173,7 @@ _INT_KEYS = {k for k, t in _TYPES.items() if t in (int, int | None)} - set(CHOIC
 _FLOAT_KEYS = {k for k, t in _TYPES.items() if t in (float, float | None)}
 _BOOL_KEYS = {k for k, t in _TYPES.items() if t is bool}
 _STR_KEYS = {k for k, t in _TYPES.items() if t in (str, str | None)} - set(CHOICES)
+NAME_LIST_KEYS = tuple(k for k, t in _TYPES.items() if t == tuple[str, ...])  # modules_to_save, target_modules
 _POSITIVE = {"seq_len", "micro_batch", "grad_accum", "lora_r", "lora_alpha", "max_steps", "train_tokens",
              "dataset_tokens", "dataset_sequences", "epochs", "learning_rate", "eval_batches", "eval_every",
              "save_every", "save_every_minutes", "log_every", "max_grad_norm", "neftune_noise_alpha",

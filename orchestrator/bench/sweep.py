@@ -42,6 +42,7 @@ from orchestrator.preflight import dataset_file_problems
 from trainer.config import (
     CHOICES,
     LARGEST_COUNT,
+    NAME_LIST_KEYS,
     JobConfig,
     check_model_and_tokenizer,
     config_from_dict,
@@ -59,7 +60,6 @@ _SWEEP_KEYS = {"name", "dataset", "warmup_steps", "measured_steps", "max_measure
                "cpu_threads", "settings", "grids"}
 # keys the sweep sets on every point: a benchmark measures training speed and memory, nothing else
 FIXED_POINT_KEYS = {"eval_fraction": 0.0, "save_every_minutes": 1e9, "log_every": 10**6}
-LIST_SETTINGS = tuple(f.name for f in fields(JobConfig) if f.type == tuple[str, ...])  # target_modules, ...
 # trainer keys that the sweep (or the runner: a point's name is its id) overwrites on every point, so a grid or
 # `settings` giving them would be silently ignored; each with where its value does come from
 SET_BY_SWEEP = {"dataset": "give the one dataset at the sweep's top level (`dataset: PATH`)",
@@ -184,7 +184,7 @@ def _one_module_a_point(grids: list[dict[str, list]], labels: list[str]) -> list
     return [f"{label}: {key} {_as_written(values)} is {len(values)} points, one module each; one point with all of "
             f"them is {key}: [{_as_written(values)}]"
             for grid, label in zip(grids, labels, strict=True) for key, values in grid.items()
-            if key in LIST_SETTINGS and len(values) > 1 and all(isinstance(value, str) for value in values)]
+            if key in NAME_LIST_KEYS and len(values) > 1 and all(isinstance(value, str) for value in values)]
 
 
 def load_sweep(path: Path, target: str = "local") -> Sweep:

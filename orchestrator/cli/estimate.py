@@ -30,7 +30,7 @@ from orchestrator.estimator.memory import (
 from orchestrator.estimator.settings import context_note, job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
-from trainer.config import CHOICES, JobConfig, model_folder
+from trainer.config import CHOICES, NAME_LIST_KEYS, JobConfig, model_folder
 from trainer.job_file import QLORA_KEYS, idle_keys, read_job_file
 
 DEFAULT_METHOD = method_forms.resolve({}, "-", None)[0]["method"]  # what a left-out --method estimates
@@ -40,7 +40,6 @@ SETTINGS_SHOWN = ("method", "seq_len", "micro_batch", "grad_accum", "grad_ckpt",
                   "double_quant", "qlora_fp32_upcast", "lora_r", "lora_dropout", "target_modules", "use_dora",
                   "modules_to_save", "freeze_layers", "precision", "attention", "loss", "loss_chunk_tokens", "compile",
                   "cpu_threads")
-LIST_SETTINGS = ("target_modules", "modules_to_save")  # comma lists on the command line, lists in the JSON
 # the keys that belong to methods other than each: a job file's are left out where a flag makes it that method
 ADAPTER_ONLY_KEYS = (*method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save")
 OTHER_METHODS_KEYS = {"lora": (*QLORA_KEYS, "freeze_layers"), "qlora": ("freeze_layers",),
@@ -108,7 +107,7 @@ def _shape_note(model_id: str | None, shape) -> str | None:
 
 def _shown(settings, gpu) -> dict:
     values = {k: getattr(settings, k) for k in SETTINGS_SHOWN}
-    values.update({k: list(values[k]) for k in LIST_SETTINGS})
+    values.update({k: list(values[k]) for k in NAME_LIST_KEYS})
     values["loss"] = loss_mode(settings, gpu)  # what really runs there (fused falls back on the CPU)
     values["precision"] = precision(settings, gpu)  # auto resolved for this device, as the trainer resolves it
     return values
@@ -142,7 +141,7 @@ def _job_file_settings(model: str, method: str) -> tuple[str, dict] | None:
     # the method (a file that left them out was refused, whatever the flags gave)
     raw, config = read_job_file(path, missing={"seq_len": DEFAULT_SEQ_LEN, "max_steps": 1, "method": method})
     written = {key: getattr(config, key) for key in SETTINGS_SHOWN if key in raw}
-    written.update({key: ",".join(written[key]) for key in LIST_SETTINGS if key in written})
+    written.update({key: ",".join(written[key]) for key in NAME_LIST_KEYS if key in written})
     written = {key: value for key, value in written.items() if value != ""}  # `modules_to_save: []`: the default
     if written.get("grad_ckpt") == "auto":
         del written["grad_ckpt"]  # a flag's None: the job's own default
