@@ -17,8 +17,6 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
-from gpu_catalog.units import usd_for
-from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
 from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
 from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
@@ -35,7 +33,7 @@ from orchestrator.launch.sky_task import (
     stop_script,
 )
 from orchestrator.runs.store import RunRecord
-from orchestrator.spend import billed_usd_per_hour
+from orchestrator.spend import run_cost_usd
 from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
 from trainer.status import TrainStatus
@@ -157,10 +155,9 @@ class SkyPilotLauncher:
             return False
         now = time.time()
         session_s = now - (record.started_at or record.created_at)
-        # what is billed once the job is cancelled stays inside the budget too, as the guard on a VM keeps it
-        # (sky_task.guard_for): the controller's idle autostop, and a VM being set up idling till it goes
-        after_usd = CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR + BUCKET_IDLE_MINUTES / 60 * record.usd_per_hour
-        if (record.cost_usd or 0.0) + usd_for(session_s, billed_usd_per_hour(record)) + after_usd < record.budget_usd:
+        # what is billed once the job is cancelled stays inside the budget too, as the end of the run is priced: the
+        # controller's idle autostop, and a VM being set up idling till it goes (run_cost_usd stops at the budget)
+        if run_cost_usd(record, session_s, self.billed_after_s(record, now, now)) < record.budget_usd:
             return False
         sky.get(sky.jobs.cancel(job_ids=[record.sky_job_id]))
         self._ends[record.run_id] = now
