@@ -13,9 +13,6 @@ FEATURES_PATH = DATA_DIR / "cloud_features.json"
 STORAGE_MOUNTING = "storage_mounting"
 SPOT_INSTANCE = "spot_instance"
 AUTODOWN = "autodown"
-AUTOSTOP = "autostop"
-STOP = "stop"
-HOST_CONTROLLERS = "host_controllers"
 
 
 @functools.cache

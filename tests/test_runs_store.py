@@ -226,8 +226,7 @@ def test_a_detached_runs_cost_stops_when_its_trainer_ended_not_when_someone_look
 def test_every_trainer_status_is_a_run_status_with_its_exit_code():
     assert {RunStatus.of_trainer(s) for s in TrainStatus} <= set(RunStatus)
     assert RunStatus.of_trainer("interrupted") is RunStatus.STOPPED
-    assert [TrainStatus.from_exit_code(s.exit_code) for s in TrainStatus] == list(TrainStatus)
-    assert TrainStatus.from_exit_code(137) is None
+    assert len({s.exit_code for s in TrainStatus}) == len(TrainStatus)  # each status its own code
 
 
 @pytest.mark.parametrize("column, value", [

@@ -617,10 +617,6 @@ def resolve_tokenizer(name: str | None, base_dir: Path) -> str | None:
     return os.path.abspath(path) if name.startswith(("/", ".", "~")) or os.path.isdir(path) else name
 
 
-def dataset_path(config: JobConfig, base_dir: Path) -> Path | None:
-    return resolve_dataset(config.dataset, base_dir, "dataset")
-
-
 # The settings that make a run what it is: its weights, its data and their order, its schedule. Each checkpoint
 # records them (run_identity) and a resume must keep them (identity_changes). The rest may change between the sessions
 # of one run: how long it trains, its budget, logging, eval and checkpoint cadence, workers, the attention kernel and

@@ -173,7 +173,7 @@ class FineTune:
                 print(checks.printable(f"data: {note}"), flush=True)
             while True:
                 try:
-                    return self._train(config, prepared, attempts), config
+                    return self._train(config, prepared), config
                 except torch.OutOfMemoryError:
                     attempts.append(self._oom_attempt(config))
                     gc.collect()
@@ -209,7 +209,7 @@ class FineTune:
             return dataclasses.replace(config, grad_ckpt=True)
         return None
 
-    def _train(self, config: JobConfig, prepared: Prepared, attempts: list[dict]) -> dict:
+    def _train(self, config: JobConfig, prepared: Prepared) -> dict:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
         order = StepOrder(len(prepared.train), config.effective_batch, config.seed)  # too little data: before the model

@@ -19,11 +19,6 @@ class TrainStatus(str, Enum):
     def exit_code(self) -> int:
         return _EXIT_CODES[self]
 
-    @classmethod
-    def from_exit_code(cls, code: int) -> "TrainStatus | None":
-        """The status an exit code stands for; None for a code the trainer never uses (killed, crashed)."""
-        return next((status for status, c in _EXIT_CODES.items() if c == code), None)
-
     @property
     def deserves_restart(self) -> bool:
         """Only a preemption is worth another start: bad config, OOM, a spent budget and a divergence would end the

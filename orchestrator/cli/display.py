@@ -22,6 +22,7 @@ from gpu_catalog.models import ModelShape
 from gpu_catalog.names import listed
 from gpu_catalog.offer import Offer
 from gpu_catalog.units import usd_text
+from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.serialize import padding_worth_saying
@@ -581,8 +582,7 @@ def show_bench(rows: list[dict]) -> None:
         table.add_column(column, justify="right" if column in ("seq", "tok/s", "peak GiB", "MFU") else "left")
     for row in rows:
         c = row["config"]
-        peak = row.get("nvml_peak_used_gib") or (row.get("peak_vram_gib") or {}).get("reserved") or \
-            (row.get("peak_vram_gib") or {}).get("process_rss")
+        peak = measured_vram_gib(row)
         cells = [esc(c["method"]), str(c["seq_len"]), str(c.get("micro_batch", 4)),
                  "on" if c.get("grad_ckpt") is True else "off", esc(_bench_status(row)),
                  optional(row.get("tokens_per_s"), ",.0f"), optional(peak, ".2f"), optional(row.get("mfu"), ".1%")]

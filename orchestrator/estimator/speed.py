@@ -71,7 +71,6 @@ class SpeedEstimate:
     tokens_per_s: float
     step_time_s: float
     flops_per_token: float
-    model_flops_per_token: float
     efficiency: float  # the achieved share of dense peak at this micro-batch
     basis: str  # "measured" (calibrated peak share), "published", or "analytic" (documented default)
     terms_s: dict[str, float]  # seconds per optimizer step by term
@@ -143,7 +142,7 @@ def _micro_batch_terms(model: ModelShape, settings: JobConfig, gpu: GPU, flops_p
 
 
 def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration) -> SpeedEstimate:
-    hardware_flops, model_flops = flops_per_token(model, settings)
+    hardware_flops, _ = flops_per_token(model, settings)
     peak_share, basis = calibration.efficiency_for(gpu, settings.method)
     achieved = efficiency(model, settings, peak_share, gpu)
     micro = _micro_batch_terms(model, settings, gpu, hardware_flops, achieved, passes=3 if settings.grad_ckpt else 2,
@@ -158,5 +157,5 @@ def estimate_speed(model: ModelShape, settings: JobConfig, gpu: GPU, calibration
     evaluation = _micro_batch_terms(model, settings, gpu, forward_flops, achieved, passes=1,
                                     kernels=model.n_layers * block_forward_kernels(model, settings))
     return SpeedEstimate(tokens_per_s=tokens_per_micro_batch(settings) * settings.grad_accum / step_s,
-                         step_time_s=step_s, flops_per_token=hardware_flops, model_flops_per_token=model_flops,
+                         step_time_s=step_s, flops_per_token=hardware_flops,
                          efficiency=achieved, basis=basis, terms_s=terms, eval_micro_batch_s=sum(evaluation.values()))

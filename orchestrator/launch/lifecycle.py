@@ -18,7 +18,7 @@ from typing import IO
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError, one_line
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import usd_for, usd_text
 from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
 from orchestrator.home import state_folder
 from orchestrator.launch import launching
@@ -240,7 +240,7 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
     spent_usd, total_usd = record.cost_usd or 0.0, record.budget_usd if budget_usd is None else budget_usd
     # before the new total is written: a refused resume keeps the budget it had. What is left must pay for the
     # trainer's start (imports, the model, the checkpoint): less, and it stopped before a step, exit 4
-    least_usd = spent_usd + record.usd_per_hour * RESUME_LEAST_S / 3600
+    least_usd = spent_usd + usd_for(RESUME_LEAST_S, record.usd_per_hour)
     if total_usd < least_usd or spent_usd >= total_usd:
         raise UserError(f"run {record.run_id} has spent {usd_text(spent_usd)} of "
                         f"{'a' if budget_usd is not None else 'its'} {usd_text(total_usd)} budget, too little left "
