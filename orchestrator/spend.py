@@ -74,9 +74,15 @@ class SpendRow:
     active_runs: int
 
 
+def month_of(timestamp_s: float) -> str:
+    """The calendar month a moment falls in, in UTC as clouds bill: `orch spend` by month and the scheduler's
+    --monthly-cap count the same month (the cap counted from local midnight, `orch spend` from UTC's)."""
+    return time.strftime("%Y-%m", time.gmtime(timestamp_s))
+
+
 def _key(record: RunRecord, group: str) -> str:
     if group == "month":
-        return time.strftime("%Y-%m", time.gmtime(record.created_at))
+        return month_of(record.created_at)
     if group == "provider":
         return record.provider
     return record.job_name

@@ -199,6 +199,33 @@ def test_a_file_where_the_schedulers_marks_go_is_said_with_its_fix(tmp_path):
         Scheduler(queue).run_forever(0.1)
 
 
+def test_the_monthly_cap_counts_the_utc_month_as_orch_spend_does(monkeypatch):
+    """The cap counted from local midnight on the 1st, `orch spend` from UTC's: east of Greenwich a run of the
+    last evening of November (UTC) was December's under the cap and November's in `orch spend`."""
+    import calendar
+
+    from orchestrator.home import orch_home
+    from orchestrator.runs.status import Target
+    from orchestrator.schedule.scheduler import month_spend_usd
+    from orchestrator.spend import month_of
+    from tests.test_runs_store import make_record
+
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        december_utc = calendar.timegm((2026, 12, 1, 0, 0, 0))
+        store, runs = RunStore(), orch_home() / "runs"
+        store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", target=Target.CLOUD, status=RunStatus.OK,
+                                 cost_usd=7.0, created_at=december_utc - 60))
+        store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", target=Target.CLOUD, status=RunStatus.OK,
+                                 cost_usd=2.0, created_at=december_utc + 60))
+        assert month_of(december_utc - 60) == "2026-11"
+        assert month_spend_usd(store, december_utc + 3600) == 2.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monkeypatch):
     """A $50 budget started under a $6 cap could spend $44 past it (the cap kept only the run's $5 estimate), and the
     owned cards' runs, placed whatever the cap, were counted against it."""

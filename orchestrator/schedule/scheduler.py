@@ -15,7 +15,6 @@ for a spot run (no storage cloud for its checkpoints) the policy is told of, so 
 """
 
 import dataclasses
-import datetime
 import itertools
 import os
 import shutil
@@ -41,6 +40,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
 from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus, unbudgeted_usd
+from orchestrator.spend import month_of
 from trainer.config import JobConfig, config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
@@ -79,13 +79,12 @@ def _alive(pid: int) -> bool:
 
 
 def month_spend_usd(store: RunStore, now: float) -> float:
-    """This calendar month's cloud spend, which --monthly-cap bounds: what ended cloud runs cost, and what running
+    """This UTC calendar month's cloud spend, which --monthly-cap bounds: what ended cloud runs cost, and what running
     ones may still cost, their budget stop (their estimate let the runs started under the cap spend past it). Owned
     cards are placed first whatever the month's spend, so their runs were counted against a cap they never met."""
-    month_start = datetime.datetime.fromtimestamp(now).replace(day=1, hour=0, minute=0, second=0).timestamp()
     total = 0.0
     for run in store.all():
-        if run.created_at >= month_start and run.target is Target.CLOUD:
+        if month_of(run.created_at) == month_of(now) and run.target is Target.CLOUD:
             total += run.budget_usd if run.status.is_active() else (run.cost_usd or 0.0)
     return total
 
