@@ -36,10 +36,11 @@ exit "${FAKE_EXIT:-0}"
 
 def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sleep_s: float = 0,
                     launched_s_ago: int | str | None = 0, sky=None, ignore_term: bool = False,
-                    grace_s: int | None = None) -> tuple:
+                    grace_s: int | None = None, est_startup_s: int | None = None) -> tuple:
     """The run script as SkyPilot starts it, for a launch requested `launched_s_ago` seconds ago (text: the launch
     time as given; None: none given). Given `sky` (the fixture), followed as SkyPilot runs it by its own wait for
-    cached bucket uploads (TaskCodeGen), whose first command, a stand-in `findmnt`, leaves `flush-reached`."""
+    cached bucket uploads (TaskCodeGen), whose first command, a stand-in `findmnt`, leaves `flush-reached`.
+    `est_startup_s`: the estimated start-up the task file carries."""
     from orchestrator.launch.sky_task import run_script
 
     out = tmp_path / "output"
@@ -60,7 +61,8 @@ def run_script_here(tmp_path: Path, exit_code: int, wall_limit_s: int = 3600, sl
         script = TaskCodeGen.build_task_bash_script(script)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ORCH_WALL_LIMIT_S": str(wall_limit_s),
            "ORCH_TRAIN_BUDGET_USD": "10", "ORCH_USD_PER_HOUR": "2.0", "FAKE_EXIT": str(exit_code),
-           "FAKE_SLEEP": str(sleep_s), **({"FAKE_IGNORE_TERM": "1"} if ignore_term else {})}
+           "FAKE_SLEEP": str(sleep_s), **({"FAKE_IGNORE_TERM": "1"} if ignore_term else {}),
+           **({"ORCH_EST_STARTUP_S": str(est_startup_s)} if est_startup_s is not None else {})}
     env.pop("ORCH_LAUNCHED_AT", None)
     if launched_s_ago is not None:
         env["ORCH_LAUNCHED_AT"] = launched_s_ago if isinstance(launched_s_ago, str) else \
@@ -144,9 +146,9 @@ def test_a_resumed_run_gets_a_window_of_its_own_and_reports_only_its_own_metrics
 
 
 def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_path):
-    """A dry run's task file says 0 (launched by hand, its launch time unknown): the window counts from the job's
-    first start on the VM, kept in the output folder across recoveries; a value that is no time says how to give
-    one and ends as bad config (nothing trained, no recovery)."""
+    """A dry run's task file says 0 (launched by hand, its launch time unknown): the window counts from the job's first
+    start on the VM less the estimated start-up, kept in the output folder across recoveries; a value that is no time
+    says how to give one and ends as bad config (nothing trained, no recovery)."""
     for launched in (None, "", "0"):
         (tmp_path / f"l{launched}").mkdir()
         returncode, stdout, out = run_script_here(tmp_path / f"l{launched}", 0, wall_limit_s=3600,
@@ -157,6 +159,10 @@ def test_a_hand_launched_task_counts_from_its_first_start_across_recoveries(tmp_
     (out / ".orch_started_at").write_text(str(first_start))
     returncode, stdout, _ = run_script_here(tmp_path / "l0", 0, wall_limit_s=3600, launched_s_ago="0")
     assert returncode == 0 and share_of_10_usd(1800) - 0.03 < budget_given(stdout) <= share_of_10_usd(1800)
+    (tmp_path / "s").mkdir()  # the window is sized with start-up in it: by hand, the estimated start-up is spent
+    returncode, stdout, _ = run_script_here(tmp_path / "s", 0, wall_limit_s=3600, launched_s_ago="0",
+                                            est_startup_s=600)
+    assert returncode == 0 and share_of_10_usd(600) - 0.03 < budget_given(stdout) <= share_of_10_usd(600)
     (tmp_path / "bad").mkdir()
     returncode, stdout, out = run_script_here(tmp_path / "bad", 0, launched_s_ago="yesterday")
     assert returncode == 2 and "--env ORCH_LAUNCHED_AT=$(date +%s)" in stdout

@@ -175,15 +175,17 @@ def launched_by_hand(task_file: Path):
 
 def test_a_dry_runs_task_file_loads_as_written_and_says_what_its_window_counts_from(sky, tmp_path, monkeypatch):
     """The wall-clock window counts from the launch request: a task file written now and launched tomorrow must not
-    carry today's time (its window would be spent before the VM is up). It says 0 (from the first start on the VM),
-    loads in SkyPilot as written, and its head says how to count provisioning and setup too."""
+    carry today's time (its window would be spent before the VM is up). It says 0 (from the first start on the VM, less
+    the estimated start-up the window holds), loads in SkyPilot as written, and its head says how to count provisioning
+    and setup too."""
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "task.yaml"
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
                                       ",".join(OFFLINE_CLOUDS), "--dry-run", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load(out.read_text())["envs"]["ORCH_LAUNCHED_AT"] == "0"
+    envs = yaml.safe_load(out.read_text())["envs"]
+    assert envs["ORCH_LAUNCHED_AT"] == "0" and int(envs["ORCH_EST_STARTUP_S"]) > 0  # by hand: its start-up is spent
     assert "launch with `--env ORCH_LAUNCHED_AT=$(date +%s)`" in out.read_text().split("\n", 2)[1]
     assert sky.Task.from_yaml(str(out)).envs["ORCH_LAUNCHED_AT"] == "0"
 

@@ -62,8 +62,10 @@ EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
 # the launch request's time (epoch seconds) the wall-clock window counts from; a dry run's task file, launched by
 # hand whenever its user likes, says 0: the window then counts from the job's first start on the VM (a marker in the
-# output folder, kept across recoveries), unless `sky launch` gives the time (LAUNCH_TIME_FLAG)
+# output folder, kept across recoveries) less the estimated start-up (STARTUP_ENV), unless `sky launch` gives the
+# time (LAUNCH_TIME_FLAG)
 LAUNCHED_AT_ENV = "ORCH_LAUNCHED_AT"
+STARTUP_ENV = "ORCH_EST_STARTUP_S"
 LAUNCH_TIME_FLAG = f"--env {LAUNCHED_AT_ENV}=$(date +%s)"
 STARTED_AT_MARKER = ".orch_started_at"  # trainer/__main__.py RUN_MARKS knows it for a run's own mark
 # where the run's W&B logs go (trainer/trackers.py reads them): the VM's W&B went to project `orch`, online
@@ -119,18 +121,17 @@ class Guard:
     train_budget_usd: float
 
 
-def guard_for(option: Option, delivery: Delivery, budget_usd: float, startup_in_window: bool = True) -> Guard:
+def guard_for(option: Option, delivery: Delivery, budget_usd: float) -> Guard:
     """The budget less what is paid outside the wall-clock window (the idle window before autodown, the controller's
-    idle autostop), spread over the window at the dearest hourly rate the run can pay. Launched by orch, start-up is
-    inside the window (it counts from the launch request), so the estimated start-up sizes the plan only: a slower
-    one than guessed leaves less time to train, never more spend. A dry run's file counts from the first start
-    unless given its launch time: the estimated start-up is then set aside too."""
+    idle autostop), spread over the window at the dearest hourly rate the run can pay. Start-up is inside the window
+    (it counts from the launch request), so the estimated start-up sizes the plan only: a slower one than guessed
+    leaves less time to train, never more spend. A dry run's file launched without its launch time counts the
+    estimated start-up instead (run_script): the window was sized apart from it once, and the printed command's
+    launch time then took provisioning out of it a second time, stopping a run the plan accepted at 75-87%."""
     gpu_per_hour = max(o.usd_per_hour for o in option.offers)
     controller = CONTROLLER_USD_PER_HOUR if delivery.managed else 0.0
     rate = gpu_per_hour + controller
     fixed = delivery.idle_hours() * gpu_per_hour + CONTROLLER_IDLE_HOURS * controller
-    if not startup_in_window:
-        fixed += option.estimate.startup_hours * rate
     train_budget = max(0.0, budget_usd - fixed)
     wall_limit_s = int(train_budget / rate * 3600) if rate > 0 else 0
     return Guard(usd_per_hour=rate, wall_limit_s=wall_limit_s, train_budget_usd=round(train_budget, 4))
@@ -157,15 +158,15 @@ def _uncovered(option: Option, planned: Delivery, delivery: Delivery, budget_usd
 
 
 def run_script() -> str:
-    """The run command: reads the guard from the task's env so the file stays readable and the same across starts.
-    The trainer is stopped (TERM, and its own budget stop) SAVE_GRACE_S before the window ends and killed at its end:
-    a TERM at the end, with 300 s to save after it, billed up to 5 min past the budget. The window counts from the
-    launch request (0, a dry run's file launched without it: from the job's first start,
-    kept in a marker across recoveries); a metrics.json an earlier start left in the output folder (a recovery's, an
-    earlier session's in a resumed run's bucket) is removed first, so only this start's is printed. The last line
+    """The run command: reads the guard from the task's env so the file stays readable and the same across starts. The
+    trainer is stopped (TERM, and its own budget stop) SAVE_GRACE_S before the window ends and killed at its end: a TERM
+    at the end, with 300 s to save after it, billed up to 5 min past the budget. The window counts from the launch
+    request (0, a dry run's file launched without it: from the job's first start less the estimated start-up, the first
+    start kept in a marker across recoveries); a metrics.json an earlier start left in the output folder (a recovery's,
+    an earlier session's in a resumed run's bucket) is removed first, so only this start's is printed. The last line
     leaves the trainer's status in $? rather than exiting: SkyPilot runs its wait for a MOUNT_CACHED bucket's uploads
-    after the script (sky/backends/task_codegen.py), and an `exit` skipped it, so teardown could cut off final/ and
-    the last checkpoint."""
+    after the script (sky/backends/task_codegen.py), and an `exit` skipped it, so teardown could cut off final/ and the
+    last checkpoint."""
     out = REMOTE_OUTPUT
     return "\n".join([
         "set -o pipefail",
@@ -176,7 +177,7 @@ def run_script() -> str:
         f"mkdir -p {out}",
         'if [ "$launched" -eq 0 ]; then  # launched by hand without its time: from the first start, across recoveries',
         f"  [ -s {out}/{STARTED_AT_MARKER} ] || date +%s > {out}/{STARTED_AT_MARKER}",
-        f"  launched=$(cat {out}/{STARTED_AT_MARKER})",
+        f"  launched=$(( $(cat {out}/{STARTED_AT_MARKER}) - ${{{STARTUP_ENV}:-0}} ))",
         "fi",
         f"rm -f {out}/metrics.json",
         "elapsed=$(( $(date +%s) - launched ))",
@@ -346,7 +347,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     files = stage_files(job_path, files_dir or Path(workdir) / "remote", option.fitted_settings)
     mounts = {REMOTE_SRC: str(files.code_dir), REMOTE_JOB: str(files.job_file)}
     mounts.update((remote, str(path)) for remote, path in files.mounts.items())
-    guard = guard_for(option, delivery, budget_usd, startup_in_window=for_launch)
+    guard = guard_for(option, delivery, budget_usd)
     if problem := _uncovered(option, planned, delivery, budget_usd, guard):
         raise UserError(problem)
     used = {"HF_TOKEN": bool(files.hub_ids), "WANDB_API_KEY": spec.report_to == "wandb"}
@@ -357,6 +358,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
                if used[name] and (os.environ.get(name) or (needed[name] and not for_launch))}
     envs = {RUN_ID_ENV: run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
+            STARTUP_ENV: str(round(option.estimate.startup_hours * 3600)),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
             **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
@@ -394,8 +396,9 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
     budget's window then counts from and how to count provisioning and setup too."""
     from sky.utils import yaml_utils
 
-    head = (f"# {LAUNCHED_AT_ENV} 0: the budget's wall-clock window counts from the job's first start on the VM;\n"
-            f"# launch with `{LAUNCH_TIME_FLAG}` to count provisioning and setup in it too\n"
+    head = (f"# {LAUNCHED_AT_ENV} 0: the budget's wall-clock window counts from the job's first start on the VM,\n"
+            f"# less the estimated start-up ({STARTUP_ENV}); launch with `{LAUNCH_TIME_FLAG}` to count\n"
+            f"# provisioning and setup as they really take\n"
             if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
     if REMOTE_OUTPUT not in task.storage_mounts:
         note = on_the_vm_note(task)
