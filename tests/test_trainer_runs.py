@@ -76,6 +76,22 @@ def test_a_budget_stop_says_why_and_what_continues_the_run(tmp_path, monkeypatch
     assert (output / "checkpoints" / "step-00000003").is_dir()
 
 
+def test_a_budget_stop_just_after_a_save_writes_that_checkpoint_once(tmp_path, monkeypatch, capsys):
+    """The step-3 checkpoint the cadence had just written was written again at the budget stop before step 4, on
+    time the budget no longer had, and printed twice."""
+    from trainer.loop import FineTune
+
+    checks_made, saves = [], []
+    monkeypatch.setattr(FineTune, "_over_budget", lambda self: checks_made.append(1) or len(checks_made) > 3)
+    save = FineTune._save
+    monkeypatch.setattr(FineTune, "_save", lambda self, *args: saves.append(args[4]["step"]) or save(self, *args))
+    output = tmp_path / "out"
+    job = write_job(tmp_path, max_steps=12, usd_per_hour=1.0, budget_usd=10.0, save_every=3, log_every=3)
+    assert main([str(job), "--output", str(output)]) == 4
+    assert saves == [3]
+    assert capsys.readouterr().out.count("step-00000003") == 1
+
+
 @pytest.mark.parametrize("names", [("wandb/run-1/files", "notes.txt"), ("final/", "train.log", "report.md"),
                                    ("checkpoints/model.pt",)], ids=["wandb", "final-train-log", "own-checkpoints"])
 def test_a_folder_is_an_earlier_run_only_by_orchs_own_marks(tmp_path, capsys, names):

@@ -240,6 +240,7 @@ class FineTune:
         tracker = open_tracker(config, self.output_dir, resume=state["step"] > 0)
         sampler = metrics.NvmlSampler(device).start()
         session_start, last_save, first_step = time.time(), time.time(), state["step"]
+        saved_step = first_step or None  # the step the newest checkpoint holds: a budget stop after it saves no copy
         step_times: list[float] = []  # timed steps, after the warm-up
         self._longest_step_s = 0.0
         timed_tokens, timed_s = 0, 0.0  # over step_times: progress.json's session rate, without a sum a step
@@ -296,7 +297,7 @@ class FineTune:
                                        state["eval_curve"][-1][0] == step + 1 else None})
                 if due or self.stops.reason:
                     path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
-                    last_save = time.time()
+                    last_save, saved_step = time.time(), state["step"]
                     if self.stops.reason or (step + 1) % config.log_every == 0:  # beside a log line, not every save
                         progress.say(checks.printable(f"checkpoint: {path}"))
                 if self.stops.reason:
@@ -307,7 +308,7 @@ class FineTune:
             tracker.close()
             sampler_result = sampler.stop()
             progress.close()
-        if status is TrainStatus.BUDGET_STOPPED:
+        if status is TrainStatus.BUDGET_STOPPED and saved_step != state["step"]:
             path = self._save(model, optimizer, scheduler, scaler, state, session_start, config)
             print(checks.printable(f"checkpoint: {path}"), flush=True)
         state["wall_s"] += time.time() - session_start
