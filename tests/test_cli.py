@@ -1,6 +1,7 @@
 """The CLI contract: JSON fields scripts rely on, and short errors with exit code 2 for bad input."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -452,6 +453,23 @@ def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_colum
     lines = summary_line(result, Path("out")).splitlines()
     assert all(len(line) <= 80 for line in lines), lines
     assert "$0.00072 this session" in " ".join(lines) and lines[-1] == "metrics: out/metrics.json"
+
+
+def test_the_trainers_last_line_says_when_its_perplexity_was_measured():
+    """A run stopped before its first eval after training showed the untrained model's perplexity (step 0's) as its
+    result."""
+    from pathlib import Path
+
+    from trainer.__main__ import summary_line
+
+    def said(curve, steps=10):
+        result = {"status": "budget_stopped", "steps": steps, "eval_curve": curve,
+                  "eval_perplexity": math.exp(curve[-1][1])}
+        return " ".join(summary_line(result, Path("out")).split())
+
+    assert "eval perplexity 20.09 (before training) metrics:" in said([[0, 3.0]])
+    assert "eval perplexity 20.09 (at step 5) metrics:" in said([[0, 4.0], [5, 3.0]])
+    assert "eval perplexity 20.09 metrics:" in said([[0, 4.0], [10, 3.0]])
 
 
 def test_a_provider_left_out_by_providers_is_one_rejected_row():

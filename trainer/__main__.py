@@ -233,6 +233,15 @@ def _said(status: TrainStatus) -> str:
     return "stopped by SIGTERM (a spot preemption or `orch stop`)" if status is TrainStatus.PREEMPTED else status.value
 
 
+def _eval_step_text(result: dict) -> str:
+    """Where the perplexity shown is not the end's, the step it was measured at: a run stopped before its first
+    eval after training showed the untrained model's perplexity as if it were the result."""
+    curve = result.get("eval_curve") or []
+    if not curve or curve[-1][0] == result.get("steps"):
+        return ""
+    return " (before training)" if curve[-1][0] == 0 else f" (at step {curve[-1][0]})"
+
+
 def summary_line(result: dict, output: Path) -> str:
     """The end of a run, readable at 80 columns: what it did, how fast and what this session cost (folded between
     items where it would pass 80), then where its metrics are. The cost is this process's own meter, from its start:
@@ -247,7 +256,7 @@ def summary_line(result: dict, output: Path) -> str:
     if result.get("tokens_per_s"):
         parts.append(f"{result['tokens_per_s']:,.0f} tok/s")
     if result.get("eval_perplexity"):
-        parts.append(f"eval perplexity {result['eval_perplexity']:.2f}")
+        parts.append(f"eval perplexity {result['eval_perplexity']:.2f}{_eval_step_text(result)}")
     if result.get("cost_usd") is not None:
         parts.append(f"{usd_text(result['cost_usd'])} this session")
     lines = [parts[0]]
