@@ -140,3 +140,17 @@ def test_an_output_folder_gone_read_only_or_full_ends_the_trainer_in_one_line(tm
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines[-1] == (f"error: the output folder {output} could not be written ({os.strerror(code)}): make it "
                          "writable or free space, then resume (--resume auto)"), lines
+
+
+def test_an_output_of_a_finished_run_is_not_said_to_want_continuing(tmp_path):
+    """`orch train` again into a folder whose run ended ok said "pass --resume auto to continue it", of a run with
+    nothing left to continue; one stopped short is still told so."""
+    from trainer.checkpoint_folders import FINAL_DIR, unresumed_problem
+
+    step = tmp_path / "checkpoints" / "step-00000002"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text("{}")
+    assert "pass --resume auto to continue it" in unresumed_problem(tmp_path, "never")
+    (tmp_path / FINAL_DIR).mkdir()
+    assert "holds a run that finished" in unresumed_problem(tmp_path, "never")
+    assert unresumed_problem(tmp_path, "auto") is None

@@ -13,6 +13,7 @@ def checkpoints_dir(output_dir: Path) -> Path:
 
 KEEP_CHECKPOINTS = 2  # the newest whole ones; a cloud's disk is sized for one more (orchestrator/launch/sky_task.py)
 REPLACED_SUFFIX = ".old"  # a step's earlier copy while the same step is saved again
+FINAL_DIR = "final"  # the trained adapter or model, written once a run ends ok
 
 
 STATE_FILE = "state.json"
@@ -61,7 +62,10 @@ def unresumed_problem(output_dir: Path, resume: str) -> str | None:
     """An --output holding an earlier run's checkpoints, without --resume auto: training there from the start would
     replace them. Said before the trainer loads torch or touches the folder (its heartbeat there moved an earlier
     run's last sign of life to now, then removed it)."""
-    if resume == "never" and latest_checkpoint(output_dir):
-        return (f"{output_dir} holds checkpoints of an earlier run: pass --resume auto to continue it, or choose "
-                "another --output")
-    return None
+    if resume != "never" or not latest_checkpoint(output_dir):
+        return None
+    if (output_dir / FINAL_DIR).is_dir():  # "continue it" read as if it had stopped short
+        return (f"{output_dir} holds a run that finished (its {FINAL_DIR}/): choose another --output, or pass "
+                "--resume auto with more steps or epochs to train it further")
+    return (f"{output_dir} holds checkpoints of an earlier run: pass --resume auto to continue it, or choose "
+            "another --output")

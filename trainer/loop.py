@@ -402,7 +402,7 @@ class FineTune:
         return total_loss / total_items
 
     def _save_final(self, model, prepared: Prepared) -> None:
-        final = self.output_dir / "final"
+        final = self.output_dir / checkpoint_folders.FINAL_DIR
         model.save_pretrained(final)
         prepared.tokenizer.save_pretrained(final)
         if self.config.merge_adapter and self.config.method != "full":
