@@ -434,6 +434,9 @@ def test_a_dry_run_names_the_skypilot_command_its_task_needs(sky, tmp_path, monk
     assert result.exit_code == 0, result.output
     assert command in result.stderr and (" spot" in result.stderr.split("chosen:")[1].split("\n")[0]) is \
         (spot_flag == "--spot")
+    # launched by hand, no `orch runs` cancels a managed job SkyPilot keeps waiting for a spot VM: its head says so
+    head = " ".join(line[2:] for line in (tmp_path / "task.yaml").read_text().splitlines() if line.startswith("# "))
+    assert ("nothing cancels this managed job while SkyPilot waits" in head) is (spot_flag == "--spot")
 
 
 def test_the_printed_sky_command_quotes_the_task_file(sky, tmp_path, monkeypatch):

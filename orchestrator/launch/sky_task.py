@@ -334,6 +334,14 @@ def on_the_vm_note(task) -> str:
             f"{cluster_name(task.envs[RUN_ID_ENV])}:{REMOTE_OUTPUT}/ output/`)")
 
 
+def waiting_spot_note(task) -> str:
+    """A managed spot job launched by hand from a dry run's file: `orch launch` cancels one still waiting for a VM
+    once its budget is spent (SkyPilot retries a launch and a recovery without end); nothing does by hand."""
+    return (f"launched by hand, nothing cancels this managed job while SkyPilot waits for a spot VM or recovers one "
+            f"(it retries without end, and its controller bills meanwhile): watch `sky jobs queue`, and `sky jobs "
+            f"cancel -n {cluster_name(task.envs[RUN_ID_ENV])}` it past the budget; `orch launch` does this itself")
+
+
 def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: float, run_id: str, model: ModelShape,
                workdir: Path, files_dir: Path | None = None, for_launch: bool = True):
     """The sky.Task for one run; its files are staged in `files_dir`, by default `workdir`/remote (the run folder:
@@ -400,8 +408,10 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
             f"# less the estimated start-up ({STARTUP_ENV}); launch with `{LAUNCH_TIME_FLAG}` to count\n"
             f"# provisioning and setup as they really take\n"
             if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
-    if REMOTE_OUTPUT not in task.storage_mounts:
-        note = on_the_vm_note(task)
+    notes = [on_the_vm_note(task)] if REMOTE_OUTPUT not in task.storage_mounts else []
+    if task.envs.get(LAUNCHED_AT_ENV) == "0" and any(r.use_spot for r in task.resources):
+        notes.append(waiting_spot_note(task))
+    for note in notes:
         head += "".join(f"# {line}\n" for line in textwrap.wrap(note[0].upper() + note[1:], 116))
     return head + yaml_utils.dump_yaml_str(task_config(task, files, files_as))
 
