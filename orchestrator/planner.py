@@ -10,7 +10,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.local import on_cpu_threads
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, above_texts, usd_text
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, above_texts, duration_text, usd_text
 from orchestrator.cost import Estimate, StartupTimes, estimate_on_offer
 from orchestrator.delivery import Delivery, NoDelivery, delivery_for
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
@@ -123,9 +123,6 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
         return "provider", f"provider {offer.provider} not allowed (allowed: {', '.join(sorted(policy.providers))})"
     if offer.spot and not policy.allow_spot:
         return "spot", "spot not allowed"
-    if offer.is_local and not offer.present:
-        return "absent", (f"{offer.gpu.name} is declared in the hardware file but not on this machine: add "
-                          "`ssh_pool: NAME` to it to train there through a SkyPilot SSH node pool")
     if isinstance(delivery, NoDelivery):
         return "launch", delivery.reason
     if not offer.is_local and policy.launch_refusal is not None and (refused := policy.launch_refusal(offer)):
@@ -137,6 +134,10 @@ def _judge(spec: JobConfig, offer: Offer, delivery: Delivery | NoDelivery | None
                          f"{usd_text(policy.max_usd_per_hour)}/h")
     if not fit.fits:
         return "memory", fit.reason
+    if offer.is_local and not offer.present:  # after the fit: an SSH node pool for a card the job misses is no help
+        return "absent", (f"{offer.gpu.name} is declared in the hardware file but not on this machine (it would take "
+                          f"{estimate.hours:.3g} h, {usd_text(estimate.cost_usd)}): add `ssh_pool: NAME` to it to "
+                          "train there through a SkyPilot SSH node pool")
     return _misses(offer, estimate, fit.memory.vram_gib, policy)
 
 
@@ -282,7 +283,8 @@ def no_option_message(result: Plan) -> str:
         if in_time:
             cheapest = min(in_time, key=lambda r: r.estimate.cost_usd)
             o, e = cheapest.offer, cheapest.estimate
-            limits = f"the {usd_text(budget)} budget" + (f" and the {deadline:g} h deadline" if deadline else "")
+            limits = f"the {usd_text(budget)} budget" + (f" and the {duration_text(deadline * 3600)} deadline"
+                                                         if deadline else "")
             raise_it = f"Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}" \
                 f"{', extend --deadline' if deadline else ''}, or train" if e.cost_usd <= MAX_BUDGET_USD else \
                 f"That is more than any --budget (at most {MAX_BUDGET_USD:,.0f}): train"  # no raise can do it
@@ -291,10 +293,11 @@ def no_option_message(result: Plan) -> str:
                     f"{e.hours:.2f} h. {raise_it} on fewer tokens.")
         fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
-        extend = f"Extend --deadline to at least {math.ceil(e.hours * 100) / 100:g} h, or train" \
+        extend = f"Extend --deadline to at least {duration_text(e.hours * 3600, round_up=True)}, or train" \
             if e.hours <= MAX_DEADLINE_H else f"That is past any --deadline (at most {MAX_DEADLINE_H:,} h): train"
-        return (f"no target meets the {deadline:g} h deadline at any price: the fastest is {o.gpu.name} on "
-                f"{o.provider} at {e.hours:.3g} h ({usd_text(e.cost_usd)}). {extend} on fewer tokens.")
+        return (f"no target meets the {duration_text(deadline * 3600)} deadline at any price: the fastest is "
+                f"{o.gpu.name} on {o.provider} at {duration_text(e.hours * 3600)} ({usd_text(e.cost_usd)}). {extend} "
+                "on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
         return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "

@@ -14,6 +14,7 @@ from gpu_catalog.gpus import get_gpu
 from gpu_catalog.local import local_offers
 from gpu_catalog.models import get_model
 from gpu_catalog.owned import load_owned_hardware
+from gpu_catalog.units import usd_text
 from orchestrator.cli.main import app
 from orchestrator.job import job_from_dict
 from orchestrator.planner import FAILOVER_PRICE_BAND, PlanPolicy, plan
@@ -112,6 +113,11 @@ def test_a_declared_card_absent_here_is_rejected_with_the_reason(tmp_path, monke
     offers = [o for o in local_offers(load_owned_hardware(), []) if o.gpu.name == "RTX 4090"]
     result = plan(SPEC, MODEL, offers, PlanPolicy(budget_usd=100))
     assert not result.options and result.rejected[0].kind == "absent" and "ssh_pool" in result.rejected[0].reason
+    estimate = result.rejected[0].estimate  # what it would take there, which only --json showed
+    assert f"(it would take {estimate.hours:.3g} h, {usd_text(estimate.cost_usd)})" in result.rejected[0].reason
+    too_big = dataclasses.replace(SPEC, model="meta-llama/Llama-3.1-70B", method="lora")  # no SSH pool makes it fit
+    (rejected,) = plan(too_big, get_model(too_big.model), offers, PlanPolicy(budget_usd=100)).rejected
+    assert rejected.kind == "memory" and "ssh_pool" not in rejected.reason
 
 
 def test_measured_start_up_replaces_the_guess(tmp_path):
