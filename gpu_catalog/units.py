@@ -48,6 +48,18 @@ def above_texts(value: float, limit: float) -> tuple[str, str]:
     return f"{math.ceil(value * 1000) / 1000:,.3f}", f"{math.floor(limit * 1000) / 1000:,.3f}"
 
 
+def duration_text(seconds: float, round_up: bool = False) -> str:
+    """A length of time in the unit that reads: seconds under a minute, minutes under an hour, then hours. A 30 s
+    deadline was echoed as "the 0.00833333 h deadline". `round_up`: for a least value to give (`at least 1 min`)."""
+    whole = math.ceil if round_up else round
+    if whole(seconds) < 60:
+        return f"{whole(seconds)} s"
+    if whole(seconds / 60) < 60:
+        return f"{whole(seconds / 60)} min"
+    hours = math.ceil(seconds / 36) / 100 if round_up else seconds / 3600
+    return f"{hours:,.2f}".rstrip("0").rstrip(".") + " h"
+
+
 def plain_number(text: str) -> float:
     """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
     (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else. `-0` is read as 0:

@@ -28,7 +28,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import Offer
 from gpu_catalog.targets import gather_targets
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import duration_text, usd_text
 from orchestrator import preflight
 from orchestrator.db import LockedDatabase
 from orchestrator.estimator.calibration import Calibration, load_calibration
@@ -111,15 +111,6 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
 def _ended(run: RunRecord) -> str:
     """How a job's run ended, with its message where it left one (`(None)` was printed for none)."""
     return f"run {run.run_id} ended {run.status.value}" + (f" ({run.message})" if run.message else "")
-
-
-def _duration_text(seconds: float) -> str:
-    """A length of time in the unit that reads: seconds under a minute, minutes under an hour, then hours."""
-    if seconds < 60:
-        return f"{seconds:.2g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:,.1f} h"
 
 
 class Scheduler:
@@ -259,7 +250,7 @@ class Scheduler:
         rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
         --deadline flag the user never gave here. A job that only a `withheld` slot would take waits for it."""
         if job.deadline_at is not None and job.deadline_at <= now:
-            return Decision("reject", f"its deadline passed {_duration_text(now - job.deadline_at)} before a target "
+            return Decision("reject", f"its deadline passed {duration_text(now - job.deadline_at)} before a target "
                                       "was chosen: submit it again with a later --deadline.")
         if budget_left_usd is not None and budget_left_usd <= 0:
             return Decision("reject", f"its earlier runs spent its whole {usd_text(job.budget_usd)} budget: submit it "
