@@ -599,3 +599,30 @@ def test_a_row_whose_model_is_no_longer_described_is_left_out_as_an_unknown_gpus
 def test_a_row_without_its_cards_memory_is_the_card_its_name_says(vram_gib):
     """An unmeasured memory (absent, or 0 as calibrate reads 0) was taken as 80 GB: a 40GB A100 was the 80GB one."""
     assert row_gpu({"gpu": "NVIDIA A100-SXM4-40GB", "gpu_vram_gib": vram_gib}).name == "A100 40GB"
+
+
+def test_a_calibration_write_cut_short_keeps_the_one_before(tmp_path, monkeypatch):
+    """calibration.json was written in place: a write cut short (a full disk, a file-size limit) lost the earlier
+    calibration, and every estimate after it refused the cut-off file. The error named no file."""
+    import pathlib
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    results, out = tmp_path / "results.jsonl", tmp_path / "c.json"
+    results.write_text("".join(json.dumps(row) + "\n" for row in cpu_rows()))
+    assert CliRunner().invoke(app, ["calibrate", "--results", str(results), "--out", str(out)]).exit_code == 0
+    before = out.read_text()
+    write_text = pathlib.Path.write_text
+
+    def cut_short(path, text, *args, **kwargs):
+        write_text(path, text[:100], *args, **kwargs)
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", cut_short)
+    result = CliRunner().invoke(app, ["calibrate", "--results", str(results), "--out", str(out), "--force"])
+    monkeypatch.undo()
+    assert result.exit_code == 2 and f"cannot write {out} (File too large)" in result.stderr
+    assert out.read_text() == before and {p.name for p in tmp_path.iterdir()} == {"results.jsonl", "c.json"}

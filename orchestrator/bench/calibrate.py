@@ -34,6 +34,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, cpu_gpu, get_gpu, gpu_from_device_name
 from gpu_catalog.models import ModelShape, get_model
+from gpu_catalog.whole_files import write_text_atomically
 from orchestrator.bench.published import PUBLISHED_CSV, PublishedPoint, comparable_vram_gib, load_points
 from orchestrator.estimator.calibration import (
     DEFAULT_EFFICIENCY,
@@ -373,7 +374,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     obs = measured + published_observations()
     calibration = fit(obs)
     sources = [*sources, str(PUBLISHED_CSV)]  # where it is, as the others are named
-    out.write_text(json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n", encoding="utf-8")
+    write_text_atomically(out, json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n")
     before, after = point_errors(measured, NO_CALIBRATION), point_errors(measured, calibration)
     return {"calibration": str(out), "sources": sources, "rows": len(rows), "rows_used": len(measured),
             "at_bounds": fits_at_bounds(calibration),

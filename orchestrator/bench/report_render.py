@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from gpu_catalog import checks
+from gpu_catalog.whole_files import write_text_atomically
 from orchestrator.bench.report import Section, build_report
 from orchestrator.bench.report_folder import report_names, written_before
 
@@ -115,10 +116,10 @@ def write_report(rows: list[dict], runs: list[dict], jobs: list[Path], out: Path
     written = [out / "report.md", out / "report.json"] + ([out / "report.html"] if html_page else [])
     written += [s.image for s in sections if s.image]
     data["files"] = [path.name for path in written]
-    written[0].write_text(markdown(sections, data, list(sources)), encoding="utf-8")
-    written[1].write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    write_text_atomically(written[0], markdown(sections, data, list(sources)))
+    write_text_atomically(written[1], json.dumps(data, indent=1, default=str) + "\n")
     if html_page:
-        written[2].write_text(page(sections, data, list(sources)), encoding="utf-8")
+        write_text_atomically(written[2], page(sections, data, list(sources)))
     for stale in (out / name for name in sorted(before - set(data["files"]))):
         if stale.is_file() or stale.is_symlink():  # a folder of that name is none a report wrote
             with contextlib.suppress(OSError):  # left, rather than the report just written called failed

@@ -11,6 +11,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
+from gpu_catalog.whole_files import write_atomically, write_text_atomically
 from orchestrator.db import Schema, open_database, reading, transaction
 from orchestrator.home import orch_home, runs_db
 from orchestrator.runs.schema import RUNS_DB
@@ -108,7 +109,7 @@ def _finite(value):
 
 def write_jsonl(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomically(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 EXPORT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -125,7 +126,8 @@ def export(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.json_normalize([{k: v for k, v in row.items() if k != "metrics"} for row in rows])
     frame = frame.drop(columns=[c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()])
-    frame.to_csv(path, index=False) if path.suffix.lower() == ".csv" else frame.to_parquet(path, index=False)
+    write_atomically(path, lambda partial: frame.to_csv(partial, index=False) if path.suffix.lower() == ".csv" else
+                     frame.to_parquet(partial, index=False))
 
 
 def read_jsonl(paths: list[Path]) -> list[dict]:

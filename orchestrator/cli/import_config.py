@@ -12,6 +12,7 @@ import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.whole_files import write_text_atomically
 from orchestrator.cli import display, fold
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
@@ -121,7 +122,7 @@ def import_command(
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(whole_counts(job), sort_keys=False),
                                                                    defaults)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        write_text_atomically(out, text)
     # carried as the source has it, but no cloud target can run it: `orch plan` then found no target at all
     notes = [f"{why}; as imported, only your own GPUs can run this job"] if (why := unsupported_in_cloud(settings)) \
         else []

@@ -10,6 +10,7 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
+from gpu_catalog.whole_files import write_atomically
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
@@ -141,7 +142,8 @@ def runs_command(
                              columns=columns)
         for column in TIME_COLUMNS.intersection(frame.columns):  # UTC times a spreadsheet reads, not epoch seconds
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).dt.round("s")
-        frame.to_csv(export, index=False) if export.suffix.lower() == ".csv" else frame.to_parquet(export, index=False)
+        write_atomically(export, lambda partial: frame.to_csv(partial, index=False) if export.suffix.lower() == ".csv"
+                         else frame.to_parquet(partial, index=False))
         display.say(f"wrote {len(records)} run{'s' if len(records) != 1 else ''} to {export}", err=True)
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])

@@ -5,7 +5,6 @@ are written to --out's decisions.csv as jobs end, so a million-job trace needs n
 """
 
 import csv
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
+from gpu_catalog.whole_files import PARTIAL, write_atomically
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
@@ -32,7 +32,6 @@ from orchestrator.simulate.trace import (
 
 MAX_SEED = 2**32 - 1  # random.Random takes any int, and -1 the same as 1: a seed past 32 bits, or below 0, is a slip
 OUTPUT_NAMES = ("decisions.csv", "simulation.png")  # what --out's folder receives
-PARTIAL = ".partial"  # a file is written under its name and this, then renamed (_write_atomically)
 # Options each mode ignores (--trace with --generate has its own message): given, they would do nothing unsaid.
 SIMULATION_ONLY = {"local": "--local", "policy": "--policy", "spot_preemptions_per_h": "--spot-preemptions-per-h"}
 GENERATE_ONLY = {"rate": "--rate"}
@@ -75,7 +74,7 @@ def simulate_command(
         # before any work (a trace may be a real week's only copy); written as CSV, whatever the name says
         checks.output_file(out, "--out", force=force, suffixes=(".csv",))
         _refuse_what_force_cannot_replace(out.parent, (out.name + PARTIAL,))  # written there first, then renamed
-        count = _write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
+        count = write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})
         else:
@@ -153,22 +152,6 @@ def _refuse_what_force_cannot_replace(folder: Path, names: tuple[str, ...]) -> N
                         "choose another --out.")
 
 
-def _write_atomically(path: Path, write) -> object:
-    """write(partial path), then rename it to `path`: a failure midway leaves no half-written file under the name."""
-    partial = path.with_name(path.name + PARTIAL)
-    try:
-        result = write(partial)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({exc.strerror}); check the disk and the folder's permissions.") \
-            from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return result
-
-
 def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
     """Runs the simulation with each decision written to decisions.csv as its job ends, then plots the spend."""
     from orchestrator.bench.plots import spend_over_time
@@ -183,7 +166,7 @@ def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
             return sim.run(read_trace(trace))
 
     decisions, plot = (folder / name for name in OUTPUT_NAMES)
-    summary = _write_atomically(decisions, run)
+    summary = write_atomically(decisions, run)
     spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy, plot)
     display.err_console.print(checks.printable(f"wrote {decisions} ({sim.settings.policy}) and {plot}"),
                               markup=False, highlight=False)
