@@ -18,6 +18,7 @@ lora_alpha is 2 x lora_rank, TRL trains in full without use_peft): `source_defau
 
 import json
 import re
+import shlex
 from collections import Counter
 from dataclasses import fields
 from typing import NamedTuple
@@ -354,9 +355,10 @@ def translate(raw: dict) -> Translation:
             else:
                 not_carried.extend(left_behind_inside(key, value))  # a carried entry's own fields orch does not read
                 if key in FROM_ENVIRONMENT and value:
-                    variable = FROM_ENVIRONMENT[key]
+                    variable = FROM_ENVIRONMENT[key]  # quoted for the shell: a `$(...)` in it ran when pasted
+                    shown = shlex.quote(value) if isinstance(value, str) else f"NAME (it is {_value(value)}, no name)"
                     not_carried.append((key, f"orch has no key for it: the tracker reads {variable}, so set "
-                                              f"{variable}={_value(value)} where you run orch"))
+                                              f"{variable}={shown} where you run orch"))
         elif key in ORCH_KEYS:
             problem = _orch_value_problem(key, value)
             if problem:

@@ -346,7 +346,9 @@ def test_axolotls_wandb_project_is_listed_with_the_variable_to_set():
     translation = translate({"wandb_project": "foo"})
     assert translation.job == {"report_to": "wandb"}
     (key, why), = translation.not_carried
-    assert key == "wandb_project" and 'WANDB_PROJECT="foo"' in why
+    assert key == "wandb_project" and "WANDB_PROJECT=foo where" in why
+    (_, why), = translate({"wandb_project": '$(touch pwned)" x'}).not_carried  # pasted, the `$(...)` ran
+    assert """WANDB_PROJECT='$(touch pwned)" x' where""" in why
 
 
 def test_an_axolotl_dataset_entrys_fields_orch_does_not_read_are_listed():
