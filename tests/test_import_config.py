@@ -777,3 +777,13 @@ def test_a_foreign_configs_numbers_are_read_as_its_trainer_reads_them(tmp_path):
     result = CliRunner().invoke(app, ["import", str(source), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["job"]["seq_len"] == 2048
+
+
+def test_a_refusal_of_the_imported_job_names_the_sources_key_and_value(tmp_path):
+    """A LLaMA-Factory `lora_target` with a module orch does not target was refused as orch's `target_modules`, a
+    key the user never wrote, without the bad value."""
+    result = run_import(tmp_path, {"model_name_or_path": "meta-llama/Llama-3.2-1B", "finetuning_type": "lora",
+                                   "max_steps": 5, "lora_target": "q_proj, bogus_proj"})
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "got ['q_proj', 'bogus_proj']" in result.stderr
+    assert "(`target_modules` is the source's `lora_target`)" in result.stderr

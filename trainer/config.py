@@ -500,12 +500,14 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
     problems = []
     targets = _target_modules(raw.get("target_modules"))
     if targets is None:
-        problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}")
+        problems.append(f"`target_modules` must be all-linear or a list drawn from {', '.join(LINEAR_MODULES)}, got "
+                        f"{checks.short_repr(raw.get('target_modules'))}")
     columns, to_save = _columns(raw.get("dataset_columns")), _names(raw.get("modules_to_save"))
     if columns is None:
         given = raw.get("dataset_columns")
         booleans = [v for pair in given.items() for v in pair if isinstance(v, bool)] if isinstance(given, dict) else []
-        problems.append("`dataset_columns` maps orch's names to your columns: {instruction: question, output: answer}"
+        problems.append("`dataset_columns` maps orch's names to your columns, each a name: {instruction: question, "
+                        f"output: answer}}, got {checks.short_repr(given)}"
                         + (_yaml_bool_note(booleans[0]) if booleans else ""))
     elif column_problem := _column_problem(columns):
         problems.append(column_problem)

@@ -113,7 +113,11 @@ def import_command(
         check_model_and_tokenizer(settings, job_dir)  # a model folder with no tokenizer (`base_model: /etc`)
     except UserError as exc:  # a key left behind may be the cause (a dataset name): its note has the fix
         fix = " ".join(f"{note}." for note in translation.needed_notes(job)) or "Add or fix keys with --set KEY=VALUE."
-        raise UserError(f"the imported job is not one orch can train: {exc} {fix}") from None
+        # the source's own key, where the refusal names the orch key it became (`lora_target` as `target_modules`)
+        became = "; ".join(f"`{key}` is the source's `{foreign}`" for key, foreign in (translation.origin or {}).items()
+                           if foreign != key and key not in given and f"`{key}`" in str(exc))
+        raise UserError(f"the imported job is not one orch can train: {exc}{f' ({became})' if became else ''} "
+                        f"{fix}") from None
     if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
         local = tuple(local_paths(job, job.get("tokenizer"), job_dir).values())
         checks.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
