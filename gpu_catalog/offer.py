@@ -40,6 +40,10 @@ class Offer:
     free_vram_gib: float | None = None  # local cards NVML sees: memory other processes leave free
     device_index: int | None = None  # local cards NVML sees: the CUDA device index
     present: bool = True  # False: a card declared in the hardware file that this machine does not have
+    # an owned card's price in two parts, for the simulator, which knows how busy the card was: its power per busy
+    # hour, and its purchase over its life per hour of the calendar (0 under cost_policy marginal)
+    energy_usd_per_hour: float | None = None
+    purchase_usd_per_hour: float = 0.0
 
     @property
     def unsupported_features(self) -> dict[str, str]:

@@ -86,9 +86,14 @@ class OwnedHardware:
 
 def owned_offer(card: OwnedCard, hardware: OwnedHardware, policy: str | None, source: str,
                 provider: str = LOCAL_PROVIDER, region: str = "local", **details) -> Offer:
-    """The one place an owned card becomes an Offer: priced by the cost model, under the chosen policy."""
+    """The one place an owned card becomes an Offer: priced by the cost model, under the chosen policy, with the
+    two parts of that price a simulation counts apart (Offer.energy_usd_per_hour, purchase_usd_per_hour)."""
+    amortized = (policy or hardware.cost_policy) == "amortized"
     return Offer(gpu=card.gpu, provider=provider, region=region, spot=False,
-                 usd_per_hour=hardware.usd_per_hour(card, policy), source=source, **details)
+                 usd_per_hour=hardware.usd_per_hour(card, policy), source=source,
+                 energy_usd_per_hour=hardware.usd_per_hour(card, "marginal"),
+                 purchase_usd_per_hour=card.purchase_price_usd / (card.life_years * HOURS_PER_YEAR) if amortized
+                 else 0.0, **details)
 
 
 def simulated_owned_offer(gpu: GPU) -> Offer:

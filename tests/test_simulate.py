@@ -59,8 +59,8 @@ def assert_matches_reference(summary: dict, decisions: list[dict], slots_count: 
     for key in ("jobs", "completed", "rejected", "deadline_misses", "preemptions"):
         assert summary[key] == expected[key], key
     rounding_usd = 0.0001 * len(decisions)  # decision rows carry costs rounded to 4 decimals
-    for key in ("total_cost_usd", "local_cost_usd"):
-        assert summary[key] == pytest.approx(expected[key], abs=rounding_usd), key
+    for key in ("total_cost_usd", "local_cost_usd"):  # the rows' costs, and owning the cards over the span
+        assert summary[key] == pytest.approx(expected[key] + summary["ownership_usd"], abs=rounding_usd), key
     assert summary["cloud_cost_usd"] == pytest.approx(expected["total_cost_usd"] - expected["local_cost_usd"],
                                                       abs=2 * rounding_usd)
     for key in ("mean_wait_h", "makespan_h"):
@@ -701,3 +701,21 @@ def test_a_seed_written_as_1e3_is_the_seed_1000(tmp_path):
         assert runner.invoke(app, ["simulate", "--generate", "20", "--seed", seed, "--out", str(out)]).exit_code == 0
         written[seed] = out.read_text()
     assert written["1000"] == written["1e3"]
+
+
+def test_owned_cards_cost_their_power_while_busy_and_their_purchase_over_the_span():
+    """The cards were charged the hardware file's price, the purchase spread over its 25% utilization, for each
+    busy hour: kept 70-96% busy in the simulation, they cost 2-3x what owning them for the span does, and hybrid
+    came out dearer than cloud-only in the same report that found owning pays."""
+    from gpu_catalog.owned import HOURS_PER_YEAR, default_card
+
+    summary, decisions = run("local-only", local="1x RTX4090")
+    card = default_card(local_cards("1x RTX4090", simulated_owned_offer)[0].gpu)
+    energy = simulated_owned_offer(card.gpu).energy_usd_per_hour
+    busy_h = sum(d["end_h"] - d["start_h"] for d in decisions if d["placement"].startswith("local"))
+    ownership = card.purchase_price_usd / (card.life_years * HOURS_PER_YEAR) * summary["makespan_h"]
+    assert summary["ownership_usd"] == pytest.approx(ownership)
+    assert summary["local_cost_usd"] == pytest.approx(busy_h * energy + ownership, rel=1e-3)
+    assert summary["local_utilization"] > card.utilization  # where the hardware file's price overcharged
+    assert summary["local_cost_usd"] < busy_h * simulated_owned_offer(card.gpu).usd_per_hour
+    assert run("cloud-only")[0]["ownership_usd"] == 0  # a policy that uses no card pays for none

@@ -195,14 +195,16 @@ def estimate_vs_measured(points: list, title: str, caption: str, path: Path) -> 
 
 
 def spend_over_time(series: dict[str, tuple[list[float], list[float]]], deadline_misses: int, policy: str,
-                    path: Path) -> Path:
+                    path: Path, ownership_usd: float = 0.0) -> Path:
     """A simulation's cumulative spend, owned cards against the cloud: (hours, cumulative USD) per placement, a
-    bounded sample the simulator keeps as jobs end (orchestrator/simulate/summary.py)."""
+    bounded sample the simulator keeps as jobs end (orchestrator/simulate/summary.py). The owned cards' line is
+    their power; owning them over the span (`ownership_usd`) is said in its label."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for where, (hours, usd) in series.items():
-        ax.step(hours, usd, where="post", label=f"{where} (${usd[-1] if usd else 0.0:,.0f})")
+        owning = f"; owning the cards ${ownership_usd:,.0f} more" if where == "local" and ownership_usd else ""
+        ax.step(hours, usd, where="post", label=f"{where} (${usd[-1] if usd else 0.0:,.0f}{owning})")
     ax.set_xlabel("hours")
     ax.set_ylabel("cumulative spend, $")
-    ax.set_title(f"policy {policy}: {deadline_misses} deadline misses")
+    ax.set_title(f"policy {policy}: {deadline_misses} deadline miss{'' if deadline_misses == 1 else 'es'}")
     ax.legend()
     return _save(fig, path)

@@ -268,8 +268,11 @@ def hybrid_section(hybrid: dict | None) -> Section:
                    [f"The simulator (`orch simulate`) on {hybrid['jobs']} jobs of {hybrid['trace']}, with owned cards "
                     f"{', '.join(hybrid['cards'])}"
                     + ("" if hybrid["cards_declared"] else " (no hardware file: default desktop cards)")
-                    + f" priced {hybrid['cost_policy']}, and every cloud offer. Run times scatter around the "
-                    "estimate."],
+                    + ", and every cloud offer. An owned card costs its power while busy"
+                    + (", and its purchase over its life for each hour of the trace, busy or not (not spread over "
+                       "the hardware file's utilization: the simulation knows how busy it was)"
+                       if hybrid["cost_policy"] == "amortized" else " (cost_policy marginal)")
+                    + ". Run times scatter around the estimate."],
                    ["policy", "completed", "rejected", "total cost", "deadline misses", "mean wait",
                     "local utilization"], table, ["analytic"] * len(table))
 

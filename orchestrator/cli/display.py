@@ -679,7 +679,8 @@ def show_simulation(summaries: dict[str, dict]) -> None:
     """One row a policy. Every policy runs the same trace, so the job count goes in the title; short headers keep
     the policy names whole in 80 columns."""
     table = Table(title=f"{_things(next(iter(summaries.values()))['jobs'], 'job')} under each policy",
-                  caption="late: past its deadline; wait h: mean wait; util: owned GPUs busy")
+                  caption="local $: the owned GPUs' power, and their purchase over the span; late: past its "
+                          "deadline; wait h: mean wait; util: owned GPUs busy")
     table.add_column("policy", min_width=max(len(name) for name in summaries))
     for column in ("rejected", "total $", "local $", "cloud $", "late", "wait h", "util", "preempted"):
         table.add_column(column, justify="right")

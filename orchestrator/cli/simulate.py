@@ -167,7 +167,8 @@ def _run_writing(sim: Simulation, trace: Path, folder: Path) -> dict:
 
     decisions, plot = (folder / name for name in OUTPUT_NAMES)
     summary = write_atomically(decisions, run)
-    spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy, plot)
+    spend_over_time(sim.summary.spend.series(), summary["deadline_misses"], sim.settings.policy, plot,
+                    summary["ownership_usd"])
     display.err_console.print(checks.printable(f"wrote {decisions} ({sim.settings.policy}) and {plot}"),
                               markup=False, highlight=False)
     return summary

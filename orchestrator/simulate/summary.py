@@ -53,6 +53,7 @@ class RunningSummary:
     """The summary of a simulation, updated once per job as it ends (see `result` for the fields)."""
 
     slots_count: int
+    purchase_usd_per_hour: float = 0.0  # the owned cards' purchase over their life, per hour of the span
     jobs: int = 0
     completed: int = 0
     total_cost_usd: float = 0.0
@@ -89,10 +90,14 @@ class RunningSummary:
             self.waits += 1
 
     def result(self) -> dict:
+        """The jobs' costs (an owned card's: its power), plus owning the cards over the span (`ownership_usd`), in
+        the local and total cost."""
         span = self.last_end_h - self.first_arrival_h if self.jobs else 0.0
+        ownership_usd = self.purchase_usd_per_hour * span
         return {
             "jobs": self.jobs, "completed": self.completed, "rejected": self.jobs - self.completed,
-            "total_cost_usd": self.total_cost_usd, "local_cost_usd": self.local_cost_usd,
+            "total_cost_usd": self.total_cost_usd + ownership_usd,
+            "local_cost_usd": self.local_cost_usd + ownership_usd, "ownership_usd": ownership_usd,
             "cloud_cost_usd": self.total_cost_usd - self.local_cost_usd,
             "deadline_misses": self.deadline_misses, "mean_wait_h": self.wait_sum_h / self.waits if self.waits else 0.0,
             # at most 1: busy hours summed job by job can pass the span by a rounding error (1.0000000000000002)
