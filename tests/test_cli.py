@@ -266,7 +266,7 @@ def test_simulate_calibrate_runs_and_estimate_read_whole_in_80_columns(monkeypat
     results.write_text("".join(json.dumps(row) + "\n" for row in synthetic_rows()))
     out = run_at(monkeypatch, columns, "calibrate", "--results", str(results), "--out", str(tmp_path / "c.json"))
     assert "efficiency H100 SXM (share of dense peak at full load): lora 0.52, qlora 0.31\n" in out and "{" not in out
-    assert "memory cuda (measured): context_gib 1.4, slack_fraction 0.25" in out
+    assert "memory cuda (measured, 8 runs on H100 SXM): context_gib 1.4, slack_fraction 0.25" in " ".join(out.split())
     assert ("meta-llama/Llama-3.1-8B qlora seq 2048 x2 ckpt on H100 SXM" in out) is (columns == 120)
     assert out.count("meta-llama/Llama-3.1-8B qlora seq ") == 4  # two points, in the tokens/s and the VRAM table
     out = run_at(monkeypatch, columns, "runs")  # the home named: a mistyped ORCH_HOME is a new, empty one

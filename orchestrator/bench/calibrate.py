@@ -270,8 +270,7 @@ def fit(obs: list[Observation]) -> Calibration:
     memory: dict[str, dict[str, float]] = {}
     memory_basis: dict[str, str] = {}
     for kind in sorted({device_kind(o.gpu) for o in obs}):
-        group = _preferred([o for o in obs if device_kind(o.gpu) == kind and o.vram_gib
-                            and o.vram_measures in WHOLE_PROCESS_MEASURES])
+        group = _memory_group(obs, kind)
         fitted = fit_memory(group)
         if not fitted:
             continue
@@ -283,6 +282,21 @@ def fit(obs: list[Observation]) -> Calibration:
         memory_basis[kind] = _basis(group)
     return Calibration(efficiency=efficiency, memory=memory, efficiency_basis=efficiency_basis,
                        method_efficiency=method_efficiency, method_basis=method_basis, memory_basis=memory_basis)
+
+
+def _memory_group(obs: list[Observation], kind: str) -> list[Observation]:
+    """The points a memory kind's overheads are fitted from: whole-process peaks, orch's own where it has any."""
+    return _preferred([o for o in obs if device_kind(o.gpu) == kind and o.vram_gib
+                       and o.vram_measures in WHOLE_PROCESS_MEASURES])
+
+
+def _memory_fitted_from(obs: list[Observation], kind: str) -> str:
+    """What a memory kind was fitted on, as people read it (`6 runs on H200`): fitted from a session orch ships,
+    every CUDA card's answer changed on a machine that never ran one, labelled only `measured`."""
+    group = _memory_group(obs, kind)
+    gpus = sorted({o.gpu.name for o in group})
+    what = "runs" if _basis(group) == "measured" else "published points"
+    return f"{len(group)} {what} on {', '.join(gpus[:3])}{f' and {len(gpus) - 3} more' if len(gpus) > 3 else ''}"
 
 
 def calibration_json(calibration: Calibration, points: int, sources: list[str]) -> dict:
@@ -381,6 +395,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
             "memory_basis": calibration.memory_basis, "method_efficiency": calibration.method_efficiency,
+            "memory_fitted_from": {kind: _memory_fitted_from(obs, kind) for kind in calibration.memory},
             "in_sample": error_summary(point_errors(obs, calibration)),
             "leave_one_source_out": error_summary(cross_validated_errors(obs)),
             "points": [{**b, "est_tokens_per_s_after": a["est_tokens_per_s"], "tokens_per_s_error_after":

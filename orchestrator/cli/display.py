@@ -604,7 +604,8 @@ def show_calibration(result: dict) -> None:
         console.print(f"efficiency {esc(gpu)} (share of dense peak at full load): " +
                       ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()), highlight=False)
     for kind, values in result["memory"].items():
-        console.print(f"memory {esc(kind)} ({result['memory_basis'][kind]}): "
+        fitted_from = esc(result["memory_fitted_from"][kind])  # a session orch ships is no run of this machine's
+        console.print(f"memory {esc(kind)} ({result['memory_basis'][kind]}, {fitted_from}): "
                       + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()), highlight=False)
     if not result["memory"]:
         console.print("memory: nothing fitted (no whole-process peak among your runs or the published points)",
