@@ -212,3 +212,17 @@ def test_a_value_is_judged_before_the_keys_around_it(tmp_path, lines, said):
     """`budget_usd: .nan` alone was said only to need `usd_per_hour`, and `1e20` tokens to be no whole number."""
     with pytest.raises(ConfigError, match=re.escape(said)):
         load_config(job_file(tmp_path, JOB + lines))
+
+
+@pytest.mark.parametrize("name", ["tiny_instruct.jsonl", "train.CSV", "rows.parquet"])
+def test_a_dataset_given_as_the_job_file_is_said_to_be_one(tmp_path, name):
+    """`orch plan examples/data/tiny_instruct.jsonl` said "not valid YAML at line 2, column 1", nothing of the mix-up;
+    a .json job file is still read."""
+    data = tmp_path / name
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n')
+    result = CliRunner().invoke(app, ["plan", str(data), "--budget", "1"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"is a {data.suffix.lower()} file, a dataset's kind: give a job file (YAML" in result.stderr
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(yaml.safe_load((REPO / "examples" / "tiny.yaml").read_text())))
+    assert load_config(job)[0].model == "orch/tiny-llama"
