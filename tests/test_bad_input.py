@@ -1200,7 +1200,7 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i, learning_rate=5e-324), "`learning_rate` 5e-324 is too near 0 to compute with"),
     # `output: yes` is `output: true` to YAML, and the refusal did not say so
     (lambda i: plan(i, dataset="org/ds", dataset_columns={"output": True}),
-     "{instruction: question, output: answer} (YAML reads an unquoted yes or on as true: quote a name"),
+     "got {'output': true} (YAML reads an unquoted yes or on as true: quote a name"),
     (lambda i: plan(i, tokenizer=False),
      "`tokenizer` must be a string, got false (YAML reads an unquoted no or off as false"),
     # a folder of .txt was trained as lines of text, where one .txt file was refused
