@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,6 +236,17 @@ def run_at(monkeypatch, columns, *args):
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.stdout.splitlines()) <= columns and "…" not in result.stdout
     return result.stdout
+
+
+def test_a_plans_head_says_when_its_tokens_are_padded_rows(monkeypatch):
+    """An unpacked job's amount is its rows at seq_len, padding in: "16,564,224 tokens" of 203k tokens of data read
+    as 80x the data. A packed job's tokens are data."""
+    chat = " ".join(run_at(monkeypatch, 120, "plan", str(REPO / "examples" / "tiny-chat.yaml"), "--budget", "1",
+                           "--providers", "local").split())
+    assert re.search(r"lora, [0-9,]+ token slots at seq 256 \([0-9,]+ of them data\);", chat), chat[:200]
+    packed = run_at(monkeypatch, 120, "plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--providers",
+                    "local")
+    assert re.search(r"lora, [0-9,]+ tokens at seq 256;", packed), packed[:200]
 
 
 def test_a_plans_table_says_when_its_cost_counts_more_than_hours_at_the_price(monkeypatch):

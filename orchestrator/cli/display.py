@@ -338,8 +338,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     spec = plan.spec
     deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
     # two lines: folded by the terminal, the policy broke mid-phrase (`objective` / `cost`)
-    out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {plan.train_tokens:,} tokens at seq "
-              f"{spec.seq_len};\nbudget {usd_text(plan.policy.budget_usd)}{deadline}, "
+    out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {_amount_text(spec, plan.train_tokens)};"
+              f"\nbudget {usd_text(plan.policy.budget_usd)}{deadline}, "
               f"objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
@@ -358,6 +358,15 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
                  f"{usd_text(e.cost_usd)}, {e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s "
                  f"[dim]({e.basis} throughput)[/]", out)
         _show_spend(plan.chosen, out)
+
+
+def _amount_text(spec, train_tokens: int) -> str:
+    """What the plan trains on: unpacked rows are priced as the GPU runs them, each padded to seq_len, and "16.5M
+    tokens" of 203k tokens of data read as 80x the data."""
+    if spec.max_steps is None and spec.train_tokens is None and spec.dataset_sequences is not None:
+        data = f" ({int(spec.dataset_tokens * spec.epochs):,} of them data)" if spec.dataset_tokens else ""
+        return f"{train_tokens:,} token slots at seq {spec.seq_len}{data}"
+    return f"{train_tokens:,} tokens at seq {spec.seq_len}"
 
 
 PLAN_COLUMNS = ("#", "GPU", "where", "$/h", "GiB", "batch", "tok/s", "hours", "cost", "$/Mtok")
