@@ -60,6 +60,18 @@ def duration_text(seconds: float, round_up: bool = False) -> str:
     return f"{hours:,.2f}".rstrip("0").rstrip(".") + " h"
 
 
+SMALLEST_PERCENT_SHOWN = 0.01  # a positive share below it is shown as it: `above 0.01%` of a break-even still holds
+
+
+def percent_text(share: float) -> str:
+    """A share (of a year's hours, of a card's time) as a percentage: whole from 10%, two significant digits below (a
+    break-even at 0.4% was said as `above 0%`, which reads as "always")."""
+    percent = share * 100
+    if percent >= 9.5 or percent <= 0:
+        return f"{percent:.0f}%"
+    return f"{max(percent, SMALLEST_PERCENT_SHOWN):.2g}%"
+
+
 def plain_number(text: str) -> float:
     """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
     (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else. `-0` is read as 0:

@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from gpu_catalog.owned import HOURS_PER_YEAR
-from gpu_catalog.units import usd_per_million_tokens
+from gpu_catalog.units import percent_text, usd_per_million_tokens
 from orchestrator.bench.economics import Point, break_even_utilization, owned_usd_per_job, pareto_front
 from orchestrator.bench.report import summary_lines
 from orchestrator.bench.report_errors import error_rows
 from orchestrator.bench.report_points import EstimatePoint
 from orchestrator.bench.report_render import write_report
-from orchestrator.bench.report_summary import job_summary, percent_text
+from orchestrator.bench.report_summary import job_summary
 from orchestrator.cli.limits import MAX_BUDGET_USD
 from orchestrator.cli.main import app
 from orchestrator.cli.planning import plan_job
@@ -547,3 +547,20 @@ def test_a_paragraph_of_the_markdown_report_keeps_its_code_but_no_html_or_link()
 
     said = _paragraph("Job `j` (/m/[bold red]X<img src=x>|a, lora) & [a](b)")
     assert "`j`" in said and "<img" not in said and "&lt;img" in said and "\\[a\\](b)" in said
+
+
+def test_the_summarys_origin_is_its_speeds_and_a_jobs_time_reads_in_its_unit():
+    """`## Summary: tiny` was headed *Origin: analytic* over lines that each ended "(measured speed)", and its
+    `hours per job` column said `0.5 min`."""
+    from gpu_catalog.units import duration_text
+    from orchestrator.bench.report import summary_section
+
+    summary = job_summary(JOB, None, None)
+    targets = ("recommended", "fastest", "cheapest")
+    analytic = {**summary, **{key: {**summary[key], "basis": "analytic"} for key in targets}}
+    measured = {**summary, "fastest": {**summary["fastest"], "basis": "measured"}}
+    assert summary_section(analytic).origin == "analytic"
+    assert summary_section(measured).origin.startswith("measured + ")
+    section = summary_section(summary)
+    assert section.headers[2] == "time per job"
+    assert section.rows[0][2] == duration_text(summary["break_even"][0]["hours"] * 3600)

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from gpu_catalog.units import usd_text  # noqa: E402
+from gpu_catalog.units import percent_text, usd_text  # noqa: E402
 
 WHERE_COLOURS = {"local": "#4c72b0", "cloud on-demand": "#dd8452", "cloud spot": "#f2b880"}
 METHOD_COLOURS = {"full": "#c44e52", "lora": "#55a868", "qlora": "#8172b3"}
@@ -137,7 +137,10 @@ def own_vs_rent(entries: list[dict], title: str, caption: str, path: Path) -> Pa
     horizontal line, each crossing marked with its utilization."""
     from orchestrator.bench.economics import owned_usd_per_job
 
-    utilizations = [u / 100 for u in range(2, 101)]
+    # each crossing on its curve: one below the grid's 2% (0.41% for a small job) was marked off every curve
+    crossings = [e["utilization"] for e in entries if e["hours"] is not None and e["utilization"] is not None
+                 and 0 < e["utilization"] <= 1]
+    utilizations = sorted({u / 100 for u in range(2, 101)} | set(crossings))
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = iter(plt.cm.tab10.colors)
     for index, entry in enumerate(entries):
@@ -151,7 +154,8 @@ def own_vs_rent(entries: list[dict], title: str, caption: str, path: Path) -> Pa
         u = entry["utilization"]
         if u is not None and u <= 1:
             ax.scatter([u * 100], [entry["cloud_usd_per_job"]], color=colour, zorder=5, s=40)
-            ax.annotate(f"{entry['card']}: {u:.0%}", (u * 100, entry["cloud_usd_per_job"]), fontsize=8, color=colour,
+            ax.annotate(f"{entry['card']}: {percent_text(u)}", (u * 100, entry["cloud_usd_per_job"]), fontsize=8,
+                        color=colour,
                         textcoords="offset points", xytext=(30, -16 - 13 * index),  # stacked: crossings sit close
                         arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.6},
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})

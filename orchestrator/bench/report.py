@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpu_catalog.units import duration_text, percent_text
 from orchestrator.bench import plots
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.bench.report_errors import COLUMNS, error_rows, origin_summary, point_error
 from orchestrator.bench.report_hybrid import compare_policies
 from orchestrator.bench.report_points import UNITS, estimate_points
-from orchestrator.bench.report_summary import job_summary, percent_text
+from orchestrator.bench.report_summary import job_summary
 from orchestrator.cli.display import optional, optional_usd
 from orchestrator.estimator.calibration import load_calibration
 
@@ -52,7 +53,7 @@ def _date_range(dates: list[str]) -> str:
 
 
 def _hours(h: float | None) -> str:
-    return "-" if h is None else f"{h:,.1f} h" if h >= 1 else f"{h * 60:.1f} min"
+    return "-" if h is None else duration_text(h * 3600)
 
 
 def _target_line(kind: str, t: dict | None) -> str:
@@ -89,8 +90,11 @@ def summary_section(s: dict) -> Section:
     table = [[e["card"], f"${e['purchase_usd']:,.0f} over {e['life_years']:g} y", _hours(e["hours"]),
               e["cloud"] or "-", optional_usd(e["cloud_usd_per_job"]), e["verdict"], "analytic"]
              for e in s["break_even"]]
-    return Section(f"Summary: {s['name']}", "analytic", text,
-                   ["owned card", "purchase", "hours per job", "cheapest cloud offer", "cloud $ per job",
+    # the lines' speeds' origins beside the break-even's: "analytic" headed lines that ended "(measured speed)"
+    bases = {t["basis"] for t in (s["recommended"], s["fastest"], s["cheapest"]) if t} | {"analytic"}
+    origin = " + ".join(basis for basis in ("measured", "published", "analytic") if basis in bases)
+    return Section(f"Summary: {s['name']}", origin, text,
+                   ["owned card", "purchase", "time per job", "cheapest cloud offer", "cloud $ per job",
                     "owning wins at utilization", "origin"], table, ["analytic"] * len(table))
 
 

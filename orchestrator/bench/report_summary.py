@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.owned import owned_offer
-from gpu_catalog.units import MAX_BUDGET_USD
+from gpu_catalog.units import MAX_BUDGET_USD, percent_text
 from orchestrator.bench.economics import Point, break_even_utilization, owned_cards, pareto_front
 from orchestrator.cli.planning import plan_job
 from orchestrator.estimator.calibration import load_calibration
@@ -20,18 +20,6 @@ from orchestrator.planner import PlanPolicy, no_option_message, plan
 
 METHODS = ("full", "lora", "qlora")
 RUNNABLE = ("ok", "budget", "deadline")  # targets that can run the job, within the limits or not
-
-
-SMALLEST_PERCENT_SHOWN = 0.01  # a positive share below it is shown as it: `above 0.01%` of a break-even still holds
-
-
-def percent_text(share: float) -> str:
-    """A share (of a year's hours, of a card's time) as a percentage: whole from 10%, two significant digits below (a
-    break-even at 0.4% was said as `above 0%`, which reads as "always")."""
-    percent = share * 100
-    if percent >= 9.5 or percent <= 0:
-        return f"{percent:.0f}%"
-    return f"{max(percent, SMALLEST_PERCENT_SHOWN):.2g}%"
 
 
 @dataclass(frozen=True)
