@@ -569,10 +569,23 @@ def test_an_empty_path_is_refused_naming_its_flag_not_read_as_the_working_folder
 def test_policy_all_without_owned_cards_says_it_compares_local_only(tmp_path):
     """`--policy all` with no --local said "--policy local-only needs owned cards", a policy the user never named."""
     result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "all"])
-    assert result.exit_code == 2 and result.stderr == \
-        'error: --policy all compares local-only, which needs owned cards: give --local "2x RTX4090".\n'
+    assert result.exit_code == 2 and result.stderr.startswith(
+        'error: --policy all compares local-only, which needs owned cards: give --local "2x RTX4090", or declare '
+        "them in the hardware file (") and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "local-only"])
     assert result.exit_code == 2 and result.stderr.startswith("error: --policy local-only needs owned cards")
+
+
+def test_without_local_the_hardware_files_cards_are_simulated(tmp_path, monkeypatch):
+    """`--policy all` was refused for want of --local where the hardware file declares cards, which `orch report`'s
+    hybrid question simulates on its own."""
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("cards:\n  - gpu: RTX 4090\n    count: 2\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+    trace = _trace_with(tmp_path)
+    declared = runner.invoke(app, ["simulate", "--trace", trace, "--policy", "all", "--json"])
+    given = runner.invoke(app, ["simulate", "--trace", trace, "--policy", "all", "--local", "2x RTX4090", "--json"])
+    assert declared.exit_code == 0 and json.loads(declared.stdout) == json.loads(given.stdout)
 
 
 def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):

@@ -13,7 +13,7 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
-from gpu_catalog.owned import simulated_owned_offer
+from gpu_catalog.owned import hardware_file, load_owned_hardware, owned_offer, simulated_owned_offer
 from gpu_catalog.whole_files import PARTIAL, write_atomically
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
@@ -41,8 +41,8 @@ GENERATE_ONLY = {"rate": "--rate"}
 def simulate_command(
     ctx: typer.Context,
     trace: Annotated[Path | None, path_option(what="a trace file", help="Trace CSV to simulate.")] = None,
-    local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: none).')]
-    = None,
+    local: Annotated[str | None, typer.Option(help='Owned cards, e.g. "2x RTX4090, 1x A6000" (left out: the '
+                                                   "hardware file's, if any).")] = None,
     policy: Annotated[str, typer.Option(help=f"{', '.join(POLICIES)}, or all to compare them.")] = "hybrid",
     # the numbers are read as every command reads its own (whole_option, number_option: the digits 0-9, `1e3` too),
     # where typer's int and float took `1_000`, refused `1e3`, and said neither how to write it
@@ -96,9 +96,13 @@ def simulate_command(
     if cards and not set(policies) - set(CLOUD_ONLY):  # the cards were left out unsaid
         raise UserError(f"--local names owned cards, and --policy {policy} uses none: leave --local out, or choose "
                         "hybrid, local-only or all.")
+    if local is None:  # the cards `orch plan` and the scheduler use (orch report's hybrid question does too)
+        hardware = load_owned_hardware()
+        cards = [owned_offer(card, hardware, None, "owned card") for card in hardware.cards for _ in range(card.count)]
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
-        raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090".')
+        raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090", or declare them in the hardware '
+                        f"file ({hardware_file()}).")
     check_trace(trace, every_row=out is not None)  # a bad later row left --out made and empty
     if out is not None:
         checks.output_folder(out)  # before any work; made when the first policy's decisions are written
