@@ -23,7 +23,13 @@ from trainer.config import JobConfig, row_fill
 OBJECTIVES = ("cost", "time")
 CPU_MAX_HOURS = 1.0  # the CPU is a target for tiny jobs, not a week-long crawl that is cheap only per hour
 FAILOVER_PRICE_BAND = 1.25  # failover offers cost at most this much more per hour than the chosen one
-FILTER_KINDS = ("provider", "spot", "absent", "launch", "price", "unsupported")  # out before the job's fit is looked at
+FILTER_KINDS = ("provider", "spot", "launch", "price", "unsupported")  # out before the job's fit is looked at
+# the kinds of rejection as the catch-all refusal says them: "rejections: 2 absent, 1 cpu, 217 provider" was jargon,
+# and the offers the user's own --target or --providers left out were counted as if they had been tried
+KIND_WORDS = {"absent": "declared in the hardware file but not on this machine", "launch": "that a launch would refuse",
+              "price": "over --max-usd-per-hour", "unsupported": "that cannot run one of its settings",
+              "memory": "too small for it", "busy": "busy", "cpu": "CPU past its time limit",
+              "budget": "over budget", "deadline": "past the deadline"}
 MAX_FAILOVER_OFFERS = 4  # besides the chosen one: enough to ride out a short capacity gap, short enough to read
 # Why `orch launch` would refuse a run on a cloud offer before buying a VM, in its words; None: it would launch it
 LaunchRefusal = Callable[[Offer], str | None]
@@ -312,8 +318,11 @@ def no_option_message(result: Plan) -> str:
         others = f" (said by {reasons[0][1]} of the {len(by_kind['unsupported'])} targets that cannot run it; `orch " \
             "plan --json` gives each one's reason)" if len(reasons) > 1 else ""
         return f"no target can run this job: {reasons[0][0]}{others}."
-    kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
-    return f"no target can run this job (rejections: {kinds}); see the table above or --json for each reason."
+    tried = [f"{len(by_kind[kind])} {words}" for kind, words in KIND_WORDS.items() if kind in by_kind]
+    chosen_out = sum(len(by_kind.get(kind, [])) for kind in ("provider", "spot"))
+    left_out = f" ({chosen_out} left out by --target, --providers or --no-spot)" if chosen_out else ""
+    return (f"no target can run this job: {'; '.join(tried) or 'none was tried'}{left_out}; see the table above or "
+            "--json for each reason.")
 
 
 def _usd_at_least(value: float) -> str:

@@ -250,3 +250,17 @@ def test_a_job_on_part_of_the_cpu_is_planned_and_priced_on_that_part(monkeypatch
     t4 = [o for o in plan(dataclasses.replace(tiny, cpu_threads=1), get_model("orch/tiny-llama"), offers,
                           PlanPolicy(1.0)).options if o.offer.gpu == T4]
     assert t4 and t4[0].offer.usd_per_hour == 1.0  # a GPU's offer is its own
+
+
+def test_the_catch_all_refusal_says_each_kind_in_words_and_apart_what_the_user_left_out():
+    """`--target local` was refused "rejections: 2 absent, 1 cpu, 217 provider": internal words, and the cloud
+    offers the user's own flag left out counted as if tried."""
+    from gpu_catalog.gpus import cpu_gpu
+
+    absent = dataclasses.replace(make_offer(get_gpu("RTX 4090"), "local", 0.3), present=False)
+    offers = [absent, make_offer(cpu_gpu(), "local", 0.01), make_offer(A100, "lambda", 1.0),
+              make_offer(A100, "aws", 1.1)]
+    message = no_option_message(plan(JOB, MODEL, offers, PlanPolicy(100.0, providers={"local"})))
+    assert message == ("no target can run this job: 1 declared in the hardware file but not on this machine; 1 CPU "
+                       "past its time limit (2 left out by --target, --providers or --no-spot); see the "
+                       "table above or --json for each reason."), message
