@@ -181,8 +181,7 @@ def logs_command(
 
 @user_errors
 def stop_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
-    """Stop a run with SIGTERM: it saves a checkpoint first (waited for, up to 5 min), so `orch resume` continues
-    it."""
+    """Stop a run with SIGTERM: it saves a checkpoint first (waited for, up to 5 min) for `orch resume`."""
     store = RunStore()
     record = find_run(store, run_id)
     said = lifecycle.request_stop(store, record)
