@@ -308,9 +308,12 @@ def show_estimate(result: dict) -> None:
                           f"({esc(result['auto_fit_on_smallest'])})")
     if result.get("auto_fit"):
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
-    elif result.get("with_auto_fit"):
-        console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): "
-                      f"{esc(result['with_auto_fit'])}")
+    elif would := result.get("with_auto_fit"):
+        said = would.get("reason") or (
+            f"micro-batch {would['micro_batch']} x accumulation {would['grad_accum']}, checkpointing "
+            f"{'on' if would['grad_ckpt'] else 'off'}: {would['vram_gib']:.1f} GiB, {would['tokens_per_s']:,.0f} "
+            "tokens/s")
+        console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): {esc(said)}")
     for note in result["notes"]:
         console.print(f"note: {esc(note)}")
 

@@ -293,8 +293,12 @@ def estimate(
             # the settings that do fit, said beside "does not fit": a first user read "107.9 GiB" of a job whose
             # own `grad_ckpt: auto` plan turns on, and missed the line naming --auto-fit
             would = auto_fit(shape, settings, target, calibration, usable, checkpointing_choices(grad_ckpt))
-            result["with_auto_fit"] = (f"{fit_summary(would)}, {would.speed.tokens_per_s:,.0f} tokens/s"
-                                       if would.settings is not None else would.reason)
+            # numbers a script reads (a sentence was all it had); display says them
+            result["with_auto_fit"] = {"micro_batch": would.settings.micro_batch,
+                                       "grad_accum": would.settings.grad_accum, "grad_ckpt": would.settings.grad_ckpt,
+                                       "vram_gib": round(would.memory.vram_gib, 3),
+                                       "tokens_per_s": round(would.speed.tokens_per_s, 1)} \
+                if would.settings is not None else {"reason": would.reason}
     else:
         fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
                           and estimate_memory(shape, settings, g, calibration).vram_gib
