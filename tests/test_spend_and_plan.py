@@ -22,7 +22,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.spend import spend_by, spend_usd
 from orchestrator.startup_times import load_startup_times, record_startup
-from tests.conftest import make_offer
+from tests.conftest import REPO, make_offer
 
 SPEC = job_from_dict({"model": "Llama-3.1-8B", "method": "qlora", "seq_len": 2048, "train_tokens": 2_000_000})
 MODEL = get_model(SPEC.model)
@@ -308,3 +308,22 @@ def test_a_plan_and_its_run_say_the_records_seq_len_leaves_out(tmp_path, monkeyp
     capsys.readouterr()
     assert train_main([str(job), "--output", str(tmp_path / "out")]) == 0
     assert "data: records: 3 left out (the prompt runs past seq_len 64)" in capsys.readouterr().out
+
+
+def test_launch_prices_owned_cards_as_plan_does_under_local_cost(tmp_path, monkeypatch):
+    """`orch plan --local-cost marginal` had no `orch launch` to act on it: the launch refused the option."""
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("cards:\n  - gpu: RTX 4090\n    purchase_price_usd: 1800\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+    job = str(REPO / "examples" / "tiny.yaml")
+    prices = {}
+    for policy in ("amortized", "marginal"):
+        planned = json.loads(CliRunner().invoke(app, ["plan", job, "--budget", "1", "--local-cost", policy,
+                                                      "--providers", "local", "--json"]).stdout)
+        launched = CliRunner().invoke(app, ["launch", job, "--budget", "1", "--local-cost", policy, "--providers",
+                                            "local", "--dry-run", "--json"])
+        assert launched.exit_code == 0, launched.output
+        card = next(r for r in json.loads(launched.stdout)["plan"]["rejected"] if r["gpu"] == "RTX 4090")
+        prices[policy] = card["usd_per_hour"]  # declared, not on this machine: priced all the same
+        assert prices[policy] == next(r for r in planned["rejected"] if r["gpu"] == "RTX 4090")["usd_per_hour"]
+    assert prices["marginal"] < prices["amortized"]

@@ -12,7 +12,7 @@ from gpu_catalog.targets import gather_targets
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, user_errors
 from orchestrator.cli.limits import check_providers
-from orchestrator.cli.options import JsonFlag, ProvidersOption, path_option
+from orchestrator.cli.options import JsonFlag, LocalCostOption, ProvidersOption, path_option
 from orchestrator.cli.serialize import gpu_dict, model_dict, offer_dict
 
 app = typer.Typer(help="What orch knows: GPUs, model shapes, cloud offers, your own cards.", no_args_is_help=True,
@@ -81,8 +81,7 @@ def gpu_names(name: str) -> set[str]:
 @app.command("local")
 @user_errors
 def local(
-    local_cost: Annotated[str | None, typer.Option(help="amortized or marginal (default: the hardware file's).")]
-    = None,
+    local_cost: LocalCostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Cards on this machine (NVML) and in your hardware file, with what an hour on each costs you."""

@@ -19,6 +19,7 @@ from orchestrator.cli.options import (
     DeadlineOption,
     JobArgument,
     JsonFlag,
+    LocalCostOption,
     MaxUsdPerHourOption,
     ObjectiveOption,
     ProvidersOption,
@@ -52,6 +53,7 @@ def launch_command(
     detach: Annotated[bool, typer.Option("--detach", help="Start and return; follow with `orch logs RUN -f`.")]
     = False,
     max_usd_per_hour: MaxUsdPerHourOption = None,
+    local_cost: LocalCostOption = None,
     out: Annotated[Path | None, path_option("--out", what="a task file name", help="With --dry-run: write the task "
                                             "file here (and the files it mounts beside it).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it exists, and the job.yaml and "
@@ -73,7 +75,8 @@ def launch_command(
     if target.strip().lower() != "cloud":  # a cloud VM keeps its built model in its own cache
         preflight.check_cache_first(job, "launched")
     model, targets, result = plan_job(job, budget, deadline, objective, spot, providers, target,
-                                      max_usd_per_hour=max_usd_per_hour, launch_refusal=_refusal(dry_run, spot))
+                                      local_cost=local_cost, max_usd_per_hour=max_usd_per_hour,
+                                      launch_refusal=_refusal(dry_run, spot))
     if not dry_run:
         result = _taken_here(model, targets, result)
     data, notes = data_and_notes(job, model, result)

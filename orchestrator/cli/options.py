@@ -147,4 +147,6 @@ ProvidersOption = Annotated[str | None, typer.Option("--providers", "--provider"
                                                      help="Comma list of allowed providers (e.g. local,runpod).")]
 SpotOption = Annotated[bool, typer.Option("--spot/--no-spot", help="Allow spot (interruptible) offers.")]
 MaxUsdPerHourOption = Annotated[float | None, usd_option(help="Most to pay per GPU-hour, on top of the budget.")]
+# how an owned card is priced: `orch plan` takes it (on its own parser), and a launch of what it planned must too
+LocalCostOption = Annotated[str | None, typer.Option(help="amortized or marginal (default: the hardware file's).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
