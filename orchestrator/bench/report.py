@@ -212,8 +212,9 @@ def error_section(points: list, out: Path) -> Section:
             "`orch calibrate` fits from the bench results and the published points, from all of them, from all but "
             "the point's GPU (a card never measured), and from all but the point's source; `in sample` and `leave "
             "source out` are the figures `orch calibrate` prints for the same results. orch calibrate counts all "
-            "bench results as one source, so leaving it out scores them by the published points alone; launched "
-            "runs are not fitted, so they have today's error only. Published points are the rows of "
+            "bench results as one source, so leaving it out scores them by the published points alone. These fits "
+            "leave launched runs out (`orch calibrate` fits them only where no sweep measured their GPU and "
+            "method), so launched runs have today's error only. Published points are the rows of "
             "gpu_catalog/data/published_measurements.csv marked usable, on a catalog GPU; their source is the "
             "file's source_id, whose rows give the URL and date."]
     if not points:

@@ -5,7 +5,8 @@ Each point carries its estimates (orchestrator/bench/report_points.py): today's 
 those of the calibration `orch calibrate` fits from every bench row and published point (in sample), from all but the
 point's GPU (leave one GPU out: a card never measured) and from all but its source (calibrate's leave one source out).
 An error is |estimate / measured - 1|; a group's is the median over its points, a dash where no point has that
-estimate (launched runs are never fitted by calibrate, so they have today's error only).
+estimate (these fits leave launched runs out, which `orch calibrate` fits only where no sweep measured their GPU
+and method, so launched runs have today's error only).
 The per-origin summary is calibrate's own error_summary of the same errors: the figures `orch calibrate` prints.
 """
 
