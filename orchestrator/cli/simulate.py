@@ -96,7 +96,8 @@ def simulate_command(
     if cards and not set(policies) - set(CLOUD_ONLY):  # the cards were left out unsaid
         raise UserError(f"--local names owned cards, and --policy {policy} uses none: leave --local out, or choose "
                         "hybrid, local-only or all.")
-    if local is None:  # the cards `orch plan` and the scheduler use (orch report's hybrid question does too)
+    if local is None and set(policies) - set(CLOUD_ONLY):  # the cards plan and the scheduler use, as orch report's
+        # hybrid question does
         hardware = load_owned_hardware()
         cards = [owned_offer(card, hardware, None, "owned card") for card in hardware.cards for _ in range(card.count)]
     if not cards and "local-only" in policies:
