@@ -52,6 +52,8 @@ def duration_text(seconds: float, round_up: bool = False) -> str:
     """A length of time in the unit that reads: seconds under a minute, minutes under an hour, then hours. A 30 s
     deadline was echoed as "the 0.00833333 h deadline". `round_up`: for a least value to give (`at least 1 min`)."""
     whole = math.ceil if round_up else round
+    if 0 < seconds < 1:  # a positive time said as "0 s" reads as none
+        return f"{seconds:.2g} s"
     if whole(seconds) < 60:
         return f"{whole(seconds)} s"
     if whole(seconds / 60) < 60:

@@ -236,10 +236,12 @@ def test_a_relative_path_in_an_environment_variable_is_made_absolute_where_it_is
     assert checks.env_path("ORCH_HOME", "~/.local/share/orch") == tmp_path / "rel_h"
 
 
-@pytest.mark.parametrize("seconds, said, least", [(30, "30 s", "30 s"), (41.2, "41 s", "42 s"),
-                                                  (59.6, "1 min", "1 min"), (200, "3 min", "4 min"),
-                                                  (5400, "1.5 h", "1.5 h"), (5364, "1.49 h", "1.49 h"),
-                                                  (5365, "1.49 h", "1.5 h"), (86400 * 50, "1,200 h", "1,200 h")])
+DURATIONS = [(0.36, "0.36 s", "0.36 s"), (30, "30 s", "30 s"), (41.2, "41 s", "42 s"), (59.6, "1 min", "1 min"),
+             (200, "3 min", "4 min"), (5400, "1.5 h", "1.5 h"), (5364, "1.49 h", "1.49 h"), (5365, "1.49 h", "1.5 h"),
+             (86400 * 50, "1,200 h", "1,200 h")]
+
+
+@pytest.mark.parametrize("seconds, said, least", DURATIONS)
 def test_a_duration_is_said_in_the_unit_that_reads(seconds, said, least):
     """`--deadline 30s` was echoed as "the 0.00833333 h deadline", and its least value as "0.02 h"."""
     from gpu_catalog.units import duration_text
