@@ -364,6 +364,19 @@ def test_an_axolotl_dataset_entrys_fields_orch_does_not_read_are_listed():
     assert translation.job["dataset"] == "data.jsonl"
 
 
+@pytest.mark.parametrize("mappings, listed", [({"role": "from", "content": "value"}, False),
+                                             ({"role": "role", "content": "content"}, False),
+                                             ({"role": "speaker", "content": "text"}, True)])
+def test_a_chat_datasets_turn_keys_are_listed_only_where_orch_does_not_read_them(mappings, listed):
+    """`message_property_mappings: {role: from, content: value}` is ShareGPT, which orch reads as it is: it was
+    listed as "no such setting", as if the records could not be read."""
+    raw = {"base_model": "meta-llama/Llama-3.1-8B", "adapter": "lora", "sequence_len": 512,
+           "datasets": [{"path": "data.jsonl", "type": "chat_template", "field_messages": "conversations",
+                         "message_property_mappings": mappings}]}
+    keys = [key for key, _ in translate(raw).not_carried]
+    assert ("datasets.message_property_mappings" in keys) is listed, keys
+
+
 def test_an_axolotl_dataset_entry_written_as_one_mapping_is_read_as_a_list_of_one():
     """`datasets: {path: ..., type: alpaca}` was flattened to `datasets.path` and `datasets.type` and dropped: with
     --set epochs=1 the import said only "say how much to train", never naming `datasets`."""

@@ -24,6 +24,7 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 SHAPES = "messages; conversations; prompt+completion; instruction+output; text"
 COLUMNS = ("messages", "conversations", "prompt", "completion", "instruction", "input", "output", "text")  # orch's
 STRING_FIELDS = (("prompt", "completion"), ("instruction", "output"), ("text",))  # the shapes made of strings
+TURN_KEYS = {"role": ("from", "role"), "content": ("value", "content")}  # a turn's keys the ShareGPT reader takes
 
 
 class DataError(ValueError):

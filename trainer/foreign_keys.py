@@ -25,7 +25,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, get_model, hub_id
 from gpu_catalog.names import listed, near_hint, squeezed
-from trainer.data_formats import SHAPES
+from trainer.data_formats import SHAPES, TURN_KEYS
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
 OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
@@ -388,9 +388,17 @@ def _axolotl_dataset_left_behind(key: str, value) -> list[tuple[str, str]]:
             left.append((where, f"orch has no axolotl type {short_repr(kind)}: it reads a record by its shape "
                                 f"({SHAPES}), "
                                 "so check that the records are one of these"))
-        elif field != "type" and not (field == "field_messages" and _is_chat(kind)):
+        elif field != "type" and not (field == "field_messages" and _is_chat(kind)) and \
+                not (field == "message_property_mappings" and _is_chat(kind) and _turn_keys_read(item)):
             left.append((where, AXOLOTL_DATASET_FIELDS.get(field, "orch has no such setting for a dataset")))
     return left
+
+
+def _turn_keys_read(mappings) -> bool:
+    """Whether a chat dataset's message_property_mappings name turn keys orch reads as they are ({role: from,
+    content: value} is ShareGPT's): they were listed as "no such setting", as if the records could not be read."""
+    return isinstance(mappings, dict) and set(mappings) <= set(TURN_KEYS) and \
+        all(mappings[key] in TURN_KEYS[key] for key in mappings)
 
 
 INSIDE_READ = ("datasets", "test_datasets", "model._component_")  # keys whose value is carried in part
