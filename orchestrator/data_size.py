@@ -165,8 +165,7 @@ def _untokenized(spec: JobConfig, files: list[Path], estimate: int, why: str) ->
     records = None if spec.packing else _json_lines(files)
     if not records:
         return DataSize(estimate, "estimate", detail)
-    held_out = spec.eval_fraction if spec.eval_dataset is None and spec.eval_split is None else 0.0
-    rows = max(1, round(records * (1 - held_out)))
+    rows = max(1, records - spec.held_out(records))
     return DataSize(min(estimate, rows * spec.seq_len), "estimate", f"{detail}; {rows:,} unpacked rows of "
                                                                     f"{spec.seq_len}, a record each", rows)
 

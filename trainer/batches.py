@@ -4,15 +4,16 @@ exactly the data it would have seen, and auto-fit can change the micro-batch wit
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from trainer.config import JobConfig
 from trainer.data import DataError, Sequence
 
 
-def split_eval(sequences: list[Sequence], eval_fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
-    """(train, eval): a seeded random eval_fraction held out, at least one sequence when the fraction is above 0."""
-    if eval_fraction <= 0 or len(sequences) < 2:
+def split_eval(sequences: list[Sequence], config: JobConfig) -> tuple[list[Sequence], list[Sequence]]:
+    """(train, eval): config.held_out(...) of them, drawn at random by the job's seed."""
+    n_eval = config.held_out(len(sequences))
+    if not n_eval:
         return sequences, []
-    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_eval = max(1, round(len(sequences) * eval_fraction))
+    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(config.seed)).tolist()
     held_out = set(order[:n_eval])
     return ([s for i, s in enumerate(sequences) if i not in held_out],
             [s for i, s in enumerate(sequences) if i in held_out])

@@ -135,6 +135,18 @@ class JobConfig:
         """Sequences per optimizer step; auto-fit keeps it while trading micro-batch for accumulation."""
         return self.micro_batch * self.grad_accum
 
+    @property
+    def holds_out_eval(self) -> bool:
+        """Whether eval is a share of the training data (no `eval_dataset` nor `eval_split` names a set of its own)."""
+        return self.eval_dataset is None and self.eval_split is None
+
+    def held_out(self, sequences: int) -> int:
+        """How many of `sequences` the trainer holds out for eval (batches.split_eval draws which): `eval_fraction` of
+        them, at least one where there is a share and two to split; none where eval has a set of its own."""
+        if not self.holds_out_eval or self.eval_fraction <= 0 or sequences < 2:
+            return 0
+        return max(1, round(sequences * self.eval_fraction))
+
     def planned_steps(self, n_train: int) -> int:
         """Optimizer steps the trainer runs over `n_train` training sequences: max_steps, else train_tokens' worth of
         full rows, else whole effective batches of each epoch (the last partial batch of an epoch is left out)."""

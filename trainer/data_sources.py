@@ -295,7 +295,7 @@ def train_source(config: JobConfig, base_dir: Path) -> Source:
 
 def eval_source(config: JobConfig, base_dir: Path) -> Source | None:
     """A separate eval set (`eval_dataset` and/or `eval_split`); None: hold out `eval_fraction` of the training data."""
-    if config.eval_dataset is None and config.eval_split is None:
+    if config.holds_out_eval:
         return None
     if config.eval_dataset is None:
         source = train_source(config, base_dir)

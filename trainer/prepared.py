@@ -101,5 +101,5 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
     if records.eval is not None:
         return Prepared(model_path, tokenizer, sequences, data.sequences_for(records.eval, config, tokenizer).sequences,
                         fit)
-    train, held_out = split_eval(sequences, config.eval_fraction, config.seed)
+    train, held_out = split_eval(sequences, config)
     return Prepared(model_path, tokenizer, train, held_out, fit)
