@@ -260,10 +260,11 @@ def report_command(
     check_one_source(db, results)
     checks.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
-    if len({checks.resolved(path) for path in jobs}) < len(jobs):  # its plots and summary were repeated
-        twice = next(path for index, path in enumerate(jobs) if checks.resolved(path) in
-                     {checks.resolved(p) for p in jobs[:index]})
-        raise UserError(f"--job {twice} is given twice: give each job once.")
+    seen = set()
+    for path in jobs:  # a job given twice: its plots and summary were repeated
+        if (resolved := checks.resolved(path)) in seen:
+            raise UserError(f"--job {path} is given twice: give each job once.")
+        seen.add(resolved)
     check_writable_names(out, len(jobs))
     check_inputs_kept(out, len(jobs), [*jobs, *(results or []), *(path for path in (trace, db) if path is not None)])
     if not force and (theirs := foreign_files(out, len(jobs))):  # an earlier report of orch's is rewritten: its use

@@ -82,9 +82,9 @@ def month_spend_usd(store: RunStore, now: float) -> float:
     """This UTC calendar month's cloud spend, which --monthly-cap bounds: what ended cloud runs cost, and what running
     ones may still cost, their budget stop (their estimate let the runs started under the cap spend past it). Owned
     cards are placed first whatever the month's spend, so their runs were counted against a cap they never met."""
-    total = 0.0
+    total, this_month = 0.0, month_of(now)
     for run in store.all():
-        if month_of(run.created_at) == month_of(now) and run.target is Target.CLOUD:
+        if month_of(run.created_at) == this_month and run.target is Target.CLOUD:
             total += run.budget_usd if run.status.is_active() else (run.cost_usd or 0.0)
     return total
 
