@@ -36,6 +36,7 @@ from orchestrator.runs.store import RunRecord
 from orchestrator.spend import run_cost_usd
 from orchestrator.startup_times import record_startup
 from trainer.config import config_from_dict
+from trainer.jsonio import write_json_atomic
 from trainer.status import TrainStatus
 
 
@@ -164,10 +165,10 @@ class SkyPilotLauncher:
         with contextlib.suppress(Exception):  # a recovery's earlier attempts logged; a pending job has no log yet
             _log_home(sky, record, follow=False)
         record.output_dir.mkdir(parents=True, exist_ok=True)  # how this session ended, where the trainer says it
-        (record.output_dir / "metrics.json").write_text(json.dumps({
+        write_json_atomic(record.output_dir / "metrics.json", {
             "status": TrainStatus.BUDGET_STOPPED.value,
             "message": f"the budget was spent while SkyPilot waited for a VM ({job.status.name.lower()}): orch "
-                       "cancelled the managed job"}), encoding="utf-8")
+                       "cancelled the managed job"})
         return True
 
     def _home_then_down(self, sky, record: RunRecord) -> Exception | None:
