@@ -26,7 +26,7 @@ from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.serialize import padding_worth_saying
-from orchestrator.estimator.fit import needed_and_usable_gib
+from orchestrator.estimator.fit import batch_summary, needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
@@ -310,9 +310,8 @@ def show_estimate(result: dict) -> None:
         console.print(f"auto-fit: {esc(result['auto_fit'])}")
     elif would := result.get("with_auto_fit"):
         said = would.get("reason") or (
-            f"micro-batch {would['micro_batch']} x accumulation {would['grad_accum']}, checkpointing "
-            f"{'on' if would['grad_ckpt'] else 'off'}: {would['vram_gib']:.1f} GiB, {would['tokens_per_s']:,.0f} "
-            "tokens/s")
+            f"{batch_summary(would['micro_batch'], would['grad_accum'], would['grad_ckpt'], would['vram_gib'])}, "
+            f"{would['tokens_per_s']:,.0f} tokens/s")
         console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): {esc(said)}")
     for note in result["notes"]:
         console.print(f"note: {esc(note)}")

@@ -54,8 +54,13 @@ def needed_and_usable_gib(needed_gib: float, usable_gib: float) -> tuple[str, st
 def fit_summary(fit: "Fit") -> str:
     """The fitted batch and checkpointing, as estimate says them."""
     s = fit.settings
-    return (f"micro-batch {s.micro_batch} x accumulation {s.grad_accum}, checkpointing "
-            f"{'on' if s.grad_ckpt else 'off'}: {fit.memory.vram_gib:.1f} GiB")
+    return batch_summary(s.micro_batch, s.grad_accum, s.grad_ckpt, fit.memory.vram_gib)
+
+
+def batch_summary(micro_batch: int, grad_accum: int, grad_ckpt: bool, vram_gib: float) -> str:
+    """A batch and checkpointing with the memory they take, in the one wording estimate uses for them."""
+    return (f"micro-batch {micro_batch} x accumulation {grad_accum}, checkpointing {'on' if grad_ckpt else 'off'}: "
+            f"{vram_gib:.1f} GiB")
 
 
 def auto_fit(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration,
