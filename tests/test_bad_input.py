@@ -1214,6 +1214,13 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),
     (lambda i: ["launch", i.job(), "--yes", "maybe", "--budget", "1"], "--yes is on or off"),
+    # the same for the rest of a value the shell split at its space ("unexpected extra argument (4090)")
+    (lambda i: ["estimate", "Llama-3.1-8B", "--gpu", "RTX", "4090"],
+     "'4090' is left over after --gpu 'RTX', which takes one value (one with spaces goes in quotes: --gpu 'RTX 4090')"),
+    (lambda i: plan(i) + ["--deadline", "2", "h"], "'h' is left over after --deadline '2', which takes one value ("),
+    (lambda i: ["launch", i.job(), "--budget", "20", "30"], "'30' is left over after --budget '20', which takes one "
+     "value; see"),
+    (lambda i: plan(i) + ["--providers", "aws gcp"], "(the list is comma-separated: --providers aws,gcp)"),
     # a mistyped option after an on/off flag was blamed on the flag ("--yes is on or off ... got '--buget'")
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),

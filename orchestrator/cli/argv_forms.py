@@ -144,3 +144,36 @@ def json_wanted(args: list[str]) -> bool:
     except UnreadableOptions:  # `--json=maybe`
         return False
     return "--json" in (spelled[:spelled.index("--")] if "--" in spelled else spelled)
+
+
+def left_over_word(options: dict[str, Switchable], arguments: int, args: list[str]) -> str | None:
+    """Why a word past a command's `arguments` is left over, or None: after an on/off flag (`--bf16 maybe`), a word
+    that is no yes/no word; after an option's value (`--gpu RTX 4090`), the rest of a value with spaces, which the
+    shell split. click said "unexpected extra argument (maybe)", blaming the word, not the option it was given to."""
+    room, index, after_flag, after_value = arguments, 0, None, None
+    while index < len(args) and args[index] != "--":
+        word, index = args[index], index + 1
+        name, joined, value = word.partition("=")
+        option = options.get(name)
+        if option is not None:
+            takes_value = not option.is_flag and not joined
+            value = value if joined else args[index] if takes_value and index < len(args) else None
+            after_value = (name, value) if value is not None and not option.is_flag else None
+            after_flag = word if option.is_flag and not joined else None  # `--json=yes` has its word
+            index += takes_value
+            continue
+        if word.startswith("-") and word != "-" and not checks.is_number_text(word):
+            return None  # `--yes --buget 1`: an unknown option, click's to name with the options near it
+        room -= 1
+        if room < 0 and after_flag is not None:
+            return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
+                    f"{checks.short_repr(word)}")
+        if room < 0 and after_value is not None:
+            option_name, value = after_value
+            left_over = f"{checks.short_repr(word)} is left over after {option_name} {checks.short_repr(value)}, " \
+                        f"which takes one value"
+            if checks.is_number_text(value) and checks.is_number_text(word):
+                return left_over
+            return f"{left_over} (one with spaces goes in quotes: {option_name} {checks.short_repr(f'{value} {word}')})"
+        after_flag = after_value = None
+    return None

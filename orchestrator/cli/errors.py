@@ -9,7 +9,13 @@ from typer.core import TyperGroup
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import listed
-from orchestrator.cli.argv_forms import UnreadableOptions, click_options, json_wanted, spelled_as_orch
+from orchestrator.cli.argv_forms import (
+    UnreadableOptions,
+    click_options,
+    json_wanted,
+    left_over_word,
+    spelled_as_orch,
+)
 from orchestrator.cli.display import print_error, print_json
 from orchestrator.cli.limits import missing_value_hint
 from orchestrator.cli.pipe import reader_left
@@ -140,30 +146,11 @@ def option_as_value(command, args: list[str]) -> str | None:
 
 
 def word_after_a_flag(command, args: list[str]) -> str | None:
-    """Why a word after an on/off flag is left over (`--bf16 maybe`: a word past the command's arguments, that is no
-    yes/no word), or None. click said "unexpected extra argument (maybe)", blaming the word, not the flag it was
-    given to."""
+    """left_over_word for a typer command: None where it takes any number of arguments."""
     arguments = [param for param in command.params if getattr(param, "param_type_name", "") == "argument"]
     if any(param.nargs < 0 for param in arguments):  # a list of arguments takes any word
         return None
-    options = options_by_name(command)
-    room, index, after_flag = sum(param.nargs for param in arguments), 0, None
-    while index < len(args) and args[index] != "--":
-        word, index = args[index], index + 1
-        param = options.get(word.partition("=")[0])
-        if param is not None:
-            takes_value = not (param.is_flag or getattr(param, "count", False) or "=" in word)
-            index += takes_value
-            after_flag = word if param.is_flag and "=" not in word else None  # `--json=yes` has its word
-            continue
-        if word.startswith("-") and word != "-" and not checks.is_number_text(word):
-            return None  # `--yes --buget 1`: an unknown option, click's to name with the options near it
-        room -= 1
-        if room < 0 and after_flag is not None:
-            return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
-                    f"{checks.short_repr(word)}")
-        after_flag = None
-    return None
+    return left_over_word(click_options(command), sum(param.nargs for param in arguments), args)
 
 
 def _commands_taking(group, option: str):

@@ -17,7 +17,13 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator import preflight
 from orchestrator.cli import fold
-from orchestrator.cli.argv_forms import UnreadableOptions, argparse_options, json_wanted, spelled_as_orch
+from orchestrator.cli.argv_forms import (
+    UnreadableOptions,
+    argparse_options,
+    json_wanted,
+    left_over_word,
+    spelled_as_orch,
+)
 from orchestrator.cli.limits import (
     DURATION_FORMS,
     USD_FORMS,
@@ -160,6 +166,9 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         if "--" in argv and len(after := argv[argv.index("--") + 1:]) > 1:  # argparse: "--budget is required"
             parse.error(f"after `--` comes the job file alone, and {' '.join(after[1:])} follows it: put the "
                         "options before `--`")
+        left_over = left_over_word(argparse_options(parse), 1, argv)  # argparse: "unrecognized arguments: 4090"
+        if left_over:
+            parse.error(left_over)
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,

@@ -39,7 +39,9 @@ def allowed_providers(target: str, allowed: str | None, offers) -> frozenset[str
 
             hints = [f"{p!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
                 p, sorted(providers), n=1)) else "") for p in unknown]
-            raise UserError(f"--providers: no cloud named {', '.join(hints)}; known here: "
+            commas = next((f" (the list is comma-separated: --providers {','.join(p.split())})" for p in unknown
+                           if len(p.split()) > 1), "")  # `--providers 'lambda vast'`
+            raise UserError(f"--providers: no cloud named {', '.join(hints)}{commas}; known here: "
                             f"{', '.join(sorted(providers))}.")
         if not providers & asked:  # every row would say "not allowed", and the plan fail without saying why
             raise UserError(f"--providers {','.join(sorted(asked))}: no offers from "
