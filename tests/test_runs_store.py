@@ -632,3 +632,12 @@ def test_a_stop_interrupted_while_it_waits_says_the_trainer_goes_on_saving(tmp_p
     result = CliRunner().invoke(app, ["stop", RUN_ID])
     assert result.exit_code == 130, result.output
     assert "no longer waiting: r-0a1b2c3d goes on saving its checkpoint" in " ".join(result.stderr.split())
+
+
+def test_a_runs_json_has_one_shape_before_and_after_its_metrics(tmp_path):
+    """`orch runs --json` kept `metrics_json` beside `metrics: null` until the first metrics, then dropped it: a
+    script reading the runs saw the keys change with the run's state."""
+    before = make_record(tmp_path, metrics_json=None).as_dict()
+    after = make_record(tmp_path, metrics_json=json.dumps({"steps": 3})).as_dict()
+    assert before.keys() == after.keys() and "metrics_json" not in before
+    assert before["metrics"] is None and after["metrics"] == {"steps": 3}

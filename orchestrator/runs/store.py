@@ -66,7 +66,8 @@ class RunRecord:
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["job"] = json.loads(data.pop("job_json"))
-        data["metrics"] = json.loads(data.pop("metrics_json")) if self.metrics_json else None
+        metrics_json = data.pop("metrics_json")  # one shape whatever the state: metrics null until the first
+        data["metrics"] = json.loads(metrics_json) if metrics_json else None
         data["spot"] = bool(self.spot)
         data["stop_requested"] = bool(self.stop_requested)
         data["status"], data["target"] = self.status.value, self.target.value
