@@ -22,7 +22,8 @@ CPU_MEM_BW_GBPS = 20.0
 
 @dataclass(frozen=True)
 class GPU:
-    """One accelerator model. TFLOPS are dense tensor rates (no sparsity); 0 means the card lacks that dtype."""
+    """One accelerator model. bf16/fp16 TFLOPS are dense tensor rates (no sparsity; 0 means the card lacks that
+    dtype); fp32_tflops is the CUDA cores' rate, which fp32 matmuls run at as PyTorch leaves TF32 off."""
 
     name: str
     family: str
@@ -30,6 +31,7 @@ class GPU:
     mem_bw_gbps: float
     bf16_tflops: float
     fp16_tflops: float
+    fp32_tflops: float
     supports_bf16: bool
     compute_capability: str
     tdp_w: float
@@ -39,10 +41,13 @@ class GPU:
     as_of: str
     aliases: tuple[str, ...] = ()
 
-    @property
-    def train_tflops(self) -> float:
-        """The dense rate training runs at: bf16 where the card has it, else fp16 mixed precision."""
-        return self.bf16_tflops if self.supports_bf16 else self.fp16_tflops
+    def peak_tflops(self, precision: str) -> float:
+        """The dense rate matmuls run at in a resolved precision (bf16, fp16 or fp32). A CPU computes at its fp32
+        rate whatever the dtype: orch has no figure for its 16-bit paths. bf16 on a card without it, which the
+        estimate refuses, is timed at its fp16 rate."""
+        if self.kind == "cpu" or precision == "fp32":
+            return self.fp32_tflops
+        return self.bf16_tflops if precision == "bf16" and self.supports_bf16 else self.fp16_tflops
 
 
 def _parse_row(row: dict[str, str]) -> GPU:
@@ -53,12 +58,13 @@ def _parse_row(row: dict[str, str]) -> GPU:
         mem_bw_gbps=float(row["mem_bw_gbps"]),
         bf16_tflops=float(row["bf16_tflops"]),
         fp16_tflops=float(row["fp16_tflops"]),
+        fp32_tflops=float(row["fp32_tflops"]),
         supports_bf16=row["supports_bf16"] == "true",
         compute_capability=row["compute_capability"],
         tdp_w=float(row["tdp_w"]),
         street_price_usd=float(row["street_price_usd"]) if row["street_price_usd"] else None,
         kind=row["kind"],
-        source=row["source"],
+        source=f"{row['source']}; fp32 rate: {row['fp32_source']}",
         as_of=row["as_of"],
         aliases=tuple(a for a in row["aliases"].split("|") if a),
     )
@@ -305,7 +311,7 @@ def cpu_gpu(cores: float | None = None) -> GPU:
     all_cores = os.cpu_count() or 1
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / BYTES_PER_GIB
     cpu = GPU(name="CPU", family="CPU", vram_gib=round(ram_gib, 1), mem_bw_gbps=CPU_MEM_BW_GBPS, bf16_tflops=0.0,
-              fp16_tflops=all_cores * CPU_TFLOPS_PER_CORE, supports_bf16=False, compute_capability="",
+              fp16_tflops=0.0, fp32_tflops=all_cores * CPU_TFLOPS_PER_CORE, supports_bf16=False, compute_capability="",
               tdp_w=CPU_POWER_W, street_price_usd=None, kind="cpu",
               source=f"this machine: {all_cores} cores, {ram_gib:.0f} GiB RAM", as_of="")
     return cpu if cores is None else cpu_cores(cpu, cores)
@@ -323,5 +329,5 @@ def cpu_cores(cpu: GPU, cores: float) -> GPU:
     share = cpu_share(cores)
     if share >= 1:
         return cpu
-    return replace(cpu, fp16_tflops=cpu.fp16_tflops * share, mem_bw_gbps=cpu.mem_bw_gbps * share,
+    return replace(cpu, fp32_tflops=cpu.fp32_tflops * share, mem_bw_gbps=cpu.mem_bw_gbps * share,
                    tdp_w=cpu.tdp_w * share, source=f"{cpu.source}; {cores:g} of them for this job")

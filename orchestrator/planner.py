@@ -170,7 +170,7 @@ def job_fit(spec: JobConfig, model: ModelShape, gpu, calibration: Calibration, c
     """Auto-fit of one job on one GPU model, kept in `cache` by GPU name (the CPU's with its peak: on a job's share
     of its cores it is slower): the planner and the scheduling policy ask for the same fits again and again.
     `grad_ckpt: auto` lets auto-fit choose; true or false is kept."""
-    key = gpu.name if gpu.kind != "cpu" else f"{gpu.name} {gpu.fp16_tflops:g}"
+    key = gpu.name if gpu.kind != "cpu" else f"{gpu.name} {gpu.fp32_tflops:g}"
     fit = cache.get(key)
     if fit is None:
         usable = usable_vram_gib(gpu, calibration)

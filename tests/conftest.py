@@ -67,7 +67,8 @@ def write_weights(folder: Path) -> None:
 def make_gpu(name="Test GPU", vram_gib=24.0, bf16_tflops=100.0, mem_bw_gbps=1000.0, supports_bf16=True,
              kind="datacenter", compute_capability="8.0", **overrides) -> GPU:
     fields = dict(name=name, family=name, vram_gib=vram_gib, mem_bw_gbps=mem_bw_gbps, bf16_tflops=bf16_tflops,
-                  fp16_tflops=bf16_tflops, supports_bf16=supports_bf16, compute_capability=compute_capability,
+                  fp16_tflops=bf16_tflops, fp32_tflops=bf16_tflops / 8, supports_bf16=supports_bf16,
+                  compute_capability=compute_capability,
                   tdp_w=300.0, street_price_usd=None, kind=kind, source="test", as_of="2026-11")
     return GPU(**{**fields, **overrides})
 

@@ -7,6 +7,8 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import closest_variant, find_gpu, get_gpu, gpu_from_device_name, load_gpus
 from gpu_catalog.names import normalize
 from orchestrator.cli.main import app
+from orchestrator.estimator.memory import precision
+from trainer.config import JobConfig
 
 REQUIRED = ["RTX 3060 12GB", "RTX 3090", "RTX 4060 Ti 16GB", "RTX 4090", "RTX 5090", "RTX A6000", "RTX 6000 Ada", "T4",
             "L4", "A10G", "L40S", "V100 16GB", "V100 32GB", "A100 40GB", "A100 80GB", "H100 SXM", "H100 PCIe", "H200",
@@ -22,7 +24,7 @@ def test_every_row_has_a_source_date_and_positive_specs():
     for gpu in load_gpus():
         assert gpu.source and gpu.as_of, gpu.name
         assert gpu.vram_gib > 0 and gpu.mem_bw_gbps > 0 and gpu.tdp_w > 0, gpu.name
-        assert gpu.train_tflops > 0, gpu.name
+        assert 0 < gpu.fp32_tflops < gpu.fp16_tflops, gpu.name  # CUDA cores: below the tensor rate on every card
         assert gpu.supports_bf16 == (gpu.bf16_tflops > 0), gpu.name
 
 
@@ -72,14 +74,15 @@ ADDED_NAMES = [
 def test_added_cards_and_spellings_resolve_to_rows_with_positive_specs(spelling, expected):
     gpu = get_gpu(spelling)
     assert gpu.name == expected
-    assert gpu.vram_gib > 0 and gpu.mem_bw_gbps > 0 and gpu.train_tflops > 0 and gpu.tdp_w > 0
+    assert gpu.vram_gib > 0 and gpu.mem_bw_gbps > 0 and gpu.fp16_tflops > 0 and gpu.tdp_w > 0
 
 
 def test_turing_cards_have_no_bf16_and_train_at_their_fp16_rate():
     for name in ("RTX 2080 Ti", "Titan RTX"):
         gpu = get_gpu(name)
         assert gpu.compute_capability == "7.5" and not gpu.supports_bf16 and gpu.bf16_tflops == 0, name
-        assert gpu.train_tflops == gpu.fp16_tflops > 0, name
+        assert precision(JobConfig(model="m", method="lora", seq_len=512), gpu) == "fp16"
+        assert gpu.peak_tflops("fp16") == gpu.fp16_tflops > 0, name
 
 
 def test_a100_pcie_is_its_own_row_as_h100_pcie_is():

@@ -148,7 +148,7 @@ def test_unknown_nvml_card_is_not_guessed():
 
 def test_cpu_target_describes_this_machine():
     cpu = cpu_gpu()
-    assert cpu.kind == "cpu" and cpu.vram_gib > 0 and cpu.train_tflops > 0
+    assert cpu.kind == "cpu" and cpu.vram_gib > 0 and cpu.fp32_tflops > 0
 
 
 def test_a_card_named_with_its_count_is_told_to_give_count(tmp_path, monkeypatch):

@@ -244,7 +244,7 @@ def test_a_job_on_part_of_the_cpu_is_planned_and_priced_on_that_part(monkeypatch
 
     whole, quarter = cpu_option(tiny), cpu_option(dataclasses.replace(tiny, cpu_threads=1))
     assert quarter.offer.usd_per_hour == pytest.approx(0.005) and whole.offer.usd_per_hour == 0.02
-    assert quarter.offer.gpu.train_tflops == pytest.approx(whole.offer.gpu.train_tflops / 4)
+    assert quarter.offer.gpu.fp32_tflops == pytest.approx(whole.offer.gpu.fp32_tflops / 4)
     assert whole.estimate.tokens_per_s / 4 <= quarter.estimate.tokens_per_s < whole.estimate.tokens_per_s / 2
     assert cpu_option(dataclasses.replace(tiny, cpu_threads=64)).offer == whole.offer  # no more than the cores
     t4 = [o for o in plan(dataclasses.replace(tiny, cpu_threads=1), get_model("orch/tiny-llama"), offers,

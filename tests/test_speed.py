@@ -69,8 +69,18 @@ def test_defaults_are_flagged_analytic_and_calibration_is_flagged_measured(tmp_p
 def test_estimated_mfu_stays_physical():
     for gpu in (H100, get_gpu("RTX 4090"), get_gpu("T4")):
         result = speed(gpu=gpu)
-        achieved = result.tokens_per_s * result.flops_per_token / (gpu.train_tflops * 1e12)
+        peak_tflops = gpu.peak_tflops("bf16" if gpu.supports_bf16 else "fp16")
+        achieved = result.tokens_per_s * result.flops_per_token / (peak_tflops * 1e12)
         assert 0.05 < achieved <= result.efficiency
+
+
+def test_fp32_on_a_gpu_computes_at_its_cuda_cores_rate_not_its_tensor_rate():
+    """An A100 trains fp32 matmuls at 19.5 TFLOPS (PyTorch leaves TF32 off), not bf16's 312: estimated at the
+    tensor rate, `--precision fp32` was planned about 16x too fast."""
+    a100 = get_gpu("A100 80GB")
+    bf16, fp32 = (speed(gpu=a100, micro_batch=8, precision=p) for p in ("bf16", "fp32"))
+    assert fp32.terms_s["compute"] / bf16.terms_s["compute"] == pytest.approx(312 / 19.5, rel=0.01)
+    assert fp32.tokens_per_s < bf16.tokens_per_s / 8
 
 
 def test_the_cpu_never_borrows_a_gpu_fit_and_its_width_does_not_idle_it():

@@ -417,7 +417,7 @@ class FineTune:
 
     def _metrics(self, status, state, config, prepared, model, step_times, timed_tokens, sampler_result,
                  total_steps) -> dict:
-        device_name, peak_tflops, device_memory_gib = metrics.device_description(self.device)
+        device_name, peak_tflops, device_memory_gib = metrics.device_description(self.device, self.precision)
         tokens_per_s = timed_tokens / sum(step_times) if step_times else None
         shape = shape_from_config(config.model, model.config.to_dict(), source="trained model")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -85,18 +85,18 @@ class NvmlSampler:
                 "driver_version": self.driver_version}
 
 
-def device_description(device: torch.device) -> tuple[str, float | None, float]:
+def device_description(device: torch.device, precision: str) -> tuple[str, float | None, float]:
     """(name, dense peak TFLOPS for the precision trained in, memory GiB) of the training device; peak None when
     orch has no specs for the card."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         vram_gib = torch.cuda.get_device_properties(device).total_memory / BYTES_PER_GIB
         gpu = gpu_from_device_name(name, vram_gib)
-        return name, gpu.train_tflops if gpu else None, vram_gib
+        return name, gpu.peak_tflops(precision) if gpu else None, vram_gib
     threads, cores = torch.get_num_threads(), os.cpu_count() or 1
     cpu = cpu_gpu(threads)  # the peak of the cores the run trained on: MFU against all of them undercounted
     used = f"{threads} of {cores} cores" if threads < cores else f"{cores} cores"
-    return f"CPU ({platform.processor() or platform.machine()}, {used})", cpu.train_tflops, cpu.vram_gib
+    return f"CPU ({platform.processor() or platform.machine()}, {used})", cpu.peak_tflops(precision), cpu.vram_gib
 
 
 def peak_memory(device: torch.device) -> dict:

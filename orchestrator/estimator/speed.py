@@ -7,7 +7,8 @@ what the CPU spends issuing it and what the GPU spends running it, as CUDA runs 
   micro-batch the GPU finishes each kernel sooner than the next arrives, and this floor is the step time (the
   published 7-8B LoRA loops spend 120-200 ms a micro-step at 256-512 tokens). torch.compile fuses elementwise ops:
   COMPILED_KERNEL_SHARE of the launches remain.
-- compute (GPU): FLOPs / (dense peak x efficiency), or the time to stream the weights once per pass if longer.
+- compute (GPU): FLOPs / (dense peak x efficiency), or the time to stream the weights once per pass if longer. The
+  peak is the precision's: the tensor cores' in bf16 or fp16, the CUDA cores' in fp32 (PyTorch leaves TF32 off).
   The efficiency grows with the work per micro-batch: a matmul with few rows (tokens) or a narrow model cannot
   fill the GPU, so efficiency = peak_share(GPU, method) x tokens / (tokens + TOKENS_HALF) x hidden / (hidden +
   HIDDEN_HALF). peak_share is what long, wide micro-batches reach (published 7-14B runs at 4-8k tokens:
@@ -40,6 +41,7 @@ from orchestrator.estimator.memory import (
     adapter_params,
     frozen_blocks,
     optimizer_state_bytes_per_param,
+    precision,
     trainable_bytes_per_param,
     trainable_params,
     weight_bytes,
@@ -131,7 +133,8 @@ def _micro_batch_terms(model: ModelShape, settings: JobConfig, gpu: GPU, flops_p
     """Seconds one micro-batch spends by term, for `passes` over the weights (forward, backward, a recompute): the
     GPU's compute or weight streaming, QLoRA's dequantization, and the launches the GPU does not hide."""
     bandwidth = gpu.mem_bw_gbps * GB
-    compute_s = tokens_per_micro_batch(settings) * flops_per_token / (gpu.train_tflops * 1e12 * achieved)
+    peak_flops = gpu.peak_tflops(precision(settings, gpu)) * 1e12  # fp32 on a GPU: its CUDA cores, not tensor cores
+    compute_s = tokens_per_micro_batch(settings) * flops_per_token / (peak_flops * achieved)
     dequantize_s = 0.0
     if settings.method == "qlora":
         dequantize_s = passes * model.block_linear_params * DEQUANT_BYTES_PER_PARAM / bandwidth
