@@ -26,7 +26,7 @@ from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.serialize import padding_worth_saying
-from orchestrator.estimator.fit import batch_summary, needed_and_usable_gib
+from orchestrator.estimator.fit import needed_and_usable_gib
 from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
@@ -305,16 +305,27 @@ def show_estimate(result: dict) -> None:
         if result.get("smallest_gpu_with_auto_fit") and \
                 result["smallest_gpu_with_auto_fit"] != result.get("smallest_gpu_that_fits"):
             console.print(f"With auto-fit, as plan runs it: {esc(result['smallest_gpu_with_auto_fit'])} "
-                          f"({esc(result['auto_fit_on_smallest'])})")
-    if result.get("auto_fit"):
-        console.print(f"auto-fit: {esc(result['auto_fit'])}")
+                          f"({_batch_text(result['auto_fit_on_smallest'], speed=False)})")
+    if fitted := result.get("auto_fit"):
+        given = result["auto_fit_from"]
+        ckpt = {True: "on", False: "off"}.get(given["grad_ckpt"], "auto")
+        said = esc(fitted["reason"]) if "reason" in fitted else \
+            f"{_batch_text(fitted)} (given: micro-batch {given['micro_batch']} x {given['grad_accum']}, " \
+            f"checkpointing {ckpt})"
+        console.print(f"auto-fit: {said}")
     elif would := result.get("with_auto_fit"):
-        said = would.get("reason") or (
-            f"{batch_summary(would['micro_batch'], would['grad_accum'], would['grad_ckpt'], would['vram_gib'])}, "
-            f"{would['tokens_per_s']:,.0f} tokens/s")
-        console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): {esc(said)}")
+        said = esc(would["reason"]) if "reason" in would else _batch_text(would)
+        console.print(f"with --auto-fit, as plan and launch run it (the effective batch kept): {said}")
     for note in result["notes"]:
         console.print(f"note: {esc(note)}")
+
+
+def _batch_text(fit: dict, speed: bool = True) -> str:
+    """An auto-fit's batch and checkpointing with the memory (and speed) they take, in the one wording estimate uses
+    for them."""
+    text = (f"micro-batch {fit['micro_batch']} x accumulation {fit['grad_accum']}, checkpointing "
+            f"{'on' if fit['grad_ckpt'] else 'off'}: {fit['vram_gib']:.1f} GiB")
+    return f"{text}, {fit['tokens_per_s']:,.0f} tokens/s" if speed else text
 
 
 def _where(offer: Offer, region_count: int = 1, spot: str = " spot") -> str:

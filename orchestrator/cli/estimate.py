@@ -19,7 +19,7 @@ from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, whole_option
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.estimator.fit import auto_fit, checkpointing_choices, fit_summary
+from orchestrator.estimator.fit import auto_fit, checkpointing_choices, fit_numbers
 from orchestrator.estimator.memory import (
     estimate_memory,
     headroom_fraction,
@@ -84,7 +84,7 @@ def _smallest_with_auto_fit(shape, settings, calibration, grad_ckpt: bool | None
         chosen = auto_fit(shape, settings, gpu, calibration, usable_vram_gib(gpu, calibration),
                           checkpointing_choices(grad_ckpt))
         if chosen.settings is not None:
-            return {"smallest_gpu_with_auto_fit": gpu.name, "auto_fit_on_smallest": fit_summary(chosen)}
+            return {"smallest_gpu_with_auto_fit": gpu.name, "auto_fit_on_smallest": fit_numbers(chosen)}
     return {"smallest_gpu_with_auto_fit": None, "auto_fit_on_smallest": None}
 
 
@@ -258,12 +258,8 @@ def estimate(
                           checkpointing_choices(grad_ckpt))
         given = {"micro_batch": settings.micro_batch, "grad_accum": settings.grad_accum,
                  "grad_ckpt": "auto" if grad_ckpt is None else grad_ckpt}
-        fitted = {"auto_fit": chosen.reason, "auto_fit_from": given}
-        if chosen.settings is not None:
-            settings = chosen.settings
-            fitted["auto_fit"] = (f"{fit_summary(chosen)}, {chosen.speed.tokens_per_s:,.0f} tokens/s (given: "
-                                  f"micro-batch {given['micro_batch']} x {given['grad_accum']}, checkpointing "
-                                  f"{ {True: 'on', False: 'off'}.get(given['grad_ckpt'], 'auto')})")
+        fitted = {"auto_fit": fit_numbers(chosen), "auto_fit_from": given}
+        settings = chosen.settings or settings
     memory = estimate_memory(shape, settings, target, calibration)
     shown = _shown(settings, target)
     result = {"model": model_id or shape.name, **{k: shown[k] for k in ("method", "seq_len", "micro_batch", "grad_ckpt",
@@ -293,12 +289,7 @@ def estimate(
             # the settings that do fit, said beside "does not fit": a first user read "107.9 GiB" of a job whose
             # own `grad_ckpt: auto` plan turns on, and missed the line naming --auto-fit
             would = auto_fit(shape, settings, target, calibration, usable, checkpointing_choices(grad_ckpt))
-            # numbers a script reads (a sentence was all it had); display says them
-            result["with_auto_fit"] = {"micro_batch": would.settings.micro_batch,
-                                       "grad_accum": would.settings.grad_accum, "grad_ckpt": would.settings.grad_ckpt,
-                                       "vram_gib": round(would.memory.vram_gib, 3),
-                                       "tokens_per_s": round(would.speed.tokens_per_s, 1)} \
-                if would.settings is not None else {"reason": would.reason}
+            result["with_auto_fit"] = fit_numbers(would)
     else:
         fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
                           and estimate_memory(shape, settings, g, calibration).vram_gib

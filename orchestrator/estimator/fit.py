@@ -51,16 +51,14 @@ def needed_and_usable_gib(needed_gib: float, usable_gib: float) -> tuple[str, st
     return needed, usable
 
 
-def fit_summary(fit: "Fit") -> str:
-    """The fitted batch and checkpointing, as estimate says them."""
-    s = fit.settings
-    return batch_summary(s.micro_batch, s.grad_accum, s.grad_ckpt, fit.memory.vram_gib)
-
-
-def batch_summary(micro_batch: int, grad_accum: int, grad_ckpt: bool, vram_gib: float) -> str:
-    """A batch and checkpointing with the memory they take, in the one wording estimate uses for them."""
-    return (f"micro-batch {micro_batch} x accumulation {grad_accum}, checkpointing {'on' if grad_ckpt else 'off'}: "
-            f"{vram_gib:.1f} GiB")
+def fit_numbers(fit: "Fit") -> dict:
+    """The fitted batch, checkpointing, memory and speed as numbers a script reads (display words them), or the
+    reason nothing fits."""
+    if fit.settings is None:
+        return {"reason": fit.reason}
+    return {"micro_batch": fit.settings.micro_batch, "grad_accum": fit.settings.grad_accum,
+            "grad_ckpt": fit.settings.grad_ckpt, "vram_gib": round(fit.memory.vram_gib, 3),
+            "tokens_per_s": round(fit.speed.tokens_per_s, 1)}
 
 
 def auto_fit(model: ModelShape, settings: JobConfig, gpu: GPU, calibration: Calibration,
