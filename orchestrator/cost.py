@@ -70,7 +70,13 @@ def startup_hours(offer: Offer, model_params: int, times: StartupTimes | None = 
     if offer.is_local:
         return (LOCAL_START_S + checkpoint_bytes / DISK_READ_BYTES_PER_S) / 3600
     times = times or GUESSED_STARTUP[offer.spot]
-    return (times.provision_s + times.setup_s + checkpoint_bytes / HUB_DOWNLOAD_BYTES_PER_S) / 3600
+    return (times.provision_s + times.setup_s + hub_download_s(model_params)) / 3600
+
+
+def hub_download_s(model_params: int) -> float:
+    """Seconds a cloud start spends fetching the model's weights from the Hugging Face Hub: the trainer's own work,
+    after the VM is up and set up."""
+    return model_params * CHECKPOINT_BYTES_PER_PARAM / HUB_DOWNLOAD_BYTES_PER_S
 
 
 def _poisson_rate_per_hour(share_per_month: float) -> float:

@@ -37,7 +37,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape, is_gated
 from gpu_catalog.units import BYTES_PER_GIB, usd_text
-from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS
+from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS, hub_download_s
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.estimator import memory
 from orchestrator.estimator.adapters import offloads_optimizer
@@ -62,7 +62,8 @@ EXIT_MARKER = "ORCH_TRAINER_EXIT="
 SECRET_ENV_VARS = ("HF_TOKEN", "WANDB_API_KEY")  # passed as SkyPilot secrets: never in a file, log or the store
 # the launch request's time (epoch seconds) the wall-clock window counts from; a dry run's task file, launched by
 # hand whenever its user likes, says 0: the window then counts from the job's first start on the VM (a marker in the
-# output folder, kept across recoveries) less the estimated start-up (STARTUP_ENV), unless `sky launch` gives the
+# output folder, kept across recoveries) less the estimated start-up before it (STARTUP_ENV: provisioning and setup;
+# the model's download comes after, the trainer's own, and its first start counts it), unless `sky launch` gives the
 # time (LAUNCH_TIME_FLAG)
 LAUNCHED_AT_ENV = "ORCH_LAUNCHED_AT"
 STARTUP_ENV = "ORCH_EST_STARTUP_S"
@@ -366,7 +367,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
                if used[name] and (os.environ.get(name) or (needed[name] and not for_launch))}
     envs = {RUN_ID_ENV: run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
-            STARTUP_ENV: str(round(option.estimate.startup_hours * 3600)),
+            STARTUP_ENV: str(round(option.estimate.startup_hours * 3600 - hub_download_s(model.params))),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
             **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
@@ -405,7 +406,7 @@ def task_yaml(task, files: TaskFiles | None = None, files_as: str | None = None)
     from sky.utils import yaml_utils
 
     head = (f"# {LAUNCHED_AT_ENV} 0: the budget's wall-clock window counts from the job's first start on the VM,\n"
-            f"# less the estimated start-up ({STARTUP_ENV}); launch with `{LAUNCH_TIME_FLAG}` to count\n"
+            f"# less estimated provisioning and setup ({STARTUP_ENV}); launch with `{LAUNCH_TIME_FLAG}` to count\n"
             f"# provisioning and setup as they really take\n"
             if task.envs.get(LAUNCHED_AT_ENV) == "0" else "")
     notes = [on_the_vm_note(task)] if REMOTE_OUTPUT not in task.storage_mounts else []
