@@ -497,7 +497,9 @@ def test_a_runs_output_goes_to_a_store_orch_can_bring_home_or_stays_on_the_vm(sk
     task = build_task(spec, QLORA_JOB, option, 1e6, "r-store", get_model(spec.model), tmp_path)
     mounts = task.to_yaml_config()["file_mounts"]
     if store is None:
-        assert "/orch/output" not in mounts and list(task.resources)[0].autostop_config.idle_minutes == 60
+        autostop = list(task.resources)[0].autostop_config
+        assert "/orch/output" not in mounts and autostop.idle_minutes == 60
+        assert autostop.wait_for.value == "jobs"  # an SSH session left open does not keep the VM up past the window
     else:
         assert mounts["/orch/output"]["store"] == store
 

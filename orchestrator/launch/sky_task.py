@@ -287,7 +287,9 @@ def _resources(sky, option: Option, delivery: Delivery, model: ModelShape, spec:
         common["job_recovery"] = {"strategy": "FAILOVER", "max_restarts_on_errors": 0,
                                   "recover_on_exit_codes": RECOVER_ON_EXIT_CODES}
     elif delivery.idle_minutes is not None:
-        common["autostop"] = {"idle_minutes": delivery.idle_minutes, "down": True}
+        # wait for the job alone: SkyPilot's default also waits for every SSH session, and one left open kept the VM
+        # up past the idle minutes the budget pays for
+        common["autostop"] = {"idle_minutes": delivery.idle_minutes, "down": True, "wait_for": "jobs"}
     resources = []
     for offer in option.offers:
         infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
