@@ -161,8 +161,7 @@ def _misses(offer: Offer, estimate: Estimate, vram_gib: float, policy: PlanPolic
         # rounded up: `$0.00010 > $0.00010` for a $0.0001018 estimate
         return "budget", f"over budget: {_usd_at_least(estimate.cost_usd)} > {usd_text(policy.budget_usd)}"
     if policy.deadline_hours is not None and estimate.hours > policy.deadline_hours:
-        hours, deadline_h = above_texts(estimate.hours, policy.deadline_hours)
-        return "deadline", f"misses deadline: {hours} h > {deadline_h} h"
+        return "deadline", f"misses deadline: {_time_above(estimate.hours, policy.deadline_hours)}"
     return None
 
 
@@ -323,6 +322,16 @@ def no_option_message(result: Plan) -> str:
     left_out = f" ({chosen_out} left out by --target, --providers or --no-spot)" if chosen_out else ""
     return (f"no target can run this job: {'; '.join(tried) or 'none was tried'}{left_out}; see the table above or "
             "--json for each reason.")
+
+
+def _time_above(hours: float, limit_hours: float) -> str:
+    """`hours > limit`, each in the unit it reads in (a 5 s deadline read "0.01 h > 0.00 h"); where the two read the
+    same, in the limit's unit with the decimals that show the gap."""
+    shown, limit_shown = duration_text(hours * 3600), duration_text(limit_hours * 3600)
+    if shown == limit_shown:
+        unit, per_hour = ("h", 1) if limit_hours >= 1 else ("min", 60) if limit_hours * 60 >= 1 else ("s", 3600)
+        shown, limit_shown = (f"{text} {unit}" for text in above_texts(hours * per_hour, limit_hours * per_hour))
+    return f"{shown} > {limit_shown}"
 
 
 def _usd_at_least(value: float) -> str:

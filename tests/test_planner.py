@@ -69,8 +69,18 @@ def test_deadline_rejects_slow_targets():
 def test_a_deadline_missed_by_minutes_shows_the_minutes():
     hours = run([make_offer(H100, "fast", 3.0)]).options[0].estimate.hours
     (rejected,) = run([make_offer(H100, "fast", 3.0)], deadline_hours=hours - 1e-4).rejected
-    shown, deadline = rejected.reason.removeprefix("misses deadline: ").removesuffix(" h").split(" h > ")
-    assert float(shown) > float(deadline), rejected.reason
+    shown, deadline = rejected.reason.removeprefix("misses deadline: ").split(" > ")
+    (value, unit), (limit, limit_unit) = shown.split(), deadline.split()
+    assert unit == limit_unit and float(value) > float(limit), rejected.reason
+
+
+@pytest.mark.parametrize("deadline_s, said", [(5, "min > 5 s"), (600, "min > 10 min"), (1800, "min > 30 min")])
+def test_a_short_deadline_is_said_in_the_unit_it_reads_in(deadline_s, said):
+    """A 5 s deadline read "misses deadline: 0.01 h > 0.00 h"."""
+    hours = run([make_offer(H100, "fast", 3.0)]).options[0].estimate.hours
+    assert 0.5 < hours < 1  # each deadline below is missed, by a run said in minutes
+    (rejected,) = run([make_offer(H100, "fast", 3.0)], deadline_hours=deadline_s / 3600).rejected
+    assert rejected.reason.endswith(said), rejected.reason
 
 
 def test_gpu_too_small_is_rejected_for_memory():

@@ -21,7 +21,7 @@ from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.names import listed
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import duration_text, usd_text
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
@@ -349,7 +349,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     run, whose stdout is the task file."""
     out = err_console if to_stderr else console
     spec = plan.spec
-    deadline = f", deadline {plan.policy.deadline_hours:g} h" if plan.policy.deadline_hours else ""
+    deadline = f", deadline {duration_text(plan.policy.deadline_hours * 3600)}" if plan.policy.deadline_hours else ""
     # two lines: folded by the terminal, the policy broke mid-phrase (`objective` / `cost`)
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {_amount_text(spec, plan.train_tokens)};"
               f"\nbudget {usd_text(plan.policy.budget_usd)}{deadline}, "
