@@ -546,9 +546,10 @@ def test_a_job_claimed_between_cancels_read_and_write_has_its_run_stopped(tmp_pa
     assert queue.get(job.job_id).status is JobStatus.CANCELLED and stopped == ["r-0000cafe"]
 
 
-def test_cancelling_a_job_whose_run_ended_unseen_cancels_it_and_says_how_the_run_ended(tmp_path):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cancelling_a_job_whose_run_ended_unseen_cancels_it_and_says_how_the_run_ended(tmp_path, as_json):
     """Its run, recorded `running`, had a trainer that died unseen: the stop is refused (the run is `failed`, not
-    stopped by the user) and the cancel still holds."""
+    stopped by the user) and the cancel still holds. The JSON says so as data: its `run_stop` was the sentence."""
     from orchestrator.home import orch_home
     from orchestrator.schedule.queue import JobQueue, JobStatus
     from tests.test_runs_store import make_record
@@ -558,9 +559,14 @@ def test_cancelling_a_job_whose_run_ended_unseen_cancels_it_and_says_how_the_run
     run_dir = orch_home() / "runs" / "r-0000cafe"
     (run_dir / "output").mkdir(parents=True)
     assert queue.claim(job.job_id, "another:1", make_record(run_dir, run_id="r-0000cafe", pid=999999))
-    result = runner.invoke(app, ["cancel", job.job_id])
+    result = runner.invoke(app, ["cancel", job.job_id, *(["--json"] if as_json else [])])
     assert result.exit_code == 0, result.output
-    assert "r-0000cafe is not running (status failed)" in result.stdout and f"cancelled {job.job_id}" in result.stdout
+    if as_json:
+        assert json.loads(result.stdout)["run_stop"] == {"run_id": "r-0000cafe", "stop": "already_ended",
+                                                         "run_status": "failed"}
+    else:
+        assert "r-0000cafe is not running (status failed)" in result.stdout and f"cancelled {job.job_id}" in \
+            result.stdout
     assert queue.get(job.job_id).status is JobStatus.CANCELLED and RunStore().get("r-0000cafe").status == "failed"
 
 

@@ -151,16 +151,18 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
     job = cancelled
     store = RunStore()
     run = store.get(job.run_id) if job.run_id else None
-    said = None
+    said, stop = None, None
     if run is not None and run.status.is_active():
         try:
-            said = lifecycle.request_stop(store, run)
+            said, stop = lifecycle.request_stop(store, run), "requested"
         except UserError as ended:  # its trainer had ended unseen: recorded as it ended, the job cancelled all the same
-            said = str(ended)
+            said, stop = str(ended), "already_ended"
     elif run is not None and job.run_id:  # found ended as the cancel looked: said, as a stop would say it
-        said = f"run {run.run_id} is not running (status {run.status.value})."
-    if as_json:  # the job as cancelled, and what stopping its run said (null where it had no active run)
-        display.print_json({"job": job.as_dict(), "run_stop": said})
+        said, stop = f"run {run.run_id} is not running (status {run.status.value}).", "already_ended"
+    if as_json:  # the job as cancelled, and its run's stop: asked, or none needed (null where it had no run)
+        now = store.get(run.run_id) if run is not None else None
+        display.print_json({"job": job.as_dict(), "run_stop": None if now is None else {
+            "run_id": now.run_id, "stop": stop, "run_status": now.status.value}})
         return
     if said:
         display.say(said)

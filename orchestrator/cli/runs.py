@@ -195,8 +195,8 @@ def stop_command(run_id: RunArgument, as_json: JsonFlag = False) -> None:
         raise typer.Exit(130) from None
     if ended is None:  # its record deleted meanwhile (the runs database replaced)
         raise UserError(f"run {record.run_id} is no longer recorded: `orch runs` lists the runs there are.")
-    if as_json:  # the run once its trainer ended, or still running past the wait
-        display.print_json({"run": ended.as_dict(), "message": said})
+    if as_json:  # the run once its trainer ended, or still running (saving its checkpoint) past the wait
+        display.print_json({"run": ended.as_dict(), "still_saving": ended.status.is_active()})
     elif ended.status.is_active():
         display.say(f"{ended.run_id} is still saving its checkpoint after {lifecycle.STOP_WAIT_S:.0f} s: `orch runs` "
                     "says when it has stopped")
