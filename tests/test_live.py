@@ -38,3 +38,21 @@ def test_a_progress_file_of_another_shape_is_skipped_until_a_good_one(tmp_path, 
     view._refresh()
     assert task.visible and (task.total, task.completed) == (10, 3)
     assert (task.fields["tok_s"], task.fields["eta"], task.fields["spent"]) == ("1,234", "1:15", "$0.010")
+
+
+def test_a_resumed_runs_bar_waits_for_its_new_trainer_and_shows_the_runs_whole_spend(tmp_path):
+    """After a kill and `orch resume`, the bar showed the killed session's progress.json for minutes (step 22 of 49,
+    its speed and ETA frozen) and that session's $0.00013, where the run had spent $0.00038."""
+    record = make_record(tmp_path / RUN_DIR, cost_usd=0.25)
+    progress = tmp_path / RUN_DIR / "output" / "progress.json"
+    progress.parent.mkdir(parents=True)
+    progress.write_text(json.dumps(GOOD))
+    an_hour_ago = os.stat(progress).st_mtime - 3600
+    os.utime(progress, (an_hour_ago, an_hour_ago))  # the killed session's
+    view = RunProgress(record, Console(file=io.StringIO(), force_terminal=True))
+    view._refresh()
+    (task,) = view.progress.tasks
+    assert not task.visible
+    progress.write_text(json.dumps({**GOOD, "step": 5}))  # the new trainer's first
+    view._refresh()
+    assert task.visible and task.completed == 5 and task.fields["spent"] == "$0.260"

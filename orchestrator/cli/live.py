@@ -3,6 +3,7 @@ the trainer keeps in its output folder (step of steps, tokens/s, time left, spen
 elsewhere the log is copied as it is."""
 
 import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from orchestrator.db import MAX_STORED_NUMBER
 from orchestrator.runs.store import RunRecord
 
 POLL_S = 0.5
+MTIME_SLACK_S = 1.0  # a file's mtime comes from the kernel's coarse clock, a tick behind time.time()
 
 
 def _eta(seconds: float | None) -> str:
@@ -26,10 +28,13 @@ def _eta(seconds: float | None) -> str:
 
 
 class RunProgress:
-    """A file-like `out` for a launcher's follow(): whole log lines print above the bar."""
+    """A file-like `out` for a launcher's follow(): whole log lines print above the bar. A resumed run's bar waits
+    for its new trainer's progress.json (the killed session's showed for minutes, its step, speed and ETA frozen)
+    and shows the run's spend, earlier sessions' included (the trainer meters its own session)."""
 
     def __init__(self, record: RunRecord, console: Console):
         self.path = Path(record.run_dir) / "output" / "progress.json"
+        self.since, self.spent_before_usd = time.time() - MTIME_SLACK_S, record.cost_usd or 0.0
         self.console, self.pending = console, ""
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
                                  MofNCompleteColumn(), TextColumn("{task.fields[tok_s]} tok/s"),
@@ -71,13 +76,15 @@ class RunProgress:
         yet written, a pipe or a device, a hand edit, `[1]`, a text, infinite or absurd figure: 1e308 tok/s filled the
         line) is skipped until the next good one: it raised in the poll thread, and in __exit__ as a traceback."""
         try:
+            if self.path.stat().st_mtime < self.since:  # an earlier session's
+                return
             state = checks.parse_json(checks.read_text(self.path, "progress.json"), "progress.json")
             total = checks.number(state["planned_steps"], "planned_steps", 0, MAX_STORED_NUMBER, whole=True)
             step = checks.number(state["step"], "step", 0, MAX_STORED_NUMBER, whole=True)
             tokens_per_s = checks.number(state["tokens_per_s"], "tokens_per_s", 0, MAX_STORED_NUMBER)
             eta_s = checks.optional_number(state.get("eta_s"), "eta_s", 0, MAX_STORED_NUMBER)
             spent = checks.optional_number(state.get("spent_usd"), "spent_usd", 0, MAX_STORED_NUMBER)
-        except (UserError, KeyError, TypeError, AttributeError):  # not a mapping, or a figure missing
+        except (OSError, UserError, KeyError, TypeError, AttributeError):  # none yet, not a mapping, a figure missing
             return
         self.progress.update(self.task, total=total, completed=step, visible=True, tok_s=f"{tokens_per_s:,.0f}",
-                             eta=_eta(eta_s), spent="" if spent is None else usd_text(spent))
+                             eta=_eta(eta_s), spent="" if spent is None else usd_text(self.spent_before_usd + spent))
