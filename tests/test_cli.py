@@ -466,7 +466,7 @@ def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_colum
               "eval_perplexity": 888.01, "cost_usd": 0.00072}
     lines = summary_line(result, Path("out")).splitlines()
     assert all(len(line) <= 80 for line in lines), lines
-    assert "$0.00072 this session" in " ".join(lines) and lines[-1] == "metrics: out/metrics.json"
+    assert "123,456 tok/s and $0.00072 this session" in " ".join(lines) and lines[-1] == "metrics: out/metrics.json"
 
 
 def test_the_trainers_last_line_says_when_its_perplexity_was_measured():
