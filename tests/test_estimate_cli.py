@@ -548,3 +548,11 @@ def test_a_cpus_table_names_its_runtime_not_a_cuda_context():
     assert "cuda_context" in gpu.stdout and " runtime " not in gpu.stdout, gpu.stdout
     as_json = json.loads(runner.invoke(app, ["estimate", "orch/tiny-llama", "--gpu", "cpu", "--json"]).stdout)
     assert "cuda_context" in as_json["breakdown"]
+
+
+def test_an_organisation_one_letter_off_is_said_by_estimate_as_plan_says_it():
+    """`orch estimate meta-lama/Llama-3.1-8B` said only that Llama 3.1's shape stood for it, where plan and launch
+    asked whether meta-llama was meant."""
+    result = CliRunner().invoke(app, ["estimate", "meta-lama/Llama-3.1-8B", "--json"])
+    assert result.exit_code == 0, result.output
+    assert any("did you mean 'meta-llama'?" in note for note in json.loads(result.stdout)["notes"])

@@ -14,7 +14,7 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
-from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id
+from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id, org_typo_note
 from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, whole_option
@@ -269,7 +269,7 @@ def estimate(
               "breakdown": {k: round(v, 3) for k, v in memory.breakdown_gib.items()}, "peak_at": memory.peak_phase,
               "memory_device": target.name if named else f"any {precision(settings, target)} GPU",
               "calibration": calibration.source or "defaults", "memory_basis": calibration.memory_basis_for(target),
-              "notes": [note for note in (*job_notes, _shape_note(model_id, shape),
+              "notes": [note for note in (*job_notes, org_typo_note(model), _shape_note(model_id, shape),
                                           context_note(replace(settings, model=model), shape), *notes) if note]}
     if named:
         speed = estimate_speed(shape, settings, target, calibration)
