@@ -26,6 +26,14 @@ BUCKET_PREFIX = "orch-"
 REMOTE_OUTPUT = "/orch/output"
 BUCKET_IDLE_MINUTES = 5  # the output is in the bucket: the VM may go as soon as the job ends
 CLUSTER_IDLE_MINUTES = 60  # the output is on the VM: leave an hour for `orch pull` when the launcher was detached
+# SkyPilot's skylet checks a VM's autostop once a minute (StopEvent, sky/skylet/events.py), so it downs up to a minute
+# past its idle minutes, and the teardown is billed until the instance is gone (about a minute more: a guess)
+AUTODOWN_LAG_S = 120
+
+
+def autodown_after_s(idle_minutes: int) -> float:
+    """Seconds a VM that downs itself is billed after its job: its idle minutes, SkyPilot's check and the teardown."""
+    return idle_minutes * 60 + AUTODOWN_LAG_S
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class Delivery:
     features: frozenset[str]
 
     def idle_hours(self) -> float:
-        return (self.idle_minutes or 0) / 60
+        return 0.0 if self.idle_minutes is None else autodown_after_s(self.idle_minutes) / 3600
 
     def idle_usd_past(self, planned: "Delivery", usd_per_hour: float) -> float:
         """What this delivery's idle window costs past the one `planned` priced (no storage cloud enabled keeps the

@@ -286,14 +286,14 @@ def test_a_cloud_runs_cost_counts_what_is_billed_after_its_job(sky, monkeypatch,
     own: the plan counts both, and the recorded spend stopped at the job's end."""
     from gpu_catalog.units import usd_for
     from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR
-    from orchestrator.delivery import BUCKET_IDLE_MINUTES
+    from orchestrator.delivery import BUCKET_IDLE_MINUTES, autodown_after_s
 
     RecordedSky(sky, monkeypatch, log_text=metrics_log())
     result = runner.invoke(app, ["launch", str(job), "--budget", "20", "--providers", "nebius",
                                  "--spot" if spot else "--no-spot", "--yes", "--json"])
     (run,) = RunStore().all()
     assert run.status is RunStatus.OK and run.output_uri.startswith("bucket "), result.output
-    after_usd = usd_for(BUCKET_IDLE_MINUTES * 60, run.usd_per_hour)
+    after_usd = usd_for(autodown_after_s(BUCKET_IDLE_MINUTES), run.usd_per_hour)
     if spot:
         after_usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
     per_hour = run.usd_per_hour + (CONTROLLER_USD_PER_HOUR if spot else 0.0)

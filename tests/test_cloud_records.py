@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
 from orchestrator.cost import CONTROLLER_IDLE_HOURS
-from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES
+from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, autodown_after_s
 from orchestrator.home import orch_home
 from orchestrator.launch.local import LOG_NAME
 from orchestrator.launch.sky_task import METRICS_BEGIN, METRICS_END
@@ -150,8 +150,8 @@ def test_a_detached_run_ends_when_skypilot_says_its_job_ended_at_skypilots_end_t
     assert run["ended_at"] == pytest.approx(end_at)
     # then the VM idles before it goes: its hour's window (nobody took it down sooner), or the bucket run's minutes
     # and the jobs controller's own idle window
-    idle_usd = (BUCKET_IDLE_MINUTES / 60 * USD_PER_HOUR + CONTROLLER_IDLE_HOURS * 0.192 if spot
-                else CLUSTER_IDLE_MINUTES / 60 * USD_PER_HOUR)
+    idle_usd = (autodown_after_s(BUCKET_IDLE_MINUTES) / 3600 * USD_PER_HOUR + CONTROLLER_IDLE_HOURS * 0.192 if spot
+                else autodown_after_s(CLUSTER_IDLE_MINUTES) / 3600 * USD_PER_HOUR)
     assert run["cost_usd"] == pytest.approx(JOB_HOURS * (USD_PER_HOUR + (0.192 if spot else 0.0)) + idle_usd,
                                             rel=1e-3)
     assert ("jobs.queue_v2", False, [1]) in server.calls if spot else ("queue", record.cluster) in server.calls
@@ -192,7 +192,8 @@ def test_a_waiting_managed_job_is_cancelled_before_what_is_billed_after_the_canc
                                                                                                        monkeypatch):
     from orchestrator.cost import CONTROLLER_USD_PER_HOUR
 
-    after_usd = CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR + BUCKET_IDLE_MINUTES / 60 * USD_PER_HOUR
+    after_usd = CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR + autodown_after_s(BUCKET_IDLE_MINUTES) / 3600 * \
+        USD_PER_HOUR
     per_hour = USD_PER_HOUR + CONTROLLER_USD_PER_HOUR
     for spent_usd, cancelled in ((5.0 - after_usd - 0.01, False), (5.0 - after_usd + 0.01, True)):
         started = time.time() - spent_usd / per_hour * HOUR_S
@@ -215,7 +216,8 @@ def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(
     assert result.exit_code == 0, result.output
     ended = RunStore().get(record.run_id)
     assert ended.status is RunStatus.OK and ended.ended_at == pytest.approx(end_at)
-    assert ended.cost_usd == pytest.approx((JOB_HOURS + CLUSTER_IDLE_MINUTES / 60) * USD_PER_HOUR, rel=1e-3)
+    assert ended.cost_usd == pytest.approx((JOB_HOURS + autodown_after_s(CLUSTER_IDLE_MINUTES) / 3600) * USD_PER_HOUR,
+                                           rel=1e-3)
     names = [call[0] for call in server.calls]
     assert names.index("tail_logs") < names.index("copy") < names.index("down")
 

@@ -17,7 +17,13 @@ from typing import IO
 from gpu_catalog.errors import UserError, one_line
 from gpu_catalog.models import get_model
 from gpu_catalog.offer import SSH_POOL_PROVIDER
-from orchestrator.delivery import BUCKET_IDLE_MINUTES, CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, bucket_name
+from orchestrator.delivery import (
+    BUCKET_IDLE_MINUTES,
+    CLUSTER_IDLE_MINUTES,
+    REMOTE_OUTPUT,
+    autodown_after_s,
+    bucket_name,
+)
 from orchestrator.launch.base import NothingLaunched, Started
 from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME
 from orchestrator.launch.sky_server import SKY_LOG, api_server
@@ -196,8 +202,8 @@ class SkyPilotLauncher:
         if record.provider == SSH_POOL_PROVIDER:
             return 0.0
         if output_location(record).kind == "bucket":
-            return BUCKET_IDLE_MINUTES * 60.0
-        window_s = CLUSTER_IDLE_MINUTES * 60.0
+            return autodown_after_s(BUCKET_IDLE_MINUTES)
+        window_s = autodown_after_s(CLUSTER_IDLE_MINUTES)
         return window_s if record.run_id in self._left_up else min(window_s, max(0.0, now - ended_at))
 
     def follow(self, record: RunRecord, out: IO[str]) -> None:
