@@ -121,3 +121,15 @@ def test_a_resume_with_more_steps_takes_its_rate_from_the_new_schedule():
     scheduler.load_state_dict(saved[1])
     _rate_from_this_schedule(optimizer, scheduler)
     assert scheduler.get_last_lr() == pytest.approx([5e-4]) and optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+
+
+def test_fewer_steps_than_the_checkpoint_holds_is_refused_in_one_line(tmp_path, output, capsys):
+    """`--resume auto --set max_steps=1` on a checkpoint at step 2 made the step loader's length negative: exit 1 with
+    "__len__() should return >= 0". Now bad input, exit 2, saying the least to give; the checkpoint is kept."""
+    code = resume(tmp_path, output, "max_steps=1")
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "the checkpoint is at step 2, past the 1 step this job plans" in lines[0], lines[0]
+    assert "give it at least 2 steps" in lines[0] and (output / "checkpoints" / "latest").exists()
+    assert resume(tmp_path, output, "max_steps=2") == 0  # exactly its steps: a finished run, resumed as one

@@ -231,6 +231,11 @@ class FineTune:
         state = {"step": 0, "train_tokens": 0, "wall_s": 0.0, "loss_curve": [], "eval_curve": []}
         if self.resume:
             state = self._resume(model, optimizer, scheduler, scaler) or state
+        if state["step"] > total_steps:  # the loader's length went negative: "__len__() should return >= 0", exit 1
+            steps = f"{total_steps} step{'s' * (total_steps != 1)}"
+            raise ConfigError(f"the checkpoint is at step {state['step']}, past the {steps} this job plans (its "
+                              f"max_steps, epochs or train_tokens): give it at least {state['step']} steps to train "
+                              "on, or choose another --output")
         steps_log = self.output_dir / "steps.jsonl"
         _truncate_steps_log(steps_log, state["step"])
         if device.type == "cuda":
