@@ -3,6 +3,7 @@ midway (a full disk, a file-size limit, SIGKILL) leaves the earlier file, not a 
 calibration.json in place: a write cut short lost the calibration, and every later estimate refused the rest."""
 
 import os
+import secrets
 from pathlib import Path
 
 from gpu_catalog.errors import UserError
@@ -10,10 +11,16 @@ from gpu_catalog.errors import UserError
 PARTIAL = ".partial"  # the suffix a file is written under before its rename
 
 
+def partial_path(path: Path) -> Path:
+    """A hidden name beside `path` that no file of the user's has: `OUT.partial` was removed where one stood, and a
+    folder of that name failed the write after all the work, named as a file the user never gave."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL}")
+
+
 def write_atomically(path: Path, write) -> object:
     """write(partial path), then rename it to `path`; returns what write returns. An OSError is one line naming the
     file (the error itself named none: "File too large.")."""
-    partial = path.with_name(path.name + PARTIAL)
+    partial = partial_path(path)
     try:
         result = write(partial)
         os.replace(partial, path)

@@ -239,7 +239,7 @@ def test_generate_then_simulate_from_the_cli(tmp_path):
     assert len(written) == 120
     assert_matches_reference(summary, written, 3)
     assert (tmp_path / "sim" / "simulation.png").read_bytes().startswith(b"\x89PNG")
-    assert not list((tmp_path / "sim").glob("*.partial"))
+    assert sorted(p.name for p in (tmp_path / "sim").iterdir()) == ["decisions.csv", "simulation.png"]
     # what it wrote is one line to a script or a log, however long its paths (it was folded at 80 columns)
     deep = tmp_path / ("a-long-folder-name-" * 4) / "sim"
     deep.parent.mkdir()
@@ -603,7 +603,7 @@ def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]])
-@pytest.mark.parametrize("name", ["decisions.csv", "simulation.png", "decisions.csv.partial"])
+@pytest.mark.parametrize("name", ["decisions.csv", "simulation.png"])
 def test_a_folder_or_pipe_where_the_simulation_writes_a_file_is_refused_before_any_work(tmp_path, name, force):
     """--force replaces files, not folders: with a folder named simulation.png in --out, the whole simulation ran and
     wrote decisions.csv, then failed on `simulation.png: Is a directory` (a pipe there hung the plot); without
@@ -624,25 +624,22 @@ def test_a_folder_or_pipe_where_the_simulation_writes_a_file_is_refused_before_a
     assert [p.name for p in out.iterdir()] == [name]
 
 
-def test_a_loop_of_links_where_the_simulation_writes_a_file_is_refused_before_any_work(tmp_path):
-    """decisions.csv is written as decisions.csv.partial, then renamed: a loop of links under that name failed on
-    `Too many levels of symbolic links` with advice to check the disk, and removed the link. (A loop named
-    decisions.csv or simulation.png is refused already, as --out's own is.)"""
-    trace, out = _trace_with(tmp_path), tmp_path / "o"
-    out.mkdir()
-    (out / "decisions.csv.partial").symlink_to("decisions.csv.partial")
-    result = runner.invoke(app, ["simulate", "--trace", trace, "--out", str(out), "--force"])
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "decisions.csv.partial" in result.stderr and "loop" in result.stderr, result.stderr
-    assert [p.name for p in out.iterdir()] == ["decisions.csv.partial"]
-
-
-def test_a_folder_where_generate_writes_its_partial_trace_is_refused_before_any_work(tmp_path):
-    """--generate writes T.csv as T.csv.partial, then renames it: a folder of that name failed only at the write."""
-    (tmp_path / "t.csv.partial").mkdir()
+@pytest.mark.parametrize("make", ["file", "folder", "loop"])
+def test_a_name_beside_an_output_ending_in_partial_is_the_users_and_left_alone(tmp_path, make):
+    """Outputs were written as OUT.partial, then renamed: a file of the user's by that name was deleted, a folder
+    failed the write after all the work (naming a file never given), and a loop of links was blamed on the disk. The
+    partial name is now hidden and unique: what stands there is left as it was, and the output written."""
+    taken = tmp_path / "t.csv.partial"
+    if make == "file":
+        taken.write_text("precious\n")
+    elif make == "folder":
+        taken.mkdir()
+    else:
+        taken.symlink_to(taken.name)
     result = runner.invoke(app, ["simulate", "--generate", "5", "--out", str(tmp_path / "t.csv")])
-    assert result.exit_code == 2 and "holds a folder named t.csv.partial" in result.stderr, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv.partial"]
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.csv.partial"]
+    assert make != "file" or taken.read_text() == "precious\n"
 
 
 # The numeric flags are read as every other command reads its own (orchestrator/cli/options.py: whole_option as

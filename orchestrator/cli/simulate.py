@@ -14,7 +14,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import hardware_file, load_owned_hardware, owned_offer, simulated_owned_offer
-from gpu_catalog.whole_files import PARTIAL, write_atomically
+from gpu_catalog.whole_files import write_atomically
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
@@ -73,7 +73,6 @@ def simulate_command(
                             "writes a trace file; give its name.")
         # before any work (a trace may be a real week's only copy); written as CSV, whatever the name says
         checks.output_file(out, "--out", force=force, suffixes=(".csv",))
-        _refuse_what_force_cannot_replace(out.parent, (out.name + PARTIAL,))  # written there first, then renamed
         count = write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})
@@ -110,7 +109,7 @@ def simulate_command(
         if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
             raise UserError(f"--out {out}: {taken[0]} there is the trace itself, which the simulation would "
                             "overwrite: choose another folder.")
-        _refuse_what_force_cannot_replace(out, (*OUTPUT_NAMES, OUTPUT_NAMES[0] + PARTIAL))
+        _refuse_what_force_cannot_replace(out, OUTPUT_NAMES)
         if not force and (kept := [name for name in OUTPUT_NAMES if (out / name).exists()]):
             raise UserError(f"--out {out} already holds {' and '.join(kept)}: pass --force to replace them, or "
                             "choose another folder.")
@@ -141,8 +140,7 @@ def _refuse_given(ctx: typer.Context, options: dict[str, str], mode: str) -> Non
 def _refuse_what_force_cannot_replace(folder: Path, names: tuple[str, ...]) -> None:
     """Refuse, before any work, what stands in `folder` where the simulation writes a file and --force cannot replace:
     a folder (the whole simulation ran and wrote decisions.csv, then failed on `simulation.png: Is a directory`), a
-    device or a pipe (the plot waited on it forever), a loop of links (decisions.csv.partial's was said to be the
-    disk's fault). Said as `orch report --out` says it."""
+    device or a pipe (the plot waited on it forever), a loop of links. Said as `orch report --out` says it."""
     for name in names:
         path = folder / name
         if loop := checks.symlink_loop(path, "--out"):
