@@ -588,6 +588,25 @@ def test_without_local_the_hardware_files_cards_are_simulated(tmp_path, monkeypa
     assert declared.exit_code == 0 and json.loads(declared.stdout) == json.loads(given.stdout)
 
 
+@pytest.mark.parametrize("local", ["1025x H100", "1000x H100, 25x A100 80GB"])
+def test_more_cards_than_the_simulator_models_are_refused_in_all(tmp_path, local):
+    """The cap was per kind: 36 kinds of 1,024 passed."""
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--local", local])
+    assert result.exit_code == 2 and "error: --local: 1,025 cards is past the 1,024 the simulator models" in \
+        result.stderr, result.stderr
+
+
+def test_a_hardware_file_past_the_simulators_cards_is_refused_before_any_work(tmp_path, monkeypatch):
+    """--local refused 1,025 cards, and a hardware file of 200 pools of 1,024 each ran for minutes."""
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("cards:\n" + "".join(f"  - gpu: H100\n    count: 600\n    ssh_pool: p{i}\n"
+                                              for i in range(2)))
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+    result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "hybrid"])
+    assert result.exit_code == 2 and f"the hardware file ({hardware}) declares 1,200 cards, past the 1,024" in \
+        result.stderr, result.stderr
+
+
 def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
     """`--trace /proc/x` advised `orch simulate --generate N --out /proc/x`, a file that cannot be written: the
     advice names the trace's own path only where --generate could write it, for simulate and report alike."""

@@ -5,10 +5,9 @@ deadlines do they miss, how long do jobs wait, and how busy are the owned cards?
 from pathlib import Path
 
 from gpu_catalog.offers import cloud_offers
-from gpu_catalog.owned import owned_offer
 from orchestrator.bench.economics import owned_cards
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.simulate.engine import SimSettings, simulate
+from orchestrator.simulate.engine import SimSettings, declared_cards, simulate
 from orchestrator.simulate.trace import read_trace
 
 DEFAULT_TRACE = Path("benchmarks/traces/team-week.csv")  # in a source checkout; elsewhere pass --trace
@@ -20,7 +19,7 @@ SUMMARY_KEYS = ("jobs", "completed", "rejected", "total_cost_usd", "deadline_mis
 def compare_policies(trace: Path, seed: int = 0) -> dict:
     """{"trace", "cards", "policies": {policy: the simulator's summary}}; the owned cards are the report's."""
     hardware, cards, declared = owned_cards()
-    local = [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
+    local = declared_cards(hardware, cards)
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
     summaries = {}
     for policy in POLICIES:

@@ -13,13 +13,13 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
-from gpu_catalog.owned import hardware_file, load_owned_hardware, owned_offer, simulated_owned_offer
+from gpu_catalog.owned import hardware_file, load_owned_hardware, simulated_owned_offer
 from gpu_catalog.whole_files import write_atomically
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
 from orchestrator.estimator.calibration import load_calibration
-from orchestrator.simulate.engine import CLOUD_ONLY, POLICIES, SimSettings, Simulation, local_cards
+from orchestrator.simulate.engine import CLOUD_ONLY, POLICIES, SimSettings, Simulation, declared_cards, local_cards
 from orchestrator.simulate.summary import DECISION_COLUMNS
 from orchestrator.simulate.trace import (
     MAX_GENERATED_JOBS,
@@ -98,7 +98,7 @@ def simulate_command(
     if local is None and set(policies) - set(CLOUD_ONLY):  # the cards plan and the scheduler use, as orch report's
         # hybrid question does
         hardware = load_owned_hardware()
-        cards = [owned_offer(card, hardware, None, "owned card") for card in hardware.cards for _ in range(card.count)]
+        cards = declared_cards(hardware, hardware.cards)
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090", or declare them in the hardware '

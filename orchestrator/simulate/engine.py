@@ -23,6 +23,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cheapest_offers
+from gpu_catalog.owned import OwnedCard, OwnedHardware, hardware_file, owned_offer
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.schedule.policy import JobAsk, LocalSlot, decide
 from orchestrator.simulate.shapes import Shape, ShapeCache
@@ -309,6 +310,16 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
     return Simulation(local, cloud, settings, calibration, on_decision).run(rows)
 
 
+def declared_cards(hardware: OwnedHardware, cards: Iterable[OwnedCard]) -> list[Offer]:
+    """One owned offer per card the hardware file declares, as `--local` gives them, and within the same cap: 200
+    pools of 1,024 cards each simulated for minutes where --local refused 1,025."""
+    offers = [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
+    if len(offers) > MAX_LOCAL_CARDS:
+        raise UserError(f"the hardware file ({hardware_file()}) declares {len(offers):,} cards, past the "
+                        f"{MAX_LOCAL_CARDS:,} the simulator models: simulate fewer with --local '2x RTX4090, ...'.")
+    return offers
+
+
 def local_cards(text: str | None, offer_for) -> list[Offer]:
     """"2x RTX4090, 1x A6000" -> one local offer per card (offer_for(GPU) prices it); None (no --local) -> none. A
     text of no card ('' or ',,,') or an empty entry (",," or a trailing comma) is refused: it names no card, and is
@@ -343,11 +354,11 @@ def local_cards(text: str | None, offer_for) -> list[Offer]:
             if found:  # `2x H100 (x2)`: two counts, one entry
                 raise UserError(f"--local: '{part}' gives its count twice: write it once (e.g. '4x H100').") from None
             gpu, count = counted.gpu, str(counted.count)
-        if int(count) > MAX_LOCAL_CARDS:
-            raise UserError(f"--local: {count.strip()} cards of one kind is past the {MAX_LOCAL_CARDS} the "
-                            "simulator models; give fewer.")
         if given := sum(card.gpu == gpu for card in cards):  # summed unsaid, and past the cap 1024 at a time
             raise UserError(f"--local: {gpu.name} is given more than once: give its cards in one entry, "
                             f"e.g. '{given + int(count)}x {gpu.name}'.")
+        if len(cards) + int(count) > MAX_LOCAL_CARDS:  # in all: a cap per kind let 36 kinds bring 36,864
+            raise UserError(f"--local: {len(cards) + int(count):,} cards is past the {MAX_LOCAL_CARDS:,} the "
+                            "simulator models; give fewer.")
         cards += [offer_for(gpu)] * int(count)
     return cards
