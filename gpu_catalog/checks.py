@@ -579,9 +579,16 @@ def parse_json(text: str, what: str):
 MOST_CONFIG_BYTES = 2**20
 
 
+# the dataset files the trainer reads (trainer/data_sources.FILE_KINDS) that no config is: given where a job, sweep,
+# hardware file or trainer config goes, "not valid YAML at line 2" said nothing of the mix-up
+DATASET_SUFFIXES = (".jsonl", ".parquet", ".csv")
+
+
 def load_yaml(path: Path | str, what: str = "file", loader: type[UniqueKeyLoader] = UniqueKeyLoader):
     """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES. A `.json` one is
-    read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML)."""
+    read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML); a dataset's is refused."""
+    if (suffix := Path(path).suffix.lower()) in DATASET_SUFFIXES:
+        raise UserError(f"{what} '{path}' is a {suffix} file, a dataset's kind: give a {what} (YAML or JSON).")
     if os.path.isfile(path) and (size := os.path.getsize(path)) > MOST_CONFIG_BYTES:
         raise UserError(f"{what} '{path}' is {size / 2**20:.1f} MiB, and a config is a few KB (at most "
                         f"{MOST_CONFIG_BYTES // 2**20} MiB read): check that it is the file you meant.")

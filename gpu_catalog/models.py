@@ -366,9 +366,7 @@ def _from_local_folder(path: Path) -> ModelShape:
         config = json.loads(checks.read_text(config_file, "model config"), object_pairs_hook=unique_keys)
     except (json.JSONDecodeError, UserError) as exc:
         if config_file is path and path.suffix.lower() != ".json":
-            raise UserError(f"model '{path}' is a file, and neither a known model name nor a model folder with "
-                            "config.json: give a Hugging Face id, an alias (orch catalog models) or a folder.") \
-                from None
+            raise UserError(_a_file_message(path)) from None
         if isinstance(exc, UserError):
             raise
         raise UserError(f"{config_file} is not valid JSON ({exc}): fix it, or save the model again "
@@ -445,6 +443,11 @@ GATED_PREFIXES = ("meta-llama/", "google/gemma", "mistralai/")
 def is_gated(hub_id: str) -> bool:
     """Whether downloading `hub_id` from the Hugging Face Hub needs a token (GATED_PREFIXES)."""
     return hub_id.startswith(GATED_PREFIXES)
+
+
+def _a_file_message(name) -> str:
+    return (f"model '{name}' is a file, and neither a known model name nor a model folder with config.json: give a "
+            "Hugging Face id, an alias (orch catalog models) or a folder (a job file goes as a .yaml or .yml file).")
 
 
 def written_as_path(name: str) -> bool:
@@ -607,6 +610,8 @@ def get_model(name: str) -> ModelShape:
         if written_as_path(name):  # written as a path: a folder that is not there, not a model's name
             raise UserError(f"model folder '{name}' does not exist: give a folder holding the model's config.json, "
                             "or a Hugging Face id or alias (orch catalog models).")
+        if os.path.isfile(checks.user_path(name)):  # `orch estimate data.jsonl`: "unknown model", Llamas offered
+            raise UserError(_a_file_message(name))
         if kind := NOT_DENSE_TEXT.search(name):
             raise UserError(f"unknown model '{name}': its name says {NOT_DENSE_KINDS[kind.lastgroup]}: give one "
                             "(orch catalog models).")

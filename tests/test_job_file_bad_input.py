@@ -226,3 +226,24 @@ def test_a_dataset_given_as_the_job_file_is_said_to_be_one(tmp_path, name):
     job = tmp_path / "job.json"
     job.write_text(json.dumps(yaml.safe_load((REPO / "examples" / "tiny.yaml").read_text())))
     assert load_config(job)[0].model == "orch/tiny-llama"
+
+
+@pytest.mark.parametrize("command", [["import", "{data}"], ["bench", "{data}"], ["estimate", "{data}"],
+                                     ["catalog", "local"]])
+def test_a_dataset_given_where_any_config_goes_is_said_to_be_one(tmp_path, monkeypatch, command):
+    """Only the job file said so: `orch import ds.jsonl` and `orch bench ds.jsonl` said "not valid YAML at line 2", a
+    hardware file of rows the same, and `orch estimate ds.jsonl` "unknown model", with Llama names offered."""
+    data = tmp_path / "ds.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n')
+    monkeypatch.setenv("ORCH_HARDWARE", str(data))
+    result = CliRunner().invoke(app, [word.format(data=data) for word in command])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    said = "is a file, and neither a known model name nor a model folder" if command[0] == "estimate" else \
+        "is a .jsonl file, a dataset's kind: give a "
+    assert said in result.stderr, result.stderr
+
+
+def test_the_suffixes_no_config_has_are_the_trainers_dataset_kinds():
+    from trainer.data_sources import FILE_KINDS
+
+    assert set(checks.DATASET_SUFFIXES) == set(FILE_KINDS) - {".json"}  # a .json config is read

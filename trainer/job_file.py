@@ -22,7 +22,6 @@ from trainer.config import (
     model_folder,
     parse_overrides,
 )
-from trainer.data_sources import FILE_KINDS
 from trainer.foreign_keys import checkpoint_quantization, quantization_named
 from trainer.offline_names import is_built_offline
 
@@ -101,10 +100,6 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
     here, so each problem names the file: `bad config: unknown key ...` of `orch report --job a --job b` said neither
     which job nor that it was one. `missing`: values for keys the file leaves out, in the job but not in the mapping
     (`orch estimate` needs no amount to train, and takes --seq-len as a flag)."""
-    if path.suffix.lower() in FILE_KINDS and path.suffix.lower() != ".json":  # a .json job file is read
-        # a dataset given where the job goes: "not valid YAML at line 2" said nothing of the mix-up
-        raise ConfigError(f"job file '{path}' is a {path.suffix.lower()} file, a dataset's kind: give a job file "
-                          "(YAML, e.g. examples/tiny.yaml) whose `dataset:` names it.")
     written = checks.load_yaml(path, "job file")
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
