@@ -226,14 +226,20 @@ def _source_trainer(flat: dict) -> str | None:
     return trainer if trainer in decisive or own[trainer] >= 2 else None
 
 
+# keys some trainer nests others under (torchtune's `optimizer: {lr: ...}`): a mapping there is read key by key
+_PARENT_KEYS = frozenset(key.rsplit(".", 1)[0] for key in FOREIGN_KEYS if "." in key)
+
+
 def _flatten(raw: dict, prefix: str = "") -> dict:
     """The config's keys dotted (torchtune's `model: {lora_rank: 8}` as `model.lora_rank`). A key written both nested
     and dotted is refused: the later one won unsaid, so `model.lora_rank: 16` after `model: {lora_rank: 8}` gave 16,
-    and the two lines swapped gave 8."""
+    and the two lines swapped gave 8. A mapping under a key of one value (`learning_rate: {}`, `micro_batch_size: {a:
+    1}`) stays that key's value, for its reading to refuse: it vanished, or became an unknown `micro_batch_size.a`."""
     flat = {}
     for key, value in raw.items():  # YAML reads `~:` as a null key, `1:` as a number: named as the file writes them
         name = f"{prefix}{key if isinstance(key, str) else _value(key)}"
-        nested = isinstance(value, dict) and name not in MAPPING_VALUES | FOREIGN_MAPPING_VALUES
+        nested = isinstance(value, dict) and name not in MAPPING_VALUES | FOREIGN_MAPPING_VALUES and not (
+            name in FOREIGN_KEYS and name not in _PARENT_KEYS)
         for each_name, each_value in (_flatten(value, f"{name}.") if nested else {name: value}).items():
             if each_name in flat:
                 raise UserError(f"`{each_name}` is set twice, once nested and once as a dotted key: keep one.")
