@@ -1230,6 +1230,7 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i) + ["--providers", "lambda\t"], "--providers 'lambda\\t' holds a control character"),
     # read as a float, it was "must be a whole number, got inf"
     (lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "1" * 5000], "--seq-len is a number of 5,000 digits"),
+    (lambda i: ["submit", i.job(), "--priority", "1e400"], "--priority '1e400' is past any number orch computes"),
     # planned and launched, then refused by `datasets` on the VM
     (lambda i: plan(i, dataset="org/ds", eval_split="[bold]x[/bold]"), "`eval_split` '[bold]x[/bold]' is no split"),
     (lambda i: plan(i, dataset="org/ds", dataset_split="train/x"), "`dataset_split` 'train/x' is no split name"),
