@@ -1231,6 +1231,9 @@ def _foreign_database(path: Path) -> Path:
     # read as a float, it was "must be a whole number, got inf"
     (lambda i: ["estimate", "Llama-3.1-8B", "--seq-len", "1" * 5000], "--seq-len is a number of 5,000 digits"),
     (lambda i: ["submit", i.job(), "--priority", "1e400"], "--priority '1e400' is past any number orch computes"),
+    # priced nothing and said nothing, where every other flag that does nothing is refused
+    (lambda i: plan(i) + ["--local-cost", "marginal", "--providers", "aws"], "--local-cost prices your own cards, and "
+     "--providers aws plans none"),
     # planned and launched, then refused by `datasets` on the VM
     (lambda i: plan(i, dataset="org/ds", eval_split="[bold]x[/bold]"), "`eval_split` '[bold]x[/bold]' is no split"),
     (lambda i: plan(i, dataset="org/ds", dataset_split="train/x"), "`dataset_split` 'train/x' is no split name"),

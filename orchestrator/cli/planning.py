@@ -74,10 +74,14 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     spec = load_job(job)
     # choices are read in any case, as a job file's are (`--objective COST`, `--local-cost Marginal`)
     targets = gather_targets(local_cost.strip().lower() if local_cost else local_cost)
+    allowed = allowed_providers(target, providers, targets.offers)
+    if local_cost is not None and allowed is not None and "local" not in allowed:  # priced nothing, said nothing
+        given = "--target cloud" if target.strip().lower() == "cloud" else f"--providers {providers}"
+        raise UserError(f"--local-cost prices your own cards, and {given} plans none: leave --local-cost out, or "
+                        "allow local.")
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective.strip().lower(),
-                        allow_spot=spot,
-                        providers=allowed_providers(target, providers, targets.offers),
-                        max_usd_per_hour=max_usd_per_hour, launch_refusal=launch_refusal)
+                        allow_spot=spot, providers=allowed, max_usd_per_hour=max_usd_per_hour,
+                        launch_refusal=launch_refusal)
     model = job_model(spec)
     for note in model_notes(spec, model):
         fold.note(f"note: {note}")
