@@ -1,6 +1,7 @@
 """State that survives: runs.db is versioned and migrated, a file orch cannot use is refused with the fix and left
 untouched, ids match exactly or by a unique prefix, and a run whose evidence is broken ends with the reason."""
 
+import dataclasses
 import json
 import os
 import re
@@ -641,3 +642,17 @@ def test_a_runs_json_has_one_shape_before_and_after_its_metrics(tmp_path):
     after = make_record(tmp_path, metrics_json=json.dumps({"steps": 3})).as_dict()
     assert before.keys() == after.keys() and "metrics_json" not in before
     assert before["metrics"] is None and after["metrics"] == {"steps": 3}
+
+
+def test_a_running_runs_live_figures_are_its_sessions_progress_so_far(tmp_path):
+    """`orch runs` showed `running - - -` for a run its progress.json said had trained 18 steps at 565 tok/s in 0.88
+    GiB; a resumed one showed its last session's figures."""
+    record = make_record(tmp_path / RUN_DIR, tokens_per_s=7000.0, peak_vram_gib=0.5)  # the last session's
+    assert lifecycle.live_figures(record) is None  # no progress yet
+    (tmp_path / RUN_DIR / "output").mkdir(parents=True)
+    (tmp_path / RUN_DIR / "output" / "progress.json").write_text(json.dumps(
+        {"step": 18, "planned_steps": 49, "tokens_per_s": 900.0, "session_tokens_per_s": 565.0, "train_tokens": 4608,
+         "peak_vram_gib": {"allocated": None, "reserved": None, "process_rss": 0.88}}))
+    assert lifecycle.live_figures(record) == {"train_tokens": 4608, "tokens_per_s": 565.0, "peak_vram_gib": 0.88}
+    ended = dataclasses.replace(record, status=RunStatus.OK)
+    assert lifecycle.live_figures(ended) is None

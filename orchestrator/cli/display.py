@@ -635,8 +635,9 @@ def show_calibration(result: dict) -> None:
     if result["at_bounds"]:
         console.print(f"note: fitted to an end of its range ({esc(', '.join(result['at_bounds']))}): no value "
                       "explains those runs, so check them (`orch bench` results)", highlight=False)
-    for title, unit, value, error, fmt in (("tokens/s", "tok/s", "tokens_per_s", "tokens_per_s", ",.0f"),
-                                           ("VRAM", "GiB", "vram_gib", "vram", ".2f")):
+    # tokens/s with padding, as an estimate counts them: `orch bench` said 1,905 for a point this table said 2,054
+    for title, unit, value, error, fmt in (("tokens/s (padding included)", "tok/s", "tokens_per_s", "tokens_per_s",
+                                            ",.0f"), ("VRAM", "GiB", "vram_gib", "vram", ".2f")):
         points = [p for p in result["points"] if p[value] is not None]
         if not points:
             continue

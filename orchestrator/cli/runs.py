@@ -1,5 +1,6 @@
 """`orch runs`, `orch logs`, `orch stop`, `orch resume`: the recorded runs and what can be done with them."""
 
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -145,10 +146,14 @@ def runs_command(
         write_atomically(export, lambda partial: frame.to_csv(partial, index=False) if export.suffix.lower() == ".csv"
                          else frame.to_parquet(partial, index=False))
         display.say(f"wrote {len(records)} run{'s' if len(records) != 1 else ''} to {export}", err=True)
+    # a run still going: its session's figures so far, from the trainer's progress.json (the record has the last
+    # session's, or none: a first session showed "running - - -" while it had trained for minutes)
+    live = {r.run_id: lifecycle.live_figures(r) for r in records}
     if as_json:
-        display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r)} for r in records])
+        display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r), "live": live[r.run_id]} for r in records])
     else:
-        display.show_runs(records, orch_home())
+        display.show_runs([dataclasses.replace(r, **{k: v for k, v in (live[r.run_id] or {}).items() if v is not None})
+                           for r in records], orch_home())
 
 
 @user_errors

@@ -264,10 +264,10 @@ def finish(store: RunStore, record: RunRecord) -> RunRecord:
         status = RunStatus.STOPPED
     idle_s = launcher_for(record.target).billed_after_s(record, ended_at, time.time())
     return _end(store, record, status, message, ended_at, metrics, idle_s,
-                so_far=_progress_so_far(record) if metrics is None else None)
+                so_far=progress_so_far(record) if metrics is None else None)
 
 
-def _progress_so_far(record: RunRecord) -> dict | None:
+def progress_so_far(record: RunRecord) -> dict | None:
     """What a trainer that ended without metrics.json (killed) had trained, from this session's progress.json (written
     every step): the tokens so far, the peak memory and the session's tokens/s over its timed steps (its
     `tokens_per_s` is the last step's alone, no session's figure)."""
@@ -282,6 +282,22 @@ def _progress_so_far(record: RunRecord) -> dict | None:
         return None
     return _storable({"train_tokens": progress.get("train_tokens"), "peak_vram_gib": progress.get("peak_vram_gib"),
                       "tokens_per_s": progress.get("session_tokens_per_s")})
+
+
+def measured_figures(figures: dict) -> dict:
+    """The columns a session's figures (its metrics, or its progress so far) fill: tokens, tokens/s, and the peak
+    memory as a run records it (CUDA reserved, else the process's RSS)."""
+    peak = figures.get("peak_vram_gib") or {}
+    return {"train_tokens": figures.get("train_tokens"), "tokens_per_s": figures.get("tokens_per_s"),
+            "peak_vram_gib": peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None}
+
+
+def live_figures(record: RunRecord) -> dict | None:
+    """An active run's figures so far, this session's (tokens, tokens/s, peak memory; each None not yet measured),
+    or None for a run that has ended or written no progress yet."""
+    if not record.status.is_active() or (so_far := progress_so_far(record)) is None:
+        return None
+    return measured_figures(so_far)
 
 
 def refresh(store: RunStore) -> list[RunRecord]:
@@ -410,16 +426,13 @@ def _end(store: RunStore, record: RunRecord, status: RunStatus, message: str | N
          metrics: dict | None = None, idle_s: float = 0.0, so_far: dict | None = None) -> RunRecord:
     """Record the session's end. Its cost adds to the earlier sessions' (each at its own price, with its machine's
     idle time after the trainer, `idle_s`, as that session was billed). `so_far`: the figures of a session that left
-    no metrics.json (_progress_so_far), recorded as measured, and not as its metrics."""
+    no metrics.json (progress_so_far), recorded as measured, and not as its metrics."""
     ended_at = ended_at if ended_at is not None else time.time()
     started_at = record.started_at if record.started_at is not None else ended_at
     session_s = max(0.0, ended_at - started_at)
     wall_s = (record.wall_s or 0.0) + session_s  # a resumed run adds up its sessions
     metrics = metrics or {}
-    figures = metrics or so_far or {}
-    peak = figures.get("peak_vram_gib") or {}
-    measured = {"train_tokens": figures.get("train_tokens"), "tokens_per_s": figures.get("tokens_per_s"),
-                "peak_vram_gib": peak.get("reserved") or peak.get("process_rss") if isinstance(peak, dict) else None}
+    measured = measured_figures(metrics or so_far or {})
     # a session that measured nothing (stopped or killed before a step) keeps what earlier sessions measured: the
     # run's checkpoint still holds their steps, and its cost adds up all the same
     kept = {name: getattr(record, name) if value is None else value for name, value in measured.items()}
