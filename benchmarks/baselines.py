@@ -290,9 +290,10 @@ def run(runner: str, spec: BenchSpec) -> dict:
         extra, status, message = {}, "oom", str(exc).splitlines()[0]
     except Exception as exc:  # noqa: BLE001 - recorded in the results, not lost
         extra, status, message = {}, "error", f"{type(exc).__name__}: {exc}"
+    precision = _precision(spec)
     return {"runner": runner, "status": status, "message": message, "steps": clock.steps,
-            "peak_memory_gib": peak_memory(_device()), "device": device_description(_device())[0],
-            "precision": _precision(spec), "wall_s": time.time() - started, **extra}
+            "peak_memory_gib": peak_memory(_device()), "device": device_description(_device(), precision)[0],
+            "precision": precision, "wall_s": time.time() - started, **extra}
 
 
 def main(argv: list[str]) -> int:
