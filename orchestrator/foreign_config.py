@@ -238,8 +238,10 @@ def _flatten(raw: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in raw.items():  # YAML reads `~:` as a null key, `1:` as a number: named as the file writes them
         name = f"{prefix}{key if isinstance(key, str) else _value(key)}"
-        nested = isinstance(value, dict) and name not in MAPPING_VALUES | FOREIGN_MAPPING_VALUES and not (
-            name in FOREIGN_KEYS and name not in _PARENT_KEYS)
+        one_value = (name in FOREIGN_KEYS or name in ORCH_KEYS) and name not in _PARENT_KEYS and not (
+            isinstance(value, dict) and "_component_" in value)  # torchtune's builders: `dataset: {_component_: ...}`
+        nested = isinstance(value, dict) and value != {} and not one_value and \
+            name not in MAPPING_VALUES | FOREIGN_MAPPING_VALUES
         for each_name, each_value in (_flatten(value, f"{name}.") if nested else {name: value}).items():
             if each_name in flat:
                 raise UserError(f"`{each_name}` is set twice, once nested and once as a dotted key: keep one.")

@@ -327,3 +327,22 @@ def test_launch_prices_owned_cards_as_plan_does_under_local_cost(tmp_path, monke
         prices[policy] = card["usd_per_hour"]  # declared, not on this machine: priced all the same
         assert prices[policy] == next(r for r in planned["rejected"] if r["gpu"] == "RTX 4090")["usd_per_hour"]
     assert prices["marginal"] < prices["amortized"]
+
+
+def test_local_cost_is_taken_where_only_an_ssh_pools_owned_cards_are_allowed(tmp_path, monkeypatch):
+    """`--local-cost` with no owned card to plan is refused; the cards of an SSH node pool are owned cards too, which
+    it prices: `--providers ssh --local-cost marginal` was refused as planning none."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+    from tests.conftest import REPO
+
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text("cards:\n  - gpu: RTX 4090\n    count: 1\n    ssh_pool: lab\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(hardware))
+    job = str(REPO / "examples" / "tiny.yaml")
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "1", "--providers", "ssh", "--local-cost", "marginal"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["plan", job, "--budget", "1", "--providers", "aws", "--local-cost", "marginal"])
+    assert result.exit_code == 2 and "plans none of them: leave --local-cost out, or allow local or ssh" in \
+        result.stderr, result.output

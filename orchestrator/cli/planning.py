@@ -8,6 +8,7 @@ from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ModelShape
+from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.targets import Targets, gather_targets
 from orchestrator.cli import fold
 from orchestrator.cli.limits import MAX_BUDGET_USD, check_budget, check_deadline, parse_providers
@@ -75,10 +76,11 @@ def plan_job(job: Path, budget: float, deadline: float | None, objective: str, s
     # choices are read in any case, as a job file's are (`--objective COST`, `--local-cost Marginal`)
     targets = gather_targets(local_cost.strip().lower() if local_cost else local_cost)
     allowed = allowed_providers(target, providers, targets.offers)
-    if local_cost is not None and allowed is not None and "local" not in allowed:  # priced nothing, said nothing
+    owned = {o.provider for o in targets.offers if o.is_local or o.provider == SSH_POOL_PROVIDER}
+    if local_cost is not None and allowed is not None and not owned & allowed:  # priced nothing, said nothing
         given = "--target cloud" if target.strip().lower() == "cloud" else f"--providers {providers}"
-        raise UserError(f"--local-cost prices your own cards, and {given} plans none: leave --local-cost out, or "
-                        "allow local.")
+        raise UserError(f"--local-cost prices your own cards, and {given} plans none of them: leave --local-cost out, "
+                        f"or allow {' or '.join(sorted(owned)) or 'local'}.")
     policy = PlanPolicy(budget_usd=budget, deadline_hours=deadline, objective=objective.strip().lower(),
                         allow_spot=spot, providers=allowed, max_usd_per_hour=max_usd_per_hour,
                         launch_refusal=launch_refusal)
