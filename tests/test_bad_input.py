@@ -1221,6 +1221,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", i.job(), "--budget", "20", "30"], "'30' is left over after --budget '20', which takes one "
      "value; see"),
     (lambda i: plan(i) + ["--providers", "aws gcp"], "(the list is comma-separated: --providers aws,gcp)"),
+    # quoted as advised, a repeatable option's two values were one ("`max_steps` must be a whole number")
+    (lambda i: ["import", i.file("ax.yaml", "base_model: x\n"), "--set", "max_steps=2", "seq_len=64"],
+     "(give it again for another: --set 'max_steps=2' --set 'seq_len=64')"),
     # a mistyped option after an on/off flag was blamed on the flag ("--yes is on or off ... got '--buget'")
     (lambda i: ["launch", i.job(), "--yes", "--buget", "1"], "No such option: --buget (Possible options: --budget"),
     (lambda i: ["runs", "--json=yes", "--bogus"], "No such option: --bogus"),

@@ -605,6 +605,12 @@ def test_a_hardware_file_past_the_simulators_cards_is_refused_before_any_work(tm
     result = runner.invoke(app, ["simulate", "--trace", _trace_with(tmp_path), "--policy", "hybrid"])
     assert result.exit_code == 2 and f"the hardware file ({hardware}) declares 1,200 cards, past the 1,024" in \
         result.stderr, result.stderr
+    # `orch report`, whose hybrid section simulates them, worked 34 s and then lost the whole report to it
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["report", "--job", str(REPO / "examples" / "tiny.yaml"), "--trace",
+                                 _trace_with(tmp_path), "--out", str(report)])
+    assert result.exit_code == 2 and "declares 1,200 cards" in result.stderr and "without --trace" in result.stderr
+    assert not report.exists()
 
 
 def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):

@@ -4,7 +4,9 @@ deadlines do they miss, how long do jobs wait, and how busy are the owned cards?
 
 from pathlib import Path
 
+from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cloud_offers
+from gpu_catalog.owned import OwnedHardware
 from orchestrator.bench.economics import owned_cards
 from orchestrator.estimator.calibration import load_calibration
 from orchestrator.simulate.engine import SimSettings, declared_cards, simulate
@@ -16,10 +18,17 @@ SUMMARY_KEYS = ("jobs", "completed", "rejected", "total_cost_usd", "deadline_mis
                 "local_utilization", "makespan_h")
 
 
+def hybrid_cards() -> tuple[OwnedHardware, list[Offer], bool]:
+    """(hardware, one offer per owned card, declared): the cards the hybrid question simulates, the report's own;
+    refused past the simulator's cap, which `orch report` asks before any work."""
+    hardware, cards, declared = owned_cards()
+    return hardware, declared_cards(hardware, cards, "declare fewer, or leave the hybrid section out (run orch "
+                                    "report outside orch's source folder, without --trace)"), declared
+
+
 def compare_policies(trace: Path, seed: int = 0) -> dict:
     """{"trace", "cards", "policies": {policy: the simulator's summary}}; the owned cards are the report's."""
-    hardware, cards, declared = owned_cards()
-    local = declared_cards(hardware, cards)
+    hardware, local, declared = hybrid_cards()
     clouds, calibration = list(cloud_offers()[0]), load_calibration()
     summaries = {}
     for policy in POLICIES:

@@ -34,17 +34,19 @@ class Contradiction(UnreadableOptions):
 
 @dataclass(frozen=True)
 class Switchable:
-    """One option as the rewriting needs it: whether it takes no value, its own names and its `--no-` names."""
+    """One option as the rewriting needs it: whether it takes no value, its own names and its `--no-` names, and
+    whether it may be given again for another value (`--set`)."""
 
     is_flag: bool
     opts: tuple[str, ...]
     secondary_opts: tuple[str, ...] = ()
+    repeatable: bool = False
 
 
 def click_options(command) -> dict[str, Switchable]:
     """A typer command's options by every name (typer carries its own copy of click: its classes are not click's)."""
-    options = [Switchable(bool(p.is_flag), tuple(p.opts), tuple(p.secondary_opts)) for p in command.params
-               if getattr(p, "param_type_name", "") == "option"]
+    options = [Switchable(bool(p.is_flag), tuple(p.opts), tuple(p.secondary_opts), bool(getattr(p, "multiple", False)))
+               for p in command.params if getattr(p, "param_type_name", "") == "option"]
     return {name: option for option in options for name in (*option.opts, *option.secondary_opts)}
 
 
@@ -53,7 +55,7 @@ def argparse_options(parser: argparse.ArgumentParser) -> dict[str, Switchable]:
     table = {}
     for action in parser._actions:
         for name in action.option_strings:
-            table[name] = Switchable(action.nargs == 0, (name,))
+            table[name] = Switchable(action.nargs == 0, (name,), repeatable=isinstance(action, argparse._AppendAction))
     for name, option in list(table.items()):
         positive = "--" + name[5:]
         if option.is_flag and name.startswith("--no-") and positive in table and table[positive].is_flag:
@@ -158,7 +160,7 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
         if option is not None:
             takes_value = not option.is_flag and not joined
             value = value if joined else args[index] if takes_value and index < len(args) else None
-            after_value = (name, value) if value is not None and not option.is_flag else None
+            after_value = (name, value, option.repeatable) if value is not None and not option.is_flag else None
             after_flag = word if option.is_flag and not joined else None  # `--json=yes` has its word
             index += takes_value
             continue
@@ -169,9 +171,12 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
             return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
                     f"{checks.short_repr(word)}")
         if room < 0 and after_value is not None:
-            option_name, value = after_value
+            option_name, value, repeatable = after_value
             left_over = f"{checks.short_repr(word)} is left over after {option_name} {checks.short_repr(value)}, " \
                         f"which takes one value"
+            if repeatable:  # `--set a=1 b=2`: quoted, the two were one value
+                return f"{left_over} (give it again for another: {option_name} {checks.short_repr(value)} " \
+                       f"{option_name} {checks.short_repr(word)})"
             if checks.is_number_text(value) and checks.is_number_text(word):
                 return left_over
             return f"{left_over} (one with spaces goes in quotes: {option_name} {checks.short_repr(f'{value} {word}')})"

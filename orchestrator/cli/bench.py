@@ -279,15 +279,17 @@ def report_command(
                                                                                                    path.parent)])
     if trace is not None:
         check_trace(trace, every_row=True)
+    from orchestrator.bench.report_hybrid import DEFAULT_TRACE, hybrid_cards
+
+    default_trace = SOURCE_DIR / DEFAULT_TRACE  # whatever the working folder: run elsewhere, it was not found
+    if (trace := trace or (default_trace if default_trace.is_file() else None)) is not None:
+        hybrid_cards()  # more owned cards than the simulator models: refused before any work, not after 34 s
     check_db(db, reads_only=True)
     rows, sources = gather_rows(db, results)  # every row checked as it is read, runs.db's too
     runs = launched_runs()
-    from orchestrator.bench.report_hybrid import DEFAULT_TRACE  # matplotlib: only once the inputs are good
-    from orchestrator.bench.report_render import write_report
+    from orchestrator.bench.report_render import write_report  # matplotlib: only once the inputs are good
 
-    default_trace = SOURCE_DIR / DEFAULT_TRACE  # whatever the working folder: run elsewhere, it was not found
-    data, written = write_report(rows, runs, jobs, out, html, sources, budget, deadline,
-                                 trace or (default_trace if default_trace.is_file() else None))
+    data, written = write_report(rows, runs, jobs, out, html, sources, budget, deadline, trace)
     if as_json:
         display.print_json(data)
     else:

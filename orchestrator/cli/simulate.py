@@ -98,7 +98,7 @@ def simulate_command(
     if local is None and set(policies) - set(CLOUD_ONLY):  # the cards plan and the scheduler use, as orch report's
         # hybrid question does
         hardware = load_owned_hardware()
-        cards = declared_cards(hardware, hardware.cards)
+        cards = declared_cards(hardware, hardware.cards, "simulate fewer with --local '2x RTX4090, ...'")
     if not cards and "local-only" in policies:
         asked = "--policy all compares local-only, which" if policy == "all" else "--policy local-only"
         raise UserError(f'{asked} needs owned cards: give --local "2x RTX4090", or declare them in the hardware '

@@ -310,13 +310,13 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
     return Simulation(local, cloud, settings, calibration, on_decision).run(rows)
 
 
-def declared_cards(hardware: OwnedHardware, cards: Iterable[OwnedCard]) -> list[Offer]:
+def declared_cards(hardware: OwnedHardware, cards: Iterable[OwnedCard], fix: str) -> list[Offer]:
     """One owned offer per card the hardware file declares, as `--local` gives them, and within the same cap: 200
-    pools of 1,024 cards each simulated for minutes where --local refused 1,025."""
+    pools of 1,024 cards each simulated for minutes where --local refused 1,025. `fix`: how the command goes on."""
     offers = [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
     if len(offers) > MAX_LOCAL_CARDS:
         raise UserError(f"the hardware file ({hardware_file()}) declares {len(offers):,} cards, past the "
-                        f"{MAX_LOCAL_CARDS:,} the simulator models: simulate fewer with --local '2x RTX4090, ...'.")
+                        f"{MAX_LOCAL_CARDS:,} the simulator models: {fix}.")
     return offers
 
 
