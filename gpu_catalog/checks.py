@@ -584,11 +584,14 @@ MOST_CONFIG_BYTES = 2**20
 DATASET_SUFFIXES = (".jsonl", ".parquet", ".csv")
 
 
-def load_yaml(path: Path | str, what: str = "file", loader: type[UniqueKeyLoader] = UniqueKeyLoader):
+def load_yaml(path: Path | str, what: str = "file", loader: type[UniqueKeyLoader] = UniqueKeyLoader,
+              names_data: str = ""):
     """A YAML file, read as UTF-8, duplicate keys refused, and refused unread past MOST_CONFIG_BYTES. A `.json` one is
-    read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML); a dataset's is refused."""
+    read as JSON (YAML reads it too, but its errors called a JSON config not valid YAML); a dataset's is refused,
+    with `names_data` saying where such a config names its data (a job's `dataset:`)."""
     if (suffix := Path(path).suffix.lower()) in DATASET_SUFFIXES:
-        raise UserError(f"{what} '{path}' is a {suffix} file, a dataset's kind: give a {what} (YAML or JSON).")
+        raise UserError(f"{what} '{path}' is a {suffix} file, a dataset's kind: give a {what} (YAML or JSON)"
+                        f"{names_data}.")
     if os.path.isfile(path) and (size := os.path.getsize(path)) > MOST_CONFIG_BYTES:
         raise UserError(f"{what} '{path}' is {size / 2**20:.1f} MiB, and a config is a few KB (at most "
                         f"{MOST_CONFIG_BYTES // 2**20} MiB read): check that it is the file you meant.")

@@ -9,12 +9,15 @@ from pathlib import Path
 from gpu_catalog.errors import UserError
 
 PARTIAL = ".partial"  # the suffix a file is written under before its rename
+NAME_MAX_BYTES = 255  # a file name's limit on Linux's file systems
 
 
 def partial_path(path: Path) -> Path:
     """A hidden name beside `path` that no file of the user's has: `OUT.partial` was removed where one stood, and a
     folder of that name failed the write after all the work, named as a file the user never gave."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL}")
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}{PARTIAL}"
+    name = f".{path.name}.{tag}"
+    return path.with_name(name if len(os.fsencode(name)) <= NAME_MAX_BYTES else f".orch-{tag}")  # a long name's own
 
 
 def write_atomically(path: Path, write) -> object:

@@ -100,7 +100,7 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
     here, so each problem names the file: `bad config: unknown key ...` of `orch report --job a --job b` said neither
     which job nor that it was one. `missing`: values for keys the file leaves out, in the job but not in the mapping
     (`orch estimate` needs no amount to train, and takes --seq-len as a flag)."""
-    written = checks.load_yaml(path, "job file")
+    written = checks.load_yaml(path, "job file", names_data=" whose `dataset:` names it")
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
     whole = {**(missing or {}), **raw} if isinstance(raw, dict) else raw

@@ -152,6 +152,6 @@ def whole_amount(text: str, flag: str) -> int:
         raise UserError(f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 (no _ "
                         "or , between them).") from None
     if math.isinf(value) and "inf" not in typed.lower():  # `1e400`, read as inf: said as typed, not as "got inf"
-        raise UserError(f"{flag} {checks.short_repr(typed)} is past any number orch computes with: give a smaller one.")
+        raise UserError(f"{flag} {checks.short_repr(typed)} is past any number orch computes with: give one nearer 0.")
     checks.number(value, flag, whole=True)  # NaN, inf and fractions, each said as such
     return int(typed) if typed.lstrip("+-").isdigit() else int(value)  # digits in full: exact past 2**53

@@ -34,7 +34,9 @@ class RunProgress:
 
     def __init__(self, record: RunRecord, console: Console):
         self.path = Path(record.run_dir) / "output" / "progress.json"
-        self.since, self.spent_before_usd = time.time() - MTIME_SLACK_S, record.cost_usd or 0.0
+        # this session's start: `orch logs --follow` of a run well under way draws its bar at once
+        self.since = (record.started_at or time.time()) - MTIME_SLACK_S
+        self.spent_before_usd = record.cost_usd or 0.0
         self.console, self.pending = console, ""
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
                                  MofNCompleteColumn(), TextColumn("{task.fields[tok_s]} tok/s"),

@@ -156,7 +156,8 @@ def cancel_command(job_id: Annotated[str, typer.Argument(help="Job id, or a uniq
         try:
             said, stop = lifecycle.request_stop(store, run), "requested"
         except UserError as ended:  # its trainer had ended unseen: recorded as it ended, the job cancelled all the same
-            said, stop = str(ended), "already_ended"
+            still_active = (store.get(run.run_id) or run).status.is_active()  # a stop that failed: still running
+            said, stop = str(ended), "refused" if still_active else "already_ended"
     elif run is not None and job.run_id:  # found ended as the cancel looked: said, as a stop would say it
         said, stop = f"run {run.run_id} is not running (status {run.status.value}).", "already_ended"
     if as_json:  # the job as cancelled, and its run's stop: asked, or none needed (null where it had no run)
