@@ -123,13 +123,27 @@ def test_a_resume_with_more_steps_takes_its_rate_from_the_new_schedule():
     assert scheduler.get_last_lr() == pytest.approx([5e-4]) and optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
 
 
-def test_fewer_steps_than_the_checkpoint_holds_is_refused_in_one_line(tmp_path, output, capsys):
+def test_fewer_steps_than_the_run_trained_is_refused_before_anything_is_touched(tmp_path, output, capsys):
     """`--resume auto --set max_steps=1` on a checkpoint at step 2 made the step loader's length negative: exit 1 with
-    "__len__() should return >= 0". Now bad input, exit 2, saying the least to give; the checkpoint is kept."""
+    "__len__() should return >= 0", and metrics.json said error. Refused as bad input now, in one line, before the
+    model loads: the run's files stay as they were."""
+    kept = {name: (output / name).read_bytes() for name in ("metrics.json", "steps.jsonl")}
     code = resume(tmp_path, output, "max_steps=1")
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert "the checkpoint is at step 2, past the 1 step this job plans" in lines[0], lines[0]
-    assert "give it at least 2 steps" in lines[0] and (output / "checkpoints" / "latest").exists()
+    assert "holds a run trained to step 2, past the 1 step this job plans" in lines[0], lines[0]
+    assert "give it at least 2 steps" in lines[0]
+    assert {name: (output / name).read_bytes() for name in kept} == kept
     assert resume(tmp_path, output, "max_steps=2") == 0  # exactly its steps: a finished run, resumed as one
+
+
+def test_a_finished_run_past_its_last_checkpoint_is_not_rolled_back_to_it(tmp_path, output, capsys):
+    """A run that finished at step 3 with its last checkpoint at step 2, resumed with max_steps 2, trained nothing
+    and wrote step 2's weights over its final/, exit 0: the step it had trained past its checkpoint, lost."""
+    assert resume(tmp_path, output, "max_steps=3", "save_every=100") == 0  # no checkpoint at step 3
+    assert saved_state(output)["step"] == 2 and json.loads((output / "metrics.json").read_text())["steps"] == 3
+    final = {path.name: path.read_bytes() for path in (output / "final").iterdir() if path.is_file()}
+    assert resume(tmp_path, output, "max_steps=2") == 2
+    assert "trained to step 3, past the 2 steps" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in (output / "final").iterdir() if path.is_file()} == final

@@ -69,3 +69,31 @@ def unresumed_problem(output_dir: Path, resume: str) -> str | None:
                 "--resume auto with more steps or epochs to train it further")
     return (f"{output_dir} holds checkpoints of an earlier run: pass --resume auto to continue it, or choose "
             "another --output")
+
+
+def trained_steps(output_dir: Path) -> int:
+    """The steps an --output's run has trained: its newest whole checkpoint's, or a finished run's own (its final/ and
+    an ok metrics.json), which may be past its last checkpoint. 0 with neither."""
+    latest = latest_checkpoint(output_dir)
+    steps = step_of(latest) if latest else 0
+    if (output_dir / FINAL_DIR).is_dir():
+        try:
+            metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
+            if metrics.get("status") == "ok" and isinstance(metrics.get("steps"), int):
+                steps = max(steps, metrics["steps"])
+        except (OSError, ValueError, AttributeError, RecursionError):  # none, cut short, not this format
+            pass
+    return steps
+
+
+def fewer_steps_problem(output_dir: Path, planned_steps: int) -> str | None:
+    """A resume planned to fewer steps than its --output's run trained: it failed at the loader ("__len__() should
+    return >= 0"), and where the run had finished past its last checkpoint it trained nothing and wrote that
+    checkpoint's weights over its final/. Said before torch loads, so the folder is left as it was."""
+    trained = trained_steps(output_dir)
+    if planned_steps >= trained:
+        return None
+    return (f"{output_dir} holds a run trained to step {trained}, past the {planned_steps} step"
+            f"{'s' * (planned_steps != 1)} this job plans (its max_steps, train_tokens or epochs): give it at least "
+            f"{trained} steps to train on, or choose another --output")
+

@@ -112,6 +112,9 @@ class FineTune:
                 changes := identity_changes(checkpoint.saved_identity(latest), self.identity)):
             problems.append(f"checkpoint {latest} is from another job ({'; '.join(changes)}): resume with the "
                             "settings it was trained with, or choose another --output")
+        elif resume == "auto" and (config.max_steps is not None or config.train_tokens is not None) and (
+                fewer := checkpoint_folders.fewer_steps_problem(self.output_dir, config.planned_steps(0))):
+            problems.append(fewer)  # epochs need the data counted: the check after the resume says those
         if config.precision == "fp16" and self.device.type != "cuda":
             problems.append("precision fp16 needs a CUDA GPU (its loss scaler runs there): use precision auto, bf16 "
                             "or fp32 on the CPU")
@@ -213,6 +216,9 @@ class FineTune:
         device = self.device
         grad_ckpt = config.grad_ckpt is True
         order = StepOrder(len(prepared.train), config.effective_batch, config.seed)  # too little data: before the model
+        total_steps = self.config.planned_steps(len(prepared.train))
+        if self.resume and (fewer := checkpoint_folders.fewer_steps_problem(self.output_dir, total_steps)):
+            raise ConfigError(fewer)  # epochs' steps, known once the data is counted: before the model loads
         torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         if config.compile:
@@ -222,7 +228,6 @@ class FineTune:
             activate_neftune(model, config.neftune_noise_alpha)  # noise in training forwards only
         loss_fn = self._loss_fn = loss_function(config.loss, config.loss_chunk_tokens, model, device)
         optimizer = build_optimizer(config, model, device)
-        total_steps = self.config.planned_steps(len(prepared.train))
         save_every = config.save_every or max(1, math.ceil(total_steps * AUTO_SAVE_FRACTION))
         scheduler = build_scheduler(optimizer, config, total_steps)
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -231,11 +236,6 @@ class FineTune:
         state = {"step": 0, "train_tokens": 0, "wall_s": 0.0, "loss_curve": [], "eval_curve": []}
         if self.resume:
             state = self._resume(model, optimizer, scheduler, scaler) or state
-        if state["step"] > total_steps:  # the loader's length went negative: "__len__() should return >= 0", exit 1
-            steps = f"{total_steps} step{'s' * (total_steps != 1)}"
-            raise ConfigError(f"the checkpoint is at step {state['step']}, past the {steps} this job plans (its "
-                              f"max_steps, epochs or train_tokens): give it at least {state['step']} steps to train "
-                              "on, or choose another --output")
         steps_log = self.output_dir / "steps.jsonl"
         _truncate_steps_log(steps_log, state["step"])
         if device.type == "cuda":
