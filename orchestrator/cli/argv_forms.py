@@ -160,6 +160,8 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
         if option is not None:
             takes_value = not option.is_flag and not joined
             value = value if joined else args[index] if takes_value and index < len(args) else None
+            if value == "--":  # `--budget -- 5`: the option's value is missing, which click says
+                return None
             after_value = (name, value, option.repeatable) if value is not None and not option.is_flag else None
             after_flag = word if option.is_flag and not joined else None  # `--json=yes` has its word
             index += takes_value

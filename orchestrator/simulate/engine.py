@@ -313,11 +313,11 @@ def simulate(rows: Iterable[dict], local: list[Offer], cloud: list[Offer], setti
 def declared_cards(hardware: OwnedHardware, cards: Iterable[OwnedCard], fix: str) -> list[Offer]:
     """One owned offer per card the hardware file declares, as `--local` gives them, and within the same cap: 200
     pools of 1,024 cards each simulated for minutes where --local refused 1,025. `fix`: how the command goes on."""
-    offers = [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
-    if len(offers) > MAX_LOCAL_CARDS:
-        raise UserError(f"the hardware file ({hardware_file()}) declares {len(offers):,} cards, past the "
+    cards = list(cards)
+    if (count := sum(card.count for card in cards)) > MAX_LOCAL_CARDS:  # counted before a million offers are made
+        raise UserError(f"the hardware file ({hardware_file()}) declares {count:,} cards, past the "
                         f"{MAX_LOCAL_CARDS:,} the simulator models: {fix}.")
-    return offers
+    return [owned_offer(card, hardware, None, "owned card") for card in cards for _ in range(card.count)]
 
 
 def local_cards(text: str | None, offer_for) -> list[Offer]:
