@@ -62,6 +62,15 @@ def duration_text(seconds: float, round_up: bool = False) -> str:
     return f"{hours:,.2f}".rstrip("0").rstrip(".") + " h"
 
 
+def given_duration_text(seconds: float) -> str:
+    """A duration the user gave, in the unit that reads and unrounded (4 significant digits): duration_text's whole
+    minutes echoed `--deadline 90s` as "2 min", and 59.8 s as "1 min is under a minute"."""
+    for unit, per in (("h", 3600), ("min", 60)):
+        if seconds >= per:
+            return f"{seconds / per:.4g} {unit}"
+    return f"{seconds:.4g} s"
+
+
 SMALLEST_PERCENT_SHOWN = 0.01  # a positive share below it is shown as it: `above 0.01%` of a break-even still holds
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gpu_catalog.units import duration_text, percent_text
+from gpu_catalog.units import duration_text, given_duration_text, percent_text
 from orchestrator.bench import plots
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.bench.report_errors import COLUMNS, error_rows, origin_summary, point_error
@@ -67,7 +67,7 @@ def _target_line(kind: str, t: dict | None) -> str:
 def summary_lines(s: dict) -> list[str]:
     """The summary in words: the job, then the recommended, fastest and cheapest targets."""
     limits = f"budget {optional_usd(s['budget_usd']) if s['budget_usd'] is not None else 'none'}, deadline " + \
-        (f"{s['deadline_h']:g} h" if s["deadline_h"] is not None else "none")
+        (given_duration_text(s["deadline_h"] * 3600) if s["deadline_h"] is not None else "none")
     rec = s["recommended"]
     text = [f"Job `{s['name']}` ({s['model']}, {s['method']}, {s['train_tokens']:,} training tokens; {limits}).",
             _target_line("Recommended (as `orch plan` chooses)", rec) if rec else

@@ -21,7 +21,7 @@ from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.names import listed
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import given_duration_text, usd_text
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
@@ -328,15 +328,6 @@ def _batch_text(fit: dict, speed: bool = True) -> str:
     return f"{text}, {fit['tokens_per_s']:,.0f} tokens/s" if speed else text
 
 
-def _given_duration(seconds: float) -> str:
-    """A duration the user gave, in the unit that reads and unrounded (4 significant digits): duration_text's whole
-    minutes echoed `--deadline 90s` as "2 min"."""
-    for unit, per in (("h", 3600), ("min", 60)):
-        if seconds >= per:
-            return f"{seconds / per:.4g} {unit}"
-    return f"{seconds:.4g} s"
-
-
 def _where(offer: Offer, region_count: int = 1, spot: str = " spot") -> str:
     region = offer.region if region_count == 1 else f"{region_count} regions"
     where = offer.provider if offer.is_local else f"{offer.provider} {region}"
@@ -358,7 +349,8 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     run, whose stdout is the task file."""
     out = err_console if to_stderr else console
     spec = plan.spec
-    deadline = f", deadline {_given_duration(plan.policy.deadline_hours * 3600)}" if plan.policy.deadline_hours else ""
+    deadline_h = plan.policy.deadline_hours
+    deadline = f", deadline {given_duration_text(deadline_h * 3600)}" if deadline_h else ""
     # two lines: folded by the terminal, the policy broke mid-phrase (`objective` / `cost`)
     out.print(f"[bold]{esc(spec.name)}[/]: {esc(spec.model)} {spec.method}, {_amount_text(spec, plan.train_tokens)};"
               f"\nbudget {usd_text(plan.policy.budget_usd)}{deadline}, "

@@ -10,7 +10,7 @@ import typer
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.targets import gather_targets
-from gpu_catalog.units import MAX_PRIORITY
+from gpu_catalog.units import MAX_PRIORITY, given_duration_text
 from orchestrator import preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import OneLineUsageErrors, only_match, user_errors
@@ -54,8 +54,8 @@ def submit_command(
     check_budget(budget)
     check_deadline(deadline)
     if deadline is not None and deadline < MIN_SUBMIT_DEADLINE_H:
-        raise UserError(f"--deadline {deadline:g} hours is under a minute, too soon for any job to be placed and "
-                        f"started: give at least {MIN_SUBMIT_DEADLINE_H:.3f} (hours).")
+        raise UserError(f"--deadline {given_duration_text(deadline * 3600)} is under a minute, too soon for any job to "
+                        "be placed and started: give at least 1 min.")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     queue = JobQueue()  # a damaged or unusable database is said before the job is read and sized
     preflight.check_cache_first(job, "queued")
