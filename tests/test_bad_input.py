@@ -1210,6 +1210,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i, model="https://huggingface.co/meta-llama/Llama-3.1-8B"),
      "is a link to the Hugging Face Hub: give the model's id alone (`model: meta-llama/Llama-3.1-8B`)"),
     (lambda i: plan(i, model="Llama-3.1-8B "), "has spaces around it, which no model's name or folder has"),
+    # a file named where a folder goes: a dataset's name could be a hub id, so plan took it and train failed
+    (lambda i: i.file("m.jsonl", "{}\n") and plan(i, model="m.jsonl"), "is a file, not a model's folder: give the"),
+    (lambda i: i.file("t.csv", "a\n") and plan(i, tokenizer="t.csv"), "is a file, not a tokenizer's folder: give"),
     # click blamed the word ("unexpected extra argument"), not the on/off flag it was given to
     (lambda i: ["estimate", "Llama-3.1-8B", "--grad-ckpt", "maybe"],
      "--grad-ckpt is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got 'maybe'"),

@@ -454,6 +454,9 @@ def _tokenizer_problem(value, base_dir: Path) -> str | None:
     time with a traceback; said here, before any work."""
     if not is_text(value) or os.path.isdir(base_dir / checks.user_path(value)):  # a wrong type is said once, above
         return None
+    if os.path.isfile(base_dir / checks.user_path(value)):  # `tokenizer: data.csv`: planned, then failed in train
+        return (f"`tokenizer` {checks.short_repr(value)} is a file, not a tokenizer's folder: give the folder "
+                "holding its tokenizer.json (relative to the job file) or its hub id, or leave it out")
     if could_be_hub_id(value):
         return None
     return (f"`tokenizer` {checks.short_repr(value)} is no folder here and not a Hugging Face id (name or org/name of "

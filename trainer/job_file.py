@@ -36,6 +36,9 @@ def _model_problem(value, base_dir: Path) -> str | None:
     if is_text(value) and (link := HUB_LINK.fullmatch(value)):  # said in a job's words (get_model says it too)
         return (f"`model` {checks.short_repr(value)} is a link to the Hugging Face Hub: give the model's id alone "
                 f"(`model: {link['id']}`)")
+    if is_text(value) and os.path.isfile(base_dir / checks.user_path(value)):  # `model: data.jsonl`: no hub id
+        return (f"`model` {checks.short_repr(value)} is a file, not a model's folder: give the folder holding the "
+                "model's config.json (relative to the job file), or its hub id")
     if not is_text(value) or is_built_offline(value) or could_be_hub_id(value):
         return None
     if (folder := model_folder(value, base_dir)) is not None:
