@@ -1224,6 +1224,10 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: ["launch", i.job(), "--budget", "20", "30"], "'30' is left over after --budget '20', which takes one "
      "value; see"),
     (lambda i: plan(i) + ["--providers", "aws gcp"], "(the list is comma-separated: --providers aws,gcp)"),
+    # named as typed: another trainer's switch was named as the orch option it becomes (`--precision 'bf16 maybe'`)
+    (lambda i: ["estimate", "Llama-3.1-8B", "--bf16", "maybe"], "--bf16 is on or off, and takes no word but true"),
+    (lambda i: ["estimate", "Llama-3.1-8B", "--json", "true", "false"], "'false' is left over after --json 'true', "
+     "which takes one value; see"),
     # quoted as advised, a repeatable option's two values were one ("`max_steps` must be a whole number")
     (lambda i: ["import", i.file("ax.yaml", "base_model: x\n"), "--set", "max_steps=2", "seq_len=64"],
      "(give it again for another: --set 'max_steps=2' --set 'seq_len=64')"),

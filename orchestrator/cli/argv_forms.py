@@ -7,10 +7,11 @@ anything else reaches the parser as it was given, to be refused there with the c
 the typer commands' (click's options) and `orch plan`'s own (argparse's actions)."""
 
 import argparse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from gpu_catalog import checks
-from orchestrator.cli.foreign_flags import FALSE_WORDS, TRUE_WORDS, UnreadableOptions, read_as_orch
+from orchestrator.cli.foreign_flags import FALSE_WORDS, TRUE_WORDS, UnreadableOptions, foreign_options, read_as_orch
 
 # Other trainers' names of orch's options (transformers' TrainingArguments and TRL's SFTConfig, LitGPT, axolotl),
 # read as orch's where a command has the option and not the name; kept out of the options' own declarations, whose
@@ -41,6 +42,8 @@ class Switchable:
     opts: tuple[str, ...]
     secondary_opts: tuple[str, ...] = ()
     repeatable: bool = False
+    # the words past yes/no a flag takes as its value (`--bf16 auto`)
+    takes: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 def click_options(command) -> dict[str, Switchable]:
@@ -151,20 +154,28 @@ def json_wanted(args: list[str]) -> bool:
 def left_over_word(options: dict[str, Switchable], arguments: int, args: list[str]) -> str | None:
     """Why a word past a command's `arguments` is left over, or None: after an on/off flag (`--bf16 maybe`), a word
     that is no yes/no word; after an option's value (`--gpu RTX 4090`), the rest of a value with spaces, which the
-    shell split. click said "unexpected extra argument (maybe)", blaming the word, not the option it was given to."""
+    shell split. click said "unexpected extra argument (maybe)", blaming the word, not the option it was given to.
+    Read as typed: other trainers' options by their own names (`--bf16`, not the `--precision` it becomes), and a
+    flag's yes/no word (`--json true`) its own."""
+    options = {**{name: Switchable(takes is not None, (name,), takes=takes)
+                  for name, takes in foreign_options(options).items()}, **options}
     room, index, after_flag, after_value = arguments, 0, None, None
     while index < len(args) and args[index] != "--":
         word, index = args[index], index + 1
         name, joined, value = word.partition("=")
-        option = options.get(name)
+        option = options.get(name) or options.get(name[:2] + name[2:].replace("_", "-"))  # `--max_seq_length`
         if option is not None:
             takes_value = not option.is_flag and not joined
             value = value if joined else args[index] if takes_value and index < len(args) else None
             if value == "--":  # `--budget -- 5`: the option's value is missing, which click says
                 return None
-            after_value = (name, value, option.repeatable) if value is not None and not option.is_flag else None
+            after_value = (name, value, option.repeatable, True) if value is not None and not option.is_flag else None
             after_flag = word if option.is_flag and not joined else None  # `--json=yes` has its word
             index += takes_value
+            if after_flag and index < len(args) and (args[index].strip().lower() in TRUE_WORDS | FALSE_WORDS or (
+                    option.takes is not None and option.takes(args[index]))):
+                after_flag, after_value = None, (word, args[index], False, False)  # `--json true`: its word, one only
+                index += 1
             continue
         if word.startswith("-") and word != "-" and not checks.is_number_text(word):
             return None  # `--yes --buget 1`: an unknown option, click's to name with the options near it
@@ -173,13 +184,13 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
             return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
                     f"{checks.short_repr(word)}")
         if room < 0 and after_value is not None:
-            option_name, value, repeatable = after_value
+            option_name, value, repeatable, quotable = after_value
             left_over = f"{checks.short_repr(word)} is left over after {option_name} {checks.short_repr(value)}, " \
                         f"which takes one value"
             if repeatable:  # `--set a=1 b=2`: quoted, the two were one value
                 return f"{left_over} (give it again for another: {option_name} {checks.short_repr(value)} " \
                        f"{option_name} {checks.short_repr(word)})"
-            if checks.is_number_text(value) and checks.is_number_text(word):
+            if checks.is_number_text(value) and checks.is_number_text(word) or not quotable:
                 return left_over
             return f"{left_over} (one with spaces goes in quotes: {option_name} {checks.short_repr(f'{value} {word}')})"
         after_flag = after_value = None

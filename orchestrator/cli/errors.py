@@ -198,9 +198,9 @@ class OneLineUsageErrors(TyperGroup):
             ctx.find_root().command.resolved_path = f"{ctx.command_path} {name}"
         if command is not None and not hasattr(command, "commands"):  # a group checks its own subcommand
             try:
-                rest = spelled_as_orch(click_options(command), rest)
+                typed, rest = rest, spelled_as_orch(click_options(command), rest)
                 why = option_as_value(command, rest) or repeated_option(command, rest) or \
-                    word_after_a_flag(command, rest)
+                    word_after_a_flag(command, typed) or word_after_a_flag(command, rest)  # as typed, then as orch's
             except UnreadableOptions as unreadable:
                 why = str(unreadable)
             if why:

@@ -4,7 +4,9 @@ read their config keys with (trainer/foreign_keys.py): `--cutoff-len 1024` (LLaM
 adamw`, `--bf16` is `--precision bf16`. A setting copied from another trainer's command line is then estimated, not
 refused; a value orch cannot take, or a setting the command has no option for, is one line saying so."""
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import fields
 
 from gpu_catalog.checks import short_repr
@@ -58,7 +60,7 @@ def _settings(entry: ForeignKey, value) -> dict:
     return settings
 
 
-def _is_switch(entry: ForeignKey, options: dict) -> bool:
+def is_switch(entry: ForeignKey, options: dict) -> bool:
     """A key the table takes as on/off (`load_in_4bit`, `bf16`, `use_bnb_nested_quant`): true and false both convert,
     to no yes/no word in an option that takes a value (`cutoff_len` passes any value on to --seq-len)."""
     try:
@@ -175,7 +177,7 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
             out.append(arg)
             continue
         _check_command_has(name, entry, _targets(entry), options)  # whatever its value: `--bf16 false` sets none
-        switch = _is_switch(entry, options)
+        switch = is_switch(entry, options)
         following = args[index] if not has_value and index < len(args) and (
             not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])) else None
         if following is not None and _takes(entry, following, options):
@@ -235,3 +237,12 @@ def _given_value(args: list[str], flag: str) -> str | None:
         if name == flag:
             return value if has_value else args[index + 1] if index + 1 < len(args) else ""
     return None
+
+
+def foreign_options(options: dict) -> dict[str, Callable[[str], bool] | None]:
+    """Other trainers' option names (`--bf16`, `--cutoff-len`) the command has none of: for a switch, which words it
+    takes as its value (`--bf16 auto`), None for an option that takes any: how a command line reads before
+    read_as_orch makes them orch's."""
+    return {_flag_name(key): functools.partial(_takes, entry, options=options) if is_switch(entry, options) else None
+            for key, entry in FOREIGN_KEYS.items() if _flag_name(key) not in options}
+

@@ -160,13 +160,15 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         parse.option_owners = option_owners
     try:  # options as the typer commands read them too (`--spot=false`, `--max_usd_per_hour 2`, `--budget -5usd`)
         try:
-            argv = spelled_as_orch(argparse_options(parse), argv)
+            typed, argv = argv, spelled_as_orch(argparse_options(parse), argv)
         except UnreadableOptions as exc:
             parse.error(str(exc))
         if "--" in argv and len(after := argv[argv.index("--") + 1:]) > 1:  # argparse: "--budget is required"
             parse.error(f"after `--` comes the job file alone, and {' '.join(after[1:])} follows it: put the "
                         "options before `--`")
-        left_over = left_over_word(argparse_options(parse), 1, argv)  # argparse: "unrecognized arguments: 4090"
+        # argparse: "unrecognized arguments: 4090"; as typed, then as orch's
+        options = argparse_options(parse)
+        left_over = left_over_word(options, 1, typed) or left_over_word(options, 1, argv)
         if left_over:
             parse.error(left_over)
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
