@@ -1223,6 +1223,9 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: plan(i) + ["--deadline", "2", "h"], "'h' is left over after --deadline '2', which takes one value ("),
     (lambda i: ["launch", i.job(), "--budget", "20", "30"], "'30' is left over after --budget '20', which takes one "
      "value; see"),
+    # before the job file, argparse and click blamed the job file ("unrecognized arguments: job.yaml")
+    (lambda i: ["plan", "--budget", "20", "30", i.job()], "'30' is left over after --budget '20', which takes one"),
+    (lambda i: ["launch", "--budget", "20", "30", i.job()], "'30' is left over after --budget '20', which takes one"),
     (lambda i: plan(i) + ["--providers", "aws gcp"], "(the list is comma-separated: --providers aws,gcp)"),
     # named as typed: another trainer's switch was named as the orch option it becomes (`--precision 'bf16 maybe'`)
     (lambda i: ["estimate", "Llama-3.1-8B", "--bf16", "maybe"], "--bf16 is on or off, and takes no word but true"),

@@ -7,6 +7,7 @@ anything else reaches the parser as it was given, to be refused there with the c
 the typer commands' (click's options) and `orch plan`'s own (argparse's actions)."""
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -156,10 +157,11 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
     that is no yes/no word; after an option's value (`--gpu RTX 4090`), the rest of a value with spaces, which the
     shell split. click said "unexpected extra argument (maybe)", blaming the word, not the option it was given to.
     Read as typed: other trainers' options by their own names (`--bf16`, not the `--precision` it becomes), and a
-    flag's yes/no word (`--json true`) its own."""
+    flag's yes/no word (`--json true`) its own. A left-over word before the argument (`plan --budget 20 30
+    job.yaml`) is told by the argument being a file here and it not: argparse blamed the job file."""
     options = {**{name: Switchable(takes is not None, (name,), takes=takes)
                   for name, takes in foreign_options(options).items()}, **options}
-    room, index, after_flag, after_value = arguments, 0, None, None
+    taken, index, after_flag, after_value = [], 0, None, None  # taken: the arguments, each with what it followed
     while index < len(args) and args[index] != "--":
         word, index = args[index], index + 1
         name, joined, value = word.partition("=")
@@ -179,19 +181,28 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
             continue
         if word.startswith("-") and word != "-" and not checks.is_number_text(word):
             return None  # `--yes --buget 1`: an unknown option, click's to name with the options near it
-        room -= 1
-        if room < 0 and after_flag is not None:
-            return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
-                    f"{checks.short_repr(word)}")
-        if room < 0 and after_value is not None:
-            option_name, value, repeatable, quotable = after_value
-            left_over = f"{checks.short_repr(word)} is left over after {option_name} {checks.short_repr(value)}, " \
-                        f"which takes one value"
-            if repeatable:  # `--set a=1 b=2`: quoted, the two were one value
-                return f"{left_over} (give it again for another: {option_name} {checks.short_repr(value)} " \
-                       f"{option_name} {checks.short_repr(word)})"
-            if checks.is_number_text(value) and checks.is_number_text(word) or not quotable:
-                return left_over
-            return f"{left_over} (one with spaces goes in quotes: {option_name} {checks.short_repr(f'{value} {word}')})"
+        if len(taken) >= arguments:
+            if after_flag is not None or after_value is not None:
+                return _left_over(word, after_flag, after_value)
+            if os.path.exists(word):  # the argument, after a left-over word taken for it
+                earlier = next((t for t in taken if (t[1] or t[2]) and not os.path.exists(t[0])), None)
+                return _left_over(*earlier) if earlier else None
+        taken.append((word, after_flag, after_value))
         after_flag = after_value = None
     return None
+
+
+def _left_over(word: str, after_flag: str | None, after_value: tuple | None) -> str:
+    """left_over_word's line for `word`, after an on/off flag or an option's value."""
+    if after_flag is not None:
+        return (f"{after_flag} is on or off, and takes no word but true, false, yes, no, on, off, 1 or 0: got "
+                f"{checks.short_repr(word)}")
+    option_name, value, repeatable, quotable = after_value
+    left_over = f"{checks.short_repr(word)} is left over after {option_name} {checks.short_repr(value)}, which takes " \
+                "one value"
+    if repeatable:  # `--set a=1 b=2`: quoted, the two were one value
+        return f"{left_over} (give it again for another: {option_name} {checks.short_repr(value)} " \
+               f"{option_name} {checks.short_repr(word)})"
+    if checks.is_number_text(value) and checks.is_number_text(word) or not quotable:
+        return left_over
+    return f"{left_over} (one with spaces goes in quotes: {option_name} {checks.short_repr(f'{value} {word}')})"
