@@ -156,16 +156,17 @@ def left_over_word(options: dict[str, Switchable], arguments: int, args: list[st
     """Why a word past a command's `arguments` is left over, or None: after an on/off flag (`--bf16 maybe`), a word
     that is no yes/no word; after an option's value (`--gpu RTX 4090`), the rest of a value with spaces, which the
     shell split. click said "unexpected extra argument (maybe)", blaming the word, not the option it was given to.
-    Read as typed: other trainers' options by their own names (`--bf16`, not the `--precision` it becomes), and a
-    flag's yes/no word (`--json true`) its own. A left-over word before the argument (`plan --budget 20 30
-    job.yaml`) is told by the argument being a file here and it not: argparse blamed the job file."""
+    Read as typed, before spelled_as_orch: other trainers' options by their own names (`--bf16`, not the
+    `--precision` it becomes), orch's by their other spellings, and a flag's yes/no word (`--json true`) its own. A
+    left-over word before the argument (`plan --budget 20 30 job.yaml`) is told by the argument being a file here
+    and it not: argparse blamed the job file."""
     options = {**{name: Switchable(takes is not None, (name,), takes=takes)
                   for name, takes in foreign_options(options).items()}, **options}
     taken, index, after_flag, after_value = [], 0, None, None  # taken: the arguments, each with what it followed
     while index < len(args) and args[index] != "--":
         word, index = args[index], index + 1
         name, joined, value = word.partition("=")
-        option = options.get(name) or options.get(name[:2] + name[2:].replace("_", "-"))  # `--max_seq_length`
+        option = options.get(_as_orch(name, options))  # `--max_seq_length`, `--lora-rank`: named as typed
         if option is not None:
             takes_value = not option.is_flag and not joined
             value = value if joined else args[index] if takes_value and index < len(args) else None

@@ -200,7 +200,7 @@ class OneLineUsageErrors(TyperGroup):
             try:
                 typed, rest = rest, spelled_as_orch(click_options(command), rest)
                 why = option_as_value(command, rest) or repeated_option(command, rest) or \
-                    word_after_a_flag(command, typed) or word_after_a_flag(command, rest)  # as typed, then as orch's
+                    word_after_a_flag(command, typed)  # as typed: an option named as the user wrote it
             except UnreadableOptions as unreadable:
                 why = str(unreadable)
             if why:

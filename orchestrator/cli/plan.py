@@ -166,10 +166,8 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         if "--" in argv and len(after := argv[argv.index("--") + 1:]) > 1:  # argparse: "--budget is required"
             parse.error(f"after `--` comes the job file alone, and {' '.join(after[1:])} follows it: put the "
                         "options before `--`")
-        # argparse: "unrecognized arguments: 4090"; as typed, then as orch's
-        options = argparse_options(parse)
-        left_over = left_over_word(options, 1, typed) or left_over_word(options, 1, argv)
-        if left_over:
+        # argparse: "unrecognized arguments: 4090"; read as typed, the option named as the user wrote it
+        if left_over := left_over_word(argparse_options(parse), 1, typed):
             parse.error(left_over)
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
