@@ -55,7 +55,7 @@ def submit_command(
     check_deadline(deadline)
     if deadline is not None and deadline < MIN_SUBMIT_DEADLINE_H:
         raise UserError(f"--deadline {given_duration_text(deadline * 3600)} is under a minute, too soon for any job to "
-                        "be placed and started: give at least 1 min.")
+                        f"be placed and started: give at least {given_duration_text(MIN_SUBMIT_DEADLINE_H * 3600)}.")
     checks.number(priority, "--priority", -MAX_PRIORITY, MAX_PRIORITY, whole=True)
     queue = JobQueue()  # a damaged or unusable database is said before the job is read and sized
     preflight.check_cache_first(job, "queued")
