@@ -96,4 +96,3 @@ def fewer_steps_problem(output_dir: Path, planned_steps: int) -> str | None:
     return (f"{output_dir} holds a run trained to step {trained}, past the {planned_steps} step"
             f"{'s' * (planned_steps != 1)} this job plans (its max_steps, train_tokens or epochs): give it at least "
             f"{trained} steps to train on, or choose another --output")
-

@@ -245,4 +245,3 @@ def foreign_options(options: dict) -> dict[str, Callable[[str], bool] | None]:
     read_as_orch makes them orch's."""
     return {_flag_name(key): functools.partial(_takes, entry, options=options) if is_switch(entry, options) else None
             for key, entry in FOREIGN_KEYS.items() if _flag_name(key) not in options}
-
