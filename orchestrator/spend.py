@@ -76,8 +76,19 @@ class SpendRow:
 
 def month_of(timestamp_s: float) -> str:
     """The calendar month a moment falls in, in UTC as clouds bill: `orch spend` by month and the scheduler's
-    --monthly-cap count the same month (the cap counted from local midnight, `orch spend` from UTC's)."""
+    --monthly-cap count the same month."""
     return time.strftime("%Y-%m", time.gmtime(timestamp_s))
+
+
+def month_spend_usd(records: list[RunRecord], now: float) -> float:
+    """This UTC calendar month's cloud spend, which the scheduler's --monthly-cap bounds: what ended cloud runs cost,
+    and what running ones may still cost, their budget stop (their estimate let the runs started under the cap spend
+    past it). Owned cards are placed first whatever the month's spend, so their runs are not counted against it."""
+    total, this_month = 0.0, month_of(now)
+    for run in records:
+        if month_of(run.created_at) == this_month and run.target is Target.CLOUD:
+            total += run.budget_usd if run.status.is_active() else (run.cost_usd or 0.0)
+    return total
 
 
 def _key(record: RunRecord, group: str) -> str:

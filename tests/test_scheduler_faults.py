@@ -120,6 +120,69 @@ def test_a_claim_fails_when_the_slot_filled_since_the_decision(tmp_path):
     assert queue.get(second).status is JobStatus.QUEUED and RunStore().get("r-bbbbbbbb") is None
 
 
+
+def cloud_run(tmp_path, run_id: str, status: RunStatus, **changes):
+    from orchestrator.runs.status import Target
+    from tests.test_runs_store import make_record
+
+    return make_record(tmp_path / "runs" / run_id, run_id=run_id, target=Target.CLOUD, status=status,
+                       message="no capacity", **changes)
+
+
+def test_a_claim_fails_when_the_month_cloud_spend_grew_since_the_decision(tmp_path):
+    """Two schedulers that each saw $0 spent under a $10 cap each started a $6 cloud run: the claim counts the
+    month's cloud spend (running runs at their budget stops) in its own transaction."""
+    queue = JobQueue()
+    first, second, third = (queue.submit(n, "/x/job.yaml", "{}", None, None, 0).job_id for n in "abc")
+    for job_id, run_id, budget_usd, claimed in ((first, "r-aaaaaaaa", 6.0, True), (second, "r-bbbbbbbb", 6.0, False),
+                                                (third, "r-cccccccc", 4.0, True)):
+        run = cloud_run(tmp_path, run_id, RunStatus.LAUNCHING, budget_usd=budget_usd)
+        assert queue.claim(job_id, "a scheduler", run, monthly_cap_usd=10.0) is claimed
+    assert queue.get(second).status is JobStatus.QUEUED and RunStore().get("r-bbbbbbbb") is None
+
+
+def test_a_pass_that_read_a_job_before_another_pass_moved_it_leaves_it_alone(tmp_path, monkeypatch):
+    """Pass B read a job whose run had failed, then spent seconds refreshing the runs; meanwhile pass A put the job
+    back in the queue and started a new run. B's "back in the queue" undid A's claim, and the next pass started the
+    job a second time beside A's run."""
+    queue = JobQueue()
+    job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.FAILED))
+    a, b = Scheduler(queue), Scheduler(queue)
+    refresh = lifecycle.refresh
+
+    def a_pass_meanwhile(store):
+        monkeypatch.setattr(lifecycle, "refresh", refresh)
+        a.reconcile()
+        assert queue.get(job.job_id).status is JobStatus.QUEUED
+        assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-bbbbbbbb", RunStatus.LAUNCHING))
+        return refresh(store)
+
+    monkeypatch.setattr(lifecycle, "refresh", a_pass_meanwhile)
+    b.reconcile()
+    after = queue.get(job.job_id)
+    assert (after.status, after.run_id, after.attempts) == (JobStatus.RUNNING, "r-bbbbbbbb", 1)
+    assert b.reconciled == []
+
+
+def test_a_stale_reject_does_not_fall_on_a_job_another_pass_started(tmp_path):
+    queue = JobQueue()
+    read = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    assert queue.claim(read.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.LAUNCHING))
+    assert not queue.update(read.job_id, as_read=read, status=JobStatus.REJECTED, reason="cap")
+    assert queue.get(read.job_id).status is JobStatus.RUNNING
+
+
+def test_a_run_out_of_memory_fails_its_job_at_once(tmp_path):
+    """Tried again, it got the same plan and ran out of memory twice more, each cloud try paying its start-up."""
+    queue = JobQueue()
+    job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.OOM))
+    scheduler = Scheduler(queue)
+    scheduler.reconcile()
+    assert queue.get(job.job_id).status is JobStatus.FAILED
+    assert [decision.action for _, decision in scheduler.reconciled] == ["failed"]
+
 class StopLooping(BaseException):
     """Ends run_forever as Ctrl-C would."""
 
@@ -206,8 +269,7 @@ def test_the_monthly_cap_counts_the_utc_month_as_orch_spend_does(monkeypatch):
 
     from orchestrator.home import orch_home
     from orchestrator.runs.status import Target
-    from orchestrator.schedule.scheduler import month_spend_usd
-    from orchestrator.spend import month_of
+    from orchestrator.spend import month_of, month_spend_usd
     from tests.test_runs_store import make_record
 
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
@@ -220,7 +282,7 @@ def test_the_monthly_cap_counts_the_utc_month_as_orch_spend_does(monkeypatch):
         store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", target=Target.CLOUD, status=RunStatus.OK,
                                  cost_usd=2.0, created_at=december_utc + 60))
         assert month_of(december_utc - 60) == "2026-11"
-        assert month_spend_usd(store, december_utc + 3600) == 2.0
+        assert month_spend_usd(store.all(), december_utc + 3600) == 2.0
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -233,7 +295,7 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
 
     from orchestrator.home import orch_home
     from orchestrator.runs.status import Target
-    from orchestrator.schedule.scheduler import month_spend_usd
+    from orchestrator.spend import month_spend_usd
     from tests.test_runs_store import make_record
 
     store, now, runs = RunStore(), time.time(), orch_home() / "runs"
@@ -243,7 +305,7 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
                              cost_usd=2.0, created_at=now))
     store.insert(make_record(runs / "r-cccccccc", run_id="r-cccccccc", status=RunStatus.OK, cost_usd=3.0,
                              created_at=now))
-    assert month_spend_usd(store, now) == 8.0  # the running one at its budget stop; the local one not at all
+    assert month_spend_usd(store.all(), now) == 8.0  # the running one at its budget stop; the local one not at all
 
     budgets = []
     monkeypatch.setattr(lifecycle, "new_record", lambda spec, path, option, budget, **where: budgets.append(budget)

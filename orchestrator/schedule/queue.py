@@ -15,7 +15,8 @@ from orchestrator.db import damaged_row, open_database, reading, transaction, ty
 from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
-from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, rows_named
+from orchestrator.runs.store import COLUMNS, RUN_ID, RunRecord, insert_run, record_from_row, rows_named
+from orchestrator.spend import month_spend_usd
 
 # A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
 # (room for a slow run, yet a stop), and at least UNBUDGETED_SPARE_HOURS of the target's price past the estimate: a
@@ -24,6 +25,8 @@ from orchestrator.runs.store import RUN_ID, RunRecord, insert_run, rows_named
 UNBUDGETED_TIMES_ESTIMATE = 2.0
 UNBUDGETED_SPARE_HOURS = 0.25
 UNBUDGETED_RULE = f"{UNBUDGETED_TIMES_ESTIMATE:g}x the estimate, at least {UNBUDGETED_SPARE_HOURS * 60:g} min past it"
+
+CAP_ROUNDING_USD = 1e-9  # a budget stop cut to what the cap leaves (cap - spent) may sum past it by a rounding
 
 
 def unbudgeted_usd(estimate_usd: float, usd_per_hour: float) -> float:
@@ -46,8 +49,8 @@ class JobStatus(str, Enum):
 OPEN_STATUSES = tuple(s for s in JobStatus if s.is_open())
 
 
-class _SlotTaken(Exception):
-    """Rolls a claim back: the slot filled between the decision and the claim."""
+class _NotClaimed(Exception):
+    """Rolls a claim back: the slot filled, or the month's cloud spend grew, between the decision and the claim."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +126,13 @@ class JobQueue:
                               [s.value for s in statuses or ()]).fetchall()
         return [_job(self.path, row) for row in rows]
 
-    def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1) -> bool:
-        """Queued -> running with its run recorded, for exactly one caller, and only while the run's device has
-        room (fewer than `slot_capacity` active local runs on it); False when another scheduler got there first."""
+    def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1,
+              monthly_cap_usd: float | None = None) -> bool:
+        """Queued -> running with its run recorded, for exactly one caller, only while the run's device has room
+        (fewer than `slot_capacity` active local runs on it) and a cloud run's budget stop fits what
+        `monthly_cap_usd` leaves of this month's cloud spend (spend.month_spend_usd), counted in the same transaction:
+        two schedulers that each saw $0 spent under a $10 cap each started a $10 run. False when another scheduler got
+        there first."""
         now = time.time()
         try:
             with transaction(self.path) as db:
@@ -139,9 +146,15 @@ class JobQueue:
                                       f"({', '.join('?' * len(ACTIVE))})",
                                       [Target.LOCAL.value, record.device, *(s.value for s in ACTIVE)]).fetchone()[0]
                     if busy >= slot_capacity:
-                        raise _SlotTaken
+                        raise _NotClaimed
+                if monthly_cap_usd is not None and record.target is Target.CLOUD:
+                    rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE target = ?",
+                                      [Target.CLOUD.value]).fetchall()
+                    spent_usd = month_spend_usd([record_from_row(self.path, row) for row in rows], now)
+                    if spent_usd + record.budget_usd > monthly_cap_usd + CAP_ROUNDING_USD:
+                        raise _NotClaimed
                 insert_run(db, record)
-        except _SlotTaken:
+        except _NotClaimed:
             return False
         return True
 
@@ -159,15 +172,24 @@ class JobQueue:
             row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
         return _job(self.path, row)
 
-    def update(self, job_id: str, **values) -> None:
+    def update(self, job_id: str, as_read: JobRecord | None = None, **values) -> bool:
+        """Write `values` to the job; with `as_read`, only while it is still as that read found it (its status, run
+        and attempts), as RunStore.update_as_read writes a run. A scheduler's pass acts on jobs it read before a
+        refresh that can take seconds: written blindly, its "back in the queue" undid another pass's new claim (the
+        job started twice), and its "rejected" fell on a job another pass had started. Returns whether it wrote."""
         unknown = set(values) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
         values = {k: v.value if isinstance(v, JobStatus) else v for k, v in values.items()}
         values["updated_at"] = time.time()
+        where, keys = "job_id = ?", [job_id]
+        if as_read is not None:
+            where += " AND status = ? AND run_id IS ? AND attempts = ?"
+            keys += [as_read.status.value, as_read.run_id, as_read.attempts]
         with transaction(self.path) as db:
-            db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE job_id = ?",
-                       [*values.values(), job_id])
+            cursor = db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE {where}",
+                                [*values.values(), *keys])
+        return cursor.rowcount == 1
 
 
 def _job(path: Path, row) -> JobRecord:

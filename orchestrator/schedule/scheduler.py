@@ -9,9 +9,11 @@ A preempted cloud run goes back to the queue with its preemption counted (after 
 picks on-demand).
 
 A run that fails is a fault a later pass may not meet (capacity, quota, a crashed trainer): its job is tried again,
-up to MAX_ATTEMPTS. A launch refused before any request (a UserError: a setting of the job or of this machine) would
-be refused on every pass: its job is rejected at once with the launch's words, and what the launch refuses up front
-for a spot run (no storage cloud for its checkpoints) the policy is told of, so such an offer is not picked at all.
+up to MAX_ATTEMPTS. One that ran out of memory, over its budget, on a bad config or diverged would end so again on
+the same plan: its job fails at once. A launch refused before any request (a UserError: a setting of the job or of
+this machine) would be refused on every pass: its job is rejected at once with the launch's words, and what the
+launch refuses up front for a spot run (no storage cloud for its checkpoints) the policy is told of, so such an offer
+is not picked at all.
 """
 
 import dataclasses
@@ -40,7 +42,7 @@ from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
 from orchestrator.schedule.policy import Decision, JobAsk, LocalSlot, decide
 from orchestrator.schedule.queue import JobQueue, JobRecord, JobStatus, unbudgeted_usd
-from orchestrator.spend import month_of
+from orchestrator.spend import month_spend_usd
 from trainer.config import JobConfig, config_from_dict
 
 MAX_ATTEMPTS = 3  # failed runs of one job before the job fails
@@ -76,17 +78,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         pass
     return True
-
-
-def month_spend_usd(store: RunStore, now: float) -> float:
-    """This UTC calendar month's cloud spend, which --monthly-cap bounds: what ended cloud runs cost, and what running
-    ones may still cost, their budget stop (their estimate let the runs started under the cap spend past it). Owned
-    cards are placed first whatever the month's spend, so their runs were counted against a cap they never met."""
-    total, this_month = 0.0, month_of(now)
-    for run in store.all():
-        if month_of(run.created_at) == this_month and run.target is Target.CLOUD:
-            total += run.budget_usd if run.status.is_active() else (run.cost_usd or 0.0)
-    return total
 
 
 def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now: float) -> list[LocalSlot]:
@@ -148,15 +139,16 @@ class Scheduler:
                              reason=f"run {run.run_id} was preempted: back in the queue")
             elif run.status is RunStatus.STOPPED:
                 self._settle(job, "cancelled", status=JobStatus.CANCELLED, reason=f"run {run.run_id} was stopped")
-            elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG, RunStatus.DIVERGED):
+            elif run.status in (RunStatus.BUDGET_STOPPED, RunStatus.BAD_CONFIG, RunStatus.DIVERGED, RunStatus.OOM):
                 self._settle(job, "failed", status=JobStatus.FAILED, reason=_ended(run))
             else:
                 self._retry(job, run)
 
     def _settle(self, job: JobRecord, action: str, **changes) -> None:
-        """Record what reconciling did to a job, in the queue and in `reconciled`."""
-        self.queue.update(job.job_id, **changes)
-        self.reconciled.append((job, Decision(action, changes["reason"])))
+        """Record what reconciling did to a job, in the queue and in `reconciled`, while the job is still as this pass
+        read it: another pass (or `orch cancel`) that moved it since has the last word."""
+        if self.queue.update(job.job_id, as_read=job, **changes):
+            self.reconciled.append((job, Decision(action, changes["reason"])))
 
     def _retry(self, job: JobRecord, run: RunRecord) -> None:
         """A failed or killed run: resume it from its checkpoint (local), else try the job again, up to a limit."""
@@ -167,15 +159,19 @@ class Scheduler:
             return
         checkpoint = run.output_dir / "checkpoints" / "latest"
         if run.target is Target.LOCAL and checkpoint.is_file() and run.status.is_resumable():
+            # the attempt is counted before the trainer starts, while the job is as read: a job another pass resumed,
+            # or one cancelled, since this pass read it is left alone (resumed after `orch cancel`, it spent on)
+            if not self.queue.update(job.job_id, as_read=job, attempts=attempts):
+                return
+            job = dataclasses.replace(job, attempts=attempts)
             try:
                 lifecycle.start(self.store, run, device=run.device)
-            except lifecycle.AlreadyStarted:  # another scheduler's pass resumed it: its attempt, not this one's
+            except lifecycle.AlreadyStarted:  # `orch resume` started it meanwhile
                 return
             except UserError as exc:  # refused before it started (recorded so): this job, not every pass, fails
-                self._settle(job, "failed", status=JobStatus.FAILED, attempts=attempts,
-                             reason=f"run {run.run_id} could not resume: {exc}")
+                self._settle(job, "failed", status=JobStatus.FAILED, reason=f"run {run.run_id} could not resume: {exc}")
                 return
-            self._settle(job, "resume", attempts=attempts, reason=f"run {run.run_id} resumed from its checkpoint")
+            self._settle(job, "resume", reason=f"run {run.run_id} resumed from its checkpoint")
             return
         self._settle(job, "requeue", status=JobStatus.QUEUED, attempts=attempts, run_id=None,
                      reason=f"run {run.run_id} ended {run.status.value}: trying again")
@@ -193,8 +189,8 @@ class Scheduler:
         # does, as one waits for a busy card (it was rejected, and stayed so after every later pass)
         withheld = [] if self.cpu_slots else local_slots([], [o for o in offers if o.is_local and o.gpu.kind == "cpu"],
                                                          1, now)
-        spend_left = (self.monthly_cap_usd - month_spend_usd(self.store, now)) if self.monthly_cap_usd is not None \
-            else float("inf")
+        spend_left = float("inf") if self.monthly_cap_usd is None else \
+            self.monthly_cap_usd - month_spend_usd(self.store.all(), now)
         calibration, spot = load_calibration(), launch_refusals()  # asked once a pass, for every job's plan
 
         def refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchRefusal:
@@ -213,10 +209,11 @@ class Scheduler:
                     job.budget_usd - spent_by_job_file.get(Path(job.job_path).resolve(), 0.0)
                 decision = self._decide(job, self._on_cpu_slot(spec), now, slots, clouds, calibration, spend_left,
                                         refusals, budget_left, withheld)
-            self.queue.update(job.job_id, decision=decision.action, reason=decision.reason)
-            if decision.action == "reject":
-                self.queue.update(job.job_id, status=JobStatus.REJECTED)
-            elif decision.action in ("start_local", "start_cloud"):
+            rejected = {"status": JobStatus.REJECTED} if decision.action == "reject" else {}
+            if not self.queue.update(job.job_id, as_read=job, decision=decision.action, reason=decision.reason,
+                                     **rejected):
+                continue  # another pass claimed it, or `orch cancel` ended it, since this one read it
+            if decision.action in ("start_local", "start_cloud"):
                 try:
                     started = self._start(job, spec, decision, spend_left, budget_left)
                 except UserError as exc:  # refused before any request: every later pass would be refused the same
@@ -298,9 +295,9 @@ class Scheduler:
         record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device,
                                       changes=changes)
         capacity = self.cpu_slots if device == CPU_DEVICE else 1
-        if not self.queue.claim(job.job_id, self.owner, record, capacity):
+        if not self.queue.claim(job.job_id, self.owner, record, capacity, self.monthly_cap_usd):
             shutil.rmtree(record.run_dir, ignore_errors=True)
-            return None  # another scheduler started it, or took the slot
+            return None  # another scheduler started it, took the slot, or spent what the cap left
         lifecycle.start(self.store, record, decision.option, device)
         return budget
 
