@@ -55,15 +55,15 @@ def run_cost_usd(record: RunRecord, session_s: float, idle_s: float) -> float:
 
 
 def spend_usd(record: RunRecord, now: float | None = None) -> float:
-    """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included), never past
-    its budget: the trainer's meter stops a local run there (a cloud run's guards, cap_usd), so more is a run whose
-    end nobody has recorded yet (a crash, a reboot), not spend. What an ended run recorded is its measure, not
-    capped."""
+    """The run's spend: recorded when it ended, else so far (earlier sessions of a resumed run included, as they were
+    recorded), never past its cap (cap_usd): the trainer's meter stops a local run there and a cloud run's guards
+    stop its VM, so more is a run whose end nobody has recorded yet (a crash, a reboot), not spend. Capped at the
+    budget alone, a running local run showed less than the same run recorded once it ended. What an ended run
+    recorded is its measure, not capped."""
     if not record.status.is_active():
         return record.cost_usd or 0.0
     started = record.started_at or record.created_at  # billing starts with the launch request
-    session_s = max(0.0, (now or time.time()) - started)
-    return min(run_cost_usd(record, session_s, 0.0), record.budget_usd)  # earlier sessions as they were recorded
+    return run_cost_usd(record, max(0.0, (now or time.time()) - started), 0.0)
 
 
 @dataclass(frozen=True)

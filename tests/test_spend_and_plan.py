@@ -58,12 +58,15 @@ def test_spend_sums_recorded_costs_and_the_spend_so_far_of_active_cloud_runs(mon
 
 
 
-def test_an_active_runs_spend_so_far_never_passes_its_budget():
-    """A local run whose end nobody recorded (the machine rebooted) counted its price since launch without end."""
+def test_an_active_runs_spend_so_far_never_passes_its_cap():
+    """A local run whose end nobody recorded (the machine rebooted) counted its price since launch without end. Its
+    cap is the budget and one meter interval, where its trainer's meter ends it, as its recorded cost would be."""
+    from orchestrator.spend import cap_usd
+
     now = 1_764_600_000.0
     local = dataclasses.replace(record("r-00000004", status="running", created=now - 7 * 86_400, provider="local"),
                                 target=Target.LOCAL)
-    assert spend_usd(local, now) == local.budget_usd
+    assert spend_usd(local, now) == cap_usd(local) > local.budget_usd
     assert spend_usd(dataclasses.replace(local, status=RunStatus.OK, cost_usd=60.0), now) == 60.0  # measured
 
 
