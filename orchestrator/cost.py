@@ -115,6 +115,7 @@ class Estimate:
     grad_ckpt: bool
     parts_usd: dict[str, float]
     expected_preemptions: float = 0.0
+    recovery_hours: float = 0.0  # of `hours`: restarting after the expected preemptions (spot)
     startup_measured: bool = False
 
 
@@ -151,11 +152,11 @@ def _spend(offer: Offer, delivery: Delivery | None, train_h: float, eval_h: floa
 
 
 def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: StartupTimes | None,
-         checkpoint_minutes: float) -> tuple[float, float, float, dict[str, float]]:
-    """(hours, start-up hours, expected preemptions, the spend's parts): the arithmetic that estimate_on_offer and
-    hours_and_cost share, so the two agree to the last bit. A run that is not spot is never preempted: its
-    preemptions and recovery are 0.0 without the arithmetic (which gives exactly that at a rate of 0), and a local
-    run has no delivery to look up; the simulator asks millions of times."""
+         checkpoint_minutes: float) -> tuple[float, float, float, float, dict[str, float]]:
+    """(hours, start-up hours, expected preemptions, their recovery hours, the spend's parts): the arithmetic that
+    estimate_on_offer and hours_and_cost share, so the two agree to the last bit. A run that is not spot is never
+    preempted: its preemptions and recovery are 0.0 without the arithmetic (which gives exactly that at a rate of 0),
+    and a local run has no delivery to look up; the simulator asks millions of times."""
     startup = startup_hours(offer, model.params, times)
     train_h, eval_h = train_tokens / fit.speed.tokens_per_s / 3600, eval_hours(fit, train_tokens)
     if offer.spot:
@@ -165,14 +166,14 @@ def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: St
         preemptions = recovery_h = 0.0
     delivery = None if offer.is_local else delivery_for(offer)
     parts = _spend(offer, delivery if isinstance(delivery, Delivery) else None, train_h, eval_h, startup, recovery_h)
-    return train_h + eval_h + startup + recovery_h, startup, preemptions, parts
+    return train_h + eval_h + startup + recovery_h, startup, preemptions, recovery_h, parts
 
 
 def hours_and_cost(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int,
                    times: StartupTimes | None = None, checkpoint_minutes: float = 30.0) -> tuple[float, float]:
     """estimate_on_offer's hours and cost_usd alone, for a caller that ranks several offers and keeps one (the
     scheduling policy's local cards, for every job the simulator places): the Estimate is not built."""
-    hours, _, _, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
+    hours, _, _, _, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
     return hours, sum(parts.values())
 
 
@@ -181,7 +182,7 @@ def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: i
     """Hours and the whole spend of a fitting configuration on one offer. `times`: measured start-up for this
     provider, when a run has reported one; `checkpoint_minutes`: how much work a preemption loses at most."""
     tokens_per_s, settings, memory = fit.speed.tokens_per_s, fit.settings, fit.memory
-    hours, startup, preemptions, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
+    hours, startup, preemptions, recovery_h, parts = _run(fit, offer, model, train_tokens, times, checkpoint_minutes)
     return Estimate(
         vram_gib=memory.vram_gib,
         breakdown=memory.breakdown_gib,
@@ -197,5 +198,6 @@ def estimate_on_offer(fit: Fit, offer: Offer, model: ModelShape, train_tokens: i
         grad_ckpt=settings.grad_ckpt,
         parts_usd=parts,
         expected_preemptions=preemptions,
+        recovery_hours=recovery_h,
         startup_measured=bool(times and times.measured),
     )

@@ -177,6 +177,28 @@ def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():
         assert summary["deadline_misses"] == 1 and summary["jobs"] == 1
 
 
+def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch):
+    """Its work was counted from the launch request, start-up included: a run preempted before its first step was
+    credited tokens, and spot cost and deadline misses came out too low."""
+    decisions = []
+    sim = Simulation([], CLOUDS, SimSettings("cloud-spot", 0, 1.0), on_decision=decisions.append)
+    row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": None}
+    job = _Job(row, sim.shapes.get(row["model"], row["method"], row["seq_len"]))
+    tokens = job.remaining_tokens
+    start_cloud = sim._start_cloud
+
+    def preempted_before_its_start_up_ends(job, option, now):
+        monkeypatch.setattr(sim.rng, "expovariate", lambda rate: 0.9 * option.estimate.startup_hours)
+        start_cloud(job, option, now)
+
+    monkeypatch.setattr(sim, "_start_cloud", preempted_before_its_start_up_ends)
+    monkeypatch.setattr(sim, "_actual", lambda estimated_h: estimated_h)
+    monkeypatch.setattr(sim.rng, "uniform", lambda low, high: 0.0)  # a checkpoint the moment before
+    sim.summary.arrived(0.0)
+    sim._dispatch(job, 0.0)
+    sim.run(iter(()))
+    assert "gave up after" in decisions[0]["reason"] and job.remaining_tokens == tokens
+
 def test_a_spot_rate_that_never_lets_a_run_finish_still_ends_every_job():
     summary, decisions = run("cloud-spot", rows=TRACE[:20], preemptions_per_h=500.0)
     assert len(decisions) == 20 and summary["rejected"] > 0

@@ -256,14 +256,17 @@ class Simulation:
         self._push(now + hours, self._on_local_done, slot, job)
 
     def _start_cloud(self, job: _Job, option, now: float) -> None:
-        offer = option.offer
+        offer, estimate = option.offer, option.estimate
         job.start_h = now if job.start_h is None else job.start_h
-        hours = self._actual(option.estimate.hours)
+        # the estimate's expected recovery is left out: the simulation draws the preemptions themselves
+        planned_h = estimate.hours - estimate.recovery_hours
+        hours = self._actual(planned_h)
+        startup_h = estimate.startup_hours * hours / planned_h
         rate = self.settings.spot_preemptions_per_h
         preempt_after = self.rng.expovariate(rate) if offer.spot and rate > 0 else math.inf
         if preempt_after < hours:
             job.cost_usd += preempt_after * offer.usd_per_hour
-            self._push(now + preempt_after, self._on_preempted, job, preempt_after, hours)
+            self._push(now + preempt_after, self._on_preempted, job, preempt_after - startup_h, hours - startup_h)
         else:
             job.cost_usd += hours * offer.usd_per_hour
             self._push(now + hours, self._on_cloud_done, job, self.cloud_placements[id(offer)])
@@ -291,11 +294,12 @@ class Simulation:
     def _on_cloud_done(self, now: float, job: _Job, placement: str) -> None:
         self._end(job, now, placement)
 
-    def _on_preempted(self, now: float, job: _Job, ran_h: float, run_h: float) -> None:
+    def _on_preempted(self, now: float, job: _Job, trained_h: float, train_h: float) -> None:
         """The run loses its work since the last checkpoint; the job goes back to the policy with one more
-        preemption on its count (after enough, the policy moves it to on-demand)."""
-        kept_h = max(0.0, ran_h - self.rng.uniform(0, self.settings.checkpoint_interval_h))
-        job.remaining_tokens = int(job.remaining_tokens * (1 - kept_h / run_h))
+        preemption on its count (after enough, the policy moves it to on-demand). `trained_h` of the run's
+        `train_h` past its start-up had passed (negative: preempted while starting, nothing trained)."""
+        kept_h = max(0.0, trained_h - self.rng.uniform(0, self.settings.checkpoint_interval_h))
+        job.remaining_tokens = int(job.remaining_tokens * (1 - kept_h / train_h))
         job.preemptions += 1
         if job.preemptions >= MAX_PREEMPTIONS:
             job.reason = f"gave up after {job.preemptions} preemptions"
