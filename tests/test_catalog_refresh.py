@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from gpu_catalog.refresh import GPU_CLOUDS, _sky_loggers_off
+from orchestrator.launch.sky_catalog import GPU_CLOUDS, _sky_loggers_off
 from tests.conftest import REPO, SHARED_CATALOG
 
 CLOSED_PORT = "http://127.0.0.1:9"  # every download goes through a proxy nobody answers: offline, network or not

@@ -223,7 +223,7 @@ def test_the_catalog_cache_is_read_again_when_the_code_that_reads_it_changes(tmp
 ])
 def test_a_catalog_folder_not_named_as_a_cloud_is_refused_when_read_and_when_copied(tmp_path, provider, said):
     """A `local` folder planned a rented A100 as the user's own card; `[red]aws` reached every plan's table."""
-    from gpu_catalog.refresh import copy_catalog
+    from orchestrator.launch.sky_catalog import copy_catalog
 
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,0.50,,us-east-1,", provider=provider)
     for read in (read_catalog_dir, lambda d: copy_catalog(d, tmp_path / "sky")):
@@ -244,7 +244,7 @@ def test_a_catalog_folder_not_named_as_a_cloud_is_refused_when_read_and_when_cop
 def test_a_common_file_that_is_no_csv_is_refused_before_anything_is_copied(tmp_path, monkeypatch, common, said):
     """Only */vms.csv were read before copying: common/zero.csv linked to /dev/zero grew to 13 GB in 30 s, a pipe
     stopped the copy after vms.csv had replaced SkyPilot's, and a file that was not UTF-8 was copied in silence."""
-    from gpu_catalog import refresh
+    from orchestrator.launch import sky_catalog as refresh
 
     monkeypatch.setattr(refresh, "MOST_CATALOG_BYTES", 1000)
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
@@ -269,7 +269,7 @@ def test_a_common_file_that_is_no_csv_is_refused_before_anything_is_copied(tmp_p
 ])
 def test_a_landing_place_that_takes_no_catalog_file_is_refused_before_anything_is_copied(tmp_path, blocked, said):
     """`~/.sky/catalogs/v8/gcp` as a file: aws/vms.csv was copied, then gcp's failed with the system's bare words."""
-    from gpu_catalog.refresh import copy_catalog
+    from orchestrator.launch.sky_catalog import copy_catalog
 
     catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", provider="aws")
     write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,", provider="gcp")

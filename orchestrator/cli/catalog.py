@@ -109,7 +109,7 @@ def refresh(
     = None,
 ) -> None:
     """Update ~/.sky/catalogs/v8 with SkyPilot's current prices (network), or from a local copy."""
-    from gpu_catalog.refresh import refresh_catalog
+    from orchestrator.launch.sky_catalog import refresh_catalog
 
     for line in refresh_catalog(from_dir):
         display.say(line)
