@@ -20,6 +20,11 @@ def usd_for(seconds: float, usd_per_hour: float) -> float:
     return seconds * usd_per_hour / SECONDS_PER_HOUR
 
 
+def seconds_for(usd: float, usd_per_hour: float) -> float:
+    """How long `usd` lasts on a target billed at `usd_per_hour` (usd_for's inverse; the rate is above 0)."""
+    return usd / usd_per_hour * SECONDS_PER_HOUR
+
+
 def usd_per_million_tokens(usd_per_hour: float, tokens_per_s: float) -> float:
     """$ per million training tokens: the scale on which every target compares, whatever its speed."""
     return usd_per_hour / (tokens_per_s * SECONDS_PER_HOUR) * 1e6

@@ -42,7 +42,7 @@ def metered_usd(record: RunRecord, wall_s: float, idle_s: float = 0.0) -> float:
     if idle_s:
         usd += usd_for(idle_s, record.usd_per_hour)
         if record.target is Target.CLOUD and record.spot:
-            usd += usd_for(CONTROLLER_IDLE_HOURS * 3600, CONTROLLER_USD_PER_HOUR)
+            usd += CONTROLLER_IDLE_HOURS * CONTROLLER_USD_PER_HOUR
     return min(usd, cap_usd(record))
 
 

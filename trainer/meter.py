@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from gpu_catalog.units import SECONDS_PER_HOUR, usd_for, usd_text
+from gpu_catalog.units import seconds_for, usd_for, usd_text
 from trainer.jsonio import write_json_atomic
 from trainer.status import TrainStatus
 
@@ -95,7 +95,7 @@ class BudgetMeter:
         return self.armed and usd_for(self.elapsed_s() + more_s, self.usd_per_hour) > self.budget_usd
 
     def seconds_left(self) -> float:
-        return self.budget_usd / self.usd_per_hour * SECONDS_PER_HOUR - self.elapsed_s()
+        return seconds_for(self.budget_usd, self.usd_per_hour) - self.elapsed_s()
 
     def arm_alarm(self) -> None:
         """SIGALRM at the budget (less the exit margin). In the loop, it raises BudgetSpent in the main thread; should

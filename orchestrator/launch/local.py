@@ -129,12 +129,11 @@ class LocalLauncher:
     def start(self, record: RunRecord, option, device: str | None, on_fact: Callable[[Started], None]) -> Started:
         device = device or record.device or pick_device(record.gpu, record.est_vram_gib or 0.0, detect_gpus())
         run_dir = Path(record.run_dir)
-        budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device == CPU_DEVICE else device, "PYTHONUNBUFFERED": "1",
                RUN_ID_ENV: record.run_id}
         with open(run_dir / LOG_NAME, "ab") as log:
             self._log_starts[record.run_id] = log.tell()
-            process = subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, budget_left_usd), env=env,
+            process = subprocess.Popen(trainer_command(run_dir, record.usd_per_hour, record.budget_left_usd), env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
         self._processes[record.run_id] = process

@@ -36,7 +36,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape, is_gated
-from gpu_catalog.units import BYTES_PER_GIB, usd_text
+from gpu_catalog.units import BYTES_PER_GIB, seconds_for, usd_text
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS, hub_download_s
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.estimator import memory
@@ -134,7 +134,7 @@ def guard_for(option: Option, delivery: Delivery, budget_usd: float) -> Guard:
     rate = gpu_per_hour + controller
     fixed = delivery.idle_hours() * gpu_per_hour + CONTROLLER_IDLE_HOURS * controller
     train_budget = max(0.0, budget_usd - fixed)
-    wall_limit_s = int(train_budget / rate * 3600) if rate > 0 else 0
+    wall_limit_s = int(seconds_for(train_budget, rate)) if rate > 0 else 0
     return Guard(usd_per_hour=rate, wall_limit_s=wall_limit_s, train_budget_usd=round(train_budget, 4))
 
 

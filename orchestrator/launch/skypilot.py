@@ -98,8 +98,7 @@ class SkyPilotLauncher:
         spec = config_from_dict(json.loads(record.job_json), base_dir=Path(record.job_path).parent)
         task_dir = Path(record.run_dir) / "task"  # the VM's copy of the job; the run folder's job.yaml stays as is
         task_dir.mkdir(exist_ok=True)
-        budget_left_usd = max(0.0, record.budget_usd - (record.cost_usd or 0.0))
-        task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, budget_left_usd, record.run_id,
+        task = build_task(spec, Path(record.run_dir) / RUN_JOB_NAME, option, record.budget_left_usd, record.run_id,
                           get_model(spec.model), task_dir)
         name = cluster_name(record.run_id)
         if kept is not None and not task.storage_mounts:  # the bucket unmounted, it would train from step 0 on a VM

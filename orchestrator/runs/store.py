@@ -63,6 +63,11 @@ class RunRecord:
     def output_dir(self) -> Path:
         return Path(self.run_dir) / "output"
 
+    @property
+    def budget_left_usd(self) -> float:
+        """What a resumed session may still spend: the budget less what the earlier sessions cost."""
+        return max(0.0, self.budget_usd - (self.cost_usd or 0.0))
+
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["job"] = json.loads(data.pop("job_json"))
