@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli.main import app
-from orchestrator.schedule.policy import SPOT_MODES, JobAsk, LocalSlot, decide
+from orchestrator.schedule.policy import JobAsk, LocalSlot, SpotMode, decide
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, _Job, local_cards, simulate
 from orchestrator.simulate.summary import DECISION_COLUMNS, SpendSeries
 from orchestrator.simulate.trace import COLUMNS, generate, write_trace
@@ -151,7 +151,7 @@ def test_a_shape_no_offer_can_take_gets_the_policys_own_reason_from_a_few_offers
     sim = Simulation(local_cards(CARDS, simulated_owned_offer), CLOUDS, SimSettings("hybrid"))
     shape = sim.shapes.get("meta-llama/Llama-3.1-70B", "lora", 2048)
     assert not shape.cloud and 0 < len(shape.reason_offers) < len(sim.cloud)
-    for spot_mode in SPOT_MODES:
+    for spot_mode in SpotMode:
         for preemptions in (0, 5):  # spot allowed, then not
             for tokens, budget_usd, deadline_h in ((1, 0.0, None), (20_000_000, 50.0, 10.0), (10**9, 1e6, 1.0)):
                 ask = JobAsk("j", shape.spec(tokens), budget_usd, deadline_h, preemptions)

@@ -15,6 +15,7 @@ Every decision carries its reason, which `orch queue --explain` shows.
 import itertools
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import NamedTuple
 
 from gpu_catalog.local import on_cpu_threads
@@ -31,9 +32,17 @@ from trainer.config import JobConfig
 
 MAX_SPOT_PREEMPTIONS = 2
 SPOT_SLACK_FACTOR = 1.5  # spot only if 1.5x its estimated hours still meets the deadline
-SPOT_MODES = ("auto", "never", "always")
 MAX_WAIT_WITHOUT_DEADLINE_H = 24.0
 DEADLINE_SAFETY_FACTOR = 1.2  # local waits are judged at 1.2x their estimate: run times scatter, queues reorder
+
+
+class SpotMode(str, Enum):
+    """Which cloud instances a job may take: spot while it has not been preempted too often and its deadline leaves
+    room (auto, the scheduler's), on-demand only (never), spot wherever a spot offer takes it (always)."""
+
+    AUTO = "auto"
+    NEVER = "never"
+    ALWAYS = "always"
 
 
 @quick_init
@@ -122,31 +131,32 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
 
 
 def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Calibration, spend_left_usd: float,
-           spot_mode: str, fit_cache: dict[str, Fit], refusals: LaunchRefusals | None, local_offers: list[Offer]
+           spot_mode: SpotMode, fit_cache: dict[str, Fit], refusals: LaunchRefusals | None, local_offers: list[Offer]
            ) -> tuple[Option | None, str]:
     """The cloud offer for the job within its budget, and the month's spend cap after it, so that the cap is named
     as the block only when the job's own budget takes an offer (it was named, and the job waited for next month,
     when no offer met the budget either). With none, why, as `orch plan` says it over `local_offers` too: the
     cheapest cloud's price was advised where the local CPU at a thousandth of it would do."""
-    allow_spot = spot_mode == "always" or (spot_mode == "auto" and ask.preemptions < MAX_SPOT_PREEMPTIONS)
+    allow_spot = spot_mode == SpotMode.ALWAYS or \
+        (spot_mode == SpotMode.AUTO and ask.preemptions < MAX_SPOT_PREEMPTIONS)
     result = plan(ask.spec, model, offers, PlanPolicy(budget_usd=max(0.0, ask.budget_usd),
                                                       deadline_hours=ask.deadline_h, allow_spot=allow_spot),
                   calibration, fit_cache)
     options = result.options
-    if spot_mode == "auto" and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
+    if spot_mode == SpotMode.AUTO and ask.deadline_h is not None:  # spot needs slack in the deadline for preemptions
         options = [o for o in options if not o.offer.spot or o.estimate.hours * SPOT_SLACK_FACTOR <= ask.deadline_h]
     refusal = refusals(result.policy.budget_usd, {o.offer: o.estimate.cost_usd for o in result.options}) \
         if refusals is not None else None
     whys = [(o, refusal(o.offer) if refusal is not None else None) for o in options]
     options = [o for o, why in whys if not why]
-    if spot_mode == "always" and any(o.offer.spot for o in options):
+    if spot_mode == SpotMode.ALWAYS and any(o.offer.spot for o in options):
         options = [o for o in options if o.offer.spot]
     if within_cap := [o for o in options if o.estimate.cost_usd <= spend_left_usd]:
         chosen = within_cap[0]
         if chosen.offer.spot:
             why = "spot: the job checkpoints" + (f" and {chosen.estimate.hours:.1f} h x {SPOT_SLACK_FACTOR} fits "
                                                  f"the {ask.deadline_h:.1f} h deadline" if ask.deadline_h else "")
-        elif ask.preemptions >= MAX_SPOT_PREEMPTIONS and spot_mode == "auto":
+        elif ask.preemptions >= MAX_SPOT_PREEMPTIONS and spot_mode == SpotMode.AUTO:
             why = f"on-demand after {ask.preemptions} preemptions"
         else:
             why = "on-demand"
@@ -230,8 +240,9 @@ def _lateness(finish_h: float, deadline_h: float) -> str:
 
 
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
-           calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf, spot_mode: str = "auto",
-           fit_cache: dict[str, Fit] | None = None, refusals: LaunchRefusals | None = None) -> Decision:
+           calibration: Calibration = NO_CALIBRATION, spend_left_usd: float = math.inf,
+           spot_mode: SpotMode = SpotMode.AUTO, fit_cache: dict[str, Fit] | None = None,
+           refusals: LaunchRefusals | None = None) -> Decision:
     """Where the job goes now, with its reason. `refusals` says which cloud offers `orch launch` would refuse (the
     scheduler asks SkyPilot's local state); without it, as in the simulator, every offer the planner takes is
     launchable."""

@@ -25,12 +25,13 @@ from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cheapest_offers
 from gpu_catalog.owned import OwnedCard, OwnedHardware, hardware_file, owned_offer
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
-from orchestrator.schedule.policy import JobAsk, LocalSlot, decide
+from orchestrator.schedule.policy import JobAsk, LocalSlot, SpotMode, decide
 from orchestrator.simulate.shapes import Shape, ShapeCache
 from orchestrator.simulate.summary import REJECTED, RunningSummary
 
 POLICIES = ("hybrid", "local-only", "cloud-only", "cloud-spot")
-SPOT_MODE = {"hybrid": "auto", "local-only": "never", "cloud-only": "never", "cloud-spot": "always"}
+SPOT_MODE = {"hybrid": SpotMode.AUTO, "local-only": SpotMode.NEVER, "cloud-only": SpotMode.NEVER,
+             "cloud-spot": SpotMode.ALWAYS}
 CLOUD_ONLY = ("cloud-only", "cloud-spot")  # the policies that rent every GPU: owned cards take no job
 MAX_LOCAL_CARDS = 1024
 # The policy is asked with the 1, then 4 cheapest offers (of each kind, where spot is preferred) before the shape's
@@ -215,7 +216,7 @@ class Simulation:
         if not shape.cloud:  # no offer can take the job: the few that give the policy's reason (shapes.py)
             return decide(ask, shape.model, slots, shape.reason_offers, self.calibration, spot_mode=self.spot_mode,
                           fit_cache=shape.fits)
-        always, tokens = self.spot_mode == "always", ask.spec.train_tokens
+        always, tokens = self.spot_mode == SpotMode.ALWAYS, ask.spec.train_tokens
         tried = 0
         for offers in self._offer_lists(shape, tokens):
             if (tried and len(offers) == tried) or (not offers and offers is not self.cloud):
@@ -237,7 +238,7 @@ class Simulation:
         """Ever larger lists of cloud offers, each holding the one before (FIRST_OFFERS says why). Where spot is
         preferred, the cheapest spot offer alone comes first: when it takes the job, the policy would choose it from
         any list (it keeps spot options only, where there are any, and takes the cheapest)."""
-        if self.spot_mode == "always":
+        if self.spot_mode == SpotMode.ALWAYS:
             yield shape.cheapest(train_tokens, 1, "spot")
         for count in FIRST_OFFERS:
             yield shape.cheapest(train_tokens, count, self.spot_mode)
