@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch goes in first: the CPU build CI and laptops use; on a GPU box `pip install torch` from PyPI gets CUDA
+# torch goes in first, the build pip finds: the CPU build where a CPU index or wheel folder offers it (CI's machines;
+# elsewhere PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu), else PyPI's CUDA build
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install demo test clean
