@@ -423,7 +423,10 @@ def test_pull_brings_an_on_demand_runs_output_from_the_cluster(tmp_path, monkeyp
                         lambda command, timeout: calls.append(command) or subprocess.CompletedProcess(command, 0))
     dest = sky_storage.pull_output(Record(tmp_path, spot=0, provider="vast"))
     assert dest == tmp_path / "output" and dest.is_dir()
-    assert calls == [["rsync", "-a", "--partial", "orch-abc123:/orch/output/", f"{dest}/"]]
+    # the results before the checkpoints: the VM downs itself its idle window after the job, mid-copy or not
+    source = "orch-abc123:/orch/output/"
+    assert calls == [["rsync", "-a", "--partial", "--exclude", "/checkpoints/", source, f"{dest}/"],
+                     ["rsync", "-a", "--partial", source, f"{dest}/"]]
     assert sky_storage.output_location(Record(tmp_path, 0, "vast")).kind == "cluster"
     # launched where no store was enabled, a run on a cloud that mounts buckets kept its output on the VM
     assert sky_storage.output_location(Record(tmp_path, 0, "nebius")).kind == "bucket"

@@ -166,7 +166,13 @@ def _run(command: list[str]) -> bool:
 
 
 def _from_cluster(cluster: str, dest: Path) -> bool:
-    return _run(["rsync", "-a", "--partial", f"{cluster}:{REMOTE_OUTPUT}/", f"{dest}/"])
+    """The run's results first (final/, metrics.json, steps.jsonl, the log), its checkpoints after. A VM that holds
+    the output downs itself its idle window after the job, whatever SSH session is open (its autostop waits for
+    jobs alone), and rsync copies in name order: a copy too slow for the window was cut in checkpoints/, before the
+    trained model in final/."""
+    source = f"{cluster}:{REMOTE_OUTPUT}/"
+    return _run(["rsync", "-a", "--partial", "--exclude", "/checkpoints/", source, f"{dest}/"]) and \
+        _run(["rsync", "-a", "--partial", source, f"{dest}/"])
 
 
 def _bucket_command(store: str, bucket: str, dest: Path) -> list[str] | None:
