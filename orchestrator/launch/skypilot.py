@@ -217,8 +217,8 @@ class SkyPilotLauncher:
                                 f"stop {record.run_id}` ends it now.") from None
             self._ends[record.run_id] = _end_of(sky, record)
             if problem := self._home_then_down(sky, record):
-                out.write(f"\n{one_line(problem)} The output stays on {record.cluster} until its autostop: "
-                          f"`orch pull {record.run_id}`.\n")
+                out.write(f"\n{one_line(problem)} The output stays on {record.cluster} until it downs itself, "
+                          f"{CLUSTER_IDLE_MINUTES} min after the job ended: `orch pull {record.run_id}`.\n")
 
     def pull(self, record: RunRecord) -> None:
         """metrics.json comes home through the log the run printed it into; final/, steps.jsonl and the rest from
@@ -260,8 +260,8 @@ class SkyPilotLauncher:
                                  lambda: sky.get(sky.cancel(record.cluster, job_ids=[record.sky_job_id]))))
             problem = self._home_then_down(sky, record)
             done.append(f"bring the output home and take cluster {record.cluster} down: done" if problem is None else
-                        f"bring the output home: not done ({one_line(problem)}); {record.cluster} stays up until its "
-                        f"autostop: `orch pull {record.run_id}`")
+                        f"bring the output home: not done ({one_line(problem)}); {record.cluster} stays up until it "
+                        f"downs itself, {CLUSTER_IDLE_MINUTES} min after the job ended: `orch pull {record.run_id}`")
         elif record.cluster:  # no job yet: nothing trained, nothing to keep
             done.append(_attempt(f"take cluster {record.cluster} down", lambda: sky.get(sky.down(record.cluster))))
         return done
