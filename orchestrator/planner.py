@@ -305,8 +305,9 @@ def no_option_message(result: Plan) -> str:
                 "on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
-        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try method qlora, "
-                "a shorter seq_len, or a smaller model.")
+        smaller = {"full": "method lora or qlora, ", "lora": "method qlora, "}.get(result.spec.method, "")
+        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try {smaller}a "
+                "shorter seq_len, or a smaller model.")
     # a device's missing feature is the reason only where no price cap took other offers out too
     # the reason most targets give: an axolotl job's flash_attention_2 was refused for the local CPU's reason
     # ("needs a GPU") while every cloud GPU refused it for the VM's setup

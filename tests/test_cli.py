@@ -181,6 +181,10 @@ def test_a_job_that_fits_nowhere_says_so(tmp_path):
     result = invoke("plan", str(job), "--budget", "100000")
     said = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "fits no GPU" in said and "on B200, the largest)" in said  # the nearest miss
+    assert "Try method lora or qlora, a shorter seq_len" in said
+    job.write_text("model: Llama-3.1-70B\nmethod: qlora\nseq_len: 131072\ntrain_tokens: 1000000\n")
+    said = " ".join(invoke("plan", str(job), "--budget", "100000").stderr.split())
+    assert "fits no GPU" in said and "Try a shorter seq_len" in said  # "Try method qlora" was told to a QLoRA job
 
 
 def test_refresh_copies_an_offline_catalog(tmp_path, monkeypatch):
