@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import types
 
 import pytest
 from rich.console import Console
@@ -746,8 +747,27 @@ def test_the_scheduler_interval_takes_a_unit_as_every_duration_flag_does(tmp_pat
 
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     looped = []
-    monkeypatch.setattr(Scheduler, "run_forever", lambda self, interval_s: looped.append(interval_s))
+    monkeypatch.setattr(Scheduler, "run_forever", lambda self, interval_s, on_pass: looped.append(interval_s))
     assert invoke("scheduler", "run", "--interval", text).exit_code == 0 and looped == [seconds]
+
+
+def test_the_looping_scheduler_says_what_its_passes_do_once_each(tmp_path, monkeypatch):
+    """`orch scheduler run` printed its first line and then nothing: starts, ends and rejections went unseen. A job
+    that waits pass after pass (its hours left changing) is said once."""
+    from orchestrator.schedule.policy import Decision
+    from orchestrator.schedule.scheduler import Scheduler
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    job = types.SimpleNamespace(job_id="j-0a1b2c3d")
+
+    def three_passes(self, interval_s, on_pass):
+        on_pass([(job, Decision("wait", "its card frees in 0.50 h"))])
+        on_pass([(job, Decision("wait", "its card frees in 0.49 h"))])
+        on_pass([(job, Decision("start_local", "RTX 4090 is free"))])
+
+    monkeypatch.setattr(Scheduler, "run_forever", three_passes)
+    said = [line.split(" ", 1)[1] for line in invoke("scheduler", "run").stdout.splitlines()[1:]]
+    assert said == ["j-0a1b2c3d: wait: its card frees in 0.50 h", "j-0a1b2c3d: start_local: RTX 4090 is free"]
 
 
 def test_catalog_offers_of_the_cpu_lists_its_offer_as_estimate_names_it():

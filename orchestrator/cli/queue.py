@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import time
 from typing import Annotated
 
 import typer
@@ -215,11 +216,22 @@ def scheduler_run_command(
         return
     interval = DEFAULT_INTERVAL_S if interval is None else interval
     display.say(f"scheduler {scheduler.owner}: a pass every {interval:g} s (Ctrl-C stops it; jobs go on)")
+    said: dict[str, tuple[str, str]] = {}  # each job's last line: a job that waits is said once, not every pass
+
+    def say_changes(decided) -> None:
+        """What a pass did, as `--once` says it, each line under the time of its pass; what the job's last line
+        already said is left out, and a wait once, whatever its hours left (the loop said nothing at all: starts,
+        ends and rejections went unseen)."""
+        for job, decision in decided:
+            news = (decision.action, "" if decision.action == "wait" else decision.reason)
+            if said.get(job.job_id) != news:
+                said[job.job_id] = news
+                display.say(f"{time.strftime('%H:%M:%S')} {job.job_id}: {decision.action}: {decision.reason}")
     # SIGTERM (`kill`, a service manager's stop) as Ctrl-C: the loop's mark goes with it. Its default action ended
     # the process there and then, and the mark of a dead pid stayed for a later process with that pid to revive
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        scheduler.run_forever(interval)
+        scheduler.run_forever(interval, on_pass=say_changes)
     except KeyboardInterrupt:
         pass
     finally:

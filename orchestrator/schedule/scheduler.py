@@ -23,6 +23,7 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gpu_catalog import checks
@@ -313,14 +314,16 @@ class Scheduler:
         threads = self._slot_threads(spec)
         return spec if threads is None else dataclasses.replace(spec, cpu_threads=threads)
 
-    def run_forever(self, interval_s: float) -> None:
+    def run_forever(self, interval_s: float, on_pass: Callable[[list[tuple[JobRecord, Decision]]], None] | None
+                    = None) -> None:
         """Passes until stopped, with a mark beside the queue while it loops: `orch submit` and `orch queue` tell
         from it whether a pass will come without the user starting one. A pass that meets runs.db locked by another
         process past the busy timeout is said in one line and left to the next: every step of a pass is a transaction
         (a job's claim, its run and its slot one of them), so a pass cut short loses no job and starts none twice,
         as a killed scheduler's; a transient lock stopped all scheduling. Any other problem of the store (a row
         damaged by hand) ends the first pass, to be fixed before the loop starts, and is said once a later pass
-        meets it: one bad row stopped every other job's scheduling and the recording of their ends."""
+        meets it: one bad row stopped every other job's scheduling and the recording of their ends. `on_pass` is
+        given what each pass did (its reconciling, then its placing), as `--once` prints it."""
         mark = _looping_marks(self.queue) / self.owner
         try:
             mark.parent.mkdir(exist_ok=True)
@@ -334,8 +337,10 @@ class Scheduler:
         try:
             for pass_number in itertools.count():
                 try:
-                    self.run_once()
+                    decided = self.run_once()
                     said_last = None
+                    if on_pass is not None:
+                        on_pass(self.reconciled + decided)
                 except LockedDatabase:
                     print(f"database locked by another process ({checks.printable(str(self.queue.path))}); "
                           "retrying next pass", file=sys.stderr, flush=True)
