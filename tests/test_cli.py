@@ -751,6 +751,13 @@ def test_the_scheduler_interval_takes_a_unit_as_every_duration_flag_does(tmp_pat
     assert invoke("scheduler", "run", "--interval", text).exit_code == 0 and looped == [seconds]
 
 
+def test_an_empty_queue_says_how_to_queue_a_job(tmp_path, monkeypatch):
+    """It printed an empty table's header, where `orch runs` says how to start a run."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke("queue")
+    assert result.exit_code == 0 and result.stdout.startswith("No jobs queued in ")
+    assert "`orch submit JOB.yaml` queues one" in " ".join(result.stdout.split())
+
 def test_the_looping_scheduler_says_what_its_passes_do_once_each(tmp_path, monkeypatch):
     """`orch scheduler run` printed its first line and then nothing: starts, ends and rejections went unseen. A job
     that waits pass after pass (its hours left changing) is said once."""

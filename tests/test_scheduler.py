@@ -270,7 +270,7 @@ def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path)
     said = orch("submit", huge).stdout.strip()
     assert said.startswith("queued j-") and said.endswith(NO_SCHEDULER), said
     queue = " ".join(orch("queue").stdout.split())
-    assert "1 queued; no scheduler is running: `orch scheduler run` places them" in queue, queue
+    assert "1 queued; no scheduler is running: `orch scheduler run` places it" in queue, queue
     marks = Path.home() / ".local/share/orch/schedulers"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

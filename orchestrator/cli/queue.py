@@ -112,6 +112,9 @@ def queue_command(
                              "run_budget_usd": runs[j.run_id].budget_usd if j.run_id in runs else None}
                             for j in jobs])
         return
+    if not jobs:  # an empty table's header said nothing, where `orch runs` says how to start one
+        display.say(f"No jobs queued in {checks.printable(str(queue.path.parent))}: `orch submit JOB.yaml` queues one.")
+        return
     display.show_queue(jobs, explain, runs)
     ended = [j.job_id for j in jobs if j.status is JobStatus.RUNNING and j.run_id in runs
              and not runs[j.run_id].status.is_active()]
@@ -123,8 +126,8 @@ def queue_command(
                     f"scheduler is running: `orch scheduler run --once` records {'its' if len(ended) == 1 else 'their'}"
                     " outcome")
     if waiting:  # queued with nothing to place them: a queue that is not being served says so
-        display.say(f"{len(waiting)} queued; no scheduler is running: `orch scheduler run` places them (`--once`: one "
-                    "pass)")
+        display.say(f"{len(waiting)} queued; no scheduler is running: `orch scheduler run` places "
+                    f"{'it' if len(waiting) == 1 else 'them'} (`--once`: one pass)")
 
 
 @user_errors
