@@ -610,6 +610,17 @@ def test_a_job_submitted_twice_says_so(tmp_path):
     second = orch("submit", job, "--json")
     again = json.loads(second.stdout)["job_id"]
     assert f"note: {first} is the same job, queued: `orch cancel {again}` if this one was a mistake." in second.stderr
+    # claimed, its run ended, and no scheduler pass has recorded it yet: the job still says running
+    from orchestrator.home import orch_home
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.schedule.queue import JobQueue
+    from tests.test_runs_store import make_record
+
+    orch("cancel", again)
+    ended = make_record(orch_home() / "runs" / "r-0a1b2c3d", run_id="r-0a1b2c3d", status=RunStatus.OK)
+    assert JobQueue().claim(first, "a scheduler", ended)
+    third = orch("submit", job)
+    assert f"note: {first} is the same job, its run ended ok: `orch cancel " in " ".join(third.stderr.split())
     (tmp_path / "other").mkdir()
     other = write_job(tmp_path / "other", name="twice", max_steps=3)  # another job of that name: no twin
     assert "same job" not in orch("submit", other).stderr
