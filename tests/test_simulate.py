@@ -199,6 +199,15 @@ def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch
     sim.run(iter(()))
     assert "gave up after" in decisions[0]["reason"] and job.remaining_tokens == tokens
 
+def test_hybrid_with_no_owned_cards_says_it_ran_as_cloud_only(tmp_path, monkeypatch):
+    """With no --local and no hardware file, hybrid placed every job in the cloud (util 0%) and said nothing."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("ORCH_HARDWARE", str(tmp_path / "none.yaml"))
+    write_trace(TRACE[:5], tmp_path / "t.csv")
+    result = runner.invoke(app, ["simulate", "--trace", str(tmp_path / "t.csv"), "--policy", "hybrid", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "note: no owned cards" in result.stderr and "hybrid places every job in the cloud" in result.stderr
+
 def test_a_spot_rate_that_never_lets_a_run_finish_still_ends_every_job():
     summary, decisions = run("cloud-spot", rows=TRACE[:20], preemptions_per_h=500.0)
     assert len(decisions) == 20 and summary["rejected"] > 0

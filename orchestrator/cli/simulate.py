@@ -121,6 +121,9 @@ def simulate_command(
             summaries[policy_settings.policy] = _run_writing(sim, trace, out)
         else:
             summaries[policy_settings.policy] = sim.run(read_trace(trace))
+    if not cards and "hybrid" in policies:  # it ran as cloud-only, util 0%, unsaid
+        display.say(f'note: no owned cards (no --local, none in {checks.printable(str(hardware_file()))}): hybrid '
+                    'places every job in the cloud. Give --local "2x RTX4090" to simulate owned cards.', err=True)
     if as_json:
         display.print_json(summaries[policies[0]] if len(policies) == 1 else summaries)
     else:
