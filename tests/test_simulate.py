@@ -202,7 +202,7 @@ def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch
 def test_hybrid_with_no_owned_cards_says_it_ran_as_cloud_only(tmp_path, monkeypatch):
     """With no --local and no hardware file, hybrid placed every job in the cloud (util 0%) and said nothing."""
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
-    monkeypatch.setenv("ORCH_HARDWARE", str(tmp_path / "none.yaml"))
+    monkeypatch.delenv("ORCH_HARDWARE", raising=False)  # and the default file is absent: the test's home is bare
     write_trace(TRACE[:5], tmp_path / "t.csv")
     result = runner.invoke(app, ["simulate", "--trace", str(tmp_path / "t.csv"), "--policy", "hybrid", "--json"])
     assert result.exit_code == 0, result.output
