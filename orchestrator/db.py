@@ -235,6 +235,20 @@ def _refuse_an_emptied_runs_db(path: Path) -> None:
                         f"{move_away_hint(path)}.")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file (sqlite.org/fileformat.html)
+
+
+def _refuse_a_file_of_no_database(path: Path) -> None:
+    """A file with bytes that do not begin as a database's: SQLite itself refused one of two bytes or more as "not a
+    database", but took one of a single byte for an empty file and wrote a new database over it (a runs.db lost its
+    whole record). An empty file is a new database (_refuse_an_emptied_runs_db says when it is not)."""
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise UserError(f"{path} is not a SQLite database (it does not begin with SQLite's header); orch never "
+                        f"overwrites it: {move_away_hint(path)}.")
+
+
 def open_database(path: Path, schema: Schema) -> None:
     """Create or upgrade the file: WAL mode (kept in the file), its tables, its version. A file already so is only
     read: every command opens the store, and one that wrote here waited out another process's write lock (a
@@ -246,6 +260,7 @@ def open_database(path: Path, schema: Schema) -> None:
     if path.exists():  # SQLite called a folder, a pipe or a device "unable to open" or a "disk I/O error"
         checks.input_file(path, "database", f"orch never overwrites it: {move_away_hint(path)}.")
         _refuse_an_emptied_runs_db(path)
+        _refuse_a_file_of_no_database(path)
     elif path.is_symlink():  # to nothing: SQLite made a new file where it points, or said "unable to open database"
         raise checks.symlink_loop(path, "database") or UserError(
             f"database '{path}' is a link to '{os.readlink(path)}', which does not exist: restore that file, or "

@@ -61,7 +61,9 @@ def test_a_version_1_database_is_migrated_and_keeps_every_run(tmp_path):
 
 
 @pytest.mark.parametrize("content, expected", [
-    (b"this is not a database at all, just text" * 100, "not a usable SQLite database"),
+    (b"this is not a database at all, just text" * 100, "not a SQLite database"),
+    (b"x", "not a SQLite database"),  # one byte: SQLite took it for an empty file and wrote a database over it
+    (b"SQLite format 3\x00" + b"\xff" * 84, "not a usable SQLite database"),  # its header, damaged past it
     (None, "newer orch"),
     ("foreign", "another schema"),
 ])
