@@ -767,6 +767,8 @@ def output_folder(path: Path | str, what: str = "--out", parents: bool = False,
     if path.exists() and not path.is_dir():
         kind = "a file" if path.is_file() else "a device or a pipe"  # /dev/full was said to be "a file"
         raise UserError(f"{what} '{path}' is {kind}, not a folder: give a folder.")
+    if path.is_dir() and path.resolve() == Path(path.resolve().anchor):  # `report --out /` wrote report.md into /
+        raise UserError(f"{what} '{path}' is the file system's root: give a folder of its own (./out).")
     if path.is_symlink() and not path.exists():  # a dangling link: making the folder failed with "File exists"
         raise UserError(f"{what} '{path}' is a link to '{os.readlink(path)}', which does not exist: remove the link "
                         "or give another folder.")

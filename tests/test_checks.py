@@ -123,6 +123,8 @@ def test_output_paths(tmp_path):
         with pytest.raises(UserError):
             bad()
     assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(UserError, match="is the file system's root"):  # `report --out /` wrote report.md into /
+        checks.output_folder("/")
 
 
 @pytest.mark.parametrize("usd, text", [(12.345, "$12.35"), (0.5, "$0.500"), (0.0042, "$0.0042"), (0.0, "$0.000"),
