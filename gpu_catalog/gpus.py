@@ -222,6 +222,8 @@ def _missing_variant(name: str) -> str | None:
     gpu = _card_of_device_name(name)
     if gpu is None:
         return None
+    if len(sizes := list(dict.fromkeys(f"{float(size):g} GB" for size in MEMORY_IN_NAME.findall(name)))) > 1:
+        return f"It states {' and '.join(sizes)}: give one of them."
     forms = sorted(_stated_forms(name))
     stated = MEMORY_IN_NAME.search(name)
     asked = " ".join([*([f"{stated.group(1)} GB"] if stated else []), *(FORM_LABELS[form] for form in forms)])
@@ -240,7 +242,7 @@ def _from_long_name(name: str) -> GPU | None:
     stated = MEMORY_IN_NAME.search(name)
     vram_gib = float(stated.group(1)) if stated else None
     gpu = _card_of_device_name(name)
-    if gpu is None:
+    if gpu is None or len({float(size) for size in MEMORY_IN_NAME.findall(name)}) > 1:  # `A100 40GB 80GB`: which?
         return None
     if vram_gib is not None:
         gpu = closest_variant(gpu, vram_gib)

@@ -151,7 +151,9 @@ def test_a_longer_name_of_another_card_or_a_count_stays_unknown(spelling, hint):
     ("Tesla V100-PCIE-16GB", "The catalog has no 16 GB PCIe V100: its V100 rows are V100 16GB (SXM, 16 GiB), "
                              "V100 32GB (SXM, 32 GiB); name one of those."),
     ("Tesla V100-FHHL-16GB", "The catalog has no 16 GB PCIe V100"),  # the half-length PCIe card
-    ("RTX 4090 48GB", "The catalog has no 48 GB RTX 4090: its RTX 4090 rows are RTX 4090 (24 GiB)")])
+    ("RTX 4090 48GB", "The catalog has no 48 GB RTX 4090: its RTX 4090 rows are RTX 4090 (24 GiB)"),
+    ("A100 40GB 80GB", "It states 40 GB and 80 GB: give one of them."),  # was read as the 40 GB card, unsaid
+    ("A100-SXM4-80GB 40GB", "It states 80 GB and 40 GB: give one of them.")])
 def test_a_device_name_of_a_form_the_catalog_lacks_says_which_rows_exist(spelling, rows):
     with pytest.raises(UserError, match=f"unknown GPU '{re.escape(spelling)}'.*{re.escape(rows)}"):
         get_gpu(spelling)
