@@ -383,6 +383,9 @@ def test_a_dry_run_on_the_local_target_says_its_out_is_not_written(tmp_path):
                   tmp_path / "task.yaml")
     assert result.exit_code == 0 and "nothing written, a local run has no task file" in result.stderr, result.output
     assert not (tmp_path / "task.yaml").exists()
+    as_json = orch("launch", write_job(tmp_path), "--budget", "1", "--target", "local", "--dry-run", "--json", "--out",
+                   tmp_path / "task.yaml")  # said in its note too: a script went looking for the file
+    assert "nothing written, a local run has no task file" in json.loads(as_json.stdout)["note"]
 
 
 def test_runs_export_replaces_an_existing_file_only_with_force(tmp_path):

@@ -231,18 +231,19 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
         from orchestrator.launch import sky_task  # imports sky: only for a cloud target
 
         task = sky_task.dry_run(spec, job, chosen, budget, model, out)
-    if as_json:
+    nothing_written = f"--out {out}: nothing written, a local run has no task file." if task is None and out else None
+    if as_json:  # the same words as the text's: a script given --out went looking for a file never written
         display.print_json({"plan": {**plan_dict(result), **data_and_notes},
                             "task_yaml": task.yaml_text if task else None,
                             "task_file": str(out) if out and task else None,
                             "skypilot_optimizer": task.optimizer_text if task else None,
-                            "note": task.note if task else None, "launch_here": here, "launched": False})
+                            "note": task.note if task else nothing_written, "launch_here": here, "launched": False})
         return
     display.show_plan(result, top=5, to_stderr=True)
     if task is None:
         display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
-        if out is not None:  # said, or the user goes looking for a task file that was never written
-            display.say(f"--out {out}: nothing written, a local run has no task file.", err=True)
+        if nothing_written:  # said, or the user goes looking for a task file that was never written
+            display.say(nothing_written, err=True)
     elif out is None:
         sys.stdout.write(task.yaml_text)
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
