@@ -116,7 +116,8 @@ def import_command(
         # the source's own key, where the refusal names the orch key it became (`lora_target` as `target_modules`)
         became = "; ".join(f"`{key}` is the source's `{foreign}`" for key, foreign in (translation.origin or {}).items()
                            if foreign != key and key not in given and f"`{key}`" in str(exc))
-        raise UserError(f"the imported job is not one orch can train: {exc}{f' ({became})' if became else ''} "
+        said = str(exc).rstrip(".")  # its sentence ends after the source's key, before the fix's sentences begin
+        raise UserError(f"the imported job is not one orch can train: {said}{f' ({became})' if became else ''}. "
                         f"{fix}") from None
     if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
         local = tuple(local_paths(job, job.get("tokenizer"), job_dir).values())
