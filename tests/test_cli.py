@@ -603,11 +603,11 @@ def test_a_refused_launch_dry_run_says_one_line_on_stderr_and_its_tables_go_to_s
 
 
 def test_a_plan_under_a_price_cap_names_the_cap_and_the_price_to_raise_it_to():
-    """`--max-usd-per-hour 0.005` left out every offer, and the error said the one V100 has no kernels for compute
-    capability 7.0: the GPU was blamed for the price cap."""
-    result = invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", "0.005")
+    """A --max-usd-per-hour under every offer (0.005, when the tiny job trained on both cores) left them all out, and
+    the error said the one V100 has no kernels for compute capability 7.0: the GPU was blamed for the price cap."""
+    result = invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", "0.001")
     assert result.exit_code == 2 and "compute capability" not in result.stderr, result.stderr
-    assert result.stderr.startswith("error: no target that can run this job is within --max-usd-per-hour $0.0050/h: "
+    assert result.stderr.startswith("error: no target that can run this job is within --max-usd-per-hour $0.0010/h: "
                                     "raise --max-usd-per-hour to at least $"), result.stderr
     raised = result.stderr.split("at least $")[1].split("/h")[0]
     assert invoke("plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--max-usd-per-hour", raised
