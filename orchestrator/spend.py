@@ -1,9 +1,10 @@
 """What runs have cost, summed by month, provider and job: `orch spend`. A finished run counts what the runs store
 recorded for it; a run still going counts its spend so far (its price since its launch, plus the jobs controller for
-a managed spot job, up to its budget), so recoveries and start-up are in. A cloud run's spend never passes what its
+a managed spot job, up to its cap), so recoveries and start-up are in. A cloud run's spend never passes what its
 VM's guards let it spend (cap_usd), so a run whose end orch has not heard of stops counting there. Pure: `orch
 spend` refreshes the runs' states first, as `orch runs` does."""
 
+import calendar
 import time
 from dataclasses import dataclass
 
@@ -78,6 +79,12 @@ def month_of(timestamp_s: float) -> str:
     """The calendar month a moment falls in, in UTC as clouds bill: `orch spend` by month and the scheduler's
     --monthly-cap count the same month."""
     return time.strftime("%Y-%m", time.gmtime(timestamp_s))
+
+
+def month_start_s(now: float) -> float:
+    """The first second of the UTC calendar month `now` falls in."""
+    year, month = time.gmtime(now)[:2]
+    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
 
 
 def month_spend_usd(records: list[RunRecord], now: float) -> float:

@@ -758,6 +758,7 @@ def test_an_empty_queue_says_how_to_queue_a_job(tmp_path, monkeypatch):
     assert result.exit_code == 0 and result.stdout.startswith("No jobs queued in ")
     assert "`orch submit JOB.yaml` queues one" in " ".join(result.stdout.split())
 
+
 def test_the_looping_scheduler_says_what_its_passes_do_once_each(tmp_path, monkeypatch):
     """`orch scheduler run` printed its first line and then nothing: starts, ends and rejections went unseen. A job
     that waits pass after pass (its hours left changing) is said once."""

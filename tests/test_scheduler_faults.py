@@ -120,7 +120,6 @@ def test_a_claim_fails_when_the_slot_filled_since_the_decision(tmp_path):
     assert queue.get(second).status is JobStatus.QUEUED and RunStore().get("r-bbbbbbbb") is None
 
 
-
 def cloud_run(tmp_path, run_id: str, status: RunStatus, **changes):
     from orchestrator.runs.status import Target
     from tests.test_runs_store import make_record
@@ -173,6 +172,34 @@ def test_a_stale_reject_does_not_fall_on_a_job_another_pass_started(tmp_path):
     assert queue.get(read.job_id).status is JobStatus.RUNNING
 
 
+def test_a_pass_does_not_reject_a_job_another_pass_claimed_while_it_decided(tmp_path, monkeypatch):
+    """Its decision was written blindly: a pass that read the job queued and decided "reject" (a smaller cap, no CPU
+    slot) marked REJECTED a job another pass had started meanwhile, whose run then ended unseen."""
+    from orchestrator.schedule.policy import Decision
+
+    job_id = submit(tmp_path, "claimed", max_steps=1)
+    scheduler = Scheduler()
+
+    def another_pass_claims_it_then_this_one_rejects(job, *args):
+        assert JobQueue().claim(job.job_id, "another", cloud_run(tmp_path, "r-0a1b2c3d", RunStatus.LAUNCHING))
+        return Decision("reject", "no slot here")
+
+    monkeypatch.setattr(scheduler, "_decide", another_pass_claims_it_then_this_one_rejects)
+    assert scheduler.run_once() == []
+    assert (JobQueue().get(job_id).status, JobQueue().get(job_id).run_id) == (JobStatus.RUNNING, "r-0a1b2c3d")
+
+
+def test_a_preempted_job_put_back_since_a_pass_read_it_is_not_that_pass_s_to_write(tmp_path):
+    """Back in the queue after a preemption, a job looked as a stale read found it (queued, no run, the same
+    attempts): that pass's old decision was written, and its claim started the job on a budget its preempted run had
+    spent from."""
+    queue = JobQueue()
+    read = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    assert queue.claim(read.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.PREEMPTED))
+    assert queue.update(read.job_id, status=JobStatus.QUEUED, run_id=None, preemptions=1)
+    assert not queue.update(read.job_id, as_read=read, decision="start_cloud", reason="stale")
+
+
 def test_a_run_out_of_memory_fails_its_job_at_once(tmp_path):
     """Tried again, it got the same plan and ran out of memory twice more, each cloud try paying its start-up."""
     queue = JobQueue()
@@ -183,8 +210,23 @@ def test_a_run_out_of_memory_fails_its_job_at_once(tmp_path):
     assert queue.get(job.job_id).status is JobStatus.FAILED
     assert [decision.action for _, decision in scheduler.reconciled] == ["failed"]
 
+
 class StopLooping(BaseException):
     """Ends run_forever as Ctrl-C would."""
+
+
+def test_the_loop_gives_each_pass_what_it_did_to_jobs(tmp_path, monkeypatch):
+    """`orch scheduler run` said nothing after its first line: its passes' doings never left run_forever."""
+    from orchestrator.schedule.policy import Decision
+
+    job_id = submit(tmp_path, "waiting")
+    scheduler = Scheduler()
+    monkeypatch.setattr(scheduler, "_decide", lambda *args: Decision("wait", "held for the test"))
+    monkeypatch.setattr(time, "sleep", lambda seconds: (_ for _ in ()).throw(StopLooping()))
+    passes = []
+    with pytest.raises(StopLooping):
+        scheduler.run_forever(1.0, on_pass=passes.append)
+    assert [[(job.job_id, decision.action) for job, decision in done] for done in passes] == [[(job_id, "wait")]]
 
 
 def test_a_pass_that_meets_the_database_locked_says_so_and_the_next_pass_goes_on(tmp_path, monkeypatch, capsys):

@@ -177,6 +177,25 @@ def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():
         assert summary["deadline_misses"] == 1 and summary["jobs"] == 1
 
 
+def test_a_spot_run_never_preempted_runs_its_estimate_less_the_expected_recovery(monkeypatch):
+    """The estimate's hours carry the recovery its expected preemptions cost; the simulation draws the preemptions
+    itself, so a run it never preempted ran that recovery too."""
+    decisions, chosen = [], []
+    sim = Simulation([], CLOUDS, SimSettings("cloud-spot", 0, 0.0), on_decision=decisions.append)
+    row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": None}
+    job = _Job(row, sim.shapes.get(row["model"], row["method"], row["seq_len"]))
+    start_cloud = sim._start_cloud
+    monkeypatch.setattr(sim, "_start_cloud", lambda job, option, now: chosen.append(option) or
+                        start_cloud(job, option, now))
+    monkeypatch.setattr(sim, "_actual", lambda estimated_h: estimated_h)
+    sim.summary.arrived(0.0)
+    sim._dispatch(job, 0.0)
+    sim.run(iter(()))
+    estimate = chosen[0].estimate
+    assert chosen[0].offer.spot and estimate.recovery_hours > 0
+    assert decisions[0]["end_h"] - decisions[0]["start_h"] == pytest.approx(estimate.hours - estimate.recovery_hours)
+
+
 def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch):
     """Its work was counted from the launch request, start-up included: a run preempted before its first step was
     credited tokens, and spot cost and deadline misses came out too low."""
@@ -199,6 +218,7 @@ def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch
     sim.run(iter(()))
     assert "gave up after" in decisions[0]["reason"] and job.remaining_tokens == tokens
 
+
 def test_hybrid_with_no_owned_cards_says_it_ran_as_cloud_only(tmp_path, monkeypatch):
     """With no --local and no hardware file, hybrid placed every job in the cloud (util 0%) and said nothing."""
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
@@ -207,6 +227,7 @@ def test_hybrid_with_no_owned_cards_says_it_ran_as_cloud_only(tmp_path, monkeypa
     result = runner.invoke(app, ["simulate", "--trace", str(tmp_path / "t.csv"), "--policy", "hybrid", "--json"])
     assert result.exit_code == 0, result.output
     assert "note: no owned cards" in result.stderr and "hybrid places every job in the cloud" in result.stderr
+
 
 def test_a_spot_rate_that_never_lets_a_run_finish_still_ends_every_job():
     summary, decisions = run("cloud-spot", rows=TRACE[:20], preemptions_per_h=500.0)

@@ -57,7 +57,6 @@ def test_spend_sums_recorded_costs_and_the_spend_so_far_of_active_cloud_runs(mon
     assert CliRunner().invoke(app, ["spend", "--by", "colour"]).exit_code == 2
 
 
-
 def test_an_active_runs_spend_so_far_never_passes_its_cap():
     """A local run whose end nobody recorded (the machine rebooted) counted its price since launch without end. Its
     cap is the budget and one meter interval, where its trainer's meter ends it, as its recorded cost would be."""
@@ -90,6 +89,7 @@ def test_spend_ends_a_run_whose_trainer_died_unseen_as_orch_runs_does(monkeypatc
     assert json.loads(spend.stdout)["rows"][0]["active_runs"] == 0
     runs = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
     assert runs[0]["status"] == "failed" and runs[0]["cost_usd"] == json.loads(spend.stdout)["total_usd"]
+
 
 def test_max_usd_per_hour_rejects_dearer_offers():
     offers = [make_offer(A100, "nebius", 1.0), make_offer(A100, "lambda", 3.0)]

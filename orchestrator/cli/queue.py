@@ -83,8 +83,9 @@ def submit_command(
                     "where `orch scheduler run` runs, a scheduler places it on this machine if it fits here, and "
                     "rejects it otherwise.", err=True)
     if twin is not None:  # a script run twice queued the job twice, and it was paid for twice
-        # a job stays `running` until a scheduler pass records its run's end: "running" was said of one done
-        run = next((r for r in refreshed_runs() if r.run_id == twin.run_id), None) if twin.run_id else None
+        # a job stays `running` until a scheduler pass records its run's end: "running" was said of one done. As
+        # recorded: refreshing every run (a cloud one asks SkyPilot, and may pull its output) held up a queued job
+        run = RunStore().get(twin.run_id) if twin.run_id else None
         state = twin.status.value if run is None or run.status.is_active() else f"its run ended {run.status.value}"
         display.say(f"note: {twin.job_id} is the same job, {state}: `orch cancel {record.job_id}` if this one was a "
                     "mistake.", err=True)

@@ -1,6 +1,7 @@
 """The job queue: a table in runs.db beside the runs. A job is claimed, its run recorded and its slot checked in one
-transaction that only succeeds while the job is still queued and the slot free, so two schedulers never start the
-same job, nor two jobs on one slot; its state survives any scheduler being killed."""
+transaction that only succeeds while the job is still queued, the slot free and a cloud run's budget stop within the
+monthly cap, so two schedulers never start the same job, nor two jobs on one slot, nor spend past the cap together;
+its state survives any scheduler being killed."""
 
 import json
 import re
@@ -16,7 +17,7 @@ from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import ACTIVE, Target
 from orchestrator.runs.store import COLUMNS, RUN_ID, RunRecord, insert_run, record_from_row, rows_named
-from orchestrator.spend import month_spend_usd
+from orchestrator.spend import month_spend_usd, month_start_s
 
 # A job submitted without --budget: its run's budget stop is this many times the estimate on the target it starts on
 # (room for a slow run, yet a stop), and at least UNBUDGETED_SPARE_HOURS of the target's price past the estimate: a
@@ -148,8 +149,8 @@ class JobQueue:
                     if busy >= slot_capacity:
                         raise _NotClaimed
                 if monthly_cap_usd is not None and record.target is Target.CLOUD:
-                    rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE target = ?",
-                                      [Target.CLOUD.value]).fetchall()
+                    rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE target = ? AND created_at >= ?",
+                                      [Target.CLOUD.value, month_start_s(now)]).fetchall()  # this month's, read whole
                     spent_usd = month_spend_usd([record_from_row(self.path, row) for row in rows], now)
                     if spent_usd + record.budget_usd > monthly_cap_usd + CAP_ROUNDING_USD:
                         raise _NotClaimed
@@ -173,10 +174,11 @@ class JobQueue:
         return _job(self.path, row)
 
     def update(self, job_id: str, as_read: JobRecord | None = None, **values) -> bool:
-        """Write `values` to the job; with `as_read`, only while it is still as that read found it (its status, run
-        and attempts), as RunStore.update_as_read writes a run. A scheduler's pass acts on jobs it read before a
-        refresh that can take seconds: written blindly, its "back in the queue" undid another pass's new claim (the
-        job started twice), and its "rejected" fell on a job another pass had started. Returns whether it wrote."""
+        """Write `values` to the job; with `as_read`, only while it is still as that read found it (its status, run,
+        attempts and preemptions), as RunStore.update_as_read writes a run. A scheduler's pass acts on jobs it read
+        before a refresh that can take seconds: written blindly, its "back in the queue" undid another pass's new
+        claim (the job started twice), and its "rejected" fell on a job another pass had started. Returns whether it
+        wrote."""
         unknown = set(values) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
@@ -184,8 +186,8 @@ class JobQueue:
         values["updated_at"] = time.time()
         where, keys = "job_id = ?", [job_id]
         if as_read is not None:
-            where += " AND status = ? AND run_id IS ? AND attempts = ?"
-            keys += [as_read.status.value, as_read.run_id, as_read.attempts]
+            where += " AND status = ? AND run_id IS ? AND attempts = ? AND preemptions = ?"
+            keys += [as_read.status.value, as_read.run_id, as_read.attempts, as_read.preemptions]
         with transaction(self.path) as db:
             cursor = db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE {where}",
                                 [*values.values(), *keys])

@@ -16,6 +16,7 @@ launch refuses up front for a spot run (no storage cloud for its checkpoints) th
 is not picked at all.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -100,6 +101,15 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
     return slots
 
 
+class _LaunchRefused(Exception):
+    """A launch refused before any request (`problem`), with the job as it then is (`job`: claimed or not), for the
+    rejection to be written only while it still is: another pass may have claimed the unclaimed job meanwhile."""
+
+    def __init__(self, problem: UserError, job: JobRecord):
+        super().__init__(str(problem))
+        self.problem, self.job = problem, job
+
+
 def _ended(run: RunRecord) -> str:
     """How a job's run ended, with its message where it left one (`(None)` was printed for none)."""
     return f"run {run.run_id} ended {run.status.value}" + (f" ({run.message})" if run.message else "")
@@ -118,7 +128,7 @@ class Scheduler:
         """The jobs in flight are read before the runs: a job another scheduler claims in between is not among them,
         while every one read was claimed with its run in one transaction, so the runs read next include it. (Read the
         other way round, such a job looked claimed without a run, went back to the queue, and started twice.) What it
-        did to each job is kept in `reconciled`, for `--once` to say: a run it resumed started a trainer, and spends."""
+        did to each job is kept in `reconciled`, for the pass to say: a run it resumed started a trainer, and spends."""
         self.reconciled = []
         in_flight = self.queue.all((JobStatus.RUNNING,))
         runs = {r.run_id: r for r in lifecycle.refresh(self.store)}
@@ -145,11 +155,13 @@ class Scheduler:
             else:
                 self._retry(job, run)
 
-    def _settle(self, job: JobRecord, action: str, **changes) -> None:
+    def _settle(self, job: JobRecord, action: str, **changes) -> bool:
         """Record what reconciling did to a job, in the queue and in `reconciled`, while the job is still as this pass
-        read it: another pass (or `orch cancel`) that moved it since has the last word."""
-        if self.queue.update(job.job_id, as_read=job, **changes):
+        read it: another pass (or `orch cancel`) that moved it since has the last word. Returns whether it wrote."""
+        written = self.queue.update(job.job_id, as_read=job, **changes)
+        if written:
             self.reconciled.append((job, Decision(action, changes["reason"])))
+        return written
 
     def _retry(self, job: JobRecord, run: RunRecord) -> None:
         """A failed or killed run: resume it from its checkpoint (local), else try the job again, up to a limit."""
@@ -172,7 +184,10 @@ class Scheduler:
             except UserError as exc:  # refused before it started (recorded so): this job, not every pass, fails
                 self._settle(job, "failed", status=JobStatus.FAILED, reason=f"run {run.run_id} could not resume: {exc}")
                 return
-            self._settle(job, "resume", reason=f"run {run.run_id} resumed from its checkpoint")
+            if not self._settle(job, "resume", reason=f"run {run.run_id} resumed from its checkpoint"):
+                # `orch cancel` came between the attempt's count and the start, and found no trainer to stop
+                with contextlib.suppress(UserError):
+                    lifecycle.request_stop(self.store, self.store.get(run.run_id) or run)
             return
         self._settle(job, "requeue", status=JobStatus.QUEUED, attempts=attempts, run_id=None,
                      reason=f"run {run.run_id} ended {run.status.value}: trying again")
@@ -217,12 +232,12 @@ class Scheduler:
             if decision.action in ("start_local", "start_cloud"):
                 try:
                     started = self._start(job, spec, decision, spend_left, budget_left)
-                except UserError as exc:  # refused before any request: every later pass would be refused the same
-                    decision, started = Decision("reject", f"the launch refused it: {exc}"), None
-                    self.queue.update(job.job_id, status=JobStatus.REJECTED, decision=decision.action,
-                                      reason=decision.reason)
-                if started is None and decision.action != "reject":  # another scheduler's pass claimed it first:
-                    continue  # its start to report, not this pass's (both said start_local of one job)
+                except _LaunchRefused as refused:  # before any request: every later pass would be refused the same
+                    decision, started = Decision("reject", f"the launch refused it: {refused.problem}"), None
+                    self.queue.update(job.job_id, as_read=refused.job, status=JobStatus.REJECTED,
+                                      decision=decision.action, reason=decision.reason)
+                if started is None and decision.action != "reject":  # another scheduler's pass claimed it first, or
+                    continue  # the cap was spent meanwhile: its start to report, not this pass's
                 if decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
                              if s.slot_id == decision.slot.slot_id else s for s in slots]
@@ -282,9 +297,9 @@ class Scheduler:
         holds no more runs than it can), then start it; returns the run's budget stop. A job without its own budget
         gets unbudgeted_usd of its estimate as its budget stop, and a cloud run no more than the monthly
         cap leaves (`spend_left_usd`: a $50 budget started under a $6 cap could spend $44 past it). None: another
-        scheduler got the job or the slot first. A launch the target refuses before any request (UserError) is
-        recorded failed by the launch and raised to the caller, which rejects the job; a scheduler killed before that
-        leaves a failed run the next pass retries, as any."""
+        scheduler got the job or the slot first, or spent what the cap left. A launch the target refuses before any
+        request (a UserError, recorded failed by the launch) is raised to the caller as _LaunchRefused, with the job
+        as it then is, which rejects it; a scheduler killed before that leaves a failed run the next pass retries."""
         budget = budget_left_usd if budget_left_usd is not None \
             else unbudgeted_usd(decision.option.estimate.cost_usd, decision.option.offer.usd_per_hour)
         if decision.slot is None:
@@ -293,13 +308,20 @@ class Scheduler:
         device = None if slot is None else slot.slot_id.split(":")[0]
         # on the CPU, its share of the cores goes in the run's job file: a resume trains on the same share
         changes = {"cpu_threads": threads} if device == CPU_DEVICE and (threads := self._slot_threads(spec)) else {}
-        record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device,
-                                      changes=changes)
+        try:
+            record = lifecycle.new_record(spec, Path(job.job_path), decision.option, budget, device=device,
+                                          changes=changes)
+        except UserError as exc:
+            raise _LaunchRefused(exc, job) from None
         capacity = self.cpu_slots if device == CPU_DEVICE else 1
         if not self.queue.claim(job.job_id, self.owner, record, capacity, self.monthly_cap_usd):
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return None  # another scheduler started it, took the slot, or spent what the cap left
-        lifecycle.start(self.store, record, decision.option, device)
+        try:
+            lifecycle.start(self.store, record, decision.option, device)
+        except UserError as exc:  # claimed: the job is running this run, as a rejection must find it
+            raise _LaunchRefused(exc, dataclasses.replace(job, status=JobStatus.RUNNING, run_id=record.run_id)) \
+                from None
         return budget
 
     def _slot_threads(self, spec: JobConfig) -> int | None:
