@@ -190,7 +190,7 @@ class Scheduler:
                     lifecycle.request_stop(self.store, self.store.get(run.run_id) or run)
             return
         self._settle(job, "requeue", status=JobStatus.QUEUED, attempts=attempts, run_id=None,
-                     reason=f"run {run.run_id} ended {run.status.value}: trying again")
+                     reason=f"{_ended(run)}: trying again")
 
     # -- place ----------------------------------------------------------------------------------------------------
 
