@@ -1120,6 +1120,8 @@ def _mixed_folder(i: Inputs) -> list[str]:
     lambda i: [i.file("rep/report.md", "# my own notes\n"), "report", "--out", str(i.files / "rep")][1:],
     lambda i: ["calibrate", "--db", i.file("empty.db", "")],
     lambda i: ["report", "--db", i.file("empty.db", ""), "--out", str(i.files / "rep")],
+    lambda i: ["calibrate", "--db", _tableless(i.files / "other.db")],  # a results table was written into it
+    lambda i: ["report", "--db", _tableless(i.files / "other.db"), "--out", str(i.files / "rep")],
     lambda i: i.sweep() + ["--db", i.file("notes.txt", "")],  # made a database by `orch bench`
     lambda i: i.sweep(dataset=""),
     _mixed_folder,
@@ -1130,11 +1132,23 @@ def _mixed_folder(i: Inputs) -> list[str]:
 ], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
         "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
-        "calibrate-db-empty", "report-db-empty", "bench-db-an-empty-file",
+        "calibrate-db-empty", "report-db-empty", "calibrate-db-tableless", "report-db-tableless",
+        "bench-db-an-empty-file",
         "sweep-dataset-empty", "dataset-folder-of-mixed-kinds", "report-force-over-its-job",
         "report-force-over-its-results"])
 def test_outputs_that_exist_and_inputs_the_trainer_refuses_are_refused_cleanly(inputs, build):
     test_bad_input_is_refused_cleanly(inputs, "appended", build)
+
+
+def _tableless(path: Path) -> str:
+    """A SQLite file that holds no table yet (another program's, just made)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE made (x)")  # the file is a database now, and stays one with no table
+        db.execute("DROP TABLE made")
+    return str(path)
 
 
 def _foreign_database(path: Path) -> Path:

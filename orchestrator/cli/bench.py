@@ -1,5 +1,7 @@
 """`orch bench`, `orch calibrate`, `orch report`: measure, fit the estimator, and show where the money goes."""
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +42,9 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
         instead = "the one `orch bench --db` recorded into" if reads_only else "a new file, or a results database"
         raise UserError(f"--db '{db}' is an empty file, not a results database: give {instead}, or leave --db out "
                         "for $ORCH_HOME/bench.db.")
+    if reads_only and db is not None and db.is_file() and _no_tables(db):  # made orch's by a command that reads
+        raise UserError(f"--db '{db}' is a SQLite file with no tables, not a results database: give the one `orch "
+                        "bench --db` recorded into, or leave --db out for $ORCH_HOME/bench.db.")
     if db is None or db.is_file():
         return
     if reads_only:
@@ -47,6 +52,16 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
         raise UserError(f"--db '{db}' {state}: give the results database `orch bench --db` recorded into, or "
                         "leave --db out for $ORCH_HOME/bench.db.")
     checks.output_file(db, "--db")
+
+
+def _no_tables(db: Path) -> bool:
+    """Whether `db` is a SQLite file holding no table, read without writing (a file SQLite cannot read is left to the
+    database's own checks, which say what is wrong with it)."""
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as reader:
+            return reader.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False
 
 
 def check_one_source(db: Path | None, results: list[Path] | None) -> None:
