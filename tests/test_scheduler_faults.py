@@ -200,25 +200,28 @@ def test_a_preempted_job_put_back_since_a_pass_read_it_is_not_that_pass_s_to_wri
     assert not queue.update(read.job_id, as_read=read, decision="start_cloud", reason="stale")
 
 
-def test_a_job_sent_back_to_the_queue_says_why_its_run_failed(tmp_path):
-    """"run r-... ended failed: trying again" left the cause (SkyPilot's words) to the last attempt's line."""
+def reconciled_after(tmp_path, status: RunStatus):
+    """A job whose cloud run ended `status`, after one reconcile: (the job now, what the pass said of it)."""
     queue = JobQueue()
     job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
-    assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.FAILED))
+    assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", status))
     scheduler = Scheduler(queue)
     scheduler.reconcile()
     (_, decision), = scheduler.reconciled
+    return queue.get(job.job_id), decision
+
+
+def test_a_job_sent_back_to_the_queue_says_why_its_run_failed(tmp_path):
+    """"run r-... ended failed: trying again" left the cause (SkyPilot's words) to the last attempt's line."""
+    job, decision = reconciled_after(tmp_path, RunStatus.FAILED)
+    assert job.status is JobStatus.QUEUED
     assert (decision.action, decision.reason) == ("requeue", "run r-aaaaaaaa ended failed (no capacity): trying again")
+
 
 def test_a_run_out_of_memory_fails_its_job_at_once(tmp_path):
     """Tried again, it got the same plan and ran out of memory twice more, each cloud try paying its start-up."""
-    queue = JobQueue()
-    job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
-    assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.OOM))
-    scheduler = Scheduler(queue)
-    scheduler.reconcile()
-    assert queue.get(job.job_id).status is JobStatus.FAILED
-    assert [decision.action for _, decision in scheduler.reconciled] == ["failed"]
+    job, decision = reconciled_after(tmp_path, RunStatus.OOM)
+    assert job.status is JobStatus.FAILED and decision.action == "failed"
 
 
 class StopLooping(BaseException):
