@@ -215,6 +215,11 @@ def _stated_forms(name: str) -> set[str]:
     return {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
 
 
+def _stated_sizes(name: str) -> list[float]:
+    """The memory sizes (GB) a name's words state, each once, in order: `A100 40GB 80GB` states two."""
+    return list(dict.fromkeys(float(size) for size in MEMORY_IN_NAME.findall(name)))
+
+
 def _missing_variant(name: str) -> str | None:
     """Why a name all of whose words a device name carries is no catalog card: the form or memory it states is no
     row's of that family (nvidia-smi's `NVIDIA H200 NVL`, `Tesla V100-PCIE-16GB`). Says which rows exist, so the user
@@ -222,11 +227,10 @@ def _missing_variant(name: str) -> str | None:
     gpu = _card_of_device_name(name)
     if gpu is None:
         return None
-    if len(sizes := list(dict.fromkeys(f"{float(size):g} GB" for size in MEMORY_IN_NAME.findall(name)))) > 1:
+    sizes = [f"{size:g} GB" for size in _stated_sizes(name)]
+    if len(sizes) > 1:
         return f"It states {' and '.join(sizes)}: give one of them."
-    forms = sorted(_stated_forms(name))
-    stated = MEMORY_IN_NAME.search(name)
-    asked = " ".join([*([f"{stated.group(1)} GB"] if stated else []), *(FORM_LABELS[form] for form in forms)])
+    asked = " ".join([*sizes, *(FORM_LABELS[form] for form in sorted(_stated_forms(name)))])
     if not asked:
         return None
     family = [g for g in load_gpus() if g.family == gpu.family]
@@ -239,11 +243,11 @@ def _from_long_name(name: str) -> GPU | None:
     """A name with words beyond a catalog name's, all of them words a device name carries (DEVICE_NAME_WORDS): its
     memory, if stated, picks the variant and must be that card's own (a `RTX 4090 48GB` is no catalog card), and a
     form word (PCIe, NVL, SXM) must be the card's own form."""
-    stated = MEMORY_IN_NAME.search(name)
-    vram_gib = float(stated.group(1)) if stated else None
+    sizes = _stated_sizes(name)
     gpu = _card_of_device_name(name)
-    if gpu is None or len({float(size) for size in MEMORY_IN_NAME.findall(name)}) > 1:  # `A100 40GB 80GB`: which?
+    if gpu is None or len(sizes) > 1:  # `A100 40GB 80GB`: which?
         return None
+    vram_gib = sizes[0] if sizes else None
     if vram_gib is not None:
         gpu = closest_variant(gpu, vram_gib)
     if forms := _stated_forms(name):
