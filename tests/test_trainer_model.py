@@ -186,3 +186,21 @@ def test_a_model_larger_than_the_free_memory_is_refused_before_its_build(tmp_pat
     with pytest.raises(ConfigError, match="random weights takes .* GiB free: build it where there is more memory"):
         build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0)
     assert not (tmp_path / "cache" / "random-models").exists()
+
+
+@pytest.mark.parametrize("capability, expected",
+                         [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_takes_bf16_only_where_the_gpu_computes_it(monkeypatch, capability, expected):
+    """torch.cuda.is_bf16_supported() says yes on a T4 (7.5), where bf16 is emulated many times slower and the
+    estimate plans fp16: `auto` follows the compute capability, as gpus.csv's supports_bf16 does."""
+    from trainer.model import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    auto = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": str(TINY_DATA),
+                             "precision": "auto"})
+    assert resolve_precision(auto, torch.device("cuda", 0)) == expected
+    assert resolve_precision(auto, torch.device("cpu")) == "fp32"
+    chosen = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": str(TINY_DATA),
+                               "precision": "fp16"})
+    assert resolve_precision(chosen, torch.device("cuda", 0)) == "fp16"
