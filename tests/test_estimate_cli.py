@@ -556,3 +556,35 @@ def test_an_organisation_one_letter_off_is_said_by_estimate_as_plan_says_it():
     result = CliRunner().invoke(app, ["estimate", "meta-lama/Llama-3.1-8B", "--json"])
     assert result.exit_code == 0, result.output
     assert any("did you mean 'meta-llama'?" in note for note in json.loads(result.stdout)["notes"])
+
+
+def test_a_saved_modules_bytes_are_the_dtype_peft_copies_it_in():
+    """peft copies a modules_to_save module in the dtype the model has: bf16 on a bf16 GPU, where the estimate
+    counted fp32 weights, gradients and moments (3.9 GiB too many for an 8B model's head). The copy's weights,
+    gradients and AdamW moments are counted at the copy's own bytes, and the fused loss is not planned on a head
+    the copy wraps (the trainer falls back to chunked)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=256))
+    peft_model = get_peft_model(tiny.to(torch.bfloat16), LoraConfig(r=4, target_modules=["q_proj"],
+                                                                      modules_to_save=["lm_head"]))
+    copied = {p.dtype for n, p in peft_model.named_parameters() if p.requires_grad and "modules_to_save" in n}
+    assert copied == {torch.bfloat16}
+
+    def estimate(*flags: str) -> dict:
+        result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "lora", "--gpu", "H100",
+                                     "--seq-len", "1024", *flags, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    base, saved = estimate(), estimate("--modules-to-save", "lm_head")
+    head_params = saved["trainable_params"] - base["trainable_params"]
+    assert head_params == 128256 * 4096
+    for part, bytes_per_param in (("weights", 2), ("optimizer_state", 4)):
+        grown_bytes = (saved["breakdown"][part] - base["breakdown"][part]) * 2**30
+        assert grown_bytes == pytest.approx(head_params * bytes_per_param, rel=2e-3)  # the JSON rounds GiB
+    fused = estimate("--loss", "fused", "--modules-to-save", "lm_head")
+    assert fused["breakdown"] == estimate("--loss", "chunked", "--modules-to-save", "lm_head")["breakdown"]

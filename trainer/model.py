@@ -207,4 +207,9 @@ def load_model(config: JobConfig, model_path: str, device: torch.device, precisi
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM", use_dora=config.use_dora,
                       use_rslora=config.use_rslora, modules_to_save=list(config.modules_to_save) or None)
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    if precision == "fp16":  # peft keeps modules_to_save copies in fp16, whose gradients the grad scaler refuses
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+    return model

@@ -13,7 +13,8 @@ terms that memory.py and speed.py add to theirs.
 
 from gpu_catalog.models import ModelShape
 
-FULL_COPY_MODULES = ("embed_tokens", "lm_head", "wte", "embed_out")  # vocab x hidden each
+HEAD_MODULES = ("lm_head", "embed_out")  # the LM head, by the names peft matches
+FULL_COPY_MODULES = ("embed_tokens", "wte", *HEAD_MODULES)  # vocab x hidden each
 NORM_MODULES = ("norm", "input_layernorm", "post_attention_layernorm")  # hidden each (`norm`: the final one)
 OFFLOAD_OPTIMIZER = "adamw_cpu_offload"
 HOST_LINK_BYTES_PER_S = 25e9  # PCIe 4.0 x16: 32 GB/s per direction on paper, ~25 GB/s measured by pinned copies

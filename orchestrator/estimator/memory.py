@@ -112,12 +112,32 @@ def trainable_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
     return full_weight_bytes(settings, gpu) if settings.method == "full" else FP32_BYTES
 
 
-def optimizer_state_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
+def saved_module_bytes_per_param(settings: JobConfig, gpu: GPU) -> int:
+    """Bytes of a modules_to_save copy's parameter: peft copies the module in the dtype it has, 16-bit under bf16 (an
+    8B model's head and its AdamW moments counted at fp32 were 3.9 GiB too many), fp32 where QLoRA's upcast made the
+    embeddings, head and norms fp32, on the CPU, and under fp16, whose copies the trainer upcasts for the grad scaler
+    (trainer/model.py)."""
+    upcast = settings.method == "qlora" and settings.qlora_fp32_upcast
+    return HALF_BYTES if precision(settings, gpu) == "bf16" and not upcast else FP32_BYTES
+
+
+def trainable_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
+    """Bytes of every trainable parameter, as many as of their gradients: the full model's weights, or the adapters
+    in fp32 beside the modules_to_save copies in theirs."""
+    if settings.method == "full":
+        return trainable_params(model, settings) * full_weight_bytes(settings, gpu)
+    saved = adapters.saved_module_params(model, settings.modules_to_save)
+    return (adapter_params(model, settings) - saved) * FP32_BYTES + saved * saved_module_bytes_per_param(settings, gpu)
+
+
+def optimizer_state_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
+    """The optimizer's state on the device: AdamW's two moments in each parameter's own dtype (torch keeps them so),
+    an 8-bit optimizer's fixed bytes a parameter, nothing where the CPU holds it."""
     if adapters.offloads_optimizer(settings):
-        return 0
+        return 0.0
     if settings.optimizer in EIGHT_BIT_STATE_BYTES:
-        return EIGHT_BIT_STATE_BYTES[settings.optimizer]
-    return 2 * trainable_bytes_per_param(settings, gpu)
+        return trainable_params(model, settings) * EIGHT_BIT_STATE_BYTES[settings.optimizer]
+    return 2 * trainable_bytes(model, settings, gpu)
 
 
 def frozen_blocks(model: ModelShape, settings: JobConfig) -> int:
@@ -181,7 +201,7 @@ def weight_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Bytes of all weights on the device: the base model (quantized or not) plus the LoRA adapters."""
     if settings.method == "full":
         return model.params * full_weight_bytes(settings, gpu)
-    adapters = adapter_params(model, settings) * FP32_BYTES
+    adapters = trainable_bytes(model, settings, gpu)
     if settings.method == "qlora":
         unquantized = model.params - model.block_linear_params
         unquantized_bytes = FP32_BYTES if settings.qlora_fp32_upcast else activation_bytes(settings, gpu)
@@ -278,8 +298,10 @@ def gradient_transient_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -
 
 
 def loss_mode(settings: JobConfig, gpu: GPU) -> str:
-    """The loss the trainer really runs: `fused` needs a CUDA GPU, and falls back to `chunked` elsewhere."""
-    return "chunked" if settings.loss == "fused" and gpu.kind == "cpu" else settings.loss
+    """The loss the trainer really runs: `fused` needs a CUDA GPU and a plain linear head, and falls back to `chunked`
+    on the CPU and where modules_to_save wraps the head (trainer/loss.py fused_available)."""
+    wrapped_head = any(name.split(".")[-1] in adapters.HEAD_MODULES for name in settings.modules_to_save)
+    return "chunked" if settings.loss == "fused" and (gpu.kind == "cpu" or wrapped_head) else settings.loss
 
 
 def fused_chunk_tokens(model: ModelShape, tokens: int) -> int:
@@ -332,7 +354,7 @@ def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
                     calibration: Calibration = NO_CALIBRATION) -> MemoryEstimate:
     trainable = trainable_params(model, settings)
     slack, context = memory_overheads(gpu, calibration)
-    gradients = trainable * trainable_bytes_per_param(settings, gpu)
+    gradients = trainable_bytes(model, settings, gpu)
     activations, logits = activation_bytes_total(model, settings, gpu), loss_bytes(model, settings, gpu)
     # the two moments a step can peak at (see the header): the loss's backward, every activation alive, and the end
     # of the backward, every gradient alive; the breakdown is the larger one's
@@ -343,7 +365,7 @@ def estimate_memory(model: ModelShape, settings: JobConfig, gpu: GPU,
     phase = "backward_end" if sum(end.values()) > sum(start.values()) else "backward_start"
     parts = {
         "weights": weight_bytes(model, settings, gpu),
-        "optimizer_state": trainable * optimizer_state_bytes_per_param(settings, gpu),
+        "optimizer_state": optimizer_state_bytes(model, settings, gpu),
         **(end if phase == "backward_end" else start),
         "cuda_context": context * BYTES_PER_GIB,
     }

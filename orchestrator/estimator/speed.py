@@ -40,9 +40,9 @@ from orchestrator.estimator.calibration import Calibration
 from orchestrator.estimator.memory import (
     adapter_params,
     frozen_blocks,
-    optimizer_state_bytes_per_param,
+    optimizer_state_bytes,
     precision,
-    trainable_bytes_per_param,
+    trainable_bytes,
     trainable_params,
     weight_bytes,
 )
@@ -120,12 +120,12 @@ def efficiency(model: ModelShape, settings: JobConfig, peak_share: float, gpu: G
 
 def optimizer_traffic_bytes(model: ModelShape, settings: JobConfig, gpu: GPU) -> float:
     """Bytes one optimizer update (with gradient clipping) reads and writes."""
-    param_bytes = trainable_bytes_per_param(settings, gpu)
+    weights = trainable_bytes(model, settings, gpu)
     if settings.optimizer == "adamw":
-        per_param = ADAMW_TENSOR_PASSES * param_bytes
+        update = ADAMW_TENSOR_PASSES * weights
     else:
-        per_param = EIGHT_BIT_OPTIMIZER_PASSES * param_bytes + 2 * optimizer_state_bytes_per_param(settings, gpu)
-    return trainable_params(model, settings) * (per_param + CLIP_GRADIENT_PASSES * param_bytes)
+        update = EIGHT_BIT_OPTIMIZER_PASSES * weights + 2 * optimizer_state_bytes(model, settings, gpu)
+    return update + CLIP_GRADIENT_PASSES * weights
 
 
 def _micro_batch_terms(model: ModelShape, settings: JobConfig, gpu: GPU, flops_per_token: float, achieved: float,

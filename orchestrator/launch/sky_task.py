@@ -95,7 +95,7 @@ def disk_gib(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
     parameter with adamw_8bit, 6 with adamw in bf16, so an 8B one is 32-48 GB; three of them overflowed the 100 GB
     the 16-bit weights alone were sized for, and the run died at a save after the VM was paid for. A bucket mount
     caches what it has not uploaded yet on this disk too, so a bucket takes nothing off."""
-    final = memory.trainable_params(model, spec) * memory.trainable_bytes_per_param(spec, gpu)
+    final = memory.trainable_bytes(model, spec, gpu)
     download = model.params * memory.HALF_BYTES
     merged = download if spec.merge_adapter and spec.method != "full" else 0
     checkpoints = CHECKPOINTS_AT_PEAK * checkpoint_bytes(model, spec, gpu)
@@ -107,8 +107,8 @@ def checkpoint_bytes(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
     """One checkpoint's trainable weights and optimizer state (trainer/checkpoint.py), as the estimator counts them
     in memory, except an optimizer offloaded to the CPU: none of its state is on the GPU, all of it in the checkpoint
     (counted as two fp32 moments a parameter, its most). The RNG and schedule states beside them are a few kilobytes."""
-    state = 2 * memory.FP32_BYTES if offloads_optimizer(spec) else memory.optimizer_state_bytes_per_param(spec, gpu)
-    return memory.trainable_params(model, spec) * (memory.trainable_bytes_per_param(spec, gpu) + state)
+    offloaded = memory.trainable_params(model, spec) * 2 * memory.FP32_BYTES if offloads_optimizer(spec) else 0
+    return memory.trainable_bytes(model, spec, gpu) + memory.optimizer_state_bytes(model, spec, gpu) + offloaded
 
 
 @dataclass(frozen=True)
