@@ -27,7 +27,7 @@ class GPU:
 
     name: str
     family: str
-    vram_gib: float
+    vram_gib: float  # the total the driver reports (nvidia-smi): ECC and reserved memory leave less than the label
     mem_bw_gbps: float
     bf16_tflops: float
     fp16_tflops: float
@@ -64,7 +64,7 @@ def _parse_row(row: dict[str, str]) -> GPU:
         tdp_w=float(row["tdp_w"]),
         street_price_usd=float(row["street_price_usd"]) if row["street_price_usd"] else None,
         kind=row["kind"],
-        source=f"{row['source']}; fp32 rate: {row['fp32_source']}",
+        source=f"{row['source']}; fp32 rate: {row['fp32_source']}; memory: {row['vram_source']}",
         as_of=row["as_of"],
         aliases=tuple(a for a in row["aliases"].split("|") if a),
     )
