@@ -151,6 +151,16 @@ def _spend(offer: Offer, delivery: Delivery | None, train_h: float, eval_h: floa
     return parts
 
 
+def cloud_charges(parts_usd: dict[str, float]) -> tuple[float, float]:
+    """What a cloud run pays beside its VM's hours, from its estimate's parts, for the simulator, which draws how long
+    each run takes: (US dollars an hour while it runs: a managed job's controller; US dollars once it ends: the last
+    save, the idle window before autodown and the controller's own last save and idle window)."""
+    controller_usd_per_hour = CONTROLLER_USD_PER_HOUR if "controller" in parts_usd else 0.0
+    ending_usd = (parts_usd.get("last_save", 0.0) + parts_usd.get("idle", 0.0)
+                  + controller_usd_per_hour * (LAST_SAVE_HOURS + CONTROLLER_IDLE_HOURS))
+    return controller_usd_per_hour, ending_usd
+
+
 def _run(fit: Fit, offer: Offer, model: ModelShape, train_tokens: int, times: StartupTimes | None,
          checkpoint_minutes: float) -> tuple[float, float, float, float, dict[str, float]]:
     """(hours, start-up hours, expected preemptions, their recovery hours, the spend's parts): the arithmetic that

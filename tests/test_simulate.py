@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import simulated_owned_offer
 from orchestrator.cli.main import app
+from orchestrator.cost import CONTROLLER_USD_PER_HOUR
 from orchestrator.schedule.policy import JobAsk, LocalSlot, SpotMode, decide
 from orchestrator.simulate.engine import POLICIES, SimSettings, Simulation, _Job, local_cards, simulate
 from orchestrator.simulate.summary import DECISION_COLUMNS, SpendSeries
@@ -194,6 +195,29 @@ def test_a_spot_run_never_preempted_runs_its_estimate_less_the_expected_recovery
     estimate = chosen[0].estimate
     assert chosen[0].offer.spot and estimate.recovery_hours > 0
     assert decisions[0]["end_h"] - decisions[0]["start_h"] == pytest.approx(estimate.hours - estimate.recovery_hours)
+
+
+@pytest.mark.parametrize("policy", ["cloud-only", "cloud-spot"])
+def test_a_cloud_run_that_takes_its_estimate_costs_its_estimate(monkeypatch, policy):
+    """The simulator charged a cloud run its VM's hours alone: the last save, the idle window before autodown and a
+    spot job's controller, which the estimate (and so the policy's choice) counts, were left out, a third of the
+    README's plan example. A spot run never preempted pays all but the expected recovery."""
+    decisions, chosen = [], []
+    sim = Simulation([], CLOUDS, SimSettings(policy, 0, 0.0), on_decision=decisions.append)
+    row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": None}
+    job = _Job(row, sim.shapes.get(row["model"], row["method"], row["seq_len"]))
+    start_cloud = sim._start_cloud
+    monkeypatch.setattr(sim, "_start_cloud", lambda job, option, now: chosen.append(option) or
+                        start_cloud(job, option, now))
+    monkeypatch.setattr(sim, "_actual", lambda estimated_h: estimated_h)
+    sim.summary.arrived(0.0)
+    sim._dispatch(job, 0.0)
+    sim.run(iter(()))
+    estimate = chosen[0].estimate
+    assert {"last_save", "idle"} <= set(estimate.parts_usd) and chosen[0].offer.spot == (policy == "cloud-spot")
+    controller_usd_per_hour = CONTROLLER_USD_PER_HOUR if "controller" in estimate.parts_usd else 0.0
+    unrecovered_usd = estimate.parts_usd["recovery"] + estimate.recovery_hours * controller_usd_per_hour
+    assert decisions[0]["cost_usd"] == pytest.approx(estimate.cost_usd - unrecovered_usd, abs=1e-4)
 
 
 def test_a_spot_run_preempted_while_it_starts_up_has_trained_nothing(monkeypatch):

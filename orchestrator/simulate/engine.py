@@ -24,6 +24,7 @@ from gpu_catalog.gpus import GPU
 from gpu_catalog.offer import Offer
 from gpu_catalog.offers import cheapest_offers
 from gpu_catalog.owned import OwnedCard, OwnedHardware, hardware_file, owned_offer
+from orchestrator.cost import cloud_charges
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.schedule.policy import JobAsk, LocalSlot, SpotMode, decide
 from orchestrator.simulate.shapes import Shape, ShapeCache
@@ -265,11 +266,14 @@ class Simulation:
         startup_h = estimate.startup_hours * hours / planned_h
         rate = self.settings.spot_preemptions_per_h
         preempt_after = self.rng.expovariate(rate) if offer.spot and rate > 0 else math.inf
+        # the estimate's other parts: a preempted VM saves nothing and idles not at all, while the controller runs on
+        controller_usd_per_hour, ending_usd = cloud_charges(estimate.parts_usd)
+        usd_per_hour = offer.usd_per_hour + controller_usd_per_hour
         if preempt_after < hours:
-            job.cost_usd += preempt_after * offer.usd_per_hour
+            job.cost_usd += preempt_after * usd_per_hour
             self._push(now + preempt_after, self._on_preempted, job, preempt_after - startup_h, hours - startup_h)
         else:
-            job.cost_usd += hours * offer.usd_per_hour
+            job.cost_usd += hours * usd_per_hour + ending_usd
             self._push(now + hours, self._on_cloud_done, job, self.cloud_placements[id(offer)])
 
     def _end(self, job: _Job, now: float, placement: str) -> None:
