@@ -297,3 +297,23 @@ def test_a_first_record_longer_than_the_sample_is_counted_whole_not_cut_into_a_b
     monkeypatch.setattr("orchestrator.data_size.SAMPLE_BYTES", len(CHATS[0]) // 2)
     _, size = load_sized_job(job)
     assert size.source == "tokenized"
+
+
+def test_orch_plans_own_parser_says_a_first_count_at_a_terminal(tmp_path):
+    """`orch plan` answers through its own lean parser, which never loaded the module that shows progress notes: the
+    first plan of a dataset sat silent for 13 s at a terminal, though the notes worked through the typer app."""
+    import pty
+    import subprocess
+    import sys
+
+    job = chat_job(tmp_path)
+    stderr_main, stderr_terminal = pty.openpty()
+    env = {**os.environ, "ORCH_HOME": str(tmp_path / "home"), "ORCH_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", "from orchestrator.cli.entry import main; main()", "plan", str(job),
+                           "--budget", "100", "--json"], stdout=subprocess.PIPE, stderr=stderr_terminal, env=env,
+                          timeout=300)
+    os.close(stderr_terminal)
+    said = " ".join(os.read(stderr_main, 4096).decode().split())  # folded to the terminal's width
+    os.close(stderr_main)
+    assert done.returncode == 0 and json.loads(done.stdout)["data"]["tokens"] > 0
+    assert "counting tokens in chat.jsonl (once; later plans reuse it)..." in said

@@ -171,6 +171,8 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
             parse.error(left_over)
         args = parse.parse_args(argv)  # a malformed flag: one line, exit 2
         checks.number(args.top, "--top", 1, MAX_TOP, whole=True)
+        if sys.stderr.isatty():  # a first count of the data's tokens takes seconds: display's progress notes say so
+            from orchestrator.cli import display  # noqa: F401
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         said = [note for note in (_cloud_note(result, args.job), _spot_note(result)) if note]
