@@ -154,3 +154,21 @@ def test_an_output_of_a_finished_run_is_not_said_to_want_continuing(tmp_path):
     (tmp_path / FINAL_DIR).mkdir()
     assert "holds a run that finished" in unresumed_problem(tmp_path, "never")
     assert unresumed_problem(tmp_path, "auto") is None
+
+
+def test_a_value_error_inside_training_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    """Any ValueError, one from deep in torch or transformers too, ended the run as `error` with its bare message
+    and no traceback anywhere: its type is said, and the traceback kept in error.log, as for any other fault."""
+    import json
+
+    from trainer import loop
+
+    def step(self, *args, **kwargs):
+        raise ValueError("Expected input batch_size (4) to match target batch_size (3).")
+
+    monkeypatch.setattr(loop.FineTune, "_train", step)
+    output = tmp_path / "out"
+    assert main([str(write_job(tmp_path)), "--output", str(output)]) == 1
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "error" and metrics["message"].startswith("ValueError: Expected input batch_size")
+    assert "raise ValueError" in (output / "error.log").read_text()

@@ -190,8 +190,6 @@ class FineTune:
                     self.resume = True  # a checkpoint of the failed attempt (same data order) is still good
         except (ConfigError, data.DataError) as exc:  # the job's data or settings, found once they are read: bad input
             return {"status": TrainStatus.BAD_CONFIG, "message": str(exc)}, config
-        except ValueError as exc:
-            return {"status": TrainStatus.ERROR, "message": str(exc)}, config
         except BudgetSpent:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded, not lost: the traceback goes to error.log
