@@ -2,6 +2,7 @@
 result, and two schedulers never put two jobs on one slot. The kill is an exception raised at that step, in
 process, with the launcher's memory of its children wiped as a dead scheduler's would be."""
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -409,3 +410,49 @@ def test_a_jobs_runs_together_stay_within_its_budget(tmp_path, monkeypatch, link
     JobQueue().update(job_id, status=JobStatus.QUEUED, run_id=None)
     (decided,) = Scheduler().run_once()
     assert decided[1].action == "reject" and "its earlier runs spent its whole $1.00 budget" in decided[1].reason
+
+
+def test_a_resume_never_starts_on_a_card_another_run_took_meanwhile(tmp_path):
+    """A failed run holds no slot, so another scheduler could claim its card for another job after this one read
+    the run and before it resumed it there: two trainers on one card. The start counts the card's active runs in
+    the statement that switches the run to launching, and leaves it as it was."""
+    from tests.test_runs_store import make_record
+
+    store, runs = RunStore(), tmp_path / "runs"
+    failed = make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", device="cuda:0", status=RunStatus.FAILED,
+                         ended_at=time.time())
+    store.insert(failed)
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", device="cuda:0", status=RunStatus.LAUNCHING))
+    with pytest.raises(lifecycle.DeviceBusy, match="device cuda:0 is busy"):
+        lifecycle.start(store, failed, device="cuda:0", slot_capacity=1)
+    after = store.get(failed.run_id)
+    assert (after.status, after.started_at, after.ended_at) == (RunStatus.FAILED, failed.started_at, failed.ended_at)
+    with pytest.raises(lifecycle.AlreadyStarted):  # a run another command moved is said so, busy card or not
+        lifecycle.start(store, dataclasses.replace(failed, status=RunStatus.STOPPED), device="cuda:0",
+                        slot_capacity=1)
+
+
+def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_path, monkeypatch):
+    """The job keeps its run and its attempts (the try never happened), for a later pass to resume."""
+    from tests.test_runs_store import make_record
+
+    job_id = submit(tmp_path, "a", max_steps=3)
+    run = make_record(tmp_path / "runs" / "r-aaaaaaaa", run_id="r-aaaaaaaa", device="cpu",
+                      status=RunStatus.LAUNCHING)
+    assert JobQueue().claim(job_id, "one", run)
+    RunStore().update(run.run_id, status=RunStatus.FAILED, ended_at=time.time())
+    checkpoints = RunStore().get(run.run_id).output_dir / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "latest").write_text("step-00000001")
+    asked = []
+
+    def busy(store, record, **kwargs):
+        asked.append(kwargs)
+        raise lifecycle.DeviceBusy("busy")
+
+    monkeypatch.setattr(lifecycle, "start", busy)
+    scheduler = Scheduler(cpu_slots=2)
+    scheduler.reconcile()
+    job = JobQueue().get(job_id)
+    assert asked == [{"device": "cpu", "slot_capacity": 2}]
+    assert job.status is JobStatus.RUNNING and job.run_id == run.run_id and job.attempts == 0

@@ -83,21 +83,30 @@ class AlreadyStarted(UserError):
     """Another command started the run between this one's reading and starting it: one trainer a run."""
 
 
+class DeviceBusy(UserError):
+    """The run's card took another run since this command read it free (`slot_capacity`): one trainer a card."""
+
+
 def start(store: RunStore, record: RunRecord, option: Option | None = None, device: str | None = None,
-          ended: dict | None = None, budget_usd: float | None = None) -> RunRecord:
+          ended: dict | None = None, budget_usd: float | None = None, slot_capacity: int | None = None) -> RunRecord:
     """Launch (or relaunch) a recorded run. A launch the target refuses is recorded as failed, not lost; an
     interrupt leaves the run `launching` with every fact learned so far, for `orch stop` to act on. `ended`: a
     resume's record as the run had ended (_SET_BY_A_START), put back where the target refuses before anything
     started, with the refusal raised: the run keeps its end and its reason. `budget_usd`: a resume's new total,
-    written with the start itself, as the run was read (written before, it let a resume past another's start)."""
+    written with the start itself, as the run was read (written before, it let a resume past another's start).
+    `slot_capacity`: a local resume starts only while its device holds fewer other active runs (DeviceBusy)."""
     launcher = launcher_for(record.target)
     before = {name: getattr(record, name) for name in STARTED_FACTS}
     # a resume plans its target again: this session is metered at the offer it launches on (prices move, and the
     # region may be another), as the VM's guard is
     offer = {"usd_per_hour": option.offer.usd_per_hour, "region": option.offer.region} if option is not None else {}
     budget = {"budget_usd": budget_usd} if budget_usd is not None else {}
-    if not store.update_as_read(record, status=RunStatus.LAUNCHING, started_at=time.time(), ended_at=None,
-                                stop_requested=0, pid=None, message=None, **offer, **budget):
+    if not store.update_as_read(record, slot_capacity=slot_capacity, status=RunStatus.LAUNCHING, started_at=time.time(),
+                                ended_at=None, stop_requested=0, pid=None, message=None, **offer, **budget):
+        now = store.get(record.run_id)
+        if slot_capacity is not None and now is not None and (now.status, now.started_at) == (record.status,
+                                                                                              record.started_at):
+            raise DeviceBusy(f"run {record.run_id}'s device {record.device} is busy with another run")
         raise AlreadyStarted(f"run {record.run_id} was started again meanwhile by another command (a scheduler, "
                              "another `orch resume`): `orch runs` shows it.")
     record = store.get(record.run_id)

@@ -16,7 +16,7 @@ from gpu_catalog.errors import UserError
 from orchestrator.db import damaged_row, open_database, reading, transaction, typed_row
 from orchestrator.home import beside, runs_db
 from orchestrator.runs.schema import RUNS_DB
-from orchestrator.runs.status import RunStatus, Target
+from orchestrator.runs.status import ACTIVE, RunStatus, Target
 
 
 @dataclass(frozen=True)
@@ -182,23 +182,33 @@ class RunStore:
         """For the run state machine alone (orchestrator/launch/lifecycle.py)."""
         self._update(run_id, values)
 
-    def update_as_read(self, record: RunRecord, **values) -> bool:
+    def update_as_read(self, record: RunRecord, slot_capacity: int | None = None, **values) -> bool:
         """update() only if the run is still in the state and session `record` read (its status and start), in one
         statement; False when another command moved it meanwhile. Two callers that each saw the run end recorded
         its time and cost twice, one that saw an earlier session end ended the resumed one, and two resumes (two
-        scheduler passes, two `orch resume`) each started a trainer in the same folder."""
-        return self._update(record.run_id, values, record)
+        scheduler passes, two `orch resume`) each started a trainer in the same folder. With `slot_capacity`, also
+        only while fewer other active local runs than that hold the run's device, counted in the same statement as
+        JobQueue.claim counts them: a scheduler's resume of a failed run and another's claim of its free card each
+        started a trainer there."""
+        return self._update(record.run_id, values, record, slot_capacity)
 
-    def _update(self, run_id: str, values: dict, as_read: RunRecord | None = None) -> bool:
+    def _update(self, run_id: str, values: dict, as_read: RunRecord | None = None,
+                slot_capacity: int | None = None) -> bool:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
         values = {k: v.value if isinstance(v, (RunStatus, Target)) else v for k, v in values.items()}
-        unchanged = " AND status = ? AND started_at IS ?" if as_read is not None else ""
+        where, keys = "run_id = ?", [run_id]
+        if as_read is not None:
+            where += " AND status = ? AND started_at IS ?"
+            keys += [as_read.status.value, as_read.started_at]
+        if slot_capacity is not None and as_read is not None and as_read.device is not None:
+            where += (f" AND (SELECT COUNT(*) FROM runs WHERE target = ? AND device = ? AND run_id != ? AND status IN "
+                      f"({', '.join('?' * len(ACTIVE))})) < ?")
+            keys += [Target.LOCAL.value, as_read.device, run_id, *(s.value for s in ACTIVE), slot_capacity]
         with self._writing() as db:
-            done = db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?{unchanged}",
-                              [*values.values(), run_id,
-                               *((as_read.status.value, as_read.started_at) if as_read is not None else ())])
+            done = db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE {where}",
+                              [*values.values(), *keys])
         return done.rowcount > 0
 
     def get(self, run_id: str) -> RunRecord | None:

@@ -178,8 +178,11 @@ class Scheduler:
                 return
             job = dataclasses.replace(job, attempts=attempts)
             try:
-                lifecycle.start(self.store, run, device=run.device)
+                lifecycle.start(self.store, run, device=run.device, slot_capacity=self._capacity(run.device))
             except lifecycle.AlreadyStarted:  # `orch resume` started it meanwhile
+                return
+            except lifecycle.DeviceBusy:  # another scheduler's claim took the card since: resumed on a later pass
+                self.queue.update(job.job_id, as_read=job, attempts=attempts - 1)
                 return
             except UserError as exc:  # refused before it started (recorded so): this job, not every pass, fails
                 self._settle(job, "failed", status=JobStatus.FAILED, reason=f"run {run.run_id} could not resume: {exc}")
@@ -313,8 +316,7 @@ class Scheduler:
                                           changes=changes)
         except UserError as exc:
             raise _LaunchRefused(exc, job) from None
-        capacity = self.cpu_slots if device == CPU_DEVICE else 1
-        if not self.queue.claim(job.job_id, self.owner, record, capacity, self.monthly_cap_usd):
+        if not self.queue.claim(job.job_id, self.owner, record, self._capacity(device), self.monthly_cap_usd):
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return None  # another scheduler started it, took the slot, or spent what the cap left
         try:
@@ -323,6 +325,10 @@ class Scheduler:
             raise _LaunchRefused(exc, dataclasses.replace(job, status=JobStatus.RUNNING, run_id=record.run_id)) \
                 from None
         return budget
+
+    def _capacity(self, device: str | None) -> int:
+        """How many runs one of this scheduler's local devices holds at once: the CPU its slots, a card one."""
+        return self.cpu_slots if device == CPU_DEVICE else 1
 
     def _slot_threads(self, spec: JobConfig) -> int | None:
         """The cores a job trains on in one of the CPU's slots (`cpu_threads`), so it is planned, priced and run on
