@@ -982,6 +982,21 @@ def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsy
     assert "orch resume" not in capsys.readouterr().out
 
 
+def test_a_run_whose_trainer_died_after_a_checkpoint_says_the_command_that_continues_it(tmp_path, capsys):
+    """A trainer killed (kill -9, a crash) said "exited without metrics.json" and no more, though its checkpoint
+    was there for `orch resume`; one killed before its first checkpoint has nothing to continue."""
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    record = make_record(tmp_path / "r-eeeeeeee", run_id="r-eeeeeeee", status=RunStatus.FAILED, cost_usd=0.0002)
+    display.show_run(record)
+    assert "orch resume" not in capsys.readouterr().out
+    (record.output_dir / "checkpoints").mkdir(parents=True)
+    (record.output_dir / "checkpoints" / "latest").write_text("step-00000010")
+    display.show_run(record)
+    assert "`orch resume r-eeeeeeee` continues it from its latest checkpoint" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", [["catalog", "offers"], ["plan", QLORA_JOB, "--budget", "20"],
                                      ["launch", QLORA_JOB, "--budget", "20", "--dry-run"]])
 @pytest.mark.parametrize("flag", ["--providers", "--provider"])

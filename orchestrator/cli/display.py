@@ -577,8 +577,11 @@ def show_run(record: RunRecord) -> None:
                       highlight=False)
     if record.message:
         console.print(f"  {esc(record.message)}", highlight=False)
-    if record.status in (RunStatus.STOPPED, RunStatus.PREEMPTED, RunStatus.BUDGET_STOPPED):  # the trainer's words
-        # ("a larger budget continues from the checkpoint") named no command
+    # the trainer's words ("a larger budget continues from the checkpoint") named no command; a trainer killed or
+    # crashed left its checkpoint unsaid
+    crashed = record.status in (RunStatus.FAILED, RunStatus.ERROR) and \
+        (record.output_dir / "checkpoints" / "latest").is_file()
+    if record.status in (RunStatus.STOPPED, RunStatus.PREEMPTED, RunStatus.BUDGET_STOPPED) or crashed:
         more = " --budget USD" if record.status is RunStatus.BUDGET_STOPPED else ""
         console.print(f"  `orch resume {record.run_id}{more}` continues it from its latest checkpoint", highlight=False)
 
