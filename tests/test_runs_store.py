@@ -325,12 +325,15 @@ def test_runs_export_says_where_it_wrote_with_times_a_spreadsheet_reads(tmp_path
 
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     RunStore().insert(make_record(tmp_path / RUN_DIR, status=RunStatus.FAILED, created_at=1_796_247_240.55,
-                                  ended_at=1_796_247_250.0, message="SkyPilot could not launch: no credentials"))
+                                  ended_at=1_796_247_250.0, message="SkyPilot could not launch: no credentials",
+                                  pid=23178))
+    RunStore().insert(make_record(tmp_path / "runs" / "r-bbbbbbbb", run_id="r-bbbbbbbb", status=RunStatus.FAILED))
     result = CliRunner().invoke(app, ["runs", "--export", str(tmp_path / "runs.csv"), "--json"])
     assert result.exit_code == 0, result.output
-    assert f"wrote 1 run to {tmp_path / 'runs.csv'}" in result.stderr and json.loads(result.stdout)
-    row = next(csv.DictReader((tmp_path / "runs.csv").open()))
+    assert f"wrote 2 runs to {tmp_path / 'runs.csv'}" in result.stderr and json.loads(result.stdout)
+    row, unstarted = csv.DictReader((tmp_path / "runs.csv").open())
     assert row["created_at"] == "2026-12-02 21:34:01+00:00"
+    assert (row["pid"], unstarted["pid"]) == ("23178", "")  # a column with a gap was float: 23178.0
     said = CliRunner().invoke(app, ["logs", RUN_ID])  # not "before its trainer wrote a line": it may have written many
     assert said.exit_code == 2 and "is gone, so it has no log (it ended failed: SkyPilot could not" in said.stderr
     (tmp_path / RUN_DIR).mkdir(parents=True)

@@ -29,6 +29,8 @@ from trainer.status import TrainStatus
 
 EXPORT_FORMATS = (".csv", ".parquet")
 TIME_COLUMNS = {"created_at", "started_at", "ended_at"}  # epoch seconds in runs.db
+# whole numbers that may be missing: pandas made a column with a gap float, and the export said pid 23178.0
+WHOLE_COLUMNS = {f.name for f in dataclasses.fields(RunRecord) if f.type in (int, int | None)}
 # how long a listing's refresh waits for another process's write lock (a scheduler's pass, a launch recording its
 # facts) before it lists what is recorded: such writes take milliseconds, a sqlite3 shell or a backup takes minutes
 REFRESH_WAIT_S = 0.5
@@ -143,6 +145,8 @@ def runs_command(
                              columns=columns)
         for column in TIME_COLUMNS.intersection(frame.columns):  # UTC times a spreadsheet reads, not epoch seconds
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).dt.round("s")
+        for column in WHOLE_COLUMNS.intersection(frame.columns):
+            frame[column] = frame[column].astype("Int64")
         write_atomically(export, lambda partial: frame.to_csv(partial, index=False) if export.suffix.lower() == ".csv"
                          else frame.to_parquet(partial, index=False))
         display.say(f"wrote {len(records)} run{'s' if len(records) != 1 else ''} to {export}", err=True)
