@@ -390,3 +390,13 @@ def test_the_eta_counts_down_between_points_at_the_mean_time_per_point():
     assert column.render(progress.tasks[0]).plain == "ETA 0:00:00"
     progress.update(bar, advance=3, done_at=1000.0)
     assert column.render(progress.tasks[0]).plain == "ETA 0:00:00"
+
+
+def test_a_points_progress_line_says_unstable_where_its_row_is():
+    """`1/6 ... : ok, 1,412 tokens/s`, while the sweep's table said that point was unstable."""
+    from orchestrator.bench.runner import _outcome
+
+    assert _outcome({"status": "ok", "tokens_per_s": 1412.0, "stable": False}) == \
+        "ok, 1,412 tokens/s (unstable: see its row)"
+    assert _outcome({"status": "ok", "tokens_per_s": 1412.0, "stable": True}) == "ok, 1,412 tokens/s"
+    assert _outcome({"status": "oom"}) == "oom"

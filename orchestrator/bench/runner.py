@@ -161,9 +161,11 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
 
 
 def _outcome(row: dict) -> str:
-    """A finished point in a few words: its status, and its tokens/s where it has one."""
+    """A finished point in a few words: its status, and its tokens/s where it has one, said unstable where the
+    sweep's table will say so (the line said `ok` of a point the table then called unstable)."""
     rate = row.get("tokens_per_s")
-    return row["status"] + (f", {rate:,.0f} tokens/s" if rate else "")
+    unstable = " (unstable: see its row)" if row.get("stable") is False else ""
+    return row["status"] + (f", {rate:,.0f} tokens/s{unstable}" if rate else "")
 
 
 def _refused_the_data(row: dict, dataset: Path | str) -> bool:
