@@ -639,7 +639,10 @@ def test_submit_and_launch_read_money_and_durations_as_plan_does(tmp_path, monke
 MONEY_AND_DURATION_MISTAKES = [
     ("--budget", "20eur", "error: --budget '20eur' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or "
                           "20usd."),
-    ("--budget", "1,5", "error: --budget '1,5' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or 20usd."),
+    ("--budget", "1,5", "error: --budget '1,5' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or 20usd (a "
+                        "decimal point, not a comma)."),
+    ("--budget", "1,5000", "error: --budget '1,5000' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or "
+                           "20usd."),
     ("--budget", "0", "error: --budget must be above 0 and at most 10000000 (US dollars), got 0 (an unquoted $ is "
                       "expanded by the shell: quote it as '$20', or write 20usd)."),
     ("--budget", "", "error: --budget '' is not an amount of US dollars: write 20, 20.5, $20, $1,800 or 20usd (an "

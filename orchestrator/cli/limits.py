@@ -92,8 +92,10 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
         value = usd_from_text(typed)
     except ValueError:
         empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
+        # `0,05`: a decimal comma, which orch does not guess at (`1,800` is a thousands comma)
+        comma = " (a decimal point, not a comma)" if re.fullmatch(r"\$?\d*,\d{1,2}", typed) else ""
         raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
-                        f"{empty}.") from None
+                        f"{comma}{empty}.") from None
     if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0) and value <= MAX_BUDGET_USD):
         hint = f" {SHELL_DOLLAR_HINT}" if value == 0 and typed.isdigit() else ""  # `$20` leaves 0, `$100` 00
         raise UserError(f"{flag} must be {'at least' if zero_allowed else 'above'} 0 and at most "
