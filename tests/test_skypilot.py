@@ -654,6 +654,21 @@ def test_a_dry_run_of_a_gated_model_declares_its_token_without_needing_it_here(s
     assert launched.exit_code == 2 and "set HF_TOKEN" in launched.output
 
 
+def test_the_printed_launch_command_asks_only_the_secrets_the_task_declares(sky, tmp_path, monkeypatch):
+    """A secret's name anywhere in the task (here its files folder, from --out) put `--secret WANDB_API_KEY` in the
+    command: `sky launch` then refused it unset, or sent the key to a VM that never reads it."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "WANDB_API_KEY-HF_TOKEN.yaml"
+    result = CliRunner().invoke(app, ["launch", str(REPO / "examples" / "qwen25-14b-lora.yaml"), "--budget", "50",
+                                      "--target", "cloud", "--providers", "nebius", "--dry-run", "--out", str(out)],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "WANDB_API_KEY-HF_TOKEN" in out.read_text() and "secrets" not in yaml.safe_load(out.read_text())
+    assert "from this folder runs it" in result.stderr and "--secret" not in result.stderr
+
+
 def test_a_dry_run_of_a_public_model_declares_no_token_it_was_not_given(sky, tmp_path, monkeypatch):
     """HF_TOKEN was declared for any hub download: `sky launch` refused the file without a token, and with
     `--secret HF_TOKEN` unset here too. W&B logs offline without its key: not declared either."""

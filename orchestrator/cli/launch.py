@@ -251,7 +251,9 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
                     "give --out to launch it with sky", err=True)
     else:
         display.err_console.print(task.optimizer_text, markup=False, highlight=False)
-        secrets = "".join(f" --secret {name}" for name in sky_task.SECRET_ENV_VARS if name in task.yaml_text)
+        # the secrets the task declares: a name found anywhere in its text (a dataset `data/HF_TOKEN_rows.jsonl`)
+        # asked for a secret the task never reads, and `sky launch` refused it unset or sent it to the VM
+        secrets = "".join(f" --secret {name}" for name in task.secrets)
         # a spot run is a managed job: `sky launch` would start a bare spot VM, never recovered nor taken down;
         # one line (not folded at the terminal's width), so the command copies whole
         # named, as the notes name it (`rsync -a NAME:...`): SkyPilot made one up, which the user had to look for

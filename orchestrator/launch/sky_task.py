@@ -447,6 +447,7 @@ class DryRun:
     files_dir: Path | None  # where the task's files were written (with --out), else None
     note: str | None = None  # what a launch would do differently here (NO_STORE_NOTE)
     cluster: str = ""  # the cluster (a spot run's managed job) the printed `sky launch` names
+    secrets: tuple[str, ...] = ()  # the secrets the task declares, for the printed command's `--secret NAME`s
 
 
 def task_files_dir(out: Path) -> Path:
@@ -507,13 +508,15 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
             files_as = str(staged.resolve())
         text = task_yaml(task, files, files_as)
         out.write_text(text, encoding="utf-8")
-        return DryRun(text, optimizer_view(task), files_dir, _note(task), cluster_name(task.envs[RUN_ID_ENV]))
+        return DryRun(text, optimizer_view(task), files_dir, _note(task), cluster_name(task.envs[RUN_ID_ENV]),
+                      tuple(task.secrets or {}))
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
         task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, Path(tmp),
                           for_launch=False)
         staged = Path(tmp) / "remote"
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
-        return DryRun(text, optimizer_view(task), None, _note(task), cluster_name(task.envs[RUN_ID_ENV]))
+        return DryRun(text, optimizer_view(task), None, _note(task), cluster_name(task.envs[RUN_ID_ENV]),
+                      tuple(task.secrets or {}))
 
 
 def _note(task) -> str | None:
