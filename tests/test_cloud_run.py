@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -315,6 +316,27 @@ def test_setup_stops_where_torch_sees_no_cuda_gpu(tmp_path):
     done = subprocess.run(["bash", "-c", setup_script()], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "torch sees no CUDA GPU on this VM" in done.stderr, done.stdout + done.stderr
     assert "setup done" not in done.stdout and not (tmp_path / ".orch_setup_done").exists()  # tried again next time
+
+
+def test_setup_stops_before_installing_where_the_disk_is_smaller_than_the_job_needs(tmp_path):
+    """Lambda and Seeweb boot their instance's fixed disk whatever `disk_size` asks, so a job sized for 170 GiB
+    found out at a save, hours in. Setup now compares the disk's free space with what the job needs, first."""
+    from orchestrator.launch.remote_env import setup_script
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python"
+    python.write_text("#!/bin/sh\necho ran >> \"$HOME/python-ran\"\n")
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    free_gib = shutil.disk_usage(tmp_path).free // 2**30
+    done = subprocess.run(["bash", "-c", setup_script(free_gib=free_gib + 10)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and f"and the job needs {free_gib + 10} GiB" in done.stderr, done.stderr
+    assert not (tmp_path / "python-ran").exists()  # nothing installed, nothing downloaded
+    done = subprocess.run(["bash", "-c", setup_script(free_gib=max(0, free_gib - 1))], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (tmp_path / "python-ran").exists(), done.stderr
 
 
 def test_every_pin_installed_here_installs_on_the_oldest_python_a_vm_brings():

@@ -64,14 +64,19 @@ def pins_digest(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
     return hashlib.sha256("\n".join(packages).encode()).hexdigest()[:16]
 
 
-def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES) -> str:
-    """Installs the packages with pip's progress, once per VM (a recovery on the same VM skips it)."""
+def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES, free_gib: int = 0) -> str:
+    """Installs the packages with pip's progress, once per VM (a recovery on the same VM skips it), after checking
+    the disk has `free_gib` GiB free (sky_task.free_disk_gib): some clouds boot a fixed disk whatever was asked."""
     digest = pins_digest(packages)
     least = ".".join(map(str, VM_PYTHON_LEAST))
     names = " ".join(f"'{p}'" for p in packages)
     return "\n".join([
         "set -e",
         f'if [ "$(cat {SETUP_MARKER} 2>/dev/null)" = "{digest}" ]; then echo "orch: setup already done"; exit 0; fi',
+        "free_gib=$(df -P -k \"$HOME\" | awk 'NR == 2 {print int($4 / 1048576)}')",
+        f'if [ "$free_gib" -lt {free_gib} ]; then echo "orch: this VM has $free_gib GiB free on its disk and the job '
+        f'needs {free_gib} GiB (the stack, the model, its checkpoints and final weights): launch on another cloud '
+        'or instance type" >&2; exit 1; fi',
         f"python -c 'import sys; sys.exit(0 if sys.version_info >= {VM_PYTHON_LEAST} else "
         f"\"orch: this VM has Python %d.%d; the trainer needs {least} or newer\" % sys.version_info[:2])'",
         f'echo "orch: installing {len(packages)} pinned packages (torch with CUDA: a few minutes)"',

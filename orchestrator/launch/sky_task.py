@@ -77,6 +77,7 @@ WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock gu
 SAVE_GRACE_S = round(LAST_SAVE_HOURS * 3600)  # the end of the window kept for the trainer's last checkpoint
 MIN_DISK_GIB = 100
 ENVIRONMENT_DISK_GIB = 50  # the image, CUDA, torch and the pinned stack, with room for logs and caches
+STACK_DISK_GIB = 15  # of that, what setup installs: torch with its CUDA libraries and the pinned packages
 CHECKPOINTS_AT_PEAK = KEEP_CHECKPOINTS + 1  # the next is written whole before the oldest is pruned
 
 
@@ -95,12 +96,24 @@ def disk_gib(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
     parameter with adamw_8bit, 6 with adamw in bf16, so an 8B one is 32-48 GB; three of them overflowed the 100 GB
     the 16-bit weights alone were sized for, and the run died at a save after the VM was paid for. A bucket mount
     caches what it has not uploaded yet on this disk too, so a bucket takes nothing off."""
+    needed = ENVIRONMENT_DISK_GIB * BYTES_PER_GIB + _job_bytes(model, spec, gpu)
+    return max(MIN_DISK_GIB, math.ceil(needed / BYTES_PER_GIB))
+
+
+def free_disk_gib(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
+    """What the VM's disk must have free before setup, which its setup checks: the pinned stack it installs and the
+    job's files. Lambda, Seeweb, Hyperbolic and Mithril boot their instance type's fixed disk whatever `disk_size`
+    asks (SkyPilot's templates and provisioners never pass it on), so a run there found out at a save, paid for."""
+    return STACK_DISK_GIB + math.ceil(_job_bytes(model, spec, gpu) / BYTES_PER_GIB)
+
+
+def _job_bytes(model: ModelShape, spec: JobConfig, gpu: GPU) -> float:
+    """The job's own files on the VM's disk: the download, the checkpoints at their peak, the final weights and a
+    merged copy (disk_gib)."""
     final = memory.trainable_bytes(model, spec, gpu)
     download = model.params * memory.HALF_BYTES
     merged = download if spec.merge_adapter and spec.method != "full" else 0
-    checkpoints = CHECKPOINTS_AT_PEAK * checkpoint_bytes(model, spec, gpu)
-    needed = ENVIRONMENT_DISK_GIB * BYTES_PER_GIB + download + checkpoints + final + merged
-    return max(MIN_DISK_GIB, math.ceil(needed / BYTES_PER_GIB))
+    return download + CHECKPOINTS_AT_PEAK * checkpoint_bytes(model, spec, gpu) + final + merged
 
 
 def checkpoint_bytes(model: ModelShape, spec: JobConfig, gpu: GPU) -> int:
@@ -374,7 +387,8 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
             **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
                and os.environ.get(name)}}
-    task = sky.Task(name=task_name(spec.name), setup=setup_script(packages_for(spec)), run=run_script(),
+    setup = setup_script(packages_for(spec), free_disk_gib(model, spec, option.offer.gpu))
+    task = sky.Task(name=task_name(spec.name), setup=setup, run=run_script(),
                     envs=envs, secrets=secrets or None, file_mounts=mounts)
     if delivery.output == "bucket":
         from sky.data.storage import StoreType
