@@ -273,14 +273,25 @@ def _of_form(gpu: GPU, forms: set[str], vram_gib: float | None) -> GPU | None:
     family = [g for g in load_gpus() if g.family == gpu.family and _form(g) in forms]
     if not family:
         return None
-    return min(family, key=lambda g: (abs(g.vram_gib - (vram_gib or gpu.vram_gib)), g != gpu))
+    return min(family, key=lambda g: _memory_distance(g, vram_gib or gpu.vram_gib, gpu))
 
 
 def closest_variant(gpu: GPU, vram_gib: float) -> GPU:
     """The member of gpu's family whose memory is nearest vram_gib: clouds say `A100` for both 40 and 80 GB.
     On a tie the name's own match wins, so `H100 PCIe` stays PCIe."""
     family = [g for g in load_gpus() if g.family == gpu.family]
-    return min(family, key=lambda g: (abs(g.vram_gib - vram_gib), g != gpu))
+    return min(family, key=lambda g: _memory_distance(g, vram_gib, gpu))
+
+
+SAME_SIZE_FRACTION = 0.05  # sizes this close are one size: a card's label (80 GB) and its driver's total (79.65)
+
+
+def _memory_distance(g: GPU, vram_gib: float, named: GPU) -> tuple[float, bool]:
+    """How far g's memory is from vram_gib, sizes within SAME_SIZE_FRACTION counting as equal, then whether g is not
+    the card the name named: a catalog's `H100` with 80 GB is the SXM card (79.65 GiB by its driver), not the PCIe
+    one nearer 80."""
+    gap = abs(g.vram_gib - vram_gib)
+    return (0.0 if gap <= SAME_SIZE_FRACTION * vram_gib else gap), g != named
 
 
 # Trailing words that make another card, not a spelling of this one: 'RTX 4080 Laptop GPU' (12 GiB, a third slower)

@@ -62,7 +62,7 @@ def test_every_memory_setting_is_a_flag_and_is_named_in_the_json():
     assert result["settings"] | {"lora_dropout": 0.0, "loss": "full", "target_modules": ["q_proj", "v_proj"],
                                  "attention": "flash_attention_2", "compile": True, "optimizer": "adamw_8bit",
                                  "lora_r": 32, "qlora_fp32_upcast": False} == result["settings"]
-    assert result["usage"] == f"{result['vram_gib']:.1f} of 24 GiB"
+    assert result["usage"] == f"{result['vram_gib']:.1f} of 23.99 GiB"  # the RTX 4090 as its driver reports it
     assert {"tokens_per_s", "fits", "breakdown", "vram_gib", "step_terms_s"} <= set(result)
 
 

@@ -147,11 +147,11 @@ def test_a_longer_name_of_another_card_or_a_count_stays_unknown(spelling, hint):
 # nvidia-smi's name of a form or size the catalog has no row of was refused with 'did you mean: H100 NVL, H200, B200',
 # which reads as a typo; the user is told which rows of that card the catalog has
 @pytest.mark.parametrize("spelling, rows", [
-    ("NVIDIA H200 NVL", "The catalog has no NVL H200: its H200 rows are H200 (SXM, 141 GiB); name one of those."),
+    ("NVIDIA H200 NVL", "The catalog has no NVL H200: its H200 rows are H200 (SXM, 140.4 GiB); name one of those."),
     ("Tesla V100-PCIE-16GB", "The catalog has no 16 GB PCIe V100: its V100 rows are V100 16GB (SXM, 16 GiB), "
-                             "V100 32GB (SXM, 32 GiB); name one of those."),
+                             "V100 32GB (SXM, 31.72 GiB); name one of those."),
     ("Tesla V100-FHHL-16GB", "The catalog has no 16 GB PCIe V100"),  # the half-length PCIe card
-    ("RTX 4090 48GB", "The catalog has no 48 GB RTX 4090: its RTX 4090 rows are RTX 4090 (24 GiB)"),
+    ("RTX 4090 48GB", "The catalog has no 48 GB RTX 4090: its RTX 4090 rows are RTX 4090 (23.99 GiB)"),
     ("A100 40GB 80GB", "It states 40 GB and 80 GB: give one of them."),  # was read as the 40 GB card, unsaid
     ("A100-SXM4-80GB 40GB", "It states 80 GB and 40 GB: give one of them.")])
 def test_a_device_name_of_a_form_the_catalog_lacks_says_which_rows_exist(spelling, rows):
@@ -170,7 +170,7 @@ def test_estimate_names_the_rows_of_a_card_whose_form_the_catalog_lacks_in_one_l
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["estimate", "Llama-3.2-1B", "--gpu", "NVIDIA H200 NVL", "--json"])
     lines = result.stderr.splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "its H200 rows are H200 (SXM, 141 GiB)" in lines[0], \
+    assert result.exit_code == 2 and len(lines) == 1 and "its H200 rows are H200 (SXM, 140.4 GiB)" in lines[0], \
         result.output
 
 
