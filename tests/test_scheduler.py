@@ -672,3 +672,30 @@ def test_an_on_demand_offer_whose_output_would_idle_past_the_budget_is_passed_ov
         in decision.reason
     assert [option.offer for option in started] == [first.option.offer, decision.option.offer]
     assert jobs()[tight]["status"] == "running"
+
+
+def test_a_job_without_a_budget_gets_a_stop_that_covers_the_idle_hour_its_launch_will_pay(sky, tmp_path,
+                                                                                           monkeypatch):
+    """With no storage cloud enabled, a job queued without --budget got its budget stop from the plan's cost (a
+    bucket, 5 idle minutes); its launch kept the output on the VM, idling up to an hour, refused that stop ("raise
+    --budget to at least ..."), and the job was rejected for good, though the user set no budget at all."""
+    from sky.data import storage as storage_lib
+
+    from orchestrator.delivery import delivery_for
+    from orchestrator.launch.sky_storage import launch_delivery
+    from orchestrator.schedule.queue import unbudgeted_usd
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    no_cpu_target(monkeypatch)
+    budgets = []
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None:
+                        budgets.append(record.budget_usd))
+    folder = tmp_path / "open"
+    folder.mkdir()
+    orch("submit", write_job(folder, name="open", max_steps=5), "--json")
+    (_, decision), = Scheduler(cpu_slots=0).run_once()
+    assert decision.action == "start_cloud" and not decision.option.offer.spot, decision.reason
+    offer, planned = decision.option.offer, delivery_for(decision.option.offer)
+    idle_usd = launch_delivery(planned, offer.provider)[0].idle_usd_past(planned, offer.usd_per_hour)
+    assert idle_usd > 0  # its output stays on the VM
+    assert budgets == [pytest.approx(unbudgeted_usd(decision.option.estimate.cost_usd + idle_usd, offer.usd_per_hour))]

@@ -121,6 +121,16 @@ def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchR
     return refusal
 
 
+def idle_usd_past_plan(offer: Offer) -> float:
+    """What a launch from here pays for the VM's idle window past the one the plan priced: an on-demand offer planned
+    with a bucket keeps its output on the VM where no storage cloud is enabled, idling up to an hour. A job queued
+    without a budget gets its budget stop from the plan's cost, and was refused at its launch for lack of it."""
+    planned = delivery_for(offer)
+    if offer.spot or not isinstance(planned, Delivery) or planned.output != "bucket":
+        return 0.0
+    return launch_delivery(planned, offer.provider)[0].idle_usd_past(planned, offer.usd_per_hour)
+
+
 def launch_refusal_for(budget_usd: float, cost_usd_of: dict[Offer, float],
                        spot: LaunchRefusal | None = None) -> LaunchRefusal:
     """What a launch from this machine asks of each cloud offer, the plan's budget and costs known: a spot offer

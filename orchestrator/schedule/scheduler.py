@@ -38,7 +38,7 @@ from orchestrator.db import LockedDatabase
 from orchestrator.estimator.calibration import Calibration, load_calibration
 from orchestrator.launch import lifecycle
 from orchestrator.launch.local import CPU_DEVICE, read_job
-from orchestrator.launch.sky_storage import launch_refusal_for, launch_refusals
+from orchestrator.launch.sky_storage import idle_usd_past_plan, launch_refusal_for, launch_refusals
 from orchestrator.planner import LaunchRefusal, LaunchRefusals
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore
@@ -303,8 +303,12 @@ class Scheduler:
         scheduler got the job or the slot first, or spent what the cap left. A launch the target refuses before any
         request (a UserError, recorded failed by the launch) is raised to the caller as _LaunchRefused, with the job
         as it then is, which rejects it; a scheduler killed before that leaves a failed run the next pass retries."""
-        budget = budget_left_usd if budget_left_usd is not None \
-            else unbudgeted_usd(decision.option.estimate.cost_usd, decision.option.offer.usd_per_hour)
+        # a job without a budget: its stop from the plan's cost, with the idle hour a VM that keeps the output pays
+        # where no storage cloud is enabled here (the launch refused a stop that left it out, and the job for good)
+        offer = decision.option.offer
+        budget = budget_left_usd if budget_left_usd is not None else unbudgeted_usd(
+            decision.option.estimate.cost_usd + (idle_usd_past_plan(offer) if decision.slot is None else 0.0),
+            offer.usd_per_hour)
         if decision.slot is None:
             budget = min(budget, spend_left_usd)
         slot = decision.slot
