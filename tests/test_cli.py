@@ -974,6 +974,23 @@ def test_the_runs_table_reads_in_80_columns_whatever_its_status_and_gpu(monkeypa
     assert "budget_stopped" in out and not any(line.split() in (["t"], ["C"]) for line in lines), out
 
 
+def test_the_runs_table_keeps_job_names_whole_where_its_figures_leave_room(monkeypatch, tmp_path):
+    """At 80 columns `tiny-chat` was spelt `tiny-cha` over `t`, two spaces between columns and the cost's spare room
+    beside it; names up to 16 characters now stay whole while the target folds, where every figure still fits."""
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.runs.store import RunStore
+    from tests.test_runs_store import make_record
+
+    store, runs = RunStore(), orch_home() / "runs"
+    store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name="qwen25-14b-lora", gpu="RTX 6000 Ada",
+                             provider="runpod", status=RunStatus.FAILED, cost_usd=0.0, wall_s=3.0))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="tiny-chat", status=RunStatus.OK,
+                             cost_usd=0.000071, tokens_per_s=1808.0, peak_vram_gib=0.8, wall_s=36.0))
+    out = run_at(monkeypatch, 80, "runs")
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    assert "qwen25-14b-lora" in out and " tiny-chat " in out and "$0.000071" in out, out
+
+
 def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsys):
     """The trainer's words, `a larger budget continues from the checkpoint at step 14`, named no command."""
     from orchestrator.runs.status import RunStatus

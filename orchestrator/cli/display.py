@@ -523,11 +523,23 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
     if not records:
         console.print(f"No runs yet in {esc(home)}: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
-    table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated")
+    # job names whole where every figure keeps its room once the target folds (`qwen25-14b-l` over `ora` at 80
+    # columns), else folded (a table that folds keeps its edges: Table)
+    table = _runs_table(records, whole_names=_whole(r.job_name for r in records))
+    targets = [len(text) for r in records for text in (r.gpu, f"{r.provider}{' spot' if r.spot else ''}")]
+    if table.natural_width(console) - max(0, max(targets) - MOST_FOLDED_GPU) > console.width:
+        table = _runs_table(records, whole_names=False)
+    console.print(table)
+
+
+def _runs_table(records: list[RunRecord], whole_names: bool) -> Table:
+    """The runs, two rows each; `whole_names`: job names never folded (the caller knows they leave room)."""
+    # one space between columns, as the plan's table has: two left the job names 8 characters at 80 columns
+    table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated", padding=(0, 0))
     table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
     # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a `budget_stopped`
     # beside a 16-character job, every target was spelt down the screen a letter a line
-    table.add_column("job", min_width=MOST_FOLDED_NAME)
+    table.add_column("job", min_width=MOST_FOLDED_NAME, no_wrap=whole_names)
     table.add_column("target", min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU))
     table.add_column("status", no_wrap=True)
     for column in ("tok/s", "GiB", "hours", "cost"):
@@ -540,7 +552,7 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
         table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
                       hours_text(r.est_hours), optional_usd(r.est_cost_usd), style="dim")
-    console.print(table)
+    return table
 
 
 MOST_FOLDED_NAME = 7  # a job name is folded no narrower than this
