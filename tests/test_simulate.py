@@ -178,30 +178,9 @@ def test_a_job_sent_back_after_its_deadline_is_a_missed_deadline():
         assert summary["deadline_misses"] == 1 and summary["jobs"] == 1
 
 
-def test_a_spot_run_never_preempted_runs_its_estimate_less_the_expected_recovery(monkeypatch):
-    """The estimate's hours carry the recovery its expected preemptions cost; the simulation draws the preemptions
-    itself, so a run it never preempted ran that recovery too."""
-    decisions, chosen = [], []
-    sim = Simulation([], CLOUDS, SimSettings("cloud-spot", 0, 0.0), on_decision=decisions.append)
-    row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": None}
-    job = _Job(row, sim.shapes.get(row["model"], row["method"], row["seq_len"]))
-    start_cloud = sim._start_cloud
-    monkeypatch.setattr(sim, "_start_cloud", lambda job, option, now: chosen.append(option) or
-                        start_cloud(job, option, now))
-    monkeypatch.setattr(sim, "_actual", lambda estimated_h: estimated_h)
-    sim.summary.arrived(0.0)
-    sim._dispatch(job, 0.0)
-    sim.run(iter(()))
-    estimate = chosen[0].estimate
-    assert chosen[0].offer.spot and estimate.recovery_hours > 0
-    assert decisions[0]["end_h"] - decisions[0]["start_h"] == pytest.approx(estimate.hours - estimate.recovery_hours)
-
-
-@pytest.mark.parametrize("policy", ["cloud-only", "cloud-spot"])
-def test_a_cloud_run_that_takes_its_estimate_costs_its_estimate(monkeypatch, policy):
-    """The simulator charged a cloud run its VM's hours alone: the last save, the idle window before autodown and a
-    spot job's controller, which the estimate (and so the policy's choice) counts, were left out, a third of the
-    README's plan example. A spot run never preempted pays all but the expected recovery."""
+def one_run_as_estimated(monkeypatch, policy: str) -> tuple[list[dict], list]:
+    """One job under `policy`, never preempted, whose run takes exactly its estimate: its decision rows and the
+    options its runs were started on."""
     decisions, chosen = [], []
     sim = Simulation([], CLOUDS, SimSettings(policy, 0, 0.0), on_decision=decisions.append)
     row = {**TRACE[0], "arrival_h": 0.0, "deadline_h": None}
@@ -213,6 +192,24 @@ def test_a_cloud_run_that_takes_its_estimate_costs_its_estimate(monkeypatch, pol
     sim.summary.arrived(0.0)
     sim._dispatch(job, 0.0)
     sim.run(iter(()))
+    return decisions, chosen
+
+
+def test_a_spot_run_never_preempted_runs_its_estimate_less_the_expected_recovery(monkeypatch):
+    """The estimate's hours carry the recovery its expected preemptions cost; the simulation draws the preemptions
+    itself, so a run it never preempted ran that recovery too."""
+    decisions, chosen = one_run_as_estimated(monkeypatch, "cloud-spot")
+    estimate = chosen[0].estimate
+    assert chosen[0].offer.spot and estimate.recovery_hours > 0
+    assert decisions[0]["end_h"] - decisions[0]["start_h"] == pytest.approx(estimate.hours - estimate.recovery_hours)
+
+
+@pytest.mark.parametrize("policy", ["cloud-only", "cloud-spot"])
+def test_a_cloud_run_that_takes_its_estimate_costs_its_estimate(monkeypatch, policy):
+    """The simulator charged a cloud run its VM's hours alone: the last save, the idle window before autodown and a
+    spot job's controller, which the estimate (and so the policy's choice) counts, were left out, a third of the
+    README's plan example. A spot run never preempted pays all but the expected recovery."""
+    decisions, chosen = one_run_as_estimated(monkeypatch, policy)
     estimate = chosen[0].estimate
     assert {"last_save", "idle"} <= set(estimate.parts_usd) and chosen[0].offer.spot == (policy == "cloud-spot")
     controller_usd_per_hour = CONTROLLER_USD_PER_HOUR if "controller" in estimate.parts_usd else 0.0
