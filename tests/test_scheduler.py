@@ -699,3 +699,33 @@ def test_a_job_without_a_budget_gets_a_stop_that_covers_the_idle_hour_its_launch
     idle_usd = launch_delivery(planned, offer.provider)[0].idle_usd_past(planned, offer.usd_per_hour)
     assert idle_usd > 0  # its output stays on the VM
     assert budgets == [pytest.approx(unbudgeted_usd(decision.option.estimate.cost_usd + idle_usd, offer.usd_per_hour))]
+
+
+def test_under_a_monthly_cap_a_job_without_a_budget_starts_only_where_the_cap_covers_its_idle_hour(sky, tmp_path,
+                                                                                                    monkeypatch):
+    """Its budget stop is what the cap leaves, at most; the launch checks that against the VM's idle hour, while the
+    choice checked it against the job's own budget (none): an offer the cap could not cover was started, refused,
+    and the job rejected for good."""
+    from sky.data import storage as storage_lib
+
+    from orchestrator.launch.sky_storage import idle_usd_past_plan
+
+    monkeypatch.setattr(storage_lib, "get_cached_enabled_storage_cloud_names_or_refresh", lambda *a, **k: [])
+    no_cpu_target(monkeypatch)
+    started = []
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None:
+                        started.append((record.budget_usd, option)))
+    folder = tmp_path / "open"
+    folder.mkdir()
+    orch("submit", write_job(folder, name="open", max_steps=5), "--json")
+    (_, first), = Scheduler(cpu_slots=0).run_once()
+    cost_usd, idle_usd = first.option.estimate.cost_usd, idle_usd_past_plan(first.option.offer)
+    assert idle_usd > 0
+    folder = tmp_path / "open2"
+    folder.mkdir()
+    orch("submit", write_job(folder, name="open2", max_steps=5), "--json")
+    cap_usd = started[0][0] + cost_usd + idle_usd / 2  # what the first run holds, and less than this one needs
+    (_, decision), = Scheduler(cpu_slots=0, monthly_cap_usd=cap_usd).run_once()
+    for budget_usd, option in started[1:]:
+        assert budget_usd >= option.estimate.cost_usd + idle_usd_past_plan(option.offer), decision.reason
+    assert decision.action != "start_cloud" or decision.option.offer != first.option.offer, decision.reason

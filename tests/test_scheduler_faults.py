@@ -456,3 +456,22 @@ def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_pat
     job = JobQueue().get(job_id)
     assert asked == [{"device": "cpu", "slot_capacity": 2}]
     assert job.status is JobStatus.RUNNING and job.run_id == run.run_id and job.attempts == 0
+
+
+def test_a_scheduler_that_gives_the_cpu_no_slot_still_resumes_its_failed_cpu_run(tmp_path, monkeypatch):
+    """With --cpu-slots 0 the start asked for fewer than 0 other runs on the CPU, never true: the failed run was
+    never resumed, and its job stayed running beside it, unsaid, pass after pass. A resume holds its own slot."""
+    from tests.test_runs_store import make_record
+
+    job_id = submit(tmp_path, "a", max_steps=3)
+    run = make_record(tmp_path / "runs" / "r-aaaaaaaa", run_id="r-aaaaaaaa", device="cpu",
+                      status=RunStatus.LAUNCHING)
+    assert JobQueue().claim(job_id, "one", run)
+    RunStore().update(run.run_id, status=RunStatus.FAILED, ended_at=time.time())
+    checkpoints = RunStore().get(run.run_id).output_dir / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "latest").write_text("step-00000001")
+    asked = []
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, **kwargs: asked.append(kwargs) or record)
+    Scheduler(cpu_slots=0).reconcile()
+    assert asked == [{"device": "cpu", "slot_capacity": 1}] and JobQueue().get(job_id).attempts == 1

@@ -178,7 +178,8 @@ class Scheduler:
                 return
             job = dataclasses.replace(job, attempts=attempts)
             try:
-                lifecycle.start(self.store, run, device=run.device, slot_capacity=self._capacity(run.device))
+                # its own slot at least: a --cpu-slots 0 scheduler's failed CPU run was never resumed, its job stuck
+                lifecycle.start(self.store, run, device=run.device, slot_capacity=max(1, self._capacity(run.device)))
             except lifecycle.AlreadyStarted:  # `orch resume` started it meanwhile
                 return
             except lifecycle.DeviceBusy:  # another scheduler's claim took the card since: resumed on a later pass
@@ -213,7 +214,9 @@ class Scheduler:
         calibration, spot = load_calibration(), launch_refusals()  # asked once a pass, for every job's plan
 
         def refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchRefusal:
-            return launch_refusal_for(budget_usd, cost_usd_of, spot)
+            # a cloud run's budget stop is at most what the monthly cap leaves (_start): an offer whose launch that
+            # would not cover (its output idling on the VM) is passed over, not started and refused for good
+            return launch_refusal_for(min(budget_usd, spend_left), cost_usd_of, spot)
 
         spent_by_job_file = self._spent_by_job_file()
         decided = []
