@@ -39,6 +39,18 @@ def task_for(sky, tmp_path, allow_spot=True):
     return build_task(spec, QLORA_JOB, chosen, 20.0, "r-test", model, tmp_path), chosen
 
 
+def test_the_tasks_setup_checks_the_disk_room_the_job_needs(sky, tmp_path):
+    """Lambda and Seeweb boot a fixed disk whatever `disk_size` asks: the setup SkyPilot runs first compares the
+    disk's free space with what this job needs (its download, checkpoints and weights, and the stack)."""
+    from orchestrator.launch.sky_task import free_disk_gib
+
+    task, chosen = task_for(sky, tmp_path)
+    spec, model, _ = planned()
+    needed_gib = free_disk_gib(model, spec, chosen.offer.gpu)
+    assert needed_gib > 15 and f'if [ "$free_gib" -lt {needed_gib} ]' in task.setup
+    assert task.setup.index("free_gib") < task.setup.index("pip install")
+
+
 @pytest.mark.parametrize("allow_spot", [True, False], ids=["spot", "on-demand"])
 def test_skypilots_optimizer_picks_the_gpu_orch_planned(sky, allow_spot):
     """Among the clouds that can take orch's task (a spot run needs bucket mounting and autodown), SkyPilot's own

@@ -73,7 +73,9 @@ def setup_script(packages: tuple[str, ...] = PINNED_PACKAGES, free_gib: int = 0)
     return "\n".join([
         "set -e",
         f'if [ "$(cat {SETUP_MARKER} 2>/dev/null)" = "{digest}" ]; then echo "orch: setup already done"; exit 0; fi',
-        "free_gib=$(df -P -k \"$HOME\" | awk 'NR == 2 {print int($4 / 1048576)}')",
+        # the output folder is on / and the model's download under $HOME: the less free of the two
+        "free_gib=$(df -P -k / \"$HOME\" | awk 'NR > 1 {v = int($4 / 1048576); if (m == \"\" || v < m) m = v} "
+        "END {print m}')",
         f'if [ "$free_gib" -lt {free_gib} ]; then echo "orch: this VM has $free_gib GiB free on its disk and the job '
         f'needs {free_gib} GiB (the stack, the model, its checkpoints and final weights): launch on another cloud '
         'or instance type" >&2; exit 1; fi',
