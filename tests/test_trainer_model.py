@@ -204,3 +204,20 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_computes_it(monkeypatch, c
     chosen = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 128, "dataset": str(TINY_DATA),
                                "precision": "fp16"})
     assert resolve_precision(chosen, torch.device("cuda", 0)) == "fp16"
+
+
+@pytest.mark.parametrize("saved", [["embed_tokens"], ["lm_head"], ["embed_tokens", "lm_head"]])
+def test_fp16_saved_modules_train_in_fp32_and_leave_the_residual_stream_fp16(tiny_model_path, saved):
+    """The grad scaler refuses fp16 gradients, so the copies train in fp32; an fp32 embedding copy's lookup then made
+    every layer's input fp32, twice what the estimate counts, until its output was cast back."""
+    config = config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 32, "max_steps": 1,
+                               "precision": "fp16", "modules_to_save": saved})
+    model = load_model(config, tiny_model_path, torch.device("cpu"), "fp16", grad_ckpt=False)
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    layer_inputs = []
+    first_layer = model.get_base_model().model.layers[0]
+    first_layer.register_forward_pre_hook(lambda module, args, kwargs: layer_inputs.append(
+        (args[0] if args else kwargs["hidden_states"]).dtype), with_kwargs=True)
+    with torch.autocast("cpu", dtype=torch.float16):  # as the trainer runs fp16 on a GPU
+        model(input_ids=torch.randint(0, 100, (1, 16)))
+    assert layer_inputs == [torch.float16]

@@ -208,8 +208,17 @@ def load_model(config: JobConfig, model_path: str, device: torch.device, precisi
                       target_modules=targets, task_type="CAUSAL_LM", use_dora=config.use_dora,
                       use_rslora=config.use_rslora, modules_to_save=list(config.modules_to_save) or None)
     model = get_peft_model(model, lora)
-    if precision == "fp16":  # peft keeps modules_to_save copies in fp16, whose gradients the grad scaler refuses
-        for param in model.parameters():
-            if param.requires_grad and param.dtype != torch.float32:
-                param.data = param.data.float()
+    if precision == "fp16" and config.modules_to_save:
+        _fp32_saved_modules(model)
     return model
+
+
+def _fp32_saved_modules(model) -> None:
+    """peft keeps modules_to_save copies in fp16, whose gradients the grad scaler refuses: they train in fp32. An fp32
+    embedding copy's lookup, which autocast leaves alone, then made the whole residual stream fp32 (twice the memory
+    the estimate counts): its output is cast back to fp16."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    model.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: output.half() if output.dtype == torch.float32 else output)
