@@ -397,6 +397,6 @@ def test_a_points_progress_line_says_unstable_where_its_row_is():
     from orchestrator.bench.runner import _outcome
 
     assert _outcome({"status": "ok", "tokens_per_s": 1412.0, "stable": False}) == \
-        "ok, 1,412 tokens/s (unstable: see its row)"
+        "ok, 1,412 tokens/s (unstable, see its row)"
     assert _outcome({"status": "ok", "tokens_per_s": 1412.0, "stable": True}) == "ok, 1,412 tokens/s"
     assert _outcome({"status": "oom"}) == "oom"

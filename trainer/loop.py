@@ -16,6 +16,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -520,8 +521,8 @@ def _truncate_steps_log(path: Path, step: int) -> None:
 def _kept_traceback(output: Path) -> str:
     """Where the traceback of an unforeseen error went: error.log, or why not. Writing it raised in turn when the
     output folder had gone read-only or full, and the trainer ended in a chained traceback instead of its one line."""
-    try:
-        (output / "error.log").write_text(traceback.format_exc())
+    try:  # every frame, whatever sys.tracebacklimit says: SkyPilot's print_exception_no_traceback leaves it at 0
+        (output / "error.log").write_text(traceback.format_exc(limit=sys.getrecursionlimit()))
     except OSError as exc:
         return f"its traceback could not be kept: {exc.strerror or exc}"
     return "traceback in error.log"

@@ -164,7 +164,7 @@ def _outcome(row: dict) -> str:
     """A finished point in a few words: its status, and its tokens/s where it has one, said unstable where the
     sweep's table will say so (the line said `ok` of a point the table then called unstable)."""
     rate = row.get("tokens_per_s")
-    unstable = " (unstable: see its row)" if row.get("stable") is False else ""
+    unstable = " (unstable, see its row)" if row.get("stable") is False else ""
     return row["status"] + (f", {rate:,.0f} tokens/s{unstable}" if rate else "")
 
 

@@ -308,10 +308,12 @@ class Scheduler:
         as it then is, which rejects it; a scheduler killed before that leaves a failed run the next pass retries."""
         # a job without a budget: its stop from the plan's cost, with the idle hour a VM that keeps the output pays
         # where no storage cloud is enabled here (the launch refused a stop that left it out, and the job for good)
-        offer = decision.option.offer
-        budget = budget_left_usd if budget_left_usd is not None else unbudgeted_usd(
-            decision.option.estimate.cost_usd + (idle_usd_past_plan(offer) if decision.slot is None else 0.0),
-            offer.usd_per_hour)
+        if budget_left_usd is not None:
+            budget = budget_left_usd
+        else:
+            offer = decision.option.offer
+            idle_usd = idle_usd_past_plan(offer) if decision.slot is None else 0.0
+            budget = unbudgeted_usd(decision.option.estimate.cost_usd + idle_usd, offer.usd_per_hour)
         if decision.slot is None:
             budget = min(budget, spend_left_usd)
         slot = decision.slot
