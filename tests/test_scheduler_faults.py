@@ -432,8 +432,8 @@ def test_a_resume_never_starts_on_a_card_another_run_took_meanwhile(tmp_path):
                         slot_capacity=1)
 
 
-def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_path, monkeypatch):
-    """The job keeps its run and its attempts (the try never happened), for a later pass to resume."""
+def failed_cpu_run_with_a_checkpoint(tmp_path):
+    """A queued job claimed with its CPU run, which then failed after a checkpoint: what a pass resumes."""
     from tests.test_runs_store import make_record
 
     job_id = submit(tmp_path, "a", max_steps=3)
@@ -444,6 +444,12 @@ def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_pat
     checkpoints = RunStore().get(run.run_id).output_dir / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "latest").write_text("step-00000001")
+    return job_id, run
+
+
+def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_path, monkeypatch):
+    """The job keeps its run and its attempts (the try never happened), for a later pass to resume."""
+    job_id, run = failed_cpu_run_with_a_checkpoint(tmp_path)
     asked = []
 
     def busy(store, record, **kwargs):
@@ -461,16 +467,7 @@ def test_a_scheduler_whose_resume_found_the_card_taken_tries_again_later(tmp_pat
 def test_a_scheduler_that_gives_the_cpu_no_slot_still_resumes_its_failed_cpu_run(tmp_path, monkeypatch):
     """With --cpu-slots 0 the start asked for fewer than 0 other runs on the CPU, never true: the failed run was
     never resumed, and its job stayed running beside it, unsaid, pass after pass. A resume holds its own slot."""
-    from tests.test_runs_store import make_record
-
-    job_id = submit(tmp_path, "a", max_steps=3)
-    run = make_record(tmp_path / "runs" / "r-aaaaaaaa", run_id="r-aaaaaaaa", device="cpu",
-                      status=RunStatus.LAUNCHING)
-    assert JobQueue().claim(job_id, "one", run)
-    RunStore().update(run.run_id, status=RunStatus.FAILED, ended_at=time.time())
-    checkpoints = RunStore().get(run.run_id).output_dir / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    (checkpoints / "latest").write_text("step-00000001")
+    job_id, run = failed_cpu_run_with_a_checkpoint(tmp_path)
     asked = []
     monkeypatch.setattr(lifecycle, "start", lambda store, record, **kwargs: asked.append(kwargs) or record)
     Scheduler(cpu_slots=0).reconcile()
