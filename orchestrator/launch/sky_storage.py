@@ -106,12 +106,9 @@ def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchR
     launched: dict[str, Delivery] = {}
 
     def refusal(offer: Offer) -> str | None:
-        planned = delivery_for(offer)
-        if offer.spot or not isinstance(planned, Delivery) or planned.output != "bucket" or offer not in cost_usd_of:
+        if offer not in cost_usd_of:
             return None
-        if offer.provider not in launched:
-            launched[offer.provider] = launch_delivery(planned, offer.provider)[0]
-        extra_usd = launched[offer.provider].idle_usd_past(planned, offer.usd_per_hour)
+        extra_usd = idle_usd_past_plan(offer, launched)
         if extra_usd == 0 or cost_usd_of[offer] + extra_usd <= budget_usd:
             return None
         return (f"with no storage cloud enabled here (`sky check`), its output stays on the VM, which idles up to "
@@ -121,14 +118,19 @@ def idle_refusals(budget_usd: float, cost_usd_of: dict[Offer, float]) -> LaunchR
     return refusal
 
 
-def idle_usd_past_plan(offer: Offer) -> float:
+def idle_usd_past_plan(offer: Offer, launched: dict[str, Delivery] | None = None) -> float:
     """What a launch from here pays for the VM's idle window past the one the plan priced: an on-demand offer planned
     with a bucket keeps its output on the VM where no storage cloud is enabled, idling up to an hour. A job queued
-    without a budget gets its budget stop from the plan's cost, and was refused at its launch for lack of it."""
+    without a budget gets its budget stop from the plan's cost, and was refused at its launch for lack of it.
+    `launched`: each cloud's launch delivery, filled as they are read (SkyPilot's cached storage clouds, once a cloud
+    for a whole plan)."""
     planned = delivery_for(offer)
     if offer.spot or not isinstance(planned, Delivery) or planned.output != "bucket":
         return 0.0
-    return launch_delivery(planned, offer.provider)[0].idle_usd_past(planned, offer.usd_per_hour)
+    launched = {} if launched is None else launched
+    if offer.provider not in launched:
+        launched[offer.provider] = launch_delivery(planned, offer.provider)[0]
+    return launched[offer.provider].idle_usd_past(planned, offer.usd_per_hour)
 
 
 def launch_refusal_for(budget_usd: float, cost_usd_of: dict[Offer, float],
