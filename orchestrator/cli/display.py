@@ -526,7 +526,7 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
     # job names whole where every figure keeps its room once the target folds (`qwen25-14b-l` over `ora` at 80
     # columns), else folded (a table that folds keeps its edges: Table)
     table = _runs_table(records, whole_names=_whole(r.job_name for r in records))
-    targets = [len(text) for r in records for text in (r.gpu, f"{r.provider}{' spot' if r.spot else ''}")]
+    targets = [len(text) for r in records for text in (r.gpu, _ran_on(r))]
     if table.natural_width(console) - max(0, max(targets) - MOST_FOLDED_GPU) > console.width:
         table = _runs_table(records, whole_names=False)
     console.print(table)
@@ -549,10 +549,15 @@ def _runs_table(records: list[RunRecord], whole_names: bool) -> Table:
         cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else optional_usd(r.cost_usd)
         table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
                       optional(r.peak_vram_gib, ".1f"), hours_text(hours), cost)
-        table.add_row("", "", esc(f"{r.provider}{' spot' if r.spot else ''}"), "estimate",
+        table.add_row("", "", esc(_ran_on(r)), "estimate",
                       optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
                       hours_text(r.est_hours), optional_usd(r.est_cost_usd), style="dim")
     return table
+
+
+def _ran_on(record: RunRecord) -> str:
+    """A run's provider, and whether it ran spot: the target column's second line."""
+    return f"{record.provider}{' spot' if record.spot else ''}"
 
 
 MOST_FOLDED_NAME = 7  # a job name is folded no narrower than this
@@ -577,7 +582,7 @@ def show_run(record: RunRecord) -> None:
            f"{record.train_tokens:,} tokens" if record.train_tokens else None,
            f"{hours_text(record.wall_s / 3600)} h" if record.wall_s is not None else None]
     console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "
-                  f"({esc(record.provider)}{' spot' if record.spot else ''})"
+                  f"({esc(_ran_on(record))})"
                   + "".join(f", {part}" for part in did if part))
     measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
                 f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
