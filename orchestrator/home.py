@@ -62,3 +62,29 @@ def beside(database: Path, path: str) -> str:
     if written.parent.parent.name == "jobs" and QUEUED_COPY.fullmatch(written.parent.name):
         return str(Path(database).parent / "jobs" / written.parent.name / written.name)
     return path
+
+
+def output_file(path: Path | str, what: str = "--out", **checked) -> Path:
+    """checks.output_file (`checked`: its inputs, force, suffixes, read_folders), and not among orch's own records:
+    `--out ~/.local/share/orch/runs/<run>/job.yaml --force` replaced a run's job, which `orch resume` then trained
+    and charged."""
+    _outside_state(Path(path), what)
+    return checks.output_file(path, what, **checked)
+
+
+def output_folder(path: Path | str, what: str = "--out", **checked) -> Path:
+    """checks.output_folder, and not among orch's own records (a run's folder, a queued job's): a `--output` there
+    wrote over the run's checkpoints."""
+    _outside_state(Path(path), what)
+    return checks.output_folder(path, what, **checked)
+
+
+def _outside_state(path: Path, what: str) -> None:
+    try:
+        home = orch_home()
+    except UserError:  # no usable home: nothing of orch's to protect, and a command that needs it says so itself
+        return
+    for name, entry in STATE_FOLDERS.items():
+        if checks.read_folder_holding(path, (home / name,)) is not None:
+            raise UserError(f"{what} '{path}' is in {home / name}, where orch keeps a folder per {entry} (ORCH_HOME): "
+                            "write outside it.")

@@ -52,8 +52,10 @@ class Inputs:
         return str(path)
 
     def job(self, **changes) -> str:
-        raw = {k: v for k, v in {**BASE_JOB, **changes}.items() if v is not DROP}
-        return self.file("job.yaml", yaml.safe_dump(raw))
+        return self.file("job.yaml", self.job_text(**changes))
+
+    def job_text(self, **changes) -> str:
+        return yaml.safe_dump({k: v for k, v in {**BASE_JOB, **changes}.items() if v is not DROP})
 
     def pipe(self, name: str) -> str:
         """A named pipe, with a reader held open so that a wrongful write cannot block the test."""
@@ -61,6 +63,10 @@ class Inputs:
         os.mkfifo(path)
         self.reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         return str(path)
+
+    def state_folder(self, name: str) -> str:
+        (self.home / name).mkdir(parents=True, exist_ok=True)
+        return str(self.home / name)
 
     def folder(self, name: str) -> str:
         (self.files / name).mkdir()
@@ -552,6 +558,28 @@ def _import_over_its_dataset(i: Inputs) -> list[str]:
 
 
 case("import-out-over-its-dataset", _import_over_its_dataset)
+
+
+def in_a_run_folder(i: Inputs, name: str) -> str:
+    """A file in a recorded run's folder under ORCH_HOME: what `orch resume` trains (job.yaml) and reports."""
+    i.run_record()
+    folder = i.home / "runs" / RUN_ID
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.yaml").write_text(i.job_text())
+    return str(folder / name)
+
+
+# an output among orch's own records: `--force` replaced a run's job.yaml, and `orch resume` trained the swap
+case("import-out-a-runs-job", lambda i: ["import", i.file("ax.yaml", AXOLOTL), "--out", in_a_run_folder(i, "job.yaml"),
+                                         "--force"])
+case("launch-dry-run-out-a-runs-job", lambda i: ["launch", i.job(), "--budget", "10", "--dry-run", "--out",
+                                                 in_a_run_folder(i, "job.yaml"), "--force"])
+case("runs-export-into-a-run-folder", lambda i: ["runs", "--export", in_a_run_folder(i, "runs.csv")])
+case("calibrate-out-into-a-run-folder", lambda i: ["calibrate", "--out", in_a_run_folder(i, "calibration.json")])
+case("simulate-generate-into-a-run-folder", lambda i: ["simulate", "--generate", "5", "--out",
+                                                       in_a_run_folder(i, "trace.csv")])
+case("train-output-a-run-folder", lambda i: ["train", i.job(), "--output", in_a_run_folder(i, "output")])
+case("train-output-the-jobs-folder", lambda i: ["train", i.job(), "--output", i.state_folder("jobs")])
 for out in ("-", "job.json", "job"):  # `-` wrote a file named so; JSON or no suffix, YAML under the name
     case(f"import-out-{out}", lambda i, out=out: ["import", i.file("ax.yaml", AXOLOTL), "--out", out])
     case(f"launch-dry-run-out-{out}", lambda i, out=out: ["launch", i.job(), "--budget", "10", "--dry-run", "--out",
@@ -787,9 +815,10 @@ def _snapshot(root: Path) -> set[Path]:
 
 
 def _inputs_as_written(inputs: Inputs) -> dict[Path, bytes]:
-    """Every input file a case wrote: a refused command leaves each as it was (an --out naming it overwrites)."""
-    return {p: p.read_bytes() if p.is_file() else p.lstat().st_mode for p in inputs.files.rglob("*")
-            if not p.is_dir()}
+    """Every input file a case wrote, and every run folder's file: a refused command leaves each as it was (an --out
+    naming it overwrites)."""
+    return {p: p.read_bytes() if p.is_file() else p.lstat().st_mode
+            for root in (inputs.files, inputs.home / "runs") for p in root.rglob("*") if not p.is_dir()}
 
 
 def _outside_snapshot(root: Path) -> set[str]:

@@ -9,6 +9,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator import home
 from orchestrator.bench.report_folder import check_inputs_kept, check_writable_names, foreign_files
 from orchestrator.bench.results import EXPORT_SUFFIXES, RESULTS_DIR, ResultStore, default_db, export, read_jsonl
 from orchestrator.cli import display
@@ -51,7 +52,7 @@ def check_db(db: Path | None, reads_only: bool = False) -> None:
         state = "is not a file" if db.exists() else "does not exist"  # a folder, /dev/null
         raise UserError(f"--db '{db}' {state}: give the results database `orch bench --db` recorded into, or "
                         "leave --db out for $ORCH_HOME/bench.db.")
-    checks.output_file(db, "--db")
+    home.output_file(db, "--db")
 
 
 def _no_tables(db: Path) -> bool:
@@ -121,7 +122,7 @@ def bench_command(
     for note in plan.notes:
         display.say(f"note: {note}", err=True)
     if out is not None:  # an earlier sweep's results (another machine's) were replaced, hours later, unasked
-        checks.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force)
+        home.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force)
     store = ResultStore(db)
     run_sweep(plan, store, target)
     ids = {p.point_id for p in plan.points}
@@ -172,7 +173,7 @@ def calibrate_command(
     if out is not None:
         check_not_a_database(out, "--out", "drop --out to refit the one the estimator reads")
         # JSON was written under .yaml, .jsonl or no suffix at all
-        checks.output_file(out, inputs=inputs, force=force, suffixes=(".json",))
+        home.output_file(out, inputs=inputs, force=force, suffixes=(".json",))
     else:
         check_refitted(calibration_file(), inputs)
     check_db(db, reads_only=True)
@@ -202,7 +203,7 @@ def check_refitted(path: Path, inputs: tuple[Path, ...]) -> None:
     check_not_a_database(path, what, fix)
     if not named:  # ORCH_HOME itself, on a machine that has not run orch yet (or a file: said as ORCH_HOME's)
         ensure_data_folder(path.parent)
-    checks.output_file(path, what, inputs=inputs, suffixes=(".json",))  # as --out: JSON under .txt was read by none
+    home.output_file(path, what, inputs=inputs, suffixes=(".json",))  # as --out: JSON under .txt was read by none
     if path.is_file():
         try:
             load_calibration(path)
@@ -273,7 +274,7 @@ def report_command(
     checks.optional_number(budget, "--budget", 0, MAX_BUDGET_USD, above=True)  # the flags first: cheapest to fix
     check_deadline(deadline)
     check_one_source(db, results)
-    checks.output_folder(out)
+    home.output_folder(out)
     jobs = job or [DEFAULT_REPORT_JOB]
     seen = set()
     for path in jobs:  # a job given twice: its plots and summary were repeated

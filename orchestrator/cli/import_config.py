@@ -13,6 +13,7 @@ import yaml
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.whole_files import write_text_atomically
+from orchestrator import home
 from orchestrator.cli import display, fold
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, path_argument, path_option
@@ -91,7 +92,7 @@ def import_command(
         raise UserError("--force replaces an existing --out file: give --out FILE with it, or leave --force out.")
     if out is not None:
         # a job is often edited after import: ask first
-        checks.output_file(out, inputs=(config,), force=force, suffixes=checks.YAML_SUFFIXES)
+        home.output_file(out, inputs=(config,), force=force, suffixes=checks.YAML_SUFFIXES)
     translation = translate(_read_yaml(config))
     given = parse_overrides(set_values or [])  # a --set mistake is said of --set, not of the imported job
     defaults = translation.source_defaults({**translation.job, **given})
@@ -121,7 +122,7 @@ def import_command(
                         f"{fix}") from None
     if out is not None:  # asked again of the job's own files, now known: `--out DATASET --force` replaced the data
         local = tuple(local_paths(job, job.get("tokenizer"), job_dir).values())
-        checks.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
+        home.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
                            read_folders=local)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
     text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(whole_counts(job), sort_keys=False),

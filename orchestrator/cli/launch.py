@@ -12,7 +12,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.owned import hardware_file
 from gpu_catalog.units import usd_text
-from orchestrator import preflight
+from orchestrator import home, preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import SaidInJson, user_errors
 from orchestrator.cli.options import (
@@ -202,7 +202,7 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     except UserError:
         inputs = (job,)  # the plan says what is wrong with the job itself
     inputs += (hardware_file(), calibration_file())  # the plan reads them too: a task file replaced the cards' prices
-    checks.output_file(out, "--out", inputs=inputs, force=force, suffixes=checks.YAML_SUFFIXES, read_folders=inputs)
+    home.output_file(out, "--out", inputs=inputs, force=force, suffixes=checks.YAML_SUFFIXES, read_folders=inputs)
     files_dir = task_files_dir(out)
     checks.fits_the_file_system(files_dir, "--out (the folder of the task's files beside it)")  # name + -files
     copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # `../t.yaml` from inside it

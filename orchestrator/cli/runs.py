@@ -12,6 +12,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from gpu_catalog.whole_files import write_atomically
+from orchestrator import home
 from orchestrator.cli import display
 from orchestrator.cli.errors import only_match, user_errors
 from orchestrator.cli.limits import check_budget
@@ -134,7 +135,7 @@ def runs_command(
         raise UserError("--force replaces an existing --export file: give --export FILE with it, or leave --force "
                         "out.")
     if export is not None:  # an export kept from before is not lost
-        checks.output_file(export, "--export", force=force, suffixes=EXPORT_FORMATS)
+        home.output_file(export, "--export", force=force, suffixes=EXPORT_FORMATS)
     records = refreshed_runs()
     if export is not None:
         import pandas as pd

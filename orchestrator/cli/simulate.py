@@ -15,6 +15,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.offers import cloud_offers
 from gpu_catalog.owned import hardware_file, load_owned_hardware, simulated_owned_offer
 from gpu_catalog.whole_files import write_atomically
+from orchestrator import home
 from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag, number_option, path_option, whole_option
@@ -72,7 +73,7 @@ def simulate_command(
             raise UserError(f"--out {checks.short_repr(out)} ends with a slash, which names a folder: --generate "
                             "writes a trace file; give its name.")
         # before any work (a trace may be a real week's only copy); written as CSV, whatever the name says
-        checks.output_file(out, "--out", force=force, suffixes=(".csv",))
+        home.output_file(out, "--out", force=force, suffixes=(".csv",))
         count = write_atomically(out, lambda path: write_trace(generate(generate_jobs, seed, rate), path))
         if as_json:
             display.print_json({"trace": str(out), "jobs": count})
@@ -105,7 +106,7 @@ def simulate_command(
                         f"file ({hardware_file()}).")
     check_trace(trace, every_row=out is not None)  # a bad later row left --out made and empty
     if out is not None:
-        checks.output_folder(out)  # before any work; made when the first policy's decisions are written
+        home.output_folder(out)  # before any work; made when the first policy's decisions are written
         if taken := [name for name in OUTPUT_NAMES if checks.same_file(out / name, trace)]:
             raise UserError(f"--out {out}: {taken[0]} there is the trace itself, which the simulation would "
                             "overwrite: choose another folder.")

@@ -12,6 +12,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from orchestrator import home
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import path_argument, path_option
 from trainer.config import read_folders
@@ -32,7 +33,7 @@ def train_command(
 ) -> None:
     """Fine-tune on this machine's GPU (or CPU); writes metrics.json, checkpoints and the adapter or model."""
     config_values, base_dir = load_config(config, set_values or [])  # a bad job fails here, before a process starts
-    folder = checks.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None,
+    folder = home.output_folder(output or Path("outputs") / config_values.name, "--output", parents=output is None,
                                   read_folders=read_folders(config_values, base_dir))
     chosen = resume.strip().lower()  # `--resume AUTO`: choices are read in any case, as a job file's are
     if chosen not in ("auto", "never"):

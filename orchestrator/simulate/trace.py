@@ -22,6 +22,7 @@ from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
 from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, MAX_PRIORITY, plain_number
+from orchestrator import home
 from trainer.config import CHOICES, MAX_SEQ_LEN, value_problem
 
 COLUMNS = ("job_id", "arrival_h", "model", "method", "seq_len", "train_tokens", "deadline_h", "budget_usd", "priority")
@@ -231,7 +232,7 @@ def _trace_to_make(path: Path) -> Path:
     """Where `--generate` could write a missing trace: its own path where that can be written, else a plain example
     (`--out /proc/x` was suggested, which fails)."""
     try:
-        return checks.output_file(path, "--out")
+        return home.output_file(path, "--out")
     except UserError:
         return Path("trace.csv")
 
