@@ -879,9 +879,10 @@ def test_good_inputs_beside_them_pass(inputs, build):
     assert result.exit_code == 0, result.output
 
 
-def test_markup_in_an_error_is_shown_as_written(inputs):
-    result = CliRunner().invoke(app, ["logs", "[red]x[/]"])
-    assert result.exit_code == 2 and "'[red]x[/]'" in result.stderr
+@pytest.mark.parametrize("text", ["[red]x[/]", ":x:"])  # rich markup, and an emoji code rich showed as ❌
+def test_markup_in_an_error_is_shown_as_written(inputs, text):
+    result = CliRunner().invoke(app, ["logs", text])
+    assert result.exit_code == 2 and f"'{text}'" in result.stderr
 
 
 def test_an_id_is_matched_exactly_or_by_its_start(inputs):

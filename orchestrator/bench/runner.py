@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -141,12 +142,14 @@ def run_sweep(sweep: Sweep, store: ResultStore, target: str = "local", work_root
     rows = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), PointsRemaining())
-    console = Console(stderr=True)  # stdout stays clean for --json; a log or a pipe gets no bar's last frame
+    # stdout stays clean for --json; a log or a pipe gets no bar's last frame. Descriptions are markup: a model path's
+    # `[red]` or `:x:` is escaped, not shown styled
+    console = Console(stderr=True, emoji=False)
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(f"{sweep.name}: {len(done & {p.point_id for p in sweep.points})} done before",
                                 total=len(todo), started_at=time.monotonic())
         for point in todo:
-            progress.update(bar, description=point.label)
+            progress.update(bar, description=escape(point.label))
             row = run_point(point, sweep.name, target, work_root / point.point_id, sweep.warmup_steps,
                             sweep.measured_steps, sweep.max_measured_steps, sweep.stable_within, sweep.cpu_threads)
             store.save(row)

@@ -49,9 +49,10 @@ class _Console(Console):
 
 
 # No automatic highlighting: rich coloured every run of digits it found, so "100,000 tokens" showed as two numbers in
-# two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen
-console = _Console(highlight=False)
-err_console = _Console(stderr=True, highlight=False)
+# two colours and a run id's digits stood out from its letters; the tables and markup say what is to be seen. No emoji
+# codes: a log line, a job or a file name holding `:x:` was shown as an emoji
+console = _Console(highlight=False, emoji=False)
+err_console = _Console(stderr=True, highlight=False, emoji=False)
 UNBOUNDED = 10_000  # a width no table reaches: its natural width
 MOST_KEYS_LISTED = 50  # of an imported config's keys not carried over, each with its reason
 
