@@ -560,6 +560,21 @@ def _import_over_its_dataset(i: Inputs) -> list[str]:
 case("import-out-over-its-dataset", _import_over_its_dataset)
 
 
+def _completion_over(i: Inputs, bashrc: bytes | None) -> list[str]:
+    """`--install-completion` for bash in a home whose ~/.bashrc is `bashrc`'s bytes, or a folder (None)."""
+    home = Path(i.folder("shell-home"))
+    i.env("HOME", str(home))
+    if bashrc is None:
+        (home / ".bashrc").mkdir()
+    else:
+        (home / ".bashrc").write_bytes(bashrc)
+    return ["--install-completion", "bash"]
+
+
+case("install-completion-bashrc-not-utf8", lambda i: _completion_over(i, b"\xff\xfe alias x=y\n"))
+case("install-completion-bashrc-a-folder", lambda i: _completion_over(i, None))
+
+
 def in_a_run_folder(i: Inputs, name: str) -> str:
     """A file in a recorded run's folder under ORCH_HOME: what `orch resume` trains (job.yaml) and reports."""
     i.run_record()

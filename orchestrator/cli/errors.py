@@ -220,6 +220,15 @@ class OneLineUsageErrors(TyperGroup):
             raise UsageError(f"{exc.message}: options go after the command, as in `{ctx.command_path} {takers[0]} "
                              f"{exc.option_name}`", ctx=ctx) from None
 
+    def get_params(self, ctx):
+        """The group's options, typer's --install-completion among them, refusing in one line a shell startup file
+        it cannot edit."""
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name == "install_completion" and getattr(param.callback, "func", None) is not _install_completion:
+                param.callback = functools.partial(_install_completion, param.callback)
+        return params
+
     def _whose_option(self, exc, ctx, message: str) -> str:
         return owned_elsewhere(self, exc.option_name, ctx.command_path) or message
 
@@ -251,3 +260,17 @@ class OneLineUsageErrors(TyperGroup):
             print_error("interrupted.")  # exit 130, as every Ctrl-C orch handles itself ("aborted.", 1, said less)
             sys.exit(130)
         sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def _install_completion(install, ctx, param, value):
+    """typer's install, which edits the shell's startup file (~/.bashrc, ~/.zshrc, fish's or PowerShell's profile):
+    one that is not UTF-8, is a folder, or cannot be written ended in a traceback."""
+    try:
+        return install(ctx, param, value)
+    except UnicodeDecodeError:
+        raise fail("--install-completion: your shell's startup file (~/.bashrc for bash, ~/.zshrc for zsh) is not "
+                   "UTF-8: fix it, or add what `orch --show-completion` prints to it by hand.") from None
+    except OSError as exc:
+        where = f" {checks.printable(str(exc.filename))}" if exc.filename else ""
+        raise fail(f"--install-completion cannot write{where} ({exc.strerror or exc}): fix that, or add what "
+                   "`orch --show-completion` prints to your shell's startup file by hand.") from None
