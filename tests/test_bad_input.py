@@ -558,6 +558,9 @@ def _import_over_its_dataset(i: Inputs) -> list[str]:
 
 
 case("import-out-over-its-dataset", _import_over_its_dataset)
+for command in (["calibrate"], ["report", "--out", "rep"]):  # runs.db as no database was passed over, exit 0
+    case(f"{command[0]}-runs-db-a-folder", lambda i, c=command: (i.state_folder("runs.db"), c)[1])
+    case(f"{command[0]}-runs-db-a-pipe", lambda i, c=command: (i.home.mkdir(), os.mkfifo(i.home / "runs.db"), c)[2])
 
 
 def _completion_over(i: Inputs, bashrc: bytes | None) -> list[str]:

@@ -1,5 +1,6 @@
 """`orch bench`, `orch calibrate`, `orch report`: measure, fit the estimator, and show where the money goes."""
 
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -213,11 +214,12 @@ def check_refitted(path: Path, inputs: tuple[Path, ...]) -> None:
 
 
 def launched_runs() -> list[dict]:
-    """The runs store's records, read only: a report never creates runs.db where there is none."""
+    """The runs store's records, read only: a report never creates runs.db where there is none, and one that is no
+    database (a folder, a pipe) is refused as `orch runs` refuses it, not passed over."""
     from orchestrator.runs.store import RunStore
 
     path = runs_db()
-    return [record.as_dict() for record in RunStore(path).all()] if path.is_file() else []
+    return [record.as_dict() for record in RunStore(path).all()] if os.path.lexists(path) else []
 
 
 LEAST_LAUNCHED_STEPS = 20  # a launched run's rate is fitted from this many steps on (a sweep's points time 20-80)
