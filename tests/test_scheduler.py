@@ -156,6 +156,22 @@ def test_a_damaged_queued_job_is_rejected_and_the_pass_goes_on(tmp_path):
     assert RunStore().all() == []
 
 
+def test_a_job_whose_dataset_broke_after_it_was_queued_is_rejected_before_a_local_start(tmp_path):
+    """The scheduler checks a local start as `orch launch` does: a dataset emptied since the job was queued started a
+    trainer that refused it, on a card metered from its first second."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    data = folder / "data.jsonl"
+    data.write_bytes(TINY_DATA.read_bytes())
+    job_id = json.loads(orch("submit", write_job(folder, name="broken", dataset=str(data)), "--budget", "1",
+                             "--json").stdout)["job_id"]
+    data.write_bytes(b"")
+    orch("scheduler", "run", "--once")
+    job = jobs()[job_id]
+    assert job["status"] == "rejected" and "pre-flight: dataset" in job["reason"], job
+    assert RunStore().all() == []
+
+
 def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp_path, monkeypatch):
     """The queue keeps the job with its tokenizer folder absolute; a job an older orch queued with a relative one
     that no longer resolves is rejected, and the scheduler goes on with the others."""

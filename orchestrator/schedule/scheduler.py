@@ -285,7 +285,8 @@ class Scheduler:
                 if held.slot is not None and held.slot.slot_id in {slot.slot_id for slot in withheld}:
                     return Decision("wait", f"only the local CPU takes it ({held.reason}), and this scheduler gives "
                                             "the CPU no slot (--cpu-slots 0): a scheduler with --cpu-slots 1 starts it")
-            if decision.action == "start_cloud":  # what `orch launch` checks before any VM is bought
+            if decision.action in ("start_local", "start_cloud"):  # what `orch launch` checks before it starts: a
+                # dataset broken since the job was queued started a trainer that refused it, on a metered card
                 preflight.check(spec, Path(job.job_path), decision.option)
         except UserError as exc:
             decision = Decision("reject", str(exc))
