@@ -27,6 +27,7 @@ from trainer.data_sources import (
     one_file_problem,
 )
 from trainer.offline_names import build_folder_problem, is_built_offline
+from trainer.trackers import missing_package
 
 
 def dataset_problems(spec: JobConfig, job_path: Path) -> list[str]:
@@ -125,6 +126,12 @@ def home_problems(spec: JobConfig, job_path: Path) -> list[str]:
     return [f"ORCH_HOME {home} is inside {folder}, which the job reads: set ORCH_HOME to a folder outside it"]
 
 
+def tracker_problems(spec: JobConfig) -> list[str]:
+    """A local run's tracker package (`report_to`) is installed here: the trainer refused it only once started, on a
+    card metered from its first second. A cloud VM's setup installs it (remote_env.TRACKER_PACKAGES)."""
+    return [problem] if (problem := missing_package(spec.report_to)) else []
+
+
 def launch_problems(option: Option) -> list[str]:
     """Every cloud in the task is one SkyPilot knows."""
     offer = option.offer
@@ -143,7 +150,7 @@ def check(spec: JobConfig, job_path: Path, option: Option, launching: bool = Tru
     cloud = not option.offer.is_local
     problems = dataset_problems(spec, Path(job_path)) + home_problems(spec, job_path) + \
         model_problems(spec, cloud, Path(job_path).parent, launching) + \
-        (vm_package_problems(spec) if cloud else []) + launch_problems(option)
+        (vm_package_problems(spec) if cloud else tracker_problems(spec)) + launch_problems(option)
     _refuse(problems, "launched")
 
 

@@ -68,6 +68,17 @@ def test_nothing_launches_over_budget(tmp_path):
     assert runs_json() == []
 
 
+def test_a_local_launch_whose_tracker_is_not_installed_starts_no_trainer(tmp_path, monkeypatch):
+    """`report_to` without its package here: the trainer refused it only once started, on a metered card."""
+    from trainer import trackers
+
+    monkeypatch.setitem(trackers.EXTRAS, "tensorboard", "orch_no_such_package")  # whether or not it is installed
+    result = orch("launch", write_job(tmp_path, report_to="tensorboard"), "--budget", "1", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "pre-flight: report_to tensorboard needs the orch_no_such_package package" in result.stderr
+    assert runs_json() == []
+
+
 def test_launching_without_a_terminal_needs_yes(tmp_path):
     result = orch("launch", write_job(tmp_path), "--budget", "1", "--target", "local")
     assert result.exit_code == 2 and "pass --yes" in result.stderr
