@@ -22,6 +22,7 @@ import yaml
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import listed
+from gpu_catalog.units import TooNearZero, number_as_written
 
 # A name becomes a folder (outputs/<name>, a run folder), a table cell and a database value: letters, digits and
 # `._-+`, starting with a letter or digit, so it cannot be `..`, a path, hidden, an option or terminal markup.
@@ -403,6 +404,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
             return None
         text, digits = node.value, node.value.lstrip("+-").replace("_", "")
         plain = text.replace("_", "")
+        if node.tag == _FLOAT and (near_zero := _too_near_zero(plain)):
+            return near_zero
         if "_" in text and (_PLAIN_WHOLE.fullmatch(plain) or node.tag == _FLOAT and ":" not in text):
             if self.underscores_are_digits:
                 return None
@@ -450,6 +453,17 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+def _too_near_zero(text: str) -> str | None:
+    """Why a float's text reads as 0 only by underflow (`1e-400`, TooNearZero), or None."""
+    try:
+        number_as_written(text, float(text))
+    except TooNearZero as exc:
+        return str(exc)
+    except ValueError:  # `.inf`, `.nan`: YAML's own words, read by its constructor
+        pass
+    return None
 _PLAIN_WHOLE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # a whole number YAML 1.1 and 1.2 read alike
 
 
@@ -551,8 +565,8 @@ def repeated(names) -> list[str]:
 
 
 def parse_json(text: str, what: str):
-    """JSON text with a key given twice in one object refused (json keeps the last silently, as PyYAML does) and
-    NaN / Infinity, which are not JSON, refused too."""
+    """JSON text with a key given twice in one object refused (json keeps the last silently, as PyYAML does), and
+    NaN / Infinity, which are not JSON, and a number that reads as 0 only by underflow (TooNearZero) refused too."""
     def unique(pairs):
         seen = set()  # keys.count() per key: 100,000 keys took minutes
         for key, _ in pairs:
@@ -565,7 +579,8 @@ def parse_json(text: str, what: str):
         raise ValueError(f"{name} is not a JSON number")
 
     try:
-        return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)
+        return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant,
+                          parse_float=lambda number: number_as_written(number, float(number)))
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
     except ValueError as exc:

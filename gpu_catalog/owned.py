@@ -30,7 +30,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU, CountedGPUs, get_gpu
 from gpu_catalog.names import near_hint
 from gpu_catalog.offer import LOCAL_PROVIDER, Offer
-from gpu_catalog.units import USD_FORMS, usd_from_text
+from gpu_catalog.units import USD_FORMS, TooNearZero, usd_from_text
 
 HOURS_PER_YEAR = 24 * 365
 COST_POLICIES = ("amortized", "marginal")
@@ -139,6 +139,8 @@ def _usd(value, what: str, path: Path, upper: float) -> float:
     if isinstance(value, str):
         try:
             value = usd_from_text(value)
+        except TooNearZero as exc:
+            raise UserError(f"{path}: {what} {exc}.") from None
         except ValueError:
             raise UserError(f"{path}: {what} {short_repr(value)} is not an amount of US dollars: write "
                             f"{USD_FORMS}.") from None

@@ -88,13 +88,30 @@ def percent_text(share: float) -> str:
     return f"{max(percent, SMALLEST_PERCENT_SHOWN):.2g}%"
 
 
+class TooNearZero(ValueError):
+    """A number whose digits are not all 0 that a float cannot hold but as 0 (`1e-400`): read as 0, it passed every
+    check where 0 is allowed (`lora_dropout`, `--priority`, a cap) and meant another value than was written. Said as
+    written, by whoever reads the number (its flag, key or line)."""
+
+    def __init__(self, text: str):
+        super().__init__(f"{text} is too near 0 to compute with (it reads as 0): write a larger value, or 0 where 0 "
+                         "is meant")
+
+
+def number_as_written(text: str, value: float) -> float:
+    """`value`, read from `text`, unless it is 0 where the text's digits before any exponent are not (TooNearZero)."""
+    if value == 0 and re.search(r"[1-9]", re.split(r"[eE]", text)[0]):
+        raise TooNearZero(text.strip())
+    return value
+
+
 def plain_number(text: str) -> float:
     """float(), for digits, sign, point and exponent as people type them: float() also reads other scripts' digits
-    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else. `-0` is read as 0:
-    an echo of -0.0 reads as a negative amount."""
+    (`٢٠`, `２０`) and `1_000`, no amount a person means to type. ValueError for anything else, TooNearZero for a
+    number that reads as 0 only by underflow. `-0` is read as 0: an echo of -0.0 reads as a negative amount."""
     if not text.isascii() or "_" in text:
         raise ValueError(text)
-    return float(text) + 0.0
+    return number_as_written(text, float(text) + 0.0)
 
 
 def usd_from_text(text: str) -> float:

@@ -8,7 +8,7 @@ from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import suggest
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, plain_number, usd_from_text
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, TooNearZero, plain_number, usd_from_text
 
 
 def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
@@ -90,6 +90,8 @@ def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
     typed = text.strip()
     try:
         value = usd_from_text(typed)
+    except TooNearZero as exc:
+        raise UserError(f"{flag} {exc}.") from None
     except ValueError:
         empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
         # `0,05`: a decimal comma, which orch does not guess at (`1,800` is a thousands comma)
@@ -119,6 +121,8 @@ def hours_amount(text: str, flag: str) -> float:
     typed = text.strip()
     try:
         hours = _in_units(typed, HOURS_PER_UNIT)
+    except TooNearZero as exc:
+        raise UserError(f"{flag} {exc}.") from None
     except ValueError:
         raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}.") from None
     if not (math.isfinite(hours) and 0 < hours <= MAX_DEADLINE_H):
@@ -132,6 +136,8 @@ def seconds_amount(text: str, flag: str) -> float:
     (hours_amount). The caller checks the range."""
     try:
         return _in_units(text.strip(), SECONDS_PER_UNIT)
+    except TooNearZero as exc:
+        raise UserError(f"{flag} {exc}.") from None
     except ValueError:
         raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {SECONDS_FORMS}.") from None
 
@@ -150,6 +156,8 @@ def whole_amount(text: str, flag: str) -> int:
                         "one.")
     try:
         value = plain_number(typed)
+    except TooNearZero as exc:
+        raise UserError(f"{flag} {exc}.") from None
     except ValueError:
         raise UserError(f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 (no _ "
                         "or , between them).") from None

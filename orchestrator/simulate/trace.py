@@ -21,7 +21,7 @@ from gpu_catalog import checks
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import get_model
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, MAX_PRIORITY, plain_number
+from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, MAX_PRIORITY, TooNearZero, plain_number
 from orchestrator import home
 from trainer.config import CHOICES, MAX_SEQ_LEN, value_problem
 
@@ -106,6 +106,8 @@ def _number(text: str, kind, low: float, low_ok: bool, fix: str, high: float = m
     bound); ValueError with a short message else."""
     try:
         number = plain_number(text)  # int() and float() read other scripts' digits and `1_000` too, which no flag takes
+    except TooNearZero as exc:
+        raise ValueError(f"{exc}; {fix}") from None
     except ValueError:
         raise ValueError(f"{short_repr(text)} is not {'a whole number' if kind is int else 'a number'} written "
                          f"with the digits 0-9; {fix}") from None
