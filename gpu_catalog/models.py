@@ -529,6 +529,16 @@ def _size(params: int) -> str:
 
 
 # a model's page or hf:// address, pasted where its id goes
+_HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
+
+
+def could_be_hub_id(value: str) -> bool:
+    """A name the Hugging Face Hub could hold (huggingface_hub's validate_repo_id): name or org/name."""
+    return HUB_ID.fullmatch(value) is not None and not any(bad in value for bad in ("--", "..")) \
+        and not value.endswith(".git")
+
+
 HUB_LINK = re.compile(r"(?:hf://|(?:https?://)?(?:www\.)?huggingface\.co/)(?:models/)?"
                       r"(?P<id>[^/?#\s]+(?:/[^/?#\s]+)?)/?")
 
@@ -593,23 +603,27 @@ def get_model(name: str) -> ModelShape:
         return _from_local_folder(checks.user_path(name))
     _refuse_unreadable(written, name)
     name = name.strip()  # a folder's name is as written; a model's has no spaces around it
+    if written_as_path(name) and not os.path.isfile(checks.user_path(name)):  # not a model's name, whatever it ends
+        # in: `/x/meta-llama/Llama-3.1-8B` was estimated as Llama-3.1-8B, matched by its last part
+        raise UserError(f"model folder '{name}' does not exist: give a folder holding the model's config.json, "
+                        "or a Hugging Face id or alias (orch catalog models).")
     ids, bare, own = _index()
     model = next((ids[n.lower()] for n in (name, *_base_names(name)) if n.lower() in ids), None)
     # else by name alone, whatever the org: a re-upload (unsloth/, NousResearch/) has the shape of what it copies.
     # Not under orch's own org, whose names are only its own models': `orch/tiny‐llama` (another hyphen) was sized,
     # and trained offline, as TinyLlama-1.1B, one key with it once normalised
     never_downloaded = name.lower().startswith(OWN_ORG)
-    if not never_downloaded:
+    # and only a name the hub could hold: matched by its last part, `a b/Llama-3.1-8B` and `hf.co/meta-llama/...`
+    # were estimated as Llama-3.1-8B, where a job's `model:` refused them
+    if not never_downloaded and ("/" not in name or could_be_hub_id(name)):
         model = model or next((bare[key] for key in (normalize(n.split("/")[-1]) for n in (name, *_base_names(name)))
                                if key in bare), None)
     if model is not None and "/" not in name:
         _refuse_own_namesake(name, model.name, model)
-    if model is None and "/" in name and not never_downloaded:
+    asks_the_hub = "/" in name and not never_downloaded and could_be_hub_id(name)
+    if model is None and asks_the_hub:
         model = _from_hub(name)
     if model is None:
-        if written_as_path(name):  # written as a path: a folder that is not there, not a model's name
-            raise UserError(f"model folder '{name}' does not exist: give a folder holding the model's config.json, "
-                            "or a Hugging Face id or alias (orch catalog models).")
         if os.path.isfile(checks.user_path(name)):  # `orch estimate data.jsonl`: "unknown model", Llamas offered
             raise UserError(_a_file_message(name))
         if kind := NOT_DENSE_TEXT.search(name):
@@ -617,7 +631,7 @@ def get_model(name: str) -> ModelShape:
                             "(orch catalog models).")
         names = [m.name for m in load_models()]
         message = unknown_name_message("model", name, names, "orch catalog models")
-        if "/" in name and not never_downloaded and not hub_reachable():
+        if asks_the_hub and not hub_reachable():
             message += (" The Hugging Face Hub cannot be reached from here to read its config: download the model's "
                         "config.json into a folder and give the folder.")
         raise UserError(message)

@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 from gpu_catalog.checks import short_repr
 from gpu_catalog.errors import UserError
-from gpu_catalog.models import LINEAR_MODULES, in_linear_order
+from gpu_catalog.models import HUB_ID, LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import SHORTEST_HINTED_KEY, listed, normalize
-from trainer.config import CHOICES, HUB_ID, JobConfig, choice_as_orch
+from trainer.config import CHOICES, JobConfig, choice_as_orch
 from trainer.foreign_keys import (
     AXOLOTL,
     FOREIGN_KEYS,

@@ -323,6 +323,23 @@ for flag, value in (("--interval", "-1"), ("--interval", "nan"), ("--interval", 
     case(f"scheduler{flag}={value}",
          lambda i, f=flag, v=value: ["scheduler", "run", f, v] + ([] if f == "--interval" else ["--once"]))
 
+# --- a model that only ends in a known name: matched by its last part, each was estimated as Llama-3.1-8B ---------
+for name in ("/meta-llama/Llama-3.1-8B", "meta-llama//Llama-3.1-8B", "hf.co/meta-llama/Llama-3.1-8B",
+             "a b/Llama-3.1-8B", "[red]x[/red]/Llama-3.1-8B", "./none/Llama-3.1-8B"):
+    case(f"estimate-model-{name}", lambda i, name=name: ["estimate", name])
+
+# --- numbers that read as 0 only by underflow, where 0 is allowed: 1e-400 is no 0 the user wrote -------------------
+for flag_at_zero in (["submit", "--priority"], ["scheduler", "run", "--once", "--monthly-cap"],
+                     ["estimate", "Llama-3.1-8B", "--lora-dropout"], ["train", "--set"]):
+    case(f"{flag_at_zero[0]}-{flag_at_zero[-1]}-underflow",
+         lambda i, f=flag_at_zero: [*f[:1], *([i.job(dataset=DATA)] if f[0] in ("submit", "train") else []), *f[1:],
+                                    "lora_dropout=1e-400" if f[-1] == "--set" else "1e-400"])
+case("job-value-underflow", lambda i: ["plan", i.file("job.yaml", i.job_text() + "lora_dropout: -1.5e-400\n"),
+                                       "--budget", "1"])
+case("hardware-value-underflow", lambda i: i.hardware("cards: [{gpu: RTX 4090, host_power_w: 1e-400}]\n"))
+case("calibration-value-underflow", lambda i: i.calibration('{"efficiency": {}, "memory": {"cuda": {"context_gib": 1, '
+                                                            '"slack_fraction": 1e-400}}}'))
+
 # --- run and job ids: never patterns ---------------------------------------------------------------------------------
 for command in ("logs", "stop", "resume"):
     for text in ("%", "_", "", "r-%", "%abc%", "[bold]x"):
@@ -564,14 +581,15 @@ for command in (["calibrate"], ["report", "--out", "rep"]):  # runs.db as no dat
 
 
 def _completion_over(i: Inputs, bashrc: bytes | None) -> list[str]:
-    """`--install-completion` for bash in a home whose ~/.bashrc is `bashrc`'s bytes, or a folder (None)."""
+    """`--install-completion` in bash in a home whose ~/.bashrc is `bashrc`'s bytes, or a folder (None)."""
     home = Path(i.folder("shell-home"))
     i.env("HOME", str(home))
+    i.monkeypatch.setattr("typer._completion_shared._get_shell_name", lambda: "bash")  # wherever the tests run
     if bashrc is None:
         (home / ".bashrc").mkdir()
     else:
         (home / ".bashrc").write_bytes(bashrc)
-    return ["--install-completion", "bash"]
+    return ["--install-completion"]
 
 
 case("install-completion-bashrc-not-utf8", lambda i: _completion_over(i, b"\xff\xfe alias x=y\n"))

@@ -20,6 +20,7 @@ from gpu_catalog.models import (
     DECODER_MODULE_NAMES,
     LINEAR_MODULES,
     RANDOM_PREFIX,
+    could_be_hub_id,
     get_model,
     hub_id,
     is_model_folder,
@@ -208,9 +209,7 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
 _USD_KEYS = {"budget_usd", "usd_per_hour"}  # dollars, written as the flags take them (usd_from_text)
 MAX_EFFECTIVE_BATCH = 2**16  # sequences per optimizer step (micro_batch x grad_accum): far past any fine-tune's
 MOST_PROBLEMS_SAID = 5
-_HUB_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
 DATASET_KEYS = ("dataset", "eval_dataset")  # a file or folder (relative to the job file's folder), or a hub id
-HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")  # name or org/name, as the hub allows (validate_repo_id)
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 LARGEST_COUNT = 2**53  # whole numbers above this lose precision as JSON and overflow SQLite's 64-bit integers
 
@@ -441,12 +440,6 @@ def _column_problem(columns: tuple[tuple[str, str], ...]) -> str | None:
         return (f"`dataset_columns` maps {' and '.join(names)} to the same column {shared[0]!r}, so one text would "
                 "be both: map each to a column of its own")
     return None
-
-
-def could_be_hub_id(value: str) -> bool:
-    """A name the Hugging Face Hub could hold (huggingface_hub's validate_repo_id): name or org/name."""
-    return HUB_ID.fullmatch(value) is not None and not any(bad in value for bad in ("--", "..")) \
-        and not value.endswith(".git")
 
 
 def _tokenizer_problem(value, base_dir: Path) -> str | None:
