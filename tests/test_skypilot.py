@@ -246,6 +246,33 @@ def test_a_dry_runs_files_folder_of_the_users_is_replaced_only_with_force(sky, t
     assert again.exit_code == 0, again.output
 
 
+def test_a_dry_run_that_runs_out_of_disk_keeps_nothing_and_says_where(sky, tmp_path, monkeypatch):
+    """A full disk said only "No space left on device", and left a half-staged folder that the same command, once
+    there was room, refused without --force."""
+    import errno
+    import pathlib
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    out, real_write = tmp_path / "task.yaml", pathlib.Path.write_text
+
+    def full_disk(path, *args, **kwargs):
+        if path == out:
+            real_write(path, "")  # the file made, and nothing written into it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    command = ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+               "--dry-run", "--out", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "write_text", full_disk)
+        refused = CliRunner().invoke(app, command)
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert f"{tmp_path / 'task-files'} failed (No space left on device)" in " ".join(refused.stderr.split())
+    assert not out.exists() and not (tmp_path / "task-files").exists()
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+
+
 def test_a_link_in_a_dry_runs_files_folder_is_replaced_not_written_through(sky, tmp_path, monkeypatch):
     """A dry run wrote its job.yaml through a link left in its folder, replacing the file the link named."""
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")

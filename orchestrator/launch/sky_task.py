@@ -511,17 +511,19 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
     if out is not None:
         files_dir = task_files_dir(out)
         _clear_staged(files_dir)  # the CLI refused a folder of the user's without --force (foreign_task_files)
-        task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, out.parent, files_dir,
-                          for_launch=False)
-        (files_dir / TASK_FILES_MARK).write_text(MARK_TEXT, encoding="utf-8")
-        staged = files_dir
-        files = TaskFiles(staged / "src", staged / "job.yaml", {})
+        made, out_was_there = checks.missing_folders(files_dir), out.exists()
         try:
-            files_as = str(staged.resolve().relative_to(Path.cwd().resolve()))
-        except ValueError:
-            files_as = str(staged.resolve())
-        text = task_yaml(task, files, files_as)
-        out.write_text(text, encoding="utf-8")
+            task, text = _write_task_files(spec, job_path, chosen, budget_usd, model, out, files_dir)
+        except OSError as exc:  # a full disk: "No space left on device" alone, and a half-staged folder that only
+            # --force then replaced; what this dry run wrote goes, so the same command works once there is room
+            _clear_staged(files_dir)
+            if made:  # the folders this dry run made, and nothing else, are in the outermost
+                shutil.rmtree(made[-1], ignore_errors=True)
+            if not out_was_there:
+                out.unlink(missing_ok=True)
+            raise UserError(f"--out {out}: writing the task or its files in {files_dir} failed "
+                            f"({exc.strerror or exc}), and nothing of it was kept: free space there, or choose "
+                            "another --out.") from None
         return DryRun(text, optimizer_view(task), files_dir, _note(task), cluster_name(task.envs[RUN_ID_ENV]),
                       tuple(task.secrets or {}))
     with tempfile.TemporaryDirectory(prefix="orch-task-") as tmp:
@@ -531,6 +533,22 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
         return DryRun(text, optimizer_view(task), None, _note(task), cluster_name(task.envs[RUN_ID_ENV]),
                       tuple(task.secrets or {}))
+
+
+def _write_task_files(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model: ModelShape,
+                      out: Path, files_dir: Path):
+    """A dry run's task at `out` and the files it mounts in `files_dir`, marked as orch's once staged; the task and
+    its YAML text."""
+    task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, out.parent, files_dir,
+                      for_launch=False)
+    (files_dir / TASK_FILES_MARK).write_text(MARK_TEXT, encoding="utf-8")
+    try:
+        files_as = str(files_dir.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        files_as = str(files_dir.resolve())
+    text = task_yaml(task, TaskFiles(files_dir / "src", files_dir / "job.yaml", {}), files_as)
+    out.write_text(text, encoding="utf-8")
+    return task, text
 
 
 def _note(task) -> str | None:
