@@ -1,10 +1,17 @@
 """`orch catalog refresh` without a network: one error line, none of SkyPilot's own."""
 
+import errno
 import logging
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.launch import sky_catalog
 from orchestrator.launch.sky_catalog import GPU_CLOUDS, _sky_loggers_off
 from tests.conftest import REPO, SHARED_CATALOG
 
@@ -83,3 +90,32 @@ def test_a_refresh_says_orch_plans_from_orch_sky_catalogs_while_it_is_set(tmp_pa
     last = " ".join(done.stdout.split()).rsplit("note: ", 1)[1]
     assert last.startswith(f"ORCH_SKY_CATALOGS is set ({SHARED_CATALOG}), so orch plans from those folders") and \
         last.endswith("unset it to plan from the refreshed catalog."), done.stdout
+
+
+def test_a_refresh_that_runs_out_of_disk_replaces_no_catalog(tmp_path, monkeypatch):
+    """Copied straight over SkyPilot's files, a full disk cut one mid-row after the clouds before it were replaced,
+    and every later plan failed on it: each copy is now whole beside its file before any is replaced."""
+    header = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,GpuInfo\n"
+    source, home = tmp_path / "v8", tmp_path / "home"
+    for cloud in ("aws", "lambda"):
+        (source / cloud).mkdir(parents=True)
+        (source / cloud / "vms.csv").write_text(header + "new,A100,1,30,200,1.00,,us-east-1,\n")
+    kept = home / ".sky" / "catalogs" / "v8"
+    for cloud in ("aws", "lambda"):
+        (kept / cloud).mkdir(parents=True)
+        (kept / cloud / "vms.csv").write_text(header + "old,A100,1,30,200,2.00,,us-east-1,\n")
+    before = {path: path.read_bytes() for path in kept.rglob("*") if path.is_file()}
+    real_copy = shutil.copyfile
+
+    def full_disk(src, dst, **kwargs):
+        if "lambda" in str(dst):
+            Path(dst).write_bytes(Path(src).read_bytes()[:20])  # cut, as a full disk cuts it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(src, dst, **kwargs)
+
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(sky_catalog.shutil, "copyfile", full_disk)
+    result = CliRunner().invoke(app, ["catalog", "refresh", "--from", str(source)])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "(No space left on device), so no catalog was replaced" in " ".join(result.stderr.split())
+    assert {path: path.read_bytes() for path in kept.rglob("*") if path.is_file()} == before

@@ -35,13 +35,32 @@ def copy_catalog(from_dir: Path, to_dir: Path) -> list[str]:
     for source in files:
         _check_copyable(source)
         _check_landing(to_dir / source.relative_to(from_dir))
-    lines = []
-    for source in files:
-        target = to_dir / source.relative_to(from_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        lines.append(f"copied {source} -> {target}")
-    return lines
+    targets = [to_dir / source.relative_to(from_dir) for source in files]
+    _copy_beside(files, targets)
+    for target in targets:  # once every copy is whole: renames, each atomic
+        os.replace(_beside(target), target)
+    return [f"copied {source} -> {target}" for source, target in zip(files, targets, strict=True)]
+
+
+def _beside(target: Path) -> Path:
+    return target.with_name(f".{target.name}.orch-new")
+
+
+def _copy_beside(files: list[Path], targets: list[Path]) -> None:
+    """Each file copied next to the one it replaces, under a temporary name: copied straight over it, a full disk cut
+    lambda/vms.csv mid-row after the clouds before it were replaced, and every later plan failed on it. On a failure
+    the copies go and SkyPilot's catalog is as it was."""
+    done = []
+    try:
+        for source, target in zip(files, targets, strict=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            done.append(_beside(target))
+            shutil.copyfile(source, done[-1])
+    except OSError as exc:
+        for copy in done:
+            copy.unlink(missing_ok=True)
+        raise UserError(f"cannot write {target} ({exc.strerror or exc}), so no catalog was replaced: free space "
+                        "there, or check the folder's permissions.") from None
 
 
 def _check_copyable(source: Path) -> None:
