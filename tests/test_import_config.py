@@ -597,6 +597,24 @@ def test_a_trl_config_takes_trls_defaults_for_what_it_leaves_out(tmp_path):
     assert dict((k, v) for k, v, _ in peft.source_defaults(peft.job))["double_quant"] is False
 
 
+@pytest.mark.parametrize("strategy, evaluates", [("steps", True), ("epoch", True), ("no", False)])
+def test_a_trl_config_that_evaluates_does_so_on_trls_test_split(tmp_path, strategy, evaluates):
+    """`eval_strategy: steps` was "no such setting", and the job evaluated on nothing: TRL evaluates on
+    dataset_test_split, `test` unless given, and keeps eval_steps."""
+    raw = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/Capybara", "use_peft": True,
+           "max_length": 512, "eval_strategy": strategy, "eval_steps": 50}
+    result = run_import(tmp_path, raw, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    left = {entry["key"] for entry in report["not_carried"]}
+    assert "eval_strategy" not in left
+    assert (report["job"].get("eval_split"), report["job"].get("eval_every")) == (("test", 50) if evaluates else
+                                                                                 (None, None))
+    assert ("eval_steps" in left) is not evaluates
+    given = translate({**raw, "dataset_test_split": "validation"})
+    assert "eval_split" not in dict((k, v) for k, v, _ in given.source_defaults(given.job))
+
+
 def test_a_config_of_no_one_trainer_takes_orchs_defaults():
     translation = translate({"base_model": "m", "lora_target": "q_proj"})  # axolotl's key and LLaMA-Factory's
     assert translation.trainer is None and translation.source_defaults(translation.job) == []

@@ -525,6 +525,9 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "log_every_n_steps": _entry([TORCHTUNE], "log_every"),
     "save_steps": _entry(ALL, "save_every"),
     "eval_steps": _entry(ALL, "eval_every"),
+    # transformers' switch: an evaluation on the eval set the config names (TRL's default one: SOURCE_DEFAULTS), or
+    # none; orch evaluates wherever the job has an eval set, every eval_every steps
+    "eval_strategy": _entry(ALL, "eval_every", lambda value: {}),
     "dataloader_num_workers": _entry(ALL, "num_workers"),
     "wandb_project": _entry([AXOLOTL], "report_to: wandb` (and WANDB_PROJECT",
                             lambda v: {"report_to": "wandb"} if _text(v) else {}),
@@ -596,6 +599,9 @@ SOURCE_DEFAULTS = {
         SourceDefault("packing", False, "TRL's SFTConfig packing default", ("packing",)),
         SourceDefault("grad_ckpt", True, "TRL's SFTConfig gradient_checkpointing default",
                       ("gradient_checkpointing",)),
+        SourceDefault("eval_split", lambda _, source: "test" if _evaluates(source.get("eval_strategy")) else None,
+                      "TRL evaluates on dataset_test_split, default test, when eval_strategy is steps or epoch",
+                      ("dataset_test_split",)),
         SourceDefault("eval_fraction", 0.0, "TRL holds none of the training data out: it evaluates on "
                       "dataset_test_split", ()),
         SourceDefault("double_quant", False, "TRL's use_bnb_nested_quant default", ("use_bnb_nested_quant",),
@@ -615,6 +621,11 @@ SOURCE_DEFAULTS = {
                       ("model.lora_dropout",), _LORA),
     ),
 }
+
+
+def _evaluates(strategy) -> bool:
+    """transformers' eval_strategy asks for an evaluation (steps or epoch; `no`, its default, for none)."""
+    return isinstance(strategy, str) and strategy.strip().lower() in ("steps", "epoch")
 
 
 def _trainer_names(trainers: tuple[str, ...]) -> str:

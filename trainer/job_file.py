@@ -202,8 +202,10 @@ def idle_keys(raw: dict) -> list[tuple[str, str, str]]:
     if raw.get("loss_chunk_tokens") is not None and choice_as_orch("loss", raw.get("loss")) == "full":
         idle.append(("loss_chunk_tokens", "sizes the chunks of loss chunked, and this job's loss is full",
                      "set loss: chunked"))
-    if raw.get("eval_fraction") == 0 and raw.get("eval_dataset") is None:
-        idle += [(key, "applies to an evaluation, and this job has none (eval_fraction 0, no eval_dataset)",
+    if raw.get("eval_fraction") == 0 and raw.get("eval_dataset") is None and raw.get("eval_split") is None:
+        # an eval_split alone is a split of the training dataset's: an eval set (TRL's dataset_test_split)
+        idle += [(key, "applies to an evaluation, and this job has none (eval_fraction 0, no eval_dataset or "
+                       "eval_split)",
                   "hold out an eval set") for key in ("eval_every", "eval_batches") if raw.get(key) is not None]
     return idle
 
