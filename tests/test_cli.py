@@ -991,6 +991,29 @@ def test_the_runs_table_keeps_job_names_whole_where_its_figures_leave_room(monke
     assert "qwen25-14b-lora" in out and " tiny-chat " in out and "$0.000071" in out, out
 
 
+@pytest.mark.parametrize("columns", [40, 50, 60, 70])
+def test_a_narrow_runs_table_leaves_columns_out_before_it_cuts_a_figure(monkeypatch, tmp_path, columns):
+    """Below about 75 columns the cost was cut (`$0.00005` for $0.000050, `cos`), and at 40 every figure was: the
+    job, memory, hours and tokens/s columns now go, in that order, and the cost stays whole (a status folds last)."""
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.runs.store import RunStore
+    from tests.test_runs_store import make_record
+
+    store, runs = RunStore(), orch_home() / "runs"
+    store.insert(make_record(runs / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name="llama31-8b-qlora", gpu="RTX 6000 Ada",
+                             provider="runpod", status=RunStatus.BUDGET_STOPPED, cost_usd=3.96,
+                             tokens_per_s=6932.0, peak_vram_gib=39.8, wall_s=14904.0))
+    store.insert(make_record(runs / "r-bbbbbbbb", run_id="r-bbbbbbbb", job_name="tiny", status=RunStatus.OK,
+                             cost_usd=0.000050, est_cost_usd=0.000072))
+    out = run_at(monkeypatch, columns, "runs")
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines) and "…" not in out, out
+    assert "$3.96" in out and "$0.000050" in out and "$0.000072" in out, out
+    assert "budget_stopped" in out or columns == 40 and "budget_s" in out, out  # at 40, all else gone, it folds
+    header = next(line.split() for line in lines if line.split()[:1] == ["run"])
+    assert header[-1] == "cost", out
+
+
 def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsys):
     """The trainer's words, `a larger budget continues from the checkpoint at step 14`, named no command."""
     from orchestrator.runs.status import RunStatus

@@ -525,34 +525,55 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
         console.print(f"No runs yet in {esc(home)}: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
     # job names whole where every figure keeps its room once the target folds (`qwen25-14b-l` over `ora` at 80
-    # columns), else folded (a table that folds keeps its edges: Table)
-    table = _runs_table(records, whole_names=_whole(r.job_name for r in records))
-    targets = [len(text) for r in records for text in (r.gpu, _ran_on(r))]
-    if table.natural_width(console) - max(0, max(targets) - MOST_FOLDED_GPU) > console.width:
-        table = _runs_table(records, whole_names=False)
-    console.print(table)
+    # columns), else folded (a table that folds keeps its edges: Table); narrower still, whole columns go, the
+    # least needed first, before any figure is cut (`$0.00005` for $0.000050 at 50 columns)
+    whole = _whole(r.job_name for r in records)
+    tables = [(_runs_table(records, names, DROPPED_FIRST[:count]), names, count)
+              for count in range(len(DROPPED_FIRST) + 1) for names in ((True, False) if whole else (False,))]
+    console.print(next((table for table, names, count in tables if _fits(table, records, not names and count == 0)),
+                       _runs_table(records, False, DROPPED_FIRST, statuses_fold=True)))  # `budget_stopped` at 40
 
 
-def _runs_table(records: list[RunRecord], whole_names: bool) -> Table:
-    """The runs, two rows each; `whole_names`: job names never folded (the caller knows they leave room)."""
+def _fits(table: Table, records: list[RunRecord], names_fold: bool) -> bool:
+    """Whether the runs table fits the console once its targets (and, `names_fold`, its job names) fold."""
+    folds = max(len(text) for r in records for text in (r.gpu, _ran_on(r))) - MOST_FOLDED_GPU
+    if names_fold:
+        folds += max(0, max(len(r.job_name) for r in records) - MOST_FOLDED_NAME)
+    return table.natural_width(console) - max(0, folds) <= console.width
+
+
+# The runs table's columns left out, in this order, where the console is too narrow for every figure whole: a run's
+# job and memory are in `orch logs` and `orch runs --json`; its cost, what orch is for, goes last of all
+DROPPED_FIRST = ("job", "GiB", "hours", "tok/s")
+
+
+def _runs_table(records: list[RunRecord], whole_names: bool, dropped: tuple[str, ...] = (),
+                statuses_fold: bool = False) -> Table:
+    """The runs, two rows each; `whole_names`: job names never folded (the caller knows they leave room); `dropped`:
+    columns left out; `statuses_fold`: a status may fold, where nothing else is left to fold or leave out."""
     # one space between columns, as the plan's table has: two left the job names 8 characters at 80 columns
     table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated", padding=(0, 0))
-    table.add_column("run", no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12)
-    # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a `budget_stopped`
-    # beside a 16-character job, every target was spelt down the screen a letter a line
-    table.add_column("job", min_width=MOST_FOLDED_NAME, no_wrap=whole_names)
-    table.add_column("target", min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU))
-    table.add_column("status", no_wrap=True)
-    for column in ("tok/s", "GiB", "hours", "cost"):
-        table.add_column(column, justify="right")
+    columns = {"run": dict(no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12),
+               # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a
+               # `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line
+               "job": dict(min_width=MOST_FOLDED_NAME, no_wrap=whole_names),
+               "target": dict(min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU)),
+               "status": dict(no_wrap=not statuses_fold),
+               **{figure: dict(justify="right") for figure in ("tok/s", "GiB", "hours", "cost")}}
+    kept = [name for name in columns if name not in dropped]
+    for name in kept:
+        table.add_column(name, **columns[name])
     for r in records:
         hours = None if r.wall_s is None else r.wall_s / 3600
         cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else optional_usd(r.cost_usd)
-        table.add_row(esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value, optional(r.tokens_per_s, ",.0f"),
-                      optional(r.peak_vram_gib, ".1f"), hours_text(hours), cost)
-        table.add_row("", "", esc(_ran_on(r)), "estimate",
-                      optional(r.est_tokens_per_s, ",.0f"), optional(r.est_vram_gib, ".1f"),
-                      hours_text(r.est_hours), optional_usd(r.est_cost_usd), style="dim")
+        measured = dict(zip(columns, (esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value,
+                                      optional(r.tokens_per_s, ",.0f"), optional(r.peak_vram_gib, ".1f"),
+                                      hours_text(hours), cost), strict=True))
+        estimated = dict(zip(columns, ("", "", esc(_ran_on(r)), "estimate", optional(r.est_tokens_per_s, ",.0f"),
+                                       optional(r.est_vram_gib, ".1f"), hours_text(r.est_hours),
+                                       optional_usd(r.est_cost_usd)), strict=True))
+        table.add_row(*(measured[name] for name in kept))
+        table.add_row(*(estimated[name] for name in kept), style="dim")
     return table
 
 
