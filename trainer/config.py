@@ -496,10 +496,10 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
-# a split as `datasets` reads it: a name (its NamedSplit rule, ^\w+(\.\w+)*$) with an optional slice, `+` between;
-# `[bold]x[/bold]` was planned and launched, and `datasets` refused it on the VM
-_ONE_SPLIT = r"\w+(?:\.\w+)*(?:\[[^\[\]]*\])?"
-SPLIT = re.compile(rf"{_ONE_SPLIT}(?:\+{_ONE_SPLIT})*")
+# a split's name as `datasets` reads it (its NamedSplit rule, ^\w+(\.\w+)*$): `[bold]x[/bold]` was planned and
+# launched, and `datasets` refused it on the VM. A whole split only: orch reads a local split's files itself and
+# streams a large one, and a slice (`train[:10%]`) or a sum (`train+test`) was refused as "no such split"
+SPLIT = re.compile(r"\w+(?:\.\w+)*")
 
 
 def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
@@ -535,9 +535,9 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
     for key in ("dataset_split", "eval_split"):
         if is_text(split := raw.get(key)) and not SPLIT.fullmatch(split):
-            problems.append(f"`{key}` {checks.short_repr(split)} is no split name: `datasets` takes words of letters, "
-                            "digits and _ (train, validation, test), joined by dots, with a slice such as "
-                            "train[:10%] and `+` between splits")
+            problems.append(f"`{key}` {checks.short_repr(split)} is no split name: give one split's name, words of "
+                            "letters, digits and _ joined by dots (train, validation, test); orch reads a split "
+                            "whole (no slice or `+`): max_steps or train_tokens cap how much of it trains")
     return problems
 
 
