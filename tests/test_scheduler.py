@@ -259,6 +259,20 @@ def test_a_pass_that_loses_a_jobs_claim_does_not_say_it_started_it(tmp_path, mon
     assert JobQueue().get(job_id).run_id == RUN_ID and [run.run_id for run in RunStore().all()] == [RUN_ID]
 
 
+def test_a_job_whose_start_lost_its_slot_says_it_waits_not_that_it_starts(tmp_path, monkeypatch):
+    """A claim refused for a slot or the cap another scheduler took between this pass's read and its start left the
+    queued job saying `start_local` until the next pass."""
+    from orchestrator.schedule.queue import JobQueue
+    from orchestrator.schedule.scheduler import LOST_ITS_START
+
+    job_id = submit_tiny(tmp_path, "outrun", max_steps=2)
+    monkeypatch.setattr(JobQueue, "claim", lambda queue, *args, **kwargs: False)  # the slot was taken meanwhile
+    assert job_id not in [job.job_id for job, _ in Scheduler().run_once()]
+    job = JobQueue().get(job_id)
+    assert (job.status.value, job.decision, job.reason) == ("queued", "wait", LOST_ITS_START)
+    assert RunStore().all() == []
+
+
 # rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)
 HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\ndataset: {TINY_DATA}"
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"

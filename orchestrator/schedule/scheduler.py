@@ -101,6 +101,10 @@ def local_slots(runs: list[RunRecord], offers: list[Offer], cpu_slots: int, now:
     return slots
 
 
+LOST_ITS_START = ("another scheduler took its slot or spent what the monthly cap left just before it started: the "
+                  "next pass decides again")
+
+
 class _LaunchRefused(Exception):
     """A launch refused before any request (`problem`), with the job as it then is (`job`: claimed or not), for the
     rejection to be written only while it still is: another pass may have claimed the unclaimed job meanwhile."""
@@ -242,8 +246,11 @@ class Scheduler:
                     decision, started = Decision("reject", f"the launch refused it: {refused.problem}"), None
                     self.queue.update(job.job_id, as_read=refused.job, status=JobStatus.REJECTED,
                                       decision=decision.action, reason=decision.reason)
-                if started is None and decision.action != "reject":  # another scheduler's pass claimed it first, or
-                    continue  # the cap was spent meanwhile: its start to report, not this pass's
+                if started is None and decision.action != "reject":  # another scheduler's pass claimed it first
+                    # (its start to report, not this pass's), or took its slot or the cap meanwhile: a job still
+                    # queued said `start_cloud` until the next pass
+                    self.queue.update(job.job_id, as_read=job, decision="wait", reason=LOST_ITS_START)
+                    continue
                 if decision.slot is not None:
                     slots = [LocalSlot(s.slot_id, s.offer, decision.option.estimate.hours)
                              if s.slot_id == decision.slot.slot_id else s for s in slots]
