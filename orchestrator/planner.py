@@ -1,6 +1,7 @@
 """The planner: a pure function from (job, model shape, offers, policy) to a Plan that ranks every target that can
 run the job within budget and deadline, and says why each other target was rejected. No I/O, inputs unchanged."""
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -115,6 +116,8 @@ class Plan:
     train_tokens: int
     options: tuple[Option, ...]
     rejected: tuple[Rejected, ...]
+    # where no GPU holds the job: the lighter methods that fit the largest GPU tried, (method, GiB) each
+    lighter_fits: tuple[tuple[str, float], ...] = ()
 
     @property
     def chosen(self) -> Option | None:
@@ -263,8 +266,25 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
     options = _failover_options(valid)
     if len(options) > 1:
         options.sort(key=_by_cost if policy.objective == "cost" else _by_time)
+    lighter = _lighter_fits(spec, model, rejected, calibration) if not options else ()
     return Plan(spec=spec, policy=policy, train_tokens=train_tokens, options=tuple(options),
-                rejected=tuple(rejected))
+                rejected=tuple(rejected), lighter_fits=lighter)
+
+
+LIGHTER_METHODS = {"full": ("lora", "qlora"), "lora": ("qlora",), "qlora": ()}
+
+
+def _lighter_fits(spec: JobConfig, model: ModelShape, rejected: list, calibration: Calibration
+                  ) -> tuple[tuple[str, float], ...]:
+    """Where the job fits no GPU for its memory alone, the lighter methods that fit the largest GPU tried, with the
+    GiB each needs there: "Try method qlora" was said of a 405B full fine-tune that no GPU holds under QLoRA either."""
+    memory = [r for r in rejected if r.kind == "memory"]
+    if not memory or {r.kind for r in rejected} - {"memory", *FILTER_KINDS}:  # as no_option_message says it
+        return ()
+    gpu = max((r.offer.gpu for r in memory), key=lambda g: g.vram_gib)
+    fits = [(method, job_fit(dataclasses.replace(spec, method=method), model, gpu, calibration, {}))
+            for method in LIGHTER_METHODS.get(spec.method, ())]
+    return tuple((method, fit.memory.vram_gib) for method, fit in fits if fit.fits)
 
 
 def no_option_message(result: Plan) -> str:
@@ -305,9 +325,9 @@ def no_option_message(result: Plan) -> str:
                 "on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
-        smaller = {"full": "method lora or qlora, ", "lora": "method qlora, "}.get(result.spec.method, "")
-        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try {smaller}a "
-                "shorter seq_len, or a smaller model.")
+        lighter = " or ".join(f"method {method} ({vram_gib:.1f} GiB there)" for method, vram_gib in result.lighter_fits)
+        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try "
+                f"{f'{lighter}, ' if lighter else ''}a shorter seq_len, or a smaller model.")
     # a device's missing feature is the reason only where no price cap took other offers out too
     # the reason most targets give: an axolotl job's flash_attention_2 was refused for the local CPU's reason
     # ("needs a GPU") while every cloud GPU refused it for the VM's setup

@@ -182,10 +182,15 @@ def test_a_job_that_fits_nowhere_says_so(tmp_path):
     result = invoke("plan", str(job), "--budget", "100000")
     said = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "fits no GPU" in said and "on B200, the largest)" in said  # the nearest miss
-    assert "Try method lora or qlora, a shorter seq_len" in said
-    job.write_text("model: Llama-3.1-70B\nmethod: qlora\nseq_len: 131072\ntrain_tokens: 1000000\n")
-    said = " ".join(invoke("plan", str(job), "--budget", "100000").stderr.split())
-    assert "fits no GPU" in said and "Try a shorter seq_len" in said  # "Try method qlora" was told to a QLoRA job
+    # a lighter method is offered only where it fits the largest GPU, with what it needs there
+    offered = re.search(r"Try (.*), a shorter seq_len", said)
+    assert offered and re.fullmatch(r"(method (lora|qlora) \(\d+\.\d GiB there\)( or )?)+", offered[1]), said
+    assert all(float(gib) <= 179.06 for gib in re.findall(r"\(([\d.]+) GiB there\)", said)), said
+    for text in ("model: Llama-3.1-70B\nmethod: qlora\nseq_len: 131072\ntrain_tokens: 1000000\n",
+                 "model: Llama-3.1-405B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n"):
+        job.write_text(text)  # "Try method qlora" was told to a QLoRA job, and to a 405B that QLoRA does not fit
+        said = " ".join(invoke("plan", str(job), "--budget", "100000").stderr.split())
+        assert "fits no GPU" in said and "Try a shorter seq_len" in said, said
 
 
 def test_refresh_copies_an_offline_catalog(tmp_path, monkeypatch):
