@@ -467,3 +467,52 @@ def test_a_launch_that_cannot_record_its_run_leaves_no_run_folder(tmp_path, monk
     from orchestrator.home import orch_home
 
     assert not any((orch_home() / "runs").iterdir())
+
+
+LOG_WITH_ESCAPES = "step 1 café 日本\n\x1b[31mred\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ \x1b[2J\n"
+ESCAPED = "step 1 café 日本\n\\x1b[31mred\\x1b]8;;http://evil.example\\x1b\\link\\x1b]8;;\\x1b\\ \\x1b[2J\n"
+
+
+def test_a_followed_log_reaches_the_terminal_escaped_and_in_whole_characters(tmp_path, monkeypatch):
+    """`orch logs --follow` and a launch's follow copied the log raw: an ESC the trainer echoed coloured the terminal,
+    set a hyperlink or cleared it, and a character two reads split became two U+FFFD."""
+    import io
+
+    from orchestrator.cli import display
+    from orchestrator.launch import local
+    from tests.test_runs_store import make_record
+
+    raw = LOG_WITH_ESCAPES.encode()
+    split_at = raw.index("日".encode()) + 1  # inside the character
+    log = tmp_path / local.LOG_NAME
+    log.write_bytes(raw[:split_at])
+    launcher, reads = local.LocalLauncher(), iter([True, False])
+
+    def running(record):  # the rest of the log is written between the two reads
+        if log.stat().st_size < len(raw):
+            with open(log, "ab") as handle:
+                handle.write(raw[split_at:])
+        return next(reads)
+
+    monkeypatch.setattr(launcher, "is_running", running)
+    monkeypatch.setattr(local.time, "sleep", lambda seconds: None)
+    out = io.StringIO()
+    launcher.follow(make_record(tmp_path), display.LogStream(out))
+    assert out.getvalue() == ESCAPED
+
+
+def test_logs_print_a_log_in_a_locale_without_its_characters(tmp_path):
+    """`orch logs` of a log holding `café` ended in a UnicodeEncodeError traceback where stdout is ASCII."""
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    home = tmp_path / "home"
+    run_dir = home / "runs" / "r-eeeeeeee"
+    run_dir.mkdir(parents=True)
+    (run_dir / "train.log").write_text(LOG_WITH_ESCAPES, encoding="utf-8")
+    env = {**os.environ, "ORCH_HOME": str(home), "PYTHONIOENCODING": "ascii"}
+    RunStore(home / "runs.db").insert(make_record(run_dir, run_id="r-eeeeeeee", status=RunStatus.OK))
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "logs", "r-eeeeeeee"], env=env, cwd=REPO,
+                          capture_output=True, text=True, encoding="ascii", errors="strict")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ESCAPED.replace("é", "\\xe9").replace("日本", "\\u65e5\\u672c")

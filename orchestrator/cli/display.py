@@ -106,6 +106,29 @@ def _on_one_line(value) -> str:
     return printable(str(value)).replace("\n", "\\n").replace("\t", "\\t")
 
 
+class LogStream:
+    """Where a run's log is copied as it grows (`orch logs --follow`, a launch's follow): each piece shown as
+    log_text shows it. Raw, a line the trainer echoed with an ESC in it coloured the terminal, cleared it, or set a
+    hyperlink, while the same run's log was shown escaped once it ended."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(log_text(text, self.out))
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def log_text(text: str, stream) -> str:
+    """A run's log as `stream` may show it: each control character as its escape (the log quotes the user's data and
+    libraries' messages, which must not drive the terminal), and each character the stream's encoding lacks (an
+    ASCII locale) as its escape too: `café` in a log ended `orch logs` in a UnicodeEncodeError."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return printable(text).encode(encoding, "backslashreplace").decode(encoding)
+
+
 def say(text: str, err: bool = False) -> None:
     """Plain lines for people (stderr with `err`), printed as written: no markup, no highlighting. At a terminal a
     line wider than it is folded at spaces, its later lines indented (the terminal cut words in two and went back to

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from gpu_catalog.whole_files import write_atomically
@@ -96,8 +95,8 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
             from orchestrator.cli.live import RunProgress
 
             with RunProgress(record, display.console) as view:
-                return lifecycle.follow(store, record, view)
-        return lifecycle.follow(store, record, sys.stderr if quiet else sys.stdout)
+                return lifecycle.follow(store, record, display.LogStream(view))
+        return lifecycle.follow(store, record, display.LogStream(sys.stderr if quiet else sys.stdout))
     except KeyboardInterrupt as stopped:
         if (ended := lifecycle.trainer_end(record)) is not None:  # it ended as the signal came: not "still running"
             display.say(f"\nrun {record.run_id} ended {ended.value}: `orch runs` shows it", err=True)
@@ -174,8 +173,8 @@ def logs_command(
     if follow and record.status is RunStatus.RUNNING:
         display.show_run(follow_run(store, record))
     elif log.is_file() and log.stat().st_size:
-        # printable: the log quotes the user's data and libraries' messages, which must not drive the terminal
-        sys.stdout.write(checks.printable(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")))
+        sys.stdout.write(display.log_text(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n"),
+                                          sys.stdout))
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
         display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
                     f"{record.run_id} --follow` follows it.")

@@ -1,6 +1,7 @@
 """The local launcher: the trainer as a child process in the run's own folder, in its own session so it outlives
 the CLI (`--detach`), on one chosen GPU (CUDA_VISIBLE_DEVICES) or on the CPU."""
 
+import codecs
 import dataclasses
 import json
 import os
@@ -183,15 +184,17 @@ class LocalLauncher:
     def follow(self, record: RunRecord, out: IO[str], poll_s: float = 0.2) -> None:
         """Copy the run's log to `out` until the trainer exits: from where this launcher's session began (a resumed
         run's earlier sessions, "stopped by SIGTERM ... Resume with", read as if it had stopped again), else whole."""
+        # decoded across reads: a character whose bytes two reads split was shown as two U+FFFD
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with open(Path(record.run_dir) / LOG_NAME, "rb") as log:
             log.seek(self._log_starts.get(record.run_id, 0))
             while True:
                 chunk = log.read()
                 if chunk:
-                    out.write(chunk.decode(errors="replace"))
+                    out.write(decoder.decode(chunk))
                     out.flush()
                 if not self.is_running(record):
-                    out.write(log.read().decode(errors="replace"))
+                    out.write(decoder.decode(log.read(), final=True))
                     break
                 time.sleep(poll_s)
         process = self._own_trainer(record)
