@@ -274,6 +274,17 @@ def env_value(variable: str) -> str | None:
     return value if value.strip() else None
 
 
+def secret_env(variable: str) -> str | None:
+    """A secret's environment variable (HF_TOKEN, WANDB_API_KEY), None where unset or blank as env_value says: a
+    blank HF_TOKEN passed the gated model's check, and the VM bought was refused the download. One holding a space or
+    a control character (a token pasted with its line break) is refused, never echoed: no token has one."""
+    value = env_value(variable)
+    if value is not None and any(char.isspace() or _CONTROL.match(char) for char in value):
+        raise UserError(f"{variable} holds a space, a line break or a control character, which no token has: set it "
+                        "to the token alone.")
+    return value
+
+
 def _utf8(value: str, variable: str, fix: str = "set it to a path written in UTF-8") -> str:
     """An environment variable's value (or a path to write), refused unless it is UTF-8: Python keeps each byte that
     is not as a lone surrogate, which sqlite, tokenizers and every UTF-8 file orch writes refuse."""

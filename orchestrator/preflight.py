@@ -3,7 +3,6 @@ the user's machine without torch before any VM is bought, plus what only a cloud
 knows, a budget that covers the fixed costs, settings whose packages the VM's setup can install). Every problem is
 collected and raised at once as a UserError, so the CLI prints one line and exits 2 with nothing provisioned."""
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def _folder_and_model(spec: JobConfig, base_dir: Path) -> tuple[Path, ModelShape
 
 def _gated_problem(spec: JobConfig, model: ModelShape) -> str | None:
     """A gated model with no HF_TOKEN here to pass a cloud VM; random weights (`random:`) download nothing."""
-    if spec.model.startswith(RANDOM_PREFIX) or os.environ.get("HF_TOKEN"):
+    if spec.model.startswith(RANDOM_PREFIX) or checks.secret_env("HF_TOKEN"):
         return None
     # the id the trainer downloads: a copy under another org (NousResearch/Meta-Llama-3-8B) is not gated as Meta's is
     downloaded = spec.model if "/" in spec.model else model.name

@@ -1163,6 +1163,21 @@ def _task_out_beside_a_users_files(i: Inputs) -> list[str]:
             str(i.files / "mine.yaml")]
 
 
+@pytest.mark.parametrize("token, said", [
+    (" ", "meta-llama/Llama-3.1-8B is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN"),
+    ("\n", "meta-llama/Llama-3.1-8B is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN"),
+    ("hf_abc\ndef", "HF_TOKEN holds a space, a line break or a control character, which no token has"),
+])
+def test_a_blank_or_broken_hf_token_is_no_token(inputs, token, said):
+    """A blank HF_TOKEN passed the gated model's check, and a cloud launch went ahead to a download refused on the
+    VM; one holding a line break was sent as it was."""
+    inputs.env("HF_TOKEN", token)
+    result = CliRunner().invoke(app, ["launch", inputs.job(model="meta-llama/Llama-3.1-8B", dataset=DATA), "--budget",
+                                      "20", "--target", "cloud", "--no-spot", "--yes"])
+    assert result.exit_code == 2 and said in " ".join(result.stderr.split()), result.output
+    assert "hf_abc" not in result.output  # a token is never echoed
+
+
 def _calibration_over(i: Inputs, database: str) -> list[str]:
     """calibrate --out naming one of ORCH_HOME's databases: --force made it JSON, and orch failed on it after."""
     ResultStore(), RunStore()

@@ -379,8 +379,8 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
     # `sky launch --secret NAME` sends from where it runs; an unset one a run does without (a public model's token,
     # W&B's key: it logs offline) was declared too, and `sky launch` refused the file without it
     needed = {"HF_TOKEN": any(is_gated(hub_id) for hub_id in files.hub_ids), "WANDB_API_KEY": False}
-    secrets = {name: os.environ.get(name, "") for name in SECRET_ENV_VARS
-               if used[name] and (os.environ.get(name) or (needed[name] and not for_launch))}
+    given = {name: checks.secret_env(name) for name in SECRET_ENV_VARS if used[name]}
+    secrets = {name: value or "" for name, value in given.items() if value or (needed[name] and not for_launch)}
     envs = {RUN_ID_ENV: run_id, LAUNCHED_AT_ENV: str(int(time.time()) if for_launch else 0),
             STARTUP_ENV: str(round(option.estimate.startup_hours * 3600 - hub_download_s(model.params))),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
