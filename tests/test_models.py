@@ -429,6 +429,36 @@ def test_a_model_folders_broken_config_is_named_before_its_tokenizer_is_loaded(t
             check_model_and_tokenizer(job, tmp_path)
 
 
+def test_a_model_folders_unreadable_files_are_said_so(tmp_path, monkeypatch):
+    """A config.json its user may not read ended plan and train in a PermissionError traceback, and an unreadable
+    model.safetensors was said not to exist. (Root reads every file, so the refusal is made as the OS makes it.)"""
+    import errno
+    import os
+    import pathlib
+
+    from trainer import model_files
+    from trainer.config import check_model_and_tokenizer, config_from_dict
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    job = config_from_dict({"model": "./m", "method": "lora", "seq_len": 64, "train_tokens": 100}, base_dir=tmp_path)
+    real_read = pathlib.Path.read_bytes
+
+    def denied(path):
+        if path.name == "config.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    with pytest.raises(UserError, match=re.escape("config.json': Permission denied; make it readable.")):
+        check_model_and_tokenizer(job, tmp_path)
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(b"x")
+    real_access = os.access
+    monkeypatch.setattr(model_files.os, "access", lambda path, mode: path != weights and real_access(path, mode))
+    assert model_files._safetensors_problem(weights) == "cannot be read (no permission): make it readable"
+
+
 def test_a_model_folder_is_said_as_a_folder_and_its_linked_config_as_a_link(tmp_path, monkeypatch):
     """`orch estimate .` was an unknown model's name with Llama models suggested for it; a config.json that is a
     loop of links or a link to nothing was said to be missing."""

@@ -708,8 +708,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 def _check_config_json(path: Path) -> None:
     """A model folder's config.json as transformers reads it: JSON, with no byte-order mark before it (orch's own
-    reader skips one; transformers' json.loads stops at it)."""
-    data = path.read_bytes()
+    reader skips one; transformers' json.loads stops at it). One that cannot be read (no permission) is said so:
+    plan and train ended in a PermissionError traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read model config '{path}': {exc.strerror or exc}; make it readable.") from None
     if data.startswith(codecs.BOM_UTF8):
         raise ConfigError(f"{path} starts with a byte-order mark, which transformers cannot read: save it as UTF-8 "
                           "without one.")

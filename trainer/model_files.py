@@ -75,6 +75,8 @@ def _safetensors_problem(path: Path) -> str | None:
     header and that its tensors cover the file exactly: one cut short fails here as it fails the load)."""
     from safetensors import safe_open  # no torch: the header is read, not the tensors
 
+    if not os.access(path, os.R_OK):  # safe_open said "No such file or directory" of a file there to see
+        return "cannot be read (no permission): make it readable"
     try:
         with safe_open(path, framework="numpy"):
             return None
