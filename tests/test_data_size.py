@@ -40,6 +40,27 @@ def test_planned_tokens_match_what_an_epoch_trains_on_within_1_percent(tmp_path)
     assert abs(data["tokens"] - trained) <= 0.01 * trained
 
 
+def test_a_folders_epoch_is_counted_whole_whatever_bounds_the_job_planned_first(tmp_path):
+    """A bounded job (max_steps) streams a folder and stops early: its prefix (75 sequences of 2,208) was cached as
+    the folder's epoch, and every later plan of it by epochs was priced on it."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        (folder / name).write_text("\n".join(CHATS) + "\n")
+    epochs = {}
+    for bound in ({"max_steps": 2}, {"epochs": 1}):
+        job = tmp_path / "job.yaml"
+        job.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "dataset": "data",
+                                       "seq_len": 128, **bound}))
+        result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        epochs[next(iter(bound))] = json.loads(result.stdout)["data"]["tokens"]
+    job.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "dataset": "data/a.jsonl",
+                                   "seq_len": 128, "epochs": 1}))
+    one_file = json.loads(CliRunner().invoke(app, ["plan", str(job), "--budget", "100", "--json"]).stdout)
+    assert epochs["max_steps"] == epochs["epochs"] >= 1.9 * one_file["data"]["tokens"], (epochs, one_file["data"])
+
+
 def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
     """Unpacked, each short chat is a row of seq_len tokens, mostly padding, and the GPU runs every one: the plan's
     tokens are the trainer's planned steps x effective batch x seq_len (it once priced the real tokens alone, as if
