@@ -377,6 +377,23 @@ def _resume_without_its_job(i: Inputs, job_text: str | None) -> list[str]:
 
 for name, text in (("deleted", None), ("emptied", ""), ("edited", "model: orch/tiny-llama\nseq_len: -1\n")):
     case(f"resume-job-copy-{name}", lambda i, t=text: _resume_without_its_job(i, t))
+
+
+def _resume_unreadable_checkpoints(i: Inputs) -> list[str]:
+    """A preempted run whose checkpoints its user may not read (root reads every file, so the refusal is made as
+    the OS makes it): the trainer started, died in a traceback, and the run was recorded failed."""
+    import orchestrator.launch.lifecycle as lifecycle
+
+    command = _resume_without_its_job(i, yaml.safe_dump({**BASE_JOB, "model": "orch/tiny-llama", "dataset": DATA}))
+    checkpoints = i.home / "runs" / RUN_ID / "output" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    real_access = os.access
+    i.monkeypatch.setattr(lifecycle.os, "access", lambda path, mode: Path(path) != checkpoints and
+                          real_access(path, mode))
+    return command
+
+
+case("resume-checkpoints-unreadable", _resume_unreadable_checkpoints)
 # the scheduler reads queued and running jobs only: one whose status was edited to 'paused' is not among them
 SCHEDULER_PASS = ["scheduler", "run", "--once", "--cpu-slots", "0"]
 for column, value, commands in (("status", "'paused'", (["queue"], ["cancel", "j-"])),

@@ -174,3 +174,20 @@ def test_a_value_error_inside_training_keeps_its_traceback(tmp_path, monkeypatch
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "error" and metrics["message"].startswith("ValueError: Expected input batch_size")
     assert "raise ValueError" in (output / "error.log").read_text()
+
+
+def test_an_output_folder_it_may_not_read_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """An earlier run's checkpoints its user may not read ended the trainer in a PermissionError traceback (root
+    reads every file, so the refusal is made as the OS makes it)."""
+    import errno
+
+    import trainer.__main__ as entry
+
+    def denied(output):
+        raise PermissionError(errno.EACCES, "Permission denied", str(output / "checkpoints" / "latest"))
+
+    monkeypatch.setattr(entry, "check_run_folder", denied)
+    assert entry.main([str(write_job(tmp_path)), "--output", str(tmp_path / "out")]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert said == [f"error: cannot read {tmp_path / 'out' / 'checkpoints' / 'latest'} (Permission denied): make the "
+                    "output folder readable."], said

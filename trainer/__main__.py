@@ -115,8 +115,13 @@ def main(argv: list[str] | None = None, started_at: float | None = None, own_pro
         check_model_and_tokenizer(config, base_dir)
         output = checks.output_folder(args.output or Path("outputs") / config.name, "--output",
                                       parents=args.output is None, read_folders=read_folders(config, base_dir))
-        check_run_folder(output)
-        if unresumed := unresumed_problem(output, args.resume):
+        try:
+            check_run_folder(output)
+            unresumed = unresumed_problem(output, args.resume)
+        except PermissionError as exc:  # a traceback, and orch recorded the run failed ("killed?")
+            raise UserError(f"cannot read {exc.filename or output} ({exc.strerror}): make the output folder "
+                            "readable.") from None
+        if unresumed:
             raise UserError(f"cannot train: {unresumed}.")
         checked_output = output
         heartbeat.start(output)

@@ -10,6 +10,7 @@ Money is metered from the second the launch starts until the trainer ends, whene
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -237,6 +238,10 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
+    if unreadable := next((folder for folder in (Path(record.output_dir), Path(record.output_dir) / "checkpoints")
+                           if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK)), None):
+        # the trainer failed on it, and the run was recorded failed, with the new budget
+        raise UserError(f"run {record.run_id} cannot resume: {unreadable} cannot be read: make it readable.")
     try:  # the run folder's copy is what the trainer reads: a deleted or edited one would start and fail
         read_job(Path(record.run_dir) / RUN_JOB_NAME)
     except UserError as exc:
