@@ -273,6 +273,37 @@ def test_a_dry_run_that_runs_out_of_disk_keeps_nothing_and_says_where(sky, tmp_p
     assert again.exit_code == 0, again.output
 
 
+def test_a_dataset_folder_skypilots_upload_would_not_carry_whole_is_refused_before_any_vm(sky, tmp_path, monkeypatch):
+    """SkyPilot uploads a folder with `rsync -a` and its ignore files: a data folder with the usual `*` .gitignore
+    reached the VM empty, and one whose files link elsewhere (a Hugging Face cache snapshot) with links to nothing,
+    each after the VM was paid for."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes((REPO / "examples" / "data" / "tiny_instruct.jsonl").read_bytes())
+    job = trainable_job(tmp_path)
+    job.write_text(job.read_text().replace(str(REPO / "examples" / "data" / "tiny_instruct.jsonl"), str(folder)))
+
+    def dry_run():
+        return CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                                        "--dry-run", "--out", str(tmp_path / "task.yaml"), "--force"])
+
+    (folder / ".gitignore").write_text("# keep the data out of git\n*\n!.gitignore\n")
+    refused = dry_run()
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert f"holds {folder / '.gitignore'}, and SkyPilot's upload leaves out the files it names: put an empty " \
+           ".skyignore in the folder" in " ".join(refused.stderr.split())
+    (folder / ".skyignore").write_text("# nothing left out\n")
+    assert dry_run().exit_code == 0
+    (folder / "b.jsonl").symlink_to(REPO / "examples" / "data" / "tiny_instruct.jsonl")
+    refused = dry_run()
+    assert refused.exit_code == 2 and "a link SkyPilot uploads as a link, which the VM cannot follow" in \
+        " ".join(refused.stderr.split())
+    (folder / "b.jsonl").unlink()
+    (folder / "b.jsonl").symlink_to("a.jsonl")  # relative, within the folder: copied as it is, and it holds
+    assert dry_run().exit_code == 0
+
+
 def test_a_link_in_a_dry_runs_files_folder_is_replaced_not_written_through(sky, tmp_path, monkeypatch):
     """A dry run wrote its job.yaml through a link left in its folder, replacing the file the link named."""
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")

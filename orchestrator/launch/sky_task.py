@@ -45,6 +45,7 @@ from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
 from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
+from orchestrator.launch.uploads import carried_whole
 from orchestrator.planner import Option
 from orchestrator.runs.store import new_run_id
 from trainer.checkpoint_folders import KEEP_CHECKPOINTS
@@ -286,7 +287,7 @@ def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -
     mounts = {}
     for key, path in local.items():  # each in a folder of its own: a dataset folder named `model` holds no model
         raw[key] = f"{REMOTE_DATA_DIR}/{key}/{remote_name(path)}"
-        mounts[raw[key]] = copyable(Path(path), f"`{key}`")
+        mounts[raw[key]] = carried_whole(copyable(Path(path), f"`{key}`"), f"`{key}`")
     copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # as the task names it
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
