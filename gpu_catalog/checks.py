@@ -512,14 +512,28 @@ class WrittenDatetime(_Written, datetime.datetime):
     pass
 
 
-# YAML 1.1, which PyYAML reads, takes `1e-4` and `5e9` as text (its floats need a dot and a signed exponent); YAML 1.2
-# and every trainer config in the field (HF, axolotl, LLaMA-Factory) mean numbers, so they are read as numbers here.
-UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-# A zero-padded whole number that is no octal (`0800`) was text to YAML 1.1, where `0700` was a number: both are
-# numbers here, so that both are said as OtherNumber says them.
-UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?0[0-9_]+$"), list("-+0"))
+class _Dumper(yaml.SafeDumper):
+    """yaml's safe dumper, reading numbers as UniqueKeyLoader reads them: text that loader takes for a number is
+    written quoted. A bench point's id, `091967168166`, was written plain as a job's name, and orch refused the file
+    it had written for its leading zero."""
+
+
+for _reads_numbers in (UniqueKeyLoader, _Dumper):
+    # YAML 1.1, which PyYAML reads, takes `1e-4` and `5e9` as text (its floats need a dot and a signed exponent);
+    # YAML 1.2 and every trainer config in the field (HF, axolotl, LLaMA-Factory) mean numbers: read as numbers here
+    _reads_numbers.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"))
+    # A zero-padded whole number that is no octal (`0800`) was text to YAML 1.1, where `0700` was a number: both are
+    # numbers here, so that both are said as OtherNumber says them
+    _reads_numbers.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?0[0-9_]+$"), list("-+0"))
+
+
+def dump_yaml(data, **options) -> str:
+    """YAML text of `data` that orch reads back as it was (`options`: yaml.dump's, such as sort_keys)."""
+    return yaml.dump(data, Dumper=_Dumper, **options)
+
+
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", UniqueKeyLoader.construct_yaml_float)
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", UniqueKeyLoader.construct_yaml_timestamp)

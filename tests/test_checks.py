@@ -249,3 +249,12 @@ def test_a_duration_is_said_in_the_unit_that_reads(seconds, said, least):
     from gpu_catalog.units import duration_text
 
     assert duration_text(seconds) == said and duration_text(seconds, round_up=True) == least
+
+
+def test_yaml_orch_writes_reads_back_as_written():
+    """A bench point's id, `091967168166`, was written plain as the job's name, and orch's reader refused the file
+    orch had written (a zero-padded whole number); `1e5` came back a number."""
+    from gpu_catalog import checks
+
+    data = {"name": "091967168166", "tag": "1e5", "octal": "0700", "rate": 1e-05, "steps": 12, "text": "abc"}
+    assert checks.parse_yaml(checks.dump_yaml(data), "written") == data

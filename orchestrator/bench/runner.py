@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from gpu_catalog import checks
 from orchestrator.bench.results import ResultStore
 from orchestrator.bench.stability import MIN_STEPS_FOR_INTERVAL, Stability, step_rates, summarize_rates
 from orchestrator.bench.sweep import Point, Sweep
@@ -45,7 +45,7 @@ def _train(config: dict, work_dir: Path, cpu_threads: int | None = None) -> tupl
         if cpu_threads else None
     work_dir.mkdir(parents=True, exist_ok=True)
     config_file = work_dir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file.write_text(checks.dump_yaml(config))
     output = work_dir / "output"
     try:
         done = subprocess.run([sys.executable, "-m", "trainer", str(config_file), "--output", str(output)],

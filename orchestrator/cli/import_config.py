@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
@@ -125,8 +124,8 @@ def import_command(
         home.output_file(out, inputs=(config, *local), force=force, suffixes=checks.YAML_SUFFIXES,
                            read_folders=local)
     source = json.dumps(checks.printable(config.name))  # a comment line whatever the name holds (a newline, an ESC)
-    text = f"# imported from {source} by `orch import`\n" + _marked(yaml.safe_dump(whole_counts(job), sort_keys=False),
-                                                                   defaults)
+    text = f"# imported from {source} by `orch import`\n" + \
+        _marked(checks.dump_yaml(whole_counts(job), sort_keys=False), defaults)
     if out is not None:
         write_text_atomically(out, text)
     # carried as the source has it, but no cloud target can run it: `orch plan` then found no target at all

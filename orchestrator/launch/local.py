@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import yaml
-
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.local import LocalGPU, detect_gpus
@@ -77,7 +75,7 @@ def run_job_file(job_path: Path, run_dir: Path, settings: dict | None = None) ->
     raw.update(settings or {})
     keep_name(raw, job_path)
     target = run_dir / RUN_JOB_NAME
-    target.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    target.write_text(checks.dump_yaml(raw, sort_keys=False), encoding="utf-8")
     return target
 
 

@@ -30,8 +30,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
@@ -291,7 +289,7 @@ def stage_files(job_path: Path, files_dir: Path, settings: dict | None = None) -
     copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # as the task names it
     files_dir.mkdir(parents=True, exist_ok=True)
     job_file = files_dir / "job.yaml"
-    job_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    job_file.write_text(checks.dump_yaml(raw, sort_keys=False), encoding="utf-8")
     return TaskFiles(code_dir=stage_code(files_dir / "src"), job_file=job_file, mounts=mounts, hub_ids=hub_ids)
 
 
