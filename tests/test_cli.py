@@ -1030,6 +1030,19 @@ def test_a_budget_stopped_run_says_the_command_that_continues_it(tmp_path, capsy
     assert "orch resume" not in capsys.readouterr().out
 
 
+def test_a_failed_run_says_why_right_under_how_it_ended(tmp_path, capsys):
+    """A cloud launch's reason came last, under the figures and the output folder: a user read `failed` with no
+    reason, and went to `orch logs` for it."""
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    display.show_run(make_record(tmp_path, run_id="r-ffffffff", status=RunStatus.FAILED,
+                                 message="SkyPilot could not launch: CloudError: no network"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("failed: run r-ffffffff") and lines[1] == "  SkyPilot could not launch: CloudError: " \
+        "no network", lines
+
+
 def test_a_run_whose_trainer_died_after_a_checkpoint_says_the_command_that_continues_it(tmp_path, capsys):
     """A trainer killed (kill -9, a crash) said "exited without metrics.json" and no more, though its checkpoint
     was there for `orch resume`; one killed before its first checkpoint has nothing to continue."""

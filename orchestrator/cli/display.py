@@ -629,6 +629,8 @@ def show_run(record: RunRecord) -> None:
     console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "
                   f"({esc(_ran_on(record))})"
                   + "".join(f", {part}" for part in did if part))
+    if record.message:  # why, right under how it ended: below the figures and the output, a failed launch's reason
+        console.print(f"  {esc(record.message)}", highlight=False)  # was read past as if none was given
     measured = [f"{optional(record.tokens_per_s, ',.0f')} tok/s (est. {optional(record.est_tokens_per_s, ',.0f')})",
                 f"peak {optional(record.peak_vram_gib, '.2f')} GiB (est. {optional(record.est_vram_gib, '.1f')})",
                 f"cost {optional_usd(record.cost_usd)} of {usd_text(record.budget_usd)}"]
@@ -637,8 +639,6 @@ def show_run(record: RunRecord) -> None:
     if record.output_uri:
         console.print(f"  kept in: {esc(record.output_uri)} (`orch pull {record.run_id}` brings it here)",
                       highlight=False)
-    if record.message:
-        console.print(f"  {esc(record.message)}", highlight=False)
     # the trainer's words ("a larger budget continues from the checkpoint") named no command; a trainer killed or
     # crashed left its checkpoint unsaid
     crashed = record.status in (RunStatus.FAILED, RunStatus.ERROR) and \
