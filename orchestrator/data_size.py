@@ -53,11 +53,21 @@ def _files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
-def _cache_path(spec: JobConfig, files: list[Path]) -> Path:
-    keys = {k: getattr(spec, k) for k in DATA_KEYS}
+def _cache_path(spec: JobConfig, files: list[Path], base_dir: Path) -> Path:
+    """Where a count is kept, by the settings that change it and the files' sizes and times. Paths of this machine
+    are keyed as they resolve: the run folder's copy of a job names its dataset absolute, and `orch resume` counted
+    the same file again for it ("once; later plans reuse it")."""
+    keys = {k: _resolved(getattr(spec, k), base_dir) for k in DATA_KEYS}
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     digest = hashlib.sha1(json.dumps([keys, stamp], default=str).encode()).hexdigest()[:16]
     return cache_dir() / "data-sizes" / f"{digest}.json"
+
+
+def _resolved(value, base_dir: Path):
+    """A setting's value, or the absolute path it names where it names a file or folder here."""
+    if isinstance(value, str) and (path := base_dir / checks.user_path(value)).exists():
+        return str(path.resolve())
+    return value
 
 
 def _tokenizer_here(spec: JobConfig, base_dir: Path) -> bool:
@@ -130,7 +140,7 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         _check_heads(files)
         return _untokenized(spec, files, estimate, f"the tokenizer of {spec.tokenizer or spec.model} is not on this "
                                                    "machine")
-    cache = _cache_path(spec, files)
+    cache = _cache_path(spec, files, base_dir)
     counted = _cached_count(cache)
     if counted is None:
         counted = _count_tokens(spec, base_dir) if head is None else _sampled_count(spec, path, base_dir, head, cache)

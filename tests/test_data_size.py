@@ -61,6 +61,22 @@ def test_a_folders_epoch_is_counted_whole_whatever_bounds_the_job_planned_first(
     assert epochs["max_steps"] == epochs["epochs"] >= 1.9 * one_file["data"]["tokens"], (epochs, one_file["data"])
 
 
+def test_a_file_named_by_another_path_is_counted_once(tmp_path, monkeypatch):
+    """A run folder's copy of a job names its dataset absolute: `orch resume` counted the file again, though the
+    plan had said "once; later plans reuse it"."""
+    from orchestrator import data_size
+
+    job = chat_job(tmp_path)
+    assert CliRunner().invoke(app, ["plan", str(job), "--budget", "100"]).exit_code == 0
+    monkeypatch.setattr(data_size, "_count_tokens", lambda *args: pytest.fail("counted again"))
+    raw = yaml.safe_load(job.read_text())
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / "job.yaml"
+    moved.write_text(yaml.safe_dump({**raw, "dataset": str(tmp_path / "chat.jsonl")}))
+    result = CliRunner().invoke(app, ["plan", str(moved), "--budget", "100", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["data"]["source"] == "tokenized", result.output
+
+
 def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
     """Unpacked, each short chat is a row of seq_len tokens, mostly padding, and the GPU runs every one: the plan's
     tokens are the trainer's planned steps x effective batch x seq_len (it once priced the real tokens alone, as if
