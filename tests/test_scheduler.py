@@ -273,6 +273,22 @@ def test_a_job_whose_start_lost_its_slot_says_it_waits_not_that_it_starts(tmp_pa
     assert RunStore().all() == []
 
 
+def test_a_pass_whose_start_fails_says_so_in_that_pass(tmp_path, monkeypatch):
+    """A launch that failed after its claim (no network, no capacity) was reported as a start, exit 0, and only the
+    next pass told of the failure as it tried again."""
+    from orchestrator.launch.local import LocalLauncher
+
+    def no_trainer(launcher, record, *args):
+        raise RuntimeError("the trainer's program is gone")
+
+    job_id = submit_tiny(tmp_path, "unstartable", max_steps=2)
+    monkeypatch.setattr(LocalLauncher, "start", no_trainer)
+    decided = {job.job_id: decision for job, decision in Scheduler().run_once()}
+    assert decided[job_id].reason.endswith("its start failed (could not start the trainer: RuntimeError: the "
+                                           "trainer's program is gone): the next pass tries again"), decided[job_id]
+    assert [run.status.value for run in RunStore().all()] == ["failed"]
+
+
 # rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)
 HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\ndataset: {TINY_DATA}"
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"
@@ -418,7 +434,8 @@ def no_storage_cloud(monkeypatch):
 def launches(monkeypatch) -> list:
     """The options the scheduler starts runs on; nothing is launched."""
     started = []
-    monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None: started.append(option))
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None: started.append(option)
+                        or record)
     return started
 
 
@@ -719,7 +736,7 @@ def test_a_job_without_a_budget_gets_a_stop_that_covers_the_idle_hour_its_launch
     no_cpu_target(monkeypatch)
     budgets = []
     monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None:
-                        budgets.append(record.budget_usd))
+                        budgets.append(record.budget_usd) or record)
     folder = tmp_path / "open"
     folder.mkdir()
     orch("submit", write_job(folder, name="open", max_steps=5), "--json")
@@ -744,7 +761,7 @@ def test_under_a_monthly_cap_a_job_without_a_budget_starts_only_where_the_cap_co
     no_cpu_target(monkeypatch)
     started = []
     monkeypatch.setattr(lifecycle, "start", lambda store, record, option=None, device=None:
-                        started.append((record.budget_usd, option)))
+                        started.append((record.budget_usd, option)) or record)
     folder = tmp_path / "open"
     folder.mkdir()
     orch("submit", write_job(folder, name="open", max_steps=5), "--json")

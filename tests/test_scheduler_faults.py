@@ -366,7 +366,7 @@ def test_the_monthly_cap_bounds_cloud_runs_by_their_budget_stops(tmp_path, monke
     budgets = []
     monkeypatch.setattr(lifecycle, "new_record", lambda spec, path, option, budget, **where: budgets.append(budget)
                         or make_record(tmp_path / "d", run_id="r-dddddddd"))
-    monkeypatch.setattr(lifecycle, "start", lambda *args, **kwargs: None)
+    monkeypatch.setattr(lifecycle, "start", lambda store, record, *args, **kwargs: record)  # as it started it
     monkeypatch.setattr(JobQueue, "claim", lambda *args: True)
     job = types.SimpleNamespace(job_id="j-1", budget_usd=50.0, job_path=str(tmp_path / "job.yaml"))
     decision = types.SimpleNamespace(slot=None, option=types.SimpleNamespace(estimate=types.SimpleNamespace(

@@ -105,6 +105,14 @@ LOST_ITS_START = ("another scheduler took its slot or spent what the monthly cap
                   "next pass decides again")
 
 
+class _StartFailed(Exception):
+    """A claimed job's launch that failed after the claim (lifecycle.start recorded its run failed)."""
+
+    def __init__(self, run: RunRecord):
+        super().__init__(run.message)
+        self.run = run
+
+
 class _LaunchRefused(Exception):
     """A launch refused before any request (`problem`), with the job as it then is (`job`: claimed or not), for the
     rejection to be written only while it still is: another pass may have claimed the unclaimed job meanwhile."""
@@ -246,6 +254,11 @@ class Scheduler:
                     decision, started = Decision("reject", f"the launch refused it: {refused.problem}"), None
                     self.queue.update(job.job_id, as_read=refused.job, status=JobStatus.REJECTED,
                                       decision=decision.action, reason=decision.reason)
+                except _StartFailed as failed:  # its run is recorded failed: the next pass puts the job back
+                    decided.append((job, dataclasses.replace(decision, reason=f"{decision.reason}; its start failed "
+                                                                              f"({failed.run.message}): the next "
+                                                                              "pass tries again")))
+                    continue
                 if started is None and decision.action != "reject":  # another scheduler's pass claimed it first
                     # (its start to report, not this pass's), or took its slot or the cap meanwhile: a job still
                     # queued said `start_cloud` until the next pass
@@ -337,10 +350,13 @@ class Scheduler:
             shutil.rmtree(record.run_dir, ignore_errors=True)
             return None  # another scheduler started it, took the slot, or spent what the cap left
         try:
-            lifecycle.start(self.store, record, decision.option, device)
+            started = lifecycle.start(self.store, record, decision.option, device)
         except UserError as exc:  # claimed: the job is running this run, as a rejection must find it
             raise _LaunchRefused(exc, dataclasses.replace(job, status=JobStatus.RUNNING, run_id=record.run_id)) \
                 from None
+        if started.status is RunStatus.FAILED:  # a launch that failed (no network, no capacity): its pass said
+            # `start_cloud` alone, and only the next one told of the failure, as it tried again
+            raise _StartFailed(started)
         return budget
 
     def _capacity(self, device: str | None) -> int:
