@@ -511,7 +511,7 @@ def test_skypilot_is_told_this_homes_server_port_before_it_first_works_out_its_a
     common.get_server_url.cache_clear()
 
 
-@pytest.mark.parametrize("spot_flag, command", [("--spot", "`sky jobs launch "), ("--no-spot", "`sky launch ")])
+@pytest.mark.parametrize("spot_flag, command", [("--spot", "\n  sky jobs launch "), ("--no-spot", "\n  sky launch ")])
 def test_a_dry_run_names_the_skypilot_command_its_task_needs(sky, tmp_path, monkeypatch, spot_flag, command):
     """A spot task is a managed job: its recovery and its `down` come from SkyPilot's jobs controller. `sky launch`
     of it (what the dry run said) started a bare spot VM that nothing recovers or takes down."""
@@ -538,7 +538,7 @@ def test_the_printed_sky_command_quotes_the_task_file(sky, tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers",
                                       "nebius", "--no-spot", "--dry-run", "--out", str(out)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    command = result.stderr.split("`sky launch ")[1].split("`")[0]
+    command = result.stderr.split("\n  sky launch ")[1].split("\n")[0]  # a line of its own, to copy whole
     assert f" {shlex.quote(str(out))} " in command and "'" in shlex.quote(str(out))
 
 
@@ -651,7 +651,7 @@ def test_a_dry_run_whose_output_stays_on_the_vm_says_how_to_copy_it_before_the_v
     assert "/orch/output" not in launched_by_hand(out).storage_mounts
     said = " ".join(result.stderr.split())
     # the command names the cluster the note copies from (SkyPilot made a name up, for the user to look for)
-    cluster = re.search(r"`sky launch -c (orch-[0-9a-f]{8}) ", said).group(1)
+    cluster = re.search(r"\n  sky launch -c (orch-[0-9a-f]{8}) ", result.stderr).group(1)  # a line of its own
     assert "note: the output stays on the VM's disk (/orch/output)" in said
     assert f"rsync -a {cluster}:/orch/output/" in said and f"rsync -a {cluster}:/orch/output/" in out.read_text()
     head = " ".join(line.lstrip("# ") for line in out.read_text().splitlines() if line.startswith("#"))
@@ -736,7 +736,7 @@ def test_the_printed_launch_command_asks_only_the_secrets_the_task_declares(sky,
                                 env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "WANDB_API_KEY-HF_TOKEN" in out.read_text() and "secrets" not in yaml.safe_load(out.read_text())
-    assert "from this folder runs it" in result.stderr and "--secret" not in result.stderr
+    assert "from this folder, this runs it:" in result.stderr and "--secret" not in result.stderr
 
 
 def test_a_dry_run_of_a_public_model_declares_no_token_it_was_not_given(sky, tmp_path, monkeypatch):

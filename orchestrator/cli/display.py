@@ -106,6 +106,12 @@ def _on_one_line(value) -> str:
     return printable(str(value)).replace("\n", "\\n").replace("\t", "\\t")
 
 
+def command_line(text: str, err: bool = False) -> None:
+    """A command to copy, on a line of its own and never folded: say() folds at a terminal's width, and a command
+    folded over three lines pasted as three (bash ran its first words alone)."""
+    (err_console if err else console).print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
 class LogStream:
     """Where a run's log is copied as it grows (`orch logs --follow`, a launch's follow): each piece shown as
     log_text shows it. Raw, a line the trainer echoed with an ESC in it coloured the terminal, cleared it, or set a

@@ -262,8 +262,8 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
         command += f" {sky_task.LAUNCH_TIME_FLAG}"
         # say: printable, as --out is a name given by a user and no escape in it may reach the terminal
         # quoted for the shell: a space in --out split the pasted command, and `$(...)` in it ran
-        display.say(f"task file: {out} (its files: {task.files_dir}); `{command} {shlex.quote(str(out))}{secrets}` "
-                    "from this folder runs it", err=True)
+        display.say(f"task file: {out} (its files: {task.files_dir}); from this folder, this runs it:", err=True)
+        display.command_line(f"  {command} {shlex.quote(str(out))}{secrets}", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
     if here:
