@@ -265,6 +265,25 @@ def symlink_loop_from(exc: BaseException) -> UserError | None:
     return (symlink_loop(found[2]) or UserError(f"'{found[2]}' {SYMLINK_LOOP}")) if found else None
 
 
+def last_resort(exc: BaseException) -> UserError | None:
+    """An exception no check caught, as the user's one-line error where it is the user's to fix (a path that cannot
+    be read or written, a full disk, a loop of links), else None: the CLI's last resort, so no command ends in a
+    traceback for one (`orch plan` did, on its own parser, where the other commands said it in a line)."""
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+        where = f"'{exc.filename}': " if exc.filename else ""
+        fix = f": {DISK_FIXES[exc.errno]}" if exc.errno in DISK_FIXES else ""
+        return UserError(f"{where}{exc.strerror or exc}{fix}.")
+    return symlink_loop_from(exc)
+
+
+# what to do where a write failed for the disk's sake, not the path's (a plot's savefig names no file): a bare "No
+# space left on device." said neither where nor what next
+DISK_FIXES = {errno.ENOSPC: "free space on the disk orch was writing to (an --out folder's, ORCH_HOME's), then run it "
+                            "again",
+              errno.EDQUOT: "free space within your disk quota, then run it again",
+              errno.EROFS: "that file system is read-only: give an --out folder (or ORCH_HOME) on a writable one"}
+
+
 def env_value(variable: str) -> str | None:
     """An environment variable's value, None when it is unset, empty or blank: the one test of whether the user named
     something there, so a blank ORCH_HARDWARE is the default file and not a named one. A value that is not UTF-8 is

@@ -328,6 +328,25 @@ for name in ("/meta-llama/Llama-3.1-8B", "meta-llama//Llama-3.1-8B", "hf.co/meta
              "a b/Llama-3.1-8B", "[red]x[/red]/Llama-3.1-8B", "./none/Llama-3.1-8B"):
     case(f"estimate-model-{name}", lambda i, name=name: ["estimate", name])
 
+# --- orch plan's own parser says what the typer commands say: a loop of links, a name too long, a pipe for a card --
+def _home_a_loop(i: Inputs) -> list[str]:
+    (i.files / "loopA").symlink_to(i.files / "loopB")
+    (i.files / "loopB").symlink_to(i.files / "loopA")
+    i.env("ORCH_HOME", str(i.files / "loopA"))
+    return plan(i)
+
+
+def _readme_a_pipe(i: Inputs) -> list[str]:
+    i.file("cards/train.jsonl", (REPO / "examples" / "data" / "tiny_instruct.jsonl").read_text())
+    os.mkfifo(i.files / "cards" / "README.md")  # read, it waited for a writer for ever
+    return plan(i, model="orch/tiny-llama", dataset=str(i.files / "cards"), train_tokens=DROP, epochs=1, seq_len=64)
+
+
+case("plan-orch-home-a-loop", _home_a_loop)
+case("plan-model-name-too-long", lambda i: plan(i, model="/tmp/" + "a" * 300))
+for command in ("plan", "submit"):
+    case(f"{command}-dataset-readme-a-pipe", lambda i, c=command: [c, *_readme_a_pipe(i)[1:]])
+
 # --- numbers that read as 0 only by underflow, where 0 is allowed: 1e-400 is no 0 the user wrote -------------------
 for flag_at_zero in (["submit", "--priority"], ["scheduler", "run", "--once", "--monthly-cap"],
                      ["estimate", "Llama-3.1-8B", "--lora-dropout"], ["train", "--set"]):

@@ -111,7 +111,12 @@ def folder_problem(folder: Path) -> str | None:
     ran), or whose data files are of more than one kind: `datasets` reads a folder as its commonest kind and skips
     the other files without a word, so two notes.txt beside a .jsonl make it a text dataset, and two .png an image
     one. A README that lists `configs:` (the hub layout) names each config's files itself, so it may mix kinds.
-    Hidden files and `__` folders are left out, as `datasets` leaves them out."""
+    Hidden files and `__` folders are left out, as `datasets` leaves them out. A README.md that is no file (a pipe,
+    a device) is refused: reading it (here, and `datasets` for its card) waited for ever."""
+    readme = folder / "README.md"
+    if os.path.lexists(readme) and not readme.is_file():
+        return (f"folder {folder} holds README.md, a pipe, a device or a link to nothing rather than a file (the "
+                "dataset card orch and `datasets` read): remove it, or make it a file")
     if _lists_configs(folder):
         return None
     try:
@@ -133,7 +138,9 @@ def folder_problem(folder: Path) -> str | None:
 
 
 def _lists_configs(folder: Path) -> bool:
-    """The folder's README.md opens with a YAML header that has a `configs:` key."""
+    """The folder's README.md opens with a YAML header that has a `configs:` key (a file only: a pipe's read waits)."""
+    if not (folder / "README.md").is_file():
+        return False
     try:
         text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -1,6 +1,5 @@
 """Turn a user's mistake into a short message and exit code 2, inside the command, so tests see what users see."""
 
-import errno
 import functools
 import sys
 
@@ -57,24 +56,15 @@ def user_errors(command):
             raise fail(str(exc), False if isinstance(exc, SaidInJson) else None) from None
         except BrokenPipeError:  # `orch ... | head`: the reader left
             raise reader_left() from None
-        except OSError as exc:  # a path the user named that cannot be read or written: say which, no traceback
-            where = f"'{exc.filename}': " if exc.filename else ""
-            fix = f": {DISK_FIXES[exc.errno]}" if exc.errno in DISK_FIXES else ""
-            raise fail(f"{where}{exc.strerror or exc}{fix}.") from None
-        except RuntimeError as exc:  # a path resolved below without checks.resolved, through a loop of links
-            if (loop := checks.symlink_loop_from(exc)) is None:
+        except (OSError, RuntimeError) as exc:  # a path the user named that cannot be read or written (say which),
+            # or one resolved below without checks.resolved, through a loop of links
+            if (said := checks.last_resort(exc)) is None:
                 raise
-            raise fail(str(loop)) from None
+            raise fail(str(said)) from None
 
     return wrapper
 
 
-# what to do where a write failed for the disk's sake, not the path's (a plot's savefig names no file): a bare "No
-# space left on device." said neither where nor what next
-DISK_FIXES = {errno.ENOSPC: "free space on the disk orch was writing to (an --out folder's, ORCH_HOME's), then run it "
-                            "again",
-              errno.EDQUOT: "free space within your disk quota, then run it again",
-              errno.EROFS: "that file system is read-only: give an --out folder (or ORCH_HOME) on a writable one"}
 SHOWN_CANDIDATES = 5  # the ids an ambiguous prefix names, listed in its error
 
 

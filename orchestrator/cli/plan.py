@@ -196,6 +196,10 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         return _refuse(str(exc), as_json)
     except BrokenPipeError:  # `orch plan ... | head`: the reader left
         raise reader_left() from None
+    except (OSError, RuntimeError) as exc:  # as the typer commands say them (errors.user_errors)
+        if (said := checks.last_resort(exc)) is None:
+            raise
+        return _refuse(str(said), as_json)
     return 0
 
 
