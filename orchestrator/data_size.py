@@ -140,7 +140,11 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
         _check_heads(files)
         return _untokenized(spec, files, estimate, f"the tokenizer of {spec.tokenizer or spec.model} is not on this "
                                                    "machine")
-    cache = _cache_path(spec, files, base_dir)
+    # stamped with the eval set's files too: one edited after a plan was never checked again, and its bad record
+    # stopped the trainer once a run had started
+    eval_path = resolve_dataset(spec.eval_dataset, base_dir, "eval_dataset")
+    cache = _cache_path(spec, files + (_files(eval_path) if eval_path is not None and eval_path.exists() else []),
+                        base_dir)
     counted = _cached_count(cache)
     if counted is None:
         counted = _count_tokens(spec, base_dir) if head is None else _sampled_count(spec, path, base_dir, head, cache)

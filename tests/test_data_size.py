@@ -77,6 +77,19 @@ def test_a_file_named_by_another_path_is_counted_once(tmp_path, monkeypatch):
     assert result.exit_code == 0 and json.loads(result.stdout)["data"]["source"] == "tokenized", result.output
 
 
+def test_an_eval_set_edited_after_a_plan_is_read_again(tmp_path):
+    """The count's cache was stamped with the training files alone: an eval file given a bad record after a plan
+    passed the next plan, and stopped the trainer once a run had started."""
+    job = chat_job(tmp_path, eval_dataset="eval.jsonl", eval_fraction=0.0)
+    (tmp_path / "eval.jsonl").write_text("\n".join(CHATS[:10]) + "\n")
+    assert CliRunner().invoke(app, ["plan", str(job), "--budget", "100"]).exit_code == 0
+    with open(tmp_path / "eval.jsonl", "a") as handle:
+        handle.write('{"foo": "bar"}\n')
+    _sized.cache_clear()  # a new command: its own process
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
+    assert result.exit_code == 2 and "eval.jsonl line 11" in " ".join(result.stderr.split()), result.output
+
+
 def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
     """Unpacked, each short chat is a row of seq_len tokens, mostly padding, and the GPU runs every one: the plan's
     tokens are the trainer's planned steps x effective batch x seq_len (it once priced the real tokens alone, as if
