@@ -14,6 +14,7 @@ from gpu_catalog.offer import SSH_POOL_PROVIDER
 from orchestrator.estimator.settings import unsupported_in_cloud
 from orchestrator.home import orch_home
 from orchestrator.job import looks_like_a_file
+from orchestrator.launch.remote_env import tracker_env_problem
 from orchestrator.planner import Option
 from trainer.config import JobConfig, check_model_and_tokenizer, read_folders
 from trainer.data_formats import read_columns
@@ -111,8 +112,12 @@ def _gated_problem(spec: JobConfig, model: ModelShape) -> str | None:
 
 
 def vm_package_problems(spec: JobConfig) -> list[str]:
-    """The settings the cloud VM's setup cannot serve (unsupported_in_cloud), as pre-flight problems."""
-    return [problem] if (problem := unsupported_in_cloud(spec)) else []
+    """The settings the cloud VM's setup cannot serve (unsupported_in_cloud), and W&B settings its wandb.init would
+    refuse, as pre-flight problems."""
+    problems = [problem] if (problem := unsupported_in_cloud(spec)) else []
+    if spec.report_to == "wandb" and (tracker := tracker_env_problem()):
+        problems.append(tracker)
+    return problems
 
 
 def home_problems(spec: JobConfig, job_path: Path) -> list[str]:

@@ -1214,6 +1214,21 @@ def test_a_blank_or_broken_hf_token_is_no_token(inputs, token, said):
     assert "hf_abc" not in result.output  # a token is never echoed
 
 
+@pytest.mark.parametrize("variable, value, said", [
+    ("WANDB_MODE", "bogus", "WANDB_MODE 'bogus' is no mode W&B takes: set it to one of online, offline"),
+    ("WANDB_PROJECT", "a\x1b[31mred", "WANDB_PROJECT holds a control character or a line break"),
+    ("WANDB_ENTITY", "a\nb: c", "WANDB_ENTITY holds a control character or a line break"),
+])
+def test_wandb_settings_a_vm_would_refuse_are_refused_before_it(inputs, variable, value, said):
+    """W&B's settings went to the VM as they were: a mode wandb.init does not take failed there, after the VM was
+    paid for."""
+    inputs.env(variable, value)
+    result = CliRunner().invoke(app, ["launch", inputs.job(model="Qwen/Qwen2.5-0.5B", dataset=DATA, report_to="wandb"),
+                                      "--budget", "10", "--target", "cloud", "--dry-run"])
+    assert result.exit_code == 2 and said in " ".join(result.stderr.split()), result.output
+    assert "\x1b" not in result.output
+
+
 def _calibration_over(i: Inputs, database: str) -> list[str]:
     """calibrate --out naming one of ORCH_HOME's databases: --force made it JSON, and orch failed on it after."""
     ResultStore(), RunStore()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gpu_catalog
 import trainer
+from gpu_catalog import checks
 from trainer.config import JobConfig
 
 # The oldest Python a VM image may bring: SkyPilot's default AWS, GCP and Azure images install Miniconda's Python 3.10
@@ -35,6 +36,8 @@ PINNED_PACKAGES = (
 # A job's tracker (`report_to`), as pyproject's extras name it: without it the trainer refused the job on the VM,
 # after the machine was paid for
 TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
+TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")  # passed to a run that reports to W&B
+WANDB_MODES = ("online", "offline", "disabled", "dryrun")  # what wandb.init takes: any other value raised on the VM
 # Settings that import a package of their own on a CUDA GPU, pinned as pyproject's extras pin them (`offload`,
 # `fused`): without torchao the trainer refused adamw_cpu_offload on the VM (trainer/requirements.py); without
 # liger-kernel `loss: fused` fell back to `chunked`, whose logits the plan had not sized the VRAM for
@@ -98,3 +101,19 @@ def stage_code(dest: Path) -> Path:
         shutil.copytree(source, dest / source.name, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
+
+
+def tracker_envs() -> dict[str, str]:
+    """The W&B settings given here, for the VM (tracker_env_problem refuses them first)."""
+    return {name: value for name in TRACKER_ENV_VARS if (value := checks.env_value(name)) is not None}
+
+
+def tracker_env_problem() -> str | None:
+    """What in the W&B settings given here would fail wandb.init on the VM, after it was paid for: a mode it does not
+    take, or a project or entity name with a control character or a line break (no W&B name has one)."""
+    given = tracker_envs()
+    if (mode := given.get("WANDB_MODE")) is not None and mode.strip().lower() not in WANDB_MODES:
+        return f"WANDB_MODE {checks.short_repr(mode)} is no mode W&B takes: set it to one of {', '.join(WANDB_MODES)}"
+    if bad := next((name for name, value in given.items() if checks.holds_control(value)), None):
+        return f"{bad} holds a control character or a line break, which no W&B name has: set it again"
+    return None

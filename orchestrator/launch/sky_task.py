@@ -21,7 +21,6 @@ import contextlib
 import io
 import logging
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -40,7 +39,7 @@ from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery,
 from orchestrator.estimator import memory
 from orchestrator.estimator.adapters import offloads_optimizer
 from orchestrator.launch.local import DATA_KEYS, keep_name, read_job
-from orchestrator.launch.remote_env import packages_for, setup_script, stage_code
+from orchestrator.launch.remote_env import packages_for, setup_script, stage_code, tracker_envs
 from orchestrator.launch.sky_server import import_sky
 from orchestrator.launch.sky_storage import launch_delivery
 from orchestrator.launch.uploads import carried_whole
@@ -69,7 +68,6 @@ STARTUP_ENV = "ORCH_EST_STARTUP_S"
 LAUNCH_TIME_FLAG = f"--env {LAUNCHED_AT_ENV}=$(date +%s)"
 STARTED_AT_MARKER = ".orch_started_at"  # trainer/__main__.py RUN_MARKS knows it for a run's own mark
 # where the run's W&B logs go (trainer/trackers.py reads them): the VM's W&B went to project `orch`, online
-TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 # the trainer checkpointed on SIGTERM: the one exit worth a restart (TrainStatus.deserves_restart)
 RECOVER_ON_EXIT_CODES = [s.exit_code for s in TrainStatus if s.deserves_restart]
 WALL_LIMIT_EXIT_CODE = TrainStatus.BUDGET_STOPPED.exit_code  # the wall-clock guard stopped it: a budget stop
@@ -384,8 +382,7 @@ def build_task(spec: JobConfig, job_path: Path, option: Option, budget_usd: floa
             STARTUP_ENV: str(round(option.estimate.startup_hours * 3600 - hub_download_s(model.params))),
             "ORCH_USD_PER_HOUR": f"{guard.usd_per_hour:.4f}",
             "ORCH_WALL_LIMIT_S": str(guard.wall_limit_s), "ORCH_TRAIN_BUDGET_USD": f"{guard.train_budget_usd:.4f}",
-            **{name: os.environ[name] for name in TRACKER_ENV_VARS if spec.report_to == "wandb"
-               and os.environ.get(name)}}
+            **(tracker_envs() if spec.report_to == "wandb" else {})}  # checked by pre-flight
     setup = setup_script(packages_for(spec), free_disk_gib(model, spec, option.offer.gpu))
     task = sky.Task(name=task_name(spec.name), setup=setup, run=run_script(),
                     envs=envs, secrets=secrets or None, file_mounts=mounts)
