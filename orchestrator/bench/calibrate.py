@@ -40,8 +40,10 @@ from orchestrator.estimator.calibration import (
     DEFAULT_EFFICIENCY,
     EFFICIENCY_BOUNDS,
     NO_CALIBRATION,
+    PACKAGED_CALIBRATION,
     Calibration,
     device_kind,
+    load_calibration,
 )
 from orchestrator.estimator.memory import ALLOCATOR_SLACK_FRACTION, estimate_memory, memory_overheads
 from orchestrator.estimator.settings import settings_from_job
@@ -386,6 +388,8 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
                         "so nothing of yours would be fitted: nothing written. Calibrate from `orch bench` runs that "
                         "ended ok.")
     obs = measured + published_observations()
+    # what the estimator read until now, said beside what replaces it: the file refitted, else the shipped one
+    in_effect = load_calibration(out if out.is_file() else PACKAGED_CALIBRATION)
     calibration = fit(obs)
     sources = [*sources, str(PUBLISHED_CSV)]  # where it is, as the others are named
     write_text_atomically(out, json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n")
@@ -395,6 +399,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
             "memory_basis": calibration.memory_basis, "method_efficiency": calibration.method_efficiency,
+            "method_efficiency_before": in_effect.method_efficiency, "memory_before": in_effect.memory,
             "memory_fitted_from": {kind: _memory_fitted_from(obs, kind) for kind in calibration.memory},
             "in_sample": error_summary(point_errors(obs, calibration)),
             "leave_one_source_out": error_summary(cross_validated_errors(obs)),

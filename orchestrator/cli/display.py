@@ -697,10 +697,18 @@ def show_calibration(result: dict) -> None:
     for gpu, methods in result["efficiency"].items():
         console.print(f"efficiency {esc(gpu)} (share of dense peak at full load): " +
                       ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()), highlight=False)
+    if methods := result["method_efficiency"]:  # what every other GPU is now estimated at: it changed unsaid
+        before = result["method_efficiency_before"]
+        console.print("efficiency of every other GPU (each method's fit across the GPUs fitted): " + ", ".join(
+            f"{esc(m)} {e:.3g}" + (f" (was {before[m]:.3g})" if m in before and f"{before[m]:.3g}" != f"{e:.3g}"
+                                   else "") for m, e in methods.items()), highlight=False)
     for kind, values in result["memory"].items():
         fitted_from = esc(result["memory_fitted_from"][kind])  # a session orch ships is no run of this machine's
+        was = result["memory_before"].get(kind)
         console.print(f"memory {esc(kind)} ({result['memory_basis'][kind]}, {fitted_from}): "
-                      + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items()), highlight=False)
+                      + ", ".join(f"{esc(k)} {v:g}" for k, v in values.items())
+                      + (f" (was {', '.join(f'{esc(k)} {v:g}' for k, v in was.items())})" if was and was != values
+                         else ""), highlight=False)
     if not result["memory"]:
         console.print("memory: nothing fitted (no whole-process peak among your runs or the published points)",
                       highlight=False)
