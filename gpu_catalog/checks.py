@@ -322,6 +322,9 @@ def env_path(variable: str, default: str, made_here: bool = False) -> Path:
     orch makes files in (`made_here`) holds no control character: ORCH_HOME with a line break was taken, a run was
     recorded and charged, and its trainer refused the --output under it that the user never gave."""
     value = env_value(variable) or default
+    if value != value.strip():  # ` ~/orch-home` opened a new, empty home: every run recorded before looked lost
+        raise UserError(f"{variable}={short_repr(value)} has spaces around it, which no path orch names has: set it "
+                        f"without them ({variable}={short_repr(value.strip())}).")
     try:
         path = Path(os.path.abspath(Path(value).expanduser()))
     except RuntimeError:

@@ -717,6 +717,10 @@ def with_env(variable: str, value: str, command: list[str]) -> Callable[[Inputs]
     return lambda i: i.env(variable, value.format(files=i.files)) or command
 
 
+# ` ~/orch-home` opened a new, empty home: every run recorded before looked lost
+case("orch-home-with-spaces-around", with_env("ORCH_HOME", " {files}/home ", ["runs"]))
+
+
 for variable, command in (("ORCH_HOME", ["runs"]), ("ORCH_CACHE", ["catalog", "offers"]),
                           ("ORCH_HARDWARE", ["catalog", "local"])):
     case(f"env-{variable}-no-such-user", with_env(variable, "~no-such-user-orch/x", command))

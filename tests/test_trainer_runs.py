@@ -191,3 +191,28 @@ def test_an_output_folder_it_may_not_read_is_refused_in_one_line(tmp_path, monke
     said = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert said == [f"error: cannot read {tmp_path / 'out' / 'checkpoints' / 'latest'} (Permission denied): make the "
                     "output folder readable."], said
+
+
+def test_an_output_folder_holding_a_pipe_for_a_mark_is_refused_not_waited_on(tmp_path):
+    """A pipe named metrics.json in --output was opened to read its fields, and the trainer waited for ever."""
+    import os
+
+    import trainer.__main__ as entry
+    from gpu_catalog.errors import UserError
+
+    os.mkfifo(tmp_path / "metrics.json")
+    with pytest.raises(UserError, match="holds files of its own"):
+        entry.check_run_folder(tmp_path)
+
+
+def test_ctrl_c_in_a_plan_exits_130_in_one_line(monkeypatch, capsys):
+    """Ctrl-C during a plan's first count of the data's tokens printed a KeyboardInterrupt traceback."""
+    from orchestrator.cli import plan
+    from tests.trainer_helpers import REPO
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plan, "plan_job", interrupted)
+    assert plan.run([str(REPO / "examples" / "tiny.yaml"), "--budget", "1"]) == 130
+    assert capsys.readouterr().err == "interrupted.\n"

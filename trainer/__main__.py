@@ -219,7 +219,10 @@ def check_run_folder(output: Path) -> None:
 
 
 def _orch_wrote(path: Path, fields: tuple[str, ...]) -> bool:
-    """The file (a JSON object; for .jsonl, its first line) holds the fields orch writes there."""
+    """The file (a JSON object; for .jsonl, its first line) holds the fields orch writes there. Only a file is read:
+    a pipe named metrics.json waited for a writer for ever."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as handle:
             text = handle.read(MARK_READ_BYTES).decode("utf-8", errors="replace")

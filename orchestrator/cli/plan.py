@@ -34,7 +34,7 @@ from orchestrator.cli.limits import (
 )
 from orchestrator.cli.pipe import reader_left
 from orchestrator.cli.planning import data_and_notes, plan_job
-from orchestrator.cli.serialize import USAGE_ERROR_EXIT_CODE, error_dict, plan_dict
+from orchestrator.cli.serialize import INTERRUPTED_EXIT_CODE, USAGE_ERROR_EXIT_CODE, error_dict, plan_dict
 from orchestrator.planner import OBJECTIVES, no_option_message
 
 MAX_TOP = 10_000  # rows of a plan's table: more than any catalog has offers; 1e30 was taken
@@ -196,6 +196,9 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         return _refuse(str(exc), as_json)
     except BrokenPipeError:  # `orch plan ... | head`: the reader left
         raise reader_left() from None
+    except KeyboardInterrupt:  # Ctrl-C in a first count of the data's tokens: a traceback, where launch said this
+        print("interrupted.", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     except (OSError, RuntimeError) as exc:  # as the typer commands say them (errors.user_errors)
         if (said := checks.last_resort(exc)) is None:
             raise

@@ -13,6 +13,7 @@ from orchestrator.planner import Option, Plan
 from trainer.config import row_fill
 
 USAGE_ERROR_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # Ctrl-C, as a shell reports a process SIGINT ended
 
 
 def error_dict(message: str) -> dict:
