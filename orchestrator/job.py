@@ -68,7 +68,9 @@ def load_sized_job(path: str | os.PathLike) -> tuple[JobConfig, DataSize | None]
     path = Path(path)
     if not os.path.isfile(path):  # False, not OSError, for a name too long for the file system (Path.is_file raises)
         return load_config(path)  # raises the one "does not exist" error
-    return _sized(str(path.resolve()), path.stat().st_mtime_ns)
+    # absolute, its links kept: the job's relative paths are read from the folder the user named it in, as train,
+    # launch and submit read them (resolved, a linked job's plan sized the data beside the link's target instead)
+    return _sized(os.path.abspath(path), path.stat().st_mtime_ns)
 
 
 def load_job(path: str | os.PathLike) -> JobConfig:

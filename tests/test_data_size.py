@@ -90,6 +90,24 @@ def test_an_eval_set_edited_after_a_plan_is_read_again(tmp_path):
     assert result.exit_code == 2 and "eval.jsonl line 11" in " ".join(result.stderr.split()), result.output
 
 
+def test_a_linked_job_file_plans_the_data_its_run_trains(tmp_path):
+    """Through a link, plan read the job's relative dataset beside the link's target, and train, launch and submit
+    beside the link: the plan priced and checked another file than the run trained."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "chat.jsonl").write_text("\n".join(CHATS) + "\n")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "chat.jsonl").write_text("\n".join(CHATS[:20]) + "\n")
+    (tmp_path / "real" / "job.yaml").write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora",
+                                                                "dataset": "chat.jsonl", "seq_len": 128, "epochs": 1}))
+    (tmp_path / "linked" / "job.yaml").symlink_to(tmp_path / "real" / "job.yaml")
+    sized = {}
+    for folder in ("real", "linked"):
+        result = CliRunner().invoke(app, ["plan", str(tmp_path / folder / "job.yaml"), "--budget", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        sized[folder] = json.loads(result.stdout)["data"]["tokens"]
+    assert sized["linked"] < sized["real"] / 2, sized
+
+
 def test_a_plan_prices_the_rows_the_trainer_runs_padding_included(tmp_path):
     """Unpacked, each short chat is a row of seq_len tokens, mostly padding, and the GPU runs every one: the plan's
     tokens are the trainer's planned steps x effective batch x seq_len (it once priced the real tokens alone, as if
