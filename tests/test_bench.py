@@ -400,3 +400,21 @@ def test_a_points_progress_line_says_unstable_where_its_row_is():
         "ok, 1,412 tokens/s (unstable, see its row)"
     assert _outcome({"status": "ok", "tokens_per_s": 1412.0, "stable": True}) == "ok, 1,412 tokens/s"
     assert _outcome({"status": "oom"}) == "oom"
+
+
+def test_a_point_on_another_share_of_the_cpu_is_another_point(tmp_path):
+    """A rerun of a sweep with cpu_threads changed was said done, and the old share's tokens/s shown as the new one's;
+    a sweep that gives no share keeps the ids it always had."""
+    from orchestrator.bench.sweep import load_sweep, point_id
+
+    path = write_sweep(tmp_path)
+    ids = {}
+    for threads in (None, 1, 2):
+        raw = yaml.safe_load(path.read_text())
+        raw.pop("cpu_threads", None)
+        path.write_text(yaml.safe_dump({**raw, **({"cpu_threads": threads} if threads else {})}))
+        ids[threads] = [point.point_id for point in load_sweep(path).points]
+    assert len({tuple(found) for found in ids.values()}) == 3, ids
+    sweep = load_sweep(path)
+    assert [point_id(point.config, "local", 2) for point in sweep.points] == ids[2]
+    assert [point_id(point.config, "local") for point in sweep.points] == ids[None]

@@ -98,9 +98,12 @@ class Sweep:
     notes: tuple[str, ...] = ()  # how a grid was read where it may be meant otherwise (_one_module_a_point)
 
 
-def point_id(config: dict, target: str) -> str:
-    """Stable across reruns and sweeps: the same settings on the same target are the same point."""
-    digest = hashlib.sha1(json.dumps({"config": config, "target": target}, sort_keys=True).encode())
+def point_id(config: dict, target: str, cpu_threads: int | None = None) -> str:
+    """Stable across reruns and sweeps: the same settings on the same target, with the same share of the CPU's cores
+    (`cpu_threads`, where the sweep gives one), are the same point. A rerun with another share was said done, and
+    the old share's tokens/s shown as the new one's."""
+    shared = {"cpu_threads": cpu_threads} if cpu_threads is not None else {}  # none: the ids of sweeps before it
+    digest = hashlib.sha1(json.dumps({"config": config, "target": target, **shared}, sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -257,7 +260,7 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
                 raise UserError(f"{where}: {exc}") from None
             if problem := cannot_run_here(checked, unreachable, cpu_only):
                 raise UserError(f"{where}: cannot train here: {problem}.")
-            pid = point_id(config, target)
+            pid = point_id(config, target, threads)
             if pid not in seen:
                 seen.add(pid)
                 points.append(Point(pid, config))
