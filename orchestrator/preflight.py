@@ -26,7 +26,13 @@ from trainer.data_sources import (
     folder_problem,
     one_file_problem,
 )
-from trainer.offline_names import build_folder_problem, is_built_offline
+from trainer.offline_names import (
+    build_folder_problem,
+    dataset_unreachable,
+    is_built_offline,
+    model_unreachable,
+    tokenizer_unreachable,
+)
 from trainer.trackers import missing_package
 
 
@@ -152,10 +158,25 @@ def check(spec: JobConfig, job_path: Path, option: Option, launching: bool = Tru
     """Raise one UserError naming every problem that would make the trainer exit 2 on the VM, or the launch fail
     (`launching`: now, from here; a dry run's task is launched later, with its secrets given then)."""
     cloud = not option.offer.is_local
+    here = [] if cloud else tracker_problems(spec) + unreachable_here(spec, Path(job_path).parent)
     problems = dataset_problems(spec, Path(job_path)) + home_problems(spec, job_path) + \
         model_problems(spec, cloud, Path(job_path).parent, launching) + \
-        (vm_package_problems(spec) if cloud else tracker_problems(spec)) + launch_problems(option)
+        (vm_package_problems(spec) if cloud else here) + launch_problems(option)
     _refuse(problems, "launched")
+
+
+def unreachable_here(spec: JobConfig, base_dir: Path) -> list[str]:
+    """What a run on this machine downloads (the model, a tokenizer or dataset named by hub id) that is neither in
+    the Hugging Face cache nor reachable: a local launch started a trainer, recorded and charged, that could only
+    fail, and the scheduler placed such a job on a local card. A cloud VM downloads them itself."""
+    folder, _ = _folder_and_model(spec, base_dir)
+    problems = [] if folder.is_dir() else [model_unreachable(spec.model)]
+    if spec.tokenizer is not None and not (base_dir / checks.user_path(spec.tokenizer)).is_dir():
+        problems.append(tokenizer_unreachable(spec.tokenizer))
+    for name in (spec.dataset, spec.eval_dataset):
+        if name is not None and not (base_dir / checks.user_path(name)).exists() and not looks_like_a_file(name):
+            problems.append(dataset_unreachable(name))
+    return [problem.rstrip(".") for problem in problems if problem]
 
 
 def check_queued(spec: JobConfig, job_path: Path) -> None:

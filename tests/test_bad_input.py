@@ -717,6 +717,11 @@ def with_env(variable: str, value: str, command: list[str]) -> Callable[[Inputs]
     return lambda i: i.env(variable, value.format(files=i.files)) or command
 
 
+# a local run of what this machine can neither find nor download started, was recorded and charged, then failed
+for name, changes in (("model", {"model": "Qwen/Qwen2.5-0.5B", "dataset": DATA}),
+                      ("dataset", {"model": "orch/tiny-llama", "dataset": "someorg/some-ds", "seq_len": 64})):
+    case(f"launch-local-{name}-unreachable", lambda i, changes=changes: with_env("HF_HUB_OFFLINE", "1", [
+        "launch", i.job(**changes), "--budget", "1", "--target", "local", "--yes"])(i))
 # ` ~/orch-home` opened a new, empty home: every run recorded before looked lost
 case("orch-home-with-spaces-around", with_env("ORCH_HOME", " {files}/home ", ["runs"]))
 
