@@ -288,11 +288,16 @@ def test_a_dataset_folder_skypilots_upload_would_not_carry_whole_is_refused_befo
         return CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
                                         "--dry-run", "--out", str(tmp_path / "task.yaml"), "--force"])
 
+    (folder / ".cache" / "huggingface").mkdir(parents=True)  # as huggingface_hub's local-dir download leaves it
+    (folder / ".cache" / "huggingface" / ".gitignore").write_text("*\n")  # hides its own metadata alone
+    (folder / ".gitignore").write_text("__pycache__/\n*.pyc\n.DS_Store\n")  # names nothing the job reads
+    assert dry_run().exit_code == 0
     (folder / ".gitignore").write_text("# keep the data out of git\n*\n!.gitignore\n")
     refused = dry_run()
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
-    assert f"holds {folder / '.gitignore'}, and SkyPilot's upload leaves out the files it names: put an empty " \
-           ".skyignore in the folder" in " ".join(refused.stderr.split())
+    said = " ".join(refused.stderr.split())
+    assert f"holds {folder / '.gitignore'}, and SkyPilot's upload leaves out the files it names " \
+           f"({folder / 'a.jsonl'} among them): put an empty .skyignore in the folder" in said
     (folder / ".skyignore").write_text("# nothing left out\n")
     assert dry_run().exit_code == 0
     (folder / "b.jsonl").symlink_to(REPO / "examples" / "data" / "tiny_instruct.jsonl")
