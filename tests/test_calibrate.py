@@ -645,3 +645,17 @@ def test_calibrate_says_what_every_other_gpu_is_now_estimated_at(monkeypatch, tm
     for method, share in fitted.items():
         was = f" (was {shipped[method]:.3g})" if f"{shipped[method]:.3g}" != f"{share:.3g}" else ""
         assert f"{method} {share:.3g}{was}" in line, line
+
+
+def test_calibrate_force_replaces_an_out_file_that_holds_no_calibration(monkeypatch, tmp_path):
+    """What it replaces was read to say what it was: --force over a file of other JSON was refused as malformed."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    out = tmp_path / "old.json"
+    out.write_text('{"a": 1}\n')
+    result = CliRunner().invoke(app, ["calibrate", "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert load_calibration(out).method_efficiency

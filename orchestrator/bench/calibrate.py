@@ -40,7 +40,6 @@ from orchestrator.estimator.calibration import (
     DEFAULT_EFFICIENCY,
     EFFICIENCY_BOUNDS,
     NO_CALIBRATION,
-    PACKAGED_CALIBRATION,
     Calibration,
     device_kind,
     load_calibration,
@@ -379,6 +378,15 @@ def _left_out(rows: list[dict]) -> str:
     return f"the first ok one trains {short_repr((ok[0].get('config') or {}).get('model'))}, a model orch cannot read"
 
 
+def _in_effect() -> Calibration | None:
+    """What the estimator read until now, said beside what replaces it; None where it cannot be read (a damaged
+    file, which `--out FILE --force` replaces, is no reason to refuse the fit)."""
+    try:
+        return load_calibration()
+    except UserError:
+        return None
+
+
 def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
     """Fit from orch's own runs and the published points, write the data file, and return the error of every
     measured point before and after, with the in-sample and leave-one-source-out error of all points."""
@@ -388,8 +396,7 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
                         "so nothing of yours would be fitted: nothing written. Calibrate from `orch bench` runs that "
                         "ended ok.")
     obs = measured + published_observations()
-    # what the estimator read until now, said beside what replaces it: the file refitted, else the shipped one
-    in_effect = load_calibration(out if out.is_file() else PACKAGED_CALIBRATION)
+    in_effect = _in_effect()
     calibration = fit(obs)
     sources = [*sources, str(PUBLISHED_CSV)]  # where it is, as the others are named
     write_text_atomically(out, json.dumps(calibration_json(calibration, len(obs), sources), indent=2) + "\n")
@@ -399,7 +406,8 @@ def calibrate(rows: list[dict], out: Path, sources: list[str] = ()) -> dict:
             "speed_rows_left_out": sum(1 for o in measured if o.tokens_per_s and not tells_efficiency(o)),
             "efficiency": calibration.efficiency, "memory": calibration.memory,
             "memory_basis": calibration.memory_basis, "method_efficiency": calibration.method_efficiency,
-            "method_efficiency_before": in_effect.method_efficiency, "memory_before": in_effect.memory,
+            "method_efficiency_before": in_effect.method_efficiency if in_effect else {},
+            "memory_before": in_effect.memory if in_effect else {},
             "memory_fitted_from": {kind: _memory_fitted_from(obs, kind) for kind in calibration.memory},
             "in_sample": error_summary(point_errors(obs, calibration)),
             "leave_one_source_out": error_summary(cross_validated_errors(obs)),

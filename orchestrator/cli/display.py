@@ -697,11 +697,11 @@ def show_calibration(result: dict) -> None:
     for gpu, methods in result["efficiency"].items():
         console.print(f"efficiency {esc(gpu)} (share of dense peak at full load): " +
                       ", ".join(f"{esc(m)} {e:.3g}" for m, e in methods.items()), highlight=False)
-    if methods := result["method_efficiency"]:  # what every other GPU is now estimated at: it changed unsaid
+    if across := result["method_efficiency"]:  # what every other GPU is now estimated at: it changed unsaid
         before = result["method_efficiency_before"]
         console.print("efficiency of every other GPU (each method's fit across the GPUs fitted): " + ", ".join(
             f"{esc(m)} {e:.3g}" + (f" (was {before[m]:.3g})" if m in before and f"{before[m]:.3g}" != f"{e:.3g}"
-                                   else "") for m, e in methods.items()), highlight=False)
+                                   else "") for m, e in across.items()), highlight=False)
     for kind, values in result["memory"].items():
         fitted_from = esc(result["memory_fitted_from"][kind])  # a session orch ships is no run of this machine's
         was = result["memory_before"].get(kind)
