@@ -1225,6 +1225,7 @@ def test_a_blank_or_broken_hf_token_is_no_token(inputs, token, said):
 
 @pytest.mark.parametrize("variable, value, said", [
     ("WANDB_MODE", "bogus", "WANDB_MODE 'bogus' is no mode W&B takes: set it to one of online, offline"),
+    ("WANDB_MODE", "Offline", "WANDB_MODE 'Offline' is no mode W&B takes"),  # sent as it is: its case counts
     ("WANDB_PROJECT", "a\x1b[31mred", "WANDB_PROJECT holds a control character or a line break"),
     ("WANDB_ENTITY", "a\nb: c", "WANDB_ENTITY holds a control character or a line break"),
 ])

@@ -256,7 +256,7 @@ def test_a_dry_run_that_runs_out_of_disk_keeps_nothing_and_says_where(sky, tmp_p
     out, real_write = tmp_path / "task.yaml", pathlib.Path.write_text
 
     def full_disk(path, *args, **kwargs):
-        if path == out:
+        if path.name.startswith(f".{out.name}."):  # the task file's partial copy, before it replaces any
             real_write(path, "")  # the file made, and nothing written into it
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, *args, **kwargs)
@@ -268,9 +268,14 @@ def test_a_dry_run_that_runs_out_of_disk_keeps_nothing_and_says_where(sky, tmp_p
         refused = CliRunner().invoke(app, command)
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
     assert f"{tmp_path / 'task-files'} failed (No space left on device)" in " ".join(refused.stderr.split())
-    assert not out.exists() and not (tmp_path / "task-files").exists()
+    assert not out.exists() and not (tmp_path / "task-files").exists() and len(list(tmp_path.iterdir())) == 1
     again = CliRunner().invoke(app, command)
     assert again.exit_code == 0, again.output
+    kept = out.read_bytes()
+    with monkeypatch.context() as patch:  # a task replaced with --force is kept whole where the new one fails
+        patch.setattr(pathlib.Path, "write_text", full_disk)
+        assert CliRunner().invoke(app, [*command, "--force"]).exit_code == 2
+    assert out.read_bytes() == kept
 
 
 def test_a_dataset_folder_skypilots_upload_would_not_carry_whole_is_refused_before_any_vm(sky, tmp_path, monkeypatch):

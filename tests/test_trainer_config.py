@@ -675,3 +675,10 @@ def test_a_folder_named_like_a_catalog_model_is_no_model_without_its_config(tmp_
     (tmp_path / "Llama-3.1-8B" / "config.json").write_text("{}", encoding="utf-8")
     assert config_from_dict({**JOB, "model": "Llama-3.1-8B"}, base_dir=tmp_path).model == str(
         tmp_path / "Llama-3.1-8B")
+
+
+def test_a_money_key_too_near_0_is_said_so_not_as_no_amount():
+    """`budget_usd: "$1e-400"` was said to be no amount of US dollars, where the flags say the number reads as 0."""
+    with pytest.raises(ConfigError, match=re.escape("`budget_usd` 1e-400 is too near 0 to compute with")):
+        config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
+                          "budget_usd": "$1e-400", "usd_per_hour": 1})

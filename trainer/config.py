@@ -27,7 +27,7 @@ from gpu_catalog.models import (
     written_as_path,
 )
 from gpu_catalog.names import near_hint
-from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, usd_from_text
+from gpu_catalog.units import MAX_BUDGET_USD, USD_FORMS, TooNearZero, usd_from_text
 from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import (
     FOREIGN_KEYS,
@@ -242,6 +242,8 @@ def _dollars(key: str, value):
         return value
     try:
         return usd_from_text(value)
+    except TooNearZero as exc:  # said as the flags say it, not as text that is no amount
+        raise ConfigError(f"`{key}` {exc}") from None
     except ValueError:
         return value
 

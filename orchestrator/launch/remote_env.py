@@ -37,7 +37,8 @@ PINNED_PACKAGES = (
 # after the machine was paid for
 TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
 TRACKER_ENV_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")  # passed to a run that reports to W&B
-WANDB_MODES = ("online", "offline", "disabled", "dryrun")  # what wandb.init takes: any other value raised on the VM
+# what wandb.init takes, as written (its mode is a case-sensitive choice): any other value raised on the VM
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun")
 # Settings that import a package of their own on a CUDA GPU, pinned as pyproject's extras pin them (`offload`,
 # `fused`): without torchao the trainer refused adamw_cpu_offload on the VM (trainer/requirements.py); without
 # liger-kernel `loss: fused` fell back to `chunked`, whose logits the plan had not sized the VRAM for
@@ -112,7 +113,7 @@ def tracker_env_problem() -> str | None:
     """What in the W&B settings given here would fail wandb.init on the VM, after it was paid for: a mode it does not
     take, or a project or entity name with a control character or a line break (no W&B name has one)."""
     given = tracker_envs()
-    if (mode := given.get("WANDB_MODE")) is not None and mode.strip().lower() not in WANDB_MODES:
+    if (mode := given.get("WANDB_MODE")) is not None and mode not in WANDB_MODES:  # as it is sent: `Offline` failed
         return f"WANDB_MODE {checks.short_repr(mode)} is no mode W&B takes: set it to one of {', '.join(WANDB_MODES)}"
     if bad := next((name for name, value in given.items() if checks.holds_control(value)), None):
         return f"{bad} holds a control character or a line break, which no W&B name has: set it again"
