@@ -287,6 +287,12 @@ def test_a_pass_whose_start_fails_says_so_in_that_pass(tmp_path, monkeypatch):
     assert decided[job_id].reason.endswith("its start failed (could not start the trainer: RuntimeError: the "
                                            "trainer's program is gone): the next pass tries again"), decided[job_id]
     assert [run.status.value for run in RunStore().all()] == ["failed"]
+    from orchestrator.schedule.queue import JobQueue
+
+    last_id = submit_tiny(tmp_path, "last-try", max_steps=2)
+    JobQueue().update(last_id, attempts=2)  # two failed before: this start is its last
+    decided = {job.job_id: decision for job, decision in Scheduler().run_once()}
+    assert decided[last_id].reason.endswith("that was its last of 3 attempts: the next pass records the job failed")
 
 
 # rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)

@@ -254,10 +254,12 @@ class Scheduler:
                     decision, started = Decision("reject", f"the launch refused it: {refused.problem}"), None
                     self.queue.update(job.job_id, as_read=refused.job, status=JobStatus.REJECTED,
                                       decision=decision.action, reason=decision.reason)
-                except _StartFailed as failed:  # its run is recorded failed: the next pass puts the job back
-                    decided.append((job, dataclasses.replace(decision, reason=f"{decision.reason}; its start failed "
-                                                                              f"({failed.run.message}): the next "
-                                                                              "pass tries again")))
+                except _StartFailed as failed:  # its run is recorded failed: the next pass retries it (_retry)
+                    attempts = job.attempts + 1
+                    after = "the next pass tries again" if attempts < MAX_ATTEMPTS else \
+                        f"that was its last of {MAX_ATTEMPTS} attempts: the next pass records the job failed"
+                    decided.append((job, dataclasses.replace(
+                        decision, reason=f"{decision.reason}; its start failed ({failed.run.message}): {after}")))
                     continue
                 if started is None and decision.action != "reject":  # another scheduler's pass claimed it first
                     # (its start to report, not this pass's), or took its slot or the cap meanwhile: a job still
