@@ -197,7 +197,7 @@ BAD_JOB_VALUES = {
     "tokenizer": ["", "\x1b[31mx"],
     "dataset_config": [""],
     "eval_dataset": [" "],
-    "dataset_split": ["\x07", "train[:50]", "train+test"],  # a slice or sum: refused later as no such split
+    "dataset_split": ["\x07"],
     "modules_to_save": ["", ["lm_head", "\x1b[31m"]],
     "dataset_columns": [{"output": ""}, {"output": "answer\x07"}],
 }

@@ -682,3 +682,13 @@ def test_a_money_key_too_near_0_is_said_so_not_as_no_amount():
     with pytest.raises(ConfigError, match=re.escape("`budget_usd` 1e-400 is too near 0 to compute with")):
         config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
                           "budget_usd": "$1e-400", "usd_per_hour": 1})
+
+
+@pytest.mark.parametrize("split", ["train[:50]", "train[:10%]+test"])
+def test_a_sliced_split_is_taken_for_a_hub_dataset_read_whole_and_refused_where_it_streams(split):
+    """A slice or a sum of splits works for a hub dataset `datasets` reads whole, and was refused there; a job
+    bounded by max_steps streams its dataset, whole splits only, and took the slice to fail on it."""
+    job = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "dataset": "org/ds", "dataset_split": split}
+    assert config_from_dict({**job, "epochs": 1}).dataset_split == split
+    with pytest.raises(ConfigError, match=re.escape("a job bounded by max_steps or train_tokens streams its dataset")):
+        config_from_dict({**job, "max_steps": 5})

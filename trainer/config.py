@@ -498,10 +498,11 @@ def _target_modules(value) -> tuple[str, ...] | None:
     return None
 
 
-# a split's name as `datasets` reads it (its NamedSplit rule, ^\w+(\.\w+)*$): `[bold]x[/bold]` was planned and
-# launched, and `datasets` refused it on the VM. A whole split only: orch reads a local split's files itself and
-# streams a large one, and a slice (`train[:10%]`) or a sum (`train+test`) was refused as "no such split"
-SPLIT = re.compile(r"\w+(?:\.\w+)*")
+# a split as `datasets` reads it: a name (its NamedSplit rule, ^\w+(\.\w+)*$) with an optional slice, `+` between;
+# `[bold]x[/bold]` was planned and launched, and `datasets` refused it on the VM. A slice or a sum works only for a hub
+# dataset read whole: a bounded job streams (a stream takes whole splits), and a local one's files are read by name
+SPLIT_NAME = r"\w+(?:\.\w+)*"
+SPLIT = re.compile(rf"{SPLIT_NAME}(?:\[[^\[\]]*\])?(?:\+{SPLIT_NAME}(?:\[[^\[\]]*\])?)*")
 
 
 def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
@@ -537,9 +538,15 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
     for key in ("dataset_split", "eval_split"):
         if is_text(split := raw.get(key)) and not SPLIT.fullmatch(split):
-            problems.append(f"`{key}` {checks.short_repr(split)} is no split name: give one split's name, words of "
-                            "letters, digits and _ joined by dots (train, validation, test); orch reads a split "
-                            "whole (no slice or `+`): max_steps or train_tokens cap how much of it trains")
+            problems.append(f"`{key}` {checks.short_repr(split)} is no split name: `datasets` takes words of letters, "
+                            "digits and _ (train, validation, test), joined by dots, with a slice such as "
+                            "train[:10%] and `+` between splits")
+    split = raw.get("dataset_split")
+    if is_text(split) and not re.fullmatch(SPLIT_NAME, split) and any(raw.get(key) is not None for key in
+                                                                       ("max_steps", "train_tokens")):
+        problems.append(f"`dataset_split` {checks.short_repr(split)} slices or sums splits, and a job bounded by "
+                        "max_steps or train_tokens streams its dataset, a whole split at a time: give the split's "
+                        "name alone (the bound caps how much of it trains)")
     return problems
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gpu_catalog import checks
-from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset
+from trainer.config import BYTES_PER_TOKEN_ESTIMATE, SPLIT_NAME, JobConfig, resolve_dataset
 from trainer.data_formats import SHAPE_COLUMNS, DataError, read_columns
 from trainer.offline_names import dataset_unreachable
 
@@ -494,8 +494,10 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
         return None
     splits = {str(split): files for split, files in builder.config.data_files.items()}
     if source.split not in splits:
+        sliced = " (a local dataset's split is read whole: give its name alone; a slice or `+` works for a hub " \
+            "dataset read whole)" if re.sub(SPLIT_NAME, "", source.split) else ""
         raise DataError(f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
-                        f"'{source.split}': it has {', '.join(sorted(splits))}.")
+                        f"'{source.split}': it has {', '.join(sorted(splits))}{sliced}.")
     files = [Path(file) for file in splits[source.split]]
     folder = local.resolve()
     if outside := next((file for file in files if folder not in Path(file).resolve().parents), None):
