@@ -80,11 +80,13 @@ def output_folder(path: Path | str, what: str = "--out", **checked) -> Path:
 
 
 def _outside_state(path: Path, what: str) -> None:
+    """`path` is neither ORCH_HOME's runs/ or jobs/ nor in one: orch's records, which only orch writes."""
     try:
         home = orch_home()
     except UserError:  # no usable home: nothing of orch's to protect, and a command that needs it says so itself
         return
     for name, entry in STATE_FOLDERS.items():
         if checks.read_folder_holding(path, (home / name,)) is not None:
-            raise UserError(f"{what} '{path}' is in {home / name}, where orch keeps a folder per {entry} (ORCH_HOME): "
-                            "write outside it.")
+            where = "is" if checks.same_file(path, home / name) else "is in"
+            raise UserError(f"{what} '{path}' {where} {home / name}, where orch keeps a folder per {entry} "
+                            "(ORCH_HOME): write outside it.")

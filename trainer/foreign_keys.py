@@ -19,9 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
-
-from gpu_catalog.checks import short_repr
+from gpu_catalog.checks import dump_yaml, short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, get_model, hub_id
 from gpu_catalog.names import listed, near_hint, squeezed
@@ -661,4 +659,4 @@ def unknown_key_message(key: str, orch_keys: Iterable[str] = (), value=NO_VALUE)
 
 def _yaml_form(value) -> str:
     """A value as a job file writes it, on one line: `false`, not Python's False."""
-    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()
+    return dump_yaml(value, default_flow_style=True, width=math.inf).strip().removesuffix("\n...").strip()

@@ -29,8 +29,6 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import yaml
-
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import cpu_gpu
@@ -117,7 +115,7 @@ def _as_written(value) -> str:
     `datetime.date(2001, 1, 1)`)."""
     if isinstance(value, datetime.date):  # checks.WrittenDate: its text, which yaml cannot dump
         return str(value)
-    return " ".join(yaml.safe_dump(value, default_flow_style=True).replace("\n...\n", "").split())
+    return " ".join(checks.dump_yaml(value, default_flow_style=True).replace("\n...\n", "").split())
 
 
 def _yaml_slips(mapping: dict, where: str) -> None:

@@ -121,7 +121,7 @@ class LogStream:
         self.out = out
 
     def write(self, text: str) -> int:
-        return self.out.write(log_text(text, self.out))
+        return self.out.write(log_text(text.replace("\r\n", "\n"), self.out))  # as `orch logs` shows an ended run
 
     def flush(self) -> None:
         self.out.flush()
@@ -557,8 +557,8 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
     # columns), else folded (a table that folds keeps its edges: Table); narrower still, whole columns go, the
     # least needed first, before any figure is cut (`$0.00005` for $0.000050 at 50 columns)
     whole = _whole(r.job_name for r in records)
-    tables = [(_runs_table(records, names, DROPPED_FIRST[:count]), names, count)
-              for count in range(len(DROPPED_FIRST) + 1) for names in ((True, False) if whole else (False,))]
+    tables = ((_runs_table(records, names, DROPPED_FIRST[:count]), names, count)  # built until one fits
+              for count in range(len(DROPPED_FIRST) + 1) for names in ((True, False) if whole else (False,)))
     console.print(next((table for table, names, count in tables if _fits(table, records, not names and count == 0)),
                        _runs_table(records, False, DROPPED_FIRST, statuses_fold=True)))  # `budget_stopped` at 40
 
