@@ -552,6 +552,7 @@ def test_one_point_is_a_point(monkeypatch):
                          "status": "ok", "tokens_per_s": 100.0}])
     display.show_calibration({"calibration": "c.json", "sources": ["r.jsonl"], "rows_used": 1, "rows": 1,
                               "speed_rows_left_out": 0, "efficiency": {}, "memory": {}, "memory_basis": {},
+                              "method_efficiency": {}, "method_efficiency_before": {}, "memory_before": {},
                               "at_bounds": [], "points": [],
                               "in_sample": {"CPU": {"median_abs_error": 0.1, "points": 1, "within_10": 1.0,
                                                     "within_20": 1.0}}})
