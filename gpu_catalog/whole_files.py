@@ -20,21 +20,27 @@ def partial_path(path: Path) -> Path:
     return path.with_name(name if len(os.fsencode(name)) <= NAME_MAX_BYTES else f".orch-{tag}")  # a long name's own
 
 
-def write_atomically(path: Path, write) -> object:
-    """write(partial path), then rename it to `path`; returns what write returns. An OSError is one line naming the
-    file (the error itself named none: "File too large.")."""
+def replace_whole(path: Path, write) -> object:
+    """write(partial path), then rename it to `path`; returns what write returns. On any failure the partial file
+    goes and the error is raised as it is (for a caller that undoes more than the one file)."""
     partial = partial_path(path)
     try:
         result = write(partial)
         os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({exc.strerror}); check the disk and the folder's permissions.") \
-            from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return result
+
+
+def write_atomically(path: Path, write) -> object:
+    """replace_whole, with an OSError said in one line naming the file (the error itself named none: "File too
+    large.")."""
+    try:
+        return replace_whole(path, write)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}); check the disk and the folder's permissions.") \
+            from None
 
 
 def write_text_atomically(path: Path, text: str) -> None:

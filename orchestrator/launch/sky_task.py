@@ -21,7 +21,6 @@ import contextlib
 import io
 import logging
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
 from gpu_catalog.models import ModelShape, is_gated
 from gpu_catalog.units import BYTES_PER_GIB, seconds_for, usd_text
-from gpu_catalog.whole_files import partial_path
+from gpu_catalog.whole_files import replace_whole
 from orchestrator.cost import CONTROLLER_IDLE_HOURS, CONTROLLER_USD_PER_HOUR, LAST_SAVE_HOURS, hub_download_s
 from orchestrator.delivery import CLUSTER_IDLE_MINUTES, REMOTE_OUTPUT, Delivery, bucket_name, delivery_for
 from orchestrator.estimator import memory
@@ -545,12 +544,8 @@ def _write_task_files(spec: JobConfig, job_path: Path, chosen: Option, budget_us
     except ValueError:
         files_as = str(files_dir.resolve())
     text = task_yaml(task, TaskFiles(files_dir / "src", files_dir / "job.yaml", {}), files_as)
-    partial = partial_path(out)  # a full disk leaves a task replaced with --force as it was, not cut short
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    # a full disk leaves a task replaced with --force as it was, not cut short
+    replace_whole(out, lambda partial: partial.write_text(text, encoding="utf-8"))
     return task, text
 
 
