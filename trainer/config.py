@@ -502,6 +502,7 @@ def _target_modules(value) -> tuple[str, ...] | None:
 # `[bold]x[/bold]` was planned and launched, and `datasets` refused it on the VM. A slice or a sum works only for a hub
 # dataset read whole: a bounded job streams (a stream takes whole splits), and a local one's files are read by name
 SPLIT_NAME = r"\w+(?:\.\w+)*"
+WHOLE_SPLIT = re.compile(SPLIT_NAME)  # a split's name alone: no slice, no sum
 SPLIT = re.compile(rf"{SPLIT_NAME}(?:\[[^\[\]]*\])?(?:\+{SPLIT_NAME}(?:\[[^\[\]]*\])?)*")
 
 
@@ -542,7 +543,7 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
                             "digits and _ (train, validation, test), joined by dots, with a slice such as "
                             "train[:10%] and `+` between splits")
     split = raw.get("dataset_split")
-    if is_text(split) and not re.fullmatch(SPLIT_NAME, split) and any(raw.get(key) is not None for key in
+    if is_text(split) and not WHOLE_SPLIT.fullmatch(split) and any(raw.get(key) is not None for key in
                                                                        ("max_steps", "train_tokens")):
         problems.append(f"`dataset_split` {checks.short_repr(split)} slices or sums splits, and a job bounded by "
                         "max_steps or train_tokens streams its dataset, a whole split at a time: give the split's "

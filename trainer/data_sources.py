@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gpu_catalog import checks
-from trainer.config import BYTES_PER_TOKEN_ESTIMATE, SPLIT_NAME, JobConfig, resolve_dataset
+from trainer.config import BYTES_PER_TOKEN_ESTIMATE, WHOLE_SPLIT, JobConfig, resolve_dataset
 from trainer.data_formats import SHAPE_COLUMNS, DataError, read_columns
 from trainer.offline_names import dataset_unreachable
 
@@ -495,7 +495,7 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     splits = {str(split): files for split, files in builder.config.data_files.items()}
     if source.split not in splits:
         sliced = " (a local dataset's split is read whole: give its name alone; a slice or `+` works for a hub " \
-            "dataset read whole)" if re.sub(SPLIT_NAME, "", source.split) else ""
+            "dataset read whole)" if not WHOLE_SPLIT.fullmatch(source.split) else ""
         raise DataError(f"cannot read {source.key} '{source.name}' config {source.config_name or 'default'} split "
                         f"'{source.split}': it has {', '.join(sorted(splits))}{sliced}.")
     files = [Path(file) for file in splits[source.split]]

@@ -121,7 +121,7 @@ class LogStream:
         self.out = out
 
     def write(self, text: str) -> int:
-        return self.out.write(log_text(text.replace("\r\n", "\n"), self.out))  # as `orch logs` shows an ended run
+        return self.out.write(log_text(text, self.out))
 
     def flush(self) -> None:
         self.out.flush()
@@ -130,9 +130,10 @@ class LogStream:
 def log_text(text: str, stream) -> str:
     """A run's log as `stream` may show it: each control character as its escape (the log quotes the user's data and
     libraries' messages, which must not drive the terminal), and each character the stream's encoding lacks (an
-    ASCII locale) as its escape too: `café` in a log ended `orch logs` in a UnicodeEncodeError."""
+    ASCII locale) as its escape too: `café` in a log ended `orch logs` in a UnicodeEncodeError. A line ended by CRLF
+    ends as any other."""
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    return printable(text).encode(encoding, "backslashreplace").decode(encoding)
+    return printable(text.replace("\r\n", "\n")).encode(encoding, "backslashreplace").decode(encoding)
 
 
 def say(text: str, err: bool = False) -> None:

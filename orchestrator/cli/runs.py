@@ -173,8 +173,7 @@ def logs_command(
     if follow and record.status is RunStatus.RUNNING:
         display.show_run(follow_run(store, record))
     elif log.is_file() and log.stat().st_size:
-        sys.stdout.write(display.log_text(log.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n"),
-                                          sys.stdout))
+        sys.stdout.write(display.log_text(log.read_text(encoding="utf-8", errors="replace"), sys.stdout))
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
         display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
                     f"{record.run_id} --follow` follows it.")
