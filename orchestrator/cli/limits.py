@@ -3,6 +3,8 @@
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
@@ -83,21 +85,29 @@ SECONDS_PER_UNIT = {**dict.fromkeys(("", "s", "sec", "secs", "second", "seconds"
 _NUMBER_AND_UNIT = re.compile(r"(?P<number>.*?)\s*(?P<unit>[A-Za-z]*)")
 
 
+@contextmanager
+def reading_number(flag: str, refusal: str) -> Iterator[None]:
+    """Reads a flag's number in its block: `refusal` (the flag's own "how to write it") for text that is no number,
+    and the same words for every flag where the number is too near 0 to hold (TooNearZero, itself a ValueError)."""
+    try:
+        yield
+    except TooNearZero as exc:
+        raise UserError(f"{flag} {exc}.") from None
+    except ValueError:
+        raise UserError(refusal) from None
+
+
 def usd_amount(text: str, flag: str, *, zero_allowed: bool = False) -> float:
     """US dollars from a flag: a number, with a leading `$` or a trailing `usd` (any case, a space before it) allowed,
     read as a file's are (usd_from_text). A budget buys something only above $0; a monthly cap (`zero_allowed`) of 0
     is a choice: no spend."""
     typed = text.strip()
-    try:
+    empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
+    # `0,05`: a decimal comma, which orch does not guess at (`1,800` is a thousands comma)
+    comma = " (a decimal point, not a comma)" if re.fullmatch(r"\$?\d*,\d{1,2}", typed) else ""
+    with reading_number(flag, f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
+                              f"{comma}{empty}."):
         value = usd_from_text(typed)
-    except TooNearZero as exc:
-        raise UserError(f"{flag} {exc}.") from None
-    except ValueError:
-        empty = "" if typed else f" {SHELL_DOLLAR_HINT}"
-        # `0,05`: a decimal comma, which orch does not guess at (`1,800` is a thousands comma)
-        comma = " (a decimal point, not a comma)" if re.fullmatch(r"\$?\d*,\d{1,2}", typed) else ""
-        raise UserError(f"{flag} {checks.short_repr(text)} is not an amount of US dollars: write {USD_FORMS}"
-                        f"{comma}{empty}.") from None
     if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0) and value <= MAX_BUDGET_USD):
         hint = f" {SHELL_DOLLAR_HINT}" if value == 0 and typed.isdigit() else ""  # `$20` leaves 0, `$100` 00
         raise UserError(f"{flag} must be {'at least' if zero_allowed else 'above'} 0 and at most "
@@ -119,12 +129,8 @@ def hours_amount(text: str, flag: str) -> float:
     """A duration in hours from a flag: a bare number is hours, as it always was; `90m`, `45min`, `2h` and `1d` (a
     space before the unit allowed) are the same in minutes, hours and days."""
     typed = text.strip()
-    try:
+    with reading_number(flag, f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}."):
         hours = _in_units(typed, HOURS_PER_UNIT)
-    except TooNearZero as exc:
-        raise UserError(f"{flag} {exc}.") from None
-    except ValueError:
-        raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {DURATION_FORMS}.") from None
     if not (math.isfinite(hours) and 0 < hours <= MAX_DEADLINE_H):
         raise UserError(f"{flag} must be above 0 and at most {MAX_DEADLINE_H} hours (ten years), got {typed}.")
     return hours
@@ -134,12 +140,8 @@ def seconds_amount(text: str, flag: str) -> float:
     """A duration in seconds from a flag: a bare number is seconds, as it always was; `90s`, `5m` and `1h` (a space
     before the unit allowed) are the same in seconds, minutes and hours, as every hours flag takes units
     (hours_amount). The caller checks the range."""
-    try:
+    with reading_number(flag, f"{flag} {checks.short_repr(text)} is not a duration: write {SECONDS_FORMS}."):
         return _in_units(text.strip(), SECONDS_PER_UNIT)
-    except TooNearZero as exc:
-        raise UserError(f"{flag} {exc}.") from None
-    except ValueError:
-        raise UserError(f"{flag} {checks.short_repr(text)} is not a duration: write {SECONDS_FORMS}.") from None
 
 
 MOST_DIGITS = 300  # a whole number typed longer is past every flag's range (and a float's, 1.8e308)
@@ -154,13 +156,9 @@ def whole_amount(text: str, flag: str) -> int:
         # float() made it inf ("must be a whole number, got inf"), and int() refuses to read it
         raise UserError(f"{flag} is a number of {len(digits):,} digits, larger than any {flag} takes: give a smaller "
                         "one.")
-    try:
+    with reading_number(flag, f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 "
+                              "(no _ or , between them)."):
         value = plain_number(typed)
-    except TooNearZero as exc:
-        raise UserError(f"{flag} {exc}.") from None
-    except ValueError:
-        raise UserError(f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 (no _ "
-                        "or , between them).") from None
     if math.isinf(value) and "inf" not in typed.lower():  # `1e400`, read as inf: said as typed, not as "got inf"
         raise UserError(f"{flag} {checks.short_repr(typed)} is past any number orch computes with: give one nearer 0.")
     checks.number(value, flag, whole=True)  # NaN, inf and fractions, each said as such

@@ -11,13 +11,14 @@ from typer.core import TyperOption
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.units import TooNearZero, plain_number
+from gpu_catalog.units import plain_number
 from orchestrator.cli.errors import fail
 from orchestrator.cli.limits import (
     DURATION_FORMS,
     SECONDS_FORMS,
     USD_FORMS,
     hours_amount,
+    reading_number,
     seconds_amount,
     usd_amount,
     whole_amount,
@@ -120,13 +121,9 @@ def whole_option(*param_decls: str, **kwargs) -> Any:
 
 def _plain_amount(text: str, flag: str) -> float:
     """A number from a flag, with the digits 0-9 only (plain_number), as money and durations are read."""
-    try:
+    with reading_number(flag, f"{flag} {checks.short_repr(text)} is not a number: write it with the digits 0-9 (no _ "
+                              "or , between them)."):
         return plain_number(text.strip())
-    except TooNearZero as exc:
-        raise UserError(f"{flag} {exc}.") from None
-    except ValueError:
-        raise UserError(f"{flag} {checks.short_repr(text)} is not a number: write it with the digits 0-9 (no _ or , "
-                        "between them).") from None
 
 
 def number_option(*param_decls: str, **kwargs) -> Any:
