@@ -169,3 +169,20 @@ def test_orch_plans_help_states_the_defaults_it_plans_with():
 
     help_text = " ".join(parser().format_help().split())
     assert "Rank by cost or time (default: cost)" in help_text and "each table (default: 10)" in help_text
+
+
+@pytest.mark.parametrize("dashed", ["\u2014seq-len", "\u2013seq-len", "\u2212\u2212seq-len=512"])
+def test_an_option_typed_with_a_long_dash_is_named_with_its_hyphens(dashed, capsys, tmp_path, monkeypatch):
+    """`—seq-len`, as a word processor writes `--seq-len`, was an "unexpected extra argument", and on plan a missing
+    --budget; a file of that name is still a file."""
+    from orchestrator.cli.plan import run
+
+    result = runner.invoke(app, [*BASE, dashed, "512"])
+    assert result.exit_code == 2 and "write --seq-len;" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert run([str(REPO / "examples" / "tiny.yaml"), "\u2014budget", "20"]) == 2
+    assert "the option budget is typed with a long dash (U+2014)" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "\u2014job.yaml").write_text("x: 1\n")
+    assert run(["\u2014job.yaml", "--budget", "20"]) == 2
+    assert "long dash" not in capsys.readouterr().err

@@ -8,6 +8,7 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -105,6 +106,8 @@ def _spelled(options: dict[str, Switchable], args: list[str]) -> list[str]:
         if arg == "--":
             return out + [arg, *args[index:]]
         if not arg.startswith("--"):
+            if why := long_dash_option(arg):
+                raise UnreadableOptions(why)
             out.append(arg)
             continue
         name, has_value, value = arg.partition("=")
@@ -134,6 +137,20 @@ def _spelled(options: dict[str, Switchable], args: list[str]) -> list[str]:
                 raise Contradiction(f"{option.opts[0]} given twice, as on and off: give it once")
         out += names
     return out
+
+
+# an option typed, or pasted from a word processor or a web page, with a dash that is not a hyphen (`—budget`): the
+# parsers saw an extra argument, or went on to say a required option was missing
+_LONG_DASH_OPTION = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]+-*([A-Za-z][\w.-]*)(?:=.*)?", re.DOTALL)
+
+
+def long_dash_option(arg: str) -> str | None:
+    """What is wrong with `arg` where it is an option typed with such a dash (and no file of that name): None else."""
+    typed = _LONG_DASH_OPTION.fullmatch(arg)
+    if typed is None or os.path.lexists(arg):
+        return None
+    return (f"the option {typed[1]} is typed with a long dash (U+{ord(arg[0]):04X}), which word processors and web "
+            f"pages make of `--`: write --{typed[1]}")
 
 
 JSON_FLAG = {"--json": Switchable(True, ("--json",))}  # what json_wanted reads: --json as every command has it
