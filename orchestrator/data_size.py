@@ -25,7 +25,7 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.data import special_file_problem
-from trainer.data_sources import dataset_problems, file_head_problem, file_kind
+from trainer.data_sources import dataset_problems, file_head_problem, file_kind, json_file_problem
 from trainer.offline_names import is_built_offline
 
 PROGRESS = logging.getLogger("orch.progress")  # slow work starting: the CLI shows it at a terminal (display.progress)
@@ -37,7 +37,8 @@ TOKENIZE_MAX_BYTES = 64 * 10**6  # above this, tokenizing (chat templates turn b
 # a JSON-lines file larger than this is counted on its first SAMPLE_BYTES (whole records) and scaled by its bytes: a
 # 5 MB file took 100 s to count on a 2-core machine (a 1 MB sample: 13 s, within 0.1% of a 4 MB one), a 54 MB one
 # over 5 minutes, where `orch plan` is run again and again while settings change; the sample's records are checked
-# as the trainer reads them, the rest are not
+# as the trainer reads them, the rest for their JSON and shape only (no tokenizer: a chat template's refusal of a
+# record past the sample is not seen)
 SAMPLE_BYTES = 10**6
 
 
@@ -243,6 +244,8 @@ def _sampled_count(spec: JobConfig, path: Path, base_dir: Path, head: bytes, cac
         return {**counted, "data_error": counted["data_error"].replace(name, str(path))}
     if "tokens" not in counted:
         return counted
+    if problem := json_file_problem(path, spec):  # the records past the sample, read but not tokenized
+        return {"data_error": problem}
     scale = path.stat().st_size / len(head)
     fit = counted.get("seq_len_fit")
     return {**counted, "tokens": round(counted["tokens"] * scale),

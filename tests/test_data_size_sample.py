@@ -80,3 +80,20 @@ def test_the_records_seq_len_cuts_are_scaled_with_the_sample(job, tmp_path, monk
     monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: dict(counted))
     size = data_size.dataset_size(job, tmp_path)
     assert size.source == "sampled" and size.seq_len_fit == {"cut": 4, "past_seq_len": 8, "nothing_to_train": 0}
+
+
+@pytest.mark.parametrize("last, said", [
+    ('{"text": "cut off\n', "line 41: not a JSON record"),
+    ('{"txt": "a typo"}\n', "line 41 has none of the known shapes"),
+    ('{"messages": [{"role": "robot", "content": "hi"}]}\n', "line 41: a message's `role` must be one of"),
+])
+def test_a_record_past_the_sample_the_trainer_would_stop_on_is_refused(job, tmp_path, monkeypatch, last, said):
+    """Only the sample was read: a bad record past it stopped the trainer once a cloud VM was paid for. The records
+    past it are read for their JSON and shape, and the file is refused with the record's line."""
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: {"tokens": 100, "train_sequences": 10})
+    assert data_size.dataset_size(job, tmp_path).source == "sampled"  # the same file, whole: counted from its sample
+    with (tmp_path / "data.jsonl").open("a") as data:
+        data.write(last)
+    with pytest.raises(UserError, match=f"dataset {tmp_path / 'data.jsonl'} {said}") as refused:
+        data_size.dataset_size(job, tmp_path)
+    assert "the trainer would stop on it" in str(refused.value)

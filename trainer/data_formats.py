@@ -13,6 +13,8 @@ keeps one rule for every shape, so a job from a TRL config on chat data sets `co
 A column mapping (`dataset_columns: {instruction: question, output: answer}`) renames a dataset's columns first.
 """
 
+from typing import NamedTuple
+
 from gpu_catalog import checks
 
 IGNORE_INDEX = -100
@@ -132,29 +134,35 @@ def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[
     return ids, mask
 
 
-def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[bool]]:
+class Shaped(NamedTuple):
+    """A record as its shape reads it, checked, before any tokenizer sees it: a plan checks every record of a file it
+    tokenizes only the start of this way. `kind`: chat (messages), prompt_chat (prompt and completion messages),
+    prompt (prompt, response, the shape's name) or text."""
+
+    kind: str
+    parts: tuple
+
+
+def record_shape(record: dict, where: str) -> Shaped:
+    """The record's shape, or the DataError the trainer stops on for it."""
     if record.get("messages"):
-        return _chat(tokenizer, _check_messages(record["messages"], where), where)
+        return Shaped("chat", (_check_messages(record["messages"], where),))
     if record.get("conversations"):
-        return _chat(tokenizer, _messages_from_sharegpt(record["conversations"], where), where)
+        return Shaped("chat", (_messages_from_sharegpt(record["conversations"], where),))
     prompt, completion = record.get("prompt"), record.get("completion")
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
-        prompt_part = _check_messages(prompt, where)
-        ids, mask = _chat(tokenizer, prompt_part + _check_messages(completion, where), where)
-        prompt_len = len(_chat(tokenizer, prompt_part, where)[0])
-        return ids, [False] * prompt_len + mask[prompt_len:]
+        return Shaped("prompt_chat", (_check_messages(prompt, where), _check_messages(completion, where)))
     if isinstance(prompt, str) and isinstance(completion, str):
-        return _prompt_response(tokenizer, prompt, completion, "prompt+completion")
+        return Shaped("prompt", (prompt, completion, "prompt+completion"))
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
         if record.get("input") is not None and not isinstance(record["input"], str):  # 0 and false were dropped
             raise DataError(f"{where}: `input` must be a string (or absent), got "
                             f"{checks.as_written(record['input'])}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
-        return _prompt_response(tokenizer, prompt, record["output"], "instruction+output")
+        return Shaped("prompt", (prompt, record["output"], "instruction+output"))
     if isinstance(record.get("text"), str):
-        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + [_eos_id(tokenizer, "text")]
-        return ids, [True] * len(ids)
+        return Shaped("text", (record["text"],))
     for keys in STRING_FIELDS:  # the keys of a shape are there, but a value is a number or null (NaN, an empty cell)
         key = next((key for key in keys if not isinstance(record.get(key, ""), str)), None)
         if key is not None and all(name in record for name in keys):
@@ -171,6 +179,21 @@ def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[
                         f"`dataset_columns: {{{_chosen_as(record)}: chosen}}` (rejected is then left unread).")
     raise DataError(f"{where} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
+
+
+def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[bool]]:
+    shaped = record_shape(record, where)
+    if shaped.kind == "chat":
+        return _chat(tokenizer, shaped.parts[0], where)
+    if shaped.kind == "prompt_chat":
+        prompt_part, completion_part = shaped.parts
+        ids, mask = _chat(tokenizer, prompt_part + completion_part, where)
+        prompt_len = len(_chat(tokenizer, prompt_part, where)[0])
+        return ids, [False] * prompt_len + mask[prompt_len:]
+    if shaped.kind == "prompt":
+        return _prompt_response(tokenizer, *shaped.parts)
+    ids = tokenizer(shaped.parts[0], add_special_tokens=True)["input_ids"] + [_eos_id(tokenizer, "text")]
+    return ids, [True] * len(ids)
 
 
 def _chosen_as(record: dict) -> str:

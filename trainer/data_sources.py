@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from gpu_catalog import checks
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, WHOLE_SPLIT, JobConfig, resolve_dataset
-from trainer.data_formats import SHAPE_COLUMNS, DataError, read_columns
+from trainer.data_formats import SHAPE_COLUMNS, DataError, map_columns, read_columns, record_shape
 from trainer.offline_names import dataset_unreachable
 
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -380,6 +380,19 @@ def _json_records(path: Path, key: str) -> Iterator[tuple[str, dict]]:
         if problem := _string_problem(record):
             raise DataError(f"{key} {path} {where}: a string holds {problem}: fix or drop the record.")
         yield where, record
+
+
+def json_file_problem(path: Path, config: JobConfig, key: str = "dataset") -> str | None:
+    """The first record of a local JSON file that the trainer would stop on for its JSON or its shape, every record
+    read with no tokenizer; None where there is none. A plan tokenizes only the start of a large file
+    (orchestrator/data_size.py), and a bad record past it stopped a cloud run once its VM was paid for. What only a
+    tokenizer refuses (a chat template's rule on roles) is not seen here."""
+    try:
+        for where, record in _json_records(path, key):
+            record_shape(map_columns(record, config.dataset_columns, where), where)
+    except DataError as exc:  # the reader's own errors name the file; a shape's begin with the record's place
+        return str(exc) if str(exc).startswith(key) else f"{key} {path} {exc}"
+    return None
 
 
 def _no_string_problem(named: str, placed: Iterable[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:
