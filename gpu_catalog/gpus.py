@@ -340,6 +340,17 @@ def cpu_share(cores: float) -> float:
     return min(cores, all_cores) / all_cores
 
 
+def more_threads_than_cores(cpu_threads: int | None) -> str | None:
+    """A job file's `cpu_threads` past this machine's cores, said where the CPU is estimated or planned: the file may
+    be meant for a larger machine, so it is said, not refused (the flag `--cpu-threads` is refused), but the figures
+    are for the cores there are."""
+    cores = os.cpu_count() or 1
+    if cpu_threads is None or cpu_threads <= cores:
+        return None
+    return (f"the job's cpu_threads {cpu_threads} is more than this machine's {cores} CPU cores: the CPU's figures "
+            f"are for the {cores} it has")
+
+
 def cpu_cores(cpu: GPU, cores: float) -> GPU:
     """The CPU target when a job trains on `cores` of its cores (its `cpu_threads`, or a scheduler's CPU slot): that
     share of its compute, memory bandwidth and power. The memory stays whole: the job may use all of it."""

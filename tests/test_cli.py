@@ -464,6 +464,23 @@ def test_a_plan_past_the_models_context_notes_it_and_still_plans(tmp_path):
     assert "4096-token context" in json.loads(past.stdout)["notes"][0]
 
 
+def test_a_jobs_cpu_threads_past_this_machines_cores_is_noted_where_the_cpu_is_planned(tmp_path):
+    """The CPU was planned on the cores there are, and nothing said the job's cpu_threads was more; estimate said
+    it. A plan with no CPU in it (the providers given) says nothing."""
+    import os
+
+    cores = os.cpu_count() or 1
+    job = tmp_path / "threads.yaml"
+    job.write_text((REPO / "examples" / "tiny.yaml").read_text(encoding="utf-8").replace(
+        "cpu_threads: 1", f"cpu_threads: {cores + 1}").replace("data/", f"{REPO / 'examples' / 'data'}/"))
+    planned = invoke("plan", str(job), "--budget", "5", "--json")
+    assert planned.exit_code == 0, planned.output
+    said = f"the job's cpu_threads {cores + 1} is more than this machine's {cores} CPU cores"
+    assert any(note.startswith(said) for note in json.loads(planned.stdout)["notes"]), planned.stderr
+    cloud = invoke("plan", str(job), "--budget", "5", "--json", "--providers", "lambda")
+    assert not any("cpu_threads" in note for note in json.loads(cloud.stdout)["notes"]), cloud.stderr
+
+
 def test_the_trainers_last_line_says_its_cost_is_this_sessions_and_fits_80_columns():
     """After a resume the trainer's `$0.00072` sat two lines above orch's `cost $0.00080`: the trainer meters only
     its own process, orch the run's every session from its launch. The trainer's line now says whose it is, and it

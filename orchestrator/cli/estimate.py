@@ -13,7 +13,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus
+from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus, more_threads_than_cores
 from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id, org_typo_note
 from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
@@ -244,10 +244,8 @@ def estimate(
     if cpu_threads is not None and cpu_threads > cores:  # said as 1000, estimated as 2
         raise UserError(f"--cpu-threads {cpu_threads} is more than this machine's {cores} CPU cores, the CPU "
                         f"estimated: give at most {cores}.")
-    if on_cpu and settings.cpu_threads is not None and settings.cpu_threads > cores:
-        # the job file's: it may be meant for a larger machine, so said, not refused (the flag is refused above)
-        notes.append(f"the job's cpu_threads {settings.cpu_threads} is more than this machine's {cores} CPU cores: "
-                     f"estimated on {cores}")
+    if on_cpu and (past := more_threads_than_cores(settings.cpu_threads)):
+        notes.append(past)
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
     target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)

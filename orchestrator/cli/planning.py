@@ -7,6 +7,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import more_threads_than_cores
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.targets import Targets, gather_targets
@@ -104,7 +105,8 @@ def data_and_notes(job: Path, model: ModelShape, result: Plan) -> tuple[dict | N
     data's, said here), for `orch plan` and `orch launch` alike."""
     spec, size = load_sized_job(job)  # sized once: load_sized_job caches
     data = data_dict(size, result.train_tokens, result.spec.seq_len)
-    said = [note for note in (_fit_note(spec, size), _packing_note(spec, data), _eval_note(spec, job)) if note]
+    said = [note for note in (_fit_note(spec, size), _packing_note(spec, data), _eval_note(spec, job),
+                              _threads_note(spec, result)) if note]
     for note in said:
         fold.note(f"note: {note}")
     return data, [*model_notes(spec, model), *said]
@@ -124,6 +126,14 @@ def _packing_note(spec, data: dict | None) -> str | None:
         return None
     return (f"with `packing: false` the data fills {data['row_fill']:.0%} of its rows; the rest is padding that the "
             "GPU runs and the plan prices. `packing: true` puts several samples in each row.")
+
+
+def _threads_note(spec, result: Plan) -> str | None:
+    """A job's cpu_threads past this machine's cores, where the CPU was planned (not left out by --providers): it was
+    planned at the cores there are, unsaid."""
+    on_cpu = any(row.offer.gpu.kind == "cpu" and getattr(row, "kind", None) != "provider"
+                 for row in (*result.options, *result.rejected))
+    return more_threads_than_cores(spec.cpu_threads) if on_cpu else None
 
 
 def _eval_note(spec, job: Path) -> str | None:
