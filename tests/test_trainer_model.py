@@ -221,3 +221,20 @@ def test_fp16_saved_modules_train_in_fp32_and_leave_the_residual_stream_fp16(tin
     with torch.autocast("cpu", dtype=torch.float16):  # as the trainer runs fp16 on a GPU
         model(input_ids=torch.randint(0, 100, (1, 16)))
     assert layer_inputs == [torch.float16]
+
+
+@pytest.mark.parametrize("damage", ["tokenizer.json", "config.json", "tokenizer_config.json", "missing config.json"])
+def test_a_cached_models_damaged_json_files_are_built_again_too(tmp_path, monkeypatch, capsys, damage):
+    """A tokenizer.json cut short was blamed on "the tokenizer in" the cache folder, a damaged config.json on the
+    tokenizer too, and a missing config.json left the folder for the build's rename to fail on."""
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    built = build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0)
+    name = damage.removeprefix("missing ")
+    whole = (built / name).read_bytes()
+    if damage.startswith("missing"):
+        (built / name).unlink()
+    else:
+        (built / name).write_bytes(whole[:20])
+    assert build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0) == built
+    assert f"rebuilding the cached model {built.name}: its {name} does not read" in capsys.readouterr().err
+    assert (built / name).read_bytes() == whole

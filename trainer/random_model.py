@@ -7,6 +7,7 @@ The shape comes from gpu_catalog, so `orch plan` estimates exactly the model the
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -93,6 +94,19 @@ def check_room_to_build(model_name: str, device: str) -> None:
 MIN_POSITIONS = 8192  # one built model serves every usual seq_len
 
 
+BUILT_JSON_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes as JSON
+
+
+def _damage(out_dir: Path) -> str | None:
+    """What no longer reads in a cached build, or None: a JSON file it wrote, or its weights."""
+    for name in BUILT_JSON_FILES:
+        try:
+            json.loads((out_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            return f"its {name} does not read ({type(exc).__name__})"
+    return weights_problem(out_dir)
+
+
 def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: int, device: str = "cpu") -> Path:
     """The folder with config, random weights and tokenizer for this shape, seed and data; built on first use.
     `device` is where the weights are drawn: "cuda" takes seconds where an 8B model's CPU init takes minutes, but needs
@@ -100,11 +114,11 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
     positions = max(MIN_POSITIONS, seq_len)
     key = hashlib.sha1("\n".join([model_name, str(seed), str(positions), *texts]).encode()).hexdigest()[:12]
     out_dir = cache_dir() / "random-models" / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
-    if (out_dir / "config.json").is_file():
-        if (problem := weights_problem(out_dir)) is None:
+    if out_dir.exists():
+        if (problem := _damage(out_dir)) is None:
             return out_dir
         # written whole (a rename), so damaged since (a disk, a sync): built again, where every run of the job
-        # failed with the safetensors library's error and no hint
+        # failed with the safetensors library's error, or blamed "the tokenizer in" the cache, with no hint
         print(checks.printable(f"rebuilding the cached model {out_dir.name}: {problem}"), file=sys.stderr)
         shutil.rmtree(out_dir, ignore_errors=True)
     check_room_to_build(model_name, device)
