@@ -59,6 +59,17 @@ def test_catalog_locals_title_names_the_policy_its_prices_follow(policy, monkeyp
     assert json_of("catalog", "local", "--local-cost", policy)["cost_policy"] == policy
 
 
+def test_the_gpus_a_job_fits_on_go_from_the_least_memory_then_the_slowest():
+    """The H100 SXM (79.65 GiB) came before the A100 80GB (80), and was said to be the smallest that fits where both
+    do: memory is compared to the nearest GiB, then the slower card comes first."""
+    from gpu_catalog.gpus import get_gpu
+
+    fits_on = json_of("estimate", "Llama-3.2-1B", "--method", "lora", "--seq-len", "512")["fits_on"]
+    assert fits_on.index("A100 80GB") < fits_on.index("H100 SXM")
+    gpus = [get_gpu(name) for name in fits_on]
+    assert all(round(one.vram_gib) <= round(after.vram_gib) for one, after in zip(gpus, gpus[1:], strict=False))
+
+
 def test_estimate_json_contract():
     result = json_of("estimate", "Llama-3.1-8B", "--method", "qlora", "--seq-len", "2048", "--micro-batch", "1")
     assert {"vram_gib", "breakdown", "params", "trainable_params", "smallest_gpu_that_fits"} <= set(result)

@@ -74,11 +74,17 @@ def _flag_named(key: str, typed: set[str]) -> str | None:
     return "--fp32-upcast" if key == "qlora_fp32_upcast" else "--" + key.replace("_", "-")
 
 
+def _modest_first(gpu) -> tuple:
+    """GPUs from the least to the most: by memory to the nearest GiB, then the slower first. By memory alone the H100
+    SXM (79.65 GiB) was the smallest that fits where the A100 80GB (80) fits too."""
+    return round(gpu.vram_gib), gpu.peak_tflops("bf16" if gpu.supports_bf16 else "fp16"), gpu.name
+
+
 def _smallest_with_auto_fit(shape, settings, calibration, grad_ckpt: bool | None) -> dict:
     """The smallest catalog GPU the job fits once auto-fit picks its micro-batch and checkpointing (keeping the
     effective batch; checkpointing only where the job leaves it `auto`), as `orch plan` and the scheduler fit it: an
     8B QLoRA at the job's micro-batch 4 without checkpointing needed an H200, and plan ran it on a 24 GB card."""
-    for gpu in sorted(load_gpus(), key=lambda g: (g.vram_gib, g.name)):
+    for gpu in sorted(load_gpus(), key=_modest_first):
         if unsupported_on(settings, gpu) is not None:
             continue
         chosen = auto_fit(shape, settings, gpu, calibration, usable_vram_gib(gpu, calibration),
@@ -292,7 +298,7 @@ def estimate(
         fitting = sorted((g for g in load_gpus() if unsupported_on(settings, g) is None
                           and estimate_memory(shape, settings, g, calibration).vram_gib
                           <= usable_vram_gib(g, calibration)),
-                         key=lambda g: (g.vram_gib, g.name))
+                         key=_modest_first)
         result["fits_on"] = [g.name for g in fitting]
         result["smallest_gpu_that_fits"] = fitting[0].name if fitting else None
         result.update(_smallest_with_auto_fit(shape, settings, calibration, grad_ckpt))
