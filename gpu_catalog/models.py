@@ -74,9 +74,10 @@ class ModelShape:
             "down_proj": (self.intermediate, self.hidden),
         }
 
-    @property
+    @functools.cached_property
     def block_linear_params(self) -> int:
-        """Weights of all linear layers in all blocks: what quantization shrinks and what does the matmul FLOPs."""
+        """Weights of all linear layers in all blocks: what quantization shrinks and what does the matmul FLOPs. Kept
+        once computed (the shape is frozen): a report's fits read it over a million times."""
         return self.n_layers * sum(i * o for i, o in self.linear_shapes().values())
 
     @property
@@ -173,7 +174,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     if shape.computed_params > MAX_PARAMS:  # each size in range, and together 3e20 parameters planned on a 4090
         raise UserError(f"{source} describes {shape.computed_params:.3g} parameters, more than any model orch plans "
                         f"({MAX_PARAMS:.0e}, past the largest released dense models): check its sizes.")
-    return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
+    return replace(shape, params=shape.computed_params)
 
 
 def stored_quantization(config: dict, source: str) -> str | None:

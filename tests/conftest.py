@@ -1,6 +1,7 @@
 """Every test runs offline and isolated: SkyPilot's offline catalog copy from ../shared, no hardware file, no
 calibration file, no hub. Factories build small inputs, one behaviour per test (dstack's style)."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -78,7 +79,7 @@ def make_model(n_layers=32, hidden=4096, n_heads=32, n_kv_heads=8, intermediate=
     shape = ModelShape(name=name, params=0, n_layers=n_layers, hidden=hidden, n_heads=n_heads, n_kv_heads=n_kv_heads,
                        head_dim=hidden // n_heads, intermediate=intermediate, vocab=vocab,
                        tied_embeddings=tied_embeddings, source="test")
-    return ModelShape(**{**shape.__dict__, "params": shape.computed_params})
+    return dataclasses.replace(shape, params=shape.computed_params)
 
 
 def make_offer(gpu=None, provider="testcloud", usd_per_hour=1.0, spot=False, region="r1", **overrides) -> Offer:

@@ -12,6 +12,7 @@ and `orch calibrate` print the same figures for the same points.
 
 import datetime
 import functools
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -99,6 +100,9 @@ def _fitted(obs: tuple[Observation, ...]) -> tuple[list[dict], list[dict], list[
     """Per observation, in order: point_errors under calibrate's fit of every point (in sample), of all but its GPU,
     and of all but its source. The fits are the slow part of a report (seconds) and depend on the points alone, so a
     report built again in one process on the same points (the tests build many) fits once."""
+    # tens of seconds on a small machine, where the report had said nothing until it was written
+    logging.getLogger("orch.progress").info("scoring the estimator on %d measured points, fitted with each GPU and "
+                                            "each source left out in turn...", len(obs))
     return point_errors(list(obs), fit(list(obs))), _leave_gpu_out(obs), _by_source(obs)
 
 
