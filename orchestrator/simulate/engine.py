@@ -79,12 +79,13 @@ class _Job:
     """One job while it is in the simulation; slots, not a dict, as a long local queue holds most of a trace."""
 
     __slots__ = ("job_id", "arrival_h", "deadline_h", "budget_usd", "shape", "remaining_tokens", "preemptions",
-                 "start_h", "cost_usd", "reason", "run_h", "estimated_h")
+                 "start_h", "cost_usd", "cloud_usd", "reason", "run_h", "estimated_h")
 
     def __init__(self, row: dict, shape: Shape):
         self.job_id, self.arrival_h, self.deadline_h = row["job_id"], row["arrival_h"], row["deadline_h"]
         self.budget_usd, self.shape, self.remaining_tokens = row["budget_usd"], shape, row["train_tokens"]
         self.preemptions, self.start_h, self.cost_usd, self.reason = 0, None, 0.0, ""
+        self.cloud_usd = 0.0  # the part of cost_usd spent in the cloud: a job preempted there may end on a local card
         self.run_h = self.estimated_h = 0.0  # while waiting for a card: its actual and estimated hours
 
 
@@ -269,23 +270,26 @@ class Simulation:
         # the estimate's other parts: a preempted VM saves nothing and idles not at all, while the controller runs on
         controller_usd_per_hour, ending_usd = cloud_charges(estimate.parts_usd)
         usd_per_hour = offer.usd_per_hour + controller_usd_per_hour
-        if preempt_after < hours:
-            job.cost_usd += preempt_after * usd_per_hour
+        preempted = preempt_after < hours
+        spent_usd = preempt_after * usd_per_hour if preempted else hours * usd_per_hour + ending_usd
+        job.cost_usd += spent_usd
+        job.cloud_usd += spent_usd
+        if preempted:
             self._push(now + preempt_after, self._on_preempted, job, preempt_after - startup_h, hours - startup_h)
         else:
-            job.cost_usd += hours * usd_per_hour + ending_usd
             self._push(now + hours, self._on_cloud_done, job, self.cloud_placements[id(offer)])
 
     def _end(self, job: _Job, now: float, placement: str) -> None:
         """A rejected job counts as rejected only: counted late as well, it was one failure shown twice."""
         missed = placement != REJECTED and job.deadline_h is not None and now - job.arrival_h > job.deadline_h
-        self.summary.ended(placement, job.arrival_h, job.start_h, now, job.cost_usd, missed, job.preemptions)
+        self.summary.ended(placement, job.arrival_h, job.start_h, now, job.cost_usd, job.cloud_usd, missed,
+                           job.preemptions)
         if self.on_decision is not None:
             self.on_decision({
                 "job_id": job.job_id, "arrival_h": job.arrival_h, "placement": placement, "start_h": job.start_h,
                 "end_h": now, "wait_h": None if job.start_h is None else job.start_h - job.arrival_h,
-                "cost_usd": round(job.cost_usd, 4), "deadline_h": job.deadline_h, "missed_deadline": missed,
-                "preemptions": job.preemptions, "reason": job.reason})
+                "cost_usd": round(job.cost_usd, 4), "cloud_usd": round(job.cloud_usd, 4), "deadline_h": job.deadline_h,
+                "missed_deadline": missed, "preemptions": job.preemptions, "reason": job.reason})
 
     # -- events ---------------------------------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ for the plot, so memory does not grow with the trace."""
 import math
 from dataclasses import dataclass, field
 
-DECISION_COLUMNS = ("job_id", "arrival_h", "placement", "start_h", "end_h", "wait_h", "cost_usd", "deadline_h",
-                    "missed_deadline", "preemptions", "reason")
+# cloud_usd: the part of cost_usd spent in the cloud (all of it for a cloud placement; a spot run's preempted
+# attempts for a job that then ended on a local card)
+DECISION_COLUMNS = ("job_id", "arrival_h", "placement", "start_h", "end_h", "wait_h", "cost_usd", "cloud_usd",
+                    "deadline_h", "missed_deadline", "preemptions", "reason")
 REJECTED = "rejected"
 SERIES_MAX_POINTS = 2000  # per placement; a plot 9 inches wide shows no more
 
@@ -72,7 +74,9 @@ class RunningSummary:
         self.first_arrival_h = min(self.first_arrival_h, arrival_h)
 
     def ended(self, placement: str, arrival_h: float, start_h: float | None, end_h: float, cost_usd: float,
-              missed: bool, preemptions: int) -> None:
+              cloud_usd: float, missed: bool, preemptions: int) -> None:
+        """A job's end; `cloud_usd` of its `cost_usd` was spent in the cloud, wherever it ended: a job preempted there
+        and finished on an owned card had its spot spend counted as the card's."""
         self.total_cost_usd += cost_usd
         self.deadline_misses += missed
         self.preemptions += preemptions
@@ -80,11 +84,10 @@ class RunningSummary:
         if placement == REJECTED:
             return
         self.completed += 1
-        if placement.startswith("local"):
-            self.local_cost_usd += cost_usd
-            self.spend.add("local", end_h, cost_usd)
-        else:
-            self.spend.add("cloud", end_h, cost_usd)
+        self.local_cost_usd += cost_usd - cloud_usd
+        for where, usd in (("local", cost_usd - cloud_usd), ("cloud", cloud_usd)):
+            if usd or placement.startswith(where):
+                self.spend.add(where, end_h, usd)
         if start_h is not None:
             self.wait_sum_h += start_h - arrival_h
             self.waits += 1
