@@ -64,6 +64,23 @@ def submit_tiny(tmp_path, name, **changes):
     return json.loads(orch("submit", job, "--budget", "1", "--json").stdout)["job_id"]
 
 
+def queued_as_is(job: Path) -> str:
+    """The job put in the queue without submit's checks, as one submitted while a target could still take it (a card
+    since gone from the hardware file): `orch submit` refuses a job no target takes, so only the scheduler's own
+    pass can reject it then."""
+    from orchestrator.home import state_folder
+    from orchestrator.job import load_job
+    from orchestrator.launch import local
+    from orchestrator.schedule.queue import JobQueue, new_job_id
+
+    spec, job_id = load_job(job), new_job_id()
+    folder = state_folder("jobs") / job_id
+    folder.mkdir()
+    JobQueue().submit(spec.name, str(local.run_job_file(job, folder)), local.job_json(spec, job.parent), None, None,
+                      0, job_id)
+    return job_id
+
+
 def test_two_schedulers_start_each_job_exactly_once(tmp_path):
     cores = os.cpu_count() or 1
     count = min(3, cores)  # a job a slot, and as many slots as cores, the most a scheduler takes
@@ -116,7 +133,9 @@ def test_cancel_a_queued_job_and_explain_rejections(tmp_path):
     assert jobs()[job_id]["status"] == "cancelled"
     huge = tmp_path / "huge.yaml"
     huge.write_text(HUGE_JOB)
-    huge_id = json.loads(orch("submit", huge, "--json").stdout)["job_id"]
+    refused = runner.invoke(app, ["submit", str(huge)])  # fits no GPU: the scheduler would only reject it
+    assert refused.exit_code == 2 and "fits no GPU" in refused.stderr and "Nothing was queued" in refused.stderr
+    huge_id = queued_as_is(huge)
     looping = runner.invoke(app, ["scheduler", "run", "--json"])  # a loop has no one document to print
     assert looping.exit_code == 2 and "give --once with it" in looping.stderr
     (decided,) = json.loads(orch("scheduler", "run", "--once", "--json").stdout)
@@ -187,7 +206,7 @@ def test_a_queued_job_keeps_its_tokenizer_folder_wherever_the_scheduler_runs(tmp
         db.execute("UPDATE jobs SET job_json = ? WHERE job_id = ?", (stored, job_id))
     other = tmp_path / "other.yaml"
     other.write_text(HUGE_JOB)
-    other_id = json.loads(orch("submit", other, "--json").stdout)["job_id"]  # fits no GPU: decided, not started
+    other_id = queued_as_is(other)  # fits no GPU: decided, not started
     said = " ".join(orch("scheduler", "run", "--once").stdout.split())
     assert jobs()[job_id]["status"] == "rejected" and "'./tok' is no folder here" in jobs()[job_id]["reason"]
     assert f"{other_id}: " in said and RunStore().all() == []
@@ -295,8 +314,11 @@ def test_a_pass_whose_start_fails_says_so_in_that_pass(tmp_path, monkeypatch):
     assert decided[last_id].reason.endswith("that was its last of 3 attempts: the next pass records the job failed")
 
 
-# rejected by a scheduler's pass, never trains; a whole job as submit's pre-flight asks (a hub id, a dataset)
+# rejected by a scheduler's pass, never trains; whole jobs as submit's pre-flight asks (a hub id, a dataset): one
+# that fits no GPU (submit refuses it), and one every cloud refuses without HF_TOKEN and this CPU cannot hold
 HUGE_JOB = f"model: meta-llama/Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\ndataset: {TINY_DATA}"
+GATED_JOB = (f"model: meta-llama/Llama-3.1-8B\nmethod: qlora\nseq_len: 2048\ntrain_tokens: 1000000\n"
+             f"dataset: {TINY_DATA}\n")
 NO_SCHEDULER = "no scheduler is running: `orch scheduler run` places it (`--once`: one pass)"
 
 
@@ -304,8 +326,7 @@ def test_submit_says_when_every_cloud_would_refuse_the_job(tmp_path, monkeypatch
     """A gated model without HF_TOKEN was queued in silence, and the scheduler's pass rejected it for good once no
     card of this machine could take it."""
     gated = tmp_path / "gated.yaml"
-    gated.write_text(f"model: meta-llama/Llama-3.1-8B\nmethod: qlora\nseq_len: 2048\ntrain_tokens: 1000000\n"
-                     f"dataset: {TINY_DATA}\n")
+    gated.write_text(GATED_JOB)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     said = " ".join(orch("submit", gated, "--budget", "20").stderr.split())
     assert "note: every cloud would refuse this job now (meta-llama/Llama-3.1-8B is gated" in said
@@ -313,12 +334,13 @@ def test_submit_says_when_every_cloud_would_refuse_the_job(tmp_path, monkeypatch
     assert "every cloud would refuse" not in orch("submit", gated, "--budget", "20").stderr
 
 
-def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path):
+def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path, monkeypatch):
     """`orch submit` said only `queued j-...`, and with no scheduler running nothing ever placed the job."""
     import socket
 
-    huge = tmp_path / "huge.yaml"
-    huge.write_text(HUGE_JOB)
+    huge = tmp_path / "gated.yaml"
+    huge.write_text(GATED_JOB)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     said = orch("submit", huge).stdout.strip()
     assert said.startswith("queued j-") and said.endswith(NO_SCHEDULER), said
     queue = " ".join(orch("queue").stdout.split())
@@ -422,7 +444,9 @@ def test_a_job_bound_for_a_cloud_passes_pre_flight_before_any_start(sky, tmp_pat
     folder.mkdir()
     job = write_job(folder, name="fa", model="Qwen/Qwen2.5-0.5B", attention="flash_attention_2",
                     train_tokens=100_000_000, max_steps=None)
-    job_id = json.loads(orch("submit", job, "--budget", "50", "--json").stdout)["job_id"]
+    refused = runner.invoke(app, ["submit", str(job), "--budget", "50"])  # no target can run it
+    assert refused.exit_code == 2 and "needs flash-attn" in refused.stderr
+    job_id = queued_as_is(job)
     said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
     assert jobs()[job_id]["status"] == "rejected", said
     assert "attention flash_attention_2 needs flash-attn, which a cloud VM's setup" in jobs()[job_id]["reason"]

@@ -25,7 +25,7 @@ from orchestrator.job import load_job
 from orchestrator.launch import lifecycle, local
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunStore
-from orchestrator.schedule.policy import unaffordable
+from orchestrator.schedule.policy import never_placed
 from orchestrator.schedule.queue import OPEN_STATUSES, UNBUDGETED_RULE, JobQueue, JobStatus, new_job_id
 from orchestrator.schedule.scheduler import Scheduler, scheduler_looping
 
@@ -64,8 +64,7 @@ def submit_command(
     model = job_model(spec)  # an unknown model, or settings it cannot take, fail now and not at the scheduler
     spec.resolved_train_tokens()
     preflight.check_queued(spec, job)  # what `orch launch` refuses on any target: its trainer would exit 2
-    if budget is not None and (why := unaffordable(spec, model, list(gather_targets().offers), budget,
-                                                   load_calibration())):
+    if why := never_placed(spec, model, list(gather_targets().offers), budget, load_calibration()):
         raise UserError(f"{why} Nothing was queued.")
     same_job = local.job_json(spec, job.parent)
     twin = next((queued for queued in queue.all(OPEN_STATUSES) if queued.job_json == same_job), None)

@@ -219,14 +219,15 @@ def _gpu_then_memory(slot: LocalSlot) -> tuple[bool, float]:
     return slot.offer.gpu.kind != "cpu", slot.offer.gpu.vram_gib
 
 
-def unaffordable(spec: JobConfig, model: ModelShape, offers: list[Offer], budget_usd: float,
+def never_placed(spec: JobConfig, model: ModelShape, offers: list[Offer], budget_usd: float | None,
                  calibration: Calibration = NO_CALIBRATION) -> str | None:
-    """Why no target, local or cloud, trains the job within `budget_usd` at today's prices, as `orch plan` says it
-    (the cheapest that would do, and the budget it needs); None when one does, or when none would at any price (the
-    scheduler's pass says what stops it then). A budget is no reason to wait: the scheduler rejects such a job on
-    its first pass, so `orch submit` refuses it, as plan and launch do."""
-    result = plan(spec, model, offers, PlanPolicy(budget_usd=budget_usd), calibration)
-    if result.options or not any(r.kind == "budget" for r in result.rejected):
+    """Why no target, local or cloud, would ever take the job, as `orch plan` says it: none trains it within
+    `budget_usd` at today's prices (the cheapest that would do, and the budget it needs), or none holds it at all (a
+    70B full fine-tune needing 528 GiB). None when one does, or when what stops it may pass (a busy or absent local
+    card). The scheduler rejects such a job on its first pass, so `orch submit` refuses it, as plan and launch do."""
+    result = plan(spec, model, offers, PlanPolicy(budget_usd=math.inf if budget_usd is None else budget_usd),
+                  calibration)
+    if result.options or any(r.kind in ("busy", "absent") for r in result.rejected):
         return None
     return no_option_message(result)
 
