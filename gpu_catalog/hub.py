@@ -6,6 +6,9 @@ import functools
 import os
 from pathlib import Path
 
+from gpu_catalog import checks
+from gpu_catalog.errors import UserError
+
 HUB_CONNECT_TIMEOUT_S = 3.0
 
 
@@ -13,29 +16,47 @@ HUB_CONNECT_TIMEOUT_S = 3.0
 def hub_reachable() -> bool:
     """False under HF_HUB_OFFLINE, or when the hub (HF_ENDPOINT) takes no connection within the timeout."""
     import socket
-    from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_CONNECT_TIMEOUT_S).close()
-    except (OSError, TypeError):
+        socket.create_connection(_endpoint(), timeout=HUB_CONNECT_TIMEOUT_S).close()
+    except OSError:
         return False
     return True
 
 
+def _endpoint() -> tuple[str, int]:
+    """HF_ENDPOINT's host and port; a value that names none is the user's to fix (a port past 65535 or not a number,
+    a bracket left open: urllib's ValueError was a traceback in every command that asks the hub)."""
+    from urllib.parse import urlparse
+
+    text = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    try:
+        endpoint = urlparse(text)
+        host, port = endpoint.hostname, endpoint.port or 443
+    except ValueError as exc:
+        host, port, why = None, 0, f" ({exc})"
+    else:
+        why = ""
+    if not host:
+        raise UserError(f"HF_ENDPOINT={checks.short_repr(text)} is no URL to connect to{why}: set it as "
+                        "https://HOST[:PORT], or unset it for https://huggingface.co.")
+    return host, port
+
+
 def _hf_home() -> Path:
-    """Where Hugging Face's libraries keep their caches unless told otherwise (HF_HUB_CACHE, HF_DATASETS_CACHE)."""
-    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+    """Where Hugging Face's libraries keep their caches unless told otherwise (HF_HUB_CACHE, HF_DATASETS_CACHE); read
+    as orch reads its own folders' variables (`~nouser/x` was a traceback)."""
+    return checks.env_path("HF_HOME", "~/.cache/huggingface")
 
 
 def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") -> bool:
     """Whether a repository's file (any file by default) is in the hub cache on this machine, read from the cache's
     own layout (the files huggingface_hub's try_to_load_from_cache reads): importing huggingface_hub would cost a
     plan a third of a second."""
-    hub = os.environ.get("HF_HUB_CACHE") or _hf_home() / "hub"
-    snapshots = Path(hub).expanduser() / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
+    hub = checks.env_path("HF_HUB_CACHE", str(_hf_home() / "hub"))
+    snapshots = hub / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
     # os.path.isdir is False (Path's methods raise) for a name too long for the file system
     return os.path.isdir(snapshots) and any(snapshots.glob(f"*/{filename}"))
 
@@ -43,5 +64,5 @@ def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") ->
 def in_datasets_cache(dataset_id: str) -> bool:
     """Whether `datasets` has this hub dataset prepared on this machine (its own cache, `owner___name`), which it
     reads offline without the hub's copy."""
-    cache = os.environ.get("HF_DATASETS_CACHE") or _hf_home() / "datasets"
-    return os.path.isdir(Path(cache).expanduser() / dataset_id.replace("/", "___"))
+    cache = checks.env_path("HF_DATASETS_CACHE", str(_hf_home() / "datasets"))
+    return os.path.isdir(cache / dataset_id.replace("/", "___"))

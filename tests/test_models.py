@@ -275,6 +275,37 @@ def test_an_unreachable_hub_is_asked_once_and_the_miss_is_a_clear_error(monkeypa
         hub.hub_reachable.cache_clear()
 
 
+@pytest.mark.parametrize(("variable", "value", "said"), [
+    ("HF_ENDPOINT", "https://huggingface.co:99999", "HF_ENDPOINT='https://huggingface.co:99999' is no URL to connect "
+                                                    "to (Port out of range"),
+    ("HF_ENDPOINT", "http://[::1", "(Invalid IPv6 URL)"),
+    ("HF_ENDPOINT", "huggingface", "HF_ENDPOINT='huggingface' is no URL to connect to: set it as https://HOST"),
+])
+def test_a_hub_endpoint_that_names_no_host_is_one_line(monkeypatch, variable, value, said):
+    """urllib's ValueError on a port past 65535 was a traceback in plan, launch, submit, train and report."""
+    from gpu_catalog import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv(variable, value)
+    hub.hub_reachable.cache_clear()
+    try:
+        with pytest.raises(UserError) as refused:
+            hub.hub_reachable()
+        assert said in str(refused.value)
+    finally:
+        hub.hub_reachable.cache_clear()
+
+
+@pytest.mark.parametrize("variable", ["HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE"])
+def test_a_hugging_face_cache_in_no_users_home_is_one_line(monkeypatch, variable):
+    """`~nouser/x` was pathlib's RuntimeError, a traceback from `orch train` that left its output folder behind."""
+    from gpu_catalog import hub
+
+    monkeypatch.setenv(variable, "~no-such-user-here/x")
+    with pytest.raises(UserError, match=f"{variable}='~no-such-user-here/x': there is no such user's home folder"):
+        hub.in_hub_cache("org/model") if variable != "HF_DATASETS_CACHE" else hub.in_datasets_cache("org/data")
+
+
 def test_every_catalog_model_but_orchs_own_states_its_context():
     """The context a `seq_len` is checked against comes from the model's config.json (max_position_embeddings)."""
     missing = [m.name for m in load_models() if m.context_tokens is None and not m.name.startswith("orch/")]
