@@ -1591,3 +1591,18 @@ def test_an_unusable_orch_cache_is_refused_before_the_data_is_counted(tmp_path, 
     job.write_text(yaml.safe_dump(TINY))
     result = CliRunner().invoke(app, [command[0], str(job), *command[1:]])
     assert result.exit_code == 2 and "pre-flight: ORCH_CACHE" in result.stderr, result.output
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"_ORCH_COMPLETE": "complete_bash", "COMP_WORDS": "orch lo", "COMP_CWORD": "abc"}, "COMP_CWORD='abc' is no word"),
+    ({"_ORCH_COMPLETE": "bogus"}, "_ORCH_COMPLETE='bogus' is no completion request orch answers"),
+    ({"_ORCH_COMPLETE": "complete_tcsh"}, "_ORCH_COMPLETE='complete_tcsh' is no completion request"),
+])
+def test_a_completion_request_no_shell_script_makes_is_one_line(env, said):
+    """COMP_CWORD that is no number was click's ValueError, a traceback into the shell; an instruction typer lacks
+    was its "Invalid completion instruction.", exit 1."""
+    result = CliRunner().invoke(app, [], prog_name="orch", env=env)
+    assert result.exit_code == 2 and said in result.stderr and result.stderr.count("\n") == 1, result.output
+    asked = CliRunner().invoke(app, [], prog_name="orch", env={"_ORCH_COMPLETE": "complete_bash",
+                                                               "COMP_WORDS": "orch lo", "COMP_CWORD": "1"})
+    assert asked.exit_code == 0 and asked.stdout.split() == ["logs"]

@@ -1,6 +1,7 @@
 """Turn a user's mistake into a short message and exit code 2, inside the command, so tests see what users see."""
 
 import functools
+import os
 import sys
 
 import typer
@@ -226,6 +227,26 @@ class OneLineUsageErrors(TyperGroup):
             if param.name == "install_completion" and getattr(param.callback, "func", None) is not _install_completion:
                 param.callback = functools.partial(_install_completion, param.callback)
         return params
+
+    def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
+        """What the shell's completion script asks for; a request it could not have made is one line, exit 2, never a
+        traceback into the user's shell: COMP_CWORD that is no number (click's int() raised), or an instruction
+        typer does not have (its "Invalid completion instruction.", exit 1)."""
+        from typer._completion_shared import Shells
+
+        variable = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        asked = os.environ.get(variable)
+        kind, _, shell = (asked or "").partition("_")
+        if asked and (kind not in ("source", "complete") or shell not in {known.value for known in Shells}):
+            print_error(f"{variable}={checks.short_repr(asked)} is no completion request orch answers: the completion "
+                        "script `orch --show-completion` prints sets it (as complete_bash, source_zsh, ...).")
+            sys.exit(USAGE_ERROR_EXIT_CODE)
+        try:
+            super()._main_shell_completion(ctx_args, prog_name, complete_var)
+        except ValueError:
+            print_error(f"shell completion: COMP_CWORD={checks.short_repr(os.environ.get('COMP_CWORD', ''))} is no "
+                        "word number; the completion script `orch --show-completion` prints sets it.")
+            sys.exit(USAGE_ERROR_EXIT_CODE)
 
     def _whose_option(self, exc, ctx, message: str) -> str:
         return owned_elsewhere(self, exc.option_name, ctx.command_path) or message
