@@ -1245,6 +1245,16 @@ def _calibration_over(i: Inputs, database: str) -> list[str]:
     return ["calibrate", "--out", str(i.home / database), "--force"]
 
 
+def _task_out_beside_another_tasks_files(i: Inputs) -> list[str]:
+    """A dry run to `task.yml` beside an earlier one to `task.yaml`: both stage in `task-files/`, and the second
+    replaced the job the first task mounts, with no --force asked."""
+    i.env("HF_TOKEN", "hf_not_a_real_token")
+    first = ["launch", i.job(dataset=DATA), "--budget", "10", "--target", "cloud", "--dry-run", "--out"]
+    assert CliRunner().invoke(app, [*first, str(i.files / "task.yaml")]).exit_code == 0
+    assert (i.files / "task-files" / "job.yaml").is_file()
+    return [*first, str(i.files / "task.yml")]
+
+
 def _mixed_folder(i: Inputs) -> list[str]:
     i.file("data/a.jsonl", '{"text": "a"}\n')
     i.file("data/b.csv", "text\nb\n")
@@ -1254,6 +1264,7 @@ def _mixed_folder(i: Inputs) -> list[str]:
 @pytest.mark.parametrize("build", [
     _task_out_over_another_job,
     _task_out_beside_a_users_files,
+    _task_out_beside_another_tasks_files,
     lambda i: _calibration_over(i, "bench.db"),
     lambda i: _calibration_over(i, "runs.db"),
     lambda i: ["runs", "--export", i.file("kept.csv", "precious\n")],
@@ -1271,7 +1282,8 @@ def _mixed_folder(i: Inputs) -> list[str]:
                "--force"],
     lambda i: ["report", "--results", i.file("rep/report.md", (REPO / "benchmarks" / "results" / H200_RESULTS)
                                              .read_text()), "--out", str(i.files / "rep"), "--force"],
-], ids=["launch-out-exists", "launch-out-files-a-users-folder", "calibrate-out-bench-db-forced",
+], ids=["launch-out-exists", "launch-out-files-a-users-folder", "launch-out-files-another-tasks",
+        "calibrate-out-bench-db-forced",
         "calibrate-out-runs-db-forced", "runs-export-exists", "calibrate-out-exists", "calibrate-force-without-out",
         "report-out-holds-a-users-report",
         "calibrate-db-empty", "report-db-empty", "calibrate-db-tableless", "report-db-tableless",

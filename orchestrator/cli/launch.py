@@ -212,9 +212,10 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     if any(files_dir.resolve() in (path.resolve(), *path.resolve().parents) for path in inputs):
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds the job or its data: choose "
                         "another --out.")
-    if not force and foreign_task_files(files_dir):
-        raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds files no orch dry run wrote: "
-                        "pass --force to replace its src/ and job.yaml, or choose another --out.")
+    if not force and foreign_task_files(files_dir, out):
+        raise UserError(f"--out {out}: the task's files go in {files_dir}, which holds files no orch dry run to {out} "
+                        "wrote (another task file's, or your own): pass --force to replace its src/ and job.yaml, or "
+                        "choose another --out.")
 
 
 def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json: bool,

@@ -466,19 +466,25 @@ def task_files_dir(out: Path) -> Path:
     return out.parent / f"{out.stem}-files"
 
 
-# In a dry run's files folder: orch made it, so the next dry run to the same --out may rewrite what it staged there
+# In a dry run's files folder: orch made it for the task file it names on its last line, so the next dry run to
+# that same --out may rewrite what it staged there
 TASK_FILES_MARK = ".orch-task-files"
 MARK_TEXT = ("orch wrote this folder for a dry run's task file (`orch launch --dry-run --out`): the next one to the "
-             "same --out replaces its job.yaml and src/ without asking.\n")
+             "same --out replaces its job.yaml and src/ without asking. Its task file:\n")
 STAGED = ("src", "job.yaml", TASK_FILES_MARK)  # what a dry run writes in the folder: all that it replaces there
 
 
-def foreign_task_files(files_dir: Path) -> bool:
-    """Whether `files_dir` holds files no dry run of orch wrote (it has no TASK_FILES_MARK): a folder the user keeps
-    under that name, whose src/ and job.yaml a dry run replaced unasked. A missing or empty folder loses nothing."""
-    if not files_dir.is_dir() or (files_dir / TASK_FILES_MARK).is_file():
+def foreign_task_files(files_dir: Path, out: Path) -> bool:
+    """Whether `files_dir` holds files no dry run to `out` wrote: a folder the user keeps under that name, or one
+    staged for another task file of the same stem (`task.yaml` beside `task.yml`), whose src/ and job.yaml a dry run
+    replaced unasked, the other task then mounting this job. A missing or empty folder loses nothing."""
+    if not files_dir.is_dir():
         return False
-    return next(files_dir.iterdir(), None) is not None
+    try:
+        marked = (files_dir / TASK_FILES_MARK).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return next(files_dir.iterdir(), None) is not None
+    return marked[-1:] != [out.name]
 
 
 def _clear_staged(files_dir: Path) -> None:
@@ -538,7 +544,7 @@ def _write_task_files(spec: JobConfig, job_path: Path, chosen: Option, budget_us
     its YAML text."""
     task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, out.parent, files_dir,
                       for_launch=False)
-    (files_dir / TASK_FILES_MARK).write_text(MARK_TEXT, encoding="utf-8")
+    (files_dir / TASK_FILES_MARK).write_text(f"{MARK_TEXT}{out.name}\n", encoding="utf-8")
     try:
         files_as = str(files_dir.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
