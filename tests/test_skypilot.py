@@ -234,7 +234,7 @@ def test_a_dry_runs_files_folder_of_the_users_is_replaced_only_with_force(sky, t
                "--dry-run", "--out", str(out)]
     refused = CliRunner().invoke(app, command)
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
-    assert "holds files no orch dry run wrote: pass --force" in refused.stderr
+    assert "(another task file's, or your own): pass --force" in refused.stderr
     assert (mine / "src" / "important.txt").read_text() == "precious\n" and (mine / "job.yaml").read_text() == "mine\n"
     assert not out.exists()
     forced = CliRunner().invoke(app, [*command, "--force"])
