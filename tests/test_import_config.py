@@ -832,3 +832,18 @@ def test_a_mapping_under_a_key_of_one_value_is_refused_as_that_key(tmp_path, key
     source.write_text(yaml.safe_dump({**AXOLOTL, key: value}))
     result = CliRunner().invoke(app, ["import", str(source)])
     assert result.exit_code == 2 and said in result.stderr, result.output
+
+
+@pytest.mark.parametrize(("config", "named"), [
+    ('base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nsequence_len: 512\ndatasets: [{path: "", type: alpaca}]\n',
+     "datasets"),
+    ('model_name_or_path: meta-llama/Llama-3.2-1B\nuse_peft: true\nmax_length: 512\ndataset_name: ""\n',
+     "dataset_name"),
+])
+def test_an_empty_dataset_path_is_refused_not_read_as_the_configs_folder(tmp_path, config, named):
+    """Joined to the config's folder, an empty path became `dataset: .` (the folder of the YAML configs)."""
+    source = tmp_path / "source.yaml"
+    source.write_text(config)
+    result = CliRunner().invoke(app, ["import", str(source)])
+    assert result.exit_code == 2 and "`dataset` must be a name or a path, not empty" in result.stderr
+    assert f"the source's `{named}`" in result.stderr, result.output

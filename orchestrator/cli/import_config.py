@@ -63,8 +63,8 @@ def _paths_from(source_dir: Path, job_dir: Path, job: dict) -> dict:
     moved = dict(job)
     for key in (*LOCAL_PATH_KEYS, "model"):
         value = job.get(key)
-        if not isinstance(value, str) or Path(value).is_absolute():
-            continue
+        if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
+            continue  # an empty one is the job check's to refuse: joined to the folder, it was `dataset: .`
         found = model_folder(value, source_dir) if key == "model" else source_dir / value
         if found is not None and found.exists():
             found = found.resolve()
