@@ -81,7 +81,6 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
     (["--fp16"], ["--precision", "fp16"]),
     (["--fp16", "true"], ["--precision", "fp16"]),  # not A100's default, bf16
     (["--bf16", "false", "--fp16"], ["--precision", "fp16"]),
-    (["--cutoff-len", "1"], ["--seq-len", "1"]),  # a number, not `true`
     (["--model.lora-dropout=0"], ["--lora-dropout", "0"]),
     (["--use-liger-kernel"], ["--loss", "fused"]),
     (["--torch-compile", "true"], ["--compile"]),
@@ -91,6 +90,12 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
 ])
 def test_other_trainers_options_read_as_orchs(given, same_as):
     assert settings(*given) == settings(*same_as)
+
+
+def test_a_yes_word_after_another_trainers_number_option_is_its_number():
+    """`--cutoff-len 1` is seq_len 1 (refused as a length), not a switch set true."""
+    result = runner.invoke(app, [*BASE, "--cutoff-len", "1"])
+    assert result.exit_code == 2 and "--seq-len must be at least 2" in result.stderr, result.output
 
 
 @pytest.mark.parametrize("given", [["--load-in-4bit"], ["--quantization-bit", "4"], ["--finetuning-type", "lora",

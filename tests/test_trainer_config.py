@@ -706,3 +706,21 @@ def test_only_the_unknown_keys_said_are_looked_up_and_the_rest_are_counted(monke
     with pytest.raises(ConfigError, match=r"unknown key `bad_key_4`[^;]*; and 97 more\.$"):
         config_from_dict(raw)
     assert looked_up == [f"bad_key_{n}" for n in range(5)]
+
+
+def test_a_timing_warmup_as_long_as_the_run_is_refused():
+    """`timing_warmup_steps: 100` in a 3-step run ended ok with tokens_per_s null, so launch, calibrate and report
+    had no measurement of it; the default warm-up of a one-step smoke run is left as it is."""
+    job = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 3}
+    with pytest.raises(ConfigError, match=r"`timing_warmup_steps` 3 leaves none of the run's 3 steps"):
+        config_from_dict({**job, "timing_warmup_steps": 3})
+    assert config_from_dict({**job, "timing_warmup_steps": 2}).timing_warmup_steps == 2
+    assert config_from_dict({**job, "max_steps": 1}).max_steps == 1
+
+
+def test_a_one_token_sequence_is_refused_as_such():
+    """`seq_len: 1` packed no sequence, and the advice was to lower the batch or seq_len, which cannot help."""
+    job = {"model": "orch/tiny-llama", "method": "lora", "max_steps": 3}
+    with pytest.raises(ConfigError, match="`seq_len` must be at least 2: a one-token sequence has no next token"):
+        config_from_dict({**job, "seq_len": 1})
+    assert config_from_dict({**job, "seq_len": 2}).seq_len == 2

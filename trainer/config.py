@@ -195,6 +195,7 @@ MAX_SEQ_LEN = 2**20  # tokens per sequence: past any one-GPU fine-tune (and the 
 # above these a run is a typo, not a choice: a rank past any model's width, a batch no GPU holds
 # and an adapter scale (alpha / r) or a decay (lr x weight_decay per step) that blows the weights up
 MOST_STEPS = 10**9
+MIN_SEQ_LEN = 2  # a sequence's loss is on each token after the first
 _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "micro_batch": 2**16,
             "grad_accum": 2**16, "lora_r": 2**16, "loss_chunk_tokens": MAX_SEQ_LEN, "lora_alpha": 2**16,
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
@@ -349,6 +350,8 @@ def value_problem(key: str, value) -> str | None:
         return f"`{key}` must be above 0, got {shown}"
     if key in _INT_KEYS | _FLOAT_KEYS and key != "seed" and signed and value < 0:
         return f"`{key}` must be 0 or more, got {shown}"
+    if key == "seq_len" and value < MIN_SEQ_LEN:  # it packed 0 sequences, said as "lower the batch or seq_len"
+        return f"`seq_len` must be at least {MIN_SEQ_LEN}: a one-token sequence has no next token to learn, got {shown}"
     if key in _MAXIMUM and value > _MAXIMUM[key]:  # the key's own bound first: `seq_len: 1e308` is past 1048576
         return f"`{key}` must be at most {_MAXIMUM[key]}, got {shown}"
     if key in _INT_KEYS and abs(value) > LARGEST_COUNT:
@@ -376,8 +379,8 @@ def _whole_above_zero(*values) -> bool:
 
 def _pair_problems(raw: dict) -> list[str]:
     """Settings each fine alone that do not go together: a step of billions of sequences (auto-fit would try every
-    micro-batch dividing it), more sequences than tokens, and FlashAttention-2 in fp32, which transformers refuses as
-    it loads the model."""
+    micro-batch dividing it), more sequences than tokens, a timing warm-up as long as the run, and FlashAttention-2 in
+    fp32, which transformers refuses as it loads the model."""
     problems = []
     micro_batch, grad_accum = raw.get("micro_batch", 1), raw.get("grad_accum", 1)
     if _whole_above_zero(micro_batch, grad_accum) and micro_batch * grad_accum > MAX_EFFECTIVE_BATCH:
@@ -387,6 +390,10 @@ def _pair_problems(raw: dict) -> list[str]:
     if _whole_above_zero(tokens, sequences) and sequences > tokens:  # 10 tokens in 10^8 rows priced the job at $173
         problems.append(f"`dataset_sequences` {sequences} is more than `dataset_tokens` {tokens}, and each sequence "
                         "holds at least one token: fix either, or leave both out for `orch plan` to count them")
+    warmup, steps = raw.get("timing_warmup_steps"), raw.get("max_steps")
+    if _whole_above_zero(warmup, steps) and warmup >= steps:  # the run ended ok with no tokens/s for launch to record
+        problems.append(f"`timing_warmup_steps` {warmup} leaves none of the run's {steps} steps (`max_steps`) timed: "
+                        "set it below max_steps, or leave it out")
     if raw.get("attention") == "flash_attention_2" and raw.get("precision") == "fp32":
         problems.append("attention flash_attention_2 runs in bf16 or fp16 only: use precision auto, bf16 or fp16, or "
                         "attention sdpa")
