@@ -117,6 +117,23 @@ def test_a_sweep_with_no_grids_is_refused(tmp_path):
     assert result.exit_code == 2 and "`grids` is empty" in result.stderr
 
 
+@pytest.mark.parametrize("where", ["settings", "grid"])
+def test_cpu_threads_given_at_the_top_and_for_the_points_is_refused(tmp_path, where):
+    """The top's set OMP_NUM_THREADS and the point ids, a point's the trainer's threads and its row: they disagreed,
+    unsaid. Given once, either way, the sweep is read."""
+    path = write_sweep(tmp_path, **({"cpu_threads": [1]} if where == "grid" else {}))
+    sweep = yaml.safe_load(path.read_text())
+    if where == "settings":
+        sweep["settings"] = {"cpu_threads": 1}
+    path.write_text(yaml.safe_dump(sweep))
+    from orchestrator.bench.sweep import load_sweep
+
+    assert load_sweep(path).points
+    path.write_text(yaml.safe_dump({**sweep, "cpu_threads": 2}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and "`cpu_threads` is given at the top and in " in result.stderr, result.output
+
+
 @pytest.mark.parametrize("key, value", [("dataset", "../x.jsonl"), ("max_steps", 50), ("timing_warmup_steps", 3),
                                         ("name", "x"), ("eval_fraction", 0.1), ("save_every_minutes", 5),
                                         ("log_every", 1)])

@@ -234,6 +234,13 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     dataset = str(written.resolve())
     labels = [f"grid {index} of {len(raw['grids'])}" for index in range(1, len(raw["grids"]) + 1)]
     grids = [_grid(grid, path, label) for grid, label in zip(raw["grids"], labels, strict=True)]
+    # the sweep's own sets OMP_NUM_THREADS and the point ids, a point's the trainer's threads and what its row says:
+    # given both ways, they disagreed unsaid
+    given_in = [where for where, keys in (("`settings`", settings), *zip(labels, grids, strict=True))
+                if "cpu_threads" in keys]
+    if threads is not None and given_in:
+        raise UserError(f"sweep {path}: `cpu_threads` is given at the top and in {given_in[0]}: give it once (at the "
+                        "top for every point, or in a grid to vary it).")
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
     points, seen, judged, unreachable, cpu_only = [], set(), set(), {}, not detect_gpus()
