@@ -314,8 +314,9 @@ def no_option_message(result: Plan) -> str:
                 f"{', extend --deadline' if deadline else ''}, or train" if e.cost_usd <= MAX_BUDGET_USD else \
                 f"That is more than any --budget (at most {MAX_BUDGET_USD:,.0f}): train"  # no raise can do it
             return (f"no target meets {limits}: the cheapest{' in time' if deadline else ''} is {o.gpu.name} on "
-                    f"{o.provider} ({o.region}{', spot' if o.spot else ''}) at {_usd_at_least(e.cost_usd)} for "
-                    f"{duration_text(e.hours * 3600)}. {raise_it} on fewer tokens.")  # as its row said it
+                    f"{o.provider} ({o.region}{', spot' if o.spot else ''}) at {usd_text(e.cost_usd)} for "
+                    f"{duration_text(e.hours * 3600)}. {raise_it} on fewer tokens.")  # its cost as its row says it,
+            # the budget to give rounded up: $2.5634 is the row's $2.56, and a budget of 2.56 still refused it
         fastest = min(money, key=lambda r: r.estimate.hours)
         o, e = fastest.offer, fastest.estimate
         extend = f"Extend --deadline to at least {duration_text(e.hours * 3600, round_up=True)}, or train" \

@@ -165,11 +165,21 @@ def test_malformed_yaml_and_unknown_keys(tmp_path):
         assert result.exit_code == 2 and message in result.stderr
 
 
-def test_a_budget_no_target_meets_names_the_cheapest():
+def test_a_budget_no_target_meets_names_the_cheapest_at_its_rows_cost():
+    """The cheapest was said at $2.57 where its plan row said $2.56: its cost is as the row shows it, the budget to
+    give rounded up so that it takes the row in."""
+    import re
+
+    from gpu_catalog.units import usd_text
+
     result = invoke("plan", QLORA_JOB, "--budget", "0.01")
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
     assert "no target meets the $0.010 budget: the cheapest is" in message and "Raise --budget to at least" in message
+    cheapest = json.loads(invoke("plan", QLORA_JOB, "--budget", "1000", "--json").stdout)["chosen"]["est_cost_usd"]
+    assert f"at {usd_text(cheapest)} for" in message, message
+    enough = re.search(r"at least ([0-9.,]+),", message)[1]
+    assert invoke("plan", QLORA_JOB, "--budget", enough).exit_code == 0
 
 
 def test_a_deadline_no_target_meets_at_any_price_asks_for_time_not_money():
