@@ -227,7 +227,8 @@ def test_a_pane_too_narrow_for_a_table_gets_the_table_wrapped_not_a_traceback(tm
         assert done.returncode == 0 and done.stdout.strip() and "Traceback" not in done.stderr, (args, done.stderr)
 
 
-@pytest.mark.parametrize("hours, shown", [(None, "-"), (0.0, "0.00"), (20 / 3600, "0.0056"), (0.01, "0.01"),
+@pytest.mark.parametrize("hours, shown", [(None, "-"), (0.0, "0.00"), (20 / 3600, "0.0056"), (0.01, "0.010"),
+                                          (0.0148, "0.015"), (0.5, "0.50"), (0.999, "1.00"), (1.0, "1.00"),
                                           (1234.5, "1,234.50"), (9.2e-06, "0.0000092"), (1e-12, "0.00000000")])
 def test_a_short_runs_hours_are_not_shown_as_nought(hours, shown):
     """`orch runs` showed "0.00" hours beside a 20 s run's $0.000046."""

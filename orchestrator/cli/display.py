@@ -21,7 +21,7 @@ from gpu_catalog.local import LocalGPU
 from gpu_catalog.models import ModelShape
 from gpu_catalog.names import listed
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import given_duration_text, usd_text
+from gpu_catalog.units import duration_text, given_duration_text, usd_text
 from orchestrator.bench.calibrate import measured_vram_gib
 from orchestrator.cli.fold import folded
 from orchestrator.cli.pipe import reader_left
@@ -399,7 +399,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     _show_rejected(plan, top, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
-        labelled("[bold green]chosen:[/]", f"{esc(o.gpu.name)} on {_where(o)}: {e.hours:.2f} h, "
+        labelled("[bold green]chosen:[/]", f"{esc(o.gpu.name)} on {_where(o)}: {duration_text(e.hours * 3600)}, "
                  f"{usd_text(e.cost_usd)}, {e.vram_gib:.1f} GiB, {_number(e.tokens_per_s)} tok/s "
                  f"[dim]({e.basis} throughput)[/]", out)
         _show_spend(plan.chosen, out)
@@ -539,11 +539,11 @@ MOST_HOUR_DECIMALS = 8  # 36 microseconds: less is shown as 0
 
 
 def hours_text(hours: float | None) -> str:
-    """Hours to two places, or to two significant digits below 0.01 h: a 20 s run showed "0.00" hours beside its
-    $0.000046."""
+    """Hours to two places, or to two significant digits below an hour: a 20 s run showed "0.00" hours beside its
+    $0.000046, and an estimate of 0.0148 h showed "0.01" beside a measured "0.0071", which reads as half the gap."""
     if hours is None:
         return "-"
-    if hours >= 0.01 or hours == 0:
+    if hours >= 1 or hours == 0:
         return f"{hours:,.2f}"
     return f"{hours:.{min(MOST_HOUR_DECIMALS, 1 - math.floor(math.log10(hours)))}f}"  # 9.2e-06 as 0.0000092
 

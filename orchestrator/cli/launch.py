@@ -11,7 +11,7 @@ from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.offer import SSH_POOL_PROVIDER
 from gpu_catalog.owned import hardware_file
-from gpu_catalog.units import usd_text
+from gpu_catalog.units import duration_text, usd_text
 from orchestrator import home, preflight
 from orchestrator.cli import display
 from orchestrator.cli.errors import SaidInJson, user_errors
@@ -97,7 +97,7 @@ def launch_command(
         if not sys.stdin.isatty():
             raise UserError("launching needs confirmation: pass --yes to launch without a prompt.")
         if not _confirmed(f"Launch on {chosen.offer.gpu.name} ({_where(chosen.offer, ', spot')}), about "
-                          f"{chosen.estimate.hours:.2f} h and {usd_text(chosen.estimate.cost_usd)}?"):
+                          f"{duration_text(chosen.estimate.hours * 3600)} and {usd_text(chosen.estimate.cost_usd)}?"):
             display.say("not launched: nothing was recorded.", err=True)
             raise typer.Exit(1)
     preflight.check(spec, job, chosen)  # no VM is bought for a job that would exit 2
@@ -186,7 +186,8 @@ def _launch_here(result, plan_with) -> str | None:
     if taken is None:
         return f"`orch launch` here would find no offer: {why}"
     offer = taken.offer
-    return (f"`orch launch` here would take {offer.gpu.name} ({_where(offer, ' spot')}): {taken.estimate.hours:.2f} h, "
+    return (f"`orch launch` here would take {offer.gpu.name} ({_where(offer, ' spot')}): "
+            f"{duration_text(taken.estimate.hours * 3600)}, "
             f"{usd_text(taken.estimate.cost_usd)}, not the {'spot ' if chosen.offer.spot else ''}offer above: {why}")
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from gpu_catalog.local import on_cpu_threads
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import above_texts, usd_text
+from gpu_catalog.units import above_texts, duration_text, usd_text
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
@@ -125,9 +125,9 @@ def _start_or_wait(ask: JobAsk, model: ModelShape, local: _Local, why: str) -> D
     option = Option(slot.offer, e)
     if slot.busy_for_h <= 0:
         return Decision("start_local", f"{why}: free local {slot.offer.gpu.name} ({e.vram_gib:.1f} GiB), "
-                                       f"{e.hours:.2f} h, {usd_text(e.cost_usd)}", slot, option)
-    return Decision("wait", f"{why}: waiting {slot.busy_for_h:.2f} h for local {slot.offer.gpu.name}, then "
-                            f"{e.hours:.2f} h", slot, option)
+                                       f"{duration_text(e.hours * 3600)}, {usd_text(e.cost_usd)}", slot, option)
+    return Decision("wait", f"{why}: waiting {duration_text(slot.busy_for_h * 3600)} for local {slot.offer.gpu.name}, "
+                            f"then {duration_text(e.hours * 3600)}", slot, option)
 
 
 def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Calibration, spend_left_usd: float,
@@ -266,7 +266,7 @@ def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers:
     if option is not None:
         o, e = option.offer, option.estimate
         return Decision("start_cloud", f"{local_why}; {why}: {o.gpu.name} on {o.provider} {o.region}, "
-                                       f"{e.hours:.2f} h, {usd_text(e.cost_usd)}", option=option)
+                                       f"{duration_text(e.hours * 3600)}, {usd_text(e.cost_usd)}", option=option)
     if local:
         late = "" if ask.deadline_h is None else _lateness(local[0].finish_h, ask.deadline_h)
         return _start_or_wait(ask, model, local[0], f"{why.rstrip('.')}; late is better than never{late}")
