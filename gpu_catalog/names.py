@@ -1,7 +1,9 @@
 """Name matching shared by GPUs and models: one normalisation, and 'did you mean' suggestions on a miss."""
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from pathlib import Path
 
 _NOISE_WORDS = ("nvidia", "geforce", "tesla", "quadro")
 
@@ -71,6 +73,18 @@ def near_hint(name, candidates: Iterable, limit: int = 3) -> str:
     if not near:
         return ""
     return f" (did you mean {listed((f'`{close}`' for close in near), 'or')}?)"
+
+
+def near_file_hint(missing: Path, suffixes: Collection[str], written: str | None = None) -> str:
+    """near_hint for a file that does not exist: the files beside it with one of `suffixes` whose names are near its
+    (`job.yml` for `job.yaml`, `data/train.jsonl` for `data/trian.jsonl`), each named with the folder `written`, the
+    path as typed, names; empty where none is near or the folder cannot be listed."""
+    try:
+        beside = [entry.name for entry in missing.parent.iterdir() if entry.suffix.lower() in suffixes]
+    except OSError:  # no such folder, or one that cannot be listed: no hint
+        return ""
+    folder = os.path.dirname(written) if written else ""
+    return near_hint(os.path.join(folder, missing.name), [os.path.join(folder, name) for name in beside])
 
 
 def unknown_name_message(kind: str, name: str, candidates: list[str], how_to_list: str) -> str:

@@ -7,7 +7,9 @@ import functools
 import os
 from pathlib import Path
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.names import near_file_hint
 from orchestrator.data_size import DataSize, dataset_size
 from trainer.config import CHOICES, JobConfig, config_from_dict, resolve_dataset
 from trainer.data_sources import FILE_KINDS, FILE_KINDS_HINT
@@ -26,8 +28,9 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
     for key, name in (("dataset", spec.dataset), ("eval_dataset", spec.eval_dataset)):
         path = resolve_dataset(name, base_dir, key)
         if name is not None and path is None and looks_like_a_file(name):
+            near = near_file_hint(base_dir / checks.user_path(name), FILE_KINDS, name)  # `tiny_instruc.jsonl`
             raise UserError(f"{key} '{name}' does not exist (relative paths start at the job file's folder, "
-                            f"{base_dir}).")
+                            f"{base_dir}){': ' + near.strip()[1:-1] if near else '.'}")
         if path is not None and path.is_file() and path.stat().st_size == 0:
             need = "a job needs data to train on" if key == "dataset" else "an evaluation needs records to score"
             raise UserError(f"{key} '{path}' is empty: {need}.")

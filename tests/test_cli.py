@@ -146,6 +146,18 @@ def test_bad_input_exits_2_with_a_short_message(args, message):
     assert "Traceback" not in result.output
 
 
+def test_a_misspelt_dataset_file_gets_the_near_names_beside_it(tmp_path):
+    """Job files, models, GPUs and providers got a `did you mean`; a dataset one letter off got none."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "tiny_instruct.jsonl").write_text((REPO / "examples" / "data" / "tiny_instruct.jsonl")
+                                                            .read_text())
+    job = tmp_path / "job.yaml"
+    job.write_text((REPO / "examples" / "tiny.yaml").read_text().replace("tiny_instruct.jsonl", "tiny_instruc.jsonl"))
+    result = invoke("plan", str(job), "--budget", "1")
+    assert result.exit_code == 2 and " ".join(result.stderr.split()).endswith(
+        f"folder, {tmp_path}): did you mean `data/tiny_instruct.jsonl`?"), result.stderr
+
+
 def test_options_after_a_double_dash_are_said_to_go_before_it(tmp_path):
     """`orch plan -- JOB --budget 5`: argparse read the options as more files and said --budget was missing."""
     done = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "plan", "--", QLORA_JOB, "--budget", "5"],

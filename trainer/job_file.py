@@ -10,7 +10,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import HUB_LINK, get_model
-from gpu_catalog.names import near_hint
+from gpu_catalog.names import near_file_hint
 from trainer.config import (
     DATASET_KEYS,
     ConfigError,
@@ -75,16 +75,6 @@ def _dataset_problem(key: str, value, base_dir: Path) -> str | None:
             "(relative to the job file), or the dataset's hub id")
 
 
-def _near_job_files(path: Path) -> str:
-    """The job files beside a missing one whose names are near its (`job.yml` for `job.yaml`), as a hint: the README
-    promises the near names of a mistyped one."""
-    try:
-        beside = [p.name for p in path.parent.iterdir() if p.suffix.lower() in checks.YAML_SUFFIXES]
-    except OSError:  # no such folder, or one that cannot be listed: no hint
-        return ""
-    return near_hint(path.name, beside)
-
-
 def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig, Path]:
     """(config, the folder the file is in, against which relative dataset and tokenizer paths resolve)."""
     path = Path(path)
@@ -93,7 +83,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
             raise ConfigError(str(loop))
         state = ("is a folder, not a file" if os.path.isdir(path) else
                  "is not a regular file (a device or a pipe)" if os.path.exists(path) else
-                 f"does not exist{_near_job_files(path)}")
+                 f"does not exist{near_file_hint(path, checks.YAML_SUFFIXES)}")
         # the examples' datasets are named relative to the job file: one copied alone named a dataset not there
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/, and its data/ folder beside it.")
     return read_job_file(path, overrides)[1], path.parent
