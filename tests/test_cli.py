@@ -810,6 +810,14 @@ def test_the_scheduler_interval_takes_a_unit_as_every_duration_flag_does(tmp_pat
     assert invoke("scheduler", "run", "--interval", text).exit_code == 0 and looped == [seconds]
 
 
+def test_no_spend_says_where_it_looked(tmp_path, monkeypatch):
+    """`orch spend` with no run printed an empty table and `total: $0.000`, where `orch runs` names the home."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    result = invoke("spend")
+    assert result.exit_code == 0 and " ".join(result.stdout.split()) == \
+        f"No spend yet in {tmp_path}: no run has been recorded there."
+
+
 def test_an_empty_queue_says_how_to_queue_a_job(tmp_path, monkeypatch):
     """It printed an empty table's header, where `orch runs` says how to start a run."""
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))

@@ -11,6 +11,7 @@ from orchestrator.cli import display
 from orchestrator.cli.errors import user_errors
 from orchestrator.cli.options import JsonFlag
 from orchestrator.cli.runs import refreshed_runs
+from orchestrator.home import orch_home
 from orchestrator.spend import GROUPS, spend_by
 
 
@@ -29,4 +30,4 @@ def spend_command(
                             "rows": [{by: r.key, "runs": r.runs, "usd": r.usd, "active_runs": r.active_runs}
                                      for r in rows]})
     else:
-        display.show_spend_rows(by, rows)
+        display.show_spend_rows(by, rows, orch_home())
