@@ -126,6 +126,11 @@ def test_orch_report_summarises_the_job_and_prints_the_same_numbers_as_json(tmp_
                                 "--out", str(out), "--trace", str(TRACE)])
     assert shown.exit_code == 0, shown.output
     assert "Recommended (as `orch plan` chooses): local CPU" in shown.stdout and "per job" in shown.stdout
+    # the documents by name and the plots by their count: one plot was named, then "and 3 plots"
+    plots = len(list(out.glob("*.png")))
+    assert shown.stderr.endswith(f"wrote {out / 'report.md'}, {out / 'report.json'} and {plots} plots "
+                                 f"({out / '*.png'})\n"), shown.stderr
+    assert "| # | target | time per job |" in (out / "report.md").read_text()  # it holds `53 s`, not hours
     as_json = runner.invoke(app, ["report", "--job", str(JOB), "--results", str(results), "--out", str(out),
                                   "--json", "--budget", "50"])
     assert as_json.exit_code == 0, as_json.output

@@ -111,7 +111,7 @@ def targets_section(s: dict, out: Path, index: int) -> Section:
     return Section(f"Hours against dollars: {s['name']}", origin,
                    ["Each point is one target that can run the job; the numbered ones are the Pareto frontier "
                     "(no other target is both faster and cheaper). Hollow points break the budget or deadline."],
-                   ["#", "target", "hours", "$ per job", "$/M tokens", "verdict", "speed basis"], table,
+                   ["#", "target", "time per job", "$ per job", "$/M tokens", "verdict", "speed basis"], table,
                    [by_name[name]["basis"] for name in s["pareto"]], image, caption)
 
 

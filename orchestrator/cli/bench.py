@@ -314,4 +314,6 @@ def report_command(
         from orchestrator.bench.report import summary_lines
 
         display.show_lines([line for summary in data["jobs"] for line in summary_lines(summary)])
-    display.say(f"wrote {', '.join(str(p) for p in written[:3])} and {len(written) - 3} plots", err=True)
+    # the plots by their count: "report.json, report/hours_vs_usd_0.png and 3 plots" read as if the first were none
+    documents, plots = [p for p in written if p.suffix != ".png"], [p for p in written if p.suffix == ".png"]
+    display.say(f"wrote {', '.join(map(str, documents))} and {len(plots)} plots ({out / '*.png'})", err=True)
