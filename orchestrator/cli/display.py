@@ -375,6 +375,18 @@ def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
     return [(option, count) for option, count in rows.values()]
 
 
+def _table_title(counted: str, count: int, rows: int, top: int) -> str:
+    """A plan table's title: the targets counted, the rows they make (offers alike but for their region share one),
+    and the rows shown, each said only where it differs: "1 option, 1 distinct (1 shown)" was said of one row, and
+    nothing said what "distinct" was or how to see the rest."""
+    said = [counted]
+    if rows < count:
+        said.append(f"{rows} rows (regions alike share one)")
+    if top < rows:
+        said.append(f"{top} shown (--top N shows more)")
+    return ", ".join(said)
+
+
 def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
     """The ranked options, the rejected kinds and the chosen one with where its money goes; on stderr for a dry
     run, whose stdout is the task file."""
@@ -388,7 +400,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
               f"objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
-        title = f"{_things(len(plan.options), 'option')}, {len(distinct)} distinct ({min(top, len(distinct))} shown)"
+        title = _table_title(_things(len(plan.options), 'option'), len(plan.options), len(distinct), top)
         table = _options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)], out)
         # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
         if beyond := [said for part, said in BEYOND_THE_HOURS.items()
@@ -508,7 +520,7 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
             rows.append(r)
     if not rows:
         return
-    table = Table(title=f"{len(plan.rejected)} rejected, {len(rows)} distinct ({min(top, len(rows))} shown)")
+    table = Table(title=_table_title(f"{len(plan.rejected)} rejected", len(plan.rejected), len(rows), top))
     for column in ("GPU", "where", "why"):
         table.add_column(column)
     for r in rows[:top]:
