@@ -327,8 +327,13 @@ def no_option_message(result: Plan) -> str:
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
         largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
         lighter = " or ".join(f"method {method} ({vram_gib:.1f} GiB there)" for method, vram_gib in result.lighter_fits)
-        return (f"the job fits no GPU ({largest.reason} on {largest.offer.gpu.name}, the largest). Try "
-                f"{f'{lighter}, ' if lighter else ''}a shorter seq_len, or a smaller model.")
+        # of the targets planned: "the largest" was said of the H200 beside a B200 in the catalog no cloud offered,
+        # and of the CPU as a GPU under `--target local`
+        here = all(r.offer.is_local for r in by_kind["memory"])
+        what = "target here" if here and largest.offer.gpu.kind == "cpu" else "GPU here" if here else "GPU"
+        return (f"the job fits no {what} ({largest.reason} on {largest.offer.gpu.name}, the largest "
+                f"{'here' if here else 'offered'}). Try {f'{lighter}, ' if lighter else ''}a shorter seq_len, or a "
+                "smaller model.")
     # a device's missing feature is the reason only where no price cap took other offers out too
     # the reason most targets give: an axolotl job's flash_attention_2 was refused for the local CPU's reason
     # ("needs a GPU") while every cloud GPU refused it for the VM's setup

@@ -209,12 +209,20 @@ def test_a_deadline_no_target_meets_at_any_price_asks_for_time_not_money():
     assert hours <= fastest * 2
 
 
+def test_a_job_no_local_target_holds_says_so_of_the_targets_here():
+    """Under `--target local` the CPU was "the largest" GPU the job fits none of."""
+    result = invoke("plan", str(REPO / "examples" / "mistral-7b-lora.yaml"), "--budget", "20", "--providers", "local")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and said.startswith("error: the job fits no target here (does not fit: needs "), said
+    assert "GiB on CPU, the largest here)" in said
+
+
 def test_a_job_that_fits_nowhere_says_so(tmp_path):
     job = tmp_path / "huge.yaml"
     job.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")
     result = invoke("plan", str(job), "--budget", "100000")
     said = " ".join(result.stderr.split())
-    assert result.exit_code == 2 and "fits no GPU" in said and "on B200, the largest)" in said  # the nearest miss
+    assert result.exit_code == 2 and "fits no GPU" in said and "on B200, the largest offered)" in said  # nearest miss
     # a lighter method is offered only where it fits the largest GPU, with what it needs there
     offered = re.search(r"Try (.*), a shorter seq_len", said)
     assert offered and re.fullmatch(r"(method (lora|qlora) \(\d+\.\d GiB there\)( or )?)+", offered[1]), said
