@@ -628,7 +628,10 @@ def test_a_dry_run_with_no_storage_cloud_still_writes_the_task_and_says_what_a_l
     task = launched_by_hand(out)
     assert "/orch/output" in task.storage_mounts and not task.storage_mounts["/orch/output"].stores
     assert "note: no storage cloud orch can use is enabled here" in " ".join(result.stderr.split())
-    assert "note: `orch launch` here would take H100 SXM (nebius" in " ".join(result.stderr.split())
+    said = " ".join(result.stderr.split())
+    assert "note: `orch launch` here would take H100 SXM (nebius" in said
+    # before the command that runs the task: said after it, a newcomer had copied the command first
+    assert said.index("here would take") < said.index("this runs it:")
 
 
 def test_a_dry_run_names_the_offer_a_launch_here_would_take_instead_of_its_spot_choice(sky, tmp_path, monkeypatch):

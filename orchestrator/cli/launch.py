@@ -242,6 +242,8 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
                             "note": task.note if task else nothing_written, "launch_here": here, "launched": False})
         return
     display.show_plan(result, top=5, to_stderr=True)
+    if here:  # before the task and the command that runs it: said after, a newcomer had copied the command first
+        display.say(f"note: {here}", err=True)
     if task is None:
         display.err_console.print(f"dry run: would train {spec.name} on the local {chosen.offer.gpu.name}.")
         if nothing_written:  # said, or the user goes looking for a task file that was never written
@@ -268,8 +270,6 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
         display.command_line(f"  {command} {shlex.quote(str(out))}{secrets}", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
-    if here:
-        display.say(f"note: {here}", err=True)
     display.err_console.print("dry run: nothing launched.")
 
 
