@@ -838,3 +838,17 @@ def test_owned_cards_cost_their_power_while_busy_and_their_purchase_over_the_spa
     assert summary["local_utilization"] > card.utilization  # where the hardware file's price overcharged
     assert summary["local_cost_usd"] < busy_h * simulated_owned_offer(card.gpu).usd_per_hour
     assert run("cloud-only")[0]["ownership_usd"] == 0  # a policy that uses no card pays for none
+
+
+def test_the_default_spot_rate_is_the_one_plans_price_for_each_gpu(monkeypatch):
+    """The simulator preempted spot VMs at a flat 0.05/h, about 350x the rate every plan priced them at: its default
+    is now the plan's own rate for the offer's GPU (cost.preemptions_per_hour), and a given rate still wins."""
+    from orchestrator.simulate import engine
+
+    asked = []
+    monkeypatch.setattr(engine, "preemptions_per_hour", lambda offer: asked.append(offer.gpu.name) or 5.0)
+    summary, _ = run("cloud-spot", preemptions_per_h=None, rows=TRACE[:40])
+    assert asked and summary["preemptions"] > 0
+    asked.clear()
+    summary, _ = run("cloud-spot", preemptions_per_h=0.0, rows=TRACE[:40])
+    assert asked == [] and summary["preemptions"] == 0

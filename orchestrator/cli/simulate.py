@@ -48,7 +48,8 @@ def simulate_command(
     # the numbers are read as every command reads its own (whole_option, number_option: the digits 0-9, `1e3` too),
     # where typer's int and float took `1_000`, refused `1e3`, and said neither how to write it
     seed: Annotated[int, whole_option(help="Seed for run-time scatter and preemptions.")] = 0,
-    spot_preemptions_per_h: Annotated[float, number_option(help="Spot preemption rate per hour (0: never).")] = 0.05,
+    spot_preemptions_per_h: Annotated[float | None, number_option(
+        help="Spot preemptions per hour of a spot VM (0: never; default: the rate plans price for each GPU).")] = None,
     generate_jobs: Annotated[int | None, whole_option("--generate", help="Write a synthetic trace of N jobs.")]
     = None,
     rate: Annotated[float, number_option(help="With --generate: arrivals per hour.")] = 4.0,
