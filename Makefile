@@ -15,7 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# -qq: setuptools' "Editable installation ... be careful" banner read as a failed setup; errors still show
+	$(BIN)/pip install -qq -e ".[dev]"
 	touch $@
 
 demo: install
