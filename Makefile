@@ -11,11 +11,12 @@ TORCH_SPEC ?= torch==2.13.0
 
 install: $(VENV)/.installed
 
+# orch itself with -qq: setuptools' "Editable installation ... be careful" banner read as a failed setup (errors
+# still show)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	# -qq: setuptools' "Editable installation ... be careful" banner read as a failed setup; errors still show
 	$(BIN)/pip install -qq -e ".[dev]"
 	touch $@
 
