@@ -137,6 +137,17 @@ def test_data_loader_workers_give_the_same_order(tmp_path):
     assert [s["sequences"] for s in read_steps(tmp_path / "a")] == [s["sequences"] for s in read_steps(tmp_path / "b")]
 
 
+def test_more_data_workers_than_cores_are_as_many_as_the_cores_said_in_one_line(capsys):
+    """`num_workers: 300` on 2 cores forked 300 workers under torch's two multi-line warnings."""
+    from trainer.batches import step_loader
+
+    cores = len(os.sched_getaffinity(0))
+    loader = step_loader([], StepOrder(8, 2, seed=0), 2, 0, 1, cores + 5)
+    assert loader.num_workers == cores  # torch's warning tests the same count
+    assert capsys.readouterr().out == (f"data: num_workers {cores + 5} is more than the {cores} cores this run may "
+                                       f"use: {cores} workers load the batches\n")
+
+
 def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tmp_path):
     """Saving a step again deleted the copy `latest` named before the new one was in place: a stop between the two
     lost the run's progress. The earlier copy is moved aside, and found there."""

@@ -1,9 +1,12 @@
 """Which sequences each optimizer step trains on: a pure function of (seed, step). A resumed run therefore sees
 exactly the data it would have seen, and auto-fit can change the micro-batch without changing the data order."""
 
+import os
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gpu_catalog import checks
 from trainer.config import JobConfig
 from trainer.data import DataError, Sequence
 
@@ -75,6 +78,10 @@ class _StepDataset(Dataset):
 def step_loader(sequences: list[Sequence], order: StepOrder, micro_batch: int, first_step: int, total_steps: int,
                 num_workers: int) -> DataLoader:
     dataset = _StepDataset(sequences, order, micro_batch, first_step, total_steps)
+    if num_workers > (cores := len(os.sched_getaffinity(0))):  # torch's own test, said in two multi-line warnings
+        print(checks.printable(f"data: num_workers {num_workers} is more than the {cores} cores this run may use: "
+                               f"{cores} workers load the batches"), flush=True)
+        num_workers = cores
     # its own generator: starting an iterator draws a seed, which from the global RNG would shift the dropout (and
     # NEFTune) draws of a resumed run against the uninterrupted one
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_as_is,
