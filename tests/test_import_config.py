@@ -659,6 +659,10 @@ TORCHTUNE_LORA_BUILDER = "torchtune.models.llama3_1.lora_llama3_1_8b"
     ({**LF_LORA, "quantization_bit": 0}, "0-bit quantization is none orch trains"),
     ({**LF_LORA, "quantization_bit": 10**310}, "-bit quantization is none orch trains"),  # past a float: a traceback
     ({**LF_LORA, "quantization_bit": "nf4"}, "'nf4' is not a finite number of bits"),
+    # LLaMA-Factory compares the bits with the numbers 4 and 8, so a quoted 4 quantizes nothing there
+    ({**LF_LORA, "quantization_bit": "4"}, "'4' is quoted, so it is text, no number of bits: write it unquoted"),
+    ({**LF_LORA, "quantization_bit": " 4 "}, "' 4 ' is quoted, so it is text"),
+    ({**LF_LORA, "quantization_bit": "4.0"}, "'4.0' is quoted, so it is text"),
     ({**LF_LORA, "quantization_bit": True}, "true is not a finite number of bits"),
     ({**AXOLOTL_LORA, "load_in_4bit": "true"}, "`load_in_4bit: \"true\"`: 'true' is not a YAML boolean"),
     ({**AXOLOTL_LORA, "load_in_8bit": "yes"}, "`load_in_8bit: \"yes\"`: 'yes' is not a YAML boolean"),
@@ -690,7 +694,7 @@ def test_torchtunes_target_keys_are_carried_together_or_not_at_all(tmp_path):
     assert len(result.output.strip().splitlines()) == 1, result.output
 
 
-@pytest.mark.parametrize("value, bits", [(4, 4), (8, 8), ("8", 8), (4.0, 4)])
+@pytest.mark.parametrize("value, bits", [(4, 4), (8, 8), (4.0, 4)])  # a quoted "8" is text (refused above)
 def test_a_quantization_bit_orch_trains_is_qlora_at_those_bits(value, bits):
     assert translate({**LF_LORA, "quantization_bit": value}).job["quant_bits"] == bits
 

@@ -179,11 +179,13 @@ def _quantize(value) -> dict:
     does not train (3 bits, which only HQQ takes), or is no number of bits at all (NaN, inf, text): refused, as
     LLaMA-Factory itself refuses what bitsandbytes cannot do, not dropped to train 16-bit."""
     bits = value
-    if isinstance(value, str):  # a quoted number, or a command line's word
+    if isinstance(value, str):  # LLaMA-Factory compares the bits with the numbers 4 and 8: text is neither
         try:
-            bits = float(value)
+            float(value)
         except ValueError:
-            pass
+            raise Refused(f"{short_repr(value)} is not a finite number of bits: {_BITS_FIX}") from None
+        raise Refused(f"{short_repr(value)} is quoted, so it is text, no number of bits: write it unquoted; "
+                      f"{_BITS_FIX}")
     if isinstance(bits, bool) or not isinstance(bits, int | float) or isinstance(bits, float) and \
             not math.isfinite(bits):  # an int past a float's range is not asked here: it is no 4 or 8 below
         raise Refused(f"{short_repr(value)} is not a finite number of bits: {_BITS_FIX}")

@@ -75,7 +75,10 @@ def _read(entry: ForeignKey, text: str, options: dict) -> dict:
     """orch's settings for a foreign option's word: as typed where it becomes a valued option (`--cutoff-len 1` is
     one token, not `true`), as a boolean where it becomes an on/off one or the key is a switch. Raises Carried."""
     first_error = None
-    for value in dict.fromkeys([text, _word(text)]):  # as typed first; a yes/no word as a boolean next
+    # a whole number as one first (a command line's words are all text, where a file's YAML number is a number:
+    # `quantization_bit: '4'` in a file is text), then as typed, then a yes/no word as a boolean
+    whole = [int(text)] if text.strip().isascii() and text.strip().isdigit() else []
+    for value in dict.fromkeys([*whole, text, _word(text)]):
         try:
             settings = _settings(entry, value)
         except (Carried, ValueError, KeyError) as why:
