@@ -981,6 +981,12 @@ def test_a_plan_that_chose_a_cloud_for_a_gated_model_says_a_launch_would_refuse_
                for note in planned["notes"]), planned["notes"]
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     assert not any("would refuse" in note for note in json_of("plan", str(gated), "--budget", "20")["notes"])
+    # on a terminal the note comes under the chosen line it is about: above the tables, it had scrolled away
+    monkeypatch.delenv("HF_TOKEN")
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "plan", str(gated), "--budget", "20"],
+                           cwd=REPO, env={**os.environ, "ORCH_HOME": str(tmp_path)}, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120).stdout
+    assert shown.index("chosen: ") < shown.index("note: `orch launch` here would refuse the chosen offer"), shown
 
 
 def test_plans_notes_fold_at_a_terminal_as_display_says_lines_do(monkeypatch, capsys):

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -211,7 +212,7 @@ def test_a_spend_rows_name_stays_on_its_row(monkeypatch):
     from orchestrator.spend import SpendRow
 
     monkeypatch.setattr(display, "console", Console(width=80, force_terminal=False, record=True))
-    display.show_spend_rows("job", [SpendRow("tiny\r\nx [b]y[/b]", 1, 0.5, 0)])
+    display.show_spend_rows("job", [SpendRow("tiny\r\nx [b]y[/b]", 1, 0.5, 0)], Path("home"))
     table = display.console.export_text()
     assert "tiny\\r\\nx [b]y[/b]" in table and not any(line.strip() == "x" for line in table.splitlines())
 

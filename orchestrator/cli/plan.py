@@ -176,8 +176,6 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
         model, _, result = plan_job(args.job, args.budget, args.deadline, args.objective, args.spot, args.providers,
                                     local_cost=args.local_cost, max_usd_per_hour=args.max_usd_per_hour)
         said = [note for note in (_cloud_note(result, args.job), _spot_note(result)) if note]
-        for note in said:
-            fold.note(f"note: {note}")
         data, notes = data_and_notes(args.job, model, result)
         notes += said
         refusal = no_option_message(result) if result.chosen is None else None
@@ -190,6 +188,9 @@ def run(argv: list[str], option_owners: Callable[[str], str | None] | None = Non
 
             display.show_plan(result, args.top)
             display.show_data_size(data, result.spec.dataset is not None)
+        sys.stdout.flush()  # under the chosen line they are about, on a terminal: above the tables they scrolled away
+        for note in said:
+            fold.note(f"note: {note}")
         if refusal:
             return _refuse(refusal, json_too=False)
     except (UserError, _Refused) as exc:
