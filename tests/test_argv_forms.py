@@ -80,6 +80,9 @@ def test_an_option_in_another_spelling_is_no_value_and_help_stays_help():
     (["--torch_dtype", "float16"], ["--precision", "fp16"]),
     (["--fp16"], ["--precision", "fp16"]),
     (["--fp16", "true"], ["--precision", "fp16"]),  # not A100's default, bf16
+    (["--fp16", "1"], ["--precision", "fp16"]),  # 1 is a yes word to a switch (1 == True lost the True)
+    (["--load-in-4bit", "1"], ["--load-in-4bit"]),
+    (["--quantization-bit", "4.0"], ["--quantization-bit", "4"]),  # a number as typed, never "quoted"
     (["--bf16", "false", "--fp16"], ["--precision", "fp16"]),
     (["--model.lora-dropout=0"], ["--lora-dropout", "0"]),
     (["--use-liger-kernel"], ["--loss", "fused"]),

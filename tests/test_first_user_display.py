@@ -236,3 +236,19 @@ def test_a_short_runs_hours_are_not_shown_as_nought(hours, shown):
     from orchestrator.cli.display import hours_text
 
     assert hours_text(hours) == shown
+
+
+def test_a_commands_help_reads_at_80_columns_as_plans_does(tmp_path):
+    """rich's option panel left `orch estimate --help` a 24-column strip for its help text at 80 columns, and a
+    column of its own for each `--no-` name: 115 lines. A command's help is click's plain one, as `orch plan`'s is
+    argparse's; a group still lists its commands whole."""
+    env = {**os.environ, "COLUMNS": "80", "ORCH_HOME": str(tmp_path)}
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "estimate", "--help"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120).stdout
+    lines = shown.splitlines()
+    assert all(len(line) <= 80 for line in lines) and len(lines) < 80, shown
+    assert any(line.split()[:3] == ["--grad-ckpt", "/", "--no-grad-ckpt"] for line in lines if line.strip()), shown
+    assert "╭" not in shown
+    listed = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "--help"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120).stdout
+    assert "Estimate peak VRAM (with its breakdown) and, with --gpu, fit and" in listed and "fit..." not in listed

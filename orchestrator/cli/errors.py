@@ -5,7 +5,7 @@ import os
 import sys
 
 import typer
-from typer.core import TyperGroup
+from typer.core import DEFAULT_MARKUP_MODE, TyperGroup
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
@@ -186,7 +186,15 @@ def owned_elsewhere(group, option: str, command_path: str) -> str | None:
 class OneLineUsageErrors(TyperGroup):
     """click's own usage mistakes (a flag that is not a number, an unknown option or command, a missing argument) as
     the one `error: ...` line every other mistake gets, with the help to read, instead of a framed block. (Typer
-    carries its own copy of click, whose exceptions derive from the public typer.TyperException.)"""
+    carries its own copy of click, whose exceptions derive from the public typer.TyperException.)
+
+    A group lists its commands in rich's panels, whole; a command's own help is click's plain one (the app's
+    `rich_markup_mode=None`): rich's option panel gave the help text a 24-column strip at 80 columns, a flag's `--no-`
+    name a column of its own, and `orch estimate --help` ran to 110 lines, where `orch plan --help` reads as this."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = DEFAULT_MARKUP_MODE
 
     def resolve_command(self, ctx, args):
         """The subcommand, with its options as orch spells them (argv_forms: `--lora_r`, `--compile false`), once

@@ -11,6 +11,7 @@ from dataclasses import fields
 
 from gpu_catalog.checks import short_repr
 from gpu_catalog.names import listed
+from gpu_catalog.units import plain_number
 from trainer.config import JobConfig
 from trainer.foreign_keys import FOREIGN_KEYS, Carried, ForeignKey
 
@@ -46,6 +47,18 @@ def _word(text: str):
     return True if folded in TRUE_WORDS else False if folded in FALSE_WORDS else text
 
 
+def _number(text: str) -> int | float | None:
+    """A word that is a number as the number it is, written with the digits 0-9 as every flag's number is
+    (plain_number); None for any other word, and for one too near 0 to hold (that one is said as typed)."""
+    typed = text.strip()
+    if typed.isascii() and typed.isdigit():
+        return int(typed)  # exact past a float's 2**53
+    try:
+        return plain_number(typed)
+    except ValueError:
+        return None
+
+
 def _flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -75,10 +88,15 @@ def _read(entry: ForeignKey, text: str, options: dict) -> dict:
     """orch's settings for a foreign option's word: as typed where it becomes a valued option (`--cutoff-len 1` is
     one token, not `true`), as a boolean where it becomes an on/off one or the key is a switch. Raises Carried."""
     first_error = None
-    # a whole number as one first (a command line's words are all text, where a file's YAML number is a number:
-    # `quantization_bit: '4'` in a file is text), then as typed, then a yes/no word as a boolean
-    whole = [int(text)] if text.strip().isascii() and text.strip().isdigit() else []
-    for value in dict.fromkeys([*whole, text, _word(text)]):
+    # a number as one first (a command line's words are all text, where a file's YAML number is a number:
+    # `quantization_bit: '4'` in a file is text), then as typed, then a yes/no word as a boolean; told apart by type
+    # too, as 1 == True: `--load-in-4bit 1` lost its True to the 1 before it
+    number = [] if (read := _number(text)) is None else [read]
+    tried = []
+    for value in (*number, text, _word(text)):
+        if any(type(seen) is type(value) and seen == value for seen in tried):
+            continue
+        tried.append(value)
         try:
             settings = _settings(entry, value)
         except (Carried, ValueError, KeyError) as why:

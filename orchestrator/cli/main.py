@@ -18,7 +18,7 @@ from orchestrator.cli.spend import spend_command
 from orchestrator.cli.train import train_command
 
 app = typer.Typer(help="orch: does a fine-tune fit, how long will it take, what will it cost here versus there.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineUsageErrors)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineUsageErrors, rich_markup_mode=None)
 
 
 def _show_version(value: bool) -> None:

@@ -28,10 +28,12 @@ def stdout_file() -> tuple[int, int] | None:
 
 
 def final_exit(exit: SystemExit, stdout_at_start: tuple[int, int] | None) -> SystemExit:
-    """The exit orch ends with: one that rich's console raised for a reader that left ends as reader_left's does.
-    `orch --help | head` exited 1, with nothing said: typer's help is printed by rich, whose console points stdout
-    at /dev/null and raises SystemExit(1) on a BrokenPipeError, before any orch code can catch it."""
+    """The exit orch ends with: one that rich's console or click raised for a reader that left ends as reader_left's
+    does. `orch --help | head` exited 1, with nothing said: a group's help is printed by rich, whose console points
+    stdout at /dev/null and raises SystemExit(1) on a BrokenPipeError, and a command's by click, which wraps stdout
+    in its PacifyFlushWrapper and exits 1, both before any orch code can catch it."""
     null = os.stat(os.devnull)
-    if exit.code == 1 and stdout_file() == (null.st_dev, null.st_ino) != stdout_at_start:
+    if exit.code == 1 and (stdout_file() == (null.st_dev, null.st_ino) != stdout_at_start
+                           or type(sys.stdout).__name__ == "PacifyFlushWrapper"):
         return SystemExit(CLOSED_PIPE_EXIT_CODE)
     return exit
