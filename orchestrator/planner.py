@@ -271,6 +271,12 @@ def plan(spec: JobConfig, model: ModelShape, offers: list[Offer], policy: PlanPo
                 rejected=tuple(rejected), lighter_fits=lighter)
 
 
+def nearest_misses(memory: list[Rejected]) -> list[Rejected]:
+    """The targets too small for the job that the nearest miss is told from: its GPUs, the CPU only where none was
+    planned (a machine's RAM past every GPU's memory made the CPU "the largest" GPU)."""
+    return [r for r in memory if r.offer.gpu.kind != "cpu"] or memory
+
+
 LIGHTER_METHODS = {"full": ("lora", "qlora"), "lora": ("qlora",), "qlora": ()}
 
 
@@ -281,7 +287,7 @@ def _lighter_fits(spec: JobConfig, model: ModelShape, rejected: list, calibratio
     memory = [r for r in rejected if r.kind == "memory"]
     if not memory or {r.kind for r in rejected} - {"memory", *FILTER_KINDS}:  # as no_option_message says it
         return ()
-    gpu = max((r.offer.gpu for r in memory), key=lambda g: g.vram_gib)
+    gpu = max((r.offer.gpu for r in nearest_misses(memory)), key=lambda g: g.vram_gib)
     fits = [(method, job_fit(dataclasses.replace(spec, method=method), model, gpu, calibration, {}))
             for method in LIGHTER_METHODS.get(spec.method, ())]
     return tuple((method, fit.memory.vram_gib) for method, fit in fits if fit.fits)
@@ -325,15 +331,16 @@ def no_option_message(result: Plan) -> str:
                 f"{o.gpu.name} on {o.provider} at {duration_text(e.hours * 3600)} ({usd_text(e.cost_usd)}). {extend} "
                 "on fewer tokens.")
     if "memory" in by_kind and not set(by_kind) - {"memory", *FILTER_KINDS}:
-        largest = max(by_kind["memory"], key=lambda r: r.offer.gpu.vram_gib)  # the nearest miss
+        # the nearest miss, of the targets planned: "the largest" was said of the H200 beside a B200 in the catalog
+        # no cloud offered, and of the CPU as a GPU under `--target local`
+        misses = nearest_misses(by_kind["memory"])
+        largest = max(misses, key=lambda r: r.offer.gpu.vram_gib)
         lighter = " or ".join(f"method {method} ({vram_gib:.1f} GiB there)" for method, vram_gib in result.lighter_fits)
-        # of the targets planned: "the largest" was said of the H200 beside a B200 in the catalog no cloud offered,
-        # and of the CPU as a GPU under `--target local`
-        here = all(r.offer.is_local for r in by_kind["memory"])
-        what = "target here" if here and largest.offer.gpu.kind == "cpu" else "GPU here" if here else "GPU"
-        return (f"the job fits no {what} ({largest.reason} on {largest.offer.gpu.name}, the largest "
-                f"{'here' if here else 'offered'}). Try {f'{lighter}, ' if lighter else ''}a shorter seq_len, or a "
-                "smaller model.")
+        here = all(r.offer.is_local for r in misses)
+        what = "target" if largest.offer.gpu.kind == "cpu" else "GPU"
+        return (f"the job fits no {what}{' here' if here else ''} ({largest.reason} on {largest.offer.gpu.name}, the "
+                f"largest {'here' if here else 'offered'}). Try {f'{lighter}, ' if lighter else ''}a shorter seq_len, "
+                "or a smaller model.")
     # a device's missing feature is the reason only where no price cap took other offers out too
     # the reason most targets give: an axolotl job's flash_attention_2 was refused for the local CPU's reason
     # ("needs a GPU") while every cloud GPU refused it for the VM's setup

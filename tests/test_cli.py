@@ -209,12 +209,24 @@ def test_a_deadline_no_target_meets_at_any_price_asks_for_time_not_money():
     assert hours <= fastest * 2
 
 
-def test_a_job_no_local_target_holds_says_so_of_the_targets_here():
-    """Under `--target local` the CPU was "the largest" GPU the job fits none of."""
-    result = invoke("plan", str(REPO / "examples" / "mistral-7b-lora.yaml"), "--budget", "20", "--providers", "local")
+def test_a_job_no_target_holds_is_said_of_the_targets_planned(tmp_path, monkeypatch):
+    """Under `launch --target local` (plan's `--providers local`) the CPU was "the largest" GPU the job fits none
+    of, and with more RAM than any GPU has it was named the nearest miss among cloud GPUs."""
+    import dataclasses
+
+    from gpu_catalog import local
+
+    job = tmp_path / "huge.yaml"
+    job.write_text("model: Llama-3.1-70B\nmethod: full\nseq_len: 8192\ntrain_tokens: 1000000\n")
+    result = invoke("plan", str(job), "--budget", "100000", "--providers", "local")
     said = " ".join(result.stderr.split())
     assert result.exit_code == 2 and said.startswith("error: the job fits no target here (does not fit: needs "), said
     assert "GiB on CPU, the largest here)" in said
+    real = local.cpu_gpu  # a machine with more RAM than any GPU has
+    monkeypatch.setattr(local, "cpu_gpu", lambda cores=None: dataclasses.replace(real(cores), vram_gib=400.0))
+    result = invoke("plan", str(job), "--budget", "100000")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "the job fits no GPU (does not fit: needs " in said and "CPU" not in said, said
 
 
 def test_a_job_that_fits_nowhere_says_so(tmp_path):
