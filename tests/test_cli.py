@@ -177,6 +177,14 @@ def test_malformed_yaml_and_unknown_keys(tmp_path):
         assert result.exit_code == 2 and message in result.stderr
 
 
+def test_a_plan_tables_title_says_how_to_see_more_from_the_command_that_shows_it():
+    """launch's tables said "--top N shows more", an option launch refuses as plan's."""
+    planned = " ".join(invoke("plan", QLORA_JOB, "--budget", "20", "--top", "2").stdout.split())
+    assert "2 shown (--top N shows more)" in planned, planned
+    launched = " ".join(invoke("launch", QLORA_JOB, "--budget", "20").stdout.split())  # no --yes: nothing launched
+    assert "5 shown (`orch plan --top N` shows more)" in launched and "(--top N" not in launched, launched
+
+
 def test_a_budget_no_target_meets_names_the_cheapest_at_its_rows_cost():
     """The cheapest was said at $2.57 where its plan row said $2.56: its cost is as the row shows it, the budget to
     give rounded up so that it takes the row in."""

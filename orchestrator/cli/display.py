@@ -375,19 +375,19 @@ def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
     return [(option, count) for option, count in rows.values()]
 
 
-def _table_title(counted: str, count: int, rows: int, top: int) -> str:
+def _table_title(counted: str, count: int, rows: int, top: int, more: str) -> str:
     """A plan table's title: the targets counted, the rows they make (offers alike but for their region share one),
     and the rows shown, each said only where it differs: "1 option, 1 distinct (1 shown)" was said of one row, and
-    nothing said what "distinct" was or how to see the rest."""
+    nothing said what "distinct" was or how to see the rest (`more`: how, from the command that shows it)."""
     said = [counted]
     if rows < count:
         said.append(f"{rows} rows (regions alike share one)")
     if top < rows:
-        said.append(f"{top} shown (--top N shows more)")
+        said.append(f"{top} shown ({more})")
     return ", ".join(said)
 
 
-def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
+def show_plan(plan: Plan, top: int, to_stderr: bool = False, more: str = "--top N shows more") -> None:
     """The ranked options, the rejected kinds and the chosen one with where its money goes; on stderr for a dry
     run, whose stdout is the task file."""
     out = err_console if to_stderr else console
@@ -400,7 +400,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
               f"objective {plan.policy.objective}")
     distinct = _distinct_options(plan)
     if distinct:  # no option: the rejected targets below say why, without an empty table above them
-        title = _table_title(_things(len(plan.options), 'option'), len(plan.options), len(distinct), top)
+        title = _table_title(_things(len(plan.options), 'option'), len(plan.options), len(distinct), top, more)
         table = _options_table(title, [_option_cells(rank, *row) for rank, row in enumerate(distinct[:top], 1)], out)
         # a cost checked by hand as hours x $/h was up to 67% short, with nothing on screen saying why
         if beyond := [said for part, said in BEYOND_THE_HOURS.items()
@@ -408,7 +408,7 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False) -> None:
             said = f"cost also counts {listed(beyond)}"
             table.caption = f"{table.caption}\n{said}" if table.caption else said
         out.print(table)
-    _show_rejected(plan, top, out)
+    _show_rejected(plan, top, more, out)
     if plan.chosen:
         o, e = plan.chosen.offer, plan.chosen.estimate
         labelled("[bold green]chosen:[/]", f"{esc(o.gpu.name)} on {_where(o)}: {duration_text(e.hours * 3600)}, "
@@ -508,7 +508,7 @@ def _show_spend(option, out: Console) -> None:
         labelled("  failover:", f"{where}; at the dearest {usd_text(option.worst_cost_usd)}", out)
 
 
-def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
+def _show_rejected(plan: Plan, top: int, more: str, out: Console = console) -> None:
     """One row per distinct (GPU, provider, spot, reason kind): regions repeat the same story. A provider left out
     by --providers is one row for all its offers (`--providers local` filled the table with one cloud's GPUs)."""
     seen, rows = set(), []
@@ -520,7 +520,7 @@ def _show_rejected(plan: Plan, top: int, out: Console = console) -> None:
             rows.append(r)
     if not rows:
         return
-    table = Table(title=_table_title(f"{len(plan.rejected)} rejected", len(plan.rejected), len(rows), top))
+    table = Table(title=_table_title(f"{len(plan.rejected)} rejected", len(plan.rejected), len(rows), top, more))
     for column in ("GPU", "where", "why"):
         table.add_column(column)
     for r in rows[:top]:

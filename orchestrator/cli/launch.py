@@ -82,7 +82,7 @@ def launch_command(
     data, notes = data_and_notes(job, model, result)
     spec = result.spec
     if not as_json and not (dry_run and result.chosen):  # a dry run that has a task shows the plan with it
-        display.show_plan(result, top=5)
+        display.show_plan(result, top=5, more=PLAN_SHOWS_MORE)
     if result.chosen is None:
         if as_json:  # the plan that found nothing is the document, its error in it
             display.print_json({"plan": plan_dict(result), "run": None, **error_dict(no_option_message(result))})
@@ -124,6 +124,9 @@ def launch_command(
                         f"after the job: `orch runs` (or `orch pull {record.run_id}`) within that time brings it "
                         "home.", err=True)
     _report(result, record, as_json, quiet=detach)
+
+
+PLAN_SHOWS_MORE = "`orch plan --top N` shows more"  # launch has no --top: its tables show 5 rows
 
 
 def _confirmed(question: str) -> bool:
@@ -241,7 +244,7 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
                             "skypilot_optimizer": task.optimizer_text if task else None,
                             "note": task.note if task else nothing_written, "launch_here": here, "launched": False})
         return
-    display.show_plan(result, top=5, to_stderr=True)
+    display.show_plan(result, top=5, to_stderr=True, more=PLAN_SHOWS_MORE)
     if here:  # before the task and the command that runs it: said after, a newcomer had copied the command first
         display.say(f"note: {here}", err=True)
     if task is None:
