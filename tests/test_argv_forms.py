@@ -189,7 +189,10 @@ def test_an_option_typed_with_a_long_dash_is_named_with_its_hyphens(dashed, caps
     assert result.exit_code == 2 and "write --seq-len;" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert run([str(REPO / "examples" / "tiny.yaml"), "\u2014budget", "20"]) == 2
-    assert "the option budget is typed with a long dash (U+2014)" in capsys.readouterr().err
+    assert "the option budget is typed with U+2014 (em dash), not the keyboard's hyphen-minus" in \
+        capsys.readouterr().err
+    short = runner.invoke(app, ["runs", "\u2013h"])  # a short option: one hyphen
+    assert short.exit_code == 2 and "write -h;" in short.stderr, short.output
     monkeypatch.chdir(tmp_path)
     (tmp_path / "\u2014job.yaml").write_text("x: 1\n")
     assert run(["\u2014job.yaml", "--budget", "20"]) == 2

@@ -9,6 +9,7 @@ the typer commands' (click's options) and `orch plan`'s own (argparse's actions)
 import argparse
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -145,12 +146,15 @@ _LONG_DASH_OPTION = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]+-*([A-Z
 
 
 def long_dash_option(arg: str) -> str | None:
-    """What is wrong with `arg` where it is an option typed with such a dash (and no file of that name): None else."""
+    """What is wrong with `arg` where it is an option typed with such a dash (and no file of that name): None else.
+    A one-letter name is a short option (`–y`: -y)."""
     typed = _LONG_DASH_OPTION.fullmatch(arg)
     if typed is None or os.path.lexists(arg):
         return None
-    return (f"the option {typed[1]} is typed with a long dash (U+{ord(arg[0]):04X}), which word processors and web "
-            f"pages make of `--`: write --{typed[1]}")
+    name = typed[1]
+    dash = unicodedata.name(arg[0], "a dash").lower()
+    return (f"the option {name} is typed with U+{ord(arg[0]):04X} ({dash}), not the keyboard's hyphen-minus (word "
+            f"processors and web pages put one for `--`): write {'-' if len(name) == 1 else '--'}{name}")
 
 
 JSON_FLAG = {"--json": Switchable(True, ("--json",))}  # what json_wanted reads: --json as every command has it
