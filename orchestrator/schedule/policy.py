@@ -154,8 +154,9 @@ def _cloud(ask: JobAsk, model: ModelShape, offers: list[Offer], calibration: Cal
     if within_cap := [o for o in options if o.estimate.cost_usd <= spend_left_usd]:
         chosen = within_cap[0]
         if chosen.offer.spot:
-            why = "spot: the job checkpoints" + (f" and {chosen.estimate.hours:.1f} h x {SPOT_SLACK_FACTOR} fits "
-                                                 f"the {ask.deadline_h:.1f} h deadline" if ask.deadline_h else "")
+            why = "spot: the job checkpoints" + (
+                f" and {duration_text(chosen.estimate.hours * 3600)} x {SPOT_SLACK_FACTOR} fits the "
+                f"{duration_text(ask.deadline_h * 3600)} deadline" if ask.deadline_h else "")
         elif ask.preemptions >= MAX_SPOT_PREEMPTIONS and spot_mode == SpotMode.AUTO:
             why = f"on-demand after {ask.preemptions} preemptions"
         else:
@@ -237,7 +238,8 @@ def _lateness(finish_h: float, deadline_h: float) -> str:
     negative `h late` read as nonsense)."""
     if finish_h > deadline_h:
         return f", {above_texts(finish_h - deadline_h, 0)[0]} h late"
-    return f", {finish_h:.2f} h of the {deadline_h:g} h deadline: no {DEADLINE_SAFETY_FACTOR:g}x margin for scatter"
+    return (f", {duration_text(finish_h * 3600)} of the {duration_text(deadline_h * 3600)} deadline: no "
+            f"{DEADLINE_SAFETY_FACTOR:g}x margin for scatter")
 
 
 def decide(ask: JobAsk, model: ModelShape, slots: list[LocalSlot], cloud_offers: list[Offer],
