@@ -466,11 +466,12 @@ def task_files_dir(out: Path) -> Path:
     return out.parent / f"{out.stem}-files"
 
 
-# In a dry run's files folder: orch made it for the task file it names on its last line, so the next dry run to
-# that same --out may rewrite what it staged there
+# In a dry run's files folder: orch made it for the task file it names (MARKED_FOR), so the next dry run to that
+# same --out may rewrite what it staged there
 TASK_FILES_MARK = ".orch-task-files"
 MARK_TEXT = ("orch wrote this folder for a dry run's task file (`orch launch --dry-run --out`): the next one to the "
-             "same --out replaces its job.yaml and src/ without asking. Its task file:\n")
+             "same --out replaces its job.yaml and src/ without asking.\n")
+MARKED_FOR = "task file: "
 STAGED = ("src", "job.yaml", TASK_FILES_MARK)  # what a dry run writes in the folder: all that it replaces there
 
 
@@ -484,7 +485,8 @@ def foreign_task_files(files_dir: Path, out: Path) -> bool:
         marked = (files_dir / TASK_FILES_MARK).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return next(files_dir.iterdir(), None) is not None
-    return marked[-1:] != [out.name]
+    named = [line.removeprefix(MARKED_FOR) for line in marked if line.startswith(MARKED_FOR)]
+    return bool(named) and named != [out.name]  # a mark naming no task file is an earlier orch's, for this one
 
 
 def _clear_staged(files_dir: Path) -> None:
@@ -544,7 +546,7 @@ def _write_task_files(spec: JobConfig, job_path: Path, chosen: Option, budget_us
     its YAML text."""
     task = build_task(spec, job_path, chosen, budget_usd, new_run_id(), model, out.parent, files_dir,
                       for_launch=False)
-    (files_dir / TASK_FILES_MARK).write_text(f"{MARK_TEXT}{out.name}\n", encoding="utf-8")
+    (files_dir / TASK_FILES_MARK).write_text(f"{MARK_TEXT}{MARKED_FOR}{out.name}\n", encoding="utf-8")
     try:
         files_as = str(files_dir.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
