@@ -2,7 +2,7 @@
 
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 _NOISE_WORDS = ("nvidia", "geforce", "tesla", "quadro")
@@ -63,16 +63,17 @@ def listed(names: Iterable[str], last: str = "and") -> str:
     return "".join(names) if len(names) <= 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
-def near_hint(name, candidates: Iterable, limit: int = 3) -> str:
+def near_hint(name, candidates: Iterable, limit: int = 3, shown: Callable[[str], str] = str) -> str:
     """` (did you mean `a` or `b`?)` for a misspelt key or setting of a hand-written file (a job, the hardware file,
-    a sweep), naming the (at most `limit`) `candidates` nearest to it; empty when none is near. One wording for every
-    such file: the job's keys said it, the hardware file's and the sweep's only listed every key."""
+    a sweep), naming the (at most `limit`) `candidates` nearest to it, each as `shown` writes it; empty when none is
+    near. One wording for every such file: the job's keys said it, the hardware file's and the sweep's only listed
+    every key."""
     name = str(name)  # YAML keys may be numbers
     near = suggest(name, [str(c) for c in candidates], limit, cutoff=KEY_SIMILARITY) \
         if len(name) >= SHORTEST_HINTED_KEY else []
     if not near:
         return ""
-    return f" (did you mean {listed((f'`{close}`' for close in near), 'or')}?)"
+    return f" (did you mean {listed((f'`{shown(close)}`' for close in near), 'or')}?)"
 
 
 def near_file_hint(missing: Path, suffixes: Collection[str], written: str | None = None) -> str:
@@ -84,7 +85,8 @@ def near_file_hint(missing: Path, suffixes: Collection[str], written: str | None
     except OSError:  # no such folder, or one that cannot be listed: no hint
         return ""
     folder = os.path.dirname(written) if written else ""
-    return near_hint(os.path.join(folder, missing.name), [os.path.join(folder, name) for name in beside])
+    # names compared alone: a folder typed before them made every file in it near (`examples/foo.yaml`)
+    return near_hint(missing.name, beside, shown=lambda name: os.path.join(folder, name))
 
 
 def unknown_name_message(kind: str, name: str, candidates: list[str], how_to_list: str) -> str:

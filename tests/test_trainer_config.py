@@ -232,10 +232,12 @@ def test_a_command_line_mistake_is_one_line_and_exit_2(argv, said, capsys):
 def test_a_mistyped_job_file_names_the_near_ones_beside_it(tmp_path):
     """`orch plan examples/llama31-8b-qlora.yml` said only "does not exist", beside the .yaml it meant."""
     (tmp_path / "llama-qlora.yaml").write_text("model: x\n")
-    with pytest.raises(UserError, match=r"'.*llama-qlora.yml' does not exist \(did you mean `llama-qlora.yaml`\?\)"):
-        load_config(tmp_path / "llama-qlora.yml")
+    with pytest.raises(UserError, match=r"'(.*)/llama-qlora.yml' does not exist \(did you mean `\1/llama-qlora.yaml`"):
+        load_config(tmp_path / "llama-qlora.yml")  # named with the folder typed: from here, it is there
     with pytest.raises(UserError, match=r"'.*nowhere/job.yaml' does not exist. Copy one"):
         load_config(tmp_path / "nowhere" / "job.yaml")
+    with pytest.raises(UserError, match=r"'.*/other.yaml' does not exist. Copy one"):  # the folder typed is no kin
+        load_config(tmp_path / "other.yaml")
 
 
 def test_an_empty_output_is_said_to_be_empty_not_taken_for_the_default(tmp_path, capsys):

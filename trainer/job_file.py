@@ -83,7 +83,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
             raise ConfigError(str(loop))
         state = ("is a folder, not a file" if os.path.isdir(path) else
                  "is not a regular file (a device or a pipe)" if os.path.exists(path) else
-                 f"does not exist{near_file_hint(path, checks.YAML_SUFFIXES)}")
+                 f"does not exist{near_file_hint(path, checks.YAML_SUFFIXES, str(path))}")
         # the examples' datasets are named relative to the job file: one copied alone named a dataset not there
         raise ConfigError(f"job file '{path}' {state}. Copy one from examples/, and its data/ folder beside it.")
     return read_job_file(path, overrides)[1], path.parent
