@@ -34,7 +34,7 @@ def _endpoint() -> tuple[str, int]:
     text = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     try:
         endpoint = urlparse(text)
-        host, port = endpoint.hostname, endpoint.port or 443
+        host, port = endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)
     except ValueError as exc:
         host, port, why = None, 0, f" ({exc})"
     else:
@@ -45,18 +45,20 @@ def _endpoint() -> tuple[str, int]:
     return host, port
 
 
-def _hf_home() -> Path:
-    """Where Hugging Face's libraries keep their caches unless told otherwise (HF_HUB_CACHE, HF_DATASETS_CACHE); read
-    as orch reads its own folders' variables (`~nouser/x` was a traceback)."""
-    return checks.env_path("HF_HOME", "~/.cache/huggingface")
+def _hf_cache(variable: str, under_home: str) -> Path:
+    """A cache of Hugging Face's libraries: `variable` (HF_HUB_CACHE, HF_DATASETS_CACHE) where it is set, else
+    `under_home` in HF_HOME, read as orch reads its own folders' variables (`~nouser/x` was a traceback); HF_HOME is
+    not read where the cache's own variable overrides it."""
+    if checks.env_value(variable):
+        return checks.env_path(variable, "")
+    return checks.env_path("HF_HOME", "~/.cache/huggingface") / under_home
 
 
 def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") -> bool:
     """Whether a repository's file (any file by default) is in the hub cache on this machine, read from the cache's
     own layout (the files huggingface_hub's try_to_load_from_cache reads): importing huggingface_hub would cost a
     plan a third of a second."""
-    hub = checks.env_path("HF_HUB_CACHE", str(_hf_home() / "hub"))
-    snapshots = hub / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
+    snapshots = _hf_cache("HF_HUB_CACHE", "hub") / f"{repo_type}s--{repo_id.replace('/', '--')}" / "snapshots"
     # os.path.isdir is False (Path's methods raise) for a name too long for the file system
     return os.path.isdir(snapshots) and any(snapshots.glob(f"*/{filename}"))
 
@@ -64,5 +66,4 @@ def in_hub_cache(repo_id: str, filename: str = "*", repo_type: str = "model") ->
 def in_datasets_cache(dataset_id: str) -> bool:
     """Whether `datasets` has this hub dataset prepared on this machine (its own cache, `owner___name`), which it
     reads offline without the hub's copy."""
-    cache = checks.env_path("HF_DATASETS_CACHE", str(_hf_home() / "datasets"))
-    return os.path.isdir(cache / dataset_id.replace("/", "___"))
+    return os.path.isdir(_hf_cache("HF_DATASETS_CACHE", "datasets") / dataset_id.replace("/", "___"))

@@ -304,6 +304,10 @@ def test_a_hugging_face_cache_in_no_users_home_is_one_line(monkeypatch, variable
     monkeypatch.setenv(variable, "~no-such-user-here/x")
     with pytest.raises(UserError, match=f"{variable}='~no-such-user-here/x': there is no such user's home folder"):
         hub.in_hub_cache("org/model") if variable != "HF_DATASETS_CACHE" else hub.in_datasets_cache("org/data")
+    if variable == "HF_HOME":  # a cache's own variable overrides it, and it is not read then
+        monkeypatch.setenv("HF_HUB_CACHE", "/nowhere/hub")
+        monkeypatch.setenv("HF_DATASETS_CACHE", "/nowhere/datasets")
+        assert not hub.in_hub_cache("org/model") and not hub.in_datasets_cache("org/data")
 
 
 def test_every_catalog_model_but_orchs_own_states_its_context():
