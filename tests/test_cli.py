@@ -843,7 +843,7 @@ def test_no_spend_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = invoke("spend")
     assert result.exit_code == 0 and " ".join(result.stdout.split()) == \
-        f"No spend yet in {tmp_path}: no run has been recorded there."
+        f"No spend yet in {tmp_path}: no run has been recorded there; `orch launch JOB.yaml --budget USD` starts one."
 
 
 def test_an_empty_queue_says_how_to_queue_a_job(tmp_path, monkeypatch):

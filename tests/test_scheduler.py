@@ -338,10 +338,10 @@ def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path,
     """`orch submit` said only `queued j-...`, and with no scheduler running nothing ever placed the job."""
     import socket
 
-    huge = tmp_path / "gated.yaml"
-    huge.write_text(GATED_JOB)
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(GATED_JOB)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    said = orch("submit", huge).stdout.strip()
+    said = orch("submit", gated).stdout.strip()
     assert said.startswith("queued j-") and said.endswith(NO_SCHEDULER), said
     queue = " ".join(orch("queue").stdout.split())
     assert "1 queued; no scheduler is running: `orch scheduler run` places it" in queue, queue
@@ -350,11 +350,11 @@ def test_submit_says_how_to_place_the_job_when_no_scheduler_is_running(tmp_path,
     dead.wait()
     marks.mkdir()
     (marks / f"{socket.gethostname()}:{dead.pid}").touch()  # a killed scheduler's mark: its process is gone
-    assert orch("submit", huge).stdout.strip().endswith(NO_SCHEDULER)
+    assert orch("submit", gated).stdout.strip().endswith(NO_SCHEDULER)
     looping = scheduler_process("--interval", "3600")
     try:
         until(lambda: len(list(marks.iterdir())) == 2, timeout_s=60)
-        said = orch("submit", huge).stdout.strip()
+        said = orch("submit", gated).stdout.strip()
         assert said.startswith("queued j-") and "scheduler" not in said, said
     finally:
         looping.send_signal(signal.SIGINT)

@@ -13,6 +13,7 @@ keeps one rule for every shape, so a job from a TRL config on chat data sets `co
 A column mapping (`dataset_columns: {instruction: question, output: answer}`) renames a dataset's columns first.
 """
 
+from enum import Enum
 from typing import NamedTuple
 
 from gpu_catalog import checks
@@ -134,35 +135,44 @@ def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[
     return ids, mask
 
 
+class ShapeKind(str, Enum):
+    """How a record is rendered: a conversation, TRL's conversational prompt and completion, a prompt and its
+    response, or plain text."""
+
+    CHAT = "chat"  # parts: (messages,)
+    PROMPT_CHAT = "prompt_chat"  # parts: (prompt messages, completion messages)
+    PROMPT = "prompt"  # parts: (prompt, response, the shape's name)
+    TEXT = "text"  # parts: (text,)
+
+
 class Shaped(NamedTuple):
     """A record as its shape reads it, checked, before any tokenizer sees it: a plan checks every record of a file it
-    tokenizes only the start of this way. `kind`: chat (messages), prompt_chat (prompt and completion messages),
-    prompt (prompt, response, the shape's name) or text."""
+    tokenizes only the start of this way."""
 
-    kind: str
+    kind: ShapeKind
     parts: tuple
 
 
 def record_shape(record: dict, where: str) -> Shaped:
     """The record's shape, or the DataError the trainer stops on for it."""
     if record.get("messages"):
-        return Shaped("chat", (_check_messages(record["messages"], where),))
+        return Shaped(ShapeKind.CHAT, (_check_messages(record["messages"], where),))
     if record.get("conversations"):
-        return Shaped("chat", (_messages_from_sharegpt(record["conversations"], where),))
+        return Shaped(ShapeKind.CHAT, (_messages_from_sharegpt(record["conversations"], where),))
     prompt, completion = record.get("prompt"), record.get("completion")
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
-        return Shaped("prompt_chat", (_check_messages(prompt, where), _check_messages(completion, where)))
+        return Shaped(ShapeKind.PROMPT_CHAT, (_check_messages(prompt, where), _check_messages(completion, where)))
     if isinstance(prompt, str) and isinstance(completion, str):
-        return Shaped("prompt", (prompt, completion, "prompt+completion"))
+        return Shaped(ShapeKind.PROMPT, (prompt, completion, "prompt+completion"))
     if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
         if record.get("input") is not None and not isinstance(record["input"], str):  # 0 and false were dropped
             raise DataError(f"{where}: `input` must be a string (or absent), got "
                             f"{checks.as_written(record['input'])}.")
         template = PROMPT_WITH_INPUT_TEMPLATE if record.get("input") else PROMPT_TEMPLATE
         prompt = template.format(instruction=record["instruction"], input=record.get("input", ""))
-        return Shaped("prompt", (prompt, record["output"], "instruction+output"))
+        return Shaped(ShapeKind.PROMPT, (prompt, record["output"], "instruction+output"))
     if isinstance(record.get("text"), str):
-        return Shaped("text", (record["text"],))
+        return Shaped(ShapeKind.TEXT, (record["text"],))
     for keys in STRING_FIELDS:  # the keys of a shape are there, but a value is a number or null (NaN, an empty cell)
         key = next((key for key in keys if not isinstance(record.get(key, ""), str)), None)
         if key is not None and all(name in record for name in keys):
@@ -183,14 +193,14 @@ def record_shape(record: dict, where: str) -> Shaped:
 
 def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[bool]]:
     shaped = record_shape(record, where)
-    if shaped.kind == "chat":
+    if shaped.kind is ShapeKind.CHAT:
         return _chat(tokenizer, shaped.parts[0], where)
-    if shaped.kind == "prompt_chat":
+    if shaped.kind is ShapeKind.PROMPT_CHAT:
         prompt_part, completion_part = shaped.parts
         ids, mask = _chat(tokenizer, prompt_part + completion_part, where)
         prompt_len = len(_chat(tokenizer, prompt_part, where)[0])
         return ids, [False] * prompt_len + mask[prompt_len:]
-    if shaped.kind == "prompt":
+    if shaped.kind is ShapeKind.PROMPT:
         return _prompt_response(tokenizer, *shaped.parts)
     ids = tokenizer(shaped.parts[0], add_special_tokens=True)["input_ids"] + [_eos_id(tokenizer, "text")]
     return ids, [True] * len(ids)

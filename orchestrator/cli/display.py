@@ -534,7 +534,8 @@ def show_spend_rows(by: str, rows, home: Path) -> None:
     """`orch spend`: one row per group, the total below; active runs count their spend so far. With no run, the home
     is named, as `orch runs` names it (an empty table said nothing of where it looked)."""
     if not rows:
-        console.print(f"No spend yet in {esc(home)}: no run has been recorded there.", highlight=False)
+        console.print(f"No spend yet in {esc(home)}: no run has been recorded there; `orch launch JOB.yaml --budget "
+                      "USD` starts one.", highlight=False)
         return
     table = Table(title=f"spend by {by}")
     for column in (by, "runs", "active", "spend"):
