@@ -24,7 +24,7 @@ from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
 from gpu_catalog.hub import hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
-from trainer.data import special_file_problem
+from trainer.data import SeqLenFit, special_file_problem
 from trainer.data_sources import dataset_problems, file_head_problem, file_kind, json_file_problem
 from trainer.offline_names import is_built_offline
 
@@ -260,9 +260,19 @@ def _cached_count(cache: Path) -> dict | None:
         counted = checks.parse_json(checks.read_text(cache, "cache entry"), "cache entry")
     except UserError:  # missing, a folder, a pipe or a device (which never end), not UTF-8, not JSON
         return None
-    whole = isinstance(counted, dict) and all(isinstance(counted.get(key), int) and counted[key] > 0
-                                              for key in ("tokens", "train_sequences"))
-    return counted if whole else None
+    if not (isinstance(counted, dict) and all(_count(counted.get(key)) and counted[key] > 0
+                                              for key in ("tokens", "train_sequences"))):
+        return None
+    fit, sampled = counted.get("seq_len_fit"), counted.get("sampled_bytes")
+    whole = (counted["train_sequences"] <= counted["tokens"]  # each sequence holds a token at least
+             and (fit is None or isinstance(fit, dict) and set(fit) == set(SeqLenFit._fields)
+                  and all(map(_count, fit.values())))
+             and (sampled is None or _count(sampled) and sampled > 0))
+    return counted if whole else None  # a text in seq_len_fit was a traceback in the plan's note on it
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _cached_hub_size(cache: Path) -> DataSize | None:

@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gpu_catalog.offers import cloud_offers
+from orchestrator import data_size
 from orchestrator.cli.main import app
 from orchestrator.data_size import _split_bytes
 from orchestrator.job import _sized, load_sized_job
@@ -204,6 +205,24 @@ def test_a_damaged_cache_entry_is_counted_again_and_never_fails_a_plan(tmp_path,
         count.write_bytes(damage)
         catalog.write_bytes(pickle.dumps([1, 2]))
         assert planned_data_tokens(job) == tokens, damage
+
+
+@pytest.mark.parametrize("entry", [
+    {"tokens": 100, "train_sequences": 5, "seq_len_fit": {"cut": "x", "past_seq_len": 0, "nothing_to_train": 0}},
+    {"tokens": 100, "train_sequences": 5, "seq_len_fit": {"cut": 1}},
+    {"tokens": 1, "train_sequences": 99_999_999_999},  # more sequences than tokens
+    {"tokens": 100, "train_sequences": 5, "sampled_bytes": "many"},
+    {"tokens": True, "train_sequences": 1},
+])
+def test_a_cache_entry_no_count_makes_is_no_count(tmp_path, entry):
+    """A text in seq_len_fit was a traceback in the plan's note ("Cannot specify ',' with 's'"), and 1 token in 10^11
+    sequences was planned as read."""
+    cache = tmp_path / "entry.json"
+    cache.write_text(json.dumps(entry))
+    assert data_size._cached_count(cache) is None
+    cache.write_text(json.dumps({"tokens": 100, "train_sequences": 5, "seq_len_fit": {"cut": 1, "past_seq_len": 0,
+                                                                                      "nothing_to_train": 2}}))
+    assert data_size._cached_count(cache) is not None
 
 
 def test_a_cache_entry_that_is_no_file_is_counted_again_and_replaced(tmp_path, monkeypatch):
