@@ -651,6 +651,10 @@ case("calibrate-out-into-a-run-folder", lambda i: ["calibrate", "--out", in_a_ru
 case("simulate-generate-into-a-run-folder", lambda i: ["simulate", "--generate", "5", "--out",
                                                        in_a_run_folder(i, "trace.csv")])
 case("train-output-a-run-folder", lambda i: ["train", i.job(), "--output", in_a_run_folder(i, "output")])
+# a run's log is the file its trainer wrote: a link was followed anywhere (`/etc/shadow` printed), a folder was "no log"
+case("logs-train-log-a-link", lambda i: [Path(in_a_run_folder(i, "train.log")).symlink_to(i.file("secret", "s\n")),
+                                         "logs", RUN_ID][1:])
+case("logs-train-log-a-folder", lambda i: [Path(in_a_run_folder(i, "train.log")).mkdir(), "logs", RUN_ID][1:])
 case("train-output-the-jobs-folder", lambda i: ["train", i.job(), "--output", i.state_folder("jobs")])
 for out in ("-", "job.json", "job"):  # `-` wrote a file named so; JSON or no suffix, YAML under the name
     case(f"import-out-{out}", lambda i, out=out: ["import", i.file("ax.yaml", AXOLOTL), "--out", out])

@@ -1,6 +1,7 @@
 """`orch runs`, `orch logs`, `orch stop`, `orch resume`: the recorded runs and what can be done with them."""
 
 import dataclasses
+import os
 import signal
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
 from gpu_catalog.whole_files import write_atomically
@@ -170,6 +172,12 @@ def logs_command(
     store = RunStore()
     record = find_run(store, run_id)
     log = Path(record.run_dir) / LOG_NAME
+    if log.is_symlink() or (log.exists() and not log.is_file()):  # the trainer writes a file there, nothing else
+        # a link was followed anywhere (`/etc/shadow` printed), and a folder or a pipe was said to be no log at all
+        kind = f"a link to {os.readlink(log)}" if log.is_symlink() else "a folder" if log.is_dir() else \
+            "a pipe or a device"
+        raise UserError(f"run {record.run_id}'s {LOG_NAME} is {checks.printable(kind)}, not the file its trainer "
+                        f"writes: remove it (in {record.run_dir}).")
     if follow and record.status is RunStatus.RUNNING:
         display.show_run(follow_run(store, record))
     elif log.is_file() and log.stat().st_size:
