@@ -651,6 +651,21 @@ case("calibrate-out-into-a-run-folder", lambda i: ["calibrate", "--out", in_a_ru
 case("simulate-generate-into-a-run-folder", lambda i: ["simulate", "--generate", "5", "--out",
                                                        in_a_run_folder(i, "trace.csv")])
 case("train-output-a-run-folder", lambda i: ["train", i.job(), "--output", in_a_run_folder(i, "output")])
+def _resume_with_output_a_file(i: Inputs) -> list[str]:
+    """A stopped run whose output/ was replaced by a file: its trainer was started, refused it, and the run was
+    recorded failed, exit 1."""
+    output = Path(in_a_run_folder(i, "output"))
+    output.write_text("not the run's folder\n")
+    with closing(sqlite3.connect(i.home / "runs.db")) as db, db:
+        db.execute("UPDATE runs SET status = 'stopped' WHERE run_id = ?", (RUN_ID,))
+    return ["resume", RUN_ID]
+
+
+
+def test_a_run_whose_output_is_no_folder_is_refused_before_its_resume_starts(inputs):
+    result = CliRunner().invoke(app, _resume_with_output_a_file(inputs))
+    assert result.exit_code == 2 and "cannot resume: its output" in result.stderr and "is no longer a folder" in \
+        result.stderr, result.output
 # a run's log is the file its trainer wrote: a link was followed anywhere (`/etc/shadow` printed), a folder was "no log"
 case("logs-train-log-a-link", lambda i: [Path(in_a_run_folder(i, "train.log")).symlink_to(i.file("secret", "s\n")),
                                          "logs", RUN_ID][1:])

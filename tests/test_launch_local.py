@@ -188,8 +188,14 @@ def test_stop_then_resume(tmp_path):
     stopped = runs_json()[0]
     assert 0 < stopped["metrics"]["steps"] < 200
     job_file = Path(run_dir) / "job.yaml"  # shorten the rest of the run for the test (a key once: no duplicates)
-    job_file.write_text(yaml.safe_dump({**yaml.safe_load(job_file.read_text()),
-                                        "max_steps": stopped["metrics"]["steps"] + 3}))
+    job = yaml.safe_load(job_file.read_text())
+    # a job edited since its checkpoint: the trainer refused it once started, and the run was recorded bad_config
+    job_file.write_text(yaml.safe_dump({**job, "seq_len": job["seq_len"] * 2}))
+    refused = orch("resume", run_id)
+    assert refused.exit_code == 2 and "cannot resume: its job.yaml is not the job its checkpoint" in \
+        " ".join(refused.stderr.split()), refused.output
+    assert RunStore().get(run_id).status.value == "stopped"
+    job_file.write_text(yaml.safe_dump({**job, "max_steps": stopped["metrics"]["steps"] + 3}))
     result = orch("resume", run_id, "--json")  # followed to its end, the log on stderr and the run on stdout
     assert result.exit_code == 0, result.output
     # this session's log alone: the earlier one's "checkpoint saved. Resume with:" read as if it had stopped again

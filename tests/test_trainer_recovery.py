@@ -163,8 +163,7 @@ def test_a_step_saved_again_and_stopped_halfway_leaves_its_earlier_copy_found(tm
 def test_a_checkpoint_whose_state_is_nested_too_deeply_is_not_whole(tmp_path):
     """json's RecursionError on such a state.json was a traceback from `orch train --output OUT`, where a state.json
     that does not read is a checkpoint passed over."""
-    from trainer.checkpoint import saved_identity
-    from trainer.checkpoint_folders import is_whole
+    from trainer.checkpoint_folders import is_whole, saved_identity
 
     folder = tmp_path / "step-00000002"
     folder.mkdir()

@@ -73,16 +73,6 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, sc
     return final
 
 
-def saved_identity(path: Path) -> dict | None:
-    """The record of the run a checkpoint belongs to (config.run_identity, in its state.json); None when it has none
-    (written by an older orch) or cannot be read (loading it says why)."""
-    try:
-        identity = json.loads((path / STATE_FILE).read_text(encoding="utf-8")).get("job")
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return None
-    return identity if isinstance(identity, dict) else None
-
-
 class DamagedCheckpoint(Exception):
     """A checkpoint file of the right size that does not read back (a disk or an upload that changed its bytes). Its
     text names the file only: torch's own message advises loading with weights_only=False, which is no fix here."""

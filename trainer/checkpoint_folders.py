@@ -96,3 +96,14 @@ def fewer_steps_problem(output_dir: Path, planned_steps: int) -> str | None:
     return (f"{output_dir} holds a run trained to step {trained}, past the {planned_steps} step"
             f"{'s' * (planned_steps != 1)} this job plans (its max_steps, train_tokens or epochs): give it at least "
             f"{trained} steps to train on, or choose another --output")
+
+
+def saved_identity(path: Path) -> dict | None:
+    """The record of the run a checkpoint belongs to (config.run_identity, in its state.json); None when it has none
+    (written by an older orch) or cannot be read (loading it says why). Plain Python: `orch resume` compares it with
+    the run's job before it starts anything."""
+    try:
+        identity = json.loads((path / STATE_FILE).read_text(encoding="utf-8")).get("job")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return identity if isinstance(identity, dict) else None

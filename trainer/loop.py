@@ -110,7 +110,7 @@ class FineTune:
         elif unresumed := checkpoint_folders.unresumed_problem(self.output_dir, resume):
             problems.append(unresumed)
         elif resume == "auto" and (latest := checkpoint_folders.latest_checkpoint(self.output_dir)) and (
-                changes := identity_changes(checkpoint.saved_identity(latest), self.identity)):
+                changes := identity_changes(checkpoint_folders.saved_identity(latest), self.identity)):
             problems.append(f"checkpoint {latest} is from another job ({'; '.join(changes)}): resume with the "
                             "settings it was trained with, or choose another --output")
         elif resume == "auto" and (config.max_steps is not None or config.train_tokens is not None) and (

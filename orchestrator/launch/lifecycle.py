@@ -24,15 +24,16 @@ from orchestrator.db import MAX_STORED_NUMBER, UnusableDatabase
 from orchestrator.home import state_folder
 from orchestrator.launch import launching
 from orchestrator.launch.base import STARTED_FACTS, NothingLaunched
-from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, read_job, run_job_file
+from orchestrator.launch.local import LOG_NAME, RUN_JOB_NAME, job_json, run_job_file
 from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
 from orchestrator.spend import run_cost_usd
-from trainer.checkpoint_folders import latest_checkpoint
-from trainer.config import JobConfig
+from trainer.checkpoint_folders import latest_checkpoint, saved_identity
+from trainer.config import JobConfig, identity_changes, run_identity
 from trainer.heartbeat import HEARTBEAT_FILE
+from trainer.job_file import read_job_file
 from trainer.jsonio import finite_or_null
 from trainer.meter import METER_INTERVAL_S
 from trainer.progress import PROGRESS_FILE
@@ -238,15 +239,26 @@ def resume(store: RunStore, record: RunRecord, budget_usd: float | None = None,
         raise UserError(f"run {record.run_id} ended {record.status.value}: nothing to resume.")
     if not Path(record.run_dir).is_dir():
         raise UserError(f"run {record.run_id}'s folder {record.run_dir} is gone: nothing to resume from.")
-    if unreadable := next((folder for folder in (Path(record.output_dir), Path(record.output_dir) / "checkpoints")
+    output = Path(record.output_dir)
+    if output.is_symlink() or output.exists() and not output.is_dir():  # the trainer refused it once started
+        raise UserError(f"run {record.run_id} cannot resume: its output {output} is no longer a folder: restore the "
+                        "folder the run wrote.")
+    if unreadable := next((folder for folder in (output, output / "checkpoints")
                            if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK)), None):
         # the trainer failed on it, and the run was recorded failed, with the new budget
         raise UserError(f"run {record.run_id} cannot resume: {unreadable} cannot be read: make it readable.")
+    job_file = Path(record.run_dir) / RUN_JOB_NAME
     try:  # the run folder's copy is what the trainer reads: a deleted or edited one would start and fail
-        read_job(Path(record.run_dir) / RUN_JOB_NAME)
+        _, config = read_job_file(job_file)
     except UserError as exc:
         raise UserError(f"run {record.run_id} cannot resume: {exc} Restore the run folder's copy of the job, or "
                         "`orch launch` the job again.") from None
+    # a job edited since its checkpoint (seq_len 256 -> 128): the trainer refused it once started and paid for
+    if (latest := latest_checkpoint(output)) and (
+            changes := identity_changes(saved_identity(latest), run_identity(config, job_file.parent))):
+        raise UserError(f"run {record.run_id} cannot resume: its {RUN_JOB_NAME} is not the job its checkpoint "
+                        f"{latest.name} trained ({'; '.join(changes)}): restore the job's settings, or `orch launch` "
+                        "the edited job as a new run.")
     # planned before the least below is asked: a plan prices its target's start, longer than RESUME_LEAST_S, and a
     # user who gave the budget the least asked for was then refused for the plan's. May refuse too, before the new
     # total is written
