@@ -301,6 +301,9 @@ def secret_env(variable: str) -> str | None:
     if value is not None and any(char.isspace() or _CONTROL.match(char) for char in value):
         raise UserError(f"{variable} holds a space, a line break or a control character, which no token has: set it "
                         "to the token alone.")
+    if value is not None and not value.isascii():  # sent in an HTTP header, it failed on the VM (UnicodeEncodeError)
+        raise UserError(f"{variable} holds a character that is not ASCII, which no token has (a quote or a dash a "
+                        "web page or an editor put in?): set it to the token alone, as copied.")
     return value
 
 

@@ -1231,6 +1231,7 @@ def _task_out_beside_a_users_files(i: Inputs) -> list[str]:
     (" ", "meta-llama/Llama-3.1-8B is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN"),
     ("\n", "meta-llama/Llama-3.1-8B is gated on the Hugging Face Hub: accept its licence there and set HF_TOKEN"),
     ("hf_abc\ndef", "HF_TOKEN holds a space, a line break or a control character, which no token has"),
+    ("hf_abc\u2019def", "HF_TOKEN holds a character that is not ASCII, which no token has"),
 ])
 def test_a_blank_or_broken_hf_token_is_no_token(inputs, token, said):
     """A blank HF_TOKEN passed the gated model's check, and a cloud launch went ahead to a download refused on the
