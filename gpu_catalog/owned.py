@@ -116,6 +116,9 @@ def default_card(gpu: GPU) -> OwnedCard:
 # Ranges for the hardware file's numbers: beyond them a value is a typo (a price in cents, power in kW)
 MAX_PURCHASE_USD = 1e7
 MAX_POWER_W = 1e5
+# a card training draws tens to hundreds of watts (the catalog's TDPs: 70-1000 W): below this, kilowatts written as
+# watts (`power_w: 0.45`), which priced its power a thousand times too low
+MIN_POWER_W = 10.0
 MAX_LIFE_YEARS = 50.0
 # Below these a purchase is spread over next to no hours (`life_years: 1e-300` divided by zero): a typo, not a card
 MIN_LIFE_YEARS = 0.1
@@ -127,6 +130,14 @@ MAX_COUNT = 1024
 
 def _positive(value, what: str, path: Path, upper: float, whole: bool = False) -> float:
     return float(checks.number(value, f"{path}: {what}", 0, upper, above=True, whole=whole))
+
+
+def _watts(value, path: Path) -> float:
+    watts = _positive(value, "power_w", path, MAX_POWER_W)
+    if watts < MIN_POWER_W:
+        raise UserError(f"{path}: power_w {value} is below any GPU's draw while it trains (at least {MIN_POWER_W:g} "
+                        "W): give the card's power in watts, not kilowatts (an RTX 4090: 450).")
+    return watts
 
 
 def _at_least(value, what: str, path: Path, low: float, upper: float) -> float:
@@ -193,7 +204,7 @@ def _parse_card(raw, path: Path) -> OwnedCard:
         life_years=_at_least(raw.get("life_years", base.life_years), "life_years", path, MIN_LIFE_YEARS,
                              MAX_LIFE_YEARS),
         utilization=_at_least(raw.get("utilization", base.utilization), "utilization", path, MIN_UTILIZATION, 1.0),
-        power_w=_positive(raw.get("power_w", base.power_w), "power_w", path, MAX_POWER_W),
+        power_w=_watts(raw.get("power_w", base.power_w), path),
         host_power_w=_at_least(raw.get("host_power_w", base.host_power_w), "host_power_w", path, 0, MAX_POWER_W),
         ssh_pool=checks.safe_name(raw["ssh_pool"], f"{path}: ssh_pool") if raw.get("ssh_pool") is not None
         else None,

@@ -710,6 +710,7 @@ CARD = "cards: [{gpu: RTX 4090, %s}]"
 for text in (CARD % "purchase_price_usd: lots", CARD % "purchase_price_usd: -1800", CARD % "host_power_w: -100",
              CARD % "life_years: .nan", CARD % "life_years: 0", CARD % "utilization: 2", CARD % "utilization: .nan",
              CARD % "count: 0", CARD % "count: 1.5", CARD % "power_w: .inf", CARD % "ssh_pool: ../x",
+             CARD % "power_w: 0.45",  # kilowatts written as watts: priced its power a thousand times too low
              CARD % "ssh_pool: lab, accelerator: .nan", CARD % "ssh_pool: lab, accelerator: '[red]x'",
              CARD % "accelerator: RTX4090", "cards: 1",
              CARD % "colour: red", "pue: .nan", "pue: .inf", "pue: 0.5", "electricity_usd_per_kwh: -1",
