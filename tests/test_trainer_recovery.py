@@ -137,6 +137,19 @@ def test_data_loader_workers_give_the_same_order(tmp_path):
     assert [s["sequences"] for s in read_steps(tmp_path / "a")] == [s["sequences"] for s in read_steps(tmp_path / "b")]
 
 
+def test_more_cpu_threads_than_cores_train_on_the_cores_said_in_one_line(capsys):
+    """`cpu_threads: 99` on 2 cores ran 99 torch threads, and the run recorded 99, which calibrate fitted against."""
+    import torch
+
+    from trainer.loop import torch_threads
+
+    cores = len(os.sched_getaffinity(0))
+    with torch_threads(cores + 97):
+        assert torch.get_num_threads() == cores
+    assert capsys.readouterr().out == (f"cpu_threads {cores + 97} is more than the {cores} cores this run may use: "
+                                       f"it trains on {cores}\n")
+
+
 def test_more_data_workers_than_cores_are_as_many_as_the_cores_said_in_one_line(capsys):
     """`num_workers: 300` on 2 cores forked 300 workers under torch's two multi-line warnings."""
     from trainer.batches import step_loader

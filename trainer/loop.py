@@ -75,6 +75,11 @@ def torch_threads(count: int | None):
     """torch's CPU threads for one run (`cpu_threads`: a scheduler's CPU slot gives each job its share of the cores,
     or two jobs each ran on all of them), set back after it for a process that goes on (a test, a notebook)."""
     before = torch.get_num_threads()
+    if count is not None and count > (cores := len(os.sched_getaffinity(0))):  # 99 threads on 2 cores, and the run
+        # recorded 99, which calibrate fitted the CPU's speed against
+        print(checks.printable(f"cpu_threads {count} is more than the {cores} cores this run may use: it trains on "
+                               f"{cores}"), flush=True)
+        count = cores
     if count is not None:
         torch.set_num_threads(count)
     try:
