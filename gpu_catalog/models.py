@@ -8,6 +8,7 @@ import csv
 import difflib
 import functools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -136,6 +137,7 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     if not isinstance(config, dict):
         raise UserError(f"{source} is not a decoder-only transformer config: expected a JSON object.")
     _check_dense_causal_lm(config, source)
+    _check_positive_numbers(config, source)
 
     def size(key: str, default=None) -> int:
         value = config.get(key) if config.get(key) is not None else default
@@ -175,6 +177,28 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
         raise UserError(f"{source} describes {shape.computed_params:.3g} parameters, more than any model orch plans "
                         f"({MAX_PARAMS:.0e}, past the largest released dense models): check its sizes.")
     return replace(shape, params=shape.computed_params)
+
+
+POSITIVE_NUMBERS = ("rope_theta", "rms_norm_eps", "layer_norm_eps")  # a model config's numbers no model has at 0
+
+
+def _check_positive_numbers(config: dict, source: str) -> None:
+    """The rotary base and the norms' epsilon, where the config gives them as numbers, finite and above 0 (a norm's
+    epsilon below 1): `rope_theta: -1` built and trained to a NaN loss, blamed on the learning rate. Text there is
+    transformers' to refuse, as it does."""
+    places, rope = [("", config)], config.get("rope_parameters")
+    if isinstance(rope, dict):  # one set, or one per kind of layer (Gemma 3's full_attention, sliding_attention)
+        places += [("rope_parameters.", rope), *((f"rope_parameters.{kind}.", inner) for kind, inner in rope.items()
+                                                 if isinstance(inner, dict))]
+    for prefix, values in places:
+        for key in POSITIVE_NUMBERS:
+            value = values.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not (math.isfinite(value) and value > 0 and (key == "rope_theta" or value < 1)):
+                bound = "above 0" if key == "rope_theta" else "above 0 and below 1"
+                raise UserError(f"{source}: `{prefix}{key}` must be {bound}, got {json.dumps(value)}: fix the model's "
+                                "config.json.")
 
 
 def stored_quantization(config: dict, source: str) -> str | None:

@@ -132,6 +132,24 @@ def test_local_folder_config(tmp_path):
     assert model.params == model.computed_params > 0
 
 
+@pytest.mark.parametrize("change, said", [
+    ({"rope_theta": -1}, "`rope_theta` must be above 0, got -1"),
+    ({"rope_parameters": {"rope_theta": 0, "rope_type": "default"}}, "`rope_parameters.rope_theta` must be above 0"),
+    ({"rope_parameters": {"full_attention": {"rope_theta": -5.0}}}, "`rope_parameters.full_attention.rope_theta`"),
+    ({"rms_norm_eps": -1e30}, "`rms_norm_eps` must be above 0 and below 1, got -1e+30"),
+    ({"rms_norm_eps": 1.5}, "`rms_norm_eps` must be above 0 and below 1"),
+])
+def test_a_model_config_number_no_model_has_is_refused(tmp_path, change, said):
+    """`rope_theta: -1` built a model that trained to a NaN loss at its first step, blamed on the learning rate."""
+    config = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 512,
+              "vocab_size": 1000, "rope_theta": 10000.0, "rms_norm_eps": 1e-5}
+    (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(UserError, match=re.escape(said)):
+        get_model(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert get_model(str(tmp_path)).n_layers == 2
+
+
 # config.json as Hugging Face publishes these models (sizes and the fields that could trip a check), for the rows of
 # the catalog they describe
 REAL_CONFIGS = {
