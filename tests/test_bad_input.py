@@ -376,9 +376,9 @@ for text in ("%", "_", "", "j-%"):
 for column, value in (("tokens_per_s", "'fast'"), ("status", "'done'"), ("target", "'moon'"),
                       ("job_json", "'{broken'"), ("metrics_json", "'[1]'"), ("cost_usd", "9e999"), ("pid", "1.5"),
                       ("cost_usd", "1e308"), ("usd_per_hour", "-1"), ("spot", "7"), ("train_tokens", "-5"),
-                      ("pid", "-3")):
+                      ("pid", "-3"), ("cluster", "'-e touch /tmp/x '")):  # a cluster reaches rsync's arguments
     for command in (["runs"], ["spend", "--json"], ["runs", "--export", "runs.csv"], ["report", "--out", "rep"],
-                    ["logs", RUN_ID]):
+                    ["logs", RUN_ID], ["pull", RUN_ID]):
         case(f"runs.db-{column}={value}-{command[0]}",
              lambda i, c=column, v=value, cmd=command: i.hand_edited(f"UPDATE runs SET {c} = {v}", *cmd))
 

@@ -82,6 +82,9 @@ class RunRecord:
 COLUMNS = [f.name for f in fields(RunRecord)]
 # what new_run_id makes, and the timestamped ids of version-1 files (r-20261122-112849-76524c), which still load
 RUN_ID = re.compile(r"r-(?:[0-9a-f]{8}|[0-9]{8}-[0-9]{6}-[0-9a-f]{6})")
+# a SkyPilot cluster name (sky/utils/common_utils.py's pattern: a letter first): `orch pull` hands it to rsync, and
+# `orch stop` to SkyPilot, so a hand-edited `-e CMD` read as an option must never reach them
+CLUSTER_NAME = re.compile(r"[a-zA-Z](?:[-_.a-zA-Z0-9]*[a-zA-Z0-9])?")
 
 
 def record_from_row(path: Path, row) -> RunRecord:
@@ -97,6 +100,8 @@ def record_from_row(path: Path, row) -> RunRecord:
     folder = Path(record.run_dir)
     if (folder.name, folder.parent.name) != (record.run_id, "runs"):
         raise damaged_row(path, "runs", record.run_id, "run_dir", record.run_dir, f"not a folder runs/{record.run_id}")
+    if record.cluster is not None and not CLUSTER_NAME.fullmatch(record.cluster):
+        raise damaged_row(path, "runs", record.run_id, "cluster", record.cluster, "not a SkyPilot cluster name")
     record = replace(record, run_dir=str(Path(path).parent / "runs" / record.run_id),
                      job_path=beside(path, record.job_path))  # a queued job's copy, in this home
     # whole numbers a type check lets through: `spot = 7` read as spot, `train_tokens = -5` summed into reports
