@@ -718,6 +718,7 @@ def test_a_timing_warmup_as_long_as_the_run_is_refused():
         config_from_dict({**job, "timing_warmup_steps": 3})
     assert config_from_dict({**job, "timing_warmup_steps": 2}).timing_warmup_steps == 2
     assert config_from_dict({**job, "max_steps": 1}).max_steps == 1
+    assert config_from_dict({**job, "max_steps": 1, "timing_warmup_steps": 1}).max_steps == 1  # as the queue keeps it
 
 
 def test_a_one_token_sequence_is_refused_as_such():

@@ -390,8 +390,10 @@ def _pair_problems(raw: dict) -> list[str]:
     if _whole_above_zero(tokens, sequences) and sequences > tokens:  # 10 tokens in 10^8 rows priced the job at $173
         problems.append(f"`dataset_sequences` {sequences} is more than `dataset_tokens` {tokens}, and each sequence "
                         "holds at least one token: fix either, or leave both out for `orch plan` to count them")
+    # the run ended ok with no tokens/s for launch to record; the default's one step is left as it is (a one-step
+    # smoke run measures nothing either way, and a job written back whole, as the queue keeps it, names it)
     warmup, steps = raw.get("timing_warmup_steps"), raw.get("max_steps")
-    if _whole_above_zero(warmup, steps) and warmup >= steps:  # the run ended ok with no tokens/s for launch to record
+    if _whole_above_zero(warmup, steps) and warmup >= steps and warmup > JobConfig.timing_warmup_steps:
         problems.append(f"`timing_warmup_steps` {warmup} leaves none of the run's {steps} steps (`max_steps`) timed: "
                         "set it below max_steps, or leave it out")
     if raw.get("attention") == "flash_attention_2" and raw.get("precision") == "fp32":
