@@ -238,3 +238,25 @@ def test_a_cached_models_damaged_json_files_are_built_again_too(tmp_path, monkey
     assert build_random_model("orch/tiny-llama", ["hello world"] * 20, 64, seed=0) == built
     assert f"rebuilding the cached model {built.name}: its {name} does not read" in capsys.readouterr().err
     assert (built / name).read_bytes() == whole
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused_before_any_step(tiny_model_path, tmp_path):
+    """A folder whose config.json says vocab_size 100 beside a 677-token tokenizer failed its first step with a bare
+    IndexError (exit 1, status error), and its plan passed."""
+    import dataclasses
+    import json
+    import shutil
+
+    from trainer.config import ConfigError
+    from trainer.prepared import prepare
+
+    folder = tmp_path / "small-vocab"
+    shutil.copytree(tiny_model_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 100}))
+    job = config_from_dict({"model": str(folder), "method": "lora", "seq_len": 128, "dataset": str(TINY_DATA),
+                            "max_steps": 1})
+    with pytest.raises(ConfigError, match=r"has [\d,]+ tokens, more than the 100 embedding rows of model"):
+        prepare(job, TINY_DATA.parent, build_model=False, local_only=True)
+    assert prepare(dataclasses.replace(job, model=tiny_model_path), TINY_DATA.parent, build_model=False,
+                   local_only=True).train

@@ -97,9 +97,28 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
                               "set eos_token (and pad_token, if padding differs) in its tokenizer_config.json, or give "
                               "another `tokenizer`.")
         tokenizer.pad_token = tokenizer.eos_token
+    _check_vocabulary(config, tokenizer)
     sequences, fit = data.sequences_for(records.train, config, tokenizer)
     if records.eval is not None:
         return Prepared(model_path, tokenizer, sequences, data.sequences_for(records.eval, config, tokenizer).sequences,
                         fit)
     train, held_out = split_eval(sequences, config)
     return Prepared(model_path, tokenizer, train, held_out, fit)
+
+
+def _check_vocabulary(config: JobConfig, tokenizer) -> None:
+    """A tokenizer with more tokens than the model has embedding rows (another model's, a folder mixed up): its ids
+    past the last row failed the first step with a bare IndexError ("index out of range in self"), recorded as an
+    error; a plan passed it. The model's size as orch reads it (its config.json, the catalog); unknown, not judged."""
+    from gpu_catalog.errors import UserError
+    from gpu_catalog.models import get_model
+
+    try:
+        vocab = get_model(config.model).vocab
+    except UserError:  # a model orch cannot size here: the build says what is wrong with it
+        return
+    if len(tokenizer) > vocab:
+        raise ConfigError(f"the tokenizer of {checks.short_repr(config.tokenizer or config.model)} has "
+                          f"{len(tokenizer):,} tokens, more than the {vocab:,} embedding rows of model "
+                          f"{checks.short_repr(config.model)} (its vocab_size): give the model's own tokenizer, or a "
+                          "model whose vocab_size holds this one.")
