@@ -71,6 +71,13 @@ def _resolved(value, base_dir: Path):
     return value
 
 
+def _tokenizer_files(spec: JobConfig, base_dir: Path) -> list[Path]:
+    """The files of the tokenizer folder a count reads (the `tokenizer` folder, else a local model's own), which
+    stamp the count too: a chat template edited after a plan kept the old count, and a broken one passed the plan."""
+    folder = checks.user_path(resolve_tokenizer(spec.tokenizer, base_dir) or spec.model)
+    return _files(folder) if folder.is_dir() else []
+
+
 def _tokenizer_here(spec: JobConfig, base_dir: Path) -> bool:
     """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data); a
     `tokenizer` folder is found from the job file's folder, as the trainer finds it."""
@@ -144,8 +151,8 @@ def _local_size(spec: JobConfig, path: Path, base_dir: Path) -> DataSize:
     # stamped with the eval set's files too: one edited after a plan was never checked again, and its bad record
     # stopped the trainer once a run had started
     eval_path = resolve_dataset(spec.eval_dataset, base_dir, "eval_dataset")
-    cache = _cache_path(spec, files + (_files(eval_path) if eval_path is not None and eval_path.exists() else []),
-                        base_dir)
+    cache = _cache_path(spec, files + (_files(eval_path) if eval_path is not None and eval_path.exists() else [])
+                        + _tokenizer_files(spec, base_dir), base_dir)
     counted = _cached_count(cache)
     if counted is None:
         counted = _count_tokens(spec, base_dir) if head is None else _sampled_count(spec, path, base_dir, head, cache)

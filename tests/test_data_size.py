@@ -91,6 +91,21 @@ def test_an_eval_set_edited_after_a_plan_is_read_again(tmp_path):
     assert result.exit_code == 2 and "eval.jsonl line 11" in " ".join(result.stderr.split()), result.output
 
 
+def test_a_tokenizer_folder_edited_after_a_plan_is_read_again(tmp_path):
+    """The count's cache was not stamped with the `tokenizer` folder: a chat template broken after a plan passed the
+    next one, on the old count, and stopped the trainer."""
+    from trainer.random_model import train_tokenizer
+
+    train_tokenizer(CHATS, vocab_size=400).save_pretrained(tmp_path / "tok")
+    job = chat_job(tmp_path, tokenizer="./tok")
+    assert CliRunner().invoke(app, ["plan", str(job), "--budget", "100"]).exit_code == 0
+    (template,) = (tmp_path / "tok").glob("chat_template.jinja")
+    template.write_text("{% for %}")
+    _sized.cache_clear()  # a new command: its own process
+    result = CliRunner().invoke(app, ["plan", str(job), "--budget", "100"])
+    assert result.exit_code == 2 and "is not a template" in " ".join(result.stderr.split()), result.output
+
+
 def test_a_linked_job_file_plans_the_data_its_run_trains(tmp_path):
     """Through a link, plan read the job's relative dataset beside the link's target, and train, launch and submit
     beside the link: the plan priced and checked another file than the run trained."""
