@@ -151,10 +151,14 @@ def test_an_id_in_another_case_or_without_its_kind_is_offered_not_taken(text, me
     assert spelled_otherwise(IDS, text) == meant
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe{not json", b'{"status": "ok", "x": ' + b"[" * 950 + b"]" * 950 + b"}"])
+@pytest.mark.parametrize("content", [b"\xff\xfe{not json",
+                                     b'{"status": "ok", "steps": 3, "x": ' + b"[" * 950 + b"]" * 950 + b"}",
+                                     b'{"status": "ok", "steps": 1e400}', b'{"status": "ok", "steps": "32"}',
+                                     b'{"status": "preempted", "steps": -1}'])
 def test_a_garbage_metrics_file_ends_the_run_with_the_reason(tmp_path, content):
     """A value nested 950 deep parsed, then its walk exhausted the stack: every command that looked at the run
-    (runs, spend, stop, the scheduler) ended in a traceback until the file was deleted by hand."""
+    (runs, spend, stop, the scheduler) ended in a traceback until the file was deleted by hand. Steps that are no
+    count (`1e400`, text) ended a run stopped at step 32 of 49 as ok, beyond any resume."""
     store = RunStore(tmp_path / "runs.db")
     (tmp_path / RUN_DIR / "output").mkdir(parents=True)
     (tmp_path / RUN_DIR / "output" / "metrics.json").write_bytes(content)
@@ -175,8 +179,8 @@ def test_figures_the_store_would_refuse_are_recorded_as_null_and_the_run_kept(tm
     """A metrics.json with NaN, Infinity, a negative or text figure was copied into runs.db, whose own row check then
     called the row damaged in every later command: the record could only be deleted. A figure too large for an
     INTEGER column failed the run's end with a traceback. The good figures beside a bad one are kept."""
-    good = {"status": "ok", "train_tokens": 4096, "tokens_per_s": 1234.5, "peak_vram_gib": {"reserved": 7.5},
-            "message": "done"}
+    good = {"status": "ok", "steps": 2, "train_tokens": 4096, "tokens_per_s": 1234.5,
+            "peak_vram_gib": {"reserved": 7.5}, "message": "done"}
     store = RunStore(tmp_path / "runs.db")
     (tmp_path / RUN_DIR / "output").mkdir(parents=True)
     text = json.dumps({key: value for key, value in good.items() if key != column})[:-1] + f", {figures}}}"

@@ -379,8 +379,11 @@ def _read_metrics(record: RunRecord) -> tuple[dict | None, str | None]:
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         RunStatus.of_trainer(metrics["status"])
+        # a hand-edited `"steps": 1e400` beside "ok" ended a run stopped at step 32 of 49 as ok, beyond any resume
+        if "steps" in metrics:
+            checks.number(metrics["steps"], "steps", 0, MAX_STORED_NUMBER, whole=True)
         return _storable(metrics), None  # walked here: a value nested 950 deep parses, then exhausts the stack
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, UserError,
             RecursionError) as exc:
         return None, f"its metrics.json is unreadable ({one_line(exc)})"
 
