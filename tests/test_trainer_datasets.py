@@ -97,6 +97,22 @@ def test_a_hub_layout_folder_whose_readme_names_data_outside_it_is_refused(tmp_p
         load_records(job(dataset="ds", dataset_config="qa"), tmp_path)
 
 
+@pytest.mark.parametrize("header, said", [
+    ("configs:\n  - config_name: [oops\n", "its README.md's YAML header is not valid YAML at line 3 (expected"),
+    ("configs:\n  - config_name: a\n    data_files: a.jsonl\n  - config_name: a\n    data_files: b.jsonl\n",
+     "its README.md's `configs:` names config 'a' twice (`datasets` reads the last one unsaid)"),
+])
+def test_a_hub_layout_folder_whose_readme_configs_datasets_would_misread_is_refused(tmp_path, header, said):
+    """A header that is no YAML was `datasets`' bare "while parsing a flow sequence"; a config named twice trained
+    on the last one's files alone (100 of 3,100 rows), unsaid."""
+    from trainer.data_sources import folder_problem
+
+    write_records(tmp_path / "a.jsonl", ROWS[:40])
+    write_records(tmp_path / "b.jsonl", ROWS[:5])
+    (tmp_path / "README.md").write_text(f"---\n{header}---\n")
+    assert said in folder_problem(tmp_path)
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

@@ -117,8 +117,8 @@ def folder_problem(folder: Path) -> str | None:
     if os.path.lexists(readme) and not readme.is_file():
         return (f"folder {folder} holds README.md, a pipe, a device or a link to nothing rather than a file (the "
                 "dataset card orch and `datasets` read): remove it, or make it a file")
-    if _lists_configs(folder):
-        return None
+    if (header := _configs_header(folder)) is not None:
+        return _configs_problem(folder, header)
     try:
         counts = Counter(path.suffix.lower() for path in visible_paths(folder)
                          if folder_kind(path.suffix) is not None and path.is_file())
@@ -137,16 +137,39 @@ def folder_problem(folder: Path) -> str | None:
             "only: keep one kind per folder, or name one file instead of the folder")
 
 
-def _lists_configs(folder: Path) -> bool:
-    """The folder's README.md opens with a YAML header that has a `configs:` key (a file only: a pipe's read waits)."""
+def _configs_header(folder: Path) -> str | None:
+    """The YAML header the folder's README.md opens with, where it has a `configs:` key (a file only: a pipe's read
+    waits); None else."""
     if not (folder / "README.md").is_file():
-        return False
+        return None
     try:
         text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
-    header = text.split("\n---", 1)[0] if text.startswith("---") else ""
-    return re.search(r"^configs:", header, re.MULTILINE) is not None
+        return None
+    header = text.split("\n---", 1)[0].removeprefix("---") if text.startswith("---") else ""
+    return header if re.search(r"^configs:", header, re.MULTILINE) else None
+
+
+def _configs_problem(folder: Path, header: str) -> str | None:
+    """What `datasets` would stumble on in a README's `configs:`: a header that is no YAML (its bare "while parsing a
+    flow sequence" named neither the file nor the line), or a config name given twice (the last one read unsaid)."""
+    import yaml
+
+    try:
+        card = yaml.safe_load(header)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""  # the file's line: the header is line 1 on
+        return (f"folder {folder}: its README.md's YAML header is not valid YAML{where} "
+                f"({getattr(exc, 'problem', None) or 'unreadable'}): fix the header, or remove README.md to read "
+                "the folder's files as they are")
+    configs = card.get("configs") if isinstance(card, dict) else None
+    names = [entry.get("config_name", "default") for entry in configs if isinstance(entry, dict)] \
+        if isinstance(configs, list) else []
+    if twice := checks.repeated(map(str, names)):
+        return (f"folder {folder}: its README.md's `configs:` names config {checks.short_repr(twice[0])} twice "
+                "(`datasets` reads the last one unsaid): give each config its own config_name")
+    return None
 
 
 def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
