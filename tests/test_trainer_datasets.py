@@ -113,6 +113,15 @@ def test_a_hub_layout_folder_whose_readme_configs_datasets_would_misread_is_refu
     assert said in folder_problem(tmp_path)
 
 
+def test_a_folder_file_whose_suffix_is_not_lower_case_is_refused_with_its_new_name(tmp_path):
+    """`datasets` finds a folder's files by lower-case suffix: a.JSONL was "No (supported) data files found"."""
+    from trainer.data_sources import folder_problem
+
+    write_records(tmp_path / "a.jsonl", ROWS[:10]).rename(tmp_path / "a.JsonL")
+    assert folder_problem(tmp_path).endswith("holds a.JsonL, whose suffix `datasets` reads in lower case only: rename "
+                                             "it a.jsonl")
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

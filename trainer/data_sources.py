@@ -126,6 +126,12 @@ def folder_problem(folder: Path) -> str | None:
         return unreadable_folder(folder, exc)
     if not counts:
         return f"folder {folder} holds no data file: {FILE_KINDS_HINT}"
+    # `datasets` finds a folder's .jsonl, .json, .parquet and .csv files by their lower-case suffix alone: a.JSONL was
+    # "No (supported) data files found", while the same file named alone was read
+    if cased := next((path for path in visible_paths(folder) if path.is_file() and path.suffix != path.suffix.lower()
+                      and path.suffix.lower() in FILE_KINDS), None):
+        return (f"folder {folder} holds {cased.relative_to(folder)}, whose suffix `datasets` reads in lower case only: "
+                f"rename it {cased.with_suffix(cased.suffix.lower()).name}")
     found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
     if other := sorted(suffix for suffix in counts if suffix not in FILE_KINDS):
         # a folder of .txt trained (as lines of text) where one .txt was refused; a folder of .png failed in the run
