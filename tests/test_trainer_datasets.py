@@ -122,6 +122,15 @@ def test_a_folder_file_whose_suffix_is_not_lower_case_is_refused_with_its_new_na
                                              "it a.jsonl")
 
 
+def test_a_folder_file_that_links_out_of_the_folder_is_said_to_be_a_link(tmp_path):
+    """A folder with no README.md, its file a link out of it, was said to have a README whose `configs:` named it."""
+    write_records(tmp_path / "elsewhere.jsonl", ROWS[:10])
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(DataError, match=r"ds/a.jsonl, a link to .*elsewhere.jsonl, outside the dataset's folder"):
+        load_records(job(dataset="ds"), tmp_path)
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

@@ -543,9 +543,12 @@ def _local_files(source: Source) -> tuple[str, list[Path]] | None:
     files = [Path(file) for file in splits[source.split]]
     folder = local.resolve()
     if outside := next((file for file in files if folder not in Path(file).resolve().parents), None):
-        # its README's `configs:` named `../other/*.jsonl`: read here, and missing from the folder a VM mounts
-        raise DataError(f"{source.key} '{source.name}': its README.md's `configs:` names {outside}, outside the "
-                        "dataset's folder: keep the data files inside it.")
+        # read here, and missing from the folder a VM mounts: a README's `configs:` that names `../other/*.jsonl`,
+        # or a file of the folder that links out of it (no README to blame then)
+        named = f"{Path(outside)}, a link to {Path(outside).resolve()}," if Path(outside).is_symlink() else \
+            f"its README.md's `configs:` names {outside},"
+        raise DataError(f"{source.key} '{source.name}': {named} outside the dataset's folder: keep the data files "
+                        "inside it (copy the file in, or name it as the dataset).")
     return builder.name, files
 
 
