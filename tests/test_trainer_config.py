@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from orchestrator.cli.main import app
-from tests.conftest import write_weights
+from tests.conftest import REPO, write_weights
 from tests.trainer_helpers import TINY_DATA, hub_accepts, write_job
 from trainer.__main__ import main
 from trainer.config import MOST_PROBLEMS_SAID, ConfigError, config_from_dict, resolve_tokenizer
@@ -727,3 +727,18 @@ def test_a_one_token_sequence_is_refused_as_such():
     with pytest.raises(ConfigError, match="`seq_len` must be at least 2: a one-token sequence has no next token"):
         config_from_dict({**job, "seq_len": 1})
     assert config_from_dict({**job, "seq_len": 2}).seq_len == 2
+
+
+def test_an_output_among_the_models_built_offline_is_refused(tmp_path, monkeypatch):
+    """`--output` inside the built tiny model's folder trained and wrote checkpoints into the folder it read; a
+    local model folder's was refused."""
+    from trainer.__main__ import main
+    from trainer.offline_names import built_models_folder
+
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
+                                   "dataset": str(REPO / "examples" / "data" / "tiny_instruct.jsonl")}))
+    inside = built_models_folder() / "orch--tiny-llama-0123456789ab" / "out"
+    inside.parent.mkdir(parents=True)
+    assert main([str(job), "--output", str(inside)]) == 2 and not inside.exists()

@@ -37,7 +37,7 @@ from trainer.foreign_keys import (
     unknown_key_message,
 )
 from trainer.model_files import weights_problem
-from trainer.offline_names import is_built_offline
+from trainer.offline_names import built_models_folder, is_built_offline
 
 AUTO_SAVE_FRACTION = 0.04  # a killed run loses at most this share of its steps (and at most save_every_minutes)
 BYTES_PER_TOKEN_ESTIMATE = 4  # raw text bytes per token for English with a BPE tokenizer: enough for planning
@@ -634,9 +634,11 @@ def read_folders(config: JobConfig, base_dir: Path) -> tuple[Path, ...]:
     """The folders a run of `config` reads whole (a dataset folder, the model's, the tokenizer's): no output may be
     one or go into one, where the next run read its files as data (`--output DATASET/out`)."""
     tokenizer = resolve_tokenizer(config.tokenizer, base_dir)
+    # a model built offline is read from its own folder among the built ones (`--output` there was taken)
+    model = built_models_folder() if is_built_offline(config.model) else model_folder(config.model, base_dir)
     paths = (resolve_dataset(config.dataset, base_dir, "dataset"),
-             resolve_dataset(config.eval_dataset, base_dir, "eval_dataset"),
-             model_folder(config.model, base_dir), Path(tokenizer) if tokenizer else None)
+             resolve_dataset(config.eval_dataset, base_dir, "eval_dataset"), model,
+             Path(tokenizer) if tokenizer else None)
     return tuple(path for path in paths if path is not None and path.is_dir())
 
 

@@ -2,6 +2,7 @@
 cannot reach here: plain Python, so planning can ask without importing torch."""
 
 import os
+from pathlib import Path
 
 from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir
@@ -10,6 +11,11 @@ from gpu_catalog.hub import hub_reachable, in_datasets_cache, in_hub_cache
 from gpu_catalog.models import RANDOM_PREFIX
 
 TINY_PREFIX = "orch/tiny"
+
+
+def built_models_folder() -> Path:
+    """Where models built offline are kept, one folder a shape, seed and data (trainer/random_model.py)."""
+    return cache_dir() / "random-models"
 
 
 def is_built_offline(model_name: str) -> bool:

@@ -19,11 +19,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gpu_catalog import checks
-from gpu_catalog.cache import cache_dir
 from gpu_catalog.models import ModelShape, get_model
 from gpu_catalog.units import BYTES_PER_GIB
 from trainer.config import ConfigError
 from trainer.model_files import weights_problem
+from trainer.offline_names import built_models_folder
 
 MAX_TOKENIZER_VOCAB = 32000  # the BPE learns what the data supports; the model keeps its real vocabulary size
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -113,7 +113,7 @@ def build_random_model(model_name: str, texts: list[str], seq_len: int, seed: in
     the model's size free on the card, so only a benchmark building before its runs asks for it."""
     positions = max(MIN_POSITIONS, seq_len)
     key = hashlib.sha1("\n".join([model_name, str(seed), str(positions), *texts]).encode()).hexdigest()[:12]
-    out_dir = cache_dir() / "random-models" / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
+    out_dir = built_models_folder() / f"{model_name.replace('/', '--').replace(':', '-')}-{key}"
     if out_dir.exists():
         if (problem := _damage(out_dir)) is None:
             return out_dir
