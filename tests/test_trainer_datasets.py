@@ -131,6 +131,17 @@ def test_a_folder_file_that_links_out_of_the_folder_is_said_to_be_a_link(tmp_pat
         load_records(job(dataset="ds"), tmp_path)
 
 
+def test_a_hub_layout_folder_of_several_configs_and_none_chosen_names_them(tmp_path):
+    """`datasets` said "Config name is missing" on its first line and the choices on a later one, left out."""
+    write_records(tmp_path / "ds" / "a.jsonl", ROWS[:10])
+    write_records(tmp_path / "ds" / "b.jsonl", ROWS[:10])
+    (tmp_path / "ds" / "README.md").write_text("---\nconfigs:\n  - config_name: first\n    data_files: a.jsonl\n"
+                                               "  - config_name: second\n    data_files: b.jsonl\n---\n")
+    with pytest.raises(DataError, match=r"holds several configs \(first, second\) in its README.md: set "
+                                        "`dataset_config`"):
+        load_records(job(dataset="ds"), tmp_path)
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

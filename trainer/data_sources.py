@@ -616,6 +616,11 @@ def _unreadable(source: Source, exc: BaseException) -> str:
                 "record a line): add records.")
     if isinstance(exc, PermissionError):
         return f"{source.key} '{source.name}' cannot be read (permission denied): make it readable, or copy it here."
+    if "Config name is missing" in detail:  # datasets names the choices on a later line, which was left out
+        listed = re.search(r"available configs: \[(.*?)\]", str(exc))
+        choices = f" ({listed[1].replace(chr(39), '')})" if listed else ""
+        return (f"{source.key} '{source.name}' holds several configs{choices} in its README.md: set `dataset_config` "
+                "to the one to train on.")
     if local.is_file() and file_kind(local) == "csv":
         return (f"{source.key} '{source.name}' is not a CSV file pandas can read ({detail.removeprefix('Error ')}): "
                 "quote each value that holds a comma, a quote or a line break, or give the records as .jsonl.")
