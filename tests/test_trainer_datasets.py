@@ -142,6 +142,16 @@ def test_a_hub_layout_folder_of_several_configs_and_none_chosen_names_them(tmp_p
         load_records(job(dataset="ds"), tmp_path)
 
 
+def test_a_hub_layout_folder_naming_a_missing_file_says_which(tmp_path):
+    """`datasets` named the file, then hundreds of suffixes, and the message was cut mid-word."""
+    write_records(tmp_path / "ds" / "a.jsonl", ROWS[:10])
+    (tmp_path / "ds" / "README.md").write_text("---\nconfigs:\n  - config_name: default\n    data_files: gone.jsonl\n"
+                                               "---\n")
+    with pytest.raises(DataError, match=r"its README.md's `configs:` names .*gone.jsonl, which is not there: fix its "
+                                        r"data_files\.$"):
+        load_records(job(dataset="ds"), tmp_path)
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

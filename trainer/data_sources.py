@@ -616,6 +616,9 @@ def _unreadable(source: Source, exc: BaseException) -> str:
                 "record a line): add records.")
     if isinstance(exc, PermissionError):
         return f"{source.key} '{source.name}' cannot be read (permission denied): make it readable, or copy it here."
+    if missing := re.match(r"Unable to find '(.*?)'", detail):  # then hundreds of suffixes, cut mid-word
+        return (f"{source.key} '{source.name}': its README.md's `configs:` names {missing[1]}, which is not there: "
+                "fix its data_files.")
     if "Config name is missing" in detail:  # datasets names the choices on a later line, which was left out
         listed = re.search(r"available configs: \[(.*?)\]", str(exc))
         choices = f" ({listed[1].replace(chr(39), '')})" if listed else ""
