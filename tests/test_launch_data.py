@@ -160,7 +160,7 @@ def test_a_relative_model_folder_is_read_beside_the_job_and_kept_absolute(tmp_pa
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "config.json").write_text(json.dumps(
         {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
-         "vocab_size": 100}))
+         "vocab_size": 300}))  # the tokenizer below has up to 300 tokens: one row each
     train_tokenizer(["hello world"] * 20, vocab_size=300).save_pretrained(tmp_path / "weights")
     write_weights(tmp_path / "weights")
     job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": written_as, "micro_batch": 1}))

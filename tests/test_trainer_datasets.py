@@ -152,6 +152,19 @@ def test_a_hub_layout_folder_naming_a_missing_file_says_which(tmp_path):
         load_records(job(dataset="ds"), tmp_path)
 
 
+def test_a_folder_whose_split_named_file_would_leave_the_others_out_is_refused(tmp_path):
+    """`datasets` reads a folder by its split names once one file has one: a.jsonl beside train.jsonl was left out
+    unsaid (50 of 3,050 rows trained). Files each named for a split are read as they are."""
+    from trainer.data_sources import folder_problem
+
+    write_records(tmp_path / "ds" / "a.jsonl", ROWS[:40])
+    write_records(tmp_path / "ds" / "train.jsonl", ROWS[:5])
+    assert "holds train.jsonl, which `datasets` reads as a split by its name, and a.jsonl beside it, which it " \
+           "would leave out unsaid" in folder_problem(tmp_path / "ds")
+    (tmp_path / "ds" / "a.jsonl").rename(tmp_path / "ds" / "test.jsonl")
+    assert folder_problem(tmp_path / "ds") is None
+
+
 def test_a_folder_of_files_reads_them_all(tmp_path):
     write_records(tmp_path / "data" / "a.jsonl", ROWS[:10])
     write_records(tmp_path / "data" / "b.jsonl", ROWS[10:25])

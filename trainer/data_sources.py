@@ -137,10 +137,38 @@ def folder_problem(folder: Path) -> str | None:
         # a folder of .txt trained (as lines of text) where one .txt was refused; a folder of .png failed in the run
         return (f"folder {folder} holds {', '.join(other)} files ({found}), which orch does not read as data: "
                 f"{FILE_KINDS_HINT}")
-    if len({folder_kind(suffix) for suffix in counts}) < 2:
+    if len({folder_kind(suffix) for suffix in counts}) > 1:
+        return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
+                "only: keep one kind per folder, or name one file instead of the folder")
+    return _split_names_problem(folder)
+
+
+# a name `datasets` reads as a split's (its SPLIT_KEYWORDS as a word of a file's or folder's name): looked for first,
+# so a usual folder never imports datasets to ask
+_SPLIT_WORD = re.compile(r"(?:^|[-._ 0-9/])(?:train|training|validation|valid|dev|val|test|testing|eval|evaluation)"
+                         r"(?:[-._ 0-9/]|$)")
+
+
+def _split_names_problem(folder: Path) -> str | None:
+    """Data files `datasets` would pass over: a folder with a file or folder named for a split (`train.jsonl`,
+    `training/`) is read by those names alone, and the files beside them are left out unsaid (50 of 3,050 rows
+    trained)."""
+    files = [path for path in visible_paths(folder) if path.is_file() and path.suffix.lower() in FILE_KINDS]
+    if not any(_SPLIT_WORD.search(str(path.relative_to(folder))) for path in files):
         return None
-    return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
-            "only: keep one kind per folder, or name one file instead of the folder")
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    patterns = get_data_patterns(str(folder))
+    read = {Path(file).resolve() for split in DataFilesDict.from_patterns(patterns, base_path=str(folder)).values()
+            for file in split}
+    left = sorted(path.relative_to(folder) for path in files if path.resolve() not in read)
+    if not left:
+        return None
+    named = sorted(path.relative_to(folder) for path in files if path.resolve() in read)
+    more = f" and {len(left) - 1} more" if len(left) > 1 else ""
+    return (f"folder {folder} holds {named[0]}, which `datasets` reads as a split by its name, and {left[0]}{more} "
+            "beside it, which it would leave out unsaid: name every file for its split (train-1.jsonl, "
+            "train-2.jsonl), or move the others out")
 
 
 def _configs_header(folder: Path) -> str | None:
