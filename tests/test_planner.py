@@ -32,6 +32,21 @@ def test_cost_objective_ranks_cheapest_first_and_time_objective_fastest_first():
     assert [o.estimate.hours for o in by_time.options] == sorted(o.estimate.hours for o in by_time.options)
 
 
+def test_the_time_objective_takes_the_cheapest_of_the_options_as_fast_as_the_fastest():
+    """An H200 at $5.29 was chosen over an H100 at $2.82 to save one second of 756, within any estimate's scatter."""
+    from orchestrator.planner import _cheapest_of_the_fastest_first
+
+    base = run([make_offer(H100)]).chosen
+
+    def option(provider: str, seconds: float, usd: float):
+        return dataclasses.replace(base, offer=make_offer(H100, provider, 1.0), estimate=dataclasses.replace(
+            base.estimate, hours=seconds / 3600, cost_usd=usd))
+
+    options = [option("dear", 755, 5.29), option("cheap", 756, 2.82), option("slow", 900, 1.0)]
+    _cheapest_of_the_fastest_first(options)
+    assert [o.offer.provider for o in options] == ["cheap", "dear", "slow"]
+
+
 def test_estimates_add_evaluations_and_start_up_to_training_time():
     option = run([make_offer(A100)]).chosen
     e = option.estimate
