@@ -560,7 +560,10 @@ def test_llama_factory_defaults_and_max_samples_are_carried_or_said(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     defaults = {d["key"]: d["value"] for d in report["source_defaults"]}
-    assert defaults == {"lora_alpha": 16, "lora_dropout": 0.0, "packing": False, "eval_fraction": 0.0}
+    # grad_ckpt: LLaMA-Factory checkpoints unless disable_gradient_checkpointing; a job estimated without it did not
+    # fit a card the source trains on
+    assert defaults == {"lora_alpha": 16, "lora_dropout": 0.0, "packing": False, "eval_fraction": 0.0,
+                        "grad_ckpt": True}
     assert {k: report["job"][k] for k in defaults} == defaults and report["job"]["method"] == "qlora"
     why = {k["key"]: k["why"] for k in report["not_carried"]}
     assert "at most 1000 samples" in why["max_samples"] and "--set max_steps=N" in why["max_samples"]

@@ -470,6 +470,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "gradient_clipping": _entry([AXOLOTL], "max_grad_norm"),
     "clip_grad_norm": _entry([TORCHTUNE], "max_grad_norm"),
     "gradient_checkpointing": _entry(ALL, "grad_ckpt"),
+    # LLaMA-Factory checkpoints unless told not to (its ModelArguments), and has no key that turns it on
+    "disable_gradient_checkpointing": _entry([LLAMA_FACTORY], "grad_ckpt", lambda v: {"grad_ckpt": not _flag(v)}),
     "enable_activation_checkpointing": _entry([TORCHTUNE], "grad_ckpt"),
     "bf16": _entry(ALL, "precision: bf16", _precision("bf16")),
     "fp16": _entry(ALL, "precision: fp16", _precision("fp16")),
@@ -586,6 +588,8 @@ SOURCE_DEFAULTS = {
         SourceDefault("lora_dropout", 0.0, "LLaMA-Factory's lora_dropout default", ("lora_dropout",), _LORA),
         SourceDefault("learning_rate", 5e-5, "transformers' learning_rate default", ("learning_rate",)),
         *_TRAINING_ARGUMENTS,
+        SourceDefault("grad_ckpt", True, "LLaMA-Factory checkpoints unless disable_gradient_checkpointing",
+                      ("disable_gradient_checkpointing", "gradient_checkpointing")),
         SourceDefault("packing", lambda _, source: None if source.get("stage") == "pt" else False,
                       "LLaMA-Factory packs only for stage pt", ("packing", "neat_packing")),
         SourceDefault("eval_fraction", 0.0, "LLaMA-Factory's val_size default: no eval split",
