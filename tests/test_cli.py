@@ -185,6 +185,18 @@ def test_a_plan_tables_title_says_how_to_see_more_from_the_command_that_shows_it
     assert "5 shown (`orch plan --top N` shows more)" in launched and "(--top N" not in launched, launched
 
 
+def test_the_rejected_table_shows_the_limits_misses_first_the_nearest_first():
+    """With no target meeting a deadline, the five rejected rows shown were an absent card, the CPU and a T4; the
+    deadline's misses, the reason, came after them."""
+    from orchestrator.cli.display import REJECTED_FIRST
+
+    planned = json_of("plan", QLORA_JOB, "--budget", "20", "--deadline", "2h", "--top", "3")
+    shown = " ".join(invoke("plan", QLORA_JOB, "--budget", "20", "--deadline", "2h", "--top", "3").stdout.split())
+    misses = sorted((r for r in planned["rejected"] if r["kind"] == "deadline"), key=lambda r: r["est_hours"])
+    assert REJECTED_FIRST[0] == "deadline" and misses
+    assert shown.split(" rejected")[1].split(" why ")[1].lstrip("─ ").startswith(f"{misses[0]['gpu']} "), shown
+
+
 def test_a_budget_no_target_meets_names_the_cheapest_at_its_rows_cost():
     """The cheapest was said at $2.57 where its plan row said $2.56: its cost is as the row shows it, the budget to
     give rounded up so that it takes the row in."""

@@ -508,11 +508,24 @@ def _show_spend(option, out: Console) -> None:
         labelled("  failover:", f"{where}; at the dearest {usd_text(option.worst_cost_usd)}", out)
 
 
+# the rejected table's rows by their kind, the ones a plan's limits decide first: where no target met a deadline,
+# the five rows shown were an absent card, the CPU and a T4, and the deadline's misses came after them
+REJECTED_FIRST = ("deadline", "budget", "price", "memory", "unsupported", "cpu", "launch", "busy", "absent", "spot",
+                  "provider")
+
+
+def _rejected_order(r) -> tuple:
+    """REJECTED_FIRST's order, and within a deadline's or a budget's misses the nearest first."""
+    nearest = 0.0 if r.estimate is None else r.estimate.hours if r.kind == "deadline" else \
+        r.estimate.cost_usd if r.kind in ("budget", "price") else 0.0
+    return REJECTED_FIRST.index(r.kind) if r.kind in REJECTED_FIRST else len(REJECTED_FIRST), nearest
+
+
 def _show_rejected(plan: Plan, top: int, more: str, out: Console = console) -> None:
     """One row per distinct (GPU, provider, spot, reason kind): regions repeat the same story. A provider left out
     by --providers is one row for all its offers (`--providers local` filled the table with one cloud's GPUs)."""
     seen, rows = set(), []
-    for r in plan.rejected:
+    for r in sorted(plan.rejected, key=_rejected_order):
         key = (r.offer.provider, r.kind) if r.kind == "provider" else (r.offer.gpu.name, r.offer.provider,
                                                                         r.offer.spot, r.kind)
         if key not in seen:
