@@ -50,6 +50,17 @@ def test_catalog_local_lists_the_cpu_without_a_gpu():
     assert local["detected"] == [] and [o["gpu"] for o in local["offers"]] == ["CPU"]
 
 
+def test_catalog_local_says_a_declared_card_is_not_on_this_machine(tmp_path, monkeypatch):
+    """A declared RTX 4090 was listed as a local target beside the CPU, and every plan then rejected it as absent."""
+    (tmp_path / "hardware.yaml").write_text("cards:\n  - gpu: RTX 4090\n")
+    monkeypatch.setenv("ORCH_HARDWARE", str(tmp_path / "hardware.yaml"))
+    monkeypatch.setenv("COLUMNS", "200")
+    offers = {o["gpu"]: o["present"] for o in json_of("catalog", "local")["offers"]}
+    assert offers == {"RTX 4090": False, "CPU": True}
+    shown = invoke("catalog", "local").stdout
+    assert "RTX 4090: declared in the hardware file, not on this machine: plans take it only with `ssh_pool" in shown
+
+
 @pytest.mark.parametrize("policy", ["marginal", "amortized"])
 def test_catalog_locals_title_names_the_policy_its_prices_follow(policy, monkeypatch):
     """`--local-cost marginal` priced the cards at power alone under a title that said the file's `amortized`."""

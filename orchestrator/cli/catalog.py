@@ -96,7 +96,7 @@ def local(
                                           "gpu": d.gpu.name if d.gpu else None, "vram_gib": d.vram_gib,
                                           "used_vram_gib": d.used_vram_gib, "utilization_pct": d.utilization_pct}
                                          for d in targets.detected],
-                            "offers": [offer_dict(o) for o in local_offers]})
+                            "offers": [{**offer_dict(o), "present": o.present} for o in local_offers]})
     else:
         display.show_local(targets.hardware.source, policy, list(targets.detected), local_offers)
 

@@ -285,11 +285,15 @@ def show_local(hardware_file: str, cost_policy: str, detected: list[LocalGPU], l
     else:
         console.print("No NVIDIA GPU visible through NVML on this machine.")
     table = Table(title=f"Local targets, priced {cost_policy} (hardware file: {esc(hardware_file)})")
-    for column in ("target", "$/h", "source"):
+    for column in ("target", "$/h", "here", "source"):
         table.add_column(column)
-    for o in local_offers:
-        table.add_row(esc(o.gpu.name), usd_text(o.usd_per_hour), esc(o.source))
+    for o in local_offers:  # a declared card not on this machine: every plan rejects it, so the table says so
+        table.add_row(esc(o.gpu.name), usd_text(o.usd_per_hour), "yes" if o.present else "no", esc(o.source))
     console.print(table)
+    if absent := sorted({o.gpu.name for o in local_offers if not o.present}):
+        console.print(f"{esc(listed(absent))}: declared in the hardware file, not on this machine: plans take "
+                      f"{'it' if len(absent) == 1 else 'them'} only with `ssh_pool: NAME` (a SkyPilot SSH node pool).",
+                      highlight=False)
 
 
 PEAK_AT = {"backward_start": "peak as the backward starts: activations alive, gradients only if accumulated",
