@@ -425,10 +425,11 @@ def test_a_seq_len_past_the_models_context_is_noted_not_refused(model, seq_len, 
 
 def test_modules_to_save_count_what_peft_trains_in_full():
     """`q_proj` or `layers.3.mlp.down_proj` saved trained full copies the estimate counted as nothing, and `model`
-    or `mlp` (every module under them) was accepted at the adapter's memory."""
+    or `mlp` (every module under them) was accepted at the adapter's memory. (LoRA on v_proj alone: a module both
+    adapted and saved is refused.)"""
     def trainable(modules: str) -> int:
         result = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--method", "lora", "--modules-to-save", modules,
-                                     "--json"])
+                                     "--target-modules", "v_proj", "--json"])
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)["trainable_params"]
 

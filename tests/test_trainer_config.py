@@ -742,3 +742,13 @@ def test_an_output_among_the_models_built_offline_is_refused(tmp_path, monkeypat
     inside = built_models_folder() / "orch--tiny-llama-0123456789ab" / "out"
     inside.parent.mkdir(parents=True)
     assert main([str(job), "--output", str(inside)]) == 2 and not inside.exists()
+
+
+def test_a_module_both_adapted_and_saved_whole_is_refused():
+    """peft's modules_to_save copy of q_proj replaced its LoRA (the adapter held none), and the estimate counted
+    both."""
+    job = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1}
+    with pytest.raises(ConfigError, match=r"`modules_to_save` names q_proj, which `target_modules` adapts with LoRA"):
+        config_from_dict({**job, "modules_to_save": ["q_proj"]})
+    assert config_from_dict({**job, "modules_to_save": ["q_proj"], "target_modules": ["v_proj"]}).modules_to_save
+    assert config_from_dict({**job, "modules_to_save": ["lm_head"]}).modules_to_save == ("lm_head",)

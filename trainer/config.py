@@ -547,6 +547,11 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
         problems.append(f"`modules_to_save` names {checks.first_few(containers)}, which holds other modules: it "
                         "would train all of them in full (method: full does that); name the modules themselves, "
                         "such as embed_tokens or lm_head")
+    # a module both adapted and saved whole: peft's copy replaced the adapter, and the estimate counted both
+    if targets and to_save and (both := [n for n in to_save if n.rsplit(".", 1)[-1] in targets]):
+        problems.append(f"`modules_to_save` names {checks.first_few(both)}, which `target_modules` adapts with LoRA: "
+                        "peft would train it whole instead; drop it from one of the two (modules_to_save is for "
+                        "modules no adapter reaches, such as embed_tokens or lm_head)")
     for key, names in (("target_modules", targets), ("modules_to_save", to_save)):
         if repeated := _repeated(names):
             problems.append(f"`{key}` names {repeated} more than once: list each module once")
