@@ -134,6 +134,15 @@ def test_cpu_threads_given_at_the_top_and_for_the_points_is_refused(tmp_path, wh
     assert result.exit_code == 2 and "`cpu_threads` is given at the top and in " in result.stderr, result.output
 
 
+def test_a_setting_a_grid_gives_again_is_refused(tmp_path):
+    """`settings: {lora_r: 8}` beside a grid's `lora_r: [4, 16]`: the grid's values ran, 8 never, unsaid."""
+    path = write_sweep(tmp_path, lora_r=[4, 16])
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "settings": {"lora_r": 8}}))
+    result = runner.invoke(app, ["bench", str(path)])
+    assert result.exit_code == 2 and "`lora_r` is in `settings` and in grid 1 of 1: give it in one place" in \
+        result.stderr, result.output
+
+
 @pytest.mark.parametrize("key, value", [("dataset", "../x.jsonl"), ("max_steps", 50), ("timing_warmup_steps", 3),
                                         ("name", "x"), ("eval_fraction", 0.1), ("save_every_minutes", 5),
                                         ("log_every", 1)])

@@ -241,6 +241,11 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     if threads is not None and given_in:
         raise UserError(f"sweep {path}: `cpu_threads` is given at the top and in {given_in[0]}: give it once (at the "
                         "top for every point, or in a grid to vary it).")
+    # a setting a grid gives again: the grid's values won, and `settings` (fixed for every point) was never used
+    if twice := next(((key, label) for label, grid in zip(labels, grids, strict=True) for key in grid
+                      if key in settings), None):
+        raise UserError(f"sweep {path}: `{twice[0]}` is in `settings` and in {twice[1]}: give it in one place "
+                        "(`settings` fixes it for every point, a grid varies it).")
     if (count := sum(math.prod(map(len, grid.values())) for grid in grids)) > MAX_POINTS:  # before expanding them
         raise UserError(f"sweep {path} has {count:,} points; at most {MAX_POINTS:,}: split it.")
     points, seen, judged, unreachable, cpu_only = [], set(), set(), {}, not detect_gpus()
