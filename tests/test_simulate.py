@@ -702,7 +702,8 @@ def test_a_missing_trace_is_made_where_it_could_be_written(tmp_path):
     advice names the trace's own path only where --generate could write it, for simulate and report alike."""
     job = REPO / "examples" / "tiny.yaml"
     for trace, out in ((tmp_path / "no.csv", tmp_path / "no.csv"), ("/proc/x", "trace.csv"),
-                       (tmp_path / "missing" / "x.csv", "trace.csv"), (tmp_path, "trace.csv")):
+                       (tmp_path / "missing" / "x.csv", "trace.csv"), (tmp_path, "trace.csv"),
+                       (tmp_path / "no.jsonl", "trace.csv")):  # --generate writes .csv only
         for args in (["simulate", "--trace", str(trace)],
                      ["report", "--job", str(job), "--trace", str(trace), "--out", str(tmp_path / "report")]):
             result = runner.invoke(app, args)

@@ -231,10 +231,10 @@ def _utf8_lines(f) -> Iterator[str]:
 
 
 def _trace_to_make(path: Path) -> Path:
-    """Where `--generate` could write a missing trace: its own path where that can be written, else a plain example
-    (`--out /proc/x` was suggested, which fails)."""
+    """Where `--generate` could write a missing trace: its own path where that can be written as one, else a plain
+    example (`--out /proc/x` was suggested, which fails, and `--out empty.jsonl`, refused for its suffix)."""
     try:
-        return home.output_file(path, "--out")
+        return home.output_file(path, "--out") if path.suffix.lower() == ".csv" else Path("trace.csv")
     except UserError:
         return Path("trace.csv")
 
