@@ -174,7 +174,8 @@ def test_a_sweep_grid_of_full_points_may_not_sweep_the_adapter(tmp_path):
                      "    method: [lora, full]\n    seq_len: 64\n")
     points = load_sweep(sweep).points  # settings' adapter keys are for the points that have one
     assert [p.config.get("lora_r") for p in points] == [16, None]
-    sweep.write_text(sweep.read_text() + "    lora_r: [8, 16]\n")
+    sweep.write_text(f"dataset: {DATA}\ngrids:\n  - model: orch/tiny-llama\n    method: [lora, full]\n    seq_len: 64\n"
+                     "    lora_r: [8, 16]\n")
     with pytest.raises(UserError, match="`lora_r` applies to methods lora and qlora"):
         load_sweep(sweep)
 

@@ -752,3 +752,17 @@ def test_a_module_both_adapted_and_saved_whole_is_refused():
         config_from_dict({**job, "modules_to_save": ["q_proj"]})
     assert config_from_dict({**job, "modules_to_save": ["q_proj"], "target_modules": ["v_proj"]}).modules_to_save
     assert config_from_dict({**job, "modules_to_save": ["lm_head"]}).modules_to_save == ("lm_head",)
+
+
+def test_another_trainers_whole_config_named_as_a_job_points_to_orch_import():
+    """A LLaMA-Factory config given to plan got five key-by-key hints and "and 26 more", where `orch import`
+    converts it all."""
+    raw = {"model_name_or_path": "meta-llama/Llama-3.2-1B", "stage": "sft", "finetuning_type": "lora",
+           "lora_target": "all", "cutoff_len": 2048, "per_device_train_batch_size": 1}
+    with pytest.raises(ConfigError, match=r"it is another trainer's config \(model_name_or_path, .*\), not an orch "
+                                          r"job: `orch import` converts it"):
+        config_from_dict(raw)
+    with pytest.raises(ConfigError, match="`cutoff_len` is LLaMA-Factory's name") as one_slip:
+        config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
+                          "cutoff_len": 64})
+    assert "orch import" not in str(one_slip.value)

@@ -287,8 +287,17 @@ def _unknown_key_problem(key, value=NO_VALUE) -> str:
 _RANGES = {"lora_dropout": (0, 1), "eval_fraction": (0, 0.5), "warmup_ratio": (0, 1)}  # [low, high)
 
 
+FOREIGN_CONFIG_KEYS = 3  # another trainer's names, no `model`: a whole config of theirs, for `orch import`
+
+
 def _problems(raw: dict) -> list[str]:
     unknown = [key for key in raw if key not in _TYPES]
+    # a whole axolotl or LLaMA-Factory config named as a job: five key-by-key hints and "and 26 more", where one
+    # command converts it all
+    if "model" not in raw and len(foreign := [k for k in unknown if k in FOREIGN_KEYS or k in LEFT_BEHIND]) >= \
+            FOREIGN_CONFIG_KEYS:
+        return [f"it is another trainer's config ({checks.first_few(foreign)}), not an orch job: `orch import` "
+                "converts it (`orch import CONFIG --out job.yaml`), listing what it leaves out"]
     # only the first few are said (config_from_dict): the near names of 20,000 keys took 17 s to find, for "and 19995
     # more"; each one past those counts toward that number
     problems = [_unknown_key_problem(key, raw[key]) for key in unknown[:MOST_PROBLEMS_SAID]]
