@@ -766,3 +766,17 @@ def test_another_trainers_whole_config_named_as_a_job_points_to_orch_import():
         config_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "max_steps": 1,
                           "cutoff_len": 64})
     assert "orch import" not in str(one_slip.value)
+
+
+@pytest.mark.parametrize("split, read", [("train[::2]", False), ("train[:1.5%]", False), ("train[abc]", False),
+                                         ("train[5]", False), ("train[:10%](pct1_dropremainder)", True),
+                                         ("train[-100:]", True), ("train[10:20]+test", True)])
+def test_a_split_is_read_as_datasets_reads_one(split, read):
+    """`train[::2]` passed plan and submit, and datasets refused it on the VM; its own rounding form was refused."""
+    job = {"model": "orch/tiny-llama", "method": "lora", "seq_len": 64, "dataset": "org/data", "epochs": 1,
+           "dataset_tokens": 1000, "dataset_split": split}
+    if read:
+        assert config_from_dict(job).dataset_split == split
+    else:
+        with pytest.raises(ConfigError, match="is no split name"):
+            config_from_dict(job)

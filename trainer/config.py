@@ -525,7 +525,10 @@ def _target_modules(value) -> tuple[str, ...] | None:
 # dataset read whole: a bounded job streams (a stream takes whole splits), and a local one's files are read by name
 SPLIT_NAME = r"\w+(?:\.\w+)*"
 WHOLE_SPLIT = re.compile(SPLIT_NAME)  # a split's name alone: no slice, no sum
-SPLIT = re.compile(rf"{SPLIT_NAME}(?:\[[^\[\]]*\])?(?:\+{SPLIT_NAME}(?:\[[^\[\]]*\])?)*")
+# a slice as datasets.ReadInstruction reads one: [FROM:TO], each a whole number or a percent, and a rounding after it
+# (`train[::2]` and `train[:1.5%]` passed plan and submit, and failed on the VM)
+_SLICE = r"(?:\[(?:-?\d+%?)?:(?:-?\d+%?)?\])?(?:\((?:closest|pct1_dropremainder)\))?"
+SPLIT = re.compile(rf"{SPLIT_NAME}{_SLICE}(?:\+{SPLIT_NAME}{_SLICE})*")
 
 
 def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
@@ -567,8 +570,8 @@ def _naming_problems(raw: dict, base_dir: Path) -> list[str]:
     for key in ("dataset_split", "eval_split"):
         if is_text(split := raw.get(key)) and not SPLIT.fullmatch(split):
             problems.append(f"`{key}` {checks.short_repr(split)} is no split name: `datasets` takes words of letters, "
-                            "digits and _ (train, validation, test), joined by dots, with a slice such as "
-                            "train[:10%] and `+` between splits")
+                            "digits and _ (train, validation, test), joined by dots, with a slice [FROM:TO] of whole "
+                            "numbers or percents (train[:10%], train[-100:]) and `+` between splits")
     split = raw.get("dataset_split")
     if is_text(split) and not WHOLE_SPLIT.fullmatch(split) and any(raw.get(key) is not None for key in
                                                                        ("max_steps", "train_tokens")):
