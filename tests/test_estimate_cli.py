@@ -589,3 +589,12 @@ def test_a_saved_modules_bytes_are_the_dtype_peft_copies_it_in():
         assert grown_bytes == pytest.approx(head_params * bytes_per_param, rel=2e-3)  # the JSON rounds GiB
     fused = estimate("--loss", "fused", "--modules-to-save", "lm_head")
     assert fused["breakdown"] == estimate("--loss", "chunked", "--modules-to-save", "lm_head")["breakdown"]
+
+
+def test_freezing_every_block_of_a_tied_model_is_refused():
+    """Every block frozen and the head tied to the frozen embeddings trained the final norm alone (128 parameters of
+    the tiny model), exit 0; the refusal of one more block had said "freeze at most 4"."""
+    result = runner.invoke(app, ["estimate", "orch/tiny-llama", "--method", "full", "--freeze-layers", "4"])
+    assert result.exit_code == 2 and "freeze_layers 4 freezes every block of orch/tiny-llama, and its head is tied" \
+        in " ".join(result.stderr.split()) and "freeze at most 3" in result.stderr, result.output
+    assert runner.invoke(app, ["estimate", "orch/tiny-llama", "--method", "full", "--freeze-layers", "3"]).exit_code == 0

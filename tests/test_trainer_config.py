@@ -110,7 +110,9 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
     ({"modules_to_save": ["lm_head", "nonexistent"]}, "`modules_to_save` names nonexistent, no module of a decoder"),
     ({"freeze_layers": 2}, "`freeze_layers` applies to method full only"),
     ({"method": "full", "lora_r": None, "freeze_layers": 5},
-     "`freeze_layers` 5 is more than the 4 blocks of orch/tiny-llama"),
+     "`freeze_layers` 5 is more than orch/tiny-llama can freeze: freeze at most 3"),
+    ({"method": "full", "lora_r": None, "freeze_layers": 4},  # every block, the head tied: the final norm alone
+     "`freeze_layers` 4 is more than orch/tiny-llama can freeze, and its head is tied to the frozen embeddings"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"loss": "full", "loss_chunk_tokens": 512}, "`loss_chunk_tokens` sizes the chunks of loss chunked"),
     ({"eval_fraction": 0, "eval_every": 5}, "`eval_every` applies to an evaluation, and this job has none"),

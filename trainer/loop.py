@@ -37,12 +37,12 @@ from trainer.jsonio import write_json_atomic
 from trainer.loss import loss_function
 from trainer.meter import EXIT_MARGIN_S, BudgetMeter, BudgetSpent
 from trainer.model import (
-    block_count,
     check_quantizable,
     check_weights_match,
     compile_blocks,
     load_model,
     missing_modules,
+    most_frozen_blocks,
     resolve_precision,
 )
 from trainer.offline_names import build_folder_problem, is_built_offline, model_unreachable, tokenizer_unreachable
@@ -129,10 +129,12 @@ class FineTune:
         elif config.method != "full" and (missing := missing_modules(config.model, config.modules_to_save)):
             problems.append(f"`modules_to_save` names no module of {config.model}: {', '.join(missing)} (e.g. "
                             "embed_tokens, lm_head)")
-        elif config.method == "full" and config.freeze_layers and config.freeze_layers > (
-                blocks := block_count(config.model) or config.freeze_layers):
-            problems.append(f"`freeze_layers` {config.freeze_layers} is more than the {blocks} blocks of "
-                            f"{config.model}: freeze at most {blocks}")
+        elif config.method == "full" and config.freeze_layers and (limit := most_frozen_blocks(config.model)) and \
+                config.freeze_layers > limit[0]:
+            tied = ", and its head is tied to the frozen embeddings: only the final norm would train" if limit[1] \
+                and config.freeze_layers == limit[0] + 1 else ""
+            problems.append(f"`freeze_layers` {config.freeze_layers} is more than {config.model} can freeze{tied}: "
+                            f"freeze at most {limit[0]}")
         tokenizer = resolve_tokenizer(config.tokenizer, self.base_dir)
         if tokenizer and (unreachable := tokenizer_unreachable(tokenizer)):
             problems.append(unreachable)

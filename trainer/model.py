@@ -102,15 +102,21 @@ def check_quantizable(model_path: str) -> None:
                          "its blocks: use method lora or full for this model.")
 
 
-def block_count(model_name: str) -> int | None:
-    """Decoder blocks in the model: the catalog shape for a model built offline, else its config (None when there is
-    no config to read here: loading the model then says why)."""
+def most_frozen_blocks(model_name: str) -> tuple[int, bool] | None:
+    """(the decoder blocks a full fine-tune may freeze, whether the head is tied): every block, less one where the
+    head is tied to the embeddings (freezing leaves them frozen, and every block frozen trained the final norm
+    alone). The catalog shape for a model built offline, else its config; None where there is no config to read here
+    (loading the model then says why)."""
     if is_built_offline(model_name):
-        return get_model(model_name).n_layers
-    try:
-        return _meta_model(model_name).config.num_hidden_layers
-    except (OSError, ValueError):
-        return None
+        shape = get_model(model_name)
+        blocks, tied = shape.n_layers, shape.tied_embeddings
+    else:
+        try:
+            config = _meta_model(model_name).config
+        except (OSError, ValueError):
+            return None
+        blocks, tied = config.num_hidden_layers, bool(getattr(config, "tie_word_embeddings", False))
+    return (blocks - 1 if tied else blocks), tied
 
 
 def missing_modules(model_name: str, wanted: tuple[str, ...]) -> list[str]:

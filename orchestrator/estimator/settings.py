@@ -31,9 +31,15 @@ def job_model(spec: JobConfig) -> ModelShape:
     linears' smaller side, so the rest is parameters and memory that add no rank: `lora_r: 65536` on a 128-wide
     model moved a CPU job to a cloud T4)."""
     model = get_model(spec.model)
-    if spec.method == "full" and spec.freeze_layers > model.n_layers:
+    # every block frozen and the head tied to the frozen embeddings: only the final norm trains (128 parameters of
+    # the tiny model), exit 0; an untied head still trains
+    most = model.n_layers - 1 if model.tied_embeddings else model.n_layers
+    if spec.method == "full" and spec.freeze_layers > most:
+        if spec.freeze_layers <= model.n_layers:
+            raise UserError(f"freeze_layers {spec.freeze_layers} freezes every block of {model.name}, and its head is "
+                            f"tied to the frozen embeddings: only the final norm would train; freeze at most {most}.")
         raise UserError(f"freeze_layers {spec.freeze_layers} is more than the {model.n_layers} blocks of "
-                        f"{model.name}: freeze at most {model.n_layers}.")
+                        f"{model.name}: freeze at most {most}.")
     if spec.method != "full" and spec.lora_r > model.hidden:
         raise UserError(f"lora_r {spec.lora_r} is more than {model.name}'s width ({model.hidden}), the most rank "
                         f"an adapter of it can have: use at most {model.hidden}.")
