@@ -386,7 +386,9 @@ def translate(raw: dict) -> Translation:
             origin.get("target_modules", ("",))[0] in TORCHTUNE_TARGETS:
         raise UserError(f"{_shown(unread[0], flat[unread[0]])}: {unread[1]}; torchtune's targets are "
                         f"{' and '.join(sorted(TORCHTUNE_TARGETS))} together, so neither is carried over alone.")
-    if "method" not in job and "lora_r" in job and not method_refused:
+    # `adapter:` left empty is axolotl's full fine-tune, said outright: a rank beside it does not make LoRA
+    method_left_empty = any(key in flat and flat[key] is None for key in NEEDED_FOR["method"])
+    if "method" not in job and "lora_r" in job and not method_refused and not method_left_empty:
         job["method"] = "lora"
     return Translation(job, not_carried, trainer, flat, {key: set_by[0] for key, set_by in origin.items()})
 

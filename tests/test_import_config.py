@@ -854,3 +854,12 @@ def test_an_empty_dataset_path_is_refused_not_read_as_the_configs_folder(tmp_pat
     result = CliRunner().invoke(app, ["import", str(source)])
     assert result.exit_code == 2 and "`dataset` must be a name or a path, not empty" in result.stderr
     assert f"the source's `{named}`" in result.stderr, result.output
+
+
+def test_an_axolotl_adapter_left_empty_is_a_full_fine_tune_whatever_rank_is_beside_it(tmp_path):
+    """`adapter:` empty beside `lora_r: 16` was imported as LoRA; axolotl trains such a config in full."""
+    raw = {"base_model": "meta-llama/Llama-3.2-1B", "adapter": None, "lora_r": 16, "sequence_len": 512}
+    result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["job"]["method"] == "full"
+    assert translate({**raw, "adapter": "lora"}).job["method"] == "lora"
