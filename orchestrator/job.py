@@ -48,7 +48,7 @@ def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, Data
     size = dataset_size(spec, base_dir)
     if size is not None and size.tokens is None and spec.train_tokens is None and spec.max_steps is None:
         raise UserError(f"cannot size dataset '{spec.dataset}': {size.detail}. Add `dataset_tokens: N` (tokens in "
-                        "one epoch) or `train_tokens: N` to the job.")
+                        "one epoch) to the job, or `train_tokens: N` in place of any `epochs` (a job takes one).")
     if size is None or size.tokens is None or spec.dataset_tokens is not None:
         return spec, size
     return dataclasses.replace(spec, dataset_tokens=size.tokens,
