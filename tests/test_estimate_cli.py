@@ -433,7 +433,8 @@ def test_modules_to_save_count_what_peft_trains_in_full():
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)["trainable_params"]
 
-    base = trainable("norm") - 2048  # the final norm: hidden weights
+    base = trainable("model.norm") - 2048  # the final norm: hidden weights
+    assert trainable("norm") - base == (2 * 16 + 1) * 2048  # peft's suffix match: every norm, each block's two too
     assert trainable("q_proj") - base == 16 * 2048 * 2048  # every block's
     assert trainable("layers.3.mlp.down_proj") - base == 8192 * 2048  # one block's
     assert trainable("model.embed_tokens") - base == 128256 * 2048

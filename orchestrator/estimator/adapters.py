@@ -32,7 +32,9 @@ def dora_params(model: ModelShape, target_modules: tuple[str, ...], use_dora: bo
 
 def saved_module_params(model: ModelShape, modules_to_save: tuple[str, ...]) -> int:
     """peft matches a module by its whole name or its last dotted part (`model.embed_tokens` is the embeddings), in
-    every block unless the name holds a block's index (`layers.3.mlp.down_proj`)."""
+    every block unless the name holds a block's index (`layers.3.mlp.down_proj`); by the end of the name, so `norm`
+    alone is every norm (each block's two and the final one: it was counted as the final one alone), where
+    `model.norm` is the final one."""
     shapes = model.linear_shapes()
     total = 0
     for name in modules_to_save:
@@ -42,6 +44,8 @@ def saved_module_params(model: ModelShape, modules_to_save: tuple[str, ...]) -> 
             total += model.vocab * model.hidden
         elif parts[-1] in shapes:
             total += blocks * shapes[parts[-1]][0] * shapes[parts[-1]][1]
+        elif parts == ["norm"]:
+            total += (2 * model.n_layers + 1) * model.hidden
         elif parts[-1] in NORM_MODULES:
             total += (1 if parts[-1] == "norm" else blocks) * model.hidden
     return total
