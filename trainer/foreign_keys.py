@@ -470,6 +470,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "gradient_clipping": _entry([AXOLOTL], "max_grad_norm"),
     "clip_grad_norm": _entry([TORCHTUNE], "max_grad_norm"),
     "gradient_checkpointing": _entry(ALL, "grad_ckpt"),
+    # torchtune's dataset builders pack only when told: whatever data the job is given, it trained unpacked
+    "dataset.packed": _entry([TORCHTUNE], "packing", lambda v: {"packing": _flag(v)}),
     # LLaMA-Factory checkpoints unless told not to (its ModelArguments), and has no key that turns it on
     "disable_gradient_checkpointing": _entry([LLAMA_FACTORY], "grad_ckpt", lambda v: {"grad_ckpt": not _flag(v)}),
     "enable_activation_checkpointing": _entry([TORCHTUNE], "grad_ckpt"),
@@ -623,6 +625,7 @@ SOURCE_DEFAULTS = {
                       _LORA),
         SourceDefault("lora_dropout", 0.0, "torchtune's LoRA model builders' lora_dropout default",
                       ("model.lora_dropout",), _LORA),
+        SourceDefault("packing", False, "torchtune's dataset builders' packed default", ("dataset.packed",)),
     ),
 }
 
