@@ -120,16 +120,16 @@ def folder_problem(folder: Path) -> str | None:
     if (header := _configs_header(folder)) is not None:
         return _configs_problem(folder, header)
     try:
-        counts = Counter(path.suffix.lower() for path in visible_paths(folder)
-                         if folder_kind(path.suffix) is not None and path.is_file())
+        files = [path for path in visible_paths(folder) if path.is_file()]  # walked once, for every check below
     except OSError as exc:  # `dataset: /proc`: a traceback of PermissionError
         return unreadable_folder(folder, exc)
+    counts = Counter(path.suffix.lower() for path in files if folder_kind(path.suffix) is not None)
     if not counts:
         return f"folder {folder} holds no data file: {FILE_KINDS_HINT}"
+    data_files = [path for path in files if path.suffix.lower() in FILE_KINDS]
     # `datasets` finds a folder's .jsonl, .json, .parquet and .csv files by their lower-case suffix alone: a.JSONL was
     # "No (supported) data files found", while the same file named alone was read
-    if cased := next((path for path in visible_paths(folder) if path.is_file() and path.suffix != path.suffix.lower()
-                      and path.suffix.lower() in FILE_KINDS), None):
+    if cased := next((path for path in data_files if path.suffix != path.suffix.lower()), None):
         return (f"folder {folder} holds {cased.relative_to(folder)}, whose suffix `datasets` reads in lower case only: "
                 f"rename it {cased.with_suffix(cased.suffix.lower()).name}")
     found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
@@ -140,7 +140,7 @@ def folder_problem(folder: Path) -> str | None:
     if len({folder_kind(suffix) for suffix in counts}) > 1:
         return (f"folder {folder} holds data files of more than one kind ({found}), and a folder is read as one kind "
                 "only: keep one kind per folder, or name one file instead of the folder")
-    return _split_names_problem(folder)
+    return _split_names_problem(folder, data_files)
 
 
 # a name `datasets` reads as a split's (its SPLIT_KEYWORDS as a word of a file's or folder's name): looked for first,
@@ -149,11 +149,10 @@ _SPLIT_WORD = re.compile(r"(?:^|[-._ 0-9/])(?:train|training|validation|valid|de
                          r"(?:[-._ 0-9/]|$)")
 
 
-def _split_names_problem(folder: Path) -> str | None:
-    """Data files `datasets` would pass over: a folder with a file or folder named for a split (`train.jsonl`,
-    `training/`) is read by those names alone, and the files beside them are left out unsaid (50 of 3,050 rows
-    trained)."""
-    files = [path for path in visible_paths(folder) if path.is_file() and path.suffix.lower() in FILE_KINDS]
+def _split_names_problem(folder: Path, files: list[Path]) -> str | None:
+    """Data `files` of `folder` that `datasets` would pass over: a folder with a file or folder named for a split
+    (`train.jsonl`, `training/`) is read by those names alone, and the files beside them are left out unsaid (50 of
+    3,050 rows trained)."""
     if not any(_SPLIT_WORD.search(str(path.relative_to(folder))) for path in files):
         return None
     from datasets.data_files import DataFilesDict, get_data_patterns
