@@ -179,6 +179,13 @@ def shape_from_config(name: str, config: dict, source: str) -> ModelShape:
     return replace(shape, params=shape.computed_params)
 
 
+def freezable_blocks(n_layers: int, tied: bool) -> int:
+    """The most decoder blocks a full fine-tune may freeze: every one, less one where the head is tied to the
+    embeddings, which freezing leaves frozen (every block frozen trained the final norm alone, exit 0). The one rule
+    for the estimate's refusal and the trainer's."""
+    return n_layers - 1 if tied else n_layers
+
+
 POSITIVE_NUMBERS = ("rope_theta", "rms_norm_eps", "layer_norm_eps")  # a model config's numbers no model has at 0
 
 

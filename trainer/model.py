@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 from transformers.utils import logging as transformers_logging
 
 from gpu_catalog import checks
-from gpu_catalog.models import get_model
+from gpu_catalog.models import freezable_blocks, get_model
 from trainer.attention_mask import share_sdpa_masks
 from trainer.config import LINEAR_MODULES, ConfigError, JobConfig
 from trainer.model_files import weight_shapes
@@ -103,10 +103,9 @@ def check_quantizable(model_path: str) -> None:
 
 
 def most_frozen_blocks(model_name: str) -> tuple[int, bool] | None:
-    """(the decoder blocks a full fine-tune may freeze, whether the head is tied): every block, less one where the
-    head is tied to the embeddings (freezing leaves them frozen, and every block frozen trained the final norm
-    alone). The catalog shape for a model built offline, else its config; None where there is no config to read here
-    (loading the model then says why)."""
+    """(the decoder blocks a full fine-tune may freeze (freezable_blocks), whether the head is tied): the catalog
+    shape's for a model built offline, else its config's; None where there is no config to read here (loading the
+    model then says why)."""
     if is_built_offline(model_name):
         shape = get_model(model_name)
         blocks, tied = shape.n_layers, shape.tied_embeddings
@@ -116,7 +115,7 @@ def most_frozen_blocks(model_name: str) -> tuple[int, bool] | None:
         except (OSError, ValueError):
             return None
         blocks, tied = config.num_hidden_layers, bool(getattr(config, "tie_word_embeddings", False))
-    return (blocks - 1 if tied else blocks), tied
+    return freezable_blocks(blocks, tied), tied
 
 
 def missing_modules(model_name: str, wanted: tuple[str, ...]) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from gpu_catalog.errors import UserError
 from gpu_catalog.gpus import GPU
-from gpu_catalog.models import RANDOM_PREFIX, ModelShape, get_model, org_typo_note
+from gpu_catalog.models import RANDOM_PREFIX, ModelShape, freezable_blocks, get_model, org_typo_note
 from trainer.config import JobConfig
 
 # FlashAttention-2 runs on Ampere, Ada and Hopper and later (flash-attn's README, 2024-12); on a T4 or V100 its
@@ -31,9 +31,7 @@ def job_model(spec: JobConfig) -> ModelShape:
     linears' smaller side, so the rest is parameters and memory that add no rank: `lora_r: 65536` on a 128-wide
     model moved a CPU job to a cloud T4)."""
     model = get_model(spec.model)
-    # every block frozen and the head tied to the frozen embeddings: only the final norm trains (128 parameters of
-    # the tiny model), exit 0; an untied head still trains
-    most = model.n_layers - 1 if model.tied_embeddings else model.n_layers
+    most = freezable_blocks(model.n_layers, model.tied_embeddings)
     if spec.method == "full" and spec.freeze_layers > most:
         if spec.freeze_layers <= model.n_layers:
             raise UserError(f"freeze_layers {spec.freeze_layers} freezes every block of {model.name}, and its head is "
