@@ -72,17 +72,22 @@ def _resolved(value, base_dir: Path):
     return value
 
 
+def _tokenizer_name(spec: JobConfig, base_dir: Path) -> str:
+    """The tokenizer a count reads: the `tokenizer` (a folder found from the job file's folder, as the trainer finds
+    it), else the model's own."""
+    return resolve_tokenizer(spec.tokenizer, base_dir) or spec.model
+
+
 def _tokenizer_files(spec: JobConfig, base_dir: Path) -> list[Path]:
-    """The files of the tokenizer folder a count reads (the `tokenizer` folder, else a local model's own), which
-    stamp the count too: a chat template edited after a plan kept the old count, and a broken one passed the plan."""
-    folder = checks.user_path(resolve_tokenizer(spec.tokenizer, base_dir) or spec.model)
+    """The files of the tokenizer folder a count reads, which stamp the count too: a chat template edited after a
+    plan kept the old count, and a broken one passed the plan."""
+    folder = checks.user_path(_tokenizer_name(spec, base_dir))
     return _files(folder) if folder.is_dir() else []
 
 
 def _tokenizer_here(spec: JobConfig, base_dir: Path) -> bool:
-    """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data); a
-    `tokenizer` folder is found from the job file's folder, as the trainer finds it."""
-    name = resolve_tokenizer(spec.tokenizer, base_dir) or spec.model
+    """Whether the model's tokenizer is on this machine (a folder, the hub cache, or built from the data)."""
+    name = _tokenizer_name(spec, base_dir)
     return is_built_offline(spec.model) or checks.user_path(name).is_dir() or \
         in_hub_cache(name, "tokenizer_config.json")
 
