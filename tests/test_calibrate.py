@@ -366,12 +366,25 @@ def test_the_fallback_for_a_method_is_measured_only_where_that_methods_gpu_runs_
     QLoRA's too, which was fitted from published points alone."""
     from gpu_catalog.gpus import get_gpu
 
-    lora_runs = [row for row in synthetic_rows() if row["config"]["method"] == "lora"]
+    lora_runs = [row for row in synthetic_rows() + synthetic_rows(device=("A100 80GB", "NVIDIA A100-SXM4-80GB", 79.1))
+                 if row["config"]["method"] == "lora"]
     fitted = fit(observations(lora_runs) + published_observations())
     h200 = get_gpu("H200")  # no points of its own, measured or published: the fallback
     assert fitted.efficiency_for(h200, "lora")[1] == "measured"
     assert fitted.efficiency_for(h200, "qlora")[1] == "published"
     assert fitted.method_basis == {"full": "published", "lora": "measured", "qlora": "published"}
+
+
+def test_runs_on_one_gpu_leave_every_other_gpus_share_of_peak_to_the_published_points():
+    """Three runs on one H200 had set every other GPU's share of peak, labelled `measured`: the GPU they ran on is
+    fitted from them, each other GPU keeps the published fit; with no published point either, the default."""
+    published = published_observations()
+    one_gpu = observations(synthetic_rows())
+    fitted = fit(one_gpu + published)
+    assert fitted.efficiency_basis["H100 SXM"] == {"lora": "measured", "qlora": "measured"}
+    assert fitted.method_efficiency == fit(published).method_efficiency
+    assert set(fitted.method_basis.values()) == {"published"}
+    assert fit(one_gpu).method_efficiency == {}
 
 
 def test_the_calibration_file_keeps_the_basis_of_each_per_method_fit(tmp_path):

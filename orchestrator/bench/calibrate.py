@@ -9,7 +9,8 @@ stack wins over anyone else's. Otherwise the published points are, pulled toward
 
 What is fitted, keeping every other term of the physics as it is:
 - speed: the share of dense peak a long, wide micro-batch reaches, per (GPU, method) and per method across GPUs
-  (for GPUs without points of their own; fitted from GPU points only, never the CPU's); the value that minimises
+  (for GPUs without points of their own; fitted from GPU points only, never the CPU's, and from the user's own runs
+  only once they span two GPUs); the value that minimises
   the squared log error of tokens/s, by a bounded 1-D search through the estimator itself. Each fit keeps the
   origin of the points that went into it (`measured` or `published`), per GPU and method and per method.
 - memory: the CUDA context (GiB) and the allocator slack (share of activations and logits) per device kind, by least
@@ -58,6 +59,8 @@ HEADROOM_MIN_POINTS = 3
 SEARCH_STEPS = 50
 PRIOR_POINTS = 8
 MIN_EFFICIENCY_LEVERAGE = 2.0  # the least speed-up, from the lowest share of peak to the highest, a fitted point has
+FALLBACK_MIN_MEASURED_GPUS = 2  # the GPUs the user's own runs span before they, not the published points, set the
+# share of peak of every GPU without points of its own
 WHOLE_PROCESS_MEASURES = ("nvidia-smi", "card", "nvml", "process_rss")
 
 
@@ -235,6 +238,18 @@ def _preferred(group: list[Observation]) -> list[Observation]:
     return [o for o in measured if o.source != LAUNCHED_RUNS] or measured or group
 
 
+def _fallback_group(group: list[Observation]) -> list[Observation]:
+    """The points a method's share of peak on GPUs without points of their own is fitted from: the user's own runs
+    where they span FALLBACK_MIN_MEASURED_GPUS GPUs, else the published points. Three runs on one H200 had moved
+    every other GPU's estimate, labelled `measured`, though nothing had run on them: one card's share of its peak
+    (its memory bandwidth against its FLOPs) says little of another's. Empty where neither is there: the documented
+    default stays."""
+    preferred = _preferred(group)
+    if _basis(preferred) == "published" or len({o.gpu.name for o in preferred}) >= FALLBACK_MIN_MEASURED_GPUS:
+        return preferred
+    return [o for o in group if o.origin == "published"]
+
+
 def _basis(group: list[Observation]) -> str:
     return "measured" if any(o.origin == "measured" for o in group) else "published"
 
@@ -264,7 +279,8 @@ def fit(obs: list[Observation]) -> Calibration:
     # peak says nothing about a GPU's, so CPU runs neither move the GPUs' estimates nor make them `measured`
     on_gpus = [o for o in timed if device_kind(o.gpu) == "cuda"]
     for method in sorted({o.method for o in on_gpus}):
-        group = _preferred([o for o in on_gpus if o.method == method])
+        if not (group := _fallback_group([o for o in on_gpus if o.method == method])):
+            continue
         fitted = _shrunk(fit_method_efficiency(group, method), group, DEFAULT_EFFICIENCY[method])
         method_efficiency[method] = round(fitted, 4)
         method_basis[method] = _basis(group)  # what went into this method's fit, not any point of any method
