@@ -805,6 +805,18 @@ def test_a_launch_whose_output_stays_on_the_vm_is_refused_where_the_budget_no_lo
         build_task(spec, QLORA_JOB, option, 0.01, "r-nothing", get_model(spec.model), tmp_path)
 
 
+def test_a_missing_catalog_is_named_alone_among_the_clouds_of_a_task(sky):
+    """A task on Nebius with an AWS failover: the refusal named "aws, nebius", with Nebius's catalog here."""
+    import requests
+
+    from gpu_catalog.errors import UserError
+    from orchestrator.launch.sky_task import _catalog_at_hand
+
+    with pytest.raises(UserError, match=r"^SkyPilot has no catalog of aws on this machine"):
+        with _catalog_at_hand(["aws", "nebius"]):
+            raise requests.exceptions.ConnectionError("Failed to resolve 'raw.githubusercontent.com'")
+
+
 def test_a_dry_run_on_a_cloud_whose_catalog_skypilot_cannot_fetch_says_so_in_one_line(sky, tmp_path, monkeypatch):
     """An offer from ORCH_SKY_CATALOGS on a cloud SkyPilot never fetched a catalog of: offline, SkyPilot logged
     "Failed to fetch AWS catalog" and the HTTP library's error came out as the refusal, naming no fix."""

@@ -306,16 +306,17 @@ def _resources(sky, option: Option, delivery: Delivery, model: ModelShape, spec:
         infra = f"{offer.provider}/{offer.region}" if offer.region else offer.provider
         # an instance type SkyPilot's catalog lists is named: the instance planned, not the cheapest of its GPU name
         named = {"instance_type": offer.instance_type} if offer.sky_instance else {}
-        with _catalog_at_hand(offer.provider):
+        with _catalog_at_hand([offer.provider]):
             resources.append(sky.Resources(**common, **named, infra=infra, accelerators={offer.accelerator: 1}))
     return resources
 
 
 @contextlib.contextmanager
-def _catalog_at_hand(provider: str):
+def _catalog_at_hand(providers: list[str]):
     """SkyPilot reads its own catalog of a cloud, downloaded on first use, to describe a task's resources: offline,
     with none kept (an offer from ORCH_SKY_CATALOGS, for a cloud SkyPilot never fetched), it logged "Failed to fetch
-    ..." and raised the HTTP library's error, said as two lines that named no fix. `provider`: the clouds named."""
+    ..." and raised the HTTP library's error, said as two lines that named no fix. `providers`: the clouds the task
+    names; the message names those whose catalog is not here (it had named Nebius beside AWS, with Nebius's there)."""
     import requests
 
     catalog_log = logging.getLogger("sky.catalog.common")
@@ -323,9 +324,12 @@ def _catalog_at_hand(provider: str):
     try:
         yield
     except requests.exceptions.RequestException:
-        raise UserError(f"SkyPilot has no catalog of {provider} on this machine and cannot download one (no "
-                        "network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or copies "
-                        "them --from a folder), or plan on the clouds whose catalogs are here (`orch catalog "
+        from sky.catalog.common import get_catalog_path
+
+        missing = [p for p in providers if not Path(get_catalog_path(f"{p}/vms.csv")).is_file()] or providers
+        raise UserError(f"SkyPilot has no catalog of {', '.join(missing)} on this machine and cannot download one "
+                        "(no network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or "
+                        "copies them --from a folder), or plan on the clouds whose catalogs are here (`orch catalog "
                         "offers`).") from None
     finally:
         catalog_log.disabled = was_disabled
@@ -507,7 +511,7 @@ def dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, 
     there and the files it mounts beside it (`<stem>-files/`, marked as orch's with TASK_FILES_MARK), named relative
     to the current folder when they are under it; without, the YAML names `<job>-task-files/` and nothing is kept
     (the staging folder is removed). SkyPilot reads its catalog of each cloud on the way (_catalog_at_hand)."""
-    with _catalog_at_hand(", ".join(sorted({offer.provider for offer in chosen.offers}))):
+    with _catalog_at_hand(sorted({offer.provider for offer in chosen.offers})):
         return _dry_run(spec, job_path, chosen, budget_usd, model, out)
 
 
