@@ -12,12 +12,13 @@ TORCH_SPEC ?= torch==2.13.0
 install: $(VENV)/.installed
 
 # orch itself with -qq: setuptools' "Editable installation ... be careful" banner read as a failed setup (errors
-# still show)
-$(VENV)/.installed: pyproject.toml
+# still show); its trainer stack at the versions a cloud VM installs, so the tests run those
+PINS := orchestrator/launch/pinned_packages.txt
+$(VENV)/.installed: pyproject.toml $(PINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install -qq -e ".[dev]"
+	$(BIN)/pip install -qq -c $(PINS) -e ".[dev]"
 	touch $@
 
 demo: install

@@ -17,22 +17,15 @@ import trainer
 from gpu_catalog import checks
 from trainer.config import JobConfig
 
-# The oldest Python a VM image may bring: SkyPilot's default AWS, GCP and Azure images install Miniconda's Python 3.10
-# (sky/clouds/service_catalog/images/provisioners/skypilot.sh). Every pin installs on it: accelerate 1.16 needs 3.11,
-# so setup failed there after the VM was paid for (Requires-Python read from PyPI's metadata, 2026-12-05).
+# The oldest Python a VM image may bring: SkyPilot 0.14 runs a task in a venv over the image's own python3
+# (~/sky-user-env; SKY_USER_ENV_CREATION_COMMANDS in sky/skylet/constants.py), and its default GCP and Azure GPU
+# images are Ubuntu 22.04, whose python3 is 3.10. Every pin installs on it: accelerate 1.16 needs 3.11, so setup
+# failed there after the VM was paid for (Requires-Python read from PyPI's metadata, 2026-12-05).
 VM_PYTHON_LEAST = (3, 10)
-# Tested together (tests on CPU with torch 2.13.0; 2026-12). Change them here only.
-PINNED_PACKAGES = (
-    "torch==2.13.0",
-    "transformers==5.17.0",
-    "peft==0.21.2",
-    "bitsandbytes==0.50.2",
-    "accelerate==1.15.0",
-    "datasets==5.0.1",
-    "safetensors==0.8.0",
-    "pyyaml==6.0.4",
-    "nvidia-ml-py==13.615.71",
-)
+# Tested together (tests on CPU with torch 2.13.0; 2026-12): change them in pinned_packages.txt (and torch here) only
+PINNED_FILE = Path(__file__).with_name("pinned_packages.txt")
+PINNED_PACKAGES = ("torch==2.13.0", *(line for line in PINNED_FILE.read_text(encoding="utf-8").splitlines()
+                                      if line and not line.startswith("#")))
 # A job's tracker (`report_to`), as pyproject's extras name it: without it the trainer refused the job on the VM,
 # after the machine was paid for
 TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
