@@ -260,3 +260,18 @@ def test_a_tokenizer_larger_than_the_models_vocabulary_is_refused_before_any_ste
         prepare(job, TINY_DATA.parent, build_model=False, local_only=True)
     assert prepare(dataclasses.replace(job, model=tiny_model_path), TINY_DATA.parent, build_model=False,
                    local_only=True).train
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "qlora"])
+def test_the_weights_load_straight_onto_the_training_device(tiny_model_path, monkeypatch, method):
+    """Loaded whole on the host and then moved, a 14B model's 27.6 GiB of bf16 weights overran a cloud VM's 32 GB of
+    RAM before they reached its GPU: transformers puts each weight on the device as it reads it."""
+    from transformers import AutoModelForCausalLM
+
+    placed, read = [], AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        lambda *args, **kwargs: placed.append(kwargs.get("device_map")) or read(*args, **kwargs))
+    config = config_from_dict({"model": "orch/tiny-llama", "method": method, "seq_len": 32, "max_steps": 1})
+    model = load_model(config, tiny_model_path, torch.device("cpu"), "fp32", grad_ckpt=False)
+    assert placed == [{"": torch.device("cpu")}]
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
