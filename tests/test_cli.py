@@ -1159,6 +1159,16 @@ def test_a_failed_run_says_why_right_under_how_it_ended(tmp_path, capsys):
         "no network", lines
 
 
+def test_a_run_says_how_long_it_took_in_the_unit_its_plan_did(tmp_path, capsys):
+    """The plan said `53 s` and the run's end `0.014 h`: the two could not be compared at a glance."""
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    for wall_s, said in ((50.4, ", 50 s"), (1500, ", 25 min"), (4 * 3600 + 240, ", 4.07 h")):
+        display.show_run(make_record(tmp_path, run_id="r-aaaaaaaa", status=RunStatus.OK, wall_s=wall_s))
+        assert capsys.readouterr().out.splitlines()[0].endswith(said)
+
+
 def test_a_run_whose_trainer_died_after_a_checkpoint_says_the_command_that_continues_it(tmp_path, capsys):
     """A trainer killed (kill -9, a crash) said "exited without metrics.json" and no more, though its checkpoint
     was there for `orch resume`; one killed before its first checkpoint has nothing to continue."""

@@ -666,7 +666,7 @@ def show_run(record: RunRecord) -> None:
     colour = "green" if record.status is RunStatus.OK else "red"
     did = [_things(metrics["steps"], "step") if metrics.get("steps") is not None else None,
            f"{record.train_tokens:,} tokens" if record.train_tokens else None,
-           f"{hours_text(record.wall_s / 3600)} h" if record.wall_s is not None else None]
+           duration_text(record.wall_s) if record.wall_s is not None else None]  # as plans say it (53 s, not 0.014 h)
     console.print(f"[bold {colour}]{record.status.value}[/]: run {record.run_id} on {esc(record.gpu)} "
                   f"({esc(_ran_on(record))})"
                   + "".join(f", {part}" for part in did if part))
