@@ -534,6 +534,18 @@ def test_a_paged_32bit_optimizer_is_adamw_in_import_and_in_a_job(raw):
     assert config_from_dict({**BASE, "optimizer": next(iter(raw.values()))}).optimizer == "adamw"
 
 
+@pytest.mark.parametrize(("raw", "said"), [({"optimizer": "paged_adamw_32bit"}, "as adamw, unpaged"),
+                                           ({"optim": "paged_lion_8bit"}, "as lion_8bit, unpaged"),
+                                           ({"optim": "adamw_apex_fused"}, None)])
+def test_a_paged_optimizer_trained_unpaged_is_listed(raw, said):
+    """paged_adamw_32bit became adamw with nothing said: its paging, chosen to survive memory spikes, was gone."""
+    (key, value), = raw.items()
+    listed = translate(raw).not_carried
+    assert listed == ([(key, f"{value} is carried over {said}: orch pages only paged_adamw_8bit's states, so these "
+                             "stay on the GPU, where the plan counts them (--set optimizer=paged_adamw_8bit pages "
+                             "8-bit ones)")] if said else [])
+
+
 def test_trls_attn_implementation_is_orchs_attention():
     assert translate({"attn_implementation": "flash_attention_2"}).job == {"attention": "flash_attention_2"}
     assert [k for k, _ in translate({"attn_implementation": "flash_attention_3"}).not_carried] == \

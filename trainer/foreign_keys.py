@@ -404,10 +404,20 @@ def _turn_keys_read(mappings) -> bool:
 INSIDE_READ = ("datasets", "test_datasets", "model._component_")  # keys whose value is carried in part
 
 
+# Paged optimizers orch trains unpaged, as the optimizer of the same update: the paging (states moved to the CPU when
+# the GPU runs short) is what their name adds and what `orch import` carries over without
+PAGING_DROPPED = ("paged_adamw_32bit", "paged_adamw", "paged_lion_8bit")
+OPTIMIZER_KEYS = ("optimizer", "optim", "optimizer._component_")
+
+
 def left_behind_inside(key: str, value) -> list[tuple[str, str]]:
     """(dotted key, why) for the parts of a foreign key's value that its conversion carried over without: the fields
-    of axolotl's dataset entry it does not read, the model of a torchtune builder the catalog does not have. `orch
-    import` lists them with the keys it did not carry at all."""
+    of axolotl's dataset entry it does not read, the model of a torchtune builder the catalog does not have, the
+    paging of a paged optimizer. `orch import` lists them with the keys it did not carry at all."""
+    if key in OPTIMIZER_KEYS and value in PAGING_DROPPED:
+        return [(key, f"{value} is carried over as {OPTIMIZERS[value]}, unpaged: orch pages only paged_adamw_8bit's "
+                      "states, so these stay on the GPU, where the plan counts them (--set optimizer=paged_adamw_8bit "
+                      "pages 8-bit ones)")]
     if key == "model._component_":
         unknown = torchtune_builder(value)[1]
         return [(key, f"orch has no catalog model for torchtune's {unknown}: give --set model=HUB_ID_OR_FOLDER")] \
