@@ -366,11 +366,23 @@ def no_option_message(result: Plan) -> str:
         others = f" (said by {reasons[0][1]} of the {len(by_kind['unsupported'])} targets that cannot run it; `orch " \
             "plan --json` gives each one's reason)" if len(reasons) > 1 else ""
         return f"no target can run this job: {reasons[0][0]}{others}."
-    tried = [f"{len(by_kind[kind])} {words}" for kind, words in KIND_WORDS.items() if kind in by_kind]
+    tried = [f"{len(by_kind[kind])} {words}{_most_said(by_kind, kind)}" for kind, words in KIND_WORDS.items()
+             if kind in by_kind]
     chosen_out = sum(len(by_kind.get(kind, [])) for kind in ("provider", "spot"))
     left_out = f" ({chosen_out} left out by --target, --providers or --no-spot)" if chosen_out else ""
     return (f"no target can run this job: {'; '.join(tried) or 'none was tried'}{left_out}; see the table above or "
             "--json for each reason.")
+
+
+def _most_said(by_kind: dict, kind: str) -> str:
+    """The reason most of the largest kind of rejection give, said after its count: a job imported with axolotl's
+    flash_attention was refused "39 that cannot run one of its settings; see the table above", whose five rows
+    named the CPU's reason and the T4's, not the cloud VMs' (28 of the 39)."""
+    counts = sorted((len(group) for group in by_kind.values()), reverse=True)
+    if len(by_kind[kind]) != counts[0] or counts[0] < 2 or counts[1:2] == counts[:1]:
+        return ""
+    reason, said_by = Counter(r.reason for r in by_kind[kind]).most_common(1)[0]
+    return f" ({'each' if said_by == counts[0] else f'{said_by} of them'}: {reason})"
 
 
 def _time_above(hours: float, limit_hours: float) -> str:

@@ -277,6 +277,22 @@ def test_a_job_on_part_of_the_cpu_is_planned_and_priced_on_that_part(monkeypatch
     assert t4 and t4[0].offer.usd_per_hour == 1.0  # a GPU's offer is its own
 
 
+def test_the_catch_all_refusal_says_the_reason_most_of_its_largest_kind_give():
+    """An axolotl job's flash_attention on a machine with a declared card: "39 that cannot run one of its settings;
+    see the table above", whose rows named the CPU's and the T4's reasons, not the cloud VMs' (28 of the 39)."""
+    from gpu_catalog.gpus import cpu_gpu
+
+    tiny = job_from_dict({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "train_tokens": 100_000,
+                          "attention": "flash_attention_2"})
+    absent = dataclasses.replace(make_offer(get_gpu("RTX 4090"), "local", 0.3), present=False)
+    offers = [absent, make_offer(cpu_gpu(), "local", 0.01), make_offer(A100, "lambda", 1.0),
+              make_offer(A100, "aws", 1.1)]
+    message = no_option_message(plan(tiny, get_model("orch/tiny-llama"), offers, PlanPolicy(100.0)))
+    assert message.startswith("no target can run this job: 1 declared in the hardware file but not on this machine; 3 "
+                              "that cannot run one of its settings (2 of them: attention flash_attention_2 needs "
+                              "flash-attn, which a cloud VM's setup does not install"), message
+
+
 def test_the_catch_all_refusal_says_each_kind_in_words_and_apart_what_the_user_left_out():
     """`--target local` was refused "rejections: 2 absent, 1 cpu, 217 provider": internal words, and the cloud
     offers the user's own flag left out counted as if tried."""
