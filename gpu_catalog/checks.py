@@ -152,7 +152,7 @@ def first_few(names: list[str]) -> str:
     """Names a message lists (unknown columns, modules), the first few and how many more: a list of thousands named
     them all on one line."""
     shown = ", ".join(names[:MOST_NAMES_SAID])
-    return shown if len(names) <= MOST_NAMES_SAID else f"{shown} and {len(names) - MOST_NAMES_SAID} more"
+    return shown if len(names) <= MOST_NAMES_SAID else f"{shown} and {len(names) - MOST_NAMES_SAID:,} more"
 
 
 def number(value, what: str, low: float | None = None, high: float | None = None, *, above: bool = False,

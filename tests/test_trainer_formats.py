@@ -64,7 +64,7 @@ def test_whole_sequence_loss_counts_every_token(tokenizer):
 
 
 def test_a_record_of_no_shape_names_its_index_and_keys(tokenizer):
-    with pytest.raises(DataError, match=r"record 7 has none of the known shapes.*\['answer', 'question'\]"):
+    with pytest.raises(DataError, match=r"record 7 has none of the known shapes.*its keys are 'answer', 'question'\."):
         render({"question": "?", "answer": "!"}, tokenizer, where="record 7")
 
 
@@ -131,7 +131,7 @@ def test_column_mapping_renames_columns_to_a_known_shape(tokenizer):
     record = map_columns({"question": "Opposite?", "answer": "cold"}, (("instruction", "question"),
                                                                        ("output", "answer")), "record 1")
     assert trained_text(tokenizer, record) == "cold<|eos|>"
-    with pytest.raises(DataError, match=r"record 4: `dataset_columns` names column\(s\) \['reply'\]"):
+    with pytest.raises(DataError, match=r"record 4: `dataset_columns` names column\(s\) 'reply' that"):
         map_columns({"question": "?"}, (("output", "reply"),), "record 4")
 
 
@@ -209,3 +209,14 @@ def test_an_eval_sets_bad_record_is_said_of_the_eval_set(tokenizer):
                              Source("e.jsonl", Path("e.jsonl"), None, "train", key="eval_dataset"))
     with pytest.raises(DataError, match=re.escape("eval_dataset e.jsonl record 2: the value of `text` must be")):
         sequences_for(records, config, tokenizer)
+
+
+def test_a_record_of_many_keys_is_refused_naming_the_first_few(tokenizer):
+    """A record of 20,000 keys made a 289 KB one-line error, every key listed."""
+    many = {f"k{i:05d}": 1 for i in range(20_000)}
+    with pytest.raises(DataError) as shape:
+        render(many, tokenizer, where="line 6")
+    assert "its keys are 'k00000', 'k00001', 'k00002', 'k00003', 'k00004' and 19,995 more." in str(shape.value)
+    with pytest.raises(DataError) as mapped:
+        map_columns(many, (("output", "answer"),), "line 6")
+    assert len(str(mapped.value)) < 300 and "and 19,995 more" in str(mapped.value)

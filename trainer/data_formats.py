@@ -42,14 +42,20 @@ def read_columns(columns: tuple[tuple[str, str], ...] = ()) -> set[str]:
     return {*SHAPE_COLUMNS, *(source for _, source in columns)}
 
 
+def _names(keys: list) -> str:
+    """A record's keys as a message lists them, each echoed short, the first few: a record of 20,000 keys made a
+    289 KB one-line error."""
+    return checks.first_few([checks.short_repr(key) for key in keys])
+
+
 def map_columns(record: dict, columns: tuple[tuple[str, str], ...], where: str) -> dict:
     """The record with its columns renamed to orch's names (orch name <- dataset column)."""
     if not columns:
         return record
     missing = [source for _, source in columns if source not in record]
     if missing:
-        raise DataError(f"{where}: `dataset_columns` names column(s) {missing} that the dataset lacks; "
-                        f"its columns are {sorted(record)}.")
+        raise DataError(f"{where}: `dataset_columns` names column(s) {_names(missing)} that the dataset lacks; "
+                        f"its columns are {_names(sorted(record))}.")
     mapped = {k: v for k, v in record.items() if k not in {source for _, source in columns}}
     mapped.update((name, record[source]) for name, source in columns)
     return mapped
@@ -187,7 +193,7 @@ def record_shape(record: dict, where: str) -> Shaped:
         raise DataError(f"{where} is preference data (chosen and rejected: TRL's DPO and reward-model format); "
                         f"orch's trainer runs supervised fine-tuning only. To train on the chosen answers, add "
                         f"`dataset_columns: {{{_chosen_as(record)}: chosen}}` (rejected is then left unread).")
-    raise DataError(f"{where} has none of the known shapes ({SHAPES}): its keys are {sorted(record)}. "
+    raise DataError(f"{where} has none of the known shapes ({SHAPES}): its keys are {_names(sorted(record))}. "
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
 
 
