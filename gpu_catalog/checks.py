@@ -339,6 +339,14 @@ def env_path(variable: str, default: str, made_here: bool = False) -> Path:
     return path
 
 
+def dangling_link(path: Path | str) -> str | None:
+    """What a path that is a link to nothing is, as a message says it; None for any other path. Such a dataset was
+    said not to exist, "did you mean" its own name (the link is listed in its folder)."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    return f"is a link to '{os.readlink(path)}', which does not exist: fix or remove the link"
+
+
 def input_file(path: Path | str, what: str, fix: str) -> Path:
     """A file a command reads, there and not a folder; `fix` says where one comes from. os.path, not Path: False for
     a name too long for the file system, where Path's methods raise."""
@@ -346,6 +354,8 @@ def input_file(path: Path | str, what: str, fix: str) -> Path:
         return Path(path)
     if loop := symlink_loop(path, what):
         raise loop
+    if link := dangling_link(path):
+        raise UserError(f"{what} '{path}' {link}.")
     state = ("is a folder, not a file" if os.path.isdir(path) else
              "is not a regular file (a device or a pipe)" if os.path.exists(path) else "does not exist")
     raise UserError(f"{what} '{path}' {state}: {fix}")

@@ -28,6 +28,8 @@ def check_dataset(spec: JobConfig, base_dir: Path) -> None:
     for key, name in (("dataset", spec.dataset), ("eval_dataset", spec.eval_dataset)):
         path = resolve_dataset(name, base_dir, key)
         if name is not None and path is None and looks_like_a_file(name):
+            if link := checks.dangling_link(base_dir / checks.user_path(name)):
+                raise UserError(f"{key} '{name}' {link}.")
             near = near_file_hint(base_dir / checks.user_path(name), FILE_KINDS, name)  # `tiny_instruc.jsonl`
             raise UserError(f"{key} '{name}' does not exist (relative paths start at the job file's folder, "
                             f"{base_dir}){': ' + near.strip()[1:-1] if near else '.'}")

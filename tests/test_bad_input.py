@@ -1571,6 +1571,29 @@ def test_a_symlink_loop_is_said_to_be_one(inputs, build):
     assert "loop' is a symlink loop (too many levels of symbolic links): fix or remove the link." in lines[0], lines
 
 
+def _dangling(i: Inputs, name: str = "gone.jsonl") -> str:
+    """A link in the working folder to a file that is not there: said not to exist, "did you mean" its own name."""
+    (i.work / name).symlink_to(f"/nonexistent/{name}")
+    return str(i.work / name)
+
+
+@pytest.mark.parametrize("build", [
+    lambda i: plan(i, dataset=_dangling(i), train_tokens=DROP),
+    lambda i: plan(i, eval_dataset=_dangling(i)),
+    lambda i: ["submit", i.job(dataset=_dangling(i))],
+    lambda i: ["plan", _dangling(i), "--budget", "10"],
+    lambda i: ["estimate", _dangling(i, "gone.yaml")],
+    lambda i: i.sweep(dataset=_dangling(i)),
+], ids=["dataset", "eval-dataset", "submit-dataset", "job-file", "estimate-job-file", "sweep-dataset"])
+def test_a_link_to_nothing_is_said_to_be_one(inputs, build):
+    result = CliRunner().invoke(app, build(inputs))
+    assert result.exit_code == 2 and "Traceback" not in result.output, (result.output, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "' is a link to '/nonexistent/gone." in lines[0] and "which does not exist: fix or remove the link" in \
+        lines[0], lines
+
+
 LONG_LIST = "[" + ", ".join(["1"] * 20_000) + "]"
 # four levels of ten aliases: 12,330 values from 300 bytes, past the loader's 10,000 (seven levels made ten million)
 ALIAS_BOMB = "[&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(

@@ -81,6 +81,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> tuple[JobConfig,
     if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long for the file system
         if loop := checks.symlink_loop(path, "job file"):
             raise ConfigError(str(loop))
+        if link := checks.dangling_link(path):
+            raise ConfigError(f"job file '{path}' {link}.")
         state = ("is a folder, not a file" if os.path.isdir(path) else
                  "is not a regular file (a device or a pipe)" if os.path.exists(path) else
                  f"does not exist{near_file_hint(path, checks.YAML_SUFFIXES, str(path))}")

@@ -226,6 +226,8 @@ def load_sweep(path: Path, target: str = "local") -> Sweep:
     written = Path(path).parent / checks.user_path(raw["dataset"])  # said as written: resolved, a link to /dev/zero
     if loop := checks.symlink_loop(written, f"sweep {path}: dataset"):
         raise loop
+    if link := checks.dangling_link(written):
+        raise UserError(f"sweep {path}: dataset '{raw['dataset']}' {link}.")
     if not written.exists():  # was said to be the dataset `zero`; a hub name, said as missing, was left unexplained
         raise UserError(f"sweep {path}: dataset '{raw['dataset']}' does not exist (relative to the sweep's folder): "
                         "a sweep times every point on one local file or folder, not a Hugging Face dataset.")
