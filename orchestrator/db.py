@@ -187,7 +187,14 @@ def _check_is_ours(path: Path, schema: Schema) -> bool:
         if version > schema.version:
             raise UserError(f"{path} was written by a newer orch (schema {version}; this orch reads up to "
                             f"{schema.version}): upgrade orch, or {move_away_hint(path)}.")
+        if version < 0:  # no orch writes one: it was "migrated", rewritten as this version
+            raise UserError(_damaged_message(path, f"its schema version is {version}, which no orch writes"))
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == schema.version and (gone := sorted(set(schema.tables) - tables)):
+            # a dropped (or renamed) table was made again, empty: "No runs yet" beside the run folders, and new
+            # rows written into the damaged file
+            raise UserError(_damaged_message(path, f"it has no `{'`, `'.join(gone)}` table, which its version "
+                                                   f"({version}) holds"))
         others = sorted(t for t in tables - set(schema.tables) if not t.startswith("sqlite_"))
         if others and not tables & set(schema.tables):  # another program's file: taken over, its journal mode and
             # version were rewritten and orch's tables added beside its own
