@@ -610,7 +610,7 @@ def test_a_moved_or_copied_home_keeps_its_own_run_folders(tmp_path, monkeypatch)
     queued_copy = old / "jobs" / "j-0a1b2c3d" / "job.yaml"  # and its queued jobs: rejected for a file "not there"
     RunStore(old / "runs.db").insert(make_record(old / "runs" / RUN_ID, status=RunStatus.STOPPED,
                                                  job_path=str(queued_copy)))
-    JobQueue(old / "runs.db").submit("tiny", str(queued_copy), "{}", None, None, 0, "j-0a1b2c3d")
+    JobQueue(old / "runs.db").submit("tiny", queued_copy.name, "{}", None, None, 0, "j-0a1b2c3d")
     shutil.copytree(old, new)
     moved_copy = str(new / "jobs" / "j-0a1b2c3d" / "job.yaml")
     assert JobQueue(new / "runs.db").get("j-0a1b2c3d").job_path == moved_copy

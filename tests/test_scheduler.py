@@ -76,8 +76,8 @@ def queued_as_is(job: Path) -> str:
     spec, job_id = load_job(job), new_job_id()
     folder = state_folder("jobs") / job_id
     folder.mkdir()
-    JobQueue().submit(spec.name, str(local.run_job_file(job, folder)), local.job_json(spec, job.parent), None, None,
-                      0, job_id)
+    JobQueue().submit(spec.name, local.run_job_file(job, folder).name, local.job_json(spec, job.parent), None,
+                      None, 0, job_id)
     return job_id
 
 

@@ -133,7 +133,7 @@ def test_a_claim_fails_when_the_month_cloud_spend_grew_since_the_decision(tmp_pa
     """Two schedulers that each saw $0 spent under a $10 cap each started a $6 cloud run: the claim counts the
     month's cloud spend (running runs at their budget stops) in its own transaction."""
     queue = JobQueue()
-    first, second, third = (queue.submit(n, "/x/job.yaml", "{}", None, None, 0).job_id for n in "abc")
+    first, second, third = (queue.submit(n, "job.yaml", "{}", None, None, 0).job_id for n in "abc")
     for job_id, run_id, budget_usd, claimed in ((first, "r-aaaaaaaa", 6.0, True), (second, "r-bbbbbbbb", 6.0, False),
                                                 (third, "r-cccccccc", 4.0, True)):
         run = cloud_run(tmp_path, run_id, RunStatus.LAUNCHING, budget_usd=budget_usd)
@@ -146,7 +146,7 @@ def test_a_pass_that_read_a_job_before_another_pass_moved_it_leaves_it_alone(tmp
     back in the queue and started a new run. B's "back in the queue" undid A's claim, and the next pass started the
     job a second time beside A's run."""
     queue = JobQueue()
-    job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    job = queue.submit("j", "job.yaml", "{}", 5.0, None, 0)
     assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.FAILED))
     a, b = Scheduler(queue), Scheduler(queue)
     refresh = lifecycle.refresh
@@ -167,7 +167,7 @@ def test_a_pass_that_read_a_job_before_another_pass_moved_it_leaves_it_alone(tmp
 
 def test_a_stale_reject_does_not_fall_on_a_job_another_pass_started(tmp_path):
     queue = JobQueue()
-    read = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    read = queue.submit("j", "job.yaml", "{}", 5.0, None, 0)
     assert queue.claim(read.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.LAUNCHING))
     assert not queue.update(read.job_id, as_read=read, status=JobStatus.REJECTED, reason="cap")
     assert queue.get(read.job_id).status is JobStatus.RUNNING
@@ -195,7 +195,7 @@ def test_a_preempted_job_put_back_since_a_pass_read_it_is_not_that_pass_s_to_wri
     attempts): that pass's old decision was written, and its claim started the job on a budget its preempted run had
     spent from."""
     queue = JobQueue()
-    read = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    read = queue.submit("j", "job.yaml", "{}", 5.0, None, 0)
     assert queue.claim(read.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", RunStatus.PREEMPTED))
     assert queue.update(read.job_id, status=JobStatus.QUEUED, run_id=None, preemptions=1)
     assert not queue.update(read.job_id, as_read=read, decision="start_cloud", reason="stale")
@@ -204,7 +204,7 @@ def test_a_preempted_job_put_back_since_a_pass_read_it_is_not_that_pass_s_to_wri
 def reconciled_after(tmp_path, status: RunStatus):
     """A job whose cloud run ended `status`, after one reconcile: (the job now, what the pass said of it)."""
     queue = JobQueue()
-    job = queue.submit("j", "/x/job.yaml", "{}", 5.0, None, 0)
+    job = queue.submit("j", "job.yaml", "{}", 5.0, None, 0)
     assert queue.claim(job.job_id, "A", cloud_run(tmp_path, "r-aaaaaaaa", status))
     scheduler = Scheduler(queue)
     scheduler.reconcile()

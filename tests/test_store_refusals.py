@@ -73,10 +73,32 @@ def test_logs_of_a_run_whose_folder_is_gone_says_so(inputs):
     assert said.startswith(f"error: run {RUN_ID}'s folder ") and said.endswith(" is gone, so it has no log."), said
 
 
-@pytest.mark.parametrize("job_path", ["", " "])
+@pytest.mark.parametrize("job_path", ["", " ", "/etc/passwd", "/tmp/jobs/j-00000000/job.yaml"])
 @pytest.mark.parametrize("command", [["scheduler", "run", "--once", "--cpu-slots", "0"], ["queue"]])
-def test_a_queued_jobs_emptied_job_path_is_a_damaged_row(inputs, job_path, command):
-    """`orch scheduler run --once` rejected the job with "job file '.' is a folder", a path nobody wrote."""
+def test_a_queued_jobs_job_path_outside_its_folder_is_a_damaged_row(inputs, job_path, command):
+    """`orch scheduler run --once` rejected the job with "job file '.' is a folder", a path nobody wrote; and
+    opened /etc/passwd, named by a hand-changed row, and rejected the job as no mapping."""
     said = refused(inputs.hand_edited(f"UPDATE jobs SET job_path = '{job_path}'", *command))
-    assert f"is damaged: job_path is '{job_path}', not a path to the job's file. Fix or delete that row with " \
-        "sqlite3" in said, said
+    assert f"is damaged: job_path is '{job_path}', not a path to the job's file (jobs/j-" in said, said
+    assert "/ in orch's home). Fix or delete that row with sqlite3" in said, said
+
+
+@pytest.mark.parametrize("damage", ["DROP TABLE runs", "ALTER TABLE jobs RENAME TO jobs2", "PRAGMA user_version = -1"])
+@pytest.mark.parametrize("command", [["runs"], ["queue"], ["spend"]])
+def test_a_runs_db_with_a_table_gone_or_a_version_no_orch_writes_is_damaged(inputs, damage, command):
+    """A dropped table was made again, empty: "No runs yet" beside the run folders, exit 0, and new rows written
+    into the damaged file; a version of -1 was "migrated", rewritten as this orch's."""
+    import sqlite3
+    from contextlib import closing
+
+    def state():
+        with closing(sqlite3.connect(inputs.home / "runs.db")) as db:
+            return (sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")),
+                    db.execute("PRAGMA user_version").fetchone()[0])
+
+    inputs.hand_edited(damage)
+    before = state()
+    said = refused(command)
+    assert said.startswith(f"error: {inputs.home / 'runs.db'} is damaged (it has no `") or \
+        "its schema version is -1, which no orch writes" in said, said
+    assert "orch never deletes or overwrites it: restore a copy of it" in said and state() == before, said

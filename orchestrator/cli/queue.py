@@ -73,7 +73,7 @@ def submit_command(
     folder.mkdir()
     try:  # the job as submitted, kept before the row is: a refused copy leaves no job queued on the user's file
         job_path = local.run_job_file(job, folder)
-        record = queue.submit(spec.name, str(job_path), same_job, budget, deadline, priority, job_id)
+        record = queue.submit(spec.name, job_path.name, same_job, budget, deadline, priority, job_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

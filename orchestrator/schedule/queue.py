@@ -95,11 +95,15 @@ class JobQueue:
         self.path = path or runs_db()
         open_database(self.path, RUNS_DB)
 
-    def submit(self, name: str, job_path: str, job_json: str, budget_usd: float | None, deadline_h: float | None,
+    def submit(self, name: str, job_file: str, job_json: str, budget_usd: float | None, deadline_h: float | None,
                priority: int, job_id: str | None = None) -> JobRecord:
-        """Queue a job; `job_id` (new_job_id) where its folder was made before, with the copy `job_path` names."""
+        """Queue a job; `job_id` (new_job_id) where its folder, jobs/<job_id>/ beside the database, was made before,
+        with the copy named `job_file` in it. A row naming any other file is damaged (_job)."""
+        if Path(job_file).name != job_file:
+            raise ValueError(f"a queued job's file is named in its own folder, not as {job_file!r}")
         now = time.time()
         job_id = job_id or new_job_id()
+        job_path = str(Path(self.path).parent / "jobs" / job_id / job_file)
         deadline_at = now + deadline_h * 3600 if deadline_h is not None else None
         values = dict(job_id=job_id, name=name, job_path=job_path, job_json=job_json, budget_usd=budget_usd,
                       deadline_at=deadline_at, priority=priority, submitted_at=now, status=JobStatus.QUEUED.value,
@@ -209,6 +213,9 @@ def _job(path: Path, row) -> JobRecord:
     if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:  # as --priority refuses it
         raise damaged_row(path, "jobs", job.job_id, "priority", job.priority,
                           f"not a whole number from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
-    if not job.job_path.strip():  # read as the folder '.', and the job rejected for a path nobody wrote
-        raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path, "not a path to the job's file")
+    written = Path(job.job_path)
+    if not job.job_path.strip() or written.parent.name != job.job_id or written.parent.parent.name != "jobs":
+        # '' was read as the folder '.', and '/etc/passwd' opened: each job then rejected for a path nobody wrote
+        raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path,
+                          f"not a path to the job's file (jobs/{job.job_id}/ in orch's home)")
     return replace(job, job_path=beside(path, job.job_path))
