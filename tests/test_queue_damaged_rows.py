@@ -85,12 +85,16 @@ def test_queue_and_cancel_refuse_a_job_id_that_names_a_path(tmp_path, monkeypatc
     assert status == "queued"
 
 
-def test_the_scheduler_refuses_a_negative_attempt_count(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("sql", "said"), [
+    ("UPDATE jobs SET attempts = -3", "attempts is -3, not a whole number from 0"),
+    ("UPDATE jobs SET status = 'zz'", "status is 'zz', not one of queued")])
+def test_the_scheduler_refuses_a_damaged_row(tmp_path, monkeypatch, sql, said):
+    """A status no orch writes was refused by `orch queue`, and passed over by the scheduler: "no queued jobs"."""
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
-    queue_with_one_job(tmp_path, "UPDATE jobs SET attempts = -3")
+    queue_with_one_job(tmp_path, sql)
     result = runner.invoke(app, ["scheduler", "run", "--once", "--cpu-slots", "0"])
     assert result.exit_code == 2, result.output
-    assert "the jobs row 'j-" in result.stderr and "attempts is -3, not a whole number from 0" in result.stderr
+    assert "the jobs row 'j-" in result.stderr and said in result.stderr, result.stderr
 
 
 def test_a_damaged_row_keeps_no_command_from_another_job(tmp_path, monkeypatch):

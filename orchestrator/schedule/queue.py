@@ -124,12 +124,13 @@ class JobQueue:
         return rows_named(self.path, "jobs", "job_id", text, self.get)
 
     def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
-        """Jobs in scheduling order: highest priority first, then first submitted."""
-        where = f" WHERE status IN ({', '.join('?' * len(statuses))})" if statuses else ""
+        """Jobs in scheduling order: highest priority first, then first submitted. Every row is read and checked,
+        whichever `statuses` are asked for: a row whose status is none orch writes was refused by `orch queue` and
+        passed over by the scheduler, which said "no queued jobs"."""
         with reading(self.path) as db:  # a read: `orch queue` beside a scheduler's pass; claim() decides who runs
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_at",
-                              [s.value for s in statuses or ()]).fetchall()
-        return [_job(self.path, row) for row in rows]
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY priority DESC, submitted_at").fetchall()
+        jobs = [_job(self.path, row) for row in rows]
+        return [job for job in jobs if not statuses or job.status in statuses]
 
     def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1,
               monthly_cap_usd: float | None = None) -> bool:
