@@ -491,8 +491,8 @@ def test_a_job_file_that_is_a_symlink_loop_is_not_said_to_be_missing(tmp_path):
      "`packing` must be true or false, got {'k0': [[[...]]], 'k1': [[[...]]], 'k10': [[[...]]], 'k100': [[[...]]], "
      "...}"),
     ({"name": "x" * 20_000}, f"`name` '{'x' * 60}…{'x' * 20}' is not allowed"),
-    ({"modules_to_save": [f"m{n}" for n in range(20_000)]}, "names m0, m1, m2, m3, m4 and 19995 more, no module"),
-    ({"dataset_columns": {f"c{n}": "x" for n in range(20_000)}}, "and c0, c1, c10, c100, c1000 and 19995 more is none"),
+    ({"modules_to_save": [f"m{n}" for n in range(20_000)]}, "names m0, m1, m2, m3, m4 and 19,995 more, no module"),
+    ({"dataset_columns": {f"c{n}": "x" for n in range(20_000)}}, "c0, c1, c10, c100, c1000 and 19,995 more is none"),
 ], ids=["list", "mapping", "text", "modules", "columns"])
 def test_a_long_value_is_shown_cut(change, said):
     """Each value was echoed whole: a list of 20,000 made a 60 KB message."""
