@@ -725,6 +725,32 @@ def test_a_timing_warmup_as_long_as_the_run_is_refused():
     assert config_from_dict({**job, "max_steps": 1, "timing_warmup_steps": 1}).max_steps == 1  # as the queue keeps it
 
 
+@pytest.mark.parametrize(("amount", "warm_up", "said"), [
+    ({"max_steps": 4}, {"warmup_steps": 10**9}, "`warmup_steps` 1000000000 is not below the run's 4 steps (`max_"),
+    ({"train_tokens": 8192}, {"warmup_steps": 4}, "`warmup_steps` 4 is not below the run's 4 steps (`train_tokens` /"),
+    ({"train_tokens": 8192}, {"timing_warmup_steps": 1000}, "`timing_warmup_steps` 1000 leaves none of the run's 4 "
+                                                            "steps (`train_tokens` /"),
+])
+def test_a_warm_up_that_reaches_the_last_step_a_job_file_sets_is_refused(tmp_path, amount, warm_up, said):
+    """`warmup_steps: 1000000000` trained a 4-step run at a learning rate of about 0 and ended ok; beside
+    train_tokens, `timing_warmup_steps: 1000` left the run with no tokens/s. `--set max_steps=2`, a job tried, is
+    left alone."""
+    from trainer.job_file import read_job_file
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "micro_batch": 8,
+                                    **amount, **warm_up}), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        read_job_file(path)
+    assert said in str(refused.value), refused.value
+    if "warmup_steps" in warm_up:  # a timing warm-up past max_steps is config_from_dict's, --set or not
+        assert read_job_file(path, ["max_steps=2"])[1].max_steps == 2
+    path.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "micro_batch": 8,
+                                    "train_tokens": 8192 * 1000, **warm_up}), encoding="utf-8")
+    if warm_up.get("warmup_steps", 0) < 4000:  # of 4,000 steps: a warm-up of 4, and a timing one of 1,000, are kept
+        assert read_job_file(path)[1].warmup_steps == warm_up.get("warmup_steps", 0)
+
+
 def test_a_one_token_sequence_is_refused_as_such():
     """`seq_len: 1` packed no sequence, and the advice was to lower the batch or seq_len, which cannot help."""
     job = {"model": "orch/tiny-llama", "method": "lora", "max_steps": 3}

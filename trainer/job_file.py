@@ -102,7 +102,8 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
     whole = {**(missing or {}), **raw} if isinstance(raw, dict) else raw
     try:
         config = config_from_dict(whole, name=path.stem, base_dir=path.parent)  # each value's own problem first:
-        if problems := job_file_problems(whole, path.parent):  # `budget_usd: .nan` was said to need `usd_per_hour`
+        # `budget_usd: .nan` was said to need `usd_per_hour`
+        if problems := job_file_problems(whole, path.parent) + warm_up_problems(written, given, config):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config
     except UserError as exc:
@@ -110,6 +111,26 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
         if given and _fine_without_set(written, path):  # `--set warmup_steps=5` beside the file's warmup_ratio
             where += " with " + " ".join(f"--set {shlex.quote(text.strip())}" for text in overrides)
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def warm_up_problems(written, given: dict, config: JobConfig) -> list[str]:
+    """A warm-up that reaches the last of the steps the file itself sets (max_steps, else train_tokens' worth): the
+    learning rate never left its warm-up (`warmup_steps: 1000000` trained a 4-step run at about 0 and ended ok), or
+    no step was timed (the run recorded no tokens/s). Not where --set (`given`) sets the amount: `--set max_steps=2`
+    is how a job is tried, and a smoke run's warm-up is no one's concern."""
+    amount = ("max_steps", "train_tokens")
+    if not isinstance(written, dict) or not any(k in written for k in amount) or any(k in given for k in amount):
+        return []
+    steps, problems = config.planned_steps(0), []
+    source = "`max_steps`" if config.max_steps is not None else "`train_tokens` / (micro_batch x grad_accum x seq_len)"
+    if "warmup_steps" in written and config.warmup_steps >= steps:
+        problems.append(f"`warmup_steps` {config.warmup_steps} is not below the run's {steps} steps ({source}): its "
+                        "learning rate would never leave the warm-up; lower it, or give warmup_ratio")
+    if "timing_warmup_steps" in written and config.timing_warmup_steps >= steps and \
+            config.timing_warmup_steps > JobConfig.timing_warmup_steps and config.max_steps is None:  # else config's
+        problems.append(f"`timing_warmup_steps` {config.timing_warmup_steps} leaves none of the run's {steps} steps "
+                        f"({source}) timed: lower it, or leave it out")
+    return problems
 
 
 def _fine_without_set(written, path: Path) -> bool:
