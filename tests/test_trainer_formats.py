@@ -220,3 +220,24 @@ def test_a_record_of_many_keys_is_refused_naming_the_first_few(tokenizer):
     with pytest.raises(DataError) as mapped:
         map_columns(many, (("output", "answer"),), "line 6")
     assert len(str(mapped.value)) < 300 and "and 19,995 more" in str(mapped.value)
+
+
+def test_a_long_conversation_is_rendered_no_further_than_its_sample_is_cut(tokenizer, monkeypatch):
+    """Each turn renders the conversation so far again: a record of 20,000 turns took more than 500 s to plan, though
+    seq_len 256 keeps its first turns alone. Cut at the same place, the sample is the one the whole rendering gave;
+    with the loss on every token it is split, not cut, so it is rendered whole."""
+    from trainer import data
+
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"hello world {n}"} for n in range(60)]
+    whole_ids, whole_mask = render({"messages": turns}, tokenizer)
+    ids, mask = render({"messages": turns}, tokenizer, max_tokens=64)
+    assert 64 < len(ids) < len(whole_ids) and (ids[:64], mask[:64]) == (whole_ids[:64], whole_mask[:64])
+    config = data.JobConfig(model="orch/tiny-llama", method="lora", seq_len=64, max_steps=1)
+    cut = data.sequences_for([{"messages": turns}], config, tokenizer)
+    assert cut.sequences == data.pack([(whole_ids, whole_mask)], 64, tokenizer.pad_token_id)
+    assert render({"messages": turns}, tokenizer, completion_only_loss=False, max_tokens=64)[0] == whole_ids
+    rendered = []
+    real = tokenizer.apply_chat_template
+    monkeypatch.setattr(tokenizer, "apply_chat_template", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    render({"messages": turns * 300}, tokenizer, max_tokens=64)  # 18,000 turns
+    assert len(rendered) < 20

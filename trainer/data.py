@@ -133,7 +133,7 @@ def sequences_for(records: list[dict], config: JobConfig, tokenizer) -> Packed:
     for where, record in zip(places, records, strict=True):
         try:
             samples.append(render(map_columns(record, config.dataset_columns, where), tokenizer, where,
-                                  config.completion_only_loss))
+                                  config.completion_only_loss, max_tokens=config.seq_len))
         except DataError as exc:
             if not isinstance(records, DatasetRecords):
                 raise

@@ -118,8 +118,10 @@ def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple
     return prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids)
 
 
-def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[bool]]:
-    """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it."""
+def _chat(tokenizer, messages: list[dict], where: str, max_tokens: int | None = None) -> tuple[list[int], list[bool]]:
+    """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it. Past
+    `max_tokens`, once a turn without loss is in, the rest is left unrendered: such a sample is cut there (pack), and
+    each turn renders the conversation so far again, so a record of 20,000 turns took hours to read."""
     from jinja2 import TemplateError, TemplateSyntaxError
 
     ids: list[int] = []
@@ -138,6 +140,8 @@ def _chat(tokenizer, messages: list[dict], where: str) -> tuple[list[int], list[
         turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
         ids += turn_ids
         mask += [message["role"] == "assistant"] * len(turn_ids)
+        if max_tokens is not None and len(ids) > max_tokens and not all(mask):
+            break
     return ids, mask
 
 
@@ -197,14 +201,14 @@ def record_shape(record: dict, where: str) -> Shaped:
                     "Rename columns with `dataset_columns: {orch_name: your_column}`.")
 
 
-def _render_shape(record: dict, tokenizer, where: str) -> tuple[list[int], list[bool]]:
+def _render_shape(record: dict, tokenizer, where: str, max_tokens: int | None) -> tuple[list[int], list[bool]]:
     shaped = record_shape(record, where)
     if shaped.kind is ShapeKind.CHAT:
-        return _chat(tokenizer, shaped.parts[0], where)
+        return _chat(tokenizer, shaped.parts[0], where, max_tokens)
     if shaped.kind is ShapeKind.PROMPT_CHAT:
         prompt_part, completion_part = shaped.parts
-        ids, mask = _chat(tokenizer, prompt_part + completion_part, where)
-        prompt_len = len(_chat(tokenizer, prompt_part, where)[0])
+        ids, mask = _chat(tokenizer, prompt_part + completion_part, where, max_tokens)
+        prompt_len = len(_chat(tokenizer, prompt_part, where, max_tokens)[0])
         return ids, [False] * prompt_len + mask[prompt_len:]
     if shaped.kind is ShapeKind.PROMPT:
         return _prompt_response(tokenizer, *shaped.parts)
@@ -220,9 +224,11 @@ def _chosen_as(record: dict) -> str:
     return "messages" if isinstance(record["chosen"], list) else "text"
 
 
-def render(record: dict, tokenizer, where: str = "record 1",
-           completion_only_loss: bool = True) -> tuple[list[int], list[bool]]:
+def render(record: dict, tokenizer, where: str = "record 1", completion_only_loss: bool = True,
+           max_tokens: int | None = None) -> tuple[list[int], list[bool]]:
     """Token ids and, per token, whether the loss counts it. `where`: the record as its errors name it (its line in
-    a JSON Lines file, else its number from 1)."""
-    ids, mask = _render_shape(record, tokenizer, where)
+    a JSON Lines file, else its number from 1). `max_tokens`: the sequence length a sample is cut at, past which a
+    conversation need not be rendered (its tokens then stop somewhere past it); with the loss on every token, a
+    sample is split, not cut, and is rendered whole."""
+    ids, mask = _render_shape(record, tokenizer, where, max_tokens if completion_only_loss else None)
     return ids, mask if completion_only_loss else [True] * len(ids)
