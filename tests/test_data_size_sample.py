@@ -97,3 +97,15 @@ def test_a_record_past_the_sample_the_trainer_would_stop_on_is_refused(job, tmp_
     with pytest.raises(UserError, match=f"dataset {tmp_path / 'data.jsonl'} {said}") as refused:
         data_size.dataset_size(job, tmp_path)
     assert "the trainer would stop on it" in str(refused.value)
+
+
+def test_a_sample_a_long_record_cuts_under_half_is_not_scaled_up(job, tmp_path, monkeypatch):
+    """A 10 MB record at line 6 cut the 1 MB sample to five records, scaled 10,000 times by the file's bytes: a
+    4-step run (the record is cut at seq_len) was planned at 19 min, "its first 0 MB tokenized". Such a file is
+    sized as before sampling: counted whole under TOKENIZE_MAX_BYTES."""
+    (tmp_path / "data.jsonl").write_text(RECORD * 4 + json.dumps({"text": "x " * 400}) + "\n" + RECORD * 40)
+    counted = []
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: counted.append(spec.dataset) or
+                        {"tokens": 1000, "train_sequences": 100})
+    size = data_size.dataset_size(job, tmp_path)
+    assert size.source == "tokenized" and counted == ["data.jsonl"] and size.tokens == 1000
