@@ -290,6 +290,9 @@ def open_database(path: Path, schema: Schema) -> None:
 # Every REAL column orch writes (dollars, seconds since 1970, tokens/s, GiB) is at least 0 and far below this; a sum
 # of a million such values stays finite, so `orch spend --json` never meets an overflow to Infinity.
 MAX_STORED_NUMBER = 1e15
+# A time column's (`..._at`, seconds since 1970) last value: April 2262, where pandas' timestamps end (`orch runs
+# --export` and `orch report` date each run; 1e13 was a traceback in both)
+MAX_TIME_S = 9.2e9
 
 
 def _value_problem(kind, value) -> str | None:
@@ -349,6 +352,8 @@ def typed_row(path: Path, table: str, record_type, row) -> dict:
         problem = _value_problem(hints[name], value)
         if problem is None and name.endswith("_json") and value is not None:
             problem = _json_problem(value)
+        if problem is None and name.endswith("_at") and value is not None and value > MAX_TIME_S:
+            problem = "not a time before the year 2262 (seconds since 1970)"
         if problem:
             raise damaged_row(path, table, row[0], name, value, problem)
     return {name: hints[name](value) if isinstance(hints[name], type) and issubclass(hints[name], Enum) else value

@@ -102,3 +102,13 @@ def test_a_runs_db_with_a_table_gone_or_a_version_no_orch_writes_is_damaged(inpu
     assert said.startswith(f"error: {inputs.home / 'runs.db'} is damaged (it has no `") or \
         "its schema version is -1, which no orch writes" in said, said
     assert "orch never deletes or overwrites it: restore a copy of it" in said and state() == before, said
+
+
+@pytest.mark.parametrize("command", [["runs", "--export", "runs.csv"], ["report", "--out", "rep"], ["runs"]])
+def test_a_run_dated_past_where_timestamps_end_is_a_damaged_row(inputs, command):
+    """created_at 1e13 (the year 318857) passed the row check (0 to 1e15): `orch runs --export` and `orch report`
+    ended in a traceback (pandas' OutOfBoundsDatetime, datetime's year out of range), the report's plots written."""
+    written = [str(inputs.work / part) if part in ("runs.csv", "rep") else part for part in command]
+    said = refused(inputs.hand_edited("UPDATE runs SET created_at = 1e13", *written))
+    assert "is damaged: created_at is 10000000000000.0, not a time before the year 2262 (seconds since 1970)" in said
+    assert not any(inputs.work.iterdir())
