@@ -336,6 +336,9 @@ def env_path(variable: str, default: str, made_here: bool = False) -> Path:
     _utf8(str(path), variable)  # the default's or a `~`'s home folder may be what is not UTF-8: setting it is the fix
     if made_here:
         _no_control_character(path, variable)
+        if path.resolve() == Path(path.anchor or "/").resolve():  # ORCH_HOME made runs.db in /, ORCH_CACHE catalog/
+            raise UserError(f"{variable} is {path}, the file system's root: set it to a folder of orch's own (the "
+                            f"default is {default}).")
     return path
 
 

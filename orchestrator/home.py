@@ -16,10 +16,7 @@ STATE_FOLDERS = {"runs": "run", "jobs": "queued job"}
 def orch_home() -> Path:
     """ORCH_HOME, refused at once where its runs/ or jobs/ is no folder: a launch planned, printed the plan, then
     failed making the run's folder with Python's bare 'Not a directory'."""
-    home = checks.env_path("ORCH_HOME", "~/.local/share/orch", made_here=True)
-    if home.resolve() == Path(home.anchor or "/").resolve():  # runs.db, runs/ and jobs/ were made in /
-        raise UserError(f"ORCH_HOME is {home}, the file system's root: set it to a folder of orch's own (the default "
-                        "is ~/.local/share/orch).")
+    home = checks.env_path("ORCH_HOME", "~/.local/share/orch", made_here=True)  # not the root: runs.db was made in /
     for name in STATE_FOLDERS:
         if os.path.exists(home / name) and not os.path.isdir(home / name):
             raise _not_a_folder(home, name)

@@ -1458,6 +1458,8 @@ def _foreign_database(path: Path) -> Path:
     (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
+    # wrote /catalog/ and /data-sizes/ at the root
+    (lambda i: [i.env("ORCH_CACHE", "/"), plan(i)][1], "ORCH_CACHE is /, the file system's root"),
     # a slot trains on a core at least: more slots than cores were each priced at a core's share, sharing one
     (lambda i: ["scheduler", "run", "--once", "--cpu-slots", str((os.cpu_count() or 1) + 1)],
      f"--cpu-slots {(os.cpu_count() or 1) + 1} is more than this machine's {os.cpu_count() or 1} CPU cores"),
