@@ -12,18 +12,29 @@ from gpu_catalog.errors import UserError
 HUB_CONNECT_TIMEOUT_S = 3.0
 
 
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE says not to ask the hub."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 @functools.cache
 def hub_reachable() -> bool:
     """False under HF_HUB_OFFLINE, or when the hub (HF_ENDPOINT) takes no connection within the timeout."""
     import socket
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if hub_offline():
         return False
     try:
         socket.create_connection(_endpoint(), timeout=HUB_CONNECT_TIMEOUT_S).close()
     except OSError:
         return False
     return True
+
+
+def hub_address() -> str:
+    """The hub's host and port, as a message names them."""
+    host, port = _endpoint()
+    return f"{host}:{port}"
 
 
 def _endpoint() -> tuple[str, int]:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from gpu_catalog import checks
 from gpu_catalog.cache import cache_dir, write_whole
 from gpu_catalog.errors import UserError
-from gpu_catalog.hub import hub_reachable, in_hub_cache
+from gpu_catalog.hub import hub_address, hub_offline, hub_reachable, in_hub_cache
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, JobConfig, resolve_dataset, resolve_tokenizer
 from trainer.data import SeqLenFit, special_file_problem
 from trainer.data_sources import dataset_problems, file_head_problem, file_kind, json_file_problem
@@ -327,9 +327,9 @@ def _hub_size(spec: JobConfig) -> DataSize:
 
 
 def _ask_hub(spec: JobConfig) -> DataSize:
-    if not hub_reachable():
-        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here (HF_HUB_OFFLINE is set, or the "
-                                         "hub is not reachable)")
+    if not hub_reachable():  # which of the two: a user without HF_HUB_OFFLINE was told it might be set
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"the hub at {hub_address()} takes no connection"
+        return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here ({why})")
     from huggingface_hub import HfApi
 
     try:

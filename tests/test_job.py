@@ -60,8 +60,20 @@ def test_a_local_dataset_is_sized_from_its_bytes(tmp_path):
     assert load_job(job).resolved_train_tokens() == 3000  # 4000 bytes / 4 bytes per token x 3 epochs
 
 
-def test_a_hub_dataset_that_cannot_be_looked_up_needs_its_token_count():
-    with pytest.raises(UserError, match="cannot read tatsu-lab/alpaca's card here.*dataset_tokens"):
+def test_a_hub_dataset_that_cannot_be_looked_up_needs_its_token_count(tmp_path, monkeypatch):
+    """It said "HF_HUB_OFFLINE is set, or the hub is not reachable" to a user who had not set it: it says which."""
+    from orchestrator import data_size
+
+    monkeypatch.setattr(data_size, "cache_dir", lambda: tmp_path / "offline")  # each asked, not remembered
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match=r"cannot read tatsu-lab/alpaca's card here \(HF_HUB_OFFLINE is set\).*"
+                                        "dataset_tokens"):
+        job_from_dict({**BASE, "train_tokens": None, "dataset": "tatsu-lab/alpaca"})
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(data_size, "cache_dir", lambda: tmp_path / "unreachable")
+    data_size.hub_reachable.cache_clear()  # asked once a process
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(UserError, match=r"card here \(the hub at 127\.0\.0\.1:9 takes no connection\)"):
         job_from_dict({**BASE, "train_tokens": None, "dataset": "tatsu-lab/alpaca"})
 
 
