@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import gpu_catalog
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 
@@ -77,7 +78,13 @@ def output_folder(path: Path | str, what: str = "--out", **checked) -> Path:
 
 
 def _outside_state(path: Path, what: str) -> None:
-    """`path` is neither ORCH_HOME's runs/ or jobs/ nor in one: orch's records, which only orch writes."""
+    """`path` is neither ORCH_HOME's runs/ or jobs/ nor in one: orch's records, which only orch writes; nor in the
+    data orch ships (gpu_catalog/data: GPUs, models, prices, the calibration every estimate reads), which `orch
+    calibrate --out .../calibration.json --force` replaced and `orch report --out` filled with plots."""
+    shipped = Path(gpu_catalog.__file__).parent / "data"
+    if checks.read_folder_holding(path, (shipped,)) is not None:
+        raise UserError(f"{what} '{path}' is in {shipped}, the data orch ships and every estimate reads: write "
+                        "outside it.")
     try:
         home = orch_home()
     except UserError:  # no usable home: nothing of orch's to protect, and a command that needs it says so itself

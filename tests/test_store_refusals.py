@@ -112,3 +112,18 @@ def test_a_run_dated_past_where_timestamps_end_is_a_damaged_row(inputs, command)
     said = refused(inputs.hand_edited("UPDATE runs SET created_at = 1e13", *written))
     assert "is damaged: created_at is 10000000000000.0, not a time before the year 2262 (seconds since 1970)" in said
     assert not any(inputs.work.iterdir())
+
+
+@pytest.mark.parametrize("command", [["calibrate", "--out", "{data}/calibration.json", "--force"],
+                                     ["report", "--out", "{data}/report"],
+                                     ["train", "{job}", "--output", "{data}/out"]])
+def test_an_output_in_the_data_orch_ships_is_refused(inputs, command):
+    """`orch calibrate --out .../gpu_catalog/data/calibration.json --force` replaced the calibration every estimate
+    reads, and `orch report --out` filled the package's data folder with plots."""
+    import gpu_catalog
+
+    data = Path(gpu_catalog.__file__).parent / "data"
+    before = sorted(p.name for p in data.iterdir())
+    said = refused([part.format(data=data, job=inputs.job()) for part in command])
+    assert f"is in {data}, the data orch ships and every estimate reads: write outside it." in said, said
+    assert sorted(p.name for p in data.iterdir()) == before
