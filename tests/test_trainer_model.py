@@ -275,3 +275,26 @@ def test_the_weights_load_straight_onto_the_training_device(tiny_model_path, mon
     model = load_model(config, tiny_model_path, torch.device("cpu"), "fp32", grad_ckpt=False)
     assert placed == [{"": torch.device("cpu")}]
     assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"model_type": "foobar"}, "has model type `foobar` but Transformers does not recognize this architecture):"),
+    ({"dtype": "float7"}, "(AttributeError: module 'torch' has no attribute 'float7'):"),
+])
+def test_a_plans_count_refuses_a_model_config_transformers_cannot_build(tiny_model_path, tmp_path, change, said):
+    """Planned and launched, charged, then refused by the trainer, in words cut mid-sentence; a bad dtype was said to
+    be the tokenizer's fault (the tokenizer reads the same config.json)."""
+    import json
+    import shutil
+
+    from trainer.config import ConfigError
+    from trainer.count_tokens import count
+
+    folder = tmp_path / "changed"
+    shutil.copytree(tiny_model_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(ConfigError) as refused:
+        count({"model": str(folder), "method": "lora", "seq_len": 64, "dataset": str(TINY_DATA)}, tmp_path)
+    assert "transformers cannot build the model its config.json describes" in str(refused.value)
+    assert said in str(refused.value) and "tokenizer" not in str(refused.value), refused.value

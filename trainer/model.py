@@ -43,7 +43,7 @@ for _handler in logging.getLogger("transformers").handlers:
 
 
 @functools.lru_cache(maxsize=1)
-def _model_config(model_name: str):
+def model_config(model_name: str):
     """The model's config as transformers builds it; one it cannot build (a `hidden_act` it lacks, `rms_norm_eps:
     tiny`) is bad config, said in one line, where it was a traceback and exit 1. Models orch builds offline are
     Llamas (trainer/random_model.py)."""
@@ -56,7 +56,9 @@ def _model_config(model_name: str):
 
 
 def _unbuildable(model_name: str, exc: Exception) -> str:
-    detail = checks.one_line(str(exc).split("\n")[0])[:160] or type(exc).__name__
+    """Its first sentence: cut at 160 characters, transformers' words on an unknown model_type ended "an issue with
+    the )"."""
+    detail = checks.one_line(str(exc).split("\n")[0].split(". ")[0])[:200] or type(exc).__name__
     return (f"model {checks.short_repr(model_name)}: transformers cannot build the model its config.json describes "
             f"({type(exc).__name__}: {detail}): fix config.json, or save the model again with save_pretrained.")
 
@@ -65,7 +67,7 @@ def _unbuildable(model_name: str, exc: Exception) -> str:
 def _meta_model(model_name: str):
     """The model built on the meta device from its config alone: its layout, at no memory and no weight read. Kept
     for the next check of the same model (QLoRA with modules_to_save asks twice); nothing modifies it."""
-    config = _model_config(model_name)
+    config = model_config(model_name)
     try:
         with torch.device("meta"):
             return AutoModelForCausalLM.from_config(config)
@@ -78,7 +80,7 @@ def check_weights_match(model_path: str) -> None:
     18-line report (with terminal colours, into any log) and stopped with a RuntimeError, exit 1. A pre-quantized
     checkpoint stores packed shapes: transformers judges it."""
     folder = Path(model_path)
-    if not folder.is_dir() or getattr(_model_config(model_path), "quantization_config", None):
+    if not folder.is_dir() or getattr(model_config(model_path), "quantization_config", None):
         return
     expected = {name: tuple(tensor.shape) for name, tensor in _meta_model(model_path).state_dict().items()}
     for name, shape in weight_shapes(folder):
