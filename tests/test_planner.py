@@ -277,6 +277,18 @@ def test_a_job_on_part_of_the_cpu_is_planned_and_priced_on_that_part(monkeypatch
     assert t4 and t4[0].offer.usd_per_hour == 1.0  # a GPU's offer is its own
 
 
+def test_a_budget_refusal_whose_cheapest_is_spot_says_what_an_on_demand_offer_needs():
+    """The plan said "raise --budget to at least 2.57" for a spot offer; `orch launch` at 2.57, with no storage
+    cloud, passed over spot and refused the budget again for a $3.99 on-demand one."""
+    offers = [make_offer(A100, "aws", 1.0, spot=True), make_offer(A100, "lambda", 2.0)]
+    cheap = run(offers).chosen.estimate.cost_usd
+    message = no_option_message(run(offers, budget_usd=cheap / 4))
+    assert "(it is spot: " in message and " for an on-demand offer, which `orch launch` takes without a storage " \
+        "cloud)" in message, message
+    assert "it is spot" not in no_option_message(run(offers[1:], budget_usd=cheap / 4))
+    assert "it is spot" not in no_option_message(run(offers[:1], budget_usd=cheap / 4))  # no on-demand offer
+
+
 def test_the_catch_all_refusal_says_the_reason_most_of_its_largest_kind_give():
     """An axolotl job's flash_attention on a machine with a declared card: "39 that cannot run one of its settings;
     see the table above", whose rows named the CPU's and the T4's reasons, not the cloud VMs' (28 of the 39)."""
