@@ -386,7 +386,6 @@ def test_dora_modules_to_save_and_frozen_layers_are_flags_that_change_what_train
     (("--method", "full", "--freeze-layers", "33"), "freeze_layers 33 is more than the 32 blocks"),
     (("--lora-r", "4097"), "lora_r 4097 is more than meta-llama/Llama-3.1-8B's width (4096)"),
     (("--loss", "full", "--loss-chunk-tokens", "512"), "--loss-chunk-tokens sizes the chunks of loss chunked"),
-    (("--quant-bits", "8", "--double-quant"), "--double-quant quantizes the constants of 4-bit NF4"),
     (("--seq-len", "1e308"), "--seq-len must be at most 1048576, got about 10^308."),  # its own bound, by size
     (("--micro-batch", "1e308"), "--micro-batch must be at most 65536, got about 10^308."),
     (("--quant-bits", "1e308"), "--quant-bits must be one of 4, 8; got about 10^308."),

@@ -115,8 +115,6 @@ def test_set_overrides_are_read_as_yaml(tmp_path):
      "`freeze_layers` 4 is more than orch/tiny-llama can freeze, and its head is tied to the frozen embeddings"),
     ({"usd_per_hour": 1.0}, "needs both `usd_per_hour` and `budget_usd`"),
     ({"loss": "full", "loss_chunk_tokens": 512}, "`loss_chunk_tokens` sizes the chunks of loss chunked"),
-    ({"method": "qlora", "quant_bits": 8, "double_quant": True},
-     "`double_quant` quantizes the constants of 4-bit NF4, and this job's quant_bits is 8: drop it, or set quant_bits"),
     ({"eval_fraction": 0, "eval_every": 5}, "`eval_every` applies to an evaluation, and this job has none"),
     ({"eval_fraction": 0.0, "eval_batches": 2}, "`eval_batches` applies to an evaluation, and this job has none"),
     ({"attention": "flash_attention_2"}, "needs the flash-attn package"),

@@ -209,16 +209,12 @@ def overridden_keys(raw: dict) -> list[tuple[str, str]]:
 
 def idle_keys(raw: dict) -> list[tuple[str, str, str]]:
     """(key, why its run would not use it, what would) for each key a job as written sets beside a setting that
-    leaves it idle: the chunk size of a full loss, NF4's double quantization at 8 bits, and an evaluation's
-    schedule and size without an eval set.
+    leaves it idle: the chunk size of a full loss, and an evaluation's schedule and size without an eval set.
     `orch import` leaves them behind with the reason; a job file is refused for them."""
     idle = []
     if raw.get("loss_chunk_tokens") is not None and choice_as_orch("loss", raw.get("loss")) == "full":
         idle.append(("loss_chunk_tokens", "sizes the chunks of loss chunked, and this job's loss is full",
                      "set loss: chunked"))
-    if raw.get("double_quant") is True and raw.get("quant_bits") == 8:  # int8 has no constants; false says as much
-        idle.append(("double_quant", "quantizes the constants of 4-bit NF4, and this job's quant_bits is 8",
-                     "set quant_bits: 4"))
     if raw.get("eval_fraction") == 0 and raw.get("eval_dataset") is None and raw.get("eval_split") is None:
         # an eval_split alone is a split of the training dataset's: an eval set (TRL's dataset_test_split)
         idle += [(key, "applies to an evaluation, and this job has none (eval_fraction 0, no eval_dataset or "
