@@ -190,7 +190,7 @@ def _check_is_ours(path: Path, schema: Schema) -> bool:
         if version < 0:  # no orch writes one: it was "migrated", rewritten as this version
             raise UserError(_damaged_message(path, f"its schema version is {version}, which no orch writes"))
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == schema.version and (gone := sorted(set(schema.tables) - tables)):
+        if version == schema.version and tables & set(schema.tables) and (gone := sorted(set(schema.tables) - tables)):
             # a dropped (or renamed) table was made again, empty: "No runs yet" beside the run folders, and new
             # rows written into the damaged file
             raise UserError(_damaged_message(path, f"it has no `{'`, `'.join(gone)}` table, which its version "

@@ -1326,10 +1326,13 @@ def _tableless(path: Path) -> str:
     return str(path)
 
 
-def _foreign_database(path: Path) -> Path:
+def _foreign_database(path: Path, version: int = 0) -> Path:
+    """Another program's SQLite file; `version` its user_version (many programs set one: at orch's own schema's, it
+    was said to be orch's file with its tables dropped)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute(f"PRAGMA user_version = {version}")
     return path
 
 
@@ -1378,6 +1381,9 @@ def _foreign_database(path: Path) -> Path:
      "at character 2: it holds the control character U+0000 (a file saved as UTF-16 holds one beside every letter)"),
     # another program's database was taken over: WAL, a user_version and orch's tables written into it
     (lambda i: [_foreign_database(i.home / "runs.db"), ["runs"]][1], "is another program's database (its tables: "),
+    (lambda i: [_foreign_database(i.home / "runs.db", 2), ["runs"]][1], "is another program's database (its tables: "),
+    (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db", 1)), "--out", str(i.work / "c.json")],
+     "app.db is another program's database (its tables: 'notes')"),
     (lambda i: ["calibrate", "--db", str(_foreign_database(i.files / "app.db")), "--out", str(i.work / "c.json")],
      "app.db is another program's database (its tables: 'notes'); orch never writes into it: move it away, or give "
      "--db another file"),
