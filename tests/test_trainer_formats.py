@@ -241,3 +241,18 @@ def test_a_long_conversation_is_rendered_no_further_than_its_sample_is_cut(token
     monkeypatch.setattr(tokenizer, "apply_chat_template", lambda *a, **k: rendered.append(1) or real(*a, **k))
     render({"messages": turns * 300}, tokenizer, max_tokens=64)  # 18,000 turns
     assert len(rendered) < 20
+
+
+def test_a_conversation_whose_prompt_runs_past_its_cut_still_says_it_had_a_turn_to_train_on(tokenizer):
+    """Stopped after a long system turn, before any assistant turn was rendered, such a record was counted as one
+    with nothing to train on, and the advice was `completion_only_loss: false` where it is a longer seq_len."""
+    from trainer import data
+
+    turns = [{"role": "system", "content": "hello world " * 40}, {"role": "user", "content": "hi"},
+             {"role": "assistant", "content": "hello"}]
+    config = data.JobConfig(model="orch/tiny-llama", method="lora", seq_len=32, max_steps=1)
+    whole = render({"messages": turns}, tokenizer)
+    assert data.seq_len_fit([render({"messages": turns}, tokenizer, max_tokens=32)], 32) == \
+        data.seq_len_fit([whole], 32) == data.SeqLenFit(cut=0, past_seq_len=1, nothing_to_train=0)
+    with pytest.raises(DataError, match="no record reaches a token to train on within seq_len 32"):
+        data.sequences_for([{"messages": turns}], config, tokenizer)

@@ -120,12 +120,14 @@ def _prompt_response(tokenizer, prompt: str, response: str, shape: str) -> tuple
 
 def _chat(tokenizer, messages: list[dict], where: str, max_tokens: int | None = None) -> tuple[list[int], list[bool]]:
     """Loss on assistant turns: each turn's tokens are those its rendering adds to the conversation before it. Past
-    `max_tokens`, once a turn without loss is in, the rest is left unrendered: such a sample is cut there (pack), and
-    each turn renders the conversation so far again, so a record of 20,000 turns took hours to read."""
+    `max_tokens`, once a turn without loss and one with it are in (or no assistant turn is left), the rest is left
+    unrendered: such a sample is cut there (pack), and whether it trains on anything, and where, is already known
+    (seq_len_fit); each turn renders the conversation so far again, so a record of 20,000 turns took hours to read."""
     from jinja2 import TemplateError, TemplateSyntaxError
 
     ids: list[int] = []
     mask: list[bool] = []
+    last_assistant = max((n for n, m in enumerate(messages, start=1) if m["role"] == "assistant"), default=0)
     for end, message in enumerate(messages, start=1):
         try:
             rendered = tokenizer.apply_chat_template(messages[:end], tokenize=False)
@@ -140,7 +142,8 @@ def _chat(tokenizer, messages: list[dict], where: str, max_tokens: int | None = 
         turn_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][len(ids):]
         ids += turn_ids
         mask += [message["role"] == "assistant"] * len(turn_ids)
-        if max_tokens is not None and len(ids) > max_tokens and not all(mask):
+        if max_tokens is not None and len(ids) > max_tokens and not all(mask) and \
+                (any(mask[1:]) or end >= last_assistant):
             break
     return ids, mask
 
