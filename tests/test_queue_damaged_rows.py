@@ -105,3 +105,17 @@ def test_a_damaged_row_keeps_no_command_from_another_job(tmp_path, monkeypatch):
     result = runner.invoke(app, ["cancel", healthy])
     assert result.exit_code == 0 and "is damaged" not in result.output, result.output
     assert runner.invoke(app, ["queue"]).exit_code == 2
+
+
+@pytest.mark.parametrize("sql", ["UPDATE jobs SET status = 'done', attempts = -3",
+                                 "UPDATE jobs SET status = 'done', job_path = '/home/me/job.yaml'"])
+def test_a_damaged_row_of_an_ended_job_keeps_submit_and_the_scheduler_going(tmp_path, monkeypatch, sql):
+    """Every row was read for the open ones: a done job's hand-edited row stopped every submit and every scheduler
+    pass of the home; an ended job's file is read no more, and an older orch could leave its row naming the user's."""
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path))
+    queue_with_one_job(tmp_path, sql)
+    submitted = runner.invoke(app, ["submit", str(REPO / "examples" / "tiny.yaml"), "--budget", "1"])
+    assert submitted.exit_code == 0, submitted.output
+    assert runner.invoke(app, ["scheduler", "run", "--once", "--cpu-slots", "0"]).exit_code == 0

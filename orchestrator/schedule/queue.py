@@ -124,13 +124,17 @@ class JobQueue:
         return rows_named(self.path, "jobs", "job_id", text, self.get)
 
     def all(self, statuses: tuple[JobStatus, ...] | None = None) -> list[JobRecord]:
-        """Jobs in scheduling order: highest priority first, then first submitted. Every row is read and checked,
-        whichever `statuses` are asked for: a row whose status is none orch writes was refused by `orch queue` and
-        passed over by the scheduler, which said "no queued jobs"."""
+        """Jobs in scheduling order: highest priority first, then first submitted. Rows of a status none orch writes
+        are read (and refused) whichever `statuses` are asked for: such a row was refused by `orch queue` and passed
+        over by the scheduler, which said "no queued jobs". A damaged row of an ended job keeps no command from the
+        open ones."""
+        known = [s.value for s in JobStatus]
+        where = (f" WHERE status IN ({', '.join('?' * len(statuses))}) OR status NOT IN "
+                 f"({', '.join('?' * len(known))})") if statuses else ""
         with reading(self.path) as db:  # a read: `orch queue` beside a scheduler's pass; claim() decides who runs
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY priority DESC, submitted_at").fetchall()
-        jobs = [_job(self.path, row) for row in rows]
-        return [job for job in jobs if not statuses or job.status in statuses]
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_at",
+                              [*(s.value for s in statuses), *known] if statuses else []).fetchall()
+        return [_job(self.path, row) for row in rows]
 
     def claim(self, job_id: str, owner: str, record: RunRecord, slot_capacity: int = 1,
               monthly_cap_usd: float | None = None) -> bool:
@@ -215,8 +219,10 @@ def _job(path: Path, row) -> JobRecord:
         raise damaged_row(path, "jobs", job.job_id, "priority", job.priority,
                           f"not a whole number from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
     written = Path(job.job_path)
-    if not job.job_path.strip() or written.parent.name != job.job_id or written.parent.parent.name != "jobs":
-        # '' was read as the folder '.', and '/etc/passwd' opened: each job then rejected for a path nobody wrote
+    # '' was read as the folder '.', and '/etc/passwd' opened: each job then rejected for a path nobody wrote. An
+    # ended job's file is read no more, and an orch before 2026-12-03 could leave one's row naming the user's file
+    if not job.job_path.strip() or job.status.is_open() and (written.parent.name != job.job_id or
+                                                            written.parent.parent.name != "jobs"):
         raise damaged_row(path, "jobs", job.job_id, "job_path", job.job_path,
                           f"not a path to the job's file (jobs/{job.job_id}/ in orch's home)")
     return replace(job, job_path=beside(path, job.job_path))
