@@ -391,11 +391,14 @@ def _on_demand(in_time: list) -> str:
 def _most_said(by_kind: dict, kind: str) -> str:
     """The reason most of the largest kind of rejection give, said after its count: a job imported with axolotl's
     flash_attention was refused "39 that cannot run one of its settings; see the table above", whose five rows
-    named the CPU's reason and the T4's, not the cloud VMs' (28 of the 39)."""
-    counts = sorted((len(group) for group in by_kind.values()), reverse=True)
+    named the CPU's reason and the T4's, not the cloud VMs' (28 of the 39). Among the kinds tried (what --providers
+    or --no-spot left out is counted apart), and only where that reason is most of the kind's."""
+    counts = sorted((len(by_kind[k]) for k in KIND_WORDS if k in by_kind), reverse=True)
     if len(by_kind[kind]) != counts[0] or counts[0] < 2 or counts[1:2] == counts[:1]:
         return ""
     reason, said_by = Counter(r.reason for r in by_kind[kind]).most_common(1)[0]
+    if 2 * said_by <= counts[0]:
+        return ""
     return f" ({'each' if said_by == counts[0] else f'{said_by} of them'}: {reason})"
 
 

@@ -303,6 +303,11 @@ def test_the_catch_all_refusal_says_the_reason_most_of_its_largest_kind_give():
     assert message.startswith("no target can run this job: 1 declared in the hardware file but not on this machine; 3 "
                               "that cannot run one of its settings (2 of them: attention flash_attention_2 needs "
                               "flash-attn, which a cloud VM's setup does not install"), message
+    # the offers --providers leaves out are counted apart, not as the largest kind
+    gcp = [make_offer(A100, "gcp", 1.0 + n / 10) for n in range(5)]
+    narrowed = no_option_message(plan(tiny, get_model("orch/tiny-llama"), offers + gcp,
+                                      PlanPolicy(100.0, providers={"lambda", "aws", "local"})))
+    assert "3 that cannot run one of its settings (2 of them: attention flash_attention_2" in narrowed, narrowed
 
 
 def test_the_catch_all_refusal_says_each_kind_in_words_and_apart_what_the_user_left_out():
