@@ -888,3 +888,14 @@ def test_torchtunes_packed_dataset_setting_is_carried_whatever_data_the_job_is_g
     result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["job"]["packing"] is packing
+
+
+def test_a_config_whose_warm_up_outlasts_its_steps_is_refused_as_plan_would_refuse_the_job(tmp_path):
+    """A source's smoke test (max_steps 5, warmup_steps 10) was written as a job that `orch plan` then refused."""
+    (tmp_path / "data.jsonl").write_text('{"instruction": "a", "input": "", "output": "b"}\n')
+    raw = {"base_model": "meta-llama/Llama-3.2-1B", "adapter": "lora", "sequence_len": 512, "max_steps": 5,
+           "warmup_steps": 10, "datasets": [{"path": str(tmp_path / "data.jsonl"), "type": "alpaca"}]}
+    refused = run_import(tmp_path, raw)
+    assert refused.exit_code == 2 and "`warmup_steps` 10 is not below the run's 5 steps" in refused.stderr
+    assert run_import(tmp_path, raw, "--set", "warmup_steps=2").exit_code == 0
+    assert run_import(tmp_path, {**raw, "lr_scheduler": "constant"}).exit_code == 0  # it takes no warm-up

@@ -747,6 +747,10 @@ def test_a_warm_up_that_reaches_the_last_step_a_job_file_sets_is_refused(tmp_pat
                                     "train_tokens": 8192 * 1000, **warm_up}), encoding="utf-8")
     if warm_up.get("warmup_steps", 0) < 4000:  # of 4,000 steps: a warm-up of 4, and a timing one of 1,000, are kept
         assert read_job_file(path)[1].warmup_steps == warm_up.get("warmup_steps", 0)
+    if "warmup_steps" in warm_up:  # lr_scheduler constant takes no warm-up: nothing to outlast the run
+        path.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "micro_batch": 8,
+                                        "lr_scheduler": "constant", **amount, **warm_up}), encoding="utf-8")
+        assert read_job_file(path)[1].lr_scheduler == "constant"
 
 
 def test_a_one_token_sequence_is_refused_as_such():

@@ -117,13 +117,14 @@ def warm_up_problems(written, given: dict, config: JobConfig) -> list[str]:
     """A warm-up that reaches the last of the steps the file itself sets (max_steps, else train_tokens' worth): the
     learning rate never left its warm-up (`warmup_steps: 1000000` trained a 4-step run at about 0 and ended ok), or
     no step was timed (the run recorded no tokens/s). Not where --set (`given`) sets the amount: `--set max_steps=2`
-    is how a job is tried, and a smoke run's warm-up is no one's concern."""
+    is how a job is tried, and a smoke run's warm-up is no one's concern. lr_scheduler constant has no warm-up
+    (transformers' get_constant_schedule takes none)."""
     amount = ("max_steps", "train_tokens")
     if not isinstance(written, dict) or not any(k in written for k in amount) or any(k in given for k in amount):
         return []
     steps, problems = config.planned_steps(0), []
     source = "`max_steps`" if config.max_steps is not None else "`train_tokens` / (micro_batch x grad_accum x seq_len)"
-    if "warmup_steps" in written and config.warmup_steps >= steps:
+    if "warmup_steps" in written and config.warmup_steps >= steps and config.lr_scheduler != "constant":
         problems.append(f"`warmup_steps` {config.warmup_steps} is not below the run's {steps} steps ({source}): its "
                         "learning rate would never leave the warm-up; lower it, or give warmup_ratio")
     if "timing_warmup_steps" in written and config.timing_warmup_steps >= steps and \

@@ -29,7 +29,7 @@ from trainer.config import (
     whole_counts,
 )
 from trainer.data_sources import dataset_problems
-from trainer.job_file import job_file_problems
+from trainer.job_file import job_file_problems, warm_up_problems
 
 
 def _read_yaml(path: Path) -> dict:
@@ -105,6 +105,8 @@ def import_command(
         if problems := job_file_problems(job, job_dir):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         settings = config_from_dict(job, name=config.stem)
+        if problems := warm_up_problems(job, given, settings):  # a source's smoke test: max_steps 5, warmup_steps 10
+            raise ConfigError("bad config: " + "; ".join(problems) + ".")
         check_dataset(settings, job_dir)  # `data/x.jsonl` that is not there, `/dev/zero`
         # `/etc/passwd`, `/etc` (a folder of mixed kinds); a hub id, and a dataset left for --set, are left to plan:
         # a config is often imported where the hub is not
