@@ -40,6 +40,9 @@ TOKENIZE_MAX_BYTES = 64 * 10**6  # above this, tokenizing (chat templates turn b
 # as the trainer reads them, the rest for their JSON and shape only (no tokenizer: a chat template's refusal of a
 # record past the sample is not seen), up to WHOLE_CHECK_MAX_BYTES
 SAMPLE_BYTES = 10**6
+# The version of how a count is made, in its cache key: a count made by an earlier rule (a sample a long record cut
+# short, scaled 10,000 times) is made again, not reused until the file changes
+COUNT_RULES = 2
 WHOLE_CHECK_MAX_BYTES = 10**9  # past this (about 50 s to read here), a file's records past the sample are not read
 
 
@@ -61,7 +64,7 @@ def _cache_path(spec: JobConfig, files: list[Path], base_dir: Path) -> Path:
     the same file again for it ("once; later plans reuse it")."""
     keys = {k: _resolved(getattr(spec, k), base_dir) for k in DATA_KEYS}
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    digest = hashlib.sha1(json.dumps([keys, stamp], default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(json.dumps([COUNT_RULES, keys, stamp], default=str).encode()).hexdigest()[:16]
     return cache_dir() / "data-sizes" / f"{digest}.json"
 
 

@@ -109,3 +109,22 @@ def test_a_sample_a_long_record_cuts_under_half_is_not_scaled_up(job, tmp_path, 
                         {"tokens": 1000, "train_sequences": 100})
     size = data_size.dataset_size(job, tmp_path)
     assert size.source == "tokenized" and counted == ["data.jsonl"] and size.tokens == 1000
+
+
+def test_a_count_made_by_an_earlier_rule_is_made_again(job, tmp_path, monkeypatch):
+    """A count is kept until its file changes: one inflated by an earlier rule (a sample a long record cut short,
+    scaled 10,000 times) was still read after the rule was mended."""
+    counted = []
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: counted.append(1) or
+                        {"tokens": 100, "train_sequences": 10})
+    monkeypatch.setattr(data_size, "COUNT_RULES", data_size.COUNT_RULES - 1)
+    data_size.dataset_size(job, tmp_path)
+    data_size.dataset_size(job, tmp_path)
+    assert len(counted) == 1  # kept
+    monkeypatch.undo()
+    monkeypatch.setenv("ORCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_size, "SAMPLE_BYTES", 10 * len(RECORD))
+    monkeypatch.setattr(data_size, "_count_tokens", lambda spec, base_dir: counted.append(1) or
+                        {"tokens": 100, "train_sequences": 10})
+    data_size.dataset_size(job, tmp_path)
+    assert len(counted) == 2
