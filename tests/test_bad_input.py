@@ -1602,6 +1602,15 @@ def test_a_link_to_nothing_is_said_to_be_one(inputs, build):
         lines[0], lines
 
 
+def test_the_trainer_says_a_dataset_link_to_nothing_is_one(inputs, capfd):
+    """What every local and cloud run executes said "dataset file 'gone.jsonl' not found", where plan said the link."""
+    from trainer.__main__ import main
+
+    assert main([inputs.job(dataset=_dangling(inputs)), "--output", str(inputs.work / "out")]) == 2
+    said = capfd.readouterr().err
+    assert "' is a link to '/nonexistent/gone.jsonl', which does not exist: fix or remove the link" in said, said
+
+
 LONG_LIST = "[" + ", ".join(["1"] * 20_000) + "]"
 # four levels of ten aliases: 12,330 values from 300 bytes, past the loader's 10,000 (seven levels made ten million)
 ALIAS_BOMB = "[&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(

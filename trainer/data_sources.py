@@ -341,7 +341,9 @@ def dataset_problems(config: JobConfig, base_dir: Path, reach_hub: bool = True) 
             elif key == "dataset" and (one_file := one_file_problem(config, local)):
                 problems.append(one_file)
             continue
-        if Path(name).suffix:
+        if link := checks.dangling_link(base_dir / checks.user_path(name)):  # as the plan says it, not "not found"
+            problems.append(f"{key} '{name}' {link}")
+        elif Path(name).suffix:
             problems.append(f"{key} file '{name}' not found (relative paths start at the job file)")
         elif reach_hub and (unreachable := dataset_unreachable(name)):
             problems.append(f"{key} {unreachable}")
