@@ -363,6 +363,19 @@ def test_every_pin_installed_here_installs_on_the_oldest_python_a_vm_brings():
     assert set(checked) >= {pin.partition("==")[0] for pin in PINNED_PACKAGES[1:]}, checked
 
 
+def test_every_pin_is_one_exact_version_of_one_package():
+    """The VM's setup passes each to pip as an argument: a line pip -c takes (an inline note, a range) failed setup
+    after the VM was paid for, or installed another version than the tests ran."""
+    from packaging.requirements import Requirement
+
+    from orchestrator.launch.remote_env import PINNED_PACKAGES
+
+    for pin in PINNED_PACKAGES:
+        required = Requirement(pin)
+        assert str(required) == pin and len(required.specifier) == 1, pin
+        assert next(iter(required.specifier)).operator == "==", pin
+
+
 def test_the_code_a_vm_runs_parses_as_the_oldest_python_a_vm_brings():
     """The trainer and gpu_catalog run on the VM's Python, which may be 3.10."""
     import ast

@@ -24,8 +24,9 @@ from trainer.config import JobConfig
 VM_PYTHON_LEAST = (3, 10)
 # Tested together (tests on CPU with torch 2.13.0; 2026-12): change them in pinned_packages.txt (and torch here) only
 PINNED_FILE = Path(__file__).with_name("pinned_packages.txt")
-PINNED_PACKAGES = ("torch==2.13.0", *(line for line in PINNED_FILE.read_text(encoding="utf-8").splitlines()
-                                      if line and not line.startswith("#")))
+# each line's pin, what follows a `#` left out, as pip -c reads it: an inline note went to the VM's pip whole
+PINNED_PACKAGES = ("torch==2.13.0", *(pin for line in PINNED_FILE.read_text(encoding="utf-8").splitlines()
+                                      if (pin := line.split("#", 1)[0].strip())))
 # A job's tracker (`report_to`), as pyproject's extras name it: without it the trainer refused the job on the VM,
 # after the machine was paid for
 TRACKER_PACKAGES = {"tensorboard": "tensorboard>=2.15", "wandb": "wandb>=0.19"}
