@@ -322,8 +322,9 @@ def env_path(variable: str, default: str, made_here: bool = False) -> Path:
     """A path from an environment variable, else the default, made absolute: an empty ORCH_HOME would otherwise put
     orch's databases in whatever folder the command runs from (or a folder named ' ' there), and a relative one
     stored paths in runs.db that no longer resolved from another folder (a scheduler started elsewhere). A folder
-    orch makes files in (`made_here`) holds no control character: ORCH_HOME with a line break was taken, a run was
-    recorded and charged, and its trainer refused the --output under it that the user never gave."""
+    orch makes files in (`made_here`) holds no control character (ORCH_HOME with a line break was taken, a run was
+    recorded and charged, and its trainer refused the --output under it that the user never gave) and is not the
+    file system's root."""
     value = env_value(variable) or default
     if value != value.strip():  # ` ~/orch-home` opened a new, empty home: every run recorded before looked lost
         raise UserError(f"{variable}={short_repr(value)} has spaces around it, which no path orch names has: set it "

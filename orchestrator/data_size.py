@@ -331,7 +331,7 @@ def _hub_size(spec: JobConfig) -> DataSize:
 
 def _ask_hub(spec: JobConfig) -> DataSize:
     if not hub_reachable():  # which of the two: a user without HF_HUB_OFFLINE was told it might be set
-        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"the hub at {hub_address()} takes no connection"
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"no direct connection to the hub at {hub_address()}"
         return DataSize(None, "unknown", f"cannot read {spec.dataset}'s card here ({why})")
     from huggingface_hub import HfApi
 

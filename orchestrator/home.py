@@ -55,7 +55,8 @@ QUEUED_COPY = re.compile(r"j-[0-9a-f]{8}")  # the folder of a queued job's copy:
 def beside(database: Path, path: str) -> str:
     """A queued job's copy (`<home>/jobs/<job id>/job.yaml`) as it is in the home of `database`, whatever home it
     was written in: a moved home's queued jobs were rejected for a file "that does not exist" (it was there, moved),
-    and a copied home's trained the original's. Any other path is the user's own, kept as written."""
+    and a copied home's trained the original's. Any other path is kept as written: a run's job (a launch's is the
+    user's own file), or an ended job's row of an older orch (an open job's names its copy, queue._job)."""
     written = Path(path)
     if written.parent.parent.name == "jobs" and QUEUED_COPY.fullmatch(written.parent.name):
         return str(Path(database).parent / "jobs" / written.parent.name / written.name)

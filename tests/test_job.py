@@ -73,7 +73,7 @@ def test_a_hub_dataset_that_cannot_be_looked_up_needs_its_token_count(tmp_path, 
     monkeypatch.setattr(data_size, "cache_dir", lambda: tmp_path / "unreachable")
     data_size.hub_reachable.cache_clear()  # asked once a process
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
-    with pytest.raises(UserError, match=r"card here \(the hub at 127\.0\.0\.1:9 takes no connection\)"):
+    with pytest.raises(UserError, match=r"card here \(no direct connection to the hub at 127\.0\.0\.1:9\)"):
         job_from_dict({**BASE, "train_tokens": None, "dataset": "tatsu-lab/alpaca"})
 
 

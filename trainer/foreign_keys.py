@@ -406,7 +406,7 @@ INSIDE_READ = ("datasets", "test_datasets", "model._component_")  # keys whose v
 
 # Paged optimizers orch trains unpaged, as the optimizer of the same update: the paging (states moved to the CPU when
 # the GPU runs short) is what their name adds and what `orch import` carries over without
-PAGING_DROPPED = ("paged_adamw_32bit", "paged_adamw", "paged_lion_8bit")
+PAGING_DROPPED = tuple(name for name, ours in OPTIMIZERS.items() if "paged" in name.lower() and "paged" not in ours)
 OPTIMIZER_KEYS = ("optimizer", "optim", "optimizer._component_")
 
 

@@ -240,7 +240,8 @@ def _preferred(group: list[Observation]) -> list[Observation]:
 
 def _fallback_group(group: list[Observation]) -> list[Observation]:
     """The points a method's share of peak on GPUs without points of their own is fitted from: the user's own runs
-    where they span FALLBACK_MIN_MEASURED_GPUS GPUs, else the published points. Three runs on one H200 had moved
+    (their sweeps where there are any, else their launched runs: _preferred) where they span
+    FALLBACK_MIN_MEASURED_GPUS GPUs, else the published points. Three runs on one H200 had moved
     every other GPU's estimate, labelled `measured`, though nothing had run on them: one card's share of its peak
     (its memory bandwidth against its FLOPs) says little of another's. Empty where neither is there: the documented
     default stays."""
