@@ -157,7 +157,7 @@ def test_import_leaves_the_adapter_of_a_full_fine_tune_out_and_says_so(tmp_path,
 
 
 def test_import_takes_one_of_two_warmups_and_the_users_set_wins(tmp_path):
-    text = ("model_name_or_path: meta-llama/Llama-3.1-8B\nfinetuning_type: lora\ncutoff_len: 512\nmax_steps: 5\n"
+    text = ("model_name_or_path: meta-llama/Llama-3.1-8B\nfinetuning_type: lora\ncutoff_len: 512\nmax_steps: 50\n"
             "warmup_steps: 10\nwarmup_ratio: 0.1\n")
     code, report = imported(tmp_path, text)
     assert code == 0 and report["job"]["warmup_steps"] == 10 and "warmup_ratio" not in report["job"]

@@ -159,8 +159,8 @@ def test_a_relative_model_folder_is_read_beside_the_job_and_kept_absolute(tmp_pa
     job = job_with_two_files(tmp_path)
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "config.json").write_text(json.dumps(
-        {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
-         "vocab_size": 300}))  # the tokenizer below has up to 300 tokens: one row each
+        {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+         "intermediate_size": 128, "vocab_size": 300}))  # the tokenizer below has up to 300 tokens: one row each
     train_tokenizer(["hello world"] * 20, vocab_size=300).save_pretrained(tmp_path / "weights")
     write_weights(tmp_path / "weights")
     job.write_text(yaml.safe_dump({**yaml.safe_load(job.read_text()), "model": written_as, "micro_batch": 1}))
