@@ -812,3 +812,16 @@ def test_a_split_is_read_as_datasets_reads_one(split, read):
     else:
         with pytest.raises(ConfigError, match="is no split name"):
             config_from_dict(job)
+
+
+def test_a_null_amount_in_a_job_file_is_no_amount_the_warm_up_is_held_to(tmp_path):
+    """`max_steps: null` (what `orch import` says to --set to leave a key at its default) was read as setting the
+    amount, the run as 1 step, and a warm-up of 10 refused."""
+    from trainer.job_file import read_job_file
+
+    path = tmp_path / "job.yaml"
+    (tmp_path / "data.jsonl").write_text('{"text": "hello world"}\n', encoding="utf-8")
+    path.write_text(yaml.safe_dump({"model": "orch/tiny-llama", "method": "lora", "seq_len": 256, "epochs": 1,
+                                    "dataset": "data.jsonl", "warmup_steps": 10, "max_steps": None,
+                                    "train_tokens": None}), encoding="utf-8")
+    assert read_job_file(path)[1].warmup_steps == 10

@@ -119,8 +119,9 @@ def warm_up_problems(written, given: dict, config: JobConfig) -> list[str]:
     no step was timed (the run recorded no tokens/s). Not where --set (`given`) sets the amount: `--set max_steps=2`
     is how a job is tried, and a smoke run's warm-up is no one's concern. lr_scheduler constant has no warm-up
     (transformers' get_constant_schedule takes none)."""
-    amount = ("max_steps", "train_tokens")
-    if not isinstance(written, dict) or not any(k in written for k in amount) or any(k in given for k in amount):
+    amount = ("max_steps", "train_tokens")  # `max_steps: null` leaves it to epochs, as if not written
+    if not isinstance(written, dict) or not any(written.get(k) is not None for k in amount) or \
+            any(k in given for k in amount):
         return []
     steps, problems = config.planned_steps(0), []
     source = "`max_steps`" if config.max_steps is not None else "`train_tokens` / (micro_batch x grad_accum x seq_len)"
