@@ -53,8 +53,12 @@ MAPPING_VALUES = {"dataset_columns"}  # orch keys whose value is itself a mappin
 # foreign keys whose value is read whole: axolotl's dataset entries, a list a config may write as its one mapping
 # (`datasets: {path: ..., type: alpaca}`), which flattened into `datasets.path` was dropped unsaid
 FOREIGN_MAPPING_VALUES = {"datasets", "test_datasets"}
-LLAMA_FACTORY_ONLY = {"dataset": "LLaMA-Factory's dataset name {value} points into its data/dataset_info.json: give "
-                                 "the file or hub id with --set dataset=PATH_OR_ID"}  # {value}: the name, quoted
+LLAMA_FACTORY_ONLY = {key: f"LLaMA-Factory's dataset name {{value}} points into its data/dataset_info.json: give "
+                           f"the file or hub id with --set {key}=PATH_OR_ID"  # {value}: the name, quoted
+                      for key in ("dataset", "eval_dataset")}
+# Values transformers' TrainingArguments writes for "not set", which every config dumped from it carries: read as
+# left out (`max_steps: -1` was refused as a step count below 1)
+UNSET_VALUES = {"max_steps": -1}
 # Keys that say which kind of training a config is for, with the values that are supervised fine-tuning (LLaMA-Factory's
 # FinetuningArguments.stage, axolotl's RLType and reward-model switches, torchtune's RLHF losses); any other value is
 # preference or reward training (DPO, PPO, KTO, ORPO, GRPO, a reward model), which orch does not do.
@@ -334,7 +338,8 @@ def translate(raw: dict) -> Translation:
     origin: dict[str, tuple[str, object]] = {}  # orch key -> the (foreign key, value) that set it
     not_carried: list[tuple[str, str]] = []
     is_llama_factory = "finetuning_type" in raw or "stage" in raw
-    flat = _flatten(raw)
+    flat = {key: value for key, value in _flatten(raw).items()
+            if not (key in UNSET_VALUES and type(value) is int and value == UNSET_VALUES[key])}
     for key, value in flat.items():
         if value is None:
             if key in NULL_MEANS:

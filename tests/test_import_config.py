@@ -899,3 +899,43 @@ def test_a_config_whose_warm_up_outlasts_its_steps_is_refused_as_plan_would_refu
     assert refused.exit_code == 2 and "`warmup_steps` 10 is not below the run's 5 steps" in refused.stderr
     assert run_import(tmp_path, raw, "--set", "warmup_steps=2").exit_code == 0
     assert run_import(tmp_path, {**raw, "lr_scheduler": "constant"}).exit_code == 0  # it takes no warm-up
+
+
+LLAMA_FACTORY_BASE = {"model_name_or_path": "meta-llama/Llama-3.2-1B", "stage": "sft", "finetuning_type": "lora",
+                      "cutoff_len": 512, "num_train_epochs": 1.0}
+
+
+def test_llama_factorys_eval_dataset_name_is_left_behind_as_its_dataset_name_is():
+    """`eval_dataset: alpaca_en_demo` names an entry of LLaMA-Factory's data/dataset_info.json: carried as a hub id,
+    the imported job's plan refused it, and its val_size was dropped for it."""
+    translation = translate({**LLAMA_FACTORY_BASE, "eval_dataset": "alpaca_en_demo", "val_size": 0.1})
+    assert "eval_dataset" not in translation.job and translation.job["eval_fraction"] == 0.1
+    assert ("eval_dataset", "LLaMA-Factory's dataset name \"alpaca_en_demo\" points into its data/dataset_info.json: "
+            "give the file or hub id with --set eval_dataset=PATH_OR_ID") in translation.not_carried
+
+
+@pytest.mark.parametrize(("raw", "job", "listed"), [
+    ({"quantization_bit": 4, "double_quantization": False}, {"double_quant": False}, []),
+    ({"quantization_bit": 4, "quantization_type": "fp4"}, {}, ["quantization_type"]),
+    ({"quantization_bit": 4, "quantization_type": "nf4"}, {}, []),
+    ({"neat_packing": True}, {"packing": True}, []),
+    ({"neat_packing": False}, {"packing": False}, []),  # the source default: it packs only for stage pt
+])
+def test_llama_factorys_quantization_and_packing_keys_are_read_as_it_reads_them(raw, job, listed):
+    """`double_quantization: false` and `quantization_type: fp4` were "no such setting" (the job kept double
+    quantization, and NF4, unsaid); `neat_packing: false` turned packing on, as if it set it."""
+    translation = translate({**LLAMA_FACTORY_BASE, **raw})
+    settled = {**translation.job, **{key: value for key, value, _ in translation.source_defaults(translation.job)}}
+    assert job.items() <= settled.items(), settled
+    assert [key for key, _ in translation.not_carried if key in raw] == listed
+
+
+def test_torchtunes_cap_per_epoch_is_not_the_runs_cap_and_transformers_unset_max_steps_is_unset():
+    """max_steps_per_epoch 100 with 3 epochs trained 100 steps, a third; `max_steps: -1`, TrainingArguments' default
+    in every config dumped from it, was refused as a step count below 1."""
+    translation = translate({"max_steps_per_epoch": 100, "epochs": 3})
+    assert "max_steps" not in translation.job and translation.job["epochs"] == 3
+    assert any(key == "max_steps_per_epoch" and "--set max_steps=N (epochs x 100)" in why
+               for key, why in translation.not_carried)
+    unset = translate({**LLAMA_FACTORY_BASE, "max_steps": -1})
+    assert "max_steps" not in unset.job and unset.job["epochs"] == 1.0

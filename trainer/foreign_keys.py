@@ -216,6 +216,13 @@ def _nf4_only(value) -> dict:
     raise Carried(f"quantization type {short_repr(value)}: orch's QLoRA quantizes to NF4")
 
 
+def _per_epoch_cap(value) -> dict:
+    """torchtune's max_steps_per_epoch caps each epoch; orch's max_steps caps the whole run, so carried as it, a
+    3-epoch config trained a third of its steps."""
+    raise Carried(f"torchtune caps each epoch at {short_repr(value)} steps, and orch's max_steps caps the whole run: "
+                  f"give --set max_steps=N (epochs x {short_repr(value)})")
+
+
 def _bitsandbytes_only(value) -> dict:
     """LLaMA-Factory's quantization_method: the library quantization_bit loads with; bitsandbytes is orch's QLoRA
     (it was listed as "no such setting"), and HQQ, EETQ or a GPTQ/AWQ checkpoint's own method none orch trains."""
@@ -453,6 +460,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     # TRL's ModelConfig
     "bnb_4bit_quant_type": _entry([TRL], "method: qlora` (NF4 is its type", _nf4_only),
     "use_bnb_nested_quant": _entry([TRL], "double_quant"),
+    "double_quantization": _entry([LLAMA_FACTORY], "double_quant"),
+    "quantization_type": _entry([LLAMA_FACTORY], "method: qlora` (NF4 is its type", _nf4_only),
     "torch_dtype": _entry([TRL], "precision", _choice("precision", {**PRECISIONS, "float16": "fp16", "auto": "auto"})),
     # sequence and batch
     "sequence_len": _entry([AXOLOTL], "seq_len"),
@@ -466,8 +475,10 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "gradient_accumulation_steps": _entry([*ALL, TORCHTUNE], "grad_accum"),
     "num_epochs": _entry([AXOLOTL], "epochs"),
     "num_train_epochs": _entry([LLAMA_FACTORY, TRL], "epochs"),
-    "max_steps_per_epoch": _entry([TORCHTUNE], "max_steps"),
+    "max_steps_per_epoch": _entry([TORCHTUNE], "max_steps", _per_epoch_cap),
     "sample_packing": _entry([AXOLOTL], "packing"),
+    # packing without attention across samples, as orch packs; false asks nothing (it was read as setting packing)
+    "neat_packing": _entry([LLAMA_FACTORY], "packing", _when_true({"packing": True})),
     # optimisation
     "optimizer.lr": _entry([TORCHTUNE], "learning_rate"),
     "optimizer": _entry([AXOLOTL], "optimizer", _choice("optimizer", OPTIMIZERS)),
@@ -603,7 +614,7 @@ SOURCE_DEFAULTS = {
         SourceDefault("grad_ckpt", True, "LLaMA-Factory checkpoints unless disable_gradient_checkpointing",
                       ("disable_gradient_checkpointing", "gradient_checkpointing")),
         SourceDefault("packing", lambda _, source: None if source.get("stage") == "pt" else False,
-                      "LLaMA-Factory packs only for stage pt", ("packing", "neat_packing")),
+                      "LLaMA-Factory packs only for stage pt", ("packing",)),
         SourceDefault("eval_fraction", 0.0, "LLaMA-Factory's val_size default: no eval split",
                       ("val_size", "eval_dataset")),
     ),
