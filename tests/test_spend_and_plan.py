@@ -294,6 +294,25 @@ def test_a_plan_notes_an_eval_set_that_is_the_training_data(tmp_path, monkeypatc
     assert not any("eval_dataset" in note for note in notes), notes
 
 
+@pytest.mark.parametrize(("eval_split", "noted"), [("train", True), ("test", False)])
+def test_a_plan_notes_an_eval_split_that_is_the_split_trained_on(tmp_path, monkeypatch, eval_split, noted):
+    """`eval_split: train` of a folder with train and test files evaluated on the training data, unsaid, where the
+    same file named as eval_dataset was noted."""
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    lines = (REPO / "examples" / "data" / "tiny_instruct.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("".join(lines[:200]))
+    (tmp_path / "data" / "test.jsonl").write_text("".join(lines[200:260]))
+    job = tmp_path / "job.yaml"
+    job.write_text(f"model: orch/tiny-llama\nmethod: lora\nseq_len: 64\nmax_steps: 2\ndataset: data\n"
+                   f"eval_split: {eval_split}\n")
+    planned = CliRunner().invoke(app, ["plan", str(job), "--budget", "1", "--json"])
+    notes = json.loads(planned.stdout)["notes"]
+    assert any("`eval_split` train is the split the job trains on" in note for note in notes) == noted, notes
+
+
 def test_a_plan_and_its_run_say_the_records_seq_len_leaves_out(tmp_path, monkeypatch, capsys):
     """A prompt past seq_len left its record out of the run, unsaid: the plan priced the rest as the whole data."""
     from trainer.__main__ import main as train_main

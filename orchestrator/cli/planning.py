@@ -138,7 +138,11 @@ def _threads_note(spec, result: Plan) -> str | None:
 
 def _eval_note(spec, job: Path) -> str | None:
     """Where the eval set is the training data itself: its loss then measures what the model memorised, not how it
-    does on data it has not seen, and nothing else says so."""
+    does on data it has not seen, and nothing else says so. An `eval_split` of the dataset that is its training split
+    (`train`, the default) is that too."""
+    if spec.eval_dataset is None and spec.eval_split is not None and spec.eval_split == spec.dataset_split:
+        return (f"`eval_split` {spec.eval_split} is the split the job trains on: its eval loss measures memorising, "
+                "not unseen data; name a held-out split, or use `eval_fraction` to hold part of the data out.")
     train, held = (resolve_dataset(getattr(spec, key), job.parent, key) for key in ("dataset", "eval_dataset"))
     if train is None or held is None or not checks.same_file(train, held):
         return None
