@@ -134,6 +134,28 @@ def trainable_job(tmp_path) -> Path:
     return job
 
 
+def test_a_dry_runs_command_names_a_dash_file_from_its_folder_and_says_wandb_logs_offline_without_its_key(
+        sky, tmp_path, monkeypatch):
+    """`--out -x.yaml` printed `sky jobs launch ... -x.yaml`, which sky read as an option; `report_to: wandb` with no
+    WANDB_API_KEY here wrote a task that asks for none, and the run logged offline on the VM, unsaid."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    job = trainable_job(tmp_path)
+    job.write_text(job.read_text(encoding="utf-8") + "report_to: wandb\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                                      "--dry-run", "--out", "-x.yaml"])
+    assert result.exit_code == 0 and (tmp_path / "-x.yaml").is_file(), result.output
+    command = next(line for line in result.stderr.splitlines() if "launch -" in line and "-x.yaml" in line)
+    assert " ./-x.yaml" in command and " -x.yaml" not in command, command
+    assert "note: WANDB_API_KEY is not set here, so the task does not ask for it and the run logs to W&B offline" \
+        in " ".join(result.stderr.split()), result.stderr
+    monkeypatch.setenv("WANDB_API_KEY", "wandb_not_a_real_key")
+    said = CliRunner().invoke(app, ["launch", str(job), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+                                    "--dry-run", "--out", "y.yaml"])
+    assert "--secret WANDB_API_KEY" in said.stderr and "WANDB_API_KEY is not set here" not in said.stderr
+
+
 def test_dry_run_writes_a_task_file_skypilot_loads_and_launches_nothing(sky, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
     monkeypatch.chdir(tmp_path)

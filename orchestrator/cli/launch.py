@@ -270,9 +270,16 @@ def _dry_run(result, job: Path, budget: float, model, out: Path | None, as_json:
         # say: printable, as --out is a name given by a user and no escape in it may reach the terminal
         # quoted for the shell: a space in --out split the pasted command, and `$(...)` in it ran
         display.say(f"task file: {out} (its files: {task.files_dir}); from this folder, this runs it:", err=True)
-        display.command_line(f"  {command} {shlex.quote(str(out))}{secrets}", err=True)
+        # `-x.yaml` as written was read by sky as an option: a name starting with a dash is given from its folder
+        named = f"./{out}" if str(out).startswith("-") else str(out)
+        display.command_line(f"  {command} {shlex.quote(named)}{secrets}", err=True)
     if task is not None and task.note:
         display.say(f"note: {task.note}", err=True)
+    if task is not None and result.spec.report_to == "wandb" and "WANDB_API_KEY" not in task.secrets:
+        # the task then asks for no key (`sky launch` refuses a file whose secret is unset where it runs), and the
+        # trainer logs offline on the VM: the run never showed in W&B, and nothing said so
+        display.say("note: WANDB_API_KEY is not set here, so the task does not ask for it and the run logs to W&B "
+                    "offline on the VM: set it and dry-run again to have the command send it.", err=True)
     display.err_console.print("dry run: nothing launched.")
 
 
