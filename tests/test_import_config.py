@@ -939,3 +939,12 @@ def test_torchtunes_cap_per_epoch_is_not_the_runs_cap_and_transformers_unset_max
                for key, why in translation.not_carried)
     unset = translate({**LLAMA_FACTORY_BASE, "max_steps": -1})
     assert "max_steps" not in unset.job and unset.job["epochs"] == 1.0
+
+
+@pytest.mark.parametrize(("train_on_input", "completion_only_loss"), [(True, False), (False, True)])
+def test_a_torchtune_builders_train_on_input_is_the_jobs_loss(train_on_input, completion_only_loss):
+    """`dataset.train_on_input: True` trained on the prompts too; once --set dataset= named the data it vanished,
+    unlisted, and the job trained on the responses alone."""
+    raw = {"dataset": {"_component_": "torchtune.datasets.instruct_dataset", "source": "json",
+                       "data_files": "data.jsonl", "train_on_input": train_on_input}}
+    assert translate(raw).job["completion_only_loss"] is completion_only_loss

@@ -542,6 +542,8 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "val_size": _entry([LLAMA_FACTORY], "eval_fraction", _eval_share),
     "train_on_inputs": _entry([AXOLOTL], "completion_only_loss: false", _negated("completion_only_loss")),
     "train_on_prompt": _entry([LLAMA_FACTORY], "completion_only_loss: false", _negated("completion_only_loss")),
+    # a torchtune instruct or chat builder's own: kept when --set dataset= names the data (it flipped the loss unsaid)
+    "dataset.train_on_input": _entry([TORCHTUNE], "completion_only_loss: false", _negated("completion_only_loss")),
     "assistant_only_loss": _entry([TRL], "completion_only_loss"),
     "dataset_text_field": _entry([TRL], "dataset_columns: {text: FIELD}",
                                  lambda v: {"dataset_columns": {"text": v}} if _text(v) != "text" else {}),
