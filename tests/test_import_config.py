@@ -948,3 +948,22 @@ def test_a_torchtune_builders_train_on_input_is_the_jobs_loss(train_on_input, co
     raw = {"dataset": {"_component_": "torchtune.datasets.instruct_dataset", "source": "json",
                        "data_files": "data.jsonl", "train_on_input": train_on_input}}
     assert translate(raw).job["completion_only_loss"] is completion_only_loss
+
+
+def test_axolotls_bnb_kwargs_and_tokenizer_config_and_trls_one_element_targets_are_read():
+    """Each was "orch has no such setting" or refused, though orch has it: the job kept double quantization on, or
+    the model's own tokenizer; TRL's CLI writes `--lora_target_modules all-linear` as a one-element list."""
+    axolotl = translate({"base_model": "meta-llama/Llama-3.2-1B", "adapter": "qlora", "load_in_4bit": True,
+                         "bnb_config_kwargs": {"bnb_4bit_use_double_quant": False, "bnb_4bit_quant_type": "fp4"},
+                         "tokenizer_config": "./tok"})
+    assert axolotl.job["double_quant"] is False and axolotl.job["tokenizer"] == "./tok"
+    assert [key for key, _ in axolotl.not_carried] == ["bnb_config_kwargs.bnb_4bit_quant_type"]  # FP4: not orch's
+    assert translate({"lora_target_modules": ["all-linear"]}).job == {"target_modules": "all-linear"}
+
+
+def test_trls_default_test_split_is_not_given_to_a_dataset_of_one_file():
+    """A file has no test split: the imported job's plan refused the `eval_split: test` import had added."""
+    for name, split in (("data.jsonl", None), ("trl-lib/Capybara", "test")):
+        translation = translate({"model_name_or_path": "x/y", "dataset_name": name, "eval_strategy": "steps"})
+        defaults = {key: value for key, value, _ in translation.source_defaults(translation.job)}
+        assert defaults.get("eval_split") == split, defaults

@@ -289,6 +289,8 @@ def _names(key: str) -> Callable[[object], dict]:
 
 
 def _targets(value) -> dict:
+    if isinstance(value, list) and len(value) == 1 and value[0] in ("all", "all-linear"):
+        value = value[0]  # TRL's own list field, as its CLI writes `--lora_target_modules all-linear`
     if value is True or value in ("all", "all-linear"):  # `is`: 1 == True
         return {"target_modules": "all-linear"}
     return _names("target_modules")(value)
@@ -460,6 +462,9 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     # TRL's ModelConfig
     "bnb_4bit_quant_type": _entry([TRL], "method: qlora` (NF4 is its type", _nf4_only),
     "use_bnb_nested_quant": _entry([TRL], "double_quant"),
+    "bnb_config_kwargs.bnb_4bit_use_double_quant": _entry([AXOLOTL], "double_quant"),
+    "bnb_config_kwargs.bnb_4bit_quant_type": _entry([AXOLOTL], "method: qlora` (NF4 is its type", _nf4_only),
+    "tokenizer_config": _entry([AXOLOTL], "tokenizer"),
     "double_quantization": _entry([LLAMA_FACTORY], "double_quant"),
     "quantization_type": _entry([LLAMA_FACTORY], "method: qlora` (NF4 is its type", _nf4_only),
     "torch_dtype": _entry([TRL], "precision", _choice("precision", {**PRECISIONS, "float16": "fp16", "auto": "auto"})),
@@ -628,7 +633,8 @@ SOURCE_DEFAULTS = {
         SourceDefault("packing", False, "TRL's SFTConfig packing default", ("packing",)),
         SourceDefault("grad_ckpt", True, "TRL's SFTConfig gradient_checkpointing default",
                       ("gradient_checkpointing",)),
-        SourceDefault("eval_split", lambda _, source: "test" if _evaluates(source.get("eval_strategy")) else None,
+        SourceDefault("eval_split", lambda _, source: "test" if _evaluates(source.get("eval_strategy")) and not
+                      _one_file(source.get("dataset_name")) else None,
                       "TRL evaluates on dataset_test_split, default test, when eval_strategy is steps or epoch",
                       ("dataset_test_split",)),
         SourceDefault("eval_fraction", 0.0, "TRL holds none of the training data out: it evaluates on "
@@ -651,6 +657,14 @@ SOURCE_DEFAULTS = {
         SourceDefault("packing", False, "torchtune's dataset builders' packed default", ("dataset.packed",)),
     ),
 }
+
+
+def _one_file(name) -> bool:
+    """Whether a dataset is named as one data file, which has no split to evaluate on: the test split TRL's default
+    named for it was refused by the imported job's plan."""
+    from trainer.data_sources import FILE_KINDS  # imports trainer.config, which reads this module
+
+    return isinstance(name, str) and Path(name).suffix.lower() in FILE_KINDS
 
 
 def _evaluates(strategy) -> bool:
