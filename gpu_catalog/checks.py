@@ -735,16 +735,17 @@ def output_file(path: Path | str, what: str = "--out", inputs: tuple[Path, ...] 
         raise UserError(f"{what} '{path}' already exists: pass --force to replace it, or choose another file.")
     if landing.exists() and not os.access(landing, os.W_OK):
         raise UserError(f"{what} '{path}' is read-only: make it writable, or choose another file.")
-    if _is_sqlite(landing):  # `orch import --out ~/.local/share/orch/runs.db --force` replaced every run record
+    if is_sqlite(landing):  # `orch import --out ~/.local/share/orch/runs.db --force` replaced every run record
         raise UserError(f"{what} '{path}' is an SQLite database (orch keeps its runs, jobs and results in such "
                         "files), and no orch output is one: choose another file.")
     return path
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file (sqlite.org/fileformat.html)
 
 
-def _is_sqlite(path: Path) -> bool:
+def is_sqlite(path: Path) -> bool:
+    """Whether the file begins as an SQLite database does."""
     try:
         with open(path, "rb") as handle:
             return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER

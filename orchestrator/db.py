@@ -242,16 +242,13 @@ def _refuse_an_emptied_runs_db(path: Path) -> None:
                         f"{move_away_hint(path)}.")
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file (sqlite.org/fileformat.html)
-
-
 def _refuse_a_file_of_no_database(path: Path) -> None:
     """A file with bytes that do not begin as a database's: SQLite itself refused one of two bytes or more as "not a
     database", but took one of a single byte for an empty file and wrote a new database over it (a runs.db lost its
     whole record). An empty file is a new database (_refuse_an_emptied_runs_db says when it is not)."""
     with open(path, "rb") as f:
-        head = f.read(len(SQLITE_HEADER))
-    if head and head != SQLITE_HEADER:
+        head = f.read(len(checks.SQLITE_HEADER))
+    if head and head != checks.SQLITE_HEADER:
         raise UserError(f"{path} is not a SQLite database (it does not begin with SQLite's header); orch never "
                         f"overwrites it: {move_away_hint(path)}.")
 

@@ -1462,6 +1462,9 @@ def _foreign_database(path: Path, version: int = 0) -> Path:
      "zero.jsonl' is not a file or a folder"),
     # which GPU it was: "none of the rows is an ok run on a GPU orch knows" named none
     (lambda i: i.results(row(gpu="Voodoo 5")), "(the first ok one ran on 'Voodoo 5', a GPU `orch catalog gpus` "),
+    # orch's own bench.db or runs.db given as results: "is not UTF-8 text: save it as UTF-8"
+    (lambda i: [i.run_record(), ["calibrate", "--results", str(i.home / "runs.db")]][1],
+     "runs.db' is an SQLite database (a bench.db or runs.db): give it with --db"),
     (lambda i: i.results(row(status="oom")), "is an ok run on a GPU orch knows (none ended ok)"),
     (lambda i: [i.env("ORCH_HOME", "/"), ["queue"]][1], "ORCH_HOME is /, the file system's root"),  # made /runs.db
     # wrote /catalog/ and /data-sizes/ at the root

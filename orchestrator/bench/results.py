@@ -138,6 +138,9 @@ def read_jsonl(paths: list[Path]) -> list[dict]:
         if path.suffix.lower() in EXPORT_SUFFIXES and path.suffix.lower() != ".jsonl":  # a spreadsheet's export
             raise UserError(f"results file '{path}' is a {path.suffix} export, for spreadsheets: give the .jsonl that "
                             "`orch bench --out RESULTS.jsonl` writes.")
+        if checks.is_sqlite(path):  # was "not UTF-8 text: save it as UTF-8"
+            raise UserError(f"results file '{path}' is an SQLite database (a bench.db or runs.db): give it with --db, "
+                            "or give the .jsonl that `orch bench --out RESULTS.jsonl` writes.")
         # split at \n alone: splitlines() also broke a line at U+2028 or U+0085, which JSON text may hold as they are
         lines = [(number, line) for number, line in
                  enumerate(checks.read_text(path, "results file").split("\n"), start=1) if line.strip()]
