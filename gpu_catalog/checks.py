@@ -658,7 +658,7 @@ def parse_json(text: str, what: str):
 MOST_CONFIG_BYTES = 2**20
 
 
-# the dataset files the trainer reads (trainer/data_sources.FILE_KINDS) that no config is: given where a job, sweep,
+# the dataset files the trainer reads (trainer/data_formats.FILE_KINDS) that no config is: given where a job, sweep,
 # hardware file or trainer config goes, "not valid YAML at line 2" said nothing of the mix-up
 DATASET_SUFFIXES = (".jsonl", ".parquet", ".csv")
 

@@ -27,6 +27,8 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 SHAPES = "messages; conversations; prompt+completion; instruction+output; text"
 COLUMNS = ("messages", "conversations", "prompt", "completion", "instruction", "input", "output", "text")  # orch's
 STRING_FIELDS = (("prompt", "completion"), ("instruction", "output"), ("text",))  # the shapes made of strings
+# the data files the trainer reads, by suffix, and the `datasets` builder each is read with
+FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 TURN_KEYS = {"role": ("from", "role"), "content": ("value", "content")}  # a turn's keys the ShareGPT reader takes
 
 

@@ -25,10 +25,9 @@ from typing import NamedTuple
 
 from gpu_catalog import checks
 from trainer.config import BYTES_PER_TOKEN_ESTIMATE, WHOLE_SPLIT, JobConfig, resolve_dataset
-from trainer.data_formats import SHAPE_COLUMNS, DataError, map_columns, read_columns, record_shape
+from trainer.data_formats import FILE_KINDS, SHAPE_COLUMNS, DataError, map_columns, read_columns, record_shape
 from trainer.offline_names import dataset_unreachable
 
-FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 WIDEST_READ_WHOLE = 100  # columns of a CSV header read whole; a wider one is read for the trainer's (_csv_as_text)
 FILE_KINDS_HINT = "use a .jsonl, .json, .parquet or .csv file (or a folder of them)"
 READ_MARGIN = 2  # a streamed dataset is read to twice the text the run needs: tokens per byte vary by tokenizer

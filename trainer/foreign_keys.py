@@ -23,7 +23,7 @@ from gpu_catalog.checks import dump_yaml, short_repr
 from gpu_catalog.errors import UserError
 from gpu_catalog.models import ATTENTION_MODULES, LINEAR_MODULES, MLP_MODULES, get_model, hub_id
 from gpu_catalog.names import listed, near_hint, squeezed
-from trainer.data_formats import SHAPES, TURN_KEYS
+from trainer.data_formats import FILE_KINDS, SHAPES, TURN_KEYS
 
 AXOLOTL, LLAMA_FACTORY, TRL, TORCHTUNE = "axolotl", "LLaMA-Factory", "TRL", "torchtune"
 OPTIMIZERS = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw": "adamw", "adamw_hf": "adamw",
@@ -662,8 +662,6 @@ SOURCE_DEFAULTS = {
 def _one_file(name) -> bool:
     """Whether a dataset is named as one data file, which has no split to evaluate on: the test split TRL's default
     named for it was refused by the imported job's plan."""
-    from trainer.data_sources import FILE_KINDS  # imports trainer.config, which reads this module
-
     return isinstance(name, str) and Path(name).suffix.lower() in FILE_KINDS
 
 
