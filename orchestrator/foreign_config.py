@@ -298,6 +298,9 @@ def _merge(job: dict, origin: dict, source: tuple[str, object], values: dict) ->
 
 
 def _orch_value_problem(key: str, value) -> str | None:
+    if key in ("dataset", "eval_dataset") and isinstance(value, list):  # torchtune's list of builders, concatenated
+        return (f"a list of {len(value)} datasets, trained as one, and orch trains on one dataset: give a file or "
+                f"folder of them all, or a hub id, with --set {key}=PATH_OR_ID")
     if key in CHOICES and value not in CHOICES[key]:
         return f"orch's {key} is one of {', '.join(str(c) for c in CHOICES[key])}, not {short_repr(value)}"
     return None

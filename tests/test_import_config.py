@@ -967,3 +967,13 @@ def test_trls_default_test_split_is_not_given_to_a_dataset_of_one_file():
         translation = translate({"model_name_or_path": "x/y", "dataset_name": name, "eval_strategy": "steps"})
         defaults = {key: value for key, value, _ in translation.source_defaults(translation.job)}
         assert defaults.get("eval_split") == split, defaults
+
+
+def test_a_list_of_datasets_is_left_behind_with_how_to_give_one():
+    """torchtune's list of builders (trained concatenated) was refused as "`dataset` must be a string, got
+    [{'_component_': ...}]": a Python repr, and no word of what to give."""
+    listed = translate({"dataset": [{"_component_": "torchtune.datasets.alpaca_cleaned_dataset"},
+                                    {"_component_": "torchtune.datasets.slimorca_dataset"}]})
+    assert "dataset" not in listed.job
+    assert ("dataset", "a list of 2 datasets, trained as one, and orch trains on one dataset: give a file or folder "
+            "of them all, or a hub id, with --set dataset=PATH_OR_ID") in listed.not_carried
