@@ -75,13 +75,21 @@ class _StepDataset(Dataset):
         return step, indices, micro
 
 
+def at_most_cores(count: int, what: str, then: str) -> int:
+    """`count` (threads, workers), at most the cores this process may use, said in one line where it was more
+    (`then`: what happens instead, with {cores})."""
+    if count > (cores := len(os.sched_getaffinity(0))):
+        print(checks.printable(f"{what} {count} is more than the {cores} cores this run may use: "
+                               f"{then.format(cores=cores)}"), flush=True)
+        return cores
+    return count
+
+
 def step_loader(sequences: list[Sequence], order: StepOrder, micro_batch: int, first_step: int, total_steps: int,
                 num_workers: int) -> DataLoader:
     dataset = _StepDataset(sequences, order, micro_batch, first_step, total_steps)
-    if num_workers > (cores := len(os.sched_getaffinity(0))):  # torch's own test, said in two multi-line warnings
-        print(checks.printable(f"data: num_workers {num_workers} is more than the {cores} cores this run may use: "
-                               f"{cores} workers load the batches"), flush=True)
-        num_workers = cores
+    # torch's own test, said in two multi-line warnings
+    num_workers = at_most_cores(num_workers, "data: num_workers", "{cores} workers load the batches")
     # its own generator: starting an iterator draws a seed, which from the global RNG would shift the dropout (and
     # NEFTune) draws of a resumed run against the uninterrupted one
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_as_is,

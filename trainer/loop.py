@@ -30,7 +30,7 @@ from gpu_catalog.flops import training_flops_per_token
 from gpu_catalog.models import shape_from_config
 from gpu_catalog.units import usd_text
 from trainer import checkpoint, checkpoint_folders, data, metrics
-from trainer.batches import StepOrder, collate, step_loader
+from trainer.batches import StepOrder, at_most_cores, collate, step_loader
 from trainer.config import AUTO_SAVE_FRACTION, ConfigError, JobConfig, identity_changes, resolve_tokenizer, run_identity
 from trainer.data_sources import dataset_problems
 from trainer.jsonio import write_json_atomic
@@ -75,13 +75,8 @@ def torch_threads(count: int | None):
     """torch's CPU threads for one run (`cpu_threads`: a scheduler's CPU slot gives each job its share of the cores,
     or two jobs each ran on all of them), set back after it for a process that goes on (a test, a notebook)."""
     before = torch.get_num_threads()
-    if count is not None and count > (cores := len(os.sched_getaffinity(0))):  # 99 threads on 2 cores, and the run
-        # recorded 99, which calibrate fitted the CPU's speed against
-        print(checks.printable(f"cpu_threads {count} is more than the {cores} cores this run may use: it trains on "
-                               f"{cores}"), flush=True)
-        count = cores
-    if count is not None:
-        torch.set_num_threads(count)
+    if count is not None:  # 99 threads on 2 cores, and the run recorded 99, which calibrate fitted the CPU against
+        torch.set_num_threads(at_most_cores(count, "cpu_threads", "it trains on {cores}"))
     try:
         yield
     finally:
