@@ -11,14 +11,23 @@ import json
 import sys
 from pathlib import Path
 
-from trainer.config import ConfigError, config_from_dict
+from trainer.config import ConfigError, config_from_dict, model_folder
 from trainer.data_formats import DataError
+from trainer.offline_names import is_built_offline
 
 
 def count(raw: dict, base_dir: Path) -> dict:
     from trainer.prepared import prepare
 
-    prepared = prepare(config_from_dict(raw, base_dir=base_dir), base_dir, build_model=False, local_only=True)
+    config = config_from_dict(raw, base_dir=base_dir)
+    if not is_built_offline(config.model) and (folder := model_folder(config.model, base_dir)) is not None:
+        from trainer.model import model_config
+
+        # as the trainer builds it before any data (check_weights_match): an unknown model_type (or dtype) was
+        # planned, launched and charged, then refused; its dtype was said to be the tokenizer's fault, which loads
+        # the same config.json
+        model_config(str(folder))
+    prepared = prepare(config, base_dir, build_model=False, local_only=True)
     return {"tokens": sum(s.real_tokens for s in prepared.train), "train_sequences": len(prepared.train),
             "eval_sequences": len(prepared.eval), "seq_len_fit": prepared.fit._asdict()}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from gpu_catalog import checks
 from trainer import data
 from trainer.batches import split_eval
-from trainer.config import ConfigError, JobConfig, model_folder, resolve_tokenizer
+from trainer.config import ConfigError, JobConfig, resolve_tokenizer
 from trainer.offline_names import is_built_offline
 from trainer.random_model import MAX_TOKENIZER_VOCAB, build_random_model, train_tokenizer
 
@@ -87,13 +87,7 @@ def prepare(config: JobConfig, base_dir: Path, build_model: bool = True, local_o
     if is_built_offline(config.model):  # its tokenizer is trained on the data
         records = data.load_records(config, base_dir)
         model_path, tokenizer = _tokenizer(config, records, build_model, local_only, base_dir)
-    else:  # the model's config and the tokenizer first: without them there is no point reading the data
-        if (folder := model_folder(config.model, base_dir)) is not None:
-            from trainer.model import model_config
-
-            # an unknown model_type (or dtype) was planned, launched and charged, then refused by the trainer; its
-            # dtype was said to be the tokenizer's fault, which loads the same config.json
-            model_config(str(folder))
+    else:  # the tokenizer first: without it there is no point reading the data
         model_path, tokenizer = _tokenizer(config, data.Records([], None), build_model, local_only, base_dir)
         records = data.load_records(config, base_dir)
     if tokenizer.pad_token_id is None:
