@@ -331,7 +331,7 @@ def no_option_message(result: Plan) -> str:
             o, e = cheapest.offer, cheapest.estimate
             limits = f"the {usd_text(budget)} budget" + (f" and the {duration_text(deadline * 3600)} deadline"
                                                          if deadline else "")
-            raise_it = f"Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}{_on_demand(in_time)}" \
+            raise_it = f"Raise --budget to at least {_usd_at_least(e.cost_usd).lstrip('$')}{_on_demand(o, in_time)}" \
                 f"{', extend --deadline' if deadline else ''}, or train" if e.cost_usd <= MAX_BUDGET_USD else \
                 f"That is more than any --budget (at most {MAX_BUDGET_USD:,.0f}): train"  # no raise can do it
             return (f"no target meets {limits}: the cheapest{' in time' if deadline else ''} is {o.gpu.name} on "
@@ -374,11 +374,10 @@ def no_option_message(result: Plan) -> str:
             "--json for each reason.")
 
 
-def _on_demand(in_time: list) -> str:
-    """Where the cheapest is a cloud's spot offer, the least budget for an on-demand one, which `orch launch` takes
-    where no storage cloud is enabled (plan does not load SkyPilot to ask): a user gave the budget the plan said, and
-    launch refused it for a dearer on-demand offer."""
-    cheapest = min(in_time, key=lambda r: r.estimate.cost_usd).offer
+def _on_demand(cheapest: Offer, in_time: list) -> str:
+    """Where the cheapest of `in_time` is a cloud's spot offer, the least budget for an on-demand one, which `orch
+    launch` takes where no storage cloud is enabled (plan does not load SkyPilot to ask): a user gave the budget the
+    plan said, and launch refused it for a dearer on-demand offer."""
     if not cheapest.spot or cheapest.is_local:
         return ""
     on_demand = [r for r in in_time if not r.offer.spot or r.offer.is_local]
