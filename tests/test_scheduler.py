@@ -37,9 +37,12 @@ def jobs():
 
 
 def scheduler_process(*args):
-    """A scheduler as a terminal starts it: Ctrl-C (SIGINT) stops it even where the tests themselves were started in
-    the background by a shell, which starts them with SIGINT ignored, and Python then installs no handler for it."""
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "scheduler", "run", *args], cwd=REPO,
+    """A scheduler as a terminal starts it: the `orch` program pip installed, and Ctrl-C (SIGINT) that stops it even
+    where the tests themselves were started in the background by a shell, which starts them with SIGINT ignored, and
+    Python then installs no handler for it. Not `python -m`: there CPython ends the process by SIGINT once a
+    KeyboardInterrupt has left code run by `exec`, even one the loop then caught (4 of 39 Ctrl-Cs during a first pass
+    on a loaded machine ended so; `exec` makes dataclasses and namedtuples, and the pass imports modules)."""
+    return subprocess.Popen([Path(sys.executable).with_name("orch"), "scheduler", "run", *args], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
