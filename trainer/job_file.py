@@ -99,11 +99,12 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
     written = checks.load_yaml(path, "job file", names_data=" whose `dataset:` names it")
     given = parse_overrides(overrides)
     raw = {**written, **given} if isinstance(written, dict) else written
-    whole = {**(missing or {}), **raw} if isinstance(raw, dict) else raw
+    filled = {key: value for key, value in (missing or {}).items() if key not in raw} if isinstance(raw, dict) else {}
+    whole = {**filled, **raw} if isinstance(raw, dict) else raw
     try:
         config = config_from_dict(whole, name=path.stem, base_dir=path.parent)  # each value's own problem first:
         # `budget_usd: .nan` was said to need `usd_per_hour`
-        if problems := job_file_problems(whole, path.parent) + warm_up_problems(written, given, config):
+        if problems := job_file_problems(whole, path.parent) + warm_up_problems(written, {**filled, **given}, config):
             raise ConfigError("bad config: " + "; ".join(problems) + ".")
         return raw, config
     except UserError as exc:
@@ -116,9 +117,10 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
 def warm_up_problems(written, given: dict, config: JobConfig) -> list[str]:
     """A warm-up that reaches the last of the steps the file itself sets (max_steps, else train_tokens' worth): the
     learning rate never left its warm-up (`warmup_steps: 1000000` trained a 4-step run at about 0 and ended ok), or
-    no step was timed (the run recorded no tokens/s). Not where --set (`given`) sets the amount: `--set max_steps=2`
-    is how a job is tried, and a smoke run's warm-up is no one's concern. lr_scheduler constant has no warm-up
-    (transformers' get_constant_schedule takes none)."""
+    no step was timed (the run recorded no tokens/s). Not where --set or the caller (`given`) sets the amount:
+    `--set max_steps=2` is how a job is tried, and a smoke run's warm-up is no one's concern; `orch estimate` fills in
+    one step for a file that gives train_tokens, and refused each such file with a warm-up (a shipped example).
+    lr_scheduler constant has no warm-up (transformers' get_constant_schedule takes none)."""
     amount = ("max_steps", "train_tokens")  # `max_steps: null` leaves it to epochs, as if not written
     if not isinstance(written, dict) or not any(written.get(k) is not None for k in amount) or \
             any(k in given for k in amount):
