@@ -2,6 +2,8 @@
 job file's folder), or a name the Hugging Face Hub could hold. Anything else was queued by plan, submit and launch
 --dry-run and refused only at train time (`eval_dataset` after a look-up on the hub)."""
 
+import re
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -74,7 +76,13 @@ def test_files_and_folders_are_found_from_the_job_file_whatever_their_name(tmp_p
     for name in ["my data..v1", "./my data..v1/train.jsonl", "../shared.jsonl", str(tmp_path / "shared.jsonl")]:
         job = write_job(jobs, **{key: name}, eval_fraction=None)
         assert getattr(load_config(job)[0], key) == name
-    job = write_job(jobs, **{key: "./here-only.jsonl"}, eval_fraction=None)  # beside the current folder only
+    job = write_job(jobs, **{key: "./here-only.jsonl"}, eval_fraction=None)  # beside the current folder only:
+    # "no file or folder here" said nothing of where it was looked for, and it is one in the folder the user is in
+    with pytest.raises(ConfigError, match=re.escape(f"`{key}` './here-only.jsonl' is no file or folder in '{jobs}', "
+                                                    "where a job's relative paths start (the job file's folder): "
+                                                    f"give '{elsewhere / 'here-only.jsonl'}'")):
+        load_config(job)
+    (elsewhere / "here-only.jsonl").unlink()
     with pytest.raises(ConfigError, match=f"`{key}` './here-only.jsonl' {SAID}"):
         load_config(job)
 

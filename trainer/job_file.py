@@ -70,6 +70,10 @@ def _dataset_problem(key: str, value, base_dir: Path) -> str | None:
     by resolve_dataset as one) is left to the path's own checks."""
     if not is_text(value) or os.path.lexists(base_dir / checks.user_path(value)) or could_be_hub_id(value):
         return None  # a wrong type is said once, above; os.path.lexists is False for a name too long for a path
+    if os.path.lexists(from_here := os.path.abspath(checks.user_path(value))):  # `--set dataset=data/x.jsonl`, typed
+        # from the shell's folder, was "no file or folder here", though it is one there
+        return (f"`{key}` {checks.short_repr(value)} is no file or folder in {checks.short_repr(str(base_dir))}, "
+                f"where a job's relative paths start (the job file's folder): give {checks.short_repr(from_here)}")
     return (f"`{key}` {checks.short_repr(value)} is no file or folder here and not a Hugging Face dataset id (name "
             "or org/name of letters, digits and _ . -): give a JSONL, Parquet or CSV file or a folder of them "
             "(relative to the job file), or the dataset's hub id")
