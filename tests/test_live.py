@@ -7,6 +7,7 @@ import os
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.cli.live import RunProgress
 from tests.test_runs_store import RUN_DIR, make_record
@@ -56,3 +57,15 @@ def test_a_resumed_runs_bar_waits_for_its_new_trainer_and_shows_the_runs_whole_s
     progress.write_text(json.dumps({**GOOD, "step": 5}))  # the new trainer's first
     view._refresh()
     assert task.visible and task.completed == 5 and task.fields["spent"] == "$0.260"
+
+
+def test_a_log_line_wider_than_the_terminal_is_folded_at_spaces_never_inside_a_path(tmp_path):
+    """A checkpoint's path printed above the bar on an 80-column terminal was cut inside its step number
+    (`.../step-00000`, then `010`), and pasted broken."""
+    path = "/home/someone/projects/fine-tunes/.local/share/orch/runs/r-d87a0858/output/checkpoints/step-00000010"
+    shown = io.StringIO()
+    console = Console(file=shown, force_terminal=True, width=80)
+    with RunProgress(make_record(tmp_path / RUN_DIR), console) as view:
+        view.write(f"checkpoint: {path}\nstep 10: loss 2.5\n")
+    lines = [Text.from_ansi(line).plain.strip() for line in shown.getvalue().splitlines()]
+    assert path in lines and "step 10: loss 2.5" in lines

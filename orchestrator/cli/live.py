@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
 from gpu_catalog.units import usd_text
+from orchestrator.cli.fold import folded
 from orchestrator.db import MAX_STORED_NUMBER
 from orchestrator.runs.store import RunRecord
 
@@ -56,15 +57,20 @@ class RunProgress:
         self.thread.join()
         self._refresh()
         if self.pending:
-            self.progress.console.print(self.pending, markup=False, highlight=False)
+            self._print(self.pending)
         self.progress.stop()
 
     def write(self, text: str) -> int:
         lines = (self.pending + text).split("\n")
         self.pending = lines.pop()
         for line in lines:
-            self.progress.console.print(line.rsplit("\r", 1)[-1], markup=False, highlight=False)
+            self._print(line.rsplit("\r", 1)[-1])
         return len(text)
+
+    def _print(self, line: str) -> None:
+        """A log line above the bar, folded at spaces as `say` folds one: rich cut it at the terminal's width, inside
+        a checkpoint's path (`.../step-00000` and `010` on the next line), which then pasted broken."""
+        self.progress.console.print(folded(line, self.console.width), markup=False, highlight=False, soft_wrap=True)
 
     def flush(self) -> None:
         pass
