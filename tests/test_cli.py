@@ -196,6 +196,15 @@ def test_a_plan_tables_title_says_how_to_see_more_from_the_command_that_shows_it
     assert "5 shown (`orch plan --top N` shows more)" in launched and "(--top N" not in launched, launched
 
 
+def test_a_plan_tables_title_counts_rows_only_where_every_row_is_shown():
+    """"43 rejected, 42 rows (regions alike share one), 5 shown" puzzled a first user over five rows, and folded
+    mid-phrase at 80 columns; where every row is shown, why they are fewer than the targets is still said."""
+    more = "`orch plan --top N` shows more"
+    assert display._table_title("43 rejected", 43, 42, 5, more) == f"43 rejected, 5 shown ({more})"
+    assert display._table_title("43 rejected", 43, 42, 50, more) == "43 rejected in 42 rows (regions alike share one)"
+    assert display._table_title("3 options", 3, 3, 5, more) == "3 options"
+
+
 def test_the_rejected_table_shows_the_limits_misses_first_the_nearest_first():
     """With no target meeting a deadline, the five rejected rows shown were an absent card, the CPU and a T4; the
     deadline's misses, the reason, came after them."""

@@ -380,15 +380,13 @@ def _distinct_options(plan: Plan) -> list[tuple[Option, int]]:
 
 
 def _table_title(counted: str, count: int, rows: int, top: int, more: str) -> str:
-    """A plan table's title: the targets counted, the rows they make (offers alike but for their region share one),
-    and the rows shown, each said only where it differs: "1 option, 1 distinct (1 shown)" was said of one row, and
-    nothing said what "distinct" was or how to see the rest (`more`: how, from the command that shows it)."""
-    said = [counted]
-    if rows < count:
-        said.append(f"{rows} rows (regions alike share one)")
+    """A plan table's title: the targets counted, and the rows shown where not all are (`more`: how to see the rest,
+    from the command that shows it), or else why they are fewer than the targets (offers alike but for their region
+    share one). "1 option, 1 distinct (1 shown)" was said of one row; "43 rejected, 42 rows (regions alike share
+    one), 5 shown" of five, which puzzled a first user and folded mid-phrase at 80 columns."""
     if top < rows:
-        said.append(f"{top} shown ({more})")
-    return ", ".join(said)
+        return f"{counted}, {top} shown ({more})"
+    return f"{counted} in {rows} rows (regions alike share one)" if rows < count else counted
 
 
 def show_plan(plan: Plan, top: int, to_stderr: bool = False, more: str = "--top N shows more") -> None:
