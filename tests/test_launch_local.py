@@ -1,6 +1,7 @@
 """`orch launch` on the embedded default: the local target (this CPU), the SQLite runs store, the tiny model."""
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -482,8 +483,6 @@ ESCAPED = "step 1 café 日本\n\\x1b[31mred\\x1b]8;;http://evil.example\\x1b\\l
 def test_a_followed_log_reaches_the_terminal_escaped_and_in_whole_characters(tmp_path, monkeypatch):
     """`orch logs --follow` and a launch's follow copied the log raw: an ESC the trainer echoed coloured the terminal,
     set a hyperlink or cleared it, and a character two reads split became two U+FFFD."""
-    import io
-
     from orchestrator.cli import display
     from orchestrator.launch import local
     from tests.test_runs_store import make_record
@@ -522,3 +521,25 @@ def test_logs_print_a_log_in_a_locale_without_its_characters(tmp_path):
                           capture_output=True, text=True, encoding="ascii", errors="strict")
     assert done.returncode == 0, done.stderr
     assert done.stdout == ESCAPED.replace("é", "\\xe9").replace("日本", "\\u65e5\\u672c")
+
+
+def test_logs_without_a_run_id_says_whose_log_it_shows_at_a_terminal(tmp_path, monkeypatch):
+    """`orch logs` printed the latest run's log with nothing saying which run that was; a pipe gets the log alone."""
+    from rich.console import Console
+
+    from orchestrator.cli import display
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    run_dir = tmp_path / "home" / "runs" / "r-eeeeeeee"
+    run_dir.mkdir(parents=True)
+    (run_dir / "train.log").write_text("step 1: loss 2.5\n", encoding="utf-8")
+    RunStore().insert(make_record(run_dir, run_id="r-eeeeeeee", status=RunStatus.OK))
+    for args, said in ((["logs"], "run r-eeeeeeee, the latest (`orch logs RUN` shows another's):\n"),
+                       (["logs", "r-e"], "")):
+        terminal = io.StringIO()
+        monkeypatch.setattr(display, "err_console", Console(file=terminal, force_terminal=True, width=80))
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and result.stdout == "step 1: loss 2.5\n", result.output
+        assert terminal.getvalue() == said

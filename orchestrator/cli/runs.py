@@ -171,6 +171,8 @@ def logs_command(
     """A run's training log."""
     store = RunStore()
     record = find_run(store, run_id)
+    if run_id is None:  # the log alone did not say whose it was; a pipe gets the log alone
+        display.progress(f"run {record.run_id}, the latest (`orch logs RUN` shows another's):")
     log = Path(record.run_dir) / LOG_NAME
     if log.is_symlink() or (log.exists() and not log.is_file()):  # the trainer writes a file there, nothing else
         # a link was followed anywhere (`/etc/shadow` printed), and a folder or a pipe was said to be no log at all
