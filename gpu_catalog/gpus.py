@@ -102,6 +102,9 @@ def get_gpu(name: str) -> GPU:
     if checks.holds_control(name):  # `H100\r` was folded into `H100 SXM` unsaid
         raise UserError(f"the GPU name {checks.short_repr(name)} holds a control character: type the card's name "
                         "alone, e.g. 'RTX 4090'.")
+    if any(char.isdigit() and not char.isascii() for char in name):  # `١xA100` was one A100, `٢xA100` two
+        raise UserError(f"the GPU name {checks.short_repr(name)} writes a number in other digits than 0-9: write it "
+                        "with the digits 0-9 (e.g. 'RTX 4090', '1x A100').")
     odd = sorted(set(NOT_IN_GPU_NAMES.findall(name)))
     # a catalog spelling is never read as a count; punctuation normalize() would fold away (`4090!!!`, `L4;T4`) is not
     gpu, count = (None, 1) if odd else (find_gpu(name), 1)

@@ -184,6 +184,15 @@ def test_a_count_of_one_beside_a_name_is_that_card(spelling, expected):
     assert get_gpu(spelling).name == expected
 
 
+@pytest.mark.parametrize("spelling", ["١xA100", "𝟙xA100", "٢x A100", "RTX ٤٠٩٠"])
+def test_a_name_with_digits_other_than_0_to_9_is_refused(spelling):
+    """`١xA100` (an Arabic-Indic one) was one A100 and `٢xA100` two, where every number orch reads elsewhere is
+    refused in such digits."""
+    with pytest.raises(UserError, match=f"the GPU name '{spelling}' writes a number in other digits than 0-9: write "
+                                        "it with the digits 0-9"):
+        get_gpu(spelling)
+
+
 # A count above one was refused in some forms and silently read as one card in others (`A100 80GB x8`, `RTX 4090 x2`)
 MANY_GPUS = [("8xH100", 8, "H100 SXM"), ("4xA10G", 4, "A10G"), ("2x A100", 2, "A100 40GB"), ("A100:8", 8, "A100 40GB"),
              ("A10G x 4", 4, "A10G"), ("A100 80GB x8", 8, "A100 80GB"), ("RTX 4090 x2", 2, "RTX 4090"),
