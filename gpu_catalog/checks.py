@@ -365,6 +365,15 @@ def input_file(path: Path | str, what: str, fix: str) -> Path:
     raise UserError(f"{what} '{path}' {state}: {fix}")
 
 
+class UnreadableFile(UserError):
+    """A text file read_text cannot read: what is wrong (`problem`), and the fix for a file the user keeps. A caller
+    whose file is orch's own copy (a SkyPilot catalog) names its fix instead: "save it as UTF-8" was said of one."""
+
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(f"{problem}: {fix}" if fix else f"{problem}.")
+        self.problem = problem
+
+
 def read_text(path: Path | str, what: str = "file") -> str:
     """A text file's contents as UTF-8, without the byte-order mark Windows editors start it with (left in, it became
     part of a CSV's first column name or a JSON syntax error); a missing, unreadable or non-UTF-8 file is the user's
@@ -372,20 +381,21 @@ def read_text(path: Path | str, what: str = "file") -> str:
     path = Path(path)
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         # a pipe waits forever for a writer, /dev/zero never ends: neither is a file to read whole
-        raise UserError(f"{what} '{path}' is not a regular file (a device or a pipe): give a file.")
+        raise UnreadableFile(f"{what} '{path}' is not a regular file (a device or a pipe)", "give a file.")
     try:
         data = path.read_bytes()
         bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
         return data[len(bom):].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start + len(bom)}): save it as UTF-8.") \
-            from None
+        raise UnreadableFile(f"{what} '{path}' is not UTF-8 text (byte {exc.start + len(bom)})",
+                             "save it as UTF-8.") from None
     except FileNotFoundError:
-        raise UserError(f"{what} '{path}' does not exist.") from None
+        raise UnreadableFile(f"{what} '{path}' does not exist") from None
     except IsADirectoryError:
-        raise UserError(f"{what} '{path}' is a folder, not a file.") from None
+        raise UnreadableFile(f"{what} '{path}' is a folder, not a file") from None
     except OSError as exc:
-        raise symlink_loop(path, what) or UserError(f"cannot read {what} '{path}': {exc.strerror or exc}.") from None
+        raise symlink_loop(path, what) or UnreadableFile(f"cannot read {what} '{path}': {exc.strerror or exc}") \
+            from None
 
 
 # Values YAML aliases (`*name`) may add to a file: far past any config's reuse of a block (`<<: *base` a few times)

@@ -105,8 +105,13 @@ def _accelerator_count(row: dict[str, str], where: str) -> float:
 
 
 def _rows(vms_csv: Path) -> list[dict[str, str]]:
-    """The rows of one catalog file, read as UTF-8; a file of another shape is refused with the fix."""
-    reader = csv.DictReader(io.StringIO(checks.read_text(vms_csv, "SkyPilot catalog"), newline=""))
+    """The rows of one catalog file, read as UTF-8; a file of another shape, or none to read, is refused with the
+    fix where orch reads it (not read_text's "save it as UTF-8": orch wrote the file)."""
+    try:
+        text = checks.read_text(vms_csv, "SkyPilot catalog")
+    except checks.UnreadableFile as exc:
+        raise CatalogFileError(exc.problem) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         missing = REQUIRED_COLUMNS - set(reader.fieldnames or ())
         if missing:

@@ -146,6 +146,26 @@ def test_a_catalog_price_past_any_budget_is_refused_with_its_line(tmp_path, monk
         read_catalog_dir(catalog)
 
 
+@pytest.mark.parametrize("damage, said", [("latin-1", "is not UTF-8 text (byte 0)"),
+                                          ("folder", "is a folder, not a file")])
+def test_a_catalog_file_with_nothing_to_read_gets_the_fix_where_orch_reads_it(tmp_path, monkeypatch, damage, said):
+    """A vms.csv orch had copied said "save it as UTF-8", and one that was a folder no fix at all, where every other
+    damage to it says how to mend it where orch reads it."""
+    catalog = write_catalog(tmp_path, "gpu_1x_a100,A100,1,30,200,1.29,,us-east-1,")
+    vms_csv = catalog / "lambda" / "vms.csv"
+    vms_csv.unlink()
+    if damage == "folder":
+        vms_csv.mkdir()
+    else:
+        vms_csv.write_bytes("é,A100\n".encode("latin-1"))
+    monkeypatch.delenv("ORCH_SKY_CATALOGS")
+    with pytest.raises(UserError, match=re.escape(f"'{vms_csv}' {said}: rerun `orch catalog refresh`, or remove it.")):
+        read_catalog_dir(catalog)
+    monkeypatch.setenv("ORCH_SKY_CATALOGS", str(catalog))
+    with pytest.raises(UserError, match=re.escape(f"'{vms_csv}' {said}: fix or remove it: it is in a folder ORCH_SKY")):
+        read_catalog_dir(catalog)
+
+
 @pytest.mark.parametrize("gpu_info", ["[" * 100_000, "-" * 100_000 + "1", "1" + "+1" * 50_000])
 def test_a_gpu_info_nested_too_deeply_is_unreadable_like_any_other(tmp_path, gpu_info):
     """Nested this deeply, json raised RecursionError and Python's parser RecursionError or MemoryError: a traceback
