@@ -854,12 +854,17 @@ def test_a_dry_run_on_a_cloud_whose_catalog_skypilot_cannot_fetch_says_so_in_one
         "g6.xlarge,L4,1,4,16,0.80,,us-east-1,\n", encoding="utf-8")
     monkeypatch.setenv("ORCH_SKY_CATALOGS", str(tmp_path / "catalogs"))
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
-    cloud_offers.cache_clear()
-    result = CliRunner().invoke(app, ["launch", str(trainable_job(tmp_path)), "--budget", "100", "--providers", "aws",
-                                      "--no-spot", "--dry-run"])
-    cloud_offers.cache_clear()
-    assert result.exit_code == 2, result.output
-    assert result.stderr == ("error: SkyPilot has no catalog of aws on this machine and cannot download one (no "
-                             "network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or "
-                             "copies them --from a folder), or plan on the clouds whose catalogs are here (`orch "
-                             "catalog offers`).\n")
+    job = trainable_job(tmp_path)
+    # with --out the HTTP error (an OSError) was said as a full disk: "free space there, or choose another --out"
+    (tmp_path / "task").mkdir()
+    for out in ([], ["--out", str(tmp_path / "task" / "t.yaml")]):
+        cloud_offers.cache_clear()
+        result = CliRunner().invoke(app, ["launch", str(job), "--budget", "100", "--providers", "aws", "--no-spot",
+                                          "--dry-run", *out])
+        cloud_offers.cache_clear()
+        assert result.exit_code == 2, result.output
+        assert result.stderr == ("error: SkyPilot has no catalog of aws on this machine and cannot download one (no "
+                                 "network): `orch catalog refresh` fetches SkyPilot's catalogs with the network (or "
+                                 "copies them --from a folder), or plan on the clouds whose catalogs are here (`orch "
+                                 "catalog offers`).\n")
+    assert not any((tmp_path / "task").iterdir())  # nothing of the task kept

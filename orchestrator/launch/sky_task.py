@@ -530,6 +530,8 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
                 shutil.rmtree(made[-1], ignore_errors=True)
             if not out_was_there:
                 out.unlink(missing_ok=True)
+            if _fetching(exc):  # no catalog to download offline (an HTTP error is an OSError): said with its fix by
+                raise  # _catalog_at_hand, not as a disk with no room
             raise UserError(f"--out {out}: writing the task or its files in {files_dir} failed "
                             f"({exc.strerror or exc}), and nothing of it was kept: free space there, or choose "
                             "another --out.") from None
@@ -542,6 +544,13 @@ def _dry_run(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float,
         text = task_yaml(task, TaskFiles(staged / "src", staged / "job.yaml", {}), f"{spec.name}-task-files")
         return DryRun(text, optimizer_view(task), None, _note(task), cluster_name(task.envs[RUN_ID_ENV]),
                       tuple(task.secrets or {}))
+
+
+def _fetching(exc: OSError) -> bool:
+    """Whether the error is the HTTP library's (SkyPilot fetching a catalog), not the disk's."""
+    import requests
+
+    return isinstance(exc, requests.exceptions.RequestException)
 
 
 def _write_task_files(spec: JobConfig, job_path: Path, chosen: Option, budget_usd: float, model: ModelShape,
