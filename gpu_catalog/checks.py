@@ -439,6 +439,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden, by design
+                self._merged_once(value_node)
                 continue
             key = self.construct_object(key_node, deep=True)
             named = f"`{key}` " if isinstance(key, str) else ""  # a value, or a list's item, said with its key
@@ -454,6 +455,24 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {short_repr(key)}", key_node.start_mark)
         return super().construct_mapping(node, deep)
+
+    def _merged_once(self, merged) -> None:
+        """The mappings `<<:` merges (one, or a list of them) give each key once among them: PyYAML flattens them
+        into the mapping unchecked, so `<<: {lora_r: 4, lora_r: 64}` trained at 64, and `<<: [{micro_batch: 4},
+        {micro_batch: 2}]` at 2 (the YAML merge spec says the first wins) with nothing said."""
+        seen = set()
+        for mapping in merged.value if isinstance(merged, yaml.SequenceNode) else [merged]:
+            if not isinstance(mapping, yaml.MappingNode):
+                continue  # the base constructor says what `<<:` takes
+            self.construct_mapping(mapping, deep=True)  # its own keys once, and its own merges
+            for key_node, _ in mapping.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {short_repr(key_node.value)} among the mappings `<<:` merges",
+                        key_node.start_mark)
+                seen.add(key_node.value)
 
     def _other_number(self, node) -> str | None:
         """What is wrong with a number YAML 1.1 reads as another than its digits say, or None: `0100` is octal 64,

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,18 @@ def test_yaml_refuses_duplicates_but_keeps_merge_keys():
         checks.parse_yaml("a: 1\nb: 2\na: 3\n", "t")
     merged = checks.parse_yaml("base: &b {lr: 1, r: 8}\njob:\n  <<: *b\n  lr: 2\n", "t")
     assert merged["job"] == {"lr": 2, "r": 8}
+    assert checks.parse_yaml("b: &b {r: 8}\njob:\n  <<: [*b, {lr: 1}]\n", "t")["job"] == {"r": 8, "lr": 1}
+
+
+@pytest.mark.parametrize("text, said", [
+    ("<<: {r: 4, r: 64}\n", "duplicate key 'r'"),
+    ("<<: [{mb: 4}, {mb: 2}]\n", "duplicate key 'mb' among the mappings `<<:` merges"),
+    ("<<: [{<<: {a: 1, a: 2}}]\n", "duplicate key 'a'")])
+def test_yaml_refuses_a_key_given_twice_in_what_a_merge_key_merges(text, said):
+    """PyYAML flattens what `<<:` merges unchecked: `<<: {r: 4, r: 64}` read as 64, and `<<: [{mb: 4}, {mb: 2}]` as 2,
+    with nothing said."""
+    with pytest.raises(UserError, match=re.escape(said)):
+        checks.parse_yaml(text, "t")
 
 
 def test_yaml_reads_exponents_as_numbers_as_trainer_configs_mean_them():
