@@ -53,8 +53,22 @@ def _with_dataset_size(spec: JobConfig, base_dir: Path) -> tuple[JobConfig, Data
                         "one epoch) to the job, or `train_tokens: N` in place of any `epochs` (a job takes one).")
     if size is None or size.tokens is None or spec.dataset_tokens is not None:
         return spec, size
-    return dataclasses.replace(spec, dataset_tokens=size.tokens,
-                               dataset_sequences=spec.dataset_sequences or size.sequences), size
+    spec = dataclasses.replace(spec, dataset_tokens=size.tokens,
+                               dataset_sequences=spec.dataset_sequences or size.sequences)
+    _check_epochs_warm_up(spec)
+    return spec, size
+
+
+def _check_epochs_warm_up(spec: JobConfig) -> None:
+    """A job sized by epochs, its warm-up held to its steps once its data is counted, as a file's max_steps or
+    train_tokens is held as it is read: `epochs: 1` beside `warmup_steps: 1000000` planned and trained 67 steps at
+    about no learning rate. Counted over every sequence (the eval share among them), so it is refused only where the
+    trainer, which counts the training sequences alone, refuses it too."""
+    if spec.max_steps is not None or spec.train_tokens is not None or spec.dataset_sequences is None:
+        return
+    source = f"`epochs` {spec.epochs:g} x at most {spec.dataset_sequences:,} sequences / {spec.effective_batch} a step"
+    if warm := spec.warm_up_problems(spec.planned_steps(spec.dataset_sequences), source):
+        raise UserError("; ".join(warm.values()) + ".")
 
 
 def job_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:

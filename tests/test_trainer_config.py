@@ -825,3 +825,21 @@ def test_a_null_amount_in_a_job_file_is_no_amount_the_warm_up_is_held_to(tmp_pat
                                     "dataset": "data.jsonl", "warmup_steps": 10, "max_steps": None,
                                     "train_tokens": None}), encoding="utf-8")
     assert read_job_file(path)[1].warmup_steps == 10
+
+
+def test_a_warm_up_past_the_steps_its_epochs_make_is_refused_once_the_data_is_counted(tmp_path, monkeypatch):
+    """`epochs: 1` beside `warmup_steps: 1000000` planned with no note and trained 67 steps at a learning rate of
+    about 0, ended ok: only a file's own max_steps or train_tokens was held to its warm-up. The plan counts every
+    sequence and the trainer the training ones; a warm-up within the run is kept by both."""
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "home"))
+    job = write_job(tmp_path, max_steps=None, epochs=1, warmup_steps=10**6, cpu_threads=1)
+    planned = CliRunner().invoke(app, ["plan", str(job), "--budget", "5"])
+    assert planned.exit_code == 2, planned.output
+    assert re.fullmatch(r"error: `warmup_steps` 1000000 is not below the run's [\d,]+ steps \(`epochs` 1 x at most "
+                        r"[\d,]+ sequences / \d+ a step\): its learning rate would never leave the warm-up; lower "
+                        r"it, or give warmup_ratio\.\n", planned.stderr), planned.stderr
+    assert main([str(job), "--output", str(tmp_path / "out")]) == 2
+    assert "its learning rate would never leave the warm-up" in \
+        json.loads((tmp_path / "out" / "metrics.json").read_text())["message"]
+    job = write_job(tmp_path, max_steps=None, epochs=1, warmup_steps=2, cpu_threads=1)
+    assert CliRunner().invoke(app, ["plan", str(job), "--budget", "5"]).exit_code == 0

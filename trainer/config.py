@@ -157,6 +157,21 @@ class JobConfig:
             return max(1, math.ceil(self.train_tokens / (self.effective_batch * self.seq_len)))
         return max(1, int(self.epochs * (n_train // self.effective_batch)))
 
+    def warm_up_problems(self, steps: int, source: str) -> dict[str, str]:
+        """Each warm-up key that reaches the last of the run's `steps` (`source`: where that count comes from), with
+        what is wrong: the learning rate never leaves its warm-up (`warmup_steps: 1000000` trained a 4-step run at
+        about 0 and ended ok), or no step is timed (the run recorded no tokens/s). lr_scheduler constant has no
+        warm-up (transformers' get_constant_schedule takes none); a warmup_ratio is below 1, so never reaches it."""
+        problems = {}
+        if 0 < steps <= self.warmup_steps and self.lr_scheduler != "constant":
+            problems["warmup_steps"] = (f"`warmup_steps` {self.warmup_steps} is not below the run's {steps:,} steps "
+                                        f"({source}): its learning rate would never leave the warm-up; lower it, or "
+                                        "give warmup_ratio")
+        if 0 < steps <= self.timing_warmup_steps and self.timing_warmup_steps > JobConfig.timing_warmup_steps:
+            problems["timing_warmup_steps"] = (f"`timing_warmup_steps` {self.timing_warmup_steps} leaves none of the "
+                                               f"run's {steps:,} steps ({source}) timed: lower it, or leave it out")
+        return problems
+
     def resolved_train_tokens(self) -> int:
         """Tokens to train on, as the GPU processes them (every row is seq_len tokens, padding included, which is
         what the speed estimate's tokens/s counts): max_steps worth, else train_tokens, else the steps the trainer

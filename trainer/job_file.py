@@ -119,26 +119,18 @@ def read_job_file(path: Path, overrides: list[str] = (), missing: dict | None = 
 
 
 def warm_up_problems(written, given: dict, config: JobConfig) -> list[str]:
-    """A warm-up that reaches the last of the steps the file itself sets (max_steps, else train_tokens' worth): the
-    learning rate never left its warm-up (`warmup_steps: 1000000` trained a 4-step run at about 0 and ended ok), or
-    no step was timed (the run recorded no tokens/s). Not where --set or the caller (`given`) sets the amount:
+    """JobConfig.warm_up_problems of the steps the file itself sets (max_steps, else train_tokens' worth), each
+    warm-up said only where the file writes it. Not where --set or the caller (`given`) sets the amount:
     `--set max_steps=2` is how a job is tried, and a smoke run's warm-up is no one's concern; `orch estimate` fills in
-    one step for a file that gives train_tokens, and refused each such file with a warm-up (a shipped example).
-    lr_scheduler constant has no warm-up (transformers' get_constant_schedule takes none)."""
+    one step for a file that gives train_tokens, and refused each such file with a warm-up (a shipped example). A job
+    sized by epochs is held to its steps once its data is counted (orch/job.py, the trainer's loop)."""
     amount = ("max_steps", "train_tokens")  # `max_steps: null` leaves it to epochs, as if not written
     if not isinstance(written, dict) or not any(written.get(k) is not None for k in amount) or \
             any(k in given for k in amount):
         return []
-    steps, problems = config.planned_steps(0), []
     source = "`max_steps`" if config.max_steps is not None else "`train_tokens` / (micro_batch x grad_accum x seq_len)"
-    if "warmup_steps" in written and config.warmup_steps >= steps and config.lr_scheduler != "constant":
-        problems.append(f"`warmup_steps` {config.warmup_steps} is not below the run's {steps} steps ({source}): its "
-                        "learning rate would never leave the warm-up; lower it, or give warmup_ratio")
-    if "timing_warmup_steps" in written and config.timing_warmup_steps >= steps and \
-            config.timing_warmup_steps > JobConfig.timing_warmup_steps and config.max_steps is None:  # else config's
-        problems.append(f"`timing_warmup_steps` {config.timing_warmup_steps} leaves none of the run's {steps} steps "
-                        f"({source}) timed: lower it, or leave it out")
-    return problems
+    return [problem for key, problem in config.warm_up_problems(config.planned_steps(0), source).items()
+            if key in written]
 
 
 def _fine_without_set(written, path: Path) -> bool:
