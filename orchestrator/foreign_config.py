@@ -73,7 +73,7 @@ LLAMA_FACTORY_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")  # FinetuningArg
 # Foreign keys a job needs carried over for orch to train it (an orch key -> each foreign key whose note says how to
 # set it): when the imported job is refused, the refusal quotes these notes, since they hold the fix.
 NEEDED_FOR = {"dataset": ("dataset", "datasets", "stage", "dataset._component_"),
-              "seq_len": ("tokenizer.max_seq_len",), "model": ("model._component_",),
+              "seq_len": ("tokenizer.max_seq_len", "max_length", "max_seq_length"), "model": ("model._component_",),
               "method": ("method", "model._component_", "adapter", "finetuning_type", "use_peft")}
 # LitGPT's finetune configs (litgpt/config_hub/finetune/*.yaml), which orch does not translate: their keys that no
 # other trainer's config has, so such a config is known for one, and a refusal says only the keys orch shares
@@ -93,7 +93,10 @@ TRAINING_AMOUNT = {"max_samples": "the source trained on at most {value} samples
                                   "max_steps=N or --set train_tokens=N, or give a file of just those samples"}
 # Keys whose null means something orch has no value for: listed, where other nulls set nothing
 NULL_MEANS = {"tokenizer.max_seq_len": "torchtune truncates nothing when it is null, and orch trains at one sequence "
-                                       "length: give --set seq_len=N (tokens)"}
+                                       "length: give --set seq_len=N (tokens)",
+              **dict.fromkeys(("max_length", "max_seq_length"),
+                              "TRL truncates nothing when it is null, and orch trains at one sequence length: give "
+                              "--set seq_len=N (tokens)")}
 SET_IN_NOTE = re.compile(r"--set (\w+)=")  # a note's fix: the orch key it says to set
 TORCHTUNE_TARGETS = {"model.lora_attn_modules", "model.apply_lora_to_mlp"}  # one target list between them
 # keys whose LoRA says the weights are not quantized (torchtune's quantize_base: false overrides a qlora_ builder's
@@ -126,6 +129,8 @@ class Translation(NamedTuple):
         for default in SOURCE_DEFAULTS.get(self.trainer, ()):
             if default.key in so_far or any(source.get(k) is not None or k in so_far for k in default.given_by):
                 continue
+            if any(k in NULL_MEANS and k in source for k in default.given_by):  # its null is a choice, listed: TRL's
+                continue  # `max_length: null` (no truncation) was imported as its default, seq_len 1024
             if default.methods is not None and so_far.get("method") not in default.methods:
                 continue
             value = default.value(so_far, source) if callable(default.value) else default.value

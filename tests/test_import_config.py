@@ -977,3 +977,34 @@ def test_a_list_of_datasets_is_left_behind_with_how_to_give_one():
     assert "dataset" not in listed.job
     assert ("dataset", "a list of 2 datasets, trained as one, and orch trains on one dataset: give a file or folder "
             "of them all, or a hub id, with --set dataset=PATH_OR_ID") in listed.not_carried
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, {"max_grad_norm": 1_000_000, "weight_decay": 0.01}),
+    ({"clip_grad_norm": None}, {"max_grad_norm": 1_000_000}),
+    ({"clip_grad_norm": 0.5}, {"max_grad_norm": 0.5}),
+    ({"optimizer": {"_component_": "torch.optim.AdamW", "lr": 3e-4, "weight_decay": 0.1}}, {"weight_decay": 0.1}),
+    ({"optimizer": {"_component_": "bitsandbytes.optim.PagedAdamW8bit", "lr": 3e-4}}, {"weight_decay": 0.01}),
+    ({"optimizer": {"_component_": "torch.optim.Adam", "lr": 3e-4}}, {"weight_decay": None}),
+])
+def test_torchtunes_clipping_and_adamws_decay_are_carried_as_torchtune_trains(tmp_path, changes, expected):
+    """`clip_grad_norm: null` (or none) is no clipping in torchtune's recipes, and the job clipped at orch's 1.0; an
+    AdamW without weight_decay decays at 0.01, and the job at orch's 0.0. Neither was listed."""
+    raw = {**TORCHTUNE_QLORA, "optimizer": {"_component_": "torch.optim.AdamW", "lr": 3e-4}, **changes}
+    result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--set", "seq_len=2048", "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)["job"]
+    assert {key: job.get(key) for key in expected} == expected
+
+
+def test_trls_null_max_length_is_no_truncation_not_its_default(tmp_path):
+    """`max_length: null`, TRL's "truncate nothing", was imported as `seq_len: 1024  # (source default)`."""
+    raw = {"model_name_or_path": "orch/tiny-llama", "dataset_name": str(TINY_DATA), "use_peft": True,
+           "max_length": None, "num_train_epochs": 1}
+    refused = run_import(tmp_path, raw)
+    assert refused.exit_code == 2, refused.output
+    assert "`max_length` was not carried over: TRL truncates nothing when it is null, and orch trains at one " \
+           "sequence length: give --set seq_len=N (tokens)." in refused.stderr
+    result = run_import(tmp_path, raw, "--set", "seq_len=512", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["job"]["seq_len"] == 512, result.output
+    assert json.loads(run_import(tmp_path, {**raw, "max_length": 2048}, "--json").stdout)["job"]["seq_len"] == 2048

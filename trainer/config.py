@@ -32,6 +32,7 @@ from trainer.data_formats import COLUMNS
 from trainer.foreign_keys import (
     FOREIGN_KEYS,
     LEFT_BEHIND,
+    NEVER_CLIPS,
     NO_VALUE,
     OPTIMIZERS_ANY_CASE,
     unknown_key_message,
@@ -216,7 +217,7 @@ _MAXIMUM = {"learning_rate": 1.0, "epochs": 10_000.0, "seq_len": MAX_SEQ_LEN, "m
             "weight_decay": 1.0, "budget_usd": MAX_BUDGET_USD, "usd_per_hour": MAX_BUDGET_USD, "num_workers": 1024,
             "cpu_threads": 1024,
             "neftune_noise_alpha": 1000.0,  # the NEFTune paper's alphas are 5 to 15
-            "max_grad_norm": 1_000_000,  # past any gradient norm a fine-tune clips at (a larger one never clips either)
+            "max_grad_norm": NEVER_CLIPS,
             "save_every_minutes": 1_000_000_000,  # about 1,900 years: `never` for sweeps and benchmarks, and no further
             # optimizer steps: a billion is years of a GPU at a step a ms; `warmup_steps: 1e15` held the learning rate
             # near 0 for a whole 49-step run, and `timing_warmup_steps: 1e12` never measured tokens/s

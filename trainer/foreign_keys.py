@@ -600,6 +600,7 @@ class SourceDefault(NamedTuple):
 
 
 _LORA = ("lora", "qlora")
+NEVER_CLIPS = 1_000_000  # orch's largest max_grad_norm: past any gradient norm a fine-tune clips at, so none is clipped
 # transformers' TrainingArguments, which LLaMA-Factory's and TRL's configs extend
 _TRAINING_ARGUMENTS = (
     SourceDefault("epochs", 3.0, "transformers' num_train_epochs default",
@@ -655,6 +656,12 @@ SOURCE_DEFAULTS = {
         SourceDefault("lora_dropout", 0.0, "torchtune's LoRA model builders' lora_dropout default",
                       ("model.lora_dropout",), _LORA),
         SourceDefault("packing", False, "torchtune's dataset builders' packed default", ("dataset.packed",)),
+        # its recipes clip only where clip_grad_norm is set: null or left out, orch's 1.0 clipped what torchtune did not
+        SourceDefault("max_grad_norm", NEVER_CLIPS, "torchtune clips no gradient unless clip_grad_norm is set",
+                      ("clip_grad_norm",)),
+        SourceDefault("weight_decay", lambda _, source: 0.01 if "adamw" in str(source.get("optimizer._component_"))
+                      .lower() else None, "AdamW's weight_decay default (torch, bitsandbytes and torchao alike)",
+                      ("optimizer.weight_decay",)),
     ),
 }
 
