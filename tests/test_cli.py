@@ -10,6 +10,7 @@ import sys
 import types
 
 import pytest
+import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -351,7 +352,10 @@ def test_a_plans_head_says_when_its_tokens_are_padded_rows(monkeypatch):
     assert re.search(r"lora, [0-9,]+ token slots at seq 256 \([0-9,]+ of them data\);", chat), chat[:200]
     packed = run_at(monkeypatch, 120, "plan", str(REPO / "examples" / "tiny.yaml"), "--budget", "1", "--providers",
                     "local")
-    assert re.search(r"lora, [0-9,]+ tokens at seq 256;", packed), packed[:200]
+    job = yaml.safe_load((REPO / "examples" / "tiny.yaml").read_text())
+    step_tokens = job["micro_batch"] * job.get("grad_accum", 1) * job["seq_len"]
+    whole = math.ceil(job["train_tokens"] / step_tokens) * step_tokens  # `train_tokens: 1` was priced as 1 token
+    assert f"lora, {whole:,} tokens ({job['train_tokens']:,} in whole steps) at seq 256;" in packed, packed[:200]
 
 
 def test_a_plans_table_says_when_its_cost_counts_more_than_hours_at_the_price(monkeypatch):

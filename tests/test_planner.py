@@ -52,7 +52,9 @@ def test_estimates_add_evaluations_and_start_up_to_training_time():
     e = option.estimate
     eval_h = e.parts_usd["eval"] / option.offer.usd_per_hour
     assert 0 < eval_h < 0.05 * e.hours  # two passes of 20 forward-only micro-batches against 611 training steps
-    assert e.hours == pytest.approx(20_000_000 / e.tokens_per_s / 3600 + eval_h + e.startup_hours)
+    whole_steps_tokens = 611 * JOB.effective_batch * JOB.seq_len  # train_tokens 20M, run in whole steps
+    assert whole_steps_tokens >= 20_000_000 > whole_steps_tokens - JOB.effective_batch * JOB.seq_len
+    assert e.hours == pytest.approx(whole_steps_tokens / e.tokens_per_s / 3600 + eval_h + e.startup_hours)
     # the spend is training, evaluation and start-up at the offer's price, plus the idle window before the VM downs
     assert e.cost_usd == pytest.approx(sum(e.parts_usd.values()))
     assert e.parts_usd["train"] + e.parts_usd["eval"] + e.parts_usd["startup"] == pytest.approx(
@@ -322,3 +324,11 @@ def test_the_catch_all_refusal_says_each_kind_in_words_and_apart_what_the_user_l
     assert message == ("no target can run this job: 1 declared in the hardware file but not on this machine; 1 CPU "
                        "past its time limit (2 left out by --target, --providers or --no-spot); see the "
                        "table above or --json for each reason."), message
+
+
+def test_train_tokens_are_priced_in_the_whole_steps_the_trainer_runs():
+    """`train_tokens: 1` was priced as one token, and the trainer ran a whole step of micro_batch x seq_len."""
+    one_token = dataclasses.replace(JOB, train_tokens=1)
+    assert one_token.resolved_train_tokens() == JOB.effective_batch * JOB.seq_len == \
+        one_token.planned_steps(0) * JOB.effective_batch * JOB.seq_len
+    assert run([make_offer(A100)], spec=one_token).train_tokens == JOB.effective_batch * JOB.seq_len

@@ -180,11 +180,10 @@ class JobConfig:
         padding, and pricing its real tokens said 2,850 rows of 2,048 cost what 66 packed rows do), else the
         dataset's tokens times epochs. max_steps comes first as in the trainer's loop (planned_steps), so a plan
         prices the steps that run: a job may hold both (`--set max_steps=2` on a job with train_tokens, to try it),
-        and the run stops at max_steps."""
-        if self.max_steps is not None:
-            return self.max_steps * self.effective_batch * self.seq_len
-        if self.train_tokens is not None:
-            return self.train_tokens
+        and the run stops at max_steps. train_tokens is run in whole steps, as the trainer runs it (`train_tokens:
+        1` was priced as 1 token, and trained a step of 2,048)."""
+        if self.max_steps is not None or self.train_tokens is not None:
+            return self.planned_steps(0) * self.effective_batch * self.seq_len
         if self.dataset_sequences is not None:
             return self.planned_steps(self.dataset_sequences) * self.effective_batch * self.seq_len
         if self.dataset_tokens is not None:

@@ -421,10 +421,14 @@ def show_plan(plan: Plan, top: int, to_stderr: bool = False, more: str = "--top 
 
 def _amount_text(spec, train_tokens: int) -> str:
     """What the plan trains on: unpacked rows are priced as the GPU runs them, each padded to seq_len, and "16.5M
-    tokens" of 203k tokens of data read as 80x the data."""
+    tokens" of 203k tokens of data read as 80x the data; train_tokens in the whole steps the trainer runs, said
+    beside the amount the job asks."""
     if spec.max_steps is None and spec.train_tokens is None and spec.dataset_sequences is not None:
         data = f" ({int(spec.dataset_tokens * spec.epochs):,} of them data)" if spec.dataset_tokens else ""
         return f"{train_tokens:,} token slots at seq {spec.seq_len}{data}"
+    if spec.max_steps is None and spec.train_tokens not in (None, train_tokens) and \
+            train_tokens == spec.resolved_train_tokens():  # not a resumed run's tokens left
+        return f"{train_tokens:,} tokens ({spec.train_tokens:,} in whole steps) at seq {spec.seq_len}"
     return f"{train_tokens:,} tokens at seq {spec.seq_len}"
 
 
