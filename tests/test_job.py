@@ -11,7 +11,9 @@ BASE = {"model": "Llama-3.1-8B", "method": "lora", "seq_len": 2048, "train_token
 def test_defaults_fill_everything_else():
     spec = job_from_dict(BASE, name="x")
     assert spec.name == "x" and spec.grad_ckpt == "auto" and spec.target_modules == LINEAR_MODULES
-    assert spec.resolved_train_tokens() == 1_000_000
+    # 1M tokens in whole steps of the default micro_batch x grad_accum x 2,048
+    step_tokens = spec.micro_batch * spec.grad_accum * 2048
+    assert spec.resolved_train_tokens() == -(-1_000_000 // step_tokens) * step_tokens >= 1_000_000
 
 
 @pytest.mark.parametrize("change, message", [
