@@ -6,9 +6,9 @@ import os
 import re
 from pathlib import Path
 
-import gpu_catalog
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
+from gpu_catalog.gpus import DATA_DIR
 
 # ORCH_HOME's folders of one entry per run and per queued job, with what each entry is, for the fix
 STATE_FOLDERS = {"runs": "run", "jobs": "queued job"}
@@ -82,9 +82,8 @@ def _outside_state(path: Path, what: str) -> None:
     """`path` is neither ORCH_HOME's runs/ or jobs/ nor in one: orch's records, which only orch writes; nor in the
     data orch ships (gpu_catalog/data: GPUs, models, prices, the calibration every estimate reads), which `orch
     calibrate --out .../calibration.json --force` replaced and `orch report --out` filled with plots."""
-    shipped = Path(gpu_catalog.__file__).parent / "data"
-    if checks.read_folder_holding(path, (shipped,)) is not None:
-        raise UserError(f"{what} '{path}' is in {shipped}, the data orch ships and every estimate reads: write "
+    if checks.read_folder_holding(path, (DATA_DIR,)) is not None:
+        raise UserError(f"{what} '{path}' is in {DATA_DIR}, the data orch ships and every estimate reads: write "
                         "outside it.")
     try:
         home = orch_home()

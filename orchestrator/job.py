@@ -64,11 +64,9 @@ def _check_epochs_warm_up(spec: JobConfig) -> None:
     train_tokens is held as it is read: `epochs: 1` beside `warmup_steps: 1000000` planned and trained 67 steps at
     about no learning rate. Counted over every sequence (the eval share among them), so it is refused only where the
     trainer, which counts the training sequences alone, refuses it too."""
-    if spec.max_steps is not None or spec.train_tokens is not None or spec.dataset_sequences is None:
-        return
-    source = f"`epochs` {spec.epochs:g} x at most {spec.dataset_sequences:,} sequences / {spec.effective_batch} a step"
-    if warm := spec.warm_up_problems(spec.planned_steps(spec.dataset_sequences), source):
-        raise UserError("; ".join(warm.values()) + ".")
+    if spec.dataset_sequences is not None and (problem := spec.epochs_warm_up_problem(
+            spec.dataset_sequences, f"at most {spec.dataset_sequences:,} sequences")):
+        raise UserError(problem)
 
 
 def job_from_dict(raw: dict, name: str = "job", base_dir: Path = Path(".")) -> JobConfig:

@@ -173,6 +173,16 @@ class JobConfig:
                                                f"run's {steps:,} steps ({source}) timed: lower it, or leave it out")
         return problems
 
+    def epochs_warm_up_problem(self, sequences: int, said: str) -> str | None:
+        """warm_up_problems of a job sized by epochs, its steps counted over `sequences` (`said`: how the message
+        names them), as one sentence; None for a job whose max_steps or train_tokens sets its amount, held to it as
+        its file is read (job_file.warm_up_problems)."""
+        if self.max_steps is not None or self.train_tokens is not None:
+            return None
+        warm = self.warm_up_problems(self.planned_steps(sequences),
+                                     f"`epochs` {self.epochs:g} x {said} / {self.effective_batch} a step")
+        return "; ".join(warm.values()) + "." if warm else None
+
     def resolved_train_tokens(self) -> int:
         """Tokens to train on, as the GPU processes them (every row is seq_len tokens, padding included, which is
         what the speed estimate's tokens/s counts): max_steps worth, else train_tokens, else the steps the trainer

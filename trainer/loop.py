@@ -220,10 +220,8 @@ class FineTune:
         total_steps = self.config.planned_steps(len(prepared.train))
         if self.resume and (fewer := checkpoint_folders.fewer_steps_problem(self.output_dir, total_steps)):
             raise ConfigError(fewer)  # epochs' steps, known once the data is counted: before the model loads
-        if config.max_steps is None and config.train_tokens is None and (warm := config.warm_up_problems(
-                total_steps, f"`epochs` {config.epochs:g} x {len(prepared.train):,} training sequences / "
-                             f"{config.effective_batch} a step")):  # a file's own amount is held to it as it is read
-            raise ConfigError("; ".join(warm.values()) + ".")
+        if warm := config.epochs_warm_up_problem(len(prepared.train), f"{len(prepared.train):,} training sequences"):
+            raise ConfigError(warm)  # epochs' steps, known once the data is counted: before the model loads
         torch.manual_seed(config.seed)  # adapter init, dropout and NEFTune noise repeat; a resume restores the state
         model = load_model(config, prepared.model_path, device, self.precision, grad_ckpt)
         if config.compile:
