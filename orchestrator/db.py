@@ -246,9 +246,7 @@ def _refuse_a_file_of_no_database(path: Path) -> None:
     """A file with bytes that do not begin as a database's: SQLite itself refused one of two bytes or more as "not a
     database", but took one of a single byte for an empty file and wrote a new database over it (a runs.db lost its
     whole record). An empty file is a new database (_refuse_an_emptied_runs_db says when it is not)."""
-    with open(path, "rb") as f:
-        head = f.read(len(checks.SQLITE_HEADER))
-    if head and head != checks.SQLITE_HEADER:
+    if path.stat().st_size and not checks.is_sqlite(path):
         raise UserError(f"{path} is not a SQLite database (it does not begin with SQLite's header); orch never "
                         f"overwrites it: {move_away_hint(path)}.")
 
@@ -266,9 +264,7 @@ def open_database(path: Path, schema: Schema) -> None:
         _refuse_an_emptied_runs_db(path)
         _refuse_a_file_of_no_database(path)
     elif path.is_symlink():  # to nothing: SQLite made a new file where it points, or said "unable to open database"
-        raise checks.symlink_loop(path, "database") or UserError(
-            f"database '{path}' is a link to '{os.readlink(path)}', which does not exist: restore that file, or "
-            "remove the link to start a new database.")
+        raise checks.symlink_loop(path, "database") or UserError(f"database '{path}' {checks.dangling_link(path)}.")
 
     def wal() -> None:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as db:

@@ -52,8 +52,8 @@ def test_a_runs_db_linked_to_nothing_names_the_link_and_its_target(inputs, targe
     link, missing = inputs.home / "runs.db", inputs.root / target
     link.symlink_to(missing)
     said = refused(["runs"])
-    assert said == f"error: database '{link}' is a link to '{missing}', which does not exist: restore that file, or " \
-        "remove the link to start a new database.", said
+    assert said == f"error: database '{link}' is a link to '{missing}', which does not exist: fix or remove the " \
+        "link.", said
     assert not missing.exists()
 
 
