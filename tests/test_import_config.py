@@ -941,6 +941,17 @@ def test_torchtunes_cap_per_epoch_is_not_the_runs_cap_and_transformers_unset_max
     assert "max_steps" not in unset.job and unset.job["epochs"] == 1.0
 
 
+def test_a_step_count_below_one_is_a_share_of_the_run_listed_with_the_count_to_give():
+    """transformers reads logging_steps, save_steps and eval_steps below 1 as a share of the run's steps: `save_steps:
+    0.25` refused the whole import as "must be a whole number"; whole counts are carried as they were."""
+    translation = translate({**LLAMA_FACTORY_BASE, "save_steps": 0.25, "eval_steps": 0.5, "logging_steps": 10})
+    assert "save_every" not in translation.job and "eval_every" not in translation.job
+    assert translation.job["log_every"] == 10
+    why = dict(translation.not_carried)
+    assert "0.25 as a share of the run's steps" in why["save_steps"] and "--set save_every=N" in why["save_steps"]
+    assert "--set eval_every=N" in why["eval_steps"]
+
+
 @pytest.mark.parametrize(("train_on_input", "completion_only_loss"), [(True, False), (False, True)])
 def test_a_torchtune_builders_train_on_input_is_the_jobs_loss(train_on_input, completion_only_loss):
     """`dataset.train_on_input: True` trained on the prompts too; once --set dataset= named the data it vanished,

@@ -223,6 +223,19 @@ def _per_epoch_cap(value) -> dict:
                   f"give --set max_steps=N (epochs x {short_repr(value)})")
 
 
+def _steps(key: str) -> Callable[[object], dict]:
+    """transformers' logging_steps, save_steps and eval_steps read a value below 1 as a share of the run's steps
+    (ceil(share x steps), TrainingArguments' docs); orch counts steps, and a job's step count may wait for its data,
+    so a share is listed with the count to give: carried as it was, `save_steps: 0.25` refused the whole import as
+    "must be a whole number"."""
+    def convert(value):
+        if isinstance(value, float) and 0 < value < 1:
+            raise Carried(f"transformers reads {short_repr(value)} as a share of the run's steps, and orch counts "
+                          f"steps: give --set {key}=N")
+        return {key: value}
+    return convert
+
+
 def _bitsandbytes_only(value) -> dict:
     """LLaMA-Factory's quantization_method: the library quantization_bit loads with; bitsandbytes is orch's QLoRA
     (it was listed as "no such setting"), and HQQ, EETQ or a GPTQ/AWQ checkpoint's own method none orch trains."""
@@ -553,10 +566,10 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "dataset_text_field": _entry([TRL], "dataset_columns: {text: FIELD}",
                                  lambda v: {"dataset_columns": {"text": v}} if _text(v) != "text" else {}),
     # logging and saving
-    "logging_steps": _entry(ALL, "log_every"),
+    "logging_steps": _entry(ALL, "log_every", _steps("log_every")),
     "log_every_n_steps": _entry([TORCHTUNE], "log_every"),
-    "save_steps": _entry(ALL, "save_every"),
-    "eval_steps": _entry(ALL, "eval_every"),
+    "save_steps": _entry(ALL, "save_every", _steps("save_every")),
+    "eval_steps": _entry(ALL, "eval_every", _steps("eval_every")),
     # transformers' switch: an evaluation on the eval set the config names (TRL's default one: SOURCE_DEFAULTS), or
     # none; orch evaluates wherever the job has an eval set, every eval_every steps
     "eval_strategy": _entry(ALL, "eval_every", lambda value: {}),
