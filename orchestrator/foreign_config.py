@@ -340,6 +340,16 @@ def _unknown_key_note(key: str) -> str:
     return f"orch has no such setting: did you mean {listed((f'`{known}`' for _, known in near[:MOST_HINTS]), 'or')}?"
 
 
+def _builders_packing(datasets):
+    """torchtune's `dataset:` as a list of builders (trained concatenated) packs where each of them says `packed:
+    true` (its ConcatDataset refuses a mix): their one `packed`, read as `dataset.packed` is, or None where the value is
+    no list of builders or they differ. Unread, the builders' unpacked default was written over `packed: True`."""
+    if not isinstance(datasets, list) or not datasets or not all(isinstance(entry, dict) for entry in datasets):
+        return None
+    first, *others = [entry.get("packed", False) for entry in datasets]
+    return first if all(type(other) is type(first) and other == first for other in others) else None
+
+
 def translate(raw: dict) -> Translation:
     """The orch job for a foreign config, and the keys left behind."""
     job: dict = {}
@@ -348,6 +358,8 @@ def translate(raw: dict) -> Translation:
     is_llama_factory = "finetuning_type" in raw or "stage" in raw
     flat = {key: value for key, value in _flatten(raw).items()
             if not (key in UNSET_VALUES and type(value) is int and value == UNSET_VALUES[key])}
+    if "dataset.packed" not in flat and (packed := _builders_packing(flat.get("dataset"))) is not None:
+        flat["dataset.packed"] = packed
     for key, value in flat.items():
         if value is None:
             if key in NULL_MEANS:

@@ -877,12 +877,16 @@ def test_an_axolotl_adapter_left_empty_is_a_full_fine_tune_whatever_rank_is_besi
     assert translate({**raw, "adapter": "lora"}).job["method"] == "lora"
 
 
+@pytest.mark.parametrize("builders", [1, 2], ids=["one-builder", "a-list-of-two"])
 @pytest.mark.parametrize("packed, packing", [(False, False), (True, True), (None, False)])
-def test_torchtunes_packed_dataset_setting_is_carried_whatever_data_the_job_is_given(tmp_path, packed, packing):
+def test_torchtunes_packed_dataset_setting_is_carried_whatever_data_the_job_is_given(tmp_path, packed, packing,
+                                                                                      builders):
     """`dataset.packed: False` was dropped once `--set dataset=` was given, and the job trained packed, orch's
-    default; torchtune's builders pack only when told, so a config without it trained unpacked too."""
+    default; torchtune's builders pack only when told, so a config without it trained unpacked too. A list of
+    builders (concatenated) packs where each says so: their `packed: True` was written as the unpacked default."""
     dataset = {"_component_": "torchtune.datasets.alpaca_cleaned_dataset", **({} if packed is None else
                                                                               {"packed": packed})}
+    dataset = dataset if builders == 1 else [dataset] * builders
     raw = {"model": {"_component_": "torchtune.models.llama3_1.lora_llama3_1_8b"}, "tokenizer": {"max_seq_len": 512},
            "dataset": dataset}
     result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--json")
