@@ -101,10 +101,13 @@ def test_a_hub_layout_folder_whose_readme_names_data_outside_it_is_refused(tmp_p
     ("configs:\n  - config_name: [oops\n", "its README.md's YAML header is not valid YAML at line 3 (expected"),
     ("configs:\n  - config_name: a\n    data_files: a.jsonl\n  - config_name: a\n    data_files: b.jsonl\n",
      "its README.md's `configs:` names config 'a' twice (`datasets` reads the last one unsaid)"),
+    ("configs:\n  - config_name: a\n    data_files: a.jsonl\nx: " + "[" * 20_000 + "]" * 20_000 + "\n",
+     "its README.md's YAML header is nested too deeply to read: fix the header, or remove README.md"),
 ])
 def test_a_hub_layout_folder_whose_readme_configs_datasets_would_misread_is_refused(tmp_path, header, said):
     """A header that is no YAML was `datasets`' bare "while parsing a flow sequence"; a config named twice trained
-    on the last one's files alone (100 of 3,100 rows), unsaid."""
+    on the last one's files alone (100 of 3,100 rows), unsaid; one nested thousands deep was a RecursionError
+    traceback from plan, launch and the trainer."""
     from trainer.data_sources import folder_problem
 
     write_records(tmp_path / "a.jsonl", ROWS[:40])

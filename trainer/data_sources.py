@@ -182,6 +182,9 @@ def _configs_header(folder: Path) -> str | None:
     return header if re.search(r"^configs:", header, re.MULTILINE) else None
 
 
+_HEADER_FIX = "fix the header, or remove README.md to read the folder's files as they are"
+
+
 def _configs_problem(folder: Path, header: str) -> str | None:
     """What `datasets` would stumble on in a README's `configs:`: a header that is no YAML (its bare "while parsing a
     flow sequence" named neither the file nor the line), or a config name given twice (the last one read unsaid)."""
@@ -193,8 +196,9 @@ def _configs_problem(folder: Path, header: str) -> str | None:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""  # the file's line: the header is line 1 on
         return (f"folder {folder}: its README.md's YAML header is not valid YAML{where} "
-                f"({getattr(exc, 'problem', None) or 'unreadable'}): fix the header, or remove README.md to read "
-                "the folder's files as they are")
+                f"({getattr(exc, 'problem', None) or 'unreadable'}): {_HEADER_FIX}")
+    except RecursionError:  # hundreds of `[`: a traceback from plan, launch and the trainer alike
+        return f"folder {folder}: its README.md's YAML header is nested too deeply to read: {_HEADER_FIX}"
     configs = card.get("configs") if isinstance(card, dict) else None
     names = [entry.get("config_name", "default") for entry in configs if isinstance(entry, dict)] \
         if isinstance(configs, list) else []
