@@ -343,6 +343,20 @@ def test_an_existing_out_file_is_replaced_only_with_force_and_is_said_before_the
     assert len(kept.read_text().splitlines()) == 2 and "precious" not in kept.read_text()
 
 
+def test_an_out_file_inside_the_sweeps_dataset_folder_is_refused_before_the_sweep(tmp_path, monkeypatch):
+    """The results JSONL was written among the data files of a sweep's `dataset: data` folder, exit 0, and the next
+    sweep on that folder read it as a dataset file and refused every point."""
+    monkeypatch.setattr(runner_module, "run_sweep", lambda *args, **kwargs: pytest.fail("a point ran"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_bytes(TINY_DATA.read_bytes())
+    sweep = yaml.safe_load(write_sweep(tmp_path).read_text())
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({**sweep, "dataset": "data"}))
+    result = runner.invoke(app, ["bench", str(tmp_path / "sweep.yaml"), "--out", str(data / "results.jsonl")])
+    assert result.exit_code == 2 and f"is inside '{data}', which this command reads" in result.stderr, result.output
+    assert [path.name for path in data.iterdir()] == ["a.jsonl"]
+
+
 def test_the_target_is_read_in_any_case(tmp_path, monkeypatch):
     """`orch launch --target LOCAL` was taken and `orch bench --target LOCAL` refused."""
     monkeypatch.setattr(runner_module, "run_sweep", _recorded([{"status": "ok", "tokens_per_s": 900.0}] * 2))

@@ -123,7 +123,8 @@ def bench_command(
     for note in plan.notes:
         display.say(f"note: {note}", err=True)
     if out is not None:  # an earlier sweep's results (another machine's) were replaced, hours later, unasked
-        home.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force)
+        home.output_file(out, inputs=(sweep, plan.dataset, *([db] if db else [])), force=force,
+                         read_folders=(plan.dataset,))  # a dataset folder's: read as data by the next sweep
     store = ResultStore(db)
     run_sweep(plan, store, target)
     ids = {p.point_id for p in plan.points}
