@@ -268,6 +268,23 @@ def test_a_dry_runs_files_folder_of_the_users_is_replaced_only_with_force(sky, t
     assert again.exit_code == 0, again.output
 
 
+def test_a_dry_runs_files_folder_that_is_a_link_to_nothing_is_said_to_be_one_before_planning(sky, tmp_path,
+                                                                                            monkeypatch):
+    """`<stem>-files` linked to a folder not there was found only at the write, after the plan, and said as a full
+    disk ("File exists ... free space there"), --force or not."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    (tmp_path / "task-files").symlink_to(tmp_path / "gone")
+    out = tmp_path / "task.yaml"
+    command = ["launch", str(trainable_job(tmp_path)), "--budget", "20", "--providers", ",".join(OFFLINE_CLOUDS),
+               "--dry-run", "--out", str(out)]
+    for forced in ([], ["--force"]):
+        refused = CliRunner().invoke(app, [*command, *forced])
+        assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+        assert f"which is a link to '{tmp_path / 'gone'}', which does not exist: fix or remove the link" in \
+            " ".join(refused.stderr.split())
+    assert not out.exists() and not (tmp_path / "gone").exists()
+
+
 def test_a_dry_run_that_runs_out_of_disk_keeps_nothing_and_says_where(sky, tmp_path, monkeypatch):
     """A full disk said only "No space left on device", and left a half-staged folder that the same command, once
     there was room, refused without --force."""

@@ -209,6 +209,8 @@ def _check_task_out(out: Path, job: Path, force: bool) -> None:
     home.output_file(out, "--out", inputs=inputs, force=force, suffixes=checks.YAML_SUFFIXES, read_folders=inputs)
     files_dir = task_files_dir(out)
     checks.fits_the_file_system(files_dir, "--out (the folder of the task's files beside it)")  # name + -files
+    if link := checks.dangling_link(files_dir):  # found only at the write, after the plan, as "full disk"
+        raise UserError(f"--out {out}: the task's files go in {files_dir}, which {link}, or choose another --out.")
     copyable(checks.resolved(files_dir), "the folder the task's files are written to")  # `../t.yaml` from inside it
     if files_dir.exists() and not files_dir.is_dir():
         raise UserError(f"--out {out}: the task's files go in {files_dir}, which is a file: move it or choose "
