@@ -173,6 +173,21 @@ def test_other_trainers_values_and_capitals_are_read_as_orchs(flags, expected):
     assert {k: settings[k] for k in expected} == expected
 
 
+@pytest.mark.parametrize("precision, said", [
+    ("bf16-mixed", "keeps every weight in fp32 under bf16 autocast"),
+    ("16-Mixed", "keeps every weight in fp32 under fp16 autocast"),
+    ("16-true", "trains fp16 weights with no fp32 copy"),
+])
+def test_lightnings_precisions_that_name_no_mode_orch_trains_are_refused_with_orchs(precision, said):
+    """Read as orch's bf16, `bf16-mixed` counted a 7B full fine-tune's weights, gradients and moments in bf16 (52 GiB,
+    "fits" an A100 80GB) where Lightning keeps them in fp32 (~100 GiB); `16-true` was read as orch's fp16, whose
+    trained weights are fp32."""
+    result = runner.invoke(app, ["estimate", "Llama-2-7b", "--method", "full", "--precision", precision,
+                                 "--gpu", "A100-80GB", "--json"])
+    assert result.exit_code == 2 and said in json.loads(result.stdout)["error"], result.output
+    assert "give bf16 (16-bit weights, Lightning's bf16-true), fp16" in json.loads(result.stdout)["error"]
+
+
 @pytest.mark.parametrize("quantization, expected", [
     ("nf4", {"method": "qlora", "quant_bits": 4, "double_quant": True}),  # the job's default double quantization
     ("bnb.nf4", {"method": "qlora", "quant_bits": 4, "double_quant": False}),  # LitGPT's: constants kept in fp32

@@ -25,9 +25,20 @@ VALUES = {
     "optimizer": {**OPTIMIZERS_ANY_CASE, "adam": "adamw",
                   "8bit_adamw": "adamw_8bit"},
     "loss": LOSSES,
-    "precision": {**PRECISIONS, "bf16-true": "bf16", "bf16-mixed": "bf16", "16-mixed": "fp16", "16-true": "fp16",
-                  "float16": "fp16", "32-true": "fp32", "32": "fp32"},
+    "precision": {**PRECISIONS, "bf16-true": "bf16", "float16": "fp16", "32-true": "fp32", "32": "fp32"},
 }
+# Lightning's (LitGPT's) precisions that name no mode orch trains: read as orch's bf16 and fp16, `bf16-mixed` counted
+# 16-bit weights where Lightning keeps fp32 ones (a 7B full fine-tune: 52 GiB said to fit an 80 GB card, where the
+# run needs ~100), and orch's fp16 keeps frozen weights in fp16, where 16-mixed keeps them fp32 and 16-true trains
+# 16-bit ones with no fp32 copy
+_ORCH_PRECISIONS = ("give bf16 (16-bit weights, Lightning's bf16-true), fp16 (fp16 frozen weights and fp32 trained "
+                    "ones, under fp16 autocast) or fp32")
+NOT_ORCHS = {"precision": {
+    "bf16-mixed": f"Lightning's bf16-mixed keeps every weight in fp32 under bf16 autocast, which orch does not train: "
+                  f"{_ORCH_PRECISIONS}",
+    "16-mixed": f"Lightning's 16-mixed keeps every weight in fp32 under fp16 autocast, which orch does not train: "
+                f"{_ORCH_PRECISIONS}",
+    "16-true": f"Lightning's 16-true trains fp16 weights with no fp32 copy, which orch does not: {_ORCH_PRECISIONS}"}}
 # other names of the linears orch adapts (MODULES, `orch import`'s table), and QWEN1_MODULES Qwen-1's, where `w1`/`w2`
 # are the two halves of the MLP's input projection
 QWEN1_MODULES = {"w1": ("up_proj",), "w2": ("gate_proj",), "c_proj": ("o_proj", "down_proj"),  # attn and mlp c_proj
@@ -46,6 +57,8 @@ def value(key: str, given):
     if not isinstance(given, str) or key not in VALUES:
         return given
     spelled = given.strip().lower()
+    if spelled in NOT_ORCHS.get(key, {}):
+        raise UserError(f"--{key.replace('_', '-')} {spelled}: {NOT_ORCHS[key][spelled]}.")
     if spelled in VALUES[key]:
         return VALUES[key][spelled]
     name = spelled.rsplit(".", 1)[-1] if key in DOTTED else spelled
