@@ -128,6 +128,31 @@ def test_auto_fit_turns_checkpointing_on_last(tmp_path, monkeypatch):
                                                                                           (1, True)]
 
 
+def test_the_budget_alarm_inside_a_step_keeps_the_steps_tokens_and_peak_trained_before_it(tmp_path, monkeypatch):
+    """A step that outlasted the budget (a stall, a suspended machine) was ended by the alarm with metrics.json
+    holding the status alone: the run was recorded with no steps, tokens, tokens/s or peak memory."""
+    import trainer.loop
+    from trainer.meter import BudgetSpent
+
+    real, calls = trainer.loop.forward_backward, []
+
+    def forward_backward(*args):
+        calls.append(1)
+        if len(calls) > 3:  # micro-batch 4 x 1: a call a step
+            raise BudgetSpent("this session's budget of $0.01 ran out (raised by the test)")
+        return real(*args)
+
+    monkeypatch.setattr(trainer.loop, "forward_backward", forward_backward)
+    config, base = load_config(write_job(tmp_path, max_steps=8, eval_fraction=0, eval_batches=None,
+                                                timing_warmup_steps=1))
+    metrics = FineTune(config, tmp_path / "out", base).run()
+    assert metrics["status"] == "budget_stopped" and metrics["message"].endswith("(raised by the test)")
+    assert metrics["steps"] == 3 and len(metrics["loss_curve"]) == 3 and metrics["planned_steps"] == 8
+    assert metrics["train_tokens"] == sum(line["tokens"] for line in read_steps(tmp_path / "out")) > 0
+    assert metrics["tokens_per_s"] > 0 and metrics["peak_vram_gib"]["process_rss"] > 0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 3
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork for DataLoader workers")
 def test_data_loader_workers_give_the_same_order(tmp_path):
     job = write_job(tmp_path, max_steps=4, num_workers=2)

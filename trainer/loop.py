@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -95,6 +96,7 @@ class FineTune:
         self.meter = BudgetMeter(config.usd_per_hour, config.budget_usd, started_at or time.time())
         self._last_save_s: float | None = None
         self._longest_step_s = 0.0
+        self._so_far: Callable[[], dict] | None = None  # the training loop's figures so far, once it runs
         self.identity = run_identity(config, base_dir)  # recorded in each checkpoint; a resume must match it
         self._validate(resume)
         self.resume = resume == "auto"
@@ -162,8 +164,9 @@ class FineTune:
         try:
             with torch_threads(self.config.cpu_threads):
                 result, config = self._attempts(attempts)
-        except BudgetSpent as exc:  # the alarm, wherever it struck: before training, or in a handler below
-            result, config = {"status": TrainStatus.BUDGET_STOPPED, "message": str(exc)}, self.config
+        except BudgetSpent as exc:  # the alarm, wherever it struck: before training, in a step, or in a handler below
+            so_far = self._so_far() if self._so_far is not None else {}
+            result, config = {"status": TrainStatus.BUDGET_STOPPED, "message": str(exc), **so_far}, self.config
         finally:
             self.meter.disarm_alarm()
         result.update(auto_fit_attempts=attempts, wall_s=time.time() - started, cost_usd=self.meter.spent_usd(),
@@ -254,6 +257,15 @@ class FineTune:
         timed_tokens, timed_s = 0, 0.0  # over step_times: progress.json's session rate, without a sum a step
         status, stop_message = TrainStatus.OK, None
         progress = Progress(total_steps, state["step"], self.output_dir)
+
+        def so_far() -> dict:
+            """What the run trained up to the step the alarm struck in (one that outlasted the budget: a stall, a
+            suspended machine): its metrics.json held the status alone, and the run was recorded with no steps."""
+            return {"steps": state["step"], "planned_steps": total_steps, "train_tokens": state["train_tokens"],
+                    "tokens_per_s": timed_tokens / timed_s if step_times else None,
+                    "peak_vram_gib": metrics.peak_memory(device), "loss_curve": state["loss_curve"]}
+
+        self._so_far = so_far
         try:
             if state["step"] == 0 and prepared.eval:
                 state["eval_curve"].append([0, self._evaluate(model, prepared.eval, config, autocast)])
