@@ -840,8 +840,18 @@ def test_a_whole_number_is_written_with_the_digits_0_to_9_on_every_flag(tmp_path
     monkeypatch.setenv("ORCH_HOME", str(tmp_path))
     result = invoke(*args, flag, value)
     assert result.exit_code == 2 and result.stderr.strip() == (
-        f"error: {flag} {value!r} is not a whole number: write it with the digits 0-9 (no _ or , between them)."), \
-        result.output
+        f"error: {flag} {value!r} is not a whole number: write it with the digits 0-9 (no _ between them, and a "
+        "comma only between groups of three: 2,048)."), result.output
+
+
+@pytest.mark.parametrize("value, seq_len", [("2,048", 2048), ("16,384", 16384), ("1,048,576", 1048576)])
+def test_a_whole_number_may_group_its_digits_in_threes_with_commas_as_tables_print_them(value, seq_len):
+    """A published table's `2,048` tokens was refused, where `--budget $1,800` is read; `1,5` (a decimal comma in
+    some locales) stays refused, with the rule."""
+    result = invoke("estimate", "orch/tiny-llama", "--seq-len", value, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["settings"]["seq_len"] == seq_len, result.output
+    refused = invoke("estimate", "orch/tiny-llama", "--seq-len", "1,5")
+    assert refused.exit_code == 2 and "a comma only between groups of three: 2,048" in refused.stderr
 
 
 @pytest.mark.parametrize("args, said", [

@@ -755,7 +755,8 @@ def test_a_name_beside_an_output_ending_in_partial_is_the_users_and_left_alone(t
 # The numeric flags are read as every other command reads its own (orchestrator/cli/options.py: whole_option as
 # `orch submit --priority`, number_option as `orch estimate --lora-dropout`) and range-checked by checks.number:
 # typer's own int and float took `1_000`, refused `1e3` as "Input should be a valid integer", and let any seed by.
-NOT_WHOLE = "is not a whole number: write it with the digits 0-9 (no _ or , between them)."
+NOT_WHOLE = ("is not a whole number: write it with the digits 0-9 (no _ between them, and a comma only between groups "
+             "of three: 2,048).")
 NOT_A_NUMBER = "is not a number: write it with the digits 0-9 (no _ or , between them)."
 SIMULATE_NUMBERS_REFUSED = [
     ("--generate", "1_000", f"--generate '1_000' {NOT_WHOLE}"),

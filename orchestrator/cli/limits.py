@@ -10,7 +10,15 @@ from gpu_catalog import checks
 from gpu_catalog.cloud_features import known_cloud
 from gpu_catalog.errors import UserError
 from gpu_catalog.names import suggest
-from gpu_catalog.units import MAX_BUDGET_USD, MAX_DEADLINE_H, USD_FORMS, TooNearZero, plain_number, usd_from_text
+from gpu_catalog.units import (
+    MAX_BUDGET_USD,
+    MAX_DEADLINE_H,
+    THOUSANDS,
+    USD_FORMS,
+    TooNearZero,
+    plain_number,
+    usd_from_text,
+)
 
 
 def parse_providers(text: str | None, flag: str = "--providers") -> set[str] | None:
@@ -150,14 +158,17 @@ MOST_DIGITS = 300  # a whole number typed longer is past every flag's range (and
 def whole_amount(text: str, flag: str) -> int:
     """A whole number from a flag, written with the digits 0-9 (a sign, a point or an exponent allowed: `2048.0`,
     `1e3`): int() and pydantic also read other scripts' digits (`١٢`) and `1_000`, so `--top ١٢` and `--seq-len 1_000`
-    were taken while `--budget 1_000` was refused."""
+    were taken while `--budget 1_000` was refused. Commas only between groups of three (`2,048`, as published tables
+    and orch's own print counts), as money is read."""
     typed = text.strip()
+    if THOUSANDS.fullmatch(typed.lstrip("+-")):
+        typed = typed.replace(",", "")
     if (digits := typed.lstrip("+-")).isascii() and digits.isdigit() and len(digits) > MOST_DIGITS:
         # float() made it inf ("must be a whole number, got inf"), and int() refuses to read it
         raise UserError(f"{flag} is a number of {len(digits):,} digits, larger than any {flag} takes: give a smaller "
                         "one.")
     with reading_number(flag, f"{flag} {checks.short_repr(text)} is not a whole number: write it with the digits 0-9 "
-                              "(no _ or , between them)."):
+                              "(no _ between them, and a comma only between groups of three: 2,048)."):
         value = plain_number(typed)
     if math.isinf(value) and "inf" not in typed.lower():  # `1e400`, read as inf: said as typed, not as "got inf"
         raise UserError(f"{flag} {checks.short_repr(typed)} is past any number orch computes with: give one nearer 0.")
