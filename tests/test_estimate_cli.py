@@ -271,6 +271,10 @@ def _settings_and_notes(model, *flags):
     ("Llama-3.1-8B", ["--method", "Full-parameter"], {"method": "full"}),
     ("Llama-3.1-8B", ["--method", "full_finetune_single_device"], {"method": "full"}),
     ("Llama-3.1-8B", ["--quantization", "4-bit NF4"], {"method": "qlora", "quant_bits": 4}),
+    # the bits in the method's cell (LLaMA-Factory's QLoRA rows): `QLoRA (8-bit)` was refused, "did you mean qlora"
+    ("Llama-3.1-8B", ["--method", "QLoRA (8-bit)"], {"method": "qlora", "quant_bits": 8}),
+    ("Llama-3.1-8B", ["--method", "4-bit QLoRA"], {"method": "qlora", "quant_bits": 4}),
+    ("Llama-3.1-8B", ["--method", "qlora-8bit", "--quant-bits", "8"], {"method": "qlora", "quant_bits": 8}),
 ])
 def test_a_tables_method_and_a_quantized_checkpoint_are_read_as_the_job_orch_runs(model, flags, expected):
     settings, _ = _settings_and_notes(model, *flags)

@@ -22,6 +22,10 @@ METHOD_FORMS = {
     "qdora": {"method": "qlora", "use_dora": True},
     # Qwen's README: LoRA that also trains the embedding and output layers
     "loraemb": {"method": "lora", "modules_to_save": "embed_tokens,lm_head"},
+    # a table's method cell with its bits (`QLoRA (4-bit)`, `qlora-8bit`, `4-bit QLoRA`: LLaMA-Factory's QLoRA rows)
+    **{form: {"method": "qlora", "quant_bits": bits} for bits, forms in (
+        (4, ("qlora4bit", "4bitqlora", "qlora4", "qloranf4")), (8, ("qlora8bit", "8bitqlora", "qlora8", "qloraint8")))
+       for form in forms},
 }
 # the flags a key is given by, and the keys only LoRA and QLoRA train with (QLoRA's own are QLORA_KEYS)
 FLAGS = {"quant_bits": "--quant-bits", "double_quant": "--double-quant", "qlora_fp32_upcast": "--fp32-upcast",
