@@ -315,6 +315,12 @@ def test_lora_on_quantized_weights_and_a_format_orch_does_not_train_are_said_in_
      {"attention": "flash_attention_2", "optimizer": "adamw_8bit", "loss": "chunked"}),
     (["--attention", "xformers", "--optimizer", "paged_adamw", "--loss", "cut_cross_entropy"],
      {"attention": "sdpa", "optimizer": "adamw", "loss": "fused"}),
+    # liger-kernel by its package's and its class's names; LLaMA-Factory's flash_attn values, as --flash_attn reads
+    # them; PyTorch's own name for sdpa
+    (["--loss", "liger-kernel", "--attention", "disabled"], {"loss": "fused", "attention": "eager"}),
+    (["--loss", "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss", "--attention", "auto"],
+     {"loss": "fused", "attention": "sdpa"}),
+    (["--attention", "scaled_dot_product_attention"], {"attention": "sdpa"}),
 ])
 def test_spellings_with_other_separators_and_class_paths_are_read_as_orchs(flags, expected):
     settings, _ = _settings_and_notes("Llama-3.1-8B", *flags)
@@ -337,6 +343,11 @@ QKV, ALL = ["q_proj", "k_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_pro
     ("Llama-3.1-8B", "lora_query,lora_value", ["q_proj", "v_proj"]),  # LitGPT's switches
     ("Llama-3.1-8B", "self_attn.q_proj,self_attn.v_proj", ["q_proj", "v_proj"]),
     ("Qwen/Qwen-7B", "c_attn,attn.c_proj", [*QKV, "o_proj"]),
+    # LitGPT's names: `attn.attn` (its fused q, k, v before `attn.qkv`) was read as the whole `attn` group, o_proj too
+    ("Llama-3.1-8B", "attn.attn", QKV),
+    ("Llama-3.1-8B", "attn.qkv,attn.proj,mlp.fc_1,mlp.fc_2,mlp.proj", ALL),
+    ("Llama-3.1-8B", "q,v", ["q_proj", "v_proj"]),  # a table's short names, and the LoRA paper's W_q
+    ("Llama-3.1-8B", "W_q,W_k,W_v,W_o,gate,up,down", ALL),
 ])
 def test_other_trainers_module_names_are_read_as_orchs(model, modules, expected):
     result = runner.invoke(app, ["estimate", model, "--target-modules", modules, "--json"])

@@ -49,6 +49,7 @@ ATTN_IMPLEMENTATIONS = {"sdpa": "sdpa", "flash_attention_2": "flash_attention_2"
 LOSSES = {"cross_entropy": "full", "ce": "full", "crossentropyloss": "full", "chunked_ce": "chunked",
           "cewithchunkedoutputloss": "chunked", "chunked_cross_entropy": "chunked", "liger": "fused",
           "fused_linear_cross_entropy": "fused", "flce": "fused", "liger_fused_linear_cross_entropy": "fused",
+          "liger_kernel": "fused", "ligerfusedlinearcrossentropyloss": "fused",
           "linearcrossentropyloss": "fused", "cut_cross_entropy": "fused", "cce": "fused"}
 QKV = ("q_proj", "k_proj", "v_proj")
 # other names of the linears orch adapts, by framework: torchtune's (`output_proj`, and `w1`/`w2`/`w3` of its Llama
@@ -63,6 +64,12 @@ MODULES = {
     "w1": ("gate_proj",), "w2": ("down_proj",), "w3": ("up_proj",),  # torchtune's Llama
     "lora_query": ("q_proj",), "lora_key": ("k_proj",), "lora_value": ("v_proj",), "lora_projection": ("o_proj",),
     "lora_mlp": MLP_MODULES, "query": ("q_proj",), "key": ("k_proj",), "value": ("v_proj",),
+    # LitGPT's module names (its fused q, k, v linear was `attn.attn` before `attn.qkv`; `attn.attn` was read as the
+    # whole `attn` group, o_proj too), and the short names of tables and of Meta's own Llama code (`q,v`, `wq`)
+    "attn.attn": QKV, "attn.qkv": QKV, "qkv": QKV, "attn.proj": ("o_proj",), "fc_1": ("gate_proj",),
+    "fc_2": ("up_proj",), "mlp.proj": ("down_proj",),
+    **{short: (f"{name}_proj",) for name in ("q", "k", "v", "o") for short in (name, f"w{name}", f"w_{name}")},
+    "gate": ("gate_proj",), "up": ("up_proj",), "down": ("down_proj",),
 }
 # torchtune's model families (the package in `torchtune.models.<family>`) -> the Hugging Face name of that family's
 # releases, {size} filled from the builder's name (`llama3_1_8b`: 8B, `qwen2_5_0_5b`: 0.5B); torchtune's mistral_7b

@@ -10,14 +10,16 @@ from gpu_catalog.errors import UserError
 from gpu_catalog.models import LINEAR_MODULES, in_linear_order
 from gpu_catalog.names import squeezed
 from trainer.config import CHOICES
-from trainer.foreign_keys import LOSSES, MODULES, OPTIMIZERS_ANY_CASE, PRECISIONS
+from trainer.foreign_keys import FLASH_ATTN, LOSSES, MODULES, OPTIMIZERS_ANY_CASE, PRECISIONS
 
 VALUES = {
     # Qwen's README (Q-LoRA, Full-parameter), torchtune's recipe names
     "method": {"fft": "full", "full_finetune": "full", "full_parameter": "full", "full_fine_tuning": "full",
                "full_finetune_single_device": "full", "lora_finetune_single_device": "lora", "lora_finetune": "lora"},
-    # xformers' memory-efficient kernel is the one sdpa runs where flash cannot
-    "attention": {"xformers": "sdpa", "fa2": "flash_attention_2", "fa": "flash_attention_2",
+    # xformers' memory-efficient kernel is the one sdpa runs where flash cannot; LLaMA-Factory's flash_attn values
+    # (`disabled`; `auto`, transformers' own choice: sdpa), read here as the `--flash_attn` option reads them
+    "attention": {**FLASH_ATTN, "auto": "sdpa", "scaled_dot_product_attention": "sdpa", "pytorch_sdpa": "sdpa",
+                  "xformers": "sdpa", "fa2": "flash_attention_2", "fa": "flash_attention_2",
                   "flash": "flash_attention_2", "flash_attn": "flash_attention_2", "flash_attn_2": "flash_attention_2",
                   "flash_attention": "flash_attention_2"},
     # `orch import`'s tables (trainer/foreign_keys.py, which the job file reads too), and the spellings only a
