@@ -63,8 +63,20 @@ def spend_usd(record: RunRecord, now: float | None = None) -> float:
     recorded is its measure, not capped."""
     if not record.status.is_active():
         return record.cost_usd or 0.0
+    return run_cost_usd(record, _session_s(record, now), 0.0)
+
+
+def wall_s_so_far(record: RunRecord, now: float | None = None) -> float | None:
+    """The run's wall time: recorded when it ended, else its earlier sessions' and this one's so far, the span
+    spend_usd prices (the hours `orch runs` showed were the earlier sessions' alone, beside a live cost)."""
+    if not record.status.is_active():
+        return record.wall_s
+    return (record.wall_s or 0.0) + _session_s(record, now)
+
+
+def _session_s(record: RunRecord, now: float | None) -> float:
     started = record.started_at or record.created_at  # billing starts with the launch request
-    return run_cost_usd(record, max(0.0, (now or time.time()) - started), 0.0)
+    return max(0.0, (now or time.time()) - started)
 
 
 @dataclass(frozen=True)

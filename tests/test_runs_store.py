@@ -17,6 +17,7 @@ from orchestrator.launch import lifecycle
 from orchestrator.runs.schema import RUNS_DB
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, matching, new_run_id, spelled_otherwise
+from orchestrator.spend import wall_s_so_far
 from trainer.status import TrainStatus
 
 V1_RUNS = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, job_name TEXT NOT NULL, job_path TEXT NOT NULL,
@@ -653,15 +654,25 @@ def test_a_runs_json_has_one_shape_before_and_after_its_metrics(tmp_path):
     assert before["metrics"] is None and after["metrics"] == {"steps": 3}
 
 
+def test_a_running_runs_hours_are_its_earlier_sessions_and_this_ones_so_far_as_its_cost_is(tmp_path):
+    """`orch runs` showed a resumed run's earlier sessions' hours (a first session's as `-`) beside its live cost."""
+    record = make_record(tmp_path / RUN_DIR, wall_s=100.0, started_at=time.time() - 50)
+    assert 149 < lifecycle.live_figures(record)["wall_s"] < 160
+    assert wall_s_so_far(dataclasses.replace(record, status=RunStatus.OK)) == 100.0
+
+
 def test_a_running_runs_live_figures_are_its_sessions_progress_so_far(tmp_path):
     """`orch runs` showed `running - - -` for a run its progress.json said had trained 18 steps at 565 tok/s in 0.88
     GiB; a resumed one showed its last session's figures."""
     record = make_record(tmp_path / RUN_DIR, tokens_per_s=7000.0, peak_vram_gib=0.5)  # the last session's
-    assert lifecycle.live_figures(record) is None  # no progress yet
+    assert lifecycle.live_figures(record).items() >= dict.fromkeys(("train_tokens", "tokens_per_s",
+                                                                    "peak_vram_gib")).items()  # no progress yet
     (tmp_path / RUN_DIR / "output").mkdir(parents=True)
     (tmp_path / RUN_DIR / "output" / "progress.json").write_text(json.dumps(
         {"step": 18, "planned_steps": 49, "tokens_per_s": 900.0, "session_tokens_per_s": 565.0, "train_tokens": 4608,
          "peak_vram_gib": {"allocated": None, "reserved": None, "process_rss": 0.88}}))
-    assert lifecycle.live_figures(record) == {"train_tokens": 4608, "tokens_per_s": 565.0, "peak_vram_gib": 0.88}
+    figures = lifecycle.live_figures(record)
+    assert {k: figures[k] for k in ("train_tokens", "tokens_per_s", "peak_vram_gib")} == {
+        "train_tokens": 4608, "tokens_per_s": 565.0, "peak_vram_gib": 0.88}
     ended = dataclasses.replace(record, status=RunStatus.OK)
     assert lifecycle.live_figures(ended) is None

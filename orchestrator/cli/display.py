@@ -585,8 +585,8 @@ def hours_text(hours: float | None) -> str:
 
 
 def show_runs(records: list[RunRecord], home: Path) -> None:
-    """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its spend so
-    far (`~`). With none, the home is named: a mistyped ORCH_HOME is a new, empty one."""
+    """Two lines a run: what was measured, and under it (dim) what was estimated. A run still going shows its hours and
+    spend so far (`~`). With none, the home is named: a mistyped ORCH_HOME is a new, empty one."""
     if not records:
         console.print(f"No runs yet in {esc(home)}: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
@@ -630,11 +630,12 @@ def _runs_table(records: list[RunRecord], whole_names: bool, dropped: tuple[str,
     for name in kept:
         table.add_column(name, **columns[name])
     for r in records:
-        hours = None if r.wall_s is None else r.wall_s / 3600
-        cost = f"~{usd_text(spend_usd(r))}" if r.status.is_active() else optional_usd(r.cost_usd)
+        hours = hours_text(None if r.wall_s is None else r.wall_s / 3600)
+        hours, cost = (f"~{hours}", f"~{usd_text(spend_usd(r))}") if r.status.is_active() else \
+            (hours, optional_usd(r.cost_usd))  # so far (`live`, in runs_command), as the cost is
         measured = dict(zip(columns, (esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value,
                                       optional(r.tokens_per_s, ",.0f"), optional(r.peak_vram_gib, ".1f"),
-                                      hours_text(hours), cost), strict=True))
+                                      hours, cost), strict=True))
         estimated = dict(zip(columns, ("", "", esc(_ran_on(r)), "estimate", optional(r.est_tokens_per_s, ",.0f"),
                                        optional(r.est_vram_gib, ".1f"), hours_text(r.est_hours),
                                        optional_usd(r.est_cost_usd)), strict=True))

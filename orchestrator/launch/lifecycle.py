@@ -29,7 +29,7 @@ from orchestrator.launch.registry import launcher_for
 from orchestrator.planner import Option
 from orchestrator.runs.status import RunStatus, Target
 from orchestrator.runs.store import RunRecord, RunStore, new_run_id
-from orchestrator.spend import run_cost_usd
+from orchestrator.spend import run_cost_usd, wall_s_so_far
 from trainer.checkpoint_folders import latest_checkpoint, saved_identity
 from trainer.config import JobConfig, identity_changes, run_identity
 from trainer.heartbeat import HEARTBEAT_FILE
@@ -319,11 +319,12 @@ def measured_figures(figures: dict) -> dict:
 
 
 def live_figures(record: RunRecord) -> dict | None:
-    """An active run's figures so far, this session's (tokens, tokens/s, peak memory; each None not yet measured),
-    or None for a run that has ended or written no progress yet."""
-    if not record.status.is_active() or (so_far := progress_so_far(record)) is None:
+    """An active run's figures so far: this session's (tokens, tokens/s, peak memory; each None until measured) and
+    its wall time (spend.wall_s_so_far), or None for a run that has ended."""
+    if not record.status.is_active():
         return None
-    return measured_figures(so_far)
+    so_far = progress_so_far(record)
+    return {**measured_figures(so_far or {}), "wall_s": wall_s_so_far(record)}
 
 
 def refresh(store: RunStore) -> list[RunRecord]:
