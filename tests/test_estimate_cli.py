@@ -190,7 +190,11 @@ def test_lightnings_precisions_that_name_no_mode_orch_trains_are_refused_with_or
 
 @pytest.mark.parametrize("quantization, expected", [
     ("nf4", {"method": "qlora", "quant_bits": 4, "double_quant": True}),  # the job's default double quantization
-    ("bnb.nf4", {"method": "qlora", "quant_bits": 4, "double_quant": False}),  # LitGPT's: constants kept in fp32
+    # LitGPT's: constants kept in fp32, and no peft to upcast the rest (read with the upcast: +5.9 GiB, "no fit")
+    ("bnb.nf4", {"method": "qlora", "quant_bits": 4, "double_quant": False, "qlora_fp32_upcast": False}),
+    ("bitsandbytes 8-bit", {"method": "qlora", "quant_bits": 8}),  # a table's library and bits
+    ("nf4+dq", {"method": "qlora", "quant_bits": 4, "double_quant": True}),
+    ("16-bit", {"method": "lora"}),  # an unquantized row's cell
     ("BNB.NF4-DQ", {"method": "qlora", "quant_bits": 4, "double_quant": True}),
     ("int8", {"method": "qlora", "quant_bits": 8}),
     ("none", {"method": "lora"}),
@@ -201,6 +205,14 @@ def test_quantization_in_one_value_sets_the_method_and_bits(quantization, expect
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["settings"]
     assert {k: settings[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("model", ["unsloth/llama-3-8b-bnb-4bit", "Qwen/Qwen-7B-Chat-Int4"])
+def test_a_checkpoint_stored_quantized_beside_quantization_none_is_refused(model):
+    """It was estimated as 16-bit LoRA, unsaid, where transformers loads it quantized (as --method full is refused)."""
+    result = runner.invoke(app, ["estimate", model, "--quantization", "none", "--json"])
+    assert result.exit_code == 2, result.output
+    assert "is stored quantized" in json.loads(result.stdout)["error"]
 
 
 def test_double_quantization_is_counted_and_another_format_is_named_in_the_notes():

@@ -102,13 +102,22 @@ class Quantization(NamedTuple):
 # double-quantized constants do).
 _FP4 = "bitsandbytes FP4"
 QUANTIZATIONS = {squeezed(spelling): meaning for spellings, meaning in (
-    (("none", "no", "off", "false"), Quantization(None)),
-    (("nf4", "bnb-nf4", "4bit", "bnb-4bit", "4-bit nf4", "nf4 4-bit", "load_in_4bit"), Quantization(4)),
-    (("bnb.nf4",), Quantization(4, double_quant=False)),
-    (("bnb.nf4-dq", "nf4-dq", "bnb-nf4-dq"), Quantization(4, double_quant=True)),
-    (("int8", "8bit", "bnb.int8", "bnb-int8", "llm.int8", "load_in_8bit"), Quantization(8)),
-    (("fp4", "bnb.fp4", "bnb-fp4"), Quantization(4, double_quant=False, stands_in_for=_FP4)),
-    (("bnb.fp4-dq", "fp4-dq"), Quantization(4, double_quant=True, stands_in_for=_FP4)),
+    # an unquantized row's cell: no word, or the weights' own 16 bits
+    (("none", "no", "off", "false", "n/a", "16-bit", "bf16", "fp16"), Quantization(None)),
+    (("nf4", "bnb-nf4", "4bit", "bnb-4bit", "4-bit nf4", "nf4 4-bit", "load_in_4bit", "bitsandbytes nf4",
+      "bitsandbytes 4-bit"), Quantization(4)),
+    (("nf4-dq", "bnb-nf4-dq", "nf4+dq"), Quantization(4, double_quant=True)),
+    (("int8", "8bit", "bnb-int8", "bnb-8bit", "llm.int8", "load_in_8bit", "bitsandbytes int8",
+      "bitsandbytes 8-bit"), Quantization(8)),
+    (("fp4", "bnb-fp4"), Quantization(4, double_quant=False, stands_in_for=_FP4)),
+    (("fp4-dq",), Quantization(4, double_quant=True, stands_in_for=_FP4)),
+    # LitGPT's own `--quantize` values: bitsandbytes through Lightning, with no peft to cast the rest to fp32 (read with
+    # peft's upcast, LitGPT's Llama-3-8B QLoRA row on an A10G was 21.4 GiB, "does not fit", where it ran in 16.2)
+    (("bnb.nf4",), Quantization(4, double_quant=False, fp32_upcast=False)),
+    (("bnb.nf4-dq",), Quantization(4, double_quant=True, fp32_upcast=False)),
+    (("bnb.int8",), Quantization(8, fp32_upcast=False)),
+    (("bnb.fp4",), Quantization(4, double_quant=False, fp32_upcast=False, stands_in_for=_FP4)),
+    (("bnb.fp4-dq",), Quantization(4, double_quant=True, fp32_upcast=False, stands_in_for=_FP4)),
     (("torchao-nf4", "torchao.nf4"), Quantization(4, True, fp32_upcast=False, stands_in_for="torchao NF4")),
     (("gptq-int4", "gptq", "int4"), Quantization(4, True, fp32_upcast=False, stands_in_for="GPTQ int4")),
     (("awq", "awq-int4"), Quantization(4, True, stands_in_for="AWQ int4")),

@@ -90,8 +90,13 @@ def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, 
         flags = _agree(flags, form, f"--method {flags['method']}")
     method = flags.get("method")
     said_by = f"--quantization {quantization}"
-    if quantization is None and (quantization := checkpoint_quantization(model, model_folder(model, Path(".")))) \
-            is not None:
+    stored = checkpoint_quantization(model, model_folder(model, Path(".")))
+    if stored is not None and quantization is not None and _quantization(quantization).bits is None:
+        # estimated as 16-bit LoRA, unsaid, where transformers loads the stored bits whatever the flag says
+        raise UserError(f"{checks.short_repr(model)} is stored quantized ({checks.printable(stored)}), so it trains "
+                        f"quantized whatever --quantization {quantization} says: drop --quantization, or give the "
+                        "unquantized model.")
+    if quantization is None and (quantization := stored) is not None:
         said_by = f"{model}, stored quantized,"
         if quantization_named(quantization) is None:
             raise UserError(f"{checks.short_repr(model)} is stored quantized ({checks.printable(quantization)}), a "
