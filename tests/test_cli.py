@@ -1137,6 +1137,25 @@ def test_the_runs_table_keeps_job_names_whole_where_its_figures_leave_room(monke
     assert "qwen25-14b-lora" in out and " tiny-chat " in out and "$0.000071" in out, out
 
 
+def test_a_long_job_name_folds_onto_two_lines_at_most_and_its_estimate_line_follows_its_run(monkeypatch, tmp_path):
+    """A 55-character name folded over three lines at 80 columns, and its run's estimate line came two lines below
+    it, as if another run's."""
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.runs.store import RunStore
+    from tests.test_runs_store import make_record
+
+    name = "customer-support-assistant-llama-tiny-ablation-lr3e-3-r8"
+    RunStore().insert(make_record(orch_home() / "runs" / "r-aaaaaaaa", run_id="r-aaaaaaaa", job_name=name,
+                                  status=RunStatus.OK, cost_usd=0.000014, tokens_per_s=3538.0, wall_s=10.0))
+    monkeypatch.setattr(display, "console", Console(width=80))
+    result = invoke("runs")
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "r-aaaaaaaa" in line)
+    assert "estimate" in lines[first + 2] and lines[first + 1].strip().endswith("…"), result.stdout
+    assert name.startswith(lines[first].split()[1] + lines[first + 1].split()[0][:-1]), result.stdout
+    assert max(len(line) for line in lines) <= 80, result.stdout
+
+
 @pytest.mark.parametrize("columns", [40, 50, 60, 70])
 def test_a_narrow_runs_table_leaves_columns_out_before_it_cuts_a_figure(monkeypatch, tmp_path, columns):
     """Below about 75 columns the cost was cut (`$0.00005` for $0.000050, `cos`), and at 40 every figure was: the

@@ -593,21 +593,26 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
         console.print(f"No runs yet in {esc(home)}: `orch launch JOB.yaml --budget USD` starts one.", highlight=False)
         return
     # job names whole where every figure keeps its room once the target folds (`qwen25-14b-l` over `ora` at 80
-    # columns), else folded (a table that folds keeps its edges: Table); narrower still, whole columns go, the
-    # least needed first, before any figure is cut (`$0.00005` for $0.000050 at 50 columns)
-    whole = _whole(r.job_name for r in records)
-    tables = ((_runs_table(records, names, DROPPED_FIRST[:count]), names, count)  # built until one fits
-              for count in range(len(DROPPED_FIRST) + 1) for names in ((True, False) if whole else (False,)))
-    console.print(next((table for table, names, count in tables if _fits(table, records, not names and count == 0)),
-                       _runs_table(records, False, DROPPED_FIRST, statuses_fold=True)))  # `budget_stopped` at 40
+    # columns), else folded onto two lines at most, as a target is, and cut short there with an ellipsis (over
+    # three lines and more, a long name pushed its estimate line down as if another run's); narrower still, whole
+    # columns go, the least needed first, before any figure is cut (`$0.00005` for $0.000050 at 50 columns)
+    longest = max(len(r.job_name) for r in records)
+    for count in range(len(DROPPED_FIRST) + 1):
+        dropped = DROPPED_FIRST[:count]
+        table = _runs_table(records, dropped)
+        if (spare := _spare_width(table, records)) >= 0:
+            console.print(table)
+            return
+        if "job" not in dropped and longest + spare >= SHORTEST_CUT_NAME:
+            console.print(_runs_table(records, dropped, name_width=longest + spare))
+            return
+    console.print(_runs_table(records, DROPPED_FIRST, statuses_fold=True))  # `budget_stopped` at 40
 
 
-def _fits(table: Table, records: list[RunRecord], names_fold: bool) -> bool:
-    """Whether the runs table fits the console once its targets (and, `names_fold`, its job names) fold."""
-    folds = max(len(text) for r in records for text in (r.gpu, _ran_on(r))) - MOST_FOLDED_GPU
-    if names_fold:
-        folds += max(0, max(len(r.job_name) for r in records) - MOST_FOLDED_NAME)
-    return table.natural_width(console) - max(0, folds) <= console.width
+def _spare_width(table: Table, records: list[RunRecord]) -> int:
+    """The columns the console has beyond the table's once its targets fold (below 0: too wide by that much)."""
+    folds = max(0, max(len(text) for r in records for text in (r.gpu, _ran_on(r))) - MOST_FOLDED_GPU)
+    return console.width - (table.natural_width(console) - folds)
 
 
 # The runs table's columns left out, in this order, where the console is too narrow for every figure whole: a run's
@@ -615,16 +620,19 @@ def _fits(table: Table, records: list[RunRecord], names_fold: bool) -> bool:
 DROPPED_FIRST = ("job", "GiB", "hours", "tok/s")
 
 
-def _runs_table(records: list[RunRecord], whole_names: bool, dropped: tuple[str, ...] = (),
-                statuses_fold: bool = False) -> Table:
-    """The runs, two rows each; `whole_names`: job names never folded (the caller knows they leave room); `dropped`:
-    columns left out; `statuses_fold`: a status may fold, where nothing else is left to fold or leave out."""
+def _runs_table(records: list[RunRecord], dropped: tuple[str, ...] = (), statuses_fold: bool = False,
+                name_width: int | None = None) -> Table:
+    """The runs, two rows each; `dropped`: columns left out; `statuses_fold`: a status may fold, where nothing else
+    is left to fold or leave out; `name_width`: the job column's width, each name folded onto two lines of it at
+    most, a longer one cut short there with an ellipsis."""
     # one space between columns, as the plan's table has: two left the job names 8 characters at 80 columns
     table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated", padding=(0, 0))
     columns = {"run": dict(no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12),
-               # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a
-               # `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line
-               "job": dict(min_width=MOST_FOLDED_NAME, no_wrap=whole_names),
+               # a job name is cut before the target shrinks past its shortest GPU name (`A100 80GB`): with a
+               # `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line;
+               # cut with an ellipsis on its run's line (the run id names the run), where folded it pushed the
+               # estimate line down (`customer-support-assis` / `tant-llama-...`) as if another run's
+               "job": dict(min_width=SHORTEST_CUT_NAME, no_wrap=name_width is None, max_width=name_width),
                "target": dict(min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU)),
                "status": dict(no_wrap=not statuses_fold),
                **{figure: dict(justify="right") for figure in ("tok/s", "GiB", "hours", "cost")}}
@@ -635,7 +643,9 @@ def _runs_table(records: list[RunRecord], whole_names: bool, dropped: tuple[str,
         hours = hours_text(None if r.wall_s is None else r.wall_s / 3600)
         hours, cost = (f"~{hours}", f"~{usd_text(spend_usd(r))}") if r.status.is_active() else \
             (hours, optional_usd(r.cost_usd))  # so far (`live`, in runs_command), as the cost is
-        measured = dict(zip(columns, (esc(r.run_id), esc(r.job_name), esc(r.gpu), r.status.value,
+        name = r.job_name if name_width is None or len(r.job_name) <= 2 * name_width else \
+            r.job_name[:2 * name_width - 1] + "…"
+        measured = dict(zip(columns, (esc(r.run_id), esc(name), esc(r.gpu), r.status.value,
                                       optional(r.tokens_per_s, ",.0f"), optional(r.peak_vram_gib, ".1f"),
                                       hours, cost), strict=True))
         estimated = dict(zip(columns, ("", "", esc(_ran_on(r)), "estimate", optional(r.est_tokens_per_s, ",.0f"),
@@ -651,7 +661,7 @@ def _ran_on(record: RunRecord) -> str:
     return f"{record.provider}{' spot' if record.spot else ''}"
 
 
-MOST_FOLDED_NAME = 7  # a job name is folded no narrower than this
+SHORTEST_CUT_NAME = 7  # a job name is folded no narrower than this
 MOST_FOLDED_GPU = len("RTX 6000")  # nor a GPU's: `RTX 6000` over `Ada`, `A100` over `80GB`
 MOST_WHOLE_NAME = 16  # a queued job's name up to this long is never folded (the other columns fold first)
 
