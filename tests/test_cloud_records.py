@@ -222,6 +222,17 @@ def test_following_a_run_late_records_skypilots_end_not_the_moment_of_following(
     assert names.index("tail_logs") < names.index("copy") < names.index("down")
 
 
+@pytest.mark.parametrize("status, code", [("budget_stopped", 4), ("oom", 3)])
+def test_following_a_run_exits_as_an_attached_launch_would_for_its_end(sky, monkeypatch, status, code):
+    """`orch logs RUN --follow`, the way a detached launch says to follow its run, exited 0 whatever the run's end,
+    where `orch launch` attached exits with the trainer's code."""
+    record = detached_run()
+    SkyServer(sky, monkeypatch, end_at=record.started_at + HOUR_S, log_text=metrics_log(status))
+    result = runner.invoke(app, ["logs", record.run_id, "--follow"])
+    assert result.exit_code == code, result.output
+    assert RunStore().get(record.run_id).status.value == status
+
+
 def test_stopping_a_run_skypilot_cannot_find_records_no_more_than_its_guards_allow(sky):
     """The cluster downed itself long ago and SkyPilot cannot be asked: `orch stop` ends the run now, and its
     recorded cost is capped at the budget, not 30 hours of the VM."""

@@ -117,9 +117,9 @@ def follow_run(store: RunStore, record: RunRecord, quiet: bool = False) -> RunRe
 
 
 def exit_code(status: RunStatus) -> int:
-    """What `orch launch` and `orch resume` exit with for a run's status: the trainer's own code for an end it
-    reports (bad_config 2, as `orch train` exits, oom 3, ...), 0 while it runs, 1 for a stop or a failure the
-    trainer never reported."""
+    """What `orch launch`, `orch resume` and `orch logs --follow` exit with for a run's status: the trainer's own
+    code for an end it reports (bad_config 2, as `orch train` exits, oom 3, ...), 0 while it runs, 1 for a stop or a
+    failure the trainer never reported."""
     if status is RunStatus.RUNNING:
         return 0
     return next((train.exit_code for train in TrainStatus if train.value == status.value), 1)
@@ -166,7 +166,9 @@ def runs_command(
 def logs_command(
     run_id: Annotated[str | None, typer.Argument(help="Run id, or a unique prefix of one (default: the latest "
                                                       "run).")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends, then exit as "
+                                                                "`orch launch` does (0 ok, 4 budget stop, 1 "
+                                                                "failed...).")] = False,
 ) -> None:
     """A run's training log."""
     store = RunStore()
@@ -181,7 +183,10 @@ def logs_command(
         raise UserError(f"run {record.run_id}'s {LOG_NAME} is {checks.printable(kind)}, not the file its trainer "
                         f"writes: remove it (in {record.run_dir}).")
     if follow and record.status is RunStatus.RUNNING:
-        display.show_run(follow_run(store, record))
+        ended = follow_run(store, record)
+        display.show_run(ended)
+        if code := exit_code(ended.status):  # as `orch launch` attached exits: a script following a detached run
+            raise typer.Exit(code)
     elif log.is_file() and log.stat().st_size:
         sys.stdout.write(display.log_text(log.read_text(encoding="utf-8", errors="replace"), sys.stdout))
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
