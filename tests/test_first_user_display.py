@@ -252,3 +252,27 @@ def test_a_commands_help_reads_at_80_columns_as_plans_does(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "orchestrator.cli.entry", "--help"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120).stdout
     assert "Estimate peak VRAM (with its breakdown) and, with --gpu, fit and" in listed and "fit..." not in listed
+
+
+@pytest.mark.parametrize("run_budget_usd, said", [
+    (0.000286, "budget $0.00030 ($0.00029 for its run r-aaaaaaaa)"),  # a retry's share of what the job has left
+    (0.0003, "budget $0.00030;"),
+])
+def test_queue_explain_says_the_jobs_budget_and_its_runs_share_where_they_differ(tmp_path, monkeypatch, run_budget_usd,
+                                                                                said):
+    """A job submitted with --budget 0.0003 whose third run got what was left was said to have "budget $0.00029"."""
+    import time
+
+    from orchestrator.schedule.queue import JobRecord, JobStatus
+    from tests.test_runs_store import make_record
+
+    now = time.time()
+    job = JobRecord(job_id="j-aaaaaaaa", name="tiny", job_path="/x/job.yaml", job_json="{}", budget_usd=0.0003,
+                    deadline_at=None, priority=0, submitted_at=now, status=JobStatus.RUNNING, run_id="r-aaaaaaaa",
+                    owner=None, claimed_at=now, attempts=3, preemptions=0, decision="start_local", reason="fits",
+                    updated_at=now)
+    run = make_record(tmp_path, run_id="r-aaaaaaaa", budget_usd=run_budget_usd)
+    console = Console(width=200, record=True)
+    monkeypatch.setattr(display, "console", console)
+    display.show_queue([job], explain=True, runs={run.run_id: run})
+    assert said in " ".join(console.export_text().split())

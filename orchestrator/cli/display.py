@@ -790,6 +790,10 @@ def show_calibration(result: dict) -> None:
 def _queued_budget(job: JobRecord, run: RunRecord | None) -> str:
     """The budget a job's run has, or will have: one submitted without --budget gets a multiple of its estimate on
     the target it starts on, unknown until it starts, so the rule is said with the amount."""
+    if run is not None and job.budget_usd is not None and not math.isclose(run.budget_usd, job.budget_usd):
+        # a retry's run gets what its job has left, and `orch resume --budget` raises a run's: the job's was said
+        # as the run's share ("budget $0.00029" for a job submitted with --budget 0.0003)
+        return f"{usd_text(job.budget_usd)} ({usd_text(run.budget_usd)} for its run {run.run_id})"
     if run is not None:  # the run's own, which `orch resume --budget` may have raised since: then the rule is not why
         by_rule = run.est_cost_usd is not None and math.isclose(run.budget_usd,
                                                                 unbudgeted_usd(run.est_cost_usd, run.usd_per_hour))
