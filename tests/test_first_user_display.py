@@ -276,3 +276,15 @@ def test_queue_explain_says_the_jobs_budget_and_its_runs_share_where_they_differ
     monkeypatch.setattr(display, "console", console)
     display.show_queue([job], explain=True, runs={run.run_id: run})
     assert said in " ".join(console.export_text().split())
+
+
+def test_a_tables_caption_folds_from_the_left_as_other_text_does():
+    """Centred, the plan's caption left `controller` alone in the middle of an 80-column screen."""
+    table = display.Table(caption="cost also counts the last save, idle VM time before autodown and a spot jobs "
+                                  "controller")
+    table.add_column("GPU")
+    table.add_row("A100 80GB")
+    console = Console(width=80, record=True)
+    console.print(table)
+    lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
+    assert lines[-1] == "controller", lines

@@ -61,10 +61,12 @@ class Table(RichTable):
     """Tables that fit an 80-column terminal: light rules, one space between columns, numbers (right-aligned
     columns) never wrapped or cut, text folded onto more lines instead. A table that its edges (a space either side,
     a blank line above and below) alone push past the terminal's width drops them, all but the blank line below; one
-    narrower than its title widens to keep the title on one line."""
+    narrower than its title widens to keep the title on one line. A caption (notes under the table) starts at the
+    left, as other text does: centred, its folded last word stood alone mid-screen."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, **kwargs)
+        super().__init__(*args, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False, caption_justify="left",
+                         **kwargs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions):
         self.min_width = None
