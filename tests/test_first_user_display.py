@@ -283,7 +283,7 @@ def test_a_tables_caption_folds_from_the_left_as_other_text_does():
     table = display.Table(caption="cost also counts the last save, idle VM time before autodown and a spot jobs "
                                   "controller")
     table.add_column("GPU")
-    table.add_row("A100 80GB")
+    table.add_row("A100 80GB " * 7)  # a table as wide as the plan's
     console = Console(width=80, record=True)
     console.print(table)
     lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
