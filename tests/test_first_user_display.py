@@ -287,4 +287,4 @@ def test_a_tables_caption_folds_from_the_left_as_other_text_does():
     console = Console(width=80, record=True)
     console.print(table)
     lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
-    assert lines[-1] == "controller", lines
+    assert lines[-1] == "jobs controller", lines  # its last words start at the left edge, not mid-screen
