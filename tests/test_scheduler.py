@@ -574,9 +574,14 @@ def test_a_launch_refused_for_a_setting_rejects_the_job_at_once_and_a_fault_is_r
     assert len([r for r in RunStore().all() if r.job_name == "faulty"]) == 2
 
 
-def test_a_job_whose_deadline_passed_is_rejected_saying_so(tmp_path):
+def test_a_job_whose_deadline_passed_runs_late_on_a_local_card_or_is_rejected_saying_so(tmp_path, monkeypatch):
     """A job left queued past its deadline was rejected with `--deadline must be above 0 hours, got -0.00033...`:
-    a flag the scheduler's user never gave, and a raw float. The reason says the deadline passed and what to do."""
+    a flag the scheduler's user never gave, and a raw float; and one a pass had said would run late on the busy CPU
+    ("late is better than never") was rejected by the next, as its deadline had passed. It keeps to the policy's
+    last rule, late on a local card, and is rejected, saying the deadline passed and what to do, only where no
+    local card takes it."""
+    from orchestrator.schedule import scheduler
+    from orchestrator.schedule.policy import Decision
     from orchestrator.schedule.queue import JobQueue
 
     folder = tmp_path / "late"
@@ -585,9 +590,14 @@ def test_a_job_whose_deadline_passed_is_rejected_saying_so(tmp_path):
     JobQueue().update(job_id, deadline_at=time.time() - 200)  # its deadline passed 3 min ago
     said = " ".join(orch("scheduler", "run", "--once", "--cpu-slots", "0").stdout.split())
     reason = jobs()[job_id]["reason"]
+    assert jobs()[job_id]["status"] == "queued" and reason.startswith("its deadline passed 3 min ago, and late on a "
+                                                                      "local card is better than never: "), reason
+    assert "only the local CPU takes it" in reason and "--deadline must be" not in said and reason in said
+    monkeypatch.setattr(scheduler, "decide", lambda *args, **kwargs: Decision("reject", "fits no local card"))
+    orch("scheduler", "run", "--once", "--cpu-slots", "0")
+    reason = jobs()[job_id]["reason"]
     assert jobs()[job_id]["status"] == "rejected" and reason.startswith("its deadline passed 3 min before"), reason
     assert reason.endswith(" min before a target was chosen: submit it again with a later --deadline."), reason
-    assert "--deadline must be" not in said and reason in said
 
 
 def test_submit_refuses_a_deadline_under_a_minute():

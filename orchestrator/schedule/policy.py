@@ -21,7 +21,7 @@ from typing import NamedTuple
 from gpu_catalog.local import on_cpu_threads
 from gpu_catalog.models import ModelShape
 from gpu_catalog.offer import Offer
-from gpu_catalog.units import above_texts, duration_text, usd_text
+from gpu_catalog.units import duration_text, usd_text
 from orchestrator.cost import estimate_on_offer, hours_and_cost
 from orchestrator.estimator.calibration import NO_CALIBRATION, Calibration
 from orchestrator.estimator.fit import Fit
@@ -237,7 +237,7 @@ def _lateness(finish_h: float, deadline_h: float) -> str:
     """How a local card that misses the deadline misses it: past it, or inside it without the safety margin (a
     negative `h late` read as nonsense)."""
     if finish_h > deadline_h:
-        return f", {above_texts(finish_h - deadline_h, 0)[0]} h late"
+        return f", {duration_text((finish_h - deadline_h) * 3600, round_up=True)} late"  # as the deadline is said
     return (f", {duration_text(finish_h * 3600)} of the {duration_text(deadline_h * 3600)} deadline: no "
             f"{DEADLINE_SAFETY_FACTOR:g}x margin for scatter")
 

@@ -287,16 +287,30 @@ class Scheduler:
     def _decide(self, job: JobRecord, spec, now: float, slots: list[LocalSlot], clouds: list[Offer],
                 calibration: Calibration, spend_left_usd: float, refusals: LaunchRefusals,
                 budget_left_usd: float | None, withheld: list[LocalSlot]) -> Decision:
-        """Where a whole queued job goes now, within what is left of its budget. A deadline already passed is
-        rejected saying so: the planner takes only a deadline still ahead, and refused this one in the words of a
-        --deadline flag the user never gave here. A job that only a `withheld` slot would take waits for it."""
-        if job.deadline_at is not None and job.deadline_at <= now:
-            return Decision("reject", f"its deadline passed {duration_text(now - job.deadline_at)} before a target "
-                                      "was chosen: submit it again with a later --deadline.")
+        """Where a whole queued job goes now, within what is left of its budget. A job that only a `withheld` slot
+        would take waits for it. A deadline already passed leaves the policy's last rule, late on a local card rather
+        than never (the first pass said a job would run late on the busy CPU, and the next rejected it as its
+        deadline passed); with no local card for it, it is rejected saying so (the planner takes only a deadline
+        still ahead, and refused it in the words of a --deadline flag the user never gave here)."""
         if budget_left_usd is not None and budget_left_usd <= 0:
             return Decision("reject", f"its earlier runs spent its whole {usd_text(job.budget_usd)} budget: submit it "
                                       "again with a larger --budget.")
+        if job.deadline_at is not None and job.deadline_at <= now:
+            decision = self._decide_for(job, spec, None, slots, [], calibration, spend_left_usd, refusals,
+                                        budget_left_usd, withheld)
+            passed = f"its deadline passed {duration_text(now - job.deadline_at)}"
+            if decision.action == "reject":
+                return Decision("reject", f"{passed} before a target was chosen: submit it again with a later "
+                                          "--deadline.")
+            return dataclasses.replace(decision, reason=f"{passed} ago, and late on a local card is better than "
+                                                        f"never: {decision.reason}")
         deadline_h = (job.deadline_at - now) / 3600 if job.deadline_at is not None else None
+        return self._decide_for(job, spec, deadline_h, slots, clouds, calibration, spend_left_usd, refusals,
+                                budget_left_usd, withheld)
+
+    def _decide_for(self, job: JobRecord, spec, deadline_h: float | None, slots: list[LocalSlot], clouds: list[Offer],
+                    calibration: Calibration, spend_left_usd: float, refusals: LaunchRefusals,
+                    budget_left_usd: float | None, withheld: list[LocalSlot]) -> Decision:
         ask = JobAsk(job.job_id, spec, budget_left_usd if budget_left_usd is not None else float("inf"), deadline_h,
                      job.preemptions)
         try:
