@@ -605,7 +605,7 @@ def show_runs(records: list[RunRecord], home: Path) -> None:
         if (spare := _spare_width(table, records)) >= 0:
             console.print(table)
             return
-        if "job" not in dropped and longest + spare >= SHORTEST_CUT_NAME:
+        if "job" not in dropped and longest + spare >= NARROWEST_JOB_NAME:
             console.print(_runs_table(records, dropped, name_width=longest + spare))
             return
     console.print(_runs_table(records, DROPPED_FIRST, statuses_fold=True))  # `budget_stopped` at 40
@@ -630,11 +630,9 @@ def _runs_table(records: list[RunRecord], dropped: tuple[str, ...] = (), statuse
     # one space between columns, as the plan's table has: two left the job names 8 characters at 80 columns
     table = Table(title=f"{_things(len(records), 'run')}: measured, and under it estimated", padding=(0, 0))
     columns = {"run": dict(no_wrap=len(max((r.run_id for r in records), key=len, default="")) <= 12),
-               # a job name is cut before the target shrinks past its shortest GPU name (`A100 80GB`): with a
-               # `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line;
-               # cut with an ellipsis on its run's line (the run id names the run), where folded it pushed the
-               # estimate line down (`customer-support-assis` / `tant-llama-...`) as if another run's
-               "job": dict(min_width=SHORTEST_CUT_NAME, no_wrap=name_width is None, max_width=name_width),
+               # a job name folds before the target shrinks past its shortest GPU name (`A100 80GB`): with a
+               # `budget_stopped` beside a 16-character job, every target was spelt down the screen a letter a line
+               "job": dict(min_width=NARROWEST_JOB_NAME, no_wrap=name_width is None, max_width=name_width),
                "target": dict(min_width=min(max(len(r.gpu) for r in records), MOST_FOLDED_GPU)),
                "status": dict(no_wrap=not statuses_fold),
                **{figure: dict(justify="right") for figure in ("tok/s", "GiB", "hours", "cost")}}
@@ -663,7 +661,7 @@ def _ran_on(record: RunRecord) -> str:
     return f"{record.provider}{' spot' if record.spot else ''}"
 
 
-SHORTEST_CUT_NAME = 7  # a job name is folded no narrower than this
+NARROWEST_JOB_NAME = 7  # a job name is folded no narrower than this
 MOST_FOLDED_GPU = len("RTX 6000")  # nor a GPU's: `RTX 6000` over `Ada`, `A100` over `80GB`
 MOST_WHOLE_NAME = 16  # a queued job's name up to this long is never folded (the other columns fold first)
 
