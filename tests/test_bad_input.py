@@ -1511,8 +1511,8 @@ def _foreign_database(path: Path, version: int = 0) -> Path:
     (lambda i: plan(i) + ["--db", "x.db"],
      "No such option: --db for `orch plan`; it is an option of `orch bench`, `orch calibrate` and `orch report`"),
     (lambda i: ["runs", "--top", "3"], "No such option: --top for `root runs`; it is an option of `root plan`"),
-    (lambda i: ["estimate", "orch/tiny-llama", "--set", "seq_len=128"],
-     "No such option: --set for `root estimate`; it is an option of `root import` and `root train`"),
+    (lambda i: ["queue", "--set", "seq_len=128"],
+     "No such option: --set for `root queue`; it is an option of `root estimate`, `root import` and `root train`"),
 ])
 def test_the_refusal_says_what_is_wrong_not_something_else(inputs, build, said):
     """A --force with nothing to replace is said as `orch import` says it (it was a usage error, or nothing); a

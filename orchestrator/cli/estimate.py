@@ -30,7 +30,7 @@ from orchestrator.estimator.memory import (
 from orchestrator.estimator.settings import context_note, job_model, settings_from_job, unsupported_on
 from orchestrator.estimator.speed import estimate_speed
 from orchestrator.job import ATTENTION_KERNELS, METHODS, OPTIMIZERS, job_from_dict
-from trainer.config import CHOICES, NAME_LIST_KEYS, JobConfig, model_folder
+from trainer.config import CHOICES, NAME_LIST_KEYS, JobConfig, model_folder, parse_overrides
 from trainer.job_file import QLORA_KEYS, idle_keys, read_job_file
 
 DEFAULT_METHOD = method_forms.resolve({}, "-", None)[0]["method"]  # what a left-out --method estimates
@@ -45,12 +45,31 @@ ADAPTER_ONLY_KEYS = (*method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save")
 OTHER_METHODS_KEYS = {"lora": (*QLORA_KEYS, "freeze_layers"), "qlora": ("freeze_layers",),
                       "full": (*QLORA_KEYS, *ADAPTER_ONLY_KEYS)}
 JOB_DEFAULTS = {field.name: field.default for field in fields(JobConfig)}  # what a left-out flag takes
+# the job settings of its data, and an amount counted in it: plan's, which reads the data; an estimate is of one
+# step, whatever the amount (a step count or tokens, given, change nothing in it)
+PLANS_OWN = frozenset({"dataset", "eval_dataset", "dataset_config", "dataset_split", "eval_split", "dataset_columns",
+                       "dataset_tokens", "dataset_sequences", "epochs", "tokenizer"})
+AMOUNTS = ("train_tokens", "max_steps")
 
 
-def _settings(flags: dict, model: str, typed: set[str]):
+def _unread_settings(overrides: list[str]) -> dict:
+    """The --set settings, each a job setting the estimate does not read (one it reads has its flag; the data and
+    the amount to train are plan's: an estimate is of one step)."""
+    unread = parse_overrides(overrides)
+    for key in unread:
+        if key in SETTINGS_SHOWN:
+            raise UserError(f"--set {key}=...: give --{key.replace('_', '-')} instead, which the estimate reads.")
+        if key in PLANS_OWN:
+            raise UserError(f"--set {key}=...: an estimate is of one training step, whatever the data and the amount "
+                            "to train: leave it out (`orch plan JOB.yaml` prices the whole job).")
+    return unread
+
+
+def _settings(flags: dict, model: str, typed: set[str], unread: dict | None = None):
     """Validate through the job schema, so estimate and plan refuse the same values; estimate also reads other
     trainers' spellings of a value as orch's (flag_aliases), where a job file names orch's own. `typed`: the keys
-    given as flags, said by their flags (the others came from a job file, said by their keys)."""
+    given as flags, said by their flags (the others came from a job file, said by their keys); `unread`: job
+    settings the estimate does not read, checked with the rest."""
     given = {k: flag_aliases.value(k, v) for k, v in flags.items() if v is not None}
     if "target_modules" in given:
         given["target_modules"] = flag_aliases.target_modules(given["target_modules"], model)
@@ -58,7 +77,8 @@ def _settings(flags: dict, model: str, typed: set[str]):
         given["modules_to_save"] = (flag_aliases.listed(given["modules_to_save"], "--modules-to-save")
                                     or [given["modules_to_save"]])
     try:
-        settings = settings_from_job(job_from_dict({"model": "-", "train_tokens": 1, **given}))
+        amount = {} if any(key in (unread or {}) for key in AMOUNTS) else {"train_tokens": 1}  # one the job needs
+        settings = settings_from_job(job_from_dict({"model": "-", **amount, **(unread or {}), **given}))
         for key, why, fix in idle_keys(given):  # `--loss full --loss-chunk-tokens 512`, refused as a job file is
             raise UserError(f"`{key}` {why}: drop it, or {fix.replace('set loss: ', 'use --loss ')}")
         return settings
@@ -216,9 +236,13 @@ def estimate(
     fit: Annotated[bool, typer.Option("--auto-fit", help="With --gpu: find the fastest micro-batch and "
                                                          "checkpointing that fit, keeping the effective batch.")]
     = False,
+    set_values: Annotated[list[str] | None, typer.Option(
+        "--set", help="Any other job setting, KEY=VALUE (repeatable; also as --KEY VALUE: --lora-alpha 32), checked "
+                      "as a job file's; the estimate reads none of them (lora_alpha, learning_rate...).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate peak VRAM (with its breakdown) and, with --gpu, fit and training tokens/s."""
+    unread = _unread_settings(set_values or [])
     given = {
         "method": flag_aliases.value("method", method), "seq_len": seq_len, "micro_batch": micro_batch,
         "grad_accum": grad_accum, "grad_ckpt": grad_ckpt, "optimizer": optimizer, "lora_r": lora_r,
@@ -238,7 +262,10 @@ def estimate(
         given["seq_len"] = DEFAULT_SEQ_LEN
     grad_ckpt = given.get("grad_ckpt")
     flags, notes = method_forms.resolve(given, model, quantization)
-    settings = _settings(flags, model, set(typed))
+    settings = _settings(flags, model, set(typed), unread)
+    if unread:
+        notes.append(f"{', '.join(f'`{key}`' for key in sorted(unread))} change{'s' * (len(unread) == 1)} neither the "
+                     "memory nor the speed: checked, and left out of the estimate")
     if fit and gpu is None:
         raise UserError("--auto-fit needs --gpu NAME: it fits the job to one GPU's memory.")
     named = gpu is not None  # an empty --gpu is a GPU name to refuse, not the default

@@ -19,6 +19,7 @@ from trainer.foreign_keys import FOREIGN_KEYS, Carried, ForeignKey
 # such an option says where the setting goes, where click offered the nearest option (`--lora-r`); the model is
 # every command's argument, so it is left to click
 JOB_FILE_ONLY = frozenset(field.name for field in fields(JobConfig)) - {"model"}
+SWITCH_KEYS = frozenset(field.name for field in fields(JobConfig) if field.type is bool)  # `--packing` alone is on
 UNIT_SUFFIXES = ("_usd", "_hours", "_h", "_gib", "_s")  # a job key's unit, which an option's name may leave out
 
 # orch's quantization for the bits a foreign key asks for: `--quantization` also makes a LoRA a QLoRA, as LoRA on a
@@ -192,8 +193,18 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
         key = name[2:].replace("-", "_")
         entry = FOREIGN_KEYS.get(key) if name.startswith("--") else None
         if name.startswith("--") and entry is None and key in JOB_FILE_ONLY and not known(name):
-            raise ForeignOptionError(f"{name}: `{key}` is a job-file setting this command takes no option for: "
-                                     f"{_where_instead(key, options)}")
+            if "--set" not in options:
+                raise ForeignOptionError(f"{name}: `{key}` is a job-file setting this command takes no option for: "
+                                         f"{_where_instead(key, options)}")
+            # `--lora-alpha 32`, `--learning_rate 2e-4` copied from a training command line: the job setting, as
+            # --set gives it (a published point's every column was refused but those estimate has flags for)
+            following = args[index] if not has_value and index < len(args) and (
+                not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])) else None
+            if not has_value and following is None and key not in SWITCH_KEYS:
+                raise ForeignOptionError(f"{name} takes a value: {name} VALUE")
+            index += not has_value and following is not None
+            out += ["--set", f"{key}={value if has_value else 'true' if following is None else following}"]
+            continue
         if entry is None or known(name):
             out.append(arg)
             continue
