@@ -340,14 +340,13 @@ def _unknown_key_note(key: str) -> str:
     return f"orch has no such setting: did you mean {listed((f'`{known}`' for _, known in near[:MOST_HINTS]), 'or')}?"
 
 
-def _builders_packing(datasets):
-    """torchtune's `dataset:` as a list of builders (trained concatenated) packs where each of them says `packed:
-    true` (its ConcatDataset refuses a mix): their one `packed`, read as `dataset.packed` is, or None where the value is
-    no list of builders or they differ. Unread, the builders' unpacked default was written over `packed: True`."""
+def _builders_packing(datasets) -> list | None:
+    """Each builder's `packed` (False where left out) of torchtune's `dataset:` as a list of builders, trained
+    concatenated, or None where the value is no such list. Unread, the builders' unpacked default was written over
+    their `packed: True`."""
     if not isinstance(datasets, list) or not datasets or not all(isinstance(entry, dict) for entry in datasets):
         return None
-    first, *others = [entry.get("packed", False) for entry in datasets]
-    return first if all(type(other) is type(first) and other == first for other in others) else None
+    return [entry.get("packed", False) for entry in datasets]
 
 
 def translate(raw: dict) -> Translation:
@@ -358,8 +357,9 @@ def translate(raw: dict) -> Translation:
     is_llama_factory = "finetuning_type" in raw or "stage" in raw
     flat = {key: value for key, value in _flatten(raw).items()
             if not (key in UNSET_VALUES and type(value) is int and value == UNSET_VALUES[key])}
-    if "dataset.packed" not in flat and (packed := _builders_packing(flat.get("dataset"))) is not None:
-        flat["dataset.packed"] = packed
+    packed = None if "dataset.packed" in flat else _builders_packing(flat.get("dataset"))
+    if packed and all(type(value) is type(packed[0]) and value == packed[0] for value in packed):
+        flat["dataset.packed"] = packed[0]  # their one `packed`, read as a single builder's is
     for key, value in flat.items():
         if value is None:
             if key in NULL_MEANS:
@@ -401,6 +401,10 @@ def translate(raw: dict) -> Translation:
         else:
             note = LEFT_BEHIND.get(key.split(".")[0])
             not_carried.append((key, note if note is not None else _unknown_key_note(key)))
+    if packed and "dataset.packed" not in flat:  # builders that disagree, a mix torchtune's ConcatDataset refuses
+        not_carried.append(("dataset.packed", f"the builders say packed {', '.join(map(_value, packed))}, a mix "
+                                              "torchtune refuses: give --set packing=true or false"))
+        flat["dataset.packed"] = packed  # said: no builders' default stands in for it
     trainer = _source_trainer(flat)
     # a LoRA rank says LoRA, whatever the trainer's default method; not where a method was given and refused
     # (`adapter: ia3`, `method: [lora]`): that config trained as LoRA, with the refusal only listed

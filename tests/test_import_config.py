@@ -894,6 +894,20 @@ def test_torchtunes_packed_dataset_setting_is_carried_whatever_data_the_job_is_g
     assert json.loads(result.stdout)["job"]["packing"] is packing
 
 
+def test_torchtune_builders_that_disagree_on_packing_are_listed_not_taken_for_the_unpacked_default(tmp_path):
+    """`packed: True` beside a builder without it (a mix torchtune's ConcatDataset refuses) was imported as the
+    builders' unpacked default, the `packed: True` dropped unsaid."""
+    builder = {"_component_": "torchtune.datasets.alpaca_cleaned_dataset"}
+    raw = {"model": {"_component_": "torchtune.models.llama3_1.lora_llama3_1_8b"}, "tokenizer": {"max_seq_len": 512},
+           "dataset": [{**builder, "packed": True}, builder]}
+    result = run_import(tmp_path, raw, "--set", f"dataset={TINY_DATA}", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "packing" not in report["job"] and not any(d["key"] == "packing" for d in report["source_defaults"])
+    assert {"key": "dataset.packed", "why": "the builders say packed true, false, a mix torchtune refuses: give --set "
+            "packing=true or false"} in report["not_carried"]
+
+
 def test_a_config_whose_warm_up_outlasts_its_steps_is_refused_as_plan_would_refuse_the_job(tmp_path):
     """A source's smoke test (max_steps 5, warmup_steps 10) was written as a job that `orch plan` then refused."""
     (tmp_path / "data.jsonl").write_text('{"instruction": "a", "input": "", "output": "b"}\n')
