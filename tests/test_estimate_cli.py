@@ -207,12 +207,23 @@ def test_quantization_in_one_value_sets_the_method_and_bits(quantization, expect
     assert {k: settings[k] for k in expected} == expected
 
 
-@pytest.mark.parametrize("model", ["unsloth/llama-3-8b-bnb-4bit", "Qwen/Qwen-7B-Chat-Int4"])
-def test_a_checkpoint_stored_quantized_beside_quantization_none_is_refused(model):
-    """It was estimated as 16-bit LoRA, unsaid, where transformers loads it quantized (as --method full is refused)."""
-    result = runner.invoke(app, ["estimate", model, "--quantization", "none", "--json"])
+@pytest.mark.parametrize("model, quantization", [("unsloth/llama-3-8b-bnb-4bit", "none"),
+                                                 ("Qwen/Qwen-7B-Chat-Int4", "none"),
+                                                 ("unsloth/llama-3-8b-bnb-4bit", "int8")])
+def test_a_checkpoint_stored_quantized_beside_other_bits_is_refused(model, quantization):
+    """It was estimated as 16-bit LoRA (`none`) or at 8 bits (`int8`), unsaid, where transformers loads it at its
+    stored 4 bits (as --method full is refused)."""
+    result = runner.invoke(app, ["estimate", model, "--quantization", quantization, "--json"])
     assert result.exit_code == 2, result.output
-    assert "is stored quantized" in json.loads(result.stdout)["error"]
+    assert f"so it trains at 4 bits whatever --quantization {quantization} says" in json.loads(result.stdout)["error"]
+
+
+def test_a_method_with_its_bits_that_disagrees_is_said_as_the_method_not_as_a_flag_never_given():
+    """`--method "QLoRA (8-bit)" --quantization nf4` read "but --quant-bits 8 was given", a flag no one typed."""
+    result = runner.invoke(app, ["estimate", "Llama-3.1-8B", "--method", "QLoRA (8-bit)", "--quantization", "nf4"])
+    assert result.exit_code == 2, result.output
+    assert "--quantization nf4 means --quant-bits 4, but --method QLoRA (8-bit) means 8: give one of them." in \
+        result.stderr
 
 
 def test_double_quantization_is_counted_and_another_format_is_named_in_the_notes():

@@ -41,15 +41,17 @@ def _quantization(spelled: str) -> Quantization:
     return found
 
 
-def _agree(flags: dict, implied: dict, said_by: str) -> dict:
-    """`implied` where no flag gives those keys; a flag that gives one another value is refused."""
+def _agree(flags: dict, implied: dict, said_by: str, set_by: dict | None = None) -> dict:
+    """`implied` where no flag gives those keys; a flag that gives one another value is refused, said as what gave
+    it (`set_by`: the keys a --method form set, by the form: `--quant-bits 8 was given` was said where no
+    --quant-bits was)."""
     for key, value in implied.items():
         given, flag = flags.get(key), key.replace("_", "-")
         same = listed(given, f"--{flag}") == listed(value, f"--{flag}") \
             if isinstance(given, str) and isinstance(value, str) else given == value
         if given is not None and not same and key != "method":
-            raise UserError(f"{said_by} means --{flag} {str(value).lower()}, but --{flag} {str(given).lower()} was "
-                            "given: give one of them.")
+            theirs = (set_by or {}).get(key, f"--{flag} {str(given).lower()} was given")
+            raise UserError(f"{said_by} means --{flag} {str(value).lower()}, but {theirs}: give one of them.")
     return {**flags, **implied}
 
 
@@ -86,16 +88,20 @@ def resolve(flags: dict, model: str, quantization: str | None) -> tuple[dict, li
 
 def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, list[str]]:
     form = METHOD_FORMS.get(squeezed(flags["method"])) if isinstance(flags.get("method"), str) else None
+    set_by = {}
     if form is not None:
+        set_by = {key: f"--method {flags['method']} means {value}" for key, value in form.items()
+                  if flags.get(key) is None}
         flags = _agree(flags, form, f"--method {flags['method']}")
     method = flags.get("method")
     said_by = f"--quantization {quantization}"
     stored = checkpoint_quantization(model, model_folder(model, Path(".")))
-    if stored is not None and quantization is not None and _quantization(quantization).bits is None:
-        # estimated as 16-bit LoRA, unsaid, where transformers loads the stored bits whatever the flag says
+    stored_bits = (quantization_named(stored) or Quantization(None)).bits if stored is not None else None
+    if stored_bits is not None and quantization is not None and _quantization(quantization).bits != stored_bits:
+        # estimated unquantized (none) or at the flag's bits (int8), unsaid, where transformers loads the stored bits
         raise UserError(f"{checks.short_repr(model)} is stored quantized ({checks.printable(stored)}), so it trains "
-                        f"quantized whatever --quantization {quantization} says: drop --quantization, or give the "
-                        "unquantized model.")
+                        f"at {stored_bits} bits whatever --quantization {quantization} says: drop --quantization, or "
+                        "give the unquantized model.")
     if quantization is None and (quantization := stored) is not None:
         said_by = f"{model}, stored quantized,"
         if quantization_named(quantization) is None:
@@ -115,7 +121,7 @@ def _resolved(flags: dict, model: str, quantization: str | None) -> tuple[dict, 
     implied = {"method": "qlora", "quant_bits": found.bits}
     if found.double_quant is not None and found.bits == 4:
         implied["double_quant"] = found.double_quant
-    resolved = _agree(flags, implied, said_by)
+    resolved = _agree(flags, implied, said_by, set_by)
     if found.fp32_upcast is not None and flags.get("qlora_fp32_upcast") is None:
         resolved["qlora_fp32_upcast"] = found.fp32_upcast
     notes = [f"LoRA on {found.bits}-bit weights ({said_by.rstrip(',')}) is QLoRA: estimated as --method qlora."] \
