@@ -288,3 +288,41 @@ def test_a_tables_caption_folds_from_the_left_as_other_text_does():
     console.print(table)
     lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
     assert lines[-1] == "jobs controller", lines  # its last words start at the left edge, not mid-screen
+
+
+def test_a_running_runs_hours_and_cost_are_over_the_same_span_in_the_table_and_its_json(tmp_path, monkeypatch):
+    """The table showed the earlier sessions' hours beside a live cost; then, with the live hours in the record, the
+    cost priced this session twice (~$0.000074 where --json's spent_usd and `orch spend` said $0.000037)."""
+    import time
+
+    from orchestrator.cli import runs as runs_cli
+    from orchestrator.runs.status import RunStatus
+    from tests.test_runs_store import make_record
+
+    record = make_record(tmp_path, run_id="r-aaaaaaaa", status=RunStatus.RUNNING, usd_per_hour=3.6, budget_usd=100.0,
+                         wall_s=None, cost_usd=None, started_at=time.time() - 3600)  # a first session, an hour in
+    monkeypatch.setattr(runs_cli, "refreshed_runs", lambda: [record])
+    monkeypatch.setattr(display, "console", Console(width=120, record=True))
+    table = CliRunner().invoke(app, ["runs"])
+    (row,) = [line.split() for line in table.stdout.splitlines() if "r-aaaaaaaa" in line]
+    assert row[-2:] == ["~1.00", "~$3.60"], table.stdout
+    (listed,) = json.loads(CliRunner().invoke(app, ["runs", "--json"]).stdout)
+    assert listed["spent_usd"] == pytest.approx(3.6, rel=1e-3) and listed["live"]["wall_s"] == pytest.approx(3600, 1)
+
+
+@pytest.mark.parametrize("status, code", [("failed", 1), ("budget_stopped", 4), ("ok", 0)])
+def test_following_a_run_that_has_already_ended_exits_with_its_code(status, code):
+    """`orch logs RUN --follow` came a moment after the run failed, printed its log and exited 0, where the same
+    command started a moment earlier exited 1: a script's result hung on a race."""
+    from orchestrator.home import orch_home
+    from orchestrator.launch.local import LOG_NAME
+    from orchestrator.runs.status import RunStatus
+    from orchestrator.runs.store import RunStore
+    from tests.test_runs_store import make_record
+
+    run_dir = orch_home() / "runs" / "r-aaaaaaaa"
+    (run_dir / "output").mkdir(parents=True)
+    (run_dir / LOG_NAME).write_text("step 1: loss 2.0\n", encoding="utf-8")
+    RunStore().insert(make_record(run_dir, run_id="r-aaaaaaaa", status=RunStatus(status), cost_usd=0.01))
+    result = CliRunner().invoke(app, ["logs", "r-aaaaaaaa", "--follow"])
+    assert result.exit_code == code and "step 1: loss 2.0" in result.stdout, result.output

@@ -31,7 +31,7 @@ from orchestrator.planner import Option, Plan
 from orchestrator.runs.status import RunStatus
 from orchestrator.runs.store import RunRecord
 from orchestrator.schedule.queue import UNBUDGETED_RULE, JobRecord, unbudgeted_usd
-from orchestrator.spend import spend_usd
+from orchestrator.spend import spend_usd, wall_s_so_far
 
 
 class _Console(Console):
@@ -640,9 +640,10 @@ def _runs_table(records: list[RunRecord], dropped: tuple[str, ...] = (), statuse
     for name in kept:
         table.add_column(name, **columns[name])
     for r in records:
-        hours = hours_text(None if r.wall_s is None else r.wall_s / 3600)
+        wall_s = wall_s_so_far(r)  # a running run's earlier sessions' and this one's so far, as its cost
+        hours = hours_text(None if wall_s is None else wall_s / 3600)
         hours, cost = (f"~{hours}", f"~{usd_text(spend_usd(r))}") if r.status.is_active() else \
-            (hours, optional_usd(r.cost_usd))  # so far (`live`, in runs_command), as the cost is
+            (hours, optional_usd(r.cost_usd))
         name = r.job_name if name_width is None or len(r.job_name) <= 2 * name_width else \
             r.job_name[:2 * name_width - 1] + "…"
         measured = dict(zip(columns, (esc(r.run_id), esc(name), esc(r.gpu), r.status.value,

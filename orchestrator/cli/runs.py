@@ -158,8 +158,10 @@ def runs_command(
     if as_json:
         display.print_json([{**r.as_dict(), "spent_usd": spend_usd(r), "live": live[r.run_id]} for r in records])
     else:
-        display.show_runs([dataclasses.replace(r, **{k: v for k, v in (live[r.run_id] or {}).items() if v is not None})
-                           for r in records], orch_home())
+        # the record's wall_s stays its earlier sessions': the table adds this one's, as it prices it (spend_usd)
+        shown = [dataclasses.replace(r, **{k: v for k, v in (live[r.run_id] or {}).items()
+                                           if v is not None and k != "wall_s"}) for r in records]
+        display.show_runs(shown, orch_home())
 
 
 @user_errors
@@ -189,6 +191,8 @@ def logs_command(
             raise typer.Exit(code)
     elif log.is_file() and log.stat().st_size:
         sys.stdout.write(display.log_text(log.read_text(encoding="utf-8", errors="replace"), sys.stdout))
+        if follow and not record.status.is_active() and (code := exit_code(record.status)):  # ended a moment before
+            raise typer.Exit(code)  # the script came to follow it: the same code, whichever came first
     elif record.status.is_active():  # starting: its trainer is importing and building the model, no error of anyone's
         display.say(f"run {record.run_id} has written no log yet ({record.status.value}): `orch logs "
                     f"{record.run_id} --follow` follows it.")
