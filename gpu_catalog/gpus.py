@@ -218,6 +218,16 @@ def _stated_forms(name: str) -> set[str]:
     return {FORM_WORDS[w] for w in re.split(r"[\s()-]+", name.lower()) if w in FORM_WORDS}
 
 
+def size_note(typed: str, gpu: GPU) -> str | None:
+    """Which memory size a name that states none was read as, where the card it picked is named by its size: an
+    `RTX 4060 Ti` (nvidia-smi's name for its 8 GB and its 16 GB card alike) was estimated as the catalog's 16 GB one,
+    unsaid, and "fit" where the 8 GB card would not. None where the name states a size, or the card's name has none."""
+    if _stated_sizes(typed) or not MEMORY_IN_NAME.search(gpu.name):
+        return None
+    return (f"--gpu {typed.strip()} is read as the {gpu.name}: a card of that name with other memory is another "
+            "card (`orch catalog gpus` lists the sizes the catalog has).")
+
+
 def _stated_sizes(name: str) -> list[float]:
     """The memory sizes (GB) a name's words state, each once, in order: `A100 40GB 80GB` states two."""
     return list(dict.fromkeys(float(size) for size in MEMORY_IN_NAME.findall(name)))

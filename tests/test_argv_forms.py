@@ -135,7 +135,6 @@ def test_a_switch_before_the_model_leaves_the_model_alone():
     (["--load-in-4bit=maybe"], "--load-in-4bit is on or off: give true or false"),
     (["--optim", "--bf16"], "--optim takes a value"),
     (["--lora-target-modules=yes"], "--target-modules"),
-    (["--num-train-epochs", "3"], "`epochs` in orch's job file) is no option of this command: set it in the job file"),
 ])
 def test_another_trainers_option_orch_cannot_take_is_one_line(given, said):
     result = runner.invoke(app, [*BASE, *given])
@@ -148,18 +147,19 @@ def test_a_job_setting_the_estimate_does_not_read_is_checked_and_said_not_refuse
     file's, and says the ones that change nothing in it."""
     plain = runner.invoke(app, [*BASE, "--json"])
     given = runner.invoke(app, [*BASE, "--lora_alpha", "16", "--learning-rate=2e-4", "--set", "warmup_ratio=0.03",
-                                "--json"])
+                                "--num-train-epochs", "3", "--json"])
     assert given.exit_code == 0, given.output
     estimate = json.loads(given.stdout)
     assert estimate["vram_gib"] == json.loads(plain.stdout)["vram_gib"]
-    assert "`learning_rate`, `lora_alpha`, `warmup_ratio` change neither the memory nor the speed" in \
+    assert "`epochs`, `learning_rate`, `lora_alpha`, `warmup_ratio` change neither the memory nor the speed" in \
         " ".join(estimate["notes"])
 
 
 @pytest.mark.parametrize("given, said", [
     (["--lora-alpha", "-3"], "`lora_alpha` must be above 0, got -3"),
     (["--set", "seq_len=512"], "give --seq-len instead"),
-    (["--epochs", "3"], "an estimate is of one training step"),
+    (["--dataset", "data.jsonl"], "an estimate is of one training step, whatever the data"),
+    (["--num-train-epochs", "-3"], "`epochs` must be above 0, got -3"),
     (["--set", "bogus=1"], "unknown key `bogus`"),
 ])
 def test_a_job_setting_given_to_the_estimate_is_checked_as_a_job_files(given, said):
@@ -177,7 +177,7 @@ def test_a_quantization_type_alone_quantizes_nothing():
 
 @pytest.mark.parametrize("args, said", [
     (["launch", "examples/tiny.yaml", "--budget-usd", "5"], "use --budget"),
-    (["train", "examples/tiny.yaml", "--cutoff-len", "64"], "give --set seq_len=VALUE"),
+    (["plan", "examples/tiny.yaml", "--cutoff-len", "64"], "set it in the job file"),
 ])
 def test_a_setting_a_command_takes_another_way_says_how(args, said):
     result = runner.invoke(app, args)

@@ -653,3 +653,18 @@ def test_freezing_every_block_of_a_tied_model_is_refused():
         in " ".join(result.stderr.split()) and "freeze at most 3" in result.stderr, result.output
     kept = runner.invoke(app, ["estimate", "orch/tiny-llama", "--method", "full", "--freeze-layers", "3"])
     assert kept.exit_code == 0, kept.output
+
+
+@pytest.mark.parametrize("gpu, said", [
+    ("NVIDIA GeForce RTX 4060 Ti", "--gpu NVIDIA GeForce RTX 4060 Ti is read as the RTX 4060 Ti 16GB"),
+    ("A100", "--gpu A100 is read as the A100 40GB"),
+    ("A100 80GB", None),
+    ("RTX 4090", None),
+])
+def test_a_gpu_named_without_its_memory_says_which_size_it_was_read_as(gpu, said):
+    """nvidia-smi names the RTX 4060 Ti 8GB and 16GB alike: the name was estimated as the catalog's 16 GB card,
+    unsaid, and an 8 GB point "fit"."""
+    result = runner.invoke(app, ["estimate", "Llama-3.2-1B", "--gpu", gpu, "--json"])
+    notes = [note for note in json.loads(result.stdout)["notes"] if "is read as the" in note]
+    assert notes == ([] if said is None else [note for note in notes if note.startswith(said)]) and \
+        bool(notes) == (said is not None), notes

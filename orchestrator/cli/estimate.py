@@ -13,7 +13,7 @@ import typer
 
 from gpu_catalog import checks
 from gpu_catalog.errors import UserError
-from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus, more_threads_than_cores
+from gpu_catalog.gpus import cpu_gpu, get_gpu, load_gpus, more_threads_than_cores, size_note
 from gpu_catalog.models import LINEAR_MODULES, RANDOM_PREFIX, hub_id, org_typo_note
 from orchestrator.cli import display, flag_aliases, method_forms
 from orchestrator.cli.errors import user_errors
@@ -45,10 +45,10 @@ ADAPTER_ONLY_KEYS = (*method_forms.ADAPTER_KEYS, "use_dora", "modules_to_save")
 OTHER_METHODS_KEYS = {"lora": (*QLORA_KEYS, "freeze_layers"), "qlora": ("freeze_layers",),
                       "full": (*QLORA_KEYS, *ADAPTER_ONLY_KEYS)}
 JOB_DEFAULTS = {field.name: field.default for field in fields(JobConfig)}  # what a left-out flag takes
-# the job settings of its data, and an amount counted in it: plan's, which reads the data; an estimate is of one
-# step, whatever the amount (a step count or tokens, given, change nothing in it)
+# the job settings of its data: plan's, which reads the data; an estimate is of one step, whatever the amount (a
+# step count, tokens or epochs, given, change nothing in it; epochs, which only the data sizes, are checked alone)
 PLANS_OWN = frozenset({"dataset", "eval_dataset", "dataset_config", "dataset_split", "eval_split", "dataset_columns",
-                       "dataset_tokens", "dataset_sequences", "epochs", "tokenizer"})
+                       "dataset_tokens", "dataset_sequences", "tokenizer"})
 AMOUNTS = ("train_tokens", "max_steps")
 
 
@@ -60,8 +60,8 @@ def _unread_settings(overrides: list[str]) -> dict:
         if key in SETTINGS_SHOWN:
             raise UserError(f"--set {key}=...: give --{key.replace('_', '-')} instead, which the estimate reads.")
         if key in PLANS_OWN:
-            raise UserError(f"--set {key}=...: an estimate is of one training step, whatever the data and the amount "
-                            "to train: leave it out (`orch plan JOB.yaml` prices the whole job).")
+            raise UserError(f"--set {key}=...: an estimate is of one training step, whatever the data: leave it out "
+                            "(`orch plan JOB.yaml` prices the whole job on its data).")
     return unread
 
 
@@ -77,8 +77,9 @@ def _settings(flags: dict, model: str, typed: set[str], unread: dict | None = No
         given["modules_to_save"] = (flag_aliases.listed(given["modules_to_save"], "--modules-to-save")
                                     or [given["modules_to_save"]])
     try:
-        amount = {} if any(key in (unread or {}) for key in AMOUNTS) else {"train_tokens": 1}  # one the job needs
-        settings = settings_from_job(job_from_dict({"model": "-", **amount, **(unread or {}), **given}))
+        checked = {key: value for key, value in (unread or {}).items() if key != "epochs"}  # no data to size here
+        amount = {} if any(key in checked for key in AMOUNTS) else {"train_tokens": 1}  # one the job needs
+        settings = settings_from_job(job_from_dict({"model": "-", **amount, **checked, **given}))
         for key, why, fix in idle_keys(given):  # `--loss full --loss-chunk-tokens 512`, refused as a job file is
             raise UserError(f"`{key}` {why}: drop it, or {fix.replace('set loss: ', 'use --loss ')}")
         return settings
@@ -279,9 +280,11 @@ def estimate(
                         f"estimated: give at most {cores}.")
     if on_cpu and (past := more_threads_than_cores(settings.cpu_threads)):
         notes.append(past)
+    target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
+    if named and not on_cpu and (sized := size_note(gpu, target)):
+        notes.append(sized)
     model_id = _model_id(model)
     shape = job_model(replace(settings, model=model_id or model))
-    target = cpu_gpu(settings.cpu_threads) if on_cpu else get_gpu(gpu if named else REFERENCE_GPU)
     calibration = load_calibration()
     fitted = None
     if fit:  # the estimate is then the fitted job's, top to bottom: its JSON said the job as given did not fit

@@ -155,9 +155,15 @@ def _where_instead(key: str, options: dict) -> str:
     return "set it in the job file, or leave it out"
 
 
+def _set_instead(key: str, options: dict) -> bool:
+    """Whether a setting the command has no option for is given with its --set (`--num-train-epochs 3` as --set
+    epochs=3), as a job key given as an option is (read_as_orch)."""
+    return _flag_name(key) not in options and "--set" in options and key in JOB_FILE_ONLY
+
+
 def _check_command_has(name: str, entry: ForeignKey, keys: list[str], options: dict) -> None:
     for key in keys:
-        if _flag_name(key) not in options:
+        if _flag_name(key) not in options and not _set_instead(key, options):
             raise ForeignOptionError(f"{name} ({listed(entry.trainers)}; `{entry.orch}` in orch's job file) is no "
                                      f"option of this command: {_where_instead(key, options)}")
 
@@ -167,6 +173,11 @@ def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict) -> li
     _check_command_has(name, entry, list(settings), options)
     flags = []
     for key, value in settings.items():
+        if _set_instead(key, options):
+            shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value).lower() \
+                if isinstance(value, bool) else value
+            flags += ["--set", f"{key}={shown}"]
+            continue
         option = options[_flag_name(key)]
         if option.is_flag:
             if not isinstance(value, bool):
