@@ -103,6 +103,9 @@ def test_a_hub_layout_folder_whose_readme_names_data_outside_it_is_refused(tmp_p
      "its README.md's `configs:` names config 'a' twice (`datasets` reads the last one unsaid)"),
     ("configs:\n  - config_name: a\n    data_files: a.jsonl\nx: " + "[" * 20_000 + "]" * 20_000 + "\n",
      "its README.md's YAML header is nested too deeply to read: fix the header, or remove README.md"),
+    # a header without configs: `datasets` reads it all the same, and fell over it in the trainer
+    ("license: mit\nx: " + "[" * 20_000 + "]" * 20_000 + "\n", "its README.md's YAML header is nested too deeply"),
+    ("{license: mit, tags: [a\n", "its README.md's YAML header is not valid YAML"),
 ])
 def test_a_hub_layout_folder_whose_readme_configs_datasets_would_misread_is_refused(tmp_path, header, said):
     """A header that is no YAML was `datasets`' bare "while parsing a flow sequence"; a config named twice trained

@@ -116,8 +116,10 @@ def folder_problem(folder: Path) -> str | None:
     if os.path.lexists(readme) and not readme.is_file():
         return (f"folder {folder} holds README.md, a pipe, a device or a link to nothing rather than a file (the "
                 "dataset card orch and `datasets` read): remove it, or make it a file")
-    if (header := _configs_header(folder)) is not None:
-        return _configs_problem(folder, header)
+    if (header := _card_header(folder)) is not None:
+        problem, hub_layout = _card_problem(folder, header)
+        if problem is not None or hub_layout:
+            return problem
     try:
         files = [path for path in visible_paths(folder) if path.is_file()]  # walked once, for every check below
     except OSError as exc:  # `dataset: /proc`: a traceback of PermissionError
@@ -169,25 +171,26 @@ def _split_names_problem(folder: Path, files: list[Path]) -> str | None:
             "train-2.jsonl), or move the others out")
 
 
-def _configs_header(folder: Path) -> str | None:
-    """The YAML header the folder's README.md opens with, where it has a `configs:` key (a file only: a pipe's read
-    waits); None else."""
+def _card_header(folder: Path) -> str | None:
+    """The YAML header the folder's README.md opens with, which `datasets` reads as the dataset's card (a file only: a
+    pipe's read waits); None where there is none."""
     if not (folder / "README.md").is_file():
         return None
     try:
         text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    header = text.split("\n---", 1)[0].removeprefix("---") if text.startswith("---") else ""
-    return header if re.search(r"^configs:", header, re.MULTILINE) else None
+    return text.split("\n---", 1)[0].removeprefix("---") if text.startswith("---") else None
 
 
 _HEADER_FIX = "fix the header, or remove README.md to read the folder's files as they are"
 
 
-def _configs_problem(folder: Path, header: str) -> str | None:
-    """What `datasets` would stumble on in a README's `configs:`: a header that is no YAML (its bare "while parsing a
-    flow sequence" named neither the file nor the line), or a config name given twice (the last one read unsaid)."""
+def _card_problem(folder: Path, header: str) -> tuple[str | None, bool]:
+    """What `datasets` would stumble on in a README's YAML header, which it reads whatever the header holds: one that
+    is no YAML (its bare "while parsing a flow sequence" named neither the file nor the line) or is nested too deep
+    (a RecursionError traceback, under any key), or a `configs:` naming a config twice (the last one read unsaid);
+    and whether the header lists `configs:` (the hub layout, whose configs name their files themselves)."""
     import yaml
 
     try:
@@ -196,16 +199,16 @@ def _configs_problem(folder: Path, header: str) -> str | None:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""  # the file's line: the header is line 1 on
         return (f"folder {folder}: its README.md's YAML header is not valid YAML{where} "
-                f"({getattr(exc, 'problem', None) or 'unreadable'}): {_HEADER_FIX}")
+                f"({getattr(exc, 'problem', None) or 'unreadable'}): {_HEADER_FIX}"), False
     except RecursionError:  # hundreds of `[`: a traceback from plan, launch and the trainer alike
-        return f"folder {folder}: its README.md's YAML header is nested too deeply to read: {_HEADER_FIX}"
+        return f"folder {folder}: its README.md's YAML header is nested too deeply to read: {_HEADER_FIX}", False
     configs = card.get("configs") if isinstance(card, dict) else None
     names = [entry.get("config_name", "default") for entry in configs if isinstance(entry, dict)] \
         if isinstance(configs, list) else []
     if twice := checks.repeated(map(str, names)):
         return (f"folder {folder}: its README.md's `configs:` names config {checks.short_repr(twice[0])} twice "
-                "(`datasets` reads the last one unsaid): give each config its own config_name")
-    return None
+                "(`datasets` reads the last one unsaid): give each config its own config_name"), True
+    return None, configs is not None
 
 
 def one_file_problem(config: JobConfig, local: Path | None) -> str | None:
