@@ -431,8 +431,8 @@ def _amount_text(spec, train_tokens: int) -> str:
     if spec.max_steps is None and spec.train_tokens not in (None, train_tokens) and \
             train_tokens == spec.resolved_train_tokens():  # not a resumed run's tokens left
         steps = train_tokens // (spec.effective_batch * spec.seq_len)  # "(100,000 in whole steps)" read backwards
-        return (f"{train_tokens:,} tokens ({steps:,} whole steps for the {spec.train_tokens:,} asked) at seq "
-                f"{spec.seq_len}")
+        return (f"{train_tokens:,} tokens ({_things(steps, 'whole step')} for the {spec.train_tokens:,} asked) at "
+                f"seq {spec.seq_len}")
     return f"{train_tokens:,} tokens at seq {spec.seq_len}"
 
 
