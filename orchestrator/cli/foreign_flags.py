@@ -5,6 +5,7 @@ adamw`, `--bf16` is `--precision bf16`. A setting copied from another trainer's 
 refused; a value orch cannot take, or a setting the command has no option for, is one line saying so."""
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import fields
@@ -174,9 +175,7 @@ def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict) -> li
     flags = []
     for key, value in settings.items():
         if _set_instead(key, options):
-            shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value).lower() \
-                if isinstance(value, bool) else value
-            flags += ["--set", f"{key}={shown}"]
+            flags += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]  # JSON is YAML
             continue
         option = options[_flag_name(key)]
         if option.is_flag:
@@ -186,6 +185,14 @@ def _as_flags(name: str, entry: ForeignKey, settings: dict, options: dict) -> li
         else:
             flags.append(f"{_flag_name(key)}={','.join(value) if isinstance(value, list) else value}")
     return flags
+
+
+def _word_after(args: list[str], index: int) -> str | None:
+    """The word at `index` where it may be the value of the option before it: no option itself, a negative number
+    aside (`--max-length -5`)."""
+    if index < len(args) and (not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])):
+        return args[index]
+    return None
 
 
 def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
@@ -209,8 +216,7 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
                                          f"{_where_instead(key, options)}")
             # `--lora-alpha 32`, `--learning_rate 2e-4` copied from a training command line: the job setting, as
             # --set gives it (a published point's every column was refused but those estimate has flags for)
-            following = args[index] if not has_value and index < len(args) and (
-                not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])) else None
+            following = None if has_value else _word_after(args, index)
             if not has_value and following is None and key not in SWITCH_KEYS:
                 raise ForeignOptionError(f"{name} takes a value: {name} VALUE")
             index += not has_value and following is not None
@@ -221,8 +227,7 @@ def read_as_orch(options: dict, known, args: list[str]) -> list[str]:
             continue
         _check_command_has(name, entry, _targets(entry), options)  # whatever its value: `--bf16 false` sets none
         switch = is_switch(entry, options)
-        following = args[index] if not has_value and index < len(args) and (
-            not args[index].startswith("-") or NEGATIVE_NUMBER.fullmatch(args[index])) else None
+        following = None if has_value else _word_after(args, index)
         if following is not None and _takes(entry, following, options):
             value, has_value, following = following, "=", None
             index += 1
